@@ -1,0 +1,109 @@
+//! Command-line interface (clap). The contract is in DESIGN.md.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sisync",
+    version,
+    about = "Keeps a school's SIS and an online exam platform in sync",
+    long_about = None
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(
+        long,
+        global = true,
+        env = "SISYNC_CONFIG",
+        default_value = "/etc/sisync/sisync.toml"
+    )]
+    pub config: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr (default: human on a terminal, json otherwise).
+    #[arg(long, global = true, env = "SISYNC_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One-shot sync.
+    Sync {
+        #[command(subcommand)]
+        what: SyncWhat,
+    },
+    /// Last runs, record counts, audit log head.
+    Status,
+    /// Query and verify the audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+    /// Validate the config and show what sisync would talk to.
+    CheckConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncWhat {
+    /// Pull the roster from the SIS and provision the platform.
+    Roster(SyncArgs),
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct SyncArgs {
+    /// Print the plan; change nothing anywhere.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send every record again, changed or not (repairs a drifted platform).
+    #[arg(long)]
+    pub full: bool,
+    /// Let a plan through that the safety gate would refuse.
+    #[arg(long)]
+    pub allow_mass_changes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// List entries, oldest first.
+    List(AuditListArgs),
+    /// Show one entry in full.
+    Show {
+        /// Entry number (the `seq` column).
+        seq: i64,
+    },
+    /// Check the hash chain; exit 4 at the first broken entry.
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// From this time: RFC 3339, YYYY-MM-DD[ HH:MM] (local), or an age like 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only entries about this record id (SIS sourcedId).
+    #[arg(long)]
+    pub person: Option<String>,
+    /// Record kind (user, group) or action (user.create, user.deactivate, ...).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// CSV on stdout.
+    #[arg(long)]
+    pub csv: bool,
+    /// At most this many entries.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}

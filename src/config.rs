@@ -1,0 +1,633 @@
+//! TOML configuration: parsing, validation, secret resolution.
+//!
+//! Every error names the file, the line and the key, and says what to do.
+//! Relative paths are resolved against the directory of the config file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::Role;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub institution: Institution,
+    #[serde(default)]
+    pub state: State,
+    pub source: Source,
+    pub platform: Platform,
+    #[serde(default)]
+    pub safety: Safety,
+    #[serde(default)]
+    pub privacy: Privacy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Institution {
+    pub name: String,
+    pub brin: String,
+    #[serde(default)]
+    pub environment: Environment,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    #[default]
+    Production,
+    Acceptance,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    #[serde(default = "default_state_path")]
+    pub path: PathBuf,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            path: default_state_path(),
+        }
+    }
+}
+
+fn default_state_path() -> PathBuf {
+    PathBuf::from("/var/lib/sisync/state.db")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Source {
+    OnerosterCsv(OneRosterCsvSource),
+}
+
+impl Source {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::OnerosterCsv(_) => "oneroster-csv",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneRosterCsvSource {
+    /// A folder holding `manifest.csv` and friends, or a `.zip` of them.
+    pub path: PathBuf,
+    /// Extra OneRoster roles to sync, mapped to a sisync role
+    /// (`aide = "assessor"`). student, teacher and proctor map by default.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    #[serde(default)]
+    pub accommodations: AccommodationColumns,
+}
+
+/// Which `users.csv` columns carry exam accommodations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccommodationColumns {
+    #[serde(default = "default_extra_time_col")]
+    pub extra_time_percent: String,
+    #[serde(default = "default_font_scale_col")]
+    pub font_scale: String,
+    #[serde(default = "default_screen_reader_col")]
+    pub screen_reader: String,
+}
+
+impl Default for AccommodationColumns {
+    fn default() -> Self {
+        AccommodationColumns {
+            extra_time_percent: default_extra_time_col(),
+            font_scale: default_font_scale_col(),
+            screen_reader: default_screen_reader_col(),
+        }
+    }
+}
+
+fn default_extra_time_col() -> String {
+    "metadata.extraTimePercent".into()
+}
+fn default_font_scale_col() -> String {
+    "metadata.fontScale".into()
+}
+fn default_screen_reader_col() -> String {
+    "metadata.screenReader".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Platform {
+    Scim(ScimPlatform),
+    CsvDrop(CsvDropPlatform),
+}
+
+impl Platform {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Platform::Scim(_) => "scim",
+            Platform::CsvDrop(_) => "csv-drop",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimPlatform {
+    /// Base URL of the SCIM service, e.g. `https://platform.example/scim/v2`.
+    pub base_url: String,
+    /// `env:NAME`; inline tokens are refused.
+    pub token: Option<String>,
+    /// File holding the bearer token; relative names are looked up in
+    /// `$CREDENTIALS_DIRECTORY` first (systemd `LoadCredential=`).
+    pub token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub user_name: UserNameFrom,
+    /// Appended to the userName, e.g. `@voorbeeld.nl`.
+    pub user_name_suffix: Option<String>,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(default = "default_retries")]
+    pub max_retries: usize,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retries() -> usize {
+    4
+}
+
+/// Which source attribute becomes the SCIM `userName`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UserNameFrom {
+    #[default]
+    SourcedId,
+    Username,
+    Identifier,
+    Email,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvDropPlatform {
+    /// Folder that receives `users.csv`, `groups.csv`, `memberships.csv`.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Safety {
+    #[serde(default = "default_max_share")]
+    pub max_deactivate_share: f64,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            max_deactivate_share: default_max_share(),
+        }
+    }
+}
+
+fn default_max_share() -> f64 {
+    0.05
+}
+
+/// A field that may leave sisync towards the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Field {
+    /// Given, middle and family name.
+    Name,
+    /// E-mail address: opt-in.
+    Email,
+    Role,
+    /// The person's school (BRIN + location) in the extension schema.
+    Org,
+    /// Extra time, font scale, screen reader.
+    Accommodations,
+    /// Class membership (SCIM Groups / memberships.csv).
+    Groups,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::Email => "email",
+            Field::Role => "role",
+            Field::Org => "org",
+            Field::Accommodations => "accommodations",
+            Field::Groups => "groups",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Privacy {
+    #[serde(default = "default_fields")]
+    pub fields: Vec<Field>,
+    /// Org sourcedIds or identifiers (BRIN / BRIN+location) covered by the
+    /// processing agreement. Empty: all orgs in the source.
+    #[serde(default, alias = "scope_brins")]
+    pub scope_orgs: Vec<String>,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Privacy {
+            fields: default_fields(),
+            scope_orgs: Vec::new(),
+        }
+    }
+}
+
+fn default_fields() -> Vec<Field> {
+    vec![
+        Field::Name,
+        Field::Role,
+        Field::Org,
+        Field::Accommodations,
+        Field::Groups,
+    ]
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("`{s}` is not a duration ({e}); write e.g. \"30s\""))
+        })
+    }
+}
+
+/// A secret string that never prints itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A configuration problem: where it is and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A parsed, validated config with the place it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: PathBuf,
+    text: String,
+}
+
+impl Loaded {
+    /// Read and validate a config file.
+    pub fn from_file(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read config ({e}); pass --config PATH or set SISYNC_CONFIG"),
+        })?;
+        Loaded::from_str(path, text)
+    }
+
+    /// Parse and validate config text that claims to come from `path`.
+    pub fn from_str(path: &Path, text: String) -> Result<Loaded, ConfigError> {
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| line_of(&text, s.start));
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                key: None,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let mut loaded = Loaded {
+            config,
+            file: path.to_path_buf(),
+            text,
+        };
+        loaded.resolve_paths();
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    fn resolve_paths(&mut self) {
+        let dir = self.dir();
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        abs(&mut self.config.state.path);
+        match &mut self.config.source {
+            Source::OnerosterCsv(s) => abs(&mut s.path),
+        }
+        if let Platform::CsvDrop(p) = &mut self.config.platform {
+            abs(&mut p.path);
+        }
+    }
+
+    /// An error about `section.key`, located in the file.
+    pub fn error(&self, section: &str, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: locate_key(&self.text, section, key),
+            key: Some(format!("{section}.{key}")),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
+        if c.institution.brin.trim().is_empty() {
+            return Err(self.error("institution", "brin", "must not be empty"));
+        }
+        let share = c.safety.max_deactivate_share;
+        if !(0.0..=1.0).contains(&share) || share.is_nan() {
+            return Err(self.error(
+                "safety",
+                "max_deactivate_share",
+                format!("{share} is not a share; use a number from 0.0 to 1.0 (0.05 = 5 %)"),
+            ));
+        }
+        match &c.source {
+            Source::OnerosterCsv(s) => {
+                for (from, to) in &s.role_map {
+                    if Role::parse(to).is_none() {
+                        return Err(self.error(
+                            "source.role_map",
+                            from,
+                            format!(
+                                "`{to}` is not a sisync role; use student, teacher, assessor, proctor or staff"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Platform::Scim(p) = &c.platform {
+            match url::Url::parse(&p.base_url) {
+                Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+                _ => {
+                    return Err(self.error(
+                        "platform",
+                        "base_url",
+                        format!("`{}` is not an http(s) URL", p.base_url),
+                    ));
+                }
+            }
+            if p.concurrency == 0 || p.concurrency > 64 {
+                return Err(self.error("platform", "concurrency", "must be 1 to 64"));
+            }
+            if p.user_name == UserNameFrom::Email && !c.privacy.fields.contains(&Field::Email) {
+                return Err(self.error(
+                    "platform",
+                    "user_name",
+                    "\"email\" sends e-mail addresses; add \"email\" to privacy.fields or pick another user_name",
+                ));
+            }
+            self.scim_token(p)?;
+        }
+        Ok(())
+    }
+
+    /// Resolve the SCIM bearer token (file, `env:NAME`, credentials dir).
+    pub fn scim_token(&self, p: &ScimPlatform) -> Result<Secret, ConfigError> {
+        match (&p.token, &p.token_file) {
+            (Some(_), Some(_)) => Err(self.error(
+                "platform",
+                "token",
+                "set either token = \"env:NAME\" or token_file, not both",
+            )),
+            (None, None) => Err(self.error(
+                "platform",
+                "token_file",
+                "missing; set token_file = \"/path\" or token = \"env:NAME\"",
+            )),
+            (Some(t), None) => match t.strip_prefix("env:") {
+                Some(name) => match std::env::var(name) {
+                    Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+                    _ => Err(self.error(
+                        "platform",
+                        "token",
+                        format!("environment variable {name} is not set or empty; export it"),
+                    )),
+                },
+                None => Err(self.error(
+                    "platform",
+                    "token",
+                    "inline secrets are not allowed; use token = \"env:NAME\" or token_file",
+                )),
+            },
+            (None, Some(f)) => {
+                let path = self.secret_path(f);
+                match std::fs::read_to_string(&path) {
+                    Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+                    Ok(_) => Err(self.error(
+                        "platform",
+                        "token_file",
+                        format!("{} is empty", path.display()),
+                    )),
+                    Err(e) => Err(self.error(
+                        "platform",
+                        "token_file",
+                        format!("cannot read {} ({e})", path.display()),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn secret_path(&self, f: &Path) -> PathBuf {
+        if f.is_absolute() {
+            return f.to_path_buf();
+        }
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            let p = Path::new(&dir).join(f);
+            if p.exists() {
+                return p;
+            }
+        }
+        self.dir().join(f)
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where `key` is set inside `[section]`, or the section header
+/// line when the key is absent (a default is in force).
+fn locate_key(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    let mut header_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(h) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = h.trim().to_string();
+            if current == section {
+                header_line = Some(i + 1);
+            }
+            continue;
+        }
+        if current == section {
+            if let Some((k, _)) = line.split_once('=') {
+                if k.trim().trim_matches('"') == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    header_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Loaded, ConfigError> {
+        Loaded::from_str(Path::new("/etc/sisync/sisync.toml"), text.to_string())
+    }
+
+    const BASE: &str = r#"
+[institution]
+name = "Voorbeeld College"
+brin = "99AA"
+
+[source]
+kind = "oneroster-csv"
+path = "export"
+
+[platform]
+kind = "csv-drop"
+path = "/tmp/drop"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_absolute_paths() {
+        let l = parse(BASE).unwrap();
+        assert_eq!(l.config.safety.max_deactivate_share, 0.05);
+        assert!(!l.config.privacy.fields.contains(&Field::Email));
+        let Source::OnerosterCsv(s) = &l.config.source;
+        assert_eq!(s.path, PathBuf::from("/etc/sisync/export"));
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let text = BASE.replace("brin = \"99AA\"", "brin = \"99AA\"\nbrn = \"x\"");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("unknown field `brn`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_in_tagged_section_is_refused() {
+        let text = BASE.replace("path = \"/tmp/drop\"", "path = \"/tmp/drop\"\nurl = \"x\"");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("unknown field `url`"), "{e}");
+    }
+
+    #[test]
+    fn inline_token_is_refused_with_key_and_line() {
+        let text = BASE.replace(
+            "kind = \"csv-drop\"\npath = \"/tmp/drop\"",
+            "kind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\ntoken = \"abc123\"",
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("platform.token"));
+        assert_eq!(e.line, Some(14), "{e}");
+        assert!(!e.to_string().contains("abc123"), "secret leaked: {e}");
+    }
+
+    #[test]
+    fn env_token_resolves() {
+        // SAFETY: test-only env var with a unique name.
+        unsafe { std::env::set_var("SISYNC_TEST_TOKEN_CFG", "s3cret\n") };
+        let text = BASE.replace(
+            "kind = \"csv-drop\"\npath = \"/tmp/drop\"",
+            "kind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\ntoken = \"env:SISYNC_TEST_TOKEN_CFG\"",
+        );
+        let l = parse(&text).unwrap();
+        let Platform::Scim(p) = &l.config.platform else {
+            panic!("not scim")
+        };
+        assert_eq!(l.scim_token(p).unwrap().expose(), "s3cret");
+        assert_eq!(format!("{:?}", l.scim_token(p).unwrap()), "Secret(***)");
+    }
+
+    #[test]
+    fn bad_share_is_refused() {
+        let text = format!("{BASE}\n[safety]\nmax_deactivate_share = 5\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("safety.max_deactivate_share"));
+        assert_eq!(e.line, Some(15));
+    }
+
+    #[test]
+    fn unknown_privacy_field_is_refused() {
+        let text = format!("{BASE}\n[privacy]\nfields = [\"name\", \"bsn\"]\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(15), "{e}");
+        assert!(e.message.contains("bsn"), "{e}");
+    }
+}

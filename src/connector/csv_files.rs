@@ -1,0 +1,275 @@
+//! csv-drop platform sink: each run that changes anything delivers a folder
+//! `sisync-<UTC time>-run<N>/` with `users.csv`, `groups.csv` and
+//! `memberships.csv` holding the records that changed (deactivated users
+//! as `active=false` rows carrying only their id). A first run delivers
+//! the whole minimised roster; `sync --full` does so again.
+//!
+//! Delivery is atomic: the files are written into a hidden temporary
+//! folder, fsynced, and the folder is renamed into place, so a platform
+//! importer never sees a half-written drop. Only allowed fields get a
+//! column.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::Field;
+use crate::connector::{ChangeSet, Delivery, FileSink, SinkError};
+use crate::privacy::policy::PlatformUser;
+use crate::store::audit::sha256_hex;
+
+pub struct CsvDrop {
+    dir: PathBuf,
+    fields: Vec<Field>,
+}
+
+impl CsvDrop {
+    pub fn new(dir: &Path, fields: &[Field]) -> CsvDrop {
+        CsvDrop {
+            dir: dir.to_path_buf(),
+            fields: fields.to_vec(),
+        }
+    }
+
+    fn has(&self, f: Field) -> bool {
+        self.fields.contains(&f)
+    }
+
+    fn user_header(&self) -> Vec<&'static str> {
+        let mut h = vec!["externalId", "userName", "active"];
+        if self.has(Field::Name) {
+            h.extend(["givenName", "middleName", "familyName"]);
+        }
+        if self.has(Field::Email) {
+            h.push("email");
+        }
+        if self.has(Field::Role) {
+            h.push("role");
+        }
+        if self.has(Field::Org) {
+            h.push("org");
+        }
+        if self.has(Field::Accommodations) {
+            h.extend(["extraTimePercent", "fontScale", "screenReader"]);
+        }
+        h
+    }
+
+    fn user_row(&self, u: &PlatformUser) -> Vec<String> {
+        let o = |v: &Option<String>| v.clone().unwrap_or_default();
+        let mut r = vec![
+            u.external_id.clone(),
+            u.user_name.clone(),
+            u.active.to_string(),
+        ];
+        if self.has(Field::Name) {
+            r.extend([o(&u.given_name), o(&u.middle_name), o(&u.family_name)]);
+        }
+        if self.has(Field::Email) {
+            r.push(o(&u.email));
+        }
+        if self.has(Field::Role) {
+            r.push(u.role.map(|x| x.as_str().to_string()).unwrap_or_default());
+        }
+        if self.has(Field::Org) {
+            r.push(o(&u.org));
+        }
+        if self.has(Field::Accommodations) {
+            let a = u.accommodations.clone().unwrap_or_default();
+            r.push(
+                a.extra_time_percent
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            );
+            r.push(a.font_scale.map(|v| v.to_string()).unwrap_or_default());
+            r.push(a.screen_reader.map(|v| v.to_string()).unwrap_or_default());
+        }
+        r
+    }
+
+    fn err(&self, path: &Path, what: &str, e: impl std::fmt::Display) -> SinkError {
+        SinkError {
+            endpoint: path.display().to_string(),
+            status: None,
+            message: format!(
+                "{}: cannot {what} ({e}); check platform.path exists and is writable",
+                path.display()
+            ),
+            payload_sha256: None,
+        }
+    }
+}
+
+/// Serialise rows to CSV bytes, returning each row's hash by key column 0.
+fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> Result<(Vec<u8>, Vec<String>), csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header)?;
+    let mut hashes = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut one = csv::Writer::from_writer(Vec::new());
+        one.write_record(r)?;
+        hashes.push(sha256_hex(&one.into_inner().map_err(|e| e.into_error())?));
+        w.write_record(r)?;
+    }
+    Ok((w.into_inner().map_err(|e| e.into_error())?, hashes))
+}
+
+impl FileSink for CsvDrop {
+    fn endpoint(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn deliver(&self, run_id: i64, changes: &ChangeSet<'_>) -> Result<Delivery, SinkError> {
+        fs::create_dir_all(&self.dir).map_err(|e| self.err(&self.dir, "create the folder", e))?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let name = format!("sisync-{stamp}-run{run_id}");
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let dest = self.dir.join(&name);
+        if tmp.exists() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        fs::create_dir(&tmp).map_err(|e| self.err(&tmp, "create a temporary folder", e))?;
+
+        let mut row_hashes = HashMap::new();
+        let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
+        let enc = |e: csv::Error| self.err(&tmp, "encode CSV", e);
+
+        let header = self.user_header();
+        let mut rows: Vec<Vec<String>> = changes.users.iter().map(|u| self.user_row(u)).collect();
+        for id in &changes.deactivated_users {
+            let mut r = vec![id.to_string(), String::new(), "false".into()];
+            r.resize(header.len(), String::new());
+            rows.push(r);
+        }
+        let (bytes, hashes) = csv_bytes(&header, &rows).map_err(enc)?;
+        for (r, h) in rows.iter().zip(hashes) {
+            row_hashes.insert(("users.csv".to_string(), r[0].clone()), h);
+        }
+        files.push(("users.csv", bytes));
+
+        if self.has(Field::Groups) {
+            let mut gh = vec!["externalId", "displayName", "active"];
+            if self.has(Field::Org) {
+                gh.push("org");
+            }
+            let mut grows = Vec::new();
+            let mut mrows = Vec::new();
+            for (g, active) in &changes.groups {
+                let mut r = vec![
+                    g.external_id.clone(),
+                    g.display_name.clone().unwrap_or_default(),
+                    active.to_string(),
+                ];
+                if self.has(Field::Org) {
+                    r.push(g.org.clone().unwrap_or_default());
+                }
+                grows.push(r);
+                for m in &g.members {
+                    mrows.push(vec![g.external_id.clone(), m.clone()]);
+                }
+            }
+            let (bytes, hashes) = csv_bytes(&gh, &grows).map_err(enc)?;
+            for (r, h) in grows.iter().zip(hashes) {
+                row_hashes.insert(("groups.csv".to_string(), r[0].clone()), h);
+            }
+            files.push(("groups.csv", bytes));
+            let (bytes, _) =
+                csv_bytes(&["groupExternalId", "userExternalId"], &mrows).map_err(enc)?;
+            files.push(("memberships.csv", bytes));
+        }
+
+        for (file, bytes) in &files {
+            let p = tmp.join(file);
+            let mut f = File::create(&p).map_err(|e| self.err(&p, "write", e))?;
+            f.write_all(bytes).map_err(|e| self.err(&p, "write", e))?;
+            f.sync_all().map_err(|e| self.err(&p, "fsync", e))?;
+        }
+        File::open(&tmp)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.err(&tmp, "fsync", e))?;
+        fs::rename(&tmp, &dest).map_err(|e| self.err(&dest, "rename into place", e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.err(&self.dir, "fsync", e))?;
+        Ok(Delivery {
+            folder: dest,
+            row_hashes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Role;
+    use crate::privacy::policy::{ExamAccommodations, PlatformGroup};
+
+    fn user() -> PlatformUser {
+        PlatformUser {
+            external_id: "stu-1".into(),
+            user_name: "stu-1".into(),
+            active: true,
+            given_name: Some("Anaïs".into()),
+            middle_name: Some("van 't".into()),
+            family_name: Some("Jansen, Jr.".into()),
+            email: Some("secret@example.nl".into()),
+            role: Some(Role::Student),
+            org: Some("99AA00".into()),
+            accommodations: Some(ExamAccommodations {
+                extra_time_percent: Some(25),
+                font_scale: None,
+                screen_reader: Some(true),
+            }),
+        }
+    }
+
+    #[test]
+    fn delivers_atomically_with_only_allowed_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = CsvDrop::new(
+            dir.path(),
+            &[Field::Name, Field::Accommodations, Field::Groups],
+        );
+        let u = user();
+        let g = PlatformGroup {
+            external_id: "cls-1".into(),
+            display_name: Some("H3A".into()),
+            org: None,
+            members: vec!["stu-1".into()],
+            active: true,
+            partial: false,
+        };
+        let cs = ChangeSet {
+            users: vec![&u],
+            deactivated_users: vec!["stu-2"],
+            groups: vec![(&g, true)],
+        };
+        let d = sink.deliver(7, &cs).unwrap();
+        let entries: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(entries.len(), 1, "no temporary folder left behind");
+        assert!(
+            d.folder
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .ends_with("-run7")
+        );
+        let users = fs::read_to_string(d.folder.join("users.csv")).unwrap();
+        let mut lines = users.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "externalId,userName,active,givenName,middleName,familyName,extraTimePercent,fontScale,screenReader"
+        );
+        assert_eq!(
+            lines.next().unwrap(),
+            "stu-1,stu-1,true,Anaïs,van 't,\"Jansen, Jr.\",25,,true"
+        );
+        assert_eq!(lines.next().unwrap(), "stu-2,,false,,,,,,");
+        assert!(!users.contains("secret@example.nl"));
+        assert!(!users.contains("99AA00"));
+        let m = fs::read_to_string(d.folder.join("memberships.csv")).unwrap();
+        assert_eq!(m, "groupExternalId,userExternalId\ncls-1,stu-1\n");
+        assert_eq!(d.row_hashes.len(), 3);
+    }
+}

@@ -1,0 +1,87 @@
+//! Connectors: one wire protocol each, translating into and out of the
+//! canonical types of [`crate::model`] and [`crate::privacy::policy`].
+//! They know nothing of planning, state or audit.
+
+pub mod csv_files;
+pub mod oneroster_csv;
+pub mod scim;
+
+use crate::privacy::policy::{PlatformGroup, PlatformUser};
+
+/// A write the platform accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The platform's own id of the resource, when it has one.
+    pub platform_id: Option<String>,
+    /// The URL or file that received it.
+    pub endpoint: String,
+    /// SHA-256 of the exact bytes sent.
+    pub payload_sha256: String,
+}
+
+/// A write the platform refused or that could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{endpoint}: {message}")]
+pub struct SinkError {
+    pub endpoint: String,
+    pub status: Option<u16>,
+    /// What went wrong, without personal data or secrets.
+    pub message: String,
+    pub payload_sha256: Option<String>,
+}
+
+/// A platform that takes one record at a time (SCIM).
+#[allow(async_fn_in_trait)]
+pub trait RecordSink {
+    /// Where writes go, for messages and the audit log.
+    fn endpoint(&self) -> String;
+    /// Create a user, or adopt the one the platform already has with this
+    /// externalId (so a lost mapping never makes a duplicate).
+    async fn create_user(&self, user: &PlatformUser) -> Result<Written, SinkError>;
+    /// Send the `changed` fields of a user the platform knows as `id`.
+    async fn update_user(
+        &self,
+        id: &str,
+        user: &PlatformUser,
+        changed: &[String],
+    ) -> Result<Written, SinkError>;
+    /// Set `active: false`.
+    async fn deactivate_user(&self, id: &str, external_id: &str) -> Result<Written, SinkError>;
+    /// Create a group (or adopt one by externalId) with these member ids.
+    async fn create_group(
+        &self,
+        group: &PlatformGroup,
+        member_ids: &[String],
+    ) -> Result<Written, SinkError>;
+    /// Replace the group's changed fields; `member_ids` is the full list.
+    async fn update_group(
+        &self,
+        id: &str,
+        group: &PlatformGroup,
+        member_ids: &[String],
+        changed: &[String],
+    ) -> Result<Written, SinkError>;
+}
+
+/// One file-drop delivery: the records changed in a run.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeSet<'a> {
+    pub users: Vec<&'a PlatformUser>,
+    pub deactivated_users: Vec<&'a str>,
+    pub groups: Vec<(&'a PlatformGroup, bool)>,
+}
+
+/// A platform that takes whole files (csv-drop).
+pub trait FileSink {
+    fn endpoint(&self) -> String;
+    /// Deliver the change set atomically; returns the folder written and the
+    /// SHA-256 of each record line by external id.
+    fn deliver(&self, run_id: i64, changes: &ChangeSet<'_>) -> Result<Delivery, SinkError>;
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub folder: std::path::PathBuf,
+    /// (file, externalId) → SHA-256 of the CSV row written for it.
+    pub row_hashes: std::collections::HashMap<(String, String), String>,
+}

@@ -1,0 +1,907 @@
+//! 1EdTech OneRoster 1.1 / 1.2 CSV binding: a folder or `.zip` holding
+//! `manifest.csv`, `orgs.csv`, `academicSessions.csv`, `courses.csv`,
+//! `classes.csv`, `users.csv`, `roles.csv` (1.2) and `enrollments.csv`.
+//!
+//! Files are streamed row by row with the `csv` crate. A bad row is reported
+//! with file:line and skipped; a missing or unreadable file is fatal.
+//! `demographics.csv` and `userProfiles.csv` are never opened: nothing in
+//! the canonical model maps from them (birth dates and sex stay in the SIS).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::config::{AccommodationColumns, OneRosterCsvSource};
+use crate::model::{
+    Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
+};
+
+/// OneRoster version found in the export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1_1,
+    V1_2,
+}
+
+impl Version {
+    fn label(self) -> &'static str {
+        match self {
+            Version::V1_1 => "1.1",
+            Version::V1_2 => "1.2",
+        }
+    }
+}
+
+/// Reads a OneRoster CSV export into a canonical [`Roster`].
+pub struct OneRosterCsv {
+    path: PathBuf,
+    role_map: BTreeMap<String, Role>,
+    accommodations: AccommodationColumns,
+}
+
+impl OneRosterCsv {
+    pub fn new(cfg: &OneRosterCsvSource) -> OneRosterCsv {
+        let mut role_map: BTreeMap<String, Role> = [
+            ("student", Role::Student),
+            ("teacher", Role::Teacher),
+            ("proctor", Role::Proctor),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (from, to) in &cfg.role_map {
+            if let Some(r) = Role::parse(to) {
+                role_map.insert(from.to_ascii_lowercase(), r);
+            }
+        }
+        OneRosterCsv {
+            path: cfg.path.clone(),
+            role_map,
+            accommodations: cfg.accommodations.clone(),
+        }
+    }
+
+    pub fn location(&self) -> &Path {
+        &self.path
+    }
+
+    /// What is at the configured path, without reading the data:
+    /// "OneRoster 1.2 CSV, folder" (for `check-config`).
+    pub fn probe(&self) -> Result<String> {
+        let input = Input::open(&self.path)?;
+        let manifest = Manifest::read(&input)?;
+        let version = manifest.version(&input)?;
+        let kind = match input {
+            Input::Dir(_) => "folder",
+            Input::Zip { .. } => "zip",
+        };
+        let users = manifest.mode(&input, "users")?;
+        if users == Completeness::Absent {
+            bail!(
+                "{}: no users.csv declared or present; this export cannot be synced",
+                self.path.display()
+            );
+        }
+        Ok(format!(
+            "OneRoster {} CSV, {kind}, users {}",
+            version.label(),
+            match users {
+                Completeness::Delta => "delta",
+                _ => "bulk",
+            }
+        ))
+    }
+
+    /// Read the whole export. `progress` is called with rows read so far.
+    pub fn read(&self, progress: &dyn Fn(u64)) -> Result<Roster> {
+        let input = Input::open(&self.path)?;
+        let manifest = Manifest::read(&input)?;
+        let version = manifest.version(&input)?;
+        let mut r = Reader {
+            input: &input,
+            manifest: &manifest,
+            roster: Roster {
+                format: format!("OneRoster {} CSV", version.label()),
+                ..Roster::default()
+            },
+            progress,
+            rows: 0,
+        };
+        let orgs = r.orgs()?;
+        let courses = r.courses()?;
+        r.academic_sessions()?;
+        let classes = r.classes(&orgs, &courses)?;
+        let roles = if version == Version::V1_2 {
+            r.roles(&self.role_map)?
+        } else {
+            HashMap::new()
+        };
+        let users = r.users(version, &self.role_map, &roles, &self.accommodations)?;
+        r.enrollments(&users, &classes, &self.role_map)?;
+        Ok(r.roster)
+    }
+}
+
+/// A folder or a zip file.
+enum Input {
+    Dir(PathBuf),
+    Zip {
+        path: PathBuf,
+        /// file name (lowercase, no folder) → name inside the archive
+        names: HashMap<String, String>,
+    },
+}
+
+impl Input {
+    fn open(path: &Path) -> Result<Input> {
+        let meta = std::fs::metadata(path).with_context(|| {
+            format!(
+                "OneRoster export {} not found; check source.path",
+                path.display()
+            )
+        })?;
+        if meta.is_dir() {
+            return Ok(Input::Dir(path.to_path_buf()));
+        }
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let zip = zip::ZipArchive::new(file).with_context(|| {
+            format!(
+                "{} is neither a folder nor a readable .zip; point source.path at the export",
+                path.display()
+            )
+        })?;
+        let names = zip
+            .file_names()
+            .filter(|n| !n.ends_with('/'))
+            .map(|n| {
+                let base = n.rsplit('/').next().unwrap_or(n).to_ascii_lowercase();
+                (base, n.to_string())
+            })
+            .collect();
+        Ok(Input::Zip {
+            path: path.to_path_buf(),
+            names,
+        })
+    }
+
+    fn display(&self, file: &str) -> String {
+        match self {
+            Input::Dir(d) => d.join(file).display().to_string(),
+            Input::Zip { path, .. } => format!("{}!{file}", path.display()),
+        }
+    }
+
+    fn dir_entry(dir: &Path, file: &str) -> Option<PathBuf> {
+        let exact = dir.join(file);
+        if exact.is_file() {
+            return Some(exact);
+        }
+        // Exports from some SIS use other capitalisation (AcademicSessions.csv).
+        std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+            let name = e.file_name().to_string_lossy().to_ascii_lowercase();
+            (name == file.to_ascii_lowercase()).then(|| e.path())
+        })
+    }
+
+    fn exists(&self, file: &str) -> bool {
+        match self {
+            Input::Dir(d) => Self::dir_entry(d, file).is_some(),
+            Input::Zip { names, .. } => names.contains_key(&file.to_ascii_lowercase()),
+        }
+    }
+
+    /// Run `f` over the file's bytes (BOM stripped); None if absent.
+    fn with<T>(
+        &self,
+        file: &str,
+        f: impl FnOnce(&mut dyn BufRead) -> Result<T>,
+    ) -> Result<Option<T>> {
+        match self {
+            Input::Dir(d) => {
+                let Some(p) = Self::dir_entry(d, file) else {
+                    return Ok(None);
+                };
+                let fh = File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
+                let mut br = BufReader::with_capacity(256 * 1024, fh);
+                skip_bom(&mut br)?;
+                f(&mut br).map(Some)
+            }
+            Input::Zip { path, names } => {
+                let Some(inner) = names.get(&file.to_ascii_lowercase()) else {
+                    return Ok(None);
+                };
+                let fh = File::open(path)?;
+                let mut zip = zip::ZipArchive::new(fh)?;
+                let entry = zip
+                    .by_name(inner)
+                    .with_context(|| format!("cannot read {inner} in {}", path.display()))?;
+                let mut br = BufReader::with_capacity(256 * 1024, entry);
+                skip_bom(&mut br)?;
+                f(&mut br).map(Some)
+            }
+        }
+    }
+}
+
+fn skip_bom<R: Read>(br: &mut BufReader<R>) -> Result<()> {
+    let buf = br.fill_buf()?;
+    if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        br.consume(3);
+    }
+    Ok(())
+}
+
+/// `manifest.csv`: propertyName,value.
+struct Manifest {
+    props: HashMap<String, String>,
+    present: bool,
+}
+
+impl Manifest {
+    fn read(input: &Input) -> Result<Manifest> {
+        let props = input.with("manifest.csv", |rd| {
+            let mut props = HashMap::new();
+            let mut csv = csv_reader(rd);
+            for rec in csv.records() {
+                let rec = rec.map_err(|e| anyhow!("{}: {e}", input.display("manifest.csv")))?;
+                if let (Some(k), Some(v)) = (rec.get(0), rec.get(1)) {
+                    props.insert(k.trim().to_string(), v.trim().to_string());
+                }
+            }
+            Ok(props)
+        })?;
+        Ok(Manifest {
+            present: props.is_some(),
+            props: props.unwrap_or_default(),
+        })
+    }
+
+    fn version(&self, input: &Input) -> Result<Version> {
+        match self.props.get("oneroster.version").map(String::as_str) {
+            Some("1.2") => Ok(Version::V1_2),
+            Some("1.1") | Some("1.0") => Ok(Version::V1_1),
+            Some(other) => bail!(
+                "{}: oneroster.version {other:?} is not supported; sisync reads OneRoster 1.1 and 1.2",
+                input.display("manifest.csv")
+            ),
+            None => {
+                // No manifest (or no version in it): 1.2 has roles.csv and
+                // no role column in users.csv.
+                if input.exists("roles.csv") {
+                    return Ok(Version::V1_2);
+                }
+                let has_role = input
+                    .with("users.csv", |rd| {
+                        let mut csv = csv_reader(rd);
+                        let h = csv.headers()?;
+                        Ok(h.iter().any(|c| c.trim().eq_ignore_ascii_case("role")))
+                    })?
+                    .unwrap_or(true);
+                Ok(if has_role {
+                    Version::V1_1
+                } else {
+                    Version::V1_2
+                })
+            }
+        }
+    }
+
+    /// How the manifest declares a file: bulk, delta or absent.
+    fn mode(&self, input: &Input, entity: &str) -> Result<Completeness> {
+        let file = format!("{entity}.csv");
+        if !self.present {
+            return Ok(if input.exists(&file) {
+                Completeness::Bulk
+            } else {
+                Completeness::Absent
+            });
+        }
+        match self
+            .props
+            .get(&format!("file.{entity}"))
+            .map(String::as_str)
+        {
+            Some("bulk") => Ok(Completeness::Bulk),
+            Some("delta") => Ok(Completeness::Delta),
+            Some("absent") | None => Ok(Completeness::Absent),
+            Some(other) => bail!(
+                "{}: file.{entity} = {other:?}; expected bulk, delta or absent",
+                input.display("manifest.csv")
+            ),
+        }
+    }
+}
+
+fn csv_reader<R: Read>(rd: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::None)
+        .from_reader(rd)
+}
+
+/// One data row with header lookup.
+struct Row<'a> {
+    rec: &'a csv::StringRecord,
+    cols: &'a HashMap<String, usize>,
+    file: &'a str,
+    line: u64,
+}
+
+impl Row<'_> {
+    fn get(&self, col: &str) -> Option<&str> {
+        let i = *self.cols.get(&col.to_ascii_lowercase())?;
+        self.rec.get(i).map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    fn list(&self, col: &str) -> Vec<String> {
+        self.get(col)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+
+    fn issue(&self, id: Option<&str>, reason: impl Into<String>) -> SourceIssue {
+        SourceIssue {
+            location: self.location(),
+            record_id: id.map(String::from),
+            reason: reason.into(),
+        }
+    }
+
+    /// `status` column: active unless tobedeleted (1.1/1.2) or inactive (1.0).
+    fn status(&self) -> Result<Status, String> {
+        match self.get("status").map(|s| s.to_ascii_lowercase()) {
+            None => Ok(Status::Active),
+            Some(s) if s == "active" => Ok(Status::Active),
+            Some(s) if s == "tobedeleted" || s == "inactive" => Ok(Status::ToBeDeleted),
+            Some(s) => Err(format!("status {s:?} is not active or tobedeleted")),
+        }
+    }
+}
+
+struct Reader<'a> {
+    input: &'a Input,
+    manifest: &'a Manifest,
+    roster: Roster,
+    progress: &'a dyn Fn(u64),
+    rows: u64,
+}
+
+impl Reader<'_> {
+    /// Stream one file; `each` gets every well-formed row. Returns the mode.
+    fn table(
+        &mut self,
+        entity: &str,
+        required: &[&str],
+        mut each: impl FnMut(&mut Roster, &Row<'_>),
+    ) -> Result<Completeness> {
+        let file = format!("{entity}.csv");
+        let mode = self.manifest.mode(self.input, entity)?;
+        if mode == Completeness::Absent {
+            return Ok(mode);
+        }
+        let shown = self.input.display(&file);
+        let roster = &mut self.roster;
+        let progress = self.progress;
+        let rows = &mut self.rows;
+        let found = self.input.with(&file, |rd| {
+            let mut csv = csv_reader(rd);
+            let headers = csv
+                .headers()
+                .with_context(|| format!("{shown}: cannot read the header line"))?
+                .clone();
+            let cols: HashMap<String, usize> = headers
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (h.trim().to_ascii_lowercase(), i))
+                .collect();
+            for req in required {
+                if !cols.contains_key(&req.to_ascii_lowercase()) {
+                    bail!("{shown}:1: required column {req:?} is missing from the header");
+                }
+            }
+            let mut rec = csv::StringRecord::new();
+            loop {
+                match csv.read_record(&mut rec) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+                        *rows += 1;
+                        if *rows % 10_000 == 0 {
+                            progress(*rows);
+                        }
+                        if rec.len() == 1 && rec.get(0).is_some_and(|c| c.trim().is_empty()) {
+                            continue; // blank line
+                        }
+                        if rec.len() != headers.len() {
+                            // never let a damaged row look like a person who left
+                            if let Some(id) = rec.get(0).map(str::trim).filter(|s| !s.is_empty()) {
+                                match entity {
+                                    "users" => {
+                                        roster.held_persons.insert(id.to_string());
+                                    }
+                                    "classes" => {
+                                        roster.held_groups.insert(id.to_string());
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            roster.issues.push(SourceIssue {
+                                location: format!("{file}:{line}"),
+                                record_id: rec.get(0).map(String::from),
+                                reason: format!(
+                                    "row has {} fields, header has {}",
+                                    rec.len(),
+                                    headers.len()
+                                ),
+                            });
+                            continue;
+                        }
+                        let row = Row {
+                            rec: &rec,
+                            cols: &cols,
+                            file: &file,
+                            line,
+                        };
+                        each(roster, &row);
+                    }
+                    Err(e) => {
+                        let line = e.position().map(|p| p.line()).unwrap_or(0);
+                        match e.kind() {
+                            csv::ErrorKind::Utf8 { .. } => roster.issues.push(SourceIssue {
+                                location: format!("{file}:{line}"),
+                                record_id: None,
+                                reason: "row is not valid UTF-8; re-export the file as UTF-8"
+                                    .into(),
+                            }),
+                            _ => bail!("{shown}:{line}: {e}"),
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if found.is_none() {
+            bail!(
+                "{shown} is missing but manifest.csv declares file.{entity} = {}; re-export or fix the manifest",
+                match mode {
+                    Completeness::Delta => "delta",
+                    _ => "bulk",
+                }
+            );
+        }
+        (self.progress)(self.rows);
+        Ok(mode)
+    }
+
+    fn orgs(&mut self) -> Result<HashMap<String, ()>> {
+        let mut seen = HashMap::new();
+        let mut orgs = Vec::new();
+        self.table("orgs", &["sourcedId"], |roster, row| {
+            let Some(id) = row.get("sourcedId") else {
+                roster.issues.push(row.issue(None, "missing sourcedId"));
+                return;
+            };
+            if seen.insert(id.to_string(), ()).is_some() {
+                roster
+                    .issues
+                    .push(row.issue(Some(id), "duplicate sourcedId"));
+                return;
+            }
+            if row.status() == Ok(Status::ToBeDeleted) {
+                return;
+            }
+            orgs.push(Org {
+                sourced_id: id.to_string(),
+                name: row.get("name").unwrap_or_default().to_string(),
+                identifier: row.get("identifier").map(String::from),
+                kind: row.get("type").unwrap_or_default().to_string(),
+                parent: row.get("parentSourcedId").map(String::from),
+            });
+        })?;
+        self.roster.orgs = orgs;
+        Ok(seen)
+    }
+
+    fn courses(&mut self) -> Result<HashMap<String, Option<String>>> {
+        let mut courses = HashMap::new();
+        self.table("courses", &["sourcedId"], |roster, row| {
+            let Some(id) = row.get("sourcedId") else {
+                roster.issues.push(row.issue(None, "missing sourcedId"));
+                return;
+            };
+            if courses
+                .insert(id.to_string(), row.get("courseCode").map(String::from))
+                .is_some()
+            {
+                roster
+                    .issues
+                    .push(row.issue(Some(id), "duplicate sourcedId"));
+            }
+        })?;
+        Ok(courses)
+    }
+
+    fn academic_sessions(&mut self) -> Result<()> {
+        let mut seen = HashSet::new();
+        self.table(
+            "academicSessions",
+            &["sourcedId"],
+            |roster, row| match row.get("sourcedId") {
+                None => roster.issues.push(row.issue(None, "missing sourcedId")),
+                Some(id) if !seen.insert(id.to_string()) => roster
+                    .issues
+                    .push(row.issue(Some(id), "duplicate sourcedId")),
+                Some(_) => {}
+            },
+        )?;
+        Ok(())
+    }
+
+    fn classes(
+        &mut self,
+        orgs: &HashMap<String, ()>,
+        courses: &HashMap<String, Option<String>>,
+    ) -> Result<HashSet<String>> {
+        let orgs_bulk = self.manifest.mode(self.input, "orgs")? == Completeness::Bulk;
+        let mut seen = HashSet::new();
+        let mut groups = Vec::new();
+        let mode = self.table("classes", &["sourcedId", "title"], |roster, row| {
+            let Some(id) = row.get("sourcedId") else {
+                roster.issues.push(row.issue(None, "missing sourcedId"));
+                return;
+            };
+            if !seen.insert(id.to_string()) {
+                roster
+                    .issues
+                    .push(row.issue(Some(id), "duplicate sourcedId"));
+                return;
+            }
+            let status = match row.status() {
+                Ok(s) => s,
+                Err(e) => {
+                    roster.issues.push(row.issue(Some(id), e));
+                    roster.held_groups.insert(id.to_string());
+                    return;
+                }
+            };
+            let org = row.get("schoolSourcedId").map(String::from);
+            if let Some(o) = &org {
+                if orgs_bulk && !orgs.contains_key(o) && status == Status::Active {
+                    roster.issues.push(
+                        row.issue(Some(id), format!("schoolSourcedId {o} is not in orgs.csv")),
+                    );
+                    roster.held_groups.insert(id.to_string());
+                    return;
+                }
+            }
+            let course = row.get("courseSourcedId").map(String::from);
+            let code = row.get("classCode").map(String::from).or_else(|| {
+                course
+                    .as_ref()
+                    .and_then(|c| courses.get(c).cloned().flatten())
+            });
+            groups.push(Group {
+                sourced_id: id.to_string(),
+                status,
+                title: row.get("title").unwrap_or(id).to_string(),
+                code,
+                org,
+                sessions: row.list("termSourcedIds"),
+                course,
+            });
+        })?;
+        self.roster.groups = groups;
+        self.roster.groups_completeness = mode;
+        Ok(seen)
+    }
+
+    /// 1.2 `roles.csv`: user → (role, orgs). The primary role wins.
+    fn roles(&mut self, role_map: &BTreeMap<String, Role>) -> Result<HashMap<String, UserRoles>> {
+        let mut out: HashMap<String, UserRoles> = HashMap::new();
+        self.table("roles", &["userSourcedId", "role"], |roster, row| {
+            let Some(user) = row.get("userSourcedId") else {
+                roster
+                    .issues
+                    .push(row.issue(row.get("sourcedId"), "missing userSourcedId"));
+                return;
+            };
+            if row.status() == Ok(Status::ToBeDeleted) {
+                return;
+            }
+            let role_name = row.get("role").unwrap_or_default().to_ascii_lowercase();
+            let primary = row
+                .get("roleType")
+                .is_some_and(|t| t.eq_ignore_ascii_case("primary"));
+            let entry = out.entry(user.to_string()).or_default();
+            let mapped = role_map.get(&role_name).copied();
+            if entry.role.is_none() || (primary && !entry.primary) {
+                entry.role = mapped;
+                entry.role_name = role_name;
+                entry.primary = primary;
+            }
+            if let Some(org) = row.get("orgSourcedId") {
+                if !entry.orgs.iter().any(|o| o == org) {
+                    if primary {
+                        entry.orgs.insert(0, org.to_string());
+                    } else {
+                        entry.orgs.push(org.to_string());
+                    }
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    fn users(
+        &mut self,
+        version: Version,
+        role_map: &BTreeMap<String, Role>,
+        roles: &HashMap<String, UserRoles>,
+        acc: &AccommodationColumns,
+    ) -> Result<HashSet<String>> {
+        let mut seen = HashSet::new();
+        let mut persons = Vec::new();
+        let mut ignored = 0usize;
+        let required: &[&str] = match version {
+            Version::V1_1 => &["sourcedId", "role", "givenName", "familyName"],
+            Version::V1_2 => &["sourcedId", "givenName", "familyName"],
+        };
+        let mode = self.table("users", required, |roster, row| {
+            let Some(id) = row.get("sourcedId") else {
+                roster.issues.push(row.issue(None, "missing sourcedId"));
+                return;
+            };
+            if !seen.insert(id.to_string()) {
+                roster
+                    .issues
+                    .push(row.issue(Some(id), "duplicate sourcedId"));
+                return;
+            }
+            let mut status = match row.status() {
+                Ok(s) => s,
+                Err(e) => {
+                    roster.issues.push(row.issue(Some(id), e));
+                    roster.held_persons.insert(id.to_string());
+                    return;
+                }
+            };
+            if row
+                .get("enabledUser")
+                .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+            {
+                status = Status::ToBeDeleted;
+            }
+            let (role, role_name, mut orgs) = match version {
+                Version::V1_1 => {
+                    let name = row.get("role").unwrap_or_default().to_ascii_lowercase();
+                    (
+                        role_map.get(&name).copied(),
+                        name,
+                        row.list("orgSourcedIds"),
+                    )
+                }
+                Version::V1_2 => match roles.get(id) {
+                    Some(r) => (r.role, r.role_name.clone(), r.orgs.clone()),
+                    None => (None, String::new(), Vec::new()),
+                },
+            };
+            if let Some(primary) = row.get("primaryOrgSourcedId") {
+                orgs.retain(|o| o != primary);
+                orgs.insert(0, primary.to_string());
+            }
+            let Some(role) = role else {
+                if role_name.is_empty() && status == Status::Active {
+                    roster
+                        .issues
+                        .push(row.issue(Some(id), "user has no role (roles.csv)"));
+                    roster.held_persons.insert(id.to_string());
+                } else {
+                    ignored += 1; // guardians, parents, unmapped staff
+                }
+                return;
+            };
+            let accommodations = match parse_accommodations(row, acc) {
+                Ok(a) => a,
+                Err(e) => {
+                    roster.issues.push(row.issue(Some(id), e));
+                    roster.held_persons.insert(id.to_string());
+                    return;
+                }
+            };
+            let (Some(given), Some(family)) = (row.get("givenName"), row.get("familyName")) else {
+                if status == Status::Active {
+                    roster
+                        .issues
+                        .push(row.issue(Some(id), "givenName or familyName is empty"));
+                    roster.held_persons.insert(id.to_string());
+                    return;
+                }
+                // a tobedeleted delta row may carry the id only
+                persons.push(Person {
+                    sourced_id: id.to_string(),
+                    status,
+                    role,
+                    username: None,
+                    identifier: None,
+                    given_name: String::new(),
+                    middle_name: None,
+                    family_name: String::new(),
+                    email: None,
+                    orgs,
+                    accommodations,
+                });
+                return;
+            };
+            persons.push(Person {
+                sourced_id: id.to_string(),
+                status,
+                role,
+                username: row.get("username").map(String::from),
+                identifier: row.get("identifier").map(String::from),
+                given_name: given.to_string(),
+                middle_name: row.get("middleName").map(String::from),
+                family_name: family.to_string(),
+                email: row.get("email").map(String::from),
+                orgs,
+                accommodations,
+            });
+        })?;
+        self.roster.persons = persons;
+        self.roster.ignored += ignored;
+        self.roster.persons_completeness = mode;
+        Ok(seen)
+    }
+
+    fn enrollments(
+        &mut self,
+        users: &HashSet<String>,
+        classes: &HashSet<String>,
+        role_map: &BTreeMap<String, Role>,
+    ) -> Result<()> {
+        let users_bulk = self.roster.persons_completeness == Completeness::Bulk;
+        let classes_bulk = self.roster.groups_completeness == Completeness::Bulk;
+        let synced: HashSet<String> = self
+            .roster
+            .persons
+            .iter()
+            .map(|p| p.sourced_id.clone())
+            .collect();
+        let mut seen = HashSet::new();
+        let mut memberships = Vec::new();
+        let mut ignored = 0usize;
+        let mode = self.table(
+            "enrollments",
+            &["classSourcedId", "userSourcedId"],
+            |roster, row| {
+                let hold = |roster: &mut Roster| {
+                    if let Some(class) = row.get("classSourcedId") {
+                        roster.held_groups.insert(class.to_string());
+                    }
+                };
+                let Some(id) = row.get("sourcedId") else {
+                    roster.issues.push(row.issue(None, "missing sourcedId"));
+                    hold(roster);
+                    return;
+                };
+                if !seen.insert(id.to_string()) {
+                    roster
+                        .issues
+                        .push(row.issue(Some(id), "duplicate sourcedId"));
+                    hold(roster);
+                    return;
+                }
+                let status = match row.status() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        roster.issues.push(row.issue(Some(id), e));
+                        hold(roster);
+                        return;
+                    }
+                };
+                let (Some(class), Some(user)) =
+                    (row.get("classSourcedId"), row.get("userSourcedId"))
+                else {
+                    roster
+                        .issues
+                        .push(row.issue(Some(id), "classSourcedId or userSourcedId is empty"));
+                    return;
+                };
+                if users_bulk && !users.contains(user) {
+                    roster.issues.push(row.issue(
+                        Some(id),
+                        format!("userSourcedId {user} is not in users.csv"),
+                    ));
+                    return;
+                }
+                if classes_bulk && !classes.contains(class) {
+                    roster.issues.push(row.issue(
+                        Some(id),
+                        format!("classSourcedId {class} is not in classes.csv"),
+                    ));
+                    return;
+                }
+                if users_bulk && !synced.contains(user) {
+                    ignored += 1; // enrolment of a guardian or a skipped user
+                    return;
+                }
+                let role_name = row.get("role").unwrap_or("student").to_ascii_lowercase();
+                let Some(role) = role_map.get(&role_name).copied() else {
+                    ignored += 1;
+                    return;
+                };
+                memberships.push(Membership {
+                    sourced_id: id.to_string(),
+                    status,
+                    group: class.to_string(),
+                    person: user.to_string(),
+                    role,
+                });
+            },
+        )?;
+        self.roster.memberships = memberships;
+        self.roster.ignored += ignored;
+        self.roster.memberships_completeness = mode;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct UserRoles {
+    role: Option<Role>,
+    role_name: String,
+    primary: bool,
+    orgs: Vec<String>,
+}
+
+fn parse_accommodations(
+    row: &Row<'_>,
+    cols: &AccommodationColumns,
+) -> Result<Accommodations, String> {
+    let mut a = Accommodations::default();
+    if let Some(v) = row.get(&cols.extra_time_percent) {
+        let n: u32 = v.trim_end_matches('%').parse().map_err(|_| {
+            format!(
+                "{} {v:?} is not a whole percentage",
+                cols.extra_time_percent
+            )
+        })?;
+        if n > 300 {
+            return Err(format!("{} {n} is above 300 %", cols.extra_time_percent));
+        }
+        a.extra_time_percent = Some(n);
+    }
+    if let Some(v) = row.get(&cols.font_scale) {
+        let f: f64 = v
+            .replace(',', ".")
+            .parse()
+            .map_err(|_| format!("{} {v:?} is not a number", cols.font_scale))?;
+        if !(0.5..=5.0).contains(&f) {
+            return Err(format!("{} {f} is outside 0.5..5.0", cols.font_scale));
+        }
+        a.font_scale = Some(f);
+    }
+    if let Some(v) = row.get(&cols.screen_reader) {
+        a.screen_reader = Some(match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "ja" => true,
+            "false" | "0" | "no" | "nee" => false,
+            _ => return Err(format!("{} {v:?} is not true or false", cols.screen_reader)),
+        });
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,21 @@
+//! sisync: keeps a school's student administration system (SIS) and an
+//! online exam platform in sync. See `DESIGN.md` for the architecture.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod connector;
+pub mod http;
+pub mod model;
+pub mod privacy;
+pub mod store;
+pub mod sync;
+
+/// Process exit codes (the CLI contract).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const CONFIG: i32 = 2;
+    pub const REFUSED: i32 = 3;
+    pub const AUDIT_BROKEN: i32 = 4;
+}

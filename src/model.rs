@@ -1,0 +1,166 @@
+//! Canonical, protocol-free roster types. Connectors translate their wire
+//! format into these; the planner and policy only ever see these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The role a person has towards the test platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Student,
+    Teacher,
+    Assessor,
+    Proctor,
+    Staff,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Student => "student",
+            Role::Teacher => "teacher",
+            Role::Assessor => "assessor",
+            Role::Proctor => "proctor",
+            Role::Staff => "staff",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "student" => Some(Role::Student),
+            "teacher" => Some(Role::Teacher),
+            "assessor" => Some(Role::Assessor),
+            "proctor" => Some(Role::Proctor),
+            "staff" => Some(Role::Staff),
+            _ => None,
+        }
+    }
+}
+
+/// Exam accommodations ("faciliteiten") of a candidate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Accommodations {
+    pub extra_time_percent: Option<u32>,
+    pub font_scale: Option<f64>,
+    pub screen_reader: Option<bool>,
+    pub other: BTreeMap<String, String>,
+}
+
+impl Accommodations {
+    pub fn is_empty(&self) -> bool {
+        self.extra_time_percent.is_none()
+            && self.font_scale.is_none()
+            && self.screen_reader.is_none()
+            && self.other.is_empty()
+    }
+}
+
+/// Whether a record is live in the source or marked for removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Status {
+    #[default]
+    Active,
+    /// OneRoster `tobedeleted`, IMS `recstatus=3`: the platform deactivates it.
+    ToBeDeleted,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    pub sourced_id: String,
+    pub status: Status,
+    pub role: Role,
+    pub username: Option<String>,
+    /// Institution-facing number (student number, staff code).
+    pub identifier: Option<String>,
+    pub given_name: String,
+    pub middle_name: Option<String>,
+    pub family_name: String,
+    pub email: Option<String>,
+    /// Org sourcedIds this person belongs to; the first is the primary one.
+    pub orgs: Vec<String>,
+    pub accommodations: Accommodations,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub sourced_id: String,
+    pub status: Status,
+    pub title: String,
+    pub code: Option<String>,
+    pub org: Option<String>,
+    pub sessions: Vec<String>,
+    pub course: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Membership {
+    pub sourced_id: String,
+    pub status: Status,
+    pub group: String,
+    pub person: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Org {
+    pub sourced_id: String,
+    pub name: String,
+    /// BRIN + location code ("99AA00"), or just the BRIN.
+    pub identifier: Option<String>,
+    pub kind: String,
+    pub parent: Option<String>,
+}
+
+/// Whether a source delivered everything (absence means "left") or only changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Completeness {
+    #[default]
+    Bulk,
+    Delta,
+    /// The source did not deliver this kind of record at all.
+    Absent,
+}
+
+/// A problem with one source record: reported, counted, skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceIssue {
+    /// Where: `users.csv:17`, an URL, an XML path.
+    pub location: String,
+    pub record_id: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for SourceIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.record_id {
+            Some(id) => write!(f, "{}: record {id}: {}", self.location, self.reason),
+            None => write!(f, "{}: {}", self.location, self.reason),
+        }
+    }
+}
+
+/// The canonical roster as read from one source in one run.
+#[derive(Debug, Clone, Default)]
+pub struct Roster {
+    pub orgs: Vec<Org>,
+    pub persons: Vec<Person>,
+    pub groups: Vec<Group>,
+    pub memberships: Vec<Membership>,
+    pub persons_completeness: Completeness,
+    pub groups_completeness: Completeness,
+    pub memberships_completeness: Completeness,
+    /// Records skipped because they were malformed or dangling.
+    pub issues: Vec<SourceIssue>,
+    /// Records read but outside what sisync syncs (guardians, ...).
+    pub ignored: usize,
+    /// Persons present in the source but skipped as malformed: the platform
+    /// keeps them as they are (never deactivated for a bad row).
+    pub held_persons: std::collections::HashSet<String>,
+    /// Groups whose rows (or enrolment rows) were malformed: left as they are.
+    pub held_groups: std::collections::HashSet<String>,
+    /// Human description of the source version ("OneRoster 1.2 CSV").
+    pub format: String,
+}

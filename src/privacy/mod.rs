@@ -1,0 +1,3 @@
+//! Privacy by design: what may leave sisync, for whom, and in which form.
+
+pub mod policy;

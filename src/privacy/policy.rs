@@ -1,0 +1,487 @@
+//! Policy: applies the processing agreement to a canonical roster. Only
+//! persons and groups of in-scope orgs pass, and only the fields in
+//! `privacy.fields` are kept. What comes out is all the platform ever sees.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Field, Privacy, UserNameFrom};
+use crate::model::{Completeness, Org, Person, Role, Roster, SourceIssue, Status};
+
+/// Accommodations as sent to the platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct ExamAccommodations {
+    pub extra_time_percent: Option<u32>,
+    pub font_scale: Option<f64>,
+    pub screen_reader: Option<bool>,
+}
+
+/// A user as the platform may see it: nothing beyond the allow-list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlatformUser {
+    /// The SIS sourcedId.
+    pub external_id: String,
+    pub user_name: String,
+    pub active: bool,
+    pub given_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub family_name: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<Role>,
+    /// BRIN + location code of the person's school.
+    pub org: Option<String>,
+    pub accommodations: Option<ExamAccommodations>,
+}
+
+/// A class as the platform may see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlatformGroup {
+    pub external_id: String,
+    /// None when only membership changes are known (delta enrolments).
+    pub display_name: Option<String>,
+    pub org: Option<String>,
+    /// External ids of the members, sorted.
+    pub members: Vec<String>,
+    pub active: bool,
+    /// True when the record carries only `members` (delta enrolments); the
+    /// planner keeps the stored hashes of the other fields.
+    pub partial: bool,
+}
+
+/// The user fields whose change the planner tracks, in a fixed order.
+pub const USER_FIELDS: &[&str] = &[
+    "userName",
+    "name",
+    "email",
+    "role",
+    "org",
+    "accommodations",
+    "active",
+];
+
+/// Short content hash of one field value.
+pub fn hash_value<T: Serialize>(v: &T) -> String {
+    let bytes = serde_json::to_vec(v).expect("plain data serialises");
+    hex::encode(&Sha256::digest(&bytes)[..16])
+}
+
+impl PlatformUser {
+    /// Hash of each tracked field; change detection compares these.
+    pub fn field_hashes(&self) -> BTreeMap<String, String> {
+        let name = (&self.given_name, &self.middle_name, &self.family_name);
+        [
+            ("userName", hash_value(&self.user_name)),
+            ("name", hash_value(&name)),
+            ("email", hash_value(&self.email)),
+            ("role", hash_value(&self.role)),
+            ("org", hash_value(&self.org)),
+            ("accommodations", hash_value(&self.accommodations)),
+            ("active", hash_value(&self.active)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+impl PlatformGroup {
+    pub fn field_hashes(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        if !self.partial {
+            m.insert("displayName".into(), hash_value(&self.display_name));
+            m.insert("org".into(), hash_value(&self.org));
+            m.insert("active".into(), hash_value(&self.active));
+        }
+        m.insert("members".into(), hash_value(&self.members));
+        m
+    }
+}
+
+/// The record hash: one hash over the field hashes.
+pub fn record_hash(fields: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in fields {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// Membership changes from a delta enrolment file, per group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemberDelta {
+    pub add: BTreeSet<String>,
+    pub remove: BTreeSet<String>,
+}
+
+/// The roster after policy: what may reach the platform.
+#[derive(Debug, Clone, Default)]
+pub struct Minimised {
+    /// Active, in-scope users.
+    pub users: Vec<PlatformUser>,
+    /// External ids the source marks as gone (tobedeleted / disabled).
+    pub leaving: Vec<String>,
+    pub groups: Vec<PlatformGroup>,
+    pub groups_leaving: Vec<String>,
+    /// Members per group from a bulk enrolment file.
+    pub members: BTreeMap<String, BTreeSet<String>>,
+    /// Enrolment changes from a delta enrolment file.
+    pub member_deltas: BTreeMap<String, MemberDelta>,
+    pub memberships_completeness: Completeness,
+    pub users_completeness: Completeness,
+    pub groups_completeness: Completeness,
+    /// Source records not synced because their org is out of scope.
+    pub out_of_scope: usize,
+    /// External ids to leave untouched this run (malformed source rows).
+    pub held_users: HashSet<String>,
+    pub held_groups: HashSet<String>,
+    pub issues: Vec<SourceIssue>,
+}
+
+/// The privacy policy in force for one platform.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    fields: HashSet<Field>,
+    scope: Vec<String>,
+    user_name: UserNameFrom,
+    user_name_suffix: Option<String>,
+}
+
+impl Policy {
+    pub fn new(privacy: &Privacy, user_name: UserNameFrom, suffix: Option<String>) -> Policy {
+        Policy {
+            fields: privacy.fields.iter().copied().collect(),
+            scope: privacy.scope_orgs.clone(),
+            user_name,
+            user_name_suffix: suffix,
+        }
+    }
+
+    pub fn allows(&self, f: Field) -> bool {
+        self.fields.contains(&f)
+    }
+
+    pub fn apply(&self, roster: &Roster) -> Minimised {
+        let orgs: HashMap<&str, &Org> = roster
+            .orgs
+            .iter()
+            .map(|o| (o.sourced_id.as_str(), o))
+            .collect();
+        let mut out = Minimised {
+            users_completeness: roster.persons_completeness,
+            groups_completeness: roster.groups_completeness,
+            held_users: roster.held_persons.clone(),
+            held_groups: roster.held_groups.clone(),
+            ..Minimised::default()
+        };
+        let mut in_scope_users: HashSet<&str> = HashSet::new();
+        for p in &roster.persons {
+            if p.status == Status::ToBeDeleted {
+                out.leaving.push(p.sourced_id.clone());
+                continue;
+            }
+            if !p.orgs.iter().any(|o| self.in_scope(o, &orgs)) && !self.scope.is_empty() {
+                out.out_of_scope += 1;
+                continue;
+            }
+            match self.user(p, &orgs) {
+                Ok(u) => {
+                    in_scope_users.insert(p.sourced_id.as_str());
+                    out.users.push(u);
+                }
+                Err(reason) => {
+                    out.held_users.insert(p.sourced_id.clone());
+                    out.issues.push(SourceIssue {
+                        location: "policy".into(),
+                        record_id: Some(p.sourced_id.clone()),
+                        reason,
+                    });
+                }
+            }
+        }
+        if !self.allows(Field::Groups) {
+            out.groups_completeness = Completeness::Absent;
+            out.memberships_completeness = Completeness::Absent;
+            return out;
+        }
+        let mut out_of_scope_groups: HashSet<&str> = HashSet::new();
+        for g in &roster.groups {
+            if g.status == Status::ToBeDeleted {
+                out.groups_leaving.push(g.sourced_id.clone());
+                continue;
+            }
+            let in_scope = match &g.org {
+                Some(o) => self.in_scope(o, &orgs),
+                None => self.scope.is_empty(),
+            };
+            if !in_scope {
+                out.out_of_scope += 1;
+                out_of_scope_groups.insert(g.sourced_id.as_str());
+                continue;
+            }
+            out.groups.push(PlatformGroup {
+                external_id: g.sourced_id.clone(),
+                display_name: Some(g.title.clone()),
+                org: if self.allows(Field::Org) {
+                    g.org.as_deref().map(|o| org_label(o, &orgs))
+                } else {
+                    None
+                },
+                members: Vec::new(),
+                active: true,
+                partial: false,
+            });
+        }
+        // Members per group from the enrolments; the planner merges them
+        // with stored membership.
+        out.memberships_completeness = roster.memberships_completeness;
+        for m in &roster.memberships {
+            if out_of_scope_groups.contains(m.group.as_str()) {
+                continue;
+            }
+            match roster.memberships_completeness {
+                Completeness::Delta => {
+                    let d = out.member_deltas.entry(m.group.clone()).or_default();
+                    if m.status == Status::Active {
+                        d.add.insert(m.person.clone());
+                    } else {
+                        d.remove.insert(m.person.clone());
+                    }
+                }
+                _ => {
+                    if m.status == Status::Active && in_scope_users.contains(m.person.as_str()) {
+                        out.members
+                            .entry(m.group.clone())
+                            .or_default()
+                            .insert(m.person.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn in_scope(&self, org: &str, orgs: &HashMap<&str, &Org>) -> bool {
+        if self.scope.is_empty() {
+            return true;
+        }
+        // the org itself or any parent (a district covers its schools)
+        let mut current = Some(org);
+        for _ in 0..8 {
+            let Some(id) = current else { break };
+            if self.scope.iter().any(|s| s == id) {
+                return true;
+            }
+            let Some(o) = orgs.get(id) else { break };
+            if let Some(ident) = &o.identifier {
+                if self
+                    .scope
+                    .iter()
+                    .any(|s| s == ident || (s.len() == 4 && ident.starts_with(s.as_str())))
+                {
+                    return true;
+                }
+            }
+            current = o.parent.as_deref();
+        }
+        false
+    }
+
+    fn user(&self, p: &Person, orgs: &HashMap<&str, &Org>) -> Result<PlatformUser, String> {
+        let base = match self.user_name {
+            UserNameFrom::SourcedId => Some(p.sourced_id.as_str()),
+            UserNameFrom::Username => p.username.as_deref(),
+            UserNameFrom::Identifier => p.identifier.as_deref(),
+            UserNameFrom::Email => p.email.as_deref(),
+        };
+        let Some(base) = base else {
+            return Err(format!(
+                "no value for platform.user_name = {:?}; fill it in the SIS or pick another source attribute",
+                self.user_name
+            ));
+        };
+        let user_name = match &self.user_name_suffix {
+            Some(s) => format!("{base}{s}"),
+            None => base.to_string(),
+        };
+        let name = self.allows(Field::Name);
+        let acc = &p.accommodations;
+        Ok(PlatformUser {
+            external_id: p.sourced_id.clone(),
+            user_name,
+            active: true,
+            given_name: name.then(|| p.given_name.clone()),
+            middle_name: if name { p.middle_name.clone() } else { None },
+            family_name: name.then(|| p.family_name.clone()),
+            email: if self.allows(Field::Email) {
+                p.email.clone()
+            } else {
+                None
+            },
+            role: self.allows(Field::Role).then_some(p.role),
+            org: if self.allows(Field::Org) {
+                p.orgs.first().map(|o| org_label(o, orgs))
+            } else {
+                None
+            },
+            accommodations: (self.allows(Field::Accommodations)
+                && (acc.extra_time_percent.is_some()
+                    || acc.font_scale.is_some()
+                    || acc.screen_reader.is_some()))
+            .then(|| ExamAccommodations {
+                extra_time_percent: acc.extra_time_percent,
+                font_scale: acc.font_scale,
+                screen_reader: acc.screen_reader,
+            }),
+        })
+    }
+}
+
+/// The label of an org on the platform: its BRIN/location code if known.
+fn org_label(id: &str, orgs: &HashMap<&str, &Org>) -> String {
+    orgs.get(id)
+        .and_then(|o| o.identifier.clone())
+        .unwrap_or_else(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Accommodations, Group, Membership};
+
+    fn org(id: &str, ident: &str) -> Org {
+        Org {
+            sourced_id: id.into(),
+            name: "School".into(),
+            identifier: Some(ident.into()),
+            kind: "school".into(),
+            parent: None,
+        }
+    }
+
+    fn person(id: &str, org: &str) -> Person {
+        Person {
+            sourced_id: id.into(),
+            status: Status::Active,
+            role: Role::Student,
+            username: Some(format!("u{id}")),
+            identifier: None,
+            given_name: "Zoë".into(),
+            middle_name: Some("de".into()),
+            family_name: "Vries".into(),
+            email: Some(format!("{id}@example.nl")),
+            orgs: vec![org.into()],
+            accommodations: Accommodations {
+                extra_time_percent: Some(25),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn roster() -> Roster {
+        Roster {
+            orgs: vec![org("o1", "99AA00"), org("o2", "99BB01")],
+            persons: vec![person("s1", "o1"), person("s2", "o2")],
+            groups: vec![Group {
+                sourced_id: "c1".into(),
+                status: Status::Active,
+                title: "4havo-a".into(),
+                code: None,
+                org: Some("o1".into()),
+                sessions: vec![],
+                course: None,
+            }],
+            memberships: vec![
+                Membership {
+                    sourced_id: "e1".into(),
+                    status: Status::Active,
+                    group: "c1".into(),
+                    person: "s1".into(),
+                    role: Role::Student,
+                },
+                Membership {
+                    sourced_id: "e2".into(),
+                    status: Status::Active,
+                    group: "c1".into(),
+                    person: "s2".into(),
+                    role: Role::Student,
+                },
+            ],
+            ..Roster::default()
+        }
+    }
+
+    fn privacy(fields: &[Field], scope: &[&str]) -> Privacy {
+        Privacy {
+            fields: fields.to_vec(),
+            scope_orgs: scope.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn email_is_opt_in() {
+        let p = Policy::new(&Privacy::default(), UserNameFrom::SourcedId, None);
+        let m = p.apply(&roster());
+        assert!(m.users.iter().all(|u| u.email.is_none()));
+        assert_eq!(m.users[0].org.as_deref(), Some("99AA00"));
+        assert_eq!(
+            m.users[0]
+                .accommodations
+                .as_ref()
+                .unwrap()
+                .extra_time_percent,
+            Some(25)
+        );
+        let p = Policy::new(
+            &privacy(&[Field::Email], &[]),
+            UserNameFrom::SourcedId,
+            None,
+        );
+        let m = p.apply(&roster());
+        assert_eq!(m.users[0].email.as_deref(), Some("s1@example.nl"));
+        assert!(m.users[0].given_name.is_none());
+        assert!(m.users[0].role.is_none() && m.users[0].org.is_none());
+        assert!(m.users[0].accommodations.is_none());
+        assert!(m.groups.is_empty(), "groups not allowed");
+    }
+
+    #[test]
+    fn scope_by_brin_keeps_only_listed_orgs_and_their_members() {
+        let p = Policy::new(
+            &privacy(&[Field::Name, Field::Groups], &["99AA"]),
+            UserNameFrom::Username,
+            Some("@school.nl".into()),
+        );
+        let m = p.apply(&roster());
+        assert_eq!(m.users.len(), 1);
+        assert_eq!(m.users[0].user_name, "us1@school.nl");
+        assert_eq!(m.out_of_scope, 1);
+        assert_eq!(m.members["c1"].iter().collect::<Vec<_>>(), vec!["s1"]);
+    }
+
+    #[test]
+    fn missing_user_name_holds_the_person() {
+        let mut r = roster();
+        r.persons[0].identifier = None;
+        let p = Policy::new(&Privacy::default(), UserNameFrom::Identifier, None);
+        let m = p.apply(&r);
+        assert!(m.users.is_empty());
+        assert!(m.held_users.contains("s1"));
+        assert_eq!(m.issues.len(), 2);
+    }
+
+    #[test]
+    fn field_hash_changes_only_for_changed_field() {
+        let p = Policy::new(&Privacy::default(), UserNameFrom::SourcedId, None);
+        let a = p.apply(&roster()).users[0].field_hashes();
+        let mut r = roster();
+        r.persons[0].family_name = "Jansen".into();
+        let b = p.apply(&r).users[0].field_hashes();
+        let changed: Vec<_> = a.keys().filter(|k| a[*k] != b[*k]).collect();
+        assert_eq!(changed, vec!["name"]);
+    }
+}

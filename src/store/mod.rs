@@ -1,0 +1,461 @@
+//! The local SQLite state: schema migrations, runs, per-record hashes and
+//! platform id mappings. The audit log lives in [`audit`].
+//!
+//! Every change to a record's state is committed in the same transaction
+//! as its audit entry ([`Store::commit`]), after the remote call succeeded.
+
+pub mod audit;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+pub use audit::{AuditEntry, AuditFilter, AuditRow, VerifyReport};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` holds how
+/// many have run. Never edit a shipped migration: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, record state, audit log with hash chain.
+    r#"
+    CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        outcome     TEXT NOT NULL DEFAULT 'running',
+        full        INTEGER NOT NULL DEFAULT 0,
+        summary     TEXT,
+        error       TEXT
+    );
+    CREATE TABLE records (
+        kind           TEXT NOT NULL,
+        sourced_id     TEXT NOT NULL,
+        hash           TEXT NOT NULL,
+        field_hashes   TEXT NOT NULL,
+        platform_id    TEXT,
+        active         INTEGER NOT NULL,
+        updated_at     TEXT NOT NULL,
+        deactivated_at TEXT,
+        PRIMARY KEY (kind, sourced_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE group_members (
+        group_id  TEXT NOT NULL,
+        person_id TEXT NOT NULL,
+        PRIMARY KEY (group_id, person_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX group_members_person ON group_members (person_id);
+    CREATE TABLE audit (
+        seq            INTEGER PRIMARY KEY,
+        at             TEXT NOT NULL,
+        actor          TEXT NOT NULL,
+        run_id         INTEGER,
+        direction      TEXT NOT NULL,
+        endpoint       TEXT NOT NULL,
+        action         TEXT NOT NULL,
+        record_kind    TEXT NOT NULL,
+        record_id      TEXT,
+        record_id_hash TEXT NOT NULL,
+        fields         TEXT NOT NULL,
+        payload_sha256 TEXT,
+        outcome        TEXT NOT NULL,
+        detail         TEXT,
+        prev_hash      TEXT NOT NULL,
+        entry_hash     TEXT NOT NULL
+    );
+    CREATE INDEX audit_at ON audit (at);
+    CREATE INDEX audit_record ON audit (record_id);
+    CREATE INDEX audit_endpoint_at ON audit (endpoint, at);
+    CREATE TABLE audit_head (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        first_seq       INTEGER NOT NULL,
+        first_prev_hash TEXT NOT NULL,
+        last_seq        INTEGER NOT NULL,
+        last_hash       TEXT NOT NULL
+    );
+    INSERT INTO audit_head VALUES (1, 1, '0000000000000000000000000000000000000000000000000000000000000000', 0,
+                                   '0000000000000000000000000000000000000000000000000000000000000000');
+    "#,
+];
+
+/// What the store knows about one record on the platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordState {
+    pub hash: String,
+    /// Per-field hashes, so that changed field names can be named without
+    /// keeping the values.
+    pub field_hashes: std::collections::BTreeMap<String, String>,
+    pub platform_id: Option<String>,
+    pub active: bool,
+}
+
+/// The kinds of record the roster sync keeps state for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    User,
+    Group,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::User => "user",
+            RecordKind::Group => "group",
+        }
+    }
+}
+
+/// A state change to commit together with its audit entry.
+#[derive(Debug, Clone)]
+pub struct RecordChange {
+    pub kind: RecordKind,
+    pub sourced_id: String,
+    pub state: RecordState,
+    /// For groups: the member sourcedIds now on the platform.
+    pub members: Option<Vec<String>>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the state database and migrate it.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!(
+                        "cannot create state directory {}; check state.path and permissions",
+                        dir.display()
+                    )
+                })?;
+            }
+        }
+        let conn = Connection::open(path).with_context(|| {
+            format!(
+                "cannot open state database {}; check state.path",
+                path.display()
+            )
+        })?;
+        Self::init(conn, path)
+    }
+
+    /// An empty, migrated in-memory store (dry runs against a fresh machine,
+    /// tests).
+    pub fn in_memory() -> Result<Store> {
+        Self::init(Connection::open_in_memory()?, Path::new(":memory:"))
+    }
+
+    /// Open the state database for a dry run: never creates it on disk.
+    pub fn open_for_dry_run(path: &Path) -> Result<Store> {
+        if path.exists() {
+            Self::open(path)
+        } else {
+            Self::in_memory()
+        }
+    }
+
+    fn init(conn: Connection, path: &Path) -> Result<Store> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store
+            .migrate()
+            .with_context(|| format!("cannot migrate state database {}", path.display()))?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: usize = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?
+            as usize;
+        if version > MIGRATIONS.len() {
+            anyhow::bail!(
+                "state database schema version {version} is newer than this sisync knows ({}); upgrade sisync",
+                MIGRATIONS.len()
+            );
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// All known records of one kind, by sourcedId.
+    pub fn load_state(&self, kind: RecordKind) -> Result<HashMap<String, RecordState>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sourced_id, hash, field_hashes, platform_id, active FROM records WHERE kind = ?1",
+        )?;
+        let rows = stmt.query_map([kind.as_str()], |r| {
+            let fh: String = r.get(2)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                RecordState {
+                    hash: r.get(1)?,
+                    field_hashes: serde_json::from_str(&fh).unwrap_or_default(),
+                    platform_id: r.get(3)?,
+                    active: r.get(4)?,
+                },
+            ))
+        })?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (id, st) = row?;
+            out.insert(id, st);
+        }
+        Ok(out)
+    }
+
+    /// Stored group membership (sourcedIds), by group.
+    pub fn load_members(&self) -> Result<HashMap<String, BTreeSet<String>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT group_id, person_id FROM group_members")?;
+        let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            out.entry(r.get(0)?).or_default().insert(r.get(1)?);
+        }
+        Ok(out)
+    }
+
+    /// Start a run; returns its id.
+    pub fn begin_run(&self, kind: &str, actor: &str, full: bool) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (kind, actor, started_at, full) VALUES (?1, ?2, ?3, ?4)",
+            params![kind, actor, now(), full],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        outcome: &str,
+        summary: &serde_json::Value,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4, error = ?5 WHERE id = ?1",
+            params![run_id, now(), outcome, summary.to_string(), error],
+        )?;
+        Ok(())
+    }
+
+    /// The most recent runs, newest first.
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, kind, actor, started_at, finished_at, outcome, full, summary, error
+             FROM runs ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            let summary: Option<String> = r.get(7)?;
+            Ok(RunRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                actor: r.get(2)?,
+                started_at: r.get(3)?,
+                finished_at: r.get(4)?,
+                outcome: r.get(5)?,
+                full: r.get(6)?,
+                summary: summary
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or(serde_json::Value::Null),
+                error: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts of known records by kind and active flag.
+    pub fn record_counts(&self) -> Result<Vec<(String, bool, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, active, COUNT(*) FROM records GROUP BY kind, active ORDER BY kind, active DESC",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Commit record state changes and their audit entries in one
+    /// transaction: either all of them land, or none.
+    pub fn commit(&mut self, items: &[(Option<RecordChange>, AuditEntry)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (change, entry) in items {
+            if let Some(change) = change {
+                upsert_record(&tx, change)?;
+            }
+            audit::append(&tx, entry)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
+    let previous_active: Option<bool> = tx
+        .query_row(
+            "SELECT active FROM records WHERE kind = ?1 AND sourced_id = ?2",
+            params![c.kind.as_str(), c.sourced_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let now = now();
+    let deactivated_at = if c.state.active {
+        None
+    } else if previous_active == Some(false) {
+        // keep the original moment it left
+        tx.query_row(
+            "SELECT deactivated_at FROM records WHERE kind = ?1 AND sourced_id = ?2",
+            params![c.kind.as_str(), c.sourced_id],
+            |r| r.get::<_, Option<String>>(0),
+        )?
+        .or(Some(now.clone()))
+    } else {
+        Some(now.clone())
+    };
+    tx.execute(
+        "INSERT INTO records (kind, sourced_id, hash, field_hashes, platform_id, active, updated_at, deactivated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (kind, sourced_id) DO UPDATE SET
+            hash = excluded.hash, field_hashes = excluded.field_hashes,
+            platform_id = excluded.platform_id, active = excluded.active,
+            updated_at = excluded.updated_at, deactivated_at = excluded.deactivated_at",
+        params![
+            c.kind.as_str(),
+            c.sourced_id,
+            c.state.hash,
+            serde_json::to_string(&c.state.field_hashes)?,
+            c.state.platform_id,
+            c.state.active,
+            now,
+            deactivated_at,
+        ],
+    )?;
+    if let Some(members) = &c.members {
+        tx.execute(
+            "DELETE FROM group_members WHERE group_id = ?1",
+            [&c.sourced_id],
+        )?;
+        let mut ins = tx.prepare_cached(
+            "INSERT OR IGNORE INTO group_members (group_id, person_id) VALUES (?1, ?2)",
+        )?;
+        for m in members {
+            ins.execute(params![c.sourced_id, m])?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub kind: String,
+    pub actor: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: String,
+    pub full: bool,
+    pub summary: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// Current UTC time as sortable RFC 3339 with milliseconds.
+pub fn now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_idempotent_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        drop(s);
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let mode: String = s
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        let s = Store::open(&p).unwrap();
+        s.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        let e = Store::open(&p).err().unwrap();
+        assert!(format!("{e:#}").contains("newer than this sisync knows"));
+    }
+
+    #[test]
+    fn deactivation_time_is_kept_across_updates() {
+        let mut s = Store::in_memory().unwrap();
+        let change = |active| RecordChange {
+            kind: RecordKind::User,
+            sourced_id: "stu-1".into(),
+            state: RecordState {
+                hash: "h".into(),
+                field_hashes: Default::default(),
+                platform_id: Some("p1".into()),
+                active,
+            },
+            members: None,
+        };
+        let entry = AuditEntry::test_entry("stu-1");
+        s.commit(&[(Some(change(false)), entry.clone())]).unwrap();
+        let first: String = s
+            .conn
+            .query_row("SELECT deactivated_at FROM records", [], |r| r.get(0))
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        s.commit(&[(Some(change(false)), entry.clone())]).unwrap();
+        let second: String = s
+            .conn
+            .query_row("SELECT deactivated_at FROM records", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(first, second);
+        s.commit(&[(Some(change(true)), entry)]).unwrap();
+        let third: Option<String> = s
+            .conn
+            .query_row("SELECT deactivated_at FROM records", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(third, None);
+    }
+}

@@ -1,0 +1,384 @@
+//! The applier: executes a plan against a sink with bounded concurrency and
+//! records each outcome. A record's new state and its audit entry commit in
+//! one SQLite transaction, after the platform accepted the write.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::connector::{ChangeSet, FileSink, RecordSink, SinkError, Written};
+use crate::privacy::policy::hash_value;
+use crate::store::{AuditEntry, RecordChange, RecordKind, Store};
+use crate::sync::plan::{Action, GroupChange, Plan, State, UserChange};
+
+/// Counts for one record kind, as shown in the summary table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub created: usize,
+    pub updated: usize,
+    pub deactivated: usize,
+    pub unchanged: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+impl Tally {
+    fn count(&mut self, a: Action) {
+        match a {
+            Action::Create => self.created += 1,
+            Action::Update => self.updated += 1,
+            Action::Deactivate => self.deactivated += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    pub users: Tally,
+    pub groups: Tally,
+    /// One line per failed record: what, where, why.
+    pub failures: Vec<String>,
+}
+
+impl Outcome {
+    pub fn from_plan(plan: &Plan) -> Outcome {
+        Outcome {
+            users: Tally {
+                unchanged: plan.unchanged_users,
+                skipped: plan.held_users,
+                ..Tally::default()
+            },
+            groups: Tally {
+                unchanged: plan.unchanged_groups,
+                skipped: plan.held_groups,
+                ..Tally::default()
+            },
+            failures: Vec::new(),
+        }
+    }
+
+    pub fn failed(&self) -> usize {
+        self.users.failed + self.groups.failed
+    }
+}
+
+/// Who acts and in which run, for the audit log.
+pub struct Context<'a> {
+    pub run_id: i64,
+    pub actor: &'a str,
+    pub tick: &'a (dyn Fn() + Sync),
+}
+
+fn action_name(kind: RecordKind, a: Action) -> String {
+    let verb = match (kind, a) {
+        (RecordKind::Group, Action::Deactivate) => "retire",
+        (_, a) => a.as_str(),
+    };
+    format!("{}.{verb}", kind.as_str())
+}
+
+fn entry(
+    ctx: &Context<'_>,
+    kind: RecordKind,
+    action: Action,
+    id: &str,
+    changed: &[String],
+    res: &Result<Written, SinkError>,
+    fallback_endpoint: &str,
+) -> AuditEntry {
+    let (endpoint, sha, outcome, detail) = match res {
+        Ok(w) => (
+            w.endpoint.clone(),
+            Some(w.payload_sha256.clone()),
+            "ok",
+            None,
+        ),
+        Err(e) => (
+            e.endpoint.clone(),
+            e.payload_sha256.clone(),
+            "failed",
+            Some(match e.status {
+                Some(s) => format!("HTTP {s}"),
+                None => "not delivered".to_string(),
+            }),
+        ),
+    };
+    AuditEntry {
+        actor: ctx.actor.to_string(),
+        run_id: Some(ctx.run_id),
+        direction: "out".into(),
+        endpoint: if endpoint.is_empty() {
+            fallback_endpoint.to_string()
+        } else {
+            endpoint
+        },
+        action: action_name(kind, action),
+        record_kind: kind.as_str().into(),
+        record_id: id.to_string(),
+        fields: changed.join(","),
+        payload_sha256: sha.filter(|s| !s.is_empty()),
+        outcome: outcome.into(),
+        detail,
+    }
+}
+
+fn failure_line(kind: RecordKind, id: &str, action: Action, e: &SinkError) -> String {
+    format!(
+        "{} {id}: {} failed: {}",
+        kind.as_str(),
+        action.as_str(),
+        e.message
+    )
+}
+
+async fn user_op<'a, S: RecordSink>(
+    sink: &S,
+    c: &'a UserChange,
+) -> (&'a UserChange, Result<Written, SinkError>) {
+    let res = match (c.action, &c.platform_id, &c.user) {
+        (Action::Deactivate, Some(id), _) => sink.deactivate_user(id, &c.external_id).await,
+        // never reached the platform: nothing to deactivate there
+        (Action::Deactivate, None, _) => Ok(Written {
+            platform_id: None,
+            endpoint: String::new(),
+            payload_sha256: String::new(),
+        }),
+        (Action::Update, Some(id), Some(u)) => sink.update_user(id, u, &c.changed).await,
+        (_, _, Some(u)) => sink.create_user(u).await,
+        (_, _, None) => Err(SinkError {
+            endpoint: sink.endpoint(),
+            status: None,
+            message: "internal: planned change without a record".into(),
+            payload_sha256: None,
+        }),
+    };
+    (c, res)
+}
+
+async fn group_op<'a, S: RecordSink>(
+    sink: &S,
+    c: &'a GroupChange,
+    pids: &[String],
+) -> (&'a GroupChange, Result<Written, SinkError>) {
+    let res = match (&c.action, &c.platform_id) {
+        (Action::Create, _) | (_, None) => sink.create_group(&c.group, pids).await,
+        (_, Some(id)) => sink.update_group(id, &c.group, pids, &c.changed).await,
+    };
+    (c, res)
+}
+
+/// Apply a plan to a record-at-a-time sink (SCIM).
+pub async fn apply_records<S: RecordSink>(
+    sink: &S,
+    plan: &Plan,
+    state: &State,
+    store: &mut Store,
+    ctx: &Context<'_>,
+    concurrency: usize,
+) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::from_plan(plan);
+    let endpoint = sink.endpoint();
+    let mut ids: HashMap<String, String> = state
+        .users
+        .iter()
+        .filter_map(|(k, v)| v.platform_id.clone().map(|p| (k.clone(), p)))
+        .collect();
+
+    let mut stream = futures::stream::iter(plan.users.iter().map(|c| user_op(sink, c)))
+        .buffer_unordered(concurrency);
+    while let Some((c, res)) = stream.next().await {
+        let audit = entry(
+            ctx,
+            RecordKind::User,
+            c.action,
+            &c.external_id,
+            &c.changed,
+            &res,
+            &endpoint,
+        );
+        match &res {
+            Ok(w) => {
+                let pid = w.platform_id.clone().or_else(|| c.platform_id.clone());
+                if let Some(p) = &pid {
+                    ids.insert(c.external_id.clone(), p.clone());
+                }
+                let change = RecordChange {
+                    kind: RecordKind::User,
+                    sourced_id: c.external_id.clone(),
+                    state: c.new_state(pid),
+                    members: None,
+                };
+                store.commit(&[(Some(change), audit)])?;
+                out.users.count(c.action);
+            }
+            Err(e) => {
+                store.commit(&[(None, audit)])?;
+                tracing::warn!(record = %c.external_id, "{}", failure_line(RecordKind::User, &c.external_id, c.action, e));
+                out.failures
+                    .push(failure_line(RecordKind::User, &c.external_id, c.action, e));
+                out.users.failed += 1;
+            }
+        }
+        (ctx.tick)();
+    }
+    drop(stream);
+
+    // Groups after users, so that members have platform ids.
+    let prepared: Vec<(GroupChange, Vec<String>)> = plan
+        .groups
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let (sent, pids): (Vec<String>, Vec<String>) = c
+                .group
+                .members
+                .iter()
+                .filter_map(|m| ids.get(m).map(|p| (m.clone(), p.clone())))
+                .unzip();
+            if sent.len() != c.group.members.len() {
+                // members whose user failed are left out; the stored hash
+                // says so, and the next run adds them.
+                c.group.members = sent;
+                c.field_hashes
+                    .insert("members".into(), hash_value(&c.group.members));
+            }
+            (c, pids)
+        })
+        .collect();
+    let mut stream =
+        futures::stream::iter(prepared.iter().map(|(c, pids)| group_op(sink, c, pids)))
+            .buffer_unordered(concurrency);
+    while let Some((c, res)) = stream.next().await {
+        let audit = entry(
+            ctx,
+            RecordKind::Group,
+            c.action,
+            &c.external_id,
+            &c.changed,
+            &res,
+            &endpoint,
+        );
+        match &res {
+            Ok(w) => {
+                let pid = w.platform_id.clone().or_else(|| c.platform_id.clone());
+                let change = RecordChange {
+                    kind: RecordKind::Group,
+                    sourced_id: c.external_id.clone(),
+                    state: c.new_state(pid),
+                    members: Some(c.group.members.clone()),
+                };
+                store.commit(&[(Some(change), audit)])?;
+                out.groups.count(c.action);
+            }
+            Err(e) => {
+                store.commit(&[(None, audit)])?;
+                tracing::warn!(record = %c.external_id, "{}", failure_line(RecordKind::Group, &c.external_id, c.action, e));
+                out.failures
+                    .push(failure_line(RecordKind::Group, &c.external_id, c.action, e));
+                out.groups.failed += 1;
+            }
+        }
+        (ctx.tick)();
+    }
+    Ok(out)
+}
+
+/// Apply a plan to a file sink (csv-drop): one delivery, one transaction.
+pub fn apply_files<S: FileSink>(
+    sink: &S,
+    plan: &Plan,
+    store: &mut Store,
+    ctx: &Context<'_>,
+) -> anyhow::Result<(Outcome, Option<std::path::PathBuf>)> {
+    let mut out = Outcome::from_plan(plan);
+    if plan.is_empty() {
+        return Ok((out, None));
+    }
+    let changes = ChangeSet {
+        users: plan.users.iter().filter_map(|c| c.user.as_ref()).collect(),
+        deactivated_users: plan
+            .users
+            .iter()
+            .filter(|c| c.action == Action::Deactivate)
+            .map(|c| c.external_id.as_str())
+            .collect(),
+        groups: plan
+            .groups
+            .iter()
+            .map(|c| (&c.group, c.action != Action::Deactivate))
+            .collect(),
+    };
+    let delivered = sink.deliver(ctx.run_id, &changes);
+    let mut items = Vec::with_capacity(plan.users.len() + plan.groups.len());
+    let result_for = |file: &str, id: &str| -> Result<Written, SinkError> {
+        match &delivered {
+            Ok(d) => Ok(Written {
+                platform_id: None,
+                endpoint: d.folder.join(file).display().to_string(),
+                payload_sha256: d
+                    .row_hashes
+                    .get(&(file.to_string(), id.to_string()))
+                    .cloned()
+                    .unwrap_or_default(),
+            }),
+            Err(e) => Err(e.clone()),
+        }
+    };
+    for c in &plan.users {
+        let res = result_for("users.csv", &c.external_id);
+        let audit = entry(
+            ctx,
+            RecordKind::User,
+            c.action,
+            &c.external_id,
+            &c.changed,
+            &res,
+            &sink.endpoint(),
+        );
+        let change = res.is_ok().then(|| RecordChange {
+            kind: RecordKind::User,
+            sourced_id: c.external_id.clone(),
+            state: c.new_state(None),
+            members: None,
+        });
+        match &res {
+            Ok(_) => out.users.count(c.action),
+            Err(_) => out.users.failed += 1,
+        }
+        items.push((change, audit));
+        (ctx.tick)();
+    }
+    for c in &plan.groups {
+        let res = result_for("groups.csv", &c.external_id);
+        let audit = entry(
+            ctx,
+            RecordKind::Group,
+            c.action,
+            &c.external_id,
+            &c.changed,
+            &res,
+            &sink.endpoint(),
+        );
+        let change = res.is_ok().then(|| RecordChange {
+            kind: RecordKind::Group,
+            sourced_id: c.external_id.clone(),
+            state: c.new_state(None),
+            members: Some(c.group.members.clone()),
+        });
+        match &res {
+            Ok(_) => out.groups.count(c.action),
+            Err(_) => out.groups.failed += 1,
+        }
+        items.push((change, audit));
+        (ctx.tick)();
+    }
+    store.commit(&items)?;
+    match delivered {
+        Ok(d) => Ok((out, Some(d.folder))),
+        Err(e) => {
+            out.failures.push(format!("delivery failed: {}", e.message));
+            Ok((out, None))
+        }
+    }
+}

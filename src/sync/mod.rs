@@ -1,0 +1,234 @@
+//! The sync engine: source → policy → planner → safety gate → applier.
+//! It knows no wire format: connectors are built here from the config and
+//! used through their traits.
+
+pub mod apply;
+pub mod plan;
+pub mod safety;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::config::{Loaded, Platform, Source};
+use crate::connector::csv_files::CsvDrop;
+use crate::connector::oneroster_csv::OneRosterCsv;
+use crate::connector::scim::ScimSink;
+use crate::http::Http;
+use crate::model::{Roster, SourceIssue};
+use crate::privacy::policy::Policy;
+use crate::store::{RecordKind, Store};
+use apply::{Context, Outcome};
+use plan::{Plan, State};
+use safety::Refusal;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RosterOptions {
+    pub dry_run: bool,
+    pub full: bool,
+    pub allow_mass_changes: bool,
+}
+
+/// Callbacks for progress display (a bar on a terminal, nothing otherwise).
+pub trait Progress: Sync {
+    fn phase(&self, name: &str, total: Option<u64>);
+    fn tick(&self);
+    fn rows(&self, n: u64);
+    fn done(&self);
+}
+
+/// Progress that shows nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn phase(&self, _: &str, _: Option<u64>) {}
+    fn tick(&self) {}
+    fn rows(&self, _: u64) {}
+    fn done(&self) {}
+}
+
+/// What one roster sync did (or would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct RosterReport {
+    pub run_id: Option<i64>,
+    pub source_format: String,
+    pub dry_run: bool,
+    pub plan: Plan,
+    pub outcome: Option<Outcome>,
+    #[serde(serialize_with = "refusal_text")]
+    pub refused: Option<Refusal>,
+    pub issues: Vec<SourceIssue>,
+    pub ignored: usize,
+    pub out_of_scope: usize,
+    pub delivered: Option<PathBuf>,
+}
+
+fn refusal_text<S: serde::Serializer>(r: &Option<Refusal>, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => s.serialize_some(&r.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+impl RosterReport {
+    pub fn failed(&self) -> usize {
+        self.outcome.as_ref().map(Outcome::failed).unwrap_or(0)
+    }
+}
+
+/// Read the configured roster source (blocking I/O).
+pub fn read_source(loaded: &Loaded, progress: &dyn Progress) -> Result<Roster> {
+    match &loaded.config.source {
+        Source::OnerosterCsv(cfg) => {
+            let src = OneRosterCsv::new(cfg);
+            src.read(&|n| progress.rows(n))
+        }
+    }
+}
+
+/// One roster sync.
+pub async fn roster(
+    loaded: &Loaded,
+    opts: RosterOptions,
+    actor: &str,
+    progress: &dyn Progress,
+) -> Result<RosterReport> {
+    let cfg = &loaded.config;
+    let mut store = if opts.dry_run {
+        Store::open_for_dry_run(&cfg.state.path)?
+    } else {
+        Store::open(&cfg.state.path)?
+    };
+
+    progress.phase("reading source", None);
+    let roster = {
+        let loaded = loaded.clone();
+        tokio::task::block_in_place(move || read_source(&loaded, progress))?
+    };
+    for issue in &roster.issues {
+        tracing::warn!("skipped: {issue}");
+    }
+
+    let (user_name, suffix) = match &cfg.platform {
+        Platform::Scim(p) => (p.user_name, p.user_name_suffix.clone()),
+        Platform::CsvDrop(_) => (Default::default(), None),
+    };
+    let policy = Policy::new(&cfg.privacy, user_name, suffix);
+    let minimised = policy.apply(&roster);
+    let state = State {
+        users: store.load_state(RecordKind::User)?,
+        groups: store.load_state(RecordKind::Group)?,
+        members: store.load_members()?,
+    };
+    let plan = plan::plan(&minimised, &state, opts.full);
+    let mut issues = roster.issues.clone();
+    issues.extend(plan.issues.iter().cloned());
+    let mut report = RosterReport {
+        run_id: None,
+        source_format: roster.format.clone(),
+        dry_run: opts.dry_run,
+        plan,
+        outcome: None,
+        refused: None,
+        issues,
+        ignored: roster.ignored,
+        out_of_scope: minimised.out_of_scope,
+        delivered: None,
+    };
+    drop(roster);
+
+    if !opts.allow_mass_changes {
+        if let Err(refusal) = safety::check(&report.plan, cfg.safety.max_deactivate_share) {
+            if !opts.dry_run {
+                let id = store.begin_run("roster", actor, opts.full)?;
+                store.finish_run(
+                    id,
+                    "refused",
+                    &summary_json(&report),
+                    Some(&refusal.to_string()),
+                )?;
+                report.run_id = Some(id);
+            }
+            report.refused = Some(refusal);
+            return Ok(report);
+        }
+    }
+    if opts.dry_run {
+        return Ok(report);
+    }
+
+    let run_id = store.begin_run("roster", actor, opts.full)?;
+    report.run_id = Some(run_id);
+    let total = (report.plan.users.len() + report.plan.groups.len()) as u64;
+    progress.phase("applying", Some(total));
+    let tick = || progress.tick();
+    let ctx = Context {
+        run_id,
+        actor,
+        tick: &tick,
+    };
+    let applied = apply_plan(loaded, &report.plan, &state, &mut store, &ctx).await;
+    progress.done();
+    match applied {
+        Ok((outcome, delivered)) => {
+            report.delivered = delivered;
+            report.outcome = Some(outcome);
+            let result = if report.failed() > 0 { "partial" } else { "ok" };
+            let err = report
+                .outcome
+                .as_ref()
+                .and_then(|o| o.failures.first().cloned());
+            store.finish_run(run_id, result, &summary_json(&report), err.as_deref())?;
+            Ok(report)
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            store.finish_run(run_id, "failed", &summary_json(&report), Some(&msg))?;
+            Err(e)
+        }
+    }
+}
+
+async fn apply_plan(
+    loaded: &Loaded,
+    plan: &Plan,
+    state: &State,
+    store: &mut Store,
+    ctx: &Context<'_>,
+) -> Result<(Outcome, Option<PathBuf>)> {
+    let cfg = &loaded.config;
+    match &cfg.platform {
+        Platform::CsvDrop(p) => {
+            let sink = CsvDrop::new(&p.path, &cfg.privacy.fields);
+            apply::apply_files(&sink, plan, store, ctx)
+        }
+        Platform::Scim(p) => {
+            if plan.is_empty() {
+                return Ok((Outcome::from_plan(plan), None));
+            }
+            let token = loaded.scim_token(p)?;
+            let http = Http::new(p.timeout, Some(token), p.max_retries)?;
+            let sink = ScimSink::connect(&p.base_url, http).await.with_context(
+                || "cannot reach the SCIM platform; check platform.base_url and the token",
+            )?;
+            tracing::info!(patch = sink.uses_patch(), "connected to SCIM platform");
+            let out = apply::apply_records(&sink, plan, state, store, ctx, p.concurrency).await?;
+            Ok((out, None))
+        }
+    }
+}
+
+/// The run summary stored with the run.
+pub fn summary_json(r: &RosterReport) -> serde_json::Value {
+    serde_json::json!({
+        "source": r.source_format,
+        "users": r.outcome.as_ref().map(|o| o.users),
+        "groups": r.outcome.as_ref().map(|o| o.groups),
+        "planned_users": r.plan.users.len(),
+        "planned_groups": r.plan.groups.len(),
+        "source_issues": r.issues.len(),
+        "ignored": r.ignored,
+        "out_of_scope": r.out_of_scope,
+    })
+}

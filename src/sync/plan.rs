@@ -1,0 +1,437 @@
+//! The planner: pure. (minimised roster, stored state) → Plan.
+//!
+//! Change detection compares per-field content hashes with what was last
+//! pushed, so the same input twice yields an empty plan.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::model::{Completeness, SourceIssue};
+use crate::privacy::policy::{Minimised, PlatformGroup, PlatformUser, hash_value, record_hash};
+use crate::store::RecordState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Deactivate,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Deactivate => "deactivate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserChange {
+    pub action: Action,
+    pub external_id: String,
+    /// The platform's id when known (updates, deactivations).
+    #[serde(skip)]
+    pub platform_id: Option<String>,
+    /// The record to send; for deactivations only the id matters.
+    #[serde(skip)]
+    pub user: Option<PlatformUser>,
+    /// Names of the fields that differ from what was last pushed.
+    pub changed: Vec<String>,
+    #[serde(skip)]
+    pub field_hashes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupChange {
+    /// Deactivate = retire: all members removed, the group kept.
+    pub action: Action,
+    pub external_id: String,
+    #[serde(skip)]
+    pub platform_id: Option<String>,
+    #[serde(skip)]
+    pub group: PlatformGroup,
+    pub changed: Vec<String>,
+    #[serde(skip)]
+    pub field_hashes: BTreeMap<String, String>,
+}
+
+impl UserChange {
+    pub fn new_state(&self, platform_id: Option<String>) -> RecordState {
+        RecordState {
+            hash: record_hash(&self.field_hashes),
+            field_hashes: self.field_hashes.clone(),
+            platform_id,
+            active: self.action != Action::Deactivate,
+        }
+    }
+}
+
+impl GroupChange {
+    pub fn new_state(&self, platform_id: Option<String>) -> RecordState {
+        RecordState {
+            hash: record_hash(&self.field_hashes),
+            field_hashes: self.field_hashes.clone(),
+            platform_id,
+            active: self.action != Action::Deactivate,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub users: Vec<UserChange>,
+    pub groups: Vec<GroupChange>,
+    pub unchanged_users: usize,
+    pub unchanged_groups: usize,
+    /// Records left as they are because their source row was malformed.
+    pub held_users: usize,
+    pub held_groups: usize,
+    /// Active users in state before this plan (the safety gate's base).
+    pub known_active_users: usize,
+    pub known_active_groups: usize,
+    /// Users the source delivered (in scope, active).
+    pub source_users: usize,
+    pub users_completeness: Completeness,
+    #[serde(skip)]
+    pub issues: Vec<SourceIssue>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
+
+    pub fn count_users(&self, a: Action) -> usize {
+        self.users.iter().filter(|c| c.action == a).count()
+    }
+
+    pub fn count_groups(&self, a: Action) -> usize {
+        self.groups.iter().filter(|c| c.action == a).count()
+    }
+}
+
+/// Everything the planner reads from the store.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub users: HashMap<String, RecordState>,
+    pub groups: HashMap<String, RecordState>,
+    pub members: HashMap<String, BTreeSet<String>>,
+}
+
+/// Build the plan. With `full`, every active record is sent again.
+pub fn plan(m: &Minimised, state: &State, full: bool) -> Plan {
+    let mut p = Plan {
+        users_completeness: m.users_completeness,
+        known_active_users: state.users.values().filter(|s| s.active).count(),
+        known_active_groups: state.groups.values().filter(|s| s.active).count(),
+        source_users: m.users.len(),
+        issues: m.issues.clone(),
+        ..Plan::default()
+    };
+    plan_users(m, state, full, &mut p);
+    plan_groups(m, state, full, &mut p);
+    p
+}
+
+fn changed_fields(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+    new.iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+fn plan_users(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
+    let mut desired: HashSet<&str> = HashSet::with_capacity(m.users.len());
+    for u in &m.users {
+        desired.insert(u.external_id.as_str());
+        if m.held_users.contains(&u.external_id) {
+            p.held_users += 1;
+            continue;
+        }
+        let fh = u.field_hashes();
+        match state.users.get(&u.external_id) {
+            None => p.users.push(UserChange {
+                action: Action::Create,
+                external_id: u.external_id.clone(),
+                platform_id: None,
+                user: Some(u.clone()),
+                changed: fh.keys().cloned().collect(),
+                field_hashes: fh,
+            }),
+            Some(old) => {
+                let changed = if full {
+                    fh.keys().cloned().collect()
+                } else {
+                    changed_fields(&old.field_hashes, &fh)
+                };
+                if changed.is_empty() && old.hash == record_hash(&fh) {
+                    p.unchanged_users += 1;
+                } else {
+                    p.users.push(UserChange {
+                        action: Action::Update,
+                        external_id: u.external_id.clone(),
+                        platform_id: old.platform_id.clone(),
+                        user: Some(u.clone()),
+                        changed,
+                        field_hashes: fh,
+                    });
+                }
+            }
+        }
+    }
+    let deactivate = |id: &str, old: &RecordState, p: &mut Plan| {
+        let mut fh = old.field_hashes.clone();
+        fh.insert("active".into(), hash_value(&false));
+        p.users.push(UserChange {
+            action: Action::Deactivate,
+            external_id: id.to_string(),
+            platform_id: old.platform_id.clone(),
+            user: None,
+            changed: vec!["active".into()],
+            field_hashes: fh,
+        });
+    };
+    let mut leaving: HashSet<&str> = HashSet::new();
+    for id in &m.leaving {
+        if !leaving.insert(id.as_str()) || desired.contains(id.as_str()) {
+            continue;
+        }
+        if let Some(old) = state.users.get(id) {
+            if old.active {
+                deactivate(id, old, p);
+            }
+        }
+    }
+    if m.users_completeness == Completeness::Bulk {
+        let mut gone: Vec<(&String, &RecordState)> = state
+            .users
+            .iter()
+            .filter(|(id, s)| {
+                s.active
+                    && !desired.contains(id.as_str())
+                    && !leaving.contains(id.as_str())
+                    && !m.held_users.contains(*id)
+            })
+            .collect();
+        gone.sort_by(|a, b| a.0.cmp(b.0));
+        for (id, old) in gone {
+            deactivate(id, old, p);
+        }
+    }
+    p.held_users += m
+        .held_users
+        .iter()
+        .filter(|id| !desired.contains(id.as_str()))
+        .count();
+}
+
+fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
+    if m.groups_completeness == Completeness::Absent
+        && m.memberships_completeness == Completeness::Absent
+    {
+        return;
+    }
+    // Who will be an active user on the platform after this plan.
+    let will_be_active: HashSet<&str> = {
+        let mut s: HashSet<&str> = state
+            .users
+            .iter()
+            .filter(|(_, st)| st.active)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        for c in &p.users {
+            match c.action {
+                Action::Deactivate => {
+                    s.remove(c.external_id.as_str());
+                }
+                _ => {
+                    s.insert(c.external_id.as_str());
+                }
+            }
+        }
+        s
+    };
+    let empty = BTreeSet::new();
+    let records: BTreeMap<&str, &PlatformGroup> = m
+        .groups
+        .iter()
+        .map(|g| (g.external_id.as_str(), g))
+        .collect();
+    let leaving: HashSet<&str> = m.groups_leaving.iter().map(String::as_str).collect();
+    // Which groups to look at.
+    let mut ids: BTreeSet<&str> = records.keys().copied().collect();
+    match m.memberships_completeness {
+        Completeness::Bulk => {
+            ids.extend(m.members.keys().map(String::as_str));
+            ids.extend(
+                state
+                    .groups
+                    .iter()
+                    .filter(|(_, s)| s.active)
+                    .map(|(id, _)| id.as_str()),
+            );
+        }
+        Completeness::Delta => ids.extend(m.member_deltas.keys().map(String::as_str)),
+        Completeness::Absent => {}
+    }
+    for id in ids {
+        if leaving.contains(id) {
+            continue;
+        }
+        if m.held_groups.contains(id) {
+            p.held_groups += 1;
+            continue;
+        }
+        let old = state.groups.get(id);
+        let record = records.get(id).copied();
+        if record.is_none() {
+            match old {
+                // Absent from a bulk classes file: retired below.
+                Some(o) if o.active && m.groups_completeness == Completeness::Bulk => continue,
+                Some(o) if o.active => {}
+                Some(_) => continue,
+                None => {
+                    p.issues.push(SourceIssue {
+                        location: "enrollments".into(),
+                        record_id: Some(id.to_string()),
+                        reason: "enrolments for a class that sisync does not know; it is in no classes file".into(),
+                    });
+                    continue;
+                }
+            }
+        }
+        let stored = state.members.get(id).unwrap_or(&empty);
+        let members: BTreeSet<String> = match m.memberships_completeness {
+            Completeness::Delta => {
+                let mut s = stored.clone();
+                if let Some(d) = m.member_deltas.get(id) {
+                    for r in &d.remove {
+                        s.remove(r);
+                    }
+                    for a in &d.add {
+                        if will_be_active.contains(a.as_str()) {
+                            s.insert(a.clone());
+                        } else {
+                            p.issues.push(SourceIssue {
+                                location: "enrollments".into(),
+                                record_id: Some(a.clone()),
+                                reason: format!("enrolment in {id} for a user sisync does not know or who is not active"),
+                            });
+                        }
+                    }
+                }
+                s
+            }
+            Completeness::Bulk => {
+                let mut s = m.members.get(id).cloned().unwrap_or_default();
+                // keep held users where they were
+                s.extend(stored.iter().filter(|u| m.held_users.contains(*u)).cloned());
+                s
+            }
+            Completeness::Absent => stored.clone(),
+        };
+        // never list someone who is not (or no longer) an active user
+        let members: Vec<String> = members
+            .into_iter()
+            .filter(|u| will_be_active.contains(u.as_str()))
+            .collect();
+        let group = match record {
+            Some(g) => PlatformGroup {
+                members,
+                ..g.clone()
+            },
+            None => PlatformGroup {
+                external_id: id.to_string(),
+                display_name: None,
+                org: None,
+                members,
+                active: true,
+                partial: true,
+            },
+        };
+        let mut fh = group.field_hashes();
+        if group.partial {
+            if let Some(o) = old {
+                for (k, v) in &o.field_hashes {
+                    fh.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        match old {
+            None => p.groups.push(GroupChange {
+                action: Action::Create,
+                external_id: id.to_string(),
+                platform_id: None,
+                changed: fh.keys().cloned().collect(),
+                group,
+                field_hashes: fh,
+            }),
+            Some(o) => {
+                let changed = if full {
+                    fh.keys().cloned().collect()
+                } else {
+                    changed_fields(&o.field_hashes, &fh)
+                };
+                if changed.is_empty() && o.hash == record_hash(&fh) {
+                    p.unchanged_groups += 1;
+                } else {
+                    p.groups.push(GroupChange {
+                        action: Action::Update,
+                        external_id: id.to_string(),
+                        platform_id: o.platform_id.clone(),
+                        changed,
+                        group,
+                        field_hashes: fh,
+                    });
+                }
+            }
+        }
+    }
+    // Retire groups that left: members emptied, group kept.
+    let mut retire: Vec<&str> = m.groups_leaving.iter().map(String::as_str).collect();
+    if m.groups_completeness == Completeness::Bulk {
+        retire.extend(
+            state
+                .groups
+                .keys()
+                .map(String::as_str)
+                .filter(|id| !records.contains_key(id) && !m.held_groups.contains(*id)),
+        );
+    }
+    retire.sort_unstable();
+    retire.dedup();
+    for id in retire {
+        let Some(old) = state.groups.get(id) else {
+            continue;
+        };
+        if !old.active {
+            continue;
+        }
+        let group = PlatformGroup {
+            external_id: id.to_string(),
+            display_name: None,
+            org: None,
+            members: Vec::new(),
+            active: false,
+            partial: true,
+        };
+        let mut fh = old.field_hashes.clone();
+        fh.extend(group.field_hashes());
+        fh.insert("active".into(), hash_value(&false));
+        p.groups.push(GroupChange {
+            action: Action::Deactivate,
+            external_id: id.to_string(),
+            platform_id: old.platform_id.clone(),
+            changed: vec!["members".into()],
+            group,
+            field_hashes: fh,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
