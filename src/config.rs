@@ -595,7 +595,7 @@ path = "/tmp/drop"
         );
         let e = parse(&text).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("platform.token"));
-        assert_eq!(e.line, Some(14), "{e}");
+        assert_eq!(e.line, Some(13), "{e}");
         assert!(!e.to_string().contains("abc123"), "secret leaked: {e}");
     }
 

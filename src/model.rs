@@ -70,7 +70,9 @@ pub enum Status {
 pub struct Person {
     pub sourced_id: String,
     pub status: Status,
-    pub role: Role,
+    /// None only for a delta row whose role the source did not repeat: the
+    /// role on the platform stays as it is.
+    pub role: Option<Role>,
     pub username: Option<String>,
     /// Institution-facing number (student number, staff code).
     pub identifier: Option<String>,

@@ -221,6 +221,7 @@ mod tests {
                 font_scale: None,
                 screen_reader: Some(true),
             }),
+            unknown: Vec::new(),
         }
     }
 

@@ -659,6 +659,7 @@ impl Reader<'_> {
             Version::V1_1 => &["sourcedId", "role", "givenName", "familyName"],
             Version::V1_2 => &["sourcedId", "givenName", "familyName"],
         };
+        let delta = self.manifest.mode(self.input, "users")? == Completeness::Delta;
         let mode = self.table("users", required, |roster, row| {
             let Some(id) = row.get("sourcedId") else {
                 roster.issues.push(row.issue(None, "missing sourcedId"));
@@ -702,16 +703,21 @@ impl Reader<'_> {
                 orgs.retain(|o| o != primary);
                 orgs.insert(0, primary.to_string());
             }
-            let Some(role) = role else {
-                if role_name.is_empty() && status == Status::Active {
+            let role = match role {
+                Some(r) => Some(r),
+                // a delta update without its roles row: role stays as is
+                None if role_name.is_empty() && delta => None,
+                None if role_name.is_empty() && status == Status::Active => {
                     roster
                         .issues
                         .push(row.issue(Some(id), "user has no role (roles.csv)"));
                     roster.held_persons.insert(id.to_string());
-                } else {
-                    ignored += 1; // guardians, parents, unmapped staff
+                    return;
                 }
-                return;
+                None => {
+                    ignored += 1; // guardians, parents, unmapped staff
+                    return;
+                }
             };
             let accommodations = match parse_accommodations(row, acc) {
                 Ok(a) => a,

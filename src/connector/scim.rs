@@ -288,6 +288,75 @@ pub fn user_patch_ops(u: &PlatformUser, changed: &[String]) -> Vec<Value> {
     ops
 }
 
+/// The PUT counterpart of [`user_patch_ops`]: change only the `changed`
+/// attributes of the platform's current copy, keep everything else.
+pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed: &[String]) {
+    fn set(m: &mut Map<String, Value>, k: &str, v: Option<Value>) {
+        match v {
+            Some(v) => {
+                m.insert(k.to_string(), v);
+            }
+            None => {
+                m.remove(k);
+            }
+        }
+    }
+    let ext = exam_extension(u);
+    for field in changed {
+        match field.as_str() {
+            "userName" => set(obj, "userName", Some(json!(u.user_name))),
+            "active" => set(obj, "active", Some(json!(u.active))),
+            "name" => {
+                let name = obj
+                    .entry("name")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(n) = name {
+                    set(n, "givenName", u.given_name.as_ref().map(|v| json!(v)));
+                    set(n, "middleName", u.middle_name.as_ref().map(|v| json!(v)));
+                    set(n, "familyName", u.family_name.as_ref().map(|v| json!(v)));
+                    n.remove("formatted");
+                }
+            }
+            "email" => set(obj, "emails", u.email.as_deref().map(emails_value)),
+            "role" | "org" | "accommodations" => {
+                let attrs: &[&str] = match field.as_str() {
+                    "role" => &["role"],
+                    "org" => &["org"],
+                    _ => &["extraTimePercent", "fontScale", "screenReader"],
+                };
+                let e = obj
+                    .entry(EXAM_SCHEMA)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(e) = e {
+                    for a in attrs {
+                        set(e, a, ext.get(*a).cloned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let has_ext = obj
+        .get(EXAM_SCHEMA)
+        .and_then(Value::as_object)
+        .is_some_and(|e| !e.is_empty());
+    if !has_ext {
+        obj.remove(EXAM_SCHEMA);
+    }
+    let mut schemas: Vec<Value> = vec![json!(USER_SCHEMA)];
+    if let Some(Value::Array(old)) = obj.get("schemas") {
+        for sc in old {
+            if sc != USER_SCHEMA && sc != EXAM_SCHEMA {
+                schemas.push(sc.clone());
+            }
+        }
+    }
+    if has_ext {
+        schemas.push(json!(EXAM_SCHEMA));
+    }
+    obj.insert("schemas".into(), Value::Array(schemas));
+}
+
 fn members_value(ids: &[String]) -> Value {
     Value::Array(ids.iter().map(|id| json!({ "value": id })).collect())
 }
@@ -338,14 +407,7 @@ impl RecordSink for ScimSink {
     ) -> Result<Written, SinkError> {
         let ops = user_patch_ops(user, changed);
         self.modify("Users", id, ops, |obj| {
-            let fresh = user_resource(user);
-            // keep what the platform set itself (id, its own attributes)
-            for key in ["name", "emails", EXAM_SCHEMA] {
-                obj.remove(key);
-            }
-            if let Value::Object(f) = fresh {
-                obj.extend(f);
-            }
+            apply_user_fields(obj, user, changed);
             obj.insert("id".into(), json!(id));
         })
         .await
@@ -433,6 +495,7 @@ mod tests {
                 font_scale: Some(1.5),
                 screen_reader: None,
             }),
+            unknown: Vec::new(),
         }
     }
 
@@ -460,6 +523,27 @@ mod tests {
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[2]["op"], "remove");
         assert_eq!(ops[0]["path"], format!("{EXAM_SCHEMA}:extraTimePercent"));
+    }
+
+    #[test]
+    fn put_merge_touches_only_changed_fields() {
+        let mut obj = match json!({
+            "schemas": [USER_SCHEMA, EXAM_SCHEMA],
+            "id": "p1", "userName": "stu-1", "active": true,
+            "name": {"givenName": "Old", "familyName": "Vries"},
+            "platformOwn": "kept",
+            EXAM_SCHEMA: {"role": "student", "extraTimePercent": 33}
+        }) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        apply_user_fields(&mut obj, &user(), &["name".into(), "accommodations".into()]);
+        assert_eq!(obj["name"]["givenName"], "Zoë");
+        assert_eq!(obj["platformOwn"], "kept");
+        assert_eq!(obj[EXAM_SCHEMA]["role"], "student");
+        assert_eq!(obj[EXAM_SCHEMA]["extraTimePercent"], 25);
+        assert_eq!(obj[EXAM_SCHEMA]["fontScale"], 1.5);
+        assert_eq!(obj["schemas"], json!([USER_SCHEMA, EXAM_SCHEMA]));
     }
 
     #[test]

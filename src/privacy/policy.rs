@@ -33,6 +33,10 @@ pub struct PlatformUser {
     /// BRIN + location code of the person's school.
     pub org: Option<String>,
     pub accommodations: Option<ExamAccommodations>,
+    /// Tracked fields this source run did not carry (a delta row without
+    /// its role): the planner keeps what was last pushed for them.
+    #[serde(skip)]
+    pub unknown: Vec<&'static str>,
 }
 
 /// A class as the platform may see it.
@@ -81,6 +85,7 @@ impl PlatformUser {
             ("active", hash_value(&self.active)),
         ]
         .into_iter()
+        .filter(|(k, _)| !self.unknown.contains(k))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
@@ -310,6 +315,19 @@ impl Policy {
         };
         let name = self.allows(Field::Name);
         let acc = &p.accommodations;
+        // What this export does not resolve stays as last pushed.
+        let mut unknown = Vec::new();
+        if p.role.is_none() && self.allows(Field::Role) {
+            unknown.push("role");
+        }
+        let org = p
+            .orgs
+            .first()
+            .and_then(|o| orgs.get(o.as_str()))
+            .map(|o| o.identifier.clone().unwrap_or_else(|| o.sourced_id.clone()));
+        if org.is_none() && self.allows(Field::Org) {
+            unknown.push("org");
+        }
         Ok(PlatformUser {
             external_id: p.sourced_id.clone(),
             user_name,
@@ -322,9 +340,13 @@ impl Policy {
             } else {
                 None
             },
-            role: self.allows(Field::Role).then_some(p.role),
+            role: if self.allows(Field::Role) {
+                p.role
+            } else {
+                None
+            },
             org: if self.allows(Field::Org) {
-                p.orgs.first().map(|o| org_label(o, orgs))
+                org.clone()
             } else {
                 None
             },
@@ -332,11 +354,12 @@ impl Policy {
                 && (acc.extra_time_percent.is_some()
                     || acc.font_scale.is_some()
                     || acc.screen_reader.is_some()))
-            .then(|| ExamAccommodations {
+            .then_some(ExamAccommodations {
                 extra_time_percent: acc.extra_time_percent,
                 font_scale: acc.font_scale,
                 screen_reader: acc.screen_reader,
             }),
+            unknown,
         })
     }
 }
@@ -367,7 +390,7 @@ mod tests {
         Person {
             sourced_id: id.into(),
             status: Status::Active,
-            role: Role::Student,
+            role: Some(Role::Student),
             username: Some(format!("u{id}")),
             identifier: None,
             given_name: "Zoë".into(),

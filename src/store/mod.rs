@@ -41,6 +41,13 @@ const MIGRATIONS: &[&str] = &[
         deactivated_at TEXT,
         PRIMARY KEY (kind, sourced_id)
     ) WITHOUT ROWID;
+    CREATE TABLE orgs (
+        sourced_id TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        identifier TEXT,
+        kind       TEXT NOT NULL,
+        parent     TEXT
+    );
     CREATE TABLE group_members (
         group_id  TEXT NOT NULL,
         person_id TEXT NOT NULL,
@@ -244,6 +251,45 @@ impl Store {
             out.entry(r.get(0)?).or_default().insert(r.get(1)?);
         }
         Ok(out)
+    }
+
+    /// Orgs of the last bulk export; delta exports often omit orgs.csv.
+    pub fn load_orgs(&self) -> Result<Vec<crate::model::Org>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sourced_id, name, identifier, kind, parent FROM orgs")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(crate::model::Org {
+                sourced_id: r.get(0)?,
+                name: r.get(1)?,
+                identifier: r.get(2)?,
+                kind: r.get(3)?,
+                parent: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Replace the stored orgs with those of a bulk export.
+    pub fn save_orgs(&mut self, orgs: &[crate::model::Org]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM orgs", [])?;
+        {
+            let mut ins = tx.prepare(
+                "INSERT OR REPLACE INTO orgs (sourced_id, name, identifier, kind, parent) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for o in orgs {
+                ins.execute(params![
+                    o.sourced_id,
+                    o.name,
+                    o.identifier,
+                    o.kind,
+                    o.parent
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Start a run; returns its id.

@@ -102,10 +102,15 @@ pub async fn roster(
     };
 
     progress.phase("reading source", None);
-    let roster = {
+    let mut roster = {
         let loaded = loaded.clone();
         tokio::task::block_in_place(move || read_source(&loaded, progress))?
     };
+    if roster.orgs.is_empty() {
+        roster.orgs = store.load_orgs()?;
+    } else if !opts.dry_run {
+        store.save_orgs(&roster.orgs)?;
+    }
     for issue in &roster.issues {
         tracing::warn!("skipped: {issue}");
     }

@@ -152,8 +152,19 @@ fn plan_users(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
             p.held_users += 1;
             continue;
         }
-        let fh = u.field_hashes();
+        let mut fh = u.field_hashes();
         match state.users.get(&u.external_id) {
+            None if !u.unknown.is_empty() => {
+                p.held_users += 1;
+                p.issues.push(SourceIssue {
+                    location: "users".into(),
+                    record_id: Some(u.external_id.clone()),
+                    reason: format!(
+                        "new user whose {} the export does not give (roles.csv, orgs.csv); fix it in the SIS",
+                        u.unknown.join(" and ")
+                    ),
+                });
+            }
             None => p.users.push(UserChange {
                 action: Action::Create,
                 external_id: u.external_id.clone(),
@@ -163,8 +174,16 @@ fn plan_users(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                 field_hashes: fh,
             }),
             Some(old) => {
+                for f in &u.unknown {
+                    if let Some(h) = old.field_hashes.get(*f) {
+                        fh.insert(f.to_string(), h.clone());
+                    }
+                }
                 let changed = if full {
-                    fh.keys().cloned().collect()
+                    fh.keys()
+                        .filter(|k| !u.unknown.contains(&k.as_str()))
+                        .cloned()
+                        .collect()
                 } else {
                     changed_fields(&old.field_hashes, &fh)
                 };

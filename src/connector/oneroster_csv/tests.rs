@@ -1,1 +1,341 @@
+//! Parser tests: the bundled fixtures plus small hand-made exports for
+//! the edge cases (BOM, embedded newlines, bad rows, zip, no manifest).
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::config::OneRosterCsvSource;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn source(path: &Path) -> OneRosterCsv {
+    OneRosterCsv::new(&OneRosterCsvSource {
+        path: path.to_path_buf(),
+        role_map: Default::default(),
+        accommodations: Default::default(),
+    })
+}
+
+fn read(path: &Path) -> Roster {
+    source(path).read(&|_| {}).unwrap()
+}
+
+fn person<'a>(r: &'a Roster, id: &str) -> &'a Person {
+    r.persons
+        .iter()
+        .find(|p| p.sourced_id == id)
+        .unwrap_or_else(|| panic!("{id} not read"))
+}
+
+fn write(dir: &Path, file: &str, content: &str) {
+    std::fs::write(dir.join(file), content).unwrap();
+}
+
+const USERS_12: &str = "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,primaryOrgSourcedId,metadata.extraTimePercent\n";
+const ROLES_12: &str = "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId\n";
+const CLASSES: &str = "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods\n";
+const ENROLL: &str = "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate\n";
+
+/// A small 1.2 export; callers replace files to make edge cases.
+fn small_export(dir: &Path) {
+    write(
+        dir,
+        "manifest.csv",
+        "propertyName,value\nmanifest.version,1.0\noneroster.version,1.2\nfile.orgs,bulk\nfile.classes,bulk\nfile.users,bulk\nfile.roles,bulk\nfile.enrollments,bulk\nfile.demographics,bulk\n",
+    );
+    write(
+        dir,
+        "orgs.csv",
+        "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\no1,,,School,school,99AA00,\n",
+    );
+    write(
+        dir,
+        "classes.csv",
+        &format!("{CLASSES}c1,,,H3A,09,,,scheduled,,o1,\"t1,t2\",,,\n"),
+    );
+    write(
+        dir,
+        "users.csv",
+        &format!(
+            "{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,25\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,\n"
+        ),
+    );
+    write(
+        dir,
+        "roles.csv",
+        &format!("{ROLES_12}r1,,,s1,primary,student,,,o1,\nr2,,,s2,primary,student,,,o1,\n"),
+    );
+    write(
+        dir,
+        "enrollments.csv",
+        &format!("{ENROLL}e1,,,c1,o1,s1,student,false,,\ne2,,,c1,o1,s2,student,false,,\n"),
+    );
+    // never opened: a demographics file that would not even parse
+    write(dir, "demographics.csv", "\"unterminated\n");
+}
+
+#[test]
+fn reads_the_1_2_fixture() {
+    let r = read(&fixture("oneroster-1.2"));
+    assert_eq!(r.format, "OneRoster 1.2 CSV");
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+    assert_eq!(r.persons.len(), 42, "36 students, 5 teachers, 1 proctor");
+    let count = |role| r.persons.iter().filter(|p| p.role == Some(role)).count();
+    assert_eq!(count(Role::Student), 36);
+    assert_eq!(count(Role::Teacher), 5);
+    assert_eq!(count(Role::Proctor), 1);
+    assert_eq!(r.ignored, 3, "administrator and two guardians");
+    assert_eq!(r.groups.len(), 6);
+    assert_eq!(r.memberships.len(), 80);
+    assert_eq!(r.orgs.len(), 3);
+    assert_eq!(r.persons_completeness, Completeness::Bulk);
+    // users.csv has a BOM and CRLF: the first column still resolves
+    let s = person(&r, "stu-1003");
+    assert_eq!(s.given_name, "Zoë");
+    assert_eq!(s.middle_name.as_deref(), Some("van der"));
+    assert_eq!(s.orgs, vec!["org-99AA00".to_string()]);
+    assert_eq!(s.accommodations.extra_time_percent, Some(25));
+    assert_eq!(s.accommodations.font_scale, Some(1.5));
+    assert_eq!(s.accommodations.screen_reader, Some(false));
+    assert_eq!(person(&r, "stu-1012").family_name, "Jansen, Jr.");
+    assert_eq!(person(&r, "stu-1033").orgs[0], "org-99AA01");
+    let holders = r
+        .persons
+        .iter()
+        .filter(|p| !p.accommodations.is_empty())
+        .count();
+    assert_eq!(holders, 5);
+}
+
+#[test]
+fn the_1_1_fixture_reads_the_same_roster() {
+    let a = read(&fixture("oneroster-1.1"));
+    let b = read(&fixture("oneroster-1.2"));
+    assert_eq!(a.format, "OneRoster 1.1 CSV");
+    assert!(a.issues.is_empty(), "{:?}", a.issues);
+    let sort = |mut v: Vec<Person>| {
+        v.sort_by(|x, y| x.sourced_id.cmp(&y.sourced_id));
+        v
+    };
+    assert_eq!(sort(a.persons), sort(b.persons));
+    assert_eq!(a.groups.len(), b.groups.len());
+    assert_eq!(a.memberships.len(), b.memberships.len());
+}
+
+#[test]
+fn delta_fixture_marks_changes() {
+    let r = read(&fixture("oneroster-1.2-delta"));
+    assert_eq!(r.persons_completeness, Completeness::Delta);
+    assert_eq!(r.memberships_completeness, Completeness::Delta);
+    assert_eq!(r.groups_completeness, Completeness::Absent);
+    assert_eq!(person(&r, "stu-1009").family_name, "Brouwer");
+    assert_eq!(
+        person(&r, "stu-1009").role,
+        None,
+        "no roles row in the delta"
+    );
+    assert_eq!(person(&r, "stu-1037").role, Some(Role::Student));
+    assert_eq!(person(&r, "stu-1014").status, Status::ToBeDeleted);
+    assert_eq!(person(&r, "stu-1037").status, Status::Active);
+    let removed = r
+        .memberships
+        .iter()
+        .filter(|m| m.status == Status::ToBeDeleted)
+        .count();
+    assert_eq!(removed, 3);
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+}
+
+#[test]
+fn reads_a_zip_with_a_top_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let zpath = dir.path().join("export.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+    let opts: zip::write::SimpleFileOptions = Default::default();
+    for e in std::fs::read_dir(fixture("oneroster-1.2"))
+        .unwrap()
+        .flatten()
+    {
+        let name = format!("export/{}", e.file_name().to_string_lossy());
+        zip.start_file(name, opts).unwrap();
+        zip.write_all(&std::fs::read(e.path()).unwrap()).unwrap();
+    }
+    zip.finish().unwrap();
+    let r = read(&zpath);
+    assert_eq!(r.persons.len(), 42);
+    assert_eq!(r.memberships.len(), 80);
+    assert!(source(&zpath).probe().unwrap().contains("zip"));
+}
+
+#[test]
+fn embedded_newlines_commas_and_bom_in_small_export() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    write(
+        dir.path(),
+        "users.csv",
+        &format!(
+            "\u{feff}{USERS_12}s1,,,true,a,,\"Anna\nMaria\",\"Bakker, Jr.\",,1,a@x.nl,o1,25\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,\n,,,true,c,,No,Id,,3,,o1,\n"
+        ),
+    );
+    let r = read(dir.path());
+    let s1 = person(&r, "s1");
+    assert_eq!(s1.given_name, "Anna\nMaria");
+    assert_eq!(s1.family_name, "Bakker, Jr.");
+    assert_eq!(r.persons.len(), 2);
+    // the row after the two-line record is reported on its real line
+    assert_eq!(r.issues.len(), 1, "{:?}", r.issues);
+    assert_eq!(r.issues[0].location, "users.csv:5");
+    assert_eq!(r.issues[0].reason, "missing sourcedId");
+}
+
+#[test]
+fn bad_rows_are_reported_with_file_line_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    write(
+        dir.path(),
+        "users.csv",
+        &format!(
+            "{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,25\ns1,,,true,a,,Dup,Licate,,1,a@x.nl,o1,\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,lots\ns3,,,true,c,,Short,Row\ns4,,,true,d,,Dirk,Dijk,,4,,o1,\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "roles.csv",
+        &format!(
+            "{ROLES_12}r1,,,s1,primary,student,,,o1,\nr2,,,s2,primary,student,,,o1,\nr4,,,s4,primary,student,,,o1,\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "enrollments.csv",
+        &format!(
+            "{ENROLL}e1,,,c1,o1,s1,student,false,,\ne2,,,c1,o1,ghost,student,false,,\ne3,,,nope,o1,s1,student,false,,\ne4,,,c1,o1,s4,student,false,,\n"
+        ),
+    );
+    let r = read(dir.path());
+    let got: Vec<String> = r.issues.iter().map(|i| i.to_string()).collect();
+    assert_eq!(
+        got,
+        vec![
+            "users.csv:3: record s1: duplicate sourcedId",
+            "users.csv:4: record s2: metadata.extraTimePercent \"lots\" is not a whole percentage",
+            "users.csv:5: record s3: row has 8 fields, header has 13",
+            "enrollments.csv:3: record e2: userSourcedId ghost is not in users.csv",
+            "enrollments.csv:4: record e3: classSourcedId nope is not in classes.csv",
+        ]
+    );
+    let ids: Vec<&str> = r.persons.iter().map(|p| p.sourced_id.as_str()).collect();
+    assert_eq!(ids, vec!["s1", "s4"]);
+    assert_eq!(
+        person(&r, "s1").given_name,
+        "Anna",
+        "first of the duplicates wins"
+    );
+    // damaged rows of known people are held, never taken as 'left'
+    assert!(r.held_persons.contains("s2") && r.held_persons.contains("s3"));
+    assert_eq!(r.memberships.len(), 2);
+}
+
+#[test]
+fn version_is_detected_without_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    std::fs::remove_file(dir.path().join("manifest.csv")).unwrap();
+    let r = read(dir.path());
+    assert_eq!(r.format, "OneRoster 1.2 CSV");
+    assert_eq!(r.persons.len(), 2);
+    std::fs::remove_file(dir.path().join("roles.csv")).unwrap();
+    write(
+        dir.path(),
+        "users.csv",
+        "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName\ns1,active,,true,o1,teacher,a,,Anna,Bakker\n",
+    );
+    let r = read(dir.path());
+    assert_eq!(r.format, "OneRoster 1.1 CSV");
+    assert_eq!(person(&r, "s1").role, Some(Role::Teacher));
+}
+
+#[test]
+fn missing_declared_file_is_fatal_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    std::fs::remove_file(dir.path().join("users.csv")).unwrap();
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("users.csv is missing but manifest.csv declares file.users = bulk"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_required_column_is_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    write(dir.path(), "users.csv", "id,givenName,familyName\ns1,A,B\n");
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("users.csv:1: required column \"sourcedId\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn invalid_utf8_row_is_skipped_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    let mut bytes = USERS_12.as_bytes().to_vec();
+    bytes.extend_from_slice(b"s1,,,true,a,,Ann\xe9,Bakker,,1,,o1,\n");
+    bytes.extend_from_slice(b"s2,,,true,b,,Bram,Visser,,2,,o1,\n");
+    std::fs::write(dir.path().join("users.csv"), bytes).unwrap();
+    let r = read(dir.path());
+    assert_eq!(r.persons.len(), 1);
+    assert_eq!(r.issues[0].location, "users.csv:2");
+    assert!(r.issues[0].reason.contains("UTF-8"));
+}
+
+#[test]
+fn disabled_and_tobedeleted_users_are_leaving() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    write(
+        dir.path(),
+        "users.csv",
+        &format!(
+            "{USERS_12}s1,tobedeleted,,true,a,,Anna,Bakker,,1,,o1,\ns2,,,false,b,,Bram,Visser,,2,,o1,\n"
+        ),
+    );
+    let r = read(dir.path());
+    assert!(r.persons.iter().all(|p| p.status == Status::ToBeDeleted));
+}
+
+#[test]
+fn role_map_brings_in_staff_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    write(
+        dir.path(),
+        "roles.csv",
+        &format!("{ROLES_12}r1,,,s1,primary,aide,,,o1,\nr2,,,s2,primary,student,,,o1,\n"),
+    );
+    assert_eq!(
+        read(dir.path()).persons.len(),
+        1,
+        "aide is not synced by default"
+    );
+    let mut map = std::collections::BTreeMap::new();
+    map.insert("aide".to_string(), "assessor".to_string());
+    let src = OneRosterCsv::new(&OneRosterCsvSource {
+        path: dir.path().to_path_buf(),
+        role_map: map,
+        accommodations: Default::default(),
+    });
+    let r = src.read(&|_| {}).unwrap();
+    assert_eq!(person(&r, "s1").role, Some(Role::Assessor));
+}

@@ -1,1 +1,216 @@
+//! Planner tests: idempotence, change detection, deactivation rules,
+//! membership merging. The applier is simulated by writing each change's
+//! new state back, as the store does after a successful write.
 
+use std::path::Path;
+
+use super::*;
+use crate::config::{OneRosterCsvSource, Privacy, UserNameFrom};
+use crate::connector::oneroster_csv::OneRosterCsv;
+use crate::model::Roster;
+use crate::privacy::policy::Policy;
+
+fn fixture(name: &str) -> Roster {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    OneRosterCsv::new(&OneRosterCsvSource {
+        path,
+        role_map: Default::default(),
+        accommodations: Default::default(),
+    })
+    .read(&|_| {})
+    .unwrap()
+}
+
+fn minimise(r: &Roster) -> Minimised {
+    Policy::new(&Privacy::default(), UserNameFrom::SourcedId, None).apply(r)
+}
+
+/// What the applier does after every successful write.
+fn apply(plan: &Plan, state: &mut State) {
+    for c in &plan.users {
+        let pid = c
+            .platform_id
+            .clone()
+            .or_else(|| Some(format!("p-{}", c.external_id)));
+        state.users.insert(c.external_id.clone(), c.new_state(pid));
+    }
+    for c in &plan.groups {
+        let pid = c
+            .platform_id
+            .clone()
+            .or_else(|| Some(format!("g-{}", c.external_id)));
+        state.groups.insert(c.external_id.clone(), c.new_state(pid));
+        state.members.insert(
+            c.external_id.clone(),
+            c.group.members.iter().cloned().collect(),
+        );
+    }
+}
+
+fn synced_state() -> (Roster, State) {
+    let r = fixture("oneroster-1.2");
+    let mut state = State::default();
+    let p = plan(&minimise(&r), &state, false);
+    apply(&p, &mut state);
+    (r, state)
+}
+
+#[test]
+fn first_run_creates_everything() {
+    let r = fixture("oneroster-1.2");
+    let p = plan(&minimise(&r), &State::default(), false);
+    assert_eq!(p.count_users(Action::Create), 42);
+    assert_eq!(p.count_groups(Action::Create), 6);
+    assert_eq!(p.users.len() + p.groups.len(), 48);
+    let members: usize = p.groups.iter().map(|g| g.group.members.len()).sum();
+    assert_eq!(members, 80);
+}
+
+#[test]
+fn same_input_twice_gives_an_empty_plan() {
+    let (r, state) = synced_state();
+    let p = plan(&minimise(&r), &state, false);
+    assert!(p.is_empty(), "{:?}", p.users.first());
+    assert_eq!(p.unchanged_users, 42);
+    assert_eq!(p.unchanged_groups, 6);
+}
+
+#[test]
+fn full_resends_every_record() {
+    let (r, state) = synced_state();
+    let p = plan(&minimise(&r), &state, true);
+    assert_eq!(p.count_users(Action::Update), 42);
+    assert_eq!(p.count_groups(Action::Update), 6);
+    let mut state2 = state.clone();
+    apply(&p, &mut state2);
+    assert!(plan(&minimise(&r), &state2, false).is_empty());
+}
+
+#[test]
+fn rename_is_one_update_of_name_only() {
+    let (mut r, state) = synced_state();
+    let s = r
+        .persons
+        .iter_mut()
+        .find(|p| p.sourced_id == "stu-1009")
+        .unwrap();
+    s.family_name = "Brouwer".into();
+    let p = plan(&minimise(&r), &state, false);
+    assert_eq!(p.users.len(), 1);
+    assert!(p.groups.is_empty());
+    assert_eq!(p.users[0].action, Action::Update);
+    assert_eq!(p.users[0].changed, vec!["name".to_string()]);
+    assert_eq!(p.users[0].platform_id.as_deref(), Some("p-stu-1009"));
+}
+
+#[test]
+fn absent_from_bulk_is_deactivated_and_leaves_its_classes() {
+    let (mut r, state) = synced_state();
+    r.persons.retain(|p| p.sourced_id != "stu-1014");
+    r.memberships.retain(|m| m.person != "stu-1014");
+    let p = plan(&minimise(&r), &state, false);
+    assert_eq!(p.users.len(), 1);
+    assert_eq!(p.users[0].action, Action::Deactivate);
+    assert_eq!(p.users[0].external_id, "stu-1014");
+    assert!(
+        p.groups
+            .iter()
+            .all(|g| g.changed == vec!["members".to_string()])
+    );
+    assert_eq!(p.groups.len(), 3, "stu-1014 was in three classes");
+    let mut state = state;
+    apply(&p, &mut state);
+    assert!(!state.users["stu-1014"].active);
+    // and it stays quiet afterwards
+    assert!(plan(&minimise(&r), &state, false).is_empty());
+}
+
+#[test]
+fn returning_user_is_reactivated() {
+    let (r, mut state) = synced_state();
+    let mut gone = r.clone();
+    gone.persons.retain(|p| p.sourced_id != "stu-1001");
+    gone.memberships.retain(|m| m.person != "stu-1001");
+    let p = plan(&minimise(&gone), &state, false);
+    apply(&p, &mut state);
+    let p = plan(&minimise(&r), &state, false);
+    let back = p
+        .users
+        .iter()
+        .find(|c| c.external_id == "stu-1001")
+        .unwrap();
+    assert_eq!(back.action, Action::Update);
+    assert_eq!(back.changed, vec!["active".to_string()]);
+    assert!(back.user.as_ref().unwrap().active);
+}
+
+#[test]
+fn held_rows_are_never_deactivated() {
+    let (mut r, state) = synced_state();
+    r.persons.retain(|p| p.sourced_id != "stu-1020");
+    r.held_persons.insert("stu-1020".into());
+    let p = plan(&minimise(&r), &state, false);
+    assert!(p.users.is_empty(), "{:?}", p.users);
+    assert_eq!(p.held_users, 1);
+    // and stays in its classes
+    assert!(p.groups.is_empty(), "{:?}", p.groups);
+}
+
+#[test]
+fn delta_applies_rename_leaver_newcomer_and_memberships() {
+    let (bulk, mut state) = synced_state();
+    let mut d = fixture("oneroster-1.2-delta");
+    // the store keeps the orgs of the last bulk export (orgs.csv is absent)
+    d.orgs = bulk.orgs;
+    let p = plan(&minimise(&d), &state, false);
+    let by = |id: &str| p.users.iter().find(|c| c.external_id == id).unwrap();
+    assert_eq!(p.users.len(), 3, "{:?}", p.users);
+    assert_eq!(by("stu-1009").action, Action::Update);
+    assert_eq!(by("stu-1009").changed, vec!["name".to_string()]);
+    assert_eq!(by("stu-1014").action, Action::Deactivate);
+    assert_eq!(by("stu-1037").action, Action::Create);
+    // nobody else is touched: a delta says nothing about absent users
+    assert_eq!(p.count_users(Action::Deactivate), 1);
+    let h3a = p
+        .groups
+        .iter()
+        .find(|g| g.external_id == "cls-ne-h3a")
+        .unwrap();
+    assert!(h3a.group.members.contains(&"stu-1037".to_string()));
+    assert!(!h3a.group.members.contains(&"stu-1014".to_string()));
+    assert_eq!(h3a.changed, vec!["members".to_string()]);
+    apply(&p, &mut state);
+    let again = plan(&minimise(&d), &state, false);
+    assert!(again.is_empty(), "{:?} {:?}", again.users, again.groups);
+    // the role the delta did not repeat is kept, not cleared
+    assert!(state.users["stu-1009"].field_hashes.contains_key("role"));
+}
+
+#[test]
+fn class_absent_from_bulk_is_retired() {
+    let (mut r, state) = synced_state();
+    r.groups.retain(|g| g.sourced_id != "cls-mentor-m2b");
+    r.memberships.retain(|m| m.group != "cls-mentor-m2b");
+    let p = plan(&minimise(&r), &state, false);
+    assert_eq!(p.groups.len(), 1);
+    assert_eq!(p.groups[0].action, Action::Deactivate);
+    assert!(p.groups[0].group.members.is_empty());
+    assert!(p.users.is_empty());
+}
+
+#[test]
+fn new_user_without_role_in_delta_is_held() {
+    let mut d = fixture("oneroster-1.2-delta");
+    for p in d.persons.iter_mut() {
+        p.role = None;
+    }
+    let p = plan(&minimise(&d), &State::default(), false);
+    assert!(p.users.iter().all(|c| c.action != Action::Create));
+    assert!(
+        p.issues
+            .iter()
+            .any(|i| i.record_id.as_deref() == Some("stu-1037"))
+    );
+}
