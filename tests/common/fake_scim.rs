@@ -1,0 +1,384 @@
+//! An in-process SCIM 2.0 service provider on 127.0.0.1 for tests: keeps
+//! Users and Groups in memory, applies PATCH operations, counts requests,
+//! captures bodies and fails on demand.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub body: String,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    pub users: BTreeMap<String, Value>,
+    pub groups: BTreeMap<String, Value>,
+    pub requests: Vec<Request>,
+    pub next_id: u64,
+    pub patch_supported: bool,
+    /// Status codes to answer the next write requests with, in order.
+    pub fail_writes: VecDeque<(u16, Option<&'static str>)>,
+    /// Refuse writes whose body contains this text with 400.
+    pub reject_containing: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeScim {
+    pub inner: Arc<Mutex<Inner>>,
+    pub base: String,
+}
+
+impl FakeScim {
+    pub async fn start(patch_supported: bool) -> FakeScim {
+        let inner = Arc::new(Mutex::new(Inner {
+            patch_supported,
+            ..Inner::default()
+        }));
+        let app = Router::new()
+            .route("/scim/v2/ServiceProviderConfig", get(spc))
+            .route("/scim/v2/:resource", get(list).post(create))
+            .route(
+                "/scim/v2/:resource/:id",
+                get(read).patch(patch).put(put).delete(delete),
+            )
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeScim {
+            inner,
+            base: format!("http://{addr}/scim/v2"),
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.inner.lock().unwrap().requests.clone()
+    }
+
+    pub fn writes(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.inner.lock().unwrap().requests.clear();
+    }
+
+    pub fn users(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().users.values().cloned().collect()
+    }
+
+    pub fn groups(&self) -> Vec<Value> {
+        self.inner
+            .lock()
+            .unwrap()
+            .groups
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn user_by_external_id(&self, ext: &str) -> Option<Value> {
+        self.users().into_iter().find(|u| u["externalId"] == ext)
+    }
+}
+
+type Shared = State<Arc<Mutex<Inner>>>;
+
+fn scim(status: StatusCode, v: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/scim+json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn error(status: u16, detail: &str) -> Response {
+    scim(
+        StatusCode::from_u16(status).unwrap(),
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": status.to_string(), "detail": detail}),
+    )
+}
+
+/// Auth, recording and fault injection shared by every handler.
+fn gate(
+    inner: &mut Inner,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Response> {
+    inner.requests.push(Request {
+        method: method.to_string(),
+        path: path.to_string(),
+        body: String::from_utf8_lossy(body).to_string(),
+    });
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {TOKEN}")) {
+        return Some(error(401, "bad token"));
+    }
+    if method != Method::GET {
+        if let Some((code, retry_after)) = inner.fail_writes.pop_front() {
+            let mut r = error(code, "injected");
+            if let Some(ra) = retry_after {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, ra.parse().unwrap());
+            }
+            return Some(r);
+        }
+        if let Some(bad) = &inner.reject_containing {
+            if String::from_utf8_lossy(body).contains(bad.as_str()) {
+                return Some(error(400, "rejected by test"));
+            }
+        }
+    }
+    None
+}
+
+fn store<'a>(inner: &'a mut Inner, resource: &str) -> Option<&'a mut BTreeMap<String, Value>> {
+    match resource {
+        "Users" => Some(&mut inner.users),
+        "Groups" => Some(&mut inner.groups),
+        _ => None,
+    }
+}
+
+async fn spc(State(s): Shared, headers: HeaderMap) -> Response {
+    let mut inner = s.lock().unwrap();
+    if let Some(r) = gate(
+        &mut inner,
+        &Method::GET,
+        "/ServiceProviderConfig",
+        &headers,
+        &Bytes::new(),
+    ) {
+        return r;
+    }
+    scim(
+        StatusCode::OK,
+        json!({"patch": {"supported": inner.patch_supported}, "filter": {"supported": true, "maxResults": 200}}),
+    )
+}
+
+async fn list(
+    State(s): Shared,
+    Path(resource): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = s.lock().unwrap();
+    if let Some(r) = gate(
+        &mut inner,
+        &Method::GET,
+        &format!("/{resource}"),
+        &headers,
+        &Bytes::new(),
+    ) {
+        return r;
+    }
+    let Some(map) = store(&mut inner, &resource) else {
+        return error(404, "no such resource type");
+    };
+    let wanted = q.get("filter").and_then(|f| {
+        f.strip_prefix("externalId eq \"")
+            .and_then(|r| r.strip_suffix('"'))
+            .map(|v| v.replace("\\\"", "\""))
+    });
+    let found: Vec<Value> = map
+        .values()
+        .filter(|v| match &wanted {
+            Some(w) => v["externalId"] == *w.as_str(),
+            None => true,
+        })
+        .cloned()
+        .collect();
+    scim(
+        StatusCode::OK,
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": found.len(), "Resources": found}),
+    )
+}
+
+async fn create(
+    State(s): Shared,
+    Path(resource): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = s.lock().unwrap();
+    if let Some(r) = gate(
+        &mut inner,
+        &Method::POST,
+        &format!("/{resource}"),
+        &headers,
+        &body,
+    ) {
+        return r;
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "not json");
+    };
+    inner.next_id += 1;
+    let id = format!("{}-{}", resource.to_lowercase(), inner.next_id);
+    if resource == "Users" {
+        let taken = inner.users.values().any(|u| u["userName"] == v["userName"]);
+        if taken {
+            return error(409, "userName taken");
+        }
+    }
+    v["id"] = json!(id);
+    let Some(map) = store(&mut inner, &resource) else {
+        return error(404, "no such resource type");
+    };
+    map.insert(id, v.clone());
+    scim(StatusCode::CREATED, v)
+}
+
+async fn read(
+    State(s): Shared,
+    Path((resource, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = s.lock().unwrap();
+    if let Some(r) = gate(
+        &mut inner,
+        &Method::GET,
+        &format!("/{resource}/{id}"),
+        &headers,
+        &Bytes::new(),
+    ) {
+        return r;
+    }
+    match store(&mut inner, &resource).and_then(|m| m.get(&id)) {
+        Some(v) => scim(StatusCode::OK, v.clone()),
+        None => error(404, "not found"),
+    }
+}
+
+/// Apply one PATCH operation (the subset sisync sends).
+fn apply_op(target: &mut Value, op: &Value) {
+    let path = op["path"].as_str().unwrap_or_default();
+    let kind = op["op"].as_str().unwrap_or_default().to_ascii_lowercase();
+    // extension attributes: "urn:...:User:attr"
+    let (container, attr): (Vec<String>, String) = if let Some(i) = path.rfind(':') {
+        (vec![path[..i].to_string()], path[i + 1..].to_string())
+    } else if let Some((a, b)) = path.split_once('.') {
+        (vec![a.to_string()], b.to_string())
+    } else {
+        (vec![], path.to_string())
+    };
+    let mut obj = target;
+    for c in &container {
+        if obj.get(c).is_none() {
+            obj[c.as_str()] = json!({});
+        }
+        obj = obj.get_mut(c).unwrap();
+    }
+    match kind.as_str() {
+        "remove" => {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove(&attr);
+            }
+        }
+        _ => obj[attr.as_str()] = op["value"].clone(),
+    }
+}
+
+async fn patch(
+    State(s): Shared,
+    Path((resource, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = s.lock().unwrap();
+    if let Some(r) = gate(
+        &mut inner,
+        &Method::PATCH,
+        &format!("/{resource}/{id}"),
+        &headers,
+        &body,
+    ) {
+        return r;
+    }
+    if !inner.patch_supported {
+        return error(501, "patch not supported");
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "not json");
+    };
+    let Some(target) = store(&mut inner, &resource).and_then(|m| m.get_mut(&id)) else {
+        return error(404, "not found");
+    };
+    for op in v["Operations"].as_array().cloned().unwrap_or_default() {
+        apply_op(target, &op);
+    }
+    scim(StatusCode::OK, target.clone())
+}
+
+async fn put(
+    State(s): Shared,
+    Path((resource, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = s.lock().unwrap();
+    if let Some(r) = gate(
+        &mut inner,
+        &Method::PUT,
+        &format!("/{resource}/{id}"),
+        &headers,
+        &body,
+    ) {
+        return r;
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "not json");
+    };
+    let Some(map) = store(&mut inner, &resource) else {
+        return error(404, "no such resource type");
+    };
+    if !map.contains_key(&id) {
+        return error(404, "not found");
+    }
+    v["id"] = json!(id);
+    map.insert(id, v.clone());
+    scim(StatusCode::OK, v)
+}
+
+async fn delete(
+    State(s): Shared,
+    Path((resource, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = s.lock().unwrap();
+    if let Some(r) = gate(
+        &mut inner,
+        &Method::DELETE,
+        &format!("/{resource}/{id}"),
+        &headers,
+        &Bytes::new(),
+    ) {
+        return r;
+    }
+    match store(&mut inner, &resource).and_then(|m| m.remove(&id)) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => error(404, "not found"),
+    }
+}

@@ -1,0 +1,71 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code)]
+
+pub mod fake_scim;
+
+use std::path::{Path, PathBuf};
+
+use sisync::config::Loaded;
+use sisync::sync::{self, Quiet, RosterOptions, RosterReport};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copy a fixture export into `dir/export` so a test can edit it.
+pub fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
+    let dest = dir.join("export");
+    std::fs::create_dir_all(&dest).unwrap();
+    for e in std::fs::read_dir(repo().join("fixtures").join(name))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), dest.join(e.file_name())).unwrap();
+    }
+    dest
+}
+
+/// Rewrite one CSV file of an export line by line.
+pub fn edit(export: &Path, file: &str, f: impl Fn(&str) -> Option<String>) {
+    let p = export.join(file);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let out: Vec<String> = text.split(nl).filter_map(&f).collect();
+    std::fs::write(&p, out.join(nl)).unwrap();
+}
+
+/// A SCIM config in `dir` pointing at `base` with a token file.
+pub fn scim_config(dir: &Path, export: &Path, base: &str, token: &str, extra: &str) -> Loaded {
+    std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
+    let text = format!(
+        r#"
+[institution]
+name = "Test College"
+brin = "99AA"
+
+[state]
+path = "state.db"
+
+[source]
+kind = "oneroster-csv"
+path = "{export}"
+
+[platform]
+kind = "scim"
+base_url = "{base}"
+token_file = "token"
+timeout = "5s"
+{extra}
+"#,
+        export = export.display()
+    );
+    let file = dir.join("sisync.toml");
+    std::fs::write(&file, &text).unwrap();
+    Loaded::from_file(&file).unwrap()
+}
+
+pub async fn sync(loaded: &Loaded, opts: RosterOptions) -> RosterReport {
+    sync::roster(loaded, opts, "user:test", &Quiet)
+        .await
+        .unwrap()
+}
