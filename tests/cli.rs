@@ -1,0 +1,243 @@
+//! The `sisync` binary end to end: exit codes, one-line errors, dry runs,
+//! csv-drop delivery, status and the audit commands.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn sisync(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("SISYNC_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A csv-drop config over a copy of the 1.2 fixture.
+fn setup(dir: &Path) -> std::path::PathBuf {
+    let export = copy_fixture("oneroster-1.2", dir);
+    let cfg = dir.join("sisync.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[institution]
+name = "Test College"
+brin = "99AA"
+
+[state]
+path = "state/sisync.db"
+
+[source]
+kind = "oneroster-csv"
+path = "{}"
+
+[platform]
+kind = "csv-drop"
+path = "drop"
+"#,
+            export.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn example_config_is_valid() {
+    let o = sisync(
+        &repo().join("config/sisync.example.toml"),
+        &["check-config"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("OneRoster 1.2 CSV, folder"));
+}
+
+#[test]
+fn bad_config_exits_2_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let t = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        t.replace("brin = \"99AA\"", "brin = \"99AA\"\ncolour = \"blue\""),
+    )
+    .unwrap();
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("sisync.toml:4") && err.contains("unknown field `colour`"),
+        "{err}"
+    );
+    let o = sisync(&dir.path().join("missing.toml"), &["status"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("cannot read config"));
+}
+
+#[test]
+fn unusable_source_is_reported_by_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    std::fs::remove_file(dir.path().join("export/users.csv")).unwrap();
+    std::fs::remove_file(dir.path().join("export/manifest.csv")).unwrap();
+    let o = sisync(&cfg, &["check-config"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no users.csv"));
+}
+
+#[test]
+fn dry_run_changes_nothing_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let o = sisync(&cfg, &["sync", "roster", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("Dry run"));
+    assert!(text(&o).contains("stu-1001"));
+    assert!(!dir.path().join("state").exists(), "no state created");
+    assert!(!dir.path().join("drop").exists(), "nothing delivered");
+}
+
+#[test]
+fn sync_delivers_once_then_status_and_audit_tell_the_story() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("users") && out.contains("42"), "{out}");
+    let drops: Vec<_> = std::fs::read_dir(dir.path().join("drop"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(drops.len(), 1);
+    let users = std::fs::read_to_string(drops[0].path().join("users.csv")).unwrap();
+    assert_eq!(users.lines().count(), 43);
+    assert!(!users.contains("@leerling"), "e-mail is opt-in");
+
+    // a second run delivers nothing
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("drop")).unwrap().count(),
+        1
+    );
+
+    let o = sisync(&cfg, &["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(v["audit"]["entries"], 48);
+
+    let o = sisync(&cfg, &["audit", "list", "--person", "stu-1003", "--csv"]);
+    assert_eq!(o.status.code(), Some(0));
+    let csv = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains("user.create") && csv.contains("stu-1003"));
+    assert!(!csv.contains("Zoë"), "no names in the audit log");
+
+    let o = sisync(
+        &cfg,
+        &[
+            "--json", "audit", "list", "--kind", "group", "--since", "1h",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 6);
+    let o = sisync(&cfg, &["audit", "list", "--until", "2000-01-01"]);
+    assert!(text(&o).contains("0 entries"));
+    let o = sisync(&cfg, &["audit", "list", "--since", "last tuesday"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = sisync(&cfg, &["audit", "show", "1"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).contains("entry_hash"));
+
+    let o = sisync(&cfg, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("audit log OK: 48 entries"));
+}
+
+fn tamper(dir: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(dir.join("state/sisync.db")).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn audit_verify_finds_an_edited_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    assert_eq!(sisync(&cfg, &["sync", "roster"]).status.code(), Some(0));
+    tamper(
+        dir.path(),
+        "UPDATE audit SET endpoint = 'elsewhere' WHERE seq = 17",
+    );
+    let o = sisync(&cfg, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(text(&o).contains("BROKEN at entry 17"), "{}", text(&o));
+}
+
+#[test]
+fn audit_verify_finds_a_deleted_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    assert_eq!(sisync(&cfg, &["sync", "roster"]).status.code(), Some(0));
+    tamper(dir.path(), "DELETE FROM audit WHERE seq = 30");
+    let o = sisync(&cfg, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(text(&o).contains("BROKEN at entry 30"), "{}", text(&o));
+}
+
+#[test]
+fn mass_deactivation_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    assert_eq!(sisync(&cfg, &["sync", "roster"]).status.code(), Some(0));
+    edit(&dir.path().join("export"), "users.csv", |l| {
+        (!l.starts_with("stu-101")).then(|| l.to_string())
+    });
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("nothing was written"));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("drop")).unwrap().count(),
+        1
+    );
+    let o = sisync(&cfg, &["sync", "roster", "--allow-mass-changes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("drop")).unwrap().count(),
+        2
+    );
+}
+
+#[test]
+fn bad_rows_are_listed_with_file_and_line_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    edit(&dir.path().join("export"), "enrollments.csv", |l| {
+        Some(l.replace(",stu-1005,", ",stu-9999,"))
+    });
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("enrollments.csv:")
+            && out.contains("userSourcedId stu-9999 is not in users.csv"),
+        "{out}"
+    );
+    assert!(out.contains("source rows skipped"));
+}
