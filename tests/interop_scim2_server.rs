@@ -1,0 +1,189 @@
+//! Interop with a real third-party SCIM server: `scim2-server` from PyPI,
+//! installed into `.venv` by `.ci/run` (or the venv named by
+//! `SISYNC_SCIM_VENV`) and started by `.ci/scim2-server.sh` with a bearer
+//! token and the sisync exam extension schema.
+//!
+//! This test does not skip: without the peer it fails and says how to
+//! install it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+use sisync::sync::RosterOptions;
+
+struct Peer {
+    url: String,
+    token: String,
+    pid: i32,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) of the child the script started.
+        unsafe {
+            libc::kill(self.pid, libc::SIGTERM);
+        }
+    }
+}
+
+fn start_peer() -> Peer {
+    let venv = std::env::var_os("SISYNC_SCIM_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv"));
+    assert!(
+        venv.join("bin/scim2-server").exists(),
+        "scim2-server is not installed in {}: run `bash .ci/run`, or `python3 -m venv .venv && .venv/bin/pip install scim2-server`",
+        venv.display()
+    );
+    let out = Command::new("bash")
+        .arg(repo().join(".ci/scim2-server.sh"))
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scim2-server did not start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vars: std::collections::HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Peer {
+        url: vars["SISYNC_SCIM_URL"].clone(),
+        token: vars["SISYNC_SCIM_TOKEN"].clone(),
+        pid: vars["SISYNC_SCIM_PID"].parse().unwrap(),
+    }
+}
+
+/// Every resource of a type, paged.
+async fn all(peer: &Peer, resource: &str) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    let mut start = 1;
+    loop {
+        let v: Value = client
+            .get(format!(
+                "{}/{resource}?startIndex={start}&count=50",
+                peer.url
+            ))
+            .bearer_auth(&peer.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page = v["Resources"].as_array().cloned().unwrap_or_default();
+        let n = page.len();
+        out.extend(page);
+        let total = v["totalResults"].as_u64().unwrap_or(0) as usize;
+        if n == 0 || out.len() >= total {
+            break;
+        }
+        start += n;
+    }
+    out
+}
+
+fn by_ext<'a>(list: &'a [Value], ext: &str) -> &'a Value {
+    list.iter()
+        .find(|u| u["externalId"] == ext)
+        .unwrap_or_else(|| panic!("{ext} not on the server"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_into_scim2_server() {
+    let peer = start_peer();
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, "");
+
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(o.failed(), 0, "{:?}", o.failures);
+    assert_eq!((o.users.created, o.groups.created), (42, 6));
+
+    let users = all(&peer, "Users").await;
+    let groups = all(&peer, "Groups").await;
+    let mut ext_ids: Vec<&str> = users
+        .iter()
+        .map(|u| u["externalId"].as_str().unwrap())
+        .collect();
+    ext_ids.sort();
+    let mut expected: Vec<String> = (1001..=1036).map(|n| format!("stu-{n}")).collect();
+    expected.extend((2001..=2005).map(|n| format!("tch-{n}")));
+    expected.push("prc-3001".into());
+    expected.sort();
+    assert_eq!(
+        ext_ids, expected,
+        "exactly the in-scope students, teachers and proctor"
+    );
+    assert_eq!(groups.len(), 6);
+    let members: usize = groups
+        .iter()
+        .map(|g| g["members"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(members, 80);
+
+    let ext = "urn:sisync:schemas:extension:exam:1.0:User";
+    let zoe = by_ext(&users, "stu-1003");
+    assert_eq!(zoe["name"]["givenName"], "Zoë");
+    assert_eq!(zoe[ext]["extraTimePercent"], 25);
+    assert_eq!(zoe[ext]["fontScale"], 1.5);
+    assert_eq!(zoe[ext]["screenReader"], false);
+    assert_eq!(zoe[ext]["role"], "student");
+    assert_eq!(zoe[ext]["org"], "99AA00");
+    assert!(zoe.get("emails").is_none(), "e-mail is opt-in");
+    assert_eq!(by_ext(&users, "tch-2001")[ext]["role"], "teacher");
+
+    // a rerun sends nothing
+    assert!(sync(&cfg, RosterOptions::default()).await.plan.is_empty());
+
+    // rename and removal round-trip through PATCH on the real server
+    edit(&export, "users.csv", |l| {
+        Some(if l.starts_with("stu-1009,") {
+            l.replace(",Lotte,Jansen,", ",Lotte,Brouwer,")
+        } else {
+            l.to_string()
+        })
+    });
+    edit(&export, "users.csv", |l| {
+        (!l.starts_with("stu-1014,")).then(|| l.to_string())
+    });
+    edit(&export, "enrollments.csv", |l| {
+        (!l.contains(",stu-1014,")).then(|| l.to_string())
+    });
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(o.failed(), 0, "{:?}", o.failures);
+    assert_eq!(
+        (o.users.updated, o.users.deactivated, o.groups.updated),
+        (1, 1, 3)
+    );
+    let users = all(&peer, "Users").await;
+    assert_eq!(users.len(), 42, "deactivated, not deleted");
+    assert_eq!(by_ext(&users, "stu-1009")["name"]["familyName"], "Brouwer");
+    assert_eq!(by_ext(&users, "stu-1014")["active"], false);
+    let gone_id = by_ext(&users, "stu-1014")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let groups = all(&peer, "Groups").await;
+    assert!(
+        groups
+            .iter()
+            .all(|g| !g["members"].to_string().contains(&gone_id))
+    );
+    let members: usize = groups
+        .iter()
+        .map(|g| g["members"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(members, 77);
+    assert!(sync(&cfg, RosterOptions::default()).await.plan.is_empty());
+}
