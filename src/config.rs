@@ -374,7 +374,7 @@ impl Loaded {
         let dir = self.dir();
         let abs = |p: &mut PathBuf| {
             if p.is_relative() {
-                *p = dir.join(&*p);
+                *p = normalize(&dir.join(&*p));
             }
         };
         abs(&mut self.config.state.path);
@@ -511,6 +511,29 @@ impl Loaded {
     }
 }
 
+/// Drop `.` and fold `dir/..` without touching the file system, so that
+/// messages show `state/sisync.db`, not `config/../state/sisync.db`.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                _ => out.push(".."),
+            },
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -613,6 +636,19 @@ path = "/tmp/drop"
         };
         assert_eq!(l.scim_token(p).unwrap().expose(), "s3cret");
         assert_eq!(format!("{:?}", l.scim_token(p).unwrap()), "Secret(***)");
+    }
+
+    #[test]
+    fn relative_paths_are_folded() {
+        assert_eq!(
+            normalize(Path::new("config/../state/x.db")),
+            PathBuf::from("state/x.db")
+        );
+        assert_eq!(normalize(Path::new("../a/./b")), PathBuf::from("../a/b"));
+        assert_eq!(
+            normalize(Path::new("/etc/sisync/../x")),
+            PathBuf::from("/etc/x")
+        );
     }
 
     #[test]
