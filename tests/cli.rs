@@ -241,3 +241,23 @@ fn bad_rows_are_listed_with_file_and_line_and_the_run_goes_on() {
     );
     assert!(out.contains("source rows skipped"));
 }
+
+#[test]
+fn a_run_that_fails_is_recorded_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    std::fs::remove_file(dir.path().join("export/users.csv")).unwrap();
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("users.csv is missing but manifest.csv declares file.users = bulk"),
+        "{err}"
+    );
+    let o = sisync(&cfg, &["status"]);
+    let out = text(&o);
+    assert!(
+        out.contains("failed") && out.contains("last error (run 1)"),
+        "{out}"
+    );
+}

@@ -100,7 +100,33 @@ pub async fn roster(
     } else {
         Store::open(&cfg.state.path)?
     };
+    // Every real run is recorded, also one that fails before planning.
+    let run_id = if opts.dry_run {
+        None
+    } else {
+        Some(store.begin_run("roster", actor, opts.full)?)
+    };
+    let result = roster_run(loaded, opts, actor, progress, &mut store, run_id).await;
+    if let (Err(e), Some(id)) = (&result, run_id) {
+        store.finish_run(
+            id,
+            "failed",
+            &serde_json::json!({}),
+            Some(&format!("{e:#}")),
+        )?;
+    }
+    result
+}
 
+async fn roster_run(
+    loaded: &Loaded,
+    opts: RosterOptions,
+    actor: &str,
+    progress: &dyn Progress,
+    store: &mut Store,
+    run_id: Option<i64>,
+) -> Result<RosterReport> {
+    let cfg = &loaded.config;
     progress.phase("reading source", None);
     let mut roster = {
         let loaded = loaded.clone();
@@ -130,7 +156,7 @@ pub async fn roster(
     let mut issues = roster.issues.clone();
     issues.extend(plan.issues.iter().cloned());
     let mut report = RosterReport {
-        run_id: None,
+        run_id,
         source_format: roster.format.clone(),
         dry_run: opts.dry_run,
         plan,
@@ -159,12 +185,9 @@ pub async fn roster(
             return Ok(report);
         }
     }
-    if opts.dry_run {
-        return Ok(report);
-    }
-
-    let run_id = store.begin_run("roster", actor, opts.full)?;
-    report.run_id = Some(run_id);
+    let Some(run_id) = run_id else {
+        return Ok(report); // dry run
+    };
     let total = (report.plan.users.len() + report.plan.groups.len()) as u64;
     progress.phase("applying", Some(total));
     let tick = || progress.tick();
@@ -173,26 +196,18 @@ pub async fn roster(
         actor,
         tick: &tick,
     };
-    let applied = apply_plan(loaded, &report.plan, &state, &mut store, &ctx).await;
+    let applied = apply_plan(loaded, &report.plan, &state, store, &ctx).await;
     progress.done();
-    match applied {
-        Ok((outcome, delivered)) => {
-            report.delivered = delivered;
-            report.outcome = Some(outcome);
-            let result = if report.failed() > 0 { "partial" } else { "ok" };
-            let err = report
-                .outcome
-                .as_ref()
-                .and_then(|o| o.failures.first().cloned());
-            store.finish_run(run_id, result, &summary_json(&report), err.as_deref())?;
-            Ok(report)
-        }
-        Err(e) => {
-            let msg = format!("{e:#}");
-            store.finish_run(run_id, "failed", &summary_json(&report), Some(&msg))?;
-            Err(e)
-        }
-    }
+    let (outcome, delivered) = applied?;
+    report.delivered = delivered;
+    report.outcome = Some(outcome);
+    let result = if report.failed() > 0 { "partial" } else { "ok" };
+    let err = report
+        .outcome
+        .as_ref()
+        .and_then(|o| o.failures.first().cloned());
+    store.finish_run(run_id, result, &summary_json(&report), err.as_deref())?;
+    Ok(report)
 }
 
 async fn apply_plan(
