@@ -274,10 +274,11 @@ fn check_config(cli: &Cli, l: &Loaded) -> Result<i32> {
     rows.push((
         "institution".into(),
         format!(
-            "{} (BRIN {}), environment {:?}",
-            c.institution.name, c.institution.brin, c.institution.environment
-        )
-        .to_lowercase_env(),
+            "{} (BRIN {}), environment {}",
+            c.institution.name,
+            c.institution.brin,
+            c.institution.environment.as_str()
+        ),
     ));
     let state = if c.state.path.exists() {
         match Store::open(&c.state.path).and_then(|s| s.schema_version()) {
@@ -303,14 +304,14 @@ fn check_config(cli: &Cli, l: &Loaded) -> Result<i32> {
     rows.push(("source".into(), source));
     let platform = match &c.platform {
         Platform::Scim(p) => format!(
-            "scim {} (bearer token from {}, userName from {:?}, concurrency {}, timeout {:?})",
+            "scim {} (bearer token from {}, userName from {}, concurrency {}, timeout {:?})",
             p.base_url,
             if p.token_file.is_some() {
                 "token_file"
             } else {
                 "environment"
             },
-            p.user_name,
+            p.user_name.as_str(),
             p.concurrency,
             p.timeout
         ),
@@ -349,18 +350,6 @@ fn check_config(cli: &Cli, l: &Loaded) -> Result<i32> {
         }
     }
     Ok(if ok { exit::OK } else { exit::CONFIG })
-}
-
-trait LowerEnv {
-    fn to_lowercase_env(self) -> String;
-}
-
-impl LowerEnv for String {
-    /// `Production` → `production` in the environment word only.
-    fn to_lowercase_env(self) -> String {
-        self.replace("Production", "production")
-            .replace("Acceptance", "acceptance")
-    }
 }
 
 fn status(cli: &Cli, l: &Loaded) -> Result<i32> {

@@ -43,6 +43,15 @@ pub enum Environment {
     Acceptance,
 }
 
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Production => "production",
+            Environment::Acceptance => "acceptance",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
@@ -178,6 +187,17 @@ pub enum UserNameFrom {
     Username,
     Identifier,
     Email,
+}
+
+impl UserNameFrom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserNameFrom::SourcedId => "sourced-id",
+            UserNameFrom::Username => "username",
+            UserNameFrom::Identifier => "identifier",
+            UserNameFrom::Email => "email",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

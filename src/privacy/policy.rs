@@ -305,8 +305,8 @@ impl Policy {
         };
         let Some(base) = base else {
             return Err(format!(
-                "no value for platform.user_name = {:?}; fill it in the SIS or pick another source attribute",
-                self.user_name
+                "no value for platform.user_name = \"{}\"; fill it in the SIS or pick another source attribute",
+                self.user_name.as_str()
             ));
         };
         let user_name = match &self.user_name_suffix {
