@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::connector::{ChangeSet, FileSink, RecordSink, SinkError, Written};
 use crate::privacy::policy::hash_value;
 use crate::store::{AuditEntry, RecordChange, RecordKind, Store};
-use crate::sync::plan::{Action, GroupChange, Plan, State, UserChange};
+use crate::sync::plan::{Action, Change, GroupChange, Plan, State, UserChange};
 
 /// Counts for one record kind, as shown in the summary table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -60,6 +60,63 @@ impl Outcome {
 
     pub fn failed(&self) -> usize {
         self.users.failed + self.groups.failed
+    }
+}
+
+impl Outcome {
+    fn tally(&mut self, kind: RecordKind) -> &mut Tally {
+        match kind {
+            RecordKind::User => &mut self.users,
+            RecordKind::Group => &mut self.groups,
+        }
+    }
+}
+
+/// The platform id after a successful write: the one it returned, or the
+/// one already known.
+fn w_pid<C: Change>(res: &Result<Written, SinkError>, c: &C) -> Option<String> {
+    match res {
+        Ok(w) => w.platform_id.clone().or_else(|| c.platform_id().cloned()),
+        Err(_) => None,
+    }
+}
+
+/// Turn one sink result into what to commit (state change and audit entry)
+/// and count it.
+fn settle<C: Change>(
+    ctx: &Context<'_>,
+    endpoint: &str,
+    c: &C,
+    res: &Result<Written, SinkError>,
+    out: &mut Outcome,
+) -> (Option<RecordChange>, AuditEntry) {
+    let audit = entry(
+        ctx,
+        C::KIND,
+        c.action(),
+        c.external_id(),
+        c.changed(),
+        res,
+        endpoint,
+    );
+    match res {
+        Ok(_) => {
+            out.tally(C::KIND).count(c.action());
+            let change = RecordChange {
+                kind: C::KIND,
+                sourced_id: c.external_id().to_string(),
+                state: c.new_state(w_pid(res, c)),
+                members: c.members(),
+            };
+            (Some(change), audit)
+        }
+        Err(e) => {
+            let line = failure_line(C::KIND, c.external_id(), c.action(), e);
+            tracing::warn!(record = %c.external_id(), "{line}");
+            out.failures.push(line);
+            out.tally(C::KIND).failed += 1;
+            (None, audit)
+        }
     }
 }
 
@@ -188,38 +245,11 @@ pub async fn apply_records<S: RecordSink>(
     let mut stream = futures::stream::iter(plan.users.iter().map(|c| user_op(sink, c)))
         .buffer_unordered(concurrency);
     while let Some((c, res)) = stream.next().await {
-        let audit = entry(
-            ctx,
-            RecordKind::User,
-            c.action,
-            &c.external_id,
-            &c.changed,
-            &res,
-            &endpoint,
-        );
-        match &res {
-            Ok(w) => {
-                let pid = w.platform_id.clone().or_else(|| c.platform_id.clone());
-                if let Some(p) = &pid {
-                    ids.insert(c.external_id.clone(), p.clone());
-                }
-                let change = RecordChange {
-                    kind: RecordKind::User,
-                    sourced_id: c.external_id.clone(),
-                    state: c.new_state(pid),
-                    members: None,
-                };
-                store.commit(&[(Some(change), audit)])?;
-                out.users.count(c.action);
-            }
-            Err(e) => {
-                store.commit(&[(None, audit)])?;
-                tracing::warn!(record = %c.external_id, "{}", failure_line(RecordKind::User, &c.external_id, c.action, e));
-                out.failures
-                    .push(failure_line(RecordKind::User, &c.external_id, c.action, e));
-                out.users.failed += 1;
-            }
+        if let Some(p) = w_pid(&res, c) {
+            ids.insert(c.external_id.clone(), p);
         }
+        let item = settle(ctx, &endpoint, c, &res, &mut out);
+        store.commit(&[item])?;
         (ctx.tick)();
     }
     drop(stream);
@@ -250,35 +280,8 @@ pub async fn apply_records<S: RecordSink>(
         futures::stream::iter(prepared.iter().map(|(c, pids)| group_op(sink, c, pids)))
             .buffer_unordered(concurrency);
     while let Some((c, res)) = stream.next().await {
-        let audit = entry(
-            ctx,
-            RecordKind::Group,
-            c.action,
-            &c.external_id,
-            &c.changed,
-            &res,
-            &endpoint,
-        );
-        match &res {
-            Ok(w) => {
-                let pid = w.platform_id.clone().or_else(|| c.platform_id.clone());
-                let change = RecordChange {
-                    kind: RecordKind::Group,
-                    sourced_id: c.external_id.clone(),
-                    state: c.new_state(pid),
-                    members: Some(c.group.members.clone()),
-                };
-                store.commit(&[(Some(change), audit)])?;
-                out.groups.count(c.action);
-            }
-            Err(e) => {
-                store.commit(&[(None, audit)])?;
-                tracing::warn!(record = %c.external_id, "{}", failure_line(RecordKind::Group, &c.external_id, c.action, e));
-                out.failures
-                    .push(failure_line(RecordKind::Group, &c.external_id, c.action, e));
-                out.groups.failed += 1;
-            }
-        }
+        let item = settle(ctx, &endpoint, c, &res, &mut out);
+        store.commit(&[item])?;
         (ctx.tick)();
     }
     Ok(out)
@@ -325,59 +328,23 @@ pub fn apply_files<S: FileSink>(
             Err(e) => Err(e.clone()),
         }
     };
+    let endpoint = sink.endpoint();
     for c in &plan.users {
         let res = result_for("users.csv", &c.external_id);
-        let audit = entry(
-            ctx,
-            RecordKind::User,
-            c.action,
-            &c.external_id,
-            &c.changed,
-            &res,
-            &sink.endpoint(),
-        );
-        let change = res.is_ok().then(|| RecordChange {
-            kind: RecordKind::User,
-            sourced_id: c.external_id.clone(),
-            state: c.new_state(None),
-            members: None,
-        });
-        match &res {
-            Ok(_) => out.users.count(c.action),
-            Err(_) => out.users.failed += 1,
-        }
-        items.push((change, audit));
+        items.push(settle(ctx, &endpoint, c, &res, &mut out));
         (ctx.tick)();
     }
     for c in &plan.groups {
         let res = result_for("groups.csv", &c.external_id);
-        let audit = entry(
-            ctx,
-            RecordKind::Group,
-            c.action,
-            &c.external_id,
-            &c.changed,
-            &res,
-            &sink.endpoint(),
-        );
-        let change = res.is_ok().then(|| RecordChange {
-            kind: RecordKind::Group,
-            sourced_id: c.external_id.clone(),
-            state: c.new_state(None),
-            members: Some(c.group.members.clone()),
-        });
-        match &res {
-            Ok(_) => out.groups.count(c.action),
-            Err(_) => out.groups.failed += 1,
-        }
-        items.push((change, audit));
+        items.push(settle(ctx, &endpoint, c, &res, &mut out));
         (ctx.tick)();
     }
     store.commit(&items)?;
     match delivered {
         Ok(d) => Ok((out, Some(d.folder))),
         Err(e) => {
-            out.failures.push(format!("delivery failed: {}", e.message));
+            // one cause, not one line per record
+            out.failures = vec![format!("delivery failed: {}", e.message)];
             Ok((out, None))
         }
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::model::{Completeness, SourceIssue};
 use crate::privacy::policy::{Minimised, PlatformGroup, PlatformUser, hash_value, record_hash};
-use crate::store::RecordState;
+use crate::store::{RecordKind, RecordState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,25 +59,69 @@ pub struct GroupChange {
     pub field_hashes: BTreeMap<String, String>,
 }
 
-impl UserChange {
-    pub fn new_state(&self, platform_id: Option<String>) -> RecordState {
+/// What the applier needs of any planned change.
+pub trait Change {
+    const KIND: RecordKind;
+    fn action(&self) -> Action;
+    fn external_id(&self) -> &str;
+    fn changed(&self) -> &[String];
+    fn platform_id(&self) -> Option<&String>;
+    fn field_hashes(&self) -> &BTreeMap<String, String>;
+    /// For groups: the member ids the platform will hold.
+    fn members(&self) -> Option<Vec<String>>;
+
+    /// The state to store once the platform accepted the change.
+    fn new_state(&self, platform_id: Option<String>) -> RecordState {
         RecordState {
-            hash: record_hash(&self.field_hashes),
-            field_hashes: self.field_hashes.clone(),
+            hash: record_hash(self.field_hashes()),
+            field_hashes: self.field_hashes().clone(),
             platform_id,
-            active: self.action != Action::Deactivate,
+            active: self.action() != Action::Deactivate,
         }
     }
 }
 
-impl GroupChange {
-    pub fn new_state(&self, platform_id: Option<String>) -> RecordState {
-        RecordState {
-            hash: record_hash(&self.field_hashes),
-            field_hashes: self.field_hashes.clone(),
-            platform_id,
-            active: self.action != Action::Deactivate,
-        }
+impl Change for UserChange {
+    const KIND: RecordKind = RecordKind::User;
+    fn action(&self) -> Action {
+        self.action
+    }
+    fn external_id(&self) -> &str {
+        &self.external_id
+    }
+    fn changed(&self) -> &[String] {
+        &self.changed
+    }
+    fn platform_id(&self) -> Option<&String> {
+        self.platform_id.as_ref()
+    }
+    fn field_hashes(&self) -> &BTreeMap<String, String> {
+        &self.field_hashes
+    }
+    fn members(&self) -> Option<Vec<String>> {
+        None
+    }
+}
+
+impl Change for GroupChange {
+    const KIND: RecordKind = RecordKind::Group;
+    fn action(&self) -> Action {
+        self.action
+    }
+    fn external_id(&self) -> &str {
+        &self.external_id
+    }
+    fn changed(&self) -> &[String] {
+        &self.changed
+    }
+    fn platform_id(&self) -> Option<&String> {
+        self.platform_id.as_ref()
+    }
+    fn field_hashes(&self) -> &BTreeMap<String, String> {
+        &self.field_hashes
+    }
+    fn members(&self) -> Option<Vec<String>> {
+        Some(self.group.members.clone())
     }
 }
 
