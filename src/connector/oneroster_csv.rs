@@ -360,6 +360,22 @@ impl Row<'_> {
         }
     }
 
+    /// The row's sourcedId if it has one not seen before in this file;
+    /// otherwise the problem is reported and None returned.
+    fn new_id(&self, seen: &mut HashSet<String>, roster: &mut Roster) -> Option<&str> {
+        let Some(id) = self.get("sourcedId") else {
+            roster.issues.push(self.issue(None, "missing sourcedId"));
+            return None;
+        };
+        if !seen.insert(id.to_string()) {
+            roster
+                .issues
+                .push(self.issue(Some(id), "duplicate sourcedId"));
+            return None;
+        }
+        Some(id)
+    }
+
     /// `status` column: active unless tobedeleted (1.1/1.2) or inactive (1.0).
     fn status(&self) -> Result<Status, String> {
         match self.get("status").map(|s| s.to_ascii_lowercase()) {
@@ -486,20 +502,13 @@ impl Reader<'_> {
         Ok(mode)
     }
 
-    fn orgs(&mut self) -> Result<HashMap<String, ()>> {
-        let mut seen = HashMap::new();
+    fn orgs(&mut self) -> Result<HashSet<String>> {
+        let mut seen = HashSet::new();
         let mut orgs = Vec::new();
         self.table("orgs", &["sourcedId"], |roster, row| {
-            let Some(id) = row.get("sourcedId") else {
-                roster.issues.push(row.issue(None, "missing sourcedId"));
+            let Some(id) = row.new_id(&mut seen, roster) else {
                 return;
             };
-            if seen.insert(id.to_string(), ()).is_some() {
-                roster
-                    .issues
-                    .push(row.issue(Some(id), "duplicate sourcedId"));
-                return;
-            }
             if row.status() == Ok(Status::ToBeDeleted) {
                 return;
             }
@@ -517,18 +526,10 @@ impl Reader<'_> {
 
     fn courses(&mut self) -> Result<HashMap<String, Option<String>>> {
         let mut courses = HashMap::new();
+        let mut seen = HashSet::new();
         self.table("courses", &["sourcedId"], |roster, row| {
-            let Some(id) = row.get("sourcedId") else {
-                roster.issues.push(row.issue(None, "missing sourcedId"));
-                return;
-            };
-            if courses
-                .insert(id.to_string(), row.get("courseCode").map(String::from))
-                .is_some()
-            {
-                roster
-                    .issues
-                    .push(row.issue(Some(id), "duplicate sourcedId"));
+            if let Some(id) = row.new_id(&mut seen, roster) {
+                courses.insert(id.to_string(), row.get("courseCode").map(String::from));
             }
         })?;
         Ok(courses)
@@ -536,39 +537,24 @@ impl Reader<'_> {
 
     fn academic_sessions(&mut self) -> Result<()> {
         let mut seen = HashSet::new();
-        self.table(
-            "academicSessions",
-            &["sourcedId"],
-            |roster, row| match row.get("sourcedId") {
-                None => roster.issues.push(row.issue(None, "missing sourcedId")),
-                Some(id) if !seen.insert(id.to_string()) => roster
-                    .issues
-                    .push(row.issue(Some(id), "duplicate sourcedId")),
-                Some(_) => {}
-            },
-        )?;
+        self.table("academicSessions", &["sourcedId"], |roster, row| {
+            row.new_id(&mut seen, roster);
+        })?;
         Ok(())
     }
 
     fn classes(
         &mut self,
-        orgs: &HashMap<String, ()>,
+        orgs: &HashSet<String>,
         courses: &HashMap<String, Option<String>>,
     ) -> Result<HashSet<String>> {
         let orgs_bulk = self.manifest.mode(self.input, "orgs")? == Completeness::Bulk;
         let mut seen = HashSet::new();
         let mut groups = Vec::new();
         let mode = self.table("classes", &["sourcedId", "title"], |roster, row| {
-            let Some(id) = row.get("sourcedId") else {
-                roster.issues.push(row.issue(None, "missing sourcedId"));
+            let Some(id) = row.new_id(&mut seen, roster) else {
                 return;
             };
-            if !seen.insert(id.to_string()) {
-                roster
-                    .issues
-                    .push(row.issue(Some(id), "duplicate sourcedId"));
-                return;
-            }
             let status = match row.status() {
                 Ok(s) => s,
                 Err(e) => {
@@ -579,7 +565,7 @@ impl Reader<'_> {
             };
             let org = row.get("schoolSourcedId").map(String::from);
             if let Some(o) = &org {
-                if orgs_bulk && !orgs.contains_key(o) && status == Status::Active {
+                if orgs_bulk && !orgs.contains(o) && status == Status::Active {
                     roster.issues.push(
                         row.issue(Some(id), format!("schoolSourcedId {o} is not in orgs.csv")),
                     );
@@ -661,16 +647,9 @@ impl Reader<'_> {
         };
         let delta = self.manifest.mode(self.input, "users")? == Completeness::Delta;
         let mode = self.table("users", required, |roster, row| {
-            let Some(id) = row.get("sourcedId") else {
-                roster.issues.push(row.issue(None, "missing sourcedId"));
+            let Some(id) = row.new_id(&mut seen, roster) else {
                 return;
             };
-            if !seen.insert(id.to_string()) {
-                roster
-                    .issues
-                    .push(row.issue(Some(id), "duplicate sourcedId"));
-                return;
-            }
             let mut status = match row.status() {
                 Ok(s) => s,
                 Err(e) => {
@@ -797,18 +776,10 @@ impl Reader<'_> {
                         roster.held_groups.insert(class.to_string());
                     }
                 };
-                let Some(id) = row.get("sourcedId") else {
-                    roster.issues.push(row.issue(None, "missing sourcedId"));
+                let Some(id) = row.new_id(&mut seen, roster) else {
                     hold(roster);
                     return;
                 };
-                if !seen.insert(id.to_string()) {
-                    roster
-                        .issues
-                        .push(row.issue(Some(id), "duplicate sourcedId"));
-                    hold(roster);
-                    return;
-                }
                 let status = match row.status() {
                     Ok(s) => s,
                     Err(e) => {
