@@ -98,7 +98,6 @@ pub struct Group {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Membership {
-    pub sourced_id: String,
     pub status: Status,
     pub group: String,
     pub person: String,

@@ -332,7 +332,11 @@ struct Row<'a> {
 
 impl Row<'_> {
     fn get(&self, col: &str) -> Option<&str> {
-        let i = *self.cols.get(&col.to_ascii_lowercase())?;
+        // exact header name first (no allocation), then any capitalisation
+        let i = match self.cols.get(col) {
+            Some(i) => *i,
+            None => *self.cols.get(&col.to_ascii_lowercase())?,
+        };
         self.rec.get(i).map(str::trim).filter(|s| !s.is_empty())
     }
 
@@ -418,11 +422,12 @@ impl Reader<'_> {
                 .headers()
                 .with_context(|| format!("{shown}: cannot read the header line"))?
                 .clone();
-            let cols: HashMap<String, usize> = headers
-                .iter()
-                .enumerate()
-                .map(|(i, h)| (h.trim().to_ascii_lowercase(), i))
-                .collect();
+            // each column under its own name and its lowercase name
+            let mut cols: HashMap<String, usize> = HashMap::new();
+            for (i, h) in headers.iter().enumerate() {
+                cols.entry(h.trim().to_ascii_lowercase()).or_insert(i);
+                cols.entry(h.trim().to_string()).or_insert(i);
+            }
             for req in required {
                 if !cols.contains_key(&req.to_ascii_lowercase()) {
                     bail!("{shown}:1: required column {req:?} is missing from the header");
@@ -820,7 +825,6 @@ impl Reader<'_> {
                     return;
                 };
                 memberships.push(Membership {
-                    sourced_id: id.to_string(),
                     status,
                     group: class.to_string(),
                     person: user.to_string(),

@@ -259,10 +259,15 @@ impl Policy {
                 }
                 _ => {
                     if m.status == Status::Active && in_scope_users.contains(m.person.as_str()) {
-                        out.members
-                            .entry(m.group.clone())
-                            .or_default()
-                            .insert(m.person.clone());
+                        match out.members.get_mut(&m.group) {
+                            Some(set) => {
+                                set.insert(m.person.clone());
+                            }
+                            None => {
+                                out.members
+                                    .insert(m.group.clone(), BTreeSet::from([m.person.clone()]));
+                            }
+                        }
                     }
                 }
             }
@@ -420,14 +425,12 @@ mod tests {
             }],
             memberships: vec![
                 Membership {
-                    sourced_id: "e1".into(),
                     status: Status::Active,
                     group: "c1".into(),
                     person: "s1".into(),
                     role: Role::Student,
                 },
                 Membership {
-                    sourced_id: "e2".into(),
                     status: Status::Active,
                     group: "c1".into(),
                     person: "s2".into(),

@@ -147,12 +147,13 @@ async fn roster_run(
     };
     let policy = Policy::new(&cfg.privacy, user_name, suffix);
     let minimised = policy.apply(&roster);
+    let out_of_scope = minimised.out_of_scope;
     let state = State {
         users: store.load_state(RecordKind::User)?,
         groups: store.load_state(RecordKind::Group)?,
         members: store.load_members()?,
     };
-    let plan = plan::plan(&minimised, &state, opts.full);
+    let plan = plan::plan(minimised, &state, opts.full);
     let mut issues = roster.issues.clone();
     issues.extend(plan.issues.iter().cloned());
     let mut report = RosterReport {
@@ -164,22 +165,20 @@ async fn roster_run(
         refused: None,
         issues,
         ignored: roster.ignored,
-        out_of_scope: minimised.out_of_scope,
+        out_of_scope,
         delivered: None,
     };
     drop(roster);
 
     if !opts.allow_mass_changes {
         if let Err(refusal) = safety::check(&report.plan, cfg.safety.max_deactivate_share) {
-            if !opts.dry_run {
-                let id = store.begin_run("roster", actor, opts.full)?;
+            if let Some(id) = run_id {
                 store.finish_run(
                     id,
                     "refused",
                     &summary_json(&report),
                     Some(&refusal.to_string()),
                 )?;
-                report.run_id = Some(id);
             }
             report.refused = Some(refusal);
             return Ok(report);

@@ -167,7 +167,7 @@ pub struct State {
 }
 
 /// Build the plan. With `full`, every active record is sent again.
-pub fn plan(m: &Minimised, state: &State, full: bool) -> Plan {
+pub fn plan(mut m: Minimised, state: &State, full: bool) -> Plan {
     let mut p = Plan {
         users_completeness: m.users_completeness,
         known_active_users: state.users.values().filter(|s| s.active).count(),
@@ -176,8 +176,9 @@ pub fn plan(m: &Minimised, state: &State, full: bool) -> Plan {
         issues: m.issues.clone(),
         ..Plan::default()
     };
-    plan_users(m, state, full, &mut p);
-    plan_groups(m, state, full, &mut p);
+    let users = std::mem::take(&mut m.users);
+    plan_users(users, &m, state, full, &mut p);
+    plan_groups(&m, state, full, &mut p);
     p
 }
 
@@ -188,10 +189,10 @@ fn changed_fields(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>
         .collect()
 }
 
-fn plan_users(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
-    let mut desired: HashSet<&str> = HashSet::with_capacity(m.users.len());
-    for u in &m.users {
-        desired.insert(u.external_id.as_str());
+fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool, p: &mut Plan) {
+    let mut desired: HashSet<String> = HashSet::with_capacity(users.len());
+    for u in users {
+        desired.insert(u.external_id.clone());
         if m.held_users.contains(&u.external_id) {
             p.held_users += 1;
             continue;
@@ -213,8 +214,8 @@ fn plan_users(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                 action: Action::Create,
                 external_id: u.external_id.clone(),
                 platform_id: None,
-                user: Some(u.clone()),
                 changed: fh.keys().cloned().collect(),
+                user: Some(u),
                 field_hashes: fh,
             }),
             Some(old) => {
@@ -238,7 +239,7 @@ fn plan_users(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                         action: Action::Update,
                         external_id: u.external_id.clone(),
                         platform_id: old.platform_id.clone(),
-                        user: Some(u.clone()),
+                        user: Some(u),
                         changed,
                         field_hashes: fh,
                     });

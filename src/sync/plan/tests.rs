@@ -52,7 +52,7 @@ fn apply(plan: &Plan, state: &mut State) {
 fn synced_state() -> (Roster, State) {
     let r = fixture("oneroster-1.2");
     let mut state = State::default();
-    let p = plan(&minimise(&r), &state, false);
+    let p = plan(minimise(&r), &state, false);
     apply(&p, &mut state);
     (r, state)
 }
@@ -60,7 +60,7 @@ fn synced_state() -> (Roster, State) {
 #[test]
 fn first_run_creates_everything() {
     let r = fixture("oneroster-1.2");
-    let p = plan(&minimise(&r), &State::default(), false);
+    let p = plan(minimise(&r), &State::default(), false);
     assert_eq!(p.count_users(Action::Create), 42);
     assert_eq!(p.count_groups(Action::Create), 6);
     assert_eq!(p.users.len() + p.groups.len(), 48);
@@ -71,7 +71,7 @@ fn first_run_creates_everything() {
 #[test]
 fn same_input_twice_gives_an_empty_plan() {
     let (r, state) = synced_state();
-    let p = plan(&minimise(&r), &state, false);
+    let p = plan(minimise(&r), &state, false);
     assert!(p.is_empty(), "{:?}", p.users.first());
     assert_eq!(p.unchanged_users, 42);
     assert_eq!(p.unchanged_groups, 6);
@@ -80,12 +80,12 @@ fn same_input_twice_gives_an_empty_plan() {
 #[test]
 fn full_resends_every_record() {
     let (r, state) = synced_state();
-    let p = plan(&minimise(&r), &state, true);
+    let p = plan(minimise(&r), &state, true);
     assert_eq!(p.count_users(Action::Update), 42);
     assert_eq!(p.count_groups(Action::Update), 6);
     let mut state2 = state.clone();
     apply(&p, &mut state2);
-    assert!(plan(&minimise(&r), &state2, false).is_empty());
+    assert!(plan(minimise(&r), &state2, false).is_empty());
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn rename_is_one_update_of_name_only() {
         .find(|p| p.sourced_id == "stu-1009")
         .unwrap();
     s.family_name = "Brouwer".into();
-    let p = plan(&minimise(&r), &state, false);
+    let p = plan(minimise(&r), &state, false);
     assert_eq!(p.users.len(), 1);
     assert!(p.groups.is_empty());
     assert_eq!(p.users[0].action, Action::Update);
@@ -110,7 +110,7 @@ fn absent_from_bulk_is_deactivated_and_leaves_its_classes() {
     let (mut r, state) = synced_state();
     r.persons.retain(|p| p.sourced_id != "stu-1014");
     r.memberships.retain(|m| m.person != "stu-1014");
-    let p = plan(&minimise(&r), &state, false);
+    let p = plan(minimise(&r), &state, false);
     assert_eq!(p.users.len(), 1);
     assert_eq!(p.users[0].action, Action::Deactivate);
     assert_eq!(p.users[0].external_id, "stu-1014");
@@ -124,7 +124,7 @@ fn absent_from_bulk_is_deactivated_and_leaves_its_classes() {
     apply(&p, &mut state);
     assert!(!state.users["stu-1014"].active);
     // and it stays quiet afterwards
-    assert!(plan(&minimise(&r), &state, false).is_empty());
+    assert!(plan(minimise(&r), &state, false).is_empty());
 }
 
 #[test]
@@ -133,9 +133,9 @@ fn returning_user_is_reactivated() {
     let mut gone = r.clone();
     gone.persons.retain(|p| p.sourced_id != "stu-1001");
     gone.memberships.retain(|m| m.person != "stu-1001");
-    let p = plan(&minimise(&gone), &state, false);
+    let p = plan(minimise(&gone), &state, false);
     apply(&p, &mut state);
-    let p = plan(&minimise(&r), &state, false);
+    let p = plan(minimise(&r), &state, false);
     let back = p
         .users
         .iter()
@@ -151,7 +151,7 @@ fn held_rows_are_never_deactivated() {
     let (mut r, state) = synced_state();
     r.persons.retain(|p| p.sourced_id != "stu-1020");
     r.held_persons.insert("stu-1020".into());
-    let p = plan(&minimise(&r), &state, false);
+    let p = plan(minimise(&r), &state, false);
     assert!(p.users.is_empty(), "{:?}", p.users);
     assert_eq!(p.held_users, 1);
     // and stays in its classes
@@ -164,7 +164,7 @@ fn delta_applies_rename_leaver_newcomer_and_memberships() {
     let mut d = fixture("oneroster-1.2-delta");
     // the store keeps the orgs of the last bulk export (orgs.csv is absent)
     d.orgs = bulk.orgs;
-    let p = plan(&minimise(&d), &state, false);
+    let p = plan(minimise(&d), &state, false);
     let by = |id: &str| p.users.iter().find(|c| c.external_id == id).unwrap();
     assert_eq!(p.users.len(), 3, "{:?}", p.users);
     assert_eq!(by("stu-1009").action, Action::Update);
@@ -182,7 +182,7 @@ fn delta_applies_rename_leaver_newcomer_and_memberships() {
     assert!(!h3a.group.members.contains(&"stu-1014".to_string()));
     assert_eq!(h3a.changed, vec!["members".to_string()]);
     apply(&p, &mut state);
-    let again = plan(&minimise(&d), &state, false);
+    let again = plan(minimise(&d), &state, false);
     assert!(again.is_empty(), "{:?} {:?}", again.users, again.groups);
     // the role the delta did not repeat is kept, not cleared
     assert!(state.users["stu-1009"].field_hashes.contains_key("role"));
@@ -193,7 +193,7 @@ fn class_absent_from_bulk_is_retired() {
     let (mut r, state) = synced_state();
     r.groups.retain(|g| g.sourced_id != "cls-mentor-m2b");
     r.memberships.retain(|m| m.group != "cls-mentor-m2b");
-    let p = plan(&minimise(&r), &state, false);
+    let p = plan(minimise(&r), &state, false);
     assert_eq!(p.groups.len(), 1);
     assert_eq!(p.groups[0].action, Action::Deactivate);
     assert!(p.groups[0].group.members.is_empty());
@@ -206,7 +206,7 @@ fn new_user_without_role_in_delta_is_held() {
     for p in d.persons.iter_mut() {
         p.role = None;
     }
-    let p = plan(&minimise(&d), &State::default(), false);
+    let p = plan(minimise(&d), &State::default(), false);
     assert!(p.users.iter().all(|c| c.action != Action::Create));
     assert!(
         p.issues
