@@ -199,7 +199,10 @@ fn main() {
         .unwrap();
     let first = t.elapsed().as_secs_f64();
     assert_eq!(r.failed(), 0);
-    println!("first full run (csv-drop, state + audit commit): {first:.2} s");
+    println!(
+        "first full run (csv-drop, state + audit commit): {first:.2} s, peak RSS so far {:.0} MB",
+        peak_rss_mb()
+    );
 
     // 3. no-change rerun
     let t = Instant::now();

@@ -352,14 +352,38 @@ impl Store {
     /// Commit record state changes and their audit entries in one
     /// transaction: either all of them land, or none.
     pub fn commit(&mut self, items: &[(Option<RecordChange>, AuditEntry)]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let mut batch = self.batch()?;
         for (change, entry) in items {
-            if let Some(change) = change {
-                upsert_record(&tx, change)?;
-            }
-            audit::append(&tx, entry)?;
+            batch.add(change.as_ref(), entry)?;
         }
-        tx.commit()?;
+        batch.commit()
+    }
+
+    /// Start a transaction that collects many changes without holding them
+    /// all in memory; nothing lands unless [`Batch::commit`] is called.
+    pub fn batch(&mut self) -> Result<Batch<'_>> {
+        Ok(Batch {
+            tx: self.conn.transaction()?,
+        })
+    }
+}
+
+/// An open transaction of record changes and audit entries.
+pub struct Batch<'a> {
+    tx: Transaction<'a>,
+}
+
+impl Batch<'_> {
+    pub fn add(&mut self, change: Option<&RecordChange>, entry: &AuditEntry) -> Result<()> {
+        if let Some(change) = change {
+            upsert_record(&self.tx, change)?;
+        }
+        audit::append(&self.tx, entry)?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit()?;
         Ok(())
     }
 }

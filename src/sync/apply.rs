@@ -313,7 +313,7 @@ pub fn apply_files<S: FileSink>(
             .collect(),
     };
     let delivered = sink.deliver(ctx.run_id, &changes);
-    let mut items = Vec::with_capacity(plan.users.len() + plan.groups.len());
+    drop(changes);
     let result_for = |file: &str, id: &str| -> Result<Written, SinkError> {
         match &delivered {
             Ok(d) => Ok(Written {
@@ -328,18 +328,22 @@ pub fn apply_files<S: FileSink>(
             Err(e) => Err(e.clone()),
         }
     };
+    // one transaction for the whole delivery, filled as we go
     let endpoint = sink.endpoint();
+    let mut batch = store.batch()?;
     for c in &plan.users {
         let res = result_for("users.csv", &c.external_id);
-        items.push(settle(ctx, &endpoint, c, &res, &mut out));
+        let (change, entry) = settle(ctx, &endpoint, c, &res, &mut out);
+        batch.add(change.as_ref(), &entry)?;
         (ctx.tick)();
     }
     for c in &plan.groups {
         let res = result_for("groups.csv", &c.external_id);
-        items.push(settle(ctx, &endpoint, c, &res, &mut out));
+        let (change, entry) = settle(ctx, &endpoint, c, &res, &mut out);
+        batch.add(change.as_ref(), &entry)?;
         (ctx.tick)();
     }
-    store.commit(&items)?;
+    batch.commit()?;
     match delivered {
         Ok(d) => Ok((out, Some(d.folder))),
         Err(e) => {

@@ -16,7 +16,7 @@ use crate::connector::csv_files::CsvDrop;
 use crate::connector::oneroster_csv::OneRosterCsv;
 use crate::connector::scim::ScimSink;
 use crate::http::Http;
-use crate::model::{Roster, SourceIssue};
+use crate::model::{Completeness, Roster, SourceIssue};
 use crate::privacy::policy::Policy;
 use crate::store::{RecordKind, Store};
 use apply::{Context, Outcome};
@@ -148,27 +148,38 @@ async fn roster_run(
     let policy = Policy::new(&cfg.privacy, user_name, suffix);
     let minimised = policy.apply(&roster);
     let out_of_scope = minimised.out_of_scope;
+    let Roster {
+        mut issues,
+        format: source_format,
+        ignored,
+        ..
+    } = roster; // the rest of the roster is freed here
+    // Stored membership is only needed where the export does not give it.
+    let need_members = minimised.memberships_completeness != Completeness::Bulk
+        || !minimised.held_users.is_empty();
     let state = State {
         users: store.load_state(RecordKind::User)?,
         groups: store.load_state(RecordKind::Group)?,
-        members: store.load_members()?,
+        members: if need_members {
+            store.load_members()?
+        } else {
+            Default::default()
+        },
     };
     let plan = plan::plan(minimised, &state, opts.full);
-    let mut issues = roster.issues.clone();
     issues.extend(plan.issues.iter().cloned());
     let mut report = RosterReport {
         run_id,
-        source_format: roster.format.clone(),
+        source_format,
         dry_run: opts.dry_run,
         plan,
         outcome: None,
         refused: None,
         issues,
-        ignored: roster.ignored,
+        ignored,
         out_of_scope,
         delivered: None,
     };
-    drop(roster);
 
     if !opts.allow_mass_changes {
         if let Err(refusal) = safety::check(&report.plan, cfg.safety.max_deactivate_share) {
