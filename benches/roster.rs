@@ -162,6 +162,10 @@ fn main() {
     let t = Instant::now();
     let roster = sync::read_source(&loaded, &Quiet).unwrap();
     let t_read = t.elapsed();
+    println!(
+        "  peak RSS after reading the source: {:.0} MB",
+        peak_rss_mb()
+    );
     let minimised = Policy::new(&Privacy::default(), UserNameFrom::SourcedId, None).apply(&roster);
     let t_policy = t.elapsed() - t_read;
     let p = plan::plan(minimised, &plan::State::default(), false);

@@ -43,7 +43,7 @@ pub trait RecordSink {
         &self,
         id: &str,
         user: &PlatformUser,
-        changed: &[String],
+        changed: &[&str],
     ) -> Result<Written, SinkError>;
     /// Set `active: false`.
     async fn deactivate_user(&self, id: &str, external_id: &str) -> Result<Written, SinkError>;
@@ -59,7 +59,7 @@ pub trait RecordSink {
         id: &str,
         group: &PlatformGroup,
         member_ids: &[String],
-        changed: &[String],
+        changed: &[&str],
     ) -> Result<Written, SinkError>;
 }
 

@@ -248,12 +248,12 @@ fn set_or_remove(ops: &mut Vec<Value>, path: &str, value: Option<Value>) {
 }
 
 /// PATCH operations that bring the platform's copy in line for `changed`.
-pub fn user_patch_ops(u: &PlatformUser, changed: &[String]) -> Vec<Value> {
+pub fn user_patch_ops(u: &PlatformUser, changed: &[&str]) -> Vec<Value> {
     let mut ops = Vec::new();
     let ext = exam_extension(u);
     let ext_path = |a: &str| format!("{EXAM_SCHEMA}:{a}");
     for field in changed {
-        match field.as_str() {
+        match *field {
             "userName" => ops.push(replace("userName", json!(u.user_name))),
             "active" => ops.push(replace("active", json!(u.active))),
             "name" => {
@@ -274,9 +274,7 @@ pub fn user_patch_ops(u: &PlatformUser, changed: &[String]) -> Vec<Value> {
                 );
             }
             "email" => set_or_remove(&mut ops, "emails", u.email.as_deref().map(emails_value)),
-            "role" | "org" => {
-                set_or_remove(&mut ops, &ext_path(field), ext.get(field.as_str()).cloned())
-            }
+            "role" | "org" => set_or_remove(&mut ops, &ext_path(field), ext.get(*field).cloned()),
             "accommodations" => {
                 for a in ["extraTimePercent", "fontScale", "screenReader"] {
                     set_or_remove(&mut ops, &ext_path(a), ext.get(a).cloned());
@@ -290,7 +288,7 @@ pub fn user_patch_ops(u: &PlatformUser, changed: &[String]) -> Vec<Value> {
 
 /// The PUT counterpart of [`user_patch_ops`]: change only the `changed`
 /// attributes of the platform's current copy, keep everything else.
-pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed: &[String]) {
+pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed: &[&str]) {
     fn set(m: &mut Map<String, Value>, k: &str, v: Option<Value>) {
         match v {
             Some(v) => {
@@ -303,7 +301,7 @@ pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed
     }
     let ext = exam_extension(u);
     for field in changed {
-        match field.as_str() {
+        match *field {
             "userName" => set(obj, "userName", Some(json!(u.user_name))),
             "active" => set(obj, "active", Some(json!(u.active))),
             "name" => {
@@ -319,7 +317,7 @@ pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed
             }
             "email" => set(obj, "emails", u.email.as_deref().map(emails_value)),
             "role" | "org" | "accommodations" => {
-                let attrs: &[&str] = match field.as_str() {
+                let attrs: &[&str] = match *field {
                     "role" => &["role"],
                     "org" => &["org"],
                     _ => &["extraTimePercent", "fontScale", "screenReader"],
@@ -382,11 +380,9 @@ impl RecordSink for ScimSink {
     async fn create_user(&self, user: &PlatformUser) -> Result<Written, SinkError> {
         if let Some(id) = self.find("Users", &user.external_id).await? {
             tracing::info!(record = %user.external_id, "user already on the platform; adopting its id");
-            let all: Vec<String> = crate::privacy::policy::USER_FIELDS
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            return self.update_user(&id, user, &all).await;
+            return self
+                .update_user(&id, user, crate::privacy::policy::USER_FIELDS)
+                .await;
         }
         let url = self.url("Users");
         let body = user_resource(user);
@@ -403,7 +399,7 @@ impl RecordSink for ScimSink {
         &self,
         id: &str,
         user: &PlatformUser,
-        changed: &[String],
+        changed: &[&str],
     ) -> Result<Written, SinkError> {
         let ops = user_patch_ops(user, changed);
         self.modify("Users", id, ops, |obj| {
@@ -427,8 +423,9 @@ impl RecordSink for ScimSink {
     ) -> Result<Written, SinkError> {
         if let Some(id) = self.find("Groups", &group.external_id).await? {
             tracing::info!(record = %group.external_id, "group already on the platform; adopting its id");
-            let all = vec!["displayName".to_string(), "members".to_string()];
-            return self.update_group(&id, group, member_ids, &all).await;
+            return self
+                .update_group(&id, group, member_ids, &["displayName", "members"])
+                .await;
         }
         let url = self.url("Groups");
         let body = group_resource(group, member_ids);
@@ -446,15 +443,15 @@ impl RecordSink for ScimSink {
         id: &str,
         group: &PlatformGroup,
         member_ids: &[String],
-        changed: &[String],
+        changed: &[&str],
     ) -> Result<Written, SinkError> {
         let mut ops = Vec::new();
         if let Some(name) = &group.display_name {
-            if changed.iter().any(|c| c == "displayName") {
+            if changed.contains(&"displayName") {
                 ops.push(replace("displayName", json!(name)));
             }
         }
-        if changed.iter().any(|c| c == "members") || ops.is_empty() {
+        if changed.contains(&"members") || ops.is_empty() {
             if member_ids.is_empty() {
                 ops.push(remove("members"));
             } else {
@@ -512,14 +509,14 @@ mod tests {
 
     #[test]
     fn patch_ops_only_for_changed_fields() {
-        let ops = user_patch_ops(&user(), &["name".into()]);
+        let ops = user_patch_ops(&user(), &["name"]);
         let paths: Vec<_> = ops.iter().map(|o| o["path"].as_str().unwrap()).collect();
         assert_eq!(
             paths,
             vec!["name.givenName", "name.middleName", "name.familyName"]
         );
         assert_eq!(ops[1]["op"], "remove");
-        let ops = user_patch_ops(&user(), &["accommodations".into()]);
+        let ops = user_patch_ops(&user(), &["accommodations"]);
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[2]["op"], "remove");
         assert_eq!(ops[0]["path"], format!("{EXAM_SCHEMA}:extraTimePercent"));
@@ -537,7 +534,7 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         };
-        apply_user_fields(&mut obj, &user(), &["name".into(), "accommodations".into()]);
+        apply_user_fields(&mut obj, &user(), &["name", "accommodations"]);
         assert_eq!(obj["name"]["givenName"], "Zoë");
         assert_eq!(obj["platformOwn"], "kept");
         assert_eq!(obj[EXAM_SCHEMA]["role"], "student");

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Field, Privacy, UserNameFrom};
 use crate::model::{Completeness, Org, Person, Role, Roster, SourceIssue, Status};
+use crate::store::FieldHashes;
 
 /// Accommodations as sent to the platform.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -73,7 +74,7 @@ pub fn hash_value<T: Serialize>(v: &T) -> String {
 
 impl PlatformUser {
     /// Hash of each tracked field; change detection compares these.
-    pub fn field_hashes(&self) -> BTreeMap<String, String> {
+    pub fn field_hashes(&self) -> FieldHashes {
         let name = (&self.given_name, &self.middle_name, &self.family_name);
         [
             ("userName", hash_value(&self.user_name)),
@@ -86,26 +87,25 @@ impl PlatformUser {
         ]
         .into_iter()
         .filter(|(k, _)| !self.unknown.contains(k))
-        .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
 }
 
 impl PlatformGroup {
-    pub fn field_hashes(&self) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
+    pub fn field_hashes(&self) -> FieldHashes {
+        let mut m = FieldHashes::new();
         if !self.partial {
-            m.insert("displayName".into(), hash_value(&self.display_name));
-            m.insert("org".into(), hash_value(&self.org));
-            m.insert("active".into(), hash_value(&self.active));
+            m.insert("displayName", hash_value(&self.display_name));
+            m.insert("org", hash_value(&self.org));
+            m.insert("active", hash_value(&self.active));
         }
-        m.insert("members".into(), hash_value(&self.members));
+        m.insert("members", hash_value(&self.members));
         m
     }
 }
 
 /// The record hash: one hash over the field hashes.
-pub fn record_hash(fields: &BTreeMap<String, String>) -> String {
+pub fn record_hash(fields: &FieldHashes) -> String {
     let mut h = Sha256::new();
     for (k, v) in fields {
         h.update(k.as_bytes());
@@ -507,7 +507,7 @@ mod tests {
         let mut r = roster();
         r.persons[0].family_name = "Jansen".into();
         let b = p.apply(&r).users[0].field_hashes();
-        let changed: Vec<_> = a.keys().filter(|k| a[*k] != b[*k]).collect();
+        let changed: Vec<&str> = a.keys().copied().filter(|k| a[k] != b[k]).collect();
         assert_eq!(changed, vec!["name"]);
     }
 }

@@ -93,9 +93,31 @@ pub struct RecordState {
     pub hash: String,
     /// Per-field hashes, so that changed field names can be named without
     /// keeping the values.
-    pub field_hashes: std::collections::BTreeMap<String, String>,
+    pub field_hashes: FieldHashes,
     pub platform_id: Option<String>,
     pub active: bool,
+}
+
+/// Field name → short content hash of its value. Names come from the
+/// fixed set [`FIELD_NAMES`], so they are not allocated per record.
+pub type FieldHashes = std::collections::BTreeMap<&'static str, String>;
+
+/// Every field whose change the planner tracks, users and groups.
+pub const FIELD_NAMES: &[&str] = &[
+    "userName",
+    "name",
+    "email",
+    "role",
+    "org",
+    "accommodations",
+    "active",
+    "displayName",
+    "members",
+];
+
+/// The static name of a tracked field.
+pub fn field_name(s: &str) -> Option<&'static str> {
+    FIELD_NAMES.iter().copied().find(|f| *f == s)
 }
 
 /// The kinds of record the roster sync keeps state for.
@@ -226,7 +248,11 @@ impl Store {
                 r.get::<_, String>(0)?,
                 RecordState {
                     hash: r.get(1)?,
-                    field_hashes: serde_json::from_str(&fh).unwrap_or_default(),
+                    field_hashes: serde_json::from_str::<HashMap<String, String>>(&fh)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|(k, v)| field_name(&k).map(|k| (k, v)))
+                        .collect(),
                     platform_id: r.get(3)?,
                     active: r.get(4)?,
                 },

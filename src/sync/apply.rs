@@ -140,7 +140,7 @@ fn entry(
     kind: RecordKind,
     action: Action,
     id: &str,
-    changed: &[String],
+    changed: &[&str],
     res: &Result<Written, SinkError>,
     fallback_endpoint: &str,
 ) -> AuditEntry {
@@ -271,7 +271,7 @@ pub async fn apply_records<S: RecordSink>(
                 // says so, and the next run adds them.
                 c.group.members = sent;
                 c.field_hashes
-                    .insert("members".into(), hash_value(&c.group.members));
+                    .insert("members", hash_value(&c.group.members));
             }
             (c, pids)
         })

@@ -148,12 +148,10 @@ async fn roster_run(
     let policy = Policy::new(&cfg.privacy, user_name, suffix);
     let minimised = policy.apply(&roster);
     let out_of_scope = minimised.out_of_scope;
-    let Roster {
-        mut issues,
-        format: source_format,
-        ignored,
-        ..
-    } = roster; // the rest of the roster is freed here
+    let mut issues = std::mem::take(&mut roster.issues);
+    let source_format = std::mem::take(&mut roster.format);
+    let ignored = roster.ignored;
+    drop(roster); // free the source rows before the state is loaded
     // Stored membership is only needed where the export does not give it.
     let need_members = minimised.memberships_completeness != Completeness::Bulk
         || !minimised.held_users.is_empty();

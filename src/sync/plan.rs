@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::model::{Completeness, SourceIssue};
 use crate::privacy::policy::{Minimised, PlatformGroup, PlatformUser, hash_value, record_hash};
-use crate::store::{RecordKind, RecordState};
+use crate::store::{FieldHashes, RecordKind, RecordState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,9 +40,9 @@ pub struct UserChange {
     #[serde(skip)]
     pub user: Option<PlatformUser>,
     /// Names of the fields that differ from what was last pushed.
-    pub changed: Vec<String>,
+    pub changed: Vec<&'static str>,
     #[serde(skip)]
-    pub field_hashes: BTreeMap<String, String>,
+    pub field_hashes: FieldHashes,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,9 +54,9 @@ pub struct GroupChange {
     pub platform_id: Option<String>,
     #[serde(skip)]
     pub group: PlatformGroup,
-    pub changed: Vec<String>,
+    pub changed: Vec<&'static str>,
     #[serde(skip)]
-    pub field_hashes: BTreeMap<String, String>,
+    pub field_hashes: FieldHashes,
 }
 
 /// What the applier needs of any planned change.
@@ -64,9 +64,9 @@ pub trait Change {
     const KIND: RecordKind;
     fn action(&self) -> Action;
     fn external_id(&self) -> &str;
-    fn changed(&self) -> &[String];
+    fn changed(&self) -> &[&'static str];
     fn platform_id(&self) -> Option<&String>;
-    fn field_hashes(&self) -> &BTreeMap<String, String>;
+    fn field_hashes(&self) -> &FieldHashes;
     /// For groups: the member ids the platform will hold.
     fn members(&self) -> Option<Vec<String>>;
 
@@ -89,13 +89,13 @@ impl Change for UserChange {
     fn external_id(&self) -> &str {
         &self.external_id
     }
-    fn changed(&self) -> &[String] {
+    fn changed(&self) -> &[&'static str] {
         &self.changed
     }
     fn platform_id(&self) -> Option<&String> {
         self.platform_id.as_ref()
     }
-    fn field_hashes(&self) -> &BTreeMap<String, String> {
+    fn field_hashes(&self) -> &FieldHashes {
         &self.field_hashes
     }
     fn members(&self) -> Option<Vec<String>> {
@@ -111,13 +111,13 @@ impl Change for GroupChange {
     fn external_id(&self) -> &str {
         &self.external_id
     }
-    fn changed(&self) -> &[String] {
+    fn changed(&self) -> &[&'static str] {
         &self.changed
     }
     fn platform_id(&self) -> Option<&String> {
         self.platform_id.as_ref()
     }
-    fn field_hashes(&self) -> &BTreeMap<String, String> {
+    fn field_hashes(&self) -> &FieldHashes {
         &self.field_hashes
     }
     fn members(&self) -> Option<Vec<String>> {
@@ -182,10 +182,10 @@ pub fn plan(mut m: Minimised, state: &State, full: bool) -> Plan {
     p
 }
 
-fn changed_fields(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<&'static str> {
     new.iter()
         .filter(|(k, v)| old.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| *k)
         .collect()
 }
 
@@ -221,12 +221,12 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
             Some(old) => {
                 for f in &u.unknown {
                     if let Some(h) = old.field_hashes.get(*f) {
-                        fh.insert(f.to_string(), h.clone());
+                        fh.insert(f, h.clone());
                     }
                 }
                 let changed = if full {
                     fh.keys()
-                        .filter(|k| !u.unknown.contains(&k.as_str()))
+                        .filter(|k| !u.unknown.contains(k))
                         .cloned()
                         .collect()
                 } else {
@@ -249,13 +249,13 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
     }
     let deactivate = |id: &str, old: &RecordState, p: &mut Plan| {
         let mut fh = old.field_hashes.clone();
-        fh.insert("active".into(), hash_value(&false));
+        fh.insert("active", hash_value(&false));
         p.users.push(UserChange {
             action: Action::Deactivate,
             external_id: id.to_string(),
             platform_id: old.platform_id.clone(),
             user: None,
-            changed: vec!["active".into()],
+            changed: vec!["active"],
             field_hashes: fh,
         });
     };
@@ -421,7 +421,7 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         if group.partial {
             if let Some(o) = old {
                 for (k, v) in &o.field_hashes {
-                    fh.entry(k.clone()).or_insert_with(|| v.clone());
+                    fh.entry(k).or_insert_with(|| v.clone());
                 }
             }
         }
@@ -485,12 +485,12 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         };
         let mut fh = old.field_hashes.clone();
         fh.extend(group.field_hashes());
-        fh.insert("active".into(), hash_value(&false));
+        fh.insert("active", hash_value(&false));
         p.groups.push(GroupChange {
             action: Action::Deactivate,
             external_id: id.to_string(),
             platform_id: old.platform_id.clone(),
-            changed: vec!["members".into()],
+            changed: vec!["members"],
             group,
             field_hashes: fh,
         });
