@@ -77,7 +77,7 @@ mod tests {
                     external_id: format!("u{i}"),
                     platform_id: None,
                     user: None,
-                    changed: vec!["active".into()],
+                    changed: vec!["active"],
                     field_hashes: Default::default(),
                 })
                 .collect(),
