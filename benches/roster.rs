@@ -14,6 +14,10 @@ use sisync::config::{Loaded, Privacy, UserNameFrom};
 use sisync::privacy::policy::Policy;
 use sisync::sync::{self, Quiet, RosterOptions, plan};
 
+// the same allocator as the sisync binary
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const STUDENTS: usize = 50_000;
 const TEACHERS: usize = 2_000;
 const CLASSES: usize = 3_000;
