@@ -875,7 +875,8 @@ struct GroupRec {
 
 struct MemberRec {
     line: u64,
-    group: String,
+    /// Shared by all members of one `membership` record.
+    group: std::rc::Rc<str>,
     member: Option<String>,
     idtype: String,
     roles: Vec<RawRole>,
@@ -1085,6 +1086,7 @@ impl Builder<'_> {
             self.issue(line, None, "membership without sourcedid/id of its group");
             return;
         };
+        let group: std::rc::Rc<str> = group.into();
         for mem in m.members {
             let member = mem.sourcedid.as_ref().and_then(|s| self.canonical(s));
             self.memberships.push(MemberRec {
@@ -1183,14 +1185,15 @@ impl Builder<'_> {
 
         // Person roles: institution role, else the first mapped membership role.
         let mut membership_role: HashMap<&str, Role> = HashMap::new();
-        for m in &self.memberships {
+        let needed = self.persons.iter().any(|p| p.institution_role.is_none());
+        for m in self.memberships.iter().filter(|_| needed) {
             if let Some(p) = &m.member {
                 if m.idtype == "1" && !membership_role.contains_key(p.as_str()) {
                     if let Some(r) = m
                         .roles
                         .iter()
                         .filter(|r| role_status(r) == Ok(Status::Active))
-                        .find_map(|r| role_map.get(&r.roletype.to_ascii_lowercase()).copied())
+                        .find_map(|r| lookup(role_map, &r.roletype))
                     {
                         membership_role.insert(p.as_str(), r);
                     }
@@ -1232,20 +1235,30 @@ impl Builder<'_> {
 
         // Memberships.
         let mut memberships = Vec::new();
-        let mut seen: HashSet<(String, String, String)> = HashSet::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut any_membership = false;
-        for m in std::mem::take(&mut self.memberships) {
+        let mut last_group: Option<(std::rc::Rc<str>, bool, bool)> = None;
+        for mut m in std::mem::take(&mut self.memberships) {
             any_membership = true;
-            let Some(member) = m.member.clone() else {
+            let Some(member) = m.member.take() else {
                 self.issue(
                     m.line,
                     None,
                     format!("member of group {} without sourcedid/id", m.group),
                 );
-                self.held_groups.insert(m.group.clone());
+                self.held_groups.insert(m.group.to_string());
                 continue;
             };
-            let known_group = self.group_index.contains_key(&m.group);
+            // group facts once per membership record, not per member
+            let (known_group, group_is_org) = match &last_group {
+                Some((g, known, org)) if std::rc::Rc::ptr_eq(g, &m.group) => (*known, *org),
+                _ => {
+                    let known = self.group_index.contains_key(&*m.group);
+                    let org = is_org.get(&*m.group) == Some(&true);
+                    last_group = Some((m.group.clone(), known, org));
+                    (known, org)
+                }
+            };
             if bulk && !known_group {
                 self.issue(
                     m.line,
@@ -1254,7 +1267,6 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            let group_is_org = is_org.get(&m.group) == Some(&true);
             match m.idtype.as_str() {
                 "1" => {}
                 "2" => {
@@ -1267,12 +1279,12 @@ impl Builder<'_> {
                                 m.group
                             ),
                         );
-                        self.held_groups.insert(m.group.clone());
+                        self.held_groups.insert(m.group.to_string());
                         continue;
                     }
                     match class_index.get(&member) {
                         Some(&i) if group_is_org && groups[i].org.is_none() => {
-                            groups[i].org = Some(m.group.clone());
+                            groups[i].org = Some(m.group.to_string());
                         }
                         _ => ignored += 1,
                     }
@@ -1284,11 +1296,12 @@ impl Builder<'_> {
                         Some(&member),
                         format!("member idtype {other:?} is not 1 (person) or 2 (group)"),
                     );
-                    self.held_groups.insert(m.group.clone());
+                    self.held_groups.insert(m.group.to_string());
                     continue;
                 }
             }
-            if bulk && !self.person_index.contains_key(&member) {
+            let pos = person_pos.get(&member).copied();
+            if bulk && pos.is_none() && !self.person_index.contains_key(&member) {
                 self.issue(
                     m.line,
                     Some(&member),
@@ -1299,14 +1312,14 @@ impl Builder<'_> {
             if group_is_org {
                 let active = m.roles.is_empty()
                     || m.roles.iter().any(|r| role_status(r) == Ok(Status::Active));
-                if let Some(&i) = person_pos.get(&member) {
-                    if active && !persons[i].orgs.contains(&m.group) {
-                        persons[i].orgs.push(m.group.clone());
+                if let Some(i) = pos {
+                    if active && !persons[i].orgs.iter().any(|o| **o == *m.group) {
+                        persons[i].orgs.push(m.group.to_string());
                     }
                 }
                 continue;
             }
-            if bulk && !person_pos.contains_key(&member) {
+            if bulk && pos.is_none() {
                 ignored += 1; // membership of a person who is not synced
                 continue;
             }
@@ -1316,7 +1329,7 @@ impl Builder<'_> {
                     Some(&member),
                     format!("member of group {} has no role", m.group),
                 );
-                self.held_groups.insert(m.group.clone());
+                self.held_groups.insert(m.group.to_string());
                 continue;
             }
             for r in &m.roles {
@@ -1324,16 +1337,16 @@ impl Builder<'_> {
                     Ok(s) => s,
                     Err(e) => {
                         self.issue(m.line, Some(&member), e);
-                        self.held_groups.insert(m.group.clone());
+                        self.held_groups.insert(m.group.to_string());
                         continue;
                     }
                 };
-                let Some(role) = role_map.get(&r.roletype.to_ascii_lowercase()).copied() else {
+                let Some(role) = lookup(role_map, &r.roletype) else {
                     ignored += 1; // roletype 03..08 not mapped
                     continue;
                 };
-                let key = (m.group.clone(), member.clone(), r.roletype.clone());
-                if !seen.insert(key) {
+                let sourced_id = format!("{}/{member}/{}", m.group, r.roletype);
+                if !seen.insert(sourced_id.clone()) {
                     self.issue(
                         m.line,
                         Some(&member),
@@ -1345,9 +1358,9 @@ impl Builder<'_> {
                     continue;
                 }
                 memberships.push(Membership {
-                    sourced_id: format!("{}/{member}/{}", m.group, r.roletype),
+                    sourced_id,
                     status,
-                    group: m.group.clone(),
+                    group: m.group.to_string(),
                     person: member.clone(),
                     role,
                 });
@@ -1376,6 +1389,15 @@ impl Builder<'_> {
             held_groups: self.held_groups,
             format: "IMS Enterprise 1.1 XML".into(),
         }
+    }
+}
+
+/// Role map lookup, case-insensitive, without allocating for lowercase keys.
+fn lookup(map: &BTreeMap<String, Role>, key: &str) -> Option<Role> {
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        map.get(&key.to_ascii_lowercase()).copied()
+    } else {
+        map.get(key).copied()
     }
 }
 
