@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuditCmd, AuditListArgs, Cli, Command, SyncWhat};
 use crate::config::{Loaded, Platform, Source};
+use crate::connector::ims_enterprise::ImsEnterprise;
 use crate::connector::oneroster_csv::OneRosterCsv;
 use crate::exit;
 use crate::store::{AuditFilter, Store, audit};
@@ -316,6 +317,13 @@ fn check_config(cli: &Cli, l: &Loaded) -> Result<i32> {
             Err(e) => {
                 ok = false;
                 format!("oneroster-csv: {e:#}")
+            }
+        },
+        Source::ImsEnterprise(s) => match ImsEnterprise::new(s).probe() {
+            Ok(what) => format!("ims-enterprise {} ({what})", s.path.display()),
+            Err(e) => {
+                ok = false;
+                format!("ims-enterprise: {e:#}")
             }
         },
     };

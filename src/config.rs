@@ -75,12 +75,22 @@ fn default_state_path() -> PathBuf {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Source {
     OnerosterCsv(OneRosterCsvSource),
+    ImsEnterprise(ImsEnterpriseSource),
 }
 
 impl Source {
     pub fn kind(&self) -> &'static str {
         match self {
             Source::OnerosterCsv(_) => "oneroster-csv",
+            Source::ImsEnterprise(_) => "ims-enterprise",
+        }
+    }
+
+    /// The configured extra roles (`source.role_map`).
+    pub fn role_map(&self) -> &BTreeMap<String, String> {
+        match self {
+            Source::OnerosterCsv(s) => &s.role_map,
+            Source::ImsEnterprise(s) => &s.role_map,
         }
     }
 }
@@ -96,6 +106,57 @@ pub struct OneRosterCsvSource {
     pub role_map: BTreeMap<String, String>,
     #[serde(default)]
     pub accommodations: AccommodationColumns,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImsEnterpriseSource {
+    /// The IMS Enterprise 1.1 XML document.
+    pub path: PathBuf,
+    /// Extra IMS roles to sync, mapped to a sisync role. Keys are membership
+    /// `roletype` codes (`"08" = "assessor"`) or `institutionroletype` names
+    /// (`staff = "proctor"`). 01/Student/Learner → student and
+    /// 02/Faculty/Instructor → teacher map by default.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// `true`: canonical ids are `source:id` (for documents that merge
+    /// several SIS whose ids may collide); `false` (default): `id` alone.
+    #[serde(default)]
+    pub qualify_ids: bool,
+    #[serde(default)]
+    pub accommodations: ImsAccommodationElements,
+}
+
+/// Which child elements of `person/extension` carry exam accommodations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImsAccommodationElements {
+    #[serde(default = "default_ims_extra_time")]
+    pub extra_time_percent: String,
+    #[serde(default = "default_ims_font_scale")]
+    pub font_scale: String,
+    #[serde(default = "default_ims_screen_reader")]
+    pub screen_reader: String,
+}
+
+impl Default for ImsAccommodationElements {
+    fn default() -> Self {
+        ImsAccommodationElements {
+            extra_time_percent: default_ims_extra_time(),
+            font_scale: default_ims_font_scale(),
+            screen_reader: default_ims_screen_reader(),
+        }
+    }
+}
+
+fn default_ims_extra_time() -> String {
+    "extraTimePercent".into()
+}
+fn default_ims_font_scale() -> String {
+    "fontScale".into()
+}
+fn default_ims_screen_reader() -> String {
+    "screenReader".into()
 }
 
 /// Which `users.csv` columns carry exam accommodations.
@@ -400,6 +461,7 @@ impl Loaded {
         abs(&mut self.config.state.path);
         match &mut self.config.source {
             Source::OnerosterCsv(s) => abs(&mut s.path),
+            Source::ImsEnterprise(s) => abs(&mut s.path),
         }
         if let Platform::CsvDrop(p) = &mut self.config.platform {
             abs(&mut p.path);
@@ -429,19 +491,15 @@ impl Loaded {
                 format!("{share} is not a share; use a number from 0.0 to 1.0 (0.05 = 5 %)"),
             ));
         }
-        match &c.source {
-            Source::OnerosterCsv(s) => {
-                for (from, to) in &s.role_map {
-                    if Role::parse(to).is_none() {
-                        return Err(self.error(
-                            "source.role_map",
-                            from,
-                            format!(
-                                "`{to}` is not a sisync role; use student, teacher, assessor, proctor or staff"
-                            ),
-                        ));
-                    }
-                }
+        for (from, to) in c.source.role_map() {
+            if Role::parse(to).is_none() {
+                return Err(self.error(
+                    "source.role_map",
+                    from,
+                    format!(
+                        "`{to}` is not a sisync role; use student, teacher, assessor, proctor or staff"
+                    ),
+                ));
             }
         }
         if let Platform::Scim(p) = &c.platform {
@@ -611,8 +669,33 @@ path = "/tmp/drop"
         let l = parse(BASE).unwrap();
         assert_eq!(l.config.safety.max_deactivate_share, 0.05);
         assert!(!l.config.privacy.fields.contains(&Field::Email));
-        let Source::OnerosterCsv(s) = &l.config.source;
+        let Source::OnerosterCsv(s) = &l.config.source else {
+            panic!("not oneroster-csv")
+        };
         assert_eq!(s.path, PathBuf::from("/etc/sisync/export"));
+    }
+
+    #[test]
+    fn ims_enterprise_source_resolves_path_and_checks_role_map() {
+        let text = BASE.replace(
+            "kind = \"oneroster-csv\"\npath = \"export\"",
+            "kind = \"ims-enterprise\"\npath = \"../feed/roster.xml\"\nrole_map = { \"08\" = \"assessor\", staff = \"proctor\" }",
+        );
+        let l = parse(&text).unwrap();
+        let Source::ImsEnterprise(s) = &l.config.source else {
+            panic!("not ims-enterprise")
+        };
+        assert_eq!(s.path, PathBuf::from("/etc/feed/roster.xml"));
+        assert!(!s.qualify_ids);
+        assert_eq!(s.role_map["08"], "assessor");
+        assert_eq!(s.accommodations.extra_time_percent, "extraTimePercent");
+
+        let bad = text.replace("\"assessor\"", "\"examiner\"");
+        let e = parse(&bad).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("source.role_map.08"), "{e}");
+        let unknown = text.replace("role_map", "qualify_ids = true\nrole_mapp");
+        let e = parse(&unknown).unwrap_err();
+        assert!(e.message.contains("unknown field `role_mapp`"), "{e}");
     }
 
     #[test]

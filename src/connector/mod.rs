@@ -3,6 +3,7 @@
 //! They know nothing of planning, state or audit.
 
 pub mod csv_files;
+pub mod ims_enterprise;
 pub mod oneroster_csv;
 pub mod scim;
 

@@ -851,34 +851,52 @@ fn parse_accommodations(
     row: &Row<'_>,
     cols: &AccommodationColumns,
 ) -> Result<Accommodations, String> {
+    parse_accommodation_values([
+        (
+            cols.extra_time_percent.as_str(),
+            row.get(&cols.extra_time_percent),
+        ),
+        (cols.font_scale.as_str(), row.get(&cols.font_scale)),
+        (cols.screen_reader.as_str(), row.get(&cols.screen_reader)),
+    ])
+}
+
+/// Parse the three accommodation values (extra time, font scale, screen
+/// reader), each given as (name for messages, raw value). Shared by the
+/// sources so that every source accepts and refuses the same values.
+pub(crate) fn parse_accommodation_values(
+    [
+        (extra_name, extra),
+        (font_name, font),
+        (reader_name, reader),
+    ]: [(&str, Option<&str>); 3],
+) -> Result<Accommodations, String> {
     let mut a = Accommodations::default();
-    if let Some(v) = row.get(&cols.extra_time_percent) {
-        let n: u32 = v.trim_end_matches('%').parse().map_err(|_| {
-            format!(
-                "{} {v:?} is not a whole percentage",
-                cols.extra_time_percent
-            )
-        })?;
+    if let Some(v) = extra {
+        let n: u32 = v
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| format!("{extra_name} {v:?} is not a whole percentage"))?;
         if n > 300 {
-            return Err(format!("{} {n} is above 300 %", cols.extra_time_percent));
+            return Err(format!("{extra_name} {n} is above 300 %"));
         }
         a.extra_time_percent = Some(n);
     }
-    if let Some(v) = row.get(&cols.font_scale) {
+    if let Some(v) = font {
         let f: f64 = v
             .replace(',', ".")
             .parse()
-            .map_err(|_| format!("{} {v:?} is not a number", cols.font_scale))?;
+            .map_err(|_| format!("{font_name} {v:?} is not a number"))?;
         if !(0.5..=5.0).contains(&f) {
-            return Err(format!("{} {f} is outside 0.5..5.0", cols.font_scale));
+            return Err(format!("{font_name} {f} is outside 0.5..5.0"));
         }
         a.font_scale = Some(f);
     }
-    if let Some(v) = row.get(&cols.screen_reader) {
+    if let Some(v) = reader {
         a.screen_reader = Some(match v.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "ja" => true,
             "false" | "0" | "no" | "nee" => false,
-            _ => return Err(format!("{} {v:?} is not true or false", cols.screen_reader)),
+            _ => return Err(format!("{reader_name} {v:?} is not true or false")),
         });
     }
     Ok(a)

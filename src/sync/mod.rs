@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::config::{Loaded, Platform, Source};
 use crate::connector::csv_files::CsvDrop;
+use crate::connector::ims_enterprise::ImsEnterprise;
 use crate::connector::oneroster_csv::OneRosterCsv;
 use crate::connector::scim::ScimSink;
 use crate::http::Http;
@@ -82,6 +83,10 @@ pub fn read_source(loaded: &Loaded, progress: &dyn Progress) -> Result<Roster> {
     match &loaded.config.source {
         Source::OnerosterCsv(cfg) => {
             let src = OneRosterCsv::new(cfg);
+            src.read(&|n| progress.rows(n))
+        }
+        Source::ImsEnterprise(cfg) => {
+            let src = ImsEnterprise::new(cfg);
             src.read(&|n| progress.rows(n))
         }
     }

@@ -1,0 +1,1415 @@
+//! IMS Enterprise 1.1 XML (the format Moodle's "IMS Enterprise file"
+//! enrolment plugin reads): one `<enterprise>` document holding
+//! `<properties>`, `<person>`, `<group>` and `<membership>` records.
+//!
+//! # Reading
+//! The file is streamed with quick-xml: one event loop, one reused buffer,
+//! nothing but the records themselves kept, so memory follows the roster,
+//! not the file. Element names match by local name (a namespace prefix or a
+//! default namespace is fine). The line of each record is counted while
+//! reading (newlines in the bytes the parser consumes).
+//!
+//! # Safety
+//! No DTD and no entity is ever resolved. A `<!DOCTYPE` with an internal
+//! subset (`[...]`) or any `<!ENTITY` declaration fails the read at once
+//! (billion laughs, XXE). A DOCTYPE with only an external id is allowed and
+//! ignored: it is never fetched. Only the five predefined entities
+//! (`&lt;` `&gt;` `&amp;` `&apos;` `&quot;`) and numeric character
+//! references are unescaped; any other entity reference is an error. A single
+//! token larger than 16 MiB fails the read (no unbounded buffer). A
+//! document that is not well-formed fails the whole read with
+//! `file:line: what; what to do`.
+//!
+//! # Mapping
+//! - Ids: `sourcedid/id`. With `source.qualify_ids = true` every id, also
+//!   in references, becomes `source:id` (`sourcedid/source`, then `:`, then
+//!   the id). The rule never depends on the data: a document that suddenly
+//!   holds a second source does not rename everybody. Without qualification
+//!   an id used by two records of one kind is a duplicate (reported, the
+//!   second skipped).
+//! - `person`: `name/n/given`, `name/n/family`; `name/n/partname` with
+//!   `partnametype` Prefix, Tussenvoegsel, Voorvoegsel, Infix or Middlename
+//!   → middle name (the Dutch *tussenvoegsel*); `email`; `userid` with
+//!   `useridtype` studentnumber, studentid, employeenumber, staffcode,
+//!   identifier, leerlingnummer or personeelsnummer → identifier, any other
+//!   `userid` → username. Role: the `institutionrole` (`primaryrole="Yes"`
+//!   first) looked up in the role map; a person without one gets the role of
+//!   their first active, mapped membership `roletype`. An institution role that does
+//!   not map (Administrator, Other, ...) means the person is not synced
+//!   (counted as ignored).
+//! - Accommodations: children of `person/extension` named by
+//!   `source.accommodations` (default `extraTimePercent`, `fontScale`,
+//!   `screenReader`), same values as the OneRoster source accepts.
+//! - `group`: a group whose `grouptype/typevalue` is School, District,
+//!   Organization/Organisation, OrgUnit, Institution, Department, Bestuur or
+//!   Vestiging becomes an `Org` (kind = the typevalue lowercased, identifier
+//!   = `org/id` such as the BRIN + location code, name =
+//!   `description/long`, else `short`, else `org/orgname`); every other
+//!   group is a class: title = `description/long` (else `short`, `full`),
+//!   code = `description/short`. `relationship relation="1"` (parent) names
+//!   the class's org, or its course when the parent is not an org.
+//!   Academic sessions cannot be expressed: `sessions` stays empty.
+//! - `membership`: a person `member` (`idtype` 1 or absent) of a class,
+//!   one per `role`: `roletype` via the role map (01 → student, 02 →
+//!   teacher; 03–08 only when mapped), `status` 0 or role `recstatus` 3 →
+//!   to be deleted. Membership ids are made up as `group/person/roletype`.
+//!   A person member of an org places the person in that org (first one =
+//!   primary org). A group member (`idtype` 2) of an org gives a class
+//!   without parent its org; other group members are ignored.
+//! - `recstatus` (attribute, or child element): 1 add, 2 update, 3 delete
+//!   (→ to be deleted: the platform deactivates).
+//!
+//!   In a delta, a membership of a group that the document does not hold
+//!   is taken as a class membership: to place a new person in a school, a
+//!   delta repeats the school's `group` record (`recstatus="2"`).
+//!
+//! # Bulk or delta
+//! A document is a delta when `properties/type` says delta, event,
+//! incremental or update, or when it holds records and every person and
+//! group carries a `recstatus`. Otherwise it is bulk (a snapshot): persons
+//! and classes absent from it leave. A bulk document without any group
+//! (or membership) element leaves classes (memberships) as they are.
+//!
+//! # Skipped records
+//! A record without sourcedid, a duplicate id, a bad recstatus, a person
+//! without names or with a bad accommodation value, a member pointing at an
+//! unknown person or group: reported as `file:line: record ID: reason` and
+//! skipped. A skipped person or class with an id is *held* (never
+//! deactivated for it); damaged members hold their class.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use crate::config::{ImsAccommodationElements, ImsEnterpriseSource};
+use crate::connector::oneroster_csv::parse_accommodation_values;
+use crate::model::{
+    Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
+};
+
+/// Largest single XML token (tag, text run, DOCTYPE) accepted.
+const MAX_TOKEN: u64 = 16 << 20;
+
+/// Group types that are organisations, not classes (lowercase).
+const ORG_TYPES: &[&str] = &[
+    "school",
+    "district",
+    "organization",
+    "organisation",
+    "orgunit",
+    "institution",
+    "department",
+    "bestuur",
+    "vestiging",
+];
+
+const MIDDLE_NAME_PARTS: &[&str] = &[
+    "prefix",
+    "tussenvoegsel",
+    "voorvoegsel",
+    "infix",
+    "middlename",
+];
+
+const IDENTIFIER_TYPES: &[&str] = &[
+    "studentnumber",
+    "studentid",
+    "employeenumber",
+    "staffcode",
+    "identifier",
+    "leerlingnummer",
+    "personeelsnummer",
+];
+
+/// Reads an IMS Enterprise 1.1 XML document into a canonical [`Roster`].
+pub struct ImsEnterprise {
+    path: PathBuf,
+    role_map: BTreeMap<String, Role>,
+    qualify_ids: bool,
+    accommodations: ImsAccommodationElements,
+}
+
+impl ImsEnterprise {
+    pub fn new(cfg: &ImsEnterpriseSource) -> ImsEnterprise {
+        let mut role_map: BTreeMap<String, Role> = [
+            ("01", Role::Student),
+            ("02", Role::Teacher),
+            ("student", Role::Student),
+            ("learner", Role::Student),
+            ("faculty", Role::Teacher),
+            ("instructor", Role::Teacher),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (from, to) in &cfg.role_map {
+            if let Some(r) = Role::parse(to) {
+                role_map.insert(from.trim().to_ascii_lowercase(), r);
+            }
+        }
+        ImsEnterprise {
+            path: cfg.path.clone(),
+            role_map,
+            qualify_ids: cfg.qualify_ids,
+            accommodations: cfg.accommodations.clone(),
+        }
+    }
+
+    pub fn location(&self) -> &Path {
+        &self.path
+    }
+
+    /// What is at the configured path, reading only up to the first record:
+    /// "IMS Enterprise 1.1 XML, 1234 bytes, datasource X" (for `check-config`).
+    pub fn probe(&self) -> Result<String> {
+        let size = std::fs::metadata(&self.path)
+            .with_context(|| {
+                format!(
+                    "IMS Enterprise file {} not found; check source.path",
+                    self.path.display()
+                )
+            })?
+            .len();
+        let mut p = Parser::open(&self.path)?;
+        let mut props = Properties::default();
+        p.run(&mut |_, ev| match ev {
+            Item::Properties(pr) => {
+                props = pr;
+                false
+            }
+            Item::Person(_) | Item::Group(_) | Item::Membership(_) => false,
+        })?;
+        let mut out = format!("IMS Enterprise 1.1 XML, {size} bytes");
+        if let Some(ds) = props.datasource.filter(|s| !s.is_empty()) {
+            out.push_str(&format!(", datasource {ds}"));
+        }
+        if let Some(t) = props.kind.filter(|s| !s.is_empty()) {
+            out.push_str(&format!(", type {t}"));
+        }
+        Ok(out)
+    }
+
+    /// Read the whole document. `progress` is called with records read.
+    pub fn read(&self, progress: &dyn Fn(u64)) -> Result<Roster> {
+        let mut p = Parser::open(&self.path)?;
+        let file = p.file.clone();
+        let mut b = Builder {
+            file,
+            cfg: self,
+            props: Properties::default(),
+            persons: Vec::new(),
+            groups: Vec::new(),
+            memberships: Vec::new(),
+            person_index: HashMap::new(),
+            group_index: HashMap::new(),
+            issues: Vec::new(),
+            held_persons: HashSet::new(),
+            held_groups: HashSet::new(),
+            all_recstatus: true,
+            records: 0,
+        };
+        p.run(&mut |line, item| {
+            b.records += 1;
+            if b.records % 10_000 == 0 {
+                progress(b.records);
+            }
+            b.add(line, item);
+            true
+        })?;
+        progress(b.records);
+        Ok(b.finish())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw records as they come out of the event loop.
+
+#[derive(Debug, Default, Clone)]
+struct SourcedId {
+    source: String,
+    id: String,
+}
+
+#[derive(Debug, Default)]
+struct Properties {
+    datasource: Option<String>,
+    kind: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct RawPerson {
+    sourcedid: Option<SourcedId>,
+    recstatus: Option<String>,
+    userids: Vec<(String, String)>,
+    full_name: Option<String>,
+    given: Option<String>,
+    family: Option<String>,
+    middle: Option<String>,
+    email: Option<String>,
+    /// (institutionroletype, primary)
+    institution_roles: Vec<(String, bool)>,
+    /// The `partname` being read is a tussenvoegsel.
+    partname_is_middle: bool,
+    extension: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+struct RawGroup {
+    sourcedid: Option<SourcedId>,
+    recstatus: Option<String>,
+    typevalue: Option<String>,
+    short: Option<String>,
+    long: Option<String>,
+    full: Option<String>,
+    org_name: Option<String>,
+    org_id: Option<String>,
+    parent: Option<SourcedId>,
+}
+
+#[derive(Debug, Default)]
+struct RawRole {
+    roletype: String,
+    status: Option<String>,
+    recstatus: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct RawMember {
+    line: u64,
+    sourcedid: Option<SourcedId>,
+    idtype: Option<String>,
+    roles: Vec<RawRole>,
+}
+
+#[derive(Debug, Default)]
+struct RawMembership {
+    sourcedid: Option<SourcedId>,
+    members: Vec<RawMember>,
+}
+
+enum Item {
+    Properties(Properties),
+    Person(RawPerson),
+    Group(RawGroup),
+    Membership(RawMembership),
+}
+
+// ---------------------------------------------------------------------------
+// Input with line counting and a bound on a single token.
+
+struct Counting<R> {
+    inner: BufReader<R>,
+    /// Newlines consumed so far.
+    newlines: u64,
+    /// Bytes consumed since the last event was handed out.
+    since_event: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.newlines += count_newlines(&buf[..n]);
+        self.since_event += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.since_event > MAX_TOKEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a single XML token is larger than 16 MiB; this is not an IMS Enterprise roster",
+            ));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        let buf = self.inner.buffer();
+        self.newlines += count_newlines(&buf[..amt.min(buf.len())]);
+        self.since_event += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
+fn count_newlines(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+/// 1-based line of a byte offset, by reading the file again (error path only).
+fn line_at(path: &Path, offset: u64) -> u64 {
+    let Ok(f) = File::open(path) else { return 0 };
+    let mut rd = BufReader::new(f.take(offset));
+    let mut lines = 1;
+    loop {
+        let n = match rd.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(b) => {
+                lines += count_newlines(b);
+                b.len()
+            }
+        };
+        rd.consume(n);
+    }
+    lines
+}
+
+/// The bytes at `offset`, to recognise a declaration the parser choked on.
+fn bytes_at(path: &Path, offset: u64, n: usize) -> Vec<u8> {
+    use std::io::{Seek, SeekFrom};
+    let mut out = vec![0; n];
+    let got = File::open(path)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(offset))?;
+            f.read(&mut out)
+        })
+        .unwrap_or(0);
+    out.truncate(got);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The event loop.
+
+struct Parser {
+    path: PathBuf,
+    /// How the file is named in messages.
+    file: String,
+    reader: Reader<Counting<File>>,
+    /// Line on which the event being handled starts.
+    event_line: u64,
+}
+
+/// Element names the parser cares about; everything else is `OTHER`.
+const OTHER: &str = "";
+
+fn known(local: &[u8]) -> &'static str {
+    match local {
+        b"enterprise" => "enterprise",
+        b"properties" => "properties",
+        b"datasource" => "datasource",
+        b"type" => "type",
+        b"person" => "person",
+        b"group" => "group",
+        b"membership" => "membership",
+        b"member" => "member",
+        b"sourcedid" => "sourcedid",
+        b"source" => "source",
+        b"id" => "id",
+        b"userid" => "userid",
+        b"name" => "name",
+        b"fn" => "fn",
+        b"n" => "n",
+        b"family" => "family",
+        b"given" => "given",
+        b"partname" => "partname",
+        b"email" => "email",
+        b"institutionrole" => "institutionrole",
+        b"recstatus" => "recstatus",
+        b"extension" => "extension",
+        b"grouptype" => "grouptype",
+        b"typevalue" => "typevalue",
+        b"description" => "description",
+        b"short" => "short",
+        b"long" => "long",
+        b"full" => "full",
+        b"org" => "org",
+        b"orgname" => "orgname",
+        b"relationship" => "relationship",
+        b"idtype" => "idtype",
+        b"role" => "role",
+        b"status" => "status",
+        _ => OTHER,
+    }
+}
+
+/// The record being read.
+enum Current {
+    None,
+    Properties(Properties),
+    Person(RawPerson),
+    Group(RawGroup),
+    Membership(RawMembership),
+}
+
+impl Parser {
+    fn open(path: &Path) -> Result<Parser> {
+        let f = File::open(path).with_context(|| {
+            format!(
+                "cannot open IMS Enterprise file {}; check source.path",
+                path.display()
+            )
+        })?;
+        let counting = Counting {
+            inner: BufReader::with_capacity(256 << 10, f),
+            newlines: 0,
+            since_event: 0,
+        };
+        let mut reader = Reader::from_reader(counting);
+        let c = reader.config_mut();
+        c.check_end_names = true;
+        c.expand_empty_elements = false;
+        c.trim_text_start = false;
+        c.trim_text_end = false;
+        Ok(Parser {
+            path: path.to_path_buf(),
+            file: path.display().to_string(),
+            reader,
+            event_line: 1,
+        })
+    }
+
+    /// A fatal error at the event being handled.
+    fn fatal(&self, what: impl std::fmt::Display) -> anyhow::Error {
+        anyhow!("{}:{}: {what}", self.file, self.event_line)
+    }
+
+    /// Map a quick-xml error to `file:line: what; what to do`.
+    fn xml_error(&self, e: quick_xml::Error) -> anyhow::Error {
+        let pos = self.reader.error_position();
+        let line = line_at(&self.path, pos);
+        let at = bytes_at(&self.path, pos, 10);
+        if at.starts_with(b"<!ENTITY") || at.starts_with(b"<!DOCTYPE") {
+            return anyhow!(
+                "{}:{line}: DTD/entity declarations are refused (sisync never expands entities); export the roster without a DOCTYPE",
+                self.file
+            );
+        }
+        anyhow!(
+            "{}:{line}: XML is not well-formed ({e}); fix or re-export the file",
+            self.file
+        )
+    }
+
+    /// Stream the document, handing each complete record to `each` with the
+    /// line it starts on. `each` returns false to stop early.
+    fn run(&mut self, each: &mut dyn FnMut(u64, Item) -> bool) -> Result<()> {
+        let mut buf = Vec::with_capacity(8 << 10);
+        let mut stack: Vec<&'static str> = Vec::with_capacity(16);
+        let mut text = String::new();
+        let mut cur = Current::None;
+        let mut cur_line = 0u64;
+        let mut seen_root = false;
+        // name of the extension child being read (person/extension/*)
+        let mut ext_name = String::new();
+        loop {
+            let counting = self.reader.get_mut();
+            counting.since_event = 0;
+            self.event_line = counting.newlines + 1;
+            let ev = match self.reader.read_event_into(&mut buf) {
+                Ok(ev) => ev,
+                Err(e) => return Err(self.xml_error(e)),
+            };
+            match ev {
+                Event::Start(ref e) | Event::Empty(ref e) => {
+                    let empty = matches!(ev, Event::Empty(_));
+                    let name = known(e.local_name().as_ref());
+                    if !seen_root {
+                        if name != "enterprise" {
+                            return Err(self.fatal(format!(
+                                "the root element is <{}>, not <enterprise>; source.path must point at an IMS Enterprise 1.1 XML file",
+                                String::from_utf8_lossy(e.name().as_ref())
+                            )));
+                        }
+                        seen_root = true;
+                    } else if stack.is_empty() {
+                        return Err(self.fatal(
+                            "content after the end of <enterprise>; fix or re-export the file",
+                        ));
+                    }
+                    text.clear();
+                    if stack.len() == 1 {
+                        // a record starts
+                        cur_line = self.event_line;
+                        cur = match name {
+                            "properties" => Current::Properties(Properties::default()),
+                            "person" => Current::Person(RawPerson::default()),
+                            "group" => Current::Group(RawGroup::default()),
+                            "membership" => Current::Membership(RawMembership::default()),
+                            _ => Current::None,
+                        };
+                    }
+                    if stack.len() == 3 && stack[1] == "person" && stack[2] == "extension" {
+                        ext_name.clear();
+                        ext_name.push_str(&self.decode_name(e)?);
+                    }
+                    self.start(&mut cur, &stack, name, e)?;
+                    if empty {
+                        if stack.len() == 1 {
+                            if let Some(item) = take(&mut cur) {
+                                if !each(cur_line, item) {
+                                    return Ok(());
+                                }
+                            }
+                        } else {
+                            end(&mut cur, &stack, name, "", &ext_name);
+                        }
+                    } else {
+                        stack.push(name);
+                    }
+                }
+                Event::End(_) => {
+                    let Some(name) = stack.pop() else {
+                        return Err(self.fatal("unexpected end tag; fix or re-export the file"));
+                    };
+                    if stack.len() == 1 {
+                        if let Some(item) = take(&mut cur) {
+                            if !each(cur_line, item) {
+                                return Ok(());
+                            }
+                        }
+                    } else if !stack.is_empty() {
+                        let t = text.trim();
+                        end(&mut cur, &stack, name, t, &ext_name);
+                    }
+                    text.clear();
+                }
+                Event::Text(t) => {
+                    if !stack.is_empty() {
+                        let s = t.decode().map_err(|_| {
+                            self.fatal("text is not valid UTF-8; re-export the file as UTF-8")
+                        })?;
+                        text.push_str(&s);
+                    } else if !t.iter().all(u8::is_ascii_whitespace) {
+                        return Err(self.fatal(
+                            "text outside the <enterprise> element; fix or re-export the file",
+                        ));
+                    }
+                }
+                Event::CData(t) => {
+                    let s = t.decode().map_err(|_| {
+                        self.fatal("text is not valid UTF-8; re-export the file as UTF-8")
+                    })?;
+                    text.push_str(&s);
+                }
+                Event::GeneralRef(r) => {
+                    if r.is_char_ref() {
+                        match r.resolve_char_ref() {
+                            Ok(Some(c)) => text.push(c),
+                            _ => {
+                                return Err(self.fatal(format!(
+                                    "bad character reference &{};; fix or re-export the file",
+                                    String::from_utf8_lossy(&r)
+                                )));
+                            }
+                        }
+                    } else {
+                        match &*r {
+                            b"lt" => text.push('<'),
+                            b"gt" => text.push('>'),
+                            b"amp" => text.push('&'),
+                            b"apos" => text.push('\''),
+                            b"quot" => text.push('"'),
+                            other => {
+                                return Err(self.fatal(format!(
+                                    "unknown entity reference &{};: sisync never expands entities (no DTD); export the roster without custom entities",
+                                    String::from_utf8_lossy(other)
+                                )));
+                            }
+                        }
+                    }
+                }
+                Event::DocType(d) => {
+                    let d: &[u8] = &d;
+                    if d.contains(&b'[') || contains(d, b"ENTITY") {
+                        return Err(self.fatal(
+                            "DOCTYPE with an internal DTD subset or <!ENTITY> declaration is refused (sisync never expands entities); export the roster without a DTD",
+                        ));
+                    }
+                    // an external DTD reference only: never fetched, ignored
+                }
+                Event::Decl(d) => {
+                    if let Some(Ok(enc)) = d.encoding() {
+                        let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
+                        if enc != "utf-8" && enc != "utf8" {
+                            return Err(self.fatal(format!(
+                                "encoding {enc:?} is not supported; re-export the file as UTF-8"
+                            )));
+                        }
+                    }
+                }
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Eof => {
+                    if !seen_root {
+                        return Err(self.fatal(
+                            "no <enterprise> element; source.path must point at an IMS Enterprise 1.1 XML file",
+                        ));
+                    }
+                    if let Some(open) = stack.last() {
+                        return Err(self.fatal(format!(
+                            "the document ends inside <{}>; the file is truncated, re-export it",
+                            if open.is_empty() { "element" } else { open }
+                        )));
+                    }
+                    return Ok(());
+                }
+            }
+            buf.clear();
+        }
+    }
+
+    fn decode_name(&self, e: &BytesStart<'_>) -> Result<String> {
+        std::str::from_utf8(e.local_name().as_ref())
+            .map(String::from)
+            .map_err(|_| self.fatal("element name is not valid UTF-8"))
+    }
+
+    /// Attributes of interest, unescaped with the predefined entities only.
+    fn attr(&self, e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>> {
+        for a in e.attributes() {
+            let a = a.map_err(|err| {
+                self.fatal(format!("bad attribute ({err}); fix or re-export the file"))
+            })?;
+            if a.key.local_name().as_ref() == want {
+                let v = a
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(|err| {
+                        self.fatal(format!(
+                            "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
+                            String::from_utf8_lossy(want)
+                        ))
+                    })?;
+                return Ok(Some(v.trim().to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Handle a start tag: attributes and new sub-records.
+    fn start(
+        &self,
+        cur: &mut Current,
+        stack: &[&'static str],
+        name: &'static str,
+        e: &BytesStart<'_>,
+    ) -> Result<()> {
+        match cur {
+            Current::Person(p) => match (stack, name) {
+                ([_], "person") => {
+                    if let Some(v) = self.attr(e, b"recstatus")? {
+                        p.recstatus = Some(v);
+                    }
+                }
+                ([_, "person"], "institutionrole") => {
+                    let t = self.attr(e, b"institutionroletype")?.unwrap_or_default();
+                    let primary = self
+                        .attr(e, b"primaryrole")?
+                        .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+                    p.institution_roles.push((t, primary));
+                }
+                ([_, "person"], "userid") => {
+                    let t = self.attr(e, b"useridtype")?.unwrap_or_default();
+                    p.userids.push((t, String::new()));
+                }
+                ([_, "person", "name", "n"], "partname") => {
+                    let t = self.attr(e, b"partnametype")?.unwrap_or_default();
+                    p.partname_is_middle =
+                        MIDDLE_NAME_PARTS.contains(&t.to_ascii_lowercase().as_str());
+                }
+                _ => {}
+            },
+            Current::Group(g) => match (stack, name) {
+                ([_], "group") => {
+                    if let Some(v) = self.attr(e, b"recstatus")? {
+                        g.recstatus = Some(v);
+                    }
+                }
+                ([_, "group"], "relationship") => {
+                    let rel = self.attr(e, b"relation")?.unwrap_or_default();
+                    if rel == "1" {
+                        g.parent = Some(SourcedId::default());
+                    }
+                }
+                _ => {}
+            },
+            Current::Membership(m) => match (stack, name) {
+                ([_, "membership"], "member") => m.members.push(RawMember {
+                    line: self.event_line,
+                    ..RawMember::default()
+                }),
+                ([_, "membership", "member"], "role") => {
+                    if let Some(mem) = m.members.last_mut() {
+                        mem.roles.push(RawRole {
+                            roletype: self.attr(e, b"roletype")?.unwrap_or_default(),
+                            status: None,
+                            recstatus: self.attr(e, b"recstatus")?,
+                        });
+                    }
+                }
+                _ => {}
+            },
+            Current::Properties(_) | Current::None => {}
+        }
+        Ok(())
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn take(cur: &mut Current) -> Option<Item> {
+    match std::mem::replace(cur, Current::None) {
+        Current::None => None,
+        Current::Properties(p) => Some(Item::Properties(p)),
+        Current::Person(p) => Some(Item::Person(p)),
+        Current::Group(g) => Some(Item::Group(g)),
+        Current::Membership(m) => Some(Item::Membership(m)),
+    }
+}
+
+fn set(slot: &mut Option<String>, t: &str) {
+    if !t.is_empty() {
+        *slot = Some(t.to_string());
+    }
+}
+
+fn set_sourced(slot: &mut Option<SourcedId>, name: &str, t: &str) {
+    let s = slot.get_or_insert_with(SourcedId::default);
+    match name {
+        "source" => s.source = t.to_string(),
+        _ => s.id = t.to_string(),
+    }
+}
+
+/// Handle an end tag: `stack` is the path of the parent, `t` the trimmed
+/// text of the element just closed.
+fn end(cur: &mut Current, stack: &[&'static str], name: &'static str, t: &str, ext: &str) {
+    match cur {
+        Current::Properties(p) => match (stack, name) {
+            ([_, "properties"], "datasource") => set(&mut p.datasource, t),
+            ([_, "properties"], "type") => set(&mut p.kind, t),
+            _ => {}
+        },
+        Current::Person(p) => match (stack, name) {
+            ([_, "person", "sourcedid"], "source" | "id") => set_sourced(&mut p.sourcedid, name, t),
+            ([_, "person"], "recstatus") => set(&mut p.recstatus, t),
+            ([_, "person"], "userid") => {
+                if let Some(u) = p.userids.last_mut() {
+                    u.1 = t.to_string();
+                }
+            }
+            ([_, "person"], "email") => set(&mut p.email, t),
+            ([_, "person", "name"], "fn") => set(&mut p.full_name, t),
+            ([_, "person", "name", "n"], "family") => set(&mut p.family, t),
+            ([_, "person", "name", "n"], "given") => set(&mut p.given, t),
+            ([_, "person", "name", "n"], "partname")
+                if p.partname_is_middle && p.middle.is_none() =>
+            {
+                set(&mut p.middle, t);
+            }
+            ([_, "person", "extension"], _) if !t.is_empty() => {
+                p.extension.push((ext.to_string(), t.to_string()));
+            }
+            _ => {}
+        },
+        Current::Group(g) => match (stack, name) {
+            ([_, "group", "sourcedid"], "source" | "id") => set_sourced(&mut g.sourcedid, name, t),
+            ([_, "group"], "recstatus") => set(&mut g.recstatus, t),
+            ([_, "group", "grouptype"], "typevalue") if g.typevalue.is_none() => {
+                set(&mut g.typevalue, t)
+            }
+            ([_, "group", "description"], "short") => set(&mut g.short, t),
+            ([_, "group", "description"], "long") => set(&mut g.long, t),
+            ([_, "group", "description"], "full") => set(&mut g.full, t),
+            ([_, "group", "org"], "orgname") => set(&mut g.org_name, t),
+            ([_, "group", "org"], "id") => set(&mut g.org_id, t),
+            ([_, "group", "relationship", "sourcedid"], "source" | "id") if g.parent.is_some() => {
+                set_sourced(&mut g.parent, name, t);
+            }
+            _ => {}
+        },
+        Current::Membership(m) => match (stack, name) {
+            ([_, "membership", "sourcedid"], "source" | "id") => {
+                set_sourced(&mut m.sourcedid, name, t)
+            }
+            ([_, "membership", "member", "sourcedid"], "source" | "id") => {
+                if let Some(mem) = m.members.last_mut() {
+                    set_sourced(&mut mem.sourcedid, name, t);
+                }
+            }
+            ([_, "membership", "member"], "idtype") => {
+                if let Some(mem) = m.members.last_mut() {
+                    set(&mut mem.idtype, t);
+                }
+            }
+            ([_, "membership", "member", "role"], "status") => {
+                if let Some(r) = m.members.last_mut().and_then(|x| x.roles.last_mut()) {
+                    set(&mut r.status, t);
+                }
+            }
+            ([_, "membership", "member", "role"], "recstatus") => {
+                if let Some(r) = m.members.last_mut().and_then(|x| x.roles.last_mut()) {
+                    set(&mut r.recstatus, t);
+                }
+            }
+            _ => {}
+        },
+        Current::None => {}
+    }
+}
+
+// ---------------------------------------------------------------------------
+// From raw records to the canonical roster.
+
+struct PersonRec {
+    line: u64,
+    person: Person,
+    /// Institution role: Some(mapped or None when unmapped); None = absent.
+    institution_role: Option<Option<Role>>,
+}
+
+struct GroupRec {
+    line: u64,
+    id: String,
+    status: Status,
+    is_org: bool,
+    raw: RawGroup,
+}
+
+struct MemberRec {
+    line: u64,
+    /// Shared by all members of one `membership` record.
+    group: std::rc::Rc<str>,
+    member: Option<String>,
+    idtype: String,
+    roles: Vec<RawRole>,
+}
+
+struct Builder<'a> {
+    file: String,
+    cfg: &'a ImsEnterprise,
+    props: Properties,
+    persons: Vec<PersonRec>,
+    groups: Vec<GroupRec>,
+    memberships: Vec<MemberRec>,
+    /// id → (line, source) of every person / group read
+    person_index: HashMap<String, (u64, String)>,
+    group_index: HashMap<String, (u64, String)>,
+    issues: Vec<SourceIssue>,
+    held_persons: HashSet<String>,
+    held_groups: HashSet<String>,
+    /// Every person and group carried a recstatus.
+    all_recstatus: bool,
+    records: u64,
+}
+
+/// The canonical id of a sourcedid: `id`, or `source:id` when qualified.
+fn canonical_id(qualify: bool, s: &SourcedId) -> Option<String> {
+    let id = s.id.trim();
+    if id.is_empty() {
+        return None;
+    }
+    Some(if qualify && !s.source.trim().is_empty() {
+        format!("{}:{id}", s.source.trim())
+    } else {
+        id.to_string()
+    })
+}
+
+fn status_of(recstatus: Option<&str>) -> Result<Status, String> {
+    match recstatus {
+        None | Some("1") | Some("2") => Ok(Status::Active),
+        Some("3") => Ok(Status::ToBeDeleted),
+        Some(other) => Err(format!(
+            "recstatus {other:?} is not 1 (add), 2 (update) or 3 (delete)"
+        )),
+    }
+}
+
+impl Builder<'_> {
+    fn issue(&mut self, line: u64, id: Option<&str>, reason: impl Into<String>) {
+        self.issues.push(SourceIssue {
+            location: format!("{}:{line}", self.file),
+            record_id: id.map(String::from),
+            reason: reason.into(),
+        });
+    }
+
+    fn canonical(&self, s: &SourcedId) -> Option<String> {
+        canonical_id(self.cfg.qualify_ids, s)
+    }
+
+    fn duplicate_reason(&self, first_line: u64, first_source: &str, s: &SourcedId) -> String {
+        if !self.cfg.qualify_ids && first_source != s.source {
+            format!(
+                "duplicate sourcedid (also at line {first_line}, source {first_source:?}); set source.qualify_ids = true if the sources are independent"
+            )
+        } else {
+            format!("duplicate sourcedid (also at line {first_line})")
+        }
+    }
+
+    fn add(&mut self, line: u64, item: Item) {
+        match item {
+            Item::Properties(p) => self.props = p,
+            Item::Person(p) => self.add_person(line, p),
+            Item::Group(g) => self.add_group(line, g),
+            Item::Membership(m) => self.add_membership(line, m),
+        }
+    }
+
+    fn add_person(&mut self, line: u64, p: RawPerson) {
+        if p.recstatus.is_none() {
+            self.all_recstatus = false;
+        }
+        let sid = p.sourcedid.clone().unwrap_or_default();
+        let Some(id) = self.canonical(&sid) else {
+            self.issue(line, None, "person without sourcedid/id");
+            return;
+        };
+        if let Some((first, src)) = self.person_index.get(&id) {
+            let reason = self.duplicate_reason(*first, src, &sid);
+            self.issue(line, Some(&id), reason);
+            return;
+        }
+        self.person_index
+            .insert(id.clone(), (line, sid.source.clone()));
+        let hold = |b: &mut Self, reason: String| {
+            b.issue(line, Some(&id), reason);
+            b.held_persons.insert(id.clone());
+        };
+        let status = match status_of(p.recstatus.as_deref()) {
+            Ok(s) => s,
+            Err(e) => return hold(self, e),
+        };
+        let cfg = self.cfg;
+        let acc = &cfg.accommodations;
+        let ext = |name: &str| {
+            p.extension
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        let accommodations = match parse_accommodation_values([
+            (
+                acc.extra_time_percent.as_str(),
+                ext(&acc.extra_time_percent),
+            ),
+            (acc.font_scale.as_str(), ext(&acc.font_scale)),
+            (acc.screen_reader.as_str(), ext(&acc.screen_reader)),
+        ]) {
+            Ok(a) => a,
+            Err(e) => return hold(self, e),
+        };
+        let (given, family) = match (&p.given, &p.family) {
+            (Some(g), Some(f)) => (g.clone(), f.clone()),
+            _ if status == Status::ToBeDeleted => (String::new(), String::new()),
+            _ => return hold(self, "name/n/given or name/n/family is empty".into()),
+        };
+        let mut username = None;
+        let mut identifier = None;
+        for (kind, value) in &p.userids {
+            if value.is_empty() {
+                continue;
+            }
+            if IDENTIFIER_TYPES.contains(&kind.to_ascii_lowercase().as_str()) {
+                identifier.get_or_insert_with(|| value.clone());
+            } else {
+                username.get_or_insert_with(|| value.clone());
+            }
+        }
+        let institution_role = {
+            let mut roles = p.institution_roles.clone();
+            roles.sort_by_key(|(_, primary)| !primary);
+            roles
+                .first()
+                .map(|(t, _)| cfg.role_map.get(&t.to_ascii_lowercase()).copied())
+        };
+        self.persons.push(PersonRec {
+            line,
+            institution_role,
+            person: Person {
+                sourced_id: id,
+                status,
+                role: None,
+                username,
+                identifier,
+                given_name: given,
+                middle_name: p.middle,
+                family_name: family,
+                email: p.email,
+                orgs: Vec::new(),
+                accommodations,
+            },
+        });
+    }
+
+    fn add_group(&mut self, line: u64, g: RawGroup) {
+        if g.recstatus.is_none() {
+            self.all_recstatus = false;
+        }
+        let sid = g.sourcedid.clone().unwrap_or_default();
+        let Some(id) = self.canonical(&sid) else {
+            self.issue(line, None, "group without sourcedid/id");
+            return;
+        };
+        if let Some((first, src)) = self.group_index.get(&id) {
+            let reason = self.duplicate_reason(*first, src, &sid);
+            self.issue(line, Some(&id), reason);
+            return;
+        }
+        let status = match status_of(g.recstatus.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.group_index
+                    .insert(id.clone(), (line, sid.source.clone()));
+                self.issue(line, Some(&id), e);
+                self.held_groups.insert(id);
+                return;
+            }
+        };
+        let is_org = g
+            .typevalue
+            .as_deref()
+            .is_some_and(|t| ORG_TYPES.contains(&t.to_ascii_lowercase().as_str()));
+        self.group_index
+            .insert(id.clone(), (line, sid.source.clone()));
+        self.groups.push(GroupRec {
+            line,
+            id,
+            status,
+            is_org,
+            raw: g,
+        });
+    }
+
+    fn add_membership(&mut self, line: u64, m: RawMembership) {
+        let sid = m.sourcedid.clone().unwrap_or_default();
+        let Some(group) = self.canonical(&sid) else {
+            self.issue(line, None, "membership without sourcedid/id of its group");
+            return;
+        };
+        let group: std::rc::Rc<str> = group.into();
+        for mem in m.members {
+            let member = mem.sourcedid.as_ref().and_then(|s| self.canonical(s));
+            self.memberships.push(MemberRec {
+                line: mem.line,
+                group: group.clone(),
+                member,
+                idtype: mem.idtype.unwrap_or_else(|| "1".into()),
+                roles: mem.roles,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Roster {
+        let delta = self.props.kind.as_deref().is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            ["delta", "event", "incremental", "update"]
+                .iter()
+                .any(|k| t.contains(k))
+        }) || (self.all_recstatus
+            && !(self.persons.is_empty() && self.groups.is_empty()));
+        let kind = if delta {
+            Completeness::Delta
+        } else {
+            Completeness::Bulk
+        };
+        let bulk = !delta;
+        let cfg: &ImsEnterprise = self.cfg;
+        let role_map = &cfg.role_map;
+
+        // Orgs first: classes and persons point at them.
+        let is_org: HashMap<String, bool> = self
+            .groups
+            .iter()
+            .map(|g| (g.id.clone(), g.is_org))
+            .collect();
+        let qualify = |s: &SourcedId| canonical_id(cfg.qualify_ids, s);
+        let mut orgs = Vec::new();
+        let mut groups = Vec::new();
+        let mut class_index: HashMap<String, usize> = HashMap::new();
+        let mut issues = Vec::new();
+        for g in &self.groups {
+            let parent = g.raw.parent.as_ref().and_then(qualify);
+            if g.is_org {
+                if g.status == Status::ToBeDeleted {
+                    continue;
+                }
+                orgs.push(Org {
+                    sourced_id: g.id.clone(),
+                    name: g
+                        .raw
+                        .long
+                        .clone()
+                        .or_else(|| g.raw.short.clone())
+                        .or_else(|| g.raw.org_name.clone())
+                        .unwrap_or_default(),
+                    identifier: g.raw.org_id.clone(),
+                    kind: g.raw.typevalue.clone().unwrap_or_default().to_lowercase(),
+                    parent,
+                });
+                continue;
+            }
+            let (org, course) = match parent {
+                Some(p) if is_org.get(&p) == Some(&true) => (Some(p), None),
+                Some(p) if bulk && !is_org.contains_key(&p) && g.status == Status::Active => {
+                    issues.push((
+                        g.line,
+                        g.id.clone(),
+                        format!("parent group {p} is not in the file"),
+                    ));
+                    self.held_groups.insert(g.id.clone());
+                    continue;
+                }
+                Some(p) => (None, Some(p)),
+                None => (None, None),
+            };
+            class_index.insert(g.id.clone(), groups.len());
+            groups.push(Group {
+                sourced_id: g.id.clone(),
+                status: g.status,
+                title: g
+                    .raw
+                    .long
+                    .clone()
+                    .or_else(|| g.raw.short.clone())
+                    .or_else(|| g.raw.full.clone())
+                    .unwrap_or_else(|| g.id.clone()),
+                code: g.raw.short.clone(),
+                org,
+                sessions: Vec::new(),
+                course,
+            });
+        }
+        for (line, id, reason) in issues {
+            self.issue(line, Some(&id), reason);
+        }
+
+        // Person roles: institution role, else the first mapped membership role.
+        let mut membership_role: HashMap<&str, Role> = HashMap::new();
+        let needed = self.persons.iter().any(|p| p.institution_role.is_none());
+        for m in self.memberships.iter().filter(|_| needed) {
+            if let Some(p) = &m.member {
+                if m.idtype == "1" && !membership_role.contains_key(p.as_str()) {
+                    if let Some(r) = m
+                        .roles
+                        .iter()
+                        .filter(|r| role_status(r) == Ok(Status::Active))
+                        .find_map(|r| lookup(role_map, &r.roletype))
+                    {
+                        membership_role.insert(p.as_str(), r);
+                    }
+                }
+            }
+        }
+        let mut persons = Vec::new();
+        let mut person_pos: HashMap<String, usize> = HashMap::new();
+        let mut ignored = 0usize;
+        let mut later = Vec::new();
+        for rec in std::mem::take(&mut self.persons) {
+            let role = match rec.institution_role {
+                Some(Some(r)) => Some(r),
+                Some(None) => {
+                    ignored += 1; // Administrator, Other, ...: not synced
+                    continue;
+                }
+                None => match membership_role.get(rec.person.sourced_id.as_str()) {
+                    Some(r) => Some(*r),
+                    None if !bulk || rec.person.status == Status::ToBeDeleted => None,
+                    None => {
+                        later.push((
+                            rec.line,
+                            rec.person.sourced_id.clone(),
+                            "no institutionrole and no membership role that maps to a sisync role",
+                        ));
+                        continue;
+                    }
+                },
+            };
+            person_pos.insert(rec.person.sourced_id.clone(), persons.len());
+            persons.push(Person { role, ..rec.person });
+        }
+        drop(membership_role);
+        for (line, id, reason) in later {
+            self.issue(line, Some(&id), reason);
+            self.held_persons.insert(id);
+        }
+
+        // Memberships.
+        let mut memberships = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut any_membership = false;
+        let mut last_group: Option<(std::rc::Rc<str>, bool, bool)> = None;
+        for mut m in std::mem::take(&mut self.memberships) {
+            any_membership = true;
+            let Some(member) = m.member.take() else {
+                self.issue(
+                    m.line,
+                    None,
+                    format!("member of group {} without sourcedid/id", m.group),
+                );
+                self.held_groups.insert(m.group.to_string());
+                continue;
+            };
+            // group facts once per membership record, not per member
+            let (known_group, group_is_org) = match &last_group {
+                Some((g, known, org)) if std::rc::Rc::ptr_eq(g, &m.group) => (*known, *org),
+                _ => {
+                    let known = self.group_index.contains_key(&*m.group);
+                    let org = is_org.get(&*m.group) == Some(&true);
+                    last_group = Some((m.group.clone(), known, org));
+                    (known, org)
+                }
+            };
+            if bulk && !known_group {
+                self.issue(
+                    m.line,
+                    Some(&member),
+                    format!("membership of group {} which is not in the file", m.group),
+                );
+                continue;
+            }
+            match m.idtype.as_str() {
+                "1" => {}
+                "2" => {
+                    if bulk && !self.group_index.contains_key(&member) {
+                        self.issue(
+                            m.line,
+                            Some(&member),
+                            format!(
+                                "member group {member} of group {} is not in the file",
+                                m.group
+                            ),
+                        );
+                        self.held_groups.insert(m.group.to_string());
+                        continue;
+                    }
+                    match class_index.get(&member) {
+                        Some(&i) if group_is_org && groups[i].org.is_none() => {
+                            groups[i].org = Some(m.group.to_string());
+                        }
+                        _ => ignored += 1,
+                    }
+                    continue;
+                }
+                other => {
+                    self.issue(
+                        m.line,
+                        Some(&member),
+                        format!("member idtype {other:?} is not 1 (person) or 2 (group)"),
+                    );
+                    self.held_groups.insert(m.group.to_string());
+                    continue;
+                }
+            }
+            let pos = person_pos.get(&member).copied();
+            if bulk && pos.is_none() && !self.person_index.contains_key(&member) {
+                self.issue(
+                    m.line,
+                    Some(&member),
+                    format!("member of group {} is not a person in the file", m.group),
+                );
+                continue;
+            }
+            if group_is_org {
+                let active = m.roles.is_empty()
+                    || m.roles.iter().any(|r| role_status(r) == Ok(Status::Active));
+                if let Some(i) = pos {
+                    if active && !persons[i].orgs.iter().any(|o| **o == *m.group) {
+                        persons[i].orgs.push(m.group.to_string());
+                    }
+                }
+                continue;
+            }
+            if bulk && pos.is_none() {
+                ignored += 1; // membership of a person who is not synced
+                continue;
+            }
+            if m.roles.is_empty() {
+                self.issue(
+                    m.line,
+                    Some(&member),
+                    format!("member of group {} has no role", m.group),
+                );
+                self.held_groups.insert(m.group.to_string());
+                continue;
+            }
+            for r in &m.roles {
+                let status = match role_status(r) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.issue(m.line, Some(&member), e);
+                        self.held_groups.insert(m.group.to_string());
+                        continue;
+                    }
+                };
+                let Some(role) = lookup(role_map, &r.roletype) else {
+                    ignored += 1; // roletype 03..08 not mapped
+                    continue;
+                };
+                let sourced_id = format!("{}/{member}/{}", m.group, r.roletype);
+                if !seen.insert(sourced_id) {
+                    self.issue(
+                        m.line,
+                        Some(&member),
+                        format!(
+                            "duplicate member of group {} with roletype {}",
+                            m.group, r.roletype
+                        ),
+                    );
+                    continue;
+                }
+                memberships.push(Membership {
+                    status,
+                    group: m.group.to_string(),
+                    person: member.clone(),
+                    role,
+                });
+            }
+        }
+
+        Roster {
+            orgs,
+            persons,
+            groups,
+            memberships,
+            persons_completeness: kind,
+            groups_completeness: if bulk && self.group_index.is_empty() {
+                Completeness::Absent
+            } else {
+                kind
+            },
+            memberships_completeness: if bulk && !any_membership {
+                Completeness::Absent
+            } else {
+                kind
+            },
+            issues: self.issues,
+            ignored,
+            held_persons: self.held_persons,
+            held_groups: self.held_groups,
+            format: "IMS Enterprise 1.1 XML".into(),
+        }
+    }
+}
+
+/// Role map lookup, case-insensitive, without allocating for lowercase keys.
+fn lookup(map: &BTreeMap<String, Role>, key: &str) -> Option<Role> {
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        map.get(&key.to_ascii_lowercase()).copied()
+    } else {
+        map.get(key).copied()
+    }
+}
+
+fn role_status(r: &RawRole) -> Result<Status, String> {
+    let s = status_of(r.recstatus.as_deref())?;
+    match r.status.as_deref() {
+        None | Some("1") => Ok(s),
+        Some("0") => Ok(Status::ToBeDeleted),
+        Some(other) => Err(format!(
+            "role status {other:?} is not 1 (active) or 0 (inactive)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;
