@@ -15,32 +15,11 @@ use sisync::sync::RosterOptions;
 
 /// A SCIM config reading the IMS fixture (the proctor is IMS "Staff").
 fn ims_config(dir: &Path, xml: &Path, base: &str) -> Loaded {
-    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
-    let text = format!(
-        r#"
-[institution]
-name = "Test College"
-brin = "99AA"
-
-[state]
-path = "state.db"
-
-[source]
-kind = "ims-enterprise"
-path = "{xml}"
-role_map = {{ staff = "proctor" }}
-
-[platform]
-kind = "scim"
-base_url = "{base}"
-token_file = "token"
-timeout = "5s"
-"#,
-        xml = xml.display()
+    let source = format!(
+        "kind = \"ims-enterprise\"\npath = \"{}\"\nrole_map = {{ staff = \"proctor\" }}\n",
+        xml.display()
     );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, &text).unwrap();
-    Loaded::from_file(&file).unwrap()
+    scim_config_with_source(dir, &source, base, TOKEN, "")
 }
 
 /// Users by externalId, without the platform's own ids and metadata.

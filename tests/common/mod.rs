@@ -34,8 +34,24 @@ pub fn edit(export: &Path, file: &str, f: impl Fn(&str) -> Option<String>) {
     std::fs::write(&p, out.join(nl)).unwrap();
 }
 
-/// A SCIM config in `dir` pointing at `base` with a token file.
+/// A SCIM config in `dir` pointing at `base` with a token file, reading a
+/// OneRoster CSV export.
 pub fn scim_config(dir: &Path, export: &Path, base: &str, token: &str, extra: &str) -> Loaded {
+    let source = format!(
+        "kind = \"oneroster-csv\"\npath = \"{}\"\n",
+        export.display()
+    );
+    scim_config_with_source(dir, &source, base, token, extra)
+}
+
+/// A SCIM config with any `[source]` body.
+pub fn scim_config_with_source(
+    dir: &Path,
+    source: &str,
+    base: &str,
+    token: &str,
+    extra: &str,
+) -> Loaded {
     std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
     let text = format!(
         r#"
@@ -47,17 +63,14 @@ brin = "99AA"
 path = "state.db"
 
 [source]
-kind = "oneroster-csv"
-path = "{export}"
-
+{source}
 [platform]
 kind = "scim"
 base_url = "{base}"
 token_file = "token"
 timeout = "5s"
 {extra}
-"#,
-        export = export.display()
+"#
     );
     let file = dir.join("sisync.toml");
     std::fs::write(&file, &text).unwrap();
