@@ -55,16 +55,9 @@ pub struct PlatformGroup {
     pub partial: bool,
 }
 
-/// The user fields whose change the planner tracks, in a fixed order.
-pub const USER_FIELDS: &[&str] = &[
-    "userName",
-    "name",
-    "email",
-    "role",
-    "org",
-    "accommodations",
-    "active",
-];
+/// The user fields whose change the planner tracks: the first seven of
+/// the tracked field names.
+pub const USER_FIELDS: &[&str] = crate::store::FIELD_NAMES.split_at(7).0;
 
 /// Short content hash of one field value.
 pub fn hash_value<T: Serialize>(v: &T) -> String {

@@ -102,7 +102,8 @@ pub struct RecordState {
 /// fixed set [`FIELD_NAMES`], so they are not allocated per record.
 pub type FieldHashes = std::collections::BTreeMap<&'static str, String>;
 
-/// Every field whose change the planner tracks, users and groups.
+/// Every field whose change the planner tracks: the user fields first
+/// (`policy::USER_FIELDS` is the first seven), then the group fields.
 pub const FIELD_NAMES: &[&str] = &[
     "userName",
     "name",
