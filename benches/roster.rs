@@ -164,7 +164,7 @@ fn main() {
 
     // 1. parse + plan against an empty state
     let t = Instant::now();
-    let roster = sync::read_source(&loaded, &Quiet).unwrap();
+    let roster = sync::read_source(&loaded, &Quiet, None).unwrap();
     let t_read = t.elapsed();
     println!(
         "  peak RSS after reading the source: {:.0} MB",

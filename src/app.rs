@@ -319,6 +319,16 @@ fn check_config(cli: &Cli, l: &Loaded) -> Result<i32> {
                 format!("oneroster-csv: {e:#}")
             }
         },
+        Source::OnerosterRest(s) => format!(
+            "oneroster-rest {} (OneRoster {}, page size {}, full pull every {}; `check-config` does not connect)",
+            s.base_url,
+            match s.version {
+                crate::config::OneRosterVersion::V1_2 => "1.2",
+                crate::config::OneRosterVersion::V1_1 => "1.1",
+            },
+            s.page_size,
+            humantime::format_duration(s.full_every)
+        ),
         Source::ImsEnterprise(s) => match ImsEnterprise::new(s).probe() {
             Ok(what) => format!("ims-enterprise {} ({what})", s.path.display()),
             Err(e) => {

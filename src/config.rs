@@ -75,6 +75,7 @@ fn default_state_path() -> PathBuf {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Source {
     OnerosterCsv(OneRosterCsvSource),
+    OnerosterRest(OneRosterRestSource),
     ImsEnterprise(ImsEnterpriseSource),
 }
 
@@ -82,6 +83,7 @@ impl Source {
     pub fn kind(&self) -> &'static str {
         match self {
             Source::OnerosterCsv(_) => "oneroster-csv",
+            Source::OnerosterRest(_) => "oneroster-rest",
             Source::ImsEnterprise(_) => "ims-enterprise",
         }
     }
@@ -90,6 +92,7 @@ impl Source {
     pub fn role_map(&self) -> &BTreeMap<String, String> {
         match self {
             Source::OnerosterCsv(s) => &s.role_map,
+            Source::OnerosterRest(s) => &s.role_map,
             Source::ImsEnterprise(s) => &s.role_map,
         }
     }
@@ -106,6 +109,53 @@ pub struct OneRosterCsvSource {
     pub role_map: BTreeMap<String, String>,
     #[serde(default)]
     pub accommodations: AccommodationColumns,
+}
+
+/// OneRoster 1.1 / 1.2 REST rostering service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneRosterRestSource {
+    /// Service root, e.g. `https://sis.example/api`; sisync appends
+    /// `/ims/oneroster/rostering/v1p2/...` (or `/ims/oneroster/v1p1/...`).
+    pub base_url: String,
+    #[serde(default)]
+    pub version: OneRosterVersion,
+    /// `env:NAME`; inline tokens are refused.
+    pub token: Option<String>,
+    /// File holding the bearer token (looked up in `$CREDENTIALS_DIRECTORY`
+    /// first when relative).
+    pub token_file: Option<PathBuf>,
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    #[serde(default = "default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(default = "default_retries")]
+    pub max_retries: usize,
+    /// A full pull at least this often; runs in between fetch only records
+    /// changed since the last successful run.
+    #[serde(default = "default_full_every", with = "humantime_serde_compat")]
+    pub full_every: Duration,
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// Which `metadata` keys of a user carry exam accommodations.
+    #[serde(default)]
+    pub accommodations: AccommodationColumns,
+}
+
+fn default_page_size() -> usize {
+    1000
+}
+fn default_full_every() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum OneRosterVersion {
+    #[serde(rename = "1.1")]
+    V1_1,
+    #[default]
+    #[serde(rename = "1.2")]
+    V1_2,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -462,6 +512,7 @@ impl Loaded {
         match &mut self.config.source {
             Source::OnerosterCsv(s) => abs(&mut s.path),
             Source::ImsEnterprise(s) => abs(&mut s.path),
+            Source::OnerosterRest(_) => {}
         }
         if let Platform::CsvDrop(p) = &mut self.config.platform {
             abs(&mut p.path);
@@ -502,6 +553,20 @@ impl Loaded {
                 ));
             }
         }
+        if let Source::OnerosterRest(r) = &c.source {
+            if !matches!(url::Url::parse(&r.base_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
+            {
+                return Err(self.error(
+                    "source",
+                    "base_url",
+                    format!("`{}` is not an http(s) URL", r.base_url),
+                ));
+            }
+            if r.page_size == 0 || r.page_size > 10_000 {
+                return Err(self.error("source", "page_size", "must be 1 to 10000"));
+            }
+            self.bearer_token("source", &r.token, &r.token_file)?;
+        }
         if let Platform::Scim(p) = &c.platform {
             match url::Url::parse(&p.base_url) {
                 Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
@@ -530,14 +595,25 @@ impl Loaded {
 
     /// Resolve the SCIM bearer token (file, `env:NAME`, credentials dir).
     pub fn scim_token(&self, p: &ScimPlatform) -> Result<Secret, ConfigError> {
-        match (&p.token, &p.token_file) {
+        self.bearer_token("platform", &p.token, &p.token_file)
+    }
+
+    /// Resolve a bearer token given as `token = "env:NAME"` or `token_file`
+    /// in `section`.
+    pub fn bearer_token(
+        &self,
+        section: &str,
+        token: &Option<String>,
+        token_file: &Option<PathBuf>,
+    ) -> Result<Secret, ConfigError> {
+        match (token, token_file) {
             (Some(_), Some(_)) => Err(self.error(
-                "platform",
+                section,
                 "token",
                 "set either token = \"env:NAME\" or token_file, not both",
             )),
             (None, None) => Err(self.error(
-                "platform",
+                section,
                 "token_file",
                 "missing; set token_file = \"/path\" or token = \"env:NAME\"",
             )),
@@ -545,13 +621,13 @@ impl Loaded {
                 Some(name) => match std::env::var(name) {
                     Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
                     _ => Err(self.error(
-                        "platform",
+                        section,
                         "token",
                         format!("environment variable {name} is not set or empty; export it"),
                     )),
                 },
                 None => Err(self.error(
-                    "platform",
+                    section,
                     "token",
                     "inline secrets are not allowed; use token = \"env:NAME\" or token_file",
                 )),
@@ -561,12 +637,12 @@ impl Loaded {
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
                     Ok(_) => Err(self.error(
-                        "platform",
+                        section,
                         "token_file",
                         format!("{} is empty", path.display()),
                     )),
                     Err(e) => Err(self.error(
-                        "platform",
+                        section,
                         "token_file",
                         format!("cannot read {} ({e})", path.display()),
                     )),

@@ -40,6 +40,7 @@ impl HttpError {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: header::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -165,6 +166,7 @@ impl Http {
             }
         };
         let status = resp.status();
+        let headers = resp.headers().clone();
         let retry_after = resp
             .headers()
             .get(header::RETRY_AFTER)
@@ -182,7 +184,11 @@ impl Http {
             }
         };
         if status.is_success() {
-            return Ok(Reply { status, body });
+            return Ok(Reply {
+                status,
+                headers,
+                body,
+            });
         }
         let code = status.as_u16();
         let (retryable, hint) = match code {

@@ -5,6 +5,7 @@
 pub mod csv_files;
 pub mod ims_enterprise;
 pub mod oneroster_csv;
+pub mod oneroster_rest;
 pub mod scim;
 
 use crate::privacy::policy::{PlatformGroup, PlatformUser};

@@ -44,22 +44,9 @@ pub struct OneRosterCsv {
 
 impl OneRosterCsv {
     pub fn new(cfg: &OneRosterCsvSource) -> OneRosterCsv {
-        let mut role_map: BTreeMap<String, Role> = [
-            ("student", Role::Student),
-            ("teacher", Role::Teacher),
-            ("proctor", Role::Proctor),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        for (from, to) in &cfg.role_map {
-            if let Some(r) = Role::parse(to) {
-                role_map.insert(from.to_ascii_lowercase(), r);
-            }
-        }
         OneRosterCsv {
             path: cfg.path.clone(),
-            role_map,
+            role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),
         }
     }
@@ -123,6 +110,26 @@ impl OneRosterCsv {
         r.enrollments(&users, &classes, &self.role_map)?;
         Ok(r.roster)
     }
+}
+
+/// OneRoster role names → sisync roles: student, teacher and proctor by
+/// default, plus the configured `role_map`. Shared by the CSV and REST
+/// bindings.
+pub(crate) fn role_map(configured: &BTreeMap<String, String>) -> BTreeMap<String, Role> {
+    let mut map: BTreeMap<String, Role> = [
+        ("student", Role::Student),
+        ("teacher", Role::Teacher),
+        ("proctor", Role::Proctor),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (from, to) in configured {
+        if let Some(r) = Role::parse(to) {
+            map.insert(from.to_ascii_lowercase(), r);
+        }
+    }
+    map
 }
 
 /// A folder or a zip file.

@@ -319,6 +319,33 @@ impl Store {
         Ok(())
     }
 
+    /// Where an incremental roster pull starts: the start of the last
+    /// successful run, unless no successful full run happened within
+    /// `full_every` (then None: pull everything). Runs with failed records
+    /// do not count, so what failed is fetched again.
+    pub fn incremental_since(&self, full_every: std::time::Duration) -> Result<Option<String>> {
+        let last = |full_only: bool| -> Result<Option<String>> {
+            Ok(self
+                .conn
+                .query_row(
+                    "SELECT started_at FROM runs WHERE kind = 'roster' AND outcome = 'ok'
+                     AND (full = 1 OR ?1 = 0) ORDER BY id DESC LIMIT 1",
+                    [full_only],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        };
+        let Some(last_full) = last(true)? else {
+            return Ok(None);
+        };
+        let full_at = chrono::DateTime::parse_from_rfc3339(&last_full)?;
+        let age = chrono::Utc::now().signed_duration_since(full_at);
+        if age.to_std().unwrap_or_default() >= full_every {
+            return Ok(None);
+        }
+        last(false)
+    }
+
     /// Start a run; returns its id.
     pub fn begin_run(&self, kind: &str, actor: &str, full: bool) -> Result<i64> {
         self.conn.execute(

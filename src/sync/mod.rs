@@ -15,6 +15,7 @@ use crate::config::{Loaded, Platform, Source};
 use crate::connector::csv_files::CsvDrop;
 use crate::connector::ims_enterprise::ImsEnterprise;
 use crate::connector::oneroster_csv::OneRosterCsv;
+use crate::connector::oneroster_rest::OneRosterRest;
 use crate::connector::scim::ScimSink;
 use crate::http::Http;
 use crate::model::{Completeness, Roster, SourceIssue};
@@ -79,8 +80,26 @@ impl RosterReport {
 }
 
 /// Read the configured roster source (blocking I/O).
-pub fn read_source(loaded: &Loaded, progress: &dyn Progress) -> Result<Roster> {
+/// `since` (RFC 3339) asks an incremental source for changes only; file
+/// sources always read everything.
+pub fn read_source(
+    loaded: &Loaded,
+    progress: &dyn Progress,
+    since: Option<&str>,
+) -> Result<Roster> {
     match &loaded.config.source {
+        Source::OnerosterRest(cfg) => {
+            let token = loaded.bearer_token("source", &cfg.token, &cfg.token_file)?;
+            let src = OneRosterRest::new(cfg, token)?;
+            let fut = src.read(since);
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
+                Err(_) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(fut),
+            }
+        }
         Source::OnerosterCsv(cfg) => {
             let src = OneRosterCsv::new(cfg);
             src.read(&|n| progress.rows(n))
@@ -105,13 +124,19 @@ pub async fn roster(
     } else {
         Store::open(&cfg.state.path)?
     };
+    // Incremental sources pull only changes, unless --full or it is time
+    // for the periodic full pull.
+    let since = match &cfg.source {
+        Source::OnerosterRest(r) if !opts.full => store.incremental_since(r.full_every)?,
+        _ => None,
+    };
     // Every real run is recorded, also one that fails before planning.
     let run_id = if opts.dry_run {
         None
     } else {
-        Some(store.begin_run("roster", actor, opts.full)?)
+        Some(store.begin_run("roster", actor, since.is_none())?)
     };
-    let result = roster_run(loaded, opts, actor, progress, &mut store, run_id).await;
+    let result = roster_run(loaded, opts, actor, progress, &mut store, run_id, since).await;
     if let (Err(e), Some(id)) = (&result, run_id) {
         store.finish_run(
             id,
@@ -130,12 +155,13 @@ async fn roster_run(
     progress: &dyn Progress,
     store: &mut Store,
     run_id: Option<i64>,
+    since: Option<String>,
 ) -> Result<RosterReport> {
     let cfg = &loaded.config;
     progress.phase("reading source", None);
     let mut roster = {
         let loaded = loaded.clone();
-        tokio::task::block_in_place(move || read_source(&loaded, progress))?
+        tokio::task::block_in_place(move || read_source(&loaded, progress, since.as_deref()))?
     };
     if roster.orgs.is_empty() {
         roster.orgs = store.load_orgs()?;

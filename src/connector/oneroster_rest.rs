@@ -1,0 +1,446 @@
+//! 1EdTech OneRoster 1.1 / 1.2 REST rostering binding: orgs, classes,
+//! users and enrollments, paged with `limit`/`offset` (following
+//! `Link: rel="next"` when the service gives one, stopping on
+//! `X-Total-Count` or a short page).
+//!
+//! A full pull gives bulk collections (absence means "left"); an
+//! incremental pull asks `filter=dateLastModified>'T'` and gives deltas.
+//! A malformed record is reported (page URL, sourcedId, reason) and held;
+//! a page that still fails after retries fails the whole read, so a partial
+//! roster never reaches the planner.
+
+use std::collections::{BTreeMap, HashSet};
+
+use anyhow::{Result, anyhow};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion, Secret};
+use crate::connector::oneroster_csv::{parse_accommodation_values, role_map};
+use crate::http::Http;
+use crate::model::{
+    Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
+};
+
+pub struct OneRosterRest {
+    base: String,
+    version: OneRosterVersion,
+    http: Http,
+    page_size: usize,
+    role_map: BTreeMap<String, Role>,
+    accommodations: AccommodationColumns,
+}
+
+/// A non-empty string field.
+fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The sourcedId of a GUID reference (`"org": {"sourcedId": ...}`).
+fn r<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(|o| s(o, "sourcedId"))
+}
+
+/// The sourcedIds of a list of GUID references.
+fn refs(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| s(o, "sourcedId"))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn status(v: &Value) -> Result<Status, String> {
+    match s(v, "status").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("active") => Ok(Status::Active),
+        Some("tobedeleted") | Some("inactive") => Ok(Status::ToBeDeleted),
+        Some(other) => Err(format!("status {other:?} is not active or tobedeleted")),
+    }
+}
+
+/// A scalar as text (metadata values may be numbers or booleans).
+fn scalar(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl OneRosterRest {
+    pub fn new(cfg: &OneRosterRestSource, token: Secret) -> Result<OneRosterRest> {
+        Ok(OneRosterRest {
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            version: cfg.version,
+            http: Http::new(cfg.timeout, Some(token), cfg.max_retries)?,
+            page_size: cfg.page_size,
+            role_map: role_map(&cfg.role_map),
+            accommodations: cfg.accommodations.clone(),
+        })
+    }
+
+    /// Shorter backoff for tests.
+    pub fn with_min_backoff(mut self, d: std::time::Duration) -> Self {
+        self.http = self.http.with_min_backoff(d);
+        self
+    }
+
+    fn collection_url(&self, entity: &str) -> String {
+        match self.version {
+            OneRosterVersion::V1_2 => {
+                format!("{}/ims/oneroster/rostering/v1p2/{entity}", self.base)
+            }
+            OneRosterVersion::V1_1 => format!("{}/ims/oneroster/v1p1/{entity}", self.base),
+        }
+    }
+
+    fn page_url(&self, entity: &str, offset: usize, since: Option<&str>) -> Result<String> {
+        let mut u = url::Url::parse(&self.collection_url(entity))?;
+        {
+            let mut q = u.query_pairs_mut();
+            q.append_pair("limit", &self.page_size.to_string());
+            q.append_pair("offset", &offset.to_string());
+            if let Some(t) = since {
+                q.append_pair("filter", &format!("dateLastModified>'{t}'"));
+            }
+        }
+        Ok(u.to_string())
+    }
+
+    /// Every record of a collection, page by page.
+    async fn fetch_all(
+        &self,
+        entity: &str,
+        since: Option<&str>,
+        mut each: impl FnMut(&Value, &str),
+    ) -> Result<()> {
+        let mut offset = 0usize;
+        let mut url = self.page_url(entity, 0, since)?;
+        loop {
+            let reply = self
+                .http
+                .send(Method::GET, &url, None, "application/json", false)
+                .await
+                .map_err(|e| {
+                    anyhow!("{e}; the read was stopped and nothing was sent to the platform. Check the SIS service and run again")
+                })?;
+            let v: Value = serde_json::from_slice(&reply.body).map_err(|e| {
+                anyhow!("GET {url}: the response is not valid JSON ({e}); it may have been cut off. Nothing was sent to the platform; run again")
+            })?;
+            let Some(records) = v.get(entity).and_then(Value::as_array) else {
+                return Err(anyhow!(
+                    "GET {url}: the response has no `{entity}` array; is source.base_url a OneRoster {} service?",
+                    match self.version {
+                        OneRosterVersion::V1_2 => "1.2",
+                        OneRosterVersion::V1_1 => "1.1",
+                    }
+                ));
+            };
+            for rec in records {
+                each(rec, &url);
+            }
+            let n = records.len();
+            offset += n;
+            let next_link = reply
+                .headers
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|h| h.to_str().ok())
+                .flat_map(|h| h.split(','))
+                .find(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
+                .and_then(|part| {
+                    let start = part.find('<')? + 1;
+                    let end = part.find('>')?;
+                    Some(part[start..end].to_string())
+                });
+            let total = reply
+                .headers
+                .get("x-total-count")
+                .and_then(|h| h.to_str().ok())
+                .and_then(|t| t.trim().parse::<usize>().ok());
+            url = match (next_link, total) {
+                _ if n == 0 => break,
+                (Some(next), _) => url::Url::parse(&url)?.join(&next)?.to_string(),
+                (None, Some(t)) if offset < t => self.page_url(entity, offset, since)?,
+                (None, Some(_)) => break,
+                (None, None) if n >= self.page_size => self.page_url(entity, offset, since)?,
+                (None, None) => break,
+            };
+        }
+        Ok(())
+    }
+
+    /// Read the roster; `since` (RFC 3339) asks only for changes.
+    pub async fn read(&self, since: Option<&str>) -> Result<Roster> {
+        let mode = if since.is_some() {
+            Completeness::Delta
+        } else {
+            Completeness::Bulk
+        };
+        let version = match self.version {
+            OneRosterVersion::V1_2 => "1.2",
+            OneRosterVersion::V1_1 => "1.1",
+        };
+        let mut roster = Roster {
+            format: match since {
+                Some(t) => format!("OneRoster {version} REST, changes since {t}"),
+                None => format!("OneRoster {version} REST, full"),
+            },
+            persons_completeness: mode,
+            groups_completeness: mode,
+            memberships_completeness: mode,
+            ..Roster::default()
+        };
+        let issue = |roster: &mut Roster, url: &str, id: Option<&str>, reason: String| {
+            roster.issues.push(SourceIssue {
+                location: url.to_string(),
+                record_id: id.map(String::from),
+                reason,
+            });
+        };
+
+        // orgs
+        let mut seen = HashSet::new();
+        let mut orgs = Vec::new();
+        self.fetch_all("orgs", since, |v, url| {
+            let Some(id) = s(v, "sourcedId") else {
+                issue(&mut roster, url, None, "org without sourcedId".into());
+                return;
+            };
+            if !seen.insert(id.to_string()) || status(v) == Ok(Status::ToBeDeleted) {
+                return;
+            }
+            orgs.push(Org {
+                sourced_id: id.to_string(),
+                name: s(v, "name").unwrap_or_default().to_string(),
+                identifier: s(v, "identifier").map(String::from),
+                kind: s(v, "type").unwrap_or_default().to_string(),
+                parent: r(v, "parent").map(String::from),
+            });
+        })
+        .await?;
+        roster.orgs = orgs;
+
+        // classes
+        let mut classes = HashSet::new();
+        let mut groups = Vec::new();
+        self.fetch_all("classes", since, |v, url| {
+            let Some(id) = s(v, "sourcedId") else {
+                issue(&mut roster, url, None, "class without sourcedId".into());
+                return;
+            };
+            if !classes.insert(id.to_string()) {
+                issue(&mut roster, url, Some(id), "duplicate sourcedId".into());
+                return;
+            }
+            let st = match status(v) {
+                Ok(st) => st,
+                Err(e) => {
+                    issue(&mut roster, url, Some(id), e);
+                    roster.held_groups.insert(id.to_string());
+                    return;
+                }
+            };
+            groups.push(Group {
+                sourced_id: id.to_string(),
+                status: st,
+                title: s(v, "title").unwrap_or(id).to_string(),
+                code: s(v, "classCode").map(String::from),
+                org: r(v, "school").map(String::from),
+                sessions: refs(v, "terms"),
+                course: r(v, "course").map(String::from),
+            });
+        })
+        .await?;
+        roster.groups = groups;
+
+        // users
+        let bulk_users = mode == Completeness::Bulk;
+        let mut users = HashSet::new();
+        let mut persons = Vec::new();
+        let mut ignored = 0usize;
+        self.fetch_all("users", since, |v, url| {
+            let Some(id) = s(v, "sourcedId") else {
+                issue(&mut roster, url, None, "user without sourcedId".into());
+                return;
+            };
+            if !users.insert(id.to_string()) {
+                issue(&mut roster, url, Some(id), "duplicate sourcedId".into());
+                return;
+            }
+            match self.person(v, id, !bulk_users) {
+                Ok(Some(p)) => persons.push(p),
+                Ok(None) => ignored += 1,
+                Err(reason) => {
+                    issue(&mut roster, url, Some(id), reason);
+                    roster.held_persons.insert(id.to_string());
+                }
+            }
+        })
+        .await?;
+        let synced: HashSet<String> = persons.iter().map(|p| p.sourced_id.clone()).collect();
+        roster.persons = persons;
+
+        // enrollments
+        let bulk = mode == Completeness::Bulk;
+        let mut memberships = Vec::new();
+        self.fetch_all("enrollments", since, |v, url| {
+            let id = s(v, "sourcedId");
+            let (Some(class), Some(user)) = (r(v, "class"), r(v, "user")) else {
+                issue(
+                    &mut roster,
+                    url,
+                    id,
+                    "enrollment without class or user".into(),
+                );
+                return;
+            };
+            let st = match status(v) {
+                Ok(st) => st,
+                Err(e) => {
+                    issue(&mut roster, url, id, e);
+                    roster.held_groups.insert(class.to_string());
+                    return;
+                }
+            };
+            if bulk && !users.contains(user) {
+                issue(
+                    &mut roster,
+                    url,
+                    id,
+                    format!("user {user} is not in /users"),
+                );
+                return;
+            }
+            if bulk && !classes.contains(class) {
+                issue(
+                    &mut roster,
+                    url,
+                    id,
+                    format!("class {class} is not in /classes"),
+                );
+                return;
+            }
+            if bulk && !synced.contains(user) {
+                ignored += 1;
+                return;
+            }
+            let role_name = s(v, "role").unwrap_or("student").to_ascii_lowercase();
+            let Some(role) = self.role_map.get(&role_name).copied() else {
+                ignored += 1;
+                return;
+            };
+            memberships.push(Membership {
+                status: st,
+                group: class.to_string(),
+                person: user.to_string(),
+                role,
+            });
+        })
+        .await?;
+        roster.memberships = memberships;
+        roster.ignored = ignored;
+        Ok(roster)
+    }
+
+    /// A user record as a canonical person; Ok(None) for roles not synced.
+    fn person(&self, v: &Value, id: &str, delta: bool) -> Result<Option<Person>, String> {
+        let mut st = status(v)?;
+        let enabled = match v.get("enabledUser") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => !s.eq_ignore_ascii_case("false"),
+            _ => true,
+        };
+        if !enabled {
+            st = Status::ToBeDeleted;
+        }
+        let (role_name, mut orgs) = match self.version {
+            OneRosterVersion::V1_1 => (
+                s(v, "role").unwrap_or_default().to_ascii_lowercase(),
+                refs(v, "orgs"),
+            ),
+            OneRosterVersion::V1_2 => {
+                let roles = v.get("roles").and_then(Value::as_array);
+                let pick = roles.and_then(|rs| {
+                    rs.iter()
+                        .find(|x| {
+                            s(x, "roleType").is_some_and(|t| t.eq_ignore_ascii_case("primary"))
+                        })
+                        .or_else(|| rs.first())
+                });
+                let orgs: Vec<String> = roles
+                    .map(|rs| {
+                        rs.iter()
+                            .filter_map(|x| r(x, "org"))
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    pick.and_then(|x| s(x, "role"))
+                        .unwrap_or_default()
+                        .to_ascii_lowercase(),
+                    orgs,
+                )
+            }
+        };
+        if let Some(primary) = r(v, "primaryOrg") {
+            orgs.retain(|o| o != primary);
+            orgs.insert(0, primary.to_string());
+        }
+        let role = match self.role_map.get(&role_name) {
+            Some(r) => Some(*r),
+            None if role_name.is_empty() && st == Status::ToBeDeleted => Some(Role::Student),
+            // a delta record may leave out its roles: the role stays as is
+            None if role_name.is_empty() && delta => None,
+            None if role_name.is_empty() => return Err("user has no role".into()),
+            None => return Ok(None),
+        };
+        let accommodations = self.accommodations(v)?;
+        let given = s(v, "givenName");
+        let family = s(v, "familyName");
+        if st == Status::Active && (given.is_none() || family.is_none()) {
+            return Err("givenName or familyName is empty".into());
+        }
+        Ok(Some(Person {
+            sourced_id: id.to_string(),
+            status: st,
+            role,
+            username: s(v, "username").map(String::from),
+            identifier: s(v, "identifier").map(String::from),
+            given_name: given.unwrap_or_default().to_string(),
+            middle_name: s(v, "middleName").map(String::from),
+            family_name: family.unwrap_or_default().to_string(),
+            email: s(v, "email").map(String::from),
+            orgs,
+            accommodations,
+        }))
+    }
+
+    fn accommodations(&self, v: &Value) -> Result<Accommodations, String> {
+        let meta = v.get("metadata");
+        let get = |col: &str| -> Option<String> {
+            let key = col.strip_prefix("metadata.").unwrap_or(col);
+            scalar(meta.and_then(|m| m.get(key)))
+        };
+        let c = &self.accommodations;
+        let (x, f, sr) = (
+            get(&c.extra_time_percent),
+            get(&c.font_scale),
+            get(&c.screen_reader),
+        );
+        parse_accommodation_values([
+            (c.extra_time_percent.as_str(), x.as_deref()),
+            (c.font_scale.as_str(), f.as_deref()),
+            (c.screen_reader.as_str(), sr.as_deref()),
+        ])
+    }
+}

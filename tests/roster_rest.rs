@@ -1,0 +1,309 @@
+//! OneRoster 1.2 REST source against an in-process fake OneRoster service
+//! on 127.0.0.1 (serving the roster of `fixtures/oneroster-1.2`), synced
+//! into the fake SCIM server.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use common::fake_scim::{FakeScim, TOKEN};
+use common::*;
+use serde_json::{Value, json};
+use sisync::config::OneRosterCsvSource;
+use sisync::connector::oneroster_csv::OneRosterCsv;
+use sisync::model::Status;
+use sisync::sync::RosterOptions;
+
+const SIS_TOKEN: &str = "sis-token-abcdef";
+
+#[derive(Default)]
+struct Sis {
+    /// entity → records (each with dateLastModified)
+    data: BTreeMap<String, Vec<Value>>,
+    /// (path, query) of every request
+    requests: Vec<(String, String)>,
+    /// fail every request for this (entity, offset) with 500
+    fail: Option<(String, usize)>,
+}
+
+type Shared = Arc<Mutex<Sis>>;
+
+const OLD: &str = "2026-09-01T08:00:00.000Z";
+
+/// The fixture roster as OneRoster 1.2 JSON.
+fn fixture_json() -> BTreeMap<String, Vec<Value>> {
+    let r = OneRosterCsv::new(&OneRosterCsvSource {
+        path: repo().join("fixtures/oneroster-1.2"),
+        role_map: Default::default(),
+        accommodations: Default::default(),
+    })
+    .read(&|_| {})
+    .unwrap();
+    let mut d = BTreeMap::new();
+    d.insert(
+        "orgs".to_string(),
+        r.orgs
+            .iter()
+            .map(|o| json!({"sourcedId": o.sourced_id, "status": "active", "dateLastModified": OLD, "name": o.name, "type": o.kind, "identifier": o.identifier, "parent": o.parent.as_ref().map(|p| json!({"sourcedId": p}))}))
+            .collect(),
+    );
+    d.insert(
+        "classes".to_string(),
+        r.groups
+            .iter()
+            .map(|g| json!({"sourcedId": g.sourced_id, "status": "active", "dateLastModified": OLD, "title": g.title, "classCode": g.code, "school": {"sourcedId": g.org}}))
+            .collect(),
+    );
+    let mut users: Vec<Value> = r
+        .persons
+        .iter()
+        .map(|p| {
+            let role = p.role.unwrap().as_str();
+            let a = &p.accommodations;
+            let mut meta = serde_json::Map::new();
+            if let Some(x) = a.extra_time_percent {
+                meta.insert("extraTimePercent".into(), json!(x));
+            }
+            if let Some(x) = a.font_scale {
+                meta.insert("fontScale".into(), json!(x.to_string()));
+            }
+            if let Some(x) = a.screen_reader {
+                meta.insert("screenReader".into(), json!(x));
+            }
+            json!({"sourcedId": p.sourced_id, "status": "active", "dateLastModified": OLD, "enabledUser": true,
+                   "username": p.username, "givenName": p.given_name, "familyName": p.family_name,
+                   "middleName": p.middle_name, "identifier": p.identifier, "email": p.email,
+                   "roles": [{"roleType": "primary", "role": role, "org": {"sourcedId": p.orgs[0]}}],
+                   "primaryOrg": {"sourcedId": p.orgs[0]}, "metadata": meta})
+        })
+        .collect();
+    users.push(json!({"sourcedId": "grd-1", "status": "active", "dateLastModified": OLD, "givenName": "G", "familyName": "H",
+                      "roles": [{"roleType": "primary", "role": "guardian", "org": {"sourcedId": "org-99AA00"}}]}));
+    d.insert("users".to_string(), users);
+    d.insert(
+        "enrollments".to_string(),
+        r.memberships
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                assert_eq!(m.status, Status::Active);
+                json!({"sourcedId": format!("enr-{i}"), "status": "active", "dateLastModified": OLD,
+                       "class": {"sourcedId": m.group}, "user": {"sourcedId": m.person}, "role": m.role.as_str()})
+            })
+            .collect(),
+    );
+    d
+}
+
+async fn collection(
+    State(s): State<Shared>,
+    Path(entity): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut sis = s.lock().unwrap();
+    let query = serde_urlencoded_like(&q);
+    sis.requests.push((entity.clone(), query));
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {SIS_TOKEN}"))
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if sis.fail.as_ref() == Some(&(entity.clone(), offset)) {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let since = q
+        .get("filter")
+        .and_then(|f| f.strip_prefix("dateLastModified>'"))
+        .and_then(|f| f.strip_suffix('\''))
+        .map(String::from);
+    let all: Vec<Value> = sis
+        .data
+        .get(&entity)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| match &since {
+            Some(t) => r["dateLastModified"].as_str().unwrap() > t.as_str(),
+            None => true,
+        })
+        .collect();
+    let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+    let mut resp = axum::Json(json!({ entity.clone(): page })).into_response();
+    resp.headers_mut()
+        .insert("x-total-count", all.len().to_string().parse().unwrap());
+    resp
+}
+
+fn serde_urlencoded_like(q: &BTreeMap<String, String>) -> String {
+    q.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn start_sis() -> (Shared, String) {
+    let shared: Shared = Arc::new(Mutex::new(Sis {
+        data: fixture_json(),
+        ..Sis::default()
+    }));
+    let app = Router::new()
+        .route("/ims/oneroster/rostering/v1p2/:entity", get(collection))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (shared, format!("http://{addr}"))
+}
+
+fn rest_config(dir: &std::path::Path, sis: &str, scim: &str) -> sisync::config::Loaded {
+    std::fs::write(dir.join("sis-token"), SIS_TOKEN).unwrap();
+    let source = format!(
+        "kind = \"oneroster-rest\"\nbase_url = \"{sis}\"\ntoken_file = \"sis-token\"\npage_size = 7\ntimeout = \"5s\"\nmax_retries = 1\n"
+    );
+    scim_config_with_source(dir, &source, scim, TOKEN, "")
+}
+
+/// Users by externalId without the platform's ids.
+fn users(server: &FakeScim) -> BTreeMap<String, Value> {
+    server
+        .users()
+        .into_iter()
+        .map(|mut u| {
+            u.as_object_mut().unwrap().remove("id");
+            (u["externalId"].as_str().unwrap().to_string(), u)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_roster_gives_the_same_platform_as_csv_then_pulls_only_changes() {
+    let (sis, sis_url) = start_sis().await;
+    let via_rest = FakeScim::start(true).await;
+    let via_csv = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = rest_config(dir.path(), &sis_url, &via_rest.base);
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0, "{:?}", r.issues);
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+    assert_eq!(r.ignored, 1, "the guardian");
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir2.path());
+    sync(
+        &scim_config(dir2.path(), &export, &via_csv.base, TOKEN, ""),
+        RosterOptions::default(),
+    )
+    .await;
+    assert_eq!(users(&via_rest), users(&via_csv));
+    assert_eq!(via_rest.groups().len(), via_csv.groups().len());
+    let members = |s: &FakeScim| -> usize {
+        s.groups()
+            .iter()
+            .map(|g| g["members"].as_array().unwrap().len())
+            .sum()
+    };
+    assert_eq!(members(&via_rest), 80);
+
+    // paged: 43 users at 7 a page is 7 pages, each with limit and offset
+    {
+        let s = sis.lock().unwrap();
+        let user_pages: Vec<&String> = s
+            .requests
+            .iter()
+            .filter(|(e, _)| e == "users")
+            .map(|(_, q)| q)
+            .collect();
+        assert_eq!(user_pages.len(), 7, "{user_pages:?}");
+        assert!(user_pages[6].contains("limit=7") && user_pages[6].contains("offset=42"));
+        assert!(
+            user_pages.iter().all(|q| !q.contains("filter")),
+            "first run is a full pull"
+        );
+    }
+
+    // one change in the SIS: the next run asks only for changes
+    {
+        let mut s = sis.lock().unwrap();
+        s.requests.clear();
+        let u = s
+            .data
+            .get_mut("users")
+            .unwrap()
+            .iter_mut()
+            .find(|u| u["sourcedId"] == "stu-1009")
+            .unwrap();
+        u["familyName"] = json!("Brouwer");
+        u["dateLastModified"] = json!("2099-01-01T00:00:00.000Z");
+    }
+    via_rest.clear_requests();
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert!(
+        r.source_format.contains("changes since"),
+        "{}",
+        r.source_format
+    );
+    let o = r.outcome.unwrap();
+    assert_eq!(
+        (o.users.updated, o.users.deactivated, o.groups.updated),
+        (1, 0, 0)
+    );
+    let w = via_rest.writes();
+    assert_eq!(w.len(), 1);
+    assert!(w[0].body.contains("Brouwer"));
+    let s = sis.lock().unwrap();
+    assert!(
+        s.requests
+            .iter()
+            .all(|(_, q)| q.contains("filter=dateLastModified>'")),
+        "{:?}",
+        s.requests
+    );
+    assert_eq!(
+        s.requests.iter().filter(|(e, _)| e == "users").count(),
+        1,
+        "one short page of changes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_page_leaves_the_platform_untouched() {
+    let (sis, sis_url) = start_sis().await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = rest_config(dir.path(), &sis_url, &scim.base);
+    sync(&cfg, RosterOptions::default()).await;
+    scim.clear_requests();
+    sis.lock().unwrap().fail = Some(("users".into(), 14));
+    // --full: a full pull in which everyone after page 2 would look gone
+    let err = sisync::sync::roster(
+        &cfg,
+        RosterOptions {
+            full: true,
+            ..RosterOptions::default()
+        },
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("HTTP 500") && msg.contains("offset=14") && msg.contains("nothing was sent"),
+        "{msg}"
+    );
+    assert!(!msg.contains(SIS_TOKEN));
+    assert_eq!(scim.requests().len(), 0, "no request to the platform");
+    let store = sisync::store::Store::open(&dir.path().join("state.db")).unwrap();
+    assert_eq!(store.recent_runs(1).unwrap()[0].outcome, "failed");
+}
