@@ -73,6 +73,7 @@ fn default_state_path() -> PathBuf {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[allow(clippy::large_enum_variant)] // one value per loaded config
 pub enum Source {
     OnerosterCsv(OneRosterCsvSource),
     OnerosterRest(OneRosterRestSource),
@@ -120,7 +121,21 @@ pub struct OneRosterRestSource {
     pub base_url: String,
     #[serde(default)]
     pub version: OneRosterVersion,
-    /// `env:NAME`; inline tokens are refused.
+    /// `bearer` (a static token) or `oauth2` (client credentials).
+    #[serde(default)]
+    pub auth: RestAuth,
+    /// oauth2: the token endpoint.
+    pub token_url: Option<String>,
+    /// oauth2: the client id (not a secret).
+    pub client_id: Option<String>,
+    /// oauth2: `env:NAME`; inline secrets are refused.
+    pub client_secret: Option<String>,
+    /// oauth2: file holding the client secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// oauth2: space-separated scopes, e.g. the OneRoster
+    /// `https://purl.imsglobal.org/spec/or/v1p2/scope/roster.readonly`.
+    pub scope: Option<String>,
+    /// bearer: `env:NAME`; inline tokens are refused.
     pub token: Option<String>,
     /// File holding the bearer token (looked up in `$CREDENTIALS_DIRECTORY`
     /// first when relative).
@@ -147,6 +162,14 @@ fn default_page_size() -> usize {
 }
 fn default_full_every() -> Duration {
     Duration::from_secs(24 * 3600)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestAuth {
+    #[default]
+    Bearer,
+    OAuth2,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -565,7 +588,30 @@ impl Loaded {
             if r.page_size == 0 || r.page_size > 10_000 {
                 return Err(self.error("source", "page_size", "must be 1 to 10000"));
             }
-            self.bearer_token("source", &r.token, &r.token_file)?;
+            match r.auth {
+                RestAuth::Bearer => {
+                    self.bearer_token("source", &r.token, &r.token_file)?;
+                }
+                RestAuth::OAuth2 => {
+                    let token_url = r.token_url.as_deref().unwrap_or_default();
+                    if !matches!(url::Url::parse(token_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
+                    {
+                        return Err(self.error(
+                            "source",
+                            "token_url",
+                            "auth = \"oauth2\" needs token_url = \"https://…/token\"",
+                        ));
+                    }
+                    if r.client_id.as_deref().unwrap_or_default().is_empty() {
+                        return Err(self.error(
+                            "source",
+                            "client_id",
+                            "auth = \"oauth2\" needs client_id",
+                        ));
+                    }
+                    self.client_secret(r)?;
+                }
+            }
         }
         if let Platform::Scim(p) = &c.platform {
             match url::Url::parse(&p.base_url) {
@@ -598,6 +644,15 @@ impl Loaded {
         self.bearer_token("platform", &p.token, &p.token_file)
     }
 
+    /// The OAuth2 client secret of a REST source.
+    pub fn client_secret(&self, r: &OneRosterRestSource) -> Result<Secret, ConfigError> {
+        self.secret_value(
+            "source",
+            ("client_secret", &r.client_secret),
+            ("client_secret_file", &r.client_secret_file),
+        )
+    }
+
     /// Resolve a bearer token given as `token = "env:NAME"` or `token_file`
     /// in `section`.
     pub fn bearer_token(
@@ -606,44 +661,54 @@ impl Loaded {
         token: &Option<String>,
         token_file: &Option<PathBuf>,
     ) -> Result<Secret, ConfigError> {
-        match (token, token_file) {
+        self.secret_value(section, ("token", token), ("token_file", token_file))
+    }
+
+    /// A secret given as `<key> = "env:NAME"` or `<file_key> = "/path"`.
+    fn secret_value(
+        &self,
+        section: &str,
+        (key, value): (&str, &Option<String>),
+        (file_key, file): (&str, &Option<PathBuf>),
+    ) -> Result<Secret, ConfigError> {
+        match (value, file) {
             (Some(_), Some(_)) => Err(self.error(
                 section,
-                "token",
-                "set either token = \"env:NAME\" or token_file, not both",
+                key,
+                format!("set either {key} = \"env:NAME\" or {file_key}, not both"),
             )),
             (None, None) => Err(self.error(
                 section,
-                "token_file",
-                "missing; set token_file = \"/path\" or token = \"env:NAME\"",
+                file_key,
+                format!("missing; set {file_key} = \"/path\" or {key} = \"env:NAME\""),
             )),
             (Some(t), None) => match t.strip_prefix("env:") {
                 Some(name) => match std::env::var(name) {
                     Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
                     _ => Err(self.error(
                         section,
-                        "token",
+                        key,
                         format!("environment variable {name} is not set or empty; export it"),
                     )),
                 },
                 None => Err(self.error(
                     section,
-                    "token",
-                    "inline secrets are not allowed; use token = \"env:NAME\" or token_file",
+                    key,
+                    format!(
+                        "inline secrets are not allowed; use {key} = \"env:NAME\" or {file_key}"
+                    ),
                 )),
             },
             (None, Some(f)) => {
                 let path = self.secret_path(f);
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                    Ok(_) => Err(self.error(
-                        section,
-                        "token_file",
-                        format!("{} is empty", path.display()),
-                    )),
+                    Ok(_) => {
+                        Err(self.error(section, file_key, format!("{} is empty", path.display())))
+                    }
                     Err(e) => Err(self.error(
                         section,
-                        "token_file",
+                        file_key,
                         format!("cannot read {} ({e})", path.display()),
                     )),
                 }

@@ -1,6 +1,8 @@
 //! The one place for outbound HTTP: rustls, timeouts, a `sisync/<version>`
-//! user agent, bearer auth, and retries with backon (exponential with
-//! jitter, `Retry-After` honoured for 429 and 503).
+//! user agent, static bearer tokens or OAuth2 client credentials (the
+//! `oauth2` crate; token cached until shortly before it expires, fetched
+//! anew once when the server answers 401), and retries with backon
+//! (exponential with jitter, `Retry-After` honoured for 429 and 503).
 //!
 //! Errors carry the method, URL and status, never the Authorization header
 //! or a response body (which may hold personal data).
@@ -44,11 +46,111 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// How requests authenticate.
+#[derive(Clone, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    Bearer(Secret),
+    OAuth2(std::sync::Arc<OAuth2>),
+}
+
+impl From<Option<Secret>> for Auth {
+    fn from(s: Option<Secret>) -> Auth {
+        s.map(Auth::Bearer).unwrap_or_default()
+    }
+}
+
+/// OAuth2 client-credentials grant (RFC 6749 §4.4) with a cached token.
+pub struct OAuth2 {
+    token_url: String,
+    client_id: String,
+    secret: Secret,
+    scope: Option<String>,
+    client: reqwest::Client,
+    cached: tokio::sync::Mutex<Option<(Secret, std::time::Instant)>>,
+}
+
+impl OAuth2 {
+    pub fn new(
+        token_url: &str,
+        client_id: &str,
+        secret: Secret,
+        scope: Option<String>,
+        timeout: Duration,
+    ) -> anyhow::Result<OAuth2> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("sisync/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            // token endpoints must not redirect credentials elsewhere
+            .redirect(reqwest::redirect::Policy::none())
+            .use_rustls_tls()
+            .build()?;
+        Ok(OAuth2 {
+            token_url: token_url.to_string(),
+            client_id: client_id.to_string(),
+            secret,
+            scope,
+            client,
+            cached: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// A valid access token: the cached one unless it expires within 30 s.
+    pub async fn token(&self) -> Result<Secret, HttpError> {
+        use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl, basic::BasicClient};
+        let mut cached = self.cached.lock().await;
+        if let Some((t, until)) = &*cached {
+            if std::time::Instant::now() + Duration::from_secs(30) < *until {
+                return Ok(t.clone());
+            }
+        }
+        let fail = |reason: String| HttpError {
+            method: "POST".into(),
+            url: self.token_url.clone(),
+            status: None,
+            reason,
+            retry_after: None,
+            retryable: false,
+        };
+        let url = TokenUrl::new(self.token_url.clone())
+            .map_err(|e| fail(format!("bad token_url ({e})")))?;
+        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
+            .set_client_secret(ClientSecret::new(self.secret.expose().to_string()))
+            .set_token_uri(url);
+        let mut req = client.exchange_client_credentials();
+        for s in self.scope.iter().flat_map(|s| s.split_whitespace()) {
+            req = req.add_scope(Scope::new(s.to_string()));
+        }
+        let resp = req.request_async(&self.client).await.map_err(|e| {
+            use oauth2::RequestTokenError as E;
+            fail(match e {
+                E::ServerResponse(r) => format!(
+                    "the token endpoint refused the client credentials ({}); check client_id and the client secret",
+                    r.error()
+                ),
+                E::Request(_) => "cannot reach the token endpoint".to_string(),
+                E::Parse(_, _) => "the token endpoint sent no valid token response".to_string(),
+                E::Other(o) => format!("token request failed ({o})"),
+            })
+        })?;
+        let token = Secret::new(resp.access_token().secret().clone());
+        let lifetime = resp.expires_in().unwrap_or(Duration::from_secs(3600));
+        *cached = Some((token.clone(), std::time::Instant::now() + lifetime));
+        Ok(token)
+    }
+
+    /// Forget the cached token (the server said 401).
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+}
+
 /// Shared client for one endpoint.
 #[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
-    bearer: Option<Secret>,
+    auth: Auth,
     max_retries: usize,
     min_backoff: Duration,
 }
@@ -56,7 +158,7 @@ pub struct Http {
 impl Http {
     pub fn new(
         timeout: Duration,
-        bearer: Option<Secret>,
+        auth: impl Into<Auth>,
         max_retries: usize,
     ) -> anyhow::Result<Http> {
         let client = reqwest::Client::builder()
@@ -67,7 +169,7 @@ impl Http {
             .build()?;
         Ok(Http {
             client,
-            bearer,
+            auth: auth.into(),
             max_retries,
             min_backoff: Duration::from_millis(200),
         })
@@ -95,10 +197,29 @@ impl Http {
                 method,
                 Method::GET | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS
             );
-        let once = || async {
-            self.once(&method, url, body, content_type, idempotent)
-                .await
-        };
+        let result = self
+            .send_retrying(&method, url, body, content_type, idempotent)
+            .await;
+        match (&self.auth, &result) {
+            (Auth::OAuth2(o), Err(e)) if e.status == Some(401) => {
+                // the token may have been revoked or expired early: once more
+                o.invalidate().await;
+                self.send_retrying(&method, url, body, content_type, idempotent)
+                    .await
+            }
+            _ => result,
+        }
+    }
+
+    async fn send_retrying(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        idempotent: bool,
+    ) -> Result<Reply, HttpError> {
+        let once = || async { self.once(method, url, body, content_type, idempotent).await };
         once.retry(
             ExponentialBuilder::default()
                 .with_min_delay(self.min_backoff)
@@ -129,8 +250,10 @@ impl Http {
             .client
             .request(method.clone(), url)
             .header(header::ACCEPT, "application/scim+json, application/json");
-        if let Some(t) = &self.bearer {
-            req = req.bearer_auth(t.expose());
+        match &self.auth {
+            Auth::None => {}
+            Auth::Bearer(t) => req = req.bearer_auth(t.expose()),
+            Auth::OAuth2(o) => req = req.bearer_auth(o.token().await?.expose()),
         }
         if let Some(b) = body {
             req = req

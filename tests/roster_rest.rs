@@ -30,6 +30,31 @@ struct Sis {
     requests: Vec<(String, String)>,
     /// fail every request for this (entity, offset) with 500
     fail: Option<(String, usize)>,
+    /// OAuth2 access tokens the service accepts now
+    valid_tokens: Vec<String>,
+    token_requests: usize,
+}
+
+/// Basic auth of client `sisync-client` with secret `s3cret-value`.
+const CLIENT_BASIC: &str = "Basic c2lzeW5jLWNsaWVudDpzM2NyZXQtdmFsdWU=";
+
+async fn token(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let mut sis = s.lock().unwrap();
+    sis.token_requests += 1;
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if basic != Some(CLIENT_BASIC) || !body.contains("grant_type=client_credentials") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    let t = format!("access-{}", sis.token_requests);
+    sis.valid_tokens.push(t.clone());
+    axum::Json(json!({"access_token": t, "token_type": "bearer", "expires_in": 3600}))
+        .into_response()
 }
 
 type Shared = Arc<Mutex<Sis>>;
@@ -110,11 +135,15 @@ async fn collection(
     let mut sis = s.lock().unwrap();
     let query = serde_urlencoded_like(&q);
     sis.requests.push((entity.clone(), query));
-    if headers
+    let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {SIS_TOKEN}"))
-    {
+        .unwrap_or_default();
+    let ok = auth == format!("Bearer {SIS_TOKEN}")
+        || auth
+            .strip_prefix("Bearer ")
+            .is_some_and(|t| sis.valid_tokens.iter().any(|v| v == t));
+    if !ok {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
@@ -159,6 +188,7 @@ async fn start_sis() -> (Shared, String) {
     }));
     let app = Router::new()
         .route("/ims/oneroster/rostering/v1p2/:entity", get(collection))
+        .route("/token", axum::routing::post(token))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -306,4 +336,61 @@ async fn a_failing_page_leaves_the_platform_untouched() {
     assert_eq!(scim.requests().len(), 0, "no request to the platform");
     let store = sisync::store::Store::open(&dir.path().join("state.db")).unwrap();
     assert_eq!(store.recent_runs(1).unwrap()[0].outcome, "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
+    let (sis, sis_url) = start_sis().await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("client-secret"), "s3cret-value\n").unwrap();
+    let source = format!(
+        "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\nauth = \"oauth2\"\ntoken_url = \"{sis_url}/token\"\nclient_id = \"sisync-client\"\nclient_secret_file = \"client-secret\"\npage_size = 10\n"
+    );
+    let cfg = scim_config_with_source(dir.path(), &source, &scim.base, TOKEN, "");
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+    assert_eq!(scim.users().len(), 42);
+    let pages = sis.lock().unwrap().requests.len();
+    assert!(pages > 10, "{pages}");
+    assert_eq!(
+        sis.lock().unwrap().token_requests,
+        1,
+        "one token for the whole run"
+    );
+
+    // the service revokes every token: one 401, one new token, run goes on
+    sis.lock().unwrap().valid_tokens.clear();
+    let r = sync(
+        &cfg,
+        RosterOptions {
+            full: true,
+            ..RosterOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(r.failed(), 0);
+    assert!(
+        r.plan.users.iter().all(|c| c.changed.len() == 7),
+        "--full resends"
+    );
+    assert_eq!(sis.lock().unwrap().token_requests, 2);
+
+    // wrong secret: one clear line, no secret in it
+    std::fs::write(dir.path().join("client-secret"), "wrong-secret").unwrap();
+    sis.lock().unwrap().valid_tokens.clear();
+    let err = sisync::sync::roster(
+        &cfg,
+        RosterOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("refused the client credentials"), "{msg}");
+    assert!(
+        !msg.contains("wrong-secret") && !msg.contains("s3cret"),
+        "{msg}"
+    );
 }

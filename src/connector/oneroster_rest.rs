@@ -15,9 +15,9 @@ use anyhow::{Result, anyhow};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion, Secret};
+use crate::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
 use crate::connector::oneroster_csv::{parse_accommodation_values, role_map};
-use crate::http::Http;
+use crate::http::{Auth, Http};
 use crate::model::{
     Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
@@ -76,11 +76,11 @@ fn scalar(v: Option<&Value>) -> Option<String> {
 }
 
 impl OneRosterRest {
-    pub fn new(cfg: &OneRosterRestSource, token: Secret) -> Result<OneRosterRest> {
+    pub fn new(cfg: &OneRosterRestSource, auth: Auth) -> Result<OneRosterRest> {
         Ok(OneRosterRest {
             base: cfg.base_url.trim_end_matches('/').to_string(),
             version: cfg.version,
-            http: Http::new(cfg.timeout, Some(token), cfg.max_retries)?,
+            http: Http::new(cfg.timeout, auth, cfg.max_retries)?,
             page_size: cfg.page_size,
             role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),

@@ -11,13 +11,13 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::config::{Loaded, Platform, Source};
+use crate::config::{Loaded, Platform, RestAuth, Source};
 use crate::connector::csv_files::CsvDrop;
 use crate::connector::ims_enterprise::ImsEnterprise;
 use crate::connector::oneroster_csv::OneRosterCsv;
 use crate::connector::oneroster_rest::OneRosterRest;
 use crate::connector::scim::ScimSink;
-use crate::http::Http;
+use crate::http::{Auth, Http, OAuth2};
 use crate::model::{Completeness, Roster, SourceIssue};
 use crate::privacy::policy::Policy;
 use crate::store::{RecordKind, Store};
@@ -89,8 +89,19 @@ pub fn read_source(
 ) -> Result<Roster> {
     match &loaded.config.source {
         Source::OnerosterRest(cfg) => {
-            let token = loaded.bearer_token("source", &cfg.token, &cfg.token_file)?;
-            let src = OneRosterRest::new(cfg, token)?;
+            let auth = match cfg.auth {
+                RestAuth::Bearer => {
+                    Auth::Bearer(loaded.bearer_token("source", &cfg.token, &cfg.token_file)?)
+                }
+                RestAuth::OAuth2 => Auth::OAuth2(std::sync::Arc::new(OAuth2::new(
+                    cfg.token_url.as_deref().unwrap_or_default(),
+                    cfg.client_id.as_deref().unwrap_or_default(),
+                    loaded.client_secret(cfg)?,
+                    cfg.scope.clone(),
+                    cfg.timeout,
+                )?)),
+            };
+            let src = OneRosterRest::new(cfg, auth)?;
             let fut = src.read(since);
             match tokio::runtime::Handle::try_current() {
                 Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
