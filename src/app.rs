@@ -70,7 +70,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Err(code) => return Ok(code),
     };
     match &cli.command {
-        Command::CheckConfig => check_config(cli, &loaded),
+        Command::CheckConfig { connect } => check_config(cli, &loaded, *connect).await,
         Command::Sync {
             what: SyncWhat::Roster(a),
         } => {
@@ -285,7 +285,7 @@ fn print_roster(cli: &Cli, r: &RosterReport) {
     }
 }
 
-fn check_config(cli: &Cli, l: &Loaded) -> Result<i32> {
+async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
     let c = &l.config;
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut ok = true;
@@ -374,6 +374,17 @@ fn check_config(cli: &Cli, l: &Loaded) -> Result<i32> {
             }
         ),
     ));
+    if connect {
+        for (name, result) in sync::connect_checks(l).await {
+            match result {
+                Ok(line) => rows.push((name, line)),
+                Err(e) => {
+                    ok = false;
+                    rows.push((name, format!("FAILED: {e:#}")));
+                }
+            }
+        }
+    }
     if cli.json {
         let m: serde_json::Map<String, serde_json::Value> = rows
             .iter()

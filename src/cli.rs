@@ -51,7 +51,12 @@ pub enum Command {
         cmd: AuditCmd,
     },
     /// Validate the config and show what sisync would talk to.
-    CheckConfig,
+    CheckConfig {
+        /// Also fetch one page from each configured endpoint and report
+        /// latency and authentication.
+        #[arg(long)]
+        connect: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -394,3 +394,42 @@ async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
         "{msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_connect_reports_each_endpoint() {
+    let (_sis, sis_url) = start_sis().await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    rest_config(dir.path(), &sis_url, &scim.base);
+    let run = |dir: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+                .arg("--config")
+                .arg(dir.join("sisync.toml"))
+                .args(["check-config", "--connect"])
+                .output()
+                .unwrap()
+        })
+    };
+    let o = run(dir.path().to_path_buf()).await.unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("source link") && out.contains("orgs?limit=1: OK, authenticated"),
+        "{out}"
+    );
+    assert!(
+        out.contains("platform link") && out.contains("PATCH supported"),
+        "{out}"
+    );
+
+    std::fs::write(dir.path().join("sis-token"), "revoked").unwrap();
+    let o = run(dir.path().to_path_buf()).await.unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("source link") && out.contains("FAILED") && out.contains("HTTP 401"),
+        "{out}"
+    );
+    assert!(!out.contains("revoked"), "no secret in the output");
+}

@@ -115,6 +115,20 @@ impl OneRosterRest {
         Ok(u.to_string())
     }
 
+    /// One authenticated request for one org: (URL, latency).
+    pub async fn ping(&self) -> Result<(String, std::time::Duration)> {
+        let url = {
+            let mut u = url::Url::parse(&self.collection_url("orgs"))?;
+            u.query_pairs_mut().append_pair("limit", "1");
+            u.to_string()
+        };
+        let started = std::time::Instant::now();
+        self.http
+            .send(Method::GET, &url, None, "application/json", false)
+            .await?;
+        Ok((url, started.elapsed()))
+    }
+
     /// Every record of a collection, page by page.
     async fn fetch_all(
         &self,

@@ -47,6 +47,13 @@ impl ScimSink {
         Ok(ScimSink { http, base, patch })
     }
 
+    /// One authenticated read (`/ServiceProviderConfig` may be public).
+    pub async fn ping(&self) -> Result<String, SinkError> {
+        let url = format!("{}?count=1", self.url("Users"));
+        self.send(Method::GET, &url, None, false).await?;
+        Ok(url)
+    }
+
     pub fn uses_patch(&self) -> bool {
         self.patch
     }

@@ -80,6 +80,62 @@ impl RosterReport {
 }
 
 /// Read the configured roster source (blocking I/O).
+/// The REST source of a config, with its authentication.
+fn rest_source(loaded: &Loaded, cfg: &crate::config::OneRosterRestSource) -> Result<OneRosterRest> {
+    let auth = match cfg.auth {
+        RestAuth::Bearer => {
+            Auth::Bearer(loaded.bearer_token("source", &cfg.token, &cfg.token_file)?)
+        }
+        RestAuth::OAuth2 => Auth::OAuth2(std::sync::Arc::new(OAuth2::new(
+            cfg.token_url.as_deref().unwrap_or_default(),
+            cfg.client_id.as_deref().unwrap_or_default(),
+            loaded.client_secret(cfg)?,
+            cfg.scope.clone(),
+            cfg.timeout,
+        )?)),
+    };
+    OneRosterRest::new(cfg, auth)
+}
+
+/// `check-config --connect`: one authenticated request to every network
+/// endpoint of the config, with its latency.
+pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
+    let mut out = Vec::new();
+    if let Source::OnerosterRest(cfg) = &loaded.config.source {
+        let r = async {
+            let src = rest_source(loaded, cfg)?;
+            let (url, took) = src.ping().await?;
+            Ok(format!(
+                "GET {url}: OK, authenticated, {} ms",
+                took.as_millis()
+            ))
+        }
+        .await;
+        out.push(("source link".to_string(), r));
+    }
+    if let Platform::Scim(p) = &loaded.config.platform {
+        let r = async {
+            let token = loaded.scim_token(p)?;
+            let http = Http::new(p.timeout, Some(token), 0)?;
+            let started = std::time::Instant::now();
+            let sink = ScimSink::connect(&p.base_url, http).await?;
+            let url = sink.ping().await?;
+            Ok(format!(
+                "GET {url}: OK, authenticated, {} ms; PATCH {}",
+                started.elapsed().as_millis(),
+                if sink.uses_patch() {
+                    "supported"
+                } else {
+                    "not supported (GET + PUT)"
+                }
+            ))
+        }
+        .await;
+        out.push(("platform link".to_string(), r));
+    }
+    out
+}
+
 /// `since` (RFC 3339) asks an incremental source for changes only; file
 /// sources always read everything.
 pub fn read_source(
@@ -89,19 +145,7 @@ pub fn read_source(
 ) -> Result<Roster> {
     match &loaded.config.source {
         Source::OnerosterRest(cfg) => {
-            let auth = match cfg.auth {
-                RestAuth::Bearer => {
-                    Auth::Bearer(loaded.bearer_token("source", &cfg.token, &cfg.token_file)?)
-                }
-                RestAuth::OAuth2 => Auth::OAuth2(std::sync::Arc::new(OAuth2::new(
-                    cfg.token_url.as_deref().unwrap_or_default(),
-                    cfg.client_id.as_deref().unwrap_or_default(),
-                    loaded.client_secret(cfg)?,
-                    cfg.scope.clone(),
-                    cfg.timeout,
-                )?)),
-            };
-            let src = OneRosterRest::new(cfg, auth)?;
+            let src = rest_source(loaded, cfg)?;
             let fut = src.read(since);
             match tokio::runtime::Handle::try_current() {
                 Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
