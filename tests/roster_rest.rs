@@ -33,6 +33,9 @@ struct Sis {
     /// OAuth2 access tokens the service accepts now
     valid_tokens: Vec<String>,
     token_requests: usize,
+    /// faults for the next collection requests, in order:
+    /// "429" (with Retry-After: 1), "slow" (3 s), "truncated" (cut JSON)
+    faults: std::collections::VecDeque<&'static str>,
 }
 
 /// Basic auth of client `sisync-client` with secret `s3cret-value`.
@@ -132,6 +135,16 @@ async fn collection(
     Query(q): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let slow = s.lock().unwrap().faults.front() == Some(&"slow");
+    if slow {
+        s.lock().unwrap().faults.pop_front();
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        return StatusCode::OK.into_response();
+    }
+    page(&s, entity, q, headers)
+}
+
+fn page(s: &Shared, entity: String, q: BTreeMap<String, String>, headers: HeaderMap) -> Response {
     let mut sis = s.lock().unwrap();
     let query = serde_urlencoded_like(&q);
     sis.requests.push((entity.clone(), query));
@@ -145,6 +158,13 @@ async fn collection(
             .is_some_and(|t| sis.valid_tokens.iter().any(|v| v == t));
     if !ok {
         return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let fault = sis.faults.pop_front();
+    match fault {
+        Some("429") => {
+            return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")]).into_response();
+        }
+        _ => {}
     }
     let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
     let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -168,6 +188,10 @@ async fn collection(
         })
         .collect();
     let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+    if fault == Some("truncated") {
+        let body = json!({ entity.clone(): page }).to_string();
+        return (StatusCode::OK, body[..body.len() / 2].to_string()).into_response();
+    }
     let mut resp = axum::Json(json!({ entity.clone(): page })).into_response();
     resp.headers_mut()
         .insert("x-total-count", all.len().to_string().parse().unwrap());
@@ -432,4 +456,51 @@ async fn check_config_connect_reports_each_endpoint() {
         "{out}"
     );
     assert!(!out.contains("revoked"), "no secret in the output");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_slow_pages_are_retried_a_truncated_page_fails_cleanly() {
+    let (sis, sis_url) = start_sis().await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sis-token"), SIS_TOKEN).unwrap();
+    let source = format!(
+        "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 10\ntimeout = \"1s\"\nmax_retries = 3\n"
+    );
+    let cfg = scim_config_with_source(dir.path(), &source, &scim.base, TOKEN, "");
+    sis.lock().unwrap().faults.extend(["429", "slow"]);
+    let started = std::time::Instant::now();
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+    assert_eq!(
+        scim.users().len(),
+        42,
+        "everything arrived despite the faults"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    assert!(sis.lock().unwrap().faults.is_empty());
+
+    // a page cut off mid-JSON: the run fails and the platform is not touched
+    scim.clear_requests();
+    sis.lock().unwrap().faults.extend(["truncated"]);
+    let err = sisync::sync::roster(
+        &cfg,
+        RosterOptions {
+            full: true,
+            ..RosterOptions::default()
+        },
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("not valid JSON") && msg.contains("Nothing was sent"),
+        "{msg}"
+    );
+    assert_eq!(scim.requests().len(), 0);
 }
