@@ -160,11 +160,8 @@ fn page(s: &Shared, entity: String, q: BTreeMap<String, String>, headers: Header
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let fault = sis.faults.pop_front();
-    match fault {
-        Some("429") => {
-            return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")]).into_response();
-        }
-        _ => {}
+    if fault == Some("429") {
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")]).into_response();
     }
     let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
     let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
