@@ -142,6 +142,9 @@ pub struct OneRosterRestSource {
     pub token_file: Option<PathBuf>,
     #[serde(default = "default_page_size")]
     pub page_size: usize,
+    /// At most this many requests per second to the SIS (0: no limit).
+    #[serde(default)]
+    pub rate_limit: u32,
     #[serde(default = "default_timeout", with = "humantime_serde_compat")]
     pub timeout: Duration,
     #[serde(default = "default_retries")]
@@ -300,6 +303,9 @@ pub struct ScimPlatform {
     pub timeout: Duration,
     #[serde(default = "default_retries")]
     pub max_retries: usize,
+    /// At most this many requests per second to the platform (0: no limit).
+    #[serde(default)]
+    pub rate_limit: u32,
 }
 
 fn default_concurrency() -> usize {

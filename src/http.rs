@@ -146,11 +146,15 @@ impl OAuth2 {
     }
 }
 
+type RateLimiter = governor::DefaultDirectRateLimiter;
+
 /// Shared client for one endpoint.
 #[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
     auth: Auth,
+    /// At most this many requests per second to the endpoint.
+    rate: Option<std::sync::Arc<RateLimiter>>,
     max_retries: usize,
     min_backoff: Duration,
 }
@@ -170,9 +174,21 @@ impl Http {
         Ok(Http {
             client,
             auth: auth.into(),
+            rate: None,
             max_retries,
             min_backoff: Duration::from_millis(200),
         })
+    }
+
+    /// Limit requests to `per_second` (token bucket: a burst of one
+    /// second's worth, then a steady rate); 0 means no limit.
+    pub fn with_rate_limit(mut self, per_second: u32) -> Http {
+        self.rate = std::num::NonZeroU32::new(per_second).map(|n| {
+            std::sync::Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                n,
+            )))
+        });
+        self
     }
 
     /// Shorter backoff for tests.
@@ -246,6 +262,9 @@ impl Http {
         content_type: &str,
         idempotent: bool,
     ) -> Result<Reply, HttpError> {
+        if let Some(rate) = &self.rate {
+            rate.until_ready().await;
+        }
         let mut req = self
             .client
             .request(method.clone(), url)

@@ -501,3 +501,31 @@ async fn rate_limits_and_slow_pages_are_retried_a_truncated_page_fails_cleanly()
     );
     assert_eq!(scim.requests().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_spaces_the_requests() {
+    let (sis, sis_url) = start_sis().await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sis-token"), SIS_TOKEN).unwrap();
+    let source = format!(
+        "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 5\nrate_limit = 10\n"
+    );
+    let cfg = scim_config_with_source(dir.path(), &source, &scim.base, TOKEN, "");
+    let started = std::time::Instant::now();
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+    let n = sis.lock().unwrap().requests.len();
+    assert_eq!(
+        n,
+        1 + 2 + 9 + 16,
+        "orgs, classes, users and enrolment pages of 5"
+    );
+    // a burst of 10, then 10 per second
+    let min = std::time::Duration::from_millis((n as u64 - 10) * 100 - 100);
+    assert!(
+        started.elapsed() >= min,
+        "{:?} < {min:?}",
+        started.elapsed()
+    );
+}

@@ -80,7 +80,7 @@ impl OneRosterRest {
         Ok(OneRosterRest {
             base: cfg.base_url.trim_end_matches('/').to_string(),
             version: cfg.version,
-            http: Http::new(cfg.timeout, auth, cfg.max_retries)?,
+            http: Http::new(cfg.timeout, auth, cfg.max_retries)?.with_rate_limit(cfg.rate_limit),
             page_size: cfg.page_size,
             role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),
