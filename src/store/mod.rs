@@ -319,8 +319,10 @@ impl Store {
         Ok(())
     }
 
-    /// Where an incremental roster pull starts: the start of the last
-    /// successful run, unless no successful full run happened within
+    /// Where an incremental roster pull starts: five minutes before the
+    /// start of the last successful run (an overlap against clock skew
+    /// between this host and the SIS; records fetched twice plan as
+    /// unchanged), unless no successful full run happened within
     /// `full_every` (then None: pull everything). Runs with failed records
     /// do not count, so what failed is fetched again.
     pub fn incremental_since(&self, full_every: std::time::Duration) -> Result<Option<String>> {
@@ -343,7 +345,12 @@ impl Store {
         if age.to_std().unwrap_or_default() >= full_every {
             return Ok(None);
         }
-        last(false)
+        let Some(since) = last(false)? else {
+            return Ok(None);
+        };
+        let since = chrono::DateTime::parse_from_rfc3339(&since)?.with_timezone(&chrono::Utc)
+            - chrono::Duration::minutes(5);
+        Ok(Some(since.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
     }
 
     /// Start a run; returns its id.
@@ -535,6 +542,41 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn incremental_pulls_start_after_the_last_good_run() {
+        let s = Store::in_memory().unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(s.incremental_since(day).unwrap(), None, "first run: full");
+        let full = s.begin_run("roster", "t", true).unwrap();
+        s.finish_run(full, "ok", &serde_json::json!({}), None)
+            .unwrap();
+        let inc = s.begin_run("roster", "t", false).unwrap();
+        s.finish_run(inc, "ok", &serde_json::json!({}), None)
+            .unwrap();
+        let bad = s.begin_run("roster", "t", false).unwrap();
+        s.finish_run(bad, "partial", &serde_json::json!({}), None)
+            .unwrap();
+        let started: String = s
+            .conn
+            .query_row("SELECT started_at FROM runs WHERE id = ?1", [inc], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let since = s.incremental_since(day).unwrap().unwrap();
+        let gap = chrono::DateTime::parse_from_rfc3339(&started).unwrap()
+            - chrono::DateTime::parse_from_rfc3339(&since).unwrap();
+        assert_eq!(
+            gap,
+            chrono::Duration::minutes(5),
+            "from the last ok run, with overlap"
+        );
+        assert_eq!(
+            s.incremental_since(std::time::Duration::ZERO).unwrap(),
+            None,
+            "full_every elapsed: full pull"
+        );
     }
 
     #[test]
