@@ -41,12 +41,13 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
 s.close()')
-token=$("$py" -c 'import secrets; print(secrets.token_urlsafe(32))')
+# Hex: safe to eval, and never starts with "-" (argparse would take it for an option).
+token=$("$py" -c 'import secrets; print(secrets.token_hex(32))')
 base=http://127.0.0.1:$port/v2
 
 # Redirect every stream, so that $(...) in the caller does not wait for the server.
-"$server" --hostname 127.0.0.1 --port "$port" --bearer-token "$token" \
-  --schema "$workdir/schemas.json" --resource-type "$workdir/resource-types.json" \
+"$server" --hostname=127.0.0.1 --port="$port" --bearer-token="$token" \
+  --schema="$workdir/schemas.json" --resource-type="$workdir/resource-types.json" \
   </dev/null >"$log" 2>&1 &
 pid=$!
 

@@ -145,6 +145,12 @@ pub struct OneRosterRestSource {
     /// At most this many requests per second to the SIS (0: no limit).
     #[serde(default)]
     pub rate_limit: u32,
+    /// Mutual TLS: PEM client certificate (chain) and its private key; a
+    /// relative name is looked up in `$CREDENTIALS_DIRECTORY` first.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    /// Extra trusted roots (PEM), e.g. PKIoverheid.
+    pub ca_file: Option<PathBuf>,
     #[serde(default = "default_timeout", with = "humantime_serde_compat")]
     pub timeout: Duration,
     #[serde(default = "default_retries")]
@@ -594,6 +600,7 @@ impl Loaded {
             if r.page_size == 0 || r.page_size > 10_000 {
                 return Err(self.error("source", "page_size", "must be 1 to 10000"));
             }
+            self.rest_tls(r)?;
             match r.auth {
                 RestAuth::Bearer => {
                     self.bearer_token("source", &r.token, &r.token_file)?;
@@ -648,6 +655,64 @@ impl Loaded {
     /// Resolve the SCIM bearer token (file, `env:NAME`, credentials dir).
     pub fn scim_token(&self, p: &ScimPlatform) -> Result<Secret, ConfigError> {
         self.bearer_token("platform", &p.token, &p.token_file)
+    }
+
+    /// The TLS material of a REST source, read and checked.
+    pub fn rest_tls(&self, r: &OneRosterRestSource) -> Result<crate::http::TlsFiles, ConfigError> {
+        let read = |key: &str, f: &Path| {
+            let path = self.secret_path(f);
+            std::fs::read(&path).map_err(|e| {
+                self.error(
+                    "source",
+                    key,
+                    format!("cannot read {} ({e})", path.display()),
+                )
+            })
+        };
+        let identity_pem = match (&r.client_cert_file, &r.client_key_file) {
+            (None, None) => None,
+            (Some(c), Some(k)) => {
+                let mut pem = read("client_cert_file", c)?;
+                pem.push(b'\n');
+                pem.extend(read("client_key_file", k)?);
+                Some(pem)
+            }
+            (Some(_), None) => {
+                return Err(self.error(
+                    "source",
+                    "client_key_file",
+                    "client_cert_file needs client_key_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.error(
+                    "source",
+                    "client_cert_file",
+                    "client_key_file needs client_cert_file",
+                ));
+            }
+        };
+        let ca_pem = match &r.ca_file {
+            Some(f) => Some(read("ca_file", f)?),
+            None => None,
+        };
+        let tls = crate::http::TlsFiles {
+            identity_pem,
+            ca_pem,
+        };
+        // parse now, so a bad file is a config error with its key and line
+        crate::http::Http::with_tls(r.timeout, crate::http::Auth::None, 0, &tls).map_err(|e| {
+            self.error(
+                "source",
+                if tls.identity_pem.is_some() {
+                    "client_cert_file"
+                } else {
+                    "ca_file"
+                },
+                format!("{e:#}"),
+            )
+        })?;
+        Ok(tls)
     }
 
     /// The OAuth2 client secret of a REST source.

@@ -159,18 +159,57 @@ pub struct Http {
     min_backoff: Duration,
 }
 
+/// Extra TLS material for one endpoint, as PEM.
+#[derive(Clone, Default)]
+pub struct TlsFiles {
+    /// Client certificate chain and private key (mutual TLS, e.g. the
+    /// PKIoverheid certificates of Edukoppeling endpoints).
+    pub identity_pem: Option<Vec<u8>>,
+    /// Extra trusted root certificates (e.g. the PKIoverheid roots).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
 impl Http {
     pub fn new(
         timeout: Duration,
         auth: impl Into<Auth>,
         max_retries: usize,
     ) -> anyhow::Result<Http> {
-        let client = reqwest::Client::builder()
+        Self::with_tls(timeout, auth, max_retries, &TlsFiles::default())
+    }
+
+    /// A client that presents a client certificate and/or trusts extra
+    /// roots.
+    pub fn with_tls(
+        timeout: Duration,
+        auth: impl Into<Auth>,
+        max_retries: usize,
+        tls: &TlsFiles,
+    ) -> anyhow::Result<Http> {
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("sisync/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .timeout(timeout)
-            .use_rustls_tls()
-            .build()?;
+            .use_rustls_tls();
+        if let Some(pem) = &tls.identity_pem {
+            let id = reqwest::Identity::from_pem(pem).map_err(|_| {
+                anyhow::anyhow!(
+                    "the client certificate or key is not a PEM certificate chain with its private key"
+                )
+            })?;
+            builder = builder.identity(id);
+        }
+        if let Some(pem) = &tls.ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|_| anyhow::anyhow!("ca_file holds no PEM certificate"))?;
+            if roots.is_empty() {
+                anyhow::bail!("ca_file holds no PEM certificate");
+            }
+            for r in roots {
+                builder = builder.add_root_certificate(r);
+            }
+        }
+        let client = builder.build()?;
         Ok(Http {
             client,
             auth: auth.into(),

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
 use crate::connector::oneroster_csv::{parse_accommodation_values, role_map};
-use crate::http::{Auth, Http};
+use crate::http::{Auth, Http, TlsFiles};
 use crate::model::{
     Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
@@ -76,11 +76,12 @@ fn scalar(v: Option<&Value>) -> Option<String> {
 }
 
 impl OneRosterRest {
-    pub fn new(cfg: &OneRosterRestSource, auth: Auth) -> Result<OneRosterRest> {
+    pub fn new(cfg: &OneRosterRestSource, auth: Auth, tls: &TlsFiles) -> Result<OneRosterRest> {
         Ok(OneRosterRest {
             base: cfg.base_url.trim_end_matches('/').to_string(),
             version: cfg.version,
-            http: Http::new(cfg.timeout, auth, cfg.max_retries)?.with_rate_limit(cfg.rate_limit),
+            http: Http::with_tls(cfg.timeout, auth, cfg.max_retries, tls)?
+                .with_rate_limit(cfg.rate_limit),
             page_size: cfg.page_size,
             role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),

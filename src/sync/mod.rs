@@ -94,7 +94,7 @@ fn rest_source(loaded: &Loaded, cfg: &crate::config::OneRosterRestSource) -> Res
             cfg.timeout,
         )?)),
     };
-    OneRosterRest::new(cfg, auth)
+    OneRosterRest::new(cfg, auth, &loaded.rest_tls(cfg)?)
 }
 
 /// `check-config --connect`: one authenticated request to every network

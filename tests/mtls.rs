@@ -1,0 +1,148 @@
+//! Mutual TLS towards a REST source: a TLS server on 127.0.0.1 that only
+//! talks to clients presenting a certificate from its test CA (as
+//! Edukoppeling endpoints do with PKIoverheid certificates).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Pki {
+    ca_pem: String,
+    server: (rcgen::Certificate, KeyPair),
+    client_cert_pem: String,
+    client_key_pem: String,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+}
+
+fn pki() -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "sisync test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let srv_key = KeyPair::generate().unwrap();
+    let mut srv = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let srv_cert = srv.signed_by(&srv_key, &ca_cert, &ca_key).unwrap();
+    let cli_key = KeyPair::generate().unwrap();
+    let mut cli = CertificateParams::new(vec!["sisync-client".to_string()]).unwrap();
+    cli.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cli_cert = cli.signed_by(&cli_key, &ca_cert, &ca_key).unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        ca_der: ca_cert.der().clone(),
+        server: (srv_cert, srv_key),
+        client_cert_pem: cli_cert.pem(),
+        client_key_pem: cli_key.serialize_pem(),
+    }
+}
+
+/// A TLS server requiring client certificates; answers every request with
+/// one org. Returns its port and a counter of served requests.
+async fn start_server(p: &Pki) -> (u16, Arc<AtomicUsize>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(p.ca_der.clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(p.server.1.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![p.server.0.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return; // no or bad client certificate
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let body = r#"{"orgs":[{"sourcedId":"org-1","status":"active","name":"School","type":"school","identifier":"99AA00"}]}"#;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, served)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_is_presented_and_required() {
+    let p = pki();
+    let (port, served) = start_server(&p).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &p.ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.pem"), &p.client_cert_pem).unwrap();
+    std::fs::write(dir.path().join("client.key"), &p.client_key_pem).unwrap();
+    std::fs::write(dir.path().join("sis-token"), "t").unwrap();
+    let base = format!("https://localhost:{port}");
+    let with_cert = format!(
+        "kind = \"oneroster-rest\"\nbase_url = \"{base}\"\ntoken_file = \"sis-token\"\nca_file = \"ca.pem\"\nclient_cert_file = \"client.pem\"\nclient_key_file = \"client.key\"\nmax_retries = 0\n"
+    );
+    let cfg = scim_config_with_source(dir.path(), &with_cert, "http://127.0.0.1:9/scim", "x", "");
+    let checks = sisync::sync::connect_checks(&cfg).await;
+    let (name, result) = &checks[0];
+    assert_eq!(name, "source link");
+    let line = result.as_ref().expect("mutual TLS works");
+    assert!(line.contains("OK, authenticated"), "{line}");
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+
+    // the same endpoint without a client certificate is refused in the handshake
+    let without = format!(
+        "kind = \"oneroster-rest\"\nbase_url = \"{base}\"\ntoken_file = \"sis-token\"\nca_file = \"ca.pem\"\nmax_retries = 0\n"
+    );
+    let cfg = scim_config_with_source(dir.path(), &without, "http://127.0.0.1:9/scim", "x", "");
+    let checks = sisync::sync::connect_checks(&cfg).await;
+    assert!(checks[0].1.is_err());
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        1,
+        "nothing served without a certificate"
+    );
+
+    // a key file that is not a key: one config error with key and line
+    std::fs::write(dir.path().join("client.key"), "not a key").unwrap();
+    std::fs::write(
+        dir.path().join("sisync.toml"),
+        format!(
+            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[source]\n{with_cert}[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n"
+        ),
+    )
+    .unwrap();
+    let e = sisync::config::Loaded::from_file(&dir.path().join("sisync.toml")).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("source.client_cert_file"), "{e}");
+    assert!(e.line.is_some(), "{e}");
+}
