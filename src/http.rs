@@ -155,6 +155,8 @@ pub struct Http {
     auth: Auth,
     /// At most this many requests per second to the endpoint.
     rate: Option<std::sync::Arc<RateLimiter>>,
+    /// At most this many requests in flight to the endpoint.
+    in_flight: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     max_retries: usize,
     min_backoff: Duration,
 }
@@ -214,6 +216,7 @@ impl Http {
             client,
             auth: auth.into(),
             rate: None,
+            in_flight: None,
             max_retries,
             min_backoff: Duration::from_millis(200),
         })
@@ -227,6 +230,13 @@ impl Http {
                 n,
             )))
         });
+        self
+    }
+
+    /// At most `n` requests in flight at once over all clones of this
+    /// client; 0 means no limit.
+    pub fn with_concurrency(mut self, n: usize) -> Http {
+        self.in_flight = (n > 0).then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(n)));
         self
     }
 
@@ -301,6 +311,10 @@ impl Http {
         content_type: &str,
         idempotent: bool,
     ) -> Result<Reply, HttpError> {
+        let _permit = match &self.in_flight {
+            Some(sem) => Some(sem.acquire().await.expect("semaphore is never closed")),
+            None => None,
+        };
         if let Some(rate) = &self.rate {
             rate.until_ready().await;
         }
@@ -418,6 +432,53 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrency_limit_holds_over_clones() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let now = Arc::new(AtomicUsize::new(0));
+        let max = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (n2, m2) = (now.clone(), max.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut tcp, _) = listener.accept().await.unwrap();
+                let (n, m) = (n2.clone(), m2.clone());
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0u8; 1024];
+                    let _ = tcp.read(&mut buf).await;
+                    let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(cur, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    n.fetch_sub(1, Ordering::SeqCst);
+                    let _ = tcp
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                        )
+                        .await;
+                });
+            }
+        });
+        let http = Http::new(Duration::from_secs(5), Auth::None, 0)
+            .unwrap()
+            .with_concurrency(2);
+        let url = format!("http://{addr}/x");
+        let calls = (0..6).map(|_| {
+            let h = http.clone();
+            let u = url.clone();
+            async move {
+                h.send(Method::GET, &u, None, "application/json", false)
+                    .await
+            }
+        });
+        for r in futures::future::join_all(calls).await {
+            r.unwrap();
+        }
+        assert_eq!(max.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn retry_after_seconds_and_dates() {

@@ -322,8 +322,9 @@ async fn apply_plan(
                 return Ok((Outcome::from_plan(plan), None));
             }
             let token = loaded.scim_token(p)?;
-            let http =
-                Http::new(p.timeout, Some(token), p.max_retries)?.with_rate_limit(p.rate_limit);
+            let http = Http::new(p.timeout, Some(token), p.max_retries)?
+                .with_rate_limit(p.rate_limit)
+                .with_concurrency(p.concurrency);
             let sink = ScimSink::connect(&p.base_url, http).await.with_context(
                 || "cannot reach the SCIM platform; check platform.base_url and the token",
             )?;
