@@ -538,6 +538,7 @@ fn audit_list(cli: &Cli, store: &Store, a: &AuditListArgs) -> Result<i32> {
     let mut f = AuditFilter {
         person: a.person.clone(),
         kind: a.kind.clone(),
+        endpoint: a.endpoint.clone(),
         limit: a.limit,
         ..AuditFilter::default()
     };
@@ -591,7 +592,12 @@ fn audit_list(cli: &Cli, store: &Store, a: &AuditListArgs) -> Result<i32> {
             ]);
         }
         println!("{t}");
-        println!("{} entries", rows.len());
+        let persons: std::collections::BTreeSet<&str> = rows
+            .iter()
+            .filter(|r| r.record_kind == "user")
+            .filter_map(|r| r.record_id.as_deref())
+            .collect();
+        println!("{} entries about {} persons", rows.len(), persons.len());
     }
     Ok(exit::OK)
 }

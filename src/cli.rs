@@ -105,6 +105,10 @@ pub struct AuditListArgs {
     /// Record kind (user, group) or action (user.create, user.deactivate, ...).
     #[arg(long)]
     pub kind: Option<String>,
+    /// Only entries sent to this endpoint (URL or folder; a prefix matches,
+    /// e.g. https://platform.example). Ends with a count of the persons.
+    #[arg(long)]
+    pub endpoint: Option<String>,
     /// CSV on stdout.
     #[arg(long)]
     pub csv: bool,

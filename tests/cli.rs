@@ -158,9 +158,27 @@ fn sync_delivers_once_then_status_and_audit_tell_the_story() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 6);
     let o = sisync(&cfg, &["audit", "list", "--until", "2000-01-01"]);
-    assert!(text(&o).contains("0 entries"));
+    assert!(text(&o).contains("0 entries about 0 persons"));
     let o = sisync(&cfg, &["audit", "list", "--since", "last tuesday"]);
     assert_eq!(o.status.code(), Some(2));
+
+    // which persons' data went to this endpoint (a prefix of the drop folder)
+    let drop = dir.path().join("drop").display().to_string();
+    let o = sisync(&cfg, &["audit", "list", "--endpoint", &drop]);
+    assert!(
+        text(&o).contains("48 entries about 42 persons"),
+        "{}",
+        text(&o)
+    );
+    let o = sisync(
+        &cfg,
+        &["audit", "list", "--endpoint", "https://elsewhere.example"],
+    );
+    assert!(
+        text(&o).contains("0 entries about 0 persons"),
+        "{}",
+        text(&o)
+    );
 
     let o = sisync(&cfg, &["audit", "show", "1"]);
     assert_eq!(o.status.code(), Some(0));

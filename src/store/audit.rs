@@ -172,6 +172,8 @@ pub struct AuditFilter {
     pub person: Option<String>,
     /// Matches `record_kind` (`user`) or `action` (`user.create`).
     pub kind: Option<String>,
+    /// Entries whose endpoint starts with this (a host, a URL, a folder).
+    pub endpoint: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -218,6 +220,13 @@ pub fn list(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditRow>> {
         args.push(k.clone());
         let n = args.len();
         sql.push_str(&format!(" AND (record_kind = ?{n} OR action = ?{n})"));
+    }
+    if let Some(e) = &f.endpoint {
+        // a prefix range, so the (endpoint, at) index serves it
+        args.push(e.clone());
+        let n = args.len();
+        args.push(format!("{e}\u{10ffff}"));
+        sql.push_str(&format!(" AND endpoint >= ?{n} AND endpoint < ?{}", n + 1));
     }
     sql.push_str(" ORDER BY seq");
     if let Some(l) = f.limit {
