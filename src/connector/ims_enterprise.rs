@@ -77,7 +77,9 @@
 //! skipped. A skipped person or class with an id is *held* (never
 //! deactivated for it); damaged members hold their class.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -205,8 +207,8 @@ impl ImsEnterprise {
             persons: Vec::new(),
             groups: Vec::new(),
             memberships: Vec::new(),
-            person_index: HashMap::new(),
-            group_index: HashMap::new(),
+            person_index: HashMap::default(),
+            group_index: HashMap::default(),
             issues: Vec::new(),
             held_persons: HashSet::new(),
             held_groups: HashSet::new(),
@@ -1125,7 +1127,7 @@ impl Builder<'_> {
         let qualify = |s: &SourcedId| canonical_id(cfg.qualify_ids, s);
         let mut orgs = Vec::new();
         let mut groups = Vec::new();
-        let mut class_index: HashMap<String, usize> = HashMap::new();
+        let mut class_index: HashMap<String, usize> = HashMap::default();
         let mut issues = Vec::new();
         for g in &self.groups {
             let parent = g.raw.parent.as_ref().and_then(qualify);
@@ -1184,7 +1186,7 @@ impl Builder<'_> {
         }
 
         // Person roles: institution role, else the first mapped membership role.
-        let mut membership_role: HashMap<&str, Role> = HashMap::new();
+        let mut membership_role: HashMap<&str, Role> = HashMap::default();
         let needed = self.persons.iter().any(|p| p.institution_role.is_none());
         for m in self.memberships.iter().filter(|_| needed) {
             if let Some(p) = &m.member {
@@ -1201,7 +1203,7 @@ impl Builder<'_> {
             }
         }
         let mut persons = Vec::new();
-        let mut person_pos: HashMap<String, usize> = HashMap::new();
+        let mut person_pos: HashMap<String, usize> = HashMap::default();
         let mut ignored = 0usize;
         let mut later = Vec::new();
         for rec in std::mem::take(&mut self.persons) {
@@ -1235,7 +1237,7 @@ impl Builder<'_> {
 
         // Memberships.
         let mut memberships = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: FxHashSet<String> = FxHashSet::default();
         let mut any_membership = false;
         let mut last_group: Option<(std::rc::Rc<str>, bool, bool)> = None;
         for mut m in std::mem::take(&mut self.memberships) {
