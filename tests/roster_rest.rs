@@ -46,6 +46,8 @@ struct Sis {
     delay: Option<std::time::Duration>,
     in_flight: usize,
     max_in_flight: usize,
+    /// the service sends at most this many records a page
+    max_limit: Option<usize>,
     /// (entity, n): n added to its X-Total-Count
     overcount: Option<(&'static str, usize)>,
     /// faults for the next collection requests, in order:
@@ -196,7 +198,11 @@ fn page(s: &Shared, entity: String, q: BTreeMap<String, String>, headers: Header
     if fault == Some("429") {
         return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")]).into_response();
     }
-    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+        .min(sis.max_limit.unwrap_or(usize::MAX));
     let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
     if sis.fail.as_ref() == Some(&(entity.clone(), offset)) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -568,12 +574,33 @@ async fn pages_after_the_first_are_fetched_concurrently_in_order() {
         "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 5\nconcurrency = 3\n"
     );
     let cfg = scim_config_with_source(dir.path(), &source, &scim.base, TOKEN, "");
-    sis.lock().unwrap().delay = Some(std::time::Duration::from_millis(100));
+    {
+        let mut s = sis.lock().unwrap();
+        s.delay = Some(std::time::Duration::from_millis(100));
+        s.max_limit = Some(4); // caps our page_size of 5
+    }
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0);
     assert!(r.issues.is_empty(), "{:?}", r.issues);
     assert_eq!(scim.users().len(), 42);
-    assert_eq!(sis.lock().unwrap().max_in_flight, 3);
+    {
+        let mut s = sis.lock().unwrap();
+        assert_eq!(s.max_in_flight, 3);
+        let mut user_pages: Vec<String> = s
+            .requests
+            .iter()
+            .filter(|(e, _)| e == "users")
+            .map(|(_, q)| q.clone())
+            .collect();
+        user_pages.sort_by_key(|q| q.rsplit('=').next().unwrap().parse::<usize>().unwrap());
+        assert_eq!(user_pages.len(), 11, "43 records, 4 a page: {user_pages:?}");
+        assert_eq!(user_pages[0], "limit=5&offset=0");
+        assert_eq!(
+            user_pages[10], "limit=4&offset=40",
+            "as large as the first page"
+        );
+        s.max_limit = None;
+    }
 
     // a page that comes back short of X-Total-Count fails the run
     // (records removed while it was read)

@@ -116,11 +116,17 @@ impl OneRosterRest {
         }
     }
 
-    fn page_url(&self, entity: &str, offset: usize, since: Option<&str>) -> Result<String> {
+    fn page_url(
+        &self,
+        entity: &str,
+        offset: usize,
+        limit: usize,
+        since: Option<&str>,
+    ) -> Result<String> {
         let mut u = url::Url::parse(&self.collection_url(entity))?;
         {
             let mut q = u.query_pairs_mut();
-            q.append_pair("limit", &self.page_size.to_string());
+            q.append_pair("limit", &limit.to_string());
             q.append_pair("offset", &offset.to_string());
             if let Some(t) = since {
                 q.append_pair("filter", &format!("dateLastModified>'{t}'"));
@@ -190,17 +196,17 @@ impl OneRosterRest {
 
     /// Every record of a collection, page by page, in order. When the
     /// first page gives `X-Total-Count` and no `Link: rel="next"`, the
-    /// other pages are fetched `concurrency` at a time; each of those must
-    /// then be full up to the total, or the read fails (a short page means
-    /// the collection moved under the offsets, and a record may have been
-    /// skipped).
+    /// other pages are fetched `concurrency` at a time, each as large as
+    /// the first; each must then hold exactly its share of the total, or the
+    /// read fails (the collection moved under the offsets, and a record may
+    /// have been skipped or read twice).
     async fn fetch_all(
         &self,
         entity: &str,
         since: Option<&str>,
         mut each: impl FnMut(&Value, &str),
     ) -> Result<()> {
-        let mut url = self.page_url(entity, 0, since)?;
+        let mut url = self.page_url(entity, 0, self.page_size, since)?;
         let first = self.page(entity, &url).await?;
         let step = first.records.len();
         if let (None, Some(total), true) = (&first.next, first.total, self.concurrency > 1) {
@@ -212,10 +218,11 @@ impl OneRosterRest {
             }
             let mut pages = futures::stream::iter((step..total).step_by(step))
                 .map(|offset| async move {
-                    let url = self.page_url(entity, offset, since)?;
+                    // the first page's size: the service may cap `limit`
+                    let url = self.page_url(entity, offset, step, since)?;
                     let page = self.page(entity, &url).await?;
                     let want = step.min(total - offset);
-                    if page.records.len() < want {
+                    if page.records.len() != want {
                         return Err(anyhow!(
                             "GET {url}: {} records where {want} were expected (X-Total-Count {total}); the collection changed during the read. Nothing was sent to the platform; run again",
                             page.records.len()
@@ -243,9 +250,13 @@ impl OneRosterRest {
             url = match (page.next, page.total) {
                 _ if n == 0 => break,
                 (Some(next), _) => next,
-                (None, Some(t)) if offset < t => self.page_url(entity, offset, since)?,
+                (None, Some(t)) if offset < t => {
+                    self.page_url(entity, offset, self.page_size, since)?
+                }
                 (None, Some(_)) => break,
-                (None, None) if n >= self.page_size => self.page_url(entity, offset, since)?,
+                (None, None) if n >= self.page_size => {
+                    self.page_url(entity, offset, self.page_size, since)?
+                }
                 (None, None) => break,
             };
             page = self.page(entity, &url).await?;
