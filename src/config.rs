@@ -145,6 +145,11 @@ pub struct OneRosterRestSource {
     /// At most this many requests per second to the SIS (0: no limit).
     #[serde(default)]
     pub rate_limit: u32,
+    /// At most this many page requests in flight to the SIS (1 to 64):
+    /// once a collection's first page gives `X-Total-Count`, the pages
+    /// after it are fetched this many at a time.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
     /// Mutual TLS: PEM client certificate (chain) and its private key; a
     /// relative name is looked up in `$CREDENTIALS_DIRECTORY` first.
     pub client_cert_file: Option<PathBuf>,
@@ -599,6 +604,9 @@ impl Loaded {
             }
             if r.page_size == 0 || r.page_size > 10_000 {
                 return Err(self.error("source", "page_size", "must be 1 to 10000"));
+            }
+            if r.concurrency == 0 || r.concurrency > 64 {
+                return Err(self.error("source", "concurrency", "must be 1 to 64"));
             }
             self.rest_tls(r)?;
             match r.auth {

@@ -68,7 +68,11 @@ pub struct OAuth2 {
     secret: Secret,
     scope: Option<String>,
     client: reqwest::Client,
+    /// The token and when to fetch a new one.
     cached: tokio::sync::Mutex<Option<(Secret, std::time::Instant)>>,
+    /// Counts token fetches, so that concurrent requests that all got a 401
+    /// for the same token fetch one new token between them.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl OAuth2 {
@@ -93,18 +97,22 @@ impl OAuth2 {
             scope,
             client,
             cached: tokio::sync::Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// A valid access token: the cached one unless it expires within 30 s.
+    /// A valid access token: the cached one until shortly before it
+    /// expires (30 s, or half the lifetime of a token that lives less than
+    /// a minute).
     pub async fn token(&self) -> Result<Secret, HttpError> {
         use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl, basic::BasicClient};
         let mut cached = self.cached.lock().await;
-        if let Some((t, until)) = &*cached {
-            if std::time::Instant::now() + Duration::from_secs(30) < *until {
+        if let Some((t, refresh_at)) = &*cached {
+            if std::time::Instant::now() < *refresh_at {
                 return Ok(t.clone());
             }
         }
+        let asked = std::time::Instant::now();
         let fail = |reason: String| HttpError {
             method: "POST".into(),
             url: self.token_url.clone(),
@@ -136,13 +144,25 @@ impl OAuth2 {
         })?;
         let token = Secret::new(resp.access_token().secret().clone());
         let lifetime = resp.expires_in().unwrap_or(Duration::from_secs(3600));
-        *cached = Some((token.clone(), std::time::Instant::now() + lifetime));
+        let early = Duration::from_secs(30).min(lifetime / 2);
+        *cached = Some((token.clone(), asked + lifetime - early));
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(token)
     }
 
-    /// Forget the cached token (the server said 401).
-    pub async fn invalidate(&self) {
-        *self.cached.lock().await = None;
+    /// Which token fetch the cache holds now (see [`OAuth2::invalidate`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Forget the cached token (the server said 401), unless it was
+    /// fetched anew since `seen` (another request already did this).
+    pub async fn invalidate(&self, seen: u64) {
+        let mut cached = self.cached.lock().await;
+        if self.generation() == seen {
+            *cached = None;
+        }
     }
 }
 
@@ -262,13 +282,22 @@ impl Http {
                 method,
                 Method::GET | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS
             );
+        // the token this request goes out with (fetched now if need be)
+        let generation = match &self.auth {
+            Auth::OAuth2(o) => {
+                o.token().await?;
+                o.generation()
+            }
+            _ => 0,
+        };
         let result = self
             .send_retrying(&method, url, body, content_type, idempotent)
             .await;
         match (&self.auth, &result) {
             (Auth::OAuth2(o), Err(e)) if e.status == Some(401) => {
-                // the token may have been revoked or expired early: once more
-                o.invalidate().await;
+                // the token may have been revoked or expired early: a new
+                // token, and this request once more (never more than once)
+                o.invalidate(generation).await;
                 self.send_retrying(&method, url, body, content_type, idempotent)
                     .await
             }

@@ -30,9 +30,26 @@ struct Sis {
     requests: Vec<(String, String)>,
     /// fail every request for this (entity, offset) with 500
     fail: Option<(String, usize)>,
-    /// OAuth2 access tokens the service accepts now
-    valid_tokens: Vec<String>,
+    /// OAuth2 access tokens the service accepts now: when issued, and
+    /// how often used
+    valid_tokens: BTreeMap<String, (std::time::Instant, usize)>,
     token_requests: usize,
+    /// `expires_in` of new tokens (default 3600); the service also refuses
+    /// a token once it is older than that
+    token_life: Option<u64>,
+    /// the service refuses a token after this many requests (a token that
+    /// expires earlier than it said)
+    token_uses: Option<usize>,
+    /// requests answered 401
+    unauthorized: usize,
+    /// each collection request takes this long (to see concurrency)
+    delay: Option<std::time::Duration>,
+    in_flight: usize,
+    max_in_flight: usize,
+    /// the service sends at most this many records a page
+    max_limit: Option<usize>,
+    /// (entity, n): n added to its X-Total-Count
+    overcount: Option<(&'static str, usize)>,
     /// faults for the next collection requests, in order:
     /// "429" (with Retry-After: 1), "slow" (3 s), "truncated" (cut JSON)
     faults: std::collections::VecDeque<&'static str>,
@@ -55,8 +72,10 @@ async fn token(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
             .into_response();
     }
     let t = format!("access-{}", sis.token_requests);
-    sis.valid_tokens.push(t.clone());
-    axum::Json(json!({"access_token": t, "token_type": "bearer", "expires_in": 3600}))
+    sis.valid_tokens
+        .insert(t.clone(), (std::time::Instant::now(), 0));
+    let life = sis.token_life.unwrap_or(3600);
+    axum::Json(json!({"access_token": t, "token_type": "bearer", "expires_in": life}))
         .into_response()
 }
 
@@ -141,6 +160,16 @@ async fn collection(
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         return StatusCode::OK.into_response();
     }
+    let delay = {
+        let mut sis = s.lock().unwrap();
+        sis.in_flight += 1;
+        sis.max_in_flight = sis.max_in_flight.max(sis.in_flight);
+        sis.delay
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    s.lock().unwrap().in_flight -= 1;
     page(&s, entity, q, headers)
 }
 
@@ -152,18 +181,28 @@ fn page(s: &Shared, entity: String, q: BTreeMap<String, String>, headers: Header
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let (life, uses) = (sis.token_life.unwrap_or(3600), sis.token_uses);
     let ok = auth == format!("Bearer {SIS_TOKEN}")
         || auth
             .strip_prefix("Bearer ")
-            .is_some_and(|t| sis.valid_tokens.iter().any(|v| v == t));
+            .and_then(|t| sis.valid_tokens.get_mut(t))
+            .is_some_and(|(issued, used)| {
+                *used += 1;
+                issued.elapsed().as_secs_f64() < life as f64 && uses.is_none_or(|n| *used <= n)
+            });
     if !ok {
+        sis.unauthorized += 1;
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let fault = sis.faults.pop_front();
     if fault == Some("429") {
         return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")]).into_response();
     }
-    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+        .min(sis.max_limit.unwrap_or(usize::MAX));
     let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
     if sis.fail.as_ref() == Some(&(entity.clone(), offset)) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -190,8 +229,12 @@ fn page(s: &Shared, entity: String, q: BTreeMap<String, String>, headers: Header
         return (StatusCode::OK, body[..body.len() / 2].to_string()).into_response();
     }
     let mut resp = axum::Json(json!({ entity.clone(): page })).into_response();
+    let over = match sis.overcount {
+        Some((e, n)) if e == entity => n,
+        _ => 0,
+    };
     resp.headers_mut()
-        .insert("x-total-count", all.len().to_string().parse().unwrap());
+        .insert("x-total-count", (all.len() + over).into());
     resp
 }
 
@@ -276,7 +319,16 @@ async fn rest_roster_gives_the_same_platform_as_csv_then_pulls_only_changes() {
             .map(|(_, q)| q)
             .collect();
         assert_eq!(user_pages.len(), 7, "{user_pages:?}");
-        assert!(user_pages[6].contains("limit=7") && user_pages[6].contains("offset=42"));
+        for (i, offset) in (0..43).step_by(7).enumerate() {
+            assert_eq!(
+                user_pages
+                    .iter()
+                    .filter(|q| q.contains("limit=7") && q.ends_with(&format!("offset={offset}")))
+                    .count(),
+                1,
+                "page {i}: {user_pages:?}"
+            );
+        }
         assert!(
             user_pages.iter().all(|q| !q.contains("filter")),
             "first run is a full pull"
@@ -380,7 +432,7 @@ async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
         "one token for the whole run"
     );
 
-    // the service revokes every token: one 401, one new token, run goes on
+    // each run starts without a token: the next run fetches one new token
     sis.lock().unwrap().valid_tokens.clear();
     let r = sync(
         &cfg,
@@ -396,6 +448,7 @@ async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
         "--full resends"
     );
     assert_eq!(sis.lock().unwrap().token_requests, 2);
+    assert_eq!(sis.lock().unwrap().unauthorized, 0);
 
     // wrong secret: one clear line, no secret in it
     std::fs::write(dir.path().join("client-secret"), "wrong-secret").unwrap();
@@ -414,6 +467,162 @@ async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
         !msg.contains("wrong-secret") && !msg.contains("s3cret"),
         "{msg}"
     );
+}
+
+/// An OAuth2 REST source config against the fake SIS (`extra` lines go
+/// into `[source]`).
+fn oauth2_config(
+    dir: &std::path::Path,
+    sis: &str,
+    scim: &str,
+    extra: &str,
+) -> sisync::config::Loaded {
+    std::fs::write(dir.join("client-secret"), "s3cret-value\n").unwrap();
+    let source = format!(
+        "kind = \"oneroster-rest\"\nbase_url = \"{sis}\"\nauth = \"oauth2\"\ntoken_url = \"{sis}/token\"\nclient_id = \"sisync-client\"\nclient_secret_file = \"client-secret\"\n{extra}"
+    );
+    scim_config_with_source(dir, &source, scim, TOKEN, "")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_tokens_are_renewed_before_expiry_and_once_after_a_401() {
+    let (sis, sis_url) = start_sis().await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 28 pages at 10 a second take about 2 s; tokens live 1 s
+    let cfg = oauth2_config(
+        dir.path(),
+        &sis_url,
+        &scim.base,
+        "page_size = 5\nrate_limit = 10\n",
+    );
+    sis.lock().unwrap().token_life = Some(1);
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+    assert_eq!(scim.users().len(), 42);
+    {
+        let s = sis.lock().unwrap();
+        assert_eq!(s.unauthorized, 0, "renewed before it expired, not after");
+        assert!(s.token_requests >= 3, "{}", s.token_requests);
+    }
+
+    // tokens that stop working before they say (after 5 requests): each
+    // 401 fetches a new token and the request goes out once more
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oauth2_config(
+        dir.path(),
+        &sis_url,
+        &FakeScim::start(true).await.base,
+        "page_size = 5\n",
+    );
+    {
+        let mut s = sis.lock().unwrap();
+        s.token_life = None;
+        s.token_uses = Some(5);
+        s.token_requests = 0;
+        s.unauthorized = 0;
+    }
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+    {
+        let s = sis.lock().unwrap();
+        assert!(s.unauthorized >= 5, "{}", s.unauthorized);
+        assert!(
+            s.token_requests <= s.unauthorized + 1,
+            "concurrent 401s on one token share one new token: {} tokens for {} 401s",
+            s.token_requests,
+            s.unauthorized
+        );
+    }
+
+    // a service that refuses every token: one new token, then the run
+    // fails with one line and no secret
+    {
+        let mut s = sis.lock().unwrap();
+        s.token_uses = Some(0);
+        s.token_requests = 0;
+        s.unauthorized = 0;
+    }
+    let err = sisync::sync::roster(
+        &cfg,
+        RosterOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("orgs") && msg.contains("HTTP 401"), "{msg}");
+    for secret in ["s3cret", "access-", "c2lzeW5jLWNsaWVudDpzM2NyZXQtdmFsdWU"] {
+        assert!(!msg.contains(secret), "{msg}");
+    }
+    let s = sis.lock().unwrap();
+    assert_eq!(
+        (s.token_requests, s.unauthorized),
+        (2, 2),
+        "refreshed once, not in a loop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_after_the_first_are_fetched_concurrently_in_order() {
+    let (sis, sis_url) = start_sis().await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sis-token"), SIS_TOKEN).unwrap();
+    let source = format!(
+        "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 5\nconcurrency = 3\n"
+    );
+    let cfg = scim_config_with_source(dir.path(), &source, &scim.base, TOKEN, "");
+    {
+        let mut s = sis.lock().unwrap();
+        s.delay = Some(std::time::Duration::from_millis(100));
+        s.max_limit = Some(4); // caps our page_size of 5
+    }
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+    assert_eq!(scim.users().len(), 42);
+    {
+        let mut s = sis.lock().unwrap();
+        assert_eq!(s.max_in_flight, 3);
+        let mut user_pages: Vec<String> = s
+            .requests
+            .iter()
+            .filter(|(e, _)| e == "users")
+            .map(|(_, q)| q.clone())
+            .collect();
+        user_pages.sort_by_key(|q| q.rsplit('=').next().unwrap().parse::<usize>().unwrap());
+        assert_eq!(user_pages.len(), 11, "43 records, 4 a page: {user_pages:?}");
+        assert_eq!(user_pages[0], "limit=5&offset=0");
+        assert_eq!(
+            user_pages[10], "limit=4&offset=40",
+            "as large as the first page"
+        );
+        s.max_limit = None;
+    }
+
+    // a page that comes back short of X-Total-Count fails the run
+    // (records removed while it was read)
+    scim.clear_requests();
+    sis.lock().unwrap().overcount = Some(("users", 5));
+    let err = sisync::sync::roster(
+        &cfg,
+        RosterOptions {
+            full: true,
+            ..RosterOptions::default()
+        },
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("offset=40") && msg.contains("3 records where 5 were expected"),
+        "{msg}"
+    );
+    assert_eq!(scim.requests().len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,4 +737,92 @@ async fn rate_limit_spaces_the_requests() {
         "{:?} < {min:?}",
         started.elapsed()
     );
+}
+
+/// Collects what every test of this binary logs from the moment it is first
+/// called: all crates (reqwest, hyper, oauth2 through `log` too), TRACE.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let w = buf.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || Sink(w.clone()))
+            .init();
+        buf
+    })
+    .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_logs_or_errors() {
+    let logs = captured_logs();
+    let (sis, sis_url) = start_sis().await;
+    let scim = FakeScim::start(true).await;
+    let mut errors = Vec::new();
+
+    // bearer: a 429, then a page that fails after its retry
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = rest_config(dir.path(), &sis_url, &scim.base);
+    sis.lock().unwrap().faults.extend(["429"]);
+    sync(&cfg, RosterOptions::default()).await;
+    sis.lock().unwrap().fail = Some(("users".into(), 7));
+    let full = RosterOptions {
+        full: true,
+        ..RosterOptions::default()
+    };
+    let err = sisync::sync::roster(&cfg, full, "user:test", &sisync::sync::Quiet)
+        .await
+        .unwrap_err();
+    errors.push(format!("{err:#} {err:?}"));
+
+    // OAuth2: tokens that stop working (401, new token), then a wrong secret
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oauth2_config(dir.path(), &sis_url, &scim.base, "page_size = 10\n");
+    {
+        let mut s = sis.lock().unwrap();
+        s.fail = None;
+        s.token_uses = Some(4);
+    }
+    let r = sync(&cfg, full).await;
+    assert_eq!(r.failed(), 0);
+    std::fs::write(dir.path().join("client-secret"), "wrong-secret").unwrap();
+    let err = sisync::sync::roster(&cfg, full, "user:test", &sisync::sync::Quiet)
+        .await
+        .unwrap_err();
+    errors.push(format!("{err:#} {err:?}"));
+
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(
+        logged.contains("retrying") && logged.contains("HTTP 429"),
+        "the logs were captured"
+    );
+    let s = sis.lock().unwrap();
+    assert!(s.unauthorized > 0 && s.token_requests > 1);
+    let mut secrets = vec![
+        SIS_TOKEN.to_string(),
+        TOKEN.to_string(),
+        "s3cret-value".to_string(),
+        "wrong-secret".to_string(),
+        CLIENT_BASIC.trim_start_matches("Basic ").to_string(),
+        "c2lzeW5jLWNsaWVudDp3cm9uZy1zZWNyZXQ=".to_string(),
+    ];
+    secrets.extend(s.valid_tokens.keys().cloned());
+    for text in errors.iter().chain([&logged]) {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{secret} in {text}");
+        }
+    }
 }

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use anyhow::{Result, anyhow};
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -27,8 +28,18 @@ pub struct OneRosterRest {
     version: OneRosterVersion,
     http: Http,
     page_size: usize,
+    concurrency: usize,
     role_map: BTreeMap<String, Role>,
     accommodations: AccommodationColumns,
+}
+
+/// One page of a collection.
+struct Page {
+    records: Vec<Value>,
+    /// `Link: <…>; rel="next"`, resolved against the page URL.
+    next: Option<String>,
+    /// `X-Total-Count`.
+    total: Option<usize>,
 }
 
 /// A non-empty string field.
@@ -81,8 +92,10 @@ impl OneRosterRest {
             base: cfg.base_url.trim_end_matches('/').to_string(),
             version: cfg.version,
             http: Http::with_tls(cfg.timeout, auth, cfg.max_retries, tls)?
-                .with_rate_limit(cfg.rate_limit),
+                .with_rate_limit(cfg.rate_limit)
+                .with_concurrency(cfg.concurrency),
             page_size: cfg.page_size,
+            concurrency: cfg.concurrency.max(1),
             role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),
         })
@@ -103,11 +116,17 @@ impl OneRosterRest {
         }
     }
 
-    fn page_url(&self, entity: &str, offset: usize, since: Option<&str>) -> Result<String> {
+    fn page_url(
+        &self,
+        entity: &str,
+        offset: usize,
+        limit: usize,
+        since: Option<&str>,
+    ) -> Result<String> {
         let mut u = url::Url::parse(&self.collection_url(entity))?;
         {
             let mut q = u.query_pairs_mut();
-            q.append_pair("limit", &self.page_size.to_string());
+            q.append_pair("limit", &limit.to_string());
             q.append_pair("offset", &offset.to_string());
             if let Some(t) = since {
                 q.append_pair("filter", &format!("dateLastModified>'{t}'"));
@@ -130,67 +149,126 @@ impl OneRosterRest {
         Ok((url, started.elapsed()))
     }
 
-    /// Every record of a collection, page by page.
+    /// One page of a collection: its records, the `Link: rel="next"` URL
+    /// and `X-Total-Count`, if the service sent them.
+    async fn page(&self, entity: &str, url: &str) -> Result<Page> {
+        let reply = self
+            .http
+            .send(Method::GET, url, None, "application/json", false)
+            .await
+            .map_err(|e| {
+                anyhow!("{e}; the read was stopped and nothing was sent to the platform. Check the SIS service and run again")
+            })?;
+        let mut v: Value = serde_json::from_slice(&reply.body).map_err(|e| {
+            anyhow!("GET {url}: the response is not valid JSON ({e}); it may have been cut off. Nothing was sent to the platform; run again")
+        })?;
+        let Some(Value::Array(records)) = v.get_mut(entity).map(Value::take) else {
+            return Err(anyhow!(
+                "GET {url}: the response has no `{entity}` array; is source.base_url a OneRoster {} service?",
+                self.version_name()
+            ));
+        };
+        let next = reply
+            .headers
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .flat_map(|h| h.split(','))
+            .find(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
+            .and_then(|part| {
+                let start = part.find('<')? + 1;
+                let end = part.find('>')?;
+                Some(part[start..end].to_string())
+            })
+            .map(|next| url::Url::parse(url)?.join(&next).map(String::from))
+            .transpose()?;
+        let total = reply
+            .headers
+            .get("x-total-count")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|t| t.trim().parse::<usize>().ok());
+        Ok(Page {
+            records,
+            next,
+            total,
+        })
+    }
+
+    /// Every record of a collection, page by page, in order. When the
+    /// first page gives `X-Total-Count` and no `Link: rel="next"`, the
+    /// other pages are fetched `concurrency` at a time, each as large as
+    /// the first; each must then hold exactly its share of the total, or the
+    /// read fails (the collection moved under the offsets, and a record may
+    /// have been skipped or read twice).
     async fn fetch_all(
         &self,
         entity: &str,
         since: Option<&str>,
         mut each: impl FnMut(&Value, &str),
     ) -> Result<()> {
-        let mut offset = 0usize;
-        let mut url = self.page_url(entity, 0, since)?;
-        loop {
-            let reply = self
-                .http
-                .send(Method::GET, &url, None, "application/json", false)
-                .await
-                .map_err(|e| {
-                    anyhow!("{e}; the read was stopped and nothing was sent to the platform. Check the SIS service and run again")
-                })?;
-            let v: Value = serde_json::from_slice(&reply.body).map_err(|e| {
-                anyhow!("GET {url}: the response is not valid JSON ({e}); it may have been cut off. Nothing was sent to the platform; run again")
-            })?;
-            let Some(records) = v.get(entity).and_then(Value::as_array) else {
-                return Err(anyhow!(
-                    "GET {url}: the response has no `{entity}` array; is source.base_url a OneRoster {} service?",
-                    match self.version {
-                        OneRosterVersion::V1_2 => "1.2",
-                        OneRosterVersion::V1_1 => "1.1",
-                    }
-                ));
-            };
-            for rec in records {
+        let mut url = self.page_url(entity, 0, self.page_size, since)?;
+        let first = self.page(entity, &url).await?;
+        let step = first.records.len();
+        if let (None, Some(total), true) = (&first.next, first.total, self.concurrency > 1) {
+            for rec in &first.records {
                 each(rec, &url);
             }
-            let n = records.len();
+            if step == 0 {
+                return Ok(());
+            }
+            let mut pages = futures::stream::iter((step..total).step_by(step))
+                .map(|offset| async move {
+                    // the first page's size: the service may cap `limit`
+                    let url = self.page_url(entity, offset, step, since)?;
+                    let page = self.page(entity, &url).await?;
+                    let want = step.min(total - offset);
+                    if page.records.len() != want {
+                        return Err(anyhow!(
+                            "GET {url}: {} records where {want} were expected (X-Total-Count {total}); the collection changed during the read. Nothing was sent to the platform; run again",
+                            page.records.len()
+                        ));
+                    }
+                    Ok((url, page))
+                })
+                .buffered(self.concurrency);
+            while let Some(page) = pages.next().await {
+                let (url, page) = page?;
+                for rec in &page.records {
+                    each(rec, &url);
+                }
+            }
+            return Ok(());
+        }
+        let mut offset = 0usize;
+        let mut page = first;
+        loop {
+            for rec in &page.records {
+                each(rec, &url);
+            }
+            let n = page.records.len();
             offset += n;
-            let next_link = reply
-                .headers
-                .get_all(reqwest::header::LINK)
-                .iter()
-                .filter_map(|h| h.to_str().ok())
-                .flat_map(|h| h.split(','))
-                .find(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
-                .and_then(|part| {
-                    let start = part.find('<')? + 1;
-                    let end = part.find('>')?;
-                    Some(part[start..end].to_string())
-                });
-            let total = reply
-                .headers
-                .get("x-total-count")
-                .and_then(|h| h.to_str().ok())
-                .and_then(|t| t.trim().parse::<usize>().ok());
-            url = match (next_link, total) {
+            url = match (page.next, page.total) {
                 _ if n == 0 => break,
-                (Some(next), _) => url::Url::parse(&url)?.join(&next)?.to_string(),
-                (None, Some(t)) if offset < t => self.page_url(entity, offset, since)?,
+                (Some(next), _) => next,
+                (None, Some(t)) if offset < t => {
+                    self.page_url(entity, offset, self.page_size, since)?
+                }
                 (None, Some(_)) => break,
-                (None, None) if n >= self.page_size => self.page_url(entity, offset, since)?,
+                (None, None) if n >= self.page_size => {
+                    self.page_url(entity, offset, self.page_size, since)?
+                }
                 (None, None) => break,
             };
+            page = self.page(entity, &url).await?;
         }
         Ok(())
+    }
+
+    fn version_name(&self) -> &'static str {
+        match self.version {
+            OneRosterVersion::V1_2 => "1.2",
+            OneRosterVersion::V1_1 => "1.1",
+        }
     }
 
     /// Read the roster; `since` (RFC 3339) asks only for changes.
@@ -200,10 +278,7 @@ impl OneRosterRest {
         } else {
             Completeness::Bulk
         };
-        let version = match self.version {
-            OneRosterVersion::V1_2 => "1.2",
-            OneRosterVersion::V1_1 => "1.1",
-        };
+        let version = self.version_name();
         let mut roster = Roster {
             format: match since {
                 Some(t) => format!("OneRoster {version} REST, changes since {t}"),

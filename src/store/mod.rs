@@ -322,34 +322,45 @@ impl Store {
     /// Where an incremental roster pull starts: five minutes before the
     /// start of the last successful run (an overlap against clock skew
     /// between this host and the SIS; records fetched twice plan as
-    /// unchanged), unless no successful full run happened within
-    /// `full_every` (then None: pull everything). Runs with failed records
-    /// do not count, so what failed is fetched again.
+    /// unchanged), or None (pull everything) when no full pull was
+    /// completed within `full_every`.
+    ///
+    /// A full run counts when its pull was complete: outcome `ok`, or
+    /// `partial` (some platform writes failed). Otherwise one record the
+    /// platform keeps refusing would make every run a full pull. The
+    /// starting point is the last `ok` run, so a record that failed in an
+    /// incremental run is fetched again, but never before the last counted
+    /// full run, which fetched everything; what failed in a full run is
+    /// retried by the next full pull.
     pub fn incremental_since(&self, full_every: std::time::Duration) -> Result<Option<String>> {
-        let last = |full_only: bool| -> Result<Option<String>> {
-            Ok(self
+        let last = |full_only: bool,
+                    outcomes: &str|
+         -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+            let at: Option<String> = self
                 .conn
                 .query_row(
-                    "SELECT started_at FROM runs WHERE kind = 'roster' AND outcome = 'ok'
-                     AND (full = 1 OR ?1 = 0) ORDER BY id DESC LIMIT 1",
+                    &format!(
+                        "SELECT started_at FROM runs WHERE kind = 'roster' AND outcome IN ({outcomes})
+                         AND (full = 1 OR ?1 = 0) ORDER BY id DESC LIMIT 1"
+                    ),
                     [full_only],
                     |r| r.get(0),
                 )
-                .optional()?)
+                .optional()?;
+            at.map(|t| Ok(chrono::DateTime::parse_from_rfc3339(&t)?.with_timezone(&chrono::Utc)))
+                .transpose()
         };
-        let Some(last_full) = last(true)? else {
+        let Some(last_full) = last(true, "'ok', 'partial'")? else {
             return Ok(None);
         };
-        let full_at = chrono::DateTime::parse_from_rfc3339(&last_full)?;
-        let age = chrono::Utc::now().signed_duration_since(full_at);
+        let age = chrono::Utc::now().signed_duration_since(last_full);
         if age.to_std().unwrap_or_default() >= full_every {
             return Ok(None);
         }
-        let Some(since) = last(false)? else {
-            return Ok(None);
-        };
-        let since = chrono::DateTime::parse_from_rfc3339(&since)?.with_timezone(&chrono::Utc)
-            - chrono::Duration::minutes(5);
+        let since = match last(false, "'ok'")? {
+            Some(ok) => ok.max(last_full),
+            None => last_full,
+        } - chrono::Duration::minutes(5);
         Ok(Some(since.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
     }
 
@@ -576,6 +587,32 @@ mod tests {
             s.incremental_since(std::time::Duration::ZERO).unwrap(),
             None,
             "full_every elapsed: full pull"
+        );
+
+        // a full pull whose platform writes partly failed still counts as
+        // a full pull, and incremental pulls start from it
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let partial_full = s.begin_run("roster", "t", true).unwrap();
+        s.finish_run(partial_full, "partial", &serde_json::json!({}), None)
+            .unwrap();
+        let failed = s.begin_run("roster", "t", true).unwrap();
+        s.finish_run(failed, "failed", &serde_json::json!({}), None)
+            .unwrap();
+        let started: String = s
+            .conn
+            .query_row(
+                "SELECT started_at FROM runs WHERE id = ?1",
+                [partial_full],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let since = s.incremental_since(day).unwrap().unwrap();
+        let gap = chrono::DateTime::parse_from_rfc3339(&started).unwrap()
+            - chrono::DateTime::parse_from_rfc3339(&since).unwrap();
+        assert_eq!(
+            gap,
+            chrono::Duration::minutes(5),
+            "from the partial full run"
         );
     }
 
