@@ -85,6 +85,38 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO audit_head VALUES (1, 1, '0000000000000000000000000000000000000000000000000000000000000000', 0,
                                    '0000000000000000000000000000000000000000000000000000000000000000');
     "#,
+    // 2: the results outbox. A result is stored here before anything is
+    // pushed; `key` is its idempotency key (platform session id + test
+    // identifier, or a hash of the normalised result when the platform
+    // gives no session id). Score values are kept here (they must be
+    // pushed) but never in the audit log.
+    r#"
+    CREATE TABLE results (
+        key          TEXT PRIMARY KEY,
+        candidate    TEXT NOT NULL,
+        person_id    TEXT,
+        line_item    TEXT NOT NULL,
+        session_id   TEXT,
+        score        REAL,
+        max_score    REAL,
+        passed       INTEGER,
+        grade        TEXT,
+        taken_at     TEXT,
+        origin       TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('pending', 'pushed', 'failed', 'parked')),
+        reason       TEXT,
+        value_hash   TEXT NOT NULL,
+        pushed_hash  TEXT,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        first_seen   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        next_try_at  TEXT,
+        pushed_at    TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX results_state ON results (state, first_seen);
+    CREATE INDEX results_person ON results (person_id);
+    CREATE INDEX results_line_item ON results (line_item);
+    "#,
 ];
 
 /// What the store knows about one record on the platform.
