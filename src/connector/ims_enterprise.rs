@@ -81,7 +81,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
@@ -90,12 +90,10 @@ use quick_xml::events::{BytesStart, Event};
 
 use crate::config::{ImsAccommodationElements, ImsEnterpriseSource};
 use crate::connector::oneroster_csv::parse_accommodation_values;
+use crate::connector::xml_input::{Counting, count_newlines, doctype_refused, push_ref};
 use crate::model::{
     Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
-
-/// Largest single XML token (tag, text run, DOCTYPE) accepted.
-const MAX_TOKEN: u64 = 16 << 20;
 
 /// Group types that are organisations, not classes (lowercase).
 const ORG_TYPES: &[&str] = &[
@@ -304,46 +302,6 @@ enum Item {
 // ---------------------------------------------------------------------------
 // Input with line counting and a bound on a single token.
 
-struct Counting<R> {
-    inner: BufReader<R>,
-    /// Newlines consumed so far.
-    newlines: u64,
-    /// Bytes consumed since the last event was handed out.
-    since_event: u64,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.newlines += count_newlines(&buf[..n]);
-        self.since_event += n as u64;
-        Ok(n)
-    }
-}
-
-impl<R: Read> BufRead for Counting<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.since_event > MAX_TOKEN {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "a single XML token is larger than 16 MiB; this is not an IMS Enterprise roster",
-            ));
-        }
-        self.inner.fill_buf()
-    }
-
-    fn consume(&mut self, amt: usize) {
-        let buf = self.inner.buffer();
-        self.newlines += count_newlines(&buf[..amt.min(buf.len())]);
-        self.since_event += amt as u64;
-        self.inner.consume(amt);
-    }
-}
-
-fn count_newlines(b: &[u8]) -> u64 {
-    b.iter().filter(|&&c| c == b'\n').count() as u64
-}
-
 /// 1-based line of a byte offset, by reading the file again (error path only).
 fn line_at(path: &Path, offset: u64) -> u64 {
     let Ok(f) = File::open(path) else { return 0 };
@@ -448,11 +406,7 @@ impl Parser {
                 path.display()
             )
         })?;
-        let counting = Counting {
-            inner: BufReader::with_capacity(256 << 10, f),
-            newlines: 0,
-            since_event: 0,
-        };
+        let counting = Counting::new(f, 256 << 10);
         let mut reader = Reader::from_reader(counting);
         let c = reader.config_mut();
         c.check_end_names = true;
@@ -501,9 +455,7 @@ impl Parser {
         // name of the extension child being read (person/extension/*)
         let mut ext_name = String::new();
         loop {
-            let counting = self.reader.get_mut();
-            counting.since_event = 0;
-            self.event_line = counting.newlines + 1;
+            self.event_line = self.reader.get_mut().next_event();
             let ev = match self.reader.read_event_into(&mut buf) {
                 Ok(ev) => ev,
                 Err(e) => return Err(self.xml_error(e)),
@@ -591,35 +543,13 @@ impl Parser {
                     text.push_str(&s);
                 }
                 Event::GeneralRef(r) => {
-                    if r.is_char_ref() {
-                        match r.resolve_char_ref() {
-                            Ok(Some(c)) => text.push(c),
-                            _ => {
-                                return Err(self.fatal(format!(
-                                    "bad character reference &{};; fix or re-export the file",
-                                    String::from_utf8_lossy(&r)
-                                )));
-                            }
-                        }
-                    } else {
-                        match &*r {
-                            b"lt" => text.push('<'),
-                            b"gt" => text.push('>'),
-                            b"amp" => text.push('&'),
-                            b"apos" => text.push('\''),
-                            b"quot" => text.push('"'),
-                            other => {
-                                return Err(self.fatal(format!(
-                                    "unknown entity reference &{};: sisync never expands entities (no DTD); export the roster without custom entities",
-                                    String::from_utf8_lossy(other)
-                                )));
-                            }
-                        }
+                    if let Err(what) = push_ref(&mut text, &r) {
+                        return Err(self.fatal(what));
                     }
                 }
                 Event::DocType(d) => {
                     let d: &[u8] = &d;
-                    if d.contains(&b'[') || contains(d, b"ENTITY") {
+                    if doctype_refused(d) {
                         return Err(self.fatal(
                             "DOCTYPE with an internal DTD subset or <!ENTITY> declaration is refused (sisync never expands entities); export the roster without a DTD",
                         ));
@@ -750,10 +680,6 @@ impl Parser {
         }
         Ok(())
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 fn take(cur: &mut Current) -> Option<Item> {

@@ -7,6 +7,7 @@ pub mod ims_enterprise;
 pub mod oneroster_csv;
 pub mod oneroster_rest;
 pub mod scim;
+pub(crate) mod xml_input;
 
 use crate::privacy::policy::{PlatformGroup, PlatformUser};
 
