@@ -96,6 +96,7 @@ const MIGRATIONS: &[&str] = &[
         candidate    TEXT NOT NULL,
         person_id    TEXT,
         line_item    TEXT NOT NULL,
+        class_id     TEXT,
         session_id   TEXT,
         score        REAL,
         max_score    REAL,
@@ -116,6 +117,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX results_state ON results (state, first_seen);
     CREATE INDEX results_person ON results (person_id);
     CREATE INDEX results_line_item ON results (line_item);
+    -- result documents already read (file or URL + SHA-256 of its bytes),
+    -- so an unchanged document is not parsed again
+    CREATE TABLE result_documents (
+        origin  TEXT NOT NULL,
+        sha256  TEXT NOT NULL,
+        read_at TEXT NOT NULL,
+        results INTEGER NOT NULL,
+        PRIMARY KEY (origin, sha256)
+    ) WITHOUT ROWID;
     "#,
 ];
 
