@@ -165,3 +165,25 @@ pub struct Roster {
     /// Human description of the source version ("OneRoster 1.2 CSV").
     pub format: String,
 }
+
+/// One exam result as the platform reported it, before it is matched to a
+/// person of the roster.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExamResult {
+    /// The candidate as the platform names them: the SIS sourcedId or the
+    /// platform's own id.
+    pub candidate: String,
+    /// The exam (test identifier); it becomes the SIS line item.
+    pub exam: String,
+    /// The platform's session (attempt) id, when it gives one.
+    pub session_id: Option<String>,
+    pub score: Option<f64>,
+    pub max_score: Option<f64>,
+    pub passed: Option<bool>,
+    /// A grade-like outcome (e.g. a Dutch 1–10 mark as text).
+    pub grade: Option<String>,
+    /// When the result was recorded (RFC 3339 as given).
+    pub taken_at: Option<String>,
+    /// Where it was read: `file:line` or URL.
+    pub origin: String,
+}

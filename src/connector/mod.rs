@@ -6,6 +6,7 @@ pub mod csv_files;
 pub mod ims_enterprise;
 pub mod oneroster_csv;
 pub mod oneroster_rest;
+pub mod qti_results;
 pub mod scim;
 pub(crate) mod xml_input;
 

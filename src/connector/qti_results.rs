@@ -1,0 +1,430 @@
+//! IMS QTI Results Reporting XML, versions 2.1
+//! (`http://www.imsglobal.org/xsd/imsqti_result_v2p1`) and 3.0
+//! (`http://www.imsglobal.org/xsd/imsqti_result_v3p0`).
+//!
+//! # Reading
+//! A document is streamed with quick-xml; memory does not grow with the
+//! file. Every `assessmentResult` element, at any depth (a single result as
+//! the root, or many under a wrapper element), gives one result per
+//! `testResult`:
+//! - candidate: `context/@sourcedId`;
+//! - session: the first `context/sessionIdentifier/@identifier`;
+//! - exam: `testResult/@identifier`; date: `testResult/@datestamp`;
+//! - outcomes of the test (not of items): `SCORE`, `MAXSCORE`, `PASSED`,
+//!   and the first of the configured grade outcomes (default `GRADE`).
+//!
+//! Names match by local name under a QTI results namespace (any prefix), or
+//! without a namespace. An `assessmentResult` in another namespace, a
+//! result without candidate or exam id, or a test result with none of
+//! SCORE, PASSED or a grade is reported (file:line) and skipped; the rest of
+//! the document is still read. A document that is not well-formed fails as
+//! a whole. DTDs and custom entities are refused (see
+//! [`super::xml_input`]).
+
+use std::io::Read;
+
+use anyhow::{Result, anyhow};
+use quick_xml::NsReader;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+
+use crate::connector::xml_input::{Counting, doctype_refused, push_ref};
+use crate::model::{ExamResult, SourceIssue};
+
+pub const NS_V2P1: &[u8] = b"http://www.imsglobal.org/xsd/imsqti_result_v2p1";
+pub const NS_V3P0: &[u8] = b"http://www.imsglobal.org/xsd/imsqti_result_v3p0";
+
+/// How outcomes are read.
+#[derive(Debug, Clone)]
+pub struct QtiOptions {
+    /// Outcome identifiers that carry a grade, first match wins.
+    pub grade_outcomes: Vec<String>,
+}
+
+impl Default for QtiOptions {
+    fn default() -> Self {
+        QtiOptions {
+            grade_outcomes: vec!["GRADE".into()],
+        }
+    }
+}
+
+/// What reading one document found besides the results.
+#[derive(Debug, Default)]
+pub struct ReadReport {
+    pub results: usize,
+    pub issues: Vec<SourceIssue>,
+    /// `2.1`, `3.0` or `unqualified` per namespace seen.
+    pub versions: Vec<&'static str>,
+}
+
+#[derive(Default)]
+struct Assessment {
+    line: u64,
+    candidate: Option<String>,
+    session: Option<String>,
+    skip: bool,
+}
+
+#[derive(Default)]
+struct Test {
+    line: u64,
+    exam: Option<String>,
+    datestamp: Option<String>,
+    score: Option<String>,
+    max_score: Option<String>,
+    passed: Option<String>,
+    grade: Option<(usize, String)>,
+}
+
+/// The outcome variable being read: which slot its first value goes to.
+enum Slot {
+    Score,
+    MaxScore,
+    Passed,
+    Grade(usize),
+    Ignored,
+}
+
+/// Stream one QTI results document named `name` (for messages), calling
+/// `each` with every result. An error from `each` stops the read.
+pub fn read<R: Read>(
+    input: R,
+    name: &str,
+    opts: &QtiOptions,
+    each: &mut dyn FnMut(ExamResult) -> Result<()>,
+) -> Result<ReadReport> {
+    let mut reader = NsReader::from_reader(Counting::new(input, 64 << 10));
+    let c = reader.config_mut();
+    c.check_end_names = true;
+    c.expand_empty_elements = true;
+    let mut report = ReadReport::default();
+    let mut buf = Vec::with_capacity(8 << 10);
+    // element depth, and the depth of the current assessmentResult
+    let mut depth = 0usize;
+    let mut assessment: Option<(usize, Assessment)> = None;
+    let mut test: Option<(usize, Test)> = None;
+    let mut slot: Option<(usize, Slot)> = None;
+    let mut in_value = false;
+    let mut value_seen = false;
+    let mut text = String::new();
+    let mut seen_root = false;
+    loop {
+        let line = reader.get_mut().next_event();
+        let fatal = |what: String| anyhow!("{name}:{line}: {what}");
+        let (ns, ev) = match reader.read_resolved_event_into(&mut buf) {
+            Ok(x) => x,
+            Err(e) => {
+                return Err(fatal(format!(
+                    "XML is not well-formed ({e}); fix or export the file again"
+                )));
+            }
+        };
+        match ev {
+            Event::Start(e) => {
+                seen_root = true;
+                depth += 1;
+                let local = e.local_name();
+                let local = local.as_ref();
+                let qti_ns = match &ns {
+                    ResolveResult::Bound(n) if n.as_ref() == NS_V2P1 => Some("2.1"),
+                    ResolveResult::Bound(n) if n.as_ref() == NS_V3P0 => Some("3.0"),
+                    ResolveResult::Unbound => Some("unqualified"),
+                    _ => None,
+                };
+                if local == b"assessmentResult" && assessment.is_none() {
+                    let mut a = Assessment {
+                        line,
+                        ..Default::default()
+                    };
+                    match qti_ns {
+                        Some(v) => {
+                            if !report.versions.contains(&v) {
+                                report.versions.push(v);
+                            }
+                        }
+                        None => {
+                            a.skip = true;
+                            report.issues.push(issue(
+                                name,
+                                line,
+                                None,
+                                "<assessmentResult> is not in the QTI 2.1 or 3.0 results namespace; skipped",
+                            ));
+                        }
+                    }
+                    assessment = Some((depth, a));
+                } else if let Some((adepth, a)) = assessment.as_mut() {
+                    if a.skip {
+                    } else if local == b"context" && depth == *adepth + 1 {
+                        a.candidate = attr(&e, b"sourcedId").map_err(&fatal)?;
+                    } else if local == b"sessionIdentifier" && depth == *adepth + 2 {
+                        if a.session.is_none() {
+                            a.session = attr(&e, b"identifier").map_err(&fatal)?;
+                        }
+                    } else if local == b"testResult" && depth == *adepth + 1 {
+                        test = Some((
+                            depth,
+                            Test {
+                                line,
+                                exam: attr(&e, b"identifier").map_err(&fatal)?,
+                                datestamp: attr(&e, b"datestamp").map_err(&fatal)?,
+                                ..Default::default()
+                            },
+                        ));
+                    } else if local == b"outcomeVariable" {
+                        if let Some((tdepth, _)) = &test {
+                            if depth == tdepth + 1 {
+                                let id = attr(&e, b"identifier").map_err(&fatal)?;
+                                let s = match id.as_deref() {
+                                    Some("SCORE") => Slot::Score,
+                                    Some("MAXSCORE") => Slot::MaxScore,
+                                    Some("PASSED") => Slot::Passed,
+                                    Some(other) => {
+                                        match opts.grade_outcomes.iter().position(|g| g == other) {
+                                            Some(i) => Slot::Grade(i),
+                                            None => Slot::Ignored,
+                                        }
+                                    }
+                                    None => Slot::Ignored,
+                                };
+                                slot = Some((depth, s));
+                                value_seen = false;
+                            }
+                        }
+                    } else if local == b"value" {
+                        if let Some((sdepth, _)) = &slot {
+                            if depth == sdepth + 1 && !value_seen {
+                                in_value = true;
+                                text.clear();
+                            }
+                        }
+                    }
+                }
+            }
+            Event::End(_) => {
+                if in_value {
+                    in_value = false;
+                    value_seen = true;
+                    if let (Some((_, s)), Some((_, t))) = (&slot, test.as_mut()) {
+                        let v = text.trim().to_string();
+                        match s {
+                            Slot::Score => t.score = Some(v),
+                            Slot::MaxScore => t.max_score = Some(v),
+                            Slot::Passed => t.passed = Some(v),
+                            Slot::Grade(i) => {
+                                if t.grade.as_ref().is_none_or(|(j, _)| i < j) {
+                                    t.grade = Some((*i, v));
+                                }
+                            }
+                            Slot::Ignored => {}
+                        }
+                    }
+                }
+                if slot.as_ref().is_some_and(|(d, _)| *d == depth) {
+                    slot = None;
+                }
+                if test.as_ref().is_some_and(|(d, _)| *d == depth) {
+                    let (_, t) = test.take().expect("checked");
+                    let a = &assessment.as_ref().expect("a test is inside one").1;
+                    if let Some(r) = finish(name, a, t, &mut report) {
+                        report.results += 1;
+                        each(r)?;
+                    }
+                }
+                if assessment.as_ref().is_some_and(|(d, _)| *d == depth) {
+                    assessment = None;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::Text(t) => {
+                if in_value {
+                    let s = t.decode().map_err(|_| {
+                        fatal("text is not valid UTF-8; export the file as UTF-8".into())
+                    })?;
+                    text.push_str(&s);
+                } else if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) {
+                    return Err(fatal(
+                        "text outside the root element; fix or export the file again".into(),
+                    ));
+                }
+            }
+            Event::CData(t) => {
+                if in_value {
+                    let s = t.decode().map_err(|_| {
+                        fatal("text is not valid UTF-8; export the file as UTF-8".into())
+                    })?;
+                    text.push_str(&s);
+                }
+            }
+            Event::GeneralRef(r) => {
+                let mut scratch = String::new();
+                push_ref(if in_value { &mut text } else { &mut scratch }, &r).map_err(&fatal)?;
+            }
+            Event::DocType(d) => {
+                if doctype_refused(&d) {
+                    return Err(fatal(
+                        "DOCTYPE with an internal DTD subset or <!ENTITY> declaration is refused (sisync never expands entities); export the results without a DTD".into(),
+                    ));
+                }
+            }
+            Event::Decl(d) => {
+                if let Some(Ok(enc)) = d.encoding() {
+                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
+                    if enc != "utf-8" && enc != "utf8" {
+                        return Err(fatal(format!(
+                            "encoding {enc:?} is not supported; export the file as UTF-8"
+                        )));
+                    }
+                }
+            }
+            Event::Empty(_) | Event::Comment(_) | Event::PI(_) => {}
+            Event::Eof => {
+                if !seen_root {
+                    return Err(fatal(
+                        "the document is empty; it is not a QTI results document".into(),
+                    ));
+                }
+                if depth > 0 {
+                    return Err(fatal(
+                        "the document ends inside an element; the file is truncated, export it again"
+                            .into(),
+                    ));
+                }
+                return Ok(report);
+            }
+        }
+        buf.clear();
+    }
+}
+
+fn issue(name: &str, line: u64, id: Option<&str>, reason: impl Into<String>) -> SourceIssue {
+    SourceIssue {
+        location: format!("{name}:{line}"),
+        record_id: id.map(String::from),
+        reason: reason.into(),
+    }
+}
+
+/// Attribute by local name, unescaped with the predefined entities only.
+fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
+    for a in e.attributes() {
+        let a = a.map_err(|err| format!("bad attribute ({err}); fix or export the file again"))?;
+        if a.key.local_name().as_ref() == want {
+            let v = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|err| {
+                    format!(
+                        "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
+                        String::from_utf8_lossy(want)
+                    )
+                })?;
+            let v = v.trim();
+            return Ok((!v.is_empty()).then(|| v.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+/// A number as QTI writes it; a decimal comma is accepted too.
+fn number(s: &str) -> Option<f64> {
+    let v: f64 = s.trim().replace(',', ".").parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+fn boolean(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Option<ExamResult> {
+    let Some(candidate) = a.candidate.clone() else {
+        report.issues.push(issue(
+            name,
+            a.line,
+            None,
+            "<context> has no sourcedId: the candidate is unknown; result skipped",
+        ));
+        return None;
+    };
+    let Some(exam) = t.exam else {
+        report.issues.push(issue(
+            name,
+            t.line,
+            Some(&candidate),
+            "<testResult> has no identifier: the exam is unknown; result skipped",
+        ));
+        return None;
+    };
+    let bad = |report: &mut ReadReport, what: &str, v: &str| {
+        report.issues.push(issue(
+            name,
+            t.line,
+            Some(&candidate),
+            format!("{what} {v:?} is not valid; left out of the result"),
+        ));
+    };
+    let score = t.score.as_deref().and_then(|v| {
+        let n = number(v);
+        if n.is_none() {
+            bad(report, "SCORE", v);
+        }
+        n
+    });
+    let max_score = t.max_score.as_deref().and_then(|v| {
+        let n = number(v);
+        if n.is_none() {
+            bad(report, "MAXSCORE", v);
+        }
+        n
+    });
+    let passed = t.passed.as_deref().and_then(|v| {
+        let b = boolean(v);
+        if b.is_none() {
+            bad(report, "PASSED", v);
+        }
+        b
+    });
+    let grade = t.grade.map(|(_, g)| g).filter(|g| !g.is_empty());
+    if score.is_none() && passed.is_none() && grade.is_none() {
+        report.issues.push(issue(
+            name,
+            t.line,
+            Some(&candidate),
+            format!(
+                "test result {exam} has no SCORE, PASSED or grade outcome; result skipped (check the platform's export settings)"
+            ),
+        ));
+        return None;
+    }
+    let taken_at = t.datestamp.filter(|d| {
+        let ok = chrono::DateTime::parse_from_rfc3339(d).is_ok()
+            || chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%dT%H:%M:%S%.f").is_ok();
+        if !ok {
+            report.issues.push(issue(
+                name,
+                t.line,
+                Some(&candidate),
+                format!("datestamp {d:?} is not an xs:dateTime; result kept without a date"),
+            ));
+        }
+        ok
+    });
+    Some(ExamResult {
+        candidate,
+        exam,
+        session_id: a.session.clone(),
+        score,
+        max_score,
+        passed,
+        grade,
+        taken_at,
+        origin: format!("{name}:{}", t.line),
+    })
+}
+
+#[cfg(test)]
+mod tests;
