@@ -3,6 +3,7 @@
 //! They know nothing of planning, state or audit.
 
 pub mod csv_files;
+pub mod csv_results;
 pub mod ims_enterprise;
 pub mod oneroster_csv;
 pub mod oneroster_rest;
