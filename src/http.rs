@@ -25,6 +25,10 @@ pub struct HttpError {
     /// Seconds the server asked us to wait.
     #[source]
     pub retry_after: Option<RetryAfter>,
+    /// What the server said about a refused request (its error
+    /// description, at most 300 characters). May name a record, so it goes
+    /// to local state for the admin, never into logs or the audit log.
+    pub server_message: Option<String>,
     retryable: bool,
 }
 
@@ -119,6 +123,7 @@ impl OAuth2 {
             status: None,
             reason,
             retry_after: None,
+            server_message: None,
             retryable: false,
         };
         let url = TokenUrl::new(self.token_url.clone())
@@ -368,6 +373,7 @@ impl Http {
                 status,
                 reason,
                 retry_after: ra.map(RetryAfter),
+                server_message: None,
                 retryable,
             }
         };
@@ -431,7 +437,9 @@ impl Http {
             reason.push_str(&format!(": {hint}"));
         }
         tracing::debug!(url, code, body = %String::from_utf8_lossy(&body[..body.len().min(500)]), "error response");
-        Err(err(Some(code), reason, retryable, retry_after))
+        let mut e = err(Some(code), reason, retryable, retry_after);
+        e.server_message = server_message(&body);
+        Err(e)
     }
 }
 
@@ -448,6 +456,41 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 fn scim_type(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     v.get("scimType")?.as_str().map(String::from)
+}
+
+/// The error description in a JSON error body (OneRoster `imsx_description`,
+/// SCIM `detail`, OAuth2 `error_description`, or a `message`), else the
+/// first line of a text body.
+fn server_message(body: &[u8]) -> Option<String> {
+    fn find(v: &serde_json::Value) -> Option<String> {
+        const KEYS: [&str; 5] = [
+            "imsx_description",
+            "detail",
+            "error_description",
+            "message",
+            "error",
+        ];
+        match v {
+            serde_json::Value::Object(m) => KEYS
+                .iter()
+                .find_map(|k| m.get(*k).and_then(|x| x.as_str()).map(String::from))
+                .or_else(|| m.values().find_map(find)),
+            serde_json::Value::Array(a) => a.iter().find_map(find),
+            _ => None,
+        }
+    }
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => find(&v)?,
+        Err(_) => {
+            let t = std::str::from_utf8(body).ok()?.trim();
+            if t.starts_with('<') {
+                return None; // an HTML error page says nothing useful
+            }
+            t.lines().next()?.to_string()
+        }
+    };
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.chars().take(300).collect())
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

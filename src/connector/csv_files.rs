@@ -101,8 +101,41 @@ impl CsvDrop {
     }
 }
 
+/// Write `files` into `dir/name/` atomically: into a hidden temporary
+/// folder first, each file and the folder fsynced, then renamed into place.
+/// On error: the path, what failed, and the I/O error.
+pub(crate) fn write_folder(
+    dir: &Path,
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+) -> Result<PathBuf, (PathBuf, &'static str, std::io::Error)> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let dest = dir.join(name);
+    if tmp.exists() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    fs::create_dir(&tmp).map_err(|e| (tmp.clone(), "create a temporary folder", e))?;
+    for (file, bytes) in files {
+        let p = tmp.join(file);
+        let mut f = File::create(&p).map_err(|e| (p.clone(), "write", e))?;
+        f.write_all(bytes).map_err(|e| (p.clone(), "write", e))?;
+        f.sync_all().map_err(|e| (p.clone(), "fsync", e))?;
+    }
+    File::open(&tmp)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| (tmp.clone(), "fsync", e))?;
+    fs::rename(&tmp, &dest).map_err(|e| (dest.clone(), "rename into place", e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| (dir.to_path_buf(), "fsync", e))?;
+    Ok(dest)
+}
+
 /// Serialise rows to CSV bytes, returning each row's hash by key column 0.
-fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> Result<(Vec<u8>, Vec<String>), csv::Error> {
+pub(crate) fn csv_bytes(
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> Result<(Vec<u8>, Vec<String>), csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header)?;
     let mut hashes = Vec::with_capacity(rows.len());
@@ -125,11 +158,6 @@ impl FileSink for CsvDrop {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         let name = format!("sisync-{stamp}-run{run_id}");
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let dest = self.dir.join(&name);
-        if tmp.exists() {
-            let _ = fs::remove_dir_all(&tmp);
-        }
-        fs::create_dir(&tmp).map_err(|e| self.err(&tmp, "create a temporary folder", e))?;
 
         let mut row_hashes = HashMap::new();
         let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
@@ -179,19 +207,8 @@ impl FileSink for CsvDrop {
             files.push(("memberships.csv", bytes));
         }
 
-        for (file, bytes) in &files {
-            let p = tmp.join(file);
-            let mut f = File::create(&p).map_err(|e| self.err(&p, "write", e))?;
-            f.write_all(bytes).map_err(|e| self.err(&p, "write", e))?;
-            f.sync_all().map_err(|e| self.err(&p, "fsync", e))?;
-        }
-        File::open(&tmp)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.err(&tmp, "fsync", e))?;
-        fs::rename(&tmp, &dest).map_err(|e| self.err(&dest, "rename into place", e))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.err(&self.dir, "fsync", e))?;
+        let dest =
+            write_folder(&self.dir, &name, &files).map_err(|(p, what, e)| self.err(&p, what, e))?;
         Ok(Delivery {
             folder: dest,
             row_hashes,

@@ -4,6 +4,8 @@
 
 pub mod csv_files;
 pub mod csv_results;
+pub mod gradebook_csv;
+pub mod gradebook_rest;
 pub mod ims_enterprise;
 pub mod oneroster_csv;
 pub mod oneroster_rest;
@@ -89,4 +91,70 @@ pub struct Delivery {
     pub folder: std::path::PathBuf,
     /// (file, externalId) → SHA-256 of the CSV row written for it.
     pub row_hashes: std::collections::HashMap<(String, String), String>,
+}
+
+/// A line item (one exam for one class) as the SIS gradebook gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineItem {
+    /// Deterministic sourcedId (see `sync::results`).
+    pub sourced_id: String,
+    /// The exam id on the platform.
+    pub title: String,
+    pub class_id: String,
+    /// Highest score seen for the exam, when the platform gives one.
+    pub max_score: Option<f64>,
+    /// Date of the first result (YYYY-MM-DD), used as assign/due date.
+    pub date: String,
+}
+
+/// One result as the SIS gradebook gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradebookResult {
+    /// Deterministic sourcedId: a retry overwrites, never duplicates.
+    pub sourced_id: String,
+    pub line_item_id: String,
+    pub class_id: String,
+    /// The SIS sourcedId of the student.
+    pub student_id: String,
+    pub score: Option<f64>,
+    pub max_score: Option<f64>,
+    pub passed: Option<bool>,
+    pub grade: Option<String>,
+    /// YYYY-MM-DD.
+    pub date: String,
+}
+
+/// A SIS gradebook that takes one record at a time (OneRoster REST).
+#[allow(async_fn_in_trait)]
+pub trait ResultSink {
+    fn endpoint(&self) -> String;
+    /// Create or overwrite the line item.
+    async fn put_line_item(&self, li: &LineItem) -> Result<Written, PushError>;
+    /// Create or overwrite the result.
+    async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError>;
+}
+
+/// A result write the SIS refused or that could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{endpoint}: {message}")]
+pub struct PushError {
+    pub endpoint: String,
+    pub status: Option<u16>,
+    /// What went wrong (status and class), without personal data.
+    pub message: String,
+    /// The SIS's own error description; may name a record, so it is kept
+    /// in the outbox for the admin, never logged or audited.
+    pub server_message: Option<String>,
+    pub payload_sha256: Option<String>,
+}
+
+impl PushError {
+    /// Worth another try later: no answer, a timeout, a conflict, rate
+    /// limiting or a server error. Any other 4xx needs a person.
+    pub fn is_transient(&self) -> bool {
+        match self.status {
+            None => true,
+            Some(s) => matches!(s, 408 | 409 | 429) || s >= 500,
+        }
+    }
 }
