@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::model::Role;
 
+pub mod results;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -24,6 +26,8 @@ pub struct Config {
     pub safety: Safety,
     #[serde(default)]
     pub privacy: Privacy,
+    /// Exam results back to the SIS (`sisync sync results`).
+    pub results: Option<results::Results>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -557,6 +561,7 @@ impl Loaded {
         if let Platform::CsvDrop(p) = &mut self.config.platform {
             abs(&mut p.path);
         }
+        self.resolve_result_paths(&abs);
     }
 
     /// An error about `section.key`, located in the file.
@@ -657,6 +662,7 @@ impl Loaded {
             }
             self.scim_token(p)?;
         }
+        self.validate_results()?;
         Ok(())
     }
 

@@ -426,5 +426,65 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
     })
 }
 
+/// The document URLs a results endpoint lists: a JSON array of URLs (or
+/// of objects with `href` or `url`), bare or under `documents` or
+/// `results`; relative URLs are resolved against the list URL.
+pub async fn list_documents(http: &crate::http::Http, list_url: &str) -> Result<Vec<String>> {
+    let reply = http
+        .send(
+            reqwest::Method::GET,
+            list_url,
+            None,
+            "application/json",
+            false,
+        )
+        .await?;
+    let v: serde_json::Value = serde_json::from_slice(&reply.body).map_err(|e| {
+        anyhow!("{list_url}: the document list is not JSON ({e}); check results.source.list_url")
+    })?;
+    let items = match &v {
+        serde_json::Value::Array(a) => a,
+        serde_json::Value::Object(o) => match o
+            .get("documents")
+            .or_else(|| o.get("results"))
+            .and_then(|x| x.as_array())
+        {
+            Some(a) => a,
+            None => {
+                return Err(anyhow!(
+                    "{list_url}: expected a JSON array of document URLs (or one under \"documents\"); check results.source.list_url"
+                ));
+            }
+        },
+        _ => {
+            return Err(anyhow!(
+                "{list_url}: expected a JSON array of document URLs"
+            ));
+        }
+    };
+    let base = url::Url::parse(list_url)?;
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        let href = match it {
+            serde_json::Value::String(s) => Some(s.as_str()),
+            serde_json::Value::Object(o) => o
+                .get("href")
+                .or_else(|| o.get("url"))
+                .and_then(|x| x.as_str()),
+            _ => None,
+        };
+        let Some(href) = href else {
+            return Err(anyhow!(
+                "{list_url}: a list entry has no URL (string, or object with href/url)"
+            ));
+        };
+        let u = base
+            .join(href)
+            .map_err(|e| anyhow!("{list_url}: bad document URL {href:?} ({e})"))?;
+        out.push(u.to_string());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 //! as its audit entry ([`Store::commit`]), after the remote call succeeded.
 
 pub mod audit;
+pub mod outbox;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -471,6 +472,19 @@ impl Store {
             batch.add(change.as_ref(), entry)?;
         }
         batch.commit()
+    }
+
+    /// Append audit entries (no record state) in one transaction.
+    pub fn audit_append(&mut self, entries: &[AuditEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        for e in entries {
+            audit::append(&tx, e)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Start a transaction that collects many changes without holding them

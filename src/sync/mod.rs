@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod plan;
+pub mod results;
 pub mod safety;
 
 use std::path::PathBuf;

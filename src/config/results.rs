@@ -1,0 +1,291 @@
+//! `[results]`: where exam results come from and which SIS gradebook they
+//! go to.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, Loaded, humantime_serde_compat};
+use crate::connector::csv_results::CsvResultColumns;
+use crate::http::{Auth, OAuth2};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Results {
+    pub source: ResultSourceCfg,
+    pub sink: ResultSinkCfg,
+    /// Which of a candidate's classes an exam's result belongs to.
+    #[serde(default)]
+    pub class_rules: Vec<ClassRule>,
+    /// The class for results no rule places and whose candidate is not in
+    /// exactly one class.
+    pub default_class: Option<String>,
+    /// A result that still cannot be delivered this long after it was read
+    /// is marked failed (retried by `sync results --retry-failed`).
+    #[serde(default = "default_give_up", with = "humantime_serde_compat")]
+    pub give_up_after: Duration,
+}
+
+fn default_give_up() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+
+/// `exam = "EX-NED-*"` → the candidate's class matching `class = "cls-ne-*"`.
+/// A trailing `*` matches any rest; without one the id must be equal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassRule {
+    pub exam: String,
+    pub class: String,
+}
+
+/// A pattern with an optional trailing `*`.
+pub fn pattern_matches(pattern: &str, id: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => id.starts_with(prefix),
+        None => pattern == id,
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ResultSourceCfg {
+    /// QTI results XML files in a folder.
+    QtiFolder(QtiFolder),
+    /// QTI results XML documents listed by an HTTP endpoint.
+    QtiHttp(QtiHttp),
+    /// CSV results files in a folder.
+    Csv(CsvResults),
+}
+
+/// What happens to a file once its results are in the outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterRead {
+    /// Move to `done/` (or `failed/` when it cannot be read).
+    #[default]
+    Move,
+    /// Leave in place; sisync remembers its SHA-256 and does not read the
+    /// same bytes again.
+    Keep,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QtiFolder {
+    pub path: PathBuf,
+    /// Outcome identifiers that carry a grade, first match wins.
+    #[serde(default = "default_grade_outcomes")]
+    pub grade_outcomes: Vec<String>,
+    #[serde(default)]
+    pub after: AfterRead,
+}
+
+fn default_grade_outcomes() -> Vec<String> {
+    vec!["GRADE".into()]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QtiHttp {
+    /// Answers a JSON list of document URLs (strings, or objects with
+    /// `href` or `url`), bare or under `documents`/`results`.
+    pub list_url: String,
+    #[serde(default = "default_grade_outcomes")]
+    pub grade_outcomes: Vec<String>,
+    pub auth: Option<AuthCfg>,
+    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(default = "super::default_retries")]
+    pub max_retries: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvResults {
+    pub path: PathBuf,
+    /// One character; `;` for Dutch spreadsheet exports.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    #[serde(default)]
+    pub columns: CsvResultColumns,
+    #[serde(default)]
+    pub after: AfterRead,
+}
+
+fn default_delimiter() -> String {
+    ",".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ResultSinkCfg {
+    /// OneRoster 1.2 gradebook REST service.
+    OnerosterRest(GradebookRest),
+    /// OneRoster 1.2 CSV gradebook files in a folder.
+    OnerosterCsv(GradebookCsv),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradebookRest {
+    /// Service root; sisync appends `/ims/oneroster/gradebook/v1p2/...`.
+    pub base_url: String,
+    pub auth: AuthCfg,
+    /// Results pushed at once (1 to 64).
+    #[serde(default = "default_push_concurrency")]
+    pub concurrency: usize,
+    /// At most this many requests per second (0: no limit).
+    #[serde(default)]
+    pub rate_limit: u32,
+    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Retries of one request within a run (backoff with jitter,
+    /// `Retry-After` honoured); after that the result waits for the next run.
+    #[serde(default = "super::default_retries")]
+    pub max_retries: usize,
+    /// sourcedId of the line item category.
+    #[serde(default = "default_category")]
+    pub category: String,
+    /// sourcedId of the school org of the line items.
+    pub school: Option<String>,
+}
+
+fn default_push_concurrency() -> usize {
+    8
+}
+
+fn default_category() -> String {
+    "exam".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradebookCsv {
+    pub path: PathBuf,
+    #[serde(default = "default_category")]
+    pub category: String,
+    pub school: Option<String>,
+}
+
+/// Authentication to a results endpoint: a static bearer token or OAuth2
+/// client credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthCfg {
+    Bearer {
+        /// `env:NAME`; inline tokens are refused.
+        token: Option<String>,
+        token_file: Option<PathBuf>,
+    },
+    Oauth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: Option<String>,
+        client_secret_file: Option<PathBuf>,
+        scope: Option<String>,
+    },
+}
+
+impl Loaded {
+    pub(super) fn resolve_result_paths(&mut self, abs: &dyn Fn(&mut PathBuf)) {
+        let Some(r) = &mut self.config.results else {
+            return;
+        };
+        match &mut r.source {
+            ResultSourceCfg::QtiFolder(s) => abs(&mut s.path),
+            ResultSourceCfg::Csv(s) => abs(&mut s.path),
+            ResultSourceCfg::QtiHttp(_) => {}
+        }
+        if let ResultSinkCfg::OnerosterCsv(s) = &mut r.sink {
+            abs(&mut s.path);
+        }
+    }
+
+    pub(super) fn validate_results(&self) -> Result<(), ConfigError> {
+        let Some(r) = &self.config.results else {
+            return Ok(());
+        };
+        let http_url = |section: &str, key: &str, u: &str| match url::Url::parse(u) {
+            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Ok(()),
+            _ => Err(self.error(section, key, format!("`{u}` is not an http(s) URL"))),
+        };
+        match &r.source {
+            ResultSourceCfg::Csv(c) => {
+                if c.delimiter.len() != 1 {
+                    return Err(self.error(
+                        "results.source",
+                        "delimiter",
+                        "must be one character, e.g. \",\" or \";\"",
+                    ));
+                }
+            }
+            ResultSourceCfg::QtiHttp(h) => {
+                http_url("results.source", "list_url", &h.list_url)?;
+                if let Some(a) = &h.auth {
+                    self.result_auth("results.source.auth", a, h.timeout)?;
+                }
+            }
+            ResultSourceCfg::QtiFolder(_) => {}
+        }
+        if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
+            http_url("results.sink", "base_url", &g.base_url)?;
+            if g.concurrency == 0 || g.concurrency > 64 {
+                return Err(self.error("results.sink", "concurrency", "must be 1 to 64"));
+            }
+            self.result_auth("results.sink.auth", &g.auth, g.timeout)?;
+        }
+        for (i, rule) in r.class_rules.iter().enumerate() {
+            if rule.exam.is_empty() || rule.class.is_empty() {
+                return Err(self.error(
+                    "results",
+                    "class_rules",
+                    format!("rule {} needs both exam and class patterns", i + 1),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The HTTP authentication of a results endpoint, secrets resolved.
+    pub fn result_auth(
+        &self,
+        section: &str,
+        a: &AuthCfg,
+        timeout: Duration,
+    ) -> Result<Auth, ConfigError> {
+        match a {
+            AuthCfg::Bearer { token, token_file } => {
+                Ok(Auth::Bearer(self.bearer_token(section, token, token_file)?))
+            }
+            AuthCfg::Oauth2 {
+                token_url,
+                client_id,
+                client_secret,
+                client_secret_file,
+                scope,
+            } => {
+                if !matches!(url::Url::parse(token_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
+                {
+                    return Err(self.error(
+                        section,
+                        "token_url",
+                        format!("`{token_url}` is not an http(s) URL"),
+                    ));
+                }
+                if client_id.trim().is_empty() {
+                    return Err(self.error(section, "client_id", "must not be empty"));
+                }
+                let secret = self.secret_value(
+                    section,
+                    ("client_secret", client_secret),
+                    ("client_secret_file", client_secret_file),
+                )?;
+                let o = OAuth2::new(token_url, client_id, secret, scope.clone(), timeout)
+                    .map_err(|e| self.error(section, "token_url", format!("{e:#}")))?;
+                Ok(Auth::OAuth2(std::sync::Arc::new(o)))
+            }
+        }
+    }
+}

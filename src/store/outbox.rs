@@ -1,0 +1,423 @@
+//! The results outbox: every result read from the platform is stored here
+//! before anything is pushed, so a crash, an outage or a re-read neither
+//! loses nor duplicates one.
+//!
+//! States: `pending` (to push), `pushed` (the SIS accepted the current
+//! values), `failed` (refused by the SIS, or undeliverable for longer than
+//! `results.give_up_after`: needs `sync results --retry-failed`), `parked`
+//! (the candidate or their class is not known yet: tried again on every
+//! results run, so after the next roster sync).
+
+use anyhow::Result;
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::audit::{self, AuditEntry};
+use super::{Store, now};
+use crate::model::ExamResult;
+
+/// A result with its idempotency key and what it was matched to.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub key: String,
+    pub value_hash: String,
+    pub result: ExamResult,
+    /// The SIS sourcedId of the candidate, when known.
+    pub person_id: Option<String>,
+    pub class_id: Option<String>,
+    /// Why it cannot be pushed yet (then it is parked).
+    pub parked: Option<String>,
+}
+
+/// What storing a document's results did.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct IngestCounts {
+    pub new: usize,
+    /// Known key, new values (a re-marking): pushed again as an update.
+    pub changed: usize,
+    pub unchanged: usize,
+    pub parked: usize,
+}
+
+impl IngestCounts {
+    pub fn add(&mut self, o: IngestCounts) {
+        self.new += o.new;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+        self.parked += o.parked;
+    }
+}
+
+/// One stored result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxRow {
+    pub key: String,
+    pub candidate: String,
+    pub person_id: Option<String>,
+    pub line_item: String,
+    pub class_id: Option<String>,
+    pub session_id: Option<String>,
+    pub score: Option<f64>,
+    pub max_score: Option<f64>,
+    pub passed: Option<bool>,
+    pub grade: Option<String>,
+    pub taken_at: Option<String>,
+    pub origin: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub value_hash: String,
+    pub pushed_hash: Option<String>,
+    pub attempts: i64,
+    pub first_seen: String,
+}
+
+const ROW_COLUMNS: &str = "key, candidate, person_id, line_item, class_id, session_id, score, max_score, passed, grade, taken_at, origin, state, reason, value_hash, pushed_hash, attempts, first_seen";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        key: r.get(0)?,
+        candidate: r.get(1)?,
+        person_id: r.get(2)?,
+        line_item: r.get(3)?,
+        class_id: r.get(4)?,
+        session_id: r.get(5)?,
+        score: r.get(6)?,
+        max_score: r.get(7)?,
+        passed: r.get(8)?,
+        grade: r.get(9)?,
+        taken_at: r.get(10)?,
+        origin: r.get(11)?,
+        state: r.get(12)?,
+        reason: r.get(13)?,
+        value_hash: r.get(14)?,
+        pushed_hash: r.get(15)?,
+        attempts: r.get(16)?,
+        first_seen: r.get(17)?,
+    })
+}
+
+/// Outbox counts for `status` and metrics.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct OutboxSummary {
+    pub pending: i64,
+    pub pushed: i64,
+    pub failed: i64,
+    pub parked: i64,
+    /// `first_seen` of the oldest pending result.
+    pub oldest_pending: Option<String>,
+    /// Reasons of parked and failed results, with counts, most common first.
+    pub reasons: Vec<(String, String, i64)>,
+}
+
+/// A new match for a parked result: key, person, class, reason it stays
+/// parked (none: now pending).
+pub type Rematch = (String, Option<String>, Option<String>, Option<String>);
+
+/// Hands each result of a document to the callback it is given.
+pub type Feed<'f> = &'f mut dyn FnMut(&mut dyn FnMut(Incoming) -> Result<()>) -> Result<()>;
+
+/// How a push ended, to record.
+#[derive(Debug, Clone)]
+pub enum PushOutcome {
+    /// The SIS holds the values with this hash.
+    Pushed { value_hash: String },
+    /// Try again later (not before `next_try_at`), or give up when the
+    /// result is older than the cut-off.
+    Retry { reason: String, next_try_at: String },
+    /// Refused: needs a person.
+    Failed { reason: String },
+}
+
+impl Store {
+    /// Whether this exact document (origin + content hash) was read before.
+    pub fn document_seen(&self, origin: &str, sha256: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM result_documents WHERE origin = ?1 AND sha256 = ?2",
+                params![origin, sha256],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Classify results without storing anything (dry runs). `feed` hands
+    /// each result to the callback it gets.
+    pub fn outbox_preview(&self, feed: Feed<'_>) -> Result<IngestCounts> {
+        let mut c = IngestCounts::default();
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT value_hash FROM results WHERE key = ?1")?;
+        feed(&mut |it: Incoming| {
+            let known: Option<String> = q.query_row([&it.key], |r| r.get(0)).optional()?;
+            match known {
+                None => c.new += 1,
+                Some(h) if h == it.value_hash => c.unchanged += 1,
+                Some(_) => c.changed += 1,
+            }
+            if it.parked.is_some() {
+                c.parked += 1;
+            }
+            Ok(())
+        })?;
+        Ok(c)
+    }
+
+    /// Store one document's results as `feed` hands them over (streaming:
+    /// nothing is collected), remember the document and audit the read, all
+    /// in one transaction: when `feed` fails, nothing of the document lands.
+    pub fn outbox_ingest(
+        &mut self,
+        document: (&str, &str),
+        audit_entry: &AuditEntry,
+        feed: Feed<'_>,
+    ) -> Result<IngestCounts> {
+        let tx = self.conn.transaction()?;
+        let mut counts = IngestCounts::default();
+        let t = now();
+        let mut n = 0i64;
+        feed(&mut |it: Incoming| {
+            n += 1;
+            ingest_one(&tx, &it, &t, &mut counts)
+        })?;
+        tx.execute(
+            "INSERT OR REPLACE INTO result_documents (origin, sha256, read_at, results) VALUES (?1, ?2, ?3, ?4)",
+            params![document.0, document.1, t, n],
+        )?;
+        let mut entry = audit_entry.clone();
+        entry.detail = Some(format!(
+            "new={} changed={} unchanged={} parked={}",
+            counts.new, counts.changed, counts.unchanged, counts.parked
+        ));
+        audit::append(&tx, &entry)?;
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    /// Parked results, to match again.
+    pub fn outbox_parked(&self) -> Result<Vec<OutboxRow>> {
+        self.rows("state = 'parked'", params![])
+    }
+
+    /// Record new matches for parked results (pending when matched).
+    pub fn outbox_rematch(
+        &mut self,
+        updates: &[Rematch],
+    ) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let mut n = 0;
+        {
+            let mut q = tx.prepare_cached(
+                "UPDATE results SET person_id = ?2, class_id = ?3, reason = ?4,
+                     state = CASE WHEN ?4 IS NULL THEN 'pending' ELSE 'parked' END,
+                     updated_at = ?5
+                 WHERE key = ?1 AND state = 'parked'",
+            )?;
+            let t = now();
+            for (key, person, class, reason) in updates {
+                q.execute(params![key, person, class, reason, t])?;
+                if reason.is_none() {
+                    n += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Failed results back to pending (`sync results --retry-failed`).
+    pub fn outbox_retry_failed(&mut self) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE results SET state = 'pending', attempts = 0, next_try_at = NULL, first_seen = ?1, updated_at = ?1
+             WHERE state = 'failed'",
+            [now()],
+        )?)
+    }
+
+    /// Up to `limit` pending results with keys after `after_key`, in key
+    /// order; with `respect_backoff` only those whose next try is due.
+    pub fn outbox_due(
+        &self,
+        respect_backoff: bool,
+        after_key: &str,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        let backoff = if respect_backoff {
+            "AND (next_try_at IS NULL OR next_try_at <= ?3)"
+        } else {
+            "AND ?3 IS NOT NULL"
+        };
+        self.rows(
+            &format!("state = 'pending' AND key > ?1 {backoff} ORDER BY key LIMIT ?2"),
+            params![after_key, limit as i64, now()],
+        )
+    }
+
+    /// All results of one person (subject access).
+    pub fn outbox_of_person(&self, person_id: &str) -> Result<Vec<OutboxRow>> {
+        self.rows(
+            "person_id = ?1 OR candidate = ?1 ORDER BY first_seen, key",
+            params![person_id],
+        )
+    }
+
+    fn rows(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<OutboxRow>> {
+        let mut q = self
+            .conn
+            .prepare(&format!("SELECT {ROW_COLUMNS} FROM results WHERE {filter}"))?;
+        let rows = q.query_map(p, row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Record push outcomes and their audit entries in one transaction.
+    /// A `Retry` for a result first seen before `give_up_before` becomes
+    /// `failed`.
+    pub fn outbox_record(
+        &mut self,
+        outcomes: &[(String, PushOutcome, AuditEntry)],
+        give_up_before: &str,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let t = now();
+        for (key, outcome, entry) in outcomes {
+            match outcome {
+                PushOutcome::Pushed { value_hash } => {
+                    // a re-marking that arrived during the push stays pending
+                    tx.execute(
+                        "UPDATE results SET
+                            state = CASE WHEN value_hash = ?2 THEN 'pushed' ELSE 'pending' END,
+                            pushed_hash = ?2, pushed_at = ?3, updated_at = ?3,
+                            attempts = attempts + 1, reason = NULL, next_try_at = NULL
+                         WHERE key = ?1",
+                        params![key, value_hash, t],
+                    )?;
+                }
+                PushOutcome::Retry {
+                    reason,
+                    next_try_at,
+                } => {
+                    tx.execute(
+                        "UPDATE results SET
+                            state = CASE WHEN first_seen < ?4 THEN 'failed' ELSE 'pending' END,
+                            reason = CASE WHEN first_seen < ?4
+                                THEN ?2 || ' (gave up: undeliverable for longer than results.give_up_after)'
+                                ELSE ?2 END,
+                            next_try_at = ?3, attempts = attempts + 1, updated_at = ?5
+                         WHERE key = ?1",
+                        params![key, reason, next_try_at, give_up_before, t],
+                    )?;
+                }
+                PushOutcome::Failed { reason } => {
+                    tx.execute(
+                        "UPDATE results SET state = 'failed', reason = ?2, attempts = attempts + 1, updated_at = ?3
+                         WHERE key = ?1",
+                        params![key, reason, t],
+                    )?;
+                }
+            }
+            audit::append(&tx, entry)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Counts by state, the oldest pending result, and the reasons.
+    pub fn outbox_summary(&self) -> Result<OutboxSummary> {
+        let mut s = OutboxSummary::default();
+        let mut q = self
+            .conn
+            .prepare("SELECT state, count(*), min(first_seen) FROM results GROUP BY state")?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for r in rows {
+            let (state, n, oldest) = r?;
+            match state.as_str() {
+                "pending" => {
+                    s.pending = n;
+                    s.oldest_pending = oldest;
+                }
+                "pushed" => s.pushed = n,
+                "failed" => s.failed = n,
+                "parked" => s.parked = n,
+                _ => {}
+            }
+        }
+        let mut q = self.conn.prepare(
+            "SELECT state, coalesce(reason, ''), count(*) FROM results
+             WHERE state IN ('parked', 'failed') GROUP BY state, reason ORDER BY count(*) DESC LIMIT 10",
+        )?;
+        s.reasons = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(s)
+    }
+}
+
+fn ingest_one(tx: &Transaction<'_>, it: &Incoming, t: &str, c: &mut IngestCounts) -> Result<()> {
+    let r = &it.result;
+    let state = if it.parked.is_some() {
+        "parked"
+    } else {
+        "pending"
+    };
+    let p = params![
+        it.key,
+        r.candidate,
+        it.person_id,
+        r.exam,
+        it.class_id,
+        r.session_id,
+        r.score,
+        r.max_score,
+        r.passed,
+        r.grade,
+        r.taken_at,
+        r.origin,
+        state,
+        it.parked,
+        it.value_hash,
+        t
+    ];
+    let known: Option<String> = tx
+        .prepare_cached("SELECT value_hash FROM results WHERE key = ?1")?
+        .query_row([&it.key], |r| r.get(0))
+        .optional()?;
+    match known {
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO results (key, candidate, person_id, line_item, class_id, session_id, score, max_score,
+                                      passed, grade, taken_at, origin, state, reason, value_hash, first_seen, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+            )?
+            .execute(p)?;
+            c.new += 1;
+        }
+        Some(h) if h == it.value_hash => {
+            c.unchanged += 1;
+            return Ok(());
+        }
+        Some(_) => {
+            // a re-marking: new values, pushed again (as an update when the
+            // SIS already has the old ones)
+            tx.prepare_cached(
+                "UPDATE results SET candidate = ?2, person_id = ?3, line_item = ?4, class_id = ?5,
+                     session_id = ?6, score = ?7, max_score = ?8, passed = ?9, grade = ?10, taken_at = ?11,
+                     origin = ?12, state = ?13, reason = ?14, value_hash = ?15, attempts = 0,
+                     next_try_at = NULL, first_seen = ?16, updated_at = ?16
+                 WHERE key = ?1",
+            )?
+            .execute(p)?;
+            c.changed += 1;
+        }
+    }
+    if it.parked.is_some() {
+        c.parked += 1;
+    }
+    Ok(())
+}
