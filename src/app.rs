@@ -1,13 +1,15 @@
 //! Command handlers: turn a parsed CLI into work and human (or JSON)
 //! output. Returns the process exit code.
 
+mod results;
+
 use std::io::IsTerminal;
 
 use anyhow::Result;
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{AuditCmd, AuditListArgs, Cli, Command, SyncWhat};
+use crate::cli::{AuditCmd, AuditListArgs, Cli, Command, ResultsArgs, SyncWhat};
 use crate::config::{Loaded, Platform, Source};
 use crate::connector::ims_enterprise::ImsEnterprise;
 use crate::connector::oneroster_csv::OneRosterCsv;
@@ -84,13 +86,34 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
             bar.done();
             let report = report?;
             print_roster(cli, &report);
-            Ok(if report.refused.is_some() {
-                exit::REFUSED
-            } else if report.failed() > 0 {
-                exit::FAILURE
-            } else {
-                exit::OK
-            })
+            Ok(roster_exit(&report))
+        }
+        Command::Sync {
+            what: SyncWhat::Results(a),
+        } => results::sync_results(cli, &loaded, a, false).await,
+        Command::Sync {
+            what: SyncWhat::All(a),
+        } => {
+            let opts = RosterOptions {
+                dry_run: a.dry_run,
+                full: a.full,
+                allow_mass_changes: a.allow_mass_changes,
+            };
+            let bar = Bar::new(cli.json);
+            let report = sync::roster(&loaded, opts, &actor(), &bar).await;
+            bar.done();
+            let report = report?;
+            print_roster(cli, &report);
+            let code = roster_exit(&report);
+            if loaded.config.results.is_none() {
+                return Ok(code);
+            }
+            let ra = ResultsArgs {
+                dry_run: a.dry_run,
+                retry_failed: false,
+            };
+            let rcode = results::sync_results(cli, &loaded, &ra, true).await?;
+            Ok(code.max(rcode))
         }
         Command::Status => status(cli, &loaded),
         Command::Audit { cmd } => {
@@ -112,11 +135,21 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
     }
 }
 
+fn roster_exit(report: &RosterReport) -> i32 {
+    if report.refused.is_some() {
+        exit::REFUSED
+    } else if report.failed() > 0 {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
+}
+
 /// A progress bar on a terminal; silent otherwise.
-struct Bar(Option<ProgressBar>);
+pub(crate) struct Bar(Option<ProgressBar>);
 
 impl Bar {
-    fn new(json: bool) -> Bar {
+    pub(crate) fn new(json: bool) -> Bar {
         if json || !std::io::stderr().is_terminal() {
             return Bar(None);
         }
@@ -161,14 +194,14 @@ impl Progress for Bar {
     }
 }
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
     t.set_header(header.iter().copied());
     t
 }
 
-fn print_json<T: serde::Serialize>(v: &T) {
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -416,11 +449,13 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
     let runs = store.recent_runs(10)?;
     let counts = store.record_counts()?;
     let verify = audit::verify(store.conn())?;
+    let outbox = store.outbox_summary()?;
     if cli.json {
         print_json(&serde_json::json!({
             "state": path,
             "schema_version": store.schema_version()?,
             "records": counts.iter().map(|(k, a, n)| serde_json::json!({"kind": k, "active": a, "count": n})).collect::<Vec<_>>(),
+            "outbox": outbox,
             "runs": runs,
             "audit": verify,
         }));
@@ -445,6 +480,7 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
         c("group", true),
         c("group", false)
     );
+    results::print_outbox(&outbox);
     println!(
         "audit    {} entries, head {}{}",
         verify.entries,
@@ -468,6 +504,20 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
     ]);
     for r in &runs {
         let n = |k: &str| {
+            if r.kind == "results" {
+                let key = match k {
+                    "created" => "/pushed",
+                    "updated" => "/updated",
+                    "failed" => "/failed",
+                    _ => return String::new(),
+                };
+                return r
+                    .summary
+                    .pointer(key)
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+                    .to_string();
+            }
             let u = r
                 .summary
                 .pointer(&format!("/users/{k}"))

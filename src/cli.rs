@@ -63,6 +63,22 @@ pub enum Command {
 pub enum SyncWhat {
     /// Pull the roster from the SIS and provision the platform.
     Roster(SyncArgs),
+    /// Read exam results from the platform into the outbox and push them
+    /// to the SIS gradebook.
+    Results(ResultsArgs),
+    /// Roster, then results.
+    All(SyncArgs),
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ResultsArgs {
+    /// Read and match results and say what would be pushed; change nothing
+    /// anywhere (files stay where they are).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Push failed results again (after the cause was fixed).
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 #[derive(Debug, Args, Clone, Copy)]

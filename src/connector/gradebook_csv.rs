@@ -169,9 +169,11 @@ impl GradebookCsv {
                     r.class_id.clone(),
                     "fully graded".into(),
                     num(r.score),
-                    r.grade.clone().unwrap_or_default(),
+                    crate::connector::text_score(r).unwrap_or_default(),
                     r.date.clone(),
                     String::new(),
+                    r.passed.map(|p| p.to_string()).unwrap_or_default(),
+                    num(r.max_score),
                 ]
             })
             .collect();
@@ -188,6 +190,8 @@ impl GradebookCsv {
                 "textScore",
                 "scoreDate",
                 "comment",
+                "metadata.passed",
+                "metadata.maxScore",
             ],
             &r_rows,
         )
@@ -258,7 +262,7 @@ mod tests {
         let row = lines.next().unwrap();
         assert!(row.starts_with("r-1,active,"), "{row}");
         assert!(
-            row.ends_with(",li-1,stu-1,cls-1,fully graded,42.5,\"7,1\",2026-06-02,"),
+            row.ends_with(",li-1,stu-1,cls-1,fully graded,42.5,\"7,1\",2026-06-02,,true,60"),
             "{row}"
         );
         let li = std::fs::read_to_string(d.folder.join("lineItems.csv")).unwrap();

@@ -113,8 +113,8 @@ pub fn result_doc(r: &GradebookResult) -> Value {
     if let Some(s) = r.score {
         v["score"] = json!(s);
     }
-    if let Some(g) = &r.grade {
-        v["textScore"] = json!(g);
+    if let Some(t) = crate::connector::text_score(r) {
+        v["textScore"] = json!(t);
     }
     let mut meta = serde_json::Map::new();
     if let Some(p) = r.passed {

@@ -158,3 +158,12 @@ impl PushError {
         }
     }
 }
+
+/// The `textScore` of a result: its grade, else pass/fail when that is all
+/// the platform gave.
+pub fn text_score(r: &GradebookResult) -> Option<String> {
+    r.grade.clone().or_else(|| {
+        r.passed
+            .map(|p| if p { "pass" } else { "fail" }.to_string())
+    })
+}

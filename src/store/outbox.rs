@@ -201,10 +201,7 @@ impl Store {
     }
 
     /// Record new matches for parked results (pending when matched).
-    pub fn outbox_rematch(
-        &mut self,
-        updates: &[Rematch],
-    ) -> Result<usize> {
+    pub fn outbox_rematch(&mut self, updates: &[Rematch]) -> Result<usize> {
         let tx = self.conn.transaction()?;
         let mut n = 0;
         {

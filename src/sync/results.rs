@@ -614,7 +614,7 @@ fn sent_fields(r: &GradebookResult) -> String {
     if r.score.is_some() {
         f.push("score");
     }
-    if r.grade.is_some() {
+    if crate::connector::text_score(r).is_some() {
         f.push("textScore");
     }
     if r.passed.is_some() {

@@ -18,7 +18,7 @@ fn read_all(input: impl Read, opts: &QtiOptions) -> Result<(Vec<ExamResult>, Rea
 
 #[test]
 fn reads_qti21_batch_with_prefixes_cdata_and_item_outcomes_ignored() {
-    let (rs, rep) = read_all(fixture("qti21/session-batch-1.xml"), &QtiOptions::default()).unwrap();
+    let (rs, rep) = read_all(fixture("inbox/session-batch-1.xml"), &QtiOptions::default()).unwrap();
     assert_eq!(rs.len(), 3, "{:?}", rep.issues);
     assert!(rep.issues.is_empty(), "{:?}", rep.issues);
     assert_eq!(rep.versions, vec!["2.1"]);
@@ -49,16 +49,16 @@ fn reads_qti30_with_configured_grade_outcome_and_first_session() {
     let opts = QtiOptions {
         grade_outcomes: vec!["CIJFER".into(), "GRADE".into()],
     };
-    let (rs, rep) = read_all(fixture("qti30/session-S-2001.xml"), &opts).unwrap();
+    let (rs, rep) = read_all(fixture("inbox/session-S-2001.xml"), &opts).unwrap();
     assert_eq!(rep.versions, vec!["3.0"]);
     assert_eq!(rs.len(), 1);
     assert_eq!(rs[0].session_id.as_deref(), Some("S-2001"));
     assert_eq!(rs[0].grade.as_deref(), Some("8.2"));
     assert_eq!(rs[0].score, Some(55.0));
     // without the grade outcome configured, the grade is not read
-    let (rs, _) = read_all(fixture("qti30/session-S-2001.xml"), &QtiOptions::default()).unwrap();
+    let (rs, _) = read_all(fixture("inbox/session-S-2001.xml"), &QtiOptions::default()).unwrap();
     assert_eq!(rs[0].grade, None);
-    let (rs, _) = read_all(fixture("qti30/session-S-2002.xml"), &opts).unwrap();
+    let (rs, _) = read_all(fixture("inbox/session-S-2002.xml"), &opts).unwrap();
     assert_eq!(
         (rs[0].candidate.as_str(), rs[0].score),
         ("stu-1005", Some(31.5))
@@ -136,7 +136,7 @@ fn truncated_and_entity_documents_fail_with_location() {
 fn an_error_from_the_consumer_stops_the_read() {
     let mut n = 0;
     let e = read(
-        fixture("qti21/session-batch-1.xml"),
+        fixture("inbox/session-batch-1.xml"),
         "t.xml",
         &QtiOptions::default(),
         &mut |_| {

@@ -1,0 +1,146 @@
+//! `sisync sync results` and the outbox lines of `sisync status`.
+
+use anyhow::Result;
+
+use super::{Bar, actor, print_json, table};
+use crate::cli::{Cli, ResultsArgs};
+use crate::config::Loaded;
+use crate::exit;
+use crate::store::outbox::OutboxSummary;
+use crate::sync::results::{self, ResultsOptions, ResultsReport};
+
+/// Run a results sync and print what it did. `quiet_if_absent`: `sync all`
+/// without a `[results]` section says nothing about results.
+pub async fn sync_results(
+    cli: &Cli,
+    loaded: &Loaded,
+    a: &ResultsArgs,
+    in_all: bool,
+) -> Result<i32> {
+    if loaded.config.results.is_none() {
+        eprintln!(
+            "config error: {}: no [results] section; add [results.source] and [results.sink] to sync results (see README, \"Results\")",
+            loaded.file.display()
+        );
+        return Ok(exit::CONFIG);
+    }
+    let opts = ResultsOptions {
+        dry_run: a.dry_run,
+        retry_failed: a.retry_failed,
+        respect_backoff: false,
+    };
+    let bar = Bar::new(cli.json);
+    let report = results::results(loaded, opts, &actor(), &bar).await;
+    let report = report?;
+    if in_all && !cli.json {
+        println!();
+    }
+    print(cli, &report);
+    Ok(if report.partial() {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}
+
+fn print(cli: &Cli, r: &ResultsReport) {
+    if cli.json {
+        print_json(r);
+        return;
+    }
+    const SHOWN: usize = 20;
+    if !r.issues.is_empty() {
+        println!("Skipped results ({}):", r.issues.len());
+        for i in r.issues.iter().take(SHOWN) {
+            println!("  {i}");
+        }
+        if r.issues.len() > SHOWN {
+            println!(
+                "  ... and {} more (all are in the log)",
+                r.issues.len() - SHOWN
+            );
+        }
+    }
+    for e in &r.document_errors {
+        eprintln!("unreadable: {e}");
+    }
+    let i = &r.ingested;
+    let mut t = table(&["results", "new", "re-marked", "unchanged", "parked"]);
+    t.add_row(vec![
+        format!(
+            "read from {} documents ({} already read)",
+            r.documents, r.documents_skipped
+        ),
+        i.new.to_string(),
+        i.changed.to_string(),
+        i.unchanged.to_string(),
+        i.parked.to_string(),
+    ]);
+    println!("{t}");
+    if r.unparked > 0 {
+        println!("{} parked results matched the roster now", r.unparked);
+    }
+    if r.dry_run {
+        println!(
+            "Dry run: nothing was stored, moved or pushed. {} results would be pushed.",
+            r.would_push
+        );
+        return;
+    }
+    let mut t = table(&[
+        "pushed",
+        "updated (re-marked)",
+        "retrying",
+        "failed",
+        "line items",
+    ]);
+    t.add_row(vec![
+        r.pushed.to_string(),
+        r.updated.to_string(),
+        r.retrying.to_string(),
+        r.failed.to_string(),
+        r.line_items.to_string(),
+    ]);
+    println!("{t}");
+    if let Some(d) = &r.delivered {
+        println!("delivered to {}", d.display());
+    }
+    if let Some(id) = r.run_id {
+        println!("run {id}");
+    }
+    print_outbox(&r.outbox);
+    if r.retrying > 0 {
+        eprintln!(
+            "{} results were not delivered; they are tried again on the next run (the SIS may be down: see the log).",
+            r.retrying
+        );
+    }
+    if r.failed > 0 {
+        eprintln!(
+            "{} results failed; `sisync status` shows why. Fix the cause, then `sisync sync results --retry-failed`.",
+            r.failed
+        );
+    }
+}
+
+/// The outbox lines of `status` (also after a results sync).
+pub fn print_outbox(o: &OutboxSummary) {
+    let oldest = match &o.oldest_pending {
+        Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) => {
+                let age = chrono::Utc::now().signed_duration_since(t);
+                let age = std::time::Duration::from_secs(age.num_seconds().max(0) as u64);
+                format!(", oldest pending {} old", humantime::format_duration(age))
+            }
+            Err(_) => String::new(),
+        },
+        None => String::new(),
+    };
+    println!(
+        "outbox   {} pending, {} pushed, {} failed, {} parked{oldest}",
+        o.pending, o.pushed, o.failed, o.parked
+    );
+    for (state, reason, n) in &o.reasons {
+        println!("         {n} {state}: {reason}");
+    }
+}
