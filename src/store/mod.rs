@@ -474,6 +474,16 @@ impl Store {
         batch.commit()
     }
 
+    /// Audit entries matching a filter, oldest first.
+    pub fn audit_list(&self, f: &AuditFilter) -> Result<Vec<AuditRow>> {
+        audit::list(&self.conn, f)
+    }
+
+    /// Check the audit hash chain.
+    pub fn audit_verify(&self) -> Result<VerifyReport> {
+        audit::verify(&self.conn)
+    }
+
     /// Append audit entries (no record state) in one transaction.
     pub fn audit_append(&mut self, entries: &[AuditEntry]) -> Result<()> {
         if entries.is_empty() {

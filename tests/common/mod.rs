@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod fake_gradebook;
 pub mod fake_scim;
 
 use std::path::{Path, PathBuf};

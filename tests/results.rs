@@ -1,0 +1,580 @@
+//! Results back to the SIS: QTI files in, the outbox, the OneRoster
+//! gradebook (a fake REST service on 127.0.0.1 with injected faults) and
+//! the CSV writer out; exactly once across faults, re-runs and a SIGKILL.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::fake_gradebook::{CLIENT_ID, CLIENT_SECRET, FakeGradebook, Fault};
+use sisync::config::Loaded;
+use sisync::store::{AuditFilter, Store};
+use sisync::sync::results::{ResultsOptions, ResultsReport, results};
+use sisync::sync::{Quiet, RosterOptions};
+
+/// One result to write into a QTI file: student, exam, session, score.
+type Row<'a> = (&'a str, &'a str, &'a str, f64);
+
+fn write_qti(dir: &Path, name: &str, rows: &[Row<'_>]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut doc = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<results>\n");
+    for (student, exam, session, score) in rows {
+        doc.push_str(&format!(
+            r#"<assessmentResult xmlns="http://www.imsglobal.org/xsd/imsqti_result_v2p1">
+  <context sourcedId="{student}"><sessionIdentifier sourceID="https://toets.example" identifier="{session}"/></context>
+  <testResult identifier="{exam}" datestamp="2026-06-02T09:45:00Z">
+    <outcomeVariable identifier="SCORE" cardinality="single" baseType="float"><value>{score}</value></outcomeVariable>
+    <outcomeVariable identifier="MAXSCORE" cardinality="single" baseType="float"><value>100</value></outcomeVariable>
+  </testResult>
+</assessmentResult>
+"#
+        ));
+    }
+    doc.push_str("</results>\n");
+    std::fs::write(dir.join(name), doc).unwrap();
+}
+
+/// 20 students of class cls-ne-h3a × `exams` Dutch exams.
+fn many(exams: usize) -> Vec<(String, String, String, f64)> {
+    let mut out = Vec::new();
+    for e in 1..=exams {
+        for s in 1..=20 {
+            out.push((
+                format!("stu-{}", 1000 + s),
+                format!("EX-NED-{e}"),
+                format!("S-{e}-{s}"),
+                (s * e) as f64 / 2.0,
+            ));
+        }
+    }
+    out
+}
+
+fn as_rows(v: &[(String, String, String, f64)]) -> Vec<Row<'_>> {
+    v.iter()
+        .map(|(a, b, c, d)| (a.as_str(), b.as_str(), c.as_str(), *d))
+        .collect()
+}
+
+/// A config in `dir`: the fixture roster into a csv-drop platform, results
+/// from `dir/inbox` into `sink` (the body of `[results.sink]`).
+fn config(dir: &Path, roster: &Path, sink: &str) -> Loaded {
+    std::fs::write(dir.join("gb-secret"), CLIENT_SECRET).unwrap();
+    let text = format!(
+        r#"
+[institution]
+name = "Test College"
+brin = "99AA"
+
+[state]
+path = "state.db"
+
+[source]
+kind = "oneroster-csv"
+path = "{roster}"
+
+[platform]
+kind = "csv-drop"
+path = "platform"
+
+[results]
+class_rules = [{{ exam = "EX-NED-*", class = "cls-ne-*" }}, {{ exam = "EX-WIS-*", class = "cls-wi-*" }}]
+
+[results.source]
+kind = "qti-folder"
+path = "inbox"
+
+[results.sink]
+{sink}
+"#,
+        roster = roster.display()
+    );
+    let file = dir.join("sisync.toml");
+    std::fs::write(&file, text).unwrap();
+    Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn rest_sink(gb: &FakeGradebook, extra: &str) -> String {
+    format!(
+        r#"kind = "oneroster-rest"
+base_url = "{}"
+timeout = "1s"
+max_retries = 3
+{extra}
+[results.sink.auth]
+kind = "oauth2"
+token_url = "{}/token"
+client_id = "{CLIENT_ID}"
+client_secret_file = "gb-secret"
+"#,
+        gb.base, gb.base
+    )
+}
+
+fn fixture_roster() -> PathBuf {
+    common::repo().join("fixtures/oneroster-1.2")
+}
+
+async fn roster(loaded: &Loaded) {
+    let r = common::sync(loaded, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+}
+
+async fn run(loaded: &Loaded, opts: ResultsOptions) -> ResultsReport {
+    results(loaded, opts, "user:test", &Quiet).await.unwrap()
+}
+
+fn store(loaded: &Loaded) -> Store {
+    Store::open(&loaded.config.state.path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_result_arrives_exactly_once_despite_30_percent_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    gb.with(|g| {
+        g.fault_percent = 30;
+        g.faults = vec![
+            Fault::Status500,
+            Fault::TooMany,
+            Fault::SlowAfterStore,
+            Fault::Status503,
+            Fault::DropAfterStore,
+        ];
+        g.slow = Duration::from_millis(1500);
+    });
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    let rows = many(5);
+    write_qti(&dir.path().join("inbox"), "batch.xml", &as_rows(&rows));
+
+    let mut runs = 0;
+    let mut last = loop {
+        let r = run(&loaded, ResultsOptions::default()).await;
+        runs += 1;
+        if r.outbox.pending == 0 || runs == 6 {
+            break r;
+        }
+    };
+    assert_eq!(last.outbox.pending, 0, "{last:?}");
+    assert_eq!(
+        (last.outbox.pushed, last.outbox.failed),
+        (100, 0),
+        "{last:?}"
+    );
+    let faults = gb.with(|g| g.faults_injected);
+    assert!(faults >= 15, "only {faults} faults were injected");
+    // the SIS holds each result once, with the right score
+    let pairs = gb.result_pairs();
+    assert_eq!(pairs.len(), 100);
+    assert_eq!(pairs.iter().collect::<BTreeSet<_>>().len(), 100);
+    let scores: BTreeSet<String> = gb.with(|g| {
+        g.results
+            .values()
+            .map(|r| {
+                format!(
+                    "{}={}",
+                    r["student"]["sourcedId"].as_str().unwrap(),
+                    r["score"]
+                )
+            })
+            .collect()
+    });
+    assert!(scores.contains("stu-1020=50.0"), "{scores:?}");
+    // the file moved to done/
+    assert!(dir.path().join("inbox/done/batch.xml").exists());
+    assert!(!dir.path().join("inbox/batch.xml").exists());
+    // every accepted push is audited once, without score values
+    let s = store(&loaded);
+    let ok = s
+        .audit_list(&AuditFilter {
+            kind: Some("result.push".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == "ok")
+        .count();
+    assert_eq!(ok, 100);
+    assert!(s.audit_verify().unwrap().ok());
+    // a re-run pushes nothing
+    gb.with(|g| g.fault_percent = 0);
+    let writes = gb.with(|g| g.writes.len());
+    last = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((last.pushed, last.updated, last.documents), (0, 0, 0));
+    assert_eq!(gb.with(|g| g.writes.len()), writes);
+    // the same file read again adds nothing
+    write_qti(
+        &dir.path().join("inbox"),
+        "batch-again.xml",
+        &as_rows(&rows),
+    );
+    last = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(last.ingested.unchanged, 100);
+    assert_eq!((last.ingested.new, last.pushed), (0, 0));
+    assert_eq!(gb.with(|g| g.writes.len()), writes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remarked_result_is_pushed_again_as_an_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    write_qti(
+        &inbox,
+        "a.xml",
+        &[
+            ("stu-1001", "EX-NED-1", "S-1", 40.0),
+            ("stu-1002", "EX-NED-1", "S-2", 50.0),
+        ],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.line_items), (2, 1));
+    write_qti(&inbox, "b.xml", &[("stu-1001", "EX-NED-1", "S-1", 45.0)]);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.ingested.changed, r.updated, r.pushed), (1, 1, 0));
+    let (score, writes) = gb.with(|g| {
+        let s = g
+            .results
+            .values()
+            .find(|r| r["student"]["sourcedId"] == "stu-1001")
+            .map(|r| r["score"].clone());
+        (s, g.writes.iter().filter(|w| w.0 == "results").count())
+    });
+    assert_eq!(score, Some(serde_json::json!(45.0)));
+    assert_eq!(writes, 3);
+    assert_eq!(gb.result_pairs().len(), 2);
+    let s = store(&loaded);
+    let updates = s
+        .audit_list(&AuditFilter {
+            kind: Some("result.update".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].record_id.as_deref(), Some("stu-1001"));
+    assert!(updates[0].payload_sha256.is_some());
+    // no score in the audit log: the detail holds the key and line item
+    // only, the fields only names
+    let detail = updates[0].detail.as_deref().unwrap();
+    let (key, li) = detail.split_once(' ').unwrap();
+    assert!(
+        key.strip_prefix("key=")
+            .unwrap()
+            .chars()
+            .all(|c| c.is_ascii_hexdigit()),
+        "{detail}"
+    );
+    assert!(li.starts_with("lineItem=sisync-li-"), "{detail}");
+    assert_eq!(
+        updates[0].fields,
+        "student,lineItem,scoreDate,score,maxScore"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_result_fails_with_the_sis_message_until_retry_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    gb.with(|g| g.reject_student = Some("stu-1003".into()));
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[
+            ("stu-1001", "EX-NED-1", "S-1", 40.0),
+            ("stu-1003", "EX-NED-1", "S-3", 50.0),
+        ],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.failed, r.retrying), (1, 1, 0));
+    assert!(r.partial());
+    // one try only: a 422 is not retried blindly
+    assert_eq!(gb.result_writes(), 2);
+    assert_eq!(r.outbox.failed, 1);
+    let reason = &r.outbox.reasons[0];
+    assert_eq!(reason.0, "failed");
+    assert!(reason.1.contains("HTTP 422"), "{reason:?}");
+    assert!(
+        reason
+            .1
+            .contains("SIS says: student stu-1003 is not enrolled"),
+        "{reason:?}"
+    );
+    // the audit log has the failure, not the SIS's words
+    let s = store(&loaded);
+    let failed: Vec<_> = s
+        .audit_list(&AuditFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        !failed[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("enrolled")
+    );
+    drop(s);
+    // a plain re-run leaves it failed
+    gb.with(|g| g.reject_student = None);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.outbox.failed), (0, 1));
+    // --retry-failed pushes it
+    let r = run(
+        &loaded,
+        ResultsOptions {
+            retry_failed: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.retried_failed, r.pushed, r.outbox.failed, r.outbox.pushed),
+        (1, 1, 0, 2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_candidates_are_parked_until_the_roster_brings_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let export = common::copy_fixture("oneroster-1.2", dir.path());
+    common::edit(&export, "users.csv", |l| {
+        (!l.starts_with("stu-1020,")).then(|| l.to_string())
+    });
+    common::edit(&export, "enrollments.csv", |l| {
+        (!l.contains(",stu-1020,")).then(|| l.to_string())
+    });
+    let loaded = config(dir.path(), &export, &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[
+            ("stu-1019", "EX-NED-1", "S-19", 40.0),
+            ("stu-1020", "EX-NED-1", "S-20", 50.0),
+        ],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.ingested.parked, r.outbox.parked), (1, 1, 1));
+    assert!(r.outbox.reasons[0].1.contains("unknown to the roster"));
+    // status shows it
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .args([
+            "--config",
+            &dir.path().join("sisync.toml").display().to_string(),
+            "status",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 pending") || text.contains("1 parked"),
+        "{text}"
+    );
+    assert!(
+        text.contains("parked: candidate unknown to the roster sync"),
+        "{text}"
+    );
+    // the student arrives in the SIS export; the next results run pushes
+    for f in ["users.csv", "enrollments.csv"] {
+        std::fs::copy(fixture_roster().join(f), export.join(f)).unwrap();
+    }
+    roster(&loaded).await;
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(
+        (r.unparked, r.pushed, r.outbox.parked, r.outbox.pushed),
+        (1, 1, 0, 2)
+    );
+    assert_eq!(gb.result_pairs().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_in_several_matching_classes_is_parked_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    // no rule for EX-ENG: stu-1001 is in several classes
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[("stu-1001", "EX-ENG-1", "S-1", 40.0)],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.outbox.parked), (0, 1));
+    assert!(
+        r.outbox.reasons[0]
+            .1
+            .contains("add or narrow a results.class_rules entry for exam EX-ENG-1"),
+        "{:?}",
+        r.outbox.reasons
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_reads_but_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    write_qti(&dir.path().join("inbox"), "a.xml", &as_rows(&many(1)));
+    let r = run(
+        &loaded,
+        ResultsOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((r.ingested.new, r.would_push, r.run_id), (20, 20, None));
+    assert!(dir.path().join("inbox/a.xml").exists());
+    assert_eq!(gb.with(|g| g.writes.len()), 0);
+    assert_eq!(store(&loaded).outbox_summary().unwrap().pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_writer_delivers_once_and_bad_files_move_to_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = config(
+        dir.path(),
+        &fixture_roster(),
+        "kind = \"oneroster-csv\"\npath = \"sis\"\nschool = \"org-99AA00\"\n",
+    );
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    write_qti(&inbox, "a.xml", &as_rows(&many(2)));
+    std::fs::copy(
+        common::repo().join("fixtures/results/bad/truncated.xml"),
+        inbox.join("b.xml"),
+    )
+    .unwrap();
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.documents, r.document_errors.len()), (40, 1, 1));
+    assert!(
+        r.document_errors[0].starts_with("b.xml:"),
+        "{:?}",
+        r.document_errors
+    );
+    assert!(
+        r.document_errors[0].contains("failed/b.xml"),
+        "{:?}",
+        r.document_errors
+    );
+    assert!(inbox.join("failed/b.xml").exists() && inbox.join("done/a.xml").exists());
+    let folder = r.delivered.clone().unwrap();
+    let results_csv = std::fs::read_to_string(folder.join("results.csv")).unwrap();
+    assert_eq!(results_csv.lines().count(), 41);
+    let li = std::fs::read_to_string(folder.join("lineItems.csv")).unwrap();
+    assert_eq!(li.lines().count(), 3, "two exams for one class: {li}");
+    assert!(li.contains(",cls-ne-h3a,exam,,0,100,org-99AA00"), "{li}");
+    // nothing new: no new folder
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.delivered), (0, None));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("sis")).unwrap().count(),
+        1
+    );
+}
+
+/// A child `sisync sync results` is killed with SIGKILL in the middle of
+/// its push batch; after a restart the SIS holds every result once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_push_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    gb.with(|g| g.delay = Duration::from_millis(25));
+    let loaded = config(
+        dir.path(),
+        &fixture_roster(),
+        &rest_sink(&gb, "concurrency = 4"),
+    );
+    roster(&loaded).await;
+    write_qti(&dir.path().join("inbox"), "a.xml", &as_rows(&many(10)));
+    let cfg = dir.path().join("sisync.toml");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .args(["--config", &cfg.display().to_string(), "sync", "results"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait until the push is well under way, then kill
+    let started = std::time::Instant::now();
+    while gb.result_pairs().len() < 60 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the push did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.start_kill().unwrap();
+    let status = child.wait().await.unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed, not finished: {status:?}");
+    let held = gb.result_pairs().len();
+    assert!(held < 200, "the kill came after the batch ({held})");
+    // restart
+    gb.with(|g| g.delay = Duration::ZERO);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(
+        (r.outbox.pending, r.outbox.pushed, r.outbox.failed),
+        (0, 200, 0),
+        "{r:?}"
+    );
+    let pairs = gb.result_pairs();
+    assert_eq!(pairs.len(), 200);
+    assert_eq!(pairs.iter().collect::<BTreeSet<_>>().len(), 200);
+    assert!(store(&loaded).audit_verify().unwrap().ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_results_with_mapped_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
+        .unwrap()
+        .replace(
+            "kind = \"qti-folder\"\npath = \"inbox\"",
+            "kind = \"csv\"\npath = \"inbox\"\ndelimiter = \";\"\n[results.source.columns]\ncandidate = \"leerling\"\nexam = \"toets\"\nsession = \"sessie\"\ngrade = \"cijfer\"",
+        );
+    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
+    let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
+    std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+    std::fs::write(
+        dir.path().join("inbox/export.csv"),
+        "leerling;toets;sessie;cijfer\nstu-1001;EX-WIS-1;X1;7,5\nstu-1002;EX-WIS-1;X2;5,4\n",
+    )
+    .unwrap();
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(r.pushed, 2, "{r:?}");
+    let grades: BTreeSet<String> = gb.with(|g| {
+        g.results
+            .values()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["student"]["sourcedId"].as_str().unwrap(),
+                    r["textScore"]
+                )
+            })
+            .collect()
+    });
+    assert!(grades.contains("stu-1001 \"7,5\""), "{grades:?}");
+    let classes: BTreeSet<String> = gb.with(|g| {
+        g.line_items
+            .values()
+            .map(|l| l["class"]["sourcedId"].as_str().unwrap().to_string())
+            .collect()
+    });
+    assert_eq!(classes, BTreeSet::from(["cls-wi-h3a".to_string()]));
+}
