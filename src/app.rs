@@ -394,6 +394,10 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
             c.safety.max_deactivate_share * 100.0
         ),
     ));
+    if let Some(r) = &c.results {
+        let (flow, rules) = sync::results::describe(r);
+        rows.push(("results".into(), format!("{flow}; {rules}")));
+    }
     let fields: Vec<&str> = c.privacy.fields.iter().map(|f| f.as_str()).collect();
     rows.push((
         "privacy".into(),

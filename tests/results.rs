@@ -578,3 +578,103 @@ async fn csv_results_with_mapped_columns() {
     });
     assert_eq!(classes, BTreeSet::from(["cls-wi-h3a".to_string()]));
 }
+
+/// QTI documents listed by an HTTP endpoint (bearer token), read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qti_documents_listed_over_http_are_read_once() {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    let docs = common::repo().join("fixtures/results/inbox");
+    let app = axum::Router::new()
+        .route(
+            "/api/results",
+            axum::routing::get(|h: HeaderMap| async move {
+                if h.get("authorization").and_then(|v| v.to_str().ok())
+                    != Some("Bearer platform-token")
+                {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                axum::Json(serde_json::json!({"documents": [
+                    {"href": "docs/session-batch-1.xml"},
+                    "docs/session-S-2001.xml",
+                    "docs/missing.xml"
+                ]}))
+                .into_response()
+            }),
+        )
+        .route(
+            "/api/docs/:name",
+            axum::routing::get(
+                move |axum::extract::Path(name): axum::extract::Path<String>| {
+                    let docs = docs.clone();
+                    async move {
+                        match std::fs::read(docs.join(name)) {
+                            Ok(b) => b.into_response(),
+                            Err(_) => StatusCode::NOT_FOUND.into_response(),
+                        }
+                    }
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    std::fs::write(dir.path().join("platform-token"), "platform-token").unwrap();
+    let text = std::fs::read_to_string(dir.path().join("sisync.toml")).unwrap().replace(
+        "kind = \"qti-folder\"\npath = \"inbox\"",
+        &format!(
+            "kind = \"qti-http\"\nlist_url = \"http://{addr}/api/results\"\ngrade_outcomes = [\"GRADE\", \"CIJFER\"]\nmax_retries = 0\n[results.source.auth]\nkind = \"bearer\"\ntoken_file = \"platform-token\""
+        ),
+    );
+    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
+    let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.documents, r.ingested.new, r.pushed), (2, 4, 4), "{r:?}");
+    assert_eq!(r.document_errors.len(), 1);
+    assert!(
+        r.document_errors[0].contains("missing.xml") && r.document_errors[0].contains("404"),
+        "{:?}",
+        r.document_errors
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.documents, r.documents_skipped, r.pushed), (0, 2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    let cfg = dir.path().join("sisync.toml").display().to_string();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .args(["--config", &cfg, "check-config", "--connect"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("/ims/oneroster/gradebook/v1p2/lineItems?limit=1: HTTP 200, authenticated"),
+        "{text}"
+    );
+    assert_eq!(gb.with(|g| g.token_requests), 1);
+    // a wrong secret: one clear line, exit 1, no secret in it
+    std::fs::write(dir.path().join("gb-secret"), "wrong-secret-value").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .args(["--config", &cfg, "check-config", "--connect"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("results out") && text.contains("FAILED"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-secret-value"), "{text}");
+}

@@ -45,7 +45,7 @@ impl GradebookRest {
             .http
             .send(Method::GET, &url, None, "application/json", false)
             .await?;
-        Ok(format!("{url}: HTTP {}", reply.status.as_u16()))
+        Ok(format!("GET {url}: HTTP {}", reply.status.as_u16()))
     }
 
     async fn put(&self, url: String, body: Value) -> Result<Written, PushError> {

@@ -134,6 +134,7 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         .await;
         out.push(("platform link".to_string(), r));
     }
+    out.extend(results::connect_checks(loaded).await);
     out
 }
 

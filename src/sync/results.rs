@@ -928,3 +928,81 @@ async fn push_records<S: ResultSink>(
     }
     Ok(())
 }
+
+/// `check-config --connect` for the results endpoints.
+pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
+    let mut out = Vec::new();
+    let Some(r) = &loaded.config.results else {
+        return out;
+    };
+    if let ResultSourceCfg::QtiHttp(h) = &r.source {
+        let res = async {
+            let auth = match &h.auth {
+                Some(a) => loaded.result_auth("results.source.auth", a, h.timeout)?,
+                None => Auth::None,
+            };
+            let http = Http::new(h.timeout, auth, 0)?;
+            let started = std::time::Instant::now();
+            let docs = qti_results::list_documents(&http, &h.list_url).await?;
+            Ok(format!(
+                "GET {}: OK, {} documents listed, {} ms",
+                h.list_url,
+                docs.len(),
+                started.elapsed().as_millis()
+            ))
+        }
+        .await;
+        out.push(("results in".to_string(), res));
+    }
+    if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
+        let res = async {
+            let auth = loaded.result_auth("results.sink.auth", &g.auth, g.timeout)?;
+            let http = Http::new(g.timeout, auth, 0)?;
+            let sink = GradebookRest::new(&g.base_url, http, &g.category, g.school.as_deref());
+            let started = std::time::Instant::now();
+            let line = sink.ping().await?;
+            Ok(format!(
+                "{line}, authenticated, {} ms",
+                started.elapsed().as_millis()
+            ))
+        }
+        .await;
+        out.push(("results out".to_string(), res));
+    }
+    out
+}
+
+/// One line for `check-config` about the results section.
+pub fn describe(r: &Results) -> (String, String) {
+    let source = match &r.source {
+        ResultSourceCfg::QtiFolder(f) => format!(
+            "qti-folder {} (QTI 2.1/3.0; files {} after reading)",
+            f.path.display(),
+            match f.after {
+                AfterRead::Move => "move to done/ or failed/",
+                AfterRead::Keep => "stay",
+            }
+        ),
+        ResultSourceCfg::Csv(f) => {
+            format!("csv {} (delimiter {:?})", f.path.display(), f.delimiter)
+        }
+        ResultSourceCfg::QtiHttp(h) => format!("qti-http {}", h.list_url),
+    };
+    let sink = match &r.sink {
+        ResultSinkCfg::OnerosterRest(g) => format!(
+            "oneroster-rest {}{} (gradebook 1.2, {} at once)",
+            g.base_url,
+            crate::connector::gradebook_rest::PATH,
+            g.concurrency
+        ),
+        ResultSinkCfg::OnerosterCsv(c) => format!("oneroster-csv {}", c.path.display()),
+    };
+    (
+        format!("{source} → {sink}"),
+        format!(
+            "{} class rules; give up after {}",
+            r.class_rules.len(),
+            humantime::format_duration(r.give_up_after)
+        ),
+    )
+}
