@@ -663,7 +663,7 @@ async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
         "{text}"
     );
     assert_eq!(gb.with(|g| g.token_requests), 1);
-    // a wrong secret: one clear line, exit 1, no secret in it
+    // a wrong secret: one clear line, exit 2 (config), no secret in it
     std::fs::write(dir.path().join("gb-secret"), "wrong-secret-value").unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
         .args(["--config", &cfg, "check-config", "--connect"])
@@ -671,7 +671,7 @@ async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains("results out") && text.contains("FAILED"),
         "{text}"
