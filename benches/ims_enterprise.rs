@@ -5,6 +5,9 @@
 //! `cargo bench --bench ims_enterprise` (set `IMS_BENCH_SCALE=0.1` for a
 //! quick run). Prints MB/s of both, their ratio, and peak RSS.
 
+mod common;
+use common::peak_rss_mb;
+
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
@@ -80,13 +83,6 @@ fn generate(path: &Path, persons: usize, classes: usize, members: usize) -> std:
     }
     writeln!(w, "</enterprise>")?;
     w.flush()
-}
-
-fn peak_rss_mb() -> f64 {
-    // SAFETY: getrusage fills the struct we own.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    ru.ru_maxrss as f64 / 1024.0 // Linux: kilobytes
 }
 
 fn bare_loop(path: &Path) -> u64 {

@@ -4,6 +4,9 @@
 //! pages and peak RSS. The server shares the 2 cores with sisync, so the
 //! figure is an upper bound. Run with `cargo bench --bench oneroster_rest`.
 
+mod common;
+use common::peak_rss_mb;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,13 +26,6 @@ const TEACHERS: usize = 2_000;
 const CLASSES: usize = 3_000;
 const ENROLMENTS: usize = 400_000;
 const SCHOOLS: usize = 20;
-
-fn peak_rss_mb() -> f64 {
-    // SAFETY: getrusage writes into the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    u.ru_maxrss as f64 / 1024.0
-}
 
 /// Each collection as pre-serialised records.
 type Data = Arc<BTreeMap<&'static str, Vec<String>>>;

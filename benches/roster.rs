@@ -5,6 +5,9 @@
 //! first run into csv-drop (state and audit committed), a no-change rerun,
 //! and peak RSS. Run with `cargo bench --bench roster`.
 
+mod common;
+use common::peak_rss_mb;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -23,13 +26,6 @@ const TEACHERS: usize = 2_000;
 const CLASSES: usize = 3_000;
 const ENROLMENTS: usize = 400_000;
 const SCHOOLS: usize = 20;
-
-fn peak_rss_mb() -> f64 {
-    // SAFETY: getrusage writes into the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    u.ru_maxrss as f64 / 1024.0
-}
 
 fn w(dir: &Path, name: &str) -> BufWriter<File> {
     BufWriter::with_capacity(1 << 20, File::create(dir.join(name)).unwrap())

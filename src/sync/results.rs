@@ -72,6 +72,9 @@ pub struct ResultsReport {
     pub would_push: usize,
     pub delivered: Option<PathBuf>,
     pub outbox: OutboxSummary,
+    /// Wall time of reading into the outbox and of pushing.
+    pub read_seconds: f64,
+    pub push_seconds: f64,
 }
 
 impl ResultsReport {
@@ -331,7 +334,9 @@ async fn run(
         };
     }
     progress.phase("reading results", None);
+    let started = std::time::Instant::now();
     read_documents(loaded, rcfg, opts, actor, progress, store, &dir, report).await?;
+    report.read_seconds = started.elapsed().as_secs_f64();
     for i in &report.issues {
         tracing::warn!("skipped: {i}");
     }
@@ -348,7 +353,10 @@ async fn run(
                 .min(report.ingested.new + report.ingested.changed);
         return Ok(());
     }
-    push(loaded, rcfg, opts, actor, progress, store, report).await
+    let started = std::time::Instant::now();
+    let pushed = push(loaded, rcfg, opts, actor, progress, store, report).await;
+    report.push_seconds = started.elapsed().as_secs_f64();
+    pushed
 }
 
 /// A result document to read.
