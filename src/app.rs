@@ -136,8 +136,11 @@ fn generate(what: &crate::cli::GenerateWhat) -> Result<i32> {
             println!("man pages written to {}", dir.display());
         }
         crate::cli::GenerateWhat::Completions { shell } => {
+            use std::io::Write as _;
             let mut cmd = cmd;
-            clap_complete::generate(*shell, &mut cmd, "sisync", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "sisync", &mut script);
+            std::io::stdout().write_all(&script)?;
         }
     }
     Ok(exit::OK)
