@@ -67,11 +67,23 @@ fn load(cli: &Cli) -> Result<Loaded, i32> {
 }
 
 async fn dispatch(cli: &Cli) -> Result<i32> {
+    if let Command::Generate { what } = &cli.command {
+        return generate(what);
+    }
     let loaded = match load(cli) {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
     match &cli.command {
+        Command::Generate { .. } => unreachable!("handled before the config is read"),
+        Command::Run => {
+            crate::daemon::run(
+                cli.config.clone(),
+                loaded,
+                crate::daemon::Runners::standard(),
+            )
+            .await
+        }
         Command::CheckConfig { connect } => check_config(cli, &loaded, *connect).await,
         Command::Sync {
             what: SyncWhat::Roster(a),
@@ -143,6 +155,28 @@ fn roster_exit(report: &RosterReport) -> i32 {
     } else {
         exit::OK
     }
+}
+
+/// `sisync generate`: man pages and shell completions from the clap
+/// definitions (used when building the package).
+fn generate(what: &crate::cli::GenerateWhat) -> Result<i32> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    match what {
+        crate::cli::GenerateWhat::Man { dir } => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(cmd, dir)?;
+            println!("man pages written to {}", dir.display());
+        }
+        crate::cli::GenerateWhat::Completions { shell } => {
+            use std::io::Write as _;
+            let mut cmd = cmd;
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "sisync", &mut script);
+            std::io::stdout().write_all(&script)?;
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// A progress bar on a terminal; silent otherwise.

@@ -38,6 +38,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon: scheduled syncs, admin endpoint; SIGTERM stops after
+    /// the current batch, SIGHUP reloads the config.
+    Run,
     /// One-shot sync.
     Sync {
         #[command(subcommand)]
@@ -56,6 +59,26 @@ pub enum Command {
         /// latency and authentication.
         #[arg(long)]
         connect: bool,
+    },
+    /// Write the man page or shell completions (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: GenerateWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateWhat {
+    /// Man pages (sisync.1 and one per subcommand) into DIR.
+    Man {
+        /// Output folder.
+        dir: PathBuf,
+    },
+    /// A completion script on stdout.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 

@@ -28,6 +28,10 @@ pub struct Config {
     pub privacy: Privacy,
     /// Exam results back to the SIS (`sisync sync results`).
     pub results: Option<results::Results>,
+    #[serde(default)]
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub admin: Admin,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -441,6 +445,114 @@ fn default_fields() -> Vec<Field> {
     ]
 }
 
+/// When `sisync run` syncs (the daemon's scheduler).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// A roster sync this often.
+    #[serde(default = "default_roster_every", with = "humantime_serde_compat")]
+    pub roster_every: Duration,
+    /// Optional daily full roster run (`sync roster --full`) at this local
+    /// time, `"HH:MM"`.
+    pub full_at: Option<String>,
+    /// A results sync this often (when the results sync is configured).
+    #[serde(default = "default_results_every", with = "humantime_serde_compat")]
+    pub results_every: Duration,
+    /// Each run starts up to this much later than due, at random, so that
+    /// many institutions do not hit a shared SIS or platform at once.
+    #[serde(default = "default_jitter", with = "humantime_serde_compat")]
+    pub jitter: Duration,
+    /// On SIGTERM, how long the current run may take to finish its batch.
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde_compat")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            roster_every: default_roster_every(),
+            full_at: None,
+            results_every: default_results_every(),
+            jitter: default_jitter(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+impl Schedule {
+    /// `full_at` as a time of day (validated when the config is loaded).
+    pub fn full_at_time(&self) -> Option<chrono::NaiveTime> {
+        self.full_at.as_deref().and_then(parse_time_of_day)
+    }
+}
+
+fn parse_time_of_day(s: &str) -> Option<chrono::NaiveTime> {
+    chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M").ok()
+}
+
+fn default_roster_every() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_results_every() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_jitter() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// The daemon's admin HTTP endpoint (health, metrics, status page).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// `host:port`; `"off"` disables the endpoint.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Optional bearer token for `/metrics` and the status page:
+    /// `env:NAME`; inline tokens are refused.
+    pub token: Option<String>,
+    /// File holding that token (looked up in `$CREDENTIALS_DIRECTORY`
+    /// first when relative).
+    pub token_file: Option<PathBuf>,
+    /// `/readyz` fails once a kind of run has been failing for longer than
+    /// this.
+    #[serde(
+        default = "default_ready_max_failing_age",
+        with = "humantime_serde_compat"
+    )]
+    pub ready_max_failing_age: Duration,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            listen: default_admin_listen(),
+            token: None,
+            token_file: None,
+            ready_max_failing_age: default_ready_max_failing_age(),
+        }
+    }
+}
+
+impl Admin {
+    /// The address to bind, or None when the endpoint is off.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        if self.listen.trim() == "off" {
+            return None;
+        }
+        self.listen.trim().parse().ok()
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9187".into()
+}
+fn default_ready_max_failing_age() -> Duration {
+    Duration::from_secs(3 * 3600)
+}
+
 mod humantime_serde_compat {
     use std::time::Duration;
 
@@ -639,6 +751,7 @@ impl Loaded {
                 }
             }
         }
+        self.validate_daemon()?;
         if let Platform::Scim(p) = &c.platform {
             match url::Url::parse(&p.base_url) {
                 Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
@@ -664,6 +777,54 @@ impl Loaded {
         }
         self.validate_results()?;
         Ok(())
+    }
+
+    fn validate_daemon(&self) -> Result<(), ConfigError> {
+        let s = &self.config.schedule;
+        for (key, d) in [
+            ("roster_every", s.roster_every),
+            ("results_every", s.results_every),
+        ] {
+            if d < Duration::from_millis(100) {
+                return Err(self.error(
+                    "schedule",
+                    key,
+                    "must be at least 100ms; write e.g. \"1h\" or \"15m\"",
+                ));
+            }
+        }
+        if let Some(t) = &s.full_at {
+            if parse_time_of_day(t).is_none() {
+                return Err(self.error(
+                    "schedule",
+                    "full_at",
+                    format!("`{t}` is not a time of day; write e.g. \"03:00\" (local time, 24 h)"),
+                ));
+            }
+        }
+        let a = &self.config.admin;
+        if a.listen.trim() != "off" && a.listen_addr().is_none() {
+            return Err(self.error(
+                "admin",
+                "listen",
+                format!(
+                    "`{}` is not an address; write e.g. \"127.0.0.1:9187\" or \"off\"",
+                    a.listen
+                ),
+            ));
+        }
+        self.admin_token()?;
+        Ok(())
+    }
+
+    /// The admin endpoint's bearer token, when one is configured.
+    pub fn admin_token(&self) -> Result<Option<Secret>, ConfigError> {
+        let a = &self.config.admin;
+        if a.token.is_none() && a.token_file.is_none() {
+            return Ok(None);
+        }
+        self.bearer_token("admin", &a.token, &a.token_file)
+            .map(Some)
     }
 
     /// Resolve the SCIM bearer token (file, `env:NAME`, credentials dir).
@@ -986,6 +1147,45 @@ path = "/tmp/drop"
         let e = parse(&text).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("safety.max_deactivate_share"));
         assert_eq!(e.line, Some(15));
+    }
+
+    #[test]
+    fn schedule_and_admin_defaults_and_errors() {
+        let l = parse(BASE).unwrap();
+        let s = &l.config.schedule;
+        assert_eq!(s.roster_every, Duration::from_secs(3600));
+        assert_eq!(s.results_every, Duration::from_secs(300));
+        assert_eq!(s.full_at_time(), None);
+        assert_eq!(
+            l.config.admin.listen_addr(),
+            Some("127.0.0.1:9187".parse().unwrap())
+        );
+        assert!(l.admin_token().unwrap().is_none());
+
+        let text = format!(
+            "{BASE}\n[schedule]\nroster_every = \"15m\"\nfull_at = \"03:30\"\njitter = \"0s\"\n\n[admin]\nlisten = \"off\"\n"
+        );
+        let l = parse(&text).unwrap();
+        assert_eq!(l.config.schedule.roster_every, Duration::from_secs(900));
+        assert_eq!(
+            l.config.schedule.full_at_time(),
+            chrono::NaiveTime::from_hms_opt(3, 30, 0)
+        );
+        assert_eq!(l.config.admin.listen_addr(), None);
+
+        let e = parse(&text.replace("\"03:30\"", "\"3 in the night\"")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("schedule.full_at"), "{e}");
+        assert_eq!(e.line, Some(16), "{e}");
+        let e = parse(&text.replace("\"15m\"", "\"soon\"")).unwrap_err();
+        assert_eq!(e.line, Some(15), "{e}");
+        assert!(e.message.contains("not a duration"), "{e}");
+        let e = parse(&text.replace("listen = \"off\"", "listen = \"localhost\"")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("admin.listen"), "{e}");
+        let e = parse(&text.replace("listen = \"off\"", "token = \"hunter2\"")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("admin.token"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = parse(&text.replace("jitter", "jiter")).unwrap_err();
+        assert!(e.message.contains("unknown field `jiter`"), "{e}");
     }
 
     #[test]

@@ -332,6 +332,7 @@ impl Http {
             None => d,
         })
         .notify(|e: &HttpError, d| {
+            crate::daemon::metrics::http_retry(&e.url);
             tracing::warn!(method = %e.method, url = %e.url, status = ?e.status, "retrying in {d:?}: {}", e.reason)
         })
         .await
@@ -377,7 +378,9 @@ impl Http {
                 retryable,
             }
         };
-        let resp = match req.send().await {
+        let sent = req.send().await;
+        crate::daemon::metrics::http_request(url, sent.as_ref().ok().map(|r| r.status().as_u16()));
+        let resp = match sent {
             Ok(r) => r,
             Err(e) => {
                 let (what, safe) = if e.is_connect() {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod daemon;
 pub mod http;
 pub mod model;
 pub mod privacy;

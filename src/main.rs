@@ -13,7 +13,7 @@ fn init_logging(format: Option<LogFormat>) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,sisync=info"));
     let tty = std::io::stderr().is_terminal();
-    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let under_journald = stderr_is_journal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -26,6 +26,27 @@ fn init_logging(format: Option<LogFormat>) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human if under_journald => builder.without_time().with_ansi(false).init(),
         LogFormat::Human => builder.with_ansi(tty).init(),
+    }
+}
+
+/// True when stderr is the journal stream systemd set up for this service:
+/// `JOURNAL_STREAM` holds `device:inode` of that stream, and a child that
+/// inherited the variable but writes elsewhere (a pipe, a file) does not
+/// match. The journal stamps lines itself, so sisync leaves out the time.
+fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    // SAFETY: fstat writes only into the zeroed struct we pass.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(2, &mut st) == 0 && st.st_dev as u64 == dev && st.st_ino as u64 == ino
     }
 }
 

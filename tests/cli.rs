@@ -279,3 +279,18 @@ fn a_run_that_fails_is_recorded_with_its_reason() {
         "{out}"
     );
 }
+
+#[test]
+fn generate_writes_man_pages_and_completions_without_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such.toml");
+    let man = dir.path().join("man");
+    let o = sisync(&missing, &["generate", "man", man.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let page = std::fs::read_to_string(man.join("sisync-run.1")).unwrap();
+    assert!(page.contains("SIGHUP reloads the config"), "{page}");
+    assert!(man.join("sisync.1").exists());
+    let o = sisync(&missing, &["generate", "completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("_sisync()"));
+}

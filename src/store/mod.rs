@@ -430,6 +430,16 @@ impl Store {
         Ok(())
     }
 
+    /// Mark runs still `running` as `interrupted`: their process is gone
+    /// (call only while holding the run lock). Returns how many.
+    pub fn close_stale_runs(&self, why: &str) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE runs SET outcome = 'interrupted', finished_at = ?1, error = COALESCE(error, ?2)
+             WHERE outcome = 'running'",
+            params![now(), why],
+        )?)
+    }
+
     /// The most recent runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRow>> {
         let mut stmt = self.conn.prepare(

@@ -125,6 +125,9 @@ pub struct Context<'a> {
     pub run_id: i64,
     pub actor: &'a str,
     pub tick: &'a (dyn Fn() + Sync),
+    /// True once no new record should be started (shutdown); records in
+    /// flight finish and are committed.
+    pub stop: &'a (dyn Fn() -> bool + Sync),
 }
 
 fn action_name(kind: RecordKind, a: Action) -> String {
@@ -242,8 +245,13 @@ pub async fn apply_records<S: RecordSink>(
         .filter_map(|(k, v)| v.platform_id.clone().map(|p| (k.clone(), p)))
         .collect();
 
-    let mut stream = futures::stream::iter(plan.users.iter().map(|c| user_op(sink, c)))
-        .buffer_unordered(concurrency);
+    let mut stream = futures::stream::iter(
+        plan.users
+            .iter()
+            .take_while(|_| !(ctx.stop)())
+            .map(|c| user_op(sink, c)),
+    )
+    .buffer_unordered(concurrency);
     while let Some((c, res)) = stream.next().await {
         if let Some(p) = w_pid(&res, c) {
             ids.insert(c.external_id.clone(), p);
@@ -276,9 +284,13 @@ pub async fn apply_records<S: RecordSink>(
             (c, pids)
         })
         .collect();
-    let mut stream =
-        futures::stream::iter(prepared.iter().map(|(c, pids)| group_op(sink, c, pids)))
-            .buffer_unordered(concurrency);
+    let mut stream = futures::stream::iter(
+        prepared
+            .iter()
+            .take_while(|_| !(ctx.stop)())
+            .map(|(c, pids)| group_op(sink, c, pids)),
+    )
+    .buffer_unordered(concurrency);
     while let Some((c, res)) = stream.next().await {
         let item = settle(ctx, &endpoint, c, &res, &mut out);
         store.commit(&[item])?;

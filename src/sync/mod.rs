@@ -3,6 +3,7 @@
 //! used through their traits.
 
 pub mod apply;
+pub mod lock;
 pub mod plan;
 pub mod results;
 pub mod safety;
@@ -39,6 +40,12 @@ pub trait Progress: Sync {
     fn tick(&self);
     fn rows(&self, n: u64);
     fn done(&self);
+    /// True once the run should stop after the records in flight (the
+    /// daemon got SIGTERM); what was done is committed, the rest waits for
+    /// the next run.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Progress that shows nothing.
@@ -65,6 +72,9 @@ pub struct RosterReport {
     pub ignored: usize,
     pub out_of_scope: usize,
     pub delivered: Option<PathBuf>,
+    /// Stopped before every planned record was sent (see
+    /// [`Progress::stop_requested`]).
+    pub interrupted: bool,
 }
 
 fn refusal_text<S: serde::Serializer>(r: &Option<Refusal>, s: S) -> Result<S::Ok, S::Error> {
@@ -176,6 +186,12 @@ pub async fn roster(
     progress: &dyn Progress,
 ) -> Result<RosterReport> {
     let cfg = &loaded.config;
+    // One run at a time per state file (a dry run writes nothing).
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(lock::RunLock::acquire(&cfg.state.path)?)
+    };
     let mut store = if opts.dry_run {
         Store::open_for_dry_run(&cfg.state.path)?
     } else {
@@ -265,6 +281,7 @@ async fn roster_run(
         ignored,
         out_of_scope,
         delivered: None,
+        interrupted: false,
     };
 
     if !opts.allow_mass_changes {
@@ -287,21 +304,43 @@ async fn roster_run(
     let total = (report.plan.users.len() + report.plan.groups.len()) as u64;
     progress.phase("applying", Some(total));
     let tick = || progress.tick();
+    let stop = || progress.stop_requested();
     let ctx = Context {
         run_id,
         actor,
         tick: &tick,
+        stop: &stop,
     };
     let applied = apply_plan(loaded, &report.plan, &state, store, &ctx).await;
     progress.done();
     let (outcome, delivered) = applied?;
     report.delivered = delivered;
+    let settled = |t: &apply::Tally| t.created + t.updated + t.deactivated + t.failed;
+    report.interrupted = settled(&outcome.users) + settled(&outcome.groups) < total as usize;
     report.outcome = Some(outcome);
-    let result = if report.failed() > 0 { "partial" } else { "ok" };
-    let err = report
-        .outcome
-        .as_ref()
-        .and_then(|o| o.failures.first().cloned());
+    // An interrupted run does not count as a complete (full) pull.
+    let result = if report.interrupted {
+        "interrupted"
+    } else if report.failed() > 0 {
+        "partial"
+    } else {
+        "ok"
+    };
+    let err = if report.interrupted {
+        Some(format!(
+            "stopped on request after {} of {total} planned records; the next run sends the rest",
+            report
+                .outcome
+                .as_ref()
+                .map(|o| settled(&o.users) + settled(&o.groups))
+                .unwrap_or(0)
+        ))
+    } else {
+        report
+            .outcome
+            .as_ref()
+            .and_then(|o| o.failures.first().cloned())
+    };
     store.finish_run(run_id, result, &summary_json(&report), err.as_deref())?;
     Ok(report)
 }

@@ -72,6 +72,8 @@ pub struct ResultsReport {
     pub would_push: usize,
     pub delivered: Option<PathBuf>,
     pub outbox: OutboxSummary,
+    /// Stopped early for shutdown (SIGTERM): the rest goes next run.
+    pub interrupted: bool,
     /// Wall time of reading into the outbox and of pushing.
     pub read_seconds: f64,
     pub push_seconds: f64,
@@ -263,6 +265,14 @@ pub async fn results(
             loaded.file.display()
         ));
     };
+    // One run at a time per state file (a dry run writes nothing).
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(crate::sync::lock::RunLock::acquire(
+            &loaded.config.state.path,
+        )?)
+    };
     let mut store = if opts.dry_run {
         Store::open_for_dry_run(&loaded.config.state.path)?
     } else {
@@ -297,7 +307,13 @@ pub async fn results(
                 let first = report.document_errors.first().cloned();
                 store.finish_run(
                     id,
-                    if report.partial() { "partial" } else { "ok" },
+                    if report.interrupted {
+                        "interrupted"
+                    } else if report.partial() {
+                        "partial"
+                    } else {
+                        "ok"
+                    },
                     &summary,
                     first.as_deref(),
                 )?
@@ -925,14 +941,24 @@ async fn push_records<S: ResultSink>(
         while let Some(o) = stream.next().await {
             progress.tick();
             batch.push(o);
+            if progress.stop_requested() {
+                // pushes still in flight are dropped: their results stay
+                // pending and go again (same ids) next run
+                report.interrupted = true;
+                break;
+            }
             if batch.len() >= 256 {
                 count(report, &by_key, &batch, give_up_before);
                 store.outbox_record(&batch, give_up_before)?;
                 batch.clear();
             }
         }
+        drop(stream);
         count(report, &by_key, &batch, give_up_before);
         store.outbox_record(&batch, give_up_before)?;
+        if report.interrupted {
+            break;
+        }
     }
     Ok(())
 }

@@ -39,6 +39,8 @@ pub struct Inner {
 pub struct FakeScim {
     pub inner: Arc<Mutex<Inner>>,
     pub base: String,
+    /// Milliseconds each write request waits before it is handled.
+    pub write_delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FakeScim {
@@ -55,12 +57,26 @@ impl FakeScim {
                 get(read).patch(patch).put(put).delete(delete),
             )
             .with_state(inner.clone());
+        let write_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let delay = write_delay_ms.clone();
+        let app = app.layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let ms = delay.load(std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if ms > 0 && req.method() != Method::GET {
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
+                    next.run(req).await
+                }
+            },
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeScim {
             inner,
             base: format!("http://{addr}/scim/v2"),
+            write_delay_ms,
         }
     }
 

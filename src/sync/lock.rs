@@ -1,0 +1,120 @@
+//! The advisory run lock: one sync (roster or results, daemon or one-shot)
+//! at a time per state database.
+//!
+//! SQLite's own locking keeps each transaction whole; this lock keeps two
+//! whole runs apart, so a one-shot `sisync sync` started while the daemon
+//! syncs says so instead of planning against state that is changing under
+//! it. The lock is an `flock` on `<state file>.lock` next to the state
+//! database, holding the pid of its owner for the message. The kernel
+//! drops it when the process ends, however it ends; the file itself stays.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use fs4::FileExt;
+
+/// Another process holds the run lock (or it cannot be taken).
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "another sisync sync is already running ({}, lock {}); wait for it or stop the daemon",
+        .pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "pid unknown".into()),
+        .path.display()
+    )]
+    Busy { pid: Option<u32>, path: PathBuf },
+    #[error("cannot open the run lock {}: {source}; check that the state directory is writable", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The held lock; released when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// The lock file that belongs to a state database.
+    pub fn path_for(state_path: &Path) -> PathBuf {
+        let mut name = state_path.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    /// Take the lock of `state_path` without waiting.
+    pub fn acquire(state_path: &Path) -> Result<RunLock, LockError> {
+        let path = Self::path_for(state_path);
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match FileExt::try_lock(&file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(LockError::Busy {
+                    pid: text.trim().parse().ok(),
+                    path,
+                });
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        // ours now: write our pid for the message of the next one
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(RunLock { file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_with_pid_and_path_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state").join("sisync.db");
+        let lock = RunLock::acquire(&state).unwrap();
+        assert_eq!(lock.path(), dir.path().join("state/sisync.db.lock"));
+        // flock is per open file: a second open in this process conflicts
+        let e = RunLock::acquire(&state).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        assert!(msg.contains("sisync.db.lock"), "{msg}");
+        assert!(msg.contains("already running"), "{msg}");
+        drop(lock);
+        let again = RunLock::acquire(&state).unwrap();
+        drop(again);
+    }
+}
