@@ -300,6 +300,14 @@ impl Platform {
             Platform::CsvDrop(_) => "csv-drop",
         }
     }
+
+    /// Whether the platform is a production or an acceptance platform.
+    pub fn environment(&self) -> Environment {
+        match self {
+            Platform::Scim(p) => p.environment,
+            Platform::CsvDrop(p) => p.environment,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,6 +315,10 @@ impl Platform {
 pub struct ScimPlatform {
     /// Base URL of the SCIM service, e.g. `https://platform.example/scim/v2`.
     pub base_url: String,
+    /// `acceptance` for a test/acceptance platform: then sisync must run
+    /// with `institution.environment = "acceptance"` (synthetic names).
+    #[serde(default)]
+    pub environment: Environment,
     /// `env:NAME`; inline tokens are refused.
     pub token: Option<String>,
     /// File holding the bearer token; relative names are looked up in
@@ -364,6 +376,10 @@ impl UserNameFrom {
 pub struct CsvDropPlatform {
     /// Folder that receives `users.csv`, `groups.csv`, `memberships.csv`.
     pub path: PathBuf,
+    /// Whether the platform is a production or an acceptance (test)
+    /// platform; see [`Platform::environment`].
+    #[serde(default)]
+    pub environment: Environment,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -424,6 +440,37 @@ pub struct Privacy {
     /// processing agreement. Empty: all orgs in the source.
     #[serde(default, alias = "scope_brins")]
     pub scope_orgs: Vec<String>,
+    /// The platform sees an HMAC-SHA256 pseudonym of the SIS id instead of
+    /// the id (externalId, userName with `user_name = "sourced-id"`).
+    #[serde(default)]
+    pub pseudonymize_ids: bool,
+    /// The pseudonym key: `env:NAME` (inline refused) or a file.
+    pub pseudonym_key: Option<String>,
+    pub pseudonym_key_file: Option<PathBuf>,
+    /// BSN (burgerservicenummer) may be processed. No connector reads or
+    /// sends a BSN today; `check-config` warns when this is set.
+    #[serde(default)]
+    pub allow_bsn: bool,
+    /// Persons absent from the SIS (deactivated) longer than this many days
+    /// are purged by `sisync privacy purge` (the daemon runs it daily).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Audit entries older than this many days lose their subject id (the
+    /// hash chain stays verifiable).
+    #[serde(default = "default_retention_days")]
+    pub audit_retention_days: u32,
+    /// `sisync report results` shows groups of at least this many
+    /// candidates; smaller groups are merged into "other".
+    #[serde(default = "default_min_group_size")]
+    pub min_group_size: usize,
+}
+
+fn default_retention_days() -> u32 {
+    730
+}
+
+fn default_min_group_size() -> usize {
+    10
 }
 
 impl Default for Privacy {
@@ -431,6 +478,13 @@ impl Default for Privacy {
         Privacy {
             fields: default_fields(),
             scope_orgs: Vec::new(),
+            pseudonymize_ids: false,
+            pseudonym_key: None,
+            pseudonym_key_file: None,
+            allow_bsn: false,
+            retention_days: default_retention_days(),
+            audit_retention_days: default_retention_days(),
+            min_group_size: default_min_group_size(),
         }
     }
 }
@@ -776,7 +830,57 @@ impl Loaded {
             self.scim_token(p)?;
         }
         self.validate_results()?;
+        if c.privacy.pseudonymize_ids {
+            self.pseudonym_key()?;
+            if let Platform::Scim(p) = &c.platform {
+                if matches!(
+                    p.user_name,
+                    UserNameFrom::Identifier | UserNameFrom::Username
+                ) {
+                    return Err(self.error(
+                        "platform",
+                        "user_name",
+                        "privacy.pseudonymize_ids = true but user_name sends the SIS's own identifier; use user_name = \"sourced-id\" (the pseudonym) or \"email\"",
+                    ));
+                }
+            }
+        }
+        if c.platform.environment() == Environment::Acceptance
+            && c.institution.environment == Environment::Production
+        {
+            return Err(self.error(
+                "platform",
+                "environment",
+                "the platform is an acceptance platform but institution.environment = \"production\": real names and e-mail addresses would go to it; set institution.environment = \"acceptance\" (sisync then sends synthetic names) or point platform at the production platform",
+            ));
+        }
+        if c.privacy.min_group_size == 0 {
+            return Err(self.error("privacy", "min_group_size", "must be at least 1"));
+        }
         Ok(())
+    }
+
+    /// The pseudonym key (`privacy.pseudonym_key_file` or `env:NAME`); at
+    /// least 16 bytes.
+    pub fn pseudonym_key(&self) -> Result<Secret, ConfigError> {
+        let p = &self.config.privacy;
+        let key = self.secret_value(
+            "privacy",
+            ("pseudonym_key", &p.pseudonym_key),
+            ("pseudonym_key_file", &p.pseudonym_key_file),
+        )?;
+        if key.expose().len() < 16 {
+            return Err(self.error(
+                "privacy",
+                if p.pseudonym_key_file.is_some() {
+                    "pseudonym_key_file"
+                } else {
+                    "pseudonym_key"
+                },
+                "the key is shorter than 16 bytes; generate one with `openssl rand -hex 32`",
+            ));
+        }
+        Ok(key)
     }
 
     fn validate_daemon(&self) -> Result<(), ConfigError> {

@@ -1,3 +1,5 @@
-//! Privacy by design: what may leave sisync, for whom, and in which form.
+//! Privacy: the policy (scope, field allow-list, pseudonyms, synthetic
+//! values for acceptance), pseudonyms, retention and subject rights.
 
 pub mod policy;
+pub mod pseudonym;

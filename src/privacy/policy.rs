@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Field, Privacy, UserNameFrom};
 use crate::model::{Completeness, Org, Person, Role, Roster, SourceIssue, Status};
+use crate::privacy::pseudonym::Pseudonymizer;
 use crate::store::FieldHashes;
+use crate::store::audit::id_hash;
 
 /// Accommodations as sent to the platform.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -97,6 +99,11 @@ impl PlatformGroup {
     }
 }
 
+/// A short deterministic tag for synthetic names: not the id itself.
+fn synthetic_tag(id: &str) -> String {
+    hex::encode(&Sha256::digest(format!("sisync-synthetic\x1f{id}").as_bytes())[..4])
+}
+
 /// The record hash: one hash over the field hashes.
 pub fn record_hash(fields: &FieldHashes) -> String {
     let mut h = Sha256::new();
@@ -138,6 +145,10 @@ pub struct Minimised {
     pub held_users: HashSet<String>,
     pub held_groups: HashSet<String>,
     pub issues: Vec<SourceIssue>,
+    /// Persons not processed because of a restriction or an erasure.
+    pub on_hold: usize,
+    /// (pseudonym, SIS id) of the users, when ids are pseudonymised.
+    pub pseudonyms: Vec<(String, String)>,
 }
 
 /// The privacy policy in force for one platform.
@@ -147,6 +158,11 @@ pub struct Policy {
     scope: Vec<String>,
     user_name: UserNameFrom,
     user_name_suffix: Option<String>,
+    pseudonyms: Option<Pseudonymizer>,
+    /// Subject holds by [`id_hash`] of the SIS id.
+    holds: HashMap<String, String>,
+    /// Acceptance: synthetic names and e-mail addresses.
+    synthetic: bool,
 }
 
 impl Policy {
@@ -156,6 +172,36 @@ impl Policy {
             scope: privacy.scope_orgs.clone(),
             user_name,
             user_name_suffix: suffix,
+            pseudonyms: None,
+            holds: HashMap::new(),
+            synthetic: false,
+        }
+    }
+
+    /// Platform ids become pseudonyms.
+    pub fn with_pseudonyms(mut self, p: Option<Pseudonymizer>) -> Policy {
+        self.pseudonyms = p;
+        self
+    }
+
+    /// Persons under a restriction or erased: not processed.
+    pub fn with_holds(mut self, holds: HashMap<String, String>) -> Policy {
+        self.holds = holds;
+        self
+    }
+
+    /// Replace names and e-mail addresses by deterministic synthetic values
+    /// (`institution.environment = "acceptance"`).
+    pub fn with_synthetic_identities(mut self, on: bool) -> Policy {
+        self.synthetic = on;
+        self
+    }
+
+    /// The id a person has on the platform and in the state.
+    pub fn person_id(&self, sis_id: &str) -> String {
+        match &self.pseudonyms {
+            Some(p) => p.id(sis_id),
+            None => sis_id.to_string(),
         }
     }
 
@@ -172,14 +218,31 @@ impl Policy {
         let mut out = Minimised {
             users_completeness: roster.persons_completeness,
             groups_completeness: roster.groups_completeness,
-            held_users: roster.held_persons.clone(),
+            held_users: roster
+                .held_persons
+                .iter()
+                .map(|id| self.person_id(id))
+                .collect(),
             held_groups: roster.held_groups.clone(),
             ..Minimised::default()
         };
         let mut in_scope_users: HashSet<&str> = HashSet::new();
+        let mut state_ids: HashMap<&str, String> = HashMap::new();
         for p in &roster.persons {
+            let state_id = self.person_id(&p.sourced_id);
+            if self.pseudonyms.is_some() {
+                out.pseudonyms
+                    .push((state_id.clone(), p.sourced_id.clone()));
+                state_ids.insert(p.sourced_id.as_str(), state_id.clone());
+            }
+            if !self.holds.is_empty() && self.holds.contains_key(&id_hash(&p.sourced_id)) {
+                // restricted or erased: no create, update or deactivation
+                out.held_users.insert(state_id);
+                out.on_hold += 1;
+                continue;
+            }
             if p.status == Status::ToBeDeleted {
-                out.leaving.push(p.sourced_id.clone());
+                out.leaving.push(state_id);
                 continue;
             }
             if !p.orgs.iter().any(|o| self.in_scope(o, &orgs)) && !self.scope.is_empty() {
@@ -243,22 +306,30 @@ impl Policy {
             }
             match roster.memberships_completeness {
                 Completeness::Delta => {
+                    let person = match state_ids.get(m.person.as_str()) {
+                        Some(p) => p.clone(),
+                        None => self.person_id(&m.person),
+                    };
                     let d = out.member_deltas.entry(m.group.clone()).or_default();
                     if m.status == Status::Active {
-                        d.add.insert(m.person.clone());
+                        d.add.insert(person);
                     } else {
-                        d.remove.insert(m.person.clone());
+                        d.remove.insert(person);
                     }
                 }
                 _ => {
                     if m.status == Status::Active && in_scope_users.contains(m.person.as_str()) {
+                        let person = match state_ids.get(m.person.as_str()) {
+                            Some(p) => p.clone(),
+                            None => m.person.clone(),
+                        };
                         match out.members.get_mut(&m.group) {
                             Some(set) => {
-                                set.insert(m.person.clone());
+                                set.insert(person);
                             }
                             None => {
                                 out.members
-                                    .insert(m.group.clone(), BTreeSet::from([m.person.clone()]));
+                                    .insert(m.group.clone(), BTreeSet::from([person]));
                             }
                         }
                     }
@@ -295,11 +366,18 @@ impl Policy {
     }
 
     fn user(&self, p: &Person, orgs: &HashMap<&str, &Org>) -> Result<PlatformUser, String> {
+        let state_id = self.person_id(&p.sourced_id);
+        let synthetic_email = format!("{}@example.invalid", synthetic_tag(&state_id));
+        let email = if self.synthetic {
+            Some(synthetic_email.as_str())
+        } else {
+            p.email.as_deref()
+        };
         let base = match self.user_name {
-            UserNameFrom::SourcedId => Some(p.sourced_id.as_str()),
+            UserNameFrom::SourcedId => Some(state_id.as_str()),
             UserNameFrom::Username => p.username.as_deref(),
             UserNameFrom::Identifier => p.identifier.as_deref(),
-            UserNameFrom::Email => p.email.as_deref(),
+            UserNameFrom::Email => email,
         };
         let Some(base) = base else {
             return Err(format!(
@@ -326,15 +404,28 @@ impl Policy {
         if org.is_none() && self.allows(Field::Org) {
             unknown.push("org");
         }
+        let (given, middle, family) = if self.synthetic {
+            (
+                "Test".to_string(),
+                None,
+                format!("Kandidaat {}", synthetic_tag(&state_id)),
+            )
+        } else {
+            (
+                p.given_name.clone(),
+                p.middle_name.clone(),
+                p.family_name.clone(),
+            )
+        };
         Ok(PlatformUser {
-            external_id: p.sourced_id.clone(),
+            external_id: state_id,
             user_name,
             active: true,
-            given_name: name.then(|| p.given_name.clone()),
-            middle_name: if name { p.middle_name.clone() } else { None },
-            family_name: name.then(|| p.family_name.clone()),
+            given_name: name.then(|| given),
+            middle_name: if name { middle } else { None },
+            family_name: name.then(|| family),
             email: if self.allows(Field::Email) {
-                p.email.clone()
+                email.map(String::from)
             } else {
                 None
             },
@@ -438,6 +529,7 @@ mod tests {
         Privacy {
             fields: fields.to_vec(),
             scope_orgs: scope.iter().map(|s| s.to_string()).collect(),
+            ..Privacy::default()
         }
     }
 

@@ -76,7 +76,9 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn id_hash(record_id: &str) -> String {
+/// The hash of a subject id as the chain covers it (also the key of
+/// subject holds).
+pub fn id_hash(record_id: &str) -> String {
     sha256_hex(format!("sisync-audit-subject\x1f{record_id}").as_bytes())
 }
 

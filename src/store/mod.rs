@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod outbox;
+pub mod subjects;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -126,6 +127,26 @@ const MIGRATIONS: &[&str] = &[
         read_at TEXT NOT NULL,
         results INTEGER NOT NULL,
         PRIMARY KEY (origin, sha256)
+    ) WITHOUT ROWID;
+    "#,
+    // 3: privacy. Subject holds (restricted or erased persons, keyed by the
+    // audit log's hash of their SIS id, never the id), the pseudonym
+    // mapping, and small key/value state (last purge).
+    r#"
+    CREATE TABLE subject_holds (
+        id_hash TEXT PRIMARY KEY,
+        kind    TEXT NOT NULL CHECK (kind IN ('restricted', 'erased')),
+        since   TEXT NOT NULL,
+        actor   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE pseudonyms (
+        pseudonym  TEXT PRIMARY KEY,
+        sourced_id TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX pseudonyms_sourced ON pseudonyms (sourced_id);
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
 ];

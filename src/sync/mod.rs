@@ -245,12 +245,18 @@ async fn roster_run(
         tracing::warn!("skipped: {issue}");
     }
 
-    let (user_name, suffix) = match &cfg.platform {
-        Platform::Scim(p) => (p.user_name, p.user_name_suffix.clone()),
-        Platform::CsvDrop(_) => (Default::default(), None),
-    };
-    let policy = Policy::new(&cfg.privacy, user_name, suffix);
-    let minimised = policy.apply(&roster);
+    let policy = policy_for(loaded, store)?;
+    let mut minimised = policy.apply(&roster);
+    if !opts.dry_run && !minimised.pseudonyms.is_empty() {
+        store.save_pseudonyms(&minimised.pseudonyms)?;
+    }
+    minimised.pseudonyms = Vec::new();
+    if minimised.on_hold > 0 {
+        tracing::info!(
+            persons = minimised.on_hold,
+            "not processed: restricted or erased (sisync privacy unrestrict)"
+        );
+    }
     let out_of_scope = minimised.out_of_scope;
     let mut issues = std::mem::take(&mut roster.issues);
     let source_format = std::mem::take(&mut roster.format);
@@ -374,6 +380,29 @@ async fn apply_plan(
             Ok((out, None))
         }
     }
+}
+
+/// The privacy policy of a config: allow-list and scope, pseudonyms,
+/// synthetic identities for acceptance, and the subject holds in `store`.
+pub fn policy_for(loaded: &Loaded, store: &Store) -> Result<Policy> {
+    let cfg = &loaded.config;
+    let (user_name, suffix) = match &cfg.platform {
+        Platform::Scim(p) => (p.user_name, p.user_name_suffix.clone()),
+        Platform::CsvDrop(_) => (Default::default(), None),
+    };
+    let pseudonyms = if cfg.privacy.pseudonymize_ids {
+        Some(crate::privacy::pseudonym::Pseudonymizer::new(
+            &loaded.pseudonym_key()?,
+        ))
+    } else {
+        None
+    };
+    Ok(Policy::new(&cfg.privacy, user_name, suffix)
+        .with_pseudonyms(pseudonyms)
+        .with_holds(store.holds()?)
+        .with_synthetic_identities(
+            cfg.institution.environment == crate::config::Environment::Acceptance,
+        ))
 }
 
 /// The run summary stored with the run.
