@@ -421,9 +421,9 @@ impl Policy {
             external_id: state_id,
             user_name,
             active: true,
-            given_name: name.then(|| given),
+            given_name: name.then_some(given),
             middle_name: if name { middle } else { None },
-            family_name: name.then(|| family),
+            family_name: name.then_some(family),
             email: if self.allows(Field::Email) {
                 email.map(String::from)
             } else {
