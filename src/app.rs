@@ -1,6 +1,7 @@
 //! Command handlers: turn a parsed CLI into work and human (or JSON)
 //! output. Returns the process exit code.
 
+mod privacy;
 mod results;
 
 use std::io::IsTerminal;
@@ -76,6 +77,10 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
     };
     match &cli.command {
         Command::Generate { .. } => unreachable!("handled before the config is read"),
+        Command::Privacy { cmd } => privacy::run(cli, &loaded, cmd).await,
+        Command::Report {
+            what: crate::cli::ReportWhat::Results { exam },
+        } => privacy::report_results(cli, &loaded, exam),
         Command::Run => {
             crate::daemon::run(
                 cli.config.clone(),
@@ -445,6 +450,29 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
             }
         ),
     ));
+    if c.privacy.pseudonymize_ids {
+        rows.push((
+            "pseudonyms".into(),
+            "on: the platform sees HMAC-SHA256 pseudonyms of SIS ids".into(),
+        ));
+    }
+    rows.push((
+        "retention".into(),
+        format!(
+            "persons absent {} days purged; audit subject ids kept {} days",
+            c.privacy.retention_days, c.privacy.audit_retention_days
+        ),
+    ));
+    if c.privacy.allow_bsn {
+        eprintln!(
+            "warning: {}: privacy.allow_bsn = true allows processing the BSN (burgerservicenummer); only set it where the law requires the BSN for this processing, and record why in the processing register",
+            l.file.display()
+        );
+        rows.push((
+            "warning".into(),
+            "privacy.allow_bsn = true: BSN processing allowed (no connector reads or sends it today)".into(),
+        ));
+    }
     if connect {
         for (name, result) in sync::connect_checks(l).await {
             match result {

@@ -60,6 +60,16 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
+    /// Data subject rights, retention and the processing register (AVG/GDPR).
+    Privacy {
+        #[command(subcommand)]
+        cmd: PrivacyCmd,
+    },
+    /// Anonymous statistics.
+    Report {
+        #[command(subcommand)]
+        what: ReportWhat,
+    },
     /// Write the man page or shell completions (for packaging).
     #[command(hide = true)]
     Generate {
@@ -154,4 +164,58 @@ pub struct AuditListArgs {
     /// At most this many entries.
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCmd {
+    /// Everything sisync holds about one person (access / portability
+    /// request), on stdout.
+    Export {
+        /// The person's SIS sourcedId.
+        #[arg(long)]
+        person: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+    },
+    /// Delete the person on the platform, purge local state, keep a
+    /// pseudonymised tombstone so no sync re-creates them (until
+    /// `unrestrict`).
+    Erase {
+        /// The person's SIS sourcedId.
+        #[arg(long)]
+        person: String,
+    },
+    /// Freeze processing of one person (no updates, no result pushes).
+    Restrict {
+        /// The person's SIS sourcedId.
+        #[arg(long)]
+        person: String,
+    },
+    /// Lift a restriction or an erasure tombstone.
+    Unrestrict {
+        /// The person's SIS sourcedId.
+        #[arg(long)]
+        person: String,
+    },
+    /// Apply the retention periods now (the daemon does this daily).
+    Purge,
+    /// Print the processing register entry (Article 30) from the config.
+    Register,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportWhat {
+    /// Score distribution of one exam per class, only for classes with at
+    /// least privacy.min_group_size candidates.
+    Results {
+        /// The exam (test identifier).
+        #[arg(long)]
+        exam: String,
+    },
 }

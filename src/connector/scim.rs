@@ -133,6 +133,37 @@ impl ScimSink {
             })
     }
 
+    /// Delete a user (erasure). The platform's id, else the one found by
+    /// externalId; a user the platform does not have counts as deleted.
+    pub async fn delete_user(
+        &self,
+        platform_id: Option<&str>,
+        external_id: &str,
+    ) -> Result<Written, SinkError> {
+        let id = match platform_id {
+            Some(id) => Some(id.to_string()),
+            None => self.find("Users", external_id).await?,
+        };
+        let Some(id) = id else {
+            return Ok(Written {
+                platform_id: None,
+                endpoint: self.url("Users"),
+                payload_sha256: String::new(),
+            });
+        };
+        let url = self.url(&format!("Users/{}", encode_segment(&id)));
+        match self.send(Method::DELETE, &url, None, false).await {
+            Ok(_) => {}
+            Err(e) if e.status == Some(404) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Written {
+            platform_id: Some(id),
+            endpoint: url,
+            payload_sha256: String::new(),
+        })
+    }
+
     /// PATCH `ops`, or with PUT-only servers GET + merge + PUT.
     async fn modify(
         &self,

@@ -100,6 +100,34 @@ impl Runners {
     }
 }
 
+/// The retention purge, at most once a day, after a roster run (which
+/// has just told who left). Errors are logged, never fatal.
+fn daily_purge(loaded: &Loaded) {
+    let run = || -> Result<bool> {
+        let _lock = RunLock::acquire(&loaded.config.state.path)?;
+        let mut store = Store::open(&loaded.config.state.path)?;
+        let due = match store.last_purge()? {
+            None => true,
+            Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                .map(|t| Utc::now().signed_duration_since(t) > chrono::Duration::hours(24))
+                .unwrap_or(true),
+        };
+        if due {
+            let p = &loaded.config.privacy;
+            let r = store.purge(p.retention_days, p.audit_retention_days, "daemon")?;
+            tracing::info!(
+                persons = r.persons,
+                results = r.removed.results + r.old_results,
+                "retention purge done"
+            );
+        }
+        Ok(due)
+    };
+    if let Err(e) = run() {
+        tracing::warn!("retention purge skipped: {e:#}");
+    }
+}
+
 /// The results job; scheduled only when the config has a `[results]`
 /// section.
 fn results_runner() -> Option<JobFn> {
@@ -149,6 +177,7 @@ async fn roster_job(input: JobInput) -> Result<JobReport> {
         allow_mass_changes: false,
     };
     let report = sync::roster(&input.loaded, opts, "daemon", &*input.progress).await?;
+    daily_purge(&input.loaded);
     let mut out = JobReport::default();
     if let Some(refusal) = &report.refused {
         out.outcome = "refused".into();

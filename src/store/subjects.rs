@@ -16,6 +16,9 @@ use super::audit::{self, AuditEntry, AuditRow, id_hash};
 use super::outbox::OutboxRow;
 use super::{Store, now};
 
+/// (class, score, passed) of one result.
+pub type ExamScore = (Option<String>, f64, Option<bool>);
+
 /// What forgetting one person removed.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Forgotten {
@@ -315,6 +318,19 @@ impl Store {
         }
         d.audit = audit;
         Ok(d)
+    }
+}
+
+impl Store {
+    /// (class, score, passed) of every result of an exam that has a score.
+    pub fn exam_scores(&self, exam: &str) -> Result<Vec<ExamScore>> {
+        let mut q = self.conn.prepare(
+            "SELECT class_id, score, passed FROM results WHERE line_item = ?1 AND score IS NOT NULL",
+        )?;
+        let rows = q
+            .query_map([exam], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 }
 

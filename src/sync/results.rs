@@ -68,6 +68,8 @@ pub struct ResultsReport {
     pub retrying: usize,
     /// Refused by the SIS or given up: need `--retry-failed` after a fix.
     pub failed: usize,
+    /// Pending results of restricted persons, kept in the outbox.
+    pub held: usize,
     /// Dry run: results that would be pushed.
     pub would_push: usize,
     pub delivered: Option<PathBuf>,
@@ -137,9 +139,13 @@ pub fn result_sourced_id(key: &str) -> String {
 /// What the roster sync knows: who is who, and who is in which class.
 #[derive(Default)]
 pub struct Directory {
+    /// State ids (the pseudonym when ids are pseudonymised).
     users: HashSet<String>,
     by_platform_id: HashMap<String, String>,
     classes: HashMap<String, Vec<String>>,
+    /// pseudonym → SIS id, and back.
+    sis_of: HashMap<String, String>,
+    state_of: HashMap<String, String>,
 }
 
 impl Directory {
@@ -160,15 +166,43 @@ impl Directory {
         for v in d.classes.values_mut() {
             v.sort();
         }
+        d.sis_of = store.pseudonym_map()?;
+        d.state_of = d
+            .sis_of
+            .iter()
+            .map(|(p, s)| (s.clone(), p.clone()))
+            .collect();
         Ok(d)
+    }
+
+    /// The state id of a candidate id the platform gave: its externalId
+    /// (pseudonym or SIS id), the platform's own id, or the SIS id.
+    fn state_id(&self, candidate: &str) -> Option<&str> {
+        if let Some(u) = self.users.get(candidate) {
+            return Some(u);
+        }
+        if let Some(u) = self.by_platform_id.get(candidate) {
+            return Some(u);
+        }
+        self.state_of
+            .get(candidate)
+            .filter(|p| self.users.contains(*p))
+            .map(String::as_str)
+    }
+
+    /// The id the audit log uses for a SIS id (its pseudonym when ids are
+    /// pseudonymised).
+    pub fn audit_id<'a>(&'a self, sis_id: &'a str) -> &'a str {
+        self.state_of
+            .get(sis_id)
+            .map(String::as_str)
+            .unwrap_or(sis_id)
     }
 
     /// The SIS sourcedId of a candidate id the platform gave.
     pub fn person(&self, candidate: &str) -> Option<&str> {
-        if let Some(u) = self.users.get(candidate) {
-            return Some(u);
-        }
-        self.by_platform_id.get(candidate).map(String::as_str)
+        let state = self.state_id(candidate)?;
+        Some(self.sis_of.get(state).map(String::as_str).unwrap_or(state))
     }
 
     /// Match a result to a person and class: `(person, class, parked reason)`.
@@ -178,7 +212,7 @@ impl Directory {
         candidate: &str,
         exam: &str,
     ) -> (Option<String>, Option<String>, Option<String>) {
-        let Some(person) = self.person(candidate) else {
+        let (Some(state), Some(person)) = (self.state_id(candidate), self.person(candidate)) else {
             return (
                 None,
                 None,
@@ -190,7 +224,7 @@ impl Directory {
         };
         let classes = self
             .classes
-            .get(person)
+            .get(state)
             .map(Vec::as_slice)
             .unwrap_or_default();
         match choose_class(
@@ -370,7 +404,7 @@ async fn run(
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let pushed = push(loaded, rcfg, opts, actor, progress, store, report).await;
+    let pushed = push(loaded, rcfg, opts, actor, progress, store, report, &dir).await;
     report.push_seconds = started.elapsed().as_secs_f64();
     pushed
 }
@@ -665,6 +699,7 @@ fn outcome_of(
     gr: &GradebookResult,
     res: Result<crate::connector::Written, PushError>,
     base: &AuditEntry,
+    audit_id: &str,
 ) -> (String, PushOutcome, AuditEntry) {
     let update = row.pushed_hash.is_some();
     let mut e = base.clone();
@@ -675,7 +710,7 @@ fn outcome_of(
     }
     .into();
     e.record_kind = "result".into();
-    e.record_id = gr.student_id.clone();
+    e.record_id = audit_id.to_string();
     e.fields = sent_fields(gr);
     let detail = format!("key={} lineItem={}", row.key, gr.line_item_id);
     let outcome = match res {
@@ -743,6 +778,7 @@ fn count(
 
 const CHUNK: usize = 5_000;
 
+#[allow(clippy::too_many_arguments)]
 async fn push(
     loaded: &Loaded,
     rcfg: &Results,
@@ -751,7 +787,10 @@ async fn push(
     progress: &dyn Progress,
     store: &mut Store,
     report: &mut ResultsReport,
+    dir: &Directory,
 ) -> Result<()> {
+    // restricted (or erased) persons: their results stay in the outbox
+    let holds: HashSet<String> = store.holds()?.into_keys().collect();
     let give_up_before = (chrono::Utc::now()
         - chrono::Duration::from_std(rcfg.give_up_after).unwrap_or(chrono::Duration::MAX))
     .format("%Y-%m-%dT%H:%M:%S%.3fZ")
@@ -772,6 +811,7 @@ async fn push(
     match &rcfg.sink {
         ResultSinkCfg::OnerosterCsv(c) => {
             let rows = store.outbox_due(opts.respect_backoff, "", usize::MAX)?;
+            let rows = without_held(rows, &holds, report);
             if rows.is_empty() {
                 return Ok(());
             }
@@ -798,7 +838,7 @@ async fn push(
                         }),
                         Err(e) => Err(e.clone()),
                     };
-                    outcome_of(row, gr, res, &base)
+                    outcome_of(row, gr, res, &base, dir.audit_id(&gr.student_id))
                 })
                 .collect();
             let by_key: HashMap<String, &OutboxRow> =
@@ -823,13 +863,35 @@ async fn push(
                 progress,
                 store,
                 report,
-                &base,
-                &give_up_before,
+                (&base, &give_up_before),
+                (dir, &holds),
             )
             .await?;
         }
     }
     Ok(())
+}
+
+/// Rows whose person is restricted or erased stay pending (counted).
+fn without_held(
+    rows: Vec<OutboxRow>,
+    holds: &HashSet<String>,
+    report: &mut ResultsReport,
+) -> Vec<OutboxRow> {
+    if holds.is_empty() {
+        return rows;
+    }
+    let before = rows.len();
+    let rows: Vec<OutboxRow> = rows
+        .into_iter()
+        .filter(|r| {
+            !r.person_id
+                .as_deref()
+                .is_some_and(|p| holds.contains(&crate::store::audit::id_hash(p)))
+        })
+        .collect();
+    report.held += before - rows.len();
+    rows
 }
 
 /// The line items a set of results needs, one per exam and class.
@@ -864,8 +926,8 @@ async fn push_records<S: ResultSink>(
     progress: &dyn Progress,
     store: &mut Store,
     report: &mut ResultsReport,
-    base: &AuditEntry,
-    give_up_before: &str,
+    (base, give_up_before): (&AuditEntry, &str),
+    (dir, holds): (&Directory, &HashSet<String>),
 ) -> Result<()> {
     let mut ensured: HashMap<String, Result<(), PushError>> = HashMap::new();
     let mut after = String::new();
@@ -874,6 +936,10 @@ async fn push_records<S: ResultSink>(
         let rows = store.outbox_due(opts.respect_backoff, &after, CHUNK)?;
         let Some(last) = rows.last() else { break };
         after = last.key.clone();
+        let rows = without_held(rows, holds, report);
+        if rows.is_empty() {
+            continue;
+        }
         if !phase_started {
             progress.phase("pushing results", None);
             phase_started = true;
@@ -934,7 +1000,8 @@ async fn push_records<S: ResultSink>(
                     }),
                     _ => sink.put_result(&gr).await,
                 };
-                outcome_of(row, &gr, res, base)
+                let audit_id = dir.audit_id(&gr.student_id).to_string();
+                outcome_of(row, &gr, res, base, &audit_id)
             })
             .buffer_unordered(concurrency);
         let mut batch = Vec::with_capacity(256);

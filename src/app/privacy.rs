@@ -1,0 +1,473 @@
+//! `sisync privacy ...` and `sisync report results`: subject rights,
+//! retention, the processing register and anonymous statistics.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::{actor, print_json, table};
+use crate::cli::{Cli, ExportFormat, PrivacyCmd};
+use crate::config::{Environment, Loaded, Platform, Source};
+use crate::connector::csv_files::{csv_bytes, write_folder};
+use crate::connector::scim::ScimSink;
+use crate::exit;
+use crate::http::Http;
+use crate::store::{AuditEntry, Store};
+use crate::sync::lock::RunLock;
+
+fn open_store(l: &Loaded) -> Result<Option<Store>> {
+    let path = &l.config.state.path;
+    if !path.exists() {
+        eprintln!(
+            "error: no state database at {}; sisync holds nothing yet (check state.path)",
+            path.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(Store::open(path)?))
+}
+
+/// The id the state and the platform use for a SIS id.
+fn state_id(l: &Loaded, sis_id: &str) -> Result<String> {
+    Ok(if l.config.privacy.pseudonymize_ids {
+        crate::privacy::pseudonym::Pseudonymizer::new(&l.pseudonym_key()?).id(sis_id)
+    } else {
+        sis_id.to_string()
+    })
+}
+
+fn local_entry(action: &str, record_id: &str) -> AuditEntry {
+    AuditEntry {
+        actor: actor(),
+        run_id: None,
+        direction: "local".into(),
+        endpoint: "state".into(),
+        action: action.into(),
+        record_kind: "user".into(),
+        record_id: record_id.to_string(),
+        fields: String::new(),
+        payload_sha256: None,
+        outcome: "ok".into(),
+        detail: None,
+    }
+}
+
+pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
+    match cmd {
+        PrivacyCmd::Register => {
+            register(cli, l);
+            Ok(exit::OK)
+        }
+        PrivacyCmd::Export { person, format } => export(cli, l, person, *format),
+        PrivacyCmd::Restrict { person } => {
+            let Some(mut store) = open_store(l)? else {
+                return Ok(exit::FAILURE);
+            };
+            let id = state_id(l, person)?;
+            store.restrict(person, &actor(), &local_entry("subject.restrict", &id))?;
+            println!(
+                "{person}: restricted. sisync sends no updates and pushes no results for this person until `sisync privacy unrestrict --person {person}`; results stay in the outbox."
+            );
+            Ok(exit::OK)
+        }
+        PrivacyCmd::Unrestrict { person } => {
+            let Some(mut store) = open_store(l)? else {
+                return Ok(exit::FAILURE);
+            };
+            let id = state_id(l, person)?;
+            if store.unrestrict(person, &local_entry("subject.unrestrict", &id))? {
+                println!(
+                    "{person}: no longer restricted; the next sync processes them again (an erased person is created again if the SIS still has them)."
+                );
+                Ok(exit::OK)
+            } else {
+                eprintln!("{person}: there is no restriction or erasure to lift");
+                Ok(exit::FAILURE)
+            }
+        }
+        PrivacyCmd::Erase { person } => erase(cli, l, person).await,
+        PrivacyCmd::Purge => {
+            let _lock = RunLock::acquire(&l.config.state.path)?;
+            let Some(mut store) = open_store(l)? else {
+                return Ok(exit::FAILURE);
+            };
+            let p = &l.config.privacy;
+            let r = store.purge(p.retention_days, p.audit_retention_days, &actor())?;
+            if cli.json {
+                print_json(&r);
+            } else {
+                println!(
+                    "purged {} persons absent for more than {} days ({} memberships, {} results), {} older results; {} audit entries lost their subject id (older than {} days, or about purged persons); `sisync audit verify` stays green",
+                    r.persons,
+                    p.retention_days,
+                    r.removed.memberships,
+                    r.removed.results,
+                    r.old_results,
+                    r.removed.audit_entries_anonymised + r.old_audit_entries_anonymised,
+                    p.audit_retention_days
+                );
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i32> {
+    let Some(mut store) = open_store(l)? else {
+        return Ok(exit::FAILURE);
+    };
+    let id = state_id(l, person)?;
+    let data = store.subject_data(person, &id)?;
+    store.audit_append(&[local_entry("subject.export", &id)])?;
+    if data.active.is_none()
+        && data.results.is_empty()
+        && data.audit.is_empty()
+        && data.hold.is_none()
+    {
+        eprintln!("{person}: sisync holds nothing about this person");
+    }
+    if cli.json || format == ExportFormat::Json {
+        print_json(&data);
+        return Ok(exit::OK);
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut add = |cat: &str, item: &str, field: &str, value: String| {
+        rows.push(vec![cat.into(), item.into(), field.into(), value]);
+    };
+    add("person", "", "sis_id", data.sis_id.clone());
+    add(
+        "person",
+        "",
+        "platform_external_id",
+        data.platform_external_id.clone(),
+    );
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    add("person", "", "platform_id", o(&data.platform_id));
+    add(
+        "person",
+        "",
+        "active",
+        data.active.map(|a| a.to_string()).unwrap_or_default(),
+    );
+    add("person", "", "updated_at", o(&data.updated_at));
+    add("person", "", "deactivated_at", o(&data.deactivated_at));
+    add(
+        "person",
+        "",
+        "fields_sent_hashed_only",
+        data.fields_hashed.join(" "),
+    );
+    if let Some((kind, since, by)) = &data.hold {
+        add(
+            "person",
+            "",
+            "hold",
+            format!("{kind} since {since} by {by}"),
+        );
+    }
+    for c in &data.classes {
+        add("class", c, "member", "true".into());
+    }
+    for r in &data.results {
+        let n = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        for (f, v) in [
+            ("exam", r.line_item.clone()),
+            ("class", o(&r.class_id)),
+            ("session", o(&r.session_id)),
+            ("score", n(r.score)),
+            ("max_score", n(r.max_score)),
+            (
+                "passed",
+                r.passed.map(|p| p.to_string()).unwrap_or_default(),
+            ),
+            ("grade", o(&r.grade)),
+            ("date", o(&r.taken_at)),
+            ("state", r.state.clone()),
+            ("read_from", r.origin.clone()),
+        ] {
+            add("result", &r.key, f, v);
+        }
+    }
+    for a in &data.audit {
+        for (f, v) in [
+            ("at", a.at.clone()),
+            ("actor", a.actor.clone()),
+            ("action", a.action.clone()),
+            ("endpoint", a.endpoint.clone()),
+            ("fields", a.fields.clone()),
+            ("outcome", a.outcome.clone()),
+        ] {
+            add("audit", &a.seq.to_string(), f, v);
+        }
+    }
+    let (bytes, _) = csv_bytes(&["category", "item", "field", "value"], &rows)?;
+    use std::io::Write as _;
+    std::io::stdout().write_all(&bytes)?;
+    Ok(exit::OK)
+}
+
+async fn erase(cli: &Cli, l: &Loaded, person: &str) -> Result<i32> {
+    let _lock = RunLock::acquire(&l.config.state.path)?;
+    let Some(mut store) = open_store(l)? else {
+        return Ok(exit::FAILURE);
+    };
+    let id = state_id(l, person)?;
+    let data = store.subject_data(person, &id)?;
+    // the platform first: only when it no longer has them is local state
+    // dropped (otherwise nothing would know what to delete there)
+    let endpoint = match &l.config.platform {
+        Platform::Scim(p) => {
+            let token = l.scim_token(p)?;
+            let http = Http::new(p.timeout, Some(token), p.max_retries)?;
+            let sink = ScimSink::connect(&p.base_url, http)
+                .await
+                .context("cannot reach the SCIM platform; nothing was erased")?;
+            match sink.delete_user(data.platform_id.as_deref(), &id).await {
+                Ok(w) => w.endpoint,
+                Err(e) => {
+                    eprintln!(
+                        "error: the platform did not delete {person} ({e}); nothing was changed locally; try again"
+                    );
+                    return Ok(exit::FAILURE);
+                }
+            }
+        }
+        Platform::CsvDrop(p) => {
+            // a drop folder the platform's importer applies as deletions
+            let name = format!(
+                "sisync-{}-erase",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+            );
+            let (bytes, _) = csv_bytes(
+                &["externalId", "action"],
+                &[vec![id.clone(), "delete".into()]],
+            )?;
+            std::fs::create_dir_all(&p.path)?;
+            let folder = write_folder(&p.path, &name, &[("erasures.csv", bytes)]).map_err(
+                |(path, what, e)| {
+                    anyhow::anyhow!(
+                        "{}: cannot {what} ({e}); nothing was erased",
+                        path.display()
+                    )
+                },
+            )?;
+            folder.display().to_string()
+        }
+    };
+    let mut entry = local_entry("subject.erase", &id);
+    entry.direction = "out".into();
+    entry.endpoint = endpoint.clone();
+    let f = store.forget(person, &id, Some(&entry), Some(&actor()))?;
+    if cli.json {
+        print_json(&json!({"erased": true, "platform": endpoint, "removed": f}));
+    } else {
+        println!(
+            "{person}: deleted on the platform ({endpoint}); local state removed ({} record, {} class memberships, {} results); {} audit entries no longer name them; a tombstone keeps the next sync from creating them again (`sisync privacy unrestrict --person {person}` lifts it).",
+            f.records, f.memberships, f.results, f.audit_entries_anonymised
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn register(cli: &Cli, l: &Loaded) {
+    let c = &l.config;
+    let source = match &c.source {
+        Source::OnerosterCsv(s) => format!("OneRoster CSV export at {}", s.path.display()),
+        Source::OnerosterRest(s) => format!("OneRoster REST service {}", s.base_url),
+        Source::ImsEnterprise(s) => format!("IMS Enterprise XML file {}", s.path.display()),
+    };
+    let platform = match &c.platform {
+        Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.base_url),
+        Platform::CsvDrop(p) => format!("exam platform file drop {}", p.path.display()),
+    };
+    let mut categories: Vec<&str> = vec!["SIS id (sourcedId)"];
+    for f in &c.privacy.fields {
+        categories.push(match f.as_str() {
+            "name" => "name (given, middle, family)",
+            "email" => "e-mail address",
+            "role" => "role (student, teacher, ...)",
+            "org" => "institution / location (BRIN)",
+            "accommodations" => "exam accommodations (extra time, font size, screen reader): special category data may be inferred",
+            "groups" => "class membership",
+            other => other,
+        });
+    }
+    let ids = if c.privacy.pseudonymize_ids {
+        "pseudonymised (HMAC-SHA256 of the SIS id; key held by the institution)"
+    } else {
+        "SIS ids as-is"
+    };
+    let env = if c.institution.environment == Environment::Acceptance {
+        "acceptance: names and e-mail addresses are replaced by synthetic values before they leave sisync"
+    } else {
+        "production"
+    };
+    let scope = if c.privacy.scope_orgs.is_empty() {
+        "all institutions and locations in the SIS export".to_string()
+    } else {
+        c.privacy.scope_orgs.join(", ")
+    };
+    let results = c.results.as_ref().map(|r| {
+        let (flow, _) = crate::sync::results::describe(r);
+        format!(
+            "exam results (candidate id, exam, score, max score, passed, grade, date) from the platform to the SIS: {flow}"
+        )
+    });
+    let mut flows = vec![format!(
+        "{} → {platform}: {}",
+        source,
+        categories.join("; ")
+    )];
+    flows.extend(results.clone());
+    let retention = format!(
+        "state of persons absent from the SIS for {} days is deleted; audit entries older than {} days are anonymised; pushed results older than {} days are deleted",
+        c.privacy.retention_days, c.privacy.audit_retention_days, c.privacy.retention_days
+    );
+    if cli.json {
+        print_json(&json!({
+            "controller": format!("{} (BRIN {})", c.institution.name, c.institution.brin),
+            "processor_tool": "sisync",
+            "purpose": "provisioning candidates for digital exams, and returning their results to the student administration",
+            "flows": flows,
+            "ids": ids,
+            "bsn": if c.privacy.allow_bsn { "allowed by config, but not processed by any connector" } else { "never processed" },
+            "scope": scope,
+            "environment": env,
+            "retention": retention,
+            "security": "TLS for every network transfer; secrets from files or the environment; tamper-evident audit log of every transfer",
+        }));
+        return;
+    }
+    let mut t = table(&["register entry (Art. 30 AVG/GDPR)", ""]);
+    t.add_row(vec![
+        "controller".to_string(),
+        format!("{} (BRIN {})", c.institution.name, c.institution.brin),
+    ]);
+    t.add_row(vec![
+        "purpose".to_string(),
+        "provisioning candidates for digital exams, and returning their results to the student administration".to_string(),
+    ]);
+    for (i, f) in flows.iter().enumerate() {
+        t.add_row(vec![format!("data flow {}", i + 1), f.clone()]);
+    }
+    t.add_row(vec!["identifiers".to_string(), ids.to_string()]);
+    t.add_row(vec![
+        "BSN".to_string(),
+        if c.privacy.allow_bsn {
+            "allowed by privacy.allow_bsn, but no connector reads or sends it"
+        } else {
+            "never processed"
+        }
+        .to_string(),
+    ]);
+    t.add_row(vec!["scope (processing agreement)".to_string(), scope]);
+    t.add_row(vec!["environment".to_string(), env.to_string()]);
+    t.add_row(vec!["retention".to_string(), retention]);
+    t.add_row(vec![
+        "security".to_string(),
+        "TLS for every network transfer; secrets from files or the environment; tamper-evident audit log of every transfer (sisync audit verify)".to_string(),
+    ]);
+    println!("{t}");
+}
+
+/// `sisync report results --exam ID`.
+pub fn report_results(cli: &Cli, l: &Loaded, exam: &str) -> Result<i32> {
+    let Some(store) = open_store(l)? else {
+        return Ok(exit::FAILURE);
+    };
+    let min = l.config.privacy.min_group_size;
+    let scores = store.exam_scores(exam)?;
+    type Scores = Vec<(f64, Option<bool>)>;
+    let mut by_class: BTreeMap<String, Scores> = BTreeMap::new();
+    for (class, score, passed) in scores {
+        by_class
+            .entry(class.unwrap_or_else(|| "(no class)".into()))
+            .or_default()
+            .push((score, passed));
+    }
+    let mut groups: Vec<(String, Scores)> = Vec::new();
+    let mut other: Scores = Vec::new();
+    let mut merged = 0;
+    for (class, v) in by_class {
+        if v.len() >= min {
+            groups.push((class, v));
+        } else {
+            merged += 1;
+            other.extend(v);
+        }
+    }
+    let mut suppressed = 0;
+    if !other.is_empty() {
+        if other.len() >= min {
+            groups.push((format!("other ({merged} smaller classes)"), other));
+        } else {
+            suppressed = other.len();
+        }
+    }
+    let stats: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|(name, v)| {
+            let mut s: Vec<f64> = v.iter().map(|x| x.0).collect();
+            s.sort_by(f64::total_cmp);
+            let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
+            let passed: Vec<bool> = v.iter().filter_map(|x| x.1).collect();
+            json!({
+                "group": name,
+                "candidates": s.len(),
+                "mean": s.iter().sum::<f64>() / s.len() as f64,
+                "p25": q(0.25), "median": q(0.5), "p75": q(0.75),
+                "min": s[0], "max": s[s.len() - 1],
+                "passed_share": (!passed.is_empty()).then(|| passed.iter().filter(|p| **p).count() as f64 / passed.len() as f64),
+            })
+        })
+        .collect();
+    if cli.json {
+        print_json(
+            &json!({"exam": exam, "min_group_size": min, "groups": stats, "suppressed_candidates": suppressed}),
+        );
+        return Ok(exit::OK);
+    }
+    println!(
+        "exam {exam}: score distribution per class (only groups of at least {min} candidates)"
+    );
+    let mut t = table(&[
+        "group",
+        "candidates",
+        "mean",
+        "p25",
+        "median",
+        "p75",
+        "min",
+        "max",
+        "passed",
+    ]);
+    for s in &stats {
+        let f = |k: &str| s[k].as_f64().map(|v| format!("{v:.1}")).unwrap_or_default();
+        t.add_row(vec![
+            s["group"].as_str().unwrap_or("").to_string(),
+            s["candidates"].to_string(),
+            f("mean"),
+            f("p25"),
+            f("median"),
+            f("p75"),
+            f("min"),
+            f("max"),
+            s["passed_share"]
+                .as_f64()
+                .map(|p| format!("{:.0} %", p * 100.0))
+                .unwrap_or_default(),
+        ]);
+    }
+    if stats.is_empty() {
+        println!("  no group is large enough to report");
+    } else {
+        println!("{t}");
+    }
+    if suppressed > 0 {
+        println!(
+            "{suppressed} candidates in classes below {min} are not shown (too few to stay anonymous, even merged)"
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,599 @@
+//! Privacy by design: pseudonyms, allow-list and BSN, acceptance
+//! environments, restriction, erasure, retention purge, subject export,
+//! the processing register and anonymous statistics, against the fake SCIM
+//! platform and the fake gradebook on 127.0.0.1.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::fake_gradebook::{CLIENT_ID, CLIENT_SECRET, FakeGradebook};
+use common::fake_scim::{FakeScim, TOKEN};
+use common::*;
+use sisync::config::Loaded;
+use sisync::store::{AuditFilter, Store};
+use sisync::sync::RosterOptions;
+use sisync::sync::results::{ResultsOptions, results};
+
+const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+fn cli(cfg: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env_remove("SISYNC_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A SCIM config with `privacy` keys, results into the fake gradebook.
+fn config(
+    dir: &Path,
+    export: &Path,
+    scim: &FakeScim,
+    gb: Option<&FakeGradebook>,
+    privacy: &str,
+) -> Loaded {
+    std::fs::write(dir.join("pseudonym.key"), KEY).unwrap();
+    std::fs::write(dir.join("gb-secret"), CLIENT_SECRET).unwrap();
+    let results = match gb {
+        Some(gb) => format!(
+            r#"
+[results]
+class_rules = [{{ exam = "EX-NED-*", class = "cls-ne-*" }}, {{ exam = "EX-WIS-*", class = "cls-wi-*" }}]
+[results.source]
+kind = "qti-folder"
+path = "inbox"
+[results.sink]
+kind = "oneroster-rest"
+base_url = "{}"
+timeout = "2s"
+[results.sink.auth]
+kind = "oauth2"
+token_url = "{}/token"
+client_id = "{CLIENT_ID}"
+client_secret_file = "gb-secret"
+"#,
+            gb.base, gb.base
+        ),
+        None => String::new(),
+    };
+    scim_config(
+        dir,
+        export,
+        &scim.base,
+        TOKEN,
+        &format!("\n[privacy]\n{privacy}\n{results}"),
+    )
+}
+
+fn qti(dir: &Path, name: &str, rows: &[(&str, &str, &str, f64)]) {
+    let inbox = dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mut doc = String::from("<results>\n");
+    for (cand, exam, session, score) in rows {
+        doc.push_str(&format!(
+            r#"<assessmentResult xmlns="http://www.imsglobal.org/xsd/imsqti_result_v3p0"><context sourcedId="{cand}"><sessionIdentifier sourceID="x" identifier="{session}"/></context><testResult identifier="{exam}" datestamp="2026-06-02T10:00:00Z"><outcomeVariable identifier="SCORE" cardinality="single" baseType="float"><value>{score}</value></outcomeVariable><outcomeVariable identifier="PASSED" cardinality="single" baseType="boolean"><value>{}</value></outcomeVariable></testResult></assessmentResult>
+"#,
+            *score >= 50.0
+        ));
+    }
+    doc.push_str("</results>\n");
+    std::fs::write(inbox.join(name), doc).unwrap();
+}
+
+fn bodies(scim: &FakeScim) -> String {
+    scim.requests()
+        .iter()
+        .map(|r| format!("{} {} {}\n", r.method, r.path, r.body))
+        .collect()
+}
+
+fn pseudonym(sis: &str) -> String {
+    let key = sisync::config::Secret::new(KEY);
+    sisync::privacy::pseudonym::Pseudonymizer::new(&key).id(sis)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pseudonyms_reach_the_platform_and_results_find_the_way_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let scim = FakeScim::start(true).await;
+    let gb = FakeGradebook::start().await;
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let loaded = config(
+        dir.path(),
+        &export,
+        &scim,
+        Some(&gb),
+        "pseudonymize_ids = true\npseudonym_key_file = \"pseudonym.key\"\nfields = [\"name\", \"role\", \"groups\"]",
+    );
+    let r = sync(&loaded, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+    let users = scim.users();
+    assert_eq!(users.len(), 42);
+    assert!(
+        users
+            .iter()
+            .all(|u| u["externalId"].as_str().unwrap().starts_with("p-"))
+    );
+    assert!(
+        users
+            .iter()
+            .any(|u| u["externalId"] == pseudonym("stu-1001").as_str())
+    );
+    let sent = bodies(&scim);
+    for id in [
+        "stu-1001",
+        "tch-2001",
+        "1001@leerling",
+        "leerling.voorbeeld.nl",
+    ] {
+        assert!(!sent.contains(id), "{id} reached the platform");
+    }
+    // the platform reports results under the id it knows
+    qti(
+        dir.path(),
+        "a.xml",
+        &[(&pseudonym("stu-1001"), "EX-NED-1", "S1", 61.0)],
+    );
+    let rep = results(
+        &loaded,
+        ResultsOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rep.pushed, 1, "{rep:?}");
+    assert_eq!(
+        gb.result_pairs()[0].0,
+        "stu-1001",
+        "the SIS gets its own id"
+    );
+    // the audit log names the pseudonym, not the student number
+    let store = Store::open(&loaded.config.state.path).unwrap();
+    let pushes = store
+        .audit_list(&AuditFilter {
+            kind: Some("result.push".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        pushes[0].record_id.as_deref(),
+        Some(pseudonym("stu-1001").as_str())
+    );
+    // user_name = identifier would leak the student number
+    let text = std::fs::read_to_string(&loaded.file).unwrap().replace(
+        "timeout = \"5s\"",
+        "timeout = \"5s\"\nuser_name = \"identifier\"",
+    );
+    std::fs::write(&loaded.file, text).unwrap();
+    let (code, _, err) = cli(&loaded.file, &["check-config"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("platform.user_name") && err.contains("pseudonymize_ids"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let scim = FakeScim::start(true).await;
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    // the SIS export carries a BSN column
+    edit(&export, "users.csv", |l| {
+        Some(if l.starts_with('\u{feff}') || l.starts_with("sourcedId") {
+            format!("{l},metadata.bsn")
+        } else if l.is_empty() {
+            l.to_string()
+        } else {
+            format!("{l},999990019")
+        })
+    });
+    let loaded = config(
+        dir.path(),
+        &export,
+        &scim,
+        None,
+        "fields = [\"role\", \"groups\"]",
+    );
+    let r = sync(&loaded, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0, "{:?}", r.issues);
+    assert_eq!(scim.users().len(), 42);
+    let sent = bodies(&scim);
+    for v in [
+        "999990019",
+        "Jesse",
+        "Vries",
+        "Özdemir",
+        "@leerling.voorbeeld.nl",
+        "extraTime",
+    ] {
+        assert!(!sent.contains(v), "{v} reached the platform");
+    }
+    let db = std::fs::read(&loaded.config.state.path).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    for v in ["999990019", "Jesse", "Özdemir", "@leerling.voorbeeld.nl"] {
+        assert!(!db.contains(v), "{v} is in the state file");
+    }
+    // allow_bsn warns in check-config
+    let text = std::fs::read_to_string(&loaded.file)
+        .unwrap()
+        .replace("[privacy]\n", "[privacy]\nallow_bsn = true\n");
+    std::fs::write(&loaded.file, text).unwrap();
+    let (code, out, err) = cli(&loaded.file, &["check-config"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("warning:") && err.contains("privacy.allow_bsn"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acceptance_gets_synthetic_names_and_a_risky_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let scim = FakeScim::start(true).await;
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let loaded = config(
+        dir.path(),
+        &export,
+        &scim,
+        None,
+        "fields = [\"name\", \"email\", \"role\"]",
+    );
+    // an acceptance platform with production data: refused
+    let text = std::fs::read_to_string(&loaded.file).unwrap().replace(
+        "timeout = \"5s\"",
+        "timeout = \"5s\"\nenvironment = \"acceptance\"",
+    );
+    std::fs::write(&loaded.file, &text).unwrap();
+    let (code, _, err) = cli(&loaded.file, &["check-config"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("platform.environment")
+            && err.contains("institution.environment = \"acceptance\""),
+        "{err}"
+    );
+    let (code, _, _) = cli(&loaded.file, &["sync", "roster"]);
+    assert_eq!(code, 2, "a sync with that config is refused too");
+    assert!(scim.requests().is_empty());
+    // as an acceptance installation: synthetic names and e-mail
+    std::fs::write(
+        &loaded.file,
+        text.replace(
+            "brin = \"99AA\"",
+            "brin = \"99AA\"\nenvironment = \"acceptance\"",
+        ),
+    )
+    .unwrap();
+    let loaded = Loaded::from_file(&loaded.file).unwrap();
+    sync(&loaded, RosterOptions::default()).await;
+    let sent = bodies(&scim);
+    assert!(sent.contains("Kandidaat") && sent.contains("@example.invalid"));
+    for v in ["Jesse", "Özdemir", "Zoë", "@leerling.voorbeeld.nl"] {
+        assert!(!sent.contains(v), "{v} reached the acceptance platform");
+    }
+    // deterministic: a rerun sends nothing
+    let (before, writes) = (scim.requests().len(), scim.writes().len());
+    sync(&loaded, RosterOptions::default()).await;
+    assert_eq!(scim.writes().len(), writes);
+    assert!(scim.requests()[before..].iter().all(|r| r.method == "GET"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restriction_freezes_updates_and_keeps_results_in_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let scim = FakeScim::start(true).await;
+    let gb = FakeGradebook::start().await;
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let loaded = config(dir.path(), &export, &scim, Some(&gb), "");
+    sync(&loaded, RosterOptions::default()).await;
+    let (code, out, err) = cli(
+        &loaded.file,
+        &["privacy", "restrict", "--person", "stu-1001"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    // the SIS renames them: no update goes out while restricted
+    edit(&export, "users.csv", |l| {
+        Some(l.replace(",Jesse,Vries,", ",Jessy,Vries,"))
+    });
+    let before = scim.writes().len();
+    sync(&loaded, RosterOptions::default()).await;
+    assert_eq!(
+        scim.writes().len(),
+        before,
+        "no write for a restricted person"
+    );
+    qti(
+        dir.path(),
+        "a.xml",
+        &[
+            ("stu-1001", "EX-NED-1", "S1", 70.0),
+            ("stu-1002", "EX-NED-1", "S2", 40.0),
+        ],
+    );
+    let rep = results(
+        &loaded,
+        ResultsOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!((rep.pushed, rep.held, rep.outbox.pending), (1, 1, 1));
+    assert_eq!(
+        gb.result_pairs(),
+        vec![("stu-1002".to_string(), gb.result_pairs()[0].1.clone())]
+    );
+    // lifted: the update and the result go
+    let (code, _, _) = cli(
+        &loaded.file,
+        &["privacy", "unrestrict", "--person", "stu-1001"],
+    );
+    assert_eq!(code, 0);
+    sync(&loaded, RosterOptions::default()).await;
+    assert!(
+        scim.users()
+            .iter()
+            .any(|u| u["name"]["givenName"] == "Jessy")
+    );
+    let rep = results(
+        &loaded,
+        ResultsOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!((rep.pushed, rep.outbox.pending), (1, 0));
+    // both administrative actions are audited with the OS user
+    let store = Store::open(&loaded.config.state.path).unwrap();
+    let acts: Vec<String> = store
+        .audit_list(&AuditFilter {
+            person: Some("stu-1001".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action.starts_with("subject."))
+        .map(|a| format!("{} {}", a.action, a.actor.starts_with("user:")))
+        .collect();
+    assert_eq!(
+        acts,
+        vec!["subject.restrict true", "subject.unrestrict true"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_deletes_on_the_platform_and_is_not_undone_by_the_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let scim = FakeScim::start(true).await;
+    let gb = FakeGradebook::start().await;
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let loaded = config(dir.path(), &export, &scim, Some(&gb), "");
+    sync(&loaded, RosterOptions::default()).await;
+    qti(dir.path(), "a.xml", &[("stu-1002", "EX-NED-1", "S2", 40.0)]);
+    results(
+        &loaded,
+        ResultsOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap();
+    let (code, out, err) = cli(&loaded.file, &["privacy", "erase", "--person", "stu-1002"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("deleted on the platform"), "{out}");
+    assert!(scim.requests().iter().any(|r| r.method == "DELETE"));
+    assert!(!scim.users().iter().any(|u| u["externalId"] == "stu-1002"));
+    let store = Store::open(&loaded.config.state.path).unwrap();
+    assert!(
+        store.audit_verify().unwrap().ok(),
+        "erasure keeps the chain valid"
+    );
+    assert!(
+        store
+            .audit_list(&AuditFilter {
+                person: Some("stu-1002".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .is_empty(),
+        "no audit entry names them any more"
+    );
+    let all = store.audit_list(&AuditFilter::default()).unwrap();
+    let erase = all.iter().find(|a| a.action == "subject.erase").unwrap();
+    assert_eq!(erase.record_id, None);
+    assert!(erase.actor.starts_with("user:"));
+    assert_eq!(
+        store.outbox_summary().unwrap().pushed,
+        0,
+        "their results are gone"
+    );
+    drop(store);
+    // the SIS still has them: the next sync does not create them again
+    sync(&loaded, RosterOptions::default()).await;
+    assert!(!scim.users().iter().any(|u| u["externalId"] == "stu-1002"));
+    // the export of an erased person shows only the tombstone
+    let (code, out, _) = cli(&loaded.file, &["privacy", "export", "--person", "stu-1002"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("person,,hold,erased since"), "{out}");
+    assert!(!out.contains("result,"), "{out}");
+    // unrestrict lifts the tombstone: created again
+    cli(
+        &loaded.file,
+        &["privacy", "unrestrict", "--person", "stu-1002"],
+    );
+    sync(&loaded, RosterOptions::default()).await;
+    assert!(scim.users().iter().any(|u| u["externalId"] == "stu-1002"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_removes_who_left_long_ago_and_keeps_the_chain_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let scim = FakeScim::start(true).await;
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let loaded = config(
+        dir.path(),
+        &export,
+        &scim,
+        None,
+        "retention_days = 30\naudit_retention_days = 365",
+    );
+    sync(&loaded, RosterOptions::default()).await;
+    edit(&export, "users.csv", |l| {
+        (!l.starts_with("stu-1003,")).then(|| l.to_string())
+    });
+    edit(&export, "enrollments.csv", |l| {
+        (!l.contains(",stu-1003,")).then(|| l.to_string())
+    });
+    sync(&loaded, RosterOptions::default()).await;
+    // gone 40 days ago
+    let conn = rusqlite::Connection::open(&loaded.config.state.path).unwrap();
+    conn.execute(
+        "UPDATE records SET deactivated_at = '2020-01-01T00:00:00.000Z' WHERE sourced_id = 'stu-1003'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, out, err) = cli(&loaded.file, &["privacy", "purge"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("purged 1 persons"), "{out}");
+    let (code, out, _) = cli(&loaded.file, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    let store = Store::open(&loaded.config.state.path).unwrap();
+    assert!(
+        store
+            .audit_list(&AuditFilter {
+                person: Some("stu-1003".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .subject_data("stu-1003", "stu-1003")
+            .unwrap()
+            .active
+            .is_none()
+    );
+    // others are untouched
+    assert_eq!(
+        store.subject_data("stu-1004", "stu-1004").unwrap().active,
+        Some(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_register_and_anonymous_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let scim = FakeScim::start(true).await;
+    let gb = FakeGradebook::start().await;
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let loaded = config(dir.path(), &export, &scim, Some(&gb), "min_group_size = 10");
+    sync(&loaded, RosterOptions::default()).await;
+    // 20 results in cls-ne-h3a, 3 in cls-wi-h3a
+    let mut rows: Vec<(String, String, String, f64)> = (1..=20)
+        .map(|i| {
+            (
+                format!("stu-{}", 1000 + i),
+                "EX-NED-9".to_string(),
+                format!("N{i}"),
+                (i * 5) as f64,
+            )
+        })
+        .collect();
+    rows.extend((1..=3).map(|i| {
+        (
+            format!("stu-{}", 1000 + i),
+            "EX-WIS-9".to_string(),
+            format!("W{i}"),
+            50.0,
+        )
+    }));
+    let refs: Vec<(&str, &str, &str, f64)> = rows
+        .iter()
+        .map(|(a, b, c, d)| (a.as_str(), b.as_str(), c.as_str(), *d))
+        .collect();
+    qti(dir.path(), "a.xml", &refs);
+    results(
+        &loaded,
+        ResultsOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap();
+
+    let (code, out, _) = cli(&loaded.file, &["privacy", "export", "--person", "stu-1001"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("category,item,field,value\n"), "{out}");
+    assert!(out.contains("person,,sis_id,stu-1001"), "{out}");
+    assert!(out.contains("class,cls-ne-h3a,member,true"), "{out}");
+    assert!(
+        out.contains(",exam,EX-NED-9") && out.contains(",score,5"),
+        "{out}"
+    );
+    assert!(
+        out.contains("audit,") && out.contains(",action,user.create"),
+        "{out}"
+    );
+    let (code, out, _) = cli(
+        &loaded.file,
+        &[
+            "privacy", "export", "--person", "stu-1001", "--format", "json",
+        ],
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 2);
+    assert_eq!(v["classes"].as_array().unwrap().len(), 3);
+    // the export itself is audited
+    let store = Store::open(&loaded.config.state.path).unwrap();
+    assert!(
+        store
+            .audit_list(&AuditFilter::default())
+            .unwrap()
+            .iter()
+            .any(|a| a.action == "subject.export")
+    );
+
+    let (code, out, _) = cli(&loaded.file, &["privacy", "register"]);
+    assert_eq!(code, 0);
+    for s in [
+        "Test College (BRIN 99AA)",
+        "class membership",
+        "exam results",
+        "730 days",
+        "SIS ids as-is",
+    ] {
+        assert!(out.contains(s), "{s} missing:\n{out}");
+    }
+
+    let (code, out, _) = cli(
+        &loaded.file,
+        &["--json", "report", "results", "--exam", "EX-NED-9"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["groups"][0]["group"], "cls-ne-h3a");
+    assert_eq!(v["groups"][0]["candidates"], 20);
+    assert_eq!(v["groups"][0]["mean"], 52.5);
+    let (code, out, _) = cli(&loaded.file, &["report", "results", "--exam", "EX-WIS-9"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no group is large enough"), "{out}");
+    assert!(
+        out.contains("3 candidates in classes below 10 are not shown"),
+        "{out}"
+    );
+}
