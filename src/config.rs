@@ -447,6 +447,10 @@ pub struct Privacy {
     /// The pseudonym key: `env:NAME` (inline refused) or a file.
     pub pseudonym_key: Option<String>,
     pub pseudonym_key_file: Option<PathBuf>,
+    /// A person's ECK iD from the SIS, when present, is passed through as
+    /// their platform id (externalId) as-is.
+    #[serde(default)]
+    pub use_eck_id: bool,
     /// BSN (burgerservicenummer) may be processed. No connector reads or
     /// sends a BSN today; `check-config` warns when this is set.
     #[serde(default)]
@@ -481,6 +485,7 @@ impl Default for Privacy {
             pseudonymize_ids: false,
             pseudonym_key: None,
             pseudonym_key_file: None,
+            use_eck_id: false,
             allow_bsn: false,
             retention_days: default_retention_days(),
             audit_retention_days: default_retention_days(),

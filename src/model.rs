@@ -80,6 +80,9 @@ pub struct Person {
     pub middle_name: Option<String>,
     pub family_name: String,
     pub email: Option<String>,
+    /// The person's ECK iD (the Dutch education chain's pseudonym), when
+    /// the SIS gives one.
+    pub eck_id: Option<String>,
     /// Org sourcedIds this person belongs to; the first is the primary one.
     pub orgs: Vec<String>,
     pub accommodations: Accommodations,
@@ -164,6 +167,20 @@ pub struct Roster {
     pub held_groups: std::collections::HashSet<String>,
     /// Human description of the source version ("OneRoster 1.2 CSV").
     pub format: String,
+}
+
+/// The ECK iD in a OneRoster `userIds` value: `{ECK:https://ketenid.nl/...}`
+/// among other `{type:identifier}` entries (the type in any case).
+pub fn eck_id_in(user_ids: &str) -> Option<String> {
+    user_ids
+        .split('{')
+        .filter_map(|part| part.split('}').next())
+        .find_map(|entry| {
+            let (kind, value) = entry.split_once(':')?;
+            let value = value.trim();
+            (kind.trim().eq_ignore_ascii_case("eck") && !value.is_empty())
+                .then(|| value.to_string())
+        })
 }
 
 /// One exam result as the platform reported it, before it is matched to a

@@ -597,3 +597,37 @@ async fn export_register_and_anonymous_report() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eck_ids_from_the_sis_pass_through_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let scim = FakeScim::start(true).await;
+    let gb = FakeGradebook::start().await;
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let loaded = config(dir.path(), &export, &scim, Some(&gb), "use_eck_id = true");
+    let r = sync(&loaded, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+    let eck = "https://ketenid.nl/201703/50c416ea9a8b8b4f41df46566df802c86cccbb65a1b55c8b326df55df1cf05b68320ee77bf55a629325e96bc00b3eaae318458fd4cb3c2501b5b2e864c69746a";
+    let users = scim.users();
+    assert!(
+        users.iter().any(|u| u["externalId"] == eck),
+        "stu-1001's ECK iD"
+    );
+    assert!(!users.iter().any(|u| u["externalId"] == "stu-1001"));
+    // the platform reports the result under the ECK iD; the SIS gets its id
+    qti(dir.path(), "a.xml", &[(eck, "EX-NED-1", "S1", 61.0)]);
+    let rep = results(
+        &loaded,
+        ResultsOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rep.pushed, 1, "{rep:?}");
+    assert_eq!(gb.result_pairs()[0].0, "stu-1001");
+    // erase by SIS id finds the ECK-keyed state
+    let (code, out, err) = cli(&loaded.file, &["privacy", "erase", "--person", "stu-1001"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!scim.users().iter().any(|u| u["externalId"] == eck));
+}

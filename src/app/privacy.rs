@@ -28,8 +28,12 @@ fn open_store(l: &Loaded) -> Result<Option<Store>> {
     Ok(Some(Store::open(path)?))
 }
 
-/// The id the state and the platform use for a SIS id.
-fn state_id(l: &Loaded, sis_id: &str) -> Result<String> {
+/// The id the state and the platform use for a SIS id: as recorded by
+/// the roster sync (pseudonym or ECK iD), else as the config makes it.
+fn state_id(l: &Loaded, store: &Store, sis_id: &str) -> Result<String> {
+    if let Some(id) = store.mapped_id(sis_id)? {
+        return Ok(id);
+    }
     Ok(if l.config.privacy.pseudonymize_ids {
         crate::privacy::pseudonym::Pseudonymizer::new(&l.pseudonym_key()?).id(sis_id)
     } else {
@@ -64,7 +68,7 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             let Some(mut store) = open_store(l)? else {
                 return Ok(exit::FAILURE);
             };
-            let id = state_id(l, person)?;
+            let id = state_id(l, &store, person)?;
             store.restrict(person, &actor(), &local_entry("subject.restrict", &id))?;
             println!(
                 "{person}: restricted. sisync sends no updates and pushes no results for this person until `sisync privacy unrestrict --person {person}`; results stay in the outbox."
@@ -75,7 +79,7 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             let Some(mut store) = open_store(l)? else {
                 return Ok(exit::FAILURE);
             };
-            let id = state_id(l, person)?;
+            let id = state_id(l, &store, person)?;
             if store.unrestrict(person, &local_entry("subject.unrestrict", &id))? {
                 println!(
                     "{person}: no longer restricted; the next sync processes them again (an erased person is created again if the SIS still has them)."
@@ -117,7 +121,7 @@ fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i
     let Some(mut store) = open_store(l)? else {
         return Ok(exit::FAILURE);
     };
-    let id = state_id(l, person)?;
+    let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
     store.audit_append(&[local_entry("subject.export", &id)])?;
     if data.active.is_none()
@@ -212,7 +216,7 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str) -> Result<i32> {
     let Some(mut store) = open_store(l)? else {
         return Ok(exit::FAILURE);
     };
-    let id = state_id(l, person)?;
+    let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
     // the platform first: only when it no longer has them is local state
     // dropped (otherwise nothing would know what to delete there)

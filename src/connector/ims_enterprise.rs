@@ -933,11 +933,15 @@ impl Builder<'_> {
         };
         let mut username = None;
         let mut identifier = None;
+        let mut eck_id = None;
         for (kind, value) in &p.userids {
             if value.is_empty() {
                 continue;
             }
-            if IDENTIFIER_TYPES.contains(&kind.to_ascii_lowercase().as_str()) {
+            let kind = kind.to_ascii_lowercase();
+            if kind == "eck" || kind == "eckid" {
+                eck_id.get_or_insert_with(|| value.clone());
+            } else if IDENTIFIER_TYPES.contains(&kind.as_str()) {
                 identifier.get_or_insert_with(|| value.clone());
             } else {
                 username.get_or_insert_with(|| value.clone());
@@ -963,6 +967,7 @@ impl Builder<'_> {
                 middle_name: p.middle,
                 family_name: family,
                 email: p.email,
+                eck_id,
                 orgs: Vec::new(),
                 accommodations,
             },

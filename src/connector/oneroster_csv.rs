@@ -737,6 +737,7 @@ impl Reader<'_> {
                     middle_name: None,
                     family_name: String::new(),
                     email: None,
+                    eck_id: None,
                     orgs,
                     accommodations,
                 });
@@ -752,6 +753,7 @@ impl Reader<'_> {
                 middle_name: row.get("middleName").map(String::from),
                 family_name: family.to_string(),
                 email: row.get("email").map(String::from),
+                eck_id: row.get("userIds").and_then(crate::model::eck_id_in),
                 orgs,
                 accommodations,
             });

@@ -510,6 +510,15 @@ impl OneRosterRest {
             middle_name: s(v, "middleName").map(String::from),
             family_name: family.unwrap_or_default().to_string(),
             email: s(v, "email").map(String::from),
+            eck_id: v
+                .get("userIds")
+                .and_then(Value::as_array)
+                .and_then(|ids| {
+                    ids.iter()
+                        .find(|i| s(i, "type").is_some_and(|t| t.eq_ignore_ascii_case("eck")))
+                })
+                .and_then(|i| s(i, "identifier"))
+                .map(String::from),
             orgs,
             accommodations,
         }))

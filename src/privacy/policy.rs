@@ -163,6 +163,8 @@ pub struct Policy {
     holds: HashMap<String, String>,
     /// Acceptance: synthetic names and e-mail addresses.
     synthetic: bool,
+    /// The person's ECK iD, when the SIS gives one, is their platform id.
+    eck_ids: bool,
 }
 
 impl Policy {
@@ -175,6 +177,7 @@ impl Policy {
             pseudonyms: None,
             holds: HashMap::new(),
             synthetic: false,
+            eck_ids: privacy.use_eck_id,
         }
     }
 
@@ -197,7 +200,16 @@ impl Policy {
         self
     }
 
-    /// The id a person has on the platform and in the state.
+    /// The id a person has on the platform and in the state: their ECK iD
+    /// (with `privacy.use_eck_id`), else the pseudonym or the SIS id.
+    pub fn state_id_of(&self, p: &Person) -> String {
+        match (&p.eck_id, self.eck_ids) {
+            (Some(eck), true) => eck.clone(),
+            _ => self.person_id(&p.sourced_id),
+        }
+    }
+
+    /// The id of a SIS id on the platform (pseudonym or the id itself).
     pub fn person_id(&self, sis_id: &str) -> String {
         match &self.pseudonyms {
             Some(p) => p.id(sis_id),
@@ -229,8 +241,8 @@ impl Policy {
         let mut in_scope_users: HashSet<&str> = HashSet::new();
         let mut state_ids: HashMap<&str, String> = HashMap::new();
         for p in &roster.persons {
-            let state_id = self.person_id(&p.sourced_id);
-            if self.pseudonyms.is_some() {
+            let state_id = self.state_id_of(p);
+            if state_id != p.sourced_id {
                 out.pseudonyms
                     .push((state_id.clone(), p.sourced_id.clone()));
                 state_ids.insert(p.sourced_id.as_str(), state_id.clone());
@@ -366,7 +378,7 @@ impl Policy {
     }
 
     fn user(&self, p: &Person, orgs: &HashMap<&str, &Org>) -> Result<PlatformUser, String> {
-        let state_id = self.person_id(&p.sourced_id);
+        let state_id = self.state_id_of(p);
         let synthetic_email = format!("{}@example.invalid", synthetic_tag(&state_id));
         let email = if self.synthetic {
             Some(synthetic_email.as_str())
@@ -486,6 +498,7 @@ mod tests {
             middle_name: Some("de".into()),
             family_name: "Vries".into(),
             email: Some(format!("{id}@example.nl")),
+            eck_id: Some(format!("https://ketenid.nl/201703/{id}")),
             orgs: vec![org.into()],
             accommodations: Accommodations {
                 extra_time_percent: Some(25),
@@ -531,6 +544,42 @@ mod tests {
             scope_orgs: scope.iter().map(|s| s.to_string()).collect(),
             ..Privacy::default()
         }
+    }
+
+    #[test]
+    fn eck_id_passes_through_as_the_platform_id_when_configured() {
+        let mut pv = Privacy::default();
+        let plain = Policy::new(&pv, UserNameFrom::SourcedId, None).apply(&roster());
+        assert_eq!(plain.users[0].external_id, "s1");
+        pv.use_eck_id = true;
+        let mut r = roster();
+        r.persons[1].eck_id = None;
+        let m = Policy::new(&pv, UserNameFrom::SourcedId, None).apply(&r);
+        assert_eq!(m.users[0].external_id, "https://ketenid.nl/201703/s1");
+        assert_eq!(m.users[0].user_name, "https://ketenid.nl/201703/s1");
+        // no ECK iD in the SIS: the usual id
+        assert_eq!(m.users[1].external_id, "s2");
+        // the way back for results
+        assert_eq!(
+            m.pseudonyms,
+            vec![("https://ketenid.nl/201703/s1".to_string(), "s1".to_string())]
+        );
+    }
+
+    #[test]
+    fn eck_id_is_found_among_user_ids() {
+        use crate::model::eck_id_in;
+        assert_eq!(
+            eck_id_in("{ECK:https://ketenid.nl/201703/abc}"),
+            Some("https://ketenid.nl/201703/abc".into())
+        );
+        assert_eq!(
+            eck_id_in("{LDAP:jdv},{eck:https://ketenid.nl/201703/def}"),
+            Some("https://ketenid.nl/201703/def".into())
+        );
+        assert_eq!(eck_id_in("{LDAP:jdv}"), None);
+        assert_eq!(eck_id_in("{ECK:}"), None);
+        assert_eq!(eck_id_in(""), None);
     }
 
     #[test]

@@ -124,6 +124,18 @@ impl Store {
         Ok(())
     }
 
+    /// The platform id (pseudonym or ECK iD) recorded for a SIS id.
+    pub fn mapped_id(&self, sis_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT pseudonym FROM pseudonyms WHERE sourced_id = ?1",
+                [sis_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// pseudonym → SIS id.
     pub fn pseudonym_map(&self) -> Result<HashMap<String, String>> {
         let mut q = self
