@@ -631,3 +631,45 @@ async fn eck_ids_from_the_sis_pass_through_as_is() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!scim.users().iter().any(|u| u["externalId"] == eck));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_on_a_csv_drop_platform_delivers_an_erasure_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sisync.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n",
+            repo().join("fixtures/oneroster-1.2").display()
+        ),
+    )
+    .unwrap();
+    let loaded = Loaded::from_file(&cfg).unwrap();
+    sync(&loaded, RosterOptions::default()).await;
+    let (code, out, err) = cli(&cfg, &["privacy", "erase", "--person", "stu-1004"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let erase_dir = std::fs::read_dir(dir.path().join("drop"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with("-erase"))
+        .expect("an erasure folder");
+    let text = std::fs::read_to_string(erase_dir.path().join("erasures.csv")).unwrap();
+    assert_eq!(text, "externalId,action\nstu-1004,delete\n");
+    // the next sync does not deliver them again (their classes lose them)
+    sync(&loaded, RosterOptions::default()).await;
+    let mut drops: Vec<_> = std::fs::read_dir(dir.path().join("drop"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.to_string_lossy().ends_with("-erase"))
+        .collect();
+    drops.sort();
+    assert_eq!(drops.len(), 2);
+    let users = std::fs::read_to_string(drops[1].join("users.csv")).unwrap();
+    assert!(!users.contains("stu-1004"), "{users}");
+    let members = std::fs::read_to_string(drops[1].join("memberships.csv")).unwrap();
+    assert!(
+        !members.contains("stu-1004") && members.contains("stu-1001"),
+        "{members}"
+    );
+}
