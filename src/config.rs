@@ -447,6 +447,9 @@ pub struct Privacy {
     /// The pseudonym key: `env:NAME` (inline refused) or a file.
     pub pseudonym_key: Option<String>,
     pub pseudonym_key_file: Option<PathBuf>,
+    /// Which result values may go to the SIS gradebook.
+    #[serde(default = "default_result_fields")]
+    pub result_fields: Vec<ResultField>,
     /// A person's ECK iD from the SIS, when present, is passed through as
     /// their platform id (externalId) as-is.
     #[serde(default)]
@@ -469,6 +472,26 @@ pub struct Privacy {
     pub min_group_size: usize,
 }
 
+/// A result value that may go to the SIS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultField {
+    Score,
+    /// The grade (textScore), or pass/fail when only PASSED is known.
+    Grade,
+    Passed,
+    MaxScore,
+}
+
+fn default_result_fields() -> Vec<ResultField> {
+    vec![
+        ResultField::Score,
+        ResultField::Grade,
+        ResultField::Passed,
+        ResultField::MaxScore,
+    ]
+}
+
 fn default_retention_days() -> u32 {
     730
 }
@@ -485,6 +508,7 @@ impl Default for Privacy {
             pseudonymize_ids: false,
             pseudonym_key: None,
             pseudonym_key_file: None,
+            result_fields: default_result_fields(),
             use_eck_id: false,
             allow_bsn: false,
             retention_days: default_retention_days(),
@@ -857,6 +881,18 @@ impl Loaded {
                 "platform",
                 "environment",
                 "the platform is an acceptance platform but institution.environment = \"production\": real names and e-mail addresses would go to it; set institution.environment = \"acceptance\" (sisync then sends synthetic names) or point platform at the production platform",
+            ));
+        }
+        if !c.privacy.result_fields.iter().any(|f| {
+            matches!(
+                f,
+                ResultField::Score | ResultField::Grade | ResultField::Passed
+            )
+        }) {
+            return Err(self.error(
+                "privacy",
+                "result_fields",
+                "allows none of score, grade, passed: results would carry nothing; add at least one",
             ));
         }
         if c.privacy.min_group_size == 0 {

@@ -678,3 +678,50 @@ async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
     );
     assert!(!text.contains("wrong-secret-value"), "{text}");
 }
+
+/// `privacy.result_fields`: only the allowed values reach the SIS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_result_values_reach_the_sis() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
+        .unwrap()
+        .replace(
+            "[results]\n",
+            "[privacy]\nresult_fields = [\"passed\"]\n\n[results]\n",
+        );
+    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
+    let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::copy(
+        common::repo().join("fixtures/results/inbox/session-batch-1.xml"),
+        inbox.join("a.xml"),
+    )
+    .unwrap();
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(r.pushed, 3, "{r:?}");
+    gb.with(|g| {
+        for res in g.results.values() {
+            assert!(res.get("score").is_none(), "{res}");
+            assert!(res["metadata"].get("maxScore").is_none(), "{res}");
+            let t = res["textScore"].as_str().unwrap();
+            assert!(t == "pass" || t == "fail", "{res}");
+        }
+        for li in g.line_items.values() {
+            assert!(li.get("resultValueMax").is_none(), "{li}");
+        }
+    });
+    // nothing allowed that carries a result: refused
+    let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
+        .unwrap()
+        .replace(
+            "result_fields = [\"passed\"]",
+            "result_fields = [\"max_score\"]",
+        );
+    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
+    let e = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap_err();
+    assert!(e.to_string().contains("privacy.result_fields"), "{e}");
+}

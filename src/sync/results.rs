@@ -21,10 +21,10 @@ use anyhow::{Context as _, Result, anyhow};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::config::Loaded;
 use crate::config::results::{
     AfterRead, ClassRule, ResultSinkCfg, ResultSourceCfg, Results, pattern_matches,
 };
+use crate::config::{Loaded, ResultField};
 use crate::connector::gradebook_csv::GradebookCsv;
 use crate::connector::gradebook_rest::GradebookRest;
 use crate::connector::qti_results::{self, QtiOptions};
@@ -652,17 +652,20 @@ fn result_date(row: &OutboxRow) -> String {
         .collect()
 }
 
-fn gradebook_result(row: &OutboxRow) -> GradebookResult {
+/// The result as the SIS gets it: only the values `privacy.result_fields`
+/// allows.
+fn gradebook_result(row: &OutboxRow, allowed: &[ResultField]) -> GradebookResult {
     let class = row.class_id.clone().unwrap_or_default();
+    let ok = |f: ResultField| allowed.contains(&f);
     GradebookResult {
         sourced_id: result_sourced_id(&row.key),
         line_item_id: line_item_id(&row.line_item, &class),
         class_id: class,
         student_id: row.person_id.clone().unwrap_or_default(),
-        score: row.score,
-        max_score: row.max_score,
-        passed: row.passed,
-        grade: row.grade.clone(),
+        score: row.score.filter(|_| ok(ResultField::Score)),
+        max_score: row.max_score.filter(|_| ok(ResultField::MaxScore)),
+        passed: row.passed.filter(|_| ok(ResultField::Passed)),
+        grade: row.grade.clone().filter(|_| ok(ResultField::Grade)),
         date: result_date(row),
     }
 }
@@ -817,8 +820,10 @@ async fn push(
             }
             progress.phase("writing results", Some(rows.len() as u64));
             let sink = GradebookCsv::new(&c.path, &c.category, c.school.as_deref());
-            let results: Vec<GradebookResult> = rows.iter().map(gradebook_result).collect();
-            let line_items = line_items_of(&rows);
+            let allowed = &loaded.config.privacy.result_fields;
+            let results: Vec<GradebookResult> =
+                rows.iter().map(|r| gradebook_result(r, allowed)).collect();
+            let line_items = line_items_of(&rows, allowed);
             report.line_items += line_items.len();
             let delivered = sink.deliver(report.run_id.unwrap_or(0), &line_items, &results);
             let folder = delivered.as_ref().ok().map(|d| d.folder.clone());
@@ -865,6 +870,7 @@ async fn push(
                 report,
                 (&base, &give_up_before),
                 (dir, &holds),
+                &loaded.config.privacy.result_fields,
             )
             .await?;
         }
@@ -895,7 +901,8 @@ fn without_held(
 }
 
 /// The line items a set of results needs, one per exam and class.
-fn line_items_of(rows: &[OutboxRow]) -> Vec<LineItem> {
+fn line_items_of(rows: &[OutboxRow], allowed: &[ResultField]) -> Vec<LineItem> {
+    let with_max = allowed.contains(&ResultField::MaxScore);
     let mut out: BTreeMap<String, LineItem> = BTreeMap::new();
     for row in rows {
         let class = row.class_id.clone().unwrap_or_default();
@@ -908,7 +915,7 @@ fn line_items_of(rows: &[OutboxRow]) -> Vec<LineItem> {
             max_score: None,
             date: date.clone(),
         });
-        if let Some(m) = row.max_score {
+        if let Some(m) = row.max_score.filter(|_| with_max) {
             li.max_score = Some(li.max_score.map_or(m, |x: f64| x.max(m)));
         }
         if date < li.date {
@@ -928,6 +935,7 @@ async fn push_records<S: ResultSink>(
     report: &mut ResultsReport,
     (base, give_up_before): (&AuditEntry, &str),
     (dir, holds): (&Directory, &HashSet<String>),
+    allowed: &[ResultField],
 ) -> Result<()> {
     let mut ensured: HashMap<String, Result<(), PushError>> = HashMap::new();
     let mut after = String::new();
@@ -945,7 +953,7 @@ async fn push_records<S: ResultSink>(
             phase_started = true;
         }
         // line items first, once per run each
-        let wanted: Vec<LineItem> = line_items_of(&rows)
+        let wanted: Vec<LineItem> = line_items_of(&rows, allowed)
             .into_iter()
             .filter(|li| !ensured.contains_key(&li.sourced_id))
             .collect();
@@ -988,7 +996,7 @@ async fn push_records<S: ResultSink>(
         let ensured = &ensured;
         let mut stream = futures::stream::iter(rows.iter())
             .map(|row| async move {
-                let gr = gradebook_result(row);
+                let gr = gradebook_result(row, allowed);
                 let res = match ensured.get(&gr.line_item_id) {
                     Some(Err(e)) => Err(PushError {
                         message: format!(
