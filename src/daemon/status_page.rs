@@ -77,7 +77,7 @@ pub fn hourly(conn: &Connection) -> Result<Vec<(String, i64, i64)>> {
     let mut counts = std::collections::HashMap::new();
     let mut stmt = conn.prepare(
         "SELECT substr(at, 1, 13) AS h, SUM(outcome = 'ok'), SUM(outcome <> 'ok')
-         FROM audit WHERE at >= ?1 GROUP BY h",
+         FROM audit WHERE at >= ?1 AND direction <> 'local' GROUP BY h",
     )?;
     let rows = stmt.query_map([start.format("%Y-%m-%dT%H").to_string()], |r| {
         Ok((
@@ -401,8 +401,16 @@ mod tests {
     #[test]
     fn hourly_counts_cover_seven_days_and_split_outcomes() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE audit (at TEXT, outcome TEXT)")
-            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE audit (at TEXT, outcome TEXT, direction TEXT DEFAULT 'out')",
+        )
+        .unwrap();
+        // a local administrative action (purge, restrict) is no transfer
+        conn.execute(
+            "INSERT INTO audit VALUES (?1, 'ok', 'local')",
+            [Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()],
+        )
+        .unwrap();
         let now = Utc::now();
         let at = |h: i64| {
             (now - chrono::Duration::hours(h))
@@ -410,8 +418,11 @@ mod tests {
                 .to_string()
         };
         for (h, o) in [(0, "ok"), (0, "ok"), (0, "failed"), (5, "ok"), (200, "ok")] {
-            conn.execute("INSERT INTO audit VALUES (?1, ?2)", [at(h), o.to_string()])
-                .unwrap();
+            conn.execute(
+                "INSERT INTO audit (at, outcome) VALUES (?1, ?2)",
+                [at(h), o.to_string()],
+            )
+            .unwrap();
         }
         let v = hourly(&conn).unwrap();
         assert_eq!(v.len(), 168);
