@@ -725,3 +725,61 @@ async fn only_allowed_result_values_reach_the_sis() {
     let e = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap_err();
     assert!(e.to_string().contains("privacy.result_fields"), "{e}");
 }
+
+/// A result the SIS keeps refusing with transient errors waits for the
+/// next run, and once older than `results.give_up_after` it is failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeliverable_results_wait_then_give_up_after_the_configured_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    gb.with(|g| {
+        g.fault_percent = 100;
+        g.faults = vec![Fault::Status503];
+    });
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[("stu-1001", "EX-NED-1", "S-1", 40.0)],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(
+        (r.pushed, r.retrying, r.failed, r.outbox.pending),
+        (0, 1, 0, 1)
+    );
+    assert!(r.partial());
+    // the daemon's backoff: not due again yet
+    let r = run(
+        &loaded,
+        ResultsOptions {
+            respect_backoff: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.retrying, r.outbox.pending),
+        (0, 1),
+        "not retried before its time"
+    );
+    // give up after 1 s
+    let text = std::fs::read_to_string(&loaded.file)
+        .unwrap()
+        .replace("[results]\n", "[results]\ngive_up_after = \"1s\"\n");
+    std::fs::write(&loaded.file, text).unwrap();
+    let loaded = Loaded::from_file(&loaded.file).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.failed, r.outbox.failed, r.outbox.pending), (1, 1, 0));
+    assert!(
+        r.outbox.reasons[0].1.contains("gave up"),
+        "{:?}",
+        r.outbox.reasons
+    );
+    assert!(
+        r.outbox.reasons[0].1.contains("HTTP 503"),
+        "{:?}",
+        r.outbox.reasons
+    );
+}
