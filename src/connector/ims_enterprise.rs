@@ -1168,7 +1168,14 @@ impl Builder<'_> {
 
         // Memberships.
         let mut memberships = Vec::new();
-        let mut seen: FxHashSet<String> = FxHashSet::default();
+        // duplicate detection without a formatted key per membership: group
+        // and roletype interned to numbers, the person by position when it
+        // is synced (by id otherwise)
+        let mut seen: FxHashSet<(u32, u32, u32)> = FxHashSet::default();
+        let mut seen_by_id: FxHashSet<(u32, String, u32)> = FxHashSet::default();
+        let mut group_no: HashMap<std::rc::Rc<str>, u32> = HashMap::default();
+        let mut roletype_no: HashMap<String, u32> = HashMap::default();
+        let mut last_group_no: Option<(std::rc::Rc<str>, u32)> = None;
         let mut any_membership = false;
         let mut last_group: Option<(std::rc::Rc<str>, bool, bool)> = None;
         for mut m in std::mem::take(&mut self.memberships) {
@@ -1278,8 +1285,28 @@ impl Builder<'_> {
                     ignored += 1; // roletype 03..08 not mapped
                     continue;
                 };
-                let sourced_id = format!("{}/{member}/{}", m.group, r.roletype);
-                if !seen.insert(sourced_id) {
+                let g = match &last_group_no {
+                    Some((rc, n)) if std::rc::Rc::ptr_eq(rc, &m.group) => *n,
+                    _ => {
+                        let next = group_no.len() as u32;
+                        let n = *group_no.entry(m.group.clone()).or_insert(next);
+                        last_group_no = Some((m.group.clone(), n));
+                        n
+                    }
+                };
+                let rt = match roletype_no.get(r.roletype.as_str()) {
+                    Some(n) => *n,
+                    None => {
+                        let n = roletype_no.len() as u32;
+                        roletype_no.insert(r.roletype.clone(), n);
+                        n
+                    }
+                };
+                let fresh = match pos {
+                    Some(i) => seen.insert((g, i as u32, rt)),
+                    None => seen_by_id.insert((g, member.clone(), rt)),
+                };
+                if !fresh {
                     self.issue(
                         m.line,
                         Some(&member),
