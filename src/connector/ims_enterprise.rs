@@ -806,8 +806,24 @@ struct MemberRec {
     /// Shared by all members of one `membership` record.
     group: std::rc::Rc<str>,
     member: Option<String>,
-    idtype: String,
-    roles: Vec<RawRole>,
+    /// `idtype` as given (absent = "1"); kept small: "1" and "2" need no
+    /// allocation.
+    idtype: IdType,
+    roles: Box<[RoleRec]>,
+}
+
+/// A member's `idtype`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IdType {
+    Person,
+    Group,
+    Other(Box<str>),
+}
+
+/// A member's role, its status worked out when the record is read.
+struct RoleRec {
+    roletype: String,
+    status: Result<Status, String>,
 }
 
 struct Builder<'a> {
@@ -826,6 +842,15 @@ struct Builder<'a> {
     /// Every person and group carried a recstatus.
     all_recstatus: bool,
     records: u64,
+}
+
+/// [`canonical_id`] of an owned sourcedid: the id string itself is reused
+/// when it needs no change.
+fn canonical_id_owned(qualify: bool, s: SourcedId) -> Option<String> {
+    if !qualify && !s.id.is_empty() && s.id.trim().len() == s.id.len() {
+        return Some(s.id);
+    }
+    canonical_id(qualify, &s)
 }
 
 /// The canonical id of a sourcedid: `id`, or `source:id` when qualified.
@@ -1020,14 +1045,28 @@ impl Builder<'_> {
             return;
         };
         let group: std::rc::Rc<str> = group.into();
+        let qualify = self.cfg.qualify_ids;
         for mem in m.members {
-            let member = mem.sourcedid.as_ref().and_then(|s| self.canonical(s));
+            let member = mem.sourcedid.and_then(|s| canonical_id_owned(qualify, s));
+            let idtype = match mem.idtype.as_deref() {
+                None | Some("1") => IdType::Person,
+                Some("2") => IdType::Group,
+                Some(other) => IdType::Other(other.into()),
+            };
+            let roles = mem
+                .roles
+                .into_iter()
+                .map(|r| RoleRec {
+                    status: role_status(&r),
+                    roletype: r.roletype,
+                })
+                .collect();
             self.memberships.push(MemberRec {
                 line: mem.line,
                 group: group.clone(),
                 member,
-                idtype: mem.idtype.unwrap_or_else(|| "1".into()),
-                roles: mem.roles,
+                idtype,
+                roles,
             });
         }
     }
@@ -1121,11 +1160,11 @@ impl Builder<'_> {
         let needed = self.persons.iter().any(|p| p.institution_role.is_none());
         for m in self.memberships.iter().filter(|_| needed) {
             if let Some(p) = &m.member {
-                if m.idtype == "1" && !membership_role.contains_key(p.as_str()) {
+                if m.idtype == IdType::Person && !membership_role.contains_key(p.as_str()) {
                     if let Some(r) = m
                         .roles
                         .iter()
-                        .filter(|r| role_status(r) == Ok(Status::Active))
+                        .filter(|r| r.status == Ok(Status::Active))
                         .find_map(|r| lookup(role_map, &r.roletype))
                     {
                         membership_role.insert(p.as_str(), r);
@@ -1207,9 +1246,9 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            match m.idtype.as_str() {
-                "1" => {}
-                "2" => {
+            match &m.idtype {
+                IdType::Person => {}
+                IdType::Group => {
                     if bulk && !self.group_index.contains_key(&member) {
                         self.issue(
                             m.line,
@@ -1230,7 +1269,7 @@ impl Builder<'_> {
                     }
                     continue;
                 }
-                other => {
+                IdType::Other(other) => {
                     self.issue(
                         m.line,
                         Some(&member),
@@ -1250,8 +1289,8 @@ impl Builder<'_> {
                 continue;
             }
             if group_is_org {
-                let active = m.roles.is_empty()
-                    || m.roles.iter().any(|r| role_status(r) == Ok(Status::Active));
+                let active =
+                    m.roles.is_empty() || m.roles.iter().any(|r| r.status == Ok(Status::Active));
                 if let Some(i) = pos {
                     if active && !persons[i].orgs.iter().any(|o| **o == *m.group) {
                         persons[i].orgs.push(m.group.to_string());
@@ -1273,10 +1312,10 @@ impl Builder<'_> {
                 continue;
             }
             for r in &m.roles {
-                let status = match role_status(r) {
-                    Ok(s) => s,
+                let status = match &r.status {
+                    Ok(s) => *s,
                     Err(e) => {
-                        self.issue(m.line, Some(&member), e);
+                        self.issue(m.line, Some(&member), e.clone());
                         self.held_groups.insert(m.group.to_string());
                         continue;
                     }
