@@ -92,36 +92,14 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Command::CheckConfig { connect } => check_config(cli, &loaded, *connect).await,
         Command::Sync {
             what: SyncWhat::Roster(a),
-        } => {
-            let opts = RosterOptions {
-                dry_run: a.dry_run,
-                full: a.full,
-                allow_mass_changes: a.allow_mass_changes,
-            };
-            let bar = Bar::new(cli.json);
-            let report = sync::roster(&loaded, opts, &actor(), &bar).await;
-            bar.done();
-            let report = report?;
-            print_roster(cli, &report);
-            Ok(roster_exit(&report))
-        }
+        } => sync_roster(cli, &loaded, a).await,
         Command::Sync {
             what: SyncWhat::Results(a),
         } => results::sync_results(cli, &loaded, a, false).await,
         Command::Sync {
             what: SyncWhat::All(a),
         } => {
-            let opts = RosterOptions {
-                dry_run: a.dry_run,
-                full: a.full,
-                allow_mass_changes: a.allow_mass_changes,
-            };
-            let bar = Bar::new(cli.json);
-            let report = sync::roster(&loaded, opts, &actor(), &bar).await;
-            bar.done();
-            let report = report?;
-            print_roster(cli, &report);
-            let code = roster_exit(&report);
+            let code = sync_roster(cli, &loaded, a).await?;
             if loaded.config.results.is_none() {
                 return Ok(code);
             }
@@ -152,14 +130,26 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
     }
 }
 
-fn roster_exit(report: &RosterReport) -> i32 {
-    if report.refused.is_some() {
+/// `sisync sync roster` (also the first half of `sync all`): run, print,
+/// and the exit code.
+async fn sync_roster(cli: &Cli, loaded: &Loaded, a: &crate::cli::SyncArgs) -> Result<i32> {
+    let opts = RosterOptions {
+        dry_run: a.dry_run,
+        full: a.full,
+        allow_mass_changes: a.allow_mass_changes,
+    };
+    let bar = Bar::new(cli.json);
+    let report = sync::roster(loaded, opts, &actor(), &bar).await;
+    bar.done();
+    let report = report?;
+    print_roster(cli, &report);
+    Ok(if report.refused.is_some() {
         exit::REFUSED
     } else if report.failed() > 0 {
         exit::FAILURE
     } else {
         exit::OK
-    }
+    })
 }
 
 /// `sisync generate`: man pages and shell completions from the clap

@@ -13,6 +13,7 @@ use chrono::{DurationRound, Utc};
 use rusqlite::Connection;
 
 use super::{Shared, metrics};
+use crate::store::RunRow;
 
 /// HTML-escape text for element content and attribute values.
 fn esc(s: &str) -> String {
@@ -28,43 +29,6 @@ fn esc(s: &str) -> String {
         }
     }
     out
-}
-
-/// One row of the runs table.
-struct Run {
-    id: i64,
-    kind: String,
-    actor: String,
-    started_at: String,
-    finished_at: Option<String>,
-    outcome: String,
-    full: bool,
-    summary: serde_json::Value,
-    error: Option<String>,
-}
-
-fn runs(conn: &Connection, limit: usize) -> Result<Vec<Run>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, kind, actor, started_at, finished_at, outcome, full, summary, error
-         FROM runs ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit as i64], |r| {
-        let summary: Option<String> = r.get(7)?;
-        Ok(Run {
-            id: r.get(0)?,
-            kind: r.get(1)?,
-            actor: r.get(2)?,
-            started_at: r.get(3)?,
-            finished_at: r.get(4)?,
-            outcome: r.get(5)?,
-            full: r.get(6)?,
-            summary: summary
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or(serde_json::Value::Null),
-            error: r.get(8)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Audit entries per UTC hour over the last 168 hours: (hour, ok, failed),
@@ -110,7 +74,7 @@ fn count(summary: &serde_json::Value, what: &str) -> u64 {
 
 /// What the page may say about a run's error: run-level causes in full,
 /// record-level failures only as a count (their lines name record ids).
-fn run_note(r: &Run) -> String {
+fn run_note(r: &RunRow) -> String {
     match r.outcome.as_str() {
         "partial" => format!(
             "{} records failed; `sisync audit list --since {}` has them",
@@ -122,7 +86,7 @@ fn run_note(r: &Run) -> String {
     }
 }
 
-fn duration(r: &Run) -> String {
+fn duration(r: &RunRow) -> String {
     let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
     match (
         parse(&r.started_at),
@@ -220,17 +184,10 @@ fn render_inner(shared: &Shared) -> Result<String> {
     let loaded = shared.loaded();
     let c = &loaded.config;
     let conn = metrics::open_read_only(&c.state.path)?;
-    let runs = runs(&conn, 20)?;
+    let runs = crate::store::recent_runs(&conn, 20)?;
     let outbox = metrics::outbox(&conn)?;
     let hourly = hourly(&conn)?;
-    let mut counts: Vec<(String, bool, i64)> = Vec::new();
-    {
-        let mut stmt =
-            conn.prepare("SELECT kind, active, COUNT(*) FROM records GROUP BY kind, active")?;
-        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-            counts.push(row?);
-        }
-    }
+    let counts = crate::store::record_counts(&conn)?;
     let n = |kind: &str, active: bool| {
         counts
             .iter()

@@ -463,36 +463,12 @@ impl Store {
 
     /// The most recent runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, kind, actor, started_at, finished_at, outcome, full, summary, error
-             FROM runs ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            let summary: Option<String> = r.get(7)?;
-            Ok(RunRow {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                actor: r.get(2)?,
-                started_at: r.get(3)?,
-                finished_at: r.get(4)?,
-                outcome: r.get(5)?,
-                full: r.get(6)?,
-                summary: summary
-                    .and_then(|s| serde_json::from_str(&s).ok())
-                    .unwrap_or(serde_json::Value::Null),
-                error: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        recent_runs(&self.conn, limit)
     }
 
     /// Counts of known records by kind and active flag.
     pub fn record_counts(&self) -> Result<Vec<(String, bool, i64)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT kind, active, COUNT(*) FROM records GROUP BY kind, active ORDER BY kind, active DESC",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        record_counts(&self.conn)
     }
 
     /// Commit record state changes and their audit entries in one
@@ -623,6 +599,41 @@ pub struct RunRow {
     pub full: bool,
     pub summary: serde_json::Value,
     pub error: Option<String>,
+}
+
+/// The most recent runs, newest first, on any connection to a state file
+/// (the status page reads through a read-only one).
+pub fn recent_runs(conn: &Connection, limit: usize) -> Result<Vec<RunRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, kind, actor, started_at, finished_at, outcome, full, summary, error
+         FROM runs ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        let summary: Option<String> = r.get(7)?;
+        Ok(RunRow {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            actor: r.get(2)?,
+            started_at: r.get(3)?,
+            finished_at: r.get(4)?,
+            outcome: r.get(5)?,
+            full: r.get(6)?,
+            summary: summary
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or(serde_json::Value::Null),
+            error: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Counts of known records by kind and active flag, on any connection.
+pub fn record_counts(conn: &Connection) -> Result<Vec<(String, bool, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT kind, active, COUNT(*) FROM records GROUP BY kind, active ORDER BY kind, active DESC",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Current UTC time as sortable RFC 3339 with milliseconds.
