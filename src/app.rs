@@ -237,24 +237,30 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) {
     );
 }
 
+/// The first 20 source issues under a title; all of them are in the log.
+pub(crate) fn print_issues(title: &str, issues: &[crate::model::SourceIssue]) {
+    const SHOWN: usize = 20;
+    if issues.is_empty() {
+        return;
+    }
+    println!("{title} ({}):", issues.len());
+    for i in issues.iter().take(SHOWN) {
+        println!("  {i}");
+    }
+    if issues.len() > SHOWN {
+        println!(
+            "  ... and {} more (all are in the log)",
+            issues.len() - SHOWN
+        );
+    }
+}
+
 fn print_roster(cli: &Cli, r: &RosterReport) {
     if cli.json {
         print_json(r);
         return;
     }
-    const SHOWN: usize = 20;
-    if !r.issues.is_empty() {
-        println!("Skipped source rows ({}):", r.issues.len());
-        for i in r.issues.iter().take(SHOWN) {
-            println!("  {i}");
-        }
-        if r.issues.len() > SHOWN {
-            println!(
-                "  ... and {} more (all are in the log)",
-                r.issues.len() - SHOWN
-            );
-        }
-    }
+    print_issues("Skipped source rows", &r.issues);
     if let Some(refusal) = &r.refused {
         println!(
             "Refused by the safety gate, nothing was written: {refusal}\n  plan: {} users to create, {} to update, {} to deactivate; {} classes to retire",

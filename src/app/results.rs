@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Bar, actor, print_json, table};
+use super::{Bar, actor, print_issues, print_json, table};
 use crate::cli::{Cli, ResultsArgs};
 use crate::config::Loaded;
 use crate::exit;
@@ -48,19 +48,7 @@ fn print(cli: &Cli, r: &ResultsReport) {
         print_json(r);
         return;
     }
-    const SHOWN: usize = 20;
-    if !r.issues.is_empty() {
-        println!("Skipped results ({}):", r.issues.len());
-        for i in r.issues.iter().take(SHOWN) {
-            println!("  {i}");
-        }
-        if r.issues.len() > SHOWN {
-            println!(
-                "  ... and {} more (all are in the log)",
-                r.issues.len() - SHOWN
-            );
-        }
-    }
+    print_issues("Skipped results", &r.issues);
     for e in &r.document_errors {
         eprintln!("unreadable: {e}");
     }
