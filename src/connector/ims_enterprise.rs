@@ -182,7 +182,7 @@ impl ImsEnterprise {
                 props = pr;
                 false
             }
-            Item::Person(_) | Item::Group(_) | Item::Membership(_) => false,
+            Item::Person(_) | Item::Group(_) | Item::Member(_) | Item::Membership(_) => false,
         })?;
         let mut out = format!("IMS Enterprise 1.1 XML, {size} bytes");
         if let Some(ds) = props.datasource.filter(|s| !s.is_empty()) {
@@ -205,6 +205,15 @@ impl ImsEnterprise {
             persons: Vec::new(),
             groups: Vec::new(),
             memberships: Vec::new(),
+            member_roles: Vec::new(),
+            member_ids: Vec::new(),
+            member_no: HashMap::default(),
+            membership_groups: Vec::new(),
+            pending: (0, 0),
+            roletypes: Interner::default(),
+            role_errors: Vec::new(),
+            other_idtypes: Interner::default(),
+            id_buf: String::new(),
             person_index: HashMap::default(),
             group_index: HashMap::default(),
             issues: Vec::new(),
@@ -214,6 +223,10 @@ impl ImsEnterprise {
             records: 0,
         };
         p.run(&mut |line, item| {
+            if let Item::Member(m) = item {
+                b.add_member(m);
+                return true;
+            }
             b.records += 1;
             if b.records % 10_000 == 0 {
                 progress(b.records);
@@ -271,31 +284,87 @@ struct RawGroup {
     parent: Option<SourcedId>,
 }
 
+/// A member's role. Scratch space reused from member to member: an empty
+/// `status` is an absent one (only non-empty text sets it).
 #[derive(Debug, Default)]
 struct RawRole {
     roletype: String,
-    status: Option<String>,
-    recstatus: Option<String>,
+    status: String,
+    /// `recstatus` (attribute or child) was given; it may be empty.
+    has_recstatus: bool,
+    recstatus: String,
 }
 
+impl RawRole {
+    fn recstatus(&self) -> Option<&str> {
+        self.has_recstatus.then_some(self.recstatus.as_str())
+    }
+
+    fn status(&self) -> Option<&str> {
+        (!self.status.is_empty()).then_some(self.status.as_str())
+    }
+}
+
+/// The `member` being read: one scratch record reused for every member of
+/// the document (its strings keep their capacity), handed to the builder as
+/// soon as the member ends. Empty strings are absent values.
 #[derive(Debug, Default)]
 struct RawMember {
     line: u64,
-    sourcedid: Option<SourcedId>,
-    idtype: Option<String>,
+    source: String,
+    id: String,
+    idtype: String,
+    /// `roles[..nroles]` are this member's roles.
     roles: Vec<RawRole>,
+    nroles: usize,
 }
 
+impl RawMember {
+    fn reset(&mut self, line: u64) {
+        self.line = line;
+        self.source.clear();
+        self.id.clear();
+        self.idtype.clear();
+        self.nroles = 0;
+    }
+
+    fn roles(&self) -> &[RawRole] {
+        &self.roles[..self.nroles]
+    }
+
+    fn last_role(&mut self) -> Option<&mut RawRole> {
+        self.roles[..self.nroles].last_mut()
+    }
+
+    /// A new, empty role (reusing an earlier one's strings).
+    fn push_role(&mut self) -> &mut RawRole {
+        if self.nroles == self.roles.len() {
+            self.roles.push(RawRole::default());
+        }
+        self.nroles += 1;
+        let r = &mut self.roles[self.nroles - 1];
+        r.roletype.clear();
+        r.status.clear();
+        r.has_recstatus = false;
+        r.recstatus.clear();
+        r
+    }
+}
+
+/// A `membership` record; its members went to the builder one by one
+/// ([`Item::Member`]) before it.
 #[derive(Debug, Default)]
 struct RawMembership {
     sourcedid: Option<SourcedId>,
-    members: Vec<RawMember>,
 }
 
-enum Item {
+enum Item<'a> {
     Properties(Properties),
     Person(RawPerson),
     Group(RawGroup),
+    /// A member of the `membership` being read (its group is known when
+    /// the membership itself comes).
+    Member(&'a RawMember),
     Membership(RawMembership),
 }
 
@@ -346,46 +415,126 @@ struct Parser {
     event_line: u64,
 }
 
-/// Element names the parser cares about; everything else is `OTHER`.
-const OTHER: &str = "";
+/// Element names the parser cares about, as small numbers (paths match
+/// without comparing strings); everything else is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum El {
+    Other,
+    Enterprise,
+    Properties,
+    DataSource,
+    Type,
+    Person,
+    Group,
+    Membership,
+    Member,
+    SourcedId,
+    Source,
+    Id,
+    UserId,
+    Name,
+    Fn,
+    N,
+    Family,
+    Given,
+    PartName,
+    Email,
+    InstitutionRole,
+    RecStatus,
+    Extension,
+    GroupType,
+    TypeValue,
+    Description,
+    Short,
+    Long,
+    Full,
+    Org,
+    OrgName,
+    Relationship,
+    Idtype,
+    Role,
+    Status,
+}
 
-fn known(local: &[u8]) -> &'static str {
+impl El {
+    fn name(self) -> &'static str {
+        match self {
+            El::Other => "element",
+            El::Enterprise => "enterprise",
+            El::Properties => "properties",
+            El::DataSource => "datasource",
+            El::Type => "type",
+            El::Person => "person",
+            El::Group => "group",
+            El::Membership => "membership",
+            El::Member => "member",
+            El::SourcedId => "sourcedid",
+            El::Source => "source",
+            El::Id => "id",
+            El::UserId => "userid",
+            El::Name => "name",
+            El::Fn => "fn",
+            El::N => "n",
+            El::Family => "family",
+            El::Given => "given",
+            El::PartName => "partname",
+            El::Email => "email",
+            El::InstitutionRole => "institutionrole",
+            El::RecStatus => "recstatus",
+            El::Extension => "extension",
+            El::GroupType => "grouptype",
+            El::TypeValue => "typevalue",
+            El::Description => "description",
+            El::Short => "short",
+            El::Long => "long",
+            El::Full => "full",
+            El::Org => "org",
+            El::OrgName => "orgname",
+            El::Relationship => "relationship",
+            El::Idtype => "idtype",
+            El::Role => "role",
+            El::Status => "status",
+        }
+    }
+}
+
+fn known(local: &[u8]) -> El {
     match local {
-        b"enterprise" => "enterprise",
-        b"properties" => "properties",
-        b"datasource" => "datasource",
-        b"type" => "type",
-        b"person" => "person",
-        b"group" => "group",
-        b"membership" => "membership",
-        b"member" => "member",
-        b"sourcedid" => "sourcedid",
-        b"source" => "source",
-        b"id" => "id",
-        b"userid" => "userid",
-        b"name" => "name",
-        b"fn" => "fn",
-        b"n" => "n",
-        b"family" => "family",
-        b"given" => "given",
-        b"partname" => "partname",
-        b"email" => "email",
-        b"institutionrole" => "institutionrole",
-        b"recstatus" => "recstatus",
-        b"extension" => "extension",
-        b"grouptype" => "grouptype",
-        b"typevalue" => "typevalue",
-        b"description" => "description",
-        b"short" => "short",
-        b"long" => "long",
-        b"full" => "full",
-        b"org" => "org",
-        b"orgname" => "orgname",
-        b"relationship" => "relationship",
-        b"idtype" => "idtype",
-        b"role" => "role",
-        b"status" => "status",
-        _ => OTHER,
+        b"enterprise" => El::Enterprise,
+        b"properties" => El::Properties,
+        b"datasource" => El::DataSource,
+        b"type" => El::Type,
+        b"person" => El::Person,
+        b"group" => El::Group,
+        b"membership" => El::Membership,
+        b"member" => El::Member,
+        b"sourcedid" => El::SourcedId,
+        b"source" => El::Source,
+        b"id" => El::Id,
+        b"userid" => El::UserId,
+        b"name" => El::Name,
+        b"fn" => El::Fn,
+        b"n" => El::N,
+        b"family" => El::Family,
+        b"given" => El::Given,
+        b"partname" => El::PartName,
+        b"email" => El::Email,
+        b"institutionrole" => El::InstitutionRole,
+        b"recstatus" => El::RecStatus,
+        b"extension" => El::Extension,
+        b"grouptype" => El::GroupType,
+        b"typevalue" => El::TypeValue,
+        b"description" => El::Description,
+        b"short" => El::Short,
+        b"long" => El::Long,
+        b"full" => El::Full,
+        b"org" => El::Org,
+        b"orgname" => El::OrgName,
+        b"relationship" => El::Relationship,
+        b"idtype" => El::Idtype,
+        b"role" => El::Role,
+        b"status" => El::Status,
+        _ => El::Other,
     }
 }
 
@@ -445,15 +594,16 @@ impl Parser {
 
     /// Stream the document, handing each complete record to `each` with the
     /// line it starts on. `each` returns false to stop early.
-    fn run(&mut self, each: &mut dyn FnMut(u64, Item) -> bool) -> Result<()> {
+    fn run(&mut self, each: &mut dyn FnMut(u64, Item<'_>) -> bool) -> Result<()> {
         let mut buf = Vec::with_capacity(8 << 10);
-        let mut stack: Vec<&'static str> = Vec::with_capacity(16);
+        let mut stack: Vec<El> = Vec::with_capacity(16);
         let mut text = String::new();
         let mut cur = Current::None;
         let mut cur_line = 0u64;
         let mut seen_root = false;
         // name of the extension child being read (person/extension/*)
         let mut ext_name = String::new();
+        let mut member = RawMember::default();
         loop {
             self.event_line = self.reader.get_mut().next_event();
             let ev = match self.reader.read_event_into(&mut buf) {
@@ -465,7 +615,7 @@ impl Parser {
                     let empty = matches!(ev, Event::Empty(_));
                     let name = known(e.local_name().as_ref());
                     if !seen_root {
-                        if name != "enterprise" {
+                        if name != El::Enterprise {
                             return Err(self.fatal(format!(
                                 "the root element is <{}>, not <enterprise>; source.path must point at an IMS Enterprise 1.1 XML file",
                                 String::from_utf8_lossy(e.name().as_ref())
@@ -482,18 +632,18 @@ impl Parser {
                         // a record starts
                         cur_line = self.event_line;
                         cur = match name {
-                            "properties" => Current::Properties(Properties::default()),
-                            "person" => Current::Person(RawPerson::default()),
-                            "group" => Current::Group(RawGroup::default()),
-                            "membership" => Current::Membership(RawMembership::default()),
+                            El::Properties => Current::Properties(Properties::default()),
+                            El::Person => Current::Person(RawPerson::default()),
+                            El::Group => Current::Group(RawGroup::default()),
+                            El::Membership => Current::Membership(RawMembership::default()),
                             _ => Current::None,
                         };
                     }
-                    if stack.len() == 3 && stack[1] == "person" && stack[2] == "extension" {
+                    if stack.len() == 3 && stack[1] == El::Person && stack[2] == El::Extension {
                         ext_name.clear();
                         ext_name.push_str(&self.decode_name(e)?);
                     }
-                    self.start(&mut cur, &stack, name, e)?;
+                    self.start(&mut cur, &mut member, &stack, name, e)?;
                     if empty {
                         if stack.len() == 1 {
                             if let Some(item) = take(&mut cur) {
@@ -501,8 +651,10 @@ impl Parser {
                                     return Ok(());
                                 }
                             }
-                        } else {
-                            end(&mut cur, &stack, name, "", &ext_name);
+                        } else if end(&mut cur, &mut member, &stack, name, "", &ext_name)
+                            && !each(member.line, Item::Member(&member))
+                        {
+                            return Ok(());
                         }
                     } else {
                         stack.push(name);
@@ -520,7 +672,11 @@ impl Parser {
                         }
                     } else if !stack.is_empty() {
                         let t = text.trim();
-                        end(&mut cur, &stack, name, t, &ext_name);
+                        if end(&mut cur, &mut member, &stack, name, t, &ext_name)
+                            && !each(member.line, Item::Member(&member))
+                        {
+                            return Ok(());
+                        }
                     }
                     text.clear();
                 }
@@ -576,7 +732,7 @@ impl Parser {
                     if let Some(open) = stack.last() {
                         return Err(self.fatal(format!(
                             "the document ends inside <{}>; the file is truncated, re-export it",
-                            if open.is_empty() { "element" } else { open }
+                            open.name()
                         )));
                     }
                     return Ok(());
@@ -594,6 +750,14 @@ impl Parser {
 
     /// Attributes of interest, unescaped with the predefined entities only.
     fn attr(&self, e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>> {
+        let mut v = String::new();
+        Ok(self.attr_into(e, want, &mut v)?.then_some(v))
+    }
+
+    /// [`Parser::attr`] into a reused string (left empty when absent): true
+    /// when the attribute is there.
+    fn attr_into(&self, e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<bool> {
+        out.clear();
         for a in e.attributes() {
             let a = a.map_err(|err| {
                 self.fatal(format!("bad attribute ({err}); fix or re-export the file"))
@@ -607,39 +771,41 @@ impl Parser {
                             String::from_utf8_lossy(want)
                         ))
                     })?;
-                return Ok(Some(v.trim().to_string()));
+                out.push_str(v.trim());
+                return Ok(true);
             }
         }
-        Ok(None)
+        Ok(false)
     }
 
     /// Handle a start tag: attributes and new sub-records.
     fn start(
         &self,
         cur: &mut Current,
-        stack: &[&'static str],
-        name: &'static str,
+        mem: &mut RawMember,
+        stack: &[El],
+        name: El,
         e: &BytesStart<'_>,
     ) -> Result<()> {
         match cur {
             Current::Person(p) => match (stack, name) {
-                ([_], "person") => {
+                ([_], El::Person) => {
                     if let Some(v) = self.attr(e, b"recstatus")? {
                         p.recstatus = Some(v);
                     }
                 }
-                ([_, "person"], "institutionrole") => {
+                ([_, El::Person], El::InstitutionRole) => {
                     let t = self.attr(e, b"institutionroletype")?.unwrap_or_default();
                     let primary = self
                         .attr(e, b"primaryrole")?
                         .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
                     p.institution_roles.push((t, primary));
                 }
-                ([_, "person"], "userid") => {
+                ([_, El::Person], El::UserId) => {
                     let t = self.attr(e, b"useridtype")?.unwrap_or_default();
                     p.userids.push((t, String::new()));
                 }
-                ([_, "person", "name", "n"], "partname") => {
+                ([_, El::Person, El::Name, El::N], El::PartName) => {
                     let t = self.attr(e, b"partnametype")?.unwrap_or_default();
                     p.partname_is_middle =
                         MIDDLE_NAME_PARTS.contains(&t.to_ascii_lowercase().as_str());
@@ -647,12 +813,12 @@ impl Parser {
                 _ => {}
             },
             Current::Group(g) => match (stack, name) {
-                ([_], "group") => {
+                ([_], El::Group) => {
                     if let Some(v) = self.attr(e, b"recstatus")? {
                         g.recstatus = Some(v);
                     }
                 }
-                ([_, "group"], "relationship") => {
+                ([_, El::Group], El::Relationship) => {
                     let rel = self.attr(e, b"relation")?.unwrap_or_default();
                     if rel == "1" {
                         g.parent = Some(SourcedId::default());
@@ -660,19 +826,12 @@ impl Parser {
                 }
                 _ => {}
             },
-            Current::Membership(m) => match (stack, name) {
-                ([_, "membership"], "member") => m.members.push(RawMember {
-                    line: self.event_line,
-                    ..RawMember::default()
-                }),
-                ([_, "membership", "member"], "role") => {
-                    if let Some(mem) = m.members.last_mut() {
-                        mem.roles.push(RawRole {
-                            roletype: self.attr(e, b"roletype")?.unwrap_or_default(),
-                            status: None,
-                            recstatus: self.attr(e, b"recstatus")?,
-                        });
-                    }
+            Current::Membership(_) => match (stack, name) {
+                ([_, El::Membership], El::Member) => mem.reset(self.event_line),
+                ([_, El::Membership, El::Member], El::Role) => {
+                    let r = mem.push_role();
+                    self.attr_into(e, b"roletype", &mut r.roletype)?;
+                    r.has_recstatus = self.attr_into(e, b"recstatus", &mut r.recstatus)?;
                 }
                 _ => {}
             },
@@ -682,7 +841,7 @@ impl Parser {
     }
 }
 
-fn take(cur: &mut Current) -> Option<Item> {
+fn take(cur: &mut Current) -> Option<Item<'static>> {
     match std::mem::replace(cur, Current::None) {
         Current::None => None,
         Current::Properties(p) => Some(Item::Properties(p)),
@@ -698,89 +857,102 @@ fn set(slot: &mut Option<String>, t: &str) {
     }
 }
 
-fn set_sourced(slot: &mut Option<SourcedId>, name: &str, t: &str) {
+fn set_sourced(slot: &mut Option<SourcedId>, name: El, t: &str) {
     let s = slot.get_or_insert_with(SourcedId::default);
     match name {
-        "source" => s.source = t.to_string(),
+        El::Source => s.source = t.to_string(),
         _ => s.id = t.to_string(),
     }
 }
 
 /// Handle an end tag: `stack` is the path of the parent, `t` the trimmed
-/// text of the element just closed.
-fn end(cur: &mut Current, stack: &[&'static str], name: &'static str, t: &str, ext: &str) {
+/// text of the element just closed. True when a `member` is complete.
+fn end(cur: &mut Current, mem: &mut RawMember, stack: &[El], name: El, t: &str, ext: &str) -> bool {
     match cur {
         Current::Properties(p) => match (stack, name) {
-            ([_, "properties"], "datasource") => set(&mut p.datasource, t),
-            ([_, "properties"], "type") => set(&mut p.kind, t),
+            ([_, El::Properties], El::DataSource) => set(&mut p.datasource, t),
+            ([_, El::Properties], El::Type) => set(&mut p.kind, t),
             _ => {}
         },
         Current::Person(p) => match (stack, name) {
-            ([_, "person", "sourcedid"], "source" | "id") => set_sourced(&mut p.sourcedid, name, t),
-            ([_, "person"], "recstatus") => set(&mut p.recstatus, t),
-            ([_, "person"], "userid") => {
+            ([_, El::Person, El::SourcedId], El::Source | El::Id) => {
+                set_sourced(&mut p.sourcedid, name, t)
+            }
+            ([_, El::Person], El::RecStatus) => set(&mut p.recstatus, t),
+            ([_, El::Person], El::UserId) => {
                 if let Some(u) = p.userids.last_mut() {
                     u.1 = t.to_string();
                 }
             }
-            ([_, "person"], "email") => set(&mut p.email, t),
-            ([_, "person", "name"], "fn") => set(&mut p.full_name, t),
-            ([_, "person", "name", "n"], "family") => set(&mut p.family, t),
-            ([_, "person", "name", "n"], "given") => set(&mut p.given, t),
-            ([_, "person", "name", "n"], "partname")
+            ([_, El::Person], El::Email) => set(&mut p.email, t),
+            ([_, El::Person, El::Name], El::Fn) => set(&mut p.full_name, t),
+            ([_, El::Person, El::Name, El::N], El::Family) => set(&mut p.family, t),
+            ([_, El::Person, El::Name, El::N], El::Given) => set(&mut p.given, t),
+            ([_, El::Person, El::Name, El::N], El::PartName)
                 if p.partname_is_middle && p.middle.is_none() =>
             {
                 set(&mut p.middle, t);
             }
-            ([_, "person", "extension"], _) if !t.is_empty() => {
+            ([_, El::Person, El::Extension], _) if !t.is_empty() => {
                 p.extension.push((ext.to_string(), t.to_string()));
             }
             _ => {}
         },
         Current::Group(g) => match (stack, name) {
-            ([_, "group", "sourcedid"], "source" | "id") => set_sourced(&mut g.sourcedid, name, t),
-            ([_, "group"], "recstatus") => set(&mut g.recstatus, t),
-            ([_, "group", "grouptype"], "typevalue") if g.typevalue.is_none() => {
+            ([_, El::Group, El::SourcedId], El::Source | El::Id) => {
+                set_sourced(&mut g.sourcedid, name, t)
+            }
+            ([_, El::Group], El::RecStatus) => set(&mut g.recstatus, t),
+            ([_, El::Group, El::GroupType], El::TypeValue) if g.typevalue.is_none() => {
                 set(&mut g.typevalue, t)
             }
-            ([_, "group", "description"], "short") => set(&mut g.short, t),
-            ([_, "group", "description"], "long") => set(&mut g.long, t),
-            ([_, "group", "description"], "full") => set(&mut g.full, t),
-            ([_, "group", "org"], "orgname") => set(&mut g.org_name, t),
-            ([_, "group", "org"], "id") => set(&mut g.org_id, t),
-            ([_, "group", "relationship", "sourcedid"], "source" | "id") if g.parent.is_some() => {
+            ([_, El::Group, El::Description], El::Short) => set(&mut g.short, t),
+            ([_, El::Group, El::Description], El::Long) => set(&mut g.long, t),
+            ([_, El::Group, El::Description], El::Full) => set(&mut g.full, t),
+            ([_, El::Group, El::Org], El::OrgName) => set(&mut g.org_name, t),
+            ([_, El::Group, El::Org], El::Id) => set(&mut g.org_id, t),
+            ([_, El::Group, El::Relationship, El::SourcedId], El::Source | El::Id)
+                if g.parent.is_some() =>
+            {
                 set_sourced(&mut g.parent, name, t);
             }
             _ => {}
         },
         Current::Membership(m) => match (stack, name) {
-            ([_, "membership", "sourcedid"], "source" | "id") => {
+            ([_, El::Membership, El::SourcedId], El::Source | El::Id) => {
                 set_sourced(&mut m.sourcedid, name, t)
             }
-            ([_, "membership", "member", "sourcedid"], "source" | "id") => {
-                if let Some(mem) = m.members.last_mut() {
-                    set_sourced(&mut mem.sourcedid, name, t);
+            ([_, El::Membership], El::Member) => return true,
+            ([_, El::Membership, El::Member, El::SourcedId], El::Source) => {
+                mem.source.clear();
+                mem.source.push_str(t);
+            }
+            ([_, El::Membership, El::Member, El::SourcedId], El::Id) => {
+                mem.id.clear();
+                mem.id.push_str(t);
+            }
+            ([_, El::Membership, El::Member], El::Idtype) if !t.is_empty() => {
+                mem.idtype.clear();
+                mem.idtype.push_str(t);
+            }
+            ([_, El::Membership, El::Member, El::Role], El::Status) if !t.is_empty() => {
+                if let Some(r) = mem.last_role() {
+                    r.status.clear();
+                    r.status.push_str(t);
                 }
             }
-            ([_, "membership", "member"], "idtype") => {
-                if let Some(mem) = m.members.last_mut() {
-                    set(&mut mem.idtype, t);
-                }
-            }
-            ([_, "membership", "member", "role"], "status") => {
-                if let Some(r) = m.members.last_mut().and_then(|x| x.roles.last_mut()) {
-                    set(&mut r.status, t);
-                }
-            }
-            ([_, "membership", "member", "role"], "recstatus") => {
-                if let Some(r) = m.members.last_mut().and_then(|x| x.roles.last_mut()) {
-                    set(&mut r.recstatus, t);
+            ([_, El::Membership, El::Member, El::Role], El::RecStatus) if !t.is_empty() => {
+                if let Some(r) = mem.last_role() {
+                    r.has_recstatus = true;
+                    r.recstatus.clear();
+                    r.recstatus.push_str(t);
                 }
             }
             _ => {}
         },
         Current::None => {}
     }
+    false
 }
 
 // ---------------------------------------------------------------------------
@@ -801,29 +973,38 @@ struct GroupRec {
     raw: RawGroup,
 }
 
+/// A member as kept until the roster is built: numbers only, no string of
+/// its own (ids, groups and roletypes repeat a lot and are interned).
 struct MemberRec {
     line: u64,
-    /// Shared by all members of one `membership` record.
-    group: std::rc::Rc<str>,
-    member: Option<String>,
-    /// `idtype` as given (absent = "1"); kept small: "1" and "2" need no
-    /// allocation.
+    /// Index into [`Builder::membership_groups`]: the `membership` record.
+    group: u32,
+    /// Index into [`Builder::member_ids`], or [`NO_ID`].
+    member: u32,
+    /// `idtype` as given (absent = "1").
     idtype: IdType,
-    roles: Box<[RoleRec]>,
+    /// `Builder::member_roles[roles.0..roles.1]`.
+    roles: (u32, u32),
 }
 
+/// A member without `sourcedid/id`.
+const NO_ID: u32 = u32::MAX;
+
 /// A member's `idtype`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IdType {
     Person,
     Group,
-    Other(Box<str>),
+    /// Index into [`Builder::other_idtypes`].
+    Other(u32),
 }
 
 /// A member's role, its status worked out when the record is read.
 struct RoleRec {
-    roletype: String,
-    status: Result<Status, String>,
+    /// Index into [`Builder::roletypes`].
+    roletype: u32,
+    /// `Ok` or an index into [`Builder::role_errors`].
+    status: Result<Status, u32>,
 }
 
 struct Builder<'a> {
@@ -833,6 +1014,20 @@ struct Builder<'a> {
     persons: Vec<PersonRec>,
     groups: Vec<GroupRec>,
     memberships: Vec<MemberRec>,
+    member_roles: Vec<RoleRec>,
+    /// Canonical member ids, interned: number → id and id → number.
+    member_ids: Vec<Box<str>>,
+    member_no: HashMap<Box<str>, u32>,
+    /// Group id of each `membership` record, by number.
+    membership_groups: Vec<String>,
+    /// The members read since the last `membership` record ended
+    /// (`memberships[from..]`, `member_roles[from..]`): theirs is the next.
+    pending: (usize, usize),
+    roletypes: Interner,
+    role_errors: Vec<String>,
+    other_idtypes: Interner,
+    /// Scratch for canonical member ids.
+    id_buf: String,
     /// id → (line, source) of every person / group read
     person_index: HashMap<String, (u64, String)>,
     group_index: HashMap<String, (u64, String)>,
@@ -844,13 +1039,38 @@ struct Builder<'a> {
     records: u64,
 }
 
-/// [`canonical_id`] of an owned sourcedid: the id string itself is reused
-/// when it needs no change.
-fn canonical_id_owned(qualify: bool, s: SourcedId) -> Option<String> {
-    if !qualify && !s.id.is_empty() && s.id.trim().len() == s.id.len() {
-        return Some(s.id);
+/// [`canonical_id`] written into `out`; false when there is none.
+fn canonical_id_into(qualify: bool, source: &str, id: &str, out: &mut String) -> bool {
+    out.clear();
+    let id = id.trim();
+    if id.is_empty() {
+        return false;
     }
-    canonical_id(qualify, &s)
+    if qualify && !source.trim().is_empty() {
+        out.push_str(source.trim());
+        out.push(':');
+    }
+    out.push_str(id);
+    true
+}
+
+/// Strings by number, each kept once.
+#[derive(Default)]
+struct Interner {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn number(&mut self, s: &str) -> u32 {
+        if let Some(&n) = self.index.get(s) {
+            return n;
+        }
+        let n = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.index.insert(s.to_string(), n);
+        n
+    }
 }
 
 /// The canonical id of a sourcedid: `id`, or `source:id` when qualified.
@@ -904,6 +1124,7 @@ impl Builder<'_> {
             Item::Properties(p) => self.props = p,
             Item::Person(p) => self.add_person(line, p),
             Item::Group(g) => self.add_group(line, g),
+            Item::Member(m) => self.add_member(m),
             Item::Membership(m) => self.add_membership(line, m),
         }
     }
@@ -1038,37 +1259,65 @@ impl Builder<'_> {
         });
     }
 
-    fn add_membership(&mut self, line: u64, m: RawMembership) {
-        let sid = m.sourcedid.clone().unwrap_or_default();
-        let Some(group) = self.canonical(&sid) else {
-            self.issue(line, None, "membership without sourcedid/id of its group");
-            return;
+    /// A member of the `membership` being read, kept as numbers.
+    fn add_member(&mut self, m: &RawMember) {
+        let member = if canonical_id_into(self.cfg.qualify_ids, &m.source, &m.id, &mut self.id_buf)
+        {
+            match self.member_no.get(self.id_buf.as_str()) {
+                Some(&n) => n,
+                None => {
+                    let n = self.member_ids.len() as u32;
+                    let id: Box<str> = self.id_buf.as_str().into();
+                    self.member_ids.push(id.clone());
+                    self.member_no.insert(id, n);
+                    n
+                }
+            }
+        } else {
+            NO_ID
         };
-        let group: std::rc::Rc<str> = group.into();
-        let qualify = self.cfg.qualify_ids;
-        for mem in m.members {
-            let member = mem.sourcedid.and_then(|s| canonical_id_owned(qualify, s));
-            let idtype = match mem.idtype.as_deref() {
-                None | Some("1") => IdType::Person,
-                Some("2") => IdType::Group,
-                Some(other) => IdType::Other(other.into()),
-            };
-            let roles = mem
-                .roles
-                .into_iter()
-                .map(|r| RoleRec {
-                    status: role_status(&r),
-                    roletype: r.roletype,
-                })
-                .collect();
-            self.memberships.push(MemberRec {
-                line: mem.line,
-                group: group.clone(),
-                member,
-                idtype,
-                roles,
+        let idtype = match m.idtype.as_str() {
+            "" | "1" => IdType::Person,
+            "2" => IdType::Group,
+            other => IdType::Other(self.other_idtypes.number(other)),
+        };
+        let from = self.member_roles.len() as u32;
+        for r in m.roles() {
+            let roletype = self.roletypes.number(&r.roletype);
+            let status = role_status(r).map_err(|e| {
+                self.role_errors.push(e);
+                (self.role_errors.len() - 1) as u32
             });
+            self.member_roles.push(RoleRec { roletype, status });
         }
+        self.memberships.push(MemberRec {
+            line: m.line,
+            group: u32::MAX,
+            member,
+            idtype,
+            roles: (from, self.member_roles.len() as u32),
+        });
+    }
+
+    /// A `membership` record ends: its members (read before) get its group.
+    fn add_membership(&mut self, line: u64, m: RawMembership) {
+        let (from, roles_from) = self.pending;
+        let sid = m.sourcedid.unwrap_or_default();
+        match self.canonical(&sid) {
+            None => {
+                self.issue(line, None, "membership without sourcedid/id of its group");
+                self.memberships.truncate(from);
+                self.member_roles.truncate(roles_from);
+            }
+            Some(group) => {
+                let n = self.membership_groups.len() as u32;
+                self.membership_groups.push(group);
+                for mem in &mut self.memberships[from..] {
+                    mem.group = n;
+                }
+            }
+        }
+        self.pending = (self.memberships.len(), self.member_roles.len());
     }
 
     fn finish(mut self) -> Roster {
@@ -1155,36 +1404,55 @@ impl Builder<'_> {
             self.issue(line, Some(&id), reason);
         }
 
+        // Interned tables of the members, taken out of `self` (issues are
+        // added while they are read).
+        let member_ids = std::mem::take(&mut self.member_ids);
+        let member_no = std::mem::take(&mut self.member_no);
+        let membership_groups = std::mem::take(&mut self.membership_groups);
+        let member_roles = std::mem::take(&mut self.member_roles);
+        let roletypes = std::mem::take(&mut self.roletypes).names;
+        let role_errors = std::mem::take(&mut self.role_errors);
+        let other_idtypes = std::mem::take(&mut self.other_idtypes).names;
+        // the role map once per roletype, not per role
+        let roletype_role: Vec<Option<Role>> =
+            roletypes.iter().map(|t| lookup(role_map, t)).collect();
+        let roles_of = |m: &MemberRec| &member_roles[m.roles.0 as usize..m.roles.1 as usize];
+
         // Person roles: institution role, else the first mapped membership role.
-        let mut membership_role: HashMap<&str, Role> = HashMap::default();
+        let mut membership_role: Vec<Option<Role>> = Vec::new();
         let needed = self.persons.iter().any(|p| p.institution_role.is_none());
-        for m in self.memberships.iter().filter(|_| needed) {
-            if let Some(p) = &m.member {
-                if m.idtype == IdType::Person && !membership_role.contains_key(p.as_str()) {
-                    if let Some(r) = m
-                        .roles
+        if needed {
+            membership_role = vec![None; member_ids.len()];
+            for m in &self.memberships {
+                if m.member != NO_ID
+                    && m.idtype == IdType::Person
+                    && membership_role[m.member as usize].is_none()
+                {
+                    if let Some(r) = roles_of(m)
                         .iter()
                         .filter(|r| r.status == Ok(Status::Active))
-                        .find_map(|r| lookup(role_map, &r.roletype))
+                        .find_map(|r| roletype_role[r.roletype as usize])
                     {
-                        membership_role.insert(p.as_str(), r);
+                        membership_role[m.member as usize] = Some(r);
                     }
                 }
             }
         }
-        let mut persons = Vec::new();
-        let mut person_pos: HashMap<String, usize> = HashMap::default();
+        let mut persons = Vec::with_capacity(self.persons.len());
+        // position in `persons` of each member id that is a synced person
+        let mut member_pos: Vec<u32> = vec![NO_ID; member_ids.len()];
         let mut ignored = 0usize;
         let mut later = Vec::new();
         for rec in std::mem::take(&mut self.persons) {
+            let no = member_no.get(rec.person.sourced_id.as_str()).copied();
             let role = match rec.institution_role {
                 Some(Some(r)) => Some(r),
                 Some(None) => {
                     ignored += 1; // Administrator, Other, ...: not synced
                     continue;
                 }
-                None => match membership_role.get(rec.person.sourced_id.as_str()) {
-                    Some(r) => Some(*r),
+                None => match no.and_then(|n| membership_role[n as usize]) {
+                    Some(r) => Some(r),
                     None if !bulk || rec.person.status == Status::ToBeDeleted => None,
                     None => {
                         later.push((
@@ -1196,104 +1464,111 @@ impl Builder<'_> {
                     }
                 },
             };
-            person_pos.insert(rec.person.sourced_id.clone(), persons.len());
+            if let Some(n) = no {
+                member_pos[n as usize] = persons.len() as u32;
+            }
             persons.push(Person { role, ..rec.person });
         }
         drop(membership_role);
+        drop(member_no);
         for (line, id, reason) in later {
             self.issue(line, Some(&id), reason);
             self.held_persons.insert(id);
         }
 
         // Memberships.
-        let mut memberships = Vec::new();
-        // duplicate detection without a formatted key per membership: group
-        // and roletype interned to numbers, the person by position when it
-        // is synced (by id otherwise)
+        let mut memberships = Vec::with_capacity(self.memberships.len());
+        // duplicates by (group, member, roletype) as numbers; the group
+        // interned by its id (two records may name the same group)
         let mut seen: FxHashSet<(u32, u32, u32)> = FxHashSet::default();
-        let mut seen_by_id: FxHashSet<(u32, String, u32)> = FxHashSet::default();
-        let mut group_no: HashMap<std::rc::Rc<str>, u32> = HashMap::default();
-        let mut roletype_no: HashMap<String, u32> = HashMap::default();
-        let mut last_group_no: Option<(std::rc::Rc<str>, u32)> = None;
+        let mut group_no: HashMap<&str, u32> = HashMap::default();
         let mut any_membership = false;
-        let mut last_group: Option<(std::rc::Rc<str>, bool, bool)> = None;
-        for mut m in std::mem::take(&mut self.memberships) {
+        // facts of the `membership` record being handled:
+        // (record number, known, is an org, group number)
+        let mut last_group: Option<(u32, bool, bool, u32)> = None;
+        for m in std::mem::take(&mut self.memberships) {
             any_membership = true;
-            let Some(member) = m.member.take() else {
+            let group = membership_groups[m.group as usize].as_str();
+            if m.member == NO_ID {
                 self.issue(
                     m.line,
                     None,
-                    format!("member of group {} without sourcedid/id", m.group),
+                    format!("member of group {group} without sourcedid/id"),
                 );
-                self.held_groups.insert(m.group.to_string());
+                self.held_groups.insert(group.to_string());
                 continue;
-            };
+            }
+            let member: &str = &member_ids[m.member as usize];
             // group facts once per membership record, not per member
-            let (known_group, group_is_org) = match &last_group {
-                Some((g, known, org)) if std::rc::Rc::ptr_eq(g, &m.group) => (*known, *org),
+            let (known_group, group_is_org, g) = match last_group {
+                Some((rec, known, org, g)) if rec == m.group => (known, org, g),
                 _ => {
-                    let known = self.group_index.contains_key(&*m.group);
-                    let org = is_org.get(&*m.group) == Some(&true);
-                    last_group = Some((m.group.clone(), known, org));
-                    (known, org)
+                    let known = self.group_index.contains_key(group);
+                    let org = is_org.get(group) == Some(&true);
+                    let next = group_no.len() as u32;
+                    let g = *group_no.entry(group).or_insert(next);
+                    last_group = Some((m.group, known, org, g));
+                    (known, org, g)
                 }
             };
             if bulk && !known_group {
                 self.issue(
                     m.line,
-                    Some(&member),
-                    format!("membership of group {} which is not in the file", m.group),
+                    Some(member),
+                    format!("membership of group {group} which is not in the file"),
                 );
                 continue;
             }
-            match &m.idtype {
+            match m.idtype {
                 IdType::Person => {}
                 IdType::Group => {
-                    if bulk && !self.group_index.contains_key(&member) {
+                    if bulk && !self.group_index.contains_key(member) {
                         self.issue(
                             m.line,
-                            Some(&member),
-                            format!(
-                                "member group {member} of group {} is not in the file",
-                                m.group
-                            ),
+                            Some(member),
+                            format!("member group {member} of group {group} is not in the file"),
                         );
-                        self.held_groups.insert(m.group.to_string());
+                        self.held_groups.insert(group.to_string());
                         continue;
                     }
-                    match class_index.get(&member) {
+                    match class_index.get(member) {
                         Some(&i) if group_is_org && groups[i].org.is_none() => {
-                            groups[i].org = Some(m.group.to_string());
+                            groups[i].org = Some(group.to_string());
                         }
                         _ => ignored += 1,
                     }
                     continue;
                 }
                 IdType::Other(other) => {
+                    let other = &other_idtypes[other as usize];
                     self.issue(
                         m.line,
-                        Some(&member),
+                        Some(member),
                         format!("member idtype {other:?} is not 1 (person) or 2 (group)"),
                     );
-                    self.held_groups.insert(m.group.to_string());
+                    self.held_groups.insert(group.to_string());
                     continue;
                 }
             }
-            let pos = person_pos.get(&member).copied();
-            if bulk && pos.is_none() && !self.person_index.contains_key(&member) {
+            let pos = match member_pos[m.member as usize] {
+                NO_ID => None,
+                i => Some(i as usize),
+            };
+            if bulk && pos.is_none() && !self.person_index.contains_key(member) {
                 self.issue(
                     m.line,
-                    Some(&member),
-                    format!("member of group {} is not a person in the file", m.group),
+                    Some(member),
+                    format!("member of group {group} is not a person in the file"),
                 );
                 continue;
             }
+            let roles = roles_of(&m);
             if group_is_org {
                 let active =
-                    m.roles.is_empty() || m.roles.iter().any(|r| r.status == Ok(Status::Active));
+                    roles.is_empty() || roles.iter().any(|r| r.status == Ok(Status::Active));
                 if let Some(i) = pos {
-                    if active && !persons[i].orgs.iter().any(|o| **o == *m.group) {
-                        persons[i].orgs.push(m.group.to_string());
+                    if active && !persons[i].orgs.iter().any(|o| o == group) {
+                        persons[i].orgs.push(group.to_string());
                     }
                 }
                 continue;
@@ -1302,64 +1577,43 @@ impl Builder<'_> {
                 ignored += 1; // membership of a person who is not synced
                 continue;
             }
-            if m.roles.is_empty() {
+            if roles.is_empty() {
                 self.issue(
                     m.line,
-                    Some(&member),
-                    format!("member of group {} has no role", m.group),
+                    Some(member),
+                    format!("member of group {group} has no role"),
                 );
-                self.held_groups.insert(m.group.to_string());
+                self.held_groups.insert(group.to_string());
                 continue;
             }
-            for r in &m.roles {
-                let status = match &r.status {
-                    Ok(s) => *s,
+            for r in roles {
+                let status = match r.status {
+                    Ok(s) => s,
                     Err(e) => {
-                        self.issue(m.line, Some(&member), e.clone());
-                        self.held_groups.insert(m.group.to_string());
+                        self.issue(m.line, Some(member), role_errors[e as usize].clone());
+                        self.held_groups.insert(group.to_string());
                         continue;
                     }
                 };
-                let Some(role) = lookup(role_map, &r.roletype) else {
+                let Some(role) = roletype_role[r.roletype as usize] else {
                     ignored += 1; // roletype 03..08 not mapped
                     continue;
                 };
-                let g = match &last_group_no {
-                    Some((rc, n)) if std::rc::Rc::ptr_eq(rc, &m.group) => *n,
-                    _ => {
-                        let next = group_no.len() as u32;
-                        let n = *group_no.entry(m.group.clone()).or_insert(next);
-                        last_group_no = Some((m.group.clone(), n));
-                        n
-                    }
-                };
-                let rt = match roletype_no.get(r.roletype.as_str()) {
-                    Some(n) => *n,
-                    None => {
-                        let n = roletype_no.len() as u32;
-                        roletype_no.insert(r.roletype.clone(), n);
-                        n
-                    }
-                };
-                let fresh = match pos {
-                    Some(i) => seen.insert((g, i as u32, rt)),
-                    None => seen_by_id.insert((g, member.clone(), rt)),
-                };
-                if !fresh {
+                if !seen.insert((g, m.member, r.roletype)) {
                     self.issue(
                         m.line,
-                        Some(&member),
+                        Some(member),
                         format!(
-                            "duplicate member of group {} with roletype {}",
-                            m.group, r.roletype
+                            "duplicate member of group {group} with roletype {}",
+                            roletypes[r.roletype as usize]
                         ),
                     );
                     continue;
                 }
                 memberships.push(Membership {
                     status,
-                    group: m.group.to_string(),
-                    person: member.clone(),
+                    group: group.to_string(),
+                    person: member.to_string(),
                     role,
                 });
             }
@@ -1400,8 +1654,8 @@ fn lookup(map: &BTreeMap<String, Role>, key: &str) -> Option<Role> {
 }
 
 fn role_status(r: &RawRole) -> Result<Status, String> {
-    let s = status_of(r.recstatus.as_deref())?;
-    match r.status.as_deref() {
+    let s = status_of(r.recstatus())?;
+    match r.status() {
         None | Some("1") => Ok(s),
         Some("0") => Ok(Status::ToBeDeleted),
         Some(other) => Err(format!(
