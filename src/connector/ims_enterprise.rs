@@ -206,8 +206,7 @@ impl ImsEnterprise {
             groups: Vec::new(),
             memberships: Vec::new(),
             member_roles: Vec::new(),
-            member_ids: Vec::new(),
-            member_no: HashMap::default(),
+            member_ids: IdTable::default(),
             membership_groups: Vec::new(),
             pending: (0, 0),
             roletypes: Interner::default(),
@@ -499,42 +498,85 @@ impl El {
 }
 
 fn known(local: &[u8]) -> El {
-    match local {
-        b"enterprise" => El::Enterprise,
-        b"properties" => El::Properties,
-        b"datasource" => El::DataSource,
-        b"type" => El::Type,
-        b"person" => El::Person,
-        b"group" => El::Group,
-        b"membership" => El::Membership,
-        b"member" => El::Member,
-        b"sourcedid" => El::SourcedId,
-        b"source" => El::Source,
-        b"id" => El::Id,
-        b"userid" => El::UserId,
-        b"name" => El::Name,
-        b"fn" => El::Fn,
-        b"n" => El::N,
-        b"family" => El::Family,
-        b"given" => El::Given,
-        b"partname" => El::PartName,
-        b"email" => El::Email,
-        b"institutionrole" => El::InstitutionRole,
-        b"recstatus" => El::RecStatus,
-        b"extension" => El::Extension,
-        b"grouptype" => El::GroupType,
-        b"typevalue" => El::TypeValue,
-        b"description" => El::Description,
-        b"short" => El::Short,
-        b"long" => El::Long,
-        b"full" => El::Full,
-        b"org" => El::Org,
-        b"orgname" => El::OrgName,
-        b"relationship" => El::Relationship,
-        b"idtype" => El::Idtype,
-        b"role" => El::Role,
-        b"status" => El::Status,
-        _ => El::Other,
+    // by length first: one or two comparisons instead of a chain of them
+    let candidates: &[(&[u8], El)] = match local.len() {
+        1 => &[(b"n", El::N)],
+        2 => &[(b"id", El::Id), (b"fn", El::Fn)],
+        3 => &[(b"org", El::Org)],
+        4 => &[
+            (b"type", El::Type),
+            (b"name", El::Name),
+            (b"long", El::Long),
+            (b"full", El::Full),
+            (b"role", El::Role),
+        ],
+        5 => &[
+            (b"group", El::Group),
+            (b"given", El::Given),
+            (b"email", El::Email),
+            (b"short", El::Short),
+        ],
+        6 => &[
+            (b"person", El::Person),
+            (b"member", El::Member),
+            (b"source", El::Source),
+            (b"userid", El::UserId),
+            (b"family", El::Family),
+            (b"idtype", El::Idtype),
+            (b"status", El::Status),
+        ],
+        7 => &[(b"orgname", El::OrgName)],
+        8 => &[(b"partname", El::PartName)],
+        9 => &[
+            (b"sourcedid", El::SourcedId),
+            (b"recstatus", El::RecStatus),
+            (b"extension", El::Extension),
+            (b"grouptype", El::GroupType),
+            (b"typevalue", El::TypeValue),
+        ],
+        10 => &[
+            (b"enterprise", El::Enterprise),
+            (b"properties", El::Properties),
+            (b"datasource", El::DataSource),
+            (b"membership", El::Membership),
+        ],
+        11 => &[(b"description", El::Description)],
+        12 => &[(b"relationship", El::Relationship)],
+        15 => &[(b"institutionrole", El::InstitutionRole)],
+        _ => return El::Other,
+    };
+    candidates
+        .iter()
+        .find(|(n, _)| *n == local)
+        .map_or(El::Other, |(_, e)| *e)
+}
+
+/// Whether the text of the innermost element of `stack` can be read by
+/// [`end`]: not for the elements that only hold other elements.
+fn wants_text(stack: &[El]) -> bool {
+    match stack {
+        [_, El::Person, El::Extension, _] => true,
+        [.., top] => !matches!(
+            top,
+            El::Other
+                | El::Enterprise
+                | El::Properties
+                | El::Person
+                | El::Group
+                | El::Membership
+                | El::Member
+                | El::SourcedId
+                | El::Name
+                | El::N
+                | El::Extension
+                | El::GroupType
+                | El::Description
+                | El::Org
+                | El::Relationship
+                | El::Role
+                | El::InstitutionRole
+        ),
+        [] => false,
     }
 }
 
@@ -604,6 +646,8 @@ impl Parser {
         // name of the extension child being read (person/extension/*)
         let mut ext_name = String::new();
         let mut member = RawMember::default();
+        // the text of the innermost open element is read at its end
+        let mut want_text = false;
         loop {
             self.event_line = self.reader.get_mut().next_event();
             let ev = match self.reader.read_event_into(&mut buf) {
@@ -658,12 +702,14 @@ impl Parser {
                         }
                     } else {
                         stack.push(name);
+                        want_text = wants_text(&stack);
                     }
                 }
                 Event::End(_) => {
                     let Some(name) = stack.pop() else {
                         return Err(self.fatal("unexpected end tag; fix or re-export the file"));
                     };
+                    want_text = wants_text(&stack);
                     if stack.len() == 1 {
                         if let Some(item) = take(&mut cur) {
                             if !each(cur_line, item) {
@@ -681,11 +727,19 @@ impl Parser {
                     text.clear();
                 }
                 Event::Text(t) => {
-                    if !stack.is_empty() {
-                        let s = t.decode().map_err(|_| {
+                    if want_text {
+                        let s = std::str::from_utf8(&t).map_err(|_| {
                             self.fatal("text is not valid UTF-8; re-export the file as UTF-8")
                         })?;
-                        text.push_str(&s);
+                        text.push_str(s);
+                    } else if !stack.is_empty() {
+                        // text nobody reads (mostly the indentation between
+                        // tags): only checked, not copied
+                        if !t.is_ascii() && std::str::from_utf8(&t).is_err() {
+                            return Err(
+                                self.fatal("text is not valid UTF-8; re-export the file as UTF-8")
+                            );
+                        }
                     } else if !t.iter().all(u8::is_ascii_whitespace) {
                         return Err(self.fatal(
                             "text outside the <enterprise> element; fix or re-export the file",
@@ -1015,9 +1069,8 @@ struct Builder<'a> {
     groups: Vec<GroupRec>,
     memberships: Vec<MemberRec>,
     member_roles: Vec<RoleRec>,
-    /// Canonical member ids, interned: number → id and id → number.
-    member_ids: Vec<Box<str>>,
-    member_no: HashMap<Box<str>, u32>,
+    /// Canonical member ids, interned.
+    member_ids: IdTable,
     /// Group id of each `membership` record, by number.
     membership_groups: Vec<String>,
     /// The members read since the last `membership` record ended
@@ -1052,6 +1105,59 @@ fn canonical_id_into(qualify: bool, source: &str, id: &str, out: &mut String) ->
     }
     out.push_str(id);
     true
+}
+
+/// Ids by number, each kept once in one string: the table holds 4-byte
+/// numbers, not boxed strings, so it stays in a core's cache.
+#[derive(Default)]
+struct IdTable {
+    text: String,
+    /// `ends[n]`: where id `n` ends in `text`.
+    ends: Vec<usize>,
+    table: hashbrown::HashTable<u32>,
+}
+
+impl IdTable {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, n: u32) -> &str {
+        id_at(&self.text, &self.ends, n)
+    }
+
+    fn find(&self, s: &str) -> Option<u32> {
+        let (text, ends) = (&self.text, &self.ends);
+        self.table
+            .find(id_hash(s), |&n| id_at(text, ends, n) == s)
+            .copied()
+    }
+
+    fn number(&mut self, s: &str) -> u32 {
+        let h = id_hash(s);
+        let (text, ends) = (&self.text, &self.ends);
+        if let Some(&n) = self.table.find(h, |&n| id_at(text, ends, n) == s) {
+            return n;
+        }
+        let n = self.ends.len() as u32;
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+        let (text, ends) = (&self.text, &self.ends);
+        self.table
+            .insert_unique(h, n, |&m| id_hash(id_at(text, ends, m)));
+        n
+    }
+}
+
+fn id_at<'a>(text: &'a str, ends: &[usize], n: u32) -> &'a str {
+    let n = n as usize;
+    let start = if n == 0 { 0 } else { ends[n - 1] };
+    &text[start..ends[n]]
+}
+
+fn id_hash(s: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(s)
 }
 
 /// Strings by number, each kept once.
@@ -1263,16 +1369,7 @@ impl Builder<'_> {
     fn add_member(&mut self, m: &RawMember) {
         let member = if canonical_id_into(self.cfg.qualify_ids, &m.source, &m.id, &mut self.id_buf)
         {
-            match self.member_no.get(self.id_buf.as_str()) {
-                Some(&n) => n,
-                None => {
-                    let n = self.member_ids.len() as u32;
-                    let id: Box<str> = self.id_buf.as_str().into();
-                    self.member_ids.push(id.clone());
-                    self.member_no.insert(id, n);
-                    n
-                }
-            }
+            self.member_ids.number(&self.id_buf)
         } else {
             NO_ID
         };
@@ -1407,7 +1504,6 @@ impl Builder<'_> {
         // Interned tables of the members, taken out of `self` (issues are
         // added while they are read).
         let member_ids = std::mem::take(&mut self.member_ids);
-        let member_no = std::mem::take(&mut self.member_no);
         let membership_groups = std::mem::take(&mut self.membership_groups);
         let member_roles = std::mem::take(&mut self.member_roles);
         let roletypes = std::mem::take(&mut self.roletypes).names;
@@ -1444,7 +1540,7 @@ impl Builder<'_> {
         let mut ignored = 0usize;
         let mut later = Vec::new();
         for rec in std::mem::take(&mut self.persons) {
-            let no = member_no.get(rec.person.sourced_id.as_str()).copied();
+            let no = member_ids.find(&rec.person.sourced_id);
             let role = match rec.institution_role {
                 Some(Some(r)) => Some(r),
                 Some(None) => {
@@ -1470,7 +1566,6 @@ impl Builder<'_> {
             persons.push(Person { role, ..rec.person });
         }
         drop(membership_role);
-        drop(member_no);
         for (line, id, reason) in later {
             self.issue(line, Some(&id), reason);
             self.held_persons.insert(id);
@@ -1478,9 +1573,10 @@ impl Builder<'_> {
 
         // Memberships.
         let mut memberships = Vec::with_capacity(self.memberships.len());
-        // duplicates by (group, member, roletype) as numbers; the group
-        // interned by its id (two records may name the same group)
-        let mut seen: FxHashSet<(u32, u32, u32)> = FxHashSet::default();
+        // duplicates by (member, roletype) as numbers, one set per group
+        // (the set being filled stays in the cache); the group interned by
+        // its id (two records may name the same group)
+        let mut seen: Vec<FxHashSet<(u32, u32)>> = Vec::new();
         let mut group_no: HashMap<&str, u32> = HashMap::default();
         let mut any_membership = false;
         // facts of the `membership` record being handled:
@@ -1498,7 +1594,7 @@ impl Builder<'_> {
                 self.held_groups.insert(group.to_string());
                 continue;
             }
-            let member: &str = &member_ids[m.member as usize];
+            let member: &str = member_ids.get(m.member);
             // group facts once per membership record, not per member
             let (known_group, group_is_org, g) = match last_group {
                 Some((rec, known, org, g)) if rec == m.group => (known, org, g),
@@ -1507,6 +1603,9 @@ impl Builder<'_> {
                     let org = is_org.get(group) == Some(&true);
                     let next = group_no.len() as u32;
                     let g = *group_no.entry(group).or_insert(next);
+                    if g == next {
+                        seen.push(FxHashSet::default());
+                    }
                     last_group = Some((m.group, known, org, g));
                     (known, org, g)
                 }
@@ -1599,7 +1698,7 @@ impl Builder<'_> {
                     ignored += 1; // roletype 03..08 not mapped
                     continue;
                 };
-                if !seen.insert((g, m.member, r.roletype)) {
+                if !seen[g as usize].insert((m.member, r.roletype)) {
                     self.issue(
                         m.line,
                         Some(member),
