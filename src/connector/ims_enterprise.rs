@@ -202,10 +202,10 @@ impl ImsEnterprise {
             file,
             cfg: self,
             props: Properties::default(),
-            persons: Vec::new(),
+            persons: Chunked::default(),
             groups: Vec::new(),
-            memberships: Vec::new(),
-            member_roles: Vec::new(),
+            memberships: Chunked::default(),
+            more_roles: Vec::new(),
             member_ids: IdTable::default(),
             membership_groups: Vec::new(),
             pending: (0, 0),
@@ -498,57 +498,95 @@ impl El {
 }
 
 fn known(local: &[u8]) -> El {
-    // by length first: one or two comparisons instead of a chain of them
-    let candidates: &[(&[u8], El)] = match local.len() {
-        1 => &[(b"n", El::N)],
-        2 => &[(b"id", El::Id), (b"fn", El::Fn)],
-        3 => &[(b"org", El::Org)],
-        4 => &[
-            (b"type", El::Type),
-            (b"name", El::Name),
-            (b"long", El::Long),
-            (b"full", El::Full),
-            (b"role", El::Role),
-        ],
-        5 => &[
-            (b"group", El::Group),
-            (b"given", El::Given),
-            (b"email", El::Email),
-            (b"short", El::Short),
-        ],
-        6 => &[
-            (b"person", El::Person),
-            (b"member", El::Member),
-            (b"source", El::Source),
-            (b"userid", El::UserId),
-            (b"family", El::Family),
-            (b"idtype", El::Idtype),
-            (b"status", El::Status),
-        ],
-        7 => &[(b"orgname", El::OrgName)],
-        8 => &[(b"partname", El::PartName)],
-        9 => &[
-            (b"sourcedid", El::SourcedId),
-            (b"recstatus", El::RecStatus),
-            (b"extension", El::Extension),
-            (b"grouptype", El::GroupType),
-            (b"typevalue", El::TypeValue),
-        ],
-        10 => &[
-            (b"enterprise", El::Enterprise),
-            (b"properties", El::Properties),
-            (b"datasource", El::DataSource),
-            (b"membership", El::Membership),
-        ],
-        11 => &[(b"description", El::Description)],
-        12 => &[(b"relationship", El::Relationship)],
-        15 => &[(b"institutionrole", El::InstitutionRole)],
-        _ => return El::Other,
-    };
-    candidates
-        .iter()
-        .find(|(n, _)| *n == local)
-        .map_or(El::Other, |(_, e)| *e)
+    // a name of up to 15 bytes and its length as one 128-bit number: no
+    // string comparison
+    const fn key(name: &[u8]) -> u128 {
+        let mut k = [0u8; 16];
+        let mut i = 0;
+        while i < name.len() {
+            k[i] = name[i];
+            i += 1;
+        }
+        k[15] = name.len() as u8;
+        u128::from_le_bytes(k)
+    }
+    const N: u128 = key(b"n");
+    const ID: u128 = key(b"id");
+    const FN: u128 = key(b"fn");
+    const ORG: u128 = key(b"org");
+    const TYPE: u128 = key(b"type");
+    const NAME: u128 = key(b"name");
+    const LONG: u128 = key(b"long");
+    const FULL: u128 = key(b"full");
+    const ROLE: u128 = key(b"role");
+    const GROUP: u128 = key(b"group");
+    const GIVEN: u128 = key(b"given");
+    const EMAIL: u128 = key(b"email");
+    const SHORT: u128 = key(b"short");
+    const PERSON: u128 = key(b"person");
+    const MEMBER: u128 = key(b"member");
+    const SOURCE: u128 = key(b"source");
+    const USERID: u128 = key(b"userid");
+    const FAMILY: u128 = key(b"family");
+    const IDTYPE: u128 = key(b"idtype");
+    const STATUS: u128 = key(b"status");
+    const ORGNAME: u128 = key(b"orgname");
+    const PARTNAME: u128 = key(b"partname");
+    const SOURCEDID: u128 = key(b"sourcedid");
+    const RECSTATUS: u128 = key(b"recstatus");
+    const EXTENSION: u128 = key(b"extension");
+    const GROUPTYPE: u128 = key(b"grouptype");
+    const TYPEVALUE: u128 = key(b"typevalue");
+    const ENTERPRISE: u128 = key(b"enterprise");
+    const PROPERTIES: u128 = key(b"properties");
+    const DATASOURCE: u128 = key(b"datasource");
+    const MEMBERSHIP: u128 = key(b"membership");
+    const DESCRIPTION: u128 = key(b"description");
+    const RELATIONSHIP: u128 = key(b"relationship");
+    const INSTITUTIONROLE: u128 = key(b"institutionrole");
+    if local.len() > 15 {
+        return El::Other;
+    }
+    let mut k = [0u8; 16];
+    k[..local.len()].copy_from_slice(local);
+    k[15] = local.len() as u8;
+    match u128::from_le_bytes(k) {
+        N => El::N,
+        ID => El::Id,
+        FN => El::Fn,
+        ORG => El::Org,
+        TYPE => El::Type,
+        NAME => El::Name,
+        LONG => El::Long,
+        FULL => El::Full,
+        ROLE => El::Role,
+        GROUP => El::Group,
+        GIVEN => El::Given,
+        EMAIL => El::Email,
+        SHORT => El::Short,
+        PERSON => El::Person,
+        MEMBER => El::Member,
+        SOURCE => El::Source,
+        USERID => El::UserId,
+        FAMILY => El::Family,
+        IDTYPE => El::Idtype,
+        STATUS => El::Status,
+        ORGNAME => El::OrgName,
+        PARTNAME => El::PartName,
+        SOURCEDID => El::SourcedId,
+        RECSTATUS => El::RecStatus,
+        EXTENSION => El::Extension,
+        GROUPTYPE => El::GroupType,
+        TYPEVALUE => El::TypeValue,
+        ENTERPRISE => El::Enterprise,
+        PROPERTIES => El::Properties,
+        DATASOURCE => El::DataSource,
+        MEMBERSHIP => El::Membership,
+        DESCRIPTION => El::Description,
+        RELATIONSHIP => El::Relationship,
+        INSTITUTIONROLE => El::InstitutionRole,
+        _ => El::Other,
+    }
 }
 
 /// Whether the text of the innermost element of `stack` can be read by
@@ -810,6 +848,65 @@ impl Parser {
 
     /// [`Parser::attr`] into a reused string (left empty when absent): true
     /// when the attribute is there.
+    /// Two attributes in one pass over the tag, with the result (and error)
+    /// of [`Parser::attr_into`] for `a` and then for `b`.
+    fn attr_pair(
+        &self,
+        e: &BytesStart<'_>,
+        (a, out_a): (&[u8], &mut String),
+        (b, out_b): (&[u8], &mut String),
+    ) -> Result<(bool, bool)> {
+        out_a.clear();
+        out_b.clear();
+        let (mut va, mut vb, mut err) = (None, None, None);
+        for x in e.attributes() {
+            match x {
+                Err(er) => {
+                    err = Some(er);
+                    break;
+                }
+                Ok(at) => {
+                    let k = at.key.local_name();
+                    if va.is_none() && k.as_ref() == a {
+                        va = Some(at);
+                    } else if vb.is_none() && k.as_ref() == b {
+                        vb = Some(at);
+                    }
+                    if va.is_some() && vb.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        // a search for one attribute stops at it, or at the first bad one
+        let one = |v: Option<quick_xml::events::attributes::Attribute<'_>>,
+                   want: &[u8],
+                   out: &mut String|
+         -> Result<bool> {
+            match (v, &err) {
+                (Some(at), _) => {
+                    let v = at
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|err| {
+                            self.fatal(format!(
+                                "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
+                                String::from_utf8_lossy(want)
+                            ))
+                        })?;
+                    out.push_str(v.trim());
+                    Ok(true)
+                }
+                (None, Some(er)) => {
+                    Err(self.fatal(format!("bad attribute ({er}); fix or re-export the file")))
+                }
+                (None, None) => Ok(false),
+            }
+        };
+        let has_a = one(va, a, out_a)?;
+        let has_b = one(vb, b, out_b)?;
+        Ok((has_a, has_b))
+    }
+
     fn attr_into(&self, e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<bool> {
         out.clear();
         for a in e.attributes() {
@@ -884,8 +981,11 @@ impl Parser {
                 ([_, El::Membership], El::Member) => mem.reset(self.event_line),
                 ([_, El::Membership, El::Member], El::Role) => {
                     let r = mem.push_role();
-                    self.attr_into(e, b"roletype", &mut r.roletype)?;
-                    r.has_recstatus = self.attr_into(e, b"recstatus", &mut r.recstatus)?;
+                    (_, r.has_recstatus) = self.attr_pair(
+                        e,
+                        (b"roletype", &mut r.roletype),
+                        (b"recstatus", &mut r.recstatus),
+                    )?;
                 }
                 _ => {}
             },
@@ -1037,8 +1137,85 @@ struct MemberRec {
     member: u32,
     /// `idtype` as given (absent = "1").
     idtype: IdType,
-    /// `Builder::member_roles[roles.0..roles.1]`.
-    roles: (u32, u32),
+    /// How many roles: the first is `first`, the others are
+    /// `Builder::more_roles[more..more + roles - 1]` (rare).
+    roles: u32,
+    first: RoleRec,
+    more: u32,
+}
+
+/// Records kept in fixed-size blocks: growing never copies them and never
+/// touches fresh memory twice (a `Vec` would, at each doubling).
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const CHUNK: usize = 4096;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push(&mut self, v: T) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(v),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(v);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Keep the first `n` (every block but the last is full).
+    fn truncate(&mut self, n: usize) {
+        while self.len > n {
+            let last = self
+                .chunks
+                .last_mut()
+                .expect("len counts the blocks' records");
+            let keep = last.len().saturating_sub(self.len - n);
+            self.len -= last.len() - keep;
+            last.truncate(keep);
+            if last.is_empty() {
+                self.chunks.pop();
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+
+    /// The records from position `from` on.
+    fn iter_mut_from(&mut self, from: usize) -> impl Iterator<Item = &mut T> {
+        let (block, at) = (from / CHUNK, from % CHUNK);
+        self.chunks
+            .iter_mut()
+            .skip(block)
+            .enumerate()
+            .flat_map(move |(i, c)| c[if i == 0 { at } else { 0 }..].iter_mut())
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = T> {
+        self.chunks.into_iter().flatten()
+    }
 }
 
 /// A member without `sourcedid/id`.
@@ -1054,6 +1231,7 @@ enum IdType {
 }
 
 /// A member's role, its status worked out when the record is read.
+#[derive(Clone, Copy)]
 struct RoleRec {
     /// Index into [`Builder::roletypes`].
     roletype: u32,
@@ -1065,10 +1243,11 @@ struct Builder<'a> {
     file: String,
     cfg: &'a ImsEnterprise,
     props: Properties,
-    persons: Vec<PersonRec>,
+    persons: Chunked<PersonRec>,
     groups: Vec<GroupRec>,
-    memberships: Vec<MemberRec>,
-    member_roles: Vec<RoleRec>,
+    memberships: Chunked<MemberRec>,
+    /// Roles of members after their first.
+    more_roles: Vec<RoleRec>,
     /// Canonical member ids, interned.
     member_ids: IdTable,
     /// Group id of each `membership` record, by number.
@@ -1378,21 +1557,32 @@ impl Builder<'_> {
             "2" => IdType::Group,
             other => IdType::Other(self.other_idtypes.number(other)),
         };
-        let from = self.member_roles.len() as u32;
-        for r in m.roles() {
+        let more = self.more_roles.len() as u32;
+        let mut first = RoleRec {
+            roletype: 0,
+            status: Ok(Status::Active),
+        };
+        for (i, r) in m.roles().iter().enumerate() {
             let roletype = self.roletypes.number(&r.roletype);
             let status = role_status(r).map_err(|e| {
                 self.role_errors.push(e);
                 (self.role_errors.len() - 1) as u32
             });
-            self.member_roles.push(RoleRec { roletype, status });
+            let rec = RoleRec { roletype, status };
+            if i == 0 {
+                first = rec;
+            } else {
+                self.more_roles.push(rec);
+            }
         }
         self.memberships.push(MemberRec {
             line: m.line,
             group: u32::MAX,
             member,
             idtype,
-            roles: (from, self.member_roles.len() as u32),
+            roles: m.roles().len() as u32,
+            first,
+            more,
         });
     }
 
@@ -1404,17 +1594,17 @@ impl Builder<'_> {
             None => {
                 self.issue(line, None, "membership without sourcedid/id of its group");
                 self.memberships.truncate(from);
-                self.member_roles.truncate(roles_from);
+                self.more_roles.truncate(roles_from);
             }
             Some(group) => {
                 let n = self.membership_groups.len() as u32;
                 self.membership_groups.push(group);
-                for mem in &mut self.memberships[from..] {
+                for mem in self.memberships.iter_mut_from(from) {
                     mem.group = n;
                 }
             }
         }
-        self.pending = (self.memberships.len(), self.member_roles.len());
+        self.pending = (self.memberships.len(), self.more_roles.len());
     }
 
     fn finish(mut self) -> Roster {
@@ -1505,27 +1695,30 @@ impl Builder<'_> {
         // added while they are read).
         let member_ids = std::mem::take(&mut self.member_ids);
         let membership_groups = std::mem::take(&mut self.membership_groups);
-        let member_roles = std::mem::take(&mut self.member_roles);
+        let more_roles = std::mem::take(&mut self.more_roles);
         let roletypes = std::mem::take(&mut self.roletypes).names;
         let role_errors = std::mem::take(&mut self.role_errors);
         let other_idtypes = std::mem::take(&mut self.other_idtypes).names;
         // the role map once per roletype, not per role
         let roletype_role: Vec<Option<Role>> =
             roletypes.iter().map(|t| lookup(role_map, t)).collect();
-        let roles_of = |m: &MemberRec| &member_roles[m.roles.0 as usize..m.roles.1 as usize];
+        let roles_of = |m: &MemberRec| {
+            let more = m.more as usize..(m.more + m.roles.saturating_sub(1)) as usize;
+            let first = (m.roles > 0).then_some(m.first);
+            first.into_iter().chain(more_roles[more].iter().copied())
+        };
 
         // Person roles: institution role, else the first mapped membership role.
         let mut membership_role: Vec<Option<Role>> = Vec::new();
         let needed = self.persons.iter().any(|p| p.institution_role.is_none());
         if needed {
             membership_role = vec![None; member_ids.len()];
-            for m in &self.memberships {
+            for m in self.memberships.iter() {
                 if m.member != NO_ID
                     && m.idtype == IdType::Person
                     && membership_role[m.member as usize].is_none()
                 {
                     if let Some(r) = roles_of(m)
-                        .iter()
                         .filter(|r| r.status == Ok(Status::Active))
                         .find_map(|r| roletype_role[r.roletype as usize])
                     {
@@ -1539,7 +1732,7 @@ impl Builder<'_> {
         let mut member_pos: Vec<u32> = vec![NO_ID; member_ids.len()];
         let mut ignored = 0usize;
         let mut later = Vec::new();
-        for rec in std::mem::take(&mut self.persons) {
+        for rec in std::mem::take(&mut self.persons).into_iter() {
             let no = member_ids.find(&rec.person.sourced_id);
             let role = match rec.institution_role {
                 Some(Some(r)) => Some(r),
@@ -1582,7 +1775,7 @@ impl Builder<'_> {
         // facts of the `membership` record being handled:
         // (record number, known, is an org, group number)
         let mut last_group: Option<(u32, bool, bool, u32)> = None;
-        for m in std::mem::take(&mut self.memberships) {
+        for m in std::mem::take(&mut self.memberships).into_iter() {
             any_membership = true;
             let group = membership_groups[m.group as usize].as_str();
             if m.member == NO_ID {
@@ -1662,9 +1855,9 @@ impl Builder<'_> {
                 continue;
             }
             let roles = roles_of(&m);
+            let no_role = m.roles == 0;
             if group_is_org {
-                let active =
-                    roles.is_empty() || roles.iter().any(|r| r.status == Ok(Status::Active));
+                let active = no_role || roles.clone().any(|r| r.status == Ok(Status::Active));
                 if let Some(i) = pos {
                     if active && !persons[i].orgs.iter().any(|o| o == group) {
                         persons[i].orgs.push(group.to_string());
@@ -1676,7 +1869,7 @@ impl Builder<'_> {
                 ignored += 1; // membership of a person who is not synced
                 continue;
             }
-            if roles.is_empty() {
+            if no_role {
                 self.issue(
                     m.line,
                     Some(member),
