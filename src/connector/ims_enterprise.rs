@@ -547,10 +547,13 @@ fn known(local: &[u8]) -> El {
     if local.len() > 15 {
         return El::Other;
     }
-    let mut k = [0u8; 16];
-    k[..local.len()].copy_from_slice(local);
-    k[15] = local.len() as u8;
-    match u128::from_le_bytes(k) {
+    // built in a register: bytes stored one by one and read back as one
+    // number would stall the load
+    let mut k = (local.len() as u128) << 120;
+    for (i, &b) in local.iter().enumerate() {
+        k |= (b as u128) << (8 * i);
+    }
+    match k {
         N => El::N,
         ID => El::Id,
         FN => El::Fn,
@@ -688,13 +691,12 @@ impl Parser {
         let mut want_text = false;
         loop {
             self.event_line = self.reader.get_mut().next_event();
-            let ev = match self.reader.read_event_into(&mut buf) {
-                Ok(ev) => ev,
-                Err(e) => return Err(self.xml_error(e)),
-            };
+            // matched where it was returned, not moved out first
+            let ev = self.reader.read_event_into(&mut buf);
             match ev {
-                Event::Start(ref e) | Event::Empty(ref e) => {
-                    let empty = matches!(ev, Event::Empty(_));
+                Err(e) => return Err(self.xml_error(e)),
+                Ok(Event::Start(ref e)) | Ok(Event::Empty(ref e)) => {
+                    let empty = matches!(ev, Ok(Event::Empty(_)));
                     let name = known(e.local_name().as_ref());
                     if !seen_root {
                         if name != El::Enterprise {
@@ -743,7 +745,7 @@ impl Parser {
                         want_text = wants_text(&stack);
                     }
                 }
-                Event::End(_) => {
+                Ok(Event::End(_)) => {
                     let Some(name) = stack.pop() else {
                         return Err(self.fatal("unexpected end tag; fix or re-export the file"));
                     };
@@ -764,16 +766,16 @@ impl Parser {
                     }
                     text.clear();
                 }
-                Event::Text(t) => {
+                Ok(Event::Text(ref t)) => {
                     if want_text {
-                        let s = std::str::from_utf8(&t).map_err(|_| {
+                        let s = std::str::from_utf8(t).map_err(|_| {
                             self.fatal("text is not valid UTF-8; re-export the file as UTF-8")
                         })?;
                         text.push_str(s);
                     } else if !stack.is_empty() {
                         // text nobody reads (mostly the indentation between
                         // tags): only checked, not copied
-                        if !t.is_ascii() && std::str::from_utf8(&t).is_err() {
+                        if !t.is_ascii() && std::str::from_utf8(t).is_err() {
                             return Err(
                                 self.fatal("text is not valid UTF-8; re-export the file as UTF-8")
                             );
@@ -784,19 +786,19 @@ impl Parser {
                         ));
                     }
                 }
-                Event::CData(t) => {
+                Ok(Event::CData(ref t)) => {
                     let s = t.decode().map_err(|_| {
                         self.fatal("text is not valid UTF-8; re-export the file as UTF-8")
                     })?;
                     text.push_str(&s);
                 }
-                Event::GeneralRef(r) => {
-                    if let Err(what) = push_ref(&mut text, &r) {
+                Ok(Event::GeneralRef(ref r)) => {
+                    if let Err(what) = push_ref(&mut text, r) {
                         return Err(self.fatal(what));
                     }
                 }
-                Event::DocType(d) => {
-                    let d: &[u8] = &d;
+                Ok(Event::DocType(ref d)) => {
+                    let d: &[u8] = d;
                     if doctype_refused(d) {
                         return Err(self.fatal(
                             "DOCTYPE with an internal DTD subset or <!ENTITY> declaration is refused (sisync never expands entities); export the roster without a DTD",
@@ -804,7 +806,7 @@ impl Parser {
                     }
                     // an external DTD reference only: never fetched, ignored
                 }
-                Event::Decl(d) => {
+                Ok(Event::Decl(ref d)) => {
                     if let Some(Ok(enc)) = d.encoding() {
                         let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
                         if enc != "utf-8" && enc != "utf8" {
@@ -814,8 +816,8 @@ impl Parser {
                         }
                     }
                 }
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Eof => {
+                Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {}
+                Ok(Event::Eof) => {
                     if !seen_root {
                         return Err(self.fatal(
                             "no <enterprise> element; source.path must point at an IMS Enterprise 1.1 XML file",
@@ -830,6 +832,7 @@ impl Parser {
                     return Ok(());
                 }
             }
+            drop(ev);
             buf.clear();
         }
     }
