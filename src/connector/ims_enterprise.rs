@@ -210,6 +210,7 @@ impl ImsEnterprise {
             membership_groups: Vec::new(),
             pending: (0, 0),
             roletypes: Interner::default(),
+            last_roletype: None,
             role_errors: Vec::new(),
             other_idtypes: Interner::default(),
             id_buf: String::new(),
@@ -621,6 +622,15 @@ fn wants_text(stack: &[El]) -> bool {
     }
 }
 
+/// The part of a (short) element name after its prefix, as
+/// `QName::local_name`, without a vector search set up for a few bytes.
+fn local_name(name: &[u8]) -> &[u8] {
+    match name.iter().position(|&b| b == b':') {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
 /// The record being read.
 enum Current {
     None,
@@ -697,7 +707,7 @@ impl Parser {
                 Err(e) => return Err(self.xml_error(e)),
                 Ok(Event::Start(ref e)) | Ok(Event::Empty(ref e)) => {
                     let empty = matches!(ev, Ok(Event::Empty(_)));
-                    let name = known(e.local_name().as_ref());
+                    let name = known(local_name(e.name().as_ref()));
                     if !seen_root {
                         if name != El::Enterprise {
                             return Err(self.fatal(format!(
@@ -1259,6 +1269,8 @@ struct Builder<'a> {
     /// (`memberships[from..]`, `member_roles[from..]`): theirs is the next.
     pending: (usize, usize),
     roletypes: Interner,
+    /// The roletype interned last (most roles have the same).
+    last_roletype: Option<u32>,
     role_errors: Vec<String>,
     other_idtypes: Interner,
     /// Scratch for canonical member ids.
@@ -1417,11 +1429,11 @@ impl Builder<'_> {
         }
     }
 
-    fn add_person(&mut self, line: u64, p: RawPerson) {
+    fn add_person(&mut self, line: u64, mut p: RawPerson) {
         if p.recstatus.is_none() {
             self.all_recstatus = false;
         }
-        let sid = p.sourcedid.clone().unwrap_or_default();
+        let sid = p.sourcedid.take().unwrap_or_default();
         let Some(id) = self.canonical(&sid) else {
             self.issue(line, None, "person without sourcedid/id");
             return;
@@ -1431,8 +1443,7 @@ impl Builder<'_> {
             self.issue(line, Some(&id), reason);
             return;
         }
-        self.person_index
-            .insert(id.clone(), (line, sid.source.clone()));
+        self.person_index.insert(id.clone(), (line, sid.source));
         let hold = |b: &mut Self, reason: String| {
             b.issue(line, Some(&id), reason);
             b.held_persons.insert(id.clone());
@@ -1460,34 +1471,35 @@ impl Builder<'_> {
             Ok(a) => a,
             Err(e) => return hold(self, e),
         };
-        let (given, family) = match (&p.given, &p.family) {
-            (Some(g), Some(f)) => (g.clone(), f.clone()),
+        let (given, family) = match (p.given.take(), p.family.take()) {
+            (Some(g), Some(f)) => (g, f),
             _ if status == Status::ToBeDeleted => (String::new(), String::new()),
             _ => return hold(self, "name/n/given or name/n/family is empty".into()),
         };
         let mut username = None;
         let mut identifier = None;
         let mut eck_id = None;
-        for (kind, value) in &p.userids {
+        for (mut kind, value) in std::mem::take(&mut p.userids) {
             if value.is_empty() {
                 continue;
             }
-            let kind = kind.to_ascii_lowercase();
-            if kind == "eck" || kind == "eckid" {
-                eck_id.get_or_insert_with(|| value.clone());
+            kind.make_ascii_lowercase();
+            let slot = if kind == "eck" || kind == "eckid" {
+                &mut eck_id
             } else if IDENTIFIER_TYPES.contains(&kind.as_str()) {
-                identifier.get_or_insert_with(|| value.clone());
+                &mut identifier
             } else {
-                username.get_or_insert_with(|| value.clone());
-            }
+                &mut username
+            };
+            slot.get_or_insert(value);
         }
-        let institution_role = {
-            let mut roles = p.institution_roles.clone();
-            roles.sort_by_key(|(_, primary)| !primary);
-            roles
-                .first()
-                .map(|(t, _)| cfg.role_map.get(&t.to_ascii_lowercase()).copied())
-        };
+        // the first primary role, else the first one
+        let institution_role = p
+            .institution_roles
+            .iter()
+            .find(|(_, primary)| *primary)
+            .or(p.institution_roles.first())
+            .map(|(t, _)| cfg.role_map.get(&t.to_ascii_lowercase()).copied());
         self.persons.push(PersonRec {
             line,
             institution_role,
@@ -1566,7 +1578,11 @@ impl Builder<'_> {
             status: Ok(Status::Active),
         };
         for (i, r) in m.roles().iter().enumerate() {
-            let roletype = self.roletypes.number(&r.roletype);
+            let roletype = match self.last_roletype {
+                Some(n) if self.roletypes.names[n as usize] == r.roletype => n,
+                _ => self.roletypes.number(&r.roletype),
+            };
+            self.last_roletype = Some(roletype);
             let status = role_status(r).map_err(|e| {
                 self.role_errors.push(e);
                 (self.role_errors.len() - 1) as u32
