@@ -1199,10 +1199,9 @@ impl<T> Chunked<T> {
     /// Keep the first `n` (every block but the last is full).
     fn truncate(&mut self, n: usize) {
         while self.len > n {
-            let last = self
-                .chunks
-                .last_mut()
-                .expect("len counts the blocks' records");
+            let Some(last) = self.chunks.last_mut() else {
+                break; // cannot happen: `len` counts the blocks' records
+            };
             let keep = last.len().saturating_sub(self.len - n);
             self.len -= last.len() - keep;
             last.truncate(keep);
