@@ -423,6 +423,32 @@ async fn erasure_deletes_on_the_platform_and_is_not_undone_by_the_next_sync() {
     // the SIS still has them: the next sync does not create them again
     sync(&loaded, RosterOptions::default()).await;
     assert!(!scim.users().iter().any(|u| u["externalId"] == "stu-1002"));
+    // nothing left in the database can be linked to the student number by
+    // trying it: audit hashes were salted (salt gone with the id), and the
+    // tombstone is keyed with the subject key kept outside the database
+    let conn = rusqlite::Connection::open(&loaded.config.state.path).unwrap();
+    let unsalted = sisync::store::audit::id_hash_v1("stu-1002");
+    let hashes: Vec<String> = conn
+        .prepare("SELECT record_id_hash FROM audit UNION ALL SELECT id_hash FROM subject_holds")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(hashes.len() > 5 && !hashes.contains(&unsalted));
+    drop(conn);
+    // without the subject key sisync refuses to sync (an erased person must
+    // not come back because a key file was lost)
+    let key = dir.path().join("state.db.key");
+    let saved = std::fs::read(&key).expect("the subject key sits next to the database");
+    std::fs::remove_file(&key).unwrap();
+    let (code, out, err) = cli(&loaded.file, &["sync", "roster"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("state.db.key is missing") && err.contains("restore"),
+        "{err}"
+    );
+    std::fs::write(&key, saved).unwrap();
     // the export of an erased person shows only the tombstone
     let (code, out, _) = cli(&loaded.file, &["privacy", "export", "--person", "stu-1002"]);
     assert_eq!(code, 0);

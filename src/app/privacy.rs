@@ -112,6 +112,12 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
                     p.audit_retention_days
                 );
             }
+            if r.expired_unsent > 0 {
+                eprintln!(
+                    "warning: {} parked or pending results waited more than {} days and were deleted without reaching the SIS; `sisync status` lists what is still waiting, so resolve parked results sooner",
+                    r.expired_unsent, p.retention_days
+                );
+            }
             Ok(exit::OK)
         }
     }

@@ -118,8 +118,16 @@ fn daily_purge(loaded: &Loaded) {
             tracing::info!(
                 persons = r.persons,
                 results = r.removed.results + r.old_results,
+                unsent_results = r.expired_unsent,
                 "retention purge done"
             );
+            if r.expired_unsent > 0 {
+                tracing::warn!(
+                    unsent_results = r.expired_unsent,
+                    retention_days = p.retention_days,
+                    "retention purge deleted parked or pending results that never reached the SIS; resolve parked results sooner (sisync status)"
+                );
+            }
         }
         Ok(due)
     };

@@ -11,7 +11,7 @@ use crate::config::{Field, Privacy, UserNameFrom};
 use crate::model::{Completeness, Org, Person, Role, Roster, SourceIssue, Status};
 use crate::privacy::pseudonym::Pseudonymizer;
 use crate::store::FieldHashes;
-use crate::store::audit::id_hash;
+use crate::store::holds::Holds;
 
 /// Accommodations as sent to the platform.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -159,8 +159,8 @@ pub struct Policy {
     user_name: UserNameFrom,
     user_name_suffix: Option<String>,
     pseudonyms: Option<Pseudonymizer>,
-    /// Subject holds by [`id_hash`] of the SIS id.
-    holds: HashMap<String, String>,
+    /// Restricted and erased persons.
+    holds: Holds,
     /// Acceptance: synthetic names and e-mail addresses.
     synthetic: bool,
     /// The person's ECK iD, when the SIS gives one, is their platform id.
@@ -175,7 +175,7 @@ impl Policy {
             user_name,
             user_name_suffix: suffix,
             pseudonyms: None,
-            holds: HashMap::new(),
+            holds: Holds::default(),
             synthetic: false,
             eck_ids: privacy.use_eck_id,
         }
@@ -188,7 +188,7 @@ impl Policy {
     }
 
     /// Persons under a restriction or erased: not processed.
-    pub fn with_holds(mut self, holds: HashMap<String, String>) -> Policy {
+    pub fn with_holds(mut self, holds: Holds) -> Policy {
         self.holds = holds;
         self
     }
@@ -247,7 +247,7 @@ impl Policy {
                     .push((state_id.clone(), p.sourced_id.clone()));
                 state_ids.insert(p.sourced_id.as_str(), state_id.clone());
             }
-            if !self.holds.is_empty() && self.holds.contains_key(&id_hash(&p.sourced_id)) {
+            if !self.holds.is_empty() && self.holds.kind_of(&p.sourced_id).is_some() {
                 // restricted or erased: no create, update or deactivation
                 out.held_users.insert(state_id);
                 out.on_hold += 1;

@@ -3,8 +3,13 @@
 //!
 //! The subject is hashed into the chain through `record_id_hash`, not the
 //! id itself, so a retention purge can blank `record_id` without breaking
-//! verification. Names, e-mail addresses and result values are never
-//! written here: only ids, field names and payload hashes.
+//! verification. The hash is salted with a random per-entry nonce
+//! (`id_nonce`, not covered by the chain): a purge blanks the id *and* the
+//! nonce, after which the hash can no longer be linked to anybody, not even
+//! by trying every student number. Entries written before schema 4 have no
+//! nonce and an unsalted hash (`id_hash_v1`); they still verify. Names,
+//! e-mail addresses and result values are never written here: only ids,
+//! field names and payload hashes.
 
 use anyhow::Result;
 use rusqlite::{Connection, Transaction, params};
@@ -64,6 +69,9 @@ pub struct AuditRow {
     pub record_kind: String,
     pub record_id: Option<String>,
     pub record_id_hash: String,
+    /// Random salt of `record_id_hash` (hex); blanked with `record_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_nonce: Option<String>,
     pub fields: String,
     pub payload_sha256: Option<String>,
     pub outcome: String,
@@ -76,10 +84,31 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// The hash of a subject id as the chain covers it (also the key of
-/// subject holds).
-pub fn id_hash(record_id: &str) -> String {
+/// The unsalted subject hash of entries written before schema 4 (and the
+/// key of subject holds made then).
+pub fn id_hash_v1(record_id: &str) -> String {
     sha256_hex(format!("sisync-audit-subject\x1f{record_id}").as_bytes())
+}
+
+/// The salted subject hash the chain covers.
+fn id_hash(nonce: &str, record_id: &str) -> String {
+    sha256_hex(format!("sisync-audit-subject-v2\x1f{nonce}\x1f{record_id}").as_bytes())
+}
+
+/// The hash an existing row's id must match: salted when it has a nonce.
+fn row_id_hash(nonce: Option<&str>, record_id: &str) -> String {
+    match nonce {
+        Some(n) => id_hash(n, record_id),
+        None => id_hash_v1(record_id),
+    }
+}
+
+/// 128 random bits from the operating system, hex.
+pub(crate) fn random_hex16() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)
+        .map_err(|e| anyhow::anyhow!("the operating system gave no random bytes: {e}"))?;
+    Ok(hex::encode(b))
 }
 
 /// The chained hash of an entry: every column but `record_id` (covered by
@@ -117,6 +146,7 @@ pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    let nonce = random_hex16()?;
     let mut row = AuditRow {
         seq: last_seq + 1,
         at: super::now(),
@@ -127,7 +157,8 @@ pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
         action: e.action.clone(),
         record_kind: e.record_kind.clone(),
         record_id: Some(e.record_id.clone()),
-        record_id_hash: id_hash(&e.record_id),
+        record_id_hash: id_hash(&nonce, &e.record_id),
+        id_nonce: Some(nonce),
         fields: e.fields.clone(),
         payload_sha256: e.payload_sha256.clone(),
         outcome: e.outcome.clone(),
@@ -138,8 +169,9 @@ pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
     row.entry_hash = entry_hash(&row);
     tx.execute(
         "INSERT INTO audit (seq, at, actor, run_id, direction, endpoint, action, record_kind, record_id,
-                            record_id_hash, fields, payload_sha256, outcome, detail, prev_hash, entry_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                            record_id_hash, fields, payload_sha256, outcome, detail, prev_hash, entry_hash,
+                            id_nonce)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             row.seq,
             row.at,
@@ -157,6 +189,7 @@ pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
             row.detail,
             row.prev_hash,
             row.entry_hash,
+            row.id_nonce,
         ],
     )?;
     tx.execute(
@@ -180,7 +213,7 @@ pub struct AuditFilter {
 }
 
 const COLUMNS: &str = "seq, at, actor, run_id, direction, endpoint, action, record_kind, record_id,
-    record_id_hash, fields, payload_sha256, outcome, detail, prev_hash, entry_hash";
+    record_id_hash, fields, payload_sha256, outcome, detail, prev_hash, entry_hash, id_nonce";
 
 fn map_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok(AuditRow {
@@ -200,6 +233,7 @@ fn map_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
         detail: r.get(13)?,
         prev_hash: r.get(14)?,
         entry_hash: r.get(15)?,
+        id_nonce: r.get(16)?,
     })
 }
 
@@ -296,7 +330,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport> {
             break;
         }
         if let Some(id) = &row.record_id {
-            if id_hash(id) != row.record_id_hash {
+            if row_id_hash(row.id_nonce.as_deref(), id) != row.record_id_hash {
                 broken = Some((row.seq, "record id was altered".into()));
                 break;
             }
@@ -375,6 +409,78 @@ mod tests {
             .execute("UPDATE audit SET record_id = NULL WHERE seq = 2", [])
             .unwrap();
         assert!(verify(s.conn()).unwrap().ok());
+    }
+
+    #[test]
+    fn subject_hashes_are_salted_and_unlinkable_once_purged() {
+        let mut s = store_with(0);
+        for _ in 0..2 {
+            s.commit(&[(None, AuditEntry::test_entry("stu-1001"))])
+                .unwrap();
+        }
+        let rows = list(s.conn(), &AuditFilter::default()).unwrap();
+        // the same person gets a different hash in every entry
+        assert_ne!(rows[0].record_id_hash, rows[1].record_id_hash);
+        assert!(
+            rows.iter()
+                .all(|r| r.id_nonce.as_ref().is_some_and(|n| n.len() == 32))
+        );
+        // a changed nonce with the id still present is found
+        s.conn()
+            .execute("UPDATE audit SET id_nonce = '00' WHERE seq = 2", [])
+            .unwrap();
+        assert_eq!(
+            verify(s.conn()).unwrap().first_broken.unwrap(),
+            (2, "record id was altered".into())
+        );
+        s.conn()
+            .execute(
+                "UPDATE audit SET id_nonce = ?1 WHERE seq = 2",
+                [&rows[1].id_nonce],
+            )
+            .unwrap();
+        // erase: id and nonce go, the chain still verifies
+        let f = s.forget("stu-1001", "stu-1001", None, None).unwrap();
+        assert_eq!(f.audit_entries_anonymised, 2);
+        assert!(verify(s.conn()).unwrap().ok());
+        let after = list(s.conn(), &AuditFilter::default()).unwrap();
+        for r in &after {
+            assert_eq!(
+                (r.record_id.as_deref(), r.id_nonce.as_deref()),
+                (None, None)
+            );
+            // trying the student number no longer finds the entry
+            assert_ne!(r.record_id_hash, id_hash_v1("stu-1001"));
+            assert_ne!(r.record_id_hash, id_hash("", "stu-1001"));
+        }
+    }
+
+    #[test]
+    fn schema_3_entries_without_a_nonce_still_verify() {
+        let s = store_with(2);
+        // an entry as schema 3 wrote it: unsalted hash, no nonce
+        let row = get(s.conn(), 2).unwrap().unwrap();
+        let mut old = row.clone();
+        old.record_id_hash = id_hash_v1(old.record_id.as_deref().unwrap());
+        old.id_nonce = None;
+        old.entry_hash = entry_hash(&old);
+        s.conn()
+            .execute(
+                "UPDATE audit SET record_id_hash = ?1, id_nonce = NULL, entry_hash = ?2 WHERE seq = 2",
+                params![old.record_id_hash, old.entry_hash],
+            )
+            .unwrap();
+        s.conn()
+            .execute(
+                "UPDATE audit_head SET last_hash = ?1 WHERE id = 1",
+                [&old.entry_hash],
+            )
+            .unwrap();
+        assert!(verify(s.conn()).unwrap().ok());
+        s.conn()
+            .execute("UPDATE audit SET record_id = 'stu-99' WHERE seq = 2", [])
+            .unwrap();
+        assert_eq!(verify(s.conn()).unwrap().first_broken.unwrap().0, 2);
     }
 
     #[test]

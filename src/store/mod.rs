@@ -5,6 +5,7 @@
 //! as its audit entry ([`Store::commit`]), after the remote call succeeded.
 
 pub mod audit;
+pub mod holds;
 pub mod outbox;
 pub mod subjects;
 
@@ -149,6 +150,15 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 4: unlinkable subject hashes. Audit entries get a random nonce that
+    // salts `record_id_hash` (blanked with `record_id` by a purge); holds
+    // made from now on are keyed with the installation's subject key (a
+    // file outside the database) instead of an unsalted hash; `keyed`
+    // tells them apart from holds made under schema 3.
+    r#"
+    ALTER TABLE audit ADD COLUMN id_nonce TEXT;
+    ALTER TABLE subject_holds ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// What the store knows about one record on the platform.
@@ -214,6 +224,8 @@ pub struct RecordChange {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The subject key of an in-memory store (a file key otherwise).
+    memory_key: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -258,9 +270,18 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        let memory_key = if path == Path::new(":memory:") {
+            let mut k = vec![0u8; 32];
+            getrandom::fill(&mut k)
+                .map_err(|e| anyhow::anyhow!("the operating system gave no random bytes: {e}"))?;
+            Some(k)
+        } else {
+            None
+        };
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            memory_key,
         };
         store
             .migrate()

@@ -12,7 +12,8 @@ use anyhow::Result;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::audit::{self, AuditEntry, AuditRow, id_hash};
+use super::audit::{self, AuditEntry, AuditRow};
+use super::holds::{SubjectKey, tombstone_in};
 use super::outbox::OutboxRow;
 use super::{Store, now};
 
@@ -34,6 +35,9 @@ pub struct PurgeReport {
     pub persons: usize,
     pub removed: Forgotten,
     pub old_results: usize,
+    /// Parked or pending results first seen longer ago than the retention
+    /// period: they never reached the SIS and now never will.
+    pub expired_unsent: usize,
     pub old_audit_entries_anonymised: usize,
 }
 
@@ -57,57 +61,6 @@ pub struct SubjectData {
 }
 
 impl Store {
-    /// Holds by subject hash: `restricted` or `erased`.
-    pub fn holds(&self) -> Result<HashMap<String, String>> {
-        let mut q = self
-            .conn
-            .prepare("SELECT id_hash, kind FROM subject_holds")?;
-        let rows = q
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<HashMap<String, String>>>()?;
-        Ok(rows)
-    }
-
-    /// The hold on one SIS id, if any: (kind, since, actor).
-    pub fn hold_of(&self, sis_id: &str) -> Result<Option<(String, String, String)>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT kind, since, actor FROM subject_holds WHERE id_hash = ?1",
-                [id_hash(sis_id)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?)
-    }
-
-    /// Put a hold on a person (restrict), with its audit entry.
-    pub fn restrict(&mut self, sis_id: &str, actor: &str, entry: &AuditEntry) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO subject_holds (id_hash, kind, since, actor) VALUES (?1, 'restricted', ?2, ?3)
-             ON CONFLICT (id_hash) DO UPDATE SET kind = 'restricted', since = excluded.since, actor = excluded.actor
-             WHERE subject_holds.kind <> 'erased'",
-            params![id_hash(sis_id), now(), actor],
-        )?;
-        audit::append(&tx, entry)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Lift a restriction or an erasure tombstone; false when there was none.
-    pub fn unrestrict(&mut self, sis_id: &str, entry: &AuditEntry) -> Result<bool> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "DELETE FROM subject_holds WHERE id_hash = ?1",
-            [id_hash(sis_id)],
-        )?;
-        if n > 0 {
-            audit::append(&tx, entry)?;
-        }
-        tx.commit()?;
-        Ok(n > 0)
-    }
-
     /// Remember pseudonym → SIS id pairs (results need the way back).
     pub fn save_pseudonyms(&mut self, pairs: &[(String, String)]) -> Result<()> {
         let tx = self.conn.transaction()?;
@@ -160,14 +113,19 @@ impl Store {
         entry: Option<&AuditEntry>,
         tombstone: Option<&str>,
     ) -> Result<Forgotten> {
+        let key = match tombstone {
+            Some(_) => self.subject_key(true)?,
+            None => None,
+        };
         let tx = self.conn.transaction()?;
-        let f = forget_in(&tx, sis_id, state_id, entry, tombstone)?;
+        let f = forget_in(&tx, sis_id, state_id, entry, tombstone.zip(key.as_ref()))?;
         tx.commit()?;
         Ok(f)
     }
 
     /// Purge persons absent from the SIS (deactivated) for longer than
-    /// `retention_days`, pushed or failed results older than that, and the
+    /// `retention_days`, pushed or failed results older than that, parked
+    /// or pending results first seen longer ago than that, and the
     /// subject ids of audit entries older than `audit_retention_days`. One
     /// transaction; the purge itself is audited.
     pub fn purge(
@@ -215,8 +173,18 @@ impl Store {
             "DELETE FROM results WHERE state IN ('pushed', 'failed') AND updated_at < ?1",
             [&state_cut],
         )?;
+        report.expired_unsent = tx.execute(
+            "DELETE FROM results WHERE state IN ('parked', 'pending') AND first_seen < ?1",
+            [&state_cut],
+        )?;
         report.old_audit_entries_anonymised = tx.execute(
-            "UPDATE audit SET record_id = NULL WHERE at < ?1 AND record_id IS NOT NULL AND record_id <> ''",
+            "UPDATE audit SET record_id = NULL, id_nonce = NULL
+             WHERE at < ?1 AND record_id IS NOT NULL AND record_id <> ''",
+            [&audit_cut],
+        )?;
+        // entries without a subject lose their (meaningless) nonce too
+        tx.execute(
+            "UPDATE audit SET id_nonce = NULL WHERE at < ?1 AND id_nonce IS NOT NULL",
             [&audit_cut],
         )?;
         audit::append(
@@ -233,9 +201,10 @@ impl Store {
                 payload_sha256: None,
                 outcome: "ok".into(),
                 detail: Some(format!(
-                    "persons={} results={} audit_anonymised={} retention_days={retention_days} audit_retention_days={audit_retention_days}",
+                    "persons={} results={} unsent_results={} audit_anonymised={} retention_days={retention_days} audit_retention_days={audit_retention_days}",
                     report.persons,
                     report.removed.results + report.old_results,
+                    report.expired_unsent,
                     report.removed.audit_entries_anonymised + report.old_audit_entries_anonymised
                 )),
             },
@@ -351,7 +320,7 @@ fn forget_in(
     sis_id: &str,
     state_id: &str,
     entry: Option<&AuditEntry>,
-    tombstone: Option<&str>,
+    tombstone: Option<(&str, &SubjectKey)>,
 ) -> Result<Forgotten> {
     let mut f = Forgotten::default();
     if let Some(e) = entry {
@@ -367,15 +336,66 @@ fn forget_in(
         params![sis_id, state_id],
     )?;
     tx.execute("DELETE FROM pseudonyms WHERE sourced_id = ?1", [sis_id])?;
+    // the id and the nonce that salts its hash go together: what is left
+    // cannot be linked to the person
     f.audit_entries_anonymised = tx.execute(
-        "UPDATE audit SET record_id = NULL WHERE record_id_hash IN (?1, ?2) AND record_id IS NOT NULL",
-        params![id_hash(sis_id), id_hash(state_id)],
+        "UPDATE audit SET record_id = NULL, id_nonce = NULL WHERE record_id IN (?1, ?2)",
+        params![sis_id, state_id],
     )?;
-    if let Some(actor) = tombstone {
-        tx.execute(
-            "INSERT OR REPLACE INTO subject_holds (id_hash, kind, since, actor) VALUES (?1, 'erased', ?2, ?3)",
-            params![id_hash(sis_id), now(), actor],
-        )?;
+    if let Some((actor, key)) = tombstone {
+        tombstone_in(tx, key, sis_id, actor)?;
     }
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result_row(s: &Store, key: &str, state: &str, first_seen: &str) {
+        s.conn
+            .execute(
+                "INSERT INTO results (key, candidate, person_id, line_item, origin, state, value_hash,
+                                      first_seen, updated_at)
+                 VALUES (?1, 'stu-1', 'stu-1', 'EX-1', 'test', ?2, 'h', ?3, ?3)",
+                params![key, state, first_seen],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn purge_expires_results_that_waited_past_the_retention_period() {
+        let mut s = Store::in_memory().unwrap();
+        let old = "2020-01-01T00:00:00.000Z";
+        result_row(&s, "parked-old", "parked", old);
+        result_row(&s, "pending-old", "pending", old);
+        result_row(&s, "pushed-old", "pushed", old);
+        result_row(&s, "parked-new", "parked", &now());
+        result_row(&s, "pending-new", "pending", &now());
+        let r = s.purge(30, 365, "user:t").unwrap();
+        assert_eq!((r.expired_unsent, r.old_results), (2, 1));
+        let left: Vec<String> = s
+            .conn
+            .prepare("SELECT key FROM results ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(left, ["parked-new", "pending-new"]);
+        let purge = s
+            .audit_list(&audit::AuditFilter {
+                kind: Some("privacy.purge".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(
+            purge[0]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("unsent_results=2"),
+            "{purge:?}"
+        );
+    }
 }

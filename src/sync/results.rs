@@ -32,6 +32,7 @@ use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, csv_res
 use crate::http::{Auth, Http};
 use crate::model::{ExamResult, SourceIssue};
 use crate::store::audit::{AuditEntry, sha256_hex};
+use crate::store::holds::Holds;
 use crate::store::outbox::{Feed, Incoming, IngestCounts, OutboxRow, OutboxSummary, PushOutcome};
 use crate::store::{RecordKind, Store};
 use crate::sync::Progress;
@@ -793,7 +794,7 @@ async fn push(
     dir: &Directory,
 ) -> Result<()> {
     // restricted (or erased) persons: their results stay in the outbox
-    let holds: HashSet<String> = store.holds()?.into_keys().collect();
+    let holds = store.holds()?;
     let give_up_before = (chrono::Utc::now()
         - chrono::Duration::from_std(rcfg.give_up_after).unwrap_or(chrono::Duration::MAX))
     .format("%Y-%m-%dT%H:%M:%S%.3fZ")
@@ -879,11 +880,7 @@ async fn push(
 }
 
 /// Rows whose person is restricted or erased stay pending (counted).
-fn without_held(
-    rows: Vec<OutboxRow>,
-    holds: &HashSet<String>,
-    report: &mut ResultsReport,
-) -> Vec<OutboxRow> {
+fn without_held(rows: Vec<OutboxRow>, holds: &Holds, report: &mut ResultsReport) -> Vec<OutboxRow> {
     if holds.is_empty() {
         return rows;
     }
@@ -891,9 +888,9 @@ fn without_held(
     let rows: Vec<OutboxRow> = rows
         .into_iter()
         .filter(|r| {
-            !r.person_id
+            r.person_id
                 .as_deref()
-                .is_some_and(|p| holds.contains(&crate::store::audit::id_hash(p)))
+                .is_none_or(|p| holds.kind_of(p).is_none())
         })
         .collect();
     report.held += before - rows.len();
@@ -934,7 +931,7 @@ async fn push_records<S: ResultSink>(
     store: &mut Store,
     report: &mut ResultsReport,
     (base, give_up_before): (&AuditEntry, &str),
-    (dir, holds): (&Directory, &HashSet<String>),
+    (dir, holds): (&Directory, &Holds),
     allowed: &[ResultField],
 ) -> Result<()> {
     let mut ensured: HashMap<String, Result<(), PushError>> = HashMap::new();
