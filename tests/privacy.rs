@@ -394,6 +394,18 @@ async fn erasure_deletes_on_the_platform_and_is_not_undone_by_the_next_sync() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("deleted on the platform"), "{out}");
     assert!(scim.requests().iter().any(|r| r.method == "DELETE"));
+    // no trace of the id is left in the database files either (deleted
+    // rows are overwritten, the write-ahead log is emptied)
+    for ext in ["", "-wal"] {
+        let mut p = loaded.config.state.path.clone().into_os_string();
+        p.push(ext);
+        if let Ok(bytes) = std::fs::read(&p) {
+            assert!(
+                !bytes.windows(8).any(|w| w == b"stu-1002"),
+                "{p:?} still holds the erased id"
+            );
+        }
+    }
     assert!(!scim.users().iter().any(|u| u["externalId"] == "stu-1002"));
     let store = Store::open(&loaded.config.state.path).unwrap();
     assert!(

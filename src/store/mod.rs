@@ -270,6 +270,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // deleted rows are overwritten with zeros, so an erased or purged
+        // person leaves no bytes behind in free pages
+        conn.pragma_update(None, "secure_delete", true)?;
         let memory_key = if path == Path::new(":memory:") {
             let mut k = vec![0u8; 32];
             getrandom::fill(&mut k)
@@ -306,6 +309,14 @@ impl Store {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
+        Ok(())
+    }
+
+    /// Copy the write-ahead log into the database and empty it, so rows
+    /// just deleted for privacy leave no old copies in `<state>-wal`.
+    pub(crate) fn checkpoint_wal(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 

@@ -120,6 +120,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let f = forget_in(&tx, sis_id, state_id, entry, tombstone.zip(key.as_ref()))?;
         tx.commit()?;
+        self.checkpoint_wal()?;
         Ok(f)
     }
 
@@ -214,6 +215,7 @@ impl Store {
             [now()],
         )?;
         tx.commit()?;
+        self.checkpoint_wal()?;
         Ok(report)
     }
 
