@@ -229,15 +229,7 @@ impl Store {
             |r| r.get(0),
         )?;
         if !erased {
-            tx.execute(
-                "DELETE FROM subject_holds WHERE keyed = 0 AND id_hash = ?1",
-                [id_hash_v1(sis_id)],
-            )?;
-            tx.execute(
-                "INSERT OR REPLACE INTO subject_holds (id_hash, kind, since, actor, keyed)
-                 VALUES (?1, 'restricted', ?2, ?3, 1)",
-                params![key.of(sis_id), now(), actor],
-            )?;
+            put_hold_in(&tx, &key, sis_id, "restricted", actor)?;
         }
         audit::append(&tx, entry)?;
         tx.commit()?;
@@ -273,14 +265,25 @@ pub(crate) fn tombstone_in(
     sis_id: &str,
     actor: &str,
 ) -> Result<()> {
+    put_hold_in(tx, key, sis_id, "erased", actor)
+}
+
+/// Set a keyed hold, replacing a schema-3 hold of the same person.
+fn put_hold_in(
+    tx: &rusqlite::Transaction<'_>,
+    key: &SubjectKey,
+    sis_id: &str,
+    kind: &str,
+    actor: &str,
+) -> Result<()> {
     tx.execute(
         "DELETE FROM subject_holds WHERE keyed = 0 AND id_hash = ?1",
         [id_hash_v1(sis_id)],
     )?;
     tx.execute(
         "INSERT OR REPLACE INTO subject_holds (id_hash, kind, since, actor, keyed)
-         VALUES (?1, 'erased', ?2, ?3, 1)",
-        params![key.of(sis_id), now(), actor],
+         VALUES (?1, ?2, ?3, ?4, 1)",
+        params![key.of(sis_id), kind, now(), actor],
     )?;
     Ok(())
 }
