@@ -1,0 +1,415 @@
+//! Pushing pending results to the SIS gradebook: line items first, then
+//! results in chunks, each outcome committed with its audit entry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use futures::StreamExt;
+
+use super::keys::{line_item_id, result_sourced_id};
+use super::matching::Directory;
+use super::{ResultsOptions, ResultsReport};
+use crate::config::results::{ResultSinkCfg, Results};
+use crate::config::{Loaded, ResultField};
+use crate::connector::gradebook_csv::GradebookCsv;
+use crate::connector::gradebook_rest::GradebookRest;
+use crate::connector::{GradebookResult, LineItem, PushError, ResultSink};
+use crate::http::Http;
+use crate::store::Store;
+use crate::store::audit::AuditEntry;
+use crate::store::holds::Holds;
+use crate::store::outbox::{OutboxRow, PushOutcome};
+use crate::sync::Progress;
+
+/// The date pushed with a result: its own, else the day it was read.
+fn result_date(row: &OutboxRow) -> String {
+    row.taken_at
+        .as_deref()
+        .unwrap_or(&row.first_seen)
+        .chars()
+        .take(10)
+        .collect()
+}
+
+/// The result as the SIS gets it: only the values `privacy.result_fields`
+/// allows.
+fn gradebook_result(row: &OutboxRow, allowed: &[ResultField]) -> GradebookResult {
+    let class = row.class_id.clone().unwrap_or_default();
+    let ok = |f: ResultField| allowed.contains(&f);
+    GradebookResult {
+        sourced_id: result_sourced_id(&row.key),
+        line_item_id: line_item_id(&row.line_item, &class),
+        class_id: class,
+        student_id: row.person_id.clone().unwrap_or_default(),
+        score: row.score.filter(|_| ok(ResultField::Score)),
+        max_score: row.max_score.filter(|_| ok(ResultField::MaxScore)),
+        passed: row.passed.filter(|_| ok(ResultField::Passed)),
+        grade: row.grade.clone().filter(|_| ok(ResultField::Grade)),
+        date: result_date(row),
+    }
+}
+
+fn sent_fields(r: &GradebookResult) -> String {
+    let mut f = vec!["student", "lineItem", "scoreDate"];
+    if r.score.is_some() {
+        f.push("score");
+    }
+    if crate::connector::text_score(r).is_some() {
+        f.push("textScore");
+    }
+    if r.passed.is_some() {
+        f.push("passed");
+    }
+    if r.max_score.is_some() {
+        f.push("maxScore");
+    }
+    f.join(",")
+}
+
+/// When to try a result again after `attempts` failed pushes: 1, 2, 4 …
+/// minutes, at most an hour.
+fn next_try(attempts: i64) -> String {
+    let mins = 1u64 << attempts.clamp(0, 6);
+    (chrono::Utc::now() + Duration::from_secs(60 * mins.min(60)))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// What happened to one result push, for the outbox and the audit log.
+fn outcome_of(
+    row: &OutboxRow,
+    gr: &GradebookResult,
+    res: Result<crate::connector::Written, PushError>,
+    base: &AuditEntry,
+    audit_id: &str,
+) -> (String, PushOutcome, AuditEntry) {
+    let update = row.pushed_hash.is_some();
+    let mut e = base.clone();
+    e.action = if update {
+        "result.update"
+    } else {
+        "result.push"
+    }
+    .into();
+    e.record_kind = "result".into();
+    e.record_id = audit_id.to_string();
+    e.fields = sent_fields(gr);
+    let detail = format!("key={} lineItem={}", row.key, gr.line_item_id);
+    let outcome = match res {
+        Ok(w) => {
+            e.endpoint = w.endpoint;
+            e.payload_sha256 = Some(w.payload_sha256);
+            e.outcome = "ok".into();
+            e.detail = Some(detail);
+            PushOutcome::Pushed {
+                value_hash: row.value_hash.clone(),
+            }
+        }
+        Err(err) => {
+            e.endpoint = err.endpoint.clone();
+            e.payload_sha256 = err.payload_sha256.clone();
+            e.outcome = "failed".into();
+            e.detail = Some(format!("{detail} {}", err.message));
+            let mut reason = err.message.clone();
+            if let Some(m) = &err.server_message {
+                reason.push_str(&format!(" (SIS says: {m})"));
+            }
+            tracing::warn!(key = %row.key, status = ?err.status, "result not delivered: {}", err.message);
+            if err.is_transient() {
+                PushOutcome::Retry {
+                    reason,
+                    next_try_at: next_try(row.attempts + 1),
+                }
+            } else {
+                PushOutcome::Failed { reason }
+            }
+        }
+    };
+    (row.key.clone(), outcome, e)
+}
+
+fn count(
+    report: &mut ResultsReport,
+    rows: &HashMap<String, &OutboxRow>,
+    outcomes: &[(String, PushOutcome, AuditEntry)],
+    give_up_before: &str,
+) {
+    for (key, o, _) in outcomes {
+        match o {
+            PushOutcome::Pushed { .. } => {
+                if rows.get(key).is_some_and(|r| r.pushed_hash.is_some()) {
+                    report.updated += 1;
+                } else {
+                    report.pushed += 1;
+                }
+            }
+            PushOutcome::Retry { .. } => {
+                if rows
+                    .get(key)
+                    .is_some_and(|r| r.first_seen.as_str() < give_up_before)
+                {
+                    report.failed += 1;
+                } else {
+                    report.retrying += 1;
+                }
+            }
+            PushOutcome::Failed { .. } => report.failed += 1,
+        }
+    }
+}
+
+const CHUNK: usize = 5_000;
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn push(
+    loaded: &Loaded,
+    rcfg: &Results,
+    opts: ResultsOptions,
+    actor: &str,
+    progress: &dyn Progress,
+    store: &mut Store,
+    report: &mut ResultsReport,
+    dir: &Directory,
+) -> Result<()> {
+    // restricted (or erased) persons: their results stay in the outbox
+    let holds = store.holds()?;
+    let give_up_before = (chrono::Utc::now()
+        - chrono::Duration::from_std(rcfg.give_up_after).unwrap_or(chrono::Duration::MAX))
+    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+    .to_string();
+    let base = AuditEntry {
+        actor: actor.to_string(),
+        run_id: report.run_id,
+        direction: "out".into(),
+        endpoint: String::new(),
+        action: String::new(),
+        record_kind: String::new(),
+        record_id: String::new(),
+        fields: String::new(),
+        payload_sha256: None,
+        outcome: String::new(),
+        detail: None,
+    };
+    match &rcfg.sink {
+        ResultSinkCfg::OnerosterCsv(c) => {
+            let rows = store.outbox_due(opts.respect_backoff, "", usize::MAX)?;
+            let rows = without_held(rows, &holds, report);
+            if rows.is_empty() {
+                return Ok(());
+            }
+            progress.phase("writing results", Some(rows.len() as u64));
+            let sink = GradebookCsv::new(&c.path, &c.category, c.school.as_deref());
+            let allowed = &loaded.config.privacy.result_fields;
+            let results: Vec<GradebookResult> =
+                rows.iter().map(|r| gradebook_result(r, allowed)).collect();
+            let line_items = line_items_of(&rows, allowed);
+            report.line_items += line_items.len();
+            let delivered = sink.deliver(report.run_id.unwrap_or(0), &line_items, &results);
+            let folder = delivered.as_ref().ok().map(|d| d.folder.clone());
+            let outcomes: Vec<_> = rows
+                .iter()
+                .zip(&results)
+                .map(|(row, gr)| {
+                    let res = match &delivered {
+                        Ok(d) => Ok(crate::connector::Written {
+                            platform_id: None,
+                            endpoint: d.folder.display().to_string(),
+                            payload_sha256: d
+                                .row_hashes
+                                .get(&gr.sourced_id)
+                                .cloned()
+                                .unwrap_or_default(),
+                        }),
+                        Err(e) => Err(e.clone()),
+                    };
+                    outcome_of(row, gr, res, &base, dir.audit_id(&gr.student_id))
+                })
+                .collect();
+            let by_key: HashMap<String, &OutboxRow> =
+                rows.iter().map(|r| (r.key.clone(), r)).collect();
+            count(report, &by_key, &outcomes, &give_up_before);
+            store.outbox_record(&outcomes, &give_up_before)?;
+            report.delivered = folder;
+            if let Err(e) = delivered {
+                return Err(anyhow!("{}", e.message));
+            }
+        }
+        ResultSinkCfg::OnerosterRest(g) => {
+            let auth = loaded.result_auth("results.sink.auth", &g.auth, g.timeout)?;
+            let http = Http::new(g.timeout, auth, g.max_retries)?
+                .with_rate_limit(g.rate_limit)
+                .with_concurrency(g.concurrency);
+            let sink = GradebookRest::new(&g.base_url, http, &g.category, g.school.as_deref());
+            push_records(
+                &sink,
+                g.concurrency,
+                opts,
+                progress,
+                store,
+                report,
+                (&base, &give_up_before),
+                (dir, &holds),
+                &loaded.config.privacy.result_fields,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rows whose person is restricted or erased stay pending (counted).
+fn without_held(rows: Vec<OutboxRow>, holds: &Holds, report: &mut ResultsReport) -> Vec<OutboxRow> {
+    if holds.is_empty() {
+        return rows;
+    }
+    let before = rows.len();
+    let rows: Vec<OutboxRow> = rows
+        .into_iter()
+        .filter(|r| {
+            r.person_id
+                .as_deref()
+                .is_none_or(|p| holds.kind_of(p).is_none())
+        })
+        .collect();
+    report.held += before - rows.len();
+    rows
+}
+
+/// The line items a set of results needs, one per exam and class.
+fn line_items_of(rows: &[OutboxRow], allowed: &[ResultField]) -> Vec<LineItem> {
+    let with_max = allowed.contains(&ResultField::MaxScore);
+    let mut out: BTreeMap<String, LineItem> = BTreeMap::new();
+    for row in rows {
+        let class = row.class_id.clone().unwrap_or_default();
+        let id = line_item_id(&row.line_item, &class);
+        let date = result_date(row);
+        let li = out.entry(id.clone()).or_insert_with(|| LineItem {
+            sourced_id: id,
+            title: row.line_item.clone(),
+            class_id: class,
+            max_score: None,
+            date: date.clone(),
+        });
+        if let Some(m) = row.max_score.filter(|_| with_max) {
+            li.max_score = Some(li.max_score.map_or(m, |x: f64| x.max(m)));
+        }
+        if date < li.date {
+            li.date = date;
+        }
+    }
+    out.into_values().collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push_records<S: ResultSink>(
+    sink: &S,
+    concurrency: usize,
+    opts: ResultsOptions,
+    progress: &dyn Progress,
+    store: &mut Store,
+    report: &mut ResultsReport,
+    (base, give_up_before): (&AuditEntry, &str),
+    (dir, holds): (&Directory, &Holds),
+    allowed: &[ResultField],
+) -> Result<()> {
+    let mut ensured: HashMap<String, Result<(), PushError>> = HashMap::new();
+    let mut after = String::new();
+    let mut phase_started = false;
+    loop {
+        let rows = store.outbox_due(opts.respect_backoff, &after, CHUNK)?;
+        let Some(last) = rows.last() else { break };
+        after = last.key.clone();
+        let rows = without_held(rows, holds, report);
+        if rows.is_empty() {
+            continue;
+        }
+        if !phase_started {
+            progress.phase("pushing results", None);
+            phase_started = true;
+        }
+        // line items first, once per run each
+        let wanted: Vec<LineItem> = line_items_of(&rows, allowed)
+            .into_iter()
+            .filter(|li| !ensured.contains_key(&li.sourced_id))
+            .collect();
+        let li_results: Vec<(LineItem, Result<crate::connector::Written, PushError>)> =
+            futures::stream::iter(wanted)
+                .map(|li| async move {
+                    let r = sink.put_line_item(&li).await;
+                    (li, r)
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+        let mut li_audit = Vec::new();
+        for (li, r) in li_results {
+            let mut e = base.clone();
+            e.action = "lineitem.put".into();
+            e.record_kind = "lineItem".into();
+            e.record_id = li.sourced_id.clone();
+            e.fields = "title,class,category,assignDate,dueDate,resultValueMax".into();
+            match &r {
+                Ok(w) => {
+                    e.endpoint = w.endpoint.clone();
+                    e.payload_sha256 = Some(w.payload_sha256.clone());
+                    e.outcome = "ok".into();
+                }
+                Err(err) => {
+                    e.endpoint = err.endpoint.clone();
+                    e.payload_sha256 = err.payload_sha256.clone();
+                    e.outcome = "failed".into();
+                    e.detail = Some(err.message.clone());
+                }
+            }
+            li_audit.push(e);
+            report.line_items += r.is_ok() as usize;
+            ensured.insert(li.sourced_id, r.map(|_| ()));
+        }
+        store.audit_append(&li_audit)?;
+        // then the results
+        let by_key: HashMap<String, &OutboxRow> = rows.iter().map(|r| (r.key.clone(), r)).collect();
+        let ensured = &ensured;
+        let mut stream = futures::stream::iter(rows.iter())
+            .map(|row| async move {
+                let gr = gradebook_result(row, allowed);
+                let res = match ensured.get(&gr.line_item_id) {
+                    Some(Err(e)) => Err(PushError {
+                        message: format!(
+                            "line item {} not accepted: {}",
+                            gr.line_item_id, e.message
+                        ),
+                        payload_sha256: None,
+                        ..e.clone()
+                    }),
+                    _ => sink.put_result(&gr).await,
+                };
+                let audit_id = dir.audit_id(&gr.student_id).to_string();
+                outcome_of(row, &gr, res, base, &audit_id)
+            })
+            .buffer_unordered(concurrency);
+        let mut batch = Vec::with_capacity(256);
+        while let Some(o) = stream.next().await {
+            progress.tick();
+            batch.push(o);
+            if progress.stop_requested() {
+                // pushes still in flight are dropped: their results stay
+                // pending and go again (same ids) next run
+                report.interrupted = true;
+                break;
+            }
+            if batch.len() >= 256 {
+                count(report, &by_key, &batch, give_up_before);
+                store.outbox_record(&batch, give_up_before)?;
+                batch.clear();
+            }
+        }
+        drop(stream);
+        count(report, &by_key, &batch, give_up_before);
+        store.outbox_record(&batch, give_up_before)?;
+        if report.interrupted {
+            break;
+        }
+    }
+    Ok(())
+}
