@@ -512,12 +512,16 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
     let counts = store.record_counts()?;
     let verify = audit::verify(store.conn())?;
     let outbox = store.outbox_summary()?;
+    let holds = store.holds_status()?;
+    let last_purge = store.last_purge()?;
     if cli.json {
         print_json(&serde_json::json!({
             "state": path,
             "schema_version": store.schema_version()?,
             "records": counts.iter().map(|(k, a, n)| serde_json::json!({"kind": k, "active": a, "count": n})).collect::<Vec<_>>(),
             "outbox": outbox,
+            "holds": holds,
+            "last_purge": last_purge,
             "runs": runs,
             "audit": verify,
         }));
@@ -543,6 +547,15 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
         c("group", false)
     );
     results::print_outbox(&outbox);
+    println!(
+        "privacy  {} restricted, {} erased (tombstones); last purge {}",
+        holds.restricted,
+        holds.erased,
+        last_purge.as_deref().unwrap_or("never")
+    );
+    if let Some(problem) = &holds.key_problem {
+        println!("         SUBJECT KEY: {problem}");
+    }
     println!(
         "audit    {} entries, head {}{}",
         verify.entries,

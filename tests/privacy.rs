@@ -460,6 +460,10 @@ async fn erasure_deletes_on_the_platform_and_is_not_undone_by_the_next_sync() {
         err.contains("state.db.key is missing") && err.contains("restore"),
         "{err}"
     );
+    let (code, out, _) = cli(&loaded.file, &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("privacy  0 restricted, 1 erased"), "{out}");
+    assert!(out.contains("SUBJECT KEY: subject key"), "{out}");
     std::fs::write(&key, saved).unwrap();
     // the export of an erased person shows only the tombstone
     let (code, out, _) = cli(&loaded.file, &["privacy", "export", "--person", "stu-1002"]);

@@ -57,6 +57,15 @@ impl SubjectKey {
     }
 }
 
+/// What `status` shows about holds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HoldsStatus {
+    pub restricted: usize,
+    pub erased: usize,
+    pub key_file: Option<PathBuf>,
+    pub key_problem: Option<String>,
+}
+
 /// The holds in force, ready for lookups by SIS id.
 #[derive(Debug, Clone, Default)]
 pub struct Holds {
@@ -193,6 +202,22 @@ impl Store {
             h.key = self.subject_key(false)?;
         }
         Ok(h)
+    }
+
+    /// Holds by kind, and what is wrong with the subject key (for
+    /// `status`): `None` when it is fine or not needed yet.
+    pub fn holds_status(&self) -> Result<HoldsStatus> {
+        let (restricted, erased): (usize, usize) = self.conn.query_row(
+            "SELECT COALESCE(SUM(kind = 'restricted'), 0), COALESCE(SUM(kind = 'erased'), 0) FROM subject_holds",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(HoldsStatus {
+            restricted,
+            erased,
+            key_file: self.subject_key_path(),
+            key_problem: self.subject_key(false).err().map(|e| format!("{e:#}")),
+        })
     }
 
     /// The hold on one SIS id, if any: (kind, since, actor).
