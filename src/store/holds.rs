@@ -150,6 +150,12 @@ impl Store {
                     b
                 };
                 write_new_secret(&path, &hex::encode(bytes))?;
+                super::owner::hand_to_state_owner(&path, &self.path).with_context(|| {
+                    format!(
+                        "cannot hand subject key {} to the state directory's owner",
+                        path.display()
+                    )
+                })?;
                 SubjectKey::new(&bytes)
             }
             Err(e) => {

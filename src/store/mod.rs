@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod holds;
 pub mod outbox;
+pub(crate) mod owner;
 pub mod subjects;
 
 use std::collections::{BTreeSet, HashMap};
@@ -240,6 +241,22 @@ impl Store {
                     )
                 })?;
             }
+        }
+        if !path.exists() {
+            // an empty file is a new database; made here so that it (and
+            // with it SQLite's WAL files) belongs to the state directory's
+            // owner even when an admin runs sisync as root
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .and_then(|_| owner::hand_to_state_owner(path, path))
+                .with_context(|| {
+                    format!(
+                        "cannot create state database {}; check state.path and permissions",
+                        path.display()
+                    )
+                })?;
         }
         let conn = Connection::open(path).with_context(|| {
             format!(

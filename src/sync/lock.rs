@@ -63,6 +63,7 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
+        crate::store::owner::hand_to_state_owner(&path, state_path).map_err(io)?;
         match FileExt::try_lock(&file) {
             Ok(()) => {}
             Err(fs4::TryLockError::WouldBlock) => {
