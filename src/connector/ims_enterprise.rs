@@ -195,12 +195,36 @@ impl ImsEnterprise {
     }
 
     /// Read the whole document. `progress` is called with records read.
+    ///
+    /// A large document is read by two threads, one per half (see
+    /// [`split`]); anything unusual about the split point and the read
+    /// starts again on one thread, so the result never depends on it.
     pub fn read(&self, progress: &dyn Fn(u64)) -> Result<Roster> {
+        if let Some(roster) = split::read_in_halves(self, progress)? {
+            return Ok(roster);
+        }
+        self.read_on_one_thread(progress)
+    }
+
+    /// [`ImsEnterprise::read`] on the calling thread only (also what the
+    /// benchmark compares with).
+    pub fn read_on_one_thread(&self, progress: &dyn Fn(u64)) -> Result<Roster> {
         let mut p = Parser::open(&self.path)?;
-        let file = p.file.clone();
-        let mut b = Builder {
+        let mut b = Builder::new(self, p.file.clone());
+        p.run(&mut |line, item| {
+            b.feed(line, item, progress);
+            true
+        })?;
+        progress(b.records);
+        Ok(b.finish())
+    }
+}
+
+impl<'a> Builder<'a> {
+    fn new(cfg: &'a ImsEnterprise, file: String) -> Builder<'a> {
+        Builder {
             file,
-            cfg: self,
+            cfg,
             props: Properties::default(),
             persons: Chunked::default(),
             groups: Vec::new(),
@@ -221,21 +245,20 @@ impl ImsEnterprise {
             held_groups: HashSet::new(),
             all_recstatus: true,
             records: 0,
-        };
-        p.run(&mut |line, item| {
-            if let Item::Member(m) = item {
-                b.add_member(m);
-                return true;
-            }
-            b.records += 1;
-            if b.records % 10_000 == 0 {
-                progress(b.records);
-            }
-            b.add(line, item);
-            true
-        })?;
-        progress(b.records);
-        Ok(b.finish())
+        }
+    }
+
+    /// One item from the parser, in document order.
+    fn feed(&mut self, line: u64, item: Item<'_>, progress: &dyn Fn(u64)) {
+        if let Item::Member(m) = item {
+            self.add_member(m);
+            return;
+        }
+        self.records += 1;
+        if self.records % 10_000 == 0 {
+            progress(self.records);
+        }
+        self.add(line, item);
     }
 }
 
@@ -410,9 +433,19 @@ struct Parser {
     path: PathBuf,
     /// How the file is named in messages.
     file: String,
-    reader: Reader<Counting<File>>,
+    reader: Reader<Counting<std::io::Take<File>>>,
     /// Line on which the event being handled starts.
     event_line: u64,
+    /// Where the part read starts in the file: byte offset, and the
+    /// newlines before it.
+    base_byte: u64,
+    base_lines: u64,
+    /// The part starts between two records inside `<enterprise>`.
+    mid_document: bool,
+    /// The part ends at a split point: its end is not the document's.
+    split_end: bool,
+    /// With `split_end`: the part ended between two records, as it must.
+    ended_clean: bool,
 }
 
 /// Element names the parser cares about, as small numbers (paths match
@@ -642,13 +675,24 @@ enum Current {
 
 impl Parser {
     fn open(path: &Path) -> Result<Parser> {
-        let f = File::open(path).with_context(|| {
+        Self::open_part(path, 0, u64::MAX)
+    }
+
+    /// The bytes `start..start + len` of the file (the whole file:
+    /// `0, u64::MAX`).
+    fn open_part(path: &Path, start: u64, len: u64) -> Result<Parser> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = File::open(path).with_context(|| {
             format!(
                 "cannot open IMS Enterprise file {}; check source.path",
                 path.display()
             )
         })?;
-        let counting = Counting::new(f, 256 << 10);
+        if start > 0 {
+            f.seek(SeekFrom::Start(start))
+                .with_context(|| format!("cannot read IMS Enterprise file {}", path.display()))?;
+        }
+        let counting = Counting::new(f.take(len), 256 << 10);
         let mut reader = Reader::from_reader(counting);
         let c = reader.config_mut();
         c.check_end_names = true;
@@ -660,6 +704,11 @@ impl Parser {
             file: path.display().to_string(),
             reader,
             event_line: 1,
+            base_byte: start,
+            base_lines: 0,
+            mid_document: false,
+            split_end: false,
+            ended_clean: false,
         })
     }
 
@@ -670,7 +719,7 @@ impl Parser {
 
     /// Map a quick-xml error to `file:line: what; what to do`.
     fn xml_error(&self, e: quick_xml::Error) -> anyhow::Error {
-        let pos = self.reader.error_position();
+        let pos = self.base_byte + self.reader.error_position();
         let line = line_at(&self.path, pos);
         let at = bytes_at(&self.path, pos, 10);
         if at.starts_with(b"<!ENTITY") || at.starts_with(b"<!DOCTYPE") {
@@ -690,17 +739,23 @@ impl Parser {
     fn run(&mut self, each: &mut dyn FnMut(u64, Item<'_>) -> bool) -> Result<()> {
         let mut buf = Vec::with_capacity(8 << 10);
         let mut stack: Vec<El> = Vec::with_capacity(16);
+        if self.mid_document {
+            // quick-xml did not see `<enterprise>` open: its end is
+            // checked here instead
+            self.reader.config_mut().allow_unmatched_ends = true;
+            stack.push(El::Enterprise);
+        }
         let mut text = String::new();
         let mut cur = Current::None;
         let mut cur_line = 0u64;
-        let mut seen_root = false;
+        let mut seen_root = self.mid_document;
         // name of the extension child being read (person/extension/*)
         let mut ext_name = String::new();
         let mut member = RawMember::default();
         // the text of the innermost open element is read at its end
         let mut want_text = false;
         loop {
-            self.event_line = self.reader.get_mut().next_event();
+            self.event_line = self.base_lines + self.reader.get_mut().next_event();
             // matched where it was returned, not moved out first
             let ev = self.reader.read_event_into(&mut buf);
             match ev {
@@ -755,7 +810,16 @@ impl Parser {
                         want_text = wants_text(&stack);
                     }
                 }
-                Ok(Event::End(_)) => {
+                Ok(Event::End(ref e)) => {
+                    if self.mid_document
+                        && stack.len() == 1
+                        && known(local_name(e.name().as_ref())) != El::Enterprise
+                    {
+                        return Err(self.fatal(format!(
+                            "end tag </{}> does not close <enterprise>; fix or re-export the file",
+                            String::from_utf8_lossy(e.name().as_ref())
+                        )));
+                    }
                     let Some(name) = stack.pop() else {
                         return Err(self.fatal("unexpected end tag; fix or re-export the file"));
                     };
@@ -827,6 +891,10 @@ impl Parser {
                     }
                 }
                 Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {}
+                Ok(Event::Eof) if self.split_end => {
+                    self.ended_clean = stack == [El::Enterprise] && matches!(cur, Current::None);
+                    return Ok(());
+                }
                 Ok(Event::Eof) => {
                     if !seen_root {
                         return Err(self.fatal(
@@ -1974,5 +2042,6 @@ fn role_status(r: &RawRole) -> Result<Status, String> {
     }
 }
 
+mod split;
 #[cfg(test)]
 mod tests;

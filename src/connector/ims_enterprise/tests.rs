@@ -539,3 +539,171 @@ fn probe_reads_only_the_head() {
         .unwrap_err();
     assert!(e.to_string().contains("check source.path"), "{e}");
 }
+
+// ---------------------------------------------------------------------------
+// Reading in two halves (split.rs) gives what one thread gives.
+
+/// A document with persons (non-ASCII names), classes and many members,
+/// and damaged records in its second half.
+fn two_half_document() -> String {
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<enterprise>\n");
+    x.push_str("  <properties><datasource>SIS</datasource></properties>\n");
+    for i in 0..40 {
+        x.push_str(&format!(
+            "  <person><sourcedid><source>SIS</source><id>p{i}</id></sourcedid>\n    <name><n><family>Çelik-{i}</family><given>Zoë</given></n></name>\n    <institutionrole primaryrole=\"Yes\" institutionroletype=\"Student\"/>\n  </person>\n"
+        ));
+    }
+    for c in 0..6 {
+        x.push_str(&format!(
+            "  <group><sourcedid><source>SIS</source><id>c{c}</id></sourcedid>\n    <grouptype><typevalue level=\"1\">Class</typevalue></grouptype>\n    <description><short>c{c}</short><long>Wiskunde &amp; rekenen {c}</long></description>\n  </group>\n"
+        ));
+    }
+    for c in 0..6 {
+        x.push_str(&format!(
+            "  <membership><sourcedid><source>SIS</source><id>c{c}</id></sourcedid>\n"
+        ));
+        for k in 0..12 {
+            let p = (c * 7 + k * 3) % 40;
+            let status = if k == 5 { "0" } else { "1" };
+            x.push_str(&format!(
+                "    <member><sourcedid><source>SIS</source><id>p{p}</id></sourcedid><idtype>1</idtype>\n      <role roletype=\"0{}\" recstatus=\"1\"><status>{status}</status></role></member>\n",
+                1 + k % 2
+            ));
+        }
+        if c == 4 {
+            // damaged: an unknown person, and a bad role status
+            x.push_str("    <member><sourcedid><id>nobody</id></sourcedid><role roletype=\"01\"/></member>\n");
+            x.push_str("    <member><sourcedid><id>p1</id></sourcedid><role roletype=\"01\"><status>9</status></role></member>\n");
+        }
+        x.push_str("  </membership>\n");
+    }
+    x.push_str("  <membership><member><sourcedid><id>p2</id></sourcedid></member></membership>\n");
+    x.push_str("</enterprise>\n");
+    x
+}
+
+/// Every offset where a top-level record starts.
+fn record_starts(x: &str) -> Vec<u64> {
+    ["\n  <person", "\n  <group", "\n  <membership"]
+        .iter()
+        .flat_map(|pat| x.match_indices(pat).map(|(i, _)| i as u64 + 3))
+        .collect()
+}
+
+fn same(a: &Roster, b: &Roster) {
+    assert_eq!(format!("{:?}", a.persons), format!("{:?}", b.persons));
+    assert_eq!(format!("{:?}", a.groups), format!("{:?}", b.groups));
+    assert_eq!(format!("{:?}", a.orgs), format!("{:?}", b.orgs));
+    assert_eq!(
+        format!("{:?}", a.memberships),
+        format!("{:?}", b.memberships)
+    );
+    assert_eq!(format!("{:?}", a.issues), format!("{:?}", b.issues));
+    assert_eq!(
+        format!(
+            "{:?}",
+            (
+                a.persons_completeness,
+                a.groups_completeness,
+                a.memberships_completeness,
+                a.ignored,
+                &a.format
+            )
+        ),
+        format!(
+            "{:?}",
+            (
+                b.persons_completeness,
+                b.groups_completeness,
+                b.memberships_completeness,
+                b.ignored,
+                &b.format
+            )
+        )
+    );
+    let sorted = |h: &std::collections::HashSet<String>| {
+        let mut v: Vec<_> = h.iter().cloned().collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&a.held_persons), sorted(&b.held_persons));
+    assert_eq!(sorted(&a.held_groups), sorted(&b.held_groups));
+}
+
+#[test]
+fn two_halves_read_the_same_roster_wherever_the_cut() {
+    let x = two_half_document();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.xml");
+    std::fs::write(&p, &x).unwrap();
+    let src = ImsEnterprise::new(&cfg(&p));
+    let one = src.read_on_one_thread(&|_| {}).unwrap();
+    assert!(one.issues.len() >= 3, "{:?}", one.issues);
+    let cuts = record_starts(&x);
+    assert!(cuts.len() > 50);
+    for cut in cuts {
+        let two = split::read_cut_at(&src, cut, &|_| {})
+            .unwrap()
+            .unwrap_or_else(|| panic!("cut at {cut} was not taken"));
+        same(&one, &two);
+    }
+    // the cut finder lands on a record start
+    let found = split::find_cut(&p, x.len() as u64 / 2).unwrap();
+    assert!(record_starts(&x).contains(&found), "{found}");
+}
+
+#[test]
+fn a_cut_that_is_not_between_records_falls_back() {
+    let mut x = two_half_document();
+    // `<person` in a comment, and a nested element named group
+    let at = x.find("  <membership>").unwrap();
+    x.insert_str(
+        at,
+        "  <!-- <person> moved to another school -->\n  <group><sourcedid><id>c9</id></sourcedid><extension><group>x</group></extension></group>\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.xml");
+    std::fs::write(&p, &x).unwrap();
+    let src = ImsEnterprise::new(&cfg(&p));
+    let in_comment = x.find("<person> moved").unwrap() as u64;
+    let nested = x.find("<group>x").unwrap() as u64;
+    for cut in [in_comment, nested, 5, x.len() as u64 - 3] {
+        assert!(
+            split::read_cut_at(&src, cut, &|_| {}).unwrap().is_none(),
+            "cut at {cut} must not be taken"
+        );
+    }
+    // and read() still gives the one-thread roster
+    same(
+        &src.read_on_one_thread(&|_| {}).unwrap(),
+        &src.read(&|_| {}).unwrap(),
+    );
+}
+
+#[test]
+fn an_error_after_the_cut_names_its_line_in_the_whole_file() {
+    let mut x = two_half_document();
+    let at = x.rfind("  <membership>").unwrap();
+    x.insert_str(at, "  <membership><member></membership>\n");
+    let line = x[..at].matches('\n').count() + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.xml");
+    std::fs::write(&p, &x).unwrap();
+    let src = ImsEnterprise::new(&cfg(&p));
+    let one = src.read_on_one_thread(&|_| {}).unwrap_err().to_string();
+    let cut = x.find("  <membership>").unwrap() as u64;
+    let two = split::read_cut_at(&src, cut, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(one, two);
+    assert!(two.contains(&format!("big.xml:{line}:")), "{two}");
+    // a wrong end of the document after the cut is found as well
+    let y = two_half_document().replace("</enterprise>", "</enterprize>");
+    std::fs::write(&p, &y).unwrap();
+    let one = src.read_on_one_thread(&|_| {}).unwrap_err().to_string();
+    let two = split::read_cut_at(&src, cut, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(two.contains("does not close <enterprise>"), "{two}");
+    assert!(one.contains(":"), "{one}");
+}
