@@ -16,6 +16,13 @@ pub fn children_usage() -> (f64, f64) {
     )
 }
 
+/// CPU seconds (user + system) this process used so far, all threads.
+pub fn self_cpu_seconds() -> f64 {
+    let u = rusage(libc::RUSAGE_SELF);
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
+}
+
 fn rusage(who: libc::c_int) -> libc::rusage {
     // SAFETY: getrusage writes into the struct we pass.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
