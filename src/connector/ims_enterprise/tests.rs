@@ -707,3 +707,29 @@ fn an_error_after_the_cut_names_its_line_in_the_whole_file() {
     assert!(two.contains("does not close <enterprise>"), "{two}");
     assert!(one.contains(":"), "{one}");
 }
+
+#[test]
+fn a_large_document_is_read_in_halves_with_the_same_result() {
+    let small = two_half_document();
+    let persons_end = small.find("  <group>").unwrap();
+    let mut x = small[..persons_end].to_string();
+    let mut i = 40;
+    while x.len() < 9 << 20 {
+        x.push_str(&format!(
+            "  <person recstatus=\"1\"><sourcedid><source>SIS</source><id>q{i}</id></sourcedid>\n    <name><n><family>Yılmaz</family><given>Anaïs</given></n></name><email>q{i}@school.example</email>\n    <institutionrole primaryrole=\"Yes\" institutionroletype=\"Student\"/>\n  </person>\n"
+        ));
+        i += 1;
+    }
+    x.push_str(&small[persons_end..]);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("large.xml");
+    std::fs::write(&p, &x).unwrap();
+    let src = ImsEnterprise::new(&cfg(&p));
+    let two = split::read_in_halves(&src, &|_| {})
+        .unwrap()
+        .expect("a 9 MB document is read in halves");
+    let one = src.read_on_one_thread(&|_| {}).unwrap();
+    assert!(one.persons.len() > 30_000);
+    same(&one, &two);
+    same(&one, &src.read(&|_| {}).unwrap());
+}
