@@ -466,7 +466,11 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
         );
         rows.push((
             "warning".into(),
-            "privacy.allow_bsn = true: BSN processing allowed (no connector reads or sends it today)".into(),
+            if c.privacy.fields.contains(&crate::config::Field::Bsn) {
+                "privacy.allow_bsn = true and \"bsn\" in privacy.fields: BSNs from the SIS (userIds {BSN:…}, metadata.bsn, IMS userid BSN) are sent to the platform; never stored".into()
+            } else {
+                "privacy.allow_bsn = true, but \"bsn\" is not in privacy.fields: no BSN is sent".into()
+            },
         ));
     }
     if connect {

@@ -416,6 +416,8 @@ pub enum Field {
     Accommodations,
     /// Class membership (SCIM Groups / memberships.csv).
     Groups,
+    /// The BSN: only with `privacy.allow_bsn = true`.
+    Bsn,
 }
 
 impl Field {
@@ -427,6 +429,7 @@ impl Field {
             Field::Org => "org",
             Field::Accommodations => "accommodations",
             Field::Groups => "groups",
+            Field::Bsn => "bsn",
         }
     }
 }
@@ -771,6 +774,13 @@ impl Loaded {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.config;
+        if c.privacy.fields.contains(&Field::Bsn) && !c.privacy.allow_bsn {
+            return Err(self.error(
+                "privacy",
+                "fields",
+                "lists \"bsn\" but privacy.allow_bsn is false; remove \"bsn\", or set allow_bsn = true only where the law requires the BSN for this processing",
+            ));
+        }
         if c.institution.brin.trim().is_empty() {
             return Err(self.error("institution", "brin", "must not be empty"));
         }
@@ -1335,9 +1345,20 @@ path = "/tmp/drop"
 
     #[test]
     fn unknown_privacy_field_is_refused() {
-        let text = format!("{BASE}\n[privacy]\nfields = [\"name\", \"bsn\"]\n");
+        let text = format!("{BASE}\n[privacy]\nfields = [\"name\", \"address\"]\n");
         let e = parse(&text).unwrap_err();
         assert_eq!(e.line, Some(15), "{e}");
-        assert!(e.message.contains("bsn"), "{e}");
+        assert!(e.message.contains("address"), "{e}");
+    }
+
+    #[test]
+    fn bsn_in_fields_needs_allow_bsn() {
+        let text = format!("{BASE}\n[privacy]\nfields = [\"name\", \"bsn\"]\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("privacy.fields"), "{e}");
+        assert!(e.message.contains("allow_bsn is false"), "{e}");
+        let ok = text.replace("[privacy]\n", "[privacy]\nallow_bsn = true\n");
+        let c = parse(&ok).unwrap();
+        assert!(c.config.privacy.fields.contains(&Field::Bsn));
     }
 }

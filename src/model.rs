@@ -83,6 +83,10 @@ pub struct Person {
     /// The person's ECK iD (the Dutch education chain's pseudonym), when
     /// the SIS gives one.
     pub eck_id: Option<String>,
+    /// The person's BSN (burgerservicenummer) when the SIS export carries
+    /// one. Dropped by the privacy policy unless `privacy.allow_bsn` and
+    /// `"bsn"` in `privacy.fields`; never stored.
+    pub bsn: Option<String>,
     /// Org sourcedIds this person belongs to; the first is the primary one.
     pub orgs: Vec<String>,
     pub accommodations: Accommodations,
@@ -172,15 +176,40 @@ pub struct Roster {
 /// The ECK iD in a OneRoster `userIds` value: `{ECK:https://ketenid.nl/...}`
 /// among other `{type:identifier}` entries (the type in any case).
 pub fn eck_id_in(user_ids: &str) -> Option<String> {
+    user_id_of_type(user_ids, "eck")
+}
+
+/// The BSN in a OneRoster `userIds` value (`{BSN:123456782}`).
+pub fn bsn_in(user_ids: &str) -> Option<String> {
+    user_id_of_type(user_ids, "bsn")
+}
+
+fn user_id_of_type(user_ids: &str, wanted: &str) -> Option<String> {
     user_ids
         .split('{')
         .filter_map(|part| part.split('}').next())
         .find_map(|entry| {
             let (kind, value) = entry.split_once(':')?;
             let value = value.trim();
-            (kind.trim().eq_ignore_ascii_case("eck") && !value.is_empty())
+            (kind.trim().eq_ignore_ascii_case(wanted) && !value.is_empty())
                 .then(|| value.to_string())
         })
+}
+
+/// Whether a BSN passes the Dutch 11-test (elfproef): nine digits whose
+/// sum weighted 9, 8, …, 2, −1 is a multiple of 11 (and not all zero).
+pub fn bsn_valid(bsn: &str) -> bool {
+    let d = bsn.as_bytes();
+    if d.len() != 9 || !d.iter().all(u8::is_ascii_digit) || d.iter().all(|&c| c == b'0') {
+        return false;
+    }
+    let sum: i64 = d[..8]
+        .iter()
+        .zip((2..=9).rev())
+        .map(|(&c, w)| i64::from(c - b'0') * w)
+        .sum::<i64>()
+        - i64::from(d[8] - b'0');
+    sum % 11 == 0
 }
 
 /// One exam result as the platform reported it, before it is matched to a

@@ -236,6 +236,43 @@ async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
         err.contains("warning:") && err.contains("privacy.allow_bsn"),
         "{err}"
     );
+    // allowed and listed: the BSN reaches the platform in the exam
+    // extension, and still never the state file (a keyed hash only)
+    let text = std::fs::read_to_string(&loaded.file)
+        .unwrap()
+        .replace("\"role\", \"groups\"]", "\"role\", \"groups\", \"bsn\"]");
+    std::fs::write(&loaded.file, text).unwrap();
+    let (code, out, err) = cli(&loaded.file, &["sync", "roster"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("999990019") && !err.contains("999990019"));
+    let with_bsn = scim
+        .users()
+        .iter()
+        .filter(|u| u["urn:sisync:schemas:extension:exam:1.0:User"]["bsn"] == "999990019")
+        .count();
+    assert_eq!(with_bsn, 42);
+    for ext in ["", "-wal"] {
+        let mut p = loaded.config.state.path.clone().into_os_string();
+        p.push(ext);
+        if let Ok(bytes) = std::fs::read(&p) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("999990019"),
+                "{p:?}"
+            );
+        }
+    }
+    let (code, out, _) = cli(&loaded.file, &["audit", "list", "--kind", "user.update"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("bsn") && !out.contains("999990019"), "{out}");
+    // a second run sends nothing: the keyed hash is stable
+    let before = scim.requests().len();
+    let (code, out, err) = cli(&loaded.file, &["sync", "roster"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let writes = scim.requests()[before..]
+        .iter()
+        .filter(|r| r.method != "GET")
+        .count();
+    assert_eq!(writes, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -334,6 +334,16 @@ fn register(cli: &Cli, l: &Loaded) {
         "state of persons absent from the SIS for {} days is deleted; audit entries older than {} days are anonymised; pushed results older than {} days are deleted",
         c.privacy.retention_days, c.privacy.audit_retention_days, c.privacy.retention_days
     );
+    let bsn = match (
+        c.privacy.allow_bsn,
+        c.privacy.fields.contains(&crate::config::Field::Bsn),
+    ) {
+        (true, true) => {
+            "sent to the platform (privacy.allow_bsn and \"bsn\" in privacy.fields; checked with the 11-test); never stored by sisync, only a keyed hash for change detection; never to an acceptance platform"
+        }
+        (true, false) => "allowed by privacy.allow_bsn, but not in privacy.fields: not sent",
+        _ => "never sent or stored (read from the SIS export only to be dropped)",
+    };
     if cli.json {
         print_json(&json!({
             "controller": format!("{} (BRIN {})", c.institution.name, c.institution.brin),
@@ -341,7 +351,7 @@ fn register(cli: &Cli, l: &Loaded) {
             "purpose": "provisioning candidates for digital exams, and returning their results to the student administration",
             "flows": flows,
             "ids": ids,
-            "bsn": if c.privacy.allow_bsn { "allowed by config, but not processed by any connector" } else { "never processed" },
+            "bsn": bsn,
             "scope": scope,
             "environment": env,
             "retention": retention,
@@ -362,15 +372,7 @@ fn register(cli: &Cli, l: &Loaded) {
         t.add_row(vec![format!("data flow {}", i + 1), f.clone()]);
     }
     t.add_row(vec!["identifiers".to_string(), ids.to_string()]);
-    t.add_row(vec![
-        "BSN".to_string(),
-        if c.privacy.allow_bsn {
-            "allowed by privacy.allow_bsn, but no connector reads or sends it"
-        } else {
-            "never processed"
-        }
-        .to_string(),
-    ]);
+    t.add_row(vec!["BSN".to_string(), bsn.to_string()]);
     t.add_row(vec!["scope (processing agreement)".to_string(), scope]);
     t.add_row(vec!["environment".to_string(), env.to_string()]);
     t.add_row(vec!["retention".to_string(), retention]);

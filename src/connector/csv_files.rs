@@ -53,6 +53,9 @@ impl CsvDrop {
         if self.has(Field::Accommodations) {
             h.extend(["extraTimePercent", "fontScale", "screenReader"]);
         }
+        if self.has(Field::Bsn) {
+            h.push("bsn");
+        }
         h
     }
 
@@ -84,6 +87,9 @@ impl CsvDrop {
             );
             r.push(a.font_scale.map(|v| v.to_string()).unwrap_or_default());
             r.push(a.screen_reader.map(|v| v.to_string()).unwrap_or_default());
+        }
+        if self.has(Field::Bsn) {
+            r.push(o(&u.bsn));
         }
         r
     }
@@ -238,6 +244,8 @@ mod tests {
                 font_scale: None,
                 screen_reader: Some(true),
             }),
+            bsn: None,
+            bsn_hash: None,
             unknown: Vec::new(),
         }
     }

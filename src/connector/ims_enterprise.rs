@@ -1548,6 +1548,7 @@ impl Builder<'_> {
         let mut username = None;
         let mut identifier = None;
         let mut eck_id = None;
+        let mut bsn = None;
         for (mut kind, value) in std::mem::take(&mut p.userids) {
             if value.is_empty() {
                 continue;
@@ -1555,6 +1556,8 @@ impl Builder<'_> {
             kind.make_ascii_lowercase();
             let slot = if kind == "eck" || kind == "eckid" {
                 &mut eck_id
+            } else if kind == "bsn" {
+                &mut bsn
             } else if IDENTIFIER_TYPES.contains(&kind.as_str()) {
                 &mut identifier
             } else {
@@ -1583,6 +1586,7 @@ impl Builder<'_> {
                 family_name: family,
                 email: p.email,
                 eck_id,
+                bsn,
                 orgs: Vec::new(),
                 accommodations,
             },

@@ -738,6 +738,7 @@ impl Reader<'_> {
                     family_name: String::new(),
                     email: None,
                     eck_id: None,
+                    bsn: None,
                     orgs,
                     accommodations,
                 });
@@ -754,6 +755,10 @@ impl Reader<'_> {
                 family_name: family.to_string(),
                 email: row.get("email").map(String::from),
                 eck_id: row.get("userIds").and_then(crate::model::eck_id_in),
+                bsn: row
+                    .get("userIds")
+                    .and_then(crate::model::bsn_in)
+                    .or_else(|| row.get("metadata.bsn").map(String::from)),
                 orgs,
                 accommodations,
             });

@@ -519,6 +519,16 @@ impl OneRosterRest {
                 })
                 .and_then(|i| s(i, "identifier"))
                 .map(String::from),
+            bsn: v
+                .get("userIds")
+                .and_then(Value::as_array)
+                .and_then(|ids| {
+                    ids.iter()
+                        .find(|i| s(i, "type").is_some_and(|t| t.eq_ignore_ascii_case("bsn")))
+                })
+                .and_then(|i| s(i, "identifier"))
+                .or_else(|| v.get("metadata").and_then(|m| s(m, "bsn")))
+                .map(String::from),
             orgs,
             accommodations,
         }))

@@ -256,6 +256,9 @@ fn exam_extension(u: &PlatformUser) -> Map<String, Value> {
     if let Some(o) = &u.org {
         ext.insert("org".into(), json!(o));
     }
+    if let Some(b) = &u.bsn {
+        ext.insert("bsn".into(), json!(b));
+    }
     if let Some(a) = &u.accommodations {
         if let Some(x) = a.extra_time_percent {
             ext.insert("extraTimePercent".into(), json!(x));
@@ -312,7 +315,9 @@ pub fn user_patch_ops(u: &PlatformUser, changed: &[&str]) -> Vec<Value> {
                 );
             }
             "email" => set_or_remove(&mut ops, "emails", u.email.as_deref().map(emails_value)),
-            "role" | "org" => set_or_remove(&mut ops, &ext_path(field), ext.get(*field).cloned()),
+            "role" | "org" | "bsn" => {
+                set_or_remove(&mut ops, &ext_path(field), ext.get(*field).cloned())
+            }
             "accommodations" => {
                 for a in ["extraTimePercent", "fontScale", "screenReader"] {
                     set_or_remove(&mut ops, &ext_path(a), ext.get(a).cloned());
@@ -354,10 +359,11 @@ pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed
                 }
             }
             "email" => set(obj, "emails", u.email.as_deref().map(emails_value)),
-            "role" | "org" | "accommodations" => {
+            "role" | "org" | "bsn" | "accommodations" => {
                 let attrs: &[&str] = match *field {
                     "role" => &["role"],
                     "org" => &["org"],
+                    "bsn" => &["bsn"],
                     _ => &["extraTimePercent", "fontScale", "screenReader"],
                 };
                 let e = obj
@@ -530,6 +536,8 @@ mod tests {
                 font_scale: Some(1.5),
                 screen_reader: None,
             }),
+            bsn: None,
+            bsn_hash: None,
             unknown: Vec::new(),
         }
     }

@@ -8,10 +8,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Field, Privacy, UserNameFrom};
-use crate::model::{Completeness, Org, Person, Role, Roster, SourceIssue, Status};
+use crate::model::{Completeness, Org, Person, Role, Roster, SourceIssue, Status, bsn_valid};
 use crate::privacy::pseudonym::Pseudonymizer;
 use crate::store::FieldHashes;
-use crate::store::holds::Holds;
+use crate::store::holds::{Holds, SubjectKey};
 
 /// Accommodations as sent to the platform.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -36,6 +36,15 @@ pub struct PlatformUser {
     /// BRIN + location code of the person's school.
     pub org: Option<String>,
     pub accommodations: Option<ExamAccommodations>,
+    /// Only with `privacy.allow_bsn` and `"bsn"` in `privacy.fields`;
+    /// never serialised (no plan or report shows it).
+    #[serde(skip)]
+    pub bsn: Option<String>,
+    /// Change-detection hash of the BSN, keyed with the subject key (a
+    /// plain hash of a 9-digit number could be reversed by trying them
+    /// all); `None` when the BSN is not sent.
+    #[serde(skip)]
+    pub bsn_hash: Option<String>,
     /// Tracked fields this source run did not carry (a delta row without
     /// its role): the planner keeps what was last pushed for them.
     #[serde(skip)]
@@ -57,9 +66,9 @@ pub struct PlatformGroup {
     pub partial: bool,
 }
 
-/// The user fields whose change the planner tracks: the first seven of
+/// The user fields whose change the planner tracks: the first eight of
 /// the tracked field names.
-pub const USER_FIELDS: &[&str] = crate::store::FIELD_NAMES.split_at(7).0;
+pub const USER_FIELDS: &[&str] = crate::store::FIELD_NAMES.split_at(8).0;
 
 /// Short content hash of one field value.
 pub fn hash_value<T: Serialize>(v: &T) -> String {
@@ -81,6 +90,7 @@ impl PlatformUser {
             ("active", hash_value(&self.active)),
         ]
         .into_iter()
+        .chain(self.bsn_hash.clone().map(|h| ("bsn", h)))
         .filter(|(k, _)| !self.unknown.contains(k))
         .collect()
     }
@@ -161,6 +171,8 @@ pub struct Policy {
     pseudonyms: Option<Pseudonymizer>,
     /// Restricted and erased persons.
     holds: Holds,
+    /// Keys the BSN's change-detection hash (the subject key).
+    bsn_key: Option<SubjectKey>,
     /// Acceptance: synthetic names and e-mail addresses.
     synthetic: bool,
     /// The person's ECK iD, when the SIS gives one, is their platform id.
@@ -176,6 +188,7 @@ impl Policy {
             user_name_suffix: suffix,
             pseudonyms: None,
             holds: Holds::default(),
+            bsn_key: None,
             synthetic: false,
             eck_ids: privacy.use_eck_id,
         }
@@ -188,6 +201,12 @@ impl Policy {
     }
 
     /// Persons under a restriction or erased: not processed.
+    /// The key for the BSN's change-detection hash.
+    pub fn with_bsn_key(mut self, key: Option<SubjectKey>) -> Policy {
+        self.bsn_key = key;
+        self
+    }
+
     pub fn with_holds(mut self, holds: Holds) -> Policy {
         self.holds = holds;
         self
@@ -219,6 +238,11 @@ impl Policy {
 
     pub fn allows(&self, f: Field) -> bool {
         self.fields.contains(&f)
+    }
+
+    /// BSNs go to the platform: allowed, and not an acceptance platform.
+    fn sends_bsn(&self) -> bool {
+        self.allows(Field::Bsn) && !self.synthetic
     }
 
     pub fn apply(&self, roster: &Roster) -> Minimised {
@@ -263,6 +287,13 @@ impl Policy {
             }
             match self.user(p, &orgs) {
                 Ok(u) => {
+                    if self.sends_bsn() && p.bsn.as_deref().is_some_and(|b| !bsn_valid(b)) {
+                        out.issues.push(SourceIssue {
+                            location: "policy".into(),
+                            record_id: Some(p.sourced_id.clone()),
+                            reason: "the BSN fails the 11-test (elfproef) and was not sent; correct it in the SIS".into(),
+                        });
+                    }
                     in_scope_users.insert(p.sourced_id.as_str());
                     out.users.push(u);
                 }
@@ -429,6 +460,11 @@ impl Policy {
                 p.family_name.clone(),
             )
         };
+        let bsn = if self.sends_bsn() {
+            p.bsn.clone().filter(|b| bsn_valid(b))
+        } else {
+            None
+        };
         Ok(PlatformUser {
             external_id: state_id,
             user_name,
@@ -460,6 +496,12 @@ impl Policy {
                 font_scale: acc.font_scale,
                 screen_reader: acc.screen_reader,
             }),
+            bsn_hash: self.sends_bsn().then(|| match (&self.bsn_key, &bsn) {
+                (Some(k), Some(b)) => k.of(&format!("bsn\x1f{b}")),
+                // without a key only its presence is tracked
+                _ => hash_value(&bsn.is_some()),
+            }),
+            bsn,
             unknown,
         })
     }
@@ -499,6 +541,7 @@ mod tests {
             family_name: "Vries".into(),
             email: Some(format!("{id}@example.nl")),
             eck_id: Some(format!("https://ketenid.nl/201703/{id}")),
+            bsn: Some("999990019".into()),
             orgs: vec![org.into()],
             accommodations: Accommodations {
                 extra_time_percent: Some(25),
@@ -580,6 +623,64 @@ mod tests {
         assert_eq!(eck_id_in("{LDAP:jdv}"), None);
         assert_eq!(eck_id_in("{ECK:}"), None);
         assert_eq!(eck_id_in(""), None);
+    }
+
+    #[test]
+    fn bsn_is_found_and_checked_with_the_eleven_test() {
+        use crate::model::{bsn_in, bsn_valid};
+        assert_eq!(bsn_in("{LDAP:x},{BSN:999990019}"), Some("999990019".into()));
+        assert_eq!(bsn_in("{ECK:https://ketenid.nl/1}"), None);
+        assert!(bsn_valid("999990019"));
+        assert!(bsn_valid("111222333"));
+        assert!(!bsn_valid("999990018"), "last digit off");
+        assert!(!bsn_valid("99999001"), "eight digits");
+        assert!(!bsn_valid("9999900l9"), "not a digit");
+        assert!(!bsn_valid("000000000"));
+    }
+
+    #[test]
+    fn bsn_leaves_only_when_allowed_and_never_to_acceptance() {
+        let roster = {
+            let mut r = roster();
+            r.persons[1].bsn = Some("123456789".into()); // fails the 11-test
+            r
+        };
+        // default: dropped, not tracked, no issue
+        let p = Policy::new(&Privacy::default(), UserNameFrom::SourcedId, None);
+        let m = p.apply(&roster);
+        assert!(
+            m.users
+                .iter()
+                .all(|u| u.bsn.is_none() && u.bsn_hash.is_none())
+        );
+        assert!(m.issues.is_empty());
+        assert!(!m.users[0].field_hashes().contains_key("bsn"));
+        // allowed: sent, change-tracked by a keyed hash, a bad one reported
+        let mut pv = Privacy {
+            allow_bsn: true,
+            ..Default::default()
+        };
+        pv.fields.push(Field::Bsn);
+        let key = {
+            let s = crate::store::Store::in_memory().unwrap();
+            s.subject_key(true).unwrap()
+        };
+        let p = Policy::new(&pv, UserNameFrom::SourcedId, None).with_bsn_key(key.clone());
+        let m = p.apply(&roster);
+        let u0 = &m.users[0];
+        assert_eq!(u0.bsn.as_deref(), Some("999990019"));
+        let h = u0.field_hashes()["bsn"].clone();
+        assert_ne!(h, hash_value(&u0.bsn), "a plain hash could be reversed");
+        assert!(m.users[1].bsn.is_none());
+        assert_eq!(m.issues.len(), 1, "{:?}", m.issues);
+        assert!(m.issues[0].reason.contains("11-test"));
+        assert!(!m.issues[0].reason.contains("123456789"));
+        assert!(!serde_json::to_string(u0).unwrap().contains("999990019"));
+        // acceptance: never
+        let p = Policy::new(&pv, UserNameFrom::SourcedId, None)
+            .with_bsn_key(key)
+            .with_synthetic_identities(true);
+        assert!(p.apply(&roster).users.iter().all(|u| u.bsn.is_none()));
     }
 
     #[test]

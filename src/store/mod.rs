@@ -186,6 +186,7 @@ pub const FIELD_NAMES: &[&str] = &[
     "role",
     "org",
     "accommodations",
+    "bsn",
     "active",
     "displayName",
     "members",

@@ -400,6 +400,11 @@ pub fn policy_for(loaded: &Loaded, store: &Store) -> Result<Policy> {
     Ok(Policy::new(&cfg.privacy, user_name, suffix)
         .with_pseudonyms(pseudonyms)
         .with_holds(store.holds()?)
+        .with_bsn_key(if cfg.privacy.fields.contains(&crate::config::Field::Bsn) {
+            store.subject_key(true)?
+        } else {
+            None
+        })
         .with_synthetic_identities(
             cfg.institution.environment == crate::config::Environment::Acceptance,
         ))
