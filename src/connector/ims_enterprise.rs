@@ -968,15 +968,7 @@ impl Parser {
          -> Result<bool> {
             match (v, &err) {
                 (Some(at), _) => {
-                    let v = at
-                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .map_err(|err| {
-                            self.fatal(format!(
-                                "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
-                                String::from_utf8_lossy(want)
-                            ))
-                        })?;
-                    out.push_str(v.trim());
+                    self.attr_value(&at, want, out)?;
                     Ok(true)
                 }
                 (None, Some(er)) => {
@@ -997,19 +989,31 @@ impl Parser {
                 self.fatal(format!("bad attribute ({err}); fix or re-export the file"))
             })?;
             if a.key.local_name().as_ref() == want {
-                let v = a
-                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                    .map_err(|err| {
-                        self.fatal(format!(
-                            "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
-                            String::from_utf8_lossy(want)
-                        ))
-                    })?;
-                out.push_str(v.trim());
+                self.attr_value(&a, want, out)?;
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// An attribute's value, unescaped (predefined entities only) and
+    /// trimmed, appended to `out`.
+    fn attr_value(
+        &self,
+        at: &quick_xml::events::attributes::Attribute<'_>,
+        want: &[u8],
+        out: &mut String,
+    ) -> Result<()> {
+        let v = at
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|err| {
+                self.fatal(format!(
+                    "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
+                    String::from_utf8_lossy(want)
+                ))
+            })?;
+        out.push_str(v.trim());
+        Ok(())
     }
 
     /// Handle a start tag: attributes and new sub-records.

@@ -510,23 +510,8 @@ impl OneRosterRest {
             middle_name: s(v, "middleName").map(String::from),
             family_name: family.unwrap_or_default().to_string(),
             email: s(v, "email").map(String::from),
-            eck_id: v
-                .get("userIds")
-                .and_then(Value::as_array)
-                .and_then(|ids| {
-                    ids.iter()
-                        .find(|i| s(i, "type").is_some_and(|t| t.eq_ignore_ascii_case("eck")))
-                })
-                .and_then(|i| s(i, "identifier"))
-                .map(String::from),
-            bsn: v
-                .get("userIds")
-                .and_then(Value::as_array)
-                .and_then(|ids| {
-                    ids.iter()
-                        .find(|i| s(i, "type").is_some_and(|t| t.eq_ignore_ascii_case("bsn")))
-                })
-                .and_then(|i| s(i, "identifier"))
+            eck_id: user_id_of_type(v, "eck").map(String::from),
+            bsn: user_id_of_type(v, "bsn")
                 .or_else(|| v.get("metadata").and_then(|m| s(m, "bsn")))
                 .map(String::from),
             orgs,
@@ -552,4 +537,18 @@ impl OneRosterRest {
             (c.screen_reader.as_str(), sr.as_deref()),
         ])
     }
+}
+
+/// The identifier of the first `userIds` entry of a type (any case).
+fn user_id_of_type<'a>(v: &'a Value, kind: &str) -> Option<&'a str> {
+    v.get("userIds")?
+        .as_array()?
+        .iter()
+        .find(|i| {
+            i.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case(kind))
+        })?
+        .get("identifier")?
+        .as_str()
 }
