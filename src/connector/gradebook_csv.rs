@@ -3,7 +3,7 @@
 //! `sisync-results-<UTC time>-run<N>/` holding `manifest.csv`,
 //! `categories.csv`, `lineItems.csv` and `results.csv` (delta files: only
 //! what this push carries). The folder appears atomically (see
-//! [`super::csv_files::write_folder`]). Ids are the same deterministic
+//! `csv_files::write_folder`). Ids are the same deterministic
 //! sourcedIds the REST sink uses, so an importer that sees a result twice
 //! (a push repeated after a crash) overwrites it.
 

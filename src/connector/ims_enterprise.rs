@@ -9,11 +9,11 @@
 //! default namespace is fine). The line of each record is counted while
 //! reading (newlines in the bytes the parser consumes).
 //! A file of 8 MB or more is read by two threads, one per half
-//! ([`split`]), with the same result.
+//! (`split`), with the same result.
 //!
-//! The code: [`parser`] (the event loop) hands [`records`] to the
-//! [`builder`], which keeps them compactly ([`tables`]) and makes the
-//! roster; [`split`] runs two of them on one file.
+//! The code: `parser` (the event loop) hands `records` to the
+//! `builder`, which keeps them compactly (`tables`) and makes the
+//! roster; `split` runs two of them on one file.
 //!
 //! # Safety
 //! No DTD and no entity is ever resolved. A `<!DOCTYPE` with an internal
@@ -216,7 +216,7 @@ impl ImsEnterprise {
     /// Read the whole document. `progress` is called with records read.
     ///
     /// A large document is read by two threads, one per half (see
-    /// [`split`]); anything unusual about the split point and the read
+    /// `split`); anything unusual about the split point and the read
     /// starts again on one thread, so the result never depends on it.
     pub fn read(&self, progress: &dyn Fn(u64)) -> Result<Roster> {
         if let Some(roster) = split::read_in_halves(self, progress)? {

@@ -19,7 +19,7 @@
 //! SCORE, PASSED or a grade is reported (file:line) and skipped; the rest of
 //! the document is still read. A document that is not well-formed fails as
 //! a whole. DTDs and custom entities are refused (see
-//! [`super::xml_input`]).
+//! `xml_input`).
 
 use std::io::Read;
 
