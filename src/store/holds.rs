@@ -149,7 +149,15 @@ impl Store {
                     })?;
                     b
                 };
-                write_new_secret(&path, &hex::encode(bytes))?;
+                if let Err(e) = write_new_secret(&path, &hex::encode(bytes)) {
+                    // another sisync made it a moment ago: use theirs
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::AlreadyExists)
+                    {
+                        return self.subject_key(false);
+                    }
+                    return Err(e);
+                }
                 super::owner::hand_to_state_owner(&path, &self.path).with_context(|| {
                     format!(
                         "cannot hand subject key {} to the state directory's owner",
@@ -319,24 +327,27 @@ fn put_hold_in(
     Ok(())
 }
 
-/// Write a new secret file readable by its owner only; never overwrite.
+/// Write a new secret file readable by its owner only, complete or not at
+/// all (written beside it, then linked into place); never overwrite.
 fn write_new_secret(path: &std::path::Path, text: &str) -> Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let mut f = o.open(path).with_context(|| {
+    let cannot = || {
         format!(
             "cannot create subject key {}; check that the state directory is writable",
             path.display()
         )
-    })?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    // a temporary file is created with mode 0600
+    let mut f = tempfile::NamedTempFile::new_in(dir).with_context(cannot)?;
+    f.write_all(text.as_bytes()).with_context(cannot)?;
+    f.write_all(b"\n").with_context(cannot)?;
+    f.as_file().sync_all().with_context(cannot)?;
+    f.persist_noclobber(path)
+        .map_err(|e| e.error)
+        .with_context(cannot)?;
     Ok(())
 }
 
