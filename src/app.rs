@@ -368,8 +368,23 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
         ),
     ));
     let state = if c.state.path.exists() {
-        match Store::open(&c.state.path).and_then(|s| s.schema_version()) {
-            Ok(v) => format!("{} (schema v{v})", c.state.path.display()),
+        let opened =
+            Store::open(&c.state.path).and_then(|s| Ok((s.schema_version()?, s.holds_status()?)));
+        match opened {
+            Ok((_, h)) if h.key_problem.is_some() => {
+                ok = false;
+                format!(
+                    "{}: {}",
+                    c.state.path.display(),
+                    h.key_problem.unwrap_or_default()
+                )
+            }
+            Ok((v, h)) => format!(
+                "{} (schema v{v}; {} restricted, {} erased)",
+                c.state.path.display(),
+                h.restricted,
+                h.erased
+            ),
             Err(e) => {
                 ok = false;
                 format!("{}: {e:#}", c.state.path.display())

@@ -501,7 +501,13 @@ async fn erasure_deletes_on_the_platform_and_is_not_undone_by_the_next_sync() {
     assert_eq!(code, 0);
     assert!(out.contains("privacy  0 restricted, 1 erased"), "{out}");
     assert!(out.contains("SUBJECT KEY: subject key"), "{out}");
+    let (code, out, err) = cli(&loaded.file, &["check-config"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("state.db.key is missing"), "{out}{err}");
     std::fs::write(&key, saved).unwrap();
+    let (code, out, err) = cli(&loaded.file, &["check-config"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 restricted, 1 erased"), "{out}");
     // the export of an erased person shows only the tombstone
     let (code, out, _) = cli(&loaded.file, &["privacy", "export", "--person", "stu-1002"]);
     assert_eq!(code, 0);
