@@ -18,6 +18,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
@@ -59,8 +60,11 @@ pub(super) fn read_cut_at(
     progress: &dyn Fn(u64),
 ) -> Result<Option<Roster>> {
     let path = src.path.as_path();
+    // set when the first half fails: the second stops early
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
     std::thread::scope(|s| {
-        let second = s.spawn(move || read_second_half(path, cut));
+        let second = s.spawn(move || read_second_half(path, cut, stop));
         let mut first = Parser::open_part(path, 0, cut)?;
         first.split_end = true;
         let mut b = super::Builder::new(src, first.file.clone());
@@ -69,6 +73,9 @@ pub(super) fn read_cut_at(
             true
         });
         let clean = read.is_ok() && first.ended_clean;
+        if !clean {
+            stop.store(true, Ordering::Relaxed);
+        }
         let log = second.join().unwrap_or_else(|_| Ok(None));
         if !clean {
             return Ok(None);
@@ -83,15 +90,16 @@ pub(super) fn read_cut_at(
 }
 
 /// The second half, from `cut` to the end, as a log. `None` when the log
-/// would not fit its 32-bit offsets (the one-thread read takes over).
-fn read_second_half(path: &Path, cut: u64) -> Result<Option<Log>> {
+/// would not fit its 32-bit offsets or `stop` was set (the one-thread read
+/// takes over).
+fn read_second_half(path: &Path, cut: u64, stop: &AtomicBool) -> Result<Option<Log>> {
     let mut p = Parser::open_part(path, cut, u64::MAX)?;
     p.mid_document = true;
     p.base_lines = line_at(path, cut).saturating_sub(1);
     let mut log = Log::default();
     let mut fits = true;
     p.run(&mut |line, item| {
-        fits = log.push(line, item);
+        fits = log.push(line, item) && !stop.load(Ordering::Relaxed);
         fits
     })?;
     Ok(fits.then_some(log))
