@@ -264,6 +264,26 @@ async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
     let (code, out, _) = cli(&loaded.file, &["audit", "list", "--kind", "user.update"]);
     assert_eq!(code, 0);
     assert!(out.contains("bsn") && !out.contains("999990019"), "{out}");
+    // the payload hashes of writes that carried a BSN are keyed: a plain
+    // SHA-256 of a body that differs only in the BSN could be reversed
+    let store = Store::open(&loaded.config.state.path).unwrap();
+    let updates = store
+        .audit_list(&AuditFilter {
+            kind: Some("user.update".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let sealed = updates
+        .iter()
+        .filter(|a| a.fields.contains("bsn"))
+        .map(|a| a.payload_sha256.clone().unwrap_or_default())
+        .collect::<Vec<_>>();
+    assert_eq!(sealed.len(), 42);
+    assert!(
+        sealed.iter().all(|h| h.starts_with("hmac-sha256:")),
+        "{sealed:?}"
+    );
+    drop(store);
     // a second run sends nothing: the keyed hash is stable
     let before = scim.requests().len();
     let (code, out, err) = cli(&loaded.file, &["sync", "roster"]);
@@ -273,6 +293,29 @@ async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
         .filter(|r| r.method != "GET")
         .count();
     assert_eq!(writes, 0);
+    // no longer allowed: the BSNs are removed from the platform
+    let text = std::fs::read_to_string(&loaded.file)
+        .unwrap()
+        .replace("\"groups\", \"bsn\"]", "\"groups\"]");
+    std::fs::write(&loaded.file, text).unwrap();
+    let (code, out, err) = cli(&loaded.file, &["sync", "roster"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        scim.users()
+            .iter()
+            .all(|u| u["urn:sisync:schemas:extension:exam:1.0:User"]["bsn"].is_null()),
+        "BSNs left on the platform"
+    );
+    let before = scim.requests().len();
+    let (code, ..) = cli(&loaded.file, &["sync", "roster"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        scim.requests()[before..]
+            .iter()
+            .filter(|r| r.method != "GET")
+            .count(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -316,6 +316,16 @@ async fn roster_run(
         actor,
         tick: &tick,
         stop: &stop,
+        seal_user_payloads: if loaded
+            .config
+            .privacy
+            .fields
+            .contains(&crate::config::Field::Bsn)
+        {
+            store.subject_key(true)?
+        } else {
+            None
+        },
     };
     let applied = apply_plan(loaded, &report.plan, &state, store, &ctx).await;
     progress.done();

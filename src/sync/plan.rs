@@ -183,10 +183,17 @@ pub fn plan(mut m: Minimised, state: &State, full: bool) -> Plan {
 }
 
 fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<&'static str> {
-    new.iter()
+    let mut changed: Vec<&'static str> = new
+        .iter()
         .filter(|(k, v)| old.get(*k) != Some(*v))
         .map(|(k, _)| *k)
-        .collect()
+        .collect();
+    // a BSN sent before but no longer allowed (or an acceptance platform
+    // now): removed from the platform
+    if old.contains_key("bsn") && !new.contains_key("bsn") {
+        changed.push("bsn");
+    }
+    changed
 }
 
 fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool, p: &mut Plan) {

@@ -266,7 +266,7 @@ impl Builder<'_> {
             kind.make_ascii_lowercase();
             let slot = if kind == "eck" || kind == "eckid" {
                 &mut eck_id
-            } else if kind == "bsn" {
+            } else if kind == "bsn" || kind == "burgerservicenummer" {
                 &mut bsn
             } else if IDENTIFIER_TYPES.contains(&kind.as_str()) {
                 &mut identifier
