@@ -7,17 +7,21 @@
 //! `demographics.csv` and `userProfiles.csv` are never opened: nothing in
 //! the canonical model maps from them (birth dates and sex stay in the SIS).
 
+mod guard;
+mod input;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 
 use crate::config::{AccommodationColumns, OneRosterCsvSource};
 use crate::model::{
     Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
+use guard::{Guarded, Limit};
+use input::Input;
 
 /// OneRoster version found in the export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +65,7 @@ impl OneRosterCsv {
         let input = Input::open(&self.path)?;
         let manifest = Manifest::read(&input)?;
         let version = manifest.version(&input)?;
-        let kind = match input {
-            Input::Dir(_) => "folder",
-            Input::Zip { .. } => "zip",
-        };
+        let kind = input.kind();
         let users = manifest.mode(&input, "users")?;
         if users == Completeness::Absent {
             bail!(
@@ -87,6 +88,7 @@ impl OneRosterCsv {
         let input = Input::open(&self.path)?;
         let manifest = Manifest::read(&input)?;
         let version = manifest.version(&input)?;
+        manifest.declares_data(&input)?;
         let mut r = Reader {
             input: &input,
             manifest: &manifest,
@@ -132,115 +134,6 @@ pub(crate) fn role_map(configured: &BTreeMap<String, String>) -> BTreeMap<String
     map
 }
 
-/// A folder or a zip file.
-enum Input {
-    Dir(PathBuf),
-    Zip {
-        path: PathBuf,
-        /// file name (lowercase, no folder) → name inside the archive
-        names: HashMap<String, String>,
-    },
-}
-
-impl Input {
-    fn open(path: &Path) -> Result<Input> {
-        let meta = std::fs::metadata(path).with_context(|| {
-            format!(
-                "OneRoster export {} not found; check source.path",
-                path.display()
-            )
-        })?;
-        if meta.is_dir() {
-            return Ok(Input::Dir(path.to_path_buf()));
-        }
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let zip = zip::ZipArchive::new(file).with_context(|| {
-            format!(
-                "{} is neither a folder nor a readable .zip; point source.path at the export",
-                path.display()
-            )
-        })?;
-        let names = zip
-            .file_names()
-            .filter(|n| !n.ends_with('/'))
-            .map(|n| {
-                let base = n.rsplit('/').next().unwrap_or(n).to_ascii_lowercase();
-                (base, n.to_string())
-            })
-            .collect();
-        Ok(Input::Zip {
-            path: path.to_path_buf(),
-            names,
-        })
-    }
-
-    fn display(&self, file: &str) -> String {
-        match self {
-            Input::Dir(d) => d.join(file).display().to_string(),
-            Input::Zip { path, .. } => format!("{}!{file}", path.display()),
-        }
-    }
-
-    fn dir_entry(dir: &Path, file: &str) -> Option<PathBuf> {
-        let exact = dir.join(file);
-        if exact.is_file() {
-            return Some(exact);
-        }
-        // Exports from some SIS use other capitalisation (AcademicSessions.csv).
-        std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
-            let name = e.file_name().to_string_lossy().to_ascii_lowercase();
-            (name == file.to_ascii_lowercase()).then(|| e.path())
-        })
-    }
-
-    fn exists(&self, file: &str) -> bool {
-        match self {
-            Input::Dir(d) => Self::dir_entry(d, file).is_some(),
-            Input::Zip { names, .. } => names.contains_key(&file.to_ascii_lowercase()),
-        }
-    }
-
-    /// Run `f` over the file's bytes (BOM stripped); None if absent.
-    fn with<T>(
-        &self,
-        file: &str,
-        f: impl FnOnce(&mut dyn BufRead) -> Result<T>,
-    ) -> Result<Option<T>> {
-        match self {
-            Input::Dir(d) => {
-                let Some(p) = Self::dir_entry(d, file) else {
-                    return Ok(None);
-                };
-                let fh = File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
-                let mut br = BufReader::with_capacity(256 * 1024, fh);
-                skip_bom(&mut br)?;
-                f(&mut br).map(Some)
-            }
-            Input::Zip { path, names } => {
-                let Some(inner) = names.get(&file.to_ascii_lowercase()) else {
-                    return Ok(None);
-                };
-                let fh = File::open(path)?;
-                let mut zip = zip::ZipArchive::new(fh)?;
-                let entry = zip
-                    .by_name(inner)
-                    .with_context(|| format!("cannot read {inner} in {}", path.display()))?;
-                let mut br = BufReader::with_capacity(256 * 1024, entry);
-                skip_bom(&mut br)?;
-                f(&mut br).map(Some)
-            }
-        }
-    }
-}
-
-fn skip_bom<R: Read>(br: &mut BufReader<R>) -> Result<()> {
-    let buf = br.fill_buf()?;
-    if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        br.consume(3);
-    }
-    Ok(())
-}
-
 /// `manifest.csv`: propertyName,value.
 struct Manifest {
     props: HashMap<String, String>,
@@ -249,21 +142,57 @@ struct Manifest {
 
 impl Manifest {
     fn read(input: &Input) -> Result<Manifest> {
+        let shown = input.display("manifest.csv");
         let props = input.with("manifest.csv", |rd| {
             let mut props = HashMap::new();
-            let mut csv = csv_reader(rd);
+            let mut csv = csv_reader(Guarded::new(rd, Limit::default()));
             for rec in csv.records() {
-                let rec = rec.map_err(|e| anyhow!("{}: {e}", input.display("manifest.csv")))?;
+                let rec = rec.map_err(|e| {
+                    anyhow!("{shown}: {e}; the manifest cannot be read, re-export the files")
+                })?;
                 if let (Some(k), Some(v)) = (rec.get(0), rec.get(1)) {
                     props.insert(k.trim().to_string(), v.trim().to_string());
                 }
             }
             Ok(props)
         })?;
+        let props = props.map(|p: HashMap<String, String>| {
+            // A manifest that names no OneRoster property is not one.
+            if !p
+                .keys()
+                .any(|k| k == "oneroster.version" || k.starts_with("file."))
+            {
+                bail!(
+                    "{shown} is not a OneRoster manifest (no oneroster.version, no file.* lines); re-export the files or remove it"
+                );
+            }
+            Ok(p)
+        });
+        let props = props.transpose()?;
         Ok(Manifest {
             present: props.is_some(),
             props: props.unwrap_or_default(),
         })
+    }
+
+    /// An export that declares none of users, classes and enrolments (an
+    /// empty folder, an all-`absent` manifest) is an error, not an empty
+    /// roster that quietly changes nothing.
+    fn declares_data(&self, input: &Input) -> Result<()> {
+        for entity in ["users", "classes", "enrollments"] {
+            if self.mode(input, entity)? != Completeness::Absent {
+                return Ok(());
+            }
+        }
+        bail!(
+            "{}: the export has no users.csv, classes.csv or enrollments.csv{}; check the SIS export job",
+            input.root(),
+            if self.present {
+                " (the manifest declares them all absent)"
+            } else {
+                ""
+            }
+        )
     }
 
     fn version(&self, input: &Input) -> Result<Version> {
@@ -329,6 +258,97 @@ fn csv_reader<R: Read>(rd: R) -> csv::Reader<R> {
         .from_reader(rd)
 }
 
+/// Most issues listed per file; the rest are counted in one line, so a
+/// broken export cannot flood memory and the log.
+const MAX_ISSUES_PER_FILE: usize = 1000;
+/// Longest field: anything longer is a stray quote, not roster data.
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+/// Most lines one record may span (line breaks inside quotes).
+const MAX_RECORD_LINES: u64 = 4;
+/// Person columns that reach the platform as text.
+const PERSON_TEXT: &[&str] = &[
+    "givenName",
+    "familyName",
+    "middleName",
+    "email",
+    "username",
+    "identifier",
+];
+/// Longest id taken from a row.
+const MAX_ID_BYTES: usize = 256;
+
+/// Header name (exact and lowercase) → column. A column named twice is
+/// refused: which of the two holds the data is a guess.
+fn columns(headers: &csv::StringRecord, shown: &str) -> Result<HashMap<String, usize>> {
+    let mut cols: HashMap<String, usize> = HashMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        let name = h.trim();
+        if name.is_empty() {
+            continue;
+        }
+        if cols.insert(name.to_ascii_lowercase(), i).is_some() {
+            bail!(
+                "{shown}:1: column {name:?} appears twice in the header; sisync cannot tell which one holds the data. Fix the SIS export"
+            );
+        }
+        cols.entry(name.to_string()).or_insert(i);
+    }
+    Ok(cols)
+}
+
+fn cap_issues(roster: &mut Roster, base: usize, omitted: &mut usize) {
+    let keep = base + MAX_ISSUES_PER_FILE;
+    if roster.issues.len() > keep {
+        *omitted += roster.issues.len() - keep;
+        roster.issues.truncate(keep);
+    }
+}
+
+/// A row that cannot be read as data: its ids come from the raw bytes.
+struct Damaged<'a> {
+    rec: &'a csv::ByteRecord,
+    cols: &'a HashMap<String, usize>,
+}
+
+impl Damaged<'_> {
+    /// A column's value, when it is readable text of id length.
+    fn get(&self, col: &str) -> Option<&str> {
+        self.field(*self.cols.get(&col.to_ascii_lowercase())?)
+    }
+
+    fn field(&self, i: usize) -> Option<&str> {
+        std::str::from_utf8(self.rec.get(i)?)
+            .ok()
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= MAX_ID_BYTES)
+    }
+
+    /// The row's id column and its first field (where the id is when a
+    /// comma shifted the columns): every one of them is held.
+    fn ids(&self, col: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self.get(col).into_iter().map(String::from).collect();
+        if let Some(first) = self.field(0) {
+            if !ids.iter().any(|i| i == first) {
+                ids.push(first.to_string());
+            }
+        }
+        ids
+    }
+}
+
+/// Hold every id of a damaged row in `set`; the first is returned.
+fn hold_ids(ids: Vec<String>, set: &mut HashSet<String>) -> Result<Option<String>, ()> {
+    let first = ids.first().cloned().ok_or(())?;
+    set.extend(ids);
+    Ok(Some(first))
+}
+
+/// For files whose rows hold nothing on the platform (orgs, courses,
+/// sessions): a damaged row is only reported.
+fn report_only(_: &mut Roster, d: &Damaged<'_>) -> Result<Option<String>, ()> {
+    Ok(d.field(0).map(String::from))
+}
+
 /// One data row with header lookup.
 struct Row<'a> {
     rec: &'a csv::StringRecord,
@@ -357,6 +377,18 @@ impl Row<'_> {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// A control character (NUL, ESC, a line break …) in a text column
+    /// that reaches the platform: named, so the row can be held.
+    fn control_chars(&self, cols: &[&str]) -> Option<String> {
+        cols.iter().find_map(|c| {
+            let ch = self.get(c)?.chars().find(|ch| ch.is_control())?;
+            Some(format!(
+                "{c} contains the control character U+{:04X}; fix it in the SIS",
+                ch as u32
+            ))
+        })
     }
 
     fn location(&self) -> String {
@@ -407,12 +439,17 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Stream one file; `each` gets every well-formed row. Returns the mode.
+    /// Stream one file; `each` gets every well-formed row. A damaged row
+    /// (wrong field count, not UTF-8) goes to `damaged`, which holds what
+    /// the row names and returns the id to report, or Err when it cannot
+    /// tell whose row it is: then the file cannot be trusted and the read
+    /// fails before anything is written. Returns the mode.
     fn table(
         &mut self,
         entity: &str,
         required: &[&str],
         mut each: impl FnMut(&mut Roster, &Row<'_>),
+        mut damaged: impl FnMut(&mut Roster, &Damaged<'_>) -> Result<Option<String>, ()>,
     ) -> Result<Completeness> {
         let file = format!("{entity}.csv");
         let mode = self.manifest.mode(self.input, entity)?;
@@ -424,80 +461,114 @@ impl Reader<'_> {
         let progress = self.progress;
         let rows = &mut self.rows;
         let found = self.input.with(&file, |rd| {
-            let mut csv = csv_reader(rd);
-            let headers = csv
-                .headers()
-                .with_context(|| format!("{shown}: cannot read the header line"))?
-                .clone();
-            // each column under its own name and its lowercase name
-            let mut cols: HashMap<String, usize> = HashMap::new();
-            for (i, h) in headers.iter().enumerate() {
-                cols.entry(h.trim().to_ascii_lowercase()).or_insert(i);
-                cols.entry(h.trim().to_string()).or_insert(i);
-            }
+            let limit = Limit::default();
+            let mut csv = csv_reader(Guarded::new(rd, limit.clone()));
+            let headers = match csv.headers() {
+                Ok(h) => h.clone(),
+                Err(_) if limit.tripped() => bail!(
+                    "{shown}:1: the header line never ends (over {} KiB); this is not a OneRoster CSV file",
+                    guard::MAX_RECORD_BYTES / 1024
+                ),
+                Err(e) => bail!("{shown}:1: cannot read the header line: {e}"),
+            };
+            let cols = columns(&headers, &shown)?;
             for req in required {
                 if !cols.contains_key(&req.to_ascii_lowercase()) {
                     bail!("{shown}:1: required column {req:?} is missing from the header");
                 }
             }
-            let mut rec = csv::StringRecord::new();
+            let base = roster.issues.len();
+            let mut omitted = 0usize;
+            let mut brec = csv::ByteRecord::new();
             loop {
-                match csv.read_record(&mut rec) {
+                let start = csv.position().clone();
+                limit.allow_from(start.byte());
+                match csv.read_byte_record(&mut brec) {
                     Ok(false) => break,
-                    Ok(true) => {
-                        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                        *rows += 1;
-                        if *rows % 10_000 == 0 {
-                            progress(*rows);
-                        }
-                        if rec.len() == 1 && rec.get(0).is_some_and(|c| c.trim().is_empty()) {
-                            continue; // blank line
-                        }
-                        if rec.len() != headers.len() {
-                            // never let a damaged row look like a person who left
-                            if let Some(id) = rec.get(0).map(str::trim).filter(|s| !s.is_empty()) {
-                                match entity {
-                                    "users" => {
-                                        roster.held_persons.insert(id.to_string());
-                                    }
-                                    "classes" => {
-                                        roster.held_groups.insert(id.to_string());
-                                    }
-                                    _ => {}
-                                }
-                            }
-                            roster.issues.push(SourceIssue {
-                                location: format!("{file}:{line}"),
-                                record_id: rec.get(0).map(String::from),
-                                reason: format!(
-                                    "row has {} fields, header has {}",
-                                    rec.len(),
-                                    headers.len()
-                                ),
-                            });
+                    Ok(true) => {}
+                    Err(_) if limit.tripped() => bail!(
+                        "{shown}:{}: a quoted field never ends (the row runs past {} KiB); the rest of the file cannot be read. Look for a stray \" in that row of the SIS export",
+                        start.line(),
+                        guard::MAX_RECORD_BYTES / 1024
+                    ),
+                    Err(e) => bail!(
+                        "{shown}:{}: {e}; the rest of the file cannot be read",
+                        start.line()
+                    ),
+                }
+                let line = brec.position().map_or(start.line(), |p| p.line());
+                let span = csv.position().line().saturating_sub(line);
+                *rows += 1;
+                if *rows % 10_000 == 0 {
+                    progress(*rows);
+                }
+                let longest = brec.iter().map(<[u8]>::len).max().unwrap_or(0);
+                if span > MAX_RECORD_LINES || longest > MAX_FIELD_BYTES {
+                    bail!(
+                        "{shown}:{line}: a quoted field never ends (it runs over {span} lines, {} KiB); the rest of the file cannot be read. Look for a stray \" in that row of the SIS export",
+                        longest.div_ceil(1024)
+                    );
+                }
+                if brec.iter().all(|f| f.trim_ascii().is_empty()) {
+                    continue; // blank line
+                }
+                let problem = if brec.len() != headers.len() {
+                    if span > 1 {
+                        bail!(
+                            "{shown}:{line}: a quoted field runs into the next rows ({} fields over {span} lines, the header has {}); those rows cannot be read. Look for a stray \" in line {line} of the SIS export",
+                            brec.len(),
+                            headers.len()
+                        );
+                    }
+                    format!(
+                        "row has {} fields, header has {}; held as it was",
+                        brec.len(),
+                        headers.len()
+                    )
+                } else {
+                    match csv::StringRecord::from_byte_record(std::mem::take(&mut brec)) {
+                        Ok(rec) => {
+                            let row = Row {
+                                rec: &rec,
+                                cols: &cols,
+                                file: &file,
+                                line,
+                            };
+                            each(roster, &row);
+                            brec = rec.into_byte_record();
+                            cap_issues(roster, base, &mut omitted);
                             continue;
                         }
-                        let row = Row {
-                            rec: &rec,
-                            cols: &cols,
-                            file: &file,
-                            line,
-                        };
-                        each(roster, &row);
-                    }
-                    Err(e) => {
-                        let line = e.position().map(|p| p.line()).unwrap_or(0);
-                        match e.kind() {
-                            csv::ErrorKind::Utf8 { .. } => roster.issues.push(SourceIssue {
-                                location: format!("{file}:{line}"),
-                                record_id: None,
-                                reason: "row is not valid UTF-8; re-export the file as UTF-8"
-                                    .into(),
-                            }),
-                            _ => bail!("{shown}:{line}: {e}"),
+                        Err(e) => {
+                            brec = e.into_byte_record();
+                            "row is not valid UTF-8 (a Latin-1 export?); held as it was. Re-export the file as UTF-8".to_string()
                         }
                     }
-                }
+                };
+                let d = Damaged {
+                    rec: &brec,
+                    cols: &cols,
+                };
+                let Ok(id) = damaged(roster, &d) else {
+                    bail!(
+                        "{shown}:{line}: a damaged row ({problem}) without a readable id; sisync cannot tell whose row it is, so the file cannot be trusted. Fix that row in the SIS export"
+                    );
+                };
+                roster.issues.push(SourceIssue {
+                    location: format!("{file}:{line}"),
+                    record_id: id,
+                    reason: problem,
+                });
+                cap_issues(roster, base, &mut omitted);
+            }
+            if omitted > 0 {
+                roster.issues.push(SourceIssue {
+                    location: file.clone(),
+                    record_id: None,
+                    reason: format!(
+                        "{omitted} more rows skipped in this file (the first {MAX_ISSUES_PER_FILE} are listed)"
+                    ),
+                });
             }
             Ok(())
         })?;
@@ -517,21 +588,26 @@ impl Reader<'_> {
     fn orgs(&mut self) -> Result<HashSet<String>> {
         let mut seen = HashSet::new();
         let mut orgs = Vec::new();
-        self.table("orgs", &["sourcedId"], |roster, row| {
-            let Some(id) = row.new_id(&mut seen, roster) else {
-                return;
-            };
-            if row.status() == Ok(Status::ToBeDeleted) {
-                return;
-            }
-            orgs.push(Org {
-                sourced_id: id.to_string(),
-                name: row.get("name").unwrap_or_default().to_string(),
-                identifier: row.get("identifier").map(String::from),
-                kind: row.get("type").unwrap_or_default().to_string(),
-                parent: row.get("parentSourcedId").map(String::from),
-            });
-        })?;
+        self.table(
+            "orgs",
+            &["sourcedId"],
+            |roster, row| {
+                let Some(id) = row.new_id(&mut seen, roster) else {
+                    return;
+                };
+                if row.status() == Ok(Status::ToBeDeleted) {
+                    return;
+                }
+                orgs.push(Org {
+                    sourced_id: id.to_string(),
+                    name: row.get("name").unwrap_or_default().to_string(),
+                    identifier: row.get("identifier").map(String::from),
+                    kind: row.get("type").unwrap_or_default().to_string(),
+                    parent: row.get("parentSourcedId").map(String::from),
+                });
+            },
+            report_only,
+        )?;
         self.roster.orgs = orgs;
         Ok(seen)
     }
@@ -539,19 +615,29 @@ impl Reader<'_> {
     fn courses(&mut self) -> Result<HashMap<String, Option<String>>> {
         let mut courses = HashMap::new();
         let mut seen = HashSet::new();
-        self.table("courses", &["sourcedId"], |roster, row| {
-            if let Some(id) = row.new_id(&mut seen, roster) {
-                courses.insert(id.to_string(), row.get("courseCode").map(String::from));
-            }
-        })?;
+        self.table(
+            "courses",
+            &["sourcedId"],
+            |roster, row| {
+                if let Some(id) = row.new_id(&mut seen, roster) {
+                    courses.insert(id.to_string(), row.get("courseCode").map(String::from));
+                }
+            },
+            report_only,
+        )?;
         Ok(courses)
     }
 
     fn academic_sessions(&mut self) -> Result<()> {
         let mut seen = HashSet::new();
-        self.table("academicSessions", &["sourcedId"], |roster, row| {
-            row.new_id(&mut seen, roster);
-        })?;
+        self.table(
+            "academicSessions",
+            &["sourcedId"],
+            |roster, row| {
+                row.new_id(&mut seen, roster);
+            },
+            report_only,
+        )?;
         Ok(())
     }
 
@@ -563,44 +649,54 @@ impl Reader<'_> {
         let orgs_bulk = self.manifest.mode(self.input, "orgs")? == Completeness::Bulk;
         let mut seen = HashSet::new();
         let mut groups = Vec::new();
-        let mode = self.table("classes", &["sourcedId", "title"], |roster, row| {
-            let Some(id) = row.new_id(&mut seen, roster) else {
-                return;
-            };
-            let status = match row.status() {
-                Ok(s) => s,
-                Err(e) => {
-                    roster.issues.push(row.issue(Some(id), e));
+        let mode = self.table(
+            "classes",
+            &["sourcedId", "title"],
+            |roster, row| {
+                let Some(id) = row.new_id(&mut seen, roster) else {
+                    return;
+                };
+                if let Some(problem) = row.control_chars(&["title", "classCode"]) {
+                    roster.issues.push(row.issue(Some(id), problem));
                     roster.held_groups.insert(id.to_string());
                     return;
                 }
-            };
-            let org = row.get("schoolSourcedId").map(String::from);
-            if let Some(o) = &org {
-                if orgs_bulk && !orgs.contains(o) && status == Status::Active {
-                    roster.issues.push(
-                        row.issue(Some(id), format!("schoolSourcedId {o} is not in orgs.csv")),
-                    );
-                    roster.held_groups.insert(id.to_string());
-                    return;
+                let status = match row.status() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        roster.issues.push(row.issue(Some(id), e));
+                        roster.held_groups.insert(id.to_string());
+                        return;
+                    }
+                };
+                let org = row.get("schoolSourcedId").map(String::from);
+                if let Some(o) = &org {
+                    if orgs_bulk && !orgs.contains(o) && status == Status::Active {
+                        roster.issues.push(
+                            row.issue(Some(id), format!("schoolSourcedId {o} is not in orgs.csv")),
+                        );
+                        roster.held_groups.insert(id.to_string());
+                        return;
+                    }
                 }
-            }
-            let course = row.get("courseSourcedId").map(String::from);
-            let code = row.get("classCode").map(String::from).or_else(|| {
-                course
-                    .as_ref()
-                    .and_then(|c| courses.get(c).cloned().flatten())
-            });
-            groups.push(Group {
-                sourced_id: id.to_string(),
-                status,
-                title: row.get("title").unwrap_or(id).to_string(),
-                code,
-                org,
-                sessions: row.list("termSourcedIds"),
-                course,
-            });
-        })?;
+                let course = row.get("courseSourcedId").map(String::from);
+                let code = row.get("classCode").map(String::from).or_else(|| {
+                    course
+                        .as_ref()
+                        .and_then(|c| courses.get(c).cloned().flatten())
+                });
+                groups.push(Group {
+                    sourced_id: id.to_string(),
+                    status,
+                    title: row.get("title").unwrap_or(id).to_string(),
+                    code,
+                    org,
+                    sessions: row.list("termSourcedIds"),
+                    course,
+                });
+            },
+            |roster, d| hold_ids(d.ids("sourcedId"), &mut roster.held_groups),
+        )?;
         self.roster.groups = groups;
         self.roster.groups_completeness = mode;
         Ok(seen)
@@ -609,37 +705,45 @@ impl Reader<'_> {
     /// 1.2 `roles.csv`: user → (role, orgs). The primary role wins.
     fn roles(&mut self, role_map: &BTreeMap<String, Role>) -> Result<HashMap<String, UserRoles>> {
         let mut out: HashMap<String, UserRoles> = HashMap::new();
-        self.table("roles", &["userSourcedId", "role"], |roster, row| {
-            let Some(user) = row.get("userSourcedId") else {
-                roster
-                    .issues
-                    .push(row.issue(row.get("sourcedId"), "missing userSourcedId"));
-                return;
-            };
-            if row.status() == Ok(Status::ToBeDeleted) {
-                return;
-            }
-            let role_name = row.get("role").unwrap_or_default().to_ascii_lowercase();
-            let primary = row
-                .get("roleType")
-                .is_some_and(|t| t.eq_ignore_ascii_case("primary"));
-            let entry = out.entry(user.to_string()).or_default();
-            let mapped = role_map.get(&role_name).copied();
-            if entry.role.is_none() || (primary && !entry.primary) {
-                entry.role = mapped;
-                entry.role_name = role_name;
-                entry.primary = primary;
-            }
-            if let Some(org) = row.get("orgSourcedId") {
-                if !entry.orgs.iter().any(|o| o == org) {
-                    if primary {
-                        entry.orgs.insert(0, org.to_string());
-                    } else {
-                        entry.orgs.push(org.to_string());
+        self.table(
+            "roles",
+            &["userSourcedId", "role"],
+            |roster, row| {
+                let Some(user) = row.get("userSourcedId") else {
+                    roster
+                        .issues
+                        .push(row.issue(row.get("sourcedId"), "missing userSourcedId"));
+                    return;
+                };
+                if row.status() == Ok(Status::ToBeDeleted) {
+                    return;
+                }
+                let role_name = row.get("role").unwrap_or_default().to_ascii_lowercase();
+                let primary = row
+                    .get("roleType")
+                    .is_some_and(|t| t.eq_ignore_ascii_case("primary"));
+                let entry = out.entry(user.to_string()).or_default();
+                let mapped = role_map.get(&role_name).copied();
+                if entry.role.is_none() || (primary && !entry.primary) {
+                    entry.role = mapped;
+                    entry.role_name = role_name;
+                    entry.primary = primary;
+                }
+                if let Some(org) = row.get("orgSourcedId") {
+                    if !entry.orgs.iter().any(|o| o == org) {
+                        if primary {
+                            entry.orgs.insert(0, org.to_string());
+                        } else {
+                            entry.orgs.push(org.to_string());
+                        }
                     }
                 }
-            }
-        })?;
+            },
+            |roster, d| {
+                let user = d.get("userSourcedId").map(String::from);
+                hold_ids(user.into_iter().collect(), &mut roster.held_persons)
+            },
+        )?;
         Ok(out)
     }
 
@@ -658,111 +762,134 @@ impl Reader<'_> {
             Version::V1_2 => &["sourcedId", "givenName", "familyName"],
         };
         let delta = self.manifest.mode(self.input, "users")? == Completeness::Delta;
-        let mode = self.table("users", required, |roster, row| {
-            let Some(id) = row.new_id(&mut seen, roster) else {
-                return;
-            };
-            let mut status = match row.status() {
-                Ok(s) => s,
-                Err(e) => {
-                    roster.issues.push(row.issue(Some(id), e));
+        let mut anonymous: Option<u64> = None;
+        let mode = self.table(
+            "users",
+            required,
+            |roster, row| {
+                if row.get("sourcedId").is_none() {
+                    anonymous.get_or_insert(row.line);
+                    return;
+                }
+                let Some(id) = row.new_id(&mut seen, roster) else {
+                    return;
+                };
+                if let Some(problem) = row.control_chars(PERSON_TEXT) {
+                    roster.issues.push(row.issue(Some(id), problem));
                     roster.held_persons.insert(id.to_string());
                     return;
                 }
-            };
-            if row
-                .get("enabledUser")
-                .is_some_and(|v| v.eq_ignore_ascii_case("false"))
-            {
-                status = Status::ToBeDeleted;
-            }
-            let (role, role_name, mut orgs) = match version {
-                Version::V1_1 => {
-                    let name = row.get("role").unwrap_or_default().to_ascii_lowercase();
-                    (
-                        role_map.get(&name).copied(),
-                        name,
-                        row.list("orgSourcedIds"),
-                    )
+                let mut status = match row.status() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        roster.issues.push(row.issue(Some(id), e));
+                        roster.held_persons.insert(id.to_string());
+                        return;
+                    }
+                };
+                if row
+                    .get("enabledUser")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+                {
+                    status = Status::ToBeDeleted;
                 }
-                Version::V1_2 => match roles.get(id) {
-                    Some(r) => (r.role, r.role_name.clone(), r.orgs.clone()),
-                    None => (None, String::new(), Vec::new()),
-                },
-            };
-            if let Some(primary) = row.get("primaryOrgSourcedId") {
-                orgs.retain(|o| o != primary);
-                orgs.insert(0, primary.to_string());
-            }
-            let role = match role {
-                Some(r) => Some(r),
-                // a delta update without its roles row: role stays as is
-                None if role_name.is_empty() && delta => None,
-                None if role_name.is_empty() && status == Status::Active => {
-                    roster
-                        .issues
-                        .push(row.issue(Some(id), "user has no role (roles.csv)"));
-                    roster.held_persons.insert(id.to_string());
+                let (role, role_name, mut orgs) = match version {
+                    Version::V1_1 => {
+                        let name = row.get("role").unwrap_or_default().to_ascii_lowercase();
+                        (
+                            role_map.get(&name).copied(),
+                            name,
+                            row.list("orgSourcedIds"),
+                        )
+                    }
+                    Version::V1_2 => match roles.get(id) {
+                        Some(r) => (r.role, r.role_name.clone(), r.orgs.clone()),
+                        None => (None, String::new(), Vec::new()),
+                    },
+                };
+                if let Some(primary) = row.get("primaryOrgSourcedId") {
+                    orgs.retain(|o| o != primary);
+                    orgs.insert(0, primary.to_string());
+                }
+                let role = match role {
+                    Some(r) => Some(r),
+                    // a delta update without its roles row: role stays as is
+                    None if role_name.is_empty() && delta => None,
+                    None if role_name.is_empty() && status == Status::Active => {
+                        roster
+                            .issues
+                            .push(row.issue(Some(id), "user has no role (roles.csv)"));
+                        roster.held_persons.insert(id.to_string());
+                        return;
+                    }
+                    None => {
+                        ignored += 1; // guardians, parents, unmapped staff
+                        return;
+                    }
+                };
+                let accommodations = match parse_accommodations(row, acc) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        roster.issues.push(row.issue(Some(id), e));
+                        roster.held_persons.insert(id.to_string());
+                        return;
+                    }
+                };
+                let (Some(given), Some(family)) = (row.get("givenName"), row.get("familyName"))
+                else {
+                    if status == Status::Active {
+                        roster
+                            .issues
+                            .push(row.issue(Some(id), "givenName or familyName is empty"));
+                        roster.held_persons.insert(id.to_string());
+                        return;
+                    }
+                    // a tobedeleted delta row may carry the id only
+                    persons.push(Person {
+                        sourced_id: id.to_string(),
+                        status,
+                        role,
+                        username: None,
+                        identifier: None,
+                        given_name: String::new(),
+                        middle_name: None,
+                        family_name: String::new(),
+                        email: None,
+                        eck_id: None,
+                        bsn: None,
+                        orgs,
+                        accommodations,
+                    });
                     return;
-                }
-                None => {
-                    ignored += 1; // guardians, parents, unmapped staff
-                    return;
-                }
-            };
-            let accommodations = match parse_accommodations(row, acc) {
-                Ok(a) => a,
-                Err(e) => {
-                    roster.issues.push(row.issue(Some(id), e));
-                    roster.held_persons.insert(id.to_string());
-                    return;
-                }
-            };
-            let (Some(given), Some(family)) = (row.get("givenName"), row.get("familyName")) else {
-                if status == Status::Active {
-                    roster
-                        .issues
-                        .push(row.issue(Some(id), "givenName or familyName is empty"));
-                    roster.held_persons.insert(id.to_string());
-                    return;
-                }
-                // a tobedeleted delta row may carry the id only
+                };
                 persons.push(Person {
                     sourced_id: id.to_string(),
                     status,
                     role,
-                    username: None,
-                    identifier: None,
-                    given_name: String::new(),
-                    middle_name: None,
-                    family_name: String::new(),
-                    email: None,
-                    eck_id: None,
-                    bsn: None,
+                    username: row.get("username").map(String::from),
+                    identifier: row.get("identifier").map(String::from),
+                    given_name: given.to_string(),
+                    middle_name: row.get("middleName").map(String::from),
+                    family_name: family.to_string(),
+                    email: row.get("email").map(String::from),
+                    eck_id: row.get("userIds").and_then(crate::model::eck_id_in),
+                    bsn: row
+                        .get("userIds")
+                        .and_then(crate::model::bsn_in)
+                        .or_else(|| row.get("metadata.bsn").map(String::from)),
                     orgs,
                     accommodations,
                 });
-                return;
-            };
-            persons.push(Person {
-                sourced_id: id.to_string(),
-                status,
-                role,
-                username: row.get("username").map(String::from),
-                identifier: row.get("identifier").map(String::from),
-                given_name: given.to_string(),
-                middle_name: row.get("middleName").map(String::from),
-                family_name: family.to_string(),
-                email: row.get("email").map(String::from),
-                eck_id: row.get("userIds").and_then(crate::model::eck_id_in),
-                bsn: row
-                    .get("userIds")
-                    .and_then(crate::model::bsn_in)
-                    .or_else(|| row.get("metadata.bsn").map(String::from)),
-                orgs,
-                accommodations,
-            });
-        })?;
+            },
+            |roster, d| hold_ids(d.ids("sourcedId"), &mut roster.held_persons),
+        )?;
+        if let Some(at) = anonymous {
+            bail!(
+                "{}:{}: a user row without sourcedId; sisync cannot tell whose row it is, so the export cannot be trusted. Fix that row in the SIS export",
+                self.input.display("users.csv"),
+                at
+            );
+        }
         self.roster.persons = persons;
         self.roster.ignored += ignored;
         self.roster.persons_completeness = mode;
@@ -844,6 +971,23 @@ impl Reader<'_> {
                     person: user.to_string(),
                     role,
                 });
+            },
+            |roster, d| {
+                // hold the class: its column, and any field naming a known
+                // class (the columns may have shifted)
+                let mut ids: Vec<String> = d
+                    .get("classSourcedId")
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                for i in 0..d.rec.len() {
+                    if let Some(f) = d.field(i).filter(|f| classes.contains(*f)) {
+                        if !ids.iter().any(|c| c == f) {
+                            ids.push(f.to_string());
+                        }
+                    }
+                }
+                hold_ids(ids, &mut roster.held_groups)
             },
         )?;
         self.roster.memberships = memberships;

@@ -180,18 +180,38 @@ fn embedded_newlines_commas_and_bom_in_small_export() {
         dir.path(),
         "users.csv",
         &format!(
-            "\u{feff}{USERS_12}s1,,,true,a,,\"Anna\nMaria\",\"Bakker, Jr.\",,1,a@x.nl,o1,25\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,\n,,,true,c,,No,Id,,3,,o1,\n"
+            "\u{feff}{USERS_12}s1,,,true,a,\"{{ECK:x}}\n{{BSN:y}}\",Anna,\"Bakker, Jr.\",,1,a@x.nl,o1,25\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,\ns3,,,true,c,,\"Anna\nMaria\",Smit,,3,,o1,\ns4,,,true,d,,Do,Vos,,4,,o1,lots\n"
         ),
     );
     let r = read(dir.path());
     let s1 = person(&r, "s1");
-    assert_eq!(s1.given_name, "Anna\nMaria");
+    assert_eq!(s1.given_name, "Anna");
     assert_eq!(s1.family_name, "Bakker, Jr.");
     assert_eq!(r.persons.len(), 2);
-    // the row after the two-line record is reported on its real line
-    assert_eq!(r.issues.len(), 1, "{:?}", r.issues);
-    assert_eq!(r.issues[0].location, "users.csv:5");
-    assert_eq!(r.issues[0].reason, "missing sourcedId");
+    // a line break inside a name is held, not sent; the rows after the
+    // two-line records are reported on their real lines
+    let issues: Vec<String> = r.issues.iter().map(|i| i.to_string()).collect();
+    assert_eq!(
+        issues,
+        [
+            "users.csv:5: record s3: givenName contains the control character U+000A; fix it in the SIS",
+            "users.csv:7: record s4: user has no role (roles.csv)",
+        ]
+    );
+    assert!(r.held_persons.contains("s3"));
+}
+
+#[test]
+fn a_user_row_without_id_fails_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    write(
+        dir.path(),
+        "users.csv",
+        &format!("{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,\n,,,true,c,,No,Id,,3,,o1,\n"),
+    );
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.ends_with("users.csv:3: a user row without sourcedId; sisync cannot tell whose row it is, so the export cannot be trusted. Fix that row in the SIS export"), "{e}");
 }
 
 #[test]
@@ -226,7 +246,7 @@ fn bad_rows_are_reported_with_file_line_and_skipped() {
         vec![
             "users.csv:3: record s1: duplicate sourcedId",
             "users.csv:4: record s2: metadata.extraTimePercent \"lots\" is not a whole percentage",
-            "users.csv:5: record s3: row has 8 fields, header has 13",
+            "users.csv:5: record s3: row has 8 fields, header has 13; held as it was",
             "enrollments.csv:3: record e2: userSourcedId ghost is not in users.csv",
             "enrollments.csv:4: record e3: classSourcedId nope is not in classes.csv",
         ]
@@ -287,17 +307,210 @@ fn missing_required_column_is_fatal() {
 }
 
 #[test]
-fn invalid_utf8_row_is_skipped_not_fatal() {
+fn invalid_utf8_row_is_held_by_its_id() {
     let dir = tempfile::tempdir().unwrap();
     small_export(dir.path());
     let mut bytes = USERS_12.as_bytes().to_vec();
-    bytes.extend_from_slice(b"s1,,,true,a,,Ann\xe9,Bakker,,1,,o1,\n");
+    bytes.extend_from_slice(b"s1,,,true,a,,Zo\xeb,Bakker,,1,,o1,\n");
     bytes.extend_from_slice(b"s2,,,true,b,,Bram,Visser,,2,,o1,\n");
     std::fs::write(dir.path().join("users.csv"), bytes).unwrap();
     let r = read(dir.path());
     assert_eq!(r.persons.len(), 1);
     assert_eq!(r.issues[0].location, "users.csv:2");
+    assert_eq!(r.issues[0].record_id.as_deref(), Some("s1"));
     assert!(r.issues[0].reason.contains("UTF-8"));
+    // held: the planner leaves s1 as it is instead of deactivating it
+    assert!(r.held_persons.contains("s1"));
+}
+
+#[test]
+fn a_damaged_row_without_readable_id_fails_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    let mut bytes = USERS_12.as_bytes().to_vec();
+    bytes.extend_from_slice(b"s\xe91,,,true,a,,Zo\xeb,Bakker,,1,,o1,\n");
+    std::fs::write(dir.path().join("users.csv"), bytes).unwrap();
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.contains("users.csv:2: a damaged row"), "{e}");
+    assert!(e.contains("cannot be trusted"), "{e}");
+}
+
+#[test]
+fn a_stray_quote_fails_the_read_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    let mut users = USERS_12.to_string();
+    users.push_str("s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,\n");
+    users.push_str("s2,,,true,b,,\"Bram,Visser,,2,b@x.nl,o1,\n");
+    for i in 3..200 {
+        users.push_str(&format!("s{i},,,true,x,,Xe,Ye,,{i},,o1,\n"));
+    }
+    write(dir.path(), "users.csv", &users.replace('\n', "\r\n"));
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("users.csv:3: a quoted field never ends"),
+        "line counted through CRLF: {e}"
+    );
+    assert!(e.contains("the rest of the file cannot be read"), "{e}");
+}
+
+#[test]
+fn a_stray_quote_closed_rows_later_fails_too() {
+    // the rows between the two quotes would vanish from the export
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    let users = format!(
+        "{USERS_12}s1,,,true,a,,\"Anna,Bakker,,1,a@x.nl,o1,\ns2,,,true,b,,Bram,Visser\",,2,b@x.nl,o1,\n"
+    );
+    write(dir.path(), "users.csv", &users);
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("users.csv:2: a quoted field runs into the next rows"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_huge_field_is_stopped_early_with_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    // one unterminated quote followed by 20 MB without a line break
+    let mut bytes = format!("{USERS_12}s1,,,true,a,,\"").into_bytes();
+    bytes.resize(bytes.len() + (20 << 20), b'x');
+    std::fs::write(dir.path().join("users.csv"), bytes).unwrap();
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.contains("users.csv:2: a quoted field never ends"), "{e}");
+}
+
+#[test]
+fn skipped_rows_are_listed_up_to_a_cap_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    let mut users = USERS_12.to_string();
+    for i in 0..2500 {
+        users.push_str(&format!("s{i},,,true,x,,Xe,Ye,,{i},,o1,lots\n"));
+    }
+    write(dir.path(), "users.csv", &users);
+    let r = read(dir.path());
+    assert_eq!(r.issues.len(), MAX_ISSUES_PER_FILE + 1);
+    assert_eq!(
+        r.issues.last().unwrap().reason,
+        "1500 more rows skipped in this file (the first 1000 are listed)"
+    );
+    // every one of them is still held
+    assert_eq!(r.held_persons.len(), 2500);
+}
+
+#[test]
+fn a_bad_enrolment_row_holds_its_class() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    let mut bytes = ENROLL.as_bytes().to_vec();
+    bytes.extend_from_slice(b"e1,,,c1,o1,s1,student,false,,\n");
+    bytes.extend_from_slice(b"e2,,,c1,o1,s2,student\n");
+    std::fs::write(dir.path().join("enrollments.csv"), &bytes).unwrap();
+    let r = read(dir.path());
+    assert!(r.held_groups.contains("c1"), "{:?}", r.issues);
+    assert_eq!(r.issues[0].location, "enrollments.csv:3");
+    // not UTF-8: held as well
+    bytes.truncate(ENROLL.len());
+    bytes.extend_from_slice(b"e1,,,c1,o1,s1,student,false,,\n");
+    bytes.extend_from_slice(b"e2,\xff,,c1,o1,s2,student,false,,\n");
+    std::fs::write(dir.path().join("enrollments.csv"), &bytes).unwrap();
+    let r = read(dir.path());
+    assert!(r.held_groups.contains("c1"), "{:?}", r.issues);
+}
+
+#[test]
+fn exports_that_hold_nothing_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let named = dir.path().join("OneRoster 1.1 CSV");
+    std::fs::create_dir(&named).unwrap();
+    let e = source(&named).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.contains("holds no CSV files"), "{e}");
+    // the export one folder down: say where
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.contains("point source.path at"), "{e}");
+
+    // a manifest that declares every file absent
+    let d2 = tempfile::tempdir().unwrap();
+    write(
+        d2.path(),
+        "manifest.csv",
+        "propertyName,value\noneroster.version,1.2\nfile.users,absent\nfile.classes,absent\nfile.enrollments,absent\n",
+    );
+    let e = source(d2.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.contains("declares them all absent"), "{e}");
+    // garbage as a manifest
+    write(d2.path(), "manifest.csv", "\u{0}\u{1}garbage\nmore,junk\n");
+    let e = source(d2.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.contains("is not a OneRoster manifest"), "{e}");
+
+    let zips = tempfile::tempdir().unwrap();
+    let make = |name: &str, entries: &[(&str, &[u8])]| {
+        let p = zips.path().join(name);
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+        for (n, data) in entries {
+            zip.start_file(*n, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.finish().unwrap();
+        p
+    };
+    let empty = make("empty.zip", &[]);
+    let e = source(&empty).read(&|_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("no users.csv, classes.csv or enrollments.csv"),
+        "{e}"
+    );
+    let nested = make(
+        "nested.zip",
+        &[("inner.zip", &std::fs::read(&empty).unwrap())],
+    );
+    let e = source(&nested).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.contains("holds another zip (inner.zip)"), "{e}");
+    let users = format!("{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,\n");
+    let two = make(
+        "two.zip",
+        &[
+            ("a/users.csv", users.as_bytes()),
+            ("b/users.csv", users.as_bytes()),
+        ],
+    );
+    let e = source(&two).read(&|_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("holds users.csv twice (a/users.csv and b/users.csv)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_headers_and_non_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    write(
+        dir.path(),
+        "users.csv",
+        "sourcedId,givenName,familyName,email,EMAIL\ns1,A,B,a@x.nl,b@x.nl\n",
+    );
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("users.csv:1: column \"EMAIL\" appears twice"),
+        "{e}"
+    );
+
+    std::fs::remove_file(dir.path().join("users.csv")).unwrap();
+    std::fs::create_dir(dir.path().join("users.csv")).unwrap();
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.contains("users.csv is not a regular file"), "{e}");
+
+    std::fs::remove_dir(dir.path().join("users.csv")).unwrap();
+    let fifo = dir.path().join("users.csv");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(e.contains("users.csv is not a regular file"), "{e}");
 }
 
 #[test]
