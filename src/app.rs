@@ -143,9 +143,10 @@ async fn sync_roster(cli: &Cli, loaded: &Loaded, a: &crate::cli::SyncArgs) -> Re
     bar.done();
     let report = report?;
     print_roster(cli, &report);
+    let stopped = report.outcome.as_ref().is_some_and(|o| o.stopped.is_some());
     Ok(if report.refused.is_some() {
         exit::REFUSED
-    } else if report.failed() > 0 {
+    } else if report.failed() > 0 || stopped {
         exit::FAILURE
     } else {
         exit::OK
@@ -335,6 +336,12 @@ fn print_roster(cli: &Cli, r: &RosterReport) {
     if r.out_of_scope > 0 {
         notes.push(format!("{} outside privacy.scope_orgs", r.out_of_scope));
     }
+    if o.recreated > 0 {
+        notes.push(format!(
+            "{} records the platform had lost were created again",
+            o.recreated
+        ));
+    }
     if let Some(id) = r.run_id {
         notes.push(format!("run {id}"));
     }
@@ -342,8 +349,14 @@ fn print_roster(cli: &Cli, r: &RosterReport) {
     if let Some(d) = &r.delivered {
         println!("delivered to {}", d.display());
     }
-    for f in &o.failures {
+    for f in o.failures.iter().take(20) {
         eprintln!("failed: {f}");
+    }
+    if o.failures.len() > 20 {
+        eprintln!("… and {} more failures", o.failures.len() - 20);
+    }
+    if let Some(line) = &o.stopped {
+        eprintln!("stopped: {line}");
     }
     if o.failed() > 0 {
         eprintln!(

@@ -65,12 +65,22 @@ impl Environment {
 pub struct State {
     #[serde(default = "default_state_path")]
     pub path: PathBuf,
+    /// A run that would send data starts only with this much free space
+    /// (MiB) on the state volume: nothing may leave sisync without its
+    /// audit entry committed.
+    #[serde(default = "default_min_free_mb")]
+    pub min_free_mb: u64,
+}
+
+fn default_min_free_mb() -> u64 {
+    64
 }
 
 impl Default for State {
     fn default() -> Self {
         State {
             path: default_state_path(),
+            min_free_mb: default_min_free_mb(),
         }
     }
 }
@@ -337,6 +347,16 @@ pub struct ScimPlatform {
     /// At most this many requests per second to the platform (0: no limit).
     #[serde(default)]
     pub rate_limit: u32,
+    /// Writes that fail in a row for want of an answer (refused, timeout,
+    /// 429, 5xx, each after its retries) before the run stops and leaves
+    /// the rest for the next run: a dead platform must not hold the run
+    /// lock for hours.
+    #[serde(default = "default_max_consecutive_failures")]
+    pub max_consecutive_failures: usize,
+}
+
+fn default_max_consecutive_failures() -> usize {
+    5
 }
 
 fn default_concurrency() -> usize {

@@ -8,7 +8,10 @@ pub mod audit;
 pub mod holds;
 pub mod outbox;
 pub(crate) mod owner;
+mod reserve;
 pub mod subjects;
+
+pub use reserve::is_disk_full;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! one SQLite transaction, after the platform accepted the write.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -39,6 +40,12 @@ pub struct Outcome {
     pub groups: Tally,
     /// One line per failed record: what, where, why.
     pub failures: Vec<String>,
+    /// Records the platform had lost (404 on an update) and that were
+    /// created again.
+    pub recreated: usize,
+    /// Why the run stopped before its end (a platform that stopped
+    /// answering, a full state volume): one line for the admin.
+    pub stopped: Option<String>,
 }
 
 impl Outcome {
@@ -55,6 +62,8 @@ impl Outcome {
                 ..Tally::default()
             },
             failures: Vec::new(),
+            recreated: 0,
+            stopped: None,
         }
     }
 
@@ -88,17 +97,31 @@ fn settle<C: Change>(
     endpoint: &str,
     c: &C,
     res: &Result<Written, SinkError>,
+    recreated: bool,
     out: &mut Outcome,
 ) -> (Option<RecordChange>, AuditEntry) {
-    let audit = entry(
+    let all: Vec<&str>;
+    let (action, changed) = if recreated {
+        // gone from the platform (restored, reset): sent again whole
+        all = c.field_hashes().keys().copied().collect();
+        (format!("{}.recreate", C::KIND.as_str()), all.as_slice())
+    } else {
+        (action_name(C::KIND, c.action()), c.changed())
+    };
+    let mut audit = entry(
         ctx,
         C::KIND,
         c.action(),
         c.external_id(),
-        c.changed(),
+        changed,
         res,
         endpoint,
     );
+    audit.action = action;
+    if recreated {
+        out.recreated += 1;
+        tracing::info!(record = %c.external_id(), "not on the platform any more (404); created again");
+    }
     match res {
         Ok(_) => {
             out.tally(C::KIND).count(c.action());
@@ -201,19 +224,44 @@ fn failure_line(kind: RecordKind, id: &str, action: Action, e: &SinkError) -> St
     )
 }
 
-async fn user_op<'a, S: RecordSink>(
-    sink: &S,
-    c: &'a UserChange,
-) -> (&'a UserChange, Result<Written, SinkError>) {
+/// What one platform write did; `recreated` when an update found the
+/// record gone (404) and created it again.
+type Op<'a, C> = (&'a C, Result<Written, SinkError>, bool);
+
+fn gone(res: &Result<Written, SinkError>) -> bool {
+    matches!(res, Err(e) if e.status == Some(404))
+}
+
+/// A deactivation of a record the platform no longer has: nothing to do.
+fn already_gone(e: &SinkError) -> Result<Written, SinkError> {
+    Ok(Written {
+        platform_id: None,
+        endpoint: e.endpoint.clone(),
+        payload_sha256: String::new(),
+    })
+}
+
+async fn user_op<'a, S: RecordSink>(sink: &S, c: &'a UserChange) -> Op<'a, UserChange> {
     let res = match (c.action, &c.platform_id, &c.user) {
-        (Action::Deactivate, Some(id), _) => sink.deactivate_user(id, &c.external_id).await,
+        (Action::Deactivate, Some(id), _) => match sink.deactivate_user(id, &c.external_id).await {
+            Err(e) if e.status == Some(404) => already_gone(&e),
+            r => r,
+        },
         // never reached the platform: nothing to deactivate there
         (Action::Deactivate, None, _) => Ok(Written {
             platform_id: None,
             endpoint: String::new(),
             payload_sha256: String::new(),
         }),
-        (Action::Update, Some(id), Some(u)) => sink.update_user(id, u, &c.changed).await,
+        (Action::Update, Some(id), Some(u)) => {
+            let res = sink.update_user(id, u, &c.changed).await;
+            if gone(&res) {
+                // lost on the platform (a restore, a vendor reset): found
+                // again by externalId or created anew
+                return (c, sink.create_user(u).await, true);
+            }
+            res
+        }
         (_, _, Some(u)) => sink.create_user(u).await,
         (_, _, None) => Err(SinkError {
             endpoint: sink.endpoint(),
@@ -222,19 +270,90 @@ async fn user_op<'a, S: RecordSink>(
             payload_sha256: None,
         }),
     };
-    (c, res)
+    (c, res, false)
 }
 
 async fn group_op<'a, S: RecordSink>(
     sink: &S,
     c: &'a GroupChange,
     pids: &[String],
-) -> (&'a GroupChange, Result<Written, SinkError>) {
+) -> Op<'a, GroupChange> {
     let res = match (&c.action, &c.platform_id) {
         (Action::Create, _) | (_, None) => sink.create_group(&c.group, pids).await,
-        (_, Some(id)) => sink.update_group(id, &c.group, pids, &c.changed).await,
+        (action, Some(id)) => {
+            let res = sink.update_group(id, &c.group, pids, &c.changed).await;
+            match res {
+                Err(e) if e.status == Some(404) && *action == Action::Deactivate => {
+                    already_gone(&e)
+                }
+                Err(e) if e.status == Some(404) => {
+                    return (c, sink.create_group(&c.group, pids).await, true);
+                }
+                r => r,
+            }
+        }
     };
-    (c, res)
+    (c, res, false)
+}
+
+/// Stops a run against a platform that stopped answering: after `limit`
+/// writes in a row failed without an answer, no new write starts.
+struct Breaker {
+    limit: usize,
+    in_a_row: AtomicUsize,
+    open: AtomicBool,
+}
+
+impl Breaker {
+    fn new(limit: usize) -> Breaker {
+        Breaker {
+            limit: limit.max(1),
+            in_a_row: AtomicUsize::new(0),
+            open: AtomicBool::new(false),
+        }
+    }
+
+    fn record(&self, res: &Result<Written, SinkError>) {
+        let transport = matches!(res, Err(e) if e.status.is_none_or(|s| s == 429 || s >= 500));
+        if !transport {
+            self.in_a_row.store(0, Ordering::Relaxed);
+        } else if self.in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= self.limit {
+            self.open.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// Commit one write's state and audit entry. When the state volume is full
+/// the reserve file is given up and the commit tried again: the write
+/// already left sisync, so its audit entry must be kept. The run then
+/// stops (`Ok(false)`).
+fn commit_one(store: &mut Store, item: (Option<RecordChange>, AuditEntry)) -> anyhow::Result<bool> {
+    let items = [item];
+    match store.commit(&items) {
+        Ok(()) => Ok(true),
+        Err(e) if crate::store::is_disk_full(&e) => {
+            store.release_reserve();
+            store.commit(&items).map_err(|e2| {
+                anyhow::anyhow!(
+                    "{e2:#}: the state volume of {} is full and the audit entry of a write to the platform could not be recorded; free space there now",
+                    store.path().display()
+                )
+            })?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn disk_full_line(store: &Store) -> String {
+    format!(
+        "the state volume of {} is full: stopped after the last recorded write; free space there, the next run sends the rest",
+        store.path().display()
+    )
 }
 
 /// Apply a plan to a record-at-a-time sink (SCIM).
@@ -245,6 +364,7 @@ pub async fn apply_records<S: RecordSink>(
     store: &mut Store,
     ctx: &Context<'_>,
     concurrency: usize,
+    max_consecutive_failures: usize,
 ) -> anyhow::Result<Outcome> {
     let mut out = Outcome::from_plan(plan);
     let endpoint = sink.endpoint();
@@ -254,19 +374,26 @@ pub async fn apply_records<S: RecordSink>(
         .filter_map(|(k, v)| v.platform_id.clone().map(|p| (k.clone(), p)))
         .collect();
 
+    let breaker = Breaker::new(max_consecutive_failures);
+    let go_on = || !(ctx.stop)() && !breaker.is_open();
+    let mut full = false;
     let mut stream = futures::stream::iter(
         plan.users
             .iter()
-            .take_while(|_| !(ctx.stop)())
+            .take_while(|_| go_on())
             .map(|c| user_op(sink, c)),
     )
     .buffer_unordered(concurrency);
-    while let Some((c, res)) = stream.next().await {
+    while let Some((c, res, recreated)) = stream.next().await {
+        breaker.record(&res);
         if let Some(p) = w_pid(&res, c) {
             ids.insert(c.external_id.clone(), p);
         }
-        let item = settle(ctx, &endpoint, c, &res, &mut out);
-        store.commit(&[item])?;
+        let item = settle(ctx, &endpoint, c, &res, recreated, &mut out);
+        if !commit_one(store, item)? {
+            full = true;
+            break;
+        }
         (ctx.tick)();
     }
     drop(stream);
@@ -293,17 +420,35 @@ pub async fn apply_records<S: RecordSink>(
             (c, pids)
         })
         .collect();
+    let users_full = full;
     let mut stream = futures::stream::iter(
         prepared
             .iter()
-            .take_while(|_| !(ctx.stop)())
+            .take_while(|_| !users_full && go_on())
             .map(|(c, pids)| group_op(sink, c, pids)),
     )
     .buffer_unordered(concurrency);
-    while let Some((c, res)) = stream.next().await {
-        let item = settle(ctx, &endpoint, c, &res, &mut out);
-        store.commit(&[item])?;
+    while let Some((c, res, recreated)) = stream.next().await {
+        breaker.record(&res);
+        let item = settle(ctx, &endpoint, c, &res, recreated, &mut out);
+        if !commit_one(store, item)? {
+            full = true;
+            break;
+        }
         (ctx.tick)();
+    }
+    drop(stream);
+    if full {
+        out.stopped = Some(disk_full_line(store));
+    } else if breaker.is_open() {
+        out.stopped = Some(format!(
+            "the platform at {endpoint} stopped answering: {} writes in a row failed ({}); stopped, the next run sends the rest",
+            breaker.limit,
+            out.failures
+                .last()
+                .map(String::as_str)
+                .unwrap_or("no answer"),
+        ));
     }
     Ok(out)
 }
@@ -351,20 +496,43 @@ pub fn apply_files<S: FileSink>(
     };
     // one transaction for the whole delivery, filled as we go
     let endpoint = sink.endpoint();
-    let mut batch = store.batch()?;
-    for c in &plan.users {
-        let res = result_for("users.csv", &c.external_id);
-        let (change, entry) = settle(ctx, &endpoint, c, &res, &mut out);
-        batch.add(change.as_ref(), &entry)?;
-        (ctx.tick)();
+    let record = |store: &mut Store, out: &mut Outcome| -> anyhow::Result<()> {
+        let mut batch = store.batch()?;
+        for c in &plan.users {
+            let res = result_for("users.csv", &c.external_id);
+            let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
+            batch.add(change.as_ref(), &entry)?;
+            (ctx.tick)();
+        }
+        for c in &plan.groups {
+            let res = result_for("groups.csv", &c.external_id);
+            let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
+            batch.add(change.as_ref(), &entry)?;
+            (ctx.tick)();
+        }
+        batch.commit()
+    };
+    let fresh = out.clone();
+    let mut recorded = record(store, &mut out);
+    if recorded.as_ref().is_err_and(crate::store::is_disk_full) {
+        store.release_reserve();
+        out = fresh;
+        recorded = record(store, &mut out);
+        if recorded.is_ok() {
+            out.stopped = Some(disk_full_line(store));
+        }
     }
-    for c in &plan.groups {
-        let res = result_for("groups.csv", &c.external_id);
-        let (change, entry) = settle(ctx, &endpoint, c, &res, &mut out);
-        batch.add(change.as_ref(), &entry)?;
-        (ctx.tick)();
+    if let Err(e) = recorded {
+        // Nothing may be out there without its audit entry: take the
+        // delivery back before the platform picks it up.
+        if let Ok(d) = &delivered {
+            let _ = std::fs::remove_dir_all(&d.folder);
+        }
+        return Err(e.context(format!(
+            "the delivery could not be recorded in {} and was withdrawn; free space on the state volume and run again",
+            store.path().display()
+        )));
     }
-    batch.commit()?;
     match delivered {
         Ok(d) => Ok((out, Some(d.folder))),
         Err(e) => {

@@ -307,6 +307,9 @@ async fn roster_run(
     let Some(run_id) = run_id else {
         return Ok(report); // dry run
     };
+    if !report.plan.is_empty() {
+        store.ensure_room(cfg.state.min_free_mb)?;
+    }
     let total = (report.plan.users.len() + report.plan.groups.len()) as u64;
     progress.phase("applying", Some(total));
     let tick = || progress.tick();
@@ -335,14 +338,22 @@ async fn roster_run(
     report.interrupted = settled(&outcome.users) + settled(&outcome.groups) < total as usize;
     report.outcome = Some(outcome);
     // An interrupted run does not count as a complete (full) pull.
-    let result = if report.interrupted {
+    let stopped = report.outcome.as_ref().and_then(|o| o.stopped.clone());
+    if let Some(line) = &stopped {
+        tracing::error!("{line}");
+    }
+    let result = if stopped.is_some() {
+        "failed"
+    } else if report.interrupted {
         "interrupted"
     } else if report.failed() > 0 {
         "partial"
     } else {
         "ok"
     };
-    let err = if report.interrupted {
+    let err = if stopped.is_some() {
+        stopped
+    } else if report.interrupted {
         Some(format!(
             "stopped on request after {} of {total} planned records; the next run sends the rest",
             report
@@ -386,7 +397,16 @@ async fn apply_plan(
                 || "cannot reach the SCIM platform; check platform.base_url and the token",
             )?;
             tracing::info!(patch = sink.uses_patch(), "connected to SCIM platform");
-            let out = apply::apply_records(&sink, plan, state, store, ctx, p.concurrency).await?;
+            let out = apply::apply_records(
+                &sink,
+                plan,
+                state,
+                store,
+                ctx,
+                p.concurrency,
+                p.max_consecutive_failures,
+            )
+            .await?;
             Ok((out, None))
         }
     }

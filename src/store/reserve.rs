@@ -1,0 +1,115 @@
+//! Room on the state volume for the audit log. A write that left sisync
+//! must have its audit entry committed; a full disk between the platform's
+//! answer and the commit would lose it. So a run that sends data starts
+//! only with free space to spare, and keeps a reserve file beside the
+//! database that is given up to commit the last entries when the volume
+//! fills up anyway.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use fs4::FileExt as _;
+
+use super::Store;
+
+/// Size of the reserve file: room for thousands of audit entries.
+const RESERVE_BYTES: u64 = 4 << 20;
+
+fn reserve_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".reserve");
+    PathBuf::from(p)
+}
+
+/// True when an error comes from a full disk (SQLite or the OS).
+pub fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = c.downcast_ref::<rusqlite::Error>() {
+            return f.code == rusqlite::ErrorCode::DiskFull;
+        }
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC))
+    })
+}
+
+impl Store {
+    /// Before a run that sends data: at least `min_free_mb` free on the
+    /// state volume, and the reserve file in place.
+    pub fn ensure_room(&self, min_free_mb: u64) -> Result<()> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let free = fs4::available_space(&dir)
+            .with_context(|| format!("cannot tell the free space of {}", dir.display()))?;
+        let reserve = reserve_path(&self.path);
+        let have_reserve = std::fs::metadata(&reserve).is_ok_and(|m| m.len() >= RESERVE_BYTES);
+        let needed = (min_free_mb << 20) + if have_reserve { 0 } else { RESERVE_BYTES };
+        if free < needed {
+            bail!(
+                "the state volume {} has {} MiB free, sisync needs {} MiB to record what it sends (state.min_free_mb); free space there, nothing was sent",
+                dir.display(),
+                free >> 20,
+                needed.div_ceil(1 << 20)
+            );
+        }
+        if !have_reserve {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&reserve)
+                .and_then(|f| f.allocate(RESERVE_BYTES).map(|_| f))
+                .with_context(|| format!("cannot create {}", reserve.display()))?;
+            drop(f);
+            let _ = super::owner::hand_to_state_owner(&reserve, &self.path);
+        }
+        Ok(())
+    }
+
+    /// Give up the reserve so that the last audit entries fit.
+    pub fn release_reserve(&self) {
+        let reserve = reserve_path(&self.path);
+        if std::fs::remove_file(&reserve).is_ok() {
+            tracing::warn!(file = %reserve.display(), "state volume full: reserve given up to record the last writes");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_when_the_volume_is_short_and_keeps_a_reserve() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        let s = Store::open(&db).unwrap();
+        let e = s.ensure_room(u64::MAX >> 21).unwrap_err().to_string();
+        assert!(e.contains("nothing was sent"), "{e}");
+        s.ensure_room(1).unwrap();
+        assert_eq!(
+            std::fs::metadata(reserve_path(&db)).unwrap().len(),
+            RESERVE_BYTES
+        );
+        s.release_reserve();
+        assert!(!reserve_path(&db).exists());
+    }
+
+    #[test]
+    fn a_full_database_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("state.db")).unwrap();
+        s.conn
+            .pragma_update(None, "max_page_count", 1)
+            .unwrap_or(());
+        let e = s
+            .conn
+            .execute_batch(
+                "CREATE TABLE filler (x BLOB); INSERT INTO filler VALUES (zeroblob(100000));",
+            )
+            .map_err(anyhow::Error::from)
+            .unwrap_err();
+        assert!(is_disk_full(&e), "{e:#}");
+    }
+}
