@@ -353,6 +353,58 @@ pub struct ScimPlatform {
     /// lock for hours.
     #[serde(default = "default_max_consecutive_failures")]
     pub max_consecutive_failures: usize,
+    /// The SCIM extension schema that carries role, org and accommodations
+    /// (`urn:sisync:schemas:extension:exam:1.0:User`, or the URN the
+    /// platform loaded, e.g. an `urn:ietf:params:scim:schemas:extension:…`).
+    #[serde(default = "default_extension_urn")]
+    pub extension_urn: String,
+    /// Where the tussenvoegsel goes: `separate` (name.middleName) or
+    /// `in-family-name` ("van der Berg") for platforms without middleName.
+    #[serde(default)]
+    pub middle_name: MiddleName,
+}
+
+fn default_extension_urn() -> String {
+    crate::connector::scim::EXAM_SCHEMA.to_string()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MiddleName {
+    #[default]
+    Separate,
+    InFamilyName,
+}
+
+impl ScimPlatform {
+    /// How sisync's data is laid out in this platform's SCIM resources.
+    pub fn shape(&self) -> crate::connector::scim::Shape {
+        crate::connector::scim::Shape {
+            urn: self.extension_urn.clone(),
+            middle_in_family: self.middle_name == MiddleName::InFamilyName,
+        }
+    }
+}
+
+impl Field {
+    /// What this field needs of a SCIM platform.
+    pub fn scim_needs(fields: &[Field]) -> crate::connector::scim::Needs {
+        let mut n = crate::connector::scim::Needs::default();
+        for f in fields {
+            match f {
+                Field::Name => n.middle_name = true,
+                Field::Role => n.extension.push("role"),
+                Field::Org => n.extension.push("org"),
+                Field::Accommodations => {
+                    n.extension
+                        .extend(["extraTimePercent", "fontScale", "screenReader"])
+                }
+                Field::Bsn => n.extension.push("bsn"),
+                Field::Email | Field::Groups => {}
+            }
+        }
+        n
+    }
 }
 
 fn default_max_consecutive_failures() -> usize {

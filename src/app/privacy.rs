@@ -232,7 +232,8 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str) -> Result<i32> {
             let http = Http::new(p.timeout, Some(token), p.max_retries)?;
             let sink = ScimSink::connect(&p.base_url, http)
                 .await
-                .context("cannot reach the SCIM platform; nothing was erased")?;
+                .context("cannot reach the SCIM platform; nothing was erased")?
+                .with_shape(p.shape());
             match sink.delete_user(data.platform_id.as_deref(), &id).await {
                 Ok(w) => w.endpoint,
                 Err(e) => {

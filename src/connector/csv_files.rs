@@ -103,6 +103,7 @@ impl CsvDrop {
                 path.display()
             ),
             payload_sha256: None,
+            detail: None,
         }
     }
 }

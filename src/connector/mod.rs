@@ -27,7 +27,7 @@ pub struct Written {
 }
 
 /// A write the platform refused or that could not be delivered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
 #[error("{endpoint}: {message}")]
 pub struct SinkError {
     pub endpoint: String,
@@ -35,6 +35,10 @@ pub struct SinkError {
     /// What went wrong, without personal data or secrets.
     pub message: String,
     pub payload_sha256: Option<String>,
+    /// The platform's own explanation (SCIM `detail`), at most 300
+    /// characters. It may echo a record, so it is shown to the admin and
+    /// kept in the run's failure lines, never logged or audited.
+    pub detail: Option<String>,
 }
 
 /// A platform that takes one record at a time (SCIM).

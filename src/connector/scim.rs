@@ -6,8 +6,17 @@
 //! mapping is lost is found again by an `externalId eq` filter before any
 //! POST, so a restart never creates a duplicate.
 
+mod capabilities;
+mod verify;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+use tokio::sync::OnceCell;
+
+pub use capabilities::{Capabilities, Needs};
 
 use crate::connector::{RecordSink, SinkError, Written};
 use crate::http::{Http, HttpError};
@@ -20,31 +29,88 @@ pub const EXAM_SCHEMA: &str = "urn:sisync:schemas:extension:exam:1.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const CONTENT_TYPE: &str = "application/scim+json";
 
+/// How sisync's data is laid out in SCIM resources on this platform.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// The extension schema URN that carries role, org and accommodations.
+    pub urn: String,
+    /// The tussenvoegsel goes in front of familyName ("van der Berg") for
+    /// platforms without name.middleName.
+    pub middle_in_family: bool,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            urn: EXAM_SCHEMA.to_string(),
+            middle_in_family: false,
+        }
+    }
+}
+
 pub struct ScimSink {
     http: Http,
     base: String,
-    patch: bool,
+    /// PATCH advertised and not refused with 501/405 so far.
+    patch: AtomicBool,
+    caps: Capabilities,
+    shape: Shape,
+    /// externalId → id per resource, read once per run by a paged list
+    /// when the platform cannot filter.
+    index: [OnceCell<HashMap<String, String>>; 2],
 }
 
 impl ScimSink {
-    /// Connect: read `/ServiceProviderConfig` to learn whether PATCH works.
+    /// Connect: discover what the platform supports
+    /// (`/ServiceProviderConfig`, then `/Schemas` and `/ResourceTypes`
+    /// where it has them).
     pub async fn connect(base_url: &str, http: Http) -> Result<ScimSink, HttpError> {
         let base = base_url.trim_end_matches('/').to_string();
-        let reply = http
-            .send(
-                Method::GET,
-                &format!("{base}/ServiceProviderConfig"),
-                None,
-                CONTENT_TYPE,
-                false,
-            )
-            .await?;
-        let cfg: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-        let patch = cfg
-            .pointer("/patch/supported")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        Ok(ScimSink { http, base, patch })
+        let read = |path: &'static str| {
+            let http = &http;
+            let url = format!("{base}/{path}");
+            async move {
+                let reply = http
+                    .send(Method::GET, &url, None, CONTENT_TYPE, false)
+                    .await?;
+                Ok::<Value, HttpError>(serde_json::from_slice(&reply.body).unwrap_or(Value::Null))
+            }
+        };
+        let spc = read("ServiceProviderConfig").await?;
+        let mut caps = Capabilities::from_service_provider_config(&spc);
+        // optional endpoints: a platform without them is checked by
+        // reading each write back
+        if let Ok(v) = read("Schemas").await {
+            if !v.is_null() {
+                caps.read_schemas(&v);
+            }
+        }
+        if let Ok(v) = read("ResourceTypes").await {
+            if !v.is_null() {
+                caps.read_resource_types(&v);
+            }
+        }
+        Ok(ScimSink {
+            http,
+            base,
+            patch: AtomicBool::new(caps.patch),
+            caps,
+            shape: Shape::default(),
+            index: Default::default(),
+        })
+    }
+
+    pub fn with_shape(mut self, shape: Shape) -> ScimSink {
+        self.shape = shape;
+        self
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    pub fn shape(&self) -> &Shape {
+        &self.shape
     }
 
     /// One authenticated read (`/ServiceProviderConfig` may be public).
@@ -55,7 +121,7 @@ impl ScimSink {
     }
 
     pub fn uses_patch(&self) -> bool {
-        self.patch
+        self.patch.load(Ordering::Relaxed)
     }
 
     fn url(&self, path: &str) -> String {
@@ -80,6 +146,7 @@ impl ScimSink {
                 status: e.status,
                 message: e.to_string(),
                 payload_sha256: bytes.as_ref().map(|_| sha.clone()),
+                detail: e.server_message.clone(),
             })?;
         let v = if reply.body.is_empty() {
             Value::Null
@@ -89,36 +156,92 @@ impl ScimSink {
                 status: Some(reply.status.as_u16()),
                 message: format!("{url}: response is not JSON ({e})"),
                 payload_sha256: Some(sha.clone()),
+                detail: None,
             })?
         };
         Ok((v, sha))
     }
 
-    /// The id of the resource with this externalId, if the platform has one.
+    /// The id of the resource with this externalId, if the platform has one:
+    /// by an `externalId eq` filter, or from a list read once per run when
+    /// the platform cannot filter.
     async fn find(&self, resource: &str, external_id: &str) -> Result<Option<String>, SinkError> {
+        if !self.caps.filter {
+            return Ok(self.index(resource).await?.get(external_id).cloned());
+        }
         let filter = format!(
             "externalId eq \"{}\"",
             external_id.replace('\\', "\\\\").replace('"', "\\\"")
         );
         let mut url = url::Url::parse(&self.url(resource)).map_err(|e| SinkError {
             endpoint: self.url(resource),
-            status: None,
             message: format!("bad URL: {e}"),
-            payload_sha256: None,
+            ..SinkError::default()
         })?;
         url.query_pairs_mut().append_pair("filter", &filter);
         let (v, _) = self.send(Method::GET, url.as_str(), None, false).await?;
-        let found = v
-            .get("Resources")
-            .and_then(Value::as_array)
-            .and_then(|r| {
-                r.iter()
-                    .find(|res| res.get("externalId").and_then(Value::as_str) == Some(external_id))
-            })
-            .and_then(|res| res.get("id"))
-            .and_then(Value::as_str)
-            .map(String::from);
-        Ok(found)
+        Ok(id_with_external_id(&v, external_id))
+    }
+
+    /// externalId → id of every resource of a kind, by a paged list.
+    async fn index(&self, resource: &str) -> Result<&HashMap<String, String>, SinkError> {
+        let slot = &self.index[usize::from(resource == "Groups")];
+        slot.get_or_try_init(|| async {
+            let mut map = HashMap::new();
+            let mut start = 1usize;
+            loop {
+                let url = format!("{}?startIndex={start}&count=200", self.url(resource));
+                let (v, _) = self.send(Method::GET, &url, None, false).await?;
+                let page = v.get("Resources").and_then(Value::as_array);
+                let n = page.map_or(0, Vec::len);
+                for r in page.into_iter().flatten() {
+                    if let (Some(ext), Some(id)) = (
+                        r.get("externalId").and_then(Value::as_str),
+                        r.get("id").and_then(Value::as_str),
+                    ) {
+                        map.insert(ext.to_string(), id.to_string());
+                    }
+                }
+                let total = v.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
+                start += n;
+                if n == 0 || start > total {
+                    break;
+                }
+            }
+            tracing::info!(
+                resource,
+                found = map.len(),
+                "platform cannot filter: read its externalIds once"
+            );
+            Ok(map)
+        })
+        .await
+    }
+
+    /// What the platform holds after a write: the answer's resource, or a
+    /// GET when the answer has none.
+    async fn stored(&self, url: &str, answer: Value) -> Result<Value, SinkError> {
+        if answer.get("id").is_some() {
+            return Ok(answer);
+        }
+        Ok(self.send(Method::GET, url, None, false).await?.0)
+    }
+
+    /// A write the platform accepted but did not store as sent is a failed
+    /// write naming the attribute, so the next run tries again.
+    fn check(&self, url: &str, sent: &Value, stored: &Value, sha: &str) -> Result<(), SinkError> {
+        match verify::difference(sent, stored) {
+            None => Ok(()),
+            Some(d) => Err(SinkError {
+                endpoint: url.to_string(),
+                status: Some(200),
+                message: format!(
+                    "platform {d}: it accepted the write but did not store it as sent; see `sisync check-config --connect` for what the platform supports"
+                ),
+                payload_sha256: Some(sha.to_string()),
+                detail: None,
+            }),
+        }
     }
 
     fn id_of(v: &Value, url: &str, sha: &str) -> Result<String, SinkError> {
@@ -130,6 +253,7 @@ impl ScimSink {
                 status: None,
                 message: format!("{url}: the response has no id"),
                 payload_sha256: Some(sha.to_string()),
+                detail: None,
             })
     }
 
@@ -164,23 +288,39 @@ impl ScimSink {
         })
     }
 
-    /// PATCH `ops`, or with PUT-only servers GET + merge + PUT.
+    /// PATCH `ops`, or with PUT-only servers GET + merge + PUT; then the
+    /// stored resource is checked against `expected`.
     async fn modify(
         &self,
         resource: &str,
         id: &str,
         ops: Vec<Value>,
         full: impl FnOnce(&mut Map<String, Value>),
+        expected: &Value,
     ) -> Result<Written, SinkError> {
         let url = self.url(&format!("{resource}/{}", encode_segment(id)));
-        if self.patch {
+        if self.uses_patch() {
             let body = json!({ "schemas": [PATCH_SCHEMA], "Operations": ops });
-            let (_, sha) = self.send(Method::PATCH, &url, Some(&body), false).await?;
-            return Ok(Written {
-                platform_id: Some(id.to_string()),
-                endpoint: url,
-                payload_sha256: sha,
-            });
+            match self.send(Method::PATCH, &url, Some(&body), false).await {
+                Ok((answer, sha)) => {
+                    let stored = self.stored(&url, answer).await?;
+                    self.check(&url, expected, &stored, &sha)?;
+                    return Ok(Written {
+                        platform_id: Some(id.to_string()),
+                        endpoint: url,
+                        payload_sha256: sha,
+                    });
+                }
+                // PATCH advertised but not implemented: GET + PUT from now on
+                Err(e) if matches!(e.status, Some(501) | Some(405)) => {
+                    tracing::warn!(
+                        status = e.status,
+                        "the platform refuses PATCH; using GET + PUT"
+                    );
+                    self.patch.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let (current, _) = self.send(Method::GET, &url, None, false).await?;
         let mut obj = match current {
@@ -190,13 +330,94 @@ impl ScimSink {
         obj.remove("meta");
         full(&mut obj);
         let body = Value::Object(obj);
-        let (_, sha) = self.send(Method::PUT, &url, Some(&body), false).await?;
+        let (answer, sha) = self.send(Method::PUT, &url, Some(&body), false).await?;
+        let stored = self.stored(&url, answer).await?;
+        self.check(&url, expected, &stored, &sha)?;
         Ok(Written {
             platform_id: Some(id.to_string()),
             endpoint: url,
             payload_sha256: sha,
         })
     }
+
+    /// POST a new resource, verify what was stored. A 409 means it exists
+    /// after all (a platform that cannot filter, a race): found and
+    /// updated instead.
+    async fn post(
+        &self,
+        resource: &str,
+        body: &Value,
+    ) -> Result<Result<Written, String>, SinkError> {
+        let url = self.url(resource);
+        match self.send(Method::POST, &url, Some(body), false).await {
+            Ok((v, sha)) => {
+                let id = Self::id_of(&v, &url, &sha)?;
+                let stored_url = self.url(&format!("{resource}/{}", encode_segment(&id)));
+                let stored = self.stored(&stored_url, v).await?;
+                self.check(&url, body, &stored, &sha)?;
+                Ok(Ok(Written {
+                    platform_id: Some(id),
+                    endpoint: url,
+                    payload_sha256: sha,
+                }))
+            }
+            Err(e) if e.status == Some(409) => {
+                let ext = body
+                    .get("externalId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                // the filter may not see it, the index may predate it:
+                // read the list anew if need be
+                let by_filter = if self.caps.filter {
+                    self.find(resource, ext).await?
+                } else {
+                    None
+                };
+                let found = match by_filter {
+                    Some(id) => Some(id),
+                    None => self.fresh_lookup(resource, ext).await?,
+                };
+                match found {
+                    Some(id) => Ok(Err(id)),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn fresh_lookup(&self, resource: &str, ext: &str) -> Result<Option<String>, SinkError> {
+        let mut start = 1usize;
+        loop {
+            let url = format!("{}?startIndex={start}&count=200", self.url(resource));
+            let (v, _) = self.send(Method::GET, &url, None, false).await?;
+            if let Some(id) = id_with_external_id(&v, ext) {
+                return Ok(Some(id));
+            }
+            let n = v
+                .get("Resources")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let total = v.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
+            start += n;
+            if n == 0 || start > total {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// The id of the resource in a list answer whose externalId matches.
+fn id_with_external_id(v: &Value, external_id: &str) -> Option<String> {
+    v.get("Resources")
+        .and_then(Value::as_array)
+        .and_then(|r| {
+            r.iter()
+                .find(|res| res.get("externalId").and_then(Value::as_str) == Some(external_id))
+        })
+        .and_then(|res| res.get("id"))
+        .and_then(Value::as_str)
+        .map(String::from)
 }
 
 fn encode_segment(s: &str) -> String {
@@ -206,13 +427,13 @@ fn encode_segment(s: &str) -> String {
 }
 
 /// The full SCIM User resource for a platform user.
-pub fn user_resource(u: &PlatformUser) -> Value {
+pub fn user_resource(u: &PlatformUser, shape: &Shape) -> Value {
     let mut schemas = vec![json!(USER_SCHEMA)];
     let mut m = Map::new();
     m.insert("externalId".into(), json!(u.external_id));
     m.insert("userName".into(), json!(u.user_name));
     m.insert("active".into(), json!(u.active));
-    if let Some(name) = name_value(u) {
+    if let Some(name) = name_value(u, shape) {
         m.insert("name".into(), name);
     }
     if let Some(e) = &u.email {
@@ -220,14 +441,14 @@ pub fn user_resource(u: &PlatformUser) -> Value {
     }
     let ext = exam_extension(u);
     if !ext.is_empty() {
-        schemas.push(json!(EXAM_SCHEMA));
-        m.insert(EXAM_SCHEMA.into(), Value::Object(ext));
+        schemas.push(json!(shape.urn));
+        m.insert(shape.urn.clone(), Value::Object(ext));
     }
     m.insert("schemas".into(), Value::Array(schemas));
     Value::Object(m)
 }
 
-fn name_value(u: &PlatformUser) -> Option<Value> {
+fn name_value(u: &PlatformUser, shape: &Shape) -> Option<Value> {
     if u.given_name.is_none() && u.family_name.is_none() {
         return None;
     }
@@ -235,13 +456,23 @@ fn name_value(u: &PlatformUser) -> Option<Value> {
     if let Some(g) = &u.given_name {
         n.insert("givenName".into(), json!(g));
     }
-    if let Some(mid) = &u.middle_name {
+    let (middle, family) = name_parts(u, shape);
+    if let Some(mid) = middle {
         n.insert("middleName".into(), json!(mid));
     }
-    if let Some(f) = &u.family_name {
+    if let Some(f) = family {
         n.insert("familyName".into(), json!(f));
     }
     Some(Value::Object(n))
+}
+
+/// middleName and familyName as this platform takes them.
+fn name_parts(u: &PlatformUser, shape: &Shape) -> (Option<String>, Option<String>) {
+    match (&u.middle_name, &u.family_name, shape.middle_in_family) {
+        (Some(m), Some(f), true) => (None, Some(format!("{m} {f}"))),
+        (_, f, true) => (None, f.clone()),
+        (m, f, false) => (m.clone(), f.clone()),
+    }
 }
 
 fn emails_value(e: &str) -> Value {
@@ -289,10 +520,11 @@ fn set_or_remove(ops: &mut Vec<Value>, path: &str, value: Option<Value>) {
 }
 
 /// PATCH operations that bring the platform's copy in line for `changed`.
-pub fn user_patch_ops(u: &PlatformUser, changed: &[&str]) -> Vec<Value> {
+pub fn user_patch_ops(u: &PlatformUser, changed: &[&str], shape: &Shape) -> Vec<Value> {
     let mut ops = Vec::new();
     let ext = exam_extension(u);
-    let ext_path = |a: &str| format!("{EXAM_SCHEMA}:{a}");
+    let ext_path = |a: &str| format!("{}:{a}", shape.urn);
+    let (middle, family) = name_parts(u, shape);
     for field in changed {
         match *field {
             "userName" => ops.push(replace("userName", json!(u.user_name))),
@@ -303,15 +535,17 @@ pub fn user_patch_ops(u: &PlatformUser, changed: &[&str]) -> Vec<Value> {
                     "name.givenName",
                     u.given_name.as_ref().map(|v| json!(v)),
                 );
-                set_or_remove(
-                    &mut ops,
-                    "name.middleName",
-                    u.middle_name.as_ref().map(|v| json!(v)),
-                );
+                if !shape.middle_in_family {
+                    set_or_remove(
+                        &mut ops,
+                        "name.middleName",
+                        middle.as_ref().map(|v| json!(v)),
+                    );
+                }
                 set_or_remove(
                     &mut ops,
                     "name.familyName",
-                    u.family_name.as_ref().map(|v| json!(v)),
+                    family.as_ref().map(|v| json!(v)),
                 );
             }
             "email" => set_or_remove(&mut ops, "emails", u.email.as_deref().map(emails_value)),
@@ -331,7 +565,14 @@ pub fn user_patch_ops(u: &PlatformUser, changed: &[&str]) -> Vec<Value> {
 
 /// The PUT counterpart of [`user_patch_ops`]: change only the `changed`
 /// attributes of the platform's current copy, keep everything else.
-pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed: &[&str]) {
+pub fn apply_user_fields(
+    obj: &mut Map<String, Value>,
+    u: &PlatformUser,
+    changed: &[&str],
+    shape: &Shape,
+) {
+    let urn = shape.urn.as_str();
+    let (middle, family) = name_parts(u, shape);
     fn set(m: &mut Map<String, Value>, k: &str, v: Option<Value>) {
         match v {
             Some(v) => {
@@ -353,8 +594,8 @@ pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed
                     .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(n) = name {
                     set(n, "givenName", u.given_name.as_ref().map(|v| json!(v)));
-                    set(n, "middleName", u.middle_name.as_ref().map(|v| json!(v)));
-                    set(n, "familyName", u.family_name.as_ref().map(|v| json!(v)));
+                    set(n, "middleName", middle.as_ref().map(|v| json!(v)));
+                    set(n, "familyName", family.as_ref().map(|v| json!(v)));
                     n.remove("formatted");
                 }
             }
@@ -366,9 +607,7 @@ pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed
                     "bsn" => &["bsn"],
                     _ => &["extraTimePercent", "fontScale", "screenReader"],
                 };
-                let e = obj
-                    .entry(EXAM_SCHEMA)
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let e = obj.entry(urn).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(e) = e {
                     for a in attrs {
                         set(e, a, ext.get(*a).cloned());
@@ -379,22 +618,22 @@ pub fn apply_user_fields(obj: &mut Map<String, Value>, u: &PlatformUser, changed
         }
     }
     let has_ext = obj
-        .get(EXAM_SCHEMA)
+        .get(urn)
         .and_then(Value::as_object)
         .is_some_and(|e| !e.is_empty());
     if !has_ext {
-        obj.remove(EXAM_SCHEMA);
+        obj.remove(urn);
     }
     let mut schemas: Vec<Value> = vec![json!(USER_SCHEMA)];
     if let Some(Value::Array(old)) = obj.get("schemas") {
         for sc in old {
-            if sc != USER_SCHEMA && sc != EXAM_SCHEMA {
+            if sc != USER_SCHEMA && sc != urn {
                 schemas.push(sc.clone());
             }
         }
     }
     if has_ext {
-        schemas.push(json!(EXAM_SCHEMA));
+        schemas.push(json!(urn));
     }
     obj.insert("schemas".into(), Value::Array(schemas));
 }
@@ -428,15 +667,15 @@ impl RecordSink for ScimSink {
                 .update_user(&id, user, crate::privacy::policy::USER_FIELDS)
                 .await;
         }
-        let url = self.url("Users");
-        let body = user_resource(user);
-        let (v, sha) = self.send(Method::POST, &url, Some(&body), false).await?;
-        let id = Self::id_of(&v, &url, &sha)?;
-        Ok(Written {
-            platform_id: Some(id),
-            endpoint: url,
-            payload_sha256: sha,
-        })
+        let body = user_resource(user, &self.shape);
+        match self.post("Users", &body).await? {
+            Ok(w) => Ok(w),
+            Err(id) => {
+                tracing::info!(record = %user.external_id, "409: user already on the platform; adopting its id");
+                self.update_user(&id, user, crate::privacy::policy::USER_FIELDS)
+                    .await
+            }
+        }
     }
 
     async fn update_user(
@@ -445,18 +684,31 @@ impl RecordSink for ScimSink {
         user: &PlatformUser,
         changed: &[&str],
     ) -> Result<Written, SinkError> {
-        let ops = user_patch_ops(user, changed);
-        self.modify("Users", id, ops, |obj| {
-            apply_user_fields(obj, user, changed);
-            obj.insert("id".into(), json!(id));
-        })
+        let ops = user_patch_ops(user, changed, &self.shape);
+        let expected = user_resource(user, &self.shape);
+        self.modify(
+            "Users",
+            id,
+            ops,
+            |obj| {
+                apply_user_fields(obj, user, changed, &self.shape);
+                obj.insert("id".into(), json!(id));
+            },
+            &expected,
+        )
         .await
     }
 
     async fn deactivate_user(&self, id: &str, _external_id: &str) -> Result<Written, SinkError> {
-        self.modify("Users", id, vec![replace("active", json!(false))], |obj| {
-            obj.insert("active".into(), json!(false));
-        })
+        self.modify(
+            "Users",
+            id,
+            vec![replace("active", json!(false))],
+            |obj| {
+                obj.insert("active".into(), json!(false));
+            },
+            &json!({ "active": false }),
+        )
         .await
     }
 
@@ -471,15 +723,15 @@ impl RecordSink for ScimSink {
                 .update_group(&id, group, member_ids, &["displayName", "members"])
                 .await;
         }
-        let url = self.url("Groups");
         let body = group_resource(group, member_ids);
-        let (v, sha) = self.send(Method::POST, &url, Some(&body), false).await?;
-        let id = Self::id_of(&v, &url, &sha)?;
-        Ok(Written {
-            platform_id: Some(id),
-            endpoint: url,
-            payload_sha256: sha,
-        })
+        match self.post("Groups", &body).await? {
+            Ok(w) => Ok(w),
+            Err(id) => {
+                tracing::info!(record = %group.external_id, "409: group already on the platform; adopting its id");
+                self.update_group(&id, group, member_ids, &["displayName", "members"])
+                    .await
+            }
+        }
     }
 
     async fn update_group(
@@ -503,13 +755,24 @@ impl RecordSink for ScimSink {
             }
         }
         let name = group.display_name.clone();
-        self.modify("Groups", id, ops, |obj| {
-            if let Some(n) = name {
-                obj.insert("displayName".into(), json!(n));
-            }
-            obj.insert("members".into(), members_value(member_ids));
-            obj.insert("id".into(), json!(id));
-        })
+        let mut expected = Map::new();
+        if let Some(n) = &name {
+            expected.insert("displayName".into(), json!(n));
+        }
+        expected.insert("members".into(), members_value(member_ids));
+        self.modify(
+            "Groups",
+            id,
+            ops,
+            |obj| {
+                if let Some(n) = name {
+                    obj.insert("displayName".into(), json!(n));
+                }
+                obj.insert("members".into(), members_value(member_ids));
+                obj.insert("id".into(), json!(id));
+            },
+            &Value::Object(expected),
+        )
         .await
     }
 }
@@ -544,7 +807,7 @@ mod tests {
 
     #[test]
     fn user_resource_carries_extension_and_no_email() {
-        let v = user_resource(&user());
+        let v = user_resource(&user(), &Shape::default());
         assert_eq!(v["schemas"][1], EXAM_SCHEMA);
         assert_eq!(v[EXAM_SCHEMA]["extraTimePercent"], 25);
         assert_eq!(v[EXAM_SCHEMA]["fontScale"], 1.5);
@@ -555,14 +818,14 @@ mod tests {
 
     #[test]
     fn patch_ops_only_for_changed_fields() {
-        let ops = user_patch_ops(&user(), &["name"]);
+        let ops = user_patch_ops(&user(), &["name"], &Shape::default());
         let paths: Vec<_> = ops.iter().map(|o| o["path"].as_str().unwrap()).collect();
         assert_eq!(
             paths,
             vec!["name.givenName", "name.middleName", "name.familyName"]
         );
         assert_eq!(ops[1]["op"], "remove");
-        let ops = user_patch_ops(&user(), &["accommodations"]);
+        let ops = user_patch_ops(&user(), &["accommodations"], &Shape::default());
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[2]["op"], "remove");
         assert_eq!(ops[0]["path"], format!("{EXAM_SCHEMA}:extraTimePercent"));
@@ -580,7 +843,12 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         };
-        apply_user_fields(&mut obj, &user(), &["name", "accommodations"]);
+        apply_user_fields(
+            &mut obj,
+            &user(),
+            &["name", "accommodations"],
+            &Shape::default(),
+        );
         assert_eq!(obj["name"]["givenName"], "Zoë");
         assert_eq!(obj["platformOwn"], "kept");
         assert_eq!(obj[EXAM_SCHEMA]["role"], "student");

@@ -136,7 +136,12 @@ fn settle<C: Change>(
         Err(e) => {
             let line = failure_line(C::KIND, c.external_id(), c.action(), e);
             tracing::warn!(record = %c.external_id(), "{line}");
-            out.failures.push(line);
+            // the platform's own words help the admin, but may echo the
+            // record: shown and kept with the run, never logged
+            out.failures.push(match &e.detail {
+                Some(d) => format!("{line} (the platform says: {d})"),
+                None => line,
+            });
             out.tally(C::KIND).failed += 1;
             (None, audit)
         }
@@ -268,6 +273,7 @@ async fn user_op<'a, S: RecordSink>(sink: &S, c: &'a UserChange) -> Op<'a, UserC
             status: None,
             message: "internal: planned change without a record".into(),
             payload_sha256: None,
+            detail: None,
         }),
     };
     (c, res, false)

@@ -131,14 +131,20 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
             let started = std::time::Instant::now();
             let sink = ScimSink::connect(&p.base_url, http).await?;
             let url = sink.ping().await?;
+            let missing = sink.capabilities().missing(
+                &p.extension_urn,
+                &crate::config::Field::scim_needs(&loaded.config.privacy.fields),
+            );
+            if !missing.is_empty() {
+                anyhow::bail!(
+                    "GET {url}: authenticated, but the platform cannot store what privacy.fields sends:\n  {}",
+                    missing.join("\n  ")
+                );
+            }
             Ok(format!(
-                "GET {url}: OK, authenticated, {} ms; PATCH {}",
+                "GET {url}: OK, authenticated, {} ms; {}",
                 started.elapsed().as_millis(),
-                if sink.uses_patch() {
-                    "supported"
-                } else {
-                    "not supported (GET + PUT)"
-                }
+                sink.capabilities().summary(&p.extension_urn)
             ))
         }
         .await;
@@ -393,9 +399,24 @@ async fn apply_plan(
             let http = Http::new(p.timeout, Some(token), p.max_retries)?
                 .with_rate_limit(p.rate_limit)
                 .with_concurrency(p.concurrency);
-            let sink = ScimSink::connect(&p.base_url, http).await.with_context(
-                || "cannot reach the SCIM platform; check platform.base_url and the token",
-            )?;
+            let sink = ScimSink::connect(&p.base_url, http)
+                .await
+                .with_context(
+                    || "cannot reach the SCIM platform; check platform.base_url and the token",
+                )?
+                .with_shape(p.shape());
+            // refused before the first write: never a silent loss
+            let missing = sink.capabilities().missing(
+                &p.extension_urn,
+                &crate::config::Field::scim_needs(&cfg.privacy.fields),
+            );
+            if !missing.is_empty() {
+                anyhow::bail!(
+                    "the platform at {} cannot store what privacy.fields sends; nothing was written:\n  {}",
+                    p.base_url,
+                    missing.join("\n  ")
+                );
+            }
             tracing::info!(patch = sink.uses_patch(), "connected to SCIM platform");
             let out = apply::apply_records(
                 &sink,

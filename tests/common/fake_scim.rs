@@ -33,6 +33,43 @@ pub struct Inner {
     pub fail_writes: VecDeque<(u16, Option<&'static str>)>,
     /// Refuse writes whose body contains this text with 400.
     pub reject_containing: Option<String>,
+    /// Like SCIMMY or django-scim2 with their defaults: what a faithful
+    /// platform would not do. Attributes (top-level keys, `name.sub`) that
+    /// are silently dropped when stored.
+    pub drop_attrs: Vec<String>,
+    /// `filter.supported` is false and a filter is answered with 400.
+    pub no_filter: bool,
+    /// The filter finds nothing (a buggy or eventually consistent index).
+    pub filter_blind: bool,
+    /// POST of an externalId that exists answers 409.
+    pub conflict_on_external_id: bool,
+    /// PATCH advertised but answered with 501.
+    pub patch_501: bool,
+    /// `/Schemas` answer; 404 when None.
+    pub schemas: Option<Value>,
+    /// `/ResourceTypes` answer; 404 when None.
+    pub resource_types: Option<Value>,
+}
+
+impl Inner {
+    /// Store as a lossy platform would.
+    fn lossy(&self, mut v: Value) -> Value {
+        for a in &self.drop_attrs {
+            match a.split_once('.') {
+                Some((outer, inner)) if !a.starts_with("urn:") => {
+                    if let Some(o) = v.get_mut(outer).and_then(Value::as_object_mut) {
+                        o.remove(inner);
+                    }
+                }
+                _ => {
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove(a.as_str());
+                    }
+                }
+            }
+        }
+        v
+    }
 }
 
 #[derive(Clone)]
@@ -51,6 +88,8 @@ impl FakeScim {
         }));
         let app = Router::new()
             .route("/scim/v2/ServiceProviderConfig", get(spc))
+            .route("/scim/v2/Schemas", get(schemas))
+            .route("/scim/v2/ResourceTypes", get(resource_types))
             .route("/scim/v2/:resource", get(list).post(create))
             .route(
                 "/scim/v2/:resource/:id",
@@ -190,8 +229,22 @@ async fn spc(State(s): Shared, headers: HeaderMap) -> Response {
     }
     scim(
         StatusCode::OK,
-        json!({"patch": {"supported": inner.patch_supported}, "filter": {"supported": true, "maxResults": 200}}),
+        json!({"patch": {"supported": inner.patch_supported}, "filter": {"supported": !inner.no_filter, "maxResults": 200}, "bulk": {"supported": false}}),
     )
+}
+
+async fn schemas(State(s): Shared) -> Response {
+    match s.lock().unwrap().schemas.clone() {
+        Some(v) => scim(StatusCode::OK, v),
+        None => error(404, "not found"),
+    }
+}
+
+async fn resource_types(State(s): Shared) -> Response {
+    match s.lock().unwrap().resource_types.clone() {
+        Some(v) => scim(StatusCode::OK, v),
+        None => error(404, "not found"),
+    }
 }
 
 async fn list(
@@ -210,6 +263,10 @@ async fn list(
     ) {
         return r;
     }
+    if q.contains_key("filter") && inner.no_filter {
+        return error(400, "filtering is not supported");
+    }
+    let blind = inner.filter_blind && q.contains_key("filter");
     let Some(map) = store(&mut inner, &resource) else {
         return error(404, "no such resource type");
     };
@@ -220,15 +277,29 @@ async fn list(
     });
     let found: Vec<Value> = map
         .values()
+        .filter(|_| !blind)
         .filter(|v| match &wanted {
             Some(w) => v["externalId"] == *w.as_str(),
             None => true,
         })
         .cloned()
         .collect();
+    // pages as RFC 7644 §3.4.2.4 says: startIndex (1-based) and count
+    let total = found.len();
+    let start: usize = q
+        .get("startIndex")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let count: usize = q
+        .get("count")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+        .min(50);
+    let page: Vec<Value> = found.into_iter().skip(start - 1).take(count).collect();
     scim(
         StatusCode::OK,
-        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": found.len(), "Resources": found}),
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": total, "startIndex": start, "itemsPerPage": page.len(), "Resources": page}),
     )
 }
 
@@ -259,7 +330,16 @@ async fn create(
             return error(409, "userName taken");
         }
     }
+    if inner.conflict_on_external_id {
+        let ext = v["externalId"].clone();
+        if let Some(m) = store(&mut inner, &resource) {
+            if m.values().any(|x| x["externalId"] == ext) {
+                return error(409, "externalId taken");
+            }
+        }
+    }
     v["id"] = json!(id);
+    let v = inner.lossy(v);
     let Some(map) = store(&mut inner, &resource) else {
         return error(404, "no such resource type");
     };
@@ -333,7 +413,7 @@ async fn patch(
     ) {
         return r;
     }
-    if !inner.patch_supported {
+    if !inner.patch_supported || inner.patch_501 {
         return error(501, "patch not supported");
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
@@ -345,7 +425,13 @@ async fn patch(
     for op in v["Operations"].as_array().cloned().unwrap_or_default() {
         apply_op(target, &op);
     }
-    scim(StatusCode::OK, target.clone())
+    let stored = target.clone();
+    let stored = inner.lossy(stored);
+    let id2 = id.clone();
+    if let Some(m) = store(&mut inner, &resource) {
+        m.insert(id2, stored.clone());
+    }
+    scim(StatusCode::OK, stored)
 }
 
 async fn put(
@@ -374,7 +460,10 @@ async fn put(
         return error(404, "not found");
     }
     v["id"] = json!(id);
-    map.insert(id, v.clone());
+    let v = inner.lossy(v);
+    if let Some(map) = store(&mut inner, &resource) {
+        map.insert(id, v.clone());
+    }
     scim(StatusCode::OK, v)
 }
 

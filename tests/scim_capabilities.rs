@@ -1,0 +1,177 @@
+//! Delivery you can trust: what the platform supports is discovered, what
+//! it stored is read back, and platforms without filters, with a broken
+//! PATCH or with conflicts get no duplicates. Real HTTP to the in-process
+//! fake SCIM server, set up to behave like lossy real servers.
+
+mod common;
+
+use common::fake_scim::{FakeScim, TOKEN};
+use common::*;
+use serde_json::json;
+use sisync::sync::{self, Quiet, RosterOptions};
+
+const EXT: &str = "urn:sisync:schemas:extension:exam:1.0:User";
+const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+fn run() -> RosterOptions {
+    RosterOptions::default()
+}
+
+/// `/Schemas` of a platform with the core User schema (with or without
+/// name.middleName) and, optionally, the exam extension.
+fn schemas(middle: bool, ext: bool) -> serde_json::Value {
+    let mut sub = vec![json!({"name": "givenName"}), json!({"name": "familyName"})];
+    if middle {
+        sub.push(json!({"name": "middleName"}));
+    }
+    let mut list = vec![json!({"id": CORE, "attributes": [
+        {"name": "userName"}, {"name": "name", "subAttributes": sub}, {"name": "active"}
+    ]})];
+    if ext {
+        list.push(json!({"id": EXT, "attributes": [
+            {"name": "role"}, {"name": "org"}, {"name": "bsn"},
+            {"name": "extraTimePercent"}, {"name": "fontScale"}, {"name": "screenReader"}
+        ]}));
+    }
+    json!({"totalResults": list.len(), "Resources": list})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_without_the_extension_is_refused_before_any_write() {
+    let server = FakeScim::start(true).await;
+    server.inner.lock().unwrap().schemas = Some(schemas(false, false));
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let e = sync::roster(&cfg, run(), "user:test", &Quiet)
+        .await
+        .unwrap_err();
+    let e = format!("{e:#}");
+    assert!(e.contains("nothing was written"), "{e}");
+    assert!(
+        e.contains(&format!("does not have the extension schema {EXT}")),
+        "{e}"
+    );
+    assert!(e.contains("deploy/scim/exam-extension.json"), "{e}");
+    assert!(e.contains("no name.middleName"), "{e}");
+    assert!(server.writes().is_empty(), "{:?}", server.writes());
+
+    // the admin loads the schema: everything arrives
+    server.inner.lock().unwrap().schemas = Some(schemas(true, true));
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
+    assert_eq!(server.users().len(), 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_that_drops_what_it_accepted_is_caught() {
+    // says nothing about its schemas, answers 201, stores without the
+    // extension and the tussenvoegsel (SCIMMY, django-scim2 defaults)
+    let server = FakeScim::start(true).await;
+    server.inner.lock().unwrap().drop_attrs = vec![EXT.to_string(), "name.middleName".into()];
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let r = common::sync(&cfg, run()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(
+        o.users.failed, 42,
+        "every user lost data: none counts as done"
+    );
+    assert!(
+        o.failures
+            .iter()
+            .any(|f| f.starts_with("user stu-1003: create failed:")
+                && f.contains("platform dropped")),
+        "{:?}",
+        o.failures
+    );
+    // the next run tries again (adopting what is there), never silent
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().users.failed, 42);
+    assert_eq!(server.users().len(), 42, "no duplicates");
+
+    // a platform that keeps the extension but has no middleName: the
+    // admin chooses to put the tussenvoegsel in the family name
+    server.inner.lock().unwrap().drop_attrs = vec!["name.middleName".into()];
+    let cfg = scim_config(
+        dir.path(),
+        &export,
+        &server.base,
+        TOKEN,
+        "middle_name = \"in-family-name\"\n",
+    );
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
+    let zoe = server.user_by_external_id("stu-1003").unwrap();
+    assert_eq!(zoe["name"]["familyName"], "van der Berg");
+    assert_eq!(zoe[EXT]["extraTimePercent"], 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_filters_a_lost_state_file_makes_no_duplicates() {
+    let server = FakeScim::start(true).await;
+    server.inner.lock().unwrap().no_filter = true;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    server.clear_requests();
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
+    assert_eq!(server.users().len(), 42);
+    assert_eq!(server.groups().len(), 6);
+    assert!(server.writes().iter().all(|w| w.method != "POST"));
+    // the list was read in pages, never filtered
+    assert!(server.requests().iter().all(|r| !r.path.contains("filter")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_on_create_adopts_the_existing_record() {
+    let server = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    common::sync(&cfg, run()).await;
+    {
+        let mut inner = server.inner.lock().unwrap();
+        inner.filter_blind = true;
+        inner.conflict_on_external_id = true;
+    }
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
+    assert_eq!(server.users().len(), 42);
+    assert_eq!(server.groups().len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_answered_with_501_falls_back_to_put() {
+    let server = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    common::sync(&cfg, run()).await;
+    server.inner.lock().unwrap().patch_501 = true;
+    edit(&export, "users.csv", |l| {
+        Some(if l.starts_with("stu-1009,") {
+            l.replace(",Lotte,Jansen,", ",Lotte,Brouwer,")
+        } else {
+            l.to_string()
+        })
+    });
+    server.clear_requests();
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
+    assert_eq!(
+        server.user_by_external_id("stu-1009").unwrap()["name"]["familyName"],
+        "Brouwer"
+    );
+    assert!(server.writes().iter().any(|w| w.method == "PUT"));
+}
