@@ -2,6 +2,7 @@
 //! output. Returns the process exit code.
 
 mod privacy;
+mod reconcile;
 mod results;
 
 use std::io::IsTerminal;
@@ -111,6 +112,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(code.max(rcode))
         }
         Command::Status => status(cli, &loaded),
+        Command::Reconcile { fix } => reconcile::run(cli, &loaded, *fix).await,
         Command::Audit { cmd } => {
             let path = &loaded.config.state.path;
             if !path.exists() {

@@ -48,6 +48,14 @@ pub enum Command {
     },
     /// Last runs, record counts, audit log head.
     Status,
+    /// Read the platform back and compare it with what sisync sent:
+    /// missing, drifted, orphans, membership drift.
+    Reconcile {
+        /// Send missing and drifted records again (through the safety
+        /// gate); orphans are listed, never deleted.
+        #[arg(long)]
+        fix: bool,
+    },
     /// Query and verify the audit log.
     Audit {
         #[command(subcommand)]

@@ -187,3 +187,106 @@ async fn full_sync_into_scim2_server() {
     assert_eq!(members, 77);
     assert!(sync(&cfg, RosterOptions::default()).await.plan.is_empty());
 }
+
+/// A request to the peer, as an admin poking at the platform by hand.
+async fn by_hand(peer: &Peer, method: reqwest::Method, path: &str, body: Option<Value>) {
+    let client = reqwest::Client::new();
+    let mut req = client
+        .request(method, format!("{}/{path}", peer.url))
+        .bearer_auth(&peer.token)
+        .header("content-type", "application/scim+json");
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_against_scim2_server_finds_and_fixes_what_was_changed_by_hand() {
+    let peer = start_peer();
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, "");
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
+    let (report, _) = sisync::sync::reconcile::run(&cfg, false, "user:test", &sisync::sync::Quiet)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+
+    let users = all(&peer, "Users").await;
+    let groups = all(&peer, "Groups").await;
+    let id = |ext: &str| by_ext(&users, ext)["id"].as_str().unwrap().to_string();
+    // 1. a user deleted by hand
+    by_hand(
+        &peer,
+        reqwest::Method::DELETE,
+        &format!("Users/{}", id("stu-1005")),
+        None,
+    )
+    .await;
+    // 2. a name changed by hand
+    let ops = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "name.familyName", "value": "Gewijzigd"}]});
+    by_hand(
+        &peer,
+        reqwest::Method::PATCH,
+        &format!("Users/{}", id("stu-1006")),
+        Some(ops),
+    )
+    .await;
+    // 3. an orphan created by hand
+    let orphan = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "handmade", "externalId": "hand-1", "active": true});
+    by_hand(&peer, reqwest::Method::POST, "Users", Some(orphan)).await;
+    // 4. a member removed by hand
+    let class = by_ext(&groups, "cls-ne-h3a");
+    let removed = id("stu-1003");
+    let ops = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": format!("members[value eq \"{removed}\"]")}]});
+    by_hand(
+        &peer,
+        reqwest::Method::PATCH,
+        &format!("Groups/{}", class["id"].as_str().unwrap()),
+        Some(ops),
+    )
+    .await;
+
+    let (report, _) = sisync::sync::reconcile::run(&cfg, false, "user:test", &sisync::sync::Quiet)
+        .await
+        .unwrap();
+    let ids = |l: &[sisync::sync::reconcile::Finding]| -> Vec<String> {
+        l.iter()
+            .map(|f| format!("{}:{}:{}", f.kind, f.id, f.fields.join(",")))
+            .collect()
+    };
+    assert_eq!(ids(&report.missing), ["user:stu-1005:"]);
+    assert_eq!(ids(&report.drifted), ["user:stu-1006:name"]);
+    assert_eq!(ids(&report.orphans), ["user:hand-1:"]);
+    // the deleted user also left its classes
+    assert!(
+        ids(&report.membership).contains(&"group:cls-ne-h3a:members".to_string()),
+        "{report:?}"
+    );
+
+    let (_, fixed) = sisync::sync::reconcile::run(&cfg, true, "user:test", &sisync::sync::Quiet)
+        .await
+        .unwrap();
+    let fixed = fixed.expect("a fix run");
+    assert_eq!(fixed.failed(), 0, "{:?}", fixed.outcome);
+    let (report, _) = sisync::sync::reconcile::run(&cfg, false, "user:test", &sisync::sync::Quiet)
+        .await
+        .unwrap();
+    assert!(
+        report.missing.is_empty() && report.drifted.is_empty() && report.membership.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(
+        ids(&report.orphans),
+        ["user:hand-1:"],
+        "orphans are never deleted"
+    );
+    let users = all(&peer, "Users").await;
+    assert_eq!(by_ext(&users, "stu-1006")["name"]["familyName"], "Bakker");
+}

@@ -171,3 +171,29 @@ pub fn text_score(r: &GradebookResult) -> Option<String> {
             .map(|p| if p { "pass" } else { "fail" }.to_string())
     })
 }
+
+/// What a platform holds, read back for `sisync reconcile`: protocol-free.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformSnapshot {
+    pub users: Vec<StoredUser>,
+    pub groups: Vec<StoredGroup>,
+}
+
+/// A user as the platform holds it.
+#[derive(Debug, Clone)]
+pub struct StoredUser {
+    /// The platform's id.
+    pub id: String,
+    /// Its fields in sisync's terms (`external_id` empty when it has none).
+    pub user: crate::privacy::policy::PlatformUser,
+}
+
+/// A group as the platform holds it.
+#[derive(Debug, Clone)]
+pub struct StoredGroup {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    /// The platform's ids of its members.
+    pub members: Vec<String>,
+}

@@ -407,6 +407,115 @@ impl ScimSink {
     }
 }
 
+impl ScimSink {
+    /// Every resource of a kind, by a paged list.
+    async fn list_all(&self, resource: &str) -> Result<Vec<Value>, SinkError> {
+        let mut out = Vec::new();
+        let mut start = 1usize;
+        loop {
+            let url = format!("{}?startIndex={start}&count=200", self.url(resource));
+            let (v, _) = self.send(Method::GET, &url, None, false).await?;
+            let page = v
+                .get("Resources")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let n = page.len();
+            out.extend(page);
+            let total = v.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
+            start += n;
+            if n == 0 || start > total {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Everything the platform holds, in sisync's terms (for reconcile).
+    pub async fn read_back(&self) -> Result<crate::connector::PlatformSnapshot, SinkError> {
+        let users = self
+            .list_all("Users")
+            .await?
+            .iter()
+            .filter_map(|v| {
+                Some(crate::connector::StoredUser {
+                    id: v.get("id")?.as_str()?.to_string(),
+                    user: user_from_resource(v, &self.shape),
+                })
+            })
+            .collect();
+        let groups = self
+            .list_all("Groups")
+            .await?
+            .iter()
+            .filter_map(|v| {
+                Some(crate::connector::StoredGroup {
+                    id: v.get("id")?.as_str()?.to_string(),
+                    external_id: v
+                        .get("externalId")
+                        .and_then(Value::as_str)
+                        .map(String::from),
+                    display_name: v
+                        .get("displayName")
+                        .and_then(Value::as_str)
+                        .map(String::from),
+                    members: v
+                        .get("members")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|m| m.get("value").and_then(Value::as_str))
+                                .map(String::from)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        Ok(crate::connector::PlatformSnapshot { users, groups })
+    }
+}
+
+/// A SCIM User resource in sisync's terms: the inverse of
+/// [`user_resource`].
+pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+    let name = v.get("name");
+    let ext = v.get(&shape.urn);
+    let e = |k: &str| ext.and_then(|x| x.get(k));
+    let acc = crate::privacy::policy::ExamAccommodations {
+        extra_time_percent: e("extraTimePercent")
+            .and_then(Value::as_u64)
+            .map(|x| x as u32),
+        font_scale: e("fontScale").and_then(Value::as_f64),
+        screen_reader: e("screenReader").and_then(Value::as_bool),
+    };
+    let has_acc =
+        acc.extra_time_percent.is_some() || acc.font_scale.is_some() || acc.screen_reader.is_some();
+    PlatformUser {
+        external_id: s(v.get("externalId")).unwrap_or_default(),
+        user_name: s(v.get("userName")).unwrap_or_default(),
+        active: v.get("active").and_then(Value::as_bool).unwrap_or(true),
+        given_name: s(name.and_then(|n| n.get("givenName"))),
+        middle_name: s(name.and_then(|n| n.get("middleName"))),
+        family_name: s(name.and_then(|n| n.get("familyName"))),
+        email: v
+            .get("emails")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(|m| m.get("value"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        role: e("role")
+            .and_then(Value::as_str)
+            .and_then(crate::model::Role::parse),
+        org: s(e("org")),
+        accommodations: has_acc.then_some(acc),
+        bsn: None,
+        bsn_hash: None,
+        unknown: Vec::new(),
+    }
+}
+
 /// The id of the resource in a list answer whose externalId matches.
 fn id_with_external_id(v: &Value, external_id: &str) -> Option<String> {
     v.get("Resources")

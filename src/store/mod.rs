@@ -5,6 +5,7 @@
 //! as its audit entry ([`Store::commit`]), after the remote call succeeded.
 
 pub mod audit;
+mod forget;
 pub mod holds;
 pub mod outbox;
 pub(crate) mod owner;

@@ -400,6 +400,11 @@ pub async fn apply_records<S: RecordSink>(
             full = true;
             break;
         }
+        if recreated && res.is_ok() {
+            // its classes still list the old platform id: sent again
+            // below when planned, else by the next run
+            store.resend_groups_of(&c.external_id)?;
+        }
         (ctx.tick)();
     }
     drop(stream);

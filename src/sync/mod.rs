@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod lock;
 pub mod plan;
+pub mod reconcile;
 pub mod results;
 pub mod safety;
 

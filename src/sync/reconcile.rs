@@ -1,0 +1,370 @@
+//! Reconcile: what the platform holds against what sisync believes it
+//! sent. Missing records (sisync sent them, the platform has them not),
+//! drifted attributes (the platform's value no longer hashes to what was
+//! last sent), orphans (active platform users sisync never sent or has
+//! deactivated) and membership drift. `--fix` forgets the stored hashes of
+//! what is missing or drifted, so the next roster run (through the planner
+//! and the safety gate) sends them again; orphans are listed, never
+//! deleted.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::config::{Loaded, Platform};
+use crate::connector::PlatformSnapshot;
+use crate::connector::scim::ScimSink;
+use crate::http::Http;
+use crate::privacy::policy::hash_value;
+use crate::store::{RecordKind, RecordState, Store};
+use crate::sync::{Progress, RosterReport};
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// `user` or `group`.
+    pub kind: &'static str,
+    /// The SIS id (externalId); for orphans, the platform's externalId or
+    /// id.
+    pub id: String,
+    /// Drifted attributes (empty for missing records and orphans).
+    pub fields: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub users_read: usize,
+    pub groups_read: usize,
+    pub missing: Vec<Finding>,
+    pub drifted: Vec<Finding>,
+    pub orphans: Vec<Finding>,
+    pub membership: Vec<Finding>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty()
+            && self.drifted.is_empty()
+            && self.orphans.is_empty()
+            && self.membership.is_empty()
+    }
+}
+
+/// What the state says.
+pub struct Known<'a> {
+    pub users: &'a HashMap<String, RecordState>,
+    pub groups: &'a HashMap<String, RecordState>,
+    pub members: &'a HashMap<String, BTreeSet<String>>,
+    /// The tussenvoegsel is sent inside familyName: names cannot be
+    /// compared field by field.
+    pub names_joined: bool,
+}
+
+/// Compare a platform snapshot with the state.
+pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
+    let mut r = Report {
+        users_read: snap.users.len(),
+        groups_read: snap.groups.len(),
+        ..Report::default()
+    };
+    let by_ext: HashMap<&str, usize> = snap
+        .users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| !u.user.external_id.is_empty())
+        .map(|(i, u)| (u.user.external_id.as_str(), i))
+        .collect();
+    let by_pid: HashMap<&str, usize> = snap
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.id.as_str(), i))
+        .collect();
+    let mut users: Vec<(&String, &RecordState)> = known.users.iter().collect();
+    users.sort_by(|a, b| a.0.cmp(b.0));
+    for (id, st) in users {
+        let found = st
+            .platform_id
+            .as_deref()
+            .and_then(|p| by_pid.get(p))
+            .or_else(|| by_ext.get(id.as_str()))
+            .map(|i| &snap.users[*i]);
+        let Some(found) = found else {
+            if st.active {
+                r.missing.push(finding("user", id, Vec::new()));
+            }
+            continue;
+        };
+        let u = &found.user;
+        let name = (&u.given_name, &u.middle_name, &u.family_name);
+        let mut drift = Vec::new();
+        let mut check = |field: &'static str, candidates: &[String]| {
+            if let Some(h) = st.field_hashes.get(field) {
+                if !candidates.iter().any(|c| c == h) {
+                    drift.push(field);
+                }
+            }
+        };
+        check("userName", &[hash_value(&u.user_name)]);
+        if !known.names_joined {
+            check("name", &[hash_value(&name)]);
+        }
+        check("email", &[hash_value(&u.email)]);
+        check("role", &[hash_value(&u.role)]);
+        check("org", &[hash_value(&u.org)]);
+        check("accommodations", &[hash_value(&u.accommodations)]);
+        check("active", &[hash_value(&u.active)]);
+        if !drift.is_empty() {
+            r.drifted.push(finding("user", id, drift));
+        }
+    }
+    // orphans: active on the platform, unknown or deactivated in state
+    for u in &snap.users {
+        if !u.user.active {
+            continue;
+        }
+        let ext = &u.user.external_id;
+        match known.users.get(ext) {
+            Some(st) if st.active => {}
+            _ => r.orphans.push(finding(
+                "user",
+                if ext.is_empty() { &u.id } else { ext },
+                Vec::new(),
+            )),
+        }
+    }
+    // groups and their members
+    let pid_to_sis: HashMap<&str, &str> = known
+        .users
+        .iter()
+        .filter_map(|(id, st)| Some((st.platform_id.as_deref()?, id.as_str())))
+        .collect();
+    let groups_by_ext: HashMap<&str, usize> = snap
+        .groups
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| Some((g.external_id.as_deref()?, i)))
+        .collect();
+    let groups_by_pid: HashMap<&str, usize> = snap
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.as_str(), i))
+        .collect();
+    let mut groups: Vec<(&String, &RecordState)> = known.groups.iter().collect();
+    groups.sort_by(|a, b| a.0.cmp(b.0));
+    let none = BTreeSet::new();
+    for (id, st) in groups {
+        let found = st
+            .platform_id
+            .as_deref()
+            .and_then(|p| groups_by_pid.get(p))
+            .or_else(|| groups_by_ext.get(id.as_str()))
+            .map(|i| &snap.groups[*i]);
+        let Some(g) = found else {
+            if st.active {
+                r.missing.push(finding("group", id, Vec::new()));
+            }
+            continue;
+        };
+        if let Some(h) = st.field_hashes.get("displayName") {
+            let sent_as_id = g.display_name.as_deref() == Some(id.as_str());
+            if *h != hash_value(&g.display_name)
+                && !(sent_as_id && *h == hash_value(&None::<String>))
+            {
+                r.drifted.push(finding("group", id, vec!["displayName"]));
+            }
+        }
+        let want = known.members.get(id).unwrap_or(&none);
+        let have: BTreeSet<String> = g
+            .members
+            .iter()
+            .map(|p| {
+                pid_to_sis
+                    .get(p.as_str())
+                    .map_or_else(|| p.clone(), |s| s.to_string())
+            })
+            .collect();
+        if *want != have {
+            r.membership.push(finding("group", id, vec!["members"]));
+        }
+    }
+    r
+}
+
+fn finding(kind: &'static str, id: &str, fields: Vec<&'static str>) -> Finding {
+    Finding {
+        kind,
+        id: id.to_string(),
+        fields,
+    }
+}
+
+/// What `--fix` makes the next run send again: per record, the fields
+/// whose stored hashes are forgotten (empty = all of them).
+pub fn to_resend(r: &Report) -> Vec<(RecordKind, String, Vec<&'static str>)> {
+    let kind = |k: &str| {
+        if k == "user" {
+            RecordKind::User
+        } else {
+            RecordKind::Group
+        }
+    };
+    r.missing
+        .iter()
+        .chain(&r.drifted)
+        .chain(&r.membership)
+        .map(|f| (kind(f.kind), f.id.clone(), f.fields.clone()))
+        .collect()
+}
+
+/// `sisync reconcile [--fix]`: read the platform, compare, and with `fix`
+/// forget what is missing or drifted and run a roster sync that sends it
+/// again (the safety gate applies).
+pub async fn run(
+    loaded: &Loaded,
+    fix: bool,
+    actor: &str,
+    progress: &dyn Progress,
+) -> Result<(Report, Option<RosterReport>)> {
+    let cfg = &loaded.config;
+    let Platform::Scim(p) = &cfg.platform else {
+        bail!(
+            "reconcile reads the platform back, and a csv-drop platform cannot be read: nothing to compare. Check the files the platform imported instead"
+        );
+    };
+    let token = loaded.scim_token(p)?;
+    let http = Http::new(p.timeout, Some(token), p.max_retries)?
+        .with_rate_limit(p.rate_limit)
+        .with_concurrency(p.concurrency);
+    let sink = ScimSink::connect(&p.base_url, http)
+        .await
+        .with_context(|| "cannot reach the SCIM platform; check platform.base_url and the token")?
+        .with_shape(p.shape());
+    progress.phase("reading the platform", None);
+    let snap = sink.read_back().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut store = Store::open(&cfg.state.path)?;
+    let users = store.load_state(RecordKind::User)?;
+    let groups = store.load_state(RecordKind::Group)?;
+    let members = store.load_members()?;
+    let report = compare(
+        &snap,
+        &Known {
+            users: &users,
+            groups: &groups,
+            members: &members,
+            names_joined: p.shape().middle_in_family,
+        },
+    );
+    progress.done();
+    if !fix || to_resend(&report).is_empty() {
+        return Ok((report, None));
+    }
+    for (kind, id, fields) in to_resend(&report) {
+        store.forget_fields(kind, &id, &fields)?;
+        if kind == RecordKind::User && fields.is_empty() {
+            store.resend_groups_of(&id)?;
+        }
+    }
+    drop(store);
+    let fixed = super::roster(loaded, super::RosterOptions::default(), actor, progress).await?;
+    Ok((report, Some(fixed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::{StoredGroup, StoredUser};
+    use crate::privacy::policy::PlatformUser;
+
+    fn user(ext: &str, family: &str, active: bool) -> PlatformUser {
+        PlatformUser {
+            external_id: ext.into(),
+            user_name: ext.into(),
+            active,
+            given_name: Some("A".into()),
+            middle_name: None,
+            family_name: Some(family.into()),
+            email: None,
+            role: None,
+            org: None,
+            accommodations: None,
+            bsn: None,
+            bsn_hash: None,
+            unknown: Vec::new(),
+        }
+    }
+
+    fn state(u: &PlatformUser, pid: &str) -> RecordState {
+        let fh = u.field_hashes();
+        RecordState {
+            hash: crate::privacy::policy::record_hash(&fh),
+            field_hashes: fh,
+            platform_id: Some(pid.into()),
+            active: u.active,
+        }
+    }
+
+    #[test]
+    fn finds_missing_drifted_orphans_and_members() {
+        let a = user("a", "Berg", true);
+        let b = user("b", "Vos", true);
+        let users: HashMap<String, RecordState> =
+            [("a".into(), state(&a, "p1")), ("b".into(), state(&b, "p2"))].into();
+        let g = crate::privacy::policy::PlatformGroup {
+            external_id: "g".into(),
+            display_name: Some("H3A".into()),
+            org: None,
+            members: vec!["a".into(), "b".into()],
+            active: true,
+            partial: false,
+        };
+        let gfh = g.field_hashes();
+        let groups: HashMap<String, RecordState> = [(
+            "g".into(),
+            RecordState {
+                hash: String::new(),
+                field_hashes: gfh,
+                platform_id: Some("pg".into()),
+                active: true,
+            },
+        )]
+        .into();
+        let members: HashMap<String, BTreeSet<String>> =
+            [("g".into(), ["a".to_string(), "b".to_string()].into())].into();
+        let snap = PlatformSnapshot {
+            users: vec![
+                StoredUser {
+                    id: "p1".into(),
+                    user: user("a", "Brouwer", true),
+                },
+                StoredUser {
+                    id: "p9".into(),
+                    user: user("x", "Stranger", true),
+                },
+            ],
+            groups: vec![StoredGroup {
+                id: "pg".into(),
+                external_id: Some("g".into()),
+                display_name: Some("H3A".into()),
+                members: vec!["p1".into()],
+            }],
+        };
+        let r = compare(
+            &snap,
+            &Known {
+                users: &users,
+                groups: &groups,
+                members: &members,
+                names_joined: false,
+            },
+        );
+        assert_eq!(r.missing, vec![finding("user", "b", vec![])]);
+        assert_eq!(r.drifted, vec![finding("user", "a", vec!["name"])]);
+        assert_eq!(r.orphans, vec![finding("user", "x", vec![])]);
+        assert_eq!(r.membership, vec![finding("group", "g", vec!["members"])]);
+        assert_eq!(to_resend(&r).len(), 3);
+    }
+}
