@@ -783,3 +783,6 @@ async fn undeliverable_results_wait_then_give_up_after_the_configured_age() {
         r.outbox.reasons
     );
 }
+
+#[path = "results/safety.rs"]
+mod safety;

@@ -8,7 +8,8 @@
 //! the root, or many under a wrapper element), gives one result per
 //! `testResult`:
 //! - candidate: `context/@sourcedId`;
-//! - session: the first `context/sessionIdentifier/@identifier`;
+//! - session: the first `context/sessionIdentifier` with an `identifier`
+//!   (and its `sourceID`, the system that issued it);
 //! - exam: `testResult/@identifier`; date: `testResult/@datestamp`;
 //! - outcomes of the test (not of items): `SCORE`, `MAXSCORE`, `PASSED`,
 //!   and the first of the configured grade outcomes (default `GRADE`).
@@ -63,6 +64,7 @@ struct Assessment {
     line: u64,
     candidate: Option<String>,
     session: Option<String>,
+    session_source: Option<String>,
     skip: bool,
 }
 
@@ -161,6 +163,7 @@ pub fn read<R: Read>(
                     } else if local == b"sessionIdentifier" && depth == *adepth + 2 {
                         if a.session.is_none() {
                             a.session = attr(&e, b"identifier").map_err(&fatal)?;
+                            a.session_source = attr(&e, b"sourceID").map_err(&fatal)?;
                         }
                     } else if local == b"testResult" && depth == *adepth + 1 {
                         test = Some((
@@ -417,6 +420,7 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
         candidate,
         exam,
         session_id: a.session.clone(),
+        session_source: a.session.as_ref().and(a.session_source.clone()),
         score,
         max_score,
         passed,

@@ -7,10 +7,14 @@
 //! the same SIS record. A result is marked pushed, with its audit entry, in
 //! one transaction after the SIS accepted it.
 //!
-//! Keys: `sha256("session" | session id | exam)` when the platform gives a
-//! session id, else `sha256("result" | candidate | exam | date)`; values
-//! are not part of the key, so a re-marked result is the same result with
-//! new values (pushed again, audited as `result.update`).
+//! Keys: `sha256("session2" | candidate | session sourceID | session id |
+//! exam)` when the platform gives a session id, else `sha256("result" |
+//! candidate | exam | date)`; values are not part of the key, so a
+//! re-marked result is the same result with new values (pushed again,
+//! audited as `result.update`). Rows stored under the key of schema 4
+//! (`sha256("session" | session id | exam)`) keep it and match a re-read of
+//! the same candidate only: another candidate's result is never a
+//! re-marking.
 
 mod documents;
 mod keys;
@@ -33,7 +37,7 @@ use crate::store::outbox::{IngestCounts, OutboxSummary};
 use crate::sync::Progress;
 
 use documents::read_documents;
-pub use keys::{line_item_id, result_key, result_sourced_id, value_hash};
+pub use keys::{legacy_key, line_item_id, result_key, result_sourced_id, value_hash};
 pub use matching::{Directory, choose_class};
 use push::push;
 

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 
-use super::keys::{result_key, value_hash};
+use super::keys::{legacy_key, result_key, value_hash};
 use crate::config::results::{ClassRule, Results, pattern_matches};
 use crate::model::ExamResult;
 use crate::store::outbox::Incoming;
@@ -153,6 +153,7 @@ pub(super) fn incoming(cfg: &Results, dir: &Directory, r: ExamResult) -> Incomin
     let (person_id, class_id, parked) = dir.place(cfg, &r.candidate, &r.exam);
     Incoming {
         key: result_key(&r),
+        legacy_key: legacy_key(&r),
         value_hash: value_hash(&r),
         person_id,
         class_id,

@@ -1,0 +1,137 @@
+//! Issue 11, results path: results are held, never lost or given to the
+//! wrong student.
+
+use super::*;
+
+/// A QTI file whose sessions were issued by `source`.
+fn write_qti_from(dir: &Path, name: &str, source: &str, rows: &[Row<'_>]) {
+    write_qti(dir, name, rows);
+    let p = dir.join(name);
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, text.replace("https://toets.example", source)).unwrap();
+}
+
+/// SIS result of a student: (sourcedId, score).
+fn sis_results_of(gb: &FakeGradebook, student: &str) -> Vec<(String, serde_json::Value)> {
+    gb.with(|g| {
+        g.results
+            .iter()
+            .filter(|(_, r)| r["student"]["sourcedId"] == student)
+            .map(|(id, r)| (id.clone(), r["score"].clone()))
+            .collect()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_sharing_a_session_id_never_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    // one file: two candidates, one session id (numbered per delivery)
+    write_qti(
+        &inbox,
+        "a.xml",
+        &[
+            ("stu-1001", "EX-NED-1", "1", 40.0),
+            ("stu-1002", "EX-NED-1", "1", 50.0),
+        ],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.ingested.new, r.ingested.changed), (2, 0), "{r:?}");
+    assert_eq!((r.pushed, r.updated), (2, 0));
+    // another platform numbers its sessions the same way
+    write_qti_from(
+        &inbox,
+        "b.xml",
+        "https://other-platform.example",
+        &[("stu-1003", "EX-NED-1", "1", 60.0)],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.ingested.new, r.ingested.changed), (1, 0), "{r:?}");
+    assert_eq!((r.pushed, r.updated), (1, 0));
+    assert_eq!(gb.result_pairs().len(), 3);
+    for (stu, score) in [("stu-1001", 40.0), ("stu-1002", 50.0), ("stu-1003", 60.0)] {
+        let held = sis_results_of(&gb, stu);
+        assert_eq!(held.len(), 1, "{stu}: {held:?}");
+        assert_eq!(held[0].1, serde_json::json!(score), "{stu}");
+    }
+    assert!(
+        store(&loaded)
+            .audit_list(&AuditFilter {
+                kind: Some("result.update".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_stored_under_the_old_key_keep_it_and_are_not_sent_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    let row = [("stu-1001", "EX-NED-1", "1", 40.0)];
+    write_qti(&inbox, "a.xml", &row);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(r.pushed, 1);
+    // as sisync before schema 5 stored and delivered it: the old key
+    let result = sisync::model::ExamResult {
+        candidate: "stu-1001".into(),
+        exam: "EX-NED-1".into(),
+        session_id: Some("1".into()),
+        session_source: Some("https://toets.example".into()),
+        ..Default::default()
+    };
+    let (new, old) = (
+        sisync::sync::results::result_key(&result),
+        sisync::sync::results::legacy_key(&result),
+    );
+    assert_ne!(new, old);
+    {
+        let db = rusqlite::Connection::open(&loaded.config.state.path).unwrap();
+        let n = db
+            .execute(
+                "UPDATE results SET key = ?2, key_scheme = 1, session_source = NULL WHERE key = ?1",
+                [&new, &old],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    gb.with(|g| {
+        let v = g.results.remove(&format!("sisync-r-{new}")).unwrap();
+        g.results.insert(format!("sisync-r-{old}"), v);
+    });
+    let writes = gb.result_writes();
+    // the same file read again after the upgrade: nothing new, nothing sent
+    write_qti(&inbox, "a-again.xml", &row);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.ingested.new, r.ingested.unchanged), (0, 1), "{r:?}");
+    assert_eq!(gb.result_writes(), writes);
+    // a re-marking overwrites the record the SIS already holds
+    write_qti(&inbox, "b.xml", &[("stu-1001", "EX-NED-1", "1", 45.0)]);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(
+        (r.ingested.changed, r.updated, r.pushed),
+        (1, 1, 0),
+        "{r:?}"
+    );
+    assert_eq!(
+        sis_results_of(&gb, "stu-1001"),
+        vec![(format!("sisync-r-{old}"), serde_json::json!(45.0))]
+    );
+    // another candidate with that session id gets a record of their own
+    write_qti(&inbox, "c.xml", &[("stu-1002", "EX-NED-1", "1", 70.0)]);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.ingested.new, r.ingested.changed), (1, 0), "{r:?}");
+    assert_eq!((r.pushed, r.updated), (1, 0));
+    assert_eq!(
+        sis_results_of(&gb, "stu-1001"),
+        vec![(format!("sisync-r-{old}"), serde_json::json!(45.0))]
+    );
+    assert_eq!(sis_results_of(&gb, "stu-1002").len(), 1);
+}
