@@ -145,6 +145,34 @@ impl Store {
             .is_some())
     }
 
+    /// The SHA-256 a document had when it was moved to (or left in)
+    /// `failed/` at `path`: the same bytes are not read again.
+    pub fn failed_document(&self, path: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sha256 FROM failed_documents WHERE path = ?1",
+                [path],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Remember that the document at `path` with these bytes failed;
+    /// `None`: forget it (it was read after all).
+    pub fn set_failed_document(&self, path: &str, sha256: Option<&str>) -> Result<()> {
+        match sha256 {
+            Some(h) => self.conn.execute(
+                "INSERT OR REPLACE INTO failed_documents (path, sha256, failed_at) VALUES (?1, ?2, ?3)",
+                params![path, h, now()],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM failed_documents WHERE path = ?1", [path])?,
+        };
+        Ok(())
+    }
+
     /// Classify results without storing anything (dry runs). `feed` hands
     /// each result to the callback it gets.
     pub fn outbox_preview(&self, feed: Feed<'_>) -> Result<IngestCounts> {

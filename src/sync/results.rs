@@ -59,6 +59,9 @@ pub struct ResultsReport {
     /// Documents read, and already-read documents skipped.
     pub documents: usize,
     pub documents_skipped: usize,
+    /// Files still being written (changed within `results.source.settle`):
+    /// left where they are, read next run.
+    pub documents_waiting: usize,
     /// Documents that could not be read (one line each; file moved to failed/).
     pub document_errors: Vec<String>,
     pub ingested: IngestCounts,

@@ -135,3 +135,133 @@ async fn results_stored_under_the_old_key_keep_it_and_are_not_sent_twice() {
     );
     assert_eq!(sis_results_of(&gb, "stu-1002").len(), 1);
 }
+
+/// The config of `loaded` with `results.source.settle` set.
+fn with_settle(loaded: &Loaded, settle: &str) -> Loaded {
+    let text = std::fs::read_to_string(&loaded.file).unwrap();
+    std::fs::write(
+        &loaded.file,
+        text.replace("settle = \"0s\"", &format!("settle = \"{settle}\"")),
+    )
+    .unwrap();
+    Loaded::from_file(&loaded.file).unwrap()
+}
+
+/// A complete QTI document of `rows` (written to `dir/name` and read back).
+fn qti_text(dir: &Path, rows: &[Row<'_>]) -> String {
+    let scratch = dir.join("scratch");
+    write_qti(&scratch, "x.xml", rows);
+    std::fs::read_to_string(scratch.join("x.xml")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_still_being_uploaded_waits_and_is_read_once_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    let loaded = with_settle(&loaded, "500ms");
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let text = qti_text(
+        dir.path(),
+        &[
+            ("stu-1001", "EX-NED-1", "S-1", 40.0),
+            ("stu-1002", "EX-NED-1", "S-2", 50.0),
+        ],
+    );
+    // an upload that writes a chunk every 100 ms for 1.5 s
+    let path = inbox.join("a.xml");
+    std::fs::write(&path, &text[..20]).unwrap();
+    let upload = {
+        let (path, text) = (path.clone(), text.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let rest = &text.as_bytes()[20..];
+            let chunk = rest.len().div_ceil(15);
+            for part in rest.chunks(chunk) {
+                std::thread::sleep(Duration::from_millis(100));
+                f.write_all(part).unwrap();
+            }
+        })
+    };
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.documents, r.documents_waiting), (0, 1), "{r:?}");
+    assert!(r.document_errors.is_empty(), "{r:?}");
+    assert!(path.exists() && !inbox.join("failed").exists());
+    upload.join().unwrap();
+    // complete now: read after it stayed the same for `settle`
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(
+        (r.documents, r.documents_waiting, r.pushed),
+        (1, 0, 2),
+        "{r:?}"
+    );
+    assert!(inbox.join("done/a.xml").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_in_failed_is_read_again_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let text = qti_text(dir.path(), &[("stu-1001", "EX-NED-1", "S-1", 40.0)]);
+    // the upload stalled half-way: the file is moved to failed/
+    std::fs::write(inbox.join("a.xml"), &text[..text.len() / 2]).unwrap();
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(r.document_errors.len(), 1, "{r:?}");
+    assert!(
+        r.document_errors[0].contains("it is read again when it changes"),
+        "{r:?}"
+    );
+    let failed = inbox.join("failed/a.xml");
+    assert!(failed.exists());
+    // unchanged there: not read again
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert!(r.document_errors.is_empty(), "{r:?}");
+    assert_eq!(r.documents, 0);
+    // the upload completes in failed/: read, pushed, moved to done/
+    std::fs::write(&failed, &text).unwrap();
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.documents, r.pushed), (1, 1), "{r:?}");
+    assert!(r.document_errors.is_empty(), "{r:?}");
+    assert!(inbox.join("done/a.xml").exists());
+    assert!(!failed.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_reported_and_temporary_names_skipped_in_the_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    let elsewhere = dir.path().join("elsewhere");
+    write_qti(
+        &elsewhere,
+        "x.xml",
+        &[("stu-1001", "EX-NED-1", "S-1", 40.0)],
+    );
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("x.xml"), inbox.join("link.xml")).unwrap();
+    for name in [".a.xml", "b.xml.part", "~$c.xml"] {
+        std::fs::write(inbox.join(name), "<half").unwrap();
+    }
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.documents, r.pushed), (0, 0), "{r:?}");
+    assert_eq!(r.document_errors.len(), 1, "{r:?}");
+    let line = &r.document_errors[0];
+    assert!(
+        line.contains("link.xml: is a symbolic link") && line.contains("put the file itself there"),
+        "{line}"
+    );
+    assert!(inbox.join("link.xml").exists() && elsewhere.join("x.xml").exists());
+    assert!(!inbox.join("failed").exists());
+}
