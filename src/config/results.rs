@@ -179,6 +179,9 @@ pub struct GradebookCsv {
     #[serde(default = "default_category")]
     pub category: String,
     pub school: Option<String>,
+    /// See `platform.formula_guard`.
+    #[serde(default = "super::default_true")]
+    pub formula_guard: bool,
 }
 
 /// Authentication to a results endpoint: a static bearer token or OAuth2

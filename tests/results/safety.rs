@@ -265,3 +265,128 @@ async fn links_are_reported_and_temporary_names_skipped_in_the_inbox() {
     assert!(inbox.join("link.xml").exists() && elsewhere.join("x.xml").exists());
     assert!(!inbox.join("failed").exists());
 }
+
+/// Every `*.csv` under `dir` (any depth), concatenated.
+fn csv_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "csv") {
+                out.push_str(&std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn cli(config: &Path, args: &[&str]) -> String {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("SISYNC_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8(o.stdout).unwrap()
+}
+
+const FORMULA: &str = "=cmd|' /C calc'!A0";
+const CLASS_FORMULA: &str = "=1+cmd|' /C calc'!A0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spreadsheet_formulas_never_reach_a_csv_file_as_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = common::copy_fixture("oneroster-1.2", dir.path());
+    common::edit(&export, "users.csv", |l| {
+        Some(l.replace(",Jesse,", &format!(",{FORMULA},")))
+    });
+    for f in ["classes.csv", "enrollments.csv"] {
+        common::edit(&export, f, |l| {
+            Some(l.replace("cls-mentor-m2b", CLASS_FORMULA))
+        });
+    }
+    let loaded = config(
+        dir.path(),
+        &export,
+        "kind = \"oneroster-csv\"\npath = \"sis\"\n",
+    );
+    roster(&loaded).await;
+    // a platform that puts a formula in the grade
+    let inbox = dir.path().join("inbox");
+    write_qti(&inbox, "a.xml", &[("stu-1001", "EX-NED-1", "S-1", 40.0)]);
+    let p = inbox.join("a.xml");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "</testResult>",
+        &format!(
+            "<outcomeVariable identifier=\"GRADE\" cardinality=\"single\" baseType=\"string\"><value>{}</value></outcomeVariable></testResult>",
+            FORMULA.replace('\'', "&apos;")
+        ),
+    );
+    std::fs::write(&p, text).unwrap();
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(r.pushed, 1, "{r:?}");
+
+    let guarded = format!("'{FORMULA}");
+    let drop = csv_text(&dir.path().join("platform"));
+    assert!(drop.contains(&guarded), "{drop}");
+    assert!(drop.contains(&format!("'{CLASS_FORMULA}")), "{drop}");
+    let sis = csv_text(&dir.path().join("sis"));
+    assert!(sis.contains(&guarded), "{sis}");
+    let export = cli(
+        &loaded.file,
+        &[
+            "privacy", "export", "--person", "stu-1001", "--format", "csv",
+        ],
+    );
+    assert!(export.contains(&guarded), "{export}");
+    let audit = cli(&loaded.file, &["audit", "list", "--csv"]);
+    assert!(audit.contains(&format!("'{CLASS_FORMULA}")), "{audit}");
+    // no cell of any of them starts a formula
+    for (what, text) in [
+        ("drop", &drop),
+        ("sis", &sis),
+        ("export", &export),
+        ("audit", &audit),
+    ] {
+        let mut rd = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        for rec in rd.records() {
+            for cell in rec.unwrap().iter() {
+                assert!(
+                    !cell.starts_with('=') && !cell.starts_with('@'),
+                    "{what}: {cell}"
+                );
+            }
+        }
+    }
+
+    // an importer that needs the bytes as given: the documented switch
+    let text = std::fs::read_to_string(&loaded.file).unwrap().replace(
+        "path = \"sis\"\n",
+        "path = \"sis2\"\nformula_guard = false\n",
+    );
+    std::fs::write(&loaded.file, text).unwrap();
+    let loaded = Loaded::from_file(&loaded.file).unwrap();
+    write_qti(&inbox, "b.xml", &[("stu-1001", "EX-NED-1", "S-1", 41.0)]);
+    let p = inbox.join("b.xml");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "</testResult>",
+        &format!(
+            "<outcomeVariable identifier=\"GRADE\" cardinality=\"single\" baseType=\"string\"><value>{}</value></outcomeVariable></testResult>",
+            FORMULA.replace('\'', "&apos;")
+        ),
+    );
+    std::fs::write(&p, text).unwrap();
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(r.updated, 1, "{r:?}");
+    let sis2 = csv_text(&dir.path().join("sis2"));
+    assert!(sis2.contains(&format!(",{FORMULA},")), "{sis2}");
+}
