@@ -185,6 +185,7 @@ async fn run(
             .iter()
             .map(|p| {
                 let (person, class, why) = dir.place(rcfg, &p.candidate, &p.line_item);
+                let why = matching::value_problem(p.score, p.max_score).or(why);
                 (p.key.clone(), person, class, why)
             })
             .collect();

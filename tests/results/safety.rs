@@ -390,3 +390,74 @@ async fn spreadsheet_formulas_never_reach_a_csv_file_as_formulas() {
     let sis2 = csv_text(&dir.path().join("sis2"));
     assert!(sis2.contains(&format!(",{FORMULA},")), "{sis2}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_scores_are_parked_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    write_qti(
+        &inbox,
+        "a.xml",
+        &[
+            ("stu-1001", "EX-NED-1", "S-1", -5.0),
+            ("stu-1002", "EX-NED-1", "S-2", 150.0),
+            ("stu-1004", "EX-NED-1", "S-4", 60.0),
+        ],
+    );
+    write_qti(&inbox, "b.xml", &[("stu-1003", "EX-NED-1", "S-3", 0.0)]);
+    let p = inbox.join("b.xml");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("<value>100</value>", "<value>0</value>");
+    std::fs::write(&p, text).unwrap();
+    for _ in 0..2 {
+        // and again: matching parked results again keeps these parked
+        let r = run(&loaded, ResultsOptions::default()).await;
+        assert_eq!((r.outbox.pushed, r.outbox.parked), (1, 3), "{r:?}");
+        let reasons: Vec<&str> = r.outbox.reasons.iter().map(|x| x.1.as_str()).collect();
+        for want in [
+            "score is negative",
+            "score is above MAXSCORE",
+            "MAXSCORE is 0 or negative",
+        ] {
+            assert!(reasons.iter().any(|x| x.starts_with(want)), "{reasons:?}");
+        }
+    }
+    assert_eq!(gb.result_pairs().len(), 1);
+    // a corrected export goes out
+    write_qti(&inbox, "c.xml", &[("stu-1001", "EX-NED-1", "S-1", 5.0)]);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.outbox.parked), (1, 2), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_class_places_a_candidate_in_several_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    let text = std::fs::read_to_string(&loaded.file).unwrap().replace(
+        "[results]\n",
+        "[results]\ndefault_class = \"cls-mentor-m2b\"\n",
+    );
+    std::fs::write(&loaded.file, text).unwrap();
+    let loaded = Loaded::from_file(&loaded.file).unwrap();
+    roster(&loaded).await;
+    // no rule for EX-ENG: stu-1001 is in several classes
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[("stu-1001", "EX-ENG-1", "S-1", 40.0)],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.outbox.parked), (1, 0), "{r:?}");
+    let class = gb.with(|g| {
+        g.line_items
+            .values()
+            .map(|li| li["class"]["sourcedId"].clone())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(class, vec![serde_json::json!("cls-mentor-m2b")]);
+}
