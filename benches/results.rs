@@ -161,6 +161,7 @@ path = "platform"
 [results.source]
 kind = "qti-folder"
 path = "inbox"
+settle = "0s"
 [results.sink]
 kind = "oneroster-rest"
 base_url = "{base}"

@@ -719,11 +719,8 @@ fn audit_list(cli: &Cli, store: &Store, a: &AuditListArgs) -> Result<i32> {
     if cli.json {
         print_json(&rows);
     } else if a.csv {
-        let mut w = csv::Writer::from_writer(std::io::stdout());
-        for r in &rows {
-            w.serialize(r)?;
-        }
-        w.flush()?;
+        // read by a person in a spreadsheet: always guarded
+        crate::connector::csv_guard::write_serialized(std::io::stdout(), &rows)?;
     } else {
         let mut t = table(&[
             "seq",

@@ -420,6 +420,9 @@ fn default_timeout() -> Duration {
 fn default_retries() -> usize {
     4
 }
+fn default_true() -> bool {
+    true
+}
 
 /// Which source attribute becomes the SCIM `userName`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -452,6 +455,11 @@ pub struct CsvDropPlatform {
     /// platform; see [`Platform::environment`].
     #[serde(default)]
     pub environment: Environment,
+    /// Cells that look like spreadsheet formulas get a leading `'` (see
+    /// `connector::csv_guard`); off only for an importer that needs them
+    /// as given.
+    #[serde(default = "default_true")]
+    pub formula_guard: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

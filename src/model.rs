@@ -223,6 +223,9 @@ pub struct ExamResult {
     pub exam: String,
     /// The platform's session (attempt) id, when it gives one.
     pub session_id: Option<String>,
+    /// The system that issued the session id (QTI
+    /// `sessionIdentifier/@sourceID`), part of the result's key.
+    pub session_source: Option<String>,
     pub score: Option<f64>,
     pub max_score: Option<f64>,
     pub passed: Option<bool>,

@@ -85,6 +85,7 @@ class_rules = [{{ exam = "EX-NED-*", class = "cls-ne-*" }}, {{ exam = "EX-WIS-*"
 [results.source]
 kind = "qti-folder"
 path = "inbox"
+settle = "0s"
 
 [results.sink]
 {sink}
@@ -544,8 +545,8 @@ async fn csv_results_with_mapped_columns() {
     let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
         .unwrap()
         .replace(
-            "kind = \"qti-folder\"\npath = \"inbox\"",
-            "kind = \"csv\"\npath = \"inbox\"\ndelimiter = \";\"\n[results.source.columns]\ncandidate = \"leerling\"\nexam = \"toets\"\nsession = \"sessie\"\ngrade = \"cijfer\"",
+            "kind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"",
+            "kind = \"csv\"\npath = \"inbox\"\nsettle = \"0s\"\ndelimiter = \";\"\n[results.source.columns]\ncandidate = \"leerling\"\nexam = \"toets\"\nsession = \"sessie\"\ngrade = \"cijfer\"",
         );
     std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
     let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
@@ -626,7 +627,7 @@ async fn qti_documents_listed_over_http_are_read_once() {
     roster(&loaded).await;
     std::fs::write(dir.path().join("platform-token"), "platform-token").unwrap();
     let text = std::fs::read_to_string(dir.path().join("sisync.toml")).unwrap().replace(
-        "kind = \"qti-folder\"\npath = \"inbox\"",
+        "kind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"",
         &format!(
             "kind = \"qti-http\"\nlist_url = \"http://{addr}/api/results\"\ngrade_outcomes = [\"GRADE\", \"CIJFER\"]\nmax_retries = 0\n[results.source.auth]\nkind = \"bearer\"\ntoken_file = \"platform-token\""
         ),
@@ -783,3 +784,6 @@ async fn undeliverable_results_wait_then_give_up_after_the_configured_age() {
         r.outbox.reasons
     );
 }
+
+#[path = "results/safety.rs"]
+mod safety;

@@ -211,7 +211,8 @@ fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i
             add("audit", &a.seq.to_string(), f, v);
         }
     }
-    let (bytes, _) = csv_bytes(&["category", "item", "field", "value"], &rows)?;
+    // read by a person in a spreadsheet: always guarded
+    let (bytes, _) = csv_bytes(&["category", "item", "field", "value"], &rows, true)?;
     use std::io::Write as _;
     std::io::stdout().write_all(&bytes)?;
     Ok(exit::OK)
@@ -253,6 +254,7 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str) -> Result<i32> {
             let (bytes, _) = csv_bytes(
                 &["externalId", "action"],
                 &[vec![id.clone(), "delete".into()]],
+                p.formula_guard,
             )?;
             std::fs::create_dir_all(&p.path)?;
             let folder = write_folder(&p.path, &name, &[("erasures.csv", bytes)]).map_err(

@@ -65,6 +65,12 @@ fn print(cli: &Cli, r: &ResultsReport) {
         i.parked.to_string(),
     ]);
     println!("{t}");
+    if r.documents_waiting > 0 {
+        println!(
+            "{} files are still being written (changed within results.source.settle): read next run",
+            r.documents_waiting
+        );
+    }
     if r.unparked > 0 {
         println!("{} parked results matched the roster now", r.unparked);
     }

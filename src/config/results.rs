@@ -80,6 +80,15 @@ pub struct QtiFolder {
     pub grade_outcomes: Vec<String>,
     #[serde(default)]
     pub after: AfterRead,
+    /// A file is read once its size and modification time stayed the same
+    /// this long (a file still being uploaded is left for the next run).
+    #[serde(default = "default_settle", with = "humantime_serde_compat")]
+    pub settle: Duration,
+}
+
+/// Upload tools write in bursts; a few seconds of quiet means done.
+pub fn default_settle() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_grade_outcomes() -> Vec<String> {
@@ -112,6 +121,9 @@ pub struct CsvResults {
     pub columns: CsvResultColumns,
     #[serde(default)]
     pub after: AfterRead,
+    /// See [`QtiFolder::settle`].
+    #[serde(default = "default_settle", with = "humantime_serde_compat")]
+    pub settle: Duration,
 }
 
 fn default_delimiter() -> String {
@@ -167,6 +179,9 @@ pub struct GradebookCsv {
     #[serde(default = "default_category")]
     pub category: String,
     pub school: Option<String>,
+    /// See `platform.formula_guard`.
+    #[serde(default = "super::default_true")]
+    pub formula_guard: bool,
 }
 
 /// Authentication to a results endpoint: a static bearer token or OAuth2

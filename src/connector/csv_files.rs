@@ -9,19 +9,21 @@
 //! importer never sees a half-written drop. Only allowed fields get a
 //! column.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::Field;
-use crate::connector::{ChangeSet, Delivery, FileSink, SinkError};
+use crate::connector::{ChangeSet, Delivery, FileSink, SinkError, csv_guard};
 use crate::privacy::policy::PlatformUser;
 use crate::store::audit::sha256_hex;
 
 pub struct CsvDrop {
     dir: PathBuf,
     fields: Vec<Field>,
+    formula_guard: bool,
 }
 
 impl CsvDrop {
@@ -29,7 +31,15 @@ impl CsvDrop {
         CsvDrop {
             dir: dir.to_path_buf(),
             fields: fields.to_vec(),
+            formula_guard: true,
         }
+    }
+
+    /// Whether cells that look like spreadsheet formulas are made text
+    /// (`platform.formula_guard`, default on).
+    pub fn with_formula_guard(mut self, on: bool) -> CsvDrop {
+        self.formula_guard = on;
+        self
     }
 
     fn has(&self, f: Field) -> bool {
@@ -139,18 +149,32 @@ pub(crate) fn write_folder(
 }
 
 /// Serialise rows to CSV bytes, returning each row's hash by key column 0.
+/// With `guard`, cells a spreadsheet would run as formulas are made text
+/// (see `csv_guard`).
 pub(crate) fn csv_bytes(
     header: &[&str],
     rows: &[Vec<String>],
+    guard: bool,
 ) -> Result<(Vec<u8>, Vec<String>), csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header)?;
     let mut hashes = Vec::with_capacity(rows.len());
     for r in rows {
+        let r: Vec<Cow<'_, str>> = r
+            .iter()
+            .map(|c| {
+                if guard {
+                    csv_guard::guard(c)
+                } else {
+                    Cow::Borrowed(c.as_str())
+                }
+            })
+            .collect();
+        let r: Vec<&str> = r.iter().map(|c| c.as_ref()).collect();
         let mut one = csv::Writer::from_writer(Vec::new());
-        one.write_record(r)?;
+        one.write_record(&r)?;
         hashes.push(sha256_hex(&one.into_inner().map_err(|e| e.into_error())?));
-        w.write_record(r)?;
+        w.write_record(&r)?;
     }
     Ok((w.into_inner().map_err(|e| e.into_error())?, hashes))
 }
@@ -177,7 +201,7 @@ impl FileSink for CsvDrop {
             r.resize(header.len(), String::new());
             rows.push(r);
         }
-        let (bytes, hashes) = csv_bytes(&header, &rows).map_err(enc)?;
+        let (bytes, hashes) = csv_bytes(&header, &rows, self.formula_guard).map_err(enc)?;
         for (r, h) in rows.iter().zip(hashes) {
             row_hashes.insert(("users.csv".to_string(), r[0].clone()), h);
         }
@@ -204,13 +228,17 @@ impl FileSink for CsvDrop {
                     mrows.push(vec![g.external_id.clone(), m.clone()]);
                 }
             }
-            let (bytes, hashes) = csv_bytes(&gh, &grows).map_err(enc)?;
+            let (bytes, hashes) = csv_bytes(&gh, &grows, self.formula_guard).map_err(enc)?;
             for (r, h) in grows.iter().zip(hashes) {
                 row_hashes.insert(("groups.csv".to_string(), r[0].clone()), h);
             }
             files.push(("groups.csv", bytes));
-            let (bytes, _) =
-                csv_bytes(&["groupExternalId", "userExternalId"], &mrows).map_err(enc)?;
+            let (bytes, _) = csv_bytes(
+                &["groupExternalId", "userExternalId"],
+                &mrows,
+                self.formula_guard,
+            )
+            .map_err(enc)?;
             files.push(("memberships.csv", bytes));
         }
 

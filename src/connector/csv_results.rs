@@ -180,6 +180,7 @@ pub fn read<R: Read>(
             candidate: cand.to_string(),
             exam: ex.to_string(),
             session_id: get(session).map(String::from),
+            session_source: None,
             score: score_v,
             max_score: max_v,
             passed: passed_v,

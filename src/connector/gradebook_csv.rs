@@ -16,6 +16,7 @@ pub struct GradebookCsv {
     dir: PathBuf,
     category: String,
     school: Option<String>,
+    formula_guard: bool,
 }
 
 /// A delivered folder and the SHA-256 of each result row by sourcedId.
@@ -35,7 +36,16 @@ impl GradebookCsv {
             dir: dir.to_path_buf(),
             category: category.to_string(),
             school: school.map(String::from),
+            formula_guard: true,
         }
+    }
+
+    /// Whether cells that look like spreadsheet formulas (an exam title or
+    /// grade from the platform) are made text (`results.sink.formula_guard`,
+    /// default on).
+    pub fn with_formula_guard(mut self, on: bool) -> GradebookCsv {
+        self.formula_guard = on;
+        self
     }
 
     pub fn endpoint(&self) -> String {
@@ -102,6 +112,7 @@ impl GradebookCsv {
                 ["source.systemCode", env!("CARGO_PKG_VERSION")],
             ]
             .map(|r| r.map(String::from).to_vec()),
+            self.formula_guard,
         )
         .map_err(enc)?
         .0;
@@ -114,6 +125,7 @@ impl GradebookCsv {
                 self.category.clone(),
                 String::new(),
             ]],
+            self.formula_guard,
         )
         .map_err(enc)?
         .0;
@@ -154,6 +166,7 @@ impl GradebookCsv {
                 "schoolSourcedId",
             ],
             &li_rows,
+            self.formula_guard,
         )
         .map_err(enc)?
         .0;
@@ -194,6 +207,7 @@ impl GradebookCsv {
                 "metadata.maxScore",
             ],
             &r_rows,
+            self.formula_guard,
         )
         .map_err(enc)?;
         let files = [

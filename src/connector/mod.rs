@@ -3,6 +3,7 @@
 //! They know nothing of planning, state or audit.
 
 pub mod csv_files;
+pub mod csv_guard;
 pub mod csv_results;
 pub mod gradebook_csv;
 pub mod gradebook_rest;

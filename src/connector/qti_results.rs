@@ -8,7 +8,8 @@
 //! the root, or many under a wrapper element), gives one result per
 //! `testResult`:
 //! - candidate: `context/@sourcedId`;
-//! - session: the first `context/sessionIdentifier/@identifier`;
+//! - session: the first `context/sessionIdentifier` with an `identifier`
+//!   (and its `sourceID`, the system that issued it);
 //! - exam: `testResult/@identifier`; date: `testResult/@datestamp`;
 //! - outcomes of the test (not of items): `SCORE`, `MAXSCORE`, `PASSED`,
 //!   and the first of the configured grade outcomes (default `GRADE`).
@@ -33,6 +34,10 @@ use crate::model::{ExamResult, SourceIssue};
 
 pub const NS_V2P1: &[u8] = b"http://www.imsglobal.org/xsd/imsqti_result_v2p1";
 pub const NS_V3P0: &[u8] = b"http://www.imsglobal.org/xsd/imsqti_result_v3p0";
+
+/// Longest outcome value kept: a score or grade is short, and a value made
+/// of many entity references or CDATA sections must not grow without end.
+pub const MAX_VALUE: usize = 4096;
 
 /// How outcomes are read.
 #[derive(Debug, Clone)]
@@ -63,6 +68,7 @@ struct Assessment {
     line: u64,
     candidate: Option<String>,
     session: Option<String>,
+    session_source: Option<String>,
     skip: bool,
 }
 
@@ -108,6 +114,7 @@ pub fn read<R: Read>(
     let mut in_value = false;
     let mut value_seen = false;
     let mut text = String::new();
+    let mut too_long = false;
     let mut seen_root = false;
     loop {
         let line = reader.get_mut().next_event();
@@ -161,6 +168,7 @@ pub fn read<R: Read>(
                     } else if local == b"sessionIdentifier" && depth == *adepth + 2 {
                         if a.session.is_none() {
                             a.session = attr(&e, b"identifier").map_err(&fatal)?;
+                            a.session_source = attr(&e, b"sourceID").map_err(&fatal)?;
                         }
                     } else if local == b"testResult" && depth == *adepth + 1 {
                         test = Some((
@@ -196,6 +204,7 @@ pub fn read<R: Read>(
                         if let Some((sdepth, _)) = &slot {
                             if depth == sdepth + 1 && !value_seen {
                                 in_value = true;
+                                too_long = false;
                                 text.clear();
                             }
                         }
@@ -208,7 +217,19 @@ pub fn read<R: Read>(
                     value_seen = true;
                     if let (Some((_, s)), Some((_, t))) = (&slot, test.as_mut()) {
                         let v = text.trim().to_string();
+                        if too_long {
+                            let a = assessment.as_ref().map(|(_, a)| a);
+                            report.issues.push(issue(
+                                name,
+                                t.line,
+                                a.and_then(|a| a.candidate.as_deref()),
+                                format!(
+                                    "an outcome value is longer than {MAX_VALUE} bytes; left out of the result"
+                                ),
+                            ));
+                        }
                         match s {
+                            _ if too_long => {}
                             Slot::Score => t.score = Some(v),
                             Slot::MaxScore => t.max_score = Some(v),
                             Slot::Passed => t.passed = Some(v),
@@ -242,7 +263,7 @@ pub fn read<R: Read>(
                     let s = t.decode().map_err(|_| {
                         fatal("text is not valid UTF-8; export the file as UTF-8".into())
                     })?;
-                    text.push_str(&s);
+                    push_capped(&mut text, &s, &mut too_long);
                 } else if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) {
                     return Err(fatal(
                         "text outside the root element; fix or export the file again".into(),
@@ -254,12 +275,15 @@ pub fn read<R: Read>(
                     let s = t.decode().map_err(|_| {
                         fatal("text is not valid UTF-8; export the file as UTF-8".into())
                     })?;
-                    text.push_str(&s);
+                    push_capped(&mut text, &s, &mut too_long);
                 }
             }
             Event::GeneralRef(r) => {
-                let mut scratch = String::new();
-                push_ref(if in_value { &mut text } else { &mut scratch }, &r).map_err(&fatal)?;
+                let mut one = String::new();
+                push_ref(&mut one, &r).map_err(&fatal)?;
+                if in_value {
+                    push_capped(&mut text, &one, &mut too_long);
+                }
             }
             Event::DocType(d) => {
                 if doctype_refused(&d) {
@@ -295,6 +319,16 @@ pub fn read<R: Read>(
             }
         }
         buf.clear();
+    }
+}
+
+/// Append to an outcome value up to [`MAX_VALUE`] bytes; beyond, drop and
+/// flag it.
+fn push_capped(text: &mut String, s: &str, too_long: &mut bool) {
+    if text.len() + s.len() > MAX_VALUE {
+        *too_long = true;
+    } else if !*too_long {
+        text.push_str(s);
     }
 }
 
@@ -417,6 +451,7 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
         candidate,
         exam,
         session_id: a.session.clone(),
+        session_source: a.session.as_ref().and(a.session_source.clone()),
         score,
         max_score,
         passed,

@@ -164,6 +164,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit ADD COLUMN id_nonce TEXT;
     ALTER TABLE subject_holds ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 5: result keys name the candidate and the session's issuer
+    // (`session_source`). Rows stored before keep their key (`key_scheme`
+    // 1: the SIS record sourcedId is derived from it) and are found again
+    // by it for the same candidate only. Documents moved to `failed/` are
+    // remembered by content, so one that changes there is read again.
+    r#"
+    ALTER TABLE results ADD COLUMN key_scheme INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE results ADD COLUMN session_source TEXT;
+    CREATE TABLE failed_documents (
+        path      TEXT PRIMARY KEY,
+        sha256    TEXT NOT NULL,
+        failed_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// What the store knows about one record on the platform.
@@ -715,6 +729,39 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn schema_5_keeps_the_keys_of_stored_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        {
+            let mut c = Connection::open(&p).unwrap();
+            let tx = c.transaction().unwrap();
+            for sql in &MIGRATIONS[..4] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 4).unwrap();
+            tx.execute(
+                "INSERT INTO results (key, candidate, line_item, session_id, origin, state, value_hash,
+                                      pushed_hash, first_seen, updated_at)
+                 VALUES ('k-old', 'stu-1', 'EX-1', '1', 'a.xml:2', 'pushed', 'h', 'h', 't', 't')",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        let (key, scheme, state): (String, i64, String) = s
+            .conn
+            .query_row("SELECT key, key_scheme, state FROM results", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(
+            (key.as_str(), scheme, state.as_str()),
+            ("k-old", 1, "pushed")
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@ use crate::model::ExamResult;
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub key: String,
+    /// The key schema 4 gave the same result; a row stored under it is this
+    /// result only when it names the same candidate.
+    pub legacy_key: String,
     pub value_hash: String,
     pub result: ExamResult,
     /// The SIS sourcedId of the candidate, when known.
@@ -142,18 +145,42 @@ impl Store {
             .is_some())
     }
 
+    /// The SHA-256 a document had when it was moved to (or left in)
+    /// `failed/` at `path`: the same bytes are not read again.
+    pub fn failed_document(&self, path: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sha256 FROM failed_documents WHERE path = ?1",
+                [path],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Remember that the document at `path` with these bytes failed;
+    /// `None`: forget it (it was read after all).
+    pub fn set_failed_document(&self, path: &str, sha256: Option<&str>) -> Result<()> {
+        match sha256 {
+            Some(h) => self.conn.execute(
+                "INSERT OR REPLACE INTO failed_documents (path, sha256, failed_at) VALUES (?1, ?2, ?3)",
+                params![path, h, now()],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM failed_documents WHERE path = ?1", [path])?,
+        };
+        Ok(())
+    }
+
     /// Classify results without storing anything (dry runs). `feed` hands
     /// each result to the callback it gets.
     pub fn outbox_preview(&self, feed: Feed<'_>) -> Result<IngestCounts> {
         let mut c = IngestCounts::default();
-        let mut q = self
-            .conn
-            .prepare_cached("SELECT value_hash FROM results WHERE key = ?1")?;
         feed(&mut |it: Incoming| {
-            let known: Option<String> = q.query_row([&it.key], |r| r.get(0)).optional()?;
-            match known {
+            match stored(&self.conn, &it)? {
                 None => c.new += 1,
-                Some(h) if h == it.value_hash => c.unchanged += 1,
+                Some((_, h)) if h == it.value_hash => c.unchanged += 1,
                 Some(_) => c.changed += 1,
             }
             if it.parked.is_some() {
@@ -356,6 +383,30 @@ impl Store {
     }
 }
 
+/// The stored row (key, value hash) a result belongs to: its own key, else a
+/// row stored before schema 5 under its legacy key that names the same
+/// candidate. A row of another candidate is never this result, so a shared
+/// session id cannot overwrite someone else's grade.
+fn stored(conn: &rusqlite::Connection, it: &Incoming) -> Result<Option<(String, String)>> {
+    let own = conn
+        .prepare_cached("SELECT key, value_hash FROM results WHERE key = ?1 AND candidate = ?2")?
+        .query_row(params![it.key, it.result.candidate], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    if own.is_some() || it.legacy_key == it.key {
+        return Ok(own);
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT key, value_hash FROM results WHERE key = ?1 AND key_scheme = 1 AND candidate = ?2",
+        )?
+        .query_row(params![it.legacy_key, it.result.candidate], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?)
+}
+
 fn ingest_one(tx: &Transaction<'_>, it: &Incoming, t: &str, c: &mut IngestCounts) -> Result<()> {
     let r = &it.result;
     let state = if it.parked.is_some() {
@@ -363,8 +414,10 @@ fn ingest_one(tx: &Transaction<'_>, it: &Incoming, t: &str, c: &mut IngestCounts
     } else {
         "pending"
     };
+    let known = stored(tx, it)?;
+    let key = known.as_ref().map_or(&it.key, |(k, _)| k);
     let p = params![
-        it.key,
+        key,
         r.candidate,
         it.person_id,
         r.exam,
@@ -379,35 +432,35 @@ fn ingest_one(tx: &Transaction<'_>, it: &Incoming, t: &str, c: &mut IngestCounts
         state,
         it.parked,
         it.value_hash,
-        t
+        t,
+        r.session_source,
     ];
-    let known: Option<String> = tx
-        .prepare_cached("SELECT value_hash FROM results WHERE key = ?1")?
-        .query_row([&it.key], |r| r.get(0))
-        .optional()?;
     match known {
         None => {
             tx.prepare_cached(
                 "INSERT INTO results (key, candidate, person_id, line_item, class_id, session_id, score, max_score,
-                                      passed, grade, taken_at, origin, state, reason, value_hash, first_seen, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+                                      passed, grade, taken_at, origin, state, reason, value_hash, first_seen, updated_at,
+                                      session_source, key_scheme)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?17, 2)",
             )?
             .execute(p)?;
             c.new += 1;
         }
-        Some(h) if h == it.value_hash => {
+        Some((_, h)) if h == it.value_hash => {
             c.unchanged += 1;
             return Ok(());
         }
         Some(_) => {
-            // a re-marking: new values, pushed again (as an update when the
-            // SIS already has the old ones)
+            // a re-marking of the same candidate's result: new values,
+            // pushed again (as an update when the SIS already has the old
+            // ones)
             tx.prepare_cached(
-                "UPDATE results SET candidate = ?2, person_id = ?3, line_item = ?4, class_id = ?5,
+                "UPDATE results SET person_id = ?3, line_item = ?4, class_id = ?5,
                      session_id = ?6, score = ?7, max_score = ?8, passed = ?9, grade = ?10, taken_at = ?11,
                      origin = ?12, state = ?13, reason = ?14, value_hash = ?15, attempts = 0,
-                     next_try_at = NULL, first_seen = ?16, updated_at = ?16
-                 WHERE key = ?1",
+                     next_try_at = NULL, first_seen = ?16, updated_at = ?16,
+                     session_source = coalesce(?17, session_source)
+                 WHERE key = ?1 AND candidate = ?2",
             )?
             .execute(p)?;
             c.changed += 1;

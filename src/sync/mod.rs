@@ -389,7 +389,8 @@ async fn apply_plan(
     let cfg = &loaded.config;
     match &cfg.platform {
         Platform::CsvDrop(p) => {
-            let sink = CsvDrop::new(&p.path, &cfg.privacy.fields);
+            let sink =
+                CsvDrop::new(&p.path, &cfg.privacy.fields).with_formula_guard(p.formula_guard);
             apply::apply_files(&sink, plan, store, ctx)
         }
         Platform::Scim(p) => {

@@ -7,10 +7,14 @@
 //! the same SIS record. A result is marked pushed, with its audit entry, in
 //! one transaction after the SIS accepted it.
 //!
-//! Keys: `sha256("session" | session id | exam)` when the platform gives a
-//! session id, else `sha256("result" | candidate | exam | date)`; values
-//! are not part of the key, so a re-marked result is the same result with
-//! new values (pushed again, audited as `result.update`).
+//! Keys: `sha256("session2" | candidate | session sourceID | session id |
+//! exam)` when the platform gives a session id, else `sha256("result" |
+//! candidate | exam | date)`; values are not part of the key, so a
+//! re-marked result is the same result with new values (pushed again,
+//! audited as `result.update`). Rows stored under the key of schema 4
+//! (`sha256("session" | session id | exam)`) keep it and match a re-read of
+//! the same candidate only: another candidate's result is never a
+//! re-marking.
 
 mod documents;
 mod keys;
@@ -33,7 +37,7 @@ use crate::store::outbox::{IngestCounts, OutboxSummary};
 use crate::sync::Progress;
 
 use documents::read_documents;
-pub use keys::{line_item_id, result_key, result_sourced_id, value_hash};
+pub use keys::{legacy_key, line_item_id, result_key, result_sourced_id, value_hash};
 pub use matching::{Directory, choose_class};
 use push::push;
 
@@ -55,6 +59,9 @@ pub struct ResultsReport {
     /// Documents read, and already-read documents skipped.
     pub documents: usize,
     pub documents_skipped: usize,
+    /// Files still being written (changed within `results.source.settle`):
+    /// left where they are, read next run.
+    pub documents_waiting: usize,
     /// Documents that could not be read (one line each; file moved to failed/).
     pub document_errors: Vec<String>,
     pub ingested: IngestCounts,
@@ -178,6 +185,7 @@ async fn run(
             .iter()
             .map(|p| {
                 let (person, class, why) = dir.place(rcfg, &p.candidate, &p.line_item);
+                let why = matching::value_problem(p.score, p.max_score).or(why);
                 (p.key.clone(), person, class, why)
             })
             .collect();

@@ -1,8 +1,17 @@
 //! Reading result documents (a folder or an HTTP listing) into the outbox,
 //! each document once, moved to `done/` or `failed/` after reading.
+//!
+//! A file is read only when complete: its size and modification time
+//! stayed the same for `settle`, and did not change while it was read
+//! (else it waits for the next run, nothing stored, nothing moved).
+//! Temporary names (dotfiles, `*.part`, `~$*`) are not results files. A
+//! file in `failed/` is read again when its bytes change (an upload that
+//! finished there, or a fix). Symbolic links are refused with a message:
+//! sisync moves the files it reads, and a link could point anywhere.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result};
 
@@ -21,9 +30,39 @@ use crate::sync::Progress;
 
 /// A result document to read.
 enum Doc {
-    File(PathBuf),
+    File(FileDoc),
     Url(String),
 }
+
+struct FileDoc {
+    path: PathBuf,
+    /// The results folder (`done/` and `failed/` are in it).
+    root: PathBuf,
+    /// In `failed/`, changed since it failed there.
+    retry: bool,
+    stamp: Stamp,
+}
+
+/// Size and modification time: a file that is still being written changes
+/// one of them.
+type Stamp = (u64, Option<SystemTime>);
+
+fn stamp(p: &Path) -> std::io::Result<Stamp> {
+    let m = std::fs::metadata(p)?;
+    Ok((m.len(), m.modified().ok()))
+}
+
+/// The file changed while it was read; nothing of it was stored.
+#[derive(Debug)]
+struct StillWritten;
+
+impl std::fmt::Display for StillWritten {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("changed while it was read")
+    }
+}
+
+impl std::error::Error for StillWritten {}
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn read_documents(
@@ -37,8 +76,16 @@ pub(super) async fn read_documents(
     report: &mut ResultsReport,
 ) -> Result<()> {
     let (docs, after, http) = match &rcfg.source {
-        ResultSourceCfg::QtiFolder(f) => (list_folder(&f.path, "xml")?, f.after, None),
-        ResultSourceCfg::Csv(f) => (list_folder(&f.path, "csv")?, f.after, None),
+        ResultSourceCfg::QtiFolder(f) => (
+            folder_docs(&f.path, "xml", f.after, f.settle, progress, store, report).await?,
+            f.after,
+            None,
+        ),
+        ResultSourceCfg::Csv(f) => (
+            folder_docs(&f.path, "csv", f.after, f.settle, progress, store, report).await?,
+            f.after,
+            None,
+        ),
         ResultSourceCfg::QtiHttp(h) => {
             let auth = match &h.auth {
                 Some(a) => loaded.result_auth("results.source.auth", a, h.timeout)?,
@@ -57,7 +104,7 @@ pub(super) async fn read_documents(
     };
     for doc in docs {
         let (origin, bytes) = match &doc {
-            Doc::File(p) => (p.display().to_string(), None),
+            Doc::File(f) => (f.path.display().to_string(), None),
             Doc::Url(u) => {
                 let http = http.as_ref().expect("URL documents come with a client");
                 match http
@@ -76,12 +123,12 @@ pub(super) async fn read_documents(
         };
         let sha = match (&doc, &bytes) {
             (_, Some(b)) => sha256_hex(b),
-            (Doc::File(p), None) => match file_sha256(p) {
+            (Doc::File(f), None) => match file_sha256(&f.path) {
                 Ok(s) => s,
                 Err(e) => {
                     report.document_errors.push(format!(
                         "{}: cannot read ({e}); check permissions",
-                        p.display()
+                        f.path.display()
                     ));
                     continue;
                 }
@@ -90,13 +137,14 @@ pub(super) async fn read_documents(
         };
         if store.document_seen(&origin, &sha)? {
             report.documents_skipped += 1;
-            if let (Doc::File(p), AfterRead::Move, false) = (&doc, after, opts.dry_run) {
-                move_to(p, "done")?; // read before a crash, not moved yet
+            if let (Doc::File(f), AfterRead::Move, false) = (&doc, after, opts.dry_run) {
+                move_to(&f.root, &f.path, "done")?; // read before a crash, not moved yet
             }
             continue;
         }
         let name = match &doc {
-            Doc::File(p) => p
+            Doc::File(f) => f
+                .path
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_else(|| origin.clone()),
@@ -106,9 +154,9 @@ pub(super) async fn read_documents(
         let mut parse = |each: &mut dyn FnMut(Incoming) -> Result<()>| -> Result<()> {
             let input: Box<dyn Read> = match (&doc, &bytes) {
                 (_, Some(b)) => Box::new(&b[..]),
-                (Doc::File(p), None) => Box::new(
-                    std::fs::File::open(p)
-                        .with_context(|| format!("{}: cannot open", p.display()))?,
+                (Doc::File(f), None) => Box::new(
+                    std::fs::File::open(&f.path)
+                        .with_context(|| format!("{}: cannot open", f.path.display()))?,
                 ),
                 (Doc::Url(_), None) => unreachable!("URL documents are fetched"),
             };
@@ -138,6 +186,13 @@ pub(super) async fn read_documents(
                         grade_outcomes: h.grade_outcomes.clone(),
                     };
                     issues = qti_results::read(input, &name, &o, &mut on_result)?.issues;
+                }
+            }
+            // what was read is what was hashed: an upload still going on
+            // undoes the whole document
+            if let Doc::File(f) = &doc {
+                if stamp(&f.path).ok() != Some(f.stamp) {
+                    return Err(StillWritten.into());
                 }
             }
             Ok(())
@@ -175,16 +230,30 @@ pub(super) async fn read_documents(
                     parked = counts.parked,
                     "results read"
                 );
-                if let (Doc::File(p), AfterRead::Move, false) = (&doc, after, opts.dry_run) {
-                    move_to(p, "done")?;
+                if let (Doc::File(f), AfterRead::Move, false) = (&doc, after, opts.dry_run) {
+                    move_to(&f.root, &f.path, "done")?;
+                    if f.retry {
+                        store.set_failed_document(&origin, None)?;
+                    }
                 }
+            }
+            Err(e) if e.is::<StillWritten>() => {
+                report.documents_waiting += 1;
+                tracing::info!(
+                    "{origin}: changed while it was read; nothing of it was stored, read again next run"
+                );
             }
             Err(e) => {
                 let mut line = format!("{e:#}");
-                if let (Doc::File(p), AfterRead::Move, false) = (&doc, after, opts.dry_run) {
-                    let to = move_to(p, "failed")?;
+                if let (Doc::File(f), AfterRead::Move, false) = (&doc, after, opts.dry_run) {
+                    let to = if f.retry {
+                        f.path.clone()
+                    } else {
+                        move_to(&f.root, &f.path, "failed")?
+                    };
+                    store.set_failed_document(&to.display().to_string(), Some(&sha))?;
                     line.push_str(&format!(
-                        "; nothing of it was stored, the file is now {} (fix it and move it back)",
+                        "; nothing of it was stored, the file is now {} (fix or replace it there: it is read again when it changes)",
                         to.display()
                     ));
                 }
@@ -196,8 +265,75 @@ pub(super) async fn read_documents(
     Ok(())
 }
 
-/// Files with extension `ext` directly in `dir`, sorted by name.
-fn list_folder(dir: &Path, ext: &str) -> Result<Vec<Doc>> {
+/// The files of a results folder to read now: complete files in it and
+/// changed files in its `failed/` (with `after = "move"`), in name order.
+/// Files still being written are counted in `documents_waiting`.
+async fn folder_docs(
+    root: &Path,
+    ext: &str,
+    after: AfterRead,
+    settle: Duration,
+    progress: &dyn Progress,
+    store: &Store,
+    report: &mut ResultsReport,
+) -> Result<Vec<Doc>> {
+    let mut files: Vec<(PathBuf, bool)> = list_folder(root, ext, report)?
+        .into_iter()
+        .map(|p| (p, false))
+        .collect();
+    let failed = root.join("failed");
+    if after == AfterRead::Move && failed.is_dir() {
+        for p in list_folder(&failed, ext, report)? {
+            let known = store.failed_document(&p.display().to_string())?;
+            // unknown: failed before sisync remembered (maybe mid-upload)
+            if known.is_none() || known != file_sha256(&p).ok() {
+                files.push((p, true));
+            }
+        }
+    }
+    // stamps now; files changed less than `settle` ago are looked at again
+    // after waiting that long, and left for the next run if they changed
+    let now = SystemTime::now();
+    let mut docs = Vec::with_capacity(files.len());
+    let mut young = Vec::new();
+    for (path, retry) in files {
+        let Ok(st) = stamp(&path) else { continue };
+        let fresh =
+            st.1.and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age < settle);
+        let d = FileDoc {
+            path,
+            root: root.to_path_buf(),
+            retry,
+            stamp: st,
+        };
+        if fresh { young.push(d) } else { docs.push(d) }
+    }
+    if !young.is_empty() {
+        let until = std::time::Instant::now() + settle;
+        while std::time::Instant::now() < until && !progress.stop_requested() {
+            tokio::time::sleep(Duration::from_millis(100).min(settle)).await;
+        }
+        for d in young {
+            if !progress.stop_requested() && stamp(&d.path).ok() == Some(d.stamp) {
+                docs.push(d);
+            } else {
+                report.documents_waiting += 1;
+                tracing::info!(
+                    "{}: still being written (changed within results.source.settle = {}); read next run",
+                    d.path.display(),
+                    humantime::format_duration(settle)
+                );
+            }
+        }
+    }
+    docs.sort_by(|a, b| (a.retry, &a.path).cmp(&(b.retry, &b.path)));
+    Ok(docs.into_iter().map(Doc::File).collect())
+}
+
+/// Files with extension `ext` directly in `dir`, sorted by name; temporary
+/// names skipped, symbolic links reported (not followed).
+fn list_folder(dir: &Path, ext: &str, report: &mut ResultsReport) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir).with_context(|| {
         format!(
             "cannot list results folder {}; check results.source.path",
@@ -208,18 +344,23 @@ fn list_folder(dir: &Path, ext: &str) -> Result<Vec<Doc>> {
     for e in rd {
         let e = e?;
         let p = e.path();
-        let hidden = p
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if !hidden
-            && e.file_type()?.is_file()
-            && p.extension().is_some_and(|x| x.eq_ignore_ascii_case(ext))
-        {
+        let name = e.file_name().to_string_lossy().to_string();
+        let temporary = name.starts_with('.') || name.starts_with("~$");
+        if temporary || !p.extension().is_some_and(|x| x.eq_ignore_ascii_case(ext)) {
+            continue;
+        }
+        let kind = e.file_type()?;
+        if kind.is_symlink() {
+            report.document_errors.push(format!(
+                "{}: is a symbolic link; sisync does not follow links in the results folder (it moves the files it reads): put the file itself there",
+                p.display()
+            ));
+        } else if kind.is_file() {
             files.push(p);
         }
     }
     files.sort();
-    Ok(files.into_iter().map(Doc::File).collect())
+    Ok(files)
 }
 
 fn file_sha256(p: &Path) -> std::io::Result<String> {
@@ -230,9 +371,9 @@ fn file_sha256(p: &Path) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Move a processed file into `sub/` next to it (never overwriting).
-fn move_to(p: &Path, sub: &str) -> Result<PathBuf> {
-    let dir = p.parent().unwrap_or(Path::new(".")).join(sub);
+/// Move a processed file into `root/sub/` (never overwriting).
+fn move_to(root: &Path, p: &Path, sub: &str) -> Result<PathBuf> {
+    let dir = root.join(sub);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create {}; check permissions", dir.display()))?;
     let name = p.file_name().unwrap_or_default().to_string_lossy();

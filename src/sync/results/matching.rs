@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 
-use super::keys::{result_key, value_hash};
+use super::keys::{legacy_key, result_key, value_hash};
 use crate::config::results::{ClassRule, Results, pattern_matches};
 use crate::model::ExamResult;
 use crate::store::outbox::Incoming;
@@ -138,25 +138,99 @@ pub fn choose_class(
     };
     match (candidates.as_slice(), default_class) {
         ([one], _) => Ok((*one).clone()),
-        ([], Some(d)) => Ok(d.to_string()),
+        // no rule places it and the candidate is not in exactly one class
+        (_, Some(d)) => Ok(d.to_string()),
         ([], None) => Err(format!(
             "candidate is in no {what}; add a results.class_rules entry or set results.default_class"
         )),
-        (many, _) => Err(format!(
-            "candidate is in {} of which one cannot be chosen ({what}); add or narrow a results.class_rules entry for exam {exam}",
+        (many, None) => Err(format!(
+            "candidate is in {} of which one cannot be chosen ({what}); add or narrow a results.class_rules entry for exam {exam}, or set results.default_class",
             many.len()
         )),
     }
 }
 
+/// Why a result's score cannot be right (it is parked until the platform
+/// sends a corrected one). No values in the reason: it is shown and logged.
+pub fn value_problem(score: Option<f64>, max_score: Option<f64>) -> Option<String> {
+    const FIX: &str = "correct it on the platform and export the result again";
+    match (score, max_score) {
+        (_, Some(m)) if m <= 0.0 => Some(format!("MAXSCORE is 0 or negative; {FIX}")),
+        (Some(s), _) if s < 0.0 => Some(format!("score is negative; {FIX}")),
+        (Some(s), Some(m)) if s > m => Some(format!("score is above MAXSCORE; {FIX}")),
+        _ => None,
+    }
+}
+
 pub(super) fn incoming(cfg: &Results, dir: &Directory, r: ExamResult) -> Incoming {
     let (person_id, class_id, parked) = dir.place(cfg, &r.candidate, &r.exam);
+    let parked = value_problem(r.score, r.max_score).or(parked);
     Incoming {
         key: result_key(&r),
+        legacy_key: legacy_key(&r),
         value_hash: value_hash(&r),
         person_id,
         class_id,
         parked,
         result: r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classes(c: &[&str]) -> Vec<String> {
+        c.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn default_class_places_a_candidate_in_several_classes() {
+        let several = classes(&["cls-en-h3a", "cls-ne-h3a"]);
+        assert!(choose_class(&[], None, "EX-ENG-1", &several).is_err());
+        assert_eq!(
+            choose_class(&[], Some("cls-examens"), "EX-ENG-1", &several),
+            Ok("cls-examens".to_string())
+        );
+        // a rule that places it still wins, as does an only class
+        let rule = ClassRule {
+            exam: "EX-NED-*".into(),
+            class: "cls-ne-*".into(),
+        };
+        assert_eq!(
+            choose_class(&[rule], Some("cls-examens"), "EX-NED-1", &several),
+            Ok("cls-ne-h3a".to_string())
+        );
+        assert_eq!(
+            choose_class(&[], Some("cls-examens"), "EX-1", &classes(&["cls-a"])),
+            Ok("cls-a".to_string())
+        );
+        assert_eq!(
+            choose_class(&[], Some("cls-examens"), "EX-1", &[]),
+            Ok("cls-examens".to_string())
+        );
+    }
+
+    #[test]
+    fn impossible_scores_are_named() {
+        assert!(
+            value_problem(Some(-1.0), Some(10.0))
+                .unwrap()
+                .contains("negative")
+        );
+        assert!(
+            value_problem(Some(11.0), Some(10.0))
+                .unwrap()
+                .contains("above MAXSCORE")
+        );
+        assert!(
+            value_problem(Some(0.0), Some(0.0))
+                .unwrap()
+                .contains("MAXSCORE is 0")
+        );
+        assert!(value_problem(None, Some(0.0)).is_some());
+        assert_eq!(value_problem(Some(10.0), Some(10.0)), None);
+        assert_eq!(value_problem(Some(0.0), None), None);
+        assert_eq!(value_problem(None, None), None);
     }
 }
