@@ -64,23 +64,34 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         PrivacyCmd::Export { person, format } => export(cli, l, person, *format),
-        PrivacyCmd::Restrict { person } => {
+        PrivacyCmd::Restrict { person, wait } => {
+            // a sync in progress would still write the person after this
+            // said "restricted": wait until it is done
+            let Some(_lock) = lock_within(l, *wait).await else {
+                return Ok(exit::FAILURE);
+            };
             let Some(mut store) = open_store(l)? else {
                 return Ok(exit::FAILURE);
             };
             let id = state_id(l, &store, person)?;
             store.restrict(person, &actor(), &local_entry("subject.restrict", &id))?;
+            anchor(l, &store)?;
             println!(
                 "{person}: restricted. sisync sends no updates and pushes no results for this person until `sisync privacy unrestrict --person {person}`; results stay in the outbox."
             );
             Ok(exit::OK)
         }
-        PrivacyCmd::Unrestrict { person } => {
+        PrivacyCmd::Unrestrict { person, wait } => {
+            let Some(_lock) = lock_within(l, *wait).await else {
+                return Ok(exit::FAILURE);
+            };
             let Some(mut store) = open_store(l)? else {
                 return Ok(exit::FAILURE);
             };
             let id = state_id(l, &store, person)?;
-            if store.unrestrict(person, &local_entry("subject.unrestrict", &id))? {
+            let lifted = store.unrestrict(person, &local_entry("subject.unrestrict", &id))?;
+            anchor(l, &store)?;
+            if lifted {
                 println!(
                     "{person}: no longer restricted; the next sync processes them again (an erased person is created again if the SIS still has them)."
                 );
@@ -90,7 +101,7 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
                 Ok(exit::FAILURE)
             }
         }
-        PrivacyCmd::Erase { person } => erase(cli, l, person).await,
+        PrivacyCmd::Erase { person, wait } => erase(cli, l, person, *wait).await,
         PrivacyCmd::Purge => {
             let _lock = RunLock::acquire(&l.config.state.path)?;
             let Some(mut store) = open_store(l)? else {
@@ -98,6 +109,7 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             };
             let p = &l.config.privacy;
             let r = store.purge(p.retention_days, p.audit_retention_days, &actor())?;
+            anchor(l, &store)?;
             if cli.json {
                 print_json(&r);
             } else {
@@ -130,6 +142,7 @@ fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i
     let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
     store.audit_append(&[local_entry("subject.export", &id)])?;
+    anchor(l, &store)?;
     if data.active.is_none()
         && data.results.is_empty()
         && data.audit.is_empty()
@@ -217,8 +230,37 @@ fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i
     Ok(exit::OK)
 }
 
-async fn erase(cli: &Cli, l: &Loaded, person: &str) -> Result<i32> {
-    let _lock = RunLock::acquire(&l.config.state.path)?;
+/// The run lock, waiting at most `wait` for a running sync; None (after
+/// one line on stderr) when it stays busy.
+async fn lock_within(l: &Loaded, wait: std::time::Duration) -> Option<RunLock> {
+    let r = RunLock::acquire_within(&l.config.state.path, wait, |e| {
+        eprintln!(
+            "{e}; waiting up to {} for it to finish",
+            humantime::format_duration(wait)
+        )
+    })
+    .await;
+    match r {
+        Ok(lock) => Some(lock),
+        Err(e) => {
+            eprintln!(
+                "error: {e}; gave up after {}, nothing was changed; try again when the sync has finished, or pass a longer --wait",
+                humantime::format_duration(wait)
+            );
+            None
+        }
+    }
+}
+
+/// Record the audit head outside the database (see `store::anchor`).
+fn anchor(l: &Loaded, store: &Store) -> Result<()> {
+    crate::store::anchor::record(store, l.config.audit.anchor_file.as_deref())
+}
+
+async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -> Result<i32> {
+    let Some(_lock) = lock_within(l, wait).await else {
+        return Ok(exit::FAILURE);
+    };
     let Some(mut store) = open_store(l)? else {
         return Ok(exit::FAILURE);
     };
@@ -269,6 +311,7 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str) -> Result<i32> {
     entry.direction = "out".into();
     entry.endpoint = endpoint.clone();
     let f = store.forget(person, &id, Some(&entry), Some(&actor()))?;
+    anchor(l, &store)?;
     if cli.json {
         print_json(&json!({"erased": true, "platform": endpoint, "removed": f}));
     } else {

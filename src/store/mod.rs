@@ -4,6 +4,7 @@
 //! Every change to a record's state is committed in the same transaction
 //! as its audit entry ([`Store::commit`]), after the remote call succeeded.
 
+pub mod anchor;
 pub mod audit;
 pub mod holds;
 pub mod outbox;
@@ -541,6 +542,46 @@ impl Store {
         audit::verify(&self.conn)
     }
 
+    /// `PRAGMA quick_check`: a damaged page becomes one line naming the
+    /// file and what to do, instead of passing unnoticed.
+    pub fn quick_check(&self) -> Result<()> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let problems: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{}",
+            damaged_line(
+                &self.path,
+                &format!(
+                    "{}{}",
+                    problems.first().map(String::as_str).unwrap_or("no answer"),
+                    if problems.len() > 1 {
+                        format!(" and {} more problems", problems.len() - 1)
+                    } else {
+                        String::new()
+                    }
+                )
+            )
+        )
+    }
+
+    /// The audit log's head (last entry number and hash), None when the
+    /// head row is missing.
+    pub fn audit_head(&self) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     /// Append audit entries (no record state) in one transaction.
     pub fn audit_append(&mut self, entries: &[AuditEntry]) -> Result<()> {
         if entries.is_empty() {
@@ -684,6 +725,25 @@ pub fn record_counts(conn: &Connection) -> Result<Vec<(String, bool, i64)>> {
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The one line for a damaged state database.
+pub fn damaged_line(path: &Path, what: &str) -> String {
+    format!(
+        "the state database {} is damaged ({what}); stop sisync, keep the file for investigation and restore the state database from a backup",
+        path.display()
+    )
+}
+
+/// Whether an error comes from a damaged (or not-a-database) SQLite file.
+pub fn is_damaged(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<rusqlite::Error>()
+                .and_then(|e| e.sqlite_error_code()),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
+    })
 }
 
 /// Current UTC time as sortable RFC 3339 with milliseconds.

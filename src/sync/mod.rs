@@ -218,6 +218,9 @@ pub async fn roster(
             Some(&format!("{e:#}")),
         )?;
     }
+    if run_id.is_some() {
+        crate::store::anchor::record(&store, cfg.audit.anchor_file.as_deref())?;
+    }
     result
 }
 
