@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{actor, print_json, table};
 use crate::cli::{Cli, ExportFormat, PrivacyCmd};
 use crate::config::{Environment, Loaded, Platform, Source};
-use crate::connector::csv_files::{csv_bytes, write_folder};
+use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::scim::ScimSink;
 use crate::exit;
 use crate::http::Http;
@@ -296,14 +296,14 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
                 &[vec![id.clone(), "delete".into()]],
             )?;
             std::fs::create_dir_all(&p.path)?;
-            let folder = write_folder(&p.path, &name, &[("erasures.csv", bytes)]).map_err(
-                |(path, what, e)| {
-                    anyhow::anyhow!(
-                        "{}: cannot {what} ({e}); nothing was erased",
-                        path.display()
-                    )
-                },
-            )?;
+            let folder =
+                write_folder_as(&p.path, &name, &[("erasures.csv", bytes)], p.group_readable)
+                    .map_err(|(path, what, e)| {
+                        anyhow::anyhow!(
+                            "{}: cannot {what} ({e}); nothing was erased",
+                            path.display()
+                        )
+                    })?;
             folder.display().to_string()
         }
     };

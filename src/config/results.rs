@@ -167,6 +167,10 @@ pub struct GradebookCsv {
     #[serde(default = "default_category")]
     pub category: String,
     pub school: Option<String>,
+    /// Delivered folders 0750 and files 0640 (for an importer in the
+    /// folder's group) instead of 0700/0600.
+    #[serde(default)]
+    pub group_readable: bool,
 }
 
 /// Authentication to a results endpoint: a static bearer token or OAuth2

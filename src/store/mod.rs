@@ -236,7 +236,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).with_context(|| {
+                private_dir_all(dir).with_context(|| {
                     format!(
                         "cannot create state directory {}; check state.path and permissions",
                         dir.display()
@@ -248,10 +248,14 @@ impl Store {
             // an empty file is a new database; made here so that it (and
             // with it SQLite's WAL files) belongs to the state directory's
             // owner even when an admin runs sisync as root
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
+            // 0600 whatever the umask: it holds who is in which class and
+            // results waiting for the SIS; SQLite gives its WAL and
+            // shared-memory files the mode of the database
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            o.open(path)
                 .and_then(|_| owner::hand_to_state_owner(path, path))
                 .with_context(|| {
                     format!(
@@ -260,6 +264,7 @@ impl Store {
                     )
                 })?;
         }
+        tighten_modes(path);
         let conn = Connection::open(path).with_context(|| {
             format!(
                 "cannot open state database {}; check state.path",
@@ -725,6 +730,38 @@ pub fn record_counts(conn: &Connection) -> Result<Vec<(String, bool, i64)>> {
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Create `dir` and its missing parents 0700 (the umask may only take
+/// more away).
+pub(crate) fn private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// A state database (and its WAL files) made readable for others by an
+/// older sisync or a copy is made 0600 again. Best effort: a file that
+/// belongs to another user stays as it is (the open tells what is wrong).
+fn tighten_modes(path: &Path) {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        if let Ok(m) = std::fs::metadata(&p) {
+            if m.permissions().mode() & 0o077 != 0
+                && std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).is_ok()
+            {
+                tracing::info!(file = %p.display(), "made readable for its owner only (0600)");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// The one line for a damaged state database.

@@ -374,7 +374,8 @@ async fn apply_plan(
     let cfg = &loaded.config;
     match &cfg.platform {
         Platform::CsvDrop(p) => {
-            let sink = CsvDrop::new(&p.path, &cfg.privacy.fields);
+            let sink =
+                CsvDrop::new(&p.path, &cfg.privacy.fields).with_group_readable(p.group_readable);
             apply::apply_files(&sink, plan, store, ctx)
         }
         Platform::Scim(p) => {

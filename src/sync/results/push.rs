@@ -199,7 +199,8 @@ pub(super) async fn push(
                 return Ok(());
             }
             progress.phase("writing results", Some(rows.len() as u64));
-            let sink = GradebookCsv::new(&c.path, &c.category, c.school.as_deref());
+            let sink = GradebookCsv::new(&c.path, &c.category, c.school.as_deref())
+                .with_group_readable(c.group_readable);
             let allowed = &loaded.config.privacy.result_fields;
             let results: Vec<GradebookResult> =
                 rows.iter().map(|r| gradebook_result(r, allowed)).collect();
