@@ -110,8 +110,15 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             let p = &l.config.privacy;
             let r = store.purge(p.retention_days, p.audit_retention_days, &actor())?;
             anchor(l, &store)?;
+            let files = crate::privacy::files::expire(
+                &l.config,
+                p.keep_deliveries,
+                std::time::SystemTime::now(),
+            )?;
             if cli.json {
-                print_json(&r);
+                let mut v = serde_json::to_value(&r)?;
+                v["files"] = serde_json::to_value(&files)?;
+                print_json(&v);
             } else {
                 println!(
                     "purged {} persons absent for more than {} days ({} memberships, {} results), {} older results; {} audit entries lost their subject id (older than {} days, or about purged persons); `sisync audit verify` stays green",
@@ -123,6 +130,11 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
                     r.removed.audit_entries_anonymised + r.old_audit_entries_anonymised,
                     p.audit_retention_days
                 );
+                println!(
+                    "delivered folders and processed result files older than {} days (privacy.keep_deliveries):",
+                    p.keep_deliveries
+                );
+                print_touched(&files, "none to remove");
             }
             if r.expired_unsent > 0 {
                 eprintln!(
@@ -268,6 +280,7 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
     let data = store.subject_data(person, &id)?;
     // the platform first: only when it no longer has them is local state
     // dropped (otherwise nothing would know what to delete there)
+    let mut spare = None;
     let endpoint = match &l.config.platform {
         Platform::Scim(p) => {
             let token = l.scim_token(p)?;
@@ -304,7 +317,9 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
                             path.display()
                         )
                     })?;
-            folder.display().to_string()
+            let shown = folder.display().to_string();
+            spare = Some(folder);
+            shown
         }
     };
     let mut entry = local_entry("subject.erase", &id);
@@ -312,15 +327,38 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
     entry.endpoint = endpoint.clone();
     let f = store.forget(person, &id, Some(&entry), Some(&actor()))?;
     anchor(l, &store)?;
+    // what sisync delivered or processed earlier and still keeps
+    let ids: std::collections::BTreeSet<String> = [
+        Some(person.to_string()),
+        Some(id.clone()),
+        data.platform_id.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let files = crate::privacy::files::erase(&l.config, &ids, spare.as_deref()).with_context(|| {
+        format!("{person} was erased on the platform and from the state, but not from every file sisync kept; fix this and run the erasure again")
+    })?;
     if cli.json {
-        print_json(&json!({"erased": true, "platform": endpoint, "removed": f}));
+        print_json(&json!({"erased": true, "platform": endpoint, "removed": f, "files": files}));
     } else {
         println!(
             "{person}: deleted on the platform ({endpoint}); local state removed ({} record, {} class memberships, {} results); {} audit entries no longer name them; a tombstone keeps the next sync from creating them again (`sisync privacy unrestrict --person {person}` lifts it).",
             f.records, f.memberships, f.results, f.audit_entries_anonymised
         );
+        print_touched(&files, "no file sisync kept names them");
     }
     Ok(exit::OK)
+}
+
+/// One line per file an erasure or purge changed.
+fn print_touched(files: &[crate::privacy::files::Touched], none: &str) {
+    if files.is_empty() {
+        println!("  files: {none}");
+    }
+    for t in files {
+        println!("  {}: {}", t.action, t.path.display());
+    }
 }
 
 fn register(cli: &Cli, l: &Loaded) {
