@@ -414,8 +414,10 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
         ),
     ));
     let state = if c.state.path.exists() {
-        let opened =
-            Store::open(&c.state.path).and_then(|s| Ok((s.schema_version()?, s.holds_status()?)));
+        let opened = Store::open(&c.state.path).and_then(|s| {
+            s.quick_check()?;
+            Ok((s.schema_version()?, s.holds_status()?))
+        });
         match opened {
             Ok((_, h)) if h.key_problem.is_some() => {
                 ok = false;

@@ -291,7 +291,7 @@ fn without_csv_rows(
         .filter(|(_, h)| {
             let h = String::from_utf8_lossy(h);
             let h = h.trim_start_matches('\u{feff}').trim();
-            ID_COLUMNS.contains(&h) || (!candidate.is_empty() && h == candidate)
+            ID_COLUMNS.contains(&h) || (!candidate.is_empty() && h.eq_ignore_ascii_case(candidate))
         })
         .map(|(i, _)| i)
         .collect();
