@@ -54,9 +54,46 @@ fn os_user_name() -> String {
 pub async fn run(cli: Cli) -> i32 {
     match dispatch(&cli).await {
         Ok(code) => code,
+        Err(e) if crate::store::is_damaged(&e) => {
+            let state = Loaded::from_file(&cli.config)
+                .map(|l| l.config.state.path)
+                .unwrap_or_default();
+            eprintln!(
+                "error: {}",
+                crate::store::damaged_line(&state, &format!("{:#}", e.root_cause()))
+            );
+            exit::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             exit::FAILURE
+        }
+    }
+}
+
+/// Warnings about the config (world-readable secret files), on stderr.
+fn print_warnings(l: &Loaded) -> Vec<String> {
+    let w = l.warnings();
+    for line in &w {
+        eprintln!("warning: {line}");
+    }
+    w
+}
+
+/// `audit verify` with the anchor file, when one is configured.
+fn verify_anchored(l: &Loaded, store: &Store) -> Result<audit::VerifyReport> {
+    let Some(file) = &l.config.audit.anchor_file else {
+        return audit::verify(store.conn());
+    };
+    match crate::store::anchor::read(file)? {
+        Some(a) => audit::verify_anchored(store.conn(), Some(&a)),
+        None => {
+            let mut r = audit::verify_anchored(store.conn(), Some(&[]))?;
+            r.anchors = format!(
+                "skipped: {} does not exist yet (written at the end of the next run)",
+                file.display()
+            );
+            Ok(r)
         }
     }
 }
@@ -83,6 +120,12 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
             what: crate::cli::ReportWhat::Results { exam },
         } => privacy::report_results(cli, &loaded, exam),
         Command::Run => {
+            for w in loaded.warnings() {
+                tracing::warn!("{w}");
+            }
+            if loaded.config.state.path.exists() {
+                Store::open(&loaded.config.state.path)?.quick_check()?;
+            }
             crate::daemon::run(
                 cli.config.clone(),
                 loaded,
@@ -126,7 +169,10 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
             match cmd {
                 AuditCmd::List(a) => audit_list(cli, &store, a),
                 AuditCmd::Show { seq } => audit_show(cli, &store, *seq),
-                AuditCmd::Verify => audit_verify(cli, &store),
+                AuditCmd::Verify => {
+                    store.quick_check()?;
+                    audit_verify(cli, &loaded, &store)
+                }
             }
         }
     }
@@ -383,8 +429,10 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
         ),
     ));
     let state = if c.state.path.exists() {
-        let opened =
-            Store::open(&c.state.path).and_then(|s| Ok((s.schema_version()?, s.holds_status()?)));
+        let opened = Store::open(&c.state.path).and_then(|s| {
+            s.quick_check()?;
+            Ok((s.schema_version()?, s.holds_status()?))
+        });
         match opened {
             Ok((_, h)) if h.key_problem.is_some() => {
                 ok = false;
@@ -489,6 +537,9 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
             c.privacy.retention_days, c.privacy.audit_retention_days
         ),
     ));
+    for w in print_warnings(l) {
+        rows.push(("warning".into(), w));
+    }
     if c.privacy.allow_bsn {
         eprintln!(
             "warning: {}: privacy.allow_bsn = true allows processing the BSN (burgerservicenummer); only set it where the law requires the BSN for this processing, and record why in the processing register",
@@ -544,7 +595,7 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
     let store = Store::open(path)?;
     let runs = store.recent_runs(10)?;
     let counts = store.record_counts()?;
-    let verify = audit::verify(store.conn())?;
+    let verify = verify_anchored(l, &store)?;
     let outbox = store.outbox_summary()?;
     let holds = store.holds_status()?;
     let last_purge = store.last_purge()?;
@@ -781,8 +832,8 @@ fn audit_show(cli: &Cli, store: &Store, seq: i64) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn audit_verify(cli: &Cli, store: &Store) -> Result<i32> {
-    let r = audit::verify(store.conn())?;
+fn audit_verify(cli: &Cli, l: &Loaded, store: &Store) -> Result<i32> {
+    let r = verify_anchored(l, store)?;
     if cli.json {
         print_json(&r);
     } else if let Some((seq, why)) = &r.first_broken {
@@ -792,8 +843,8 @@ fn audit_verify(cli: &Cli, store: &Store) -> Result<i32> {
         );
     } else {
         println!(
-            "audit log OK: {} entries, chain intact, head {} (entry {})",
-            r.entries, r.head_hash, r.last_seq
+            "audit log OK: {} entries, chain intact from entry 1, head {} (entry {}); anchors: {}",
+            r.entries, r.head_hash, r.last_seq, r.anchors
         );
     }
     Ok(if r.ok() { exit::OK } else { exit::AUDIT_BROKEN })

@@ -198,18 +198,30 @@ pub enum PrivacyCmd {
         /// The person's SIS sourcedId.
         #[arg(long)]
         person: String,
+        /// Wait this long for a running sync to finish (it holds the run
+        /// lock), then give up without changing anything.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
     },
     /// Freeze processing of one person (no updates, no result pushes).
     Restrict {
         /// The person's SIS sourcedId.
         #[arg(long)]
         person: String,
+        /// Wait this long for a running sync to finish (it holds the run
+        /// lock), then give up without changing anything.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
     },
     /// Lift a restriction or an erasure tombstone.
     Unrestrict {
         /// The person's SIS sourcedId.
         #[arg(long)]
         person: String,
+        /// Wait this long for a running sync to finish (it holds the run
+        /// lock), then give up without changing anything.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
     },
     /// Apply the retention periods now (the daemon does this daily).
     Purge,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::model::Role;
 
+mod hygiene;
 pub mod results;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +33,18 @@ pub struct Config {
     pub schedule: Schedule,
     #[serde(default)]
     pub admin: Admin,
+    #[serde(default)]
+    pub audit: AuditCfg,
+}
+
+/// `[audit]`: where the audit log's head is anchored outside the database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditCfg {
+    /// A file outside the state directory that gets the head (entry number
+    /// and hash) appended at the end of every run; `audit verify` checks
+    /// the log against it.
+    pub anchor_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -460,6 +473,10 @@ pub struct CsvDropPlatform {
     /// as given.
     #[serde(default = "default_true")]
     pub formula_guard: bool,
+    /// Delivered folders 0750 and files 0640 (for an importer in the
+    /// folder's group) instead of 0700/0600.
+    #[serde(default)]
+    pub group_readable: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -553,6 +570,15 @@ pub struct Privacy {
     /// candidates; smaller groups are merged into "other".
     #[serde(default = "default_min_group_size")]
     pub min_group_size: usize,
+    /// Folders sisync delivered (csv-drop, gradebook CSV) and result files
+    /// it processed (`done/`, `failed/`) are removed by the purge after
+    /// this many days.
+    #[serde(default = "default_keep_deliveries")]
+    pub keep_deliveries: u32,
+}
+
+fn default_keep_deliveries() -> u32 {
+    30
 }
 
 /// A result value that may go to the SIS.
@@ -597,6 +623,7 @@ impl Default for Privacy {
             retention_days: default_retention_days(),
             audit_retention_days: default_retention_days(),
             min_group_size: default_min_group_size(),
+            keep_deliveries: default_keep_deliveries(),
         }
     }
 }
@@ -682,6 +709,10 @@ pub struct Admin {
     /// File holding that token (looked up in `$CREDENTIALS_DIRECTORY`
     /// first when relative).
     pub token_file: Option<PathBuf>,
+    /// Serve `/metrics` and the status page on a non-loopback address
+    /// without a token (refused otherwise).
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
     /// `/readyz` fails once a kind of run has been failing for longer than
     /// this.
     #[serde(
@@ -697,6 +728,7 @@ impl Default for Admin {
             listen: default_admin_listen(),
             token: None,
             token_file: None,
+            allow_unauthenticated: false,
             ready_max_failing_age: default_ready_max_failing_age(),
         }
     }
@@ -839,6 +871,9 @@ impl Loaded {
         if let Platform::CsvDrop(p) = &mut self.config.platform {
             abs(&mut p.path);
         }
+        if let Some(a) = &mut self.config.audit.anchor_file {
+            abs(a);
+        }
         self.resolve_result_paths(&abs);
     }
 
@@ -883,6 +918,7 @@ impl Loaded {
                 ));
             }
         }
+        self.validate_hygiene()?;
         if let Source::OnerosterRest(r) = &c.source {
             if !matches!(url::Url::parse(&r.base_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
             {
@@ -1048,7 +1084,19 @@ impl Loaded {
                 ),
             ));
         }
-        self.admin_token()?;
+        let token = self.admin_token()?;
+        if let Some(addr) = a.listen_addr() {
+            if token.is_none() && !addr.ip().is_loopback() && !a.allow_unauthenticated {
+                return Err(self.error(
+                    "admin",
+                    "listen",
+                    format!(
+                        "`{}` serves /metrics and the status page to the network without a token; set admin.token_file, listen on 127.0.0.1, or set admin.allow_unauthenticated = true",
+                        a.listen
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

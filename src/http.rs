@@ -439,7 +439,9 @@ impl Http {
         if !hint.is_empty() {
             reason.push_str(&format!(": {hint}"));
         }
-        tracing::debug!(url, code, body = %String::from_utf8_lossy(&body[..body.len().min(500)]), "error response");
+        // never the body: platforms echo the request (names, e-mail
+        // addresses, BSNs, grades) in their error messages
+        tracing::debug!(url, code, scim_type = ?scim_type(&body), body_bytes = body.len(), "error response");
         let mut e = err(Some(code), reason, retryable, retry_after);
         e.server_message = server_message(&body);
         Err(e)
@@ -456,9 +458,19 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs.max(0) as u64))
 }
 
+/// The `scimType` keyword of an error body; anything but a short keyword
+/// (a server that puts free text there) is left out, as it may hold data.
 fn scim_type(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    v.get("scimType")?.as_str().map(String::from)
+    v.get("scimType")?
+        .as_str()
+        .filter(|t| {
+            !t.is_empty()
+                && t.len() <= 40
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+        .map(String::from)
 }
 
 /// The error description in a JSON error body (OneRoster `imsx_description`,

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{actor, print_json, table};
 use crate::cli::{Cli, ExportFormat, PrivacyCmd};
 use crate::config::{Environment, Loaded, Platform, Source};
-use crate::connector::csv_files::{csv_bytes, write_folder};
+use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::scim::ScimSink;
 use crate::exit;
 use crate::http::Http;
@@ -64,23 +64,34 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         PrivacyCmd::Export { person, format } => export(cli, l, person, *format),
-        PrivacyCmd::Restrict { person } => {
+        PrivacyCmd::Restrict { person, wait } => {
+            // a sync in progress would still write the person after this
+            // said "restricted": wait until it is done
+            let Some(_lock) = lock_within(l, *wait).await else {
+                return Ok(exit::FAILURE);
+            };
             let Some(mut store) = open_store(l)? else {
                 return Ok(exit::FAILURE);
             };
             let id = state_id(l, &store, person)?;
             store.restrict(person, &actor(), &local_entry("subject.restrict", &id))?;
+            anchor(l, &store)?;
             println!(
                 "{person}: restricted. sisync sends no updates and pushes no results for this person until `sisync privacy unrestrict --person {person}`; results stay in the outbox."
             );
             Ok(exit::OK)
         }
-        PrivacyCmd::Unrestrict { person } => {
+        PrivacyCmd::Unrestrict { person, wait } => {
+            let Some(_lock) = lock_within(l, *wait).await else {
+                return Ok(exit::FAILURE);
+            };
             let Some(mut store) = open_store(l)? else {
                 return Ok(exit::FAILURE);
             };
             let id = state_id(l, &store, person)?;
-            if store.unrestrict(person, &local_entry("subject.unrestrict", &id))? {
+            let lifted = store.unrestrict(person, &local_entry("subject.unrestrict", &id))?;
+            anchor(l, &store)?;
+            if lifted {
                 println!(
                     "{person}: no longer restricted; the next sync processes them again (an erased person is created again if the SIS still has them)."
                 );
@@ -90,7 +101,7 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
                 Ok(exit::FAILURE)
             }
         }
-        PrivacyCmd::Erase { person } => erase(cli, l, person).await,
+        PrivacyCmd::Erase { person, wait } => erase(cli, l, person, *wait).await,
         PrivacyCmd::Purge => {
             let _lock = RunLock::acquire(&l.config.state.path)?;
             let Some(mut store) = open_store(l)? else {
@@ -98,8 +109,16 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             };
             let p = &l.config.privacy;
             let r = store.purge(p.retention_days, p.audit_retention_days, &actor())?;
+            anchor(l, &store)?;
+            let files = crate::privacy::files::expire(
+                &l.config,
+                p.keep_deliveries,
+                std::time::SystemTime::now(),
+            )?;
             if cli.json {
-                print_json(&r);
+                let mut v = serde_json::to_value(&r)?;
+                v["files"] = serde_json::to_value(&files)?;
+                print_json(&v);
             } else {
                 println!(
                     "purged {} persons absent for more than {} days ({} memberships, {} results), {} older results; {} audit entries lost their subject id (older than {} days, or about purged persons); `sisync audit verify` stays green",
@@ -111,6 +130,11 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
                     r.removed.audit_entries_anonymised + r.old_audit_entries_anonymised,
                     p.audit_retention_days
                 );
+                println!(
+                    "delivered folders and processed result files older than {} days (privacy.keep_deliveries):",
+                    p.keep_deliveries
+                );
+                print_touched(&files, "none to remove");
             }
             if r.expired_unsent > 0 {
                 eprintln!(
@@ -130,6 +154,7 @@ fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i
     let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
     store.audit_append(&[local_entry("subject.export", &id)])?;
+    anchor(l, &store)?;
     if data.active.is_none()
         && data.results.is_empty()
         && data.audit.is_empty()
@@ -218,8 +243,37 @@ fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i
     Ok(exit::OK)
 }
 
-async fn erase(cli: &Cli, l: &Loaded, person: &str) -> Result<i32> {
-    let _lock = RunLock::acquire(&l.config.state.path)?;
+/// The run lock, waiting at most `wait` for a running sync; None (after
+/// one line on stderr) when it stays busy.
+async fn lock_within(l: &Loaded, wait: std::time::Duration) -> Option<RunLock> {
+    let r = RunLock::acquire_within(&l.config.state.path, wait, |e| {
+        eprintln!(
+            "{e}; waiting up to {} for it to finish",
+            humantime::format_duration(wait)
+        )
+    })
+    .await;
+    match r {
+        Ok(lock) => Some(lock),
+        Err(e) => {
+            eprintln!(
+                "error: {e}; gave up after {}, nothing was changed; try again when the sync has finished, or pass a longer --wait",
+                humantime::format_duration(wait)
+            );
+            None
+        }
+    }
+}
+
+/// Record the audit head outside the database (see `store::anchor`).
+fn anchor(l: &Loaded, store: &Store) -> Result<()> {
+    crate::store::anchor::record(store, l.config.audit.anchor_file.as_deref())
+}
+
+async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -> Result<i32> {
+    let Some(_lock) = lock_within(l, wait).await else {
+        return Ok(exit::FAILURE);
+    };
     let Some(mut store) = open_store(l)? else {
         return Ok(exit::FAILURE);
     };
@@ -227,6 +281,7 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str) -> Result<i32> {
     let data = store.subject_data(person, &id)?;
     // the platform first: only when it no longer has them is local state
     // dropped (otherwise nothing would know what to delete there)
+    let mut spare = None;
     let endpoint = match &l.config.platform {
         Platform::Scim(p) => {
             let token = l.scim_token(p)?;
@@ -257,30 +312,56 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str) -> Result<i32> {
                 p.formula_guard,
             )?;
             std::fs::create_dir_all(&p.path)?;
-            let folder = write_folder(&p.path, &name, &[("erasures.csv", bytes)]).map_err(
-                |(path, what, e)| {
-                    anyhow::anyhow!(
-                        "{}: cannot {what} ({e}); nothing was erased",
-                        path.display()
-                    )
-                },
-            )?;
-            folder.display().to_string()
+            let folder =
+                write_folder_as(&p.path, &name, &[("erasures.csv", bytes)], p.group_readable)
+                    .map_err(|(path, what, e)| {
+                        anyhow::anyhow!(
+                            "{}: cannot {what} ({e}); nothing was erased",
+                            path.display()
+                        )
+                    })?;
+            let shown = folder.display().to_string();
+            spare = Some(folder);
+            shown
         }
     };
     let mut entry = local_entry("subject.erase", &id);
     entry.direction = "out".into();
     entry.endpoint = endpoint.clone();
     let f = store.forget(person, &id, Some(&entry), Some(&actor()))?;
+    anchor(l, &store)?;
+    // what sisync delivered or processed earlier and still keeps
+    let ids: std::collections::BTreeSet<String> = [
+        Some(person.to_string()),
+        Some(id.clone()),
+        data.platform_id.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let files = crate::privacy::files::erase(&l.config, &ids, spare.as_deref()).with_context(|| {
+        format!("{person} was erased on the platform and from the state, but not from every file sisync kept; fix this and run the erasure again")
+    })?;
     if cli.json {
-        print_json(&json!({"erased": true, "platform": endpoint, "removed": f}));
+        print_json(&json!({"erased": true, "platform": endpoint, "removed": f, "files": files}));
     } else {
         println!(
             "{person}: deleted on the platform ({endpoint}); local state removed ({} record, {} class memberships, {} results); {} audit entries no longer name them; a tombstone keeps the next sync from creating them again (`sisync privacy unrestrict --person {person}` lifts it).",
             f.records, f.memberships, f.results, f.audit_entries_anonymised
         );
+        print_touched(&files, "no file sisync kept names them");
     }
     Ok(exit::OK)
+}
+
+/// One line per file an erasure or purge changed.
+fn print_touched(files: &[crate::privacy::files::Touched], none: &str) {
+    if files.is_empty() {
+        println!("  files: {none}");
+    }
+    for t in files {
+        println!("  {}: {}", t.action, t.path.display());
+    }
 }
 
 fn register(cli: &Cli, l: &Loaded) {

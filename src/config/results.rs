@@ -182,6 +182,10 @@ pub struct GradebookCsv {
     /// See `platform.formula_guard`.
     #[serde(default = "super::default_true")]
     pub formula_guard: bool,
+    /// Delivered folders 0750 and files 0640 (for an importer in the
+    /// folder's group) instead of 0700/0600.
+    #[serde(default)]
+    pub group_readable: bool,
 }
 
 /// Authentication to a results endpoint: a static bearer token or OAuth2

@@ -24,6 +24,7 @@ pub struct CsvDrop {
     dir: PathBuf,
     fields: Vec<Field>,
     formula_guard: bool,
+    group_readable: bool,
 }
 
 impl CsvDrop {
@@ -32,6 +33,7 @@ impl CsvDrop {
             dir: dir.to_path_buf(),
             fields: fields.to_vec(),
             formula_guard: true,
+            group_readable: false,
         }
     }
 
@@ -39,6 +41,12 @@ impl CsvDrop {
     /// (`platform.formula_guard`, default on).
     pub fn with_formula_guard(mut self, on: bool) -> CsvDrop {
         self.formula_guard = on;
+        self
+    }
+
+    /// Folders 0750 and files 0640 instead of 0700/0600.
+    pub fn with_group_readable(mut self, on: bool) -> CsvDrop {
+        self.group_readable = on;
         self
     }
 
@@ -118,23 +126,49 @@ impl CsvDrop {
     }
 }
 
+/// A failed folder write: the path, what failed, and the I/O error.
+pub(crate) type FolderError = (PathBuf, &'static str, std::io::Error);
+
 /// Write `files` into `dir/name/` atomically: into a hidden temporary
 /// folder first, each file and the folder fsynced, then renamed into place.
-/// On error: the path, what failed, and the I/O error.
-pub(crate) fn write_folder(
+/// The folder is 0700 and its files 0600 whatever the umask, or 0750/0640
+/// when `group_readable`. A
+/// name already taken (the state was reset and run numbers start again
+/// within the same second) gets `-2`, `-3`, ...: a delivery never lands
+/// in, or fails on, an older folder.
+pub(crate) fn write_folder_as(
     dir: &Path,
     name: &str,
     files: &[(&str, Vec<u8>)],
-) -> Result<PathBuf, (PathBuf, &'static str, std::io::Error)> {
+    group_readable: bool,
+) -> Result<PathBuf, FolderError> {
+    let (dir_mode, file_mode) = if group_readable {
+        (0o750, 0o640)
+    } else {
+        (0o700, 0o600)
+    };
+    let mut unique = name.to_string();
+    let mut n = 1;
+    while dir.join(&unique).exists() {
+        n += 1;
+        unique = format!("{name}-{n}");
+    }
+    let name = unique.as_str();
     let tmp = dir.join(format!(".{name}.tmp"));
     let dest = dir.join(name);
     if tmp.exists() {
         let _ = fs::remove_dir_all(&tmp);
     }
     fs::create_dir(&tmp).map_err(|e| (tmp.clone(), "create a temporary folder", e))?;
+    set_mode(&tmp, dir_mode).map_err(|e| (tmp.clone(), "set the mode of", e))?;
     for (file, bytes) in files {
         let p = tmp.join(file);
-        let mut f = File::create(&p).map_err(|e| (p.clone(), "write", e))?;
+        let mut o = fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, file_mode);
+        let mut f = o.open(&p).map_err(|e| (p.clone(), "write", e))?;
+        set_mode(&p, file_mode).map_err(|e| (p.clone(), "set the mode of", e))?;
         f.write_all(bytes).map_err(|e| (p.clone(), "write", e))?;
         f.sync_all().map_err(|e| (p.clone(), "fsync", e))?;
     }
@@ -146,6 +180,21 @@ pub(crate) fn write_folder(
         .and_then(|d| d.sync_all())
         .map_err(|e| (dir.to_path_buf(), "fsync", e))?;
     Ok(dest)
+}
+
+/// Exactly `mode`: the umask only ever takes bits away, and a
+/// group-readable drop must be group-readable under umask 077 too.
+fn set_mode(p: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (p, mode);
+        Ok(())
+    }
 }
 
 /// Serialise rows to CSV bytes, returning each row's hash by key column 0.
@@ -242,8 +291,8 @@ impl FileSink for CsvDrop {
             files.push(("memberships.csv", bytes));
         }
 
-        let dest =
-            write_folder(&self.dir, &name, &files).map_err(|(p, what, e)| self.err(&p, what, e))?;
+        let dest = write_folder_as(&self.dir, &name, &files, self.group_readable)
+            .map_err(|(p, what, e)| self.err(&p, what, e))?;
         Ok(Delivery {
             folder: dest,
             row_hashes,
@@ -326,5 +375,18 @@ mod tests {
         let m = fs::read_to_string(d.folder.join("memberships.csv")).unwrap();
         assert_eq!(m, "groupExternalId,userExternalId\ncls-1,stu-1\n");
         assert_eq!(d.row_hashes.len(), 3);
+    }
+
+    #[test]
+    fn a_taken_folder_name_gets_a_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [("users.csv", b"x\n".to_vec())];
+        let a = write_folder_as(dir.path(), "sisync-x-run1", &files, false).unwrap();
+        let b = write_folder_as(dir.path(), "sisync-x-run1", &files, false).unwrap();
+        let c = write_folder_as(dir.path(), "sisync-x-run1", &files, false).unwrap();
+        assert_eq!(a.file_name().unwrap(), "sisync-x-run1");
+        assert_eq!(b.file_name().unwrap(), "sisync-x-run1-2");
+        assert_eq!(c.file_name().unwrap(), "sisync-x-run1-3");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 }

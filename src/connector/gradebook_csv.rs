@@ -3,13 +3,13 @@
 //! `sisync-results-<UTC time>-run<N>/` holding `manifest.csv`,
 //! `categories.csv`, `lineItems.csv` and `results.csv` (delta files: only
 //! what this push carries). The folder appears atomically (see
-//! `csv_files::write_folder`). Ids are the same deterministic
+//! `csv_files::write_folder_as`). Ids are the same deterministic
 //! sourcedIds the REST sink uses, so an importer that sees a result twice
 //! (a push repeated after a crash) overwrites it.
 
 use std::path::{Path, PathBuf};
 
-use crate::connector::csv_files::{csv_bytes, write_folder};
+use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::{GradebookResult, LineItem, PushError};
 
 pub struct GradebookCsv {
@@ -17,6 +17,7 @@ pub struct GradebookCsv {
     category: String,
     school: Option<String>,
     formula_guard: bool,
+    group_readable: bool,
 }
 
 /// A delivered folder and the SHA-256 of each result row by sourcedId.
@@ -37,6 +38,7 @@ impl GradebookCsv {
             category: category.to_string(),
             school: school.map(String::from),
             formula_guard: true,
+            group_readable: false,
         }
     }
 
@@ -45,6 +47,12 @@ impl GradebookCsv {
     /// default on).
     pub fn with_formula_guard(mut self, on: bool) -> GradebookCsv {
         self.formula_guard = on;
+        self
+    }
+
+    /// Folders 0750 and files 0640 instead of 0700/0600.
+    pub fn with_group_readable(mut self, on: bool) -> GradebookCsv {
+        self.group_readable = on;
         self
     }
 
@@ -216,8 +224,8 @@ impl GradebookCsv {
             ("lineItems.csv", line_items_csv),
             ("results.csv", results_csv),
         ];
-        let folder =
-            write_folder(&self.dir, &name, &files).map_err(|(p, what, e)| self.err(&p, what, e))?;
+        let folder = write_folder_as(&self.dir, &name, &files, self.group_readable)
+            .map_err(|(p, what, e)| self.err(&p, what, e))?;
         Ok(CsvDelivery {
             folder,
             row_hashes: results

@@ -115,6 +115,19 @@ fn daily_purge(loaded: &Loaded) {
         if due {
             let p = &loaded.config.privacy;
             let r = store.purge(p.retention_days, p.audit_retention_days, "daemon")?;
+            crate::store::anchor::record(&store, loaded.config.audit.anchor_file.as_deref())?;
+            let files = crate::privacy::files::expire(
+                &loaded.config,
+                p.keep_deliveries,
+                std::time::SystemTime::now(),
+            )?;
+            if !files.is_empty() {
+                tracing::info!(
+                    removed = files.len(),
+                    keep_deliveries = p.keep_deliveries,
+                    "delivered folders and processed result files past privacy.keep_deliveries removed"
+                );
+            }
             tracing::info!(
                 persons = r.persons,
                 results = r.removed.results + r.old_results,

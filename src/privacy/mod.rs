@@ -1,5 +1,6 @@
 //! Privacy: the policy (scope, field allow-list, pseudonyms, synthetic
 //! values for acceptance), pseudonyms, retention and subject rights.
 
+pub mod files;
 pub mod policy;
 pub mod pseudonym;

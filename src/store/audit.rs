@@ -141,11 +141,18 @@ fn entry_hash(r: &AuditRow) -> String {
 
 /// Append one entry inside the caller's transaction.
 pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
-    let (last_seq, last_hash): (i64, String) = tx.query_row(
-        "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (last_seq, last_hash): (i64, String) = tx
+        .query_row(
+            "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => anyhow::anyhow!(
+                "the audit head (table audit_head) is missing: the audit log was tampered with; nothing was written; run `sisync audit verify` and restore the state database from a backup"
+            ),
+            e => e.into(),
+        })?;
     let nonce = random_hex16()?;
     let mut row = AuditRow {
         seq: last_seq + 1,
@@ -279,6 +286,9 @@ pub fn get(conn: &Connection, seq: i64) -> Result<Option<AuditRow>> {
     Ok(rows.next().transpose()?)
 }
 
+/// The `prev_hash` of entry 1: every chain starts here.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
 /// Result of `audit verify`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -287,6 +297,9 @@ pub struct VerifyReport {
     pub head_hash: String,
     /// The first entry that does not check out, and why.
     pub first_broken: Option<(i64, String)>,
+    /// What the check against the anchor file found (or why it was
+    /// skipped).
+    pub anchors: String,
 }
 
 impl VerifyReport {
@@ -295,17 +308,36 @@ impl VerifyReport {
     }
 }
 
-/// Walk the chain from its anchor to its head.
+/// Walk the chain from genesis (entry 1) to its head, without anchors.
 pub fn verify(conn: &Connection) -> Result<VerifyReport> {
-    let (first_seq, first_prev, last_seq, last_hash): (i64, String, i64, String) = conn.query_row(
-        "SELECT first_seq, first_prev_hash, last_seq, last_hash FROM audit_head WHERE id = 1",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+    verify_anchored(conn, None)
+}
+
+/// Walk the chain from genesis to its head and check it against the heads
+/// recorded outside the database (`None`: no anchor file to check).
+pub fn verify_anchored(
+    conn: &Connection,
+    anchors: Option<&[super::anchor::Anchor]>,
+) -> Result<VerifyReport> {
+    use rusqlite::OptionalExtension;
+    let head: Option<(i64, String, i64, String)> = conn
+        .query_row(
+            "SELECT first_seq, first_prev_hash, last_seq, last_hash FROM audit_head WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let mut by_seq: std::collections::BTreeMap<i64, Vec<&super::anchor::Anchor>> =
+        Default::default();
+    for a in anchors.unwrap_or_default() {
+        by_seq.entry(a.seq).or_default().push(a);
+    }
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
-    let mut expected_seq = first_seq;
-    let mut prev = first_prev;
+    // retention only blanks ids, it never deletes entries: the chain
+    // always starts at entry 1, whatever audit_head says
+    let mut expected_seq = 1;
+    let mut prev = GENESIS.to_string();
     let mut entries = 0u64;
     let mut broken = None;
     while let Some(r) = rows.next()? {
@@ -339,23 +371,79 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport> {
             broken = Some((row.seq, "entry content was altered".into()));
             break;
         }
+        if let Some(a) = by_seq
+            .get(&row.seq)
+            .and_then(|v| v.iter().find(|a| a.hash != row.entry_hash))
+        {
+            broken = Some((
+                row.seq,
+                format!(
+                    "entry {} differs from the head recorded in {}: the log was rewritten or replaced",
+                    row.seq,
+                    a.place()
+                ),
+            ));
+            break;
+        }
         prev = row.entry_hash;
         expected_seq += 1;
     }
-    if broken.is_none() && (expected_seq - 1 != last_seq || prev != last_hash) {
-        broken = Some((
-            expected_seq,
-            format!(
-                "the log ends at entry {} but its head says {last_seq}: entries were removed from the end",
-                expected_seq - 1
-            ),
-        ));
+    let end = expected_seq - 1;
+    let (last_seq, last_hash) = match &head {
+        Some((_, _, s, h)) => (*s, h.clone()),
+        None => (end, prev.clone()),
+    };
+    if broken.is_none() {
+        broken = match &head {
+            None => Some((
+                expected_seq,
+                "the audit head (table audit_head) is missing: it was deleted".into(),
+            )),
+            Some((first_seq, first_prev, _, _)) if *first_seq != 1 || first_prev != GENESIS => {
+                Some((
+                    1,
+                    format!(
+                        "the audit head says the log starts at entry {first_seq}, but it always starts at entry 1: audit_head was edited"
+                    ),
+                ))
+            }
+            Some(_) if end != last_seq || prev != last_hash => Some((
+                expected_seq,
+                format!(
+                    "the log ends at entry {end} but its head says {last_seq}: entries were removed from the end"
+                ),
+            )),
+            Some(_) => None,
+        };
     }
+    if broken.is_none() {
+        if let Some(a) = by_seq
+            .values()
+            .flatten()
+            .filter(|a| a.seq > end)
+            .max_by_key(|a| a.seq)
+        {
+            broken = Some((
+                end + 1,
+                format!(
+                    "the log ends at entry {end} but {} recorded entry {}: entries were removed from the end (or the whole log)",
+                    a.place(),
+                    a.seq
+                ),
+            ));
+        }
+    }
+    let anchors = match anchors {
+        None => "skipped: no audit.anchor_file configured".to_string(),
+        Some([]) => "none recorded yet".to_string(),
+        Some(a) => format!("{} checked", a.len()),
+    };
     Ok(VerifyReport {
         entries,
         last_seq,
         head_hash: last_hash,
         first_broken: broken,
+        anchors,
     })
 }
 

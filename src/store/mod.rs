@@ -4,6 +4,7 @@
 //! Every change to a record's state is committed in the same transaction
 //! as its audit entry ([`Store::commit`]), after the remote call succeeded.
 
+pub mod anchor;
 pub mod audit;
 mod forget;
 pub mod holds;
@@ -253,7 +254,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).with_context(|| {
+                private_dir_all(dir).with_context(|| {
                     format!(
                         "cannot create state directory {}; check state.path and permissions",
                         dir.display()
@@ -265,10 +266,14 @@ impl Store {
             // an empty file is a new database; made here so that it (and
             // with it SQLite's WAL files) belongs to the state directory's
             // owner even when an admin runs sisync as root
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
+            // 0600 whatever the umask: it holds who is in which class and
+            // results waiting for the SIS; SQLite gives its WAL and
+            // shared-memory files the mode of the database
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            o.open(path)
                 .and_then(|_| owner::hand_to_state_owner(path, path))
                 .with_context(|| {
                     format!(
@@ -277,6 +282,7 @@ impl Store {
                     )
                 })?;
         }
+        tighten_modes(path);
         let conn = Connection::open(path).with_context(|| {
             format!(
                 "cannot open state database {}; check state.path",
@@ -559,6 +565,46 @@ impl Store {
         audit::verify(&self.conn)
     }
 
+    /// `PRAGMA quick_check`: a damaged page becomes one line naming the
+    /// file and what to do, instead of passing unnoticed.
+    pub fn quick_check(&self) -> Result<()> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let problems: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{}",
+            damaged_line(
+                &self.path,
+                &format!(
+                    "{}{}",
+                    problems.first().map(String::as_str).unwrap_or("no answer"),
+                    if problems.len() > 1 {
+                        format!(" and {} more problems", problems.len() - 1)
+                    } else {
+                        String::new()
+                    }
+                )
+            )
+        )
+    }
+
+    /// The audit log's head (last entry number and hash), None when the
+    /// head row is missing.
+    pub fn audit_head(&self) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     /// Append audit entries (no record state) in one transaction.
     pub fn audit_append(&mut self, entries: &[AuditEntry]) -> Result<()> {
         if entries.is_empty() {
@@ -702,6 +748,57 @@ pub fn record_counts(conn: &Connection) -> Result<Vec<(String, bool, i64)>> {
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Create `dir` and its missing parents 0700 (the umask may only take
+/// more away).
+pub(crate) fn private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// A state database (and its WAL files) made readable for others by an
+/// older sisync or a copy is made 0600 again. Best effort: a file that
+/// belongs to another user stays as it is (the open tells what is wrong).
+fn tighten_modes(path: &Path) {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        if let Ok(m) = std::fs::metadata(&p) {
+            if m.permissions().mode() & 0o077 != 0
+                && std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).is_ok()
+            {
+                tracing::info!(file = %p.display(), "made readable for its owner only (0600)");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// The one line for a damaged state database.
+pub fn damaged_line(path: &Path, what: &str) -> String {
+    format!(
+        "the state database {} is damaged ({what}); stop sisync, keep the file for investigation and restore the state database from a backup",
+        path.display()
+    )
+}
+
+/// Whether an error comes from a damaged (or not-a-database) SQLite file.
+pub fn is_damaged(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<rusqlite::Error>()
+                .and_then(|e| e.sqlite_error_code()),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
+    })
 }
 
 /// Current UTC time as sortable RFC 3339 with milliseconds.

@@ -54,15 +54,13 @@ impl RunLock {
             source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::store::private_dir_all(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        let mut o = OpenOptions::new();
+        o.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let mut file = o.open(&path).map_err(io)?;
         crate::store::owner::hand_to_state_owner(&path, state_path).map_err(io)?;
         match FileExt::try_lock(&file) {
             Ok(()) => {}
@@ -82,6 +80,28 @@ impl RunLock {
         writeln!(file, "{}", std::process::id()).map_err(io)?;
         file.flush().map_err(io)?;
         Ok(RunLock { file, path })
+    }
+
+    /// Take the lock, waiting at most `wait` for a run that holds it;
+    /// `waiting` is told once, when the wait begins.
+    pub async fn acquire_within(
+        state_path: &Path,
+        wait: std::time::Duration,
+        waiting: impl FnOnce(&LockError),
+    ) -> Result<RunLock, LockError> {
+        let until = std::time::Instant::now() + wait;
+        let mut waiting = Some(waiting);
+        loop {
+            match Self::acquire(state_path) {
+                Err(e @ LockError::Busy { .. }) if std::time::Instant::now() < until => {
+                    if let Some(f) = waiting.take() {
+                        f(&e);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -117,5 +137,27 @@ mod tests {
         drop(lock);
         let again = RunLock::acquire(&state).unwrap();
         drop(again);
+    }
+
+    #[tokio::test]
+    async fn waiting_takes_the_lock_once_it_is_released_or_gives_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("sisync.db");
+        let held = RunLock::acquire(&state).unwrap();
+        let short = std::time::Duration::from_millis(300);
+        let mut told = false;
+        let e = RunLock::acquire_within(&state, short, |_| told = true)
+            .await
+            .unwrap_err();
+        assert!(told);
+        assert!(matches!(e, LockError::Busy { .. }), "{e}");
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            drop(held);
+        });
+        RunLock::acquire_within(&state, std::time::Duration::from_secs(5), |_| {})
+            .await
+            .unwrap();
+        release.await.unwrap();
     }
 }

@@ -225,6 +225,9 @@ pub async fn roster(
             Some(&format!("{e:#}")),
         )?;
     }
+    if run_id.is_some() {
+        crate::store::anchor::record(&store, cfg.audit.anchor_file.as_deref())?;
+    }
     result
 }
 
@@ -389,8 +392,9 @@ async fn apply_plan(
     let cfg = &loaded.config;
     match &cfg.platform {
         Platform::CsvDrop(p) => {
-            let sink =
-                CsvDrop::new(&p.path, &cfg.privacy.fields).with_formula_guard(p.formula_guard);
+            let sink = CsvDrop::new(&p.path, &cfg.privacy.fields)
+                .with_formula_guard(p.formula_guard)
+                .with_group_readable(p.group_readable);
             apply::apply_files(&sink, plan, store, ctx)
         }
         Platform::Scim(p) => {

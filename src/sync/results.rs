@@ -164,6 +164,7 @@ pub async fn results(
                 )?
             }
         }
+        crate::store::anchor::record(&store, loaded.config.audit.anchor_file.as_deref())?;
     }
     r.map(|()| report)
 }

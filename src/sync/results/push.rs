@@ -200,7 +200,8 @@ pub(super) async fn push(
             }
             progress.phase("writing results", Some(rows.len() as u64));
             let sink = GradebookCsv::new(&c.path, &c.category, c.school.as_deref())
-                .with_formula_guard(c.formula_guard);
+                .with_formula_guard(c.formula_guard)
+                .with_group_readable(c.group_readable);
             let allowed = &loaded.config.privacy.result_fields;
             let results: Vec<GradebookResult> =
                 rows.iter().map(|r| gradebook_result(r, allowed)).collect();

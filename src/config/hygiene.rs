@@ -1,0 +1,206 @@
+//! Config hygiene: settings that are valid TOML but unsafe or useless.
+//!
+//! Refused (exit 2): credentials inside a URL (they end up in every retry
+//! line and error), a zero timeout, an anchor file inside the state
+//! directory. Warned about (check-config, daemon start): secret files any
+//! user on the machine can read; refusing those would stop a running
+//! installation at its next restart over a permission an admin can fix in
+//! a minute.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::results::{AuthCfg, ResultSinkCfg, ResultSourceCfg};
+use super::{ConfigError, Loaded, Platform, Source};
+
+/// Query parameters that carry a credential.
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+    "secret",
+    "client_secret",
+    "password",
+    "pwd",
+    "sig",
+    "signature",
+];
+
+impl Loaded {
+    /// Every URL and timeout key in the config, checked.
+    pub(super) fn validate_hygiene(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
+        let mut urls: Vec<(&str, &str, &str)> = Vec::new();
+        let mut timeouts: Vec<(&str, Duration)> = Vec::new();
+        if let Source::OnerosterRest(r) = &c.source {
+            urls.push(("source", "base_url", &r.base_url));
+            if let Some(t) = &r.token_url {
+                urls.push(("source", "token_url", t));
+            }
+            timeouts.push(("source", r.timeout));
+        }
+        if let Platform::Scim(p) = &c.platform {
+            urls.push(("platform", "base_url", &p.base_url));
+            timeouts.push(("platform", p.timeout));
+        }
+        if let Some(r) = &c.results {
+            if let ResultSourceCfg::QtiHttp(h) = &r.source {
+                urls.push(("results.source", "list_url", &h.list_url));
+                timeouts.push(("results.source", h.timeout));
+                if let Some(AuthCfg::Oauth2 { token_url, .. }) = &h.auth {
+                    urls.push(("results.source.auth", "token_url", token_url));
+                }
+            }
+            if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
+                urls.push(("results.sink", "base_url", &g.base_url));
+                timeouts.push(("results.sink", g.timeout));
+                if let AuthCfg::Oauth2 { token_url, .. } = &g.auth {
+                    urls.push(("results.sink.auth", "token_url", token_url));
+                }
+            }
+        }
+        for (section, key, u) in urls {
+            if let Some(what) = credentials_in_url(u) {
+                return Err(self.error(
+                    section,
+                    key,
+                    format!(
+                        "the URL carries {what}; it would be printed in every retry line and error: remove it and use the token or token_file keys"
+                    ),
+                ));
+            }
+        }
+        for (section, d) in timeouts {
+            if d.is_zero() {
+                return Err(self.error(
+                    section,
+                    "timeout",
+                    "\"0s\" makes every request fail at once; write e.g. \"30s\"",
+                ));
+            }
+        }
+        if let Some(anchor) = &c.audit.anchor_file {
+            let state_dir = c.state.path.parent().unwrap_or(std::path::Path::new("/"));
+            if anchor.starts_with(state_dir) {
+                return Err(self.error(
+                    "audit",
+                    "anchor_file",
+                    format!(
+                        "{} is inside the state directory {}: whoever can remove the audit log could remove its anchors too; put it elsewhere, e.g. /var/log/sisync/audit.anchor",
+                        anchor.display(),
+                        state_dir.display()
+                    ),
+                ));
+            }
+        }
+        if c.privacy.keep_deliveries == 0 {
+            return Err(self.error("privacy", "keep_deliveries", "must be at least 1 (days)"));
+        }
+        Ok(())
+    }
+
+    /// The secret files the config names (resolved), with their keys.
+    fn secret_files(&self) -> Vec<(String, PathBuf)> {
+        let c = &self.config;
+        let mut out: Vec<(String, &PathBuf)> = Vec::new();
+        if let Source::OnerosterRest(r) = &c.source {
+            for (k, f) in [
+                ("token_file", &r.token_file),
+                ("client_secret_file", &r.client_secret_file),
+                ("client_key_file", &r.client_key_file),
+            ] {
+                if let Some(f) = f {
+                    out.push((format!("source.{k}"), f));
+                }
+            }
+        }
+        if let Platform::Scim(p) = &c.platform {
+            if let Some(f) = &p.token_file {
+                out.push(("platform.token_file".into(), f));
+            }
+        }
+        if let Some(f) = &c.privacy.pseudonym_key_file {
+            out.push(("privacy.pseudonym_key_file".into(), f));
+        }
+        if let Some(f) = &c.admin.token_file {
+            out.push(("admin.token_file".into(), f));
+        }
+        if let Some(r) = &c.results {
+            let auths = [
+                match &r.source {
+                    ResultSourceCfg::QtiHttp(h) => h.auth.as_ref().map(|a| ("results.source", a)),
+                    _ => None,
+                },
+                match &r.sink {
+                    ResultSinkCfg::OnerosterRest(g) => Some(("results.sink", &g.auth)),
+                    _ => None,
+                },
+            ];
+            for (section, a) in auths.into_iter().flatten() {
+                match a {
+                    AuthCfg::Bearer {
+                        token_file: Some(f),
+                        ..
+                    } => out.push((format!("{section}.auth.token_file"), f)),
+                    AuthCfg::Oauth2 {
+                        client_secret_file: Some(f),
+                        ..
+                    } => out.push((format!("{section}.auth.client_secret_file"), f)),
+                    _ => {}
+                }
+            }
+        }
+        out.into_iter()
+            .map(|(k, f)| (k, self.secret_path(f)))
+            .collect()
+    }
+
+    /// Problems worth a warning line each: secret files other users of the
+    /// machine can read.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        #[cfg(unix)]
+        for (key, path) in self.secret_files() {
+            use std::os::unix::fs::PermissionsExt;
+            let Ok(m) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o004 != 0 {
+                out.push(format!(
+                    "{}: {key}: {} is readable by every user on this machine (mode {mode:04o}); run `chmod 600 {}` (or 640 with the daemon's group)",
+                    self.file.display(),
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// What secret a URL carries (user info or a credential query parameter).
+fn credentials_in_url(u: &str) -> Option<String> {
+    let url = url::Url::parse(u).ok()?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("a user name or password (user:password@)".into());
+    }
+    url.query_pairs()
+        .find(|(k, _)| SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str()))
+        .map(|(k, _)| format!("a credential in the query (`{k}=`)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_found() {
+        assert!(credentials_in_url("https://u:p@h.example/scim").is_some());
+        assert!(credentials_in_url("https://h.example/x?access_token=1").is_some());
+        assert!(credentials_in_url("https://h.example/x?Key=1").is_some());
+        assert!(credentials_in_url("https://h.example/scim/v2?page=1").is_none());
+    }
+}

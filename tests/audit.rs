@@ -1,0 +1,232 @@
+//! Audit log tampering that the chain alone cannot see: entries cut off
+//! the front or the end (or the whole log) with `audit_head` rewritten to
+//! match. The chain starts at entry 1 and is checked against the heads
+//! recorded in `audit.anchor_file`; `sisync audit verify` exits 4.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn sisync(config: &Path, args: &[&str], log: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("SISYNC_CONFIG")
+        .env("RUST_LOG", log)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A csv-drop config, optionally with an anchor file outside the state
+/// directory; one roster sync done (48 audit entries: users and classes).
+fn synced(dir: &Path, anchored: bool) -> (PathBuf, PathBuf) {
+    let export = copy_fixture("oneroster-1.2", dir);
+    let cfg = dir.join("sisync.toml");
+    let audit = if anchored {
+        "[audit]\nanchor_file = \"anchors/audit.anchor\"\n"
+    } else {
+        ""
+    };
+    std::fs::create_dir_all(dir.join("anchors")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state/sisync.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n{audit}",
+            export.display()
+        ),
+    )
+    .unwrap();
+    let o = sisync(&cfg, &["sync", "roster"], "info");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // the head goes to the journal at the end of the run
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("audit head") && log.contains("audit_seq"),
+        "{log}"
+    );
+    (cfg, dir.join("state/sisync.db"))
+}
+
+fn db(state: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(state).unwrap()
+}
+
+fn verify(cfg: &Path) -> (Option<i32>, String) {
+    let o = sisync(cfg, &["audit", "verify"], "warn");
+    (o.status.code(), text(&o))
+}
+
+#[test]
+fn anchored_log_verifies_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = synced(dir.path(), true);
+    let anchors = std::fs::read_to_string(dir.path().join("anchors/audit.anchor")).unwrap();
+    assert_eq!(anchors.lines().count(), 1, "{anchors}");
+    assert!(anchors.contains(" seq=48 hash="), "{anchors}");
+    let (code, out) = verify(&cfg);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("anchors: 1 checked"), "{out}");
+}
+
+#[test]
+fn deleting_the_oldest_entries_and_moving_first_seq_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, state) = synced(dir.path(), false);
+    let c = db(&state);
+    let prev6: String = c
+        .query_row("SELECT prev_hash FROM audit WHERE seq = 6", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    c.execute("DELETE FROM audit WHERE seq <= 5", []).unwrap();
+    c.execute(
+        "UPDATE audit_head SET first_seq = 6, first_prev_hash = ?1",
+        [&prev6],
+    )
+    .unwrap();
+    drop(c);
+    let (code, out) = verify(&cfg);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(
+        out.contains("BROKEN at entry 1: entries 1..5 are missing"),
+        "{out}"
+    );
+}
+
+#[test]
+fn moving_first_seq_alone_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, state) = synced(dir.path(), false);
+    db(&state)
+        .execute("UPDATE audit_head SET first_seq = 6", [])
+        .unwrap();
+    let (code, out) = verify(&cfg);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("audit_head was edited"), "{out}");
+}
+
+#[test]
+fn cutting_the_tail_and_updating_the_head_is_found_by_the_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, state) = synced(dir.path(), true);
+    let c = db(&state);
+    let h10: String = c
+        .query_row("SELECT entry_hash FROM audit WHERE seq = 10", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    c.execute("DELETE FROM audit WHERE seq > 10", []).unwrap();
+    c.execute(
+        "UPDATE audit_head SET last_seq = 10, last_hash = ?1",
+        [&h10],
+    )
+    .unwrap();
+    drop(c);
+    let (code, out) = verify(&cfg);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(
+        out.contains("BROKEN at entry 11: the log ends at entry 10")
+            && out.contains("audit.anchor:1")
+            && out.contains("recorded entry 48"),
+        "{out}"
+    );
+}
+
+#[test]
+fn deleting_the_whole_log_and_its_head_is_found_by_the_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, state) = synced(dir.path(), true);
+    let c = db(&state);
+    c.execute("DELETE FROM audit", []).unwrap();
+    c.execute(
+        "UPDATE audit_head SET last_seq = 0, last_hash = ?1",
+        [sisync::store::audit::GENESIS],
+    )
+    .unwrap();
+    drop(c);
+    let (code, out) = verify(&cfg);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("the log ends at entry 0"), "{out}");
+
+    // a database replaced by a fresh one with a few entries: entry 48 is
+    // gone, and the entries that exist differ from the recorded ones
+    std::fs::remove_dir_all(dir.path().join("state")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("drop")).unwrap();
+    let o = sisync(&cfg, &["sync", "roster"], "warn");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    db(&state)
+        .execute("DELETE FROM audit WHERE seq > 41", [])
+        .unwrap();
+    let c = db(&state);
+    let h41: String = c
+        .query_row("SELECT entry_hash FROM audit WHERE seq = 41", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    c.execute(
+        "UPDATE audit_head SET last_seq = 41, last_hash = ?1",
+        [&h41],
+    )
+    .unwrap();
+    drop(c);
+    let (code, out) = verify(&cfg);
+    assert_eq!(code, Some(4), "{out}");
+}
+
+#[test]
+fn deleting_the_head_row_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, state) = synced(dir.path(), false);
+    db(&state).execute("DELETE FROM audit_head", []).unwrap();
+    let (code, out) = verify(&cfg);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("audit_head) is missing"), "{out}");
+    // and a run refuses to append to a log without a head, in one line
+    let o = sisync(
+        &cfg,
+        &["privacy", "restrict", "--person", "stu-1001"],
+        "warn",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("audit head (table audit_head) is missing"));
+}
+
+#[test]
+fn without_an_anchor_file_genesis_is_checked_and_the_anchor_check_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = synced(dir.path(), false);
+    let (code, out) = verify(&cfg);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("chain intact from entry 1")
+            && out.contains("skipped: no audit.anchor_file configured"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_anchor_file_in_the_state_directory_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = synced(dir.path(), true);
+    let t = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        t.replace("anchors/audit.anchor", "state/audit.anchor"),
+    )
+    .unwrap();
+    let o = sisync(&cfg, &["audit", "verify"], "warn");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("audit.anchor_file"), "{}", text(&o));
+}
