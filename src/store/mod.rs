@@ -289,7 +289,9 @@ impl Store {
                 path.display()
             )
         })?;
-        Self::init(conn, path)
+        let mut store = Self::init(conn, path)?;
+        store.import_unrecorded()?;
+        Ok(store)
     }
 
     /// An empty, migrated in-memory store (dry runs against a fresh machine,

@@ -10,15 +10,26 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use fs4::FileExt as _;
 
-use super::Store;
+use super::{AuditEntry, Store};
 
 /// Size of the reserve file: room for thousands of audit entries.
 const RESERVE_BYTES: u64 = 4 << 20;
 
 fn reserve_path(db: &Path) -> PathBuf {
+    beside(db, ".reserve")
+}
+
+fn beside(db: &Path, suffix: &str) -> PathBuf {
     let mut p = db.as_os_str().to_owned();
-    p.push(".reserve");
+    p.push(suffix);
     PathBuf::from(p)
+}
+
+/// Audit entries of writes that left sisync while the database could not
+/// take them: kept as JSON lines beside it, added to the audit log at the
+/// next start.
+fn unrecorded_path(db: &Path) -> PathBuf {
+    beside(db, ".unrecorded")
 }
 
 /// True when an error comes from a full disk (SQLite or the OS).
@@ -67,6 +78,59 @@ impl Store {
         Ok(())
     }
 
+    /// Keep the audit entries of writes that could not be committed, for
+    /// the next start. Last resort: when even this fails, the error says
+    /// so and names the records.
+    pub fn park_unrecorded(&self, entries: &[AuditEntry]) -> Result<()> {
+        use std::io::Write as _;
+        let path = unrecorded_path(&self.path);
+        let mut o = std::fs::OpenOptions::new();
+        o.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let mut f = o
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        for e in entries {
+            let mut line = serde_json::to_vec(e)?;
+            line.push(b'\n');
+            f.write_all(&line)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        f.sync_all()?;
+        Ok(())
+    }
+
+    /// Add parked audit entries (see [`Store::park_unrecorded`]) to the
+    /// log, marked as recorded late.
+    pub(super) fn import_unrecorded(&mut self) -> Result<usize> {
+        let path = unrecorded_path(&self.path);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Ok(mut e) = serde_json::from_str::<AuditEntry>(line) else {
+                tracing::warn!(file = %path.display(), "an unreadable parked audit entry was skipped");
+                continue;
+            };
+            e.detail = Some(match e.detail {
+                Some(d) => format!("{d}; recorded late: the state volume was full"),
+                None => "recorded late: the state volume was full".to_string(),
+            });
+            self.commit(&[(None, e)])?;
+            n += 1;
+        }
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        if n > 0 {
+            tracing::warn!(
+                entries = n,
+                "audit entries of writes made while the state volume was full were recorded now"
+            );
+        }
+        Ok(n)
+    }
+
     /// Give up the reserve so that the last audit entries fit.
     pub fn release_reserve(&self) {
         let reserve = reserve_path(&self.path);
@@ -94,6 +158,35 @@ mod tests {
         );
         s.release_reserve();
         assert!(!reserve_path(&db).exists());
+    }
+
+    #[test]
+    fn parked_entries_are_recorded_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        let s = Store::open(&db).unwrap();
+        let e = AuditEntry {
+            actor: "user:test".into(),
+            run_id: Some(1),
+            direction: "out".into(),
+            endpoint: "https://platform.example/scim/v2/Users".into(),
+            action: "user.create".into(),
+            record_kind: "user".into(),
+            record_id: "stu-1".into(),
+            fields: "name".into(),
+            payload_sha256: Some("ab".into()),
+            outcome: "ok".into(),
+            detail: None,
+        };
+        s.park_unrecorded(std::slice::from_ref(&e)).unwrap();
+        drop(s);
+        let s = Store::open(&db).unwrap();
+        assert!(!unrecorded_path(&db).exists());
+        let rows = s.audit_list(&Default::default()).unwrap();
+        let last = rows.last().unwrap();
+        assert_eq!(last.action, "user.create");
+        assert!(last.detail.as_deref().unwrap().contains("recorded late"));
+        assert!(s.audit_verify().unwrap().ok());
     }
 
     #[test]

@@ -343,12 +343,20 @@ fn commit_one(store: &mut Store, item: (Option<RecordChange>, AuditEntry)) -> an
         Ok(()) => Ok(true),
         Err(e) if crate::store::is_disk_full(&e) => {
             store.release_reserve();
-            store.commit(&items).map_err(|e2| {
-                anyhow::anyhow!(
-                    "{e2:#}: the state volume of {} is full and the audit entry of a write to the platform could not be recorded; free space there now",
-                    store.path().display()
-                )
-            })?;
+            if let Err(e2) = store.commit(&items) {
+                // last resort: beside the database, recorded at next start
+                let entries: Vec<AuditEntry> = items.iter().map(|(_, e)| e.clone()).collect();
+                let parked = store.park_unrecorded(&entries);
+                anyhow::bail!(
+                    "{e2:#}: the state volume of {} is full and the audit entry of a write to the platform could not be committed ({}); free space there now",
+                    store.path().display(),
+                    match parked {
+                        Ok(()) =>
+                            "kept beside the database, recorded at the next start".to_string(),
+                        Err(p) => format!("and could not be kept either: {p:#}"),
+                    }
+                );
+            }
             Ok(false)
         }
         Err(e) => Err(e),
