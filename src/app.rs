@@ -440,8 +440,12 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
     rows.push((
         "safety".into(),
         format!(
-            "refuse plans deactivating more than {:.1} % of known users or classes",
-            c.safety.max_deactivate_share * 100.0
+            "hold plans above: deactivations {:.1} %, updates {:.1} %, membership removals {:.1} %, classes lost {:.1} %, accommodations lost {:.1} %",
+            c.safety.max_deactivate_share * 100.0,
+            c.safety.max_update_share * 100.0,
+            c.safety.max_membership_removal_share * 100.0,
+            c.safety.max_group_loss_share * 100.0,
+            c.safety.max_accommodation_loss_share * 100.0,
         ),
     ));
     if let Some(r) = &c.results {

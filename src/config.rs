@@ -385,20 +385,69 @@ pub struct CsvDropPlatform {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Safety {
+    /// Users deactivated, of active users.
     #[serde(default = "default_max_share")]
     pub max_deactivate_share: f64,
+    /// Users updated (a real change), of active users.
+    #[serde(default = "default_update_share")]
+    pub max_update_share: f64,
+    /// Memberships removed, of known memberships.
+    #[serde(default = "default_membership_share")]
+    pub max_membership_removal_share: f64,
+    /// Classes emptied or retired, of active classes.
+    #[serde(default = "default_max_share")]
+    pub max_group_loss_share: f64,
+    /// Persons whose accommodations are removed or reduced, of persons who
+    /// have any (one person is always allowed).
+    #[serde(default = "default_accommodation_share")]
+    pub max_accommodation_loss_share: f64,
 }
 
 impl Default for Safety {
     fn default() -> Self {
         Safety {
             max_deactivate_share: default_max_share(),
+            max_update_share: default_update_share(),
+            max_membership_removal_share: default_membership_share(),
+            max_group_loss_share: default_max_share(),
+            max_accommodation_loss_share: default_accommodation_share(),
         }
+    }
+}
+
+impl Safety {
+    /// (key, value) of every share, for validation.
+    pub fn shares(&self) -> [(&'static str, f64); 5] {
+        [
+            ("max_deactivate_share", self.max_deactivate_share),
+            ("max_update_share", self.max_update_share),
+            (
+                "max_membership_removal_share",
+                self.max_membership_removal_share,
+            ),
+            ("max_group_loss_share", self.max_group_loss_share),
+            (
+                "max_accommodation_loss_share",
+                self.max_accommodation_loss_share,
+            ),
+        ]
     }
 }
 
 fn default_max_share() -> f64 {
     0.05
+}
+
+fn default_update_share() -> f64 {
+    0.25
+}
+
+fn default_membership_share() -> f64 {
+    0.10
+}
+
+fn default_accommodation_share() -> f64 {
+    0.02
 }
 
 /// A field that may leave sisync towards the platform.
@@ -784,13 +833,14 @@ impl Loaded {
         if c.institution.brin.trim().is_empty() {
             return Err(self.error("institution", "brin", "must not be empty"));
         }
-        let share = c.safety.max_deactivate_share;
-        if !(0.0..=1.0).contains(&share) || share.is_nan() {
-            return Err(self.error(
-                "safety",
-                "max_deactivate_share",
-                format!("{share} is not a share; use a number from 0.0 to 1.0 (0.05 = 5 %)"),
-            ));
+        for (key, share) in c.safety.shares() {
+            if !(0.0..=1.0).contains(&share) || share.is_nan() {
+                return Err(self.error(
+                    "safety",
+                    key,
+                    format!("{share} is not a share; use a number from 0.0 to 1.0 (0.05 = 5 %)"),
+                ));
+            }
         }
         for (from, to) in c.source.role_map() {
             if Role::parse(to).is_none() {

@@ -14,7 +14,7 @@ use crate::store::FieldHashes;
 use crate::store::holds::{Holds, SubjectKey};
 
 /// Accommodations as sent to the platform.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
 pub struct ExamAccommodations {
     pub extra_time_percent: Option<u32>,
     pub font_scale: Option<f64>,

@@ -160,10 +160,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit ADD COLUMN id_nonce TEXT;
     ALTER TABLE subject_holds ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 6 (renumbered on merge if needed): safety. The accommodations last
+    // pushed per user (JSON; a hash cannot tell a reduction from a raise),
+    // kept while the user is inactive and deleted with the record.
+    r#"
+    ALTER TABLE records ADD COLUMN accommodations TEXT;
+    "#,
 ];
 
 /// What the store knows about one record on the platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecordState {
     pub hash: String,
     /// Per-field hashes, so that changed field names can be named without
@@ -171,6 +177,8 @@ pub struct RecordState {
     pub field_hashes: FieldHashes,
     pub platform_id: Option<String>,
     pub active: bool,
+    /// Users: the accommodations last pushed (None: none, or not known).
+    pub accommodations: Option<crate::privacy::policy::ExamAccommodations>,
 }
 
 /// Field name → short content hash of its value. Names come from the
@@ -355,7 +363,7 @@ impl Store {
     /// All known records of one kind, by sourcedId.
     pub fn load_state(&self, kind: RecordKind) -> Result<HashMap<String, RecordState>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT sourced_id, hash, field_hashes, platform_id, active FROM records WHERE kind = ?1",
+            "SELECT sourced_id, hash, field_hashes, platform_id, active, accommodations FROM records WHERE kind = ?1",
         )?;
         let rows = stmt.query_map([kind.as_str()], |r| {
             let fh: String = r.get(2)?;
@@ -370,6 +378,9 @@ impl Store {
                         .collect(),
                     platform_id: r.get(3)?,
                     active: r.get(4)?,
+                    accommodations: r
+                        .get::<_, Option<String>>(5)?
+                        .and_then(|a| serde_json::from_str(&a).ok()),
                 },
             ))
         })?;
@@ -606,12 +617,14 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
         Some(now.clone())
     };
     tx.execute(
-        "INSERT INTO records (kind, sourced_id, hash, field_hashes, platform_id, active, updated_at, deactivated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO records (kind, sourced_id, hash, field_hashes, platform_id, active, updated_at, deactivated_at, accommodations)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (kind, sourced_id) DO UPDATE SET
             hash = excluded.hash, field_hashes = excluded.field_hashes,
             platform_id = excluded.platform_id, active = excluded.active,
-            updated_at = excluded.updated_at, deactivated_at = excluded.deactivated_at",
+            updated_at = excluded.updated_at, deactivated_at = excluded.deactivated_at,
+            accommodations = CASE WHEN excluded.active = 0 THEN records.accommodations
+                                  ELSE excluded.accommodations END",
         params![
             c.kind.as_str(),
             c.sourced_id,
@@ -621,6 +634,11 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
             c.state.active,
             now,
             deactivated_at,
+            c.state
+                .accommodations
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
         ],
     )?;
     if let Some(members) = &c.members {
@@ -796,6 +814,7 @@ mod tests {
                 field_hashes: Default::default(),
                 platform_id: Some("p1".into()),
                 active,
+                accommodations: None,
             },
             members: None,
         };

@@ -20,7 +20,7 @@ use crate::connector::oneroster_csv::OneRosterCsv;
 use crate::connector::oneroster_rest::OneRosterRest;
 use crate::connector::scim::ScimSink;
 use crate::http::{Auth, Http, OAuth2};
-use crate::model::{Completeness, Roster, SourceIssue};
+use crate::model::{Roster, SourceIssue};
 use crate::privacy::policy::Policy;
 use crate::store::{RecordKind, Store};
 use apply::{Context, Outcome};
@@ -262,17 +262,12 @@ async fn roster_run(
     let source_format = std::mem::take(&mut roster.format);
     let ignored = roster.ignored;
     drop(roster); // free the source rows before the state is loaded
-    // Stored membership is only needed where the export does not give it.
-    let need_members = minimised.memberships_completeness != Completeness::Bulk
-        || !minimised.held_users.is_empty();
+    // Stored membership: merged with delta exports, and counted by the
+    // safety gate (memberships removed).
     let state = State {
         users: store.load_state(RecordKind::User)?,
         groups: store.load_state(RecordKind::Group)?,
-        members: if need_members {
-            store.load_members()?
-        } else {
-            Default::default()
-        },
+        members: store.load_members()?,
     };
     let plan = plan::plan(minimised, &state, opts.full);
     issues.extend(plan.issues.iter().cloned());
@@ -291,7 +286,7 @@ async fn roster_run(
     };
 
     if !opts.allow_mass_changes {
-        if let Err(refusal) = safety::check(&report.plan, cfg.safety.max_deactivate_share) {
+        if let Err(refusal) = safety::check(&report.plan, &cfg.safety) {
             if let Some(id) = run_id {
                 store.finish_run(
                     id,
