@@ -96,6 +96,27 @@ impl PlatformUser {
     }
 }
 
+impl PlatformUser {
+    /// Whether a tracked field carries a value, i.e. goes out with a
+    /// create (the audit lists exactly these).
+    pub fn carries(&self, field: &str) -> bool {
+        match field {
+            "userName" | "active" => true,
+            "name" => {
+                self.given_name.is_some()
+                    || self.middle_name.is_some()
+                    || self.family_name.is_some()
+            }
+            "email" => self.email.is_some(),
+            "role" => self.role.is_some(),
+            "org" => self.org.is_some(),
+            "accommodations" => self.accommodations.is_some(),
+            "bsn" => self.bsn.is_some(),
+            _ => false,
+        }
+    }
+}
+
 impl PlatformGroup {
     pub fn field_hashes(&self) -> FieldHashes {
         let mut m = FieldHashes::new();
@@ -266,16 +287,17 @@ impl Policy {
         let mut state_ids: HashMap<&str, String> = HashMap::new();
         for p in &roster.persons {
             let state_id = self.state_id_of(p);
+            if !self.holds.is_empty() && self.holds.kind_of(&p.sourced_id).is_some() {
+                // restricted or erased: no create, update or deactivation,
+                // and no new trace (a pseudonym mapping) in the state
+                out.held_users.insert(state_id);
+                out.on_hold += 1;
+                continue;
+            }
             if state_id != p.sourced_id {
                 out.pseudonyms
                     .push((state_id.clone(), p.sourced_id.clone()));
                 state_ids.insert(p.sourced_id.as_str(), state_id.clone());
-            }
-            if !self.holds.is_empty() && self.holds.kind_of(&p.sourced_id).is_some() {
-                // restricted or erased: no create, update or deactivation
-                out.held_users.insert(state_id);
-                out.on_hold += 1;
-                continue;
             }
             if p.status == Status::ToBeDeleted {
                 out.leaving.push(state_id);

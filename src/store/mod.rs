@@ -489,8 +489,17 @@ impl Store {
         Ok(Some(since.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
     }
 
-    /// Start a run; returns its id.
+    /// Start a run; returns its id. Called only under the run lock, so a
+    /// run still `running` belongs to a process that is gone (killed with
+    /// SIGKILL, a power cut): it is marked `interrupted` first.
     pub fn begin_run(&self, kind: &str, actor: &str, full: bool) -> Result<i64> {
+        let closed = self.close_stale_runs("the process running it ended before it finished")?;
+        if closed > 0 {
+            tracing::warn!(
+                runs = closed,
+                "marked runs left unfinished by an earlier process as interrupted"
+            );
+        }
         self.conn.execute(
             "INSERT INTO runs (kind, actor, started_at, full) VALUES (?1, ?2, ?3, ?4)",
             params![kind, actor, now(), full],

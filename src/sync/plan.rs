@@ -325,7 +325,9 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
                 action: Action::Create,
                 external_id: u.external_id.clone(),
                 platform_id: None,
-                changed: fh.keys().cloned().collect(),
+                // what goes out: an empty or never-allowed field is no
+                // attribute of the create (nor of its audit entry)
+                changed: fh.keys().filter(|k| u.carries(k)).cloned().collect(),
                 user: Some(u),
                 field_hashes: fh,
                 reduces_accommodations: false,
@@ -338,6 +340,8 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
                 }
                 let really = changed_fields(&old.field_hashes, &fh);
                 let changed = if full {
+                    // everything again: a value, or a removal where the
+                    // platform drifted
                     fh.keys()
                         .filter(|k| !u.unknown.contains(k))
                         .cloned()
@@ -348,7 +352,13 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
                 if changed.is_empty() && old.hash == record_hash(&fh) {
                     p.unchanged_users += 1;
                 } else {
-                    if !really.is_empty() {
+                    // a field sisync starts or stops tracking (bsn added
+                    // to or dropped from privacy.fields) is a config
+                    // change, not a source one
+                    if really
+                        .iter()
+                        .any(|f| old.field_hashes.contains_key(f) && fh.contains_key(f))
+                    {
                         p.gate.users_updated += 1;
                     }
                     let none = hash_value(&None::<ExamAccommodations>);
