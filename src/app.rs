@@ -1,6 +1,7 @@
 //! Command handlers: turn a parsed CLI into work and human (or JSON)
 //! output. Returns the process exit code.
 
+mod plans;
 mod privacy;
 mod results;
 
@@ -111,6 +112,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(code.max(rcode))
         }
         Command::Status => status(cli, &loaded),
+        Command::Plan { cmd } => plans::run(cli, &loaded, cmd).await,
         Command::Audit { cmd } => {
             let path = &loaded.config.state.path;
             if !path.exists() {
@@ -255,6 +257,31 @@ pub(crate) fn print_issues(title: &str, issues: &[crate::model::SourceIssue]) {
     }
 }
 
+/// The plan as a table (a dry run, `plan show`).
+pub(crate) fn print_plan_table(plan: &sync::plan::Plan) {
+    let mut t = table(&["action", "kind", "id", "fields"]);
+    for c in &plan.users {
+        t.add_row(vec![
+            c.action.as_str(),
+            "user",
+            &c.external_id,
+            &c.changed.join(","),
+        ]);
+    }
+    for c in &plan.groups {
+        let verb = match c.action {
+            sync::plan::Action::Deactivate => "retire",
+            a => a.as_str(),
+        };
+        t.add_row(vec![verb, "group", &c.external_id, &c.changed.join(",")]);
+    }
+    if plan.is_empty() {
+        println!("  nothing to do: the platform is up to date");
+    } else {
+        println!("{t}");
+    }
+}
+
 fn print_roster(cli: &Cli, r: &RosterReport) {
     if cli.json {
         print_json(r);
@@ -269,31 +296,16 @@ fn print_roster(cli: &Cli, r: &RosterReport) {
             r.plan.count_users(sync::plan::Action::Deactivate),
             r.plan.count_groups(sync::plan::Action::Deactivate),
         );
+        if let Some(id) = r.held_plan {
+            println!(
+                "  held as plan {id}: review it with `sisync plan show {id}`, apply exactly that plan with `sisync plan approve {id}`"
+            );
+        }
         return;
     }
     if r.dry_run {
         println!("Dry run: nothing was changed. The plan:");
-        let mut t = table(&["action", "kind", "id", "fields"]);
-        for c in &r.plan.users {
-            t.add_row(vec![
-                c.action.as_str(),
-                "user",
-                &c.external_id,
-                &c.changed.join(","),
-            ]);
-        }
-        for c in &r.plan.groups {
-            let verb = match c.action {
-                sync::plan::Action::Deactivate => "retire",
-                a => a.as_str(),
-            };
-            t.add_row(vec![verb, "group", &c.external_id, &c.changed.join(",")]);
-        }
-        if r.plan.is_empty() {
-            println!("  nothing to do: the platform is up to date");
-        } else {
-            println!("{t}");
-        }
+        print_plan_table(&r.plan);
         println!(
             "{} users and {} groups unchanged; source: {}",
             r.plan.unchanged_users, r.plan.unchanged_groups, r.source_format
@@ -537,9 +549,11 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
     let outbox = store.outbox_summary()?;
     let holds = store.holds_status()?;
     let last_purge = store.last_purge()?;
+    let held = crate::store::plans::held_now(store.conn())?;
     if cli.json {
         print_json(&serde_json::json!({
             "state": path,
+            "held_plans": held.iter().map(|(id, since)| serde_json::json!({"id": id, "since": since})).collect::<Vec<_>>(),
             "schema_version": store.schema_version()?,
             "records": counts.iter().map(|(k, a, n)| serde_json::json!({"kind": k, "active": a, "count": n})).collect::<Vec<_>>(),
             "outbox": outbox,
@@ -569,6 +583,11 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
         c("group", true),
         c("group", false)
     );
+    for (id, since) in &held {
+        println!(
+            "HELD     plan {id} since {since}: nothing is written until `sisync plan show {id}` / `sisync plan approve {id}`"
+        );
+    }
     results::print_outbox(&outbox);
     println!(
         "privacy  {} restricted, {} erased (tombstones); last purge {}",

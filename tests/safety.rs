@@ -43,7 +43,10 @@ async fn refused_then_allowed(
     let store = Store::open(&cfg.config.state.path).unwrap();
     let run = &store.recent_runs(1).unwrap()[0];
     assert_eq!(run.outcome, "refused");
-    assert_eq!(run.error.as_deref(), Some(refusal.as_str()));
+    let error = run.error.as_deref().unwrap();
+    assert!(error.starts_with(&refusal), "{error}");
+    let id = r.held_plan.expect("the refused plan is held");
+    assert!(error.ends_with(&format!("(held as plan {id}: sisync plan approve {id})")));
     drop(store);
 
     let passed = sync(&cfg, allow()).await;
@@ -166,4 +169,208 @@ async fn one_candidate_losing_extra_time_passes() {
     let r = sync(&cfg, RosterOptions::default()).await;
     assert!(r.refused.is_none(), "{:?}", r.refused);
     assert_eq!(r.outcome.unwrap().users.updated, 1);
+}
+
+fn cli(cfg: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env_remove("SISYNC_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// (action, kind, id, fields) of every planned change.
+fn planned(users: &serde_json::Value, groups: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (kind, list) in [("user", users), ("group", groups)] {
+        for c in list.as_array().unwrap() {
+            out.push(format!(
+                "{} {kind} {} {}",
+                c["action"].as_str().unwrap(),
+                c["external_id"].as_str().unwrap(),
+                c["changed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_plan_is_shown_and_approved_exactly_once() {
+    let server = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    sync(&cfg, RosterOptions::default()).await;
+    // half the enrolments gone and one pupil renamed
+    let n = std::cell::Cell::new(0);
+    edit(&export, "enrollments.csv", |l| {
+        let i = n.get();
+        n.set(i + 1);
+        (i == 0 || l.is_empty() || i % 2 == 0).then(|| l.to_string())
+    });
+    edit(&export, "users.csv", |l| {
+        if !l.starts_with("stu-1009,") {
+            return Some(l.to_string());
+        }
+        let mut cols: Vec<String> = l.split(',').map(String::from).collect();
+        cols[7].push_str("-Bakker");
+        Some(cols.join(","))
+    });
+    let dry = sync(
+        &cfg,
+        RosterOptions {
+            dry_run: true,
+            ..RosterOptions::default()
+        },
+    )
+    .await;
+    let dry = serde_json::to_value(&dry.plan).unwrap();
+    let expected = planned(&dry["users"], &dry["groups"]);
+    assert!(expected.len() > 3, "{expected:?}");
+    server.clear_requests();
+
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert!(r.refused.is_some());
+    let id = r.held_plan.expect("held");
+    assert_eq!(server.requests().len(), 0);
+    // a scheduled run reading the same export keeps the same plan
+    let again = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(again.held_plan, Some(id));
+
+    let (code, out, err) = cli(&cfg.file, &["plan", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("held") && out.contains(&format!("sisync plan approve {id}")),
+        "{out}"
+    );
+    let (code, out, err) = cli(&cfg.file, &["plan", "show", &id.to_string(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        planned(&shown["plan"]["users"], &shown["plan"]["groups"]),
+        expected
+    );
+    assert!(
+        shown["held"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("memberships")
+    );
+    assert!(
+        shown["held"]["source_fingerprint"]
+            .as_str()
+            .unwrap()
+            .contains("enrollments.csv:sha256:")
+    );
+    let (code, out, _) = cli(&cfg.file, &["plan", "show", &id.to_string()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("cls-") && out.contains("memberships -"),
+        "{out}"
+    );
+
+    // approve: exactly the planned writes, audited under the OS user
+    let (code, out, err) = cli(&cfg.file, &["plan", "approve", &id.to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(server.writes().len(), expected.len(), "{out}");
+    let store = Store::open(&cfg.config.state.path).unwrap();
+    let run = store.recent_runs(1).unwrap().remove(0);
+    assert_eq!(
+        (run.kind.as_str(), run.outcome.as_str()),
+        ("plan-approve", "ok")
+    );
+    assert!(run.actor.starts_with("user:"));
+    let entries = store
+        .audit_list(&sisync::store::AuditFilter::default())
+        .unwrap();
+    let mut sent: Vec<String> = entries
+        .iter()
+        .filter(|a| a.run_id == Some(run.id) && a.direction == "out")
+        .map(|a| {
+            let action = a
+                .action
+                .split('.')
+                .nth(1)
+                .unwrap()
+                .replace("retire", "deactivate");
+            format!(
+                "{action} {} {} {}",
+                a.record_kind,
+                a.record_id.as_deref().unwrap(),
+                a.fields
+            )
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(sent, expected);
+    assert!(
+        entries
+            .iter()
+            .any(|a| a.action == "plan.approve" && a.actor.starts_with("user:"))
+    );
+    drop(store);
+    // the platform now matches the export: the next run has nothing to do
+    server.clear_requests();
+    let next = sync(&cfg, RosterOptions::default()).await;
+    assert!(
+        next.refused.is_none() && next.plan.is_empty(),
+        "{:?}",
+        next.plan.users
+    );
+
+    // a second approve does nothing
+    let (code, out, _) = cli(&cfg.file, &["plan", "approve", &id.to_string()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("already approved"), "{out}");
+    assert_eq!(server.writes().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_refuses_with_exit_5_when_the_state_moved() {
+    let server = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    sync(&cfg, RosterOptions::default()).await;
+    header_only(&export, "enrollments.csv");
+    let id = sync(&cfg, RosterOptions::default())
+        .await
+        .held_plan
+        .unwrap();
+    // the state changes under the plan (here: a person erased)
+    let (code, out, err) = cli(&cfg.file, &["privacy", "erase", "--person", "stu-1002"]);
+    assert_eq!(code, 0, "{out}{err}");
+    server.clear_requests();
+    let (code, _, err) = cli(&cfg.file, &["plan", "approve", &id.to_string()]);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains(&format!("the state changed since plan {id} was made")),
+        "{err}"
+    );
+    assert_eq!(server.writes().len(), 0);
+
+    // a newer source read supersedes the plan
+    let newer = sync(&cfg, allow()).await;
+    assert!(newer.refused.is_none());
+    let (code, _, err) = cli(&cfg.file, &["plan", "approve", &id.to_string()]);
+    assert_eq!(code, 5);
+    assert!(err.contains("superseded"), "{err}");
+    let (_, out, _) = cli(&cfg.file, &["plan", "list"]);
+    assert!(out.contains("superseded"), "{out}");
 }

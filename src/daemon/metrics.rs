@@ -71,6 +71,7 @@ pub struct Metrics {
     outbox_oldest: FloatGauge,
     last_success: Family<KindLabels, FloatGauge>,
     last_run: Family<KindLabels, FloatGauge>,
+    plans_held: Gauge,
 }
 
 fn run_histogram() -> Histogram {
@@ -95,6 +96,7 @@ impl Metrics {
             outbox_oldest: FloatGauge::default(),
             last_success: Family::default(),
             last_run: Family::default(),
+            plans_held: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -152,7 +154,18 @@ impl Metrics {
             "Unix time at which the last run of a kind finished, whatever its outcome",
             m.last_run.clone(),
         );
+        registry.register(
+            "plans_held",
+            "Plans the safety gate holds for an admin (sisync plan approve ID)",
+            m.plans_held.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Fresh metrics, not the process-wide ones.
+    #[cfg(test)]
+    pub fn new_for_test() -> Metrics {
+        Metrics::new()
     }
 
     /// Count one finished run.
@@ -202,6 +215,11 @@ impl Metrics {
                 .set(*n);
         }
         self.outbox_oldest.set(o.oldest_age_seconds.unwrap_or(0.0));
+        self.plans_held.set(
+            crate::store::plans::held_now(&conn)
+                .map(|h| h.len() as i64)
+                .unwrap_or(0),
+        );
         for kind in ["roster", "results"] {
             let ts = |outcomes: &str| -> anyhow::Result<Option<f64>> {
                 let at: Option<String> = conn

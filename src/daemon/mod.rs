@@ -190,7 +190,13 @@ async fn roster_job(input: JobInput) -> Result<JobReport> {
     if let Some(refusal) = &report.refused {
         out.outcome = "refused".into();
         out.note = Some(format!(
-            "refused by the safety gate, nothing was written: {refusal}; check the source, then run `sisync sync roster --allow-mass-changes` if the change is real"
+            "refused by the safety gate, nothing was written: {refusal}{}",
+            report
+                .held_plan
+                .map(|id| format!(
+                    " (held as plan {id}: `sisync plan show {id}`, `sisync plan approve {id}`)"
+                ))
+                .unwrap_or_default()
         ));
         return Ok(out);
     }

@@ -233,6 +233,17 @@ fn render_inner(shared: &Shared) -> Result<String> {
         now = esc(&now_line),
     );
 
+    // a held plan needs a person before anything else
+    if let Some((id, since)) = crate::store::plans::held_now(&conn)
+        .ok()
+        .and_then(|p| p.into_iter().next())
+    {
+        let _ = writeln!(
+            h,
+            r#"<p id="held" class="outcome-refused">Plan {id} is held by the safety gate since {since}: nothing is written until an admin reviews it with <code>sisync plan show {id}</code> and applies it with <code>sisync plan approve {id}</code>.</p>"#,
+            since = esc(&since),
+        );
+    }
     let _ = write!(
         h,
         r#"<h2>Records</h2><div class="cards" id="records">

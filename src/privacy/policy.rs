@@ -22,7 +22,7 @@ pub struct ExamAccommodations {
 }
 
 /// A user as the platform may see it: nothing beyond the allow-list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PlatformUser {
     /// The SIS sourcedId.
     pub external_id: String,
@@ -52,7 +52,7 @@ pub struct PlatformUser {
 }
 
 /// A class as the platform may see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PlatformGroup {
     pub external_id: String,
     /// None when only membership changes are known (delta enrolments).

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod holds;
 pub mod outbox;
 pub(crate) mod owner;
+pub mod plans;
 pub mod subjects;
 
 use std::collections::{BTreeSet, HashMap};
@@ -163,8 +164,28 @@ const MIGRATIONS: &[&str] = &[
     // 6 (renumbered on merge if needed): safety. The accommodations last
     // pushed per user (JSON; a hash cannot tell a reduction from a raise),
     // kept while the user is inactive and deleted with the record.
+    // Held plans: a plan the safety gate refused, kept for review and
+    // `sisync plan approve`. `plan` (the full plan as JSON, never a BSN) is
+    // blanked once the plan is approved or superseded; `summary` stays.
     r#"
     ALTER TABLE records ADD COLUMN accommodations TEXT;
+    CREATE TABLE held_plans (
+        id                 INTEGER PRIMARY KEY,
+        created_at         TEXT NOT NULL,
+        actor              TEXT NOT NULL,
+        run_id             INTEGER,
+        reason             TEXT NOT NULL,
+        source_fingerprint TEXT NOT NULL,
+        state_version      TEXT NOT NULL,
+        status             TEXT NOT NULL CHECK (status IN ('held', 'approved', 'superseded')),
+        summary            TEXT NOT NULL,
+        plan               TEXT,
+        decided_at         TEXT,
+        decided_by         TEXT,
+        applied_run        INTEGER,
+        superseded_by_run  INTEGER
+    );
+    CREATE INDEX held_plans_status ON held_plans (status);
     "#,
 ];
 

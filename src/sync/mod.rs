@@ -3,6 +3,7 @@
 //! used through their traits.
 
 pub mod apply;
+pub mod held;
 pub mod lock;
 pub mod plan;
 pub mod results;
@@ -75,6 +76,8 @@ pub struct RosterReport {
     /// Stopped before every planned record was sent (see
     /// [`Progress::stop_requested`]).
     pub interrupted: bool,
+    /// The id of the held plan, when the gate refused.
+    pub held_plan: Option<i64>,
 }
 
 fn refusal_text<S: serde::Serializer>(r: &Option<Refusal>, s: S) -> Result<S::Ok, S::Error> {
@@ -283,16 +286,33 @@ async fn roster_run(
         out_of_scope,
         delivered: None,
         interrupted: false,
+        held_plan: None,
     };
 
     if !opts.allow_mass_changes {
         if let Err(refusal) = safety::check(&report.plan, &cfg.safety) {
             if let Some(id) = run_id {
+                let reason = refusal.to_string();
+                let body = held::to_json(&report.plan, &state)?;
+                let held_id = store.hold_plan(&crate::store::plans::NewHeld {
+                    actor,
+                    run_id: Some(id),
+                    reason: &reason,
+                    source_fingerprint: &held::source_fingerprint(loaded, &body)?,
+                    state_version: &store.state_version()?,
+                    summary: &held::summary(&report.plan),
+                    plan: &body,
+                })?;
+                report.held_plan = Some(held_id);
+                let mut summary = summary_json(&report);
+                summary["held_plan"] = held_id.into();
                 store.finish_run(
                     id,
                     "refused",
-                    &summary_json(&report),
-                    Some(&refusal.to_string()),
+                    &summary,
+                    Some(&format!(
+                        "{reason} (held as plan {held_id}: sisync plan approve {held_id})"
+                    )),
                 )?;
             }
             report.refused = Some(refusal);
@@ -302,6 +322,48 @@ async fn roster_run(
     let Some(run_id) = run_id else {
         return Ok(report); // dry run
     };
+    // a newer source read went through: older held plans expire
+    store.supersede_held_plans(run_id)?;
+    execute(loaded, report, &state, store, run_id, actor, progress).await
+}
+
+/// Apply a held plan that `sisync plan approve` checked, as run `run_id`.
+pub(crate) async fn apply_held(
+    loaded: &Loaded,
+    plan: Plan,
+    state: &State,
+    store: &mut Store,
+    run_id: i64,
+    actor: &str,
+    progress: &dyn Progress,
+) -> Result<RosterReport> {
+    let report = RosterReport {
+        run_id: Some(run_id),
+        source_format: "held plan".into(),
+        dry_run: false,
+        plan,
+        outcome: None,
+        refused: None,
+        issues: Vec::new(),
+        ignored: 0,
+        out_of_scope: 0,
+        delivered: None,
+        interrupted: false,
+        held_plan: None,
+    };
+    execute(loaded, report, state, store, run_id, actor, progress).await
+}
+
+/// Send a plan that passed the gate and record the run's end.
+async fn execute(
+    loaded: &Loaded,
+    mut report: RosterReport,
+    state: &State,
+    store: &mut Store,
+    run_id: i64,
+    actor: &str,
+    progress: &dyn Progress,
+) -> Result<RosterReport> {
     let total = (report.plan.users.len() + report.plan.groups.len()) as u64;
     progress.phase("applying", Some(total));
     let tick = || progress.tick();
@@ -322,7 +384,7 @@ async fn roster_run(
             None
         },
     };
-    let applied = apply_plan(loaded, &report.plan, &state, store, &ctx).await;
+    let applied = apply_plan(loaded, &report.plan, state, store, &ctx).await;
     progress.done();
     let (outcome, delivered) = applied?;
     report.delivered = delivered;

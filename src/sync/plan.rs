@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Completeness, SourceIssue};
 use crate::privacy::policy::{
@@ -13,7 +13,7 @@ use crate::privacy::policy::{
 };
 use crate::store::{FieldHashes, RecordKind, RecordState};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -163,7 +163,7 @@ pub struct Plan {
 
 /// Per kind of mass change: how many the plan makes and the base it is
 /// measured against (what sisync knows it has pushed).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateCounts {
     /// Users updated with a real change (a `--full` resend does not count).
     pub users_updated: usize,
