@@ -303,6 +303,9 @@ fn print_roster(cli: &Cli, r: &RosterReport) {
         }
         return;
     }
+    if let Some(d) = r.deferred.as_ref().filter(|d| d.total() > 0) {
+        println!("{d}; the first run after the window applies them (through the safety gate)");
+    }
     if r.dry_run {
         println!("Dry run: nothing was changed. The plan:");
         print_plan_table(&r.plan);
@@ -583,6 +586,28 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
         c("group", true),
         c("group", false)
     );
+    if let Some(w) = l.config.safety.freeze_on(sync::today()) {
+        let deferred = runs
+            .iter()
+            .find(|r| r.kind == "roster")
+            .and_then(|r| r.summary.get("deferred"))
+            .and_then(|d| serde_json::from_value::<serde_json::Value>(d.clone()).ok())
+            .filter(|d| !d.is_null());
+        println!(
+            "FREEZE   {} from {} until {}{}; last run deferred: {}",
+            w.mode.as_str(),
+            w.from,
+            w.until,
+            if w.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", w.reason)
+            },
+            deferred
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "nothing yet".into())
+        );
+    }
     for (id, since) in &held {
         println!(
             "HELD     plan {id} since {since}: nothing is written until `sisync plan show {id}` / `sisync plan approve {id}`"

@@ -401,6 +401,50 @@ pub struct Safety {
     /// have any (one person is always allowed).
     #[serde(default = "default_accommodation_share")]
     pub max_accommodation_loss_share: f64,
+    /// Exam periods and rollovers: `[[safety.freeze]]`.
+    #[serde(default)]
+    pub freeze: Vec<Freeze>,
+}
+
+/// A freeze window: from the start of `from` to the end of `until`
+/// (local dates, both included).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Freeze {
+    pub from: chrono::NaiveDate,
+    pub until: chrono::NaiveDate,
+    pub mode: FreezeMode,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FreezeMode {
+    /// Creates, non-reducing updates and membership additions only.
+    AddsOnly,
+    /// Nothing is written.
+    Paused,
+}
+
+impl FreezeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FreezeMode::AddsOnly => "adds-only",
+            FreezeMode::Paused => "paused",
+        }
+    }
+}
+
+impl Safety {
+    /// The freeze window in force on `today` (the strictest when several
+    /// overlap).
+    pub fn freeze_on(&self, today: chrono::NaiveDate) -> Option<&Freeze> {
+        self.freeze
+            .iter()
+            .filter(|f| f.from <= today && today <= f.until)
+            .max_by_key(|f| f.mode == FreezeMode::Paused)
+    }
 }
 
 impl Default for Safety {
@@ -411,6 +455,7 @@ impl Default for Safety {
             max_membership_removal_share: default_membership_share(),
             max_group_loss_share: default_max_share(),
             max_accommodation_loss_share: default_accommodation_share(),
+            freeze: Vec::new(),
         }
     }
 }
@@ -832,6 +877,18 @@ impl Loaded {
         }
         if c.institution.brin.trim().is_empty() {
             return Err(self.error("institution", "brin", "must not be empty"));
+        }
+        for f in &c.safety.freeze {
+            if f.until < f.from {
+                return Err(self.error(
+                    "safety.freeze",
+                    "until",
+                    format!(
+                        "{} is before from = {}; a window runs from its first to its last day",
+                        f.until, f.from
+                    ),
+                ));
+            }
         }
         for (key, share) in c.safety.shares() {
             if !(0.0..=1.0).contains(&share) || share.is_nan() {
@@ -1265,6 +1322,43 @@ path = "/tmp/drop"
             panic!("not oneroster-csv")
         };
         assert_eq!(s.path, PathBuf::from("/etc/sisync/export"));
+    }
+
+    #[test]
+    fn safety_limits_and_freeze_windows() {
+        let text = format!(
+            "{BASE}\n[safety]\nmax_update_share = 0.5\n\n[[safety.freeze]]\nfrom = \"2027-05-11\"\nuntil = \"2027-05-29\"\nmode = \"adds-only\"\nreason = \"centrale examens\"\n\n[[safety.freeze]]\nfrom = \"2027-05-20\"\nuntil = \"2027-05-20\"\nmode = \"paused\"\n"
+        );
+        let l = parse(&text).unwrap();
+        let s = &l.config.safety;
+        assert_eq!(
+            (s.max_update_share, s.max_membership_removal_share),
+            (0.5, 0.10)
+        );
+        let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        assert_eq!(s.freeze_on(day("2027-05-10")), None);
+        assert_eq!(
+            s.freeze_on(day("2027-05-11")).unwrap().mode,
+            FreezeMode::AddsOnly
+        );
+        assert_eq!(
+            s.freeze_on(day("2027-05-29")).unwrap().reason,
+            "centrale examens"
+        );
+        assert_eq!(
+            s.freeze_on(day("2027-05-20")).unwrap().mode,
+            FreezeMode::Paused,
+            "the strictest wins"
+        );
+        assert_eq!(s.freeze_on(day("2027-05-30")), None);
+        let e =
+            parse(&text.replace("until = \"2027-05-29\"", "until = \"2027-05-01\"")).unwrap_err();
+        assert!(e.message.contains("is before from"), "{e}");
+        let e =
+            parse(&text.replace("max_update_share = 0.5", "max_update_share = 25")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("safety.max_update_share"));
+        let e = parse(&text.replace("\"adds-only\"", "\"frozen\"")).unwrap_err();
+        assert!(e.message.contains("adds-only"), "{e}");
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Metrics {
     last_success: Family<KindLabels, FloatGauge>,
     last_run: Family<KindLabels, FloatGauge>,
     plans_held: Gauge,
+    freeze_active: Family<StateLabels, Gauge>,
+    deferred: Family<KindLabels, Gauge>,
 }
 
 fn run_histogram() -> Histogram {
@@ -97,11 +99,13 @@ impl Metrics {
             last_success: Family::default(),
             last_run: Family::default(),
             plans_held: Gauge::default(),
+            freeze_active: Family::default(),
+            deferred: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
             "runs",
-            "Sync runs by kind (roster, results) and outcome (ok, partial, failed, refused, interrupted, busy)",
+            "Sync runs by kind (roster, results) and outcome (ok, partial, deferred, failed, refused, interrupted, busy)",
             m.runs.clone(),
         );
         registry.register(
@@ -159,6 +163,16 @@ impl Metrics {
             "Plans the safety gate holds for an admin (sisync plan approve ID)",
             m.plans_held.clone(),
         );
+        registry.register(
+            "freeze_active",
+            "1 while a [[safety.freeze]] window is in force (label state = its mode), as of the last roster run",
+            m.freeze_active.clone(),
+        );
+        registry.register(
+            "deferred_changes",
+            "Changes a freeze window held back in the last roster run, by kind",
+            m.deferred.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -166,6 +180,28 @@ impl Metrics {
     #[cfg(test)]
     pub fn new_for_test() -> Metrics {
         Metrics::new()
+    }
+
+    /// The freeze window of the last roster run and what it deferred.
+    pub fn set_freeze(&self, d: Option<&crate::sync::freeze::Deferred>) {
+        for mode in ["adds-only", "paused"] {
+            let on = d.is_some_and(|d| d.mode == mode);
+            self.freeze_active
+                .get_or_create(&StateLabels { state: mode.into() })
+                .set(on as i64);
+        }
+        let d = d.cloned().unwrap_or_default();
+        for (kind, n) in [
+            ("user_deactivate", d.users_deactivated),
+            ("membership_remove", d.memberships_removed),
+            ("group_retire", d.classes_retired),
+            ("accommodation_reduce", d.accommodations_reduced),
+            ("other", d.other),
+        ] {
+            self.deferred
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .set(n as i64);
+        }
     }
 
     /// Count one finished run.
@@ -241,7 +277,8 @@ impl Metrics {
                     .get_or_create(&KindLabels { kind: kind.into() })
                     .set(t);
             }
-            if let Some(t) = ts("'ok', 'partial', 'failed', 'refused', 'interrupted'")? {
+            if let Some(t) = ts("'ok', 'partial', 'failed', 'refused', 'interrupted', 'deferred'")?
+            {
                 self.last_run
                     .get_or_create(&KindLabels { kind: kind.into() })
                     .set(t);

@@ -218,10 +218,14 @@ async fn roster_job(input: JobInput) -> Result<JobReport> {
             report.failed()
         ));
         "partial"
+    } else if let Some(d) = report.deferred.as_ref().filter(|d| d.total() > 0) {
+        out.note = Some(d.to_string());
+        "deferred"
     } else {
         "ok"
     }
     .into();
+    metrics::global().set_freeze(report.deferred.as_ref());
     Ok(out)
 }
 

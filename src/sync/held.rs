@@ -302,6 +302,18 @@ pub async fn approve(
         }
         _ => {}
     }
+    if let Some(w) = cfg.safety.freeze_on(crate::sync::today()) {
+        let plan = from_json(held.plan.as_deref().unwrap_or("{}"))
+            .with_context(|| format!("plan {id} in the state file is damaged"))?;
+        let mut check = plan.clone();
+        let d = crate::sync::freeze::defer(&mut check, &State::default(), w);
+        if d.total() > 0 {
+            return Ok(Approval::Moved(format!(
+                "plan {id} takes something away during a {}; nothing was written. Approve it after {}, or end the window in [[safety.freeze]]",
+                d, w.until
+            )));
+        }
+    }
     let version = store.state_version()?;
     if version != held.state_version {
         let since: Vec<String> = store

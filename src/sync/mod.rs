@@ -3,6 +3,7 @@
 //! used through their traits.
 
 pub mod apply;
+pub mod freeze;
 pub mod held;
 pub mod lock;
 pub mod plan;
@@ -78,6 +79,8 @@ pub struct RosterReport {
     pub interrupted: bool,
     /// The id of the held plan, when the gate refused.
     pub held_plan: Option<i64>,
+    /// What a freeze window held back.
+    pub deferred: Option<freeze::Deferred>,
 }
 
 fn refusal_text<S: serde::Serializer>(r: &Option<Refusal>, s: S) -> Result<S::Ok, S::Error> {
@@ -287,7 +290,17 @@ async fn roster_run(
         delivered: None,
         interrupted: false,
         held_plan: None,
+        deferred: None,
     };
+    if let Some(w) = cfg.safety.freeze_on(today()) {
+        let d = freeze::defer(&mut report.plan, &state, w);
+        tracing::info!(
+            mode = w.mode.as_str(),
+            deferred = d.total(),
+            "freeze window in force"
+        );
+        report.deferred = Some(d);
+    }
 
     if !opts.allow_mass_changes {
         if let Err(refusal) = safety::check(&report.plan, &cfg.safety) {
@@ -350,6 +363,7 @@ pub(crate) async fn apply_held(
         delivered: None,
         interrupted: false,
         held_plan: None,
+        deferred: None,
     };
     execute(loaded, report, state, store, run_id, actor, progress).await
 }
@@ -392,10 +406,15 @@ async fn execute(
     report.interrupted = settled(&outcome.users) + settled(&outcome.groups) < total as usize;
     report.outcome = Some(outcome);
     // An interrupted run does not count as a complete (full) pull.
+    // a run that deferred changes is no complete pull (an incremental
+    // source reads them again after the window)
+    let deferred = report.deferred.as_ref().filter(|d| d.total() > 0);
     let result = if report.interrupted {
         "interrupted"
     } else if report.failed() > 0 {
         "partial"
+    } else if deferred.is_some() {
+        "deferred"
     } else {
         "ok"
     };
@@ -413,6 +432,7 @@ async fn execute(
             .outcome
             .as_ref()
             .and_then(|o| o.failures.first().cloned())
+            .or_else(|| deferred.map(ToString::to_string))
     };
     store.finish_run(run_id, result, &summary_json(&report), err.as_deref())?;
     Ok(report)
@@ -477,6 +497,15 @@ pub fn policy_for(loaded: &Loaded, store: &Store) -> Result<Policy> {
         ))
 }
 
+/// Today's local date; `SISYNC_TODAY` (YYYY-MM-DD) sets it for a test
+/// of a freeze window config.
+pub fn today() -> chrono::NaiveDate {
+    std::env::var("SISYNC_TODAY")
+        .ok()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+        .unwrap_or_else(|| chrono::Local::now().date_naive())
+}
+
 /// The run summary stored with the run.
 pub fn summary_json(r: &RosterReport) -> serde_json::Value {
     serde_json::json!({
@@ -488,5 +517,6 @@ pub fn summary_json(r: &RosterReport) -> serde_json::Value {
         "source_issues": r.issues.len(),
         "ignored": r.ignored,
         "out_of_scope": r.out_of_scope,
+        "deferred": r.deferred,
     })
 }
