@@ -353,14 +353,29 @@ async fn approve_refuses_with_exit_5_when_the_state_moved() {
         .await
         .held_plan
         .unwrap();
-    // the state changes under the plan (here: a person erased)
-    let (code, out, err) = cli(&cfg.file, &["privacy", "erase", "--person", "stu-1002"]);
-    assert_eq!(code, 0, "{out}{err}");
+    // the state changes under the plan (another process's run)
+    let conn = rusqlite::Connection::open(&cfg.config.state.path).unwrap();
+    conn.execute(
+        "UPDATE records SET hash = 'moved' WHERE sourced_id = 'stu-1001'",
+        [],
+    )
+    .unwrap();
+    let other = Store::open(&cfg.config.state.path)
+        .unwrap()
+        .begin_run("roster", "user:colleague", false)
+        .unwrap();
+    conn.execute(
+        "UPDATE runs SET outcome = 'ok', finished_at = started_at WHERE id = ?1",
+        [other],
+    )
+    .unwrap();
+    drop(conn);
     server.clear_requests();
     let (code, _, err) = cli(&cfg.file, &["plan", "approve", &id.to_string()]);
     assert_eq!(code, 5, "{err}");
     assert!(
-        err.contains(&format!("the state changed since plan {id} was made")),
+        err.contains(&format!("the state changed since plan {id} was made"))
+            && err.contains(&format!("run {other} (roster ok")),
         "{err}"
     );
     assert_eq!(server.writes().len(), 0);
@@ -373,4 +388,39 @@ async fn approve_refuses_with_exit_5_when_the_state_moved() {
     assert!(err.contains("superseded"), "{err}");
     let (_, out, _) = cli(&cfg.file, &["plan", "list"]);
     assert!(out.contains("superseded"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_removes_a_held_plan_naming_the_person() {
+    let server = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    sync(&cfg, RosterOptions::default()).await;
+    // every user renamed: the plan holds every user record
+    edit(&export, "users.csv", |l| {
+        if l.trim_start_matches('\u{feff}').starts_with("sourcedId") || l.is_empty() {
+            return Some(l.to_string());
+        }
+        let mut cols: Vec<String> = l.split(',').map(String::from).collect();
+        cols[7].push_str("-X");
+        Some(cols.join(","))
+    });
+    let id = sync(&cfg, RosterOptions::default())
+        .await
+        .held_plan
+        .unwrap();
+    let (code, out, err) = cli(&cfg.file, &["privacy", "erase", "--person", "stu-1002"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let store = Store::open(&cfg.config.state.path).unwrap();
+    let p = store.held_plan(id).unwrap().unwrap();
+    assert_eq!((p.status.as_str(), p.plan), ("superseded", None));
+    drop(store);
+    for ext in ["", "-wal"] {
+        let mut p = cfg.config.state.path.clone().into_os_string();
+        p.push(ext);
+        if let Ok(bytes) = std::fs::read(&p) {
+            assert!(!bytes.windows(8).any(|w| w == b"stu-1002"), "{p:?}");
+        }
+    }
 }
