@@ -557,6 +557,9 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
         print_json(&serde_json::json!({
             "state": path,
             "held_plans": held.iter().map(|(id, since)| serde_json::json!({"id": id, "since": since})).collect::<Vec<_>>(),
+            "freeze": l.config.safety.freeze_on(sync::today()).map(|w| serde_json::json!({
+                "from": w.from, "until": w.until, "mode": w.mode, "reason": w.reason,
+            })),
             "schema_version": store.schema_version()?,
             "records": counts.iter().map(|(k, a, n)| serde_json::json!({"kind": k, "active": a, "count": n})).collect::<Vec<_>>(),
             "outbox": outbox,

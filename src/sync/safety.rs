@@ -279,6 +279,43 @@ mod tests {
     }
 
     #[test]
+    fn what_counts_as_an_accommodation_reduction() {
+        use crate::privacy::policy::ExamAccommodations as A;
+        use crate::sync::plan::reduces;
+        let a = |t: Option<u32>, f: Option<f64>, r: Option<bool>| A {
+            extra_time_percent: t,
+            font_scale: f,
+            screen_reader: r,
+        };
+        let old = a(Some(30), Some(1.5), Some(true));
+        assert!(reduces(Some(&old), true, None), "removed");
+        assert!(reduces(
+            Some(&old),
+            true,
+            Some(&a(Some(15), Some(1.5), Some(true)))
+        ));
+        assert!(reduces(
+            Some(&old),
+            true,
+            Some(&a(Some(30), None, Some(true)))
+        ));
+        assert!(reduces(
+            Some(&old),
+            true,
+            Some(&a(Some(30), Some(1.5), Some(false)))
+        ));
+        assert!(
+            !reduces(Some(&old), true, Some(&a(Some(50), Some(2.0), Some(true)))),
+            "a raise"
+        );
+        assert!(!reduces(None, false, Some(&old)), "new accommodations");
+        assert!(
+            reduces(None, true, Some(&old)),
+            "value not kept: held to be safe"
+        );
+    }
+
+    #[test]
     fn one_accommodation_loss_is_always_allowed_two_of_ten_are_not() {
         let mut p = plan_with(0, 100, 100);
         p.gate.accommodations_known = 10;
