@@ -1,6 +1,7 @@
 //! Command handlers: turn a parsed CLI into work and human (or JSON)
 //! output. Returns the process exit code.
 
+mod plans;
 mod privacy;
 mod reconcile;
 mod results;
@@ -156,6 +157,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Status => status(cli, &loaded),
         Command::Reconcile { fix } => reconcile::run(cli, &loaded, *fix).await,
+        Command::Plan { cmd } => plans::run(cli, &loaded, cmd).await,
         Command::Audit { cmd } => {
             let path = &loaded.config.state.path;
             if !path.exists() {
@@ -304,6 +306,31 @@ pub(crate) fn print_issues(title: &str, issues: &[crate::model::SourceIssue]) {
     }
 }
 
+/// The plan as a table (a dry run, `plan show`).
+pub(crate) fn print_plan_table(plan: &sync::plan::Plan) {
+    let mut t = table(&["action", "kind", "id", "fields"]);
+    for c in &plan.users {
+        t.add_row(vec![
+            c.action.as_str(),
+            "user",
+            &c.external_id,
+            &c.changed.join(","),
+        ]);
+    }
+    for c in &plan.groups {
+        let verb = match c.action {
+            sync::plan::Action::Deactivate => "retire",
+            a => a.as_str(),
+        };
+        t.add_row(vec![verb, "group", &c.external_id, &c.changed.join(",")]);
+    }
+    if plan.is_empty() {
+        println!("  nothing to do: the platform is up to date");
+    } else {
+        println!("{t}");
+    }
+}
+
 fn print_roster(cli: &Cli, r: &RosterReport) {
     if cli.json {
         print_json(r);
@@ -318,31 +345,19 @@ fn print_roster(cli: &Cli, r: &RosterReport) {
             r.plan.count_users(sync::plan::Action::Deactivate),
             r.plan.count_groups(sync::plan::Action::Deactivate),
         );
+        if let Some(id) = r.held_plan {
+            println!(
+                "  held as plan {id}: review it with `sisync plan show {id}`, apply exactly that plan with `sisync plan approve {id}`"
+            );
+        }
         return;
+    }
+    if let Some(d) = r.deferred.as_ref().filter(|d| d.total() > 0) {
+        println!("{d}; the first run after the window applies them (through the safety gate)");
     }
     if r.dry_run {
         println!("Dry run: nothing was changed. The plan:");
-        let mut t = table(&["action", "kind", "id", "fields"]);
-        for c in &r.plan.users {
-            t.add_row(vec![
-                c.action.as_str(),
-                "user",
-                &c.external_id,
-                &c.changed.join(","),
-            ]);
-        }
-        for c in &r.plan.groups {
-            let verb = match c.action {
-                sync::plan::Action::Deactivate => "retire",
-                a => a.as_str(),
-            };
-            t.add_row(vec![verb, "group", &c.external_id, &c.changed.join(",")]);
-        }
-        if r.plan.is_empty() {
-            println!("  nothing to do: the platform is up to date");
-        } else {
-            println!("{t}");
-        }
+        print_plan_table(&r.plan);
         println!(
             "{} users and {} groups unchanged; source: {}",
             r.plan.unchanged_users, r.plan.unchanged_groups, r.source_format
@@ -503,8 +518,12 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
     rows.push((
         "safety".into(),
         format!(
-            "refuse plans deactivating more than {:.1} % of known users or classes",
-            c.safety.max_deactivate_share * 100.0
+            "hold plans above: deactivations {:.1} %, updates {:.1} %, membership removals {:.1} %, classes lost {:.1} %, accommodations lost {:.1} %",
+            c.safety.max_deactivate_share * 100.0,
+            c.safety.max_update_share * 100.0,
+            c.safety.max_membership_removal_share * 100.0,
+            c.safety.max_group_loss_share * 100.0,
+            c.safety.max_accommodation_loss_share * 100.0,
         ),
     ));
     if let Some(r) = &c.results {
@@ -599,9 +618,14 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
     let outbox = store.outbox_summary()?;
     let holds = store.holds_status()?;
     let last_purge = store.last_purge()?;
+    let held = crate::store::plans::held_now(store.conn())?;
     if cli.json {
         print_json(&serde_json::json!({
             "state": path,
+            "held_plans": held.iter().map(|(id, since)| serde_json::json!({"id": id, "since": since})).collect::<Vec<_>>(),
+            "freeze": l.config.safety.freeze_on(sync::today()).map(|w| serde_json::json!({
+                "from": w.from, "until": w.until, "mode": w.mode, "reason": w.reason,
+            })),
             "schema_version": store.schema_version()?,
             "records": counts.iter().map(|(k, a, n)| serde_json::json!({"kind": k, "active": a, "count": n})).collect::<Vec<_>>(),
             "outbox": outbox,
@@ -631,6 +655,33 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
         c("group", true),
         c("group", false)
     );
+    if let Some(w) = l.config.safety.freeze_on(sync::today()) {
+        let deferred = runs
+            .iter()
+            .find(|r| r.kind == "roster")
+            .and_then(|r| r.summary.get("deferred"))
+            .and_then(|d| serde_json::from_value::<serde_json::Value>(d.clone()).ok())
+            .filter(|d| !d.is_null());
+        println!(
+            "FREEZE   {} from {} until {}{}; last run deferred: {}",
+            w.mode.as_str(),
+            w.from,
+            w.until,
+            if w.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", w.reason)
+            },
+            deferred
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "nothing yet".into())
+        );
+    }
+    for (id, since) in &held {
+        println!(
+            "HELD     plan {id} since {since}: nothing is written until `sisync plan show {id}` / `sisync plan approve {id}`"
+        );
+    }
     results::print_outbox(&outbox);
     println!(
         "privacy  {} restricted, {} erased (tombstones); last purge {}",

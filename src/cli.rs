@@ -56,6 +56,11 @@ pub enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Plans held by the safety gate: list, show, approve.
+    Plan {
+        #[command(subcommand)]
+        cmd: PlanCmd,
+    },
     /// Query and verify the audit log.
     Audit {
         #[command(subcommand)]
@@ -133,6 +138,23 @@ pub struct SyncArgs {
     /// Let a plan through that the safety gate would refuse.
     #[arg(long)]
     pub allow_mass_changes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCmd {
+    /// Held, approved and superseded plans, newest first.
+    List,
+    /// One plan: the same table as --dry-run, with the per-kind counts.
+    Show {
+        /// Plan number (see `sisync plan list`).
+        id: i64,
+    },
+    /// Apply exactly that plan, without reading the source again; exit 5
+    /// when the state changed since it was planned.
+    Approve {
+        /// Plan number.
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

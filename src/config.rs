@@ -482,20 +482,114 @@ pub struct CsvDropPlatform {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Safety {
+    /// Users deactivated, of active users.
     #[serde(default = "default_max_share")]
     pub max_deactivate_share: f64,
+    /// Users updated (a real change), of active users.
+    #[serde(default = "default_update_share")]
+    pub max_update_share: f64,
+    /// Memberships removed, of known memberships.
+    #[serde(default = "default_membership_share")]
+    pub max_membership_removal_share: f64,
+    /// Classes emptied or retired, of active classes.
+    #[serde(default = "default_max_share")]
+    pub max_group_loss_share: f64,
+    /// Persons whose accommodations are removed or reduced, of persons who
+    /// have any (one person is always allowed).
+    #[serde(default = "default_accommodation_share")]
+    pub max_accommodation_loss_share: f64,
+    /// Exam periods and rollovers: `[[safety.freeze]]`.
+    #[serde(default)]
+    pub freeze: Vec<Freeze>,
+}
+
+/// A freeze window: from the start of `from` to the end of `until`
+/// (local dates, both included).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Freeze {
+    pub from: chrono::NaiveDate,
+    pub until: chrono::NaiveDate,
+    pub mode: FreezeMode,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FreezeMode {
+    /// Creates, non-reducing updates and membership additions only.
+    AddsOnly,
+    /// Nothing is written.
+    Paused,
+}
+
+impl FreezeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FreezeMode::AddsOnly => "adds-only",
+            FreezeMode::Paused => "paused",
+        }
+    }
+}
+
+impl Safety {
+    /// The freeze window in force on `today` (the strictest when several
+    /// overlap).
+    pub fn freeze_on(&self, today: chrono::NaiveDate) -> Option<&Freeze> {
+        self.freeze
+            .iter()
+            .filter(|f| f.from <= today && today <= f.until)
+            .max_by_key(|f| f.mode == FreezeMode::Paused)
+    }
 }
 
 impl Default for Safety {
     fn default() -> Self {
         Safety {
             max_deactivate_share: default_max_share(),
+            max_update_share: default_update_share(),
+            max_membership_removal_share: default_membership_share(),
+            max_group_loss_share: default_max_share(),
+            max_accommodation_loss_share: default_accommodation_share(),
+            freeze: Vec::new(),
         }
+    }
+}
+
+impl Safety {
+    /// (key, value) of every share, for validation.
+    pub fn shares(&self) -> [(&'static str, f64); 5] {
+        [
+            ("max_deactivate_share", self.max_deactivate_share),
+            ("max_update_share", self.max_update_share),
+            (
+                "max_membership_removal_share",
+                self.max_membership_removal_share,
+            ),
+            ("max_group_loss_share", self.max_group_loss_share),
+            (
+                "max_accommodation_loss_share",
+                self.max_accommodation_loss_share,
+            ),
+        ]
     }
 }
 
 fn default_max_share() -> f64 {
     0.05
+}
+
+fn default_update_share() -> f64 {
+    0.25
+}
+
+fn default_membership_share() -> f64 {
+    0.10
+}
+
+fn default_accommodation_share() -> f64 {
+    0.02
 }
 
 /// A field that may leave sisync towards the platform.
@@ -899,13 +993,26 @@ impl Loaded {
         if c.institution.brin.trim().is_empty() {
             return Err(self.error("institution", "brin", "must not be empty"));
         }
-        let share = c.safety.max_deactivate_share;
-        if !(0.0..=1.0).contains(&share) || share.is_nan() {
-            return Err(self.error(
-                "safety",
-                "max_deactivate_share",
-                format!("{share} is not a share; use a number from 0.0 to 1.0 (0.05 = 5 %)"),
-            ));
+        for f in &c.safety.freeze {
+            if f.until < f.from {
+                return Err(self.error(
+                    "safety.freeze",
+                    "until",
+                    format!(
+                        "{} is before from = {}; a window runs from its first to its last day",
+                        f.until, f.from
+                    ),
+                ));
+            }
+        }
+        for (key, share) in c.safety.shares() {
+            if !(0.0..=1.0).contains(&share) || share.is_nan() {
+                return Err(self.error(
+                    "safety",
+                    key,
+                    format!("{share} is not a share; use a number from 0.0 to 1.0 (0.05 = 5 %)"),
+                ));
+            }
         }
         for (from, to) in c.source.role_map() {
             if Role::parse(to).is_none() {
@@ -1343,6 +1450,43 @@ path = "/tmp/drop"
             panic!("not oneroster-csv")
         };
         assert_eq!(s.path, PathBuf::from("/etc/sisync/export"));
+    }
+
+    #[test]
+    fn safety_limits_and_freeze_windows() {
+        let text = format!(
+            "{BASE}\n[safety]\nmax_update_share = 0.5\n\n[[safety.freeze]]\nfrom = \"2027-05-11\"\nuntil = \"2027-05-29\"\nmode = \"adds-only\"\nreason = \"centrale examens\"\n\n[[safety.freeze]]\nfrom = \"2027-05-20\"\nuntil = \"2027-05-20\"\nmode = \"paused\"\n"
+        );
+        let l = parse(&text).unwrap();
+        let s = &l.config.safety;
+        assert_eq!(
+            (s.max_update_share, s.max_membership_removal_share),
+            (0.5, 0.10)
+        );
+        let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        assert_eq!(s.freeze_on(day("2027-05-10")), None);
+        assert_eq!(
+            s.freeze_on(day("2027-05-11")).unwrap().mode,
+            FreezeMode::AddsOnly
+        );
+        assert_eq!(
+            s.freeze_on(day("2027-05-29")).unwrap().reason,
+            "centrale examens"
+        );
+        assert_eq!(
+            s.freeze_on(day("2027-05-20")).unwrap().mode,
+            FreezeMode::Paused,
+            "the strictest wins"
+        );
+        assert_eq!(s.freeze_on(day("2027-05-30")), None);
+        let e =
+            parse(&text.replace("until = \"2027-05-29\"", "until = \"2027-05-01\"")).unwrap_err();
+        assert!(e.message.contains("is before from"), "{e}");
+        let e =
+            parse(&text.replace("max_update_share = 0.5", "max_update_share = 25")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("safety.max_update_share"));
+        let e = parse(&text.replace("\"adds-only\"", "\"frozen\"")).unwrap_err();
+        assert!(e.message.contains("adds-only"), "{e}");
     }
 
     #[test]

@@ -19,4 +19,6 @@ pub mod exit {
     pub const CONFIG: i32 = 2;
     pub const REFUSED: i32 = 3;
     pub const AUDIT_BROKEN: i32 = 4;
+    /// `plan approve`: the state moved since the plan was made.
+    pub const STATE_MOVED: i32 = 5;
 }

@@ -122,7 +122,7 @@ pub struct Org {
 }
 
 /// Whether a source delivered everything (absence means "left") or only changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Completeness {
     #[default]

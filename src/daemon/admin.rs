@@ -176,6 +176,15 @@ pub fn readiness(db: &Path, max_failing: Duration) -> Result<String, String> {
             ));
         }
     }
+    // a held plan waits for a person: the platform is not being kept in sync
+    if let Some((id, since)) = crate::store::plans::held_now(&conn)
+        .ok()
+        .and_then(|h| h.into_iter().next())
+    {
+        return Err(format!(
+            "plan {id} held by the safety gate since {since}; review it with `sisync plan show {id}`, apply it with `sisync plan approve {id}`"
+        ));
+    }
     for kind in ["roster", "results"] {
         if let Some((since, n)) = failing_since(&conn, kind)
             .map_err(|e| format!("cannot read runs from {} ({e})", db.display()))?
@@ -249,6 +258,36 @@ mod tests {
             .finish_run(ok, "partial", &serde_json::json!({}), None)
             .unwrap();
         assert!(readiness(&db, Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn a_held_plan_is_reported_until_it_is_decided() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut store = Store::open(&db).unwrap();
+        let id = store
+            .hold_plan(&crate::store::plans::NewHeld {
+                actor: "daemon",
+                run_id: None,
+                reason: "would remove 80 of 80 memberships",
+                source_fingerprint: "f",
+                state_version: "v",
+                summary: &serde_json::json!({}),
+                plan: "{}",
+            })
+            .unwrap();
+        let hour = Duration::from_secs(3600);
+        let e = readiness(&db, hour).unwrap_err();
+        assert!(
+            e.contains(&format!("plan {id} held"))
+                && e.contains(&format!("sisync plan approve {id}")),
+            "{e}"
+        );
+        let m = crate::daemon::metrics::Metrics::new_for_test();
+        assert!(m.render(&db).contains("sisync_plans_held 1"));
+        store.mark_plan_approved(id, "user:admin", 7).unwrap();
+        assert!(readiness(&db, hour).is_ok());
+        assert!(m.render(&db).contains("sisync_plans_held 0"));
     }
 
     #[test]

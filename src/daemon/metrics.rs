@@ -71,6 +71,9 @@ pub struct Metrics {
     outbox_oldest: FloatGauge,
     last_success: Family<KindLabels, FloatGauge>,
     last_run: Family<KindLabels, FloatGauge>,
+    plans_held: Gauge,
+    freeze_active: Family<StateLabels, Gauge>,
+    deferred: Family<KindLabels, Gauge>,
 }
 
 fn run_histogram() -> Histogram {
@@ -95,11 +98,14 @@ impl Metrics {
             outbox_oldest: FloatGauge::default(),
             last_success: Family::default(),
             last_run: Family::default(),
+            plans_held: Gauge::default(),
+            freeze_active: Family::default(),
+            deferred: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
             "runs",
-            "Sync runs by kind (roster, results) and outcome (ok, partial, failed, refused, interrupted, busy)",
+            "Sync runs by kind (roster, results) and outcome (ok, partial, deferred, failed, refused, interrupted, busy)",
             m.runs.clone(),
         );
         registry.register(
@@ -152,7 +158,50 @@ impl Metrics {
             "Unix time at which the last run of a kind finished, whatever its outcome",
             m.last_run.clone(),
         );
+        registry.register(
+            "plans_held",
+            "Plans the safety gate holds for an admin (sisync plan approve ID)",
+            m.plans_held.clone(),
+        );
+        registry.register(
+            "freeze_active",
+            "1 while a [[safety.freeze]] window is in force (label state = its mode), as of the last roster run",
+            m.freeze_active.clone(),
+        );
+        registry.register(
+            "deferred_changes",
+            "Changes a freeze window held back in the last roster run, by kind",
+            m.deferred.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Fresh metrics, not the process-wide ones.
+    #[cfg(test)]
+    pub fn new_for_test() -> Metrics {
+        Metrics::new()
+    }
+
+    /// The freeze window of the last roster run and what it deferred.
+    pub fn set_freeze(&self, d: Option<&crate::sync::freeze::Deferred>) {
+        for mode in ["adds-only", "paused"] {
+            let on = d.is_some_and(|d| d.mode == mode);
+            self.freeze_active
+                .get_or_create(&StateLabels { state: mode.into() })
+                .set(on as i64);
+        }
+        let d = d.cloned().unwrap_or_default();
+        for (kind, n) in [
+            ("user_deactivate", d.users_deactivated),
+            ("membership_remove", d.memberships_removed),
+            ("group_retire", d.classes_retired),
+            ("accommodation_reduce", d.accommodations_reduced),
+            ("other", d.other),
+        ] {
+            self.deferred
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .set(n as i64);
+        }
     }
 
     /// Count one finished run.
@@ -202,6 +251,11 @@ impl Metrics {
                 .set(*n);
         }
         self.outbox_oldest.set(o.oldest_age_seconds.unwrap_or(0.0));
+        self.plans_held.set(
+            crate::store::plans::held_now(&conn)
+                .map(|h| h.len() as i64)
+                .unwrap_or(0),
+        );
         for kind in ["roster", "results"] {
             let ts = |outcomes: &str| -> anyhow::Result<Option<f64>> {
                 let at: Option<String> = conn
@@ -223,7 +277,8 @@ impl Metrics {
                     .get_or_create(&KindLabels { kind: kind.into() })
                     .set(t);
             }
-            if let Some(t) = ts("'ok', 'partial', 'failed', 'refused', 'interrupted'")? {
+            if let Some(t) = ts("'ok', 'partial', 'failed', 'refused', 'interrupted', 'deferred'")?
+            {
                 self.last_run
                     .get_or_create(&KindLabels { kind: kind.into() })
                     .set(t);

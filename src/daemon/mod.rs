@@ -203,7 +203,13 @@ async fn roster_job(input: JobInput) -> Result<JobReport> {
     if let Some(refusal) = &report.refused {
         out.outcome = "refused".into();
         out.note = Some(format!(
-            "refused by the safety gate, nothing was written: {refusal}; check the source, then run `sisync sync roster --allow-mass-changes` if the change is real"
+            "refused by the safety gate, nothing was written: {refusal}{}",
+            report
+                .held_plan
+                .map(|id| format!(
+                    " (held as plan {id}: `sisync plan show {id}`, `sisync plan approve {id}`)"
+                ))
+                .unwrap_or_default()
         ));
         return Ok(out);
     }
@@ -225,10 +231,14 @@ async fn roster_job(input: JobInput) -> Result<JobReport> {
             report.failed()
         ));
         "partial"
+    } else if let Some(d) = report.deferred.as_ref().filter(|d| d.total() > 0) {
+        out.note = Some(d.to_string());
+        "deferred"
     } else {
         "ok"
     }
     .into();
+    metrics::global().set_freeze(report.deferred.as_ref());
     Ok(out)
 }
 

@@ -233,6 +233,47 @@ fn render_inner(shared: &Shared) -> Result<String> {
         now = esc(&now_line),
     );
 
+    if let Some(w) = c.safety.freeze_on(crate::sync::today()) {
+        let deferred = runs
+            .iter()
+            .find(|r| r.kind == "roster")
+            .and_then(|r| r.summary.get("deferred").cloned())
+            .and_then(|d| serde_json::from_value::<crate::sync::freeze::Deferred>(d).ok());
+        let _ = writeln!(
+            h,
+            r#"<p id="freeze">Freeze window <b>{}</b> from {} until {}{}: {}</p>"#,
+            w.mode.as_str(),
+            w.from,
+            w.until,
+            if w.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", esc(&w.reason))
+            },
+            match deferred {
+                Some(d) => esc(&format!(
+                    "the last roster run deferred {} deactivations, {} membership removals, {} class retirements, {} accommodation reductions, {} other changes",
+                    d.users_deactivated,
+                    d.memberships_removed,
+                    d.classes_retired,
+                    d.accommodations_reduced,
+                    d.other
+                )),
+                None => "nothing deferred yet".into(),
+            }
+        );
+    }
+    // a held plan needs a person before anything else
+    if let Some((id, since)) = crate::store::plans::held_now(&conn)
+        .ok()
+        .and_then(|p| p.into_iter().next())
+    {
+        let _ = writeln!(
+            h,
+            r#"<p id="held" class="outcome-refused">Plan {id} is held by the safety gate since {since}: nothing is written until an admin reviews it with <code>sisync plan show {id}</code> and applies it with <code>sisync plan approve {id}</code>.</p>"#,
+            since = esc(&since),
+        );
+    }
     let _ = write!(
         h,
         r#"<h2>Records</h2><div class="cards" id="records">

@@ -14,7 +14,7 @@ use crate::store::FieldHashes;
 use crate::store::holds::{Holds, SubjectKey};
 
 /// Accommodations as sent to the platform.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
 pub struct ExamAccommodations {
     pub extra_time_percent: Option<u32>,
     pub font_scale: Option<f64>,
@@ -22,7 +22,7 @@ pub struct ExamAccommodations {
 }
 
 /// A user as the platform may see it: nothing beyond the allow-list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PlatformUser {
     /// The SIS sourcedId.
     pub external_id: String,
@@ -52,7 +52,7 @@ pub struct PlatformUser {
 }
 
 /// A class as the platform may see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PlatformGroup {
     pub external_id: String,
     /// None when only membership changes are known (delta enrolments).
@@ -93,6 +93,27 @@ impl PlatformUser {
         .chain(self.bsn_hash.clone().map(|h| ("bsn", h)))
         .filter(|(k, _)| !self.unknown.contains(k))
         .collect()
+    }
+}
+
+impl PlatformUser {
+    /// Whether a tracked field carries a value, i.e. goes out with a
+    /// create (the audit lists exactly these).
+    pub fn carries(&self, field: &str) -> bool {
+        match field {
+            "userName" | "active" => true,
+            "name" => {
+                self.given_name.is_some()
+                    || self.middle_name.is_some()
+                    || self.family_name.is_some()
+            }
+            "email" => self.email.is_some(),
+            "role" => self.role.is_some(),
+            "org" => self.org.is_some(),
+            "accommodations" => self.accommodations.is_some(),
+            "bsn" => self.bsn.is_some(),
+            _ => false,
+        }
     }
 }
 
@@ -266,16 +287,17 @@ impl Policy {
         let mut state_ids: HashMap<&str, String> = HashMap::new();
         for p in &roster.persons {
             let state_id = self.state_id_of(p);
+            if !self.holds.is_empty() && self.holds.kind_of(&p.sourced_id).is_some() {
+                // restricted or erased: no create, update or deactivation,
+                // and no new trace (a pseudonym mapping) in the state
+                out.held_users.insert(state_id);
+                out.on_hold += 1;
+                continue;
+            }
             if state_id != p.sourced_id {
                 out.pseudonyms
                     .push((state_id.clone(), p.sourced_id.clone()));
                 state_ids.insert(p.sourced_id.as_str(), state_id.clone());
-            }
-            if !self.holds.is_empty() && self.holds.kind_of(&p.sourced_id).is_some() {
-                // restricted or erased: no create, update or deactivation
-                out.held_users.insert(state_id);
-                out.on_hold += 1;
-                continue;
             }
             if p.status == Status::ToBeDeleted {
                 out.leaving.push(state_id);

@@ -10,6 +10,7 @@ mod forget;
 pub mod holds;
 pub mod outbox;
 pub(crate) mod owner;
+pub mod plans;
 mod reserve;
 pub mod subjects;
 
@@ -179,10 +180,36 @@ const MIGRATIONS: &[&str] = &[
         failed_at TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 6: safety. The accommodations last
+    // pushed per user (JSON; a hash cannot tell a reduction from a raise),
+    // kept while the user is inactive and deleted with the record.
+    // Held plans: a plan the safety gate refused, kept for review and
+    // `sisync plan approve`. `plan` (the full plan as JSON, never a BSN) is
+    // blanked once the plan is approved or superseded; `summary` stays.
+    r#"
+    ALTER TABLE records ADD COLUMN accommodations TEXT;
+    CREATE TABLE held_plans (
+        id                 INTEGER PRIMARY KEY,
+        created_at         TEXT NOT NULL,
+        actor              TEXT NOT NULL,
+        run_id             INTEGER,
+        reason             TEXT NOT NULL,
+        source_fingerprint TEXT NOT NULL,
+        state_version      TEXT NOT NULL,
+        status             TEXT NOT NULL CHECK (status IN ('held', 'approved', 'superseded')),
+        summary            TEXT NOT NULL,
+        plan               TEXT,
+        decided_at         TEXT,
+        decided_by         TEXT,
+        applied_run        INTEGER,
+        superseded_by_run  INTEGER
+    );
+    CREATE INDEX held_plans_status ON held_plans (status);
+    "#,
 ];
 
 /// What the store knows about one record on the platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecordState {
     pub hash: String,
     /// Per-field hashes, so that changed field names can be named without
@@ -190,6 +217,8 @@ pub struct RecordState {
     pub field_hashes: FieldHashes,
     pub platform_id: Option<String>,
     pub active: bool,
+    /// Users: the accommodations last pushed (None: none, or not known).
+    pub accommodations: Option<crate::privacy::policy::ExamAccommodations>,
 }
 
 /// Field name → short content hash of its value. Names come from the
@@ -381,7 +410,7 @@ impl Store {
     /// All known records of one kind, by sourcedId.
     pub fn load_state(&self, kind: RecordKind) -> Result<HashMap<String, RecordState>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT sourced_id, hash, field_hashes, platform_id, active FROM records WHERE kind = ?1",
+            "SELECT sourced_id, hash, field_hashes, platform_id, active, accommodations FROM records WHERE kind = ?1",
         )?;
         let rows = stmt.query_map([kind.as_str()], |r| {
             let fh: String = r.get(2)?;
@@ -396,6 +425,9 @@ impl Store {
                         .collect(),
                     platform_id: r.get(3)?,
                     active: r.get(4)?,
+                    accommodations: r
+                        .get::<_, Option<String>>(5)?
+                        .and_then(|a| serde_json::from_str(&a).ok()),
                 },
             ))
         })?;
@@ -504,8 +536,17 @@ impl Store {
         Ok(Some(since.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
     }
 
-    /// Start a run; returns its id.
+    /// Start a run; returns its id. Called only under the run lock, so a
+    /// run still `running` belongs to a process that is gone (killed with
+    /// SIGKILL, a power cut): it is marked `interrupted` first.
     pub fn begin_run(&self, kind: &str, actor: &str, full: bool) -> Result<i64> {
+        let closed = self.close_stale_runs("the process running it ended before it finished")?;
+        if closed > 0 {
+            tracing::warn!(
+                runs = closed,
+                "marked runs left unfinished by an earlier process as interrupted"
+            );
+        }
         self.conn.execute(
             "INSERT INTO runs (kind, actor, started_at, full) VALUES (?1, ?2, ?3, ?4)",
             params![kind, actor, now(), full],
@@ -672,12 +713,14 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
         Some(now.clone())
     };
     tx.execute(
-        "INSERT INTO records (kind, sourced_id, hash, field_hashes, platform_id, active, updated_at, deactivated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO records (kind, sourced_id, hash, field_hashes, platform_id, active, updated_at, deactivated_at, accommodations)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (kind, sourced_id) DO UPDATE SET
             hash = excluded.hash, field_hashes = excluded.field_hashes,
             platform_id = excluded.platform_id, active = excluded.active,
-            updated_at = excluded.updated_at, deactivated_at = excluded.deactivated_at",
+            updated_at = excluded.updated_at, deactivated_at = excluded.deactivated_at,
+            accommodations = CASE WHEN excluded.active = 0 THEN records.accommodations
+                                  ELSE excluded.accommodations END",
         params![
             c.kind.as_str(),
             c.sourced_id,
@@ -687,6 +730,11 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
             c.state.active,
             now,
             deactivated_at,
+            c.state
+                .accommodations
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
         ],
     )?;
     if let Some(members) = &c.members {
@@ -946,6 +994,7 @@ mod tests {
                 field_hashes: Default::default(),
                 platform_id: Some("p1".into()),
                 active,
+                accommodations: None,
             },
             members: None,
         };

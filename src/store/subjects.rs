@@ -338,6 +338,17 @@ fn forget_in(
         params![sis_id, state_id],
     )?;
     tx.execute("DELETE FROM pseudonyms WHERE sourced_id = ?1", [sis_id])?;
+    // a held plan naming them goes (it could no longer be approved anyway:
+    // the state it was planned against changed)
+    tx.execute(
+        "UPDATE held_plans SET status = 'superseded', plan = NULL, decided_at = ?3
+         WHERE plan IS NOT NULL AND (instr(plan, ?1) > 0 OR instr(plan, ?2) > 0)",
+        params![
+            format!("\"{sis_id}\""),
+            format!("\"{state_id}\""),
+            super::now()
+        ],
+    )?;
     // the id and the nonce that salts its hash go together: what is left
     // cannot be linked to the person
     f.audit_entries_anonymised = tx.execute(

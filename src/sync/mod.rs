@@ -3,6 +3,8 @@
 //! used through their traits.
 
 pub mod apply;
+pub mod freeze;
+pub mod held;
 pub mod lock;
 pub mod plan;
 pub mod reconcile;
@@ -21,7 +23,7 @@ use crate::connector::oneroster_csv::OneRosterCsv;
 use crate::connector::oneroster_rest::OneRosterRest;
 use crate::connector::scim::ScimSink;
 use crate::http::{Auth, Http, OAuth2};
-use crate::model::{Completeness, Roster, SourceIssue};
+use crate::model::{Roster, SourceIssue};
 use crate::privacy::policy::Policy;
 use crate::store::{RecordKind, Store};
 use apply::{Context, Outcome};
@@ -76,6 +78,10 @@ pub struct RosterReport {
     /// Stopped before every planned record was sent (see
     /// [`Progress::stop_requested`]).
     pub interrupted: bool,
+    /// The id of the held plan, when the gate refused.
+    pub held_plan: Option<i64>,
+    /// What a freeze window held back.
+    pub deferred: Option<freeze::Deferred>,
 }
 
 fn refusal_text<S: serde::Serializer>(r: &Option<Refusal>, s: S) -> Result<S::Ok, S::Error> {
@@ -272,17 +278,12 @@ async fn roster_run(
     let source_format = std::mem::take(&mut roster.format);
     let ignored = roster.ignored;
     drop(roster); // free the source rows before the state is loaded
-    // Stored membership is only needed where the export does not give it.
-    let need_members = minimised.memberships_completeness != Completeness::Bulk
-        || !minimised.held_users.is_empty();
+    // Stored membership: merged with delta exports, and counted by the
+    // safety gate (memberships removed).
     let state = State {
         users: store.load_state(RecordKind::User)?,
         groups: store.load_state(RecordKind::Group)?,
-        members: if need_members {
-            store.load_members()?
-        } else {
-            Default::default()
-        },
+        members: store.load_members()?,
     };
     let plan = plan::plan(minimised, &state, opts.full);
     issues.extend(plan.issues.iter().cloned());
@@ -298,16 +299,43 @@ async fn roster_run(
         out_of_scope,
         delivered: None,
         interrupted: false,
+        held_plan: None,
+        deferred: None,
     };
+    if let Some(w) = cfg.safety.freeze_on(today()) {
+        let d = freeze::defer(&mut report.plan, &state, w);
+        tracing::info!(
+            mode = w.mode.as_str(),
+            deferred = d.total(),
+            "freeze window in force"
+        );
+        report.deferred = Some(d);
+    }
 
     if !opts.allow_mass_changes {
-        if let Err(refusal) = safety::check(&report.plan, cfg.safety.max_deactivate_share) {
+        if let Err(refusal) = safety::check(&report.plan, &cfg.safety) {
             if let Some(id) = run_id {
+                let reason = refusal.to_string();
+                let body = held::to_json(&report.plan, &state)?;
+                let held_id = store.hold_plan(&crate::store::plans::NewHeld {
+                    actor,
+                    run_id: Some(id),
+                    reason: &reason,
+                    source_fingerprint: &held::source_fingerprint(loaded, &body)?,
+                    state_version: &store.state_version()?,
+                    summary: &held::summary(&report.plan),
+                    plan: &body,
+                })?;
+                report.held_plan = Some(held_id);
+                let mut summary = summary_json(&report);
+                summary["held_plan"] = held_id.into();
                 store.finish_run(
                     id,
                     "refused",
-                    &summary_json(&report),
-                    Some(&refusal.to_string()),
+                    &summary,
+                    Some(&format!(
+                        "{reason} (held as plan {held_id}: sisync plan approve {held_id})"
+                    )),
                 )?;
             }
             report.refused = Some(refusal);
@@ -317,8 +345,51 @@ async fn roster_run(
     let Some(run_id) = run_id else {
         return Ok(report); // dry run
     };
+    // a newer source read went through: older held plans expire
+    store.supersede_held_plans(run_id)?;
+    execute(loaded, report, &state, store, run_id, actor, progress).await
+}
+
+/// Apply a held plan that `sisync plan approve` checked, as run `run_id`.
+pub(crate) async fn apply_held(
+    loaded: &Loaded,
+    plan: Plan,
+    state: &State,
+    store: &mut Store,
+    run_id: i64,
+    actor: &str,
+    progress: &dyn Progress,
+) -> Result<RosterReport> {
+    let report = RosterReport {
+        run_id: Some(run_id),
+        source_format: "held plan".into(),
+        dry_run: false,
+        plan,
+        outcome: None,
+        refused: None,
+        issues: Vec::new(),
+        ignored: 0,
+        out_of_scope: 0,
+        delivered: None,
+        interrupted: false,
+        held_plan: None,
+        deferred: None,
+    };
+    execute(loaded, report, state, store, run_id, actor, progress).await
+}
+
+/// Send a plan that passed the gate and record the run's end.
+async fn execute(
+    loaded: &Loaded,
+    mut report: RosterReport,
+    state: &State,
+    store: &mut Store,
+    run_id: i64,
+    actor: &str,
+    progress: &dyn Progress,
+) -> Result<RosterReport> {
     if !report.plan.is_empty() {
-        store.ensure_room(cfg.state.min_free_mb)?;
+        store.ensure_room(loaded.config.state.min_free_mb)?;
     }
     let total = (report.plan.users.len() + report.plan.groups.len()) as u64;
     progress.phase("applying", Some(total));
@@ -340,7 +411,7 @@ async fn roster_run(
             None
         },
     };
-    let applied = apply_plan(loaded, &report.plan, &state, store, &ctx).await;
+    let applied = apply_plan(loaded, &report.plan, state, store, &ctx).await;
     progress.done();
     let (outcome, delivered) = applied?;
     report.delivered = delivered;
@@ -352,12 +423,17 @@ async fn roster_run(
     if let Some(line) = &stopped {
         tracing::error!("{line}");
     }
+    // a run that deferred changes is no complete pull (an incremental
+    // source reads them again after the window)
+    let deferred = report.deferred.as_ref().filter(|d| d.total() > 0);
     let result = if stopped.is_some() {
         "failed"
     } else if report.interrupted {
         "interrupted"
     } else if report.failed() > 0 {
         "partial"
+    } else if deferred.is_some() {
+        "deferred"
     } else {
         "ok"
     };
@@ -377,6 +453,7 @@ async fn roster_run(
             .outcome
             .as_ref()
             .and_then(|o| o.failures.first().cloned())
+            .or_else(|| deferred.map(ToString::to_string))
     };
     store.finish_run(run_id, result, &summary_json(&report), err.as_deref())?;
     Ok(report)
@@ -467,6 +544,15 @@ pub fn policy_for(loaded: &Loaded, store: &Store) -> Result<Policy> {
         ))
 }
 
+/// Today's local date; `SISYNC_TODAY` (YYYY-MM-DD) sets it for a test
+/// of a freeze window config.
+pub fn today() -> chrono::NaiveDate {
+    std::env::var("SISYNC_TODAY")
+        .ok()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+        .unwrap_or_else(|| chrono::Local::now().date_naive())
+}
+
 /// The run summary stored with the run.
 pub fn summary_json(r: &RosterReport) -> serde_json::Value {
     serde_json::json!({
@@ -478,5 +564,6 @@ pub fn summary_json(r: &RosterReport) -> serde_json::Value {
         "source_issues": r.issues.len(),
         "ignored": r.ignored,
         "out_of_scope": r.out_of_scope,
+        "deferred": r.deferred,
     })
 }

@@ -5,13 +5,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Completeness, SourceIssue};
-use crate::privacy::policy::{Minimised, PlatformGroup, PlatformUser, hash_value, record_hash};
+use crate::privacy::policy::{
+    ExamAccommodations, Minimised, PlatformGroup, PlatformUser, hash_value, record_hash,
+};
 use crate::store::{FieldHashes, RecordKind, RecordState};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -43,6 +45,9 @@ pub struct UserChange {
     pub changed: Vec<&'static str>,
     #[serde(skip)]
     pub field_hashes: FieldHashes,
+    /// The update removes or reduces the user's exam accommodations.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reduces_accommodations: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,6 +74,10 @@ pub trait Change {
     fn field_hashes(&self) -> &FieldHashes;
     /// For groups: the member ids the platform will hold.
     fn members(&self) -> Option<Vec<String>>;
+    /// For users: the accommodations the platform will hold.
+    fn accommodations(&self) -> Option<ExamAccommodations> {
+        None
+    }
 
     /// The state to store once the platform accepted the change.
     fn new_state(&self, platform_id: Option<String>) -> RecordState {
@@ -77,6 +86,7 @@ pub trait Change {
             field_hashes: self.field_hashes().clone(),
             platform_id,
             active: self.action() != Action::Deactivate,
+            accommodations: self.accommodations(),
         }
     }
 }
@@ -100,6 +110,9 @@ impl Change for UserChange {
     }
     fn members(&self) -> Option<Vec<String>> {
         None
+    }
+    fn accommodations(&self) -> Option<ExamAccommodations> {
+        self.user.as_ref().and_then(|u| u.accommodations.clone())
     }
 }
 
@@ -140,8 +153,31 @@ pub struct Plan {
     /// Users the source delivered (in scope, active).
     pub source_users: usize,
     pub users_completeness: Completeness,
+    pub groups_completeness: Completeness,
+    pub memberships_completeness: Completeness,
+    /// What the safety gate counts, per kind of change.
+    pub gate: GateCounts,
     #[serde(skip)]
     pub issues: Vec<SourceIssue>,
+}
+
+/// Per kind of mass change: how many the plan makes and the base it is
+/// measured against (what sisync knows it has pushed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateCounts {
+    /// Users updated with a real change (a `--full` resend does not count).
+    pub users_updated: usize,
+    /// Memberships of active groups in state, and how many the plan removes.
+    pub memberships_known: usize,
+    pub memberships_removed: usize,
+    /// Groups retired, or emptied while they had members.
+    pub groups_lost: usize,
+    /// Active users with accommodations, and how many lose or get fewer.
+    pub accommodations_known: usize,
+    pub accommodations_lost: usize,
+    /// What the source delivered (for the empty-bulk check).
+    pub source_groups: usize,
+    pub source_memberships: usize,
 }
 
 impl Plan {
@@ -173,13 +209,81 @@ pub fn plan(mut m: Minimised, state: &State, full: bool) -> Plan {
         known_active_users: state.users.values().filter(|s| s.active).count(),
         known_active_groups: state.groups.values().filter(|s| s.active).count(),
         source_users: m.users.len(),
+        groups_completeness: m.groups_completeness,
+        memberships_completeness: m.memberships_completeness,
         issues: m.issues.clone(),
         ..Plan::default()
     };
+    let none = hash_value(&None::<ExamAccommodations>);
+    p.gate.accommodations_known = state
+        .users
+        .values()
+        .filter(|s| {
+            s.active
+                && s.field_hashes
+                    .get("accommodations")
+                    .is_some_and(|h| *h != none)
+        })
+        .count();
+    p.gate.memberships_known = state
+        .members
+        .iter()
+        .filter(|(g, _)| state.groups.get(*g).is_some_and(|s| s.active))
+        .map(|(_, m)| m.len())
+        .sum();
+    p.gate.source_groups = m.groups.len();
+    p.gate.source_memberships = m.members.values().map(BTreeSet::len).sum();
     let users = std::mem::take(&mut m.users);
     plan_users(users, &m, state, full, &mut p);
     plan_groups(&m, state, full, &mut p);
+    count_group_losses(state, &mut p);
     p
+}
+
+/// Whether `new` gives a candidate less than `old`: any accommodation gone
+/// or lowered. An old value sisync did not keep (state from before it kept
+/// them) counts as reduced when the hash changed: the gate errs on the
+/// side of holding.
+pub fn reduces(
+    old: Option<&ExamAccommodations>,
+    had_any: bool,
+    new: Option<&ExamAccommodations>,
+) -> bool {
+    let Some(old) = old else {
+        return had_any;
+    };
+    let Some(new) = new else {
+        return true;
+    };
+    let lower = |o: Option<f64>, n: Option<f64>| match (o, n) {
+        (Some(o), Some(n)) => n < o,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    lower(
+        old.extra_time_percent.map(f64::from),
+        new.extra_time_percent.map(f64::from),
+    ) || lower(old.font_scale, new.font_scale)
+        || (old.screen_reader == Some(true) && new.screen_reader != Some(true))
+}
+
+/// Memberships removed and groups emptied or retired, against state.
+fn count_group_losses(state: &State, p: &mut Plan) {
+    let empty = BTreeSet::new();
+    for c in &p.groups {
+        let before = state.members.get(&c.external_id).unwrap_or(&empty);
+        let after: HashSet<&str> = c.group.members.iter().map(String::as_str).collect();
+        p.gate.memberships_removed += before
+            .iter()
+            .filter(|m| !after.contains(m.as_str()))
+            .count();
+        let was_active = state.groups.get(&c.external_id).is_some_and(|s| s.active);
+        if was_active
+            && (c.action == Action::Deactivate || (after.is_empty() && !before.is_empty()))
+        {
+            p.gate.groups_lost += 1;
+        }
+    }
 }
 
 fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<&'static str> {
@@ -221,9 +325,12 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
                 action: Action::Create,
                 external_id: u.external_id.clone(),
                 platform_id: None,
-                changed: fh.keys().cloned().collect(),
+                // what goes out: an empty or never-allowed field is no
+                // attribute of the create (nor of its audit entry)
+                changed: fh.keys().filter(|k| u.carries(k)).cloned().collect(),
                 user: Some(u),
                 field_hashes: fh,
+                reduces_accommodations: false,
             }),
             Some(old) => {
                 for f in &u.unknown {
@@ -231,17 +338,42 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
                         fh.insert(f, h.clone());
                     }
                 }
+                let really = changed_fields(&old.field_hashes, &fh);
                 let changed = if full {
+                    // everything again: a value, or a removal where the
+                    // platform drifted
                     fh.keys()
                         .filter(|k| !u.unknown.contains(k))
                         .cloned()
                         .collect()
                 } else {
-                    changed_fields(&old.field_hashes, &fh)
+                    really.clone()
                 };
                 if changed.is_empty() && old.hash == record_hash(&fh) {
                     p.unchanged_users += 1;
                 } else {
+                    // a field sisync starts or stops tracking (bsn added
+                    // to or dropped from privacy.fields) is a config
+                    // change, not a source one
+                    if really
+                        .iter()
+                        .any(|f| old.field_hashes.contains_key(f) && fh.contains_key(f))
+                    {
+                        p.gate.users_updated += 1;
+                    }
+                    let none = hash_value(&None::<ExamAccommodations>);
+                    let reduces_accommodations = old.active
+                        && really.contains(&"accommodations")
+                        && reduces(
+                            old.accommodations.as_ref(),
+                            old.field_hashes
+                                .get("accommodations")
+                                .is_some_and(|h| *h != none),
+                            u.accommodations.as_ref(),
+                        );
+                    if reduces_accommodations {
+                        p.gate.accommodations_lost += 1;
+                    }
                     p.users.push(UserChange {
                         action: Action::Update,
                         external_id: u.external_id.clone(),
@@ -249,6 +381,7 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
                         user: Some(u),
                         changed,
                         field_hashes: fh,
+                        reduces_accommodations,
                     });
                 }
             }
@@ -264,6 +397,7 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
             user: None,
             changed: vec!["active"],
             field_hashes: fh,
+            reduces_accommodations: false,
         });
     };
     let mut leaving: HashSet<&str> = HashSet::new();

@@ -304,6 +304,7 @@ mod tests {
             field_hashes: fh,
             platform_id: Some(pid.into()),
             active: u.active,
+            accommodations: None,
         }
     }
 
@@ -329,6 +330,7 @@ mod tests {
                 field_hashes: gfh,
                 platform_id: Some("pg".into()),
                 active: true,
+                accommodations: None,
             },
         )]
         .into();

@@ -1,67 +1,190 @@
-//! The safety gate: refuses plans that look like a broken source rather
-//! than real change, unless the admin passes `--allow-mass-changes`.
+//! The safety gate: holds plans that look like a broken source rather
+//! than real change, one limit per kind of change (`[safety]`), unless the
+//! admin approves the held plan or passes `--allow-mass-changes`.
 
+use serde::Serialize;
+
+use crate::config::Safety;
 use crate::model::Completeness;
 use crate::sync::plan::{Action, Plan};
 
-/// Why a plan was refused; shown to the admin as one line.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Refusal {
-    #[error(
-        "the source yielded 0 users while {known} are active on the platform; this looks like an empty or broken export. Check the source, or rerun with --allow-mass-changes if everyone really left"
-    )]
-    EmptySource { known: usize },
-    #[error(
-        "the plan deactivates {count} of {known} known {what} ({pct:.1} %), above safety.max_deactivate_share ({max:.1} %). Check the export is complete; if the change is real, rerun with --allow-mass-changes"
-    )]
-    TooManyDeactivations {
+/// One kind of change above its limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Breach {
+    /// A bulk export without any record of a kind sisync has pushed.
+    EmptyBulk { what: &'static str, known: usize },
+    /// More changes of one kind than its share allows.
+    Share {
+        /// The config key under `[safety]`.
+        key: &'static str,
+        /// "remove", "deactivate", ...
+        verb: &'static str,
         what: &'static str,
         count: usize,
         known: usize,
-        pct: f64,
-        max: f64,
+        limit: f64,
     },
 }
 
-/// Check a plan against the configured share. `known` is what state had.
-pub fn check(plan: &Plan, max_share: f64) -> Result<(), Refusal> {
-    if plan.users_completeness == Completeness::Bulk
-        && plan.source_users == 0
-        && plan.known_active_users > 0
-    {
-        return Err(Refusal::EmptySource {
-            known: plan.known_active_users,
-        });
+impl std::fmt::Display for Breach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Breach::EmptyBulk { what, known } => write!(
+                f,
+                "the source yielded 0 {what} while sisync knows {} on the platform (empty or broken export?)",
+                thousands(*known)
+            ),
+            Breach::Share {
+                verb,
+                what,
+                count,
+                known,
+                limit,
+                ..
+            } => write!(
+                f,
+                "would {verb} {} of {} {what} ({:.1} %, limit {} %)",
+                thousands(*count),
+                thousands(*known),
+                *count as f64 * 100.0 / *known as f64,
+                percent(*limit)
+            ),
+        }
     }
+}
+
+/// Why a plan was held; shown to the admin as one line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refusal {
+    pub breaches: Vec<Breach>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.breaches.iter().map(Breach::to_string).collect();
+        write!(
+            f,
+            "{}. Check that the export is complete; if the change is real, approve the held plan or rerun with --allow-mass-changes",
+            parts.join("; ")
+        )
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// 1011 → "1,011".
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 0.1 → "10", 0.025 → "2.5".
+fn percent(share: f64) -> String {
+    let p = format!("{:.1}", share * 100.0);
+    p.strip_suffix(".0").map(str::to_string).unwrap_or(p)
+}
+
+/// Check a plan against the configured limits; every breach is named.
+pub fn check(plan: &Plan, limits: &Safety) -> Result<(), Refusal> {
+    let g = &plan.gate;
+    let mut breaches = Vec::new();
+    let mut empty = |complete: Completeness, source: usize, known: usize, what| {
+        if complete == Completeness::Bulk && source == 0 && known > 0 {
+            breaches.push(Breach::EmptyBulk { what, known });
+        }
+    };
+    empty(
+        plan.users_completeness,
+        plan.source_users,
+        plan.known_active_users,
+        "users",
+    );
+    empty(
+        plan.groups_completeness,
+        g.source_groups,
+        plan.known_active_groups,
+        "classes",
+    );
+    empty(
+        plan.memberships_completeness,
+        g.source_memberships,
+        g.memberships_known,
+        "enrolments",
+    );
+    let mut share = |key, verb, what, count: usize, known: usize, limit: f64, floor: usize| {
+        if count == 0 || known == 0 {
+            return;
+        }
+        if count > floor && count as f64 / known as f64 > limit {
+            breaches.push(Breach::Share {
+                key,
+                verb,
+                what,
+                count,
+                known,
+                limit,
+            });
+        }
+    };
     share(
+        "max_deactivate_share",
+        "deactivate",
         "users",
         plan.count_users(Action::Deactivate),
         plan.known_active_users,
-        max_share,
-    )?;
+        limits.max_deactivate_share,
+        0,
+    );
     share(
+        "max_update_share",
+        "update",
+        "users",
+        g.users_updated,
+        plan.known_active_users,
+        limits.max_update_share,
+        0,
+    );
+    share(
+        "max_membership_removal_share",
+        "remove",
+        "memberships",
+        g.memberships_removed,
+        g.memberships_known,
+        limits.max_membership_removal_share,
+        0,
+    );
+    share(
+        "max_group_loss_share",
+        "empty or retire",
         "classes",
-        plan.count_groups(Action::Deactivate),
+        g.groups_lost,
         plan.known_active_groups,
-        max_share,
-    )
-}
-
-fn share(what: &'static str, count: usize, known: usize, max: f64) -> Result<(), Refusal> {
-    if count == 0 || known == 0 {
-        return Ok(());
+        limits.max_group_loss_share,
+        0,
+    );
+    // removing one candidate's extra time on purpose is normal
+    share(
+        "max_accommodation_loss_share",
+        "remove or reduce the accommodations of",
+        "persons who have them",
+        g.accommodations_lost,
+        g.accommodations_known,
+        limits.max_accommodation_loss_share,
+        1,
+    );
+    if breaches.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal { breaches })
     }
-    let s = count as f64 / known as f64;
-    if s > max {
-        return Err(Refusal::TooManyDeactivations {
-            what,
-            count,
-            known,
-            pct: s * 100.0,
-            max: max * 100.0,
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -79,49 +202,133 @@ mod tests {
                     user: None,
                     changed: vec!["active"],
                     field_hashes: Default::default(),
+                    reduces_accommodations: false,
                 })
                 .collect(),
             known_active_users: known,
             source_users: source,
             users_completeness: Completeness::Bulk,
+            groups_completeness: Completeness::Absent,
+            memberships_completeness: Completeness::Absent,
             ..Plan::default()
         }
     }
 
+    fn limits() -> Safety {
+        Safety::default()
+    }
+
     #[test]
     fn within_share_passes() {
-        assert_eq!(check(&plan_with(5, 100, 95), 0.05), Ok(()));
+        assert_eq!(check(&plan_with(5, 100, 95), &limits()), Ok(()));
     }
 
     #[test]
     fn above_share_is_refused() {
-        let e = check(&plan_with(6, 100, 94), 0.05).unwrap_err();
+        let e = check(&plan_with(6, 100, 94), &limits()).unwrap_err();
         assert!(matches!(
-            e,
-            Refusal::TooManyDeactivations {
+            e.breaches[..],
+            [Breach::Share {
+                key: "max_deactivate_share",
                 count: 6,
                 known: 100,
                 ..
-            }
+            }]
         ));
         assert!(e.to_string().contains("--allow-mass-changes"));
     }
 
     #[test]
     fn empty_source_is_refused_even_below_share() {
-        let e = check(&plan_with(0, 10, 0), 1.0).unwrap_err();
-        assert_eq!(e, Refusal::EmptySource { known: 10 });
+        let mut l = limits();
+        l.max_deactivate_share = 1.0;
+        let e = check(&plan_with(0, 10, 0), &l).unwrap_err();
+        assert_eq!(
+            e.breaches,
+            vec![Breach::EmptyBulk {
+                what: "users",
+                known: 10
+            }]
+        );
     }
 
     #[test]
     fn empty_delta_is_fine() {
         let mut p = plan_with(0, 10, 0);
         p.users_completeness = Completeness::Delta;
-        assert_eq!(check(&p, 0.05), Ok(()));
+        assert_eq!(check(&p, &limits()), Ok(()));
     }
 
     #[test]
     fn first_run_has_no_base() {
-        assert_eq!(check(&plan_with(0, 0, 50), 0.05), Ok(()));
+        assert_eq!(check(&plan_with(0, 0, 50), &limits()), Ok(()));
+    }
+
+    #[test]
+    fn message_names_the_kind_with_counts_and_limit() {
+        let mut p = plan_with(0, 100, 100);
+        p.memberships_completeness = Completeness::Delta;
+        p.gate.memberships_known = 1011;
+        p.gate.memberships_removed = 412;
+        let e = check(&p, &limits()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("would remove 412 of 1,011 memberships (40.8 %, limit 10 %)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn what_counts_as_an_accommodation_reduction() {
+        use crate::privacy::policy::ExamAccommodations as A;
+        use crate::sync::plan::reduces;
+        let a = |t: Option<u32>, f: Option<f64>, r: Option<bool>| A {
+            extra_time_percent: t,
+            font_scale: f,
+            screen_reader: r,
+        };
+        let old = a(Some(30), Some(1.5), Some(true));
+        assert!(reduces(Some(&old), true, None), "removed");
+        assert!(reduces(
+            Some(&old),
+            true,
+            Some(&a(Some(15), Some(1.5), Some(true)))
+        ));
+        assert!(reduces(
+            Some(&old),
+            true,
+            Some(&a(Some(30), None, Some(true)))
+        ));
+        assert!(reduces(
+            Some(&old),
+            true,
+            Some(&a(Some(30), Some(1.5), Some(false)))
+        ));
+        assert!(
+            !reduces(Some(&old), true, Some(&a(Some(50), Some(2.0), Some(true)))),
+            "a raise"
+        );
+        assert!(!reduces(None, false, Some(&old)), "new accommodations");
+        assert!(
+            reduces(None, true, Some(&old)),
+            "value not kept: held to be safe"
+        );
+    }
+
+    #[test]
+    fn one_accommodation_loss_is_always_allowed_two_of_ten_are_not() {
+        let mut p = plan_with(0, 100, 100);
+        p.gate.accommodations_known = 10;
+        p.gate.accommodations_lost = 1;
+        assert_eq!(check(&p, &limits()), Ok(()));
+        p.gate.accommodations_lost = 2;
+        let e = check(&p, &limits()).unwrap_err();
+        assert!(matches!(
+            e.breaches[..],
+            [Breach::Share {
+                key: "max_accommodation_loss_share",
+                ..
+            }]
+        ));
     }
 }

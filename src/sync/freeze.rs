@@ -1,0 +1,153 @@
+//! Freeze windows (`[[safety.freeze]]`): during an exam period nothing
+//! that takes something away from a candidate is written. `adds-only`
+//! defers deactivations, membership removals, class retirements and
+//! accommodation reductions; `paused` defers everything. A deferred change
+//! is not written and its state is not touched, so the first run after the
+//! window plans it again (through the safety gate).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Freeze, FreezeMode};
+use crate::privacy::policy::hash_value;
+use crate::sync::plan::{Action, Plan, State};
+
+/// What a freeze window held back in one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferred {
+    pub mode: String,
+    pub reason: String,
+    /// The last day of the window.
+    pub until: String,
+    pub users_deactivated: usize,
+    pub memberships_removed: usize,
+    pub classes_retired: usize,
+    pub accommodations_reduced: usize,
+    /// `paused`: every other change (creates, updates).
+    pub other: usize,
+}
+
+impl Deferred {
+    pub fn total(&self) -> usize {
+        self.users_deactivated
+            + self.memberships_removed
+            + self.classes_retired
+            + self.accommodations_reduced
+            + self.other
+    }
+}
+
+impl std::fmt::Display for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "freeze window ({}, until {}{}): deferred {} deactivations, {} membership removals, {} class retirements, {} accommodation reductions",
+            self.mode,
+            self.until,
+            if self.reason.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", self.reason)
+            },
+            self.users_deactivated,
+            self.memberships_removed,
+            self.classes_retired,
+            self.accommodations_reduced
+        )?;
+        if self.other > 0 {
+            write!(f, ", {} other changes", self.other)?;
+        }
+        Ok(())
+    }
+}
+
+/// Take out of `plan` what the window does not allow; returns what was
+/// deferred.
+pub fn defer(plan: &mut Plan, state: &State, w: &Freeze) -> Deferred {
+    let mut d = Deferred {
+        mode: w.mode.as_str().into(),
+        reason: w.reason.clone(),
+        until: w.until.to_string(),
+        memberships_removed: plan.gate.memberships_removed,
+        ..Deferred::default()
+    };
+    if w.mode == FreezeMode::Paused {
+        d.users_deactivated = plan.count_users(Action::Deactivate);
+        d.classes_retired = plan.count_groups(Action::Deactivate);
+        d.accommodations_reduced = plan.gate.accommodations_lost;
+        d.other = plan.users.len() + plan.groups.len()
+            - d.users_deactivated
+            - d.classes_retired
+            - d.accommodations_reduced;
+        plan.users.clear();
+        plan.groups.clear();
+        plan.gate = Default::default();
+        return d;
+    }
+    let none = hash_value(&None::<crate::privacy::policy::ExamAccommodations>);
+    plan.users.retain_mut(|c| {
+        if c.action == Action::Deactivate {
+            d.users_deactivated += 1;
+            return false;
+        }
+        if !c.reduces_accommodations {
+            return true;
+        }
+        d.accommodations_reduced += 1;
+        let Some(old) = state.users.get(&c.external_id) else {
+            return false;
+        };
+        let old_hash = old.field_hashes.get("accommodations").cloned();
+        // keep the rest of the update, with the accommodations as they are
+        // on the platform; unknown old values: the whole update waits
+        if old.accommodations.is_none() && old_hash.as_ref() != Some(&none) {
+            return false;
+        }
+        if let Some(u) = c.user.as_mut() {
+            u.accommodations = old.accommodations.clone();
+        }
+        match old_hash {
+            Some(h) => c.field_hashes.insert("accommodations", h),
+            None => c.field_hashes.remove("accommodations"),
+        };
+        c.changed.retain(|f| *f != "accommodations");
+        c.reduces_accommodations = false;
+        !c.changed.is_empty()
+    });
+    let empty = BTreeSet::new();
+    plan.groups.retain_mut(|c| {
+        if c.action == Action::Deactivate {
+            d.classes_retired += 1;
+            return false;
+        }
+        let stored = state.members.get(&c.external_id).unwrap_or(&empty);
+        if stored.iter().all(|m| c.group.members.contains(m)) {
+            return true;
+        }
+        // additions go through, removals wait
+        let members: BTreeSet<String> = c
+            .group
+            .members
+            .iter()
+            .chain(stored.iter())
+            .cloned()
+            .collect();
+        c.group.members = members.into_iter().collect();
+        let h = hash_value(&c.group.members);
+        let unchanged = state
+            .groups
+            .get(&c.external_id)
+            .and_then(|o| o.field_hashes.get("members"))
+            == Some(&h);
+        c.field_hashes.insert("members", h);
+        if unchanged {
+            c.changed.retain(|f| *f != "members");
+        }
+        !c.changed.is_empty()
+    });
+    plan.gate.memberships_removed = 0;
+    plan.gate.groups_lost = 0;
+    plan.gate.accommodations_lost = 0;
+    d
+}

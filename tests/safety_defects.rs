@@ -1,0 +1,143 @@
+//! Defects found while testing the exam-grade safety work (issue 12):
+//! audit `fields` list only what was sent, an erased person leaves no new
+//! pseudonym mapping, a killed run does not stay `running` forever.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::fake_scim::{FakeScim, TOKEN};
+use common::*;
+use sisync::store::{AuditFilter, Store};
+use sisync::sync::RosterOptions;
+
+const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+fn cli(cfg: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env_remove("SISYNC_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_fields_list_only_attributes_that_were_sent() {
+    let server = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(
+        dir.path(),
+        &export,
+        &server.base,
+        TOKEN,
+        "\n[privacy]\nfields = [\"name\", \"role\", \"groups\"]\n",
+    );
+    sync(&cfg, RosterOptions::default()).await;
+    let bodies: String = server.writes().iter().map(|r| r.body.clone()).collect();
+    assert!(!bodies.contains("emails") && !bodies.contains("extraTimePercent"));
+    let store = Store::open(&cfg.config.state.path).unwrap();
+    let creates: Vec<_> = store
+        .audit_list(&AuditFilter {
+            kind: Some("user.create".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(creates.len(), 42);
+    for a in &creates {
+        let fields: Vec<&str> = a.fields.split(',').collect();
+        for never in ["email", "accommodations", "org", "bsn"] {
+            assert!(
+                !fields.contains(&never),
+                "{}: {}",
+                a.record_id.as_deref().unwrap_or(""),
+                a.fields
+            );
+        }
+        assert!(fields.contains(&"userName") && fields.contains(&"active"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erased_person_gets_no_new_pseudonym_mapping() {
+    let server = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    std::fs::write(dir.path().join("pseudonym.key"), KEY).unwrap();
+    let cfg = scim_config(
+        dir.path(),
+        &export,
+        &server.base,
+        TOKEN,
+        "\n[privacy]\npseudonymize_ids = true\npseudonym_key_file = \"pseudonym.key\"\nfields = [\"name\", \"role\", \"groups\"]\n",
+    );
+    sync(&cfg, RosterOptions::default()).await;
+    let (code, out, err) = cli(&cfg.file, &["privacy", "erase", "--person", "stu-1002"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // stu-1002 is still in the SIS export
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert!(r.refused.is_none());
+    let conn = rusqlite::Connection::open(&cfg.config.state.path).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pseudonyms WHERE sourced_id = 'stu-1002'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0, "the erased person's SIS id is back in pseudonyms");
+    let others: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pseudonyms", [], |r| r.get(0))
+        .unwrap();
+    assert!(others > 0, "the others keep their mapping");
+    drop(conn);
+    for ext in ["", "-wal"] {
+        let mut p = cfg.config.state.path.clone().into_os_string();
+        p.push(ext);
+        if let Ok(bytes) = std::fs::read(&p) {
+            assert!(
+                !bytes.windows(8).any(|w| w == b"stu-1002"),
+                "{p:?} holds the erased id again"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_killed_with_sigkill_is_marked_interrupted_by_the_next_run() {
+    let server = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    // what a process killed with SIGKILL leaves: a run row still
+    // `running`, and no lock holder
+    let killed = Store::open(&cfg.config.state.path)
+        .unwrap()
+        .begin_run("roster", "user:killed", true)
+        .unwrap();
+    sync(&cfg, RosterOptions::default()).await;
+    let store = Store::open(&cfg.config.state.path).unwrap();
+    let runs = store.recent_runs(5).unwrap();
+    let old = runs.iter().find(|r| r.id == killed).unwrap();
+    assert_eq!(old.outcome, "interrupted");
+    assert!(old.finished_at.is_some());
+    assert!(
+        old.error
+            .as_deref()
+            .unwrap()
+            .contains("ended before it finished")
+    );
+    assert_eq!(runs[0].outcome, "ok");
+    let (code, out, _) = cli(&cfg.file, &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("interrupted"), "{out}");
+}
