@@ -157,7 +157,7 @@ pub fn readiness(db: &Path, max_failing: Duration) -> Result<String, String> {
     )
     .map_err(|e| format!("cannot open the state database {} ({e})", db.display()))?;
     if conn
-        .is_readonly(rusqlite::DatabaseName::Main)
+        .is_readonly(rusqlite::MAIN_DB)
         .unwrap_or(true)
     {
         return Err(format!("the state database {} is read-only", db.display()));

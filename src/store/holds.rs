@@ -221,11 +221,12 @@ impl Store {
     /// Holds by kind, and what is wrong with the subject key (for
     /// `status`): `None` when it is fine or not needed yet.
     pub fn holds_status(&self) -> Result<HoldsStatus> {
-        let (restricted, erased): (usize, usize) = self.conn.query_row(
+        let (restricted, erased): (i64, i64) = self.conn.query_row(
             "SELECT COALESCE(SUM(kind = 'restricted'), 0), COALESCE(SUM(kind = 'erased'), 0) FROM subject_holds",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        let (restricted, erased) = (restricted as usize, erased as usize);
         Ok(HoldsStatus {
             restricted,
             erased,

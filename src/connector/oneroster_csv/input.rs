@@ -50,7 +50,17 @@ impl Input {
         })?;
         let mut names: HashMap<String, String> = HashMap::new();
         let mut inner_zips = Vec::new();
-        for n in zip.file_names().filter(|n| !n.ends_with('/')) {
+        let entries: Vec<String> = zip
+            .file_names()
+            .map(|n| n.map(|n| n.to_string()))
+            .collect::<Result<_, _>>()
+            .with_context(|| {
+                format!(
+                    "{}: an entry name cannot be read; re-create the zip",
+                    path.display()
+                )
+            })?;
+        for n in entries.iter().map(String::as_str).filter(|n| !n.ends_with('/')) {
             let base = n.rsplit('/').next().unwrap_or(n).to_ascii_lowercase();
             if base.ends_with(".zip") {
                 inner_zips.push(n.to_string());
