@@ -116,25 +116,58 @@ async fn full_sync_into_scimmy_with_the_extension_and_a_lost_state_file() {
     let r = common::sync(&cfg, RosterOptions::default()).await;
     assert_only_the_whole_decimal_failed(&r);
 
-    // a change goes through PATCH on SCIMMY and is read back
+    // changes go through PATCH on SCIMMY and are read back: a name, an
+    // accommodation, a student who left (deactivated, out of classes)
     edit(&export, "users.csv", |l| {
         Some(if l.starts_with("stu-1009,") {
             l.replace(",Lotte,Jansen,", ",Lotte,Brouwer,")
+        } else if l.starts_with("stu-1003,") {
+            l.replace(",25,1.5,false", ",33,1.5,false")
         } else {
             l.to_string()
         })
     });
+    edit(&export, "users.csv", |l| {
+        (!l.starts_with("stu-1014,")).then(|| l.to_string())
+    });
+    edit(&export, "enrollments.csv", |l| {
+        (!l.contains(",stu-1014,")).then(|| l.to_string())
+    });
     let r = common::sync(&cfg, RosterOptions::default()).await;
     assert_only_the_whole_decimal_failed(&r);
-    assert_eq!(r.outcome.as_ref().unwrap().users.updated, 1);
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(
+        (o.users.updated, o.users.deactivated, o.groups.updated),
+        (2, 1, 3)
+    );
     let users = all(&peer, "Users").await;
     assert_eq!(by_ext(&users, "stu-1009")["name"]["familyName"], "Brouwer");
+    assert_eq!(by_ext(&users, "stu-1003")[EXT]["extraTimePercent"], 33);
+    let gone = by_ext(&users, "stu-1014");
+    assert_eq!(gone["active"], false);
+    let gone_id = gone["id"].as_str().unwrap().to_string();
+    let groups = all(&peer, "Groups").await;
+    assert!(
+        groups
+            .iter()
+            .all(|g| !g["members"].to_string().contains(&gone_id))
+    );
+
+    // reconcile reads SCIMMY back and finds it as sisync left it (the
+    // refused user was never delivered, so it is no drift)
+    let (report, _) = sync::reconcile::run(&cfg, false, "user:test", &Quiet)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!((report.users_read, report.groups_read), (41, 6));
 
     // the state file is lost: the next run adopts what is there
     lose_state(dir.path());
     let r = common::sync(&cfg, RosterOptions::default()).await;
     assert_only_the_whole_decimal_failed(&r);
-    let users = all(&peer, "Users").await;
+    let mut users = all(&peer, "Users").await;
     let groups = all(&peer, "Groups").await;
-    assert_roster_complete(&export, &users, &groups, EXT, REFUSED);
+    // stu-1014 left: still there, inactive, not in the export any more
+    users.retain(|u| u["externalId"] != "stu-1014");
+    assert_roster_complete(&export, &users, &groups, EXT, &["stu-1014", "stu-1015"]);
 }
