@@ -17,7 +17,9 @@ use sisync::sync::{self, Quiet, RosterOptions};
 /// SCIMMY accepts only URNs under urn:ietf:params:scim:schemas:.
 const EXT: &str = "urn:ietf:params:scim:schemas:extension:sisync:exam:2.0:User";
 
-fn start(extension: bool, log_dir: &std::path::Path) -> Peer {
+/// SCIMMY with the extension, or with its defaults; behind Express 4, or
+/// Express 5 (which loses its paging).
+fn start(extension: bool, express5: bool, log_dir: &std::path::Path) -> Peer {
     let dir = repo().join("tests/peers/scimmy");
     assert!(
         dir.join("node_modules/scimmy-routers").exists(),
@@ -33,13 +35,16 @@ fn start(extension: bool, log_dir: &std::path::Path) -> Peer {
         cmd.arg("--extension")
             .arg(repo().join("deploy/scim/exam-extension-ietf.json"));
     }
+    if express5 {
+        cmd.arg("--express5");
+    }
     real_peer::spawn(cmd, &token, &log_dir.join("scimmy.log"), "SCIMMY")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scimmy_defaults_without_the_extension_are_refused_before_any_write() {
     let dir = tempfile::tempdir().unwrap();
-    let peer = start(false, dir.path());
+    let peer = start(false, false, dir.path());
     let export = copy_fixture("oneroster-1.2", dir.path());
     // the admin followed the README and set the ietf URN, but the vendor
     // did not load the schema
@@ -92,7 +97,7 @@ fn assert_only_the_whole_decimal_failed(r: &sisync::sync::RosterReport) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_into_scimmy_with_the_extension_and_a_lost_state_file() {
     let dir = tempfile::tempdir().unwrap();
-    let peer = start(true, dir.path());
+    let peer = start(true, false, dir.path());
     let export = copy_fixture("oneroster-1.2", dir.path());
     let extra = format!("extension_urn = \"{EXT}\"\n");
     let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);
@@ -170,4 +175,47 @@ async fn full_sync_into_scimmy_with_the_extension_and_a_lost_state_file() {
     // stu-1014 left: still there, inactive, not in the export any more
     users.retain(|u| u["externalId"] != "stu-1014");
     assert_roster_complete(&export, &users, &groups, EXT, &["stu-1014", "stu-1015"]);
+}
+
+/// scimmy-routers behind Express 5 answers the first 20 resources for any
+/// startIndex. Writes go by filter and arrive; reconcile, which reads the
+/// whole list, refuses the list instead of calling 21 users missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scimmy_behind_express5_does_not_page_and_reconcile_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = start(true, true, dir.path());
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let extra = format!("extension_urn = \"{EXT}\"\n");
+    let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);
+    let r = common::sync(&cfg, RosterOptions::default()).await;
+    assert_only_the_whole_decimal_failed(&r);
+    assert_eq!(r.outcome.as_ref().unwrap().users.created, 41);
+
+    let e = sync::reconcile::run(&cfg, false, "user:test", &Quiet)
+        .await
+        .unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("does not page its list (asked for startIndex 21, answered 1)"),
+        "{e}"
+    );
+    let e = sync::reconcile::run(&cfg, true, "user:test", &Quiet)
+        .await
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("does not page its list"), "{e:#}");
+    assert_eq!(real_peer_count(&peer).await, 41, "--fix created nothing");
+}
+
+/// totalResults of /Users (one page is enough for that).
+async fn real_peer_count(peer: &Peer) -> u64 {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/Users", peer.url))
+        .bearer_auth(&peer.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["totalResults"].as_u64().unwrap()
 }

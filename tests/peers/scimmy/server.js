@@ -2,14 +2,18 @@
 // sisync's interop test (tests/interop_scimmy.rs): Users and Groups in
 // memory, bearer-token auth, a free loopback port.
 //
-// Usage: SCIMMY_TOKEN=... node server.js [--extension SCHEMA.json]
+// Usage: SCIMMY_TOKEN=... node server.js [--extension SCHEMA.json] [--express5]
 //   --extension  declare this schema (e.g. deploy/scim/exam-extension-ietf.json)
 //                as an extension of User; without it, SCIMMY's defaults.
+//   --express5   serve with Express 5, under which scimmy-routers 1.3.2
+//                ignores startIndex and count (its query casts are lost):
+//                every list answers its first 20 resources.
 // Prints one line, `SISYNC_SCIM_URL=http://127.0.0.1:PORT/scim/v2`, once it
 // listens. Stops on SIGTERM or when stdin closes (the test process died).
 import {readFileSync} from "node:fs";
 import {randomUUID} from "node:crypto";
-import express from "express";
+import express4 from "express";
+import express5 from "express5";
 import SCIMMY from "scimmy";
 import SCIMMYRouters from "scimmy-routers";
 
@@ -85,7 +89,7 @@ for (const [Resource, name] of [[SCIMMY.Resources.User, "User"], [SCIMMY.Resourc
     SCIMMY.Resources.declare(Resource).ingress(s.ingress).egress(s.egress).degress(s.degress);
 }
 
-const app = express();
+const app = (args.includes("--express5") ? express5 : express4)();
 app.use("/scim/v2", new SCIMMYRouters({
     type: "bearer",
     docUri: "https://example.invalid/sisync-testpeer",
