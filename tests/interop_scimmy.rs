@@ -18,8 +18,8 @@ use sisync::sync::{self, Quiet, RosterOptions};
 const EXT: &str = "urn:ietf:params:scim:schemas:extension:sisync:exam:2.0:User";
 
 /// SCIMMY with the extension, or with its defaults; behind Express 4, or
-/// Express 5 (which loses its paging).
-fn start(extension: bool, express5: bool, log_dir: &std::path::Path) -> Peer {
+/// Express 5 (which loses its paging); `flags` as `server.js` takes them.
+fn start(extension: bool, flags: &[&str], log_dir: &std::path::Path) -> Peer {
     let dir = repo().join("tests/peers/scimmy");
     assert!(
         dir.join("node_modules/scimmy-routers").exists(),
@@ -35,16 +35,14 @@ fn start(extension: bool, express5: bool, log_dir: &std::path::Path) -> Peer {
         cmd.arg("--extension")
             .arg(repo().join("deploy/scim/exam-extension-ietf.json"));
     }
-    if express5 {
-        cmd.arg("--express5");
-    }
+    cmd.args(flags);
     real_peer::spawn(cmd, &token, &log_dir.join("scimmy.log"), "SCIMMY")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scimmy_defaults_without_the_extension_are_refused_before_any_write() {
     let dir = tempfile::tempdir().unwrap();
-    let peer = start(false, false, dir.path());
+    let peer = start(false, &[], dir.path());
     let export = copy_fixture("oneroster-1.2", dir.path());
     // the admin followed the README and set the ietf URN, but the vendor
     // did not load the schema
@@ -97,7 +95,7 @@ fn assert_only_the_whole_decimal_failed(r: &sisync::sync::RosterReport) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_into_scimmy_with_the_extension_and_a_lost_state_file() {
     let dir = tempfile::tempdir().unwrap();
-    let peer = start(true, false, dir.path());
+    let peer = start(true, &[], dir.path());
     let export = copy_fixture("oneroster-1.2", dir.path());
     let extra = format!("extension_urn = \"{EXT}\"\n");
     let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);
@@ -177,13 +175,52 @@ async fn full_sync_into_scimmy_with_the_extension_and_a_lost_state_file() {
     assert_roster_complete(&export, &users, &groups, EXT, &["stu-1014", "stu-1015"]);
 }
 
+/// SCIMMY declaring neither PATCH nor filters (scimmy-routers declares both
+/// unless told otherwise): sisync reads the externalIds from the paged list
+/// and updates by PUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scimmy_declaring_no_patch_and_no_filter_gets_put_and_a_paged_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = start(true, &["--no-patch-no-filter"], dir.path());
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let extra = format!("extension_urn = \"{EXT}\"\n");
+    let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);
+    let r = common::sync(&cfg, RosterOptions::default()).await;
+    assert_only_the_whole_decimal_failed(&r);
+
+    edit(&export, "users.csv", |l| {
+        Some(if l.starts_with("stu-1003,") {
+            l.replace(",Zoë,Berg,van der,", ",Zoë,Berg,van den,")
+        } else {
+            l.to_string()
+        })
+    });
+    let r = common::sync(&cfg, RosterOptions::default()).await;
+    assert_only_the_whole_decimal_failed(&r);
+    assert_eq!(r.outcome.as_ref().unwrap().users.updated, 1);
+    let users = all(&peer, "Users").await;
+    let zoe = by_ext(&users, "stu-1003");
+    assert_eq!(zoe["name"]["middleName"], "van den");
+    assert_eq!(zoe[EXT]["fontScale"], 1.5, "PUT kept the rest");
+    let log = std::fs::read_to_string(dir.path().join("scimmy.log")).unwrap();
+    assert!(log.contains("PUT /scim/v2/Users/"), "{log}");
+    assert!(!log.contains("PATCH ") && !log.contains("filter="), "{log}");
+
+    lose_state(dir.path());
+    let r = common::sync(&cfg, RosterOptions::default()).await;
+    assert_only_the_whole_decimal_failed(&r);
+    let users = all(&peer, "Users").await;
+    let groups = all(&peer, "Groups").await;
+    assert_roster_complete(&export, &users, &groups, EXT, REFUSED);
+}
+
 /// scimmy-routers behind Express 5 answers the first 20 resources for any
 /// startIndex. Writes go by filter and arrive; reconcile, which reads the
 /// whole list, refuses the list instead of calling 21 users missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scimmy_behind_express5_does_not_page_and_reconcile_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let peer = start(true, true, dir.path());
+    let peer = start(true, &["--express5"], dir.path());
     let export = copy_fixture("oneroster-1.2", dir.path());
     let extra = format!("extension_urn = \"{EXT}\"\n");
     let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);

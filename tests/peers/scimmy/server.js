@@ -2,7 +2,7 @@
 // sisync's interop test (tests/interop_scimmy.rs): Users and Groups in
 // memory, bearer-token auth, a free loopback port.
 //
-// Usage: SCIMMY_TOKEN=... node server.js [--extension SCHEMA.json] [--express5]
+// Usage: SCIMMY_TOKEN=... node server.js [--extension SCHEMA.json] [--express5] [--no-patch-no-filter]
 //   --extension  declare this schema (e.g. deploy/scim/exam-extension-ietf.json)
 //                as an extension of User; without it, SCIMMY's defaults.
 //   --express5   serve with Express 5, under which scimmy-routers 1.3.2
@@ -24,10 +24,6 @@ if (!token) {
 }
 const args = process.argv.slice(2);
 const extIndex = args.indexOf("--extension");
-
-// What this server really does: PATCH (SCIMMY applies PatchOp) and filters
-// (egress applies them). No bulk, sort or etag.
-SCIMMY.Config.set({patch: true, filter: 200});
 
 if (extIndex >= 0) {
     const schema = JSON.parse(readFileSync(args[extIndex + 1], "utf8"));
@@ -90,6 +86,11 @@ for (const [Resource, name] of [[SCIMMY.Resources.User, "User"], [SCIMMY.Resourc
 }
 
 const app = (args.includes("--express5") ? express5 : express4)();
+// method and path of every request on stderr (the test's log), no bodies
+app.use((req, res, next) => {
+    console.error(`${req.method} ${req.originalUrl}`);
+    next();
+});
 app.use("/scim/v2", new SCIMMYRouters({
     type: "bearer",
     docUri: "https://example.invalid/sisync-testpeer",
@@ -98,6 +99,10 @@ app.use("/scim/v2", new SCIMMYRouters({
         return "sisync";
     },
 }));
+
+// scimmy-routers declares PATCH, filter, bulk and sort; --no-patch-no-filter
+// declares neither PATCH nor filter, as more modest platforms do.
+if (args.includes("--no-patch-no-filter")) SCIMMY.Config.set({patch: false, filter: false});
 
 const server = app.listen(0, "127.0.0.1", () => {
     const {port} = server.address();
