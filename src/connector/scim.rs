@@ -452,7 +452,13 @@ impl ScimSink {
 /// A SCIM User resource in sisync's terms: the inverse of
 /// [`user_resource`].
 pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+    // an empty string is no value: django-scim2 answers `"emails":
+    // [{"value": ""}]` for a user sent without e-mail
+    let s = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+    };
     let name = v.get("name");
     let ext = v.get(&shape.urn);
     let e = |k: &str| ext.and_then(|x| x.get(k));
@@ -472,13 +478,11 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
         given_name: s(name.and_then(|n| n.get("givenName"))),
         middle_name: s(name.and_then(|n| n.get("middleName"))),
         family_name: s(name.and_then(|n| n.get("familyName"))),
-        email: v
+        email: s(v
             .get("emails")
             .and_then(Value::as_array)
             .and_then(|a| a.first())
-            .and_then(|m| m.get("value"))
-            .and_then(Value::as_str)
-            .map(String::from),
+            .and_then(|m| m.get("value"))),
         role: e("role")
             .and_then(Value::as_str)
             .and_then(crate::model::Role::parse),
@@ -943,5 +947,15 @@ mod tests {
     #[test]
     fn ids_are_path_encoded() {
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn empty_strings_read_back_as_no_value() {
+        let v = json!({"id": "1", "externalId": "stu-1", "userName": "stu-1",
+            "name": {"givenName": "Zoë", "middleName": "", "familyName": "Berg"},
+            "emails": [{"value": "", "primary": true}], "active": true});
+        let u = user_from_resource(&v, &Shape::default());
+        assert_eq!((u.email, u.middle_name), (None, None));
+        assert_eq!(u.given_name.as_deref(), Some("Zoë"));
     }
 }
