@@ -131,6 +131,44 @@ async fn without_filters_a_lost_state_file_makes_no_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_that_ignores_start_index_is_not_read_as_complete() {
+    // without filters the externalIds come from the paged list; a platform
+    // answering page 1 for every startIndex hid 22 of the 42 users, which
+    // were then created again after a lost state file
+    let server = FakeScim::start(true).await;
+    server.inner.lock().unwrap().no_filter = true;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
+    server.inner.lock().unwrap().ignore_start_index = true;
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    server.clear_requests();
+    let r = common::sync(&cfg, run()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(server.users().len(), 42, "no duplicates");
+    assert_eq!(server.groups().len(), 6, "no duplicates");
+    assert!(server.writes().iter().all(|w| w.method != "POST"));
+    assert_eq!(o.users.created, 0);
+    assert!(r.failed() > 0, "the run does not claim success");
+    for f in &o.failures {
+        assert!(
+            f.contains("does not page its list (asked for startIndex 21, answered 1)"),
+            "{f}"
+        );
+    }
+
+    // reconcile does not call the users on later pages missing
+    let e = sisync::sync::reconcile::run(&cfg, false, "user:test", &Quiet)
+        .await
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("does not page its list"), "{e:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_on_create_adopts_the_existing_record() {
     let server = FakeScim::start(true).await;
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@
 //! POST, so a restart never creates a duplicate.
 
 mod capabilities;
+mod paging;
 mod verify;
 
 use std::collections::HashMap;
@@ -188,24 +189,16 @@ impl ScimSink {
         let slot = &self.index[usize::from(resource == "Groups")];
         slot.get_or_try_init(|| async {
             let mut map = HashMap::new();
-            let mut start = 1usize;
-            loop {
-                let url = format!("{}?startIndex={start}&count=200", self.url(resource));
+            let mut pager = paging::Pager::new();
+            while let Some(url) = pager.next_url(&self.url(resource)) {
                 let (v, _) = self.send(Method::GET, &url, None, false).await?;
-                let page = v.get("Resources").and_then(Value::as_array);
-                let n = page.map_or(0, Vec::len);
-                for r in page.into_iter().flatten() {
+                for r in pager.take(&url, &v)? {
                     if let (Some(ext), Some(id)) = (
                         r.get("externalId").and_then(Value::as_str),
                         r.get("id").and_then(Value::as_str),
                     ) {
                         map.insert(ext.to_string(), id.to_string());
                     }
-                }
-                let total = v.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
-                start += n;
-                if n == 0 || start > total {
-                    break;
                 }
             }
             tracing::info!(
@@ -387,23 +380,15 @@ impl ScimSink {
     }
 
     async fn fresh_lookup(&self, resource: &str, ext: &str) -> Result<Option<String>, SinkError> {
-        let mut start = 1usize;
-        loop {
-            let url = format!("{}?startIndex={start}&count=200", self.url(resource));
+        let mut pager = paging::Pager::new();
+        while let Some(url) = pager.next_url(&self.url(resource)) {
             let (v, _) = self.send(Method::GET, &url, None, false).await?;
+            pager.take(&url, &v)?;
             if let Some(id) = id_with_external_id(&v, ext) {
                 return Ok(Some(id));
             }
-            let n = v
-                .get("Resources")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            let total = v.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
-            start += n;
-            if n == 0 || start > total {
-                return Ok(None);
-            }
         }
+        Ok(None)
     }
 }
 
@@ -411,23 +396,12 @@ impl ScimSink {
     /// Every resource of a kind, by a paged list.
     async fn list_all(&self, resource: &str) -> Result<Vec<Value>, SinkError> {
         let mut out = Vec::new();
-        let mut start = 1usize;
-        loop {
-            let url = format!("{}?startIndex={start}&count=200", self.url(resource));
+        let mut pager = paging::Pager::new();
+        while let Some(url) = pager.next_url(&self.url(resource)) {
             let (v, _) = self.send(Method::GET, &url, None, false).await?;
-            let page = v
-                .get("Resources")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let n = page.len();
-            out.extend(page);
-            let total = v.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
-            start += n;
-            if n == 0 || start > total {
-                return Ok(out);
-            }
+            out.extend(pager.take(&url, &v)?);
         }
+        Ok(out)
     }
 
     /// Everything the platform holds, in sisync's terms (for reconcile).
@@ -478,7 +452,13 @@ impl ScimSink {
 /// A SCIM User resource in sisync's terms: the inverse of
 /// [`user_resource`].
 pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+    // an empty string is no value: django-scim2 answers `"emails":
+    // [{"value": ""}]` for a user sent without e-mail
+    let s = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+    };
     let name = v.get("name");
     let ext = v.get(&shape.urn);
     let e = |k: &str| ext.and_then(|x| x.get(k));
@@ -498,13 +478,11 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
         given_name: s(name.and_then(|n| n.get("givenName"))),
         middle_name: s(name.and_then(|n| n.get("middleName"))),
         family_name: s(name.and_then(|n| n.get("familyName"))),
-        email: v
+        email: s(v
             .get("emails")
             .and_then(Value::as_array)
             .and_then(|a| a.first())
-            .and_then(|m| m.get("value"))
-            .and_then(Value::as_str)
-            .map(String::from),
+            .and_then(|m| m.get("value"))),
         role: e("role")
             .and_then(Value::as_str)
             .and_then(crate::model::Role::parse),
@@ -969,5 +947,15 @@ mod tests {
     #[test]
     fn ids_are_path_encoded() {
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn empty_strings_read_back_as_no_value() {
+        let v = json!({"id": "1", "externalId": "stu-1", "userName": "stu-1",
+            "name": {"givenName": "Zoë", "middleName": "", "familyName": "Berg"},
+            "emails": [{"value": "", "primary": true}], "active": true});
+        let u = user_from_resource(&v, &Shape::default());
+        assert_eq!((u.email, u.middle_name), (None, None));
+        assert_eq!(u.given_name.as_deref(), Some("Zoë"));
     }
 }

@@ -39,6 +39,9 @@ pub struct Inner {
     pub drop_attrs: Vec<String>,
     /// `filter.supported` is false and a filter is answered with 400.
     pub no_filter: bool,
+    /// Lists ignore startIndex and count: always the first 20 (SCIMMY
+    /// served by Express 5).
+    pub ignore_start_index: bool,
     /// The filter finds nothing (a buggy or eventually consistent index).
     pub filter_blind: bool,
     /// POST of an externalId that exists answers 409.
@@ -296,6 +299,11 @@ async fn list(
         .and_then(|v| v.parse().ok())
         .unwrap_or(50)
         .min(50);
+    let (start, count) = if inner.ignore_start_index {
+        (1, 20)
+    } else {
+        (start, count)
+    };
     let page: Vec<Value> = found.into_iter().skip(start - 1).take(count).collect();
     scim(
         StatusCode::OK,

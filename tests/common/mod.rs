@@ -3,6 +3,7 @@
 
 pub mod fake_gradebook;
 pub mod fake_scim;
+pub mod real_peer;
 
 use std::path::{Path, PathBuf};
 
