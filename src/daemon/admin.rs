@@ -156,10 +156,7 @@ pub fn readiness(db: &Path, max_failing: Duration) -> Result<String, String> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| format!("cannot open the state database {} ({e})", db.display()))?;
-    if conn
-        .is_readonly(rusqlite::MAIN_DB)
-        .unwrap_or(true)
-    {
+    if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
         return Err(format!("the state database {} is read-only", db.display()));
     }
     let _ = conn.busy_timeout(Duration::from_millis(500));

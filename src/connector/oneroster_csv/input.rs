@@ -60,7 +60,11 @@ impl Input {
                     path.display()
                 )
             })?;
-        for n in entries.iter().map(String::as_str).filter(|n| !n.ends_with('/')) {
+        for n in entries
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !n.ends_with('/'))
+        {
             let base = n.rsplit('/').next().unwrap_or(n).to_ascii_lowercase();
             if base.ends_with(".zip") {
                 inner_zips.push(n.to_string());
