@@ -375,6 +375,11 @@ pub struct ScimPlatform {
     /// `in-family-name` ("van der Berg") for platforms without middleName.
     #[serde(default)]
     pub middle_name: MiddleName,
+    /// `[platform.attributes]`: sisync's extension attribute names
+    /// (`role`, `org`, `bsn`, `extraTimePercent`, `fontScale`,
+    /// `screenReader`) → the platform's names in `extension_urn`.
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 fn default_extension_urn() -> String {
@@ -395,6 +400,7 @@ impl ScimPlatform {
         crate::connector::scim::Shape {
             urn: self.extension_urn.clone(),
             middle_in_family: self.middle_name == MiddleName::InFamilyName,
+            attributes: self.attributes.clone(),
         }
     }
 }

@@ -213,3 +213,45 @@ async fn patch_answered_with_501_falls_back_to_put() {
     );
     assert!(server.writes().iter().any(|w| w.method == "PUT"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_extension_with_its_own_attribute_names() {
+    const VENDOR: &str = "urn:ietf:params:scim:schemas:extension:vendor:2.0:User";
+    let server = FakeScim::start(true).await;
+    server.inner.lock().unwrap().schemas = Some(json!({"Resources": [
+        {"id": CORE, "attributes": [{"name": "name", "subAttributes": [{"name": "middleName"}]}]},
+        {"id": VENDOR, "attributes": [
+            {"name": "role"}, {"name": "org"}, {"name": "extraTime"}, {"name": "zoom"}, {"name": "screenReader"}
+        ]}
+    ]}));
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let extra = format!(
+        "extension_urn = \"{VENDOR}\"\n[platform.attributes]\nextraTimePercent = \"extraTime\"\nfontScale = \"zoom\"\n"
+    );
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, &extra);
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
+    let zoe = server.user_by_external_id("stu-1003").unwrap();
+    assert_eq!(zoe[VENDOR]["extraTime"], 25);
+    assert_eq!(zoe[VENDOR]["zoom"], 1.5);
+    assert!(zoe[VENDOR].get("extraTimePercent").is_none());
+    // a change goes to the platform's name too, and reads back clean
+    edit(&export, "users.csv", |l| {
+        Some(if l.starts_with("stu-1003,") {
+            l.replace(",25,1.5,", ",33,1.5,")
+        } else {
+            l.to_string()
+        })
+    });
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().users.updated, 1);
+    assert_eq!(
+        server.user_by_external_id("stu-1003").unwrap()[VENDOR]["extraTime"],
+        33
+    );
+    let (report, _) = sisync::sync::reconcile::run(&cfg, false, "user:test", &Quiet)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}

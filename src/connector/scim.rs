@@ -38,6 +38,9 @@ pub struct Shape {
     /// The tussenvoegsel goes in front of familyName ("van der Berg") for
     /// platforms without name.middleName.
     pub middle_in_family: bool,
+    /// sisync's extension attribute name → the platform's (for a vendor
+    /// extension that calls `extraTimePercent` something else).
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Shape {
@@ -45,7 +48,24 @@ impl Default for Shape {
         Shape {
             urn: EXAM_SCHEMA.to_string(),
             middle_in_family: false,
+            attributes: Default::default(),
         }
+    }
+}
+
+impl Shape {
+    /// The platform's name of one of sisync's extension attributes.
+    pub fn attr<'a>(&'a self, name: &'a str) -> &'a str {
+        self.attributes.get(name).map_or(name, String::as_str)
+    }
+
+    fn renamed(&self, ext: Map<String, Value>) -> Map<String, Value> {
+        if self.attributes.is_empty() {
+            return ext;
+        }
+        ext.into_iter()
+            .map(|(k, v)| (self.attr(&k).to_string(), v))
+            .collect()
     }
 }
 
@@ -461,7 +481,7 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
     };
     let name = v.get("name");
     let ext = v.get(&shape.urn);
-    let e = |k: &str| ext.and_then(|x| x.get(k));
+    let e = |k: &str| ext.and_then(|x| x.get(shape.attr(k)));
     let acc = crate::privacy::policy::ExamAccommodations {
         extra_time_percent: e("extraTimePercent")
             .and_then(Value::as_u64)
@@ -529,7 +549,7 @@ pub fn user_resource(u: &PlatformUser, shape: &Shape) -> Value {
     let ext = exam_extension(u);
     if !ext.is_empty() {
         schemas.push(json!(shape.urn));
-        m.insert(shape.urn.clone(), Value::Object(ext));
+        m.insert(shape.urn.clone(), Value::Object(shape.renamed(ext)));
     }
     m.insert("schemas".into(), Value::Array(schemas));
     Value::Object(m)
@@ -610,7 +630,7 @@ fn set_or_remove(ops: &mut Vec<Value>, path: &str, value: Option<Value>) {
 pub fn user_patch_ops(u: &PlatformUser, changed: &[&str], shape: &Shape) -> Vec<Value> {
     let mut ops = Vec::new();
     let ext = exam_extension(u);
-    let ext_path = |a: &str| format!("{}:{a}", shape.urn);
+    let ext_path = |a: &str| format!("{}:{}", shape.urn, shape.attr(a));
     let (middle, family) = name_parts(u, shape);
     for field in changed {
         match *field {
@@ -697,7 +717,7 @@ pub fn apply_user_fields(
                 let e = obj.entry(urn).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(e) = e {
                     for a in attrs {
-                        set(e, a, ext.get(*a).cloned());
+                        set(e, shape.attr(a), ext.get(*a).cloned());
                     }
                 }
             }

@@ -139,7 +139,7 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
             let sink = ScimSink::connect(&p.base_url, http).await?;
             let url = sink.ping().await?;
             let missing = sink.capabilities().missing(
-                &p.extension_urn,
+                &p.shape(),
                 &crate::config::Field::scim_needs(&loaded.config.privacy.fields),
             );
             if !missing.is_empty() {
@@ -490,7 +490,7 @@ async fn apply_plan(
                 .with_shape(p.shape());
             // refused before the first write: never a silent loss
             let missing = sink.capabilities().missing(
-                &p.extension_urn,
+                &p.shape(),
                 &crate::config::Field::scim_needs(&cfg.privacy.fields),
             );
             if !missing.is_empty() {

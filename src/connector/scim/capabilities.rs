@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::USER_SCHEMA;
+use super::{Shape, USER_SCHEMA};
 
 /// Discovered capabilities. `None` means the platform did not say (no
 /// `/Schemas` endpoint, say): read-back verification covers those cases.
@@ -140,7 +140,8 @@ impl Capabilities {
 
     /// One line per capability the allowed fields need and the platform
     /// lacks, with what to do.
-    pub fn missing(&self, urn: &str, needs: &Needs) -> Vec<String> {
+    pub fn missing(&self, shape: &Shape, needs: &Needs) -> Vec<String> {
+        let urn = shape.urn.as_str();
         let mut out = Vec::new();
         if !needs.extension.is_empty() {
             match self.extension_attributes(urn) {
@@ -149,7 +150,7 @@ impl Capabilities {
                     needs.extension.join(", ")
                 )),
                 Some(a) => {
-                    for n in &needs.extension {
+                    for n in needs.extension.iter().map(|n| shape.attr(n)) {
                         if !a.iter().any(|x| x.eq_ignore_ascii_case(n)) {
                             out.push(format!(
                                 "the platform's extension schema {urn} has no attribute {n}; load the current deploy/scim/exam-extension.json on the platform, or remove the field from privacy.fields"
@@ -208,6 +209,10 @@ mod tests {
 
     const URN: &str = "urn:sisync:schemas:extension:exam:1.0:User";
 
+    fn shape() -> Shape {
+        Shape::default()
+    }
+
     fn needs() -> Needs {
         Needs {
             extension: vec!["role", "extraTimePercent"],
@@ -224,7 +229,7 @@ mod tests {
         c.read_schemas(&json!({"Resources": [
             {"id": USER_SCHEMA, "attributes": [{"name": "userName"}, {"name": "name", "subAttributes": [{"name": "givenName"}, {"name": "familyName"}]}]}
         ]}));
-        let m = c.missing(URN, &needs());
+        let m = c.missing(&shape(), &needs());
         assert_eq!(m.len(), 2, "{m:?}");
         assert!(m[0].contains("does not have the extension schema"));
         assert!(m[0].contains("deploy/scim/exam-extension.json"));
@@ -239,7 +244,7 @@ mod tests {
             {"id": URN, "attributes": [{"name": "role"}]}
         ]));
         c.read_resource_types(&json!({"Resources": [{"name": "User", "schema": USER_SCHEMA, "schemaExtensions": [{"schema": URN}]}]}));
-        let m = c.missing(URN, &needs());
+        let m = c.missing(&shape(), &needs());
         assert_eq!(m.len(), 1, "{m:?}");
         assert!(m[0].contains("no attribute extraTimePercent"));
         assert!(c.summary(URN).contains("present (role)"));
@@ -248,6 +253,23 @@ mod tests {
     #[test]
     fn a_platform_that_says_nothing_is_not_refused() {
         let c = Capabilities::default();
-        assert!(c.missing(URN, &needs()).is_empty());
+        assert!(c.missing(&shape(), &needs()).is_empty());
+    }
+
+    #[test]
+    fn mapped_attribute_names_are_looked_for() {
+        let mut c = Capabilities::default();
+        c.read_schemas(&json!([
+            {"id": USER_SCHEMA, "attributes": [{"name": "name", "subAttributes": [{"name": "middleName"}]}]},
+            {"id": "urn:ietf:params:scim:schemas:extension:vendor:2.0:User", "attributes": [{"name": "role"}, {"name": "extraTime"}]}
+        ]));
+        let mut s = Shape {
+            urn: "urn:ietf:params:scim:schemas:extension:vendor:2.0:User".into(),
+            ..Shape::default()
+        };
+        assert_eq!(c.missing(&s, &needs()).len(), 1);
+        s.attributes
+            .insert("extraTimePercent".into(), "extraTime".into());
+        assert!(c.missing(&s, &needs()).is_empty());
     }
 }
