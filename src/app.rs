@@ -1,6 +1,7 @@
 //! Command handlers: turn a parsed CLI into work and human (or JSON)
 //! output. Returns the process exit code.
 
+mod backup;
 mod privacy;
 mod results;
 
@@ -111,6 +112,8 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(code.max(rcode))
         }
         Command::Status => status(cli, &loaded),
+        Command::Backup { dest } => backup::backup(cli, &loaded, dest),
+        Command::Restore { src } => backup::restore(cli, &loaded, src),
         Command::Audit { cmd } => {
             let path = &loaded.config.state.path;
             if !path.exists() {

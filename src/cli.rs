@@ -65,6 +65,18 @@ pub enum Command {
         #[command(subcommand)]
         cmd: PrivacyCmd,
     },
+    /// Copy the state database (consistent, also while the daemon runs)
+    /// and the subject key into a new folder DEST, and check the copy.
+    Backup {
+        /// A folder that does not exist yet or is empty.
+        dest: PathBuf,
+    },
+    /// Replace the state database and subject key with a backup; refused
+    /// while the daemon or a sync runs, or when the copy does not verify.
+    Restore {
+        /// A folder written by `sisync backup`.
+        src: PathBuf,
+    },
     /// Anonymous statistics.
     Report {
         #[command(subcommand)]

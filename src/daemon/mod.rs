@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod metrics;
 pub mod notify;
+pub mod presence;
 pub mod status_page;
 
 use std::collections::VecDeque;
@@ -515,6 +516,9 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
     let m = metrics::global();
 
     let state = loaded.config.state.path.clone();
+    // held for the daemon's life: `sisync restore` and a second daemon
+    // on the same state are refused while it runs
+    let _presence = presence::PresenceLock::acquire(&state)?;
     let closed = close_stale_runs(&state, "the process running it ended before it finished")
         .with_context(|| format!("cannot open the state database {}", state.display()))?;
     if closed > 0 {
