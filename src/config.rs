@@ -1146,6 +1146,14 @@ impl Loaded {
             if p.exists() {
                 return p;
             }
+            // a whole folder loaded by `LoadCredential=sisync:/dir`
+            // (sisync@.service) arrives as `sisync_<file name>`
+            let mut name = std::ffi::OsString::from("sisync_");
+            name.push(f.as_os_str());
+            let p = Path::new(&dir).join(name);
+            if f.components().count() == 1 && p.exists() {
+                return p;
+            }
         }
         self.dir().join(f)
     }
