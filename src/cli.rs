@@ -77,6 +77,11 @@ pub enum Command {
         /// A folder written by `sisync backup`.
         src: PathBuf,
     },
+    /// Notifications ([alerts]): check the conditions now, or send a test.
+    Alerts {
+        #[command(subcommand)]
+        cmd: AlertsCmd,
+    },
     /// Anonymous statistics.
     Report {
         #[command(subcommand)]
@@ -88,6 +93,16 @@ pub enum Command {
         #[command(subcommand)]
         what: GenerateWhat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCmd {
+    /// Send every alert whose condition holds now and that was not sent
+    /// within alerts.repeat_after (the daemon and one-shot syncs do this
+    /// themselves).
+    Check,
+    /// Send a test message through every configured channel.
+    Test,
 }
 
 #[derive(Debug, Subcommand)]

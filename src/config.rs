@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::model::Role;
 
+pub mod alerts;
 pub mod results;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +33,8 @@ pub struct Config {
     pub schedule: Schedule,
     #[serde(default)]
     pub admin: Admin,
+    /// Notifications that reach a person.
+    pub alerts: Option<alerts::Alerts>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -865,6 +868,7 @@ impl Loaded {
             }
         }
         self.validate_daemon()?;
+        self.validate_alerts()?;
         if let Platform::Scim(p) = &c.platform {
             match url::Url::parse(&p.base_url) {
                 Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}

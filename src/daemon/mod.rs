@@ -580,6 +580,11 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+    // alert conditions that arise without a run (results waiting too
+    // long, the daily digest, the daily audit check); first tick at once
+    let mut alert_tick = tokio::time::interval(Duration::from_secs(300));
+    alert_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
     let mut queue = Queue::default();
     let mut current: Option<Current> = None;
 
@@ -608,6 +613,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
                 finished(&shared, job, started.elapsed(), flatten(res));
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::watchdog(),
+            _ = alert_tick.tick() => check_alerts(&shared),
             _ = sighup.recv() => {
                 reload(&config_path, &shared, &listen);
                 let s = shared.loaded();
@@ -688,9 +694,25 @@ fn flatten(
     })
 }
 
-/// Log, count and show one finished run. The daemon carries on whatever
-/// happened: a failed run is retried at the next tick.
+/// Send the alerts that are due, in the background (`[alerts]`).
+fn check_alerts(shared: &Shared) {
+    let l = shared.loaded();
+    if l.config.alerts.is_some() {
+        tokio::spawn(async move {
+            crate::alerts::check(&l).await;
+        });
+    }
+}
+
+/// Log, count and show one finished run, then check the alerts. The
+/// daemon carries on whatever happened: a failed run is retried at the
+/// next tick.
 fn finished(shared: &Shared, job: Job, took: Duration, res: Result<JobReport>) {
+    finished_run(shared, job, took, res);
+    check_alerts(shared);
+}
+
+fn finished_run(shared: &Shared, job: Job, took: Duration, res: Result<JobReport>) {
     let m = metrics::global();
     m.running.set(0);
     if let Ok(mut c) = shared.current.lock() {
