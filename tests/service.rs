@@ -160,3 +160,86 @@ fn credential_folder_files_are_found_by_their_own_names() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Every `sisync_*` / `process_*` name in a text, as written.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &text[i..];
+        let starts_word = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+        if starts_word && (rest.starts_with("sisync_") || rest.starts_with("process_")) {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            out.insert(rest[..end].to_string());
+            i += end;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn alert_rules_and_dashboard_use_metrics_that_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    drop(sisync::store::Store::open(&db).unwrap());
+    // a daemon with a SCIM platform, at start-up
+    let export = common::copy_fixture("oneroster-1.2", dir.path());
+    let loaded = common::scim_config(dir.path(), &export, "https://p.example/scim/v2", "t", "");
+    sisync::daemon::metrics::expose_endpoints(&loaded);
+    let exposed =
+        sisync::daemon::metrics::to_classic_text(&sisync::daemon::metrics::global().render(&db));
+    // samples, and families declared before their first sample (HTTP)
+    let series: std::collections::BTreeSet<String> = exposed
+        .lines()
+        .filter_map(|l| match l.strip_prefix("# TYPE ") {
+            Some(t) => t.split(' ').next(),
+            None if l.starts_with('#') => None,
+            None => l.split(['{', ' ']).next(),
+        })
+        .map(str::to_string)
+        .collect();
+    let rules = repo().join("deploy/prometheus/sisync-alerts.yml");
+    let dashboard = repo().join("deploy/grafana/sisync-dashboard.json");
+    let dash_text = std::fs::read_to_string(&dashboard).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&dash_text).unwrap();
+    let mut exprs = String::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push_str(t["expr"].as_str().unwrap());
+            exprs.push('\n');
+        }
+    }
+    for (what, text) in [
+        ("rules", std::fs::read_to_string(&rules).unwrap()),
+        ("dashboard", exprs),
+    ] {
+        let names = metric_names(&text);
+        assert!(names.len() >= 5, "{what}: {names:?}");
+        for n in names {
+            assert!(
+                series.contains(&n),
+                "{what} uses {n}, which /metrics does not expose"
+            );
+        }
+    }
+    if have("promtool") {
+        let o = Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&rules)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    } else {
+        eprintln!("promtool not installed (.ci/run installs it): rule syntax check skipped");
+    }
+}

@@ -462,6 +462,39 @@ pub fn global() -> &'static Metrics {
     &METRICS
 }
 
+/// Create the HTTP series of every network endpoint in the config (at 0),
+/// so the HTTP families are exposed from start-up too. A config without
+/// network endpoints (CSV in, CSV out) has no HTTP series.
+pub fn expose_endpoints(l: &crate::config::Loaded) {
+    use crate::config::results::{ResultSinkCfg, ResultSourceCfg};
+    use crate::config::{Platform, Source};
+    let c = &l.config;
+    let mut urls: Vec<&str> = Vec::new();
+    if let Source::OnerosterRest(r) = &c.source {
+        urls.push(&r.base_url);
+    }
+    if let Platform::Scim(p) = &c.platform {
+        urls.push(&p.base_url);
+    }
+    if let Some(r) = &c.results {
+        if let ResultSourceCfg::QtiHttp(q) = &r.source {
+            urls.push(&q.list_url);
+        }
+        if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
+            urls.push(&g.base_url);
+        }
+    }
+    let m = global();
+    for url in urls {
+        let endpoint = endpoint_label(url);
+        let _ = m.http_requests.get_or_create(&HttpLabels {
+            endpoint: endpoint.clone(),
+            status: "error".into(),
+        });
+        let _ = m.http_retries.get_or_create(&EndpointLabels { endpoint });
+    }
+}
+
 /// The label for an endpoint: `host[:port]` of the URL, never its path or
 /// query (which may hold ids).
 pub fn endpoint_label(url: &str) -> String {

@@ -527,6 +527,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
             "marked runs left unfinished by an earlier process as interrupted"
         );
     }
+    metrics::expose_endpoints(&loaded);
     let last = last_runs(&Store::open(&state)?)?;
     let admin_token = loaded.admin_token()?;
     let shared = Arc::new(Shared {
