@@ -410,3 +410,28 @@ async fn the_daemon_alerts_after_a_refused_run_in_slack_format() {
     );
     assert_no_personal_data(&[slack.to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_is_required_never_a_plaintext_fallback() {
+    let (mails, smtp) = smtp_sink().await; // offers no STARTTLS
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let extra = format!(
+        "[alerts]\nattempts = 1\n[alerts.email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {smtp}\nfrom = \"sisync@school.example\"\nto = [\"ict@school.example\"]\n"
+    );
+    let loaded = scim_config(
+        dir.path(),
+        &export,
+        "https://p.invalid/scim/v2",
+        TOKEN,
+        &extra,
+    );
+    let o = sisync_async(&loaded.file, &["alerts", "test"]).await;
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("alert e-mail not delivered") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+    assert!(mails.lock().unwrap().is_empty(), "sent in plain text");
+}

@@ -201,3 +201,65 @@ pub(crate) fn is_loopback(host: &str) -> bool {
         || h.parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(alerts: &str) -> Result<Loaded, ConfigError> {
+        let text = format!(
+            "[institution]\nname = \"X\"\nbrin = \"99AA\"\n\n[source]\nkind = \"oneroster-csv\"\npath = \"export\"\n\n[platform]\nkind = \"csv-drop\"\npath = \"/tmp/drop\"\n\n{alerts}"
+        );
+        Loaded::from_str(Path::new("/etc/sisync/sisync.toml"), text)
+    }
+
+    const MAIL: &str = "[alerts.email]\nsmtp_host = \"smtp.school.example\"\nfrom = \"a@school.example\"\nto = [\"b@school.example\"]\n";
+
+    #[test]
+    fn defaults_and_a_mail_only_setup() {
+        let l = parse(&format!("[alerts]\n{MAIL}")).unwrap();
+        let a = l.config.alerts.as_ref().unwrap();
+        assert_eq!(a.format, WebhookFormat::Json);
+        assert_eq!(a.failing_after, Duration::from_secs(3 * 3600));
+        assert_eq!(a.repeat_after, Duration::from_secs(3600));
+        let e = a.email.as_ref().unwrap();
+        assert_eq!((e.smtp_port, e.tls), (587, SmtpTls::Starttls));
+        assert!(l.alert_webhook_url().unwrap().is_none());
+    }
+
+    #[test]
+    fn plaintext_smtp_only_to_loopback_and_no_channel_is_an_error() {
+        let e = parse(&format!("[alerts]\n{MAIL}tls = \"none\"\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("alerts.email.tls") && e.to_string().contains("only allowed"),
+            "{e}"
+        );
+        let local = MAIL.replace("smtp.school.example", "127.0.0.1");
+        parse(&format!("[alerts]\n{local}tls = \"none\"\n")).unwrap();
+        let e = parse("[alerts]\ndigest_at = \"07:00\"\n").unwrap_err();
+        assert!(e.to_string().contains("sends nowhere"), "{e}");
+        let e = parse(&format!("[alerts]\ndigest_at = \"7 uur\"\n{MAIL}")).unwrap_err();
+        assert!(e.to_string().contains("alerts.digest_at"), "{e}");
+        let e = parse(&format!(
+            "[alerts]\n{}",
+            MAIL.replace("b@school.example", "not an address")
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("alerts.email.to"), "{e}");
+    }
+
+    #[test]
+    fn inline_or_plain_http_webhooks_are_refused() {
+        let e = parse("[alerts]\nwebhook_url = \"https://hooks.example/abc\"\n").unwrap_err();
+        assert!(e.to_string().contains("inline secrets"), "{e}");
+        // SAFETY: a variable only this test reads
+        unsafe {
+            std::env::set_var("SISYNC_TEST_HOOK_HTTP", "http://hooks.example/abc");
+            std::env::set_var("SISYNC_TEST_HOOK_LOCAL", "http://127.0.0.1:9/abc");
+        }
+        let e = parse("[alerts]\nwebhook_url = \"env:SISYNC_TEST_HOOK_HTTP\"\n").unwrap_err();
+        assert!(e.to_string().contains("must be https://"), "{e}");
+        parse("[alerts]\nwebhook_url = \"env:SISYNC_TEST_HOOK_LOCAL\"\n").unwrap();
+    }
+}

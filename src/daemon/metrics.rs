@@ -586,6 +586,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn classic_text_names_counter_help_by_the_total_series() {
+        let om = "# HELP sisync_runs Sync runs.\n# TYPE sisync_runs counter\nsisync_runs_total{kind=\"roster\"} 1\n# HELP sisync_x_seconds X.\n# TYPE sisync_x_seconds gauge\n# UNIT sisync_x_seconds seconds\nsisync_x_seconds 2\n# EOF\n";
+        assert_eq!(
+            to_classic_text(om),
+            "# HELP sisync_runs_total Sync runs.\n# TYPE sisync_runs_total counter\nsisync_runs_total{kind=\"roster\"} 1\n# HELP sisync_x_seconds X.\n# TYPE sisync_x_seconds gauge\nsisync_x_seconds 2\n"
+        );
+        assert!(wants_open_metrics(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+        )));
+        assert!(!wants_open_metrics(Some("text/plain")));
+        assert!(!wants_open_metrics(None));
+    }
+
+    #[test]
+    fn process_stats_come_from_proc_self() {
+        let p = process_stats();
+        assert!(p.resident.unwrap() > 0);
+        assert!(p.open_fds.unwrap() >= 3);
+        let now = chrono::Utc::now().timestamp() as f64;
+        let start = p.start_time.unwrap();
+        assert!(start <= now + 1.0 && start > now - 3600.0, "{start} {now}");
+    }
+
+    #[test]
     fn endpoint_labels_keep_host_and_port_only() {
         assert_eq!(
             endpoint_label("https://sis.example/ims/oneroster/users?filter=x"),
