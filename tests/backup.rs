@@ -198,3 +198,63 @@ async fn restore_is_refused_while_the_state_is_in_use_or_the_copy_is_broken() {
     let o = sisync(&cfg, &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tar_backup_is_one_0600_file_that_restores() {
+    let fake = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, "");
+    let report = sync(&loaded, RosterOptions::default()).await;
+    assert_eq!(report.failed(), 0);
+    let o = sisync(
+        &loaded.file,
+        &["privacy", "restrict", "--person", "stu-1002"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let tar = dir.path().join("sisync-2026-12-01.tar");
+    let o = sisync(&loaded.file, &["backup", tar.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(mode(&tar), 0o600);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // again to the same name: refused, the first one kept
+    let o = sisync(&loaded.file, &["backup", tar.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let loaded2 = scim_config(dir2.path(), &export, &fake.base, TOKEN, "");
+    let o = sisync(&loaded2.file, &["restore", tar.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = sisync(&loaded2.file, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let o = sisync(&loaded2.file, &["status"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 restricted"));
+    // the unpacked copy is gone
+    let left: Vec<_> = std::fs::read_dir(dir2.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("restore"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // not a tar: refused, nothing changed
+    let bogus = dir.path().join("bogus.tar");
+    std::fs::write(&bogus, "not a tar").unwrap();
+    let o = sisync(&loaded2.file, &["restore", bogus.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nothing was changed"),
+        "{o:?}"
+    );
+}

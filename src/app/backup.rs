@@ -1,6 +1,7 @@
 //! `sisync backup DEST` and `sisync restore SRC`.
 //!
-//! A backup is a folder (mode 0700) with a consistent copy of the state
+//! A backup is a folder (mode 0700), or with a DEST ending in `.tar` one
+//! tar file (mode 0600) of that folder, with a consistent copy of the state
 //! database made with SQLite's online backup API (safe while the daemon
 //! writes; a file copy of a WAL database is not), the subject key
 //! (`<state>.key`) and `backup.json`. The folder appears only once the copy
@@ -94,6 +95,14 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
         );
         return Ok(exit::FAILURE);
     }
+    let as_tar = dest.extension().is_some_and(|e| e == "tar");
+    if as_tar && dest.exists() {
+        eprintln!(
+            "error: {} exists; give a new file name (e.g. with the date in it)",
+            dest.display()
+        );
+        return Ok(exit::FAILURE);
+    }
     if let Ok(mut entries) = std::fs::read_dir(dest) {
         if entries.next().is_some() {
             eprintln!(
@@ -130,6 +139,16 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
         });
     made?;
     match write_backup(l, &staging) {
+        Ok(m) if as_tar => {
+            let written = write_tar(&staging, dest, &m);
+            let _ = std::fs::remove_dir_all(&staging);
+            if let Err(e) = written {
+                eprintln!("error: backup of {} failed: {e:#}", state.display());
+                return Ok(exit::FAILURE);
+            }
+            report_backup(cli, dest, &m);
+            Ok(exit::OK)
+        }
         Ok(m) => {
             if dest.is_dir() {
                 std::fs::remove_dir(dest).with_context(|| {
@@ -139,24 +158,7 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
             std::fs::rename(&staging, dest).with_context(|| {
                 format!("cannot rename {} to {}", staging.display(), dest.display())
             })?;
-            if cli.json {
-                super::print_json(&m);
-            } else {
-                println!(
-                    "backup written to {}: {} ({} audit entries, chain intact, head {}){}",
-                    dest.display(),
-                    m.database,
-                    m.audit_entries,
-                    &m.audit_head[..12.min(m.audit_head.len())],
-                    match &m.subject_key {
-                        Some(k) => format!(" and the subject key {k}"),
-                        None => " (no subject key yet)".into(),
-                    }
-                );
-                println!(
-                    "keep the folder as safe as the server: it holds personal data and the key that hides who was erased"
-                );
-            }
+            report_backup(cli, dest, &m);
             Ok(exit::OK)
         }
         Err((code, msg)) => {
@@ -165,6 +167,56 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
             Ok(code)
         }
     }
+}
+
+fn report_backup(cli: &Cli, dest: &Path, m: &Manifest) {
+    if cli.json {
+        super::print_json(m);
+        return;
+    }
+    println!(
+        "backup written to {}: {} ({} audit entries, chain intact, head {}){}",
+        dest.display(),
+        m.database,
+        m.audit_entries,
+        &m.audit_head[..12.min(m.audit_head.len())],
+        match &m.subject_key {
+            Some(k) => format!(" and the subject key {k}"),
+            None => " (no subject key yet)".into(),
+        }
+    );
+    println!(
+        "keep it as safe as the server: it holds personal data and the key that hides who was erased"
+    );
+}
+
+/// The checked folder as one tar file, written under another name and
+/// renamed, so DEST is complete or absent.
+fn write_tar(staging: &Path, dest: &Path, m: &Manifest) -> Result<()> {
+    let mut tmp = dest.as_os_str().to_owned();
+    tmp.push(format!(".partial-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let write = || -> Result<()> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let mut b = tar::Builder::new(f);
+        let mut names = vec![MANIFEST.to_string(), m.database.clone()];
+        names.extend(m.subject_key.clone());
+        for n in names {
+            b.append_path_with_name(staging.join(&n), &n)?;
+        }
+        let f = b.into_inner()?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dest)?;
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        e.context(format!("cannot write {}", dest.display()))
+    })
 }
 
 fn write_backup(l: &Loaded, staging: &Path) -> Result<Manifest, (i32, String)> {
@@ -265,6 +317,20 @@ fn write_backup(l: &Loaded, staging: &Path) -> Result<Manifest, (i32, String)> {
 /// `sisync restore SRC`.
 pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
     let state = &l.config.state.path;
+    // a .tar is unpacked into a private folder beside the state first
+    let unpacked = if src.is_file() {
+        match unpack(src, state) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("error: restore refused, nothing was changed: {e:#}");
+                return Ok(exit::FAILURE);
+            }
+        }
+    } else {
+        None
+    };
+    let shown = src;
+    let src = unpacked.as_ref().map_or(src, |d| d.path());
     let mp = src.join(MANIFEST);
     let m: Manifest = match std::fs::read_to_string(&mp)
         .map_err(anyhow::Error::from)
@@ -273,9 +339,8 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
         Ok(m) => m,
         Err(e) => {
             eprintln!(
-                "error: {} is not a sisync backup ({}: {e}); give the folder `sisync backup` wrote",
-                src.display(),
-                mp.display()
+                "error: {} is not a sisync backup (no readable {MANIFEST}: {e}); give the folder or .tar `sisync backup` wrote",
+                shown.display()
             );
             return Ok(exit::FAILURE);
         }
@@ -326,7 +391,7 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
             cleanup(&staged);
             eprintln!(
                 "error: restore refused, nothing was changed: backup {}: {msg}",
-                src.display()
+                shown.display()
             );
             return Ok(code);
         }
@@ -377,7 +442,7 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
     if cli.json {
         super::print_json(&serde_json::json!({
             "restored": state,
-            "from": src,
+            "from": shown,
             "backup_created_at": m.created_at,
             "audit_entries": report.entries,
             "audit_head": report.head_hash,
@@ -387,7 +452,7 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
         println!(
             "restored {} from {} (backup of {}, {} audit entries, chain intact)",
             state.display(),
-            src.display(),
+            shown.display(),
             m.created_at,
             report.entries
         );
@@ -402,4 +467,26 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
         );
     }
     Ok(exit::OK)
+}
+
+/// Unpack a backup tar into a new 0700 folder next to the state database
+/// (removed when dropped). The tar crate refuses entries that would land
+/// outside it.
+fn unpack(tar_file: &Path, state: &Path) -> Result<tempfile::TempDir> {
+    let dir = match state.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+    let out = tempfile::Builder::new()
+        .prefix(".sisync-restore-")
+        .tempdir_in(&dir)
+        .with_context(|| format!("cannot make a folder in {}", dir.display()))?;
+    let f = std::fs::File::open(tar_file)
+        .with_context(|| format!("cannot open {}", tar_file.display()))?;
+    tar::Archive::new(f)
+        .unpack(out.path())
+        .with_context(|| format!("{} is not a readable tar file", tar_file.display()))?;
+    Ok(out)
 }
