@@ -1,6 +1,8 @@
 //! Command handlers: turn a parsed CLI into work and human (or JSON)
 //! output. Returns the process exit code.
 
+mod alerts;
+mod backup;
 mod plans;
 mod privacy;
 mod reconcile;
@@ -137,27 +139,36 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Command::CheckConfig { connect } => check_config(cli, &loaded, *connect).await,
         Command::Sync {
             what: SyncWhat::Roster(a),
-        } => sync_roster(cli, &loaded, a).await,
+        } => {
+            let code = sync_roster(cli, &loaded, a).await;
+            alerts::after_oneshot(&loaded, a.dry_run, code).await
+        }
         Command::Sync {
             what: SyncWhat::Results(a),
-        } => results::sync_results(cli, &loaded, a, false).await,
+        } => {
+            let code = results::sync_results(cli, &loaded, a, false).await;
+            alerts::after_oneshot(&loaded, a.dry_run, code).await
+        }
         Command::Sync {
             what: SyncWhat::All(a),
         } => {
             let code = sync_roster(cli, &loaded, a).await?;
             if loaded.config.results.is_none() {
-                return Ok(code);
+                return alerts::after_oneshot(&loaded, a.dry_run, Ok(code)).await;
             }
             let ra = ResultsArgs {
                 dry_run: a.dry_run,
                 retry_failed: false,
             };
-            let rcode = results::sync_results(cli, &loaded, &ra, true).await?;
-            Ok(code.max(rcode))
+            let rcode = results::sync_results(cli, &loaded, &ra, true).await;
+            alerts::after_oneshot(&loaded, a.dry_run, rcode.map(|r| code.max(r))).await
         }
+        Command::Alerts { cmd } => alerts::run(cli, &loaded, cmd).await,
         Command::Status => status(cli, &loaded),
         Command::Reconcile { fix } => reconcile::run(cli, &loaded, *fix).await,
         Command::Plan { cmd } => plans::run(cli, &loaded, cmd).await,
+        Command::Backup { dest } => backup::backup(cli, &loaded, dest),
+        Command::Restore { src } => backup::restore(cli, &loaded, src),
         Command::Audit { cmd } => {
             let path = &loaded.config.state.path;
             if !path.exists() {

@@ -78,6 +78,23 @@ pub enum Command {
         #[command(subcommand)]
         cmd: PrivacyCmd,
     },
+    /// Copy the state database (consistent, also while the daemon runs)
+    /// and the subject key into a new folder DEST, and check the copy.
+    Backup {
+        /// A folder that does not exist yet or is empty.
+        dest: PathBuf,
+    },
+    /// Replace the state database and subject key with a backup; refused
+    /// while the daemon or a sync runs, or when the copy does not verify.
+    Restore {
+        /// A folder written by `sisync backup`.
+        src: PathBuf,
+    },
+    /// Notifications ([alerts]): check the conditions now, or send a test.
+    Alerts {
+        #[command(subcommand)]
+        cmd: AlertsCmd,
+    },
     /// Anonymous statistics.
     Report {
         #[command(subcommand)]
@@ -89,6 +106,16 @@ pub enum Command {
         #[command(subcommand)]
         what: GenerateWhat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCmd {
+    /// Send every alert whose condition holds now and that was not sent
+    /// within alerts.repeat_after (the daemon and one-shot syncs do this
+    /// themselves).
+    Check,
+    /// Send a test message through every configured channel.
+    Test,
 }
 
 #[derive(Debug, Subcommand)]

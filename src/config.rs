@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::model::Role;
 
+pub mod alerts;
 mod hygiene;
 pub mod results;
 
@@ -33,6 +34,8 @@ pub struct Config {
     pub schedule: Schedule,
     #[serde(default)]
     pub admin: Admin,
+    /// Notifications that reach a person.
+    pub alerts: Option<alerts::Alerts>,
     #[serde(default)]
     pub audit: AuditCfg,
 }
@@ -1074,6 +1077,7 @@ impl Loaded {
             }
         }
         self.validate_daemon()?;
+        self.validate_alerts()?;
         if let Platform::Scim(p) = &c.platform {
             match url::Url::parse(&p.base_url) {
                 Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
@@ -1365,6 +1369,14 @@ impl Loaded {
         if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
             let p = Path::new(&dir).join(f);
             if p.exists() {
+                return p;
+            }
+            // a whole folder loaded by `LoadCredential=sisync:/dir`
+            // (sisync@.service) arrives as `sisync_<file name>`
+            let mut name = std::ffi::OsString::from("sisync_");
+            name.push(f.as_os_str());
+            let p = Path::new(&dir).join(name);
+            if f.components().count() == 1 && p.exists() {
                 return p;
             }
         }

@@ -1,6 +1,7 @@
 //! sisync: keeps a school's student administration system (SIS) and an
 //! online exam platform in sync. See `DESIGN.md` for the architecture.
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -276,12 +276,18 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
     assert_eq!(fake.users().len(), 42);
     assert_eq!(fake.groups().len(), 6);
     assert_eq!(
-        sample(&m, r#"sisync_records_total{kind="user",action="created"}"#),
+        sample(
+            &m,
+            r#"sisync_records_total{record="user",action="created"}"#
+        ),
         42.0,
         "{m}"
     );
     assert_eq!(
-        sample(&m, r#"sisync_records_total{kind="group",action="created"}"#),
+        sample(
+            &m,
+            r#"sisync_records_total{record="group",action="created"}"#
+        ),
         6.0,
         "{m}"
     );
@@ -845,7 +851,10 @@ path = "sis"
         "{m}"
     );
     assert_eq!(
-        sample(&m, r#"sisync_records_total{kind="result",action="pushed"}"#),
+        sample(
+            &m,
+            r#"sisync_records_total{record="result",action="pushed"}"#
+        ),
         5.0,
         "{m}"
     );

@@ -71,13 +71,23 @@ async fn metrics_text(State(shared): S, headers: HeaderMap) -> Response {
         return denied;
     }
     let db = shared.state_path();
+    let open_metrics =
+        metrics::wants_open_metrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     match tokio::task::spawn_blocking(move || metrics::global().render(&db)).await {
-        Ok(text) => (
+        Ok(text) if open_metrics => (
             [(
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
             text,
+        )
+            .into_response(),
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            metrics::to_classic_text(&text),
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -281,7 +291,8 @@ mod tests {
             "{e}"
         );
         let m = crate::daemon::metrics::Metrics::new_for_test();
-        assert!(m.render(&db).contains("sisync_plans_held 1"));
+        let text = m.render(&db);
+        assert!(text.contains("sisync_plans_held 1"), "{text}");
         store.mark_plan_approved(id, "user:admin", 7).unwrap();
         assert!(readiness(&db, hour).is_ok());
         assert!(m.render(&db).contains("sisync_plans_held 0"));

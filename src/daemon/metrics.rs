@@ -4,6 +4,13 @@
 //! zero with the daemon). Gauges that describe the state file (outbox
 //! depth, last success) are read from SQLite when `/metrics` is scraped, so
 //! they are right after a restart and also count one-shot runs.
+//!
+//! Every family with a fixed set of labels has all its series from start-up
+//! (at zero), so alert rules need no `absent()`. `/metrics` answers
+//! OpenMetrics to scrapers that ask for it and the classic text format
+//! (0.0.4, counters' HELP on their `_total` name) to everything else
+//! ([`to_classic_text`]). Process metrics (`process_*`) come from
+//! `/proc/self` at each scrape.
 
 use std::path::Path;
 use std::sync::LazyLock;
@@ -23,10 +30,18 @@ pub struct RunLabels {
     pub outcome: String,
 }
 
+/// `record` (user, group, result): one meaning per label name, and
+/// `kind` already names the run kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RecordLabels {
-    pub kind: String,
+    pub record: String,
     pub action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub commit: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,7 +89,26 @@ pub struct Metrics {
     plans_held: Gauge,
     freeze_active: Family<StateLabels, Gauge>,
     deferred: Family<KindLabels, Gauge>,
+    process: ProcessGauges,
 }
+
+#[derive(Default)]
+struct ProcessGauges {
+    start_time: FloatGauge,
+    resident: Gauge,
+    virtual_mem: Gauge,
+    open_fds: Gauge,
+    max_fds: Gauge,
+}
+
+/// The run kinds, run outcomes and record actions the daemon reports.
+pub const RUN_KINDS: &[&str] = &["roster", "results"];
+pub const RUN_OUTCOMES: &[&str] = &["ok", "partial", "failed", "refused", "interrupted", "busy"];
+const RECORD_ACTIONS: &[(&str, &[&str])] = &[
+    ("user", &["created", "updated", "deactivated", "failed"]),
+    ("group", &["created", "updated", "deactivated", "failed"]),
+    ("result", &["pushed", "updated", "retrying", "failed"]),
+];
 
 fn run_histogram() -> Histogram {
     // 1 s .. ~4.5 h
@@ -85,7 +119,7 @@ fn run_histogram() -> Histogram {
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("sisync");
+        let mut registry = Registry::default();
         let m = Metrics {
             runs: Family::default(),
             records: Family::default(),
@@ -101,78 +135,151 @@ impl Metrics {
             plans_held: Gauge::default(),
             freeze_active: Family::default(),
             deferred: Family::default(),
+            process: ProcessGauges::default(),
             registry: Registry::default(),
         };
+        let p = &m.process;
         registry.register(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            p.start_time.clone(),
+        );
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            p.resident.clone(),
+        );
+        registry.register(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes",
+            p.virtual_mem.clone(),
+        );
+        registry.register(
+            "process_open_fds",
+            "Number of open file descriptors",
+            p.open_fds.clone(),
+        );
+        registry.register(
+            "process_max_fds",
+            "Maximum number of open file descriptors",
+            p.max_fds.clone(),
+        );
+        let sis = registry.sub_registry_with_prefix("sisync");
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                commit: env!("SISYNC_COMMIT").into(),
+            })
+            .set(1);
+        sis.register(
+            "build_info",
+            "Always 1; the version and git commit of the running binary",
+            build,
+        );
+        sis.register(
             "runs",
             "Sync runs by kind (roster, results) and outcome (ok, partial, deferred, failed, refused, interrupted, busy)",
             m.runs.clone(),
         );
-        registry.register(
+        sis.register(
             "records",
-            "Records written by kind (user, group) and action (created, updated, deactivated, failed)",
+            "Records written by record (user, group, result) and action (created, updated, deactivated, pushed, retrying, failed)",
             m.records.clone(),
         );
-        registry.register(
+        sis.register(
             "http_requests",
             "Outbound HTTP requests by endpoint host and status (error: no response)",
             m.http_requests.clone(),
         );
-        registry.register(
+        sis.register(
             "http_retries",
             "Outbound HTTP requests retried, by endpoint host",
             m.http_retries.clone(),
         );
-        registry.register(
+        sis.register(
             "run_duration_seconds",
             "Duration of sync runs by kind",
             m.run_seconds.clone(),
         );
-        registry.register(
+        sis.register(
             "config_reloads",
             "Config reloads (SIGHUP) by outcome (ok, failed)",
             m.reloads.clone(),
         );
-        registry.register(
+        sis.register(
             "run_in_progress",
             "1 while a sync run is in progress",
             m.running.clone(),
         );
-        registry.register(
+        sis.register(
             "outbox_results",
             "Results in the outbox by state (pending, pushed, failed, parked)",
             m.outbox.clone(),
         );
-        registry.register(
+        sis.register(
             "outbox_oldest_pending_age_seconds",
             "Age of the oldest pending or failed result in the outbox (0 when none)",
             m.outbox_oldest.clone(),
         );
-        registry.register(
+        sis.register(
             "last_success_timestamp_seconds",
-            "Unix time at which the last successful (ok or partial) run of a kind finished",
+            "Unix time at which the last successful (ok or partial) run of a kind finished (0: never)",
             m.last_success.clone(),
         );
-        registry.register(
+        sis.register(
             "last_run_timestamp_seconds",
-            "Unix time at which the last run of a kind finished, whatever its outcome",
+            "Unix time at which the last run of a kind finished, whatever its outcome (0: never)",
             m.last_run.clone(),
         );
-        registry.register(
+        sis.register(
             "plans_held",
             "Plans the safety gate holds for an admin (sisync plan approve ID)",
             m.plans_held.clone(),
         );
-        registry.register(
+        sis.register(
             "freeze_active",
             "1 while a [[safety.freeze]] window is in force (label state = its mode), as of the last roster run",
             m.freeze_active.clone(),
         );
-        registry.register(
+        sis.register(
             "deferred_changes",
             "Changes a freeze window held back in the last roster run, by kind",
             m.deferred.clone(),
         );
+        // every fixed series from start-up, at zero
+        for kind in RUN_KINDS {
+            for outcome in RUN_OUTCOMES {
+                let _ = m.runs.get_or_create(&RunLabels {
+                    kind: (*kind).into(),
+                    outcome: (*outcome).into(),
+                });
+            }
+            let k = KindLabels {
+                kind: (*kind).into(),
+            };
+            let _ = m.run_seconds.get_or_create(&k);
+            let _ = m.last_success.get_or_create(&k);
+            let _ = m.last_run.get_or_create(&k);
+        }
+        for (record, actions) in RECORD_ACTIONS {
+            for action in *actions {
+                let _ = m.records.get_or_create(&RecordLabels {
+                    record: (*record).into(),
+                    action: (*action).into(),
+                });
+            }
+        }
+        for outcome in ["ok", "failed"] {
+            let _ = m.reloads.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            });
+        }
+        for state in ["pending", "pushed", "failed", "parked"] {
+            let _ = m.outbox.get_or_create(&StateLabels {
+                state: state.into(),
+            });
+        }
         Metrics { registry, ..m }
     }
 
@@ -217,27 +324,49 @@ impl Metrics {
             .observe(seconds);
     }
 
-    pub fn records_written(&self, kind: &str, action: &str, n: u64) {
+    pub fn records_written(&self, record: &str, action: &str, n: u64) {
         if n > 0 {
             self.records
                 .get_or_create(&RecordLabels {
-                    kind: kind.into(),
+                    record: record.into(),
                     action: action.into(),
                 })
                 .inc_by(n);
         }
     }
 
-    /// The text exposition, with the state-file gauges read now.
+    /// The OpenMetrics text exposition, with the state-file gauges and the
+    /// process metrics read now.
     pub fn render(&self, state_db: &Path) -> String {
         if let Err(e) = self.refresh_from_db(state_db) {
             tracing::warn!("metrics: cannot read the state database: {e:#}");
         }
+        self.refresh_process();
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
+    }
+
+    fn refresh_process(&self) {
+        let p = process_stats();
+        let p_ = &self.process;
+        if let Some(t) = p.start_time {
+            p_.start_time.set(t);
+        }
+        if let Some(v) = p.resident {
+            p_.resident.set(v);
+        }
+        if let Some(v) = p.virtual_mem {
+            p_.virtual_mem.set(v);
+        }
+        if let Some(v) = p.open_fds {
+            p_.open_fds.set(v);
+        }
+        if let Some(v) = p.max_fds {
+            p_.max_fds.set(v);
+        }
     }
 
     fn refresh_from_db(&self, state_db: &Path) -> anyhow::Result<()> {
@@ -288,11 +417,137 @@ impl Metrics {
     }
 }
 
+/// What `/proc/self` says about this process (None where unreadable).
+#[derive(Debug, Default)]
+pub struct ProcessStats {
+    pub start_time: Option<f64>,
+    pub resident: Option<i64>,
+    pub virtual_mem: Option<i64>,
+    pub open_fds: Option<i64>,
+    pub max_fds: Option<i64>,
+}
+
+pub fn process_stats() -> ProcessStats {
+    // SAFETY: sysconf has no preconditions
+    let (ticks, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let mut out = ProcessStats::default();
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // fields after the command name, which is in parentheses and may
+        // hold spaces: state is field 3, vsize 23, rss 24, starttime 22
+        if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<i64>().ok());
+            out.virtual_mem = field(23);
+            out.resident = field(24).map(|p| p * page);
+            let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("btime "))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            });
+            if let (Some(start), Some(boot)) = (field(22), boot) {
+                if ticks > 0 {
+                    out.start_time = Some(boot + start as f64 / ticks as f64);
+                }
+            }
+        }
+    }
+    out.open_fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count() as i64);
+    out.max_fds = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+        });
+    out
+}
+
+/// The OpenMetrics text as the classic Prometheus text format (0.0.4):
+/// a counter's HELP and TYPE name its `_total` series (OpenMetrics names
+/// the family without the suffix, so classic parsers find no HELP for
+/// the samples), no `# UNIT` and no `# EOF`.
+pub fn to_classic_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len() + 256);
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{prefix}{name}_total {tail}"));
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// True when the scraper accepts OpenMetrics (Prometheus sends it first in
+/// its Accept header); others get the classic text format.
+pub fn wants_open_metrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 /// The process-wide metrics.
 pub fn global() -> &'static Metrics {
     &METRICS
+}
+
+/// Create the HTTP series of every network endpoint in the config (at 0),
+/// so the HTTP families are exposed from start-up too. A config without
+/// network endpoints (CSV in, CSV out) has no HTTP series.
+pub fn expose_endpoints(l: &crate::config::Loaded) {
+    use crate::config::results::{ResultSinkCfg, ResultSourceCfg};
+    use crate::config::{Platform, Source};
+    let c = &l.config;
+    let mut urls: Vec<&str> = Vec::new();
+    if let Source::OnerosterRest(r) = &c.source {
+        urls.push(&r.base_url);
+    }
+    if let Platform::Scim(p) = &c.platform {
+        urls.push(&p.base_url);
+    }
+    if let Some(r) = &c.results {
+        if let ResultSourceCfg::QtiHttp(q) = &r.source {
+            urls.push(&q.list_url);
+        }
+        if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
+            urls.push(&g.base_url);
+        }
+    }
+    let m = global();
+    for url in urls {
+        let endpoint = endpoint_label(url);
+        let _ = m.http_requests.get_or_create(&HttpLabels {
+            endpoint: endpoint.clone(),
+            status: "error".into(),
+        });
+        let _ = m.http_retries.get_or_create(&EndpointLabels { endpoint });
+    }
 }
 
 /// The label for an endpoint: `host[:port]` of the URL, never its path or
@@ -384,6 +639,30 @@ pub fn outbox(conn: &Connection) -> anyhow::Result<Outbox> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classic_text_names_counter_help_by_the_total_series() {
+        let om = "# HELP sisync_runs Sync runs.\n# TYPE sisync_runs counter\nsisync_runs_total{kind=\"roster\"} 1\n# HELP sisync_x_seconds X.\n# TYPE sisync_x_seconds gauge\n# UNIT sisync_x_seconds seconds\nsisync_x_seconds 2\n# EOF\n";
+        assert_eq!(
+            to_classic_text(om),
+            "# HELP sisync_runs_total Sync runs.\n# TYPE sisync_runs_total counter\nsisync_runs_total{kind=\"roster\"} 1\n# HELP sisync_x_seconds X.\n# TYPE sisync_x_seconds gauge\nsisync_x_seconds 2\n"
+        );
+        assert!(wants_open_metrics(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+        )));
+        assert!(!wants_open_metrics(Some("text/plain")));
+        assert!(!wants_open_metrics(None));
+    }
+
+    #[test]
+    fn process_stats_come_from_proc_self() {
+        let p = process_stats();
+        assert!(p.resident.unwrap() > 0);
+        assert!(p.open_fds.unwrap() >= 3);
+        let now = chrono::Utc::now().timestamp() as f64;
+        let start = p.start_time.unwrap();
+        assert!(start <= now + 1.0 && start > now - 3600.0, "{start} {now}");
+    }
 
     #[test]
     fn endpoint_labels_keep_host_and_port_only() {

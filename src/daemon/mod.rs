@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod metrics;
 pub mod notify;
+pub mod presence;
 pub mod status_page;
 
 use std::collections::VecDeque;
@@ -538,6 +539,9 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
     let m = metrics::global();
 
     let state = loaded.config.state.path.clone();
+    // held for the daemon's life: `sisync restore` and a second daemon
+    // on the same state are refused while it runs
+    let _presence = presence::PresenceLock::acquire(&state)?;
     let closed = close_stale_runs(&state, "the process running it ended before it finished")
         .with_context(|| format!("cannot open the state database {}", state.display()))?;
     if closed > 0 {
@@ -546,6 +550,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
             "marked runs left unfinished by an earlier process as interrupted"
         );
     }
+    metrics::expose_endpoints(&loaded);
     let last = last_runs(&Store::open(&state)?)?;
     let admin_token = loaded.admin_token()?;
     let shared = Arc::new(Shared {
@@ -599,6 +604,11 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+    // alert conditions that arise without a run (results waiting too
+    // long, the daily digest, the daily audit check); first tick at once
+    let mut alert_tick = tokio::time::interval(Duration::from_secs(300));
+    alert_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
     let mut queue = Queue::default();
     let mut current: Option<Current> = None;
 
@@ -627,6 +637,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
                 finished(&shared, job, started.elapsed(), flatten(res));
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => notify::watchdog(),
+            _ = alert_tick.tick() => check_alerts(&shared),
             _ = sighup.recv() => {
                 reload(&config_path, &shared, &listen);
                 let s = shared.loaded();
@@ -707,9 +718,25 @@ fn flatten(
     })
 }
 
-/// Log, count and show one finished run. The daemon carries on whatever
-/// happened: a failed run is retried at the next tick.
+/// Send the alerts that are due, in the background (`[alerts]`).
+fn check_alerts(shared: &Shared) {
+    let l = shared.loaded();
+    if l.config.alerts.is_some() {
+        tokio::spawn(async move {
+            crate::alerts::check(&l).await;
+        });
+    }
+}
+
+/// Log, count and show one finished run, then check the alerts. The
+/// daemon carries on whatever happened: a failed run is retried at the
+/// next tick.
 fn finished(shared: &Shared, job: Job, took: Duration, res: Result<JobReport>) {
+    finished_run(shared, job, took, res);
+    check_alerts(shared);
+}
+
+fn finished_run(shared: &Shared, job: Job, took: Duration, res: Result<JobReport>) {
     let m = metrics::global();
     m.running.set(0);
     if let Ok(mut c) = shared.current.lock() {

@@ -1,0 +1,105 @@
+//! The daemon's presence lock: `sisync run` holds an `flock` on
+//! `<state file>.daemon` for as long as it lives (the run lock is held
+//! only during a run). `sisync restore` takes it to know that no daemon
+//! has the state database open, and a second daemon on the same state is
+//! refused. The kernel drops the lock when the process ends.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use fs4::FileExt;
+
+/// A daemon holds the presence lock of this state database.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a sisync daemon ({}) uses the state database {}; stop it first (systemctl stop sisync, or sisync@NAME for an instance)",
+    .pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "pid unknown".into()),
+    .state.display()
+)]
+pub struct DaemonRunning {
+    pub pid: Option<u32>,
+    pub state: PathBuf,
+}
+
+/// The held presence lock; released when dropped.
+#[derive(Debug)]
+pub struct PresenceLock {
+    file: File,
+}
+
+impl PresenceLock {
+    pub fn path_for(state_path: &Path) -> PathBuf {
+        let mut name = state_path.as_os_str().to_owned();
+        name.push(".daemon");
+        PathBuf::from(name)
+    }
+
+    /// Take the lock without waiting; `DaemonRunning` when a daemon has it.
+    pub fn acquire(state_path: &Path) -> anyhow::Result<PresenceLock> {
+        let path = Self::path_for(state_path);
+        let ctx = || {
+            format!(
+                "cannot open the daemon lock {}; check that the state directory is writable",
+                path.display()
+            )
+        };
+        use anyhow::Context as _;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(ctx)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(ctx)?;
+        crate::store::owner::hand_to_state_owner(&path, state_path).with_context(ctx)?;
+        match FileExt::try_lock(&file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(DaemonRunning {
+                    pid: text.trim().parse().ok(),
+                    state: state_path.to_path_buf(),
+                }
+                .into());
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(e).with_context(ctx),
+        }
+        file.set_len(0).with_context(ctx)?;
+        file.rewind().with_context(ctx)?;
+        writeln!(file, "{}", std::process::id()).with_context(ctx)?;
+        file.flush().with_context(ctx)?;
+        Ok(PresenceLock { file })
+    }
+}
+
+impl Drop for PresenceLock {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_learns_the_pid_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("sisync.db");
+        let held = PresenceLock::acquire(&state).unwrap();
+        let e = PresenceLock::acquire(&state).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        assert!(msg.contains("stop it first"), "{msg}");
+        drop(held);
+        PresenceLock::acquire(&state).unwrap();
+    }
+}
