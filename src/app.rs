@@ -693,6 +693,23 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
             "HELD     plan {id} since {since}: nothing is written until `sisync plan show {id}` / `sisync plan approve {id}`"
         );
     }
+    if let Some(r) = runs.iter().find(|r| r.kind == "reconcile") {
+        let n = |k: &str| r.summary.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        println!(
+            "reconcile {} at {}: {} missing, {} drifted, {} orphans, {} classes with other members{}",
+            r.outcome,
+            r.started_at,
+            n("missing"),
+            n("drifted"),
+            n("orphans"),
+            n("membership"),
+            if r.outcome == "drift" {
+                " (`sisync reconcile` lists them, `--fix` repairs)"
+            } else {
+                ""
+            }
+        );
+    }
     results::print_outbox(&outbox);
     println!(
         "privacy  {} restricted, {} erased (tombstones); last purge {}",

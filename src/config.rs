@@ -761,6 +761,28 @@ pub struct Schedule {
     /// On SIGTERM, how long the current run may take to finish its batch.
     #[serde(default = "default_shutdown_timeout", with = "humantime_serde_compat")]
     pub shutdown_timeout: Duration,
+    /// `sisync reconcile` (report only, never `--fix`) this often; off
+    /// unless set. SCIM platforms only.
+    #[serde(default, with = "humantime_serde_opt")]
+    pub reconcile_every: Option<Duration>,
+}
+
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| {
+            humantime::parse_duration(&s).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a duration ({e}); write e.g. \"24h\""
+                ))
+            })
+        })
+        .transpose()
+    }
 }
 
 impl Default for Schedule {
@@ -771,6 +793,7 @@ impl Default for Schedule {
             results_every: default_results_every(),
             jitter: default_jitter(),
             shutdown_timeout: default_shutdown_timeout(),
+            reconcile_every: None,
         }
     }
 }

@@ -868,3 +868,63 @@ path = "sis"
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(20)), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_reconcile_reports_what_the_platform_lost() {
+    admin_env();
+    let fake = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let port = free_port();
+    let extra = daemon_extra(port, "1h").replace(
+        "jitter = \"0s\"",
+        "jitter = \"0s\"\nreconcile_every = \"400ms\"",
+    );
+    let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, &extra);
+    let cfg = loaded.file.clone();
+    let mut d = Daemon::start(
+        dir.path(),
+        &cfg,
+        port,
+        &[("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN)],
+    );
+    wait_metrics(
+        &mut d,
+        "a clean reconcile after the first roster run",
+        |m| {
+            sample(m, RUNS_OK) >= 1.0
+                && sample(m, r#"sisync_runs_total{kind="reconcile",outcome="ok"}"#) >= 1.0
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    // the vendor loses a student
+    {
+        let mut inner = fake.inner.lock().unwrap();
+        let id = inner
+            .users
+            .iter()
+            .find(|(_, u)| u["externalId"] == "stu-1005")
+            .map(|(k, _)| k.clone())
+            .unwrap();
+        inner.users.remove(&id);
+    }
+    let m = wait_metrics(
+        &mut d,
+        "a reconcile that finds the missing student",
+        |m| sample(m, r#"sisync_reconcile_findings{finding="missing"}"#) >= 1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        sample(&m, r#"sisync_reconcile_findings{finding="orphans"}"#),
+        0.0,
+        "{m}"
+    );
+    // report only: the daemon never repairs on its own
+    assert!(fake.user_by_external_id("stu-1005").is_none());
+    let out = oneshot(&cfg, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("reconcile drift"), "{text}");
+    assert!(text.contains("1 missing"), "{text}");
+}

@@ -89,6 +89,7 @@ pub struct Metrics {
     plans_held: Gauge,
     freeze_active: Family<StateLabels, Gauge>,
     deferred: Family<KindLabels, Gauge>,
+    reconcile: Family<FindingLabels, Gauge>,
     process: ProcessGauges,
 }
 
@@ -104,6 +105,11 @@ struct ProcessGauges {
 /// The run kinds, run outcomes and record actions the daemon reports.
 pub const RUN_KINDS: &[&str] = &["roster", "results"];
 pub const RUN_OUTCOMES: &[&str] = &["ok", "partial", "failed", "refused", "interrupted", "busy"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    finding: String,
+}
 const RECORD_ACTIONS: &[(&str, &[&str])] = &[
     ("user", &["created", "updated", "deactivated", "failed"]),
     ("group", &["created", "updated", "deactivated", "failed"]),
@@ -135,6 +141,7 @@ impl Metrics {
             plans_held: Gauge::default(),
             freeze_active: Family::default(),
             deferred: Family::default(),
+            reconcile: Family::default(),
             process: ProcessGauges::default(),
             registry: Registry::default(),
         };
@@ -242,6 +249,16 @@ impl Metrics {
             "1 while a [[safety.freeze]] window is in force (label state = its mode), as of the last roster run",
             m.freeze_active.clone(),
         );
+        sis.register(
+            "reconcile_findings",
+            "What the last reconcile found on the platform, by finding (missing, drifted, orphans, membership); 0 before the first",
+            m.reconcile.clone(),
+        );
+        for finding in ["missing", "drifted", "orphans", "membership"] {
+            let _ = m.reconcile.get_or_create(&FindingLabels {
+                finding: finding.into(),
+            });
+        }
         sis.register(
             "deferred_changes",
             "Changes a freeze window held back in the last roster run, by kind",
@@ -380,6 +397,24 @@ impl Metrics {
                 .set(*n);
         }
         self.outbox_oldest.set(o.oldest_age_seconds.unwrap_or(0.0));
+        let last_reconcile: Option<String> = conn
+            .query_row(
+                "SELECT summary FROM runs WHERE kind = 'reconcile' AND summary IS NOT NULL ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(v) =
+            last_reconcile.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        {
+            for finding in ["missing", "drifted", "orphans", "membership"] {
+                self.reconcile
+                    .get_or_create(&FindingLabels {
+                        finding: finding.into(),
+                    })
+                    .set(v.get(finding).and_then(|x| x.as_i64()).unwrap_or(0));
+            }
+        }
         self.plans_held.set(
             crate::store::plans::held_now(&conn)
                 .map(|h| h.len() as i64)

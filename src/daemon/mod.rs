@@ -37,6 +37,8 @@ pub enum Job {
     Roster { full: bool },
     /// A results sync.
     Results,
+    /// `sisync reconcile` without `--fix`: read the platform back, report.
+    Reconcile,
 }
 
 impl Job {
@@ -45,6 +47,7 @@ impl Job {
         match self {
             Job::Roster { .. } => "roster",
             Job::Results => "results",
+            Job::Reconcile => "reconcile",
         }
     }
 
@@ -53,6 +56,7 @@ impl Job {
             Job::Roster { full: false } => "roster",
             Job::Roster { full: true } => "full roster",
             Job::Results => "results",
+            Job::Reconcile => "reconcile",
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct Runners {
     pub roster: JobFn,
     /// None: results are not scheduled.
     pub results: Option<JobFn>,
+    /// None: reconcile is not scheduled (`schedule.reconcile_every`).
+    pub reconcile: Option<JobFn>,
 }
 
 impl Runners {
@@ -97,8 +103,29 @@ impl Runners {
         Runners {
             roster: Arc::new(|input| Box::pin(roster_job(input))),
             results: results_runner(),
+            reconcile: Some(Arc::new(|input| Box::pin(reconcile_job(input)))),
         }
     }
+}
+
+/// A scheduled reconcile: report only; a person decides on `--fix`.
+async fn reconcile_job(input: JobInput) -> Result<JobReport> {
+    let (report, _) =
+        sync::reconcile::run(&input.loaded, false, "daemon", &*input.progress).await?;
+    let mut out = JobReport {
+        outcome: if report.is_clean() { "ok" } else { "drift" }.into(),
+        ..JobReport::default()
+    };
+    if !report.is_clean() {
+        out.note = Some(format!(
+            "the platform differs from what sisync sent: {} missing, {} drifted, {} orphans, {} classes with other members (`sisync reconcile`, `sisync reconcile --fix`)",
+            report.missing.len(),
+            report.drifted.len(),
+            report.orphans.len(),
+            report.membership.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// The retention purge, at most once a day, after a roster run (which
@@ -383,7 +410,7 @@ impl Queue {
                     *full |= f;
                     return;
                 }
-                (Job::Results, Job::Results) => return,
+                (Job::Results, Job::Results) | (Job::Reconcile, Job::Reconcile) => return,
                 _ => {}
             }
         }
@@ -452,6 +479,7 @@ struct Plan {
     roster: Instant,
     results: Option<Instant>,
     full: Option<Instant>,
+    reconcile: Option<Instant>,
 }
 
 impl Plan {
@@ -472,6 +500,10 @@ impl Plan {
             full: s
                 .full_at_time()
                 .map(|t| until(next_daily(Local::now(), t)) + jitter(s.jitter)),
+            reconcile: s
+                .reconcile_every
+                .filter(|_| matches!(loaded.config.platform, crate::config::Platform::Scim(_)))
+                .map(|every| due(last.reconcile, every)),
         }
     }
 
@@ -482,6 +514,9 @@ impl Plan {
         }
         if let Some(f) = self.full {
             v.push(("full roster", wall(f)));
+        }
+        if let Some(r) = self.reconcile {
+            v.push(("reconcile", wall(r)));
         }
         v.sort_by_key(|(_, t)| *t);
         let _ = loaded;
@@ -494,6 +529,7 @@ impl Plan {
 struct LastRuns {
     roster: Option<DateTime<Utc>>,
     results: Option<DateTime<Utc>>,
+    reconcile: Option<DateTime<Utc>>,
 }
 
 fn last_runs(store: &Store) -> Result<LastRuns> {
@@ -505,6 +541,7 @@ fn last_runs(store: &Store) -> Result<LastRuns> {
         match r.kind.as_str() {
             "roster" if out.roster.is_none() => out.roster = t,
             "results" if out.results.is_none() => out.results = t,
+            "reconcile" if out.reconcile.is_none() => out.reconcile = t,
             _ => {}
         }
     }
@@ -625,6 +662,11 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
                 let s = &shared.loaded().config.schedule;
                 plan.results = Some(Instant::now() + s.results_every + jitter(s.jitter));
             }
+            _ = tokio::time::sleep_until(plan.reconcile.unwrap_or(far)), if plan.reconcile.is_some() => {
+                queue.push(Job::Reconcile);
+                let s = &shared.loaded().config.schedule;
+                plan.reconcile = s.reconcile_every.map(|e| Instant::now() + e + jitter(s.jitter));
+            }
             _ = tokio::time::sleep_until(plan.full.unwrap_or(far)), if plan.full.is_some() => {
                 queue.push(Job::Roster { full: true });
                 let s = &shared.loaded().config.schedule;
@@ -656,6 +698,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
                 let runner = match job {
                     Job::Roster { .. } => Some(runners.roster.clone()),
                     Job::Results => runners.results.clone(),
+                    Job::Reconcile => runners.reconcile.clone(),
                 };
                 if let Some(runner) = runner {
                     let tracker = Arc::new(Tracker::new(job.label()));

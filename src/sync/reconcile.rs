@@ -44,6 +44,19 @@ pub struct Report {
 }
 
 impl Report {
+    /// Counts for the run's summary (no ids: the summary is shown on the
+    /// status page and read by the metrics).
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "users_read": self.users_read,
+            "groups_read": self.groups_read,
+            "missing": self.missing.len(),
+            "drifted": self.drifted.len(),
+            "orphans": self.orphans.len(),
+            "membership": self.membership.len(),
+        })
+    }
+
     pub fn is_clean(&self) -> bool {
         self.missing.is_empty()
             && self.drifted.is_empty()
@@ -243,9 +256,25 @@ pub async fn run(
         .await
         .with_context(|| "cannot reach the SCIM platform; check platform.base_url and the token")?
         .with_shape(p.shape());
-    progress.phase("reading the platform", None);
-    let snap = sink.read_back().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // under the run lock: no sync changes the state while it is compared,
+    // and the run is recorded (status, metrics, the status page)
+    let lock = super::lock::RunLock::acquire(&cfg.state.path)?;
     let mut store = Store::open(&cfg.state.path)?;
+    let run_id = store.begin_run("reconcile", actor, false)?;
+    progress.phase("reading the platform", None);
+    let read = sink.read_back().await.map_err(|e| anyhow::anyhow!("{e}"));
+    let snap = match read {
+        Ok(s) => s,
+        Err(e) => {
+            store.finish_run(
+                run_id,
+                "failed",
+                &serde_json::json!({}),
+                Some(&format!("{e:#}")),
+            )?;
+            return Err(e);
+        }
+    };
     let users = store.load_state(RecordKind::User)?;
     let groups = store.load_state(RecordKind::Group)?;
     let members = store.load_members()?;
@@ -259,6 +288,12 @@ pub async fn run(
         },
     );
     progress.done();
+    store.finish_run(
+        run_id,
+        if report.is_clean() { "ok" } else { "drift" },
+        &report.summary(),
+        None,
+    )?;
     if !fix || to_resend(&report).is_empty() {
         return Ok((report, None));
     }
@@ -269,6 +304,7 @@ pub async fn run(
         }
     }
     drop(store);
+    drop(lock); // the roster run takes it itself
     let fixed = super::roster(loaded, super::RosterOptions::default(), actor, progress).await?;
     Ok((report, Some(fixed)))
 }
