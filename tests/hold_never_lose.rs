@@ -42,6 +42,21 @@ async fn a_row_that_is_not_utf8_holds_the_student() {
     let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
     let r = sync(&cfg, run()).await;
     assert_eq!(r.outcome.as_ref().unwrap().users.created, 42);
+    // a SCIM group carries its name and members, and the audit says so
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let groups = store
+        .audit_list(&AuditFilter {
+            kind: Some("group.create".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(groups.len(), 6);
+    assert!(
+        groups.iter().all(|g| g.fields == "displayName,members"),
+        "{:?}",
+        groups[0].fields
+    );
+    drop(store);
 
     latin1_name(&export, "stu-1003"); // Zoë
     server.clear_requests();

@@ -429,6 +429,13 @@ pub async fn apply_records<S: RecordSink>(
                 .iter()
                 .filter_map(|m| ids.get(m).map(|p| (m.clone(), p.clone())))
                 .unzip();
+            // a SCIM Group carries displayName and members only: the audit
+            // lists what was sent, not org or active
+            c.changed
+                .retain(|f| matches!(*f, "displayName" | "members"));
+            if c.changed.is_empty() {
+                c.changed.push("members");
+            }
             if sent.len() != c.group.members.len() {
                 // members whose user failed are left out; the stored hash
                 // says so, and the next run adds them.
