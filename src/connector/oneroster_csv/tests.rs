@@ -486,6 +486,22 @@ fn exports_that_hold_nothing_are_errors() {
 }
 
 #[test]
+fn a_semicolon_separated_export_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    write(
+        dir.path(),
+        "users.csv",
+        "sourcedId;givenName;familyName\ns1;Anna;Bakker\n",
+    );
+    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("users.csv:1: the columns are separated by semicolons"),
+        "{e}"
+    );
+}
+
+#[test]
 fn duplicate_headers_and_non_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     small_export(dir.path());
