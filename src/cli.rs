@@ -251,6 +251,12 @@ pub enum PrivacyCmd {
         /// lock), then give up without changing anything.
         #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
         wait: std::time::Duration,
+        /// Show what would be deleted where, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation on a terminal.
+        #[arg(long)]
+        yes: bool,
     },
     /// Freeze processing of one person (no updates, no result pushes).
     Restrict {

@@ -153,6 +153,10 @@ pub struct OneRosterRestSource {
     /// Service root, e.g. `https://sis.example/api`; sisync appends
     /// `/ims/oneroster/rostering/v1p2/...` (or `/ims/oneroster/v1p1/...`).
     pub base_url: String,
+    /// Allow a plain `http://` URL to a host other than this machine
+    /// (personal data and secrets would cross the network unencrypted).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     #[serde(default)]
     pub version: OneRosterVersion,
     /// `bearer` (a static token) or `oauth2` (client credentials).
@@ -341,6 +345,10 @@ impl Platform {
 pub struct ScimPlatform {
     /// Base URL of the SCIM service, e.g. `https://platform.example/scim/v2`.
     pub base_url: String,
+    /// Allow a plain `http://` URL to a host other than this machine
+    /// (personal data and secrets would cross the network unencrypted).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// `acceptance` for a test/acceptance platform: then sisync must run
     /// with `institution.environment = "acceptance"` (synthetic names).
     #[serde(default)]

@@ -86,6 +86,30 @@ fn a_zero_timeout_is_a_config_error() {
 }
 
 #[test]
+fn plain_http_to_another_machine_needs_an_explicit_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "base_url = \"http://platform.school.example/scim/v2\"",
+        "",
+    );
+    refused(&cfg, "platform.base_url", "unencrypted");
+    let cfg = config(
+        dir.path(),
+        "base_url = \"http://platform.school.example/scim/v2\"\nallow_insecure_http = true",
+        "",
+    );
+    assert_eq!(sisync(&cfg, &["check-config"]).status.code(), Some(0));
+    // this machine is fine without it (test peers, a local proxy)
+    let cfg = config(
+        dir.path(),
+        "base_url = \"http://127.0.0.1:8080/scim/v2\"",
+        "",
+    );
+    assert_eq!(sisync(&cfg, &["check-config"]).status.code(), Some(0));
+}
+
+#[test]
 fn a_public_admin_endpoint_needs_a_token_or_an_explicit_opt_in() {
     let dir = tempfile::tempdir().unwrap();
     let base = "base_url = \"https://platform.example/scim/v2\"";

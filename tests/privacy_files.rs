@@ -121,6 +121,33 @@ fn erasure_removes_the_person_from_every_file_sisync_kept() {
         );
     }
 
+    // a dry run says what would go where and changes nothing
+    let before: Vec<PathBuf> = ["drop", "gradebook", "inbox/done"]
+        .iter()
+        .flat_map(|p| files_with(&d.join(p), "stu-1001"))
+        .collect();
+    let o = sisync(
+        &cfg,
+        &["privacy", "erase", "--person", "stu-1001", "--dry-run"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("dry run: nothing was changed"), "{out}");
+    assert!(out.contains("an erasures.csv drop folder"), "{out}");
+    assert!(out.contains("would rewrite (1 row removed): "), "{out}");
+    assert!(
+        out.contains(&format!("would remove: {}", tmp.display())),
+        "{out}"
+    );
+    let after: Vec<PathBuf> = ["drop", "gradebook", "inbox/done"]
+        .iter()
+        .flat_map(|p| files_with(&d.join(p), "stu-1001"))
+        .collect();
+    assert_eq!(before, after);
+    assert!(tmp.exists());
+    let o = sisync(&cfg, &["status"]);
+    assert!(!text(&o).contains("1 erased"), "{}", text(&o));
+
     let o = sisync(&cfg, &["privacy", "erase", "--person", "stu-1001"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = text(&o);

@@ -101,7 +101,21 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
                 Ok(exit::FAILURE)
             }
         }
-        PrivacyCmd::Erase { person, wait } => erase(cli, l, person, *wait).await,
+        PrivacyCmd::Erase {
+            person,
+            wait,
+            dry_run: true,
+            ..
+        } => erase_dry_run(cli, l, person, *wait),
+        PrivacyCmd::Erase {
+            person, wait, yes, ..
+        } => {
+            if !*yes && !confirmed(person)? {
+                eprintln!("not confirmed: nothing was changed");
+                return Ok(exit::FAILURE);
+            }
+            erase(cli, l, person, *wait).await
+        }
         PrivacyCmd::Purge => {
             let _lock = RunLock::acquire(&l.config.state.path)?;
             let Some(mut store) = open_store(l)? else {
@@ -270,6 +284,79 @@ fn anchor(l: &Loaded, store: &Store) -> Result<()> {
     crate::store::anchor::record(store, l.config.audit.anchor_file.as_deref())
 }
 
+/// On a terminal an erasure is confirmed by typing the id (it cannot be
+/// undone); scripts and pipes go on as before (or pass `--yes`).
+fn confirmed(person: &str) -> Result<bool> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!(
+        "Erase {person} on the platform and from everything sisync keeps? This cannot be undone. Type the id again to confirm: "
+    );
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == person)
+}
+
+/// `privacy erase --dry-run`: what would be deleted where; nothing changes.
+fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration) -> Result<i32> {
+    let Some(store) = open_store(l)? else {
+        return Ok(exit::FAILURE);
+    };
+    let id = state_id(l, &store, person)?;
+    let data = store.subject_data(person, &id)?;
+    let platform = match &l.config.platform {
+        Platform::Scim(p) => match &data.platform_id {
+            Some(pid) => format!("DELETE {}/Users/{pid}", p.base_url.trim_end_matches('/')),
+            None => format!(
+                "DELETE of the user with externalId {id} at {}, if the platform has one",
+                p.base_url
+            ),
+        },
+        Platform::CsvDrop(p) => format!(
+            "an erasures.csv drop folder in {} for the platform's importer",
+            p.path.display()
+        ),
+    };
+    let ids: std::collections::BTreeSet<String> = [
+        Some(person.to_string()),
+        Some(id.clone()),
+        data.platform_id.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let files = crate::privacy::files::erase(&l.config, &ids, None, true)?;
+    if cli.json {
+        print_json(&json!({
+            "dry_run": true,
+            "platform": platform,
+            "state": {
+                "record": data.active.is_some(),
+                "classes": data.classes.len(),
+                "results": data.results.len(),
+                "audit_entries": data.audit.len(),
+            },
+            "files": files,
+        }));
+    } else {
+        println!("dry run: nothing was changed. `sisync privacy erase --person {person}` would:");
+        println!("  platform: {platform}");
+        println!(
+            "  state:    remove {} record, {} class memberships, {} results; blank the id in {} audit entries; keep a tombstone",
+            u8::from(data.active.is_some()),
+            data.classes.len(),
+            data.results.len(),
+            data.audit.len()
+        );
+        println!("  files sisync keeps:");
+        print_touched(&files, "none names them");
+    }
+    Ok(exit::OK)
+}
+
 async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -> Result<i32> {
     let Some(_lock) = lock_within(l, wait).await else {
         return Ok(exit::FAILURE);
@@ -339,7 +426,7 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
     .into_iter()
     .flatten()
     .collect();
-    let files = crate::privacy::files::erase(&l.config, &ids, spare.as_deref()).with_context(|| {
+    let files = crate::privacy::files::erase(&l.config, &ids, spare.as_deref(), false).with_context(|| {
         format!("{person} was erased on the platform and from the state, but not from every file sisync kept; fix this and run the erasure again")
     })?;
     if cli.json {

@@ -33,9 +33,12 @@ impl Loaded {
     pub(super) fn validate_hygiene(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         let mut urls: Vec<(&str, &str, &str)> = Vec::new();
+        // (section, URL key, URL, allow_insecure_http)
+        let mut plain: Vec<(&str, &str, &str, bool)> = Vec::new();
         let mut timeouts: Vec<(&str, Duration)> = Vec::new();
         if let Source::OnerosterRest(r) = &c.source {
             urls.push(("source", "base_url", &r.base_url));
+            plain.push(("source", "base_url", &r.base_url, r.allow_insecure_http));
             if let Some(t) = &r.token_url {
                 urls.push(("source", "token_url", t));
             }
@@ -43,11 +46,18 @@ impl Loaded {
         }
         if let Platform::Scim(p) = &c.platform {
             urls.push(("platform", "base_url", &p.base_url));
+            plain.push(("platform", "base_url", &p.base_url, p.allow_insecure_http));
             timeouts.push(("platform", p.timeout));
         }
         if let Some(r) = &c.results {
             if let ResultSourceCfg::QtiHttp(h) = &r.source {
                 urls.push(("results.source", "list_url", &h.list_url));
+                plain.push((
+                    "results.source",
+                    "list_url",
+                    &h.list_url,
+                    h.allow_insecure_http,
+                ));
                 timeouts.push(("results.source", h.timeout));
                 if let Some(AuthCfg::Oauth2 { token_url, .. }) = &h.auth {
                     urls.push(("results.source.auth", "token_url", token_url));
@@ -55,6 +65,12 @@ impl Loaded {
             }
             if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
                 urls.push(("results.sink", "base_url", &g.base_url));
+                plain.push((
+                    "results.sink",
+                    "base_url",
+                    &g.base_url,
+                    g.allow_insecure_http,
+                ));
                 timeouts.push(("results.sink", g.timeout));
                 if let AuthCfg::Oauth2 { token_url, .. } = &g.auth {
                     urls.push(("results.sink.auth", "token_url", token_url));
@@ -68,6 +84,17 @@ impl Loaded {
                     key,
                     format!(
                         "the URL carries {what}; it would be printed in every retry line and error: remove it and use the token or token_file keys"
+                    ),
+                ));
+            }
+        }
+        for (section, key, u, allowed) in plain {
+            if !allowed && insecure_remote(u) {
+                return Err(self.error(
+                    section,
+                    key,
+                    format!(
+                        "{u} is plain http:// to another machine: personal data and tokens would cross the network unencrypted; use https://, or set {section}.allow_insecure_http = true if the link is protected otherwise (a VPN, an stunnel)"
                     ),
                 ));
             }
@@ -182,6 +209,22 @@ impl Loaded {
 }
 
 /// What secret a URL carries (user info or a credential query parameter).
+/// `http://` to a host that is not this machine.
+fn insecure_remote(u: &str) -> bool {
+    let Ok(url) = url::Url::parse(u) else {
+        return false;
+    };
+    if url.scheme() != "http" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        None => false,
+    }
+}
+
 fn credentials_in_url(u: &str) -> Option<String> {
     let url = url::Url::parse(u).ok()?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -195,6 +238,16 @@ fn credentials_in_url(u: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_to_another_machine_is_found() {
+        assert!(insecure_remote("http://platform.school.example/scim/v2"));
+        assert!(insecure_remote("http://10.1.2.3:8080/"));
+        assert!(!insecure_remote("http://127.0.0.1:8080/scim/v2"));
+        assert!(!insecure_remote("http://localhost/x"));
+        assert!(!insecure_remote("http://[::1]:9/x"));
+        assert!(!insecure_remote("https://platform.school.example/"));
+    }
 
     #[test]
     fn credentials_in_urls_are_found() {

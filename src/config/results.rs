@@ -101,6 +101,10 @@ pub struct QtiHttp {
     /// Answers a JSON list of document URLs (strings, or objects with
     /// `href` or `url`), bare or under `documents`/`results`.
     pub list_url: String,
+    /// Allow a plain `http://` URL to a host other than this machine
+    /// (personal data and secrets would cross the network unencrypted).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     #[serde(default = "default_grade_outcomes")]
     pub grade_outcomes: Vec<String>,
     pub auth: Option<AuthCfg>,
@@ -144,6 +148,10 @@ pub enum ResultSinkCfg {
 pub struct GradebookRest {
     /// Service root; sisync appends `/ims/oneroster/gradebook/v1p2/...`.
     pub base_url: String,
+    /// Allow a plain `http://` URL to a host other than this machine
+    /// (personal data and secrets would cross the network unencrypted).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     pub auth: AuthCfg,
     /// Results pushed at once (1 to 64).
     #[serde(default = "default_push_concurrency")]

@@ -173,9 +173,26 @@ pub fn expire(c: &Config, keep_days: u32, now: SystemTime) -> Result<Vec<Touched
 /// `assessmentResult`s from processed QTI files (a file left without
 /// results is removed), temporary folders of failed deliveries entirely.
 /// `spare` (the erasure's own delivery) is left alone.
-pub fn erase(c: &Config, ids: &BTreeSet<String>, spare: Option<&Path>) -> Result<Vec<Touched>> {
+/// With `dry`, nothing changes: the list says what would.
+pub fn erase(
+    c: &Config,
+    ids: &BTreeSet<String>,
+    spare: Option<&Path>,
+    dry: bool,
+) -> Result<Vec<Touched>> {
     let p = places(c);
     let mut out = Vec::new();
+    let remove = |path: &Path, out: &mut Vec<Touched>| -> Result<()> {
+        if dry {
+            out.push(Touched {
+                path: path.to_path_buf(),
+                action: "would remove".into(),
+            });
+            Ok(())
+        } else {
+            remove(path, out)
+        }
+    };
     for (dir, prefix) in &p.deliveries {
         for e in entries(dir)? {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -193,6 +210,7 @@ pub fn erase(c: &Config, ids: &BTreeSet<String>, spare: Option<&Path>) -> Result
                                 candidate: String::new(),
                             },
                             ids,
+                            dry,
                             &mut out,
                         )?;
                     }
@@ -204,7 +222,7 @@ pub fn erase(c: &Config, ids: &BTreeSet<String>, spare: Option<&Path>) -> Result
         for e in entries(dir)? {
             let path = e.path();
             if path.is_file() {
-                scrub(&path, format, ids, &mut out)?;
+                scrub(&path, format, ids, dry, &mut out)?;
             }
         }
     }
@@ -217,6 +235,7 @@ fn scrub(
     path: &Path,
     format: &Format,
     ids: &BTreeSet<String>,
+    dry: bool,
     out: &mut Vec<Touched>,
 ) -> Result<()> {
     let bytes = std::fs::read(path)
@@ -234,17 +253,29 @@ fn scrub(
             candidate,
         } => without_csv_rows(&bytes, *delimiter, candidate, ids),
     };
+    let rows = |n: usize| if n == 1 { "row" } else { "rows" };
     match rewritten {
         Some((_, 0)) => Ok(()), // the id occurs elsewhere (another column)
+        Some((None, _)) | None if dry => {
+            out.push(Touched {
+                path: path.to_path_buf(),
+                action: "would remove".into(),
+            });
+            Ok(())
+        }
         Some((None, _)) | None => remove(path, out),
+        Some((Some(_), n)) if dry => {
+            out.push(Touched {
+                path: path.to_path_buf(),
+                action: format!("would rewrite ({n} {} removed)", rows(n)),
+            });
+            Ok(())
+        }
         Some((Some(new), n)) => {
             replace(path, &new)?;
             out.push(Touched {
                 path: path.to_path_buf(),
-                action: format!(
-                    "rewrote ({n} {} removed)",
-                    if n == 1 { "row" } else { "rows" }
-                ),
+                action: format!("rewrote ({n} {} removed)", rows(n)),
             });
             Ok(())
         }
