@@ -152,16 +152,27 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Sync {
             what: SyncWhat::All(a),
         } => {
-            let code = sync_roster(cli, &loaded, a).await?;
-            if loaded.config.results.is_none() {
-                return alerts::after_oneshot(&loaded, a.dry_run, Ok(code)).await;
+            // one JSON document for both halves
+            if cli.json {
+                collect_json();
             }
-            let ra = ResultsArgs {
-                dry_run: a.dry_run,
-                retry_failed: false,
+            let code = sync_roster(cli, &loaded, a).await;
+            let code = match code {
+                Ok(c) if loaded.config.results.is_some() => {
+                    let ra = ResultsArgs {
+                        dry_run: a.dry_run,
+                        retry_failed: false,
+                    };
+                    results::sync_results(cli, &loaded, &ra, true)
+                        .await
+                        .map(|r| c.max(r))
+                }
+                other => other,
             };
-            let rcode = results::sync_results(cli, &loaded, &ra, true).await;
-            alerts::after_oneshot(&loaded, a.dry_run, rcode.map(|r| code.max(r))).await
+            if cli.json {
+                print_collected_json(&["roster", "results"]);
+            }
+            alerts::after_oneshot(&loaded, a.dry_run, code).await
         }
         Command::Alerts { cmd } => alerts::run(cli, &loaded, cmd).await,
         Command::Status => status(cli, &loaded),
@@ -177,6 +188,12 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
                     path.display()
                 );
                 return Ok(exit::FAILURE);
+            }
+            if let AuditCmd::List(a) = cmd {
+                if a.csv && cli.json {
+                    eprintln!("usage error: --json and --csv choose two formats; pass one of them");
+                    return Ok(exit::CONFIG);
+                }
             }
             let store = Store::open(path)?;
             match cmd {
@@ -292,11 +309,51 @@ pub(crate) fn table(header: &[&str]) -> Table {
     t
 }
 
+/// While `sync all --json` runs its two halves, their documents are
+/// collected here and printed as one.
+static JSON_PARTS: std::sync::Mutex<Option<Vec<serde_json::Value>>> = std::sync::Mutex::new(None);
+
+/// Print one JSON document (each invocation prints exactly one), with the
+/// sisync `version` in every object.
 pub(crate) fn print_json<T: serde::Serialize>(v: &T) {
+    let mut v =
+        serde_json::to_value(v).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+    if let serde_json::Value::Object(m) = &mut v {
+        m.entry("version")
+            .or_insert_with(|| serde_json::json!(env!("CARGO_PKG_VERSION")));
+    }
+    if let Ok(mut parts) = JSON_PARTS.lock() {
+        if let Some(list) = parts.as_mut() {
+            list.push(v);
+            return;
+        }
+    }
     println!(
         "{}",
-        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     );
+}
+
+/// Start collecting JSON documents (see [`JSON_PARTS`]).
+fn collect_json() {
+    if let Ok(mut p) = JSON_PARTS.lock() {
+        *p = Some(Vec::new());
+    }
+}
+
+/// Stop collecting and print what was collected as one document.
+fn print_collected_json(keys: &[&str]) {
+    let parts = JSON_PARTS
+        .lock()
+        .ok()
+        .and_then(|mut p| p.take())
+        .unwrap_or_default();
+    let mut doc = serde_json::Map::new();
+    let mut parts = parts.into_iter();
+    for k in keys {
+        doc.insert((*k).into(), parts.next().unwrap_or(serde_json::Value::Null));
+    }
+    print_json(&serde_json::Value::Object(doc));
 }
 
 /// The first 20 source issues under a title; all of them are in the log.

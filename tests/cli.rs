@@ -294,3 +294,31 @@ fn generate_writes_man_pages_and_completions_without_a_config() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("_sisync()"));
 }
+
+#[test]
+fn every_json_invocation_prints_one_document_with_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    text_cfg.push_str(
+        "\n[results]\ndefault_class = \"cls-ne-h3a\"\n[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\n[results.sink]\nkind = \"oneroster-csv\"\npath = \"sis\"\n",
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let one = |args: &[&str]| -> serde_json::Value {
+        let o = sisync(&cfg, args);
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {}", text(&o)))
+    };
+    let v = one(&["--json", "sync", "all"]);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["roster"].is_object() && v["results"].is_object(), "{v}");
+    let v = one(&["--json", "privacy", "restrict", "--person", "stu-1001"]);
+    assert_eq!(v["restricted"], true);
+    let v = one(&["--json", "privacy", "unrestrict", "--person", "stu-1001"]);
+    assert_eq!(v["lifted"], true);
+    let o = sisync(&cfg, &["--json", "audit", "list", "--csv"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--json and --csv"), "{}", text(&o));
+}

@@ -76,9 +76,13 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             let id = state_id(l, &store, person)?;
             store.restrict(person, &actor(), &local_entry("subject.restrict", &id))?;
             anchor(l, &store)?;
-            println!(
-                "{person}: restricted. sisync sends no updates and pushes no results for this person until `sisync privacy unrestrict --person {person}`; results stay in the outbox."
-            );
+            if cli.json {
+                print_json(&json!({"person": person, "restricted": true}));
+            } else {
+                println!(
+                    "{person}: restricted. sisync sends no updates and pushes no results for this person until `sisync privacy unrestrict --person {person}`; results stay in the outbox."
+                );
+            }
             Ok(exit::OK)
         }
         PrivacyCmd::Unrestrict { person, wait } => {
@@ -91,15 +95,16 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             let id = state_id(l, &store, person)?;
             let lifted = store.unrestrict(person, &local_entry("subject.unrestrict", &id))?;
             anchor(l, &store)?;
-            if lifted {
+            if cli.json {
+                print_json(&json!({"person": person, "lifted": lifted}));
+            } else if lifted {
                 println!(
                     "{person}: no longer restricted; the next sync processes them again (an erased person is created again if the SIS still has them)."
                 );
-                Ok(exit::OK)
             } else {
                 eprintln!("{person}: there is no restriction or erasure to lift");
-                Ok(exit::FAILURE)
             }
+            Ok(if lifted { exit::OK } else { exit::FAILURE })
         }
         PrivacyCmd::Erase {
             person,

@@ -22,17 +22,14 @@ pub async fn run(cli: &Cli, loaded: &Loaded, fix: bool) -> Result<i32> {
         }
     };
     if cli.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "reconcile": report,
-                "fix_run": fixed.as_ref().map(|r| serde_json::json!({
-                    "run_id": r.run_id,
-                    "refused": r.refused.as_ref().map(|x| x.to_string()),
-                    "failed": r.failed(),
-                })),
-            })
-        );
+        super::print_json(&serde_json::json!({
+            "reconcile": report,
+            "fix_run": fixed.as_ref().map(|r| serde_json::json!({
+                "run_id": r.run_id,
+                "refused": r.refused.as_ref().map(|x| x.to_string()),
+                "failed": r.failed(),
+            })),
+        }));
     } else {
         print(&report);
         if let Some(r) = &fixed {
