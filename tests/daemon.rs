@@ -670,6 +670,9 @@ listen = "127.0.0.1:{port}"
         "{rows} rows, {ok_rows} ok:\n{dom}"
     );
     assert!(dom.contains("<td>daemon</td>"), "{dom}");
+    // a scheduled CSV roster run is a plain run, not "(full)"
+    assert!(dom.contains("<td>roster</td>"), "{dom}");
+    assert!(!dom.contains("roster (full)"), "{dom}");
 
     // the chart was drawn by the page's script: 42 users + 6 classes
     // delivered in the first run, all in the current hour
@@ -864,6 +867,13 @@ path = "sis"
         1
     );
     assert_eq!(std::fs::read_dir(inbox.join("done")).unwrap().count(), 4);
+    // at the first start the roster ran before any results run
+    let first: String = state_db(dir.path())
+        .query_row("SELECT kind FROM runs ORDER BY id LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(first, "roster");
     d.drain_notify();
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(20)), 0);

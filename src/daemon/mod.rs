@@ -494,9 +494,19 @@ impl Plan {
                 .unwrap_or(every);
             Instant::now() + every.saturating_sub(since) + jitter(s.jitter)
         };
+        let roster = due(last.roster, s.roster_every);
         Plan {
-            roster: due(last.roster, s.roster_every),
-            results: results.then(|| due(last.results, s.results_every)),
+            roster,
+            // at the very first start the roster goes first: results read
+            // before any roster would all be parked until the next run
+            results: results.then(|| {
+                let r = due(last.results, s.results_every);
+                if last.roster.is_none() {
+                    r.max(roster + Duration::from_secs(1))
+                } else {
+                    r
+                }
+            }),
             full: s
                 .full_at_time()
                 .map(|t| until(next_daily(Local::now(), t)) + jitter(s.jitter)),

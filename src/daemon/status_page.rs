@@ -326,10 +326,16 @@ fn render_inner(shared: &Shared) -> Result<String> {
             h,
             r#"<tr class="run" data-run-id="{id}" data-outcome="{o}"><td class="n">{id}</td><td>{kind}</td><td>{start}</td><td>{took}</td><td class="outcome-{o}">{o}</td><td class="n">{c}</td><td class="n">{u}</td><td class="n">{d}</td><td class="n">{f}</td><td>{actor}</td><td>{note}</td></tr>"#,
             id = r.id,
+            // "full" only for a full sync that was asked for (every CSV
+            // read is complete; that is no news)
             kind = esc(&format!(
                 "{}{}",
                 r.kind,
-                if r.full { " (full)" } else { "" }
+                if r.summary.get("full_requested").and_then(|v| v.as_bool()) == Some(true) {
+                    " (full)"
+                } else {
+                    ""
+                }
             )),
             start = esc(&r.started_at.replace('T', " ")[..r.started_at.len().min(19)]),
             took = esc(&duration(r)),

@@ -65,6 +65,8 @@ impl Progress for Quiet {
 #[derive(Debug, Clone, Serialize)]
 pub struct RosterReport {
     pub run_id: Option<i64>,
+    /// `--full` (or the daemon's daily full run) was asked for.
+    pub full: bool,
     pub source_format: String,
     pub dry_run: bool,
     pub plan: Plan,
@@ -291,6 +293,7 @@ async fn roster_run(
         run_id,
         source_format,
         dry_run: opts.dry_run,
+        full: opts.full,
         plan,
         outcome: None,
         refused: None,
@@ -364,6 +367,7 @@ pub(crate) async fn apply_held(
         run_id: Some(run_id),
         source_format: "held plan".into(),
         dry_run: false,
+        full: false,
         plan,
         outcome: None,
         refused: None,
@@ -565,5 +569,6 @@ pub fn summary_json(r: &RosterReport) -> serde_json::Value {
         "ignored": r.ignored,
         "out_of_scope": r.out_of_scope,
         "deferred": r.deferred,
+        "full_requested": r.full,
     })
 }
