@@ -26,8 +26,19 @@ pub struct Cli {
     /// Log format on stderr (default: human on a terminal, json otherwise).
     #[arg(long, global = true, env = "SISYNC_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Colours in terminal logs: auto (a terminal, and NO_COLOR unset),
+    /// always or never.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: Color,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

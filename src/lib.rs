@@ -8,6 +8,7 @@ pub mod config;
 pub mod connector;
 pub mod daemon;
 pub mod http;
+pub mod journal;
 pub mod model;
 pub mod privacy;
 pub mod store;

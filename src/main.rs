@@ -6,14 +6,21 @@ use std::io::IsTerminal;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use sisync::cli::{Cli, LogFormat};
+use sisync::cli::{Cli, Color, LogFormat};
 
-fn init_logging(format: Option<LogFormat>) {
+fn init_logging(format: Option<LogFormat>, color: Color) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,sisync=info"));
     let tty = std::io::stderr().is_terminal();
     let under_journald = stderr_is_journal();
+    // NO_COLOR (no-color.org) unless --color always
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = match color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => tty && !no_color,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -24,8 +31,13 @@ fn init_logging(format: Option<LogFormat>) {
         LogFormat::Json
     }) {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Human if under_journald => builder.without_time().with_ansi(false).init(),
-        LogFormat::Human => builder.with_ansi(tty).init(),
+        // the journal stamps the time; the <N> prefix gives the priority
+        LogFormat::Human if under_journald => builder
+            .with_writer(sisync::journal::JournalStderr)
+            .without_time()
+            .with_ansi(false)
+            .init(),
+        LogFormat::Human => builder.with_ansi(ansi).init(),
     }
 }
 
@@ -52,7 +64,7 @@ fn stderr_is_journal() -> bool {
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    init_logging(cli.log_format, cli.color);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

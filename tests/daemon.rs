@@ -760,8 +760,16 @@ fn log_format_follows_journal_stream() {
         .find(|l| l.contains("sisync daemon ready"))
         .unwrap_or_else(|| panic!("{journal}"));
     assert!(
-        ready.trim_start().starts_with("INFO"),
-        "no timestamp under journald: {ready}"
+        ready.starts_with("<6>") && ready[3..].trim_start().starts_with("INFO"),
+        "syslog priority, no timestamp under journald: {ready}"
+    );
+    // every line carries its priority, so `journalctl -p warning` works
+    assert!(
+        journal
+            .lines()
+            .filter(|l| !l.is_empty())
+            .all(|l| l.starts_with('<')),
+        "{journal}"
     );
     assert!(!ready.contains('\u{1b}'), "no colours: {ready}");
     for text in [run(None, false), run(Some("8:1234"), false)] {

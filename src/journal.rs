@@ -1,0 +1,69 @@
+//! Log lines for the systemd journal: each line starts with its syslog
+//! priority (`<4>` for a warning, sd-daemon(3)), so that
+//! `journalctl -p warning` finds sisync's warnings and errors.
+
+use std::io::{self, Write};
+
+use tracing::{Level, Metadata};
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Writes to stderr with a priority prefix on every line.
+#[derive(Clone, Copy, Default)]
+pub struct JournalStderr;
+
+pub struct Prefixed {
+    prefix: &'static [u8],
+}
+
+/// The sd-daemon prefix of a tracing level.
+pub fn priority(level: &Level) -> &'static [u8] {
+    match *level {
+        Level::ERROR => b"<3>",
+        Level::WARN => b"<4>",
+        Level::INFO => b"<6>",
+        _ => b"<7>",
+    }
+}
+
+impl Write for Prefixed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut out = Vec::with_capacity(buf.len() + 8);
+        for line in buf.split_inclusive(|b| *b == b'\n') {
+            out.extend_from_slice(self.prefix);
+            out.extend_from_slice(line);
+        }
+        io::stderr().lock().write_all(&out)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for JournalStderr {
+    type Writer = Prefixed;
+
+    fn make_writer(&'a self) -> Prefixed {
+        Prefixed { prefix: b"<6>" }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Prefixed {
+        Prefixed {
+            prefix: priority(meta.level()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_map_to_syslog_priorities() {
+        assert_eq!(priority(&Level::ERROR), b"<3>");
+        assert_eq!(priority(&Level::WARN), b"<4>");
+        assert_eq!(priority(&Level::INFO), b"<6>");
+        assert_eq!(priority(&Level::DEBUG), b"<7>");
+    }
+}
