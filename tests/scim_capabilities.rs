@@ -255,3 +255,34 @@ async fn a_vendor_extension_with_its_own_attribute_names() {
         .unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platforms_explanation_reaches_the_admin_and_its_keyword_the_audit() {
+    let server = FakeScim::start(true).await;
+    server.inner.lock().unwrap().reject_containing = Some("stu-1003".into());
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let r = common::sync(&cfg, run()).await;
+    let o = r.outcome.as_ref().unwrap();
+    let line = o
+        .failures
+        .iter()
+        .find(|f| f.starts_with("user stu-1003:"))
+        .unwrap_or_else(|| panic!("{:?}", o.failures));
+    assert!(line.contains("HTTP 400 (scimType invalidValue)"), "{line}");
+    assert!(
+        line.ends_with("(the platform says: rejected by test)"),
+        "{line}"
+    );
+    let store = sisync::store::Store::open(&dir.path().join("state.db")).unwrap();
+    let failed = store
+        .audit_list(&sisync::store::AuditFilter {
+            person: Some("stu-1003".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let e = failed.iter().find(|e| e.outcome == "failed").unwrap();
+    // the keyword, never the free text (it may echo the record)
+    assert_eq!(e.detail.as_deref(), Some("HTTP 400 scimType invalidValue"));
+}

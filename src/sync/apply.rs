@@ -190,9 +190,10 @@ fn entry(
             e.endpoint.clone(),
             e.payload_sha256.clone(),
             "failed",
-            Some(match e.status {
-                Some(s) => format!("HTTP {s}"),
-                None => "not delivered".to_string(),
+            Some(match (e.status, scim_type(&e.message)) {
+                (Some(s), Some(t)) => format!("HTTP {s} scimType {t}"),
+                (Some(s), None) => format!("HTTP {s}"),
+                (None, _) => "not delivered".to_string(),
             }),
         ),
     };
@@ -218,6 +219,14 @@ fn entry(
         outcome: outcome.into(),
         detail,
     }
+}
+
+/// The SCIM `scimType` keyword the HTTP layer put in an error (already
+/// checked to be a short keyword there, so it carries no personal data).
+fn scim_type(message: &str) -> Option<&str> {
+    let rest = message.split_once("(scimType ")?.1;
+    let t = rest.split_once(')')?.0;
+    (!t.is_empty() && t.len() <= 40 && t.chars().all(|c| c.is_ascii_alphanumeric())).then_some(t)
 }
 
 fn failure_line(kind: RecordKind, id: &str, action: Action, e: &SinkError) -> String {

@@ -168,10 +168,12 @@ fn scim(status: StatusCode, v: Value) -> Response {
 }
 
 fn error(status: u16, detail: &str) -> Response {
-    scim(
-        StatusCode::from_u16(status).unwrap(),
-        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": status.to_string(), "detail": detail}),
-    )
+    let mut body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": status.to_string(), "detail": detail});
+    // RFC 7644 §3.12: a 400 names its kind
+    if status == 400 {
+        body["scimType"] = json!("invalidValue");
+    }
+    scim(StatusCode::from_u16(status).unwrap(), body)
 }
 
 /// Auth, recording and fault injection shared by every handler.
