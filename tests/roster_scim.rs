@@ -274,7 +274,10 @@ async fn busy_server_is_retried_and_refused_record_is_retried_next_run() {
     .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].outcome, "failed");
-    assert_eq!(failed[0].detail.as_deref(), Some("HTTP 400 scimType invalidValue"));
+    assert_eq!(
+        failed[0].detail.as_deref(),
+        Some("HTTP 400 scimType invalidValue")
+    );
     // the platform accepts it again: only that user and its classes move
     server.inner.lock().unwrap().reject_containing = None;
     server.clear_requests();
