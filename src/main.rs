@@ -62,7 +62,27 @@ fn stderr_is_journal() -> bool {
     }
 }
 
+/// `sisync audit list | head -1`: once the reader closes the pipe, the
+/// rest of the output has nowhere to go. That is the reader's choice, not
+/// a failure: end quietly with exit 0 instead of a panic (exit 101).
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(sisync::exit::OK);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.color);
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -322,3 +322,47 @@ fn every_json_invocation_prints_one_document_with_the_version() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--json and --csv"), "{}", text(&o));
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_exit_0() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    // more output than a pipe holds (64 KiB)
+    for _ in 0..3 {
+        assert_eq!(
+            sisync(&cfg, &["sync", "roster", "--full"]).status.code(),
+            Some(0)
+        );
+    }
+    let all = sisync(&cfg, &["--json", "audit", "list", "--limit", "100000"]);
+    assert!(
+        all.stdout.len() > 96 * 1024,
+        "{} bytes: {}",
+        all.stdout.len(),
+        text(&all)
+    );
+    for _ in 0..3 {
+        // `sisync --json audit list | head -c 10`
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sisync"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "audit", "list", "--limit", "100000"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut head = [0u8; 10];
+        out.read_exact(&mut head).unwrap();
+        drop(out);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    }
+}
