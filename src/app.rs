@@ -657,13 +657,62 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
-        print_json(&serde_json::json!({ "ok": ok, "checks": m }));
+        print_json(&serde_json::json!({ "ok": ok, "checks": m, "settings": settings_json(l) }));
     } else {
         for (k, v) in &rows {
             println!("{k:<12} {v}");
         }
     }
     Ok(if ok { exit::OK } else { exit::CONFIG })
+}
+
+/// The config's main settings as values (for `check-config --json`; the
+/// `checks` next to it are the human lines).
+fn settings_json(l: &Loaded) -> serde_json::Value {
+    use crate::config::{Platform, Source};
+    let c = &l.config;
+    let source = match &c.source {
+        Source::OnerosterCsv(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
+        Source::ImsEnterprise(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
+        Source::OnerosterRest(s) => {
+            serde_json::json!({"kind": c.source.kind(), "base_url": s.base_url})
+        }
+    };
+    let platform = match &c.platform {
+        Platform::Scim(p) => serde_json::json!({
+            "kind": "scim",
+            "base_url": p.base_url,
+            "extension_urn": p.extension_urn,
+        }),
+        Platform::CsvDrop(p) => serde_json::json!({"kind": "csv-drop", "path": p.path}),
+    };
+    let fields: Vec<&str> = c.privacy.fields.iter().map(|f| f.as_str()).collect();
+    let sf = &c.safety;
+    serde_json::json!({
+        "institution": {
+            "name": c.institution.name,
+            "brin": c.institution.brin,
+            "environment": c.institution.environment.as_str(),
+        },
+        "source": source,
+        "platform": platform,
+        "state": {"path": c.state.path, "min_free_mb": c.state.min_free_mb},
+        "privacy": {
+            "fields": fields,
+            "scope_orgs": c.privacy.scope_orgs,
+            "retention_days": c.privacy.retention_days,
+            "audit_retention_days": c.privacy.audit_retention_days,
+        },
+        "safety": {
+            "max_deactivate_share": sf.max_deactivate_share,
+            "max_update_share": sf.max_update_share,
+            "max_membership_removal_share": sf.max_membership_removal_share,
+            "max_group_loss_share": sf.max_group_loss_share,
+            "max_accommodation_loss_share": sf.max_accommodation_loss_share,
+            "freeze_windows": sf.freeze.len(),
+        },
+        "results": c.results.is_some(),
+    })
 }
 
 fn status(cli: &Cli, l: &Loaded) -> Result<i32> {

@@ -318,6 +318,10 @@ fn every_json_invocation_prints_one_document_with_the_version() {
     assert_eq!(v["restricted"], true);
     let v = one(&["--json", "privacy", "unrestrict", "--person", "stu-1001"]);
     assert_eq!(v["lifted"], true);
+    let v = one(&["--json", "check-config"]);
+    assert_eq!(v["settings"]["institution"]["brin"], "99AA");
+    assert_eq!(v["settings"]["platform"]["kind"], "csv-drop");
+    assert_eq!(v["settings"]["safety"]["max_deactivate_share"], 0.05);
     let o = sisync(&cfg, &["--json", "audit", "list", "--csv"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--json and --csv"), "{}", text(&o));
