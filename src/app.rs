@@ -256,12 +256,38 @@ fn generate(what: &crate::cli::GenerateWhat) -> Result<i32> {
 /// A progress bar on a terminal; silent otherwise.
 pub(crate) struct Bar(Option<ProgressBar>);
 
+/// The progress bar on the terminal, if one is showing: log lines are
+/// written around it (see [`suspend_bar`]) so they never tear it.
+static ACTIVE_BAR: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Run `f` (a log write) with the progress bar, if any, lifted off the
+/// terminal for the moment.
+pub fn suspend_bar<R>(f: impl FnOnce() -> R) -> R {
+    let bar = ACTIVE_BAR.lock().ok().and_then(|b| b.clone());
+    match bar {
+        Some(pb) if !pb.is_finished() => pb.suspend(f),
+        _ => f(),
+    }
+}
+
 impl Bar {
     pub(crate) fn new(json: bool) -> Bar {
         if json || !std::io::stderr().is_terminal() {
             return Bar(None);
         }
-        Bar(Some(ProgressBar::new_spinner()))
+        let pb = ProgressBar::new_spinner();
+        if let Ok(mut a) = ACTIVE_BAR.lock() {
+            *a = Some(pb.clone());
+        }
+        Bar(Some(pb))
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Ok(mut a) = ACTIVE_BAR.lock() {
+            *a = None;
+        }
     }
 }
 

@@ -1,6 +1,7 @@
-//! Log lines for the systemd journal: each line starts with its syslog
-//! priority (`<4>` for a warning, sd-daemon(3)), so that
-//! `journalctl -p warning` finds sisync's warnings and errors.
+//! Where human log lines go. Under systemd each line starts with its
+//! syslog priority (`<4>` for a warning, sd-daemon(3)), so that
+//! `journalctl -p warning` finds sisync's warnings and errors; on a
+//! terminal they are written around the progress bar, never through it.
 
 use std::io::{self, Write};
 
@@ -52,6 +53,32 @@ impl<'a> MakeWriter<'a> for JournalStderr {
         Prefixed {
             prefix: priority(meta.level()),
         }
+    }
+}
+
+/// Writes to stderr around the progress bar of a one-shot run on a
+/// terminal, so that a log line never tears the bar.
+#[derive(Clone, Copy, Default)]
+pub struct StderrAroundBar;
+
+pub struct AroundBar;
+
+impl Write for AroundBar {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::app::suspend_bar(|| io::stderr().lock().write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for StderrAroundBar {
+    type Writer = AroundBar;
+
+    fn make_writer(&'a self) -> AroundBar {
+        AroundBar
     }
 }
 

@@ -37,7 +37,10 @@ fn init_logging(format: Option<LogFormat>, color: Color) {
             .without_time()
             .with_ansi(false)
             .init(),
-        LogFormat::Human => builder.with_ansi(ansi).init(),
+        LogFormat::Human => builder
+            .with_writer(sisync::journal::StderrAroundBar)
+            .with_ansi(ansi)
+            .init(),
     }
 }
 
