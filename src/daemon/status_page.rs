@@ -66,6 +66,16 @@ pub fn hourly(conn: &Connection) -> Result<Vec<(String, i64, i64)>> {
 }
 
 fn count(summary: &serde_json::Value, what: &str) -> u64 {
+    // a results run: results pushed show as created, re-marked ones as
+    // updated
+    if summary.get("pushed").is_some() {
+        let key = match what {
+            "created" => "pushed",
+            "updated" | "failed" => what,
+            _ => return 0,
+        };
+        return summary.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+    }
     ["users", "groups"]
         .iter()
         .filter_map(|k| summary.pointer(&format!("/{k}/{what}"))?.as_u64())
@@ -393,6 +403,17 @@ fn render_inner(shared: &Shared) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_runs_show_what_they_pushed() {
+        let s = serde_json::json!({"pushed": 5, "updated": 1, "failed": 2, "ingested": {"new": 6}});
+        assert_eq!(count(&s, "created"), 5);
+        assert_eq!(count(&s, "updated"), 1);
+        assert_eq!(count(&s, "failed"), 2);
+        assert_eq!(count(&s, "deactivated"), 0);
+        let r = serde_json::json!({"users": {"created": 3}, "groups": {"created": 1}});
+        assert_eq!(count(&r, "created"), 4);
+    }
 
     #[test]
     fn escapes_markup() {
