@@ -3,6 +3,7 @@
 
 mod alerts;
 mod backup;
+mod manpage;
 mod plans;
 mod privacy;
 mod reconcile;
@@ -240,6 +241,11 @@ fn generate(what: &crate::cli::GenerateWhat) -> Result<i32> {
         crate::cli::GenerateWhat::Man { dir } => {
             std::fs::create_dir_all(dir)?;
             clap_mangen::generate_to(cmd, dir)?;
+            // the sections clap cannot derive, on the main page
+            let main = dir.join("sisync.1");
+            let mut page = std::fs::read_to_string(&main)?;
+            page.push_str(manpage::EXTRA);
+            std::fs::write(&main, page)?;
             println!("man pages written to {}", dir.display());
         }
         crate::cli::GenerateWhat::Completions { shell } => {

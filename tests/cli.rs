@@ -289,7 +289,15 @@ fn generate_writes_man_pages_and_completions_without_a_config() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let page = std::fs::read_to_string(man.join("sisync-run.1")).unwrap();
     assert!(page.contains("SIGHUP reloads the config"), "{page}");
-    assert!(man.join("sisync.1").exists());
+    let main = std::fs::read_to_string(man.join("sisync.1")).unwrap();
+    for section in [
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SH EXAMPLES",
+    ] {
+        assert!(main.contains(section), "{section} in sisync.1");
+    }
     let o = sisync(&missing, &["generate", "completions", "bash"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("_sisync()"));
