@@ -306,7 +306,7 @@ async fn failing_runs_stuck_results_broken_audit_and_the_digest_in_teams_format(
         for (key, state) in [("sess-1:exam-1", "parked"), ("sess-2:exam-1", "failed")] {
             c.execute(
                 "INSERT INTO results (key, candidate, person_id, line_item, origin, state, value_hash, first_seen, updated_at, score)
-                 VALUES (?1, 'cand-9', 'stu-1001', 'exam-1', 'test', ?2, 'h', ?3, ?3, 7.5)",
+                 VALUES (?1, 'cand-9', 'stu-1001', 'exam-1', 'test', ?2, 'h', ?3, ?3, 77.25)",
                 rusqlite::params![key, state, old],
             )
             .unwrap();
@@ -322,7 +322,7 @@ async fn failing_runs_stuck_results_broken_audit_and_the_digest_in_teams_format(
     assert!(title(&b[2]).contains("2 results not delivered"), "{b:?}");
     let card = b[2].to_string();
     assert!(
-        card.contains("sess-1:exam-1") && !card.contains("7.5"),
+        card.contains("sess-1:exam-1") && !card.contains("77.25"),
         "{card}"
     );
 
