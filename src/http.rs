@@ -380,6 +380,7 @@ impl Http {
         };
         let sent = req.send().await;
         crate::daemon::metrics::http_request(url, sent.as_ref().ok().map(|r| r.status().as_u16()));
+        crate::endpoints::note(url, sent.as_ref().ok().map(|r| r.status().as_u16()));
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod daemon;
+pub mod endpoints;
 pub mod http;
 pub mod journal;
 pub mod model;

@@ -945,4 +945,24 @@ async fn scheduled_reconcile_reports_what_the_platform_lost() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("reconcile drift"), "{text}");
     assert!(text.contains("1 missing"), "{text}");
+
+    // the status page says the same, and when the platform last answered
+    let (code, page) = get(&format!("{}/", d.admin), Some(ADMIN_TOKEN)).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains(r#"id="reconcile" data-outcome="drift""#)
+            && page.contains("1 missing, 0 drifted, 0 orphans"),
+        "{page}"
+    );
+    let origin = fake.base.trim_end_matches("/scim/v2").to_string();
+    let row = page
+        .split(r#"<tr class="endpoint""#)
+        .find(|r| r.contains(&format!("<td>{origin}</td>")))
+        .unwrap_or_else(|| panic!("no row for {origin}:\n{page}"));
+    assert!(row.contains(r#"data-down="false""#), "{row}");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(row.contains(&format!("<td>{today} ")), "{row}");
+    assert!(row.contains(r#"<td class="n">200</td>"#), "{row}");
+    // only the origin: no path, no record id
+    assert!(!page.contains("/scim/v2/Users"), "{page}");
 }

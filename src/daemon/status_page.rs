@@ -327,6 +327,9 @@ fn render_inner(shared: &Shared) -> Result<String> {
         ob("pushed"),
     );
 
+    platform_check(&mut h, &conn);
+    endpoints(&mut h, &conn);
+
     h.push_str(
         r#"<h2>Last runs</h2><table id="runs"><thead><tr><th>run</th><th>kind</th><th>started (UTC)</th><th>took</th><th>outcome</th><th>created</th><th>updated</th><th>deactivated</th><th>failed</th><th>by</th><th>note</th></tr></thead><tbody>
 "#,
@@ -398,6 +401,80 @@ fn render_inner(shared: &Shared) -> Result<String> {
     }
     h.push_str("</ul>\n</body></html>\n");
     Ok(h)
+}
+
+/// The last `sisync reconcile`: what the platform holds against what was
+/// sent, as counts.
+fn platform_check(h: &mut String, conn: &Connection) {
+    h.push_str("<h2>Platform check</h2>\n");
+    let Ok(Some(r)) = crate::store::last_finished_run(conn, "reconcile") else {
+        h.push_str(r#"<p id="reconcile">Never compared: <code>sisync reconcile</code> reads the platform back and lists drift, orphans and missing records (<code>schedule.reconcile_every</code> runs it on a schedule).</p>"#);
+        h.push('\n');
+        return;
+    };
+    let n = |k: &str| r.summary.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let at = esc(&r.started_at.replace('T', " ")[..r.started_at.len().min(19)]);
+    let line = match r.outcome.as_str() {
+        "ok" => format!(
+            r#"<p id="reconcile" data-outcome="ok">Last compared {at} UTC: the platform holds what was sent ({} users, {} classes read).</p>"#,
+            n("users_read"),
+            n("groups_read")
+        ),
+        "drift" => format!(
+            r#"<p id="reconcile" data-outcome="drift" class="outcome-partial">Last compared {at} UTC: {} missing, {} drifted, {} orphans, {} memberships differ. <code>sisync reconcile</code> lists them; <code>sisync reconcile --fix</code> re-sends through the safety gate.</p>"#,
+            n("missing"),
+            n("drifted"),
+            n("orphans"),
+            n("membership")
+        ),
+        o => format!(
+            r#"<p id="reconcile" data-outcome="{o}" class="outcome-failed">Last comparison {at} UTC did not finish ({o}): {}</p>"#,
+            esc(r.error.as_deref().unwrap_or("see the journal")),
+            o = esc(o)
+        ),
+    };
+    h.push_str(&line);
+    h.push('\n');
+}
+
+/// When each remote endpoint last answered.
+fn endpoints(h: &mut String, conn: &Connection) {
+    let Ok(list) = crate::store::endpoint_answers(conn) else {
+        return;
+    };
+    if list.is_empty() {
+        return;
+    }
+    h.push_str(
+        r#"<h2>Endpoints</h2><table id="endpoints"><thead><tr><th>endpoint</th><th>last answer (UTC)</th><th>status</th><th>note</th></tr></thead><tbody>
+"#,
+    );
+    let t = |s: &Option<String>| {
+        s.as_deref()
+            .map(|s| s.replace('T', " ").trim_end_matches('Z').to_string())
+            .unwrap_or_else(|| "never".into())
+    };
+    for (label, seen) in list {
+        let note = if seen.down() {
+            format!("no answer since {} UTC", t(&seen.failed_at))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            h,
+            r#"<tr class="endpoint" data-down="{down}"><td>{label}</td><td>{at}</td><td class="n">{status}</td><td class="{cls}">{note}</td></tr>"#,
+            down = seen.down(),
+            label = esc(&label),
+            at = esc(&t(&seen.answered_at)),
+            status = seen
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            cls = if seen.down() { "outcome-failed" } else { "" },
+            note = esc(&note),
+        );
+    }
+    h.push_str("</tbody></table>\n");
 }
 
 #[cfg(test)]

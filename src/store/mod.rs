@@ -565,6 +565,29 @@ impl Store {
             "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4, error = ?5 WHERE id = ?1",
             params![run_id, now(), outcome, summary.to_string(), error],
         )?;
+        self.save_endpoints()
+    }
+
+    /// Keep what the endpoints did during this run (see `crate::endpoints`)
+    /// for the status page: `meta` rows `endpoint:<scheme://host:port>`.
+    fn save_endpoints(&self) -> Result<()> {
+        for (label, seen) in crate::endpoints::take() {
+            let key = format!("endpoint:{label}");
+            let before: Option<String> = self
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let merged = before
+                .and_then(|b| serde_json::from_str::<crate::endpoints::Seen>(&b).ok())
+                .unwrap_or_default()
+                .merge(&seen);
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, serde_json::to_string(&merged)?],
+            )?;
+        }
         Ok(())
     }
 
@@ -767,11 +790,45 @@ pub struct RunRow {
 
 /// The most recent runs, newest first, on any connection to a state file
 /// (the status page reads through a read-only one).
+/// What each remote endpoint last did, by `scheme://host:port`.
+pub fn endpoint_answers(conn: &Connection) -> Result<Vec<(String, crate::endpoints::Seen)>> {
+    let mut stmt =
+        conn.prepare("SELECT key, value FROM meta WHERE key LIKE 'endpoint:%' ORDER BY key")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, value) = row?;
+        if let Ok(seen) = serde_json::from_str(&value) {
+            out.push((key["endpoint:".len()..].to_string(), seen));
+        }
+    }
+    Ok(out)
+}
+
 pub fn recent_runs(conn: &Connection, limit: usize) -> Result<Vec<RunRow>> {
+    runs_where(conn, "1", limit)
+}
+
+/// The last finished run of one kind (`reconcile`, `roster`, …).
+pub fn last_finished_run(conn: &Connection, kind: &str) -> Result<Option<RunRow>> {
+    // `kind` is one of our own constants, never user input; still bound
     let mut stmt = conn.prepare(
-        "SELECT id, kind, actor, started_at, finished_at, outcome, full, summary, error
-         FROM runs ORDER BY id DESC LIMIT ?1",
+        "SELECT id FROM runs WHERE kind = ?1 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
     )?;
+    let id: Option<i64> = stmt.query_row([kind], |r| r.get(0)).optional()?;
+    Ok(match id {
+        Some(id) => runs_where(conn, &format!("id = {id}"), 1)?
+            .into_iter()
+            .next(),
+        None => None,
+    })
+}
+
+fn runs_where(conn: &Connection, filter: &str, limit: usize) -> Result<Vec<RunRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, kind, actor, started_at, finished_at, outcome, full, summary, error
+         FROM runs WHERE {filter} ORDER BY id DESC LIMIT ?1"
+    ))?;
     let rows = stmt.query_map([limit as i64], |r| {
         let summary: Option<String> = r.get(7)?;
         Ok(RunRow {

@@ -1,0 +1,131 @@
+//! When each remote endpoint last answered, for the status page.
+//!
+//! `http` notes every exchange here (a leaf: no other module of the crate
+//! is used); a run hands what it noted to the state database when it
+//! finishes (`store::Store::finish_run`), so the daemon's page also shows
+//! what a one-shot `sisync sync` started by hand saw. Only the scheme, host
+//! and port are kept: paths and queries can carry record ids.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// What one endpoint did lately.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// When it last answered at all (any HTTP status), RFC 3339.
+    pub answered_at: Option<String>,
+    /// The HTTP status of that answer.
+    pub status: Option<u16>,
+    /// When a request last got no answer (connect error, timeout).
+    pub failed_at: Option<String>,
+}
+
+impl Seen {
+    /// Fold a later observation into an earlier one.
+    pub fn merge(mut self, later: &Seen) -> Seen {
+        if later.answered_at.is_some() {
+            self.answered_at.clone_from(&later.answered_at);
+            self.status = later.status;
+        }
+        if later.failed_at.is_some() {
+            self.failed_at.clone_from(&later.failed_at);
+        }
+        self
+    }
+
+    /// The endpoint's last request went unanswered.
+    pub fn down(&self) -> bool {
+        match (&self.failed_at, &self.answered_at) {
+            (Some(f), Some(a)) => f > a,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+}
+
+static NOTED: Mutex<BTreeMap<String, Seen>> = Mutex::new(BTreeMap::new());
+
+/// `https://sis.example:8443`: the endpoint a URL belongs to.
+pub fn label(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{}://{h}:{p}", u.scheme()),
+            (Some(h), None) => format!("{}://{h}", u.scheme()),
+            _ => "unknown".into(),
+        },
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// Note one exchange: `Some(status)` when the endpoint answered.
+pub fn note(url: &str, status: Option<u16>) {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let seen = match status {
+        Some(s) => Seen {
+            answered_at: Some(now),
+            status: Some(s),
+            failed_at: None,
+        },
+        None => Seen {
+            answered_at: None,
+            status: None,
+            failed_at: Some(now),
+        },
+    };
+    if let Ok(mut m) = NOTED.lock() {
+        let e = m.entry(label(url)).or_default();
+        *e = std::mem::take(e).merge(&seen);
+    }
+}
+
+/// Everything noted since the last call, emptied.
+pub fn take() -> BTreeMap<String, Seen> {
+    NOTED
+        .lock()
+        .map(|mut m| std::mem::take(&mut *m))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_keep_scheme_host_and_port_only() {
+        assert_eq!(
+            label("https://sis.example/ims/oneroster/users?filter=x"),
+            "https://sis.example"
+        );
+        assert_eq!(
+            label("http://127.0.0.1:8080/scim/v2/Users/stu-1"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(label("not a url"), "unknown");
+    }
+
+    #[test]
+    fn a_failure_after_an_answer_means_down_until_it_answers_again() {
+        let a = Seen {
+            answered_at: Some("2026-12-01T10:00:00Z".into()),
+            status: Some(200),
+            failed_at: None,
+        };
+        assert!(!a.down());
+        let f = Seen {
+            failed_at: Some("2026-12-01T10:05:00Z".into()),
+            ..Seen::default()
+        };
+        let b = a.clone().merge(&f);
+        assert!(b.down());
+        assert_eq!(b.status, Some(200));
+        let c = b.merge(&Seen {
+            answered_at: Some("2026-12-01T10:06:00Z".into()),
+            status: Some(503),
+            failed_at: None,
+        });
+        assert!(!c.down());
+        assert_eq!(c.status, Some(503));
+    }
+}
