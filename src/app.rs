@@ -4,6 +4,7 @@
 mod alerts;
 mod backup;
 mod manpage;
+mod manpage_config;
 mod plans;
 mod privacy;
 mod reconcile;
@@ -246,6 +247,10 @@ fn generate(what: &crate::cli::GenerateWhat) -> Result<i32> {
             let mut page = std::fs::read_to_string(&main)?;
             page.push_str(manpage::EXTRA);
             std::fs::write(&main, page)?;
+            std::fs::write(
+                dir.join("sisync.toml.5"),
+                manpage_config::page(env!("CARGO_PKG_VERSION")),
+            )?;
             println!("man pages written to {}", dir.display());
         }
         crate::cli::GenerateWhat::Completions { shell } => {

@@ -131,7 +131,7 @@ pub enum AlertsCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum GenerateWhat {
-    /// Man pages (sisync.1 and one per subcommand) into DIR.
+    /// Man pages (sisync.1, one per subcommand, and sisync.toml.5) into DIR.
     Man {
         /// Output folder.
         dir: PathBuf,
