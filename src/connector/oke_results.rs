@@ -288,6 +288,11 @@ pub struct Registration {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoRegistration(pub String);
 
+/// The `status` of a result refused by sisync before any write (a
+/// registration that is no longer active, a score that does not fit):
+/// not retried, like a 4xx.
+pub const REFUSED_HERE: u16 = 0;
+
 /// The start of every reason a result is parked for by the OKE sink.
 pub const NO_REGISTRATION: &str = "no OKE registration";
 
@@ -408,9 +413,11 @@ impl OkeSink {
     pub async fn deliver(&self, d: &Delivery) -> Result<Written, PushError> {
         let reg = self.registration(&d.association_id).await?;
         let url_of = |id: &str| join(&self.base, &format!("/associations/{}", enc(id)));
+        // refused here, before any write: not transient (status 0: no
+        // HTTP answer was involved, and none will change it)
         let refuse = |message: String| PushError {
             endpoint: url_of(&d.association_id),
-            status: None,
+            status: Some(REFUSED_HERE),
             message,
             server_message: None,
             payload_sha256: None,

@@ -262,7 +262,7 @@ pub(super) async fn push_oke(
             outcome(row, &d, res, base, dir.audit_id(who))
         })
         .buffer_unordered(cfg.concurrency);
-    let mut batch = Vec::with_capacity(64);
+    let mut batch = Vec::with_capacity(16);
     while let Some(o) = stream.next().await {
         progress.tick();
         batch.push(o);
@@ -270,7 +270,7 @@ pub(super) async fn push_oke(
             report.interrupted = true;
             break;
         }
-        if batch.len() >= 64 {
+        if batch.len() >= 16 {
             count(report, &by_key, &batch, give_up_before);
             store.outbox_record(&batch, give_up_before)?;
             batch.clear();
