@@ -55,6 +55,9 @@ pub struct Inner {
     pub refuse: Option<(String, String)>,
     pub delay: Duration,
     pub slow: Duration,
+    /// Answer association pages with this number 500 (a platform outage
+    /// in the middle of a read).
+    pub fail_page: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -301,6 +304,17 @@ async fn list_associations(
             StatusCode::NOT_FOUND,
             "Resource not found",
             "no such offering",
+        );
+    }
+    let n: usize = q
+        .get("pageNumber")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    if g.fail_page == Some(n) {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            "database hiccup for Kandidaat Geheim",
         );
     }
     let items = g
