@@ -266,6 +266,26 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         .await;
         out.push(("results out".to_string(), res));
     }
+    if let ResultSourceCfg::Oke(o) = &r.source {
+        let res = async {
+            let a = o
+                .auth
+                .with_default_scope(crate::connector::oke_results::SCOPE_PLATFORM);
+            let auth = loaded.result_auth("results.source.auth", &a, o.timeout)?;
+            let http = Http::new(o.timeout, auth, 0)?;
+            let started = std::time::Instant::now();
+            let first = o.offerings.first().map(String::as_str).unwrap_or_default();
+            let f = crate::connector::oke_results::fetch_offering(&http, &o.base_url, first, 10)
+                .await?;
+            Ok(format!(
+                "GET {}: OK, authenticated, {} ms",
+                f.url,
+                started.elapsed().as_millis()
+            ))
+        }
+        .await;
+        out.push(("results in".to_string(), res));
+    }
     if let ResultSinkCfg::Oke(o) = &r.sink {
         let res = async {
             let a = o

@@ -223,6 +223,11 @@ pub(super) async fn push_oke(
                 ready.push((row, a));
             }
             Ok(Err(no)) => {
+                // parked for the same reason as before: nothing new to
+                // record (no audit entry per run and parked result)
+                if row.state == "parked" && row.reason.as_deref() == Some(no.0.as_str()) {
+                    continue;
+                }
                 let mut e = base.clone();
                 e.action = "result.match".into();
                 e.record_kind = "result".into();
@@ -254,7 +259,7 @@ pub(super) async fn push_oke(
     }
     // 2. the writes
     let sink = &sink;
-    let mut stream = futures::stream::iter(ready.into_iter())
+    let mut stream = futures::stream::iter(ready)
         .map(|(row, association)| async move {
             let d = delivery(row, &association, allowed);
             let res = sink.deliver(&d).await;
