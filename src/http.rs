@@ -40,6 +40,19 @@ impl HttpError {
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }
+
+    /// An answer that arrived but cannot be used (not retried).
+    pub fn unusable(method: &str, url: &str, status: Option<u16>, reason: String) -> HttpError {
+        HttpError {
+            method: method.to_string(),
+            url: url.to_string(),
+            status,
+            reason,
+            retry_after: None,
+            server_message: None,
+            retryable: false,
+        }
+    }
 }
 
 /// A response read to the end.

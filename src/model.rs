@@ -235,4 +235,34 @@ pub struct ExamResult {
     pub taken_at: Option<String>,
     /// Where it was read: `file:line` or URL.
     pub origin: String,
+    /// Read from an OKE exam platform (flow 3.4): the registration it
+    /// belongs to and the nl-test-admin result details.
+    pub oke: Option<OkeResult>,
+}
+
+/// The OKE (OOAPI v5, nl-test-admin) details of a result read from an exam
+/// platform: which SIS registration (association) and attempt it is for,
+/// and what flow 5 passes back besides the score.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OkeResult {
+    /// The SIS's association id (`orgAssociationId`, else the platform's
+    /// `associationId`).
+    pub association_id: String,
+    /// 1 for the registration itself; 2, 3 … for later attempts.
+    pub attempt: u32,
+    /// `result.state`: in progress, postponed, completed, queued.
+    pub state: String,
+    /// notKnown, notPresent, notStarted, notFinished, present.
+    pub attendance: String,
+    /// `result.pass`: unknown, passed, failed.
+    pub pass: Option<String>,
+    /// `result.score` as the platform gave it.
+    pub score: Option<String>,
+    #[serde(default)]
+    pub final_result: bool,
+    pub raw_score: Option<i64>,
+    pub max_raw_score: Option<i64>,
+    /// `result.resultDate` (full-date) and `testDate` (date-time).
+    pub result_date: Option<String>,
+    pub test_date: Option<String>,
 }

@@ -63,6 +63,32 @@ impl Loaded {
                     urls.push(("results.source.auth", "token_url", token_url));
                 }
             }
+            if let ResultSourceCfg::Oke(o) = &r.source {
+                urls.push(("results.source", "base_url", &o.base_url));
+                plain.push((
+                    "results.source",
+                    "base_url",
+                    &o.base_url,
+                    o.allow_insecure_http,
+                ));
+                timeouts.push(("results.source", o.timeout));
+                if let AuthCfg::Oauth2 { token_url, .. } = &o.auth {
+                    urls.push(("results.source.auth", "token_url", token_url));
+                }
+            }
+            if let ResultSinkCfg::Oke(o) = &r.sink {
+                urls.push(("results.sink", "base_url", &o.base_url));
+                plain.push((
+                    "results.sink",
+                    "base_url",
+                    &o.base_url,
+                    o.allow_insecure_http,
+                ));
+                timeouts.push(("results.sink", o.timeout));
+                if let AuthCfg::Oauth2 { token_url, .. } = &o.auth {
+                    urls.push(("results.sink.auth", "token_url", token_url));
+                }
+            }
             if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
                 urls.push(("results.sink", "base_url", &g.base_url));
                 plain.push((
@@ -158,10 +184,12 @@ impl Loaded {
             let auths = [
                 match &r.source {
                     ResultSourceCfg::QtiHttp(h) => h.auth.as_ref().map(|a| ("results.source", a)),
+                    ResultSourceCfg::Oke(o) => Some(("results.source", &o.auth)),
                     _ => None,
                 },
                 match &r.sink {
                     ResultSinkCfg::OnerosterRest(g) => Some(("results.sink", &g.auth)),
+                    ResultSinkCfg::Oke(o) => Some(("results.sink", &o.auth)),
                     _ => None,
                 },
             ];

@@ -57,6 +57,8 @@ pub enum ResultSourceCfg {
     QtiHttp(QtiHttp),
     /// CSV results files in a folder.
     Csv(CsvResults),
+    /// An OKE exam platform (flow 3.4: the associations of its sittings).
+    Oke(OkeResultSource),
 }
 
 /// What happens to a file once its results are in the outbox.
@@ -141,6 +143,92 @@ pub enum ResultSinkCfg {
     OnerosterRest(GradebookRest),
     /// OneRoster 1.2 CSV gradebook files in a folder.
     OnerosterCsv(GradebookCsv),
+    /// An OKE SIS (flow 5: PATCH/PUT of its associations).
+    Oke(OkeResultSink),
+}
+
+/// `[results.source] kind = "oke"`: an OKE exam platform (Remindo, TOA, …)
+/// read by flow 3.4.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OkeResultSource {
+    /// The platform's OOAPI root (the paths `/offerings/…` follow it).
+    pub base_url: String,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// OAuth2 client credentials; the scope defaults to
+    /// `nl-test-admin-flow-2-3-4`.
+    pub auth: AuthCfg,
+    /// The exam sittings (offering ids on the platform) whose results are
+    /// read.
+    pub offerings: Vec<String>,
+    /// 10, 20, 50, 100 or 250.
+    #[serde(default = "default_oke_page_size")]
+    pub page_size: u32,
+    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(default = "super::default_retries")]
+    pub max_retries: usize,
+}
+
+/// `[results.sink] kind = "oke"`: an OKE SIS (Eduarte, Osiris) written by
+/// flow 5.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OkeResultSink {
+    /// The SIS's OOAPI root (the paths `/associations/…` follow it).
+    pub base_url: String,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// OAuth2 client credentials; the scope defaults to
+    /// `nl-test-admin-flow-1-5`.
+    pub auth: AuthCfg,
+    /// Results delivered at once (1 to 64).
+    #[serde(default = "default_push_concurrency")]
+    pub concurrency: usize,
+    #[serde(default)]
+    pub rate_limit: u32,
+    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(default = "super::default_retries")]
+    pub max_retries: usize,
+    /// Results of other platforms (QTI, CSV) are matched to a registration
+    /// whose offering lies within this many days of the result date.
+    #[serde(default = "default_match_window")]
+    pub match_window_days: u32,
+    /// Page size of the flow 1 reads (10, 20, 50, 100 or 250).
+    #[serde(default = "default_oke_page_size")]
+    pub page_size: u32,
+}
+
+fn default_oke_page_size() -> u32 {
+    100
+}
+
+fn default_match_window() -> u32 {
+    14
+}
+
+impl AuthCfg {
+    /// OAuth2 without a scope gets `scope`; everything else stays.
+    pub fn with_default_scope(&self, scope: &str) -> AuthCfg {
+        match self {
+            AuthCfg::Oauth2 {
+                token_url,
+                client_id,
+                client_secret,
+                client_secret_file,
+                scope: None,
+            } => AuthCfg::Oauth2 {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                client_secret_file: client_secret_file.clone(),
+                scope: Some(scope.to_string()),
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,7 +311,7 @@ impl Loaded {
         match &mut r.source {
             ResultSourceCfg::QtiFolder(s) => abs(&mut s.path),
             ResultSourceCfg::Csv(s) => abs(&mut s.path),
-            ResultSourceCfg::QtiHttp(_) => {}
+            ResultSourceCfg::QtiHttp(_) | ResultSourceCfg::Oke(_) => {}
         }
         if let ResultSinkCfg::OnerosterCsv(s) = &mut r.sink {
             abs(&mut s.path);
@@ -255,6 +343,49 @@ impl Loaded {
                 }
             }
             ResultSourceCfg::QtiFolder(_) => {}
+            ResultSourceCfg::Oke(o) => {
+                http_url("results.source", "base_url", &o.base_url)?;
+                self.result_auth("results.source.auth", &o.auth, o.timeout)?;
+                if o.offerings.is_empty() {
+                    return Err(self.error(
+                        "results.source",
+                        "offerings",
+                        "list the exam sittings (offering ids on the platform) to read results of",
+                    ));
+                }
+                if let Some(bad) = o
+                    .offerings
+                    .iter()
+                    .find(|x| !crate::connector::oke_results::is_uuid(x))
+                {
+                    return Err(self.error(
+                        "results.source",
+                        "offerings",
+                        format!("`{bad}` is not an offering id (a UUID)"),
+                    ));
+                }
+                if !crate::connector::oke_results::PAGE_SIZES.contains(&o.page_size) {
+                    return Err(self.error(
+                        "results.source",
+                        "page_size",
+                        "must be 10, 20, 50, 100 or 250 (the sizes OOAPI allows)",
+                    ));
+                }
+            }
+        }
+        if let ResultSinkCfg::Oke(o) = &r.sink {
+            http_url("results.sink", "base_url", &o.base_url)?;
+            if o.concurrency == 0 || o.concurrency > 64 {
+                return Err(self.error("results.sink", "concurrency", "must be 1 to 64"));
+            }
+            if !crate::connector::oke_results::PAGE_SIZES.contains(&o.page_size) {
+                return Err(self.error(
+                    "results.sink",
+                    "page_size",
+                    "must be 10, 20, 50, 100 or 250 (the sizes OOAPI allows)",
+                ));
+            }
+            self.result_auth("results.sink.auth", &o.auth, o.timeout)?;
         }
         if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
             http_url("results.sink", "base_url", &g.base_url)?;

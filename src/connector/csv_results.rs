@@ -187,6 +187,7 @@ pub fn read<R: Read>(
             grade: grade_v,
             taken_at: date_v,
             origin: format!("{name}:{line}"),
+            oke: None,
         };
         report.results += 1;
         each(r)?;

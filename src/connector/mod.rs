@@ -8,6 +8,7 @@ pub mod csv_results;
 pub mod gradebook_csv;
 pub mod gradebook_rest;
 pub mod ims_enterprise;
+pub mod oke_results;
 pub mod oneroster_csv;
 pub mod oneroster_rest;
 pub mod qti_results;

@@ -458,6 +458,7 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
         grade,
         taken_at,
         origin: format!("{name}:{}", t.line),
+        oke: None,
     })
 }
 

@@ -573,6 +573,12 @@ pub fn expose_endpoints(l: &crate::config::Loaded) {
         if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
             urls.push(&g.base_url);
         }
+        if let ResultSourceCfg::Oke(o) = &r.source {
+            urls.push(&o.base_url);
+        }
+        if let ResultSinkCfg::Oke(o) = &r.sink {
+            urls.push(&o.base_url);
+        }
     }
     let m = global();
     for url in urls {

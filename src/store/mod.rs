@@ -206,6 +206,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX held_plans_status ON held_plans (status);
     "#,
+    // 7: OKE results. `oke` holds the OKE details of a result read from an
+    // exam platform (JSON of `model::OkeResult`); `oke_association` the SIS
+    // registration (association id) a result is delivered to, kept so a
+    // re-marking goes to the same one.
+    r#"
+    ALTER TABLE results ADD COLUMN oke TEXT;
+    ALTER TABLE results ADD COLUMN oke_association TEXT;
+    "#,
 ];
 
 /// What the store knows about one record on the platform.

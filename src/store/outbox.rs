@@ -72,9 +72,13 @@ pub struct OutboxRow {
     pub pushed_hash: Option<String>,
     pub attempts: i64,
     pub first_seen: String,
+    /// OKE details read from an exam platform (JSON of `model::OkeResult`).
+    pub oke: Option<String>,
+    /// The SIS registration (OKE association id) it goes to, once known.
+    pub oke_association: Option<String>,
 }
 
-const ROW_COLUMNS: &str = "key, candidate, person_id, line_item, class_id, session_id, score, max_score, passed, grade, taken_at, origin, state, reason, value_hash, pushed_hash, attempts, first_seen";
+const ROW_COLUMNS: &str = "key, candidate, person_id, line_item, class_id, session_id, score, max_score, passed, grade, taken_at, origin, state, reason, value_hash, pushed_hash, attempts, first_seen, oke, oke_association";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     Ok(OutboxRow {
@@ -96,6 +100,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         pushed_hash: r.get(15)?,
         attempts: r.get(16)?,
         first_seen: r.get(17)?,
+        oke: r.get(18)?,
+        oke_association: r.get(19)?,
     })
 }
 
@@ -129,6 +135,9 @@ pub enum PushOutcome {
     Retry { reason: String, next_try_at: String },
     /// Refused: needs a person.
     Failed { reason: String },
+    /// Cannot be matched to where it goes yet (an OKE result sink found no
+    /// registration for it): parked with the reason, tried again next run.
+    Parked { reason: String },
 }
 
 impl Store {
@@ -339,10 +348,27 @@ impl Store {
                         params![key, reason, t],
                     )?;
                 }
+                PushOutcome::Parked { reason } => {
+                    tx.execute(
+                        "UPDATE results SET state = 'parked', reason = ?2, updated_at = ?3
+                         WHERE key = ?1",
+                        params![key, reason, t],
+                    )?;
+                }
             }
             audit::append(&tx, entry)?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Remember the SIS registration (OKE association) a result was matched
+    /// to, so a re-marking goes to the same one.
+    pub fn outbox_set_oke_association(&mut self, key: &str, association: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE results SET oke_association = ?2 WHERE key = ?1",
+            params![key, association],
+        )?;
         Ok(())
     }
 
@@ -416,6 +442,10 @@ fn ingest_one(tx: &Transaction<'_>, it: &Incoming, t: &str, c: &mut IngestCounts
     };
     let known = stored(tx, it)?;
     let key = known.as_ref().map_or(&it.key, |(k, _)| k);
+    let oke_json = match &r.oke {
+        Some(o) => Some(serde_json::to_string(o)?),
+        None => None,
+    };
     let p = params![
         key,
         r.candidate,
@@ -434,14 +464,16 @@ fn ingest_one(tx: &Transaction<'_>, it: &Incoming, t: &str, c: &mut IngestCounts
         it.value_hash,
         t,
         r.session_source,
+        oke_json,
+        r.oke.as_ref().map(|o| o.association_id.as_str()),
     ];
     match known {
         None => {
             tx.prepare_cached(
                 "INSERT INTO results (key, candidate, person_id, line_item, class_id, session_id, score, max_score,
                                       passed, grade, taken_at, origin, state, reason, value_hash, first_seen, updated_at,
-                                      session_source, key_scheme)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?17, 2)",
+                                      session_source, key_scheme, oke, oke_association)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?17, 2, ?18, ?19)",
             )?
             .execute(p)?;
             c.new += 1;
@@ -459,7 +491,8 @@ fn ingest_one(tx: &Transaction<'_>, it: &Incoming, t: &str, c: &mut IngestCounts
                      session_id = ?6, score = ?7, max_score = ?8, passed = ?9, grade = ?10, taken_at = ?11,
                      origin = ?12, state = ?13, reason = ?14, value_hash = ?15, attempts = 0,
                      next_try_at = NULL, first_seen = ?16, updated_at = ?16,
-                     session_source = coalesce(?17, session_source)
+                     session_source = coalesce(?17, session_source),
+                     oke = ?18, oke_association = coalesce(?19, oke_association)
                  WHERE key = ?1 AND candidate = ?2",
             )?
             .execute(p)?;

@@ -19,6 +19,7 @@
 mod documents;
 mod keys;
 mod matching;
+mod oke;
 mod push;
 
 use std::path::PathBuf;
@@ -181,7 +182,10 @@ async fn run(
     let dir = Directory::load(store)?;
     // parked results first: the roster may know them by now
     let parked = store.outbox_parked()?;
-    if !parked.is_empty() {
+    // an OKE sink matches results to registrations at the SIS itself,
+    // when it delivers (parked ones again on every run)
+    let oke_sink = matches!(rcfg.sink, ResultSinkCfg::Oke(_));
+    if !parked.is_empty() && !oke_sink {
         let updates: Vec<_> = parked
             .iter()
             .map(|p| {
@@ -262,6 +266,49 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         .await;
         out.push(("results out".to_string(), res));
     }
+    if let ResultSourceCfg::Oke(o) = &r.source {
+        let res = async {
+            let a = o
+                .auth
+                .with_default_scope(crate::connector::oke_results::SCOPE_PLATFORM);
+            let auth = loaded.result_auth("results.source.auth", &a, o.timeout)?;
+            let http = Http::new(o.timeout, auth, 0)?;
+            let started = std::time::Instant::now();
+            let first = o.offerings.first().map(String::as_str).unwrap_or_default();
+            let f = crate::connector::oke_results::fetch_offering(&http, &o.base_url, first, 10)
+                .await?;
+            Ok(format!(
+                "GET {}: OK, authenticated, {} ms",
+                f.url,
+                started.elapsed().as_millis()
+            ))
+        }
+        .await;
+        out.push(("results in".to_string(), res));
+    }
+    if let ResultSinkCfg::Oke(o) = &r.sink {
+        let res = async {
+            let a = o
+                .auth
+                .with_default_scope(crate::connector::oke_results::SCOPE_SIS);
+            let auth = loaded.result_auth("results.sink.auth", &a, o.timeout)?;
+            let http = Http::new(o.timeout, auth, 0)?;
+            let sink = crate::connector::oke_results::OkeSink::new(
+                &o.base_url,
+                http,
+                o.page_size,
+                o.match_window_days,
+            );
+            let started = std::time::Instant::now();
+            let line = sink.ping().await?;
+            Ok(format!(
+                "{line}, authenticated, {} ms",
+                started.elapsed().as_millis()
+            ))
+        }
+        .await;
+        out.push(("results out".to_string(), res));
+    }
     out
 }
 
@@ -280,6 +327,11 @@ pub fn describe(r: &Results) -> (String, String) {
             format!("csv {} (delimiter {:?})", f.path.display(), f.delimiter)
         }
         ResultSourceCfg::QtiHttp(h) => format!("qti-http {}", h.list_url),
+        ResultSourceCfg::Oke(o) => format!(
+            "oke {} (flow 3.4, {} exam sittings)",
+            o.base_url,
+            o.offerings.len()
+        ),
     };
     let sink = match &r.sink {
         ResultSinkCfg::OnerosterRest(g) => format!(
@@ -289,6 +341,10 @@ pub fn describe(r: &Results) -> (String, String) {
             g.concurrency
         ),
         ResultSinkCfg::OnerosterCsv(c) => format!("oneroster-csv {}", c.path.display()),
+        ResultSinkCfg::Oke(o) => format!(
+            "oke {} (flow 5: PATCH/PUT associations, {} at once)",
+            o.base_url, o.concurrency
+        ),
     };
     (
         format!("{source} → {sink}"),

@@ -32,6 +32,9 @@ use crate::sync::Progress;
 enum Doc {
     File(FileDoc),
     Url(String),
+    /// Read already (an OKE platform's sitting, all pages): origin, bytes,
+    /// offering id.
+    Fetched(String, Vec<u8>, String),
 }
 
 struct FileDoc {
@@ -101,10 +104,37 @@ pub(super) async fn read_documents(
                 Some(http),
             )
         }
+        ResultSourceCfg::Oke(o) => {
+            let a = o
+                .auth
+                .with_default_scope(crate::connector::oke_results::SCOPE_PLATFORM);
+            let auth = loaded.result_auth("results.source.auth", &a, o.timeout)?;
+            let http = Http::new(o.timeout, auth, o.max_retries)?;
+            // every sitting is read before anything is stored: a transport
+            // failure fails the whole read
+            let mut docs = Vec::with_capacity(o.offerings.len());
+            for off in &o.offerings {
+                let f = crate::connector::oke_results::fetch_offering(
+                    &http,
+                    &o.base_url,
+                    off,
+                    o.page_size,
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot read the results of exam sitting {off} from the OKE platform; nothing was read (see sisync check-config --connect)"
+                    )
+                })?;
+                docs.push(Doc::Fetched(f.url, f.bytes, off.clone()));
+            }
+            (docs, AfterRead::Keep, None)
+        }
     };
     for doc in docs {
         let (origin, bytes) = match &doc {
             Doc::File(f) => (f.path.display().to_string(), None),
+            Doc::Fetched(origin, b, _) => (origin.clone(), Some(b.clone())),
             Doc::Url(u) => {
                 let http = http.as_ref().expect("URL documents come with a client");
                 match http
@@ -133,7 +163,7 @@ pub(super) async fn read_documents(
                     continue;
                 }
             },
-            (Doc::Url(_), None) => unreachable!("URL documents are fetched"),
+            (Doc::Url(_) | Doc::Fetched(..), None) => unreachable!("URL documents are fetched"),
         };
         if store.document_seen(&origin, &sha)? {
             report.documents_skipped += 1;
@@ -149,6 +179,7 @@ pub(super) async fn read_documents(
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_else(|| origin.clone()),
             Doc::Url(u) => u.clone(),
+            Doc::Fetched(origin, _, _) => origin.clone(),
         };
         let mut issues = Vec::new();
         let mut parse = |each: &mut dyn FnMut(Incoming) -> Result<()>| -> Result<()> {
@@ -158,7 +189,9 @@ pub(super) async fn read_documents(
                     std::fs::File::open(&f.path)
                         .with_context(|| format!("{}: cannot open", f.path.display()))?,
                 ),
-                (Doc::Url(_), None) => unreachable!("URL documents are fetched"),
+                (Doc::Url(_) | Doc::Fetched(..), None) => {
+                    unreachable!("URL documents are fetched")
+                }
             };
             let mut on_result = |r: ExamResult| {
                 progress.rows(1);
@@ -186,6 +219,21 @@ pub(super) async fn read_documents(
                         grade_outcomes: h.grade_outcomes.clone(),
                     };
                     issues = qti_results::read(input, &name, &o, &mut on_result)?.issues;
+                }
+                ResultSourceCfg::Oke(_) => {
+                    let offering = match &doc {
+                        Doc::Fetched(_, _, off) => off.as_str(),
+                        _ => "",
+                    };
+                    let mut all = Vec::new();
+                    let mut input = input;
+                    input.read_to_end(&mut all)?;
+                    issues = crate::connector::oke_results::read_results(
+                        &all,
+                        &name,
+                        offering,
+                        &mut on_result,
+                    )?;
                 }
             }
             // what was read is what was hashed: an upload still going on

@@ -8,7 +8,15 @@ use crate::store::audit::sha256_hex;
 /// sourceID | session id | exam)` when the platform gives a session id, so
 /// two candidates (or two platforms) sharing a session id never share a
 /// key; else `sha256("result" | candidate | exam | date)`.
+///
+/// A result read from an OKE exam platform is keyed by the SIS
+/// registration and the attempt: `sha256("oke" | association id |
+/// attempt)`, so attendance first and the score later (or a re-marking)
+/// are the same result with new values.
 pub fn result_key(r: &ExamResult) -> String {
+    if let Some(o) = &r.oke {
+        return hash_key(&["oke", &o.association_id, &o.attempt.to_string()]);
+    }
     match &r.session_id {
         Some(s) => hash_key(&[
             "session2",
@@ -26,6 +34,9 @@ pub fn result_key(r: &ExamResult) -> String {
 /// overwritten, never duplicated; a re-read finds them by this key and the
 /// candidate. Without a session id it equals [`result_key`].
 pub fn legacy_key(r: &ExamResult) -> String {
+    if r.oke.is_some() {
+        return result_key(r);
+    }
     match &r.session_id {
         Some(s) => hash_key(&["session", s, &r.exam]),
         None => hash_key(&[
@@ -52,6 +63,12 @@ pub fn value_hash(r: &ExamResult) -> String {
         r.grade.as_deref().unwrap_or(""),
         r.taken_at.as_deref().unwrap_or("")
     );
+    // OKE details (attendance, state, final, raw scores) are values too;
+    // results without them keep the hashes they always had
+    let s = match &r.oke {
+        Some(o) => format!("{s}\0{}", serde_json::to_string(o).unwrap_or_default()),
+        None => s,
+    };
     sha256_hex(s.as_bytes())[..32].to_string()
 }
 

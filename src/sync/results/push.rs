@@ -23,7 +23,7 @@ use crate::store::outbox::{OutboxRow, PushOutcome};
 use crate::sync::Progress;
 
 /// The date pushed with a result: its own, else the day it was read.
-fn result_date(row: &OutboxRow) -> String {
+pub(super) fn result_date(row: &OutboxRow) -> String {
     row.taken_at
         .as_deref()
         .unwrap_or(&row.first_seen)
@@ -69,7 +69,7 @@ fn sent_fields(r: &GradebookResult) -> String {
 
 /// When to try a result again after `attempts` failed pushes: 1, 2, 4 …
 /// minutes, at most an hour.
-fn next_try(attempts: i64) -> String {
+pub(super) fn next_try(attempts: i64) -> String {
     let mins = 1u64 << attempts.clamp(0, 6);
     (chrono::Utc::now() + Duration::from_secs(60 * mins.min(60)))
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
@@ -129,7 +129,7 @@ fn outcome_of(
     (row.key.clone(), outcome, e)
 }
 
-fn count(
+pub(super) fn count(
     report: &mut ResultsReport,
     rows: &HashMap<String, &OutboxRow>,
     outcomes: &[(String, PushOutcome, AuditEntry)],
@@ -155,11 +155,12 @@ fn count(
                 }
             }
             PushOutcome::Failed { .. } => report.failed += 1,
+            PushOutcome::Parked { .. } => {}
         }
     }
 }
 
-const CHUNK: usize = 5_000;
+pub(super) const CHUNK: usize = 5_000;
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn push(
@@ -237,6 +238,19 @@ pub(super) async fn push(
                 return Err(anyhow!("{}", e.message));
             }
         }
+        ResultSinkCfg::Oke(o) => {
+            super::oke::push_oke(
+                loaded,
+                o,
+                opts,
+                progress,
+                store,
+                report,
+                (&base, &give_up_before),
+                (dir, &holds),
+            )
+            .await?;
+        }
         ResultSinkCfg::OnerosterRest(g) => {
             let auth = loaded.result_auth("results.sink.auth", &g.auth, g.timeout)?;
             let http = Http::new(g.timeout, auth, g.max_retries)?
@@ -261,7 +275,11 @@ pub(super) async fn push(
 }
 
 /// Rows whose person is restricted or erased stay pending (counted).
-fn without_held(rows: Vec<OutboxRow>, holds: &Holds, report: &mut ResultsReport) -> Vec<OutboxRow> {
+pub(super) fn without_held(
+    rows: Vec<OutboxRow>,
+    holds: &Holds,
+    report: &mut ResultsReport,
+) -> Vec<OutboxRow> {
     if holds.is_empty() {
         return rows;
     }

@@ -1,0 +1,288 @@
+//! Delivering the outbox to an OKE SIS (flow 5): each result is matched to
+//! its registration (read from the platform with the result, found at the
+//! SIS for QTI/CSV results, remembered once found), then written; outcomes
+//! and audit entries are committed in batches, so a crash or a kill leaves
+//! at most the writes in flight to be repeated, and a repeated write lands
+//! on the same association.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use futures::StreamExt;
+
+use super::matching::Directory;
+use super::push::{CHUNK, count, next_try, result_date, without_held};
+use super::{ResultsOptions, ResultsReport};
+use crate::config::results::OkeResultSink;
+use crate::config::{Loaded, ResultField};
+use crate::connector::oke_results::{self, Delivery, NO_REGISTRATION, OkeSink};
+use crate::connector::{PushError, Written};
+use crate::http::Http;
+use crate::model::OkeResult;
+use crate::store::Store;
+use crate::store::audit::AuditEntry;
+use crate::store::holds::Holds;
+use crate::store::outbox::{OutboxRow, PushOutcome};
+use crate::sync::Progress;
+
+/// What flow 5 sends for a row, with only the values
+/// `privacy.result_fields` allows.
+fn delivery(row: &OutboxRow, association: &str, allowed: &[ResultField]) -> Delivery {
+    let ok = |f: ResultField| allowed.contains(&f);
+    let oke: Option<OkeResult> = row
+        .oke
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok());
+    let integral = |v: Option<f64>| v.filter(|x| x.fract() == 0.0).map(|x| x as i64);
+    let date = result_date(row);
+    match oke {
+        // read from an OKE platform: its values, passed on
+        Some(o) => Delivery {
+            association_id: association.to_string(),
+            attempt: o.attempt.max(1),
+            state: o.state,
+            attendance: o.attendance,
+            pass: o.pass.filter(|_| ok(ResultField::Passed)),
+            score_text: o.score.filter(|_| ok(ResultField::Grade)),
+            score: None,
+            max_score: None,
+            passed: None,
+            final_result: o.final_result,
+            raw_score: o.raw_score.filter(|_| ok(ResultField::Score)),
+            max_raw_score: o.max_raw_score.filter(|_| ok(ResultField::MaxScore)),
+            result_date: o
+                .result_date
+                .filter(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
+                .unwrap_or(date),
+            test_date: o.test_date.filter(|t| is_date_time(t)),
+        },
+        // QTI or CSV: a finished test, present
+        None => Delivery {
+            association_id: association.to_string(),
+            attempt: 1,
+            state: "completed".into(),
+            attendance: "present".into(),
+            pass: None,
+            score_text: row.grade.clone().filter(|_| ok(ResultField::Grade)),
+            score: row.score.filter(|_| ok(ResultField::Score)),
+            max_score: row.max_score.filter(|_| ok(ResultField::MaxScore)),
+            passed: row.passed.filter(|_| ok(ResultField::Passed)),
+            final_result: false,
+            raw_score: integral(row.score.filter(|_| ok(ResultField::Score))),
+            max_raw_score: integral(row.max_score.filter(|_| ok(ResultField::MaxScore))),
+            result_date: date,
+            test_date: row.taken_at.clone().filter(|t| is_date_time(t)),
+        },
+    }
+}
+
+fn is_date_time(t: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(t).is_ok()
+}
+
+fn sent_fields(d: &Delivery) -> String {
+    let mut f = vec!["result.state", "resultDate", "attendance", "final"];
+    if d.pass.is_some() || d.passed.is_some() {
+        f.push("pass");
+    }
+    if d.score_text.is_some() || d.score.is_some() {
+        f.push("score");
+    }
+    if d.raw_score.is_some() {
+        f.push("rawScore");
+    }
+    if d.max_raw_score.is_some() {
+        f.push("maxRawScore");
+    }
+    if d.test_date.is_some() {
+        f.push("testDate");
+    }
+    f.join(",")
+}
+
+fn outcome(
+    row: &OutboxRow,
+    d: &Delivery,
+    res: Result<Written, PushError>,
+    base: &AuditEntry,
+    audit_id: &str,
+) -> (String, PushOutcome, AuditEntry) {
+    let mut e = base.clone();
+    e.action = if row.pushed_hash.is_some() {
+        "result.update"
+    } else {
+        "result.push"
+    }
+    .into();
+    e.record_kind = "result".into();
+    e.record_id = audit_id.to_string();
+    e.fields = sent_fields(d);
+    let detail = format!(
+        "key={} association={} attempt={}",
+        row.key, d.association_id, d.attempt
+    );
+    let o = match res {
+        Ok(w) => {
+            e.endpoint = w.endpoint;
+            e.payload_sha256 = Some(w.payload_sha256);
+            e.outcome = "ok".into();
+            e.detail = Some(detail);
+            PushOutcome::Pushed {
+                value_hash: row.value_hash.clone(),
+            }
+        }
+        Err(err) => {
+            e.endpoint = err.endpoint.clone();
+            e.payload_sha256 = err.payload_sha256.clone();
+            e.outcome = "failed".into();
+            e.detail = Some(format!("{detail} {}", err.message));
+            failed(row, &err)
+        }
+    };
+    (row.key.clone(), o, e)
+}
+
+/// Retry or failed, with the SIS's own message for the admin (outbox only).
+fn failed(row: &OutboxRow, err: &PushError) -> PushOutcome {
+    let mut reason = err.message.clone();
+    if let Some(m) = &err.server_message {
+        reason.push_str(&format!(" (SIS says: {m})"));
+    }
+    tracing::warn!(key = %row.key, status = ?err.status, "result not delivered: {}", err.message);
+    if err.is_transient() {
+        PushOutcome::Retry {
+            reason,
+            next_try_at: next_try(row.attempts + 1),
+        }
+    } else {
+        PushOutcome::Failed { reason }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn push_oke(
+    loaded: &Loaded,
+    cfg: &OkeResultSink,
+    opts: ResultsOptions,
+    progress: &dyn Progress,
+    store: &mut Store,
+    report: &mut ResultsReport,
+    (base, give_up_before): (&AuditEntry, &str),
+    (dir, holds): (&Directory, &Holds),
+) -> Result<()> {
+    let allowed = &loaded.config.privacy.result_fields;
+    let a = cfg.auth.with_default_scope(oke_results::SCOPE_SIS);
+    let auth = loaded.result_auth("results.sink.auth", &a, cfg.timeout)?;
+    let http = Http::new(cfg.timeout, auth, cfg.max_retries)?
+        .with_rate_limit(cfg.rate_limit)
+        .with_concurrency(cfg.concurrency);
+    let mut sink = OkeSink::new(&cfg.base_url, http, cfg.page_size, cfg.match_window_days);
+    // results parked for want of a registration are looked for again
+    let mut rows: Vec<OutboxRow> = store
+        .outbox_parked()?
+        .into_iter()
+        .filter(|r| {
+            r.reason
+                .as_deref()
+                .is_some_and(|x| x.starts_with(NO_REGISTRATION))
+        })
+        .collect();
+    let mut after = String::new();
+    loop {
+        let due = store.outbox_due(opts.respect_backoff, &after, CHUNK)?;
+        let Some(last) = due.last() else { break };
+        after = last.key.clone();
+        rows.extend(due);
+    }
+    let rows = without_held(rows, holds, report);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    progress.phase("delivering results (OKE flow 5)", Some(rows.len() as u64));
+    let by_key: HashMap<String, &OutboxRow> = rows.iter().map(|r| (r.key.clone(), r)).collect();
+    // 1. the registration of each result
+    let mut ready: Vec<(&OutboxRow, String)> = Vec::new();
+    let mut early = Vec::new();
+    for row in &rows {
+        if progress.stop_requested() {
+            report.interrupted = true;
+            break;
+        }
+        if let Some(a) = row.oke_association.clone() {
+            ready.push((row, a));
+            continue;
+        }
+        let date = result_date(row);
+        let mut who: Vec<&str> = vec![&row.candidate];
+        if let Some(p) = row.person_id.as_deref().filter(|p| *p != row.candidate) {
+            who.push(p);
+        }
+        match sink.find_registration(&who, &row.line_item, &date).await {
+            Ok(Ok(a)) => {
+                store.outbox_set_oke_association(&row.key, &a)?;
+                ready.push((row, a));
+            }
+            Ok(Err(no)) => {
+                // parked for the same reason as before: nothing new to
+                // record (no audit entry per run and parked result)
+                if row.state == "parked" && row.reason.as_deref() == Some(no.0.as_str()) {
+                    continue;
+                }
+                let mut e = base.clone();
+                e.action = "result.match".into();
+                e.record_kind = "result".into();
+                e.record_id = dir
+                    .audit_id(row.person_id.as_deref().unwrap_or(&row.candidate))
+                    .to_string();
+                e.outcome = "parked".into();
+                e.detail = Some(format!("key={} {}", row.key, no.0));
+                early.push((row.key.clone(), PushOutcome::Parked { reason: no.0 }, e));
+            }
+            Err(err) => {
+                let mut e = base.clone();
+                e.action = "result.match".into();
+                e.record_kind = "result".into();
+                e.record_id = dir
+                    .audit_id(row.person_id.as_deref().unwrap_or(&row.candidate))
+                    .to_string();
+                e.endpoint = err.endpoint.clone();
+                e.outcome = "failed".into();
+                e.detail = Some(format!("key={} {}", row.key, err.message));
+                early.push((row.key.clone(), failed(row, &err), e));
+            }
+        }
+    }
+    count(report, &by_key, &early, give_up_before);
+    store.outbox_record(&early, give_up_before)?;
+    if report.interrupted {
+        return Ok(());
+    }
+    // 2. the writes
+    let sink = &sink;
+    let mut stream = futures::stream::iter(ready)
+        .map(|(row, association)| async move {
+            let d = delivery(row, &association, allowed);
+            let res = sink.deliver(&d).await;
+            let who = row.person_id.as_deref().unwrap_or(&row.candidate);
+            outcome(row, &d, res, base, dir.audit_id(who))
+        })
+        .buffer_unordered(cfg.concurrency);
+    let mut batch = Vec::with_capacity(16);
+    while let Some(o) = stream.next().await {
+        progress.tick();
+        batch.push(o);
+        if progress.stop_requested() {
+            report.interrupted = true;
+            break;
+        }
+        if batch.len() >= 16 {
+            count(report, &by_key, &batch, give_up_before);
+            store.outbox_record(&batch, give_up_before)?;
+            batch.clear();
+        }
+    }
+    drop(stream);
+    count(report, &by_key, &batch, give_up_before);
+    store.outbox_record(&batch, give_up_before)?;
+    Ok(())
+}
