@@ -206,6 +206,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX held_plans_status ON held_plans (status);
     "#,
+    // 8: exam planning (OKE). A registration record names the exam sitting
+    // it belongs to, so that a bulk read withdraws only registrations of
+    // sittings it covered (a sitting outside the planning window keeps its
+    // registrations).
+    r#"
+    ALTER TABLE records ADD COLUMN parent TEXT;
+    "#,
 ];
 
 /// What the store knows about one record on the platform.
@@ -238,6 +245,18 @@ pub const FIELD_NAMES: &[&str] = &[
     "active",
     "displayName",
     "members",
+    // exam sittings and registrations
+    "code",
+    "tests",
+    "start",
+    "end",
+    "location",
+    "person",
+    "offering",
+    "state",
+    "personalNeeds",
+    "extraMinutes",
+    "attempt",
 ];
 
 /// The static name of a tracked field.
@@ -250,6 +269,10 @@ pub fn field_name(s: &str) -> Option<&'static str> {
 pub enum RecordKind {
     User,
     Group,
+    /// An exam sitting (OKE offering).
+    Offering,
+    /// A registration for an exam sitting (OKE association).
+    Registration,
 }
 
 impl RecordKind {
@@ -257,6 +280,8 @@ impl RecordKind {
         match self {
             RecordKind::User => "user",
             RecordKind::Group => "group",
+            RecordKind::Offering => "offering",
+            RecordKind::Registration => "registration",
         }
     }
 }
@@ -269,6 +294,8 @@ pub struct RecordChange {
     pub state: RecordState,
     /// For groups: the member sourcedIds now on the platform.
     pub members: Option<Vec<String>>,
+    /// For registrations: the exam sitting (kept when None).
+    pub parent: Option<String>,
 }
 
 pub struct Store {
@@ -437,6 +464,15 @@ impl Store {
             out.insert(id, st);
         }
         Ok(out)
+    }
+
+    /// The parent (exam sitting) of each record of a kind that has one.
+    pub fn load_parents(&self, kind: RecordKind) -> Result<HashMap<String, String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sourced_id, parent FROM records WHERE kind = ?1 AND parent IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Stored group membership (sourcedIds), by group.
@@ -760,6 +796,12 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
                 .transpose()?,
         ],
     )?;
+    if let Some(parent) = &c.parent {
+        tx.execute(
+            "UPDATE records SET parent = ?3 WHERE kind = ?1 AND sourced_id = ?2",
+            params![c.kind.as_str(), c.sourced_id, parent],
+        )?;
+    }
     if let Some(members) = &c.members {
         tx.execute(
             "DELETE FROM group_members WHERE group_id = ?1",
@@ -1044,6 +1086,7 @@ mod tests {
     fn deactivation_time_is_kept_across_updates() {
         let mut s = Store::in_memory().unwrap();
         let change = |active| RecordChange {
+            parent: None,
             kind: RecordKind::User,
             sourced_id: "stu-1".into(),
             state: RecordState {
