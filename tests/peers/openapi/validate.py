@@ -72,7 +72,17 @@ def main():
     sys.setrecursionlimit(20000)
     # oauth2 security is checked by the fakes, not by openapi-core
     warnings.filterwarnings("ignore", message="Unsupported scheme type")
-    api = OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
+    # JSON Merge Patch bodies (RFC 7396, OOAPI PATCH) are JSON
+    api = OpenAPI.from_dict(
+        spec,
+        config=Config(
+            spec_validator_cls=None,
+            extra_media_type_deserializers={
+                "application/merge-patch+json": json.loads,
+                "application/problem+json": json.loads,
+            },
+        ),
+    )
     bad = 0
     n = 0
     with open(ex_path) as f:
