@@ -61,9 +61,17 @@ fn problem(status: u16, title: &str, detail: &str) -> Response {
 
 fn page(items: Vec<Value>, q: &BTreeMap<String, String>) -> Response {
     let size: usize = q.get("pageSize").and_then(|s| s.parse().ok()).unwrap_or(10);
-    let number: usize = q.get("pageNumber").and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
+    let number: usize = q
+        .get("pageNumber")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let total_pages = items.len().div_ceil(size).max(1);
-    let slice: Vec<Value> = items.into_iter().skip((number - 1) * size).take(size).collect();
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((number - 1) * size)
+        .take(size)
+        .collect();
     let body = json!({
         "pageSize": size,
         "pageNumber": number,
@@ -100,7 +108,10 @@ fn merge(target: &mut Value, patch: &Value) {
             for c in v.as_array().into_iter().flatten() {
                 let key = c.get("consumerKey").cloned();
                 let arr = list.as_array_mut().unwrap();
-                match arr.iter_mut().find(|x| x.get("consumerKey") == key.as_ref()) {
+                match arr
+                    .iter_mut()
+                    .find(|x| x.get("consumerKey") == key.as_ref())
+                {
                     Some(x) => merge(x, c),
                     None => arr.push(c.clone()),
                 }
@@ -137,7 +148,10 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
     let rbytes = to_bytes(rbody, 1 << 22).await.unwrap_or_default();
     let rtext = String::from_utf8_lossy(&rbytes).to_string();
     let mut h = serde_json::Map::new();
-    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
         h.insert("content-type".into(), json!(ct));
     }
     inner.lock().unwrap().exchanges.push(json!({
@@ -178,14 +192,26 @@ fn token(inner: &Arc<Mutex<Inner>>, headers: &HeaderMap, body: &str) -> Response
     };
     let mut g = inner.lock().unwrap();
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") || !creds_ok {
-        return (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "application/json")], r#"{"error":"invalid_client"}"#).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"invalid_client"}"#,
+        )
+            .into_response();
     }
     if form.get("scope") != Some(&g.scope) {
-        return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], r#"{"error":"invalid_scope"}"#).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"invalid_scope"}"#,
+        )
+            .into_response();
     }
     g.tokens_issued += 1;
     let t = format!("tok-{}-{}", g.scope, g.tokens_issued);
-    json_ok(&json!({"access_token": t, "token_type": "bearer", "expires_in": 3600, "scope": g.scope}))
+    json_ok(
+        &json!({"access_token": t, "token_type": "bearer", "expires_in": 3600, "scope": g.scope}),
+    )
 }
 
 fn route(
@@ -266,7 +292,12 @@ fn route(
                 return problem(400, "Bad Request", "offeringId differs from the path");
             }
             let created = g.offerings.insert(id.to_string(), v).is_none();
-            (if created { StatusCode::CREATED } else { StatusCode::OK }).into_response()
+            (if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            })
+            .into_response()
         }
         (Method::PATCH, ["offerings", id]) => {
             let Ok(v) = serde_json::from_str::<Value>(body) else {
@@ -289,7 +320,12 @@ fn route(
                 return problem(400, "Bad Request", "association for an unknown offering");
             }
             let created = g.associations.insert(id.to_string(), v).is_none();
-            (if created { StatusCode::CREATED } else { StatusCode::OK }).into_response()
+            (if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            })
+            .into_response()
         }
         (Method::PATCH, ["associations", id]) => {
             let Ok(v) = serde_json::from_str::<Value>(body) else {
