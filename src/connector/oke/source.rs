@@ -44,15 +44,12 @@ pub struct OkeSource {
     class_context: bool,
 }
 
-/// A failed request as one line: what, where, what the SIS said, what to do.
+/// A failed request as one line: what, where (method, URL, status), what
+/// to do. The SIS's own problem `detail` is left out: this line reaches
+/// the logs, and a detail may echo a record.
 fn fail(e: HttpError) -> anyhow::Error {
-    let said = e
-        .server_message
-        .as_deref()
-        .map(|m| format!(" (the SIS says: {m})"))
-        .unwrap_or_default();
     anyhow!(
-        "{e}{said}; nothing was read or written: check source.base_url, the OAuth2 client and its scope, and try again"
+        "{e}; nothing was read or written: check source.base_url, the OAuth2 client and its scope (nl-test-admin-flow-1-5), and try again"
     )
 }
 
