@@ -602,6 +602,10 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
                 format!("ims-enterprise: {e:#}")
             }
         },
+        Source::Oke(s) => format!(
+            "oke {} (OKE 1.0.1 flow 1, page size {}, sittings from {} days ago to {} days ahead; `check-config` does not connect)",
+            s.endpoint.base_url, s.page_size, s.window_days_before, s.window_days_after
+        ),
     };
     rows.push(("source".into(), source));
     let platform = match &c.platform {
@@ -618,6 +622,10 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
             p.timeout
         ),
         Platform::CsvDrop(p) => format!("csv-drop into {}", p.path.display()),
+        Platform::Oke(p) => format!(
+            "oke {} (OKE 1.0.1 flow 2, timeout {:?})",
+            p.endpoint.base_url, p.endpoint.timeout
+        ),
     };
     rows.push(("platform".into(), platform));
     rows.push((
@@ -714,6 +722,9 @@ fn settings_json(l: &Loaded) -> serde_json::Value {
         Source::OnerosterRest(s) => {
             serde_json::json!({"kind": c.source.kind(), "base_url": s.base_url})
         }
+        Source::Oke(s) => {
+            serde_json::json!({"kind": c.source.kind(), "base_url": s.endpoint.base_url})
+        }
     };
     let platform = match &c.platform {
         Platform::Scim(p) => serde_json::json!({
@@ -722,6 +733,7 @@ fn settings_json(l: &Loaded) -> serde_json::Value {
             "extension_urn": p.extension_urn,
         }),
         Platform::CsvDrop(p) => serde_json::json!({"kind": "csv-drop", "path": p.path}),
+        Platform::Oke(p) => serde_json::json!({"kind": "oke", "base_url": p.endpoint.base_url}),
     };
     let fields: Vec<&str> = c.privacy.fields.iter().map(|f| f.as_str()).collect();
     let sf = &c.safety;

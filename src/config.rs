@@ -14,6 +14,7 @@ use crate::model::Role;
 
 pub mod alerts;
 mod hygiene;
+pub mod oke;
 pub mod results;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +113,7 @@ pub enum Source {
     OnerosterCsv(OneRosterCsvSource),
     OnerosterRest(OneRosterRestSource),
     ImsEnterprise(ImsEnterpriseSource),
+    Oke(oke::OkeSource),
 }
 
 impl Source {
@@ -120,6 +122,7 @@ impl Source {
             Source::OnerosterCsv(_) => "oneroster-csv",
             Source::OnerosterRest(_) => "oneroster-rest",
             Source::ImsEnterprise(_) => "ims-enterprise",
+            Source::Oke(_) => "oke",
         }
     }
 
@@ -129,6 +132,10 @@ impl Source {
             Source::OnerosterCsv(s) => &s.role_map,
             Source::OnerosterRest(s) => &s.role_map,
             Source::ImsEnterprise(s) => &s.role_map,
+            Source::Oke(_) => {
+                static NONE: BTreeMap<String, String> = BTreeMap::new();
+                &NONE
+            }
         }
     }
 }
@@ -321,6 +328,7 @@ fn default_screen_reader_col() -> String {
 pub enum Platform {
     Scim(ScimPlatform),
     CsvDrop(CsvDropPlatform),
+    Oke(oke::OkePlatform),
 }
 
 impl Platform {
@@ -328,6 +336,7 @@ impl Platform {
         match self {
             Platform::Scim(_) => "scim",
             Platform::CsvDrop(_) => "csv-drop",
+            Platform::Oke(_) => "oke",
         }
     }
 
@@ -336,6 +345,7 @@ impl Platform {
         match self {
             Platform::Scim(p) => p.environment,
             Platform::CsvDrop(p) => p.environment,
+            Platform::Oke(p) => p.environment,
         }
     }
 }
@@ -412,6 +422,7 @@ impl ScimPlatform {
             urn: self.extension_urn.clone(),
             middle_in_family: self.middle_name == MiddleName::InFamilyName,
             attributes: self.attributes.clone(),
+            personal_needs: false,
         }
     }
 }
@@ -430,7 +441,8 @@ impl Field {
                         .extend(["extraTimePercent", "fontScale", "screenReader"])
                 }
                 Field::Bsn => n.extension.push("bsn"),
-                Field::Email | Field::Groups => {}
+                Field::PersonalNeeds => n.extension.extend(["extraTimeMinutes", "personalNeeds"]),
+                Field::Email | Field::Groups | Field::Registrations => {}
             }
         }
         n
@@ -515,6 +527,9 @@ pub struct Safety {
     /// have any (one person is always allowed).
     #[serde(default = "default_accommodation_share")]
     pub max_accommodation_loss_share: f64,
+    /// Exam registrations withdrawn, of active registrations.
+    #[serde(default = "default_membership_share")]
+    pub max_registration_withdrawal_share: f64,
     /// Exam periods and rollovers: `[[safety.freeze]]`.
     #[serde(default)]
     pub freeze: Vec<Freeze>,
@@ -569,6 +584,7 @@ impl Default for Safety {
             max_membership_removal_share: default_membership_share(),
             max_group_loss_share: default_max_share(),
             max_accommodation_loss_share: default_accommodation_share(),
+            max_registration_withdrawal_share: default_membership_share(),
             freeze: Vec::new(),
         }
     }
@@ -576,7 +592,7 @@ impl Default for Safety {
 
 impl Safety {
     /// (key, value) of every share, for validation.
-    pub fn shares(&self) -> [(&'static str, f64); 5] {
+    pub fn shares(&self) -> [(&'static str, f64); 6] {
         [
             ("max_deactivate_share", self.max_deactivate_share),
             ("max_update_share", self.max_update_share),
@@ -588,6 +604,10 @@ impl Safety {
             (
                 "max_accommodation_loss_share",
                 self.max_accommodation_loss_share,
+            ),
+            (
+                "max_registration_withdrawal_share",
+                self.max_registration_withdrawal_share,
             ),
         ]
     }
@@ -626,6 +646,11 @@ pub enum Field {
     Groups,
     /// The BSN: only with `privacy.allow_bsn = true`.
     Bsn,
+    /// Exam sittings and registrations (OKE offerings/associations).
+    Registrations,
+    /// Personal-needs codes and extra time in minutes (OKE).
+    #[serde(rename = "personal_needs")]
+    PersonalNeeds,
 }
 
 impl Field {
@@ -638,6 +663,8 @@ impl Field {
             Field::Accommodations => "accommodations",
             Field::Groups => "groups",
             Field::Bsn => "bsn",
+            Field::Registrations => "registrations",
+            Field::PersonalNeeds => "personal_needs",
         }
     }
 }
@@ -1000,7 +1027,7 @@ impl Loaded {
         match &mut self.config.source {
             Source::OnerosterCsv(s) => abs(&mut s.path),
             Source::ImsEnterprise(s) => abs(&mut s.path),
-            Source::OnerosterRest(_) => {}
+            Source::OnerosterRest(_) | Source::Oke(_) => {}
         }
         if let Platform::CsvDrop(p) = &mut self.config.platform {
             abs(&mut p.path);
@@ -1107,6 +1134,7 @@ impl Loaded {
                 }
             }
         }
+        self.validate_oke()?;
         self.validate_daemon()?;
         self.validate_alerts()?;
         if let Platform::Scim(p) = &c.platform {

@@ -43,6 +43,11 @@ impl Role {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Accommodations {
     pub extra_time_percent: Option<u32>,
+    /// Extra time in minutes (OKE `additionalTimeInMin`).
+    pub extra_time_minutes: Option<u32>,
+    /// OKE personal-needs codes (`extraTime`, `spoken`,
+    /// `spell-checker-on-screen`, …) with their validity dates.
+    pub personal_needs: Vec<PersonalNeed>,
     pub font_scale: Option<f64>,
     pub screen_reader: Option<bool>,
     pub other: BTreeMap<String, String>,
@@ -51,9 +56,139 @@ pub struct Accommodations {
 impl Accommodations {
     pub fn is_empty(&self) -> bool {
         self.extra_time_percent.is_none()
+            && self.extra_time_minutes.is_none()
+            && self.personal_needs.is_empty()
             && self.font_scale.is_none()
             && self.screen_reader.is_none()
             && self.other.is_empty()
+    }
+
+    /// The personal-needs codes valid on `day` (YYYY-MM-DD), sorted.
+    pub fn needs_on(&self, day: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .personal_needs
+            .iter()
+            .filter(|n| n.valid_on(day))
+            .map(|n| n.code.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// One personal need (OKE `assignedNeeds` entry, or a code of an
+/// association's `personalNeeds`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonalNeed {
+    pub code: String,
+    /// First and last day it applies (YYYY-MM-DD), when limited.
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+impl PersonalNeed {
+    /// Whether it applies on `day` (YYYY-MM-DD; dates compare as text).
+    pub fn valid_on(&self, day: &str) -> bool {
+        self.start.as_deref().is_none_or(|s| s <= day)
+            && self.end.as_deref().is_none_or(|e| e >= day)
+    }
+}
+
+/// A planned exam sitting (OKE component offering, "zitting").
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExamOffering {
+    pub id: String,
+    pub status: Status,
+    /// The offering's primary code (recognised by the invigilator).
+    pub code: Option<String>,
+    pub title: String,
+    /// The tests to be used (component ids in the test system).
+    pub tests: Vec<String>,
+    /// RFC 3339 with offset.
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// Room or location code.
+    pub location: Option<String>,
+}
+
+/// What a person does at an exam sitting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationRole {
+    Candidate,
+    Staff,
+    Surveillant,
+}
+
+impl RegistrationRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationRole::Candidate => "candidate",
+            RegistrationRole::Staff => "staff",
+            RegistrationRole::Surveillant => "surveillant",
+        }
+    }
+}
+
+/// Where a registration stands (OKE association state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationState {
+    Associated,
+    Canceled,
+    Finished,
+}
+
+impl RegistrationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationState::Associated => "associated",
+            RegistrationState::Canceled => "canceled",
+            RegistrationState::Finished => "finished",
+        }
+    }
+}
+
+/// A person registered for an exam sitting (OKE association).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub id: String,
+    /// The person's sourcedId.
+    pub person: String,
+    /// The offering id.
+    pub offering: String,
+    pub role: RegistrationRole,
+    pub state: RegistrationState,
+    /// Personal-needs codes for this sitting.
+    pub personal_needs: Vec<String>,
+    pub extra_minutes: Option<u32>,
+    pub attempt: Option<u32>,
+}
+
+/// The exam planning a source delivered: none for sources without it.
+#[derive(Debug, Clone)]
+pub struct ExamPlanning {
+    pub offerings: Vec<ExamOffering>,
+    pub registrations: Vec<Registration>,
+    /// `Absent` unless the source plans exams.
+    pub completeness: Completeness,
+    /// Registrations whose records were malformed: left as they are.
+    pub held: std::collections::HashSet<String>,
+    /// Offerings the read covered (the planning window): a registration of
+    /// one of them that is absent from a bulk read is withdrawn.
+    pub covered: std::collections::HashSet<String>,
+}
+
+impl Default for ExamPlanning {
+    fn default() -> Self {
+        ExamPlanning {
+            offerings: Vec::new(),
+            registrations: Vec::new(),
+            completeness: Completeness::Absent,
+            held: Default::default(),
+            covered: Default::default(),
+        }
     }
 }
 
@@ -171,6 +306,8 @@ pub struct Roster {
     pub held_groups: std::collections::HashSet<String>,
     /// Human description of the source version ("OneRoster 1.2 CSV").
     pub format: String,
+    /// Exam sittings and registrations (OKE); none for other sources.
+    pub exams: ExamPlanning,
 }
 
 /// The ECK iD in a OneRoster `userIds` value: `{ECK:https://ketenid.nl/...}`

@@ -324,6 +324,10 @@ fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration
             "an erasures.csv drop folder in {} for the platform's importer",
             p.path.display()
         ),
+        Platform::Oke(p) => format!(
+            "nothing at {}: OKE has no person endpoint; ask the platform to erase the person",
+            p.endpoint.base_url
+        ),
     };
     let ids: std::collections::BTreeSet<String> = [
         Some(person.to_string()),
@@ -416,6 +420,15 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
             spare = Some(folder);
             shown
         }
+        Platform::Oke(p) => {
+            // OKE has no person endpoint: the person lives in their
+            // registrations, which the platform keeps under its own rules
+            eprintln!(
+                "note: the OKE platform at {} has no person endpoint; ask the platform to erase {person} from its registrations",
+                p.endpoint.base_url
+            );
+            p.endpoint.base_url.clone()
+        }
     };
     let mut entry = local_entry("subject.erase", &id);
     entry.direction = "out".into();
@@ -462,10 +475,12 @@ fn register(cli: &Cli, l: &Loaded) {
         Source::OnerosterCsv(s) => format!("OneRoster CSV export at {}", s.path.display()),
         Source::OnerosterRest(s) => format!("OneRoster REST service {}", s.base_url),
         Source::ImsEnterprise(s) => format!("IMS Enterprise XML file {}", s.path.display()),
+        Source::Oke(s) => format!("OKE (OOAPI) SIS service {}", s.endpoint.base_url),
     };
     let platform = match &c.platform {
         Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.base_url),
         Platform::CsvDrop(p) => format!("exam platform file drop {}", p.path.display()),
+        Platform::Oke(p) => format!("exam platform (OKE) {}", p.endpoint.base_url),
     };
     let mut categories: Vec<&str> = vec!["SIS id (sourcedId)"];
     for f in &c.privacy.fields {

@@ -44,6 +44,24 @@ impl Loaded {
             }
             timeouts.push(("source", r.timeout));
         }
+        if let Source::Oke(o) = &c.source {
+            let e = &o.endpoint;
+            urls.push(("source", "base_url", &e.base_url));
+            plain.push(("source", "base_url", &e.base_url, e.allow_insecure_http));
+            if let Some(t) = &e.token_url {
+                urls.push(("source", "token_url", t));
+            }
+            timeouts.push(("source", e.timeout));
+        }
+        if let Platform::Oke(o) = &c.platform {
+            let e = &o.endpoint;
+            urls.push(("platform", "base_url", &e.base_url));
+            plain.push(("platform", "base_url", &e.base_url, e.allow_insecure_http));
+            if let Some(t) = &e.token_url {
+                urls.push(("platform", "token_url", t));
+            }
+            timeouts.push(("platform", e.timeout));
+        }
         if let Platform::Scim(p) = &c.platform {
             urls.push(("platform", "base_url", &p.base_url));
             plain.push(("platform", "base_url", &p.base_url, p.allow_insecure_http));

@@ -71,6 +71,9 @@ impl CsvDrop {
         if self.has(Field::Accommodations) {
             h.extend(["extraTimePercent", "fontScale", "screenReader"]);
         }
+        if self.has(Field::PersonalNeeds) {
+            h.extend(["extraTimeMinutes", "personalNeeds"]);
+        }
         if self.has(Field::Bsn) {
             h.push("bsn");
         }
@@ -106,10 +109,117 @@ impl CsvDrop {
             r.push(a.font_scale.map(|v| v.to_string()).unwrap_or_default());
             r.push(a.screen_reader.map(|v| v.to_string()).unwrap_or_default());
         }
+        if self.has(Field::PersonalNeeds) {
+            let a = u.accommodations.clone().unwrap_or_default();
+            r.push(
+                a.extra_time_minutes
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            );
+            r.push(a.personal_needs.unwrap_or_default().join(" "));
+        }
         if self.has(Field::Bsn) {
             r.push(o(&u.bsn));
         }
         r
+    }
+
+    /// `exams.csv` and `registrations.csv` (with `registrations` in
+    /// privacy.fields): one row per sitting or registration that changed; a
+    /// canceled sitting or withdrawn registration is a row with
+    /// `active=false` / `state=canceled` carrying only its ids.
+    fn exam_files(
+        &self,
+        changes: &ChangeSet<'_>,
+        files: &mut Vec<(&'static str, Vec<u8>)>,
+        row_hashes: &mut HashMap<(String, String), String>,
+    ) -> Result<(), csv::Error> {
+        let o = |v: &Option<String>| v.clone().unwrap_or_default();
+        let eh = [
+            "externalId",
+            "code",
+            "title",
+            "tests",
+            "start",
+            "end",
+            "location",
+            "active",
+        ];
+        let mut rows: Vec<Vec<String>> = changes
+            .offerings
+            .iter()
+            .map(|x| {
+                vec![
+                    x.external_id.clone(),
+                    o(&x.code),
+                    x.title.clone(),
+                    x.tests.join(" "),
+                    o(&x.start),
+                    o(&x.end),
+                    o(&x.location),
+                    "true".into(),
+                ]
+            })
+            .collect();
+        for id in &changes.canceled_offerings {
+            let mut r = vec![id.to_string()];
+            r.resize(eh.len() - 1, String::new());
+            r.push("false".into());
+            rows.push(r);
+        }
+        let (bytes, hashes) = csv_bytes(&eh, &rows, self.formula_guard)?;
+        for (r, h) in rows.iter().zip(hashes) {
+            row_hashes.insert(("exams.csv".to_string(), r[0].clone()), h);
+        }
+        files.push(("exams.csv", bytes));
+        let mut rh = vec![
+            "externalId",
+            "examExternalId",
+            "userExternalId",
+            "role",
+            "state",
+            "attempt",
+        ];
+        let needs = self.has(Field::PersonalNeeds);
+        if needs {
+            rh.extend(["extraTimeMinutes", "personalNeeds"]);
+        }
+        let mut rows: Vec<Vec<String>> = changes
+            .registrations
+            .iter()
+            .map(|x| {
+                let mut r = vec![
+                    x.external_id.clone(),
+                    x.offering.clone(),
+                    x.person.clone(),
+                    x.role.as_str().into(),
+                    x.state.as_str().into(),
+                    x.attempt.map(|a| a.to_string()).unwrap_or_default(),
+                ];
+                if needs {
+                    r.push(x.extra_minutes.map(|m| m.to_string()).unwrap_or_default());
+                    r.push(x.personal_needs.clone().unwrap_or_default().join(" "));
+                }
+                r
+            })
+            .collect();
+        for (id, exam) in &changes.withdrawn_registrations {
+            let mut r = vec![
+                id.to_string(),
+                exam.unwrap_or_default().to_string(),
+                String::new(),
+                String::new(),
+                "canceled".into(),
+            ];
+            r.resize(rh.len(), String::new());
+            rows.push(r);
+        }
+        let (bytes, hashes) = csv_bytes(&rh, &rows, self.formula_guard)?;
+        for (r, h) in rows.iter().zip(hashes) {
+            row_hashes.insert(("registrations.csv".to_string(), r[0].clone()), h);
+        }
+        files.push(("registrations.csv", bytes));
+        Ok(())
     }
 
     fn err(&self, path: &Path, what: &str, e: impl std::fmt::Display) -> SinkError {
@@ -291,6 +401,11 @@ impl FileSink for CsvDrop {
             files.push(("memberships.csv", bytes));
         }
 
+        if self.has(Field::Registrations) {
+            self.exam_files(changes, &mut files, &mut row_hashes)
+                .map_err(enc)?;
+        }
+
         let dest = write_folder_as(&self.dir, &name, &files, self.group_readable)
             .map_err(|(p, what, e)| self.err(&p, what, e))?;
         Ok(Delivery {
@@ -321,6 +436,7 @@ mod tests {
                 extra_time_percent: Some(25),
                 font_scale: None,
                 screen_reader: Some(true),
+                ..Default::default()
             }),
             bsn: None,
             bsn_hash: None,
@@ -348,6 +464,7 @@ mod tests {
             users: vec![&u],
             deactivated_users: vec!["stu-2"],
             groups: vec![(&g, true)],
+            ..ChangeSet::default()
         };
         let d = sink.deliver(7, &cs).unwrap();
         let entries: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();

@@ -8,6 +8,7 @@ pub mod csv_results;
 pub mod gradebook_csv;
 pub mod gradebook_rest;
 pub mod ims_enterprise;
+pub mod oke;
 pub mod oke_results;
 pub mod oneroster_csv;
 pub mod oneroster_rest;
@@ -15,6 +16,7 @@ pub mod qti_results;
 pub mod scim;
 pub(crate) mod xml_input;
 
+use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::{PlatformGroup, PlatformUser};
 
 /// A write the platform accepted.
@@ -82,6 +84,27 @@ pub struct ChangeSet<'a> {
     pub users: Vec<&'a PlatformUser>,
     pub deactivated_users: Vec<&'a str>,
     pub groups: Vec<(&'a PlatformGroup, bool)>,
+    /// Exam sittings created or changed, and those canceled.
+    pub offerings: Vec<&'a PlatformOffering>,
+    pub canceled_offerings: Vec<&'a str>,
+    /// Registrations created or changed, and (id, sitting) of withdrawn ones.
+    pub registrations: Vec<&'a PlatformRegistration>,
+    pub withdrawn_registrations: Vec<(&'a str, Option<&'a str>)>,
+}
+
+/// A platform that takes exam sittings and registrations one at a time
+/// (OKE flow 2). Withdrawal is a cancellation, never a delete.
+#[allow(async_fn_in_trait)]
+pub trait ExamSink {
+    fn endpoint(&self) -> String;
+    /// Create or replace the sitting.
+    async fn put_offering(&self, o: &PlatformOffering) -> Result<Written, SinkError>;
+    /// Mark the sitting canceled.
+    async fn cancel_offering(&self, id: &str) -> Result<Written, SinkError>;
+    /// Create or replace the registration.
+    async fn put_registration(&self, r: &PlatformRegistration) -> Result<Written, SinkError>;
+    /// Mark the registration canceled.
+    async fn cancel_registration(&self, id: &str) -> Result<Written, SinkError>;
 }
 
 /// A platform that takes whole files (csv-drop).

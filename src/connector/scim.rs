@@ -41,6 +41,10 @@ pub struct Shape {
     /// sisync's extension attribute name → the platform's (for a vendor
     /// extension that calls `extraTimePercent` something else).
     pub attributes: std::collections::BTreeMap<String, String>,
+    /// `personal_needs` is in privacy.fields: the accommodations include
+    /// `extraTimeMinutes` and `personalNeeds` (set or removed); otherwise
+    /// those attributes are never touched.
+    pub personal_needs: bool,
 }
 
 impl Default for Shape {
@@ -49,6 +53,18 @@ impl Default for Shape {
             urn: EXAM_SCHEMA.to_string(),
             middle_in_family: false,
             attributes: Default::default(),
+            personal_needs: false,
+        }
+    }
+}
+
+impl Shape {
+    /// The extension attributes the `accommodations` field stands for.
+    fn accommodation_attrs(&self) -> &'static [&'static str] {
+        if self.personal_needs {
+            &ACCOMMODATION_ATTRS
+        } else {
+            &ACCOMMODATION_ATTRS[..3]
         }
     }
 }
@@ -488,9 +504,21 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
             .map(|x| x as u32),
         font_scale: e("fontScale").and_then(Value::as_f64),
         screen_reader: e("screenReader").and_then(Value::as_bool),
+        extra_time_minutes: e("extraTimeMinutes")
+            .and_then(Value::as_u64)
+            .map(|x| x as u32),
+        personal_needs: e("personalNeeds").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        }),
     };
-    let has_acc =
-        acc.extra_time_percent.is_some() || acc.font_scale.is_some() || acc.screen_reader.is_some();
+    let has_acc = acc.extra_time_percent.is_some()
+        || acc.font_scale.is_some()
+        || acc.screen_reader.is_some()
+        || acc.extra_time_minutes.is_some()
+        || acc.personal_needs.is_some();
     PlatformUser {
         external_id: s(v.get("externalId")).unwrap_or_default(),
         user_name: s(v.get("userName")).unwrap_or_default(),
@@ -607,6 +635,12 @@ fn exam_extension(u: &PlatformUser) -> Map<String, Value> {
         if let Some(x) = a.screen_reader {
             ext.insert("screenReader".into(), json!(x));
         }
+        if let Some(x) = a.extra_time_minutes {
+            ext.insert("extraTimeMinutes".into(), json!(x));
+        }
+        if let Some(x) = &a.personal_needs {
+            ext.insert("personalNeeds".into(), json!(x));
+        }
     }
     ext
 }
@@ -625,6 +659,15 @@ fn set_or_remove(ops: &mut Vec<Value>, path: &str, value: Option<Value>) {
         None => ops.push(remove(path)),
     }
 }
+
+/// The extension attributes the `accommodations` field stands for.
+const ACCOMMODATION_ATTRS: [&str; 5] = [
+    "extraTimePercent",
+    "fontScale",
+    "screenReader",
+    "extraTimeMinutes",
+    "personalNeeds",
+];
 
 /// PATCH operations that bring the platform's copy in line for `changed`.
 pub fn user_patch_ops(u: &PlatformUser, changed: &[&str], shape: &Shape) -> Vec<Value> {
@@ -660,8 +703,8 @@ pub fn user_patch_ops(u: &PlatformUser, changed: &[&str], shape: &Shape) -> Vec<
                 set_or_remove(&mut ops, &ext_path(field), ext.get(*field).cloned())
             }
             "accommodations" => {
-                for a in ["extraTimePercent", "fontScale", "screenReader"] {
-                    set_or_remove(&mut ops, &ext_path(a), ext.get(a).cloned());
+                for a in shape.accommodation_attrs() {
+                    set_or_remove(&mut ops, &ext_path(a), ext.get(*a).cloned());
                 }
             }
             _ => {}
@@ -712,7 +755,7 @@ pub fn apply_user_fields(
                     "role" => &["role"],
                     "org" => &["org"],
                     "bsn" => &["bsn"],
-                    _ => &["extraTimePercent", "fontScale", "screenReader"],
+                    _ => shape.accommodation_attrs(),
                 };
                 let e = obj.entry(urn).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(e) = e {
@@ -905,6 +948,7 @@ mod tests {
                 extra_time_percent: Some(25),
                 font_scale: Some(1.5),
                 screen_reader: None,
+                ..Default::default()
             }),
             bsn: None,
             bsn_hash: None,

@@ -19,6 +19,13 @@ pub struct ExamAccommodations {
     pub extra_time_percent: Option<u32>,
     pub font_scale: Option<f64>,
     pub screen_reader: Option<bool>,
+    /// Extra time in minutes (with `personal_needs` allowed); absent from
+    /// the hash when none, so older state keeps its hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_time_minutes: Option<u32>,
+    /// OKE personal-needs codes valid today (with `personal_needs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal_needs: Option<Vec<String>>,
 }
 
 /// A user as the platform may see it: nothing beyond the allow-list.
@@ -180,6 +187,8 @@ pub struct Minimised {
     pub on_hold: usize,
     /// (pseudonym, SIS id) of the users, when ids are pseudonymised.
     pub pseudonyms: Vec<(String, String)>,
+    /// Exam sittings and registrations (with `registrations` allowed).
+    pub exams: crate::privacy::exams::MinimisedExams,
 }
 
 /// The privacy policy in force for one platform.
@@ -329,6 +338,14 @@ impl Policy {
                 }
             }
         }
+        out.exams = crate::privacy::exams::minimise(
+            self,
+            roster,
+            &state_ids,
+            &in_scope_users,
+            &out.held_users,
+        );
+        out.out_of_scope += out.exams.out_of_scope;
         if !self.allows(Field::Groups) {
             out.groups_completeness = Completeness::Absent;
             out.memberships_completeness = Completeness::Absent;
@@ -456,6 +473,13 @@ impl Policy {
         };
         let name = self.allows(Field::Name);
         let acc = &p.accommodations;
+        let needs = self.allows(Field::PersonalNeeds);
+        let codes = if needs {
+            acc.needs_on(&crate::sync::today().format("%Y-%m-%d").to_string())
+        } else {
+            Vec::new()
+        };
+        let minutes = acc.extra_time_minutes.filter(|_| needs);
         // What this export does not resolve stays as last pushed.
         let mut unknown = Vec::new();
         if p.role.is_none() && self.allows(Field::Role) {
@@ -509,14 +533,21 @@ impl Policy {
             } else {
                 None
             },
-            accommodations: (self.allows(Field::Accommodations)
+            accommodations: ((self.allows(Field::Accommodations)
                 && (acc.extra_time_percent.is_some()
                     || acc.font_scale.is_some()
                     || acc.screen_reader.is_some()))
-            .then_some(ExamAccommodations {
-                extra_time_percent: acc.extra_time_percent,
-                font_scale: acc.font_scale,
-                screen_reader: acc.screen_reader,
+                || minutes.is_some()
+                || !codes.is_empty())
+            .then(|| {
+                let classic = self.allows(Field::Accommodations);
+                ExamAccommodations {
+                    extra_time_percent: acc.extra_time_percent.filter(|_| classic),
+                    font_scale: acc.font_scale.filter(|_| classic),
+                    screen_reader: acc.screen_reader.filter(|_| classic),
+                    extra_time_minutes: minutes,
+                    personal_needs: (!codes.is_empty()).then_some(codes),
+                }
             }),
             bsn_hash: self.sends_bsn().then(|| match (&self.bsn_key, &bsn) {
                 (Some(k), Some(b)) => k.of(&format!("bsn\x1f{b}")),

@@ -214,6 +214,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE results ADD COLUMN oke TEXT;
     ALTER TABLE results ADD COLUMN oke_association TEXT;
     "#,
+    // 8: exam planning (OKE). A registration record names the exam sitting
+    // it belongs to, so that a bulk read withdraws only registrations of
+    // sittings it covered (a sitting outside the planning window keeps its
+    // registrations).
+    r#"
+    ALTER TABLE records ADD COLUMN parent TEXT;
+    "#,
 ];
 
 /// What the store knows about one record on the platform.
@@ -246,6 +253,18 @@ pub const FIELD_NAMES: &[&str] = &[
     "active",
     "displayName",
     "members",
+    // exam sittings and registrations
+    "code",
+    "tests",
+    "start",
+    "end",
+    "location",
+    "person",
+    "offering",
+    "state",
+    "personalNeeds",
+    "extraMinutes",
+    "attempt",
 ];
 
 /// The static name of a tracked field.
@@ -258,6 +277,10 @@ pub fn field_name(s: &str) -> Option<&'static str> {
 pub enum RecordKind {
     User,
     Group,
+    /// An exam sitting (OKE offering).
+    Offering,
+    /// A registration for an exam sitting (OKE association).
+    Registration,
 }
 
 impl RecordKind {
@@ -265,6 +288,8 @@ impl RecordKind {
         match self {
             RecordKind::User => "user",
             RecordKind::Group => "group",
+            RecordKind::Offering => "offering",
+            RecordKind::Registration => "registration",
         }
     }
 }
@@ -277,6 +302,8 @@ pub struct RecordChange {
     pub state: RecordState,
     /// For groups: the member sourcedIds now on the platform.
     pub members: Option<Vec<String>>,
+    /// For registrations: the exam sitting (kept when None).
+    pub parent: Option<String>,
 }
 
 pub struct Store {
@@ -445,6 +472,15 @@ impl Store {
             out.insert(id, st);
         }
         Ok(out)
+    }
+
+    /// The parent (exam sitting) of each record of a kind that has one.
+    pub fn load_parents(&self, kind: RecordKind) -> Result<HashMap<String, String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sourced_id, parent FROM records WHERE kind = ?1 AND parent IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Stored group membership (sourcedIds), by group.
@@ -768,6 +804,12 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
                 .transpose()?,
         ],
     )?;
+    if let Some(parent) = &c.parent {
+        tx.execute(
+            "UPDATE records SET parent = ?3 WHERE kind = ?1 AND sourced_id = ?2",
+            params![c.kind.as_str(), c.sourced_id, parent],
+        )?;
+    }
     if let Some(members) = &c.members {
         tx.execute(
             "DELETE FROM group_members WHERE group_id = ?1",
@@ -1052,6 +1094,7 @@ mod tests {
     fn deactivation_time_is_kept_across_updates() {
         let mut s = Store::in_memory().unwrap();
         let change = |active| RecordChange {
+            parent: None,
             kind: RecordKind::User,
             sourced_id: "stu-1".into(),
             state: RecordState {

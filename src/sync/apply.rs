@@ -38,6 +38,9 @@ impl Tally {
 pub struct Outcome {
     pub users: Tally,
     pub groups: Tally,
+    /// Exam sittings and registrations (OKE).
+    pub offerings: Tally,
+    pub registrations: Tally,
     /// One line per failed record: what, where, why.
     pub failures: Vec<String>,
     /// Records the platform had lost (404 on an update) and that were
@@ -61,6 +64,15 @@ impl Outcome {
                 skipped: plan.held_groups,
                 ..Tally::default()
             },
+            offerings: Tally {
+                unchanged: plan.unchanged_offerings,
+                ..Tally::default()
+            },
+            registrations: Tally {
+                unchanged: plan.unchanged_registrations,
+                skipped: plan.held_registrations,
+                ..Tally::default()
+            },
             failures: Vec::new(),
             recreated: 0,
             stopped: None,
@@ -68,7 +80,7 @@ impl Outcome {
     }
 
     pub fn failed(&self) -> usize {
-        self.users.failed + self.groups.failed
+        self.users.failed + self.groups.failed + self.offerings.failed + self.registrations.failed
     }
 }
 
@@ -77,6 +89,8 @@ impl Outcome {
         match kind {
             RecordKind::User => &mut self.users,
             RecordKind::Group => &mut self.groups,
+            RecordKind::Offering => &mut self.offerings,
+            RecordKind::Registration => &mut self.registrations,
         }
     }
 }
@@ -92,7 +106,7 @@ fn w_pid<C: Change>(res: &Result<Written, SinkError>, c: &C) -> Option<String> {
 
 /// Turn one sink result into what to commit (state change and audit entry)
 /// and count it.
-fn settle<C: Change>(
+pub(crate) fn settle<C: Change>(
     ctx: &Context<'_>,
     endpoint: &str,
     c: &C,
@@ -130,6 +144,7 @@ fn settle<C: Change>(
                 sourced_id: c.external_id().to_string(),
                 state: c.new_state(w_pid(res, c)),
                 members: c.members(),
+                parent: c.parent(),
             };
             (Some(change), audit)
         }
@@ -165,6 +180,8 @@ pub struct Context<'a> {
 fn action_name(kind: RecordKind, a: Action) -> String {
     let verb = match (kind, a) {
         (RecordKind::Group, Action::Deactivate) => "retire",
+        (RecordKind::Registration, Action::Deactivate) => "withdraw",
+        (RecordKind::Offering, Action::Deactivate) => "cancel",
         (_, a) => a.as_str(),
     };
     format!("{}.{verb}", kind.as_str())
@@ -346,7 +363,10 @@ impl Breaker {
 /// the reserve file is given up and the commit tried again: the write
 /// already left sisync, so its audit entry must be kept. The run then
 /// stops (`Ok(false)`).
-fn commit_one(store: &mut Store, item: (Option<RecordChange>, AuditEntry)) -> anyhow::Result<bool> {
+pub(crate) fn commit_one(
+    store: &mut Store,
+    item: (Option<RecordChange>, AuditEntry),
+) -> anyhow::Result<bool> {
     let items = [item];
     match store.commit(&items) {
         Ok(()) => Ok(true),
@@ -372,7 +392,7 @@ fn commit_one(store: &mut Store, item: (Option<RecordChange>, AuditEntry)) -> an
     }
 }
 
-fn disk_full_line(store: &Store) -> String {
+pub(crate) fn disk_full_line(store: &Store) -> String {
     format!(
         "the state volume of {} is full: stopped after the last recorded write; free space there, the next run sends the rest",
         store.path().display()
@@ -512,6 +532,28 @@ pub fn apply_files<S: FileSink>(
             .iter()
             .map(|c| (&c.group, c.action != Action::Deactivate))
             .collect(),
+        offerings: plan
+            .offerings
+            .iter()
+            .filter_map(|c| c.offering.as_ref())
+            .collect(),
+        canceled_offerings: plan
+            .offerings
+            .iter()
+            .filter(|c| c.action == Action::Deactivate)
+            .map(|c| c.external_id.as_str())
+            .collect(),
+        registrations: plan
+            .registrations
+            .iter()
+            .filter_map(|c| c.registration.as_ref())
+            .collect(),
+        withdrawn_registrations: plan
+            .registrations
+            .iter()
+            .filter(|c| c.action == Action::Deactivate)
+            .map(|c| (c.external_id.as_str(), c.offering.as_deref()))
+            .collect(),
     };
     let delivered = sink.deliver(ctx.run_id, &changes);
     drop(changes);
@@ -541,6 +583,18 @@ pub fn apply_files<S: FileSink>(
         }
         for c in &plan.groups {
             let res = result_for("groups.csv", &c.external_id);
+            let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
+            batch.add(change.as_ref(), &entry)?;
+            (ctx.tick)();
+        }
+        for c in &plan.offerings {
+            let res = result_for("exams.csv", &c.external_id);
+            let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
+            batch.add(change.as_ref(), &entry)?;
+            (ctx.tick)();
+        }
+        for c in &plan.registrations {
+            let res = result_for("registrations.csv", &c.external_id);
             let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
             batch.add(change.as_ref(), &entry)?;
             (ctx.tick)();

@@ -79,12 +79,32 @@ pub fn defer(plan: &mut Plan, state: &State, w: &Freeze) -> Deferred {
         d.other = plan.users.len() + plan.groups.len()
             - d.users_deactivated
             - d.classes_retired
-            - d.accommodations_reduced;
+            - d.accommodations_reduced
+            + plan.offerings.len()
+            + plan.registrations.len();
         plan.users.clear();
         plan.groups.clear();
+        plan.offerings.clear();
+        plan.registrations.clear();
         plan.gate = Default::default();
         return d;
     }
+    // a registration withdrawn is a candidate taken off a sitting, a
+    // sitting canceled takes it away from all: both wait
+    plan.registrations.retain(|c| {
+        let keep = c.action != Action::Deactivate;
+        if !keep {
+            d.memberships_removed += 1;
+        }
+        keep
+    });
+    plan.offerings.retain(|c| {
+        let keep = c.action != Action::Deactivate;
+        if !keep {
+            d.classes_retired += 1;
+        }
+        keep
+    });
     let none = hash_value(&None::<crate::privacy::policy::ExamAccommodations>);
     plan.users.retain_mut(|c| {
         if c.action == Action::Deactivate {

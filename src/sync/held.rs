@@ -16,9 +16,12 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Loaded, Source};
 use crate::model::Completeness;
+use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::{PlatformGroup, PlatformUser};
-use crate::store::{FieldHashes, RecordKind, Store, field_name};
-use crate::sync::plan::{Action, GateCounts, GroupChange, Plan, State, UserChange};
+use crate::store::{FieldHashes, Store, field_name};
+use crate::sync::plan::{
+    Action, GateCounts, GroupChange, OfferingChange, Plan, RegistrationChange, State, UserChange,
+};
 
 #[derive(Serialize, Deserialize)]
 struct WireUser {
@@ -42,7 +45,54 @@ struct WireGroup {
 }
 
 #[derive(Serialize, Deserialize)]
+struct WireOffering {
+    action: Action,
+    external_id: String,
+    platform_id: Option<String>,
+    offering: Option<PlatformOffering>,
+    changed: Vec<String>,
+    field_hashes: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireRegistration {
+    action: Action,
+    external_id: String,
+    platform_id: Option<String>,
+    registration: Option<PlatformRegistration>,
+    offering: Option<String>,
+    changed: Vec<String>,
+    field_hashes: BTreeMap<String, String>,
+}
+
+/// The exam part of a held plan (absent from plans held before).
+#[derive(Serialize, Deserialize)]
+struct WireExams {
+    offerings: Vec<WireOffering>,
+    registrations: Vec<WireRegistration>,
+    unchanged_offerings: usize,
+    unchanged_registrations: usize,
+    held_registrations: usize,
+    completeness: Completeness,
+}
+
+impl Default for WireExams {
+    fn default() -> Self {
+        WireExams {
+            offerings: Vec::new(),
+            registrations: Vec::new(),
+            unchanged_offerings: 0,
+            unchanged_registrations: 0,
+            held_registrations: 0,
+            completeness: Completeness::Absent,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
 struct WirePlan {
+    #[serde(default)]
+    exams: WireExams,
     users: Vec<WireUser>,
     groups: Vec<WireGroup>,
     unchanged_users: usize,
@@ -122,7 +172,39 @@ pub fn to_json(plan: &Plan, state: &State) -> Result<String> {
             field_hashes: wire_hashes(&c.field_hashes),
         })
         .collect();
+    let exams = WireExams {
+        offerings: plan
+            .offerings
+            .iter()
+            .map(|c| WireOffering {
+                action: c.action,
+                external_id: c.external_id.clone(),
+                platform_id: c.platform_id.clone(),
+                offering: c.offering.clone(),
+                changed: c.changed.iter().map(|s| s.to_string()).collect(),
+                field_hashes: wire_hashes(&c.field_hashes),
+            })
+            .collect(),
+        registrations: plan
+            .registrations
+            .iter()
+            .map(|c| WireRegistration {
+                action: c.action,
+                external_id: c.external_id.clone(),
+                platform_id: c.platform_id.clone(),
+                registration: c.registration.clone(),
+                offering: c.offering.clone(),
+                changed: c.changed.iter().map(|s| s.to_string()).collect(),
+                field_hashes: wire_hashes(&c.field_hashes),
+            })
+            .collect(),
+        unchanged_offerings: plan.unchanged_offerings,
+        unchanged_registrations: plan.unchanged_registrations,
+        held_registrations: plan.held_registrations,
+        completeness: plan.exams_completeness,
+    };
     Ok(serde_json::to_string(&WirePlan {
+        exams,
         users,
         groups,
         unchanged_users: plan.unchanged_users,
@@ -171,7 +253,44 @@ pub fn from_json(text: &str) -> Result<Plan> {
             })
         })
         .collect::<Result<_>>()?;
+    let offerings = w
+        .exams
+        .offerings
+        .into_iter()
+        .map(|c| {
+            Ok(OfferingChange {
+                action: c.action,
+                external_id: c.external_id,
+                platform_id: c.platform_id,
+                offering: c.offering,
+                changed: names(c.changed)?,
+                field_hashes: hashes(c.field_hashes)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let registrations = w
+        .exams
+        .registrations
+        .into_iter()
+        .map(|c| {
+            Ok(RegistrationChange {
+                action: c.action,
+                external_id: c.external_id,
+                platform_id: c.platform_id,
+                registration: c.registration,
+                offering: c.offering,
+                changed: names(c.changed)?,
+                field_hashes: hashes(c.field_hashes)?,
+            })
+        })
+        .collect::<Result<_>>()?;
     Ok(Plan {
+        offerings,
+        registrations,
+        unchanged_offerings: w.exams.unchanged_offerings,
+        unchanged_registrations: w.exams.unchanged_registrations,
+        held_registrations: w.exams.held_registrations,
+        exams_completeness: w.exams.completeness,
         users,
         groups,
         unchanged_users: w.unchanged_users,
@@ -198,6 +317,7 @@ pub fn summary(plan: &Plan) -> serde_json::Value {
         "groups_create": plan.count_groups(Action::Create),
         "groups_update": plan.count_groups(Action::Update),
         "groups_retire": plan.count_groups(Action::Deactivate),
+        "registrations_withdraw": plan.gate.registrations_withdrawn,
         "memberships_removed": plan.gate.memberships_removed,
         "accommodations_lost": plan.gate.accommodations_lost,
     })
@@ -224,7 +344,7 @@ pub fn source_fingerprint(loaded: &Loaded, plan_json: &str) -> Result<String> {
     let path = match &loaded.config.source {
         Source::OnerosterCsv(c) => &c.path,
         Source::ImsEnterprise(c) => &c.path,
-        Source::OnerosterRest(_) => {
+        Source::OnerosterRest(_) | Source::Oke(_) => {
             return Ok(format!(
                 "responses:sha256:{}",
                 hex::encode(Sha256::digest(plan_json.as_bytes()))
@@ -338,11 +458,7 @@ pub async fn approve(
         .with_context(|| format!("plan {id} has no stored body"))?;
     let plan =
         from_json(body).with_context(|| format!("plan {id} in the state file is damaged"))?;
-    let state = State {
-        users: store.load_state(RecordKind::User)?,
-        groups: store.load_state(RecordKind::Group)?,
-        members: store.load_members()?,
-    };
+    let state = State::load(&store)?;
     // its own run kind: an approval is no source read (the incremental
     // REST pull keeps counting from the last roster run)
     let run_id = store.begin_run("plan-approve", actor, false)?;

@@ -3,6 +3,8 @@
 //! used through their traits.
 
 pub mod apply;
+pub mod apply_exams;
+pub mod exams;
 pub mod freeze;
 pub mod held;
 pub mod lock;
@@ -25,7 +27,7 @@ use crate::connector::scim::ScimSink;
 use crate::http::{Auth, Http, OAuth2};
 use crate::model::{Roster, SourceIssue};
 use crate::privacy::policy::Policy;
-use crate::store::{RecordKind, Store};
+use crate::store::Store;
 use apply::{Context, Outcome};
 use plan::{Plan, State};
 use safety::Refusal;
@@ -159,6 +161,21 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         .await;
         out.push(("platform link".to_string(), r));
     }
+    if let Source::Oke(cfg) = &loaded.config.source {
+        let r = async {
+            let auth =
+                loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
+            let src = crate::connector::oke::source::OkeSource::new(cfg, auth)?;
+            let started = std::time::Instant::now();
+            let url = src.ping().await?;
+            Ok(format!(
+                "GET {url}: OK, authenticated, {} ms",
+                started.elapsed().as_millis()
+            ))
+        }
+        .await;
+        out.push(("source link".to_string(), r));
+    }
     out.extend(results::connect_checks(loaded).await);
     out
 }
@@ -189,6 +206,19 @@ pub fn read_source(
         Source::ImsEnterprise(cfg) => {
             let src = ImsEnterprise::new(cfg);
             src.read(&|n| progress.rows(n))
+        }
+        Source::Oke(cfg) => {
+            let auth =
+                loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
+            let src = crate::connector::oke::source::OkeSource::new(cfg, auth)?;
+            let fut = src.read();
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
+                Err(_) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(fut),
+            }
         }
     }
 }
@@ -282,11 +312,8 @@ async fn roster_run(
     drop(roster); // free the source rows before the state is loaded
     // Stored membership: merged with delta exports, and counted by the
     // safety gate (memberships removed).
-    let state = State {
-        users: store.load_state(RecordKind::User)?,
-        groups: store.load_state(RecordKind::Group)?,
-        members: store.load_members()?,
-    };
+    let state = State::load(store)?;
+    exams::shape_for_platform(&cfg.platform, &mut minimised);
     let plan = plan::plan(minimised, &state, opts.full);
     issues.extend(plan.issues.iter().cloned());
     let mut report = RosterReport {
@@ -478,6 +505,28 @@ async fn apply_plan(
                 .with_group_readable(p.group_readable);
             apply::apply_files(&sink, plan, store, ctx)
         }
+        Platform::Oke(p) => {
+            let mut out = Outcome::from_plan(plan);
+            if plan.is_empty() {
+                return Ok((out, None));
+            }
+            let auth = loaded.oke_auth(
+                "platform",
+                &p.endpoint,
+                crate::config::oke::SCOPE_FLOW_2_3_4,
+            )?;
+            let sink = crate::connector::oke::platform::OkePlatform::new(p, auth)?;
+            apply_exams::apply_exams(
+                &sink,
+                plan,
+                store,
+                ctx,
+                p.max_consecutive_failures,
+                &mut out,
+            )
+            .await?;
+            Ok((out, None))
+        }
         Platform::Scim(p) => {
             if plan.is_empty() {
                 return Ok((Outcome::from_plan(plan), None));
@@ -491,7 +540,13 @@ async fn apply_plan(
                 .with_context(
                     || "cannot reach the SCIM platform; check platform.base_url and the token",
                 )?
-                .with_shape(p.shape());
+                .with_shape(crate::connector::scim::Shape {
+                    personal_needs: cfg
+                        .privacy
+                        .fields
+                        .contains(&crate::config::Field::PersonalNeeds),
+                    ..p.shape()
+                });
             // refused before the first write: never a silent loss
             let missing = sink.capabilities().missing(
                 &p.shape(),
@@ -526,7 +581,7 @@ pub fn policy_for(loaded: &Loaded, store: &Store) -> Result<Policy> {
     let cfg = &loaded.config;
     let (user_name, suffix) = match &cfg.platform {
         Platform::Scim(p) => (p.user_name, p.user_name_suffix.clone()),
-        Platform::CsvDrop(_) => (Default::default(), None),
+        Platform::CsvDrop(_) | Platform::Oke(_) => (Default::default(), None),
     };
     let pseudonyms = if cfg.privacy.pseudonymize_ids {
         Some(crate::privacy::pseudonym::Pseudonymizer::new(

@@ -78,6 +78,10 @@ pub trait Change {
     fn accommodations(&self) -> Option<ExamAccommodations> {
         None
     }
+    /// For registrations: the exam sitting.
+    fn parent(&self) -> Option<String> {
+        None
+    }
 
     /// The state to store once the platform accepted the change.
     fn new_state(&self, platform_id: Option<String>) -> RecordState {
@@ -157,6 +161,15 @@ pub struct Plan {
     pub memberships_completeness: Completeness,
     /// What the safety gate counts, per kind of change.
     pub gate: GateCounts,
+    /// Exam sittings and registrations (OKE).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offerings: Vec<OfferingChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registrations: Vec<RegistrationChange>,
+    pub unchanged_offerings: usize,
+    pub unchanged_registrations: usize,
+    pub held_registrations: usize,
+    pub exams_completeness: Completeness,
     #[serde(skip)]
     pub issues: Vec<SourceIssue>,
 }
@@ -178,11 +191,22 @@ pub struct GateCounts {
     /// What the source delivered (for the empty-bulk check).
     pub source_groups: usize,
     pub source_memberships: usize,
+    /// Active registrations in state, how many the plan withdraws, and
+    /// how many the source delivered.
+    #[serde(default)]
+    pub registrations_known: usize,
+    #[serde(default)]
+    pub registrations_withdrawn: usize,
+    #[serde(default)]
+    pub source_registrations: usize,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.groups.is_empty()
+        self.users.is_empty()
+            && self.groups.is_empty()
+            && self.offerings.is_empty()
+            && self.registrations.is_empty()
     }
 
     pub fn count_users(&self, a: Action) -> usize {
@@ -200,6 +224,24 @@ pub struct State {
     pub users: HashMap<String, RecordState>,
     pub groups: HashMap<String, RecordState>,
     pub members: HashMap<String, BTreeSet<String>>,
+    pub offerings: HashMap<String, RecordState>,
+    pub registrations: HashMap<String, RecordState>,
+    /// The exam sitting of each stored registration.
+    pub registration_offering: HashMap<String, String>,
+}
+
+impl State {
+    /// Everything the planner needs, from the store.
+    pub fn load(store: &crate::store::Store) -> anyhow::Result<State> {
+        Ok(State {
+            users: store.load_state(RecordKind::User)?,
+            groups: store.load_state(RecordKind::Group)?,
+            members: store.load_members()?,
+            offerings: store.load_state(RecordKind::Offering)?,
+            registrations: store.load_state(RecordKind::Registration)?,
+            registration_offering: store.load_parents(RecordKind::Registration)?,
+        })
+    }
 }
 
 /// Build the plan. With `full`, every active record is sent again.
@@ -237,6 +279,7 @@ pub fn plan(mut m: Minimised, state: &State, full: bool) -> Plan {
     plan_users(users, &m, state, full, &mut p);
     plan_groups(&m, state, full, &mut p);
     count_group_losses(state, &mut p);
+    exams::plan_exams(&m.exams, state, full, &mut p);
     p
 }
 
@@ -260,10 +303,19 @@ pub fn reduces(
         (Some(_), None) => true,
         _ => false,
     };
+    let needs_lost = old.personal_needs.as_ref().is_some_and(|o| {
+        let n = new.personal_needs.as_deref().unwrap_or_default();
+        o.iter().any(|c| !n.contains(c))
+    });
     lower(
         old.extra_time_percent.map(f64::from),
         new.extra_time_percent.map(f64::from),
     ) || lower(old.font_scale, new.font_scale)
+        || lower(
+            old.extra_time_minutes.map(f64::from),
+            new.extra_time_minutes.map(f64::from),
+        )
+        || needs_lost
         || (old.screen_reader == Some(true) && new.screen_reader != Some(true))
 }
 
@@ -637,6 +689,9 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         });
     }
 }
+
+mod exams;
+pub use exams::{OfferingChange, RegistrationChange};
 
 #[cfg(test)]
 mod tests;

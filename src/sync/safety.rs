@@ -119,6 +119,12 @@ pub fn check(plan: &Plan, limits: &Safety) -> Result<(), Refusal> {
         g.memberships_known,
         "enrolments",
     );
+    empty(
+        plan.exams_completeness,
+        g.source_registrations,
+        g.registrations_known,
+        "exam registrations",
+    );
     let mut share = |key, verb, what, count: usize, known: usize, limit: f64, floor: usize| {
         if count == 0 || known == 0 {
             return;
@@ -180,6 +186,15 @@ pub fn check(plan: &Plan, limits: &Safety) -> Result<(), Refusal> {
         limits.max_accommodation_loss_share,
         1,
     );
+    share(
+        "max_registration_withdrawal_share",
+        "withdraw",
+        "exam registrations",
+        g.registrations_withdrawn,
+        g.registrations_known,
+        limits.max_registration_withdrawal_share,
+        0,
+    );
     if breaches.is_empty() {
         Ok(())
     } else {
@@ -190,6 +205,36 @@ pub fn check(plan: &Plan, limits: &Safety) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrations_withdrawn_above_the_share_and_an_empty_bulk_are_refused() {
+        let mut p = Plan {
+            exams_completeness: Completeness::Bulk,
+            ..Plan::default()
+        };
+        p.gate.registrations_known = 100;
+        p.gate.source_registrations = 85;
+        p.gate.registrations_withdrawn = 15;
+        let e = check(&p, &Safety::default()).unwrap_err();
+        assert_eq!(e.breaches.len(), 1);
+        assert!(
+            e.to_string()
+                .contains("would withdraw 15 of 100 exam registrations (15.0 %, limit 10 %)"),
+            "{e}"
+        );
+        p.gate.registrations_withdrawn = 10;
+        assert!(check(&p, &Safety::default()).is_ok());
+        p.gate.source_registrations = 0;
+        let e = check(&p, &Safety::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("0 exam registrations while sisync knows 100"),
+            "{e}"
+        );
+        // a source without exam planning is no empty bulk
+        p.exams_completeness = Completeness::Absent;
+        assert!(check(&p, &Safety::default()).is_ok());
+    }
     use crate::sync::plan::UserChange;
 
     fn plan_with(deactivations: usize, known: usize, source: usize) -> Plan {
@@ -286,6 +331,7 @@ mod tests {
             extra_time_percent: t,
             font_scale: f,
             screen_reader: r,
+            ..A::default()
         };
         let old = a(Some(30), Some(1.5), Some(true));
         assert!(reduces(Some(&old), true, None), "removed");

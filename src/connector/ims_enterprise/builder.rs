@@ -733,6 +733,7 @@ impl Builder<'_> {
             ignored,
             held_persons: self.held_persons,
             held_groups: self.held_groups,
+            exams: Default::default(),
             format: "IMS Enterprise 1.1 XML".into(),
         }
     }

@@ -1,0 +1,274 @@
+//! Platform `oke`: OKE flow 2, the exam platform (Remindo, TOA, …) is the
+//! server and sisync the planner.
+//!
+//! - `PUT /offerings/{offeringId}`: the sitting (flow 2.1), with the
+//!   nl-test-admin consumer (`offeringState: active`, `locationCode`,
+//!   `testsToBeUsed`);
+//! - `PUT /associations/{associationId}`: a candidate or staff member with
+//!   the person inside and the nl-test-admin consumer
+//!   (`additionalTimeInMin`, `personalNeeds`, `attempt`) (flows 2.2, 2.3);
+//! - `PATCH /associations/{associationId}` `state: canceled` to withdraw
+//!   (flow 2.4) and `PATCH /offerings/{offeringId}` `offeringState:
+//!   canceled` to cancel a sitting (flow 2.5). Nothing is ever deleted.
+//!
+//! A refusal names the status, the URL and the platform's own problem
+//! `detail` (shown to the admin, never logged).
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{CONSUMER, looks_like_uuid, uuid_for};
+use crate::connector::{ExamSink, SinkError, Written};
+use crate::http::{Auth, Http, HttpError};
+use crate::model::RegistrationRole;
+use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
+use crate::privacy::policy::PlatformUser;
+use crate::store::audit::sha256_hex;
+
+pub struct OkePlatform {
+    base: String,
+    http: Http,
+}
+
+fn sink_error(e: HttpError, sha: &str) -> SinkError {
+    SinkError {
+        endpoint: e.url.clone(),
+        status: e.status,
+        message: e.to_string(),
+        payload_sha256: Some(sha.to_string()),
+        detail: e.server_message,
+    }
+}
+
+/// The language-typed form of a text.
+fn nl(s: &str) -> Value {
+    json!([{ "language": "nl-NL", "value": s }])
+}
+
+/// The OOAPI body of a sitting (flow 2.1).
+pub fn offering_body(o: &PlatformOffering) -> Value {
+    let mut c = json!({ "consumerKey": CONSUMER, "offeringState": "active" });
+    if let Some(l) = &o.location {
+        c["locationCode"] = json!(l);
+    }
+    if !o.tests.is_empty() {
+        c["testsToBeUsed"] = o
+            .tests
+            .iter()
+            .map(|t| json!({ "componentId": t }))
+            .collect();
+    }
+    let mut b = json!({
+        "offeringId": o.external_id,
+        "primaryCode": { "codeType": "offeringCode", "code": o.code.as_deref().unwrap_or(&o.external_id) },
+        "offeringType": "component",
+        "name": nl(&o.title),
+        "description": nl(&o.title),
+        "teachingLanguage": "nld",
+        "resultExpected": true,
+        "consumers": [c],
+        "startDateTime": o.start,
+        "endDateTime": o.end,
+    });
+    if let Some(t) = o.tests.first() {
+        b["component"] = json!(t);
+    }
+    b
+}
+
+/// The OOAPI person inside an association: only what the policy let
+/// through (no e-mail unless allowed).
+pub fn person_body(id: &str, u: Option<&PlatformUser>, role: RegistrationRole) -> Value {
+    let pid = uuid_for(id);
+    let Some(u) = u else {
+        return json!(pid);
+    };
+    let display = [&u.given_name, &u.middle_name, &u.family_name]
+        .iter()
+        .filter_map(|x| x.as_deref())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut p = json!({
+        "personId": pid,
+        "primaryCode": { "codeType": "identifier", "code": u.user_name },
+        "givenName": u.given_name.clone().unwrap_or_default(),
+        "surname": u.family_name.clone().unwrap_or_default(),
+        "displayName": display,
+        "activeEnrollment": true,
+        "affiliations": [if role == RegistrationRole::Candidate { "student" } else { "employee" }],
+    });
+    if let Some(m) = &u.middle_name {
+        p["surnamePrefix"] = json!(m);
+    }
+    if let Some(e) = &u.email {
+        p["mail"] = json!(e);
+    }
+    let mut codes = Vec::new();
+    if id.starts_with("https://ketenid.nl/") {
+        codes.push(json!({ "codeType": "eckid", "code": id }));
+    }
+    if !looks_like_uuid(id) {
+        codes.push(json!({ "codeType": "identifier", "code": id }));
+    }
+    if !codes.is_empty() {
+        p["otherCodes"] = json!(codes);
+    }
+    p
+}
+
+/// The OOAPI body of a registration (flows 2.2, 2.3).
+pub fn association_body(r: &PlatformRegistration) -> Value {
+    let role = match r.role {
+        RegistrationRole::Candidate => "student",
+        RegistrationRole::Surveillant => "invigilator",
+        RegistrationRole::Staff => "coordinator",
+    };
+    let mut c = json!({ "consumerKey": CONSUMER });
+    // personal needs and extra time are for candidates only
+    if r.role == RegistrationRole::Candidate {
+        if let Some(m) = r.extra_minutes {
+            c["additionalTimeInMin"] = json!(m);
+        }
+        if let Some(n) = &r.personal_needs {
+            c["personalNeeds"] = json!(n);
+        }
+    }
+    if let Some(a) = r.attempt {
+        c["attempt"] = json!(a);
+    }
+    json!({
+        "associationId": r.external_id,
+        "associationType": "componentOfferingAssociation",
+        "role": role,
+        "state": r.state.as_str(),
+        "consumers": [c],
+        "person": person_body(&r.person, r.person_record.as_ref(), r.role),
+        "offering": r.offering,
+    })
+}
+
+impl OkePlatform {
+    pub fn new(cfg: &crate::config::oke::OkePlatform, auth: Auth) -> anyhow::Result<OkePlatform> {
+        let e = &cfg.endpoint;
+        Ok(OkePlatform {
+            base: e.base_url.trim_end_matches('/').to_string(),
+            http: Http::new(e.timeout, auth, e.max_retries)?
+                .with_rate_limit(e.rate_limit)
+                .with_concurrency(e.concurrency),
+        })
+    }
+
+    /// Shorter backoff for tests.
+    pub fn with_min_backoff(mut self, d: std::time::Duration) -> Self {
+        self.http = self.http.with_min_backoff(d);
+        self
+    }
+
+    async fn write(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        content_type: &str,
+    ) -> Result<Written, SinkError> {
+        let url = format!("{}{path}", self.base);
+        let bytes = serde_json::to_vec(body).map_err(|e| SinkError {
+            endpoint: url.clone(),
+            message: format!("cannot encode the body: {e}"),
+            ..SinkError::default()
+        })?;
+        let sha = sha256_hex(&bytes);
+        self.http
+            .send(method, &url, Some(&bytes), content_type, true)
+            .await
+            .map_err(|e| sink_error(e, &sha))?;
+        Ok(Written {
+            platform_id: None,
+            endpoint: url,
+            payload_sha256: sha,
+        })
+    }
+
+    /// The platform's view of a sitting's registrations (flow 2.6), for
+    /// checks: (association id, state) per registration.
+    pub async fn associations_of(&self, offering: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for number in 1.. {
+            let url = format!(
+                "{}/offerings/{offering}/associations?consumer={CONSUMER}&pageSize=100&pageNumber={number}",
+                self.base
+            );
+            let reply = self
+                .http
+                .send(Method::GET, &url, None, "application/json", false)
+                .await?;
+            let page: super::Page = serde_json::from_slice(&reply.body)?;
+            for i in &page.items {
+                if let (Some(id), Some(st)) = (
+                    i.get("associationId").and_then(Value::as_str),
+                    i.get("state").and_then(Value::as_str),
+                ) {
+                    out.push((id.to_string(), st.to_string()));
+                }
+            }
+            if !page.has_next_page || page.items.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl ExamSink for OkePlatform {
+    fn endpoint(&self) -> String {
+        self.base.clone()
+    }
+
+    async fn put_offering(&self, o: &PlatformOffering) -> Result<Written, SinkError> {
+        self.write(
+            Method::PUT,
+            &format!("/offerings/{}", o.external_id),
+            &offering_body(o),
+            "application/json",
+        )
+        .await
+    }
+
+    async fn cancel_offering(&self, id: &str) -> Result<Written, SinkError> {
+        let body = json!({
+            "offeringType": "component",
+            "consumers": [{ "consumerKey": CONSUMER, "offeringState": "canceled" }],
+        });
+        self.write(
+            Method::PATCH,
+            &format!("/offerings/{id}"),
+            &body,
+            "application/merge-patch+json",
+        )
+        .await
+    }
+
+    async fn put_registration(&self, r: &PlatformRegistration) -> Result<Written, SinkError> {
+        self.write(
+            Method::PUT,
+            &format!("/associations/{}", r.external_id),
+            &association_body(r),
+            "application/json",
+        )
+        .await
+    }
+
+    async fn cancel_registration(&self, id: &str) -> Result<Written, SinkError> {
+        let body = json!({
+            "associationType": "componentOfferingAssociation",
+            "state": "canceled",
+        });
+        self.write(
+            Method::PATCH,
+            &format!("/associations/{id}"),
+            &body,
+            "application/merge-patch+json",
+        )
+        .await
+    }
+}

@@ -1,0 +1,270 @@
+//! The privacy policy for exam planning: which exam sittings and
+//! registrations reach the platform (only with `"registrations"` in
+//! `privacy.fields`) and whether their personal needs and extra minutes go
+//! along (`"personal_needs"`). Registrations follow their person: a person
+//! who is restricted, erased or held keeps their registrations as they are;
+//! a person out of scope has none.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Field;
+use crate::model::{Completeness, RegistrationRole, RegistrationState, Roster, Status};
+use crate::privacy::policy::{PlatformUser, Policy, hash_value};
+use crate::store::FieldHashes;
+
+/// An exam sitting as the platform may see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformOffering {
+    pub external_id: String,
+    pub code: Option<String>,
+    pub title: String,
+    pub tests: Vec<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub location: Option<String>,
+    pub active: bool,
+}
+
+impl PlatformOffering {
+    pub fn field_hashes(&self) -> FieldHashes {
+        [
+            ("code", hash_value(&self.code)),
+            ("name", hash_value(&self.title)),
+            ("tests", hash_value(&self.tests)),
+            ("start", hash_value(&self.start)),
+            ("end", hash_value(&self.end)),
+            ("location", hash_value(&self.location)),
+            ("active", hash_value(&self.active)),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// A registration as the platform may see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformRegistration {
+    pub external_id: String,
+    /// The person's platform id (SIS id, ECK iD or pseudonym).
+    pub person: String,
+    pub offering: String,
+    pub role: RegistrationRole,
+    pub state: RegistrationState,
+    /// None unless `personal_needs` is allowed.
+    pub personal_needs: Option<Vec<String>>,
+    pub extra_minutes: Option<u32>,
+    pub attempt: Option<u32>,
+    /// The person as the platform sees them, for platforms that take the
+    /// person inside the registration (OKE); filled by the sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_record: Option<PlatformUser>,
+}
+
+impl PlatformRegistration {
+    pub fn field_hashes(&self) -> FieldHashes {
+        let person = (
+            &self.person,
+            self.person_record
+                .as_ref()
+                .map(|u| crate::privacy::policy::record_hash(&u.field_hashes())),
+        );
+        [
+            ("person", hash_value(&person)),
+            ("offering", hash_value(&self.offering)),
+            ("role", hash_value(&self.role)),
+            ("state", hash_value(&self.state)),
+            ("personalNeeds", hash_value(&self.personal_needs)),
+            ("extraMinutes", hash_value(&self.extra_minutes)),
+            ("attempt", hash_value(&self.attempt)),
+            ("active", hash_value(&true)),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// The exam planning after policy.
+#[derive(Debug, Clone, Default)]
+pub struct MinimisedExams {
+    pub offerings: Vec<PlatformOffering>,
+    /// Offerings the source marks as canceled.
+    pub offerings_leaving: Vec<String>,
+    /// Registrations in force (associated or finished).
+    pub registrations: Vec<PlatformRegistration>,
+    /// Registrations the source marks as canceled: withdrawn.
+    pub registrations_leaving: Vec<String>,
+    /// (offering, person) of the canceled registrations.
+    pub withdrawn: Vec<(String, String)>,
+    pub completeness: Completeness,
+    /// Registrations to leave as they are this run.
+    pub held: HashSet<String>,
+    /// Offerings the read covered.
+    pub covered: HashSet<String>,
+    /// Registrations not synced because their person is out of scope.
+    pub out_of_scope: usize,
+}
+
+/// Apply the policy to the roster's exam planning. `state_ids` maps SIS
+/// ids to platform ids where they differ; `in_scope` holds the SIS ids of
+/// persons that pass; `held_persons` the platform ids of persons left as
+/// they are.
+pub fn minimise(
+    policy: &Policy,
+    roster: &Roster,
+    state_ids: &HashMap<&str, String>,
+    in_scope: &HashSet<&str>,
+    held_persons: &HashSet<String>,
+) -> MinimisedExams {
+    let ex = &roster.exams;
+    let mut out = MinimisedExams {
+        completeness: Completeness::Absent,
+        ..MinimisedExams::default()
+    };
+    if !policy.allows(Field::Registrations) || ex.completeness == Completeness::Absent {
+        return out;
+    }
+    out.completeness = ex.completeness;
+    out.held = ex.held.clone();
+    out.covered = ex.covered.clone();
+    for o in &ex.offerings {
+        if o.status == Status::ToBeDeleted {
+            out.offerings_leaving.push(o.id.clone());
+            continue;
+        }
+        out.offerings.push(PlatformOffering {
+            external_id: o.id.clone(),
+            code: o.code.clone(),
+            title: o.title.clone(),
+            tests: o.tests.clone(),
+            start: o.start.clone(),
+            end: o.end.clone(),
+            location: o.location.clone(),
+            active: true,
+        });
+    }
+    let needs = policy.allows(Field::PersonalNeeds);
+    for r in &ex.registrations {
+        let person = state_ids
+            .get(r.person.as_str())
+            .cloned()
+            .unwrap_or_else(|| policy.person_id(&r.person));
+        if held_persons.contains(&person) {
+            out.held.insert(r.id.clone());
+            continue;
+        }
+        if r.state == RegistrationState::Canceled {
+            out.registrations_leaving.push(r.id.clone());
+            out.withdrawn.push((r.offering.clone(), person));
+            continue;
+        }
+        if !in_scope.contains(r.person.as_str()) {
+            out.out_of_scope += 1;
+            continue;
+        }
+        let mut codes = r.personal_needs.clone();
+        codes.sort();
+        codes.dedup();
+        out.registrations.push(PlatformRegistration {
+            external_id: r.id.clone(),
+            person,
+            offering: r.offering.clone(),
+            role: r.role,
+            state: r.state,
+            personal_needs: needs.then_some(codes),
+            extra_minutes: if needs { r.extra_minutes } else { None },
+            attempt: r.attempt,
+            person_record: None,
+        });
+    }
+    out
+}
+
+/// Fold the exam planning into users and groups, for a platform that
+/// knows no exam sittings (SCIM, csv-drop without exam files): every
+/// sitting becomes a group whose members are its registered persons, and
+/// the personal needs and extra minutes of a candidate's registrations
+/// join their accommodations (the most minutes, all needs).
+pub fn fold_into_groups(m: &mut crate::privacy::policy::Minimised) {
+    let exams = std::mem::take(&mut m.exams);
+    if exams.completeness == Completeness::Absent {
+        return;
+    }
+    let mut members: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut needs: HashMap<String, (Option<u32>, Vec<String>)> = HashMap::new();
+    for r in &exams.registrations {
+        if r.state != RegistrationState::Associated {
+            continue;
+        }
+        members
+            .entry(r.offering.clone())
+            .or_default()
+            .insert(r.person.clone());
+        if r.role == RegistrationRole::Candidate {
+            let e = needs.entry(r.person.clone()).or_default();
+            e.0 = e.0.max(r.extra_minutes);
+            if let Some(n) = &r.personal_needs {
+                e.1.extend(n.iter().cloned());
+            }
+        }
+    }
+    for u in &mut m.users {
+        let Some((minutes, codes)) = needs.remove(&u.external_id) else {
+            continue;
+        };
+        let a = u.accommodations.get_or_insert_with(Default::default);
+        a.extra_time_minutes = a.extra_time_minutes.max(minutes);
+        let mut all = a.personal_needs.take().unwrap_or_default();
+        all.extend(codes);
+        all.sort();
+        all.dedup();
+        a.personal_needs = (!all.is_empty()).then_some(all);
+    }
+    // Without class context the sittings' members are changes (a sitting
+    // outside the planning window keeps its members); with class
+    // memberships in bulk they join that bulk.
+    let delta = m.memberships_completeness != Completeness::Bulk;
+    if delta {
+        m.memberships_completeness = Completeness::Delta;
+        for (offering, person) in &exams.withdrawn {
+            m.member_deltas
+                .entry(offering.clone())
+                .or_default()
+                .remove
+                .insert(person.clone());
+        }
+    }
+    for o in exams.offerings {
+        let ids = members.remove(&o.external_id).unwrap_or_default();
+        if delta {
+            let d = m.member_deltas.entry(o.external_id.clone()).or_default();
+            for id in &ids {
+                d.remove.remove(id);
+            }
+            d.add.extend(ids);
+        } else {
+            m.members.insert(o.external_id.clone(), ids);
+        }
+        m.groups.push(crate::privacy::policy::PlatformGroup {
+            external_id: o.external_id,
+            display_name: Some(o.title),
+            org: None,
+            members: Vec::new(),
+            active: true,
+            partial: false,
+        });
+    }
+    m.groups_leaving.extend(exams.offerings_leaving);
+    m.held_groups.extend(
+        exams
+            .registrations
+            .iter()
+            .filter(|r| exams.held.contains(&r.external_id))
+            .map(|r| r.offering.clone()),
+    );
+    if m.groups_completeness == Completeness::Absent {
+        m.groups_completeness = Completeness::Delta;
+    }
+}

@@ -1,0 +1,443 @@
+//! In-process OKE (OOAPI v5 mbo profile) fakes on 127.0.0.1: a SIS that
+//! serves flow 1 (offerings, associations, persons, groups, paged, with
+//! the nl-test-admin consumer objects) and an exam platform that takes
+//! flow 2 (PUT/PATCH offerings and associations, list associations).
+//! Both demand an OAuth2 client-credentials token with their OKE scope,
+//! answer errors as `application/problem+json` like the spec, fail on
+//! demand, and record every exchange in the line format of
+//! `tests/peers/openapi/validate.py`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Bytes, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+pub const CLIENT_ID: &str = "sisync-test";
+pub const CLIENT_SECRET: &str = "oke-client-secret-0123456789";
+
+#[derive(Default)]
+pub struct Inner {
+    /// The scope a token must be asked for.
+    pub scope: String,
+    pub tokens_issued: usize,
+    /// Offerings by id, in order.
+    pub offerings: BTreeMap<String, Value>,
+    /// Associations by id (each names its offering).
+    pub associations: BTreeMap<String, Value>,
+    pub persons: BTreeMap<String, Value>,
+    pub groups: BTreeMap<String, Value>,
+    pub members: BTreeMap<String, Vec<Value>>,
+    /// Every exchange, as validate.py reads it.
+    pub exchanges: Vec<Value>,
+    /// Status codes to answer the next non-token requests with.
+    pub fail_next: VecDeque<u16>,
+    /// Answer requests for this path with 500 (a broken SIS page).
+    pub fail_path: Option<String>,
+    /// Leave the nl-test-admin consumer out of association list items
+    /// (the details then come from GET /associations/{id}).
+    pub bare_association_lists: bool,
+}
+
+#[derive(Clone)]
+pub struct FakeOke {
+    pub base: String,
+    pub token_url: String,
+    pub inner: Arc<Mutex<Inner>>,
+}
+
+fn problem(status: u16, title: &str, detail: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        json!({"status": status.to_string(), "title": title, "detail": detail}).to_string(),
+    )
+        .into_response()
+}
+
+fn page(items: Vec<Value>, q: &BTreeMap<String, String>) -> Response {
+    let size: usize = q.get("pageSize").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let number: usize = q
+        .get("pageNumber")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let total_pages = items.len().div_ceil(size).max(1);
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((number - 1) * size)
+        .take(size)
+        .collect();
+    let body = json!({
+        "pageSize": size,
+        "pageNumber": number,
+        "hasPreviousPage": number > 1,
+        "hasNextPage": number < total_pages,
+        "totalPages": total_pages,
+        "items": slice,
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn json_ok(v: &Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+/// Merge-patch (RFC 7396), with `consumers` merged by consumerKey.
+fn merge(target: &mut Value, patch: &Value) {
+    let (Some(t), Some(p)) = (target.as_object_mut(), patch.as_object()) else {
+        return;
+    };
+    for (k, v) in p {
+        if k == "consumers" {
+            let list = t.entry(k.clone()).or_insert_with(|| json!([]));
+            for c in v.as_array().into_iter().flatten() {
+                let key = c.get("consumerKey").cloned();
+                let arr = list.as_array_mut().unwrap();
+                match arr
+                    .iter_mut()
+                    .find(|x| x.get("consumerKey") == key.as_ref())
+                {
+                    Some(x) => merge(x, c),
+                    None => arr.push(c.clone()),
+                }
+            }
+        } else if v.is_null() {
+            t.remove(k);
+        } else {
+            t.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let headers: HeaderMap = req.headers().clone();
+    let body: Bytes = to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+    let body_text = String::from_utf8_lossy(&body).to_string();
+
+    if path == "/token" {
+        return token(&inner, &headers, &body_text);
+    }
+    let resp = route(&inner, &method, &path, &query, &headers, &body_text);
+    // record the exchange for the OpenAPI validator
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let (parts, rbody) = resp.into_parts();
+    let rbytes = to_bytes(rbody, 1 << 22).await.unwrap_or_default();
+    let rtext = String::from_utf8_lossy(&rbytes).to_string();
+    let mut h = serde_json::Map::new();
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        h.insert("content-type".into(), json!(ct));
+    }
+    inner.lock().unwrap().exchanges.push(json!({
+        "method": method.as_str(),
+        "path": path,
+        "query": query,
+        "headers": h,
+        "body": if body_text.is_empty() { Value::Null } else { json!(body_text) },
+        "status": status,
+        "response_headers": {"content-type": ct},
+        "response_body": if rtext.is_empty() { Value::Null } else { json!(rtext) },
+        // 401s come from the OAuth2 layer the spec does not model per path
+        "skip_response": status == 401,
+    }));
+    Response::from_parts(parts, axum::body::Body::from(rbytes))
+}
+
+fn token(inner: &Arc<Mutex<Inner>>, headers: &HeaderMap, body: &str) -> Response {
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .map(String::from);
+    use base64::Engine;
+    let creds_ok = match basic {
+        Some(b) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .is_some_and(|s| s == format!("{CLIENT_ID}:{CLIENT_SECRET}")),
+        None => {
+            form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
+        }
+    };
+    let mut g = inner.lock().unwrap();
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") || !creds_ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"invalid_client"}"#,
+        )
+            .into_response();
+    }
+    if form.get("scope") != Some(&g.scope) {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"invalid_scope"}"#,
+        )
+            .into_response();
+    }
+    g.tokens_issued += 1;
+    let t = format!("tok-{}-{}", g.scope, g.tokens_issued);
+    json_ok(
+        &json!({"access_token": t, "token_type": "bearer", "expires_in": 3600, "scope": g.scope}),
+    )
+}
+
+fn route(
+    inner: &Arc<Mutex<Inner>>,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &str,
+) -> Response {
+    let mut g = inner.lock().unwrap();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !bearer.starts_with(&format!("Bearer tok-{}-", g.scope)) {
+        return problem(401, "Unauthorized", "no valid token for this scope");
+    }
+    if let Some(code) = g.fail_next.pop_front() {
+        return problem(code, "Injected failure", "the service is having a bad day");
+    }
+    if g.fail_path.as_deref() == Some(path) {
+        return problem(500, "Internal Server Error", "database unavailable");
+    }
+    let q: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.clone(), seg.as_slice()) {
+        (Method::GET, ["offerings"]) => {
+            let items = g.offerings.values().cloned().collect();
+            page(items, &q)
+        }
+        (Method::GET, ["offerings", id]) => match g.offerings.get(*id) {
+            Some(o) => json_ok(o),
+            None => problem(404, "Not Found", "no such offering"),
+        },
+        (Method::GET, ["offerings", id, "associations"]) => {
+            if !g.offerings.contains_key(*id) {
+                return problem(404, "Not Found", "no such offering");
+            }
+            let bare = g.bare_association_lists;
+            let items = g
+                .associations
+                .values()
+                .filter(|a| a["offering"] == json!(id))
+                .map(|a| {
+                    let mut a = a.clone();
+                    if bare {
+                        a.as_object_mut().unwrap().remove("consumers");
+                    }
+                    a
+                })
+                .collect();
+            page(items, &q)
+        }
+        (Method::GET, ["associations", id]) => match g.associations.get(*id) {
+            Some(a) => json_ok(a),
+            None => problem(404, "Not Found", "no such association"),
+        },
+        (Method::GET, ["persons", id]) => match g.persons.get(*id) {
+            Some(p) => json_ok(p),
+            None => problem(404, "Not Found", "no such person"),
+        },
+        (Method::GET, ["groups"]) => {
+            let items = g.groups.values().cloned().collect();
+            page(items, &q)
+        }
+        (Method::GET, ["groups", id, "members"]) => {
+            let items = g.members.get(*id).cloned().unwrap_or_default();
+            page(items, &q)
+        }
+        (Method::PUT, ["offerings", id]) => {
+            let Ok(v) = serde_json::from_str::<Value>(body) else {
+                return problem(400, "Bad Request", "the body is no JSON");
+            };
+            if v.get("offeringId") != Some(&json!(id)) {
+                return problem(400, "Bad Request", "offeringId differs from the path");
+            }
+            let created = g.offerings.insert(id.to_string(), v).is_none();
+            (if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            })
+            .into_response()
+        }
+        (Method::PATCH, ["offerings", id]) => {
+            let Ok(v) = serde_json::from_str::<Value>(body) else {
+                return problem(400, "Bad Request", "the body is no JSON");
+            };
+            match g.offerings.get_mut(*id) {
+                Some(o) => {
+                    merge(o, &v);
+                    StatusCode::OK.into_response()
+                }
+                None => problem(404, "Not Found", "no such offering"),
+            }
+        }
+        (Method::PUT, ["associations", id]) => {
+            let Ok(v) = serde_json::from_str::<Value>(body) else {
+                return problem(400, "Bad Request", "the body is no JSON");
+            };
+            let offering = v.get("offering").and_then(Value::as_str).unwrap_or("");
+            if !g.offerings.contains_key(offering) {
+                return problem(400, "Bad Request", "association for an unknown offering");
+            }
+            let created = g.associations.insert(id.to_string(), v).is_none();
+            (if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            })
+            .into_response()
+        }
+        (Method::PATCH, ["associations", id]) => {
+            let Ok(v) = serde_json::from_str::<Value>(body) else {
+                return problem(400, "Bad Request", "the body is no JSON");
+            };
+            match g.associations.get_mut(*id) {
+                Some(a) => {
+                    merge(a, &v);
+                    json_ok(&json!({
+                        "associationId": id,
+                        "message": [{"language": "nl-NL", "value": "Deelname bijgewerkt"}]
+                    }))
+                }
+                None => problem(400, "Bad Request", "no such association"),
+            }
+        }
+        _ => problem(405, "Method Not Allowed", "not supported here"),
+    }
+}
+
+impl FakeOke {
+    pub async fn start(scope: &str) -> FakeOke {
+        let inner = Arc::new(Mutex::new(Inner {
+            scope: scope.to_string(),
+            ..Inner::default()
+        }));
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeOke {
+            base: format!("http://{addr}"),
+            token_url: format!("http://{addr}/token"),
+            inner,
+        }
+    }
+
+    pub fn exchanges(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().exchanges.clone()
+    }
+
+    pub fn clear_exchanges(&self) {
+        self.inner.lock().unwrap().exchanges.clear();
+    }
+
+    /// Write the exchanges recorded so far as JSONL and validate them
+    /// against the OKE OpenAPI document with openapi-core; panics with the
+    /// validator's lines when any is invalid.
+    pub fn validate(&self, dir: &std::path::Path, name: &str) {
+        let file = dir.join(format!("{name}.jsonl"));
+        let lines: Vec<String> = self.exchanges().iter().map(|e| e.to_string()).collect();
+        assert!(!lines.is_empty(), "no exchanges recorded for {name}");
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        validate_file(&file);
+    }
+}
+
+/// The Python of the CI venv (`.venv` in the repository, made by
+/// `.ci/run`).
+pub fn python() -> std::path::PathBuf {
+    let p = super::repo().join(".venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash .ci/run` (or python3 -m venv .venv && .venv/bin/pip install -r tests/peers/openapi/requirements.txt)",
+        p.display()
+    );
+    p
+}
+
+/// The OKE 1.0.1 OpenAPI document with two defects of the document
+/// itself worked around (see tests/peers/openapi/writable.py):
+/// `primaryCode` and an association's `person` writable (marked read-only,
+/// yet `primaryCode` is required in PUT /offerings and flows 2.1/2.2 send
+/// both), and the association union an `anyOf` (its `oneOf` branches
+/// overlap, so no association answer could validate). Written into `dir`.
+fn writable_spec(dir: &std::path::Path) -> std::path::PathBuf {
+    let repo = super::repo();
+    let out = dir.join("ooapiv5_MBO.writable.yaml");
+    if out.exists() {
+        return out;
+    }
+    let o = std::process::Command::new(python())
+        .arg(repo.join("tests/peers/openapi/writable.py"))
+        .arg(repo.join("fixtures/specs/oke-1.0.1/ooapiv5_MBO.yaml"))
+        .arg(&out)
+        .args(["--any-of-associations", "primaryCode", "person"])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "writable.py: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Validate a JSONL file of exchanges against the OKE 1.0.1 OpenAPI.
+pub fn validate_file(file: &std::path::Path) {
+    let repo = super::repo();
+    let spec = writable_spec(file.parent().unwrap());
+    let out = std::process::Command::new(python())
+        .arg(repo.join("tests/peers/openapi/validate.py"))
+        .arg(&spec)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "OpenAPI validation of {} failed:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,576 @@
+//! OKE MBO-toetsafname 1.0.1 end to end over real HTTP on 127.0.0.1: a
+//! fake OKE SIS (flow 1) → sisync → a fake OKE exam platform (flow 2), or
+//! a SCIM platform. Every request sisync sends and every answer the fakes
+//! give is validated against the OKE OpenAPI document
+//! (fixtures/specs/oke-1.0.1/ooapiv5_MBO.yaml) by openapi-core.
+
+mod common;
+
+use common::fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke};
+use common::fake_scim::{FakeScim, TOKEN};
+use common::*;
+use serde_json::{Value, json};
+use sisync::config::Loaded;
+use sisync::store::{AuditFilter, Store};
+use sisync::sync::RosterOptions;
+
+const SIS_SCOPE: &str = "nl-test-admin-flow-1-5";
+const PLATFORM_SCOPE: &str = "nl-test-admin-flow-2-3-4";
+
+/// A deterministic UUID for test record `n` of kind `k`.
+fn uid(k: u8, n: usize) -> String {
+    format!("{k:08x}-0000-4000-8000-{n:012x}")
+}
+
+/// The SIS: `sittings` exam sittings, `per` candidates in each (each a
+/// person of their own), a surveillant in the first, personal needs and
+/// extra minutes for every third candidate, an ECK iD for every person.
+fn fill_sis(sis: &FakeOke, sittings: usize, per: usize) {
+    let mut g = sis.inner.lock().unwrap();
+    for s in 0..sittings {
+        let oid = uid(1, s);
+        g.offerings.insert(
+            oid.clone(),
+            json!({
+                "offeringId": oid,
+                "primaryCode": {"codeType": "offeringCode", "code": format!("REK3F-{s}")},
+                "offeringType": "component",
+                "name": [{"language": "nl-NL", "value": format!("Rekenen 3F zitting {s}")}],
+                "description": [{"language": "nl-NL", "value": "Rekenen 3F"}],
+                "teachingLanguage": "nld",
+                "resultExpected": true,
+                "startDateTime": "2027-01-21T12:45:00.000Z",
+                "endDateTime": "2027-01-21T13:45:00.000Z",
+                "consumers": [{
+                    "consumerKey": "nl-test-admin",
+                    "offeringState": "active",
+                    "locationCode": format!("A-{s}"),
+                    "testsToBeUsed": [{"testProvider": "MBO-NED", "componentId": uid(9, s)}]
+                }]
+            }),
+        );
+        for c in 0..per {
+            let n = s * 1000 + c;
+            let pid = uid(2, n);
+            let aid = uid(3, n);
+            let mut consumer = json!({"consumerKey": "nl-test-admin", "attempt": 1});
+            if c % 3 == 0 {
+                consumer["additionalTimeInMin"] = json!(30);
+                consumer["personalNeeds"] = json!(["extraTime", "spoken"]);
+            }
+            g.associations.insert(
+                aid.clone(),
+                json!({
+                    "associationId": aid,
+                    "associationType": "componentOfferingAssociation",
+                    "role": "student",
+                    "state": "associated",
+                    "consumers": [consumer],
+                    "person": pid,
+                    "offering": oid,
+                }),
+            );
+            g.persons.insert(pid.clone(), person(&pid, n, "student"));
+        }
+        if s == 0 {
+            let pid = uid(4, 0);
+            let aid = uid(5, 0);
+            g.associations.insert(
+                aid.clone(),
+                json!({
+                    "associationId": aid,
+                    "associationType": "componentOfferingAssociation",
+                    "role": "invigilator",
+                    "state": "associated",
+                    "consumers": [{"consumerKey": "nl-test-admin"}],
+                    "person": pid,
+                    "offering": oid,
+                }),
+            );
+            g.persons
+                .insert(pid.clone(), person(&pid, 99_999, "employee"));
+        }
+    }
+}
+
+fn person(pid: &str, n: usize, affiliation: &str) -> Value {
+    json!({
+        "personId": pid,
+        "primaryCode": {"codeType": "studentNumber", "code": format!("{}", 100_000 + n)},
+        "givenName": format!("Kandidaat{n}"),
+        "surnamePrefix": "van",
+        "surname": format!("Toets{n}"),
+        "displayName": format!("Kandidaat{n} van Toets{n}"),
+        "activeEnrollment": true,
+        "affiliations": [affiliation],
+        "mail": format!("k{n}@student.example.invalid"),
+        "otherCodes": [{"codeType": "eckid", "code": format!("https://ketenid.nl/201703/{n:08}")}],
+        "consumers": [{"consumerKey": "nl-test-admin", "preferredName": format!("K{n}")}]
+    })
+}
+
+fn source_block(sis: &FakeOke) -> String {
+    format!(
+        r#"kind = "oke"
+base_url = "{}"
+token_url = "{}"
+client_id = "{CLIENT_ID}"
+client_secret_file = "oke-secret"
+page_size = 10
+timeout = "5s"
+max_retries = 1
+"#,
+        sis.base, sis.token_url
+    )
+}
+
+fn write_config(
+    dir: &std::path::Path,
+    source: &str,
+    platform: &str,
+    fields: &str,
+    extra: &str,
+) -> Loaded {
+    std::fs::write(dir.join("oke-secret"), CLIENT_SECRET).unwrap();
+    let text = format!(
+        r#"
+[institution]
+name = "Test ROC"
+brin = "99XX"
+
+[state]
+path = "state.db"
+
+[privacy]
+fields = [{fields}]
+
+[source]
+{source}
+[platform]
+{platform}
+{extra}
+"#
+    );
+    let file = dir.join("sisync.toml");
+    std::fs::write(&file, &text).unwrap();
+    Loaded::from_file(&file).unwrap()
+}
+
+fn oke_config(dir: &std::path::Path, sis: &FakeOke, platform: &FakeOke, extra: &str) -> Loaded {
+    let p = format!(
+        r#"kind = "oke"
+base_url = "{}"
+token_url = "{}"
+client_id = "{CLIENT_ID}"
+client_secret_file = "oke-secret"
+timeout = "5s"
+max_retries = 1
+"#,
+        platform.base, platform.token_url
+    );
+    write_config(
+        dir,
+        &source_block(sis),
+        &p,
+        r#""name", "email", "role", "registrations", "personal_needs""#,
+        extra,
+    )
+}
+
+fn writes(f: &FakeOke) -> Vec<Value> {
+    f.exchanges()
+        .into_iter()
+        .filter(|e| e["method"] != "GET")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sis_to_exam_platform_end_to_end_validated_against_the_spec() {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    fill_sis(&sis, 3, 12);
+    // one registration canceled in the SIS before the first run
+    let gone = uid(3, 1005);
+    sis.inner
+        .lock()
+        .unwrap()
+        .associations
+        .get_mut(&gone)
+        .unwrap()["state"] = json!("canceled");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oke_config(dir.path(), &sis, &platform, "");
+
+    // 1. first run: every sitting and registration arrives
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(o.failed(), 0, "{:?}", o.failures);
+    assert_eq!((o.offerings.created, o.registrations.created), (3, 36));
+    {
+        let g = platform.inner.lock().unwrap();
+        assert_eq!(g.offerings.len(), 3);
+        let off = &g.offerings[&uid(1, 0)];
+        assert_eq!(off["consumers"][0]["offeringState"], "active");
+        assert_eq!(off["consumers"][0]["locationCode"], "A-0");
+        assert_eq!(
+            off["consumers"][0]["testsToBeUsed"][0]["componentId"],
+            uid(9, 0)
+        );
+        assert_eq!(off["name"][0]["value"], "Rekenen 3F zitting 0");
+        // 3 × 12 candidates, one canceled, plus the surveillant
+        assert_eq!(g.associations.len(), 36);
+        assert!(!g.associations.contains_key(&gone));
+        let a = &g.associations[&uid(3, 3)];
+        assert_eq!(a["offering"], uid(1, 0));
+        assert_eq!(a["role"], "student");
+        assert_eq!(a["state"], "associated");
+        assert_eq!(a["consumers"][0]["additionalTimeInMin"], 30);
+        assert_eq!(
+            a["consumers"][0]["personalNeeds"],
+            json!(["extraTime", "spoken"])
+        );
+        assert_eq!(a["person"]["givenName"], "Kandidaat3");
+        assert_eq!(a["person"]["surnamePrefix"], "van");
+        assert_eq!(a["person"]["mail"], "k3@student.example.invalid");
+        let none = &g.associations[&uid(3, 4)];
+        assert!(none["consumers"][0].get("additionalTimeInMin").is_none());
+        let s = &g.associations[&uid(5, 0)];
+        assert_eq!(s["role"], "invigilator");
+        assert!(s["consumers"][0].get("personalNeeds").is_none());
+    }
+    // the SIS saw paging, the consumer parameter and the window
+    let sx = sis.exchanges();
+    let offering_pages: Vec<&Value> = sx.iter().filter(|e| e["path"] == "/offerings").collect();
+    assert_eq!(offering_pages.len(), 1);
+    let q = offering_pages[0]["query"].as_str().unwrap();
+    for k in [
+        "offeringType=component",
+        "component.componentType=test",
+        "consumer=nl-test-admin",
+        "since=",
+        "until=",
+        "pageSize=10",
+        "pageNumber=1",
+    ] {
+        assert!(q.contains(k), "{q} lacks {k}");
+    }
+    let first_assoc = format!("/offerings/{}/associations", uid(1, 0));
+    assert_eq!(
+        sx.iter()
+            .filter(|e| e["path"] == first_assoc.as_str())
+            .count(),
+        2,
+        "13 associations in pages of 10"
+    );
+    // both sides' exchanges are valid OKE
+    sis.validate(dir.path(), "sis-run1");
+    platform.validate(dir.path(), "platform-run1");
+
+    // 2. the same input: nothing written
+    platform.clear_exchanges();
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert!(r.plan.is_empty(), "{:?}", r.plan);
+    assert!(writes(&platform).is_empty());
+
+    // 3. more time for one, one withdrawn: PATCH state canceled, never deleted
+    {
+        let mut g = sis.inner.lock().unwrap();
+        let a = g.associations.get_mut(&uid(3, 2001)).unwrap();
+        a["consumers"][0]["additionalTimeInMin"] = json!(45);
+        g.associations.get_mut(&uid(3, 2002)).unwrap()["state"] = json!("canceled");
+    }
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(
+        (
+            o.registrations.updated,
+            o.registrations.deactivated,
+            o.failed()
+        ),
+        (1, 1, 0)
+    );
+    let w = writes(&platform);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w.iter().all(|e| e["method"] != "DELETE"));
+    let patch = w.iter().find(|e| e["method"] == "PATCH").unwrap();
+    assert_eq!(patch["path"], format!("/associations/{}", uid(3, 2002)));
+    assert_eq!(
+        patch["headers"]["content-type"],
+        "application/merge-patch+json"
+    );
+    {
+        let g = platform.inner.lock().unwrap();
+        assert_eq!(g.associations[&uid(3, 2002)]["state"], "canceled");
+        assert_eq!(
+            g.associations[&uid(3, 2001)]["consumers"][0]["additionalTimeInMin"],
+            45
+        );
+        assert_eq!(g.associations.len(), 36, "withdrawn, not deleted");
+    }
+    platform.validate(dir.path(), "platform-run3");
+    // the audit log names the withdrawal by record id, without personal data
+    let store = Store::open(&cfg.config.state.path).unwrap();
+    let rows = store
+        .audit_list(&AuditFilter {
+            kind: Some("registration.withdraw".into()),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].record_id.as_deref(), Some(uid(3, 2002).as_str()));
+    assert_eq!(rows[0].outcome, "ok");
+    let all = store.audit_list(&AuditFilter::default()).unwrap();
+    let text = format!("{all:?}");
+    assert!(!text.contains("Kandidaat") && !text.contains("example.invalid"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registration_gate_refuses_a_mass_withdrawal_and_an_empty_read() {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    fill_sis(&sis, 2, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().registrations.created, 21);
+
+    // half of one sitting canceled in the SIS: 5 of 21 (24 %) > 10 %
+    {
+        let mut g = sis.inner.lock().unwrap();
+        for c in 0..5 {
+            g.associations.get_mut(&uid(3, c)).unwrap()["state"] = json!("canceled");
+        }
+    }
+    platform.clear_exchanges();
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let refusal = r.refused.as_ref().expect("held").to_string();
+    assert!(
+        refusal.contains("would withdraw 5 of 21 exam registrations"),
+        "{refusal}"
+    );
+    assert!(r.held_plan.is_some());
+    assert!(writes(&platform).is_empty(), "nothing written while held");
+    assert!(
+        platform
+            .inner
+            .lock()
+            .unwrap()
+            .associations
+            .values()
+            .all(|a| a["state"] == "associated")
+    );
+
+    // every association gone from the SIS lists: an empty bulk is refused
+    {
+        let mut g = sis.inner.lock().unwrap();
+        g.associations.clear();
+    }
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let refusal = r.refused.as_ref().expect("held").to_string();
+    assert!(
+        refusal.contains("0 exam registrations while sisync knows 21"),
+        "{refusal}"
+    );
+    assert!(writes(&platform).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sis_fails_the_whole_read_and_a_refusal_names_the_platforms_reason() {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    fill_sis(&sis, 3, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oke_config(dir.path(), &sis, &platform, "");
+
+    // the second sitting's associations answer 500: nothing is written
+    sis.inner.lock().unwrap().fail_path = Some(format!("/offerings/{}/associations", uid(1, 1)));
+    let e = sisync::sync::roster(
+        &cfg,
+        RosterOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap_err();
+    let line = format!("{e:#}");
+    assert!(
+        line.contains(&format!("/offerings/{}/associations", uid(1, 1))),
+        "{line}"
+    );
+    assert!(line.contains("HTTP 500"), "{line}");
+    assert!(
+        line.contains("database unavailable"),
+        "the SIS's own words: {line}"
+    );
+    assert!(
+        platform.exchanges().is_empty(),
+        "nothing sent to the platform"
+    );
+    sis.validate(dir.path(), "sis-failing");
+
+    // the platform refuses the first sitting with a problem body: its
+    // registrations wait, the rest goes through, the line names why
+    sis.inner.lock().unwrap().fail_path = None;
+    platform.inner.lock().unwrap().fail_next.push_back(400);
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(o.offerings.failed, 1);
+    assert_eq!(o.offerings.created, 2);
+    assert_eq!(o.registrations.failed, 5, "{:?}", o.failures);
+    assert!(
+        o.failures[0].contains("HTTP 400")
+            && o.failures[0].contains("the service is having a bad day"),
+        "{:?}",
+        o.failures
+    );
+    assert!(
+        o.failures[0].starts_with(&format!("offering {}", uid(1, 0))),
+        "{:?}",
+        o.failures
+    );
+    platform.validate(dir.path(), "platform-refusal");
+    // the next run sends what waited
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(
+        (o.offerings.created, o.registrations.created, o.failed()),
+        (1, 5, 0)
+    );
+    assert_eq!(platform.inner.lock().unwrap().associations.len(), 13);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_association_lists_are_completed_by_get_association() {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    fill_sis(&sis, 1, 3);
+    sis.inner.lock().unwrap().bare_association_lists = true;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().registrations.created, 4);
+    let gets = sis
+        .exchanges()
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap().starts_with("/associations/"))
+        .count();
+    assert_eq!(gets, 4);
+    let g = platform.inner.lock().unwrap();
+    assert_eq!(
+        g.associations[&uid(3, 0)]["consumers"][0]["additionalTimeInMin"],
+        30
+    );
+    drop(g);
+    sis.validate(dir.path(), "sis-bare");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oke_sis_feeds_a_scim_platform_sittings_as_groups_needs_in_the_extension() {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let scim = FakeScim::start(true).await;
+    fill_sis(&sis, 2, 10);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    let platform = format!(
+        "kind = \"scim\"\nbase_url = \"{}\"\ntoken_file = \"token\"\ntimeout = \"5s\"\n",
+        scim.base
+    );
+    let cfg = write_config(
+        dir.path(),
+        &source_block(&sis),
+        &platform,
+        r#""name", "role", "accommodations", "groups", "registrations", "personal_needs""#,
+        "",
+    );
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(o.failed(), 0, "{:?}", o.failures);
+    assert_eq!((o.users.created, o.groups.created), (21, 2));
+    let groups = scim.groups();
+    let sitting = groups
+        .iter()
+        .find(|g| g["externalId"] == uid(1, 0))
+        .expect("the sitting is a group");
+    assert_eq!(sitting["displayName"], "Rekenen 3F zitting 0");
+    assert_eq!(
+        sitting["members"].as_array().unwrap().len(),
+        11,
+        "10 candidates and the surveillant"
+    );
+    let u = scim
+        .user_by_external_id(&uid(2, 0))
+        .unwrap_or_else(|| panic!("{:?}", scim.users()));
+    let ext = &u["urn:sisync:schemas:extension:exam:1.0:User"];
+    assert_eq!(ext["extraTimeMinutes"], 30);
+    assert_eq!(ext["personalNeeds"], json!(["extraTime", "spoken"]));
+    assert_eq!(ext["role"], "student");
+    let plain = scim.user_by_external_id(&uid(2, 1)).unwrap();
+    assert!(
+        plain["urn:sisync:schemas:extension:exam:1.0:User"]
+            .get("extraTimeMinutes")
+            .is_none()
+    );
+    sis.validate(dir.path(), "sis-to-scim");
+
+    // a registration withdrawn in the SIS leaves the sitting's group
+    sis.inner
+        .lock()
+        .unwrap()
+        .associations
+        .get_mut(&uid(3, 1))
+        .unwrap()["state"] = json!("canceled");
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert!(r.refused.is_none(), "{:?}", r.refused);
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
+    let groups = scim.groups();
+    let sitting = groups
+        .iter()
+        .find(|g| g["externalId"] == uid(1, 0))
+        .unwrap();
+    assert_eq!(sitting["members"].as_array().unwrap().len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_drop_gets_exams_and_registrations_files() {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    fill_sis(&sis, 1, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &source_block(&sis),
+        "kind = \"csv-drop\"\npath = \"drop\"\n",
+        r#""name", "registrations", "personal_needs""#,
+        "",
+    );
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let folder = r.delivered.clone().expect("a delivery");
+    let exams = std::fs::read_to_string(folder.join("exams.csv")).unwrap();
+    assert!(
+        exams.starts_with("externalId,code,title,tests,start,end,location,active"),
+        "{exams}"
+    );
+    assert!(exams.contains(&format!(
+        "{},REK3F-0,Rekenen 3F zitting 0,{}",
+        uid(1, 0),
+        uid(9, 0)
+    )));
+    let regs = std::fs::read_to_string(folder.join("registrations.csv")).unwrap();
+    assert_eq!(regs.lines().count(), 5, "{regs}");
+    assert!(
+        regs.contains(&format!(
+            "{},{},{},candidate,associated,1,30,extraTime spoken",
+            uid(3, 0),
+            uid(1, 0),
+            uid(2, 0)
+        )),
+        "{regs}"
+    );
+    assert!(
+        regs.contains(&format!(
+            "{},{},{},surveillant,associated,,,",
+            uid(5, 0),
+            uid(1, 0),
+            uid(4, 0)
+        )),
+        "{regs}"
+    );
+}
