@@ -613,6 +613,7 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
             p.timeout
         ),
         Platform::CsvDrop(p) => format!("csv-drop into {}", p.path.display()),
+        Platform::EdexmlDrop(p) => format!("edexml-drop (EDEXML 2.1) into {}", p.path.display()),
     };
     rows.push(("platform".into(), platform));
     rows.push((
@@ -717,6 +718,7 @@ fn settings_json(l: &Loaded) -> serde_json::Value {
             "extension_urn": p.extension_urn,
         }),
         Platform::CsvDrop(p) => serde_json::json!({"kind": "csv-drop", "path": p.path}),
+        Platform::EdexmlDrop(p) => serde_json::json!({"kind": "edexml-drop", "path": p.path}),
     };
     let fields: Vec<&str> = c.privacy.fields.iter().map(|f| f.as_str()).collect();
     let sf = &c.safety;

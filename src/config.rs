@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::model::Role;
 
 pub mod alerts;
+pub mod edexml_drop;
 mod hygiene;
 pub mod results;
 
@@ -321,6 +322,7 @@ fn default_screen_reader_col() -> String {
 pub enum Platform {
     Scim(ScimPlatform),
     CsvDrop(CsvDropPlatform),
+    EdexmlDrop(edexml_drop::EdexmlDropPlatform),
 }
 
 impl Platform {
@@ -328,6 +330,7 @@ impl Platform {
         match self {
             Platform::Scim(_) => "scim",
             Platform::CsvDrop(_) => "csv-drop",
+            Platform::EdexmlDrop(_) => "edexml-drop",
         }
     }
 
@@ -336,6 +339,7 @@ impl Platform {
         match self {
             Platform::Scim(p) => p.environment,
             Platform::CsvDrop(p) => p.environment,
+            Platform::EdexmlDrop(p) => p.environment,
         }
     }
 }
@@ -1005,6 +1009,9 @@ impl Loaded {
         if let Platform::CsvDrop(p) = &mut self.config.platform {
             abs(&mut p.path);
         }
+        if let Platform::EdexmlDrop(p) = &mut self.config.platform {
+            abs(&mut p.path);
+        }
         if let Some(a) = &mut self.config.audit.anchor_file {
             abs(a);
         }
@@ -1066,6 +1073,7 @@ impl Loaded {
             }
         }
         self.validate_hygiene()?;
+        self.validate_edexml_drop()?;
         if let Source::OnerosterRest(r) = &c.source {
             if !matches!(url::Url::parse(&r.base_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
             {

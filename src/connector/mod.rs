@@ -5,6 +5,7 @@
 pub mod csv_files;
 pub mod csv_guard;
 pub mod csv_results;
+pub mod edexml_drop;
 pub mod gradebook_csv;
 pub mod gradebook_rest;
 pub mod ims_enterprise;
@@ -89,6 +90,13 @@ pub trait FileSink {
     /// Deliver the change set atomically; returns the folder written and the
     /// SHA-256 of each record line by external id.
     fn deliver(&self, run_id: i64, changes: &ChangeSet<'_>) -> Result<Delivery, SinkError>;
+    /// The file of a delivery that carries a user (or, with `group`, a
+    /// group) record, or a deactivation: the audit endpoint, and the file
+    /// part of its key in [`Delivery::row_hashes`].
+    fn record_file(&self, group: bool, deactivate: bool) -> &'static str {
+        let _ = deactivate;
+        if group { "groups.csv" } else { "users.csv" }
+    }
 }
 
 #[derive(Debug, Clone)]
