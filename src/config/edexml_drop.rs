@@ -134,6 +134,13 @@ impl Loaded {
                 ));
             }
         }
+        if !self.config.privacy.fields.contains(&Field::Role) {
+            return Err(self.error(
+                "privacy",
+                "fields",
+                "platform.kind = \"edexml-drop\" needs \"role\": EDEXML lists leerlingen (the candidates) apart from leerkrachten and other staff; add \"role\"",
+            ));
+        }
         if !self.config.privacy.fields.contains(&Field::Name) {
             return Err(self.error(
                 "privacy",

@@ -83,7 +83,12 @@ fn writes_only_allowed_fields_and_escapes() {
 #[test]
 fn a_deactivated_user_leaves_the_file_and_is_listed() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = EdexmlDrop::new(dir.path(), &[Field::Name], school(), snapshot());
+    let sink = EdexmlDrop::new(
+        dir.path(),
+        &[Field::Name, Field::Role],
+        school(),
+        snapshot(),
+    );
     let cs = ChangeSet {
         users: Vec::new(),
         deactivated_users: vec!["stu-2"],
@@ -92,8 +97,7 @@ fn a_deactivated_user_leaves_the_file_and_is_listed() {
     let d = sink.deliver(4, &cs).unwrap();
     let xml = std::fs::read_to_string(d.folder.join(FILE)).unwrap();
     assert!(!xml.contains("stu-2"));
-    // without the role field, nobody is told apart as a teacher
-    assert!(xml.contains("<leerling key=\"tea-1\">"));
+    assert!(xml.contains("<rolomschrijving>teacher</rolomschrijving>"));
     let csv = std::fs::read_to_string(d.folder.join(DEACTIVATED)).unwrap();
     assert_eq!(csv, "externalId,active\nstu-2,false\n");
 }

@@ -153,9 +153,11 @@ pub fn document(
         out.push_str("</groepen>\n");
     }
 
-    let (teachers, students): (Vec<&PlatformUser>, Vec<&PlatformUser>) = users
+    // students are leerlingen; teachers, assessors, proctors and staff
+    // leerkrachten (with their role as rolomschrijving)
+    let (students, teachers): (Vec<&PlatformUser>, Vec<&PlatformUser>) = users
         .iter()
-        .partition(|u| u.role == Some(Role::Teacher) && has(Field::Role));
+        .partition(|u| u.role == Some(Role::Student) || !has(Field::Role));
     if students.is_empty() {
         return Err(Unfit {
             kind: "roster",
@@ -293,6 +295,9 @@ fn person(
                 "emailadres",
                 fit(tag, id, "the e-mail address", e, 256)?,
             );
+        }
+        if let Some(r) = u.role.filter(|_| has(Field::Role)) {
+            el(out, "rolomschrijving", r.as_str());
         }
         if let Some(gs) = groups {
             out.push_str("<groepen>");
