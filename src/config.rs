@@ -16,6 +16,7 @@ pub mod alerts;
 pub mod edexml_drop;
 mod hygiene;
 pub mod results;
+pub mod uwlr_results;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

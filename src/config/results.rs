@@ -141,6 +141,16 @@ pub enum ResultSinkCfg {
     OnerosterRest(GradebookRest),
     /// OneRoster 1.2 CSV gradebook files in a folder.
     OnerosterCsv(GradebookCsv),
+    /// UWLR 2.2 `BrengLeerresultaten` to the LAS (SOAP 1.1).
+    Uwlr(super::uwlr_results::UwlrResults),
+}
+
+impl ResultSinkCfg {
+    /// Whether a result must be placed in one of the candidate's classes
+    /// (a OneRoster line item belongs to a class; a UWLR result does not).
+    pub fn needs_class(&self) -> bool {
+        !matches!(self, ResultSinkCfg::Uwlr(_))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -255,6 +265,9 @@ impl Loaded {
                 }
             }
             ResultSourceCfg::QtiFolder(_) => {}
+        }
+        if let ResultSinkCfg::Uwlr(u) = &r.sink {
+            self.validate_uwlr_results(u)?;
         }
         if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
             http_url("results.sink", "base_url", &g.base_url)?;

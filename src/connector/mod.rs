@@ -13,6 +13,7 @@ pub mod oneroster_csv;
 pub mod oneroster_rest;
 pub mod qti_results;
 pub mod scim;
+pub mod uwlr_results;
 pub(crate) mod xml_input;
 
 use crate::privacy::policy::{PlatformGroup, PlatformUser};
@@ -125,6 +126,8 @@ pub struct LineItem {
 pub struct GradebookResult {
     /// Deterministic sourcedId: a retry overwrites, never duplicates.
     pub sourced_id: String,
+    /// The exam id on the platform (the UWLR `toetscode`).
+    pub exam: String,
     pub line_item_id: String,
     pub class_id: String,
     /// The SIS sourcedId of the student.
@@ -145,6 +148,11 @@ pub trait ResultSink {
     async fn put_line_item(&self, li: &LineItem) -> Result<Written, PushError>;
     /// Create or overwrite the result.
     async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError>;
+    /// Whether the SIS keeps line items apart (OneRoster); a sink whose
+    /// results name their test themselves (UWLR) gets no `put_line_item`.
+    fn needs_line_items(&self) -> bool {
+        true
+    }
 }
 
 /// A result write the SIS refused or that could not be delivered.
@@ -159,12 +167,18 @@ pub struct PushError {
     /// in the outbox for the admin, never logged or audited.
     pub server_message: Option<String>,
     pub payload_sha256: Option<String>,
+    /// The SIS refused the content whatever the status (a SOAP
+    /// `Client` fault travels with HTTP 500): no retry, a person must look.
+    pub refused: bool,
 }
 
 impl PushError {
     /// Worth another try later: no answer, a timeout, a conflict, rate
     /// limiting or a server error. Any other 4xx needs a person.
     pub fn is_transient(&self) -> bool {
+        if self.refused {
+            return false;
+        }
         match self.status {
             None => true,
             Some(s) => matches!(s, 408 | 409 | 429) || s >= 500,

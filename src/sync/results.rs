@@ -262,6 +262,16 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         .await;
         out.push(("results out".to_string(), res));
     }
+    if let ResultSinkCfg::Uwlr(u) = &r.sink {
+        let res = async {
+            let sink = crate::connector::uwlr_results::UwlrResults::build(loaded, u, 0)?;
+            let started = std::time::Instant::now();
+            let line = sink.ping().await?;
+            Ok(format!("{line}, {} ms", started.elapsed().as_millis()))
+        }
+        .await;
+        out.push(("results out".to_string(), res));
+    }
     out
 }
 
@@ -289,6 +299,10 @@ pub fn describe(r: &Results) -> (String, String) {
             g.concurrency
         ),
         ResultSinkCfg::OnerosterCsv(c) => format!("oneroster-csv {}", c.path.display()),
+        ResultSinkCfg::Uwlr(u) => format!(
+            "uwlr {} (UWLR 2.2 BrengLeerresultaten, {} at once)",
+            u.url, u.concurrency
+        ),
     };
     (
         format!("{source} → {sink}"),

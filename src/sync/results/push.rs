@@ -39,6 +39,7 @@ fn gradebook_result(row: &OutboxRow, allowed: &[ResultField]) -> GradebookResult
     let ok = |f: ResultField| allowed.contains(&f);
     GradebookResult {
         sourced_id: result_sourced_id(&row.key),
+        exam: row.line_item.clone(),
         line_item_id: line_item_id(&row.line_item, &class),
         class_id: class,
         student_id: row.person_id.clone().unwrap_or_default(),
@@ -237,6 +238,22 @@ pub(super) async fn push(
                 return Err(anyhow!("{}", e.message));
             }
         }
+        ResultSinkCfg::Uwlr(u) => {
+            let sink =
+                crate::connector::uwlr_results::UwlrResults::build(loaded, u, u.max_retries)?;
+            push_records(
+                &sink,
+                u.concurrency,
+                opts,
+                progress,
+                store,
+                report,
+                (&base, &give_up_before),
+                (dir, &holds),
+                &loaded.config.privacy.result_fields,
+            )
+            .await?;
+        }
         ResultSinkCfg::OnerosterRest(g) => {
             let auth = loaded.result_auth("results.sink.auth", &g.auth, g.timeout)?;
             let http = Http::new(g.timeout, auth, g.max_retries)?
@@ -333,7 +350,7 @@ async fn push_records<S: ResultSink>(
         // line items first, once per run each
         let wanted: Vec<LineItem> = line_items_of(&rows, allowed)
             .into_iter()
-            .filter(|li| !ensured.contains_key(&li.sourced_id))
+            .filter(|li| sink.needs_line_items() && !ensured.contains_key(&li.sourced_id))
             .collect();
         let li_results: Vec<(LineItem, Result<crate::connector::Written, PushError>)> =
             futures::stream::iter(wanted)
