@@ -486,3 +486,33 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     assert_all_valid(&las);
     assert!(store(&loaded).audit_verify().unwrap().ok());
 }
+
+/// The fake LAS's schema check is real: a request that breaks UWLR 2.2
+/// (a resultaat naming a test the toetsen block lacks) is refused and
+/// recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_las_refuses_what_uwlr_2_2_refuses() {
+    let las = FakeLas::start().await;
+    let body = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://www.edustandaard.nl/leerresultaten/2/autorisatie" xmlns:lr="http://www.edustandaard.nl/leerresultaten/2/leerresultaten"><s:Header><a:autorisatie><a:autorisatiesleutel>{}</a:autorisatiesleutel><a:klantcode>{}</a:klantcode><a:klantnaam>x</a:klantnaam></a:autorisatie></s:Header><s:Body><lr:leerresultaten_verzoek><lr:school><lr:schooljaar>2025-2026</lr:schooljaar><lr:brincode>99AA</lr:brincode><lr:aanmaakdatum>2026-06-02T10:00:00Z</lr:aanmaakdatum><lr:xsdversie>2.2</lr:xsdversie></lr:school><lr:toetsafnames><lr:toetsafname><lr:leerlingid>stu-1</lr:leerlingid><lr:resultaten><lr:resultaat key="k1"><lr:afnamedatum>2026-06-02</lr:afnamedatum><lr:toetscode>EX-1</lr:toetscode><lr:score>4</lr:score></lr:resultaat></lr:resultaten></lr:toetsafname></lr:toetsafnames><lr:toetsen><lr:toets><lr:toetscode>EX-2</lr:toetscode></lr:toets></lr:toetsen></lr:leerresultaten_verzoek></s:Body></s:Envelope>"#,
+        fake_las::KEY,
+        fake_las::KLANTCODE
+    );
+    let r = reqwest::Client::new()
+        .post(&las.url)
+        .header("SOAPAction", "\"BrengLeerresultaten\"")
+        .header(fake_las::GATEWAY_HEADER, fake_las::GATEWAY_KEY)
+        .header("content-type", "text/xml; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 500);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("faultcode>soap:Client"), "{text}");
+    let invalid = las.with(|g| g.invalid.clone());
+    assert_eq!(invalid.len(), 1);
+    assert!(invalid[0].contains("krAfnameToets"), "{invalid:?}");
+    assert_eq!(las.with(|g| g.results.len()), 0);
+}
