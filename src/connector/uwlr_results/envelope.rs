@@ -141,10 +141,8 @@ pub fn answer(bytes: &[u8]) -> Answer {
         let empty = matches!(ev, Event::Empty(_));
         match ev {
             Event::Eof => break,
-            Event::DocType(d) => {
-                if doctype_refused(&d) {
-                    return Answer::Unexpected("the answer declares a DTD; refused".into());
-                }
+            Event::DocType(d) if doctype_refused(&d) => {
+                return Answer::Unexpected("the answer declares a DTD; refused".into());
             }
             Event::Start(e) | Event::Empty(e) => {
                 let local = e.local_name().as_ref().to_vec();
@@ -176,24 +174,18 @@ pub fn answer(bytes: &[u8]) -> Answer {
                     path.push(local);
                 }
             }
-            Event::Text(t) => {
-                if field.is_some() {
-                    if let Ok(s) = t.decode() {
-                        text.push_str(&s);
-                    }
+            Event::Text(t) if field.is_some() => {
+                if let Ok(s) = t.decode() {
+                    text.push_str(&s);
                 }
             }
-            Event::CData(t) => {
-                if field.is_some() {
-                    if let Ok(s) = t.decode() {
-                        text.push_str(&s);
-                    }
+            Event::CData(t) if field.is_some() => {
+                if let Ok(s) = t.decode() {
+                    text.push_str(&s);
                 }
             }
-            Event::GeneralRef(r) => {
-                if field.is_some() && push_ref(&mut text, &r).is_err() {
-                    return Answer::Unexpected("the fault uses an unknown entity".into());
-                }
+            Event::GeneralRef(r) if field.is_some() && push_ref(&mut text, &r).is_err() => {
+                return Answer::Unexpected("the fault uses an unknown entity".into());
             }
             Event::End(_) => {
                 if let (Some(f), Some(which)) = (fault.as_mut(), field) {
