@@ -516,3 +516,27 @@ async fn the_fake_las_refuses_what_uwlr_2_2_refuses() {
     assert!(invalid[0].contains("krAfnameToets"), "{invalid:?}");
     assert_eq!(las.with(|g| g.results.len()), 0);
 }
+
+/// With `privacy.use_eck_id` the platform knows students by their ECK iD:
+/// the LAS gets its own leerling key as `leerlingid` and the ECK iD as
+/// `eckid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eck_id_goes_along_where_known() {
+    const ECK: &str = "https://ketenid.nl/201703/50c416ea9a8b8b4f41df46566df802c86cccbb65a1b55c8b326df55df1cf05b68320ee77bf55a629325e96bc00b3eaae318458fd4cb3c2501b5b2e864c69746a";
+    let dir = tempfile::tempdir().unwrap();
+    let las = FakeLas::start().await;
+    let loaded = config(dir.path(), &las.url, "\n[privacy]\nuse_eck_id = true");
+    roster(&loaded).await;
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[row(ECK, "EX-NED-1", "S-1", 40)],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(r.pushed, 1, "{r:?}");
+    let stored: Vec<_> = las.with(|g| g.results.values().cloned().collect());
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].leerlingid, "stu-1001");
+    assert_eq!(stored[0].eckid.as_deref(), Some(ECK));
+    assert_all_valid(&las);
+}

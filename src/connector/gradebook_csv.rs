@@ -259,6 +259,7 @@ mod tests {
             line_item_id: "li-1".into(),
             class_id: "cls-1".into(),
             student_id: "stu-1".into(),
+            eckid: None,
             score: Some(42.5),
             max_score: Some(60.0),
             passed: Some(true),

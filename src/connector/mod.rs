@@ -132,6 +132,9 @@ pub struct GradebookResult {
     pub class_id: String,
     /// The SIS sourcedId of the student.
     pub student_id: String,
+    /// The student's ECK iD, when the roster sync knows it (with
+    /// `privacy.use_eck_id` it is their platform id).
+    pub eckid: Option<String>,
     pub score: Option<f64>,
     pub max_score: Option<f64>,
     pub passed: Option<bool>,

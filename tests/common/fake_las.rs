@@ -37,6 +37,7 @@ pub enum Fault {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub leerlingid: String,
+    pub eckid: Option<String>,
     pub toetscode: String,
     pub score: String,
     pub afnamedatum: String,
@@ -295,6 +296,8 @@ struct Parsed {
     schooljaar: String,
     /// (key, leerlingid, toetscode, score, afnamedatum)
     results: Vec<(String, String, String, String, String)>,
+    /// eckid of the toetsafname (one per request from sisync)
+    eckid: Option<String>,
     empty_probe: bool,
 }
 
@@ -349,6 +352,7 @@ fn parse(body: &[u8]) -> Parsed {
                     ("autorisatie", "klantcode") => p.klantcode = text.clone(),
                     ("school", "schooljaar") => p.schooljaar = text.clone(),
                     ("toetsafname", "leerlingid") => leerling = text.clone(),
+                    ("toetsafname", "eckid") => p.eckid = Some(text.clone()),
                     ("resultaat", "toetscode") => {
                         if let Some(c) = cur.as_mut() {
                             c.1 = text.clone()
@@ -486,6 +490,7 @@ async fn handle(
             key.clone(),
             Stored {
                 leerlingid,
+                eckid: p.eckid.clone(),
                 toetscode,
                 score,
                 afnamedatum,

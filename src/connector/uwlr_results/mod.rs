@@ -218,7 +218,7 @@ impl ResultSink for UwlrResults {
             &envelope::Resultaat {
                 key: &r.sourced_id,
                 leerlingid: &r.student_id,
-                eckid: None,
+                eckid: r.eckid.as_deref().filter(|e| e.chars().count() <= 256),
                 afnamedatum: &r.date[..10.min(r.date.len())],
                 toetscode: &r.exam,
                 score,

@@ -43,6 +43,7 @@ fn gradebook_result(row: &OutboxRow, allowed: &[ResultField]) -> GradebookResult
         line_item_id: line_item_id(&row.line_item, &class),
         class_id: class,
         student_id: row.person_id.clone().unwrap_or_default(),
+        eckid: None,
         score: row.score.filter(|_| ok(ResultField::Score)),
         max_score: row.max_score.filter(|_| ok(ResultField::MaxScore)),
         passed: row.passed.filter(|_| ok(ResultField::Passed)),
@@ -391,7 +392,12 @@ async fn push_records<S: ResultSink>(
         let ensured = &ensured;
         let mut stream = futures::stream::iter(rows.iter())
             .map(|row| async move {
-                let gr = gradebook_result(row, allowed);
+                let mut gr = gradebook_result(row, allowed);
+                // the state id is the ECK iD with privacy.use_eck_id
+                let state_id = dir.audit_id(&gr.student_id);
+                if state_id.starts_with("https://ketenid.nl/") {
+                    gr.eckid = Some(state_id.to_string());
+                }
                 let res = match ensured.get(&gr.line_item_id) {
                     Some(Err(e)) => Err(PushError {
                         message: format!(
