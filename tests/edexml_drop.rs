@@ -270,3 +270,43 @@ fn config_refuses_what_edexml_cannot_carry() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("platform.brincode"), "{}", text(&o));
 }
+
+#[test]
+fn a_value_edexml_cannot_carry_holds_that_record_and_delivers_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cfg, export) = setup(d, "", r#"fields = ["name", "role", "groups"]"#);
+    // a tussenvoegsel over the 10 characters EDEXML allows
+    edit(&export, "users.csv", |l| {
+        Some(l.replace(",Zoë,Berg,van der,", ",Zoë,Berg,van der den x,"))
+    });
+    let o = sisync(&cfg, &["sync", "roster"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("stu-1003")
+            && out.contains("the tussenvoegsel is longer than the 10 characters"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("van der den x"),
+        "no value in the failure line: {out}"
+    );
+    let got = deliveries(d);
+    assert_eq!(got.len(), 1);
+    let file = got[0].join("edexml.xml");
+    validate(&file);
+    let xml = std::fs::read_to_string(&file).unwrap();
+    assert!(!xml.contains("stu-1003"));
+    assert!(xml.contains(r#"<leerling key="stu-1001">"#));
+    // fixed in the SIS: the next run delivers them
+    edit(&export, "users.csv", |l| {
+        Some(l.replace(",Zoë,Berg,van der den x,", ",Zoë,Berg,van der,"))
+    });
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let got = deliveries(d);
+    assert_eq!(got.len(), 2);
+    let xml = std::fs::read_to_string(got[1].join("edexml.xml")).unwrap();
+    assert!(xml.contains(r#"<leerling key="stu-1003"><achternaam>Berg</achternaam><voorvoegsel>van der</voorvoegsel>"#), "{xml}");
+}

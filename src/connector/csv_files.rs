@@ -296,6 +296,7 @@ impl FileSink for CsvDrop {
         Ok(Delivery {
             folder: dest,
             row_hashes,
+            refused: HashMap::new(),
         })
     }
 }

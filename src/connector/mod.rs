@@ -105,6 +105,10 @@ pub struct Delivery {
     pub folder: std::path::PathBuf,
     /// (file, externalId) → SHA-256 of the CSV row written for it.
     pub row_hashes: std::collections::HashMap<(String, String), String>,
+    /// (file, externalId) → why the record was left out of the delivery
+    /// (a value the format cannot carry): it fails and is held, the rest
+    /// is delivered.
+    pub refused: std::collections::HashMap<(String, String), String>,
 }
 
 /// A line item (one exam for one class) as the SIS gradebook gets it.

@@ -517,6 +517,13 @@ pub fn apply_files<S: FileSink>(
     drop(changes);
     let result_for = |file: &str, id: &str| -> Result<Written, SinkError> {
         match &delivered {
+            Ok(d) if d.refused.contains_key(&(file.to_string(), id.to_string())) => {
+                Err(SinkError {
+                    endpoint: d.folder.join(file).display().to_string(),
+                    message: d.refused[&(file.to_string(), id.to_string())].clone(),
+                    ..SinkError::default()
+                })
+            }
             Ok(d) => Ok(Written {
                 platform_id: None,
                 endpoint: d.folder.join(file).display().to_string(),

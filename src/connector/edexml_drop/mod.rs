@@ -178,6 +178,17 @@ impl FileSink for EdexmlDrop {
             let file = if part == "groep" { GROUPS } else { FILE };
             row_hashes.insert((file.to_string(), id), h);
         }
+        // left out: the record fails (and is held: its state is not
+        // updated, so the next run tries again); the rest is delivered
+        let mut refused = HashMap::new();
+        for u in doc.unfit {
+            let file = if u.kind == "class" { GROUPS } else { FILE };
+            tracing::warn!(record = %u.id, "left out of the EDEXML file: {}", u.why);
+            refused.insert(
+                (file.to_string(), u.id.clone()),
+                format!("{u}; left out of the EDEXML file"),
+            );
+        }
         let mut files: Vec<(&str, Vec<u8>)> = vec![(FILE, doc.bytes)];
         if !changes.deactivated_users.is_empty() {
             let rows: Vec<Vec<String>> = changes
@@ -197,6 +208,7 @@ impl FileSink for EdexmlDrop {
         Ok(Delivery {
             folder: dest,
             row_hashes,
+            refused,
         })
     }
 }

@@ -103,25 +103,41 @@ fn a_deactivated_user_leaves_the_file_and_is_listed() {
 }
 
 #[test]
-fn an_unfit_value_fails_the_delivery_naming_the_record() {
+fn an_unfit_record_is_left_out_and_named_the_rest_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = snapshot();
     s.users[1].middle_name = Some("van der den".into()); // 11 > 10
-    let sink = EdexmlDrop::new(dir.path(), &[Field::Name], school(), s);
-    let e = sink.deliver(5, &ChangeSet::default()).unwrap_err();
+    s.groups[0].display_name = Some("x".repeat(65));
+    let sink = EdexmlDrop::new(
+        dir.path(),
+        &[Field::Name, Field::Role, Field::Groups],
+        school(),
+        s,
+    );
+    let d = sink.deliver(5, &ChangeSet::default()).unwrap();
+    let why = &d.refused[&(FILE.to_string(), "stu-2".to_string())];
     assert!(
-        e.message
-            .contains("leerling stu-2: the tussenvoegsel is longer than the 10 characters"),
-        "{}",
-        e.message
+        why.contains("leerling stu-2: the tussenvoegsel is longer than the 10 characters"),
+        "{why}"
     );
-    assert!(!e.message.contains("van der den"));
-    assert_eq!(
-        std::fs::read_dir(dir.path())
-            .map(|d| d.count())
-            .unwrap_or(0),
-        0
+    assert!(!why.contains("van der den"));
+    let why = &d.refused[&(GROUPS.to_string(), "cls-1".to_string())];
+    assert!(
+        why.contains("class cls-1: the name is longer than the 64"),
+        "{why}"
     );
+    let xml = std::fs::read_to_string(d.folder.join(FILE)).unwrap();
+    assert!(!xml.contains("stu-2") && !xml.contains("cls-1"), "{xml}");
+    assert!(xml.contains("<leerling key=\"stu-1\">"));
+    // nobody left: nothing delivered
+    let mut s = snapshot();
+    s.users.retain(|u| u.external_id == "stu-2");
+    s.users[0].middle_name = Some("van der den".into());
+    let sink = EdexmlDrop::new(dir.path(), &[Field::Name], school(), s);
+    let before = std::fs::read_dir(dir.path()).unwrap().count();
+    let e = sink.deliver(6, &ChangeSet::default()).unwrap_err();
+    assert!(e.message.contains("no leerling to write"), "{}", e.message);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before);
 }
 
 #[test]

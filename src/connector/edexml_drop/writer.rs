@@ -26,11 +26,13 @@ pub struct School {
     pub created: String,
 }
 
-/// The written document and the SHA-256 of each record's element by
-/// `(part, id)`: part `leerling` (also teachers) or `groep`.
+/// The written document, the SHA-256 of each record's element by
+/// `(part, id)` (part `leerling`, also for teachers, or `groep`), and the
+/// records left out because the schema cannot carry one of their values.
 pub struct Written {
     pub bytes: Vec<u8>,
     pub hashes: BTreeMap<(&'static str, String), String>,
+    pub unfit: Vec<Unfit>,
 }
 
 /// Why a record cannot go into an EDEXML file: the record and the field,
@@ -89,7 +91,11 @@ fn el(out: &mut String, name: &str, value: &str) {
 }
 
 /// The EDEXML document for `users` and `groups` (members by group id).
-/// Only the fields in `fields` are written.
+/// Only the fields in `fields` are written. A person or class with a
+/// value the schema cannot carry is left out (and listed in
+/// [`Written::unfit`]), and so are references to a class left out. Fails
+/// only when no valid document is possible (no leerling, an org code the
+/// schema refuses).
 pub fn document(
     school: &School,
     users: &[&PlatformUser],
@@ -129,13 +135,27 @@ pub fn document(
     }
 
     // groepen, and each person's groups
+    let mut unfit = Vec::new();
     let mut groups_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     if has(Field::Groups) && !groups.is_empty() {
-        out.push_str("<groepen>\n");
+        let mut any = false;
         for g in groups {
-            let id = fit("group", &g.external_id, "the id", &g.external_id, 256)?;
-            let name = text(&g.display_name).unwrap_or(id);
-            let name = fit("group", id, "the name", name, 64)?;
+            let checked =
+                fit("class", &g.external_id, "the id", &g.external_id, 256).and_then(|id| {
+                    let name = text(&g.display_name).unwrap_or(id);
+                    Ok((id, fit("class", id, "the name", name, 64)?))
+                });
+            let (id, name) = match checked {
+                Ok(v) => v,
+                Err(u) => {
+                    unfit.push(u);
+                    continue;
+                }
+            };
+            if !any {
+                out.push_str("<groepen>\n");
+                any = true;
+            }
             let start = out.len();
             let _ = write!(out, "<samengestelde_groep key=\"{}\">", escape(id));
             el(&mut out, "naam", name);
@@ -150,15 +170,42 @@ pub fn document(
                 }
             }
         }
-        out.push_str("</groepen>\n");
+        if any {
+            out.push_str("</groepen>\n");
+        }
     }
 
     // students are leerlingen; teachers, assessors, proctors and staff
-    // leerkrachten (with their role as rolomschrijving)
-    let (students, teachers): (Vec<&PlatformUser>, Vec<&PlatformUser>) = users
-        .iter()
-        .partition(|u| u.role == Some(Role::Student) || !has(Field::Role));
-    if students.is_empty() {
+    // leerkrachten (with their role as rolomschrijving); a person with a
+    // value the schema cannot carry is left out
+    let mut leerlingen = String::new();
+    let mut leerkrachten = String::new();
+    for u in users {
+        let student = u.role == Some(Role::Student) || !has(Field::Role);
+        let (tag, into) = if student {
+            ("leerling", &mut leerlingen)
+        } else {
+            ("leerkracht", &mut leerkrachten)
+        };
+        let mut one = String::new();
+        match person(
+            &mut one,
+            u,
+            tag,
+            groups_of.get(u.external_id.as_str()),
+            fields,
+        ) {
+            Ok(()) => {
+                hashes.insert(
+                    ("leerling", u.external_id.clone()),
+                    sha256_hex(one.as_bytes()),
+                );
+                into.push_str(&one);
+            }
+            Err(e) => unfit.push(e),
+        }
+    }
+    if leerlingen.is_empty() {
         return Err(Unfit {
             kind: "roster",
             id: String::new(),
@@ -167,43 +214,18 @@ pub fn document(
         });
     }
     out.push_str("<leerlingen>\n");
-    for u in &students {
-        let start = out.len();
-        person(
-            &mut out,
-            u,
-            "leerling",
-            groups_of.get(u.external_id.as_str()),
-            fields,
-        )?;
-        hashes.insert(
-            ("leerling", u.external_id.clone()),
-            sha256_hex(&out.as_bytes()[start..]),
-        );
-    }
+    out.push_str(&leerlingen);
     out.push_str("</leerlingen>\n");
-    if !teachers.is_empty() {
+    if !leerkrachten.is_empty() {
         out.push_str("<leerkrachten>\n");
-        for u in &teachers {
-            let start = out.len();
-            person(
-                &mut out,
-                u,
-                "leerkracht",
-                groups_of.get(u.external_id.as_str()),
-                fields,
-            )?;
-            hashes.insert(
-                ("leerling", u.external_id.clone()),
-                sha256_hex(&out.as_bytes()[start..]),
-            );
-        }
+        out.push_str(&leerkrachten);
         out.push_str("</leerkrachten>\n");
     }
     out.push_str("</EDEX>\n");
     Ok(Written {
         bytes: out.into_bytes(),
         hashes,
+        unfit,
     })
 }
 
