@@ -626,6 +626,7 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
             "oke {} (OKE 1.0.1 flow 2, timeout {:?})",
             p.endpoint.base_url, p.endpoint.timeout
         ),
+        Platform::EdexmlDrop(p) => format!("edexml-drop (EDEXML 2.1) into {}", p.path.display()),
     };
     rows.push(("platform".into(), platform));
     rows.push((
@@ -734,6 +735,7 @@ fn settings_json(l: &Loaded) -> serde_json::Value {
         }),
         Platform::CsvDrop(p) => serde_json::json!({"kind": "csv-drop", "path": p.path}),
         Platform::Oke(p) => serde_json::json!({"kind": "oke", "base_url": p.endpoint.base_url}),
+        Platform::EdexmlDrop(p) => serde_json::json!({"kind": "edexml-drop", "path": p.path}),
     };
     let fields: Vec<&str> = c.privacy.fields.iter().map(|f| f.as_str()).collect();
     let sf = &c.safety;

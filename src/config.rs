@@ -13,9 +13,11 @@ use serde::Deserialize;
 use crate::model::Role;
 
 pub mod alerts;
+pub mod edexml_drop;
 mod hygiene;
 pub mod oke;
 pub mod results;
+pub mod uwlr_results;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -329,6 +331,7 @@ pub enum Platform {
     Scim(ScimPlatform),
     CsvDrop(CsvDropPlatform),
     Oke(oke::OkePlatform),
+    EdexmlDrop(edexml_drop::EdexmlDropPlatform),
 }
 
 impl Platform {
@@ -337,6 +340,7 @@ impl Platform {
             Platform::Scim(_) => "scim",
             Platform::CsvDrop(_) => "csv-drop",
             Platform::Oke(_) => "oke",
+            Platform::EdexmlDrop(_) => "edexml-drop",
         }
     }
 
@@ -346,6 +350,7 @@ impl Platform {
             Platform::Scim(p) => p.environment,
             Platform::CsvDrop(p) => p.environment,
             Platform::Oke(p) => p.environment,
+            Platform::EdexmlDrop(p) => p.environment,
         }
     }
 }
@@ -1032,6 +1037,9 @@ impl Loaded {
         if let Platform::CsvDrop(p) = &mut self.config.platform {
             abs(&mut p.path);
         }
+        if let Platform::EdexmlDrop(p) = &mut self.config.platform {
+            abs(&mut p.path);
+        }
         if let Some(a) = &mut self.config.audit.anchor_file {
             abs(a);
         }
@@ -1093,6 +1101,7 @@ impl Loaded {
             }
         }
         self.validate_hygiene()?;
+        self.validate_edexml_drop()?;
         if let Source::OnerosterRest(r) = &c.source {
             if !matches!(url::Url::parse(&r.base_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
             {

@@ -29,7 +29,21 @@ pub struct HttpError {
     /// description, at most 300 characters). May name a record, so it goes
     /// to local state for the admin, never into logs or the audit log.
     pub server_message: Option<String>,
+    /// The error response's body, only for a client made
+    /// [`Http::with_error_bodies`] (a SOAP fault travels in it). May hold
+    /// personal data: parse it, never log it.
+    pub body: Option<ErrorBody>,
     retryable: bool,
+}
+
+/// An error response body; its `Debug` shows only the length.
+#[derive(Clone)]
+pub struct ErrorBody(pub Vec<u8>);
+
+impl std::fmt::Debug for ErrorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ErrorBody({} bytes)", self.0.len())
+    }
 }
 
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -50,6 +64,7 @@ impl HttpError {
             reason,
             retry_after: None,
             server_message: None,
+            body: None,
             retryable: false,
         }
     }
@@ -137,6 +152,7 @@ impl OAuth2 {
             reason,
             retry_after: None,
             server_message: None,
+            body: None,
             retryable: false,
         };
         let url = TokenUrl::new(self.token_url.clone())
@@ -197,6 +213,9 @@ pub struct Http {
     in_flight: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     max_retries: usize,
     min_backoff: Duration,
+    /// Sent with every request (SOAPAction, a gateway's subscription key).
+    headers: header::HeaderMap,
+    error_bodies: bool,
 }
 
 /// Extra TLS material for one endpoint, as PEM.
@@ -257,7 +276,22 @@ impl Http {
             in_flight: None,
             max_retries,
             min_backoff: Duration::from_millis(200),
+            headers: header::HeaderMap::new(),
+            error_bodies: false,
         })
+    }
+
+    /// Headers sent with every request; they replace a default of the
+    /// same name (e.g. `Accept`).
+    pub fn with_headers(mut self, headers: header::HeaderMap) -> Http {
+        self.headers = headers;
+        self
+    }
+
+    /// Keep the body of error responses in [`HttpError::body`].
+    pub fn with_error_bodies(mut self) -> Http {
+        self.error_bodies = true;
+        self
     }
 
     /// Limit requests to `per_second` (token bucket: a burst of one
@@ -369,7 +403,8 @@ impl Http {
         let mut req = self
             .client
             .request(method.clone(), url)
-            .header(header::ACCEPT, "application/scim+json, application/json");
+            .header(header::ACCEPT, "application/scim+json, application/json")
+            .headers(self.headers.clone());
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(t) => req = req.bearer_auth(t.expose()),
@@ -388,6 +423,7 @@ impl Http {
                 reason,
                 retry_after: ra.map(RetryAfter),
                 server_message: None,
+                body: None,
                 retryable,
             }
         };
@@ -458,6 +494,9 @@ impl Http {
         tracing::debug!(url, code, scim_type = ?scim_type(&body), body_bytes = body.len(), "error response");
         let mut e = err(Some(code), reason, retryable, retry_after);
         e.server_message = server_message(&body);
+        if self.error_bodies {
+            e.body = Some(ErrorBody(body));
+        }
         Err(e)
     }
 }

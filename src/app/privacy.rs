@@ -328,6 +328,10 @@ fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration
             "nothing at {}: OKE has no person endpoint; ask the platform to erase the person",
             p.endpoint.base_url
         ),
+        Platform::EdexmlDrop(p) => format!(
+            "an erasures.csv drop folder in {} for the platform's importer",
+            p.path.display()
+        ),
     };
     let ids: std::collections::BTreeSet<String> = [
         Some(person.to_string()),
@@ -395,6 +399,30 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
                     return Ok(exit::FAILURE);
                 }
             }
+        }
+        Platform::EdexmlDrop(p) => {
+            // EDEXML has no deletion: the same erasures.csv as csv-drop
+            let name = format!(
+                "sisync-{}-erase",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+            );
+            let (bytes, _) = csv_bytes(
+                &["externalId", "action"],
+                &[vec![id.clone(), "delete".into()]],
+                true,
+            )?;
+            std::fs::create_dir_all(&p.path)?;
+            let folder =
+                write_folder_as(&p.path, &name, &[("erasures.csv", bytes)], p.group_readable)
+                    .map_err(|(path, what, e)| {
+                        anyhow::anyhow!(
+                            "{}: cannot {what} ({e}); nothing was erased",
+                            path.display()
+                        )
+                    })?;
+            let shown = folder.display().to_string();
+            spare = Some(folder);
+            shown
         }
         Platform::CsvDrop(p) => {
             // a drop folder the platform's importer applies as deletions
@@ -481,6 +509,7 @@ fn register(cli: &Cli, l: &Loaded) {
         Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.base_url),
         Platform::CsvDrop(p) => format!("exam platform file drop {}", p.path.display()),
         Platform::Oke(p) => format!("exam platform (OKE) {}", p.endpoint.base_url),
+        Platform::EdexmlDrop(p) => format!("exam platform EDEXML file drop {}", p.path.display()),
     };
     let mut categories: Vec<&str> = vec!["SIS id (sourcedId)"];
     for f in &c.privacy.fields {

@@ -107,6 +107,11 @@ impl Loaded {
                     urls.push(("results.sink.auth", "token_url", token_url));
                 }
             }
+            if let ResultSinkCfg::Uwlr(u) = &r.sink {
+                urls.push(("results.sink", "url", &u.url));
+                plain.push(("results.sink", "url", &u.url, u.allow_insecure_http));
+                timeouts.push(("results.sink", u.timeout));
+            }
             if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
                 urls.push(("results.sink", "base_url", &g.base_url));
                 plain.push((

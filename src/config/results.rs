@@ -145,6 +145,8 @@ pub enum ResultSinkCfg {
     OnerosterCsv(GradebookCsv),
     /// An OKE SIS (flow 5: PATCH/PUT of its associations).
     Oke(OkeResultSink),
+    /// UWLR 2.2 `BrengLeerresultaten` to the LAS (SOAP 1.1).
+    Uwlr(super::uwlr_results::UwlrResults),
 }
 
 /// `[results.source] kind = "oke"`: an OKE exam platform (Remindo, TOA, …)
@@ -228,6 +230,14 @@ impl AuthCfg {
             },
             other => other.clone(),
         }
+    }
+}
+
+impl ResultSinkCfg {
+    /// Whether a result must be placed in one of the candidate's classes
+    /// (a OneRoster line item belongs to a class; a UWLR or OKE result does not).
+    pub fn needs_class(&self) -> bool {
+        !matches!(self, ResultSinkCfg::Uwlr(_) | ResultSinkCfg::Oke(_))
     }
 }
 
@@ -386,6 +396,9 @@ impl Loaded {
                 ));
             }
             self.result_auth("results.sink.auth", &o.auth, o.timeout)?;
+        }
+        if let ResultSinkCfg::Uwlr(u) = &r.sink {
+            self.validate_uwlr_results(u)?;
         }
         if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
             http_url("results.sink", "base_url", &g.base_url)?;

@@ -411,6 +411,7 @@ impl FileSink for CsvDrop {
         Ok(Delivery {
             folder: dest,
             row_hashes,
+            refused: HashMap::new(),
         })
     }
 }

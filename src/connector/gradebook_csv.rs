@@ -70,6 +70,7 @@ impl GradebookCsv {
             ),
             server_message: None,
             payload_sha256: None,
+            refused: false,
         }
     }
 
@@ -254,9 +255,11 @@ mod tests {
         };
         let r = GradebookResult {
             sourced_id: "r-1".into(),
+            exam: "EX-1".into(),
             line_item_id: "li-1".into(),
             class_id: "cls-1".into(),
             student_id: "stu-1".into(),
+            eckid: None,
             score: Some(42.5),
             max_score: Some(60.0),
             passed: Some(true),

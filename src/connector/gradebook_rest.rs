@@ -67,6 +67,7 @@ impl GradebookRest {
                 message: e.reason,
                 server_message: e.server_message,
                 payload_sha256: Some(sha),
+                refused: false,
             }),
         }
     }

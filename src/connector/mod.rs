@@ -5,6 +5,7 @@
 pub mod csv_files;
 pub mod csv_guard;
 pub mod csv_results;
+pub mod edexml_drop;
 pub mod gradebook_csv;
 pub mod gradebook_rest;
 pub mod ims_enterprise;
@@ -14,6 +15,7 @@ pub mod oneroster_csv;
 pub mod oneroster_rest;
 pub mod qti_results;
 pub mod scim;
+pub mod uwlr_results;
 pub(crate) mod xml_input;
 
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
@@ -113,6 +115,13 @@ pub trait FileSink {
     /// Deliver the change set atomically; returns the folder written and the
     /// SHA-256 of each record line by external id.
     fn deliver(&self, run_id: i64, changes: &ChangeSet<'_>) -> Result<Delivery, SinkError>;
+    /// The file of a delivery that carries a user (or, with `group`, a
+    /// group) record, or a deactivation: the audit endpoint, and the file
+    /// part of its key in [`Delivery::row_hashes`].
+    fn record_file(&self, group: bool, deactivate: bool) -> &'static str {
+        let _ = deactivate;
+        if group { "groups.csv" } else { "users.csv" }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +129,10 @@ pub struct Delivery {
     pub folder: std::path::PathBuf,
     /// (file, externalId) → SHA-256 of the CSV row written for it.
     pub row_hashes: std::collections::HashMap<(String, String), String>,
+    /// (file, externalId) → why the record was left out of the delivery
+    /// (a value the format cannot carry): it fails and is held, the rest
+    /// is delivered.
+    pub refused: std::collections::HashMap<(String, String), String>,
 }
 
 /// A line item (one exam for one class) as the SIS gradebook gets it.
@@ -141,10 +154,15 @@ pub struct LineItem {
 pub struct GradebookResult {
     /// Deterministic sourcedId: a retry overwrites, never duplicates.
     pub sourced_id: String,
+    /// The exam id on the platform (the UWLR `toetscode`).
+    pub exam: String,
     pub line_item_id: String,
     pub class_id: String,
     /// The SIS sourcedId of the student.
     pub student_id: String,
+    /// The student's ECK iD, when the roster sync knows it (with
+    /// `privacy.use_eck_id` it is their platform id).
+    pub eckid: Option<String>,
     pub score: Option<f64>,
     pub max_score: Option<f64>,
     pub passed: Option<bool>,
@@ -161,6 +179,11 @@ pub trait ResultSink {
     async fn put_line_item(&self, li: &LineItem) -> Result<Written, PushError>;
     /// Create or overwrite the result.
     async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError>;
+    /// Whether the SIS keeps line items apart (OneRoster); a sink whose
+    /// results name their test themselves (UWLR) gets no `put_line_item`.
+    fn needs_line_items(&self) -> bool {
+        true
+    }
 }
 
 /// A result write the SIS refused or that could not be delivered.
@@ -175,12 +198,18 @@ pub struct PushError {
     /// in the outbox for the admin, never logged or audited.
     pub server_message: Option<String>,
     pub payload_sha256: Option<String>,
+    /// The SIS refused the content whatever the status (a SOAP
+    /// `Client` fault travels with HTTP 500): no retry, a person must look.
+    pub refused: bool,
 }
 
 impl PushError {
     /// Worth another try later: no answer, a timeout, a conflict, rate
     /// limiting or a server error. Any other 4xx needs a person.
     pub fn is_transient(&self) -> bool {
+        if self.refused {
+            return false;
+        }
         match self.status {
             None => true,
             Some(s) => matches!(s, 408 | 409 | 429) || s >= 500,

@@ -315,6 +315,7 @@ fn push_error(e: HttpError, payload: Option<String>) -> PushError {
         message: format!("{} {}: {}", e.method, e.url, e.reason),
         server_message: e.server_message.clone(),
         payload_sha256: payload,
+        refused: false,
     }
 }
 
@@ -362,6 +363,7 @@ impl OkeSink {
             message: format!("GET {url}: {what}"),
             server_message: None,
             payload_sha256: None,
+            refused: false,
         };
         let a: wire::Association = serde_json::from_slice(&reply.body)
             .map_err(|_| bad("the answer is not an OOAPI association"))?;
@@ -421,6 +423,7 @@ impl OkeSink {
             message,
             server_message: None,
             payload_sha256: None,
+            refused: true,
         };
         if matches!(reg.state.as_str(), "canceled" | "denied") {
             return Err(refuse(format!(

@@ -30,7 +30,12 @@ pub struct Touched {
 #[derive(Debug, Clone)]
 enum Format {
     Qti,
-    Csv { delimiter: u8, candidate: String },
+    Csv {
+        delimiter: u8,
+        candidate: String,
+    },
+    /// A delivered EDEXML file (edexml-drop).
+    Edexml,
 }
 
 /// Header names of the columns that carry a person id in the CSV files
@@ -52,6 +57,9 @@ struct Places {
 fn places(c: &Config) -> Places {
     let mut deliveries = Vec::new();
     if let Platform::CsvDrop(p) = &c.platform {
+        deliveries.push((p.path.clone(), "sisync-"));
+    }
+    if let Platform::EdexmlDrop(p) = &c.platform {
         deliveries.push((p.path.clone(), "sisync-"));
     }
     let mut processed = Vec::new();
@@ -202,7 +210,9 @@ pub fn erase(
             } else if name.starts_with(prefix) && path.is_dir() && Some(path.as_path()) != spare {
                 for f in entries(&path)? {
                     let f = f.path();
-                    if f.extension().is_some_and(|x| x == "csv") {
+                    if f.extension().is_some_and(|x| x == "xml") {
+                        scrub(&f, &Format::Edexml, ids, dry, &mut out)?;
+                    } else if f.extension().is_some_and(|x| x == "csv") {
                         scrub(
                             &f,
                             &Format::Csv {
@@ -248,6 +258,7 @@ fn scrub(
     }
     let rewritten = match format {
         Format::Qti => without_qti_results(&bytes, ids),
+        Format::Edexml => crate::connector::edexml_drop::without_persons(&bytes, ids),
         Format::Csv {
             delimiter,
             candidate,

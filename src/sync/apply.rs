@@ -559,6 +559,13 @@ pub fn apply_files<S: FileSink>(
     drop(changes);
     let result_for = |file: &str, id: &str| -> Result<Written, SinkError> {
         match &delivered {
+            Ok(d) if d.refused.contains_key(&(file.to_string(), id.to_string())) => {
+                Err(SinkError {
+                    endpoint: d.folder.join(file).display().to_string(),
+                    message: d.refused[&(file.to_string(), id.to_string())].clone(),
+                    ..SinkError::default()
+                })
+            }
             Ok(d) => Ok(Written {
                 platform_id: None,
                 endpoint: d.folder.join(file).display().to_string(),
@@ -576,13 +583,15 @@ pub fn apply_files<S: FileSink>(
     let record = |store: &mut Store, out: &mut Outcome| -> anyhow::Result<()> {
         let mut batch = store.batch()?;
         for c in &plan.users {
-            let res = result_for("users.csv", &c.external_id);
+            let file = sink.record_file(false, c.action == Action::Deactivate);
+            let res = result_for(file, &c.external_id);
             let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
             batch.add(change.as_ref(), &entry)?;
             (ctx.tick)();
         }
         for c in &plan.groups {
-            let res = result_for("groups.csv", &c.external_id);
+            let file = sink.record_file(true, c.action == Action::Deactivate);
+            let res = result_for(file, &c.external_id);
             let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
             batch.add(change.as_ref(), &entry)?;
             (ctx.tick)();

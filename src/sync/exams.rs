@@ -14,7 +14,9 @@ use crate::privacy::policy::{Minimised, PlatformUser};
 /// Reshape the minimised roster for the configured platform.
 pub fn shape_for_platform(platform: &Platform, m: &mut Minimised) {
     match platform {
-        Platform::Scim(_) => crate::privacy::exams::fold_into_groups(m),
+        // an exam sitting becomes a group of its candidates (for EDEXML: a
+        // samengestelde groep Facet can import)
+        Platform::Scim(_) | Platform::EdexmlDrop(_) => crate::privacy::exams::fold_into_groups(m),
         Platform::CsvDrop(_) => {}
         Platform::Oke(_) => embed_persons(m),
     }

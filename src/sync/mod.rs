@@ -314,6 +314,9 @@ async fn roster_run(
     // safety gate (memberships removed).
     let state = State::load(store)?;
     exams::shape_for_platform(&cfg.platform, &mut minimised);
+    // edexml-drop writes the whole roster, not only what changed
+    let snapshot = matches!(cfg.platform, Platform::EdexmlDrop(_))
+        .then(|| crate::connector::edexml_drop::Snapshot::of(&minimised));
     let plan = plan::plan(minimised, &state, opts.full);
     issues.extend(plan.issues.iter().cloned());
     let mut report = RosterReport {
@@ -377,7 +380,10 @@ async fn roster_run(
     };
     // a newer source read went through: older held plans expire
     store.supersede_held_plans(run_id)?;
-    execute(loaded, report, &state, store, run_id, actor, progress).await
+    execute(
+        loaded, report, &state, store, run_id, actor, progress, snapshot,
+    )
+    .await
 }
 
 /// Apply a held plan that `sisync plan approve` checked, as run `run_id`.
@@ -406,10 +412,11 @@ pub(crate) async fn apply_held(
         held_plan: None,
         deferred: None,
     };
-    execute(loaded, report, state, store, run_id, actor, progress).await
+    execute(loaded, report, state, store, run_id, actor, progress, None).await
 }
 
 /// Send a plan that passed the gate and record the run's end.
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     loaded: &Loaded,
     mut report: RosterReport,
@@ -418,6 +425,7 @@ async fn execute(
     run_id: i64,
     actor: &str,
     progress: &dyn Progress,
+    snapshot: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
 ) -> Result<RosterReport> {
     if !report.plan.is_empty() {
         store.ensure_room(loaded.config.state.min_free_mb)?;
@@ -442,7 +450,7 @@ async fn execute(
             None
         },
     };
-    let applied = apply_plan(loaded, &report.plan, state, store, &ctx).await;
+    let applied = apply_plan(loaded, &report.plan, state, store, &ctx, snapshot).await;
     progress.done();
     let (outcome, delivered) = applied?;
     report.delivered = delivered;
@@ -496,9 +504,41 @@ async fn apply_plan(
     state: &State,
     store: &mut Store,
     ctx: &Context<'_>,
+    snapshot: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
 ) -> Result<(Outcome, Option<PathBuf>)> {
     let cfg = &loaded.config;
     match &cfg.platform {
+        Platform::EdexmlDrop(p) => {
+            if plan.is_empty() {
+                return Ok((Outcome::from_plan(plan), None));
+            }
+            let snapshot = match snapshot {
+                Some(Ok(s)) => s,
+                Some(Err(why)) => anyhow::bail!(
+                    "edexml-drop into {}: {why}; nothing was delivered",
+                    p.path.display()
+                ),
+                None => anyhow::bail!(
+                    "edexml-drop into {}: a held plan carries only changes, and an EDEXML file must name everyone; nothing was delivered. Check the plan with `sisync plan show`, then run `sisync sync roster --allow-mass-changes`",
+                    p.path.display()
+                ),
+            };
+            let (brincode, dependancecode) = p.school(&cfg.institution.brin);
+            let school = crate::connector::edexml_drop::School {
+                schooljaar: p.school_year(today()),
+                brincode,
+                dependancecode,
+                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            };
+            let sink = crate::connector::edexml_drop::EdexmlDrop::new(
+                &p.path,
+                &cfg.privacy.fields,
+                school,
+                snapshot,
+            )
+            .with_group_readable(p.group_readable);
+            apply::apply_files(&sink, plan, store, ctx)
+        }
         Platform::CsvDrop(p) => {
             let sink = CsvDrop::new(&p.path, &cfg.privacy.fields)
                 .with_formula_guard(p.formula_guard)
@@ -581,7 +621,9 @@ pub fn policy_for(loaded: &Loaded, store: &Store) -> Result<Policy> {
     let cfg = &loaded.config;
     let (user_name, suffix) = match &cfg.platform {
         Platform::Scim(p) => (p.user_name, p.user_name_suffix.clone()),
-        Platform::CsvDrop(_) | Platform::Oke(_) => (Default::default(), None),
+        Platform::CsvDrop(_) | Platform::Oke(_) | Platform::EdexmlDrop(_) => {
+            (Default::default(), None)
+        }
     };
     let pseudonyms = if cfg.privacy.pseudonymize_ids {
         Some(crate::privacy::pseudonym::Pseudonymizer::new(

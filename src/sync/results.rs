@@ -309,6 +309,16 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         .await;
         out.push(("results out".to_string(), res));
     }
+    if let ResultSinkCfg::Uwlr(u) = &r.sink {
+        let res = async {
+            let sink = crate::connector::uwlr_results::UwlrResults::build(loaded, u, 0)?;
+            let started = std::time::Instant::now();
+            let line = sink.ping().await?;
+            Ok(format!("{line}, {} ms", started.elapsed().as_millis()))
+        }
+        .await;
+        out.push(("results out".to_string(), res));
+    }
     out
 }
 
@@ -344,6 +354,10 @@ pub fn describe(r: &Results) -> (String, String) {
         ResultSinkCfg::Oke(o) => format!(
             "oke {} (flow 5: PATCH/PUT associations, {} at once)",
             o.base_url, o.concurrency
+        ),
+        ResultSinkCfg::Uwlr(u) => format!(
+            "uwlr {} (UWLR 2.2 BrengLeerresultaten, {} at once)",
+            u.url, u.concurrency
         ),
     };
     (

@@ -109,6 +109,8 @@ impl Directory {
             classes,
         ) {
             Ok(c) => (Some(person.to_string()), Some(c), None),
+            // a sink without classes (UWLR) takes the result as it is
+            Err(_) if !cfg.sink.needs_class() => (Some(person.to_string()), None, None),
             Err(why) => (Some(person.to_string()), None, Some(why)),
         }
     }

@@ -39,9 +39,11 @@ fn gradebook_result(row: &OutboxRow, allowed: &[ResultField]) -> GradebookResult
     let ok = |f: ResultField| allowed.contains(&f);
     GradebookResult {
         sourced_id: result_sourced_id(&row.key),
+        exam: row.line_item.clone(),
         line_item_id: line_item_id(&row.line_item, &class),
         class_id: class,
         student_id: row.person_id.clone().unwrap_or_default(),
+        eckid: None,
         score: row.score.filter(|_| ok(ResultField::Score)),
         max_score: row.max_score.filter(|_| ok(ResultField::MaxScore)),
         passed: row.passed.filter(|_| ok(ResultField::Passed)),
@@ -251,6 +253,22 @@ pub(super) async fn push(
             )
             .await?;
         }
+        ResultSinkCfg::Uwlr(u) => {
+            let sink =
+                crate::connector::uwlr_results::UwlrResults::build(loaded, u, u.max_retries)?;
+            push_records(
+                &sink,
+                u.concurrency,
+                opts,
+                progress,
+                store,
+                report,
+                (&base, &give_up_before),
+                (dir, &holds),
+                &loaded.config.privacy.result_fields,
+            )
+            .await?;
+        }
         ResultSinkCfg::OnerosterRest(g) => {
             let auth = loaded.result_auth("results.sink.auth", &g.auth, g.timeout)?;
             let http = Http::new(g.timeout, auth, g.max_retries)?
@@ -351,7 +369,7 @@ async fn push_records<S: ResultSink>(
         // line items first, once per run each
         let wanted: Vec<LineItem> = line_items_of(&rows, allowed)
             .into_iter()
-            .filter(|li| !ensured.contains_key(&li.sourced_id))
+            .filter(|li| sink.needs_line_items() && !ensured.contains_key(&li.sourced_id))
             .collect();
         let li_results: Vec<(LineItem, Result<crate::connector::Written, PushError>)> =
             futures::stream::iter(wanted)
@@ -392,7 +410,12 @@ async fn push_records<S: ResultSink>(
         let ensured = &ensured;
         let mut stream = futures::stream::iter(rows.iter())
             .map(|row| async move {
-                let gr = gradebook_result(row, allowed);
+                let mut gr = gradebook_result(row, allowed);
+                // the state id is the ECK iD with privacy.use_eck_id
+                let state_id = dir.audit_id(&gr.student_id);
+                if state_id.starts_with("https://ketenid.nl/") {
+                    gr.eckid = Some(state_id.to_string());
+                }
                 let res = match ensured.get(&gr.line_item_id) {
                     Some(Err(e)) => Err(PushError {
                         message: format!(

@@ -1,0 +1,191 @@
+//! `[platform] kind = "edexml-drop"`: an EDEXML 2.1 file per run with
+//! changes, for Facet's candidate import and other EDEXML consumers.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{ConfigError, Environment, Field, Loaded, Platform};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdexmlDropPlatform {
+    /// Folder that receives a `sisync-<time>-run<N>/` folder per run with
+    /// changes, holding `edexml.xml`.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub environment: Environment,
+    /// Delivered folders 0750 and files 0640 instead of 0700/0600.
+    #[serde(default)]
+    pub group_readable: bool,
+    /// The school block's `brincode` (`99XX`); default: the first four
+    /// characters of `institution.brin`.
+    pub brincode: Option<String>,
+    /// The school block's `dependancecode` (two digits); default: the two
+    /// digits after the BRIN in `institution.brin`, when there are any.
+    pub dependancecode: Option<String>,
+    /// `schooljaar` as `2025-2026`; default: from the date, a school year
+    /// starting on `school_year_starts`.
+    pub schooljaar: Option<String>,
+    /// `MM-DD` on which a school year starts (default `08-01`).
+    #[serde(default = "default_year_start")]
+    pub school_year_starts: String,
+}
+
+fn default_year_start() -> String {
+    "08-01".into()
+}
+
+impl EdexmlDropPlatform {
+    /// The school year for `today`: an explicit `schooljaar`, else the
+    /// one `today` falls in.
+    pub fn school_year(&self, today: chrono::NaiveDate) -> String {
+        if let Some(s) = &self.schooljaar {
+            return s.clone();
+        }
+        use chrono::Datelike;
+        let (m, d) = parse_month_day(&self.school_year_starts).unwrap_or((8, 1));
+        let y = today.year();
+        let start = if (today.month(), today.day()) >= (m, d) {
+            y
+        } else {
+            y - 1
+        };
+        format!("{start}-{}", start + 1)
+    }
+
+    /// `(brincode, dependancecode)` of the school block.
+    pub fn school(&self, institution_brin: &str) -> (String, Option<String>) {
+        let brin = institution_brin.trim();
+        let code = self
+            .brincode
+            .clone()
+            .unwrap_or_else(|| brin.chars().take(4).collect());
+        let dep = self.dependancecode.clone().or_else(|| {
+            let rest: String = brin.chars().skip(4).collect();
+            (rest.len() == 2 && rest.bytes().all(|b| b.is_ascii_digit())).then_some(rest)
+        });
+        (code, dep)
+    }
+}
+
+fn parse_month_day(s: &str) -> Option<(u32, u32)> {
+    let (m, d) = s.split_once('-')?;
+    let (m, d) = (m.parse().ok()?, d.parse().ok()?);
+    chrono::NaiveDate::from_ymd_opt(2000, m, d).map(|_| (m, d))
+}
+
+fn is_brin(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 4
+        && b[..2].iter().all(u8::is_ascii_digit)
+        && b[2..].iter().all(u8::is_ascii_uppercase)
+}
+
+impl Loaded {
+    pub(super) fn validate_edexml_drop(&self) -> Result<(), ConfigError> {
+        let Platform::EdexmlDrop(p) = &self.config.platform else {
+            return Ok(());
+        };
+        let (brin, dep) = p.school(&self.config.institution.brin);
+        if !is_brin(&brin) {
+            let (section, key) = if p.brincode.is_some() {
+                ("platform", "brincode")
+            } else {
+                ("institution", "brin")
+            };
+            return Err(self.error(
+                section,
+                key,
+                format!(
+                    "`{brin}` is not a BRIN code (two digits and two capitals, e.g. 99AA); set platform.brincode"
+                ),
+            ));
+        }
+        if let Some(d) = &dep {
+            if d.len() != 2 || !d.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(self.error(
+                    "platform",
+                    "dependancecode",
+                    format!("`{d}` is not two digits (e.g. 00 or 01)"),
+                ));
+            }
+        }
+        if parse_month_day(&p.school_year_starts).is_none() {
+            return Err(self.error(
+                "platform",
+                "school_year_starts",
+                format!(
+                    "`{}` is not a month and day as MM-DD (e.g. 08-01)",
+                    p.school_year_starts
+                ),
+            ));
+        }
+        if let Some(y) = &p.schooljaar {
+            let ok = y
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
+                .is_some_and(|(a, b)| b == a + 1 && (1991..=2999).contains(&a) && y.len() == 9);
+            if !ok {
+                return Err(self.error(
+                    "platform",
+                    "schooljaar",
+                    format!("`{y}` is not a school year like 2025-2026"),
+                ));
+            }
+        }
+        if !self.config.privacy.fields.contains(&Field::Role) {
+            return Err(self.error(
+                "privacy",
+                "fields",
+                "platform.kind = \"edexml-drop\" needs \"role\": EDEXML lists leerlingen (the candidates) apart from leerkrachten and other staff; add \"role\"",
+            ));
+        }
+        if !self.config.privacy.fields.contains(&Field::Name) {
+            return Err(self.error(
+                "privacy",
+                "fields",
+                "platform.kind = \"edexml-drop\" needs \"name\": EDEXML requires each leerling's achternaam or roepnaam; add \"name\" or choose another platform",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> EdexmlDropPlatform {
+        EdexmlDropPlatform {
+            path: "/tmp".into(),
+            environment: Environment::Production,
+            group_readable: false,
+            brincode: None,
+            dependancecode: None,
+            schooljaar: None,
+            school_year_starts: default_year_start(),
+        }
+    }
+
+    #[test]
+    fn school_year_turns_on_the_first_of_august() {
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(p().school_year(d("2026-07-31")), "2025-2026");
+        assert_eq!(p().school_year(d("2026-08-01")), "2026-2027");
+        let mut q = p();
+        q.school_year_starts = "07-15".into();
+        assert_eq!(q.school_year(d("2026-07-20")), "2026-2027");
+        q.schooljaar = Some("2024-2025".into());
+        assert_eq!(q.school_year(d("2026-07-20")), "2024-2025");
+    }
+
+    #[test]
+    fn school_block_from_the_institution_brin() {
+        assert_eq!(p().school("99AA01"), ("99AA".into(), Some("01".into())));
+        assert_eq!(p().school("99AA"), ("99AA".into(), None));
+        let mut q = p();
+        q.dependancecode = Some("02".into());
+        assert_eq!(q.school("99AA01"), ("99AA".into(), Some("02".into())));
+    }
+}

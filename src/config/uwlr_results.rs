@@ -1,0 +1,272 @@
+//! `[results.sink] kind = "uwlr"`: results to the student administration
+//! (LAS) over UWLR 2.2 `BrengLeerresultaten` (SOAP 1.1).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, Loaded, Secret, humantime_serde_compat};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UwlrResults {
+    /// The LAS's Leerresultaten endpoint (the service address of
+    /// `UWLR_Leerresultaten_v2p2.wsdl`).
+    pub url: String,
+    /// Allow a plain `http://` URL to a host other than this machine.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// `autorisatiesleutel` of the `autorisatie` SOAP header: `env:NAME`
+    /// (inline keys are refused) or a file in `autorisatiesleutel_file`.
+    pub autorisatiesleutel: Option<String>,
+    pub autorisatiesleutel_file: Option<PathBuf>,
+    /// `klantcode` and `klantnaam` of the header: who sisync is to the
+    /// LAS (as agreed with the school's LAS supplier).
+    pub klantcode: String,
+    pub klantnaam: String,
+    /// The school block's `brincode`; default: the first four characters
+    /// of `institution.brin`.
+    pub brincode: Option<String>,
+    /// The school block's `dependancecode`; default: the two digits after
+    /// the BRIN in `institution.brin`, when there are any.
+    pub dependancecode: Option<String>,
+    /// `MM-DD` on which a school year starts (default `08-01`): a
+    /// result's `schooljaar` is the one its afnamedatum falls in.
+    #[serde(default = "default_year_start")]
+    pub school_year_starts: String,
+    /// Extra HTTP headers on every request, e.g. a gateway's
+    /// `Ocp-Apim-Subscription-Key`. A value `env:NAME` is read from the
+    /// environment, `file:PATH` from a file (credentials directory first).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Mutual TLS: PEM client certificate (chain) and key (PKIoverheid /
+    /// Edukoppeling), extra trusted roots.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// Results pushed at once (1 to 16).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// At most this many requests per second (0: no limit).
+    #[serde(default)]
+    pub rate_limit: u32,
+    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(default = "super::default_retries")]
+    pub max_retries: usize,
+}
+
+fn default_year_start() -> String {
+    "08-01".into()
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+/// What the sink needs at run time, secrets resolved.
+pub struct UwlrSecrets {
+    pub key: Secret,
+    pub headers: reqwest::header::HeaderMap,
+    pub tls: crate::http::TlsFiles,
+}
+
+fn month_day(s: &str) -> Option<(u32, u32)> {
+    let (m, d) = s.split_once('-')?;
+    let (m, d) = (m.parse().ok()?, d.parse().ok()?);
+    chrono::NaiveDate::from_ymd_opt(2000, m, d).map(|_| (m, d))
+}
+
+impl UwlrResults {
+    /// `(brincode, dependancecode)` of the school block.
+    pub fn school(&self, institution_brin: &str) -> (String, Option<String>) {
+        let brin = institution_brin.trim();
+        let code = self
+            .brincode
+            .clone()
+            .unwrap_or_else(|| brin.chars().take(4).collect());
+        let dep = self.dependancecode.clone().or_else(|| {
+            let rest: String = brin.chars().skip(4).collect();
+            (rest.len() == 2 && rest.bytes().all(|b| b.is_ascii_digit())).then_some(rest)
+        });
+        (code, dep)
+    }
+
+    /// The school year a date (`YYYY-MM-DD`) falls in, as `2025-2026`.
+    pub fn school_year(&self, date: &str) -> Option<String> {
+        use chrono::Datelike;
+        let d = chrono::NaiveDate::parse_from_str(date.get(..10)?, "%Y-%m-%d").ok()?;
+        let (m, day) = month_day(&self.school_year_starts).unwrap_or((8, 1));
+        let start = if (d.month(), d.day()) >= (m, day) {
+            d.year()
+        } else {
+            d.year() - 1
+        };
+        Some(format!("{start}-{}", start + 1))
+    }
+}
+
+impl Loaded {
+    pub(super) fn validate_uwlr_results(&self, u: &UwlrResults) -> Result<(), ConfigError> {
+        const S: &str = "results.sink";
+        if !matches!(url::Url::parse(&u.url), Ok(x) if x.scheme() == "https" || x.scheme() == "http")
+        {
+            return Err(self.error(S, "url", format!("`{}` is not an http(s) URL", u.url)));
+        }
+        for (key, v) in [("klantcode", &u.klantcode), ("klantnaam", &u.klantnaam)] {
+            let n = v.trim().chars().count();
+            if n == 0 || n > 64 {
+                return Err(self.error(
+                    S,
+                    key,
+                    "must be 1 to 64 characters (UWLR autorisatie header), as agreed with the LAS supplier",
+                ));
+            }
+        }
+        let (brin, dep) = u.school(&self.config.institution.brin);
+        let b = brin.as_bytes();
+        if !(b.len() == 4
+            && b[..2].iter().all(u8::is_ascii_digit)
+            && b[2..].iter().all(u8::is_ascii_uppercase))
+        {
+            return Err(self.error(
+                S,
+                "brincode",
+                format!("`{brin}` is not a BRIN code (two digits and two capitals, e.g. 99AA)"),
+            ));
+        }
+        if let Some(d) = dep {
+            if d.len() != 2 || !d.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(self.error(S, "dependancecode", format!("`{d}` is not two digits")));
+            }
+        }
+        if month_day(&u.school_year_starts).is_none() {
+            return Err(self.error(
+                S,
+                "school_year_starts",
+                "is not a month and day as MM-DD (e.g. 08-01)",
+            ));
+        }
+        if u.concurrency == 0 || u.concurrency > 16 {
+            return Err(self.error(S, "concurrency", "must be 1 to 16"));
+        }
+        for (name, value) in &u.headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(self.error(
+                    S,
+                    "headers",
+                    format!("`{name}` is not an HTTP header name"),
+                ));
+            }
+            if value.is_empty() {
+                return Err(self.error(S, "headers", format!("{name} has no value")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The key, headers and TLS material of the UWLR results sink, read
+    /// and checked (only when a run or `--connect` needs them).
+    pub fn uwlr_secrets(&self, u: &UwlrResults) -> Result<UwlrSecrets, ConfigError> {
+        const S: &str = "results.sink";
+        let key = self.secret_value(
+            S,
+            ("autorisatiesleutel", &u.autorisatiesleutel),
+            ("autorisatiesleutel_file", &u.autorisatiesleutel_file),
+        )?;
+        let n = key.expose().chars().count();
+        if n == 0 || n > 64 {
+            return Err(self.error(
+                S,
+                "autorisatiesleutel",
+                "the key must be 1 to 64 characters (UWLR autorisatie header); check the file or variable",
+            ));
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &u.headers {
+            let v = if let Some(var) = value.strip_prefix("env:") {
+                std::env::var(var).map_err(|_| {
+                    self.error(
+                        S,
+                        "headers",
+                        format!("{name}: environment variable {var} is not set"),
+                    )
+                })?
+            } else if let Some(f) = value.strip_prefix("file:") {
+                let p = self.secret_path(std::path::Path::new(f));
+                std::fs::read_to_string(&p)
+                    .map(|s| s.trim().to_string())
+                    .map_err(|e| {
+                        self.error(
+                            S,
+                            "headers",
+                            format!("{name}: cannot read {} ({e})", p.display()),
+                        )
+                    })?
+            } else {
+                value.clone()
+            };
+            let mut hv = reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
+                self.error(
+                    S,
+                    "headers",
+                    format!("{name}: the value is not a valid HTTP header value"),
+                )
+            })?;
+            hv.set_sensitive(true);
+            let hn = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| self.error(S, "headers", format!("`{name}` is not a header name")))?;
+            headers.insert(hn, hv);
+        }
+        let read = |key: &str, f: &std::path::Path| {
+            let path = self.secret_path(f);
+            std::fs::read(&path)
+                .map_err(|e| self.error(S, key, format!("cannot read {} ({e})", path.display())))
+        };
+        let identity_pem = match (&u.client_cert_file, &u.client_key_file) {
+            (None, None) => None,
+            (Some(c), Some(k)) => {
+                let mut pem = read("client_cert_file", c)?;
+                pem.push(b'\n');
+                pem.extend(read("client_key_file", k)?);
+                Some(pem)
+            }
+            (Some(_), None) => {
+                return Err(self.error(
+                    S,
+                    "client_key_file",
+                    "client_cert_file needs client_key_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.error(
+                    S,
+                    "client_cert_file",
+                    "client_key_file needs client_cert_file",
+                ));
+            }
+        };
+        let ca_pem = match &u.ca_file {
+            Some(f) => Some(read("ca_file", f)?),
+            None => None,
+        };
+        let tls = crate::http::TlsFiles {
+            identity_pem,
+            ca_pem,
+        };
+        crate::http::Http::with_tls(u.timeout, crate::http::Auth::None, 0, &tls).map_err(|e| {
+            self.error(
+                S,
+                if tls.identity_pem.is_some() {
+                    "client_cert_file"
+                } else {
+                    "ca_file"
+                },
+                format!("{e:#}"),
+            )
+        })?;
+        Ok(UwlrSecrets { key, headers, tls })
+    }
+}

@@ -1,0 +1,336 @@
+//! UWLR 2.2 result sink: each result goes to the LAS as one
+//! `BrengLeerresultaten` request (SOAP 1.1, document/literal) with a
+//! `leerresultaten_verzoek` holding the school block, one `toetsafname`
+//! (the student by `leerlingid`, the LAS's own key) with one `resultaat`,
+//! and the `toetsen` block naming the test. The `resultaat@key` is the
+//! result's sourcedId, derived from the outbox idempotency key: a retry,
+//! or a push repeated after a crash, overwrites the same result at the LAS
+//! and never adds one. The LAS confirms with `leerresultaten_bevestiging`;
+//! a SOAP fault `Client` is a refusal (failed, with the fault string kept
+//! in the outbox), any other fault or an HTTP error follows the outbox
+//! retry rules.
+
+mod envelope;
+
+pub use envelope::{Answer, Fault, answer};
+
+use reqwest::Method;
+use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::uwlr_results::UwlrResults as Cfg;
+use crate::config::{Loaded, Secret};
+use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
+use crate::http::Http;
+use crate::store::audit::sha256_hex;
+
+pub struct UwlrResults {
+    url: String,
+    http: Http,
+    key: Secret,
+    klantcode: String,
+    klantnaam: String,
+    cfg: Cfg,
+    brincode: String,
+    dependancecode: Option<String>,
+}
+
+impl UwlrResults {
+    /// The sink of a config, secrets and certificates read.
+    pub fn build(loaded: &Loaded, cfg: &Cfg, max_retries: usize) -> anyhow::Result<UwlrResults> {
+        let secrets = loaded.uwlr_secrets(cfg)?;
+        let mut headers: HeaderMap = secrets.headers;
+        headers.insert(
+            HeaderName::from_static("soapaction"),
+            HeaderValue::from_str(&format!("\"{}\"", envelope::SOAP_ACTION))
+                .expect("a plain ASCII header value"),
+        );
+        headers.insert(ACCEPT, HeaderValue::from_static("text/xml"));
+        let http = Http::with_tls(
+            cfg.timeout,
+            crate::http::Auth::None,
+            max_retries,
+            &secrets.tls,
+        )?
+        .with_rate_limit(cfg.rate_limit)
+        .with_concurrency(cfg.concurrency)
+        .with_headers(headers)
+        .with_error_bodies();
+        let (brincode, dependancecode) = cfg.school(&loaded.config.institution.brin);
+        Ok(UwlrResults {
+            url: cfg.url.clone(),
+            http,
+            key: secrets.key,
+            klantcode: cfg.klantcode.trim().to_string(),
+            klantnaam: cfg.klantnaam.trim().to_string(),
+            cfg: cfg.clone(),
+            brincode,
+            dependancecode,
+        })
+    }
+
+    /// Shorter backoff (tests).
+    pub fn with_min_backoff(mut self, d: std::time::Duration) -> UwlrResults {
+        self.http = self.http.with_min_backoff(d);
+        self
+    }
+
+    fn fail(&self, message: String, refused: bool, sha: Option<String>) -> PushError {
+        PushError {
+            endpoint: self.url.clone(),
+            status: None,
+            message,
+            server_message: None,
+            payload_sha256: sha,
+            refused,
+        }
+    }
+
+    /// `check-config --connect`: one authenticated POST. UWLR has no
+    /// read-only operation for results, so the probe is a
+    /// `BrengLeerresultaten` the schema refuses (no `toetsafname`): a LAS
+    /// that checks the key first answers a fault about the request, one
+    /// that refuses the key a fault about authorisation. Nothing is stored.
+    pub async fn ping(&self) -> anyhow::Result<String> {
+        let probe = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"{}\" xmlns:aut=\"{}\" xmlns:lr=\"{}\"><soapenv:Header><aut:autorisatie><aut:autorisatiesleutel>{}</aut:autorisatiesleutel><aut:klantcode>{}</aut:klantcode><aut:klantnaam>{}</aut:klantnaam></aut:autorisatie></soapenv:Header><soapenv:Body><lr:leerresultaten_verzoek/></soapenv:Body></soapenv:Envelope>\n",
+            envelope::SOAP_NS,
+            envelope::AUT_NS,
+            envelope::LR_NS,
+            quick_xml::escape::escape(self.key.expose()),
+            quick_xml::escape::escape(&self.klantcode),
+            quick_xml::escape::escape(&self.klantnaam),
+        );
+        let r = self
+            .http
+            .send(
+                Method::POST,
+                &self.url,
+                Some(probe.as_bytes()),
+                "text/xml; charset=utf-8",
+                false,
+            )
+            .await;
+        let (status, body) = match r {
+            Ok(reply) => (reply.status.as_u16(), reply.body),
+            Err(e) => match e.body {
+                Some(b) if e.status == Some(500) => (500, b.0),
+                _ => return Err(anyhow::anyhow!("{e}")),
+            },
+        };
+        match answer(&body) {
+            Answer::Fault(f) => {
+                let auth = f.string.to_lowercase();
+                if ["autoris", "sleutel", "author", "key"]
+                    .iter()
+                    .any(|w| auth.contains(w))
+                {
+                    anyhow::bail!(
+                        "POST {}: the LAS refused the autorisatie (SOAP fault {}); check autorisatiesleutel, klantcode and klantnaam with the LAS supplier",
+                        self.url,
+                        f.code
+                    )
+                }
+                Ok(format!(
+                    "POST {}: SOAP answered (HTTP {status}, fault {} to an empty probe, as expected), autorisatie accepted",
+                    self.url, f.code
+                ))
+            }
+            Answer::Confirmed => Ok(format!("POST {}: SOAP answered (HTTP {status})", self.url)),
+            Answer::Unexpected(why) => anyhow::bail!(
+                "POST {}: HTTP {status}, but {why}; check results.sink.url points at the Leerresultaten service",
+                self.url
+            ),
+        }
+    }
+}
+
+/// A whole-number score of at least 0, as UWLR's `score`
+/// (`xs:nonNegativeInteger`) takes it.
+fn whole(score: f64) -> Option<u64> {
+    (score >= 0.0 && score.fract() == 0.0 && score <= 1e15).then_some(score as u64)
+}
+
+impl ResultSink for UwlrResults {
+    fn endpoint(&self) -> String {
+        self.url.clone()
+    }
+
+    fn needs_line_items(&self) -> bool {
+        false
+    }
+
+    async fn put_line_item(&self, li: &LineItem) -> Result<Written, PushError> {
+        // never called (needs_line_items is false): the test is named in
+        // each request's toetsen block
+        Ok(Written {
+            platform_id: None,
+            endpoint: self.url.clone(),
+            payload_sha256: sha256_hex(li.sourced_id.as_bytes()),
+        })
+    }
+
+    async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError> {
+        let Some(score) = r.score.and_then(whole) else {
+            return Err(self.fail(
+                match r.score {
+                    None => "no score to send (UWLR 2.2 needs a score; check privacy.result_fields allows \"score\"); not sent".into(),
+                    Some(_) => "the score is not a whole number of at least 0, and UWLR 2.2 takes whole-number scores only (its other result types need an LAS-specific schema); not sent".into(),
+                },
+                true,
+                None,
+            ));
+        };
+        for (what, v, max) in [
+            ("the student id", r.student_id.as_str(), 256),
+            ("the exam id", r.exam.as_str(), 256),
+            ("the result key", r.sourced_id.as_str(), 256),
+        ] {
+            if v.is_empty() || v.chars().count() > max {
+                return Err(self.fail(
+                    format!(
+                        "{what} is empty or longer than the {max} characters UWLR allows; not sent"
+                    ),
+                    true,
+                    None,
+                ));
+            }
+        }
+        let Some(schooljaar) = self.cfg.school_year(&r.date) else {
+            return Err(self.fail(
+                "the result has no date (afnamedatum); not sent".into(),
+                true,
+                None,
+            ));
+        };
+        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (bytes, body) = envelope::request(
+            &envelope::Autorisatie {
+                sleutel: self.key.expose(),
+                klantcode: &self.klantcode,
+                klantnaam: &self.klantnaam,
+            },
+            &envelope::School {
+                schooljaar: &schooljaar,
+                brincode: &self.brincode,
+                dependancecode: self.dependancecode.as_deref(),
+                created: &created,
+            },
+            &envelope::Resultaat {
+                key: &r.sourced_id,
+                leerlingid: &r.student_id,
+                eckid: r.eckid.as_deref().filter(|e| e.chars().count() <= 256),
+                afnamedatum: &r.date[..10.min(r.date.len())],
+                toetscode: &r.exam,
+                score,
+            },
+        );
+        // the body's hash: the header carries the key
+        let sha = sha256_hex(&body);
+        let sent = self
+            .http
+            .send(
+                Method::POST,
+                &self.url,
+                Some(&bytes),
+                "text/xml; charset=utf-8",
+                // the @key makes sending again an overwrite
+                true,
+            )
+            .await;
+        let (status, reply) = match sent {
+            Ok(reply) => (reply.status.as_u16(), reply.body),
+            Err(e) => match e.body.clone() {
+                Some(b) if matches!(answer(&b.0), Answer::Fault(_)) => {
+                    (e.status.unwrap_or(500), b.0)
+                }
+                _ => {
+                    return Err(PushError {
+                        endpoint: self.url.clone(),
+                        status: e.status,
+                        message: e.reason,
+                        server_message: e.server_message,
+                        payload_sha256: Some(sha),
+                        refused: false,
+                    });
+                }
+            },
+        };
+        match answer(&reply) {
+            Answer::Confirmed => Ok(Written {
+                platform_id: None,
+                endpoint: self.url.clone(),
+                payload_sha256: sha,
+            }),
+            Answer::Fault(f) => Err(PushError {
+                endpoint: self.url.clone(),
+                status: Some(status),
+                message: format!(
+                    "HTTP {status}: SOAP fault {}{}",
+                    f.code,
+                    if f.is_client() {
+                        ": the LAS refused the result"
+                    } else {
+                        ": the LAS could not store it now"
+                    }
+                ),
+                server_message: (!f.string.is_empty()).then_some(f.string.clone()),
+                payload_sha256: Some(sha),
+                refused: f.is_client(),
+            }),
+            Answer::Unexpected(why) => Err(PushError {
+                endpoint: self.url.clone(),
+                status: Some(status),
+                message: format!("HTTP {status}, but {why}; sent again next run"),
+                server_message: None,
+                payload_sha256: Some(sha),
+                refused: false,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_confirmation_and_faults() {
+        let ok = format!(
+            "<s:Envelope xmlns:s=\"{}\"><s:Body><b:leerresultaten_bevestiging xmlns:b=\"{}\"/></s:Body></s:Envelope>",
+            envelope::SOAP_NS,
+            envelope::LR_NS
+        );
+        assert_eq!(answer(ok.as_bytes()), Answer::Confirmed);
+        let fault = format!(
+            "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"{}\"><soap:Header/><soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>leerling &lt;x&gt; onbekend</faultstring><detail><x>1</x></detail></soap:Fault></soap:Body></soap:Envelope>",
+            envelope::SOAP_NS
+        );
+        let Answer::Fault(f) = answer(fault.as_bytes()) else {
+            panic!("no fault")
+        };
+        assert_eq!(f.code, "Client");
+        assert_eq!(f.string, "leerling <x> onbekend");
+        assert!(f.is_client());
+        let server = fault.replace("soap:Client", "soap:Server");
+        let Answer::Fault(f) = answer(server.as_bytes()) else {
+            panic!("no fault")
+        };
+        assert!(!f.is_client());
+        assert!(matches!(
+            answer(b"<html>oops</html>"),
+            Answer::Unexpected(_)
+        ));
+        assert!(matches!(answer(b"not xml <"), Answer::Unexpected(_)));
+        let dtd = b"<!DOCTYPE x [<!ENTITY a \"b\">]><x/>";
+        assert!(matches!(answer(dtd), Answer::Unexpected(w) if w.contains("DTD")));
+    }
+
+    #[test]
+    fn only_whole_scores() {
+        assert_eq!(whole(42.0), Some(42));
+        assert_eq!(whole(0.0), Some(0));
+        assert_eq!(whole(7.5), None);
+        assert_eq!(whole(-1.0), None);
+        assert_eq!(whole(f64::NAN), None);
+    }
+}

@@ -1,0 +1,508 @@
+//! An in-process UWLR 2.2 LAS (Leerresultaten service) on 127.0.0.1 for
+//! tests, over plain HTTP or HTTPS that requires a client certificate
+//! from its own test CA (as Edukoppeling endpoints do with PKIoverheid).
+//! Every request body is validated with `xmllint --schema` against the
+//! official UWLR 2.2 schemas (fixtures/specs/uwlr-2.2: SOAP envelope,
+//! autorisatie header, leerresultaten body); a request that does not
+//! validate is refused with a SOAP Client fault and recorded. Results are
+//! stored per `resultaat@key`, so a retry overwrites; the writes per key
+//! are counted. Faults on demand: 500, 503, a SOAP Server fault, or the
+//! write stored and answered after the client gave up.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quick_xml::events::Event;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub const KEY: &str = "las-key-0123456789";
+pub const KLANTCODE: &str = "sisync-test";
+pub const KLANTNAAM: &str = "sisync";
+pub const GATEWAY_HEADER: &str = "ocp-apim-subscription-key";
+pub const GATEWAY_KEY: &str = "gw-key-42";
+pub const PATH: &str = "/uwlr/leerresultaten";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Status500,
+    Status503,
+    /// HTTP 500 with a SOAP `Server` fault, nothing stored.
+    SoapServer,
+    /// Store the write, then answer after the client gave up.
+    SlowAfterStore,
+}
+
+/// One stored result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub leerlingid: String,
+    pub eckid: Option<String>,
+    pub toetscode: String,
+    pub score: String,
+    pub afnamedatum: String,
+    pub schooljaar: String,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    /// By `resultaat@key`.
+    pub results: BTreeMap<String, Stored>,
+    /// Accepted writes per key (a retry overwrites and counts again).
+    pub writes: BTreeMap<String, usize>,
+    /// Every request that reached the handler.
+    pub requests: usize,
+    /// Requests that did not validate against the UWLR 2.2 XSDs: the
+    /// xmllint message.
+    pub invalid: Vec<String>,
+    /// Percentage of result writes that get a fault (0 to 100).
+    pub fault_percent: u32,
+    pub faults: Vec<Fault>,
+    fault_counter: u64,
+    rng: u64,
+    pub faults_injected: usize,
+    /// Answer results for this leerlingid with a SOAP Client fault.
+    pub reject_student: Option<String>,
+    /// Wait this long before handling each request.
+    pub delay: Duration,
+    /// How long a SlowAfterStore answer waits.
+    pub slow: Duration,
+    /// Request headers seen (lower-case names), of the last request.
+    pub last_headers: BTreeMap<String, String>,
+}
+
+#[derive(Clone)]
+pub struct FakeLas {
+    pub inner: Arc<Mutex<Inner>>,
+    /// The service URL.
+    pub url: String,
+}
+
+/// TLS material of an HTTPS fake LAS: the CA sisync must trust, and the
+/// client certificate and key it must present.
+pub struct Pki {
+    pub ca_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+}
+
+impl FakeLas {
+    fn inner() -> Arc<Mutex<Inner>> {
+        Arc::new(Mutex::new(Inner {
+            rng: 0x2545_f491_4f6c_dd1d,
+            slow: Duration::from_millis(2500),
+            ..Inner::default()
+        }))
+    }
+
+    /// Over plain HTTP.
+    pub async fn start() -> FakeLas {
+        let inner = Self::inner();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let s = inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let s = s.clone();
+                tokio::spawn(async move { serve(tcp, s).await });
+            }
+        });
+        FakeLas {
+            inner,
+            url: format!("http://{addr}{PATH}"),
+        }
+    }
+
+    /// Over HTTPS, refusing any client without a certificate of its CA.
+    pub async fn start_mtls() -> (FakeLas, Pki) {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        };
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "fake LAS test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let srv_key = KeyPair::generate().unwrap();
+        let mut srv = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let srv_cert = srv.signed_by(&srv_key, &ca_cert, &ca_key).unwrap();
+        let cli_key = KeyPair::generate().unwrap();
+        let mut cli = CertificateParams::new(vec!["sisync-client".to_string()]).unwrap();
+        cli.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cli_cert = cli.signed_by(&cli_key, &ca_cert, &ca_key).unwrap();
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(srv_key.serialize_der()));
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![srv_cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let inner = Self::inner();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let s = inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return; // no or bad client certificate
+                    };
+                    serve(tls, s).await
+                });
+            }
+        });
+        (
+            FakeLas {
+                inner,
+                url: format!("https://localhost:{port}{PATH}"),
+            },
+            Pki {
+                ca_pem: ca_cert.pem(),
+                client_cert_pem: cli_cert.pem(),
+                client_key_pem: cli_key.serialize_pem(),
+            },
+        )
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().unwrap())
+    }
+
+    /// Accepted writes over all keys.
+    pub fn total_writes(&self) -> usize {
+        self.with(|g| g.writes.values().sum())
+    }
+}
+
+/// One HTTP/1.1 exchange per connection.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, s: Arc<Mutex<Inner>>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match io.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or("").to_string();
+    let mut headers = BTreeMap::new();
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        match io.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = buf[head_end..head_end + len].to_vec();
+    let (status, ctype, answer, wait) = handle(&s, &request_line, headers, body).await;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
+    let resp = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        answer.len()
+    );
+    let _ = io.write_all(resp.as_bytes()).await;
+    let _ = io.write_all(answer.as_bytes()).await;
+    let _ = io.shutdown().await;
+}
+
+const XML: &str = "text/xml; charset=utf-8";
+
+fn fault(code: &str, text: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><soap:Fault><faultcode>soap:{code}</faultcode><faultstring>{}</faultstring></soap:Fault></soap:Body></soap:Envelope>\n",
+        quick_xml::escape::escape(text)
+    )
+}
+
+fn confirmation() -> String {
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><lr:leerresultaten_bevestiging xmlns:lr=\"http://www.edustandaard.nl/leerresultaten/2/leerresultaten\"/></soap:Body></soap:Envelope>\n".to_string()
+}
+
+/// `xmllint --schema` of a request body against the UWLR 2.2 XSDs.
+fn validate(body: &[u8]) -> Result<(), String> {
+    let xsd = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/specs/uwlr-2.2/soap-request.xsd");
+    let mut child = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("xmllint (Debian libxml2-utils) is installed by .ci/run");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(body).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// What a request carries: the header values and each resultaat.
+#[derive(Default, Debug)]
+struct Parsed {
+    sleutel: String,
+    klantcode: String,
+    schooljaar: String,
+    /// (key, leerlingid, toetscode, score, afnamedatum)
+    results: Vec<(String, String, String, String, String)>,
+    /// eckid of the toetsafname (one per request from sisync)
+    eckid: Option<String>,
+    empty_probe: bool,
+}
+
+fn parse(body: &[u8]) -> Parsed {
+    let mut r = quick_xml::Reader::from_reader(body);
+    let mut p = Parsed::default();
+    let mut path: Vec<String> = Vec::new();
+    let mut leerling = String::new();
+    let mut cur: Option<(String, String, String, String)> = None; // key, code, score, date
+    let mut text = String::new();
+    loop {
+        let ev = r.read_event().unwrap_or(Event::Eof);
+        let empty = matches!(ev, Event::Empty(_));
+        match ev {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if name == "leerresultaten_verzoek" && empty {
+                    p.empty_probe = true;
+                }
+                if name == "resultaat" {
+                    let key = e
+                        .attributes()
+                        .flatten()
+                        .find(|a| a.key.as_ref() == b"key")
+                        .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                        .unwrap_or_default();
+                    cur = Some((key, String::new(), String::new(), String::new()));
+                }
+                text.clear();
+                if !empty {
+                    path.push(name);
+                }
+            }
+            Event::Text(t) => text.push_str(&t.decode().unwrap_or_default()),
+            Event::GeneralRef(g) => {
+                let s = String::from_utf8_lossy(&g).into_owned();
+                text.push_str(match s.as_str() {
+                    "amp" => "&",
+                    "lt" => "<",
+                    "gt" => ">",
+                    "apos" => "'",
+                    "quot" => "\"",
+                    _ => "?",
+                });
+            }
+            Event::End(_) => {
+                let name = path.pop().unwrap_or_default();
+                let parent = path.last().map(String::as_str).unwrap_or("");
+                match (parent, name.as_str()) {
+                    ("autorisatie", "autorisatiesleutel") => p.sleutel = text.clone(),
+                    ("autorisatie", "klantcode") => p.klantcode = text.clone(),
+                    ("school", "schooljaar") => p.schooljaar = text.clone(),
+                    ("toetsafname", "leerlingid") => leerling = text.clone(),
+                    ("toetsafname", "eckid") => p.eckid = Some(text.clone()),
+                    ("resultaat", "toetscode") => {
+                        if let Some(c) = cur.as_mut() {
+                            c.1 = text.clone()
+                        }
+                    }
+                    ("resultaat", "score") => {
+                        if let Some(c) = cur.as_mut() {
+                            c.2 = text.clone()
+                        }
+                    }
+                    ("resultaat", "afnamedatum") => {
+                        if let Some(c) = cur.as_mut() {
+                            c.3 = text.clone()
+                        }
+                    }
+                    (_, "resultaat") => {
+                        if let Some((k, code, score, date)) = cur.take() {
+                            p.results.push((k, leerling.clone(), code, score, date));
+                        }
+                    }
+                    _ => {}
+                }
+                text.clear();
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+async fn handle(
+    s: &Arc<Mutex<Inner>>,
+    request_line: &str,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+) -> (u16, &'static str, String, Duration) {
+    let delay = s.lock().unwrap().delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    {
+        let mut g = s.lock().unwrap();
+        g.requests += 1;
+        g.last_headers = headers.clone();
+    }
+    if request_line != format!("POST {PATH} HTTP/1.1") {
+        return (404, "text/plain", "no such service".into(), Duration::ZERO);
+    }
+    if headers.get(GATEWAY_HEADER).map(String::as_str) != Some(GATEWAY_KEY) {
+        return (
+            401,
+            "text/plain",
+            "Access denied due to missing subscription key".into(),
+            Duration::ZERO,
+        );
+    }
+    let action = headers.get("soapaction").map(|v| v.trim_matches('"'));
+    if action != Some("BrengLeerresultaten") {
+        return (
+            500,
+            XML,
+            fault("Client", "SOAPAction is not BrengLeerresultaten"),
+            Duration::ZERO,
+        );
+    }
+    let p = parse(&body);
+    if p.sleutel != KEY || p.klantcode != KLANTCODE {
+        return (
+            500,
+            XML,
+            fault("Client", "autorisatiesleutel onbekend of ingetrokken"),
+            Duration::ZERO,
+        );
+    }
+    if p.empty_probe {
+        return (
+            500,
+            XML,
+            fault("Client", "leerresultaten_verzoek zonder school"),
+            Duration::ZERO,
+        );
+    }
+    let checked = tokio::task::spawn_blocking({
+        let body = body.clone();
+        move || validate(&body)
+    })
+    .await
+    .unwrap();
+    if let Err(why) = checked {
+        s.lock().unwrap().invalid.push(why);
+        return (
+            500,
+            XML,
+            fault("Client", "verzoek voldoet niet aan UWLR 2.2"),
+            Duration::ZERO,
+        );
+    }
+    let mut g = s.lock().unwrap();
+    if let Some(bad) = &g.reject_student {
+        if p.results.iter().any(|r| &r.1 == bad) {
+            let text = format!("leerling {bad} is niet bekend op deze school");
+            return (500, XML, fault("Client", &text), Duration::ZERO);
+        }
+    }
+    g.rng ^= g.rng << 13;
+    g.rng ^= g.rng >> 7;
+    g.rng ^= g.rng << 17;
+    let injected = if !g.faults.is_empty() && (g.rng % 100) < g.fault_percent as u64 {
+        let f = g.faults[(g.fault_counter % g.faults.len() as u64) as usize];
+        g.fault_counter += 1;
+        g.faults_injected += 1;
+        Some(f)
+    } else {
+        None
+    };
+    match injected {
+        Some(Fault::Status500) => {
+            return (500, "text/plain", "internal error".into(), Duration::ZERO);
+        }
+        Some(Fault::Status503) => {
+            return (503, "text/plain", "maintenance".into(), Duration::ZERO);
+        }
+        Some(Fault::SoapServer) => {
+            return (
+                500,
+                XML,
+                fault("Server", "database tijdelijk niet beschikbaar"),
+                Duration::ZERO,
+            );
+        }
+        _ => {}
+    }
+    for (key, leerlingid, toetscode, score, afnamedatum) in p.results {
+        g.results.insert(
+            key.clone(),
+            Stored {
+                leerlingid,
+                eckid: p.eckid.clone(),
+                toetscode,
+                score,
+                afnamedatum,
+                schooljaar: p.schooljaar.clone(),
+            },
+        );
+        *g.writes.entry(key).or_default() += 1;
+    }
+    let wait = if injected == Some(Fault::SlowAfterStore) {
+        g.slow
+    } else {
+        Duration::ZERO
+    };
+    (200, XML, confirmation(), wait)
+}

@@ -1,0 +1,542 @@
+//! Results to the LAS over UWLR 2.2 `BrengLeerresultaten`: a fake LAS on
+//! 127.0.0.1 (tests/common/fake_las.rs) validates every request against
+//! the official UWLR 2.2 XSDs with xmllint and stores results per
+//! `resultaat@key`. Exactly once under injected faults (500, 503, SOAP
+//! Server fault, stored-then-timeout) and a SIGKILL mid-push; re-marking
+//! overwrites the same key; a SOAP Client fault fails the result with the
+//! fault string kept in the outbox; mutual TLS with a client certificate.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::fake_las::{self, FakeLas, Fault};
+use sisync::config::Loaded;
+use sisync::store::{AuditFilter, Store};
+use sisync::sync::results::{ResultsOptions, ResultsReport, results};
+use sisync::sync::{Quiet, RosterOptions};
+
+/// student, exam, session, score
+type Row = (String, String, String, u32);
+
+fn write_qti(dir: &Path, name: &str, rows: &[Row]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut doc = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<results>\n");
+    for (student, exam, session, score) in rows {
+        doc.push_str(&format!(
+            r#"<assessmentResult xmlns="http://www.imsglobal.org/xsd/imsqti_result_v2p1">
+  <context sourcedId="{student}"><sessionIdentifier sourceID="https://toets.example" identifier="{session}"/></context>
+  <testResult identifier="{exam}" datestamp="2026-06-02T09:45:00Z">
+    <outcomeVariable identifier="SCORE" cardinality="single" baseType="float"><value>{score}</value></outcomeVariable>
+  </testResult>
+</assessmentResult>
+"#
+        ));
+    }
+    doc.push_str("</results>\n");
+    std::fs::write(dir.join(name), doc).unwrap();
+}
+
+fn row(student: &str, exam: &str, session: &str, score: u32) -> Row {
+    (student.into(), exam.into(), session.into(), score)
+}
+
+/// 20 students × `exams` exams, whole-number scores.
+fn many(exams: usize) -> Vec<Row> {
+    let mut out = Vec::new();
+    for e in 1..=exams {
+        for s in 1..=20 {
+            out.push(row(
+                &format!("stu-{}", 1000 + s),
+                &format!("EX-NED-{e}"),
+                &format!("S-{e}-{s}"),
+                (s * e) as u32,
+            ));
+        }
+    }
+    out
+}
+
+/// The fixture roster into a csv-drop platform; results from
+/// `dir/inbox` to the UWLR sink at `url` (`extra` lines in
+/// `[results.sink]`). No class rules: a UWLR result needs no class.
+fn config(dir: &Path, url: &str, extra: &str) -> Loaded {
+    std::fs::write(dir.join("las.key"), format!("{}\n", fake_las::KEY)).unwrap();
+    std::fs::write(dir.join("gw.key"), fake_las::GATEWAY_KEY).unwrap();
+    let roster = common::repo().join("fixtures/oneroster-1.2");
+    let text = format!(
+        r#"
+[institution]
+name = "Test College"
+brin = "99AA"
+
+[state]
+path = "state.db"
+
+[source]
+kind = "oneroster-csv"
+path = "{roster}"
+
+[platform]
+kind = "csv-drop"
+path = "platform"
+
+[results.source]
+kind = "qti-folder"
+path = "inbox"
+settle = "0s"
+
+[results.sink]
+kind = "uwlr"
+url = "{url}"
+autorisatiesleutel_file = "las.key"
+klantcode = "{code}"
+klantnaam = "{name}"
+headers = {{ "Ocp-Apim-Subscription-Key" = "file:gw.key" }}
+timeout = "1s"
+{retries}
+{extra}
+"#,
+        retries = if extra.contains("max_retries") {
+            ""
+        } else {
+            "max_retries = 3"
+        },
+        roster = roster.display(),
+        code = fake_las::KLANTCODE,
+        name = fake_las::KLANTNAAM,
+    );
+    let file = dir.join("sisync.toml");
+    std::fs::write(&file, text).unwrap();
+    Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn roster(loaded: &Loaded) {
+    let r = common::sync(loaded, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0);
+}
+
+async fn run(loaded: &Loaded, opts: ResultsOptions) -> ResultsReport {
+    results(loaded, opts, "user:test", &Quiet).await.unwrap()
+}
+
+fn store(loaded: &Loaded) -> Store {
+    Store::open(&loaded.config.state.path).unwrap()
+}
+
+fn assert_all_valid(las: &FakeLas) {
+    let invalid = las.with(|g| g.invalid.clone());
+    assert!(
+        invalid.is_empty(),
+        "requests not valid UWLR 2.2: {invalid:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_result_arrives_exactly_once_despite_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let las = FakeLas::start().await;
+    las.with(|g| {
+        g.fault_percent = 30;
+        g.faults = vec![
+            Fault::Status500,
+            Fault::SlowAfterStore,
+            Fault::Status503,
+            Fault::SoapServer,
+        ];
+        g.slow = Duration::from_millis(1500);
+    });
+    let loaded = config(dir.path(), &las.url, "");
+    roster(&loaded).await;
+    let rows = many(5);
+    write_qti(&dir.path().join("inbox"), "batch.xml", &rows);
+
+    let mut runs = 0;
+    let last = loop {
+        let r = run(&loaded, ResultsOptions::default()).await;
+        runs += 1;
+        if r.outbox.pending == 0 || runs == 8 {
+            break r;
+        }
+    };
+    assert_eq!(
+        (last.outbox.pending, last.outbox.pushed, last.outbox.failed),
+        (0, 100, 0),
+        "{last:?}"
+    );
+    let faults = las.with(|g| g.faults_injected);
+    assert!(faults >= 15, "only {faults} faults were injected");
+    assert_all_valid(&las);
+    // the LAS holds each result once, under a sisync key, with its score
+    let stored = las.with(|g| g.results.clone());
+    assert_eq!(stored.len(), 100);
+    let pairs: BTreeSet<(String, String)> = stored
+        .values()
+        .map(|s| (s.leerlingid.clone(), s.toetscode.clone()))
+        .collect();
+    assert_eq!(pairs.len(), 100);
+    for (key, s) in &stored {
+        let hex = key.strip_prefix("sisync-r-").expect("a sisync key");
+        assert!(hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(s.afnamedatum, "2026-06-02");
+        assert_eq!(s.schooljaar, "2025-2026", "the year the test was taken in");
+    }
+    assert!(
+        stored
+            .values()
+            .any(|s| s.leerlingid == "stu-1020" && s.toetscode == "EX-NED-5" && s.score == "100")
+    );
+    // a stored-then-timed-out write was sent again under the same key
+    let rewritten = las.with(|g| g.writes.values().filter(|n| **n > 1).count());
+    assert!(
+        rewritten > 0,
+        "no write was repeated: the fault mix is too mild"
+    );
+    // every accepted push audited once, the SOAP body hashed
+    let s = store(&loaded);
+    let ok: Vec<_> = s
+        .audit_list(&AuditFilter {
+            kind: Some("result.push".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == "ok")
+        .collect();
+    assert_eq!(ok.len(), 100);
+    assert!(
+        ok.iter()
+            .all(|e| e.endpoint == las.url && e.payload_sha256.is_some())
+    );
+    // no line items: the test is named in each request
+    assert_eq!(
+        s.audit_list(&AuditFilter {
+            kind: Some("lineitem.put".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .len(),
+        0
+    );
+    assert!(s.audit_verify().unwrap().ok());
+    drop(s);
+    // a re-run sends nothing
+    las.with(|g| g.fault_percent = 0);
+    let before = las.with(|g| g.requests);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.updated), (0, 0));
+    assert_eq!(las.with(|g| g.requests), before);
+    // the gateway header and SOAPAction went with every request
+    let h = las.with(|g| g.last_headers.clone());
+    assert_eq!(
+        h.get("soapaction").map(String::as_str),
+        Some("\"BrengLeerresultaten\"")
+    );
+    assert!(h.get("content-type").unwrap().starts_with("text/xml"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remarked_result_overwrites_the_same_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let las = FakeLas::start().await;
+    let loaded = config(dir.path(), &las.url, "");
+    roster(&loaded).await;
+    let inbox = dir.path().join("inbox");
+    write_qti(
+        &inbox,
+        "a.xml",
+        &[
+            row("stu-1001", "EX-NED-1", "S-1", 40),
+            row("stu-1002", "EX-NED-1", "S-2", 50),
+        ],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(r.pushed, 2);
+    let key = las.with(|g| {
+        g.results
+            .iter()
+            .find(|(_, s)| s.leerlingid == "stu-1001")
+            .map(|(k, _)| k.clone())
+            .unwrap()
+    });
+    write_qti(&inbox, "b.xml", &[row("stu-1001", "EX-NED-1", "S-1", 45)]);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.ingested.changed, r.updated, r.pushed), (1, 1, 0));
+    las.with(|g| {
+        assert_eq!(g.results.len(), 2);
+        assert_eq!(g.results[&key].score, "45");
+        assert_eq!(g.writes[&key], 2);
+    });
+    assert_all_valid(&las);
+    let s = store(&loaded);
+    let updates = s
+        .audit_list(&AuditFilter {
+            kind: Some("result.update".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].record_id.as_deref(), Some("stu-1001"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soap_client_fault_fails_the_result_with_the_fault_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let las = FakeLas::start().await;
+    las.with(|g| g.reject_student = Some("stu-1003".into()));
+    let loaded = config(dir.path(), &las.url, "max_retries = 0");
+    roster(&loaded).await;
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[
+            row("stu-1001", "EX-NED-1", "S-1", 40),
+            row("stu-1003", "EX-NED-1", "S-3", 50),
+        ],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.failed, r.retrying), (1, 1, 0), "{r:?}");
+    let reason = &r.outbox.reasons[0];
+    assert_eq!(reason.0, "failed");
+    assert!(reason.1.contains("SOAP fault Client"), "{reason:?}");
+    assert!(
+        reason
+            .1
+            .contains("SIS says: leerling stu-1003 is niet bekend op deze school"),
+        "{reason:?}"
+    );
+    // the audit log has the failure, not the LAS's words
+    let s = store(&loaded);
+    let failed: Vec<_> = s
+        .audit_list(&AuditFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        !failed[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("niet bekend")
+    );
+    drop(s);
+    // a plain re-run leaves it failed; --retry-failed sends it once fixed
+    las.with(|g| g.reject_student = None);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.outbox.failed), (0, 1));
+    let r = run(
+        &loaded,
+        ResultsOptions {
+            retry_failed: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((r.pushed, r.outbox.failed, r.outbox.pushed), (1, 0, 2));
+    assert_eq!(las.with(|g| g.results.len()), 2);
+    assert_all_valid(&las);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_or_a_score_uwlr_cannot_carry_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let las = FakeLas::start().await;
+    let loaded = config(dir.path(), &las.url, "");
+    std::fs::write(dir.path().join("las.key"), "wrong-key").unwrap();
+    roster(&loaded).await;
+    // a connect check names the authorisation
+    let checks = sisync::sync::results::connect_checks(&loaded).await;
+    let (name, res) = &checks[0];
+    assert_eq!(name, "results out");
+    let e = format!("{:#}", res.as_ref().unwrap_err());
+    assert!(e.contains("refused the autorisatie"), "{e}");
+    assert!(!e.contains("wrong-key"), "{e}");
+
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[row("stu-1001", "EX-NED-1", "S-1", 40)],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.failed), (0, 1), "{r:?}");
+    assert!(
+        r.outbox.reasons[0]
+            .1
+            .contains("autorisatiesleutel onbekend")
+    );
+    assert_eq!(las.with(|g| g.results.len()), 0);
+
+    // the right key: the check passes, the retried result arrives
+    std::fs::write(dir.path().join("las.key"), fake_las::KEY).unwrap();
+    let checks = sisync::sync::results::connect_checks(&loaded).await;
+    let line = checks[0].1.as_ref().unwrap();
+    assert!(line.contains("autorisatie accepted"), "{line}");
+    let r = run(
+        &loaded,
+        ResultsOptions {
+            retry_failed: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(r.pushed, 1);
+
+    // a fractional score: failed locally, nothing sent
+    let before = las.with(|g| g.requests);
+    let qti = r#"<?xml version="1.0" encoding="UTF-8"?>
+<assessmentResult xmlns="http://www.imsglobal.org/xsd/imsqti_result_v2p1"><context sourcedId="stu-1002"><sessionIdentifier sourceID="https://toets.example" identifier="S-9"/></context><testResult identifier="EX-NED-1" datestamp="2026-06-02T09:45:00Z"><outcomeVariable identifier="SCORE" cardinality="single" baseType="float"><value>7.5</value></outcomeVariable></testResult></assessmentResult>
+"#;
+    std::fs::write(dir.path().join("inbox/frac.xml"), qti).unwrap();
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.failed), (0, 1), "{r:?}");
+    assert!(
+        r.outbox
+            .reasons
+            .iter()
+            .any(|x| x.1.contains("not a whole number")),
+        "{:?}",
+        r.outbox.reasons
+    );
+    assert_eq!(las.with(|g| g.requests), before);
+    assert_all_valid(&las);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_a_client_certificate() {
+    let (las, pki) = FakeLas::start_mtls().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("ca.pem"), &pki.ca_pem).unwrap();
+    std::fs::write(d.join("client.pem"), &pki.client_cert_pem).unwrap();
+    std::fs::write(d.join("client.key"), &pki.client_key_pem).unwrap();
+    // without a client certificate the handshake fails: nothing arrives
+    let loaded = config(d, &las.url, "ca_file = \"ca.pem\"\nmax_retries = 0");
+    roster(&loaded).await;
+    write_qti(
+        &d.join("inbox"),
+        "a.xml",
+        &[row("stu-1001", "EX-NED-1", "S-1", 40)],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.retrying), (0, 1), "{r:?}");
+    assert_eq!(las.with(|g| g.requests), 0);
+    // with it, the result goes through
+    let loaded = config(
+        d,
+        &las.url,
+        "ca_file = \"ca.pem\"\nclient_cert_file = \"client.pem\"\nclient_key_file = \"client.key\"",
+    );
+    let checks = sisync::sync::results::connect_checks(&loaded).await;
+    assert!(checks[0].1.is_ok(), "{:?}", checks[0].1);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.outbox.pending), (1, 0), "{r:?}");
+    assert_eq!(las.with(|g| g.results.len()), 1);
+    assert_all_valid(&las);
+}
+
+/// A child `sisync sync results` is killed with SIGKILL in the middle of
+/// its pushes; after a restart the LAS holds every result once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_push_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let las = FakeLas::start().await;
+    las.with(|g| g.delay = Duration::from_millis(25));
+    let loaded = config(dir.path(), &las.url, "concurrency = 4");
+    roster(&loaded).await;
+    write_qti(&dir.path().join("inbox"), "a.xml", &many(10));
+    let cfg = dir.path().join("sisync.toml");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .args(["--config", &cfg.display().to_string(), "sync", "results"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while las.with(|g| g.results.len()) < 60 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the push did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.start_kill().unwrap();
+    let status = child.wait().await.unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed, not finished: {status:?}");
+    let held = las.with(|g| g.results.len());
+    assert!(held < 200, "the kill came after the pushes ({held})");
+    las.with(|g| g.delay = Duration::ZERO);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(
+        (r.outbox.pending, r.outbox.pushed, r.outbox.failed),
+        (0, 200, 0),
+        "{r:?}"
+    );
+    let stored = las.with(|g| g.results.clone());
+    assert_eq!(stored.len(), 200);
+    let pairs: BTreeSet<(String, String)> = stored
+        .values()
+        .map(|s| (s.leerlingid.clone(), s.toetscode.clone()))
+        .collect();
+    assert_eq!(pairs.len(), 200, "one result per student and test");
+    assert_all_valid(&las);
+    assert!(store(&loaded).audit_verify().unwrap().ok());
+}
+
+/// The fake LAS's schema check is real: a request that breaks UWLR 2.2
+/// (a resultaat naming a test the toetsen block lacks) is refused and
+/// recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_las_refuses_what_uwlr_2_2_refuses() {
+    let las = FakeLas::start().await;
+    let body = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://www.edustandaard.nl/leerresultaten/2/autorisatie" xmlns:lr="http://www.edustandaard.nl/leerresultaten/2/leerresultaten"><s:Header><a:autorisatie><a:autorisatiesleutel>{}</a:autorisatiesleutel><a:klantcode>{}</a:klantcode><a:klantnaam>x</a:klantnaam></a:autorisatie></s:Header><s:Body><lr:leerresultaten_verzoek><lr:school><lr:schooljaar>2025-2026</lr:schooljaar><lr:brincode>99AA</lr:brincode><lr:aanmaakdatum>2026-06-02T10:00:00Z</lr:aanmaakdatum><lr:xsdversie>2.2</lr:xsdversie></lr:school><lr:toetsafnames><lr:toetsafname><lr:leerlingid>stu-1</lr:leerlingid><lr:resultaten><lr:resultaat key="k1"><lr:afnamedatum>2026-06-02</lr:afnamedatum><lr:toetscode>EX-1</lr:toetscode><lr:score>4</lr:score></lr:resultaat></lr:resultaten></lr:toetsafname></lr:toetsafnames><lr:toetsen><lr:toets><lr:toetscode>EX-2</lr:toetscode></lr:toets></lr:toetsen></lr:leerresultaten_verzoek></s:Body></s:Envelope>"#,
+        fake_las::KEY,
+        fake_las::KLANTCODE
+    );
+    let r = reqwest::Client::new()
+        .post(&las.url)
+        .header("SOAPAction", "\"BrengLeerresultaten\"")
+        .header(fake_las::GATEWAY_HEADER, fake_las::GATEWAY_KEY)
+        .header("content-type", "text/xml; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 500);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("faultcode>soap:Client"), "{text}");
+    let invalid = las.with(|g| g.invalid.clone());
+    assert_eq!(invalid.len(), 1);
+    assert!(invalid[0].contains("krAfnameToets"), "{invalid:?}");
+    assert_eq!(las.with(|g| g.results.len()), 0);
+}
+
+/// With `privacy.use_eck_id` the platform knows students by their ECK iD:
+/// the LAS gets its own leerling key as `leerlingid` and the ECK iD as
+/// `eckid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eck_id_goes_along_where_known() {
+    const ECK: &str = "https://ketenid.nl/201703/50c416ea9a8b8b4f41df46566df802c86cccbb65a1b55c8b326df55df1cf05b68320ee77bf55a629325e96bc00b3eaae318458fd4cb3c2501b5b2e864c69746a";
+    let dir = tempfile::tempdir().unwrap();
+    let las = FakeLas::start().await;
+    let loaded = config(dir.path(), &las.url, "\n[privacy]\nuse_eck_id = true");
+    roster(&loaded).await;
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[row(ECK, "EX-NED-1", "S-1", 40)],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!(r.pushed, 1, "{r:?}");
+    let stored: Vec<_> = las.with(|g| g.results.values().cloned().collect());
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].leerlingid, "stu-1001");
+    assert_eq!(stored[0].eckid.as_deref(), Some(ECK));
+    assert_all_valid(&las);
+}
