@@ -184,6 +184,12 @@ pub struct Http {
     in_flight: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     max_retries: usize,
     min_backoff: Duration,
+    /// Headers sent with every request (a vendor gateway's subscription
+    /// key); marked sensitive, never logged.
+    headers: header::HeaderMap,
+    /// Hand a 500 answer with an XML body to the caller (a SOAP fault is
+    /// an answer, not a transport error; see `crate::soap`).
+    soap_faults: bool,
 }
 
 /// Extra TLS material for one endpoint, as PEM.
@@ -244,6 +250,8 @@ impl Http {
             in_flight: None,
             max_retries,
             min_backoff: Duration::from_millis(200),
+            headers: header::HeaderMap::new(),
+            soap_faults: false,
         })
     }
 
@@ -271,6 +279,20 @@ impl Http {
         self
     }
 
+    /// Send these headers with every request (an `Accept` here replaces
+    /// the default one).
+    pub fn with_headers(mut self, h: header::HeaderMap) -> Http {
+        self.headers = h;
+        self
+    }
+
+    /// Return an HTTP 500 whose body is XML as a [`Reply`] (SOAP 1.1 sends
+    /// faults with status 500), without retrying it.
+    pub fn with_soap_faults(mut self) -> Http {
+        self.soap_faults = true;
+        self
+    }
+
     /// Send a request, retrying what is safe to retry. `repeatable` marks a
     /// non-idempotent request (POST) as safe to send again; otherwise only
     /// answers that say the server did not act (429, 503) are retried.
@@ -281,6 +303,27 @@ impl Http {
         body: Option<&[u8]>,
         content_type: &str,
         repeatable: bool,
+    ) -> Result<Reply, HttpError> {
+        self.send_with(
+            method,
+            url,
+            body,
+            content_type,
+            repeatable,
+            &header::HeaderMap::new(),
+        )
+        .await
+    }
+
+    /// [`Http::send`] with extra headers for this request (`SOAPAction`).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        repeatable: bool,
+        extra: &header::HeaderMap,
     ) -> Result<Reply, HttpError> {
         let idempotent = repeatable
             || matches!(
@@ -296,14 +339,14 @@ impl Http {
             _ => 0,
         };
         let result = self
-            .send_retrying(&method, url, body, content_type, idempotent)
+            .send_retrying(&method, url, body, content_type, idempotent, extra)
             .await;
         match (&self.auth, &result) {
             (Auth::OAuth2(o), Err(e)) if e.status == Some(401) => {
                 // the token may have been revoked or expired early: a new
                 // token, and this request once more (never more than once)
                 o.invalidate(generation).await;
-                self.send_retrying(&method, url, body, content_type, idempotent)
+                self.send_retrying(&method, url, body, content_type, idempotent, extra)
                     .await
             }
             _ => result,
@@ -317,8 +360,12 @@ impl Http {
         body: Option<&[u8]>,
         content_type: &str,
         idempotent: bool,
+        extra: &header::HeaderMap,
     ) -> Result<Reply, HttpError> {
-        let once = || async { self.once(method, url, body, content_type, idempotent).await };
+        let once = || async {
+            self.once(method, url, body, content_type, idempotent, extra)
+                .await
+        };
         once.retry(
             ExponentialBuilder::default()
                 .with_min_delay(self.min_backoff)
@@ -345,6 +392,7 @@ impl Http {
         body: Option<&[u8]>,
         content_type: &str,
         idempotent: bool,
+        extra: &header::HeaderMap,
     ) -> Result<Reply, HttpError> {
         let _permit = match &self.in_flight {
             Some(sem) => Some(sem.acquire().await.expect("semaphore is never closed")),
@@ -353,10 +401,13 @@ impl Http {
         if let Some(rate) = &self.rate {
             rate.until_ready().await;
         }
-        let mut req = self
-            .client
-            .request(method.clone(), url)
-            .header(header::ACCEPT, "application/scim+json, application/json");
+        let mut req = self.client.request(method.clone(), url);
+        if !self.headers.contains_key(header::ACCEPT) && !extra.contains_key(header::ACCEPT) {
+            req = req.header(header::ACCEPT, "application/scim+json, application/json");
+        }
+        for (k, v) in self.headers.iter().chain(extra.iter()) {
+            req = req.header(k, v.clone());
+        }
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(t) => req = req.bearer_auth(t.expose()),
@@ -417,7 +468,11 @@ impl Http {
                 ));
             }
         };
-        if status.is_success() {
+        let xml = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("xml"));
+        if status.is_success() || (self.soap_faults && status.as_u16() == 500 && xml) {
             return Ok(Reply {
                 status,
                 headers,

@@ -44,6 +44,11 @@ impl Loaded {
             }
             timeouts.push(("source", r.timeout));
         }
+        if let Source::Uwlr(u) = &c.source {
+            urls.push(("source", "url", &u.url));
+            plain.push(("source", "url", &u.url, u.allow_insecure_http));
+            timeouts.push(("source", u.timeout));
+        }
         if let Platform::Scim(p) = &c.platform {
             urls.push(("platform", "base_url", &p.base_url));
             plain.push(("platform", "base_url", &p.base_url, p.allow_insecure_http));
