@@ -493,3 +493,17 @@ impl Uwlr {
         out
     }
 }
+
+/// One `HaalLeerlinggegevens` answer (a whole SOAP envelope) for school
+/// `code` ("99AA00") as a roster: the mapping of [`Uwlr::read`] without
+/// the network (for the benchmark and for tools).
+pub fn roster_from_answer(body: &[u8], code: &str, qualify_ids: bool) -> Result<Roster> {
+    let mut b = Builder::new(qualify_ids, Default::default());
+    b.school(code, code);
+    b.document(code);
+    match uwlr_roster::parse(body, code, &mut |r| b.feed(r))? {
+        Answer::Data => Ok(b.finish("UWLR 2.2 HaalLeerlinggegevens".into())),
+        Answer::NoChanges => Err(anyhow!("{code}: the answer is geenwijzigingen")),
+        Answer::NoData => Err(anyhow!("{code}: the answer is geengegevens")),
+    }
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fake_gradebook;
+pub mod fake_las;
 pub mod fake_scim;
 pub mod real_peer;
 
