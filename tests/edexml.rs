@@ -160,8 +160,8 @@ async fn a_bad_record_is_reported_and_held_never_deactivated() {
 
     // L1002 loses its achternaam, L1009 points at an unknown groep
     let bad = good.replace("<achternaam>Berg</achternaam>", "").replace(
-        "<groep key=\"G8A\"/><gebruikersnaam>l1009",
-        "<groep key=\"G9Z\"/><gebruikersnaam>l1009",
+        "<groep key=\"G8A\"/><vestiging key=\"V1\"/><gebruikersnaam>l1009",
+        "<groep key=\"G9Z\"/><vestiging key=\"V1\"/><gebruikersnaam>l1009",
     );
     std::fs::write(&file, &bad).unwrap();
     let r = sync::roster(&cfg, RosterOptions::default(), "user:test", &Quiet)
