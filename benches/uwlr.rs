@@ -83,9 +83,9 @@ fn generate(
     }
     writeln!(w, "</leerlingen>\n<leerkrachten>").unwrap();
     for t in 0..leerkrachten {
-        write!(
+        writeln!(
             w,
-            "  <leerkracht key=\"T{t}\"><achternaam>{}</achternaam><roepnaam>{}</roepnaam><rol>LRK</rol><groepen><groep key=\"G{}\"/><samengestelde_groep key=\"S{}\"/></groepen></leerkracht>\n",
+            "  <leerkracht key=\"T{t}\"><achternaam>{}</achternaam><roepnaam>{}</roepnaam><rol>LRK</rol><groepen><groep key=\"G{}\"/><samengestelde_groep key=\"S{}\"/></groepen></leerkracht>",
             FAMILY[t % FAMILY.len()],
             GIVEN[t % GIVEN.len()],
             t % groepen,

@@ -170,11 +170,7 @@ fn parse_request(body: &[u8]) -> Asked {
     let mut r = Reader::from_reader(body);
     let mut path: Vec<String> = Vec::new();
     let mut buf = Vec::new();
-    loop {
-        let ev = match r.read_event_into(&mut buf) {
-            Ok(e) => e,
-            Err(_) => break,
-        };
+    while let Ok(ev) = r.read_event_into(&mut buf) {
         match &ev {
             Event::Start(e) | Event::Empty(e) => {
                 let name = String::from_utf8(e.local_name().as_ref().to_vec()).unwrap();
