@@ -394,7 +394,96 @@ impl Http {
         idempotent: bool,
         extra: &header::HeaderMap,
     ) -> Result<Reply, HttpError> {
-        let _permit = match &self.in_flight {
+        let (resp, _permit) = self
+            .once_head(method, url, body, content_type, idempotent, extra)
+            .await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        match resp.bytes().await {
+            Ok(b) => Ok(Reply {
+                status,
+                headers,
+                body: b.to_vec(),
+            }),
+            Err(e) => Err(self.error(
+                method,
+                url,
+                Some(status.as_u16()),
+                format!("response cut off ({})", root_cause(&e)),
+                idempotent,
+            )),
+        }
+    }
+
+    /// [`Http::send_with`], but the answer's body is left to the caller to
+    /// stream (a large SOAP answer is parsed as it arrives). Only the
+    /// request is retried: a body that breaks off is the caller's error.
+    pub async fn send_streaming(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        repeatable: bool,
+        extra: &header::HeaderMap,
+    ) -> Result<reqwest::Response, HttpError> {
+        let once = || async {
+            self.once_head(&method, url, body, content_type, repeatable, extra)
+                .await
+                .map(|(resp, _permit)| resp)
+        };
+        once.retry(
+            ExponentialBuilder::default()
+                .with_min_delay(self.min_backoff)
+                .with_max_delay(Duration::from_secs(30))
+                .with_max_times(self.max_retries)
+                .with_jitter(),
+        )
+        .when(|e: &HttpError| e.retryable)
+        .adjust(|e: &HttpError, d| match e.retry_after {
+            Some(RetryAfter(ra)) => Some(ra.min(Duration::from_secs(300))),
+            None => d,
+        })
+        .notify(|e: &HttpError, d| {
+            crate::daemon::metrics::http_retry(&e.url);
+            tracing::warn!(method = %e.method, url = %e.url, status = ?e.status, "retrying in {d:?}: {}", e.reason)
+        })
+        .await
+    }
+
+    fn error(
+        &self,
+        method: &Method,
+        url: &str,
+        status: Option<u16>,
+        reason: String,
+        retryable: bool,
+    ) -> HttpError {
+        HttpError {
+            method: method.to_string(),
+            url: url.to_string(),
+            status,
+            reason,
+            retry_after: None,
+            server_message: None,
+            retryable,
+        }
+    }
+
+    /// Send one request: the response of a success (or, with
+    /// `soap_faults`, of an HTTP 500 with an XML body) with its body
+    /// unread, and the in-flight permit it holds; any other status is
+    /// read and turned into the error.
+    async fn once_head(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        idempotent: bool,
+        extra: &header::HeaderMap,
+    ) -> Result<(reqwest::Response, Option<tokio::sync::SemaphorePermit<'_>>), HttpError> {
+        let permit = match &self.in_flight {
             Some(sem) => Some(sem.acquire().await.expect("semaphore is never closed")),
             None => None,
         };
@@ -420,13 +509,8 @@ impl Http {
         }
         let err = |status: Option<u16>, reason: String, retryable: bool, ra: Option<Duration>| {
             HttpError {
-                method: method.to_string(),
-                url: url.to_string(),
-                status,
-                reason,
                 retry_after: ra.map(RetryAfter),
-                server_message: None,
-                retryable,
+                ..self.error(method, url, status, reason, retryable)
             }
         };
         let sent = req.send().await;
@@ -451,7 +535,14 @@ impl Http {
             }
         };
         let status = resp.status();
-        let headers = resp.headers().clone();
+        let xml = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("xml"));
+        if status.is_success() || (self.soap_faults && status.as_u16() == 500 && xml) {
+            return Ok((resp, permit));
+        }
         let retry_after = resp
             .headers()
             .get(header::RETRY_AFTER)
@@ -468,17 +559,6 @@ impl Http {
                 ));
             }
         };
-        let xml = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.contains("xml"));
-        if status.is_success() || (self.soap_faults && status.as_u16() == 500 && xml) {
-            return Ok(Reply {
-                status,
-                headers,
-                body,
-            });
-        }
         let code = status.as_u16();
         let (retryable, hint) = match code {
             401 | 403 => (false, "check the token and its permissions"),

@@ -70,9 +70,9 @@ pub fn text_element<W: Write>(w: &mut Writer<W>, name: &str, text: &str) -> std:
     w.write_event(Event::End(BytesEnd::new(name)))
 }
 
-/// A SOAP fault as the server sent it (`faultstring` at most 300
-/// characters). It may echo request data, so it is shown to the admin and
-/// kept with the run, never logged.
+/// A SOAP fault as the server sent it: `faultstring` on one line, at most
+/// 300 characters, e-mail addresses and runs of 6 or more digits masked
+/// (it goes into the run's error line, which the daemon logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     pub code: String,
@@ -94,6 +94,12 @@ pub enum SoapError {
         "POST {url} ({action}): HTTP 500 without a SOAP fault; the service failed, try again later"
     )]
     NoFault { url: String, action: String },
+    #[error("POST {url} ({action}): the answer broke off ({reason})")]
+    Broken {
+        url: String,
+        action: String,
+        reason: String,
+    },
 }
 
 impl SoapError {
@@ -105,7 +111,7 @@ impl SoapError {
                 let c = fault.code.rsplit(':').next().unwrap_or_default();
                 c.eq_ignore_ascii_case("Server")
             }
-            SoapError::NoFault { .. } => true,
+            SoapError::NoFault { .. } | SoapError::Broken { .. } => true,
         }
     }
 }
@@ -129,6 +135,56 @@ impl SoapClient {
         &self.url
     }
 
+    /// [`SoapClient::call`], the answer left unread for the caller to
+    /// stream (a fault in it is the streaming parser's to find; a fault
+    /// sent with HTTP 500 is read and returned here).
+    pub async fn call_streaming(
+        &self,
+        action: &str,
+        envelope: &[u8],
+        repeatable: bool,
+    ) -> Result<reqwest::Response, SoapError> {
+        let resp = self
+            .http
+            .send_streaming(
+                Method::POST,
+                &self.url,
+                Some(envelope),
+                "text/xml; charset=utf-8",
+                repeatable,
+                &Self::headers(action),
+            )
+            .await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.map_err(|e| SoapError::Broken {
+            url: self.url.clone(),
+            action: action.to_string(),
+            reason: e.to_string(),
+        })?;
+        Err(match fault(&body) {
+            Some(f) => SoapError::Fault {
+                url: self.url.clone(),
+                action: action.to_string(),
+                fault: f,
+            },
+            None => SoapError::NoFault {
+                url: self.url.clone(),
+                action: action.to_string(),
+            },
+        })
+    }
+
+    fn headers(action: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static("text/xml"));
+        if let Ok(v) = HeaderValue::from_str(&format!("\"{action}\"")) {
+            h.insert("SOAPAction", v);
+        }
+        h
+    }
+
     /// POST an envelope with `SOAPAction: "<action>"`; the answer's bytes,
     /// or the fault. `repeatable`: the operation only reads (or is
     /// idempotent by key), so a lost answer may be asked again.
@@ -138,11 +194,7 @@ impl SoapClient {
         envelope: &[u8],
         repeatable: bool,
     ) -> Result<Vec<u8>, SoapError> {
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_static("text/xml"));
-        if let Ok(v) = HeaderValue::from_str(&format!("\"{action}\"")) {
-            h.insert("SOAPAction", v);
-        }
+        let h = Self::headers(action);
         let reply = self
             .http
             .send_with(
@@ -228,6 +280,7 @@ pub fn fault(body: &[u8]) -> Option<Fault> {
     }
     let one_line = |s: &str| -> String {
         s.split_whitespace()
+            .map(mask)
             .collect::<Vec<_>>()
             .join(" ")
             .chars()
@@ -238,6 +291,23 @@ pub fn fault(body: &[u8]) -> Option<Fault> {
         code: one_line(&code),
         string: one_line(&string),
     })
+}
+
+/// A word of a fault string as it may be shown and logged: an e-mail
+/// address or a run of 6 or more digits (a BSN, a student number) is
+/// replaced, since a server may echo request data in its faults.
+fn mask(word: &str) -> std::borrow::Cow<'_, str> {
+    if word.contains('@') && word.contains('.') {
+        return "[e-mail]".into();
+    }
+    let mut run = 0;
+    for b in word.bytes() {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 6 {
+            return "[number]".into();
+        }
+    }
+    word.into()
 }
 
 #[cfg(test)]
@@ -275,6 +345,11 @@ mod tests {
                 code: "s:Client".into(),
                 string: "Ongeldige autorisatiesleutel & zo".into()
             })
+        );
+        let pii = br#"<s:Envelope xmlns:s="x"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>leerling 123456782 (jo@x.nl) onbekend</faultstring></s:Fault></s:Body></s:Envelope>"#;
+        assert_eq!(
+            fault(pii).unwrap().string,
+            "leerling [number] ([e-mail]) onbekend"
         );
         let ok = br#"<s:Envelope xmlns:s="x"><s:Body><a><Fault/></a></s:Body></s:Envelope>"#;
         assert_eq!(fault(ok), None);

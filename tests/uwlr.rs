@@ -383,6 +383,23 @@ async fn a_lost_connection_fails_the_whole_read_before_anything_is_written() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_breaks_off_fails_the_read() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &las, &scim.base, "");
+    las.school("99BB00", |s| s.cut_off = true);
+    let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
+    let line = format!("{e:#}");
+    assert!(
+        line.contains("school 99BB00") && line.contains("broke off"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(scim.users().is_empty(), "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_client_certificate_and_a_gateway_header() {
     let p = pki();
     let las = FakeLas::start_tls(fixture_schools(), &p).await;

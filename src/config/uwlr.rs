@@ -297,17 +297,6 @@ impl Loaded {
             }
             self.header_value(name, v)?;
         }
-        for (from, to) in &u.role_map {
-            if crate::model::Role::parse(to).is_none() {
-                return Err(self.error(
-                    "source.role_map",
-                    from,
-                    format!(
-                        "`{to}` is not a sisync role; use student, teacher, assessor, proctor or staff"
-                    ),
-                ));
-            }
-        }
         self.tls_files(
             u.client_cert_file.as_deref(),
             u.client_key_file.as_deref(),

@@ -102,6 +102,42 @@ pub struct Uwlr {
     schooljaar: String,
 }
 
+/// What one answer held.
+#[derive(Default)]
+struct Fetched {
+    answer: Answer,
+    block: Option<SchoolBlock>,
+    leerlingen: u64,
+    /// The groepen and samengestelde groepen defined in it.
+    groups: Vec<GroupRef>,
+}
+
+/// The answer's bytes as they arrive, for the parser's thread.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.blocking_recv() {
+                Some(Ok(v)) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// What one school answered.
 enum SchoolRead {
     Data,
@@ -205,21 +241,6 @@ impl Uwlr {
         )
     }
 
-    /// Send `op` for school `n`; the answer's bytes, or one error line.
-    async fn call(
-        &self,
-        n: usize,
-        op: Op,
-        since: Option<&str>,
-        groups: &[GroupRef],
-    ) -> Result<Vec<u8>> {
-        let env = self.request(n, op, since, groups);
-        self.client
-            .call(op.action(), &env, true)
-            .await
-            .map_err(|e| self.explain(n, e))
-    }
-
     fn explain(&self, n: usize, e: SoapError) -> anyhow::Error {
         let code = self.cfg.schools[n].code();
         let auth = match &e {
@@ -228,7 +249,7 @@ impl Uwlr {
                 let s = format!("{} {}", fault.code, fault.string).to_lowercase();
                 s.contains("autoris") || s.contains("sleutel") || s.contains("auth")
             }
-            SoapError::NoFault { .. } => false,
+            SoapError::NoFault { .. } | SoapError::Broken { .. } => false,
         };
         let hint = if auth {
             format!(
@@ -240,30 +261,92 @@ impl Uwlr {
         anyhow!("school {code}: {e}; nothing was sent to the platform. {hint}")
     }
 
-    /// Parse an answer into `b`: what it held, and the school block.
-    fn take(
+    /// Send `op` for school `n` and stream the answer into `b` as it
+    /// arrives (the answer is never held whole): what it held, or one
+    /// error line.
+    async fn fetch(
         &self,
         n: usize,
         op: Op,
-        body: &[u8],
+        since: Option<&str>,
+        groups: &[GroupRef],
         b: &mut Builder,
-    ) -> Result<(Answer, Option<SchoolBlock>, u64)> {
+    ) -> Result<Fetched> {
+        let env = self.request(n, op, since, groups);
+        let mut resp = self
+            .client
+            .call_streaming(op.action(), &env, true)
+            .await
+            .map_err(|e| self.explain(n, e))?;
         let origin = self.origin(n, op);
-        b.document(&origin);
-        let mut block = None;
-        let mut persons = 0u64;
-        let answer = uwlr_roster::parse(body, &origin, &mut |r| {
-            match &r {
-                Rec::School(s) => block = Some(s.clone()),
-                Rec::Leerling(_) => persons += 1,
-                _ => {}
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(32);
+        let mut builder = std::mem::replace(b, Builder::new(false, Default::default()));
+        builder.document(&origin);
+        let o = origin.clone();
+        let parsing = tokio::task::spawn_blocking(move || {
+            let mut f = Fetched::default();
+            let input = ChannelReader {
+                rx,
+                cur: Vec::new(),
+                pos: 0,
+            };
+            let answer = uwlr_roster::parse(input, &o, &mut |rec| {
+                match &rec {
+                    Rec::School(s) => f.block = Some(s.clone()),
+                    Rec::Leerling(_) => f.leerlingen += 1,
+                    Rec::Groep(g) => {
+                        if let Some(k) = &g.key {
+                            f.groups.push((Some(k.clone()), g.samengesteld));
+                        }
+                    }
+                    _ => {}
+                }
+                builder.feed(rec)
+            });
+            (answer.map(|a| Fetched { answer: a, ..f }), builder)
+        });
+        let mut broken = None;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    if tx.send(Ok(c.to_vec())).await.is_err() {
+                        break; // the reader stopped at an error of its own
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let mut cause: &dyn std::error::Error = &e;
+                    while let Some(next) = cause.source() {
+                        cause = next;
+                    }
+                    broken = Some(cause.to_string());
+                    let _ = tx
+                        .send(Err(std::io::Error::other("the answer broke off")))
+                        .await;
+                    break;
+                }
             }
-            b.feed(r)
-        })?;
-        if answer == Answer::Data {
-            self.check_school(n, op, block.as_ref())?;
         }
-        Ok((answer, block, persons))
+        drop(tx);
+        let (result, builder) = parsing
+            .await
+            .map_err(|e| anyhow!("{origin}: the reader stopped ({e})"))?;
+        *b = builder;
+        if let Some(reason) = broken {
+            return Err(self.explain(
+                n,
+                SoapError::Broken {
+                    url: self.cfg.url.clone(),
+                    action: op.name().to_string(),
+                    reason,
+                },
+            ));
+        }
+        let f = result?;
+        if f.answer == Answer::Data {
+            self.check_school(n, op, f.block.as_ref())?;
+        }
+        Ok(f)
     }
 
     /// The answer is for the school and year asked.
@@ -313,51 +396,36 @@ impl Uwlr {
         let leerlingen = match self.cfg.mode {
             UwlrMode::AllInOne => {
                 let op = Op::Leerlinggegevens;
-                let body = self.call(n, op, since, &[]).await?;
-                match self.take(n, op, &body, b)? {
-                    (Answer::NoChanges, _, _) if since.is_some() => {
+                let f = self.fetch(n, op, since, &[], b).await?;
+                match (f.answer, f.leerlingen) {
+                    (Answer::NoChanges, _) if since.is_some() => {
                         return Ok(SchoolRead::NoChanges);
                     }
-                    (Answer::NoChanges, _, _) => {
+                    (Answer::NoChanges, _) => {
                         return Err(anyhow!(
                             "{}: the LAS answered geenwijzigingen to a full request; nothing was sent to the platform. Run again, or report this to the LAS supplier",
                             self.origin(n, op)
                         ));
                     }
-                    (Answer::NoData, _, _) => return Err(refused(op)),
-                    (Answer::Data, _, persons) => persons,
+                    (Answer::NoData, _) => return Err(refused(op)),
+                    (Answer::Data, persons) => persons,
                 }
             }
             UwlrMode::Staged => {
                 // HaalStructuur: the groups, then their people per batch
                 let op = Op::Structuur;
-                let body = self.call(n, op, None, &[]).await?;
-                let mut groups: Vec<GroupRef> = Vec::new();
-                let origin = self.origin(n, op);
-                b.document(&origin);
-                let mut block = None;
-                let answer = uwlr_roster::parse(&body[..], &origin, &mut |r| {
-                    match &r {
-                        Rec::Groep(g) => {
-                            if let Some(k) = &g.key {
-                                groups.push((Some(k.clone()), g.samengesteld));
-                            }
-                        }
-                        Rec::School(s) => block = Some(s.clone()),
-                        _ => {}
-                    }
-                    b.feed(r)
-                })?;
-                match answer {
+                let f = self.fetch(n, op, None, &[], b).await?;
+                match f.answer {
                     Answer::NoData => return Err(refused(op)),
                     Answer::NoChanges => {
                         return Err(anyhow!(
-                            "{origin}: the LAS answered geenwijzigingen to a full request; nothing was sent to the platform. Run again, or report this to the LAS supplier"
+                            "{}: the LAS answered geenwijzigingen to a full request; nothing was sent to the platform. Run again, or report this to the LAS supplier",
+                            self.origin(n, op)
                         ));
                     }
-                    Answer::Data => self.check_school(n, op, block.as_ref())?,
+                    Answer::Data => {}
                 }
-                drop(body);
+                let groups = f.groups;
                 let mut batches: Vec<Vec<GroupRef>> = groups
                     .chunks(self.cfg.batch_groups.max(1))
                     .map(<[GroupRef]>::to_vec)
@@ -370,16 +438,15 @@ impl Uwlr {
                 let mut persons = 0;
                 for batch in &batches {
                     for op in [Op::Leerlingen, Op::Leerkrachten] {
-                        let body = self.call(n, op, None, batch).await?;
                         // a batch of groups without people may be geengegevens
-                        let (answer, _, p) = self.take(n, op, &body, b)?;
-                        if answer == Answer::NoChanges {
+                        let f = self.fetch(n, op, None, batch, b).await?;
+                        if f.answer == Answer::NoChanges {
                             return Err(anyhow!(
                                 "{}: the LAS answered geenwijzigingen to a full request; nothing was sent to the platform. Run again",
                                 self.origin(n, op)
                             ));
                         }
-                        persons += p;
+                        persons += f.leerlingen;
                     }
                 }
                 persons
@@ -455,12 +522,12 @@ impl Uwlr {
             };
             let r = async {
                 let started = Instant::now();
-                let body = self.call(n, op, None, &[]).await?;
-                let took = started.elapsed();
                 let mut b = Builder::new(false, Default::default());
                 b.school(&code, &code);
-                let (answer, block, persons) = self.take(n, op, &body, &mut b)?;
-                let what = match answer {
+                let f = self.fetch(n, op, None, &[], &mut b).await?;
+                let took = started.elapsed();
+                let (block, persons) = (f.block, f.leerlingen);
+                let what = match f.answer {
                     Answer::NoData => format!(
                         "but the LAS has no data (geengegevens) for schooljaar {}; a sync would be refused",
                         self.schooljaar

@@ -69,9 +69,10 @@ pub(crate) enum Rec {
 }
 
 /// What the document (or answer) held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Answer {
     /// Records (possibly none).
+    #[default]
     Data,
     /// `geenwijzigingen`: nothing changed since `laatstontvangengegevens`.
     NoChanges,
