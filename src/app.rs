@@ -606,6 +606,28 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
             "oke {} (OKE 1.0.1 flow 1, page size {}, sittings from {} days ago to {} days ahead; `check-config` does not connect)",
             s.endpoint.base_url, s.page_size, s.window_days_before, s.window_days_after
         ),
+        Source::Edexml(s) => match crate::connector::edexml::Edexml::new(s).probe() {
+            Ok(what) => format!("edexml {} ({what})", s.path.display()),
+            Err(e) => {
+                ok = false;
+                format!("edexml: {e:#}")
+            }
+        },
+        Source::Uwlr(s) => format!(
+            "uwlr {} ({}, {} school(s): {}; full read every {}; `check-config --connect` asks each school)",
+            s.url,
+            match s.mode {
+                crate::config::uwlr::UwlrMode::AllInOne => "HaalLeerlinggegevens",
+                crate::config::uwlr::UwlrMode::Staged => "staged",
+            },
+            s.schools.len(),
+            s.schools
+                .iter()
+                .map(|x| x.code())
+                .collect::<Vec<_>>()
+                .join(", "),
+            humantime::format_duration(s.full_every)
+        ),
     };
     rows.push(("source".into(), source));
     let platform = match &c.platform {
@@ -720,6 +742,12 @@ fn settings_json(l: &Loaded) -> serde_json::Value {
     let source = match &c.source {
         Source::OnerosterCsv(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
         Source::ImsEnterprise(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
+        Source::Edexml(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
+        Source::Uwlr(s) => serde_json::json!({
+            "kind": c.source.kind(),
+            "url": s.url,
+            "schools": s.schools.iter().map(|x| x.code()).collect::<Vec<_>>(),
+        }),
         Source::OnerosterRest(s) => {
             serde_json::json!({"kind": c.source.kind(), "base_url": s.base_url})
         }

@@ -17,6 +17,7 @@ pub mod edexml_drop;
 mod hygiene;
 pub mod oke;
 pub mod results;
+pub mod uwlr;
 pub mod uwlr_results;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +117,8 @@ pub enum Source {
     OnerosterRest(OneRosterRestSource),
     ImsEnterprise(ImsEnterpriseSource),
     Oke(oke::OkeSource),
+    Uwlr(uwlr::UwlrSource),
+    Edexml(uwlr::EdexmlSource),
 }
 
 impl Source {
@@ -125,6 +128,8 @@ impl Source {
             Source::OnerosterRest(_) => "oneroster-rest",
             Source::ImsEnterprise(_) => "ims-enterprise",
             Source::Oke(_) => "oke",
+            Source::Uwlr(_) => "uwlr",
+            Source::Edexml(_) => "edexml",
         }
     }
 
@@ -138,6 +143,8 @@ impl Source {
                 static NONE: BTreeMap<String, String> = BTreeMap::new();
                 &NONE
             }
+            Source::Uwlr(s) => &s.role_map,
+            Source::Edexml(s) => &s.role_map,
         }
     }
 }
@@ -1032,7 +1039,8 @@ impl Loaded {
         match &mut self.config.source {
             Source::OnerosterCsv(s) => abs(&mut s.path),
             Source::ImsEnterprise(s) => abs(&mut s.path),
-            Source::OnerosterRest(_) | Source::Oke(_) => {}
+            Source::Edexml(s) => abs(&mut s.path),
+            Source::OnerosterRest(_) | Source::Uwlr(_) | Source::Oke(_) => {}
         }
         if let Platform::CsvDrop(p) = &mut self.config.platform {
             abs(&mut p.path);
@@ -1144,6 +1152,7 @@ impl Loaded {
             }
         }
         self.validate_oke()?;
+        self.validate_uwlr()?;
         self.validate_daemon()?;
         self.validate_alerts()?;
         if let Platform::Scim(p) = &c.platform {
@@ -1302,6 +1311,22 @@ impl Loaded {
 
     /// The TLS material of a REST source, read and checked.
     pub fn rest_tls(&self, r: &OneRosterRestSource) -> Result<crate::http::TlsFiles, ConfigError> {
+        self.tls_files(
+            r.client_cert_file.as_deref(),
+            r.client_key_file.as_deref(),
+            r.ca_file.as_deref(),
+            r.timeout,
+        )
+    }
+
+    /// Client certificate, key and extra CA of `[source]`, read and checked.
+    pub fn tls_files(
+        &self,
+        client_cert_file: Option<&Path>,
+        client_key_file: Option<&Path>,
+        ca_file: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<crate::http::TlsFiles, ConfigError> {
         let read = |key: &str, f: &Path| {
             let path = self.secret_path(f);
             std::fs::read(&path).map_err(|e| {
@@ -1312,7 +1337,7 @@ impl Loaded {
                 )
             })
         };
-        let identity_pem = match (&r.client_cert_file, &r.client_key_file) {
+        let identity_pem = match (client_cert_file, client_key_file) {
             (None, None) => None,
             (Some(c), Some(k)) => {
                 let mut pem = read("client_cert_file", c)?;
@@ -1335,7 +1360,7 @@ impl Loaded {
                 ));
             }
         };
-        let ca_pem = match &r.ca_file {
+        let ca_pem = match ca_file {
             Some(f) => Some(read("ca_file", f)?),
             None => None,
         };
@@ -1344,7 +1369,7 @@ impl Loaded {
             ca_pem,
         };
         // parse now, so a bad file is a config error with its key and line
-        crate::http::Http::with_tls(r.timeout, crate::http::Auth::None, 0, &tls).map_err(|e| {
+        crate::http::Http::with_tls(timeout, crate::http::Auth::None, 0, &tls).map_err(|e| {
             self.error(
                 "source",
                 if tls.identity_pem.is_some() {

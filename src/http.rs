@@ -213,8 +213,13 @@ pub struct Http {
     in_flight: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     max_retries: usize,
     min_backoff: Duration,
-    /// Sent with every request (SOAPAction, a gateway's subscription key).
+    /// Headers sent with every request (a vendor gateway's subscription
+    /// key); marked sensitive, never logged.
     headers: header::HeaderMap,
+    /// Hand a 500 answer with an XML body to the caller (a SOAP fault is
+    /// an answer, not a transport error; see `crate::soap`).
+    soap_faults: bool,
+    /// Keep error response bodies in [`HttpError::body`].
     error_bodies: bool,
 }
 
@@ -277,21 +282,9 @@ impl Http {
             max_retries,
             min_backoff: Duration::from_millis(200),
             headers: header::HeaderMap::new(),
+            soap_faults: false,
             error_bodies: false,
         })
-    }
-
-    /// Headers sent with every request; they replace a default of the
-    /// same name (e.g. `Accept`).
-    pub fn with_headers(mut self, headers: header::HeaderMap) -> Http {
-        self.headers = headers;
-        self
-    }
-
-    /// Keep the body of error responses in [`HttpError::body`].
-    pub fn with_error_bodies(mut self) -> Http {
-        self.error_bodies = true;
-        self
     }
 
     /// Limit requests to `per_second` (token bucket: a burst of one
@@ -318,6 +311,26 @@ impl Http {
         self
     }
 
+    /// Send these headers with every request (an `Accept` here replaces
+    /// the default one).
+    pub fn with_headers(mut self, h: header::HeaderMap) -> Http {
+        self.headers = h;
+        self
+    }
+
+    /// Keep the body of error responses in [`HttpError::body`].
+    pub fn with_error_bodies(mut self) -> Http {
+        self.error_bodies = true;
+        self
+    }
+
+    /// Return an HTTP 500 whose body is XML as a [`Reply`] (SOAP 1.1 sends
+    /// faults with status 500), without retrying it.
+    pub fn with_soap_faults(mut self) -> Http {
+        self.soap_faults = true;
+        self
+    }
+
     /// Send a request, retrying what is safe to retry. `repeatable` marks a
     /// non-idempotent request (POST) as safe to send again; otherwise only
     /// answers that say the server did not act (429, 503) are retried.
@@ -328,6 +341,27 @@ impl Http {
         body: Option<&[u8]>,
         content_type: &str,
         repeatable: bool,
+    ) -> Result<Reply, HttpError> {
+        self.send_with(
+            method,
+            url,
+            body,
+            content_type,
+            repeatable,
+            &header::HeaderMap::new(),
+        )
+        .await
+    }
+
+    /// [`Http::send`] with extra headers for this request (`SOAPAction`).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        repeatable: bool,
+        extra: &header::HeaderMap,
     ) -> Result<Reply, HttpError> {
         let idempotent = repeatable
             || matches!(
@@ -343,14 +377,14 @@ impl Http {
             _ => 0,
         };
         let result = self
-            .send_retrying(&method, url, body, content_type, idempotent)
+            .send_retrying(&method, url, body, content_type, idempotent, extra)
             .await;
         match (&self.auth, &result) {
             (Auth::OAuth2(o), Err(e)) if e.status == Some(401) => {
                 // the token may have been revoked or expired early: a new
                 // token, and this request once more (never more than once)
                 o.invalidate(generation).await;
-                self.send_retrying(&method, url, body, content_type, idempotent)
+                self.send_retrying(&method, url, body, content_type, idempotent, extra)
                     .await
             }
             _ => result,
@@ -364,8 +398,12 @@ impl Http {
         body: Option<&[u8]>,
         content_type: &str,
         idempotent: bool,
+        extra: &header::HeaderMap,
     ) -> Result<Reply, HttpError> {
-        let once = || async { self.once(method, url, body, content_type, idempotent).await };
+        let once = || async {
+            self.once(method, url, body, content_type, idempotent, extra)
+                .await
+        };
         once.retry(
             ExponentialBuilder::default()
                 .with_min_delay(self.min_backoff)
@@ -392,19 +430,112 @@ impl Http {
         body: Option<&[u8]>,
         content_type: &str,
         idempotent: bool,
+        extra: &header::HeaderMap,
     ) -> Result<Reply, HttpError> {
-        let _permit = match &self.in_flight {
+        let (resp, _permit) = self
+            .once_head(method, url, body, content_type, idempotent, extra)
+            .await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        match resp.bytes().await {
+            Ok(b) => Ok(Reply {
+                status,
+                headers,
+                body: b.to_vec(),
+            }),
+            Err(e) => Err(self.error(
+                method,
+                url,
+                Some(status.as_u16()),
+                format!("response cut off ({})", root_cause(&e)),
+                idempotent,
+            )),
+        }
+    }
+
+    /// [`Http::send_with`], but the answer's body is left to the caller to
+    /// stream (a large SOAP answer is parsed as it arrives). Only the
+    /// request is retried: a body that breaks off is the caller's error.
+    pub async fn send_streaming(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        repeatable: bool,
+        extra: &header::HeaderMap,
+    ) -> Result<reqwest::Response, HttpError> {
+        let once = || async {
+            self.once_head(&method, url, body, content_type, repeatable, extra)
+                .await
+                .map(|(resp, _permit)| resp)
+        };
+        once.retry(
+            ExponentialBuilder::default()
+                .with_min_delay(self.min_backoff)
+                .with_max_delay(Duration::from_secs(30))
+                .with_max_times(self.max_retries)
+                .with_jitter(),
+        )
+        .when(|e: &HttpError| e.retryable)
+        .adjust(|e: &HttpError, d| match e.retry_after {
+            Some(RetryAfter(ra)) => Some(ra.min(Duration::from_secs(300))),
+            None => d,
+        })
+        .notify(|e: &HttpError, d| {
+            crate::daemon::metrics::http_retry(&e.url);
+            tracing::warn!(method = %e.method, url = %e.url, status = ?e.status, "retrying in {d:?}: {}", e.reason)
+        })
+        .await
+    }
+
+    fn error(
+        &self,
+        method: &Method,
+        url: &str,
+        status: Option<u16>,
+        reason: String,
+        retryable: bool,
+    ) -> HttpError {
+        HttpError {
+            method: method.to_string(),
+            url: url.to_string(),
+            status,
+            reason,
+            retry_after: None,
+            server_message: None,
+            body: None,
+            retryable,
+        }
+    }
+
+    /// Send one request: the response of a success (or, with
+    /// `soap_faults`, of an HTTP 500 with an XML body) with its body
+    /// unread, and the in-flight permit it holds; any other status is
+    /// read and turned into the error.
+    async fn once_head(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        idempotent: bool,
+        extra: &header::HeaderMap,
+    ) -> Result<(reqwest::Response, Option<tokio::sync::SemaphorePermit<'_>>), HttpError> {
+        let permit = match &self.in_flight {
             Some(sem) => Some(sem.acquire().await.expect("semaphore is never closed")),
             None => None,
         };
         if let Some(rate) = &self.rate {
             rate.until_ready().await;
         }
-        let mut req = self
-            .client
-            .request(method.clone(), url)
-            .header(header::ACCEPT, "application/scim+json, application/json")
-            .headers(self.headers.clone());
+        let mut req = self.client.request(method.clone(), url);
+        if !self.headers.contains_key(header::ACCEPT) && !extra.contains_key(header::ACCEPT) {
+            req = req.header(header::ACCEPT, "application/scim+json, application/json");
+        }
+        for (k, v) in self.headers.iter().chain(extra.iter()) {
+            req = req.header(k, v.clone());
+        }
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(t) => req = req.bearer_auth(t.expose()),
@@ -417,14 +548,8 @@ impl Http {
         }
         let err = |status: Option<u16>, reason: String, retryable: bool, ra: Option<Duration>| {
             HttpError {
-                method: method.to_string(),
-                url: url.to_string(),
-                status,
-                reason,
                 retry_after: ra.map(RetryAfter),
-                server_message: None,
-                body: None,
-                retryable,
+                ..self.error(method, url, status, reason, retryable)
             }
         };
         let sent = req.send().await;
@@ -449,7 +574,14 @@ impl Http {
             }
         };
         let status = resp.status();
-        let headers = resp.headers().clone();
+        let xml = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("xml"));
+        if status.is_success() || (self.soap_faults && status.as_u16() == 500 && xml) {
+            return Ok((resp, permit));
+        }
         let retry_after = resp
             .headers()
             .get(header::RETRY_AFTER)
@@ -466,13 +598,6 @@ impl Http {
                 ));
             }
         };
-        if status.is_success() {
-            return Ok(Reply {
-                status,
-                headers,
-                body,
-            });
-        }
         let code = status.as_u16();
         let (retryable, hint) = match code {
             401 | 403 => (false, "check the token and its permissions"),

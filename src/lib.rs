@@ -12,6 +12,7 @@ pub mod http;
 pub mod journal;
 pub mod model;
 pub mod privacy;
+pub mod soap;
 pub mod store;
 pub mod sync;
 

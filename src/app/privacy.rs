@@ -504,6 +504,8 @@ fn register(cli: &Cli, l: &Loaded) {
         Source::OnerosterRest(s) => format!("OneRoster REST service {}", s.base_url),
         Source::ImsEnterprise(s) => format!("IMS Enterprise XML file {}", s.path.display()),
         Source::Oke(s) => format!("OKE (OOAPI) SIS service {}", s.endpoint.base_url),
+        Source::Uwlr(s) => format!("UWLR 2.2 leerlinggegevens service {}", s.url),
+        Source::Edexml(s) => format!("EDEXML 2.1 file {}", s.path.display()),
     };
     let platform = match &c.platform {
         Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.base_url),

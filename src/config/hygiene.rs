@@ -62,6 +62,11 @@ impl Loaded {
             }
             timeouts.push(("platform", e.timeout));
         }
+        if let Source::Uwlr(u) = &c.source {
+            urls.push(("source", "url", &u.url));
+            plain.push(("source", "url", &u.url, u.allow_insecure_http));
+            timeouts.push(("source", u.timeout));
+        }
         if let Platform::Scim(p) = &c.platform {
             urls.push(("platform", "base_url", &p.base_url));
             plain.push(("platform", "base_url", &p.base_url, p.allow_insecure_http));
@@ -192,6 +197,11 @@ impl Loaded {
                 }
             }
         }
+        if let Source::Uwlr(u) = &c.source {
+            if let Some(f) = &u.client_key_file {
+                out.push(("source.client_key_file".into(), f));
+            }
+        }
         if let Platform::Scim(p) = &c.platform {
             if let Some(f) = &p.token_file {
                 out.push(("platform.token_file".into(), f));
@@ -239,8 +249,25 @@ impl Loaded {
     /// machine can read.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        let mut files = self.secret_files();
+        if let Source::Uwlr(u) = &self.config.source {
+            let keys = u
+                .schools
+                .iter()
+                .enumerate()
+                .map(|(n, s)| (format!("source.schools[{n}].key"), s.key.as_str()));
+            let headers = u
+                .headers
+                .iter()
+                .map(|(h, v)| (format!("source.headers.{h}"), v.as_str()));
+            for (key, v) in keys.chain(headers) {
+                if let Some(f) = v.strip_prefix("file:") {
+                    files.push((key, self.secret_path(std::path::Path::new(f))));
+                }
+            }
+        }
         #[cfg(unix)]
-        for (key, path) in self.secret_files() {
+        for (key, path) in files {
             use std::os::unix::fs::PermissionsExt;
             let Ok(m) = std::fs::metadata(&path) else {
                 continue;

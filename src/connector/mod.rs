@@ -5,6 +5,7 @@
 pub mod csv_files;
 pub mod csv_guard;
 pub mod csv_results;
+pub mod edexml;
 pub mod edexml_drop;
 pub mod gradebook_csv;
 pub mod gradebook_rest;
@@ -15,7 +16,9 @@ pub mod oneroster_csv;
 pub mod oneroster_rest;
 pub mod qti_results;
 pub mod scim;
+pub mod uwlr;
 pub mod uwlr_results;
+pub(crate) mod uwlr_roster;
 pub(crate) mod xml_input;
 
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};

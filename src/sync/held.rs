@@ -344,7 +344,8 @@ pub fn source_fingerprint(loaded: &Loaded, plan_json: &str) -> Result<String> {
     let path = match &loaded.config.source {
         Source::OnerosterCsv(c) => &c.path,
         Source::ImsEnterprise(c) => &c.path,
-        Source::OnerosterRest(_) | Source::Oke(_) => {
+        Source::Edexml(c) => &c.path,
+        Source::OnerosterRest(_) | Source::Uwlr(_) | Source::Oke(_) => {
             return Ok(format!(
                 "responses:sha256:{}",
                 hex::encode(Sha256::digest(plan_json.as_bytes()))

@@ -119,6 +119,23 @@ fn rest_source(loaded: &Loaded, cfg: &crate::config::OneRosterRestSource) -> Res
     OneRosterRest::new(cfg, auth, &loaded.rest_tls(cfg)?)
 }
 
+/// The UWLR source of a config, with each school's key.
+pub fn uwlr_source(
+    loaded: &Loaded,
+    cfg: &crate::config::uwlr::UwlrSource,
+) -> Result<crate::connector::uwlr::Uwlr> {
+    let keys = (0..cfg.schools.len())
+        .map(|n| loaded.school_key(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::connector::uwlr::Uwlr::new(
+        cfg,
+        keys,
+        &loaded.uwlr_tls(cfg)?,
+        loaded.uwlr_headers(cfg)?,
+        chrono::Local::now().date_naive(),
+    )
+}
+
 /// `check-config --connect`: one authenticated request to every network
 /// endpoint of the config, with its latency.
 pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
@@ -134,6 +151,12 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         }
         .await;
         out.push(("source link".to_string(), r));
+    }
+    if let Source::Uwlr(cfg) = &loaded.config.source {
+        match uwlr_source(loaded, cfg) {
+            Ok(src) => out.extend(src.ping().await),
+            Err(e) => out.push(("source link".to_string(), Err(e))),
+        }
     }
     if let Platform::Scim(p) = &loaded.config.platform {
         let r = async {
@@ -220,6 +243,20 @@ pub fn read_source(
                     .block_on(fut),
             }
         }
+        Source::Edexml(cfg) => {
+            crate::connector::edexml::Edexml::new(cfg).read(&|n| progress.rows(n))
+        }
+        Source::Uwlr(cfg) => {
+            let src = uwlr_source(loaded, cfg)?;
+            let fut = src.read(since);
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
+                Err(_) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(fut),
+            }
+        }
     }
 }
 
@@ -246,6 +283,7 @@ pub async fn roster(
     // for the periodic full pull.
     let since = match &cfg.source {
         Source::OnerosterRest(r) if !opts.full => store.incremental_since(r.full_every)?,
+        Source::Uwlr(u) if !opts.full => store.incremental_since(u.full_every)?,
         _ => None,
     };
     // Every real run is recorded, also one that fails before planning.

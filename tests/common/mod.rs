@@ -3,6 +3,7 @@
 
 pub mod fake_gradebook;
 pub mod fake_las;
+pub mod fake_las_roster;
 pub mod fake_oke;
 pub mod fake_scim;
 pub mod real_peer;

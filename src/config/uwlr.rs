@@ -1,0 +1,413 @@
+//! `[source]` of kind `uwlr` (a LAS over UWLR 2.2 SOAP) and `edexml` (an
+//! EDEXML 2.1 file): their keys, checks and resolved secrets.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{Datelike, NaiveDate};
+use serde::Deserialize;
+
+use super::{ConfigError, Loaded, Secret, Source, humantime_serde_compat};
+
+/// UWLR 2.2 `HaalLeerlinggegevens` (or the staged operations) at a LAS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UwlrSource {
+    /// The LAS's UWLR leerlinggegevens endpoint (SOAP 1.1).
+    pub url: String,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// `all-in-one` (`HaalLeerlinggegevens`) or `staged` (`HaalStructuur`,
+    /// then `HaalLeerlingen` and `HaalLeerkrachten` per batch of groups).
+    #[serde(default)]
+    pub mode: UwlrMode,
+    /// staged: groups per `HaalLeerlingen` / `HaalLeerkrachten` request.
+    #[serde(default = "default_batch_groups")]
+    pub batch_groups: usize,
+    /// The `autorisatie` header: the supplier's customer code and name as
+    /// the LAS registered them.
+    pub klantcode: String,
+    pub klantnaam: String,
+    /// The schools to read; each completely, or the run fails.
+    pub schools: Vec<UwlrSchool>,
+    /// `xsdversie` in the request.
+    #[serde(default = "default_xsdversie")]
+    pub xsdversie: String,
+    /// `gegevenssetid` (the profile, e.g. the LVS or Smalle set) when the
+    /// LAS asks for one.
+    pub gegevenssetid: Option<String>,
+    /// An explicit `schooljaar` ("2025-2026"); default: derived from the
+    /// date, a new year starting on `schooljaar_start`.
+    pub schooljaar: Option<String>,
+    /// First day of a school year, "MM-DD" (default "08-01").
+    #[serde(default = "default_schooljaar_start")]
+    pub schooljaar_start: String,
+    /// Extra HTTP headers for a vendor gateway, e.g.
+    /// `{ "Ocp-Apim-Subscription-Key" = "env:NAME" }`; a value is a secret
+    /// (`env:NAME` or `file:/path`) or, prefixed `plain:`, a literal.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(default = "super::default_retries")]
+    pub max_retries: usize,
+    /// A full read at least this often; runs in between send
+    /// `laatstontvangengegevens` and take `geenwijzigingen` for "nothing changed".
+    #[serde(default = "super::default_full_every", with = "humantime_serde_compat")]
+    pub full_every: Duration,
+    /// Leerkracht `rol` codes (LRK, VAK, IB, ...) mapped to a sisync role;
+    /// a leerkracht is a teacher by default.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// `true`: ids become `BRINdd:key` (LAS keys of different schools may
+    /// collide); default: the LAS key alone, shared over the schools.
+    #[serde(default)]
+    pub qualify_ids: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UwlrMode {
+    #[default]
+    AllInOne,
+    Staged,
+}
+
+/// One school (`[[source.schools]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UwlrSchool {
+    /// "99AA".
+    pub brincode: String,
+    /// "00" (the default) for the main location.
+    #[serde(default = "default_dependance")]
+    pub dependancecode: String,
+    /// The `autorisatiesleutel` the school issued: `env:NAME` or
+    /// `file:/path` (relative: `$CREDENTIALS_DIRECTORY`, then next to the config).
+    pub key: String,
+    /// A display name for the school's org (default: its BRIN + dependance).
+    pub name: Option<String>,
+}
+
+impl UwlrSchool {
+    /// BRIN + dependance ("99AA00"): the school's org id and identifier.
+    pub fn code(&self) -> String {
+        format!("{}{}", self.brincode.trim(), self.dependancecode.trim())
+    }
+}
+
+/// An EDEXML 2.1 file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdexmlSource {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    #[serde(default)]
+    pub qualify_ids: bool,
+}
+
+fn default_batch_groups() -> usize {
+    25
+}
+fn default_xsdversie() -> String {
+    "2.2".into()
+}
+fn default_schooljaar_start() -> String {
+    "08-01".into()
+}
+fn default_dependance() -> String {
+    "00".into()
+}
+
+/// The school year `today` falls in: "2025-2026" from `start` (month, day)
+/// of 2025 up to the day before it in 2026.
+pub fn school_year(today: NaiveDate, start: (u32, u32)) -> String {
+    let y = today.year();
+    let first = if (today.month(), today.day()) >= start {
+        y
+    } else {
+        y - 1
+    };
+    format!("{first}-{}", first + 1)
+}
+
+/// "MM-DD" as (month, day).
+pub fn parse_month_day(s: &str) -> Option<(u32, u32)> {
+    let (m, d) = s.trim().split_once('-')?;
+    let (m, d) = (m.parse().ok()?, d.parse().ok()?);
+    // 2024 is a leap year: 02-29 is accepted
+    NaiveDate::from_ymd_opt(2024, m, d).map(|_| (m, d))
+}
+
+fn valid_school_year(s: &str) -> bool {
+    let Some((a, b)) = s.split_once('-') else {
+        return false;
+    };
+    match (a.parse::<i32>(), b.parse::<i32>()) {
+        (Ok(a), Ok(b)) => a.to_string().len() == 4 && b == a + 1,
+        _ => false,
+    }
+}
+
+/// An error about a key of the `n`th `[[source.schools]]` (0-based).
+fn school_error(l: &Loaded, n: usize, key: &str, msg: impl Into<String>) -> ConfigError {
+    let mut seen = 0usize;
+    let mut line = None;
+    let mut inside = false;
+    for (i, raw) in l.text.lines().enumerate() {
+        let t = raw.trim();
+        if t.starts_with('[') {
+            inside = t.replace(' ', "") == "[[source.schools]]";
+            if inside {
+                if seen == n {
+                    line = Some(i + 1);
+                }
+                seen += 1;
+            }
+            continue;
+        }
+        if inside && seen == n + 1 {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == key {
+                    line = Some(i + 1);
+                    break;
+                }
+            }
+        }
+    }
+    ConfigError {
+        file: l.file.clone(),
+        line,
+        key: Some(format!("source.schools[{n}].{key}")),
+        message: msg.into(),
+    }
+}
+
+impl Loaded {
+    pub(super) fn validate_uwlr(&self) -> Result<(), ConfigError> {
+        let Source::Uwlr(u) = &self.config.source else {
+            return Ok(());
+        };
+        if !matches!(url::Url::parse(&u.url), Ok(x) if x.scheme() == "https" || x.scheme() == "http")
+        {
+            return Err(self.error(
+                "source",
+                "url",
+                format!("`{}` is not an http(s) URL", u.url),
+            ));
+        }
+        for (key, v) in [("klantcode", &u.klantcode), ("klantnaam", &u.klantnaam)] {
+            let n = v.trim().chars().count();
+            if n == 0 || n > 64 {
+                return Err(self.error(
+                    "source",
+                    key,
+                    "must be 1 to 64 characters (as the LAS registered the supplier)",
+                ));
+            }
+        }
+        if u.xsdversie.trim().is_empty() || u.xsdversie.len() > 32 {
+            return Err(self.error("source", "xsdversie", "must be 1 to 32 characters"));
+        }
+        if let Some(g) = &u.gegevenssetid {
+            if g.trim().is_empty() || g.len() > 64 {
+                return Err(self.error("source", "gegevenssetid", "must be 1 to 64 characters"));
+            }
+        }
+        if u.batch_groups == 0 || u.batch_groups > 1000 {
+            return Err(self.error("source", "batch_groups", "must be 1 to 1000"));
+        }
+        if parse_month_day(&u.schooljaar_start).is_none() {
+            return Err(self.error(
+                "source",
+                "schooljaar_start",
+                format!(
+                    "`{}` is not a day of the year; write \"MM-DD\", e.g. \"08-01\"",
+                    u.schooljaar_start
+                ),
+            ));
+        }
+        if let Some(y) = &u.schooljaar {
+            if !valid_school_year(y) {
+                return Err(self.error(
+                    "source",
+                    "schooljaar",
+                    format!("`{y}` is not a school year; write e.g. \"2025-2026\""),
+                ));
+            }
+        }
+        if u.schools.is_empty() {
+            return Err(self.error(
+                "source",
+                "schools",
+                "no school; add a [[source.schools]] with brincode, dependancecode and key",
+            ));
+        }
+        let mut codes = std::collections::HashSet::new();
+        for (n, s) in u.schools.iter().enumerate() {
+            let b = s.brincode.trim().as_bytes();
+            if !(b.len() == 4
+                && b[..2].iter().all(u8::is_ascii_digit)
+                && b[2..].iter().all(u8::is_ascii_uppercase))
+            {
+                return Err(school_error(
+                    self,
+                    n,
+                    "brincode",
+                    format!(
+                        "`{}` is not a BRIN code; write two digits and two capitals, e.g. \"99AA\"",
+                        s.brincode
+                    ),
+                ));
+            }
+            let d = s.dependancecode.trim().as_bytes();
+            if !(d.len() == 2 && d.iter().all(u8::is_ascii_digit)) {
+                return Err(school_error(
+                    self,
+                    n,
+                    "dependancecode",
+                    format!(
+                        "`{}` is not a dependance code; write two digits, \"00\" for the main location",
+                        s.dependancecode
+                    ),
+                ));
+            }
+            if !codes.insert(s.code()) {
+                return Err(school_error(
+                    self,
+                    n,
+                    "brincode",
+                    format!("school {} is listed twice", s.code()),
+                ));
+            }
+            self.school_key(n)?;
+        }
+        for (name, v) in &u.headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(self.error(
+                    "source",
+                    "headers",
+                    format!("`{name}` is not an HTTP header name"),
+                ));
+            }
+            self.header_value(name, v)?;
+        }
+        self.tls_files(
+            u.client_cert_file.as_deref(),
+            u.client_key_file.as_deref(),
+            u.ca_file.as_deref(),
+            u.timeout,
+        )?;
+        Ok(())
+    }
+
+    /// The `autorisatiesleutel` of the `n`th school.
+    pub fn school_key(&self, n: usize) -> Result<Secret, ConfigError> {
+        let Source::Uwlr(u) = &self.config.source else {
+            return Err(self.error("source", "kind", "not a uwlr source"));
+        };
+        let s = &u.schools[n];
+        let key = self
+            .secret_ref(&s.key)
+            .map_err(|m| school_error(self, n, "key", m))?;
+        if key.expose().chars().count() > 64 {
+            return Err(school_error(
+                self,
+                n,
+                "key",
+                "the autorisatiesleutel is longer than 64 characters; is it the right file?",
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The value of a gateway header.
+    pub fn header_value(&self, name: &str, v: &str) -> Result<Secret, ConfigError> {
+        let value = match v.strip_prefix("plain:") {
+            Some(p) => Secret::new(p),
+            None => self
+                .secret_ref(v)
+                .map_err(|m| self.error("source", "headers", format!("header {name}: {m}")))?,
+        };
+        if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+            return Err(self.error(
+                "source",
+                "headers",
+                format!("header {name}: the value holds characters a header cannot carry"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A secret written `env:NAME` or `file:/path`.
+    fn secret_ref(&self, v: &str) -> Result<Secret, String> {
+        if let Some(name) = v.strip_prefix("env:") {
+            return match std::env::var(name) {
+                Ok(x) if !x.trim().is_empty() => Ok(Secret::new(x.trim())),
+                _ => Err(format!(
+                    "environment variable {name} is not set or empty; export it"
+                )),
+            };
+        }
+        if let Some(f) = v.strip_prefix("file:") {
+            let path = self.secret_path(std::path::Path::new(f));
+            return match std::fs::read_to_string(&path) {
+                Ok(x) if !x.trim().is_empty() => Ok(Secret::new(x.trim())),
+                Ok(_) => Err(format!("{} is empty", path.display())),
+                Err(e) => Err(format!("cannot read {} ({e})", path.display())),
+            };
+        }
+        Err("inline secrets are not allowed; write \"env:NAME\" or \"file:/path\"".into())
+    }
+
+    /// The TLS material of the UWLR source.
+    pub fn uwlr_tls(&self, u: &UwlrSource) -> Result<crate::http::TlsFiles, ConfigError> {
+        self.tls_files(
+            u.client_cert_file.as_deref(),
+            u.client_key_file.as_deref(),
+            u.ca_file.as_deref(),
+            u.timeout,
+        )
+    }
+
+    /// The gateway headers of the UWLR source, resolved.
+    pub fn uwlr_headers(&self, u: &UwlrSource) -> Result<reqwest::header::HeaderMap, ConfigError> {
+        let mut h = reqwest::header::HeaderMap::new();
+        for (name, v) in &u.headers {
+            let value = self.header_value(name, v)?;
+            let mut hv = reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
+                self.error("source", "headers", format!("header {name}: bad value"))
+            })?;
+            hv.set_sensitive(true);
+            if let Ok(n) = reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
+                h.insert(n, hv);
+            }
+        }
+        Ok(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn school_year_turns_over_on_the_start_day() {
+        let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
+        assert_eq!(school_year(d(2026, 7, 31), (8, 1)), "2025-2026");
+        assert_eq!(school_year(d(2026, 8, 1), (8, 1)), "2026-2027");
+        assert_eq!(school_year(d(2027, 1, 15), (8, 1)), "2026-2027");
+        assert_eq!(school_year(d(2026, 8, 14), (8, 15)), "2025-2026");
+        assert_eq!(parse_month_day("08-01"), Some((8, 1)));
+        assert_eq!(parse_month_day("02-30"), None);
+        assert_eq!(parse_month_day("aug"), None);
+        assert!(valid_school_year("2025-2026"));
+        assert!(!valid_school_year("2025-2027"));
+        assert!(!valid_school_year("25-26"));
+    }
+}

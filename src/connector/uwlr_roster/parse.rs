@@ -1,0 +1,439 @@
+//! The event loop over the EDEX element model: one pass, one reused
+//! buffer, records handed out as they end. Works on an EDEXML `<EDEX>`
+//! document and on a UWLR answer inside its SOAP envelope alike (elements
+//! match by local name and position, not by namespace).
+
+use std::io::Read;
+
+use anyhow::{Result, anyhow};
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use crate::connector::xml_input::{Counting, doctype_refused, push_ref};
+
+/// The school block of a document.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SchoolBlock {
+    pub schooljaar: Option<String>,
+    pub brincode: Option<String>,
+    pub dependancecode: Option<String>,
+    pub schoolkey: Option<String>,
+}
+
+/// A `leerling` or `leerkracht` as read; fields sisync never needs
+/// (birth date, gender, ethnicity, countries, weights, postcodes, photo
+/// URL, remarks) are not even copied out of the parser's buffer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawPerson {
+    pub line: u64,
+    pub key: Option<String>,
+    pub eckid: Option<String>,
+    pub achternaam: Option<String>,
+    pub voorvoegsel: Option<String>,
+    pub voornamen: Option<String>,
+    pub roepnaam: Option<String>,
+    pub gebruikersnaam: Option<String>,
+    pub emailadres: Option<String>,
+    /// `bsn` or `sofinummer` (the BSN's predecessor, same number).
+    pub bsn: Option<String>,
+    pub jaargroep: Option<String>,
+    /// `groep` and `samengestelde_groepen` (leerling), `groepen` (leerkracht).
+    pub groepen: Vec<String>,
+    pub vestiging: Option<String>,
+    /// leerkracht `rol` codes.
+    pub rollen: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawGroep {
+    pub line: u64,
+    pub key: Option<String>,
+    pub naam: Option<String>,
+    pub jaargroep: Option<String>,
+    pub samengesteld: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawVestiging {
+    pub line: u64,
+    pub key: Option<String>,
+    pub naam: Option<String>,
+}
+
+pub(crate) enum Rec {
+    School(SchoolBlock),
+    Vestiging(RawVestiging),
+    Groep(RawGroep),
+    Leerling(RawPerson),
+    Leerkracht(RawPerson),
+}
+
+/// What the document (or answer) held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Answer {
+    /// Records (possibly none).
+    #[default]
+    Data,
+    /// `geenwijzigingen`: nothing changed since `laatstontvangengegevens`.
+    NoChanges,
+    /// `geengegevens`: the LAS has no data for this request.
+    NoData,
+}
+
+/// Element names the loop tells apart; everything else is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum El {
+    Other,
+    School,
+    Schooljaar,
+    Brincode,
+    Dependancecode,
+    Schoolkey,
+    Vestiging,
+    Groep,
+    SamengesteldeGroep,
+    SamengesteldeGroepen,
+    Groepen,
+    Leerling,
+    Leerkracht,
+    Naam,
+    Jaargroep,
+    Achternaam,
+    Voorvoegsel,
+    Voornamen,
+    Roepnaam,
+    Gebruikersnaam,
+    Emailadres,
+    Bsn,
+    Sofinummer,
+    Rol,
+    GeenWijzigingen,
+    GeenGegevens,
+    Fault,
+    Faultstring,
+}
+
+fn local_name(name: &[u8]) -> &[u8] {
+    match memchr::memchr(b':', name) {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
+fn known(local: &[u8]) -> El {
+    match local {
+        b"school" => El::School,
+        b"schooljaar" => El::Schooljaar,
+        b"brincode" => El::Brincode,
+        b"dependancecode" => El::Dependancecode,
+        b"schoolkey" => El::Schoolkey,
+        b"vestiging" => El::Vestiging,
+        b"groep" => El::Groep,
+        b"samengestelde_groep" => El::SamengesteldeGroep,
+        b"samengestelde_groepen" => El::SamengesteldeGroepen,
+        b"groepen" => El::Groepen,
+        b"leerling" => El::Leerling,
+        b"leerkracht" => El::Leerkracht,
+        b"naam" => El::Naam,
+        b"jaargroep" => El::Jaargroep,
+        b"achternaam" => El::Achternaam,
+        b"voorvoegsel" => El::Voorvoegsel,
+        b"voornamen" => El::Voornamen,
+        b"roepnaam" => El::Roepnaam,
+        b"gebruikersnaam" => El::Gebruikersnaam,
+        b"emailadres" => El::Emailadres,
+        b"bsn" => El::Bsn,
+        b"sofinummer" => El::Sofinummer,
+        b"rol" => El::Rol,
+        b"geenwijzigingen" => El::GeenWijzigingen,
+        b"geengegevens" => El::GeenGegevens,
+        b"Fault" => El::Fault,
+        b"faultstring" => El::Faultstring,
+        _ => El::Other,
+    }
+}
+
+/// The record being read.
+enum Cur {
+    None,
+    School(SchoolBlock),
+    Vestiging(RawVestiging),
+    Groep(RawGroep),
+    Leerling(RawPerson),
+    Leerkracht(RawPerson),
+    Fault(String),
+}
+
+/// Stream `input`, handing each record to `each`. `origin` names the input
+/// in messages ("file.xml", "https://las/... school 99AA00").
+pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) -> Result<Answer> {
+    let mut reader = Reader::from_reader(Counting::new(input, 256 << 10));
+    {
+        let c = reader.config_mut();
+        c.check_end_names = true;
+        c.expand_empty_elements = false;
+    }
+    let fatal = |line: u64, what: &dyn std::fmt::Display| anyhow!("{origin}:{line}: {what}");
+    let mut buf = Vec::with_capacity(8 << 10);
+    let mut depth = 0usize;
+    // depth of the open record's element, and its kind
+    let mut rec_depth = 0usize;
+    let mut cur = Cur::None;
+    // the element whose text is being read, at `field_depth`
+    let mut field = El::Other;
+    let mut field_depth = 0usize;
+    // inside a person's `samengestelde_groepen` / `groepen` (leerkracht)
+    let mut in_refs = 0usize;
+    let mut text = String::new();
+    let mut answer = Answer::Data;
+    let mut line;
+    loop {
+        line = reader.get_mut().next_event();
+        let ev = reader.read_event_into(&mut buf);
+        match ev {
+            Err(e) => {
+                let pos = reader.error_position();
+                return Err(anyhow!(
+                    "{origin}: XML is not well-formed at byte {pos} ({e}); fix or re-export it"
+                ));
+            }
+            Ok(Event::Start(ref e)) | Ok(Event::Empty(ref e)) => {
+                let empty = matches!(ev, Ok(Event::Empty(_)));
+                if !empty {
+                    depth += 1;
+                }
+                // the depth the element is at, as for a start tag
+                let d = if empty { depth + 1 } else { depth };
+                let name = known(local_name(e.name().as_ref()));
+                text.clear();
+                match &mut cur {
+                    Cur::None => {
+                        let key = || attr(e, b"key").map_err(|w| fatal(line, &w));
+                        let new = match name {
+                            El::School => Cur::School(SchoolBlock::default()),
+                            El::Vestiging => Cur::Vestiging(RawVestiging {
+                                line,
+                                key: key()?,
+                                naam: None,
+                            }),
+                            El::Groep | El::SamengesteldeGroep => Cur::Groep(RawGroep {
+                                line,
+                                key: key()?,
+                                samengesteld: name == El::SamengesteldeGroep,
+                                ..RawGroep::default()
+                            }),
+                            El::Leerling | El::Leerkracht => {
+                                let p = RawPerson {
+                                    line,
+                                    key: key()?,
+                                    eckid: attr(e, b"eckid").map_err(|w| fatal(line, &w))?,
+                                    ..RawPerson::default()
+                                };
+                                if name == El::Leerling {
+                                    Cur::Leerling(p)
+                                } else {
+                                    Cur::Leerkracht(p)
+                                }
+                            }
+                            El::GeenWijzigingen => {
+                                answer = Answer::NoChanges;
+                                Cur::None
+                            }
+                            El::GeenGegevens => {
+                                answer = Answer::NoData;
+                                Cur::None
+                            }
+                            El::Fault => Cur::Fault(String::new()),
+                            _ => Cur::None,
+                        };
+                        if !matches!(new, Cur::None) {
+                            cur = new;
+                            rec_depth = d;
+                            if empty {
+                                finish(&mut cur, each, origin)?;
+                            }
+                        }
+                    }
+                    Cur::Leerling(p) | Cur::Leerkracht(p) => {
+                        if d == rec_depth + 1 {
+                            match name {
+                                El::Groep => {
+                                    if let Some(k) = attr(e, b"key").map_err(|w| fatal(line, &w))? {
+                                        p.groepen.push(k);
+                                    }
+                                }
+                                El::Vestiging => {
+                                    p.vestiging = attr(e, b"key").map_err(|w| fatal(line, &w))?;
+                                }
+                                El::SamengesteldeGroepen | El::Groepen if !empty => {
+                                    in_refs = d;
+                                }
+                                _ => {
+                                    field = name;
+                                    field_depth = d;
+                                }
+                            }
+                        } else if in_refs > 0
+                            && d == in_refs + 1
+                            && matches!(name, El::Groep | El::SamengesteldeGroep)
+                        {
+                            if let Some(k) = attr(e, b"key").map_err(|w| fatal(line, &w))? {
+                                p.groepen.push(k);
+                            }
+                        }
+                    }
+                    _ => {
+                        if d == rec_depth + 1 {
+                            field = name;
+                            field_depth = d;
+                        }
+                    }
+                }
+                if empty {
+                    field = El::Other;
+                }
+            }
+            Ok(Event::End(_)) => {
+                if depth == field_depth && field != El::Other {
+                    let t = text.trim();
+                    if !t.is_empty() {
+                        set_field(&mut cur, field, t);
+                    }
+                    field = El::Other;
+                }
+                if in_refs > 0 && depth == in_refs {
+                    in_refs = 0;
+                }
+                if depth == rec_depth && !matches!(cur, Cur::None) {
+                    finish(&mut cur, each, origin)?;
+                    rec_depth = 0;
+                }
+                depth = depth.saturating_sub(1);
+                text.clear();
+            }
+            Ok(Event::Text(ref t)) => {
+                if field != El::Other && depth == field_depth {
+                    let s = std::str::from_utf8(t)
+                        .map_err(|_| fatal(line, &"text is not valid UTF-8; send UTF-8"))?;
+                    text.push_str(s);
+                }
+            }
+            Ok(Event::CData(ref t)) => {
+                if field != El::Other && depth == field_depth {
+                    let s = std::str::from_utf8(t)
+                        .map_err(|_| fatal(line, &"text is not valid UTF-8; send UTF-8"))?;
+                    text.push_str(s);
+                }
+            }
+            Ok(Event::GeneralRef(ref r)) => {
+                // checked even where the text is not kept
+                let mut sink = String::new();
+                push_ref(&mut sink, r).map_err(|w| fatal(line, &w))?;
+                if field != El::Other && depth == field_depth {
+                    text.push_str(&sink);
+                }
+            }
+            Ok(Event::DocType(ref d)) => {
+                let d: &[u8] = d;
+                if doctype_refused(d) {
+                    return Err(fatal(
+                        line,
+                        &"DOCTYPE with an internal DTD subset or <!ENTITY> declaration is refused (sisync never expands entities); export without a DTD",
+                    ));
+                }
+            }
+            Ok(Event::Decl(ref d)) => {
+                if let Some(Ok(enc)) = d.encoding() {
+                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
+                    if enc != "utf-8" && enc != "utf8" {
+                        return Err(fatal(
+                            line,
+                            &format!("encoding {enc:?} is not supported; export as UTF-8"),
+                        ));
+                    }
+                }
+            }
+            Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {}
+            Ok(Event::Eof) => {
+                if depth > 0 {
+                    return Err(fatal(line, &"the document ends early; it was cut off"));
+                }
+                return Ok(answer);
+            }
+        }
+        drop(ev);
+        buf.clear();
+    }
+}
+
+/// An attribute by local name, unescaped (predefined entities and
+/// character references only), trimmed; None when absent or empty.
+fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
+    for a in e.attributes() {
+        let a = a.map_err(|x| format!("bad attribute ({x}); fix or re-export"))?;
+        if local_name(a.key.as_ref()) == want {
+            let v = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|x| format!("bad attribute value ({x}); sisync never expands entities"))?;
+            let v = v.trim();
+            return Ok((!v.is_empty()).then(|| v.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+fn set_field(cur: &mut Cur, field: El, t: &str) {
+    let v = Some(t.to_string());
+    match cur {
+        Cur::School(s) => match field {
+            El::Schooljaar => s.schooljaar = v,
+            El::Brincode => s.brincode = v,
+            El::Dependancecode => s.dependancecode = v,
+            El::Schoolkey => s.schoolkey = v,
+            _ => {}
+        },
+        Cur::Vestiging(x) => {
+            if field == El::Naam {
+                x.naam = v;
+            }
+        }
+        Cur::Groep(g) => match field {
+            El::Naam => g.naam = v,
+            El::Jaargroep => g.jaargroep = v,
+            _ => {}
+        },
+        Cur::Leerling(p) | Cur::Leerkracht(p) => match field {
+            El::Achternaam => p.achternaam = v,
+            El::Voorvoegsel => p.voorvoegsel = v,
+            El::Voornamen => p.voornamen = v,
+            El::Roepnaam => p.roepnaam = v,
+            El::Gebruikersnaam => p.gebruikersnaam = v,
+            El::Emailadres => p.emailadres = v,
+            El::Bsn | El::Sofinummer => p.bsn = v,
+            El::Jaargroep => p.jaargroep = v,
+            El::Rol => p.rollen.push(t.to_string()),
+            _ => {}
+        },
+        Cur::Fault(s) => {
+            if field == El::Faultstring {
+                *s = t.chars().take(300).collect();
+            }
+        }
+        Cur::None => {}
+    }
+}
+
+fn finish(cur: &mut Cur, each: &mut dyn FnMut(Rec), origin: &str) -> Result<()> {
+    match std::mem::replace(cur, Cur::None) {
+        Cur::None => {}
+        Cur::School(s) => each(Rec::School(s)),
+        Cur::Vestiging(v) => each(Rec::Vestiging(v)),
+        Cur::Groep(g) => each(Rec::Groep(g)),
+        Cur::Leerling(p) => each(Rec::Leerling(p)),
+        Cur::Leerkracht(p) => each(Rec::Leerkracht(p)),
+        Cur::Fault(s) => {
+            return Err(anyhow!("{origin}: SOAP fault: {s}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+use super::*;
+
+const DOC: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<EDEX>
+  <school><schooljaar>2024-2025</schooljaar><brincode>99AA</brincode><dependancecode>00</dependancecode></school>
+  <vestigingen><vestiging key="v1"><naam>Hoofdgebouw</naam></vestiging></vestigingen>
+  <groepen>
+    <groep key="g7a"><naam>7A</naam><jaargroep>7</jaargroep></groep>
+    <samengestelde_groep key="sg1"><naam>Plusklas</naam></samengestelde_groep>
+  </groepen>
+  <leerlingen>
+    <leerling key="l1" eckid="https://ketenid.nl/201703/abc">
+      <achternaam>Berg</achternaam><voorvoegsel>van den</voorvoegsel><voornamen>Johanna Maria</voornamen><roepnaam>Jo</roepnaam>
+      <geboortedatum>2014-03-01</geboortedatum><geslacht>V</geslacht><jaargroep>7</jaargroep>
+      <groep key="g7a"/><samengestelde_groepen><samengestelde_groep key="sg1"/></samengestelde_groepen>
+      <vestiging key="v1"/><emailadres>jo@example.nl</emailadres><land>6030</land><bsn>123456782</bsn>
+    </leerling>
+    <leerling key="l2"><achternaam>Dijk</achternaam><voornamen>Piet &amp; Jan</voornamen><groep key="nope"/></leerling>
+    <leerling key="l3"><roepnaam>Alleen</roepnaam></leerling>
+    <leerling key="l1"><achternaam>Twee</achternaam><roepnaam>Keer</roepnaam></leerling>
+  </leerlingen>
+  <leerkrachten>
+    <leerkracht key="t1"><achternaam>Jansen</achternaam><roepnaam>Els</roepnaam><rol>LRK</rol>
+      <groepen><groep key="g7a"><rol>KLA</rol></groep><samengestelde_groep key="sg1"/></groepen></leerkracht>
+  </leerkrachten>
+</EDEX>"#;
+
+fn read(doc: &str) -> (Answer, Roster) {
+    let mut b = Builder::new(false, role_map(&Default::default()));
+    b.school("99AA00", "School");
+    b.document("x.xml");
+    let a = parse(doc.as_bytes(), "x.xml", &mut |r| b.feed(r)).unwrap();
+    (a, b.finish("EDEXML".into()))
+}
+
+#[test]
+fn maps_the_element_model() {
+    let (a, r) = read(DOC);
+    assert_eq!(a, Answer::Data);
+    let p = &r.persons[0];
+    assert_eq!(p.sourced_id, "l1");
+    assert_eq!(p.given_name, "Jo");
+    assert_eq!(p.middle_name.as_deref(), Some("van den"));
+    assert_eq!(p.family_name, "Berg");
+    assert_eq!(p.eck_id.as_deref(), Some("https://ketenid.nl/201703/abc"));
+    assert_eq!(p.bsn.as_deref(), Some("123456782"));
+    assert_eq!(p.orgs, vec!["99AA00", "99AA00-v1"]);
+    assert_eq!(r.persons[1].given_name, "Piet & Jan");
+    assert_eq!(r.persons.len(), 3, "l1, l2, t1");
+    assert_eq!(r.persons[2].role, Some(Role::Teacher));
+    assert!(r.held_persons.contains("l3"));
+    assert_eq!(r.groups.len(), 2);
+    assert_eq!(r.groups[0].code.as_deref(), Some("7"));
+    let m: Vec<_> = r
+        .memberships
+        .iter()
+        .map(|m| (m.person.as_str(), m.group.as_str(), m.role))
+        .collect();
+    assert_eq!(
+        m,
+        vec![
+            ("l1", "g7a", Role::Student),
+            ("l1", "sg1", Role::Student),
+            ("t1", "g7a", Role::Teacher),
+            ("t1", "sg1", Role::Teacher),
+        ]
+    );
+    let issues: Vec<String> = r.issues.iter().map(|i| i.to_string()).collect();
+    assert_eq!(issues.len(), 3, "{issues:?}");
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.contains("record l3") && i.contains("achternaam"))
+    );
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.contains("record l1") && i.contains("duplicate"))
+    );
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.contains("record l2") && i.contains("groep nope"))
+    );
+}
+
+#[test]
+fn exceptions_and_unsafe_xml() {
+    let (a, r) = read("<leerlinggegevens_antwoord><geenwijzigingen/></leerlinggegevens_antwoord>");
+    assert_eq!(a, Answer::NoChanges);
+    assert!(r.persons.is_empty());
+    let (a, _) = read(
+        "<x:leerlinggegevens_antwoord xmlns:x=\"u\"><x:geengegevens></x:geengegevens></x:leerlinggegevens_antwoord>",
+    );
+    assert_eq!(a, Answer::NoData);
+    let bomb = "<!DOCTYPE EDEX [<!ENTITY a \"aaaa\">]><EDEX>&a;</EDEX>";
+    let mut b = Builder::new(false, Default::default());
+    let e = parse(bomb.as_bytes(), "f.xml", &mut |r| b.feed(r)).unwrap_err();
+    assert!(e.to_string().contains("DOCTYPE"), "{e}");
+    let e = parse("<EDEX>&custom;</EDEX>".as_bytes(), "f.xml", &mut |r| {
+        b.feed(r)
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("never expands entities"), "{e}");
+    let e = parse("<EDEX><leerlingen>".as_bytes(), "f.xml", &mut |r| b.feed(r)).unwrap_err();
+    assert!(e.to_string().starts_with("f.xml:"), "{e}");
+}

@@ -1,0 +1,485 @@
+//! Source `uwlr`: sisync against a fake LAS over real HTTP(S) on
+//! 127.0.0.1 (two schools, all-in-one and staged, geenwijzigingen,
+//! geengegevens, SOAP faults, a wrong key, a lost connection, mutual TLS
+//! and a gateway header). Every request sisync sends and every answer the
+//! fake gives is validated against the official UWLR 2.2 XSDs with
+//! `xmllint --schema`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::fake_las_roster::*;
+use common::fake_scim::{FakeScim, TOKEN};
+use common::*;
+use serde_json::Value;
+use sisync::config::Loaded;
+use sisync::sync::{self, Quiet, RosterOptions};
+
+/// A config reading the fake LAS into the fake SCIM platform.
+fn config(dir: &Path, las: &FakeLas, scim: &str, extra_source: &str) -> Loaded {
+    std::fs::write(dir.join("key-aa"), "sleutel-aa\n").unwrap();
+    std::fs::write(dir.join("key-bb"), "sleutel-bb\n").unwrap();
+    let source = format!(
+        r#"kind = "uwlr"
+url = "{}"
+klantcode = "SISYNC"
+klantnaam = "sisync toetsplatform"
+schooljaar = "{YEAR}"
+max_retries = 0
+timeout = "5s"
+{extra_source}
+[[source.schools]]
+brincode = "99AA"
+dependancecode = "00"
+key = "file:key-aa"
+name = "Basisschool De Voorbeeld"
+
+[[source.schools]]
+brincode = "99BB"
+key = "file:key-bb"
+"#,
+        las.url
+    );
+    scim_config_with_source(dir, &source, scim, TOKEN, "")
+}
+
+/// Users by externalId (without the platform's ids), and groups by
+/// externalId with their members' externalIds.
+#[allow(clippy::type_complexity)]
+fn platform(
+    s: &FakeScim,
+) -> (
+    BTreeMap<String, Value>,
+    BTreeMap<String, (String, BTreeSet<String>)>,
+) {
+    let mut ext_of = BTreeMap::new();
+    let users = s
+        .users()
+        .into_iter()
+        .map(|mut u| {
+            let ext = u["externalId"].as_str().unwrap().to_string();
+            ext_of.insert(u["id"].as_str().unwrap().to_string(), ext.clone());
+            let o = u.as_object_mut().unwrap();
+            o.remove("id");
+            o.remove("meta");
+            (ext, u)
+        })
+        .collect();
+    let groups = s
+        .groups()
+        .iter()
+        .map(|g| {
+            let members = g["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| ext_of[m["value"].as_str().unwrap()].clone())
+                .collect();
+            (
+                g["externalId"].as_str().unwrap().to_string(),
+                (g["displayName"].as_str().unwrap().to_string(), members),
+            )
+        })
+        .collect();
+    (users, groups)
+}
+
+/// Every request and answer so far, validated against the XSDs.
+fn validate_exchanges(las: &FakeLas) -> usize {
+    let ex = las.exchanges();
+    let mut docs = Vec::new();
+    for (i, e) in ex.iter().enumerate() {
+        docs.push((format!("req-{i}-{}", e.op), e.request.clone()));
+        if e.response.starts_with(b"<") {
+            docs.push((format!("resp-{i}-{}", e.op), e.response.clone()));
+        }
+    }
+    xsd_validate(&envelope_xsd(), &docs);
+    ex.len()
+}
+
+async fn run(cfg: &Loaded, opts: RosterOptions) -> anyhow::Result<sync::RosterReport> {
+    sync::roster(cfg, opts, "user:test", &Quiet).await
+}
+
+fn full() -> RosterOptions {
+    RosterOptions {
+        full: true,
+        ..RosterOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_in_one_reads_two_schools_and_every_message_validates() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &las, &scim.base, "");
+    let r = run(&cfg, RosterOptions::default()).await.unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.issues);
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+    assert!(
+        r.source_format.contains("2 school(s)"),
+        "{}",
+        r.source_format
+    );
+
+    let (users, groups) = platform(&scim);
+    // 11 + 4 leerlingen, 3 + 1 leerkrachten
+    assert_eq!(users.len(), 19);
+    assert_eq!(groups.len(), 7, "5 groepen at 99AA00, 2 at 99BB00");
+    let jesse = &users["L1001"];
+    assert_eq!(jesse["name"]["givenName"], "Jesse", "roepnaam first");
+    let n = &jesse["name"];
+    assert!(
+        (n["middleName"] == "de" && n["familyName"] == "Vries") || n["familyName"] == "de Vries",
+        "voorvoegsel as the tussenvoegsel: {n}"
+    );
+    // no roepnaam: voornamen
+    assert_eq!(users["L1004"]["name"]["givenName"], "Lotte Maria");
+    // the leerling in no group is a user without classes
+    assert!(users.contains_key("L1011"));
+    let plus = &groups["SG-PLUS"];
+    assert_eq!(plus.0, "Plusklas");
+    assert_eq!(
+        plus.1,
+        ["L1001", "L1003", "L1008", "T2001"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    assert!(groups["B6A"].1.contains("T4001"));
+
+    // one HaalLeerlinggegevens per school, with that school's key
+    let ex = las.exchanges();
+    assert_eq!(ex.len(), 2);
+    for e in &ex {
+        assert_eq!(e.op, "leerlinggegevens_verzoek");
+        assert_eq!(e.soap_action, "\"HaalLeerlinggegevens\"");
+        assert_eq!(e.status, 200);
+        let body = String::from_utf8(e.request.clone()).unwrap();
+        assert!(
+            body.contains("<schooljaar>2024-2025</schooljaar>"),
+            "{body}"
+        );
+        assert!(body.contains("<xsdversie>2.2</xsdversie>"), "{body}");
+        assert!(
+            !body.contains("laatstontvangengegevens"),
+            "a first run reads in full"
+        );
+    }
+    assert_eq!(validate_exchanges(&las), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_gives_the_same_platform_state_in_batches() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let one = FakeScim::start(true).await;
+    let d1 = tempfile::tempdir().unwrap();
+    let cfg = config(d1.path(), &las, &one.base, "");
+    run(&cfg, RosterOptions::default()).await.unwrap();
+    las.clear();
+
+    let staged = FakeScim::start(true).await;
+    let d2 = tempfile::tempdir().unwrap();
+    let cfg = config(
+        d2.path(),
+        &las,
+        &staged.base,
+        "mode = \"staged\"\nbatch_groups = 2\ngegevenssetid = \"LVS\"\n",
+    );
+    let r = run(&cfg, RosterOptions::default()).await.unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+    assert_eq!(platform(&staged), platform(&one));
+
+    let ex = las.exchanges();
+    let count = |school: &str, op: &str| {
+        ex.iter()
+            .filter(|e| e.school == school && e.op == op)
+            .count()
+    };
+    // 99AA00: 5 groepen in batches of 2 = 3 batches; 99BB00: 1 batch
+    assert_eq!(count("99AA00", "structuur_verzoek"), 1);
+    assert_eq!(count("99AA00", "leerlingen_verzoek"), 3);
+    assert_eq!(count("99AA00", "leerkrachten_verzoek"), 3);
+    assert_eq!(count("99BB00", "leerlingen_verzoek"), 1);
+    let first = ex
+        .iter()
+        .find(|e| e.op == "leerlingen_verzoek")
+        .map(|e| String::from_utf8(e.request.clone()).unwrap())
+        .unwrap();
+    assert!(
+        first.contains("<gegevenssetid>LVS</gegevenssetid>"),
+        "{first}"
+    );
+    assert!(first.contains("<groep key=\"G7A\"/>"), "{first}");
+    assert_eq!(validate_exchanges(&las), (1 + 2 * 3) + (1 + 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geenwijzigingen_changes_nothing_and_deactivates_nobody() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &las, &scim.base, "");
+    run(&cfg, RosterOptions::default()).await.unwrap();
+    let before = platform(&scim);
+    las.clear();
+    scim.clear_requests();
+
+    // nothing changed at either school
+    las.school("99AA00", |s| s.changed = false);
+    las.school("99BB00", |s| s.changed = false);
+    let r = run(&cfg, RosterOptions::default()).await.unwrap();
+    assert!(
+        r.source_format.contains("geenwijzigingen"),
+        "{}",
+        r.source_format
+    );
+    assert!(
+        r.plan.users.is_empty() && r.plan.groups.is_empty(),
+        "{:?}",
+        r.plan.users
+    );
+    assert!(scim.writes().is_empty(), "nothing sent to the platform");
+    assert_eq!(platform(&scim), before);
+    for e in las.exchanges() {
+        let body = String::from_utf8(e.request).unwrap();
+        assert!(body.contains("<laatstontvangengegevens>"), "{body}");
+        assert!(
+            String::from_utf8(e.response)
+                .unwrap()
+                .contains("<geenwijzigingen/>")
+        );
+    }
+    assert_eq!(validate_exchanges(&las), 2);
+    las.clear();
+
+    // 99AA00 changed, 99BB00 did not: 99BB00 is read again in full, so
+    // its people stay
+    las.school("99AA00", |s| s.changed = true);
+    let r = run(&cfg, RosterOptions::default()).await.unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
+    assert_eq!(platform(&scim), before, "the same roster: nobody left");
+    let bb: Vec<_> = las
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.school == "99BB00")
+        .collect();
+    assert_eq!(bb.len(), 2, "asked for changes, then in full");
+    assert!(
+        !String::from_utf8(bb[1].request.clone())
+            .unwrap()
+            .contains("laatstontvangengegevens")
+    );
+    assert_eq!(validate_exchanges(&las), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geengegevens_is_refused_and_nothing_is_written() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &las, &scim.base, "");
+    run(&cfg, RosterOptions::default()).await.unwrap();
+    let before = platform(&scim);
+    scim.clear_requests();
+
+    las.school("99BB00", |s| s.no_data = true);
+    let e = run(&cfg, full()).await.unwrap_err();
+    let line = format!("{e:#}");
+    assert!(
+        line.contains("geengegevens") && line.contains("99BB00"),
+        "{line}"
+    );
+    assert!(line.contains("nothing was sent to the platform"), "{line}");
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(scim.writes().is_empty());
+    assert_eq!(platform(&scim), before, "nobody deactivated");
+    validate_exchanges(&las);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soap_fault_is_one_line_with_the_faultstring() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &las, &scim.base, "");
+    las.state.lock().unwrap().fault_next =
+        Some("Interne fout in het LAS, probeer het later opnieuw".into());
+    let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
+    let line = format!("{e:#}");
+    assert!(
+        line.contains("SOAP fault soap:Server: Interne fout in het LAS, probeer het later opnieuw"),
+        "{line}"
+    );
+    assert!(
+        line.contains("school 99AA00") && line.contains(&las.url),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(scim.users().is_empty(), "nothing written");
+    validate_exchanges(&las);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_is_refused_with_what_to_check() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &las, &scim.base, "");
+    std::fs::write(dir.path().join("key-bb"), "oude-sleutel\n").unwrap();
+    let cfg = Loaded::from_file(&cfg.file).unwrap();
+    let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
+    let line = format!("{e:#}");
+    assert!(line.contains("ongeldige autorisatiesleutel"), "{line}");
+    assert!(
+        line.contains("check the autorisatiesleutel of school 99BB00 (source.schools key)"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("oude-sleutel"),
+        "the key is never shown: {line}"
+    );
+    assert!(
+        scim.users().is_empty(),
+        "99AA00 was fine, but nothing is written"
+    );
+
+    let checks = sync::connect_checks(&cfg).await;
+    let lines: BTreeMap<_, _> = checks.iter().map(|(n, r)| (n.clone(), r)).collect();
+    let aa = lines["source 99AA00"].as_ref().unwrap();
+    assert!(
+        aa.contains("OK, authorised") && aa.contains("schooljaar 2024-2025"),
+        "{aa}"
+    );
+    assert!(aa.contains("11 leerlingen, 5 groepen"), "{aa}");
+    let bb = lines["source 99BB00"].as_ref().unwrap_err().to_string();
+    assert!(bb.contains("ongeldige autorisatiesleutel"), "{bb}");
+    validate_exchanges(&las);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_fails_the_whole_read_before_anything_is_written() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &las, &scim.base, "");
+    las.school("99BB00", |s| s.hang_up = true);
+    let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
+    let line = format!("{e:#}");
+    assert!(
+        line.contains("school 99BB00") && line.contains("POST"),
+        "{line}"
+    );
+    assert!(line.contains("nothing was sent to the platform"), "{line}");
+    assert!(
+        scim.users().is_empty(),
+        "99AA00 was read, but nothing is written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_breaks_off_fails_the_read() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &las, &scim.base, "");
+    las.school("99BB00", |s| s.cut_off = true);
+    let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
+    let line = format!("{e:#}");
+    assert!(
+        line.contains("school 99BB00") && line.contains("broke off"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(scim.users().is_empty(), "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_client_certificate_and_a_gateway_header() {
+    let p = pki();
+    let las = FakeLas::start_tls(fixture_schools(), &p).await;
+    las.state.lock().unwrap().require_header =
+        Some(("Ocp-Apim-Subscription-Key".into(), "abonnement-123".into()));
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &p.ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.pem"), &p.client_cert_pem).unwrap();
+    std::fs::write(dir.path().join("client.key"), &p.client_key_pem).unwrap();
+    std::fs::write(dir.path().join("subscription"), "abonnement-123\n").unwrap();
+    let tls = "ca_file = \"ca.pem\"\nclient_cert_file = \"client.pem\"\nclient_key_file = \"client.key\"\nheaders = { \"Ocp-Apim-Subscription-Key\" = \"file:subscription\" }\n";
+    let cfg = config(dir.path(), &las, &scim.base, tls);
+    let checks = sync::connect_checks(&cfg).await;
+    assert_eq!(checks.len(), 3, "two schools and the platform");
+    for (name, r) in &checks[..2] {
+        let line = r.as_ref().unwrap();
+        assert!(name.starts_with("source 99"), "{name}");
+        assert!(
+            line.contains("OK, authorised") && line.contains("schooljaar 2024-2025"),
+            "{line}"
+        );
+    }
+    let r = run(&cfg, RosterOptions::default()).await.unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
+    assert_eq!(scim.users().len(), 19);
+    for e in las.exchanges() {
+        assert_eq!(e.headers["ocp-apim-subscription-key"], "abonnement-123");
+    }
+
+    // without the client certificate the handshake fails: nothing read
+    let n = las.exchanges().len();
+    let cfg = config(
+        dir.path(),
+        &las,
+        &scim.base,
+        "ca_file = \"ca.pem\"\nheaders = { \"Ocp-Apim-Subscription-Key\" = \"file:subscription\" }\n",
+    );
+    let e = run(&cfg, full()).await.unwrap_err();
+    assert!(format!("{e:#}").contains("school 99AA00"), "{e:#}");
+    assert_eq!(las.exchanges().len(), n, "no request got through");
+
+    // without the gateway header the gateway answers 401
+    let cfg = config(
+        dir.path(),
+        &las,
+        &scim.base,
+        &tls.lines().take(3).collect::<Vec<_>>().join("\n"),
+    );
+    let e = run(&cfg, full()).await.unwrap_err();
+    let line = format!("{e:#}");
+    assert!(
+        line.contains("HTTP 401") && line.contains("autorisatiesleutel"),
+        "{line}"
+    );
+    validate_exchanges(&las);
+}
+
+#[test]
+fn config_errors_name_the_school_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |school: &str| {
+        format!(
+            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[source]\nkind = \"uwlr\"\nurl = \"https://las.example/uwlr\"\nklantcode = \"K\"\nklantnaam = \"N\"\n\n[[source.schools]]\nbrincode = \"99AA\"\nkey = \"file:k0\"\n\n[[source.schools]]\n{school}\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n"
+        )
+    };
+    let f = dir.path().join("sisync.toml");
+    std::fs::write(dir.path().join("k0"), "sleutel\n").unwrap();
+    std::fs::write(&f, text("brincode = \"99bb\"\nkey = \"file:k\"\n")).unwrap();
+    let e = Loaded::from_file(&f).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("source.schools[1].brincode"), "{e}");
+    assert_eq!(e.line, Some(15), "{e}");
+    std::fs::write(&f, text("brincode = \"99BB\"\nkey = \"inline-secret\"\n")).unwrap();
+    let e = Loaded::from_file(&f).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("source.schools[1].key"), "{e}");
+    assert!(e.message.contains("inline secrets are not allowed"), "{e}");
+    assert!(!e.to_string().contains("inline-secret\""), "{e}");
+    std::fs::write(&f, text("brincode = \"99BB\"\nkey = \"file:missing\"\n")).unwrap();
+    let e = Loaded::from_file(&f).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("source.schools[1].key"), "{e}");
+    assert!(e.message.contains("cannot read"), "{e}");
+    assert_eq!(e.line, Some(16), "{e}");
+}
