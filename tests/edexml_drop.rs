@@ -310,3 +310,42 @@ fn a_value_edexml_cannot_carry_holds_that_record_and_delivers_the_rest() {
     let xml = std::fs::read_to_string(got[1].join("edexml.xml")).unwrap();
     assert!(xml.contains(r#"<leerling key="stu-1003"><achternaam>Berg</achternaam><voorvoegsel>van der</voorvoegsel>"#), "{xml}");
 }
+
+#[test]
+fn a_held_plan_cannot_write_a_complete_file_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cfg, export) = setup(d, "", r#"fields = ["name", "role", "groups"]"#);
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // ten students leave at once: above the gate, the plan is held
+    edit(&export, "users.csv", |l| {
+        let gone = (1001..=1010).any(|n| l.starts_with(&format!("stu-{n},")));
+        (!gone).then(|| l.to_string())
+    });
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = text(&o);
+    let id = out
+        .split("sisync plan approve ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap_or_else(|| panic!("no held plan id in: {out}"))
+        .to_string();
+    let o = sisync(&cfg, &["plan", "approve", &id]);
+    let out = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("a held plan carries only changes") && out.contains("--allow-mass-changes"),
+        "{out}"
+    );
+    assert_eq!(deliveries(d).len(), 1, "nothing delivered");
+    // the way out it names works
+    let o = sisync(&cfg, &["sync", "roster", "--allow-mass-changes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let got = deliveries(d);
+    assert_eq!(got.len(), 2);
+    validate(&got[1].join("edexml.xml"));
+    let gone = std::fs::read_to_string(got[1].join("deactivated.csv")).unwrap();
+    assert_eq!(gone.lines().count(), 11, "{gone}");
+}

@@ -826,3 +826,56 @@ async fn secrets_never_reach_logs_or_errors() {
         }
     }
 }
+
+/// An edexml-drop platform writes the whole roster, so a REST source is
+/// pulled in full every run (no `filter=dateLastModified`), and a change
+/// gives a complete file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edexml_drop_always_pulls_in_full() {
+    let (sis, sis_url) = start_sis().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("sis-token"), SIS_TOKEN).unwrap();
+    let text = format!(
+        "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 7\ntimeout = \"5s\"\n[platform]\nkind = \"edexml-drop\"\npath = \"drop\"\nschooljaar = \"2024-2025\"\n[privacy]\nfields = [\"name\", \"role\", \"groups\"]\n"
+    );
+    std::fs::write(d.join("sisync.toml"), text).unwrap();
+    let cfg = sisync::config::Loaded::from_file(&d.join("sisync.toml")).unwrap();
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0, "{:?}", r.issues);
+    {
+        let mut s = sis.lock().unwrap();
+        s.requests.clear();
+        let u = s
+            .data
+            .get_mut("users")
+            .unwrap()
+            .iter_mut()
+            .find(|u| u["sourcedId"] == "stu-1009")
+            .unwrap();
+        u["familyName"] = json!("Brouwer");
+        u["dateLastModified"] = json!("2099-01-01T00:00:00.000Z");
+    }
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.failed(), 0, "{:?}", r.outcome);
+    assert_eq!(r.outcome.unwrap().users.updated, 1);
+    let s = sis.lock().unwrap();
+    assert!(
+        !s.requests.is_empty() && s.requests.iter().all(|(_, q)| !q.contains("filter")),
+        "{:?}",
+        s.requests
+    );
+    let mut folders: Vec<_> = std::fs::read_dir(d.join("drop"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    folders.sort();
+    assert_eq!(folders.len(), 2);
+    let xml = std::fs::read_to_string(folders[1].join("edexml.xml")).unwrap();
+    assert!(xml.contains("<achternaam>Brouwer</achternaam>"));
+    assert!(
+        xml.contains(r#"<leerling key="stu-1001">"#),
+        "the whole roster"
+    );
+}

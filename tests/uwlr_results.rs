@@ -540,3 +540,35 @@ async fn the_eck_id_goes_along_where_known() {
     assert_eq!(stored[0].eckid.as_deref(), Some(ECK));
     assert_all_valid(&las);
 }
+
+/// A 200 that is no UWLR answer (a proxy's login page) leaves the result
+/// pending, never pushed or failed; the next run sends it (same key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_confirmation_is_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let las = FakeLas::start().await;
+    las.with(|g| {
+        g.fault_percent = 100;
+        g.faults = vec![Fault::HtmlOk];
+    });
+    let loaded = config(dir.path(), &las.url, "max_retries = 0");
+    roster(&loaded).await;
+    write_qti(
+        &dir.path().join("inbox"),
+        "a.xml",
+        &[row("stu-1001", "EX-NED-1", "S-1", 40)],
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.failed, r.retrying), (0, 0, 1), "{r:?}");
+    // the reason waits with the result in the outbox
+    let s = store(&loaded);
+    let pending = s.outbox_due(false, "", 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    let reason = pending[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("not a SOAP envelope"), "{reason}");
+    drop(s);
+    las.with(|g| g.fault_percent = 0);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.outbox.pending), (1, 0), "{r:?}");
+    assert_eq!(las.with(|g| g.results.len()), 1);
+}

@@ -282,6 +282,8 @@ pub async fn roster(
     // Incremental sources pull only changes, unless --full or it is time
     // for the periodic full pull.
     let since = match &cfg.source {
+        // edexml-drop writes the whole roster: always a full pull
+        Source::OnerosterRest(_) if matches!(cfg.platform, Platform::EdexmlDrop(_)) => None,
         Source::OnerosterRest(r) if !opts.full => store.incremental_since(r.full_every)?,
         Source::Uwlr(u) if !opts.full => store.incremental_since(u.full_every)?,
         _ => None,

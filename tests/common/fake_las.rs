@@ -31,6 +31,8 @@ pub enum Fault {
     SoapServer,
     /// Store the write, then answer after the client gave up.
     SlowAfterStore,
+    /// 200 with an HTML page (a proxy's login page), nothing stored.
+    HtmlOk,
 }
 
 /// One stored result.
@@ -474,6 +476,14 @@ async fn handle(
         }
         Some(Fault::Status503) => {
             return (503, "text/plain", "maintenance".into(), Duration::ZERO);
+        }
+        Some(Fault::HtmlOk) => {
+            return (
+                200,
+                "text/html",
+                "<html><body>Please log in</body></html>".into(),
+                Duration::ZERO,
+            );
         }
         Some(Fault::SoapServer) => {
             return (

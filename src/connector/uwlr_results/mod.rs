@@ -125,14 +125,17 @@ impl UwlrResults {
                     .any(|w| auth.contains(w))
                 {
                     anyhow::bail!(
-                        "POST {}: the LAS refused the autorisatie (SOAP fault {}); check autorisatiesleutel, klantcode and klantnaam with the LAS supplier",
+                        "POST {}: the LAS refused the autorisatie (SOAP fault {}: {}); check autorisatiesleutel, klantcode and klantnaam with the LAS supplier",
                         self.url,
-                        f.code
+                        f.code,
+                        f.string
                     )
                 }
+                // the probe holds no personal data, so neither can the
+                // LAS's answer to it: shown as it is
                 Ok(format!(
-                    "POST {}: SOAP answered (HTTP {status}, fault {} to an empty probe, as expected), autorisatie accepted",
-                    self.url, f.code
+                    "POST {}: SOAP answered (HTTP {status}, fault {} to an empty probe, as expected: {}), autorisatie accepted",
+                    self.url, f.code, f.string
                 ))
             }
             Answer::Confirmed => Ok(format!("POST {}: SOAP answered (HTTP {status})", self.url)),
@@ -277,9 +280,10 @@ impl ResultSink for UwlrResults {
                 payload_sha256: Some(sha),
                 refused: f.is_client(),
             }),
+            // stored or not, sending again only overwrites: transient
             Answer::Unexpected(why) => Err(PushError {
                 endpoint: self.url.clone(),
-                status: Some(status),
+                status: (status >= 300).then_some(status),
                 message: format!("HTTP {status}, but {why}; sent again next run"),
                 server_message: None,
                 payload_sha256: Some(sha),
