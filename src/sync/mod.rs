@@ -283,7 +283,11 @@ pub async fn roster(
     // for the periodic full pull.
     let since = match &cfg.source {
         // edexml-drop writes the whole roster: always a full pull
-        Source::OnerosterRest(_) if matches!(cfg.platform, Platform::EdexmlDrop(_)) => None,
+        Source::OnerosterRest(_) | Source::Uwlr(_)
+            if matches!(cfg.platform, Platform::EdexmlDrop(_)) =>
+        {
+            None
+        }
         Source::OnerosterRest(r) if !opts.full => store.incremental_since(r.full_every)?,
         Source::Uwlr(u) if !opts.full => store.incremental_since(u.full_every)?,
         _ => None,
