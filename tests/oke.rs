@@ -397,10 +397,9 @@ async fn a_failing_sis_fails_the_whole_read_and_a_refusal_names_the_platforms_re
         "{line}"
     );
     assert!(line.contains("HTTP 500"), "{line}");
-    assert!(
-        line.contains("database unavailable"),
-        "the SIS's own words: {line}"
-    );
+    assert!(line.contains("nothing was read or written"), "{line}");
+    // the SIS's problem detail may echo a record: not in a line that is logged
+    assert!(!line.contains("database unavailable"), "{line}");
     assert!(
         platform.exchanges().is_empty(),
         "nothing sent to the platform"
