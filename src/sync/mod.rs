@@ -422,7 +422,10 @@ async fn execute(
     if !report.plan.is_empty() {
         store.ensure_room(loaded.config.state.min_free_mb)?;
     }
-    let total = (report.plan.users.len() + report.plan.groups.len()) as u64;
+    let total = (report.plan.users.len()
+        + report.plan.groups.len()
+        + report.plan.offerings.len()
+        + report.plan.registrations.len()) as u64;
     progress.phase("applying", Some(total));
     let tick = || progress.tick();
     let stop = || progress.stop_requested();
@@ -447,7 +450,10 @@ async fn execute(
     let (outcome, delivered) = applied?;
     report.delivered = delivered;
     let settled = |t: &apply::Tally| t.created + t.updated + t.deactivated + t.failed;
-    report.interrupted = settled(&outcome.users) + settled(&outcome.groups) < total as usize;
+    let settled_all = |o: &Outcome| {
+        settled(&o.users) + settled(&o.groups) + settled(&o.offerings) + settled(&o.registrations)
+    };
+    report.interrupted = settled_all(&outcome) < total as usize;
     report.outcome = Some(outcome);
     // An interrupted run does not count as a complete (full) pull.
     let stopped = report.outcome.as_ref().and_then(|o| o.stopped.clone());
@@ -473,11 +479,7 @@ async fn execute(
     } else if report.interrupted {
         Some(format!(
             "stopped on request after {} of {total} planned records; the next run sends the rest",
-            report
-                .outcome
-                .as_ref()
-                .map(|o| settled(&o.users) + settled(&o.groups))
-                .unwrap_or(0)
+            report.outcome.as_ref().map(settled_all).unwrap_or(0)
         ))
     } else {
         report
