@@ -165,7 +165,11 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         let r = async {
             let auth =
                 loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
-            let src = crate::connector::oke::source::OkeSource::new(cfg, auth)?;
+            let src = crate::connector::oke::source::OkeSource::new(
+                cfg,
+                auth,
+                &loaded.oke_tls("source", &cfg.endpoint)?,
+            )?;
             let started = std::time::Instant::now();
             let url = src.ping().await?;
             Ok(format!(
@@ -210,7 +214,11 @@ pub fn read_source(
         Source::Oke(cfg) => {
             let auth =
                 loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
-            let src = crate::connector::oke::source::OkeSource::new(cfg, auth)?;
+            let src = crate::connector::oke::source::OkeSource::new(
+                cfg,
+                auth,
+                &loaded.oke_tls("source", &cfg.endpoint)?,
+            )?;
             let fut = src.read();
             match tokio::runtime::Handle::try_current() {
                 Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
@@ -517,7 +525,11 @@ async fn apply_plan(
                 &p.endpoint,
                 crate::config::oke::SCOPE_FLOW_2_3_4,
             )?;
-            let sink = crate::connector::oke::platform::OkePlatform::new(p, auth)?;
+            let sink = crate::connector::oke::platform::OkePlatform::new(
+                p,
+                auth,
+                &loaded.oke_tls("platform", &p.endpoint)?,
+            )?;
             apply_exams::apply_exams(
                 &sink,
                 plan,

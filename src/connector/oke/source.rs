@@ -28,7 +28,7 @@ use super::{
     Offering, OfferingConsumer, Page, Person as WirePerson, consumer, id_of,
 };
 use crate::config::oke::OkeSource as OkeSourceConfig;
-use crate::http::{Auth, Http, HttpError};
+use crate::http::{Auth, Http, HttpError, TlsFiles};
 use crate::model::{
     Accommodations, Completeness, ExamOffering, ExamPlanning, Group, Membership, Person,
     PersonalNeed, Registration, RegistrationRole, RegistrationState, Role, Roster, SourceIssue,
@@ -54,11 +54,11 @@ fn fail(e: HttpError) -> anyhow::Error {
 }
 
 impl OkeSource {
-    pub fn new(cfg: &OkeSourceConfig, auth: Auth) -> Result<OkeSource> {
+    pub fn new(cfg: &OkeSourceConfig, auth: Auth, tls: &TlsFiles) -> Result<OkeSource> {
         let e = &cfg.endpoint;
         Ok(OkeSource {
             base: e.base_url.trim_end_matches('/').to_string(),
-            http: Http::new(e.timeout, auth, e.max_retries)?
+            http: Http::with_tls(e.timeout, auth, e.max_retries, tls)?
                 .with_rate_limit(e.rate_limit)
                 .with_concurrency(e.concurrency),
             page_size: cfg.page_size,
