@@ -85,6 +85,23 @@ impl OkeSource {
         })
     }
 
+    /// One record; `None` when the SIS answers 404 (a record problem, not
+    /// a transport one).
+    async fn get_record(&self, url: &str) -> Result<Option<Value>> {
+        let reply = match self
+            .http
+            .send(Method::GET, url, None, "application/json", false)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.status == Some(404) => return Ok(None),
+            Err(e) => return Err(fail(e)),
+        };
+        serde_json::from_slice(&reply.body).map(Some).map_err(|e| {
+            anyhow!("GET {url}: the answer is no JSON ({e}); nothing was read or written")
+        })
+    }
+
     /// Every item of a paged collection; `query` without paging keys.
     async fn pages(&self, path: &str, query: &str) -> Result<Vec<(String, Value)>> {
         let mut out = Vec::new();
@@ -230,8 +247,18 @@ impl OkeSource {
                 }
                 _ => {
                     let url = format!("{}/persons/{pid}", self.base);
-                    let v = self.get(&url).await?;
-                    (url, v)
+                    match self.get_record(&url).await? {
+                        Some(v) => (url, v),
+                        None => {
+                            held_persons.insert(pid.clone());
+                            issues.push(SourceIssue {
+                                location: url,
+                                record_id: Some(pid.clone()),
+                                reason: "the SIS lists this person in a registration but has no such person (404); their registrations are held".into(),
+                            });
+                            continue;
+                        }
+                    }
                 }
             };
             match person(&v, person_roles[pid]) {
