@@ -47,6 +47,12 @@ pub struct OkeEndpoint {
     pub rate_limit: u32,
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Mutual TLS: PEM client certificate (chain) and its private key; a
+    /// relative name is looked up in `$CREDENTIALS_DIRECTORY` first.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    /// Extra trusted roots (PEM), e.g. PKIoverheid.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Source `oke`: the SIS (Eduarte, Osiris) publishes the exam sittings to
@@ -136,6 +142,56 @@ impl Loaded {
         })
     }
 
+    /// The TLS material of an OKE endpoint in `section`, read and parsed
+    /// (a bad file is a config error naming its key).
+    pub fn oke_tls(
+        &self,
+        section: &str,
+        e: &OkeEndpoint,
+    ) -> Result<crate::http::TlsFiles, ConfigError> {
+        let read = |key: &str, f: &std::path::Path| {
+            let path = self.secret_path(f);
+            std::fs::read(&path).map_err(|err| {
+                self.error(
+                    section,
+                    key,
+                    format!("cannot read {} ({err})", path.display()),
+                )
+            })
+        };
+        let identity_pem = match (&e.client_cert_file, &e.client_key_file) {
+            (None, None) => None,
+            (Some(c), Some(k)) => {
+                let mut pem = read("client_cert_file", c)?;
+                pem.push(b'\n');
+                pem.extend(read("client_key_file", k)?);
+                Some(pem)
+            }
+            (Some(_), None) => {
+                return Err(self.error(
+                    section,
+                    "client_key_file",
+                    "client_cert_file needs client_key_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.error(
+                    section,
+                    "client_cert_file",
+                    "client_key_file needs client_cert_file",
+                ));
+            }
+        };
+        let ca_pem = e.ca_file.as_ref().map(|f| read("ca_file", f)).transpose()?;
+        let tls = crate::http::TlsFiles {
+            identity_pem,
+            ca_pem,
+        };
+        crate::http::Http::with_tls(e.timeout, crate::http::Auth::None, 0, &tls)
+            .map_err(|err| self.error(section, "client_cert_file", format!("{err}")))?;
+        Ok(tls)
+    }
+
     /// Checks of an OKE endpoint (URLs, OAuth2 keys; secrets are resolved
     /// when the connector is built for a run).
     pub(super) fn validate_oke_endpoint(
@@ -154,6 +210,7 @@ impl Loaded {
         if e.concurrency == 0 || e.concurrency > 64 {
             return Err(self.error(section, "concurrency", "must be 1 to 64"));
         }
+        self.oke_tls(section, e)?;
         if e.auth == RestAuth::OAuth2 {
             if !http(e.token_url.as_deref().unwrap_or_default()) {
                 return Err(self.error(

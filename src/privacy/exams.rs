@@ -268,3 +268,77 @@ pub fn fold_into_groups(m: &mut crate::privacy::policy::Minimised) {
         m.groups_completeness = Completeness::Delta;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Privacy, UserNameFrom};
+    use crate::model::{ExamPlanning, Person, Registration, Role};
+
+    fn roster() -> Roster {
+        let person = Person {
+            sourced_id: "p1".into(),
+            status: Status::Active,
+            role: Some(Role::Student),
+            username: None,
+            identifier: None,
+            given_name: "A".into(),
+            middle_name: None,
+            family_name: "B".into(),
+            email: None,
+            eck_id: None,
+            bsn: None,
+            orgs: vec![],
+            accommodations: Default::default(),
+        };
+        let reg = |id: &str, state| Registration {
+            id: id.into(),
+            person: "p1".into(),
+            offering: "o1".into(),
+            role: RegistrationRole::Candidate,
+            state,
+            personal_needs: vec!["spoken".into(), "extraTime".into()],
+            extra_minutes: Some(30),
+            attempt: None,
+        };
+        Roster {
+            persons: vec![person],
+            exams: ExamPlanning {
+                registrations: vec![
+                    reg("a1", RegistrationState::Associated),
+                    reg("a2", RegistrationState::Canceled),
+                ],
+                completeness: Completeness::Bulk,
+                ..ExamPlanning::default()
+            },
+            ..Roster::default()
+        }
+    }
+
+    fn with(fields: &[Field]) -> crate::privacy::policy::Minimised {
+        let pv = Privacy {
+            fields: fields.to_vec(),
+            ..Privacy::default()
+        };
+        Policy::new(&pv, UserNameFrom::SourcedId, None).apply(&roster())
+    }
+
+    #[test]
+    fn registrations_and_personal_needs_are_off_unless_listed() {
+        let m = with(&[Field::Name]);
+        assert_eq!(m.exams.completeness, Completeness::Absent);
+        assert!(m.exams.registrations.is_empty());
+        let m = with(&[Field::Name, Field::Registrations]);
+        assert_eq!(m.exams.registrations.len(), 1);
+        assert_eq!(m.exams.registrations_leaving, vec!["a2".to_string()]);
+        assert_eq!(m.exams.registrations[0].personal_needs, None);
+        assert_eq!(m.exams.registrations[0].extra_minutes, None);
+        let m = with(&[Field::Name, Field::Registrations, Field::PersonalNeeds]);
+        let r = &m.exams.registrations[0];
+        assert_eq!(
+            r.personal_needs.as_deref(),
+            Some(&["extraTime".to_string(), "spoken".to_string()][..])
+        );
+        assert_eq!(r.extra_minutes, Some(30));
+    }
+}

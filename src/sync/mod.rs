@@ -188,7 +188,11 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         let r = async {
             let auth =
                 loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
-            let src = crate::connector::oke::source::OkeSource::new(cfg, auth)?;
+            let src = crate::connector::oke::source::OkeSource::new(
+                cfg,
+                auth,
+                &loaded.oke_tls("source", &cfg.endpoint)?,
+            )?;
             let started = std::time::Instant::now();
             let url = src.ping().await?;
             Ok(format!(
@@ -233,7 +237,11 @@ pub fn read_source(
         Source::Oke(cfg) => {
             let auth =
                 loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
-            let src = crate::connector::oke::source::OkeSource::new(cfg, auth)?;
+            let src = crate::connector::oke::source::OkeSource::new(
+                cfg,
+                auth,
+                &loaded.oke_tls("source", &cfg.endpoint)?,
+            )?;
             let fut = src.read();
             match tokio::runtime::Handle::try_current() {
                 Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
@@ -474,7 +482,10 @@ async fn execute(
     if !report.plan.is_empty() {
         store.ensure_room(loaded.config.state.min_free_mb)?;
     }
-    let total = (report.plan.users.len() + report.plan.groups.len()) as u64;
+    let total = (report.plan.users.len()
+        + report.plan.groups.len()
+        + report.plan.offerings.len()
+        + report.plan.registrations.len()) as u64;
     progress.phase("applying", Some(total));
     let tick = || progress.tick();
     let stop = || progress.stop_requested();
@@ -499,7 +510,10 @@ async fn execute(
     let (outcome, delivered) = applied?;
     report.delivered = delivered;
     let settled = |t: &apply::Tally| t.created + t.updated + t.deactivated + t.failed;
-    report.interrupted = settled(&outcome.users) + settled(&outcome.groups) < total as usize;
+    let settled_all = |o: &Outcome| {
+        settled(&o.users) + settled(&o.groups) + settled(&o.offerings) + settled(&o.registrations)
+    };
+    report.interrupted = settled_all(&outcome) < total as usize;
     report.outcome = Some(outcome);
     // An interrupted run does not count as a complete (full) pull.
     let stopped = report.outcome.as_ref().and_then(|o| o.stopped.clone());
@@ -525,11 +539,7 @@ async fn execute(
     } else if report.interrupted {
         Some(format!(
             "stopped on request after {} of {total} planned records; the next run sends the rest",
-            report
-                .outcome
-                .as_ref()
-                .map(|o| settled(&o.users) + settled(&o.groups))
-                .unwrap_or(0)
+            report.outcome.as_ref().map(settled_all).unwrap_or(0)
         ))
     } else {
         report
@@ -599,7 +609,11 @@ async fn apply_plan(
                 &p.endpoint,
                 crate::config::oke::SCOPE_FLOW_2_3_4,
             )?;
-            let sink = crate::connector::oke::platform::OkePlatform::new(p, auth)?;
+            let sink = crate::connector::oke::platform::OkePlatform::new(
+                p,
+                auth,
+                &loaded.oke_tls("platform", &p.endpoint)?,
+            )?;
             apply_exams::apply_exams(
                 &sink,
                 plan,

@@ -243,10 +243,14 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<(Report, Option<RosterReport>)> {
     let cfg = &loaded.config;
-    let Platform::Scim(p) = &cfg.platform else {
-        bail!(
+    let p = match &cfg.platform {
+        Platform::Scim(p) => p,
+        Platform::Oke(_) => bail!(
+            "reconcile compares SCIM users and groups; an OKE platform holds sittings and registrations, which reconcile does not read yet: nothing to compare"
+        ),
+        Platform::CsvDrop(_) => bail!(
             "reconcile reads the platform back, and a csv-drop platform cannot be read: nothing to compare. Check the files the platform imported instead"
-        );
+        ),
     };
     let token = loaded.scim_token(p)?;
     let http = Http::new(p.timeout, Some(token), p.max_retries)?

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{CONSUMER, looks_like_uuid, uuid_for};
 use crate::connector::{ExamSink, SinkError, Written};
-use crate::http::{Auth, Http, HttpError};
+use crate::http::{Auth, Http, HttpError, TlsFiles};
 use crate::model::RegistrationRole;
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::PlatformUser;
@@ -148,11 +148,15 @@ pub fn association_body(r: &PlatformRegistration) -> Value {
 }
 
 impl OkePlatform {
-    pub fn new(cfg: &crate::config::oke::OkePlatform, auth: Auth) -> anyhow::Result<OkePlatform> {
+    pub fn new(
+        cfg: &crate::config::oke::OkePlatform,
+        auth: Auth,
+        tls: &TlsFiles,
+    ) -> anyhow::Result<OkePlatform> {
         let e = &cfg.endpoint;
         Ok(OkePlatform {
             base: e.base_url.trim_end_matches('/').to_string(),
-            http: Http::new(e.timeout, auth, e.max_retries)?
+            http: Http::with_tls(e.timeout, auth, e.max_retries, tls)?
                 .with_rate_limit(e.rate_limit)
                 .with_concurrency(e.concurrency),
         })

@@ -28,7 +28,7 @@ use super::{
     Offering, OfferingConsumer, Page, Person as WirePerson, consumer, id_of,
 };
 use crate::config::oke::OkeSource as OkeSourceConfig;
-use crate::http::{Auth, Http, HttpError};
+use crate::http::{Auth, Http, HttpError, TlsFiles};
 use crate::model::{
     Accommodations, Completeness, ExamOffering, ExamPlanning, Group, Membership, Person,
     PersonalNeed, Registration, RegistrationRole, RegistrationState, Role, Roster, SourceIssue,
@@ -54,11 +54,11 @@ fn fail(e: HttpError) -> anyhow::Error {
 }
 
 impl OkeSource {
-    pub fn new(cfg: &OkeSourceConfig, auth: Auth) -> Result<OkeSource> {
+    pub fn new(cfg: &OkeSourceConfig, auth: Auth, tls: &TlsFiles) -> Result<OkeSource> {
         let e = &cfg.endpoint;
         Ok(OkeSource {
             base: e.base_url.trim_end_matches('/').to_string(),
-            http: Http::new(e.timeout, auth, e.max_retries)?
+            http: Http::with_tls(e.timeout, auth, e.max_retries, tls)?
                 .with_rate_limit(e.rate_limit)
                 .with_concurrency(e.concurrency),
             page_size: cfg.page_size,
@@ -81,6 +81,23 @@ impl OkeSource {
             .await
             .map_err(fail)?;
         serde_json::from_slice(&reply.body).map_err(|e| {
+            anyhow!("GET {url}: the answer is no JSON ({e}); nothing was read or written")
+        })
+    }
+
+    /// One record; `None` when the SIS answers 404 (a record problem, not
+    /// a transport one).
+    async fn get_record(&self, url: &str) -> Result<Option<Value>> {
+        let reply = match self
+            .http
+            .send(Method::GET, url, None, "application/json", false)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.status == Some(404) => return Ok(None),
+            Err(e) => return Err(fail(e)),
+        };
+        serde_json::from_slice(&reply.body).map(Some).map_err(|e| {
             anyhow!("GET {url}: the answer is no JSON ({e}); nothing was read or written")
         })
     }
@@ -230,8 +247,18 @@ impl OkeSource {
                 }
                 _ => {
                     let url = format!("{}/persons/{pid}", self.base);
-                    let v = self.get(&url).await?;
-                    (url, v)
+                    match self.get_record(&url).await? {
+                        Some(v) => (url, v),
+                        None => {
+                            held_persons.insert(pid.clone());
+                            issues.push(SourceIssue {
+                                location: url,
+                                record_id: Some(pid.clone()),
+                                reason: "the SIS lists this person in a registration but has no such person (404); their registrations are held".into(),
+                            });
+                            continue;
+                        }
+                    }
                 }
             };
             match person(&v, person_roles[pid]) {

@@ -11,8 +11,9 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::{Action, Change, Plan, State, changed_fields};
-use crate::model::Completeness;
+use crate::model::{Completeness, RegistrationRole};
 use crate::privacy::exams::{MinimisedExams, PlatformOffering, PlatformRegistration};
+use crate::privacy::policy::ExamAccommodations;
 use crate::privacy::policy::{hash_value, record_hash};
 use crate::store::{FieldHashes, RecordKind, RecordState};
 
@@ -93,6 +94,22 @@ impl Change for RegistrationChange {
     fn parent(&self) -> Option<String> {
         self.offering.clone()
     }
+    fn accommodations(&self) -> Option<ExamAccommodations> {
+        self.registration.as_ref().and_then(needs_of)
+    }
+}
+
+/// A candidate's extra minutes and personal needs of one registration, as
+/// accommodations (kept in the state so that a reduction is seen).
+fn needs_of(r: &PlatformRegistration) -> Option<ExamAccommodations> {
+    let needs = r.personal_needs.clone().filter(|n| !n.is_empty());
+    (r.role == RegistrationRole::Candidate && (r.extra_minutes.is_some() || needs.is_some())).then(
+        || ExamAccommodations {
+            extra_time_minutes: r.extra_minutes,
+            personal_needs: needs,
+            ..ExamAccommodations::default()
+        },
+    )
 }
 
 fn withdrawn_hashes(old: &RecordState) -> FieldHashes {
@@ -104,6 +121,12 @@ fn withdrawn_hashes(old: &RecordState) -> FieldHashes {
 pub(super) fn plan_exams(m: &MinimisedExams, state: &State, full: bool, p: &mut Plan) {
     p.exams_completeness = m.completeness;
     p.gate.registrations_known = state.registrations.values().filter(|s| s.active).count();
+    // a candidate's needs per registration join the accommodations gate
+    p.gate.accommodations_known += state
+        .registrations
+        .values()
+        .filter(|s| s.active && s.accommodations.is_some())
+        .count();
     if m.completeness == Completeness::Absent {
         return;
     }
@@ -197,6 +220,15 @@ pub(super) fn plan_exams(m: &MinimisedExams, state: &State, full: bool, p: &mut 
                     } else {
                         fh.keys().copied().collect()
                     };
+                    if old.active
+                        && super::reduces(
+                            old.accommodations.as_ref(),
+                            old.accommodations.is_some(),
+                            needs_of(r).as_ref(),
+                        )
+                    {
+                        p.gate.accommodations_lost += 1;
+                    }
                     p.registrations.push(RegistrationChange {
                         action: Action::Update,
                         external_id: r.external_id.clone(),
@@ -328,5 +360,16 @@ mod tests {
         assert_eq!(p.gate.registrations_known, 3);
         // a withdrawal is stored inactive, never removed
         assert!(!p.registrations[1].new_state(None).active);
+        assert_eq!(p.gate.accommodations_lost, 0, "more minutes is no loss");
+        // fewer minutes for a1 counts for the accommodations gate
+        let mut state2 = state.clone();
+        state2
+            .registrations
+            .insert("a1".into(), stored(&p.registrations[0]));
+        m.registrations = vec![reg("a1", "o1", Some(15)), reg("a2", "o1", None)];
+        let mut p = Plan::default();
+        plan_exams(&m, &state2, false, &mut p);
+        assert_eq!(p.gate.accommodations_known, 3);
+        assert_eq!(p.gate.accommodations_lost, 1);
     }
 }
