@@ -248,8 +248,9 @@ pub async fn run(
         Platform::Oke(_) => bail!(
             "reconcile compares SCIM users and groups; an OKE platform holds sittings and registrations, which reconcile does not read yet: nothing to compare"
         ),
-        Platform::CsvDrop(_) => bail!(
-            "reconcile reads the platform back, and a csv-drop platform cannot be read: nothing to compare. Check the files the platform imported instead"
+        Platform::CsvDrop(_) | Platform::EdexmlDrop(_) => bail!(
+            "reconcile reads the platform back, and a file-drop platform ({}) cannot be read: nothing to compare. Check the files the platform imported instead",
+            cfg.platform.kind()
         ),
     };
     let token = loaded.scim_token(p)?;
