@@ -369,7 +369,7 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
 /// An attribute by local name, unescaped (predefined entities and
 /// character references only), trimmed; None when absent or empty.
 fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
-    for a in e.attributes() {
+    for a in e.attributes().with_checks(false) {
         let a = a.map_err(|x| format!("bad attribute ({x}); fix or re-export"))?;
         if local_name(a.key.as_ref()) == want {
             let v = a
