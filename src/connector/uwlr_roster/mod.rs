@@ -40,6 +40,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use crate::model::{
     Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
@@ -61,22 +63,24 @@ pub(crate) struct Builder {
     roles: HashMap<String, Role>,
     /// The school the records being fed belong to: its org id.
     school: String,
-    /// Origin of the document being fed, for messages.
-    origin: String,
+    /// Origins of the documents fed, for messages; the last is current.
+    origins: Vec<String>,
     orgs: Vec<Org>,
-    org_ids: HashSet<String>,
+    org_ids: FxHashSet<String>,
     persons: Vec<Person>,
-    person_at: HashMap<String, usize>,
+    person_at: FxHashMap<String, u32>,
     groups: Vec<Group>,
-    /// class id → school that defined it
-    group_school: HashMap<String, String>,
+    /// class id → (index in `groups`, school that defined it)
+    group_at: FxHashMap<String, (u32, String)>,
     memberships: Vec<Membership>,
-    member_seen: HashSet<(String, String)>,
+    /// (class, person) indexes of the memberships made
+    member_seen: FxHashSet<(u32, u32)>,
     /// person and class ids seen in the current document
-    doc_persons: HashSet<String>,
-    doc_groups: HashSet<String>,
-    /// (person id, class key, line, origin) to resolve at the end
-    refs: Vec<(String, String, Role, u64, String)>,
+    doc_persons: FxHashSet<String>,
+    doc_groups: FxHashSet<String>,
+    /// references to classes not (yet) known: (person index, class id,
+    /// role, line, origin index), resolved at the end
+    refs: Vec<(u32, String, Role, u64, u32)>,
     issues: Vec<SourceIssue>,
     held_persons: HashSet<String>,
     held_groups: HashSet<String>,
@@ -89,17 +93,17 @@ impl Builder {
             qualify,
             roles,
             school: String::new(),
-            origin: String::new(),
+            origins: vec![String::new()],
             orgs: Vec::new(),
-            org_ids: HashSet::new(),
+            org_ids: FxHashSet::default(),
             persons: Vec::new(),
-            person_at: HashMap::new(),
+            person_at: FxHashMap::default(),
             groups: Vec::new(),
-            group_school: HashMap::new(),
+            group_at: FxHashMap::default(),
             memberships: Vec::new(),
-            member_seen: HashSet::new(),
-            doc_persons: HashSet::new(),
-            doc_groups: HashSet::new(),
+            member_seen: FxHashSet::default(),
+            doc_persons: FxHashSet::default(),
+            doc_groups: FxHashSet::default(),
             refs: Vec::new(),
             issues: Vec::new(),
             held_persons: HashSet::new(),
@@ -124,22 +128,26 @@ impl Builder {
 
     /// A new document (or batch) starts; `origin` names it in messages.
     pub fn document(&mut self, origin: &str) {
-        self.origin = origin.to_string();
+        self.origins.push(origin.to_string());
         self.doc_persons.clear();
         self.doc_groups.clear();
     }
 
-    fn id(&self, key: &str) -> String {
+    fn origin(&self) -> &str {
+        self.origins.last().map(String::as_str).unwrap_or_default()
+    }
+
+    fn id(&self, key: String) -> String {
         if self.qualify {
             format!("{}:{key}", self.school)
         } else {
-            key.to_string()
+            key
         }
     }
 
     fn issue(&mut self, line: u64, id: Option<&str>, reason: impl Into<String>) {
         self.issues.push(SourceIssue {
-            location: format!("{}:{line}", self.origin),
+            location: format!("{}:{line}", self.origin()),
             record_id: id.map(String::from),
             reason: reason.into(),
         });
@@ -186,7 +194,7 @@ impl Builder {
             self.issue(g.line, None, "groep without key");
             return;
         };
-        let id = self.id(&key);
+        let id = self.id(key.clone());
         if !self.doc_groups.insert(id.clone()) {
             self.issue(
                 g.line,
@@ -195,7 +203,7 @@ impl Builder {
             );
             return;
         }
-        if let Some(other) = self.group_school.get(&id) {
+        if let Some((_, other)) = self.group_at.get(&id) {
             if *other != self.school {
                 let msg = format!(
                     "groep key {key} is used by schools {other} and {}; set source.qualify_ids = true",
@@ -203,7 +211,6 @@ impl Builder {
                 );
                 self.issue(g.line, Some(&id), msg);
                 self.held_groups.insert(id);
-                return;
             }
             return; // the same class again (a later batch)
         }
@@ -212,7 +219,8 @@ impl Builder {
             self.held_groups.insert(id);
             return;
         };
-        self.group_school.insert(id.clone(), self.school.clone());
+        self.group_at
+            .insert(id.clone(), (self.groups.len() as u32, self.school.clone()));
         self.groups.push(Group {
             sourced_id: id,
             status: Status::Active,
@@ -224,6 +232,18 @@ impl Builder {
         });
     }
 
+    /// A membership of person `pi` in class `gi`, once.
+    fn member(&mut self, gi: u32, pi: u32, role: Role) {
+        if self.member_seen.insert((gi, pi)) {
+            self.memberships.push(Membership {
+                status: Status::Active,
+                group: self.groups[gi as usize].sourced_id.clone(),
+                person: self.persons[pi as usize].sourced_id.clone(),
+                role,
+            });
+        }
+    }
+
     /// A leerling (`teacher_role` None) or leerkracht.
     fn person(&mut self, p: RawPerson, teacher_role: Option<Role>) {
         let what = if teacher_role.is_some() {
@@ -231,7 +251,7 @@ impl Builder {
         } else {
             "leerling"
         };
-        let Some(key) = p.key.as_deref() else {
+        let Some(key) = p.key else {
             self.issue(p.line, None, format!("{what} without key"));
             return;
         };
@@ -245,8 +265,8 @@ impl Builder {
             return;
         }
         let role = teacher_role.unwrap_or(Role::Student);
-        let given = p.roepnaam.clone().or_else(|| p.voornamen.clone());
-        let (Some(family), Some(given)) = (p.achternaam.clone(), given) else {
+        let given = p.roepnaam.or(p.voornamen);
+        let (Some(family), Some(given)) = (p.achternaam, given) else {
             self.issue(
                 p.line,
                 Some(&id),
@@ -259,10 +279,10 @@ impl Builder {
         if let Some(v) = &p.vestiging {
             orgs.push(format!("{}-{v}", self.school));
         }
-        match self.person_at.get(&id) {
+        let pi = match self.person_at.get(&id) {
             Some(&i) => {
                 // seen in an earlier document: the same person
-                let known = &mut self.persons[i];
+                let known = &mut self.persons[i as usize];
                 for o in orgs {
                     if !known.orgs.contains(&o) {
                         known.orgs.push(o);
@@ -277,61 +297,61 @@ impl Builder {
                     self.held_persons.insert(id);
                     return;
                 }
+                i
             }
             None => {
-                self.person_at.insert(id.clone(), self.persons.len());
+                let i = self.persons.len() as u32;
+                self.person_at.insert(id.clone(), i);
                 self.persons.push(Person {
-                    sourced_id: id.clone(),
+                    sourced_id: id,
                     status: Status::Active,
                     role: Some(role),
-                    username: p.gebruikersnaam.clone(),
+                    username: p.gebruikersnaam,
                     identifier: None,
                     given_name: given,
-                    middle_name: p.voorvoegsel.clone(),
+                    middle_name: p.voorvoegsel,
                     family_name: family,
-                    email: p.emailadres.clone(),
-                    eck_id: p.eckid.clone(),
-                    bsn: p.bsn.clone(),
+                    email: p.emailadres,
+                    eck_id: p.eckid,
+                    bsn: p.bsn,
                     orgs,
                     accommodations: Default::default(),
                 });
+                i
             }
-        }
+        };
+        let origin = (self.origins.len() - 1) as u32;
         for g in p.groepen {
-            let gid = self.id(&g);
-            self.refs
-                .push((id.clone(), gid, role, p.line, self.origin.clone()));
+            let gid = self.id(g);
+            match self.group_at.get(&gid) {
+                Some(&(gi, _)) => self.member(gi, pi, role),
+                None => self.refs.push((pi, gid, role, p.line, origin)),
+            }
         }
     }
 
     /// The roster: every document fed, as one bulk snapshot.
     pub fn finish(mut self, format: String) -> Roster {
-        let known: HashSet<&str> = self.groups.iter().map(|g| g.sourced_id.as_str()).collect();
-        let mut issues = Vec::new();
-        for (person, group, role, line, origin) in std::mem::take(&mut self.refs) {
-            if self.held_persons.contains(&person) {
-                continue;
-            }
-            if !known.contains(group.as_str()) {
-                if !self.held_groups.contains(&group) {
-                    issues.push(SourceIssue {
-                        location: format!("{origin}:{line}"),
-                        record_id: Some(person.clone()),
+        for (pi, group, role, line, origin) in std::mem::take(&mut self.refs) {
+            match self.group_at.get(&group) {
+                Some(&(gi, _)) => self.member(gi, pi, role),
+                None if self.held_groups.contains(&group) => {}
+                None => {
+                    let person = self.persons[pi as usize].sourced_id.clone();
+                    self.issues.push(SourceIssue {
+                        location: format!("{}:{line}", self.origins[origin as usize]),
+                        record_id: Some(person),
                         reason: format!("groep {group} is not in the groepen"),
                     });
                 }
-                continue;
-            }
-            if self.member_seen.insert((group.clone(), person.clone())) {
-                self.memberships.push(Membership {
-                    status: Status::Active,
-                    group,
-                    person,
-                    role,
-                });
             }
         }
-        self.issues.extend(issues);
+        if !self.held_persons.is_empty() {
+            // a key held in a later document loses what an earlier one gave
+            let held = &self.held_persons;
+            self.persons.retain(|p| !held.contains(&p.sourced_id));
+            self.memberships.retain(|m| !held.contains(&m.person));
+        }
         Roster {
             orgs: self.orgs,
             persons: self.persons,
