@@ -298,7 +298,12 @@ pub async fn roster(
         }
         Source::OnerosterRest(r) if !opts.full => store.incremental_since(r.full_every)?,
         Source::Uwlr(u) if !opts.full => store.incremental_since(u.full_every)?,
-        _ => None,
+        // every arm named, so that a new incremental source cannot fall
+        // into full pulls unnoticed
+        Source::OnerosterRest(_) | Source::Uwlr(_) => None,
+        Source::OnerosterCsv(_) | Source::ImsEnterprise(_) | Source::Edexml(_) | Source::Oke(_) => {
+            None
+        }
     };
     // Every real run is recorded, also one that fails before planning.
     let run_id = if opts.dry_run {
