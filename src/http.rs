@@ -404,23 +404,7 @@ impl Http {
             self.once(method, url, body, content_type, idempotent, extra)
                 .await
         };
-        once.retry(
-            ExponentialBuilder::default()
-                .with_min_delay(self.min_backoff)
-                .with_max_delay(Duration::from_secs(30))
-                .with_max_times(self.max_retries)
-                .with_jitter(),
-        )
-        .when(|e: &HttpError| e.retryable)
-        .adjust(|e: &HttpError, d| match e.retry_after {
-            Some(RetryAfter(ra)) => Some(ra.min(Duration::from_secs(300))),
-            None => d,
-        })
-        .notify(|e: &HttpError, d| {
-            crate::daemon::metrics::http_retry(&e.url);
-            tracing::warn!(method = %e.method, url = %e.url, status = ?e.status, "retrying in {d:?}: {}", e.reason)
-        })
-        .await
+        self.retrying(once).await
     }
 
     async fn once(
@@ -470,6 +454,17 @@ impl Http {
                 .await
                 .map(|(resp, _permit)| resp)
         };
+        self.retrying(once).await
+    }
+
+    /// Run `once` again while it fails retryably: exponential backoff with
+    /// jitter, a server's Retry-After honoured (at most 5 minutes), each
+    /// retry counted and logged (method, URL, status; never a body).
+    async fn retrying<T, F, Fut>(&self, once: F) -> Result<T, HttpError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, HttpError>>,
+    {
         once.retry(
             ExponentialBuilder::default()
                 .with_min_delay(self.min_backoff)

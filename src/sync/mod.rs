@@ -207,6 +207,18 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     out
 }
 
+/// Run an async source read from the synchronous read path: inside the
+/// runtime without blocking its other tasks, or on a runtime of its own.
+fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(fut),
+    }
+}
+
 /// `since` (RFC 3339) asks an incremental source for changes only; file
 /// sources always read everything.
 pub fn read_source(
@@ -218,13 +230,7 @@ pub fn read_source(
         Source::OnerosterRest(cfg) => {
             let src = rest_source(loaded, cfg)?;
             let fut = src.read(since);
-            match tokio::runtime::Handle::try_current() {
-                Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
-                Err(_) => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(fut),
-            }
+            block_on(fut)
         }
         Source::OnerosterCsv(cfg) => {
             let src = OneRosterCsv::new(cfg);
@@ -243,13 +249,7 @@ pub fn read_source(
                 &loaded.oke_tls("source", &cfg.endpoint)?,
             )?;
             let fut = src.read();
-            match tokio::runtime::Handle::try_current() {
-                Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
-                Err(_) => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(fut),
-            }
+            block_on(fut)
         }
         Source::Edexml(cfg) => {
             crate::connector::edexml::Edexml::new(cfg).read(&|n| progress.rows(n))
@@ -257,13 +257,7 @@ pub fn read_source(
         Source::Uwlr(cfg) => {
             let src = uwlr_source(loaded, cfg)?;
             let fut = src.read(since);
-            match tokio::runtime::Handle::try_current() {
-                Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
-                Err(_) => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(fut),
-            }
+            block_on(fut)
         }
     }
 }
