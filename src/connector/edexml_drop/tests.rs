@@ -93,6 +93,7 @@ fn a_deactivated_user_leaves_the_file_and_is_listed() {
         users: Vec::new(),
         deactivated_users: vec!["stu-2"],
         groups: Vec::new(),
+        ..ChangeSet::default()
     };
     let d = sink.deliver(4, &cs).unwrap();
     let xml = std::fs::read_to_string(d.folder.join(FILE)).unwrap();
