@@ -6,8 +6,8 @@
 //! intents committed before they are sent (see `store::intents`), so a
 //! crash in between leaves an audit entry `unknown`, never none.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::StreamExt;
@@ -456,11 +456,11 @@ fn first<A, B>(t: &(A, B)) -> &A {
 /// Commit what is pending; users recreated on the platform get their
 /// classes sent again once their new id is recorded.
 fn flush(
-    store: &RefCell<&mut Store>,
+    store: &Mutex<&mut Store>,
     pending: &mut Vec<(Option<RecordChange>, AuditEntry)>,
     recreated: &mut Vec<String>,
 ) -> anyhow::Result<bool> {
-    let mut store = store.borrow_mut();
+    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
     let ok = commit_written(&mut store, pending)?;
     pending.clear();
     if ok {
@@ -486,7 +486,7 @@ async fn run_phase<'a, T, C, F, Fut>(
     change_of: fn(&T) -> &C,
     op: F,
     concurrency: usize,
-    go_on: &dyn Fn() -> bool,
+    go_on: &(dyn Fn() -> bool + Sync),
     breaker: &Breaker,
     mut ids: Option<&mut HashMap<String, String>>,
     out: &mut Outcome,
@@ -496,28 +496,37 @@ where
     F: FnMut(&'a T) -> Fut,
     Fut: std::future::Future<Output = Op<'a, C>>,
 {
-    let cell = RefCell::new(store);
-    let started = Cell::new(0usize);
-    let announced = Cell::new(0usize);
-    let failed: RefCell<Option<anyhow::Error>> = RefCell::new(None);
+    // shared with the stream, which announces each group before its
+    // first write starts; never locked by both at once
+    let cell = Mutex::new(store);
+    let started = AtomicUsize::new(0);
+    let announced = AtomicUsize::new(0);
+    let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let mut stream = futures::stream::iter(items.iter().take_while(|_| {
-        if !go_on() || failed.borrow().is_some() {
+        let has_failed = failed.lock().map_or(true, |f| f.is_some());
+        if !go_on() || has_failed {
             return false;
         }
-        let i = started.get();
-        if i == announced.get() {
+        let i = started.load(Ordering::Relaxed);
+        if i == announced.load(Ordering::Relaxed) {
             let end = (i + BATCH).min(items.len());
             let intents: Vec<Intent> = items[i..end]
                 .iter()
                 .map(|t| intent_of(ctx, endpoint, change_of(t)))
                 .collect();
-            if let Err(e) = cell.borrow_mut().record_intents(&intents) {
-                *failed.borrow_mut() = Some(e);
+            let recorded = cell
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record_intents(&intents);
+            if let Err(e) = recorded {
+                if let Ok(mut f) = failed.lock() {
+                    *f = Some(e);
+                }
                 return false;
             }
-            announced.set(end);
+            announced.store(end, Ordering::Relaxed);
         }
-        started.set(i + 1);
+        started.store(i + 1, Ordering::Relaxed);
         true
     }))
     .map(op)
@@ -570,8 +579,8 @@ where
     if !full && !flush(&cell, &mut pending, &mut recreated_users)? {
         full = true;
     }
-    let store = cell.into_inner();
-    let (s, a) = (started.get(), announced.get());
+    let store = cell.into_inner().unwrap_or_else(|p| p.into_inner());
+    let (s, a) = (started.into_inner(), announced.into_inner());
     if s < a {
         // announced but never started: nothing left
         let keys: Vec<(&str, &str)> = items[s..a]
@@ -580,7 +589,7 @@ where
             .collect();
         store.drop_intents(Some(ctx.run_id), &keys)?;
     }
-    if let Some(e) = failed.into_inner() {
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         if crate::store::is_disk_full(&e) {
             full = true;
         } else {
