@@ -11,6 +11,9 @@
 # a first sync into csv-drop (state and audit written, fresh state file)
 # and a no-change rerun. Data comes from benches/roster.rs
 # (SISYNC_BENCH_EXPORT / SISYNC_BENCH_STUDENTS).
+#
+# SISYNC_BEFORE=/path/to/older/sisync adds the same rows for an older
+# build (run alternately with the others), for before/after tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -56,7 +59,7 @@ kind = "csv-drop"
 path = "drop"
 TOML
   : >"$d/first" ; : >"$d/rerun" ; : >"$d/py" ; : >"$d/csv"
-  : >"$d/first_rss" ; : >"$d/py_rss"
+  : >"$d/first_rss" ; : >"$d/py_rss" ; : >"$d/bfirst" ; : >"$d/brerun" ; : >"$d/bfirst_rss"
   for i in 1 2 3; do
     rm -rf "$d/state.db"* "$d/drop" "$d/py-out"
     read -r s m < <(measure "$PY" bench/reference.py "$d/export" "$d/py-out")
@@ -67,6 +70,13 @@ TOML
     echo "$s" >>"$d/rerun"
     read -r s _ < <(SISYNC_FLOOR_DIR="$d/export" measure "$FLOOR")
     echo "$s" >>"$d/csv"
+    if [ -n "${SISYNC_BEFORE:-}" ]; then
+      rm -rf "$d/state.db"* "$d/drop"
+      read -r s m < <(measure "$SISYNC_BEFORE" --config "$d/sisync.toml" sync roster)
+      echo "$s" >>"$d/bfirst"; echo "$m" >>"$d/bfirst_rss"
+      read -r s _ < <(measure "$SISYNC_BEFORE" --config "$d/sisync.toml" sync roster)
+      echo "$s" >>"$d/brerun"
+    fi
   done
   first=$(median <"$d/first"); rerun=$(median <"$d/rerun")
   py=$(median <"$d/py"); bare=$(median <"$d/csv")
@@ -75,4 +85,9 @@ TOML
   row "first sync vs python (s)" "$first" "$py"
   row "first sync RSS vs python" "$frss" "$prss"
   row "rerun vs bare csv (s)" "$rerun" "$bare"
+  if [ -n "${SISYNC_BEFORE:-}" ]; then
+    row "BEFORE first vs python" "$(median <"$d/bfirst")" "$py"
+    row "BEFORE first RSS vs py" "$(median <"$d/bfirst_rss")" "$prss"
+    row "BEFORE rerun vs bare csv" "$(median <"$d/brerun")" "$bare"
+  fi
 done

@@ -389,6 +389,13 @@ impl Store {
         // entry `unknown` at the next start.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // a page cache of up to 32 MiB (SQLite's default is 2 MiB): the
+        // first sync of a large roster writes hundreds of thousands of rows
+        // in one transaction, and with the small cache every B-tree insert
+        // past a few thousand rows re-reads and spills pages, so the cost
+        // grew faster than the roster. Memory is taken only as pages are
+        // used.
+        conn.pragma_update(None, "cache_size", -32768)?;
         // deleted rows are overwritten with zeros, so an erased or purged
         // person leaves no bytes behind in free pages
         conn.pragma_update(None, "secure_delete", true)?;
