@@ -21,17 +21,43 @@ use sisync::sync::{self, Quiet, RosterOptions, plan};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const STUDENTS: usize = 50_000;
-const TEACHERS: usize = 2_000;
-const CLASSES: usize = 3_000;
-const ENROLMENTS: usize = 400_000;
+/// Sizes at 50,000 students; `SISYNC_BENCH_STUDENTS` scales all of them
+/// (bench/compare.sh runs 10k, 50k and 200k).
+#[derive(Clone, Copy)]
+struct Sizes {
+    students: usize,
+    teachers: usize,
+    classes: usize,
+    enrolments: usize,
+}
+
+fn sizes() -> Sizes {
+    let students: usize = std::env::var("SISYNC_BENCH_STUDENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000)
+        .max(1_000);
+    Sizes {
+        students,
+        teachers: students / 25,
+        classes: students * 3 / 50,
+        enrolments: students * 8,
+    }
+}
 const SCHOOLS: usize = 20;
 
 fn w(dir: &Path, name: &str) -> BufWriter<File> {
     BufWriter::with_capacity(1 << 20, File::create(dir.join(name)).unwrap())
 }
 
+#[allow(non_snake_case)]
 fn generate(dir: &Path) -> std::io::Result<()> {
+    let Sizes {
+        students: STUDENTS,
+        teachers: TEACHERS,
+        classes: CLASSES,
+        enrolments: ENROLMENTS,
+    } = sizes();
     let mut m = w(dir, "manifest.csv");
     writeln!(
         m,
@@ -144,7 +170,21 @@ fn generate(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+#[allow(non_snake_case)]
 fn main() {
+    // bench/compare.sh: only write the export into this folder
+    if let Ok(dir) = std::env::var("SISYNC_BENCH_EXPORT") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        generate(dir).unwrap();
+        return;
+    }
+    let Sizes {
+        students: STUDENTS,
+        teachers: TEACHERS,
+        classes: CLASSES,
+        ..
+    } = sizes();
     let tmp = tempfile::tempdir().unwrap();
     let export = tmp.path().join("export");
     std::fs::create_dir_all(&export).unwrap();

@@ -142,11 +142,8 @@ fn entry_hash(r: &AuditRow) -> String {
 /// Append one entry inside the caller's transaction.
 pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
     let (last_seq, last_hash): (i64, String) = tx
-        .query_row(
-            "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(|e| match e {
             rusqlite::Error::QueryReturnedNoRows => anyhow::anyhow!(
                 "the audit head (table audit_head) is missing: the audit log was tampered with; nothing was written; run `sisync audit verify` and restore the state database from a backup"
@@ -174,12 +171,13 @@ pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
         entry_hash: String::new(),
     };
     row.entry_hash = entry_hash(&row);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit (seq, at, actor, run_id, direction, endpoint, action, record_kind, record_id,
                             record_id_hash, fields, payload_sha256, outcome, detail, prev_hash, entry_hash,
                             id_nonce)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
+    )?
+    .execute(params![
             row.seq,
             row.at,
             row.actor,
@@ -197,12 +195,9 @@ pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
             row.prev_hash,
             row.entry_hash,
             row.id_nonce,
-        ],
-    )?;
-    tx.execute(
-        "UPDATE audit_head SET last_seq = ?1, last_hash = ?2 WHERE id = 1",
-        params![row.seq, row.entry_hash],
-    )?;
+    ])?;
+    tx.prepare_cached("UPDATE audit_head SET last_seq = ?1, last_hash = ?2 WHERE id = 1")?
+        .execute(params![row.seq, row.entry_hash])?;
     Ok(row.seq)
 }
 

@@ -8,12 +8,14 @@ pub mod anchor;
 pub mod audit;
 mod forget;
 pub mod holds;
+mod intents;
 pub mod outbox;
 pub(crate) mod owner;
 pub mod plans;
 mod reserve;
 pub mod subjects;
 
+pub use intents::Intent;
 pub use reserve::is_disk_full;
 
 use std::collections::{BTreeSet, HashMap};
@@ -375,9 +377,25 @@ impl Store {
 
     fn init(conn: Connection, path: &Path) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // the hot paths (record upserts, audit appends, outbox updates)
+        // run on cached prepared statements
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL + NORMAL: a commit survives the process being killed at any
+        // point; a power cut may roll back the last commits, never corrupt
+        // the file. Writes to platforms are announced by a FULL (fsynced)
+        // commit of their intents first (see `intents`), so whatever a
+        // power cut rolls back of their outcomes comes back as an audit
+        // entry `unknown` at the next start.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // a page cache of up to 32 MiB (SQLite's default is 2 MiB): the
+        // first sync of a large roster writes hundreds of thousands of rows
+        // in one transaction, and with the small cache every B-tree insert
+        // past a few thousand rows re-reads and spills pages, so the cost
+        // grew faster than the roster. Memory is taken only as pages are
+        // used.
+        conn.pragma_update(None, "cache_size", -32768)?;
         // deleted rows are overwritten with zeros, so an erased or purged
         // person leaves no bytes behind in free pages
         conn.pragma_update(None, "secure_delete", true)?;
@@ -396,6 +414,9 @@ impl Store {
         };
         store
             .migrate()
+            .with_context(|| format!("cannot migrate state database {}", path.display()))?;
+        store
+            .create_intents_table()
             .with_context(|| format!("cannot migrate state database {}", path.display()))?;
         Ok(store)
     }
@@ -637,12 +658,16 @@ impl Store {
 
     /// Mark runs still `running` as `interrupted`: their process is gone
     /// (call only while holding the run lock). Returns how many.
+    /// Writes such a run had announced but not recorded become audit
+    /// entries (see `intents`).
     pub fn close_stale_runs(&self, why: &str) -> Result<usize> {
-        Ok(self.conn.execute(
+        let closed = self.conn.execute(
             "UPDATE runs SET outcome = 'interrupted', finished_at = ?1, error = COALESCE(error, ?2)
              WHERE outcome = 'running'",
             params![now(), why],
-        )?)
+        )?;
+        self.settle_leftover_intents()?;
+        Ok(closed)
     }
 
     /// The most recent runs, newest first.
@@ -661,6 +686,23 @@ impl Store {
         let mut batch = self.batch()?;
         for (change, entry) in items {
             batch.add(change.as_ref(), entry)?;
+        }
+        batch.commit()
+    }
+
+    /// Like [`Store::commit`], for writes announced with
+    /// [`Store::record_intents`]: each entry's intent is settled in the
+    /// same transaction.
+    pub fn commit_written(&mut self, items: &[(Option<RecordChange>, AuditEntry)]) -> Result<()> {
+        let mut batch = self.batch()?;
+        for (change, entry) in items {
+            batch.add(change.as_ref(), entry)?;
+            batch
+                .tx
+                .prepare_cached(
+                    "DELETE FROM write_intents WHERE run_id IS ?1 AND kind = ?2 AND record_id = ?3",
+                )?
+                .execute(params![entry.run_id, entry.record_kind, entry.record_id])?;
         }
         batch.commit()
     }
@@ -758,28 +800,24 @@ impl Batch<'_> {
 }
 
 fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
-    let previous_active: Option<bool> = tx
-        .query_row(
-            "SELECT active FROM records WHERE kind = ?1 AND sourced_id = ?2",
-            params![c.kind.as_str(), c.sourced_id],
-            |r| r.get(0),
-        )
+    let previous: Option<(bool, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT active, deactivated_at FROM records WHERE kind = ?1 AND sourced_id = ?2",
+        )?
+        .query_row(params![c.kind.as_str(), c.sourced_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let now = now();
     let deactivated_at = if c.state.active {
         None
-    } else if previous_active == Some(false) {
+    } else if let Some((false, at)) = previous {
         // keep the original moment it left
-        tx.query_row(
-            "SELECT deactivated_at FROM records WHERE kind = ?1 AND sourced_id = ?2",
-            params![c.kind.as_str(), c.sourced_id],
-            |r| r.get::<_, Option<String>>(0),
-        )?
-        .or(Some(now.clone()))
+        at.or(Some(now.clone()))
     } else {
         Some(now.clone())
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO records (kind, sourced_id, hash, field_hashes, platform_id, active, updated_at, deactivated_at, accommodations)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (kind, sourced_id) DO UPDATE SET
@@ -788,7 +826,8 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
             updated_at = excluded.updated_at, deactivated_at = excluded.deactivated_at,
             accommodations = CASE WHEN excluded.active = 0 THEN records.accommodations
                                   ELSE excluded.accommodations END",
-        params![
+    )?
+    .execute(params![
             c.kind.as_str(),
             c.sourced_id,
             c.state.hash,
@@ -802,19 +841,14 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
                 .as_ref()
                 .map(serde_json::to_string)
                 .transpose()?,
-        ],
-    )?;
+    ])?;
     if let Some(parent) = &c.parent {
-        tx.execute(
-            "UPDATE records SET parent = ?3 WHERE kind = ?1 AND sourced_id = ?2",
-            params![c.kind.as_str(), c.sourced_id, parent],
-        )?;
+        tx.prepare_cached("UPDATE records SET parent = ?3 WHERE kind = ?1 AND sourced_id = ?2")?
+            .execute(params![c.kind.as_str(), c.sourced_id, parent])?;
     }
     if let Some(members) = &c.members {
-        tx.execute(
-            "DELETE FROM group_members WHERE group_id = ?1",
-            [&c.sourced_id],
-        )?;
+        tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
+            .execute([&c.sourced_id])?;
         let mut ins = tx.prepare_cached(
             "INSERT OR IGNORE INTO group_members (group_id, person_id) VALUES (?1, ?2)",
         )?;

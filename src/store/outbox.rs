@@ -317,20 +317,20 @@ impl Store {
             match outcome {
                 PushOutcome::Pushed { value_hash } => {
                     // a re-marking that arrived during the push stays pending
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE results SET
                             state = CASE WHEN value_hash = ?2 THEN 'pushed' ELSE 'pending' END,
                             pushed_hash = ?2, pushed_at = ?3, updated_at = ?3,
                             attempts = attempts + 1, reason = NULL, next_try_at = NULL
                          WHERE key = ?1",
-                        params![key, value_hash, t],
-                    )?;
+                    )?
+                    .execute(params![key, value_hash, t])?;
                 }
                 PushOutcome::Retry {
                     reason,
                     next_try_at,
                 } => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE results SET
                             state = CASE WHEN first_seen < ?4 THEN 'failed' ELSE 'pending' END,
                             reason = CASE WHEN first_seen < ?4
@@ -338,22 +338,22 @@ impl Store {
                                 ELSE ?2 END,
                             next_try_at = ?3, attempts = attempts + 1, updated_at = ?5
                          WHERE key = ?1",
-                        params![key, reason, next_try_at, give_up_before, t],
-                    )?;
+                    )?
+                    .execute(params![key, reason, next_try_at, give_up_before, t])?;
                 }
                 PushOutcome::Failed { reason } => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE results SET state = 'failed', reason = ?2, attempts = attempts + 1, updated_at = ?3
                          WHERE key = ?1",
-                        params![key, reason, t],
-                    )?;
+                    )?
+                    .execute(params![key, reason, t])?;
                 }
                 PushOutcome::Parked { reason } => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE results SET state = 'parked', reason = ?2, updated_at = ?3
                          WHERE key = ?1",
-                        params![key, reason, t],
-                    )?;
+                    )?
+                    .execute(params![key, reason, t])?;
                 }
             }
             audit::append(&tx, entry)?;

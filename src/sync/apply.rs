@@ -1,8 +1,13 @@
 //! The applier: executes a plan against a sink with bounded concurrency and
 //! records each outcome. A record's new state and its audit entry commit in
-//! one SQLite transaction, after the platform accepted the write.
+//! one SQLite transaction, after the platform accepted the write; for
+//! record-at-a-time sinks these commits are grouped (`BATCH` records or
+//! `BATCH_WAIT`), and the writes of each group are announced first by
+//! intents committed before they are sent (see `store::intents`), so a
+//! crash in between leaves an audit entry `unknown`, never none.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::StreamExt;
@@ -10,7 +15,7 @@ use serde::Serialize;
 
 use crate::connector::{ChangeSet, FileSink, RecordSink, SinkError, Written};
 use crate::privacy::policy::hash_value;
-use crate::store::{AuditEntry, RecordChange, RecordKind, Store};
+use crate::store::{AuditEntry, Intent, RecordChange, RecordKind, Store};
 use crate::sync::plan::{Action, Change, GroupChange, Plan, State, UserChange};
 
 /// Counts for one record kind, as shown in the summary table.
@@ -359,6 +364,11 @@ impl Breaker {
     }
 }
 
+/// Outcomes of platform writes commit in groups: every `BATCH` records or
+/// `BATCH_WAIT` after the first uncommitted one, whichever comes first.
+pub(crate) const BATCH: usize = 256;
+pub(crate) const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Commit one write's state and audit entry. When the state volume is full
 /// the reserve file is given up and the commit tried again: the write
 /// already left sisync, so its audit entry must be kept. The run then
@@ -367,18 +377,40 @@ pub(crate) fn commit_one(
     store: &mut Store,
     item: (Option<RecordChange>, AuditEntry),
 ) -> anyhow::Result<bool> {
-    let items = [item];
-    match store.commit(&items) {
+    commit_items(store, &[item], Store::commit)
+}
+
+/// Commit a group of writes announced by intents (see `store::intents`),
+/// with the same full-disk handling as [`commit_one`].
+pub(crate) fn commit_written(
+    store: &mut Store,
+    items: &[(Option<RecordChange>, AuditEntry)],
+) -> anyhow::Result<bool> {
+    if items.is_empty() {
+        return Ok(true);
+    }
+    commit_items(store, items, Store::commit_written)
+}
+
+type CommitFn = fn(&mut Store, &[(Option<RecordChange>, AuditEntry)]) -> anyhow::Result<()>;
+
+fn commit_items(
+    store: &mut Store,
+    items: &[(Option<RecordChange>, AuditEntry)],
+    commit: CommitFn,
+) -> anyhow::Result<bool> {
+    match commit(store, items) {
         Ok(()) => Ok(true),
         Err(e) if crate::store::is_disk_full(&e) => {
             store.release_reserve();
-            if let Err(e2) = store.commit(&items) {
+            if let Err(e2) = commit(store, items) {
                 // last resort: beside the database, recorded at next start
                 let entries: Vec<AuditEntry> = items.iter().map(|(_, e)| e.clone()).collect();
                 let parked = store.park_unrecorded(&entries);
                 anyhow::bail!(
-                    "{e2:#}: the state volume of {} is full and the audit entry of a write to the platform could not be committed ({}); free space there now",
+                    "{e2:#}: the state volume of {} is full and the audit entries of {} writes to the platform could not be committed ({}); free space there now",
                     store.path().display(),
+                    items.len(),
                     match parked {
                         Ok(()) =>
                             "kept beside the database, recorded at the next start".to_string(),
@@ -397,6 +429,177 @@ pub(crate) fn disk_full_line(store: &Store) -> String {
         "the state volume of {} is full: stopped after the last recorded write; free space there, the next run sends the rest",
         store.path().display()
     )
+}
+
+/// The intent of a write about to be sent: what its audit entry will say,
+/// without the platform's answer.
+fn intent_of<C: Change>(ctx: &Context<'_>, endpoint: &str, c: &C) -> Intent {
+    Intent {
+        run_id: Some(ctx.run_id),
+        actor: ctx.actor.to_string(),
+        endpoint: endpoint.to_string(),
+        action: action_name(C::KIND, c.action()),
+        kind: C::KIND.as_str(),
+        record_id: c.external_id().to_string(),
+        fields: c.changed().join(","),
+    }
+}
+
+fn itself<C>(c: &C) -> &C {
+    c
+}
+
+fn first<A, B>(t: &(A, B)) -> &A {
+    &t.0
+}
+
+/// Commit what is pending; users recreated on the platform get their
+/// classes sent again once their new id is recorded.
+fn flush(
+    store: &Mutex<&mut Store>,
+    pending: &mut Vec<(Option<RecordChange>, AuditEntry)>,
+    recreated: &mut Vec<String>,
+) -> anyhow::Result<bool> {
+    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    let ok = commit_written(&mut store, pending)?;
+    pending.clear();
+    if ok {
+        for id in recreated.drain(..) {
+            // its classes still list the old platform id: sent again
+            // below when planned, else by the next run
+            store.resend_groups_of(&id)?;
+        }
+    }
+    Ok(ok)
+}
+
+/// Send one kind of record with bounded concurrency and group commits:
+/// before each `BATCH` of records is started their intents are committed
+/// (fsynced), then outcomes commit in groups. `Ok(false)` when the state
+/// volume is full.
+#[allow(clippy::too_many_arguments)]
+async fn run_phase<'a, T, C, F, Fut>(
+    store: &mut Store,
+    ctx: &Context<'_>,
+    endpoint: &str,
+    items: &'a [T],
+    change_of: fn(&T) -> &C,
+    op: F,
+    concurrency: usize,
+    go_on: &(dyn Fn() -> bool + Sync),
+    breaker: &Breaker,
+    mut ids: Option<&mut HashMap<String, String>>,
+    out: &mut Outcome,
+) -> anyhow::Result<bool>
+where
+    C: Change + 'a,
+    F: FnMut(&'a T) -> Fut,
+    Fut: std::future::Future<Output = Op<'a, C>>,
+{
+    // shared with the stream, which announces each group before its
+    // first write starts; never locked by both at once
+    let cell = Mutex::new(store);
+    let started = AtomicUsize::new(0);
+    let announced = AtomicUsize::new(0);
+    let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let mut stream = futures::stream::iter(items.iter().take_while(|_| {
+        let has_failed = failed.lock().map_or(true, |f| f.is_some());
+        if !go_on() || has_failed {
+            return false;
+        }
+        let i = started.load(Ordering::Relaxed);
+        if i == announced.load(Ordering::Relaxed) {
+            let end = (i + BATCH).min(items.len());
+            let intents: Vec<Intent> = items[i..end]
+                .iter()
+                .map(|t| intent_of(ctx, endpoint, change_of(t)))
+                .collect();
+            let recorded = cell
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record_intents(&intents);
+            if let Err(e) = recorded {
+                if let Ok(mut f) = failed.lock() {
+                    *f = Some(e);
+                }
+                return false;
+            }
+            announced.store(end, Ordering::Relaxed);
+        }
+        started.store(i + 1, Ordering::Relaxed);
+        true
+    }))
+    .map(op)
+    .buffer_unordered(concurrency.max(1));
+    let mut pending = Vec::with_capacity(BATCH);
+    let mut recreated_users = Vec::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut full = false;
+    loop {
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    deadline = None;
+                    if !flush(&cell, &mut pending, &mut recreated_users)? {
+                        full = true;
+                        break;
+                    }
+                    continue;
+                }
+            },
+            None => stream.next().await,
+        };
+        let Some((c, res, recreated)) = next else {
+            break;
+        };
+        breaker.record(&res);
+        if let (Some(ids), Some(p)) = (ids.as_deref_mut(), w_pid(&res, c)) {
+            ids.insert(c.external_id().to_string(), p);
+        }
+        let item = settle(ctx, endpoint, c, &res, recreated, out);
+        pending.push(item);
+        if recreated && res.is_ok() && C::KIND == RecordKind::User {
+            recreated_users.push(c.external_id().to_string());
+        }
+        (ctx.tick)();
+        if pending.len() >= BATCH {
+            deadline = None;
+            if !flush(&cell, &mut pending, &mut recreated_users)? {
+                full = true;
+                break;
+            }
+        } else if deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + BATCH_WAIT);
+        }
+    }
+    // writes still in flight (a full volume) are cut off: their intents
+    // stay and are recorded as `unknown` at the next start
+    drop(stream);
+    if !full && !flush(&cell, &mut pending, &mut recreated_users)? {
+        full = true;
+    }
+    let store = cell.into_inner().unwrap_or_else(|p| p.into_inner());
+    let (s, a) = (started.into_inner(), announced.into_inner());
+    if s < a {
+        // announced but never started: nothing left
+        let keys: Vec<(&str, &str)> = items[s..a]
+            .iter()
+            .map(|t| (C::KIND.as_str(), change_of(t).external_id()))
+            .collect();
+        store.drop_intents(Some(ctx.run_id), &keys)?;
+    }
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        if crate::store::is_disk_full(&e) {
+            full = true;
+        } else {
+            return Err(e.context(format!(
+                "cannot record the writes about to be sent in {}; nothing more was sent",
+                store.path().display()
+            )));
+        }
+    }
+    Ok(!full)
 }
 
 /// Apply a plan to a record-at-a-time sink (SCIM).
@@ -419,32 +622,20 @@ pub async fn apply_records<S: RecordSink>(
 
     let breaker = Breaker::new(max_consecutive_failures);
     let go_on = || !(ctx.stop)() && !breaker.is_open();
-    let mut full = false;
-    let mut stream = futures::stream::iter(
-        plan.users
-            .iter()
-            .take_while(|_| go_on())
-            .map(|c| user_op(sink, c)),
+    let mut full = !run_phase(
+        store,
+        ctx,
+        &endpoint,
+        &plan.users,
+        itself,
+        |c| user_op(sink, c),
+        concurrency,
+        &go_on,
+        &breaker,
+        Some(&mut ids),
+        &mut out,
     )
-    .buffer_unordered(concurrency);
-    while let Some((c, res, recreated)) = stream.next().await {
-        breaker.record(&res);
-        if let Some(p) = w_pid(&res, c) {
-            ids.insert(c.external_id.clone(), p);
-        }
-        let item = settle(ctx, &endpoint, c, &res, recreated, &mut out);
-        if !commit_one(store, item)? {
-            full = true;
-            break;
-        }
-        if recreated && res.is_ok() {
-            // its classes still list the old platform id: sent again
-            // below when planned, else by the next run
-            store.resend_groups_of(&c.external_id)?;
-        }
-        (ctx.tick)();
-    }
-    drop(stream);
+    .await?;
 
     // Groups after users, so that members have platform ids.
     let prepared: Vec<(GroupChange, Vec<String>)> = plan
@@ -475,24 +666,22 @@ pub async fn apply_records<S: RecordSink>(
             (c, pids)
         })
         .collect();
-    let users_full = full;
-    let mut stream = futures::stream::iter(
-        prepared
-            .iter()
-            .take_while(|_| !users_full && go_on())
-            .map(|(c, pids)| group_op(sink, c, pids)),
-    )
-    .buffer_unordered(concurrency);
-    while let Some((c, res, recreated)) = stream.next().await {
-        breaker.record(&res);
-        let item = settle(ctx, &endpoint, c, &res, recreated, &mut out);
-        if !commit_one(store, item)? {
-            full = true;
-            break;
-        }
-        (ctx.tick)();
+    if !full {
+        full = !run_phase(
+            store,
+            ctx,
+            &endpoint,
+            &prepared,
+            first,
+            |(c, pids)| group_op(sink, c, pids),
+            concurrency,
+            &go_on,
+            &breaker,
+            None,
+            &mut out,
+        )
+        .await?;
     }
-    drop(stream);
     if full {
         out.stopped = Some(disk_full_line(store));
     } else if breaker.is_open() {
