@@ -12,6 +12,8 @@
 # and a no-change rerun. Data comes from benches/roster.rs
 # (SISYNC_BENCH_EXPORT / SISYNC_BENCH_STUDENTS).
 #
+# SISYNC_BIN=/path/to/sisync measures that binary instead of the fresh
+# build (SISYNC_NO_BUILD=1 skips the build).
 # SISYNC_BEFORE=/path/to/older/sisync adds the same rows for an older
 # build (run alternately with the others), for before/after tables.
 set -euo pipefail
@@ -21,22 +23,25 @@ sizes=("$@")
 work=$(mktemp -d "${TMPDIR:-/tmp}/sisync-compare.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-echo "building (release)..." >&2
-cargo build --release --quiet --bin sisync
-cargo bench --no-run --quiet --bench roster --bench floor_csv 2>/dev/null
+if [ -z "${SISYNC_NO_BUILD:-}" ]; then
+  echo "building (release)..." >&2
+  cargo build --release --quiet --bin sisync
+  cargo bench --no-run --quiet --bench roster --bench floor_csv 2>/dev/null
+fi
 bench_bin() { # newest built bench executable of that name
   ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1
 }
 ROSTER=$(bench_bin roster)
 FLOOR=$(bench_bin floor_csv)
-SISYNC=target/release/sisync
+SISYNC=${SISYNC_BIN:-target/release/sisync}
 PY=${PYTHON:-python3}
 
 # seconds and peak RSS (MB) of one command
 measure() {
-  local out
-  out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-  echo "$out" | awk '{printf "%s %.0f\n", $1, $2/1024}'
+  local t="$work/time.$$"
+  /usr/bin/time -o "$t" -f '%e %M' "$@" >/dev/null 2>"$work/last.err" ||
+    { echo "failed: $* (see below)" >&2; cat "$work/last.err" >&2; }
+  awk '{printf "%s %.0f\n", $1, $2/1024}' "$t"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
