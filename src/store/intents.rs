@@ -23,7 +23,8 @@ use rusqlite::params;
 
 use super::{AuditEntry, Store, audit, now};
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS write_intents (
+/// Migration 9 (see `MIGRATIONS` in the store).
+pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS write_intents (
     run_id     INTEGER,
     kind       TEXT NOT NULL,
     record_id  TEXT NOT NULL,
@@ -53,11 +54,6 @@ pub struct Intent {
 }
 
 impl Store {
-    pub(super) fn create_intents_table(&self) -> Result<()> {
-        self.conn.execute_batch(SCHEMA)?;
-        Ok(())
-    }
-
     /// Record writes about to be sent, durably (fsync) before any of them
     /// leaves.
     pub fn record_intents(&mut self, intents: &[Intent]) -> Result<()> {

@@ -223,6 +223,9 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE records ADD COLUMN parent TEXT;
     "#,
+    // 9: intents of platform writes about to be sent (group commit): empty
+    // between runs; a row left over becomes an audit entry `unknown`.
+    intents::SCHEMA,
 ];
 
 /// What the store knows about one record on the platform.
@@ -414,9 +417,6 @@ impl Store {
         };
         store
             .migrate()
-            .with_context(|| format!("cannot migrate state database {}", path.display()))?;
-        store
-            .create_intents_table()
             .with_context(|| format!("cannot migrate state database {}", path.display()))?;
         Ok(store)
     }
