@@ -791,7 +791,10 @@ fn platform_link(checks: &[(String, anyhow::Result<String>)]) -> Result<String, 
         .iter()
         .find(|(name, _)| name == "platform link")
         .expect("an OKE platform has a connect check");
-    r.as_ref().map(String::clone).map_err(|e| format!("{e:#}"))
+    match r {
+        Ok(line) => Ok(line.clone()),
+        Err(e) => Err(format!("{e:#}")),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
