@@ -678,3 +678,274 @@ async fn bad_records_are_reported_and_held_never_withdrawn_and_a_wrong_scope_fai
     assert!(line.contains("/token"), "{line}");
     assert!(writes(&platform).is_empty());
 }
+
+/// A freeze window around today (the test's clock is the real one).
+fn freeze_window(mode: &str) -> String {
+    let today = chrono::Local::now().date_naive();
+    format!(
+        "\n[safety]\nmax_accommodation_loss_share = 1.0\n\n[[safety.freeze]]\nfrom = \"{}\"\nuntil = \"{}\"\nmode = \"{mode}\"\nreason = \"centrale examens\"\n",
+        today - chrono::Duration::days(1),
+        today + chrono::Duration::days(1)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adds_only_defers_lost_needs_and_extra_minutes_but_lets_the_rest_through() {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    fill_sis(&sis, 1, 6);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let r = sync(&cfg, RosterOptions::default()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
+    // in the SIS: 0 loses the extra minutes and goes to a second attempt,
+    // 3 loses one personal need, 1 gains extra minutes, 2 is withdrawn
+    {
+        let mut g = sis.inner.lock().unwrap();
+        let c = &mut g.associations.get_mut(&uid(3, 0)).unwrap()["consumers"][0];
+        c.as_object_mut().unwrap().remove("additionalTimeInMin");
+        c["attempt"] = json!(2);
+        g.associations.get_mut(&uid(3, 3)).unwrap()["consumers"][0]["personalNeeds"] =
+            json!(["extraTime"]);
+        g.associations.get_mut(&uid(3, 1)).unwrap()["consumers"][0]["additionalTimeInMin"] =
+            json!(15);
+        g.associations.get_mut(&uid(3, 2)).unwrap()["state"] = json!("canceled");
+    }
+    let consumer = |p: &FakeOke, n: usize| {
+        p.inner.lock().unwrap().associations[&uid(3, n)]["consumers"][0].clone()
+    };
+
+    // in the window: only the gain and the attempt go out
+    let frozen = oke_config(dir.path(), &sis, &platform, &freeze_window("adds-only"));
+    platform.clear_exchanges();
+    let r = sync(&frozen, RosterOptions::default()).await;
+    assert!(r.refused.is_none(), "{:?}", r.refused);
+    let d = r.deferred.clone().unwrap();
+    assert_eq!((d.accommodations_reduced, d.memberships_removed), (2, 1));
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(
+        (
+            o.registrations.updated,
+            o.registrations.deactivated,
+            o.failed()
+        ),
+        (2, 0, 0),
+        "{:?}",
+        r.plan
+    );
+    let c0 = consumer(&platform, 0);
+    assert_eq!(c0["additionalTimeInMin"], 30, "extra minutes kept");
+    assert_eq!(c0["attempt"], 2, "the rest of the update went through");
+    assert_eq!(c0["personalNeeds"], json!(["extraTime", "spoken"]));
+    assert_eq!(
+        consumer(&platform, 3)["personalNeeds"],
+        json!(["extraTime", "spoken"]),
+        "personal need kept"
+    );
+    assert_eq!(consumer(&platform, 1)["additionalTimeInMin"], 15);
+    assert_eq!(
+        platform.inner.lock().unwrap().associations[&uid(3, 2)]["state"],
+        "associated"
+    );
+    let w = writes(&platform);
+    assert_eq!(w.len(), 2, "{w:?}");
+    platform.validate(dir.path(), "platform-frozen");
+    // the next run in the window sends nothing and defers the same
+    platform.clear_exchanges();
+    let r = sync(&frozen, RosterOptions::default()).await;
+    assert!(writes(&platform).is_empty(), "{:?}", writes(&platform));
+    assert_eq!(r.deferred.unwrap().accommodations_reduced, 2);
+
+    // after the window: the reductions and the withdrawal go out
+    let after = oke_config(
+        dir.path(),
+        &sis,
+        &platform,
+        "\n[safety]\nmax_accommodation_loss_share = 1.0\nmax_registration_withdrawal_share = 1.0\n",
+    );
+    let r = sync(&after, RosterOptions::default()).await;
+    assert!(r.refused.is_none(), "{:?}", r.refused);
+    assert!(r.deferred.is_none());
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(
+        (
+            o.registrations.updated,
+            o.registrations.deactivated,
+            o.failed()
+        ),
+        (2, 1, 0)
+    );
+    assert!(consumer(&platform, 0).get("additionalTimeInMin").is_none());
+    assert_eq!(
+        consumer(&platform, 3)["personalNeeds"],
+        json!(["extraTime"])
+    );
+    assert_eq!(
+        platform.inner.lock().unwrap().associations[&uid(3, 2)]["state"],
+        "canceled"
+    );
+}
+
+fn platform_link(checks: &[(String, anyhow::Result<String>)]) -> Result<String, String> {
+    let (_, r) = checks
+        .iter()
+        .find(|(name, _)| name == "platform link")
+        .expect("an OKE platform has a connect check");
+    match r {
+        Ok(line) => Ok(line.clone()),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_connect_asks_the_oke_platform_and_names_a_wrong_scope_or_secret() {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    fill_sis(&sis, 1, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    // before the first run: no sitting known, the token was accepted
+    let line = platform_link(&sisync::sync::connect_checks(&cfg).await).unwrap();
+    assert!(
+        line.contains("OK, authenticated (scope nl-test-admin-flow-2-3-4)")
+            && line.contains(" ms, answered 404"),
+        "{line}"
+    );
+    let x = platform.exchanges();
+    assert_eq!(x.len(), 1, "one request: {x:?}");
+    assert_eq!(x[0]["method"], "GET");
+    assert!(x[0]["path"].as_str().unwrap().starts_with("/offerings/"));
+    // after a run: a sitting sisync planned, 200, valid OKE
+    sync(&cfg, RosterOptions::default()).await;
+    platform.clear_exchanges();
+    let line = platform_link(&sisync::sync::connect_checks(&cfg).await).unwrap();
+    assert!(
+        line.contains(&format!("/offerings/{}", uid(1, 0))) && line.contains("answered 200"),
+        "{line}"
+    );
+    platform.validate(dir.path(), "platform-connect");
+    let (code, out, _) = sisync_cli(&cfg.file, &["check-config", "--connect"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("platform link") && out.contains("answered 200"),
+        "{out}"
+    );
+
+    // a platform that grants another scope: the token is refused
+    let other = FakeOke::start(SIS_SCOPE).await;
+    let dir2 = tempfile::tempdir().unwrap();
+    let cfg2 = oke_config(dir2.path(), &sis, &other, "");
+    let e = platform_link(&sisync::sync::connect_checks(&cfg2).await).unwrap_err();
+    assert!(
+        e.contains("invalid_scope") && e.contains("nl-test-admin-flow-2-3-4"),
+        "{e}"
+    );
+    assert!(!e.contains(CLIENT_SECRET));
+    // a wrong secret
+    std::fs::write(dir.path().join("oke-secret"), "not-the-secret").unwrap();
+    let cfg3 = Loaded::from_file(&cfg.file).unwrap();
+    let e = platform_link(&sisync::sync::connect_checks(&cfg3).await).unwrap_err();
+    assert!(
+        e.contains("invalid_client") && e.contains("client_secret_file"),
+        "{e}"
+    );
+    let (code, out, _) = sisync_cli(&cfg3.file, &["check-config", "--connect"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("platform link") && out.contains("FAILED"),
+        "{out}"
+    );
+}
+
+/// Runs the sisync binary.
+fn sisync_cli(cfg: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env_remove("SISYNC_CONFIG")
+        .env_remove("SISYNC_TODAY")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_that_drops_extra_minutes_fails_that_write_by_attribute_and_it_is_sent_again() {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    fill_sis(&sis, 1, 6);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    // the platform silently drops the extra minutes
+    platform.inner.lock().unwrap().drop_on_put = vec!["additionalTimeInMin".into()];
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    // candidates 0 and 3 have extra minutes: those two writes fail
+    assert_eq!((o.offerings.created, o.registrations.created), (1, 5));
+    assert_eq!(o.registrations.failed, 2, "{:?}", o.failures);
+    for n in [0, 3] {
+        let line = o
+            .failures
+            .iter()
+            .find(|l| l.contains(&uid(3, n)))
+            .unwrap_or_else(|| panic!("no failure for {n}: {:?}", o.failures));
+        assert!(
+            line.contains("did not keep additionalTimeInMin (read back with GET)")
+                && line.contains(&format!("/associations/{}", uid(3, n))),
+            "{line}"
+        );
+    }
+    // every request and answer, the read-backs included, is valid OKE
+    let x = platform.exchanges();
+    assert!(
+        x.iter()
+            .any(|e| e["method"] == "GET" && e["path"] == format!("/associations/{}", uid(3, 0))),
+        "read back"
+    );
+    platform.validate(dir.path(), "platform-dropping");
+    // the audit log records the failed writes, not the minutes
+    let store = Store::open(&cfg.config.state.path).unwrap();
+    let all = store.audit_list(&AuditFilter::default()).unwrap();
+    let failed: Vec<_> = all.iter().filter(|a| a.outcome != "ok").collect();
+    assert!(failed.len() >= 2, "{all:?}");
+    drop(store);
+
+    // fixed platform: the next run sends exactly those two again
+    platform.inner.lock().unwrap().drop_on_put.clear();
+    platform.clear_exchanges();
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(o.failed(), 0, "{:?}", o.failures);
+    let puts: Vec<Value> = writes(&platform);
+    assert_eq!(puts.len(), 2, "{puts:?}");
+    assert_eq!(
+        platform.inner.lock().unwrap().associations[&uid(3, 3)]["consumers"][0]["additionalTimeInMin"],
+        30
+    );
+
+    // a sitting whose test list the platform drops fails by name, and its
+    // registrations wait
+    platform.inner.lock().unwrap().drop_on_put = vec!["testsToBeUsed".into()];
+    sis.inner
+        .lock()
+        .unwrap()
+        .offerings
+        .get_mut(&uid(1, 0))
+        .unwrap()["consumers"][0]["locationCode"] = json!("B-1");
+    let r = sync(&cfg, RosterOptions::default()).await;
+    let o = r.outcome.as_ref().unwrap();
+    assert_eq!(o.offerings.failed, 1, "{:?}", o.failures);
+    assert!(
+        o.failures
+            .iter()
+            .any(|l| l.contains("did not keep testsToBeUsed")),
+        "{:?}",
+        o.failures
+    );
+}

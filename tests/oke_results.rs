@@ -761,3 +761,63 @@ fn the_validator_rejects_what_the_specification_rejects() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sis_that_drops_the_score_fails_the_delivery_by_attribute_until_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    seed(&sis, &platform, 3);
+    // the SIS answers 200 to the PATCH but does not keep the score
+    sis.with(|g| g.drop_result = vec!["score".into()]);
+    let loaded = config(dir.path(), &platform, &sis, None, "");
+    let r = run(&loaded).await;
+    assert_eq!((r.pushed, r.failed), (0, 3), "{r:?}");
+    let reasons: Vec<String> = r.outbox.reasons.iter().map(|x| x.1.clone()).collect();
+    assert!(
+        reasons.iter().all(|x| x
+            .contains("answered 200, but the SIS did not keep result.score (read back with GET)")
+            && x.contains("--retry-failed")),
+        "{reasons:?}"
+    );
+    // the read-back is a GET of the same association, valid OKE
+    let reads = sis.with(|g| {
+        g.exchanges
+            .iter()
+            .filter(|e| {
+                e["method"] == "GET"
+                    && e["path"] == format!("/associations/{}", uuid(0xC, 1)).as_str()
+            })
+            .count()
+    });
+    assert!(reads >= 1, "read back");
+    validate(&sis, dir.path(), "sis-dropping");
+    // no score value in the audit log's failure lines
+    let store = Store::open(&loaded.config.state.path).unwrap();
+    let audit = format!(
+        "{:?}",
+        store
+            .audit_list(&sisync::store::AuditFilter::default())
+            .unwrap()
+    );
+    assert!(audit.contains("did not keep result.score"), "{audit}");
+    drop(store);
+    // not retried on its own; after the fix, --retry-failed delivers
+    sis.with(|g| g.drop_result.clear());
+    let r = run(&loaded).await;
+    assert_eq!((r.pushed, r.failed), (0, 0), "{r:?}");
+    let r = results(
+        &loaded,
+        ResultsOptions {
+            retry_failed: true,
+            ..ResultsOptions::default()
+        },
+        "user:test",
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.pushed, r.failed), (3, 0), "{r:?}");
+    let kept = sis.with(|g| g.associations[&uuid(0xC, 1)]["result"]["score"].clone());
+    assert!(kept.is_string(), "{kept}");
+}

@@ -13,6 +13,9 @@
 //!   (`application/merge-patch+json`, flow 5.1), a later attempt by `PUT`
 //!   of a new association whose id is derived from the registration and
 //!   the attempt (flow 5.2), so a repeated write lands on the same record.
+//!   After the write the association is read back (`GET
+//!   /associations/{id}`): a `result.state`, `score` or `pass` the SIS did
+//!   not keep fails the delivery, naming the attribute (never the value).
 //! - Results from other platforms (QTI, CSV) are matched to a registration
 //!   with flow 1 reads: offerings by test code around the result date,
 //!   their associations, and the persons (SIS id, student number, ECK iD).
@@ -288,6 +291,31 @@ pub struct Registration {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoRegistration(pub String);
 
+/// The result attributes the SIS did not keep as sent: `result.state`,
+/// `result.score` (numerically when both are numbers) and `result.pass`.
+fn result_differences(sent: &wire::ResultOut, got: Option<&Value>) -> Vec<&'static str> {
+    let field = |k: &str| got.and_then(|r| r.get(k)).and_then(Value::as_str);
+    let mut out = Vec::new();
+    if field("state") != Some(sent.state.as_str()) {
+        out.push("result.state");
+    }
+    let same_score = match (sent.score.as_deref(), field("score")) {
+        (None, _) => true,
+        (Some(a), Some(b)) => {
+            a == b
+                || matches!((a.trim().parse::<f64>(), b.trim().parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+        }
+        (Some(_), None) => false,
+    };
+    if !same_score {
+        out.push("result.score");
+    }
+    if sent.pass.is_some() && field("pass") != sent.pass.as_deref() {
+        out.push("result.pass");
+    }
+    out
+}
+
 /// The `status` of a result refused by sisync before any write (a
 /// registration that is no longer active, a score that does not fit):
 /// not retried, like a 4xx.
@@ -490,14 +518,60 @@ impl OkeSink {
         let sha = sha256_hex(&bytes);
         let url = url_of(&id);
         // a merge patch with the same body is idempotent: safe to repeat
-        self.http
-            .send(method, &url, Some(&bytes), content_type, true)
+        let reply = self
+            .http
+            .send(method.clone(), &url, Some(&bytes), content_type, true)
             .await
             .map_err(|e| push_error(e, Some(sha.clone())))?;
+        self.read_back(&method, &url, reply.status.as_u16(), &body.result, &sha)
+            .await?;
         Ok(Written {
             platform_id: Some(id),
             endpoint: url,
             payload_sha256: sha,
+        })
+    }
+
+    /// Verified delivery: the association as the SIS holds it after the
+    /// write (`GET /associations/{id}`) must carry the result's `state`,
+    /// `score` and `pass` as sent. A dropped or changed attribute fails the
+    /// delivery by name, never by value (not transient: the SIS answered,
+    /// a person must look); a failed read is retried like the write.
+    async fn read_back(
+        &self,
+        method: &Method,
+        url: &str,
+        status: u16,
+        sent: &wire::ResultOut,
+        sha: &str,
+    ) -> Result<(), PushError> {
+        let back = self
+            .http
+            .send(Method::GET, url, None, JSON, true)
+            .await
+            .map_err(|e| {
+                let mut p = push_error(e, Some(sha.to_string()));
+                p.message = format!(
+                    "{method} {url} answered {status}, but reading the result back failed ({}); it is sent again",
+                    p.message
+                );
+                p
+            })?;
+        let got = serde_json::from_slice::<Value>(&back.body).unwrap_or(Value::Null);
+        let lost = result_differences(sent, got.get("result"));
+        if lost.is_empty() {
+            return Ok(());
+        }
+        Err(PushError {
+            endpoint: url.to_string(),
+            status: Some(status),
+            message: format!(
+                "{method} {url} answered {status}, but the SIS did not keep {} (read back with GET); ask the SIS supplier why, then run sisync sync results --retry-failed",
+                lost.join(", ")
+            ),
+            server_message: None,
+            payload_sha256: Some(sha.to_string()),
+            refused: true,
         })
     }
 
@@ -785,6 +859,26 @@ mod tests {
         // a refusal names no value
         let e = fit_score(Some("0-10"), &d(Some("7.5"), None, None)).unwrap_err();
         assert!(!e.contains("7.5"), "{e}");
+    }
+
+    #[test]
+    fn a_result_the_sis_did_not_keep_is_named_by_attribute() {
+        let sent = wire::ResultOut {
+            state: "completed".into(),
+            pass: Some("passed".into()),
+            score: Some("7.5".into()),
+            result_date: "2026-06-02".into(),
+            weight: 100,
+            consumers: vec![],
+        };
+        let same = serde_json::json!({"state": "completed", "pass": "passed", "score": "7.50"});
+        assert!(result_differences(&sent, Some(&same)).is_empty());
+        let lost = serde_json::json!({"state": "in progress", "pass": "failed"});
+        assert_eq!(
+            result_differences(&sent, Some(&lost)),
+            ["result.state", "result.score", "result.pass"]
+        );
+        assert_eq!(result_differences(&sent, None).len(), 3);
     }
 
     #[test]

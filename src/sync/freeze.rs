@@ -1,7 +1,9 @@
 //! Freeze windows (`[[safety.freeze]]`): during an exam period nothing
 //! that takes something away from a candidate is written. `adds-only`
-//! defers deactivations, membership removals, class retirements and
-//! accommodation reductions; `paused` defers everything. A deferred change
+//! defers deactivations, membership removals, class retirements,
+//! accommodation reductions, registration withdrawals, sitting
+//! cancellations and registrations that lose personal needs or extra
+//! minutes (the rest of such an update goes through); `paused` defers everything. A deferred change
 //! is not written and its state is not touched, so the first run after the
 //! window plans it again (through the safety gate).
 
@@ -10,8 +12,10 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Freeze, FreezeMode};
+use crate::model::RegistrationRole;
 use crate::privacy::policy::hash_value;
-use crate::sync::plan::{Action, Plan, State};
+use crate::sync::plan::exams::needs_of;
+use crate::sync::plan::{Action, Plan, RegistrationChange, State, reduces};
 
 /// What a freeze window held back in one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,12 +95,16 @@ pub fn defer(plan: &mut Plan, state: &State, w: &Freeze) -> Deferred {
     }
     // a registration withdrawn is a candidate taken off a sitting, a
     // sitting canceled takes it away from all: both wait
-    plan.registrations.retain(|c| {
-        let keep = c.action != Action::Deactivate;
-        if !keep {
+    plan.registrations.retain_mut(|c| {
+        if c.action == Action::Deactivate {
             d.memberships_removed += 1;
+            return false;
         }
-        keep
+        if !loses_needs(c, state) {
+            return true;
+        }
+        d.accommodations_reduced += 1;
+        restore_registration_needs(c, state)
     });
     plan.offerings.retain(|c| {
         let keep = c.action != Action::Deactivate;
@@ -169,5 +177,54 @@ pub fn defer(plan: &mut Plan, state: &State, w: &Freeze) -> Deferred {
     plan.gate.memberships_removed = 0;
     plan.gate.groups_lost = 0;
     plan.gate.accommodations_lost = 0;
+    // deferred withdrawals are not written: the gate does not weigh them
+    plan.gate.registrations_withdrawn = 0;
     d
+}
+
+/// Whether an update of a registration takes personal needs or extra
+/// minutes away from the candidate (against what the platform holds).
+fn loses_needs(c: &RegistrationChange, state: &State) -> bool {
+    if c.action != Action::Update {
+        return false;
+    }
+    let (Some(old), Some(r)) = (state.registrations.get(&c.external_id), &c.registration) else {
+        return false;
+    };
+    old.active
+        && reduces(
+            old.accommodations.as_ref(),
+            old.accommodations.is_some(),
+            needs_of(r).as_ref(),
+        )
+}
+
+/// Keep the rest of a registration update with the needs and extra minutes
+/// as they are on the platform; false when nothing else is left to send or
+/// the old values are not known (the whole update waits).
+fn restore_registration_needs(c: &mut RegistrationChange, state: &State) -> bool {
+    let Some(old) = state.registrations.get(&c.external_id) else {
+        return false;
+    };
+    let Some(acc) = old.accommodations.as_ref() else {
+        return false;
+    };
+    let Some(r) = c.registration.as_mut() else {
+        return false;
+    };
+    // needs are for candidates only: a role change that drops them waits
+    if r.role != RegistrationRole::Candidate {
+        return false;
+    }
+    r.extra_minutes = acc.extra_time_minutes;
+    r.personal_needs = acc.personal_needs.clone();
+    for f in ["personalNeeds", "extraMinutes"] {
+        match old.field_hashes.get(f) {
+            Some(h) => c.field_hashes.insert(f, h.clone()),
+            None => c.field_hashes.remove(f),
+        };
+    }
+    c.changed
+        .retain(|f| *f != "personalNeeds" && *f != "extraMinutes");
+    !c.changed.is_empty()
 }

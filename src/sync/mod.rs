@@ -203,6 +203,30 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         .await;
         out.push(("source link".to_string(), r));
     }
+    if let Platform::Oke(p) = &loaded.config.platform {
+        let r = async {
+            let auth = loaded.oke_auth(
+                "platform",
+                &p.endpoint,
+                crate::config::oke::SCOPE_FLOW_2_3_4,
+            )?;
+            let sink = crate::connector::oke::platform::OkePlatform::new(
+                p,
+                auth,
+                &loaded.oke_tls("platform", &p.endpoint)?,
+            )?;
+            let known = known_offering(loaded);
+            let started = std::time::Instant::now();
+            let (url, answer) = sink.ping(known.as_deref()).await?;
+            Ok(format!(
+                "GET {url}: OK, authenticated (scope {}), {} ms, answered {answer}",
+                crate::config::oke::SCOPE_FLOW_2_3_4,
+                started.elapsed().as_millis()
+            ))
+        }
+        .await;
+        out.push(("platform link".to_string(), r));
+    }
     out.extend(results::connect_checks(loaded).await);
     out
 }
@@ -217,6 +241,24 @@ fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
             .build()?
             .block_on(fut),
     }
+}
+
+/// One active exam sitting sisync wrote to the platform, if the state file
+/// exists and holds one (for the OKE platform's connect check).
+fn known_offering(loaded: &Loaded) -> Option<String> {
+    let path = &loaded.config.state.path;
+    if !path.exists() {
+        return None;
+    }
+    let store = Store::open(path).ok()?;
+    let offerings = store.load_state(crate::store::RecordKind::Offering).ok()?;
+    let mut ids: Vec<&String> = offerings
+        .iter()
+        .filter(|(_, s)| s.active)
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    ids.first().map(|id| id.to_string())
 }
 
 /// `since` (RFC 3339) asks an incremental source for changes only; file

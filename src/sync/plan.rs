@@ -690,7 +690,7 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
     }
 }
 
-mod exams;
+pub(crate) mod exams;
 pub use exams::{OfferingChange, RegistrationChange};
 
 #[cfg(test)]

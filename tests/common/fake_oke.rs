@@ -41,6 +41,25 @@ pub struct Inner {
     /// Leave the nl-test-admin consumer out of association list items
     /// (the details then come from GET /associations/{id}).
     pub bare_association_lists: bool,
+    /// Attributes a PUT of an offering or association silently does not
+    /// keep (top-level or in a consumer object), like a platform that
+    /// drops what it does not support; the PUT still answers 200/201.
+    pub drop_on_put: Vec<String>,
+}
+
+/// Remove `drop` from a stored record and its consumer objects.
+fn drop_fields(v: &mut Value, drop: &[String]) {
+    let Some(o) = v.as_object_mut() else { return };
+    for f in drop {
+        o.remove(f);
+    }
+    if let Some(cs) = o.get_mut("consumers").and_then(Value::as_array_mut) {
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            for f in drop {
+                c.remove(f);
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -291,6 +310,8 @@ fn route(
             if v.get("offeringId") != Some(&json!(id)) {
                 return problem(400, "Bad Request", "offeringId differs from the path");
             }
+            let mut v = v;
+            drop_fields(&mut v, &g.drop_on_put);
             let created = g.offerings.insert(id.to_string(), v).is_none();
             (if created {
                 StatusCode::CREATED
@@ -319,6 +340,8 @@ fn route(
             if !g.offerings.contains_key(offering) {
                 return problem(400, "Bad Request", "association for an unknown offering");
             }
+            let mut v = v;
+            drop_fields(&mut v, &g.drop_on_put);
             let created = g.associations.insert(id.to_string(), v).is_none();
             (if created {
                 StatusCode::CREATED

@@ -58,6 +58,9 @@ pub struct Inner {
     /// Answer association pages with this number 500 (a platform outage
     /// in the middle of a read).
     pub fail_page: Option<usize>,
+    /// `result` attributes a write silently does not keep (the write still
+    /// answers 200/201), like a SIS that drops what it does not support.
+    pub drop_result: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -516,6 +519,17 @@ async fn write(
                 );
             }
             g.associations.insert(id.clone(), doc.clone());
+        }
+        let drop = g.drop_result.clone();
+        if let Some(r) = g
+            .associations
+            .get_mut(&id)
+            .and_then(|a| a.get_mut("result"))
+            .and_then(Value::as_object_mut)
+        {
+            for k in &drop {
+                r.remove(k);
+            }
         }
     }
     if f == Some(Fault::SlowAfterStore) {

@@ -12,6 +12,7 @@
 
 pub mod platform;
 pub mod source;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

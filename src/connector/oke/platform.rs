@@ -12,7 +12,9 @@
 //!   canceled` to cancel a sitting (flow 2.5). Nothing is ever deleted.
 //!
 //! A refusal names the status, the URL and the platform's own problem
-//! `detail` (shown to the admin, never logged).
+//! `detail` (shown to the admin, never logged). Every `PUT` is verified
+//! ([`super::verify`]): the platform's answer, or a `GET` of the record,
+//! must hold what sisync sent for the attributes it owns.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -24,6 +26,8 @@ use crate::model::RegistrationRole;
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::PlatformUser;
 use crate::store::audit::sha256_hex;
+
+const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
 
 pub struct OkePlatform {
     base: String,
@@ -193,6 +197,110 @@ impl OkePlatform {
         })
     }
 
+    /// A `PUT` of a whole record, then verified delivery: the platform's
+    /// answer, or a `GET` of the record when the answer does not carry it,
+    /// must hold what was sent for the attributes sisync owns
+    /// ([`super::verify`]). A dropped or changed attribute fails the write
+    /// by name (never its value); the state is not touched, so the next
+    /// run sends it again.
+    async fn put_verified(
+        &self,
+        path: &str,
+        body: &Value,
+        differences: fn(&Value, &Value) -> Vec<&'static str>,
+    ) -> Result<Written, SinkError> {
+        let url = format!("{}{path}", self.base);
+        let bytes = serde_json::to_vec(body).map_err(|e| SinkError {
+            endpoint: url.clone(),
+            message: format!("cannot encode the body: {e}"),
+            ..SinkError::default()
+        })?;
+        let sha = sha256_hex(&bytes);
+        let reply = self
+            .http
+            .send(Method::PUT, &url, Some(&bytes), "application/json", true)
+            .await
+            .map_err(|e| sink_error(e, &sha))?;
+        let status = reply.status.as_u16();
+        let answered = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .filter(super::verify::carries_record);
+        let (seen, how) = match answered {
+            Some(v) => (v, "in its answer"),
+            None => {
+                let back = self
+                    .http
+                    .send(Method::GET, &url, None, "application/json", true)
+                    .await
+                    .map_err(|e| SinkError {
+                        endpoint: url.clone(),
+                        status: e.status,
+                        message: format!(
+                            "the platform answered {status} to PUT {url}, but reading it back failed ({e}); not marked done, the next run sends it again"
+                        ),
+                        payload_sha256: Some(sha.clone()),
+                        detail: e.server_message.clone(),
+                    })?;
+                let v = serde_json::from_slice::<Value>(&back.body).map_err(|e| SinkError {
+                    endpoint: url.clone(),
+                    status: Some(status),
+                    message: format!(
+                        "the platform answered {status} to PUT {url}, but GET {url} sent no JSON record ({e}); not marked done, the next run sends it again; ask the platform supplier"
+                    ),
+                    payload_sha256: Some(sha.clone()),
+                    detail: None,
+                })?;
+                (v, "read back with GET")
+            }
+        };
+        let lost = differences(body, &seen);
+        if !lost.is_empty() {
+            return Err(SinkError {
+                endpoint: url.clone(),
+                status: Some(status),
+                message: format!(
+                    "the platform answered {status} to PUT {url} but did not keep {} ({how}); not marked done, the next run sends it again; ask the platform supplier why it drops or changes {}",
+                    lost.join(", "),
+                    if lost.len() == 1 { "it" } else { "them" }
+                ),
+                payload_sha256: Some(sha),
+                detail: None,
+            });
+        }
+        Ok(Written {
+            platform_id: None,
+            endpoint: url,
+            payload_sha256: sha,
+        })
+    }
+
+    /// `check-config --connect`: one authenticated request (the token with
+    /// scope nl-test-admin-flow-2-3-4, then `GET /offerings/{id}` of a
+    /// sitting sisync planned, or of the nil UUID before the first run).
+    /// A 404 for the nil UUID still proves the token was accepted. Returns
+    /// the URL and what the platform answered.
+    pub async fn ping(&self, offering: Option<&str>) -> anyhow::Result<(String, String)> {
+        let id = offering.unwrap_or(NIL_UUID);
+        let url = format!("{}/offerings/{id}", self.base);
+        match self
+            .http
+            .send(Method::GET, &url, None, "application/json", true)
+            .await
+        {
+            Ok(r) => Ok((url, format!("{} (sitting {id} known)", r.status.as_u16()))),
+            Err(e) if e.status == Some(404) && offering.is_none() => {
+                Ok((url, "404 (no sitting planned yet; the token was accepted)".into()))
+            }
+            Err(e) if e.status == Some(404) => anyhow::bail!(
+                "GET {url}: 404: the platform does not know sitting {id} that sisync planned; check platform.base_url (is this the right platform?) and run `sisync sync --full`"
+            ),
+            Err(e) => Err(anyhow::Error::new(e).context(format!(
+                "GET {url} failed; check platform.base_url, client_id, client_secret_file and that the client may use scope {}",
+                crate::config::oke::SCOPE_FLOW_2_3_4
+            ))),
+        }
+    }
+
     /// The platform's view of a sitting's registrations (flow 2.6), for
     /// checks: (association id, state) per registration.
     pub async fn associations_of(&self, offering: &str) -> anyhow::Result<Vec<(String, String)>> {
@@ -229,11 +337,10 @@ impl ExamSink for OkePlatform {
     }
 
     async fn put_offering(&self, o: &PlatformOffering) -> Result<Written, SinkError> {
-        self.write(
-            Method::PUT,
+        self.put_verified(
             &format!("/offerings/{}", o.external_id),
             &offering_body(o),
-            "application/json",
+            super::verify::offering_differences,
         )
         .await
     }
@@ -253,11 +360,10 @@ impl ExamSink for OkePlatform {
     }
 
     async fn put_registration(&self, r: &PlatformRegistration) -> Result<Written, SinkError> {
-        self.write(
-            Method::PUT,
+        self.put_verified(
             &format!("/associations/{}", r.external_id),
             &association_body(r),
-            "application/json",
+            super::verify::association_differences,
         )
         .await
     }

@@ -101,7 +101,7 @@ impl Change for RegistrationChange {
 
 /// A candidate's extra minutes and personal needs of one registration, as
 /// accommodations (kept in the state so that a reduction is seen).
-fn needs_of(r: &PlatformRegistration) -> Option<ExamAccommodations> {
+pub(crate) fn needs_of(r: &PlatformRegistration) -> Option<ExamAccommodations> {
     let needs = r.personal_needs.clone().filter(|n| !n.is_empty());
     (r.role == RegistrationRole::Candidate && (r.extra_minutes.is_some() || needs.is_some())).then(
         || ExamAccommodations {
