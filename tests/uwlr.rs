@@ -483,3 +483,76 @@ fn config_errors_name_the_school_key_and_line() {
     assert!(e.message.contains("cannot read"), "{e}");
     assert_eq!(e.line, Some(16), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_asks_for_changes_in_haalstructuur_and_batches_in_full() {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &las,
+        &scim.base,
+        "mode = \"staged\"\nbatch_groups = 2\n",
+    );
+    run(&cfg, RosterOptions::default()).await.unwrap();
+    let before = platform(&scim);
+    // a first run reads in full
+    assert!(las.exchanges().iter().all(|e| {
+        !String::from_utf8(e.request.clone())
+            .unwrap()
+            .contains("laatstontvangengegevens")
+    }));
+    las.clear();
+    scim.clear_requests();
+
+    // nothing changed at either school: one HaalStructuur each, carrying
+    // laatstontvangengegevens, answered geenwijzigingen; nothing written
+    las.school("99AA00", |s| s.changed = false);
+    las.school("99BB00", |s| s.changed = false);
+    let r = run(&cfg, RosterOptions::default()).await.unwrap();
+    assert!(
+        r.source_format.contains("geenwijzigingen"),
+        "{}",
+        r.source_format
+    );
+    assert!(r.plan.users.is_empty() && r.plan.groups.is_empty());
+    assert!(scim.writes().is_empty(), "nothing sent to the platform");
+    let ex = las.exchanges();
+    assert_eq!(ex.len(), 2, "only HaalStructuur");
+    for e in &ex {
+        assert_eq!(e.op, "structuur_verzoek");
+        let body = String::from_utf8(e.request.clone()).unwrap();
+        assert!(body.contains("<laatstontvangengegevens>"), "{body}");
+        assert!(
+            String::from_utf8(e.response.clone())
+                .unwrap()
+                .contains("<geenwijzigingen/>")
+        );
+    }
+    assert_eq!(validate_exchanges(&las), 2);
+    las.clear();
+
+    // 99AA00 changed: its batches are asked in full; 99BB00 said
+    // geenwijzigingen and is read again in full; nobody leaves
+    las.school("99AA00", |s| s.changed = true);
+    let r = run(&cfg, RosterOptions::default()).await.unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
+    assert_eq!(platform(&scim), before, "the same roster: nobody left");
+    let ex = las.exchanges();
+    let with_since = |e: &common::fake_las_roster::Exchange| {
+        String::from_utf8(e.request.clone())
+            .unwrap()
+            .contains("laatstontvangengegevens")
+    };
+    let aa: Vec<_> = ex.iter().filter(|e| e.school == "99AA00").collect();
+    assert_eq!(aa[0].op, "structuur_verzoek");
+    assert!(with_since(aa[0]));
+    assert_eq!(aa.len(), 1 + 2 * 3);
+    assert!(aa[1..].iter().all(|e| !with_since(e)), "batches in full");
+    let bb: Vec<_> = ex.iter().filter(|e| e.school == "99BB00").collect();
+    assert!(with_since(bb[0]) && bb[0].op == "structuur_verzoek");
+    assert!(bb[1..].iter().all(|e| !with_since(e)));
+    assert_eq!(bb.len(), 1 + (1 + 2));
+    assert_eq!(validate_exchanges(&las), ex.len());
+}

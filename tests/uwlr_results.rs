@@ -572,3 +572,201 @@ async fn an_answer_without_confirmation_is_sent_again() {
     assert_eq!((r.pushed, r.outbox.pending), (1, 0), "{r:?}");
     assert_eq!(las.with(|g| g.results.len()), 1);
 }
+
+/// One QTI result with free outcome lines (`SCORE`, `GRADE`…).
+fn write_qti_outcomes(dir: &Path, name: &str, student: &str, session: &str, outcomes: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let doc = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<assessmentResult xmlns="http://www.imsglobal.org/xsd/imsqti_result_v2p1"><context sourcedId="{student}"><sessionIdentifier sourceID="https://toets.example" identifier="{session}"/></context><testResult identifier="EX-NED-1" datestamp="2026-06-02T09:45:00Z">{outcomes}</testResult></assessmentResult>
+"#
+    );
+    std::fs::write(dir.join(name), doc).unwrap();
+}
+
+fn outcome(id: &str, base: &str, v: &str) -> String {
+    format!(
+        r#"<outcomeVariable identifier="{id}" cardinality="single" baseType="{base}"><value>{v}</value></outcomeVariable>"#
+    )
+}
+
+const TEST_NS: &str = "urn:sisync:test:las-resultaat";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grades_and_fractional_scores_go_as_the_configured_anderresultaat() {
+    let las = FakeLas::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let loaded = config(
+        d,
+        &las.url,
+        &format!(
+            "anderresultaat_type = \"t:Cijfer\"\nanderresultaat_namespace = \"{TEST_NS}\"\nanderresultaat_element = \"cijfer\""
+        ),
+    );
+    roster(&loaded).await;
+    let inbox = d.join("inbox");
+    // a grade (with a whole score too: the grade wins), a fractional score,
+    // a whole score alone
+    write_qti_outcomes(
+        &inbox,
+        "a.xml",
+        "stu-1001",
+        "S-A",
+        &(outcome("SCORE", "float", "31") + &outcome("GRADE", "string", "7,5")),
+    );
+    write_qti_outcomes(
+        &inbox,
+        "b.xml",
+        "stu-1002",
+        "S-B",
+        &outcome("SCORE", "float", "6.25"),
+    );
+    write_qti_outcomes(
+        &inbox,
+        "c.xml",
+        "stu-1003",
+        "S-C",
+        &outcome("SCORE", "float", "12"),
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.failed), (3, 0), "{:?}", r.outbox.reasons);
+    assert_all_valid(&las);
+    let by_student = |s: &str| {
+        las.with(|g| {
+            g.results
+                .values()
+                .find(|x| x.leerlingid == s)
+                .cloned()
+                .unwrap_or_else(|| panic!("nothing stored for {s}"))
+        })
+    };
+    let typ = format!("{{{TEST_NS}}}Cijfer");
+    let el = format!("{{{TEST_NS}}}cijfer");
+    let a = by_student("stu-1001");
+    assert_eq!(a.ander, Some((typ.clone(), el.clone(), "7,5".into())));
+    assert_eq!(a.score, "");
+    let b = by_student("stu-1002");
+    assert_eq!(b.ander, Some((typ.clone(), el.clone(), "6.25".into())));
+    let c = by_student("stu-1003");
+    assert_eq!((c.score.as_str(), c.ander.clone()), ("12", None));
+
+    // a LAS type that adds nothing: the value in the base andere_score;
+    // grades only, so a fractional score is refused with one line
+    let dir2 = tempfile::tempdir().unwrap();
+    let d2 = dir2.path();
+    let loaded = config(
+        d2,
+        &las.url,
+        &format!(
+            "anderresultaat_type = \"las:Anders\"\nanderresultaat_namespace = \"{TEST_NS}\"\nanderresultaat_value = \"grade\""
+        ),
+    );
+    roster(&loaded).await;
+    let inbox = d2.join("inbox");
+    write_qti_outcomes(
+        &inbox,
+        "d.xml",
+        "stu-1004",
+        "S-D",
+        &outcome("GRADE", "string", "goed"),
+    );
+    write_qti_outcomes(
+        &inbox,
+        "e.xml",
+        "stu-1005",
+        "S-E",
+        &outcome("SCORE", "float", "4.5"),
+    );
+    let before = las.with(|g| g.requests);
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.failed), (1, 1), "{:?}", r.outbox.reasons);
+    assert!(
+        r.outbox.reasons.iter().any(|x| x
+            .1
+            .contains("anderresultaat_value = \"grade\" sends grades only")),
+        "{:?}",
+        r.outbox.reasons
+    );
+    assert_eq!(las.with(|g| g.requests), before + 1);
+    let dd = by_student("stu-1004");
+    assert_eq!(
+        dd.ander,
+        Some((
+            format!("{{{TEST_NS}}}Anders"),
+            "{http://www.edustandaard.nl/leerresultaten/2/leerresultaten}andere_score".into(),
+            "goed".into()
+        ))
+    );
+    assert_all_valid(&las);
+
+    // a type the LAS does not define: the LAS refuses it (SOAP Client
+    // fault from schema validation), the result fails and is kept
+    let dir3 = tempfile::tempdir().unwrap();
+    let d3 = dir3.path();
+    let loaded = config(
+        d3,
+        &las.url,
+        &format!("anderresultaat_type = \"t:Onbekend\"\nanderresultaat_namespace = \"{TEST_NS}\""),
+    );
+    roster(&loaded).await;
+    write_qti_outcomes(
+        &d3.join("inbox"),
+        "f.xml",
+        "stu-1006",
+        "S-F",
+        &outcome("GRADE", "string", "8"),
+    );
+    let r = run(&loaded, ResultsOptions::default()).await;
+    assert_eq!((r.pushed, r.failed), (0, 1), "{:?}", r.outbox.reasons);
+    // (the fault comes with HTTP 500, which the HTTP layer retries)
+    let invalid = las.with(|g| g.invalid.clone());
+    assert!(
+        !invalid.is_empty() && invalid.iter().all(|m| m.contains("anderresultaat")),
+        "{invalid:?}"
+    );
+    assert!(las.with(|g| g.results.values().all(|x| x.leerlingid != "stu-1006")));
+}
+
+#[test]
+fn anderresultaat_settings_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, key) in [
+        (
+            "anderresultaat_type = \"t:Cijfer\"",
+            "anderresultaat_namespace",
+        ),
+        (
+            "anderresultaat_namespace = \"urn:x\"",
+            "anderresultaat_type",
+        ),
+        (
+            "anderresultaat_type = \"Cijfer\"\nanderresultaat_namespace = \"urn:x\"",
+            "anderresultaat_type",
+        ),
+        (
+            "anderresultaat_type = \"lr:Cijfer\"\nanderresultaat_namespace = \"urn:x\"",
+            "anderresultaat_type",
+        ),
+        (
+            "anderresultaat_type = \"t:Cijfer\"\nanderresultaat_namespace = \"urn:x\"\nanderresultaat_element = \"1x\"",
+            "anderresultaat_element",
+        ),
+        (
+            "anderresultaat_type = \"t:Cijfer\"\nanderresultaat_namespace = \"http://www.edustandaard.nl/leerresultaten/2/leerresultaten\"",
+            "anderresultaat_namespace",
+        ),
+    ] {
+        let file = dir.path().join("sisync.toml");
+        std::fs::write(dir.path().join("las.key"), "k").unwrap();
+        let text = format!(
+            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"s.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"r\"\n[platform]\nkind = \"csv-drop\"\npath = \"p\"\n[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\n[results.sink]\nkind = \"uwlr\"\nurl = \"http://127.0.0.1:1/x\"\nautorisatiesleutel_file = \"las.key\"\nklantcode = \"c\"\nklantnaam = \"n\"\n{extra}\n"
+        );
+        std::fs::write(&file, text).unwrap();
+        let err = match Loaded::from_file(&file) {
+            Ok(_) => panic!("accepted: {extra}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(key), "{extra}: {err}");
+    }
+}

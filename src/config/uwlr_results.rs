@@ -7,6 +7,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// The namespaces of a `BrengLeerresultaten` request, which an
+/// `anderresultaat_namespace` cannot be.
+mod envelope_ns {
+    pub const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+    pub const AUT: &str = "http://www.edustandaard.nl/leerresultaten/2/autorisatie";
+    pub const LR: &str = "http://www.edustandaard.nl/leerresultaten/2/leerresultaten";
+}
+
 use super::{ConfigError, Loaded, Secret, humantime_serde_compat};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +64,66 @@ pub struct UwlrResults {
     pub timeout: Duration,
     #[serde(default = "super::default_retries")]
     pub max_retries: usize,
+    /// UWLR 2.2's `score` takes whole numbers only; its `anderresultaat`
+    /// is abstract (`ctpAnderResultaatType`): a LAS that takes grades or
+    /// fractional scores defines a concrete type extending it in its own
+    /// schema. This names that type as `prefix:Type`, in
+    /// `anderresultaat_namespace`; unset, grades and fractional scores
+    /// are refused.
+    pub anderresultaat_type: Option<String>,
+    pub anderresultaat_namespace: Option<String>,
+    /// The element of that type carrying the value: `andere_score` (the
+    /// default, the abstract type's own example element, in the UWLR
+    /// namespace) or an element the type adds (in its namespace).
+    #[serde(default = "default_ander_element")]
+    pub anderresultaat_element: String,
+    /// What goes through `anderresultaat`: `grade_or_score` (default: the
+    /// grade when the result has one, else a score `score` cannot carry),
+    /// `grade` or `score`.
+    #[serde(default)]
+    pub anderresultaat_value: AnderValue,
+}
+
+/// What a configured `anderresultaat` carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnderValue {
+    #[default]
+    GradeOrScore,
+    Grade,
+    Score,
+}
+
+impl AnderValue {
+    pub fn grades(self) -> bool {
+        self != AnderValue::Score
+    }
+    pub fn scores(self) -> bool {
+        self != AnderValue::Grade
+    }
+}
+
+/// A configured `anderresultaat`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ander {
+    pub prefix: String,
+    pub type_name: String,
+    pub namespace: String,
+    /// `None`: the base type's `andere_score` (UWLR namespace).
+    pub element: Option<String>,
+    pub value: AnderValue,
+}
+
+fn default_ander_element() -> String {
+    "andere_score".into()
+}
+
+/// An XML NCName, ASCII only (letters, digits, `_`, `-`, `.`, not
+/// starting with a digit, `-` or `.`).
+fn ncname(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
 }
 
 fn default_year_start() -> String {
@@ -80,6 +148,27 @@ fn month_day(s: &str) -> Option<(u32, u32)> {
 }
 
 impl UwlrResults {
+    /// The `anderresultaat` settings, when configured (checked by
+    /// `validate_uwlr_results`; `None` also when they do not parse).
+    pub fn ander(&self) -> Option<Ander> {
+        let (prefix, type_name) = self
+            .anderresultaat_type
+            .as_deref()?
+            .trim()
+            .split_once(':')?;
+        let namespace = self.anderresultaat_namespace.as_deref()?.trim();
+        let element = self.anderresultaat_element.trim();
+        (ncname(prefix) && ncname(type_name) && !namespace.is_empty() && ncname(element)).then(
+            || Ander {
+                prefix: prefix.to_string(),
+                type_name: type_name.to_string(),
+                namespace: namespace.to_string(),
+                element: (element != "andere_score").then(|| element.to_string()),
+                value: self.anderresultaat_value,
+            },
+        )
+    }
+
     /// `(brincode, dependancecode)` of the school block.
     pub fn school(&self, institution_brin: &str) -> (String, Option<String>) {
         let brin = institution_brin.trim();
@@ -148,6 +237,67 @@ impl Loaded {
                 "school_year_starts",
                 "is not a month and day as MM-DD (e.g. 08-01)",
             ));
+        }
+        match (&u.anderresultaat_type, &u.anderresultaat_namespace) {
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(self.error(
+                    S,
+                    "anderresultaat_namespace",
+                    "anderresultaat_type needs the namespace URI of the LAS schema that defines it",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.error(
+                    S,
+                    "anderresultaat_type",
+                    "anderresultaat_namespace needs anderresultaat_type (the type as prefix:Type)",
+                ));
+            }
+            (Some(t), Some(ns)) => {
+                let ok = t
+                    .trim()
+                    .split_once(':')
+                    .is_some_and(|(p, n)| ncname(p) && ncname(n));
+                let p = t.trim().split(':').next().unwrap_or("");
+                if !ok
+                    || p.to_ascii_lowercase().starts_with("xml")
+                    || ["soapenv", "aut", "lr", "xsi"].contains(&p)
+                {
+                    return Err(self.error(
+                        S,
+                        "anderresultaat_type",
+                        format!(
+                            "`{t}` is not prefix:Type (XML names; the prefixes xml*, soapenv, aut, lr and xsi are sisync's own), e.g. \"las:Cijfer\" as in the LAS supplier's schema"
+                        ),
+                    ));
+                }
+                let ns = ns.trim();
+                if ns.is_empty()
+                    || ns
+                        .chars()
+                        .any(|c| c.is_whitespace() || c == '"' || c == '<')
+                    || [envelope_ns::SOAP, envelope_ns::AUT, envelope_ns::LR].contains(&ns)
+                {
+                    return Err(self.error(
+                        S,
+                        "anderresultaat_namespace",
+                        format!(
+                            "`{ns}` is not the namespace URI of the LAS supplier's schema (not empty, no spaces, not a SOAP or UWLR namespace)"
+                        ),
+                    ));
+                }
+                if !ncname(u.anderresultaat_element.trim()) {
+                    return Err(self.error(
+                        S,
+                        "anderresultaat_element",
+                        format!(
+                            "`{}` is not an XML element name (e.g. andere_score or the element the LAS type adds)",
+                            u.anderresultaat_element
+                        ),
+                    ));
+                }
+            }
         }
         if u.concurrency == 0 || u.concurrency > 16 {
             return Err(self.error(S, "concurrency", "must be 1 to 16"));

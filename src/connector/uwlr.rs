@@ -29,7 +29,11 @@
 //! school answers `geenwijzigingen`, the roster is "nothing changed" (a
 //! delta without records: nobody leaves). When some school sends data, the
 //! schools that said `geenwijzigingen` are read again in full, so the
-//! roster is always a complete snapshot. Staged reads are always full.
+//! roster is always a complete snapshot. In staged mode the
+//! `HaalStructuur` request carries it: `geenwijzigingen` there is the
+//! school's "nothing changed"; any data and the school's batches are read
+//! in full (without it), so a batch can never answer "no changes" for
+//! part of a school.
 
 use std::time::{Duration, Instant};
 
@@ -414,9 +418,12 @@ impl Uwlr {
             UwlrMode::Staged => {
                 // HaalStructuur: the groups, then their people per batch
                 let op = Op::Structuur;
-                let f = self.fetch(n, op, None, &[], b).await?;
+                let f = self.fetch(n, op, since, &[], b).await?;
                 match f.answer {
                     Answer::NoData => return Err(refused(op)),
+                    Answer::NoChanges if since.is_some() => {
+                        return Ok(SchoolRead::NoChanges);
+                    }
                     Answer::NoChanges => {
                         return Err(anyhow!(
                             "{}: the LAS answered geenwijzigingen to a full request; nothing was sent to the platform. Run again, or report this to the LAS supplier",
@@ -463,10 +470,6 @@ impl Uwlr {
 
     /// Read every school; `since` (an RFC 3339 time) asks for changes only.
     pub async fn read(&self, since: Option<&str>) -> Result<Roster> {
-        let since = match self.cfg.mode {
-            UwlrMode::AllInOne => since,
-            UwlrMode::Staged => None,
-        };
         let mut b = Builder::new(
             self.cfg.qualify_ids,
             uwlr_roster::role_map(&self.cfg.role_map),

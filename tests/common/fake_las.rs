@@ -41,7 +41,11 @@ pub struct Stored {
     pub leerlingid: String,
     pub eckid: Option<String>,
     pub toetscode: String,
+    /// `score`; empty when the result came as an `anderresultaat`.
     pub score: String,
+    /// An `anderresultaat`: `{namespace}Type`, the element carrying the
+    /// value (`{namespace}local`) and the value.
+    pub ander: Option<Ander>,
     pub afnamedatum: String,
     pub schooljaar: String,
 }
@@ -264,10 +268,12 @@ fn confirmation() -> String {
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><lr:leerresultaten_bevestiging xmlns:lr=\"http://www.edustandaard.nl/leerresultaten/2/leerresultaten\"/></soap:Body></soap:Envelope>\n".to_string()
 }
 
-/// `xmllint --schema` of a request body against the UWLR 2.2 XSDs.
+/// `xmllint --schema` of a request body against the UWLR 2.2 XSDs, plus
+/// the test-only LAS extension that defines concrete `anderresultaat`
+/// types (fixtures/specs/sisync-test-las).
 fn validate(body: &[u8]) -> Result<(), String> {
     let xsd = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/specs/uwlr-2.2/soap-request.xsd");
+        .join("fixtures/specs/sisync-test-las/soap-request.xsd");
     let mut child = std::process::Command::new("xmllint")
         .args(["--noout", "--schema"])
         .arg(&xsd)
@@ -290,14 +296,19 @@ fn validate(body: &[u8]) -> Result<(), String> {
     }
 }
 
+/// (type, element, value) of an `anderresultaat`, names as `{ns}local`.
+type Ander = (String, String, String);
+/// (key, leerlingid, toetscode, score, afnamedatum, anderresultaat)
+type ParsedResult = (String, String, String, String, String, Option<Ander>);
+
 /// What a request carries: the header values and each resultaat.
 #[derive(Default, Debug)]
 struct Parsed {
     sleutel: String,
     klantcode: String,
     schooljaar: String,
-    /// (key, leerlingid, toetscode, score, afnamedatum)
-    results: Vec<(String, String, String, String, String)>,
+    /// (key, leerlingid, toetscode, score, afnamedatum, anderresultaat)
+    results: Vec<ParsedResult>,
     /// eckid of the toetsafname (one per request from sisync)
     eckid: Option<String>,
     empty_probe: bool,
@@ -310,6 +321,9 @@ fn parse(body: &[u8]) -> Parsed {
     let mut leerling = String::new();
     let mut cur: Option<(String, String, String, String)> = None; // key, code, score, date
     let mut text = String::new();
+    // xsi:type of the anderresultaat, resolved, and its value element
+    let mut ander: Option<Ander> = None;
+    let mut ns_decls: Vec<(String, String)> = Vec::new();
     loop {
         let ev = r.read_event().unwrap_or(Event::Eof);
         let empty = matches!(ev, Event::Empty(_));
@@ -319,6 +333,39 @@ fn parse(body: &[u8]) -> Parsed {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                 if name == "leerresultaten_verzoek" && empty {
                     p.empty_probe = true;
+                }
+                for a in e.attributes().flatten() {
+                    let k = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                    if let Some(p) = k.strip_prefix("xmlns:") {
+                        ns_decls.push((
+                            p.to_string(),
+                            String::from_utf8_lossy(&a.value).into_owned(),
+                        ));
+                    }
+                }
+                let resolve = |q: &str| -> String {
+                    let (p, l) = q.split_once(':').unwrap_or(("", q));
+                    let ns = ns_decls
+                        .iter()
+                        .rev()
+                        .find(|d| d.0 == p)
+                        .map(|d| d.1.as_str())
+                        .unwrap_or("");
+                    format!("{{{ns}}}{l}")
+                };
+                if name == "anderresultaat" {
+                    let t = e
+                        .attributes()
+                        .flatten()
+                        .find(|a| a.key.local_name().as_ref() == b"type")
+                        .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                        .unwrap_or_default();
+                    ander = Some((resolve(&t), String::new(), String::new()));
+                } else if path.last().map(String::as_str) == Some("anderresultaat") {
+                    let q = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    if let Some(a) = ander.as_mut() {
+                        a.1 = resolve(&q);
+                    }
                 }
                 if name == "resultaat" {
                     let key = e
@@ -365,6 +412,11 @@ fn parse(body: &[u8]) -> Parsed {
                             c.2 = text.clone()
                         }
                     }
+                    ("anderresultaat", _) => {
+                        if let Some(a) = ander.as_mut() {
+                            a.2 = text.clone()
+                        }
+                    }
                     ("resultaat", "afnamedatum") => {
                         if let Some(c) = cur.as_mut() {
                             c.3 = text.clone()
@@ -372,7 +424,8 @@ fn parse(body: &[u8]) -> Parsed {
                     }
                     (_, "resultaat") => {
                         if let Some((k, code, score, date)) = cur.take() {
-                            p.results.push((k, leerling.clone(), code, score, date));
+                            p.results
+                                .push((k, leerling.clone(), code, score, date, ander.take()));
                         }
                     }
                     _ => {}
@@ -495,7 +548,7 @@ async fn handle(
         }
         _ => {}
     }
-    for (key, leerlingid, toetscode, score, afnamedatum) in p.results {
+    for (key, leerlingid, toetscode, score, afnamedatum, ander) in p.results {
         g.results.insert(
             key.clone(),
             Stored {
@@ -503,6 +556,7 @@ async fn handle(
                 eckid: p.eckid.clone(),
                 toetscode,
                 score,
+                ander,
                 afnamedatum,
                 schooljaar: p.schooljaar.clone(),
             },

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
 
+use crate::config::uwlr_results::Ander;
 use crate::connector::xml_input::{doctype_refused, push_ref};
 
 pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -39,8 +40,18 @@ pub struct Resultaat<'a> {
     pub eckid: Option<&'a str>,
     pub afnamedatum: &'a str,
     pub toetscode: &'a str,
-    pub score: u64,
+    pub value: Value<'a>,
 }
+
+/// What the `resultaat` carries.
+pub enum Value<'a> {
+    /// `score`, UWLR's own whole-number result.
+    Score(u64),
+    /// `anderresultaat` with `xsi:type` naming the LAS's concrete type.
+    Ander { ander: &'a Ander, text: &'a str },
+}
+
+pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 fn el(out: &mut String, name: &str, v: &str) {
     let _ = write!(out, "<lr:{name}>{}</lr:{name}>", escape(v));
@@ -72,7 +83,30 @@ pub fn request(a: &Autorisatie<'_>, s: &School<'_>, r: &Resultaat<'_>) -> (Vec<u
     );
     el(&mut body, "afnamedatum", r.afnamedatum);
     el(&mut body, "toetscode", r.toetscode);
-    el(&mut body, "score", &r.score.to_string());
+    match &r.value {
+        Value::Score(n) => el(&mut body, "score", &n.to_string()),
+        Value::Ander { ander, text } => {
+            let _ = write!(
+                body,
+                "<lr:anderresultaat xmlns:xsi=\"{XSI_NS}\" xmlns:{p}=\"{}\" xsi:type=\"{p}:{}\">",
+                escape(&ander.namespace),
+                ander.type_name,
+                p = ander.prefix,
+            );
+            match &ander.element {
+                None => el(&mut body, "andere_score", text),
+                Some(e) => {
+                    let _ = write!(
+                        body,
+                        "<{p}:{e}>{}</{p}:{e}>",
+                        escape(*text),
+                        p = ander.prefix
+                    );
+                }
+            }
+            body.push_str("</lr:anderresultaat>");
+        }
+    }
     body.push_str("</lr:resultaat></lr:resultaten></lr:toetsafname></lr:toetsafnames>");
     body.push_str("<lr:toetsen><lr:toets>");
     el(&mut body, "toetscode", r.toetscode);

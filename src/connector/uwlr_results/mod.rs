@@ -17,7 +17,7 @@ pub use envelope::{Answer, Fault, answer};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::uwlr_results::UwlrResults as Cfg;
+use crate::config::uwlr_results::{Ander, UwlrResults as Cfg};
 use crate::config::{Loaded, Secret};
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
 use crate::http::Http;
@@ -32,6 +32,14 @@ pub struct UwlrResults {
     cfg: Cfg,
     brincode: String,
     dependancecode: Option<String>,
+    ander: Option<Ander>,
+}
+
+/// What a result is sent as.
+#[derive(Debug, PartialEq, Eq)]
+enum Carried {
+    Score(u64),
+    Ander(String),
 }
 
 impl UwlrResults {
@@ -65,6 +73,7 @@ impl UwlrResults {
             cfg: cfg.clone(),
             brincode,
             dependancecode,
+            ander: cfg.ander(),
         })
     }
 
@@ -153,6 +162,42 @@ fn whole(score: f64) -> Option<u64> {
     (score >= 0.0 && score.fract() == 0.0 && score <= 1e15).then_some(score as u64)
 }
 
+/// A score as `anderresultaat` text: `7.5`, `12` (no exponent, no sign
+/// of zero); `None` for NaN, infinities and magnitudes beyond 1e15.
+fn decimal(score: f64) -> Option<String> {
+    (score.is_finite() && score.abs() <= 1e15).then(|| format!("{}", score + 0.0))
+}
+
+/// How a result goes to the LAS: a grade through `anderresultaat` when
+/// configured to carry grades; else a whole-number score as `score`; else
+/// a fractional score through `anderresultaat` when configured to carry
+/// scores; else the one line why not.
+fn carried(ander: Option<&Ander>, r: &GradebookResult) -> Result<Carried, String> {
+    let grade = r.grade.as_deref().map(str::trim).filter(|g| !g.is_empty());
+    if let (Some(a), Some(g)) = (ander, grade) {
+        if a.value.grades() {
+            if g.chars().count() > 256 {
+                return Err("the grade is longer than 256 characters; not sent".into());
+            }
+            return Ok(Carried::Ander(g.to_string()));
+        }
+    }
+    if let Some(n) = r.score.and_then(whole) {
+        return Ok(Carried::Score(n));
+    }
+    let carries_scores = ander.is_some_and(|a| a.value.scores());
+    if let (true, Some(t)) = (carries_scores, r.score.and_then(decimal)) {
+        return Ok(Carried::Ander(t));
+    }
+    Err(match (ander, r.score, grade) {
+            (_, None, None) => "no score or grade to send (check privacy.result_fields allows \"score\" or \"grade\"); not sent".into(),
+            (None, _, _) => "the result has a grade or a score that is not a whole number of at least 0; UWLR 2.2's score takes whole numbers only: set results.sink.anderresultaat_type and anderresultaat_namespace to the result type the LAS supplier defines for grades; not sent".into(),
+            (Some(a), Some(_), _) if !a.value.scores() => "the score is not a whole number of at least 0 and results.sink.anderresultaat_value = \"grade\" sends grades only; set it to \"grade_or_score\" to send such scores; not sent".into(),
+            (Some(_), Some(_), _) => "the score is not a finite number; not sent".into(),
+            (Some(_), None, _) => "the result has only a grade and results.sink.anderresultaat_value = \"score\" sends scores only; set it to \"grade_or_score\" to send grades; not sent".into(),
+        })
+}
+
 impl ResultSink for UwlrResults {
     fn endpoint(&self) -> String {
         self.url.clone()
@@ -173,15 +218,18 @@ impl ResultSink for UwlrResults {
     }
 
     async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError> {
-        let Some(score) = r.score.and_then(whole) else {
-            return Err(self.fail(
-                match r.score {
-                    None => "no score to send (UWLR 2.2 needs a score; check privacy.result_fields allows \"score\"); not sent".into(),
-                    Some(_) => "the score is not a whole number of at least 0, and UWLR 2.2 takes whole-number scores only (its other result types need an LAS-specific schema); not sent".into(),
-                },
-                true,
-                None,
-            ));
+        let value_text: String;
+        let value = match carried(self.ander.as_ref(), r) {
+            Ok(Carried::Score(n)) => envelope::Value::Score(n),
+            Ok(Carried::Ander(t)) => {
+                value_text = t;
+                envelope::Value::Ander {
+                    // value() only answers Ander when one is configured
+                    ander: self.ander.as_ref().expect("anderresultaat configured"),
+                    text: &value_text,
+                }
+            }
+            Err(why) => return Err(self.fail(why, true, None)),
         };
         for (what, v, max) in [
             ("the student id", r.student_id.as_str(), 256),
@@ -224,7 +272,7 @@ impl ResultSink for UwlrResults {
                 eckid: r.eckid.as_deref().filter(|e| e.chars().count() <= 256),
                 afnamedatum: &r.date[..10.min(r.date.len())],
                 toetscode: &r.exam,
-                score,
+                value,
             },
         );
         // the body's hash: the header carries the key
@@ -327,6 +375,92 @@ mod tests {
         assert!(matches!(answer(b"not xml <"), Answer::Unexpected(_)));
         let dtd = b"<!DOCTYPE x [<!ENTITY a \"b\">]><x/>";
         assert!(matches!(answer(dtd), Answer::Unexpected(w) if w.contains("DTD")));
+    }
+
+    #[test]
+    fn what_goes_as_score_and_what_as_anderresultaat() {
+        use crate::config::uwlr_results::AnderValue;
+        let r = |score: Option<f64>, grade: Option<&str>| GradebookResult {
+            sourced_id: "r".into(),
+            exam: "e".into(),
+            line_item_id: String::new(),
+            class_id: String::new(),
+            student_id: "s".into(),
+            eckid: None,
+            score,
+            max_score: None,
+            passed: None,
+            grade: grade.map(String::from),
+            date: "2026-06-02".into(),
+        };
+        let a = |value| Ander {
+            prefix: "t".into(),
+            type_name: "Cijfer".into(),
+            namespace: "urn:x".into(),
+            element: None,
+            value,
+        };
+        let both = a(AnderValue::GradeOrScore);
+        let ander = |s: &str| Ok(Carried::Ander(s.into()));
+        // not configured: whole scores only
+        assert_eq!(
+            carried(None, &r(Some(12.0), Some("7,5"))),
+            Ok(Carried::Score(12))
+        );
+        assert!(
+            carried(None, &r(Some(7.5), None))
+                .unwrap_err()
+                .contains("anderresultaat_type")
+        );
+        assert!(
+            carried(None, &r(None, Some("goed")))
+                .unwrap_err()
+                .contains("anderresultaat_type")
+        );
+        assert!(
+            carried(None, &r(None, None))
+                .unwrap_err()
+                .contains("no score or grade")
+        );
+        // grade_or_score: the grade first, whole scores as score
+        assert_eq!(
+            carried(Some(&both), &r(Some(12.0), Some(" 7,5 "))),
+            ander("7,5")
+        );
+        assert_eq!(
+            carried(Some(&both), &r(Some(12.0), None)),
+            Ok(Carried::Score(12))
+        );
+        assert_eq!(carried(Some(&both), &r(Some(6.25), None)), ander("6.25"));
+        assert_eq!(
+            carried(Some(&both), &r(Some(-0.0 - 1.5), None)),
+            ander("-1.5")
+        );
+        assert!(carried(Some(&both), &r(Some(f64::NAN), None)).is_err());
+        let long = "x".repeat(257);
+        assert!(
+            carried(Some(&both), &r(None, Some(&long)))
+                .unwrap_err()
+                .contains("256")
+        );
+        // grade only / score only
+        let g = a(AnderValue::Grade);
+        assert!(
+            carried(Some(&g), &r(Some(6.25), None))
+                .unwrap_err()
+                .contains("grades only")
+        );
+        assert_eq!(carried(Some(&g), &r(Some(3.0), Some("8"))), ander("8"));
+        let s = a(AnderValue::Score);
+        assert_eq!(
+            carried(Some(&s), &r(Some(3.0), Some("8"))),
+            Ok(Carried::Score(3))
+        );
+        assert!(
+            carried(Some(&s), &r(None, Some("8")))
+                .unwrap_err()
+                .contains("scores only")
+        );
     }
 
     #[test]
