@@ -62,6 +62,10 @@ impl UwlrResults {
         .with_rate_limit(cfg.rate_limit)
         .with_concurrency(cfg.concurrency)
         .with_headers(headers)
+        // a SOAP fault (HTTP 500 with an XML body) is an answer: a Client
+        // fault is not sent again, a Server fault waits for the outbox's
+        // next try
+        .with_soap_faults()
         .with_error_bodies();
         let (brincode, dependancecode) = cfg.school(&loaded.config.institution.brin);
         Ok(UwlrResults {
