@@ -975,6 +975,14 @@ fn tighten_modes(path: &Path) {
 
 /// The one line for a damaged state database.
 pub fn damaged_line(path: &Path, what: &str) -> String {
+    // SQLite's quick_check answers may span lines ("*** in database main
+    // ***\nTree 22 page 22: …"): one line for the admin
+    let what = what
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
         "the state database {} is damaged ({what}); stop sisync, keep the file for investigation and restore the state database from a backup",
         path.display()
