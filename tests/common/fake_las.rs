@@ -2,7 +2,7 @@
 //! tests, over plain HTTP or HTTPS that requires a client certificate
 //! from its own test CA (as Edukoppeling endpoints do with PKIoverheid).
 //! Every request body is validated with `xmllint --schema` against the
-//! official UWLR 2.2 schemas (fixtures/specs/uwlr-2.2: SOAP envelope,
+//! official UWLR 2.2 schemas (../shared/specs/uwlr-2.2: SOAP envelope,
 //! autorisatie header, leerresultaten body); a request that does not
 //! validate is refused with a SOAP Client fault and recorded. Results are
 //! stored per `resultaat@key`, so a retry overwrites; the writes per key
