@@ -11,7 +11,7 @@ use anyhow::Result;
 use futures::StreamExt;
 
 use super::matching::Directory;
-use super::push::{CHUNK, count, next_try, result_date, without_held};
+use super::push::{CHUNK, count, next_try, record_as_they_finish, result_date, without_held};
 use super::{ResultsOptions, ResultsReport};
 use crate::config::results::OkeResultSink;
 use crate::config::{Loaded, ResultField};
@@ -259,7 +259,7 @@ pub(super) async fn push_oke(
     }
     // 2. the writes
     let sink = &sink;
-    let mut stream = futures::stream::iter(ready)
+    let stream = futures::stream::iter(ready)
         .map(|(row, association)| async move {
             let d = delivery(row, &association, allowed);
             let res = sink.deliver(&d).await;
@@ -267,22 +267,5 @@ pub(super) async fn push_oke(
             outcome(row, &d, res, base, dir.audit_id(who))
         })
         .buffer_unordered(cfg.concurrency);
-    let mut batch = Vec::with_capacity(16);
-    while let Some(o) = stream.next().await {
-        progress.tick();
-        batch.push(o);
-        if progress.stop_requested() {
-            report.interrupted = true;
-            break;
-        }
-        if batch.len() >= 16 {
-            count(report, &by_key, &batch, give_up_before);
-            store.outbox_record(&batch, give_up_before)?;
-            batch.clear();
-        }
-    }
-    drop(stream);
-    count(report, &by_key, &batch, give_up_before);
-    store.outbox_record(&batch, give_up_before)?;
-    Ok(())
+    record_as_they_finish(stream, 16, progress, store, report, &by_key, give_up_before).await
 }

@@ -131,6 +131,41 @@ fn outcome_of(
     (row.key.clone(), outcome, e)
 }
 
+/// Take push outcomes as they finish and commit them (outbox and audit)
+/// every `every` results. When a stop is asked for, the pushes still in
+/// flight are dropped: their results stay pending and go again (same keys)
+/// next run (`report.interrupted`).
+pub(super) async fn record_as_they_finish(
+    outcomes: impl futures::Stream<Item = (String, PushOutcome, AuditEntry)>,
+    every: usize,
+    progress: &dyn Progress,
+    store: &mut Store,
+    report: &mut ResultsReport,
+    by_key: &HashMap<String, &OutboxRow>,
+    give_up_before: &str,
+) -> Result<()> {
+    let mut batch = Vec::with_capacity(every);
+    {
+        let mut outcomes = std::pin::pin!(outcomes);
+        while let Some(o) = outcomes.next().await {
+            progress.tick();
+            batch.push(o);
+            if progress.stop_requested() {
+                report.interrupted = true;
+                break;
+            }
+            if batch.len() >= every {
+                count(report, by_key, &batch, give_up_before);
+                store.outbox_record(&batch, give_up_before)?;
+                batch.clear();
+            }
+        }
+    }
+    count(report, by_key, &batch, give_up_before);
+    store.outbox_record(&batch, give_up_before)?;
+    Ok(())
+}
+
 pub(super) fn count(
     report: &mut ResultsReport,
     rows: &HashMap<String, &OutboxRow>,
@@ -408,7 +443,7 @@ async fn push_records<S: ResultSink>(
         // then the results
         let by_key: HashMap<String, &OutboxRow> = rows.iter().map(|r| (r.key.clone(), r)).collect();
         let ensured = &ensured;
-        let mut stream = futures::stream::iter(rows.iter())
+        let stream = futures::stream::iter(rows.iter())
             .map(|row| async move {
                 let mut gr = gradebook_result(row, allowed);
                 // the state id is the ECK iD with privacy.use_eck_id
@@ -431,25 +466,16 @@ async fn push_records<S: ResultSink>(
                 outcome_of(row, &gr, res, base, &audit_id)
             })
             .buffer_unordered(concurrency);
-        let mut batch = Vec::with_capacity(256);
-        while let Some(o) = stream.next().await {
-            progress.tick();
-            batch.push(o);
-            if progress.stop_requested() {
-                // pushes still in flight are dropped: their results stay
-                // pending and go again (same ids) next run
-                report.interrupted = true;
-                break;
-            }
-            if batch.len() >= 256 {
-                count(report, &by_key, &batch, give_up_before);
-                store.outbox_record(&batch, give_up_before)?;
-                batch.clear();
-            }
-        }
-        drop(stream);
-        count(report, &by_key, &batch, give_up_before);
-        store.outbox_record(&batch, give_up_before)?;
+        record_as_they_finish(
+            stream,
+            256,
+            progress,
+            store,
+            report,
+            &by_key,
+            give_up_before,
+        )
+        .await?;
         if report.interrupted {
             break;
         }
