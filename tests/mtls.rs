@@ -7,63 +7,14 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::test_pki::{Pki, pki};
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Pki {
-    ca_pem: String,
-    server: (rcgen::Certificate, KeyPair),
-    client_cert_pem: String,
-    client_key_pem: String,
-    ca_der: rustls::pki_types::CertificateDer<'static>,
-}
-
-fn pki() -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "sisync test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let srv_key = KeyPair::generate().unwrap();
-    let mut srv = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let srv_cert = srv.signed_by(&srv_key, &ca_cert, &ca_key).unwrap();
-    let cli_key = KeyPair::generate().unwrap();
-    let mut cli = CertificateParams::new(vec!["sisync-client".to_string()]).unwrap();
-    cli.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cli_cert = cli.signed_by(&cli_key, &ca_cert, &ca_key).unwrap();
-    Pki {
-        ca_pem: ca_cert.pem(),
-        ca_der: ca_cert.der().clone(),
-        server: (srv_cert, srv_key),
-        client_cert_pem: cli_cert.pem(),
-        client_key_pem: cli_key.serialize_pem(),
-    }
-}
 
 /// A TLS server requiring client certificates; answers every request with
 /// one org. Returns its port and a counter of served requests.
 async fn start_server(p: &Pki) -> (u16, Arc<AtomicUsize>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(p.ca_der.clone()).unwrap();
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(p.server.1.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![p.server.0.der().clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = p.acceptor();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let served = Arc::new(AtomicUsize::new(0));

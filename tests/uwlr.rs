@@ -12,6 +12,7 @@ use std::path::Path;
 
 use common::fake_las_roster::*;
 use common::fake_scim::{FakeScim, TOKEN};
+use common::test_pki::pki;
 use common::*;
 use serde_json::Value;
 use sisync::config::Loaded;

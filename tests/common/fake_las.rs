@@ -84,13 +84,7 @@ pub struct FakeLas {
     pub url: String,
 }
 
-/// TLS material of an HTTPS fake LAS: the CA sisync must trust, and the
-/// client certificate and key it must present.
-pub struct Pki {
-    pub ca_pem: String,
-    pub client_cert_pem: String,
-    pub client_key_pem: String,
-}
+use super::test_pki::Pki;
 
 impl FakeLas {
     fn inner() -> Arc<Mutex<Inner>> {
@@ -124,42 +118,8 @@ impl FakeLas {
 
     /// Over HTTPS, refusing any client without a certificate of its CA.
     pub async fn start_mtls() -> (FakeLas, Pki) {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        };
-        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "fake LAS test CA");
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let srv_key = KeyPair::generate().unwrap();
-        let mut srv = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let srv_cert = srv.signed_by(&srv_key, &ca_cert, &ca_key).unwrap();
-        let cli_key = KeyPair::generate().unwrap();
-        let mut cli = CertificateParams::new(vec!["sisync-client".to_string()]).unwrap();
-        cli.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cli_cert = cli.signed_by(&cli_key, &ca_cert, &ca_key).unwrap();
-
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca_cert.der().clone()).unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(srv_key.serialize_der()));
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![srv_cert.der().clone()], key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let pki = super::test_pki::pki();
+        let acceptor = pki.acceptor();
         let inner = Self::inner();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -184,11 +144,7 @@ impl FakeLas {
                 inner,
                 url: format!("https://localhost:{port}{PATH}"),
             },
-            Pki {
-                ca_pem: ca_cert.pem(),
-                client_cert_pem: cli_cert.pem(),
-                client_key_pem: cli_key.serialize_pem(),
-            },
+            pki,
         )
     }
 

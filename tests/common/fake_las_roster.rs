@@ -506,24 +506,7 @@ impl FakeLas {
 
     /// HTTPS on localhost, refusing clients without a certificate of `pki`'s CA.
     pub async fn start_tls(schools: Vec<(String, LasSchool)>, pki: &Pki) -> FakeLas {
-        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(pki.ca_der.clone()).unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.server_key_der.clone()));
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![pki.server_der.clone()], key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = pki.acceptor();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let las = FakeLas::new(
@@ -569,44 +552,7 @@ pub fn fixture_schools() -> Vec<(String, LasSchool)> {
     ]
 }
 
-/// A test CA, a server certificate for localhost and a client
-/// certificate (as PKIoverheid / Edukoppeling would issue).
-pub struct Pki {
-    pub ca_pem: String,
-    pub ca_der: rustls::pki_types::CertificateDer<'static>,
-    pub server_der: rustls::pki_types::CertificateDer<'static>,
-    pub server_key_der: Vec<u8>,
-    pub client_cert_pem: String,
-    pub client_key_pem: String,
-}
-
-pub fn pki() -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "sisync test LAS CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let srv_key = KeyPair::generate().unwrap();
-    let mut srv = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let srv_cert = srv.signed_by(&srv_key, &ca_cert, &ca_key).unwrap();
-    let cli_key = KeyPair::generate().unwrap();
-    let mut cli = CertificateParams::new(vec!["sisync-client".to_string()]).unwrap();
-    cli.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cli_cert = cli.signed_by(&cli_key, &ca_cert, &ca_key).unwrap();
-    Pki {
-        ca_pem: ca_cert.pem(),
-        ca_der: ca_cert.der().clone(),
-        server_der: srv_cert.der().clone(),
-        server_key_der: srv_key.serialize_der(),
-        client_cert_pem: cli_cert.pem(),
-        client_key_pem: cli_key.serialize_pem(),
-    }
-}
+use super::test_pki::Pki;
 
 /// Validate XML documents with `xmllint --schema` (Debian's
 /// libxml2-utils): panics with xmllint's own report when one fails.

@@ -7,6 +7,7 @@ pub mod fake_las_roster;
 pub mod fake_oke;
 pub mod fake_scim;
 pub mod real_peer;
+pub mod test_pki;
 
 use std::path::{Path, PathBuf};
 
