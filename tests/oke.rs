@@ -2,7 +2,7 @@
 //! fake OKE SIS (flow 1) → sisync → a fake OKE exam platform (flow 2), or
 //! a SCIM platform. Every request sisync sends and every answer the fakes
 //! give is validated against the OKE OpenAPI document
-//! (fixtures/specs/oke-1.0.1/ooapiv5_MBO.yaml) by openapi-core.
+//! (../shared/specs/oke-1.0.1/specification/ooapiv5_MBO.yaml) by openapi-core.
 
 mod common;
 

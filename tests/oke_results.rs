@@ -218,7 +218,7 @@ fn validate(fake: &FakeOke, dir: &Path, name: &str) {
     let out = std::process::Command::new(python)
         .arg(repo.join("tests/peers/openapi/validate.py"))
         .arg("--oneof-as-anyof")
-        .arg(repo.join("fixtures/specs/oke-1.0.1/ooapiv5_MBO.yaml"))
+        .arg(common::oke_spec())
         .arg(&jsonl)
         .output()
         .unwrap();
@@ -749,7 +749,7 @@ fn the_validator_rejects_what_the_specification_rejects() {
         let out = std::process::Command::new(repo.join(".venv/bin/python"))
             .arg(repo.join("tests/peers/openapi/validate.py"))
             .arg("--oneof-as-anyof")
-            .arg(repo.join("fixtures/specs/oke-1.0.1/ooapiv5_MBO.yaml"))
+            .arg(common::oke_spec())
             .arg(&f)
             .output()
             .unwrap();

@@ -432,7 +432,7 @@ fn writable_spec(dir: &std::path::Path) -> std::path::PathBuf {
     }
     let o = std::process::Command::new(python())
         .arg(repo.join("tests/peers/openapi/writable.py"))
-        .arg(repo.join("fixtures/specs/oke-1.0.1/ooapiv5_MBO.yaml"))
+        .arg(super::oke_spec())
         .arg(&out)
         .args(["--any-of-associations", "primaryCode", "person"])
         .output()

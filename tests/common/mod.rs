@@ -18,6 +18,12 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The OKE 1.0.1 OpenAPI document, read from the reference specifications
+/// beside the repository (`../shared/specs`, present in CI as well).
+pub fn oke_spec() -> PathBuf {
+    repo().join("../shared/specs/oke-1.0.1/specification/ooapiv5_MBO.yaml")
+}
+
 /// Copy a fixture export into `dir/export` so a test can edit it.
 pub fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
     let dest = dir.join("export");
