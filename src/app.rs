@@ -24,37 +24,7 @@ use crate::exit;
 use crate::store::{AuditFilter, Store, audit};
 use crate::sync::{self, Progress, RosterOptions, RosterReport};
 
-/// Who runs this command, for the audit log: the OS user (and who sudo'ed).
-pub fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(os_user_name);
-    match std::env::var("SUDO_USER") {
-        Ok(s) if s != user => format!("user:{user} (sudo by {s})"),
-        _ => format!("user:{user}"),
-    }
-}
-
-/// The login name of the real uid from the password database, or `uid:N`.
-fn os_user_name() -> String {
-    // SAFETY: getuid has no preconditions; getpwuid_r writes only into the
-    // buffers we pass and we read pw_name only when it reported success.
-    unsafe {
-        let uid = libc::getuid();
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut buf = vec![0 as libc::c_char; 4096];
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
-        if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
-            return std::ffi::CStr::from_ptr(pwd.pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-        format!("uid:{uid}")
-    }
-}
+pub use crate::store::audit::actor;
 
 pub async fn run(cli: Cli) -> i32 {
     match dispatch(&cli).await {
@@ -267,27 +237,13 @@ fn generate(what: &crate::cli::GenerateWhat) -> Result<i32> {
 /// A progress bar on a terminal; silent otherwise.
 pub(crate) struct Bar(Option<ProgressBar>);
 
-/// The progress bar on the terminal, if one is showing: log lines are
-/// written around it (see [`suspend_bar`]) so they never tear it.
-static ACTIVE_BAR: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
-
-/// Run `f` (a log write) with the progress bar, if any, lifted off the
-/// terminal for the moment.
-pub fn suspend_bar<R>(f: impl FnOnce() -> R) -> R {
-    let bar = ACTIVE_BAR.lock().ok().and_then(|b| b.clone());
-    match bar {
-        Some(pb) if !pb.is_finished() => pb.suspend(f),
-        _ => f(),
-    }
-}
-
 impl Bar {
     pub(crate) fn new(json: bool) -> Bar {
         if json || !std::io::stderr().is_terminal() {
             return Bar(None);
         }
         let pb = ProgressBar::new_spinner();
-        if let Ok(mut a) = ACTIVE_BAR.lock() {
+        if let Ok(mut a) = crate::journal::ACTIVE_BAR.lock() {
             *a = Some(pb.clone());
         }
         Bar(Some(pb))
@@ -296,7 +252,7 @@ impl Bar {
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        if let Ok(mut a) = ACTIVE_BAR.lock() {
+        if let Ok(mut a) = crate::journal::ACTIVE_BAR.lock() {
             *a = None;
         }
     }

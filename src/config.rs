@@ -109,6 +109,8 @@ fn default_state_path() -> PathBuf {
     PathBuf::from("/var/lib/sisync/state.db")
 }
 
+pub use crate::secret::Secret;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 #[allow(clippy::large_enum_variant)] // one value per loaded config
@@ -934,25 +936,6 @@ mod humantime_serde_compat {
         humantime::parse_duration(&s).map_err(|e| {
             serde::de::Error::custom(format!("`{s}` is not a duration ({e}); write e.g. \"30s\""))
         })
-    }
-}
-
-/// A secret string that never prints itself.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
     }
 }
 

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use super::{actor, print_json, table};
+use super::{print_json, table};
 use crate::cli::{Cli, ExportFormat, PrivacyCmd};
 use crate::config::{Environment, Loaded, Platform, Source};
 use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::scim::ScimSink;
 use crate::exit;
 use crate::http::Http;
+use crate::store::audit::actor;
 use crate::store::{AuditEntry, Store};
 use crate::sync::lock::RunLock;
 

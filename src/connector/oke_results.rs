@@ -31,9 +31,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::connector::{PushError, Written};
+use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
 use crate::model::{ExamResult, OkeResult, SourceIssue};
-use crate::store::audit::sha256_hex;
 
 pub use wire::CONSUMER_KEY;
 

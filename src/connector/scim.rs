@@ -20,9 +20,9 @@ use tokio::sync::OnceCell;
 pub use capabilities::{Capabilities, Needs};
 
 use crate::connector::{RecordSink, SinkError, Written};
+use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
-use crate::privacy::policy::{PlatformGroup, PlatformUser};
-use crate::store::audit::sha256_hex;
+use crate::model::platform::{PlatformGroup, PlatformUser};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -498,7 +498,7 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
     let name = v.get("name");
     let ext = v.get(&shape.urn);
     let e = |k: &str| ext.and_then(|x| x.get(shape.attr(k)));
-    let acc = crate::privacy::policy::ExamAccommodations {
+    let acc = crate::model::platform::ExamAccommodations {
         extra_time_percent: e("extraTimePercent")
             .and_then(Value::as_u64)
             .map(|x| x as u32),
@@ -813,17 +813,14 @@ impl RecordSink for ScimSink {
     async fn create_user(&self, user: &PlatformUser) -> Result<Written, SinkError> {
         if let Some(id) = self.find("Users", &user.external_id).await? {
             tracing::info!(record = %user.external_id, "user already on the platform; adopting its id");
-            return self
-                .update_user(&id, user, crate::privacy::policy::USER_FIELDS)
-                .await;
+            return self.update_user(&id, user, crate::store::USER_FIELDS).await;
         }
         let body = user_resource(user, &self.shape);
         match self.post("Users", &body).await? {
             Ok(w) => Ok(w),
             Err(id) => {
                 tracing::info!(record = %user.external_id, "409: user already on the platform; adopting its id");
-                self.update_user(&id, user, crate::privacy::policy::USER_FIELDS)
-                    .await
+                self.update_user(&id, user, crate::store::USER_FIELDS).await
             }
         }
     }
@@ -931,7 +928,7 @@ impl RecordSink for ScimSink {
 mod tests {
     use super::*;
     use crate::model::Role;
-    use crate::privacy::policy::ExamAccommodations;
+    use crate::model::platform::ExamAccommodations;
 
     fn user() -> PlatformUser {
         PlatformUser {

@@ -40,11 +40,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 
-use crate::config::Secret;
 use crate::config::uwlr::{UwlrMode, UwlrSchool, UwlrSource, parse_month_day, school_year};
 use crate::connector::uwlr_roster::{self, Answer, Builder, Rec, SchoolBlock};
 use crate::http::{Http, TlsFiles};
 use crate::model::{Completeness, Roster};
+use crate::secret::Secret;
 use crate::soap::{self, Autorisatie, BodyWriter, SoapClient, SoapError};
 
 pub const LG_NS: &str = "http://www.edustandaard.nl/leerresultaten/2/leerlinggegevens";

@@ -744,14 +744,7 @@ pub fn policy_for(loaded: &Loaded, store: &Store) -> Result<Policy> {
         ))
 }
 
-/// Today's local date; `SISYNC_TODAY` (YYYY-MM-DD) sets it for a test
-/// of a freeze window config.
-pub fn today() -> chrono::NaiveDate {
-    std::env::var("SISYNC_TODAY")
-        .ok()
-        .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-        .unwrap_or_else(|| chrono::Local::now().date_naive())
-}
+pub use crate::clock::today;
 
 /// The run summary stored with the run.
 pub fn summary_json(r: &RosterReport) -> serde_json::Value {

@@ -131,7 +131,7 @@ impl OkeSource {
 
     /// The planning window as OOAPI `since`/`until` dates.
     fn window(&self) -> (String, String) {
-        let today = crate::sync::today();
+        let today = crate::clock::today();
         let since = today - chrono::Days::new(u64::from(self.before));
         let until = today + chrono::Days::new(u64::from(self.after));
         (since.to_string(), until.to_string())
@@ -149,7 +149,7 @@ impl OkeSource {
     }
 
     pub async fn read(&self) -> Result<Roster> {
-        let today = crate::sync::today().to_string();
+        let today = crate::clock::today().to_string();
         let (since, until) = self.window();
         let mut issues = Vec::new();
         let mut exams = ExamPlanning {
