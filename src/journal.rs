@@ -82,19 +82,6 @@ impl<'a> MakeWriter<'a> for StderrAroundBar {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn levels_map_to_syslog_priorities() {
-        assert_eq!(priority(&Level::ERROR), b"<3>");
-        assert_eq!(priority(&Level::WARN), b"<4>");
-        assert_eq!(priority(&Level::INFO), b"<6>");
-        assert_eq!(priority(&Level::DEBUG), b"<7>");
-    }
-}
-
 /// The progress bar on the terminal, if one is showing: log lines are
 /// written around it (see [`suspend_bar`]) so they never tear it.
 pub(crate) static ACTIVE_BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> =
@@ -107,5 +94,18 @@ pub fn suspend_bar<R>(f: impl FnOnce() -> R) -> R {
     match bar {
         Some(pb) if !pb.is_finished() => pb.suspend(f),
         _ => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_map_to_syslog_priorities() {
+        assert_eq!(priority(&Level::ERROR), b"<3>");
+        assert_eq!(priority(&Level::WARN), b"<4>");
+        assert_eq!(priority(&Level::INFO), b"<6>");
+        assert_eq!(priority(&Level::DEBUG), b"<7>");
     }
 }
