@@ -417,8 +417,11 @@ pub struct ScimPlatform {
     pub attributes: std::collections::BTreeMap<String, String>,
 }
 
+/// sisync's own SCIM extension schema (the default `extension_urn`).
+pub const EXAM_SCHEMA: &str = "urn:sisync:schemas:extension:exam:1.0:User";
+
 fn default_extension_urn() -> String {
-    crate::connector::scim::EXAM_SCHEMA.to_string()
+    EXAM_SCHEMA.to_string()
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -427,40 +430,6 @@ pub enum MiddleName {
     #[default]
     Separate,
     InFamilyName,
-}
-
-impl ScimPlatform {
-    /// How sisync's data is laid out in this platform's SCIM resources.
-    pub fn shape(&self) -> crate::connector::scim::Shape {
-        crate::connector::scim::Shape {
-            urn: self.extension_urn.clone(),
-            middle_in_family: self.middle_name == MiddleName::InFamilyName,
-            attributes: self.attributes.clone(),
-            personal_needs: false,
-        }
-    }
-}
-
-impl Field {
-    /// What this field needs of a SCIM platform.
-    pub fn scim_needs(fields: &[Field]) -> crate::connector::scim::Needs {
-        let mut n = crate::connector::scim::Needs::default();
-        for f in fields {
-            match f {
-                Field::Name => n.middle_name = true,
-                Field::Role => n.extension.push("role"),
-                Field::Org => n.extension.push("org"),
-                Field::Accommodations => {
-                    n.extension
-                        .extend(["extraTimePercent", "fontScale", "screenReader"])
-                }
-                Field::Bsn => n.extension.push("bsn"),
-                Field::PersonalNeeds => n.extension.extend(["extraTimeMinutes", "personalNeeds"]),
-                Field::Email | Field::Groups | Field::Registrations => {}
-            }
-        }
-        n
-    }
 }
 
 fn default_max_consecutive_failures() -> usize {
