@@ -17,9 +17,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuditCmd, AuditListArgs, Cli, Command, ResultsArgs, SyncWhat};
-use crate::config::{Loaded, Platform, Source};
-use crate::connector::ims_enterprise::ImsEnterprise;
-use crate::connector::oneroster_csv::OneRosterCsv;
+use crate::config::{Loaded, Platform};
 use crate::exit;
 use crate::store::{AuditFilter, Store, audit};
 use crate::sync::{self, Progress, RosterOptions, RosterReport};
@@ -533,57 +531,13 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
         format!("{} (will be created)", c.state.path.display())
     };
     rows.push(("state".into(), state));
-    let source = match &c.source {
-        Source::OnerosterCsv(s) => match OneRosterCsv::new(s).probe() {
-            Ok(what) => format!("oneroster-csv {} ({what})", s.path.display()),
-            Err(e) => {
-                ok = false;
-                format!("oneroster-csv: {e:#}")
-            }
-        },
-        Source::OnerosterRest(s) => format!(
-            "oneroster-rest {} (OneRoster {}, page size {}, full pull every {}; `check-config` does not connect)",
-            s.base_url,
-            match s.version {
-                crate::config::OneRosterVersion::V1_2 => "1.2",
-                crate::config::OneRosterVersion::V1_1 => "1.1",
-            },
-            s.page_size,
-            humantime::format_duration(s.full_every)
-        ),
-        Source::ImsEnterprise(s) => match ImsEnterprise::new(s).probe() {
-            Ok(what) => format!("ims-enterprise {} ({what})", s.path.display()),
-            Err(e) => {
-                ok = false;
-                format!("ims-enterprise: {e:#}")
-            }
-        },
-        Source::Oke(s) => format!(
-            "oke {} (OKE 1.0.1 flow 1, page size {}, sittings from {} days ago to {} days ahead; `check-config` does not connect)",
-            s.endpoint.base_url, s.page_size, s.window_days_before, s.window_days_after
-        ),
-        Source::Edexml(s) => match crate::connector::edexml::Edexml::new(s).probe() {
-            Ok(what) => format!("edexml {} ({what})", s.path.display()),
-            Err(e) => {
-                ok = false;
-                format!("edexml: {e:#}")
-            }
-        },
-        Source::Uwlr(s) => format!(
-            "uwlr {} ({}, {} school(s): {}; full read every {}; `check-config --connect` asks each school)",
-            s.url,
-            match s.mode {
-                crate::config::uwlr::UwlrMode::AllInOne => "HaalLeerlinggegevens",
-                crate::config::uwlr::UwlrMode::Staged => "staged",
-            },
-            s.schools.len(),
-            s.schools
-                .iter()
-                .map(|x| x.code())
-                .collect::<Vec<_>>()
-                .join(", "),
-            humantime::format_duration(s.full_every)
-        ),
+    let src = crate::connector::source::roster_source(&c.source);
+    let source = match src.check() {
+        Ok(line) => line,
+        Err(e) => {
+            ok = false;
+            format!("{}: {e:#}", src.kind())
+        }
     };
     rows.push(("source".into(), source));
     let platform = match &c.platform {
@@ -693,24 +647,9 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
 /// The config's main settings as values (for `check-config --json`; the
 /// `checks` next to it are the human lines).
 fn settings_json(l: &Loaded) -> serde_json::Value {
-    use crate::config::{Platform, Source};
+    use crate::config::Platform;
     let c = &l.config;
-    let source = match &c.source {
-        Source::OnerosterCsv(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
-        Source::ImsEnterprise(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
-        Source::Edexml(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
-        Source::Uwlr(s) => serde_json::json!({
-            "kind": c.source.kind(),
-            "url": s.url,
-            "schools": s.schools.iter().map(|x| x.code()).collect::<Vec<_>>(),
-        }),
-        Source::OnerosterRest(s) => {
-            serde_json::json!({"kind": c.source.kind(), "base_url": s.base_url})
-        }
-        Source::Oke(s) => {
-            serde_json::json!({"kind": c.source.kind(), "base_url": s.endpoint.base_url})
-        }
-    };
+    let source = crate::connector::source::roster_source(&c.source).status_json();
     let platform = match &c.platform {
         Platform::Scim(p) => serde_json::json!({
             "kind": "scim",

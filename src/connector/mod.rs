@@ -16,6 +16,7 @@ pub mod oneroster_csv;
 pub mod oneroster_rest;
 pub mod qti_results;
 pub mod scim;
+pub mod source;
 pub mod uwlr;
 pub mod uwlr_results;
 pub(crate) mod uwlr_roster;

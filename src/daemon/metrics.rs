@@ -107,13 +107,11 @@ fn refresh_from_db(m: &Metrics, state_db: &Path) -> anyhow::Result<()> {
 /// so the HTTP families are exposed from start-up too. A config without
 /// network endpoints (CSV in, CSV out) has no HTTP series.
 pub fn expose_endpoints(l: &crate::config::Loaded) {
+    use crate::config::Platform;
     use crate::config::results::{ResultSinkCfg, ResultSourceCfg};
-    use crate::config::{Platform, Source};
     let c = &l.config;
     let mut urls: Vec<&str> = Vec::new();
-    if let Source::OnerosterRest(r) = &c.source {
-        urls.push(&r.base_url);
-    }
+    urls.extend(crate::connector::source::roster_source(&c.source).urls());
     if let Platform::Scim(p) = &c.platform {
         urls.push(&p.base_url);
     }
