@@ -16,7 +16,6 @@ mod reserve;
 pub mod subjects;
 
 pub use intents::Intent;
-pub use reserve::is_disk_full;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -989,15 +988,37 @@ pub fn damaged_line(path: &Path, what: &str) -> String {
     )
 }
 
-/// Whether an error comes from a damaged (or not-a-database) SQLite file.
-pub fn is_damaged(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<rusqlite::Error>()
-                .and_then(|e| e.sqlite_error_code()),
-            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-        )
-    })
+/// What a failed store operation says about the state volume, for the
+/// callers that act on it (the rest just report the error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The file is damaged or not a database: restore it from a backup.
+    Damaged,
+    /// The volume is full (SQLite or the OS said so): give up the reserve.
+    DiskFull,
+}
+
+impl Fault {
+    /// The fault behind `e`, if any: the SQLite and OS errors sisync's
+    /// errors wrap are looked up once here, so callers `match` a `Fault`.
+    pub fn of(e: &anyhow::Error) -> Option<Fault> {
+        use rusqlite::ErrorCode;
+        e.chain().find_map(|c| {
+            if let Some(code) = c
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(|e| e.sqlite_error_code())
+            {
+                return match code {
+                    ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => Some(Fault::Damaged),
+                    ErrorCode::DiskFull => Some(Fault::DiskFull),
+                    _ => None,
+                };
+            }
+            c.downcast_ref::<std::io::Error>()
+                .filter(|io| io.raw_os_error() == Some(libc::ENOSPC))
+                .map(|_| Fault::DiskFull)
+        })
+    }
 }
 
 /// Current UTC time as sortable RFC 3339 with milliseconds.

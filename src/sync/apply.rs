@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::connector::{ChangeSet, FileSink, RecordSink, SinkError, Written};
 use crate::privacy::policy::hash_value;
-use crate::store::{AuditEntry, Intent, RecordChange, RecordKind, Store};
+use crate::store::{AuditEntry, Fault, Intent, RecordChange, RecordKind, Store};
 use crate::sync::plan::{Action, Change, GroupChange, Plan, State, UserChange};
 
 /// Counts for one record kind, as shown in the summary table.
@@ -401,7 +401,7 @@ fn commit_items(
 ) -> anyhow::Result<bool> {
     match commit(store, items) {
         Ok(()) => Ok(true),
-        Err(e) if crate::store::is_disk_full(&e) => {
+        Err(e) if Fault::of(&e) == Some(Fault::DiskFull) => {
             store.release_reserve();
             if let Err(e2) = commit(store, items) {
                 // last resort: beside the database, recorded at next start
@@ -590,7 +590,7 @@ where
         store.drop_intents(Some(ctx.run_id), &keys)?;
     }
     if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        if crate::store::is_disk_full(&e) {
+        if Fault::of(&e) == Some(Fault::DiskFull) {
             full = true;
         } else {
             return Err(e.context(format!(
@@ -801,7 +801,10 @@ pub fn apply_files<S: FileSink>(
     };
     let fresh = out.clone();
     let mut recorded = record(store, &mut out);
-    if recorded.as_ref().is_err_and(crate::store::is_disk_full) {
+    if recorded
+        .as_ref()
+        .is_err_and(|e| Fault::of(e) == Some(Fault::DiskFull))
+    {
         store.release_reserve();
         out = fresh;
         recorded = record(store, &mut out);

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::config::{Loaded, Platform};
 use crate::connector::PlatformSnapshot;
@@ -241,19 +241,19 @@ pub async fn run(
     fix: bool,
     actor: &str,
     progress: &dyn Progress,
-) -> Result<(Report, Option<RosterReport>)> {
+) -> Result<(Report, Option<RosterReport>), super::RunError> {
     let cfg = &loaded.config;
     let p = match &cfg.platform {
         Platform::Scim(p) => p,
-        Platform::Oke(_) => bail!(
+        Platform::Oke(_) => return Err(anyhow::anyhow!(
             "reconcile compares SCIM users and groups; an OKE platform holds sittings and registrations, which reconcile does not read yet: nothing to compare"
-        ),
-        Platform::CsvDrop(_) | Platform::EdexmlDrop(_) => bail!(
+        ).into()),
+        Platform::CsvDrop(_) | Platform::EdexmlDrop(_) => return Err(anyhow::anyhow!(
             "reconcile reads the platform back, and a file-drop platform ({}) cannot be read: nothing to compare. Check the files the platform imported instead",
             cfg.platform.kind()
-        ),
+        ).into()),
     };
-    let token = loaded.scim_token(p)?;
+    let token = loaded.scim_token(p).map_err(anyhow::Error::from)?;
     let http = Http::new(p.timeout, Some(token), p.max_retries)?
         .with_rate_limit(p.rate_limit)
         .with_concurrency(p.concurrency);
@@ -277,7 +277,7 @@ pub async fn run(
                 &serde_json::json!({}),
                 Some(&format!("{e:#}")),
             )?;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let users = store.load_state(RecordKind::User)?;
@@ -310,7 +310,10 @@ pub async fn run(
     }
     drop(store);
     drop(lock); // the roster run takes it itself
-    let fixed = super::roster(loaded, super::RosterOptions::default(), actor, progress).await?;
+    // a sync that took the lock in between: the fix failed, not skipped
+    let fixed = super::roster(loaded, super::RosterOptions::default(), actor, progress)
+        .await
+        .map_err(super::RunError::into_anyhow)?;
     Ok((report, Some(fixed)))
 }
 
