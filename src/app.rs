@@ -23,6 +23,7 @@ use crate::config::{Loaded, Platform, Source};
 use crate::connector::ims_enterprise::ImsEnterprise;
 use crate::connector::oneroster_csv::OneRosterCsv;
 use crate::exit::{CliError, CliResult, Exit};
+use crate::model::TrackedField;
 use crate::store::{AuditFilter, Fault, Store, audit};
 use crate::sync::{self, Progress, RosterOptions, RosterReport};
 use out::outln;
@@ -440,7 +441,7 @@ pub(crate) fn print_plan_table(plan: &sync::plan::Plan) -> Result<(), CliError> 
             c.action.as_str(),
             "user",
             &c.external_id,
-            &c.changed.join(","),
+            &TrackedField::join(&c.changed, ","),
         ]);
     }
     for c in &plan.groups {
@@ -448,7 +449,12 @@ pub(crate) fn print_plan_table(plan: &sync::plan::Plan) -> Result<(), CliError> 
             sync::plan::Action::Deactivate => "retire",
             a => a.as_str(),
         };
-        t.add_row(vec![verb, "group", &c.external_id, &c.changed.join(",")]);
+        t.add_row(vec![
+            verb,
+            "group",
+            &c.external_id,
+            &TrackedField::join(&c.changed, ","),
+        ]);
     }
     if plan.is_empty() {
         outln!("  nothing to do: the platform is up to date")?;

@@ -92,17 +92,18 @@ pub fn code(r: CliResult) -> i32 {
 mod tests {
     use super::*;
 
+    const ALL: [Exit; 6] = [
+        Exit::Ok,
+        Exit::Failure,
+        Exit::Config,
+        Exit::Refused,
+        Exit::AuditBroken,
+        Exit::StateMoved,
+    ];
+
     #[test]
     fn the_documented_codes() {
-        let all = [
-            Exit::Ok,
-            Exit::Failure,
-            Exit::Config,
-            Exit::Refused,
-            Exit::AuditBroken,
-            Exit::StateMoved,
-        ];
-        assert_eq!(all.map(Exit::code), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(ALL.map(Exit::code), [0, 1, 2, 3, 4, 5]);
         // `sync all`: the worse half wins
         assert_eq!(Exit::Failure.max(Exit::Refused), Exit::Refused);
         assert_eq!(CliError::StdoutClosed.exit().code(), 0);
@@ -128,15 +129,6 @@ mod tests {
             .filter_map(|l| l.trim_start_matches('|').split('|').next())
             .map(|c| c.trim().parse().expect("a code in the first column"))
             .collect();
-        let ours = [
-            Exit::Ok,
-            Exit::Failure,
-            Exit::Config,
-            Exit::Refused,
-            Exit::AuditBroken,
-            Exit::StateMoved,
-        ]
-        .map(Exit::code);
-        assert_eq!(documented, ours);
+        assert_eq!(documented, ALL.map(Exit::code));
     }
 }

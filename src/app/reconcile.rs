@@ -7,6 +7,7 @@ use super::out::outln;
 use crate::cli::Cli;
 use crate::config::Loaded;
 use crate::exit::{CliError, CliResult, Exit};
+use crate::model::TrackedField;
 use crate::sync::reconcile::{Finding, Report};
 
 pub async fn run(cli: &Cli, loaded: &Loaded, fix: bool) -> CliResult {
@@ -60,7 +61,12 @@ fn print(r: &Report) -> Result<(), CliError> {
     let mut t = super::table(&["finding", "kind", "id", "attributes"]);
     let mut add = |what: &str, list: &[Finding]| {
         for f in list {
-            t.add_row(vec![what, f.kind, &f.id, &f.fields.join(",")]);
+            t.add_row(vec![
+                what,
+                f.kind,
+                &f.id,
+                &TrackedField::join(&f.fields, ","),
+            ]);
         }
     };
     add("missing", &r.missing);

@@ -21,6 +21,7 @@ pub mod uwlr_results;
 pub(crate) mod uwlr_roster;
 pub(crate) mod xml_input;
 
+use crate::model::TrackedField;
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::{PlatformGroup, PlatformUser};
 
@@ -63,7 +64,7 @@ pub trait RecordSink {
         &self,
         id: &str,
         user: &PlatformUser,
-        changed: &[&str],
+        changed: &[TrackedField],
     ) -> Result<Written, SinkError>;
     /// Set `active: false`.
     async fn deactivate_user(&self, id: &str, external_id: &str) -> Result<Written, SinkError>;
@@ -79,7 +80,7 @@ pub trait RecordSink {
         id: &str,
         group: &PlatformGroup,
         member_ids: &[String],
-        changed: &[&str],
+        changed: &[TrackedField],
     ) -> Result<Written, SinkError>;
 }
 

@@ -20,6 +20,7 @@ pub use intents::Intent;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::model::TrackedField;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -240,41 +241,8 @@ pub struct RecordState {
     pub accommodations: Option<crate::privacy::policy::ExamAccommodations>,
 }
 
-/// Field name → short content hash of its value. Names come from the
-/// fixed set [`FIELD_NAMES`], so they are not allocated per record.
-pub type FieldHashes = std::collections::BTreeMap<&'static str, String>;
-
-/// Every field whose change the planner tracks: the user fields first
-/// (`policy::USER_FIELDS` is the first seven), then the group fields.
-pub const FIELD_NAMES: &[&str] = &[
-    "userName",
-    "name",
-    "email",
-    "role",
-    "org",
-    "accommodations",
-    "bsn",
-    "active",
-    "displayName",
-    "members",
-    // exam sittings and registrations
-    "code",
-    "tests",
-    "start",
-    "end",
-    "location",
-    "person",
-    "offering",
-    "state",
-    "personalNeeds",
-    "extraMinutes",
-    "attempt",
-];
-
-/// The static name of a tracked field.
-pub fn field_name(s: &str) -> Option<&'static str> {
-    FIELD_NAMES.iter().copied().find(|f| *f == s)
-}
+/// Field → short content hash of its value.
+pub type FieldHashes = std::collections::BTreeMap<TrackedField, String>;
 
 /// The kinds of record the roster sync keeps state for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -476,7 +444,7 @@ impl Store {
                     field_hashes: serde_json::from_str::<HashMap<String, String>>(&fh)
                         .unwrap_or_default()
                         .into_iter()
-                        .filter_map(|(k, v)| field_name(&k).map(|k| (k, v)))
+                        .filter_map(|(k, v)| TrackedField::parse(&k).map(|k| (k, v)))
                         .collect(),
                     platform_id: r.get(3)?,
                     active: r.get(4)?,
