@@ -69,10 +69,21 @@ pub async fn run(cli: Cli) -> i32 {
             );
             exit::FAILURE
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::FAILURE
-        }
+        Err(e) => match e
+            .chain()
+            .find_map(|x| x.downcast_ref::<crate::config::ConfigError>())
+        {
+            // a secret or TLS file a run needed (read when it built its
+            // connectors): the same line and code as any config error
+            Some(c) => {
+                eprintln!("config error: {c}");
+                exit::CONFIG
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                exit::FAILURE
+            }
+        },
     }
 }
 
@@ -587,7 +598,7 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
         },
         Source::OnerosterRest(s) => format!(
             "oneroster-rest {} (OneRoster {}, page size {}, full pull every {}; `check-config` does not connect)",
-            s.base_url,
+            s.endpoint.base_url,
             match s.version {
                 crate::config::OneRosterVersion::V1_2 => "1.2",
                 crate::config::OneRosterVersion::V1_1 => "1.1",
@@ -615,7 +626,7 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
         },
         Source::Uwlr(s) => format!(
             "uwlr {} ({}, {} school(s): {}; full read every {}; `check-config --connect` asks each school)",
-            s.url,
+            s.endpoint.base_url,
             match s.mode {
                 crate::config::uwlr::UwlrMode::AllInOne => "HaalLeerlinggegevens",
                 crate::config::uwlr::UwlrMode::Staged => "staged",
@@ -632,16 +643,12 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
     rows.push(("source".into(), source));
     let platform = match &c.platform {
         Platform::Scim(p) => format!(
-            "scim {} (bearer token from {}, userName from {}, concurrency {}, timeout {:?})",
-            p.base_url,
-            if p.token_file.is_some() {
-                "token_file"
-            } else {
-                "environment"
-            },
+            "scim {} ({}, userName from {}, concurrency {}, timeout {:?})",
+            p.endpoint.base_url,
+            p.endpoint.describe_auth(),
             p.user_name.as_str(),
-            p.concurrency,
-            p.timeout
+            p.endpoint.concurrency(crate::config::ScimPlatform::NEEDS),
+            p.endpoint.timeout
         ),
         Platform::CsvDrop(p) => format!("csv-drop into {}", p.path.display()),
         Platform::Oke(p) => format!(
@@ -695,6 +702,19 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
     for w in print_warnings(l) {
         rows.push(("warning".into(), w));
     }
+    // Secrets are read by runs, not by loading the config: report them
+    // here. Without --connect a missing one is a warning (the admin may
+    // check the config where the service's credentials are not present,
+    // e.g. outside systemd's LoadCredential=); with --connect an error.
+    for e in l.secret_problems() {
+        if connect {
+            ok = false;
+            rows.push(("secret".into(), format!("FAILED: {e}")));
+        } else {
+            eprintln!("warning: {e}");
+            rows.push(("warning".into(), format!("{e} (a run would stop here)")));
+        }
+    }
     if c.privacy.allow_bsn {
         eprintln!(
             "warning: {}: privacy.allow_bsn = true allows processing the BSN (burgerservicenummer); only set it where the law requires the BSN for this processing, and record why in the processing register",
@@ -745,11 +765,11 @@ fn settings_json(l: &Loaded) -> serde_json::Value {
         Source::Edexml(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
         Source::Uwlr(s) => serde_json::json!({
             "kind": c.source.kind(),
-            "url": s.url,
+            "url": s.endpoint.base_url,
             "schools": s.schools.iter().map(|x| x.code()).collect::<Vec<_>>(),
         }),
         Source::OnerosterRest(s) => {
-            serde_json::json!({"kind": c.source.kind(), "base_url": s.base_url})
+            serde_json::json!({"kind": c.source.kind(), "base_url": s.endpoint.base_url})
         }
         Source::Oke(s) => {
             serde_json::json!({"kind": c.source.kind(), "base_url": s.endpoint.base_url})
@@ -758,7 +778,7 @@ fn settings_json(l: &Loaded) -> serde_json::Value {
     let platform = match &c.platform {
         Platform::Scim(p) => serde_json::json!({
             "kind": "scim",
-            "base_url": p.base_url,
+            "base_url": p.endpoint.base_url,
             "extension_urn": p.extension_urn,
         }),
         Platform::CsvDrop(p) => serde_json::json!({"kind": "csv-drop", "path": p.path}),

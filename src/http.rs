@@ -305,6 +305,12 @@ impl Http {
         self
     }
 
+    /// Retries of one request (a `--connect` check asks once).
+    pub fn with_max_retries(mut self, n: usize) -> Http {
+        self.max_retries = n;
+        self
+    }
+
     /// Shorter backoff for tests.
     pub fn with_min_backoff(mut self, d: Duration) -> Http {
         self.min_backoff = d;

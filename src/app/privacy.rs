@@ -8,11 +8,10 @@ use serde_json::json;
 
 use super::{actor, print_json, table};
 use crate::cli::{Cli, ExportFormat, PrivacyCmd};
-use crate::config::{Environment, Loaded, Platform, Source};
+use crate::config::{Environment, Loaded, Platform, ScimPlatform, Source};
 use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::scim::ScimSink;
 use crate::exit;
-use crate::http::Http;
 use crate::store::{AuditEntry, Store};
 use crate::sync::lock::RunLock;
 
@@ -314,10 +313,13 @@ fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration
     let data = store.subject_data(person, &id)?;
     let platform = match &l.config.platform {
         Platform::Scim(p) => match &data.platform_id {
-            Some(pid) => format!("DELETE {}/Users/{pid}", p.base_url.trim_end_matches('/')),
+            Some(pid) => format!(
+                "DELETE {}/Users/{pid}",
+                p.endpoint.base_url.trim_end_matches('/')
+            ),
             None => format!(
                 "DELETE of the user with externalId {id} at {}, if the platform has one",
-                p.base_url
+                p.endpoint.base_url
             ),
         },
         Platform::CsvDrop(p) => format!(
@@ -384,9 +386,8 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
     let mut spare = None;
     let endpoint = match &l.config.platform {
         Platform::Scim(p) => {
-            let token = l.scim_token(p)?;
-            let http = Http::new(p.timeout, Some(token), p.max_retries)?;
-            let sink = ScimSink::connect(&p.base_url, http)
+            let http = l.http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?;
+            let sink = ScimSink::connect(&p.endpoint.base_url, http)
                 .await
                 .context("cannot reach the SCIM platform; nothing was erased")?
                 .with_shape(p.shape());
@@ -501,14 +502,14 @@ fn register(cli: &Cli, l: &Loaded) {
     let c = &l.config;
     let source = match &c.source {
         Source::OnerosterCsv(s) => format!("OneRoster CSV export at {}", s.path.display()),
-        Source::OnerosterRest(s) => format!("OneRoster REST service {}", s.base_url),
+        Source::OnerosterRest(s) => format!("OneRoster REST service {}", s.endpoint.base_url),
         Source::ImsEnterprise(s) => format!("IMS Enterprise XML file {}", s.path.display()),
         Source::Oke(s) => format!("OKE (OOAPI) SIS service {}", s.endpoint.base_url),
-        Source::Uwlr(s) => format!("UWLR 2.2 leerlinggegevens service {}", s.url),
+        Source::Uwlr(s) => format!("UWLR 2.2 leerlinggegevens service {}", s.endpoint.base_url),
         Source::Edexml(s) => format!("EDEXML 2.1 file {}", s.path.display()),
     };
     let platform = match &c.platform {
-        Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.base_url),
+        Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.endpoint.base_url),
         Platform::CsvDrop(p) => format!("exam platform file drop {}", p.path.display()),
         Platform::Oke(p) => format!("exam platform (OKE) {}", p.endpoint.base_url),
         Platform::EdexmlDrop(p) => format!("exam platform EDEXML file drop {}", p.path.display()),

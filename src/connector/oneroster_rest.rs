@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
 use crate::connector::oneroster_csv::{parse_accommodation_values, role_map};
-use crate::http::{Auth, Http, TlsFiles};
+use crate::http::Http;
 use crate::model::{
     Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
@@ -87,18 +87,17 @@ fn scalar(v: Option<&Value>) -> Option<String> {
 }
 
 impl OneRosterRest {
-    pub fn new(cfg: &OneRosterRestSource, auth: Auth, tls: &TlsFiles) -> Result<OneRosterRest> {
-        Ok(OneRosterRest {
-            base: cfg.base_url.trim_end_matches('/').to_string(),
+    /// `http`: the endpoint's client (see `Loaded::http_client`).
+    pub fn new(cfg: &OneRosterRestSource, http: Http) -> OneRosterRest {
+        OneRosterRest {
+            base: cfg.endpoint.base_url.trim_end_matches('/').to_string(),
             version: cfg.version,
-            http: Http::with_tls(cfg.timeout, auth, cfg.max_retries, tls)?
-                .with_rate_limit(cfg.rate_limit)
-                .with_concurrency(cfg.concurrency),
+            http,
             page_size: cfg.page_size,
-            concurrency: cfg.concurrency.max(1),
+            concurrency: cfg.endpoint.concurrency(OneRosterRestSource::NEEDS).max(1),
             role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),
-        })
+        }
     }
 
     /// Shorter backoff for tests.

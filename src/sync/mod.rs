@@ -18,13 +18,14 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::config::{Loaded, Platform, RestAuth, Source};
+use crate::config::oke::{OkePlatform as OkePlatformCfg, OkeSource as OkeSourceCfg};
+use crate::config::uwlr::UwlrSource;
+use crate::config::{Loaded, OneRosterRestSource, Platform, ScimPlatform, Source};
 use crate::connector::csv_files::CsvDrop;
 use crate::connector::ims_enterprise::ImsEnterprise;
 use crate::connector::oneroster_csv::OneRosterCsv;
 use crate::connector::oneroster_rest::OneRosterRest;
 use crate::connector::scim::ScimSink;
-use crate::http::{Auth, Http, OAuth2};
 use crate::model::{Roster, SourceIssue};
 use crate::privacy::policy::Policy;
 use crate::store::Store;
@@ -104,19 +105,8 @@ impl RosterReport {
 /// Read the configured roster source (blocking I/O).
 /// The REST source of a config, with its authentication.
 fn rest_source(loaded: &Loaded, cfg: &crate::config::OneRosterRestSource) -> Result<OneRosterRest> {
-    let auth = match cfg.auth {
-        RestAuth::Bearer => {
-            Auth::Bearer(loaded.bearer_token("source", &cfg.token, &cfg.token_file)?)
-        }
-        RestAuth::OAuth2 => Auth::OAuth2(std::sync::Arc::new(OAuth2::new(
-            cfg.token_url.as_deref().unwrap_or_default(),
-            cfg.client_id.as_deref().unwrap_or_default(),
-            loaded.client_secret(cfg)?,
-            cfg.scope.clone(),
-            cfg.timeout,
-        )?)),
-    };
-    OneRosterRest::new(cfg, auth, &loaded.rest_tls(cfg)?)
+    let http = loaded.http_client("source", &cfg.endpoint, OneRosterRestSource::NEEDS)?;
+    Ok(OneRosterRest::new(cfg, http))
 }
 
 /// The UWLR source of a config, with each school's key.
@@ -130,7 +120,7 @@ pub fn uwlr_source(
     crate::connector::uwlr::Uwlr::new(
         cfg,
         keys,
-        &loaded.uwlr_tls(cfg)?,
+        loaded.http_client("source", &cfg.endpoint, UwlrSource::NEEDS)?,
         loaded.uwlr_headers(cfg)?,
         chrono::Local::now().date_naive(),
     )
@@ -160,10 +150,11 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     }
     if let Platform::Scim(p) = &loaded.config.platform {
         let r = async {
-            let token = loaded.scim_token(p)?;
-            let http = Http::new(p.timeout, Some(token), 0)?;
+            let http = loaded
+                .http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?
+                .with_max_retries(0);
             let started = std::time::Instant::now();
-            let sink = ScimSink::connect(&p.base_url, http).await?;
+            let sink = ScimSink::connect(&p.endpoint.base_url, http).await?;
             let url = sink.ping().await?;
             let missing = sink.capabilities().missing(
                 &p.shape(),
@@ -186,13 +177,8 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     }
     if let Source::Oke(cfg) = &loaded.config.source {
         let r = async {
-            let auth =
-                loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
-            let src = crate::connector::oke::source::OkeSource::new(
-                cfg,
-                auth,
-                &loaded.oke_tls("source", &cfg.endpoint)?,
-            )?;
+            let http = loaded.http_client("source", &cfg.endpoint, OkeSourceCfg::NEEDS)?;
+            let src = crate::connector::oke::source::OkeSource::new(cfg, http);
             let started = std::time::Instant::now();
             let url = src.ping().await?;
             Ok(format!(
@@ -205,16 +191,8 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     }
     if let Platform::Oke(p) = &loaded.config.platform {
         let r = async {
-            let auth = loaded.oke_auth(
-                "platform",
-                &p.endpoint,
-                crate::config::oke::SCOPE_FLOW_2_3_4,
-            )?;
-            let sink = crate::connector::oke::platform::OkePlatform::new(
-                p,
-                auth,
-                &loaded.oke_tls("platform", &p.endpoint)?,
-            )?;
+            let http = loaded.http_client("platform", &p.endpoint, OkePlatformCfg::NEEDS)?;
+            let sink = crate::connector::oke::platform::OkePlatform::new(p, http);
             let known = known_offering(loaded);
             let started = std::time::Instant::now();
             let (url, answer) = sink.ping(known.as_deref()).await?;
@@ -283,13 +261,8 @@ pub fn read_source(
             src.read(&|n| progress.rows(n))
         }
         Source::Oke(cfg) => {
-            let auth =
-                loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
-            let src = crate::connector::oke::source::OkeSource::new(
-                cfg,
-                auth,
-                &loaded.oke_tls("source", &cfg.endpoint)?,
-            )?;
+            let http = loaded.http_client("source", &cfg.endpoint, OkeSourceCfg::NEEDS)?;
+            let src = crate::connector::oke::source::OkeSource::new(cfg, http);
             let fut = src.read();
             block_on(fut)
         }
@@ -645,16 +618,8 @@ async fn apply_plan(
             if plan.is_empty() {
                 return Ok((out, None));
             }
-            let auth = loaded.oke_auth(
-                "platform",
-                &p.endpoint,
-                crate::config::oke::SCOPE_FLOW_2_3_4,
-            )?;
-            let sink = crate::connector::oke::platform::OkePlatform::new(
-                p,
-                auth,
-                &loaded.oke_tls("platform", &p.endpoint)?,
-            )?;
+            let http = loaded.http_client("platform", &p.endpoint, OkePlatformCfg::NEEDS)?;
+            let sink = crate::connector::oke::platform::OkePlatform::new(p, http);
             apply_exams::apply_exams(
                 &sink,
                 plan,
@@ -670,11 +635,8 @@ async fn apply_plan(
             if plan.is_empty() {
                 return Ok((Outcome::from_plan(plan), None));
             }
-            let token = loaded.scim_token(p)?;
-            let http = Http::new(p.timeout, Some(token), p.max_retries)?
-                .with_rate_limit(p.rate_limit)
-                .with_concurrency(p.concurrency);
-            let sink = ScimSink::connect(&p.base_url, http)
+            let http = loaded.http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?;
+            let sink = ScimSink::connect(&p.endpoint.base_url, http)
                 .await
                 .with_context(
                     || "cannot reach the SCIM platform; check platform.base_url and the token",
@@ -694,7 +656,7 @@ async fn apply_plan(
             if !missing.is_empty() {
                 anyhow::bail!(
                     "the platform at {} cannot store what privacy.fields sends; nothing was written:\n  {}",
-                    p.base_url,
+                    p.endpoint.base_url,
                     missing.join("\n  ")
                 );
             }
@@ -705,7 +667,7 @@ async fn apply_plan(
                 state,
                 store,
                 ctx,
-                p.concurrency,
+                p.endpoint.concurrency(ScimPlatform::NEEDS),
                 p.max_consecutive_failures,
             )
             .await?;
