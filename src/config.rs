@@ -1495,7 +1495,8 @@ path = "/tmp/drop"
         let Platform::Scim(p) = &l.config.platform else {
             panic!("not scim")
         };
-        let Ok(crate::http::Auth::Bearer(t)) = l.endpoint_auth("platform", &p.endpoint, None)
+        let Ok(crate::http::Auth::Bearer(t)) =
+            l.endpoint_auth("platform", &p.endpoint, None, &Default::default())
         else {
             panic!("not a bearer token")
         };

@@ -482,6 +482,7 @@ impl Loaded {
         section: &str,
         e: &Endpoint,
         default_scope: Option<&str>,
+        tls: &TlsFiles,
     ) -> Result<Auth, ConfigError> {
         let auth_section = e.auth_section(section);
         Ok(match &e.auth {
@@ -504,7 +505,7 @@ impl Loaded {
                     ("client_secret_file", client_secret_file),
                 )?;
                 let scope = scope.clone().or(default_scope.map(str::to_string));
-                let o = OAuth2::new(token_url, client_id, secret, scope, e.timeout)
+                let o = OAuth2::new(token_url, client_id, secret, scope, e.timeout, tls)
                     .map_err(|err| self.error(&auth_section, "token_url", format!("{err:#}")))?;
                 Auth::OAuth2(std::sync::Arc::new(o))
             }
@@ -563,8 +564,8 @@ impl Loaded {
     /// The HTTP client of an endpoint: secrets and TLS files read now
     /// (when a run or `check-config --connect` builds its connectors).
     pub fn http_client(&self, section: &str, e: &Endpoint, needs: Needs) -> anyhow::Result<Http> {
-        let auth = self.endpoint_auth(section, e, needs.scope)?;
         let tls = self.endpoint_tls(section, e)?;
+        let auth = self.endpoint_auth(section, e, needs.scope, &tls)?;
         Ok(Http::with_tls(e.timeout, auth, e.max_retries, &tls)?
             .with_rate_limit(e.rate_limit)
             .with_concurrency(e.concurrency(needs)))

@@ -16,8 +16,14 @@ impl Loaded {
             }
         };
         for (section, e) in self.endpoints() {
-            check(self.endpoint_auth(section, e, None).map(drop));
-            check(self.endpoint_tls(section, e).map(drop));
+            match self.endpoint_tls(section, e) {
+                Ok(tls) => check(self.endpoint_auth(section, e, None, &tls).map(drop)),
+                Err(err) => {
+                    check(Err(err));
+                    let none = crate::http::TlsFiles::default();
+                    check(self.endpoint_auth(section, e, None, &none).map(drop));
+                }
+            }
         }
         if let Source::Uwlr(u) = &self.config.source {
             for n in 0..u.schools.len() {
