@@ -139,6 +139,15 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
             for w in loaded.warnings() {
                 tracing::warn!("{w}");
             }
+            // the daemon reads every secret at start: a missing one stops
+            // it here (exit 2, systemd shows why), not at its first run
+            let problems = loaded.secret_problems();
+            if !problems.is_empty() {
+                for e in problems {
+                    eprintln!("config error: {e}");
+                }
+                return Ok(exit::CONFIG);
+            }
             if loaded.config.state.path.exists() {
                 Store::open(&loaded.config.state.path)?.quick_check()?;
             }
