@@ -2,11 +2,12 @@
 
 use anyhow::Result;
 
-use super::{Bar, actor, print_json, print_plan_table, table};
+use super::{Bar, print_json, print_plan_table, table};
 use crate::cli::{Cli, PlanCmd};
 use crate::config::Loaded;
 use crate::exit;
 use crate::store::Store;
+use crate::store::audit::actor;
 use crate::sync::held::{self, Approval};
 
 pub async fn run(cli: &Cli, l: &Loaded, cmd: &PlanCmd) -> Result<i32> {

@@ -2,10 +2,11 @@
 
 use anyhow::Result;
 
-use super::{Bar, actor, print_issues, print_json, table};
+use super::{Bar, print_issues, print_json, table};
 use crate::cli::{Cli, ResultsArgs};
 use crate::config::Loaded;
 use crate::exit;
+use crate::store::audit::actor;
 use crate::store::outbox::OutboxSummary;
 use crate::sync::results::{self, ResultsOptions, ResultsReport};
 

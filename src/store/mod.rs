@@ -7,6 +7,7 @@
 pub mod anchor;
 pub mod audit;
 mod forget;
+pub mod glance;
 pub mod holds;
 mod intents;
 pub mod outbox;
@@ -238,7 +239,7 @@ pub struct RecordState {
     pub platform_id: Option<String>,
     pub active: bool,
     /// Users: the accommodations last pushed (None: none, or not known).
-    pub accommodations: Option<crate::privacy::policy::ExamAccommodations>,
+    pub accommodations: Option<crate::model::platform::ExamAccommodations>,
 }
 
 /// Field name → short content hash of its value. Names come from the
@@ -271,6 +272,10 @@ pub const FIELD_NAMES: &[&str] = &[
     "extraMinutes",
     "attempt",
 ];
+
+/// The user fields whose change the planner tracks: the first eight of
+/// [`FIELD_NAMES`].
+pub const USER_FIELDS: &[&str] = FIELD_NAMES.split_at(8).0;
 
 /// The static name of a tracked field.
 pub fn field_name(s: &str) -> Option<&'static str> {
