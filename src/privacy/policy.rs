@@ -18,7 +18,6 @@ use crate::privacy::pseudonym::Pseudonymizer;
 use crate::store::FieldHashes;
 use crate::store::holds::{Holds, SubjectKey};
 
-
 /// Short content hash of one field value.
 pub fn hash_value<T: Serialize>(v: &T) -> String {
     let bytes = serde_json::to_vec(v).expect("plain data serialises");
