@@ -19,7 +19,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuditCmd, AuditListArgs, Cli, Command, ResultsArgs, SyncWhat};
-use crate::config::{Loaded, Platform};
+use crate::config::Loaded;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::model::TrackedField;
 use crate::store::{AuditFilter, Fault, Store, audit};
@@ -590,22 +590,7 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
         }
     };
     rows.push(("source".into(), source));
-    let platform = match &c.platform {
-        Platform::Scim(p) => format!(
-            "scim {} ({}, userName from {}, concurrency {}, timeout {:?})",
-            p.endpoint.base_url,
-            p.endpoint.describe_auth(),
-            p.user_name.as_str(),
-            p.endpoint.concurrency(crate::config::ScimPlatform::NEEDS),
-            p.endpoint.timeout
-        ),
-        Platform::CsvDrop(p) => format!("csv-drop into {}", p.path.display()),
-        Platform::Oke(p) => format!(
-            "oke {} (OKE 1.0.1 flow 2, timeout {:?})",
-            p.endpoint.base_url, p.endpoint.timeout
-        ),
-        Platform::EdexmlDrop(p) => format!("edexml-drop (EDEXML 2.1) into {}", p.path.display()),
-    };
+    let platform = crate::connector::platform::platform_sink(&c.platform).check();
     rows.push(("platform".into(), platform));
     rows.push((
         "safety".into(),
@@ -706,19 +691,9 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
 /// The config's main settings as values (for `check-config --json`; the
 /// `checks` next to it are the human lines).
 fn settings_json(l: &Loaded) -> serde_json::Value {
-    use crate::config::Platform;
     let c = &l.config;
     let source = crate::connector::source::roster_source(&c.source).status_json();
-    let platform = match &c.platform {
-        Platform::Scim(p) => serde_json::json!({
-            "kind": "scim",
-            "base_url": p.endpoint.base_url,
-            "extension_urn": p.extension_urn,
-        }),
-        Platform::CsvDrop(p) => serde_json::json!({"kind": "csv-drop", "path": p.path}),
-        Platform::Oke(p) => serde_json::json!({"kind": "oke", "base_url": p.endpoint.base_url}),
-        Platform::EdexmlDrop(p) => serde_json::json!({"kind": "edexml-drop", "path": p.path}),
-    };
+    let platform = crate::connector::platform::platform_sink(&c.platform).status_json();
     let fields: Vec<&str> = c.privacy.fields.iter().map(|f| f.as_str()).collect();
     let sf = &c.safety;
     serde_json::json!({

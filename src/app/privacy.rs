@@ -506,12 +506,7 @@ fn print_touched(files: &[crate::privacy::files::Touched], none: &str) -> Result
 fn register(cli: &Cli, l: &Loaded) -> Result<(), CliError> {
     let c = &l.config;
     let source = crate::connector::source::roster_source(&c.source).register_line();
-    let platform = match &c.platform {
-        Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.endpoint.base_url),
-        Platform::CsvDrop(p) => format!("exam platform file drop {}", p.path.display()),
-        Platform::Oke(p) => format!("exam platform (OKE) {}", p.endpoint.base_url),
-        Platform::EdexmlDrop(p) => format!("exam platform EDEXML file drop {}", p.path.display()),
-    };
+    let platform = crate::connector::platform::platform_sink(&c.platform).register_line();
     let mut categories: Vec<&str> = vec!["SIS id (sourcedId)"];
     for f in &c.privacy.fields {
         categories.push(match f.as_str() {

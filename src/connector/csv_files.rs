@@ -416,6 +416,24 @@ impl FileSink for CsvDrop {
     }
 }
 
+impl crate::connector::platform::PlatformSink for crate::config::CsvDropPlatform {
+    fn kind(&self) -> &'static str {
+        "csv-drop"
+    }
+    fn check(&self) -> String {
+        format!("csv-drop into {}", self.path.display())
+    }
+    fn register_line(&self) -> String {
+        format!("exam platform file drop {}", self.path.display())
+    }
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({"kind": self.kind(), "path": self.path})
+    }
+    fn exam_shape(&self) -> crate::connector::platform::ExamShape {
+        crate::connector::platform::ExamShape::Files
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -580,9 +580,6 @@ impl super::source::RosterSource for OneRosterRestSource {
     fn register_line(&self) -> String {
         format!("OneRoster REST service {}", self.endpoint.base_url)
     }
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.endpoint.base_url]
-    }
     fn status_json(&self) -> serde_json::Value {
         serde_json::json!({"kind": self.kind(), "base_url": self.endpoint.base_url})
     }

@@ -976,6 +976,67 @@ impl crate::config::Field {
     }
 }
 
+impl crate::connector::platform::PlatformSink for crate::config::ScimPlatform {
+    fn kind(&self) -> &'static str {
+        "scim"
+    }
+    fn check(&self) -> String {
+        format!(
+            "scim {} ({}, userName from {}, concurrency {}, timeout {:?})",
+            self.endpoint.base_url,
+            self.endpoint.describe_auth(),
+            self.user_name.as_str(),
+            self.endpoint.concurrency(Self::NEEDS),
+            self.endpoint.timeout
+        )
+    }
+    fn register_line(&self) -> String {
+        format!("exam platform (SCIM 2.0) {}", self.endpoint.base_url)
+    }
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": self.kind(),
+            "base_url": self.endpoint.base_url,
+            "extension_urn": self.extension_urn,
+        })
+    }
+    fn exam_shape(&self) -> crate::connector::platform::ExamShape {
+        crate::connector::platform::ExamShape::Groups
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(async move {
+            let r = async {
+                let http = loaded
+                    .http_client("platform", &self.endpoint, Self::NEEDS)?
+                    .with_max_retries(0);
+                let started = std::time::Instant::now();
+                let sink = ScimSink::connect(&self.endpoint.base_url, http).await?;
+                let url = sink.ping().await?;
+                let missing = sink.capabilities().missing(
+                    &self.shape(),
+                    &crate::config::Field::scim_needs(&loaded.config.privacy.fields),
+                );
+                if !missing.is_empty() {
+                    anyhow::bail!(
+                        "GET {url}: authenticated, but the platform cannot store what privacy.fields sends:\n  {}",
+                        missing.join("\n  ")
+                    );
+                }
+                Ok(format!(
+                    "GET {url}: OK, authenticated, {} ms; {}",
+                    started.elapsed().as_millis(),
+                    sink.capabilities().summary(&self.extension_urn)
+                ))
+            }
+            .await;
+            vec![("platform link".to_string(), r)]
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,10 +40,6 @@ pub trait RosterSource: Sync {
     fn file(&self) -> Option<&Path> {
         None
     }
-    /// The network endpoints read (for the per-endpoint metrics).
-    fn urls(&self) -> Vec<&str> {
-        Vec::new()
-    }
     /// A source that can read changes since the last run: how often a full
     /// read is still due. `None`: every read is a full read.
     fn full_every(&self) -> Option<Duration> {

@@ -620,9 +620,6 @@ impl super::source::RosterSource for UwlrSource {
             self.endpoint.base_url
         )
     }
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.endpoint.base_url]
-    }
     fn status_json(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": self.kind(),

@@ -8,17 +8,16 @@
 use std::collections::HashMap;
 
 use crate::config::Platform;
+use crate::connector::platform::ExamShape;
 use crate::model::Completeness;
 use crate::privacy::policy::{Minimised, PlatformUser};
 
 /// Reshape the minimised roster for the configured platform.
 pub fn shape_for_platform(platform: &Platform, m: &mut Minimised) {
-    match platform {
-        // an exam sitting becomes a group of its candidates (for EDEXML: a
-        // samengestelde groep Facet can import)
-        Platform::Scim(_) | Platform::EdexmlDrop(_) => crate::privacy::exams::fold_into_groups(m),
-        Platform::CsvDrop(_) => {}
-        Platform::Oke(_) => embed_persons(m),
+    match crate::connector::platform::platform_sink(platform).exam_shape() {
+        ExamShape::Groups => crate::privacy::exams::fold_into_groups(m),
+        ExamShape::Files => {}
+        ExamShape::Registrations => embed_persons(m),
     }
 }
 

@@ -134,72 +134,13 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     let mut out = Vec::new();
     let source = crate::connector::source::roster_source(&loaded.config.source);
     out.extend(source.test_connection(loaded).await);
-    if let Platform::Scim(p) = &loaded.config.platform {
-        let r = async {
-            let http = loaded
-                .http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?
-                .with_max_retries(0);
-            let started = std::time::Instant::now();
-            let sink = ScimSink::connect(&p.endpoint.base_url, http).await?;
-            let url = sink.ping().await?;
-            let missing = sink.capabilities().missing(
-                &p.shape(),
-                &crate::config::Field::scim_needs(&loaded.config.privacy.fields),
-            );
-            if !missing.is_empty() {
-                anyhow::bail!(
-                    "GET {url}: authenticated, but the platform cannot store what privacy.fields sends:\n  {}",
-                    missing.join("\n  ")
-                );
-            }
-            Ok(format!(
-                "GET {url}: OK, authenticated, {} ms; {}",
-                started.elapsed().as_millis(),
-                sink.capabilities().summary(&p.extension_urn)
-            ))
-        }
-        .await;
-        out.push(("platform link".to_string(), r));
-    }
-    if let Platform::Oke(p) = &loaded.config.platform {
-        let r = async {
-            let http = loaded.http_client("platform", &p.endpoint, OkePlatformCfg::NEEDS)?;
-            let sink = crate::connector::oke::platform::OkePlatform::new(p, http);
-            let known = known_offering(loaded);
-            let started = std::time::Instant::now();
-            let (url, answer) = sink.ping(known.as_deref()).await?;
-            Ok(format!(
-                "GET {url}: OK, authenticated (scope {}), {} ms, answered {answer}",
-                crate::config::oke::SCOPE_FLOW_2_3_4,
-                started.elapsed().as_millis()
-            ))
-        }
-        .await;
-        out.push(("platform link".to_string(), r));
-    }
+    let platform = crate::connector::platform::platform_sink(&loaded.config.platform);
+    out.extend(platform.test_connection(loaded).await);
     out.extend(results::connect_checks(loaded).await);
     out
 }
 
 pub use crate::http::block_on;
-
-/// One active exam sitting sisync wrote to the platform, if the state file
-/// exists and holds one (for the OKE platform's connect check).
-fn known_offering(loaded: &Loaded) -> Option<String> {
-    let path = &loaded.config.state.path;
-    if !path.exists() {
-        return None;
-    }
-    let store = Store::open(path).ok()?;
-    let offerings = store.load_state(crate::store::RecordKind::Offering).ok()?;
-    let mut ids: Vec<&String> = offerings
-        .iter()
-        .filter(|(_, s)| s.active)
-        .map(|(id, _)| id)
-        .collect();
-    ids.sort();
-    ids.first().map(|id| id.to_string())
-}
 
 /// `since` (RFC 3339) asks an incremental source for changes only; file
 /// sources always read everything.
@@ -235,7 +176,11 @@ pub async fn roster(
     // for the periodic full pull.
     let since = match crate::connector::source::roster_source(&cfg.source).full_every() {
         // edexml-drop writes the whole roster: always a full pull
-        Some(_) if matches!(cfg.platform, Platform::EdexmlDrop(_)) => None,
+        Some(_)
+            if crate::connector::platform::platform_sink(&cfg.platform).wants_whole_roster() =>
+        {
+            None
+        }
         Some(every) if !opts.full => store.incremental_since(every)?,
         Some(_) | None => None,
     };
@@ -306,7 +251,8 @@ async fn roster_run(
     let state = State::load(store)?;
     exams::shape_for_platform(&cfg.platform, &mut minimised);
     // edexml-drop writes the whole roster, not only what changed
-    let snapshot = matches!(cfg.platform, Platform::EdexmlDrop(_))
+    let snapshot = crate::connector::platform::platform_sink(&cfg.platform)
+        .wants_whole_roster()
         .then(|| crate::connector::edexml_drop::Snapshot::of(&minimised));
     let plan = plan::plan(minimised, &state, opts.full);
     issues.extend(plan.issues.iter().cloned());

@@ -213,5 +213,27 @@ impl FileSink for EdexmlDrop {
     }
 }
 
+impl crate::connector::platform::PlatformSink for crate::config::edexml_drop::EdexmlDropPlatform {
+    fn kind(&self) -> &'static str {
+        "edexml-drop"
+    }
+    fn check(&self) -> String {
+        format!("edexml-drop (EDEXML 2.1) into {}", self.path.display())
+    }
+    fn register_line(&self) -> String {
+        format!("exam platform EDEXML file drop {}", self.path.display())
+    }
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({"kind": self.kind(), "path": self.path})
+    }
+    // a sitting becomes a samengestelde groep Facet can import
+    fn exam_shape(&self) -> crate::connector::platform::ExamShape {
+        crate::connector::platform::ExamShape::Groups
+    }
+    fn wants_whole_roster(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -376,3 +376,63 @@ impl ExamSink for OkePlatform {
         .await
     }
 }
+
+impl crate::connector::platform::PlatformSink for crate::config::oke::OkePlatform {
+    fn kind(&self) -> &'static str {
+        "oke"
+    }
+    fn check(&self) -> String {
+        format!(
+            "oke {} (OKE 1.0.1 flow 2, timeout {:?})",
+            self.endpoint.base_url, self.endpoint.timeout
+        )
+    }
+    fn register_line(&self) -> String {
+        format!("exam platform (OKE) {}", self.endpoint.base_url)
+    }
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({"kind": self.kind(), "base_url": self.endpoint.base_url})
+    }
+    fn exam_shape(&self) -> crate::connector::platform::ExamShape {
+        crate::connector::platform::ExamShape::Registrations
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(async move {
+            let r = async {
+                let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+                let sink = OkePlatform::new(self, http);
+                let known = known_offering(loaded);
+                let started = std::time::Instant::now();
+                let (url, answer) = sink.ping(known.as_deref()).await?;
+                Ok(format!(
+                    "GET {url}: OK, authenticated (scope {}), {} ms, answered {answer}",
+                    crate::config::oke::SCOPE_FLOW_2_3_4,
+                    started.elapsed().as_millis()
+                ))
+            }
+            .await;
+            vec![("platform link".to_string(), r)]
+        })
+    }
+}
+
+/// One active exam sitting sisync wrote to the platform, if the state file
+/// exists and holds one (for the connection test).
+fn known_offering(loaded: &crate::config::Loaded) -> Option<String> {
+    let path = &loaded.config.state.path;
+    if !path.exists() {
+        return None;
+    }
+    let store = crate::store::Store::open(path).ok()?;
+    let offerings = store.load_state(crate::store::RecordKind::Offering).ok()?;
+    let mut ids: Vec<&String> = offerings
+        .iter()
+        .filter(|(_, s)| s.active)
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    ids.first().map(|id| id.to_string())
+}

@@ -560,9 +560,6 @@ impl crate::connector::source::RosterSource for OkeSourceConfig {
     fn register_line(&self) -> String {
         format!("OKE (OOAPI) SIS service {}", self.endpoint.base_url)
     }
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.endpoint.base_url]
-    }
     fn status_json(&self) -> serde_json::Value {
         serde_json::json!({"kind": self.kind(), "base_url": self.endpoint.base_url})
     }
