@@ -436,6 +436,36 @@ fn read_only_commands_work_without_the_connector_secrets() {
     let o = sisync(&cfg, &["check-config", "--connect"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
+    // the daemon reads them all at start and does not start without them
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env_remove("SISYNC_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            daemon.kill().unwrap();
+            panic!("sisync run started without its secrets");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(2));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains(":22: platform.auth.token_file: cannot read")
+            && stderr.contains(":7: privacy.pseudonym_key_file: cannot read"),
+        "{stderr}"
+    );
+
     let o = sisync(&cfg, &["sync", "roster"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);

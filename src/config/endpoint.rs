@@ -366,25 +366,6 @@ impl Endpoint {
             format!("{section}.tls")
         }
     }
-
-    /// A bare endpoint (tests, and connectors built without a config).
-    pub fn new(base_url: &str, auth: Option<AuthCfg>) -> Endpoint {
-        Endpoint {
-            base_url: base_url.to_string(),
-            allow_insecure_http: false,
-            auth,
-            tls: TlsCfg::default(),
-            timeout: super::default_timeout(),
-            max_retries: super::default_retries(),
-            concurrency: None,
-            rate_limit: 0,
-            deprecated: Vec::new(),
-            auth_flat: false,
-            tls_flat: false,
-            url_key: "base_url",
-            conflict: None,
-        }
-    }
 }
 
 fn is_http_url(u: &str) -> bool {
