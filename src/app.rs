@@ -660,10 +660,15 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
         }
     }
     if cli.json {
-        let m: serde_json::Map<String, serde_json::Value> = rows
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
+        // several lines under one name (warnings): one value, a line each
+        let mut m = serde_json::Map::new();
+        for (k, v) in &rows {
+            let line = match m.remove(k) {
+                Some(serde_json::Value::String(before)) => format!("{before}\n{v}"),
+                _ => v.clone(),
+            };
+            m.insert(k.clone(), serde_json::Value::String(line));
+        }
         print_json(&serde_json::json!({ "ok": ok, "checks": m, "settings": settings_json(l) }));
     } else {
         for (k, v) in &rows {

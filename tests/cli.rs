@@ -433,6 +433,13 @@ fn read_only_commands_work_without_the_connector_secrets() {
         stderr.contains(":7: privacy.pseudonym_key_file: cannot read"),
         "{stderr}"
     );
+    let o = sisync(&cfg, &["--json", "check-config"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warnings = v["checks"]["warning"].as_str().unwrap_or_default();
+    assert!(
+        warnings.contains("platform.auth.token_file") && warnings.contains("pseudonym_key_file"),
+        "every warning in the JSON too: {warnings}"
+    );
     let o = sisync(&cfg, &["check-config", "--connect"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
