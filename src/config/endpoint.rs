@@ -733,6 +733,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_key_beside_the_endpoint_keys_is_refused_with_its_line() {
+        let e = parse(&format!(
+            "{HEAD}[platform]\nkind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\ntokne_file = \"t\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("unknown field `tokne_file`"), "{e}");
+        assert_eq!(e.line, Some(12), "{e}");
+        let e = parse(&format!(
+            "{HEAD}[platform]\nkind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\n\n[platform.tls]\nclient_cert = \"c.pem\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("unknown field `client_cert`"), "{e}");
+        assert_eq!(e.line, Some(14), "{e}");
+    }
+
+    #[test]
     fn mixing_old_and_new_forms_is_refused_at_the_old_key() {
         let e = parse(&format!(
             "{HEAD}[platform]\nkind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\ntoken_file = \"scim-token\"\n\n[platform.auth]\nkind = \"bearer\"\ntoken_file = \"t\"\n"
