@@ -1,10 +1,12 @@
 //! Command handlers: turn a parsed CLI into work and human (or JSON)
-//! output. Returns the process exit code.
+//! output. Each returns how it ended ([`Exit`]) or why it stopped
+//! ([`CliError`]); `main` turns that into the exit code.
 
 mod alerts;
 mod backup;
 mod manpage;
 mod manpage_config;
+pub(crate) mod out;
 mod plans;
 mod privacy;
 mod reconcile;
@@ -18,40 +20,62 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuditCmd, AuditListArgs, Cli, Command, ResultsArgs, SyncWhat};
 use crate::config::{Loaded, Platform};
-use crate::exit;
-use crate::store::{AuditFilter, Store, audit};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::model::TrackedField;
+use crate::store::{AuditFilter, Fault, Store, audit};
 use crate::sync::{self, Progress, RosterOptions, RosterReport};
+use out::outln;
+
+/// The errors handlers pass on with `?`: each is a failure (exit 1).
+macro_rules! failures {
+    ($($t:ty),* $(,)?) => {
+        $(impl From<$t> for CliError {
+            fn from(e: $t) -> CliError {
+                CliError::Failed(e.into())
+            }
+        })*
+    };
+}
+failures!(
+    std::io::Error,
+    serde_json::Error,
+    csv::Error,
+    crate::config::ConfigError,
+    crate::sync::lock::LockError,
+);
+
+impl From<sync::RunError> for CliError {
+    fn from(e: sync::RunError) -> CliError {
+        CliError::Failed(e.into_anyhow())
+    }
+}
 
 pub use crate::store::audit::actor;
 
-pub async fn run(cli: Cli) -> i32 {
+pub async fn run(cli: Cli) -> CliResult {
     match dispatch(&cli).await {
-        Ok(code) => code,
-        Err(e) if crate::store::is_damaged(&e) => {
+        Err(CliError::Failed(e)) if Fault::of(&e) == Some(Fault::Damaged) => {
             let state = Loaded::from_file(&cli.config)
                 .map(|l| l.config.state.path)
                 .unwrap_or_default();
-            eprintln!(
-                "error: {}",
-                crate::store::damaged_line(&state, &format!("{:#}", e.root_cause()))
-            );
-            exit::FAILURE
+            Err(CliError::Damaged(crate::store::damaged_line(
+                &state,
+                &format!("{:#}", e.root_cause()),
+            )))
         }
-        Err(e) => match e
-            .chain()
-            .find_map(|x| x.downcast_ref::<crate::config::ConfigError>())
-        {
-            // a secret or TLS file a run needed (read when it built its
-            // connectors): the same line and code as any config error
-            Some(c) => {
-                eprintln!("config error: {c}");
-                exit::CONFIG
-            }
-            None => {
-                eprintln!("error: {e:#}");
-                exit::FAILURE
-            }
-        },
+        // a secret or TLS file a run needed (read when it built its
+        // connectors): the same line and code as any config error
+        Err(CliError::Failed(e)) => {
+            let config = e
+                .chain()
+                .find_map(|x| x.downcast_ref::<crate::config::ConfigError>())
+                .map(ToString::to_string);
+            Err(match config {
+                Some(line) => CliError::Config(line),
+                None => CliError::Failed(e),
+            })
+        }
+        other => other,
     }
 }
 
@@ -82,21 +106,15 @@ fn verify_anchored(l: &Loaded, store: &Store) -> Result<audit::VerifyReport> {
     }
 }
 
-fn load(cli: &Cli) -> Result<Loaded, i32> {
-    Loaded::from_file(&cli.config).map_err(|e| {
-        eprintln!("config error: {e}");
-        exit::CONFIG
-    })
+fn load(cli: &Cli) -> Result<Loaded, CliError> {
+    Loaded::from_file(&cli.config).map_err(|e| CliError::Config(e.to_string()))
 }
 
-async fn dispatch(cli: &Cli) -> Result<i32> {
+async fn dispatch(cli: &Cli) -> CliResult {
     if let Command::Generate { what } = &cli.command {
         return generate(what);
     }
-    let loaded = match load(cli) {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
-    };
+    let loaded = load(cli)?;
     match &cli.command {
         Command::Generate { .. } => unreachable!("handled before the config is read"),
         Command::Privacy { cmd } => privacy::run(cli, &loaded, cmd).await,
@@ -114,17 +132,17 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
                 for e in problems {
                     eprintln!("config error: {e}");
                 }
-                return Ok(exit::CONFIG);
+                return Ok(Exit::Config);
             }
             if loaded.config.state.path.exists() {
                 Store::open(&loaded.config.state.path)?.quick_check()?;
             }
-            crate::daemon::run(
+            Ok(crate::daemon::run(
                 cli.config.clone(),
                 loaded,
                 crate::daemon::Runners::standard(),
             )
-            .await
+            .await?)
         }
         Command::CheckConfig { connect } => check_config(cli, &loaded, *connect).await,
         Command::Sync {
@@ -159,9 +177,11 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
                 }
                 other => other,
             };
-            if cli.json {
-                print_collected_json(&["roster", "results"]);
-            }
+            let code = if cli.json {
+                print_collected_json(&["roster", "results"]).and(code)
+            } else {
+                code
+            };
             alerts::after_oneshot(&loaded, a.dry_run, code).await
         }
         Command::Alerts { cmd } => alerts::run(cli, &loaded, cmd).await,
@@ -177,12 +197,12 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
                     "error: no state database at {}; run `sisync sync roster` first or check state.path",
                     path.display()
                 );
-                return Ok(exit::FAILURE);
+                return Ok(Exit::Failure);
             }
             if let AuditCmd::List(a) = cmd {
                 if a.csv && cli.json {
                     eprintln!("usage error: --json and --csv choose two formats; pass one of them");
-                    return Ok(exit::CONFIG);
+                    return Ok(Exit::Config);
                 }
             }
             let store = Store::open(path)?;
@@ -200,7 +220,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
 
 /// `sisync sync roster` (also the first half of `sync all`): run, print,
 /// and the exit code.
-async fn sync_roster(cli: &Cli, loaded: &Loaded, a: &crate::cli::SyncArgs) -> Result<i32> {
+async fn sync_roster(cli: &Cli, loaded: &Loaded, a: &crate::cli::SyncArgs) -> CliResult {
     let opts = RosterOptions {
         dry_run: a.dry_run,
         full: a.full,
@@ -210,20 +230,20 @@ async fn sync_roster(cli: &Cli, loaded: &Loaded, a: &crate::cli::SyncArgs) -> Re
     let report = sync::roster(loaded, opts, &actor(), &bar).await;
     bar.done();
     let report = report?;
-    print_roster(cli, &report);
+    print_roster(cli, &report)?;
     let stopped = report.outcome.as_ref().is_some_and(|o| o.stopped.is_some());
     Ok(if report.refused.is_some() {
-        exit::REFUSED
+        Exit::Refused
     } else if report.failed() > 0 || stopped {
-        exit::FAILURE
+        Exit::Failure
     } else {
-        exit::OK
+        Exit::Ok
     })
 }
 
 /// `sisync generate`: man pages and shell completions from the clap
 /// definitions (used when building the package).
-fn generate(what: &crate::cli::GenerateWhat) -> Result<i32> {
+fn generate(what: &crate::cli::GenerateWhat) -> CliResult {
     use clap::CommandFactory;
     let cmd = Cli::command();
     match what {
@@ -239,17 +259,16 @@ fn generate(what: &crate::cli::GenerateWhat) -> Result<i32> {
                 dir.join("sisync.toml.5"),
                 manpage_config::page(env!("CARGO_PKG_VERSION")),
             )?;
-            println!("man pages written to {}", dir.display());
+            outln!("man pages written to {}", dir.display())?;
         }
         crate::cli::GenerateWhat::Completions { shell } => {
-            use std::io::Write as _;
             let mut cmd = cmd;
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "sisync", &mut script);
-            std::io::stdout().write_all(&script)?;
+            out::bytes(&script)?;
         }
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 /// A progress bar on a terminal; silent otherwise.
@@ -326,7 +345,7 @@ static JSON_PARTS: std::sync::Mutex<Option<Vec<serde_json::Value>>> = std::sync:
 
 /// Print one JSON document (each invocation prints exactly one), with the
 /// sisync `version` in every object.
-pub(crate) fn print_json<T: serde::Serialize>(v: &T) {
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> Result<(), CliError> {
     let mut v =
         serde_json::to_value(v).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
     if let serde_json::Value::Object(m) = &mut v {
@@ -336,13 +355,13 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) {
     if let Ok(mut parts) = JSON_PARTS.lock() {
         if let Some(list) = parts.as_mut() {
             list.push(v);
-            return;
+            return Ok(());
         }
     }
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-    );
+    )
 }
 
 /// Start collecting JSON documents (see [`JSON_PARTS`]).
@@ -353,7 +372,7 @@ fn collect_json() {
 }
 
 /// Stop collecting and print what was collected as one document.
-fn print_collected_json(keys: &[&str]) {
+fn print_collected_json(keys: &[&str]) -> Result<(), CliError> {
     let parts = JSON_PARTS
         .lock()
         .ok()
@@ -364,36 +383,40 @@ fn print_collected_json(keys: &[&str]) {
     for k in keys {
         doc.insert((*k).into(), parts.next().unwrap_or(serde_json::Value::Null));
     }
-    print_json(&serde_json::Value::Object(doc));
+    print_json(&serde_json::Value::Object(doc))
 }
 
 /// The first 20 source issues under a title; all of them are in the log.
-pub(crate) fn print_issues(title: &str, issues: &[crate::model::SourceIssue]) {
+pub(crate) fn print_issues(
+    title: &str,
+    issues: &[crate::model::SourceIssue],
+) -> Result<(), CliError> {
     const SHOWN: usize = 20;
     if issues.is_empty() {
-        return;
+        return Ok(());
     }
-    println!("{title} ({}):", issues.len());
+    outln!("{title} ({}):", issues.len())?;
     for i in issues.iter().take(SHOWN) {
-        println!("  {i}");
+        outln!("  {i}")?;
     }
     if issues.len() > SHOWN {
-        println!(
+        outln!(
             "  ... and {} more (all are in the log)",
             issues.len() - SHOWN
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// The plan as a table (a dry run, `plan show`).
-pub(crate) fn print_plan_table(plan: &sync::plan::Plan) {
+pub(crate) fn print_plan_table(plan: &sync::plan::Plan) -> Result<(), CliError> {
     let mut t = table(&["action", "kind", "id", "fields"]);
     for c in &plan.users {
         t.add_row(vec![
             c.action.as_str(),
             "user",
             &c.external_id,
-            &c.changed.join(","),
+            &TrackedField::join(&c.changed, ","),
         ]);
     }
     for c in &plan.groups {
@@ -401,49 +424,58 @@ pub(crate) fn print_plan_table(plan: &sync::plan::Plan) {
             sync::plan::Action::Deactivate => "retire",
             a => a.as_str(),
         };
-        t.add_row(vec![verb, "group", &c.external_id, &c.changed.join(",")]);
+        t.add_row(vec![
+            verb,
+            "group",
+            &c.external_id,
+            &TrackedField::join(&c.changed, ","),
+        ]);
     }
     if plan.is_empty() {
-        println!("  nothing to do: the platform is up to date");
+        outln!("  nothing to do: the platform is up to date")?;
     } else {
-        println!("{t}");
+        outln!("{t}")?;
     }
+    Ok(())
 }
 
-fn print_roster(cli: &Cli, r: &RosterReport) {
+fn print_roster(cli: &Cli, r: &RosterReport) -> Result<(), CliError> {
     if cli.json {
-        print_json(r);
-        return;
+        return print_json(r);
     }
-    print_issues("Skipped source rows", &r.issues);
+    print_issues("Skipped source rows", &r.issues)?;
     if let Some(refusal) = &r.refused {
-        println!(
+        outln!(
             "Refused by the safety gate, nothing was written: {refusal}\n  plan: {} users to create, {} to update, {} to deactivate; {} classes to retire",
             r.plan.count_users(sync::plan::Action::Create),
             r.plan.count_users(sync::plan::Action::Update),
             r.plan.count_users(sync::plan::Action::Deactivate),
             r.plan.count_groups(sync::plan::Action::Deactivate),
-        );
+        )?;
         if let Some(id) = r.held_plan {
-            println!(
+            outln!(
                 "  held as plan {id}: review it with `sisync plan show {id}`, apply exactly that plan with `sisync plan approve {id}`"
-            );
+            )?;
         }
-        return;
+        return Ok(());
     }
     if let Some(d) = r.deferred.as_ref().filter(|d| d.total() > 0) {
-        println!("{d}; the first run after the window applies them (through the safety gate)");
+        outln!("{d}; the first run after the window applies them (through the safety gate)")?;
     }
     if r.dry_run {
-        println!("Dry run: nothing was changed. The plan:");
-        print_plan_table(&r.plan);
-        println!(
+        outln!("Dry run: nothing was changed. The plan:")?;
+        print_plan_table(&r.plan)?;
+        outln!(
             "{} users and {} groups unchanged; source: {}",
-            r.plan.unchanged_users, r.plan.unchanged_groups, r.source_format
-        );
-        return;
+            r.plan.unchanged_users,
+            r.plan.unchanged_groups,
+            r.source_format
+        )?;
+        return Ok(());
     }
-    let Some(o) = &r.outcome else { return };
+    let Some(o) = &r.outcome else {
+        return Ok(());
+    };
     let mut t = table(&[
         "",
         "created",
@@ -464,7 +496,7 @@ fn print_roster(cli: &Cli, r: &RosterReport) {
             x.failed.to_string(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}")?;
     let mut notes = vec![format!("source: {}", r.source_format)];
     if !r.issues.is_empty() {
         notes.push(format!("{} source rows skipped", r.issues.len()));
@@ -487,9 +519,9 @@ fn print_roster(cli: &Cli, r: &RosterReport) {
     if let Some(id) = r.run_id {
         notes.push(format!("run {id}"));
     }
-    println!("{}", notes.join("; "));
+    outln!("{}", notes.join("; "))?;
     if let Some(d) = &r.delivered {
-        println!("delivered to {}", d.display());
+        outln!("delivered to {}", d.display())?;
     }
     for f in o.failures.iter().take(20) {
         eprintln!("failed: {f}");
@@ -506,9 +538,10 @@ fn print_roster(cli: &Cli, r: &RosterReport) {
             o.failed()
         );
     }
+    Ok(())
 }
 
-async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
+async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
     let c = &l.config;
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut ok = true;
@@ -669,13 +702,13 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> Result<i32> {
             };
             m.insert(k.clone(), serde_json::Value::String(line));
         }
-        print_json(&serde_json::json!({ "ok": ok, "checks": m, "settings": settings_json(l) }));
+        print_json(&serde_json::json!({ "ok": ok, "checks": m, "settings": settings_json(l) }))?;
     } else {
         for (k, v) in &rows {
-            println!("{k:<12} {v}");
+            outln!("{k:<12} {v}")?;
         }
     }
-    Ok(if ok { exit::OK } else { exit::CONFIG })
+    Ok(if ok { Exit::Ok } else { Exit::Config })
 }
 
 /// The config's main settings as values (for `check-config --json`; the
@@ -723,18 +756,18 @@ fn settings_json(l: &Loaded) -> serde_json::Value {
     })
 }
 
-fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
+fn status(cli: &Cli, l: &Loaded) -> CliResult {
     let path = &l.config.state.path;
     if !path.exists() {
         if cli.json {
-            print_json(&serde_json::json!({ "state": path, "runs": [] }));
+            print_json(&serde_json::json!({ "state": path, "runs": [] }))?;
         } else {
-            println!(
+            outln!(
                 "No state yet at {}: sisync has not run. Start with `sisync sync roster --dry-run`.",
                 path.display()
-            );
+            )?;
         }
-        return Ok(exit::OK);
+        return Ok(Exit::Ok);
     }
     let store = Store::open(path)?;
     let runs = store.recent_runs(10)?;
@@ -758,14 +791,14 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
             "last_purge": last_purge,
             "runs": runs,
             "audit": verify,
-        }));
-        return Ok(exit::OK);
+        }))?;
+        return Ok(Exit::Ok);
     }
-    println!(
+    outln!(
         "state    {} (schema v{})",
         path.display(),
         store.schema_version()?
-    );
+    )?;
     let c = |kind: &str, active: bool| {
         counts
             .iter()
@@ -773,13 +806,13 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
             .map(|x| x.2)
             .unwrap_or(0)
     };
-    println!(
+    outln!(
         "records  users {} active, {} deactivated; classes {} active, {} retired",
         c("user", true),
         c("user", false),
         c("group", true),
         c("group", false)
-    );
+    )?;
     if let Some(w) = l.config.safety.freeze_on(sync::today()) {
         let deferred = runs
             .iter()
@@ -787,7 +820,7 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
             .and_then(|r| r.summary.get("deferred"))
             .and_then(|d| serde_json::from_value::<serde_json::Value>(d.clone()).ok())
             .filter(|d| !d.is_null());
-        println!(
+        outln!(
             "FREEZE   {} from {} until {}{}; last run deferred: {}",
             w.mode.as_str(),
             w.from,
@@ -800,16 +833,16 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
             deferred
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "nothing yet".into())
-        );
+        )?;
     }
     for (id, since) in &held {
-        println!(
+        outln!(
             "HELD     plan {id} since {since}: nothing is written until `sisync plan show {id}` / `sisync plan approve {id}`"
-        );
+        )?;
     }
     if let Some(r) = runs.iter().find(|r| r.kind == "reconcile") {
         let n = |k: &str| r.summary.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-        println!(
+        outln!(
             "reconcile {} at {}: {} missing, {} drifted, {} orphans, {} classes with other members{}",
             r.outcome,
             r.started_at,
@@ -822,19 +855,19 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
             } else {
                 ""
             }
-        );
+        )?;
     }
-    results::print_outbox(&outbox);
-    println!(
+    results::print_outbox(&outbox)?;
+    outln!(
         "privacy  {} restricted, {} erased (tombstones); last purge {}",
         holds.restricted,
         holds.erased,
         last_purge.as_deref().unwrap_or("never")
-    );
+    )?;
     if let Some(problem) = &holds.key_problem {
-        println!("         SUBJECT KEY: {problem}");
+        outln!("         SUBJECT KEY: {problem}")?;
     }
-    println!(
+    outln!(
         "audit    {} entries, head {}{}",
         verify.entries,
         &verify.head_hash[..12],
@@ -843,7 +876,7 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
         } else {
             "  CHAIN BROKEN: run `sisync audit verify`".into()
         }
-    );
+    )?;
     let mut t = table(&[
         "run",
         "kind",
@@ -895,15 +928,15 @@ fn status(cli: &Cli, l: &Loaded) -> Result<i32> {
             r.actor.clone(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}")?;
     if let Some(r) = runs.iter().find(|r| r.error.is_some()) {
-        println!(
+        outln!(
             "last error (run {}): {}",
             r.id,
             r.error.as_deref().unwrap_or_default()
-        );
+        )?;
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 /// Parse a --since/--until value into the audit log's UTC format.
@@ -937,7 +970,7 @@ pub fn parse_time(s: &str) -> Result<String, String> {
     ))
 }
 
-fn audit_list(cli: &Cli, store: &Store, a: &AuditListArgs) -> Result<i32> {
+fn audit_list(cli: &Cli, store: &Store, a: &AuditListArgs) -> CliResult {
     let mut f = AuditFilter {
         person: a.person.clone(),
         kind: a.kind.clone(),
@@ -954,17 +987,20 @@ fn audit_list(cli: &Cli, store: &Store, a: &AuditListArgs) -> Result<i32> {
                 Ok(t) => *slot = Some(t),
                 Err(e) => {
                     eprintln!("error: {arg}: {e}");
-                    return Ok(exit::CONFIG);
+                    return Ok(Exit::Config);
                 }
             }
         }
     }
     let rows = audit::list(store.conn(), &f)?;
     if cli.json {
-        print_json(&rows);
+        print_json(&rows)?;
     } else if a.csv {
         // read by a person in a spreadsheet: always guarded
-        crate::connector::csv_guard::write_serialized(std::io::stdout(), &rows)?;
+        let mut csv = Vec::new();
+        crate::connector::csv_guard::write_serialized(&mut csv, &rows)
+            .map_err(anyhow::Error::from)?;
+        out::bytes(&csv)?;
     } else {
         let mut t = table(&[
             "seq",
@@ -991,25 +1027,25 @@ fn audit_list(cli: &Cli, store: &Store, a: &AuditListArgs) -> Result<i32> {
                 r.endpoint.clone(),
             ]);
         }
-        println!("{t}");
+        outln!("{t}")?;
         let persons: std::collections::BTreeSet<&str> = rows
             .iter()
             .filter(|r| r.record_kind == "user")
             .filter_map(|r| r.record_id.as_deref())
             .collect();
-        println!("{} entries about {} persons", rows.len(), persons.len());
+        outln!("{} entries about {} persons", rows.len(), persons.len())?;
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
-fn audit_show(cli: &Cli, store: &Store, seq: i64) -> Result<i32> {
+fn audit_show(cli: &Cli, store: &Store, seq: i64) -> CliResult {
     let Some(r) = audit::get(store.conn(), seq)? else {
         eprintln!("error: audit entry {seq} does not exist; `sisync audit list` shows the numbers");
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     };
     if cli.json {
-        print_json(&r);
-        return Ok(exit::OK);
+        print_json(&r)?;
+        return Ok(Exit::Ok);
     }
     let v = serde_json::to_value(&r)?;
     if let Some(m) = v.as_object() {
@@ -1019,28 +1055,31 @@ fn audit_show(cli: &Cli, store: &Store, seq: i64) -> Result<i32> {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            println!("{k:<15} {shown}");
+            outln!("{k:<15} {shown}")?;
         }
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
-fn audit_verify(cli: &Cli, l: &Loaded, store: &Store) -> Result<i32> {
+fn audit_verify(cli: &Cli, l: &Loaded, store: &Store) -> CliResult {
     let r = verify_anchored(l, store)?;
     if cli.json {
-        print_json(&r);
+        print_json(&r)?;
     } else if let Some((seq, why)) = &r.first_broken {
-        println!(
+        outln!(
             "audit log BROKEN at entry {seq}: {why}. Entries before {seq} check out; keep a copy of {} for investigation.",
             store.path().display()
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "audit log OK: {} entries, chain intact from entry 1, head {} (entry {}); anchors: {}",
-            r.entries, r.head_hash, r.last_seq, r.anchors
-        );
+            r.entries,
+            r.head_hash,
+            r.last_seq,
+            r.anchors
+        )?;
     }
-    Ok(if r.ok() { exit::OK } else { exit::AUDIT_BROKEN })
+    Ok(if r.ok() { Exit::Ok } else { Exit::AuditBroken })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod connector;
 pub mod daemon;
 pub mod digest;
 pub mod endpoints;
+pub mod exit;
 pub mod http;
 pub mod journal;
 pub mod model;
@@ -20,14 +21,3 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub(crate) mod xml_input;
-
-/// Process exit codes (the CLI contract).
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILURE: i32 = 1;
-    pub const CONFIG: i32 = 2;
-    pub const REFUSED: i32 = 3;
-    pub const AUDIT_BROKEN: i32 = 4;
-    /// `plan approve`: the state moved since the plan was made.
-    pub const STATE_MOVED: i32 = 5;
-}

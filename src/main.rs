@@ -65,27 +65,7 @@ fn stderr_is_journal() -> bool {
     }
 }
 
-/// `sisync audit list | head -1`: once the reader closes the pipe, the
-/// rest of the output has nowhere to go. That is the reader's choice, not
-/// a failure: end quietly with exit 0 instead of a panic (exit 101).
-fn quiet_on_closed_stdout() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
-            std::process::exit(sisync::exit::OK);
-        }
-        default(info);
-    }));
-}
-
 fn main() {
-    quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.color);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -95,9 +75,11 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(sisync::exit::FAILURE);
+            std::process::exit(sisync::exit::Exit::Failure.code());
         }
     };
-    let code = rt.block_on(sisync::app::run(cli));
+    // how the command ended, or why it stopped: one line on stderr and
+    // the documented exit code (sisync::exit)
+    let code = sisync::exit::code(rt.block_on(sisync::app::run(cli)));
     std::process::exit(code);
 }

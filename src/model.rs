@@ -405,3 +405,219 @@ pub struct OkeResult {
     pub result_date: Option<String>,
     pub test_date: Option<String>,
 }
+
+/// A field whose change the planner tracks, by a hash of its value (never
+/// the value). The names are stored in the state database (per-field
+/// hashes, held plans) and written to the audit log, so they never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackedField {
+    UserName,
+    Name,
+    Email,
+    Role,
+    Org,
+    Accommodations,
+    Bsn,
+    Active,
+    DisplayName,
+    Members,
+    Code,
+    Tests,
+    Start,
+    End,
+    Location,
+    Person,
+    Offering,
+    State,
+    PersonalNeeds,
+    ExtraMinutes,
+    Attempt,
+}
+
+impl TrackedField {
+    /// Every tracked field.
+    pub const ALL: &[TrackedField] = &[
+        TrackedField::UserName,
+        TrackedField::Name,
+        TrackedField::Email,
+        TrackedField::Role,
+        TrackedField::Org,
+        TrackedField::Accommodations,
+        TrackedField::Bsn,
+        TrackedField::Active,
+        TrackedField::DisplayName,
+        TrackedField::Members,
+        TrackedField::Code,
+        TrackedField::Tests,
+        TrackedField::Start,
+        TrackedField::End,
+        TrackedField::Location,
+        TrackedField::Person,
+        TrackedField::Offering,
+        TrackedField::State,
+        TrackedField::PersonalNeeds,
+        TrackedField::ExtraMinutes,
+        TrackedField::Attempt,
+    ];
+
+    /// A platform user's fields (a full update sends all of them).
+    pub const USER: &[TrackedField] = &[
+        TrackedField::UserName,
+        TrackedField::Name,
+        TrackedField::Email,
+        TrackedField::Role,
+        TrackedField::Org,
+        TrackedField::Accommodations,
+        TrackedField::Bsn,
+        TrackedField::Active,
+    ];
+
+    /// A class's fields.
+    pub const GROUP: &[TrackedField] = &[
+        TrackedField::DisplayName,
+        TrackedField::Org,
+        TrackedField::Active,
+        TrackedField::Members,
+    ];
+
+    /// The name in the state database, the audit log and plans.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TrackedField::UserName => "userName",
+            TrackedField::Name => "name",
+            TrackedField::Email => "email",
+            TrackedField::Role => "role",
+            TrackedField::Org => "org",
+            TrackedField::Accommodations => "accommodations",
+            TrackedField::Bsn => "bsn",
+            TrackedField::Active => "active",
+            TrackedField::DisplayName => "displayName",
+            TrackedField::Members => "members",
+            TrackedField::Code => "code",
+            TrackedField::Tests => "tests",
+            TrackedField::Start => "start",
+            TrackedField::End => "end",
+            TrackedField::Location => "location",
+            TrackedField::Person => "person",
+            TrackedField::Offering => "offering",
+            TrackedField::State => "state",
+            TrackedField::PersonalNeeds => "personalNeeds",
+            TrackedField::ExtraMinutes => "extraMinutes",
+            TrackedField::Attempt => "attempt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TrackedField> {
+        TrackedField::ALL.iter().copied().find(|f| f.as_str() == s)
+    }
+
+    /// The names of `fields` joined by `sep` (lines, the audit log).
+    pub fn join(fields: &[TrackedField], sep: &str) -> String {
+        let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+        names.join(sep)
+    }
+}
+
+impl std::fmt::Display for TrackedField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Ordered by name, as the field names were before they had a type: maps
+/// keyed by field iterate (and list changed fields) in the same order.
+impl Ord for TrackedField {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for TrackedField {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Serialize for TrackedField {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TrackedField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        TrackedField::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown field `{s}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracked_fields_keep_their_stored_names_and_order() {
+        // the names in state databases written before the enum existed
+        let stored = [
+            "userName",
+            "name",
+            "email",
+            "role",
+            "org",
+            "accommodations",
+            "bsn",
+            "active",
+            "displayName",
+            "members",
+            "code",
+            "tests",
+            "start",
+            "end",
+            "location",
+            "person",
+            "offering",
+            "state",
+            "personalNeeds",
+            "extraMinutes",
+            "attempt",
+        ];
+        let names: Vec<&str> = TrackedField::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, stored);
+        for f in TrackedField::ALL {
+            assert_eq!(TrackedField::parse(f.as_str()), Some(*f));
+        }
+        assert_eq!(TrackedField::parse("colour"), None);
+        // maps keyed by field list (and hash) them in name order, as before
+        let mut by_name = stored.to_vec();
+        by_name.sort_unstable();
+        let mut by_field = TrackedField::ALL.to_vec();
+        by_field.sort();
+        assert_eq!(
+            by_field.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+            by_name
+        );
+        // JSON as in the state database and held plans
+        let m: BTreeMap<TrackedField, String> = [
+            (TrackedField::Members, "1".into()),
+            (TrackedField::DisplayName, "2".into()),
+        ]
+        .into();
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(text, r#"{"displayName":"2","members":"1"}"#);
+        assert_eq!(
+            serde_json::from_str::<BTreeMap<TrackedField, String>>(&text).unwrap(),
+            m
+        );
+        assert!(serde_json::from_str::<TrackedField>(r#""colour""#).is_err());
+        assert_eq!(
+            TrackedField::join(TrackedField::GROUP, ","),
+            "displayName,org,active,members"
+        );
+        assert!(
+            TrackedField::USER
+                .iter()
+                .all(|f| TrackedField::ALL.contains(f))
+        );
+    }
+}

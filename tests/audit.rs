@@ -230,3 +230,105 @@ fn an_anchor_file_in_the_state_directory_is_a_config_error() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("audit.anchor_file"), "{}", text(&o));
 }
+
+/// The audit log of sisync 0.1 before its vocabularies had types, written
+/// by [`every_kind_of_entry`] with that version (regenerate only with a
+/// version that writes the same strings).
+const VOCABULARY_FIXTURE: &str = "fixtures/audit/before-typed-vocabulary.db";
+
+/// Run every operation of a csv-drop setup that writes audit entries: a
+/// roster sync with results (read, match, push), an update, a held mass
+/// deactivation approved as a plan, the privacy commands and the purge.
+/// Returns the state database.
+fn every_kind_of_entry(dir: &Path) -> PathBuf {
+    let export = copy_fixture("oneroster-1.2", dir);
+    let inbox = dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    for f in std::fs::read_dir(repo().join("fixtures/results/inbox")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, inbox.join(f.file_name().unwrap())).unwrap();
+    }
+    let cfg = dir.join("sisync.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state/sisync.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n[results]\ndefault_class = \"cls-ne-h3a\"\n[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"\n[results.sink]\nkind = \"oneroster-csv\"\npath = \"sis\"\n",
+            export.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], want: i32| {
+        let o = sisync(&cfg, args, "warn");
+        assert_eq!(o.status.code(), Some(want), "{args:?}: {}", text(&o));
+        text(&o)
+    };
+    run(&["sync", "all"], 0);
+    edit(&export, "users.csv", |l| Some(l.replace("Zoë", "Zoé")));
+    run(&["sync", "roster"], 0);
+    edit(&export, "users.csv", |l| {
+        (!l.starts_with("stu-101")).then(|| l.to_string())
+    });
+    let out = run(&["sync", "roster"], 3);
+    let plan = out
+        .split("held as plan ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .unwrap_or_else(|| panic!("no held plan: {out}"))
+        .to_string();
+    run(&["plan", "approve", &plan], 0);
+    run(&["privacy", "restrict", "--person", "stu-1001"], 0);
+    run(&["privacy", "unrestrict", "--person", "stu-1001"], 0);
+    run(&["privacy", "export", "--person", "stu-1001"], 0);
+    run(&["privacy", "erase", "--person", "stu-1002", "--yes"], 0);
+    run(&["privacy", "purge"], 0);
+    dir.join("state/sisync.db")
+}
+
+/// The distinct vocabulary of a log: direction, action, record kind,
+/// outcome and the field lists, as stored.
+fn vocabulary(state: &Path) -> std::collections::BTreeSet<String> {
+    let c = db(state);
+    let mut stmt = c
+        .prepare("SELECT direction, action, record_kind, outcome, fields FROM audit")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((0..5)
+            .map(|i| r.get::<_, String>(i))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(" | "))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn a_log_written_before_the_typed_vocabulary_verifies_and_new_entries_match_it() {
+    let fixture = repo().join(VOCABULARY_FIXTURE);
+    if std::env::var_os("SISYNC_WRITE_AUDIT_FIXTURE").is_some() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = every_kind_of_entry(dir.path());
+        std::fs::create_dir_all(fixture.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(&fixture);
+        db(&state)
+            .execute("VACUUM INTO ?1", [fixture.to_str().unwrap()])
+            .unwrap();
+        return;
+    }
+    // the old log verifies, entry by entry, with today's code
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, state) = synced(dir.path(), false);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", state.display()));
+    }
+    std::fs::copy(&fixture, &state).unwrap();
+    let (code, out) = verify(&cfg);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("audit log OK"), "{out}");
+    // the same operations today write the same strings
+    let dir = tempfile::tempdir().unwrap();
+    let today = vocabulary(&every_kind_of_entry(dir.path()));
+    let before = vocabulary(&fixture);
+    assert!(before.len() > 15, "{before:#?}");
+    assert_eq!(today, before);
+}

@@ -484,3 +484,114 @@ fn read_only_commands_work_without_the_connector_secrets() {
         "{stderr}"
     );
 }
+
+/// A stdout whose reader is already gone: every write fails with EPIPE.
+fn closed_stdout() -> std::process::Stdio {
+    use std::os::fd::FromRawFd as _;
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills the two descriptors; we close the read end and
+    // hand the write end, which nothing else owns, to the child.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+#[test]
+fn every_command_with_output_ends_quietly_on_a_closed_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    assert_eq!(sisync(&cfg, &["sync", "roster"]).status.code(), Some(0));
+    let commands: &[&[&str]] = &[
+        &["check-config"],
+        &["--json", "check-config"],
+        &["status"],
+        &["--json", "status"],
+        &["audit", "list"],
+        &["--json", "audit", "list"],
+        &["audit", "list", "--csv"],
+        &["audit", "show", "1"],
+        &["audit", "verify"],
+        &["sync", "roster"],
+        &["sync", "roster", "--dry-run"],
+        &["plan", "list"],
+        &["privacy", "export", "--person", "stu-1001"],
+        &[
+            "privacy", "export", "--person", "stu-1001", "--format", "json",
+        ],
+        &["privacy", "register"],
+        &["generate", "completions", "bash"],
+    ];
+    for args in commands {
+        // each command still has output when run normally
+        let o = sisync(&cfg, args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert!(!o.stdout.is_empty(), "{args:?} prints something");
+        for round in 0..20 {
+            let o = Command::new(env!("CARGO_BIN_EXE_sisync"))
+                .arg("--config")
+                .arg(&cfg)
+                .args(*args)
+                .env_remove("SISYNC_CONFIG")
+                .env("RUST_LOG", "warn")
+                .stdout(closed_stdout())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(0), "{args:?} round {round}: {err}");
+            assert!(
+                !err.contains("panicked") && !err.contains("Broken pipe"),
+                "{args:?} round {round}: {err}"
+            );
+        }
+    }
+}
+
+/// Every exit code the README documents, from the binary.
+#[test]
+fn every_documented_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let code = |args: &[&str]| {
+        let o = sisync(&cfg, args);
+        (o.status.code(), text(&o))
+    };
+    // 1: a failure (no state yet for the audit log)
+    let (c, out) = code(&["audit", "list"]);
+    assert_eq!(c, Some(1), "{out}");
+    assert!(out.starts_with("error: no state database at"), "{out}");
+    // 0: ok
+    assert_eq!(code(&["sync", "roster"]).0, Some(0));
+    // 1: one line on stderr
+    let (c, out) = code(&["audit", "show", "9999"]);
+    assert_eq!(c, Some(1), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    // 2: bad usage and bad config
+    assert_eq!(code(&["audit", "list", "--since", "soon"]).0, Some(2));
+    assert_eq!(code(&["no-such-command"]).0, Some(2));
+    let missing = dir.path().join("missing.toml");
+    let o = sisync(&missing, &["status"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).starts_with("config error: "), "{}", text(&o));
+    // 3: the safety gate holds a mass deactivation
+    edit(&dir.path().join("export"), "users.csv", |l| {
+        (!l.starts_with("stu-101")).then(|| l.to_string())
+    });
+    let (c, out) = code(&["sync", "roster"]);
+    assert_eq!(c, Some(3), "{out}");
+    let held: i64 = out
+        .split("held as plan ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no held plan in: {out}"));
+    // 5: the held plan went stale (a newer run changed the state)
+    assert_eq!(code(&["sync", "roster", "--allow-mass-changes"]).0, Some(0));
+    let (c, out) = code(&["plan", "approve", &held.to_string()]);
+    assert_eq!(c, Some(5), "{out}");
+    // 4: the audit chain does not verify
+    tamper(dir.path(), "UPDATE audit SET fields = 'x' WHERE seq = 3");
+    let (c, out) = code(&["audit", "verify"]);
+    assert_eq!(c, Some(4), "{out}");
+}

@@ -275,6 +275,27 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
     .await;
     assert_eq!(fake.users().len(), 42);
     assert_eq!(fake.groups().len(), 6);
+
+    // a one-shot sync holds the run lock: the scheduled run is skipped
+    // (counted as busy, not failed) and the daemon carries on
+    let failed = r#"sisync_runs_total{kind="roster",outcome="failed"}"#;
+    let failed_before = sample(&m, failed);
+    let lock = sisync::sync::lock::RunLock::acquire(&loaded.config.state.path).unwrap();
+    let busy = wait_metrics(
+        &mut d,
+        "a busy roster tick",
+        |m| sample(m, r#"sisync_runs_total{kind="roster",outcome="busy"}"#) >= 1.0,
+        Duration::from_secs(10),
+    )
+    .await;
+    drop(lock);
+    assert_eq!(sample(&busy, failed), failed_before, "{busy}");
+    assert!(
+        d.log_text()
+            .contains("run skipped: another sisync sync is already running"),
+        "{}",
+        d.log_text()
+    );
     assert_eq!(
         sample(
             &m,

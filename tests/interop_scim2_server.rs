@@ -258,7 +258,14 @@ async fn reconcile_against_scim2_server_finds_and_fixes_what_was_changed_by_hand
         .unwrap();
     let ids = |l: &[sisync::sync::reconcile::Finding]| -> Vec<String> {
         l.iter()
-            .map(|f| format!("{}:{}:{}", f.kind, f.id, f.fields.join(",")))
+            .map(|f| {
+                format!(
+                    "{}:{}:{}",
+                    f.kind,
+                    f.id,
+                    sisync::model::TrackedField::join(&f.fields, ",")
+                )
+            })
             .collect()
     };
     assert_eq!(ids(&report.missing), ["user:stu-1005:"]);

@@ -102,7 +102,9 @@ fn validate_exchanges(las: &FakeLas) -> usize {
 }
 
 async fn run(cfg: &Loaded, opts: RosterOptions) -> anyhow::Result<sync::RosterReport> {
-    sync::roster(cfg, opts, "user:test", &Quiet).await
+    sync::roster(cfg, opts, "user:test", &Quiet)
+        .await
+        .map_err(sync::RunError::into_anyhow)
 }
 
 fn full() -> RosterOptions {

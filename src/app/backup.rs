@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::out::outln;
 use crate::cli::Cli;
 use crate::config::Loaded;
 use crate::daemon::presence::PresenceLock;
-use crate::exit;
+use crate::exit::{CliError, CliResult, Exit};
 use crate::store::{Store, audit};
 use crate::sync::lock::RunLock;
 
@@ -55,21 +56,21 @@ fn file_name(p: &Path) -> String {
 /// Open `db` (with its key beside it) and check the audit chain and the
 /// key. Returns the schema version and the chain report, or the problem
 /// with its exit code.
-fn check_copy(db: &Path) -> Result<(i64, audit::VerifyReport), (i32, String)> {
-    let store = Store::open(db).map_err(|e| (exit::FAILURE, format!("{e:#}")))?;
-    let report = audit::verify(store.conn()).map_err(|e| (exit::FAILURE, format!("{e:#}")))?;
+fn check_copy(db: &Path) -> Result<(i64, audit::VerifyReport), (Exit, String)> {
+    let store = Store::open(db).map_err(|e| (Exit::Failure, format!("{e:#}")))?;
+    let report = audit::verify(store.conn()).map_err(|e| (Exit::Failure, format!("{e:#}")))?;
     if let Some((seq, why)) = &report.first_broken {
         return Err((
-            exit::AUDIT_BROKEN,
+            Exit::AuditBroken,
             format!("the audit chain of the copy is broken at entry {seq}: {why}"),
         ));
     }
     store
         .subject_key(false)
-        .map_err(|e| (exit::FAILURE, format!("{e:#}")))?;
+        .map_err(|e| (Exit::Failure, format!("{e:#}")))?;
     let version = store
         .schema_version()
-        .map_err(|e| (exit::FAILURE, format!("{e:#}")))?;
+        .map_err(|e| (Exit::Failure, format!("{e:#}")))?;
     Ok((version, report))
 }
 
@@ -85,7 +86,7 @@ fn copy_secret(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// `sisync backup DEST`.
-pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
+pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> CliResult {
     let state = &l.config.state.path;
     if !state.exists() {
         eprintln!(
@@ -93,7 +94,7 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
             state.display(),
             l.file.display()
         );
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     }
     let as_tar = dest.extension().is_some_and(|e| e == "tar");
     if as_tar && dest.exists() {
@@ -101,7 +102,7 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
             "error: {} exists; give a new file name (e.g. with the date in it)",
             dest.display()
         );
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     }
     if let Ok(mut entries) = std::fs::read_dir(dest) {
         if entries.next().is_some() {
@@ -109,14 +110,14 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
                 "error: {} exists and is not empty; give a new folder (e.g. with the date in its name)",
                 dest.display()
             );
-            return Ok(exit::FAILURE);
+            return Ok(Exit::Failure);
         }
     } else if dest.exists() {
         eprintln!(
             "error: {} exists and is not a folder; give a new folder",
             dest.display()
         );
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     }
     let parent = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -144,10 +145,10 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
             let _ = std::fs::remove_dir_all(&staging);
             if let Err(e) = written {
                 eprintln!("error: backup of {} failed: {e:#}", state.display());
-                return Ok(exit::FAILURE);
+                return Ok(Exit::Failure);
             }
-            report_backup(cli, dest, &m);
-            Ok(exit::OK)
+            report_backup(cli, dest, &m)?;
+            Ok(Exit::Ok)
         }
         Ok(m) => {
             if dest.is_dir() {
@@ -158,8 +159,8 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
             std::fs::rename(&staging, dest).with_context(|| {
                 format!("cannot rename {} to {}", staging.display(), dest.display())
             })?;
-            report_backup(cli, dest, &m);
-            Ok(exit::OK)
+            report_backup(cli, dest, &m)?;
+            Ok(Exit::Ok)
         }
         Err((code, msg)) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -169,12 +170,12 @@ pub fn backup(cli: &Cli, l: &Loaded, dest: &Path) -> Result<i32> {
     }
 }
 
-fn report_backup(cli: &Cli, dest: &Path, m: &Manifest) {
+fn report_backup(cli: &Cli, dest: &Path, m: &Manifest) -> Result<(), CliError> {
     if cli.json {
-        super::print_json(m);
-        return;
+        super::print_json(m)?;
+        return Ok(());
     }
-    println!(
+    outln!(
         "backup written to {}: {} ({} audit entries, chain intact, head {}){}",
         dest.display(),
         m.database,
@@ -184,10 +185,11 @@ fn report_backup(cli: &Cli, dest: &Path, m: &Manifest) {
             Some(k) => format!(" and the subject key {k}"),
             None => " (no subject key yet)".into(),
         }
-    );
-    println!(
+    )?;
+    outln!(
         "keep it as safe as the server: it holds personal data and the key that hides who was erased"
-    );
+    )?;
+    Ok(())
 }
 
 /// The checked folder as one tar file, written under another name and
@@ -219,8 +221,8 @@ fn write_tar(staging: &Path, dest: &Path, m: &Manifest) -> Result<()> {
     })
 }
 
-fn write_backup(l: &Loaded, staging: &Path) -> Result<Manifest, (i32, String)> {
-    let fail = |e: anyhow::Error| (exit::FAILURE, format!("{e:#}"));
+fn write_backup(l: &Loaded, staging: &Path) -> Result<Manifest, (Exit, String)> {
+    let fail = |e: anyhow::Error| (Exit::Failure, format!("{e:#}"));
     let state = &l.config.state.path;
     let db_name = file_name(state);
     let copy = staging.join(&db_name);
@@ -275,7 +277,7 @@ fn write_backup(l: &Loaded, staging: &Path) -> Result<Manifest, (i32, String)> {
                 }
                 _ => {
                     return Err((
-                        exit::FAILURE,
+                        Exit::Failure,
                         format!(
                             "{} stayed locked for a minute; try again when the run has finished",
                             state.display()
@@ -315,7 +317,7 @@ fn write_backup(l: &Loaded, staging: &Path) -> Result<Manifest, (i32, String)> {
 }
 
 /// `sisync restore SRC`.
-pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
+pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> CliResult {
     let state = &l.config.state.path;
     // a .tar is unpacked into a private folder beside the state first
     let unpacked = if src.is_file() {
@@ -323,7 +325,7 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
             Ok(d) => Some(d),
             Err(e) => {
                 eprintln!("error: restore refused, nothing was changed: {e:#}");
-                return Ok(exit::FAILURE);
+                return Ok(Exit::Failure);
             }
         }
     } else {
@@ -342,7 +344,7 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
                 "error: {} is not a sisync backup (no readable {MANIFEST}: {e}); give the folder or .tar `sisync backup` wrote",
                 shown.display()
             );
-            return Ok(exit::FAILURE);
+            return Ok(Exit::Failure);
         }
     };
     // no daemon may have the database open, and no one-shot run
@@ -350,14 +352,14 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: restore refused: {e:#}");
-            return Ok(exit::FAILURE);
+            return Ok(Exit::Failure);
         }
     };
     let _lock = match RunLock::acquire(state) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: restore refused: {e}");
-            return Ok(exit::FAILURE);
+            return Ok(Exit::Failure);
         }
     };
     let mut staged = state.as_os_str().to_owned();
@@ -383,7 +385,7 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
     if let Err(e) = copy {
         cleanup(&staged);
         eprintln!("error: restore refused, nothing was changed: {e:#}");
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     }
     let report = match check_copy(&staged) {
         Ok((_, r)) => r,
@@ -436,7 +438,7 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
                 kept.display(),
                 staged.display()
             );
-            return Ok(exit::FAILURE);
+            return Ok(Exit::Failure);
         }
     };
     if cli.json {
@@ -447,26 +449,26 @@ pub fn restore(cli: &Cli, l: &Loaded, src: &Path) -> Result<i32> {
             "audit_entries": report.entries,
             "audit_head": report.head_hash,
             "previous_state_kept_as": had.then_some(&kept),
-        }));
+        }))?;
     } else {
-        println!(
+        outln!(
             "restored {} from {} (backup of {}, {} audit entries, chain intact)",
             state.display(),
             shown.display(),
             m.created_at,
             report.entries
-        );
+        )?;
         if had {
-            println!(
+            outln!(
                 "the state it replaced is kept as {} (and .key); delete it once the restore is confirmed",
                 kept.display()
-            );
+            )?;
         }
-        println!(
+        outln!(
             "changes made on the platform after the backup are not in it: the next roster run compares and repairs (`sisync sync roster --full` to send every record)"
-        );
+        )?;
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 /// Unpack a backup tar into a new 0700 folder next to the state database

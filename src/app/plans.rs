@@ -1,23 +1,22 @@
 //! `sisync plan list|show|approve`: plans held by the safety gate.
 
-use anyhow::Result;
-
+use super::out::outln;
 use super::{Bar, print_json, print_plan_table, table};
 use crate::cli::{Cli, PlanCmd};
 use crate::config::Loaded;
-use crate::exit;
+use crate::exit::{CliResult, Exit};
 use crate::store::Store;
 use crate::store::audit::actor;
 use crate::sync::held::{self, Approval};
 
-pub async fn run(cli: &Cli, l: &Loaded, cmd: &PlanCmd) -> Result<i32> {
+pub async fn run(cli: &Cli, l: &Loaded, cmd: &PlanCmd) -> CliResult {
     let path = &l.config.state.path;
     if !path.exists() {
         eprintln!(
             "error: no state database at {}; run `sisync sync roster` first or check state.path",
             path.display()
         );
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     }
     match cmd {
         PlanCmd::List => list(cli, &Store::open(path)?),
@@ -41,15 +40,15 @@ fn counts(v: &serde_json::Value) -> String {
     )
 }
 
-fn list(cli: &Cli, store: &Store) -> Result<i32> {
+fn list(cli: &Cli, store: &Store) -> CliResult {
     let plans = store.held_plans()?;
     if cli.json {
-        print_json(&plans);
-        return Ok(exit::OK);
+        print_json(&plans)?;
+        return Ok(Exit::Ok);
     }
     if plans.is_empty() {
-        println!("no plans: the safety gate has held nothing");
-        return Ok(exit::OK);
+        outln!("no plans: the safety gate has held nothing")?;
+        return Ok(Exit::Ok);
     }
     let mut t = table(&["plan", "made (UTC)", "by", "status", "changes"]);
     for p in &plans {
@@ -66,69 +65,71 @@ fn list(cli: &Cli, store: &Store) -> Result<i32> {
             counts(&p.summary),
         ]);
     }
-    println!("{t}");
+    outln!("{t}")?;
     if let Some(p) = plans.iter().find(|p| p.status == "held") {
-        println!(
+        outln!(
             "plan {} is held: review it with `sisync plan show {}`, apply it with `sisync plan approve {}`",
-            p.id, p.id, p.id
-        );
+            p.id,
+            p.id,
+            p.id
+        )?;
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
-fn show(cli: &Cli, store: &Store, id: i64) -> Result<i32> {
+fn show(cli: &Cli, store: &Store, id: i64) -> CliResult {
     let Some(p) = store.held_plan(id)? else {
         eprintln!("error: no plan {id}; see `sisync plan list`");
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     };
     let plan = p.plan.as_deref().map(held::from_json).transpose()?;
     if cli.json {
-        print_json(&serde_json::json!({ "held": p, "plan": plan }));
-        return Ok(exit::OK);
+        print_json(&serde_json::json!({ "held": p, "plan": plan }))?;
+        return Ok(Exit::Ok);
     }
-    println!(
+    outln!(
         "plan {id}: {} (made {} by {}, run {})",
         p.status,
         p.created_at,
         p.actor,
         p.run_id.map(|r| r.to_string()).unwrap_or_default()
-    );
-    println!("why: {}", p.reason);
-    println!("source: {}", p.source_fingerprint);
-    println!("state version: {}", p.state_version);
-    println!("changes: {}", counts(&p.summary));
+    )?;
+    outln!("why: {}", p.reason)?;
+    outln!("source: {}", p.source_fingerprint)?;
+    outln!("state version: {}", p.state_version)?;
+    outln!("changes: {}", counts(&p.summary))?;
     match plan {
         Some(plan) => {
-            print_plan_table(&plan);
-            println!("apply exactly this plan with `sisync plan approve {id}`");
+            print_plan_table(&plan)?;
+            outln!("apply exactly this plan with `sisync plan approve {id}`")?;
         }
-        None => println!("(the plan itself is gone: it was {})", p.status),
+        None => outln!("(the plan itself is gone: it was {})", p.status)?,
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
-async fn approve(cli: &Cli, l: &Loaded, id: i64) -> Result<i32> {
+async fn approve(cli: &Cli, l: &Loaded, id: i64) -> CliResult {
     let bar = Bar::new(cli.json);
     let r = held::approve(l, id, &actor(), &bar).await;
     crate::sync::Progress::done(&bar);
     match r? {
         Approval::AlreadyApproved { run } => {
-            println!(
+            outln!(
                 "plan {id} was already approved and applied{}; nothing to do",
                 run.map(|r| format!(" (run {r})")).unwrap_or_default()
-            );
-            Ok(exit::OK)
+            )?;
+            Ok(Exit::Ok)
         }
         Approval::Moved(why) => {
             eprintln!("error: {why}");
-            Ok(exit::STATE_MOVED)
+            Ok(Exit::StateMoved)
         }
         Approval::Applied(report) => {
             if cli.json {
-                print_json(&report);
+                print_json(&report)?;
             } else {
                 let o = report.outcome.clone().unwrap_or_default();
-                println!(
+                outln!(
                     "plan {id} applied as run {}: users {} created, {} updated, {} deactivated; classes {} created, {} updated, {} retired; {} failed",
                     report.run_id.unwrap_or_default(),
                     o.users.created,
@@ -138,15 +139,15 @@ async fn approve(cli: &Cli, l: &Loaded, id: i64) -> Result<i32> {
                     o.groups.updated,
                     o.groups.deactivated,
                     o.failed()
-                );
+                )?;
                 for f in o.failures.iter().take(20) {
-                    println!("  {f}");
+                    outln!("  {f}")?;
                 }
             }
             Ok(if report.failed() > 0 {
-                exit::FAILURE
+                Exit::Failure
             } else {
-                exit::OK
+                Exit::Ok
             })
         }
     }

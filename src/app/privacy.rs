@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use super::out::outln;
 use super::{print_json, table};
 use crate::cli::{Cli, ExportFormat, PrivacyCmd};
 use crate::config::{Environment, Loaded, Platform, ScimPlatform};
 use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::scim::ScimSink;
-use crate::exit;
+use crate::exit::{CliError, CliResult, Exit};
 use crate::store::audit::actor;
 use crate::store::{AuditEntry, Store};
 use crate::sync::lock::RunLock;
@@ -57,54 +58,54 @@ fn local_entry(action: &str, record_id: &str) -> AuditEntry {
     }
 }
 
-pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
+pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> CliResult {
     match cmd {
         PrivacyCmd::Register => {
-            register(cli, l);
-            Ok(exit::OK)
+            register(cli, l)?;
+            Ok(Exit::Ok)
         }
         PrivacyCmd::Export { person, format } => export(cli, l, person, *format),
         PrivacyCmd::Restrict { person, wait } => {
             // a sync in progress would still write the person after this
             // said "restricted": wait until it is done
             let Some(_lock) = lock_within(l, *wait).await else {
-                return Ok(exit::FAILURE);
+                return Ok(Exit::Failure);
             };
             let Some(mut store) = open_store(l)? else {
-                return Ok(exit::FAILURE);
+                return Ok(Exit::Failure);
             };
             let id = state_id(l, &store, person)?;
             store.restrict(person, &actor(), &local_entry("subject.restrict", &id))?;
             anchor(l, &store)?;
             if cli.json {
-                print_json(&json!({"person": person, "restricted": true}));
+                print_json(&json!({"person": person, "restricted": true}))?;
             } else {
-                println!(
+                outln!(
                     "{person}: restricted. sisync sends no updates and pushes no results for this person until `sisync privacy unrestrict --person {person}`; results stay in the outbox."
-                );
+                )?;
             }
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         PrivacyCmd::Unrestrict { person, wait } => {
             let Some(_lock) = lock_within(l, *wait).await else {
-                return Ok(exit::FAILURE);
+                return Ok(Exit::Failure);
             };
             let Some(mut store) = open_store(l)? else {
-                return Ok(exit::FAILURE);
+                return Ok(Exit::Failure);
             };
             let id = state_id(l, &store, person)?;
             let lifted = store.unrestrict(person, &local_entry("subject.unrestrict", &id))?;
             anchor(l, &store)?;
             if cli.json {
-                print_json(&json!({"person": person, "lifted": lifted}));
+                print_json(&json!({"person": person, "lifted": lifted}))?;
             } else if lifted {
-                println!(
+                outln!(
                     "{person}: no longer restricted; the next sync processes them again (an erased person is created again if the SIS still has them)."
-                );
+                )?;
             } else {
                 eprintln!("{person}: there is no restriction or erasure to lift");
             }
-            Ok(if lifted { exit::OK } else { exit::FAILURE })
+            Ok(if lifted { Exit::Ok } else { Exit::Failure })
         }
         PrivacyCmd::Erase {
             person,
@@ -117,14 +118,14 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
         } => {
             if !*yes && !confirmed(person)? {
                 eprintln!("not confirmed: nothing was changed");
-                return Ok(exit::FAILURE);
+                return Ok(Exit::Failure);
             }
             erase(cli, l, person, *wait).await
         }
         PrivacyCmd::Purge => {
             let _lock = RunLock::acquire(&l.config.state.path)?;
             let Some(mut store) = open_store(l)? else {
-                return Ok(exit::FAILURE);
+                return Ok(Exit::Failure);
             };
             let p = &l.config.privacy;
             let r = store.purge(p.retention_days, p.audit_retention_days, &actor())?;
@@ -137,9 +138,9 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
             if cli.json {
                 let mut v = serde_json::to_value(&r)?;
                 v["files"] = serde_json::to_value(&files)?;
-                print_json(&v);
+                print_json(&v)?;
             } else {
-                println!(
+                outln!(
                     "purged {} persons absent for more than {} days ({} memberships, {} results), {} older results; {} audit entries lost their subject id (older than {} days, or about purged persons); `sisync audit verify` stays green",
                     r.persons,
                     p.retention_days,
@@ -148,12 +149,12 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
                     r.old_results,
                     r.removed.audit_entries_anonymised + r.old_audit_entries_anonymised,
                     p.audit_retention_days
-                );
-                println!(
+                )?;
+                outln!(
                     "delivered folders and processed result files older than {} days (privacy.keep_deliveries):",
                     p.keep_deliveries
-                );
-                print_touched(&files, "none to remove");
+                )?;
+                print_touched(&files, "none to remove")?;
             }
             if r.expired_unsent > 0 {
                 eprintln!(
@@ -161,14 +162,14 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> Result<i32> {
                     r.expired_unsent, p.retention_days
                 );
             }
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
     }
 }
 
-fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i32> {
+fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> CliResult {
     let Some(mut store) = open_store(l)? else {
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     };
     let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
@@ -182,8 +183,8 @@ fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i
         eprintln!("{person}: sisync holds nothing about this person");
     }
     if cli.json || format == ExportFormat::Json {
-        print_json(&data);
-        return Ok(exit::OK);
+        print_json(&data)?;
+        return Ok(Exit::Ok);
     }
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut add = |cat: &str, item: &str, field: &str, value: String| {
@@ -257,9 +258,8 @@ fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> Result<i
     }
     // read by a person in a spreadsheet: always guarded
     let (bytes, _) = csv_bytes(&["category", "item", "field", "value"], &rows, true)?;
-    use std::io::Write as _;
-    std::io::stdout().write_all(&bytes)?;
-    Ok(exit::OK)
+    super::out::bytes(&bytes)?;
+    Ok(Exit::Ok)
 }
 
 /// The run lock, waiting at most `wait` for a running sync; None (after
@@ -306,9 +306,9 @@ fn confirmed(person: &str) -> Result<bool> {
 }
 
 /// `privacy erase --dry-run`: what would be deleted where; nothing changes.
-fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration) -> Result<i32> {
+fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration) -> CliResult {
     let Some(store) = open_store(l)? else {
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     };
     let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
@@ -356,29 +356,29 @@ fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration
                 "audit_entries": data.audit.len(),
             },
             "files": files,
-        }));
+        }))?;
     } else {
-        println!("dry run: nothing was changed. `sisync privacy erase --person {person}` would:");
-        println!("  platform: {platform}");
-        println!(
+        outln!("dry run: nothing was changed. `sisync privacy erase --person {person}` would:")?;
+        outln!("  platform: {platform}")?;
+        outln!(
             "  state:    remove {} record, {} class memberships, {} results; blank the id in {} audit entries; keep a tombstone",
             u8::from(data.active.is_some()),
             data.classes.len(),
             data.results.len(),
             data.audit.len()
-        );
-        println!("  files sisync keeps:");
-        print_touched(&files, "none names them");
+        )?;
+        outln!("  files sisync keeps:")?;
+        print_touched(&files, "none names them")?;
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
-async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -> Result<i32> {
+async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -> CliResult {
     let Some(_lock) = lock_within(l, wait).await else {
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     };
     let Some(mut store) = open_store(l)? else {
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     };
     let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
@@ -398,7 +398,7 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
                     eprintln!(
                         "error: the platform did not delete {person} ({e}); nothing was changed locally; try again"
                     );
-                    return Ok(exit::FAILURE);
+                    return Ok(Exit::Failure);
                 }
             }
         }
@@ -478,28 +478,32 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
         format!("{person} was erased on the platform and from the state, but not from every file sisync kept; fix this and run the erasure again")
     })?;
     if cli.json {
-        print_json(&json!({"erased": true, "platform": endpoint, "removed": f, "files": files}));
+        print_json(&json!({"erased": true, "platform": endpoint, "removed": f, "files": files}))?;
     } else {
-        println!(
+        outln!(
             "{person}: deleted on the platform ({endpoint}); local state removed ({} record, {} class memberships, {} results); {} audit entries no longer name them; a tombstone keeps the next sync from creating them again (`sisync privacy unrestrict --person {person}` lifts it).",
-            f.records, f.memberships, f.results, f.audit_entries_anonymised
-        );
-        print_touched(&files, "no file sisync kept names them");
+            f.records,
+            f.memberships,
+            f.results,
+            f.audit_entries_anonymised
+        )?;
+        print_touched(&files, "no file sisync kept names them")?;
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 /// One line per file an erasure or purge changed.
-fn print_touched(files: &[crate::privacy::files::Touched], none: &str) {
+fn print_touched(files: &[crate::privacy::files::Touched], none: &str) -> Result<(), CliError> {
     if files.is_empty() {
-        println!("  files: {none}");
+        outln!("  files: {none}")?;
     }
     for t in files {
-        println!("  {}: {}", t.action, t.path.display());
+        outln!("  {}: {}", t.action, t.path.display())?;
     }
+    Ok(())
 }
 
-fn register(cli: &Cli, l: &Loaded) {
+fn register(cli: &Cli, l: &Loaded) -> Result<(), CliError> {
     let c = &l.config;
     let source = crate::connector::source::roster_source(&c.source).register_line();
     let platform = match &c.platform {
@@ -573,8 +577,8 @@ fn register(cli: &Cli, l: &Loaded) {
             "environment": env,
             "retention": retention,
             "security": "TLS for every network transfer; secrets from files or the environment; tamper-evident audit log of every transfer",
-        }));
-        return;
+        }))?;
+        return Ok(());
     }
     let mut t = table(&["register entry (Art. 30 AVG/GDPR)", ""]);
     t.add_row(vec![
@@ -597,13 +601,14 @@ fn register(cli: &Cli, l: &Loaded) {
         "security".to_string(),
         "TLS for every network transfer; secrets from files or the environment; tamper-evident audit log of every transfer (sisync audit verify)".to_string(),
     ]);
-    println!("{t}");
+    outln!("{t}")?;
+    Ok(())
 }
 
 /// `sisync report results --exam ID`.
-pub fn report_results(cli: &Cli, l: &Loaded, exam: &str) -> Result<i32> {
+pub fn report_results(cli: &Cli, l: &Loaded, exam: &str) -> CliResult {
     let Some(store) = open_store(l)? else {
-        return Ok(exit::FAILURE);
+        return Ok(Exit::Failure);
     };
     let min = l.config.privacy.min_group_size;
     let scores = store.exam_scores(exam)?;
@@ -654,12 +659,10 @@ pub fn report_results(cli: &Cli, l: &Loaded, exam: &str) -> Result<i32> {
     if cli.json {
         print_json(
             &json!({"exam": exam, "min_group_size": min, "groups": stats, "suppressed_candidates": suppressed}),
-        );
-        return Ok(exit::OK);
+        )?;
+        return Ok(Exit::Ok);
     }
-    println!(
-        "exam {exam}: score distribution per class (only groups of at least {min} candidates)"
-    );
+    outln!("exam {exam}: score distribution per class (only groups of at least {min} candidates)")?;
     let mut t = table(&[
         "group",
         "candidates",
@@ -689,14 +692,14 @@ pub fn report_results(cli: &Cli, l: &Loaded, exam: &str) -> Result<i32> {
         ]);
     }
     if stats.is_empty() {
-        println!("  no group is large enough to report");
+        outln!("  no group is large enough to report")?;
     } else {
-        println!("{t}");
+        outln!("{t}")?;
     }
     if suppressed > 0 {
-        println!(
+        outln!(
             "{suppressed} candidates in classes below {min} are not shown (too few to stay anonymous, even merged)"
-        );
+        )?;
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

@@ -1,29 +1,23 @@
 //! `sisync sync results` and the outbox lines of `sisync status`.
 
-use anyhow::Result;
-
+use super::out::outln;
 use super::{Bar, print_issues, print_json, table};
 use crate::cli::{Cli, ResultsArgs};
 use crate::config::Loaded;
-use crate::exit;
+use crate::exit::{CliError, CliResult, Exit};
 use crate::store::audit::actor;
 use crate::store::outbox::OutboxSummary;
 use crate::sync::results::{self, ResultsOptions, ResultsReport};
 
 /// Run a results sync and print what it did. `quiet_if_absent`: `sync all`
 /// without a `[results]` section says nothing about results.
-pub async fn sync_results(
-    cli: &Cli,
-    loaded: &Loaded,
-    a: &ResultsArgs,
-    in_all: bool,
-) -> Result<i32> {
+pub async fn sync_results(cli: &Cli, loaded: &Loaded, a: &ResultsArgs, in_all: bool) -> CliResult {
     if loaded.config.results.is_none() {
         eprintln!(
             "config error: {}: no [results] section; add [results.source] and [results.sink] to sync results (see README, \"Results\")",
             loaded.file.display()
         );
-        return Ok(exit::CONFIG);
+        return Ok(Exit::Config);
     }
     let opts = ResultsOptions {
         dry_run: a.dry_run,
@@ -34,22 +28,22 @@ pub async fn sync_results(
     let report = results::results(loaded, opts, &actor(), &bar).await;
     let report = report?;
     if in_all && !cli.json {
-        println!();
+        outln!()?;
     }
-    print(cli, &report);
+    print(cli, &report)?;
     Ok(if report.partial() {
-        exit::FAILURE
+        Exit::Failure
     } else {
-        exit::OK
+        Exit::Ok
     })
 }
 
-fn print(cli: &Cli, r: &ResultsReport) {
+fn print(cli: &Cli, r: &ResultsReport) -> Result<(), CliError> {
     if cli.json {
-        print_json(r);
-        return;
+        print_json(r)?;
+        return Ok(());
     }
-    print_issues("Skipped results", &r.issues);
+    print_issues("Skipped results", &r.issues)?;
     for e in &r.document_errors {
         eprintln!("unreadable: {e}");
     }
@@ -65,22 +59,22 @@ fn print(cli: &Cli, r: &ResultsReport) {
         i.unchanged.to_string(),
         i.parked.to_string(),
     ]);
-    println!("{t}");
+    outln!("{t}")?;
     if r.documents_waiting > 0 {
-        println!(
+        outln!(
             "{} files are still being written (changed within results.source.settle): read next run",
             r.documents_waiting
-        );
+        )?;
     }
     if r.unparked > 0 {
-        println!("{} parked results matched the roster now", r.unparked);
+        outln!("{} parked results matched the roster now", r.unparked)?;
     }
     if r.dry_run {
-        println!(
+        outln!(
             "Dry run: nothing was stored, moved or pushed. {} results would be pushed.",
             r.would_push
-        );
-        return;
+        )?;
+        return Ok(());
     }
     let mut t = table(&[
         "pushed",
@@ -96,14 +90,14 @@ fn print(cli: &Cli, r: &ResultsReport) {
         r.failed.to_string(),
         r.line_items.to_string(),
     ]);
-    println!("{t}");
+    outln!("{t}")?;
     if let Some(d) = &r.delivered {
-        println!("delivered to {}", d.display());
+        outln!("delivered to {}", d.display())?;
     }
     if let Some(id) = r.run_id {
-        println!("run {id}");
+        outln!("run {id}")?;
     }
-    print_outbox(&r.outbox);
+    print_outbox(&r.outbox)?;
     if r.retrying > 0 {
         eprintln!(
             "{} results were not delivered; they are tried again on the next run (the SIS may be down: see the log).",
@@ -116,10 +110,11 @@ fn print(cli: &Cli, r: &ResultsReport) {
             r.failed
         );
     }
+    Ok(())
 }
 
 /// The outbox lines of `status` (also after a results sync).
-pub fn print_outbox(o: &OutboxSummary) {
+pub fn print_outbox(o: &OutboxSummary) -> Result<(), CliError> {
     let oldest = match &o.oldest_pending {
         Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
             Ok(t) => {
@@ -131,11 +126,15 @@ pub fn print_outbox(o: &OutboxSummary) {
         },
         None => String::new(),
     };
-    println!(
+    outln!(
         "outbox   {} pending, {} pushed, {} failed, {} parked{oldest}",
-        o.pending, o.pushed, o.failed, o.parked
-    );
+        o.pending,
+        o.pushed,
+        o.failed,
+        o.parked
+    )?;
     for (state, reason, n) in &o.reasons {
-        println!("         {n} {state}: {reason}");
+        outln!("         {n} {state}: {reason}")?;
     }
+    Ok(())
 }

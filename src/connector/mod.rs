@@ -22,6 +22,7 @@ pub mod uwlr_results;
 pub(crate) mod uwlr_roster;
 pub(crate) use crate::xml_input;
 
+use crate::model::TrackedField;
 use crate::model::platform::{PlatformGroup, PlatformUser};
 use crate::model::platform::{PlatformOffering, PlatformRegistration};
 
@@ -64,7 +65,7 @@ pub trait RecordSink {
         &self,
         id: &str,
         user: &PlatformUser,
-        changed: &[&str],
+        changed: &[TrackedField],
     ) -> Result<Written, SinkError>;
     /// Set `active: false`.
     async fn deactivate_user(&self, id: &str, external_id: &str) -> Result<Written, SinkError>;
@@ -80,7 +81,7 @@ pub trait RecordSink {
         id: &str,
         group: &PlatformGroup,
         member_ids: &[String],
-        changed: &[&str],
+        changed: &[TrackedField],
     ) -> Result<Written, SinkError>;
 }
 

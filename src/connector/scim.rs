@@ -22,6 +22,7 @@ pub use capabilities::{Capabilities, Needs};
 use crate::connector::{RecordSink, SinkError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
+use crate::model::TrackedField;
 use crate::model::platform::{PlatformGroup, PlatformUser};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -670,16 +671,16 @@ const ACCOMMODATION_ATTRS: [&str; 5] = [
 ];
 
 /// PATCH operations that bring the platform's copy in line for `changed`.
-pub fn user_patch_ops(u: &PlatformUser, changed: &[&str], shape: &Shape) -> Vec<Value> {
+pub fn user_patch_ops(u: &PlatformUser, changed: &[TrackedField], shape: &Shape) -> Vec<Value> {
     let mut ops = Vec::new();
     let ext = exam_extension(u);
     let ext_path = |a: &str| format!("{}:{}", shape.urn, shape.attr(a));
     let (middle, family) = name_parts(u, shape);
     for field in changed {
         match *field {
-            "userName" => ops.push(replace("userName", json!(u.user_name))),
-            "active" => ops.push(replace("active", json!(u.active))),
-            "name" => {
+            TrackedField::UserName => ops.push(replace("userName", json!(u.user_name))),
+            TrackedField::Active => ops.push(replace("active", json!(u.active))),
+            TrackedField::Name => {
                 set_or_remove(
                     &mut ops,
                     "name.givenName",
@@ -698,11 +699,15 @@ pub fn user_patch_ops(u: &PlatformUser, changed: &[&str], shape: &Shape) -> Vec<
                     family.as_ref().map(|v| json!(v)),
                 );
             }
-            "email" => set_or_remove(&mut ops, "emails", u.email.as_deref().map(emails_value)),
-            "role" | "org" | "bsn" => {
-                set_or_remove(&mut ops, &ext_path(field), ext.get(*field).cloned())
+            TrackedField::Email => {
+                set_or_remove(&mut ops, "emails", u.email.as_deref().map(emails_value))
             }
-            "accommodations" => {
+            f @ (TrackedField::Role | TrackedField::Org | TrackedField::Bsn) => set_or_remove(
+                &mut ops,
+                &ext_path(f.as_str()),
+                ext.get(f.as_str()).cloned(),
+            ),
+            TrackedField::Accommodations => {
                 for a in shape.accommodation_attrs() {
                     set_or_remove(&mut ops, &ext_path(a), ext.get(*a).cloned());
                 }
@@ -718,7 +723,7 @@ pub fn user_patch_ops(u: &PlatformUser, changed: &[&str], shape: &Shape) -> Vec<
 pub fn apply_user_fields(
     obj: &mut Map<String, Value>,
     u: &PlatformUser,
-    changed: &[&str],
+    changed: &[TrackedField],
     shape: &Shape,
 ) {
     let urn = shape.urn.as_str();
@@ -736,9 +741,9 @@ pub fn apply_user_fields(
     let ext = exam_extension(u);
     for field in changed {
         match *field {
-            "userName" => set(obj, "userName", Some(json!(u.user_name))),
-            "active" => set(obj, "active", Some(json!(u.active))),
-            "name" => {
+            TrackedField::UserName => set(obj, "userName", Some(json!(u.user_name))),
+            TrackedField::Active => set(obj, "active", Some(json!(u.active))),
+            TrackedField::Name => {
                 let name = obj
                     .entry("name")
                     .or_insert_with(|| Value::Object(Map::new()));
@@ -749,12 +754,15 @@ pub fn apply_user_fields(
                     n.remove("formatted");
                 }
             }
-            "email" => set(obj, "emails", u.email.as_deref().map(emails_value)),
-            "role" | "org" | "bsn" | "accommodations" => {
-                let attrs: &[&str] = match *field {
-                    "role" => &["role"],
-                    "org" => &["org"],
-                    "bsn" => &["bsn"],
+            TrackedField::Email => set(obj, "emails", u.email.as_deref().map(emails_value)),
+            f @ (TrackedField::Role
+            | TrackedField::Org
+            | TrackedField::Bsn
+            | TrackedField::Accommodations) => {
+                let attrs: &[&str] = match f {
+                    TrackedField::Role => &["role"],
+                    TrackedField::Org => &["org"],
+                    TrackedField::Bsn => &["bsn"],
                     _ => shape.accommodation_attrs(),
                 };
                 let e = obj.entry(urn).or_insert_with(|| Value::Object(Map::new()));
@@ -805,6 +813,10 @@ pub fn group_resource(g: &PlatformGroup, member_ids: &[String]) -> Value {
     Value::Object(m)
 }
 
+/// What a SCIM Group carries of the tracked fields (a full update sends
+/// both).
+pub const SENT_GROUP_FIELDS: &[TrackedField] = &[TrackedField::DisplayName, TrackedField::Members];
+
 impl RecordSink for ScimSink {
     fn endpoint(&self) -> String {
         self.base.clone()
@@ -813,14 +825,14 @@ impl RecordSink for ScimSink {
     async fn create_user(&self, user: &PlatformUser) -> Result<Written, SinkError> {
         if let Some(id) = self.find("Users", &user.external_id).await? {
             tracing::info!(record = %user.external_id, "user already on the platform; adopting its id");
-            return self.update_user(&id, user, crate::store::USER_FIELDS).await;
+            return self.update_user(&id, user, TrackedField::USER).await;
         }
         let body = user_resource(user, &self.shape);
         match self.post("Users", &body).await? {
             Ok(w) => Ok(w),
             Err(id) => {
                 tracing::info!(record = %user.external_id, "409: user already on the platform; adopting its id");
-                self.update_user(&id, user, crate::store::USER_FIELDS).await
+                self.update_user(&id, user, TrackedField::USER).await
             }
         }
     }
@@ -829,7 +841,7 @@ impl RecordSink for ScimSink {
         &self,
         id: &str,
         user: &PlatformUser,
-        changed: &[&str],
+        changed: &[TrackedField],
     ) -> Result<Written, SinkError> {
         let ops = user_patch_ops(user, changed, &self.shape);
         let expected = user_resource(user, &self.shape);
@@ -867,7 +879,7 @@ impl RecordSink for ScimSink {
         if let Some(id) = self.find("Groups", &group.external_id).await? {
             tracing::info!(record = %group.external_id, "group already on the platform; adopting its id");
             return self
-                .update_group(&id, group, member_ids, &["displayName", "members"])
+                .update_group(&id, group, member_ids, SENT_GROUP_FIELDS)
                 .await;
         }
         let body = group_resource(group, member_ids);
@@ -875,7 +887,7 @@ impl RecordSink for ScimSink {
             Ok(w) => Ok(w),
             Err(id) => {
                 tracing::info!(record = %group.external_id, "409: group already on the platform; adopting its id");
-                self.update_group(&id, group, member_ids, &["displayName", "members"])
+                self.update_group(&id, group, member_ids, SENT_GROUP_FIELDS)
                     .await
             }
         }
@@ -886,15 +898,15 @@ impl RecordSink for ScimSink {
         id: &str,
         group: &PlatformGroup,
         member_ids: &[String],
-        changed: &[&str],
+        changed: &[TrackedField],
     ) -> Result<Written, SinkError> {
         let mut ops = Vec::new();
         if let Some(name) = &group.display_name {
-            if changed.contains(&"displayName") {
+            if changed.contains(&TrackedField::DisplayName) {
                 ops.push(replace("displayName", json!(name)));
             }
         }
-        if changed.contains(&"members") || ops.is_empty() {
+        if changed.contains(&TrackedField::Members) || ops.is_empty() {
             if member_ids.is_empty() {
                 ops.push(remove("members"));
             } else {
@@ -1006,14 +1018,14 @@ mod tests {
 
     #[test]
     fn patch_ops_only_for_changed_fields() {
-        let ops = user_patch_ops(&user(), &["name"], &Shape::default());
+        let ops = user_patch_ops(&user(), &[TrackedField::Name], &Shape::default());
         let paths: Vec<_> = ops.iter().map(|o| o["path"].as_str().unwrap()).collect();
         assert_eq!(
             paths,
             vec!["name.givenName", "name.middleName", "name.familyName"]
         );
         assert_eq!(ops[1]["op"], "remove");
-        let ops = user_patch_ops(&user(), &["accommodations"], &Shape::default());
+        let ops = user_patch_ops(&user(), &[TrackedField::Accommodations], &Shape::default());
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[2]["op"], "remove");
         assert_eq!(ops[0]["path"], format!("{EXAM_SCHEMA}:extraTimePercent"));
@@ -1034,7 +1046,7 @@ mod tests {
         apply_user_fields(
             &mut obj,
             &user(),
-            &["name", "accommodations"],
+            &[TrackedField::Name, TrackedField::Accommodations],
             &Shape::default(),
         );
         assert_eq!(obj["name"]["givenName"], "Zoë");

@@ -26,9 +26,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
 use crate::config::{Loaded, Secret};
+use crate::exit::Exit;
 use crate::store::Store;
-use crate::sync::lock::{LockError, RunLock};
-use crate::sync::{self, Progress, RosterOptions};
+use crate::sync::lock::RunLock;
+use crate::sync::{self, Progress, RosterOptions, RunError};
 
 /// What the scheduler can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +85,7 @@ pub struct JobReport {
 /// A job's future. It need not be `Send`: each run gets a thread of its own
 /// that drives it on the daemon's runtime (`Handle::block_on`, where the
 /// sync's blocking source reads may use `block_in_place`).
-pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobReport>>>>;
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobReport, RunError>>>>;
 pub type JobFn = Arc<dyn Fn(JobInput) -> JobFuture + Send + Sync>;
 
 /// The jobs the daemon can run.
@@ -109,7 +110,7 @@ impl Runners {
 }
 
 /// A scheduled reconcile: report only; a person decides on `--fix`.
-async fn reconcile_job(input: JobInput) -> Result<JobReport> {
+async fn reconcile_job(input: JobInput) -> Result<JobReport, RunError> {
     let (report, _) =
         sync::reconcile::run(&input.loaded, false, "daemon", &*input.progress).await?;
     let mut out = JobReport {
@@ -185,7 +186,7 @@ fn results_runner() -> Option<JobFn> {
 
 /// The results job: one `sync results` as the daemon. Unlike a manual run
 /// it leaves results whose next try is not due yet (backoff).
-async fn results_job(input: JobInput) -> Result<JobReport> {
+async fn results_job(input: JobInput) -> Result<JobReport, RunError> {
     let opts = crate::sync::results::ResultsOptions {
         dry_run: false,
         retry_failed: false,
@@ -219,7 +220,7 @@ async fn results_job(input: JobInput) -> Result<JobReport> {
 }
 
 /// The roster job: one `sync roster` as the daemon.
-async fn roster_job(input: JobInput) -> Result<JobReport> {
+async fn roster_job(input: JobInput) -> Result<JobReport, RunError> {
     let opts = RosterOptions {
         dry_run: false,
         full: input.full,
@@ -579,7 +580,7 @@ fn idle_line(plan: &[(&'static str, DateTime<Local>)], fine: bool) -> String {
 }
 
 /// `sisync run`. Returns the exit code: 0 after a clean shutdown.
-pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Result<i32> {
+pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Result<Exit> {
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
@@ -725,7 +726,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
                     }
                     match start(runner, input) {
                         Ok(rx) => current = Some((job, std::time::Instant::now(), tracker, rx)),
-                        Err(e) => finished(&shared, job, Duration::ZERO, Err(e)),
+                        Err(e) => finished(&shared, job, Duration::ZERO, Err(e.into())),
                     }
                 }
             }
@@ -748,7 +749,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded, runners: Runners) -> Resu
 fn start(
     runner: JobFn,
     input: JobInput,
-) -> Result<tokio::sync::oneshot::Receiver<Result<JobReport>>> {
+) -> Result<tokio::sync::oneshot::Receiver<Result<JobReport, RunError>>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let handle = tokio::runtime::Handle::current();
     std::thread::Builder::new()
@@ -762,12 +763,13 @@ fn start(
 }
 
 fn flatten(
-    r: Result<Result<JobReport>, tokio::sync::oneshot::error::RecvError>,
-) -> Result<JobReport> {
+    r: Result<Result<JobReport, RunError>, tokio::sync::oneshot::error::RecvError>,
+) -> Result<JobReport, RunError> {
     r.unwrap_or_else(|_| {
         Err(anyhow::anyhow!(
             "the run ended without a report (it panicked: a bug; please report it with the log)"
-        ))
+        )
+        .into())
     })
 }
 
@@ -784,12 +786,12 @@ fn check_alerts(shared: &Shared) {
 /// Log, count and show one finished run, then check the alerts. The
 /// daemon carries on whatever happened: a failed run is retried at the
 /// next tick.
-fn finished(shared: &Shared, job: Job, took: Duration, res: Result<JobReport>) {
+fn finished(shared: &Shared, job: Job, took: Duration, res: Result<JobReport, RunError>) {
     finished_run(shared, job, took, res);
     check_alerts(shared);
 }
 
-fn finished_run(shared: &Shared, job: Job, took: Duration, res: Result<JobReport>) {
+fn finished_run(shared: &Shared, job: Job, took: Duration, res: Result<JobReport, RunError>) {
     let m = metrics::global();
     m.running.set(0);
     if let Ok(mut c) = shared.current.lock() {
@@ -815,12 +817,11 @@ fn finished_run(shared: &Shared, job: Job, took: Duration, res: Result<JobReport
                 }
             }
         }
-        Err(e) => {
-            if let Some(busy @ LockError::Busy { .. }) = e.downcast_ref::<LockError>() {
-                m.run_finished(job.kind(), "busy", secs);
-                tracing::warn!(job = job.label(), "run skipped: {busy}");
-                return;
-            }
+        Err(RunError::Busy(busy)) => {
+            m.run_finished(job.kind(), "busy", secs);
+            tracing::warn!(job = job.label(), "run skipped: {busy}");
+        }
+        Err(RunError::Failed(e)) => {
             m.run_finished(job.kind(), "failed", secs);
             let msg = format!("{e:#}");
             tracing::error!(
@@ -878,7 +879,7 @@ type Current = (
     Job,
     std::time::Instant,
     Arc<Tracker>,
-    tokio::sync::oneshot::Receiver<Result<JobReport>>,
+    tokio::sync::oneshot::Receiver<Result<JobReport, RunError>>,
 );
 
 /// SIGTERM/SIGINT: let the current run finish the records in flight and
@@ -890,11 +891,11 @@ async fn shutdown(
     signal_name: &str,
     sigterm: &mut tokio::signal::unix::Signal,
     sigint: &mut tokio::signal::unix::Signal,
-) -> i32 {
+) -> Exit {
     let Some((job, started, tracker, mut handle)) = current else {
         notify::stopping("stopping");
         tracing::info!("{signal_name}: stopping (no run in progress)");
-        return crate::exit::OK;
+        return Exit::Ok;
     };
     let timeout = shared.loaded().config.schedule.shutdown_timeout;
     let line = format!("stopping: finishing the {} run", job.label());
@@ -928,7 +929,7 @@ async fn shutdown(
             );
         }
     }
-    crate::exit::OK
+    Exit::Ok
 }
 
 #[cfg(test)]

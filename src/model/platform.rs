@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Completeness, RegistrationRole, RegistrationState, Role, SourceIssue};
+use crate::model::{
+    Completeness, RegistrationRole, RegistrationState, Role, SourceIssue, TrackedField,
+};
 
 /// Accommodations as sent to the platform.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -50,7 +52,7 @@ pub struct PlatformUser {
     /// Tracked fields this source run did not carry (a delta row without
     /// its role): the planner keeps what was last pushed for them.
     #[serde(skip)]
-    pub unknown: Vec<&'static str>,
+    pub unknown: Vec<TrackedField>,
 }
 
 /// A class as the platform may see it.

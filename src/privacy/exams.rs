@@ -9,20 +9,22 @@ use std::collections::{HashMap, HashSet};
 
 use crate::config::Field;
 pub use crate::model::platform::{MinimisedExams, PlatformOffering, PlatformRegistration};
-use crate::model::{Completeness, RegistrationRole, RegistrationState, Roster, Status};
+use crate::model::{
+    Completeness, RegistrationRole, RegistrationState, Roster, Status, TrackedField,
+};
 use crate::privacy::policy::{Policy, hash_value};
 use crate::store::FieldHashes;
 
 impl PlatformOffering {
     pub fn field_hashes(&self) -> FieldHashes {
         [
-            ("code", hash_value(&self.code)),
-            ("name", hash_value(&self.title)),
-            ("tests", hash_value(&self.tests)),
-            ("start", hash_value(&self.start)),
-            ("end", hash_value(&self.end)),
-            ("location", hash_value(&self.location)),
-            ("active", hash_value(&self.active)),
+            (TrackedField::Code, hash_value(&self.code)),
+            (TrackedField::Name, hash_value(&self.title)),
+            (TrackedField::Tests, hash_value(&self.tests)),
+            (TrackedField::Start, hash_value(&self.start)),
+            (TrackedField::End, hash_value(&self.end)),
+            (TrackedField::Location, hash_value(&self.location)),
+            (TrackedField::Active, hash_value(&self.active)),
         ]
         .into_iter()
         .collect()
@@ -38,14 +40,17 @@ impl PlatformRegistration {
                 .map(|u| crate::privacy::policy::record_hash(&u.field_hashes())),
         );
         [
-            ("person", hash_value(&person)),
-            ("offering", hash_value(&self.offering)),
-            ("role", hash_value(&self.role)),
-            ("state", hash_value(&self.state)),
-            ("personalNeeds", hash_value(&self.personal_needs)),
-            ("extraMinutes", hash_value(&self.extra_minutes)),
-            ("attempt", hash_value(&self.attempt)),
-            ("active", hash_value(&true)),
+            (TrackedField::Person, hash_value(&person)),
+            (TrackedField::Offering, hash_value(&self.offering)),
+            (TrackedField::Role, hash_value(&self.role)),
+            (TrackedField::State, hash_value(&self.state)),
+            (
+                TrackedField::PersonalNeeds,
+                hash_value(&self.personal_needs),
+            ),
+            (TrackedField::ExtraMinutes, hash_value(&self.extra_minutes)),
+            (TrackedField::Attempt, hash_value(&self.attempt)),
+            (TrackedField::Active, hash_value(&true)),
         ]
         .into_iter()
         .collect()

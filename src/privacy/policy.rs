@@ -11,12 +11,12 @@ use crate::config::{Field, Privacy, UserNameFrom};
 pub use crate::model::platform::{
     ExamAccommodations, MemberDelta, Minimised, PlatformGroup, PlatformUser,
 };
-use crate::model::{Completeness, Org, Person, Roster, SourceIssue, Status, bsn_valid};
+use crate::model::{
+    Completeness, Org, Person, Roster, SourceIssue, Status, TrackedField, bsn_valid,
+};
 use crate::privacy::pseudonym::Pseudonymizer;
 use crate::store::FieldHashes;
 use crate::store::holds::{Holds, SubjectKey};
-
-pub use crate::store::USER_FIELDS;
 
 /// Short content hash of one field value.
 pub fn hash_value<T: Serialize>(v: &T) -> String {
@@ -29,16 +29,19 @@ impl PlatformUser {
     pub fn field_hashes(&self) -> FieldHashes {
         let name = (&self.given_name, &self.middle_name, &self.family_name);
         [
-            ("userName", hash_value(&self.user_name)),
-            ("name", hash_value(&name)),
-            ("email", hash_value(&self.email)),
-            ("role", hash_value(&self.role)),
-            ("org", hash_value(&self.org)),
-            ("accommodations", hash_value(&self.accommodations)),
-            ("active", hash_value(&self.active)),
+            (TrackedField::UserName, hash_value(&self.user_name)),
+            (TrackedField::Name, hash_value(&name)),
+            (TrackedField::Email, hash_value(&self.email)),
+            (TrackedField::Role, hash_value(&self.role)),
+            (TrackedField::Org, hash_value(&self.org)),
+            (
+                TrackedField::Accommodations,
+                hash_value(&self.accommodations),
+            ),
+            (TrackedField::Active, hash_value(&self.active)),
         ]
         .into_iter()
-        .chain(self.bsn_hash.clone().map(|h| ("bsn", h)))
+        .chain(self.bsn_hash.clone().map(|h| (TrackedField::Bsn, h)))
         .filter(|(k, _)| !self.unknown.contains(k))
         .collect()
     }
@@ -47,19 +50,19 @@ impl PlatformUser {
 impl PlatformUser {
     /// Whether a tracked field carries a value, i.e. goes out with a
     /// create (the audit lists exactly these).
-    pub fn carries(&self, field: &str) -> bool {
+    pub fn carries(&self, field: TrackedField) -> bool {
         match field {
-            "userName" | "active" => true,
-            "name" => {
+            TrackedField::UserName | TrackedField::Active => true,
+            TrackedField::Name => {
                 self.given_name.is_some()
                     || self.middle_name.is_some()
                     || self.family_name.is_some()
             }
-            "email" => self.email.is_some(),
-            "role" => self.role.is_some(),
-            "org" => self.org.is_some(),
-            "accommodations" => self.accommodations.is_some(),
-            "bsn" => self.bsn.is_some(),
+            TrackedField::Email => self.email.is_some(),
+            TrackedField::Role => self.role.is_some(),
+            TrackedField::Org => self.org.is_some(),
+            TrackedField::Accommodations => self.accommodations.is_some(),
+            TrackedField::Bsn => self.bsn.is_some(),
             _ => false,
         }
     }
@@ -69,11 +72,11 @@ impl PlatformGroup {
     pub fn field_hashes(&self) -> FieldHashes {
         let mut m = FieldHashes::new();
         if !self.partial {
-            m.insert("displayName", hash_value(&self.display_name));
-            m.insert("org", hash_value(&self.org));
-            m.insert("active", hash_value(&self.active));
+            m.insert(TrackedField::DisplayName, hash_value(&self.display_name));
+            m.insert(TrackedField::Org, hash_value(&self.org));
+            m.insert(TrackedField::Active, hash_value(&self.active));
         }
-        m.insert("members", hash_value(&self.members));
+        m.insert(TrackedField::Members, hash_value(&self.members));
         m
     }
 }
@@ -87,7 +90,7 @@ fn synthetic_tag(id: &str) -> String {
 pub fn record_hash(fields: &FieldHashes) -> String {
     let mut h = Sha256::new();
     for (k, v) in fields {
-        h.update(k.as_bytes());
+        h.update(k.as_str().as_bytes());
         h.update(b"=");
         h.update(v.as_bytes());
         h.update(b"\n");
@@ -387,7 +390,7 @@ impl Policy {
         // What this export does not resolve stays as last pushed.
         let mut unknown = Vec::new();
         if p.role.is_none() && self.allows(Field::Role) {
-            unknown.push("role");
+            unknown.push(TrackedField::Role);
         }
         let org = p
             .orgs
@@ -395,7 +398,7 @@ impl Policy {
             .and_then(|o| orgs.get(o.as_str()))
             .map(|o| o.identifier.clone().unwrap_or_else(|| o.sourced_id.clone()));
         if org.is_none() && self.allows(Field::Org) {
-            unknown.push("org");
+            unknown.push(TrackedField::Org);
         }
         let (given, middle, family) = if self.synthetic {
             (
@@ -611,7 +614,7 @@ mod tests {
                 .all(|u| u.bsn.is_none() && u.bsn_hash.is_none())
         );
         assert!(m.issues.is_empty());
-        assert!(!m.users[0].field_hashes().contains_key("bsn"));
+        assert!(!m.users[0].field_hashes().contains_key(&TrackedField::Bsn));
         // allowed: sent, change-tracked by a keyed hash, a bad one reported
         let mut pv = Privacy {
             allow_bsn: true,
@@ -626,7 +629,7 @@ mod tests {
         let m = p.apply(&roster);
         let u0 = &m.users[0];
         assert_eq!(u0.bsn.as_deref(), Some("999990019"));
-        let h = u0.field_hashes()["bsn"].clone();
+        let h = u0.field_hashes()[&TrackedField::Bsn].clone();
         assert_ne!(h, hash_value(&u0.bsn), "a plain hash could be reversed");
         assert!(m.users[1].bsn.is_none());
         assert_eq!(m.issues.len(), 1, "{:?}", m.issues);
@@ -699,7 +702,7 @@ mod tests {
         let mut r = roster();
         r.persons[0].family_name = "Jansen".into();
         let b = p.apply(&r).users[0].field_hashes();
-        let changed: Vec<&str> = a.keys().copied().filter(|k| a[k] != b[k]).collect();
-        assert_eq!(changed, vec!["name"]);
+        let changed: Vec<TrackedField> = a.keys().copied().filter(|k| a[k] != b[k]).collect();
+        assert_eq!(changed, vec![TrackedField::Name]);
     }
 }

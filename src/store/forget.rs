@@ -6,10 +6,16 @@ use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::{RecordKind, Store};
+use crate::model::TrackedField;
 
 impl Store {
     /// Forget `fields` (every field when empty) of one record.
-    pub fn forget_fields(&mut self, kind: RecordKind, id: &str, fields: &[&str]) -> Result<()> {
+    pub fn forget_fields(
+        &mut self,
+        kind: RecordKind,
+        id: &str,
+        fields: &[TrackedField],
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         let fh: Option<String> = tx
             .query_row(
@@ -26,7 +32,7 @@ impl Store {
         if fields.is_empty() {
             map.clear();
         } else {
-            map.retain(|k, _| !fields.contains(&k.as_str()));
+            map.retain(|k, _| !fields.iter().any(|f| f.as_str() == k));
         }
         tx.execute(
             "UPDATE records SET field_hashes = ?3, hash = '' WHERE kind = ?1 AND sourced_id = ?2",
@@ -53,7 +59,7 @@ impl Store {
     /// still hold the old one, so their members are sent again.
     pub fn resend_groups_of(&mut self, person_id: &str) -> Result<()> {
         for g in self.groups_of(person_id)? {
-            self.forget_fields(RecordKind::Group, &g, &["members"])?;
+            self.forget_fields(RecordKind::Group, &g, &[TrackedField::Members])?;
         }
         Ok(())
     }

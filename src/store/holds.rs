@@ -149,14 +149,20 @@ impl Store {
                     })?;
                     b
                 };
-                if let Err(e) = write_new_secret(&path, &hex::encode(bytes)) {
+                match write_new_secret(&path, &hex::encode(bytes)) {
+                    Ok(()) => {}
                     // another sisync made it a moment ago: use theirs
-                    if e.downcast_ref::<std::io::Error>()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::AlreadyExists)
-                    {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         return self.subject_key(false);
                     }
-                    return Err(e);
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!(
+                                "cannot create subject key {}; check that the state directory is writable",
+                                path.display()
+                            )
+                        });
+                    }
                 }
                 super::owner::hand_to_state_owner(&path, &self.path).with_context(|| {
                     format!(
@@ -330,25 +336,17 @@ fn put_hold_in(
 
 /// Write a new secret file readable by its owner only, complete or not at
 /// all (written beside it, then linked into place); never overwrite.
-fn write_new_secret(path: &std::path::Path, text: &str) -> Result<()> {
-    let cannot = || {
-        format!(
-            "cannot create subject key {}; check that the state directory is writable",
-            path.display()
-        )
-    };
+fn write_new_secret(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
     };
     // a temporary file is created with mode 0600
-    let mut f = tempfile::NamedTempFile::new_in(dir).with_context(cannot)?;
-    f.write_all(text.as_bytes()).with_context(cannot)?;
-    f.write_all(b"\n").with_context(cannot)?;
-    f.as_file().sync_all().with_context(cannot)?;
-    f.persist_noclobber(path)
-        .map_err(|e| e.error)
-        .with_context(cannot)?;
+    let mut f = tempfile::NamedTempFile::new_in(dir)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.as_file().sync_all()?;
+    f.persist_noclobber(path).map_err(|e| e.error)?;
     Ok(())
 }
 

@@ -17,11 +17,11 @@ mod reserve;
 pub mod subjects;
 
 pub use intents::Intent;
-pub use reserve::is_disk_full;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::model::TrackedField;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -242,45 +242,8 @@ pub struct RecordState {
     pub accommodations: Option<crate::model::platform::ExamAccommodations>,
 }
 
-/// Field name → short content hash of its value. Names come from the
-/// fixed set [`FIELD_NAMES`], so they are not allocated per record.
-pub type FieldHashes = std::collections::BTreeMap<&'static str, String>;
-
-/// Every field whose change the planner tracks: the user fields first
-/// (`policy::USER_FIELDS` is the first seven), then the group fields.
-pub const FIELD_NAMES: &[&str] = &[
-    "userName",
-    "name",
-    "email",
-    "role",
-    "org",
-    "accommodations",
-    "bsn",
-    "active",
-    "displayName",
-    "members",
-    // exam sittings and registrations
-    "code",
-    "tests",
-    "start",
-    "end",
-    "location",
-    "person",
-    "offering",
-    "state",
-    "personalNeeds",
-    "extraMinutes",
-    "attempt",
-];
-
-/// The user fields whose change the planner tracks: the first eight of
-/// [`FIELD_NAMES`].
-pub const USER_FIELDS: &[&str] = FIELD_NAMES.split_at(8).0;
-
-/// The static name of a tracked field.
-pub fn field_name(s: &str) -> Option<&'static str> {
-    FIELD_NAMES.iter().copied().find(|f| *f == s)
-}
+/// Field → short content hash of its value.
+pub type FieldHashes = std::collections::BTreeMap<TrackedField, String>;
 
 /// The kinds of record the roster sync keeps state for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -482,7 +445,7 @@ impl Store {
                     field_hashes: serde_json::from_str::<HashMap<String, String>>(&fh)
                         .unwrap_or_default()
                         .into_iter()
-                        .filter_map(|(k, v)| field_name(&k).map(|k| (k, v)))
+                        .filter_map(|(k, v)| TrackedField::parse(&k).map(|k| (k, v)))
                         .collect(),
                     platform_id: r.get(3)?,
                     active: r.get(4)?,
@@ -994,15 +957,37 @@ pub fn damaged_line(path: &Path, what: &str) -> String {
     )
 }
 
-/// Whether an error comes from a damaged (or not-a-database) SQLite file.
-pub fn is_damaged(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<rusqlite::Error>()
-                .and_then(|e| e.sqlite_error_code()),
-            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-        )
-    })
+/// What a failed store operation says about the state volume, for the
+/// callers that act on it (the rest just report the error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The file is damaged or not a database: restore it from a backup.
+    Damaged,
+    /// The volume is full (SQLite or the OS said so): give up the reserve.
+    DiskFull,
+}
+
+impl Fault {
+    /// The fault behind `e`, if any: the SQLite and OS errors sisync's
+    /// errors wrap are looked up once here, so callers `match` a `Fault`.
+    pub fn of(e: &anyhow::Error) -> Option<Fault> {
+        use rusqlite::ErrorCode;
+        e.chain().find_map(|c| {
+            if let Some(code) = c
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(|e| e.sqlite_error_code())
+            {
+                return match code {
+                    ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => Some(Fault::Damaged),
+                    ErrorCode::DiskFull => Some(Fault::DiskFull),
+                    _ => None,
+                };
+            }
+            c.downcast_ref::<std::io::Error>()
+                .filter(|io| io.raw_os_error() == Some(libc::ENOSPC))
+                .map(|_| Fault::DiskFull)
+        })
+    }
 }
 
 /// Current UTC time as sortable RFC 3339 with milliseconds.

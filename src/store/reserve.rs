@@ -32,17 +32,6 @@ fn unrecorded_path(db: &Path) -> PathBuf {
     beside(db, ".unrecorded")
 }
 
-/// True when an error comes from a full disk (SQLite or the OS).
-pub fn is_disk_full(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        if let Some(rusqlite::Error::SqliteFailure(f, _)) = c.downcast_ref::<rusqlite::Error>() {
-            return f.code == rusqlite::ErrorCode::DiskFull;
-        }
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC))
-    })
-}
-
 impl Store {
     /// Before a run that sends data: at least `min_free_mb` free on the
     /// state volume, and the reserve file in place.
@@ -203,6 +192,7 @@ mod tests {
             )
             .map_err(anyhow::Error::from)
             .unwrap_err();
-        assert!(is_disk_full(&e), "{e:#}");
+        use crate::store::Fault;
+        assert_eq!(Fault::of(&e), Some(Fault::DiskFull), "{e:#}");
     }
 }

@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::connector::scim::SENT_GROUP_FIELDS;
 use crate::connector::{ChangeSet, FileSink, RecordSink, SinkError, Written};
+use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
-use crate::store::{AuditEntry, Intent, RecordChange, RecordKind, Store};
+use crate::store::{AuditEntry, Fault, Intent, RecordChange, RecordKind, Store};
 use crate::sync::plan::{Action, Change, GroupChange, Plan, State, UserChange};
 
 /// Counts for one record kind, as shown in the summary table.
@@ -119,7 +121,7 @@ pub(crate) fn settle<C: Change>(
     recreated: bool,
     out: &mut Outcome,
 ) -> (Option<RecordChange>, AuditEntry) {
-    let all: Vec<&str>;
+    let all: Vec<TrackedField>;
     let (action, changed) = if recreated {
         // gone from the platform (restored, reset): sent again whole
         all = c.field_hashes().keys().copied().collect();
@@ -197,7 +199,7 @@ fn entry(
     kind: RecordKind,
     action: Action,
     id: &str,
-    changed: &[&str],
+    changed: &[TrackedField],
     res: &Result<Written, SinkError>,
     fallback_endpoint: &str,
 ) -> AuditEntry {
@@ -231,7 +233,7 @@ fn entry(
         action: action_name(kind, action),
         record_kind: kind.as_str().into(),
         record_id: id.to_string(),
-        fields: changed.join(","),
+        fields: TrackedField::join(changed, ","),
         payload_sha256: sha.filter(|s| !s.is_empty()).map(|s| {
             match (&ctx.seal_user_payloads, kind) {
                 (Some(k), RecordKind::User) => format!("hmac-sha256:{}", k.of(&s)),
@@ -401,7 +403,7 @@ fn commit_items(
 ) -> anyhow::Result<bool> {
     match commit(store, items) {
         Ok(()) => Ok(true),
-        Err(e) if crate::store::is_disk_full(&e) => {
+        Err(e) if Fault::of(&e) == Some(Fault::DiskFull) => {
             store.release_reserve();
             if let Err(e2) = commit(store, items) {
                 // last resort: beside the database, recorded at next start
@@ -441,7 +443,7 @@ fn intent_of<C: Change>(ctx: &Context<'_>, endpoint: &str, c: &C) -> Intent {
         action: action_name(C::KIND, c.action()),
         kind: C::KIND.as_str(),
         record_id: c.external_id().to_string(),
-        fields: c.changed().join(","),
+        fields: TrackedField::join(c.changed(), ","),
     }
 }
 
@@ -590,7 +592,7 @@ where
         store.drop_intents(Some(ctx.run_id), &keys)?;
     }
     if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        if crate::store::is_disk_full(&e) {
+        if Fault::of(&e) == Some(Fault::DiskFull) {
             full = true;
         } else {
             return Err(e.context(format!(
@@ -651,17 +653,16 @@ pub async fn apply_records<S: RecordSink>(
                 .unzip();
             // a SCIM Group carries displayName and members only: the audit
             // lists what was sent, not org or active
-            c.changed
-                .retain(|f| matches!(*f, "displayName" | "members"));
+            c.changed.retain(|f| SENT_GROUP_FIELDS.contains(f));
             if c.changed.is_empty() {
-                c.changed.push("members");
+                c.changed.push(TrackedField::Members);
             }
             if sent.len() != c.group.members.len() {
                 // members whose user failed are left out; the stored hash
                 // says so, and the next run adds them.
                 c.group.members = sent;
                 c.field_hashes
-                    .insert("members", hash_value(&c.group.members));
+                    .insert(TrackedField::Members, hash_value(&c.group.members));
             }
             (c, pids)
         })
@@ -801,7 +802,10 @@ pub fn apply_files<S: FileSink>(
     };
     let fresh = out.clone();
     let mut recorded = record(store, &mut out);
-    if recorded.as_ref().is_err_and(crate::store::is_disk_full) {
+    if recorded
+        .as_ref()
+        .is_err_and(|e| Fault::of(e) == Some(Fault::DiskFull))
+    {
         store.release_reserve();
         out = fresh;
         recorded = record(store, &mut out);

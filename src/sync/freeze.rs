@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Freeze, FreezeMode};
-use crate::model::RegistrationRole;
+use crate::model::{RegistrationRole, TrackedField};
 use crate::privacy::policy::hash_value;
 use crate::sync::plan::exams::needs_of;
 use crate::sync::plan::{Action, Plan, RegistrationChange, State, reduces};
@@ -126,7 +126,7 @@ pub fn defer(plan: &mut Plan, state: &State, w: &Freeze) -> Deferred {
         let Some(old) = state.users.get(&c.external_id) else {
             return false;
         };
-        let old_hash = old.field_hashes.get("accommodations").cloned();
+        let old_hash = old.field_hashes.get(&TrackedField::Accommodations).cloned();
         // keep the rest of the update, with the accommodations as they are
         // on the platform; unknown old values: the whole update waits
         if old.accommodations.is_none() && old_hash.as_ref() != Some(&none) {
@@ -136,10 +136,10 @@ pub fn defer(plan: &mut Plan, state: &State, w: &Freeze) -> Deferred {
             u.accommodations = old.accommodations.clone();
         }
         match old_hash {
-            Some(h) => c.field_hashes.insert("accommodations", h),
-            None => c.field_hashes.remove("accommodations"),
+            Some(h) => c.field_hashes.insert(TrackedField::Accommodations, h),
+            None => c.field_hashes.remove(&TrackedField::Accommodations),
         };
-        c.changed.retain(|f| *f != "accommodations");
+        c.changed.retain(|f| *f != TrackedField::Accommodations);
         c.reduces_accommodations = false;
         !c.changed.is_empty()
     });
@@ -166,11 +166,11 @@ pub fn defer(plan: &mut Plan, state: &State, w: &Freeze) -> Deferred {
         let unchanged = state
             .groups
             .get(&c.external_id)
-            .and_then(|o| o.field_hashes.get("members"))
+            .and_then(|o| o.field_hashes.get(&TrackedField::Members))
             == Some(&h);
-        c.field_hashes.insert("members", h);
+        c.field_hashes.insert(TrackedField::Members, h);
         if unchanged {
-            c.changed.retain(|f| *f != "members");
+            c.changed.retain(|f| *f != TrackedField::Members);
         }
         !c.changed.is_empty()
     });
@@ -218,13 +218,13 @@ fn restore_registration_needs(c: &mut RegistrationChange, state: &State) -> bool
     }
     r.extra_minutes = acc.extra_time_minutes;
     r.personal_needs = acc.personal_needs.clone();
-    for f in ["personalNeeds", "extraMinutes"] {
-        match old.field_hashes.get(f) {
+    for f in [TrackedField::PersonalNeeds, TrackedField::ExtraMinutes] {
+        match old.field_hashes.get(&f) {
             Some(h) => c.field_hashes.insert(f, h.clone()),
-            None => c.field_hashes.remove(f),
+            None => c.field_hashes.remove(&f),
         };
     }
     c.changed
-        .retain(|f| *f != "personalNeeds" && *f != "extraMinutes");
+        .retain(|f| *f != TrackedField::PersonalNeeds && *f != TrackedField::ExtraMinutes);
     !c.changed.is_empty()
 }

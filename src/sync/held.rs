@@ -16,9 +16,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Loaded;
 use crate::model::Completeness;
+use crate::model::TrackedField;
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::{PlatformGroup, PlatformUser};
-use crate::store::{FieldHashes, Store, field_name};
+use crate::store::{FieldHashes, Store};
 use crate::sync::plan::{
     Action, GateCounts, GroupChange, OfferingChange, Plan, RegistrationChange, State, UserChange,
 };
@@ -112,9 +113,13 @@ fn wire_hashes(fh: &FieldHashes) -> BTreeMap<String, String> {
     fh.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
-fn names(v: Vec<String>) -> Result<Vec<&'static str>> {
+fn wire_names(v: &[TrackedField]) -> Vec<String> {
+    v.iter().map(|f| f.to_string()).collect()
+}
+
+fn names(v: Vec<String>) -> Result<Vec<TrackedField>> {
     v.iter()
-        .map(|n| field_name(n).with_context(|| format!("unknown field `{n}`")))
+        .map(|n| TrackedField::parse(n).with_context(|| format!("unknown field `{n}`")))
         .collect()
 }
 
@@ -122,7 +127,7 @@ fn hashes(m: BTreeMap<String, String>) -> Result<FieldHashes> {
     m.into_iter()
         .map(|(k, v)| {
             Ok((
-                field_name(&k).with_context(|| format!("unknown field `{k}`"))?,
+                TrackedField::parse(&k).with_context(|| format!("unknown field `{k}`"))?,
                 v,
             ))
         })
@@ -137,16 +142,16 @@ pub fn to_json(plan: &Plan, state: &State) -> Result<String> {
         .iter()
         .map(|c| {
             let mut fh = c.field_hashes.clone();
-            let mut changed: Vec<String> = c.changed.iter().map(|s| s.to_string()).collect();
-            if fh.contains_key("bsn") || changed.iter().any(|f| f == "bsn") {
-                changed.retain(|f| f != "bsn");
+            let mut changed = c.changed.clone();
+            if fh.contains_key(&TrackedField::Bsn) || changed.contains(&TrackedField::Bsn) {
+                changed.retain(|f| *f != TrackedField::Bsn);
                 match state
                     .users
                     .get(&c.external_id)
-                    .and_then(|s| s.field_hashes.get("bsn"))
+                    .and_then(|s| s.field_hashes.get(&TrackedField::Bsn))
                 {
-                    Some(old) => fh.insert("bsn", old.clone()),
-                    None => fh.remove("bsn"),
+                    Some(old) => fh.insert(TrackedField::Bsn, old.clone()),
+                    None => fh.remove(&TrackedField::Bsn),
                 };
             }
             WireUser {
@@ -154,7 +159,7 @@ pub fn to_json(plan: &Plan, state: &State) -> Result<String> {
                 external_id: c.external_id.clone(),
                 platform_id: c.platform_id.clone(),
                 user: c.user.clone(),
-                changed,
+                changed: wire_names(&changed),
                 field_hashes: wire_hashes(&fh),
                 reduces_accommodations: c.reduces_accommodations,
             }
@@ -168,7 +173,7 @@ pub fn to_json(plan: &Plan, state: &State) -> Result<String> {
             external_id: c.external_id.clone(),
             platform_id: c.platform_id.clone(),
             group: c.group.clone(),
-            changed: c.changed.iter().map(|s| s.to_string()).collect(),
+            changed: wire_names(&c.changed),
             field_hashes: wire_hashes(&c.field_hashes),
         })
         .collect();
@@ -181,7 +186,7 @@ pub fn to_json(plan: &Plan, state: &State) -> Result<String> {
                 external_id: c.external_id.clone(),
                 platform_id: c.platform_id.clone(),
                 offering: c.offering.clone(),
-                changed: c.changed.iter().map(|s| s.to_string()).collect(),
+                changed: wire_names(&c.changed),
                 field_hashes: wire_hashes(&c.field_hashes),
             })
             .collect(),
@@ -194,7 +199,7 @@ pub fn to_json(plan: &Plan, state: &State) -> Result<String> {
                 platform_id: c.platform_id.clone(),
                 registration: c.registration.clone(),
                 offering: c.offering.clone(),
-                changed: c.changed.iter().map(|s| s.to_string()).collect(),
+                changed: wire_names(&c.changed),
                 field_hashes: wire_hashes(&c.field_hashes),
             })
             .collect(),

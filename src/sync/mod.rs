@@ -36,6 +36,36 @@ pub struct RosterOptions {
     pub allow_mass_changes: bool,
 }
 
+/// Why a run gave no report: it did not start because another run holds
+/// the run lock (the daemon skips the tick), or it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Always [`lock::LockError::Busy`].
+    #[error(transparent)]
+    Busy(lock::LockError),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<lock::LockError> for RunError {
+    fn from(e: lock::LockError) -> RunError {
+        match e {
+            busy @ lock::LockError::Busy { .. } => RunError::Busy(busy),
+            other => RunError::Failed(other.into()),
+        }
+    }
+}
+
+impl RunError {
+    /// As a plain error, for callers that do not tell the two apart.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            RunError::Busy(e) => e.into(),
+            RunError::Failed(e) => e,
+        }
+    }
+}
+
 /// Callbacks for progress display (a bar on a terminal, nothing otherwise).
 pub trait Progress: Sync {
     fn phase(&self, name: &str, total: Option<u64>);
@@ -188,7 +218,7 @@ pub async fn roster(
     opts: RosterOptions,
     actor: &str,
     progress: &dyn Progress,
-) -> Result<RosterReport> {
+) -> Result<RosterReport, RunError> {
     let cfg = &loaded.config;
     // One run at a time per state file (a dry run writes nothing).
     let _lock = if opts.dry_run {
@@ -227,7 +257,7 @@ pub async fn roster(
     if run_id.is_some() {
         crate::store::anchor::record(&store, cfg.audit.anchor_file.as_deref())?;
     }
-    result
+    Ok(result?)
 }
 
 async fn roster_run(

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Completeness, SourceIssue};
+use crate::model::{Completeness, SourceIssue, TrackedField};
 use crate::privacy::policy::{
     ExamAccommodations, Minimised, PlatformGroup, PlatformUser, hash_value, record_hash,
 };
@@ -42,7 +42,7 @@ pub struct UserChange {
     #[serde(skip)]
     pub user: Option<PlatformUser>,
     /// Names of the fields that differ from what was last pushed.
-    pub changed: Vec<&'static str>,
+    pub changed: Vec<TrackedField>,
     #[serde(skip)]
     pub field_hashes: FieldHashes,
     /// The update removes or reduces the user's exam accommodations.
@@ -59,7 +59,7 @@ pub struct GroupChange {
     pub platform_id: Option<String>,
     #[serde(skip)]
     pub group: PlatformGroup,
-    pub changed: Vec<&'static str>,
+    pub changed: Vec<TrackedField>,
     #[serde(skip)]
     pub field_hashes: FieldHashes,
 }
@@ -69,7 +69,7 @@ pub trait Change {
     const KIND: RecordKind;
     fn action(&self) -> Action;
     fn external_id(&self) -> &str;
-    fn changed(&self) -> &[&'static str];
+    fn changed(&self) -> &[TrackedField];
     fn platform_id(&self) -> Option<&String>;
     fn field_hashes(&self) -> &FieldHashes;
     /// For groups: the member ids the platform will hold.
@@ -103,7 +103,7 @@ impl Change for UserChange {
     fn external_id(&self) -> &str {
         &self.external_id
     }
-    fn changed(&self) -> &[&'static str] {
+    fn changed(&self) -> &[TrackedField] {
         &self.changed
     }
     fn platform_id(&self) -> Option<&String> {
@@ -128,7 +128,7 @@ impl Change for GroupChange {
     fn external_id(&self) -> &str {
         &self.external_id
     }
-    fn changed(&self) -> &[&'static str] {
+    fn changed(&self) -> &[TrackedField] {
         &self.changed
     }
     fn platform_id(&self) -> Option<&String> {
@@ -263,7 +263,7 @@ pub fn plan(mut m: Minimised, state: &State, full: bool) -> Plan {
         .filter(|s| {
             s.active
                 && s.field_hashes
-                    .get("accommodations")
+                    .get(&TrackedField::Accommodations)
                     .is_some_and(|h| *h != none)
         })
         .count();
@@ -338,16 +338,16 @@ fn count_group_losses(state: &State, p: &mut Plan) {
     }
 }
 
-fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<&'static str> {
-    let mut changed: Vec<&'static str> = new
+fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<TrackedField> {
+    let mut changed: Vec<TrackedField> = new
         .iter()
         .filter(|(k, v)| old.get(*k) != Some(*v))
         .map(|(k, _)| *k)
         .collect();
     // a BSN sent before but no longer allowed (or an acceptance platform
     // now): removed from the platform
-    if old.contains_key("bsn") && !new.contains_key("bsn") {
-        changed.push("bsn");
+    if old.contains_key(&TrackedField::Bsn) && !new.contains_key(&TrackedField::Bsn) {
+        changed.push(TrackedField::Bsn);
     }
     changed
 }
@@ -369,7 +369,7 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
                     record_id: Some(u.external_id.clone()),
                     reason: format!(
                         "new user whose {} the export does not give (roles.csv, orgs.csv); fix it in the SIS",
-                        u.unknown.join(" and ")
+                        TrackedField::join(&u.unknown, " and ")
                     ),
                 });
             }
@@ -379,15 +379,15 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
                 platform_id: None,
                 // what goes out: an empty or never-allowed field is no
                 // attribute of the create (nor of its audit entry)
-                changed: fh.keys().filter(|k| u.carries(k)).cloned().collect(),
+                changed: fh.keys().copied().filter(|k| u.carries(*k)).collect(),
                 user: Some(u),
                 field_hashes: fh,
                 reduces_accommodations: false,
             }),
             Some(old) => {
                 for f in &u.unknown {
-                    if let Some(h) = old.field_hashes.get(*f) {
-                        fh.insert(f, h.clone());
+                    if let Some(h) = old.field_hashes.get(f) {
+                        fh.insert(*f, h.clone());
                     }
                 }
                 let really = changed_fields(&old.field_hashes, &fh);
@@ -415,11 +415,11 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
                     }
                     let none = hash_value(&None::<ExamAccommodations>);
                     let reduces_accommodations = old.active
-                        && really.contains(&"accommodations")
+                        && really.contains(&TrackedField::Accommodations)
                         && reduces(
                             old.accommodations.as_ref(),
                             old.field_hashes
-                                .get("accommodations")
+                                .get(&TrackedField::Accommodations)
                                 .is_some_and(|h| *h != none),
                             u.accommodations.as_ref(),
                         );
@@ -441,13 +441,13 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
     }
     let deactivate = |id: &str, old: &RecordState, p: &mut Plan| {
         let mut fh = old.field_hashes.clone();
-        fh.insert("active", hash_value(&false));
+        fh.insert(TrackedField::Active, hash_value(&false));
         p.users.push(UserChange {
             action: Action::Deactivate,
             external_id: id.to_string(),
             platform_id: old.platform_id.clone(),
             user: None,
-            changed: vec!["active"],
+            changed: vec![TrackedField::Active],
             field_hashes: fh,
             reduces_accommodations: false,
         });
@@ -614,7 +614,7 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         if group.partial {
             if let Some(o) = old {
                 for (k, v) in &o.field_hashes {
-                    fh.entry(k).or_insert_with(|| v.clone());
+                    fh.entry(*k).or_insert_with(|| v.clone());
                 }
             }
         }
@@ -678,12 +678,12 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         };
         let mut fh = old.field_hashes.clone();
         fh.extend(group.field_hashes());
-        fh.insert("active", hash_value(&false));
+        fh.insert(TrackedField::Active, hash_value(&false));
         p.groups.push(GroupChange {
             action: Action::Deactivate,
             external_id: id.to_string(),
             platform_id: old.platform_id.clone(),
-            changed: vec!["members"],
+            changed: vec![TrackedField::Members],
             group,
             field_hashes: fh,
         });

@@ -11,11 +11,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::config::{Loaded, Platform, ScimPlatform};
 use crate::connector::PlatformSnapshot;
 use crate::connector::scim::ScimSink;
+use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
 use crate::store::{RecordKind, RecordState, Store};
 use crate::sync::{Progress, RosterReport};
@@ -29,7 +30,7 @@ pub struct Finding {
     /// id.
     pub id: String,
     /// Drifted attributes (empty for missing records and orphans).
-    pub fields: Vec<&'static str>,
+    pub fields: Vec<TrackedField>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -112,22 +113,25 @@ pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
         let u = &found.user;
         let name = (&u.given_name, &u.middle_name, &u.family_name);
         let mut drift = Vec::new();
-        let mut check = |field: &'static str, candidates: &[String]| {
-            if let Some(h) = st.field_hashes.get(field) {
+        let mut check = |field: TrackedField, candidates: &[String]| {
+            if let Some(h) = st.field_hashes.get(&field) {
                 if !candidates.iter().any(|c| c == h) {
                     drift.push(field);
                 }
             }
         };
-        check("userName", &[hash_value(&u.user_name)]);
+        check(TrackedField::UserName, &[hash_value(&u.user_name)]);
         if !known.names_joined {
-            check("name", &[hash_value(&name)]);
+            check(TrackedField::Name, &[hash_value(&name)]);
         }
-        check("email", &[hash_value(&u.email)]);
-        check("role", &[hash_value(&u.role)]);
-        check("org", &[hash_value(&u.org)]);
-        check("accommodations", &[hash_value(&u.accommodations)]);
-        check("active", &[hash_value(&u.active)]);
+        check(TrackedField::Email, &[hash_value(&u.email)]);
+        check(TrackedField::Role, &[hash_value(&u.role)]);
+        check(TrackedField::Org, &[hash_value(&u.org)]);
+        check(
+            TrackedField::Accommodations,
+            &[hash_value(&u.accommodations)],
+        );
+        check(TrackedField::Active, &[hash_value(&u.active)]);
         if !drift.is_empty() {
             r.drifted.push(finding("user", id, drift));
         }
@@ -181,12 +185,13 @@ pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
             }
             continue;
         };
-        if let Some(h) = st.field_hashes.get("displayName") {
+        if let Some(h) = st.field_hashes.get(&TrackedField::DisplayName) {
             let sent_as_id = g.display_name.as_deref() == Some(id.as_str());
             if *h != hash_value(&g.display_name)
                 && !(sent_as_id && *h == hash_value(&None::<String>))
             {
-                r.drifted.push(finding("group", id, vec!["displayName"]));
+                r.drifted
+                    .push(finding("group", id, vec![TrackedField::DisplayName]));
             }
         }
         let want = known.members.get(id).unwrap_or(&none);
@@ -200,13 +205,14 @@ pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
             })
             .collect();
         if *want != have {
-            r.membership.push(finding("group", id, vec!["members"]));
+            r.membership
+                .push(finding("group", id, vec![TrackedField::Members]));
         }
     }
     r
 }
 
-fn finding(kind: &'static str, id: &str, fields: Vec<&'static str>) -> Finding {
+fn finding(kind: &'static str, id: &str, fields: Vec<TrackedField>) -> Finding {
     Finding {
         kind,
         id: id.to_string(),
@@ -216,7 +222,7 @@ fn finding(kind: &'static str, id: &str, fields: Vec<&'static str>) -> Finding {
 
 /// What `--fix` makes the next run send again: per record, the fields
 /// whose stored hashes are forgotten (empty = all of them).
-pub fn to_resend(r: &Report) -> Vec<(RecordKind, String, Vec<&'static str>)> {
+pub fn to_resend(r: &Report) -> Vec<(RecordKind, String, Vec<TrackedField>)> {
     let kind = |k: &str| {
         if k == "user" {
             RecordKind::User
@@ -240,17 +246,17 @@ pub async fn run(
     fix: bool,
     actor: &str,
     progress: &dyn Progress,
-) -> Result<(Report, Option<RosterReport>)> {
+) -> Result<(Report, Option<RosterReport>), super::RunError> {
     let cfg = &loaded.config;
     let p = match &cfg.platform {
         Platform::Scim(p) => p,
-        Platform::Oke(_) => bail!(
+        Platform::Oke(_) => return Err(anyhow::anyhow!(
             "reconcile compares SCIM users and groups; an OKE platform holds sittings and registrations, which reconcile does not read yet: nothing to compare"
-        ),
-        Platform::CsvDrop(_) | Platform::EdexmlDrop(_) => bail!(
+        ).into()),
+        Platform::CsvDrop(_) | Platform::EdexmlDrop(_) => return Err(anyhow::anyhow!(
             "reconcile reads the platform back, and a file-drop platform ({}) cannot be read: nothing to compare. Check the files the platform imported instead",
             cfg.platform.kind()
-        ),
+        ).into()),
     };
     let http = loaded.http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?;
     let sink = ScimSink::connect(&p.endpoint.base_url, http)
@@ -273,7 +279,7 @@ pub async fn run(
                 &serde_json::json!({}),
                 Some(&format!("{e:#}")),
             )?;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let users = store.load_state(RecordKind::User)?;
@@ -306,7 +312,10 @@ pub async fn run(
     }
     drop(store);
     drop(lock); // the roster run takes it itself
-    let fixed = super::roster(loaded, super::RosterOptions::default(), actor, progress).await?;
+    // a sync that took the lock in between: the fix failed, not skipped
+    let fixed = super::roster(loaded, super::RosterOptions::default(), actor, progress)
+        .await
+        .map_err(super::RunError::into_anyhow)?;
     Ok((report, Some(fixed)))
 }
 
@@ -401,9 +410,15 @@ mod tests {
             },
         );
         assert_eq!(r.missing, vec![finding("user", "b", vec![])]);
-        assert_eq!(r.drifted, vec![finding("user", "a", vec!["name"])]);
+        assert_eq!(
+            r.drifted,
+            vec![finding("user", "a", vec![TrackedField::Name])]
+        );
         assert_eq!(r.orphans, vec![finding("user", "x", vec![])]);
-        assert_eq!(r.membership, vec![finding("group", "g", vec!["members"])]);
+        assert_eq!(
+            r.membership,
+            vec![finding("group", "g", vec![TrackedField::Members])]
+        );
         assert_eq!(to_resend(&r).len(), 3);
     }
 }

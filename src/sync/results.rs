@@ -107,12 +107,13 @@ pub async fn results(
     opts: ResultsOptions,
     actor: &str,
     progress: &dyn Progress,
-) -> Result<ResultsReport> {
+) -> Result<ResultsReport, crate::sync::RunError> {
     let Some(rcfg) = &loaded.config.results else {
         return Err(anyhow!(
             "{}: no [results] section; add one to sync results (see README, \"Results\")",
             loaded.file.display()
-        ));
+        )
+        .into());
     };
     // One run at a time per state file (a dry run writes nothing).
     let _lock = if opts.dry_run {
@@ -170,7 +171,8 @@ pub async fn results(
         }
         crate::store::anchor::record(&store, loaded.config.audit.anchor_file.as_deref())?;
     }
-    r.map(|()| report)
+    r?;
+    Ok(report)
 }
 
 async fn run(

@@ -205,6 +205,7 @@ pub fn check(plan: &Plan, limits: &Safety) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TrackedField;
 
     #[test]
     fn registrations_withdrawn_above_the_share_and_an_empty_bulk_are_refused() {
@@ -245,7 +246,7 @@ mod tests {
                     external_id: format!("u{i}"),
                     platform_id: None,
                     user: None,
-                    changed: vec!["active"],
+                    changed: vec![TrackedField::Active],
                     field_hashes: Default::default(),
                     reduces_accommodations: false,
                 })

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::{Action, Change, Plan, State, changed_fields};
-use crate::model::{Completeness, RegistrationRole};
+use crate::model::{Completeness, RegistrationRole, TrackedField};
 use crate::privacy::exams::{MinimisedExams, PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::ExamAccommodations;
 use crate::privacy::policy::{hash_value, record_hash};
@@ -27,7 +27,7 @@ pub struct OfferingChange {
     /// None for a cancellation.
     #[serde(skip)]
     pub offering: Option<PlatformOffering>,
-    pub changed: Vec<&'static str>,
+    pub changed: Vec<TrackedField>,
     #[serde(skip)]
     pub field_hashes: FieldHashes,
 }
@@ -44,7 +44,7 @@ pub struct RegistrationChange {
     pub registration: Option<PlatformRegistration>,
     /// The exam sitting.
     pub offering: Option<String>,
-    pub changed: Vec<&'static str>,
+    pub changed: Vec<TrackedField>,
     #[serde(skip)]
     pub field_hashes: FieldHashes,
 }
@@ -57,7 +57,7 @@ impl Change for OfferingChange {
     fn external_id(&self) -> &str {
         &self.external_id
     }
-    fn changed(&self) -> &[&'static str] {
+    fn changed(&self) -> &[TrackedField] {
         &self.changed
     }
     fn platform_id(&self) -> Option<&String> {
@@ -79,7 +79,7 @@ impl Change for RegistrationChange {
     fn external_id(&self) -> &str {
         &self.external_id
     }
-    fn changed(&self) -> &[&'static str] {
+    fn changed(&self) -> &[TrackedField] {
         &self.changed
     }
     fn platform_id(&self) -> Option<&String> {
@@ -114,7 +114,7 @@ pub(crate) fn needs_of(r: &PlatformRegistration) -> Option<ExamAccommodations> {
 
 fn withdrawn_hashes(old: &RecordState) -> FieldHashes {
     let mut fh = old.field_hashes.clone();
-    fh.insert("active", hash_value(&false));
+    fh.insert(TrackedField::Active, hash_value(&false));
     fh
 }
 
@@ -178,7 +178,7 @@ pub(super) fn plan_exams(m: &MinimisedExams, state: &State, full: bool, p: &mut 
                 external_id: id.clone(),
                 platform_id: old.platform_id.clone(),
                 offering: None,
-                changed: vec!["active"],
+                changed: vec![TrackedField::Active],
                 field_hashes: withdrawn_hashes(old),
             });
         }
@@ -250,7 +250,7 @@ pub(super) fn plan_exams(m: &MinimisedExams, state: &State, full: bool, p: &mut 
             platform_id: old.platform_id.clone(),
             registration: None,
             offering: state.registration_offering.get(id).cloned(),
-            changed: vec!["state"],
+            changed: vec![TrackedField::State],
             field_hashes: withdrawn_hashes(old),
         });
     };
@@ -355,7 +355,7 @@ mod tests {
             acts,
             vec![("a1", Action::Update), ("a2", Action::Deactivate)]
         );
-        assert_eq!(p.registrations[0].changed, vec!["extraMinutes"]);
+        assert_eq!(p.registrations[0].changed, vec![TrackedField::ExtraMinutes]);
         assert_eq!(p.gate.registrations_withdrawn, 1);
         assert_eq!(p.gate.registrations_known, 3);
         // a withdrawal is stored inactive, never removed

@@ -101,7 +101,7 @@ fn rename_is_one_update_of_name_only() {
     assert_eq!(p.users.len(), 1);
     assert!(p.groups.is_empty());
     assert_eq!(p.users[0].action, Action::Update);
-    assert_eq!(p.users[0].changed, vec!["name"]);
+    assert_eq!(p.users[0].changed, vec![TrackedField::Name]);
     assert_eq!(p.users[0].platform_id.as_deref(), Some("p-stu-1009"));
 }
 
@@ -114,7 +114,11 @@ fn absent_from_bulk_is_deactivated_and_leaves_its_classes() {
     assert_eq!(p.users.len(), 1);
     assert_eq!(p.users[0].action, Action::Deactivate);
     assert_eq!(p.users[0].external_id, "stu-1014");
-    assert!(p.groups.iter().all(|g| g.changed == vec!["members"]));
+    assert!(
+        p.groups
+            .iter()
+            .all(|g| g.changed == vec![TrackedField::Members])
+    );
     assert_eq!(p.groups.len(), 3, "stu-1014 was in three classes");
     let mut state = state;
     apply(&p, &mut state);
@@ -138,7 +142,7 @@ fn returning_user_is_reactivated() {
         .find(|c| c.external_id == "stu-1001")
         .unwrap();
     assert_eq!(back.action, Action::Update);
-    assert_eq!(back.changed, vec!["active"]);
+    assert_eq!(back.changed, vec![TrackedField::Active]);
     assert!(back.user.as_ref().unwrap().active);
 }
 
@@ -164,7 +168,7 @@ fn delta_applies_rename_leaver_newcomer_and_memberships() {
     let by = |id: &str| p.users.iter().find(|c| c.external_id == id).unwrap();
     assert_eq!(p.users.len(), 3, "{:?}", p.users);
     assert_eq!(by("stu-1009").action, Action::Update);
-    assert_eq!(by("stu-1009").changed, vec!["name"]);
+    assert_eq!(by("stu-1009").changed, vec![TrackedField::Name]);
     assert_eq!(by("stu-1014").action, Action::Deactivate);
     assert_eq!(by("stu-1037").action, Action::Create);
     // nobody else is touched: a delta says nothing about absent users
@@ -176,12 +180,16 @@ fn delta_applies_rename_leaver_newcomer_and_memberships() {
         .unwrap();
     assert!(h3a.group.members.contains(&"stu-1037".to_string()));
     assert!(!h3a.group.members.contains(&"stu-1014".to_string()));
-    assert_eq!(h3a.changed, vec!["members"]);
+    assert_eq!(h3a.changed, vec![TrackedField::Members]);
     apply(&p, &mut state);
     let again = plan(minimise(&d), &state, false);
     assert!(again.is_empty(), "{:?} {:?}", again.users, again.groups);
     // the role the delta did not repeat is kept, not cleared
-    assert!(state.users["stu-1009"].field_hashes.contains_key("role"));
+    assert!(
+        state.users["stu-1009"]
+            .field_hashes
+            .contains_key(&TrackedField::Role)
+    );
 }
 
 #[test]
