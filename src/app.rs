@@ -65,13 +65,16 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         // a secret or TLS file a run needed (read when it built its
         // connectors): the same line and code as any config error
-        Err(CliError::Failed(e)) => match e
-            .chain()
-            .find_map(|x| x.downcast_ref::<crate::config::ConfigError>())
-        {
-            Some(c) => Err(CliError::Config(c.to_string())),
-            None => Err(CliError::Failed(e)),
-        },
+        Err(CliError::Failed(e)) => {
+            let config = e
+                .chain()
+                .find_map(|x| x.downcast_ref::<crate::config::ConfigError>())
+                .map(ToString::to_string);
+            Err(match config {
+                Some(line) => CliError::Config(line),
+                None => CliError::Failed(e),
+            })
+        }
         other => other,
     }
 }
@@ -675,10 +678,15 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
         }
     }
     if cli.json {
-        let m: serde_json::Map<String, serde_json::Value> = rows
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
+        // several lines under one name (warnings): one value, a line each
+        let mut m = serde_json::Map::new();
+        for (k, v) in &rows {
+            let line = match m.remove(k) {
+                Some(serde_json::Value::String(before)) => format!("{before}\n{v}"),
+                _ => v.clone(),
+            };
+            m.insert(k.clone(), serde_json::Value::String(line));
+        }
         print_json(&serde_json::json!({ "ok": ok, "checks": m, "settings": settings_json(l) }))?;
     } else {
         for (k, v) in &rows {

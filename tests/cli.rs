@@ -379,6 +379,112 @@ fn a_closed_stdout_ends_quietly_with_exit_0() {
     }
 }
 
+/// Read-only commands need no connector secret (`sudo sisync audit verify`
+/// on a server, where the token is a systemd credential of the service);
+/// check-config reports a missing one, and a run stops at it with the key,
+/// file:line and what to do.
+#[test]
+fn read_only_commands_work_without_the_connector_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let t = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[state]",
+        "[privacy]\npseudonymize_ids = true\npseudonym_key_file = \"pseudonym-key\"\n\n[state]",
+    );
+    std::fs::write(&cfg, &t).unwrap();
+    let key = dir.path().join("pseudonym-key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // the service's secrets are not here: no key, no token
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(
+        &cfg,
+        t.replace(
+            "kind = \"csv-drop\"\npath = \"drop\"",
+            "kind = \"scim\"\nbase_url = \"https://platform.example/scim/v2\"\n\n[platform.auth]\nkind = \"bearer\"\ntoken_file = \"missing-token\"",
+        ),
+    )
+    .unwrap();
+    for args in [
+        &["status"][..],
+        &["audit", "list"],
+        &["audit", "show", "1"],
+        &["audit", "verify"],
+        &["privacy", "register"],
+        &["privacy", "export", "--person", "stu-1001"],
+        &["report", "results", "--exam", "EX-1"],
+        &["plan", "list"],
+    ] {
+        let o = sisync(&cfg, args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+    }
+
+    let o = sisync(&cfg, &["check-config"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let missing = format!(
+        "warning: {}:22: platform.auth.token_file: cannot read {}",
+        cfg.display(),
+        dir.path().join("missing-token").display()
+    );
+    assert!(stderr.contains(&missing), "{stderr}");
+    assert!(
+        stderr.contains(":7: privacy.pseudonym_key_file: cannot read"),
+        "{stderr}"
+    );
+    let o = sisync(&cfg, &["--json", "check-config"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warnings = v["checks"]["warning"].as_str().unwrap_or_default();
+    assert!(
+        warnings.contains("platform.auth.token_file") && warnings.contains("pseudonym_key_file"),
+        "every warning in the JSON too: {warnings}"
+    );
+    let o = sisync(&cfg, &["check-config", "--connect"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // the daemon reads them all at start and does not start without them
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env_remove("SISYNC_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            daemon.kill().unwrap();
+            panic!("sisync run started without its secrets");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(2));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains(":22: platform.auth.token_file: cannot read")
+            && stderr.contains(":7: privacy.pseudonym_key_file: cannot read"),
+        "{stderr}"
+    );
+
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with(&format!("config error: {}:", cfg.display()))
+            && (stderr.contains(":7: privacy.pseudonym_key_file: cannot read")
+                || stderr.contains(":22: platform.auth.token_file: cannot read")),
+        "{stderr}"
+    );
+}
+
 /// A stdout whose reader is already gone: every write fails with EPIPE.
 fn closed_stdout() -> std::process::Stdio {
     use std::os::fd::FromRawFd as _;
@@ -488,73 +594,4 @@ fn every_documented_exit_code() {
     tamper(dir.path(), "UPDATE audit SET fields = 'x' WHERE seq = 3");
     let (c, out) = code(&["audit", "verify"]);
     assert_eq!(c, Some(4), "{out}");
-}
-
-/// Read-only commands need no connector secret (`sudo sisync audit verify`
-/// on a server, where the token is a systemd credential of the service);
-/// check-config reports a missing one, and a run stops at it with the key,
-/// file:line and what to do.
-#[test]
-fn read_only_commands_work_without_the_connector_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
-    let t = std::fs::read_to_string(&cfg).unwrap().replace(
-        "[state]",
-        "[privacy]\npseudonymize_ids = true\npseudonym_key_file = \"pseudonym-key\"\n\n[state]",
-    );
-    std::fs::write(&cfg, &t).unwrap();
-    let key = dir.path().join("pseudonym-key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    // the service's secrets are not here: no key, no token
-    std::fs::remove_file(&key).unwrap();
-    std::fs::write(
-        &cfg,
-        t.replace(
-            "kind = \"csv-drop\"\npath = \"drop\"",
-            "kind = \"scim\"\nbase_url = \"https://platform.example/scim/v2\"\n\n[platform.auth]\nkind = \"bearer\"\ntoken_file = \"missing-token\"",
-        ),
-    )
-    .unwrap();
-    for args in [
-        &["status"][..],
-        &["audit", "list"],
-        &["audit", "show", "1"],
-        &["audit", "verify"],
-        &["privacy", "register"],
-        &["privacy", "export", "--person", "stu-1001"],
-        &["report", "results", "--exam", "EX-1"],
-        &["plan", "list"],
-    ] {
-        let o = sisync(&cfg, args);
-        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
-    }
-
-    let o = sisync(&cfg, &["check-config"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    let missing = format!(
-        "warning: {}:22: platform.auth.token_file: cannot read {}",
-        cfg.display(),
-        dir.path().join("missing-token").display()
-    );
-    assert!(stderr.contains(&missing), "{stderr}");
-    assert!(
-        stderr.contains(":7: privacy.pseudonym_key_file: cannot read"),
-        "{stderr}"
-    );
-    let o = sisync(&cfg, &["check-config", "--connect"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(
-        stderr.starts_with(&format!("config error: {}:", cfg.display()))
-            && (stderr.contains(":7: privacy.pseudonym_key_file: cannot read")
-                || stderr.contains(":22: platform.auth.token_file: cannot read")),
-        "{stderr}"
-    );
 }

@@ -149,16 +149,18 @@ fn credential_folder_files_are_found_by_their_own_names() {
             .output()
             .unwrap()
     };
+    // check-config reads the secrets and reports one it cannot read
     let o = run();
-    assert_ne!(o.status.code(), Some(0), "no token anywhere: {o:?}");
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        stderr.contains("platform.token_file: cannot read"),
+        "no token anywhere: {stderr}"
+    );
     std::fs::write(creds.join("sisync_token"), "tok-123\n").unwrap();
     let o = run();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("cannot read"), "found: {stderr}");
 }
 
 /// Every `sisync_*` / `process_*` name in a text, as written.

@@ -366,25 +366,6 @@ impl Endpoint {
             format!("{section}.tls")
         }
     }
-
-    /// A bare endpoint (tests, and connectors built without a config).
-    pub fn new(base_url: &str, auth: Option<AuthCfg>) -> Endpoint {
-        Endpoint {
-            base_url: base_url.to_string(),
-            allow_insecure_http: false,
-            auth,
-            tls: TlsCfg::default(),
-            timeout: super::default_timeout(),
-            max_retries: super::default_retries(),
-            concurrency: None,
-            rate_limit: 0,
-            deprecated: Vec::new(),
-            auth_flat: false,
-            tls_flat: false,
-            url_key: "base_url",
-            conflict: None,
-        }
-    }
 }
 
 fn is_http_url(u: &str) -> bool {
@@ -749,6 +730,22 @@ mod tests {
             warned.contains("write source.auth.token_url instead"),
             "{warned}"
         );
+    }
+
+    #[test]
+    fn an_unknown_key_beside_the_endpoint_keys_is_refused_with_its_line() {
+        let e = parse(&format!(
+            "{HEAD}[platform]\nkind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\ntokne_file = \"t\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("unknown field `tokne_file`"), "{e}");
+        assert_eq!(e.line, Some(12), "{e}");
+        let e = parse(&format!(
+            "{HEAD}[platform]\nkind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\n\n[platform.tls]\nclient_cert = \"c.pem\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("unknown field `client_cert`"), "{e}");
+        assert_eq!(e.line, Some(14), "{e}");
     }
 
     #[test]

@@ -113,14 +113,15 @@ pub fn locate(text: &str, section: &str, key: &str) -> Option<Range<usize>> {
     best
 }
 
-/// The first key named `name` that starts inside `within` (serde's span of
-/// an error in a buffered section is the whole section; the unknown key
-/// is in it).
+/// The first key named `name` at or after the start of `within` (serde's
+/// span of an error in a buffered section is the whole section, or its
+/// header when the key is in a sub-table; the unknown key follows it).
 pub fn key_inside(text: &str, within: &Range<usize>, name: &str) -> Option<Range<usize>> {
     let doc = ImDocument::parse(text).ok()?;
-    let mut found = None;
+    let mut found: Option<Range<usize>> = None;
     visit(Node::of(doc.as_item()), &mut |k, span| {
-        if found.is_none() && k == name && within.contains(&span.start) {
+        let nearer = found.as_ref().is_none_or(|f| span.start < f.start);
+        if k == name && span.start >= within.start && nearer {
             found = Some(span);
         }
     });
