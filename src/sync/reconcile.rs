@@ -19,7 +19,7 @@ use crate::connector::scim::ScimSink;
 use crate::http::Http;
 use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
-use crate::store::{RecordKind, RecordState, Store};
+use crate::store::{RecordKind, RecordState, RunOutcome, Store};
 use crate::sync::{Progress, RosterReport};
 
 /// One finding.
@@ -279,7 +279,7 @@ pub async fn run(
         Err(e) => {
             store.finish_run(
                 run_id,
-                "failed",
+                RunOutcome::Failed,
                 &serde_json::json!({}),
                 Some(&format!("{e:#}")),
             )?;
@@ -301,7 +301,11 @@ pub async fn run(
     progress.done();
     store.finish_run(
         run_id,
-        if report.is_clean() { "ok" } else { "drift" },
+        if report.is_clean() {
+            RunOutcome::Ok
+        } else {
+            RunOutcome::Drift
+        },
         &report.summary(),
         None,
     )?;
