@@ -19,9 +19,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuditCmd, AuditListArgs, Cli, Command, ResultsArgs, SyncWhat};
-use crate::config::{Loaded, Platform, Source};
-use crate::connector::ims_enterprise::ImsEnterprise;
-use crate::connector::oneroster_csv::OneRosterCsv;
+use crate::config::{Loaded, Platform};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::model::TrackedField;
 use crate::store::{AuditFilter, Fault, Store, audit};
@@ -52,37 +50,7 @@ impl From<sync::RunError> for CliError {
     }
 }
 
-/// Who runs this command, for the audit log: the OS user (and who sudo'ed).
-pub fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(os_user_name);
-    match std::env::var("SUDO_USER") {
-        Ok(s) if s != user => format!("user:{user} (sudo by {s})"),
-        _ => format!("user:{user}"),
-    }
-}
-
-/// The login name of the real uid from the password database, or `uid:N`.
-fn os_user_name() -> String {
-    // SAFETY: getuid has no preconditions; getpwuid_r writes only into the
-    // buffers we pass and we read pw_name only when it reported success.
-    unsafe {
-        let uid = libc::getuid();
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut buf = vec![0 as libc::c_char; 4096];
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
-        if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
-            return std::ffi::CStr::from_ptr(pwd.pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-        format!("uid:{uid}")
-    }
-}
+pub use crate::store::audit::actor;
 
 pub async fn run(cli: Cli) -> CliResult {
     match dispatch(&cli).await {
@@ -285,27 +253,13 @@ fn generate(what: &crate::cli::GenerateWhat) -> CliResult {
 /// A progress bar on a terminal; silent otherwise.
 pub(crate) struct Bar(Option<ProgressBar>);
 
-/// The progress bar on the terminal, if one is showing: log lines are
-/// written around it (see [`suspend_bar`]) so they never tear it.
-static ACTIVE_BAR: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
-
-/// Run `f` (a log write) with the progress bar, if any, lifted off the
-/// terminal for the moment.
-pub fn suspend_bar<R>(f: impl FnOnce() -> R) -> R {
-    let bar = ACTIVE_BAR.lock().ok().and_then(|b| b.clone());
-    match bar {
-        Some(pb) if !pb.is_finished() => pb.suspend(f),
-        _ => f(),
-    }
-}
-
 impl Bar {
     pub(crate) fn new(json: bool) -> Bar {
         if json || !std::io::stderr().is_terminal() {
             return Bar(None);
         }
         let pb = ProgressBar::new_spinner();
-        if let Ok(mut a) = ACTIVE_BAR.lock() {
+        if let Ok(mut a) = crate::journal::ACTIVE_BAR.lock() {
             *a = Some(pb.clone());
         }
         Bar(Some(pb))
@@ -314,7 +268,7 @@ impl Bar {
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        if let Ok(mut a) = ACTIVE_BAR.lock() {
+        if let Ok(mut a) = crate::journal::ACTIVE_BAR.lock() {
             *a = None;
         }
     }
@@ -609,57 +563,13 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
         format!("{} (will be created)", c.state.path.display())
     };
     rows.push(("state".into(), state));
-    let source = match &c.source {
-        Source::OnerosterCsv(s) => match OneRosterCsv::new(s).probe() {
-            Ok(what) => format!("oneroster-csv {} ({what})", s.path.display()),
-            Err(e) => {
-                ok = false;
-                format!("oneroster-csv: {e:#}")
-            }
-        },
-        Source::OnerosterRest(s) => format!(
-            "oneroster-rest {} (OneRoster {}, page size {}, full pull every {}; `check-config` does not connect)",
-            s.base_url,
-            match s.version {
-                crate::config::OneRosterVersion::V1_2 => "1.2",
-                crate::config::OneRosterVersion::V1_1 => "1.1",
-            },
-            s.page_size,
-            humantime::format_duration(s.full_every)
-        ),
-        Source::ImsEnterprise(s) => match ImsEnterprise::new(s).probe() {
-            Ok(what) => format!("ims-enterprise {} ({what})", s.path.display()),
-            Err(e) => {
-                ok = false;
-                format!("ims-enterprise: {e:#}")
-            }
-        },
-        Source::Oke(s) => format!(
-            "oke {} (OKE 1.0.1 flow 1, page size {}, sittings from {} days ago to {} days ahead; `check-config` does not connect)",
-            s.endpoint.base_url, s.page_size, s.window_days_before, s.window_days_after
-        ),
-        Source::Edexml(s) => match crate::connector::edexml::Edexml::new(s).probe() {
-            Ok(what) => format!("edexml {} ({what})", s.path.display()),
-            Err(e) => {
-                ok = false;
-                format!("edexml: {e:#}")
-            }
-        },
-        Source::Uwlr(s) => format!(
-            "uwlr {} ({}, {} school(s): {}; full read every {}; `check-config --connect` asks each school)",
-            s.url,
-            match s.mode {
-                crate::config::uwlr::UwlrMode::AllInOne => "HaalLeerlinggegevens",
-                crate::config::uwlr::UwlrMode::Staged => "staged",
-            },
-            s.schools.len(),
-            s.schools
-                .iter()
-                .map(|x| x.code())
-                .collect::<Vec<_>>()
-                .join(", "),
-            humantime::format_duration(s.full_every)
-        ),
+    let src = crate::connector::source::roster_source(&c.source);
+    let source = match src.check() {
+        Ok(line) => line,
+        Err(e) => {
+            ok = false;
+            format!("{}: {e:#}", src.kind())
+        }
     };
     rows.push(("source".into(), source));
     let platform = match &c.platform {
@@ -769,24 +679,9 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
 /// The config's main settings as values (for `check-config --json`; the
 /// `checks` next to it are the human lines).
 fn settings_json(l: &Loaded) -> serde_json::Value {
-    use crate::config::{Platform, Source};
+    use crate::config::Platform;
     let c = &l.config;
-    let source = match &c.source {
-        Source::OnerosterCsv(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
-        Source::ImsEnterprise(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
-        Source::Edexml(s) => serde_json::json!({"kind": c.source.kind(), "path": s.path}),
-        Source::Uwlr(s) => serde_json::json!({
-            "kind": c.source.kind(),
-            "url": s.url,
-            "schools": s.schools.iter().map(|x| x.code()).collect::<Vec<_>>(),
-        }),
-        Source::OnerosterRest(s) => {
-            serde_json::json!({"kind": c.source.kind(), "base_url": s.base_url})
-        }
-        Source::Oke(s) => {
-            serde_json::json!({"kind": c.source.kind(), "base_url": s.endpoint.base_url})
-        }
-    };
+    let source = crate::connector::source::roster_source(&c.source).status_json();
     let platform = match &c.platform {
         Platform::Scim(p) => serde_json::json!({
             "kind": "scim",

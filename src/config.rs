@@ -109,6 +109,8 @@ fn default_state_path() -> PathBuf {
     PathBuf::from("/var/lib/sisync/state.db")
 }
 
+pub use crate::secret::Secret;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 #[allow(clippy::large_enum_variant)] // one value per loaded config
@@ -415,8 +417,11 @@ pub struct ScimPlatform {
     pub attributes: std::collections::BTreeMap<String, String>,
 }
 
+/// sisync's own SCIM extension schema (the default `extension_urn`).
+pub const EXAM_SCHEMA: &str = "urn:sisync:schemas:extension:exam:1.0:User";
+
 fn default_extension_urn() -> String {
-    crate::connector::scim::EXAM_SCHEMA.to_string()
+    EXAM_SCHEMA.to_string()
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -425,40 +430,6 @@ pub enum MiddleName {
     #[default]
     Separate,
     InFamilyName,
-}
-
-impl ScimPlatform {
-    /// How sisync's data is laid out in this platform's SCIM resources.
-    pub fn shape(&self) -> crate::connector::scim::Shape {
-        crate::connector::scim::Shape {
-            urn: self.extension_urn.clone(),
-            middle_in_family: self.middle_name == MiddleName::InFamilyName,
-            attributes: self.attributes.clone(),
-            personal_needs: false,
-        }
-    }
-}
-
-impl Field {
-    /// What this field needs of a SCIM platform.
-    pub fn scim_needs(fields: &[Field]) -> crate::connector::scim::Needs {
-        let mut n = crate::connector::scim::Needs::default();
-        for f in fields {
-            match f {
-                Field::Name => n.middle_name = true,
-                Field::Role => n.extension.push("role"),
-                Field::Org => n.extension.push("org"),
-                Field::Accommodations => {
-                    n.extension
-                        .extend(["extraTimePercent", "fontScale", "screenReader"])
-                }
-                Field::Bsn => n.extension.push("bsn"),
-                Field::PersonalNeeds => n.extension.extend(["extraTimeMinutes", "personalNeeds"]),
-                Field::Email | Field::Groups | Field::Registrations => {}
-            }
-        }
-        n
-    }
 }
 
 fn default_max_consecutive_failures() -> usize {
@@ -934,25 +905,6 @@ mod humantime_serde_compat {
         humantime::parse_duration(&s).map_err(|e| {
             serde::de::Error::custom(format!("`{s}` is not a duration ({e}); write e.g. \"30s\""))
         })
-    }
-}
-
-/// A secret string that never prints itself.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::{Method, StatusCode, header};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// A failed HTTP exchange, safe to show and log.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -478,7 +478,7 @@ impl Http {
             None => d,
         })
         .notify(|e: &HttpError, d| {
-            crate::daemon::metrics::http_retry(&e.url);
+            crate::telemetry::http_retry(&e.url);
             tracing::warn!(method = %e.method, url = %e.url, status = ?e.status, "retrying in {d:?}: {}", e.reason)
         })
         .await
@@ -548,7 +548,7 @@ impl Http {
             }
         };
         let sent = req.send().await;
-        crate::daemon::metrics::http_request(url, sent.as_ref().ok().map(|r| r.status().as_u16()));
+        crate::telemetry::http_request(url, sent.as_ref().ok().map(|r| r.status().as_u16()));
         crate::endpoints::note(url, sent.as_ref().ok().map(|r| r.status().as_u16()));
         let resp = match sent {
             Ok(r) => r,
@@ -687,6 +687,18 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+/// Run an async source read from the synchronous read path: inside the
+/// runtime without blocking its other tasks, or on a runtime of its own.
+pub fn block_on<T>(fut: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(fut),
+    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ pub struct AroundBar;
 
 impl Write for AroundBar {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        crate::app::suspend_bar(|| io::stderr().lock().write_all(buf))?;
+        suspend_bar(|| io::stderr().lock().write_all(buf))?;
         Ok(buf.len())
     }
 
@@ -79,6 +79,21 @@ impl<'a> MakeWriter<'a> for StderrAroundBar {
 
     fn make_writer(&'a self) -> AroundBar {
         AroundBar
+    }
+}
+
+/// The progress bar on the terminal, if one is showing: log lines are
+/// written around it (see [`suspend_bar`]) so they never tear it.
+pub(crate) static ACTIVE_BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> =
+    std::sync::Mutex::new(None);
+
+/// Run `f` (a log write) with the progress bar, if any, lifted off the
+/// terminal for the moment.
+pub fn suspend_bar<R>(f: impl FnOnce() -> R) -> R {
+    let bar = ACTIVE_BAR.lock().ok().and_then(|b| b.clone());
+    match bar {
+        Some(pb) if !pb.is_finished() => pb.suspend(f),
+        _ => f(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Canonical, protocol-free roster types. Connectors translate their wire
 //! format into these; the planner and policy only ever see these.
 
+pub mod platform;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -14,8 +14,8 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 
-use crate::config::Secret;
 use crate::http::{Http, HttpError};
+use crate::secret::Secret;
 
 pub const ENVELOPE_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const AUTORISATIE_NS: &str = "http://www.edustandaard.nl/leerresultaten/2/autorisatie";
@@ -262,7 +262,7 @@ pub fn fault(body: &[u8]) -> Option<Fault> {
             }
             Event::GeneralRef(ref g) => {
                 let mut s = String::new();
-                let _ = crate::connector::xml_input::push_ref(&mut s, g);
+                let _ = crate::xml_input::push_ref(&mut s, g);
                 if field == Some("string") {
                     string.push_str(&s);
                 }

@@ -191,8 +191,10 @@ fn alert_rules_and_dashboard_use_metrics_that_exist() {
     let export = common::copy_fixture("oneroster-1.2", dir.path());
     let loaded = common::scim_config(dir.path(), &export, "https://p.example/scim/v2", "t", "");
     sisync::daemon::metrics::expose_endpoints(&loaded);
-    let exposed =
-        sisync::daemon::metrics::to_classic_text(&sisync::daemon::metrics::global().render(&db));
+    let exposed = sisync::daemon::metrics::to_classic_text(&sisync::daemon::metrics::render(
+        sisync::daemon::metrics::global(),
+        &db,
+    ));
     // samples, and families declared before their first sample (HTTP)
     let series: std::collections::BTreeSet<String> = exposed
         .lines()

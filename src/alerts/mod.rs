@@ -262,7 +262,7 @@ fn daily_digest(l: &Loaded, store: &Store, now: DateTime<Utc>) -> Result<Alert> 
         |r| r.get(0),
     )?;
     facts.push(("records sent".into(), writes.to_string()));
-    let o = crate::daemon::metrics::outbox(conn)?;
+    let o = crate::store::glance::outbox(conn)?;
     for (state, n) in &o.by_state {
         facts.push((format!("results {state}"), n.to_string()));
     }
@@ -404,7 +404,7 @@ pub async fn send_test(l: &Loaded) -> bool {
         severity: Severity::Info,
         title: format!("sisync {}: test alert", l.config.institution.name),
         text: "This channel receives sisync alerts. Nothing to do.".into(),
-        facts: vec![("sent by".into(), crate::app::actor())],
+        facts: vec![("sent by".into(), crate::store::audit::actor())],
     };
     send::deliver(l, a, &alert).await
 }

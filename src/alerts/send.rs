@@ -108,7 +108,7 @@ async fn post_webhook(l: &Loaded, a: &Alerts, alert: &Alert, url: &str) -> Resul
         .map_err(|e| e.to_string())?;
     let body = webhook_body(l, a.format, alert);
     // the URL holds the webhook's secret: messages name its host only
-    let host = crate::daemon::metrics::endpoint_label(url);
+    let host = crate::telemetry::endpoint_label(url);
     with_retries(a.attempts, || async {
         match client.post(url).json(&body).send().await {
             Ok(r) if r.status().is_success() => Ok(()),

@@ -1,11 +1,12 @@
 //! `sisync plan list|show|approve`: plans held by the safety gate.
 
 use super::out::outln;
-use super::{Bar, actor, print_json, print_plan_table, table};
+use super::{Bar, print_json, print_plan_table, table};
 use crate::cli::{Cli, PlanCmd};
 use crate::config::Loaded;
 use crate::exit::{CliResult, Exit};
 use crate::store::Store;
+use crate::store::audit::actor;
 use crate::sync::held::{self, Approval};
 
 pub async fn run(cli: &Cli, l: &Loaded, cmd: &PlanCmd) -> CliResult {

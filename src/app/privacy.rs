@@ -7,13 +7,14 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::out::outln;
-use super::{actor, print_json, table};
+use super::{print_json, table};
 use crate::cli::{Cli, ExportFormat, PrivacyCmd};
-use crate::config::{Environment, Loaded, Platform, Source};
+use crate::config::{Environment, Loaded, Platform};
 use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::scim::ScimSink;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::http::Http;
+use crate::store::audit::actor;
 use crate::store::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, Store};
 use crate::sync::lock::RunLock;
 
@@ -508,14 +509,7 @@ fn print_touched(files: &[crate::privacy::files::Touched], none: &str) -> Result
 
 fn register(cli: &Cli, l: &Loaded) -> Result<(), CliError> {
     let c = &l.config;
-    let source = match &c.source {
-        Source::OnerosterCsv(s) => format!("OneRoster CSV export at {}", s.path.display()),
-        Source::OnerosterRest(s) => format!("OneRoster REST service {}", s.base_url),
-        Source::ImsEnterprise(s) => format!("IMS Enterprise XML file {}", s.path.display()),
-        Source::Oke(s) => format!("OKE (OOAPI) SIS service {}", s.endpoint.base_url),
-        Source::Uwlr(s) => format!("UWLR 2.2 leerlinggegevens service {}", s.url),
-        Source::Edexml(s) => format!("EDEXML 2.1 file {}", s.path.display()),
-    };
+    let source = crate::connector::source::roster_source(&c.source).register_line();
     let platform = match &c.platform {
         Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.base_url),
         Platform::CsvDrop(p) => format!("exam platform file drop {}", p.path.display()),

@@ -1,10 +1,11 @@
 //! `sisync sync results` and the outbox lines of `sisync status`.
 
 use super::out::outln;
-use super::{Bar, actor, print_issues, print_json, table};
+use super::{Bar, print_issues, print_json, table};
 use crate::cli::{Cli, ResultsArgs};
 use crate::config::Loaded;
 use crate::exit::{CliError, CliResult, Exit};
+use crate::store::audit::actor;
 use crate::store::outbox::OutboxSummary;
 use crate::sync::results::{self, ResultsOptions, ResultsReport};
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ConfigError, Loaded, humantime_serde_compat};
-use crate::connector::csv_results::CsvResultColumns;
 use crate::http::{Auth, OAuth2};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -363,18 +362,14 @@ impl Loaded {
                         "list the exam sittings (offering ids on the platform) to read results of",
                     ));
                 }
-                if let Some(bad) = o
-                    .offerings
-                    .iter()
-                    .find(|x| !crate::connector::oke_results::is_uuid(x))
-                {
+                if let Some(bad) = o.offerings.iter().find(|x| !is_uuid(x)) {
                     return Err(self.error(
                         "results.source",
                         "offerings",
                         format!("`{bad}` is not an offering id (a UUID)"),
                     ));
                 }
-                if !crate::connector::oke_results::PAGE_SIZES.contains(&o.page_size) {
+                if !PAGE_SIZES.contains(&o.page_size) {
                     return Err(self.error(
                         "results.source",
                         "page_size",
@@ -388,7 +383,7 @@ impl Loaded {
             if o.concurrency == 0 || o.concurrency > 64 {
                 return Err(self.error("results.sink", "concurrency", "must be 1 to 64"));
             }
-            if !crate::connector::oke_results::PAGE_SIZES.contains(&o.page_size) {
+            if !PAGE_SIZES.contains(&o.page_size) {
                 return Err(self.error(
                     "results.sink",
                     "page_size",
@@ -459,4 +454,45 @@ impl Loaded {
             }
         }
     }
+}
+/// Column names of a CSV results export.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsvResultColumns {
+    pub candidate: String,
+    pub exam: String,
+    pub session: String,
+    pub score: String,
+    pub max_score: String,
+    pub passed: String,
+    pub grade: String,
+    pub date: String,
+}
+
+impl Default for CsvResultColumns {
+    fn default() -> Self {
+        CsvResultColumns {
+            candidate: "candidate".into(),
+            exam: "exam".into(),
+            session: "session".into(),
+            score: "score".into(),
+            max_score: "max_score".into(),
+            passed: "passed".into(),
+            grade: "grade".into(),
+            date: "date".into(),
+        }
+    }
+}
+
+/// The page sizes the specification allows.
+pub const PAGE_SIZES: [u32; 5] = [10, 20, 50, 100, 250];
+
+/// An OOAPI id is a UUID (8-4-4-4-12 hex digits).
+pub fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }

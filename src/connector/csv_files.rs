@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Field;
 use crate::connector::{ChangeSet, Delivery, FileSink, SinkError, csv_guard};
-use crate::privacy::policy::PlatformUser;
-use crate::store::audit::sha256_hex;
+use crate::digest::sha256_hex;
+use crate::model::platform::PlatformUser;
 
 pub struct CsvDrop {
     dir: PathBuf,
@@ -420,7 +420,7 @@ impl FileSink for CsvDrop {
 mod tests {
     use super::*;
     use crate::model::Role;
-    use crate::privacy::policy::{ExamAccommodations, PlatformGroup};
+    use crate::model::platform::{ExamAccommodations, PlatformGroup};
 
     fn user() -> PlatformUser {
         PlatformUser {

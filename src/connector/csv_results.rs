@@ -7,41 +7,12 @@
 //! grade, is reported (`file:line`) and skipped; a value that does not
 //! parse is reported and left out of its result.
 
+pub use crate::config::results::CsvResultColumns;
 use std::io::Read;
 
 use anyhow::{Result, anyhow};
-use serde::Deserialize;
 
 use crate::model::{ExamResult, SourceIssue};
-
-/// Column names of a CSV results export.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CsvResultColumns {
-    pub candidate: String,
-    pub exam: String,
-    pub session: String,
-    pub score: String,
-    pub max_score: String,
-    pub passed: String,
-    pub grade: String,
-    pub date: String,
-}
-
-impl Default for CsvResultColumns {
-    fn default() -> Self {
-        CsvResultColumns {
-            candidate: "candidate".into(),
-            exam: "exam".into(),
-            session: "session".into(),
-            score: "score".into(),
-            max_score: "max_score".into(),
-            passed: "passed".into(),
-            grade: "grade".into(),
-            date: "date".into(),
-        }
-    }
-}
 
 /// What reading one file found besides the results.
 #[derive(Debug, Default)]

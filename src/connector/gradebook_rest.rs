@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
+use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
-use crate::store::audit::sha256_hex;
 
 pub const PATH: &str = "/ims/oneroster/gradebook/v1p2";
 

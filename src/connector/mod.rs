@@ -16,14 +16,15 @@ pub mod oneroster_csv;
 pub mod oneroster_rest;
 pub mod qti_results;
 pub mod scim;
+pub mod source;
 pub mod uwlr;
 pub mod uwlr_results;
 pub(crate) mod uwlr_roster;
-pub(crate) mod xml_input;
+pub(crate) use crate::xml_input;
 
 use crate::model::TrackedField;
-use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
-use crate::privacy::policy::{PlatformGroup, PlatformUser};
+use crate::model::platform::{PlatformGroup, PlatformUser};
+use crate::model::platform::{PlatformOffering, PlatformRegistration};
 
 /// A write the platform accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +244,7 @@ pub struct StoredUser {
     /// The platform's id.
     pub id: String,
     /// Its fields in sisync's terms (`external_id` empty when it has none).
-    pub user: crate::privacy::policy::PlatformUser,
+    pub user: crate::model::platform::PlatformUser,
 }
 
 /// A group as the platform holds it.

@@ -25,15 +25,16 @@
 
 mod wire;
 
+pub use crate::config::results::{PAGE_SIZES, is_uuid};
 use std::collections::HashMap;
 
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::connector::{PushError, Written};
+use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
 use crate::model::{ExamResult, OkeResult, SourceIssue};
-use crate::store::audit::sha256_hex;
 
 pub use wire::CONSUMER_KEY;
 
@@ -41,8 +42,6 @@ pub use wire::CONSUMER_KEY;
 pub const SCOPE_SIS: &str = "nl-test-admin-flow-1-5";
 /// The scope of the planner ↔ exam platform flows (2, 3 and 4).
 pub const SCOPE_PLATFORM: &str = "nl-test-admin-flow-2-3-4";
-/// The page sizes the specification allows.
-pub const PAGE_SIZES: [u32; 5] = [10, 20, 50, 100, 250];
 
 const JSON: &str = "application/json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -239,16 +238,6 @@ pub fn read_results(
         }
     }
     Ok(issues)
-}
-
-/// 8-4-4-4-12 hex digits.
-pub fn is_uuid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 // ------------------------------------------------------------------ sink

@@ -552,3 +552,80 @@ fn user_id_of_type<'a>(v: &'a Value, kind: &str) -> Option<&'a str> {
         .get("identifier")?
         .as_str()
 }
+
+impl OneRosterRestSource {
+    /// The client for a run: the bearer token or OAuth2 client secret and
+    /// the TLS files are resolved now.
+    fn connect(&self, loaded: &crate::config::Loaded) -> Result<OneRosterRest> {
+        let auth = match self.auth {
+            crate::config::RestAuth::Bearer => {
+                Auth::Bearer(loaded.bearer_token("source", &self.token, &self.token_file)?)
+            }
+            crate::config::RestAuth::OAuth2 => {
+                Auth::OAuth2(std::sync::Arc::new(crate::http::OAuth2::new(
+                    self.token_url.as_deref().unwrap_or_default(),
+                    self.client_id.as_deref().unwrap_or_default(),
+                    loaded.client_secret(self)?,
+                    self.scope.clone(),
+                    self.timeout,
+                )?))
+            }
+        };
+        OneRosterRest::new(self, auth, &loaded.rest_tls(self)?)
+    }
+}
+
+impl super::source::RosterSource for OneRosterRestSource {
+    fn kind(&self) -> &'static str {
+        "oneroster-rest"
+    }
+    fn check(&self) -> Result<String> {
+        Ok(format!(
+            "oneroster-rest {} (OneRoster {}, page size {}, full pull every {}; `check-config` does not connect)",
+            self.base_url,
+            match self.version {
+                OneRosterVersion::V1_2 => "1.2",
+                OneRosterVersion::V1_1 => "1.1",
+            },
+            self.page_size,
+            humantime::format_duration(self.full_every)
+        ))
+    }
+    fn register_line(&self) -> String {
+        format!("OneRoster REST service {}", self.base_url)
+    }
+    fn urls(&self) -> Vec<&str> {
+        vec![&self.base_url]
+    }
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({"kind": self.kind(), "base_url": self.base_url})
+    }
+    fn full_every(&self) -> Option<std::time::Duration> {
+        Some(self.full_every)
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> super::source::BoxFuture<'a, super::source::ConnectionReport> {
+        Box::pin(async move {
+            let r = async {
+                let (url, took) = self.connect(loaded)?.ping().await?;
+                Ok(format!(
+                    "GET {url}: OK, authenticated, {} ms",
+                    took.as_millis()
+                ))
+            }
+            .await;
+            vec![("source link".to_string(), r)]
+        })
+    }
+    fn read(
+        &self,
+        loaded: &crate::config::Loaded,
+        since: Option<&str>,
+        _: &dyn Fn(u64),
+    ) -> Result<Roster> {
+        let src = self.connect(loaded)?;
+        crate::http::block_on(src.read(since))
+    }
+}

@@ -20,14 +20,14 @@ use tokio::sync::OnceCell;
 pub use capabilities::{Capabilities, Needs};
 
 use crate::connector::{RecordSink, SinkError, Written};
+use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
 use crate::model::TrackedField;
-use crate::privacy::policy::{PlatformGroup, PlatformUser};
-use crate::store::audit::sha256_hex;
+use crate::model::platform::{PlatformGroup, PlatformUser};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const EXAM_SCHEMA: &str = "urn:sisync:schemas:extension:exam:1.0:User";
+pub use crate::config::EXAM_SCHEMA;
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const CONTENT_TYPE: &str = "application/scim+json";
 
@@ -499,7 +499,7 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
     let name = v.get("name");
     let ext = v.get(&shape.urn);
     let e = |k: &str| ext.and_then(|x| x.get(shape.attr(k)));
-    let acc = crate::privacy::policy::ExamAccommodations {
+    let acc = crate::model::platform::ExamAccommodations {
         extra_time_percent: e("extraTimePercent")
             .and_then(Value::as_u64)
             .map(|x| x as u32),
@@ -936,11 +936,51 @@ impl RecordSink for ScimSink {
     }
 }
 
+/// The config's view of a SCIM platform, in this connector's terms (kept
+/// here so the config knows no connector type).
+impl crate::config::ScimPlatform {
+    /// How sisync's data is laid out in this platform's SCIM resources.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            urn: self.extension_urn.clone(),
+            middle_in_family: self.middle_name == crate::config::MiddleName::InFamilyName,
+            attributes: self.attributes.clone(),
+            personal_needs: false,
+        }
+    }
+}
+
+impl crate::config::Field {
+    /// What this field needs of a SCIM platform.
+    pub fn scim_needs(fields: &[crate::config::Field]) -> Needs {
+        let mut n = Needs::default();
+        for f in fields {
+            match f {
+                crate::config::Field::Name => n.middle_name = true,
+                crate::config::Field::Role => n.extension.push("role"),
+                crate::config::Field::Org => n.extension.push("org"),
+                crate::config::Field::Accommodations => {
+                    n.extension
+                        .extend(["extraTimePercent", "fontScale", "screenReader"])
+                }
+                crate::config::Field::Bsn => n.extension.push("bsn"),
+                crate::config::Field::PersonalNeeds => {
+                    n.extension.extend(["extraTimeMinutes", "personalNeeds"])
+                }
+                crate::config::Field::Email
+                | crate::config::Field::Groups
+                | crate::config::Field::Registrations => {}
+            }
+        }
+        n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Role;
-    use crate::privacy::policy::ExamAccommodations;
+    use crate::model::platform::ExamAccommodations;
 
     fn user() -> PlatformUser {
         PlatformUser {

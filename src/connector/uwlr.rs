@@ -40,11 +40,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 
-use crate::config::Secret;
 use crate::config::uwlr::{UwlrMode, UwlrSchool, UwlrSource, parse_month_day, school_year};
 use crate::connector::uwlr_roster::{self, Answer, Builder, Rec, SchoolBlock};
 use crate::http::{Http, TlsFiles};
 use crate::model::{Completeness, Roster};
+use crate::secret::Secret;
 use crate::soap::{self, Autorisatie, BodyWriter, SoapClient, SoapError};
 
 pub const LG_NS: &str = "http://www.edustandaard.nl/leerresultaten/2/leerlinggegevens";
@@ -575,5 +575,80 @@ pub fn roster_from_answer(body: &[u8], code: &str, qualify_ids: bool) -> Result<
         Answer::Data => Ok(b.finish("UWLR 2.2 HaalLeerlinggegevens".into())),
         Answer::NoChanges => Err(anyhow!("{code}: the answer is geenwijzigingen")),
         Answer::NoData => Err(anyhow!("{code}: the answer is geengegevens")),
+    }
+}
+
+impl UwlrSource {
+    /// The client for a run, with each school's key resolved now.
+    pub fn connect(&self, loaded: &crate::config::Loaded) -> Result<Uwlr> {
+        let keys = (0..self.schools.len())
+            .map(|n| loaded.school_key(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Uwlr::new(
+            self,
+            keys,
+            &loaded.uwlr_tls(self)?,
+            loaded.uwlr_headers(self)?,
+            chrono::Local::now().date_naive(),
+        )
+    }
+}
+
+impl super::source::RosterSource for UwlrSource {
+    fn kind(&self) -> &'static str {
+        "uwlr"
+    }
+    fn check(&self) -> Result<String> {
+        Ok(format!(
+            "uwlr {} ({}, {} school(s): {}; full read every {}; `check-config --connect` asks each school)",
+            self.url,
+            match self.mode {
+                UwlrMode::AllInOne => "HaalLeerlinggegevens",
+                UwlrMode::Staged => "staged",
+            },
+            self.schools.len(),
+            self.schools
+                .iter()
+                .map(|x| x.code())
+                .collect::<Vec<_>>()
+                .join(", "),
+            humantime::format_duration(self.full_every)
+        ))
+    }
+    fn register_line(&self) -> String {
+        format!("UWLR 2.2 leerlinggegevens service {}", self.url)
+    }
+    fn urls(&self) -> Vec<&str> {
+        vec![&self.url]
+    }
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": self.kind(),
+            "url": self.url,
+            "schools": self.schools.iter().map(|x| x.code()).collect::<Vec<_>>(),
+        })
+    }
+    fn full_every(&self) -> Option<std::time::Duration> {
+        Some(self.full_every)
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> super::source::BoxFuture<'a, super::source::ConnectionReport> {
+        Box::pin(async move {
+            match self.connect(loaded) {
+                Ok(src) => src.ping().await,
+                Err(e) => vec![("source link".to_string(), Err(e))],
+            }
+        })
+    }
+    fn read(
+        &self,
+        loaded: &crate::config::Loaded,
+        since: Option<&str>,
+        _: &dyn Fn(u64),
+    ) -> Result<Roster> {
+        let src = self.connect(loaded)?;
+        crate::http::block_on(src.read(since))
     }
 }

@@ -73,7 +73,7 @@ async fn metrics_text(State(shared): S, headers: HeaderMap) -> Response {
     let db = shared.state_path();
     let open_metrics =
         metrics::wants_open_metrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    match tokio::task::spawn_blocking(move || metrics::global().render(&db)).await {
+    match tokio::task::spawn_blocking(move || metrics::render(metrics::global(), &db)).await {
         Ok(text) if open_metrics => (
             [(
                 header::CONTENT_TYPE,
@@ -291,11 +291,11 @@ mod tests {
             "{e}"
         );
         let m = crate::daemon::metrics::Metrics::new_for_test();
-        let text = m.render(&db);
+        let text = super::super::metrics::render(&m, &db);
         assert!(text.contains("sisync_plans_held 1"), "{text}");
         store.mark_plan_approved(id, "user:admin", 7).unwrap();
         assert!(readiness(&db, hour).is_ok());
-        assert!(m.render(&db).contains("sisync_plans_held 0"));
+        assert!(super::super::metrics::render(&m, &db).contains("sisync_plans_held 0"));
     }
 
     #[test]

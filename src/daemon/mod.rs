@@ -275,7 +275,7 @@ async fn roster_job(input: JobInput) -> Result<JobReport, RunError> {
     } else {
         RunOutcome::Ok
     };
-    metrics::global().set_freeze(report.deferred.as_ref());
+    metrics::set_freeze(metrics::global(), report.deferred.as_ref());
     Ok(out)
 }
 

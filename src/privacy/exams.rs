@@ -7,27 +7,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::Field;
+pub use crate::model::platform::{MinimisedExams, PlatformOffering, PlatformRegistration};
 use crate::model::{
     Completeness, RegistrationRole, RegistrationState, Roster, Status, TrackedField,
 };
-use crate::privacy::policy::{PlatformUser, Policy, hash_value};
+use crate::privacy::policy::{Policy, hash_value};
 use crate::store::FieldHashes;
-
-/// An exam sitting as the platform may see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlatformOffering {
-    pub external_id: String,
-    pub code: Option<String>,
-    pub title: String,
-    pub tests: Vec<String>,
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub location: Option<String>,
-    pub active: bool,
-}
 
 impl PlatformOffering {
     pub fn field_hashes(&self) -> FieldHashes {
@@ -43,25 +29,6 @@ impl PlatformOffering {
         .into_iter()
         .collect()
     }
-}
-
-/// A registration as the platform may see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlatformRegistration {
-    pub external_id: String,
-    /// The person's platform id (SIS id, ECK iD or pseudonym).
-    pub person: String,
-    pub offering: String,
-    pub role: RegistrationRole,
-    pub state: RegistrationState,
-    /// None unless `personal_needs` is allowed.
-    pub personal_needs: Option<Vec<String>>,
-    pub extra_minutes: Option<u32>,
-    pub attempt: Option<u32>,
-    /// The person as the platform sees them, for platforms that take the
-    /// person inside the registration (OKE); filled by the sync.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub person_record: Option<PlatformUser>,
 }
 
 impl PlatformRegistration {
@@ -88,27 +55,6 @@ impl PlatformRegistration {
         .into_iter()
         .collect()
     }
-}
-
-/// The exam planning after policy.
-#[derive(Debug, Clone, Default)]
-pub struct MinimisedExams {
-    pub offerings: Vec<PlatformOffering>,
-    /// Offerings the source marks as canceled.
-    pub offerings_leaving: Vec<String>,
-    /// Registrations in force (associated or finished).
-    pub registrations: Vec<PlatformRegistration>,
-    /// Registrations the source marks as canceled: withdrawn.
-    pub registrations_leaving: Vec<String>,
-    /// (offering, person) of the canceled registrations.
-    pub withdrawn: Vec<(String, String)>,
-    pub completeness: Completeness,
-    /// Registrations to leave as they are this run.
-    pub held: HashSet<String>,
-    /// Offerings the read covered.
-    pub covered: HashSet<String>,
-    /// Registrations not synced because their person is out of scope.
-    pub out_of_scope: usize,
 }
 
 /// Apply the policy to the roster's exam planning. `state_ids` maps SIS

@@ -2,78 +2,21 @@
 //! persons and groups of in-scope orgs pass, and only the fields in
 //! `privacy.fields` are kept. What comes out is all the platform ever sees.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Field, Privacy, UserNameFrom};
+pub use crate::model::platform::{
+    ExamAccommodations, MemberDelta, Minimised, PlatformGroup, PlatformUser,
+};
 use crate::model::{
-    Completeness, Org, Person, Role, Roster, SourceIssue, Status, TrackedField, bsn_valid,
+    Completeness, Org, Person, Roster, SourceIssue, Status, TrackedField, bsn_valid,
 };
 use crate::privacy::pseudonym::Pseudonymizer;
 use crate::store::FieldHashes;
 use crate::store::holds::{Holds, SubjectKey};
-
-/// Accommodations as sent to the platform.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
-pub struct ExamAccommodations {
-    pub extra_time_percent: Option<u32>,
-    pub font_scale: Option<f64>,
-    pub screen_reader: Option<bool>,
-    /// Extra time in minutes (with `personal_needs` allowed); absent from
-    /// the hash when none, so older state keeps its hashes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extra_time_minutes: Option<u32>,
-    /// OKE personal-needs codes valid today (with `personal_needs`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub personal_needs: Option<Vec<String>>,
-}
-
-/// A user as the platform may see it: nothing beyond the allow-list.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct PlatformUser {
-    /// The SIS sourcedId.
-    pub external_id: String,
-    pub user_name: String,
-    pub active: bool,
-    pub given_name: Option<String>,
-    pub middle_name: Option<String>,
-    pub family_name: Option<String>,
-    pub email: Option<String>,
-    pub role: Option<Role>,
-    /// BRIN + location code of the person's school.
-    pub org: Option<String>,
-    pub accommodations: Option<ExamAccommodations>,
-    /// Only with `privacy.allow_bsn` and `"bsn"` in `privacy.fields`;
-    /// never serialised (no plan or report shows it).
-    #[serde(skip)]
-    pub bsn: Option<String>,
-    /// Change-detection hash of the BSN, keyed with the subject key (a
-    /// plain hash of a 9-digit number could be reversed by trying them
-    /// all); `None` when the BSN is not sent.
-    #[serde(skip)]
-    pub bsn_hash: Option<String>,
-    /// Tracked fields this source run did not carry (a delta row without
-    /// its role): the planner keeps what was last pushed for them.
-    #[serde(skip)]
-    pub unknown: Vec<TrackedField>,
-}
-
-/// A class as the platform may see it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct PlatformGroup {
-    pub external_id: String,
-    /// None when only membership changes are known (delta enrolments).
-    pub display_name: Option<String>,
-    pub org: Option<String>,
-    /// External ids of the members, sorted.
-    pub members: Vec<String>,
-    pub active: bool,
-    /// True when the record carries only `members` (delta enrolments); the
-    /// planner keeps the stored hashes of the other fields.
-    pub partial: bool,
-}
 
 /// Short content hash of one field value.
 pub fn hash_value<T: Serialize>(v: &T) -> String {
@@ -153,43 +96,6 @@ pub fn record_hash(fields: &FieldHashes) -> String {
         h.update(b"\n");
     }
     hex::encode(h.finalize())
-}
-
-/// Membership changes from a delta enrolment file, per group.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MemberDelta {
-    pub add: BTreeSet<String>,
-    pub remove: BTreeSet<String>,
-}
-
-/// The roster after policy: what may reach the platform.
-#[derive(Debug, Clone, Default)]
-pub struct Minimised {
-    /// Active, in-scope users.
-    pub users: Vec<PlatformUser>,
-    /// External ids the source marks as gone (tobedeleted / disabled).
-    pub leaving: Vec<String>,
-    pub groups: Vec<PlatformGroup>,
-    pub groups_leaving: Vec<String>,
-    /// Members per group from a bulk enrolment file.
-    pub members: BTreeMap<String, BTreeSet<String>>,
-    /// Enrolment changes from a delta enrolment file.
-    pub member_deltas: BTreeMap<String, MemberDelta>,
-    pub memberships_completeness: Completeness,
-    pub users_completeness: Completeness,
-    pub groups_completeness: Completeness,
-    /// Source records not synced because their org is out of scope.
-    pub out_of_scope: usize,
-    /// External ids to leave untouched this run (malformed source rows).
-    pub held_users: HashSet<String>,
-    pub held_groups: HashSet<String>,
-    pub issues: Vec<SourceIssue>,
-    /// Persons not processed because of a restriction or an erasure.
-    pub on_hold: usize,
-    /// (pseudonym, SIS id) of the users, when ids are pseudonymised.
-    pub pseudonyms: Vec<(String, String)>,
-    /// Exam sittings and registrations (with `registrations` allowed).
-    pub exams: crate::privacy::exams::MinimisedExams,
 }
 
 /// The privacy policy in force for one platform.
@@ -476,7 +382,7 @@ impl Policy {
         let acc = &p.accommodations;
         let needs = self.allows(Field::PersonalNeeds);
         let codes = if needs {
-            acc.needs_on(&crate::sync::today().format("%Y-%m-%d").to_string())
+            acc.needs_on(&crate::clock::today().format("%Y-%m-%d").to_string())
         } else {
             Vec::new()
         };
@@ -571,7 +477,7 @@ fn org_label(id: &str, orgs: &HashMap<&str, &Org>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Accommodations, Group, Membership};
+    use crate::model::{Accommodations, Group, Membership, Role};
 
     fn org(id: &str, ident: &str) -> Org {
         Org {

@@ -266,9 +266,7 @@ pub struct AuditRow {
     pub entry_hash: String,
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
+pub use crate::digest::sha256_hex;
 
 /// The unsalted subject hash of entries written before schema 4 (and the
 /// key of subject holds made then).
@@ -626,6 +624,38 @@ pub fn verify_anchored(
         first_broken: broken,
         anchors,
     })
+}
+
+/// Who runs this command, for the audit log: the OS user (and who sudo'ed).
+pub fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(os_user_name);
+    match std::env::var("SUDO_USER") {
+        Ok(s) if s != user => format!("user:{user} (sudo by {s})"),
+        _ => format!("user:{user}"),
+    }
+}
+
+/// The login name of the real uid from the password database, or `uid:N`.
+fn os_user_name() -> String {
+    // SAFETY: getuid has no preconditions; getpwuid_r writes only into the
+    // buffers we pass and we read pw_name only when it reported success.
+    unsafe {
+        let uid = libc::getuid();
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
+            return std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+        format!("uid:{uid}")
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod anchor;
 pub mod audit;
 mod forget;
+pub mod glance;
 pub mod holds;
 mod intents;
 pub mod outbox;
@@ -241,7 +242,7 @@ pub struct RecordState {
     pub platform_id: Option<String>,
     pub active: bool,
     /// Users: the accommodations last pushed (None: none, or not known).
-    pub accommodations: Option<crate::privacy::policy::ExamAccommodations>,
+    pub accommodations: Option<crate::model::platform::ExamAccommodations>,
 }
 
 /// Field → short content hash of its value.

@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Loaded, Source};
+use crate::config::Loaded;
 use crate::model::Completeness;
 use crate::model::TrackedField;
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
@@ -348,16 +348,11 @@ fn sha256_file(p: &Path) -> Result<String> {
 /// folder: every file in it, by name), or for a REST source the digest of
 /// the planned changes (its responses are not kept).
 pub fn source_fingerprint(loaded: &Loaded, plan_json: &str) -> Result<String> {
-    let path = match &loaded.config.source {
-        Source::OnerosterCsv(c) => &c.path,
-        Source::ImsEnterprise(c) => &c.path,
-        Source::Edexml(c) => &c.path,
-        Source::OnerosterRest(_) | Source::Uwlr(_) | Source::Oke(_) => {
-            return Ok(format!(
-                "responses:sha256:{}",
-                hex::encode(Sha256::digest(plan_json.as_bytes()))
-            ));
-        }
+    let Some(path) = crate::connector::source::roster_source(&loaded.config.source).file() else {
+        return Ok(format!(
+            "responses:sha256:{}",
+            hex::encode(Sha256::digest(plan_json.as_bytes()))
+        ));
     };
     if path.is_dir() {
         let mut files: Vec<_> = std::fs::read_dir(path)?

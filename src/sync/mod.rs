@@ -18,13 +18,10 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::config::{Loaded, Platform, RestAuth, Source};
+use crate::config::{Loaded, Platform};
 use crate::connector::csv_files::CsvDrop;
-use crate::connector::ims_enterprise::ImsEnterprise;
-use crate::connector::oneroster_csv::OneRosterCsv;
-use crate::connector::oneroster_rest::OneRosterRest;
 use crate::connector::scim::ScimSink;
-use crate::http::{Auth, Http, OAuth2};
+use crate::http::Http;
 use crate::model::{Roster, SourceIssue};
 use crate::privacy::policy::Policy;
 use crate::store::{RunOutcome, Store};
@@ -131,63 +128,12 @@ impl RosterReport {
     }
 }
 
-/// Read the configured roster source (blocking I/O).
-/// The REST source of a config, with its authentication.
-fn rest_source(loaded: &Loaded, cfg: &crate::config::OneRosterRestSource) -> Result<OneRosterRest> {
-    let auth = match cfg.auth {
-        RestAuth::Bearer => {
-            Auth::Bearer(loaded.bearer_token("source", &cfg.token, &cfg.token_file)?)
-        }
-        RestAuth::OAuth2 => Auth::OAuth2(std::sync::Arc::new(OAuth2::new(
-            cfg.token_url.as_deref().unwrap_or_default(),
-            cfg.client_id.as_deref().unwrap_or_default(),
-            loaded.client_secret(cfg)?,
-            cfg.scope.clone(),
-            cfg.timeout,
-        )?)),
-    };
-    OneRosterRest::new(cfg, auth, &loaded.rest_tls(cfg)?)
-}
-
-/// The UWLR source of a config, with each school's key.
-pub fn uwlr_source(
-    loaded: &Loaded,
-    cfg: &crate::config::uwlr::UwlrSource,
-) -> Result<crate::connector::uwlr::Uwlr> {
-    let keys = (0..cfg.schools.len())
-        .map(|n| loaded.school_key(n))
-        .collect::<Result<Vec<_>, _>>()?;
-    crate::connector::uwlr::Uwlr::new(
-        cfg,
-        keys,
-        &loaded.uwlr_tls(cfg)?,
-        loaded.uwlr_headers(cfg)?,
-        chrono::Local::now().date_naive(),
-    )
-}
-
 /// `check-config --connect`: one authenticated request to every network
 /// endpoint of the config, with its latency.
 pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     let mut out = Vec::new();
-    if let Source::OnerosterRest(cfg) = &loaded.config.source {
-        let r = async {
-            let src = rest_source(loaded, cfg)?;
-            let (url, took) = src.ping().await?;
-            Ok(format!(
-                "GET {url}: OK, authenticated, {} ms",
-                took.as_millis()
-            ))
-        }
-        .await;
-        out.push(("source link".to_string(), r));
-    }
-    if let Source::Uwlr(cfg) = &loaded.config.source {
-        match uwlr_source(loaded, cfg) {
-            Ok(src) => out.extend(src.ping().await),
-            Err(e) => out.push(("source link".to_string(), Err(e))),
-        }
-    }
+    let source = crate::connector::source::roster_source(&loaded.config.source);
+    out.extend(source.test_connection(loaded).await);
     if let Platform::Scim(p) = &loaded.config.platform {
         let r = async {
             let token = loaded.scim_token(p)?;
@@ -213,25 +159,6 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
         }
         .await;
         out.push(("platform link".to_string(), r));
-    }
-    if let Source::Oke(cfg) = &loaded.config.source {
-        let r = async {
-            let auth =
-                loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
-            let src = crate::connector::oke::source::OkeSource::new(
-                cfg,
-                auth,
-                &loaded.oke_tls("source", &cfg.endpoint)?,
-            )?;
-            let started = std::time::Instant::now();
-            let url = src.ping().await?;
-            Ok(format!(
-                "GET {url}: OK, authenticated, {} ms",
-                started.elapsed().as_millis()
-            ))
-        }
-        .await;
-        out.push(("source link".to_string(), r));
     }
     if let Platform::Oke(p) = &loaded.config.platform {
         let r = async {
@@ -261,17 +188,7 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     out
 }
 
-/// Run an async source read from the synchronous read path: inside the
-/// runtime without blocking its other tasks, or on a runtime of its own.
-fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(fut),
-    }
-}
+pub use crate::http::block_on;
 
 /// One active exam sitting sisync wrote to the platform, if the state file
 /// exists and holds one (for the OKE platform's connect check).
@@ -298,40 +215,8 @@ pub fn read_source(
     progress: &dyn Progress,
     since: Option<&str>,
 ) -> Result<Roster> {
-    match &loaded.config.source {
-        Source::OnerosterRest(cfg) => {
-            let src = rest_source(loaded, cfg)?;
-            let fut = src.read(since);
-            block_on(fut)
-        }
-        Source::OnerosterCsv(cfg) => {
-            let src = OneRosterCsv::new(cfg);
-            src.read(&|n| progress.rows(n))
-        }
-        Source::ImsEnterprise(cfg) => {
-            let src = ImsEnterprise::new(cfg);
-            src.read(&|n| progress.rows(n))
-        }
-        Source::Oke(cfg) => {
-            let auth =
-                loaded.oke_auth("source", &cfg.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
-            let src = crate::connector::oke::source::OkeSource::new(
-                cfg,
-                auth,
-                &loaded.oke_tls("source", &cfg.endpoint)?,
-            )?;
-            let fut = src.read();
-            block_on(fut)
-        }
-        Source::Edexml(cfg) => {
-            crate::connector::edexml::Edexml::new(cfg).read(&|n| progress.rows(n))
-        }
-        Source::Uwlr(cfg) => {
-            let src = uwlr_source(loaded, cfg)?;
-            let fut = src.read(since);
-            block_on(fut)
-        }
-    }
+    crate::connector::source::roster_source(&loaded.config.source)
+        .read(loaded, since, &|n| progress.rows(n))
 }
 
 /// One roster sync.
@@ -355,21 +240,11 @@ pub async fn roster(
     };
     // Incremental sources pull only changes, unless --full or it is time
     // for the periodic full pull.
-    let since = match &cfg.source {
+    let since = match crate::connector::source::roster_source(&cfg.source).full_every() {
         // edexml-drop writes the whole roster: always a full pull
-        Source::OnerosterRest(_) | Source::Uwlr(_)
-            if matches!(cfg.platform, Platform::EdexmlDrop(_)) =>
-        {
-            None
-        }
-        Source::OnerosterRest(r) if !opts.full => store.incremental_since(r.full_every)?,
-        Source::Uwlr(u) if !opts.full => store.incremental_since(u.full_every)?,
-        // every arm named, so that a new incremental source cannot fall
-        // into full pulls unnoticed
-        Source::OnerosterRest(_) | Source::Uwlr(_) => None,
-        Source::OnerosterCsv(_) | Source::ImsEnterprise(_) | Source::Edexml(_) | Source::Oke(_) => {
-            None
-        }
+        Some(_) if matches!(cfg.platform, Platform::EdexmlDrop(_)) => None,
+        Some(every) if !opts.full => store.incremental_since(every)?,
+        Some(_) | None => None,
     };
     // Every real run is recorded, also one that fails before planning.
     let run_id = if opts.dry_run {
@@ -774,14 +649,7 @@ pub fn policy_for(loaded: &Loaded, store: &Store) -> Result<Policy> {
         ))
 }
 
-/// Today's local date; `SISYNC_TODAY` (YYYY-MM-DD) sets it for a test
-/// of a freeze window config.
-pub fn today() -> chrono::NaiveDate {
-    std::env::var("SISYNC_TODAY")
-        .ok()
-        .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-        .unwrap_or_else(|| chrono::Local::now().date_naive())
-}
+pub use crate::clock::today;
 
 /// The run summary stored with the run.
 pub fn summary_json(r: &RosterReport) -> serde_json::Value {

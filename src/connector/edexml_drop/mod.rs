@@ -22,7 +22,7 @@ use crate::config::Field;
 use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::{ChangeSet, Delivery, FileSink, SinkError};
 use crate::model::Completeness;
-use crate::privacy::policy::{Minimised, PlatformGroup, PlatformUser};
+use crate::model::platform::{Minimised, PlatformGroup, PlatformUser};
 
 /// The file of a delivery holding the roster.
 pub const FILE: &str = "edexml.xml";

@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 use quick_xml::escape::escape;
 
 use crate::config::Field;
+use crate::digest::sha256_hex;
 use crate::model::Role;
-use crate::privacy::policy::{PlatformGroup, PlatformUser};
-use crate::store::audit::sha256_hex;
+use crate::model::platform::{PlatformGroup, PlatformUser};
 
 /// The school block.
 #[derive(Debug, Clone)]

@@ -21,11 +21,11 @@ use serde_json::{Value, json};
 
 use super::{CONSUMER, looks_like_uuid, uuid_for};
 use crate::connector::{ExamSink, SinkError, Written};
+use crate::digest::sha256_hex;
 use crate::http::{Auth, Http, HttpError, TlsFiles};
 use crate::model::RegistrationRole;
-use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
-use crate::privacy::policy::PlatformUser;
-use crate::store::audit::sha256_hex;
+use crate::model::platform::PlatformUser;
+use crate::model::platform::{PlatformOffering, PlatformRegistration};
 
 const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
 

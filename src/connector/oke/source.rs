@@ -131,7 +131,7 @@ impl OkeSource {
 
     /// The planning window as OOAPI `since`/`until` dates.
     fn window(&self) -> (String, String) {
-        let today = crate::sync::today();
+        let today = crate::clock::today();
         let since = today - chrono::Days::new(u64::from(self.before));
         let until = today + chrono::Days::new(u64::from(self.after));
         (since.to_string(), until.to_string())
@@ -149,7 +149,7 @@ impl OkeSource {
     }
 
     pub async fn read(&self) -> Result<Roster> {
-        let today = crate::sync::today().to_string();
+        let today = crate::clock::today().to_string();
         let (since, until) = self.window();
         let mut issues = Vec::new();
         let mut exams = ExamPlanning {
@@ -539,6 +539,62 @@ pub fn person(item: &Value, role: RegistrationRole) -> Result<Person, String> {
             ..Accommodations::default()
         },
     })
+}
+
+impl OkeSourceConfig {
+    /// The client for a run: credentials and TLS files resolved now.
+    fn connect(&self, loaded: &crate::config::Loaded) -> Result<OkeSource> {
+        let auth = loaded.oke_auth("source", &self.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
+        OkeSource::new(self, auth, &loaded.oke_tls("source", &self.endpoint)?)
+    }
+}
+
+impl crate::connector::source::RosterSource for OkeSourceConfig {
+    fn kind(&self) -> &'static str {
+        "oke"
+    }
+    fn check(&self) -> Result<String> {
+        Ok(format!(
+            "oke {} (OKE 1.0.1 flow 1, page size {}, sittings from {} days ago to {} days ahead; `check-config` does not connect)",
+            self.endpoint.base_url, self.page_size, self.window_days_before, self.window_days_after
+        ))
+    }
+    fn register_line(&self) -> String {
+        format!("OKE (OOAPI) SIS service {}", self.endpoint.base_url)
+    }
+    fn urls(&self) -> Vec<&str> {
+        vec![&self.endpoint.base_url]
+    }
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({"kind": self.kind(), "base_url": self.endpoint.base_url})
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(async move {
+            let r = async {
+                let src = self.connect(loaded)?;
+                let started = std::time::Instant::now();
+                let url = src.ping().await?;
+                Ok(format!(
+                    "GET {url}: OK, authenticated, {} ms",
+                    started.elapsed().as_millis()
+                ))
+            }
+            .await;
+            vec![("source link".to_string(), r)]
+        })
+    }
+    fn read(
+        &self,
+        loaded: &crate::config::Loaded,
+        _: Option<&str>,
+        _: &dyn Fn(u64),
+    ) -> Result<Roster> {
+        let src = self.connect(loaded)?;
+        crate::http::block_on(src.read())
+    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use crate::config::uwlr_results::{Ander, UwlrResults as Cfg};
 use crate::config::{Loaded, Secret};
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
+use crate::digest::sha256_hex;
 use crate::http::Http;
-use crate::store::audit::sha256_hex;
 
 pub struct UwlrResults {
     url: String,

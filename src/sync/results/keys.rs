@@ -1,8 +1,8 @@
 //! Idempotency keys and the sourcedIds derived from them: the same result
 //! always gets the same key, so a repeated push overwrites, never adds.
 
+use crate::digest::sha256_hex;
 use crate::model::ExamResult;
-use crate::store::audit::sha256_hex;
 
 /// Idempotency key of a result: `sha256("session2" | candidate | session
 /// sourceID | session id | exam)` when the platform gives a session id, so
