@@ -63,6 +63,15 @@ pub async fn run(cli: Cli) -> CliResult {
                 &format!("{:#}", e.root_cause()),
             )))
         }
+        // a secret or TLS file a run needed (read when it built its
+        // connectors): the same line and code as any config error
+        Err(CliError::Failed(e)) => match e
+            .chain()
+            .find_map(|x| x.downcast_ref::<crate::config::ConfigError>())
+        {
+            Some(c) => Err(CliError::Config(c.to_string())),
+            None => Err(CliError::Failed(e)),
+        },
         other => other,
     }
 }
@@ -112,6 +121,15 @@ async fn dispatch(cli: &Cli) -> CliResult {
         Command::Run => {
             for w in loaded.warnings() {
                 tracing::warn!("{w}");
+            }
+            // the daemon reads every secret at start: a missing one stops
+            // it here (exit 2, systemd shows why), not at its first run
+            let problems = loaded.secret_problems();
+            if !problems.is_empty() {
+                for e in problems {
+                    eprintln!("config error: {e}");
+                }
+                return Ok(Exit::Config);
             }
             if loaded.config.state.path.exists() {
                 Store::open(&loaded.config.state.path)?.quick_check()?;
@@ -574,16 +592,12 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
     rows.push(("source".into(), source));
     let platform = match &c.platform {
         Platform::Scim(p) => format!(
-            "scim {} (bearer token from {}, userName from {}, concurrency {}, timeout {:?})",
-            p.base_url,
-            if p.token_file.is_some() {
-                "token_file"
-            } else {
-                "environment"
-            },
+            "scim {} ({}, userName from {}, concurrency {}, timeout {:?})",
+            p.endpoint.base_url,
+            p.endpoint.describe_auth(),
             p.user_name.as_str(),
-            p.concurrency,
-            p.timeout
+            p.endpoint.concurrency(crate::config::ScimPlatform::NEEDS),
+            p.endpoint.timeout
         ),
         Platform::CsvDrop(p) => format!("csv-drop into {}", p.path.display()),
         Platform::Oke(p) => format!(
@@ -637,6 +651,19 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
     for w in print_warnings(l) {
         rows.push(("warning".into(), w));
     }
+    // Secrets are read by runs, not by loading the config: report them
+    // here. Without --connect a missing one is a warning (the admin may
+    // check the config where the service's credentials are not present,
+    // e.g. outside systemd's LoadCredential=); with --connect an error.
+    for e in l.secret_problems() {
+        if connect {
+            ok = false;
+            rows.push(("secret".into(), format!("FAILED: {e}")));
+        } else {
+            eprintln!("warning: {e}");
+            rows.push(("warning".into(), format!("{e} (a run would stop here)")));
+        }
+    }
     if c.privacy.allow_bsn {
         eprintln!(
             "warning: {}: privacy.allow_bsn = true allows processing the BSN (burgerservicenummer); only set it where the law requires the BSN for this processing, and record why in the processing register",
@@ -685,7 +712,7 @@ fn settings_json(l: &Loaded) -> serde_json::Value {
     let platform = match &c.platform {
         Platform::Scim(p) => serde_json::json!({
             "kind": "scim",
-            "base_url": p.base_url,
+            "base_url": p.endpoint.base_url,
             "extension_urn": p.extension_urn,
         }),
         Platform::CsvDrop(p) => serde_json::json!({"kind": "csv-drop", "path": p.path}),

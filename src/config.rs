@@ -14,9 +14,12 @@ use crate::model::Role;
 
 pub mod alerts;
 pub mod edexml_drop;
+pub mod endpoint;
 mod hygiene;
 pub mod oke;
 pub mod results;
+mod secrets;
+mod spans;
 pub mod uwlr;
 pub mod uwlr_results;
 
@@ -170,52 +173,15 @@ pub struct OneRosterCsvSource {
 pub struct OneRosterRestSource {
     /// Service root, e.g. `https://sis.example/api`; sisync appends
     /// `/ims/oneroster/rostering/v1p2/...` (or `/ims/oneroster/v1p1/...`).
-    pub base_url: String,
-    /// Allow a plain `http://` URL to a host other than this machine
-    /// (personal data and secrets would cross the network unencrypted).
-    #[serde(default)]
-    pub allow_insecure_http: bool,
+    /// `[source.auth]`, `[source.tls]`, timeout, retries, `concurrency`
+    /// (page requests in flight once `X-Total-Count` is known) and
+    /// `rate_limit`: see [`endpoint::Endpoint`].
+    #[serde(flatten)]
+    pub endpoint: endpoint::Endpoint,
     #[serde(default)]
     pub version: OneRosterVersion,
-    /// `bearer` (a static token) or `oauth2` (client credentials).
-    #[serde(default)]
-    pub auth: RestAuth,
-    /// oauth2: the token endpoint.
-    pub token_url: Option<String>,
-    /// oauth2: the client id (not a secret).
-    pub client_id: Option<String>,
-    /// oauth2: `env:NAME`; inline secrets are refused.
-    pub client_secret: Option<String>,
-    /// oauth2: file holding the client secret.
-    pub client_secret_file: Option<PathBuf>,
-    /// oauth2: space-separated scopes, e.g. the OneRoster
-    /// `https://purl.imsglobal.org/spec/or/v1p2/scope/roster.readonly`.
-    pub scope: Option<String>,
-    /// bearer: `env:NAME`; inline tokens are refused.
-    pub token: Option<String>,
-    /// File holding the bearer token (looked up in `$CREDENTIALS_DIRECTORY`
-    /// first when relative).
-    pub token_file: Option<PathBuf>,
     #[serde(default = "default_page_size")]
     pub page_size: usize,
-    /// At most this many requests per second to the SIS (0: no limit).
-    #[serde(default)]
-    pub rate_limit: u32,
-    /// At most this many page requests in flight to the SIS (1 to 64):
-    /// once a collection's first page gives `X-Total-Count`, the pages
-    /// after it are fetched this many at a time.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-    /// Mutual TLS: PEM client certificate (chain) and its private key; a
-    /// relative name is looked up in `$CREDENTIALS_DIRECTORY` first.
-    pub client_cert_file: Option<PathBuf>,
-    pub client_key_file: Option<PathBuf>,
-    /// Extra trusted roots (PEM), e.g. PKIoverheid.
-    pub ca_file: Option<PathBuf>,
-    #[serde(default = "default_timeout", with = "humantime_serde_compat")]
-    pub timeout: Duration,
-    #[serde(default = "default_retries")]
-    pub max_retries: usize,
     /// A full pull at least this often; runs in between fetch only records
     /// changed since the last successful run.
     #[serde(default = "default_full_every", with = "humantime_serde_compat")]
@@ -234,6 +200,12 @@ fn default_full_every() -> Duration {
     Duration::from_secs(24 * 3600)
 }
 
+impl OneRosterRestSource {
+    /// A token is required; 4 page requests in flight by default.
+    pub const NEEDS: endpoint::Needs = endpoint::Needs::authenticated(4);
+}
+
+/// The old `auth = "bearer" | "oauth2"` string (see [`endpoint`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RestAuth {
@@ -367,34 +339,19 @@ impl Platform {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScimPlatform {
-    /// Base URL of the SCIM service, e.g. `https://platform.example/scim/v2`.
-    pub base_url: String,
-    /// Allow a plain `http://` URL to a host other than this machine
-    /// (personal data and secrets would cross the network unencrypted).
-    #[serde(default)]
-    pub allow_insecure_http: bool,
+    /// Base URL of the SCIM service (`https://platform.example/scim/v2`),
+    /// `[platform.auth]` (bearer or OAuth2), `[platform.tls]`, timeout,
+    /// retries, `concurrency`, `rate_limit`: see [`endpoint::Endpoint`].
+    #[serde(flatten)]
+    pub endpoint: endpoint::Endpoint,
     /// `acceptance` for a test/acceptance platform: then sisync must run
     /// with `institution.environment = "acceptance"` (synthetic names).
     #[serde(default)]
     pub environment: Environment,
-    /// `env:NAME`; inline tokens are refused.
-    pub token: Option<String>,
-    /// File holding the bearer token; relative names are looked up in
-    /// `$CREDENTIALS_DIRECTORY` first (systemd `LoadCredential=`).
-    pub token_file: Option<PathBuf>,
     #[serde(default)]
     pub user_name: UserNameFrom,
     /// Appended to the userName, e.g. `@voorbeeld.nl`.
     pub user_name_suffix: Option<String>,
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-    #[serde(default = "default_timeout", with = "humantime_serde_compat")]
-    pub timeout: Duration,
-    #[serde(default = "default_retries")]
-    pub max_retries: usize,
-    /// At most this many requests per second to the platform (0: no limit).
-    #[serde(default)]
-    pub rate_limit: u32,
     /// Writes that fail in a row for want of an answer (refused, timeout,
     /// 429, 5xx, each after its retries) before the run stops and leaves
     /// the rest for the next run: a dead platform must not hold the run
@@ -432,13 +389,15 @@ pub enum MiddleName {
     InFamilyName,
 }
 
+impl ScimPlatform {
+    /// A token is required; 4 requests in flight by default.
+    pub const NEEDS: endpoint::Needs = endpoint::Needs::authenticated(4);
+}
+
 fn default_max_consecutive_failures() -> usize {
     5
 }
 
-fn default_concurrency() -> usize {
-    4
-}
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
@@ -955,7 +914,18 @@ impl Loaded {
     /// Parse and validate config text that claims to come from `path`.
     pub fn from_str(path: &Path, text: String) -> Result<Loaded, ConfigError> {
         let config: Config = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| line_of(&text, s.start));
+            // an unknown key in a tagged section comes with the span of the
+            // whole section: point at the key itself
+            let unknown = e
+                .message()
+                .strip_prefix("unknown field `")
+                .and_then(|m| m.split_once('`'))
+                .map(|(k, _)| k);
+            let span = match (e.span(), unknown) {
+                (Some(s), Some(k)) => spans::key_inside(&text, &s, k).or(Some(s)),
+                (s, _) => s,
+            };
+            let line = span.map(|s| line_of(&text, s.start));
             ConfigError {
                 file: path.to_path_buf(),
                 line,
@@ -1010,7 +980,7 @@ impl Loaded {
     pub fn error(&self, section: &str, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.clone(),
-            line: locate_key(&self.text, section, key),
+            line: spans::locate(&self.text, section, key).map(|s| line_of(&self.text, s.start)),
             key: Some(format!("{section}.{key}")),
             message: message.into(),
         }
@@ -1028,10 +998,10 @@ impl Loaded {
         if c.institution.brin.trim().is_empty() {
             return Err(self.error("institution", "brin", "must not be empty"));
         }
-        for f in &c.safety.freeze {
+        for (i, f) in c.safety.freeze.iter().enumerate() {
             if f.until < f.from {
                 return Err(self.error(
-                    "safety.freeze",
+                    &format!("safety.freeze[{i}]"),
                     "until",
                     format!(
                         "{} is before from = {}; a window runs from its first to its last day",
@@ -1063,44 +1033,9 @@ impl Loaded {
         self.validate_hygiene()?;
         self.validate_edexml_drop()?;
         if let Source::OnerosterRest(r) = &c.source {
-            if !matches!(url::Url::parse(&r.base_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
-            {
-                return Err(self.error(
-                    "source",
-                    "base_url",
-                    format!("`{}` is not an http(s) URL", r.base_url),
-                ));
-            }
+            self.check_endpoint("source", &r.endpoint, OneRosterRestSource::NEEDS)?;
             if r.page_size == 0 || r.page_size > 10_000 {
                 return Err(self.error("source", "page_size", "must be 1 to 10000"));
-            }
-            if r.concurrency == 0 || r.concurrency > 64 {
-                return Err(self.error("source", "concurrency", "must be 1 to 64"));
-            }
-            self.rest_tls(r)?;
-            match r.auth {
-                RestAuth::Bearer => {
-                    self.bearer_token("source", &r.token, &r.token_file)?;
-                }
-                RestAuth::OAuth2 => {
-                    let token_url = r.token_url.as_deref().unwrap_or_default();
-                    if !matches!(url::Url::parse(token_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
-                    {
-                        return Err(self.error(
-                            "source",
-                            "token_url",
-                            "auth = \"oauth2\" needs token_url = \"https://…/token\"",
-                        ));
-                    }
-                    if r.client_id.as_deref().unwrap_or_default().is_empty() {
-                        return Err(self.error(
-                            "source",
-                            "client_id",
-                            "auth = \"oauth2\" needs client_id",
-                        ));
-                    }
-                    self.client_secret(r)?;
-                }
             }
         }
         self.validate_oke()?;
@@ -1108,19 +1043,7 @@ impl Loaded {
         self.validate_daemon()?;
         self.validate_alerts()?;
         if let Platform::Scim(p) = &c.platform {
-            match url::Url::parse(&p.base_url) {
-                Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
-                _ => {
-                    return Err(self.error(
-                        "platform",
-                        "base_url",
-                        format!("`{}` is not an http(s) URL", p.base_url),
-                    ));
-                }
-            }
-            if p.concurrency == 0 || p.concurrency > 64 {
-                return Err(self.error("platform", "concurrency", "must be 1 to 64"));
-            }
+            self.check_endpoint("platform", &p.endpoint, ScimPlatform::NEEDS)?;
             if p.user_name == UserNameFrom::Email && !c.privacy.fields.contains(&Field::Email) {
                 return Err(self.error(
                     "platform",
@@ -1128,11 +1051,15 @@ impl Loaded {
                     "\"email\" sends e-mail addresses; add \"email\" to privacy.fields or pick another user_name",
                 ));
             }
-            self.scim_token(p)?;
         }
         self.validate_results()?;
         if c.privacy.pseudonymize_ids {
-            self.pseudonym_key()?;
+            let p = &c.privacy;
+            self.check_secret(
+                "privacy",
+                ("pseudonym_key", &p.pseudonym_key),
+                ("pseudonym_key_file", &p.pseudonym_key_file),
+            )?;
             if let Platform::Scim(p) = &c.platform {
                 if matches!(
                     p.user_name,
@@ -1230,9 +1157,12 @@ impl Loaded {
                 ),
             ));
         }
-        let token = self.admin_token()?;
+        let token = a.token.is_some() || a.token_file.is_some();
+        if token {
+            self.check_secret("admin", ("token", &a.token), ("token_file", &a.token_file))?;
+        }
         if let Some(addr) = a.listen_addr() {
-            if token.is_none() && !addr.ip().is_loopback() && !a.allow_unauthenticated {
+            if !token && !addr.ip().is_loopback() && !a.allow_unauthenticated {
                 return Err(self.error(
                     "admin",
                     "listen",
@@ -1256,94 +1186,6 @@ impl Loaded {
             .map(Some)
     }
 
-    /// Resolve the SCIM bearer token (file, `env:NAME`, credentials dir).
-    pub fn scim_token(&self, p: &ScimPlatform) -> Result<Secret, ConfigError> {
-        self.bearer_token("platform", &p.token, &p.token_file)
-    }
-
-    /// The TLS material of a REST source, read and checked.
-    pub fn rest_tls(&self, r: &OneRosterRestSource) -> Result<crate::http::TlsFiles, ConfigError> {
-        self.tls_files(
-            r.client_cert_file.as_deref(),
-            r.client_key_file.as_deref(),
-            r.ca_file.as_deref(),
-            r.timeout,
-        )
-    }
-
-    /// Client certificate, key and extra CA of `[source]`, read and checked.
-    pub fn tls_files(
-        &self,
-        client_cert_file: Option<&Path>,
-        client_key_file: Option<&Path>,
-        ca_file: Option<&Path>,
-        timeout: Duration,
-    ) -> Result<crate::http::TlsFiles, ConfigError> {
-        let read = |key: &str, f: &Path| {
-            let path = self.secret_path(f);
-            std::fs::read(&path).map_err(|e| {
-                self.error(
-                    "source",
-                    key,
-                    format!("cannot read {} ({e})", path.display()),
-                )
-            })
-        };
-        let identity_pem = match (client_cert_file, client_key_file) {
-            (None, None) => None,
-            (Some(c), Some(k)) => {
-                let mut pem = read("client_cert_file", c)?;
-                pem.push(b'\n');
-                pem.extend(read("client_key_file", k)?);
-                Some(pem)
-            }
-            (Some(_), None) => {
-                return Err(self.error(
-                    "source",
-                    "client_key_file",
-                    "client_cert_file needs client_key_file",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(self.error(
-                    "source",
-                    "client_cert_file",
-                    "client_key_file needs client_cert_file",
-                ));
-            }
-        };
-        let ca_pem = match ca_file {
-            Some(f) => Some(read("ca_file", f)?),
-            None => None,
-        };
-        let tls = crate::http::TlsFiles {
-            identity_pem,
-            ca_pem,
-        };
-        // parse now, so a bad file is a config error with its key and line
-        crate::http::Http::with_tls(timeout, crate::http::Auth::None, 0, &tls).map_err(|e| {
-            self.error(
-                "source",
-                if tls.identity_pem.is_some() {
-                    "client_cert_file"
-                } else {
-                    "ca_file"
-                },
-                format!("{e:#}"),
-            )
-        })?;
-        Ok(tls)
-    }
-
-    /// The OAuth2 client secret of a REST source.
-    pub fn client_secret(&self, r: &OneRosterRestSource) -> Result<Secret, ConfigError> {
-        self.secret_value(
-            "source",
-            ("client_secret", &r.client_secret),
-            ("client_secret_file", &r.client_secret_file),
-        )
-    }
-
     /// Resolve a bearer token given as `token = "env:NAME"` or `token_file`
     /// in `section`.
     pub fn bearer_token(
@@ -1355,13 +1197,14 @@ impl Loaded {
         self.secret_value(section, ("token", token), ("token_file", token_file))
     }
 
-    /// A secret given as `<key> = "env:NAME"` or `<file_key> = "/path"`.
-    fn secret_value(
+    /// Check how a secret is given, without reading it: exactly one of
+    /// `<key> = "env:NAME"` and `<file_key> = "/path"`, never inline.
+    pub(crate) fn check_secret(
         &self,
         section: &str,
         (key, value): (&str, &Option<String>),
         (file_key, file): (&str, &Option<PathBuf>),
-    ) -> Result<Secret, ConfigError> {
+    ) -> Result<(), ConfigError> {
         match (value, file) {
             (Some(_), Some(_)) => Err(self.error(
                 section,
@@ -1373,37 +1216,53 @@ impl Loaded {
                 file_key,
                 format!("missing; set {file_key} = \"/path\" or {key} = \"env:NAME\""),
             )),
-            (Some(t), None) => match t.strip_prefix("env:") {
-                Some(name) => match std::env::var(name) {
-                    Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                    _ => Err(self.error(
-                        section,
-                        key,
-                        format!("environment variable {name} is not set or empty; export it"),
-                    )),
-                },
-                None => Err(self.error(
+            (Some(t), None) if !t.starts_with("env:") => Err(self.error(
+                section,
+                key,
+                format!("inline secrets are not allowed; use {key} = \"env:NAME\" or {file_key}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A secret given as `<key> = "env:NAME"` or `<file_key> = "/path"`,
+    /// read (only when a run builds what needs it).
+    pub(crate) fn secret_value(
+        &self,
+        section: &str,
+        (key, value): (&str, &Option<String>),
+        (file_key, file): (&str, &Option<PathBuf>),
+    ) -> Result<Secret, ConfigError> {
+        self.check_secret(section, (key, value), (file_key, file))?;
+        let env = value.as_deref().and_then(|t| t.strip_prefix("env:"));
+        if let Some(name) = env {
+            return match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+                _ => Err(self.error(
                     section,
                     key,
                     format!(
-                        "inline secrets are not allowed; use {key} = \"env:NAME\" or {file_key}"
+                        "environment variable {name} is not set or empty; export it (or, under systemd, set it in the unit)"
                     ),
                 )),
-            },
-            (None, Some(f)) => {
-                let path = self.secret_path(f);
-                match std::fs::read_to_string(&path) {
-                    Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                    Ok(_) => {
-                        Err(self.error(section, file_key, format!("{} is empty", path.display())))
-                    }
-                    Err(e) => Err(self.error(
-                        section,
-                        file_key,
-                        format!("cannot read {} ({e})", path.display()),
-                    )),
-                }
-            }
+            };
+        }
+        let path = self.secret_path(file.as_deref().unwrap_or(Path::new("")));
+        match std::fs::read_to_string(&path) {
+            Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+            Ok(_) => Err(self.error(
+                section,
+                file_key,
+                format!("{} is empty; put the secret in it", path.display()),
+            )),
+            Err(e) => Err(self.error(
+                section,
+                file_key,
+                format!(
+                    "cannot read {} ({e}); create it, or run as the user that can read it (under systemd: LoadCredential=)",
+                    path.display()
+                ),
+            )),
         }
     }
 
@@ -1455,31 +1314,6 @@ fn normalize(p: &Path) -> PathBuf {
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// The line where `key` is set inside `[section]`, or the section header
-/// line when the key is absent (a default is in force).
-fn locate_key(text: &str, section: &str, key: &str) -> Option<usize> {
-    let mut current = String::new();
-    let mut header_line = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(h) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = h.trim().to_string();
-            if current == section {
-                header_line = Some(i + 1);
-            }
-            continue;
-        }
-        if current == section {
-            if let Some((k, _)) = line.split_once('=') {
-                if k.trim().trim_matches('"') == key {
-                    return Some(i + 1);
-                }
-            }
-        }
-    }
-    header_line
 }
 
 #[cfg(test)]
@@ -1570,6 +1404,7 @@ path = "/tmp/drop"
         let bad = text.replace("\"assessor\"", "\"examiner\"");
         let e = parse(&bad).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("source.role_map.08"), "{e}");
+        assert_eq!(e.line, Some(9), "the value inside the inline table: {e}");
         let unknown = text.replace("role_map", "qualify_ids = true\nrole_mapp");
         let e = parse(&unknown).unwrap_err();
         assert!(e.message.contains("unknown field `role_mapp`"), "{e}");
@@ -1614,8 +1449,13 @@ path = "/tmp/drop"
         let Platform::Scim(p) = &l.config.platform else {
             panic!("not scim")
         };
-        assert_eq!(l.scim_token(p).unwrap().expose(), "s3cret");
-        assert_eq!(format!("{:?}", l.scim_token(p).unwrap()), "Secret(***)");
+        let Ok(crate::http::Auth::Bearer(t)) =
+            l.endpoint_auth("platform", &p.endpoint, None, &Default::default())
+        else {
+            panic!("not a bearer token")
+        };
+        assert_eq!(t.expose(), "s3cret");
+        assert_eq!(format!("{t:?}"), "Secret(***)");
     }
 
     #[test]

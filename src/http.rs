@@ -108,19 +108,19 @@ pub struct OAuth2 {
 }
 
 impl OAuth2 {
+    /// `tls`: the endpoint's client certificate and extra roots, which its
+    /// token endpoint (often the same gateway) gets to see too.
     pub fn new(
         token_url: &str,
         client_id: &str,
         secret: Secret,
         scope: Option<String>,
         timeout: Duration,
+        tls: &TlsFiles,
     ) -> anyhow::Result<OAuth2> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("sisync/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
+        let client = client_builder(timeout, tls)?
             // token endpoints must not redirect credentials elsewhere
             .redirect(reqwest::redirect::Policy::none())
-            .use_rustls_tls()
             .build()?;
         Ok(OAuth2 {
             token_url: token_url.to_string(),
@@ -200,6 +200,34 @@ impl OAuth2 {
     }
 }
 
+/// rustls, the user agent, timeouts and the endpoint's TLS material.
+fn client_builder(timeout: Duration, tls: &TlsFiles) -> anyhow::Result<reqwest::ClientBuilder> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("sisync/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
+        .use_rustls_tls();
+    if let Some(pem) = &tls.identity_pem {
+        let id = reqwest::Identity::from_pem(pem).map_err(|_| {
+            anyhow::anyhow!(
+                "the client certificate or key is not a PEM certificate chain with its private key"
+            )
+        })?;
+        builder = builder.identity(id);
+    }
+    if let Some(pem) = &tls.ca_pem {
+        let roots = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|_| anyhow::anyhow!("ca_file holds no PEM certificate"))?;
+        if roots.is_empty() {
+            anyhow::bail!("ca_file holds no PEM certificate");
+        }
+        for r in roots {
+            builder = builder.add_root_certificate(r);
+        }
+    }
+    Ok(builder)
+}
+
 type RateLimiter = governor::DefaultDirectRateLimiter;
 
 /// Shared client for one endpoint.
@@ -250,30 +278,7 @@ impl Http {
         max_retries: usize,
         tls: &TlsFiles,
     ) -> anyhow::Result<Http> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("sisync/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .timeout(timeout)
-            .use_rustls_tls();
-        if let Some(pem) = &tls.identity_pem {
-            let id = reqwest::Identity::from_pem(pem).map_err(|_| {
-                anyhow::anyhow!(
-                    "the client certificate or key is not a PEM certificate chain with its private key"
-                )
-            })?;
-            builder = builder.identity(id);
-        }
-        if let Some(pem) = &tls.ca_pem {
-            let roots = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|_| anyhow::anyhow!("ca_file holds no PEM certificate"))?;
-            if roots.is_empty() {
-                anyhow::bail!("ca_file holds no PEM certificate");
-            }
-            for r in roots {
-                builder = builder.add_root_certificate(r);
-            }
-        }
-        let client = builder.build()?;
+        let client = client_builder(timeout, tls)?.build()?;
         Ok(Http {
             client,
             auth: auth.into(),
@@ -302,6 +307,12 @@ impl Http {
     /// client; 0 means no limit.
     pub fn with_concurrency(mut self, n: usize) -> Http {
         self.in_flight = (n > 0).then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(n)));
+        self
+    }
+
+    /// Retries of one request (a `--connect` check asks once).
+    pub fn with_max_retries(mut self, n: usize) -> Http {
+        self.max_retries = n;
         self
     }
 

@@ -489,3 +489,72 @@ fn every_documented_exit_code() {
     let (c, out) = code(&["audit", "verify"]);
     assert_eq!(c, Some(4), "{out}");
 }
+
+/// Read-only commands need no connector secret (`sudo sisync audit verify`
+/// on a server, where the token is a systemd credential of the service);
+/// check-config reports a missing one, and a run stops at it with the key,
+/// file:line and what to do.
+#[test]
+fn read_only_commands_work_without_the_connector_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let t = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[state]",
+        "[privacy]\npseudonymize_ids = true\npseudonym_key_file = \"pseudonym-key\"\n\n[state]",
+    );
+    std::fs::write(&cfg, &t).unwrap();
+    let key = dir.path().join("pseudonym-key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // the service's secrets are not here: no key, no token
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(
+        &cfg,
+        t.replace(
+            "kind = \"csv-drop\"\npath = \"drop\"",
+            "kind = \"scim\"\nbase_url = \"https://platform.example/scim/v2\"\n\n[platform.auth]\nkind = \"bearer\"\ntoken_file = \"missing-token\"",
+        ),
+    )
+    .unwrap();
+    for args in [
+        &["status"][..],
+        &["audit", "list"],
+        &["audit", "show", "1"],
+        &["audit", "verify"],
+        &["privacy", "register"],
+        &["privacy", "export", "--person", "stu-1001"],
+        &["report", "results", "--exam", "EX-1"],
+        &["plan", "list"],
+    ] {
+        let o = sisync(&cfg, args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+    }
+
+    let o = sisync(&cfg, &["check-config"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let missing = format!(
+        "warning: {}:22: platform.auth.token_file: cannot read {}",
+        cfg.display(),
+        dir.path().join("missing-token").display()
+    );
+    assert!(stderr.contains(&missing), "{stderr}");
+    assert!(
+        stderr.contains(":7: privacy.pseudonym_key_file: cannot read"),
+        "{stderr}"
+    );
+    let o = sisync(&cfg, &["check-config", "--connect"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    let o = sisync(&cfg, &["sync", "roster"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with(&format!("config error: {}:", cfg.display()))
+            && (stderr.contains(":7: privacy.pseudonym_key_file: cannot read")
+                || stderr.contains(":22: platform.auth.token_file: cannot read")),
+        "{stderr}"
+    );
+}

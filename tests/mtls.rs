@@ -93,7 +93,20 @@ async fn client_certificate_is_presented_and_required() {
         ),
     )
     .unwrap();
-    let e = sisync::config::Loaded::from_file(&dir.path().join("sisync.toml")).unwrap_err();
+    // loading reads no TLS file (read-only commands work without them);
+    // check-config reports it and a run stops with it
+    let l = sisync::config::Loaded::from_file(&dir.path().join("sisync.toml"))
+        .expect("loading reads no TLS file");
+    let problems = l.secret_problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let e = &problems[0];
     assert_eq!(e.key.as_deref(), Some("source.client_cert_file"), "{e}");
-    assert!(e.line.is_some(), "{e}");
+    assert_eq!(e.line, Some(9), "{e}");
+    let checks = sisync::sync::connect_checks(&l).await;
+    let err = checks[0].1.as_ref().unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<sisync::config::ConfigError>(),
+        Some(e),
+        "{err:#}"
+    );
 }

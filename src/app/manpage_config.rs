@@ -58,6 +58,11 @@ fn render(readme: &str, version: &str) -> String {
             ));
             continue;
         }
+        if let Some(title) = line.strip_prefix("### ") {
+            flush(&mut out, &mut paragraph);
+            out.push_str(&format!(".SS {}\n", inline(title.trim())));
+            continue;
+        }
         if line.trim().is_empty() {
             flush(&mut out, &mut paragraph);
             continue;
@@ -210,11 +215,12 @@ mod tests {
 
     #[test]
     fn markdown_becomes_roff() {
-        let readme = "# x\n\n## Configuration\n\nSee [`a.toml`](a.toml) and **this**.\n\n\
+        let readme = "# x\n\n## Configuration\n\nSee [`a.toml`](a.toml) and **this**.\n\n### Sub part\n\n\
                       ```\n.dot line\n```\n\n| key | default | meaning |\n|---|---|---|\n\
                       | `a.b` | `\"x\"` | one `a|b` or \\| two |\n\n## Next\nnot this\n";
         let page = render(readme, "1");
         assert!(page.contains(".PP\nSee \\fBa.toml\\fR and \\fBthis\\fR.\n"));
+        assert!(page.contains(".SS Sub part\n"));
         assert!(page.contains(".RS\n.nf\n\\&.dot line\n.fi\n.RE\n"));
         assert!(
             page.contains(".TP\n\\fBa.b\\fR (default: \\fB\"x\"\\fR)\none \\fBa|b\\fR or | two\n")

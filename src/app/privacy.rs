@@ -9,11 +9,10 @@ use serde_json::json;
 use super::out::outln;
 use super::{print_json, table};
 use crate::cli::{Cli, ExportFormat, PrivacyCmd};
-use crate::config::{Environment, Loaded, Platform};
+use crate::config::{Environment, Loaded, Platform, ScimPlatform};
 use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::scim::ScimSink;
 use crate::exit::{CliError, CliResult, Exit};
-use crate::http::Http;
 use crate::store::audit::actor;
 use crate::store::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, Store};
 use crate::sync::lock::RunLock;
@@ -320,10 +319,13 @@ fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration
     let data = store.subject_data(person, &id)?;
     let platform = match &l.config.platform {
         Platform::Scim(p) => match &data.platform_id {
-            Some(pid) => format!("DELETE {}/Users/{pid}", p.base_url.trim_end_matches('/')),
+            Some(pid) => format!(
+                "DELETE {}/Users/{pid}",
+                p.endpoint.base_url.trim_end_matches('/')
+            ),
             None => format!(
                 "DELETE of the user with externalId {id} at {}, if the platform has one",
-                p.base_url
+                p.endpoint.base_url
             ),
         },
         Platform::CsvDrop(p) => format!(
@@ -390,9 +392,8 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
     let mut spare = None;
     let endpoint = match &l.config.platform {
         Platform::Scim(p) => {
-            let token = l.scim_token(p)?;
-            let http = Http::new(p.timeout, Some(token), p.max_retries)?;
-            let sink = ScimSink::connect(&p.base_url, http)
+            let http = l.http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?;
+            let sink = ScimSink::connect(&p.endpoint.base_url, http)
                 .await
                 .context("cannot reach the SCIM platform; nothing was erased")?
                 .with_shape(p.shape());
@@ -511,7 +512,7 @@ fn register(cli: &Cli, l: &Loaded) -> Result<(), CliError> {
     let c = &l.config;
     let source = crate::connector::source::roster_source(&c.source).register_line();
     let platform = match &c.platform {
-        Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.base_url),
+        Platform::Scim(p) => format!("exam platform (SCIM 2.0) {}", p.endpoint.base_url),
         Platform::CsvDrop(p) => format!("exam platform file drop {}", p.path.display()),
         Platform::Oke(p) => format!("exam platform (OKE) {}", p.endpoint.base_url),
         Platform::EdexmlDrop(p) => format!("exam platform EDEXML file drop {}", p.path.display()),

@@ -146,8 +146,16 @@ impl Loaded {
         let Some(a) = &self.config.alerts else {
             return Ok(());
         };
-        let hook = self.alert_webhook_url()?;
-        if hook.is_none() && a.email.is_none() {
+        let hook = a.webhook_url.is_some() || a.webhook_url_file.is_some();
+        if hook {
+            // the URL itself is a secret: read and checked when an alert is sent
+            self.check_secret(
+                "alerts",
+                ("webhook_url", &a.webhook_url),
+                ("webhook_url_file", &a.webhook_url_file),
+            )?;
+        }
+        if !hook && a.email.is_none() {
             return Err(self.error(
                 "alerts",
                 "webhook_url_file",
@@ -189,7 +197,13 @@ impl Loaded {
                     ));
                 }
             }
-            self.smtp_password()?;
+            if e.username.is_some() {
+                self.check_secret(
+                    "alerts.email",
+                    ("password", &e.password),
+                    ("password_file", &e.password_file),
+                )?;
+            }
         }
         Ok(())
     }
@@ -258,8 +272,13 @@ mod tests {
             std::env::set_var("SISYNC_TEST_HOOK_HTTP", "http://hooks.example/abc");
             std::env::set_var("SISYNC_TEST_HOOK_LOCAL", "http://127.0.0.1:9/abc");
         }
-        let e = parse("[alerts]\nwebhook_url = \"env:SISYNC_TEST_HOOK_HTTP\"\n").unwrap_err();
+        // the URL is a secret: loading does not read it, sending (and
+        // check-config's secret report) does
+        let l = parse("[alerts]\nwebhook_url = \"env:SISYNC_TEST_HOOK_HTTP\"\n").unwrap();
+        let e = l.alert_webhook_url().unwrap_err();
         assert!(e.to_string().contains("must be https://"), "{e}");
-        parse("[alerts]\nwebhook_url = \"env:SISYNC_TEST_HOOK_LOCAL\"\n").unwrap();
+        assert_eq!(l.secret_problems(), vec![e]);
+        let l = parse("[alerts]\nwebhook_url = \"env:SISYNC_TEST_HOOK_LOCAL\"\n").unwrap();
+        assert!(l.alert_webhook_url().unwrap().is_some());
     }
 }

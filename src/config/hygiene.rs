@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::results::{AuthCfg, ResultSinkCfg, ResultSourceCfg};
-use super::{ConfigError, Loaded, Platform, Source};
+use super::endpoint::AuthCfg;
+use super::{ConfigError, Loaded, Source};
 
 /// Query parameters that carry a credential.
 const SECRET_PARAMS: &[&str] = &[
@@ -32,109 +32,22 @@ impl Loaded {
     /// Every URL and timeout key in the config, checked.
     pub(super) fn validate_hygiene(&self) -> Result<(), ConfigError> {
         let c = &self.config;
-        let mut urls: Vec<(&str, &str, &str)> = Vec::new();
+        let mut urls: Vec<(String, &str, &str)> = Vec::new();
         // (section, URL key, URL, allow_insecure_http)
         let mut plain: Vec<(&str, &str, &str, bool)> = Vec::new();
         let mut timeouts: Vec<(&str, Duration)> = Vec::new();
-        if let Source::OnerosterRest(r) = &c.source {
-            urls.push(("source", "base_url", &r.base_url));
-            plain.push(("source", "base_url", &r.base_url, r.allow_insecure_http));
-            if let Some(t) = &r.token_url {
-                urls.push(("source", "token_url", t));
+        for (section, e) in self.endpoints() {
+            urls.push((section.to_string(), e.url_key(), &e.base_url));
+            plain.push((section, e.url_key(), &e.base_url, e.allow_insecure_http));
+            if let Some(AuthCfg::Oauth2 { token_url, .. }) = &e.auth {
+                urls.push((format!("{section}.auth"), "token_url", token_url));
             }
-            timeouts.push(("source", r.timeout));
-        }
-        if let Source::Oke(o) = &c.source {
-            let e = &o.endpoint;
-            urls.push(("source", "base_url", &e.base_url));
-            plain.push(("source", "base_url", &e.base_url, e.allow_insecure_http));
-            if let Some(t) = &e.token_url {
-                urls.push(("source", "token_url", t));
-            }
-            timeouts.push(("source", e.timeout));
-        }
-        if let Platform::Oke(o) = &c.platform {
-            let e = &o.endpoint;
-            urls.push(("platform", "base_url", &e.base_url));
-            plain.push(("platform", "base_url", &e.base_url, e.allow_insecure_http));
-            if let Some(t) = &e.token_url {
-                urls.push(("platform", "token_url", t));
-            }
-            timeouts.push(("platform", e.timeout));
-        }
-        if let Source::Uwlr(u) = &c.source {
-            urls.push(("source", "url", &u.url));
-            plain.push(("source", "url", &u.url, u.allow_insecure_http));
-            timeouts.push(("source", u.timeout));
-        }
-        if let Platform::Scim(p) = &c.platform {
-            urls.push(("platform", "base_url", &p.base_url));
-            plain.push(("platform", "base_url", &p.base_url, p.allow_insecure_http));
-            timeouts.push(("platform", p.timeout));
-        }
-        if let Some(r) = &c.results {
-            if let ResultSourceCfg::QtiHttp(h) = &r.source {
-                urls.push(("results.source", "list_url", &h.list_url));
-                plain.push((
-                    "results.source",
-                    "list_url",
-                    &h.list_url,
-                    h.allow_insecure_http,
-                ));
-                timeouts.push(("results.source", h.timeout));
-                if let Some(AuthCfg::Oauth2 { token_url, .. }) = &h.auth {
-                    urls.push(("results.source.auth", "token_url", token_url));
-                }
-            }
-            if let ResultSourceCfg::Oke(o) = &r.source {
-                urls.push(("results.source", "base_url", &o.base_url));
-                plain.push((
-                    "results.source",
-                    "base_url",
-                    &o.base_url,
-                    o.allow_insecure_http,
-                ));
-                timeouts.push(("results.source", o.timeout));
-                if let AuthCfg::Oauth2 { token_url, .. } = &o.auth {
-                    urls.push(("results.source.auth", "token_url", token_url));
-                }
-            }
-            if let ResultSinkCfg::Oke(o) = &r.sink {
-                urls.push(("results.sink", "base_url", &o.base_url));
-                plain.push((
-                    "results.sink",
-                    "base_url",
-                    &o.base_url,
-                    o.allow_insecure_http,
-                ));
-                timeouts.push(("results.sink", o.timeout));
-                if let AuthCfg::Oauth2 { token_url, .. } = &o.auth {
-                    urls.push(("results.sink.auth", "token_url", token_url));
-                }
-            }
-            if let ResultSinkCfg::Uwlr(u) = &r.sink {
-                urls.push(("results.sink", "url", &u.url));
-                plain.push(("results.sink", "url", &u.url, u.allow_insecure_http));
-                timeouts.push(("results.sink", u.timeout));
-            }
-            if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
-                urls.push(("results.sink", "base_url", &g.base_url));
-                plain.push((
-                    "results.sink",
-                    "base_url",
-                    &g.base_url,
-                    g.allow_insecure_http,
-                ));
-                timeouts.push(("results.sink", g.timeout));
-                if let AuthCfg::Oauth2 { token_url, .. } = &g.auth {
-                    urls.push(("results.sink.auth", "token_url", token_url));
-                }
-            }
+            timeouts.push((section, e.timeout));
         }
         for (section, key, u) in urls {
             if let Some(what) = credentials_in_url(u) {
                 return Err(self.error(
-                    section,
+                    &section,
                     key,
                     format!(
                         "the URL carries {what}; it would be printed in every retry line and error: remove it and use the token or token_file keys"
@@ -186,69 +99,28 @@ impl Loaded {
     fn secret_files(&self) -> Vec<(String, PathBuf)> {
         let c = &self.config;
         let mut out: Vec<(String, &PathBuf)> = Vec::new();
-        if let Source::OnerosterRest(r) = &c.source {
-            for (k, f) in [
-                ("token_file", &r.token_file),
-                ("client_secret_file", &r.client_secret_file),
-                ("client_key_file", &r.client_key_file),
-            ] {
-                if let Some(f) = f {
-                    out.push((format!("source.{k}"), f));
-                }
-            }
-        }
-        if let Source::Uwlr(u) = &c.source {
-            if let Some(f) = &u.client_key_file {
-                out.push(("source.client_key_file".into(), f));
-            }
-        }
-        if let Platform::Scim(p) = &c.platform {
-            if let Some(f) = &p.token_file {
-                out.push(("platform.token_file".into(), f));
-            }
-        }
         if let Some(f) = &c.privacy.pseudonym_key_file {
             out.push(("privacy.pseudonym_key_file".into(), f));
         }
         if let Some(f) = &c.admin.token_file {
             out.push(("admin.token_file".into(), f));
         }
-        if let Some(r) = &c.results {
-            let auths = [
-                match &r.source {
-                    ResultSourceCfg::QtiHttp(h) => h.auth.as_ref().map(|a| ("results.source", a)),
-                    ResultSourceCfg::Oke(o) => Some(("results.source", &o.auth)),
-                    _ => None,
-                },
-                match &r.sink {
-                    ResultSinkCfg::OnerosterRest(g) => Some(("results.sink", &g.auth)),
-                    ResultSinkCfg::Oke(o) => Some(("results.sink", &o.auth)),
-                    _ => None,
-                },
-            ];
-            for (section, a) in auths.into_iter().flatten() {
-                match a {
-                    AuthCfg::Bearer {
-                        token_file: Some(f),
-                        ..
-                    } => out.push((format!("{section}.auth.token_file"), f)),
-                    AuthCfg::Oauth2 {
-                        client_secret_file: Some(f),
-                        ..
-                    } => out.push((format!("{section}.auth.client_secret_file"), f)),
-                    _ => {}
-                }
+        if let Some(super::results::ResultSinkCfg::Uwlr(u)) = c.results.as_ref().map(|r| &r.sink) {
+            if let Some(f) = &u.autorisatiesleutel_file {
+                out.push(("results.sink.autorisatiesleutel_file".into(), f));
             }
         }
         out.into_iter()
-            .map(|(k, f)| (k, self.secret_path(f)))
+            .map(|(k, f)| (k, f.clone()))
+            .chain(self.endpoint_files())
+            .map(|(k, f)| (k, self.secret_path(&f)))
             .collect()
     }
 
     /// Problems worth a warning line each: secret files other users of the
-    /// machine can read.
+    /// machine can read, keys written in their deprecated form.
     pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.deprecations();
         let mut files = self.secret_files();
         if let Source::Uwlr(u) = &self.config.source {
             let keys = u

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use super::endpoint::AuthCfg;
+use super::endpoint::{Endpoint, Needs};
 use super::{ConfigError, Loaded, humantime_serde_compat};
-use crate::http::{Auth, OAuth2};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,20 +100,14 @@ fn default_grade_outcomes() -> Vec<String> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QtiHttp {
-    /// Answers a JSON list of document URLs (strings, or objects with
-    /// `href` or `url`), bare or under `documents`/`results`.
-    pub list_url: String,
-    /// Allow a plain `http://` URL to a host other than this machine
-    /// (personal data and secrets would cross the network unencrypted).
-    #[serde(default)]
-    pub allow_insecure_http: bool,
+    /// `base_url` answers a JSON list of document URLs (strings, or
+    /// objects with `href` or `url`), bare or under `documents`/`results`;
+    /// optional `[results.source.auth]`, `[results.source.tls]`: see
+    /// [`Endpoint`].
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
     #[serde(default = "default_grade_outcomes")]
     pub grade_outcomes: Vec<String>,
-    pub auth: Option<AuthCfg>,
-    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
-    pub timeout: Duration,
-    #[serde(default = "super::default_retries")]
-    pub max_retries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +132,7 @@ fn default_delimiter() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[allow(clippy::large_enum_variant)] // one value per loaded config
 pub enum ResultSinkCfg {
     /// OneRoster 1.2 gradebook REST service.
     OnerosterRest(GradebookRest),
@@ -153,23 +149,17 @@ pub enum ResultSinkCfg {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OkeResultSource {
-    /// The platform's OOAPI root (the paths `/offerings/…` follow it).
-    pub base_url: String,
-    #[serde(default)]
-    pub allow_insecure_http: bool,
-    /// OAuth2 client credentials; the scope defaults to
-    /// `nl-test-admin-flow-2-3-4`.
-    pub auth: AuthCfg,
+    /// The platform's OOAPI root (the paths `/offerings/…` follow it) and
+    /// `[results.source.auth]` (the scope defaults to
+    /// `nl-test-admin-flow-2-3-4`).
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
     /// The exam sittings (offering ids on the platform) whose results are
     /// read.
     pub offerings: Vec<String>,
     /// 10, 20, 50, 100 or 250.
     #[serde(default = "default_oke_page_size")]
     pub page_size: u32,
-    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
-    pub timeout: Duration,
-    #[serde(default = "super::default_retries")]
-    pub max_retries: usize,
 }
 
 /// `[results.sink] kind = "oke"`: an OKE SIS (Eduarte, Osiris) written by
@@ -177,22 +167,12 @@ pub struct OkeResultSource {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OkeResultSink {
-    /// The SIS's OOAPI root (the paths `/associations/…` follow it).
-    pub base_url: String,
-    #[serde(default)]
-    pub allow_insecure_http: bool,
-    /// OAuth2 client credentials; the scope defaults to
-    /// `nl-test-admin-flow-1-5`.
-    pub auth: AuthCfg,
-    /// Results delivered at once (1 to 64).
-    #[serde(default = "default_push_concurrency")]
-    pub concurrency: usize,
-    #[serde(default)]
-    pub rate_limit: u32,
-    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
-    pub timeout: Duration,
-    #[serde(default = "super::default_retries")]
-    pub max_retries: usize,
+    /// The SIS's OOAPI root (the paths `/associations/…` follow it),
+    /// `[results.sink.auth]` (the scope defaults to
+    /// `nl-test-admin-flow-1-5`), results delivered at once
+    /// (`concurrency`, 1 to 64, default 8).
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
     /// Results of other platforms (QTI, CSV) are matched to a registration
     /// whose offering lies within this many days of the result date.
     #[serde(default = "default_match_window")]
@@ -210,28 +190,6 @@ fn default_match_window() -> u32 {
     14
 }
 
-impl AuthCfg {
-    /// OAuth2 without a scope gets `scope`; everything else stays.
-    pub fn with_default_scope(&self, scope: &str) -> AuthCfg {
-        match self {
-            AuthCfg::Oauth2 {
-                token_url,
-                client_id,
-                client_secret,
-                client_secret_file,
-                scope: None,
-            } => AuthCfg::Oauth2 {
-                token_url: token_url.clone(),
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                client_secret_file: client_secret_file.clone(),
-                scope: Some(scope.to_string()),
-            },
-            other => other.clone(),
-        }
-    }
-}
-
 impl ResultSinkCfg {
     /// Whether a result must be placed in one of the candidate's classes
     /// (a OneRoster line item belongs to a class; a UWLR or OKE result does not).
@@ -243,34 +201,18 @@ impl ResultSinkCfg {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GradebookRest {
-    /// Service root; sisync appends `/ims/oneroster/gradebook/v1p2/...`.
-    pub base_url: String,
-    /// Allow a plain `http://` URL to a host other than this machine
-    /// (personal data and secrets would cross the network unencrypted).
-    #[serde(default)]
-    pub allow_insecure_http: bool,
-    pub auth: AuthCfg,
-    /// Results pushed at once (1 to 64).
-    #[serde(default = "default_push_concurrency")]
-    pub concurrency: usize,
-    /// At most this many requests per second (0: no limit).
-    #[serde(default)]
-    pub rate_limit: u32,
-    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
-    pub timeout: Duration,
-    /// Retries of one request within a run (backoff with jitter,
-    /// `Retry-After` honoured); after that the result waits for the next run.
-    #[serde(default = "super::default_retries")]
-    pub max_retries: usize,
+    /// Service root (sisync appends `/ims/oneroster/gradebook/v1p2/...`),
+    /// `[results.sink.auth]`, `[results.sink.tls]`, results pushed at once
+    /// (`concurrency`, 1 to 64, default 8), `rate_limit`, and retries of
+    /// one request within a run (after that the result waits for the next
+    /// run): see [`Endpoint`].
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
     /// sourcedId of the line item category.
     #[serde(default = "default_category")]
     pub category: String,
     /// sourcedId of the school org of the line items.
     pub school: Option<String>,
-}
-
-fn default_push_concurrency() -> usize {
-    8
 }
 
 fn default_category() -> String {
@@ -293,23 +235,33 @@ pub struct GradebookCsv {
     pub group_readable: bool,
 }
 
-/// Authentication to a results endpoint: a static bearer token or OAuth2
-/// client credentials.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum AuthCfg {
-    Bearer {
-        /// `env:NAME`; inline tokens are refused.
-        token: Option<String>,
-        token_file: Option<PathBuf>,
-    },
-    Oauth2 {
-        token_url: String,
-        client_id: String,
-        client_secret: Option<String>,
-        client_secret_file: Option<PathBuf>,
-        scope: Option<String>,
-    },
+impl QtiHttp {
+    /// Authentication optional.
+    pub const NEEDS: Needs = Needs {
+        auth: false,
+        concurrency: (4, 64),
+        scope: None,
+    };
+}
+
+impl OkeResultSource {
+    pub const NEEDS: Needs = Needs {
+        auth: true,
+        concurrency: (4, 64),
+        scope: Some(super::oke::SCOPE_FLOW_2_3_4),
+    };
+}
+
+impl OkeResultSink {
+    pub const NEEDS: Needs = Needs {
+        auth: true,
+        concurrency: (8, 64),
+        scope: Some(super::oke::SCOPE_FLOW_1_5),
+    };
+}
+
+impl GradebookRest {
+    pub const NEEDS: Needs = Needs::authenticated(8);
 }
 
 impl Loaded {
@@ -331,10 +283,6 @@ impl Loaded {
         let Some(r) = &self.config.results else {
             return Ok(());
         };
-        let http_url = |section: &str, key: &str, u: &str| match url::Url::parse(u) {
-            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Ok(()),
-            _ => Err(self.error(section, key, format!("`{u}` is not an http(s) URL"))),
-        };
         match &r.source {
             ResultSourceCfg::Csv(c) => {
                 if c.delimiter.len() != 1 {
@@ -346,15 +294,11 @@ impl Loaded {
                 }
             }
             ResultSourceCfg::QtiHttp(h) => {
-                http_url("results.source", "list_url", &h.list_url)?;
-                if let Some(a) = &h.auth {
-                    self.result_auth("results.source.auth", a, h.timeout)?;
-                }
+                self.check_endpoint("results.source", &h.endpoint, QtiHttp::NEEDS)?;
             }
             ResultSourceCfg::QtiFolder(_) => {}
             ResultSourceCfg::Oke(o) => {
-                http_url("results.source", "base_url", &o.base_url)?;
-                self.result_auth("results.source.auth", &o.auth, o.timeout)?;
+                self.check_endpoint("results.source", &o.endpoint, OkeResultSource::NEEDS)?;
                 if o.offerings.is_empty() {
                     return Err(self.error(
                         "results.source",
@@ -379,10 +323,7 @@ impl Loaded {
             }
         }
         if let ResultSinkCfg::Oke(o) = &r.sink {
-            http_url("results.sink", "base_url", &o.base_url)?;
-            if o.concurrency == 0 || o.concurrency > 64 {
-                return Err(self.error("results.sink", "concurrency", "must be 1 to 64"));
-            }
+            self.check_endpoint("results.sink", &o.endpoint, OkeResultSink::NEEDS)?;
             if !PAGE_SIZES.contains(&o.page_size) {
                 return Err(self.error(
                     "results.sink",
@@ -390,17 +331,12 @@ impl Loaded {
                     "must be 10, 20, 50, 100 or 250 (the sizes OOAPI allows)",
                 ));
             }
-            self.result_auth("results.sink.auth", &o.auth, o.timeout)?;
         }
         if let ResultSinkCfg::Uwlr(u) = &r.sink {
             self.validate_uwlr_results(u)?;
         }
         if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
-            http_url("results.sink", "base_url", &g.base_url)?;
-            if g.concurrency == 0 || g.concurrency > 64 {
-                return Err(self.error("results.sink", "concurrency", "must be 1 to 64"));
-            }
-            self.result_auth("results.sink.auth", &g.auth, g.timeout)?;
+            self.check_endpoint("results.sink", &g.endpoint, GradebookRest::NEEDS)?;
         }
         for (i, rule) in r.class_rules.iter().enumerate() {
             if rule.exam.is_empty() || rule.class.is_empty() {
@@ -412,47 +348,6 @@ impl Loaded {
             }
         }
         Ok(())
-    }
-
-    /// The HTTP authentication of a results endpoint, secrets resolved.
-    pub fn result_auth(
-        &self,
-        section: &str,
-        a: &AuthCfg,
-        timeout: Duration,
-    ) -> Result<Auth, ConfigError> {
-        match a {
-            AuthCfg::Bearer { token, token_file } => {
-                Ok(Auth::Bearer(self.bearer_token(section, token, token_file)?))
-            }
-            AuthCfg::Oauth2 {
-                token_url,
-                client_id,
-                client_secret,
-                client_secret_file,
-                scope,
-            } => {
-                if !matches!(url::Url::parse(token_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
-                {
-                    return Err(self.error(
-                        section,
-                        "token_url",
-                        format!("`{token_url}` is not an http(s) URL"),
-                    ));
-                }
-                if client_id.trim().is_empty() {
-                    return Err(self.error(section, "client_id", "must not be empty"));
-                }
-                let secret = self.secret_value(
-                    section,
-                    ("client_secret", client_secret),
-                    ("client_secret_file", client_secret_file),
-                )?;
-                let o = OAuth2::new(token_url, client_id, secret, scope.clone(), timeout)
-                    .map_err(|e| self.error(section, "token_url", format!("{e:#}")))?;
-                Ok(Auth::OAuth2(std::sync::Arc::new(o)))
-            }
-        }
     }
 }
 /// Column names of a CSV results export.

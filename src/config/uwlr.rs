@@ -8,16 +8,17 @@ use std::time::Duration;
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
+use super::endpoint::{Endpoint, Needs};
 use super::{ConfigError, Loaded, Secret, Source, humantime_serde_compat};
 
 /// UWLR 2.2 `HaalLeerlinggegevens` (or the staged operations) at a LAS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UwlrSource {
-    /// The LAS's UWLR leerlinggegevens endpoint (SOAP 1.1).
-    pub url: String,
-    #[serde(default)]
-    pub allow_insecure_http: bool,
+    /// `base_url`: the LAS's UWLR leerlinggegevens endpoint (SOAP 1.1);
+    /// `[source.tls]`, timeout, retries: see [`Endpoint`].
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
     /// `all-in-one` (`HaalLeerlinggegevens`) or `staged` (`HaalStructuur`,
     /// then `HaalLeerlingen` and `HaalLeerkrachten` per batch of groups).
     #[serde(default)]
@@ -48,13 +49,6 @@ pub struct UwlrSource {
     /// (`env:NAME` or `file:/path`) or, prefixed `plain:`, a literal.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    pub client_cert_file: Option<PathBuf>,
-    pub client_key_file: Option<PathBuf>,
-    pub ca_file: Option<PathBuf>,
-    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
-    pub timeout: Duration,
-    #[serde(default = "super::default_retries")]
-    pub max_retries: usize,
     /// A full read at least this often; runs in between send
     /// `laatstontvangengegevens` and take `geenwijzigingen` for "nothing changed".
     #[serde(default = "super::default_full_every", with = "humantime_serde_compat")]
@@ -156,36 +150,17 @@ fn valid_school_year(s: &str) -> bool {
 
 /// An error about a key of the `n`th `[[source.schools]]` (0-based).
 fn school_error(l: &Loaded, n: usize, key: &str, msg: impl Into<String>) -> ConfigError {
-    let mut seen = 0usize;
-    let mut line = None;
-    let mut inside = false;
-    for (i, raw) in l.text.lines().enumerate() {
-        let t = raw.trim();
-        if t.starts_with('[') {
-            inside = t.replace(' ', "") == "[[source.schools]]";
-            if inside {
-                if seen == n {
-                    line = Some(i + 1);
-                }
-                seen += 1;
-            }
-            continue;
-        }
-        if inside && seen == n + 1 {
-            if let Some((k, _)) = t.split_once('=') {
-                if k.trim() == key {
-                    line = Some(i + 1);
-                    break;
-                }
-            }
-        }
-    }
-    ConfigError {
-        file: l.file.clone(),
-        line,
-        key: Some(format!("source.schools[{n}].{key}")),
-        message: msg.into(),
-    }
+    l.error(&format!("source.schools[{n}]"), key, msg)
+}
+
+impl UwlrSource {
+    /// No HTTP authentication (each school's key travels in the SOAP
+    /// header).
+    pub const NEEDS: Needs = Needs {
+        auth: false,
+        concurrency: (4, 64),
+        scope: None,
+    };
 }
 
 impl Loaded {
@@ -193,14 +168,7 @@ impl Loaded {
         let Source::Uwlr(u) = &self.config.source else {
             return Ok(());
         };
-        if !matches!(url::Url::parse(&u.url), Ok(x) if x.scheme() == "https" || x.scheme() == "http")
-        {
-            return Err(self.error(
-                "source",
-                "url",
-                format!("`{}` is not an http(s) URL", u.url),
-            ));
-        }
+        self.check_endpoint("source", &u.endpoint, UwlrSource::NEEDS)?;
         for (key, v) in [("klantcode", &u.klantcode), ("klantnaam", &u.klantnaam)] {
             let n = v.trim().chars().count();
             if n == 0 || n > 64 {
@@ -285,7 +253,15 @@ impl Loaded {
                     format!("school {} is listed twice", s.code()),
                 ));
             }
-            self.school_key(n)?;
+            if s.key.starts_with("env:") || s.key.starts_with("file:") {
+                continue;
+            }
+            return Err(school_error(
+                self,
+                n,
+                "key",
+                "inline secrets are not allowed; write \"env:NAME\" or \"file:/path\"",
+            ));
         }
         for (name, v) in &u.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -295,14 +271,16 @@ impl Loaded {
                     format!("`{name}` is not an HTTP header name"),
                 ));
             }
-            self.header_value(name, v)?;
+            if !["env:", "file:", "plain:"].iter().any(|p| v.starts_with(p)) {
+                return Err(self.error(
+                    "source",
+                    "headers",
+                    format!(
+                        "header {name}: inline secrets are not allowed; write \"env:NAME\", \"file:/path\" or, for a value that is no secret, \"plain:…\""
+                    ),
+                ));
+            }
         }
-        self.tls_files(
-            u.client_cert_file.as_deref(),
-            u.client_key_file.as_deref(),
-            u.ca_file.as_deref(),
-            u.timeout,
-        )?;
         Ok(())
     }
 
@@ -363,16 +341,6 @@ impl Loaded {
             };
         }
         Err("inline secrets are not allowed; write \"env:NAME\" or \"file:/path\"".into())
-    }
-
-    /// The TLS material of the UWLR source.
-    pub fn uwlr_tls(&self, u: &UwlrSource) -> Result<crate::http::TlsFiles, ConfigError> {
-        self.tls_files(
-            u.client_cert_file.as_deref(),
-            u.client_key_file.as_deref(),
-            u.ca_file.as_deref(),
-            u.timeout,
-        )
     }
 
     /// The gateway headers of the UWLR source, resolved.

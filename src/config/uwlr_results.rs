@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -15,17 +14,19 @@ mod envelope_ns {
     pub const LR: &str = "http://www.edustandaard.nl/leerresultaten/2/leerresultaten";
 }
 
-use super::{ConfigError, Loaded, Secret, humantime_serde_compat};
+use super::endpoint::{Endpoint, Needs};
+use super::{ConfigError, Loaded, Secret};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UwlrResults {
-    /// The LAS's Leerresultaten endpoint (the service address of
-    /// `UWLR_Leerresultaten_v2p2.wsdl`).
-    pub url: String,
-    /// Allow a plain `http://` URL to a host other than this machine.
-    #[serde(default)]
-    pub allow_insecure_http: bool,
+    /// `base_url`: the LAS's Leerresultaten endpoint (the service address
+    /// of `UWLR_Leerresultaten_v2p2.wsdl`); `[results.sink.tls]` (mutual
+    /// TLS, PKIoverheid / Edukoppeling), results pushed at once
+    /// (`concurrency`, 1 to 16), `rate_limit`, timeout, retries: see
+    /// [`Endpoint`].
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
     /// `autorisatiesleutel` of the `autorisatie` SOAP header: `env:NAME`
     /// (inline keys are refused) or a file in `autorisatiesleutel_file`.
     pub autorisatiesleutel: Option<String>,
@@ -49,21 +50,6 @@ pub struct UwlrResults {
     /// environment, `file:PATH` from a file (credentials directory first).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Mutual TLS: PEM client certificate (chain) and key (PKIoverheid /
-    /// Edukoppeling), extra trusted roots.
-    pub client_cert_file: Option<PathBuf>,
-    pub client_key_file: Option<PathBuf>,
-    pub ca_file: Option<PathBuf>,
-    /// Results pushed at once (1 to 16).
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-    /// At most this many requests per second (0: no limit).
-    #[serde(default)]
-    pub rate_limit: u32,
-    #[serde(default = "super::default_timeout", with = "humantime_serde_compat")]
-    pub timeout: Duration,
-    #[serde(default = "super::default_retries")]
-    pub max_retries: usize,
     /// UWLR 2.2's `score` takes whole numbers only; its `anderresultaat`
     /// is abstract (`ctpAnderResultaatType`): a LAS that takes grades or
     /// fractional scores defines a concrete type extending it in its own
@@ -130,15 +116,10 @@ fn default_year_start() -> String {
     "08-01".into()
 }
 
-fn default_concurrency() -> usize {
-    4
-}
-
 /// What the sink needs at run time, secrets resolved.
 pub struct UwlrSecrets {
     pub key: Secret,
     pub headers: reqwest::header::HeaderMap,
-    pub tls: crate::http::TlsFiles,
 }
 
 fn month_day(s: &str) -> Option<(u32, u32)> {
@@ -148,6 +129,14 @@ fn month_day(s: &str) -> Option<(u32, u32)> {
 }
 
 impl UwlrResults {
+    /// No HTTP authentication (the key travels in the SOAP header); at
+    /// most 16 results at once, 4 by default.
+    pub const NEEDS: Needs = Needs {
+        auth: false,
+        concurrency: (4, 16),
+        scope: None,
+    };
+
     /// The `anderresultaat` settings, when configured (checked by
     /// `validate_uwlr_results`; `None` also when they do not parse).
     pub fn ander(&self) -> Option<Ander> {
@@ -200,10 +189,12 @@ impl UwlrResults {
 impl Loaded {
     pub(super) fn validate_uwlr_results(&self, u: &UwlrResults) -> Result<(), ConfigError> {
         const S: &str = "results.sink";
-        if !matches!(url::Url::parse(&u.url), Ok(x) if x.scheme() == "https" || x.scheme() == "http")
-        {
-            return Err(self.error(S, "url", format!("`{}` is not an http(s) URL", u.url)));
-        }
+        self.check_endpoint(S, &u.endpoint, UwlrResults::NEEDS)?;
+        self.check_secret(
+            S,
+            ("autorisatiesleutel", &u.autorisatiesleutel),
+            ("autorisatiesleutel_file", &u.autorisatiesleutel_file),
+        )?;
         for (key, v) in [("klantcode", &u.klantcode), ("klantnaam", &u.klantnaam)] {
             let n = v.trim().chars().count();
             if n == 0 || n > 64 {
@@ -299,9 +290,6 @@ impl Loaded {
                 }
             }
         }
-        if u.concurrency == 0 || u.concurrency > 16 {
-            return Err(self.error(S, "concurrency", "must be 1 to 16"));
-        }
         for (name, value) in &u.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(self.error(
@@ -317,8 +305,7 @@ impl Loaded {
         Ok(())
     }
 
-    /// The key, headers and TLS material of the UWLR results sink, read
-    /// and checked (only when a run or `--connect` needs them).
+    /// The key and headers of the UWLR results sink, read and checked (only when a run or `--connect` needs them).
     pub fn uwlr_secrets(&self, u: &UwlrResults) -> Result<UwlrSecrets, ConfigError> {
         const S: &str = "results.sink";
         let key = self.secret_value(
@@ -370,53 +357,6 @@ impl Loaded {
                 .map_err(|_| self.error(S, "headers", format!("`{name}` is not a header name")))?;
             headers.insert(hn, hv);
         }
-        let read = |key: &str, f: &std::path::Path| {
-            let path = self.secret_path(f);
-            std::fs::read(&path)
-                .map_err(|e| self.error(S, key, format!("cannot read {} ({e})", path.display())))
-        };
-        let identity_pem = match (&u.client_cert_file, &u.client_key_file) {
-            (None, None) => None,
-            (Some(c), Some(k)) => {
-                let mut pem = read("client_cert_file", c)?;
-                pem.push(b'\n');
-                pem.extend(read("client_key_file", k)?);
-                Some(pem)
-            }
-            (Some(_), None) => {
-                return Err(self.error(
-                    S,
-                    "client_key_file",
-                    "client_cert_file needs client_key_file",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(self.error(
-                    S,
-                    "client_cert_file",
-                    "client_key_file needs client_cert_file",
-                ));
-            }
-        };
-        let ca_pem = match &u.ca_file {
-            Some(f) => Some(read("ca_file", f)?),
-            None => None,
-        };
-        let tls = crate::http::TlsFiles {
-            identity_pem,
-            ca_pem,
-        };
-        crate::http::Http::with_tls(u.timeout, crate::http::Auth::None, 0, &tls).map_err(|e| {
-            self.error(
-                S,
-                if tls.identity_pem.is_some() {
-                    "client_cert_file"
-                } else {
-                    "ca_file"
-                },
-                format!("{e:#}"),
-            )
-        })?;
-        Ok(UwlrSecrets { key, headers, tls })
+        Ok(UwlrSecrets { key, headers })
     }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
 use crate::connector::oneroster_csv::{parse_accommodation_values, role_map};
-use crate::http::{Auth, Http, TlsFiles};
+use crate::http::Http;
 use crate::model::{
     Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
@@ -87,18 +87,17 @@ fn scalar(v: Option<&Value>) -> Option<String> {
 }
 
 impl OneRosterRest {
-    pub fn new(cfg: &OneRosterRestSource, auth: Auth, tls: &TlsFiles) -> Result<OneRosterRest> {
-        Ok(OneRosterRest {
-            base: cfg.base_url.trim_end_matches('/').to_string(),
+    /// `http`: the endpoint's client (see `Loaded::http_client`).
+    pub fn new(cfg: &OneRosterRestSource, http: Http) -> OneRosterRest {
+        OneRosterRest {
+            base: cfg.endpoint.base_url.trim_end_matches('/').to_string(),
             version: cfg.version,
-            http: Http::with_tls(cfg.timeout, auth, cfg.max_retries, tls)?
-                .with_rate_limit(cfg.rate_limit)
-                .with_concurrency(cfg.concurrency),
+            http,
             page_size: cfg.page_size,
-            concurrency: cfg.concurrency.max(1),
+            concurrency: cfg.endpoint.concurrency(OneRosterRestSource::NEEDS).max(1),
             role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),
-        })
+        }
     }
 
     /// Shorter backoff for tests.
@@ -557,21 +556,8 @@ impl OneRosterRestSource {
     /// The client for a run: the bearer token or OAuth2 client secret and
     /// the TLS files are resolved now.
     fn connect(&self, loaded: &crate::config::Loaded) -> Result<OneRosterRest> {
-        let auth = match self.auth {
-            crate::config::RestAuth::Bearer => {
-                Auth::Bearer(loaded.bearer_token("source", &self.token, &self.token_file)?)
-            }
-            crate::config::RestAuth::OAuth2 => {
-                Auth::OAuth2(std::sync::Arc::new(crate::http::OAuth2::new(
-                    self.token_url.as_deref().unwrap_or_default(),
-                    self.client_id.as_deref().unwrap_or_default(),
-                    loaded.client_secret(self)?,
-                    self.scope.clone(),
-                    self.timeout,
-                )?))
-            }
-        };
-        OneRosterRest::new(self, auth, &loaded.rest_tls(self)?)
+        let http = loaded.http_client("source", &self.endpoint, Self::NEEDS)?;
+        Ok(OneRosterRest::new(self, http))
     }
 }
 
@@ -582,7 +568,7 @@ impl super::source::RosterSource for OneRosterRestSource {
     fn check(&self) -> Result<String> {
         Ok(format!(
             "oneroster-rest {} (OneRoster {}, page size {}, full pull every {}; `check-config` does not connect)",
-            self.base_url,
+            self.endpoint.base_url,
             match self.version {
                 OneRosterVersion::V1_2 => "1.2",
                 OneRosterVersion::V1_1 => "1.1",
@@ -592,13 +578,13 @@ impl super::source::RosterSource for OneRosterRestSource {
         ))
     }
     fn register_line(&self) -> String {
-        format!("OneRoster REST service {}", self.base_url)
+        format!("OneRoster REST service {}", self.endpoint.base_url)
     }
     fn urls(&self) -> Vec<&str> {
-        vec![&self.base_url]
+        vec![&self.endpoint.base_url]
     }
     fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind(), "base_url": self.base_url})
+        serde_json::json!({"kind": self.kind(), "base_url": self.endpoint.base_url})
     }
     fn full_every(&self) -> Option<std::time::Duration> {
         Some(self.full_every)

@@ -42,7 +42,7 @@ use chrono::NaiveDate;
 
 use crate::config::uwlr::{UwlrMode, UwlrSchool, UwlrSource, parse_month_day, school_year};
 use crate::connector::uwlr_roster::{self, Answer, Builder, Rec, SchoolBlock};
-use crate::http::{Http, TlsFiles};
+use crate::http::Http;
 use crate::model::{Completeness, Roster};
 use crate::secret::Secret;
 use crate::soap::{self, Autorisatie, BodyWriter, SoapClient, SoapError};
@@ -153,19 +153,18 @@ impl Uwlr {
     pub fn new(
         cfg: &UwlrSource,
         keys: Vec<Secret>,
-        tls: &TlsFiles,
+        http: Http,
         headers: reqwest::header::HeaderMap,
         today: NaiveDate,
     ) -> Result<Uwlr> {
-        let http = Http::with_tls(cfg.timeout, crate::http::Auth::None, cfg.max_retries, tls)?
-            .with_headers(headers);
+        let http = http.with_headers(headers);
         let start = parse_month_day(&cfg.schooljaar_start).unwrap_or((8, 1));
         Ok(Uwlr {
             schooljaar: cfg
                 .schooljaar
                 .clone()
                 .unwrap_or_else(|| school_year(today, start)),
-            client: SoapClient::new(http.clone(), &cfg.url),
+            client: SoapClient::new(http.clone(), &cfg.endpoint.base_url),
             http,
             cfg: cfg.clone(),
             keys,
@@ -175,7 +174,7 @@ impl Uwlr {
     /// Shorter backoff for tests.
     pub fn with_min_backoff(mut self, d: Duration) -> Self {
         self.http = self.http.with_min_backoff(d);
-        self.client = SoapClient::new(self.http.clone(), &self.cfg.url);
+        self.client = SoapClient::new(self.http.clone(), &self.cfg.endpoint.base_url);
         self
     }
 
@@ -239,7 +238,7 @@ impl Uwlr {
     fn origin(&self, n: usize, op: Op) -> String {
         format!(
             "{} [{} {}]",
-            self.cfg.url,
+            self.cfg.endpoint.base_url,
             self.cfg.schools[n].code(),
             op.name()
         )
@@ -340,7 +339,7 @@ impl Uwlr {
             return Err(self.explain(
                 n,
                 SoapError::Broken {
-                    url: self.cfg.url.clone(),
+                    url: self.cfg.endpoint.base_url.clone(),
                     action: op.name().to_string(),
                     reason,
                 },
@@ -552,7 +551,7 @@ impl Uwlr {
                 };
                 Ok(format!(
                     "POST {} ({}): OK, authorised, {} ms; {what}",
-                    self.cfg.url,
+                    self.cfg.endpoint.base_url,
                     op.name(),
                     took.as_millis()
                 ))
@@ -587,7 +586,7 @@ impl UwlrSource {
         Uwlr::new(
             self,
             keys,
-            &loaded.uwlr_tls(self)?,
+            loaded.http_client("source", &self.endpoint, Self::NEEDS)?,
             loaded.uwlr_headers(self)?,
             chrono::Local::now().date_naive(),
         )
@@ -601,7 +600,7 @@ impl super::source::RosterSource for UwlrSource {
     fn check(&self) -> Result<String> {
         Ok(format!(
             "uwlr {} ({}, {} school(s): {}; full read every {}; `check-config --connect` asks each school)",
-            self.url,
+            self.endpoint.base_url,
             match self.mode {
                 UwlrMode::AllInOne => "HaalLeerlinggegevens",
                 UwlrMode::Staged => "staged",
@@ -616,15 +615,18 @@ impl super::source::RosterSource for UwlrSource {
         ))
     }
     fn register_line(&self) -> String {
-        format!("UWLR 2.2 leerlinggegevens service {}", self.url)
+        format!(
+            "UWLR 2.2 leerlinggegevens service {}",
+            self.endpoint.base_url
+        )
     }
     fn urls(&self) -> Vec<&str> {
-        vec![&self.url]
+        vec![&self.endpoint.base_url]
     }
     fn status_json(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": self.kind(),
-            "url": self.url,
+            "url": self.endpoint.base_url,
             "schools": self.schools.iter().map(|x| x.code()).collect::<Vec<_>>(),
         })
     }

@@ -107,28 +107,11 @@ fn refresh_from_db(m: &Metrics, state_db: &Path) -> anyhow::Result<()> {
 /// so the HTTP families are exposed from start-up too. A config without
 /// network endpoints (CSV in, CSV out) has no HTTP series.
 pub fn expose_endpoints(l: &crate::config::Loaded) {
-    use crate::config::Platform;
-    use crate::config::results::{ResultSinkCfg, ResultSourceCfg};
-    let c = &l.config;
-    let mut urls: Vec<&str> = Vec::new();
-    urls.extend(crate::connector::source::roster_source(&c.source).urls());
-    if let Platform::Scim(p) = &c.platform {
-        urls.push(&p.base_url);
-    }
-    if let Some(r) = &c.results {
-        if let ResultSourceCfg::QtiHttp(q) = &r.source {
-            urls.push(&q.list_url);
-        }
-        if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
-            urls.push(&g.base_url);
-        }
-        if let ResultSourceCfg::Oke(o) = &r.source {
-            urls.push(&o.base_url);
-        }
-        if let ResultSinkCfg::Oke(o) = &r.sink {
-            urls.push(&o.base_url);
-        }
-    }
+    let urls: Vec<&str> = l
+        .endpoints()
+        .into_iter()
+        .map(|(_, e)| e.base_url.as_str())
+        .collect();
     let m = global();
     for url in urls {
         let endpoint = endpoint_label(url);

@@ -18,10 +18,10 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::config::{Loaded, Platform};
+use crate::config::oke::OkePlatform as OkePlatformCfg;
+use crate::config::{Loaded, Platform, ScimPlatform};
 use crate::connector::csv_files::CsvDrop;
 use crate::connector::scim::ScimSink;
-use crate::http::Http;
 use crate::model::{Roster, SourceIssue};
 use crate::privacy::policy::Policy;
 use crate::store::{RunOutcome, Store};
@@ -136,10 +136,11 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     out.extend(source.test_connection(loaded).await);
     if let Platform::Scim(p) = &loaded.config.platform {
         let r = async {
-            let token = loaded.scim_token(p)?;
-            let http = Http::new(p.timeout, Some(token), 0)?;
+            let http = loaded
+                .http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?
+                .with_max_retries(0);
             let started = std::time::Instant::now();
-            let sink = ScimSink::connect(&p.base_url, http).await?;
+            let sink = ScimSink::connect(&p.endpoint.base_url, http).await?;
             let url = sink.ping().await?;
             let missing = sink.capabilities().missing(
                 &p.shape(),
@@ -162,16 +163,8 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     }
     if let Platform::Oke(p) = &loaded.config.platform {
         let r = async {
-            let auth = loaded.oke_auth(
-                "platform",
-                &p.endpoint,
-                crate::config::oke::SCOPE_FLOW_2_3_4,
-            )?;
-            let sink = crate::connector::oke::platform::OkePlatform::new(
-                p,
-                auth,
-                &loaded.oke_tls("platform", &p.endpoint)?,
-            )?;
+            let http = loaded.http_client("platform", &p.endpoint, OkePlatformCfg::NEEDS)?;
+            let sink = crate::connector::oke::platform::OkePlatform::new(p, http);
             let known = known_offering(loaded);
             let started = std::time::Instant::now();
             let (url, answer) = sink.ping(known.as_deref()).await?;
@@ -550,16 +543,8 @@ async fn apply_plan(
             if plan.is_empty() {
                 return Ok((out, None));
             }
-            let auth = loaded.oke_auth(
-                "platform",
-                &p.endpoint,
-                crate::config::oke::SCOPE_FLOW_2_3_4,
-            )?;
-            let sink = crate::connector::oke::platform::OkePlatform::new(
-                p,
-                auth,
-                &loaded.oke_tls("platform", &p.endpoint)?,
-            )?;
+            let http = loaded.http_client("platform", &p.endpoint, OkePlatformCfg::NEEDS)?;
+            let sink = crate::connector::oke::platform::OkePlatform::new(p, http);
             apply_exams::apply_exams(
                 &sink,
                 plan,
@@ -575,11 +560,8 @@ async fn apply_plan(
             if plan.is_empty() {
                 return Ok((Outcome::from_plan(plan), None));
             }
-            let token = loaded.scim_token(p)?;
-            let http = Http::new(p.timeout, Some(token), p.max_retries)?
-                .with_rate_limit(p.rate_limit)
-                .with_concurrency(p.concurrency);
-            let sink = ScimSink::connect(&p.base_url, http)
+            let http = loaded.http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?;
+            let sink = ScimSink::connect(&p.endpoint.base_url, http)
                 .await
                 .with_context(
                     || "cannot reach the SCIM platform; check platform.base_url and the token",
@@ -599,7 +581,7 @@ async fn apply_plan(
             if !missing.is_empty() {
                 anyhow::bail!(
                     "the platform at {} cannot store what privacy.fields sends; nothing was written:\n  {}",
-                    p.base_url,
+                    p.endpoint.base_url,
                     missing.join("\n  ")
                 );
             }
@@ -610,7 +592,7 @@ async fn apply_plan(
                 state,
                 store,
                 ctx,
-                p.concurrency,
+                p.endpoint.concurrency(ScimPlatform::NEEDS),
                 p.max_consecutive_failures,
             )
             .await?;

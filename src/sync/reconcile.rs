@@ -13,10 +13,9 @@ use serde::Serialize;
 
 use anyhow::{Context as _, Result};
 
-use crate::config::{Loaded, Platform};
+use crate::config::{Loaded, Platform, ScimPlatform};
 use crate::connector::PlatformSnapshot;
 use crate::connector::scim::ScimSink;
-use crate::http::Http;
 use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
 use crate::store::{RecordKind, RecordState, RunOutcome, Store};
@@ -259,11 +258,8 @@ pub async fn run(
             cfg.platform.kind()
         ).into()),
     };
-    let token = loaded.scim_token(p).map_err(anyhow::Error::from)?;
-    let http = Http::new(p.timeout, Some(token), p.max_retries)?
-        .with_rate_limit(p.rate_limit)
-        .with_concurrency(p.concurrency);
-    let sink = ScimSink::connect(&p.base_url, http)
+    let http = loaded.http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?;
+    let sink = ScimSink::connect(&p.endpoint.base_url, http)
         .await
         .with_context(|| "cannot reach the SCIM platform; check platform.base_url and the token")?
         .with_shape(p.shape());

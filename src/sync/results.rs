@@ -28,10 +28,13 @@ use anyhow::{Result, anyhow};
 use serde::Serialize;
 
 use crate::config::Loaded;
-use crate::config::results::{AfterRead, ResultSinkCfg, ResultSourceCfg, Results};
+use crate::config::results::{
+    AfterRead, GradebookRest as GradebookRestCfg, OkeResultSink, OkeResultSource, QtiHttp,
+    ResultSinkCfg, ResultSourceCfg, Results,
+};
+use crate::config::uwlr_results::UwlrResults as UwlrResultsCfg;
 use crate::connector::gradebook_rest::GradebookRest;
 use crate::connector::qti_results;
-use crate::http::{Auth, Http};
 use crate::model::SourceIssue;
 use crate::store::outbox::{IngestCounts, OutboxSummary};
 use crate::store::{RunOutcome, Store};
@@ -238,16 +241,14 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     };
     if let ResultSourceCfg::QtiHttp(h) = &r.source {
         let res = async {
-            let auth = match &h.auth {
-                Some(a) => loaded.result_auth("results.source.auth", a, h.timeout)?,
-                None => Auth::None,
-            };
-            let http = Http::new(h.timeout, auth, 0)?;
+            let http = loaded
+                .http_client("results.source", &h.endpoint, QtiHttp::NEEDS)?
+                .with_max_retries(0);
             let started = std::time::Instant::now();
-            let docs = qti_results::list_documents(&http, &h.list_url).await?;
+            let docs = qti_results::list_documents(&http, &h.endpoint.base_url).await?;
             Ok(format!(
                 "GET {}: OK, {} documents listed, {} ms",
-                h.list_url,
+                h.endpoint.base_url,
                 docs.len(),
                 started.elapsed().as_millis()
             ))
@@ -257,9 +258,11 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     }
     if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
         let res = async {
-            let auth = loaded.result_auth("results.sink.auth", &g.auth, g.timeout)?;
-            let http = Http::new(g.timeout, auth, 0)?;
-            let sink = GradebookRest::new(&g.base_url, http, &g.category, g.school.as_deref());
+            let http = loaded
+                .http_client("results.sink", &g.endpoint, GradebookRestCfg::NEEDS)?
+                .with_max_retries(0);
+            let sink =
+                GradebookRest::new(&g.endpoint.base_url, http, &g.category, g.school.as_deref());
             let started = std::time::Instant::now();
             let line = sink.ping().await?;
             Ok(format!(
@@ -272,15 +275,18 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     }
     if let ResultSourceCfg::Oke(o) = &r.source {
         let res = async {
-            let a = o
-                .auth
-                .with_default_scope(crate::connector::oke_results::SCOPE_PLATFORM);
-            let auth = loaded.result_auth("results.source.auth", &a, o.timeout)?;
-            let http = Http::new(o.timeout, auth, 0)?;
+            let http = loaded
+                .http_client("results.source", &o.endpoint, OkeResultSource::NEEDS)?
+                .with_max_retries(0);
             let started = std::time::Instant::now();
             let first = o.offerings.first().map(String::as_str).unwrap_or_default();
-            let f = crate::connector::oke_results::fetch_offering(&http, &o.base_url, first, 10)
-                .await?;
+            let f = crate::connector::oke_results::fetch_offering(
+                &http,
+                &o.endpoint.base_url,
+                first,
+                10,
+            )
+            .await?;
             Ok(format!(
                 "GET {}: OK, authenticated, {} ms",
                 f.url,
@@ -292,13 +298,11 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     }
     if let ResultSinkCfg::Oke(o) = &r.sink {
         let res = async {
-            let a = o
-                .auth
-                .with_default_scope(crate::connector::oke_results::SCOPE_SIS);
-            let auth = loaded.result_auth("results.sink.auth", &a, o.timeout)?;
-            let http = Http::new(o.timeout, auth, 0)?;
+            let http = loaded
+                .http_client("results.sink", &o.endpoint, OkeResultSink::NEEDS)?
+                .with_max_retries(0);
             let sink = crate::connector::oke_results::OkeSink::new(
-                &o.base_url,
+                &o.endpoint.base_url,
                 http,
                 o.page_size,
                 o.match_window_days,
@@ -315,7 +319,8 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     }
     if let ResultSinkCfg::Uwlr(u) = &r.sink {
         let res = async {
-            let sink = crate::connector::uwlr_results::UwlrResults::build(loaded, u, 0)?;
+            let sink =
+                crate::connector::uwlr_results::UwlrResults::build(loaded, u)?.with_max_retries(0);
             let started = std::time::Instant::now();
             let line = sink.ping().await?;
             Ok(format!("{line}, {} ms", started.elapsed().as_millis()))
@@ -340,28 +345,30 @@ pub fn describe(r: &Results) -> (String, String) {
         ResultSourceCfg::Csv(f) => {
             format!("csv {} (delimiter {:?})", f.path.display(), f.delimiter)
         }
-        ResultSourceCfg::QtiHttp(h) => format!("qti-http {}", h.list_url),
+        ResultSourceCfg::QtiHttp(h) => format!("qti-http {}", h.endpoint.base_url),
         ResultSourceCfg::Oke(o) => format!(
             "oke {} (flow 3.4, {} exam sittings)",
-            o.base_url,
+            o.endpoint.base_url,
             o.offerings.len()
         ),
     };
     let sink = match &r.sink {
         ResultSinkCfg::OnerosterRest(g) => format!(
             "oneroster-rest {}{} (gradebook 1.2, {} at once)",
-            g.base_url,
+            g.endpoint.base_url,
             crate::connector::gradebook_rest::PATH,
-            g.concurrency
+            g.endpoint.concurrency(GradebookRestCfg::NEEDS)
         ),
         ResultSinkCfg::OnerosterCsv(c) => format!("oneroster-csv {}", c.path.display()),
         ResultSinkCfg::Oke(o) => format!(
             "oke {} (flow 5: PATCH/PUT associations, {} at once)",
-            o.base_url, o.concurrency
+            o.endpoint.base_url,
+            o.endpoint.concurrency(OkeResultSink::NEEDS)
         ),
         ResultSinkCfg::Uwlr(u) => format!(
             "uwlr {} (UWLR 2.2 BrengLeerresultaten, {} at once)",
-            u.url, u.concurrency
+            u.endpoint.base_url,
+            u.endpoint.concurrency(UwlrResultsCfg::NEEDS)
         ),
     };
     (

@@ -52,7 +52,13 @@ pub struct Inner {
     pub schemas: Option<Value>,
     /// `/ResourceTypes` answer; 404 when None.
     pub resource_types: Option<Value>,
+    /// The scope of each accepted OAuth2 token request to `/token`.
+    pub token_scopes: Vec<String>,
 }
+
+/// OAuth2 client credentials that `/token` exchanges for [`TOKEN`].
+pub const CLIENT_ID: &str = "sisync-scim";
+pub const CLIENT_SECRET: &str = "scim-client-s3cret";
 
 impl Inner {
     /// Store as a lossy platform would.
@@ -90,6 +96,7 @@ impl FakeScim {
             ..Inner::default()
         }));
         let app = Router::new()
+            .route("/token", axum::routing::post(token))
             .route("/scim/v2/ServiceProviderConfig", get(spc))
             .route("/scim/v2/Schemas", get(schemas))
             .route("/scim/v2/ResourceTypes", get(resource_types))
@@ -157,6 +164,34 @@ impl FakeScim {
 }
 
 type Shared = State<Arc<Mutex<Inner>>>;
+
+/// OAuth2 client credentials (RFC 6749 §4.4, client authenticated with
+/// HTTP Basic) for the SCIM token.
+async fn token(State(s): Shared, headers: HeaderMap, body: String) -> Response {
+    use base64::Engine as _;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    let ok = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Basic {basic}"));
+    if !ok || !body.contains("grant_type=client_credentials") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    let scope = body
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("scope="))
+        .unwrap_or("")
+        .replace("%3A", ":")
+        .replace("+", " ");
+    s.lock().unwrap().token_scopes.push(scope);
+    axum::Json(json!({"access_token": TOKEN, "token_type": "bearer", "expires_in": 3600}))
+        .into_response()
+}
 
 fn scim(status: StatusCode, v: Value) -> Response {
     (

@@ -65,3 +65,36 @@ impl Pki {
         tokio_rustls::TlsAcceptor::from(Arc::new(config))
     }
 }
+
+impl Pki {
+    /// TLS (client certificate required) in front of a plain HTTP test
+    /// server at `backend`: returns the port of `https://localhost:PORT`
+    /// and a counter of handshakes that passed.
+    #[allow(dead_code)] // not every test binary puts a fake behind TLS
+    pub async fn tls_front(
+        &self,
+        backend: std::net::SocketAddr,
+    ) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let acceptor = self.acceptor();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let passed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = passed.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return; // no or bad client certificate
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    }
+                });
+            }
+        });
+        (port, passed)
+    }
+}

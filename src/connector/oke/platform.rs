@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::{CONSUMER, looks_like_uuid, uuid_for};
 use crate::connector::{ExamSink, SinkError, Written};
 use crate::digest::sha256_hex;
-use crate::http::{Auth, Http, HttpError, TlsFiles};
+use crate::http::{Http, HttpError};
 use crate::model::RegistrationRole;
 use crate::model::platform::PlatformUser;
 use crate::model::platform::{PlatformOffering, PlatformRegistration};
@@ -152,18 +152,12 @@ pub fn association_body(r: &PlatformRegistration) -> Value {
 }
 
 impl OkePlatform {
-    pub fn new(
-        cfg: &crate::config::oke::OkePlatform,
-        auth: Auth,
-        tls: &TlsFiles,
-    ) -> anyhow::Result<OkePlatform> {
-        let e = &cfg.endpoint;
-        Ok(OkePlatform {
-            base: e.base_url.trim_end_matches('/').to_string(),
-            http: Http::with_tls(e.timeout, auth, e.max_retries, tls)?
-                .with_rate_limit(e.rate_limit)
-                .with_concurrency(e.concurrency),
-        })
+    /// `http`: the endpoint's client (see `Loaded::http_client`).
+    pub fn new(cfg: &crate::config::oke::OkePlatform, http: Http) -> OkePlatform {
+        OkePlatform {
+            base: cfg.endpoint.base_url.trim_end_matches('/').to_string(),
+            http,
+        }
     }
 
     /// Shorter backoff for tests.

@@ -28,7 +28,7 @@ use super::{
     Offering, OfferingConsumer, Page, Person as WirePerson, consumer, id_of,
 };
 use crate::config::oke::OkeSource as OkeSourceConfig;
-use crate::http::{Auth, Http, HttpError, TlsFiles};
+use crate::http::{Http, HttpError};
 use crate::model::{
     Accommodations, Completeness, ExamOffering, ExamPlanning, Group, Membership, Person,
     PersonalNeed, Registration, RegistrationRole, RegistrationState, Role, Roster, SourceIssue,
@@ -54,18 +54,16 @@ fn fail(e: HttpError) -> anyhow::Error {
 }
 
 impl OkeSource {
-    pub fn new(cfg: &OkeSourceConfig, auth: Auth, tls: &TlsFiles) -> Result<OkeSource> {
-        let e = &cfg.endpoint;
-        Ok(OkeSource {
-            base: e.base_url.trim_end_matches('/').to_string(),
-            http: Http::with_tls(e.timeout, auth, e.max_retries, tls)?
-                .with_rate_limit(e.rate_limit)
-                .with_concurrency(e.concurrency),
+    /// `http`: the endpoint's client (see `Loaded::http_client`).
+    pub fn new(cfg: &OkeSourceConfig, http: Http) -> OkeSource {
+        OkeSource {
+            base: cfg.endpoint.base_url.trim_end_matches('/').to_string(),
+            http,
             page_size: cfg.page_size,
             before: cfg.window_days_before,
             after: cfg.window_days_after,
             class_context: cfg.class_context,
-        })
+        }
     }
 
     /// Shorter backoff for tests.
@@ -544,8 +542,8 @@ pub fn person(item: &Value, role: RegistrationRole) -> Result<Person, String> {
 impl OkeSourceConfig {
     /// The client for a run: credentials and TLS files resolved now.
     fn connect(&self, loaded: &crate::config::Loaded) -> Result<OkeSource> {
-        let auth = loaded.oke_auth("source", &self.endpoint, crate::config::oke::SCOPE_FLOW_1_5)?;
-        OkeSource::new(self, auth, &loaded.oke_tls("source", &self.endpoint)?)
+        let http = loaded.http_client("source", &self.endpoint, Self::NEEDS)?;
+        Ok(OkeSource::new(self, http))
     }
 }
 

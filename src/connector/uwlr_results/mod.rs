@@ -44,7 +44,7 @@ enum Carried {
 
 impl UwlrResults {
     /// The sink of a config, secrets and certificates read.
-    pub fn build(loaded: &Loaded, cfg: &Cfg, max_retries: usize) -> anyhow::Result<UwlrResults> {
+    pub fn build(loaded: &Loaded, cfg: &Cfg) -> anyhow::Result<UwlrResults> {
         let secrets = loaded.uwlr_secrets(cfg)?;
         let mut headers: HeaderMap = secrets.headers;
         headers.insert(
@@ -53,23 +53,17 @@ impl UwlrResults {
                 .expect("a plain ASCII header value"),
         );
         headers.insert(ACCEPT, HeaderValue::from_static("text/xml"));
-        let http = Http::with_tls(
-            cfg.timeout,
-            crate::http::Auth::None,
-            max_retries,
-            &secrets.tls,
-        )?
-        .with_rate_limit(cfg.rate_limit)
-        .with_concurrency(cfg.concurrency)
-        .with_headers(headers)
-        // a SOAP fault (HTTP 500 with an XML body) is an answer: a Client
-        // fault is not sent again, a Server fault waits for the outbox's
-        // next try
-        .with_soap_faults()
-        .with_error_bodies();
+        let http = loaded
+            .http_client("results.sink", &cfg.endpoint, Cfg::NEEDS)?
+            .with_headers(headers)
+            // a SOAP fault (HTTP 500 with an XML body) is an answer: a Client
+            // fault is not sent again, a Server fault waits for the outbox's
+            // next try
+            .with_soap_faults()
+            .with_error_bodies();
         let (brincode, dependancecode) = cfg.school(&loaded.config.institution.brin);
         Ok(UwlrResults {
-            url: cfg.url.clone(),
+            url: cfg.endpoint.base_url.clone(),
             http,
             key: secrets.key,
             klantcode: cfg.klantcode.trim().to_string(),
@@ -81,7 +75,13 @@ impl UwlrResults {
         })
     }
 
-    /// Shorter backoff (tests).
+    /// Ask once (`check-config --connect`).
+    pub fn with_max_retries(mut self, n: usize) -> UwlrResults {
+        self.http = self.http.with_max_retries(n);
+        self
+    }
+
+    /// Shorter backoff for tests.
     pub fn with_min_backoff(mut self, d: std::time::Duration) -> UwlrResults {
         self.http = self.http.with_min_backoff(d);
         self

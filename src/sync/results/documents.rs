@@ -18,10 +18,9 @@ use anyhow::{Context as _, Result};
 use super::matching::{Directory, incoming};
 use super::{ResultsOptions, ResultsReport};
 use crate::config::Loaded;
-use crate::config::results::{AfterRead, ResultSourceCfg, Results};
+use crate::config::results::{AfterRead, OkeResultSource, QtiHttp, ResultSourceCfg, Results};
 use crate::connector::csv_results;
 use crate::connector::qti_results::{self, QtiOptions};
-use crate::http::{Auth, Http};
 use crate::model::ExamResult;
 use crate::store::Store;
 use crate::store::audit::{
@@ -92,12 +91,8 @@ pub(super) async fn read_documents(
             None,
         ),
         ResultSourceCfg::QtiHttp(h) => {
-            let auth = match &h.auth {
-                Some(a) => loaded.result_auth("results.source.auth", a, h.timeout)?,
-                None => Auth::None,
-            };
-            let http = Http::new(h.timeout, auth, h.max_retries)?;
-            let urls = qti_results::list_documents(&http, &h.list_url)
+            let http = loaded.http_client("results.source", &h.endpoint, QtiHttp::NEEDS)?;
+            let urls = qti_results::list_documents(&http, &h.endpoint.base_url)
                 .await
                 .context("cannot list result documents; nothing was read")?;
             (
@@ -107,18 +102,14 @@ pub(super) async fn read_documents(
             )
         }
         ResultSourceCfg::Oke(o) => {
-            let a = o
-                .auth
-                .with_default_scope(crate::connector::oke_results::SCOPE_PLATFORM);
-            let auth = loaded.result_auth("results.source.auth", &a, o.timeout)?;
-            let http = Http::new(o.timeout, auth, o.max_retries)?;
+            let http = loaded.http_client("results.source", &o.endpoint, OkeResultSource::NEEDS)?;
             // every sitting is read before anything is stored: a transport
             // failure fails the whole read
             let mut docs = Vec::with_capacity(o.offerings.len());
             for off in &o.offerings {
                 let f = crate::connector::oke_results::fetch_offering(
                     &http,
-                    &o.base_url,
+                    &o.endpoint.base_url,
                     off,
                     o.page_size,
                 )

@@ -15,9 +15,8 @@ use super::push::{CHUNK, count, next_try, record_as_they_finish, result_date, wi
 use super::{ResultsOptions, ResultsReport};
 use crate::config::results::OkeResultSink;
 use crate::config::{Loaded, ResultField};
-use crate::connector::oke_results::{self, Delivery, NO_REGISTRATION, OkeSink};
+use crate::connector::oke_results::{Delivery, NO_REGISTRATION, OkeSink};
 use crate::connector::{PushError, Written};
-use crate::http::Http;
 use crate::model::OkeResult;
 use crate::store::Store;
 use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome};
@@ -170,12 +169,13 @@ pub(super) async fn push_oke(
     (dir, holds): (&Directory, &Holds),
 ) -> Result<()> {
     let allowed = &loaded.config.privacy.result_fields;
-    let a = cfg.auth.with_default_scope(oke_results::SCOPE_SIS);
-    let auth = loaded.result_auth("results.sink.auth", &a, cfg.timeout)?;
-    let http = Http::new(cfg.timeout, auth, cfg.max_retries)?
-        .with_rate_limit(cfg.rate_limit)
-        .with_concurrency(cfg.concurrency);
-    let mut sink = OkeSink::new(&cfg.base_url, http, cfg.page_size, cfg.match_window_days);
+    let http = loaded.http_client("results.sink", &cfg.endpoint, OkeResultSink::NEEDS)?;
+    let mut sink = OkeSink::new(
+        &cfg.endpoint.base_url,
+        http,
+        cfg.page_size,
+        cfg.match_window_days,
+    );
     // results parked for want of a registration are looked for again
     let mut rows: Vec<OutboxRow> = store
         .outbox_parked()?
@@ -265,6 +265,6 @@ pub(super) async fn push_oke(
             let who = row.person_id.as_deref().unwrap_or(&row.candidate);
             outcome(row, &d, res, base, dir.audit_id(who))
         })
-        .buffer_unordered(cfg.concurrency);
+        .buffer_unordered(cfg.endpoint.concurrency(OkeResultSink::NEEDS));
     record_as_they_finish(stream, 16, progress, store, report, &by_key, give_up_before).await
 }

@@ -10,12 +10,12 @@ use futures::StreamExt;
 use super::keys::{line_item_id, result_sourced_id};
 use super::matching::Directory;
 use super::{ResultsOptions, ResultsReport};
-use crate::config::results::{ResultSinkCfg, Results};
+use crate::config::results::{GradebookRest as GradebookRestCfg, ResultSinkCfg, Results};
+use crate::config::uwlr_results::UwlrResults as UwlrResultsCfg;
 use crate::config::{Loaded, ResultField};
 use crate::connector::gradebook_csv::GradebookCsv;
 use crate::connector::gradebook_rest::GradebookRest;
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink};
-use crate::http::Http;
 use crate::store::Store;
 use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction};
 use crate::store::holds::Holds;
@@ -289,11 +289,10 @@ pub(super) async fn push(
             .await?;
         }
         ResultSinkCfg::Uwlr(u) => {
-            let sink =
-                crate::connector::uwlr_results::UwlrResults::build(loaded, u, u.max_retries)?;
+            let sink = crate::connector::uwlr_results::UwlrResults::build(loaded, u)?;
             push_records(
                 &sink,
-                u.concurrency,
+                u.endpoint.concurrency(UwlrResultsCfg::NEEDS),
                 opts,
                 progress,
                 store,
@@ -305,14 +304,12 @@ pub(super) async fn push(
             .await?;
         }
         ResultSinkCfg::OnerosterRest(g) => {
-            let auth = loaded.result_auth("results.sink.auth", &g.auth, g.timeout)?;
-            let http = Http::new(g.timeout, auth, g.max_retries)?
-                .with_rate_limit(g.rate_limit)
-                .with_concurrency(g.concurrency);
-            let sink = GradebookRest::new(&g.base_url, http, &g.category, g.school.as_deref());
+            let http = loaded.http_client("results.sink", &g.endpoint, GradebookRestCfg::NEEDS)?;
+            let sink =
+                GradebookRest::new(&g.endpoint.base_url, http, &g.category, g.school.as_deref());
             push_records(
                 &sink,
-                g.concurrency,
+                g.endpoint.concurrency(GradebookRestCfg::NEEDS),
                 opts,
                 progress,
                 store,
