@@ -11,7 +11,9 @@ mod common;
 
 use std::time::Instant;
 
-use sisync::store::{AuditEntry, Store};
+use sisync::store::{
+    AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, RecordKind, RecordWrite, Store,
+};
 
 const ENTRIES: usize = 1_000_000;
 const ENDPOINTS: usize = 20;
@@ -28,14 +30,14 @@ fn main() {
             let e = AuditEntry {
                 actor: "daemon".into(),
                 run_id: Some((i / 50_000) as i64),
-                direction: "out".into(),
+                direction: Direction::Out,
                 endpoint: format!("https://platform{}.example/scim/v2/Users", i % ENDPOINTS),
-                action: "user.update".into(),
-                record_kind: "user".into(),
+                action: AuditAction::Record(RecordKind::User, RecordWrite::Update),
+                record_kind: AuditKind::User,
                 record_id: format!("stu-{}", i % PERSONS),
                 fields: "name,role".into(),
                 payload_sha256: Some(format!("{i:064x}")),
-                outcome: "ok".into(),
+                outcome: AuditOutcome::Ok,
                 detail: None,
             };
             batch.add(None, &e).unwrap();

@@ -406,60 +406,102 @@ pub struct OkeResult {
     pub test_date: Option<String>,
 }
 
-/// A field whose change the planner tracks, by a hash of its value (never
-/// the value). The names are stored in the state database (per-field
-/// hashes, held plans) and written to the audit log, so they never change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TrackedField {
-    UserName,
-    Name,
-    Email,
-    Role,
-    Org,
-    Accommodations,
-    Bsn,
-    Active,
-    DisplayName,
-    Members,
-    Code,
-    Tests,
-    Start,
-    End,
-    Location,
-    Person,
-    Offering,
-    State,
-    PersonalNeeds,
-    ExtraMinutes,
-    Attempt,
+/// Display, Serialize and Deserialize by name (`as_str` / `parse`): the
+/// vocabularies sisync stores are written and read as their names.
+macro_rules! by_name {
+    ($t:ty, $what:literal) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                <$t>::parse(&s).ok_or_else(|| {
+                    serde::de::Error::custom(format!(concat!("unknown ", $what, " `{}`"), s))
+                })
+            }
+        }
+    };
+}
+pub(crate) use by_name;
+
+/// A closed set of names sisync stores: the enum, `ALL`, `as_str()` (the
+/// stored name, never to change) and `parse`, and [`by_name`].
+macro_rules! vocabulary {
+    (
+        $(#[$m:meta])*
+        pub enum $name:ident ($what:literal) {
+            $($(#[$vm:meta])* $v:ident = $s:literal,)*
+        }
+    ) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $v,)*
+        }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$v,)*];
+
+            /// The stored name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$v => $s,)*
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($s => Some($name::$v),)*
+                    _ => None,
+                }
+            }
+        }
+
+        $crate::model::by_name!($name, $what);
+    };
+}
+pub(crate) use vocabulary;
+
+vocabulary! {
+    /// A field whose change the planner tracks, by a hash of its value
+    /// (never the value). The names are stored in the state database
+    /// (per-field hashes, held plans) and written to the audit log.
+    pub enum TrackedField ("tracked field") {
+        UserName = "userName",
+        Name = "name",
+        Email = "email",
+        Role = "role",
+        Org = "org",
+        Accommodations = "accommodations",
+        Bsn = "bsn",
+        Active = "active",
+        DisplayName = "displayName",
+        Members = "members",
+        Code = "code",
+        Tests = "tests",
+        Start = "start",
+        End = "end",
+        Location = "location",
+        Person = "person",
+        Offering = "offering",
+        State = "state",
+        PersonalNeeds = "personalNeeds",
+        ExtraMinutes = "extraMinutes",
+        Attempt = "attempt",
+    }
 }
 
 impl TrackedField {
-    /// Every tracked field.
-    pub const ALL: &[TrackedField] = &[
-        TrackedField::UserName,
-        TrackedField::Name,
-        TrackedField::Email,
-        TrackedField::Role,
-        TrackedField::Org,
-        TrackedField::Accommodations,
-        TrackedField::Bsn,
-        TrackedField::Active,
-        TrackedField::DisplayName,
-        TrackedField::Members,
-        TrackedField::Code,
-        TrackedField::Tests,
-        TrackedField::Start,
-        TrackedField::End,
-        TrackedField::Location,
-        TrackedField::Person,
-        TrackedField::Offering,
-        TrackedField::State,
-        TrackedField::PersonalNeeds,
-        TrackedField::ExtraMinutes,
-        TrackedField::Attempt,
-    ];
-
     /// A platform user's fields (a full update sends all of them).
     pub const USER: &[TrackedField] = &[
         TrackedField::UserName,
@@ -480,47 +522,10 @@ impl TrackedField {
         TrackedField::Members,
     ];
 
-    /// The name in the state database, the audit log and plans.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TrackedField::UserName => "userName",
-            TrackedField::Name => "name",
-            TrackedField::Email => "email",
-            TrackedField::Role => "role",
-            TrackedField::Org => "org",
-            TrackedField::Accommodations => "accommodations",
-            TrackedField::Bsn => "bsn",
-            TrackedField::Active => "active",
-            TrackedField::DisplayName => "displayName",
-            TrackedField::Members => "members",
-            TrackedField::Code => "code",
-            TrackedField::Tests => "tests",
-            TrackedField::Start => "start",
-            TrackedField::End => "end",
-            TrackedField::Location => "location",
-            TrackedField::Person => "person",
-            TrackedField::Offering => "offering",
-            TrackedField::State => "state",
-            TrackedField::PersonalNeeds => "personalNeeds",
-            TrackedField::ExtraMinutes => "extraMinutes",
-            TrackedField::Attempt => "attempt",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TrackedField> {
-        TrackedField::ALL.iter().copied().find(|f| f.as_str() == s)
-    }
-
     /// The names of `fields` joined by `sep` (lines, the audit log).
     pub fn join(fields: &[TrackedField], sep: &str) -> String {
         let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
         names.join(sep)
-    }
-}
-
-impl std::fmt::Display for TrackedField {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -535,20 +540,6 @@ impl Ord for TrackedField {
 impl PartialOrd for TrackedField {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-impl Serialize for TrackedField {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for TrackedField {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        TrackedField::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown field `{s}`")))
     }
 }
 
@@ -609,7 +600,11 @@ mod tests {
             serde_json::from_str::<BTreeMap<TrackedField, String>>(&text).unwrap(),
             m
         );
-        assert!(serde_json::from_str::<TrackedField>(r#""colour""#).is_err());
+        let e = serde_json::from_str::<TrackedField>(r#""colour""#).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown tracked field `colour`"),
+            "{e}"
+        );
         assert_eq!(
             TrackedField::join(TrackedField::GROUP, ","),
             "displayName,org,active,members"

@@ -14,7 +14,7 @@ use crate::connector::csv_files::{csv_bytes, write_folder_as};
 use crate::connector::scim::ScimSink;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::store::audit::actor;
-use crate::store::{AuditEntry, Store};
+use crate::store::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, Store};
 use crate::sync::lock::RunLock;
 
 fn open_store(l: &Loaded) -> Result<Option<Store>> {
@@ -42,18 +42,18 @@ fn state_id(l: &Loaded, store: &Store, sis_id: &str) -> Result<String> {
     })
 }
 
-fn local_entry(action: &str, record_id: &str) -> AuditEntry {
+fn local_entry(action: AuditAction, record_id: &str) -> AuditEntry {
     AuditEntry {
         actor: actor(),
         run_id: None,
-        direction: "local".into(),
+        direction: Direction::Local,
         endpoint: "state".into(),
-        action: action.into(),
-        record_kind: "user".into(),
+        action,
+        record_kind: AuditKind::User,
         record_id: record_id.to_string(),
         fields: String::new(),
         payload_sha256: None,
-        outcome: "ok".into(),
+        outcome: AuditOutcome::Ok,
         detail: None,
     }
 }
@@ -75,7 +75,11 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> CliResult {
                 return Ok(Exit::Failure);
             };
             let id = state_id(l, &store, person)?;
-            store.restrict(person, &actor(), &local_entry("subject.restrict", &id))?;
+            store.restrict(
+                person,
+                &actor(),
+                &local_entry(AuditAction::SubjectRestrict, &id),
+            )?;
             anchor(l, &store)?;
             if cli.json {
                 print_json(&json!({"person": person, "restricted": true}))?;
@@ -94,7 +98,8 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> CliResult {
                 return Ok(Exit::Failure);
             };
             let id = state_id(l, &store, person)?;
-            let lifted = store.unrestrict(person, &local_entry("subject.unrestrict", &id))?;
+            let lifted =
+                store.unrestrict(person, &local_entry(AuditAction::SubjectUnrestrict, &id))?;
             anchor(l, &store)?;
             if cli.json {
                 print_json(&json!({"person": person, "lifted": lifted}))?;
@@ -173,7 +178,7 @@ fn export(cli: &Cli, l: &Loaded, person: &str, format: ExportFormat) -> CliResul
     };
     let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
-    store.audit_append(&[local_entry("subject.export", &id)])?;
+    store.audit_append(&[local_entry(AuditAction::SubjectExport, &id)])?;
     anchor(l, &store)?;
     if data.active.is_none()
         && data.results.is_empty()
@@ -460,8 +465,8 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
             p.endpoint.base_url.clone()
         }
     };
-    let mut entry = local_entry("subject.erase", &id);
-    entry.direction = "out".into();
+    let mut entry = local_entry(AuditAction::SubjectErase, &id);
+    entry.direction = Direction::Out;
     entry.endpoint = endpoint.clone();
     let f = store.forget(person, &id, Some(&entry), Some(&actor()))?;
     anchor(l, &store)?;

@@ -236,7 +236,7 @@ fn failing_since(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{RunOutcome, Store};
 
     #[test]
     fn ready_until_a_kind_fails_for_too_long() {
@@ -247,11 +247,11 @@ mod tests {
         assert!(readiness(&db, hour).is_ok(), "fresh state");
         let ok = store.begin_run("roster", "daemon", true).unwrap();
         store
-            .finish_run(ok, "ok", &serde_json::json!({}), None)
+            .finish_run(ok, RunOutcome::Ok, &serde_json::json!({}), None)
             .unwrap();
         let bad = store.begin_run("roster", "daemon", false).unwrap();
         store
-            .finish_run(bad, "failed", &serde_json::json!({}), Some("x"))
+            .finish_run(bad, RunOutcome::Failed, &serde_json::json!({}), Some("x"))
             .unwrap();
         assert!(readiness(&db, hour).is_ok(), "failing, but not for long");
         let e = readiness(&db, Duration::ZERO).unwrap_err();
@@ -262,7 +262,7 @@ mod tests {
         // a later success clears it
         let ok = store.begin_run("roster", "daemon", false).unwrap();
         store
-            .finish_run(ok, "partial", &serde_json::json!({}), None)
+            .finish_run(ok, RunOutcome::Partial, &serde_json::json!({}), None)
             .unwrap();
         assert!(readiness(&db, Duration::ZERO).is_ok());
     }

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::config::{Loaded, Secret};
 use crate::exit::Exit;
-use crate::store::Store;
+use crate::store::{RunOutcome, Store};
 use crate::sync::lock::RunLock;
 use crate::sync::{self, Progress, RosterOptions, RunError};
 
@@ -72,14 +72,23 @@ pub struct JobInput {
 }
 
 /// What a finished job reports.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct JobReport {
-    /// `ok`, `partial`, `refused` or `interrupted`.
-    pub outcome: String,
+    pub outcome: RunOutcome,
     /// (record kind, action, count) for `sisync_records_total`.
     pub records: Vec<(&'static str, &'static str, u64)>,
     /// One line for the log and the status page (no personal data).
     pub note: Option<String>,
+}
+
+impl JobReport {
+    pub fn new(outcome: RunOutcome) -> JobReport {
+        JobReport {
+            outcome,
+            records: Vec::new(),
+            note: None,
+        }
+    }
 }
 
 /// A job's future. It need not be `Send`: each run gets a thread of its own
@@ -113,10 +122,11 @@ impl Runners {
 async fn reconcile_job(input: JobInput) -> Result<JobReport, RunError> {
     let (report, _) =
         sync::reconcile::run(&input.loaded, false, "daemon", &*input.progress).await?;
-    let mut out = JobReport {
-        outcome: if report.is_clean() { "ok" } else { "drift" }.into(),
-        ..JobReport::default()
-    };
+    let mut out = JobReport::new(if report.is_clean() {
+        RunOutcome::Ok
+    } else {
+        RunOutcome::Drift
+    });
     if !report.is_clean() {
         out.note = Some(format!(
             "the platform differs from what sisync sent: {} missing, {} drifted, {} orphans, {} classes with other members (`sisync reconcile`, `sisync reconcile --fix`)",
@@ -194,7 +204,7 @@ async fn results_job(input: JobInput) -> Result<JobReport, RunError> {
     };
     let report =
         crate::sync::results::results(&input.loaded, opts, "daemon", &*input.progress).await?;
-    let mut out = JobReport::default();
+    let mut out = JobReport::new(RunOutcome::Ok);
     out.records.push(("result", "pushed", report.pushed as u64));
     out.records
         .push(("result", "updated", report.updated as u64));
@@ -203,7 +213,7 @@ async fn results_job(input: JobInput) -> Result<JobReport, RunError> {
     out.records.push(("result", "failed", report.failed as u64));
     out.outcome = if report.interrupted {
         out.note = Some("stopped for shutdown; the next run pushes the rest".into());
-        "interrupted"
+        RunOutcome::Interrupted
     } else if report.partial() {
         out.note = Some(format!(
             "{} documents unreadable, {} results retrying, {} failed (`sisync status`)",
@@ -211,11 +221,10 @@ async fn results_job(input: JobInput) -> Result<JobReport, RunError> {
             report.retrying,
             report.failed
         ));
-        "partial"
+        RunOutcome::Partial
     } else {
-        "ok"
-    }
-    .into();
+        RunOutcome::Ok
+    };
     Ok(out)
 }
 
@@ -228,9 +237,9 @@ async fn roster_job(input: JobInput) -> Result<JobReport, RunError> {
     };
     let report = sync::roster(&input.loaded, opts, "daemon", &*input.progress).await?;
     daily_purge(&input.loaded);
-    let mut out = JobReport::default();
+    let mut out = JobReport::new(RunOutcome::Ok);
     if let Some(refusal) = &report.refused {
-        out.outcome = "refused".into();
+        out.outcome = RunOutcome::Refused;
         out.note = Some(format!(
             "refused by the safety gate, nothing was written: {refusal}{}",
             report
@@ -253,20 +262,19 @@ async fn roster_job(input: JobInput) -> Result<JobReport, RunError> {
     }
     out.outcome = if report.interrupted {
         out.note = Some("stopped for shutdown; the next run sends the rest".into());
-        "interrupted"
+        RunOutcome::Interrupted
     } else if report.failed() > 0 {
         out.note = Some(format!(
             "{} records failed; they are retried on the next run (`sisync audit list --since 1h`)",
             report.failed()
         ));
-        "partial"
+        RunOutcome::Partial
     } else if let Some(d) = report.deferred.as_ref().filter(|d| d.total() > 0) {
         out.note = Some(d.to_string());
-        "deferred"
+        RunOutcome::Deferred
     } else {
-        "ok"
-    }
-    .into();
+        RunOutcome::Ok
+    };
     metrics::set_freeze(metrics::global(), report.deferred.as_ref());
     Ok(out)
 }
@@ -803,15 +811,15 @@ fn finished_run(shared: &Shared, job: Job, took: Duration, res: Result<JobReport
             for (kind, action, n) in &r.records {
                 m.records_written(kind, action, *n);
             }
-            m.run_finished(job.kind(), &r.outcome, secs);
-            match (&r.outcome[..], &r.note) {
-                ("ok", _) => {
+            m.run_finished(job.kind(), r.outcome.as_str(), secs);
+            match (r.outcome, &r.note) {
+                (RunOutcome::Ok, _) => {
                     tracing::info!(job = job.label(), outcome = %r.outcome, seconds = secs, "run finished")
                 }
                 (_, note) => {
                     let note = note.clone().unwrap_or_default();
                     tracing::warn!(job = job.label(), outcome = %r.outcome, seconds = secs, "run finished: {note}");
-                    if r.outcome != "interrupted" {
+                    if r.outcome != RunOutcome::Interrupted {
                         shared.error(job.label(), format!("{}: {note}", r.outcome));
                     }
                 }
@@ -822,7 +830,7 @@ fn finished_run(shared: &Shared, job: Job, took: Duration, res: Result<JobReport
             tracing::warn!(job = job.label(), "run skipped: {busy}");
         }
         Err(RunError::Failed(e)) => {
-            m.run_finished(job.kind(), "failed", secs);
+            m.run_finished(job.kind(), RunOutcome::Failed.as_str(), secs);
             let msg = format!("{e:#}");
             tracing::error!(
                 job = job.label(),
@@ -924,7 +932,7 @@ async fn shutdown(
             );
             metrics::global().run_finished(
                 job.kind(),
-                "interrupted",
+                RunOutcome::Interrupted.as_str(),
                 started.elapsed().as_secs_f64(),
             );
         }

@@ -16,23 +16,209 @@ use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// One transfer or administrative action, before it is chained.
+use super::RecordKind;
+use crate::model::{by_name, vocabulary};
+
+vocabulary! {
+    /// Which way the data went.
+    pub enum Direction ("direction") {
+        /// sisync → platform or SIS.
+        Out = "out",
+        /// Read from a source.
+        In = "in",
+        /// Changed only in sisync's own state.
+        Local = "local",
+    }
+}
+
+vocabulary! {
+    /// How the action ended.
+    pub enum AuditOutcome ("outcome") {
+        Ok = "ok",
+        Failed = "failed",
+        /// A result that matched no person or class yet.
+        Parked = "parked",
+        /// Sent, but the answer was lost (recorded at the next start).
+        Unknown = "unknown",
+    }
+}
+
+vocabulary! {
+    /// What an entry is about.
+    pub enum AuditKind ("record kind") {
+        User = "user",
+        Group = "group",
+        Offering = "offering",
+        Registration = "registration",
+        Result = "result",
+        LineItem = "lineItem",
+        Document = "document",
+        Plan = "plan",
+        State = "state",
+    }
+}
+
+impl From<RecordKind> for AuditKind {
+    fn from(k: RecordKind) -> AuditKind {
+        match k {
+            RecordKind::User => AuditKind::User,
+            RecordKind::Group => AuditKind::Group,
+            RecordKind::Offering => AuditKind::Offering,
+            RecordKind::Registration => AuditKind::Registration,
+        }
+    }
+}
+
+/// What a write did to a record on the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordWrite {
+    Create,
+    Update,
+    /// Deactivate a user, retire a class, cancel a sitting, withdraw a
+    /// registration.
+    Deactivate,
+    /// Sent again whole: the platform had lost it.
+    Recreate,
+}
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// A record written to the platform.
+    Record(RecordKind, RecordWrite),
+    /// A result sent to the SIS for the first time.
+    ResultPush,
+    /// A re-marked result sent again.
+    ResultUpdate,
+    /// A result that could not be matched (parked or failed).
+    ResultMatch,
+    /// A gradebook line item created or updated.
+    LineItemPut,
+    /// A result document read.
+    ResultsRead,
+    PlanApprove,
+    /// The retention purge.
+    PrivacyPurge,
+    SubjectRestrict,
+    SubjectUnrestrict,
+    SubjectExport,
+    SubjectErase,
+}
+
+impl AuditAction {
+    pub const ALL: &[AuditAction] = &{
+        use AuditAction::*;
+        use RecordKind::{Group, Offering, Registration, User};
+        use RecordWrite::{Create, Deactivate, Recreate, Update};
+        [
+            Record(User, Create),
+            Record(User, Update),
+            Record(User, Deactivate),
+            Record(User, Recreate),
+            Record(Group, Create),
+            Record(Group, Update),
+            Record(Group, Deactivate),
+            Record(Group, Recreate),
+            Record(Offering, Create),
+            Record(Offering, Update),
+            Record(Offering, Deactivate),
+            Record(Offering, Recreate),
+            Record(Registration, Create),
+            Record(Registration, Update),
+            Record(Registration, Deactivate),
+            Record(Registration, Recreate),
+            ResultPush,
+            ResultUpdate,
+            ResultMatch,
+            LineItemPut,
+            ResultsRead,
+            PlanApprove,
+            PrivacyPurge,
+            SubjectRestrict,
+            SubjectUnrestrict,
+            SubjectExport,
+            SubjectErase,
+        ]
+    };
+
+    /// The stored name (`user.create`, `group.retire`, ...).
+    pub const fn as_str(self) -> &'static str {
+        use RecordKind::{Group, Offering, Registration, User};
+        use RecordWrite::{Create, Deactivate, Recreate, Update};
+        match self {
+            AuditAction::Record(User, Create) => "user.create",
+            AuditAction::Record(User, Update) => "user.update",
+            AuditAction::Record(User, Deactivate) => "user.deactivate",
+            AuditAction::Record(User, Recreate) => "user.recreate",
+            AuditAction::Record(Group, Create) => "group.create",
+            AuditAction::Record(Group, Update) => "group.update",
+            AuditAction::Record(Group, Deactivate) => "group.retire",
+            AuditAction::Record(Group, Recreate) => "group.recreate",
+            AuditAction::Record(Offering, Create) => "offering.create",
+            AuditAction::Record(Offering, Update) => "offering.update",
+            AuditAction::Record(Offering, Deactivate) => "offering.cancel",
+            AuditAction::Record(Offering, Recreate) => "offering.recreate",
+            AuditAction::Record(Registration, Create) => "registration.create",
+            AuditAction::Record(Registration, Update) => "registration.update",
+            AuditAction::Record(Registration, Deactivate) => "registration.withdraw",
+            AuditAction::Record(Registration, Recreate) => "registration.recreate",
+            AuditAction::ResultPush => "result.push",
+            AuditAction::ResultUpdate => "result.update",
+            AuditAction::ResultMatch => "result.match",
+            AuditAction::LineItemPut => "lineitem.put",
+            AuditAction::ResultsRead => "results.read",
+            AuditAction::PlanApprove => "plan.approve",
+            AuditAction::PrivacyPurge => "privacy.purge",
+            AuditAction::SubjectRestrict => "subject.restrict",
+            AuditAction::SubjectUnrestrict => "subject.unrestrict",
+            AuditAction::SubjectExport => "subject.export",
+            AuditAction::SubjectErase => "subject.erase",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuditAction> {
+        AuditAction::ALL.iter().copied().find(|a| a.as_str() == s)
+    }
+}
+
+by_name!(AuditAction, "audit action");
+
+/// Stored by name in the write intents (and read back from them).
+macro_rules! sql_by_name {
+    ($($t:ty),*) => {
+        $(impl rusqlite::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let s = v.as_str()?;
+                <$t>::parse(s).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(format!("unknown name `{s}`").into())
+                })
+            }
+        })*
+    };
+}
+sql_by_name!(AuditAction, AuditKind);
+
+/// One transfer or administrative action, before it is chained. The
+/// vocabularies are stored by name ([`AuditRow`] holds them as read).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     pub actor: String,
     pub run_id: Option<i64>,
-    /// `out` (sisync → platform/SIS), `in` (read from a source), `local`.
-    pub direction: String,
+    pub direction: Direction,
     pub endpoint: String,
-    /// `user.create`, `user.update`, `user.deactivate`, `group.create`, ...
-    pub action: String,
-    pub record_kind: String,
+    pub action: AuditAction,
+    pub record_kind: AuditKind,
     pub record_id: String,
     /// Names of the fields sent or changed, comma-separated; no values.
     pub fields: String,
     pub payload_sha256: Option<String>,
-    /// `ok` or `failed`.
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     /// Error status and class for failures; never personal data.
     pub detail: Option<String>,
 }
@@ -43,14 +229,14 @@ impl AuditEntry {
         AuditEntry {
             actor: "user:test".into(),
             run_id: None,
-            direction: "out".into(),
+            direction: Direction::Out,
             endpoint: "http://127.0.0.1/Users".into(),
-            action: "user.create".into(),
-            record_kind: "user".into(),
+            action: AuditAction::Record(RecordKind::User, RecordWrite::Create),
+            record_kind: AuditKind::User,
             record_id: id.into(),
             fields: "name,role".into(),
             payload_sha256: Some(sha256_hex(b"{}")),
-            outcome: "ok".into(),
+            outcome: AuditOutcome::Ok,
             detail: None,
         }
     }
@@ -154,16 +340,16 @@ pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
         at: super::now(),
         actor: e.actor.clone(),
         run_id: e.run_id,
-        direction: e.direction.clone(),
+        direction: e.direction.to_string(),
         endpoint: e.endpoint.clone(),
-        action: e.action.clone(),
-        record_kind: e.record_kind.clone(),
+        action: e.action.to_string(),
+        record_kind: e.record_kind.to_string(),
         record_id: Some(e.record_id.clone()),
         record_id_hash: id_hash(&nonce, &e.record_id),
         id_nonce: Some(nonce),
         fields: e.fields.clone(),
         payload_sha256: e.payload_sha256.clone(),
-        outcome: e.outcome.clone(),
+        outcome: e.outcome.to_string(),
         detail: e.detail.clone(),
         prev_hash: last_hash,
         entry_hash: String::new(),
@@ -476,6 +662,83 @@ fn os_user_name() -> String {
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    #[test]
+    fn stored_vocabularies_keep_their_names() {
+        fn names<T: Copy>(all: &[T], f: fn(T) -> &'static str) -> Vec<&'static str> {
+            all.iter().map(|v| f(*v)).collect()
+        }
+        assert_eq!(
+            names(Direction::ALL, Direction::as_str),
+            ["out", "in", "local"]
+        );
+        assert_eq!(
+            names(AuditOutcome::ALL, AuditOutcome::as_str),
+            ["ok", "failed", "parked", "unknown"]
+        );
+        assert_eq!(
+            names(AuditKind::ALL, AuditKind::as_str),
+            [
+                "user",
+                "group",
+                "offering",
+                "registration",
+                "result",
+                "lineItem",
+                "document",
+                "plan",
+                "state"
+            ]
+        );
+        assert_eq!(
+            names(
+                crate::store::RunOutcome::ALL,
+                crate::store::RunOutcome::as_str
+            ),
+            [
+                "running",
+                "ok",
+                "partial",
+                "failed",
+                "refused",
+                "interrupted",
+                "deferred",
+                "drift"
+            ]
+        );
+        for o in crate::store::RunOutcome::ALL {
+            assert_eq!(crate::store::RunOutcome::parse(o.as_str()), Some(*o));
+        }
+    }
+
+    #[test]
+    fn audit_vocabulary_round_trips_by_name() {
+        let names: std::collections::HashSet<&str> =
+            AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), AuditAction::ALL.len(), "one name each");
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
+        }
+        assert_eq!(
+            AuditAction::Record(RecordKind::Group, RecordWrite::Deactivate).as_str(),
+            "group.retire"
+        );
+        assert_eq!(
+            AuditKind::from(RecordKind::Registration).as_str(),
+            "registration"
+        );
+        // parked entries (JSON lines) keep the stored names
+        let e = AuditEntry::test_entry("stu-1");
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(
+            line.contains(r#""direction":"out""#)
+                && line.contains(r#""action":"user.create""#)
+                && line.contains(r#""record_kind":"user""#)
+                && line.contains(r#""outcome":"ok""#),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<AuditEntry>(&line).unwrap(), e);
+    }
 
     fn store_with(n: usize) -> Store {
         let mut s = Store::in_memory().unwrap();

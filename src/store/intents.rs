@@ -21,7 +21,7 @@
 use anyhow::Result;
 use rusqlite::params;
 
-use super::{AuditEntry, Store, audit, now};
+use super::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, Store, audit, now};
 
 /// Migration 9 (see `MIGRATIONS` in the store).
 pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS write_intents (
@@ -45,10 +45,8 @@ pub struct Intent {
     pub run_id: Option<i64>,
     pub actor: String,
     pub endpoint: String,
-    /// `user.create`, `group.update`, ...
-    pub action: String,
-    /// `user`, `group`, ...
-    pub kind: &'static str,
+    pub action: AuditAction,
+    pub kind: AuditKind,
     pub record_id: String,
     pub fields: String,
 }
@@ -136,14 +134,14 @@ impl Store {
                 Ok(AuditEntry {
                     actor: r.get(0)?,
                     run_id: r.get(1)?,
-                    direction: "out".into(),
+                    direction: Direction::Out,
                     endpoint: r.get(2)?,
                     action: r.get(3)?,
                     record_kind: r.get(4)?,
                     record_id: r.get(5)?,
                     fields: r.get(6)?,
                     payload_sha256: None,
-                    outcome: "unknown".into(),
+                    outcome: AuditOutcome::Unknown,
                     detail: Some(UNRECORDED.into()),
                 })
             })?
@@ -172,14 +170,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{RecordKind, RecordWrite};
 
     fn intent(run: i64, id: &str) -> Intent {
         Intent {
             run_id: Some(run),
             actor: "user:test".into(),
             endpoint: "http://127.0.0.1/scim/v2".into(),
-            action: "user.create".into(),
-            kind: "user",
+            action: AuditAction::Record(RecordKind::User, RecordWrite::Create),
+            kind: AuditKind::User,
             record_id: id.into(),
             fields: "userName,name".into(),
         }

@@ -21,11 +21,14 @@ pub use intents::Intent;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::model::TrackedField;
+use crate::model::{TrackedField, vocabulary};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-pub use audit::{AuditEntry, AuditFilter, AuditRow, VerifyReport};
+pub use audit::{
+    AuditAction, AuditEntry, AuditFilter, AuditKind, AuditOutcome, AuditRow, Direction,
+    RecordWrite, VerifyReport,
+};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` holds how
 /// many have run. Never edit a shipped migration: append a new one.
@@ -244,6 +247,26 @@ pub struct RecordState {
 
 /// Field → short content hash of its value.
 pub type FieldHashes = std::collections::BTreeMap<TrackedField, String>;
+
+vocabulary! {
+    /// How a run ended, as stored in `runs.outcome`.
+    pub enum RunOutcome ("run outcome") {
+        /// Not finished yet (or the process ended during it).
+        Running = "running",
+        Ok = "ok",
+        /// Some records or results were not delivered.
+        Partial = "partial",
+        Failed = "failed",
+        /// Held by the safety gate: nothing was written.
+        Refused = "refused",
+        /// Stopped on request (SIGTERM) or by the end of the process.
+        Interrupted = "interrupted",
+        /// A freeze window deferred changes.
+        Deferred = "deferred",
+        /// Reconcile found differences.
+        Drift = "drift",
+    }
+}
 
 /// The kinds of record the roster sync keeps state for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -590,13 +613,13 @@ impl Store {
     pub fn finish_run(
         &self,
         run_id: i64,
-        outcome: &str,
+        outcome: RunOutcome,
         summary: &serde_json::Value,
         error: Option<&str>,
     ) -> Result<()> {
         self.conn.execute(
             "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4, error = ?5 WHERE id = ?1",
-            params![run_id, now(), outcome, summary.to_string(), error],
+            params![run_id, now(), outcome.as_str(), summary.to_string(), error],
         )?;
         self.save_endpoints()
     }
@@ -630,9 +653,14 @@ impl Store {
     /// entries (see `intents`).
     pub fn close_stale_runs(&self, why: &str) -> Result<usize> {
         let closed = self.conn.execute(
-            "UPDATE runs SET outcome = 'interrupted', finished_at = ?1, error = COALESCE(error, ?2)
-             WHERE outcome = 'running'",
-            params![now(), why],
+            "UPDATE runs SET outcome = ?3, finished_at = ?1, error = COALESCE(error, ?2)
+             WHERE outcome = ?4",
+            params![
+                now(),
+                why,
+                RunOutcome::Interrupted.as_str(),
+                RunOutcome::Running.as_str()
+            ],
         )?;
         self.settle_leftover_intents()?;
         Ok(closed)
@@ -1056,13 +1084,13 @@ mod tests {
         let day = std::time::Duration::from_secs(86_400);
         assert_eq!(s.incremental_since(day).unwrap(), None, "first run: full");
         let full = s.begin_run("roster", "t", true).unwrap();
-        s.finish_run(full, "ok", &serde_json::json!({}), None)
+        s.finish_run(full, RunOutcome::Ok, &serde_json::json!({}), None)
             .unwrap();
         let inc = s.begin_run("roster", "t", false).unwrap();
-        s.finish_run(inc, "ok", &serde_json::json!({}), None)
+        s.finish_run(inc, RunOutcome::Ok, &serde_json::json!({}), None)
             .unwrap();
         let bad = s.begin_run("roster", "t", false).unwrap();
-        s.finish_run(bad, "partial", &serde_json::json!({}), None)
+        s.finish_run(bad, RunOutcome::Partial, &serde_json::json!({}), None)
             .unwrap();
         let started: String = s
             .conn
@@ -1088,10 +1116,15 @@ mod tests {
         // a full pull, and incremental pulls start from it
         std::thread::sleep(std::time::Duration::from_millis(5));
         let partial_full = s.begin_run("roster", "t", true).unwrap();
-        s.finish_run(partial_full, "partial", &serde_json::json!({}), None)
-            .unwrap();
+        s.finish_run(
+            partial_full,
+            RunOutcome::Partial,
+            &serde_json::json!({}),
+            None,
+        )
+        .unwrap();
         let failed = s.begin_run("roster", "t", true).unwrap();
-        s.finish_run(failed, "failed", &serde_json::json!({}), None)
+        s.finish_run(failed, RunOutcome::Failed, &serde_json::json!({}), None)
             .unwrap();
         let started: String = s
             .conn

@@ -132,6 +132,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{AuditAction, AuditKind, AuditOutcome, Direction, RecordKind, RecordWrite};
 
     #[test]
     fn refuses_when_the_volume_is_short_and_keeps_a_reserve() {
@@ -157,14 +158,14 @@ mod tests {
         let e = AuditEntry {
             actor: "user:test".into(),
             run_id: Some(1),
-            direction: "out".into(),
+            direction: Direction::Out,
             endpoint: "https://platform.example/scim/v2/Users".into(),
-            action: "user.create".into(),
-            record_kind: "user".into(),
+            action: AuditAction::Record(RecordKind::User, RecordWrite::Create),
+            record_kind: AuditKind::User,
             record_id: "stu-1".into(),
             fields: "name".into(),
             payload_sha256: Some("ab".into()),
-            outcome: "ok".into(),
+            outcome: AuditOutcome::Ok,
             detail: None,
         };
         s.park_unrecorded(std::slice::from_ref(&e)).unwrap();

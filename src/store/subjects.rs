@@ -12,7 +12,7 @@ use anyhow::Result;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::audit::{self, AuditEntry, AuditRow};
+use super::audit::{self, AuditAction, AuditEntry, AuditKind, AuditOutcome, AuditRow, Direction};
 use super::holds::{SubjectKey, tombstone_in};
 use super::outbox::OutboxRow;
 use super::{Store, now};
@@ -193,14 +193,14 @@ impl Store {
             &AuditEntry {
                 actor: actor.to_string(),
                 run_id: None,
-                direction: "local".into(),
+                direction: Direction::Local,
                 endpoint: "state".into(),
-                action: "privacy.purge".into(),
-                record_kind: "state".into(),
+                action: AuditAction::PrivacyPurge,
+                record_kind: AuditKind::State,
                 record_id: String::new(),
                 fields: String::new(),
                 payload_sha256: None,
-                outcome: "ok".into(),
+                outcome: AuditOutcome::Ok,
                 detail: Some(format!(
                     "persons={} results={} unsent_results={} audit_anonymised={} retention_days={retention_days} audit_retention_days={audit_retention_days}",
                     report.persons,

@@ -17,7 +17,10 @@ use crate::connector::scim::SENT_GROUP_FIELDS;
 use crate::connector::{ChangeSet, FileSink, RecordSink, SinkError, Written};
 use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
-use crate::store::{AuditEntry, Fault, Intent, RecordChange, RecordKind, Store};
+use crate::store::{
+    AuditAction, AuditEntry, AuditOutcome, Direction, Fault, Intent, RecordChange, RecordKind,
+    RecordWrite, Store,
+};
 use crate::sync::plan::{Action, Change, GroupChange, Plan, State, UserChange};
 
 /// Counts for one record kind, as shown in the summary table.
@@ -125,7 +128,10 @@ pub(crate) fn settle<C: Change>(
     let (action, changed) = if recreated {
         // gone from the platform (restored, reset): sent again whole
         all = c.field_hashes().keys().copied().collect();
-        (format!("{}.recreate", C::KIND.as_str()), all.as_slice())
+        (
+            AuditAction::Record(C::KIND, RecordWrite::Recreate),
+            all.as_slice(),
+        )
     } else {
         (action_name(C::KIND, c.action()), c.changed())
     };
@@ -184,14 +190,15 @@ pub struct Context<'a> {
     pub seal_user_payloads: Option<crate::store::holds::SubjectKey>,
 }
 
-fn action_name(kind: RecordKind, a: Action) -> String {
-    let verb = match (kind, a) {
-        (RecordKind::Group, Action::Deactivate) => "retire",
-        (RecordKind::Registration, Action::Deactivate) => "withdraw",
-        (RecordKind::Offering, Action::Deactivate) => "cancel",
-        (_, a) => a.as_str(),
-    };
-    format!("{}.{verb}", kind.as_str())
+fn action_name(kind: RecordKind, a: Action) -> AuditAction {
+    AuditAction::Record(
+        kind,
+        match a {
+            Action::Create => RecordWrite::Create,
+            Action::Update => RecordWrite::Update,
+            Action::Deactivate => RecordWrite::Deactivate,
+        },
+    )
 }
 
 fn entry(
@@ -207,13 +214,13 @@ fn entry(
         Ok(w) => (
             w.endpoint.clone(),
             Some(w.payload_sha256.clone()),
-            "ok",
+            AuditOutcome::Ok,
             None,
         ),
         Err(e) => (
             e.endpoint.clone(),
             e.payload_sha256.clone(),
-            "failed",
+            AuditOutcome::Failed,
             Some(match (e.status, scim_type(&e.message)) {
                 (Some(s), Some(t)) => format!("HTTP {s} scimType {t}"),
                 (Some(s), None) => format!("HTTP {s}"),
@@ -224,14 +231,14 @@ fn entry(
     AuditEntry {
         actor: ctx.actor.to_string(),
         run_id: Some(ctx.run_id),
-        direction: "out".into(),
+        direction: Direction::Out,
         endpoint: if endpoint.is_empty() {
             fallback_endpoint.to_string()
         } else {
             endpoint
         },
         action: action_name(kind, action),
-        record_kind: kind.as_str().into(),
+        record_kind: kind.into(),
         record_id: id.to_string(),
         fields: TrackedField::join(changed, ","),
         payload_sha256: sha.filter(|s| !s.is_empty()).map(|s| {
@@ -240,7 +247,7 @@ fn entry(
                 _ => s,
             }
         }),
-        outcome: outcome.into(),
+        outcome,
         detail,
     }
 }
@@ -441,7 +448,7 @@ fn intent_of<C: Change>(ctx: &Context<'_>, endpoint: &str, c: &C) -> Intent {
         actor: ctx.actor.to_string(),
         endpoint: endpoint.to_string(),
         action: action_name(C::KIND, c.action()),
-        kind: C::KIND.as_str(),
+        kind: C::KIND.into(),
         record_id: c.external_id().to_string(),
         fields: TrackedField::join(c.changed(), ","),
     }

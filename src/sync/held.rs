@@ -19,7 +19,9 @@ use crate::model::Completeness;
 use crate::model::TrackedField;
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::{PlatformGroup, PlatformUser};
-use crate::store::{FieldHashes, Store};
+use crate::store::{
+    AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, FieldHashes, RunOutcome, Store,
+};
 use crate::sync::plan::{
     Action, GateCounts, GroupChange, OfferingChange, Plan, RegistrationChange, State, UserChange,
 };
@@ -463,17 +465,17 @@ pub async fn approve(
     // its own run kind: an approval is no source read (the incremental
     // REST pull keeps counting from the last roster run)
     let run_id = store.begin_run("plan-approve", actor, false)?;
-    store.audit_append(&[crate::store::AuditEntry {
+    store.audit_append(&[AuditEntry {
         actor: actor.to_string(),
         run_id: Some(run_id),
-        direction: "local".into(),
+        direction: Direction::Local,
         endpoint: "state".into(),
-        action: "plan.approve".into(),
-        record_kind: "plan".into(),
+        action: AuditAction::PlanApprove,
+        record_kind: AuditKind::Plan,
         record_id: format!("plan-{id}"),
         fields: String::new(),
         payload_sha256: None,
-        outcome: "ok".into(),
+        outcome: AuditOutcome::Ok,
         detail: Some(held.reason.chars().take(300).collect()),
     }])?;
     let report =
@@ -486,7 +488,7 @@ pub async fn approve(
         Err(e) => {
             store.finish_run(
                 run_id,
-                "failed",
+                RunOutcome::Failed,
                 &serde_json::json!({}),
                 Some(&format!("{e:#}")),
             )?;

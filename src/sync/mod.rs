@@ -24,7 +24,7 @@ use crate::connector::csv_files::CsvDrop;
 use crate::connector::scim::ScimSink;
 use crate::model::{Roster, SourceIssue};
 use crate::privacy::policy::Policy;
-use crate::store::Store;
+use crate::store::{RunOutcome, Store};
 use apply::{Context, Outcome};
 use plan::{Plan, State};
 use safety::Refusal;
@@ -194,7 +194,7 @@ pub async fn roster(
     if let (Err(e), Some(id)) = (&result, run_id) {
         store.finish_run(
             id,
-            "failed",
+            RunOutcome::Failed,
             &serde_json::json!({}),
             Some(&format!("{e:#}")),
         )?;
@@ -301,7 +301,7 @@ async fn roster_run(
                 summary["held_plan"] = held_id.into();
                 store.finish_run(
                     id,
-                    "refused",
+                    RunOutcome::Refused,
                     &summary,
                     Some(&format!(
                         "{reason} (held as plan {held_id}: sisync plan approve {held_id})"
@@ -409,15 +409,15 @@ async fn execute(
     // source reads them again after the window)
     let deferred = report.deferred.as_ref().filter(|d| d.total() > 0);
     let result = if stopped.is_some() {
-        "failed"
+        RunOutcome::Failed
     } else if report.interrupted {
-        "interrupted"
+        RunOutcome::Interrupted
     } else if report.failed() > 0 {
-        "partial"
+        RunOutcome::Partial
     } else if deferred.is_some() {
-        "deferred"
+        RunOutcome::Deferred
     } else {
-        "ok"
+        RunOutcome::Ok
     };
     let err = if stopped.is_some() {
         stopped

@@ -18,7 +18,7 @@ use crate::connector::PlatformSnapshot;
 use crate::connector::scim::ScimSink;
 use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
-use crate::store::{RecordKind, RecordState, Store};
+use crate::store::{RecordKind, RecordState, RunOutcome, Store};
 use crate::sync::{Progress, RosterReport};
 
 /// One finding.
@@ -275,7 +275,7 @@ pub async fn run(
         Err(e) => {
             store.finish_run(
                 run_id,
-                "failed",
+                RunOutcome::Failed,
                 &serde_json::json!({}),
                 Some(&format!("{e:#}")),
             )?;
@@ -297,7 +297,11 @@ pub async fn run(
     progress.done();
     store.finish_run(
         run_id,
-        if report.is_clean() { "ok" } else { "drift" },
+        if report.is_clean() {
+            RunOutcome::Ok
+        } else {
+            RunOutcome::Drift
+        },
         &report.summary(),
         None,
     )?;

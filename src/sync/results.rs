@@ -36,8 +36,8 @@ use crate::config::uwlr_results::UwlrResults as UwlrResultsCfg;
 use crate::connector::gradebook_rest::GradebookRest;
 use crate::connector::qti_results;
 use crate::model::SourceIssue;
-use crate::store::Store;
 use crate::store::outbox::{IngestCounts, OutboxSummary};
+use crate::store::{RunOutcome, Store};
 use crate::sync::Progress;
 
 use documents::read_documents;
@@ -152,17 +152,19 @@ pub async fn results(
             "document_errors": report.document_errors.len(),
         });
         match &r {
-            Err(e) => store.finish_run(id, "failed", &summary, Some(&format!("{e:#}")))?,
+            Err(e) => {
+                store.finish_run(id, RunOutcome::Failed, &summary, Some(&format!("{e:#}")))?
+            }
             Ok(()) => {
                 let first = report.document_errors.first().cloned();
                 store.finish_run(
                     id,
                     if report.interrupted {
-                        "interrupted"
+                        RunOutcome::Interrupted
                     } else if report.partial() {
-                        "partial"
+                        RunOutcome::Partial
                     } else {
-                        "ok"
+                        RunOutcome::Ok
                     },
                     &summary,
                     first.as_deref(),

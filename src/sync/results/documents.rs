@@ -23,7 +23,9 @@ use crate::connector::csv_results;
 use crate::connector::qti_results::{self, QtiOptions};
 use crate::model::ExamResult;
 use crate::store::Store;
-use crate::store::audit::{AuditEntry, sha256_hex};
+use crate::store::audit::{
+    AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, sha256_hex,
+};
 use crate::store::outbox::{Feed, Incoming};
 use crate::sync::Progress;
 
@@ -243,14 +245,14 @@ pub(super) async fn read_documents(
                 let entry = AuditEntry {
                     actor: actor.to_string(),
                     run_id: report.run_id,
-                    direction: "in".into(),
+                    direction: Direction::In,
                     endpoint: origin.clone(),
-                    action: "results.read".into(),
-                    record_kind: "document".into(),
+                    action: AuditAction::ResultsRead,
+                    record_kind: AuditKind::Document,
                     record_id: String::new(),
                     fields: String::new(),
                     payload_sha256: Some(sha.clone()),
-                    outcome: "ok".into(),
+                    outcome: AuditOutcome::Ok,
                     detail: None,
                 };
                 store.outbox_ingest((&origin, &sha), &entry, &mut parse as Feed<'_>)

@@ -19,7 +19,7 @@ use crate::connector::oke_results::{Delivery, NO_REGISTRATION, OkeSink};
 use crate::connector::{PushError, Written};
 use crate::model::OkeResult;
 use crate::store::Store;
-use crate::store::audit::AuditEntry;
+use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome};
 use crate::store::holds::Holds;
 use crate::store::outbox::{OutboxRow, PushOutcome};
 use crate::sync::Progress;
@@ -108,12 +108,11 @@ fn outcome(
 ) -> (String, PushOutcome, AuditEntry) {
     let mut e = base.clone();
     e.action = if row.pushed_hash.is_some() {
-        "result.update"
+        AuditAction::ResultUpdate
     } else {
-        "result.push"
-    }
-    .into();
-    e.record_kind = "result".into();
+        AuditAction::ResultPush
+    };
+    e.record_kind = AuditKind::Result;
     e.record_id = audit_id.to_string();
     e.fields = sent_fields(d);
     let detail = format!(
@@ -124,7 +123,7 @@ fn outcome(
         Ok(w) => {
             e.endpoint = w.endpoint;
             e.payload_sha256 = Some(w.payload_sha256);
-            e.outcome = "ok".into();
+            e.outcome = AuditOutcome::Ok;
             e.detail = Some(detail);
             PushOutcome::Pushed {
                 value_hash: row.value_hash.clone(),
@@ -133,7 +132,7 @@ fn outcome(
         Err(err) => {
             e.endpoint = err.endpoint.clone();
             e.payload_sha256 = err.payload_sha256.clone();
-            e.outcome = "failed".into();
+            e.outcome = AuditOutcome::Failed;
             e.detail = Some(format!("{detail} {}", err.message));
             failed(row, &err)
         }
@@ -229,24 +228,24 @@ pub(super) async fn push_oke(
                     continue;
                 }
                 let mut e = base.clone();
-                e.action = "result.match".into();
-                e.record_kind = "result".into();
+                e.action = AuditAction::ResultMatch;
+                e.record_kind = AuditKind::Result;
                 e.record_id = dir
                     .audit_id(row.person_id.as_deref().unwrap_or(&row.candidate))
                     .to_string();
-                e.outcome = "parked".into();
+                e.outcome = AuditOutcome::Parked;
                 e.detail = Some(format!("key={} {}", row.key, no.0));
                 early.push((row.key.clone(), PushOutcome::Parked { reason: no.0 }, e));
             }
             Err(err) => {
                 let mut e = base.clone();
-                e.action = "result.match".into();
-                e.record_kind = "result".into();
+                e.action = AuditAction::ResultMatch;
+                e.record_kind = AuditKind::Result;
                 e.record_id = dir
                     .audit_id(row.person_id.as_deref().unwrap_or(&row.candidate))
                     .to_string();
                 e.endpoint = err.endpoint.clone();
-                e.outcome = "failed".into();
+                e.outcome = AuditOutcome::Failed;
                 e.detail = Some(format!("key={} {}", row.key, err.message));
                 early.push((row.key.clone(), failed(row, &err), e));
             }

@@ -17,7 +17,7 @@ use crate::connector::gradebook_csv::GradebookCsv;
 use crate::connector::gradebook_rest::GradebookRest;
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink};
 use crate::store::Store;
-use crate::store::audit::AuditEntry;
+use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction};
 use crate::store::holds::Holds;
 use crate::store::outbox::{OutboxRow, PushOutcome};
 use crate::sync::Progress;
@@ -89,12 +89,11 @@ fn outcome_of(
     let update = row.pushed_hash.is_some();
     let mut e = base.clone();
     e.action = if update {
-        "result.update"
+        AuditAction::ResultUpdate
     } else {
-        "result.push"
-    }
-    .into();
-    e.record_kind = "result".into();
+        AuditAction::ResultPush
+    };
+    e.record_kind = AuditKind::Result;
     e.record_id = audit_id.to_string();
     e.fields = sent_fields(gr);
     let detail = format!("key={} lineItem={}", row.key, gr.line_item_id);
@@ -102,7 +101,7 @@ fn outcome_of(
         Ok(w) => {
             e.endpoint = w.endpoint;
             e.payload_sha256 = Some(w.payload_sha256);
-            e.outcome = "ok".into();
+            e.outcome = AuditOutcome::Ok;
             e.detail = Some(detail);
             PushOutcome::Pushed {
                 value_hash: row.value_hash.clone(),
@@ -111,7 +110,7 @@ fn outcome_of(
         Err(err) => {
             e.endpoint = err.endpoint.clone();
             e.payload_sha256 = err.payload_sha256.clone();
-            e.outcome = "failed".into();
+            e.outcome = AuditOutcome::Failed;
             e.detail = Some(format!("{detail} {}", err.message));
             let mut reason = err.message.clone();
             if let Some(m) = &err.server_message {
@@ -216,17 +215,18 @@ pub(super) async fn push(
         - chrono::Duration::from_std(rcfg.give_up_after).unwrap_or(chrono::Duration::MAX))
     .format("%Y-%m-%dT%H:%M:%S%.3fZ")
     .to_string();
+    // each entry sets its action, kind, record and outcome
     let base = AuditEntry {
         actor: actor.to_string(),
         run_id: report.run_id,
-        direction: "out".into(),
+        direction: Direction::Out,
         endpoint: String::new(),
-        action: String::new(),
-        record_kind: String::new(),
+        action: AuditAction::ResultPush,
+        record_kind: AuditKind::Result,
         record_id: String::new(),
         fields: String::new(),
         payload_sha256: None,
-        outcome: String::new(),
+        outcome: AuditOutcome::Ok,
         detail: None,
     };
     match &rcfg.sink {
@@ -415,20 +415,20 @@ async fn push_records<S: ResultSink>(
         let mut li_audit = Vec::new();
         for (li, r) in li_results {
             let mut e = base.clone();
-            e.action = "lineitem.put".into();
-            e.record_kind = "lineItem".into();
+            e.action = AuditAction::LineItemPut;
+            e.record_kind = AuditKind::LineItem;
             e.record_id = li.sourced_id.clone();
             e.fields = "title,class,category,assignDate,dueDate,resultValueMax".into();
             match &r {
                 Ok(w) => {
                     e.endpoint = w.endpoint.clone();
                     e.payload_sha256 = Some(w.payload_sha256.clone());
-                    e.outcome = "ok".into();
+                    e.outcome = AuditOutcome::Ok;
                 }
                 Err(err) => {
                     e.endpoint = err.endpoint.clone();
                     e.payload_sha256 = err.payload_sha256.clone();
-                    e.outcome = "failed".into();
+                    e.outcome = AuditOutcome::Failed;
                     e.detail = Some(err.message.clone());
                 }
             }
