@@ -610,9 +610,15 @@ impl Builder<'_> {
                 );
                 continue;
             }
+            let at = MemberAt {
+                m: &m,
+                member,
+                group,
+                facts: f,
+            };
             match m.idtype {
-                IdType::Person => self.person_member(bulk, &m, member, group, f, members, out),
-                IdType::Group => self.group_member(bulk, &m, member, group, f, out),
+                IdType::Person => self.person_member(bulk, at, members, out),
+                IdType::Group => self.group_member(bulk, at, out),
                 IdType::Other(other) => {
                     let other = &members.other_idtypes[other as usize];
                     self.hold_group(
@@ -628,15 +634,13 @@ impl Builder<'_> {
 
     /// A group member (`idtype` 2) of an org gives a class without parent
     /// its org; other group members are ignored.
-    fn group_member(
-        &mut self,
-        bulk: bool,
-        m: &MemberRec,
-        member: &str,
-        group: &str,
-        f: Facts,
-        out: &mut Out,
-    ) {
+    fn group_member(&mut self, bulk: bool, at: MemberAt, out: &mut Out) {
+        let MemberAt {
+            m,
+            member,
+            group,
+            facts: f,
+        } = at;
         if bulk && !self.group_index.contains_key(member) {
             self.hold_group(
                 m.line,
@@ -656,17 +660,13 @@ impl Builder<'_> {
 
     /// A person member: of an org, it places the person there; of a class,
     /// one membership per role.
-    #[allow(clippy::too_many_arguments)]
-    fn person_member(
-        &mut self,
-        bulk: bool,
-        m: &MemberRec,
-        member: &str,
-        group: &str,
-        f: Facts,
-        members: &Members,
-        out: &mut Out,
-    ) {
+    fn person_member(&mut self, bulk: bool, at: MemberAt, members: &Members, out: &mut Out) {
+        let MemberAt {
+            m,
+            member,
+            group,
+            facts: f,
+        } = at;
         let pos = match out.member_pos[m.member as usize] {
             NO_ID => None,
             i => Some(i as usize),
@@ -775,6 +775,15 @@ impl Members {
             .into_iter()
             .chain(self.more_roles[more].iter().copied())
     }
+}
+
+/// A member being placed: its record, its id and its group's id.
+#[derive(Clone, Copy)]
+struct MemberAt<'a> {
+    m: &'a MemberRec,
+    member: &'a str,
+    group: &'a str,
+    facts: Facts,
 }
 
 /// What is known about a member's group.
