@@ -8,12 +8,10 @@
 //! not the file. Element names match by local name (a namespace prefix or a
 //! default namespace is fine). The line of each record is counted while
 //! reading (newlines in the bytes the parser consumes).
-//! A file of 8 MB or more is read by two threads, one per half
-//! (`split`), with the same result.
 //!
 //! The code: `parser` (the event loop) hands `records` to the
 //! `builder`, which keeps them compactly (`tables`) and makes the
-//! roster; `split` runs two of them on one file.
+//! roster.
 //!
 //! # Safety
 //! No DTD and no entity is ever resolved. A `<!DOCTYPE` with an internal
@@ -104,7 +102,6 @@ use crate::model::{
 mod builder;
 mod parser;
 mod records;
-mod split;
 mod tables;
 impl super::source::RosterSource for ImsEnterpriseSource {
     fn kind(&self) -> &'static str {
@@ -240,21 +237,9 @@ impl ImsEnterprise {
         Ok(out)
     }
 
-    /// Read the whole document. `progress` is called with records read.
-    ///
-    /// A large document is read by two threads, one per half (see
-    /// `split`); anything unusual about the split point and the read
-    /// starts again on one thread, so the result never depends on it.
+    /// Read the whole document on the calling thread. `progress` is
+    /// called with records read.
     pub fn read(&self, progress: &dyn Fn(u64)) -> Result<Roster> {
-        if let Some(roster) = split::read_in_halves(self, progress)? {
-            return Ok(roster);
-        }
-        self.read_on_one_thread(progress)
-    }
-
-    /// [`ImsEnterprise::read`] on the calling thread only (also what the
-    /// benchmark compares with).
-    pub fn read_on_one_thread(&self, progress: &dyn Fn(u64)) -> Result<Roster> {
         let mut p = Parser::open(&self.path)?;
         let mut b = Builder::new(self, p.file.clone());
         p.run(&mut |line, item| {

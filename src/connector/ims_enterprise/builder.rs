@@ -409,315 +409,25 @@ impl Builder<'_> {
         self.pending = (self.memberships.len(), self.more_roles.len());
     }
 
+    /// The roster: orgs and classes, then persons with their roles, then
+    /// memberships (which may add orgs to persons and classes).
     pub(super) fn finish(mut self) -> Roster {
-        let delta = self.props.kind.as_deref().is_some_and(|t| {
-            let t = t.to_ascii_lowercase();
-            ["delta", "event", "incremental", "update"]
-                .iter()
-                .any(|k| t.contains(k))
-        }) || (self.all_recstatus
-            && !(self.persons.is_empty() && self.groups.is_empty()));
-        let kind = if delta {
-            Completeness::Delta
-        } else {
+        let bulk = !self.is_delta();
+        let mut out = self.orgs_and_classes(bulk);
+        let members = self.take_members();
+        self.persons_with_roles(bulk, &members, &mut out);
+        let any_membership = !self.memberships.is_empty();
+        self.memberships_of(bulk, &members, &mut out);
+        let kind = if bulk {
             Completeness::Bulk
+        } else {
+            Completeness::Delta
         };
-        let bulk = !delta;
-        let cfg: &ImsEnterprise = self.cfg;
-        let role_map = &cfg.role_map;
-
-        // Orgs first: classes and persons point at them.
-        let is_org: HashMap<String, bool> = self
-            .groups
-            .iter()
-            .map(|g| (g.id.clone(), g.is_org))
-            .collect();
-        let qualify = |s: &SourcedId| canonical_id(cfg.qualify_ids, s);
-        let mut orgs = Vec::new();
-        let mut groups = Vec::new();
-        let mut class_index: HashMap<String, usize> = HashMap::default();
-        let mut issues = Vec::new();
-        for g in &self.groups {
-            let parent = g.raw.parent.as_ref().and_then(qualify);
-            if g.is_org {
-                if g.status == Status::ToBeDeleted {
-                    continue;
-                }
-                orgs.push(Org {
-                    sourced_id: g.id.clone(),
-                    name: g
-                        .raw
-                        .long
-                        .clone()
-                        .or_else(|| g.raw.short.clone())
-                        .or_else(|| g.raw.org_name.clone())
-                        .unwrap_or_default(),
-                    identifier: g.raw.org_id.clone(),
-                    kind: g.raw.typevalue.clone().unwrap_or_default().to_lowercase(),
-                    parent,
-                });
-                continue;
-            }
-            let (org, course) = match parent {
-                Some(p) if is_org.get(&p) == Some(&true) => (Some(p), None),
-                Some(p) if bulk && !is_org.contains_key(&p) && g.status == Status::Active => {
-                    issues.push((
-                        g.line,
-                        g.id.clone(),
-                        format!("parent group {p} is not in the file"),
-                    ));
-                    self.held_groups.insert(g.id.clone());
-                    continue;
-                }
-                Some(p) => (None, Some(p)),
-                None => (None, None),
-            };
-            class_index.insert(g.id.clone(), groups.len());
-            groups.push(Group {
-                sourced_id: g.id.clone(),
-                status: g.status,
-                title: g
-                    .raw
-                    .long
-                    .clone()
-                    .or_else(|| g.raw.short.clone())
-                    .or_else(|| g.raw.full.clone())
-                    .unwrap_or_else(|| g.id.clone()),
-                code: g.raw.short.clone(),
-                org,
-                sessions: Vec::new(),
-                course,
-            });
-        }
-        for (line, id, reason) in issues {
-            self.issue(line, Some(&id), reason);
-        }
-
-        // Interned tables of the members, taken out of `self` (issues are
-        // added while they are read).
-        let member_ids = std::mem::take(&mut self.member_ids);
-        let membership_groups = std::mem::take(&mut self.membership_groups);
-        let more_roles = std::mem::take(&mut self.more_roles);
-        let roletypes = std::mem::take(&mut self.roletypes).names;
-        let role_errors = std::mem::take(&mut self.role_errors);
-        let other_idtypes = std::mem::take(&mut self.other_idtypes).names;
-        // the role map once per roletype, not per role
-        let roletype_role: Vec<Option<Role>> =
-            roletypes.iter().map(|t| lookup(role_map, t)).collect();
-        let roles_of = |m: &MemberRec| {
-            let more = m.more as usize..(m.more + m.roles.saturating_sub(1)) as usize;
-            let first = (m.roles > 0).then_some(m.first);
-            first.into_iter().chain(more_roles[more].iter().copied())
-        };
-
-        // Person roles: institution role, else the first mapped membership role.
-        let mut membership_role: Vec<Option<Role>> = Vec::new();
-        let needed = self.persons.iter().any(|p| p.institution_role.is_none());
-        if needed {
-            membership_role = vec![None; member_ids.len()];
-            for m in self.memberships.iter() {
-                if m.member != NO_ID
-                    && m.idtype == IdType::Person
-                    && membership_role[m.member as usize].is_none()
-                {
-                    if let Some(r) = roles_of(m)
-                        .filter(|r| r.status == Ok(Status::Active))
-                        .find_map(|r| roletype_role[r.roletype as usize])
-                    {
-                        membership_role[m.member as usize] = Some(r);
-                    }
-                }
-            }
-        }
-        let mut persons = Vec::with_capacity(self.persons.len());
-        // position in `persons` of each member id that is a synced person
-        let mut member_pos: Vec<u32> = vec![NO_ID; member_ids.len()];
-        let mut ignored = 0usize;
-        let mut later = Vec::new();
-        for rec in std::mem::take(&mut self.persons).into_iter() {
-            let no = member_ids.find(&rec.person.sourced_id);
-            let role = match rec.institution_role {
-                Some(Some(r)) => Some(r),
-                Some(None) => {
-                    ignored += 1; // Administrator, Other, ...: not synced
-                    continue;
-                }
-                None => match no.and_then(|n| membership_role[n as usize]) {
-                    Some(r) => Some(r),
-                    None if !bulk || rec.person.status == Status::ToBeDeleted => None,
-                    None => {
-                        later.push((
-                            rec.line,
-                            rec.person.sourced_id.clone(),
-                            "no institutionrole and no membership role that maps to a sisync role",
-                        ));
-                        continue;
-                    }
-                },
-            };
-            if let Some(n) = no {
-                member_pos[n as usize] = persons.len() as u32;
-            }
-            persons.push(Person { role, ..rec.person });
-        }
-        drop(membership_role);
-        for (line, id, reason) in later {
-            self.issue(line, Some(&id), reason);
-            self.held_persons.insert(id);
-        }
-
-        // Memberships.
-        let mut memberships = Vec::with_capacity(self.memberships.len());
-        // duplicates by (member, roletype) as numbers, one set per group
-        // (the set being filled stays in the cache); the group interned by
-        // its id (two records may name the same group)
-        let mut seen: Vec<FxHashSet<(u32, u32)>> = Vec::new();
-        let mut group_no: HashMap<&str, u32> = HashMap::default();
-        let mut any_membership = false;
-        // facts of the `membership` record being handled:
-        // (record number, known, is an org, group number)
-        let mut last_group: Option<(u32, bool, bool, u32)> = None;
-        for m in std::mem::take(&mut self.memberships).into_iter() {
-            any_membership = true;
-            let group = membership_groups[m.group as usize].as_str();
-            if m.member == NO_ID {
-                self.issue(
-                    m.line,
-                    None,
-                    format!("member of group {group} without sourcedid/id"),
-                );
-                self.held_groups.insert(group.to_string());
-                continue;
-            }
-            let member: &str = member_ids.get(m.member);
-            // group facts once per membership record, not per member
-            let (known_group, group_is_org, g) = match last_group {
-                Some((rec, known, org, g)) if rec == m.group => (known, org, g),
-                _ => {
-                    let known = self.group_index.contains_key(group);
-                    let org = is_org.get(group) == Some(&true);
-                    let next = group_no.len() as u32;
-                    let g = *group_no.entry(group).or_insert(next);
-                    if g == next {
-                        seen.push(FxHashSet::default());
-                    }
-                    last_group = Some((m.group, known, org, g));
-                    (known, org, g)
-                }
-            };
-            if bulk && !known_group {
-                self.issue(
-                    m.line,
-                    Some(member),
-                    format!("membership of group {group} which is not in the file"),
-                );
-                continue;
-            }
-            match m.idtype {
-                IdType::Person => {}
-                IdType::Group => {
-                    if bulk && !self.group_index.contains_key(member) {
-                        self.issue(
-                            m.line,
-                            Some(member),
-                            format!("member group {member} of group {group} is not in the file"),
-                        );
-                        self.held_groups.insert(group.to_string());
-                        continue;
-                    }
-                    match class_index.get(member) {
-                        Some(&i) if group_is_org && groups[i].org.is_none() => {
-                            groups[i].org = Some(group.to_string());
-                        }
-                        _ => ignored += 1,
-                    }
-                    continue;
-                }
-                IdType::Other(other) => {
-                    let other = &other_idtypes[other as usize];
-                    self.issue(
-                        m.line,
-                        Some(member),
-                        format!("member idtype {other:?} is not 1 (person) or 2 (group)"),
-                    );
-                    self.held_groups.insert(group.to_string());
-                    continue;
-                }
-            }
-            let pos = match member_pos[m.member as usize] {
-                NO_ID => None,
-                i => Some(i as usize),
-            };
-            if bulk && pos.is_none() && !self.person_index.contains_key(member) {
-                self.issue(
-                    m.line,
-                    Some(member),
-                    format!("member of group {group} is not a person in the file"),
-                );
-                continue;
-            }
-            let roles = roles_of(&m);
-            let no_role = m.roles == 0;
-            if group_is_org {
-                let active = no_role || roles.clone().any(|r| r.status == Ok(Status::Active));
-                if let Some(i) = pos {
-                    if active && !persons[i].orgs.iter().any(|o| o == group) {
-                        persons[i].orgs.push(group.to_string());
-                    }
-                }
-                continue;
-            }
-            if bulk && pos.is_none() {
-                ignored += 1; // membership of a person who is not synced
-                continue;
-            }
-            if no_role {
-                self.issue(
-                    m.line,
-                    Some(member),
-                    format!("member of group {group} has no role"),
-                );
-                self.held_groups.insert(group.to_string());
-                continue;
-            }
-            for r in roles {
-                let status = match r.status {
-                    Ok(s) => s,
-                    Err(e) => {
-                        self.issue(m.line, Some(member), role_errors[e as usize].clone());
-                        self.held_groups.insert(group.to_string());
-                        continue;
-                    }
-                };
-                let Some(role) = roletype_role[r.roletype as usize] else {
-                    ignored += 1; // roletype 03..08 not mapped
-                    continue;
-                };
-                if !seen[g as usize].insert((m.member, r.roletype)) {
-                    self.issue(
-                        m.line,
-                        Some(member),
-                        format!(
-                            "duplicate member of group {group} with roletype {}",
-                            roletypes[r.roletype as usize]
-                        ),
-                    );
-                    continue;
-                }
-                memberships.push(Membership {
-                    status,
-                    group: group.to_string(),
-                    person: member.to_string(),
-                    role,
-                });
-            }
-        }
-
         Roster {
-            orgs,
-            persons,
-            groups,
-            memberships,
+            orgs: out.orgs,
+            persons: out.persons,
+            groups: out.groups,
+            memberships: out.memberships,
             persons_completeness: kind,
             groups_completeness: if bulk && self.group_index.is_empty() {
                 Completeness::Absent
@@ -730,12 +440,435 @@ impl Builder<'_> {
                 kind
             },
             issues: self.issues,
-            ignored,
+            ignored: out.ignored,
             held_persons: self.held_persons,
             held_groups: self.held_groups,
             exams: Default::default(),
             format: "IMS Enterprise 1.1 XML".into(),
         }
+    }
+
+    /// `properties/type` says delta, or every person and group carries a
+    /// recstatus.
+    fn is_delta(&self) -> bool {
+        self.props.kind.as_deref().is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            ["delta", "event", "incremental", "update"]
+                .iter()
+                .any(|k| t.contains(k))
+        }) || (self.all_recstatus && !(self.persons.is_empty() && self.groups.is_empty()))
+    }
+
+    /// Orgs and classes from the groups; a class whose parent is missing
+    /// from a bulk file is held.
+    fn orgs_and_classes(&mut self, bulk: bool) -> Out {
+        let mut out = Out {
+            is_org: self
+                .groups
+                .iter()
+                .map(|g| (g.id.clone(), g.is_org))
+                .collect(),
+            ..Out::default()
+        };
+        let qualify = self.cfg.qualify_ids;
+        let mut issues = Vec::new();
+        for g in &self.groups {
+            let parent = g.raw.parent.as_ref().and_then(|s| canonical_id(qualify, s));
+            if g.is_org {
+                if g.status != Status::ToBeDeleted {
+                    out.orgs.push(org_of(g, parent));
+                }
+                continue;
+            }
+            let (org, course) = match parent {
+                Some(p) if out.is_org.get(&p) == Some(&true) => (Some(p), None),
+                Some(p) if bulk && !out.is_org.contains_key(&p) && g.status == Status::Active => {
+                    let reason = format!("parent group {p} is not in the file");
+                    issues.push((g.line, g.id.clone(), reason));
+                    continue;
+                }
+                Some(p) => (None, Some(p)),
+                None => (None, None),
+            };
+            out.class_index.insert(g.id.clone(), out.groups.len());
+            out.groups.push(class_of(g, org, course));
+        }
+        for (line, id, reason) in issues {
+            self.issue(line, Some(&id), reason);
+            self.held_groups.insert(id);
+        }
+        out
+    }
+
+    /// The member tables, taken out of `self` (issues are added while
+    /// they are read).
+    fn take_members(&mut self) -> Members {
+        let roletypes = std::mem::take(&mut self.roletypes).names;
+        Members {
+            ids: std::mem::take(&mut self.member_ids),
+            groups: std::mem::take(&mut self.membership_groups),
+            more_roles: std::mem::take(&mut self.more_roles),
+            // the role map once per roletype, not per role
+            roletype_role: roletypes
+                .iter()
+                .map(|t| lookup(&self.cfg.role_map, t))
+                .collect(),
+            roletypes,
+            role_errors: std::mem::take(&mut self.role_errors),
+            other_idtypes: std::mem::take(&mut self.other_idtypes).names,
+        }
+    }
+
+    /// The role of each member id that has no institution role: its first
+    /// active membership role that maps (only computed when needed).
+    fn membership_roles(&self, members: &Members) -> Vec<Option<Role>> {
+        if self.persons.iter().all(|p| p.institution_role.is_some()) {
+            return Vec::new();
+        }
+        let mut role = vec![None; members.ids.len()];
+        for m in self.memberships.iter() {
+            if m.member == NO_ID || m.idtype != IdType::Person || role[m.member as usize].is_some()
+            {
+                continue;
+            }
+            role[m.member as usize] = members
+                .roles_of(m)
+                .filter(|r| r.status == Ok(Status::Active))
+                .find_map(|r| members.roletype_role[r.roletype as usize]);
+        }
+        role
+    }
+
+    /// Persons with their role: the institution role, else the first
+    /// mapped membership role; a bulk person with neither is held.
+    fn persons_with_roles(&mut self, bulk: bool, members: &Members, out: &mut Out) {
+        let membership_role = self.membership_roles(members);
+        out.persons.reserve_exact(self.persons.len());
+        out.member_pos = vec![NO_ID; members.ids.len()];
+        let mut held = Vec::new();
+        for rec in std::mem::take(&mut self.persons).into_iter() {
+            let no = members.ids.find(&rec.person.sourced_id);
+            let role = match rec.institution_role {
+                Some(Some(r)) => Some(r),
+                Some(None) => {
+                    out.ignored += 1; // Administrator, Other, ...: not synced
+                    continue;
+                }
+                None => match no.and_then(|n| membership_role[n as usize]) {
+                    Some(r) => Some(r),
+                    None if !bulk || rec.person.status == Status::ToBeDeleted => None,
+                    None => {
+                        held.push((rec.line, rec.person.sourced_id));
+                        continue;
+                    }
+                },
+            };
+            if let Some(n) = no {
+                out.member_pos[n as usize] = out.persons.len() as u32;
+            }
+            out.persons.push(Person { role, ..rec.person });
+        }
+        for (line, id) in held {
+            self.issue(
+                line,
+                Some(&id),
+                "no institutionrole and no membership role that maps to a sisync role",
+            );
+            self.held_persons.insert(id);
+        }
+    }
+
+    /// Every member read, in document order: class memberships, persons
+    /// placed in orgs, classes given an org.
+    fn memberships_of(&mut self, bulk: bool, members: &Members, out: &mut Out) {
+        out.memberships.reserve_exact(self.memberships.len());
+        let mut facts = GroupFacts::default();
+        for m in std::mem::take(&mut self.memberships).into_iter() {
+            let group = members.groups[m.group as usize].as_str();
+            if m.member == NO_ID {
+                self.hold_group(
+                    m.line,
+                    None,
+                    group,
+                    format!("member of group {group} without sourcedid/id"),
+                );
+                continue;
+            }
+            let member = members.ids.get(m.member);
+            let f = facts.of(
+                m.group,
+                group,
+                &self.group_index,
+                &out.is_org,
+                &mut out.seen,
+            );
+            if bulk && !f.known {
+                self.issue(
+                    m.line,
+                    Some(member),
+                    format!("membership of group {group} which is not in the file"),
+                );
+                continue;
+            }
+            let at = MemberAt {
+                m: &m,
+                member,
+                group,
+                facts: f,
+            };
+            match m.idtype {
+                IdType::Person => self.person_member(bulk, at, members, out),
+                IdType::Group => self.group_member(bulk, at, out),
+                IdType::Other(other) => {
+                    let other = &members.other_idtypes[other as usize];
+                    self.hold_group(
+                        m.line,
+                        Some(member),
+                        group,
+                        format!("member idtype {other:?} is not 1 (person) or 2 (group)"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A group member (`idtype` 2) of an org gives a class without parent
+    /// its org; other group members are ignored.
+    fn group_member(&mut self, bulk: bool, at: MemberAt, out: &mut Out) {
+        let MemberAt {
+            m,
+            member,
+            group,
+            facts: f,
+        } = at;
+        if bulk && !self.group_index.contains_key(member) {
+            self.hold_group(
+                m.line,
+                Some(member),
+                group,
+                format!("member group {member} of group {group} is not in the file"),
+            );
+            return;
+        }
+        match out.class_index.get(member) {
+            Some(&i) if f.is_org && out.groups[i].org.is_none() => {
+                out.groups[i].org = Some(group.to_string());
+            }
+            _ => out.ignored += 1,
+        }
+    }
+
+    /// A person member: of an org, it places the person there; of a class,
+    /// one membership per role.
+    fn person_member(&mut self, bulk: bool, at: MemberAt, members: &Members, out: &mut Out) {
+        let MemberAt {
+            m,
+            member,
+            group,
+            facts: f,
+        } = at;
+        let pos = match out.member_pos[m.member as usize] {
+            NO_ID => None,
+            i => Some(i as usize),
+        };
+        if bulk && pos.is_none() && !self.person_index.contains_key(member) {
+            self.issue(
+                m.line,
+                Some(member),
+                format!("member of group {group} is not a person in the file"),
+            );
+            return;
+        }
+        let no_role = m.roles == 0;
+        if f.is_org {
+            let active = no_role || members.roles_of(m).any(|r| r.status == Ok(Status::Active));
+            if let Some(i) = pos {
+                let orgs = &mut out.persons[i].orgs;
+                if active && !orgs.iter().any(|o| o == group) {
+                    orgs.push(group.to_string());
+                }
+            }
+            return;
+        }
+        if bulk && pos.is_none() {
+            out.ignored += 1; // membership of a person who is not synced
+            return;
+        }
+        if no_role {
+            let reason = format!("member of group {group} has no role");
+            return self.hold_group(m.line, Some(member), group, reason);
+        }
+        for r in members.roles_of(m) {
+            let status = match r.status {
+                Ok(s) => s,
+                Err(e) => {
+                    let reason = members.role_errors[e as usize].clone();
+                    self.hold_group(m.line, Some(member), group, reason);
+                    continue;
+                }
+            };
+            let Some(role) = members.roletype_role[r.roletype as usize] else {
+                out.ignored += 1; // roletype 03..08 not mapped
+                continue;
+            };
+            if !f.seen(out, m.member, r.roletype) {
+                let roletype = &members.roletypes[r.roletype as usize];
+                self.issue(
+                    m.line,
+                    Some(member),
+                    format!("duplicate member of group {group} with roletype {roletype}"),
+                );
+                continue;
+            }
+            out.memberships.push(Membership {
+                status,
+                group: group.to_string(),
+                person: member.to_string(),
+                role,
+            });
+        }
+    }
+
+    /// Report a member and hold its group.
+    fn hold_group(&mut self, line: u64, member: Option<&str>, group: &str, reason: String) {
+        self.issue(line, member, reason);
+        self.held_groups.insert(group.to_string());
+    }
+}
+
+/// The roster taking shape in [`Builder::finish`].
+#[derive(Default)]
+struct Out {
+    orgs: Vec<Org>,
+    persons: Vec<Person>,
+    groups: Vec<Group>,
+    memberships: Vec<Membership>,
+    /// group id → whether it is an org, for every group read
+    is_org: HashMap<String, bool>,
+    /// class id → position in `groups`
+    class_index: HashMap<String, usize>,
+    /// position in `persons` of each member id that is a synced person
+    member_pos: Vec<u32>,
+    /// duplicates by (member, roletype) as numbers, one set per group (the
+    /// set being filled stays in the cache)
+    seen: Vec<FxHashSet<(u32, u32)>>,
+    ignored: usize,
+}
+
+/// The member tables of the builder, by number.
+struct Members {
+    ids: IdTable,
+    /// group id of each `membership` record
+    groups: Vec<String>,
+    more_roles: Vec<RoleRec>,
+    roletypes: Vec<String>,
+    roletype_role: Vec<Option<Role>>,
+    role_errors: Vec<String>,
+    other_idtypes: Vec<String>,
+}
+
+impl Members {
+    fn roles_of(&self, m: &MemberRec) -> impl Iterator<Item = RoleRec> + '_ {
+        let more = m.more as usize..(m.more + m.roles.saturating_sub(1)) as usize;
+        let first = (m.roles > 0).then_some(m.first);
+        first
+            .into_iter()
+            .chain(self.more_roles[more].iter().copied())
+    }
+}
+
+/// A member being placed: its record, its id and its group's id.
+#[derive(Clone, Copy)]
+struct MemberAt<'a> {
+    m: &'a MemberRec,
+    member: &'a str,
+    group: &'a str,
+    facts: Facts,
+}
+
+/// What is known about a member's group.
+#[derive(Clone, Copy)]
+struct Facts {
+    known: bool,
+    is_org: bool,
+    /// The group by number (two records may name the same group).
+    no: u32,
+}
+
+impl Facts {
+    /// Whether (member, roletype) is new in this group.
+    fn seen(self, out: &mut Out, member: u32, roletype: u32) -> bool {
+        out.seen[self.no as usize].insert((member, roletype))
+    }
+}
+
+/// Group facts looked up once per `membership` record, not per member.
+#[derive(Default)]
+struct GroupFacts {
+    numbers: HashMap<String, u32>,
+    last: Option<(u32, Facts)>,
+}
+
+impl GroupFacts {
+    fn of(
+        &mut self,
+        record: u32,
+        group: &str,
+        index: &HashMap<String, (u64, String)>,
+        is_org: &HashMap<String, bool>,
+        seen: &mut Vec<FxHashSet<(u32, u32)>>,
+    ) -> Facts {
+        if let Some((r, f)) = self.last {
+            if r == record {
+                return f;
+            }
+        }
+        let next = self.numbers.len() as u32;
+        let no = *self.numbers.entry(group.to_string()).or_insert(next);
+        if no == next {
+            seen.push(FxHashSet::default());
+        }
+        let f = Facts {
+            known: index.contains_key(group),
+            is_org: is_org.get(group) == Some(&true),
+            no,
+        };
+        self.last = Some((record, f));
+        f
+    }
+}
+
+fn org_of(g: &GroupRec, parent: Option<String>) -> Org {
+    let raw = &g.raw;
+    Org {
+        sourced_id: g.id.clone(),
+        name: raw
+            .long
+            .clone()
+            .or_else(|| raw.short.clone())
+            .or_else(|| raw.org_name.clone())
+            .unwrap_or_default(),
+        identifier: raw.org_id.clone(),
+        kind: raw.typevalue.clone().unwrap_or_default().to_lowercase(),
+        parent,
+    }
+}
+
+fn class_of(g: &GroupRec, org: Option<String>, course: Option<String>) -> Group {
+    let raw = &g.raw;
+    Group {
+        sourced_id: g.id.clone(),
+        status: g.status,
+        title: raw
+            .long
+            .clone()
+            .or_else(|| raw.short.clone())
+            .or_else(|| raw.full.clone())
+            .unwrap_or_else(|| g.id.clone()),
+        code: raw.short.clone(),
+        org,
+        sessions: Vec::new(),
+        course,
     }
 }
 

@@ -45,19 +45,9 @@ pub(super) struct Parser {
     pub(super) path: PathBuf,
     /// How the file is named in messages.
     pub(super) file: String,
-    pub(super) reader: Reader<Counting<std::io::Take<File>>>,
+    pub(super) reader: Reader<Counting<File>>,
     /// Line on which the event being handled starts.
     pub(super) event_line: u64,
-    /// Where the part read starts in the file: byte offset, and the
-    /// newlines before it.
-    pub(super) base_byte: u64,
-    pub(super) base_lines: u64,
-    /// The part starts between two records inside `<enterprise>`.
-    pub(super) mid_document: bool,
-    /// The part ends at a split point: its end is not the document's.
-    pub(super) split_end: bool,
-    /// With `split_end`: the part ended between two records, as it must.
-    pub(super) ended_clean: bool,
 }
 
 /// Element names the parser cares about, as small numbers (paths match
@@ -287,24 +277,13 @@ pub(super) enum Current {
 
 impl Parser {
     pub(super) fn open(path: &Path) -> Result<Parser> {
-        Self::open_part(path, 0, u64::MAX)
-    }
-
-    /// The bytes `start..start + len` of the file (the whole file:
-    /// `0, u64::MAX`).
-    pub(super) fn open_part(path: &Path, start: u64, len: u64) -> Result<Parser> {
-        use std::io::{Seek, SeekFrom};
-        let mut f = File::open(path).with_context(|| {
+        let f = File::open(path).with_context(|| {
             format!(
                 "cannot open IMS Enterprise file {}; check source.path",
                 path.display()
             )
         })?;
-        if start > 0 {
-            f.seek(SeekFrom::Start(start))
-                .with_context(|| format!("cannot read IMS Enterprise file {}", path.display()))?;
-        }
-        let counting = Counting::new(f.take(len), 256 << 10);
+        let counting = Counting::new(f, 256 << 10);
         let mut reader = Reader::from_reader(counting);
         let c = reader.config_mut();
         c.check_end_names = true;
@@ -316,11 +295,6 @@ impl Parser {
             file: path.display().to_string(),
             reader,
             event_line: 1,
-            base_byte: start,
-            base_lines: 0,
-            mid_document: false,
-            split_end: false,
-            ended_clean: false,
         })
     }
 
@@ -331,7 +305,7 @@ impl Parser {
 
     /// Map a quick-xml error to `file:line: what; what to do`.
     pub(super) fn xml_error(&self, e: quick_xml::Error) -> anyhow::Error {
-        let pos = self.base_byte + self.reader.error_position();
+        let pos = self.reader.error_position();
         let line = line_at(&self.path, pos);
         let at = bytes_at(&self.path, pos, 10);
         if at.starts_with(b"<!ENTITY") || at.starts_with(b"<!DOCTYPE") {
@@ -351,23 +325,17 @@ impl Parser {
     pub(super) fn run(&mut self, each: &mut dyn FnMut(u64, Item<'_>) -> bool) -> Result<()> {
         let mut buf = Vec::with_capacity(8 << 10);
         let mut stack: Vec<El> = Vec::with_capacity(16);
-        if self.mid_document {
-            // quick-xml did not see `<enterprise>` open: its end is
-            // checked here instead
-            self.reader.config_mut().allow_unmatched_ends = true;
-            stack.push(El::Enterprise);
-        }
         let mut text = String::new();
         let mut cur = Current::None;
         let mut cur_line = 0u64;
-        let mut seen_root = self.mid_document;
+        let mut seen_root = false;
         // name of the extension child being read (person/extension/*)
         let mut ext_name = String::new();
         let mut member = RawMember::default();
         // the text of the innermost open element is read at its end
         let mut want_text = false;
         loop {
-            self.event_line = self.base_lines + self.reader.get_mut().next_event();
+            self.event_line = self.reader.get_mut().next_event();
             // matched where it was returned, not moved out first
             let ev = self.reader.read_event_into(&mut buf);
             match ev {
@@ -422,16 +390,7 @@ impl Parser {
                         want_text = wants_text(&stack);
                     }
                 }
-                Ok(Event::End(ref e)) => {
-                    if self.mid_document
-                        && stack.len() == 1
-                        && known(local_name(e.name().as_ref())) != El::Enterprise
-                    {
-                        return Err(self.fatal(format!(
-                            "end tag </{}> does not close <enterprise>; fix or re-export the file",
-                            String::from_utf8_lossy(e.name().as_ref())
-                        )));
-                    }
+                Ok(Event::End(_)) => {
                     let Some(name) = stack.pop() else {
                         return Err(self.fatal("unexpected end tag; fix or re-export the file"));
                     };
@@ -503,10 +462,6 @@ impl Parser {
                     }
                 }
                 Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {}
-                Ok(Event::Eof) if self.split_end => {
-                    self.ended_clean = stack == [El::Enterprise] && matches!(cur, Current::None);
-                    return Ok(());
-                }
                 Ok(Event::Eof) => {
                     if !seen_root {
                         return Err(self.fatal(

@@ -57,6 +57,34 @@ pub(crate) fn role_map(cfg: &BTreeMap<String, String>) -> HashMap<String, Role> 
         .collect()
 }
 
+/// Where an id stands: the record it made ([`NONE`] while it made none,
+/// when held) and the last document it was in.
+#[derive(Clone, Copy)]
+struct Slot {
+    at: u32,
+    doc: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// A membership kept as numbers (class, person) until the roster is built:
+/// no strings of its own, 12 bytes.
+#[derive(Clone, Copy)]
+struct Member {
+    group: u32,
+    person: u32,
+    role: Role,
+}
+
+/// A reference to a class not (yet) known, resolved at the end.
+struct Ref {
+    person: u32,
+    group: String,
+    role: Role,
+    line: u64,
+    origin: u32,
+}
+
 /// Builds one roster out of one or more documents.
 pub(crate) struct Builder {
     qualify: bool,
@@ -68,23 +96,36 @@ pub(crate) struct Builder {
     orgs: Vec<Org>,
     org_ids: FxHashSet<String>,
     persons: Vec<Person>,
-    person_at: FxHashMap<String, u32>,
+    /// person id → its person (index in `persons`)
+    person_at: FxHashMap<String, Slot>,
     groups: Vec<Group>,
-    /// class id → (index in `groups`, school that defined it)
-    group_at: FxHashMap<String, (u32, String)>,
-    memberships: Vec<Membership>,
-    /// (class, person) indexes of the memberships made
-    member_seen: FxHashSet<(u32, u32)>,
-    /// person and class ids seen in the current document
-    doc_persons: FxHashSet<String>,
-    doc_groups: FxHashSet<String>,
-    /// references to classes not (yet) known: (person index, class id,
-    /// role, line, origin index), resolved at the end
-    refs: Vec<(u32, String, Role, u64, u32)>,
+    /// class id → its class (index in `groups`)
+    group_at: FxHashMap<String, Slot>,
+    memberships: Vec<Member>,
+    /// Set when a membership may have been made twice (a person in two
+    /// documents, references resolved at the end): checked at the end
+    /// instead of for every membership.
+    maybe_twice: bool,
+    refs: Vec<Ref>,
+    /// Scratch for qualified ids.
+    id_buf: String,
     issues: Vec<SourceIssue>,
     held_persons: HashSet<String>,
     held_groups: HashSet<String>,
     pub records: u64,
+}
+
+/// `key`, or `school:key` when ids are qualified, in `buf` when it must be
+/// made.
+fn qualified<'a>(qualify: bool, school: &str, key: &'a str, buf: &'a mut String) -> &'a str {
+    if !qualify {
+        return key;
+    }
+    buf.clear();
+    buf.push_str(school);
+    buf.push(':');
+    buf.push_str(key);
+    buf
 }
 
 impl Builder {
@@ -101,10 +142,9 @@ impl Builder {
             groups: Vec::new(),
             group_at: FxHashMap::default(),
             memberships: Vec::new(),
-            member_seen: FxHashSet::default(),
-            doc_persons: FxHashSet::default(),
-            doc_groups: FxHashSet::default(),
+            maybe_twice: false,
             refs: Vec::new(),
+            id_buf: String::new(),
             issues: Vec::new(),
             held_persons: HashSet::new(),
             held_groups: HashSet::new(),
@@ -129,8 +169,11 @@ impl Builder {
     /// A new document (or batch) starts; `origin` names it in messages.
     pub fn document(&mut self, origin: &str) {
         self.origins.push(origin.to_string());
-        self.doc_persons.clear();
-        self.doc_groups.clear();
+    }
+
+    /// The current document, by number.
+    fn doc(&self) -> u32 {
+        (self.origins.len() - 1) as u32
     }
 
     fn origin(&self) -> &str {
@@ -151,6 +194,23 @@ impl Builder {
             record_id: id.map(String::from),
             reason: reason.into(),
         });
+    }
+
+    /// Mark `id` as seen in the current document; false when it already
+    /// was (a duplicate). The slot it has (or a new one without record).
+    fn see(map: &mut FxHashMap<String, Slot>, id: &str, doc: u32) -> Option<Slot> {
+        match map.get_mut(id) {
+            Some(s) if s.doc == doc => None,
+            Some(s) => {
+                s.doc = doc;
+                Some(*s)
+            }
+            None => {
+                let s = Slot { at: NONE, doc };
+                map.insert(id.to_string(), s);
+                Some(s)
+            }
+        }
     }
 
     pub fn feed(&mut self, rec: Rec) {
@@ -195,16 +255,21 @@ impl Builder {
             return;
         };
         let id = self.id(key.clone());
-        if !self.doc_groups.insert(id.clone()) {
+        let doc = self.doc();
+        let Some(slot) = Self::see(&mut self.group_at, &id, doc) else {
             self.issue(
                 g.line,
                 Some(&id),
                 "duplicate groep key in one document; the second is skipped",
             );
             return;
-        }
-        if let Some((_, other)) = self.group_at.get(&id) {
-            if *other != self.school {
+        };
+        if slot.at != NONE {
+            let other = self.groups[slot.at as usize]
+                .org
+                .as_deref()
+                .unwrap_or_default();
+            if other != self.school {
                 let msg = format!(
                     "groep key {key} is used by schools {other} and {}; set source.qualify_ids = true",
                     self.school
@@ -219,8 +284,9 @@ impl Builder {
             self.held_groups.insert(id);
             return;
         };
-        self.group_at
-            .insert(id.clone(), (self.groups.len() as u32, self.school.clone()));
+        if let Some(s) = self.group_at.get_mut(&id) {
+            s.at = self.groups.len() as u32;
+        }
         self.groups.push(Group {
             sourced_id: id,
             status: Status::Active,
@@ -232,41 +298,30 @@ impl Builder {
         });
     }
 
-    /// A membership of person `pi` in class `gi`, once.
-    fn member(&mut self, gi: u32, pi: u32, role: Role) {
-        if self.member_seen.insert((gi, pi)) {
-            self.memberships.push(Membership {
-                status: Status::Active,
-                group: self.groups[gi as usize].sourced_id.clone(),
-                person: self.persons[pi as usize].sourced_id.clone(),
-                role,
-            });
-        }
-    }
-
     /// A leerling (`teacher_role` None) or leerkracht.
-    fn person(&mut self, p: RawPerson, teacher_role: Option<Role>) {
+    fn person(&mut self, p: &mut RawPerson, teacher_role: Option<Role>) {
         let what = if teacher_role.is_some() {
             "leerkracht"
         } else {
             "leerling"
         };
-        let Some(key) = p.key else {
+        let Some(key) = p.key.take() else {
             self.issue(p.line, None, format!("{what} without key"));
             return;
         };
         let id = self.id(key);
-        if !self.doc_persons.insert(id.clone()) {
+        let doc = self.doc();
+        let Some(slot) = Self::see(&mut self.person_at, &id, doc) else {
             self.issue(
                 p.line,
                 Some(&id),
                 format!("duplicate {what} key in one document; the second is skipped"),
             );
             return;
-        }
+        };
         let role = teacher_role.unwrap_or(Role::Student);
-        let given = p.roepnaam.or(p.voornamen);
-        let (Some(family), Some(given)) = (p.achternaam, given) else {
+        let given = p.roepnaam.take().or(p.voornamen.take());
+        let (Some(family), Some(given)) = (p.achternaam.take(), given) else {
             self.issue(
                 p.line,
                 Some(&id),
@@ -276,87 +331,110 @@ impl Builder {
             return;
         };
         let mut orgs = vec![self.school.clone()];
-        if let Some(v) = &p.vestiging {
-            orgs.push(format!("{}-{v}", self.school));
+        if !p.vestiging.is_empty() {
+            orgs.push(format!("{}-{}", self.school, p.vestiging));
         }
-        let pi = match self.person_at.get(&id) {
-            Some(&i) => {
-                // seen in an earlier document: the same person
-                let known = &mut self.persons[i as usize];
-                for o in orgs {
-                    if !known.orgs.contains(&o) {
-                        known.orgs.push(o);
+        let pi = if slot.at != NONE {
+            // seen in an earlier document: the same person
+            let i = slot.at;
+            let known = &mut self.persons[i as usize];
+            for o in orgs {
+                if !known.orgs.contains(&o) {
+                    known.orgs.push(o);
+                }
+            }
+            if known.role != Some(role) && role == Role::Student {
+                self.issue(
+                    p.line,
+                    Some(&id),
+                    "the key is both a leerling and a leerkracht; set source.qualify_ids = true or fix the LAS",
+                );
+                self.held_persons.insert(id);
+                return;
+            }
+            self.maybe_twice = true;
+            i
+        } else {
+            let i = self.persons.len() as u32;
+            if let Some(s) = self.person_at.get_mut(&id) {
+                s.at = i;
+            }
+            self.persons.push(Person {
+                sourced_id: id,
+                status: Status::Active,
+                role: Some(role),
+                username: p.gebruikersnaam.take(),
+                identifier: None,
+                given_name: given,
+                middle_name: p.voorvoegsel.take(),
+                family_name: family,
+                email: p.emailadres.take(),
+                eck_id: p.eckid.take(),
+                bsn: p.bsn.take(),
+                orgs,
+                accommodations: Default::default(),
+            });
+            i
+        };
+        self.member_of(p, pi, role);
+    }
+
+    /// The memberships of person `pi` in the classes `p` names, each once.
+    fn member_of(&mut self, p: &RawPerson, pi: u32, role: Role) {
+        let first = self.memberships.len();
+        for key in p.groepen.iter() {
+            let gid = qualified(self.qualify, &self.school, key, &mut self.id_buf);
+            match self.group_at.get(gid) {
+                Some(s) if s.at != NONE => {
+                    let gi = s.at;
+                    // a person names a handful of classes: a scan is cheaper than a set
+                    if !self.memberships[first..].iter().any(|m| m.group == gi) {
+                        self.memberships.push(Member {
+                            group: gi,
+                            person: pi,
+                            role,
+                        });
                     }
                 }
-                if known.role != Some(role) && role == Role::Student {
-                    self.issue(
-                        p.line,
-                        Some(&id),
-                        "the key is both a leerling and a leerkracht; set source.qualify_ids = true or fix the LAS",
-                    );
-                    self.held_persons.insert(id);
-                    return;
+                _ => {
+                    let group = gid.to_string();
+                    self.refs.push(Ref {
+                        person: pi,
+                        group,
+                        role,
+                        line: p.line,
+                        origin: self.doc(),
+                    });
                 }
-                i
-            }
-            None => {
-                let i = self.persons.len() as u32;
-                self.person_at.insert(id.clone(), i);
-                self.persons.push(Person {
-                    sourced_id: id,
-                    status: Status::Active,
-                    role: Some(role),
-                    username: p.gebruikersnaam,
-                    identifier: None,
-                    given_name: given,
-                    middle_name: p.voorvoegsel,
-                    family_name: family,
-                    email: p.emailadres,
-                    eck_id: p.eckid,
-                    bsn: p.bsn,
-                    orgs,
-                    accommodations: Default::default(),
-                });
-                i
-            }
-        };
-        let origin = (self.origins.len() - 1) as u32;
-        for g in p.groepen {
-            let gid = self.id(g);
-            match self.group_at.get(&gid) {
-                Some(&(gi, _)) => self.member(gi, pi, role),
-                None => self.refs.push((pi, gid, role, p.line, origin)),
             }
         }
     }
 
     /// The roster: every document fed, as one bulk snapshot.
     pub fn finish(mut self, format: String) -> Roster {
-        for (pi, group, role, line, origin) in std::mem::take(&mut self.refs) {
-            match self.group_at.get(&group) {
-                Some(&(gi, _)) => self.member(gi, pi, role),
-                None if self.held_groups.contains(&group) => {}
-                None => {
-                    let person = self.persons[pi as usize].sourced_id.clone();
-                    self.issues.push(SourceIssue {
-                        location: format!("{}:{line}", self.origins[origin as usize]),
-                        record_id: Some(person),
-                        reason: format!("groep {group} is not in the groepen"),
-                    });
-                }
-            }
+        self.resolve_refs();
+        if self.maybe_twice {
+            let mut made = FxHashSet::default();
+            self.memberships
+                .retain(|m| made.insert((m.group, m.person)));
         }
-        if !self.held_persons.is_empty() {
-            // a key held in a later document loses what an earlier one gave
-            let held = &self.held_persons;
-            self.persons.retain(|p| !held.contains(&p.sourced_id));
-            self.memberships.retain(|m| !held.contains(&m.person));
-        }
+        self.drop_held_persons();
+        // the model's memberships own their ids: made once, at their final size
+        let memberships = self
+            .memberships
+            .iter()
+            .map(|m| Membership {
+                status: Status::Active,
+                group: self.groups[m.group as usize].sourced_id.clone(),
+                person: self.persons[m.person as usize].sourced_id.clone(),
+                role: m.role,
+            })
+            .collect();
         Roster {
             orgs: self.orgs,
             persons: self.persons,
             groups: self.groups,
-            memberships: self.memberships,
+            memberships,
             persons_completeness: Completeness::Bulk,
             groups_completeness: Completeness::Bulk,
             memberships_completeness: Completeness::Bulk,
@@ -367,6 +445,58 @@ impl Builder {
             format,
             exams: Default::default(),
         }
+    }
+
+    /// References to classes defined after the person: memberships, or
+    /// issues for classes that never came.
+    fn resolve_refs(&mut self) {
+        for r in std::mem::take(&mut self.refs) {
+            match self.group_at.get(&r.group) {
+                Some(s) if s.at != NONE => {
+                    self.maybe_twice = true;
+                    self.memberships.push(Member {
+                        group: s.at,
+                        person: r.person,
+                        role: r.role,
+                    });
+                }
+                _ if self.held_groups.contains(&r.group) => {}
+                _ => {
+                    let person = self.persons[r.person as usize].sourced_id.clone();
+                    self.issues.push(SourceIssue {
+                        location: format!("{}:{}", self.origins[r.origin as usize], r.line),
+                        record_id: Some(person),
+                        reason: format!("groep {} is not in the groepen", r.group),
+                    });
+                }
+            }
+        }
+    }
+
+    /// A key held in a later document loses what an earlier one gave.
+    fn drop_held_persons(&mut self) {
+        if self.held_persons.is_empty() {
+            return;
+        }
+        let held = &self.held_persons;
+        let mut kept = 0u32;
+        let new_at: Vec<u32> = self
+            .persons
+            .iter()
+            .map(|p| {
+                if held.contains(&p.sourced_id) {
+                    NONE
+                } else {
+                    kept += 1;
+                    kept - 1
+                }
+            })
+            .collect();
+        self.persons.retain(|p| !held.contains(&p.sourced_id));
+        self.memberships.retain_mut(|m| {
+            m.person = new_at[m.person as usize];
+            m.person != NONE
+        });
     }
 }
 

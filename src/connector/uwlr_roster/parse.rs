@@ -20,10 +20,12 @@ pub(crate) struct SchoolBlock {
     pub schoolkey: Option<String>,
 }
 
-/// A `leerling` or `leerkracht` as read; fields sisync never needs
-/// (birth date, gender, ethnicity, countries, weights, postcodes, photo
-/// URL, remarks) are not even copied out of the parser's buffer.
-#[derive(Debug, Clone, Default)]
+/// A `leerling` or `leerkracht` as read: scratch space the parser reuses
+/// from person to person (the builder takes the fields it keeps). Fields
+/// sisync never needs (birth date, gender, ethnicity, countries, weights,
+/// postcodes, photo URL, remarks, the leerling's jaargroep) are not even
+/// copied out of the parser's buffer.
+#[derive(Debug, Default)]
 pub(crate) struct RawPerson {
     pub line: u64,
     pub key: Option<String>,
@@ -36,12 +38,62 @@ pub(crate) struct RawPerson {
     pub emailadres: Option<String>,
     /// `bsn` or `sofinummer` (the BSN's predecessor, same number).
     pub bsn: Option<String>,
-    pub jaargroep: Option<String>,
     /// `groep` and `samengestelde_groepen` (leerling), `groepen` (leerkracht).
-    pub groepen: Vec<String>,
-    pub vestiging: Option<String>,
+    pub groepen: Keys,
+    /// The `vestiging` key; empty when absent.
+    pub vestiging: String,
     /// leerkracht `rol` codes.
     pub rollen: Vec<String>,
+}
+
+impl RawPerson {
+    /// Ready for the next person, keeping the buffers.
+    fn reset(&mut self, line: u64) {
+        let mut groepen = std::mem::take(&mut self.groepen);
+        let mut vestiging = std::mem::take(&mut self.vestiging);
+        let mut rollen = std::mem::take(&mut self.rollen);
+        groepen.clear();
+        vestiging.clear();
+        rollen.clear();
+        *self = RawPerson {
+            line,
+            groepen,
+            vestiging,
+            rollen,
+            ..RawPerson::default()
+        };
+    }
+}
+
+/// Keys (group references) kept in one string: no allocation per key.
+#[derive(Debug, Default)]
+pub(crate) struct Keys {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Keys {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Add the key at the end of `text` (pushed there by the caller), if
+    /// it is not empty.
+    fn close(&mut self) {
+        if self.text.len() > self.ends.last().copied().unwrap_or(0) {
+            self.ends.push(self.text.len());
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let k = &self.text[start..end];
+            start = end;
+            k
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,12 +112,13 @@ pub(crate) struct RawVestiging {
     pub naam: Option<String>,
 }
 
-pub(crate) enum Rec {
+/// A record as it ends. A person is lent: the builder takes what it keeps.
+pub(crate) enum Rec<'a> {
     School(SchoolBlock),
     Vestiging(RawVestiging),
     Groep(RawGroep),
-    Leerling(RawPerson),
-    Leerkracht(RawPerson),
+    Leerling(&'a mut RawPerson),
+    Leerkracht(&'a mut RawPerson),
 }
 
 /// What the document (or answer) held.
@@ -196,14 +249,15 @@ fn known(local: &[u8]) -> El {
     }
 }
 
-/// The record being read.
+/// The record being read (a person's fields are in the parser's scratch
+/// [`RawPerson`]).
 enum Cur {
     None,
     School(SchoolBlock),
     Vestiging(RawVestiging),
     Groep(RawGroep),
-    Leerling(RawPerson),
-    Leerkracht(RawPerson),
+    Leerling,
+    Leerkracht,
     Fault(String),
 }
 
@@ -228,6 +282,7 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
     // inside a person's `samengestelde_groepen` / `groepen` (leerkracht)
     let mut in_refs = 0usize;
     let mut text = String::new();
+    let mut person = RawPerson::default();
     let mut answer = Answer::Data;
     let mut line;
     loop {
@@ -266,16 +321,13 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
                                 ..RawGroep::default()
                             }),
                             El::Leerling | El::Leerkracht => {
-                                let p = RawPerson {
-                                    line,
-                                    key: key()?,
-                                    eckid: attr(e, b"eckid").map_err(|w| fatal(line, &w))?,
-                                    ..RawPerson::default()
-                                };
+                                person.reset(line);
+                                person.key = key()?;
+                                person.eckid = attr(e, b"eckid").map_err(|w| fatal(line, &w))?;
                                 if name == El::Leerling {
-                                    Cur::Leerling(p)
+                                    Cur::Leerling
                                 } else {
-                                    Cur::Leerkracht(p)
+                                    Cur::Leerkracht
                                 }
                             }
                             El::GeenWijzigingen => {
@@ -293,20 +345,23 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
                             cur = new;
                             rec_depth = d;
                             if empty {
-                                finish(&mut cur, each, origin)?;
+                                finish(&mut cur, &mut person, each, origin)?;
                             }
                         }
                     }
-                    Cur::Leerling(p) | Cur::Leerkracht(p) => {
+                    Cur::Leerling | Cur::Leerkracht => {
+                        let p = &mut person;
                         if d == rec_depth + 1 {
                             match name {
                                 El::Groep => {
-                                    if let Some(k) = attr(e, b"key").map_err(|w| fatal(line, &w))? {
-                                        p.groepen.push(k);
-                                    }
+                                    attr_into(e, b"key", &mut p.groepen.text)
+                                        .map_err(|w| fatal(line, &w))?;
+                                    p.groepen.close();
                                 }
                                 El::Vestiging => {
-                                    p.vestiging = attr(e, b"key").map_err(|w| fatal(line, &w))?;
+                                    p.vestiging.clear();
+                                    attr_into(e, b"key", &mut p.vestiging)
+                                        .map_err(|w| fatal(line, &w))?;
                                 }
                                 El::SamengesteldeGroepen | El::Groepen if !empty => {
                                     in_refs = d;
@@ -320,9 +375,9 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
                             && d == in_refs + 1
                             && matches!(name, El::Groep | El::SamengesteldeGroep)
                         {
-                            if let Some(k) = attr(e, b"key").map_err(|w| fatal(line, &w))? {
-                                p.groepen.push(k);
-                            }
+                            attr_into(e, b"key", &mut p.groepen.text)
+                                .map_err(|w| fatal(line, &w))?;
+                            p.groepen.close();
                         }
                     }
                     _ => {
@@ -340,7 +395,7 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
                 if depth == field_depth && field != El::Other {
                     let t = text.trim();
                     if !t.is_empty() {
-                        set_field(&mut cur, field, t);
+                        set_field(&mut cur, &mut person, field, t);
                     }
                     field = El::Other;
                 }
@@ -348,7 +403,7 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
                     in_refs = 0;
                 }
                 if depth == rec_depth && !matches!(cur, Cur::None) {
-                    finish(&mut cur, each, origin)?;
+                    finish(&mut cur, &mut person, each, origin)?;
                     rec_depth = 0;
                 }
                 depth = depth.saturating_sub(1);
@@ -412,48 +467,56 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
 /// An attribute by local name, unescaped (predefined entities and
 /// character references only), trimmed; None when absent or empty.
 fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
+    let mut v = String::new();
+    attr_into(e, want, &mut v)?;
+    Ok((!v.is_empty()).then_some(v))
+}
+
+/// [`attr`] appended to `out` (nothing when absent or empty), without an
+/// allocation of its own.
+fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), String> {
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|x| format!("bad attribute ({x}); fix or re-export"))?;
         if local_name(a.key.as_ref()) == want {
             let v = a
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                 .map_err(|x| format!("bad attribute value ({x}); sisync never expands entities"))?;
-            let v = v.trim();
-            return Ok((!v.is_empty()).then(|| v.to_string()));
+            out.push_str(v.trim());
+            return Ok(());
         }
     }
-    Ok(None)
+    Ok(())
 }
 
-fn set_field(cur: &mut Cur, field: El, t: &str) {
-    let v = Some(t.to_string());
+fn set_field(cur: &mut Cur, p: &mut RawPerson, field: El, t: &str) {
+    // allocated only for a field that is kept
+    let v = || Some(t.to_string());
     match cur {
         Cur::School(s) => match field {
-            El::Schooljaar => s.schooljaar = v,
-            El::Brincode => s.brincode = v,
-            El::Dependancecode => s.dependancecode = v,
-            El::Schoolkey => s.schoolkey = v,
+            El::Schooljaar => s.schooljaar = v(),
+            El::Brincode => s.brincode = v(),
+            El::Dependancecode => s.dependancecode = v(),
+            El::Schoolkey => s.schoolkey = v(),
             _ => {}
         },
         Cur::Vestiging(x) => {
             if field == El::Naam {
-                x.naam = v;
+                x.naam = v();
             }
         }
         Cur::Groep(g) => match field {
-            El::Naam => g.naam = v,
-            El::Jaargroep => g.jaargroep = v,
+            El::Naam => g.naam = v(),
+            El::Jaargroep => g.jaargroep = v(),
             _ => {}
         },
-        Cur::Leerling(p) | Cur::Leerkracht(p) => match field {
-            El::Achternaam => p.achternaam = v,
-            El::Voorvoegsel => p.voorvoegsel = v,
-            El::Voornamen => p.voornamen = v,
-            El::Roepnaam => p.roepnaam = v,
-            El::Gebruikersnaam => p.gebruikersnaam = v,
-            El::Emailadres => p.emailadres = v,
-            El::Bsn | El::Sofinummer => p.bsn = v,
-            El::Jaargroep => p.jaargroep = v,
+        Cur::Leerling | Cur::Leerkracht => match field {
+            El::Achternaam => p.achternaam = v(),
+            El::Voorvoegsel => p.voorvoegsel = v(),
+            El::Voornamen => p.voornamen = v(),
+            El::Roepnaam => p.roepnaam = v(),
+            El::Gebruikersnaam => p.gebruikersnaam = v(),
+            El::Emailadres => p.emailadres = v(),
+            El::Bsn | El::Sofinummer => p.bsn = v(),
             El::Rol => p.rollen.push(t.to_string()),
             _ => {}
         },
@@ -466,14 +529,19 @@ fn set_field(cur: &mut Cur, field: El, t: &str) {
     }
 }
 
-fn finish(cur: &mut Cur, each: &mut dyn FnMut(Rec), origin: &str) -> Result<()> {
+fn finish(
+    cur: &mut Cur,
+    person: &mut RawPerson,
+    each: &mut dyn FnMut(Rec),
+    origin: &str,
+) -> Result<()> {
     match std::mem::replace(cur, Cur::None) {
         Cur::None => {}
         Cur::School(s) => each(Rec::School(s)),
         Cur::Vestiging(v) => each(Rec::Vestiging(v)),
         Cur::Groep(g) => each(Rec::Groep(g)),
-        Cur::Leerling(p) => each(Rec::Leerling(p)),
-        Cur::Leerkracht(p) => each(Rec::Leerkracht(p)),
+        Cur::Leerling => each(Rec::Leerling(person)),
+        Cur::Leerkracht => each(Rec::Leerkracht(person)),
         Cur::Fault(s) => {
             return Err(anyhow!("{origin}: SOAP fault: {s}"));
         }

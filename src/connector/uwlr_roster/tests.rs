@@ -105,3 +105,47 @@ fn exceptions_and_unsafe_xml() {
     let e = parse("<EDEX><leerlingen>".as_bytes(), "f.xml", &mut |r| b.feed(r)).unwrap_err();
     assert!(e.to_string().starts_with("f.xml:"), "{e}");
 }
+
+/// Memberships are made once per (class, person) however often they are
+/// named: twice in one record, again in a later batch, or before the class
+/// is defined; a key held in a later batch loses its earlier memberships.
+#[test]
+fn memberships_are_made_once_across_batches_and_late_classes() {
+    let mut b = Builder::new(false, role_map(&Default::default()));
+    b.school("99AA00", "School");
+    let feed = |b: &mut Builder, origin: &str, doc: &str| {
+        b.document(origin);
+        parse(doc.as_bytes(), origin, &mut |r| b.feed(r)).unwrap();
+    };
+    feed(
+        &mut b,
+        "batch1",
+        r#"<EDEX><groepen><groep key="g1"><naam>1A</naam></groep></groepen><leerlingen>
+<leerling key="l1"><achternaam>Berg</achternaam><roepnaam>Jo</roepnaam>
+  <groep key="g1"/><samengestelde_groepen><samengestelde_groep key="g1"/><samengestelde_groep key="s2"/><samengestelde_groep key="s2"/></samengestelde_groepen></leerling>
+<leerling key="l2"><achternaam>Dijk</achternaam><roepnaam>Piet</roepnaam><groep key="g1"/></leerling>
+</leerlingen></EDEX>"#,
+    );
+    feed(
+        &mut b,
+        "batch2",
+        r#"<EDEX><groepen><samengestelde_groep key="s2"><naam>Plus</naam></samengestelde_groep></groepen><leerlingen>
+<leerling key="l1"><achternaam>Berg</achternaam><roepnaam>Jo</roepnaam><groep key="g1"/><samengestelde_groepen><samengestelde_groep key="s2"/></samengestelde_groepen></leerling>
+<leerling key="l2"><roepnaam>Piet</roepnaam></leerling>
+</leerlingen></EDEX>"#,
+    );
+    let r = b.finish("EDEXML".into());
+    let m: Vec<_> = r
+        .memberships
+        .iter()
+        .map(|m| (m.person.as_str(), m.group.as_str()))
+        .collect();
+    assert_eq!(m, vec![("l1", "g1"), ("l1", "s2")]);
+    assert_eq!(r.persons.len(), 1, "l2 is held by its second batch");
+    assert!(r.held_persons.contains("l2"));
+    assert!(
+        r.issues.iter().all(|i| !i.reason.contains("duplicate")),
+        "{:?}",
+        r.issues
+    );
+}
