@@ -166,6 +166,16 @@ pub fn read<R: Read>(
     Ok(report)
 }
 
+impl crate::connector::results::ResultInput for crate::config::results::CsvResults {
+    fn check(&self) -> String {
+        format!(
+            "csv {} (delimiter {:?})",
+            self.path.display(),
+            self.delimiter
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

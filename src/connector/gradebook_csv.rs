@@ -238,6 +238,12 @@ impl GradebookCsv {
     }
 }
 
+impl crate::connector::results::ResultOutput for crate::config::results::GradebookCsv {
+    fn check(&self) -> String {
+        format!("oneroster-csv {}", self.path.display())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,3 +145,40 @@ impl ResultSink for GradebookRest {
             .await
     }
 }
+
+impl crate::connector::results::ResultOutput for crate::config::results::GradebookRest {
+    fn check(&self) -> String {
+        format!(
+            "oneroster-rest {}{} (gradebook 1.2, {} at once)",
+            self.endpoint.base_url,
+            PATH,
+            self.endpoint.concurrency(Self::NEEDS)
+        )
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(async move {
+            let r = async {
+                let http = loaded
+                    .http_client("results.sink", &self.endpoint, Self::NEEDS)?
+                    .with_max_retries(0);
+                let sink = GradebookRest::new(
+                    &self.endpoint.base_url,
+                    http,
+                    &self.category,
+                    self.school.as_deref(),
+                );
+                let started = std::time::Instant::now();
+                let line = sink.ping().await?;
+                Ok(format!(
+                    "{line}, authenticated, {} ms",
+                    started.elapsed().as_millis()
+                ))
+            }
+            .await;
+            crate::connector::results::report("results out", r)
+        })
+    }
+}

@@ -16,6 +16,7 @@ pub mod oneroster_csv;
 pub mod oneroster_rest;
 pub mod platform;
 pub mod qti_results;
+pub mod results;
 pub mod scim;
 pub mod source;
 pub mod uwlr;

@@ -787,6 +787,84 @@ pub fn fit_score(value_type: Option<&str>, d: &Delivery) -> Result<Option<String
     }
 }
 
+impl crate::connector::results::ResultInput for crate::config::results::OkeResultSource {
+    fn check(&self) -> String {
+        format!(
+            "oke {} (flow 3.4, {} exam sittings)",
+            self.endpoint.base_url,
+            self.offerings.len()
+        )
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(async move {
+            let r = async {
+                let http = loaded
+                    .http_client("results.source", &self.endpoint, Self::NEEDS)?
+                    .with_max_retries(0);
+                let started = std::time::Instant::now();
+                let first = self
+                    .offerings
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                let f = crate::connector::oke_results::fetch_offering(
+                    &http,
+                    &self.endpoint.base_url,
+                    first,
+                    10,
+                )
+                .await?;
+                Ok(format!(
+                    "GET {}: OK, authenticated, {} ms",
+                    f.url,
+                    started.elapsed().as_millis()
+                ))
+            }
+            .await;
+            crate::connector::results::report("results in", r)
+        })
+    }
+}
+
+impl crate::connector::results::ResultOutput for crate::config::results::OkeResultSink {
+    fn check(&self) -> String {
+        format!(
+            "oke {} (flow 5: PATCH/PUT associations, {} at once)",
+            self.endpoint.base_url,
+            self.endpoint.concurrency(Self::NEEDS)
+        )
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(async move {
+            let r = async {
+                let http = loaded
+                    .http_client("results.sink", &self.endpoint, Self::NEEDS)?
+                    .with_max_retries(0);
+                let sink = crate::connector::oke_results::OkeSink::new(
+                    &self.endpoint.base_url,
+                    http,
+                    self.page_size,
+                    self.match_window_days,
+                );
+                let started = std::time::Instant::now();
+                let line = sink.ping().await?;
+                Ok(format!(
+                    "{line}, authenticated, {} ms",
+                    started.elapsed().as_millis()
+                ))
+            }
+            .await;
+            crate::connector::results::report("results out", r)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

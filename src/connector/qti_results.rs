@@ -522,5 +522,46 @@ pub async fn list_documents(http: &crate::http::Http, list_url: &str) -> Result<
     Ok(out)
 }
 
+impl crate::connector::results::ResultInput for crate::config::results::QtiFolder {
+    fn check(&self) -> String {
+        format!(
+            "qti-folder {} (QTI 2.1/3.0; files {} after reading)",
+            self.path.display(),
+            match self.after {
+                crate::config::results::AfterRead::Move => "move to done/ or failed/",
+                crate::config::results::AfterRead::Keep => "stay",
+            }
+        )
+    }
+}
+
+impl crate::connector::results::ResultInput for crate::config::results::QtiHttp {
+    fn check(&self) -> String {
+        format!("qti-http {}", self.endpoint.base_url)
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(async move {
+            let r = async {
+                let http = loaded
+                    .http_client("results.source", &self.endpoint, Self::NEEDS)?
+                    .with_max_retries(0);
+                let started = std::time::Instant::now();
+                let docs = list_documents(&http, &self.endpoint.base_url).await?;
+                Ok(format!(
+                    "GET {}: OK, {} documents listed, {} ms",
+                    self.endpoint.base_url,
+                    docs.len(),
+                    started.elapsed().as_millis()
+                ))
+            }
+            .await;
+            crate::connector::results::report("results in", r)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -28,13 +28,7 @@ use anyhow::{Result, anyhow};
 use serde::Serialize;
 
 use crate::config::Loaded;
-use crate::config::results::{
-    AfterRead, GradebookRest as GradebookRestCfg, OkeResultSink, OkeResultSource, QtiHttp,
-    ResultSinkCfg, ResultSourceCfg, Results,
-};
-use crate::config::uwlr_results::UwlrResults as UwlrResultsCfg;
-use crate::connector::gradebook_rest::GradebookRest;
-use crate::connector::qti_results;
+use crate::config::results::{ResultSinkCfg, Results};
 use crate::model::SourceIssue;
 use crate::store::outbox::{IngestCounts, OutboxSummary};
 use crate::store::{RunOutcome, Store};
@@ -239,138 +233,23 @@ pub async fn connect_checks(loaded: &Loaded) -> Vec<(String, Result<String>)> {
     let Some(r) = &loaded.config.results else {
         return out;
     };
-    if let ResultSourceCfg::QtiHttp(h) = &r.source {
-        let res = async {
-            let http = loaded
-                .http_client("results.source", &h.endpoint, QtiHttp::NEEDS)?
-                .with_max_retries(0);
-            let started = std::time::Instant::now();
-            let docs = qti_results::list_documents(&http, &h.endpoint.base_url).await?;
-            Ok(format!(
-                "GET {}: OK, {} documents listed, {} ms",
-                h.endpoint.base_url,
-                docs.len(),
-                started.elapsed().as_millis()
-            ))
-        }
-        .await;
-        out.push(("results in".to_string(), res));
-    }
-    if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
-        let res = async {
-            let http = loaded
-                .http_client("results.sink", &g.endpoint, GradebookRestCfg::NEEDS)?
-                .with_max_retries(0);
-            let sink =
-                GradebookRest::new(&g.endpoint.base_url, http, &g.category, g.school.as_deref());
-            let started = std::time::Instant::now();
-            let line = sink.ping().await?;
-            Ok(format!(
-                "{line}, authenticated, {} ms",
-                started.elapsed().as_millis()
-            ))
-        }
-        .await;
-        out.push(("results out".to_string(), res));
-    }
-    if let ResultSourceCfg::Oke(o) = &r.source {
-        let res = async {
-            let http = loaded
-                .http_client("results.source", &o.endpoint, OkeResultSource::NEEDS)?
-                .with_max_retries(0);
-            let started = std::time::Instant::now();
-            let first = o.offerings.first().map(String::as_str).unwrap_or_default();
-            let f = crate::connector::oke_results::fetch_offering(
-                &http,
-                &o.endpoint.base_url,
-                first,
-                10,
-            )
-            .await?;
-            Ok(format!(
-                "GET {}: OK, authenticated, {} ms",
-                f.url,
-                started.elapsed().as_millis()
-            ))
-        }
-        .await;
-        out.push(("results in".to_string(), res));
-    }
-    if let ResultSinkCfg::Oke(o) = &r.sink {
-        let res = async {
-            let http = loaded
-                .http_client("results.sink", &o.endpoint, OkeResultSink::NEEDS)?
-                .with_max_retries(0);
-            let sink = crate::connector::oke_results::OkeSink::new(
-                &o.endpoint.base_url,
-                http,
-                o.page_size,
-                o.match_window_days,
-            );
-            let started = std::time::Instant::now();
-            let line = sink.ping().await?;
-            Ok(format!(
-                "{line}, authenticated, {} ms",
-                started.elapsed().as_millis()
-            ))
-        }
-        .await;
-        out.push(("results out".to_string(), res));
-    }
-    if let ResultSinkCfg::Uwlr(u) = &r.sink {
-        let res = async {
-            let sink =
-                crate::connector::uwlr_results::UwlrResults::build(loaded, u)?.with_max_retries(0);
-            let started = std::time::Instant::now();
-            let line = sink.ping().await?;
-            Ok(format!("{line}, {} ms", started.elapsed().as_millis()))
-        }
-        .await;
-        out.push(("results out".to_string(), res));
-    }
+    out.extend(
+        crate::connector::results::result_source(&r.source)
+            .test_connection(loaded)
+            .await,
+    );
+    out.extend(
+        crate::connector::results::result_sink(&r.sink)
+            .test_connection(loaded)
+            .await,
+    );
     out
 }
 
 /// One line for `check-config` about the results section.
 pub fn describe(r: &Results) -> (String, String) {
-    let source = match &r.source {
-        ResultSourceCfg::QtiFolder(f) => format!(
-            "qti-folder {} (QTI 2.1/3.0; files {} after reading)",
-            f.path.display(),
-            match f.after {
-                AfterRead::Move => "move to done/ or failed/",
-                AfterRead::Keep => "stay",
-            }
-        ),
-        ResultSourceCfg::Csv(f) => {
-            format!("csv {} (delimiter {:?})", f.path.display(), f.delimiter)
-        }
-        ResultSourceCfg::QtiHttp(h) => format!("qti-http {}", h.endpoint.base_url),
-        ResultSourceCfg::Oke(o) => format!(
-            "oke {} (flow 3.4, {} exam sittings)",
-            o.endpoint.base_url,
-            o.offerings.len()
-        ),
-    };
-    let sink = match &r.sink {
-        ResultSinkCfg::OnerosterRest(g) => format!(
-            "oneroster-rest {}{} (gradebook 1.2, {} at once)",
-            g.endpoint.base_url,
-            crate::connector::gradebook_rest::PATH,
-            g.endpoint.concurrency(GradebookRestCfg::NEEDS)
-        ),
-        ResultSinkCfg::OnerosterCsv(c) => format!("oneroster-csv {}", c.path.display()),
-        ResultSinkCfg::Oke(o) => format!(
-            "oke {} (flow 5: PATCH/PUT associations, {} at once)",
-            o.endpoint.base_url,
-            o.endpoint.concurrency(OkeResultSink::NEEDS)
-        ),
-        ResultSinkCfg::Uwlr(u) => format!(
-            "uwlr {} (UWLR 2.2 BrengLeerresultaten, {} at once)",
-            u.endpoint.base_url,
-            u.endpoint.concurrency(UwlrResultsCfg::NEEDS)
-        ),
-    };
+    let source = crate::connector::results::result_source(&r.source).check();
+    let sink = crate::connector::results::result_sink(&r.sink).check();
     (
         format!("{source} → {sink}"),
         format!(

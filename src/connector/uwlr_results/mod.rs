@@ -345,6 +345,32 @@ impl ResultSink for UwlrResults {
     }
 }
 
+impl crate::connector::results::ResultOutput for crate::config::uwlr_results::UwlrResults {
+    fn check(&self) -> String {
+        format!(
+            "uwlr {} (UWLR 2.2 BrengLeerresultaten, {} at once)",
+            self.endpoint.base_url,
+            self.endpoint.concurrency(Self::NEEDS)
+        )
+    }
+    fn test_connection<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(async move {
+            let r = async {
+                let sink = crate::connector::uwlr_results::UwlrResults::build(loaded, self)?
+                    .with_max_retries(0);
+                let started = std::time::Instant::now();
+                let line = sink.ping().await?;
+                Ok(format!("{line}, {} ms", started.elapsed().as_millis()))
+            }
+            .await;
+            crate::connector::results::report("results out", r)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
