@@ -14,6 +14,7 @@ pub mod oke;
 pub mod oke_results;
 pub mod oneroster_csv;
 pub mod oneroster_rest;
+pub(crate) mod oneroster_vocab;
 pub mod platform;
 pub mod qti_results;
 pub mod results;

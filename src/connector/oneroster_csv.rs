@@ -10,6 +10,8 @@
 mod guard;
 mod input;
 
+use crate::connector::oneroster_vocab::{RoleRule, role_rule, status_of};
+pub(crate) use crate::connector::oneroster_vocab::{parse_accommodation_values, role_map};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -112,26 +114,6 @@ impl OneRosterCsv {
         r.enrollments(&users, &classes, &self.role_map)?;
         Ok(r.roster)
     }
-}
-
-/// OneRoster role names → sisync roles: student, teacher and proctor by
-/// default, plus the configured `role_map`. Shared by the CSV and REST
-/// bindings.
-pub(crate) fn role_map(configured: &BTreeMap<String, String>) -> BTreeMap<String, Role> {
-    let mut map: BTreeMap<String, Role> = [
-        ("student", Role::Student),
-        ("teacher", Role::Teacher),
-        ("proctor", Role::Proctor),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    for (from, to) in configured {
-        if let Some(r) = Role::parse(to) {
-            map.insert(from.to_ascii_lowercase(), r);
-        }
-    }
-    map
 }
 
 /// `manifest.csv`: propertyName,value.
@@ -421,12 +403,7 @@ impl Row<'_> {
 
     /// `status` column: active unless tobedeleted (1.1/1.2) or inactive (1.0).
     fn status(&self) -> Result<Status, String> {
-        match self.get("status").map(|s| s.to_ascii_lowercase()) {
-            None => Ok(Status::Active),
-            Some(s) if s == "active" => Ok(Status::Active),
-            Some(s) if s == "tobedeleted" || s == "inactive" => Ok(Status::ToBeDeleted),
-            Some(s) => Err(format!("status {s:?} is not active or tobedeleted")),
-        }
+        status_of(self.get("status"))
     }
 }
 
@@ -824,18 +801,20 @@ impl Reader<'_> {
                     orgs.retain(|o| o != primary);
                     orgs.insert(0, primary.to_string());
                 }
-                let role = match role {
-                    Some(r) => Some(r),
-                    // a delta update without its roles row: role stays as is
-                    None if role_name.is_empty() && delta => None,
-                    None if role_name.is_empty() && status == Status::Active => {
+                let rule = match role {
+                    Some(r) => RoleRule::Sync(Some(r)),
+                    None => role_rule(role_map, &role_name, status, delta),
+                };
+                let role = match rule {
+                    RoleRule::Sync(role) => role,
+                    RoleRule::Hold => {
                         roster
                             .issues
                             .push(row.issue(Some(id), "user has no role (roles.csv)"));
                         roster.held_persons.insert(id.to_string());
                         return;
                     }
-                    None => {
+                    RoleRule::Ignore => {
                         ignored += 1; // guardians, parents, unmapped staff
                         return;
                     }
@@ -1030,47 +1009,6 @@ fn parse_accommodations(
         (cols.font_scale.as_str(), row.get(&cols.font_scale)),
         (cols.screen_reader.as_str(), row.get(&cols.screen_reader)),
     ])
-}
-
-/// Parse the three accommodation values (extra time, font scale, screen
-/// reader), each given as (name for messages, raw value). Shared by the
-/// sources so that every source accepts and refuses the same values.
-pub(crate) fn parse_accommodation_values(
-    [
-        (extra_name, extra),
-        (font_name, font),
-        (reader_name, reader),
-    ]: [(&str, Option<&str>); 3],
-) -> Result<Accommodations, String> {
-    let mut a = Accommodations::default();
-    if let Some(v) = extra {
-        let n: u32 = v
-            .trim_end_matches('%')
-            .parse()
-            .map_err(|_| format!("{extra_name} {v:?} is not a whole percentage"))?;
-        if n > 300 {
-            return Err(format!("{extra_name} {n} is above 300 %"));
-        }
-        a.extra_time_percent = Some(n);
-    }
-    if let Some(v) = font {
-        let f: f64 = v
-            .replace(',', ".")
-            .parse()
-            .map_err(|_| format!("{font_name} {v:?} is not a number"))?;
-        if !(0.5..=5.0).contains(&f) {
-            return Err(format!("{font_name} {f} is outside 0.5..5.0"));
-        }
-        a.font_scale = Some(f);
-    }
-    if let Some(v) = reader {
-        a.screen_reader = Some(match v.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "ja" => true,
-            "false" | "0" | "no" | "nee" => false,
-            _ => return Err(format!("{reader_name} {v:?} is not true or false")),
-        });
-    }
-    Ok(a)
 }
 
 #[cfg(test)]

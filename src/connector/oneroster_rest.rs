@@ -17,7 +17,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
-use crate::connector::oneroster_csv::{parse_accommodation_values, role_map};
+use crate::connector::oneroster_vocab::{
+    RoleRule, parse_accommodation_values, role_map, role_rule, status_of,
+};
 use crate::http::Http;
 use crate::model::{
     Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
@@ -69,11 +71,7 @@ fn refs(v: &Value, key: &str) -> Vec<String> {
 }
 
 fn status(v: &Value) -> Result<Status, String> {
-    match s(v, "status").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("active") => Ok(Status::Active),
-        Some("tobedeleted") | Some("inactive") => Ok(Status::ToBeDeleted),
-        Some(other) => Err(format!("status {other:?} is not active or tobedeleted")),
-    }
+    status_of(s(v, "status"))
 }
 
 /// A scalar as text (metadata values may be numbers or booleans).
@@ -485,13 +483,10 @@ impl OneRosterRest {
             orgs.retain(|o| o != primary);
             orgs.insert(0, primary.to_string());
         }
-        let role = match self.role_map.get(&role_name) {
-            Some(r) => Some(*r),
-            None if role_name.is_empty() && st == Status::ToBeDeleted => Some(Role::Student),
-            // a delta record may leave out its roles: the role stays as is
-            None if role_name.is_empty() && delta => None,
-            None if role_name.is_empty() => return Err("user has no role".into()),
-            None => return Ok(None),
+        let role = match role_rule(&self.role_map, &role_name, st, delta) {
+            RoleRule::Sync(role) => role,
+            RoleRule::Hold => return Err("user has no role".into()),
+            RoleRule::Ignore => return Ok(None),
         };
         let accommodations = self.accommodations(v)?;
         let given = s(v, "givenName");

@@ -544,6 +544,37 @@ fn disabled_and_tobedeleted_users_are_leaving() {
     assert!(r.persons.iter().all(|p| p.status == Status::ToBeDeleted));
 }
 
+/// One rule with the REST source (`connector::oneroster_vocab::role_rule`):
+/// a leaver whose roles row is gone is still read, to be deactivated with
+/// the role it had; an active user without one is held.
+#[test]
+fn a_leaver_without_a_role_is_read_and_an_active_one_held() {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    write(
+        dir.path(),
+        "users.csv",
+        &format!(
+            "{USERS_12}s1,tobedeleted,,true,a,,Anna,Bakker,,1,,o1,\ns2,,,true,b,,Bram,Visser,,2,,o1,\ns3,,,true,c,,Cas,Smit,,3,,o1,\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "roles.csv",
+        &format!("{ROLES_12}r3,,,s3,primary,student,,,o1,\n"),
+    );
+    let r = read(dir.path());
+    let s1 = r
+        .persons
+        .iter()
+        .find(|p| p.sourced_id == "s1")
+        .expect("the leaver is read");
+    assert_eq!((s1.status, s1.role), (Status::ToBeDeleted, None));
+    assert!(r.persons.iter().all(|p| p.sourced_id != "s2"));
+    assert!(r.held_persons.contains("s2"), "{:?}", r.issues);
+    assert!(r.persons.iter().any(|p| p.sourced_id == "s3"));
+}
+
 #[test]
 fn role_map_brings_in_staff_roles() {
     let dir = tempfile::tempdir().unwrap();
