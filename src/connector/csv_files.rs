@@ -417,6 +417,18 @@ impl FileSink for CsvDrop {
 }
 
 impl crate::connector::platform::PlatformSink for crate::config::CsvDropPlatform {
+    fn writer<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+        _: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
+    ) -> crate::connector::platform::Connecting<'a> {
+        Box::pin(async move {
+            let sink = CsvDrop::new(&self.path, &loaded.config.privacy.fields)
+                .with_formula_guard(self.formula_guard)
+                .with_group_readable(self.group_readable);
+            Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
+        })
+    }
     fn kind(&self) -> &'static str {
         "csv-drop"
     }

@@ -88,6 +88,115 @@ pub trait RecordSink {
     ) -> Result<Written, SinkError>;
 }
 
+/// [`RecordSink`] behind a pointer (`Box<dyn DynRecordSink>`), for the
+/// platform registry; every `RecordSink` is one.
+pub trait DynRecordSink {
+    fn endpoint(&self) -> String;
+    fn create_user<'a>(&'a self, user: &'a PlatformUser) -> LocalFuture<'a, Written>;
+    fn update_user<'a>(
+        &'a self,
+        id: &'a str,
+        user: &'a PlatformUser,
+        changed: &'a [TrackedField],
+    ) -> LocalFuture<'a, Written>;
+    fn deactivate_user<'a>(&'a self, id: &'a str, external_id: &'a str)
+    -> LocalFuture<'a, Written>;
+    fn create_group<'a>(
+        &'a self,
+        group: &'a PlatformGroup,
+        member_ids: &'a [String],
+    ) -> LocalFuture<'a, Written>;
+    fn update_group<'a>(
+        &'a self,
+        id: &'a str,
+        group: &'a PlatformGroup,
+        member_ids: &'a [String],
+        changed: &'a [TrackedField],
+    ) -> LocalFuture<'a, Written>;
+}
+
+/// The boxed answer of a sink write.
+pub type LocalFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SinkError>> + 'a>>;
+
+impl<T: RecordSink> DynRecordSink for T {
+    fn endpoint(&self) -> String {
+        RecordSink::endpoint(self)
+    }
+    fn create_user<'a>(&'a self, user: &'a PlatformUser) -> LocalFuture<'a, Written> {
+        Box::pin(RecordSink::create_user(self, user))
+    }
+    fn update_user<'a>(
+        &'a self,
+        id: &'a str,
+        user: &'a PlatformUser,
+        changed: &'a [TrackedField],
+    ) -> LocalFuture<'a, Written> {
+        Box::pin(RecordSink::update_user(self, id, user, changed))
+    }
+    fn deactivate_user<'a>(
+        &'a self,
+        id: &'a str,
+        external_id: &'a str,
+    ) -> LocalFuture<'a, Written> {
+        Box::pin(RecordSink::deactivate_user(self, id, external_id))
+    }
+    fn create_group<'a>(
+        &'a self,
+        group: &'a PlatformGroup,
+        member_ids: &'a [String],
+    ) -> LocalFuture<'a, Written> {
+        Box::pin(RecordSink::create_group(self, group, member_ids))
+    }
+    fn update_group<'a>(
+        &'a self,
+        id: &'a str,
+        group: &'a PlatformGroup,
+        member_ids: &'a [String],
+        changed: &'a [TrackedField],
+    ) -> LocalFuture<'a, Written> {
+        Box::pin(RecordSink::update_group(
+            self, id, group, member_ids, changed,
+        ))
+    }
+}
+
+impl RecordSink for dyn DynRecordSink + '_ {
+    fn endpoint(&self) -> String {
+        DynRecordSink::endpoint(self)
+    }
+    async fn create_user(&self, user: &PlatformUser) -> Result<Written, SinkError> {
+        DynRecordSink::create_user(self, user).await
+    }
+    async fn update_user(
+        &self,
+        id: &str,
+        user: &PlatformUser,
+        changed: &[TrackedField],
+    ) -> Result<Written, SinkError> {
+        DynRecordSink::update_user(self, id, user, changed).await
+    }
+    async fn deactivate_user(&self, id: &str, external_id: &str) -> Result<Written, SinkError> {
+        DynRecordSink::deactivate_user(self, id, external_id).await
+    }
+    async fn create_group(
+        &self,
+        group: &PlatformGroup,
+        member_ids: &[String],
+    ) -> Result<Written, SinkError> {
+        DynRecordSink::create_group(self, group, member_ids).await
+    }
+    async fn update_group(
+        &self,
+        id: &str,
+        group: &PlatformGroup,
+        member_ids: &[String],
+        changed: &[TrackedField],
+    ) -> Result<Written, SinkError> {
+        DynRecordSink::update_group(self, id, group, member_ids, changed).await
+    }
+}
+
 /// One file-drop delivery: the records changed in a run.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeSet<'a> {
@@ -115,6 +224,51 @@ pub trait ExamSink {
     async fn put_registration(&self, r: &PlatformRegistration) -> Result<Written, SinkError>;
     /// Mark the registration canceled.
     async fn cancel_registration(&self, id: &str) -> Result<Written, SinkError>;
+}
+
+/// [`ExamSink`] behind a pointer, for the platform registry.
+pub trait DynExamSink {
+    fn endpoint(&self) -> String;
+    fn put_offering<'a>(&'a self, o: &'a PlatformOffering) -> LocalFuture<'a, Written>;
+    fn cancel_offering<'a>(&'a self, id: &'a str) -> LocalFuture<'a, Written>;
+    fn put_registration<'a>(&'a self, r: &'a PlatformRegistration) -> LocalFuture<'a, Written>;
+    fn cancel_registration<'a>(&'a self, id: &'a str) -> LocalFuture<'a, Written>;
+}
+
+impl<T: ExamSink> DynExamSink for T {
+    fn endpoint(&self) -> String {
+        ExamSink::endpoint(self)
+    }
+    fn put_offering<'a>(&'a self, o: &'a PlatformOffering) -> LocalFuture<'a, Written> {
+        Box::pin(ExamSink::put_offering(self, o))
+    }
+    fn cancel_offering<'a>(&'a self, id: &'a str) -> LocalFuture<'a, Written> {
+        Box::pin(ExamSink::cancel_offering(self, id))
+    }
+    fn put_registration<'a>(&'a self, r: &'a PlatformRegistration) -> LocalFuture<'a, Written> {
+        Box::pin(ExamSink::put_registration(self, r))
+    }
+    fn cancel_registration<'a>(&'a self, id: &'a str) -> LocalFuture<'a, Written> {
+        Box::pin(ExamSink::cancel_registration(self, id))
+    }
+}
+
+impl ExamSink for dyn DynExamSink + '_ {
+    fn endpoint(&self) -> String {
+        DynExamSink::endpoint(self)
+    }
+    async fn put_offering(&self, o: &PlatformOffering) -> Result<Written, SinkError> {
+        DynExamSink::put_offering(self, o).await
+    }
+    async fn cancel_offering(&self, id: &str) -> Result<Written, SinkError> {
+        DynExamSink::cancel_offering(self, id).await
+    }
+    async fn put_registration(&self, r: &PlatformRegistration) -> Result<Written, SinkError> {
+        DynExamSink::put_registration(self, r).await
+    }
+    async fn cancel_registration(&self, id: &str) -> Result<Written, SinkError> {
+        DynExamSink::cancel_registration(self, id).await
+    }
 }
 
 /// A platform that takes whole files (csv-drop).

@@ -7,7 +7,31 @@
 //! builds them in `sync::apply_plan`.
 
 use crate::config::{Loaded, Platform};
+use crate::connector::edexml_drop::Snapshot;
 use crate::connector::source::{BoxFuture, ConnectionReport};
+use crate::connector::{DynExamSink, DynRecordSink, FileSink};
+
+/// A platform connected for one run, in the shape its writes take.
+pub enum Writer<'a> {
+    /// One record at a time (SCIM), `concurrency` in flight; a run stops
+    /// after `max_consecutive_failures` failed writes in a row.
+    Records {
+        sink: Box<dyn DynRecordSink + 'a>,
+        concurrency: usize,
+        max_consecutive_failures: usize,
+    },
+    /// One delivery of files per run (csv-drop, edexml-drop).
+    Files(Box<dyn FileSink + 'a>),
+    /// Exam sittings and registrations one at a time (OKE).
+    Exams {
+        sink: Box<dyn DynExamSink + 'a>,
+        max_consecutive_failures: usize,
+    },
+}
+
+/// The boxed, connected writer of a run.
+pub type Connecting<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Writer<'a>>> + 'a>>;
 
 /// How exam planning reaches the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +62,15 @@ pub trait PlatformSink: Sync {
     fn wants_whole_roster(&self) -> bool {
         false
     }
+    /// Connect for a run with changes: secrets and TLS files are read now,
+    /// capabilities checked before the first write. `whole` is the whole
+    /// roster for a platform that [`wants_whole_roster`](Self::wants_whole_roster)
+    /// (`None` for a held plan, which carries only changes).
+    fn writer<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        whole: Option<Result<Snapshot, String>>,
+    ) -> Connecting<'a>;
     /// `check-config --connect`: one authenticated request.
     fn test_connection<'a>(&'a self, _loaded: &'a Loaded) -> BoxFuture<'a, ConnectionReport> {
         Box::pin(async { Vec::new() })

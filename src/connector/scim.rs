@@ -977,6 +977,43 @@ impl crate::config::Field {
 }
 
 impl crate::connector::platform::PlatformSink for crate::config::ScimPlatform {
+    fn writer<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+        _: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
+    ) -> crate::connector::platform::Connecting<'a> {
+        use anyhow::Context as _;
+        Box::pin(async move {
+            let fields = &loaded.config.privacy.fields;
+            let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+            let sink = ScimSink::connect(&self.endpoint.base_url, http)
+                .await
+                .with_context(
+                    || "cannot reach the SCIM platform; check platform.base_url and the token",
+                )?
+                .with_shape(Shape {
+                    personal_needs: fields.contains(&crate::config::Field::PersonalNeeds),
+                    ..self.shape()
+                });
+            // refused before the first write: never a silent loss
+            let missing = sink
+                .capabilities()
+                .missing(&self.shape(), &crate::config::Field::scim_needs(fields));
+            if !missing.is_empty() {
+                anyhow::bail!(
+                    "the platform at {} cannot store what privacy.fields sends; nothing was written:\n  {}",
+                    self.endpoint.base_url,
+                    missing.join("\n  ")
+                );
+            }
+            tracing::info!(patch = sink.uses_patch(), "connected to SCIM platform");
+            Ok(crate::connector::platform::Writer::Records {
+                sink: Box::new(sink),
+                concurrency: self.endpoint.concurrency(Self::NEEDS),
+                max_consecutive_failures: self.max_consecutive_failures,
+            })
+        })
+    }
     fn kind(&self) -> &'static str {
         "scim"
     }

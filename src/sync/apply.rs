@@ -286,7 +286,7 @@ fn already_gone(e: &SinkError) -> Result<Written, SinkError> {
     })
 }
 
-async fn user_op<'a, S: RecordSink>(sink: &S, c: &'a UserChange) -> Op<'a, UserChange> {
+async fn user_op<'a, S: RecordSink + ?Sized>(sink: &S, c: &'a UserChange) -> Op<'a, UserChange> {
     let res = match (c.action, &c.platform_id, &c.user) {
         (Action::Deactivate, Some(id), _) => match sink.deactivate_user(id, &c.external_id).await {
             Err(e) if e.status == Some(404) => already_gone(&e),
@@ -319,7 +319,7 @@ async fn user_op<'a, S: RecordSink>(sink: &S, c: &'a UserChange) -> Op<'a, UserC
     (c, res, false)
 }
 
-async fn group_op<'a, S: RecordSink>(
+async fn group_op<'a, S: RecordSink + ?Sized>(
     sink: &S,
     c: &'a GroupChange,
     pids: &[String],
@@ -612,7 +612,7 @@ where
 }
 
 /// Apply a plan to a record-at-a-time sink (SCIM).
-pub async fn apply_records<S: RecordSink>(
+pub async fn apply_records<S: RecordSink + ?Sized>(
     sink: &S,
     plan: &Plan,
     state: &State,
@@ -706,7 +706,7 @@ pub async fn apply_records<S: RecordSink>(
 }
 
 /// Apply a plan to a file sink (csv-drop): one delivery, one transaction.
-pub fn apply_files<S: FileSink>(
+pub fn apply_files<S: FileSink + ?Sized>(
     sink: &S,
     plan: &Plan,
     store: &mut Store,

@@ -33,7 +33,7 @@ fn already_gone(r: Result<Written, SinkError>) -> Result<Written, SinkError> {
 /// Send the exam part of `plan` to `sink`, adding to `out`. Stops (and
 /// says why in `out.stopped`) when the state volume is full or after
 /// `max_consecutive_failures` writes in a row got no answer.
-pub async fn apply_exams<S: ExamSink>(
+pub async fn apply_exams<S: ExamSink + ?Sized>(
     sink: &S,
     plan: &Plan,
     store: &mut Store,

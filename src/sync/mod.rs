@@ -15,13 +15,11 @@ pub mod safety;
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::oke::OkePlatform as OkePlatformCfg;
-use crate::config::{Loaded, Platform, ScimPlatform};
-use crate::connector::csv_files::CsvDrop;
-use crate::connector::scim::ScimSink;
+use crate::config::{Loaded, Platform};
+use crate::connector::platform::Writer;
 use crate::model::{Roster, SourceIssue};
 use crate::privacy::policy::Policy;
 use crate::store::{RunOutcome, Store};
@@ -445,103 +443,36 @@ async fn apply_plan(
     ctx: &Context<'_>,
     snapshot: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
 ) -> Result<(Outcome, Option<PathBuf>)> {
-    let cfg = &loaded.config;
-    match &cfg.platform {
-        Platform::EdexmlDrop(p) => {
-            if plan.is_empty() {
-                return Ok((Outcome::from_plan(plan), None));
-            }
-            let snapshot = match snapshot {
-                Some(Ok(s)) => s,
-                Some(Err(why)) => anyhow::bail!(
-                    "edexml-drop into {}: {why}; nothing was delivered",
-                    p.path.display()
-                ),
-                None => anyhow::bail!(
-                    "edexml-drop into {}: a held plan carries only changes, and an EDEXML file must name everyone; nothing was delivered. Check the plan with `sisync plan show`, then run `sisync sync roster --allow-mass-changes`",
-                    p.path.display()
-                ),
-            };
-            let (brincode, dependancecode) = p.school(&cfg.institution.brin);
-            let school = crate::connector::edexml_drop::School {
-                schooljaar: p.school_year(today()),
-                brincode,
-                dependancecode,
-                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            };
-            let sink = crate::connector::edexml_drop::EdexmlDrop::new(
-                &p.path,
-                &cfg.privacy.fields,
-                school,
-                snapshot,
-            )
-            .with_group_readable(p.group_readable);
-            apply::apply_files(&sink, plan, store, ctx)
-        }
-        Platform::CsvDrop(p) => {
-            let sink = CsvDrop::new(&p.path, &cfg.privacy.fields)
-                .with_formula_guard(p.formula_guard)
-                .with_group_readable(p.group_readable);
-            apply::apply_files(&sink, plan, store, ctx)
-        }
-        Platform::Oke(p) => {
-            let mut out = Outcome::from_plan(plan);
-            if plan.is_empty() {
-                return Ok((out, None));
-            }
-            let http = loaded.http_client("platform", &p.endpoint, OkePlatformCfg::NEEDS)?;
-            let sink = crate::connector::oke::platform::OkePlatform::new(p, http);
-            apply_exams::apply_exams(
-                &sink,
-                plan,
-                store,
-                ctx,
-                p.max_consecutive_failures,
-                &mut out,
-            )
-            .await?;
-            Ok((out, None))
-        }
-        Platform::Scim(p) => {
-            if plan.is_empty() {
-                return Ok((Outcome::from_plan(plan), None));
-            }
-            let http = loaded.http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?;
-            let sink = ScimSink::connect(&p.endpoint.base_url, http)
-                .await
-                .with_context(
-                    || "cannot reach the SCIM platform; check platform.base_url and the token",
-                )?
-                .with_shape(crate::connector::scim::Shape {
-                    personal_needs: cfg
-                        .privacy
-                        .fields
-                        .contains(&crate::config::Field::PersonalNeeds),
-                    ..p.shape()
-                });
-            // refused before the first write: never a silent loss
-            let missing = sink.capabilities().missing(
-                &p.shape(),
-                &crate::config::Field::scim_needs(&cfg.privacy.fields),
-            );
-            if !missing.is_empty() {
-                anyhow::bail!(
-                    "the platform at {} cannot store what privacy.fields sends; nothing was written:\n  {}",
-                    p.endpoint.base_url,
-                    missing.join("\n  ")
-                );
-            }
-            tracing::info!(patch = sink.uses_patch(), "connected to SCIM platform");
+    if plan.is_empty() {
+        return Ok((Outcome::from_plan(plan), None));
+    }
+    let platform = crate::connector::platform::platform_sink(&loaded.config.platform);
+    match platform.writer(loaded, snapshot).await? {
+        Writer::Files(sink) => apply::apply_files(&*sink, plan, store, ctx),
+        Writer::Records {
+            sink,
+            concurrency,
+            max_consecutive_failures,
+        } => {
             let out = apply::apply_records(
-                &sink,
+                &*sink,
                 plan,
                 state,
                 store,
                 ctx,
-                p.endpoint.concurrency(ScimPlatform::NEEDS),
-                p.max_consecutive_failures,
+                concurrency,
+                max_consecutive_failures,
             )
             .await?;
+            Ok((out, None))
+        }
+        Writer::Exams {
+            sink,
+            max_consecutive_failures,
+        } => {
+            let mut out = Outcome::from_plan(plan);
+            apply_exams::apply_exams(&*sink, plan, store, ctx, max_consecutive_failures, &mut out)
+                .await?;
             Ok((out, None))
         }
     }

@@ -214,6 +214,36 @@ impl FileSink for EdexmlDrop {
 }
 
 impl crate::connector::platform::PlatformSink for crate::config::edexml_drop::EdexmlDropPlatform {
+    fn writer<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+        whole: Option<Result<Snapshot, String>>,
+    ) -> crate::connector::platform::Connecting<'a> {
+        Box::pin(async move {
+            let snapshot = match whole {
+                Some(Ok(s)) => s,
+                Some(Err(why)) => anyhow::bail!(
+                    "edexml-drop into {}: {why}; nothing was delivered",
+                    self.path.display()
+                ),
+                None => anyhow::bail!(
+                    "edexml-drop into {}: a held plan carries only changes, and an EDEXML file must name everyone; nothing was delivered. Check the plan with `sisync plan show`, then run `sisync sync roster --allow-mass-changes`",
+                    self.path.display()
+                ),
+            };
+            let cfg = &loaded.config;
+            let (brincode, dependancecode) = self.school(&cfg.institution.brin);
+            let school = School {
+                schooljaar: self.school_year(crate::clock::today()),
+                brincode,
+                dependancecode,
+                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            };
+            let sink = EdexmlDrop::new(&self.path, &cfg.privacy.fields, school, snapshot)
+                .with_group_readable(self.group_readable);
+            Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
+        })
+    }
     fn kind(&self) -> &'static str {
         "edexml-drop"
     }

@@ -378,6 +378,19 @@ impl ExamSink for OkePlatform {
 }
 
 impl crate::connector::platform::PlatformSink for crate::config::oke::OkePlatform {
+    fn writer<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+        _: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
+    ) -> crate::connector::platform::Connecting<'a> {
+        Box::pin(async move {
+            let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+            Ok(crate::connector::platform::Writer::Exams {
+                sink: Box::new(OkePlatform::new(self, http)),
+                max_consecutive_failures: self.max_consecutive_failures,
+            })
+        })
+    }
     fn kind(&self) -> &'static str {
         "oke"
     }
