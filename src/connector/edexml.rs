@@ -119,29 +119,4 @@ impl Edexml {
     }
 }
 
-impl super::source::RosterSource for EdexmlSource {
-    fn kind(&self) -> &'static str {
-        "edexml"
-    }
-    fn check(&self) -> Result<String> {
-        let what = Edexml::new(self).probe()?;
-        Ok(format!("edexml {} ({what})", self.path.display()))
-    }
-    fn register_line(&self) -> String {
-        format!("EDEXML 2.1 file {}", self.path.display())
-    }
-    fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind(), "path": self.path})
-    }
-    fn file(&self) -> Option<&std::path::Path> {
-        Some(&self.path)
-    }
-    fn read(
-        &self,
-        _: &crate::config::Loaded,
-        _: Option<&str>,
-        progress: &dyn Fn(u64),
-    ) -> Result<Roster> {
-        Edexml::new(self).read(progress)
-    }
-}
+super::source::file_roster_source!(EdexmlSource, Edexml, "edexml", "EDEXML 2.1 file");

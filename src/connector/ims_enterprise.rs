@@ -103,32 +103,12 @@ mod builder;
 mod parser;
 mod records;
 mod tables;
-impl super::source::RosterSource for ImsEnterpriseSource {
-    fn kind(&self) -> &'static str {
-        "ims-enterprise"
-    }
-    fn check(&self) -> Result<String> {
-        let what = ImsEnterprise::new(self).probe()?;
-        Ok(format!("ims-enterprise {} ({what})", self.path.display()))
-    }
-    fn register_line(&self) -> String {
-        format!("IMS Enterprise XML file {}", self.path.display())
-    }
-    fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind(), "path": self.path})
-    }
-    fn file(&self) -> Option<&std::path::Path> {
-        Some(&self.path)
-    }
-    fn read(
-        &self,
-        _: &crate::config::Loaded,
-        _: Option<&str>,
-        progress: &dyn Fn(u64),
-    ) -> Result<Roster> {
-        ImsEnterprise::new(self).read(progress)
-    }
-}
+super::source::file_roster_source!(
+    ImsEnterpriseSource,
+    ImsEnterprise,
+    "ims-enterprise",
+    "IMS Enterprise XML file"
+);
 
 #[cfg(test)]
 mod tests;

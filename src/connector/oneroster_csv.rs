@@ -1013,32 +1013,12 @@ fn parse_accommodations(
 
 #[cfg(test)]
 mod fuzz;
-impl super::source::RosterSource for OneRosterCsvSource {
-    fn kind(&self) -> &'static str {
-        "oneroster-csv"
-    }
-    fn check(&self) -> Result<String> {
-        let what = OneRosterCsv::new(self).probe()?;
-        Ok(format!("oneroster-csv {} ({what})", self.path.display()))
-    }
-    fn register_line(&self) -> String {
-        format!("OneRoster CSV export at {}", self.path.display())
-    }
-    fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind(), "path": self.path})
-    }
-    fn file(&self) -> Option<&std::path::Path> {
-        Some(&self.path)
-    }
-    fn read(
-        &self,
-        _: &crate::config::Loaded,
-        _: Option<&str>,
-        progress: &dyn Fn(u64),
-    ) -> Result<Roster> {
-        OneRosterCsv::new(self).read(progress)
-    }
-}
+super::source::file_roster_source!(
+    OneRosterCsvSource,
+    OneRosterCsv,
+    "oneroster-csv",
+    "OneRoster CSV export at"
+);
 
 #[cfg(test)]
 mod tests;

@@ -66,3 +66,38 @@ pub fn roster_source(source: &Source) -> &dyn RosterSource {
         Source::Oke(c) => c,
     }
 }
+
+/// The contract of a roster read from one file or folder (`path`), whose
+/// reader has `new(&config)`, `probe()` and `read(progress)`: the same for
+/// every file source, so written once.
+macro_rules! file_roster_source {
+    ($cfg:ty, $reader:ty, $kind:literal, $what:literal) => {
+        impl $crate::connector::source::RosterSource for $cfg {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+            fn check(&self) -> anyhow::Result<String> {
+                let what = <$reader>::new(self).probe()?;
+                Ok(format!("{} {} ({what})", $kind, self.path.display()))
+            }
+            fn register_line(&self) -> String {
+                format!("{} {}", $what, self.path.display())
+            }
+            fn status_json(&self) -> serde_json::Value {
+                serde_json::json!({"kind": $kind, "path": self.path})
+            }
+            fn file(&self) -> Option<&std::path::Path> {
+                Some(&self.path)
+            }
+            fn read(
+                &self,
+                _: &$crate::config::Loaded,
+                _: Option<&str>,
+                progress: &dyn Fn(u64),
+            ) -> anyhow::Result<$crate::model::Roster> {
+                <$reader>::new(self).read(progress)
+            }
+        }
+    };
+}
+pub(crate) use file_roster_source;
