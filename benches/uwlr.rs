@@ -20,7 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use sisync::connector::uwlr::roster_from_answer;
+use sisync::connector::source::uwlr::roster_from_answer;
 
 const GIVEN: &[&str] = &[
     "Zoë", "Emre", "Anaïs", "Søren", "Lotte", "Aylin", "Jesse", "Noah",

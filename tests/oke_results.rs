@@ -16,7 +16,7 @@ use std::time::Duration;
 use fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, Fault, uuid};
 use serde_json::{Value, json};
 use sisync::config::Loaded;
-use sisync::connector::oke_results::attempt_association_id;
+use sisync::connector::results::sink::oke::attempt_association_id;
 use sisync::store::Store;
 use sisync::sync::Quiet;
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};

@@ -1,4 +1,4 @@
-//! Fuzzing the QTI results reader (`connector::qti_results`) with proptest:
+//! Fuzzing the QTI results reader (`connector::results::source::qti`) with proptest:
 //! whatever the bytes, it never panics, its memory does not grow with the
 //! input (streaming, values capped), and every result in a document is
 //! either read or reported as a skipped record.
@@ -8,7 +8,9 @@ use std::cell::Cell;
 use std::io::Read;
 
 use proptest::prelude::*;
-use sisync::connector::qti_results::{self, MAX_VALUE, QtiOptions, ReadReport};
+use sisync::connector::results::source::qti::{
+    self as qti_results, MAX_VALUE, QtiOptions, ReadReport,
+};
 use sisync::model::ExamResult;
 
 /// Counts this thread's live heap bytes and their peak.

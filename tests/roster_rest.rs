@@ -16,7 +16,7 @@ use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
 use serde_json::{Value, json};
 use sisync::config::OneRosterCsvSource;
-use sisync::connector::oneroster_csv::OneRosterCsv;
+use sisync::connector::source::oneroster::csv::OneRosterCsv;
 use sisync::model::Status;
 use sisync::sync::RosterOptions;
 

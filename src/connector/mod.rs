@@ -2,27 +2,12 @@
 //! canonical types of [`crate::model`] and [`crate::privacy::policy`].
 //! They know nothing of planning, state or audit.
 
-pub mod csv_files;
 pub mod csv_guard;
-pub mod csv_results;
-pub mod edexml;
-pub mod edexml_drop;
-pub mod gradebook_csv;
-pub mod gradebook_rest;
-pub mod ims_enterprise;
+pub(crate) mod drop_folder;
 pub mod oke;
-pub mod oke_results;
-pub mod oneroster_csv;
-pub mod oneroster_rest;
-pub(crate) mod oneroster_vocab;
 pub mod platform;
-pub mod qti_results;
 pub mod results;
-pub mod scim;
 pub mod source;
-pub mod uwlr;
-pub mod uwlr_results;
-pub(crate) mod uwlr_roster;
 pub(crate) use crate::xml_input;
 
 use crate::model::TrackedField;

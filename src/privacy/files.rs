@@ -258,7 +258,7 @@ fn scrub(
     }
     let rewritten = match format {
         Format::Qti => without_qti_results(&bytes, ids),
-        Format::Edexml => crate::connector::edexml_drop::without_persons(&bytes, ids),
+        Format::Edexml => crate::connector::platform::edexml_drop::without_persons(&bytes, ids),
         Format::Csv {
             delimiter,
             candidate,

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::connector::scim::SENT_GROUP_FIELDS;
+use crate::connector::platform::scim::SENT_GROUP_FIELDS;
 use crate::connector::{ChangeSet, FileSink, RecordSink, SinkError, Written};
 use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;

@@ -251,7 +251,7 @@ async fn roster_run(
     // edexml-drop writes the whole roster, not only what changed
     let snapshot = crate::connector::platform::platform_sink(&cfg.platform)
         .wants_whole_roster()
-        .then(|| crate::connector::edexml_drop::Snapshot::of(&minimised));
+        .then(|| crate::connector::platform::edexml_drop::Snapshot::of(&minimised));
     let plan = plan::plan(minimised, &state, opts.full);
     issues.extend(plan.issues.iter().cloned());
     let mut report = RosterReport {
@@ -360,7 +360,7 @@ async fn execute(
     run_id: i64,
     actor: &str,
     progress: &dyn Progress,
-    snapshot: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
+    snapshot: Option<Result<crate::connector::platform::edexml_drop::Snapshot, String>>,
 ) -> Result<RosterReport> {
     if !report.plan.is_empty() {
         store.ensure_room(loaded.config.state.min_free_mb)?;
@@ -441,7 +441,7 @@ async fn apply_plan(
     state: &State,
     store: &mut Store,
     ctx: &Context<'_>,
-    snapshot: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
+    snapshot: Option<Result<crate::connector::platform::edexml_drop::Snapshot, String>>,
 ) -> Result<(Outcome, Option<PathBuf>)> {
     if plan.is_empty() {
         return Ok((Outcome::from_plan(plan), None));

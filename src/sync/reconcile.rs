@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 
 use crate::config::{Loaded, Platform, ScimPlatform};
 use crate::connector::PlatformSnapshot;
-use crate::connector::scim::ScimSink;
+use crate::connector::platform::scim::ScimSink;
 use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
 use crate::store::{RecordKind, RecordState, RunOutcome, Store};

@@ -10,8 +10,7 @@
 //! object or a list) and strict where sisync depends on a value (ids,
 //! states, roles): a record that fails is reported with its URL and id.
 
-pub mod platform;
-pub mod source;
+pub mod results_wire;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};

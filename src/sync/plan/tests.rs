@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::*;
 use crate::config::{OneRosterCsvSource, Privacy, UserNameFrom};
-use crate::connector::oneroster_csv::OneRosterCsv;
+use crate::connector::source::oneroster::csv::OneRosterCsv;
 use crate::model::Roster;
 use crate::privacy::policy::Policy;
 

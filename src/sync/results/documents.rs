@@ -19,8 +19,8 @@ use super::matching::{Directory, incoming};
 use super::{ResultsOptions, ResultsReport};
 use crate::config::Loaded;
 use crate::config::results::{AfterRead, OkeResultSource, QtiHttp, ResultSourceCfg, Results};
-use crate::connector::csv_results;
-use crate::connector::qti_results::{self, QtiOptions};
+use crate::connector::results::source::csv as csv_results;
+use crate::connector::results::source::qti::{self as qti_results, QtiOptions};
 use crate::model::ExamResult;
 use crate::store::Store;
 use crate::store::audit::{
@@ -107,7 +107,7 @@ pub(super) async fn read_documents(
             // failure fails the whole read
             let mut docs = Vec::with_capacity(o.offerings.len());
             for off in &o.offerings {
-                let f = crate::connector::oke_results::fetch_offering(
+                let f = crate::connector::results::source::oke::fetch_offering(
                     &http,
                     &o.endpoint.base_url,
                     off,
@@ -221,7 +221,7 @@ pub(super) async fn read_documents(
                     let mut all = Vec::new();
                     let mut input = input;
                     input.read_to_end(&mut all)?;
-                    issues = crate::connector::oke_results::read_results(
+                    issues = crate::connector::results::source::oke::read_results(
                         &all,
                         &name,
                         offering,

@@ -15,7 +15,7 @@ use super::push::{CHUNK, count, next_try, record_as_they_finish, result_date, wi
 use super::{ResultsOptions, ResultsReport};
 use crate::config::results::OkeResultSink;
 use crate::config::{Loaded, ResultField};
-use crate::connector::oke_results::{Delivery, NO_REGISTRATION, OkeSink};
+use crate::connector::results::sink::oke::{Delivery, NO_REGISTRATION, OkeSink};
 use crate::connector::{PushError, Written};
 use crate::model::OkeResult;
 use crate::store::Store;

@@ -13,8 +13,8 @@ use super::{ResultsOptions, ResultsReport};
 use crate::config::results::{GradebookRest as GradebookRestCfg, ResultSinkCfg, Results};
 use crate::config::uwlr_results::UwlrResults as UwlrResultsCfg;
 use crate::config::{Loaded, ResultField};
-use crate::connector::gradebook_csv::GradebookCsv;
-use crate::connector::gradebook_rest::GradebookRest;
+use crate::connector::results::sink::gradebook_csv::GradebookCsv;
+use crate::connector::results::sink::gradebook_rest::GradebookRest;
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink};
 use crate::store::Store;
 use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction};
@@ -289,7 +289,7 @@ pub(super) async fn push(
             .await?;
         }
         ResultSinkCfg::Uwlr(u) => {
-            let sink = crate::connector::uwlr_results::UwlrResults::build(loaded, u)?;
+            let sink = crate::connector::results::sink::uwlr::UwlrResults::build(loaded, u)?;
             push_records(
                 &sink,
                 u.endpoint.concurrency(UwlrResultsCfg::NEEDS),

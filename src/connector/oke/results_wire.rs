@@ -1,10 +1,14 @@
-//! The OOAPI v5 / OKE 1.0.1 (nl-test-admin) shapes the results half reads
-//! and writes: associations with their result and consumer objects, pages,
-//! offerings and persons. Private to `oke_results`; only the fields used
-//! are read, everything else is ignored.
+//! The OOAPI v5 / OKE 1.0.1 (nl-test-admin) shapes and HTTP helpers of
+//! the results flows (3.4 read by the result source, 5 written by the
+//! result sink): associations with their result and consumer objects,
+//! pages, offerings and persons. Only the fields used are read, everything
+//! else is ignored.
 
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::http::{Http, HttpError};
 
 pub const CONSUMER_KEY: &str = "nl-test-admin";
 
@@ -196,4 +200,57 @@ pub struct ResultConsumerOut {
     pub max_raw_score: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_date: Option<String>,
+}
+
+/// The scope of the SIS ↔ planner flows (1 and 5).
+pub const SCOPE_SIS: &str = "nl-test-admin-flow-1-5";
+/// The scope of the planner ↔ exam platform flows (2, 3 and 4).
+pub const SCOPE_PLATFORM: &str = "nl-test-admin-flow-2-3-4";
+
+pub(crate) const JSON: &str = "application/json";
+pub(crate) const MERGE_PATCH: &str = "application/merge-patch+json";
+
+pub(crate) fn join(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+pub(crate) fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Every page of a collection, as raw page bodies (one JSON array of pages
+/// is what is hashed and parsed). A transport failure fails the whole read.
+pub(crate) async fn get_pages(
+    http: &Http,
+    url: &str,
+    page_size: u32,
+) -> Result<Vec<Value>, HttpError> {
+    let mut pages = Vec::new();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    for n in 1.. {
+        let u = format!("{url}{sep}pageSize={page_size}&pageNumber={n}");
+        let reply = http.send(Method::GET, &u, None, JSON, false).await?;
+        let page: Value = serde_json::from_slice(&reply.body).map_err(|_| {
+            HttpError::unusable(
+                "GET",
+                &u,
+                Some(reply.status.as_u16()),
+                "the answer is not a JSON page (pageSize, pageNumber, hasNextPage, items)".into(),
+            )
+        })?;
+        let next = page
+            .get("hasNextPage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let empty = page
+            .get("items")
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty());
+        pages.push(page);
+        // a server that says "more" but sends nothing would loop forever
+        if !next || empty || n >= 10_000 {
+            break;
+        }
+    }
+    Ok(pages)
 }

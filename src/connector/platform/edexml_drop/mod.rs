@@ -6,7 +6,7 @@
 //! deactivated anyone, `deactivated.csv` naming them (`externalId,active`).
 //!
 //! Delivery is atomic and private exactly as for csv-drop (see
-//! [`crate::connector::csv_files::write_folder_as`]). Only allowed
+//! [`crate::connector::drop_folder::write_folder_as`]). Only allowed
 //! fields are written; a run without changes writes nothing.
 
 mod erase;
@@ -19,7 +19,7 @@ pub use erase::without_persons;
 pub use writer::{School, Unfit};
 
 use crate::config::Field;
-use crate::connector::csv_files::{csv_bytes, write_folder_as};
+use crate::connector::drop_folder::{csv_bytes, write_folder_as};
 use crate::connector::{ChangeSet, Delivery, FileSink, SinkError};
 use crate::model::Completeness;
 use crate::model::platform::{Minimised, PlatformGroup, PlatformUser};

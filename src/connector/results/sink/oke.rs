@@ -1,11 +1,5 @@
-//! OKE MBO-toetsafname 1.0.1 (OOAPI v5, nl-test-admin consumer): the
-//! results half.
+//! OKE result sink (flow 5, the SIS is the server).
 //!
-//! - Result source (flow 3.4, the exam platform is the server): `GET
-//!   /offerings/{id}/associations?consumer=nl-test-admin` paged with
-//!   `pageSize`/`pageNumber`/`hasNextPage`; every association that carries
-//!   a result becomes an [`ExamResult`] with its [`OkeResult`] details,
-//!   keyed by the SIS registration (`orgAssociationId`) and attempt.
 //! - Result sink (flow 5, the SIS is the server): before a write the
 //!   registration is read (`GET /associations/{id}?expand=offering`): it
 //!   must still be active and the score must fit its offering's
@@ -23,224 +17,18 @@
 //! Error bodies are OOAPI problem documents (`status`, `title`, `detail`):
 //! the SIS's `detail` goes to the outbox for the admin, never to logs.
 
-mod wire;
-
 pub use crate::config::results::{PAGE_SIZES, is_uuid};
 use std::collections::HashMap;
 
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::connector::oke::results_wire::{
+    self as wire, CONSUMER_KEY, JSON, MERGE_PATCH, enc, get_pages, join,
+};
 use crate::connector::{PushError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
-use crate::model::{ExamResult, OkeResult, SourceIssue};
-
-pub use wire::CONSUMER_KEY;
-
-/// The scope of the SIS ↔ planner flows (1 and 5).
-pub const SCOPE_SIS: &str = "nl-test-admin-flow-1-5";
-/// The scope of the planner ↔ exam platform flows (2, 3 and 4).
-pub const SCOPE_PLATFORM: &str = "nl-test-admin-flow-2-3-4";
-
-const JSON: &str = "application/json";
-const MERGE_PATCH: &str = "application/merge-patch+json";
-
-fn join(base: &str, path: &str) -> String {
-    format!("{}{path}", base.trim_end_matches('/'))
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// Every page of a collection, as raw page bodies (one JSON array of pages
-/// is what is hashed and parsed). A transport failure fails the whole read.
-async fn get_pages(http: &Http, url: &str, page_size: u32) -> Result<Vec<Value>, HttpError> {
-    let mut pages = Vec::new();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    for n in 1.. {
-        let u = format!("{url}{sep}pageSize={page_size}&pageNumber={n}");
-        let reply = http.send(Method::GET, &u, None, JSON, false).await?;
-        let page: Value = serde_json::from_slice(&reply.body).map_err(|_| {
-            HttpError::unusable(
-                "GET",
-                &u,
-                Some(reply.status.as_u16()),
-                "the answer is not a JSON page (pageSize, pageNumber, hasNextPage, items)".into(),
-            )
-        })?;
-        let next = page
-            .get("hasNextPage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let empty = page
-            .get("items")
-            .and_then(Value::as_array)
-            .is_none_or(|a| a.is_empty());
-        pages.push(page);
-        // a server that says "more" but sends nothing would loop forever
-        if !next || empty || n >= 10_000 {
-            break;
-        }
-    }
-    Ok(pages)
-}
-
-// ---------------------------------------------------------------- source
-
-/// One exam sitting's associations as read from the platform.
-pub struct Fetched {
-    /// `GET …/offerings/{id}/associations` without the paging parameters.
-    pub url: String,
-    /// The pages as one JSON array: what is hashed and parsed.
-    pub bytes: Vec<u8>,
-}
-
-/// Read every page of the associations of one offering (flow 3.4).
-pub async fn fetch_offering(
-    http: &Http,
-    base_url: &str,
-    offering: &str,
-    page_size: u32,
-) -> Result<Fetched, HttpError> {
-    let url = join(
-        base_url,
-        &format!(
-            "/offerings/{}/associations?consumer={CONSUMER_KEY}",
-            enc(offering)
-        ),
-    );
-    let pages = get_pages(http, &url, page_size).await?;
-    Ok(Fetched {
-        url,
-        bytes: serde_json::to_vec(&pages).unwrap_or_default(),
-    })
-}
-
-const ATTENDANCE: [&str; 5] = [
-    "notKnown",
-    "notPresent",
-    "notStarted",
-    "notFinished",
-    "present",
-];
-const RESULT_STATES: [&str; 4] = ["in progress", "postponed", "completed", "queued"];
-
-/// The results in the pages of one offering: each association with a
-/// result (attendance known) becomes one [`ExamResult`]; a record that
-/// cannot be read is reported with its location and skipped.
-pub fn read_results(
-    bytes: &[u8],
-    origin: &str,
-    offering: &str,
-    each: &mut dyn FnMut(ExamResult) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<SourceIssue>> {
-    let pages: Vec<wire::Page> = serde_json::from_slice(bytes)
-        .map_err(|e| anyhow::anyhow!("{origin}: not OOAPI pages ({e})"))?;
-    let mut issues = Vec::new();
-    for (p, page) in pages.iter().enumerate() {
-        for (i, item) in page.items.iter().enumerate() {
-            let at = format!("{origin} page {} item {}", p + 1, i + 1);
-            let issue = |id: Option<&str>, reason: String| SourceIssue {
-                location: at.clone(),
-                record_id: id.map(String::from),
-                reason,
-            };
-            let a: wire::Association = match serde_json::from_value(item.clone()) {
-                Ok(a) => a,
-                Err(e) => {
-                    issues.push(issue(
-                        item.get("associationId").and_then(Value::as_str),
-                        format!("not an OOAPI association ({e}); skipped, its result is not read"),
-                    ));
-                    continue;
-                }
-            };
-            let Some(result) = &a.result else { continue };
-            let rc = result.consumer().unwrap_or_default();
-            let attendance = rc.attendance.clone().unwrap_or_else(|| "notKnown".into());
-            if attendance == "notKnown" && result.score.is_none() {
-                continue; // planned, not taken yet
-            }
-            let id = Some(a.association_id.as_str());
-            if !ATTENDANCE.contains(&attendance.as_str()) {
-                issues.push(issue(
-                    id,
-                    format!("attendance {attendance:?} is not one of {ATTENDANCE:?}; skipped"),
-                ));
-                continue;
-            }
-            let state = result.state.clone().unwrap_or_default();
-            if !RESULT_STATES.contains(&state.as_str()) {
-                issues.push(issue(
-                    id,
-                    format!("result.state {state:?} is not one of {RESULT_STATES:?}; skipped"),
-                ));
-                continue;
-            }
-            let Some(person) = a.person_id() else {
-                issues.push(issue(id, "has no person; skipped".into()));
-                continue;
-            };
-            let ac = a.consumer().unwrap_or_default();
-            let attempt = ac.attempt.unwrap_or(1);
-            let Ok(attempt) = u32::try_from(attempt) else {
-                issues.push(issue(
-                    id,
-                    "attempt is not a positive number; skipped".into(),
-                ));
-                continue;
-            };
-            let attempt = attempt.max(1);
-            let association_id = ac
-                .org_association_id
-                .clone()
-                .unwrap_or_else(|| a.association_id.clone());
-            if !is_uuid(&association_id) {
-                issues.push(issue(
-                    id,
-                    "orgAssociationId (or associationId) is not a UUID; skipped".into(),
-                ));
-                continue;
-            }
-            let passed = match result.pass.as_deref() {
-                Some("passed") => Some(true),
-                Some("failed") => Some(false),
-                _ => None,
-            };
-            let taken_at = rc.test_date.clone().or_else(|| result.result_date.clone());
-            each(ExamResult {
-                candidate: person,
-                exam: a.offering_id().unwrap_or_else(|| offering.to_string()),
-                session_id: Some(a.association_id.clone()),
-                session_source: None,
-                score: rc.raw_score.map(|x| x as f64),
-                max_score: rc.max_raw_score.map(|x| x as f64),
-                passed,
-                grade: result.score.clone(),
-                taken_at,
-                origin: at.clone(),
-                oke: Some(OkeResult {
-                    association_id,
-                    attempt,
-                    state,
-                    attendance,
-                    pass: result.pass.clone(),
-                    score: result.score.clone(),
-                    final_result: rc.r#final,
-                    raw_score: rc.raw_score,
-                    max_raw_score: rc.max_raw_score,
-                    result_date: result.result_date.clone(),
-                    test_date: rc.test_date.clone(),
-                }),
-            })?;
-        }
-    }
-    Ok(issues)
-}
-
-// ------------------------------------------------------------------ sink
 
 /// What flow 5 sends for one result, in sisync's terms.
 #[derive(Debug, Clone, Default)]
@@ -787,48 +575,6 @@ pub fn fit_score(value_type: Option<&str>, d: &Delivery) -> Result<Option<String
     }
 }
 
-impl crate::connector::results::ResultInput for crate::config::results::OkeResultSource {
-    fn check(&self) -> String {
-        format!(
-            "oke {} (flow 3.4, {} exam sittings)",
-            self.endpoint.base_url,
-            self.offerings.len()
-        )
-    }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
-        Box::pin(async move {
-            let r = async {
-                let http = loaded
-                    .http_client("results.source", &self.endpoint, Self::NEEDS)?
-                    .with_max_retries(0);
-                let started = std::time::Instant::now();
-                let first = self
-                    .offerings
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or_default();
-                let f = crate::connector::oke_results::fetch_offering(
-                    &http,
-                    &self.endpoint.base_url,
-                    first,
-                    10,
-                )
-                .await?;
-                Ok(format!(
-                    "GET {}: OK, authenticated, {} ms",
-                    f.url,
-                    started.elapsed().as_millis()
-                ))
-            }
-            .await;
-            crate::connector::results::report("results in", r)
-        })
-    }
-}
-
 impl crate::connector::results::ResultOutput for crate::config::results::OkeResultSink {
     fn check(&self) -> String {
         format!(
@@ -846,7 +592,7 @@ impl crate::connector::results::ResultOutput for crate::config::results::OkeResu
                 let http = loaded
                     .http_client("results.sink", &self.endpoint, Self::NEEDS)?
                     .with_max_retries(0);
-                let sink = crate::connector::oke_results::OkeSink::new(
+                let sink = crate::connector::results::sink::oke::OkeSink::new(
                     &self.endpoint.base_url,
                     http,
                     self.page_size,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::OneRosterCsvSource;
-use crate::connector::oneroster_csv::OneRosterCsv;
+use crate::connector::source::oneroster::csv::OneRosterCsv;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -13,13 +13,13 @@
 //!
 //! A refusal names the status, the URL and the platform's own problem
 //! `detail` (shown to the admin, never logged). Every `PUT` is verified
-//! ([`super::verify`]): the platform's answer, or a `GET` of the record,
+//! ([`crate::connector::oke::verify`]): the platform's answer, or a `GET` of the record,
 //! must hold what sisync sent for the attributes it owns.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{CONSUMER, looks_like_uuid, uuid_for};
+use crate::connector::oke::{CONSUMER, looks_like_uuid, uuid_for};
 use crate::connector::{ExamSink, SinkError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
@@ -194,7 +194,7 @@ impl OkePlatform {
     /// A `PUT` of a whole record, then verified delivery: the platform's
     /// answer, or a `GET` of the record when the answer does not carry it,
     /// must hold what was sent for the attributes sisync owns
-    /// ([`super::verify`]). A dropped or changed attribute fails the write
+    /// ([`crate::connector::oke::verify`]). A dropped or changed attribute fails the write
     /// by name (never its value); the state is not touched, so the next
     /// run sends it again.
     async fn put_verified(
@@ -218,7 +218,7 @@ impl OkePlatform {
         let status = reply.status.as_u16();
         let answered = serde_json::from_slice::<Value>(&reply.body)
             .ok()
-            .filter(super::verify::carries_record);
+            .filter(crate::connector::oke::verify::carries_record);
         let (seen, how) = match answered {
             Some(v) => (v, "in its answer"),
             None => {
@@ -308,7 +308,7 @@ impl OkePlatform {
                 .http
                 .send(Method::GET, &url, None, "application/json", false)
                 .await?;
-            let page: super::Page = serde_json::from_slice(&reply.body)?;
+            let page: crate::connector::oke::Page = serde_json::from_slice(&reply.body)?;
             for i in &page.items {
                 if let (Some(id), Some(st)) = (
                     i.get("associationId").and_then(Value::as_str),
@@ -334,7 +334,7 @@ impl ExamSink for OkePlatform {
         self.put_verified(
             &format!("/offerings/{}", o.external_id),
             &offering_body(o),
-            super::verify::offering_differences,
+            crate::connector::oke::verify::offering_differences,
         )
         .await
     }
@@ -357,7 +357,7 @@ impl ExamSink for OkePlatform {
         self.put_verified(
             &format!("/associations/{}", r.external_id),
             &association_body(r),
-            super::verify::association_differences,
+            crate::connector::oke::verify::association_differences,
         )
         .await
     }
@@ -381,7 +381,7 @@ impl crate::connector::platform::PlatformSink for crate::config::oke::OkePlatfor
     fn writer<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
-        _: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
+        _: Option<Result<crate::connector::platform::edexml_drop::Snapshot, String>>,
     ) -> crate::connector::platform::Connecting<'a> {
         Box::pin(async move {
             let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;

@@ -8,6 +8,13 @@
 //! written, and secrets are resolved when a read or a connection test
 //! builds the client, never by `describe`/`register_line`/`check`.
 
+pub mod edexml;
+pub mod ims_enterprise;
+pub mod oke;
+pub mod oneroster;
+pub mod uwlr;
+pub(crate) mod uwlr_roster;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -3,13 +3,13 @@
 //! `sisync-results-<UTC time>-run<N>/` holding `manifest.csv`,
 //! `categories.csv`, `lineItems.csv` and `results.csv` (delta files: only
 //! what this push carries). The folder appears atomically (see
-//! `csv_files::write_folder_as`). Ids are the same deterministic
+//! `drop_folder::write_folder_as`). Ids are the same deterministic
 //! sourcedIds the REST sink uses, so an importer that sees a result twice
 //! (a push repeated after a crash) overwrites it.
 
 use std::path::{Path, PathBuf};
 
-use crate::connector::csv_files::{csv_bytes, write_folder_as};
+use crate::connector::drop_folder::{csv_bytes, write_folder_as};
 use crate::connector::{GradebookResult, LineItem, PushError};
 
 pub struct GradebookCsv {

@@ -6,8 +6,13 @@
 //! (`RecordSink`, `FileSink`, `ExamSink` in `connector/mod.rs`); the engine
 //! builds them in `sync::apply_plan`.
 
+pub mod csv_drop;
+pub mod edexml_drop;
+pub mod oke;
+pub mod scim;
+
 use crate::config::{Loaded, Platform};
-use crate::connector::edexml_drop::Snapshot;
+use crate::connector::platform::edexml_drop::Snapshot;
 use crate::connector::source::{BoxFuture, ConnectionReport};
 use crate::connector::{DynExamSink, DynRecordSink, FileSink};
 

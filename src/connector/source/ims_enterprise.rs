@@ -93,7 +93,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
 use crate::config::{ImsAccommodationElements, ImsEnterpriseSource};
-use crate::connector::oneroster_csv::parse_accommodation_values;
+use crate::connector::source::oneroster::csv::parse_accommodation_values;
 use crate::connector::xml_input::{Counting, count_newlines, doctype_refused, push_ref};
 use crate::model::{
     Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
@@ -103,7 +103,7 @@ mod builder;
 mod parser;
 mod records;
 mod tables;
-super::source::file_roster_source!(
+super::file_roster_source!(
     ImsEnterpriseSource,
     ImsEnterprise,
     "ims-enterprise",

@@ -3,7 +3,7 @@
 //! and leerkrachten. Streamed with quick-xml under the same XML safety as
 //! the other XML readers (no DTD, no entity but the predefined ones, a
 //! bound on a single token) and mapped as UWLR leerlinggegevens (see
-//! [`crate::connector::uwlr_roster`]). A file is a complete snapshot.
+//! [`crate::connector::source::uwlr_roster`]). A file is a complete snapshot.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 
 use crate::config::uwlr::EdexmlSource;
-use crate::connector::uwlr_roster::{self, Answer, Builder, Rec};
+use crate::connector::source::uwlr_roster::{self, Answer, Builder, Rec};
 use crate::model::Roster;
 
 pub struct Edexml {
@@ -119,4 +119,4 @@ impl Edexml {
     }
 }
 
-super::source::file_roster_source!(EdexmlSource, Edexml, "edexml", "EDEXML 2.1 file");
+super::file_roster_source!(EdexmlSource, Edexml, "edexml", "EDEXML 2.1 file");

@@ -980,7 +980,7 @@ impl crate::connector::platform::PlatformSink for crate::config::ScimPlatform {
     fn writer<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
-        _: Option<Result<crate::connector::edexml_drop::Snapshot, String>>,
+        _: Option<Result<crate::connector::platform::edexml_drop::Snapshot, String>>,
     ) -> crate::connector::platform::Connecting<'a> {
         use anyhow::Context as _;
         Box::pin(async move {

@@ -10,8 +10,8 @@
 mod guard;
 mod input;
 
-use crate::connector::oneroster_vocab::{RoleRule, role_rule, status_of};
-pub(crate) use crate::connector::oneroster_vocab::{parse_accommodation_values, role_map};
+use crate::connector::source::oneroster::vocab::{RoleRule, role_rule, status_of};
+pub(crate) use crate::connector::source::oneroster::vocab::{parse_accommodation_values, role_map};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -1013,7 +1013,7 @@ fn parse_accommodations(
 
 #[cfg(test)]
 mod fuzz;
-super::source::file_roster_source!(
+super::super::file_roster_source!(
     OneRosterCsvSource,
     OneRosterCsv,
     "oneroster-csv",

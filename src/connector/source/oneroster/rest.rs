@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
-use crate::connector::oneroster_vocab::{
+use crate::connector::source::oneroster::vocab::{
     RoleRule, parse_accommodation_values, role_map, role_rule, status_of,
 };
 use crate::http::Http;
@@ -556,7 +556,7 @@ impl OneRosterRestSource {
     }
 }
 
-impl super::source::RosterSource for OneRosterRestSource {
+impl crate::connector::source::RosterSource for OneRosterRestSource {
     fn kind(&self) -> &'static str {
         "oneroster-rest"
     }
@@ -584,7 +584,7 @@ impl super::source::RosterSource for OneRosterRestSource {
     fn test_connection<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
-    ) -> super::source::BoxFuture<'a, super::source::ConnectionReport> {
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
         Box::pin(async move {
             let r = async {
                 let (url, took) = self.connect(loaded)?.ping().await?;

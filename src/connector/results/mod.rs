@@ -4,6 +4,9 @@
 //! `results.sink.kind`. The outbox flow (`sync::results`) reads and
 //! pushes through the reader and `ResultSink` writer of each kind.
 
+pub mod sink;
+pub mod source;
+
 use anyhow::Result;
 
 use crate::config::Loaded;

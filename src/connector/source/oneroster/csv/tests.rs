@@ -544,7 +544,7 @@ fn disabled_and_tobedeleted_users_are_leaving() {
     assert!(r.persons.iter().all(|p| p.status == Status::ToBeDeleted));
 }
 
-/// One rule with the REST source (`connector::oneroster_vocab::role_rule`):
+/// One rule with the REST source (`connector::source::oneroster::vocab::role_rule`):
 /// a leaver whose roles row is gone is still read, to be deactivated with
 /// the role it had; an active user without one is held.
 #[test]

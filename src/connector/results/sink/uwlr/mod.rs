@@ -359,7 +359,7 @@ impl crate::connector::results::ResultOutput for crate::config::uwlr_results::Uw
     ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
         Box::pin(async move {
             let r = async {
-                let sink = crate::connector::uwlr_results::UwlrResults::build(loaded, self)?
+                let sink = crate::connector::results::sink::uwlr::UwlrResults::build(loaded, self)?
                     .with_max_retries(0);
                 let started = std::time::Instant::now();
                 let line = sink.ping().await?;

@@ -41,7 +41,7 @@ use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 
 use crate::config::uwlr::{UwlrMode, UwlrSchool, UwlrSource, parse_month_day, school_year};
-use crate::connector::uwlr_roster::{self, Answer, Builder, Rec, SchoolBlock};
+use crate::connector::source::uwlr_roster::{self, Answer, Builder, Rec, SchoolBlock};
 use crate::http::Http;
 use crate::model::{Completeness, Roster};
 use crate::secret::Secret;
@@ -593,7 +593,7 @@ impl UwlrSource {
     }
 }
 
-impl super::source::RosterSource for UwlrSource {
+impl crate::connector::source::RosterSource for UwlrSource {
     fn kind(&self) -> &'static str {
         "uwlr"
     }
@@ -633,7 +633,7 @@ impl super::source::RosterSource for UwlrSource {
     fn test_connection<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
-    ) -> super::source::BoxFuture<'a, super::source::ConnectionReport> {
+    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
         Box::pin(async move {
             match self.connect(loaded) {
                 Ok(src) => src.ping().await,

@@ -23,11 +23,11 @@ use anyhow::{Result, anyhow};
 use reqwest::Method;
 use serde_json::Value;
 
-use super::{
+use crate::config::oke::OkeSource as OkeSourceConfig;
+use crate::connector::oke::{
     AssignedNeed, Association, AssociationConsumer, CONSUMER, Group as WireGroup, MembershipItem,
     Offering, OfferingConsumer, Page, Person as WirePerson, consumer, id_of,
 };
-use crate::config::oke::OkeSource as OkeSourceConfig;
 use crate::http::{Http, HttpError};
 use crate::model::{
     Accommodations, Completeness, ExamOffering, ExamPlanning, Group, Membership, Person,

@@ -1,0 +1,114 @@
+//! Delivering a folder of files atomically (csv-drop, the EDEXML drop,
+//! the gradebook CSV sink, privacy exports): written into a hidden
+//! temporary folder, fsynced, renamed into place; and CSV bytes with a
+//! hash per row.
+
+use std::borrow::Cow;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::connector::csv_guard;
+use crate::digest::sha256_hex;
+
+/// A failed folder write: the path, what failed, and the I/O error.
+pub(crate) type FolderError = (PathBuf, &'static str, std::io::Error);
+
+/// Write `files` into `dir/name/` atomically: into a hidden temporary
+/// folder first, each file and the folder fsynced, then renamed into place.
+/// The folder is 0700 and its files 0600 whatever the umask, or 0750/0640
+/// when `group_readable`. A
+/// name already taken (the state was reset and run numbers start again
+/// within the same second) gets `-2`, `-3`, ...: a delivery never lands
+/// in, or fails on, an older folder.
+pub(crate) fn write_folder_as(
+    dir: &Path,
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+    group_readable: bool,
+) -> Result<PathBuf, FolderError> {
+    let (dir_mode, file_mode) = if group_readable {
+        (0o750, 0o640)
+    } else {
+        (0o700, 0o600)
+    };
+    let mut unique = name.to_string();
+    let mut n = 1;
+    while dir.join(&unique).exists() {
+        n += 1;
+        unique = format!("{name}-{n}");
+    }
+    let name = unique.as_str();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let dest = dir.join(name);
+    if tmp.exists() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    fs::create_dir(&tmp).map_err(|e| (tmp.clone(), "create a temporary folder", e))?;
+    set_mode(&tmp, dir_mode).map_err(|e| (tmp.clone(), "set the mode of", e))?;
+    for (file, bytes) in files {
+        let p = tmp.join(file);
+        let mut o = fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, file_mode);
+        let mut f = o.open(&p).map_err(|e| (p.clone(), "write", e))?;
+        set_mode(&p, file_mode).map_err(|e| (p.clone(), "set the mode of", e))?;
+        f.write_all(bytes).map_err(|e| (p.clone(), "write", e))?;
+        f.sync_all().map_err(|e| (p.clone(), "fsync", e))?;
+    }
+    File::open(&tmp)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| (tmp.clone(), "fsync", e))?;
+    fs::rename(&tmp, &dest).map_err(|e| (dest.clone(), "rename into place", e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| (dir.to_path_buf(), "fsync", e))?;
+    Ok(dest)
+}
+
+/// Exactly `mode`: the umask only ever takes bits away, and a
+/// group-readable drop must be group-readable under umask 077 too.
+fn set_mode(p: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (p, mode);
+        Ok(())
+    }
+}
+
+/// Serialise rows to CSV bytes, returning each row's hash by key column 0.
+/// With `guard`, cells a spreadsheet would run as formulas are made text
+/// (see `csv_guard`).
+pub(crate) fn csv_bytes(
+    header: &[&str],
+    rows: &[Vec<String>],
+    guard: bool,
+) -> Result<(Vec<u8>, Vec<String>), csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header)?;
+    let mut hashes = Vec::with_capacity(rows.len());
+    for r in rows {
+        let r: Vec<Cow<'_, str>> = r
+            .iter()
+            .map(|c| {
+                if guard {
+                    csv_guard::guard(c)
+                } else {
+                    Cow::Borrowed(c.as_str())
+                }
+            })
+            .collect();
+        let r: Vec<&str> = r.iter().map(|c| c.as_ref()).collect();
+        let mut one = csv::Writer::from_writer(Vec::new());
+        one.write_record(&r)?;
+        hashes.push(sha256_hex(&one.into_inner().map_err(|e| e.into_error())?));
+        w.write_record(&r)?;
+    }
+    Ok((w.into_inner().map_err(|e| e.into_error())?, hashes))
+}
