@@ -1,4 +1,5 @@
-//! Command-line interface (clap). The contract is in DESIGN.md.
+//! Command-line interface (clap). README.md "Commands" and "Exit codes"
+//! document it.
 
 use std::path::PathBuf;
 

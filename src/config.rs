@@ -634,8 +634,10 @@ pub struct Privacy {
     /// their platform id (externalId) as-is.
     #[serde(default)]
     pub use_eck_id: bool,
-    /// BSN (burgerservicenummer) may be processed. No connector reads or
-    /// sends a BSN today; `check-config` warns when this is set.
+    /// BSN (burgerservicenummer) may be processed: the OneRoster, IMS and
+    /// UWLR/EDEXML sources then read it (11-test checked) and it is sent
+    /// only where `"bsn"` is in `fields`; never stored. `check-config`
+    /// warns when this is set.
     #[serde(default)]
     pub allow_bsn: bool,
     /// Persons absent from the SIS (deactivated) longer than this many days

@@ -135,13 +135,13 @@ fn default_delimiter() -> String {
 #[allow(clippy::large_enum_variant)] // one value per loaded config
 pub enum ResultSinkCfg {
     /// OneRoster 1.2 gradebook REST service.
-    OnerosterRest(GradebookRest),
+    OnerosterRest(GradebookRestSink),
     /// OneRoster 1.2 CSV gradebook files in a folder.
-    OnerosterCsv(GradebookCsv),
+    OnerosterCsv(GradebookCsvSink),
     /// An OKE SIS (flow 5: PATCH/PUT of its associations).
     Oke(OkeResultSink),
     /// UWLR 2.2 `BrengLeerresultaten` to the LAS (SOAP 1.1).
-    Uwlr(super::uwlr_results::UwlrResults),
+    Uwlr(super::uwlr_results::UwlrResultSink),
 }
 
 /// `[results.source] kind = "oke"`: an OKE exam platform (Remindo, TOA, …)
@@ -200,7 +200,7 @@ impl ResultSinkCfg {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GradebookRest {
+pub struct GradebookRestSink {
     /// Service root (sisync appends `/ims/oneroster/gradebook/v1p2/...`),
     /// `[results.sink.auth]`, `[results.sink.tls]`, results pushed at once
     /// (`concurrency`, 1 to 64, default 8), `rate_limit`, and retries of
@@ -221,7 +221,7 @@ fn default_category() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GradebookCsv {
+pub struct GradebookCsvSink {
     pub path: PathBuf,
     #[serde(default = "default_category")]
     pub category: String,
@@ -260,7 +260,7 @@ impl OkeResultSink {
     };
 }
 
-impl GradebookRest {
+impl GradebookRestSink {
     pub const NEEDS: Needs = Needs::authenticated(8);
 }
 
@@ -336,7 +336,7 @@ impl Loaded {
             self.validate_uwlr_results(u)?;
         }
         if let ResultSinkCfg::OnerosterRest(g) = &r.sink {
-            self.check_endpoint("results.sink", &g.endpoint, GradebookRest::NEEDS)?;
+            self.check_endpoint("results.sink", &g.endpoint, GradebookRestSink::NEEDS)?;
         }
         for (i, rule) in r.class_rules.iter().enumerate() {
             if rule.exam.is_empty() || rule.class.is_empty() {

@@ -19,7 +19,7 @@ use super::{ConfigError, Loaded, Secret};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UwlrResults {
+pub struct UwlrResultSink {
     /// `base_url`: the LAS's Leerresultaten endpoint (the service address
     /// of `UWLR_Leerresultaten_v2p2.wsdl`); `[results.sink.tls]` (mutual
     /// TLS, PKIoverheid / Edukoppeling), results pushed at once
@@ -128,7 +128,7 @@ fn month_day(s: &str) -> Option<(u32, u32)> {
     chrono::NaiveDate::from_ymd_opt(2000, m, d).map(|_| (m, d))
 }
 
-impl UwlrResults {
+impl UwlrResultSink {
     /// No HTTP authentication (the key travels in the SOAP header); at
     /// most 16 results at once, 4 by default.
     pub const NEEDS: Needs = Needs {
@@ -187,9 +187,9 @@ impl UwlrResults {
 }
 
 impl Loaded {
-    pub(super) fn validate_uwlr_results(&self, u: &UwlrResults) -> Result<(), ConfigError> {
+    pub(super) fn validate_uwlr_results(&self, u: &UwlrResultSink) -> Result<(), ConfigError> {
         const S: &str = "results.sink";
-        self.check_endpoint(S, &u.endpoint, UwlrResults::NEEDS)?;
+        self.check_endpoint(S, &u.endpoint, UwlrResultSink::NEEDS)?;
         self.check_secret(
             S,
             ("autorisatiesleutel", &u.autorisatiesleutel),
@@ -306,7 +306,7 @@ impl Loaded {
     }
 
     /// The key and headers of the UWLR results sink, read and checked (only when a run or `--connect` needs them).
-    pub fn uwlr_secrets(&self, u: &UwlrResults) -> Result<UwlrSecrets, ConfigError> {
+    pub fn uwlr_secrets(&self, u: &UwlrResultSink) -> Result<UwlrSecrets, ConfigError> {
         const S: &str = "results.sink";
         let key = self.secret_value(
             S,

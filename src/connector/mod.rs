@@ -333,6 +333,49 @@ pub trait ResultSink {
     }
 }
 
+/// [`ResultSink`] behind a pointer (`Box<dyn DynResultSink>`), for the
+/// result-sink registry; every `ResultSink` is one.
+pub trait DynResultSink {
+    fn endpoint(&self) -> String;
+    fn put_line_item<'a>(&'a self, li: &'a LineItem) -> PushFuture<'a>;
+    fn put_result<'a>(&'a self, r: &'a GradebookResult) -> PushFuture<'a>;
+    fn needs_line_items(&self) -> bool;
+}
+
+/// The boxed answer of a result write.
+pub type PushFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Written, PushError>> + 'a>>;
+
+impl<T: ResultSink> DynResultSink for T {
+    fn endpoint(&self) -> String {
+        ResultSink::endpoint(self)
+    }
+    fn put_line_item<'a>(&'a self, li: &'a LineItem) -> PushFuture<'a> {
+        Box::pin(ResultSink::put_line_item(self, li))
+    }
+    fn put_result<'a>(&'a self, r: &'a GradebookResult) -> PushFuture<'a> {
+        Box::pin(ResultSink::put_result(self, r))
+    }
+    fn needs_line_items(&self) -> bool {
+        ResultSink::needs_line_items(self)
+    }
+}
+
+impl ResultSink for dyn DynResultSink + '_ {
+    fn endpoint(&self) -> String {
+        DynResultSink::endpoint(self)
+    }
+    async fn put_line_item(&self, li: &LineItem) -> Result<Written, PushError> {
+        DynResultSink::put_line_item(self, li).await
+    }
+    async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError> {
+        DynResultSink::put_result(self, r).await
+    }
+    fn needs_line_items(&self) -> bool {
+        DynResultSink::needs_line_items(self)
+    }
+}
+
 /// A result write the SIS refused or that could not be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{endpoint}: {message}")]

@@ -28,7 +28,8 @@ use anyhow::{Result, anyhow};
 use serde::Serialize;
 
 use crate::config::Loaded;
-use crate::config::results::{ResultSinkCfg, Results};
+use crate::config::results::Results;
+use crate::connector::results::result_sink;
 use crate::model::SourceIssue;
 use crate::store::outbox::{IngestCounts, OutboxSummary};
 use crate::store::{RunOutcome, Store};
@@ -183,10 +184,10 @@ async fn run(
     let dir = Directory::load(store)?;
     // parked results first: the roster may know them by now
     let parked = store.outbox_parked()?;
-    // an OKE sink matches results to registrations at the SIS itself,
+    // a sink that matches results to registrations at the SIS itself (OKE)
     // when it delivers (parked ones again on every run)
-    let oke_sink = matches!(rcfg.sink, ResultSinkCfg::Oke(_));
-    if !parked.is_empty() && !oke_sink {
+    let at_delivery = result_sink(&rcfg.sink).matches_at_delivery();
+    if !parked.is_empty() && !at_delivery {
         let updates: Vec<_> = parked
             .iter()
             .map(|p| {

@@ -1,5 +1,5 @@
-//! Verified delivery for the OKE platform (DESIGN.md "Delivery you can
-//! trust"): after `PUT /offerings/{id}` and `PUT /associations/{id}` the
+//! Verified delivery for the OKE platform (docs/connector-contract.md,
+//! rule 16): after `PUT /offerings/{id}` and `PUT /associations/{id}` the
 //! platform's own view (its answer when it carries the record, else a
 //! `GET` of it) is compared with what sisync sent, for the attributes
 //! sisync owns. The result is a list of attribute names that were dropped

@@ -29,7 +29,7 @@ use crate::model::platform::{PlatformOffering, PlatformRegistration};
 
 const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
 
-pub struct OkePlatform {
+pub struct OkeExamSink {
     base: String,
     http: Http,
 }
@@ -151,10 +151,10 @@ pub fn association_body(r: &PlatformRegistration) -> Value {
     })
 }
 
-impl OkePlatform {
+impl OkeExamSink {
     /// `http`: the endpoint's client (see `Loaded::http_client`).
-    pub fn new(cfg: &crate::config::oke::OkePlatform, http: Http) -> OkePlatform {
-        OkePlatform {
+    pub fn new(cfg: &crate::config::oke::OkePlatform, http: Http) -> OkeExamSink {
+        OkeExamSink {
             base: cfg.endpoint.base_url.trim_end_matches('/').to_string(),
             http,
         }
@@ -325,7 +325,7 @@ impl OkePlatform {
     }
 }
 
-impl ExamSink for OkePlatform {
+impl ExamSink for OkeExamSink {
     fn endpoint(&self) -> String {
         self.base.clone()
     }
@@ -386,7 +386,7 @@ impl crate::connector::platform::PlatformSink for crate::config::oke::OkePlatfor
         Box::pin(async move {
             let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
             Ok(crate::connector::platform::Writer::Exams {
-                sink: Box::new(OkePlatform::new(self, http)),
+                sink: Box::new(OkeExamSink::new(self, http)),
                 max_consecutive_failures: self.max_consecutive_failures,
             })
         })
@@ -416,7 +416,7 @@ impl crate::connector::platform::PlatformSink for crate::config::oke::OkePlatfor
         Box::pin(async move {
             let r = async {
                 let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
-                let sink = OkePlatform::new(self, http);
+                let sink = OkeExamSink::new(self, http);
                 let known = known_offering(loaded);
                 let started = std::time::Instant::now();
                 let (url, answer) = sink.ping(known.as_deref()).await?;

@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
-pub use capabilities::{Capabilities, Needs};
+pub use capabilities::{Capabilities, ScimNeeds};
 
 use crate::connector::{RecordSink, SinkError, Written};
 use crate::digest::sha256_hex;
@@ -952,8 +952,8 @@ impl crate::config::ScimPlatform {
 
 impl crate::config::Field {
     /// What this field needs of a SCIM platform.
-    pub fn scim_needs(fields: &[crate::config::Field]) -> Needs {
-        let mut n = Needs::default();
+    pub fn scim_needs(fields: &[crate::config::Field]) -> ScimNeeds {
+        let mut n = ScimNeeds::default();
         for f in fields {
             match f {
                 crate::config::Field::Name => n.middle_name = true,

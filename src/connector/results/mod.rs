@@ -1,19 +1,63 @@
 //! The results-side contract and its registries: what `check-config` (also
 //! `--connect`) asks of a result source (transport × format) and of a
 //! result sink, decided once from `results.source.kind` and
-//! `results.sink.kind`. The outbox flow (`sync::results`) reads and
-//! pushes through the reader and `ResultSink` writer of each kind.
+//! `results.sink.kind`. A result source is a transport (a folder, or
+//! documents fetched over HTTP) and a format (QTI, CSV, OKE pages): the
+//! outbox flow (`sync::results`) finds documents through
+//! [`ResultInput::documents`] / [`ResultInput::fetch`] and parses each
+//! through [`ResultInput::read`], without knowing the kind.
 
 pub mod sink;
 pub mod source;
 
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
 use anyhow::Result;
 
 use crate::config::Loaded;
-use crate::config::results::{ResultSinkCfg, ResultSourceCfg};
+use crate::config::results::{AfterRead, ResultSinkCfg, ResultSourceCfg};
 use crate::connector::source::{BoxFuture, ConnectionReport};
+use crate::connector::{DynResultSink, GradebookResult, LineItem, PushError};
+use crate::http::Http;
+use crate::model::{ExamResult, SourceIssue};
 
-/// A result source of one kind, described by its config section.
+/// Where a result source finds its documents.
+pub enum Documents<'a> {
+    /// Files with this extension in a folder (which holds `done/` and
+    /// `failed/` when files are moved after reading).
+    Folder {
+        path: &'a Path,
+        extension: &'static str,
+        after: AfterRead,
+        /// How long a file must be unchanged before it is read.
+        settle: Duration,
+    },
+    /// Documents [`ResultInput::fetch`] names over HTTP.
+    Remote,
+}
+
+/// One document a remote source names.
+pub struct Remote {
+    /// Its URL: where it is read, audited and remembered as read.
+    pub origin: String,
+    /// What [`ResultInput::read`] needs besides the bytes (the OKE
+    /// sitting's offering id); empty when nothing.
+    pub tag: String,
+    /// The bytes when the listing read them already; else the flow GETs
+    /// `origin` itself, one document at a time.
+    pub body: Option<Vec<u8>>,
+}
+
+/// What a remote source's listing found, with the client that found it.
+pub struct Fetched {
+    pub http: Http,
+    pub documents: Vec<Remote>,
+}
+
+/// The result sources of one kind: a transport and a format, described by
+/// its config section.
 pub trait ResultInput: Sync {
     /// One line for `check-config`: where results are read and how.
     fn check(&self) -> String;
@@ -21,6 +65,23 @@ pub trait ResultInput: Sync {
     fn test_connection<'a>(&'a self, _loaded: &'a Loaded) -> BoxFuture<'a, ConnectionReport> {
         Box::pin(async { Vec::new() })
     }
+    /// The transport.
+    fn documents(&self) -> Documents<'_>;
+    /// [`Documents::Remote`]: the documents to read now. Secrets are
+    /// resolved here, once per run; a failure fails the whole read before
+    /// anything is stored.
+    fn fetch<'a>(&'a self, _loaded: &'a Loaded) -> BoxFuture<'a, Result<Fetched>> {
+        Box::pin(async { anyhow::bail!("this result source reads a folder, not HTTP") })
+    }
+    /// The format: every result of one document goes to `each`; a record
+    /// that cannot be read comes back as an issue with its location.
+    fn read(
+        &self,
+        input: &mut dyn Read,
+        name: &str,
+        tag: &str,
+        each: &mut dyn FnMut(ExamResult) -> Result<()>,
+    ) -> Result<Vec<SourceIssue>>;
 }
 
 /// A result sink of one kind, described by its config section.
@@ -31,11 +92,52 @@ pub trait ResultOutput: Sync {
     fn test_connection<'a>(&'a self, _loaded: &'a Loaded) -> BoxFuture<'a, ConnectionReport> {
         Box::pin(async { Vec::new() })
     }
+    /// The writer of one run; secrets are resolved here.
+    fn writer(&self, loaded: &Loaded) -> Result<ResultWriter>;
+    /// The SIS finds each result's registration itself when it is
+    /// delivered ([`ResultWriter::Registrations`]), so results need no
+    /// roster class to leave the outbox.
+    fn matches_at_delivery(&self) -> bool {
+        false
+    }
 }
 
-/// One labelled connection line, for the implementations.
-pub(crate) fn report(label: &str, r: Result<String>) -> ConnectionReport {
-    vec![(label.to_string(), r)]
+/// How the outbox flow hands results to a sink.
+pub enum ResultWriter {
+    /// Every due result at once, as one delivery of files.
+    Files(Box<dyn ResultFiles>),
+    /// One result at a time, `concurrency` writes in flight.
+    Records {
+        sink: Box<dyn DynResultSink>,
+        concurrency: usize,
+    },
+    /// OKE flow 5: each result is written to its registration at the SIS,
+    /// which is looked up first (and a result parked until it exists).
+    Registrations {
+        sink: Box<sink::oke::OkeSink>,
+        concurrency: usize,
+    },
+}
+
+/// A sink that takes the due results as files in one delivery.
+pub trait ResultFiles {
+    fn endpoint(&self) -> String;
+    /// Write every line item and result; all or nothing.
+    fn deliver(
+        &self,
+        run_id: i64,
+        line_items: &[LineItem],
+        results: &[GradebookResult],
+    ) -> std::result::Result<FilesDelivered, PushError>;
+}
+
+/// A delivery of result files.
+#[derive(Debug)]
+pub struct FilesDelivered {
+    /// The folder delivered.
+    pub folder: std::path::PathBuf,
+    /// SHA-256 of each result's row, by the result's sourcedId.
+    pub row_hashes: std::collections::HashMap<String, String>,
 }
 
 /// The registry of result sources. One line per kind.

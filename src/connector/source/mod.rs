@@ -2,7 +2,7 @@
 //! through [`RosterSource`] only; which protocol answers is decided here,
 //! once, from the config's `source.kind`.
 //!
-//! Every source keeps the contract of DESIGN.md: bad records are reported
+//! Every source keeps docs/connector-contract.md: bad records are reported
 //! with a location and held (never deactivated), completeness is declared
 //! per kind, a transport failure fails the whole read before anything is
 //! written, and secrets are resolved when a read or a connection test
@@ -29,6 +29,19 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// What `check-config --connect` reports per endpoint: a label ("source
 /// link") and one line (latency, authorisation) or the error.
 pub type ConnectionReport = Vec<(String, Result<String>)>;
+
+/// One `check-config --connect` line: `label`, and what `probe` found
+/// followed by how long it took (client set-up and request).
+pub(crate) async fn timed(
+    label: &str,
+    probe: impl std::future::Future<Output = Result<String>>,
+) -> ConnectionReport {
+    let started = std::time::Instant::now();
+    let r = probe
+        .await
+        .map(|line| format!("{line}, {} ms", started.elapsed().as_millis()));
+    vec![(label.to_string(), r)]
+}
 
 /// A roster source of one protocol, described by its config section.
 pub trait RosterSource: Sync {

@@ -35,7 +35,7 @@ use crate::model::{
     Status,
 };
 
-pub struct OkeSource {
+pub struct OkeReader {
     base: String,
     http: Http,
     page_size: usize,
@@ -53,10 +53,10 @@ fn fail(e: HttpError) -> anyhow::Error {
     )
 }
 
-impl OkeSource {
+impl OkeReader {
     /// `http`: the endpoint's client (see `Loaded::http_client`).
-    pub fn new(cfg: &OkeSourceConfig, http: Http) -> OkeSource {
-        OkeSource {
+    pub fn new(cfg: &OkeSourceConfig, http: Http) -> OkeReader {
+        OkeReader {
             base: cfg.endpoint.base_url.trim_end_matches('/').to_string(),
             http,
             page_size: cfg.page_size,
@@ -541,9 +541,9 @@ pub fn person(item: &Value, role: RegistrationRole) -> Result<Person, String> {
 
 impl OkeSourceConfig {
     /// The client for a run: credentials and TLS files resolved now.
-    fn connect(&self, loaded: &crate::config::Loaded) -> Result<OkeSource> {
+    fn connect(&self, loaded: &crate::config::Loaded) -> Result<OkeReader> {
         let http = loaded.http_client("source", &self.endpoint, Self::NEEDS)?;
-        Ok(OkeSource::new(self, http))
+        Ok(OkeReader::new(self, http))
     }
 }
 
@@ -567,19 +567,10 @@ impl crate::connector::source::RosterSource for OkeSourceConfig {
         &'a self,
         loaded: &'a crate::config::Loaded,
     ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
-        Box::pin(async move {
-            let r = async {
-                let src = self.connect(loaded)?;
-                let started = std::time::Instant::now();
-                let url = src.ping().await?;
-                Ok(format!(
-                    "GET {url}: OK, authenticated, {} ms",
-                    started.elapsed().as_millis()
-                ))
-            }
-            .await;
-            vec![("source link".to_string(), r)]
-        })
+        Box::pin(crate::connector::source::timed("source link", async move {
+            let url = self.connect(loaded)?.ping().await?;
+            Ok(format!("GET {url}: OK, authenticated"))
+        }))
     }
     fn read(
         &self,

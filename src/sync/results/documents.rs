@@ -18,9 +18,8 @@ use anyhow::{Context as _, Result};
 use super::matching::{Directory, incoming};
 use super::{ResultsOptions, ResultsReport};
 use crate::config::Loaded;
-use crate::config::results::{AfterRead, OkeResultSource, QtiHttp, ResultSourceCfg, Results};
-use crate::connector::results::source::csv as csv_results;
-use crate::connector::results::source::qti::{self as qti_results, QtiOptions};
+use crate::config::results::{AfterRead, Results};
+use crate::connector::results::{Documents, Remote, result_source};
 use crate::model::ExamResult;
 use crate::store::Store;
 use crate::store::audit::{
@@ -32,10 +31,7 @@ use crate::sync::Progress;
 /// A result document to read.
 enum Doc {
     File(FileDoc),
-    Url(String),
-    /// Read already (an OKE platform's sitting, all pages): origin, bytes,
-    /// offering id.
-    Fetched(String, Vec<u8>, String),
+    Remote(Remote),
 }
 
 struct FileDoc {
@@ -79,57 +75,34 @@ pub(super) async fn read_documents(
     dir: &Directory,
     report: &mut ResultsReport,
 ) -> Result<()> {
-    let (docs, after, http) = match &rcfg.source {
-        ResultSourceCfg::QtiFolder(f) => (
-            folder_docs(&f.path, "xml", f.after, f.settle, progress, store, report).await?,
-            f.after,
+    let source = result_source(&rcfg.source);
+    let (docs, after, http) = match source.documents() {
+        Documents::Folder {
+            path,
+            extension,
+            after,
+            settle,
+        } => (
+            folder_docs(path, extension, after, settle, progress, store, report).await?,
+            after,
             None,
         ),
-        ResultSourceCfg::Csv(f) => (
-            folder_docs(&f.path, "csv", f.after, f.settle, progress, store, report).await?,
-            f.after,
-            None,
-        ),
-        ResultSourceCfg::QtiHttp(h) => {
-            let http = loaded.http_client("results.source", &h.endpoint, QtiHttp::NEEDS)?;
-            let urls = qti_results::list_documents(&http, &h.endpoint.base_url)
-                .await
-                .context("cannot list result documents; nothing was read")?;
-            (
-                urls.into_iter().map(Doc::Url).collect(),
-                AfterRead::Keep,
-                Some(http),
-            )
-        }
-        ResultSourceCfg::Oke(o) => {
-            let http = loaded.http_client("results.source", &o.endpoint, OkeResultSource::NEEDS)?;
-            // every sitting is read before anything is stored: a transport
-            // failure fails the whole read
-            let mut docs = Vec::with_capacity(o.offerings.len());
-            for off in &o.offerings {
-                let f = crate::connector::results::source::oke::fetch_offering(
-                    &http,
-                    &o.endpoint.base_url,
-                    off,
-                    o.page_size,
-                )
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot read the results of exam sitting {off} from the OKE platform; nothing was read (see sisync check-config --connect)"
-                    )
-                })?;
-                docs.push(Doc::Fetched(f.url, f.bytes, off.clone()));
-            }
-            (docs, AfterRead::Keep, None)
+        Documents::Remote => {
+            let fetched = source.fetch(loaded).await?;
+            let docs = fetched.documents.into_iter().map(Doc::Remote).collect();
+            (docs, AfterRead::Keep, Some(fetched.http))
         }
     };
-    for doc in docs {
-        let (origin, bytes) = match &doc {
+    for mut doc in docs {
+        let (origin, bytes) = match &mut doc {
             Doc::File(f) => (f.path.display().to_string(), None),
-            Doc::Fetched(origin, b, _) => (origin.clone(), Some(b.clone())),
-            Doc::Url(u) => {
-                let http = http.as_ref().expect("URL documents come with a client");
+            Doc::Remote(Remote {
+                origin,
+                body: body @ Some(_),
+                ..
+            }) => (origin.clone(), body.take()),
+            Doc::Remote(Remote { origin: u, .. }) => {
+                let http = http.as_ref().expect("remote documents come with a client");
                 match http
                     .send(reqwest::Method::GET, u, None, "application/xml", false)
                     .await
@@ -156,7 +129,7 @@ pub(super) async fn read_documents(
                     continue;
                 }
             },
-            (Doc::Url(_) | Doc::Fetched(..), None) => unreachable!("URL documents are fetched"),
+            (Doc::Remote(_), None) => unreachable!("remote documents are fetched"),
         };
         if store.document_seen(&origin, &sha)? {
             report.documents_skipped += 1;
@@ -171,64 +144,27 @@ pub(super) async fn read_documents(
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_else(|| origin.clone()),
-            Doc::Url(u) => u.clone(),
-            Doc::Fetched(origin, _, _) => origin.clone(),
+            Doc::Remote(r) => r.origin.clone(),
         };
         let mut issues = Vec::new();
         let mut parse = |each: &mut dyn FnMut(Incoming) -> Result<()>| -> Result<()> {
-            let input: Box<dyn Read> = match (&doc, &bytes) {
+            let mut input: Box<dyn Read> = match (&doc, &bytes) {
                 (_, Some(b)) => Box::new(&b[..]),
                 (Doc::File(f), None) => Box::new(
                     std::fs::File::open(&f.path)
                         .with_context(|| format!("{}: cannot open", f.path.display()))?,
                 ),
-                (Doc::Url(_) | Doc::Fetched(..), None) => {
-                    unreachable!("URL documents are fetched")
-                }
+                (Doc::Remote(_), None) => unreachable!("remote documents are fetched"),
             };
             let mut on_result = |r: ExamResult| {
                 progress.rows(1);
                 each(incoming(rcfg, dir, r))
             };
-            match &rcfg.source {
-                ResultSourceCfg::Csv(c) => {
-                    let rep = csv_results::read(
-                        input,
-                        &name,
-                        &c.columns,
-                        c.delimiter.as_bytes()[0],
-                        &mut on_result,
-                    )?;
-                    issues = rep.issues;
-                }
-                ResultSourceCfg::QtiFolder(f) => {
-                    let o = QtiOptions {
-                        grade_outcomes: f.grade_outcomes.clone(),
-                    };
-                    issues = qti_results::read(input, &name, &o, &mut on_result)?.issues;
-                }
-                ResultSourceCfg::QtiHttp(h) => {
-                    let o = QtiOptions {
-                        grade_outcomes: h.grade_outcomes.clone(),
-                    };
-                    issues = qti_results::read(input, &name, &o, &mut on_result)?.issues;
-                }
-                ResultSourceCfg::Oke(_) => {
-                    let offering = match &doc {
-                        Doc::Fetched(_, _, off) => off.as_str(),
-                        _ => "",
-                    };
-                    let mut all = Vec::new();
-                    let mut input = input;
-                    input.read_to_end(&mut all)?;
-                    issues = crate::connector::results::source::oke::read_results(
-                        &all,
-                        &name,
-                        offering,
-                        &mut on_result,
-                    )?;
-                }
-            }
+            let tag = match &doc {
+                Doc::Remote(r) => r.tag.as_str(),
+                Doc::File(_) => "",
+            };
+            issues = source.read(&mut input, &name, tag, &mut on_result)?;
             // what was read is what was hashed: an upload still going on
             // undoes the whole document
             if let Doc::File(f) = &doc {

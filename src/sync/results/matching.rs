@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Result;
 
 use super::keys::{legacy_key, result_key, value_hash};
-use crate::config::results::{ClassRule, ResultSinkCfg, Results, pattern_matches};
+use crate::config::results::{ClassRule, Results, pattern_matches};
+use crate::connector::results::result_sink;
 use crate::model::ExamResult;
 use crate::store::outbox::Incoming;
 use crate::store::{RecordKind, Store};
@@ -165,7 +166,7 @@ pub fn value_problem(score: Option<f64>, max_score: Option<f64>) -> Option<Strin
 }
 
 pub(super) fn incoming(cfg: &Results, dir: &Directory, r: ExamResult) -> Incoming {
-    let (person_id, class_id, parked) = if matches!(cfg.sink, ResultSinkCfg::Oke(_)) {
+    let (person_id, class_id, parked) = if result_sink(&cfg.sink).matches_at_delivery() {
         // an OKE SIS is asked for the registration when the result is
         // delivered: no roster class needed
         let person = dir.person(&r.candidate).unwrap_or(&r.candidate);

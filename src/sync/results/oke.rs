@@ -13,7 +13,6 @@ use futures::StreamExt;
 use super::matching::Directory;
 use super::push::{CHUNK, count, next_try, record_as_they_finish, result_date, without_held};
 use super::{ResultsOptions, ResultsReport};
-use crate::config::results::OkeResultSink;
 use crate::config::{Loaded, ResultField};
 use crate::connector::results::sink::oke::{Delivery, NO_REGISTRATION, OkeSink};
 use crate::connector::{PushError, Written};
@@ -160,7 +159,7 @@ fn failed(row: &OutboxRow, err: &PushError) -> PushOutcome {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn push_oke(
     loaded: &Loaded,
-    cfg: &OkeResultSink,
+    (mut sink, concurrency): (Box<OkeSink>, usize),
     opts: ResultsOptions,
     progress: &dyn Progress,
     store: &mut Store,
@@ -169,13 +168,6 @@ pub(super) async fn push_oke(
     (dir, holds): (&Directory, &Holds),
 ) -> Result<()> {
     let allowed = &loaded.config.privacy.result_fields;
-    let http = loaded.http_client("results.sink", &cfg.endpoint, OkeResultSink::NEEDS)?;
-    let mut sink = OkeSink::new(
-        &cfg.endpoint.base_url,
-        http,
-        cfg.page_size,
-        cfg.match_window_days,
-    );
     // results parked for want of a registration are looked for again
     let mut rows: Vec<OutboxRow> = store
         .outbox_parked()?
@@ -265,6 +257,6 @@ pub(super) async fn push_oke(
             let who = row.person_id.as_deref().unwrap_or(&row.candidate);
             outcome(row, &d, res, base, dir.audit_id(who))
         })
-        .buffer_unordered(cfg.endpoint.concurrency(OkeResultSink::NEEDS));
+        .buffer_unordered(concurrency);
     record_as_they_finish(stream, 16, progress, store, report, &by_key, give_up_before).await
 }

@@ -10,11 +10,9 @@ use futures::StreamExt;
 use super::keys::{line_item_id, result_sourced_id};
 use super::matching::Directory;
 use super::{ResultsOptions, ResultsReport};
-use crate::config::results::{GradebookRest as GradebookRestCfg, ResultSinkCfg, Results};
-use crate::config::uwlr_results::UwlrResults as UwlrResultsCfg;
+use crate::config::results::Results;
 use crate::config::{Loaded, ResultField};
-use crate::connector::results::sink::gradebook_csv::GradebookCsv;
-use crate::connector::results::sink::gradebook_rest::GradebookRest;
+use crate::connector::results::{ResultWriter, result_sink};
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink};
 use crate::store::Store;
 use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction};
@@ -229,17 +227,14 @@ pub(super) async fn push(
         outcome: AuditOutcome::Ok,
         detail: None,
     };
-    match &rcfg.sink {
-        ResultSinkCfg::OnerosterCsv(c) => {
+    match result_sink(&rcfg.sink).writer(loaded)? {
+        ResultWriter::Files(sink) => {
             let rows = store.outbox_due(opts.respect_backoff, "", usize::MAX)?;
             let rows = without_held(rows, &holds, report);
             if rows.is_empty() {
                 return Ok(());
             }
             progress.phase("writing results", Some(rows.len() as u64));
-            let sink = GradebookCsv::new(&c.path, &c.category, c.school.as_deref())
-                .with_formula_guard(c.formula_guard)
-                .with_group_readable(c.group_readable);
             let allowed = &loaded.config.privacy.result_fields;
             let results: Vec<GradebookResult> =
                 rows.iter().map(|r| gradebook_result(r, allowed)).collect();
@@ -275,10 +270,10 @@ pub(super) async fn push(
                 return Err(anyhow!("{}", e.message));
             }
         }
-        ResultSinkCfg::Oke(o) => {
+        ResultWriter::Registrations { sink, concurrency } => {
             super::oke::push_oke(
                 loaded,
-                o,
+                (sink, concurrency),
                 opts,
                 progress,
                 store,
@@ -288,28 +283,10 @@ pub(super) async fn push(
             )
             .await?;
         }
-        ResultSinkCfg::Uwlr(u) => {
-            let sink = crate::connector::results::sink::uwlr::UwlrResults::build(loaded, u)?;
+        ResultWriter::Records { sink, concurrency } => {
             push_records(
-                &sink,
-                u.endpoint.concurrency(UwlrResultsCfg::NEEDS),
-                opts,
-                progress,
-                store,
-                report,
-                (&base, &give_up_before),
-                (dir, &holds),
-                &loaded.config.privacy.result_fields,
-            )
-            .await?;
-        }
-        ResultSinkCfg::OnerosterRest(g) => {
-            let http = loaded.http_client("results.sink", &g.endpoint, GradebookRestCfg::NEEDS)?;
-            let sink =
-                GradebookRest::new(&g.endpoint.base_url, http, &g.category, g.school.as_deref());
-            push_records(
-                &sink,
-                g.endpoint.concurrency(GradebookRestCfg::NEEDS),
+                &*sink,
+                concurrency,
                 opts,
                 progress,
                 store,
@@ -372,7 +349,7 @@ fn line_items_of(rows: &[OutboxRow], allowed: &[ResultField]) -> Vec<LineItem> {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn push_records<S: ResultSink>(
+async fn push_records<S: ResultSink + ?Sized>(
     sink: &S,
     concurrency: usize,
     opts: ResultsOptions,

@@ -140,7 +140,7 @@ impl Capabilities {
 
     /// One line per capability the allowed fields need and the platform
     /// lacks, with what to do.
-    pub fn missing(&self, shape: &Shape, needs: &Needs) -> Vec<String> {
+    pub fn missing(&self, shape: &Shape, needs: &ScimNeeds) -> Vec<String> {
         let urn = shape.urn.as_str();
         let mut out = Vec::new();
         if !needs.extension.is_empty() {
@@ -196,7 +196,7 @@ impl Capabilities {
 
 /// What the allowed fields need of the platform.
 #[derive(Debug, Clone, Default)]
-pub struct Needs {
+pub struct ScimNeeds {
     /// Extension attribute names.
     pub extension: Vec<&'static str>,
     pub middle_name: bool,
@@ -213,8 +213,8 @@ mod tests {
         Shape::default()
     }
 
-    fn needs() -> Needs {
-        Needs {
+    fn needs() -> ScimNeeds {
+        ScimNeeds {
             extension: vec!["role", "extraTimePercent"],
             middle_name: true,
         }

@@ -21,11 +21,7 @@ pub struct GradebookCsv {
 }
 
 /// A delivered folder and the SHA-256 of each result row by sourcedId.
-#[derive(Debug)]
-pub struct CsvDelivery {
-    pub folder: PathBuf,
-    pub row_hashes: std::collections::HashMap<String, String>,
-}
+pub type CsvDelivery = crate::connector::results::FilesDelivered;
 
 fn num(v: Option<f64>) -> String {
     v.map(|n| n.to_string()).unwrap_or_default()
@@ -238,9 +234,34 @@ impl GradebookCsv {
     }
 }
 
-impl crate::connector::results::ResultOutput for crate::config::results::GradebookCsv {
+impl crate::connector::results::ResultFiles for GradebookCsv {
+    fn endpoint(&self) -> String {
+        GradebookCsv::endpoint(self)
+    }
+    fn deliver(
+        &self,
+        run_id: i64,
+        line_items: &[LineItem],
+        results: &[GradebookResult],
+    ) -> Result<CsvDelivery, PushError> {
+        GradebookCsv::deliver(self, run_id, line_items, results)
+    }
+}
+
+impl crate::connector::results::ResultOutput for crate::config::results::GradebookCsvSink {
     fn check(&self) -> String {
         format!("oneroster-csv {}", self.path.display())
+    }
+    fn writer(
+        &self,
+        _loaded: &crate::config::Loaded,
+    ) -> anyhow::Result<crate::connector::results::ResultWriter> {
+        let sink = GradebookCsv::new(&self.path, &self.category, self.school.as_deref())
+            .with_formula_guard(self.formula_guard)
+            .with_group_readable(self.group_readable);
+        Ok(crate::connector::results::ResultWriter::Files(Box::new(
+            sink,
+        )))
     }
 }
 

@@ -146,7 +146,7 @@ impl ResultSink for GradebookRest {
     }
 }
 
-impl crate::connector::results::ResultOutput for crate::config::results::GradebookRest {
+impl crate::connector::results::ResultOutput for crate::config::results::GradebookRestSink {
     fn check(&self) -> String {
         format!(
             "oneroster-rest {}{} (gradebook 1.2, {} at once)",
@@ -155,30 +155,37 @@ impl crate::connector::results::ResultOutput for crate::config::results::Gradebo
             self.endpoint.concurrency(Self::NEEDS)
         )
     }
+    fn writer(
+        &self,
+        loaded: &crate::config::Loaded,
+    ) -> anyhow::Result<crate::connector::results::ResultWriter> {
+        let http = loaded.http_client("results.sink", &self.endpoint, Self::NEEDS)?;
+        let sink = GradebookRest::new(
+            &self.endpoint.base_url,
+            http,
+            &self.category,
+            self.school.as_deref(),
+        );
+        Ok(crate::connector::results::ResultWriter::Records {
+            sink: Box::new(sink),
+            concurrency: self.endpoint.concurrency(Self::NEEDS),
+        })
+    }
     fn test_connection<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
     ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
-        Box::pin(async move {
-            let r = async {
-                let http = loaded
-                    .http_client("results.sink", &self.endpoint, Self::NEEDS)?
-                    .with_max_retries(0);
-                let sink = GradebookRest::new(
-                    &self.endpoint.base_url,
-                    http,
-                    &self.category,
-                    self.school.as_deref(),
-                );
-                let started = std::time::Instant::now();
-                let line = sink.ping().await?;
-                Ok(format!(
-                    "{line}, authenticated, {} ms",
-                    started.elapsed().as_millis()
-                ))
-            }
-            .await;
-            crate::connector::results::report("results out", r)
-        })
+        Box::pin(crate::connector::source::timed("results out", async move {
+            let http = loaded
+                .http_client("results.sink", &self.endpoint, Self::NEEDS)?
+                .with_max_retries(0);
+            let sink = GradebookRest::new(
+                &self.endpoint.base_url,
+                http,
+                &self.category,
+                self.school.as_deref(),
+            );
+            Ok(format!("{}, authenticated", sink.ping().await?))
+        }))
     }
 }

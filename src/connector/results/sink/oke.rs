@@ -583,31 +583,41 @@ impl crate::connector::results::ResultOutput for crate::config::results::OkeResu
             self.endpoint.concurrency(Self::NEEDS)
         )
     }
+    fn writer(
+        &self,
+        loaded: &crate::config::Loaded,
+    ) -> anyhow::Result<crate::connector::results::ResultWriter> {
+        let http = loaded.http_client("results.sink", &self.endpoint, Self::NEEDS)?;
+        let sink = OkeSink::new(
+            &self.endpoint.base_url,
+            http,
+            self.page_size,
+            self.match_window_days,
+        );
+        Ok(crate::connector::results::ResultWriter::Registrations {
+            sink: Box::new(sink),
+            concurrency: self.endpoint.concurrency(Self::NEEDS),
+        })
+    }
+    fn matches_at_delivery(&self) -> bool {
+        true
+    }
     fn test_connection<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
     ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
-        Box::pin(async move {
-            let r = async {
-                let http = loaded
-                    .http_client("results.sink", &self.endpoint, Self::NEEDS)?
-                    .with_max_retries(0);
-                let sink = crate::connector::results::sink::oke::OkeSink::new(
-                    &self.endpoint.base_url,
-                    http,
-                    self.page_size,
-                    self.match_window_days,
-                );
-                let started = std::time::Instant::now();
-                let line = sink.ping().await?;
-                Ok(format!(
-                    "{line}, authenticated, {} ms",
-                    started.elapsed().as_millis()
-                ))
-            }
-            .await;
-            crate::connector::results::report("results out", r)
-        })
+        Box::pin(crate::connector::source::timed("results out", async move {
+            let http = loaded
+                .http_client("results.sink", &self.endpoint, Self::NEEDS)?
+                .with_max_retries(0);
+            let sink = OkeSink::new(
+                &self.endpoint.base_url,
+                http,
+                self.page_size,
+                self.match_window_days,
+            );
+            Ok(format!("{}, authenticated", sink.ping().await?))
+        }))
     }
 }
 

@@ -174,6 +174,24 @@ impl crate::connector::results::ResultInput for crate::config::results::CsvResul
             self.delimiter
         )
     }
+    fn documents(&self) -> crate::connector::results::Documents<'_> {
+        crate::connector::results::Documents::Folder {
+            path: &self.path,
+            extension: "csv",
+            after: self.after,
+            settle: self.settle,
+        }
+    }
+    fn read(
+        &self,
+        input: &mut dyn Read,
+        name: &str,
+        _tag: &str,
+        each: &mut dyn FnMut(ExamResult) -> Result<()>,
+    ) -> Result<Vec<SourceIssue>> {
+        let delimiter = self.delimiter.as_bytes()[0];
+        Ok(read(input, name, &self.columns, delimiter, each)?.issues)
+    }
 }
 
 #[cfg(test)]

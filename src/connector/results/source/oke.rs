@@ -174,32 +174,59 @@ impl crate::connector::results::ResultInput for crate::config::results::OkeResul
         &'a self,
         loaded: &'a crate::config::Loaded,
     ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(crate::connector::source::timed("results in", async move {
+            let http = loaded
+                .http_client("results.source", &self.endpoint, Self::NEEDS)?
+                .with_max_retries(0);
+            let first = self
+                .offerings
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default();
+            let f = fetch_offering(&http, &self.endpoint.base_url, first, 10).await?;
+            Ok(format!("GET {}: OK, authenticated", f.url))
+        }))
+    }
+    fn documents(&self) -> crate::connector::results::Documents<'_> {
+        crate::connector::results::Documents::Remote
+    }
+    fn fetch<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, anyhow::Result<crate::connector::results::Fetched>>
+    {
         Box::pin(async move {
-            let r = async {
-                let http = loaded
-                    .http_client("results.source", &self.endpoint, Self::NEEDS)?
-                    .with_max_retries(0);
-                let started = std::time::Instant::now();
-                let first = self
-                    .offerings
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or_default();
-                let f = crate::connector::results::source::oke::fetch_offering(
-                    &http,
-                    &self.endpoint.base_url,
-                    first,
-                    10,
-                )
-                .await?;
-                Ok(format!(
-                    "GET {}: OK, authenticated, {} ms",
-                    f.url,
-                    started.elapsed().as_millis()
-                ))
+            use anyhow::Context;
+            let http = loaded.http_client("results.source", &self.endpoint, Self::NEEDS)?;
+            // every sitting is read before anything is stored: a transport
+            // failure fails the whole read
+            let mut documents = Vec::with_capacity(self.offerings.len());
+            for off in &self.offerings {
+                let f = fetch_offering(&http, &self.endpoint.base_url, off, self.page_size)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot read the results of exam sitting {off} from the OKE platform; nothing was read (see sisync check-config --connect)"
+                        )
+                    })?;
+                documents.push(crate::connector::results::Remote {
+                    origin: f.url,
+                    tag: off.clone(),
+                    body: Some(f.bytes),
+                });
             }
-            .await;
-            crate::connector::results::report("results in", r)
+            Ok(crate::connector::results::Fetched { http, documents })
         })
+    }
+    fn read(
+        &self,
+        input: &mut dyn std::io::Read,
+        name: &str,
+        offering: &str,
+        each: &mut dyn FnMut(ExamResult) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<SourceIssue>> {
+        let mut all = Vec::new();
+        input.read_to_end(&mut all)?;
+        read_results(&all, name, offering, each)
     }
 }

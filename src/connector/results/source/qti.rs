@@ -24,10 +24,12 @@
 
 use std::io::Read;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
+
+use crate::connector::results::{Documents, Fetched, Remote};
 
 use crate::connector::xml_input::{Counting, doctype_refused, push_ref};
 use crate::model::{ExamResult, SourceIssue};
@@ -533,6 +535,36 @@ impl crate::connector::results::ResultInput for crate::config::results::QtiFolde
             }
         )
     }
+    fn documents(&self) -> Documents<'_> {
+        Documents::Folder {
+            path: &self.path,
+            extension: "xml",
+            after: self.after,
+            settle: self.settle,
+        }
+    }
+    fn read(
+        &self,
+        input: &mut dyn Read,
+        name: &str,
+        _tag: &str,
+        each: &mut dyn FnMut(ExamResult) -> Result<()>,
+    ) -> Result<Vec<SourceIssue>> {
+        read_with(input, name, &self.grade_outcomes, each)
+    }
+}
+
+/// QTI from either transport, with the outcome names that carry a grade.
+fn read_with(
+    input: &mut dyn Read,
+    name: &str,
+    grade_outcomes: &[String],
+    each: &mut dyn FnMut(ExamResult) -> Result<()>,
+) -> Result<Vec<SourceIssue>> {
+    let o = QtiOptions {
+        grade_outcomes: grade_outcomes.to_vec(),
+    };
+    Ok(read(input, name, &o, each)?.issues)
 }
 
 impl crate::connector::results::ResultInput for crate::config::results::QtiHttp {
@@ -543,23 +575,49 @@ impl crate::connector::results::ResultInput for crate::config::results::QtiHttp 
         &'a self,
         loaded: &'a crate::config::Loaded,
     ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+        Box::pin(crate::connector::source::timed("results in", async move {
+            let http = loaded
+                .http_client("results.source", &self.endpoint, Self::NEEDS)?
+                .with_max_retries(0);
+            let docs = list_documents(&http, &self.endpoint.base_url).await?;
+            Ok(format!(
+                "GET {}: OK, {} documents listed",
+                self.endpoint.base_url,
+                docs.len()
+            ))
+        }))
+    }
+    fn documents(&self) -> Documents<'_> {
+        Documents::Remote
+    }
+    fn fetch<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<'a, Result<Fetched>> {
         Box::pin(async move {
-            let r = async {
-                let http = loaded
-                    .http_client("results.source", &self.endpoint, Self::NEEDS)?
-                    .with_max_retries(0);
-                let started = std::time::Instant::now();
-                let docs = list_documents(&http, &self.endpoint.base_url).await?;
-                Ok(format!(
-                    "GET {}: OK, {} documents listed, {} ms",
-                    self.endpoint.base_url,
-                    docs.len(),
-                    started.elapsed().as_millis()
-                ))
-            }
-            .await;
-            crate::connector::results::report("results in", r)
+            let http = loaded.http_client("results.source", &self.endpoint, Self::NEEDS)?;
+            let urls = list_documents(&http, &self.endpoint.base_url)
+                .await
+                .context("cannot list result documents; nothing was read")?;
+            let documents = urls
+                .into_iter()
+                .map(|origin| Remote {
+                    origin,
+                    tag: String::new(),
+                    body: None,
+                })
+                .collect();
+            Ok(Fetched { http, documents })
         })
+    }
+    fn read(
+        &self,
+        input: &mut dyn Read,
+        name: &str,
+        _tag: &str,
+        each: &mut dyn FnMut(ExamResult) -> Result<()>,
+    ) -> Result<Vec<SourceIssue>> {
+        read_with(input, name, &self.grade_outcomes, each)
     }
 }
 

@@ -17,7 +17,7 @@ pub use envelope::{Answer, Fault, answer};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::uwlr_results::{Ander, UwlrResults as Cfg};
+use crate::config::uwlr_results::{Ander, UwlrResultSink as Cfg};
 use crate::config::{Loaded, Secret};
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
 use crate::digest::sha256_hex;
@@ -345,7 +345,7 @@ impl ResultSink for UwlrResults {
     }
 }
 
-impl crate::connector::results::ResultOutput for crate::config::uwlr_results::UwlrResults {
+impl crate::connector::results::ResultOutput for crate::config::uwlr_results::UwlrResultSink {
     fn check(&self) -> String {
         format!(
             "uwlr {} (UWLR 2.2 BrengLeerresultaten, {} at once)",
@@ -353,21 +353,25 @@ impl crate::connector::results::ResultOutput for crate::config::uwlr_results::Uw
             self.endpoint.concurrency(Self::NEEDS)
         )
     }
+    fn writer(
+        &self,
+        loaded: &crate::config::Loaded,
+    ) -> anyhow::Result<crate::connector::results::ResultWriter> {
+        Ok(crate::connector::results::ResultWriter::Records {
+            sink: Box::new(UwlrResults::build(loaded, self)?),
+            concurrency: self.endpoint.concurrency(Self::NEEDS),
+        })
+    }
     fn test_connection<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
     ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
-        Box::pin(async move {
-            let r = async {
-                let sink = crate::connector::results::sink::uwlr::UwlrResults::build(loaded, self)?
-                    .with_max_retries(0);
-                let started = std::time::Instant::now();
-                let line = sink.ping().await?;
-                Ok(format!("{line}, {} ms", started.elapsed().as_millis()))
-            }
-            .await;
-            crate::connector::results::report("results out", r)
-        })
+        Box::pin(crate::connector::source::timed("results out", async move {
+            UwlrResults::build(loaded, self)?
+                .with_max_retries(0)
+                .ping()
+                .await
+        }))
     }
 }
 
