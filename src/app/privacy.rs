@@ -9,9 +9,9 @@ use serde_json::json;
 use super::out::outln;
 use super::{print_json, table};
 use crate::cli::{Cli, ExportFormat, PrivacyCmd};
-use crate::config::{Environment, Loaded, Platform, ScimPlatform};
-use crate::connector::drop_folder::{csv_bytes, write_folder_as};
-use crate::connector::platform::scim::ScimSink;
+use crate::config::{Environment, Loaded};
+use crate::connector::drop_folder::csv_bytes;
+use crate::connector::platform::{EraseError, platform_sink};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::store::audit::actor;
 use crate::store::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, Store};
@@ -317,30 +317,8 @@ fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration
     };
     let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
-    let platform = match &l.config.platform {
-        Platform::Scim(p) => match &data.platform_id {
-            Some(pid) => format!(
-                "DELETE {}/Users/{pid}",
-                p.endpoint.base_url.trim_end_matches('/')
-            ),
-            None => format!(
-                "DELETE of the user with externalId {id} at {}, if the platform has one",
-                p.endpoint.base_url
-            ),
-        },
-        Platform::CsvDrop(p) => format!(
-            "an erasures.csv drop folder in {} for the platform's importer",
-            p.path.display()
-        ),
-        Platform::Oke(p) => format!(
-            "nothing at {}: OKE has no person endpoint; ask the platform to erase the person",
-            p.endpoint.base_url
-        ),
-        Platform::EdexmlDrop(p) => format!(
-            "an erasures.csv drop folder in {} for the platform's importer",
-            p.path.display()
-        ),
-    };
+    let platform =
+        platform_sink(&l.config.platform).erase_preview(data.platform_id.as_deref(), &id);
     let ids: std::collections::BTreeSet<String> = [
         Some(person.to_string()),
         Some(id.clone()),
@@ -389,81 +367,23 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
     let data = store.subject_data(person, &id)?;
     // the platform first: only when it no longer has them is local state
     // dropped (otherwise nothing would know what to delete there)
-    let mut spare = None;
-    let endpoint = match &l.config.platform {
-        Platform::Scim(p) => {
-            let http = l.http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?;
-            let sink = ScimSink::connect(&p.endpoint.base_url, http)
-                .await
-                .context("cannot reach the SCIM platform; nothing was erased")?
-                .with_shape(p.shape());
-            match sink.delete_user(data.platform_id.as_deref(), &id).await {
-                Ok(w) => w.endpoint,
-                Err(e) => {
-                    eprintln!(
-                        "error: the platform did not delete {person} ({e}); nothing was changed locally; try again"
-                    );
-                    return Ok(Exit::Failure);
-                }
+    let erased = platform_sink(&l.config.platform)
+        .erase(l, data.platform_id.as_deref(), &id)
+        .await;
+    let (endpoint, spare) = match erased {
+        Ok(e) => {
+            if let Some(note) = e.note {
+                eprintln!("note: {note}");
             }
+            (e.endpoint, e.delivered)
         }
-        Platform::EdexmlDrop(p) => {
-            // EDEXML has no deletion: the same erasures.csv as csv-drop
-            let name = format!(
-                "sisync-{}-erase",
-                chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-            );
-            let (bytes, _) = csv_bytes(
-                &["externalId", "action"],
-                &[vec![id.clone(), "delete".into()]],
-                true,
-            )?;
-            std::fs::create_dir_all(&p.path)?;
-            let folder =
-                write_folder_as(&p.path, &name, &[("erasures.csv", bytes)], p.group_readable)
-                    .map_err(|(path, what, e)| {
-                        anyhow::anyhow!(
-                            "{}: cannot {what} ({e}); nothing was erased",
-                            path.display()
-                        )
-                    })?;
-            let shown = folder.display().to_string();
-            spare = Some(folder);
-            shown
-        }
-        Platform::CsvDrop(p) => {
-            // a drop folder the platform's importer applies as deletions
-            let name = format!(
-                "sisync-{}-erase",
-                chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-            );
-            let (bytes, _) = csv_bytes(
-                &["externalId", "action"],
-                &[vec![id.clone(), "delete".into()]],
-                p.formula_guard,
-            )?;
-            std::fs::create_dir_all(&p.path)?;
-            let folder =
-                write_folder_as(&p.path, &name, &[("erasures.csv", bytes)], p.group_readable)
-                    .map_err(|(path, what, e)| {
-                        anyhow::anyhow!(
-                            "{}: cannot {what} ({e}); nothing was erased",
-                            path.display()
-                        )
-                    })?;
-            let shown = folder.display().to_string();
-            spare = Some(folder);
-            shown
-        }
-        Platform::Oke(p) => {
-            // OKE has no person endpoint: the person lives in their
-            // registrations, which the platform keeps under its own rules
+        Err(EraseError::Refused(e)) => {
             eprintln!(
-                "note: the OKE platform at {} has no person endpoint; ask the platform to erase {person} from its registrations",
-                p.endpoint.base_url
+                "error: the platform did not delete {person} ({e}); nothing was changed locally; try again"
             );
-            p.endpoint.base_url.clone()
+            return Ok(Exit::Failure);
         }
+        Err(EraseError::Unreachable(e)) => return Err(e.into()),
     };
     let mut entry = local_entry(AuditAction::SubjectErase, &id);
     entry.direction = Direction::Out;

@@ -112,3 +112,50 @@ pub(crate) fn csv_bytes(
     }
     Ok((w.into_inner().map_err(|e| e.into_error())?, hashes))
 }
+
+/// `privacy erase` at a file platform: a folder `sisync-<time>-erase/`
+/// with `erasures.csv` (`externalId,action` = `id,delete`) that the
+/// platform's importer applies as a deletion.
+pub(crate) fn erasure_drop(
+    dir: &Path,
+    id: &str,
+    formula_guard: bool,
+    group_readable: bool,
+) -> anyhow::Result<PathBuf> {
+    let name = format!(
+        "sisync-{}-erase",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    );
+    let (bytes, _) = csv_bytes(
+        &["externalId", "action"],
+        &[vec![id.to_string(), "delete".into()]],
+        formula_guard,
+    )?;
+    fs::create_dir_all(dir).map_err(|e| {
+        anyhow::anyhow!("{}: cannot create ({e}); nothing was erased", dir.display())
+    })?;
+    write_folder_as(dir, &name, &[("erasures.csv", bytes)], group_readable).map_err(
+        |(path, what, e)| {
+            anyhow::anyhow!(
+                "{}: cannot {what} ({e}); nothing was erased",
+                path.display()
+            )
+        },
+    )
+}
+
+/// [`erasure_drop`] as a platform's erasure.
+pub(crate) fn erase_by_drop(
+    dir: &Path,
+    id: &str,
+    formula_guard: bool,
+    group_readable: bool,
+) -> Result<crate::connector::platform::Erased, crate::connector::platform::EraseError> {
+    let folder = erasure_drop(dir, id, formula_guard, group_readable)
+        .map_err(crate::connector::platform::EraseError::Unreachable)?;
+    Ok(crate::connector::platform::Erased {
+        endpoint: folder.display().to_string(),
+        delivered: Some(folder),
+        note: None,
+    })
+}

@@ -14,6 +14,14 @@ use crate::model::TrackedField;
 use crate::model::platform::{PlatformGroup, PlatformUser};
 use crate::model::platform::{PlatformOffering, PlatformRegistration};
 
+/// How person ids appear in the documents a result source reads, for
+/// erasure in the processed copies sisync keeps (`done/`, `failed/`).
+#[derive(Debug, Clone)]
+pub enum DocumentFormat {
+    Qti,
+    Csv { delimiter: u8, candidate: String },
+}
+
 /// A write the platform accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {

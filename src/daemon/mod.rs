@@ -521,7 +521,9 @@ impl Plan {
                 .map(|t| until(next_daily(Local::now(), t)) + jitter(s.jitter)),
             reconcile: s
                 .reconcile_every
-                .filter(|_| matches!(loaded.config.platform, crate::config::Platform::Scim(_)))
+                .filter(|_| {
+                    crate::connector::platform::platform_sink(&loaded.config.platform).reconciles()
+                })
                 .map(|every| due(last.reconcile, every)),
         }
     }

@@ -15,8 +15,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::results::{AfterRead, ResultSinkCfg, ResultSourceCfg};
-use crate::config::{Config, Platform};
+use crate::config::Config;
+use crate::connector::DocumentFormat;
+use crate::connector::platform::platform_sink;
+use crate::connector::results::{result_sink, result_source};
 
 /// One file or folder an erasure or the purge changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,6 +40,21 @@ enum Format {
     Edexml,
 }
 
+impl From<DocumentFormat> for Format {
+    fn from(f: DocumentFormat) -> Format {
+        match f {
+            DocumentFormat::Qti => Format::Qti,
+            DocumentFormat::Csv {
+                delimiter,
+                candidate,
+            } => Format::Csv {
+                delimiter,
+                candidate,
+            },
+        }
+    }
+}
+
 /// Header names of the columns that carry a person id in the CSV files
 /// sisync delivers.
 const ID_COLUMNS: &[&str] = &[
@@ -56,30 +73,17 @@ struct Places {
 
 fn places(c: &Config) -> Places {
     let mut deliveries = Vec::new();
-    if let Platform::CsvDrop(p) = &c.platform {
-        deliveries.push((p.path.clone(), "sisync-"));
-    }
-    if let Platform::EdexmlDrop(p) = &c.platform {
-        deliveries.push((p.path.clone(), "sisync-"));
+    if let Some(dir) = platform_sink(&c.platform).delivery_folder() {
+        deliveries.push((dir.to_path_buf(), "sisync-"));
     }
     let mut processed = Vec::new();
     if let Some(r) = &c.results {
-        if let ResultSinkCfg::OnerosterCsv(g) = &r.sink {
-            deliveries.push((g.path.clone(), "sisync-results-"));
+        if let Some(dir) = result_sink(&r.sink).delivery_folder() {
+            deliveries.push((dir.to_path_buf(), "sisync-results-"));
         }
-        let inbox = match &r.source {
-            ResultSourceCfg::QtiFolder(q) if q.after == AfterRead::Move => {
-                Some((q.path.clone(), Format::Qti))
-            }
-            ResultSourceCfg::Csv(s) if s.after == AfterRead::Move => Some((
-                s.path.clone(),
-                Format::Csv {
-                    delimiter: s.delimiter.as_bytes().first().copied().unwrap_or(b','),
-                    candidate: s.columns.candidate.clone(),
-                },
-            )),
-            _ => None,
-        };
+        let inbox = result_source(&r.source)
+            .processed()
+            .map(|(dir, f)| (dir.to_path_buf(), Format::from(f)));
         if let Some((dir, f)) = inbox {
             for sub in ["done", "failed"] {
                 processed.push((dir.join(sub), f.clone()));

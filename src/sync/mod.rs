@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::{Loaded, Platform};
+use crate::config::Loaded;
 use crate::connector::platform::Writer;
 use crate::model::{Roster, SourceIssue};
 use crate::privacy::policy::Policy;
@@ -482,12 +482,7 @@ async fn apply_plan(
 /// synthetic identities for acceptance, and the subject holds in `store`.
 pub fn policy_for(loaded: &Loaded, store: &Store) -> Result<Policy> {
     let cfg = &loaded.config;
-    let (user_name, suffix) = match &cfg.platform {
-        Platform::Scim(p) => (p.user_name, p.user_name_suffix.clone()),
-        Platform::CsvDrop(_) | Platform::Oke(_) | Platform::EdexmlDrop(_) => {
-            (Default::default(), None)
-        }
-    };
+    let (user_name, suffix) = crate::connector::platform::platform_sink(&cfg.platform).user_name();
     let pseudonyms = if cfg.privacy.pseudonymize_ids {
         Some(crate::privacy::pseudonym::Pseudonymizer::new(
             &loaded.pseudonym_key()?,

@@ -11,11 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-use crate::config::{Loaded, Platform, ScimPlatform};
+use crate::config::Loaded;
 use crate::connector::PlatformSnapshot;
-use crate::connector::platform::scim::ScimSink;
+use crate::connector::platform::platform_sink;
 use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
 use crate::store::{RecordKind, RecordState, RunOutcome, Store};
@@ -248,21 +248,7 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<(Report, Option<RosterReport>), super::RunError> {
     let cfg = &loaded.config;
-    let p = match &cfg.platform {
-        Platform::Scim(p) => p,
-        Platform::Oke(_) => return Err(anyhow::anyhow!(
-            "reconcile compares SCIM users and groups; an OKE platform holds sittings and registrations, which reconcile does not read yet: nothing to compare"
-        ).into()),
-        Platform::CsvDrop(_) | Platform::EdexmlDrop(_) => return Err(anyhow::anyhow!(
-            "reconcile reads the platform back, and a file-drop platform ({}) cannot be read: nothing to compare. Check the files the platform imported instead",
-            cfg.platform.kind()
-        ).into()),
-    };
-    let http = loaded.http_client("platform", &p.endpoint, ScimPlatform::NEEDS)?;
-    let sink = ScimSink::connect(&p.endpoint.base_url, http)
-        .await
-        .with_context(|| "cannot reach the SCIM platform; check platform.base_url and the token")?
-        .with_shape(p.shape());
+    let sink = platform_sink(&cfg.platform).reconciler(loaded).await?;
     // under the run lock: no sync changes the state while it is compared,
     // and the run is recorded (status, metrics, the status page)
     let lock = super::lock::RunLock::acquire(&cfg.state.path)?;
@@ -291,7 +277,7 @@ pub async fn run(
             users: &users,
             groups: &groups,
             members: &members,
-            names_joined: p.shape().middle_in_family,
+            names_joined: sink.names_joined(),
         },
     );
     progress.done();

@@ -340,6 +340,33 @@ impl crate::connector::platform::PlatformSink for crate::config::CsvDropPlatform
     fn exam_shape(&self) -> crate::connector::platform::ExamShape {
         crate::connector::platform::ExamShape::Files
     }
+    fn erase_preview(&self, _platform_id: Option<&str>, _id: &str) -> String {
+        format!(
+            "an erasures.csv drop folder in {} for the platform's importer",
+            self.path.display()
+        )
+    }
+    fn erase<'a>(
+        &'a self,
+        _loaded: &'a crate::config::Loaded,
+        _platform_id: Option<&'a str>,
+        id: &'a str,
+    ) -> crate::connector::source::BoxFuture<
+        'a,
+        Result<crate::connector::platform::Erased, crate::connector::platform::EraseError>,
+    > {
+        Box::pin(async move {
+            crate::connector::drop_folder::erase_by_drop(
+                &self.path,
+                id,
+                self.formula_guard,
+                self.group_readable,
+            )
+        })
+    }
+    fn delivery_folder(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
 }
 
 #[cfg(test)]

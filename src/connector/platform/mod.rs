@@ -11,10 +11,12 @@ pub mod edexml_drop;
 pub mod oke;
 pub mod scim;
 
-use crate::config::{Loaded, Platform};
+use anyhow::Result;
+
+use crate::config::{Loaded, Platform, UserNameFrom};
 use crate::connector::platform::edexml_drop::Snapshot;
 use crate::connector::source::{BoxFuture, ConnectionReport};
-use crate::connector::{DynExamSink, DynRecordSink, FileSink};
+use crate::connector::{DynExamSink, DynRecordSink, FileSink, PlatformSnapshot, SinkError};
 
 /// A platform connected for one run, in the shape its writes take.
 pub enum Writer<'a> {
@@ -80,6 +82,71 @@ pub trait PlatformSink: Sync {
     fn test_connection<'a>(&'a self, _loaded: &'a Loaded) -> BoxFuture<'a, ConnectionReport> {
         Box::pin(async { Vec::new() })
     }
+    /// The folder sisync delivers files into (its folders start with
+    /// `sisync-`), which erasure and retention search; `None` when the
+    /// platform keeps nothing on this machine.
+    fn delivery_folder(&self) -> Option<&std::path::Path> {
+        None
+    }
+    /// Where the platform's user name comes from, and the suffix added to
+    /// it (a platform without user names: the default, unused).
+    fn user_name(&self) -> (UserNameFrom, Option<String>) {
+        Default::default()
+    }
+    /// `sisync reconcile` (and the daemon's `reconcile_every`) can read
+    /// this platform back.
+    fn reconciles(&self) -> bool {
+        false
+    }
+    /// `sisync reconcile`: connect, and read back what the platform holds.
+    fn reconciler<'a>(&'a self, _loaded: &'a Loaded) -> BoxFuture<'a, Result<Box<dyn ReadBack>>> {
+        let kind = self.kind();
+        Box::pin(async move {
+            anyhow::bail!(
+                "reconcile reads the platform back, and a file-drop platform ({kind}) cannot be read: nothing to compare. Check the files the platform imported instead"
+            )
+        })
+    }
+    /// `privacy erase --dry-run`: what erasing one person (`id` as the
+    /// platform knows it, `platform_id` its own id if any) does here.
+    fn erase_preview(&self, platform_id: Option<&str>, id: &str) -> String;
+    /// `privacy erase`: erase one person at the platform. It runs before
+    /// anything local is dropped, so a failure changes nothing.
+    fn erase<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        platform_id: Option<&'a str>,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Erased, EraseError>>;
+}
+
+/// A connected platform that can be read back.
+pub trait ReadBack: Send + Sync {
+    /// Every user and group the platform holds, in sisync's terms.
+    fn read_back(&self) -> BoxFuture<'_, std::result::Result<PlatformSnapshot, SinkError>>;
+    /// The platform keeps the tussenvoegsel in the family name.
+    fn names_joined(&self) -> bool;
+}
+
+/// A person erased at the platform.
+pub struct Erased {
+    /// Where (a URL or the delivered folder), for the audit entry.
+    pub endpoint: String,
+    /// A folder just delivered that the sweep of kept files must spare.
+    pub delivered: Option<std::path::PathBuf>,
+    /// What the admin must still do (a platform without a delete).
+    pub note: Option<String>,
+}
+
+/// Why an erasure at the platform did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    /// The platform could not be reached or written (config, network).
+    #[error("{0:#}")]
+    Unreachable(anyhow::Error),
+    /// The platform answered and refused the delete.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The registry: the platform a config names. One line per protocol.

@@ -430,6 +430,47 @@ impl crate::connector::platform::PlatformSink for crate::config::oke::OkePlatfor
             vec![("platform link".to_string(), r)]
         })
     }
+    fn erase_preview(&self, _platform_id: Option<&str>, _id: &str) -> String {
+        format!(
+            "nothing at {}: OKE has no person endpoint; ask the platform to erase the person",
+            self.endpoint.base_url
+        )
+    }
+    /// OKE has no person endpoint: the person lives in their
+    /// registrations, which the platform keeps under its own rules.
+    fn erase<'a>(
+        &'a self,
+        _loaded: &'a crate::config::Loaded,
+        _platform_id: Option<&'a str>,
+        _id: &'a str,
+    ) -> crate::connector::source::BoxFuture<
+        'a,
+        Result<crate::connector::platform::Erased, crate::connector::platform::EraseError>,
+    > {
+        Box::pin(async move {
+            Ok(crate::connector::platform::Erased {
+                endpoint: self.endpoint.base_url.clone(),
+                delivered: None,
+                note: Some(format!(
+                    "the OKE platform at {} has no person endpoint; ask the platform to erase the person from its registrations",
+                    self.endpoint.base_url
+                )),
+            })
+        })
+    }
+    fn reconciler<'a>(
+        &'a self,
+        _loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<
+        'a,
+        anyhow::Result<Box<dyn crate::connector::platform::ReadBack>>,
+    > {
+        Box::pin(async {
+            anyhow::bail!(
+                "reconcile compares SCIM users and groups; an OKE platform holds sittings and registrations, which reconcile does not read yet: nothing to compare"
+            )
+        })
+    }
 }
 
 /// One active exam sitting sisync wrote to the platform, if the state file

@@ -486,6 +486,20 @@ impl ScimSink {
     }
 }
 
+impl crate::connector::platform::ReadBack for ScimSink {
+    fn read_back(
+        &self,
+    ) -> crate::connector::source::BoxFuture<
+        '_,
+        Result<crate::connector::PlatformSnapshot, SinkError>,
+    > {
+        Box::pin(ScimSink::read_back(self))
+    }
+    fn names_joined(&self) -> bool {
+        self.shape().middle_in_family
+    }
+}
+
 /// A SCIM User resource in sisync's terms: the inverse of
 /// [`user_resource`].
 pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
@@ -1070,6 +1084,77 @@ impl crate::connector::platform::PlatformSink for crate::config::ScimPlatform {
             }
             .await;
             vec![("platform link".to_string(), r)]
+        })
+    }
+    fn erase_preview(&self, platform_id: Option<&str>, id: &str) -> String {
+        match platform_id {
+            Some(pid) => format!(
+                "DELETE {}/Users/{pid}",
+                self.endpoint.base_url.trim_end_matches('/')
+            ),
+            None => format!(
+                "DELETE of the user with externalId {id} at {}, if the platform has one",
+                self.endpoint.base_url
+            ),
+        }
+    }
+    fn erase<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+        platform_id: Option<&'a str>,
+        id: &'a str,
+    ) -> crate::connector::source::BoxFuture<
+        'a,
+        Result<crate::connector::platform::Erased, crate::connector::platform::EraseError>,
+    > {
+        use crate::connector::platform::{EraseError, Erased};
+        use anyhow::Context as _;
+        Box::pin(async move {
+            let sink = async {
+                let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+                anyhow::Ok(
+                    ScimSink::connect(&self.endpoint.base_url, http)
+                        .await
+                        .context("cannot reach the SCIM platform; nothing was erased")?
+                        .with_shape(self.shape()),
+                )
+            }
+            .await
+            .map_err(EraseError::Unreachable)?;
+            let w = sink
+                .delete_user(platform_id, id)
+                .await
+                .map_err(|e| EraseError::Refused(e.to_string()))?;
+            Ok(Erased {
+                endpoint: w.endpoint,
+                delivered: None,
+                note: None,
+            })
+        })
+    }
+    fn reconciles(&self) -> bool {
+        true
+    }
+    fn user_name(&self) -> (crate::config::UserNameFrom, Option<String>) {
+        (self.user_name, self.user_name_suffix.clone())
+    }
+    fn reconciler<'a>(
+        &'a self,
+        loaded: &'a crate::config::Loaded,
+    ) -> crate::connector::source::BoxFuture<
+        'a,
+        anyhow::Result<Box<dyn crate::connector::platform::ReadBack>>,
+    > {
+        use anyhow::Context as _;
+        Box::pin(async move {
+            let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+            let sink = ScimSink::connect(&self.endpoint.base_url, http)
+                .await
+                .with_context(
+                    || "cannot reach the SCIM platform; check platform.base_url and the token",
+                )?
+                .with_shape(self.shape());
+            Ok(Box::new(sink) as Box<dyn crate::connector::platform::ReadBack>)
         })
     }
 }

@@ -73,6 +73,11 @@ pub trait ResultInput: Sync {
     fn fetch<'a>(&'a self, _loaded: &'a Loaded) -> BoxFuture<'a, Result<Fetched>> {
         Box::pin(async { anyhow::bail!("this result source reads a folder, not HTTP") })
     }
+    /// A folder whose read documents are moved into `done/` and `failed/`
+    /// and kept there, with their format: erasure searches them.
+    fn processed(&self) -> Option<(&Path, crate::connector::DocumentFormat)> {
+        None
+    }
     /// The format: every result of one document goes to `each`; a record
     /// that cannot be read comes back as an issue with its location.
     fn read(
@@ -94,6 +99,11 @@ pub trait ResultOutput: Sync {
     }
     /// The writer of one run; secrets are resolved here.
     fn writer(&self, loaded: &Loaded) -> Result<ResultWriter>;
+    /// The folder result files are delivered into (folders
+    /// `sisync-results-…`), which erasure searches.
+    fn delivery_folder(&self) -> Option<&Path> {
+        None
+    }
     /// The SIS finds each result's registration itself when it is
     /// delivered ([`ResultWriter::Registrations`]), so results need no
     /// roster class to leave the outbox.

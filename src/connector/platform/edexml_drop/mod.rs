@@ -263,6 +263,29 @@ impl crate::connector::platform::PlatformSink for crate::config::edexml_drop::Ed
     fn wants_whole_roster(&self) -> bool {
         true
     }
+    fn erase_preview(&self, _platform_id: Option<&str>, _id: &str) -> String {
+        format!(
+            "an erasures.csv drop folder in {} for the platform's importer",
+            self.path.display()
+        )
+    }
+    /// EDEXML has no deletion: the same erasures.csv as csv-drop.
+    fn erase<'a>(
+        &'a self,
+        _loaded: &'a crate::config::Loaded,
+        _platform_id: Option<&'a str>,
+        id: &'a str,
+    ) -> crate::connector::source::BoxFuture<
+        'a,
+        Result<crate::connector::platform::Erased, crate::connector::platform::EraseError>,
+    > {
+        Box::pin(async move {
+            crate::connector::drop_folder::erase_by_drop(&self.path, id, true, self.group_readable)
+        })
+    }
+    fn delivery_folder(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
 }
 
 #[cfg(test)]

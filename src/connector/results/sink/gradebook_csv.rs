@@ -263,6 +263,9 @@ impl crate::connector::results::ResultOutput for crate::config::results::Gradebo
             sink,
         )))
     }
+    fn delivery_folder(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
 }
 
 #[cfg(test)]

@@ -192,6 +192,15 @@ impl crate::connector::results::ResultInput for crate::config::results::CsvResul
         let delimiter = self.delimiter.as_bytes()[0];
         Ok(read(input, name, &self.columns, delimiter, each)?.issues)
     }
+    fn processed(&self) -> Option<(&std::path::Path, crate::connector::DocumentFormat)> {
+        (self.after == crate::config::results::AfterRead::Move).then(|| {
+            let format = crate::connector::DocumentFormat::Csv {
+                delimiter: self.delimiter.as_bytes().first().copied().unwrap_or(b','),
+                candidate: self.columns.candidate.clone(),
+            };
+            (self.path.as_path(), format)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -552,6 +552,10 @@ impl crate::connector::results::ResultInput for crate::config::results::QtiFolde
     ) -> Result<Vec<SourceIssue>> {
         read_with(input, name, &self.grade_outcomes, each)
     }
+    fn processed(&self) -> Option<(&std::path::Path, crate::connector::DocumentFormat)> {
+        (self.after == crate::config::results::AfterRead::Move)
+            .then_some((self.path.as_path(), crate::connector::DocumentFormat::Qti))
+    }
 }
 
 /// QTI from either transport, with the outcome names that carry a grade.
