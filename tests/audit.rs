@@ -6,27 +6,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
 fn sisync(config: &Path, args: &[&str], log: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(config)
+    sisync_cmd(config)
         .args(args)
-        .env_remove("SISYNC_CONFIG")
         .env("RUST_LOG", log)
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// A csv-drop config, optionally with an anchor file outside the state
@@ -40,14 +29,11 @@ fn synced(dir: &Path, anchored: bool) -> (PathBuf, PathBuf) {
         ""
     };
     std::fs::create_dir_all(dir.join("anchors")).unwrap();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state/sisync.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n{audit}",
-            export.display()
-        ),
-    )
-    .unwrap();
+    TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export.clone()))
+        .extra(audit)
+        .write();
     let o = sisync(&cfg, &["sync", "roster"], "info");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // the head goes to the journal at the end of the run
@@ -248,15 +234,25 @@ fn every_kind_of_entry(dir: &Path) -> PathBuf {
         let f = f.unwrap().path();
         std::fs::copy(&f, inbox.join(f.file_name().unwrap())).unwrap();
     }
-    let cfg = dir.join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state/sisync.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n[results]\ndefault_class = \"cls-ne-h3a\"\n[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"\n[results.sink]\nkind = \"oneroster-csv\"\npath = \"sis\"\n",
-            export.display()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export.clone()))
+        .platform(Platform::Toml(
+            "kind = \"csv-drop\"\npath = \"drop\"\n".into(),
+        ))
+        .extra(
+            r#"[results]
+default_class = "cls-ne-h3a"
+[results.source]
+kind = "qti-folder"
+path = "inbox"
+settle = "0s"
+[results.sink]
+kind = "oneroster-csv"
+path = "sis"
+"#,
+        )
+        .write();
     let run = |args: &[&str], want: i32| {
         let o = sisync(&cfg, args, "warn");
         assert_eq!(o.status.code(), Some(want), "{args:?}: {}", text(&o));

@@ -219,13 +219,9 @@ token = "env:SISYNC_TEST_ADMIN_TOKEN"
 const RUNS_OK: &str = r#"sisync_runs_total{kind="roster",outcome="ok"}"#;
 
 fn oneshot(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(cfg)
+    sisync_cmd(cfg)
         .args(args)
-        .env_remove("SISYNC_CONFIG")
         .env("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap()
 }
@@ -604,36 +600,20 @@ async fn status_page_in_headless_chromium_shows_runs_and_draws_the_chart() {
     let dir = tempfile::tempdir().unwrap();
     let export = copy_fixture("oneroster-1.2", dir.path());
     let port = free_port();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[institution]
-name = "Browser College"
-brin = "99AA"
-
-[state]
-path = "state.db"
-
-[source]
-kind = "oneroster-csv"
-path = "{}"
-
-[platform]
-kind = "csv-drop"
-path = "drop"
-
+    let cfg = TestConfig::new(dir.path())
+        .institution("Browser College", "99AA")
+        .source(Source::OneRosterCsv(export.clone()))
+        .extra(&format!(
+            r#"
 [schedule]
 roster_every = "500ms"
 jitter = "0s"
 
 [admin]
 listen = "127.0.0.1:{port}"
-"#,
-            export.display()
-        ),
-    )
-    .unwrap();
+"#
+        ))
+        .write();
     let mut d = Daemon::start(dir.path(), &cfg, port, &[]);
     d.wait_notify(
         "READY=1",
@@ -729,15 +709,10 @@ listen = "127.0.0.1:{port}"
 fn log_format_follows_journal_stream() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n[schedule]\nroster_every = \"1h\"\njitter = \"0s\"\n[admin]\nlisten = \"off\"\n",
-            repo().join("fixtures/oneroster-1.2").display()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir.path())
+        .source(Source::OneRosterCsv(repo().join("fixtures/oneroster-1.2")))
+        .extra("[schedule]\nroster_every = \"1h\"\njitter = \"0s\"\n[admin]\nlisten = \"off\"\n")
+        .write();
     let run = |journal: Option<&str>, matching: bool| -> String {
         let sock = dir.path().join("n.sock");
         let _ = std::fs::remove_file(&sock);
@@ -820,22 +795,9 @@ async fn results_syncs_are_scheduled_when_configured() {
         std::fs::copy(e.path(), inbox.join(e.file_name())).unwrap();
     }
     let port = free_port();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[institution]
-name = "T"
-brin = "99AA"
-[state]
-path = "state.db"
-[source]
-kind = "oneroster-csv"
-path = "{}"
-[platform]
-kind = "csv-drop"
-path = "drop"
-[schedule]
+    let cfg = TestConfig::new(dir.path())
+        .source(Source::OneRosterCsv(repo().join("fixtures/oneroster-1.2")))
+        .extra(&format!(r#"[schedule]
 roster_every = "1h"
 results_every = "300ms"
 jitter = "0s"
@@ -851,11 +813,8 @@ grade_outcomes = ["GRADE", "CIJFER"]
 [results.sink]
 kind = "oneroster-csv"
 path = "sis"
-"#,
-            repo().join("fixtures/oneroster-1.2").display()
-        ),
-    )
-    .unwrap();
+"#))
+        .write();
     let mut d = Daemon::start(
         dir.path(),
         &cfg,

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::fake_gradebook::{CLIENT_ID, CLIENT_SECRET, FakeGradebook};
 use common::fake_scim::{FakeScim, TOKEN};
@@ -17,22 +16,6 @@ use sisync::sync::RosterOptions;
 use sisync::sync::results::{ResultsOptions, results};
 
 const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-fn cli(cfg: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A SCIM config with `privacy` keys, results into the fake gradebook.
 fn config(
@@ -763,15 +746,9 @@ async fn eck_ids_from_the_sis_pass_through_as_is() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_on_a_csv_drop_platform_delivers_an_erasure_file() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n",
-            repo().join("fixtures/oneroster-1.2").display()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir.path())
+        .source(Source::OneRosterCsv(repo().join("fixtures/oneroster-1.2")))
+        .write();
     let loaded = Loaded::from_file(&cfg).unwrap();
     sync(&loaded, RosterOptions::default()).await;
     let (code, out, err) = cli(&cfg, &["privacy", "erase", "--person", "stu-1004"]);

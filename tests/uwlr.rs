@@ -88,19 +88,6 @@ fn platform(
 }
 
 /// Every request and answer so far, validated against the XSDs.
-fn validate_exchanges(las: &FakeLas) -> usize {
-    let ex = las.exchanges();
-    let mut docs = Vec::new();
-    for (i, e) in ex.iter().enumerate() {
-        docs.push((format!("req-{i}-{}", e.op), e.request.clone()));
-        if e.response.starts_with(b"<") {
-            docs.push((format!("resp-{i}-{}", e.op), e.response.clone()));
-        }
-    }
-    xsd_validate(&envelope_xsd(), &docs);
-    ex.len()
-}
-
 async fn run(cfg: &Loaded, opts: RosterOptions) -> anyhow::Result<sync::RosterReport> {
     sync::roster(cfg, opts, "user:test", &Quiet)
         .await

@@ -591,6 +591,21 @@ pub fn xsd_validate(xsd: &Path, docs: &[(String, Vec<u8>)]) {
     }
 }
 
+/// Validate every request and answer the LAS exchanged against the
+/// envelope XSD; the number of exchanges.
+pub fn validate_exchanges(las: &FakeLas) -> usize {
+    let ex = las.exchanges();
+    let mut docs = Vec::new();
+    for (i, e) in ex.iter().enumerate() {
+        docs.push((format!("req-{i}-{}", e.op), e.request.clone()));
+        if e.response.starts_with(b"<") {
+            docs.push((format!("resp-{i}-{}", e.op), e.response.clone()));
+        }
+    }
+    xsd_validate(&envelope_xsd(), &docs);
+    ex.len()
+}
+
 /// The driver schema for whole leerlinggegevens envelopes.
 pub fn envelope_xsd() -> std::path::PathBuf {
     super::repo().join("fixtures/specs/uwlr-2.2/check/leerlinggegevens-envelope.xsd")

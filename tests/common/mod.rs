@@ -1,15 +1,24 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod config;
 pub mod fake_gradebook;
 pub mod fake_las;
 pub mod fake_las_roster;
 pub mod fake_oke;
+pub mod fake_oneroster;
 pub mod fake_scim;
 pub mod real_peer;
+pub mod school;
 pub mod test_pki;
 
 use std::path::{Path, PathBuf};
+
+#[allow(unused_imports)]
+pub use cli::{cli, parts, sisync, sisync_cmd, text};
+#[allow(unused_imports)]
+pub use config::{Platform, Source, TestConfig};
 
 use sisync::config::Loaded;
 use sisync::sync::{self, Quiet, RosterOptions, RosterReport};
@@ -49,11 +58,9 @@ pub fn edit(export: &Path, file: &str, f: impl Fn(&str) -> Option<String>) {
 /// A SCIM config in `dir` pointing at `base` with a token file, reading a
 /// OneRoster CSV export.
 pub fn scim_config(dir: &Path, export: &Path, base: &str, token: &str, extra: &str) -> Loaded {
-    let source = format!(
-        "kind = \"oneroster-csv\"\npath = \"{}\"\n",
-        export.display()
-    );
-    scim_config_with_source(dir, &source, base, token, extra)
+    scim_test_config(dir, Source::OneRosterCsv(export.to_path_buf()), base, token)
+        .extra(extra)
+        .load()
 }
 
 /// A SCIM config with any `[source]` body.
@@ -64,29 +71,20 @@ pub fn scim_config_with_source(
     token: &str,
     extra: &str,
 ) -> Loaded {
-    std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
-    let text = format!(
-        r#"
-[institution]
-name = "Test College"
-brin = "99AA"
+    scim_test_config(dir, Source::Toml(source.into()), base, token)
+        .extra(extra)
+        .load()
+}
 
-[state]
-path = "state.db"
-
-[source]
-{source}
-[platform]
-kind = "scim"
-base_url = "{base}"
-token_file = "token"
-timeout = "5s"
-{extra}
-"#
-    );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, &text).unwrap();
-    Loaded::from_file(&file).unwrap()
+/// "Test College" into the SCIM platform at `base`.
+pub fn scim_test_config(dir: &Path, source: Source, base: &str, token: &str) -> TestConfig {
+    TestConfig::new(dir)
+        .institution("Test College", "99AA")
+        .source(source)
+        .platform(Platform::Scim {
+            base: base.into(),
+            token: token.into(),
+        })
 }
 
 pub async fn sync(loaded: &Loaded, opts: RosterOptions) -> RosterReport {
