@@ -7,7 +7,7 @@
 //! `cargo bench --bench oneroster_rest`.
 
 mod common;
-use common::peak_rss_mb;
+use common::{Source, TestConfig, peak_rss_mb};
 #[path = "../tests/common/fake_oneroster.rs"]
 mod fake_oneroster;
 
@@ -110,9 +110,12 @@ fn main() {
     let rss_before = peak_rss_mb();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("token"), fake_oneroster::SIS_TOKEN).unwrap();
-    let cfg = format!(
-        "[institution]\nname = \"Bench\"\nbrin = \"10AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-rest\"\nbase_url = \"{base}\"\ntoken_file = \"token\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n"
-    );
+    let cfg = TestConfig::new(tmp.path())
+        .institution("Bench", "10AA")
+        .source(Source::Toml(format!(
+            "kind = \"oneroster-rest\"\nbase_url = \"{base}\"\ntoken_file = \"token\"\n"
+        )))
+        .text();
     let loaded = Loaded::from_str(&tmp.path().join("sisync.toml"), cfg).unwrap();
     let t = Instant::now();
     let roster = rt

@@ -132,28 +132,12 @@ fn write_config(
     extra: &str,
 ) -> Loaded {
     std::fs::write(dir.join("oke-secret"), CLIENT_SECRET).unwrap();
-    let text = format!(
-        r#"
-[institution]
-name = "Test ROC"
-brin = "99XX"
-
-[state]
-path = "state.db"
-
-[privacy]
-fields = [{fields}]
-
-[source]
-{source}
-[platform]
-{platform}
-{extra}
-"#
-    );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, &text).unwrap();
-    Loaded::from_file(&file).unwrap()
+    TestConfig::new(dir)
+        .institution("Test ROC", "99XX")
+        .source(Source::Toml(source.into()))
+        .platform(Platform::Toml(platform.into()))
+        .extra(&format!("{extra}\n[privacy]\nfields = [{fields}]\n"))
+        .load()
 }
 
 fn oke_config(dir: &std::path::Path, sis: &FakeOke, platform: &FakeOke, extra: &str) -> Loaded {

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, Fault, uuid};
+use common::{Platform, Source, TestConfig};
 use serde_json::{Value, json};
 use sisync::config::Loaded;
 use sisync::connector::oke_results::attempt_association_id;
@@ -152,23 +153,7 @@ client_secret_file = "oke-secret"
         )
     });
     let text = format!(
-        r#"
-[institution]
-name = "Test ROC"
-brin = "99AA"
-
-[state]
-path = "state.db"
-
-[source]
-kind = "oneroster-csv"
-path = "{roster}"
-
-[platform]
-kind = "csv-drop"
-path = "platform"
-
-[results.source]
+        r#"[results.source]
 {source}
 
 [results.sink]
@@ -184,12 +169,14 @@ token_url = "{sis}/token"
 client_id = "{CLIENT_ID}"
 client_secret_file = "oke-secret"
 "#,
-        roster = roster.display(),
         sis = sis.base,
     );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, text).unwrap();
-    Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+    TestConfig::new(dir)
+        .institution("Test ROC", "99AA")
+        .source(Source::OneRosterCsv(roster))
+        .platform(Platform::CsvDrop("platform".into()))
+        .extra(&text)
+        .load()
 }
 
 /// The OKE fake listing only the sittings in the window asked for.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::fake_gradebook::{CLIENT_ID, CLIENT_SECRET, FakeGradebook, Fault};
+use common::{Platform, Source, TestConfig};
 use sisync::config::Loaded;
 use sisync::store::{AuditFilter, Store};
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};
@@ -63,23 +64,7 @@ fn as_rows(v: &[(String, String, String, f64)]) -> Vec<Row<'_>> {
 fn config(dir: &Path, roster: &Path, sink: &str) -> Loaded {
     std::fs::write(dir.join("gb-secret"), CLIENT_SECRET).unwrap();
     let text = format!(
-        r#"
-[institution]
-name = "Test College"
-brin = "99AA"
-
-[state]
-path = "state.db"
-
-[source]
-kind = "oneroster-csv"
-path = "{roster}"
-
-[platform]
-kind = "csv-drop"
-path = "platform"
-
-[results]
+        r#"[results]
 class_rules = [{{ exam = "EX-NED-*", class = "cls-ne-*" }}, {{ exam = "EX-WIS-*", class = "cls-wi-*" }}]
 
 [results.source]
@@ -90,11 +75,13 @@ settle = "0s"
 [results.sink]
 {sink}
 "#,
-        roster = roster.display()
     );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, text).unwrap();
-    Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+    TestConfig::new(dir)
+        .institution("Test College", "99AA")
+        .source(Source::OneRosterCsv(roster.to_path_buf()))
+        .platform(Platform::CsvDrop("platform".into()))
+        .extra(&text)
+        .load()
 }
 
 fn rest_sink(gb: &FakeGradebook, extra: &str) -> String {

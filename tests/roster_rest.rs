@@ -608,11 +608,15 @@ async fn edexml_drop_always_pulls_in_full() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("sis-token"), SIS_TOKEN).unwrap();
-    let text = format!(
-        "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 7\ntimeout = \"5s\"\n[platform]\nkind = \"edexml-drop\"\npath = \"drop\"\nschooljaar = \"2024-2025\"\n[privacy]\nfields = [\"name\", \"role\", \"groups\"]\n"
-    );
-    std::fs::write(d.join("sisync.toml"), text).unwrap();
-    let cfg = sisync::config::Loaded::from_file(&d.join("sisync.toml")).unwrap();
+    let cfg = TestConfig::new(d)
+        .source(Source::Toml(format!(
+            "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 7\ntimeout = \"5s\"\n"
+        )))
+        .platform(Platform::Toml(
+            "kind = \"edexml-drop\"\npath = \"drop\"\nschooljaar = \"2024-2025\"\n".into(),
+        ))
+        .extra("[privacy]\nfields = [\"name\", \"role\", \"groups\"]\n")
+        .load();
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0, "{:?}", r.issues);
     {

@@ -451,17 +451,19 @@ async fn https_with_client_certificate_and_a_gateway_header() {
 #[test]
 fn config_errors_name_the_school_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let text = |school: &str| {
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[source]\nkind = \"uwlr\"\nurl = \"https://las.example/uwlr\"\nklantcode = \"K\"\nklantnaam = \"N\"\n\n[[source.schools]]\nbrincode = \"99AA\"\nkey = \"file:k0\"\n\n[[source.schools]]\n{school}\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n"
-        )
+    let config = |school: &str| {
+        TestConfig::new(dir.path()).state(None).source(Source::Toml(format!(
+            "kind = \"uwlr\"\nurl = \"https://las.example/uwlr\"\nklantcode = \"K\"\nklantnaam = \"N\"\n\n[[source.schools]]\nbrincode = \"99AA\"\nkey = \"file:k0\"\n\n[[source.schools]]\n{school}\n"
+        )))
     };
+    let text = |school: &str| config(school).text();
     let f = dir.path().join("sisync.toml");
     std::fs::write(dir.path().join("k0"), "sleutel\n").unwrap();
     std::fs::write(&f, text("brincode = \"99bb\"\nkey = \"file:k\"\n")).unwrap();
     let e = Loaded::from_file(&f).unwrap_err();
     assert_eq!(e.key.as_deref(), Some("source.schools[1].brincode"), "{e}");
-    assert_eq!(e.line, Some(15), "{e}");
+    let second = config("brincode = \"99bb\"\nkey = \"file:k\"\n");
+    assert_eq!(e.line, Some(second.line_of("brincode = \"99bb\"")), "{e}");
     std::fs::write(&f, text("brincode = \"99BB\"\nkey = \"inline-secret\"\n")).unwrap();
     let e = Loaded::from_file(&f).unwrap_err();
     assert_eq!(e.key.as_deref(), Some("source.schools[1].key"), "{e}");
@@ -476,7 +478,8 @@ fn config_errors_name_the_school_key_and_line() {
     let e = &problems[0];
     assert_eq!(e.key.as_deref(), Some("source.schools[1].key"), "{e}");
     assert!(e.message.contains("cannot read"), "{e}");
-    assert_eq!(e.line, Some(16), "{e}");
+    let missing = config("brincode = \"99BB\"\nkey = \"file:missing\"\n");
+    assert_eq!(e.line, Some(missing.line_of("file:missing")), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

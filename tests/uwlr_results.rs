@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::fake_las::{self, FakeLas, Fault};
+use common::{Platform, Source, TestConfig};
 use sisync::config::Loaded;
 use sisync::store::{AuditFilter, Store};
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};
@@ -67,23 +68,7 @@ fn config(dir: &Path, url: &str, extra: &str) -> Loaded {
     std::fs::write(dir.join("gw.key"), fake_las::GATEWAY_KEY).unwrap();
     let roster = common::repo().join("fixtures/oneroster-1.2");
     let text = format!(
-        r#"
-[institution]
-name = "Test College"
-brin = "99AA"
-
-[state]
-path = "state.db"
-
-[source]
-kind = "oneroster-csv"
-path = "{roster}"
-
-[platform]
-kind = "csv-drop"
-path = "platform"
-
-[results.source]
+        r#"[results.source]
 kind = "qti-folder"
 path = "inbox"
 settle = "0s"
@@ -104,13 +89,15 @@ timeout = "1s"
         } else {
             "max_retries = 3"
         },
-        roster = roster.display(),
         code = fake_las::KLANTCODE,
         name = fake_las::KLANTNAAM,
     );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, text).unwrap();
-    Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+    TestConfig::new(dir)
+        .institution("Test College", "99AA")
+        .source(Source::OneRosterCsv(roster))
+        .platform(Platform::CsvDrop("platform".into()))
+        .extra(&text)
+        .load()
 }
 
 async fn roster(loaded: &Loaded) {
@@ -759,10 +746,11 @@ fn anderresultaat_settings_are_checked() {
     ] {
         let file = dir.path().join("sisync.toml");
         std::fs::write(dir.path().join("las.key"), "k").unwrap();
-        let text = format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"s.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"r\"\n[platform]\nkind = \"csv-drop\"\npath = \"p\"\n[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\n[results.sink]\nkind = \"uwlr\"\nurl = \"http://127.0.0.1:1/x\"\nautorisatiesleutel_file = \"las.key\"\nklantcode = \"c\"\nklantnaam = \"n\"\n{extra}\n"
-        );
-        std::fs::write(&file, text).unwrap();
+        TestConfig::new(dir.path())
+            .source(Source::OneRosterCsv("r".into()))
+            .platform(Platform::CsvDrop("p".into()))
+            .extra(&format!("[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\n[results.sink]\nkind = \"uwlr\"\nurl = \"http://127.0.0.1:1/x\"\nautorisatiesleutel_file = \"las.key\"\nklantcode = \"c\"\nklantnaam = \"n\"\n{extra}\n"))
+            .write();
         let err = match Loaded::from_file(&file) {
             Ok(_) => panic!("accepted: {extra}"),
             Err(e) => e.to_string(),

@@ -65,7 +65,9 @@ impl TestConfig {
             name: "T".into(),
             brin: "99AA".into(),
             state: Some("state.db".into()),
-            source: Source::OneRosterCsv(super::repo().join("fixtures/oneroster-1.2")),
+            source: Source::OneRosterCsv(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/oneroster-1.2"),
+            ),
             platform: Platform::CsvDrop("drop".into()),
             extra: String::new(),
         }
