@@ -18,22 +18,26 @@ fn sisync(config: &Path, args: &[&str], log: &str) -> Output {
         .unwrap()
 }
 
+/// The csv-drop config of [`synced`] with `audit` sections.
+fn audit_config(dir: &Path, export: PathBuf, audit: &str) -> PathBuf {
+    TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export))
+        .extra(audit)
+        .write()
+}
+
 /// A csv-drop config, optionally with an anchor file outside the state
 /// directory; one roster sync done (48 audit entries: users and classes).
 fn synced(dir: &Path, anchored: bool) -> (PathBuf, PathBuf) {
     let export = copy_fixture("oneroster-1.2", dir);
-    let cfg = dir.join("sisync.toml");
     let audit = if anchored {
         "[audit]\nanchor_file = \"anchors/audit.anchor\"\n"
     } else {
         ""
     };
     std::fs::create_dir_all(dir.join("anchors")).unwrap();
-    TestConfig::new(dir)
-        .state(Some("state/sisync.db"))
-        .source(Source::OneRosterCsv(export.clone()))
-        .extra(audit)
-        .write();
+    let cfg = audit_config(dir, export, audit);
     let o = sisync(&cfg, &["sync", "roster"], "info");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // the head goes to the journal at the end of the run
@@ -206,12 +210,12 @@ fn without_an_anchor_file_genesis_is_checked_and_the_anchor_check_skipped() {
 fn an_anchor_file_in_the_state_directory_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, _) = synced(dir.path(), true);
-    let t = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        t.replace("anchors/audit.anchor", "state/audit.anchor"),
-    )
-    .unwrap();
+    let export = dir.path().join("export");
+    audit_config(
+        dir.path(),
+        export,
+        "[audit]\nanchor_file = \"state/audit.anchor\"\n",
+    );
     let o = sisync(&cfg, &["audit", "verify"], "warn");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("audit.anchor_file"), "{}", text(&o));

@@ -35,19 +35,15 @@ fn example_config_is_valid() {
 #[test]
 fn bad_config_exits_2_with_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
-    let t = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        t.replace("brin = \"99AA\"", "brin = \"99AA\"\ncolour = \"blue\""),
-    )
-    .unwrap();
+    let config = test_config(dir.path()).institution_keys("colour = \"blue\"");
+    let cfg = config.write();
     let o = sisync(&cfg, &["sync", "roster"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(
-        err.contains("sisync.toml:4") && err.contains("unknown field `colour`"),
+        err.contains(&format!("sisync.toml:{}", config.line_of("colour")))
+            && err.contains("unknown field `colour`"),
         "{err}"
     );
     let o = sisync(&dir.path().join("missing.toml"), &["status"]);

@@ -202,10 +202,15 @@ async fn wait_metrics(
 }
 
 fn daemon_extra(port: u16, roster_every: &str) -> String {
+    daemon_sections(port, &format!("roster_every = \"{roster_every}\""))
+}
+
+/// `[schedule]` with `schedule` keys, and `[admin]` on `port`.
+fn daemon_sections(port: u16, schedule: &str) -> String {
     format!(
         r#"
 [schedule]
-roster_every = "{roster_every}"
+{schedule}
 jitter = "0s"
 shutdown_timeout = "20s"
 
@@ -237,14 +242,19 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
     let dir = tempfile::tempdir().unwrap();
     let export = copy_fixture("oneroster-1.2", dir.path());
     let port = free_port();
-    let loaded = scim_config(
-        dir.path(),
-        &export,
-        &fake.base,
-        TOKEN,
-        &daemon_extra(port, "700ms"),
-    );
-    let cfg = loaded.file.clone();
+    // the config with runs every `roster_every`
+    let config = |roster_every: &str| {
+        scim_test_config(
+            dir.path(),
+            Source::OneRosterCsv(export.clone()),
+            &fake.base,
+            TOKEN,
+        )
+        .extra(&daemon_extra(port, roster_every))
+        .write()
+    };
+    let cfg = config("700ms");
+    let loaded = sisync::config::Loaded::from_file(&cfg).unwrap();
     let mut d = Daemon::start(
         dir.path(),
         &cfg,
@@ -378,12 +388,7 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
     assert_eq!(page.status().as_u16(), 200);
 
     // SIGHUP with a broken config: logged, counted, the old config stays
-    let good = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        good.replace("roster_every = \"700ms\"", "roster_every = \"soon\""),
-    )
-    .unwrap();
+    config("soon");
     d.signal(libc::SIGHUP);
     let m = wait_metrics(
         &mut d,
@@ -412,11 +417,7 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
     );
 
     // a good reload applies: a long interval, so the runs stop
-    std::fs::write(
-        &cfg,
-        good.replace("roster_every = \"700ms\"", "roster_every = \"1h\""),
-    )
-    .unwrap();
+    config("1h");
     d.signal(libc::SIGHUP);
     wait_metrics(
         &mut d,
@@ -874,10 +875,7 @@ async fn scheduled_reconcile_reports_what_the_platform_lost() {
     let dir = tempfile::tempdir().unwrap();
     let export = copy_fixture("oneroster-1.2", dir.path());
     let port = free_port();
-    let extra = daemon_extra(port, "1h").replace(
-        "jitter = \"0s\"",
-        "jitter = \"0s\"\nreconcile_every = \"400ms\"",
-    );
+    let extra = daemon_sections(port, "roster_every = \"1h\"\nreconcile_every = \"400ms\"");
     let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, &extra);
     let cfg = loaded.file.clone();
     let mut d = Daemon::start(

@@ -52,6 +52,8 @@ pub struct TestConfig {
     state: Option<String>,
     source: Source,
     platform: Platform,
+    institution_keys: String,
+    platform_keys: String,
     extra: String,
 }
 
@@ -69,6 +71,8 @@ impl TestConfig {
                 PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/oneroster-1.2"),
             ),
             platform: Platform::CsvDrop("drop".into()),
+            institution_keys: String::new(),
+            platform_keys: String::new(),
             extra: String::new(),
         }
     }
@@ -95,12 +99,22 @@ impl TestConfig {
         self
     }
 
+    /// More `[institution]` keys (`environment = "acceptance"`).
+    pub fn institution_keys(mut self, text: &str) -> Self {
+        push_line(&mut self.institution_keys, text);
+        self
+    }
+
+    /// More `[platform]` keys, after those of the platform's body (so not
+    /// with a `Platform::Toml` body that opens a sub-table).
+    pub fn platform_keys(mut self, text: &str) -> Self {
+        push_line(&mut self.platform_keys, text);
+        self
+    }
+
     /// Text after `[platform]`: more platform keys first, then sections.
     pub fn extra(mut self, text: &str) -> Self {
-        self.extra.push_str(text);
-        if !text.is_empty() && !text.ends_with('\n') {
-            self.extra.push('\n');
-        }
+        push_line(&mut self.extra, text);
         self
     }
 
@@ -112,8 +126,8 @@ impl TestConfig {
     /// The TOML text.
     pub fn text(&self) -> String {
         let mut t = format!(
-            "[institution]\nname = \"{}\"\nbrin = \"{}\"\n",
-            self.name, self.brin
+            "[institution]\nname = \"{}\"\nbrin = \"{}\"\n{}",
+            self.name, self.brin, self.institution_keys
         );
         if let Some(s) = &self.state {
             t.push_str(&format!("[state]\npath = \"{s}\"\n"));
@@ -133,6 +147,7 @@ impl TestConfig {
             )),
             Platform::Toml(body) => push_body(&mut t, body),
         }
+        t.push_str(&self.platform_keys);
         t.push_str(&self.extra);
         t
     }
@@ -167,6 +182,14 @@ impl TestConfig {
 
 fn kind_path(kind: &str, path: &Path) -> String {
     format!("kind = \"{kind}\"\npath = \"{}\"\n", path.display())
+}
+
+/// Append `text`, ending in a newline.
+fn push_line(to: &mut String, text: &str) {
+    to.push_str(text);
+    if !text.is_empty() && !text.ends_with('\n') {
+        to.push('\n');
+    }
 }
 
 fn push_body(t: &mut String, body: &str) {
