@@ -62,15 +62,28 @@ fn as_rows(v: &[(String, String, String, f64)]) -> Vec<Row<'_>> {
 /// A config in `dir`: the fixture roster into a csv-drop platform, results
 /// from `dir/inbox` into `sink` (the body of `[results.sink]`).
 fn config(dir: &Path, roster: &Path, sink: &str) -> Loaded {
+    results_config(dir, roster, QTI_FOLDER, "", sink).load()
+}
+
+/// The `[results.source]` of [`config`].
+const QTI_FOLDER: &str = "kind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"";
+
+/// The config of [`config`] with any `[results.source]` body, more
+/// `[results]` keys and more sections (`rest`).
+fn results_config(
+    dir: &Path,
+    roster: &Path,
+    source: &str,
+    results: &str,
+    sink: &str,
+) -> TestConfig {
     std::fs::write(dir.join("gb-secret"), CLIENT_SECRET).unwrap();
     let text = format!(
         r#"[results]
 class_rules = [{{ exam = "EX-NED-*", class = "cls-ne-*" }}, {{ exam = "EX-WIS-*", class = "cls-wi-*" }}]
-
+{results}
 [results.source]
-kind = "qti-folder"
-path = "inbox"
-settle = "0s"
+{source}
 
 [results.sink]
 {sink}
@@ -81,7 +94,6 @@ settle = "0s"
         .source(Source::OneRosterCsv(roster.to_path_buf()))
         .platform(Platform::CsvDrop("platform".into()))
         .extra(&text)
-        .load()
 }
 
 fn rest_sink(gb: &FakeGradebook, extra: &str) -> String {
@@ -529,14 +541,14 @@ async fn csv_results_with_mapped_columns() {
     let gb = FakeGradebook::start().await;
     let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
     roster(&loaded).await;
-    let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
-        .unwrap()
-        .replace(
-            "kind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"",
-            "kind = \"csv\"\npath = \"inbox\"\nsettle = \"0s\"\ndelimiter = \";\"\n[results.source.columns]\ncandidate = \"leerling\"\nexam = \"toets\"\nsession = \"sessie\"\ngrade = \"cijfer\"",
-        );
-    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
-    let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
+    let loaded = results_config(
+        dir.path(),
+        &fixture_roster(),
+        "kind = \"csv\"\npath = \"inbox\"\nsettle = \"0s\"\ndelimiter = \";\"\n[results.source.columns]\ncandidate = \"leerling\"\nexam = \"toets\"\nsession = \"sessie\"\ngrade = \"cijfer\"",
+        "",
+        &rest_sink(&gb, ""),
+    )
+    .load();
     std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
     std::fs::write(
         dir.path().join("inbox/export.csv"),
@@ -613,14 +625,16 @@ async fn qti_documents_listed_over_http_are_read_once() {
     let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
     roster(&loaded).await;
     std::fs::write(dir.path().join("platform-token"), "platform-token").unwrap();
-    let text = std::fs::read_to_string(dir.path().join("sisync.toml")).unwrap().replace(
-        "kind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"",
+    let loaded = results_config(
+        dir.path(),
+        &fixture_roster(),
         &format!(
             "kind = \"qti-http\"\nlist_url = \"http://{addr}/api/results\"\ngrade_outcomes = [\"GRADE\", \"CIJFER\"]\nmax_retries = 0\n[results.source.auth]\nkind = \"bearer\"\ntoken_file = \"platform-token\""
         ),
-    );
-    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
-    let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
+        "",
+        &rest_sink(&gb, ""),
+    )
+    .load();
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.documents, r.ingested.new, r.pushed), (2, 4, 4), "{r:?}");
     assert_eq!(r.document_errors.len(), 1);
@@ -672,15 +686,18 @@ async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
 async fn only_allowed_result_values_reach_the_sis() {
     let dir = tempfile::tempdir().unwrap();
     let gb = FakeGradebook::start().await;
-    config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
-        .unwrap()
-        .replace(
-            "[results]\n",
-            "[privacy]\nresult_fields = [\"passed\"]\n\n[results]\n",
-        );
-    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
-    let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
+    let with_fields = |fields: &str| {
+        results_config(
+            dir.path(),
+            &fixture_roster(),
+            QTI_FOLDER,
+            "",
+            &rest_sink(&gb, ""),
+        )
+        .extra(&format!("[privacy]\nresult_fields = [{fields}]\n"))
+        .write()
+    };
+    let loaded = Loaded::from_file(&with_fields("\"passed\"")).unwrap();
     roster(&loaded).await;
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
@@ -703,14 +720,7 @@ async fn only_allowed_result_values_reach_the_sis() {
         }
     });
     // nothing allowed that carries a result: refused
-    let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
-        .unwrap()
-        .replace(
-            "result_fields = [\"passed\"]",
-            "result_fields = [\"max_score\"]",
-        );
-    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
-    let e = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap_err();
+    let e = Loaded::from_file(&with_fields("\"max_score\"")).unwrap_err();
     assert!(e.to_string().contains("privacy.result_fields"), "{e}");
 }
 
@@ -752,11 +762,14 @@ async fn undeliverable_results_wait_then_give_up_after_the_configured_age() {
         "not retried before its time"
     );
     // give up after 1 s
-    let text = std::fs::read_to_string(&loaded.file)
-        .unwrap()
-        .replace("[results]\n", "[results]\ngive_up_after = \"1s\"\n");
-    std::fs::write(&loaded.file, text).unwrap();
-    let loaded = Loaded::from_file(&loaded.file).unwrap();
+    let loaded = results_config(
+        dir.path(),
+        &fixture_roster(),
+        QTI_FOLDER,
+        "give_up_after = \"1s\"",
+        &rest_sink(&gb, ""),
+    )
+    .load();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.failed, r.outbox.failed, r.outbox.pending), (1, 1, 0));

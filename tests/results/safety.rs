@@ -431,13 +431,14 @@ async fn impossible_scores_are_parked_with_the_reason() {
 async fn default_class_places_a_candidate_in_several_classes() {
     let dir = tempfile::tempdir().unwrap();
     let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    let text = std::fs::read_to_string(&loaded.file).unwrap().replace(
-        "[results]\n",
-        "[results]\ndefault_class = \"cls-mentor-m2b\"\n",
-    );
-    std::fs::write(&loaded.file, text).unwrap();
-    let loaded = Loaded::from_file(&loaded.file).unwrap();
+    let loaded = results_config(
+        dir.path(),
+        &fixture_roster(),
+        QTI_FOLDER,
+        "default_class = \"cls-mentor-m2b\"",
+        &rest_sink(&gb, ""),
+    )
+    .load();
     roster(&loaded).await;
     // no rule for EX-ENG: stu-1001 is in several classes
     write_qti(
