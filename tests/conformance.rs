@@ -21,11 +21,9 @@ use common::fake_oke::{self, FakeOke};
 use common::fake_scim::{FakeScim, TOKEN};
 use common::school::{self, SCHOOL, SCHOOLJAAR};
 use common::*;
-use serde_json::Value;
 use sisync::config::Loaded;
 use sisync::model::{Accommodations, Person, PersonalNeed, Role, Roster, Status};
 use sisync::sync::{self, Quiet, RosterOptions};
-use std::collections::{BTreeMap, BTreeSet};
 
 /// The roster formats sisync reads.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -379,51 +377,6 @@ async fn the_edexml_fixture_reads_as_its_uwlr_and_oneroster_forms() {
     assert_eq!(x, z, "csv-drop output: EDEXML and UWLR");
 }
 
-/// Users by externalId, without the platform's own ids and metadata.
-fn users(server: &FakeScim) -> BTreeMap<String, Value> {
-    server
-        .users()
-        .into_iter()
-        .map(|mut u| {
-            let ext = u["externalId"].as_str().unwrap().to_string();
-            let o = u.as_object_mut().unwrap();
-            o.remove("id");
-            o.remove("meta");
-            (ext, u)
-        })
-        .collect()
-}
-
-/// Groups by externalId: (displayName, member externalIds).
-fn groups(server: &FakeScim) -> BTreeMap<String, (String, BTreeSet<String>)> {
-    let by_id: BTreeMap<String, String> = server
-        .users()
-        .iter()
-        .map(|u| {
-            (
-                u["id"].as_str().unwrap().to_string(),
-                u["externalId"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    server
-        .groups()
-        .iter()
-        .map(|g| {
-            let members = g["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| by_id[m["value"].as_str().unwrap()].clone())
-                .collect();
-            (
-                g["externalId"].as_str().unwrap().to_string(),
-                (g["displayName"].as_str().unwrap().to_string(), members),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ims_fixture_syncs_to_the_same_platform_state_as_oneroster() {
     // OneRoster 1.2 CSV into one platform
@@ -455,16 +408,18 @@ async fn ims_fixture_syncs_to_the_same_platform_state_as_oneroster() {
     assert_eq!((o.users.created, o.groups.created, o.failed()), (42, 6, 0));
     assert_eq!(server.users().len(), 42);
     assert_eq!(server.groups().len(), 6);
-    let members: usize = server
-        .groups()
-        .iter()
-        .map(|g| g["members"].as_array().unwrap().len())
-        .sum();
+    let members = server.member_count();
     assert_eq!(members, 80);
 
     // the same users (names, roles, orgs, accommodations) and classes
-    assert_eq!(users(&server), users(&or_server));
-    assert_eq!(groups(&server), groups(&or_server));
+    assert_eq!(
+        server.users_by_external_id(),
+        or_server.users_by_external_id()
+    );
+    assert_eq!(
+        server.groups_by_external_id(),
+        or_server.groups_by_external_id()
+    );
     let zoe = server.user_by_external_id("stu-1003").unwrap();
     assert_eq!(zoe["name"]["givenName"], "Zoë");
     assert_eq!(zoe["name"]["middleName"], "van der");
@@ -509,7 +464,7 @@ async fn ims_fixture_syncs_to_the_same_platform_state_as_oneroster() {
         server.user_by_external_id("stu-1037").unwrap()["name"]["familyName"],
         "Doğan"
     );
-    let g = groups(&server);
+    let g = server.groups_by_external_id();
     let ne = &g["cls-ne-h3a"].1;
     assert!(ne.contains("stu-1037") && !ne.contains("stu-1014"));
     assert!(!g["cls-en-h3a"].1.contains("stu-1014"));

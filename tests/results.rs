@@ -307,13 +307,7 @@ async fn a_refused_result_fails_with_the_sis_message_until_retry_failed() {
         "{reason:?}"
     );
     // the audit log has the failure, not the SIS's words
-    let s = store(&loaded);
-    let failed: Vec<_> = s
-        .audit_list(&AuditFilter::default())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.outcome == "failed")
-        .collect();
+    let failed = common::failed_audit_entries(&loaded);
     assert_eq!(failed.len(), 1);
     assert!(
         !failed[0]
@@ -322,20 +316,12 @@ async fn a_refused_result_fails_with_the_sis_message_until_retry_failed() {
             .unwrap_or("")
             .contains("enrolled")
     );
-    drop(s);
     // a plain re-run leaves it failed
     gb.with(|g| g.reject_student = None);
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.pushed, r.outbox.failed), (0, 1));
     // --retry-failed pushes it
-    let r = run(
-        &loaded,
-        ResultsOptions {
-            retry_failed: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let r = run(&loaded, common::retry_failed()).await;
     assert_eq!(
         (r.retried_failed, r.pushed, r.outbox.failed, r.outbox.pushed),
         (1, 1, 0, 2)

@@ -46,8 +46,7 @@ key = "file:key-bb"
     scim_config_with_source(dir, &source, scim, TOKEN, "")
 }
 
-/// Users by externalId (without the platform's ids), and groups by
-/// externalId with their members' externalIds.
+/// The platform's users and groups by externalId.
 #[allow(clippy::type_complexity)]
 fn platform(
     s: &FakeScim,
@@ -55,39 +54,9 @@ fn platform(
     BTreeMap<String, Value>,
     BTreeMap<String, (String, BTreeSet<String>)>,
 ) {
-    let mut ext_of = BTreeMap::new();
-    let users = s
-        .users()
-        .into_iter()
-        .map(|mut u| {
-            let ext = u["externalId"].as_str().unwrap().to_string();
-            ext_of.insert(u["id"].as_str().unwrap().to_string(), ext.clone());
-            let o = u.as_object_mut().unwrap();
-            o.remove("id");
-            o.remove("meta");
-            (ext, u)
-        })
-        .collect();
-    let groups = s
-        .groups()
-        .iter()
-        .map(|g| {
-            let members = g["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| ext_of[m["value"].as_str().unwrap()].clone())
-                .collect();
-            (
-                g["externalId"].as_str().unwrap().to_string(),
-                (g["displayName"].as_str().unwrap().to_string(), members),
-            )
-        })
-        .collect();
-    (users, groups)
+    (s.users_by_external_id(), s.groups_by_external_id())
 }
 
-/// Every request and answer so far, validated against the XSDs.
 async fn run(cfg: &Loaded, opts: RosterOptions) -> anyhow::Result<sync::RosterReport> {
     sync::roster(cfg, opts, "user:test", &Quiet)
         .await

@@ -295,13 +295,7 @@ async fn a_soap_client_fault_fails_the_result_with_the_fault_string() {
         "{reason:?}"
     );
     // the audit log has the failure, not the LAS's words
-    let s = store(&loaded);
-    let failed: Vec<_> = s
-        .audit_list(&AuditFilter::default())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.outcome == "failed")
-        .collect();
+    let failed = common::failed_audit_entries(&loaded);
     assert_eq!(failed.len(), 1);
     assert!(
         !failed[0]
@@ -310,19 +304,11 @@ async fn a_soap_client_fault_fails_the_result_with_the_fault_string() {
             .unwrap_or("")
             .contains("niet bekend")
     );
-    drop(s);
     // a plain re-run leaves it failed; --retry-failed sends it once fixed
     las.with(|g| g.reject_student = None);
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.pushed, r.outbox.failed), (0, 1));
-    let r = run(
-        &loaded,
-        ResultsOptions {
-            retry_failed: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let r = run(&loaded, common::retry_failed()).await;
     assert_eq!((r.pushed, r.outbox.failed, r.outbox.pushed), (1, 0, 2));
     assert_eq!(las.with(|g| g.results.len()), 2);
     assert_all_valid(&las);
@@ -362,14 +348,7 @@ async fn a_wrong_key_or_a_score_uwlr_cannot_carry_fails_clearly() {
     let checks = sisync::sync::results::connect_checks(&loaded).await;
     let line = checks[0].1.as_ref().unwrap();
     assert!(line.contains("autorisatie accepted"), "{line}");
-    let r = run(
-        &loaded,
-        ResultsOptions {
-            retry_failed: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let r = run(&loaded, common::retry_failed()).await;
     assert_eq!(r.pushed, 1);
 
     // a fractional score: failed locally, nothing sent

@@ -9,6 +9,7 @@ pub mod fake_las_roster;
 pub mod fake_oke;
 pub mod fake_oneroster;
 pub mod fake_scim;
+pub mod http1;
 pub mod real_peer;
 pub mod school;
 pub mod test_pki;
@@ -85,6 +86,25 @@ pub fn scim_test_config(dir: &Path, source: Source, base: &str, token: &str) -> 
             base: base.into(),
             token: token.into(),
         })
+}
+
+/// The audit entries of `loaded`'s state file that record a failure.
+pub fn failed_audit_entries(loaded: &Loaded) -> Vec<sisync::store::AuditRow> {
+    sisync::store::Store::open(&loaded.config.state.path)
+        .unwrap()
+        .audit_list(&sisync::store::AuditFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == "failed")
+        .collect()
+}
+
+/// Results options that push the outbox entries that failed before.
+pub fn retry_failed() -> sisync::sync::results::ResultsOptions {
+    sisync::sync::results::ResultsOptions {
+        retry_failed: true,
+        ..Default::default()
+    }
 }
 
 pub async fn sync(loaded: &Loaded, opts: RosterOptions) -> RosterReport {

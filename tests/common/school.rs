@@ -396,6 +396,20 @@ pub fn oneroster_json(r: &Roster) -> std::collections::BTreeMap<String, Vec<Valu
     d
 }
 
+/// "Zoë van den Berg": given name, tussenvoegsel, family name.
+fn full_name(p: &Person) -> String {
+    [
+        Some(&p.given_name),
+        p.middle_name.as_ref(),
+        Some(&p.family_name),
+    ]
+    .into_iter()
+    .flatten()
+    .map(String::as_str)
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -439,16 +453,7 @@ pub fn ims_enterprise_xml(r: &Roster) -> String {
                 write!(x, "<userid useridtype=\"{t}\">{}</userid>", e(v)).unwrap();
             }
         }
-        let full = [
-            Some(&p.given_name),
-            p.middle_name.as_ref(),
-            Some(&p.family_name),
-        ]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(" ");
+        let full = full_name(p);
         write!(
             x,
             "<name><fn>{}</fn><n><family>{}</family><given>{}</given>",
@@ -790,16 +795,7 @@ pub fn fill_oke_sis(r: &Roster, sis: &super::fake_oke::FakeOke) {
                 "offering": sitting,
             }),
         );
-        let display = [
-            Some(&p.given_name),
-            p.middle_name.as_ref(),
-            Some(&p.family_name),
-        ]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(" ");
+        let display = full_name(p);
         let needs: Vec<Value> = oke_need_codes(&p.accommodations)
             .into_iter()
             .map(|c| json!({"code": c}))
