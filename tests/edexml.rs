@@ -123,10 +123,7 @@ async fn unsafe_or_empty_documents_fail_before_anything_is_written() {
     ];
     for (doc, want) in cases {
         std::fs::write(&file, doc).unwrap();
-        let e = sync::roster(&cfg, RosterOptions::default(), "user:test", &Quiet)
-            .await
-            .unwrap_err();
-        let line = format!("{e:#}");
+        let line = common::sync_error(&cfg, RosterOptions::default()).await;
         assert!(line.contains(want), "{want}: {line}");
         assert!(line.contains(&file.display().to_string()), "{line}");
         assert!(!dir.path().join("drop").exists(), "nothing written");

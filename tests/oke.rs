@@ -396,15 +396,7 @@ async fn a_failing_sis_fails_the_whole_read_and_a_refusal_names_the_platforms_re
 
     // the second sitting's associations answer 500: nothing is written
     sis.inner.lock().unwrap().fail_path = Some(format!("/offerings/{}/associations", uid(1, 1)));
-    let e = sisync::sync::roster(
-        &cfg,
-        RosterOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let line = format!("{e:#}");
+    let line = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(
         line.contains(&format!("/offerings/{}/associations", uid(1, 1))),
         "{line}"
@@ -650,15 +642,7 @@ async fn bad_records_are_reported_and_held_never_withdrawn_and_a_wrong_scope_fai
     );
     std::fs::write(&cfg.file, text).unwrap();
     let wrong = Loaded::from_file(&cfg.file).unwrap();
-    let e = sisync::sync::roster(
-        &wrong,
-        RosterOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let line = format!("{e:#}");
+    let line = common::sync_error(&wrong, RosterOptions::default()).await;
     assert!(line.contains("/token"), "{line}");
     assert!(writes(&platform).is_empty());
 }

@@ -227,15 +227,7 @@ async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
     // wrong secret: one clear line, no secret in it
     std::fs::write(dir.path().join("client-secret"), "wrong-secret").unwrap();
     sis.lock().unwrap().valid_tokens.clear();
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let msg = format!("{err:#}");
+    let msg = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(msg.contains("refused the client credentials"), "{msg}");
     assert!(
         !msg.contains("wrong-secret") && !msg.contains("s3cret"),
@@ -317,15 +309,7 @@ async fn short_lived_tokens_are_renewed_before_expiry_and_once_after_a_401() {
         s.token_requests = 0;
         s.unauthorized = 0;
     }
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let msg = format!("{err:#}");
+    let msg = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(msg.contains("orgs") && msg.contains("HTTP 401"), "{msg}");
     for secret in ["s3cret", "access-", "c2lzeW5jLWNsaWVudDpzM2NyZXQtdmFsdWU"] {
         assert!(!msg.contains(secret), "{msg}");

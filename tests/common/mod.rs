@@ -107,6 +107,14 @@ pub fn retry_failed() -> sisync::sync::results::ResultsOptions {
     }
 }
 
+/// The one line a roster run that must fail ends with (`{:#}`).
+pub async fn sync_error(loaded: &Loaded, opts: RosterOptions) -> String {
+    let e = sync::roster(loaded, opts, "user:test", &Quiet)
+        .await
+        .expect_err("the run fails");
+    format!("{e:#}")
+}
+
 pub async fn sync(loaded: &Loaded, opts: RosterOptions) -> RosterReport {
     sync::roster(loaded, opts, "user:test", &Quiet)
         .await
