@@ -8,6 +8,7 @@
 //! year. Run with `cargo bench --bench audit_query`.
 
 mod common;
+use common::{Source, TestConfig};
 
 use std::time::Instant;
 
@@ -56,12 +57,10 @@ fn main() {
     )
     .unwrap();
     drop(conn);
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        "[institution]\nname = \"Bench\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"x\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n",
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir.path())
+        .institution("Bench", "99AA")
+        .source(Source::OneRosterCsv("x".into()))
+        .write();
     println!(
         "audit_query: {ENTRIES} entries, {ENDPOINTS} endpoints, {PERSONS} persons (built in {:.1} s, {} MB)",
         built.as_secs_f64(),

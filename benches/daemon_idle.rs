@@ -10,6 +10,9 @@
 //! `SISYNC_BENCH_IDLE_SECS` shortens the idle window; `SISYNC_BENCH_DB_MB`
 //! changes the database size.
 
+mod common;
+use common::{Source, TestConfig};
+
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -124,15 +127,20 @@ fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"Bench\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n[schedule]\nroster_every = \"1h\"\njitter = \"0s\"\n[admin]\nlisten = \"127.0.0.1:{port}\"\n",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/oneroster-1.2").display()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir.path())
+        .institution("Bench", "99AA")
+        .source(Source::OneRosterCsv(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/oneroster-1.2"),
+        ))
+        .extra(&format!(
+            r#"[schedule]
+roster_every = "1h"
+jitter = "0s"
+[admin]
+listen = "127.0.0.1:{port}"
+"#
+        ))
+        .write();
     let sock = dir.path().join("notify.sock");
     let start = |keep: bool| {
         let _ = std::fs::remove_file(&sock);

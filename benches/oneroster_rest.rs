@@ -2,19 +2,19 @@
 //! teachers, 3,000 classes and 400,000 enrolments from an in-process fake
 //! OneRoster 1.2 service on 127.0.0.1 (page size 1,000). Reports total time,
 //! pages and peak RSS. The server shares the 2 cores with sisync, so the
-//! figure is an upper bound. Run with `cargo bench --bench oneroster_rest`.
+//! figure is an upper bound. The service is the tests' fake
+//! (`tests/common/fake_oneroster.rs`). Run with
+//! `cargo bench --bench oneroster_rest`.
 
 mod common;
-use common::peak_rss_mb;
+use common::{Source, TestConfig, peak_rss_mb};
+#[path = "../tests/common/fake_oneroster.rs"]
+mod fake_oneroster;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use serde_json::Value;
 use sisync::config::Loaded;
 use sisync::sync::{self, Quiet};
 
@@ -27,10 +27,22 @@ const CLASSES: usize = 3_000;
 const ENROLMENTS: usize = 400_000;
 const SCHOOLS: usize = 20;
 
-/// Each collection as pre-serialised records.
-type Data = Arc<BTreeMap<&'static str, Vec<String>>>;
+/// Each collection's records.
+fn generate() -> BTreeMap<String, Vec<Value>> {
+    records()
+        .into_iter()
+        .map(|(entity, rs)| {
+            let values = rs
+                .iter()
+                .map(|r| serde_json::from_str(r).unwrap())
+                .collect();
+            (entity.to_string(), values)
+        })
+        .collect()
+}
 
-fn generate() -> BTreeMap<&'static str, Vec<String>> {
+/// Each collection as JSON text.
+fn records() -> BTreeMap<&'static str, Vec<String>> {
     let mut d = BTreeMap::new();
     let mut orgs = vec![
         r#"{"sourcedId":"org-d","status":"active","name":"Bench","type":"district"}"#.to_string(),
@@ -89,56 +101,21 @@ fn generate() -> BTreeMap<&'static str, Vec<String>> {
     d
 }
 
-async fn collection(
-    State(d): State<Data>,
-    Path(entity): Path<String>,
-    Query(q): Query<BTreeMap<String, String>>,
-) -> Response {
-    let all = d
-        .get(entity.as_str())
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
-    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let page = all
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
-    let body = format!("{{\"{entity}\":[{page}]}}");
-    (
-        [
-            ("content-type", "application/json"),
-            ("x-total-count", &all.len().to_string()),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let data: Data = Arc::new(generate());
-    let base = rt.block_on(async {
-        let app = Router::new()
-            .route("/ims/oneroster/rostering/v1p2/:entity", get(collection))
-            .with_state(data.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("http://{addr}")
-    });
+    let (_sis, base) = rt.block_on(fake_oneroster::start(generate()));
     let rss_before = peak_rss_mb();
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("token"), "bench").unwrap();
-    let cfg = format!(
-        "[institution]\nname = \"Bench\"\nbrin = \"10AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-rest\"\nbase_url = \"{base}\"\ntoken_file = \"token\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n"
-    );
+    std::fs::write(tmp.path().join("token"), fake_oneroster::SIS_TOKEN).unwrap();
+    let cfg = TestConfig::new(tmp.path())
+        .institution("Bench", "10AA")
+        .source(Source::Toml(format!(
+            "kind = \"oneroster-rest\"\nbase_url = \"{base}\"\ntoken_file = \"token\"\n"
+        )))
+        .text();
     let loaded = Loaded::from_str(&tmp.path().join("sisync.toml"), cfg).unwrap();
     let t = Instant::now();
     let roster = rt

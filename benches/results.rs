@@ -9,6 +9,7 @@
 //! result, and peak RSS. Run with `cargo bench --bench results`.
 
 mod common;
+use common::{Platform, Source, TestConfig};
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -141,23 +142,14 @@ fn main() {
     let puts = Arc::new(AtomicUsize::new(0));
     let base = rt.block_on(serve(puts.clone()));
     std::fs::write(dir.path().join("token"), "bench").unwrap();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[institution]
-name = "Bench"
-brin = "99AA"
-[state]
-path = "state.db"
-[source]
-kind = "oneroster-csv"
-path = "roster"
-[platform]
-kind = "csv-drop"
-path = "platform"
-[results]
+    let cfg = TestConfig::new(dir.path())
+        .institution("Bench", "99AA")
+        .source(Source::Toml(
+            "kind = \"oneroster-csv\"\npath = \"roster\"\n".into(),
+        ))
+        .platform(Platform::CsvDrop("platform".into()))
+        .extra(&format!(
+            r#"[results]
 [results.source]
 kind = "qti-folder"
 path = "inbox"
@@ -169,9 +161,8 @@ base_url = "{base}"
 kind = "bearer"
 token_file = "token"
 "#
-        ),
-    )
-    .unwrap();
+        ))
+        .write();
     let loaded = Loaded::from_file(&cfg).unwrap();
     let roster = rt
         .block_on(sync::roster(

@@ -6,7 +6,7 @@
 //! and peak RSS. Run with `cargo bench --bench roster`.
 
 mod common;
-use common::peak_rss_mb;
+use common::{Source, TestConfig, peak_rss_mb};
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -192,10 +192,10 @@ fn main() {
     generate(&export).unwrap();
     println!("generated the export in {:.2} s", t.elapsed().as_secs_f64());
 
-    let cfg_text = format!(
-        "[institution]\nname = \"Bench\"\nbrin = \"10AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n",
-        export.display()
-    );
+    let cfg_text = TestConfig::new(tmp.path())
+        .institution("Bench", "10AA")
+        .source(Source::OneRosterCsv(export.clone()))
+        .text();
     let loaded = Loaded::from_str(&tmp.path().join("sisync.toml"), cfg_text).unwrap();
 
     // 1. parse + plan against an empty state

@@ -128,17 +128,6 @@ to = ["ict@school.example"]
     )
 }
 
-fn sisync(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
 async fn sisync_async(cfg: &Path, args: &[&str]) -> Output {
     let cfg = cfg.to_path_buf();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();

@@ -6,48 +6,38 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
 fn sisync(config: &Path, args: &[&str], log: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(config)
+    sisync_cmd(config)
         .args(args)
-        .env_remove("SISYNC_CONFIG")
         .env("RUST_LOG", log)
         .output()
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// The csv-drop config of [`synced`] with `audit` sections.
+fn audit_config(dir: &Path, export: PathBuf, audit: &str) -> PathBuf {
+    TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export))
+        .extra(audit)
+        .write()
 }
 
 /// A csv-drop config, optionally with an anchor file outside the state
 /// directory; one roster sync done (48 audit entries: users and classes).
 fn synced(dir: &Path, anchored: bool) -> (PathBuf, PathBuf) {
     let export = copy_fixture("oneroster-1.2", dir);
-    let cfg = dir.join("sisync.toml");
     let audit = if anchored {
         "[audit]\nanchor_file = \"anchors/audit.anchor\"\n"
     } else {
         ""
     };
     std::fs::create_dir_all(dir.join("anchors")).unwrap();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state/sisync.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n{audit}",
-            export.display()
-        ),
-    )
-    .unwrap();
+    let cfg = audit_config(dir, export, audit);
     let o = sisync(&cfg, &["sync", "roster"], "info");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // the head goes to the journal at the end of the run
@@ -220,12 +210,12 @@ fn without_an_anchor_file_genesis_is_checked_and_the_anchor_check_skipped() {
 fn an_anchor_file_in_the_state_directory_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, _) = synced(dir.path(), true);
-    let t = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        t.replace("anchors/audit.anchor", "state/audit.anchor"),
-    )
-    .unwrap();
+    let export = dir.path().join("export");
+    audit_config(
+        dir.path(),
+        export,
+        "[audit]\nanchor_file = \"state/audit.anchor\"\n",
+    );
     let o = sisync(&cfg, &["audit", "verify"], "warn");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("audit.anchor_file"), "{}", text(&o));
@@ -248,15 +238,25 @@ fn every_kind_of_entry(dir: &Path) -> PathBuf {
         let f = f.unwrap().path();
         std::fs::copy(&f, inbox.join(f.file_name().unwrap())).unwrap();
     }
-    let cfg = dir.join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state/sisync.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n[results]\ndefault_class = \"cls-ne-h3a\"\n[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"\n[results.sink]\nkind = \"oneroster-csv\"\npath = \"sis\"\n",
-            export.display()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export.clone()))
+        .platform(Platform::Toml(
+            "kind = \"csv-drop\"\npath = \"drop\"\n".into(),
+        ))
+        .extra(
+            r#"[results]
+default_class = "cls-ne-h3a"
+[results.source]
+kind = "qti-folder"
+path = "inbox"
+settle = "0s"
+[results.sink]
+kind = "oneroster-csv"
+path = "sis"
+"#,
+        )
+        .write();
     let run = |args: &[&str], want: i32| {
         let o = sisync(&cfg, args, "warn");
         assert_eq!(o.status.code(), Some(want), "{args:?}: {}", text(&o));

@@ -7,23 +7,11 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
 use sisync::sync::RosterOptions;
-
-fn sisync(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn audit_count(db: &Path) -> i64 {
     let c = rusqlite::Connection::open(db).unwrap();

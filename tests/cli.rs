@@ -4,56 +4,22 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::*;
 
-fn sisync(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A csv-drop config over a copy of the 1.2 fixture.
 fn setup(dir: &Path) -> std::path::PathBuf {
+    test_config(dir).write()
+}
+
+/// "Test College" from a copy of the 1.2 fixture into csv-drop.
+fn test_config(dir: &Path) -> TestConfig {
     let export = copy_fixture("oneroster-1.2", dir);
-    let cfg = dir.join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[institution]
-name = "Test College"
-brin = "99AA"
-
-[state]
-path = "state/sisync.db"
-
-[source]
-kind = "oneroster-csv"
-path = "{}"
-
-[platform]
-kind = "csv-drop"
-path = "drop"
-"#,
-            export.display()
-        ),
-    )
-    .unwrap();
-    cfg
+    TestConfig::new(dir)
+        .institution("Test College", "99AA")
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export))
 }
 
 #[test]
@@ -69,19 +35,15 @@ fn example_config_is_valid() {
 #[test]
 fn bad_config_exits_2_with_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
-    let t = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        t.replace("brin = \"99AA\"", "brin = \"99AA\"\ncolour = \"blue\""),
-    )
-    .unwrap();
+    let config = test_config(dir.path()).institution_keys("colour = \"blue\"");
+    let cfg = config.write();
     let o = sisync(&cfg, &["sync", "roster"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(
-        err.contains("sisync.toml:4") && err.contains("unknown field `colour`"),
+        err.contains(&format!("sisync.toml:{}", config.line_of("colour")))
+            && err.contains("unknown field `colour`"),
         "{err}"
     );
     let o = sisync(&dir.path().join("missing.toml"), &["status"]);
@@ -386,26 +348,27 @@ fn a_closed_stdout_ends_quietly_with_exit_0() {
 #[test]
 fn read_only_commands_work_without_the_connector_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
-    let t = std::fs::read_to_string(&cfg).unwrap().replace(
-        "[state]",
-        "[privacy]\npseudonymize_ids = true\npseudonym_key_file = \"pseudonym-key\"\n\n[state]",
-    );
-    std::fs::write(&cfg, &t).unwrap();
+    let config = test_config(dir.path())
+        .extra("[privacy]\npseudonymize_ids = true\npseudonym_key_file = \"pseudonym-key\"\n");
+    let cfg = config.write();
     let key = dir.path().join("pseudonym-key");
     std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
     let o = sisync(&cfg, &["sync", "roster"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // the service's secrets are not here: no key, no token
     std::fs::remove_file(&key).unwrap();
-    std::fs::write(
-        &cfg,
-        t.replace(
-            "kind = \"csv-drop\"\npath = \"drop\"",
-            "kind = \"scim\"\nbase_url = \"https://platform.example/scim/v2\"\n\n[platform.auth]\nkind = \"bearer\"\ntoken_file = \"missing-token\"",
-        ),
-    )
-    .unwrap();
+    let config = config.platform(Platform::Toml(
+        "kind = \"scim\"\nbase_url = \"https://platform.example/scim/v2\"\n\n[platform.auth]\nkind = \"bearer\"\ntoken_file = \"missing-token\"\n".into(),
+    ));
+    config.write();
+    let token_at = format!(
+        ":{}: platform.auth.token_file: cannot read",
+        config.line_of("token_file = \"missing-token\"")
+    );
+    let key_at = format!(
+        ":{}: privacy.pseudonym_key_file: cannot read",
+        config.line_of("pseudonym_key_file")
+    );
     for args in [
         &["status"][..],
         &["audit", "list"],
@@ -424,15 +387,13 @@ fn read_only_commands_work_without_the_connector_secrets() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     let missing = format!(
-        "warning: {}:22: platform.auth.token_file: cannot read {}",
+        "warning: {}:{}: platform.auth.token_file: cannot read {}",
         cfg.display(),
+        config.line_of("token_file = \"missing-token\""),
         dir.path().join("missing-token").display()
     );
     assert!(stderr.contains(&missing), "{stderr}");
-    assert!(
-        stderr.contains(":7: privacy.pseudonym_key_file: cannot read"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&key_at), "{stderr}");
     let o = sisync(&cfg, &["--json", "check-config"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let warnings = v["checks"]["warning"].as_str().unwrap_or_default();
@@ -468,8 +429,7 @@ fn read_only_commands_work_without_the_connector_secrets() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(
-        stderr.contains(":22: platform.auth.token_file: cannot read")
-            && stderr.contains(":7: privacy.pseudonym_key_file: cannot read"),
+        stderr.contains(&token_at) && stderr.contains(&key_at),
         "{stderr}"
     );
 
@@ -479,8 +439,7 @@ fn read_only_commands_work_without_the_connector_secrets() {
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(
         stderr.starts_with(&format!("config error: {}:", cfg.display()))
-            && (stderr.contains(":7: privacy.pseudonym_key_file: cannot read")
-                || stderr.contains(":22: platform.auth.token_file: cannot read")),
+            && (stderr.contains(&key_at) || stderr.contains(&token_at)),
         "{stderr}"
     );
 }

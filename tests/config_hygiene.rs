@@ -6,44 +6,21 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use common::*;
-
-fn sisync(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A SCIM config with `platform` keys and any extra sections.
 fn config(dir: &Path, platform: &str, extra: &str) -> PathBuf {
     let export = copy_fixture("oneroster-1.2", dir);
     std::fs::write(dir.join("token"), "t0ken\n").unwrap();
     std::fs::set_permissions(dir.join("token"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let cfg = dir.join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state/sisync.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"scim\"\ntoken_file = \"token\"\n{platform}\n{extra}",
-            export.display()
-        ),
-    )
-    .unwrap();
-    cfg
+    TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export.clone()))
+        .platform(Platform::Toml(format!(
+            "kind = \"scim\"\ntoken_file = \"token\"\n{platform}\n{extra}\n"
+        )))
+        .write()
 }
 
 fn refused(cfg: &Path, key: &str, says: &str) {
@@ -163,15 +140,10 @@ fn a_world_readable_secret_file_is_warned_about() {
 
 fn csv_drop(dir: &Path) -> PathBuf {
     let export = copy_fixture("oneroster-1.2", dir);
-    let cfg = dir.join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state/sisync.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n",
-            export.display()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export.clone()))
+        .write();
     let o = sisync(&cfg, &["sync", "roster"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     cfg

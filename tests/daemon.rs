@@ -202,10 +202,15 @@ async fn wait_metrics(
 }
 
 fn daemon_extra(port: u16, roster_every: &str) -> String {
+    daemon_sections(port, &format!("roster_every = \"{roster_every}\""))
+}
+
+/// `[schedule]` with `schedule` keys, and `[admin]` on `port`.
+fn daemon_sections(port: u16, schedule: &str) -> String {
     format!(
         r#"
 [schedule]
-roster_every = "{roster_every}"
+{schedule}
 jitter = "0s"
 shutdown_timeout = "20s"
 
@@ -219,13 +224,9 @@ token = "env:SISYNC_TEST_ADMIN_TOKEN"
 const RUNS_OK: &str = r#"sisync_runs_total{kind="roster",outcome="ok"}"#;
 
 fn oneshot(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(cfg)
+    sisync_cmd(cfg)
         .args(args)
-        .env_remove("SISYNC_CONFIG")
         .env("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap()
 }
@@ -241,14 +242,19 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
     let dir = tempfile::tempdir().unwrap();
     let export = copy_fixture("oneroster-1.2", dir.path());
     let port = free_port();
-    let loaded = scim_config(
-        dir.path(),
-        &export,
-        &fake.base,
-        TOKEN,
-        &daemon_extra(port, "700ms"),
-    );
-    let cfg = loaded.file.clone();
+    // the config with runs every `roster_every`
+    let config = |roster_every: &str| {
+        scim_test_config(
+            dir.path(),
+            Source::OneRosterCsv(export.clone()),
+            &fake.base,
+            TOKEN,
+        )
+        .extra(&daemon_extra(port, roster_every))
+        .write()
+    };
+    let cfg = config("700ms");
+    let loaded = sisync::config::Loaded::from_file(&cfg).unwrap();
     let mut d = Daemon::start(
         dir.path(),
         &cfg,
@@ -382,12 +388,7 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
     assert_eq!(page.status().as_u16(), 200);
 
     // SIGHUP with a broken config: logged, counted, the old config stays
-    let good = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        good.replace("roster_every = \"700ms\"", "roster_every = \"soon\""),
-    )
-    .unwrap();
+    config("soon");
     d.signal(libc::SIGHUP);
     let m = wait_metrics(
         &mut d,
@@ -416,11 +417,7 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
     );
 
     // a good reload applies: a long interval, so the runs stop
-    std::fs::write(
-        &cfg,
-        good.replace("roster_every = \"700ms\"", "roster_every = \"1h\""),
-    )
-    .unwrap();
+    config("1h");
     d.signal(libc::SIGHUP);
     wait_metrics(
         &mut d,
@@ -604,36 +601,20 @@ async fn status_page_in_headless_chromium_shows_runs_and_draws_the_chart() {
     let dir = tempfile::tempdir().unwrap();
     let export = copy_fixture("oneroster-1.2", dir.path());
     let port = free_port();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[institution]
-name = "Browser College"
-brin = "99AA"
-
-[state]
-path = "state.db"
-
-[source]
-kind = "oneroster-csv"
-path = "{}"
-
-[platform]
-kind = "csv-drop"
-path = "drop"
-
+    let cfg = TestConfig::new(dir.path())
+        .institution("Browser College", "99AA")
+        .source(Source::OneRosterCsv(export.clone()))
+        .extra(&format!(
+            r#"
 [schedule]
 roster_every = "500ms"
 jitter = "0s"
 
 [admin]
 listen = "127.0.0.1:{port}"
-"#,
-            export.display()
-        ),
-    )
-    .unwrap();
+"#
+        ))
+        .write();
     let mut d = Daemon::start(dir.path(), &cfg, port, &[]);
     d.wait_notify(
         "READY=1",
@@ -729,15 +710,10 @@ listen = "127.0.0.1:{port}"
 fn log_format_follows_journal_stream() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n[schedule]\nroster_every = \"1h\"\njitter = \"0s\"\n[admin]\nlisten = \"off\"\n",
-            repo().join("fixtures/oneroster-1.2").display()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir.path())
+        .source(Source::OneRosterCsv(repo().join("fixtures/oneroster-1.2")))
+        .extra("[schedule]\nroster_every = \"1h\"\njitter = \"0s\"\n[admin]\nlisten = \"off\"\n")
+        .write();
     let run = |journal: Option<&str>, matching: bool| -> String {
         let sock = dir.path().join("n.sock");
         let _ = std::fs::remove_file(&sock);
@@ -820,22 +796,9 @@ async fn results_syncs_are_scheduled_when_configured() {
         std::fs::copy(e.path(), inbox.join(e.file_name())).unwrap();
     }
     let port = free_port();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[institution]
-name = "T"
-brin = "99AA"
-[state]
-path = "state.db"
-[source]
-kind = "oneroster-csv"
-path = "{}"
-[platform]
-kind = "csv-drop"
-path = "drop"
-[schedule]
+    let cfg = TestConfig::new(dir.path())
+        .source(Source::OneRosterCsv(repo().join("fixtures/oneroster-1.2")))
+        .extra(&format!(r#"[schedule]
 roster_every = "1h"
 results_every = "300ms"
 jitter = "0s"
@@ -851,11 +814,8 @@ grade_outcomes = ["GRADE", "CIJFER"]
 [results.sink]
 kind = "oneroster-csv"
 path = "sis"
-"#,
-            repo().join("fixtures/oneroster-1.2").display()
-        ),
-    )
-    .unwrap();
+"#))
+        .write();
     let mut d = Daemon::start(
         dir.path(),
         &cfg,
@@ -915,10 +875,7 @@ async fn scheduled_reconcile_reports_what_the_platform_lost() {
     let dir = tempfile::tempdir().unwrap();
     let export = copy_fixture("oneroster-1.2", dir.path());
     let port = free_port();
-    let extra = daemon_extra(port, "1h").replace(
-        "jitter = \"0s\"",
-        "jitter = \"0s\"\nreconcile_every = \"400ms\"",
-    );
+    let extra = daemon_sections(port, "roster_every = \"1h\"\nreconcile_every = \"400ms\"");
     let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, &extra);
     let cfg = loaded.file.clone();
     let mut d = Daemon::start(

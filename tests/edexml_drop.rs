@@ -13,51 +13,24 @@ use std::process::{Command, Output};
 use common::*;
 
 fn sisync(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(config)
+    sisync_cmd(config)
         .args(args)
-        .env_remove("SISYNC_CONFIG")
         // the official type list of EDEXML 2.1 ends with 2024-2025
         .env("SISYNC_TODAY", "2025-03-01")
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn setup(dir: &Path, platform: &str, privacy: &str) -> (PathBuf, PathBuf) {
     let export = copy_fixture("oneroster-1.2", dir);
-    let cfg = dir.join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[institution]
-name = "T"
-brin = "99AA"
-[state]
-path = "state/sisync.db"
-[source]
-kind = "oneroster-csv"
-path = "{}"
-[platform]
-kind = "edexml-drop"
-path = "drop"
-{platform}
-[privacy]
-{privacy}
-"#,
-            export.display()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export.clone()))
+        .platform(Platform::Toml(format!(
+            "kind = \"edexml-drop\"\npath = \"drop\"\n{platform}\n"
+        )))
+        .extra(&format!("[privacy]\n{privacy}\n"))
+        .write();
     (cfg, export)
 }
 

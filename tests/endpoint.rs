@@ -18,13 +18,11 @@ use sisync::sync::RosterOptions;
 /// The OneRoster CSV fixture into `[platform]` (its body after `kind`),
 /// then `rest` (more sections).
 fn config(dir: &Path, platform: &str, rest: &str) -> Loaded {
-    let text = format!(
-        "[institution]\nname = \"Test College\"\nbrin = \"99AA\"\n\n[state]\npath = \"state.db\"\n\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n\n[platform]\n{platform}\n{rest}",
-        repo().join("fixtures/oneroster-1.2").display()
-    );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, text).unwrap();
-    Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+    TestConfig::new(dir)
+        .institution("Test College", "99AA")
+        .platform(Platform::Toml(platform.into()))
+        .extra(rest)
+        .load()
 }
 
 /// The test CA, client certificate and key as files in `dir`.

@@ -201,18 +201,11 @@ async fn paused_writes_nothing() {
 }
 
 fn cli(cfg: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env_remove("SISYNC_TODAY")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    parts(
+        sisync_cmd(cfg)
+            .args(args)
+            .env_remove("SISYNC_TODAY")
+            .output()
+            .unwrap(),
     )
 }

@@ -85,10 +85,7 @@ async fn django_scim2_defaults_without_the_extension_are_refused_before_any_writ
     let peer = start(dir.path());
     let export = copy_fixture("oneroster-1.2", dir.path());
     let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, "");
-    let e = sync::roster(&cfg, RosterOptions::default(), "user:test", &Quiet)
-        .await
-        .unwrap_err();
-    let e = format!("{e:#}");
+    let e = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(e.contains("nothing was written"), "{e}");
     assert!(
         e.contains("does not have the extension schema urn:sisync:schemas:extension:exam:1.0:User"),

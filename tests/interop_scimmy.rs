@@ -48,10 +48,7 @@ async fn scimmy_defaults_without_the_extension_are_refused_before_any_write() {
     // did not load the schema
     let extra = format!("extension_urn = \"{EXT}\"\n");
     let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);
-    let e = sync::roster(&cfg, RosterOptions::default(), "user:test", &Quiet)
-        .await
-        .unwrap_err();
-    let e = format!("{e:#}");
+    let e = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(e.contains("nothing was written"), "{e}");
     assert!(
         e.contains(&format!("does not have the extension schema {EXT}")),
@@ -62,10 +59,7 @@ async fn scimmy_defaults_without_the_extension_are_refused_before_any_write() {
 
     // the same with the default URN: refused, naming that one
     let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, "");
-    let e = sync::roster(&cfg, RosterOptions::default(), "user:test", &Quiet)
-        .await
-        .unwrap_err();
-    let e = format!("{e:#}");
+    let e = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(
         e.contains("does not have the extension schema urn:sisync:schemas:extension:exam:1.0:User"),
         "{e}"

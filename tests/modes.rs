@@ -35,16 +35,11 @@ fn mode(p: &Path) -> u32 {
 
 fn setup(dir: &Path, extra: &str) -> std::path::PathBuf {
     let export = copy_fixture("oneroster-1.2", dir);
-    let cfg = dir.join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state/sisync.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n{extra}",
-            export.display()
-        ),
-    )
-    .unwrap();
-    cfg
+    TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export))
+        .extra(extra)
+        .write()
 }
 
 fn drops(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -86,13 +86,10 @@ async fn client_certificate_is_presented_and_required() {
 
     // a key file that is not a key: one config error with key and line
     std::fs::write(dir.path().join("client.key"), "not a key").unwrap();
-    std::fs::write(
-        dir.path().join("sisync.toml"),
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[source]\n{with_cert}[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n"
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::new(dir.path())
+        .state(None)
+        .source(Source::Toml(with_cert.clone()));
+    config.write();
     // loading reads no TLS file (read-only commands work without them);
     // check-config reports it and a run stops with it
     let l = sisync::config::Loaded::from_file(&dir.path().join("sisync.toml"))
@@ -101,7 +98,7 @@ async fn client_certificate_is_presented_and_required() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     let e = &problems[0];
     assert_eq!(e.key.as_deref(), Some("source.client_cert_file"), "{e}");
-    assert_eq!(e.line, Some(9), "{e}");
+    assert_eq!(e.line, Some(config.line_of("client_cert_file")), "{e}");
     let checks = sisync::sync::connect_checks(&l).await;
     let err = checks[0].1.as_ref().unwrap_err();
     assert_eq!(

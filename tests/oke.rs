@@ -132,28 +132,12 @@ fn write_config(
     extra: &str,
 ) -> Loaded {
     std::fs::write(dir.join("oke-secret"), CLIENT_SECRET).unwrap();
-    let text = format!(
-        r#"
-[institution]
-name = "Test ROC"
-brin = "99XX"
-
-[state]
-path = "state.db"
-
-[privacy]
-fields = [{fields}]
-
-[source]
-{source}
-[platform]
-{platform}
-{extra}
-"#
-    );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, &text).unwrap();
-    Loaded::from_file(&file).unwrap()
+    TestConfig::new(dir)
+        .institution("Test ROC", "99XX")
+        .source(Source::Toml(source.into()))
+        .platform(Platform::Toml(platform.into()))
+        .extra(&format!("{extra}\n[privacy]\nfields = [{fields}]\n"))
+        .load()
 }
 
 fn oke_config(dir: &std::path::Path, sis: &FakeOke, platform: &FakeOke, extra: &str) -> Loaded {
@@ -412,15 +396,7 @@ async fn a_failing_sis_fails_the_whole_read_and_a_refusal_names_the_platforms_re
 
     // the second sitting's associations answer 500: nothing is written
     sis.inner.lock().unwrap().fail_path = Some(format!("/offerings/{}/associations", uid(1, 1)));
-    let e = sisync::sync::roster(
-        &cfg,
-        RosterOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let line = format!("{e:#}");
+    let line = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(
         line.contains(&format!("/offerings/{}/associations", uid(1, 1))),
         "{line}"
@@ -666,15 +642,7 @@ async fn bad_records_are_reported_and_held_never_withdrawn_and_a_wrong_scope_fai
     );
     std::fs::write(&cfg.file, text).unwrap();
     let wrong = Loaded::from_file(&cfg.file).unwrap();
-    let e = sisync::sync::roster(
-        &wrong,
-        RosterOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let line = format!("{e:#}");
+    let line = common::sync_error(&wrong, RosterOptions::default()).await;
     assert!(line.contains("/token"), "{line}");
     assert!(writes(&platform).is_empty());
 }

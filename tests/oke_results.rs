@@ -6,14 +6,13 @@
 //! (`tests/peers/openapi/validate.py`).
 
 mod common;
-#[path = "oke_results/fake_oke.rs"]
-mod fake_oke;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, Fault, uuid};
+use common::fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, Fault, uuid};
+use common::{Platform, Source, TestConfig};
 use serde_json::{Value, json};
 use sisync::config::Loaded;
 use sisync::connector::results::sink::oke::attempt_association_id;
@@ -154,23 +153,7 @@ client_secret_file = "oke-secret"
         )
     });
     let text = format!(
-        r#"
-[institution]
-name = "Test ROC"
-brin = "99AA"
-
-[state]
-path = "state.db"
-
-[source]
-kind = "oneroster-csv"
-path = "{roster}"
-
-[platform]
-kind = "csv-drop"
-path = "platform"
-
-[results.source]
+        r#"[results.source]
 {source}
 
 [results.sink]
@@ -186,12 +169,21 @@ token_url = "{sis}/token"
 client_id = "{CLIENT_ID}"
 client_secret_file = "oke-secret"
 "#,
-        roster = roster.display(),
         sis = sis.base,
     );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, text).unwrap();
-    Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+    TestConfig::new(dir)
+        .institution("Test ROC", "99AA")
+        .source(Source::OneRosterCsv(roster))
+        .platform(Platform::CsvDrop("platform".into()))
+        .extra(&text)
+        .load()
+}
+
+/// The OKE fake listing only the sittings in the window asked for.
+async fn start(scope: &str) -> FakeOke {
+    let f = FakeOke::start(scope).await;
+    f.with(|g| g.filter_window = true);
+    f
 }
 
 async fn run(loaded: &Loaded) -> ResultsReport {
@@ -244,8 +236,8 @@ fn writes_to(sis: &FakeOke, id: &str) -> Vec<(String, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
     let dir = tempfile::tempdir().unwrap();
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    let sis = start(SIS_SCOPE).await;
+    let platform = start(PLATFORM_SCOPE).await;
     seed(&sis, &platform, 22);
     let sitting = uuid(0xA, SITTING);
     platform.with(|g| {
@@ -402,8 +394,8 @@ async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_fail_with_the_sis_message_and_canceled_registrations_get_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    let sis = start(SIS_SCOPE).await;
+    let platform = start(PLATFORM_SCOPE).await;
     seed(&sis, &platform, 6);
     sis.with(|g| {
         g.refuse = Some((
@@ -470,8 +462,8 @@ fn write_qti(dir: &Path, rows: &[(&str, &str, &str)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qti_results_are_delivered_to_an_oke_sis_by_its_registrations() {
     let dir = tempfile::tempdir().unwrap();
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    let sis = start(SIS_SCOPE).await;
+    let platform = start(PLATFORM_SCOPE).await;
     let toets = uuid(0xE, 7);
     sis.with(|g| {
         g.offerings.insert(toets.clone(), offering(&toets, "NED-3F-LEZEN", Some("0.0-10.0")));
@@ -598,8 +590,8 @@ settle = "0s""#;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    let sis = start(SIS_SCOPE).await;
+    let platform = start(PLATFORM_SCOPE).await;
     seed(&sis, &platform, 60);
     sis.with(|g| g.delay = Duration::from_millis(40));
     let loaded = config(dir.path(), &platform, &sis, None, "concurrency = 4");
@@ -665,8 +657,8 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_failure_mid_read_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    let sis = start(SIS_SCOPE).await;
+    let platform = start(PLATFORM_SCOPE).await;
     seed(&sis, &platform, 25);
     platform.with(|g| g.fail_page = Some(3));
     let loaded = config(dir.path(), &platform, &sis, None, "");
@@ -765,8 +757,8 @@ fn the_validator_rejects_what_the_specification_rejects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sis_that_drops_the_score_fails_the_delivery_by_attribute_until_fixed() {
     let dir = tempfile::tempdir().unwrap();
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    let sis = start(SIS_SCOPE).await;
+    let platform = start(PLATFORM_SCOPE).await;
     seed(&sis, &platform, 3);
     // the SIS answers 200 to the PATCH but does not keep the score
     sis.with(|g| g.drop_result = vec!["score".into()]);

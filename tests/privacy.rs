@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::fake_gradebook::{CLIENT_ID, CLIENT_SECRET, FakeGradebook};
 use common::fake_scim::{FakeScim, TOKEN};
@@ -18,22 +17,6 @@ use sisync::sync::results::{ResultsOptions, results};
 
 const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
-fn cli(cfg: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// A SCIM config with `privacy` keys, results into the fake gradebook.
 fn config(
     dir: &Path,
@@ -42,6 +25,17 @@ fn config(
     gb: Option<&FakeGradebook>,
     privacy: &str,
 ) -> Loaded {
+    test_config(dir, export, scim, gb, privacy).load()
+}
+
+/// The config of [`config`], to vary.
+fn test_config(
+    dir: &Path,
+    export: &Path,
+    scim: &FakeScim,
+    gb: Option<&FakeGradebook>,
+    privacy: &str,
+) -> TestConfig {
     std::fs::write(dir.join("pseudonym.key"), KEY).unwrap();
     std::fs::write(dir.join("gb-secret"), CLIENT_SECRET).unwrap();
     let results = match gb {
@@ -66,13 +60,8 @@ client_secret_file = "gb-secret"
         ),
         None => String::new(),
     };
-    scim_config(
-        dir,
-        export,
-        &scim.base,
-        TOKEN,
-        &format!("\n[privacy]\n{privacy}\n{results}"),
-    )
+    scim_test_config(dir, Source::OneRosterCsv(export.into()), &scim.base, TOKEN)
+        .extra(&format!("[privacy]\n{privacy}\n{results}"))
 }
 
 fn qti(dir: &Path, name: &str, rows: &[(&str, &str, &str, f64)]) {
@@ -171,11 +160,15 @@ async fn pseudonyms_reach_the_platform_and_results_find_the_way_back() {
         Some(pseudonym("stu-1001").as_str())
     );
     // user_name = identifier would leak the student number
-    let text = std::fs::read_to_string(&loaded.file).unwrap().replace(
-        "timeout = \"5s\"",
-        "timeout = \"5s\"\nuser_name = \"identifier\"",
-    );
-    std::fs::write(&loaded.file, text).unwrap();
+    test_config(
+        dir.path(),
+        &export,
+        &scim,
+        Some(&gb),
+        "pseudonymize_ids = true\npseudonym_key_file = \"pseudonym.key\"\nfields = [\"name\", \"role\", \"groups\"]",
+    )
+    .platform_keys("user_name = \"identifier\"")
+    .write();
     let (code, _, err) = cli(&loaded.file, &["check-config"]);
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -226,10 +219,10 @@ async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
         assert!(!db.contains(v), "{v} is in the state file");
     }
     // allow_bsn warns in check-config
-    let text = std::fs::read_to_string(&loaded.file)
-        .unwrap()
-        .replace("[privacy]\n", "[privacy]\nallow_bsn = true\n");
-    std::fs::write(&loaded.file, text).unwrap();
+    let privacy = |fields: &str| {
+        test_config(dir.path(), &export, &scim, None, fields).write();
+    };
+    privacy("allow_bsn = true\nfields = [\"role\", \"groups\"]");
     let (code, out, err) = cli(&loaded.file, &["check-config"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -238,10 +231,7 @@ async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
     );
     // allowed and listed: the BSN reaches the platform in the exam
     // extension, and still never the state file (a keyed hash only)
-    let text = std::fs::read_to_string(&loaded.file)
-        .unwrap()
-        .replace("\"role\", \"groups\"]", "\"role\", \"groups\", \"bsn\"]");
-    std::fs::write(&loaded.file, text).unwrap();
+    privacy("allow_bsn = true\nfields = [\"role\", \"groups\", \"bsn\"]");
     let (code, out, err) = cli(&loaded.file, &["sync", "roster"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("999990019") && !err.contains("999990019"));
@@ -294,10 +284,7 @@ async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
         .count();
     assert_eq!(writes, 0);
     // no longer allowed: the BSNs are removed from the platform
-    let text = std::fs::read_to_string(&loaded.file)
-        .unwrap()
-        .replace("\"groups\", \"bsn\"]", "\"groups\"]");
-    std::fs::write(&loaded.file, text).unwrap();
+    privacy("allow_bsn = true\nfields = [\"role\", \"groups\"]");
     let (code, out, err) = cli(&loaded.file, &["sync", "roster"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -323,39 +310,30 @@ async fn acceptance_gets_synthetic_names_and_a_risky_config_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let scim = FakeScim::start(true).await;
     let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = config(
+    let acceptance = test_config(
         dir.path(),
         &export,
         &scim,
         None,
         "fields = [\"name\", \"email\", \"role\"]",
-    );
+    )
+    .platform_keys("environment = \"acceptance\"");
     // an acceptance platform with production data: refused
-    let text = std::fs::read_to_string(&loaded.file).unwrap().replace(
-        "timeout = \"5s\"",
-        "timeout = \"5s\"\nenvironment = \"acceptance\"",
-    );
-    std::fs::write(&loaded.file, &text).unwrap();
-    let (code, _, err) = cli(&loaded.file, &["check-config"]);
+    let file = acceptance.write();
+    let (code, _, err) = cli(&file, &["check-config"]);
     assert_eq!(code, 2);
     assert!(
         err.contains("platform.environment")
             && err.contains("institution.environment = \"acceptance\""),
         "{err}"
     );
-    let (code, _, _) = cli(&loaded.file, &["sync", "roster"]);
+    let (code, _, _) = cli(&file, &["sync", "roster"]);
     assert_eq!(code, 2, "a sync with that config is refused too");
     assert!(scim.requests().is_empty());
     // as an acceptance installation: synthetic names and e-mail
-    std::fs::write(
-        &loaded.file,
-        text.replace(
-            "brin = \"99AA\"",
-            "brin = \"99AA\"\nenvironment = \"acceptance\"",
-        ),
-    )
-    .unwrap();
-    let loaded = Loaded::from_file(&loaded.file).unwrap();
+    let loaded = acceptance
+        .institution_keys("environment = \"acceptance\"")
+        .load();
     sync(&loaded, RosterOptions::default()).await;
     let sent = bodies(&scim);
     assert!(sent.contains("Kandidaat") && sent.contains("@example.invalid"));
@@ -763,15 +741,9 @@ async fn eck_ids_from_the_sis_pass_through_as_is() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_on_a_csv_drop_platform_delivers_an_erasure_file() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"{}\"\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n",
-            repo().join("fixtures/oneroster-1.2").display()
-        ),
-    )
-    .unwrap();
+    let cfg = TestConfig::new(dir.path())
+        .source(Source::OneRosterCsv(repo().join("fixtures/oneroster-1.2")))
+        .write();
     let loaded = Loaded::from_file(&cfg).unwrap();
     sync(&loaded, RosterOptions::default()).await;
     let (code, out, err) = cli(&cfg, &["privacy", "erase", "--person", "stu-1004"]);

@@ -7,49 +7,19 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 
-fn sisync(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// csv-drop roster, QTI inbox, gradebook CSV folder.
 fn setup(dir: &Path, privacy: &str) -> PathBuf {
     let export = copy_fixture("oneroster-1.2", dir);
-    let cfg = dir.join("sisync.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[institution]
-name = "T"
-brin = "99AA"
-[state]
-path = "state/sisync.db"
-[source]
-kind = "oneroster-csv"
-path = "{}"
-[platform]
-kind = "csv-drop"
-path = "drop"
-[privacy]
+    TestConfig::new(dir)
+        .state(Some("state/sisync.db"))
+        .source(Source::OneRosterCsv(export.clone()))
+        .extra(&format!(
+            r#"[privacy]
 {privacy}
 [results]
 class_rules = [{{ exam = "EX-NED-*", class = "cls-ne-*" }}]
@@ -59,12 +29,9 @@ path = "inbox"
 [results.sink]
 kind = "oneroster-csv"
 path = "gradebook"
-"#,
-            export.display()
-        ),
-    )
-    .unwrap();
-    cfg
+"#
+        ))
+        .write()
 }
 
 fn qti(dir: &Path, name: &str, cands: &[&str]) {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::fake_gradebook::{CLIENT_ID, CLIENT_SECRET, FakeGradebook, Fault};
+use common::{Platform, Source, TestConfig};
 use sisync::config::Loaded;
 use sisync::store::{AuditFilter, Store};
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};
@@ -61,40 +62,38 @@ fn as_rows(v: &[(String, String, String, f64)]) -> Vec<Row<'_>> {
 /// A config in `dir`: the fixture roster into a csv-drop platform, results
 /// from `dir/inbox` into `sink` (the body of `[results.sink]`).
 fn config(dir: &Path, roster: &Path, sink: &str) -> Loaded {
+    results_config(dir, roster, QTI_FOLDER, "", sink).load()
+}
+
+/// The `[results.source]` of [`config`].
+const QTI_FOLDER: &str = "kind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"";
+
+/// The config of [`config`] with any `[results.source]` body, more
+/// `[results]` keys and more sections (`rest`).
+fn results_config(
+    dir: &Path,
+    roster: &Path,
+    source: &str,
+    results: &str,
+    sink: &str,
+) -> TestConfig {
     std::fs::write(dir.join("gb-secret"), CLIENT_SECRET).unwrap();
     let text = format!(
-        r#"
-[institution]
-name = "Test College"
-brin = "99AA"
-
-[state]
-path = "state.db"
-
-[source]
-kind = "oneroster-csv"
-path = "{roster}"
-
-[platform]
-kind = "csv-drop"
-path = "platform"
-
-[results]
+        r#"[results]
 class_rules = [{{ exam = "EX-NED-*", class = "cls-ne-*" }}, {{ exam = "EX-WIS-*", class = "cls-wi-*" }}]
-
+{results}
 [results.source]
-kind = "qti-folder"
-path = "inbox"
-settle = "0s"
+{source}
 
 [results.sink]
 {sink}
 "#,
-        roster = roster.display()
     );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, text).unwrap();
-    Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+    TestConfig::new(dir)
+        .institution("Test College", "99AA")
+        .source(Source::OneRosterCsv(roster.to_path_buf()))
+        .platform(Platform::CsvDrop("platform".into()))
+        .extra(&text)
 }
 
 fn rest_sink(gb: &FakeGradebook, extra: &str) -> String {
@@ -308,13 +307,7 @@ async fn a_refused_result_fails_with_the_sis_message_until_retry_failed() {
         "{reason:?}"
     );
     // the audit log has the failure, not the SIS's words
-    let s = store(&loaded);
-    let failed: Vec<_> = s
-        .audit_list(&AuditFilter::default())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.outcome == "failed")
-        .collect();
+    let failed = common::failed_audit_entries(&loaded);
     assert_eq!(failed.len(), 1);
     assert!(
         !failed[0]
@@ -323,20 +316,12 @@ async fn a_refused_result_fails_with_the_sis_message_until_retry_failed() {
             .unwrap_or("")
             .contains("enrolled")
     );
-    drop(s);
     // a plain re-run leaves it failed
     gb.with(|g| g.reject_student = None);
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.pushed, r.outbox.failed), (0, 1));
     // --retry-failed pushes it
-    let r = run(
-        &loaded,
-        ResultsOptions {
-            retry_failed: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let r = run(&loaded, common::retry_failed()).await;
     assert_eq!(
         (r.retried_failed, r.pushed, r.outbox.failed, r.outbox.pushed),
         (1, 1, 0, 2)
@@ -542,14 +527,14 @@ async fn csv_results_with_mapped_columns() {
     let gb = FakeGradebook::start().await;
     let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
     roster(&loaded).await;
-    let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
-        .unwrap()
-        .replace(
-            "kind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"",
-            "kind = \"csv\"\npath = \"inbox\"\nsettle = \"0s\"\ndelimiter = \";\"\n[results.source.columns]\ncandidate = \"leerling\"\nexam = \"toets\"\nsession = \"sessie\"\ngrade = \"cijfer\"",
-        );
-    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
-    let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
+    let loaded = results_config(
+        dir.path(),
+        &fixture_roster(),
+        "kind = \"csv\"\npath = \"inbox\"\nsettle = \"0s\"\ndelimiter = \";\"\n[results.source.columns]\ncandidate = \"leerling\"\nexam = \"toets\"\nsession = \"sessie\"\ngrade = \"cijfer\"",
+        "",
+        &rest_sink(&gb, ""),
+    )
+    .load();
     std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
     std::fs::write(
         dir.path().join("inbox/export.csv"),
@@ -626,14 +611,16 @@ async fn qti_documents_listed_over_http_are_read_once() {
     let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
     roster(&loaded).await;
     std::fs::write(dir.path().join("platform-token"), "platform-token").unwrap();
-    let text = std::fs::read_to_string(dir.path().join("sisync.toml")).unwrap().replace(
-        "kind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"0s\"",
+    let loaded = results_config(
+        dir.path(),
+        &fixture_roster(),
         &format!(
             "kind = \"qti-http\"\nlist_url = \"http://{addr}/api/results\"\ngrade_outcomes = [\"GRADE\", \"CIJFER\"]\nmax_retries = 0\n[results.source.auth]\nkind = \"bearer\"\ntoken_file = \"platform-token\""
         ),
-    );
-    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
-    let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
+        "",
+        &rest_sink(&gb, ""),
+    )
+    .load();
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.documents, r.ingested.new, r.pushed), (2, 4, 4), "{r:?}");
     assert_eq!(r.document_errors.len(), 1);
@@ -685,15 +672,18 @@ async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
 async fn only_allowed_result_values_reach_the_sis() {
     let dir = tempfile::tempdir().unwrap();
     let gb = FakeGradebook::start().await;
-    config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
-        .unwrap()
-        .replace(
-            "[results]\n",
-            "[privacy]\nresult_fields = [\"passed\"]\n\n[results]\n",
-        );
-    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
-    let loaded = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap();
+    let with_fields = |fields: &str| {
+        results_config(
+            dir.path(),
+            &fixture_roster(),
+            QTI_FOLDER,
+            "",
+            &rest_sink(&gb, ""),
+        )
+        .extra(&format!("[privacy]\nresult_fields = [{fields}]\n"))
+        .write()
+    };
+    let loaded = Loaded::from_file(&with_fields("\"passed\"")).unwrap();
     roster(&loaded).await;
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
@@ -716,14 +706,7 @@ async fn only_allowed_result_values_reach_the_sis() {
         }
     });
     // nothing allowed that carries a result: refused
-    let text = std::fs::read_to_string(dir.path().join("sisync.toml"))
-        .unwrap()
-        .replace(
-            "result_fields = [\"passed\"]",
-            "result_fields = [\"max_score\"]",
-        );
-    std::fs::write(dir.path().join("sisync.toml"), text).unwrap();
-    let e = Loaded::from_file(&dir.path().join("sisync.toml")).unwrap_err();
+    let e = Loaded::from_file(&with_fields("\"max_score\"")).unwrap_err();
     assert!(e.to_string().contains("privacy.result_fields"), "{e}");
 }
 
@@ -765,11 +748,14 @@ async fn undeliverable_results_wait_then_give_up_after_the_configured_age() {
         "not retried before its time"
     );
     // give up after 1 s
-    let text = std::fs::read_to_string(&loaded.file)
-        .unwrap()
-        .replace("[results]\n", "[results]\ngive_up_after = \"1s\"\n");
-    std::fs::write(&loaded.file, text).unwrap();
-    let loaded = Loaded::from_file(&loaded.file).unwrap();
+    let loaded = results_config(
+        dir.path(),
+        &fixture_roster(),
+        QTI_FOLDER,
+        "give_up_after = \"1s\"",
+        &rest_sink(&gb, ""),
+    )
+    .load();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.failed, r.outbox.failed, r.outbox.pending), (1, 1, 0));

@@ -7,83 +7,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use common::fake_oneroster::{self, CLIENT_BASIC, SIS_TOKEN, Shared};
 use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
 use serde_json::{Value, json};
 use sisync::config::OneRosterCsvSource;
 use sisync::connector::source::oneroster::csv::OneRosterCsv;
-use sisync::model::Status;
 use sisync::sync::RosterOptions;
 
-const SIS_TOKEN: &str = "sis-token-abcdef";
-
-#[derive(Default)]
-struct Sis {
-    /// entity → records (each with dateLastModified)
-    data: BTreeMap<String, Vec<Value>>,
-    /// (path, query) of every request
-    requests: Vec<(String, String)>,
-    /// fail every request for this (entity, offset) with 500
-    fail: Option<(String, usize)>,
-    /// OAuth2 access tokens the service accepts now: when issued, and
-    /// how often used
-    valid_tokens: BTreeMap<String, (std::time::Instant, usize)>,
-    token_requests: usize,
-    /// `expires_in` of new tokens (default 3600); the service also refuses
-    /// a token once it is older than that
-    token_life: Option<u64>,
-    /// the service refuses a token after this many requests (a token that
-    /// expires earlier than it said)
-    token_uses: Option<usize>,
-    /// requests answered 401
-    unauthorized: usize,
-    /// each collection request takes this long (to see concurrency)
-    delay: Option<std::time::Duration>,
-    in_flight: usize,
-    max_in_flight: usize,
-    /// the service sends at most this many records a page
-    max_limit: Option<usize>,
-    /// (entity, n): n added to its X-Total-Count
-    overcount: Option<(&'static str, usize)>,
-    /// faults for the next collection requests, in order:
-    /// "429" (with Retry-After: 1), "slow" (3 s), "truncated" (cut JSON)
-    faults: std::collections::VecDeque<&'static str>,
-}
-
-/// Basic auth of client `sisync-client` with secret `s3cret-value`.
-const CLIENT_BASIC: &str = "Basic c2lzeW5jLWNsaWVudDpzM2NyZXQtdmFsdWU=";
-
-async fn token(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let mut sis = s.lock().unwrap();
-    sis.token_requests += 1;
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if basic != Some(CLIENT_BASIC) || !body.contains("grant_type=client_credentials") {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": "invalid_client"})),
-        )
-            .into_response();
-    }
-    let t = format!("access-{}", sis.token_requests);
-    sis.valid_tokens
-        .insert(t.clone(), (std::time::Instant::now(), 0));
-    let life = sis.token_life.unwrap_or(3600);
-    axum::Json(json!({"access_token": t, "token_type": "bearer", "expires_in": life}))
-        .into_response()
-}
-
-type Shared = Arc<Mutex<Sis>>;
-
-const OLD: &str = "2026-09-01T08:00:00.000Z";
-
-/// The fixture roster as OneRoster 1.2 JSON.
+/// The fixture roster as OneRoster 1.2 JSON, with a guardian (not synced).
 fn fixture_json() -> BTreeMap<String, Vec<Value>> {
     let r = OneRosterCsv::new(&OneRosterCsvSource {
         path: repo().join("fixtures/oneroster-1.2"),
@@ -92,172 +24,14 @@ fn fixture_json() -> BTreeMap<String, Vec<Value>> {
     })
     .read(&|_| {})
     .unwrap();
-    let mut d = BTreeMap::new();
-    d.insert(
-        "orgs".to_string(),
-        r.orgs
-            .iter()
-            .map(|o| json!({"sourcedId": o.sourced_id, "status": "active", "dateLastModified": OLD, "name": o.name, "type": o.kind, "identifier": o.identifier, "parent": o.parent.as_ref().map(|p| json!({"sourcedId": p}))}))
-            .collect(),
-    );
-    d.insert(
-        "classes".to_string(),
-        r.groups
-            .iter()
-            .map(|g| json!({"sourcedId": g.sourced_id, "status": "active", "dateLastModified": OLD, "title": g.title, "classCode": g.code, "school": {"sourcedId": g.org}}))
-            .collect(),
-    );
-    let mut users: Vec<Value> = r
-        .persons
-        .iter()
-        .map(|p| {
-            let role = p.role.unwrap().as_str();
-            let a = &p.accommodations;
-            let mut meta = serde_json::Map::new();
-            if let Some(x) = a.extra_time_percent {
-                meta.insert("extraTimePercent".into(), json!(x));
-            }
-            if let Some(x) = a.font_scale {
-                meta.insert("fontScale".into(), json!(x.to_string()));
-            }
-            if let Some(x) = a.screen_reader {
-                meta.insert("screenReader".into(), json!(x));
-            }
-            json!({"sourcedId": p.sourced_id, "status": "active", "dateLastModified": OLD, "enabledUser": true,
-                   "username": p.username, "givenName": p.given_name, "familyName": p.family_name,
-                   "middleName": p.middle_name, "identifier": p.identifier, "email": p.email,
-                   "roles": [{"roleType": "primary", "role": role, "org": {"sourcedId": p.orgs[0]}}],
-                   "primaryOrg": {"sourcedId": p.orgs[0]}, "metadata": meta})
-        })
-        .collect();
-    users.push(json!({"sourcedId": "grd-1", "status": "active", "dateLastModified": OLD, "givenName": "G", "familyName": "H",
+    let mut d = school::oneroster_json(&r);
+    d.get_mut("users").unwrap().push(json!({"sourcedId": "grd-1", "status": "active", "dateLastModified": school::REST_MODIFIED, "givenName": "G", "familyName": "H",
                       "roles": [{"roleType": "primary", "role": "guardian", "org": {"sourcedId": "org-99AA00"}}]}));
-    d.insert("users".to_string(), users);
-    d.insert(
-        "enrollments".to_string(),
-        r.memberships
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                assert_eq!(m.status, Status::Active);
-                json!({"sourcedId": format!("enr-{i}"), "status": "active", "dateLastModified": OLD,
-                       "class": {"sourcedId": m.group}, "user": {"sourcedId": m.person}, "role": m.role.as_str()})
-            })
-            .collect(),
-    );
     d
 }
 
-async fn collection(
-    State(s): State<Shared>,
-    Path(entity): Path<String>,
-    Query(q): Query<BTreeMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let slow = s.lock().unwrap().faults.front() == Some(&"slow");
-    if slow {
-        s.lock().unwrap().faults.pop_front();
-        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        return StatusCode::OK.into_response();
-    }
-    let delay = {
-        let mut sis = s.lock().unwrap();
-        sis.in_flight += 1;
-        sis.max_in_flight = sis.max_in_flight.max(sis.in_flight);
-        sis.delay
-    };
-    if let Some(d) = delay {
-        tokio::time::sleep(d).await;
-    }
-    s.lock().unwrap().in_flight -= 1;
-    page(&s, entity, q, headers)
-}
-
-fn page(s: &Shared, entity: String, q: BTreeMap<String, String>, headers: HeaderMap) -> Response {
-    let mut sis = s.lock().unwrap();
-    let query = serde_urlencoded_like(&q);
-    sis.requests.push((entity.clone(), query));
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let (life, uses) = (sis.token_life.unwrap_or(3600), sis.token_uses);
-    let ok = auth == format!("Bearer {SIS_TOKEN}")
-        || auth
-            .strip_prefix("Bearer ")
-            .and_then(|t| sis.valid_tokens.get_mut(t))
-            .is_some_and(|(issued, used)| {
-                *used += 1;
-                issued.elapsed().as_secs_f64() < life as f64 && uses.is_none_or(|n| *used <= n)
-            });
-    if !ok {
-        sis.unauthorized += 1;
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let fault = sis.faults.pop_front();
-    if fault == Some("429") {
-        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")]).into_response();
-    }
-    let limit: usize = q
-        .get("limit")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100)
-        .min(sis.max_limit.unwrap_or(usize::MAX));
-    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-    if sis.fail.as_ref() == Some(&(entity.clone(), offset)) {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
-    let since = q
-        .get("filter")
-        .and_then(|f| f.strip_prefix("dateLastModified>'"))
-        .and_then(|f| f.strip_suffix('\''))
-        .map(String::from);
-    let all: Vec<Value> = sis
-        .data
-        .get(&entity)
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| match &since {
-            Some(t) => r["dateLastModified"].as_str().unwrap() > t.as_str(),
-            None => true,
-        })
-        .collect();
-    let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
-    if fault == Some("truncated") {
-        let body = json!({ entity.clone(): page }).to_string();
-        return (StatusCode::OK, body[..body.len() / 2].to_string()).into_response();
-    }
-    let mut resp = axum::Json(json!({ entity.clone(): page })).into_response();
-    let over = match sis.overcount {
-        Some((e, n)) if e == entity => n,
-        _ => 0,
-    };
-    resp.headers_mut()
-        .insert("x-total-count", (all.len() + over).into());
-    resp
-}
-
-fn serde_urlencoded_like(q: &BTreeMap<String, String>) -> String {
-    q.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 async fn start_sis() -> (Shared, String) {
-    let shared: Shared = Arc::new(Mutex::new(Sis {
-        data: fixture_json(),
-        ..Sis::default()
-    }));
-    let app = Router::new()
-        .route("/ims/oneroster/rostering/v1p2/:entity", get(collection))
-        .route("/token", axum::routing::post(token))
-        .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (shared, format!("http://{addr}"))
+    fake_oneroster::start(fixture_json()).await
 }
 
 fn rest_config(dir: &std::path::Path, sis: &str, scim: &str) -> sisync::config::Loaded {
@@ -453,15 +227,7 @@ async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
     // wrong secret: one clear line, no secret in it
     std::fs::write(dir.path().join("client-secret"), "wrong-secret").unwrap();
     sis.lock().unwrap().valid_tokens.clear();
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let msg = format!("{err:#}");
+    let msg = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(msg.contains("refused the client credentials"), "{msg}");
     assert!(
         !msg.contains("wrong-secret") && !msg.contains("s3cret"),
@@ -543,15 +309,7 @@ async fn short_lived_tokens_are_renewed_before_expiry_and_once_after_a_401() {
         s.token_requests = 0;
         s.unauthorized = 0;
     }
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let msg = format!("{err:#}");
+    let msg = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(msg.contains("orgs") && msg.contains("HTTP 401"), "{msg}");
     for secret in ["s3cret", "access-", "c2lzeW5jLWNsaWVudDpzM2NyZXQtdmFsdWU"] {
         assert!(!msg.contains(secret), "{msg}");
@@ -633,9 +391,7 @@ async fn check_config_connect_reports_each_endpoint() {
     rest_config(dir.path(), &sis_url, &scim.base);
     let run = |dir: std::path::PathBuf| {
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
-                .arg("--config")
-                .arg(dir.join("sisync.toml"))
+            sisync_cmd(&dir.join("sisync.toml"))
                 .args(["check-config", "--connect"])
                 .output()
                 .unwrap()
@@ -836,11 +592,15 @@ async fn edexml_drop_always_pulls_in_full() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("sis-token"), SIS_TOKEN).unwrap();
-    let text = format!(
-        "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"state.db\"\n[source]\nkind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 7\ntimeout = \"5s\"\n[platform]\nkind = \"edexml-drop\"\npath = \"drop\"\nschooljaar = \"2024-2025\"\n[privacy]\nfields = [\"name\", \"role\", \"groups\"]\n"
-    );
-    std::fs::write(d.join("sisync.toml"), text).unwrap();
-    let cfg = sisync::config::Loaded::from_file(&d.join("sisync.toml")).unwrap();
+    let cfg = TestConfig::new(d)
+        .source(Source::Toml(format!(
+            "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 7\ntimeout = \"5s\"\n"
+        )))
+        .platform(Platform::Toml(
+            "kind = \"edexml-drop\"\npath = \"drop\"\nschooljaar = \"2024-2025\"\n".into(),
+        ))
+        .extra("[privacy]\nfields = [\"name\", \"role\", \"groups\"]\n")
+        .load();
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0, "{:?}", r.issues);
     {

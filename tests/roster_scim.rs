@@ -302,10 +302,7 @@ async fn wrong_token_fails_the_run_without_touching_state() {
     let dir = tempfile::tempdir().unwrap();
     let export = copy_fixture("oneroster-1.2", dir.path());
     let cfg = scim_config(dir.path(), &export, &server.base, "not-the-token", "");
-    let err = sisync::sync::roster(&cfg, run(), "user:test", &sisync::sync::Quiet)
-        .await
-        .unwrap_err();
-    let msg = format!("{err:#}");
+    let msg = common::sync_error(&cfg, run()).await;
     assert!(
         msg.contains("HTTP 401") && msg.contains("check the token"),
         "{msg}"

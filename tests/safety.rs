@@ -171,22 +171,6 @@ async fn one_candidate_losing_extra_time_passes() {
     assert_eq!(r.outcome.unwrap().users.updated, 1);
 }
 
-fn cli(cfg: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// (action, kind, id, fields) of every planned change.
 fn planned(users: &serde_json::Value, groups: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();

@@ -4,31 +4,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
 use sisync::store::{AuditFilter, Store};
 use sisync::sync::RosterOptions;
 
 const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-fn cli(cfg: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_fields_list_only_attributes_that_were_sent() {

@@ -8,7 +8,7 @@ mod common;
 use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
 use serde_json::json;
-use sisync::sync::{self, Quiet, RosterOptions};
+use sisync::sync::{Quiet, RosterOptions};
 
 const EXT: &str = "urn:sisync:schemas:extension:exam:1.0:User";
 const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -43,10 +43,7 @@ async fn a_platform_without_the_extension_is_refused_before_any_write() {
     let dir = tempfile::tempdir().unwrap();
     let export = copy_fixture("oneroster-1.2", dir.path());
     let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
-    let e = sync::roster(&cfg, run(), "user:test", &Quiet)
-        .await
-        .unwrap_err();
-    let e = format!("{e:#}");
+    let e = common::sync_error(&cfg, run()).await;
     assert!(e.contains("nothing was written"), "{e}");
     assert!(
         e.contains(&format!("does not have the extension schema {EXT}")),

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::repo;
+use common::{repo, sisync_cmd};
 
 fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -140,11 +140,8 @@ fn credential_folder_files_are_found_by_their_own_names() {
     let creds = dir.path().join("creds");
     std::fs::create_dir(&creds).unwrap();
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_sisync"))
-            .arg("--config")
-            .arg(&loaded.file)
+        sisync_cmd(&loaded.file)
             .arg("check-config")
-            .env_remove("SISYNC_CONFIG")
             .env("CREDENTIALS_DIRECTORY", &creds)
             .output()
             .unwrap()

@@ -46,8 +46,7 @@ key = "file:key-bb"
     scim_config_with_source(dir, &source, scim, TOKEN, "")
 }
 
-/// Users by externalId (without the platform's ids), and groups by
-/// externalId with their members' externalIds.
+/// The platform's users and groups by externalId.
 #[allow(clippy::type_complexity)]
 fn platform(
     s: &FakeScim,
@@ -55,50 +54,7 @@ fn platform(
     BTreeMap<String, Value>,
     BTreeMap<String, (String, BTreeSet<String>)>,
 ) {
-    let mut ext_of = BTreeMap::new();
-    let users = s
-        .users()
-        .into_iter()
-        .map(|mut u| {
-            let ext = u["externalId"].as_str().unwrap().to_string();
-            ext_of.insert(u["id"].as_str().unwrap().to_string(), ext.clone());
-            let o = u.as_object_mut().unwrap();
-            o.remove("id");
-            o.remove("meta");
-            (ext, u)
-        })
-        .collect();
-    let groups = s
-        .groups()
-        .iter()
-        .map(|g| {
-            let members = g["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| ext_of[m["value"].as_str().unwrap()].clone())
-                .collect();
-            (
-                g["externalId"].as_str().unwrap().to_string(),
-                (g["displayName"].as_str().unwrap().to_string(), members),
-            )
-        })
-        .collect();
-    (users, groups)
-}
-
-/// Every request and answer so far, validated against the XSDs.
-fn validate_exchanges(las: &FakeLas) -> usize {
-    let ex = las.exchanges();
-    let mut docs = Vec::new();
-    for (i, e) in ex.iter().enumerate() {
-        docs.push((format!("req-{i}-{}", e.op), e.request.clone()));
-        if e.response.starts_with(b"<") {
-            docs.push((format!("resp-{i}-{}", e.op), e.response.clone()));
-        }
-    }
-    xsd_validate(&envelope_xsd(), &docs);
-    ex.len()
+    (s.users_by_external_id(), s.groups_by_external_id())
 }
 
 async fn run(cfg: &Loaded, opts: RosterOptions) -> anyhow::Result<sync::RosterReport> {
@@ -464,17 +420,19 @@ async fn https_with_client_certificate_and_a_gateway_header() {
 #[test]
 fn config_errors_name_the_school_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let text = |school: &str| {
-        format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[source]\nkind = \"uwlr\"\nurl = \"https://las.example/uwlr\"\nklantcode = \"K\"\nklantnaam = \"N\"\n\n[[source.schools]]\nbrincode = \"99AA\"\nkey = \"file:k0\"\n\n[[source.schools]]\n{school}\n[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n"
-        )
+    let config = |school: &str| {
+        TestConfig::new(dir.path()).state(None).source(Source::Toml(format!(
+            "kind = \"uwlr\"\nurl = \"https://las.example/uwlr\"\nklantcode = \"K\"\nklantnaam = \"N\"\n\n[[source.schools]]\nbrincode = \"99AA\"\nkey = \"file:k0\"\n\n[[source.schools]]\n{school}\n"
+        )))
     };
+    let text = |school: &str| config(school).text();
     let f = dir.path().join("sisync.toml");
     std::fs::write(dir.path().join("k0"), "sleutel\n").unwrap();
     std::fs::write(&f, text("brincode = \"99bb\"\nkey = \"file:k\"\n")).unwrap();
     let e = Loaded::from_file(&f).unwrap_err();
     assert_eq!(e.key.as_deref(), Some("source.schools[1].brincode"), "{e}");
-    assert_eq!(e.line, Some(15), "{e}");
+    let second = config("brincode = \"99bb\"\nkey = \"file:k\"\n");
+    assert_eq!(e.line, Some(second.line_of("brincode = \"99bb\"")), "{e}");
     std::fs::write(&f, text("brincode = \"99BB\"\nkey = \"inline-secret\"\n")).unwrap();
     let e = Loaded::from_file(&f).unwrap_err();
     assert_eq!(e.key.as_deref(), Some("source.schools[1].key"), "{e}");
@@ -489,7 +447,8 @@ fn config_errors_name_the_school_key_and_line() {
     let e = &problems[0];
     assert_eq!(e.key.as_deref(), Some("source.schools[1].key"), "{e}");
     assert!(e.message.contains("cannot read"), "{e}");
-    assert_eq!(e.line, Some(16), "{e}");
+    let missing = config("brincode = \"99BB\"\nkey = \"file:missing\"\n");
+    assert_eq!(e.line, Some(missing.line_of("file:missing")), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

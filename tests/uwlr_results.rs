@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::fake_las::{self, FakeLas, Fault};
+use common::{Platform, Source, TestConfig};
 use sisync::config::Loaded;
 use sisync::store::{AuditFilter, Store};
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};
@@ -67,23 +68,7 @@ fn config(dir: &Path, url: &str, extra: &str) -> Loaded {
     std::fs::write(dir.join("gw.key"), fake_las::GATEWAY_KEY).unwrap();
     let roster = common::repo().join("fixtures/oneroster-1.2");
     let text = format!(
-        r#"
-[institution]
-name = "Test College"
-brin = "99AA"
-
-[state]
-path = "state.db"
-
-[source]
-kind = "oneroster-csv"
-path = "{roster}"
-
-[platform]
-kind = "csv-drop"
-path = "platform"
-
-[results.source]
+        r#"[results.source]
 kind = "qti-folder"
 path = "inbox"
 settle = "0s"
@@ -104,13 +89,15 @@ timeout = "1s"
         } else {
             "max_retries = 3"
         },
-        roster = roster.display(),
         code = fake_las::KLANTCODE,
         name = fake_las::KLANTNAAM,
     );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, text).unwrap();
-    Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e}"))
+    TestConfig::new(dir)
+        .institution("Test College", "99AA")
+        .source(Source::OneRosterCsv(roster))
+        .platform(Platform::CsvDrop("platform".into()))
+        .extra(&text)
+        .load()
 }
 
 async fn roster(loaded: &Loaded) {
@@ -308,13 +295,7 @@ async fn a_soap_client_fault_fails_the_result_with_the_fault_string() {
         "{reason:?}"
     );
     // the audit log has the failure, not the LAS's words
-    let s = store(&loaded);
-    let failed: Vec<_> = s
-        .audit_list(&AuditFilter::default())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.outcome == "failed")
-        .collect();
+    let failed = common::failed_audit_entries(&loaded);
     assert_eq!(failed.len(), 1);
     assert!(
         !failed[0]
@@ -323,19 +304,11 @@ async fn a_soap_client_fault_fails_the_result_with_the_fault_string() {
             .unwrap_or("")
             .contains("niet bekend")
     );
-    drop(s);
     // a plain re-run leaves it failed; --retry-failed sends it once fixed
     las.with(|g| g.reject_student = None);
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.pushed, r.outbox.failed), (0, 1));
-    let r = run(
-        &loaded,
-        ResultsOptions {
-            retry_failed: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let r = run(&loaded, common::retry_failed()).await;
     assert_eq!((r.pushed, r.outbox.failed, r.outbox.pushed), (1, 0, 2));
     assert_eq!(las.with(|g| g.results.len()), 2);
     assert_all_valid(&las);
@@ -375,14 +348,7 @@ async fn a_wrong_key_or_a_score_uwlr_cannot_carry_fails_clearly() {
     let checks = sisync::sync::results::connect_checks(&loaded).await;
     let line = checks[0].1.as_ref().unwrap();
     assert!(line.contains("autorisatie accepted"), "{line}");
-    let r = run(
-        &loaded,
-        ResultsOptions {
-            retry_failed: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let r = run(&loaded, common::retry_failed()).await;
     assert_eq!(r.pushed, 1);
 
     // a fractional score: failed locally, nothing sent
@@ -759,10 +725,11 @@ fn anderresultaat_settings_are_checked() {
     ] {
         let file = dir.path().join("sisync.toml");
         std::fs::write(dir.path().join("las.key"), "k").unwrap();
-        let text = format!(
-            "[institution]\nname = \"T\"\nbrin = \"99AA\"\n[state]\npath = \"s.db\"\n[source]\nkind = \"oneroster-csv\"\npath = \"r\"\n[platform]\nkind = \"csv-drop\"\npath = \"p\"\n[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\n[results.sink]\nkind = \"uwlr\"\nurl = \"http://127.0.0.1:1/x\"\nautorisatiesleutel_file = \"las.key\"\nklantcode = \"c\"\nklantnaam = \"n\"\n{extra}\n"
-        );
-        std::fs::write(&file, text).unwrap();
+        TestConfig::new(dir.path())
+            .source(Source::OneRosterCsv("r".into()))
+            .platform(Platform::CsvDrop("p".into()))
+            .extra(&format!("[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\n[results.sink]\nkind = \"uwlr\"\nurl = \"http://127.0.0.1:1/x\"\nautorisatiesleutel_file = \"las.key\"\nklantcode = \"c\"\nklantnaam = \"n\"\n{extra}\n"))
+            .write();
         let err = match Loaded::from_file(&file) {
             Ok(_) => panic!("accepted: {extra}"),
             Err(e) => e.to_string(),

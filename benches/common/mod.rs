@@ -29,3 +29,9 @@ fn rusage(who: libc::c_int) -> libc::rusage {
     unsafe { libc::getrusage(who, &mut u) };
     u
 }
+
+/// The tests' typed config builder (`tests/common/config.rs`).
+#[path = "../../tests/common/config.rs"]
+pub mod config;
+#[allow(unused_imports)]
+pub use config::{Platform, Source, TestConfig};

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quick_xml::events::Event;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 pub const KEY: &str = "las-key-0123456789";
 pub const KLANTCODE: &str = "sisync-test";
@@ -160,37 +160,14 @@ impl FakeLas {
 
 /// One HTTP/1.1 exchange per connection.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, s: Arc<Mutex<Inner>>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match io.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+    let Some(super::http1::Request {
+        line: request_line,
+        headers,
+        body,
+    }) = super::http1::read_request(&mut io).await
+    else {
+        return;
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or("").to_string();
-    let mut headers = BTreeMap::new();
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        match io.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = buf[head_end..head_end + len].to_vec();
     let (status, ctype, answer, wait) = handle(&s, &request_line, headers, body).await;
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;

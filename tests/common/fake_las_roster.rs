@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 pub const LG_NS: &str = "http://www.edustandaard.nl/leerresultaten/2/leerlinggegevens";
 pub const YEAR: &str = "2024-2025";
@@ -401,35 +401,11 @@ impl LasState {
 
 /// Serve one HTTP/1.1 exchange on a stream (HTTP or TLS).
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, state: Arc<Mutex<LasState>>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+    let Some(request) = super::http1::read_request(&mut s).await else {
+        return;
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut headers = HashMap::new();
-    for line in head.lines().skip(1) {
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = buf[head_end..head_end + len].to_vec();
+    let headers: HashMap<String, String> = request.headers.into_iter().collect();
+    let body = request.body;
     let action = headers.get("soapaction").cloned().unwrap_or_default();
     let asked = parse_request(&body);
     let (status, answer, hang_up) = {
@@ -589,6 +565,21 @@ pub fn xsd_validate(xsd: &Path, docs: &[(String, Vec<u8>)]) {
             "every document validates: {err}"
         );
     }
+}
+
+/// Validate every request and answer the LAS exchanged against the
+/// envelope XSD; the number of exchanges.
+pub fn validate_exchanges(las: &FakeLas) -> usize {
+    let ex = las.exchanges();
+    let mut docs = Vec::new();
+    for (i, e) in ex.iter().enumerate() {
+        docs.push((format!("req-{i}-{}", e.op), e.request.clone()));
+        if e.response.starts_with(b"<") {
+            docs.push((format!("resp-{i}-{}", e.op), e.response.clone()));
+        }
+    }
+    xsd_validate(&envelope_xsd(), &docs);
+    ex.len()
 }
 
 /// The driver schema for whole leerlinggegevens envelopes.

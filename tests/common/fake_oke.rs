@@ -1,14 +1,18 @@
-//! In-process OKE (OOAPI v5 mbo profile) fakes on 127.0.0.1: a SIS that
-//! serves flow 1 (offerings, associations, persons, groups, paged, with
-//! the nl-test-admin consumer objects) and an exam platform that takes
-//! flow 2 (PUT/PATCH offerings and associations, list associations).
-//! Both demand an OAuth2 client-credentials token with their OKE scope,
-//! answer errors as `application/problem+json` like the spec, fail on
-//! demand, and record every exchange in the line format of
+//! The one in-process OKE 1.0.1 (OOAPI v5 mbo profile, nl-test-admin)
+//! service on 127.0.0.1 of the tests, in every role: the SIS of flow 1
+//! (offerings, associations, persons, groups, paged, with the consumer
+//! objects) and of flow 5 (results written to associations), the exam
+//! platform of flow 2 (PUT/PATCH offerings and associations) and of flow
+//! 3.4 (association lists with results). It demands an OAuth2
+//! client-credentials token with its OKE scope, answers errors as
+//! `application/problem+json` like the spec, fails on demand (a status, a
+//! path, a page, a fraction of the writes with 500/503/429 or a late
+//! answer) and records every exchange in the line format of
 //! `tests/peers/openapi/validate.py`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Bytes, to_bytes};
@@ -20,11 +24,24 @@ use serde_json::{Value, json};
 pub const CLIENT_ID: &str = "sisync-test";
 pub const CLIENT_SECRET: &str = "oke-client-secret-0123456789";
 
+/// A fault injected into an association write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Status500,
+    Status503,
+    TooMany,
+    /// Store the write, then answer after the client gave up.
+    SlowAfterStore,
+}
+
 #[derive(Default)]
 pub struct Inner {
     /// The scope a token must be asked for.
     pub scope: String,
     pub tokens_issued: usize,
+    /// Every request to the token endpoint, refused ones too.
+    pub token_requests: usize,
+    tokens: Vec<String>,
     /// Offerings by id, in order.
     pub offerings: BTreeMap<String, Value>,
     /// Associations by id (each names its offering).
@@ -45,6 +62,32 @@ pub struct Inner {
     /// keep (top-level or in a consumer object), like a platform that
     /// drops what it does not support; the PUT still answers 200/201.
     pub drop_on_put: Vec<String>,
+    /// List only the offerings between the `since` and `until` the client
+    /// asks for (a SIS's planning window).
+    pub filter_window: bool,
+    /// Answer association pages with this number 500 (an outage in the
+    /// middle of a read).
+    pub fail_page: Option<usize>,
+    /// Every association write: (method, association id, body).
+    pub writes: Vec<(String, String, Value)>,
+    /// Percentage of association writes that get one of `faults`, in turn.
+    pub fault_percent: u32,
+    pub faults: Vec<Fault>,
+    fault_counter: u64,
+    rng: u64,
+    pub faults_injected: usize,
+    /// Refuse writes to this association with 400 and this detail.
+    pub refuse: Option<(String, String)>,
+    /// Each association write waits this long first.
+    pub delay: Duration,
+    /// How late a `SlowAfterStore` answer comes.
+    pub slow: Duration,
+    /// `result` attributes an association write silently does not keep
+    /// (it still answers 200/201), like a SIS that drops what it does not
+    /// support.
+    pub drop_result: Vec<String>,
+    /// Set by a `SlowAfterStore` write: how long its answer waits.
+    late_answer: Option<Duration>,
 }
 
 /// Remove `drop` from a stored record and its consumer objects.
@@ -80,6 +123,13 @@ fn problem(status: u16, title: &str, detail: &str) -> Response {
 
 fn page(items: Vec<Value>, q: &BTreeMap<String, String>) -> Response {
     let size: usize = q.get("pageSize").and_then(|s| s.parse().ok()).unwrap_or(10);
+    if ![10, 20, 50, 100, 250].contains(&size) {
+        return problem(
+            400,
+            "Bad Request",
+            "pageSize must be 10, 20, 50, 100 or 250",
+        );
+    }
     let number: usize = q
         .get("pageNumber")
         .and_then(|s| s.parse().ok())
@@ -154,7 +204,16 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
     if path == "/token" {
         return token(&inner, &headers, &body_text);
     }
+    let association_write = method != Method::GET && path.starts_with("/associations/");
+    let delay = inner.lock().unwrap().delay;
+    if association_write && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let resp = route(&inner, &method, &path, &query, &headers, &body_text);
+    let late = inner.lock().unwrap().late_answer.take();
+    if let Some(d) = late {
+        tokio::time::sleep(d).await;
+    }
     // record the exchange for the OpenAPI validator
     let status = resp.status().as_u16();
     let ct = resp
@@ -180,10 +239,15 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
         "headers": h,
         "body": if body_text.is_empty() { Value::Null } else { json!(body_text) },
         "status": status,
-        "response_headers": {"content-type": ct},
+        "response_headers": if ct.is_empty() { json!({}) } else { json!({"content-type": ct}) },
         "response_body": if rtext.is_empty() { Value::Null } else { json!(rtext) },
-        // 401s come from the OAuth2 layer the spec does not model per path
-        "skip_response": status == 401,
+        // 401s come from the OAuth2 layer the spec does not model per
+        // path, and it defines no 503, no 500 for writes and no 429 for
+        // PATCH: injected faults are checked as requests only
+        "skip_response": status == 401
+            || status == 503
+            || (status >= 500 && method != Method::GET)
+            || (status == 429 && method == Method::PATCH),
     }));
     Response::from_parts(parts, axum::body::Body::from(rbytes))
 }
@@ -210,6 +274,7 @@ fn token(inner: &Arc<Mutex<Inner>>, headers: &HeaderMap, body: &str) -> Response
         }
     };
     let mut g = inner.lock().unwrap();
+    g.token_requests += 1;
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") || !creds_ok {
         return (
             StatusCode::UNAUTHORIZED,
@@ -228,6 +293,7 @@ fn token(inner: &Arc<Mutex<Inner>>, headers: &HeaderMap, body: &str) -> Response
     }
     g.tokens_issued += 1;
     let t = format!("tok-{}-{}", g.scope, g.tokens_issued);
+    g.tokens.push(t.clone());
     json_ok(
         &json!({"access_token": t, "token_type": "bearer", "expires_in": 3600, "scope": g.scope}),
     )
@@ -246,7 +312,10 @@ fn route(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !bearer.starts_with(&format!("Bearer tok-{}-", g.scope)) {
+    let known = bearer
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| g.tokens.iter().any(|x| x == t));
+    if !known {
         return problem(401, "Unauthorized", "no valid token for this scope");
     }
     if let Some(code) = g.fail_next.pop_front() {
@@ -261,7 +330,21 @@ fn route(
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method.clone(), seg.as_slice()) {
         (Method::GET, ["offerings"]) => {
-            let items = g.offerings.values().cloned().collect();
+            let since = q.get("since").cloned().unwrap_or_default();
+            let until = q.get("until").cloned().unwrap_or_else(|| "9999".into());
+            let day = |o: &Value, k: &str| {
+                let t = o[k].as_str().unwrap_or("");
+                t[..10.min(t.len())].to_string()
+            };
+            let items = g
+                .offerings
+                .values()
+                .filter(|o| {
+                    !g.filter_window
+                        || (day(o, "endDateTime") >= since && day(o, "startDateTime") <= until)
+                })
+                .cloned()
+                .collect();
             page(items, &q)
         }
         (Method::GET, ["offerings", id]) => match g.offerings.get(*id) {
@@ -269,8 +352,22 @@ fn route(
             None => problem(404, "Not Found", "no such offering"),
         },
         (Method::GET, ["offerings", id, "associations"]) => {
+            if q.get("consumer").map(String::as_str) != Some("nl-test-admin") {
+                return problem(400, "Bad Request", "consumer=nl-test-admin is required");
+            }
             if !g.offerings.contains_key(*id) {
                 return problem(404, "Not Found", "no such offering");
+            }
+            let number: usize = q
+                .get("pageNumber")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            if g.fail_page == Some(number) {
+                return problem(
+                    500,
+                    "Internal Server Error",
+                    "database hiccup for Kandidaat Geheim",
+                );
             }
             let bare = g.bare_association_lists;
             let items = g
@@ -288,7 +385,20 @@ fn route(
             page(items, &q)
         }
         (Method::GET, ["associations", id]) => match g.associations.get(*id) {
-            Some(a) => json_ok(a),
+            Some(a) => {
+                let mut a = a.clone();
+                let expand = q
+                    .get("expand")
+                    .is_some_and(|e| e.split(',').any(|x| x == "offering"));
+                if let Some(o) = a["offering"]
+                    .as_str()
+                    .and_then(|o| g.offerings.get(o))
+                    .filter(|_| expand)
+                {
+                    a["offering"] = o.clone();
+                }
+                json_ok(&a)
+            }
             None => problem(404, "Not Found", "no such association"),
         },
         (Method::GET, ["persons", id]) => match g.persons.get(*id) {
@@ -332,47 +442,141 @@ fn route(
                 None => problem(404, "Not Found", "no such offering"),
             }
         }
-        (Method::PUT, ["associations", id]) => {
-            let Ok(v) = serde_json::from_str::<Value>(body) else {
-                return problem(400, "Bad Request", "the body is no JSON");
-            };
-            let offering = v.get("offering").and_then(Value::as_str).unwrap_or("");
-            if !g.offerings.contains_key(offering) {
-                return problem(400, "Bad Request", "association for an unknown offering");
-            }
-            let mut v = v;
-            drop_fields(&mut v, &g.drop_on_put);
-            let created = g.associations.insert(id.to_string(), v).is_none();
-            (if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            })
-            .into_response()
-        }
-        (Method::PATCH, ["associations", id]) => {
-            let Ok(v) = serde_json::from_str::<Value>(body) else {
-                return problem(400, "Bad Request", "the body is no JSON");
-            };
-            match g.associations.get_mut(*id) {
-                Some(a) => {
-                    merge(a, &v);
-                    json_ok(&json!({
-                        "associationId": id,
-                        "message": [{"language": "nl-NL", "value": "Deelname bijgewerkt"}]
-                    }))
-                }
-                None => problem(400, "Bad Request", "no such association"),
-            }
+        (Method::PUT | Method::PATCH, ["associations", id]) => {
+            write_association(&mut g, method, id, headers, body)
         }
         _ => problem(405, "Method Not Allowed", "not supported here"),
     }
+}
+
+/// A PUT (create or replace) or PATCH (merge) of association `id`, with
+/// the faults, refusals and dropped attributes asked for.
+fn write_association(
+    g: &mut Inner,
+    method: &Method,
+    id: &str,
+    headers: &HeaderMap,
+    body: &str,
+) -> Response {
+    let f = fault(g);
+    if let Some(r) = early(f) {
+        return r;
+    }
+    let want = if method == Method::PATCH {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    };
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with(want) {
+        return problem(400, "Bad Request", &format!("Content-Type must be {want}"));
+    }
+    let Ok(mut v) = serde_json::from_str::<Value>(body) else {
+        return problem(400, "Bad Request", "the body is no JSON");
+    };
+    if let Some((rid, detail)) = g.refuse.clone() {
+        if rid == id {
+            return problem(400, "Bad Request", &detail);
+        }
+    }
+    g.writes
+        .push((method.to_string(), id.to_string(), v.clone()));
+    let status = if method == Method::PATCH {
+        let Some(a) = g.associations.get_mut(id) else {
+            return problem(400, "Bad Request", "no such association");
+        };
+        merge(a, &v);
+        StatusCode::OK
+    } else {
+        if v.get("associationId").is_some_and(|a| a != id) {
+            return problem(400, "Bad Request", "associationId must be the path id");
+        }
+        let offering = v.get("offering").and_then(Value::as_str).unwrap_or("");
+        if !g.offerings.contains_key(offering) {
+            return problem(400, "Bad Request", "association for an unknown offering");
+        }
+        drop_fields(&mut v, &g.drop_on_put);
+        match g.associations.insert(id.to_string(), v) {
+            None => StatusCode::CREATED,
+            Some(_) => StatusCode::OK,
+        }
+    };
+    let drop = g.drop_result.clone();
+    if let Some(r) = g
+        .associations
+        .get_mut(id)
+        .and_then(|a| a.get_mut("result"))
+        .and_then(Value::as_object_mut)
+    {
+        for k in &drop {
+            r.remove(k);
+        }
+    }
+    if f == Some(Fault::SlowAfterStore) {
+        g.late_answer = Some(g.slow);
+    }
+    if method == Method::PUT {
+        return status.into_response();
+    }
+    json_ok(&json!({
+        "associationId": id,
+        "message": [{"language": "nl-NL", "value": "Deelname bijgewerkt"}],
+        "state": g.associations[id]["state"],
+    }))
+}
+
+/// A fault for this write, maybe (a reproducible xorshift sequence).
+fn fault(g: &mut Inner) -> Option<Fault> {
+    if g.faults.is_empty() {
+        return None;
+    }
+    g.rng ^= g.rng << 13;
+    g.rng ^= g.rng >> 7;
+    g.rng ^= g.rng << 17;
+    if (g.rng % 100) < u64::from(g.fault_percent) {
+        let f = g.faults[(g.fault_counter % g.faults.len() as u64) as usize];
+        g.fault_counter += 1;
+        g.faults_injected += 1;
+        Some(f)
+    } else {
+        None
+    }
+}
+
+/// The answer of a fault that answers at once.
+fn early(f: Option<Fault>) -> Option<Response> {
+    match f? {
+        Fault::Status500 => Some(problem(500, "Internal Server Error", "database hiccup")),
+        Fault::Status503 => Some(problem(503, "Service Unavailable", "maintenance")),
+        Fault::TooMany => Some(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [
+                    (header::RETRY_AFTER, "1"),
+                    (header::CONTENT_TYPE, "application/problem+json"),
+                ],
+                json!({"status": "429", "title": "Too many requests"}).to_string(),
+            )
+                .into_response(),
+        ),
+        Fault::SlowAfterStore => None,
+    }
+}
+
+/// A UUID for test records: `kind` and a number.
+pub fn uuid(kind: u32, n: u32) -> String {
+    format!("{kind:08x}-0000-4000-8000-{n:012x}")
 }
 
 impl FakeOke {
     pub async fn start(scope: &str) -> FakeOke {
         let inner = Arc::new(Mutex::new(Inner {
             scope: scope.to_string(),
+            rng: 0x2545_f491_4f6c_dd1d,
+            slow: Duration::from_millis(2500),
             ..Inner::default()
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -384,6 +588,15 @@ impl FakeOke {
             token_url: format!("http://{addr}/token"),
             inner,
         }
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().unwrap())
+    }
+
+    /// The recorded exchanges, one JSON document a line.
+    pub fn jsonl(&self) -> String {
+        self.with(|g| g.exchanges.iter().map(|e| format!("{e}\n")).collect())
     }
 
     pub fn exchanges(&self) -> Vec<Value> {

@@ -2,7 +2,7 @@
 //! Users and Groups in memory, applies PATCH operations, counts requests,
 //! captures bodies and fails on demand.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -160,6 +160,58 @@ impl FakeScim {
 
     pub fn user_by_external_id(&self, ext: &str) -> Option<Value> {
         self.users().into_iter().find(|u| u["externalId"] == ext)
+    }
+
+    /// Users by externalId, without the platform's own `id` and `meta`:
+    /// what two platforms fed the same roster must agree on.
+    pub fn users_by_external_id(&self) -> BTreeMap<String, Value> {
+        self.users()
+            .into_iter()
+            .map(|mut u| {
+                let ext = u["externalId"].as_str().unwrap().to_string();
+                let o = u.as_object_mut().unwrap();
+                o.remove("id");
+                o.remove("meta");
+                (ext, u)
+            })
+            .collect()
+    }
+
+    /// Groups by externalId: (displayName, the members' externalIds).
+    pub fn groups_by_external_id(&self) -> BTreeMap<String, (String, BTreeSet<String>)> {
+        let ext_of: BTreeMap<String, String> = self
+            .users()
+            .iter()
+            .map(|u| {
+                (
+                    u["id"].as_str().unwrap().to_string(),
+                    u["externalId"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        self.groups()
+            .iter()
+            .map(|g| {
+                let members = g["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| ext_of[m["value"].as_str().unwrap()].clone())
+                    .collect();
+                (
+                    g["externalId"].as_str().unwrap().to_string(),
+                    (g["displayName"].as_str().unwrap().to_string(), members),
+                )
+            })
+            .collect()
+    }
+
+    /// The memberships of all groups together.
+    pub fn member_count(&self) -> usize {
+        self.groups()
+            .iter()
+            .map(|g| g["members"].as_array().unwrap().len())
+            .sum()
     }
 }
 

@@ -1,15 +1,25 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod config;
 pub mod fake_gradebook;
 pub mod fake_las;
 pub mod fake_las_roster;
 pub mod fake_oke;
+pub mod fake_oneroster;
 pub mod fake_scim;
+pub mod http1;
 pub mod real_peer;
+pub mod school;
 pub mod test_pki;
 
 use std::path::{Path, PathBuf};
+
+#[allow(unused_imports)]
+pub use cli::{cli, parts, sisync, sisync_cmd, text};
+#[allow(unused_imports)]
+pub use config::{Platform, Source, TestConfig};
 
 use sisync::config::Loaded;
 use sisync::sync::{self, Quiet, RosterOptions, RosterReport};
@@ -49,11 +59,9 @@ pub fn edit(export: &Path, file: &str, f: impl Fn(&str) -> Option<String>) {
 /// A SCIM config in `dir` pointing at `base` with a token file, reading a
 /// OneRoster CSV export.
 pub fn scim_config(dir: &Path, export: &Path, base: &str, token: &str, extra: &str) -> Loaded {
-    let source = format!(
-        "kind = \"oneroster-csv\"\npath = \"{}\"\n",
-        export.display()
-    );
-    scim_config_with_source(dir, &source, base, token, extra)
+    scim_test_config(dir, Source::OneRosterCsv(export.to_path_buf()), base, token)
+        .extra(extra)
+        .load()
 }
 
 /// A SCIM config with any `[source]` body.
@@ -64,29 +72,47 @@ pub fn scim_config_with_source(
     token: &str,
     extra: &str,
 ) -> Loaded {
-    std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
-    let text = format!(
-        r#"
-[institution]
-name = "Test College"
-brin = "99AA"
+    scim_test_config(dir, Source::Toml(source.into()), base, token)
+        .extra(extra)
+        .load()
+}
 
-[state]
-path = "state.db"
+/// "Test College" into the SCIM platform at `base`.
+pub fn scim_test_config(dir: &Path, source: Source, base: &str, token: &str) -> TestConfig {
+    TestConfig::new(dir)
+        .institution("Test College", "99AA")
+        .source(source)
+        .platform(Platform::Scim {
+            base: base.into(),
+            token: token.into(),
+        })
+}
 
-[source]
-{source}
-[platform]
-kind = "scim"
-base_url = "{base}"
-token_file = "token"
-timeout = "5s"
-{extra}
-"#
-    );
-    let file = dir.join("sisync.toml");
-    std::fs::write(&file, &text).unwrap();
-    Loaded::from_file(&file).unwrap()
+/// The audit entries of `loaded`'s state file that record a failure.
+pub fn failed_audit_entries(loaded: &Loaded) -> Vec<sisync::store::AuditRow> {
+    sisync::store::Store::open(&loaded.config.state.path)
+        .unwrap()
+        .audit_list(&sisync::store::AuditFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == "failed")
+        .collect()
+}
+
+/// Results options that push the outbox entries that failed before.
+pub fn retry_failed() -> sisync::sync::results::ResultsOptions {
+    sisync::sync::results::ResultsOptions {
+        retry_failed: true,
+        ..Default::default()
+    }
+}
+
+/// The one line a roster run that must fail ends with (`{:#}`).
+pub async fn sync_error(loaded: &Loaded, opts: RosterOptions) -> String {
+    let e = sync::roster(loaded, opts, "user:test", &Quiet)
+        .await
+        .expect_err("the run fails");
+    format!("{e:#}")
 }
 
 pub async fn sync(loaded: &Loaded, opts: RosterOptions) -> RosterReport {

@@ -283,15 +283,9 @@ fn csv_text(dir: &Path) -> String {
     out
 }
 
-fn cli(config: &Path, args: &[&str]) -> String {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+/// Stdout of a run that must succeed.
+fn cli_ok(config: &Path, args: &[&str]) -> String {
+    let o = common::sisync(config, args);
     assert!(o.status.success(), "{o:?}");
     String::from_utf8(o.stdout).unwrap()
 }
@@ -338,14 +332,14 @@ async fn spreadsheet_formulas_never_reach_a_csv_file_as_formulas() {
     assert!(drop.contains(&format!("'{CLASS_FORMULA}")), "{drop}");
     let sis = csv_text(&dir.path().join("sis"));
     assert!(sis.contains(&guarded), "{sis}");
-    let export = cli(
+    let export = cli_ok(
         &loaded.file,
         &[
             "privacy", "export", "--person", "stu-1001", "--format", "csv",
         ],
     );
     assert!(export.contains(&guarded), "{export}");
-    let audit = cli(&loaded.file, &["audit", "list", "--csv"]);
+    let audit = cli_ok(&loaded.file, &["audit", "list", "--csv"]);
     assert!(audit.contains(&format!("'{CLASS_FORMULA}")), "{audit}");
     // no cell of any of them starts a formula
     for (what, text) in [
@@ -437,13 +431,14 @@ async fn impossible_scores_are_parked_with_the_reason() {
 async fn default_class_places_a_candidate_in_several_classes() {
     let dir = tempfile::tempdir().unwrap();
     let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    let text = std::fs::read_to_string(&loaded.file).unwrap().replace(
-        "[results]\n",
-        "[results]\ndefault_class = \"cls-mentor-m2b\"\n",
-    );
-    std::fs::write(&loaded.file, text).unwrap();
-    let loaded = Loaded::from_file(&loaded.file).unwrap();
+    let loaded = results_config(
+        dir.path(),
+        &fixture_roster(),
+        QTI_FOLDER,
+        "default_class = \"cls-mentor-m2b\"",
+        &rest_sink(&gb, ""),
+    )
+    .load();
     roster(&loaded).await;
     // no rule for EX-ENG: stu-1001 is in several classes
     write_qti(

@@ -1,0 +1,45 @@
+//! The built `sisync` binary, run the way an admin runs it: one helper for
+//! every test that checks exit codes and what reaches stdout and stderr.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `sisync --config <cfg>`, with no `SISYNC_CONFIG` inherited from the
+/// environment and `RUST_LOG=warn`; add arguments and variables to taste.
+pub fn sisync_cmd(cfg: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sisync"));
+    c.arg("--config")
+        .arg(cfg)
+        .env_remove("SISYNC_CONFIG")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// Run `sisync --config <cfg> <args>` to the end.
+pub fn sisync(cfg: &Path, args: &[&str]) -> Output {
+    sisync_cmd(cfg).args(args).output().unwrap()
+}
+
+/// Run `sisync --config <cfg> <args>`: (exit code, stdout, stderr), the
+/// code -1 when a signal ended it.
+pub fn cli(cfg: &Path, args: &[&str]) -> (i32, String, String) {
+    parts(sisync(cfg, args))
+}
+
+/// (exit code, stdout, stderr) of a finished run.
+pub fn parts(out: Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Stdout and stderr of a run, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
