@@ -351,10 +351,7 @@ impl crate::connector::platform::PlatformSink for crate::config::CsvDropPlatform
         _loaded: &'a crate::config::Loaded,
         _platform_id: Option<&'a str>,
         id: &'a str,
-    ) -> crate::connector::source::BoxFuture<
-        'a,
-        Result<crate::connector::platform::Erased, crate::connector::platform::EraseError>,
-    > {
+    ) -> crate::connector::platform::Erasing<'a> {
         Box::pin(async move {
             crate::connector::drop_folder::erase_by_drop(
                 &self.path,

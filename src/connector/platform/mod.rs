@@ -117,8 +117,11 @@ pub trait PlatformSink: Sync {
         loaded: &'a Loaded,
         platform_id: Option<&'a str>,
         id: &'a str,
-    ) -> BoxFuture<'a, Result<Erased, EraseError>>;
+    ) -> Erasing<'a>;
 }
+
+/// The answer of [`PlatformSink::erase`].
+pub type Erasing<'a> = BoxFuture<'a, std::result::Result<Erased, EraseError>>;
 
 /// A connected platform that can be read back.
 pub trait ReadBack: Send + Sync {

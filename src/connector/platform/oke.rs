@@ -443,10 +443,7 @@ impl crate::connector::platform::PlatformSink for crate::config::oke::OkePlatfor
         _loaded: &'a crate::config::Loaded,
         _platform_id: Option<&'a str>,
         _id: &'a str,
-    ) -> crate::connector::source::BoxFuture<
-        'a,
-        Result<crate::connector::platform::Erased, crate::connector::platform::EraseError>,
-    > {
+    ) -> crate::connector::platform::Erasing<'a> {
         Box::pin(async move {
             Ok(crate::connector::platform::Erased {
                 endpoint: self.endpoint.base_url.clone(),

@@ -1103,10 +1103,7 @@ impl crate::connector::platform::PlatformSink for crate::config::ScimPlatform {
         loaded: &'a crate::config::Loaded,
         platform_id: Option<&'a str>,
         id: &'a str,
-    ) -> crate::connector::source::BoxFuture<
-        'a,
-        Result<crate::connector::platform::Erased, crate::connector::platform::EraseError>,
-    > {
+    ) -> crate::connector::platform::Erasing<'a> {
         use crate::connector::platform::{EraseError, Erased};
         use anyhow::Context as _;
         Box::pin(async move {
