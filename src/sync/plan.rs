@@ -64,6 +64,29 @@ pub struct GroupChange {
     pub field_hashes: FieldHashes,
 }
 
+/// The accessors every planned change has alike: its fields of the same
+/// names (`action`, `external_id`, `changed`, `platform_id`,
+/// `field_hashes`).
+macro_rules! change_fields {
+    () => {
+        fn action(&self) -> Action {
+            self.action
+        }
+        fn external_id(&self) -> &str {
+            &self.external_id
+        }
+        fn changed(&self) -> &[TrackedField] {
+            &self.changed
+        }
+        fn platform_id(&self) -> Option<&String> {
+            self.platform_id.as_ref()
+        }
+        fn field_hashes(&self) -> &FieldHashes {
+            &self.field_hashes
+        }
+    };
+}
+
 /// What the applier needs of any planned change.
 pub trait Change {
     const KIND: RecordKind;
@@ -97,21 +120,7 @@ pub trait Change {
 
 impl Change for UserChange {
     const KIND: RecordKind = RecordKind::User;
-    fn action(&self) -> Action {
-        self.action
-    }
-    fn external_id(&self) -> &str {
-        &self.external_id
-    }
-    fn changed(&self) -> &[TrackedField] {
-        &self.changed
-    }
-    fn platform_id(&self) -> Option<&String> {
-        self.platform_id.as_ref()
-    }
-    fn field_hashes(&self) -> &FieldHashes {
-        &self.field_hashes
-    }
+    change_fields!();
     fn members(&self) -> Option<Vec<String>> {
         None
     }
@@ -122,21 +131,7 @@ impl Change for UserChange {
 
 impl Change for GroupChange {
     const KIND: RecordKind = RecordKind::Group;
-    fn action(&self) -> Action {
-        self.action
-    }
-    fn external_id(&self) -> &str {
-        &self.external_id
-    }
-    fn changed(&self) -> &[TrackedField] {
-        &self.changed
-    }
-    fn platform_id(&self) -> Option<&String> {
-        self.platform_id.as_ref()
-    }
-    fn field_hashes(&self) -> &FieldHashes {
-        &self.field_hashes
-    }
+    change_fields!();
     fn members(&self) -> Option<Vec<String>> {
         Some(self.group.members.clone())
     }

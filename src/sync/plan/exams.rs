@@ -51,21 +51,7 @@ pub struct RegistrationChange {
 
 impl Change for OfferingChange {
     const KIND: RecordKind = RecordKind::Offering;
-    fn action(&self) -> Action {
-        self.action
-    }
-    fn external_id(&self) -> &str {
-        &self.external_id
-    }
-    fn changed(&self) -> &[TrackedField] {
-        &self.changed
-    }
-    fn platform_id(&self) -> Option<&String> {
-        self.platform_id.as_ref()
-    }
-    fn field_hashes(&self) -> &FieldHashes {
-        &self.field_hashes
-    }
+    change_fields!();
     fn members(&self) -> Option<Vec<String>> {
         None
     }
@@ -73,21 +59,7 @@ impl Change for OfferingChange {
 
 impl Change for RegistrationChange {
     const KIND: RecordKind = RecordKind::Registration;
-    fn action(&self) -> Action {
-        self.action
-    }
-    fn external_id(&self) -> &str {
-        &self.external_id
-    }
-    fn changed(&self) -> &[TrackedField] {
-        &self.changed
-    }
-    fn platform_id(&self) -> Option<&String> {
-        self.platform_id.as_ref()
-    }
-    fn field_hashes(&self) -> &FieldHashes {
-        &self.field_hashes
-    }
+    change_fields!();
     fn members(&self) -> Option<Vec<String>> {
         None
     }
