@@ -11,8 +11,9 @@ use quick_xml::events::BytesRef;
 pub(crate) const MAX_TOKEN: u64 = 16 << 20;
 
 /// A buffered reader that counts lines and refuses a single token larger
-/// than [`MAX_TOKEN`]. Lines are counted lazily, in bulk, when one is asked
-/// for (a record's start, an error), not token by token.
+/// than [`MAX_TOKEN`] (checked at each refill of the buffer). Lines are
+/// counted lazily, in bulk, when one is asked for (a record's start, an
+/// error), not token by token.
 pub(crate) struct Counting<R> {
     inner: R,
     buf: Box<[u8]>,
@@ -51,7 +52,8 @@ impl<R: Read> Counting<R> {
         self.line()
     }
 
-    /// Call before reading each event whose line may be asked for with
+    /// Call before reading each event instead of [`Counting::next_event`]
+    /// when its line is asked for only now and then, with
     /// [`Counting::line`].
     pub fn mark(&mut self) {
         self.since_event = 0;
