@@ -3,64 +3,131 @@
 //! rules for DTDs and entity references. No DTD and no entity other than the
 //! five predefined ones and numeric character references is ever expanded.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 
 use quick_xml::events::BytesRef;
 
 /// Largest single XML token (tag, text run, DOCTYPE) accepted.
 pub(crate) const MAX_TOKEN: u64 = 16 << 20;
 
-/// A buffered reader that counts the newlines consumed and refuses a
-/// single token larger than [`MAX_TOKEN`].
+/// A buffered reader that counts lines and refuses a single token larger
+/// than [`MAX_TOKEN`] (checked at each refill of the buffer). Lines are
+/// counted lazily, in bulk, when one is asked for (a record's start, an
+/// error), not token by token.
 pub(crate) struct Counting<R> {
-    inner: BufReader<R>,
-    /// Newlines consumed so far.
-    pub newlines: u64,
-    /// Bytes consumed since the last event was handed out.
-    pub since_event: u64,
+    inner: R,
+    buf: Box<[u8]>,
+    /// Unread bytes are `buf[pos..filled]`.
+    pos: usize,
+    filled: usize,
+    /// Newlines in the input before `buf[counted]` (`counted <= pos`).
+    newlines: u64,
+    counted: usize,
+    /// Where in `buf` the current event starts (None once that part of
+    /// the buffer was refilled: its line is then `event_line`).
+    event_at: Option<usize>,
+    event_line: u64,
+    /// Bytes consumed since the current event started.
+    since_event: u64,
 }
 
 impl<R: Read> Counting<R> {
     pub fn new(inner: R, capacity: usize) -> Counting<R> {
         Counting {
-            inner: BufReader::with_capacity(capacity, inner),
+            inner,
+            buf: vec![0; capacity.max(64)].into_boxed_slice(),
+            pos: 0,
+            filled: 0,
             newlines: 0,
+            counted: 0,
+            event_at: Some(0),
+            event_line: 1,
             since_event: 0,
         }
     }
 
     /// Call before reading each event: the line it starts on.
     pub fn next_event(&mut self) -> u64 {
+        self.mark();
+        self.line()
+    }
+
+    /// Call before reading each event instead of [`Counting::next_event`]
+    /// when its line is asked for only now and then, with
+    /// [`Counting::line`].
+    pub fn mark(&mut self) {
         self.since_event = 0;
-        self.newlines + 1
+        self.event_at = Some(self.pos);
+    }
+
+    /// The line the current event (since [`Counting::mark`]) starts on.
+    pub fn line(&mut self) -> u64 {
+        match self.event_at {
+            Some(at) => {
+                self.newlines += count_newlines(&self.buf[self.counted..at]);
+                self.counted = at;
+                self.newlines + 1
+            }
+            None => self.event_line,
+        }
     }
 }
 
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.newlines += count_newlines(&buf[..n]);
-        self.since_event += n as u64;
-        Ok(n)
-    }
-}
-
-impl<R: Read> BufRead for Counting<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+impl<R: Read> Counting<R> {
+    #[inline(never)]
+    fn refill(&mut self) -> io::Result<()> {
         if self.since_event > MAX_TOKEN {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "a single XML token is larger than 16 MiB; this is not a document sisync reads",
             ));
         }
-        self.inner.fill_buf()
+        // the buffer is about to be overwritten: count what is in it
+        if self.event_at.is_some() {
+            self.event_line = self.line();
+            self.event_at = None;
+        }
+        self.newlines += count_newlines(&self.buf[self.counted..self.pos]);
+        self.filled = loop {
+            match self.inner.read(&mut self.buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
+        self.pos = 0;
+        self.counted = 0;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let avail = self.fill_buf()?;
+            let n = avail.len().min(out.len());
+            out[..n].copy_from_slice(&avail[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Counting<R> {
+    // called for every few bytes: inlined, the refill kept out of line
+    #[inline]
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.filled {
+            self.refill()?;
+        }
+        Ok(&self.buf[self.pos..self.filled])
     }
 
+    #[inline]
     fn consume(&mut self, amt: usize) {
-        let buf = self.inner.buffer();
-        self.newlines += count_newlines(&buf[..amt.min(buf.len())]);
+        let amt = amt.min(self.filled - self.pos);
+        self.pos += amt;
         self.since_event += amt as u64;
-        self.inner.consume(amt);
     }
 }
 
@@ -112,4 +179,61 @@ pub(crate) fn push_ref(text: &mut String, r: &BytesRef<'_>) -> Result<(), String
     };
     text.push(c);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quick_xml::Reader;
+    use quick_xml::events::Event;
+
+    /// The line of every start tag, counted lazily over a buffer far
+    /// smaller than the document (tags straddle refills), is the line the
+    /// tag is on.
+    #[test]
+    fn lines_are_counted_lazily_across_refills() {
+        let mut doc = String::from("<r>\n");
+        for i in 0..200 {
+            doc.push_str(&"\n".repeat(i % 3));
+            doc.push_str(&format!("  <e n=\"{i}\"\n   x=\"y\">t\n</e>\n"));
+        }
+        doc.push_str("</r>\n");
+        let want: Vec<u64> = doc
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains("<e "))
+            .map(|(n, _)| n as u64 + 1)
+            .collect();
+        for capacity in [64, 100, 4096] {
+            let mut r = Reader::from_reader(Counting::new(doc.as_bytes(), capacity));
+            let mut buf = Vec::new();
+            let mut got = Vec::new();
+            loop {
+                r.get_mut().mark();
+                match r.read_event_into(&mut buf).unwrap() {
+                    Event::Start(e) if e.name().as_ref() == b"e" => got.push(r.get_mut().line()),
+                    Event::Eof => break,
+                    _ => {}
+                }
+                buf.clear();
+            }
+            assert_eq!(got, want, "buffer of {capacity} bytes");
+        }
+    }
+
+    #[test]
+    fn a_token_larger_than_the_limit_is_refused() {
+        let doc = format!("<r>{}</r>", "a".repeat(MAX_TOKEN as usize + (1 << 20)));
+        let mut r = Reader::from_reader(Counting::new(doc.as_bytes(), 64 << 10));
+        let mut buf = Vec::new();
+        let err = loop {
+            r.get_mut().mark();
+            match r.read_event_into(&mut buf) {
+                Err(e) => break e.to_string(),
+                Ok(Event::Eof) => panic!("read to the end"),
+                Ok(_) => buf.clear(),
+            }
+        };
+        assert!(err.contains("larger than 16 MiB"), "{err}");
+    }
 }

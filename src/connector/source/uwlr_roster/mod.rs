@@ -188,6 +188,15 @@ impl Builder {
         }
     }
 
+    /// The org id of a vestiging of the current school: `99AA00-key`.
+    fn vestiging_id(&self, key: &str) -> String {
+        let mut id = String::with_capacity(self.school.len() + 1 + key.len());
+        id.push_str(&self.school);
+        id.push('-');
+        id.push_str(key);
+        id
+    }
+
     fn issue(&mut self, line: u64, id: Option<&str>, reason: impl Into<String>) {
         self.issues.push(SourceIssue {
             location: format!("{}:{line}", self.origin()),
@@ -237,7 +246,7 @@ impl Builder {
             self.issue(v.line, None, "vestiging without key");
             return;
         };
-        let id = format!("{}-{key}", self.school);
+        let id = self.vestiging_id(&key);
         if self.org_ids.insert(id.clone()) {
             self.orgs.push(Org {
                 sourced_id: id.clone(),
@@ -330,9 +339,10 @@ impl Builder {
             self.held_persons.insert(id);
             return;
         };
-        let mut orgs = vec![self.school.clone()];
+        let mut orgs = Vec::with_capacity(2);
+        orgs.push(self.school.clone());
         if !p.vestiging.is_empty() {
-            orgs.push(format!("{}-{}", self.school, p.vestiging));
+            orgs.push(self.vestiging_id(&p.vestiging));
         }
         let pi = if slot.at != NONE {
             // seen in an earlier document: the same person

@@ -3,10 +3,12 @@
 //! document and on a UWLR answer inside its SOAP envelope alike (elements
 //! match by local name and position, not by namespace).
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use anyhow::{Result, anyhow};
 use quick_xml::Reader;
+use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesStart, Event};
 
 use crate::connector::xml_input::{Counting, doctype_refused, push_ref};
@@ -167,7 +169,8 @@ enum El {
 }
 
 fn local_name(name: &[u8]) -> &[u8] {
-    match memchr::memchr(b':', name) {
+    // names are short: a plain scan beats memchr's setup
+    match name.iter().position(|&b| b == b':') {
         Some(i) => &name[i + 1..],
         None => name,
     }
@@ -261,8 +264,20 @@ enum Cur {
     Fault(String),
 }
 
+impl Cur {
+    fn is_person(&self) -> bool {
+        matches!(self, Cur::Leerling | Cur::Leerkracht)
+    }
+}
+
 /// Stream `input`, handing each record to `each`. `origin` names the input
 /// in messages ("file.xml", "https://las/... school 99AA00").
+///
+/// A field (a child element of a record) is read whole with quick-xml's
+/// `read_text_into` instead of event by event: its text is taken straight
+/// from the parser's buffer when it holds no markup and no reference (the
+/// common case), and fields sisync never keeps are passed over without
+/// being decoded (only checked for references).
 pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) -> Result<Answer> {
     let mut reader = Reader::from_reader(Counting::new(input, 256 << 10));
     {
@@ -271,134 +286,40 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
         c.expand_empty_elements = false;
     }
     let fatal = |line: u64, what: &dyn std::fmt::Display| anyhow!("{origin}:{line}: {what}");
+    let not_well_formed = |reader: &Reader<_>, e: quick_xml::Error| {
+        let pos = reader.error_position();
+        anyhow!("{origin}: XML is not well-formed at byte {pos} ({e}); fix or re-export it")
+    };
     let mut buf = Vec::with_capacity(8 << 10);
+    // one field's content
+    let mut field = Vec::with_capacity(256);
     let mut depth = 0usize;
     // depth of the open record's element, and its kind
     let mut rec_depth = 0usize;
     let mut cur = Cur::None;
-    // the element whose text is being read, at `field_depth`
-    let mut field = El::Other;
-    let mut field_depth = 0usize;
     // inside a person's `samengestelde_groepen` / `groepen` (leerkracht)
     let mut in_refs = 0usize;
-    let mut text = String::new();
     let mut person = RawPerson::default();
     let mut answer = Answer::Data;
-    let mut line;
+    // the line of the current event, counted only when asked for
+    macro_rules! line {
+        () => {
+            reader.get_mut().line()
+        };
+    }
+    // an error at the current event
+    macro_rules! at {
+        () => {
+            |w: String| fatal(reader.get_mut().line(), &w)
+        };
+    }
     loop {
-        line = reader.get_mut().next_event();
-        let ev = reader.read_event_into(&mut buf);
-        match ev {
-            Err(e) => {
-                let pos = reader.error_position();
-                return Err(anyhow!(
-                    "{origin}: XML is not well-formed at byte {pos} ({e}); fix or re-export it"
-                ));
-            }
-            Ok(Event::Start(ref e)) | Ok(Event::Empty(ref e)) => {
-                let empty = matches!(ev, Ok(Event::Empty(_)));
-                if !empty {
-                    depth += 1;
-                }
-                // the depth the element is at, as for a start tag
-                let d = if empty { depth + 1 } else { depth };
-                let name = known(local_name(e.name().as_ref()));
-                text.clear();
-                match &mut cur {
-                    Cur::None => {
-                        let key = || attr(e, b"key").map_err(|w| fatal(line, &w));
-                        let new = match name {
-                            El::School => Cur::School(SchoolBlock::default()),
-                            El::Vestiging => Cur::Vestiging(RawVestiging {
-                                line,
-                                key: key()?,
-                                naam: None,
-                            }),
-                            El::Groep | El::SamengesteldeGroep => Cur::Groep(RawGroep {
-                                line,
-                                key: key()?,
-                                samengesteld: name == El::SamengesteldeGroep,
-                                ..RawGroep::default()
-                            }),
-                            El::Leerling | El::Leerkracht => {
-                                person.reset(line);
-                                person.key = key()?;
-                                person.eckid = attr(e, b"eckid").map_err(|w| fatal(line, &w))?;
-                                if name == El::Leerling {
-                                    Cur::Leerling
-                                } else {
-                                    Cur::Leerkracht
-                                }
-                            }
-                            El::GeenWijzigingen => {
-                                answer = Answer::NoChanges;
-                                Cur::None
-                            }
-                            El::GeenGegevens => {
-                                answer = Answer::NoData;
-                                Cur::None
-                            }
-                            El::Fault => Cur::Fault(String::new()),
-                            _ => Cur::None,
-                        };
-                        if !matches!(new, Cur::None) {
-                            cur = new;
-                            rec_depth = d;
-                            if empty {
-                                finish(&mut cur, &mut person, each, origin)?;
-                            }
-                        }
-                    }
-                    Cur::Leerling | Cur::Leerkracht => {
-                        let p = &mut person;
-                        if d == rec_depth + 1 {
-                            match name {
-                                El::Groep => {
-                                    attr_into(e, b"key", &mut p.groepen.text)
-                                        .map_err(|w| fatal(line, &w))?;
-                                    p.groepen.close();
-                                }
-                                El::Vestiging => {
-                                    p.vestiging.clear();
-                                    attr_into(e, b"key", &mut p.vestiging)
-                                        .map_err(|w| fatal(line, &w))?;
-                                }
-                                El::SamengesteldeGroepen | El::Groepen if !empty => {
-                                    in_refs = d;
-                                }
-                                _ => {
-                                    field = name;
-                                    field_depth = d;
-                                }
-                            }
-                        } else if in_refs > 0
-                            && d == in_refs + 1
-                            && matches!(name, El::Groep | El::SamengesteldeGroep)
-                        {
-                            attr_into(e, b"key", &mut p.groepen.text)
-                                .map_err(|w| fatal(line, &w))?;
-                            p.groepen.close();
-                        }
-                    }
-                    _ => {
-                        if d == rec_depth + 1 {
-                            field = name;
-                            field_depth = d;
-                        }
-                    }
-                }
-                if empty {
-                    field = El::Other;
-                }
-            }
+        reader.get_mut().mark();
+        let (e, empty) = match reader.read_event_into(&mut buf) {
+            Err(e) => return Err(not_well_formed(&reader, e)),
+            Ok(Event::Start(e)) => (e, false),
+            Ok(Event::Empty(e)) => (e, true),
             Ok(Event::End(_)) => {
-                if depth == field_depth && field != El::Other {
-                    let t = text.trim();
-                    if !t.is_empty() {
-                        set_field(&mut cur, &mut person, field, t);
-                    }
-                    field = El::Other;
-                }
                 if in_refs > 0 && depth == in_refs {
                     in_refs = 0;
                 }
@@ -407,69 +328,232 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
                     rec_depth = 0;
                 }
                 depth = depth.saturating_sub(1);
-                text.clear();
+                buf.clear();
+                continue;
             }
-            Ok(Event::Text(ref t)) => {
-                if field != El::Other && depth == field_depth {
-                    let s = std::str::from_utf8(t)
-                        .map_err(|_| fatal(line, &"text is not valid UTF-8; send UTF-8"))?;
-                    text.push_str(s);
-                }
+            // text outside a field is never kept
+            Ok(Event::Text(_)) | Ok(Event::CData(_)) | Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {
+                buf.clear();
+                continue;
             }
-            Ok(Event::CData(ref t)) => {
-                if field != El::Other && depth == field_depth {
-                    let s = std::str::from_utf8(t)
-                        .map_err(|_| fatal(line, &"text is not valid UTF-8; send UTF-8"))?;
-                    text.push_str(s);
-                }
+            Ok(Event::GeneralRef(r)) => {
+                push_ref(&mut String::new(), &r).map_err(|w| fatal(line!(), &w))?;
+                buf.clear();
+                continue;
             }
-            Ok(Event::GeneralRef(ref r)) => {
-                // checked even where the text is not kept
-                let mut sink = String::new();
-                push_ref(&mut sink, r).map_err(|w| fatal(line, &w))?;
-                if field != El::Other && depth == field_depth {
-                    text.push_str(&sink);
-                }
-            }
-            Ok(Event::DocType(ref d)) => {
-                let d: &[u8] = d;
-                if doctype_refused(d) {
+            Ok(Event::DocType(d)) => {
+                if doctype_refused(&d) {
                     return Err(fatal(
-                        line,
+                        line!(),
                         &"DOCTYPE with an internal DTD subset or <!ENTITY> declaration is refused (sisync never expands entities); export without a DTD",
                     ));
                 }
+                buf.clear();
+                continue;
             }
-            Ok(Event::Decl(ref d)) => {
+            Ok(Event::Decl(d)) => {
                 if let Some(Ok(enc)) = d.encoding() {
                     let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
                     if enc != "utf-8" && enc != "utf8" {
                         return Err(fatal(
-                            line,
+                            line!(),
                             &format!("encoding {enc:?} is not supported; export as UTF-8"),
                         ));
                     }
                 }
+                buf.clear();
+                continue;
             }
-            Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {}
             Ok(Event::Eof) => {
                 if depth > 0 {
-                    return Err(fatal(line, &"the document ends early; it was cut off"));
+                    return Err(fatal(line!(), &"the document ends early; it was cut off"));
                 }
                 return Ok(answer);
             }
+        };
+        // the depth the element is at
+        let d = depth + 1;
+        if !empty {
+            depth = d;
         }
-        drop(ev);
+        let name = known(local_name(e.name().as_ref()));
+        if matches!(cur, Cur::None) {
+            let line = match name {
+                El::Vestiging
+                | El::Groep
+                | El::SamengesteldeGroep
+                | El::Leerling
+                | El::Leerkracht => {
+                    line!()
+                }
+                _ => 0,
+            };
+            let new = match name {
+                El::School => Cur::School(SchoolBlock::default()),
+                El::Vestiging => Cur::Vestiging(RawVestiging {
+                    line,
+                    key: attr(&e, b"key").map_err(at!())?,
+                    naam: None,
+                }),
+                El::Groep | El::SamengesteldeGroep => Cur::Groep(RawGroep {
+                    line,
+                    key: attr(&e, b"key").map_err(at!())?,
+                    samengesteld: name == El::SamengesteldeGroep,
+                    ..RawGroep::default()
+                }),
+                El::Leerling | El::Leerkracht => {
+                    person.reset(line);
+                    [person.key, person.eckid] = attrs(&e, [b"key", b"eckid"]).map_err(at!())?;
+                    if name == El::Leerling {
+                        Cur::Leerling
+                    } else {
+                        Cur::Leerkracht
+                    }
+                }
+                El::GeenWijzigingen => {
+                    answer = Answer::NoChanges;
+                    Cur::None
+                }
+                El::GeenGegevens => {
+                    answer = Answer::NoData;
+                    Cur::None
+                }
+                El::Fault => Cur::Fault(String::new()),
+                _ => Cur::None,
+            };
+            if !matches!(new, Cur::None) {
+                cur = new;
+                rec_depth = d;
+                if empty {
+                    finish(&mut cur, &mut person, each, origin)?;
+                    rec_depth = 0;
+                }
+            }
+        } else if d == rec_depth + 1 {
+            let p = &mut person;
+            match name {
+                El::Groep if cur.is_person() => {
+                    attr_into(&e, b"key", &mut p.groepen.text).map_err(at!())?;
+                    p.groepen.close();
+                }
+                El::Vestiging if cur.is_person() => {
+                    p.vestiging.clear();
+                    attr_into(&e, b"key", &mut p.vestiging).map_err(at!())?;
+                }
+                El::SamengesteldeGroepen | El::Groepen if cur.is_person() => {
+                    if !empty {
+                        in_refs = d;
+                    }
+                }
+                _ if empty => {}
+                _ => {
+                    // the whole field, its end tag included
+                    field.clear();
+                    let raw = reader
+                        .read_text_into(e.name(), &mut field)
+                        .map_err(|x| not_well_formed(&reader, x))?;
+                    depth -= 1;
+                    if let Some(slot) = slot(&mut cur, p, name) {
+                        if let Some(t) = field_text(&raw).map_err(at!())? {
+                            slot.set(&t);
+                        }
+                    } else if memchr::memchr(b'&', &raw).is_some() {
+                        // not kept, but its references are checked all the same
+                        field_text(&raw).map_err(at!())?;
+                    }
+                }
+            }
+        } else if in_refs > 0
+            && d == in_refs + 1
+            && cur.is_person()
+            && matches!(name, El::Groep | El::SamengesteldeGroep)
+        {
+            let g = &mut person.groepen;
+            attr_into(&e, b"key", &mut g.text).map_err(at!())?;
+            g.close();
+        }
+        // the event borrows `buf`
+        drop(e);
         buf.clear();
     }
+}
+
+/// The text of a field's raw content, trimmed; None when empty. Content
+/// without markup or references (the common case) is used as it is;
+/// otherwise it is read as XML: its own text and CDATA, with the predefined
+/// entities and character references resolved (any other reference is
+/// refused), the text of nested elements left out.
+fn field_text(raw: &[u8]) -> Result<Option<Cow<'_, str>>, String> {
+    const NOT_UTF8: &str = "text is not valid UTF-8; send UTF-8";
+    if memchr::memchr2(b'<', b'&', raw).is_none() {
+        let t = std::str::from_utf8(raw)
+            .map_err(|_| NOT_UTF8.to_string())?
+            .trim();
+        return Ok((!t.is_empty()).then_some(Cow::Borrowed(t)));
+    }
+    let mut r = Reader::from_reader(raw);
+    r.config_mut().check_end_names = true;
+    let mut text = String::new();
+    let mut depth = 0usize;
+    loop {
+        let ev = r
+            .read_event()
+            .map_err(|e| format!("XML is not well-formed ({e}); fix or re-export it"))?;
+        match ev {
+            Event::Start(_) => depth += 1,
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Text(t) if depth == 0 => {
+                text.push_str(std::str::from_utf8(&t).map_err(|_| NOT_UTF8.to_string())?)
+            }
+            Event::CData(t) if depth == 0 => {
+                text.push_str(std::str::from_utf8(&t).map_err(|_| NOT_UTF8.to_string())?)
+            }
+            Event::GeneralRef(x) => {
+                let mut sink = String::new();
+                push_ref(&mut sink, &x)?;
+                if depth == 0 {
+                    text.push_str(&sink);
+                }
+            }
+            Event::DocType(_) => {
+                return Err("DOCTYPE inside an element is refused; export without a DTD".into());
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let t = text.trim();
+    Ok((!t.is_empty()).then(|| Cow::Owned(t.to_string())))
 }
 
 /// An attribute by local name, unescaped (predefined entities and
 /// character references only), trimmed; None when absent or empty.
 fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
-    let mut v = String::new();
-    attr_into(e, want, &mut v)?;
-    Ok((!v.is_empty()).then_some(v))
+    let [v] = attrs(e, [want])?;
+    Ok(v)
+}
+
+/// [`attr`] of several names, in one pass over the attributes.
+fn attrs<const N: usize>(
+    e: &BytesStart<'_>,
+    want: [&[u8]; N],
+) -> Result<[Option<String>; N], String> {
+    let mut out = [const { None }; N];
+    let mut found = 0;
+    for a in e.attributes().with_checks(false) {
+        let a = a.map_err(|x| format!("bad attribute ({x}); fix or re-export"))?;
+        let key = local_name(a.key.as_ref());
+        if let Some(i) = want.iter().position(|w| *w == key) {
+            let mut v = String::new();
+            push_value(&a, &mut v)?;
+            out[i] = (!v.is_empty()).then_some(v);
+            found += 1;
+            if found == N {
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// [`attr`] appended to `out` (nothing when absent or empty), without an
@@ -478,55 +562,77 @@ fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), St
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|x| format!("bad attribute ({x}); fix or re-export"))?;
         if local_name(a.key.as_ref()) == want {
-            let v = a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|x| format!("bad attribute value ({x}); sisync never expands entities"))?;
-            out.push_str(v.trim());
-            return Ok(());
+            return push_value(&a, out);
         }
     }
     Ok(())
 }
 
-fn set_field(cur: &mut Cur, p: &mut RawPerson, field: El, t: &str) {
-    // allocated only for a field that is kept
-    let v = || Some(t.to_string());
-    match cur {
-        Cur::School(s) => match field {
-            El::Schooljaar => s.schooljaar = v(),
-            El::Brincode => s.brincode = v(),
-            El::Dependancecode => s.dependancecode = v(),
-            El::Schoolkey => s.schoolkey = v(),
-            _ => {}
-        },
-        Cur::Vestiging(x) => {
-            if field == El::Naam {
-                x.naam = v();
-            }
-        }
-        Cur::Groep(g) => match field {
-            El::Naam => g.naam = v(),
-            El::Jaargroep => g.jaargroep = v(),
-            _ => {}
-        },
-        Cur::Leerling | Cur::Leerkracht => match field {
-            El::Achternaam => p.achternaam = v(),
-            El::Voorvoegsel => p.voorvoegsel = v(),
-            El::Voornamen => p.voornamen = v(),
-            El::Roepnaam => p.roepnaam = v(),
-            El::Gebruikersnaam => p.gebruikersnaam = v(),
-            El::Emailadres => p.emailadres = v(),
-            El::Bsn | El::Sofinummer => p.bsn = v(),
-            El::Rol => p.rollen.push(t.to_string()),
-            _ => {}
-        },
-        Cur::Fault(s) => {
-            if field == El::Faultstring {
-                *s = t.chars().take(300).collect();
-            }
-        }
-        Cur::None => {}
+/// An attribute's value, normalised and trimmed, appended to `out`.
+fn push_value(a: &Attribute<'_>, out: &mut String) -> Result<(), String> {
+    // nothing to normalise (no reference, no tab or line end): as it is
+    if !a
+        .value
+        .iter()
+        .fold(false, |bad, &b| bad | (b < b' ') | (b == b'&'))
+    {
+        let v = std::str::from_utf8(&a.value)
+            .map_err(|_| "attribute value is not valid UTF-8; send UTF-8".to_string())?;
+        out.push_str(v.trim());
+        return Ok(());
     }
+    let v = a
+        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+        .map_err(|x| format!("bad attribute value ({x}); sisync never expands entities"))?;
+    out.push_str(v.trim());
+    Ok(())
+}
+
+/// Where a field of the record being read goes.
+enum Slot<'a> {
+    One(&'a mut Option<String>),
+    /// leerkracht `rol` codes, as many as there are
+    Rol(&'a mut Vec<String>),
+    /// a SOAP fault's `faultstring`, shortened
+    Fault(&'a mut String),
+}
+
+impl Slot<'_> {
+    fn set(self, t: &str) {
+        match self {
+            Slot::One(v) => *v = Some(t.to_string()),
+            Slot::Rol(v) => v.push(t.to_string()),
+            Slot::Fault(v) => *v = t.chars().take(300).collect(),
+        }
+    }
+}
+
+/// The slot for field `name` of the record being read; None for a field
+/// sisync does not keep.
+fn slot<'a>(cur: &'a mut Cur, p: &'a mut RawPerson, name: El) -> Option<Slot<'a>> {
+    let one = match (cur, name) {
+        (Cur::School(s), El::Schooljaar) => &mut s.schooljaar,
+        (Cur::School(s), El::Brincode) => &mut s.brincode,
+        (Cur::School(s), El::Dependancecode) => &mut s.dependancecode,
+        (Cur::School(s), El::Schoolkey) => &mut s.schoolkey,
+        (Cur::Vestiging(v), El::Naam) => &mut v.naam,
+        (Cur::Groep(g), El::Naam) => &mut g.naam,
+        (Cur::Groep(g), El::Jaargroep) => &mut g.jaargroep,
+        (Cur::Leerling | Cur::Leerkracht, field) => match field {
+            El::Achternaam => &mut p.achternaam,
+            El::Voorvoegsel => &mut p.voorvoegsel,
+            El::Voornamen => &mut p.voornamen,
+            El::Roepnaam => &mut p.roepnaam,
+            El::Gebruikersnaam => &mut p.gebruikersnaam,
+            El::Emailadres => &mut p.emailadres,
+            El::Bsn | El::Sofinummer => &mut p.bsn,
+            El::Rol => return Some(Slot::Rol(&mut p.rollen)),
+            _ => return None,
+        },
+        (Cur::Fault(s), El::Faultstring) => return Some(Slot::Fault(s)),
+        _ => return None,
+    };
+    Some(Slot::One(one))
 }
 
 fn finish(

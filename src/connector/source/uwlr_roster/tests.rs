@@ -149,3 +149,70 @@ fn memberships_are_made_once_across_batches_and_late_classes() {
         r.issues
     );
 }
+
+/// A field is read whole: references, CDATA and comments inside it are
+/// honoured, the text of an element nested in it is left out, a field
+/// sisync does not keep is still checked for references, and an issue
+/// names the line its record starts on.
+#[test]
+fn fields_with_markup_and_the_lines_of_issues() {
+    let doc = "<EDEX>\n<groepen>\n\
+        <groep key=\" g&amp;1 \"><naam><![CDATA[1 <A>]]> &amp; x</naam><jaargroep>\n 7 </jaargroep></groep>\n\
+        <groep key=\"g2\"><naam>Twee<!-- c --> <sub>niet</sub>deel</naam></groep>\n\
+        </groepen><leerlingen>\n\n\
+        <leerling key=\"l&#49;\" eckid=\"e\t1\"><achternaam>B&lt;erg</achternaam><voornamen>  Jo  </voornamen>\n\
+        <geboortedatum>2014-03-01</geboortedatum><groep key=\"g&amp;1\"/><emailadres/></leerling>\n\
+        <leerling\n key=\"l2\"><roepnaam>Piet</roepnaam></leerling>\n\
+        </leerlingen></EDEX>";
+    let (_, r) = read(doc);
+    let titles: Vec<_> = r
+        .groups
+        .iter()
+        .map(|g| (g.sourced_id.as_str(), g.title.as_str()))
+        .collect();
+    assert_eq!(titles, vec![("g&1", "1 <A> & x"), ("g2", "Twee deel")]);
+    assert_eq!(r.groups[0].code.as_deref(), Some("7"));
+    let p = &r.persons[0];
+    assert_eq!(
+        (
+            p.sourced_id.as_str(),
+            p.family_name.as_str(),
+            p.given_name.as_str()
+        ),
+        ("l1", "B<erg", "Jo")
+    );
+    assert_eq!(
+        p.eck_id.as_deref(),
+        Some("e 1"),
+        "attribute value normalised"
+    );
+    assert_eq!(p.email, None, "an empty field is absent");
+    assert_eq!(r.memberships.len(), 1);
+    let issue = r
+        .issues
+        .iter()
+        .find(|i| i.record_id.as_deref() == Some("l2"))
+        .unwrap();
+    assert_eq!(issue.location, "x.xml:10", "the line of `<leerling`");
+
+    let mut b = Builder::new(false, Default::default());
+    for (doc, want) in [
+        (
+            "<EDEX><leerling key=\"a\"><geboortedatum>&custom;</geboortedatum></leerling></EDEX>",
+            "x.xml:1: unknown entity reference &custom;",
+        ),
+        (
+            "<EDEX>\n<leerling key=\"a\">\n<achternaam>\n&nope;</achternaam></leerling></EDEX>",
+            "x.xml:3: unknown entity reference &nope;",
+        ),
+    ] {
+        let e = parse(doc.as_bytes(), "x.xml", &mut |r| b.feed(r)).unwrap_err();
+        assert!(e.to_string().starts_with(want), "{e}");
+    }
+    let bad = b"<EDEX><leerling key=\"a\"><achternaam>\xff</achternaam></leerling></EDEX>";
+    let e = parse(&bad[..], "x.xml", &mut |r| b.feed(r)).unwrap_err();
+    assert!(e.to_string().contains("not valid UTF-8"), "{e}");
+    let bad = b"<EDEX><leerling key=\"a\"><achternaam>x</roepnaam></leerling></EDEX>";
+    let e = parse(&bad[..], "x.xml", &mut |r| b.feed(r)).unwrap_err();
+    assert!(e.to_string().contains("not well-formed"), "{e}");
+}
