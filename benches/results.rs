@@ -7,6 +7,10 @@
 //! RSS are its own (the fake service runs in this process). Reports:
 //! ingest rate (results/s into the outbox), push rate, CPU time per pushed
 //! result, and peak RSS. Run with `cargo bench --bench results`.
+//!
+//! `SISYNC_BENCH_RESULTS_EXPORT=DIR` only writes the roster export
+//! (`DIR/roster`) and the QTI files (`DIR/inbox`) and exits
+//! (`bench/compare.sh`).
 
 mod common;
 use common::{Platform, Source, TestConfig};
@@ -131,6 +135,13 @@ async fn serve(count: Arc<AtomicUsize>) -> String {
 }
 
 fn main() {
+    if let Ok(dir) = std::env::var("SISYNC_BENCH_RESULTS_EXPORT") {
+        let dir = Path::new(&dir);
+        generate_roster(&dir.join("roster")).unwrap();
+        let n = generate_results(&dir.join("inbox")).unwrap();
+        println!("{n} results in {FILES} QTI files under {}", dir.display());
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -53,6 +53,10 @@ pub struct SinkError {
 pub trait RecordSink {
     /// Where writes go, for messages and the audit log.
     fn endpoint(&self) -> String;
+    /// The run is about to create this many users and groups: a sink may
+    /// prepare its externalId lookups for that many (SCIM reads its list
+    /// once instead of one filter per create when that is cheaper).
+    fn expect_creates(&self, _users: usize, _groups: usize) {}
     /// Create a user, or adopt the one the platform already has with this
     /// externalId (so a lost mapping never makes a duplicate).
     async fn create_user(&self, user: &PlatformUser) -> Result<Written, SinkError>;
@@ -85,6 +89,7 @@ pub trait RecordSink {
 /// platform registry; every `RecordSink` is one.
 pub trait DynRecordSink {
     fn endpoint(&self) -> String;
+    fn expect_creates(&self, users: usize, groups: usize);
     fn create_user<'a>(&'a self, user: &'a PlatformUser) -> LocalFuture<'a, Written>;
     fn update_user<'a>(
         &'a self,
@@ -115,6 +120,9 @@ pub type LocalFuture<'a, T> =
 impl<T: RecordSink> DynRecordSink for T {
     fn endpoint(&self) -> String {
         RecordSink::endpoint(self)
+    }
+    fn expect_creates(&self, users: usize, groups: usize) {
+        RecordSink::expect_creates(self, users, groups)
     }
     fn create_user<'a>(&'a self, user: &'a PlatformUser) -> LocalFuture<'a, Written> {
         Box::pin(RecordSink::create_user(self, user))
@@ -157,6 +165,9 @@ impl<T: RecordSink> DynRecordSink for T {
 impl RecordSink for dyn DynRecordSink + '_ {
     fn endpoint(&self) -> String {
         DynRecordSink::endpoint(self)
+    }
+    fn expect_creates(&self, users: usize, groups: usize) {
+        DynRecordSink::expect_creates(self, users, groups)
     }
     async fn create_user(&self, user: &PlatformUser) -> Result<Written, SinkError> {
         DynRecordSink::create_user(self, user).await

@@ -6,9 +6,10 @@
 //! intents committed before they are sent (see `store::intents`), so a
 //! crash in between leaves an audit entry `unknown`, never none.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -465,27 +466,90 @@ fn first<A, B>(t: &(A, B)) -> &A {
 /// Commit what is pending; users recreated on the platform get their
 /// classes sent again once their new id is recorded.
 fn flush(
-    store: &Mutex<&mut Store>,
-    pending: &mut Vec<(Option<RecordChange>, AuditEntry)>,
-    recreated: &mut Vec<String>,
+    store: &mut Store,
+    pending: &[(Option<RecordChange>, AuditEntry)],
+    recreated: &[String],
 ) -> anyhow::Result<bool> {
-    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
-    let ok = commit_written(&mut store, pending)?;
-    pending.clear();
+    let ok = commit_written(store, pending)?;
     if ok {
-        for id in recreated.drain(..) {
+        for id in recreated {
             // its classes still list the old platform id: sent again
             // below when planned, else by the next run
-            store.resend_groups_of(&id)?;
+            store.resend_groups_of(id)?;
         }
     }
     Ok(ok)
 }
 
-/// Send one kind of record with bounded concurrency and group commits:
-/// before each `BATCH` of records is started their intents are committed
-/// (fsynced), then outcomes commit in groups. `Ok(false)` when the state
-/// volume is full.
+/// What the writes in flight ask of the state file, done in order on the
+/// committer thread so that no request waits for a commit or an fsync.
+enum StoreJob {
+    /// Record the intents of a group (fsynced) and say when they are.
+    Announce(Vec<Intent>, SyncSender<anyhow::Result<()>>),
+    /// Commit a group of outcomes; the users recreated among them.
+    Commit(Vec<(Option<RecordChange>, AuditEntry)>, Vec<String>),
+}
+
+/// The state file on a blocking thread of its own, working off jobs while
+/// the requests go on. `Store` is one SQLite connection: it moves there
+/// and back ([`Committer::give_back`]), the caller holding an empty
+/// in-memory one meanwhile.
+pub(crate) struct Committer<R> {
+    handle: tokio::task::JoinHandle<(Store, anyhow::Result<R>)>,
+}
+
+pub(crate) fn committer<R: Send + 'static>(
+    store: &mut Store,
+    work: impl FnOnce(&mut Store) -> anyhow::Result<R> + Send + 'static,
+) -> anyhow::Result<Committer<R>> {
+    let mut own = std::mem::replace(store, Store::in_memory()?);
+    Ok(Committer {
+        handle: tokio::task::spawn_blocking(move || {
+            let r = work(&mut own);
+            (own, r)
+        }),
+    })
+}
+
+impl<R> Committer<R> {
+    /// Wait for the work to end (its jobs' sender dropped) and put the
+    /// store back.
+    pub(crate) async fn give_back(self, store: &mut Store) -> anyhow::Result<R> {
+        match self.handle.await {
+            Ok((own, r)) => {
+                *store = own;
+                r
+            }
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow::anyhow!("the state file's committer stopped: {e}")),
+        }
+    }
+}
+
+/// The committer's work: `Ok(false)` when the state volume is full (it
+/// stops there; the writes in flight then stop too).
+fn commit_jobs(store: &mut Store, jobs: Receiver<StoreJob>) -> anyhow::Result<bool> {
+    for job in jobs {
+        match job {
+            StoreJob::Announce(intents, done) => {
+                // the sender stops at an error and says it
+                let _ = done.send(store.record_intents(&intents));
+            }
+            StoreJob::Commit(pending, recreated) => {
+                if !flush(store, &pending, &recreated)? {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Send one kind of record with bounded concurrency and group commits.
+/// The intents of each `BATCH` of records are committed (fsynced) before
+/// the first of them is sent, and those of the next batch while this one
+/// is in flight; outcomes commit in groups. The state file is written on
+/// its own thread meanwhile. `Ok(false)` when the state volume is full.
 #[allow(clippy::too_many_arguments)]
 async fn run_phase<'a, T, C, F, Fut>(
     store: &mut Store,
@@ -497,7 +561,7 @@ async fn run_phase<'a, T, C, F, Fut>(
     concurrency: usize,
     go_on: &(dyn Fn() -> bool + Sync),
     breaker: &Breaker,
-    mut ids: Option<&mut HashMap<String, String>>,
+    ids: Option<&mut HashMap<String, String>>,
     out: &mut Outcome,
 ) -> anyhow::Result<bool>
 where
@@ -505,37 +569,115 @@ where
     F: FnMut(&'a T) -> Fut,
     Fut: std::future::Future<Output = Op<'a, C>>,
 {
-    // shared with the stream, which announces each group before its
-    // first write starts; never locked by both at once
-    let cell = Mutex::new(store);
-    let started = AtomicUsize::new(0);
-    let announced = AtomicUsize::new(0);
-    let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let (jobs, queue) = sync_channel::<StoreJob>(4);
+    let committer = committer(store, move |s| commit_jobs(s, queue))?;
+    // items started, intents asked for up to, and the failure that
+    // stopped the announcing
+    let (started, asked, failed) = send_phase(
+        ctx,
+        endpoint,
+        items,
+        change_of,
+        op,
+        concurrency,
+        go_on,
+        breaker,
+        ids,
+        out,
+        &jobs,
+    )
+    .await;
+    drop(jobs);
+    let mut full = !committer.give_back(store).await?;
+    if started < asked {
+        // announced (or asked for) but never started: nothing left
+        let keys: Vec<(&str, &str)> = items[started..asked]
+            .iter()
+            .map(|t| (C::KIND.as_str(), change_of(t).external_id()))
+            .collect();
+        store.drop_intents(Some(ctx.run_id), &keys)?;
+    }
+    if let Some(e) = failed {
+        if Fault::of(&e) == Some(Fault::DiskFull) {
+            full = true;
+        } else {
+            return Err(e.context(format!(
+                "cannot record the writes about to be sent in {}; nothing more was sent",
+                store.path().display()
+            )));
+        }
+    }
+    Ok(!full)
+}
+
+/// The sending side of [`run_phase`]: items started, intents asked for
+/// up to, and why announcing failed.
+#[allow(clippy::too_many_arguments)]
+async fn send_phase<'a, T, C, F, Fut>(
+    ctx: &Context<'_>,
+    endpoint: &str,
+    items: &'a [T],
+    change_of: fn(&T) -> &C,
+    op: F,
+    concurrency: usize,
+    go_on: &(dyn Fn() -> bool + Sync),
+    breaker: &Breaker,
+    mut ids: Option<&mut HashMap<String, String>>,
+    out: &mut Outcome,
+    jobs: &SyncSender<StoreJob>,
+) -> (usize, usize, Option<anyhow::Error>)
+where
+    C: Change + 'a,
+    F: FnMut(&'a T) -> Fut,
+    Fut: std::future::Future<Output = Op<'a, C>>,
+{
+    let started = Cell::new(0usize);
+    // intents on disk up to here; asked for up to `asked`, the answer of
+    // the group asked for ahead in `ahead`
+    let announced = Cell::new(0usize);
+    let asked = Cell::new(0usize);
+    let ahead: Cell<Option<(usize, Receiver<anyhow::Result<()>>)>> = Cell::new(None);
+    let failed: Cell<Option<anyhow::Error>> = Cell::new(None);
+    let committer_gone = Cell::new(false);
+    let ask = |from: usize| {
+        let end = (from + BATCH).min(items.len());
+        let intents: Vec<Intent> = items[from..end]
+            .iter()
+            .map(|t| intent_of(ctx, endpoint, change_of(t)))
+            .collect();
+        let (done, answer) = sync_channel(1);
+        asked.set(end);
+        jobs.send(StoreJob::Announce(intents, done))
+            .ok()
+            .map(|()| (end, answer))
+    };
     let mut stream = futures::stream::iter(items.iter().take_while(|_| {
-        let has_failed = failed.lock().map_or(true, |f| f.is_some());
-        if !go_on() || has_failed {
+        if !go_on() || committer_gone.get() {
             return false;
         }
-        let i = started.load(Ordering::Relaxed);
-        if i == announced.load(Ordering::Relaxed) {
-            let end = (i + BATCH).min(items.len());
-            let intents: Vec<Intent> = items[i..end]
-                .iter()
-                .map(|t| intent_of(ctx, endpoint, change_of(t)))
-                .collect();
-            let recorded = cell
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record_intents(&intents);
-            if let Err(e) = recorded {
-                if let Ok(mut f) = failed.lock() {
-                    *f = Some(e);
-                }
+        let i = started.get();
+        if i == announced.get() {
+            let Some((end, answer)) = ahead.take().or_else(|| ask(i)) else {
+                committer_gone.set(true);
                 return false;
+            };
+            // asked for one group ahead: on disk by now as a rule
+            match answer.recv() {
+                Ok(Ok(())) => announced.set(end),
+                Ok(Err(e)) => {
+                    failed.set(Some(e));
+                    return false;
+                }
+                Err(_) => {
+                    committer_gone.set(true);
+                    return false;
+                }
             }
-            announced.store(end, Ordering::Relaxed);
+            if end < items.len() {
+                ahead.set(ask(end));
+            }
         }
-        started.store(i + 1, Ordering::Relaxed);
+        started.set(i + 1);
         true
     }))
     .map(op)
@@ -543,15 +685,21 @@ where
     let mut pending = Vec::with_capacity(BATCH);
     let mut recreated_users = Vec::new();
     let mut deadline: Option<tokio::time::Instant> = None;
-    let mut full = false;
+    let commit = |pending: &mut Vec<_>, recreated: &mut Vec<String>| {
+        let job = StoreJob::Commit(
+            std::mem::replace(pending, Vec::with_capacity(BATCH)),
+            std::mem::take(recreated),
+        );
+        // a committer that stopped (full volume, error) says why itself
+        jobs.send(job).is_ok()
+    };
     loop {
         let next = match deadline {
             Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
                 Ok(n) => n,
                 Err(_) => {
                     deadline = None;
-                    if !flush(&cell, &mut pending, &mut recreated_users)? {
-                        full = true;
+                    if !commit(&mut pending, &mut recreated_users) {
                         break;
                     }
                     continue;
@@ -574,8 +722,7 @@ where
         (ctx.tick)();
         if pending.len() >= BATCH {
             deadline = None;
-            if !flush(&cell, &mut pending, &mut recreated_users)? {
-                full = true;
+            if !commit(&mut pending, &mut recreated_users) {
                 break;
             }
         } else if deadline.is_none() {
@@ -585,30 +732,15 @@ where
     // writes still in flight (a full volume) are cut off: their intents
     // stay and are recorded as `unknown` at the next start
     drop(stream);
-    if !full && !flush(&cell, &mut pending, &mut recreated_users)? {
-        full = true;
+    if !pending.is_empty() {
+        commit(&mut pending, &mut recreated_users);
     }
-    let store = cell.into_inner().unwrap_or_else(|p| p.into_inner());
-    let (s, a) = (started.into_inner(), announced.into_inner());
-    if s < a {
-        // announced but never started: nothing left
-        let keys: Vec<(&str, &str)> = items[s..a]
-            .iter()
-            .map(|t| (C::KIND.as_str(), change_of(t).external_id()))
-            .collect();
-        store.drop_intents(Some(ctx.run_id), &keys)?;
+    // an answer still owed for the group asked ahead: wait for it, so
+    // that its intents are on disk (or failed) before they are dropped
+    if let Some((_, answer)) = ahead.take() {
+        let _ = answer.recv();
     }
-    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        if Fault::of(&e) == Some(Fault::DiskFull) {
-            full = true;
-        } else {
-            return Err(e.context(format!(
-                "cannot record the writes about to be sent in {}; nothing more was sent",
-                store.path().display()
-            )));
-        }
-    }
-    Ok(!full)
+    (started.get(), asked.get(), failed.take())
 }
 
 /// Apply a plan to a record-at-a-time sink (SCIM).
@@ -623,6 +755,13 @@ pub async fn apply_records<S: RecordSink + ?Sized>(
 ) -> anyhow::Result<Outcome> {
     let mut out = Outcome::from_plan(plan);
     let endpoint = sink.endpoint();
+    let creates = |actions: &mut dyn Iterator<Item = Action>| {
+        actions.filter(|a| *a == Action::Create).count()
+    };
+    sink.expect_creates(
+        creates(&mut plan.users.iter().map(|c| c.action)),
+        creates(&mut plan.groups.iter().map(|c| c.action)),
+    );
     let mut ids: HashMap<String, String> = state
         .users
         .iter()

@@ -3,15 +3,16 @@
 //!
 //! Updates are PATCHes of the changed attributes, or a GET + PUT when the
 //! service provider says it does not support PATCH. A user or group whose
-//! mapping is lost is found again by an `externalId eq` filter before any
-//! POST, so a restart never creates a duplicate.
+//! mapping is lost is found again by externalId before any POST (an
+//! `externalId eq` filter, or the platform's list read once per run when
+//! that takes fewer requests), so a restart never creates a duplicate.
 
 mod capabilities;
 mod paging;
 mod verify;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -94,8 +95,18 @@ pub struct ScimSink {
     caps: Capabilities,
     shape: Shape,
     /// externalId → id per resource, read once per run by a paged list
-    /// when the platform cannot filter.
+    /// when the platform cannot filter or when that is cheaper.
     index: [OnceCell<HashMap<String, String>>; 2],
+    /// Creates the run is about to send per resource (`expect_creates`).
+    planned: [AtomicUsize; 2],
+    /// Per resource, decided at the first lookup: creates are looked up in
+    /// the list read once (fewer requests than one filter GET each).
+    by_list: [OnceCell<bool>; 2],
+}
+
+/// The slot of a resource in the per-resource arrays.
+fn slot(resource: &str) -> usize {
+    usize::from(resource == "Groups")
 }
 
 impl ScimSink {
@@ -135,6 +146,8 @@ impl ScimSink {
             caps,
             shape: Shape::default(),
             index: Default::default(),
+            planned: Default::default(),
+            by_list: Default::default(),
         })
     }
 
@@ -202,9 +215,9 @@ impl ScimSink {
 
     /// The id of the resource with this externalId, if the platform has one:
     /// by an `externalId eq` filter, or from a list read once per run when
-    /// the platform cannot filter.
+    /// the platform cannot filter or the list takes fewer requests.
     async fn find(&self, resource: &str, external_id: &str) -> Result<Option<String>, SinkError> {
-        if !self.caps.filter {
+        if !self.caps.filter || self.list_is_cheaper(resource).await? {
             return Ok(self.index(resource).await?.get(external_id).cloned());
         }
         let filter = format!(
@@ -221,9 +234,30 @@ impl ScimSink {
         Ok(id_with_external_id(&v, external_id))
     }
 
+    /// Whether reading the whole list (one request per page) costs fewer
+    /// requests than one filter GET per planned create; asked once per run
+    /// and resource, by one request for the list's size.
+    async fn list_is_cheaper(&self, resource: &str) -> Result<bool, SinkError> {
+        let i = slot(resource);
+        let planned = self.planned[i].load(Ordering::Relaxed);
+        if planned < 2 {
+            return Ok(false);
+        }
+        let decided = self.by_list[i].get_or_try_init(|| async {
+            let url = format!("{}?startIndex=1&count=1", self.url(resource));
+            let (v, _) = self.send(Method::GET, &url, None, false).await?;
+            let pages = v
+                .get("totalResults")
+                .and_then(Value::as_u64)
+                .map(|total| total.div_ceil(paging::COUNT as u64) + 1);
+            Ok::<bool, SinkError>(pages.is_some_and(|p| p < planned as u64))
+        });
+        Ok(*decided.await?)
+    }
+
     /// externalId → id of every resource of a kind, by a paged list.
     async fn index(&self, resource: &str) -> Result<&HashMap<String, String>, SinkError> {
-        let slot = &self.index[usize::from(resource == "Groups")];
+        let slot = &self.index[slot(resource)];
         slot.get_or_try_init(|| async {
             let mut map = HashMap::new();
             let mut pager = paging::Pager::new();
@@ -241,7 +275,8 @@ impl ScimSink {
             tracing::info!(
                 resource,
                 found = map.len(),
-                "platform cannot filter: read its externalIds once"
+                filter = self.caps.filter,
+                "read the platform's externalIds once for this run"
             );
             Ok(map)
         })
@@ -834,6 +869,11 @@ pub const SENT_GROUP_FIELDS: &[TrackedField] = &[TrackedField::DisplayName, Trac
 impl RecordSink for ScimSink {
     fn endpoint(&self) -> String {
         self.base.clone()
+    }
+
+    fn expect_creates(&self, users: usize, groups: usize) {
+        self.planned[0].store(users, Ordering::Relaxed);
+        self.planned[1].store(groups, Ordering::Relaxed);
     }
 
     async fn create_user(&self, user: &PlatformUser) -> Result<Written, SinkError> {

@@ -129,9 +129,13 @@ fn outcome_of(
 }
 
 /// Take push outcomes as they finish and commit them (outbox and audit)
-/// every `every` results. When a stop is asked for, the pushes still in
-/// flight are dropped: their results stay pending and go again (same keys)
-/// next run (`report.interrupted`).
+/// every `every` results. The commits run on their own thread while the
+/// next pushes go out (at most two groups wait for it), so the requests in
+/// flight never stall behind a commit; an outcome is still committed only
+/// after its answer, and one that never is (a crash) stays pending and is
+/// sent again, with the same key, next run. When a stop is asked for, the
+/// pushes still in flight are dropped: their results stay pending and go
+/// again next run (`report.interrupted`).
 pub(super) async fn record_as_they_finish(
     outcomes: impl futures::Stream<Item = (String, PushOutcome, AuditEntry)>,
     every: usize,
@@ -141,26 +145,39 @@ pub(super) async fn record_as_they_finish(
     by_key: &HashMap<String, &OutboxRow>,
     give_up_before: &str,
 ) -> Result<()> {
+    type Batch = Vec<(String, PushOutcome, AuditEntry)>;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+    let until = give_up_before.to_string();
+    let committer = crate::sync::apply::committer(store, move |s| {
+        for batch in rx {
+            s.outbox_record(&batch, &until)?;
+        }
+        Ok(())
+    })?;
+    let mut outcomes = std::pin::pin!(outcomes);
     let mut batch = Vec::with_capacity(every);
-    {
-        let mut outcomes = std::pin::pin!(outcomes);
-        while let Some(o) = outcomes.next().await {
-            progress.tick();
-            batch.push(o);
-            if progress.stop_requested() {
-                report.interrupted = true;
+    while let Some(o) = outcomes.next().await {
+        progress.tick();
+        batch.push(o);
+        if progress.stop_requested() {
+            report.interrupted = true;
+            break;
+        }
+        if batch.len() >= every {
+            count(report, by_key, &batch, give_up_before);
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(every));
+            if tx.send(full).is_err() {
+                // the committer stopped on an error: it says which
                 break;
-            }
-            if batch.len() >= every {
-                count(report, by_key, &batch, give_up_before);
-                store.outbox_record(&batch, give_up_before)?;
-                batch.clear();
             }
         }
     }
-    count(report, by_key, &batch, give_up_before);
-    store.outbox_record(&batch, give_up_before)?;
-    Ok(())
+    if !batch.is_empty() {
+        count(report, by_key, &batch, give_up_before);
+        let _ = tx.send(batch);
+    }
+    drop(tx);
+    committer.give_back(store).await
 }
 
 pub(super) fn count(

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::connector::SinkError;
 
 /// Pages as large as most platforms allow; they may answer fewer.
-const COUNT: usize = 200;
+pub(super) const COUNT: usize = 200;
 
 pub struct Pager {
     start: usize,

@@ -22,6 +22,7 @@
 //! a whole. DTDs and custom entities are refused (see
 //! `xml_input`).
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use anyhow::{Context, Result, anyhow};
@@ -185,8 +186,8 @@ pub fn read<R: Read>(
                     } else if local == b"outcomeVariable" {
                         if let Some((tdepth, _)) = &test {
                             if depth == tdepth + 1 {
-                                let id = attr(&e, b"identifier").map_err(&fatal)?;
-                                let s = match id.as_deref() {
+                                let id = attr_ref(&e, b"identifier").map_err(&fatal)?;
+                                let s = match id.as_deref().filter(|v| !v.is_empty()) {
                                     Some("SCORE") => Slot::Score,
                                     Some("MAXSCORE") => Slot::MaxScore,
                                     Some("PASSED") => Slot::Passed,
@@ -344,6 +345,13 @@ fn issue(name: &str, line: u64, id: Option<&str>, reason: impl Into<String>) -> 
 
 /// Attribute by local name, unescaped with the predefined entities only.
 fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
+    Ok(attr_ref(e, want)?
+        .filter(|v| !v.is_empty())
+        .map(Cow::into_owned))
+}
+
+/// [`attr`] without a copy: trimmed, empty when the value is blank.
+fn attr_ref<'a>(e: &'a BytesStart<'_>, want: &[u8]) -> Result<Option<Cow<'a, str>>, String> {
     for a in e.attributes() {
         let a = a.map_err(|err| format!("bad attribute ({err}); fix or export the file again"))?;
         if a.key.local_name().as_ref() == want {
@@ -355,8 +363,10 @@ fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
                         String::from_utf8_lossy(want)
                     )
                 })?;
-            let v = v.trim();
-            return Ok((!v.is_empty()).then(|| v.to_string()));
+            return Ok(Some(match v {
+                Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+                Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+            }));
         }
     }
     Ok(None)
@@ -364,15 +374,23 @@ fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
 
 /// A number as QTI writes it; a decimal comma is accepted too.
 fn number(s: &str) -> Option<f64> {
-    let v: f64 = s.trim().replace(',', ".").parse().ok()?;
+    let s = s.trim();
+    let v: f64 = if s.contains(',') {
+        s.replace(',', ".").parse().ok()?
+    } else {
+        s.parse().ok()?
+    };
     v.is_finite().then_some(v)
 }
 
 fn boolean(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
-        _ => None,
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("true") || s == "1" {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") || s == "0" {
+        Some(false)
+    } else {
+        None
     }
 }
 
