@@ -11,11 +11,12 @@ use anyhow::Result;
 use futures::StreamExt;
 
 use super::matching::Directory;
-use super::push::{CHUNK, count, next_try, record_as_they_finish, result_date, without_held};
+use super::push::{
+    CHUNK, count, failed, outcome_of, record_as_they_finish, result_date, without_held,
+};
 use super::{ResultsOptions, ResultsReport};
 use crate::config::{Loaded, ResultField};
 use crate::connector::results::sink::oke::{Delivery, NO_REGISTRATION, OkeSink};
-use crate::connector::{PushError, Written};
 use crate::model::OkeResult;
 use crate::store::Store;
 use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome};
@@ -98,62 +99,16 @@ fn sent_fields(d: &Delivery) -> String {
     f.join(",")
 }
 
-fn outcome(
-    row: &OutboxRow,
-    d: &Delivery,
-    res: Result<Written, PushError>,
-    base: &AuditEntry,
-    audit_id: &str,
-) -> (String, PushOutcome, AuditEntry) {
-    let mut e = base.clone();
-    e.action = if row.pushed_hash.is_some() {
-        AuditAction::ResultUpdate
-    } else {
-        AuditAction::ResultPush
-    };
-    e.record_kind = AuditKind::Result;
-    e.record_id = audit_id.to_string();
-    e.fields = sent_fields(d);
-    let detail = format!(
-        "key={} association={} attempt={}",
-        row.key, d.association_id, d.attempt
-    );
-    let o = match res {
-        Ok(w) => {
-            e.endpoint = w.endpoint;
-            e.payload_sha256 = Some(w.payload_sha256);
-            e.outcome = AuditOutcome::Ok;
-            e.detail = Some(detail);
-            PushOutcome::Pushed {
-                value_hash: row.value_hash.clone(),
-            }
-        }
-        Err(err) => {
-            e.endpoint = err.endpoint.clone();
-            e.payload_sha256 = err.payload_sha256.clone();
-            e.outcome = AuditOutcome::Failed;
-            e.detail = Some(format!("{detail} {}", err.message));
-            failed(row, &err)
-        }
-    };
-    (row.key.clone(), o, e)
-}
-
-/// Retry or failed, with the SIS's own message for the admin (outbox only).
-fn failed(row: &OutboxRow, err: &PushError) -> PushOutcome {
-    let mut reason = err.message.clone();
-    if let Some(m) = &err.server_message {
-        reason.push_str(&format!(" (SIS says: {m})"));
-    }
-    tracing::warn!(key = %row.key, status = ?err.status, "result not delivered: {}", err.message);
-    if err.is_transient() {
-        PushOutcome::Retry {
-            reason,
-            next_try_at: next_try(row.attempts + 1),
-        }
-    } else {
-        PushOutcome::Failed { reason }
-    }
+/// What a flow 5 delivery's audit entry says: the fields sent, and the
+/// outbox key with the association and attempt.
+fn oke_entry(row: &OutboxRow, d: &Delivery) -> (String, String) {
+    (
+        sent_fields(d),
+        format!(
+            "key={} association={} attempt={}",
+            row.key, d.association_id, d.attempt
+        ),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -255,7 +210,7 @@ pub(super) async fn push_oke(
             let d = delivery(row, &association, allowed);
             let res = sink.deliver(&d).await;
             let who = row.person_id.as_deref().unwrap_or(&row.candidate);
-            outcome(row, &d, res, base, dir.audit_id(who))
+            outcome_of(row, oke_entry(row, &d), res, base, dir.audit_id(who))
         })
         .buffer_unordered(concurrency);
     record_as_they_finish(stream, 16, progress, store, report, &by_key, give_up_before).await

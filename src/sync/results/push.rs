@@ -77,24 +77,22 @@ pub(super) fn next_try(attempts: i64) -> String {
 }
 
 /// What happened to one result push, for the outbox and the audit log.
-fn outcome_of(
+pub(super) fn outcome_of(
     row: &OutboxRow,
-    gr: &GradebookResult,
+    (fields, detail): (String, String),
     res: Result<crate::connector::Written, PushError>,
     base: &AuditEntry,
     audit_id: &str,
 ) -> (String, PushOutcome, AuditEntry) {
-    let update = row.pushed_hash.is_some();
     let mut e = base.clone();
-    e.action = if update {
+    e.action = if row.pushed_hash.is_some() {
         AuditAction::ResultUpdate
     } else {
         AuditAction::ResultPush
     };
     e.record_kind = AuditKind::Result;
     e.record_id = audit_id.to_string();
-    e.fields = sent_fields(gr);
-    let detail = format!("key={} lineItem={}", row.key, gr.line_item_id);
+    e.fields = fields;
     let outcome = match res {
         Ok(w) => {
             e.endpoint = w.endpoint;
@@ -110,22 +108,36 @@ fn outcome_of(
             e.payload_sha256 = err.payload_sha256.clone();
             e.outcome = AuditOutcome::Failed;
             e.detail = Some(format!("{detail} {}", err.message));
-            let mut reason = err.message.clone();
-            if let Some(m) = &err.server_message {
-                reason.push_str(&format!(" (SIS says: {m})"));
-            }
-            tracing::warn!(key = %row.key, status = ?err.status, "result not delivered: {}", err.message);
-            if err.is_transient() {
-                PushOutcome::Retry {
-                    reason,
-                    next_try_at: next_try(row.attempts + 1),
-                }
-            } else {
-                PushOutcome::Failed { reason }
-            }
+            failed(row, &err)
         }
     };
     (row.key.clone(), outcome, e)
+}
+
+/// Retry or failed, with the SIS's own message for the admin (outbox only).
+pub(super) fn failed(row: &OutboxRow, err: &PushError) -> PushOutcome {
+    let mut reason = err.message.clone();
+    if let Some(m) = &err.server_message {
+        reason.push_str(&format!(" (SIS says: {m})"));
+    }
+    tracing::warn!(key = %row.key, status = ?err.status, "result not delivered: {}", err.message);
+    if err.is_transient() {
+        PushOutcome::Retry {
+            reason,
+            next_try_at: next_try(row.attempts + 1),
+        }
+    } else {
+        PushOutcome::Failed { reason }
+    }
+}
+
+/// What a gradebook result's audit entry says: the fields sent, and the
+/// outbox key with the line item.
+fn gradebook_entry(row: &OutboxRow, gr: &GradebookResult) -> (String, String) {
+    (
+        sent_fields(gr),
+        format!("key={} lineItem={}", row.key, gr.line_item_id),
+    )
 }
 
 /// Take push outcomes as they finish and commit them (outbox and audit)
@@ -275,7 +287,13 @@ pub(super) async fn push(
                         }),
                         Err(e) => Err(e.clone()),
                     };
-                    outcome_of(row, gr, res, &base, dir.audit_id(&gr.student_id))
+                    outcome_of(
+                        row,
+                        gradebook_entry(row, gr),
+                        res,
+                        &base,
+                        dir.audit_id(&gr.student_id),
+                    )
                 })
                 .collect();
             let by_key: HashMap<String, &OutboxRow> =
@@ -454,7 +472,7 @@ async fn push_records<S: ResultSink + ?Sized>(
                     _ => sink.put_result(&gr).await,
                 };
                 let audit_id = dir.audit_id(&gr.student_id).to_string();
-                outcome_of(row, &gr, res, base, &audit_id)
+                outcome_of(row, gradebook_entry(row, &gr), res, base, &audit_id)
             })
             .buffer_unordered(concurrency);
         record_as_they_finish(
