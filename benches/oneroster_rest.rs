@@ -14,7 +14,6 @@ mod fake_oneroster;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use serde_json::Value;
 use sisync::config::Loaded;
 use sisync::sync::{self, Quiet};
 
@@ -27,22 +26,8 @@ const CLASSES: usize = 3_000;
 const ENROLMENTS: usize = 400_000;
 const SCHOOLS: usize = 20;
 
-/// Each collection's records.
-fn generate() -> BTreeMap<String, Vec<Value>> {
-    records()
-        .into_iter()
-        .map(|(entity, rs)| {
-            let values = rs
-                .iter()
-                .map(|r| serde_json::from_str(r).unwrap())
-                .collect();
-            (entity.to_string(), values)
-        })
-        .collect()
-}
-
 /// Each collection as JSON text.
-fn records() -> BTreeMap<&'static str, Vec<String>> {
+fn records() -> BTreeMap<String, Vec<String>> {
     let mut d = BTreeMap::new();
     let mut orgs = vec![
         r#"{"sourcedId":"org-d","status":"active","name":"Bench","type":"district"}"#.to_string(),
@@ -53,9 +38,9 @@ fn records() -> BTreeMap<&'static str, Vec<String>> {
             10 + s
         ));
     }
-    d.insert("orgs", orgs);
+    d.insert("orgs".into(), orgs);
     d.insert(
-        "classes",
+        "classes".into(),
         (0..CLASSES)
             .map(|i| format!(r#"{{"sourcedId":"cls-{i}","status":"active","title":"Klas {i}","school":{{"sourcedId":"org-{}"}}}}"#, i % SCHOOLS))
             .collect(),
@@ -78,7 +63,7 @@ fn records() -> BTreeMap<&'static str, Vec<String>> {
             i % SCHOOLS
         ));
     }
-    d.insert("users", users);
+    d.insert("users".into(), users);
     let mut enr = Vec::with_capacity(ENROLMENTS);
     for k in 0..CLASSES {
         enr.push(format!(
@@ -97,7 +82,7 @@ fn records() -> BTreeMap<&'static str, Vec<String>> {
             n % STUDENTS
         ));
     }
-    d.insert("enrollments", enr);
+    d.insert("enrollments".into(), enr);
     d
 }
 
@@ -106,7 +91,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (_sis, base) = rt.block_on(fake_oneroster::start(generate()));
+    let (_sis, base) = rt.block_on(fake_oneroster::start_raw(records()));
     let rss_before = peak_rss_mb();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("token"), fake_oneroster::SIS_TOKEN).unwrap();

@@ -136,17 +136,6 @@ async fn results_stored_under_the_old_key_keep_it_and_are_not_sent_twice() {
     assert_eq!(sis_results_of(&gb, "stu-1002").len(), 1);
 }
 
-/// The config of `loaded` with `results.source.settle` set.
-fn with_settle(loaded: &Loaded, settle: &str) -> Loaded {
-    let text = std::fs::read_to_string(&loaded.file).unwrap();
-    std::fs::write(
-        &loaded.file,
-        text.replace("settle = \"0s\"", &format!("settle = \"{settle}\"")),
-    )
-    .unwrap();
-    Loaded::from_file(&loaded.file).unwrap()
-}
-
 /// A complete QTI document of `rows` (written to `dir/name` and read back).
 fn qti_text(dir: &Path, rows: &[Row<'_>]) -> String {
     let scratch = dir.join("scratch");
@@ -158,8 +147,14 @@ fn qti_text(dir: &Path, rows: &[Row<'_>]) -> String {
 async fn a_file_still_being_uploaded_waits_and_is_read_once_complete() {
     let dir = tempfile::tempdir().unwrap();
     let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    let loaded = with_settle(&loaded, "500ms");
+    let loaded = results_config(
+        dir.path(),
+        &fixture_roster(),
+        "kind = \"qti-folder\"\npath = \"inbox\"\nsettle = \"500ms\"",
+        "",
+        &rest_sink(&gb, ""),
+    )
+    .load();
     roster(&loaded).await;
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
@@ -363,12 +358,11 @@ async fn spreadsheet_formulas_never_reach_a_csv_file_as_formulas() {
     }
 
     // an importer that needs the bytes as given: the documented switch
-    let text = std::fs::read_to_string(&loaded.file).unwrap().replace(
-        "path = \"sis\"\n",
-        "path = \"sis2\"\nformula_guard = false\n",
+    let loaded = config(
+        dir.path(),
+        &dir.path().join("export"),
+        "kind = \"oneroster-csv\"\npath = \"sis2\"\nformula_guard = false\n",
     );
-    std::fs::write(&loaded.file, text).unwrap();
-    let loaded = Loaded::from_file(&loaded.file).unwrap();
     write_qti(&inbox, "b.xml", &[("stu-1001", "EX-NED-1", "S-1", 41.0)]);
     let p = inbox.join("b.xml");
     let text = std::fs::read_to_string(&p).unwrap().replace(
