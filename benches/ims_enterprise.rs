@@ -20,8 +20,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use sisync::config::ImsEnterpriseSource;
 use sisync::connector::source::ims_enterprise::ImsEnterprise;
+use sisync::connector::source::ims_enterprise::config::ImsEnterpriseSource;
 
 const GIVEN: &[&str] = &[
     "Zoë", "Emre", "Anaïs", "Søren", "Lotte", "Aylin", "Jesse", "Noah",

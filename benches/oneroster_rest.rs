@@ -14,7 +14,6 @@ mod fake_oneroster;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use sisync::config::Loaded;
 use sisync::sync::{self, Quiet};
 
 #[global_allocator]
@@ -101,7 +100,7 @@ fn main() {
             "kind = \"oneroster-rest\"\nbase_url = \"{base}\"\ntoken_file = \"token\"\n"
         )))
         .text();
-    let loaded = Loaded::from_str(&tmp.path().join("sisync.toml"), cfg).unwrap();
+    let loaded = sisync::connector::load_str(&tmp.path().join("sisync.toml"), cfg).unwrap();
     let t = Instant::now();
     let roster = rt
         .block_on(async {

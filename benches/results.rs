@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
-use sisync::config::Loaded;
 use sisync::sync::{self, Quiet, RosterOptions};
 
 const STUDENTS: usize = 10_000;
@@ -174,7 +173,7 @@ token_file = "token"
 "#
         ))
         .write();
-    let loaded = Loaded::from_file(&cfg).unwrap();
+    let loaded = sisync::connector::load(&cfg).unwrap();
     let roster = rt
         .block_on(sync::roster(
             &loaded,

@@ -13,7 +13,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use sisync::config::{Loaded, Privacy, UserNameFrom};
+use sisync::config::{Privacy, UserNameFrom};
 use sisync::privacy::policy::Policy;
 use sisync::sync::{self, Quiet, RosterOptions, plan};
 
@@ -196,7 +196,7 @@ fn main() {
         .institution("Bench", "10AA")
         .source(Source::OneRosterCsv(export.clone()))
         .text();
-    let loaded = Loaded::from_str(&tmp.path().join("sisync.toml"), cfg_text).unwrap();
+    let loaded = sisync::connector::load_str(&tmp.path().join("sisync.toml"), cfg_text).unwrap();
 
     // 1. parse + plan against an empty state
     let t = Instant::now();

@@ -55,7 +55,7 @@ pub use crate::store::audit::actor;
 pub async fn run(cli: Cli) -> CliResult {
     match dispatch(&cli).await {
         Err(CliError::Failed(e)) if Fault::of(&e) == Some(Fault::Damaged) => {
-            let state = Loaded::from_file(&cli.config)
+            let state = crate::connector::load(&cli.config)
                 .map(|l| l.config.state.path)
                 .unwrap_or_default();
             Err(CliError::Damaged(crate::store::damaged_line(
@@ -107,7 +107,7 @@ fn verify_anchored(l: &Loaded, store: &Store) -> Result<audit::VerifyReport> {
 }
 
 fn load(cli: &Cli) -> Result<Loaded, CliError> {
-    Loaded::from_file(&cli.config).map_err(|e| CliError::Config(e.to_string()))
+    crate::connector::load(&cli.config).map_err(|e| CliError::Config(e.to_string()))
 }
 
 async fn dispatch(cli: &Cli) -> CliResult {

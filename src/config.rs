@@ -3,8 +3,8 @@
 //! Every error names the file, the line and the key, and says what to do.
 //! Relative paths are resolved against the directory of the config file.
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,15 +13,14 @@ use serde::Deserialize;
 use crate::model::Role;
 
 pub mod alerts;
-pub mod edexml_drop;
 pub mod endpoint;
 mod hygiene;
-pub mod oke;
 pub mod results;
 mod secrets;
+pub mod section;
 mod spans;
-pub mod uwlr;
-pub mod uwlr_results;
+
+pub use section::{ConnectorConfig, Kind, Kinds, Section};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,8 +28,10 @@ pub struct Config {
     pub institution: Institution,
     #[serde(default)]
     pub state: State,
-    pub source: Source,
-    pub platform: Platform,
+    /// `[source]`: the roster source, read by its kind's connector.
+    pub source: Section,
+    /// `[platform]`: the platform, read by its kind's connector.
+    pub platform: Section,
     #[serde(default)]
     pub safety: Safety,
     #[serde(default)]
@@ -114,97 +115,6 @@ fn default_state_path() -> PathBuf {
 
 pub use crate::secret::Secret;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-#[allow(clippy::large_enum_variant)] // one value per loaded config
-pub enum Source {
-    OnerosterCsv(OneRosterCsvSource),
-    OnerosterRest(OneRosterRestSource),
-    ImsEnterprise(ImsEnterpriseSource),
-    Oke(oke::OkeSource),
-    Uwlr(uwlr::UwlrSource),
-    Edexml(uwlr::EdexmlSource),
-}
-
-impl Source {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Source::OnerosterCsv(_) => "oneroster-csv",
-            Source::OnerosterRest(_) => "oneroster-rest",
-            Source::ImsEnterprise(_) => "ims-enterprise",
-            Source::Oke(_) => "oke",
-            Source::Uwlr(_) => "uwlr",
-            Source::Edexml(_) => "edexml",
-        }
-    }
-
-    /// The configured extra roles (`source.role_map`).
-    pub fn role_map(&self) -> &BTreeMap<String, String> {
-        match self {
-            Source::OnerosterCsv(s) => &s.role_map,
-            Source::OnerosterRest(s) => &s.role_map,
-            Source::ImsEnterprise(s) => &s.role_map,
-            Source::Oke(_) => {
-                static NONE: BTreeMap<String, String> = BTreeMap::new();
-                &NONE
-            }
-            Source::Uwlr(s) => &s.role_map,
-            Source::Edexml(s) => &s.role_map,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OneRosterCsvSource {
-    /// A folder holding `manifest.csv` and friends, or a `.zip` of them.
-    pub path: PathBuf,
-    /// Extra OneRoster roles to sync, mapped to a sisync role
-    /// (`aide = "assessor"`). student, teacher and proctor map by default.
-    #[serde(default)]
-    pub role_map: BTreeMap<String, String>,
-    #[serde(default)]
-    pub accommodations: AccommodationColumns,
-}
-
-/// OneRoster 1.1 / 1.2 REST rostering service.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OneRosterRestSource {
-    /// Service root, e.g. `https://sis.example/api`; sisync appends
-    /// `/ims/oneroster/rostering/v1p2/...` (or `/ims/oneroster/v1p1/...`).
-    /// `[source.auth]`, `[source.tls]`, timeout, retries, `concurrency`
-    /// (page requests in flight once `X-Total-Count` is known) and
-    /// `rate_limit`: see [`endpoint::Endpoint`].
-    #[serde(flatten)]
-    pub endpoint: endpoint::Endpoint,
-    #[serde(default)]
-    pub version: OneRosterVersion,
-    #[serde(default = "default_page_size")]
-    pub page_size: usize,
-    /// A full pull at least this often; runs in between fetch only records
-    /// changed since the last successful run.
-    #[serde(default = "default_full_every", with = "humantime_serde_compat")]
-    pub full_every: Duration,
-    #[serde(default)]
-    pub role_map: BTreeMap<String, String>,
-    /// Which `metadata` keys of a user carry exam accommodations.
-    #[serde(default)]
-    pub accommodations: AccommodationColumns,
-}
-
-fn default_page_size() -> usize {
-    1000
-}
-fn default_full_every() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
-
-impl OneRosterRestSource {
-    /// A token is required; 4 page requests in flight by default.
-    pub const NEEDS: endpoint::Needs = endpoint::Needs::authenticated(4);
-}
-
 /// The old `auth = "bearer" | "oauth2"` string (see [`endpoint`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -214,198 +124,19 @@ pub enum RestAuth {
     OAuth2,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum OneRosterVersion {
-    #[serde(rename = "1.1")]
-    V1_1,
-    #[default]
-    #[serde(rename = "1.2")]
-    V1_2,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImsEnterpriseSource {
-    /// The IMS Enterprise 1.1 XML document.
-    pub path: PathBuf,
-    /// Extra IMS roles to sync, mapped to a sisync role. Keys are membership
-    /// `roletype` codes (`"08" = "assessor"`) or `institutionroletype` names
-    /// (`staff = "proctor"`). 01/Student/Learner → student and
-    /// 02/Faculty/Instructor → teacher map by default.
-    #[serde(default)]
-    pub role_map: BTreeMap<String, String>,
-    /// `true`: canonical ids are `source:id` (for documents that merge
-    /// several SIS whose ids may collide); `false` (default): `id` alone.
-    #[serde(default)]
-    pub qualify_ids: bool,
-    #[serde(default)]
-    pub accommodations: ImsAccommodationElements,
-}
-
-/// Which child elements of `person/extension` carry exam accommodations.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImsAccommodationElements {
-    #[serde(default = "default_ims_extra_time")]
-    pub extra_time_percent: String,
-    #[serde(default = "default_ims_font_scale")]
-    pub font_scale: String,
-    #[serde(default = "default_ims_screen_reader")]
-    pub screen_reader: String,
-}
-
-impl Default for ImsAccommodationElements {
-    fn default() -> Self {
-        ImsAccommodationElements {
-            extra_time_percent: default_ims_extra_time(),
-            font_scale: default_ims_font_scale(),
-            screen_reader: default_ims_screen_reader(),
-        }
-    }
-}
-
-fn default_ims_extra_time() -> String {
-    "extraTimePercent".into()
-}
-fn default_ims_font_scale() -> String {
-    "fontScale".into()
-}
-fn default_ims_screen_reader() -> String {
-    "screenReader".into()
-}
-
-/// Which `users.csv` columns carry exam accommodations.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccommodationColumns {
-    #[serde(default = "default_extra_time_col")]
-    pub extra_time_percent: String,
-    #[serde(default = "default_font_scale_col")]
-    pub font_scale: String,
-    #[serde(default = "default_screen_reader_col")]
-    pub screen_reader: String,
-}
-
-impl Default for AccommodationColumns {
-    fn default() -> Self {
-        AccommodationColumns {
-            extra_time_percent: default_extra_time_col(),
-            font_scale: default_font_scale_col(),
-            screen_reader: default_screen_reader_col(),
-        }
-    }
-}
-
-fn default_extra_time_col() -> String {
-    "metadata.extraTimePercent".into()
-}
-fn default_font_scale_col() -> String {
-    "metadata.fontScale".into()
-}
-fn default_screen_reader_col() -> String {
-    "metadata.screenReader".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Platform {
-    Scim(ScimPlatform),
-    CsvDrop(CsvDropPlatform),
-    Oke(oke::OkePlatform),
-    EdexmlDrop(edexml_drop::EdexmlDropPlatform),
-}
-
-impl Platform {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Platform::Scim(_) => "scim",
-            Platform::CsvDrop(_) => "csv-drop",
-            Platform::Oke(_) => "oke",
-            Platform::EdexmlDrop(_) => "edexml-drop",
-        }
-    }
-
-    /// Whether the platform is a production or an acceptance platform.
-    pub fn environment(&self) -> Environment {
-        match self {
-            Platform::Scim(p) => p.environment,
-            Platform::CsvDrop(p) => p.environment,
-            Platform::Oke(p) => p.environment,
-            Platform::EdexmlDrop(p) => p.environment,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScimPlatform {
-    /// Base URL of the SCIM service (`https://platform.example/scim/v2`),
-    /// `[platform.auth]` (bearer or OAuth2), `[platform.tls]`, timeout,
-    /// retries, `concurrency`, `rate_limit`: see [`endpoint::Endpoint`].
-    #[serde(flatten)]
-    pub endpoint: endpoint::Endpoint,
-    /// `acceptance` for a test/acceptance platform: then sisync must run
-    /// with `institution.environment = "acceptance"` (synthetic names).
-    #[serde(default)]
-    pub environment: Environment,
-    #[serde(default)]
-    pub user_name: UserNameFrom,
-    /// Appended to the userName, e.g. `@voorbeeld.nl`.
-    pub user_name_suffix: Option<String>,
-    /// Writes that fail in a row for want of an answer (refused, timeout,
-    /// 429, 5xx, each after its retries) before the run stops and leaves
-    /// the rest for the next run: a dead platform must not hold the run
-    /// lock for hours.
-    #[serde(default = "default_max_consecutive_failures")]
-    pub max_consecutive_failures: usize,
-    /// The SCIM extension schema that carries role, org and accommodations
-    /// (`urn:sisync:schemas:extension:exam:1.0:User`, or the URN the
-    /// platform loaded, e.g. an `urn:ietf:params:scim:schemas:extension:…`).
-    #[serde(default = "default_extension_urn")]
-    pub extension_urn: String,
-    /// Where the tussenvoegsel goes: `separate` (name.middleName) or
-    /// `in-family-name` ("van der Berg") for platforms without middleName.
-    #[serde(default)]
-    pub middle_name: MiddleName,
-    /// `[platform.attributes]`: sisync's extension attribute names
-    /// (`role`, `org`, `bsn`, `extraTimePercent`, `fontScale`,
-    /// `screenReader`) → the platform's names in `extension_urn`.
-    #[serde(default)]
-    pub attributes: std::collections::BTreeMap<String, String>,
-}
-
-/// sisync's own SCIM extension schema (the default `extension_urn`).
-pub const EXAM_SCHEMA: &str = "urn:sisync:schemas:extension:exam:1.0:User";
-
-fn default_extension_urn() -> String {
-    EXAM_SCHEMA.to_string()
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MiddleName {
-    #[default]
-    Separate,
-    InFamilyName,
-}
-
-impl ScimPlatform {
-    /// A token is required; 4 requests in flight by default.
-    pub const NEEDS: endpoint::Needs = endpoint::Needs::authenticated(4);
-}
-
-fn default_max_consecutive_failures() -> usize {
-    5
-}
-
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
 fn default_retries() -> usize {
     4
 }
-fn default_true() -> bool {
+/// For `#[serde(default = …)]` of a switch that is on unless turned off.
+pub(crate) fn default_true() -> bool {
     true
+}
+/// A full read at least once a day (incremental sources).
+pub(crate) fn default_full_every() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 /// Which source attribute becomes the SCIM `userName`.
@@ -428,26 +159,6 @@ impl UserNameFrom {
             UserNameFrom::Email => "email",
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CsvDropPlatform {
-    /// Folder that receives `users.csv`, `groups.csv`, `memberships.csv`.
-    pub path: PathBuf,
-    /// Whether the platform is a production or an acceptance (test)
-    /// platform; see [`Platform::environment`].
-    #[serde(default)]
-    pub environment: Environment,
-    /// Cells that look like spreadsheet formulas get a leading `'` (see
-    /// `connector::csv_guard`); off only for an importer that needs them
-    /// as given.
-    #[serde(default = "default_true")]
-    pub formula_guard: bool,
-    /// Delivered folders 0750 and files 0640 (for an importer in the
-    /// folder's group) instead of 0700/0600.
-    #[serde(default)]
-    pub group_readable: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -856,7 +567,7 @@ fn default_ready_max_failing_age() -> Duration {
     Duration::from_secs(3 * 3600)
 }
 
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
@@ -893,6 +604,27 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// This error with serde's message, at the line of its span, or of
+    /// the key it names inside `within` (a connector section, whose keys
+    /// serde reads without spans).
+    fn placed(mut self, text: &str, e: &toml::de::Error, within: Option<&Range<usize>>) -> Self {
+        let unknown = e
+            .message()
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split_once('`'))
+            .map(|(k, _)| k);
+        let span = e.span().or_else(|| within.cloned());
+        let span = match (span, unknown) {
+            (Some(s), Some(k)) => spans::key_inside(text, &s, k).or(Some(s)),
+            (s, _) => s,
+        };
+        self.line = span.map(|s| line_of(text, s.start));
+        self.message = e.message().trim().to_string();
+        self
+    }
+}
+
 /// A parsed, validated config with the place it came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -902,47 +634,90 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Read and validate a config file.
-    pub fn from_file(path: &Path) -> Result<Loaded, ConfigError> {
+    /// Read and validate a config file; `kinds` are the connectors that
+    /// read the connector sections (`connector::kinds()`).
+    pub fn from_file(path: &Path, kinds: &Kinds) -> Result<Loaded, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
             line: None,
             key: None,
             message: format!("cannot read config ({e}); pass --config PATH or set SISYNC_CONFIG"),
         })?;
-        Loaded::from_str(path, text)
+        Loaded::from_str(path, text, kinds)
     }
 
     /// Parse and validate config text that claims to come from `path`.
-    pub fn from_str(path: &Path, text: String) -> Result<Loaded, ConfigError> {
-        let config: Config = toml::from_str(&text).map_err(|e| {
-            // an unknown key in a tagged section comes with the span of the
-            // whole section: point at the key itself
-            let unknown = e
-                .message()
-                .strip_prefix("unknown field `")
-                .and_then(|m| m.split_once('`'))
-                .map(|(k, _)| k);
-            let span = match (e.span(), unknown) {
-                (Some(s), Some(k)) => spans::key_inside(&text, &s, k).or(Some(s)),
-                (s, _) => s,
-            };
-            let line = span.map(|s| line_of(&text, s.start));
-            ConfigError {
-                file: path.to_path_buf(),
-                line,
-                key: None,
-                message: e.message().trim().to_string(),
+    pub fn from_str(path: &Path, text: String, kinds: &Kinds) -> Result<Loaded, ConfigError> {
+        let config: Config = match toml::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(ConfigError {
+                    file: path.to_path_buf(),
+                    line: None,
+                    key: None,
+                    message: String::new(),
+                }
+                .placed(&text, &e, None));
             }
-        })?;
+        };
         let mut loaded = Loaded {
             config,
             file: path.to_path_buf(),
             text,
         };
+        loaded.build_sections(kinds)?;
         loaded.resolve_paths();
         loaded.validate()?;
         Ok(loaded)
+    }
+
+    /// A serde error of a connector section, placed in the text: at the
+    /// key it names when it names one, else at the section.
+    pub(crate) fn parse_error(&self, e: &toml::de::Error, section: &Range<usize>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: None,
+            key: None,
+            message: String::new(),
+        }
+        .placed(&self.text, e, Some(section))
+    }
+
+    /// Each connector section read by its kind's connector.
+    fn build_sections(&mut self, kinds: &Kinds) -> Result<(), ConfigError> {
+        let dir = self.dir();
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = normalize(&dir.join(&*p));
+            }
+        };
+        let mut source = self.config.source.clone();
+        source.build(self, "source", &kinds.source, &abs)?;
+        self.config.source = source;
+        let mut platform = self.config.platform.clone();
+        platform.build(self, "platform", &kinds.platform, &abs)?;
+        self.config.platform = platform;
+        if let Some(r) = &self.config.results {
+            let (mut rs, mut rk) = (r.source.clone(), r.sink.clone());
+            rs.build(self, "results.source", &kinds.result_source, &abs)?;
+            rk.build(self, "results.sink", &kinds.result_sink, &abs)?;
+            if let Some(r) = &mut self.config.results {
+                (r.source, r.sink) = (rs, rk);
+            }
+        }
+        Ok(())
+    }
+
+    /// The connector sections with their place: `source`, `platform`,
+    /// `results.source`, `results.sink`.
+    pub fn sections(&self) -> Vec<(&'static str, &Section)> {
+        let c = &self.config;
+        let mut out = vec![("source", &c.source), ("platform", &c.platform)];
+        if let Some(r) = &c.results {
+            out.push(("results.source", &r.source));
+            out.push(("results.sink", &r.sink));
+        }
+        out
     }
 
     fn dir(&self) -> PathBuf {
@@ -960,22 +735,9 @@ impl Loaded {
             }
         };
         abs(&mut self.config.state.path);
-        match &mut self.config.source {
-            Source::OnerosterCsv(s) => abs(&mut s.path),
-            Source::ImsEnterprise(s) => abs(&mut s.path),
-            Source::Edexml(s) => abs(&mut s.path),
-            Source::OnerosterRest(_) | Source::Uwlr(_) | Source::Oke(_) => {}
-        }
-        if let Platform::CsvDrop(p) = &mut self.config.platform {
-            abs(&mut p.path);
-        }
-        if let Platform::EdexmlDrop(p) = &mut self.config.platform {
-            abs(&mut p.path);
-        }
         if let Some(a) = &mut self.config.audit.anchor_file {
             abs(a);
         }
-        self.resolve_result_paths(&abs);
     }
 
     /// An error about `section.key`, located in the file.
@@ -1021,39 +783,28 @@ impl Loaded {
                 ));
             }
         }
-        for (from, to) in c.source.role_map() {
-            if Role::parse(to).is_none() {
-                return Err(self.error(
-                    "source.role_map",
-                    from,
-                    format!(
-                        "`{to}` is not a sisync role; use student, teacher, assessor, proctor or staff"
-                    ),
-                ));
+        if let Some(roles) = c.source.settings().role_map() {
+            for (from, to) in roles {
+                if Role::parse(to).is_none() {
+                    return Err(self.error(
+                        "source.role_map",
+                        from,
+                        format!(
+                            "`{to}` is not a sisync role; use student, teacher, assessor, proctor or staff"
+                        ),
+                    ));
+                }
             }
         }
         self.validate_hygiene()?;
-        self.validate_edexml_drop()?;
-        if let Source::OnerosterRest(r) = &c.source {
-            self.check_endpoint("source", &r.endpoint, OneRosterRestSource::NEEDS)?;
-            if r.page_size == 0 || r.page_size > 10_000 {
-                return Err(self.error("source", "page_size", "must be 1 to 10000"));
+        for (section, s) in self.sections() {
+            if let Some((e, needs)) = s.settings().endpoint() {
+                self.check_endpoint(section, e, needs)?;
             }
+            s.settings().validate(self, section)?;
         }
-        self.validate_oke()?;
-        self.validate_uwlr()?;
         self.validate_daemon()?;
         self.validate_alerts()?;
-        if let Platform::Scim(p) = &c.platform {
-            self.check_endpoint("platform", &p.endpoint, ScimPlatform::NEEDS)?;
-            if p.user_name == UserNameFrom::Email && !c.privacy.fields.contains(&Field::Email) {
-                return Err(self.error(
-                    "platform",
-                    "user_name",
-                    "\"email\" sends e-mail addresses; add \"email\" to privacy.fields or pick another user_name",
-                ));
-            }
-        }
         self.validate_results()?;
         if c.privacy.pseudonymize_ids {
             let p = &c.privacy;
@@ -1062,20 +813,8 @@ impl Loaded {
                 ("pseudonym_key", &p.pseudonym_key),
                 ("pseudonym_key_file", &p.pseudonym_key_file),
             )?;
-            if let Platform::Scim(p) = &c.platform {
-                if matches!(
-                    p.user_name,
-                    UserNameFrom::Identifier | UserNameFrom::Username
-                ) {
-                    return Err(self.error(
-                        "platform",
-                        "user_name",
-                        "privacy.pseudonymize_ids = true but user_name sends the SIS's own identifier; use user_name = \"sourced-id\" (the pseudonym) or \"email\"",
-                    ));
-                }
-            }
         }
-        if c.platform.environment() == Environment::Acceptance
+        if c.platform.settings().environment() == Environment::Acceptance
             && c.institution.environment == Environment::Production
         {
             return Err(self.error(
@@ -1268,7 +1007,9 @@ impl Loaded {
         }
     }
 
-    fn secret_path(&self, f: &Path) -> PathBuf {
+    /// A secret file named in the config: relative paths are looked up
+    /// in `$CREDENTIALS_DIRECTORY` first, then next to the config.
+    pub(crate) fn secret_path(&self, f: &Path) -> PathBuf {
         if f.is_absolute() {
             return f.to_path_buf();
         }
@@ -1323,7 +1064,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Loaded, ConfigError> {
-        Loaded::from_str(Path::new("/etc/sisync/sisync.toml"), text.to_string())
+        crate::connector::load_str(Path::new("/etc/sisync/sisync.toml"), text.to_string())
     }
 
     const BASE: &str = r#"
@@ -1345,9 +1086,8 @@ path = "/tmp/drop"
         let l = parse(BASE).unwrap();
         assert_eq!(l.config.safety.max_deactivate_share, 0.05);
         assert!(!l.config.privacy.fields.contains(&Field::Email));
-        let Source::OnerosterCsv(s) = &l.config.source else {
-            panic!("not oneroster-csv")
-        };
+        use crate::connector::source::oneroster::config::OneRosterCsvSource;
+        let s = l.config.source.get::<OneRosterCsvSource>().expect("csv");
         assert_eq!(s.path, PathBuf::from("/etc/sisync/export"));
     }
 
@@ -1395,9 +1135,8 @@ path = "/tmp/drop"
             "kind = \"ims-enterprise\"\npath = \"../feed/roster.xml\"\nrole_map = { \"08\" = \"assessor\", staff = \"proctor\" }",
         );
         let l = parse(&text).unwrap();
-        let Source::ImsEnterprise(s) = &l.config.source else {
-            panic!("not ims-enterprise")
-        };
+        use crate::connector::source::ims_enterprise::config::ImsEnterpriseSource;
+        let s = l.config.source.get::<ImsEnterpriseSource>().expect("ims");
         assert_eq!(s.path, PathBuf::from("/etc/feed/roster.xml"));
         assert!(!s.qualify_ids);
         assert_eq!(s.role_map["08"], "assessor");
@@ -1410,6 +1149,42 @@ path = "/tmp/drop"
         let unknown = text.replace("role_map", "qualify_ids = true\nrole_mapp");
         let e = parse(&unknown).unwrap_err();
         assert!(e.message.contains("unknown field `role_mapp`"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_kind_names_its_line_and_the_registered_kinds() {
+        let text = BASE.replace("kind = \"oneroster-csv\"", "kind = \"magister\"");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("source.kind"), "{e}");
+        assert_eq!(e.line, Some(7), "{e}");
+        assert!(e.message.contains("unknown kind `magister`"), "{e}");
+        assert!(
+            e.message.contains("`uwlr`") && e.message.contains("`edexml`"),
+            "{e}"
+        );
+        let text = BASE.replace("kind = \"csv-drop\"\n", "");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("missing field `kind`"), "{e}");
+        assert_eq!(e.line, Some(10), "at [platform]: {e}");
+    }
+
+    #[test]
+    fn every_role_registers_each_kind_once() {
+        let k = crate::connector::kinds();
+        for (role, kinds) in [
+            ("source", &k.source),
+            ("platform", &k.platform),
+            ("results.source", &k.result_source),
+            ("results.sink", &k.result_sink),
+        ] {
+            let mut names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
+            names.sort_unstable();
+            let n = names.len();
+            names.dedup();
+            assert_eq!(names.len(), n, "{role}: a kind registered twice");
+        }
+        assert_eq!(k.source.len(), 6);
+        assert_eq!(k.platform.len(), 4);
     }
 
     #[test]
@@ -1448,9 +1223,8 @@ path = "/tmp/drop"
             "kind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\ntoken = \"env:SISYNC_TEST_TOKEN_CFG\"",
         );
         let l = parse(&text).unwrap();
-        let Platform::Scim(p) = &l.config.platform else {
-            panic!("not scim")
-        };
+        use crate::connector::platform::scim::config::ScimPlatform;
+        let p = l.config.platform.get::<ScimPlatform>().expect("scim");
         let Ok(crate::http::Auth::Bearer(t)) =
             l.endpoint_auth("platform", &p.endpoint, None, &Default::default())
         else {

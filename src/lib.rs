@@ -12,9 +12,13 @@
 //! - [`connector`]: one module per protocol, in folders by role:
 //!   [`connector::source`] (roster sources), [`connector::platform`]
 //!   (platforms), [`connector::results`] (`source/` and `sink/`); each
-//!   role's `mod.rs` holds its trait and its registry.
-//! - [`config`]: the TOML file, pure validation with file:line, the
-//!   shared HTTP endpoint config, secrets resolved for a run.
+//!   role's `mod.rs` holds its trait and its registry; each connector
+//!   owns its config section (its `config.rs`). [`connector::load`]
+//!   loads a config file.
+//! - [`config`]: the TOML file and its global sections, pure validation
+//!   with file:line, the shared HTTP endpoint config, secrets resolved
+//!   for a run; connector sections as a kind and the settings the kind's
+//!   connector read ([`config::Section`]).
 //! - [`sync`]: the engine; it knows no wire format.
 //! - [`privacy`], [`store`], [`daemon`], [`alerts`], [`app`] (command
 //!   handlers), [`cli`] (clap), [`exit`] (exit codes).

@@ -254,7 +254,7 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
         .write()
     };
     let cfg = config("700ms");
-    let loaded = sisync::config::Loaded::from_file(&cfg).unwrap();
+    let loaded = sisync::connector::load(&cfg).unwrap();
     let mut d = Daemon::start(
         dir.path(),
         &cfg,

@@ -92,7 +92,7 @@ async fn client_certificate_is_presented_and_required() {
     config.write();
     // loading reads no TLS file (read-only commands work without them);
     // check-config reports it and a run stops with it
-    let l = sisync::config::Loaded::from_file(&dir.path().join("sisync.toml"))
+    let l = sisync::connector::load(&dir.path().join("sisync.toml"))
         .expect("loading reads no TLS file");
     let problems = l.secret_problems();
     assert_eq!(problems.len(), 1, "{problems:?}");

@@ -641,7 +641,7 @@ async fn bad_records_are_reported_and_held_never_withdrawn_and_a_wrong_scope_fai
         1,
     );
     std::fs::write(&cfg.file, text).unwrap();
-    let wrong = Loaded::from_file(&cfg.file).unwrap();
+    let wrong = sisync::connector::load(&cfg.file).unwrap();
     let line = common::sync_error(&wrong, RosterOptions::default()).await;
     assert!(line.contains("/token"), "{line}");
     assert!(writes(&platform).is_empty());
@@ -811,7 +811,7 @@ async fn check_config_connect_asks_the_oke_platform_and_names_a_wrong_scope_or_s
     assert!(!e.contains(CLIENT_SECRET));
     // a wrong secret
     std::fs::write(dir.path().join("oke-secret"), "not-the-secret").unwrap();
-    let cfg3 = Loaded::from_file(&cfg.file).unwrap();
+    let cfg3 = sisync::connector::load(&cfg.file).unwrap();
     let e = platform_link(&sisync::sync::connect_checks(&cfg3).await).unwrap_err();
     assert!(
         e.contains("invalid_client") && e.contains("client_secret_file"),

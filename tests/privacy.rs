@@ -744,7 +744,7 @@ async fn erasure_on_a_csv_drop_platform_delivers_an_erasure_file() {
     let cfg = TestConfig::new(dir.path())
         .source(Source::OneRosterCsv(repo().join("fixtures/oneroster-1.2")))
         .write();
-    let loaded = Loaded::from_file(&cfg).unwrap();
+    let loaded = sisync::connector::load(&cfg).unwrap();
     sync(&loaded, RosterOptions::default()).await;
     let (code, out, err) = cli(&cfg, &["privacy", "erase", "--person", "stu-1004"]);
     assert_eq!(code, 0, "{out}{err}");

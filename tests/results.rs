@@ -683,7 +683,7 @@ async fn only_allowed_result_values_reach_the_sis() {
         .extra(&format!("[privacy]\nresult_fields = [{fields}]\n"))
         .write()
     };
-    let loaded = Loaded::from_file(&with_fields("\"passed\"")).unwrap();
+    let loaded = sisync::connector::load(&with_fields("\"passed\"")).unwrap();
     roster(&loaded).await;
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
@@ -706,7 +706,7 @@ async fn only_allowed_result_values_reach_the_sis() {
         }
     });
     // nothing allowed that carries a result: refused
-    let e = Loaded::from_file(&with_fields("\"max_score\"")).unwrap_err();
+    let e = sisync::connector::load(&with_fields("\"max_score\"")).unwrap_err();
     assert!(e.to_string().contains("privacy.result_fields"), "{e}");
 }
 

@@ -11,7 +11,7 @@ use common::fake_oneroster::{self, CLIENT_BASIC, SIS_TOKEN, Shared};
 use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
 use serde_json::{Value, json};
-use sisync::config::OneRosterCsvSource;
+use sisync::connector::source::oneroster::config::OneRosterCsvSource;
 use sisync::connector::source::oneroster::csv::OneRosterCsv;
 use sisync::sync::RosterOptions;
 

@@ -291,7 +291,7 @@ async fn a_wrong_key_is_refused_with_what_to_check() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &las, &scim.base, "");
     std::fs::write(dir.path().join("key-bb"), "oude-sleutel\n").unwrap();
-    let cfg = Loaded::from_file(&cfg.file).unwrap();
+    let cfg = sisync::connector::load(&cfg.file).unwrap();
     let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
     let line = format!("{e:#}");
     assert!(line.contains("ongeldige autorisatiesleutel"), "{line}");
@@ -429,19 +429,19 @@ fn config_errors_name_the_school_key_and_line() {
     let f = dir.path().join("sisync.toml");
     std::fs::write(dir.path().join("k0"), "sleutel\n").unwrap();
     std::fs::write(&f, text("brincode = \"99bb\"\nkey = \"file:k\"\n")).unwrap();
-    let e = Loaded::from_file(&f).unwrap_err();
+    let e = sisync::connector::load(&f).unwrap_err();
     assert_eq!(e.key.as_deref(), Some("source.schools[1].brincode"), "{e}");
     let second = config("brincode = \"99bb\"\nkey = \"file:k\"\n");
     assert_eq!(e.line, Some(second.line_of("brincode = \"99bb\"")), "{e}");
     std::fs::write(&f, text("brincode = \"99BB\"\nkey = \"inline-secret\"\n")).unwrap();
-    let e = Loaded::from_file(&f).unwrap_err();
+    let e = sisync::connector::load(&f).unwrap_err();
     assert_eq!(e.key.as_deref(), Some("source.schools[1].key"), "{e}");
     assert!(e.message.contains("inline secrets are not allowed"), "{e}");
     assert!(!e.to_string().contains("inline-secret\""), "{e}");
     // a key file that is not there: loading does not read it (read-only
     // commands work without it); check-config reports it, a run stops
     std::fs::write(&f, text("brincode = \"99BB\"\nkey = \"file:missing\"\n")).unwrap();
-    let l = Loaded::from_file(&f).expect("loading reads no key");
+    let l = sisync::connector::load(&f).expect("loading reads no key");
     let problems = l.secret_problems();
     assert_eq!(problems.len(), 1, "{problems:?}");
     let e = &problems[0];

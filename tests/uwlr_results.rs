@@ -730,7 +730,7 @@ fn anderresultaat_settings_are_checked() {
             .platform(Platform::CsvDrop("p".into()))
             .extra(&format!("[results.source]\nkind = \"qti-folder\"\npath = \"inbox\"\n[results.sink]\nkind = \"uwlr\"\nurl = \"http://127.0.0.1:1/x\"\nautorisatiesleutel_file = \"las.key\"\nklantcode = \"c\"\nklantnaam = \"n\"\n{extra}\n"))
             .write();
-        let err = match Loaded::from_file(&file) {
+        let err = match sisync::connector::load(&file) {
             Ok(_) => panic!("accepted: {extra}"),
             Err(e) => e.to_string(),
         };

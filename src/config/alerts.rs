@@ -225,7 +225,7 @@ mod tests {
         let text = format!(
             "[institution]\nname = \"X\"\nbrin = \"99AA\"\n\n[source]\nkind = \"oneroster-csv\"\npath = \"export\"\n\n[platform]\nkind = \"csv-drop\"\npath = \"/tmp/drop\"\n\n{alerts}"
         );
-        Loaded::from_str(Path::new("/etc/sisync/sisync.toml"), text)
+        crate::connector::load_str(Path::new("/etc/sisync/sisync.toml"), text)
     }
 
     const MAIL: &str = "[alerts.email]\nsmtp_host = \"smtp.school.example\"\nfrom = \"a@school.example\"\nto = [\"b@school.example\"]\n";

@@ -374,7 +374,7 @@ fn is_http_url(u: &str) -> bool {
 
 impl Loaded {
     /// Check an endpoint without reading a file or the environment.
-    pub(super) fn check_endpoint(
+    pub(crate) fn check_endpoint(
         &self,
         section: &str,
         e: &Endpoint,
@@ -554,35 +554,10 @@ impl Loaded {
 
     /// Every HTTP endpoint of the config, with its section.
     pub fn endpoints(&self) -> Vec<(&'static str, &Endpoint)> {
-        use super::results::{ResultSinkCfg, ResultSourceCfg};
-        use super::{Platform, Source};
-        let c = &self.config;
-        let mut out = Vec::new();
-        match &c.source {
-            Source::OnerosterRest(s) => out.push(("source", &s.endpoint)),
-            Source::Oke(s) => out.push(("source", &s.endpoint)),
-            Source::Uwlr(s) => out.push(("source", &s.endpoint)),
-            Source::OnerosterCsv(_) | Source::ImsEnterprise(_) | Source::Edexml(_) => {}
-        }
-        match &c.platform {
-            Platform::Scim(p) => out.push(("platform", &p.endpoint)),
-            Platform::Oke(p) => out.push(("platform", &p.endpoint)),
-            Platform::CsvDrop(_) | Platform::EdexmlDrop(_) => {}
-        }
-        if let Some(r) = &c.results {
-            match &r.source {
-                ResultSourceCfg::QtiHttp(h) => out.push(("results.source", &h.endpoint)),
-                ResultSourceCfg::Oke(o) => out.push(("results.source", &o.endpoint)),
-                ResultSourceCfg::QtiFolder(_) | ResultSourceCfg::Csv(_) => {}
-            }
-            match &r.sink {
-                ResultSinkCfg::OnerosterRest(g) => out.push(("results.sink", &g.endpoint)),
-                ResultSinkCfg::Oke(o) => out.push(("results.sink", &o.endpoint)),
-                ResultSinkCfg::Uwlr(u) => out.push(("results.sink", &u.endpoint)),
-                ResultSinkCfg::OnerosterCsv(_) => {}
-            }
-        }
-        out
+        let sections = self.sections().into_iter();
+        sections
+            .filter_map(|(section, s)| Some((section, s.settings().endpoint()?.0)))
+            .collect()
     }
 
     /// The secret and TLS files the endpoints name, with their keys.
@@ -639,20 +614,19 @@ impl Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Platform, Source};
+    use crate::connector::platform::scim::config::ScimPlatform;
+    use crate::connector::source::oneroster::config::OneRosterRestSource;
     use std::path::Path;
 
     fn parse(text: &str) -> Result<Loaded, ConfigError> {
-        Loaded::from_str(Path::new("/etc/sisync/sisync.toml"), text.to_string())
+        crate::connector::load_str(Path::new("/etc/sisync/sisync.toml"), text.to_string())
     }
 
     const HEAD: &str = "[institution]\nname = \"T\"\nbrin = \"99AA\"\n\n[source]\nkind = \"oneroster-csv\"\npath = \"export\"\n\n";
 
     fn scim(l: &Loaded) -> &Endpoint {
-        match &l.config.platform {
-            Platform::Scim(p) => &p.endpoint,
-            _ => panic!("not scim"),
-        }
+        let p = l.config.platform.get::<ScimPlatform>();
+        &p.expect("scim").endpoint
     }
 
     /// The meaning of an endpoint, without how it was written.
@@ -712,9 +686,9 @@ mod tests {
             )
         ))
         .unwrap();
-        let rest = |l: &Loaded| match &l.config.source {
-            Source::OnerosterRest(s) => meaning(&s.endpoint),
-            _ => panic!("not rest"),
+        let rest = |l: &Loaded| {
+            let s = l.config.source.get::<OneRosterRestSource>();
+            meaning(&s.expect("rest").endpoint)
         };
         assert_eq!(rest(&old), rest(&new));
         let warned = old.deprecations().join("\n");
@@ -775,7 +749,7 @@ mod tests {
             "{e}"
         );
         let err = l
-            .http_client("platform", scim(&l), crate::config::ScimPlatform::NEEDS)
+            .http_client("platform", scim(&l), ScimPlatform::NEEDS)
             .err()
             .expect("a run cannot build the client");
         assert_eq!(

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::endpoint::AuthCfg;
-use super::{ConfigError, Loaded, Source};
+use super::{ConfigError, Loaded};
 
 /// Query parameters that carry a credential.
 const SECRET_PARAMS: &[&str] = &[
@@ -105,13 +105,10 @@ impl Loaded {
         if let Some(f) = &c.admin.token_file {
             out.push(("admin.token_file".into(), f));
         }
-        if let Some(super::results::ResultSinkCfg::Uwlr(u)) = c.results.as_ref().map(|r| &r.sink) {
-            if let Some(f) = &u.autorisatiesleutel_file {
-                out.push(("results.sink.autorisatiesleutel_file".into(), f));
-            }
-        }
+        let own = self.sections().into_iter();
         out.into_iter()
             .map(|(k, f)| (k, f.clone()))
+            .chain(own.flat_map(|(section, s)| s.settings().secret_files(section)))
             .chain(self.endpoint_files())
             .map(|(k, f)| (k, self.secret_path(&f)))
             .collect()
@@ -121,23 +118,7 @@ impl Loaded {
     /// machine can read, keys written in their deprecated form.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = self.deprecations();
-        let mut files = self.secret_files();
-        if let Source::Uwlr(u) = &self.config.source {
-            let keys = u
-                .schools
-                .iter()
-                .enumerate()
-                .map(|(n, s)| (format!("source.schools[{n}].key"), s.key.as_str()));
-            let headers = u
-                .headers
-                .iter()
-                .map(|(h, v)| (format!("source.headers.{h}"), v.as_str()));
-            for (key, v) in keys.chain(headers) {
-                if let Some(f) = v.strip_prefix("file:") {
-                    files.push((key, self.secret_path(std::path::Path::new(f))));
-                }
-            }
-        }
+        let files = self.secret_files();
         #[cfg(unix)]
         for (key, path) in files {
             use std::os::unix::fs::PermissionsExt;

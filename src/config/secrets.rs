@@ -2,8 +2,7 @@
 //! report. Loading a config reads none of them (read-only commands work
 //! without them); a run reads those of the connectors it builds.
 
-use super::results::ResultSinkCfg;
-use super::{ConfigError, Loaded, Source};
+use super::{ConfigError, Loaded};
 
 impl Loaded {
     /// Each secret or TLS file that cannot be read (or does not parse), as
@@ -25,14 +24,11 @@ impl Loaded {
                 }
             }
         }
-        if let Source::Uwlr(u) = &self.config.source {
-            for n in 0..u.schools.len() {
-                check(self.school_key(n).map(drop));
-            }
-            check(self.uwlr_headers(u).map(drop));
-        }
-        if let Some(ResultSinkCfg::Uwlr(u)) = self.config.results.as_ref().map(|r| &r.sink) {
-            check(self.uwlr_secrets(u).map(drop));
+        for (section, s) in self.sections() {
+            s.settings()
+                .secret_problems(self, section)
+                .into_iter()
+                .for_each(|e| check(Err(e)));
         }
         if self.config.privacy.pseudonymize_ids {
             check(self.pseudonym_key().map(drop));

@@ -10,9 +10,71 @@ pub mod results;
 pub mod source;
 pub(crate) use crate::xml_input;
 
+use std::any::Any;
+use std::path::Path;
+
+use crate::config::{ConfigError, Kind, Kinds, Loaded, Section};
 use crate::model::TrackedField;
 use crate::model::platform::{PlatformGroup, PlatformUser};
 use crate::model::platform::{PlatformOffering, PlatformRegistration};
+
+/// One line of a role's registry: the `kind` name, how its config section
+/// is read (into the connector's own settings struct), and how those
+/// settings are seen as the role's contract `R`. Written with
+/// [`register!`].
+pub struct Registered<R: ?Sized + 'static> {
+    pub kind: Kind,
+    pub view: fn(&dyn Any) -> Option<&R>,
+}
+
+/// `register!("kind" => Settings as dyn Role)`: a registry line.
+macro_rules! register {
+    ($name:literal => $t:ty as $role:ty) => {
+        $crate::connector::Registered::<$role> {
+            kind: $crate::config::Kind::of::<$t>($name),
+            view: |a| a.downcast_ref::<$t>().map(|c| c as &$role),
+        }
+    };
+}
+pub(crate) use register;
+
+/// The connector a loaded section names, as its role `R`.
+fn registered<'a, R: ?Sized>(list: &[Registered<R>], section: &'a Section) -> &'a R {
+    let settings = section.settings().as_any();
+    match list.iter().find_map(|r| (r.view)(settings)) {
+        Some(c) => c,
+        // a section is built only by `Loaded::from_str` with `kinds()`,
+        // which reads it with this very list
+        None => unreachable!(
+            "config section of kind `{}` built outside the registry",
+            section.kind()
+        ),
+    }
+}
+
+/// Every registered kind by role, for loading a config.
+pub fn kinds() -> Kinds {
+    fn names<R: ?Sized>(list: &[Registered<R>]) -> Vec<Kind> {
+        list.iter().map(|r| r.kind).collect()
+    }
+    Kinds {
+        source: names(&source::KINDS),
+        platform: names(&platform::KINDS),
+        result_source: names(&results::SOURCE_KINDS),
+        result_sink: names(&results::SINK_KINDS),
+    }
+}
+
+/// Read and validate a config file, its connector sections read by the
+/// registered connectors.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    Loaded::from_file(path, &kinds())
+}
+
+/// [`load`] of config text that claims to come from `path`.
+pub fn load_str(path: &Path, text: String) -> Result<Loaded, ConfigError> {
+    Loaded::from_str(path, text, &kinds())
+}
 
 /// How person ids appear in the documents a result source reads, for
 /// erasure in the processed copies sisync keeps (`done/`, `failed/`).

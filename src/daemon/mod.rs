@@ -848,7 +848,7 @@ fn finished_run(shared: &Shared, job: Job, took: Duration, res: Result<JobReport
 /// new one is bad.
 fn reload(path: &Path, shared: &Shared, listen: &str) {
     let m = metrics::global();
-    let outcome = Loaded::from_file(path).and_then(|l| Ok((l.admin_token()?, l)));
+    let outcome = crate::connector::load(path).and_then(|l| Ok((l.admin_token()?, l)));
     match outcome {
         Ok((token, new)) => {
             if new.config.admin.listen != listen {

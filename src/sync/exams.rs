@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 
-use crate::config::Platform;
+use crate::config::Section;
 use crate::connector::platform::ExamShape;
 use crate::model::Completeness;
 use crate::privacy::policy::{Minimised, PlatformUser};
 
 /// Reshape the minimised roster for the configured platform.
-pub fn shape_for_platform(platform: &Platform, m: &mut Minimised) {
+pub fn shape_for_platform(platform: &Section, m: &mut Minimised) {
     match crate::connector::platform::platform_sink(platform).exam_shape() {
         ExamShape::Groups => crate::privacy::exams::fold_into_groups(m),
         ExamShape::Files => {}

@@ -176,7 +176,7 @@ impl TestConfig {
     /// Write the config and load it; panics with the config error.
     pub fn load(&self) -> Loaded {
         let file = self.write();
-        Loaded::from_file(&file).unwrap_or_else(|e| panic!("{e:#}"))
+        sisync::connector::load(&file).unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
 

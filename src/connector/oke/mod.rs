@@ -19,6 +19,45 @@ use serde_json::Value;
 /// The consumer key of the nl-test-admin extensions.
 pub const CONSUMER: &str = "nl-test-admin";
 
+/// The OKE scope of flows 1 and 5 (SIS ↔ planning).
+pub const SCOPE_FLOW_1_5: &str = "nl-test-admin-flow-1-5";
+/// The OKE scope of flows 2, 3 and 4 (planning ↔ exam platform).
+pub const SCOPE_FLOW_2_3_4: &str = "nl-test-admin-flow-2-3-4";
+
+/// The page sizes OOAPI allows (`pageSize`).
+pub const PAGE_SIZES: [u32; 5] = [10, 20, 50, 100, 250];
+
+/// Whether `n` is a page size OOAPI allows.
+pub fn page_size_ok(n: u64) -> bool {
+    PAGE_SIZES.iter().any(|&p| u64::from(p) == n)
+}
+
+/// The config check of a `page_size` key.
+pub fn check_page_size(
+    l: &crate::config::Loaded,
+    section: &str,
+    n: u64,
+) -> Result<(), crate::config::ConfigError> {
+    if page_size_ok(n) {
+        return Ok(());
+    }
+    Err(l.error(
+        section,
+        "page_size",
+        "must be 10, 20, 50, 100 or 250 (the OOAPI pageSize values)",
+    ))
+}
+
+/// An OOAPI id is a UUID (8-4-4-4-12 hex digits).
+pub fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// One page of an OOAPI collection (`Pagination`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -214,7 +253,7 @@ pub struct Problem {
 /// A UUID for an id that is none (a pseudonym, an ECK iD): OOAPI ids are
 /// UUIDs. The same id gives the same UUID (SHA-256 based, version 8).
 pub fn uuid_for(id: &str) -> String {
-    if looks_like_uuid(id) {
+    if is_uuid(id) {
         return id.to_ascii_lowercase();
     }
     use sha2::{Digest, Sha256};
@@ -234,16 +273,6 @@ pub fn uuid_for(id: &str) -> String {
     )
 }
 
-/// 8-4-4-4-12 hex digits.
-pub fn looks_like_uuid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.bytes().all(|c| c.is_ascii_hexdigit()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +289,7 @@ mod tests {
         let id = "123e4567-e89b-12d3-a456-426614174000";
         assert_eq!(uuid_for(id), id);
         let u = uuid_for("https://ketenid.nl/201703/abc");
-        assert!(looks_like_uuid(&u));
+        assert!(is_uuid(&u));
         assert_eq!(u, uuid_for("https://ketenid.nl/201703/abc"));
         assert_ne!(u, uuid_for("https://ketenid.nl/201703/abd"));
     }

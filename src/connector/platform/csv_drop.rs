@@ -9,6 +9,8 @@
 //! importer never sees a half-written drop. Only allowed fields get a
 //! column.
 
+pub mod config;
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -312,7 +314,7 @@ impl FileSink for CsvDrop {
     }
 }
 
-impl crate::connector::platform::PlatformSink for crate::config::CsvDropPlatform {
+impl crate::connector::platform::PlatformSink for config::CsvDropPlatform {
     fn writer<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,

@@ -13,10 +13,11 @@ pub mod scim;
 
 use anyhow::Result;
 
-use crate::config::{Loaded, Platform, UserNameFrom};
+use crate::config::{Loaded, Section, UserNameFrom};
 use crate::connector::platform::edexml_drop::Snapshot;
 use crate::connector::source::{BoxFuture, ConnectionReport};
 use crate::connector::{DynExamSink, DynRecordSink, FileSink, PlatformSnapshot, SinkError};
+use crate::connector::{Registered, register};
 
 /// A platform connected for one run, in the shape its writes take.
 pub enum Writer<'a> {
@@ -152,12 +153,15 @@ pub enum EraseError {
     Refused(String),
 }
 
-/// The registry: the platform a config names. One line per protocol.
-pub fn platform_sink(platform: &Platform) -> &dyn PlatformSink {
-    match platform {
-        Platform::Scim(c) => c,
-        Platform::CsvDrop(c) => c,
-        Platform::Oke(c) => c,
-        Platform::EdexmlDrop(c) => c,
-    }
+/// The registry: every platform, one line per protocol.
+pub(crate) static KINDS: [Registered<dyn PlatformSink>; 4] = [
+    register!("scim" => scim::config::ScimPlatform as dyn PlatformSink),
+    register!("csv-drop" => csv_drop::config::CsvDropPlatform as dyn PlatformSink),
+    register!("oke" => oke::config::OkePlatform as dyn PlatformSink),
+    register!("edexml-drop" => edexml_drop::config::EdexmlDropPlatform as dyn PlatformSink),
+];
+
+/// The platform a config's `[platform]` names.
+pub fn platform_sink(platform: &Section) -> &dyn PlatformSink {
+    super::registered(&KINDS, platform)
 }

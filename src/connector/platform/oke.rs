@@ -16,10 +16,12 @@
 //! ([`crate::connector::oke::verify`]): the platform's answer, or a `GET` of the record,
 //! must hold what sisync sent for the attributes it owns.
 
+pub mod config;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::connector::oke::{CONSUMER, looks_like_uuid, uuid_for};
+use crate::connector::oke::{CONSUMER, is_uuid, uuid_for};
 use crate::connector::{ExamSink, SinkError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
@@ -111,7 +113,7 @@ pub fn person_body(id: &str, u: Option<&PlatformUser>, role: RegistrationRole) -
     if id.starts_with("https://ketenid.nl/") {
         codes.push(json!({ "codeType": "eckid", "code": id }));
     }
-    if !looks_like_uuid(id) {
+    if !is_uuid(id) {
         codes.push(json!({ "codeType": "identifier", "code": id }));
     }
     if !codes.is_empty() {
@@ -153,7 +155,7 @@ pub fn association_body(r: &PlatformRegistration) -> Value {
 
 impl OkeExamSink {
     /// `http`: the endpoint's client (see `Loaded::http_client`).
-    pub fn new(cfg: &crate::config::oke::OkePlatform, http: Http) -> OkeExamSink {
+    pub fn new(cfg: &config::OkePlatform, http: Http) -> OkeExamSink {
         OkeExamSink {
             base: cfg.endpoint.base_url.trim_end_matches('/').to_string(),
             http,
@@ -290,7 +292,7 @@ impl OkeExamSink {
             ),
             Err(e) => Err(anyhow::Error::new(e).context(format!(
                 "GET {url} failed; check platform.base_url, client_id, client_secret_file and that the client may use scope {}",
-                crate::config::oke::SCOPE_FLOW_2_3_4
+                crate::connector::oke::SCOPE_FLOW_2_3_4
             ))),
         }
     }
@@ -377,7 +379,7 @@ impl ExamSink for OkeExamSink {
     }
 }
 
-impl crate::connector::platform::PlatformSink for crate::config::oke::OkePlatform {
+impl crate::connector::platform::PlatformSink for config::OkePlatform {
     fn writer<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
@@ -422,7 +424,7 @@ impl crate::connector::platform::PlatformSink for crate::config::oke::OkePlatfor
                 let (url, answer) = sink.ping(known.as_deref()).await?;
                 Ok(format!(
                     "GET {url}: OK, authenticated (scope {}), {} ms, answered {answer}",
-                    crate::config::oke::SCOPE_FLOW_2_3_4,
+                    crate::connector::oke::SCOPE_FLOW_2_3_4,
                     started.elapsed().as_millis()
                 ))
             }

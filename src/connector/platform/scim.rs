@@ -8,6 +8,7 @@
 //! that takes fewer requests), so a restart never creates a duplicate.
 
 mod capabilities;
+pub mod config;
 mod paging;
 mod verify;
 
@@ -28,7 +29,7 @@ use crate::model::platform::{PlatformGroup, PlatformUser};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub use crate::config::EXAM_SCHEMA;
+pub use config::EXAM_SCHEMA;
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const CONTENT_TYPE: &str = "application/scim+json";
 
@@ -992,12 +993,12 @@ impl RecordSink for ScimSink {
 
 /// The config's view of a SCIM platform, in this connector's terms (kept
 /// here so the config knows no connector type).
-impl crate::config::ScimPlatform {
+impl config::ScimPlatform {
     /// How sisync's data is laid out in this platform's SCIM resources.
     pub fn shape(&self) -> Shape {
         Shape {
             urn: self.extension_urn.clone(),
-            middle_in_family: self.middle_name == crate::config::MiddleName::InFamilyName,
+            middle_in_family: self.middle_name == config::MiddleName::InFamilyName,
             attributes: self.attributes.clone(),
             personal_needs: false,
         }
@@ -1030,7 +1031,7 @@ impl crate::config::Field {
     }
 }
 
-impl crate::connector::platform::PlatformSink for crate::config::ScimPlatform {
+impl crate::connector::platform::PlatformSink for config::ScimPlatform {
     fn writer<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,

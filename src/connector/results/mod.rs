@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::config::Loaded;
-use crate::config::results::{AfterRead, ResultSinkCfg, ResultSourceCfg};
+use crate::config::results::AfterRead;
+use crate::config::{Loaded, Section};
 use crate::connector::source::{BoxFuture, ConnectionReport};
 use crate::connector::{DynResultSink, GradebookResult, LineItem, PushError};
+use crate::connector::{Registered, register};
 use crate::http::Http;
 use crate::model::{ExamResult, SourceIssue};
 
@@ -110,6 +111,12 @@ pub trait ResultOutput: Sync {
     fn matches_at_delivery(&self) -> bool {
         false
     }
+    /// A result must be placed in one of the candidate's classes (a
+    /// OneRoster line item belongs to a class; a UWLR or OKE result does
+    /// not).
+    fn needs_class(&self) -> bool {
+        true
+    }
 }
 
 /// How the outbox flow hands results to a sink.
@@ -150,22 +157,28 @@ pub struct FilesDelivered {
     pub row_hashes: std::collections::HashMap<String, String>,
 }
 
-/// The registry of result sources. One line per kind.
-pub fn result_source(cfg: &ResultSourceCfg) -> &dyn ResultInput {
-    match cfg {
-        ResultSourceCfg::QtiFolder(c) => c,
-        ResultSourceCfg::QtiHttp(c) => c,
-        ResultSourceCfg::Csv(c) => c,
-        ResultSourceCfg::Oke(c) => c,
-    }
+/// The registry of result sources, one line per kind.
+pub(crate) static SOURCE_KINDS: [Registered<dyn ResultInput>; 4] = [
+    register!("qti-folder" => source::qti::config::QtiFolder as dyn ResultInput),
+    register!("qti-http" => source::qti::config::QtiHttp as dyn ResultInput),
+    register!("csv" => source::csv::config::CsvResults as dyn ResultInput),
+    register!("oke" => source::oke::config::OkeResultSource as dyn ResultInput),
+];
+
+/// The registry of result sinks, one line per kind.
+pub(crate) static SINK_KINDS: [Registered<dyn ResultOutput>; 4] = [
+    register!("oneroster-rest" => sink::gradebook_rest::config::GradebookRestSink as dyn ResultOutput),
+    register!("oneroster-csv" => sink::gradebook_csv::config::GradebookCsvSink as dyn ResultOutput),
+    register!("oke" => sink::oke::config::OkeResultSink as dyn ResultOutput),
+    register!("uwlr" => sink::uwlr::config::UwlrResultSink as dyn ResultOutput),
+];
+
+/// The result source a config's `[results.source]` names.
+pub fn result_source(source: &Section) -> &dyn ResultInput {
+    super::registered(&SOURCE_KINDS, source)
 }
 
-/// The registry of result sinks. One line per kind.
-pub fn result_sink(cfg: &ResultSinkCfg) -> &dyn ResultOutput {
-    match cfg {
-        ResultSinkCfg::OnerosterRest(c) => c,
-        ResultSinkCfg::OnerosterCsv(c) => c,
-        ResultSinkCfg::Oke(c) => c,
-        ResultSinkCfg::Uwlr(c) => c,
-    }
+/// The result sink a config's `[results.sink]` names.
+pub fn result_sink(sink: &Section) -> &dyn ResultOutput {
+    super::registered(&SINK_KINDS, sink)
 }

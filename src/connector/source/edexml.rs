@@ -5,14 +5,16 @@
 //! bound on a single token) and mapped as UWLR leerlinggegevens (see
 //! [`crate::connector::source::uwlr_roster`]). A file is a complete snapshot.
 
+pub mod config;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::config::uwlr::EdexmlSource;
 use crate::connector::source::uwlr_roster::{self, Answer, Builder, Rec};
 use crate::model::Roster;
+use config::EdexmlSource;
 
 pub struct Edexml {
     path: PathBuf,

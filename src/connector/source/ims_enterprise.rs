@@ -92,14 +92,15 @@ use anyhow::{Context, Result, anyhow};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::config::{ImsAccommodationElements, ImsEnterpriseSource};
 use crate::connector::source::oneroster::csv::parse_accommodation_values;
 use crate::connector::xml_input::{Counting, count_newlines, doctype_refused, push_ref};
 use crate::model::{
     Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
+use config::{ImsAccommodationElements, ImsEnterpriseSource};
 
 mod builder;
+pub mod config;
 mod parser;
 mod records;
 mod tables;

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::config::{Loaded, Source};
+use crate::config::{Loaded, Section};
+use crate::connector::{Registered, register};
 use crate::model::Roster;
 
 /// A boxed future, for the async parts of an object-safe contract.
@@ -75,16 +76,19 @@ pub trait RosterSource: Sync {
     fn read(&self, loaded: &Loaded, since: Option<&str>, progress: &dyn Fn(u64)) -> Result<Roster>;
 }
 
-/// The registry: the source a config names. One line per protocol.
-pub fn roster_source(source: &Source) -> &dyn RosterSource {
-    match source {
-        Source::OnerosterCsv(c) => c,
-        Source::OnerosterRest(c) => c,
-        Source::ImsEnterprise(c) => c,
-        Source::Uwlr(c) => c,
-        Source::Edexml(c) => c,
-        Source::Oke(c) => c,
-    }
+/// The registry: every roster source, one line per protocol.
+pub(crate) static KINDS: [Registered<dyn RosterSource>; 6] = [
+    register!("oneroster-csv" => oneroster::config::OneRosterCsvSource as dyn RosterSource),
+    register!("oneroster-rest" => oneroster::config::OneRosterRestSource as dyn RosterSource),
+    register!("ims-enterprise" => ims_enterprise::config::ImsEnterpriseSource as dyn RosterSource),
+    register!("uwlr" => uwlr::config::UwlrSource as dyn RosterSource),
+    register!("edexml" => edexml::config::EdexmlSource as dyn RosterSource),
+    register!("oke" => oke::config::OkeSource as dyn RosterSource),
+];
+
+/// The roster source a config's `[source]` names.
+pub fn roster_source(source: &Section) -> &dyn RosterSource {
+    super::registered(&KINDS, source)
 }
 
 /// The contract of a roster read from one file or folder (`path`), whose

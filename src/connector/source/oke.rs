@@ -17,13 +17,14 @@
 //! reason) and held; a request that fails after its retries fails the
 //! whole read, before anything is planned or written.
 
+pub mod config;
+
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{Result, anyhow};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::config::oke::OkeSource as OkeSourceConfig;
 use crate::connector::oke::{
     AssignedNeed, Association, AssociationConsumer, CONSUMER, Group as WireGroup, MembershipItem,
     Offering, OfferingConsumer, Page, Person as WirePerson, consumer, id_of,
@@ -34,6 +35,7 @@ use crate::model::{
     PersonalNeed, Registration, RegistrationRole, RegistrationState, Role, Roster, SourceIssue,
     Status,
 };
+use config::OkeSource as OkeSourceConfig;
 
 pub struct OkeReader {
     base: String,

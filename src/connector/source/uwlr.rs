@@ -35,17 +35,19 @@
 //! in full (without it), so a batch can never answer "no changes" for
 //! part of a school.
 
+pub mod config;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 
-use crate::config::uwlr::{UwlrMode, UwlrSchool, UwlrSource, parse_month_day, school_year};
 use crate::connector::source::uwlr_roster::{self, Answer, Builder, Rec, SchoolBlock};
 use crate::http::Http;
 use crate::model::{Completeness, Roster};
 use crate::secret::Secret;
 use crate::soap::{self, Autorisatie, BodyWriter, SoapClient, SoapError};
+use config::{UwlrMode, UwlrSchool, UwlrSource, parse_month_day, school_year};
 
 pub const LG_NS: &str = "http://www.edustandaard.nl/leerresultaten/2/leerlinggegevens";
 

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use super::*;
-use crate::config::{OneRosterCsvSource, Privacy, UserNameFrom};
+use crate::config::{Privacy, UserNameFrom};
+use crate::connector::source::oneroster::config::OneRosterCsvSource;
 use crate::connector::source::oneroster::csv::OneRosterCsv;
 use crate::model::Roster;
 use crate::privacy::policy::Policy;

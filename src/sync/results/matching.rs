@@ -111,7 +111,9 @@ impl Directory {
         ) {
             Ok(c) => (Some(person.to_string()), Some(c), None),
             // a sink without classes (UWLR) takes the result as it is
-            Err(_) if !cfg.sink.needs_class() => (Some(person.to_string()), None, None),
+            Err(_) if !result_sink(&cfg.sink).needs_class() => {
+                (Some(person.to_string()), None, None)
+            }
             Err(why) => (Some(person.to_string()), None, Some(why)),
         }
     }

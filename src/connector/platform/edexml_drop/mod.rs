@@ -9,6 +9,7 @@
 //! [`crate::connector::drop_folder::write_folder_as`]). Only allowed
 //! fields are written; a run without changes writes nothing.
 
+pub mod config;
 mod erase;
 mod writer;
 
@@ -213,7 +214,7 @@ impl FileSink for EdexmlDrop {
     }
 }
 
-impl crate::connector::platform::PlatformSink for crate::config::edexml_drop::EdexmlDropPlatform {
+impl crate::connector::platform::PlatformSink for config::EdexmlDropPlatform {
     fn writer<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,

@@ -7,6 +7,8 @@
 //! sourcedIds the REST sink uses, so an importer that sees a result twice
 //! (a push repeated after a crash) overwrites it.
 
+pub mod config;
+
 use std::path::{Path, PathBuf};
 
 use crate::connector::drop_folder::{csv_bytes, write_folder_as};
@@ -248,7 +250,7 @@ impl crate::connector::results::ResultFiles for GradebookCsv {
     }
 }
 
-impl crate::connector::results::ResultOutput for crate::config::results::GradebookCsvSink {
+impl crate::connector::results::ResultOutput for config::GradebookCsvSink {
     fn check(&self) -> String {
         format!("oneroster-csv {}", self.path.display())
     }

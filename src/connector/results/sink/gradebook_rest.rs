@@ -4,6 +4,8 @@
 //! by sisync and deterministic, so sending a record again overwrites it:
 //! a retry, or a push repeated after a crash, never makes a duplicate.
 
+pub mod config;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -146,7 +148,7 @@ impl ResultSink for GradebookRest {
     }
 }
 
-impl crate::connector::results::ResultOutput for crate::config::results::GradebookRestSink {
+impl crate::connector::results::ResultOutput for config::GradebookRestSink {
     fn check(&self) -> String {
         format!(
             "oneroster-rest {}{} (gradebook 1.2, {} at once)",

@@ -17,7 +17,9 @@
 //! Error bodies are OOAPI problem documents (`status`, `title`, `detail`):
 //! the SIS's `detail` goes to the outbox for the admin, never to logs.
 
-pub use crate::config::results::{PAGE_SIZES, is_uuid};
+pub use crate::connector::oke::{PAGE_SIZES, is_uuid};
+pub mod config;
+
 use std::collections::HashMap;
 
 use reqwest::Method;
@@ -575,7 +577,7 @@ pub fn fit_score(value_type: Option<&str>, d: &Delivery) -> Result<Option<String
     }
 }
 
-impl crate::connector::results::ResultOutput for crate::config::results::OkeResultSink {
+impl crate::connector::results::ResultOutput for config::OkeResultSink {
     fn check(&self) -> String {
         format!(
             "oke {} (flow 5: PATCH/PUT associations, {} at once)",
@@ -598,6 +600,9 @@ impl crate::connector::results::ResultOutput for crate::config::results::OkeResu
             sink: Box::new(sink),
             concurrency: self.endpoint.concurrency(Self::NEEDS),
         })
+    }
+    fn needs_class(&self) -> bool {
+        false
     }
     fn matches_at_delivery(&self) -> bool {
         true

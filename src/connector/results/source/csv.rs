@@ -7,7 +7,9 @@
 //! grade, is reported (`file:line`) and skipped; a value that does not
 //! parse is reported and left out of its result.
 
-pub use crate::config::results::CsvResultColumns;
+pub use config::CsvResultColumns;
+pub mod config;
+
 use std::io::Read;
 
 use anyhow::{Result, anyhow};
@@ -166,7 +168,7 @@ pub fn read<R: Read>(
     Ok(report)
 }
 
-impl crate::connector::results::ResultInput for crate::config::results::CsvResults {
+impl crate::connector::results::ResultInput for config::CsvResults {
     fn check(&self) -> String {
         format!(
             "csv {} (delimiter {:?})",

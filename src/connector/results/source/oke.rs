@@ -4,9 +4,11 @@
 //! a result becomes an [`ExamResult`] with its [`OkeResult`] details,
 //! keyed by the SIS registration (`orgAssociationId`) and attempt.
 
+pub mod config;
+
 use serde_json::Value;
 
-use crate::config::results::is_uuid;
+use crate::connector::oke::is_uuid;
 use crate::connector::oke::results_wire::{self as wire, CONSUMER_KEY, enc, get_pages, join};
 use crate::http::{Http, HttpError};
 use crate::model::{ExamResult, OkeResult, SourceIssue};
@@ -162,7 +164,7 @@ pub fn read_results(
     Ok(issues)
 }
 
-impl crate::connector::results::ResultInput for crate::config::results::OkeResultSource {
+impl crate::connector::results::ResultInput for config::OkeResultSource {
     fn check(&self) -> String {
         format!(
             "oke {} (flow 3.4, {} exam sittings)",

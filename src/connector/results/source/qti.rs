@@ -22,6 +22,8 @@
 //! a whole. DTDs and custom entities are refused (see
 //! `xml_input`).
 
+pub mod config;
+
 use std::borrow::Cow;
 use std::io::Read;
 
@@ -542,7 +544,7 @@ pub async fn list_documents(http: &crate::http::Http, list_url: &str) -> Result<
     Ok(out)
 }
 
-impl crate::connector::results::ResultInput for crate::config::results::QtiFolder {
+impl crate::connector::results::ResultInput for config::QtiFolder {
     fn check(&self) -> String {
         format!(
             "qti-folder {} (QTI 2.1/3.0; files {} after reading)",
@@ -589,7 +591,7 @@ fn read_with(
     Ok(read(input, name, &o, each)?.issues)
 }
 
-impl crate::connector::results::ResultInput for crate::config::results::QtiHttp {
+impl crate::connector::results::ResultInput for config::QtiHttp {
     fn check(&self) -> String {
         format!("qti-http {}", self.endpoint.base_url)
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::OneRosterCsvSource;
+use crate::connector::source::oneroster::config::OneRosterCsvSource;
 use crate::connector::source::oneroster::csv::OneRosterCsv;
 
 fn fixture(name: &str) -> PathBuf {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::config::{AccommodationColumns, OneRosterCsvSource};
+use super::config::{AccommodationColumns, OneRosterCsvSource};
 use crate::model::{
     Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };

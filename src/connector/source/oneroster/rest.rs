@@ -16,7 +16,7 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
+use super::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
 use crate::connector::source::oneroster::vocab::{
     RoleRule, parse_accommodation_values, role_map, role_rule, status_of,
 };

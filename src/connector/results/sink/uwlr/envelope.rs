@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
 
-use crate::config::uwlr_results::Ander;
+use super::config::Ander;
 use crate::connector::xml_input::{doctype_refused, push_ref};
 
 pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";

@@ -10,6 +10,7 @@
 //! in the outbox), any other fault or an HTTP error follows the outbox
 //! retry rules.
 
+pub mod config;
 mod envelope;
 
 pub use envelope::{Answer, Fault, answer};
@@ -17,11 +18,11 @@ pub use envelope::{Answer, Fault, answer};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::uwlr_results::{Ander, UwlrResultSink as Cfg};
 use crate::config::{Loaded, Secret};
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
 use crate::digest::sha256_hex;
 use crate::http::Http;
+use config::{Ander, UwlrResultSink as Cfg};
 
 pub struct UwlrResults {
     url: String,
@@ -345,7 +346,10 @@ impl ResultSink for UwlrResults {
     }
 }
 
-impl crate::connector::results::ResultOutput for crate::config::uwlr_results::UwlrResultSink {
+impl crate::connector::results::ResultOutput for config::UwlrResultSink {
+    fn needs_class(&self) -> bool {
+        false
+    }
     fn check(&self) -> String {
         format!(
             "uwlr {} (UWLR 2.2 BrengLeerresultaten, {} at once)",
@@ -413,7 +417,7 @@ mod tests {
 
     #[test]
     fn what_goes_as_score_and_what_as_anderresultaat() {
-        use crate::config::uwlr_results::AnderValue;
+        use super::config::AnderValue;
         let r = |score: Option<f64>, grade: Option<&str>| GradebookResult {
             sourced_id: "r".into(),
             exam: "e".into(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use super::*;
-use crate::config::OneRosterCsvSource;
+use crate::connector::source::oneroster::config::OneRosterCsvSource;
 
 const USERS: &str = "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,primaryOrgSourcedId,metadata.extraTimePercent\n";
 

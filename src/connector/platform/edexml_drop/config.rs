@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{ConfigError, Environment, Field, Loaded, Platform};
+use crate::config::{ConfigError, ConnectorConfig, Environment, Field, Loaded};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,19 +82,23 @@ fn is_brin(s: &str) -> bool {
         && b[2..].iter().all(u8::is_ascii_uppercase)
 }
 
-impl Loaded {
-    pub(super) fn validate_edexml_drop(&self) -> Result<(), ConfigError> {
-        let Platform::EdexmlDrop(p) = &self.config.platform else {
-            return Ok(());
-        };
-        let (brin, dep) = p.school(&self.config.institution.brin);
+impl ConnectorConfig for EdexmlDropPlatform {
+    fn resolve_paths(&mut self, abs: &dyn Fn(&mut PathBuf)) {
+        abs(&mut self.path);
+    }
+    fn environment(&self) -> Environment {
+        self.environment
+    }
+    fn validate(&self, l: &Loaded, _section: &str) -> Result<(), ConfigError> {
+        let p = self;
+        let (brin, dep) = p.school(&l.config.institution.brin);
         if !is_brin(&brin) {
             let (section, key) = if p.brincode.is_some() {
                 ("platform", "brincode")
             } else {
                 ("institution", "brin")
             };
-            return Err(self.error(
+            return Err(l.error(
                 section,
                 key,
                 format!(
@@ -104,7 +108,7 @@ impl Loaded {
         }
         if let Some(d) = &dep {
             if d.len() != 2 || !d.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(self.error(
+                return Err(l.error(
                     "platform",
                     "dependancecode",
                     format!("`{d}` is not two digits (e.g. 00 or 01)"),
@@ -112,7 +116,7 @@ impl Loaded {
             }
         }
         if parse_month_day(&p.school_year_starts).is_none() {
-            return Err(self.error(
+            return Err(l.error(
                 "platform",
                 "school_year_starts",
                 format!(
@@ -127,22 +131,22 @@ impl Loaded {
                 .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
                 .is_some_and(|(a, b)| b == a + 1 && (1991..=2999).contains(&a) && y.len() == 9);
             if !ok {
-                return Err(self.error(
+                return Err(l.error(
                     "platform",
                     "schooljaar",
                     format!("`{y}` is not a school year like 2025-2026"),
                 ));
             }
         }
-        if !self.config.privacy.fields.contains(&Field::Role) {
-            return Err(self.error(
+        if !l.config.privacy.fields.contains(&Field::Role) {
+            return Err(l.error(
                 "privacy",
                 "fields",
                 "platform.kind = \"edexml-drop\" needs \"role\": EDEXML lists leerlingen (the candidates) apart from leerkrachten and other staff; add \"role\"",
             ));
         }
-        if !self.config.privacy.fields.contains(&Field::Name) {
-            return Err(self.error(
+        if !l.config.privacy.fields.contains(&Field::Name) {
+            return Err(l.error(
                 "privacy",
                 "fields",
                 "platform.kind = \"edexml-drop\" needs \"name\": EDEXML requires each leerling's achternaam or roepnaam; add \"name\" or choose another platform",

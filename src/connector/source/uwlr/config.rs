@@ -1,5 +1,5 @@
-//! `[source]` of kind `uwlr` (a LAS over UWLR 2.2 SOAP) and `edexml` (an
-//! EDEXML 2.1 file): their keys, checks and resolved secrets.
+//! `[source] kind = "uwlr"` (a LAS over UWLR 2.2 SOAP): its keys, checks
+//! and resolved secrets (school keys, gateway headers).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,8 +8,10 @@ use std::time::Duration;
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
-use super::endpoint::{Endpoint, Needs};
-use super::{ConfigError, Loaded, Secret, Source, humantime_serde_compat};
+use crate::config::endpoint::{Endpoint, Needs};
+use crate::config::{
+    ConfigError, ConnectorConfig, Loaded, Secret, default_full_every, humantime_serde_compat,
+};
 
 /// UWLR 2.2 `HaalLeerlinggegevens` (or the staged operations) at a LAS.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,7 +53,7 @@ pub struct UwlrSource {
     pub headers: BTreeMap<String, String>,
     /// A full read at least this often; runs in between send
     /// `laatstontvangengegevens` and take `geenwijzigingen` for "nothing changed".
-    #[serde(default = "super::default_full_every", with = "humantime_serde_compat")]
+    #[serde(default = "default_full_every", with = "humantime_serde_compat")]
     pub full_every: Duration,
     /// Leerkracht `rol` codes (LRK, VAK, IB, ...) mapped to a sisync role;
     /// a leerkracht is a teacher by default.
@@ -92,17 +94,6 @@ impl UwlrSchool {
     pub fn code(&self) -> String {
         format!("{}{}", self.brincode.trim(), self.dependancecode.trim())
     }
-}
-
-/// An EDEXML 2.1 file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EdexmlSource {
-    pub path: PathBuf,
-    #[serde(default)]
-    pub role_map: BTreeMap<String, String>,
-    #[serde(default)]
-    pub qualify_ids: bool,
 }
 
 fn default_batch_groups() -> usize {
@@ -163,16 +154,34 @@ impl UwlrSource {
     };
 }
 
-impl Loaded {
-    pub(super) fn validate_uwlr(&self) -> Result<(), ConfigError> {
-        let Source::Uwlr(u) = &self.config.source else {
-            return Ok(());
-        };
-        self.check_endpoint("source", &u.endpoint, UwlrSource::NEEDS)?;
+impl ConnectorConfig for UwlrSource {
+    fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
+        Some((&self.endpoint, Self::NEEDS))
+    }
+    fn role_map(&self) -> Option<&BTreeMap<String, String>> {
+        Some(&self.role_map)
+    }
+    fn secret_files(&self, section: &str) -> Vec<(String, PathBuf)> {
+        let keys = self.schools.iter().enumerate();
+        let keys = keys.map(|(n, s)| (format!("{section}.schools[{n}].key"), &s.key));
+        let headers = self.headers.iter();
+        let headers = headers.map(|(h, v)| (format!("{section}.headers.{h}"), v));
+        keys.chain(headers)
+            .filter_map(|(key, v)| Some((key, PathBuf::from(v.strip_prefix("file:")?))))
+            .collect()
+    }
+    fn secret_problems(&self, l: &Loaded, _section: &str) -> Vec<ConfigError> {
+        let keys = (0..self.schools.len()).map(|n| l.school_key(n).map(drop));
+        keys.chain([l.uwlr_headers(self).map(drop)])
+            .filter_map(Result::err)
+            .collect()
+    }
+    fn validate(&self, l: &Loaded, _section: &str) -> Result<(), ConfigError> {
+        let u = self;
         for (key, v) in [("klantcode", &u.klantcode), ("klantnaam", &u.klantnaam)] {
             let n = v.trim().chars().count();
             if n == 0 || n > 64 {
-                return Err(self.error(
+                return Err(l.error(
                     "source",
                     key,
                     "must be 1 to 64 characters (as the LAS registered the supplier)",
@@ -180,18 +189,18 @@ impl Loaded {
             }
         }
         if u.xsdversie.trim().is_empty() || u.xsdversie.len() > 32 {
-            return Err(self.error("source", "xsdversie", "must be 1 to 32 characters"));
+            return Err(l.error("source", "xsdversie", "must be 1 to 32 characters"));
         }
         if let Some(g) = &u.gegevenssetid {
             if g.trim().is_empty() || g.len() > 64 {
-                return Err(self.error("source", "gegevenssetid", "must be 1 to 64 characters"));
+                return Err(l.error("source", "gegevenssetid", "must be 1 to 64 characters"));
             }
         }
         if u.batch_groups == 0 || u.batch_groups > 1000 {
-            return Err(self.error("source", "batch_groups", "must be 1 to 1000"));
+            return Err(l.error("source", "batch_groups", "must be 1 to 1000"));
         }
         if parse_month_day(&u.schooljaar_start).is_none() {
-            return Err(self.error(
+            return Err(l.error(
                 "source",
                 "schooljaar_start",
                 format!(
@@ -202,7 +211,7 @@ impl Loaded {
         }
         if let Some(y) = &u.schooljaar {
             if !valid_school_year(y) {
-                return Err(self.error(
+                return Err(l.error(
                     "source",
                     "schooljaar",
                     format!("`{y}` is not a school year; write e.g. \"2025-2026\""),
@@ -210,7 +219,7 @@ impl Loaded {
             }
         }
         if u.schools.is_empty() {
-            return Err(self.error(
+            return Err(l.error(
                 "source",
                 "schools",
                 "no school; add a [[source.schools]] with brincode, dependancecode and key",
@@ -224,7 +233,7 @@ impl Loaded {
                 && b[2..].iter().all(u8::is_ascii_uppercase))
             {
                 return Err(school_error(
-                    self,
+                    l,
                     n,
                     "brincode",
                     format!(
@@ -236,7 +245,7 @@ impl Loaded {
             let d = s.dependancecode.trim().as_bytes();
             if !(d.len() == 2 && d.iter().all(u8::is_ascii_digit)) {
                 return Err(school_error(
-                    self,
+                    l,
                     n,
                     "dependancecode",
                     format!(
@@ -247,7 +256,7 @@ impl Loaded {
             }
             if !codes.insert(s.code()) {
                 return Err(school_error(
-                    self,
+                    l,
                     n,
                     "brincode",
                     format!("school {} is listed twice", s.code()),
@@ -257,7 +266,7 @@ impl Loaded {
                 continue;
             }
             return Err(school_error(
-                self,
+                l,
                 n,
                 "key",
                 "inline secrets are not allowed; write \"env:NAME\" or \"file:/path\"",
@@ -265,14 +274,14 @@ impl Loaded {
         }
         for (name, v) in &u.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(self.error(
+                return Err(l.error(
                     "source",
                     "headers",
                     format!("`{name}` is not an HTTP header name"),
                 ));
             }
             if !["env:", "file:", "plain:"].iter().any(|p| v.starts_with(p)) {
-                return Err(self.error(
+                return Err(l.error(
                     "source",
                     "headers",
                     format!(
@@ -283,10 +292,14 @@ impl Loaded {
         }
         Ok(())
     }
+}
 
+/// The secrets of a `uwlr` source, read when a run (or `--connect`)
+/// builds the client.
+impl Loaded {
     /// The `autorisatiesleutel` of the `n`th school.
     pub fn school_key(&self, n: usize) -> Result<Secret, ConfigError> {
-        let Source::Uwlr(u) = &self.config.source else {
+        let Some(u) = self.config.source.get::<UwlrSource>() else {
             return Err(self.error("source", "kind", "not a uwlr source"));
         };
         let s = &u.schools[n];

@@ -14,8 +14,8 @@ mod envelope_ns {
     pub const LR: &str = "http://www.edustandaard.nl/leerresultaten/2/leerresultaten";
 }
 
-use super::endpoint::{Endpoint, Needs};
-use super::{ConfigError, Loaded, Secret};
+use crate::config::endpoint::{Endpoint, Needs};
+use crate::config::{ConfigError, ConnectorConfig, Loaded, Secret};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,11 +186,22 @@ impl UwlrResultSink {
     }
 }
 
-impl Loaded {
-    pub(super) fn validate_uwlr_results(&self, u: &UwlrResultSink) -> Result<(), ConfigError> {
+impl ConnectorConfig for UwlrResultSink {
+    fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
+        Some((&self.endpoint, Self::NEEDS))
+    }
+    fn secret_problems(&self, l: &Loaded, _section: &str) -> Vec<ConfigError> {
+        l.uwlr_secrets(self).err().into_iter().collect()
+    }
+    fn secret_files(&self, section: &str) -> Vec<(String, PathBuf)> {
+        let f = self.autorisatiesleutel_file.iter();
+        f.map(|f| (format!("{section}.autorisatiesleutel_file"), f.clone()))
+            .collect()
+    }
+    fn validate(&self, l: &Loaded, _section: &str) -> Result<(), ConfigError> {
         const S: &str = "results.sink";
-        self.check_endpoint(S, &u.endpoint, UwlrResultSink::NEEDS)?;
-        self.check_secret(
+        let u = self;
+        l.check_secret(
             S,
             ("autorisatiesleutel", &u.autorisatiesleutel),
             ("autorisatiesleutel_file", &u.autorisatiesleutel_file),
@@ -198,20 +209,20 @@ impl Loaded {
         for (key, v) in [("klantcode", &u.klantcode), ("klantnaam", &u.klantnaam)] {
             let n = v.trim().chars().count();
             if n == 0 || n > 64 {
-                return Err(self.error(
+                return Err(l.error(
                     S,
                     key,
                     "must be 1 to 64 characters (UWLR autorisatie header), as agreed with the LAS supplier",
                 ));
             }
         }
-        let (brin, dep) = u.school(&self.config.institution.brin);
+        let (brin, dep) = u.school(&l.config.institution.brin);
         let b = brin.as_bytes();
         if !(b.len() == 4
             && b[..2].iter().all(u8::is_ascii_digit)
             && b[2..].iter().all(u8::is_ascii_uppercase))
         {
-            return Err(self.error(
+            return Err(l.error(
                 S,
                 "brincode",
                 format!("`{brin}` is not a BRIN code (two digits and two capitals, e.g. 99AA)"),
@@ -219,11 +230,11 @@ impl Loaded {
         }
         if let Some(d) = dep {
             if d.len() != 2 || !d.bytes().all(|c| c.is_ascii_digit()) {
-                return Err(self.error(S, "dependancecode", format!("`{d}` is not two digits")));
+                return Err(l.error(S, "dependancecode", format!("`{d}` is not two digits")));
             }
         }
         if month_day(&u.school_year_starts).is_none() {
-            return Err(self.error(
+            return Err(l.error(
                 S,
                 "school_year_starts",
                 "is not a month and day as MM-DD (e.g. 08-01)",
@@ -232,14 +243,14 @@ impl Loaded {
         match (&u.anderresultaat_type, &u.anderresultaat_namespace) {
             (None, None) => {}
             (Some(_), None) => {
-                return Err(self.error(
+                return Err(l.error(
                     S,
                     "anderresultaat_namespace",
                     "anderresultaat_type needs the namespace URI of the LAS schema that defines it",
                 ));
             }
             (None, Some(_)) => {
-                return Err(self.error(
+                return Err(l.error(
                     S,
                     "anderresultaat_type",
                     "anderresultaat_namespace needs anderresultaat_type (the type as prefix:Type)",
@@ -255,7 +266,7 @@ impl Loaded {
                     || p.to_ascii_lowercase().starts_with("xml")
                     || ["soapenv", "aut", "lr", "xsi"].contains(&p)
                 {
-                    return Err(self.error(
+                    return Err(l.error(
                         S,
                         "anderresultaat_type",
                         format!(
@@ -270,7 +281,7 @@ impl Loaded {
                         .any(|c| c.is_whitespace() || c == '"' || c == '<')
                     || [envelope_ns::SOAP, envelope_ns::AUT, envelope_ns::LR].contains(&ns)
                 {
-                    return Err(self.error(
+                    return Err(l.error(
                         S,
                         "anderresultaat_namespace",
                         format!(
@@ -279,7 +290,7 @@ impl Loaded {
                     ));
                 }
                 if !ncname(u.anderresultaat_element.trim()) {
-                    return Err(self.error(
+                    return Err(l.error(
                         S,
                         "anderresultaat_element",
                         format!(
@@ -292,19 +303,19 @@ impl Loaded {
         }
         for (name, value) in &u.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(self.error(
-                    S,
-                    "headers",
-                    format!("`{name}` is not an HTTP header name"),
-                ));
+                return Err(l.error(S, "headers", format!("`{name}` is not an HTTP header name")));
             }
             if value.is_empty() {
-                return Err(self.error(S, "headers", format!("{name} has no value")));
+                return Err(l.error(S, "headers", format!("{name} has no value")));
             }
         }
         Ok(())
     }
+}
 
+/// The secrets of a `uwlr` results sink, read when a run (or `--connect`)
+/// builds the client.
+impl Loaded {
     /// The key and headers of the UWLR results sink, read and checked (only when a run or `--connect` needs them).
     pub fn uwlr_secrets(&self, u: &UwlrResultSink) -> Result<UwlrSecrets, ConfigError> {
         const S: &str = "results.sink";

@@ -1,0 +1,52 @@
+//! `[platform] kind = "oke"`: an exam platform (Remindo, TOA, …) that
+//! takes sittings and registrations by flow 2.
+
+use serde::Deserialize;
+
+use crate::config::endpoint::{Endpoint, Needs};
+use crate::config::{ConfigError, ConnectorConfig, Environment, Field, Loaded};
+use crate::connector::oke::SCOPE_FLOW_2_3_4;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OkePlatform {
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    #[serde(default)]
+    pub environment: Environment,
+    /// Writes in a row without an answer before the run stops.
+    #[serde(default = "default_max_failures")]
+    pub max_consecutive_failures: usize,
+}
+
+fn default_max_failures() -> usize {
+    5
+}
+
+impl OkePlatform {
+    /// OAuth2 (or a bearer token) required; the flow 2 scope by default.
+    pub const NEEDS: Needs = Needs {
+        auth: true,
+        concurrency: (4, 64),
+        scope: Some(SCOPE_FLOW_2_3_4),
+    };
+}
+
+impl ConnectorConfig for OkePlatform {
+    fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
+        Some((&self.endpoint, Self::NEEDS))
+    }
+    fn environment(&self) -> Environment {
+        self.environment
+    }
+    fn validate(&self, l: &Loaded, _section: &str) -> Result<(), ConfigError> {
+        if !l.config.privacy.fields.contains(&Field::Registrations) {
+            return Err(l.error(
+                "privacy",
+                "fields",
+                "platform kind \"oke\" takes exam registrations: add \"registrations\" to privacy.fields",
+            ));
+        }
+        Ok(())
+    }
+}
