@@ -589,7 +589,7 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
         Ok(line) => line,
         Err(e) => {
             ok = false;
-            format!("{}: {e:#}", src.kind())
+            format!("{}: {e:#}", c.source.kind())
         }
     };
     rows.push(("source".into(), source));
@@ -700,8 +700,14 @@ async fn check_config(cli: &Cli, l: &Loaded, connect: bool) -> CliResult {
 /// `checks` next to it are the human lines).
 fn settings_json(l: &Loaded) -> serde_json::Value {
     let c = &l.config;
+    let with_kind = |mut v: serde_json::Value, kind: &str| {
+        v["kind"] = kind.into();
+        v
+    };
     let source = crate::connector::source::roster_source(&c.source).status_json();
+    let source = with_kind(source, c.source.kind());
     let platform = crate::connector::platform::platform_sink(&c.platform).status_json();
+    let platform = with_kind(platform, c.platform.kind());
     let fields: Vec<&str> = c.privacy.fields.iter().map(|f| f.as_str()).collect();
     let sf = &c.safety;
     serde_json::json!({

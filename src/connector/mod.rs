@@ -7,6 +7,7 @@ pub(crate) mod drop_folder;
 pub mod oke;
 pub mod platform;
 pub mod results;
+pub mod school;
 pub mod source;
 pub(crate) use crate::xml_input;
 

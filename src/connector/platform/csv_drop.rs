@@ -327,9 +327,6 @@ impl crate::connector::platform::PlatformSink for config::CsvDropPlatform {
             Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
         })
     }
-    fn kind(&self) -> &'static str {
-        "csv-drop"
-    }
     fn check(&self) -> String {
         format!("csv-drop into {}", self.path.display())
     }
@@ -337,7 +334,7 @@ impl crate::connector::platform::PlatformSink for config::CsvDropPlatform {
         format!("exam platform file drop {}", self.path.display())
     }
     fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind(), "path": self.path})
+        serde_json::json!({"path": self.path})
     }
     fn exam_shape(&self) -> crate::connector::platform::ExamShape {
         crate::connector::platform::ExamShape::Files

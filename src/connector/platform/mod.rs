@@ -55,13 +55,12 @@ pub enum ExamShape {
 
 /// A platform of one protocol, described by its config section.
 pub trait PlatformSink: Sync {
-    /// `platform.kind` as written in the config.
-    fn kind(&self) -> &'static str;
     /// One line for `check-config`: where writes go and how (no connection).
     fn check(&self) -> String;
     /// The platform in the processing register (`privacy register`).
     fn register_line(&self) -> String;
-    /// The platform in `status --json`: kind and where, no secrets.
+    /// The platform in `check-config --json`: where, no secrets (the
+    /// caller adds its `kind`).
     fn status_json(&self) -> serde_json::Value;
     /// How exam planning is shaped for this platform.
     fn exam_shape(&self) -> ExamShape;
@@ -101,10 +100,9 @@ pub trait PlatformSink: Sync {
     }
     /// `sisync reconcile`: connect, and read back what the platform holds.
     fn reconciler<'a>(&'a self, _loaded: &'a Loaded) -> BoxFuture<'a, Result<Box<dyn ReadBack>>> {
-        let kind = self.kind();
         Box::pin(async move {
             anyhow::bail!(
-                "reconcile reads the platform back, and a file-drop platform ({kind}) cannot be read: nothing to compare. Check the files the platform imported instead"
+                "reconcile reads the platform back, and a file-drop platform cannot be read: nothing to compare. Check the files the platform imported instead"
             )
         })
     }

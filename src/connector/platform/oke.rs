@@ -393,9 +393,6 @@ impl crate::connector::platform::PlatformSink for config::OkePlatform {
             })
         })
     }
-    fn kind(&self) -> &'static str {
-        "oke"
-    }
     fn check(&self) -> String {
         format!(
             "oke {} (OKE 1.0.1 flow 2, timeout {:?})",
@@ -406,7 +403,7 @@ impl crate::connector::platform::PlatformSink for config::OkePlatform {
         format!("exam platform (OKE) {}", self.endpoint.base_url)
     }
     fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind(), "base_url": self.endpoint.base_url})
+        serde_json::json!({"base_url": self.endpoint.base_url})
     }
     fn exam_shape(&self) -> crate::connector::platform::ExamShape {
         crate::connector::platform::ExamShape::Registrations

@@ -1069,9 +1069,6 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
             })
         })
     }
-    fn kind(&self) -> &'static str {
-        "scim"
-    }
     fn check(&self) -> String {
         format!(
             "scim {} ({}, userName from {}, concurrency {}, timeout {:?})",
@@ -1087,7 +1084,6 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
     }
     fn status_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "kind": self.kind(),
             "base_url": self.endpoint.base_url,
             "extension_urn": self.extension_urn,
         })

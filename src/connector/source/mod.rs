@@ -46,15 +46,14 @@ pub(crate) async fn timed(
 
 /// A roster source of one protocol, described by its config section.
 pub trait RosterSource: Sync {
-    /// `source.kind` as written in the config.
-    fn kind(&self) -> &'static str;
     /// One line for `check-config`: what is read and from where. File
     /// sources look at the file (format, size); network sources do not
     /// connect.
     fn check(&self) -> Result<String>;
     /// The source in the processing register (`privacy register`).
     fn register_line(&self) -> String;
-    /// The source in `status --json`/`report`: kind and where, no secrets.
+    /// The source in `check-config --json`: where, no secrets (the caller
+    /// adds its `kind`).
     fn status_json(&self) -> serde_json::Value;
     /// The file or folder read, for a held plan's fingerprint; `None` for
     /// a network source (its plan is fingerprinted by its answers).
@@ -97,9 +96,6 @@ pub fn roster_source(source: &Section) -> &dyn RosterSource {
 macro_rules! file_roster_source {
     ($cfg:ty, $reader:ty, $kind:literal, $what:literal) => {
         impl $crate::connector::source::RosterSource for $cfg {
-            fn kind(&self) -> &'static str {
-                $kind
-            }
             fn check(&self) -> anyhow::Result<String> {
                 let what = <$reader>::new(self).probe()?;
                 Ok(format!("{} {} ({what})", $kind, self.path.display()))
@@ -108,7 +104,7 @@ macro_rules! file_roster_source {
                 format!("{} {}", $what, self.path.display())
             }
             fn status_json(&self) -> serde_json::Value {
-                serde_json::json!({"kind": $kind, "path": self.path})
+                serde_json::json!({"path": self.path})
             }
             fn file(&self) -> Option<&std::path::Path> {
                 Some(&self.path)

@@ -550,9 +550,6 @@ impl OkeSourceConfig {
 }
 
 impl crate::connector::source::RosterSource for OkeSourceConfig {
-    fn kind(&self) -> &'static str {
-        "oke"
-    }
     fn check(&self) -> Result<String> {
         Ok(format!(
             "oke {} (OKE 1.0.1 flow 1, page size {}, sittings from {} days ago to {} days ahead; `check-config` does not connect)",
@@ -563,7 +560,7 @@ impl crate::connector::source::RosterSource for OkeSourceConfig {
         format!("OKE (OOAPI) SIS service {}", self.endpoint.base_url)
     }
     fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind(), "base_url": self.endpoint.base_url})
+        serde_json::json!({"base_url": self.endpoint.base_url})
     }
     fn test_connection<'a>(
         &'a self,

@@ -42,12 +42,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 
+use crate::connector::school::{parse_month_day, school_year};
 use crate::connector::source::uwlr_roster::{self, Answer, Builder, Rec, SchoolBlock};
 use crate::http::Http;
 use crate::model::{Completeness, Roster};
 use crate::secret::Secret;
 use crate::soap::{self, Autorisatie, BodyWriter, SoapClient, SoapError};
-use config::{UwlrMode, UwlrSchool, UwlrSource, parse_month_day, school_year};
+use config::{UwlrMode, UwlrSchool, UwlrSource};
 
 pub const LG_NS: &str = "http://www.edustandaard.nl/leerresultaten/2/leerlinggegevens";
 
@@ -596,9 +597,6 @@ impl UwlrSource {
 }
 
 impl crate::connector::source::RosterSource for UwlrSource {
-    fn kind(&self) -> &'static str {
-        "uwlr"
-    }
     fn check(&self) -> Result<String> {
         Ok(format!(
             "uwlr {} ({}, {} school(s): {}; full read every {}; `check-config --connect` asks each school)",
@@ -624,7 +622,6 @@ impl crate::connector::source::RosterSource for UwlrSource {
     }
     fn status_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "kind": self.kind(),
             "url": self.endpoint.base_url,
             "schools": self.schools.iter().map(|x| x.code()).collect::<Vec<_>>(),
         })

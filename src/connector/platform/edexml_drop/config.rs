@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, ConnectorConfig, Environment, Field, Loaded};
+use crate::connector::school::{
+    is_brin, is_dependance, parse_month_day, school_block, school_year, valid_school_year,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,46 +43,20 @@ impl EdexmlDropPlatform {
     /// The school year for `today`: an explicit `schooljaar`, else the
     /// one `today` falls in.
     pub fn school_year(&self, today: chrono::NaiveDate) -> String {
-        if let Some(s) = &self.schooljaar {
-            return s.clone();
+        match &self.schooljaar {
+            Some(s) => s.clone(),
+            None => {
+                let start = parse_month_day(&self.school_year_starts).unwrap_or((8, 1));
+                school_year(today, start)
+            }
         }
-        use chrono::Datelike;
-        let (m, d) = parse_month_day(&self.school_year_starts).unwrap_or((8, 1));
-        let y = today.year();
-        let start = if (today.month(), today.day()) >= (m, d) {
-            y
-        } else {
-            y - 1
-        };
-        format!("{start}-{}", start + 1)
     }
 
     /// `(brincode, dependancecode)` of the school block.
     pub fn school(&self, institution_brin: &str) -> (String, Option<String>) {
-        let brin = institution_brin.trim();
-        let code = self
-            .brincode
-            .clone()
-            .unwrap_or_else(|| brin.chars().take(4).collect());
-        let dep = self.dependancecode.clone().or_else(|| {
-            let rest: String = brin.chars().skip(4).collect();
-            (rest.len() == 2 && rest.bytes().all(|b| b.is_ascii_digit())).then_some(rest)
-        });
-        (code, dep)
+        let (code, dep) = (self.brincode.as_deref(), self.dependancecode.as_deref());
+        school_block(code, dep, institution_brin)
     }
-}
-
-fn parse_month_day(s: &str) -> Option<(u32, u32)> {
-    let (m, d) = s.split_once('-')?;
-    let (m, d) = (m.parse().ok()?, d.parse().ok()?);
-    chrono::NaiveDate::from_ymd_opt(2000, m, d).map(|_| (m, d))
-}
-
-fn is_brin(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 4
-        && b[..2].iter().all(u8::is_ascii_digit)
-        && b[2..].iter().all(u8::is_ascii_uppercase)
 }
 
 impl ConnectorConfig for EdexmlDropPlatform {
@@ -107,7 +84,7 @@ impl ConnectorConfig for EdexmlDropPlatform {
             ));
         }
         if let Some(d) = &dep {
-            if d.len() != 2 || !d.bytes().all(|b| b.is_ascii_digit()) {
+            if !is_dependance(d) {
                 return Err(l.error(
                     "platform",
                     "dependancecode",
@@ -126,10 +103,9 @@ impl ConnectorConfig for EdexmlDropPlatform {
             ));
         }
         if let Some(y) = &p.schooljaar {
-            let ok = y
-                .split_once('-')
-                .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
-                .is_some_and(|(a, b)| b == a + 1 && (1991..=2999).contains(&a) && y.len() == 9);
+            // the EDEXML schema's pattern starts at 1991
+            let first = y.get(..4).and_then(|a| a.parse::<i32>().ok());
+            let ok = valid_school_year(y) && first.is_some_and(|a| (1991..=2999).contains(&a));
             if !ok {
                 return Err(l.error(
                     "platform",
@@ -155,7 +131,6 @@ impl ConnectorConfig for EdexmlDropPlatform {
         Ok(())
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -245,9 +245,6 @@ impl crate::connector::platform::PlatformSink for config::EdexmlDropPlatform {
             Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
         })
     }
-    fn kind(&self) -> &'static str {
-        "edexml-drop"
-    }
     fn check(&self) -> String {
         format!("edexml-drop (EDEXML 2.1) into {}", self.path.display())
     }
@@ -255,7 +252,7 @@ impl crate::connector::platform::PlatformSink for config::EdexmlDropPlatform {
         format!("exam platform EDEXML file drop {}", self.path.display())
     }
     fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind(), "path": self.path})
+        serde_json::json!({"path": self.path})
     }
     // a sitting becomes a samengestelde groep Facet can import
     fn exam_shape(&self) -> crate::connector::platform::ExamShape {

@@ -557,9 +557,6 @@ impl OneRosterRestSource {
 }
 
 impl crate::connector::source::RosterSource for OneRosterRestSource {
-    fn kind(&self) -> &'static str {
-        "oneroster-rest"
-    }
     fn check(&self) -> Result<String> {
         Ok(format!(
             "oneroster-rest {} (OneRoster {}, page size {}, full pull every {}; `check-config` does not connect)",
@@ -576,7 +573,7 @@ impl crate::connector::source::RosterSource for OneRosterRestSource {
         format!("OneRoster REST service {}", self.endpoint.base_url)
     }
     fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind(), "base_url": self.endpoint.base_url})
+        serde_json::json!({"base_url": self.endpoint.base_url})
     }
     fn full_every(&self) -> Option<std::time::Duration> {
         Some(self.full_every)

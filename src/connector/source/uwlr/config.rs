@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
 use crate::config::endpoint::{Endpoint, Needs};
 use crate::config::{
     ConfigError, ConnectorConfig, Loaded, Secret, default_full_every, humantime_serde_compat,
 };
+use crate::connector::school::{is_brin, is_dependance, parse_month_day, valid_school_year};
 
 /// UWLR 2.2 `HaalLeerlinggegevens` (or the staged operations) at a LAS.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,36 +109,6 @@ fn default_dependance() -> String {
     "00".into()
 }
 
-/// The school year `today` falls in: "2025-2026" from `start` (month, day)
-/// of 2025 up to the day before it in 2026.
-pub fn school_year(today: NaiveDate, start: (u32, u32)) -> String {
-    let y = today.year();
-    let first = if (today.month(), today.day()) >= start {
-        y
-    } else {
-        y - 1
-    };
-    format!("{first}-{}", first + 1)
-}
-
-/// "MM-DD" as (month, day).
-pub fn parse_month_day(s: &str) -> Option<(u32, u32)> {
-    let (m, d) = s.trim().split_once('-')?;
-    let (m, d) = (m.parse().ok()?, d.parse().ok()?);
-    // 2024 is a leap year: 02-29 is accepted
-    NaiveDate::from_ymd_opt(2024, m, d).map(|_| (m, d))
-}
-
-fn valid_school_year(s: &str) -> bool {
-    let Some((a, b)) = s.split_once('-') else {
-        return false;
-    };
-    match (a.parse::<i32>(), b.parse::<i32>()) {
-        (Ok(a), Ok(b)) => a.to_string().len() == 4 && b == a + 1,
-        _ => false,
-    }
-}
-
 /// An error about a key of the `n`th `[[source.schools]]` (0-based).
 fn school_error(l: &Loaded, n: usize, key: &str, msg: impl Into<String>) -> ConfigError {
     l.error(&format!("source.schools[{n}]"), key, msg)
@@ -227,11 +197,7 @@ impl ConnectorConfig for UwlrSource {
         }
         let mut codes = std::collections::HashSet::new();
         for (n, s) in u.schools.iter().enumerate() {
-            let b = s.brincode.trim().as_bytes();
-            if !(b.len() == 4
-                && b[..2].iter().all(u8::is_ascii_digit)
-                && b[2..].iter().all(u8::is_ascii_uppercase))
-            {
+            if !is_brin(s.brincode.trim()) {
                 return Err(school_error(
                     l,
                     n,
@@ -242,8 +208,7 @@ impl ConnectorConfig for UwlrSource {
                     ),
                 ));
             }
-            let d = s.dependancecode.trim().as_bytes();
-            if !(d.len() == 2 && d.iter().all(u8::is_ascii_digit)) {
+            if !is_dependance(s.dependancecode.trim()) {
                 return Err(school_error(
                     l,
                     n,
@@ -370,25 +335,5 @@ impl Loaded {
             }
         }
         Ok(h)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn school_year_turns_over_on_the_start_day() {
-        let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
-        assert_eq!(school_year(d(2026, 7, 31), (8, 1)), "2025-2026");
-        assert_eq!(school_year(d(2026, 8, 1), (8, 1)), "2026-2027");
-        assert_eq!(school_year(d(2027, 1, 15), (8, 1)), "2026-2027");
-        assert_eq!(school_year(d(2026, 8, 14), (8, 15)), "2025-2026");
-        assert_eq!(parse_month_day("08-01"), Some((8, 1)));
-        assert_eq!(parse_month_day("02-30"), None);
-        assert_eq!(parse_month_day("aug"), None);
-        assert!(valid_school_year("2025-2026"));
-        assert!(!valid_school_year("2025-2027"));
-        assert!(!valid_school_year("25-26"));
     }
 }

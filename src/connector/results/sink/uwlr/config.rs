@@ -16,6 +16,9 @@ mod envelope_ns {
 
 use crate::config::endpoint::{Endpoint, Needs};
 use crate::config::{ConfigError, ConnectorConfig, Loaded, Secret};
+use crate::connector::school::{
+    is_brin, is_dependance, parse_month_day, school_block, school_year,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,12 +125,6 @@ pub struct UwlrSecrets {
     pub headers: reqwest::header::HeaderMap,
 }
 
-fn month_day(s: &str) -> Option<(u32, u32)> {
-    let (m, d) = s.split_once('-')?;
-    let (m, d) = (m.parse().ok()?, d.parse().ok()?);
-    chrono::NaiveDate::from_ymd_opt(2000, m, d).map(|_| (m, d))
-}
-
 impl UwlrResultSink {
     /// No HTTP authentication (the key travels in the SOAP header); at
     /// most 16 results at once, 4 by default.
@@ -160,29 +157,15 @@ impl UwlrResultSink {
 
     /// `(brincode, dependancecode)` of the school block.
     pub fn school(&self, institution_brin: &str) -> (String, Option<String>) {
-        let brin = institution_brin.trim();
-        let code = self
-            .brincode
-            .clone()
-            .unwrap_or_else(|| brin.chars().take(4).collect());
-        let dep = self.dependancecode.clone().or_else(|| {
-            let rest: String = brin.chars().skip(4).collect();
-            (rest.len() == 2 && rest.bytes().all(|b| b.is_ascii_digit())).then_some(rest)
-        });
-        (code, dep)
+        let (code, dep) = (self.brincode.as_deref(), self.dependancecode.as_deref());
+        school_block(code, dep, institution_brin)
     }
 
     /// The school year a date (`YYYY-MM-DD`) falls in, as `2025-2026`.
     pub fn school_year(&self, date: &str) -> Option<String> {
-        use chrono::Datelike;
         let d = chrono::NaiveDate::parse_from_str(date.get(..10)?, "%Y-%m-%d").ok()?;
-        let (m, day) = month_day(&self.school_year_starts).unwrap_or((8, 1));
-        let start = if (d.month(), d.day()) >= (m, day) {
-            d.year()
-        } else {
-            d.year() - 1
-        };
-        Some(format!("{start}-{}", start + 1))
+        let start = parse_month_day(&self.school_year_starts).unwrap_or((8, 1));
+        Some(school_year(d, start))
     }
 }
 
@@ -217,11 +200,7 @@ impl ConnectorConfig for UwlrResultSink {
             }
         }
         let (brin, dep) = u.school(&l.config.institution.brin);
-        let b = brin.as_bytes();
-        if !(b.len() == 4
-            && b[..2].iter().all(u8::is_ascii_digit)
-            && b[2..].iter().all(u8::is_ascii_uppercase))
-        {
+        if !is_brin(&brin) {
             return Err(l.error(
                 S,
                 "brincode",
@@ -229,11 +208,11 @@ impl ConnectorConfig for UwlrResultSink {
             ));
         }
         if let Some(d) = dep {
-            if d.len() != 2 || !d.bytes().all(|c| c.is_ascii_digit()) {
+            if !is_dependance(&d) {
                 return Err(l.error(S, "dependancecode", format!("`{d}` is not two digits")));
             }
         }
-        if month_day(&u.school_year_starts).is_none() {
+        if parse_month_day(&u.school_year_starts).is_none() {
             return Err(l.error(
                 S,
                 "school_year_starts",
