@@ -47,4 +47,6 @@ pub mod soap;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+#[cfg(test)]
+mod test_util;
 pub(crate) mod xml_input;

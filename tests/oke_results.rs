@@ -264,8 +264,8 @@ async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
         g.associations.insert(p, a);
     });
     sis.with(|g| {
-        g.fault_percent = 30;
-        g.faults = vec![
+        g.faults.percent = 30;
+        g.faults.kinds = vec![
             Fault::Status500,
             Fault::TooMany,
             Fault::SlowAfterStore,
@@ -298,7 +298,7 @@ async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
         "{last:?}"
     );
     assert!(
-        sis.with(|g| g.faults_injected) >= 3,
+        sis.with(|g| g.faults.injected) >= 3,
         "too few faults injected"
     );
     // flow 5.1: one PATCH body per registration as the spec describes
@@ -355,7 +355,7 @@ async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
     assert_eq!(held.len(), 23, "{held:?}");
     // a re-run sends nothing
     let writes = sis.with(|g| g.writes.len());
-    sis.with(|g| g.fault_percent = 0);
+    sis.with(|g| g.faults.percent = 0);
     let r = run(&loaded).await;
     assert_eq!((r.pushed, r.updated, r.ingested.new), (0, 0, 0), "{r:?}");
     assert_eq!(sis.with(|g| g.writes.len()), writes);

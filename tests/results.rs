@@ -135,8 +135,8 @@ async fn every_result_arrives_exactly_once_despite_30_percent_faults() {
     let dir = tempfile::tempdir().unwrap();
     let gb = FakeGradebook::start().await;
     gb.with(|g| {
-        g.fault_percent = 30;
-        g.faults = vec![
+        g.faults.percent = 30;
+        g.faults.kinds = vec![
             Fault::Status500,
             Fault::TooMany,
             Fault::SlowAfterStore,
@@ -164,7 +164,7 @@ async fn every_result_arrives_exactly_once_despite_30_percent_faults() {
         (100, 0),
         "{last:?}"
     );
-    let faults = gb.with(|g| g.faults_injected);
+    let faults = gb.with(|g| g.faults.injected);
     assert!(faults >= 15, "only {faults} faults were injected");
     // the SIS holds each result once, with the right score
     let pairs = gb.result_pairs();
@@ -200,7 +200,7 @@ async fn every_result_arrives_exactly_once_despite_30_percent_faults() {
     assert_eq!(ok, 100);
     assert!(s.audit_verify().unwrap().ok());
     // a re-run pushes nothing
-    gb.with(|g| g.fault_percent = 0);
+    gb.with(|g| g.faults.percent = 0);
     let writes = gb.with(|g| g.writes.len());
     last = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((last.pushed, last.updated, last.documents), (0, 0, 0));
@@ -717,8 +717,8 @@ async fn undeliverable_results_wait_then_give_up_after_the_configured_age() {
     let dir = tempfile::tempdir().unwrap();
     let gb = FakeGradebook::start().await;
     gb.with(|g| {
-        g.fault_percent = 100;
-        g.faults = vec![Fault::Status503];
+        g.faults.percent = 100;
+        g.faults.kinds = vec![Fault::Status503];
     });
     let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
     roster(&loaded).await;

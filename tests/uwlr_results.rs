@@ -126,8 +126,8 @@ async fn every_result_arrives_exactly_once_despite_faults() {
     let dir = tempfile::tempdir().unwrap();
     let las = FakeLas::start().await;
     las.with(|g| {
-        g.fault_percent = 30;
-        g.faults = vec![
+        g.faults.percent = 30;
+        g.faults.kinds = vec![
             Fault::Status500,
             Fault::SlowAfterStore,
             Fault::Status503,
@@ -153,7 +153,7 @@ async fn every_result_arrives_exactly_once_despite_faults() {
         (0, 100, 0),
         "{last:?}"
     );
-    let faults = las.with(|g| g.faults_injected);
+    let faults = las.with(|g| g.faults.injected);
     assert!(faults >= 15, "only {faults} faults were injected");
     assert_all_valid(&las);
     // the LAS holds each result once, under a sisync key, with its score
@@ -210,7 +210,7 @@ async fn every_result_arrives_exactly_once_despite_faults() {
     assert!(s.audit_verify().unwrap().ok());
     drop(s);
     // a re-run sends nothing
-    las.with(|g| g.fault_percent = 0);
+    las.with(|g| g.faults.percent = 0);
     let before = las.with(|g| g.requests);
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.pushed, r.updated), (0, 0));
@@ -514,8 +514,8 @@ async fn an_answer_without_confirmation_is_sent_again() {
     let dir = tempfile::tempdir().unwrap();
     let las = FakeLas::start().await;
     las.with(|g| {
-        g.fault_percent = 100;
-        g.faults = vec![Fault::HtmlOk];
+        g.faults.percent = 100;
+        g.faults.kinds = vec![Fault::HtmlOk];
     });
     let loaded = config(dir.path(), &las.url, "max_retries = 0");
     roster(&loaded).await;
@@ -533,7 +533,7 @@ async fn an_answer_without_confirmation_is_sent_again() {
     let reason = pending[0].reason.clone().unwrap_or_default();
     assert!(reason.contains("not a SOAP envelope"), "{reason}");
     drop(s);
-    las.with(|g| g.fault_percent = 0);
+    las.with(|g| g.faults.percent = 0);
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.pushed, r.outbox.pending), (1, 0), "{r:?}");
     assert_eq!(las.with(|g| g.results.len()), 1);

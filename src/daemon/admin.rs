@@ -236,13 +236,11 @@ fn failing_since(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{RunOutcome, Store};
+    use crate::store::RunOutcome;
 
     #[test]
     fn ready_until_a_kind_fails_for_too_long() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("s.db");
-        let store = Store::open(&db).unwrap();
+        let (_dir, db, store) = crate::test_util::temp_store("s.db");
         let hour = Duration::from_secs(3600);
         assert!(readiness(&db, hour).is_ok(), "fresh state");
         let ok = store.begin_run("roster", "daemon", true).unwrap();
@@ -269,9 +267,7 @@ mod tests {
 
     #[test]
     fn a_held_plan_is_reported_until_it_is_decided() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("s.db");
-        let mut store = Store::open(&db).unwrap();
+        let (_dir, db, mut store) = crate::test_util::temp_store("s.db");
         let id = store
             .hold_plan(&crate::store::plans::NewHeld {
                 actor: "daemon",

@@ -130,8 +130,7 @@ mod tests {
 
     #[test]
     fn outbox_counts_and_oldest_age_come_from_the_results_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("s.db");
+        let (_dir, db) = crate::test_util::temp_path("s.db");
         drop(crate::store::Store::open(&db).unwrap());
         let conn = Connection::open(&db).unwrap();
         let old = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();

@@ -89,8 +89,7 @@ mod tests {
 
     #[test]
     fn second_holder_learns_the_pid_until_released() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("sisync.db");
+        let (_dir, state) = crate::test_util::temp_path("sisync.db");
         let held = PresenceLock::acquire(&state).unwrap();
         let e = PresenceLock::acquire(&state).unwrap_err();
         let msg = e.to_string();

@@ -455,45 +455,43 @@ fn without_qti_results(bytes: &[u8], ids: &BTreeSet<String>) -> Option<(Option<V
 mod tests {
     use super::*;
 
-    fn ids(v: &[&str]) -> BTreeSet<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_util::strings;
 
     #[test]
     fn csv_rows_of_the_person_go_and_the_rest_stays_byte_for_byte() {
         let csv = b"externalId,userName,active,givenName\r\nstu-1,stu-1,true,Anna\r\nstu-2,stu-2,true,\"Jansen, Jr.\"\r\n";
-        let (new, n) = without_csv_rows(csv, b',', "", &ids(&["stu-1"])).unwrap();
+        let (new, n) = without_csv_rows(csv, b',', "", &strings(&["stu-1"])).unwrap();
         assert_eq!(n, 1);
         assert_eq!(
             String::from_utf8(new.unwrap()).unwrap(),
             "externalId,userName,active,givenName\r\nstu-2,stu-2,true,\"Jansen, Jr.\"\r\n"
         );
         let m = b"groupExternalId,userExternalId\ncls-1,stu-1\ncls-1,stu-2\n";
-        let (new, n) = without_csv_rows(m, b',', "", &ids(&["stu-1"])).unwrap();
+        let (new, n) = without_csv_rows(m, b',', "", &strings(&["stu-1"])).unwrap();
         assert_eq!(
             (n, new.unwrap()),
             (1, b"groupExternalId,userExternalId\ncls-1,stu-2\n".to_vec())
         );
         let inbox = b"leerling;toets;score\nstu-1;EX;7\nstu-3;EX;8\n";
-        let (new, n) = without_csv_rows(inbox, b';', "leerling", &ids(&["stu-1"])).unwrap();
+        let (new, n) = without_csv_rows(inbox, b';', "leerling", &strings(&["stu-1"])).unwrap();
         assert_eq!(
             (n, new.unwrap()),
             (1, b"leerling;toets;score\nstu-3;EX;8\n".to_vec())
         );
-        assert!(without_csv_rows(b"a,b\n1,2\n", b',', "", &ids(&["1"])).is_none());
+        assert!(without_csv_rows(b"a,b\n1,2\n", b',', "", &strings(&["1"])).is_none());
     }
 
     #[test]
     fn qti_results_of_the_person_are_cut_out() {
         let doc = "<results>\n<assessmentResult xmlns=\"q\"><context sourcedId=\"stu-1\"/><testResult identifier=\"EX\"/></assessmentResult>\n<assessmentResult xmlns=\"q\"><context sourcedId=\"stu-2\"/></assessmentResult>\n</results>\n";
-        let (new, n) = without_qti_results(doc.as_bytes(), &ids(&["stu-1"])).unwrap();
+        let (new, n) = without_qti_results(doc.as_bytes(), &strings(&["stu-1"])).unwrap();
         assert_eq!(n, 1);
         assert_eq!(
             String::from_utf8(new.unwrap()).unwrap(),
             "<results>\n<assessmentResult xmlns=\"q\"><context sourcedId=\"stu-2\"/></assessmentResult>\n</results>\n"
         );
-        let (new, n) = without_qti_results(doc.as_bytes(), &ids(&["stu-1", "stu-2"])).unwrap();
+        let (new, n) = without_qti_results(doc.as_bytes(), &strings(&["stu-1", "stu-2"])).unwrap();
         assert_eq!((new, n), (None, 2));
-        assert!(without_qti_results(b"<a><b></a>", &ids(&["x"])).is_none());
+        assert!(without_qti_results(b"<a><b></a>", &strings(&["x"])).is_none());
     }
 }

@@ -155,8 +155,7 @@ mod tests {
 
     #[test]
     fn appends_once_per_head_and_reads_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("audit.anchor");
+        let (_dir, p) = crate::test_util::temp_path("audit.anchor");
         assert_eq!(read(&p).unwrap(), None);
         let h1 = "a".repeat(64);
         let h2 = "b".repeat(64);

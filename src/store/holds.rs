@@ -360,9 +360,7 @@ mod tests {
 
     #[test]
     fn holds_are_keyed_and_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("state.db");
-        let mut s = Store::open(&db).unwrap();
+        let (dir, db, mut s) = crate::test_util::temp_store("state.db");
         assert!(s.holds().unwrap().is_empty());
         assert!(
             !dir.path().join("state.db.key").exists(),
@@ -395,9 +393,7 @@ mod tests {
 
     #[test]
     fn a_missing_or_foreign_key_is_an_error_not_a_miss() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("state.db");
-        let mut s = Store::open(&db).unwrap();
+        let (dir, _, mut s) = crate::test_util::temp_store("state.db");
         s.restrict("stu-1001", "user:t", &entry("stu-1001"))
             .unwrap();
         let key_file = dir.path().join("state.db.key");

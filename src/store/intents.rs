@@ -186,9 +186,7 @@ mod tests {
 
     #[test]
     fn leftover_intents_of_a_dead_run_become_unknown_audit_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("state.db");
-        let mut s = Store::open(&db).unwrap();
+        let (_dir, db, mut s) = crate::test_util::temp_store("state.db");
         let run = s.begin_run("roster", "user:test", true).unwrap();
         s.record_intents(&[
             intent(run, "stu-1"),

@@ -1031,9 +1031,7 @@ mod tests {
 
     #[test]
     fn migrations_are_idempotent_and_versioned() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("s.db");
-        let s = Store::open(&p).unwrap();
+        let (_dir, p, s) = crate::test_util::temp_store("s.db");
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         drop(s);
         let s = Store::open(&p).unwrap();
@@ -1047,8 +1045,7 @@ mod tests {
 
     #[test]
     fn schema_5_keeps_the_keys_of_stored_results() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("s.db");
+        let (_dir, p) = crate::test_util::temp_path("s.db");
         {
             let mut c = Connection::open(&p).unwrap();
             let tx = c.transaction().unwrap();
@@ -1082,30 +1079,31 @@ mod tests {
     fn incremental_pulls_start_after_the_last_good_run() {
         let s = Store::in_memory().unwrap();
         let day = std::time::Duration::from_secs(86_400);
+        // a finished run of the roster, full or not, by its id
+        let run = |full: bool, outcome: RunOutcome| {
+            let id = s.begin_run("roster", "t", full).unwrap();
+            s.finish_run(id, outcome, &serde_json::json!({}), None)
+                .unwrap();
+            id
+        };
+        // the next incremental pull starts 5 minutes before run `id` did
+        let starts_before = |id: i64, why: &str| {
+            let started: String = s
+                .conn
+                .query_row("SELECT started_at FROM runs WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            let since = s.incremental_since(day).unwrap().unwrap();
+            let gap = chrono::DateTime::parse_from_rfc3339(&started).unwrap()
+                - chrono::DateTime::parse_from_rfc3339(&since).unwrap();
+            assert_eq!(gap, chrono::Duration::minutes(5), "{why}");
+        };
         assert_eq!(s.incremental_since(day).unwrap(), None, "first run: full");
-        let full = s.begin_run("roster", "t", true).unwrap();
-        s.finish_run(full, RunOutcome::Ok, &serde_json::json!({}), None)
-            .unwrap();
-        let inc = s.begin_run("roster", "t", false).unwrap();
-        s.finish_run(inc, RunOutcome::Ok, &serde_json::json!({}), None)
-            .unwrap();
-        let bad = s.begin_run("roster", "t", false).unwrap();
-        s.finish_run(bad, RunOutcome::Partial, &serde_json::json!({}), None)
-            .unwrap();
-        let started: String = s
-            .conn
-            .query_row("SELECT started_at FROM runs WHERE id = ?1", [inc], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        let since = s.incremental_since(day).unwrap().unwrap();
-        let gap = chrono::DateTime::parse_from_rfc3339(&started).unwrap()
-            - chrono::DateTime::parse_from_rfc3339(&since).unwrap();
-        assert_eq!(
-            gap,
-            chrono::Duration::minutes(5),
-            "from the last ok run, with overlap"
-        );
+        run(true, RunOutcome::Ok);
+        let inc = run(false, RunOutcome::Ok);
+        run(false, RunOutcome::Partial);
+        starts_before(inc, "from the last ok run, with overlap");
         assert_eq!(
             s.incremental_since(std::time::Duration::ZERO).unwrap(),
             None,
@@ -1115,40 +1113,14 @@ mod tests {
         // a full pull whose platform writes partly failed still counts as
         // a full pull, and incremental pulls start from it
         std::thread::sleep(std::time::Duration::from_millis(5));
-        let partial_full = s.begin_run("roster", "t", true).unwrap();
-        s.finish_run(
-            partial_full,
-            RunOutcome::Partial,
-            &serde_json::json!({}),
-            None,
-        )
-        .unwrap();
-        let failed = s.begin_run("roster", "t", true).unwrap();
-        s.finish_run(failed, RunOutcome::Failed, &serde_json::json!({}), None)
-            .unwrap();
-        let started: String = s
-            .conn
-            .query_row(
-                "SELECT started_at FROM runs WHERE id = ?1",
-                [partial_full],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let since = s.incremental_since(day).unwrap().unwrap();
-        let gap = chrono::DateTime::parse_from_rfc3339(&started).unwrap()
-            - chrono::DateTime::parse_from_rfc3339(&since).unwrap();
-        assert_eq!(
-            gap,
-            chrono::Duration::minutes(5),
-            "from the partial full run"
-        );
+        let partial_full = run(true, RunOutcome::Partial);
+        run(true, RunOutcome::Failed);
+        starts_before(partial_full, "from the partial full run");
     }
 
     #[test]
     fn newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("s.db");
-        let s = Store::open(&p).unwrap();
+        let (_dir, p, s) = crate::test_util::temp_store("s.db");
         s.conn.pragma_update(None, "user_version", 99).unwrap();
         drop(s);
         let e = Store::open(&p).err().unwrap();

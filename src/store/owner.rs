@@ -38,8 +38,7 @@ mod tests {
 
     #[test]
     fn files_made_by_root_go_to_the_state_directorys_owner() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state.db");
+        let (dir, state) = crate::test_util::temp_path("state.db");
         // SAFETY: geteuid has no preconditions
         let root = unsafe { libc::geteuid() } == 0;
         if root {

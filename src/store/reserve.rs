@@ -136,9 +136,7 @@ mod tests {
 
     #[test]
     fn refuses_when_the_volume_is_short_and_keeps_a_reserve() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("state.db");
-        let s = Store::open(&db).unwrap();
+        let (_dir, db, s) = crate::test_util::temp_store("state.db");
         let e = s.ensure_room(u64::MAX >> 21).unwrap_err().to_string();
         assert!(e.contains("nothing was sent"), "{e}");
         s.ensure_room(1).unwrap();
@@ -152,9 +150,7 @@ mod tests {
 
     #[test]
     fn parked_entries_are_recorded_at_the_next_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("state.db");
-        let s = Store::open(&db).unwrap();
+        let (_dir, db, s) = crate::test_util::temp_store("state.db");
         let e = AuditEntry {
             actor: "user:test".into(),
             run_id: Some(1),

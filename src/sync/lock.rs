@@ -141,8 +141,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_takes_the_lock_once_it_is_released_or_gives_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("sisync.db");
+        let (_dir, state) = crate::test_util::temp_path("sisync.db");
         let held = RunLock::acquire(&state).unwrap();
         let short = std::time::Duration::from_millis(300);
         let mut told = false;

@@ -317,19 +317,10 @@ mod tests {
 
     fn user(ext: &str, family: &str, active: bool) -> PlatformUser {
         PlatformUser {
-            external_id: ext.into(),
-            user_name: ext.into(),
             active,
             given_name: Some("A".into()),
-            middle_name: None,
             family_name: Some(family.into()),
-            email: None,
-            role: None,
-            org: None,
-            accommodations: None,
-            bsn: None,
-            bsn_hash: None,
-            unknown: Vec::new(),
+            ..crate::test_util::platform_user(ext)
         }
     }
 

@@ -21,16 +21,8 @@ pub const CLIENT_SECRET: &str = "s3cret-value";
 /// `Basic base64(CLIENT_ID:CLIENT_SECRET)`.
 const CLIENT_BASIC: &str = "Basic c2lzeW5jLWNsaWVudDpzM2NyZXQtdmFsdWU=";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    Status500,
-    Status503,
-    TooMany,
-    /// Store the write, then answer after the client gave up.
-    SlowAfterStore,
-    /// Store the write, then cut the connection mid-response.
-    DropAfterStore,
-}
+/// Answers: Status500, Status503, TooMany, SlowAfterStore, DropAfterStore.
+pub use super::faults::{Fault, Faults};
 
 #[derive(Default)]
 pub struct Inner {
@@ -40,13 +32,7 @@ pub struct Inner {
     pub writes: Vec<(String, String)>,
     pub token_requests: usize,
     tokens: Vec<String>,
-    /// Percentage of writes that get a fault (0 to 100).
-    pub fault_percent: u32,
-    /// Faults to pick from, round-robin.
-    pub faults: Vec<Fault>,
-    fault_counter: u64,
-    rng: u64,
-    pub faults_injected: usize,
+    pub faults: Faults<Fault>,
     /// Answer writes of results for this student with 422.
     pub reject_student: Option<String>,
     /// Wait this long before handling each write.
@@ -65,7 +51,6 @@ pub struct FakeGradebook {
 impl FakeGradebook {
     pub async fn start() -> FakeGradebook {
         let inner = Arc::new(Mutex::new(Inner {
-            rng: 0x2545_f491_4f6c_dd1d,
             slow: Duration::from_millis(2500),
             ..Inner::default()
         }));
@@ -182,19 +167,7 @@ async fn put(
             return imsx(StatusCode::UNAUTHORIZED, "token unknown or expired");
         }
         g.writes.push((collection.clone(), id.clone()));
-        // xorshift: a reproducible sequence of fault decisions
-        g.rng ^= g.rng << 13;
-        g.rng ^= g.rng >> 7;
-        g.rng ^= g.rng << 17;
-        let fault = if !g.faults.is_empty() && (g.rng % 100) < g.fault_percent as u64 {
-            let f = g.faults[(g.fault_counter % g.faults.len() as u64) as usize];
-            g.fault_counter += 1;
-            g.faults_injected += 1;
-            Some(f)
-        } else {
-            None
-        };
-        (fault, g.slow)
+        (g.faults.next(), g.slow)
     };
     match fault {
         Some(Fault::Status500) => {

@@ -23,17 +23,8 @@ pub const GATEWAY_HEADER: &str = "ocp-apim-subscription-key";
 pub const GATEWAY_KEY: &str = "gw-key-42";
 pub const PATH: &str = "/uwlr/leerresultaten";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    Status500,
-    Status503,
-    /// HTTP 500 with a SOAP `Server` fault, nothing stored.
-    SoapServer,
-    /// Store the write, then answer after the client gave up.
-    SlowAfterStore,
-    /// 200 with an HTML page (a proxy's login page), nothing stored.
-    HtmlOk,
-}
+/// Answers: Status500, Status503, SoapServer, SlowAfterStore, HtmlOk.
+pub use super::faults::{Fault, Faults};
 
 /// One stored result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +52,8 @@ pub struct Inner {
     /// Requests that did not validate against the UWLR 2.2 XSDs: the
     /// xmllint message.
     pub invalid: Vec<String>,
-    /// Percentage of result writes that get a fault (0 to 100).
-    pub fault_percent: u32,
-    pub faults: Vec<Fault>,
-    fault_counter: u64,
-    rng: u64,
-    pub faults_injected: usize,
+    /// Faults for result writes.
+    pub faults: Faults<Fault>,
     /// Answer results for this leerlingid with a SOAP Client fault.
     pub reject_student: Option<String>,
     /// Wait this long before handling each request.
@@ -89,7 +76,6 @@ use super::test_pki::Pki;
 impl FakeLas {
     fn inner() -> Arc<Mutex<Inner>> {
         Arc::new(Mutex::new(Inner {
-            rng: 0x2545_f491_4f6c_dd1d,
             slow: Duration::from_millis(2500),
             ..Inner::default()
         }))
@@ -445,17 +431,7 @@ async fn handle(
             return (500, XML, fault("Client", &text), Duration::ZERO);
         }
     }
-    g.rng ^= g.rng << 13;
-    g.rng ^= g.rng >> 7;
-    g.rng ^= g.rng << 17;
-    let injected = if !g.faults.is_empty() && (g.rng % 100) < g.fault_percent as u64 {
-        let f = g.faults[(g.fault_counter % g.faults.len() as u64) as usize];
-        g.fault_counter += 1;
-        g.faults_injected += 1;
-        Some(f)
-    } else {
-        None
-    };
+    let injected = g.faults.next();
     match injected {
         Some(Fault::Status500) => {
             return (500, "text/plain", "internal error".into(), Duration::ZERO);

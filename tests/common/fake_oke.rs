@@ -24,15 +24,9 @@ use serde_json::{Value, json};
 pub const CLIENT_ID: &str = "sisync-test";
 pub const CLIENT_SECRET: &str = "oke-client-secret-0123456789";
 
-/// A fault injected into an association write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    Status500,
-    Status503,
-    TooMany,
-    /// Store the write, then answer after the client gave up.
-    SlowAfterStore,
-}
+/// Answers in association writes: Status500, Status503, TooMany,
+/// SlowAfterStore.
+pub use super::faults::{Fault, Faults};
 
 #[derive(Default)]
 pub struct Inner {
@@ -70,12 +64,8 @@ pub struct Inner {
     pub fail_page: Option<usize>,
     /// Every association write: (method, association id, body).
     pub writes: Vec<(String, String, Value)>,
-    /// Percentage of association writes that get one of `faults`, in turn.
-    pub fault_percent: u32,
-    pub faults: Vec<Fault>,
-    fault_counter: u64,
-    rng: u64,
-    pub faults_injected: usize,
+    /// Faults for association writes.
+    pub faults: Faults<Fault>,
     /// Refuse writes to this association with 400 and this detail.
     pub refuse: Option<(String, String)>,
     /// Each association write waits this long first.
@@ -458,7 +448,7 @@ fn write_association(
     headers: &HeaderMap,
     body: &str,
 ) -> Response {
-    let f = fault(g);
+    let f = g.faults.next();
     if let Some(r) = early(f) {
         return r;
     }
@@ -528,24 +518,6 @@ fn write_association(
     }))
 }
 
-/// A fault for this write, maybe (a reproducible xorshift sequence).
-fn fault(g: &mut Inner) -> Option<Fault> {
-    if g.faults.is_empty() {
-        return None;
-    }
-    g.rng ^= g.rng << 13;
-    g.rng ^= g.rng >> 7;
-    g.rng ^= g.rng << 17;
-    if (g.rng % 100) < u64::from(g.fault_percent) {
-        let f = g.faults[(g.fault_counter % g.faults.len() as u64) as usize];
-        g.fault_counter += 1;
-        g.faults_injected += 1;
-        Some(f)
-    } else {
-        None
-    }
-}
-
 /// The answer of a fault that answers at once.
 fn early(f: Option<Fault>) -> Option<Response> {
     match f? {
@@ -563,6 +535,7 @@ fn early(f: Option<Fault>) -> Option<Response> {
                 .into_response(),
         ),
         Fault::SlowAfterStore => None,
+        other => panic!("the OKE fake does not inject {other:?}"),
     }
 }
 
@@ -575,7 +548,6 @@ impl FakeOke {
     pub async fn start(scope: &str) -> FakeOke {
         let inner = Arc::new(Mutex::new(Inner {
             scope: scope.to_string(),
-            rng: 0x2545_f491_4f6c_dd1d,
             slow: Duration::from_millis(2500),
             ..Inner::default()
         }));

@@ -95,16 +95,20 @@ impl FakeScim {
             patch_supported,
             ..Inner::default()
         }));
-        let app = Router::new()
-            .route("/token", axum::routing::post(token))
+        // every request but /token, /Schemas and /ResourceTypes passes the gate
+        let gated = Router::new()
             .route("/scim/v2/ServiceProviderConfig", get(spc))
-            .route("/scim/v2/Schemas", get(schemas))
-            .route("/scim/v2/ResourceTypes", get(resource_types))
             .route("/scim/v2/:resource", get(list).post(create))
             .route(
                 "/scim/v2/:resource/:id",
                 get(read).patch(patch).put(put).delete(delete),
             )
+            .route_layer(axum::middleware::from_fn_with_state(inner.clone(), gated));
+        let app = Router::new()
+            .route("/token", axum::routing::post(token))
+            .route("/scim/v2/Schemas", get(schemas))
+            .route("/scim/v2/ResourceTypes", get(resource_types))
+            .merge(gated)
             .with_state(inner.clone());
         let write_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let delay = write_delay_ms.clone();
@@ -263,7 +267,29 @@ fn error(status: u16, detail: &str) -> Response {
     scim(StatusCode::from_u16(status).unwrap(), body)
 }
 
-/// Auth, recording and fault injection shared by every handler.
+/// Auth, recording and fault injection in front of every SCIM handler: the
+/// request is recorded with its path below `/scim/v2` and its body.
+async fn gated(
+    State(s): Shared,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let path = parts.uri.path().trim_start_matches("/scim/v2");
+    if let Some(r) = gate(
+        &mut s.lock().unwrap(),
+        &parts.method,
+        path,
+        &parts.headers,
+        &body,
+    ) {
+        return r;
+    }
+    let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
+    next.run(req).await
+}
+
 fn gate(
     inner: &mut Inner,
     method: &Method,
@@ -308,17 +334,8 @@ fn store<'a>(inner: &'a mut Inner, resource: &str) -> Option<&'a mut BTreeMap<St
     }
 }
 
-async fn spc(State(s): Shared, headers: HeaderMap) -> Response {
-    let mut inner = s.lock().unwrap();
-    if let Some(r) = gate(
-        &mut inner,
-        &Method::GET,
-        "/ServiceProviderConfig",
-        &headers,
-        &Bytes::new(),
-    ) {
-        return r;
-    }
+async fn spc(State(s): Shared) -> Response {
+    let inner = s.lock().unwrap();
     scim(
         StatusCode::OK,
         json!({"patch": {"supported": inner.patch_supported}, "filter": {"supported": !inner.no_filter, "maxResults": 200}, "bulk": {"supported": false}}),
@@ -343,18 +360,8 @@ async fn list(
     State(s): Shared,
     Path(resource): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
-    headers: HeaderMap,
 ) -> Response {
     let mut inner = s.lock().unwrap();
-    if let Some(r) = gate(
-        &mut inner,
-        &Method::GET,
-        &format!("/{resource}"),
-        &headers,
-        &Bytes::new(),
-    ) {
-        return r;
-    }
     if q.contains_key("filter") && inner.no_filter {
         return error(400, "filtering is not supported");
     }
@@ -400,22 +407,8 @@ async fn list(
     )
 }
 
-async fn create(
-    State(s): Shared,
-    Path(resource): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn create(State(s): Shared, Path(resource): Path<String>, body: Bytes) -> Response {
     let mut inner = s.lock().unwrap();
-    if let Some(r) = gate(
-        &mut inner,
-        &Method::POST,
-        &format!("/{resource}"),
-        &headers,
-        &body,
-    ) {
-        return r;
-    }
     let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
         return error(400, "not json");
     };
@@ -444,21 +437,8 @@ async fn create(
     scim(StatusCode::CREATED, v)
 }
 
-async fn read(
-    State(s): Shared,
-    Path((resource, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
+async fn read(State(s): Shared, Path((resource, id)): Path<(String, String)>) -> Response {
     let mut inner = s.lock().unwrap();
-    if let Some(r) = gate(
-        &mut inner,
-        &Method::GET,
-        &format!("/{resource}/{id}"),
-        &headers,
-        &Bytes::new(),
-    ) {
-        return r;
-    }
     match store(&mut inner, &resource).and_then(|m| m.get(&id)) {
         Some(v) => scim(StatusCode::OK, v.clone()),
         None => error(404, "not found"),
@@ -497,19 +477,9 @@ fn apply_op(target: &mut Value, op: &Value) {
 async fn patch(
     State(s): Shared,
     Path((resource, id)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let mut inner = s.lock().unwrap();
-    if let Some(r) = gate(
-        &mut inner,
-        &Method::PATCH,
-        &format!("/{resource}/{id}"),
-        &headers,
-        &body,
-    ) {
-        return r;
-    }
     if !inner.patch_supported || inner.patch_501 {
         return error(501, "patch not supported");
     }
@@ -534,19 +504,9 @@ async fn patch(
 async fn put(
     State(s): Shared,
     Path((resource, id)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let mut inner = s.lock().unwrap();
-    if let Some(r) = gate(
-        &mut inner,
-        &Method::PUT,
-        &format!("/{resource}/{id}"),
-        &headers,
-        &body,
-    ) {
-        return r;
-    }
     let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
         return error(400, "not json");
     };
@@ -564,21 +524,8 @@ async fn put(
     scim(StatusCode::OK, v)
 }
 
-async fn delete(
-    State(s): Shared,
-    Path((resource, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
+async fn delete(State(s): Shared, Path((resource, id)): Path<(String, String)>) -> Response {
     let mut inner = s.lock().unwrap();
-    if let Some(r) = gate(
-        &mut inner,
-        &Method::DELETE,
-        &format!("/{resource}/{id}"),
-        &headers,
-        &Bytes::new(),
-    ) {
-        return r;
-    }
     match store(&mut inner, &resource).and_then(|m| m.remove(&id)) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => error(404, "not found"),

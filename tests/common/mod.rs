@@ -9,6 +9,7 @@ pub mod fake_las_roster;
 pub mod fake_oke;
 pub mod fake_oneroster;
 pub mod fake_scim;
+pub mod faults;
 pub mod http1;
 pub mod real_peer;
 pub mod school;

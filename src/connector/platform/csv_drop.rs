@@ -373,9 +373,6 @@ mod tests {
 
     fn user() -> PlatformUser {
         PlatformUser {
-            external_id: "stu-1".into(),
-            user_name: "stu-1".into(),
-            active: true,
             given_name: Some("Anaïs".into()),
             middle_name: Some("van 't".into()),
             family_name: Some("Jansen, Jr.".into()),
@@ -388,9 +385,7 @@ mod tests {
                 screen_reader: Some(true),
                 ..Default::default()
             }),
-            bsn: None,
-            bsn_hash: None,
-            unknown: Vec::new(),
+            ..crate::test_util::platform_user("stu-1")
         }
     }
 

@@ -1201,13 +1201,8 @@ mod tests {
 
     fn user() -> PlatformUser {
         PlatformUser {
-            external_id: "stu-1".into(),
-            user_name: "stu-1".into(),
-            active: true,
             given_name: Some("Zoë".into()),
-            middle_name: None,
             family_name: Some("Vries".into()),
-            email: None,
             role: Some(Role::Student),
             org: Some("99AA00".into()),
             accommodations: Some(ExamAccommodations {
@@ -1216,9 +1211,7 @@ mod tests {
                 screen_reader: None,
                 ..Default::default()
             }),
-            bsn: None,
-            bsn_hash: None,
-            unknown: Vec::new(),
+            ..crate::test_util::platform_user("stu-1")
         }
     }
 

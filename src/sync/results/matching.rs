@@ -192,13 +192,11 @@ pub(super) fn incoming(cfg: &Results, dir: &Directory, r: ExamResult) -> Incomin
 mod tests {
     use super::*;
 
-    fn classes(c: &[&str]) -> Vec<String> {
-        c.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_util::strings;
 
     #[test]
     fn default_class_places_a_candidate_in_several_classes() {
-        let several = classes(&["cls-en-h3a", "cls-ne-h3a"]);
+        let several = strings::<Vec<_>>(&["cls-en-h3a", "cls-ne-h3a"]);
         assert!(choose_class(&[], None, "EX-ENG-1", &several).is_err());
         assert_eq!(
             choose_class(&[], Some("cls-examens"), "EX-ENG-1", &several),
@@ -214,7 +212,12 @@ mod tests {
             Ok("cls-ne-h3a".to_string())
         );
         assert_eq!(
-            choose_class(&[], Some("cls-examens"), "EX-1", &classes(&["cls-a"])),
+            choose_class(
+                &[],
+                Some("cls-examens"),
+                "EX-1",
+                &strings::<Vec<_>>(&["cls-a"])
+            ),
             Ok("cls-a".to_string())
         );
         assert_eq!(

@@ -3,19 +3,13 @@ use crate::model::Role;
 
 fn user(id: &str, role: Role) -> PlatformUser {
     PlatformUser {
-        external_id: id.into(),
-        user_name: id.into(),
-        active: true,
         given_name: Some("Anaïs".into()),
         middle_name: Some("van 't".into()),
         family_name: Some("Jansen & <Zn>".into()),
         email: Some("secret@example.nl".into()),
         role: Some(role),
         org: Some("99AA00".into()),
-        accommodations: None,
-        bsn: None,
-        bsn_hash: None,
-        unknown: Vec::new(),
+        ..crate::test_util::platform_user(id)
     }
 }
 
@@ -52,16 +46,17 @@ fn snapshot() -> Snapshot {
     }
 }
 
+/// The snapshot delivered as run 3 with names, roles and groups allowed.
+fn deliver_snapshot(dir: &Path) -> Delivery {
+    let fields = [Field::Name, Field::Role, Field::Groups];
+    let sink = EdexmlDrop::new(dir, &fields, school(), snapshot());
+    sink.deliver(3, &ChangeSet::default()).unwrap()
+}
+
 #[test]
 fn writes_only_allowed_fields_and_escapes() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = EdexmlDrop::new(
-        dir.path(),
-        &[Field::Name, Field::Role, Field::Groups],
-        school(),
-        snapshot(),
-    );
-    let d = sink.deliver(3, &ChangeSet::default()).unwrap();
+    let d = deliver_snapshot(dir.path());
     let xml = std::fs::read_to_string(d.folder.join(FILE)).unwrap();
     assert!(xml.contains("<achternaam>Jansen &amp; &lt;Zn&gt;</achternaam>"));
     assert!(
@@ -144,13 +139,7 @@ fn an_unfit_record_is_left_out_and_named_the_rest_delivered() {
 #[test]
 fn erasure_cuts_the_person_out() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = EdexmlDrop::new(
-        dir.path(),
-        &[Field::Name, Field::Role, Field::Groups],
-        school(),
-        snapshot(),
-    );
-    let d = sink.deliver(3, &ChangeSet::default()).unwrap();
+    let d = deliver_snapshot(dir.path());
     let xml = std::fs::read(d.folder.join(FILE)).unwrap();
     let ids: BTreeSet<String> = ["stu-1".to_string()].into();
     let (new, n) = without_persons(&xml, &ids).unwrap();

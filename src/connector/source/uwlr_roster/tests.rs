@@ -33,6 +33,14 @@ fn read(doc: &str) -> (Answer, Roster) {
     (a, b.finish("EDEXML".into()))
 }
 
+/// (person, group) of every membership, in order.
+fn memberships(r: &Roster) -> Vec<(&str, &str)> {
+    r.memberships
+        .iter()
+        .map(|m| (m.person.as_str(), m.group.as_str()))
+        .collect()
+}
+
 #[test]
 fn maps_the_element_model() {
     let (a, r) = read(DOC);
@@ -135,12 +143,7 @@ fn memberships_are_made_once_across_batches_and_late_classes() {
 </leerlingen></EDEX>"#,
     );
     let r = b.finish("EDEXML".into());
-    let m: Vec<_> = r
-        .memberships
-        .iter()
-        .map(|m| (m.person.as_str(), m.group.as_str()))
-        .collect();
-    assert_eq!(m, vec![("l1", "g1"), ("l1", "s2")]);
+    assert_eq!(memberships(&r), vec![("l1", "g1"), ("l1", "s2")]);
     assert_eq!(r.persons.len(), 1, "l2 is held by its second batch");
     assert!(r.held_persons.contains("l2"));
     assert!(

@@ -41,40 +41,56 @@ const ROLES_12: &str = "sourcedId,status,dateLastModified,userSourcedId,roleType
 const CLASSES: &str = "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods\n";
 const ENROLL: &str = "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate\n";
 
+/// The error of a read that must fail.
+fn read_err(path: &Path) -> String {
+    source(path).read(&|_| {}).unwrap_err().to_string()
+}
+
+/// The error of a read that must fail, checked to contain `want`.
+fn read_fails_with(path: &Path, want: &str) -> String {
+    let e = read_err(path);
+    assert!(e.contains(want), "{e}");
+    e
+}
+
+/// [`small_export`] in a fresh directory, with `files` (name, content)
+/// written over it: the edge case of a test.
+fn export_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    small_export(dir.path());
+    for (name, content) in files {
+        write(dir.path(), name, content);
+    }
+    dir
+}
+
+/// A CSV file's bytes: the header and rows that need not be UTF-8.
+fn rows(header: &str, rows: &[&[u8]]) -> Vec<u8> {
+    let mut bytes = header.as_bytes().to_vec();
+    for r in rows {
+        bytes.extend_from_slice(r);
+    }
+    bytes
+}
+
+/// [`export_with`] these rows under the 1.2 header as users.csv.
+fn users_export(rows: &str) -> tempfile::TempDir {
+    export_with(&[("users.csv", &format!("{USERS_12}{rows}"))])
+}
+
 /// A small 1.2 export; callers replace files to make edge cases.
 fn small_export(dir: &Path) {
-    write(
-        dir,
-        "manifest.csv",
-        "propertyName,value\nmanifest.version,1.0\noneroster.version,1.2\nfile.orgs,bulk\nfile.classes,bulk\nfile.users,bulk\nfile.roles,bulk\nfile.enrollments,bulk\nfile.demographics,bulk\n",
-    );
-    write(
-        dir,
-        "orgs.csv",
-        "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\no1,,,School,school,99AA00,\n",
-    );
-    write(
-        dir,
-        "classes.csv",
-        &format!("{CLASSES}c1,,,H3A,09,,,scheduled,,o1,\"t1,t2\",,,\n"),
-    );
-    write(
-        dir,
-        "users.csv",
-        &format!(
-            "{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,25\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,\n"
-        ),
-    );
-    write(
-        dir,
-        "roles.csv",
-        &format!("{ROLES_12}r1,,,s1,primary,student,,,o1,\nr2,,,s2,primary,student,,,o1,\n"),
-    );
-    write(
-        dir,
-        "enrollments.csv",
-        &format!("{ENROLL}e1,,,c1,o1,s1,student,false,,\ne2,,,c1,o1,s2,student,false,,\n"),
-    );
+    let files = [
+        ("manifest.csv", "propertyName,value\nmanifest.version,1.0\noneroster.version,1.2\nfile.orgs,bulk\nfile.classes,bulk\nfile.users,bulk\nfile.roles,bulk\nfile.enrollments,bulk\nfile.demographics,bulk\n".to_string()),
+        ("orgs.csv", "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\no1,,,School,school,99AA00,\n".to_string()),
+        ("classes.csv", format!("{CLASSES}c1,,,H3A,09,,,scheduled,,o1,\"t1,t2\",,,\n")),
+        ("users.csv", format!("{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,25\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,\n")),
+        ("roles.csv", format!("{ROLES_12}r1,,,s1,primary,student,,,o1,\nr2,,,s2,primary,student,,,o1,\n")),
+        ("enrollments.csv", format!("{ENROLL}e1,,,c1,o1,s1,student,false,,\ne2,,,c1,o1,s2,student,false,,\n")),
+    ];
+    for (name, content) in files {
+        write(dir, name, &content);
+    }
     // never opened: a demographics file that would not even parse
     write(dir, "demographics.csv", "\"unterminated\n");
 }
@@ -174,15 +190,12 @@ fn reads_a_zip_with_a_top_folder() {
 
 #[test]
 fn embedded_newlines_commas_and_bom_in_small_export() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    write(
-        dir.path(),
+    let dir = export_with(&[(
         "users.csv",
         &format!(
             "\u{feff}{USERS_12}s1,,,true,a,\"{{ECK:x}}\n{{BSN:y}}\",Anna,\"Bakker, Jr.\",,1,a@x.nl,o1,25\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,\ns3,,,true,c,,\"Anna\nMaria\",Smit,,3,,o1,\ns4,,,true,d,,Do,Vos,,4,,o1,lots\n"
         ),
-    );
+    )]);
     let r = read(dir.path());
     let s1 = person(&r, "s1");
     assert_eq!(s1.given_name, "Anna");
@@ -203,42 +216,33 @@ fn embedded_newlines_commas_and_bom_in_small_export() {
 
 #[test]
 fn a_user_row_without_id_fails_the_read() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    write(
-        dir.path(),
-        "users.csv",
-        &format!("{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,\n,,,true,c,,No,Id,,3,,o1,\n"),
-    );
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    let dir = users_export("s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,\n,,,true,c,,No,Id,,3,,o1,\n");
+    let e = read_err(dir.path());
     assert!(e.ends_with("users.csv:3: a user row without sourcedId; sisync cannot tell whose row it is, so the export cannot be trusted. Fix that row in the SIS export"), "{e}");
 }
 
 #[test]
 fn bad_rows_are_reported_with_file_line_and_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    write(
-        dir.path(),
-        "users.csv",
-        &format!(
-            "{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,25\ns1,,,true,a,,Dup,Licate,,1,a@x.nl,o1,\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,lots\ns3,,,true,c,,Short,Row\ns4,,,true,d,,Dirk,Dijk,,4,,o1,\n"
+    let dir = export_with(&[
+        (
+            "users.csv",
+            &format!(
+                "{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,25\ns1,,,true,a,,Dup,Licate,,1,a@x.nl,o1,\ns2,,,true,b,,Bram,Visser,,2,b@x.nl,o1,lots\ns3,,,true,c,,Short,Row\ns4,,,true,d,,Dirk,Dijk,,4,,o1,\n"
+            ),
         ),
-    );
-    write(
-        dir.path(),
-        "roles.csv",
-        &format!(
-            "{ROLES_12}r1,,,s1,primary,student,,,o1,\nr2,,,s2,primary,student,,,o1,\nr4,,,s4,primary,student,,,o1,\n"
+        (
+            "roles.csv",
+            &format!(
+                "{ROLES_12}r1,,,s1,primary,student,,,o1,\nr2,,,s2,primary,student,,,o1,\nr4,,,s4,primary,student,,,o1,\n"
+            ),
         ),
-    );
-    write(
-        dir.path(),
-        "enrollments.csv",
-        &format!(
-            "{ENROLL}e1,,,c1,o1,s1,student,false,,\ne2,,,c1,o1,ghost,student,false,,\ne3,,,nope,o1,s1,student,false,,\ne4,,,c1,o1,s4,student,false,,\n"
+        (
+            "enrollments.csv",
+            &format!(
+                "{ENROLL}e1,,,c1,o1,s1,student,false,,\ne2,,,c1,o1,ghost,student,false,,\ne3,,,nope,o1,s1,student,false,,\ne4,,,c1,o1,s4,student,false,,\n"
+            ),
         ),
-    );
+    ]);
     let r = read(dir.path());
     let got: Vec<String> = r.issues.iter().map(|i| i.to_string()).collect();
     assert_eq!(
@@ -265,8 +269,7 @@ fn bad_rows_are_reported_with_file_line_and_skipped() {
 
 #[test]
 fn version_is_detected_without_a_manifest() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
+    let dir = export_with(&[]);
     std::fs::remove_file(dir.path().join("manifest.csv")).unwrap();
     let r = read(dir.path());
     assert_eq!(r.format, "OneRoster 1.2 CSV");
@@ -284,35 +287,30 @@ fn version_is_detected_without_a_manifest() {
 
 #[test]
 fn missing_declared_file_is_fatal_with_what_to_do() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
+    let dir = export_with(&[]);
     std::fs::remove_file(dir.path().join("users.csv")).unwrap();
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(
-        e.contains("users.csv is missing but manifest.csv declares file.users = bulk"),
-        "{e}"
+    read_fails_with(
+        dir.path(),
+        "users.csv is missing but manifest.csv declares file.users = bulk",
     );
 }
 
 #[test]
 fn missing_required_column_is_fatal() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    write(dir.path(), "users.csv", "id,givenName,familyName\ns1,A,B\n");
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(
-        e.contains("users.csv:1: required column \"sourcedId\""),
-        "{e}"
-    );
+    let dir = export_with(&[("users.csv", "id,givenName,familyName\ns1,A,B\n")]);
+    read_fails_with(dir.path(), "users.csv:1: required column \"sourcedId\"");
 }
 
 #[test]
 fn invalid_utf8_row_is_held_by_its_id() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    let mut bytes = USERS_12.as_bytes().to_vec();
-    bytes.extend_from_slice(b"s1,,,true,a,,Zo\xeb,Bakker,,1,,o1,\n");
-    bytes.extend_from_slice(b"s2,,,true,b,,Bram,Visser,,2,,o1,\n");
+    let dir = export_with(&[]);
+    let bytes = rows(
+        USERS_12,
+        &[
+            b"s1,,,true,a,,Zo\xeb,Bakker,,1,,o1,\n",
+            b"s2,,,true,b,,Bram,Visser,,2,,o1,\n",
+        ],
+    );
     std::fs::write(dir.path().join("users.csv"), bytes).unwrap();
     let r = read(dir.path());
     assert_eq!(r.persons.len(), 1);
@@ -325,20 +323,16 @@ fn invalid_utf8_row_is_held_by_its_id() {
 
 #[test]
 fn a_damaged_row_without_readable_id_fails_the_read() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    let mut bytes = USERS_12.as_bytes().to_vec();
-    bytes.extend_from_slice(b"s\xe91,,,true,a,,Zo\xeb,Bakker,,1,,o1,\n");
+    let dir = export_with(&[]);
+    let bytes = rows(USERS_12, &[b"s\xe91,,,true,a,,Zo\xeb,Bakker,,1,,o1,\n"]);
     std::fs::write(dir.path().join("users.csv"), bytes).unwrap();
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(e.contains("users.csv:2: a damaged row"), "{e}");
+    let e = read_fails_with(dir.path(), "users.csv:2: a damaged row");
     assert!(e.contains("cannot be trusted"), "{e}");
 }
 
 #[test]
 fn a_stray_quote_fails_the_read_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
+    let dir = export_with(&[]);
     let mut users = USERS_12.to_string();
     users.push_str("s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,\n");
     users.push_str("s2,,,true,b,,\"Bram,Visser,,2,b@x.nl,o1,\n");
@@ -346,46 +340,40 @@ fn a_stray_quote_fails_the_read_with_its_line() {
         users.push_str(&format!("s{i},,,true,x,,Xe,Ye,,{i},,o1,\n"));
     }
     write(dir.path(), "users.csv", &users.replace('\n', "\r\n"));
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
+    let e = read_fails_with(dir.path(), "the rest of the file cannot be read");
     assert!(
         e.contains("users.csv:3: a quoted field never ends"),
         "line counted through CRLF: {e}"
     );
-    assert!(e.contains("the rest of the file cannot be read"), "{e}");
 }
 
 #[test]
 fn a_stray_quote_closed_rows_later_fails_too() {
     // the rows between the two quotes would vanish from the export
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
+    let dir = export_with(&[]);
     let users = format!(
         "{USERS_12}s1,,,true,a,,\"Anna,Bakker,,1,a@x.nl,o1,\ns2,,,true,b,,Bram,Visser\",,2,b@x.nl,o1,\n"
     );
     write(dir.path(), "users.csv", &users);
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(
-        e.contains("users.csv:2: a quoted field runs into the next rows"),
-        "{e}"
+    read_fails_with(
+        dir.path(),
+        "users.csv:2: a quoted field runs into the next rows",
     );
 }
 
 #[test]
 fn a_huge_field_is_stopped_early_with_bounded_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
+    let dir = export_with(&[]);
     // one unterminated quote followed by 20 MB without a line break
     let mut bytes = format!("{USERS_12}s1,,,true,a,,\"").into_bytes();
     bytes.resize(bytes.len() + (20 << 20), b'x');
     std::fs::write(dir.path().join("users.csv"), bytes).unwrap();
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(e.contains("users.csv:2: a quoted field never ends"), "{e}");
+    read_fails_with(dir.path(), "users.csv:2: a quoted field never ends");
 }
 
 #[test]
 fn skipped_rows_are_listed_up_to_a_cap_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
+    let dir = export_with(&[]);
     let mut users = USERS_12.to_string();
     for i in 0..2500 {
         users.push_str(&format!("s{i},,,true,x,,Xe,Ye,,{i},,o1,lots\n"));
@@ -403,20 +391,27 @@ fn skipped_rows_are_listed_up_to_a_cap_and_counted() {
 
 #[test]
 fn a_bad_enrolment_row_holds_its_class() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    let mut bytes = ENROLL.as_bytes().to_vec();
-    bytes.extend_from_slice(b"e1,,,c1,o1,s1,student,false,,\n");
-    bytes.extend_from_slice(b"e2,,,c1,o1,s2,student\n");
+    let dir = export_with(&[]);
+    let bytes = rows(
+        ENROLL,
+        &[
+            b"e1,,,c1,o1,s1,student,false,,\n",
+            b"e2,,,c1,o1,s2,student\n",
+        ],
+    );
     std::fs::write(dir.path().join("enrollments.csv"), &bytes).unwrap();
     let r = read(dir.path());
     assert!(r.held_groups.contains("c1"), "{:?}", r.issues);
     assert_eq!(r.issues[0].location, "enrollments.csv:3");
     // not UTF-8: held as well
-    bytes.truncate(ENROLL.len());
-    bytes.extend_from_slice(b"e1,,,c1,o1,s1,student,false,,\n");
-    bytes.extend_from_slice(b"e2,\xff,,c1,o1,s2,student,false,,\n");
-    std::fs::write(dir.path().join("enrollments.csv"), &bytes).unwrap();
+    let bytes = rows(
+        ENROLL,
+        &[
+            b"e1,,,c1,o1,s1,student,false,,\n",
+            b"e2,\xff,,c1,o1,s2,student,false,,\n",
+        ],
+    );
+    std::fs::write(dir.path().join("enrollments.csv"), bytes).unwrap();
     let r = read(dir.path());
     assert!(r.held_groups.contains("c1"), "{:?}", r.issues);
 }
@@ -426,11 +421,9 @@ fn exports_that_hold_nothing_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let named = dir.path().join("OneRoster 1.1 CSV");
     std::fs::create_dir(&named).unwrap();
-    let e = source(&named).read(&|_| {}).unwrap_err().to_string();
-    assert!(e.contains("holds no CSV files"), "{e}");
+    read_fails_with(&named, "holds no CSV files");
     // the export one folder down: say where
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(e.contains("point source.path at"), "{e}");
+    read_fails_with(dir.path(), "point source.path at");
 
     // a manifest that declares every file absent
     let d2 = tempfile::tempdir().unwrap();
@@ -439,12 +432,10 @@ fn exports_that_hold_nothing_are_errors() {
         "manifest.csv",
         "propertyName,value\noneroster.version,1.2\nfile.users,absent\nfile.classes,absent\nfile.enrollments,absent\n",
     );
-    let e = source(d2.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(e.contains("declares them all absent"), "{e}");
+    read_fails_with(d2.path(), "declares them all absent");
     // garbage as a manifest
     write(d2.path(), "manifest.csv", "\u{0}\u{1}garbage\nmore,junk\n");
-    let e = source(d2.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(e.contains("is not a OneRoster manifest"), "{e}");
+    read_fails_with(d2.path(), "is not a OneRoster manifest");
 
     let zips = tempfile::tempdir().unwrap();
     let make = |name: &str, entries: &[(&str, &[u8])]| {
@@ -459,17 +450,12 @@ fn exports_that_hold_nothing_are_errors() {
         p
     };
     let empty = make("empty.zip", &[]);
-    let e = source(&empty).read(&|_| {}).unwrap_err().to_string();
-    assert!(
-        e.contains("no users.csv, classes.csv or enrollments.csv"),
-        "{e}"
-    );
+    read_fails_with(&empty, "no users.csv, classes.csv or enrollments.csv");
     let nested = make(
         "nested.zip",
         &[("inner.zip", &std::fs::read(&empty).unwrap())],
     );
-    let e = source(&nested).read(&|_| {}).unwrap_err().to_string();
-    assert!(e.contains("holds another zip (inner.zip)"), "{e}");
+    read_fails_with(&nested, "holds another zip (inner.zip)");
     let users = format!("{USERS_12}s1,,,true,a,,Anna,Bakker,,1,a@x.nl,o1,\n");
     let two = make(
         "two.zip",
@@ -478,67 +464,44 @@ fn exports_that_hold_nothing_are_errors() {
             ("b/users.csv", users.as_bytes()),
         ],
     );
-    let e = source(&two).read(&|_| {}).unwrap_err().to_string();
-    assert!(
-        e.contains("holds users.csv twice (a/users.csv and b/users.csv)"),
-        "{e}"
-    );
+    read_fails_with(&two, "holds users.csv twice (a/users.csv and b/users.csv)");
 }
 
 #[test]
 fn a_semicolon_separated_export_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    write(
-        dir.path(),
+    let dir = export_with(&[(
         "users.csv",
         "sourcedId;givenName;familyName\ns1;Anna;Bakker\n",
-    );
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(
-        e.contains("users.csv:1: the columns are separated by semicolons"),
-        "{e}"
+    )]);
+    read_fails_with(
+        dir.path(),
+        "users.csv:1: the columns are separated by semicolons",
     );
 }
 
 #[test]
 fn duplicate_headers_and_non_files_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    write(
-        dir.path(),
+    let dir = export_with(&[(
         "users.csv",
         "sourcedId,givenName,familyName,email,EMAIL\ns1,A,B,a@x.nl,b@x.nl\n",
-    );
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(
-        e.contains("users.csv:1: column \"EMAIL\" appears twice"),
-        "{e}"
-    );
+    )]);
+    read_fails_with(dir.path(), "users.csv:1: column \"EMAIL\" appears twice");
 
     std::fs::remove_file(dir.path().join("users.csv")).unwrap();
     std::fs::create_dir(dir.path().join("users.csv")).unwrap();
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(e.contains("users.csv is not a regular file"), "{e}");
+    read_fails_with(dir.path(), "users.csv is not a regular file");
 
     std::fs::remove_dir(dir.path().join("users.csv")).unwrap();
     let fifo = dir.path().join("users.csv");
     let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let e = source(dir.path()).read(&|_| {}).unwrap_err().to_string();
-    assert!(e.contains("users.csv is not a regular file"), "{e}");
+    read_fails_with(dir.path(), "users.csv is not a regular file");
 }
 
 #[test]
 fn disabled_and_tobedeleted_users_are_leaving() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    write(
-        dir.path(),
-        "users.csv",
-        &format!(
-            "{USERS_12}s1,tobedeleted,,true,a,,Anna,Bakker,,1,,o1,\ns2,,,false,b,,Bram,Visser,,2,,o1,\n"
-        ),
+    let dir = users_export(
+        "s1,tobedeleted,,true,a,,Anna,Bakker,,1,,o1,\ns2,,,false,b,,Bram,Visser,,2,,o1,\n",
     );
     let r = read(dir.path());
     assert!(r.persons.iter().all(|p| p.status == Status::ToBeDeleted));
@@ -549,20 +512,18 @@ fn disabled_and_tobedeleted_users_are_leaving() {
 /// the role it had; an active user without one is held.
 #[test]
 fn a_leaver_without_a_role_is_read_and_an_active_one_held() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    write(
-        dir.path(),
-        "users.csv",
-        &format!(
-            "{USERS_12}s1,tobedeleted,,true,a,,Anna,Bakker,,1,,o1,\ns2,,,true,b,,Bram,Visser,,2,,o1,\ns3,,,true,c,,Cas,Smit,,3,,o1,\n"
+    let dir = export_with(&[
+        (
+            "users.csv",
+            &format!(
+                "{USERS_12}s1,tobedeleted,,true,a,,Anna,Bakker,,1,,o1,\ns2,,,true,b,,Bram,Visser,,2,,o1,\ns3,,,true,c,,Cas,Smit,,3,,o1,\n"
+            ),
         ),
-    );
-    write(
-        dir.path(),
-        "roles.csv",
-        &format!("{ROLES_12}r3,,,s3,primary,student,,,o1,\n"),
-    );
+        (
+            "roles.csv",
+            &format!("{ROLES_12}r3,,,s3,primary,student,,,o1,\n"),
+        ),
+    ]);
     let r = read(dir.path());
     let s1 = r
         .persons
@@ -577,13 +538,10 @@ fn a_leaver_without_a_role_is_read_and_an_active_one_held() {
 
 #[test]
 fn role_map_brings_in_staff_roles() {
-    let dir = tempfile::tempdir().unwrap();
-    small_export(dir.path());
-    write(
-        dir.path(),
+    let dir = export_with(&[(
         "roles.csv",
         &format!("{ROLES_12}r1,,,s1,primary,aide,,,o1,\nr2,,,s2,primary,student,,,o1,\n"),
-    );
+    )]);
     assert_eq!(
         read(dir.path()).persons.len(),
         1,
