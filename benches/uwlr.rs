@@ -7,7 +7,8 @@
 //! `cargo bench --bench uwlr` (set `UWLR_BENCH_SCALE=0.1` for a quick
 //! run). Prints MB/s of both, their ratio (aim: at least 0.5), the same
 //! ratio by CPU time (steadier while other processes share the cores) and
-//! peak RSS.
+//! peak RSS. `UWLR_BENCH_READER_ONLY=N` only parses N times (for `perf`
+//! or callgrind).
 
 mod common;
 use common::{peak_rss_mb, self_cpu_seconds};
@@ -133,6 +134,13 @@ fn main() {
         t.elapsed()
     );
     let rss0 = peak_rss_mb();
+    if let Ok(n) = std::env::var("UWLR_BENCH_READER_ONLY") {
+        for _ in 0..n.parse::<usize>().unwrap_or(10) {
+            let r = roster_from_answer(&bytes, "99AA00", false).unwrap();
+            std::hint::black_box(&r);
+        }
+        return;
+    }
     bare_loop(&bytes);
     let (mut bare, mut bare_cpu) = (f64::MAX, f64::MAX);
     let mut events = 0;

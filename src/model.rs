@@ -4,6 +4,7 @@
 pub mod platform;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -240,12 +241,111 @@ pub struct Group {
     pub course: Option<String>,
 }
 
+/// A person in a class. The ids are shared with every other membership of
+/// the same class or person ([`SharedIds`]): a roster holds eight or more
+/// memberships per person, and two strings of their own each were half of
+/// a parsed roster's memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Membership {
     pub status: Status,
-    pub group: String,
-    pub person: String,
+    pub group: Id,
+    pub person: Id,
     pub role: Role,
+}
+
+/// An id shared by reference: a clone copies a pointer. Reads, compares
+/// and prints as the `str` it holds.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(Arc<str>);
+
+impl Id {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Id {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Id {
+    fn from(s: &str) -> Id {
+        Id(Arc::from(s))
+    }
+}
+
+impl From<String> for Id {
+    fn from(s: String) -> Id {
+        Id(Arc::from(s))
+    }
+}
+
+impl std::fmt::Debug for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Id {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Id {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Id {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<Id> for String {
+    fn eq(&self, other: &Id) -> bool {
+        **self == *other.0
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Ids for [`Membership`]s, one allocation per distinct id however many
+/// memberships name it.
+#[derive(Debug, Default)]
+pub struct SharedIds(rustc_hash::FxHashSet<Id>);
+
+impl SharedIds {
+    /// The shared id equal to `id`.
+    pub fn get(&mut self, id: &str) -> Id {
+        if let Some(a) = self.0.get(id) {
+            return a.clone();
+        }
+        let a = Id::from(id);
+        self.0.insert(a.clone());
+        a
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -92,7 +92,8 @@ fn drop_leavers(r: &mut Roster) {
         .map(|p| p.sourced_id.clone())
         .collect();
     r.persons.retain(|p| !gone.contains(&p.sourced_id));
-    r.memberships.retain(|m| !gone.contains(&m.person));
+    r.memberships
+        .retain(|m| !gone.iter().any(|g| m.person == *g));
 }
 
 fn need(code: &str) -> PersonalNeed {
@@ -112,8 +113,8 @@ fn from_oke(mut r: Roster) -> Roster {
         g.sourced_id = school::from_oke_uuid(&g.sourced_id);
     }
     for m in &mut r.memberships {
-        m.person = school::from_oke_uuid(&m.person);
-        m.group = school::from_oke_uuid(&m.group);
+        m.person = school::from_oke_uuid(&m.person).into();
+        m.group = school::from_oke_uuid(&m.group).into();
     }
     r
 }

@@ -299,7 +299,7 @@ impl Policy {
                         Some(p) => p.clone(),
                         None => self.person_id(&m.person),
                     };
-                    let d = out.member_deltas.entry(m.group.clone()).or_default();
+                    let d = out.member_deltas.entry(m.group.to_string()).or_default();
                     if m.status == Status::Active {
                         d.add.insert(person);
                     } else {
@@ -310,15 +310,15 @@ impl Policy {
                     if m.status == Status::Active && in_scope_users.contains(m.person.as_str()) {
                         let person = match state_ids.get(m.person.as_str()) {
                             Some(p) => p.clone(),
-                            None => m.person.clone(),
+                            None => m.person.to_string(),
                         };
-                        match out.members.get_mut(&m.group) {
+                        match out.members.get_mut(m.group.as_str()) {
                             Some(set) => {
                                 set.insert(person);
                             }
                             None => {
                                 out.members
-                                    .insert(m.group.clone(), BTreeSet::from([person]));
+                                    .insert(m.group.to_string(), BTreeSet::from([person]));
                             }
                         }
                     }

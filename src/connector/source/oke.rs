@@ -32,8 +32,8 @@ use crate::connector::oke::{
 use crate::http::{Http, HttpError};
 use crate::model::{
     Accommodations, Completeness, ExamOffering, ExamPlanning, Group, Membership, Person,
-    PersonalNeed, Registration, RegistrationRole, RegistrationState, Role, Roster, SourceIssue,
-    Status,
+    PersonalNeed, Registration, RegistrationRole, RegistrationState, Role, Roster, SharedIds,
+    SourceIssue, Status,
 };
 use config::OkeSource as OkeSourceConfig;
 
@@ -280,6 +280,7 @@ impl OkeReader {
         }
         // class context
         let (mut groups, mut memberships) = (Vec::new(), Vec::new());
+        let mut ids = SharedIds::default();
         if self.class_context {
             let known: HashSet<&str> = persons.iter().map(|p| p.sourced_id.as_str()).collect();
             for (url, item) in self.pages("/groups", "").await? {
@@ -311,8 +312,8 @@ impl OkeReader {
                     }
                     memberships.push(Membership {
                         status: Status::Active,
-                        group: g.group_id.clone(),
-                        person: m.person_id,
+                        group: ids.get(&g.group_id),
+                        person: ids.get(&m.person_id),
                         role: match m.role.as_deref() {
                             Some("student") | None => Role::Student,
                             _ => Role::Teacher,

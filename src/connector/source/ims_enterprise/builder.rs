@@ -2,6 +2,7 @@
 //! bulk or delta, and the issues of skipped records.
 
 use super::*;
+use crate::model::Id;
 
 pub(super) struct PersonRec {
     pub(super) line: u64,
@@ -582,6 +583,8 @@ impl Builder<'_> {
     /// placed in orgs, classes given an org.
     fn memberships_of(&mut self, bulk: bool, members: &Members, out: &mut Out) {
         out.memberships.reserve_exact(self.memberships.len());
+        out.member_ids = vec![None; members.ids.len()];
+        out.group_ids = vec![None; members.groups.len()];
         let mut facts = GroupFacts::default();
         for m in std::mem::take(&mut self.memberships).into_iter() {
             let group = members.groups[m.group as usize].as_str();
@@ -722,8 +725,8 @@ impl Builder<'_> {
             }
             out.memberships.push(Membership {
                 status,
-                group: group.to_string(),
-                person: member.to_string(),
+                group: shared(&mut out.group_ids, m.group, group),
+                person: shared(&mut out.member_ids, m.member, member),
                 role,
             });
         }
@@ -752,7 +755,15 @@ struct Out {
     /// duplicates by (member, roletype) as numbers, one set per group (the
     /// set being filled stays in the cache)
     seen: Vec<FxHashSet<(u32, u32)>>,
+    /// The memberships' ids by member and group number, shared.
+    member_ids: Vec<Option<Id>>,
+    group_ids: Vec<Option<Id>>,
     ignored: usize,
+}
+
+/// The shared id of number `n` (`id`), made when first asked for.
+fn shared(ids: &mut [Option<Id>], n: u32, id: &str) -> Id {
+    ids[n as usize].get_or_insert_with(|| Id::from(id)).clone()
 }
 
 /// The member tables of the builder, by number.

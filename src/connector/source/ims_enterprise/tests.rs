@@ -67,7 +67,7 @@ fn membership_keys(r: &Roster) -> Vec<(String, String, Role, Status)> {
     let mut v: Vec<_> = r
         .memberships
         .iter()
-        .map(|m| (m.group.clone(), m.person.clone(), m.role, m.status))
+        .map(|m| (m.group.to_string(), m.person.to_string(), m.role, m.status))
         .collect();
     v.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
     v

@@ -20,7 +20,8 @@ use anyhow::{Result, anyhow, bail};
 
 use super::config::{AccommodationColumns, OneRosterCsvSource};
 use crate::model::{
-    Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
+    Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SharedIds,
+    SourceIssue, Status,
 };
 use guard::{Guarded, Limit};
 use input::Input;
@@ -904,6 +905,7 @@ impl Reader<'_> {
             .collect();
         let mut seen = HashSet::new();
         let mut memberships = Vec::new();
+        let mut ids = SharedIds::default();
         let mut ignored = 0usize;
         let mode = self.table(
             "enrollments",
@@ -959,8 +961,8 @@ impl Reader<'_> {
                 };
                 memberships.push(Membership {
                     status,
-                    group: class.to_string(),
-                    person: user.to_string(),
+                    group: ids.get(class),
+                    person: ids.get(user),
                     role,
                 });
             },

@@ -22,7 +22,8 @@ use crate::connector::source::oneroster::vocab::{
 };
 use crate::http::Http;
 use crate::model::{
-    Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
+    Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SharedIds,
+    SourceIssue, Status,
 };
 
 pub struct OneRosterRest {
@@ -379,6 +380,7 @@ impl OneRosterRest {
         // enrollments
         let bulk = mode == Completeness::Bulk;
         let mut memberships = Vec::new();
+        let mut ids = SharedIds::default();
         self.fetch_all("enrollments", since, |v, url| {
             let id = s(v, "sourcedId");
             let (Some(class), Some(user)) = (r(v, "class"), r(v, "user")) else {
@@ -427,8 +429,8 @@ impl OneRosterRest {
             };
             memberships.push(Membership {
                 status: st,
-                group: class.to_string(),
-                person: user.to_string(),
+                group: ids.get(class),
+                person: ids.get(user),
                 role,
             });
         })

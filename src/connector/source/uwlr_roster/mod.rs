@@ -40,10 +40,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use crate::model::{
-    Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
+    Completeness, Group, Id, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
 
 pub(crate) mod parse;
@@ -56,6 +56,9 @@ pub(crate) fn role_map(cfg: &BTreeMap<String, String>) -> HashMap<String, Role> 
         .filter_map(|(k, v)| Some((k.trim().to_ascii_uppercase(), Role::parse(v)?)))
         .collect()
 }
+
+/// Ids (the map's keys, shared with the memberships) → where they stand.
+type IdMap = hashbrown::HashMap<Id, Slot, rustc_hash::FxBuildHasher>;
 
 /// Where an id stands: the record it made ([`NONE`] while it made none,
 /// when held) and the last document it was in.
@@ -96,11 +99,15 @@ pub(crate) struct Builder {
     orgs: Vec<Org>,
     org_ids: FxHashSet<String>,
     persons: Vec<Person>,
+    /// The id of each of `persons`, shared with its memberships.
+    person_ids: Vec<Id>,
     /// person id → its person (index in `persons`)
-    person_at: FxHashMap<String, Slot>,
+    person_at: IdMap,
     groups: Vec<Group>,
+    /// The id of each of `groups`, shared with its memberships.
+    group_ids: Vec<Id>,
     /// class id → its class (index in `groups`)
-    group_at: FxHashMap<String, Slot>,
+    group_at: IdMap,
     memberships: Vec<Member>,
     /// Set when a membership may have been made twice (a person in two
     /// documents, references resolved at the end): checked at the end
@@ -138,9 +145,11 @@ impl Builder {
             orgs: Vec::new(),
             org_ids: FxHashSet::default(),
             persons: Vec::new(),
-            person_at: FxHashMap::default(),
+            person_ids: Vec::new(),
+            person_at: IdMap::default(),
             groups: Vec::new(),
-            group_at: FxHashMap::default(),
+            group_ids: Vec::new(),
+            group_at: IdMap::default(),
             memberships: Vec::new(),
             maybe_twice: false,
             refs: Vec::new(),
@@ -205,19 +214,21 @@ impl Builder {
         });
     }
 
-    /// Mark `id` as seen in the current document; false when it already
-    /// was (a duplicate). The slot it has (or a new one without record).
-    fn see(map: &mut FxHashMap<String, Slot>, id: &str, doc: u32) -> Option<Slot> {
-        match map.get_mut(id) {
-            Some(s) if s.doc == doc => None,
-            Some(s) => {
+    /// Mark `id` as seen in the current document; None when it already
+    /// was (a duplicate). The slot it has (or a new one without record)
+    /// and the id as shared.
+    fn see(map: &mut IdMap, id: &str, doc: u32) -> Option<(Slot, Id)> {
+        match map.get_key_value_mut(id) {
+            Some((_, s)) if s.doc == doc => None,
+            Some((k, s)) => {
                 s.doc = doc;
-                Some(*s)
+                Some((*s, k.clone()))
             }
             None => {
                 let s = Slot { at: NONE, doc };
-                map.insert(id.to_string(), s);
-                Some(s)
+                let k = Id::from(id);
+                map.insert(k.clone(), s);
+                Some((s, k))
             }
         }
     }
@@ -265,7 +276,7 @@ impl Builder {
         };
         let id = self.id(key.clone());
         let doc = self.doc();
-        let Some(slot) = Self::see(&mut self.group_at, &id, doc) else {
+        let Some((slot, shared)) = Self::see(&mut self.group_at, &id, doc) else {
             self.issue(
                 g.line,
                 Some(&id),
@@ -293,9 +304,10 @@ impl Builder {
             self.held_groups.insert(id);
             return;
         };
-        if let Some(s) = self.group_at.get_mut(&id) {
+        if let Some(s) = self.group_at.get_mut(id.as_str()) {
             s.at = self.groups.len() as u32;
         }
+        self.group_ids.push(shared);
         self.groups.push(Group {
             sourced_id: id,
             status: Status::Active,
@@ -320,7 +332,7 @@ impl Builder {
         };
         let id = self.id(key);
         let doc = self.doc();
-        let Some(slot) = Self::see(&mut self.person_at, &id, doc) else {
+        let Some((slot, shared)) = Self::see(&mut self.person_at, &id, doc) else {
             self.issue(
                 p.line,
                 Some(&id),
@@ -366,9 +378,10 @@ impl Builder {
             i
         } else {
             let i = self.persons.len() as u32;
-            if let Some(s) = self.person_at.get_mut(&id) {
+            if let Some(s) = self.person_at.get_mut(id.as_str()) {
                 s.at = i;
             }
+            self.person_ids.push(shared);
             self.persons.push(Person {
                 sourced_id: id,
                 status: Status::Active,
@@ -429,14 +442,14 @@ impl Builder {
                 .retain(|m| made.insert((m.group, m.person)));
         }
         self.drop_held_persons();
-        // the model's memberships own their ids: made once, at their final size
+        // made once, at their final size, the ids shared
         let memberships = self
             .memberships
             .iter()
             .map(|m| Membership {
                 status: Status::Active,
-                group: self.groups[m.group as usize].sourced_id.clone(),
-                person: self.persons[m.person as usize].sourced_id.clone(),
+                group: self.group_ids[m.group as usize].clone(),
+                person: self.person_ids[m.person as usize].clone(),
                 role: m.role,
             })
             .collect();
@@ -461,7 +474,7 @@ impl Builder {
     /// issues for classes that never came.
     fn resolve_refs(&mut self) {
         for r in std::mem::take(&mut self.refs) {
-            match self.group_at.get(&r.group) {
+            match self.group_at.get(r.group.as_str()) {
                 Some(s) if s.at != NONE => {
                     self.maybe_twice = true;
                     self.memberships.push(Member {
@@ -503,6 +516,11 @@ impl Builder {
             })
             .collect();
         self.persons.retain(|p| !held.contains(&p.sourced_id));
+        let mut at = 0;
+        self.person_ids.retain(|_| {
+            at += 1;
+            new_at[at - 1] != NONE
+        });
         self.memberships.retain_mut(|m| {
             m.person = new_at[m.person as usize];
             m.person != NONE

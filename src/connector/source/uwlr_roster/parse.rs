@@ -539,6 +539,21 @@ fn attrs<const N: usize>(
     want: [&[u8]; N],
 ) -> Result<[Option<String>; N], String> {
     let mut out = [const { None }; N];
+    if let Some(plain) = plain_attrs(e.attributes_raw(), want) {
+        for (o, v) in out.iter_mut().zip(plain) {
+            *o = v.map(String::from);
+        }
+        return Ok(out);
+    }
+    attrs_full(e, want)
+}
+
+/// [`attrs`] through quick-xml's attribute iterator: any tag.
+fn attrs_full<const N: usize>(
+    e: &BytesStart<'_>,
+    want: [&[u8]; N],
+) -> Result<[Option<String>; N], String> {
+    let mut out = [const { None }; N];
     let mut found = 0;
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|x| format!("bad attribute ({x}); fix or re-export"))?;
@@ -559,6 +574,10 @@ fn attrs<const N: usize>(
 /// [`attr`] appended to `out` (nothing when absent or empty), without an
 /// allocation of its own.
 fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), String> {
+    if let Some([v]) = plain_attrs(e.attributes_raw(), [want]) {
+        out.push_str(v.unwrap_or_default());
+        return Ok(());
+    }
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|x| format!("bad attribute ({x}); fix or re-export"))?;
         if local_name(a.key.as_ref()) == want {
@@ -566,6 +585,79 @@ fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// XML's white space.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The common case of [`attrs`], straight from a tag's raw attributes
+/// (quick-xml's attribute iterator costs more than the rest of a group
+/// reference together): `name="value"` pairs apart by white space, values
+/// with nothing to normalise, trim or check (ASCII, no reference, no
+/// control character, no space at either end). Values as [`attrs`] gives
+/// them (empty is absent; for a name given twice, as [`attrs`] takes it).
+/// None for anything else: the caller then reads the attributes the full
+/// way, which also reports what is wrong.
+fn plain_attrs<'a, const N: usize>(
+    raw: &'a [u8],
+    want: [&[u8]; N],
+) -> Option<[Option<&'a str>; N]> {
+    let mut out = [None; N];
+    let (mut i, mut found) = (0, 0);
+    loop {
+        while raw.get(i).is_some_and(|&b| is_space(b)) {
+            i += 1;
+        }
+        if i == raw.len() {
+            return Some(out);
+        }
+        let start = i;
+        while raw
+            .get(i)
+            .is_some_and(|&b| !matches!(b, b'=' | b'"' | b'\'' | b'<' | b'>') && !is_space(b))
+        {
+            i += 1;
+        }
+        let name = &raw[start..i];
+        let quote = *raw.get(i + 1)?;
+        if name.is_empty() || raw[i] != b'=' || !matches!(quote, b'"' | b'\'') {
+            return None;
+        }
+        let from = i + 2;
+        let len = memchr::memchr(quote, &raw[from..])?;
+        let value = &raw[from..from + len];
+        i = from + len + 1;
+        if raw.get(i).is_some_and(|&b| !is_space(b)) {
+            return None;
+        }
+        let Some(n) = want.iter().position(|w| *w == local_name(name)) else {
+            continue;
+        };
+        let (Some(&first), Some(&last)) = (value.first(), value.last()) else {
+            out[n] = None;
+            found += 1;
+            if found == N {
+                return Some(out);
+            }
+            continue;
+        };
+        if first == b' '
+            || last == b' '
+            || value
+                .iter()
+                .any(|&b| !(b' '..0x7f).contains(&b) || b == b'&')
+        {
+            return None;
+        }
+        // ASCII without control characters: valid UTF-8
+        out[n] = Some(std::str::from_utf8(value).ok()?);
+        found += 1;
+        if found == N {
+            return Some(out);
+        }
+    }
 }
 
 /// An attribute's value, normalised and trimmed, appended to `out`.
@@ -653,6 +745,61 @@ fn finish(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod plain_attributes {
+    use super::*;
+
+    fn start(tag: &str) -> BytesStart<'static> {
+        match Reader::from_str(tag).read_event().unwrap() {
+            Event::Start(e) | Event::Empty(e) => e.into_owned(),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn the_quick_path_reads_what_the_full_one_reads() {
+        for (tag, plain) in [
+            (r#"<groep key="G1"/>"#, true),
+            (
+                r#"<leerling key="L1" eckid="https://ketenid.nl/201703/ab">"#,
+                true,
+            ),
+            (r#"<leerling eckid='e' x:key='L1' other="o">"#, true),
+            (r#"<leerling  key=""   eckid="e" >"#, true),
+            ("<leerling\n\tkey=\"L1\"\r\n>", true),
+            (r#"<leerling key="L1" key="L2" eckid="e">"#, true),
+            (r#"<groep other="x"/>"#, true),
+            (r#"<groep/>"#, true),
+            (r#"<groep key = "G1"/>"#, false),
+            (r#"<groep key=" G1 "/>"#, false),
+            (r#"<groep key="G&amp;1"/>"#, false),
+            (r#"<groep key="G&#x31;"/>"#, false),
+            ("<groep key=\"G\t1\"/>", false),
+            (r#"<groep key="Gé"/>"#, false),
+            (r#"<groep key="G1"other="x"/>"#, false),
+            (r#"<groep key=G1/>"#, false),
+            (r#"<groep key/>"#, false),
+        ] {
+            let e = start(tag);
+            let quick = plain_attrs(e.attributes_raw(), [b"key".as_slice(), b"eckid"]);
+            assert_eq!(quick.is_some(), plain, "{tag}");
+            let full = attrs_full(&e, [b"key", b"eckid"]);
+            assert_eq!(attrs(&e, [b"key", b"eckid"]), full, "{tag}");
+            if let Some(q) = quick {
+                let q = q.map(|v| v.map(String::from));
+                assert_eq!(Ok(q), full, "{tag}");
+            }
+            let (mut a, mut b) = (String::new(), String::new());
+            let fast = attr_into(&e, b"key", &mut a);
+            let slow = attrs_full(&e, [b"key"]).map(|[v]| {
+                b.push_str(v.as_deref().unwrap_or_default());
+            });
+            assert_eq!(fast.is_ok(), slow.is_ok(), "{tag}");
+            assert_eq!(a, b, "{tag}");
+        }
+    }
 }
 
 #[cfg(test)]
