@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -354,11 +354,7 @@ async fn the_daemon_alerts_after_a_refused_run_in_slack_format() {
     let (_mails, smtp) = smtp_sink().await;
     let dir = tempfile::tempdir().unwrap();
     let export = copy_fixture("oneroster-1.2", dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let extra = format!(
         "{}\n[schedule]\nroster_every = \"1s\"\njitter = \"0s\"\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\n",
         alerts_section(dir.path(), &url, smtp, "format = \"slack\"")
@@ -367,16 +363,7 @@ async fn the_daemon_alerts_after_a_refused_run_in_slack_format() {
     let o = sisync_async(&loaded.file, &["sync", "roster"]).await;
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     shrink_export(&export);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(&loaded.file)
-        .arg("run")
-        .env_remove("SISYNC_CONFIG")
-        .env_remove("NOTIFY_SOCKET")
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon(&loaded.file);
     let deadline = Instant::now() + Duration::from_secs(30);
     let slack = loop {
         if let Some(b) = hook

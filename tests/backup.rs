@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::fake_scim::{FakeScim, TOKEN};
+use common::fake_scim::TOKEN;
 use common::*;
 use sisync::sync::RosterOptions;
 
@@ -26,10 +26,7 @@ fn mode(p: &Path) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_during_a_sync_restores_to_a_verifying_state_with_its_key() {
-    let fake = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, "");
+    let (fake, dir, export, loaded) = scim_bed("").await;
     let cfg = loaded.file.clone();
     let first = sync(&loaded, RosterOptions::default()).await;
     assert_eq!(first.failed(), 0);
@@ -132,10 +129,7 @@ async fn backup_during_a_sync_restores_to_a_verifying_state_with_its_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_is_refused_while_the_state_is_in_use_or_the_copy_is_broken() {
-    let fake = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, "");
+    let (_, dir, _, loaded) = scim_bed("").await;
     let cfg = loaded.file.clone();
     let report = sync(&loaded, RosterOptions::default()).await;
     assert_eq!(report.failed(), 0);
@@ -189,10 +183,7 @@ async fn restore_is_refused_while_the_state_is_in_use_or_the_copy_is_broken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tar_backup_is_one_0600_file_that_restores() {
-    let fake = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, "");
+    let (fake, dir, export, loaded) = scim_bed("").await;
     let report = sync(&loaded, RosterOptions::default()).await;
     assert_eq!(report.failed(), 0);
     let o = sisync(

@@ -381,10 +381,7 @@ async fn the_edexml_fixture_reads_as_its_uwlr_and_oneroster_forms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ims_fixture_syncs_to_the_same_platform_state_as_oneroster() {
     // OneRoster 1.2 CSV into one platform
-    let or_server = FakeScim::start(true).await;
-    let or_dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", or_dir.path());
-    let or_cfg = scim_config(or_dir.path(), &export, &or_server.base, TOKEN, "");
+    let (or_server, _or_dir, _, or_cfg) = scim_bed("").await;
     let r = sync(&or_cfg, RosterOptions::default()).await;
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
 

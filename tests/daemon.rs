@@ -25,14 +25,6 @@ fn admin_env() {
     unsafe { std::env::set_var("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN) };
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Daemon {
     child: Child,
     admin: String,

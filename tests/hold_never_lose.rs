@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fake_scim::{FakeScim, TOKEN};
+use common::fake_scim::FakeScim;
 use common::*;
 use sisync::store::{AuditFilter, Store};
 use sisync::sync::{self, Quiet, RosterOptions};
@@ -36,10 +36,7 @@ fn latin1_name(export: &std::path::Path, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_that_is_not_utf8_holds_the_student() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, dir, export, cfg) = scim_bed("").await;
     let r = sync(&cfg, run()).await;
     assert_eq!(r.outcome.as_ref().unwrap().users.created, 42);
     // a SCIM group carries its name and members, and the audit says so
@@ -80,10 +77,7 @@ async fn a_row_that_is_not_utf8_holds_the_student() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_enrolment_row_keeps_the_membership() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, _dir, export, cfg) = scim_bed("").await;
     sync(&cfg, run()).await;
     let members = |server: &FakeScim| {
         server
@@ -118,10 +112,7 @@ async fn a_bad_enrolment_row_keeps_the_membership() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_lost_on_the_platform_are_created_again() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, dir, export, cfg) = scim_bed("").await;
     sync(&cfg, run()).await;
 
     // the vendor restored an empty platform
@@ -175,16 +166,8 @@ async fn records_lost_on_the_platform_are_created_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_that_stops_answering_stops_the_run() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(
-        dir.path(),
-        &export,
-        &server.base,
-        TOKEN,
-        "max_retries = 0\nmax_consecutive_failures = 5\nconcurrency = 2\n",
-    );
+    let (server, dir, _, cfg) =
+        scim_bed("max_retries = 0\nmax_consecutive_failures = 5\nconcurrency = 2\n").await;
     server
         .inner
         .lock()
@@ -216,10 +199,7 @@ async fn a_platform_that_stops_answering_stops_the_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_sent_without_room_to_audit_it() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let mut cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, dir, _, mut cfg) = scim_bed("").await;
     cfg.config.state.min_free_mb = u64::MAX >> 21;
     let e = sync::roster(&cfg, run(), "user:test", &Quiet)
         .await

@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn scrape(url: &str, accept: Option<&str>) -> (String, String) {
     let mut req = reqwest::Client::new()
         .get(url)
@@ -50,16 +42,7 @@ async fn metrics_carry_build_and_process_info_every_series_and_both_formats() {
         "[schedule]\nroster_every = \"1h\"\njitter = \"0s\"\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\n"
     );
     let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, &extra);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .arg("--config")
-        .arg(&loaded.file)
-        .arg("run")
-        .env_remove("SISYNC_CONFIG")
-        .env_remove("NOTIFY_SOCKET")
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon(&loaded.file);
     let url = format!("http://127.0.0.1:{port}/metrics");
     let deadline = Instant::now() + Duration::from_secs(20);
     while reqwest::get(&url).await.is_err() {

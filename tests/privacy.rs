@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::fake_gradebook::{CLIENT_ID, CLIENT_SECRET, FakeGradebook};
+use common::fake_gradebook::{CLIENT_SECRET, FakeGradebook};
 use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
 use sisync::config::Loaded;
@@ -50,13 +50,9 @@ path = "inbox"
 kind = "oneroster-rest"
 base_url = "{}"
 timeout = "2s"
-[results.sink.auth]
-kind = "oauth2"
-token_url = "{}/token"
-client_id = "{CLIENT_ID}"
-client_secret_file = "gb-secret"
-"#,
-            gb.base, gb.base
+{}"#,
+            gb.base,
+            gb.sink_auth()
         ),
         None => String::new(),
     };

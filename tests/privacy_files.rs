@@ -50,20 +50,10 @@ fn qti(dir: &Path, name: &str, cands: &[&str]) {
 
 /// Every file under `dir` whose text holds `needle`.
 fn files_with(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read_to_string(&p).is_ok_and(|t| t.contains(needle)) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    common::files_under(dir)
+        .into_iter()
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(needle)))
+        .collect()
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::fake_gradebook::{CLIENT_ID, CLIENT_SECRET, FakeGradebook, Fault};
+use common::fake_gradebook::{CLIENT_SECRET, FakeGradebook, Fault};
 use common::{Platform, Source, TestConfig};
 use sisync::config::Loaded;
 use sisync::store::{AuditFilter, Store};
@@ -103,13 +103,9 @@ base_url = "{}"
 timeout = "1s"
 max_retries = 3
 {extra}
-[results.sink.auth]
-kind = "oauth2"
-token_url = "{}/token"
-client_id = "{CLIENT_ID}"
-client_secret_file = "gb-secret"
-"#,
-        gb.base, gb.base
+{}"#,
+        gb.base,
+        gb.sink_auth()
     )
 }
 

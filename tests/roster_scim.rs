@@ -14,10 +14,7 @@ fn run() -> RosterOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_creates_second_makes_no_writes_rename_patches_removal_deactivates() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, dir, export, cfg) = scim_bed("").await;
 
     // 1. first run creates every user and class
     let r = sync(&cfg, run()).await;
@@ -147,10 +144,7 @@ fn rusqlite_conn(store: &Store) -> rusqlite::Connection {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn safety_gate_refuses_mass_deactivation_and_writes_nothing() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, _dir, export, cfg) = scim_bed("").await;
     sync(&cfg, run()).await;
     // a half roster: everyone at the second school vanished
     edit(&export, "users.csv", |l| {
@@ -189,10 +183,7 @@ async fn safety_gate_refuses_mass_deactivation_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_state_never_creates_duplicates() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, dir, _, cfg) = scim_bed("").await;
     sync(&cfg, run()).await;
     for f in ["state.db", "state.db-wal", "state.db-shm"] {
         let _ = std::fs::remove_file(dir.path().join(f));
@@ -320,16 +311,7 @@ async fn wrong_token_fails_the_run_without_touching_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_and_scope_follow_the_privacy_config() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(
-        dir.path(),
-        &export,
-        &server.base,
-        TOKEN,
-        "user_name = \"username\"\n\n[privacy]\nfields = [\"name\", \"email\", \"groups\"]\nscope_orgs = [\"99AA01\"]\n",
-    );
+    let (server, _dir, _, cfg) = scim_bed("user_name = \"username\"\n\n[privacy]\nfields = [\"name\", \"email\", \"groups\"]\nscope_orgs = [\"99AA01\"]\n").await;
     let r = sync(&cfg, run()).await;
     assert_eq!(r.failed(), 0);
     let users = server.users();

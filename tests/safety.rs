@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::fake_scim::{FakeScim, TOKEN};
+use common::fake_scim::FakeScim;
 use common::*;
 use sisync::config::Loaded;
 use sisync::store::Store;
@@ -24,10 +24,7 @@ async fn refused_then_allowed(
     breakage: impl Fn(&std::path::Path),
     expected: &[&str],
 ) -> (FakeScim, Loaded, RosterReport) {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, dir, export, cfg) = scim_bed("").await;
     let first = sync(&cfg, RosterOptions::default()).await;
     assert!(first.refused.is_none());
     breakage(&export);
@@ -154,10 +151,7 @@ async fn bulk_without_classes_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_candidate_losing_extra_time_passes() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (_, _dir, export, cfg) = scim_bed("").await;
     sync(&cfg, RosterOptions::default()).await;
     edit(&export, "users.csv", |l| {
         if l.starts_with("stu-1003,") {
@@ -196,10 +190,7 @@ fn planned(users: &serde_json::Value, groups: &serde_json::Value) -> Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_plan_is_shown_and_approved_exactly_once() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, _dir, export, cfg) = scim_bed("").await;
     sync(&cfg, RosterOptions::default()).await;
     // half the enrolments gone and one pupil renamed
     let n = std::cell::Cell::new(0);
@@ -327,10 +318,7 @@ async fn held_plan_is_shown_and_approved_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approve_refuses_with_exit_5_when_the_state_moved() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, _dir, export, cfg) = scim_bed("").await;
     sync(&cfg, RosterOptions::default()).await;
     header_only(&export, "enrollments.csv");
     let id = sync(&cfg, RosterOptions::default())
@@ -376,10 +364,7 @@ async fn approve_refuses_with_exit_5_when_the_state_moved() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_removes_a_held_plan_naming_the_person() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (_, _dir, export, cfg) = scim_bed("").await;
     sync(&cfg, RosterOptions::default()).await;
     // every user renamed: the plan holds every user record
     edit(&export, "users.csv", |l| {

@@ -13,16 +13,8 @@ const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_fields_list_only_attributes_that_were_sent() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(
-        dir.path(),
-        &export,
-        &server.base,
-        TOKEN,
-        "\n[privacy]\nfields = [\"name\", \"role\", \"groups\"]\n",
-    );
+    let (server, _dir, _, cfg) =
+        scim_bed("\n[privacy]\nfields = [\"name\", \"role\", \"groups\"]\n").await;
     sync(&cfg, RosterOptions::default()).await;
     let bodies: String = server.writes().iter().map(|r| r.body.clone()).collect();
     assert!(!bodies.contains("emails") && !bodies.contains("extraTimePercent"));
@@ -95,10 +87,7 @@ async fn erased_person_gets_no_new_pseudonym_mapping() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_killed_with_sigkill_is_marked_interrupted_by_the_next_run() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (_, _dir, _, cfg) = scim_bed("").await;
     // what a process killed with SIGKILL leaves: a run row still
     // `running`, and no lock holder
     let killed = Store::open(&cfg.config.state.path)

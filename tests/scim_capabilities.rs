@@ -167,10 +167,7 @@ async fn a_platform_that_ignores_start_index_is_not_read_as_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_on_create_adopts_the_existing_record() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, dir, _, cfg) = scim_bed("").await;
     common::sync(&cfg, run()).await;
     {
         let mut inner = server.inner.lock().unwrap();
@@ -188,10 +185,7 @@ async fn a_conflict_on_create_adopts_the_existing_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_answered_with_501_falls_back_to_put() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, _dir, export, cfg) = scim_bed("").await;
     common::sync(&cfg, run()).await;
     server.inner.lock().unwrap().patch_501 = true;
     edit(&export, "users.csv", |l| {

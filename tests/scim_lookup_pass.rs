@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fake_scim::{FakeScim, Request, TOKEN};
+use common::fake_scim::Request;
 use common::*;
 use sisync::sync::RosterOptions;
 
@@ -22,10 +22,7 @@ fn lookups(r: &[Request]) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_creates_read_the_list_once_few_use_the_filter() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
+    let (server, dir, export, cfg) = scim_bed("").await;
 
     // 1. 42 users and 6 classes to create into an empty platform: per
     // resource one GET for the list's size and one for its (empty) page

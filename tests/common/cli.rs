@@ -15,6 +15,17 @@ pub fn sisync_cmd(cfg: &Path) -> Command {
     c
 }
 
+/// `sisync --config <cfg> run` started as the daemon, outside systemd
+/// (no `NOTIFY_SOCKET`), its stderr discarded.
+pub fn spawn_daemon(cfg: &Path) -> std::process::Child {
+    sisync_cmd(cfg)
+        .arg("run")
+        .env_remove("NOTIFY_SOCKET")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Run `sisync --config <cfg> <args>` to the end.
 pub fn sisync(cfg: &Path, args: &[&str]) -> Output {
     sisync_cmd(cfg).args(args).output().unwrap()

@@ -49,6 +49,15 @@ pub struct FakeGradebook {
 }
 
 impl FakeGradebook {
+    /// The `[results.sink.auth]` section for this gradebook: OAuth2 client
+    /// credentials, the secret in `gb-secret` beside the config.
+    pub fn sink_auth(&self) -> String {
+        format!(
+            "[results.sink.auth]\nkind = \"oauth2\"\ntoken_url = \"{}/token\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"gb-secret\"\n",
+            self.base
+        )
+    }
+
     pub async fn start() -> FakeGradebook {
         let inner = Arc::new(Mutex::new(Inner {
             slow: Duration::from_millis(2500),

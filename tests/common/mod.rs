@@ -18,7 +18,7 @@ pub mod test_pki;
 use std::path::{Path, PathBuf};
 
 #[allow(unused_imports)]
-pub use cli::{cli, parts, sisync, sisync_cmd, text};
+pub use cli::{cli, parts, sisync, sisync_cmd, spawn_daemon, text};
 #[allow(unused_imports)]
 pub use config::{Platform, Source, TestConfig};
 
@@ -33,6 +33,33 @@ pub fn repo() -> PathBuf {
 /// beside the repository (`../shared/specs`, present in CI as well).
 pub fn oke_spec() -> PathBuf {
     repo().join("../shared/specs/oke-1.0.1/specification/ooapiv5_MBO.yaml")
+}
+
+/// Every file under `dir`, at any depth, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Copy a fixture export into `dir/export` so a test can edit it.
@@ -120,4 +147,16 @@ pub async fn sync(loaded: &Loaded, opts: RosterOptions) -> RosterReport {
     sync::roster(loaded, opts, "user:test", &Quiet)
         .await
         .unwrap()
+}
+
+/// The usual SCIM test bed: (a fake SCIM platform that supports PATCH, a
+/// temporary directory, the copy of the OneRoster 1.2 CSV fixture in it,
+/// the config syncing that export to the fake with `extra` keys). Keep the
+/// directory bound (`_dir`) while the config is used.
+pub async fn scim_bed(extra: &str) -> (fake_scim::FakeScim, tempfile::TempDir, PathBuf, Loaded) {
+    let server = fake_scim::FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    let cfg = scim_config(dir.path(), &export, &server.base, fake_scim::TOKEN, extra);
+    (server, dir, export, cfg)
 }

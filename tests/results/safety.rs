@@ -263,19 +263,11 @@ async fn links_are_reported_and_temporary_names_skipped_in_the_inbox() {
 
 /// Every `*.csv` under `dir` (any depth), concatenated.
 fn csv_text(dir: &Path) -> String {
-    let mut out = String::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "csv") {
-                out.push_str(&std::fs::read_to_string(&p).unwrap());
-            }
-        }
-    }
-    out
+    common::files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
 }
 
 /// Stdout of a run that must succeed.
