@@ -255,14 +255,16 @@ async fn short_lived_tokens_are_renewed_before_expiry_and_once_after_a_401() {
     let (sis, sis_url) = start_sis().await;
     let scim = FakeScim::start(true).await;
     let dir = tempfile::tempdir().unwrap();
-    // 28 pages at 10 a second take about 2 s; tokens live 1 s
+    // 28 pages at 4 a second take about 7 s; tokens live 3 s and are
+    // renewed halfway, which leaves 1.5 s for a request to arrive on a
+    // loaded machine
     let cfg = oauth2_config(
         dir.path(),
         &sis_url,
         &scim.base,
-        "page_size = 5\nrate_limit = 10\n",
+        "page_size = 5\nrate_limit = 4\n",
     );
-    sis.lock().unwrap().token_life = Some(1);
+    sis.lock().unwrap().token_life = Some(3);
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0);
     assert_eq!(scim.users().len(), 42);
