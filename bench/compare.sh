@@ -14,7 +14,9 @@
 # state and audit written) against a plain Python script that reads the
 # export and writes the same files (bench/reference.py), and a no-change
 # rerun against a bare `csv` crate read of the export
-# (benches/floor_csv.rs).
+# (benches/floor_csv.rs). Each roster row is given by wall time and by CPU
+# time (user + system): on a shared machine the CPU ratio is the one to
+# trust.
 #
 # Wire (once; SISYNC_NO_WIRE=1 skips it), against the fast in-repo SCIM
 # and gradebook server of benches/floor_http.rs on loopback:
@@ -91,7 +93,7 @@ export_for() { # the roster export of $1 students, made once
 }
 
 printf '%-9s %-30s %8s %8s %8s\n' students workload sisync floor ratio
-declare -A FIRST RERUN
+declare -A FIRST RERUN FIRST_CPU RERUN_CPU
 for n in "${sizes[@]}"; do
   d="$work/$n"
   export=$(export_for "$n")
@@ -108,35 +110,42 @@ path = "$export"
 kind = "csv-drop"
 path = "drop"
 TOML
-  for f in first rerun py csv first_rss py_rss bfirst brerun bfirst_rss; do : >"$d/$f"; done
+  for f in first rerun py csv first_rss py_rss bfirst brerun bfirst_rss \
+    first_cpu rerun_cpu py_cpu csv_cpu bfirst_cpu brerun_cpu; do : >"$d/$f"; done
   for i in 1 2 3; do
     rm -rf "$d/state.db"* "$d/drop" "$d/py-out"
-    read -r s m _ < <(measure "$PY" bench/reference.py "$export" "$d/py-out")
-    echo "$s" >>"$d/py"; echo "$m" >>"$d/py_rss"
-    read -r s m _ < <(measure "$SISYNC" --config "$d/sisync.toml" sync roster)
-    echo "$s" >>"$d/first"; echo "$m" >>"$d/first_rss"
-    read -r s _ < <(measure "$SISYNC" --config "$d/sisync.toml" sync roster)
-    echo "$s" >>"$d/rerun"
-    read -r s _ < <(SISYNC_FLOOR_DIR="$export" measure "$FLOOR")
-    echo "$s" >>"$d/csv"
+    read -r s m c < <(measure "$PY" bench/reference.py "$export" "$d/py-out")
+    echo "$s" >>"$d/py"; echo "$m" >>"$d/py_rss"; echo "$c" >>"$d/py_cpu"
+    read -r s m c < <(measure "$SISYNC" --config "$d/sisync.toml" sync roster)
+    echo "$s" >>"$d/first"; echo "$m" >>"$d/first_rss"; echo "$c" >>"$d/first_cpu"
+    read -r s _ c < <(measure "$SISYNC" --config "$d/sisync.toml" sync roster)
+    echo "$s" >>"$d/rerun"; echo "$c" >>"$d/rerun_cpu"
+    read -r s _ c < <(SISYNC_FLOOR_DIR="$export" measure "$FLOOR")
+    echo "$s" >>"$d/csv"; echo "$c" >>"$d/csv_cpu"
     if [ -n "${SISYNC_BEFORE:-}" ]; then
       rm -rf "$d/state.db"* "$d/drop"
-      read -r s m _ < <(measure "$SISYNC_BEFORE" --config "$d/sisync.toml" sync roster)
-      echo "$s" >>"$d/bfirst"; echo "$m" >>"$d/bfirst_rss"
-      read -r s _ < <(measure "$SISYNC_BEFORE" --config "$d/sisync.toml" sync roster)
-      echo "$s" >>"$d/brerun"
+      read -r s m c < <(measure "$SISYNC_BEFORE" --config "$d/sisync.toml" sync roster)
+      echo "$s" >>"$d/bfirst"; echo "$m" >>"$d/bfirst_rss"; echo "$c" >>"$d/bfirst_cpu"
+      read -r s _ c < <(measure "$SISYNC_BEFORE" --config "$d/sisync.toml" sync roster)
+      echo "$s" >>"$d/brerun"; echo "$c" >>"$d/brerun_cpu"
     fi
   done
   rm -rf "$d/state.db"* "$d/drop" "$d/py-out"
   FIRST[$n]=$(median <"$d/first"); RERUN[$n]=$(median <"$d/rerun")
+  FIRST_CPU[$n]=$(median <"$d/first_cpu"); RERUN_CPU[$n]=$(median <"$d/rerun_cpu")
   py=$(median <"$d/py"); bare=$(median <"$d/csv")
+  py_cpu=$(median <"$d/py_cpu"); bare_cpu=$(median <"$d/csv_cpu")
   row "$n" "first sync vs python (s)" "${FIRST[$n]}" "$py"
+  row "$n" "first sync vs python, CPU (s)" "${FIRST_CPU[$n]}" "$py_cpu"
   row "$n" "first sync RSS vs python (MB)" "$(median <"$d/first_rss")" "$(median <"$d/py_rss")"
   row "$n" "rerun vs bare csv (s)" "${RERUN[$n]}" "$bare"
+  row "$n" "rerun vs bare csv, CPU (s)" "${RERUN_CPU[$n]}" "$bare_cpu"
   if [ -n "${SISYNC_BEFORE:-}" ]; then
     row "$n" "BEFORE first vs python" "$(median <"$d/bfirst")" "$py"
+    row "$n" "BEFORE first vs python, CPU" "$(median <"$d/bfirst_cpu")" "$py_cpu"
     row "$n" "BEFORE first RSS vs python" "$(median <"$d/bfirst_rss")" "$(median <"$d/py_rss")"
     row "$n" "BEFORE rerun vs bare csv" "$(median <"$d/brerun")" "$bare"
+    row "$n" "BEFORE rerun vs bare csv, CPU" "$(median <"$d/brerun_cpu")" "$bare_cpu"
   fi
 done
 
@@ -147,6 +156,8 @@ if [ ${#sizes[@]} -ge 2 ]; then
   exponent() { echo "$1 $2 $lo $hi" | awk '{ if ($1 > 0 && $2 > 0) printf "%.2f", log($2/$1)/log($4/$3); else print "-" }'; }
   printf '%-9s %-30s %8s %8s %8s\n' "$lo-$hi" "growth exponent, first sync" "${FIRST[$hi]}" "${FIRST[$lo]}" "$(exponent "${FIRST[$lo]}" "${FIRST[$hi]}")"
   printf '%-9s %-30s %8s %8s %8s\n' "$lo-$hi" "growth exponent, rerun" "${RERUN[$hi]}" "${RERUN[$lo]}" "$(exponent "${RERUN[$lo]}" "${RERUN[$hi]}")"
+  printf '%-9s %-30s %8s %8s %8s\n' "$lo-$hi" "growth exponent, first, CPU" "${FIRST_CPU[$hi]}" "${FIRST_CPU[$lo]}" "$(exponent "${FIRST_CPU[$lo]}" "${FIRST_CPU[$hi]}")"
+  printf '%-9s %-30s %8s %8s %8s\n' "$lo-$hi" "growth exponent, rerun, CPU" "${RERUN_CPU[$hi]}" "${RERUN_CPU[$lo]}" "$(exponent "${RERUN_CPU[$lo]}" "${RERUN_CPU[$hi]}")"
 fi
 
 [ -z "${SISYNC_NO_WIRE:-}" ] || exit 0
@@ -159,7 +170,7 @@ base=$(head -1 "$work/server.url")
 [ -n "$base" ] || { echo "the bench server did not start:" >&2; cat "$work/server.err" >&2; exit 1; }
 bench_post() { curl -fsS -X POST "$base/_bench/$1" >/dev/null; }
 seconds() { # a number from the last command's JSON report
-  "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$work/last.out" "$1"
+  "$PY" -c "import json,sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]], 3))" "$work/last.out" "$1"
 }
 echo bench >"$work/token"
 

@@ -3,7 +3,6 @@
 //! temporary folder, fsynced, renamed into place; and CSV bytes with a
 //! hash per row.
 
-use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -90,27 +89,64 @@ pub(crate) fn csv_bytes(
     rows: &[Vec<String>],
     guard: bool,
 ) -> Result<(Vec<u8>, Vec<String>), csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(header)?;
-    let mut hashes = Vec::with_capacity(rows.len());
+    let mut out = CsvOut::new(header, guard, true)?;
     for r in rows {
-        let r: Vec<Cow<'_, str>> = r
-            .iter()
-            .map(|c| {
-                if guard {
-                    csv_guard::guard(c)
-                } else {
-                    Cow::Borrowed(c.as_str())
-                }
-            })
-            .collect();
-        let r: Vec<&str> = r.iter().map(|c| c.as_ref()).collect();
-        let mut one = csv::Writer::from_writer(Vec::new());
-        one.write_record(&r)?;
-        hashes.push(sha256_hex(&one.into_inner().map_err(|e| e.into_error())?));
-        w.write_record(&r)?;
+        out.row(r)?;
     }
-    Ok((w.into_inner().map_err(|e| e.into_error())?, hashes))
+    out.finish()
+}
+
+/// CSV written row by row into memory, each row's bytes hashed (when
+/// asked) as they are written: no row is held twice, and no per-row
+/// writer or buffer is made (a first delivery holds hundreds of thousands
+/// of membership rows).
+pub(crate) struct CsvOut {
+    w: csv::Writer<Vec<u8>>,
+    guard: bool,
+    hashes: Option<Vec<String>>,
+    /// Where the row being written starts in the output.
+    mark: usize,
+}
+
+impl CsvOut {
+    pub(crate) fn new(header: &[&str], guard: bool, hashed: bool) -> Result<CsvOut, csv::Error> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(header)?;
+        w.flush()?;
+        let mark = w.get_ref().len();
+        Ok(CsvOut {
+            w,
+            guard,
+            hashes: hashed.then(Vec::new),
+            mark,
+        })
+    }
+
+    /// One row; its hash is the SHA-256 of exactly the bytes it adds.
+    pub(crate) fn row<S: AsRef<str>>(&mut self, cells: &[S]) -> Result<(), csv::Error> {
+        for c in cells {
+            let c = c.as_ref();
+            if self.guard {
+                self.w.write_field(csv_guard::guard(c).as_bytes())?;
+            } else {
+                self.w.write_field(c)?;
+            }
+        }
+        self.w.write_record(None::<&[u8]>)?;
+        if let Some(hashes) = &mut self.hashes {
+            self.w.flush()?;
+            let bytes = self.w.get_ref();
+            hashes.push(sha256_hex(&bytes[self.mark..]));
+            self.mark = bytes.len();
+        }
+        Ok(())
+    }
+
+    /// The bytes, and the row hashes in row order (empty when not hashed).
+    pub(crate) fn finish(self) -> Result<(Vec<u8>, Vec<String>), csv::Error> {
+        let bytes = self.w.into_inner().map_err(|e| e.into_error())?;
+        Ok((bytes, self.hashes.unwrap_or_default()))
+    }
 }
 
 /// `privacy erase` at a file platform: a folder `sisync-<time>-erase/`
@@ -158,4 +194,37 @@ pub(crate) fn erase_by_drop(
         delivered: Some(folder),
         note: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_hashes_are_of_each_row_alone() {
+        let rows = vec![
+            vec!["u1".to_string(), "=1+1".to_string(), "a,b".to_string()],
+            vec!["u2".to_string(), String::new(), "say \"hi\"".to_string()],
+        ];
+        let (bytes, hashes) = csv_bytes(&["id", "x", "y"], &rows, true).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        assert_eq!(lines[0], "id,x,y\n");
+        assert_eq!(lines[1], "u1,'=1+1,\"a,b\"\n");
+        assert_eq!(hashes.len(), 2);
+        for (line, h) in lines[1..].iter().zip(&hashes) {
+            assert_eq!(*h, sha256_hex(line.as_bytes()));
+        }
+        // unhashed: the same bytes, no hashes
+        let mut out = CsvOut::new(&["id", "x", "y"], true, false).unwrap();
+        for r in &rows {
+            out.row(r).unwrap();
+        }
+        let (same, none) = out.finish().unwrap();
+        assert_eq!(same, text.as_bytes());
+        assert!(none.is_empty());
+        // a row of another length is refused, as before
+        let mut out = CsvOut::new(&["id", "x"], false, true).unwrap();
+        assert!(out.row(&["only"]).is_err());
+    }
 }

@@ -287,14 +287,6 @@ fn row_id_hash(nonce: Option<&str>, record_id: &str) -> String {
     }
 }
 
-/// 128 random bits from the operating system, hex.
-pub(crate) fn random_hex16() -> Result<String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b)
-        .map_err(|e| anyhow::anyhow!("the operating system gave no random bytes: {e}"))?;
-    Ok(hex::encode(b))
-}
-
 /// The chained hash of an entry: every column but `record_id` (covered by
 /// `record_id_hash`) and `entry_hash` itself, unit-separated.
 fn entry_hash(r: &AuditRow) -> String {
@@ -325,64 +317,119 @@ fn entry_hash(r: &AuditRow) -> String {
 
 /// Append one entry inside the caller's transaction.
 pub(crate) fn append(tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
-    let (last_seq, last_hash): (i64, String) = tx
-        .prepare_cached("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => anyhow::anyhow!(
-                "the audit head (table audit_head) is missing: the audit log was tampered with; nothing was written; run `sisync audit verify` and restore the state database from a backup"
-            ),
-            e => e.into(),
-        })?;
-    let nonce = random_hex16()?;
-    let mut row = AuditRow {
-        seq: last_seq + 1,
-        at: super::now(),
-        actor: e.actor.clone(),
-        run_id: e.run_id,
-        direction: e.direction.to_string(),
-        endpoint: e.endpoint.clone(),
-        action: e.action.to_string(),
-        record_kind: e.record_kind.to_string(),
-        record_id: Some(e.record_id.clone()),
-        record_id_hash: id_hash(&nonce, &e.record_id),
-        id_nonce: Some(nonce),
-        fields: e.fields.clone(),
-        payload_sha256: e.payload_sha256.clone(),
-        outcome: e.outcome.to_string(),
-        detail: e.detail.clone(),
-        prev_hash: last_hash,
-        entry_hash: String::new(),
-    };
-    row.entry_hash = entry_hash(&row);
-    tx.prepare_cached(
-        "INSERT INTO audit (seq, at, actor, run_id, direction, endpoint, action, record_kind, record_id,
-                            record_id_hash, fields, payload_sha256, outcome, detail, prev_hash, entry_hash,
-                            id_nonce)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?
-    .execute(params![
-            row.seq,
-            row.at,
-            row.actor,
-            row.run_id,
-            row.direction,
-            row.endpoint,
-            row.action,
-            row.record_kind,
-            row.record_id,
-            row.record_id_hash,
-            row.fields,
-            row.payload_sha256,
-            row.outcome,
-            row.detail,
-            row.prev_hash,
-            row.entry_hash,
-            row.id_nonce,
-    ])?;
-    tx.prepare_cached("UPDATE audit_head SET last_seq = ?1, last_hash = ?2 WHERE id = 1")?
-        .execute(params![row.seq, row.entry_hash])?;
-    Ok(row.seq)
+    let mut chain = Chain::open(tx)?;
+    let seq = chain.append(tx, e)?;
+    chain.close(tx)?;
+    Ok(seq)
+}
+
+/// The chain's head held in memory while many entries are appended in one
+/// transaction: the head row is read once and written once
+/// ([`Chain::close`]), not once per entry, and the salts come from one
+/// buffer of random bytes. Entries and hashes are the same as one
+/// [`append`] each.
+pub(crate) struct Chain {
+    last_seq: i64,
+    last_hash: String,
+    random: Vec<u8>,
+    appended: usize,
+}
+
+impl Chain {
+    pub(crate) fn open(tx: &Transaction<'_>) -> Result<Chain> {
+        let (last_seq, last_hash) = tx
+            .prepare_cached("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => anyhow::anyhow!(
+                    "the audit head (table audit_head) is missing: the audit log was tampered with; nothing was written; run `sisync audit verify` and restore the state database from a backup"
+                ),
+                e => e.into(),
+            })?;
+        Ok(Chain {
+            last_seq,
+            last_hash,
+            random: Vec::new(),
+            appended: 0,
+        })
+    }
+
+    /// 128 random bits from the operating system, hex: the first salt of
+    /// a chain alone (most appends are one entry), then 256 at a time.
+    fn nonce(&mut self) -> Result<String> {
+        if self.random.len() < 16 {
+            let salts = if self.appended == 0 { 1 } else { 256 };
+            self.random.resize(16 * salts, 0);
+            getrandom::fill(&mut self.random)
+                .map_err(|e| anyhow::anyhow!("the operating system gave no random bytes: {e}"))?;
+        }
+        let at = self.random.len() - 16;
+        let nonce = hex::encode(&self.random[at..]);
+        // each salt is taken off the buffer: never handed out twice
+        self.random.truncate(at);
+        Ok(nonce)
+    }
+
+    pub(crate) fn append(&mut self, tx: &Transaction<'_>, e: &AuditEntry) -> Result<i64> {
+        let nonce = self.nonce()?;
+        let mut row = AuditRow {
+            seq: self.last_seq + 1,
+            at: super::now(),
+            actor: e.actor.clone(),
+            run_id: e.run_id,
+            direction: e.direction.to_string(),
+            endpoint: e.endpoint.clone(),
+            action: e.action.to_string(),
+            record_kind: e.record_kind.to_string(),
+            record_id: Some(e.record_id.clone()),
+            record_id_hash: id_hash(&nonce, &e.record_id),
+            id_nonce: Some(nonce),
+            fields: e.fields.clone(),
+            payload_sha256: e.payload_sha256.clone(),
+            outcome: e.outcome.to_string(),
+            detail: e.detail.clone(),
+            prev_hash: std::mem::take(&mut self.last_hash),
+            entry_hash: String::new(),
+        };
+        row.entry_hash = entry_hash(&row);
+        tx.prepare_cached(
+            "INSERT INTO audit (seq, at, actor, run_id, direction, endpoint, action, record_kind, record_id,
+                                record_id_hash, fields, payload_sha256, outcome, detail, prev_hash, entry_hash,
+                                id_nonce)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?
+        .execute(params![
+                row.seq,
+                row.at,
+                row.actor,
+                row.run_id,
+                row.direction,
+                row.endpoint,
+                row.action,
+                row.record_kind,
+                row.record_id,
+                row.record_id_hash,
+                row.fields,
+                row.payload_sha256,
+                row.outcome,
+                row.detail,
+                row.prev_hash,
+                row.entry_hash,
+                row.id_nonce,
+        ])?;
+        self.last_seq = row.seq;
+        self.last_hash = row.entry_hash;
+        self.appended += 1;
+        Ok(row.seq)
+    }
+
+    /// Write the head: the last entry appended. Must run before the
+    /// transaction commits (a head behind its entries fails `verify`).
+    pub(crate) fn close(self, tx: &Transaction<'_>) -> Result<()> {
+        tx.prepare_cached("UPDATE audit_head SET last_seq = ?1, last_hash = ?2 WHERE id = 1")?
+            .execute(params![self.last_seq, self.last_hash])?;
+        Ok(())
+    }
 }
 
 /// Filters of `sisync audit list`. Times are RFC 3339 UTC strings.
@@ -662,6 +709,34 @@ fn os_user_name() -> String {
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    #[test]
+    fn a_batch_chains_like_single_appends_with_fresh_salts() {
+        let mut s = Store::in_memory().unwrap();
+        s.audit_append(&[AuditEntry::test_entry("first")]).unwrap();
+        // more entries than one buffer of salts holds
+        let mut batch = s.batch().unwrap();
+        for i in 0..300 {
+            batch
+                .add(None, &AuditEntry::test_entry(&format!("u{i}")))
+                .unwrap();
+        }
+        batch.commit().unwrap();
+        s.audit_append(&[AuditEntry::test_entry("last")]).unwrap();
+        let r = s.audit_verify().unwrap();
+        assert!(r.ok(), "{r:?}");
+        assert_eq!((r.entries, r.last_seq), (302, 302));
+        assert_eq!(s.audit_head().unwrap().unwrap().0, 302);
+        let nonces: std::collections::HashSet<String> = s
+            .conn()
+            .prepare("SELECT id_nonce FROM audit")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(nonces.len(), 302);
+    }
 
     #[test]
     fn stored_vocabularies_keep_their_names() {

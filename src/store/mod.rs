@@ -497,13 +497,27 @@ impl Store {
 
     /// Stored group membership (sourcedIds), by group.
     pub fn load_members(&self) -> Result<HashMap<String, BTreeSet<String>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT group_id, person_id FROM group_members")?;
+        // in key order, so each group's members come together and sorted:
+        // one map entry per group, and each set built in one pass from a
+        // sorted list instead of one insert (and its comparisons) per row
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT group_id, person_id FROM group_members ORDER BY group_id, person_id",
+        )?;
         let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut group: Option<String> = None;
+        let mut members: Vec<String> = Vec::new();
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            out.entry(r.get(0)?).or_default().insert(r.get(1)?);
+            let g = r.get_ref(0)?.as_str()?;
+            if group.as_deref() != Some(g) {
+                if let Some(done) = group.replace(g.to_string()) {
+                    out.insert(done, std::mem::take(&mut members).into_iter().collect());
+                }
+            }
+            members.push(r.get(1)?);
+        }
+        if let Some(done) = group {
+            out.insert(done, members.into_iter().collect());
         }
         Ok(out)
     }
@@ -769,15 +783,16 @@ impl Store {
     /// Start a transaction that collects many changes without holding them
     /// all in memory; nothing lands unless [`Batch::commit`] is called.
     pub fn batch(&mut self) -> Result<Batch<'_>> {
-        Ok(Batch {
-            tx: self.conn.transaction()?,
-        })
+        let tx = self.conn.transaction()?;
+        let chain = audit::Chain::open(&tx)?;
+        Ok(Batch { tx, chain })
     }
 }
 
 /// An open transaction of record changes and audit entries.
 pub struct Batch<'a> {
     tx: Transaction<'a>,
+    chain: audit::Chain,
 }
 
 impl Batch<'_> {
@@ -785,33 +800,36 @@ impl Batch<'_> {
         if let Some(change) = change {
             upsert_record(&self.tx, change)?;
         }
-        audit::append(&self.tx, entry)?;
+        self.chain.append(&self.tx, entry)?;
         Ok(())
     }
 
     pub fn commit(self) -> Result<()> {
+        self.chain.close(&self.tx)?;
         self.tx.commit()?;
         Ok(())
     }
 }
 
 fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
-    let previous: Option<(bool, Option<String>)> = tx
-        .prepare_cached(
-            "SELECT active, deactivated_at FROM records WHERE kind = ?1 AND sourced_id = ?2",
-        )?
-        .query_row(params![c.kind.as_str(), c.sourced_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
     let now = now();
     let deactivated_at = if c.state.active {
         None
-    } else if let Some((false, at)) = previous {
-        // keep the original moment it left
-        at.or(Some(now.clone()))
     } else {
-        Some(now.clone())
+        // an inactive record keeps the original moment it left: the old
+        // row is read only then
+        let previous: Option<(bool, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT active, deactivated_at FROM records WHERE kind = ?1 AND sourced_id = ?2",
+            )?
+            .query_row(params![c.kind.as_str(), c.sourced_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match previous {
+            Some((false, at)) => at.or(Some(now.clone())),
+            _ => Some(now.clone()),
+        }
     };
     tx.prepare_cached(
         "INSERT INTO records (kind, sourced_id, hash, field_hashes, platform_id, active, updated_at, deactivated_at, accommodations)

@@ -312,6 +312,7 @@ impl Store {
         give_up_before: &str,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
+        let mut chain = audit::Chain::open(&tx)?;
         let t = now();
         for (key, outcome, entry) in outcomes {
             match outcome {
@@ -356,8 +357,9 @@ impl Store {
                     .execute(params![key, reason, t])?;
                 }
             }
-            audit::append(&tx, entry)?;
+            chain.append(&tx, entry)?;
         }
+        chain.close(&tx)?;
         tx.commit()?;
         Ok(())
     }

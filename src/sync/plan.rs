@@ -5,6 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+// sets of record ids looked up once per user or membership: Fx, not
+// SipHash (ids come from the school's own export, not from strangers)
+use rustc_hash::FxHashSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Completeness, SourceIssue, TrackedField};
@@ -319,18 +323,36 @@ fn count_group_losses(state: &State, p: &mut Plan) {
     let empty = BTreeSet::new();
     for c in &p.groups {
         let before = state.members.get(&c.external_id).unwrap_or(&empty);
-        let after: HashSet<&str> = c.group.members.iter().map(String::as_str).collect();
-        p.gate.memberships_removed += before
-            .iter()
-            .filter(|m| !after.contains(m.as_str()))
-            .count();
+        p.gate.memberships_removed += removed(before, &c.group.members);
         let was_active = state.groups.get(&c.external_id).is_some_and(|s| s.active);
         if was_active
-            && (c.action == Action::Deactivate || (after.is_empty() && !before.is_empty()))
+            && (c.action == Action::Deactivate
+                || (c.group.members.is_empty() && !before.is_empty()))
         {
             p.gate.groups_lost += 1;
         }
     }
+}
+
+/// How many of `before` are not in `after`: a walk of both in order when
+/// `after` is sorted (as planned groups are), else by lookup.
+fn removed(before: &BTreeSet<String>, after: &[String]) -> usize {
+    if !after.is_sorted() {
+        let after: HashSet<&str> = after.iter().map(String::as_str).collect();
+        return before
+            .iter()
+            .filter(|m| !after.contains(m.as_str()))
+            .count();
+    }
+    let mut after = after.iter().peekable();
+    let mut n = 0;
+    for m in before {
+        while after.next_if(|a| a.as_str() < m.as_str()).is_some() {}
+        if after.next_if(|a| *a == m).is_none() {
+            n += 1;
+        }
+    }
+    n
 }
 
 fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<TrackedField> {
@@ -348,7 +370,8 @@ fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<TrackedField> {
 }
 
 fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool, p: &mut Plan) {
-    let mut desired: HashSet<String> = HashSet::with_capacity(users.len());
+    let mut desired: FxHashSet<String> =
+        FxHashSet::with_capacity_and_hasher(users.len(), Default::default());
     for u in users {
         desired.insert(u.external_id.clone());
         if m.held_users.contains(&u.external_id) {
@@ -447,7 +470,7 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
             reduces_accommodations: false,
         });
     };
-    let mut leaving: HashSet<&str> = HashSet::new();
+    let mut leaving: FxHashSet<&str> = FxHashSet::default();
     for id in &m.leaving {
         if !leaving.insert(id.as_str()) || desired.contains(id.as_str()) {
             continue;
@@ -488,8 +511,8 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         return;
     }
     // Who will be an active user on the platform after this plan.
-    let will_be_active: HashSet<&str> = {
-        let mut s: HashSet<&str> = state
+    let will_be_active: FxHashSet<&str> = {
+        let mut s: FxHashSet<&str> = state
             .users
             .iter()
             .filter(|(_, st)| st.active)
@@ -513,7 +536,7 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         .iter()
         .map(|g| (g.external_id.as_str(), g))
         .collect();
-    let leaving: HashSet<&str> = m.groups_leaving.iter().map(String::as_str).collect();
+    let leaving: FxHashSet<&str> = m.groups_leaving.iter().map(String::as_str).collect();
     // Which groups to look at.
     let mut ids: BTreeSet<&str> = records.keys().copied().collect();
     match m.memberships_completeness {
@@ -558,6 +581,11 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         }
         let stored = state.members.get(id).unwrap_or(&empty);
         let members: BTreeSet<String> = match m.memberships_completeness {
+            Completeness::Bulk if m.held_users.is_empty() => {
+                // the common case: the source's set as it is, not copied
+                // first (filtered below)
+                BTreeSet::new()
+            }
             Completeness::Delta => {
                 let mut s = stored.clone();
                 if let Some(d) = m.member_deltas.get(id) {
@@ -587,10 +615,21 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
             Completeness::Absent => stored.clone(),
         };
         // never list someone who is not (or no longer) an active user
-        let members: Vec<String> = members
-            .into_iter()
-            .filter(|u| will_be_active.contains(u.as_str()))
-            .collect();
+        let members: Vec<String> =
+            if m.memberships_completeness == Completeness::Bulk && m.held_users.is_empty() {
+                m.members
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .filter(|u| will_be_active.contains(u.as_str()))
+                    .cloned()
+                    .collect()
+            } else {
+                members
+                    .into_iter()
+                    .filter(|u| will_be_active.contains(u.as_str()))
+                    .collect()
+            };
         let group = match record {
             Some(g) => PlatformGroup {
                 members,

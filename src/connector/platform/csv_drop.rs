@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::config::Field;
-use crate::connector::drop_folder::{csv_bytes, write_folder_as};
+use crate::connector::drop_folder::{CsvOut, csv_bytes, write_folder_as};
 use crate::connector::{ChangeSet, Delivery, FileSink, SinkError};
 use crate::model::platform::PlatformUser;
 
@@ -270,7 +270,14 @@ impl FileSink for CsvDrop {
                 gh.push("org");
             }
             let mut grows = Vec::new();
-            let mut mrows = Vec::new();
+            // memberships carry no audit hash of their own (the group's
+            // entry covers them): written straight through, unhashed
+            let mut members = CsvOut::new(
+                &["groupExternalId", "userExternalId"],
+                self.formula_guard,
+                false,
+            )
+            .map_err(enc)?;
             for (g, active) in &changes.groups {
                 let mut r = vec![
                     g.external_id.clone(),
@@ -282,7 +289,9 @@ impl FileSink for CsvDrop {
                 }
                 grows.push(r);
                 for m in &g.members {
-                    mrows.push(vec![g.external_id.clone(), m.clone()]);
+                    members
+                        .row(&[g.external_id.as_str(), m.as_str()])
+                        .map_err(enc)?;
                 }
             }
             let (bytes, hashes) = csv_bytes(&gh, &grows, self.formula_guard).map_err(enc)?;
@@ -290,13 +299,7 @@ impl FileSink for CsvDrop {
                 row_hashes.insert(("groups.csv".to_string(), r[0].clone()), h);
             }
             files.push(("groups.csv", bytes));
-            let (bytes, _) = csv_bytes(
-                &["groupExternalId", "userExternalId"],
-                &mrows,
-                self.formula_guard,
-            )
-            .map_err(enc)?;
-            files.push(("memberships.csv", bytes));
+            files.push(("memberships.csv", members.finish().map_err(enc)?.0));
         }
 
         if self.has(Field::Registrations) {

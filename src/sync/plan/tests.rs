@@ -227,3 +227,16 @@ fn new_user_without_role_in_delta_is_held() {
             .any(|i| i.record_id.as_deref() == Some("stu-1037"))
     );
 }
+
+#[test]
+fn removed_members_counted_by_walk_and_by_lookup_alike() {
+    let before: BTreeSet<String> = ["a", "c", "d", "f"].map(String::from).into();
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // sorted: walked in order
+    assert_eq!(removed(&before, &ids(&["b", "c", "f", "g"])), 2);
+    assert_eq!(removed(&before, &ids(&[])), 4);
+    assert_eq!(removed(&before, &ids(&["a", "c", "d", "f"])), 0);
+    // not sorted: looked up
+    assert_eq!(removed(&before, &ids(&["f", "c", "b"])), 2);
+    assert_eq!(removed(&BTreeSet::new(), &ids(&["x"])), 0);
+}
