@@ -146,19 +146,8 @@ async fn full_sync_into_scim2_server() {
     assert!(sync(&cfg, RosterOptions::default()).await.plan.is_empty());
 
     // rename and removal round-trip through PATCH on the real server
-    edit(&export, "users.csv", |l| {
-        Some(if l.starts_with("stu-1009,") {
-            l.replace(",Lotte,Jansen,", ",Lotte,Brouwer,")
-        } else {
-            l.to_string()
-        })
-    });
-    edit(&export, "users.csv", |l| {
-        (!l.starts_with("stu-1014,")).then(|| l.to_string())
-    });
-    edit(&export, "enrollments.csv", |l| {
-        (!l.contains(",stu-1014,")).then(|| l.to_string())
-    });
+    edit_user(&export, "stu-1009", ",Lotte,Jansen,", ",Lotte,Brouwer,");
+    remove_person(&export, "stu-1014");
     let r = sync(&cfg, RosterOptions::default()).await;
     let o = r.outcome.as_ref().unwrap();
     assert_eq!(o.failed(), 0, "{:?}", o.failures);
