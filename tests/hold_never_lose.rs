@@ -122,13 +122,7 @@ async fn records_lost_on_the_platform_are_created_again() {
         inner.groups.clear();
     }
     // a normal run with one rename: that user comes back
-    edit(&export, "users.csv", |l| {
-        Some(if l.starts_with("stu-1009,") {
-            l.replace(",Lotte,Jansen,", ",Lotte,Brouwer,")
-        } else {
-            l.to_string()
-        })
-    });
+    edit_user(&export, "stu-1009", ",Lotte,Jansen,", ",Lotte,Brouwer,");
     let r = sync(&cfg, run()).await;
     let o = r.outcome.as_ref().unwrap();
     assert_eq!((o.failed(), o.recreated), (0, 1), "{:?}", o.failures);

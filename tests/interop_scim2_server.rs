@@ -11,6 +11,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::real_peer::by_ext;
 use common::*;
 use serde_json::Value;
 use sisync::sync::RosterOptions;
@@ -63,38 +64,7 @@ fn start_peer() -> Peer {
 
 /// Every resource of a type, paged.
 async fn all(peer: &Peer, resource: &str) -> Vec<Value> {
-    let client = reqwest::Client::new();
-    let mut out = Vec::new();
-    let mut start = 1;
-    loop {
-        let v: Value = client
-            .get(format!(
-                "{}/{resource}?startIndex={start}&count=50",
-                peer.url
-            ))
-            .bearer_auth(&peer.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let page = v["Resources"].as_array().cloned().unwrap_or_default();
-        let n = page.len();
-        out.extend(page);
-        let total = v["totalResults"].as_u64().unwrap_or(0) as usize;
-        if n == 0 || out.len() >= total {
-            break;
-        }
-        start += n;
-    }
-    out
-}
-
-fn by_ext<'a>(list: &'a [Value], ext: &str) -> &'a Value {
-    list.iter()
-        .find(|u| u["externalId"] == ext)
-        .unwrap_or_else(|| panic!("{ext} not on the server"))
+    real_peer::all_at(&peer.url, &peer.token, resource).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,19 +116,8 @@ async fn full_sync_into_scim2_server() {
     assert!(sync(&cfg, RosterOptions::default()).await.plan.is_empty());
 
     // rename and removal round-trip through PATCH on the real server
-    edit(&export, "users.csv", |l| {
-        Some(if l.starts_with("stu-1009,") {
-            l.replace(",Lotte,Jansen,", ",Lotte,Brouwer,")
-        } else {
-            l.to_string()
-        })
-    });
-    edit(&export, "users.csv", |l| {
-        (!l.starts_with("stu-1014,")).then(|| l.to_string())
-    });
-    edit(&export, "enrollments.csv", |l| {
-        (!l.contains(",stu-1014,")).then(|| l.to_string())
-    });
+    edit_user(&export, "stu-1009", ",Lotte,Jansen,", ",Lotte,Brouwer,");
+    remove_person(&export, "stu-1014");
     let r = sync(&cfg, RosterOptions::default()).await;
     let o = r.outcome.as_ref().unwrap();
     assert_eq!(o.failed(), 0, "{:?}", o.failures);

@@ -124,12 +124,7 @@ async fn full_sync_into_scimmy_with_the_extension_and_a_lost_state_file() {
             l.to_string()
         })
     });
-    edit(&export, "users.csv", |l| {
-        (!l.starts_with("stu-1014,")).then(|| l.to_string())
-    });
-    edit(&export, "enrollments.csv", |l| {
-        (!l.contains(",stu-1014,")).then(|| l.to_string())
-    });
+    remove_person(&export, "stu-1014");
     let r = common::sync(&cfg, RosterOptions::default()).await;
     assert_only_the_whole_decimal_failed(&r);
     let o = r.outcome.as_ref().unwrap();
@@ -182,13 +177,12 @@ async fn scimmy_declaring_no_patch_and_no_filter_gets_put_and_a_paged_index() {
     let r = common::sync(&cfg, RosterOptions::default()).await;
     assert_only_the_whole_decimal_failed(&r);
 
-    edit(&export, "users.csv", |l| {
-        Some(if l.starts_with("stu-1003,") {
-            l.replace(",Zoë,Berg,van der,", ",Zoë,Berg,van den,")
-        } else {
-            l.to_string()
-        })
-    });
+    edit_user(
+        &export,
+        "stu-1003",
+        ",Zoë,Berg,van der,",
+        ",Zoë,Berg,van den,",
+    );
     let r = common::sync(&cfg, RosterOptions::default()).await;
     assert_only_the_whole_decimal_failed(&r);
     assert_eq!(r.outcome.as_ref().unwrap().users.updated, 1);

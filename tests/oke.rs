@@ -29,26 +29,15 @@ fn fill_sis(sis: &FakeOke, sittings: usize, per: usize) {
     let mut g = sis.inner.lock().unwrap();
     for s in 0..sittings {
         let oid = uid(1, s);
-        g.offerings.insert(
-            oid.clone(),
-            json!({
-                "offeringId": oid,
-                "primaryCode": {"codeType": "offeringCode", "code": format!("REK3F-{s}")},
-                "offeringType": "component",
-                "name": [{"language": "nl-NL", "value": format!("Rekenen 3F zitting {s}")}],
-                "description": [{"language": "nl-NL", "value": "Rekenen 3F"}],
-                "teachingLanguage": "nld",
-                "resultExpected": true,
-                "startDateTime": "2027-01-21T12:45:00.000Z",
-                "endDateTime": "2027-01-21T13:45:00.000Z",
-                "consumers": [{
-                    "consumerKey": "nl-test-admin",
-                    "offeringState": "active",
-                    "locationCode": format!("A-{s}"),
-                    "testsToBeUsed": [{"testProvider": "MBO-NED", "componentId": uid(9, s)}]
-                }]
-            }),
+        let mut offering = school::oke_offering(
+            &oid,
+            &format!("REK3F-{s}"),
+            &format!("Rekenen 3F zitting {s}"),
+            "Rekenen 3F",
+            &uid(9, s),
         );
+        offering["consumers"][0]["locationCode"] = json!(format!("A-{s}"));
+        g.offerings.insert(oid.clone(), offering);
         for c in 0..per {
             let n = s * 1000 + c;
             let pid = uid(2, n);

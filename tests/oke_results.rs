@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, Fault, uuid};
-use common::{Platform, Source, TestConfig};
+use common::{Platform, Source, TestConfig, kill_under_way};
 use serde_json::{Value, json};
 use sisync::config::Loaded;
 use sisync::connector::results::sink::oke::attempt_association_id;
@@ -596,24 +596,14 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     sis.with(|g| g.delay = Duration::from_millis(40));
     let loaded = config(dir.path(), &platform, &sis, None, "concurrency = 4");
     let cfg = dir.path().join("sisync.toml");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .args(["--config", &cfg.display().to_string(), "sync", "results"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while sis.with(|g| g.writes.len()) < 20 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the push did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.start_kill().unwrap();
-    let status = child.wait().await.unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(9), "killed, not finished: {status:?}");
+    kill_under_way(
+        &cfg,
+        &["sync", "results"],
+        Duration::from_secs(60),
+        "the push did not start",
+        || sis.with(|g| g.writes.len()) >= 20,
+    )
+    .await;
     let before = sis.with(|g| g.writes.len());
     assert!(before < 60, "the kill came after the push ({before})");
     sis.with(|g| g.delay = Duration::ZERO);

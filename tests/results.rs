@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::fake_gradebook::{CLIENT_SECRET, FakeGradebook, Fault};
-use common::{Platform, Source, TestConfig};
+use common::{Platform, Source, TestConfig, kill_under_way};
 use sisync::config::Loaded;
 use sisync::store::{AuditFilter, Store};
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};
@@ -482,25 +482,15 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     roster(&loaded).await;
     write_qti(&dir.path().join("inbox"), "a.xml", &as_rows(&many(10)));
     let cfg = dir.path().join("sisync.toml");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .args(["--config", &cfg.display().to_string(), "sync", "results"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // wait until the push is well under way, then kill
-    let started = std::time::Instant::now();
-    while gb.result_pairs().len() < 60 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the push did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.start_kill().unwrap();
-    let status = child.wait().await.unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(9), "killed, not finished: {status:?}");
+    kill_under_way(
+        &cfg,
+        &["sync", "results"],
+        Duration::from_secs(30),
+        "the push did not start",
+        || gb.result_pairs().len() >= 60,
+    )
+    .await;
     let held = gb.result_pairs().len();
     assert!(held < 200, "the kill came after the batch ({held})");
     // restart

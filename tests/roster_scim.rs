@@ -67,13 +67,7 @@ async fn first_run_creates_second_makes_no_writes_rename_patches_removal_deactiv
     assert_eq!(server.requests().len(), 0, "{:?}", server.requests());
 
     // 3. a renamed student: one PATCH of the name
-    edit(&export, "users.csv", |l| {
-        Some(if l.starts_with("stu-1009,") {
-            l.replace(",Lotte,Jansen,", ",Lotte,Brouwer,")
-        } else {
-            l.to_string()
-        })
-    });
+    edit_user(&export, "stu-1009", ",Lotte,Jansen,", ",Lotte,Brouwer,");
     server.clear_requests();
     let r = sync(&cfg, run()).await;
     assert_eq!(r.outcome.as_ref().unwrap().users.updated, 1);
@@ -210,13 +204,7 @@ async fn put_is_used_when_patch_is_unsupported() {
     let export = copy_fixture("oneroster-1.2", dir.path());
     let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
     sync(&cfg, run()).await;
-    edit(&export, "users.csv", |l| {
-        Some(if l.starts_with("stu-1003,") {
-            l.replace(",25,1.5,false", ",33,1.5,false")
-        } else {
-            l.to_string()
-        })
-    });
+    edit_user(&export, "stu-1003", ",25,1.5,false", ",33,1.5,false");
     server.clear_requests();
     let r = sync(&cfg, run()).await;
     assert_eq!(r.failed(), 0, "{:?}", r.outcome);

@@ -107,11 +107,8 @@ async fn a_platform_that_drops_what_it_accepted_is_caught() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_filters_a_lost_state_file_makes_no_duplicates() {
-    let server = FakeScim::start(true).await;
+    let (server, dir, _, cfg) = scim_bed("").await;
     server.inner.lock().unwrap().no_filter = true;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
     let r = common::sync(&cfg, run()).await;
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
     for f in ["state.db", "state.db-wal", "state.db-shm"] {
@@ -132,11 +129,8 @@ async fn a_platform_that_ignores_start_index_is_not_read_as_complete() {
     // without filters the externalIds come from the paged list; a platform
     // answering page 1 for every startIndex hid 22 of the 42 users, which
     // were then created again after a lost state file
-    let server = FakeScim::start(true).await;
+    let (server, dir, _, cfg) = scim_bed("").await;
     server.inner.lock().unwrap().no_filter = true;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
     let r = common::sync(&cfg, run()).await;
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
     server.inner.lock().unwrap().ignore_start_index = true;
@@ -188,13 +182,7 @@ async fn patch_answered_with_501_falls_back_to_put() {
     let (server, _dir, export, cfg) = scim_bed("").await;
     common::sync(&cfg, run()).await;
     server.inner.lock().unwrap().patch_501 = true;
-    edit(&export, "users.csv", |l| {
-        Some(if l.starts_with("stu-1009,") {
-            l.replace(",Lotte,Jansen,", ",Lotte,Brouwer,")
-        } else {
-            l.to_string()
-        })
-    });
+    edit_user(&export, "stu-1009", ",Lotte,Jansen,", ",Lotte,Brouwer,");
     server.clear_requests();
     let r = common::sync(&cfg, run()).await;
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
@@ -228,13 +216,7 @@ async fn a_vendor_extension_with_its_own_attribute_names() {
     assert_eq!(zoe[VENDOR]["zoom"], 1.5);
     assert!(zoe[VENDOR].get("extraTimePercent").is_none());
     // a change goes to the platform's name too, and reads back clean
-    edit(&export, "users.csv", |l| {
-        Some(if l.starts_with("stu-1003,") {
-            l.replace(",25,1.5,", ",33,1.5,")
-        } else {
-            l.to_string()
-        })
-    });
+    edit_user(&export, "stu-1003", ",25,1.5,", ",33,1.5,");
     let r = common::sync(&cfg, run()).await;
     assert_eq!(r.outcome.as_ref().unwrap().users.updated, 1);
     assert_eq!(

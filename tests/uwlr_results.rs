@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::fake_las::{self, FakeLas, Fault};
-use common::{Platform, Source, TestConfig};
+use common::{Platform, Source, TestConfig, kill_under_way};
 use sisync::config::Loaded;
 use sisync::store::{AuditFilter, Store};
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};
@@ -415,24 +415,14 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     roster(&loaded).await;
     write_qti(&dir.path().join("inbox"), "a.xml", &many(10));
     let cfg = dir.path().join("sisync.toml");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .args(["--config", &cfg.display().to_string(), "sync", "results"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while las.with(|g| g.results.len()) < 60 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the push did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.start_kill().unwrap();
-    let status = child.wait().await.unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(9), "killed, not finished: {status:?}");
+    kill_under_way(
+        &cfg,
+        &["sync", "results"],
+        Duration::from_secs(60),
+        "the push did not start",
+        || las.with(|g| g.results.len()) >= 60,
+    )
+    .await;
     let held = las.with(|g| g.results.len());
     assert!(held < 200, "the kill came after the pushes ({held})");
     las.with(|g| g.delay = Duration::ZERO);

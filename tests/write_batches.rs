@@ -31,24 +31,14 @@ async fn sigkill_mid_provisioning_leaves_an_audit_entry_for_every_write() {
     let export = copy_fixture("oneroster-1.2", dir.path());
     let loaded = scim_config(dir.path(), &export, &server.base, TOKEN, "concurrency = 4");
     let cfg = dir.path().join("sisync.toml");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
-        .args(["--config", &cfg.display().to_string(), "sync", "roster"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while server.users().len() < 8 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "provisioning did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    child.start_kill().unwrap();
-    let status = child.wait().await.unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(9), "killed, not finished: {status:?}");
+    kill_under_way(
+        &cfg,
+        &["sync", "roster"],
+        Duration::from_secs(60),
+        "provisioning did not start",
+        || server.users().len() >= 8,
+    )
+    .await;
     let sent: BTreeSet<String> = server
         .users()
         .iter()

@@ -54,3 +54,33 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Run `sisync --config <cfg> <args>` (output discarded) until
+/// `under_way()` says its work has started, then SIGKILL it and check that
+/// the kill ended it, not the work: what a crash in mid-run leaves. Fails
+/// with `what` when the work did not start `within` that time.
+pub async fn kill_under_way(
+    cfg: &Path,
+    args: &[&str],
+    within: std::time::Duration,
+    what: &str,
+    under_way: impl Fn() -> bool,
+) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sisync"))
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !under_way() {
+        assert!(started.elapsed() < within, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.start_kill().unwrap();
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.signal(), Some(9), "killed, not finished: {status:?}");
+}

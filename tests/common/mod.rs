@@ -18,7 +18,7 @@ pub mod test_pki;
 use std::path::{Path, PathBuf};
 
 #[allow(unused_imports)]
-pub use cli::{cli, parts, sisync, sisync_cmd, spawn_daemon, text};
+pub use cli::{cli, kill_under_way, parts, sisync, sisync_cmd, spawn_daemon, text};
 #[allow(unused_imports)]
 pub use config::{Platform, Source, TestConfig};
 
@@ -82,6 +82,31 @@ pub fn edit(export: &Path, file: &str, f: impl Fn(&str) -> Option<String>) {
     let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let out: Vec<String> = text.split(nl).filter_map(&f).collect();
     std::fs::write(&p, out.join(nl)).unwrap();
+}
+
+/// Change the users.csv row of person `id` in an export: `from` becomes
+/// `to` (a rename, an accommodation).
+pub fn edit_user(export: &Path, id: &str, from: &str, to: &str) {
+    let key = format!("{id},");
+    edit(export, "users.csv", |l| {
+        Some(if l.starts_with(&key) {
+            l.replace(from, to)
+        } else {
+            l.to_string()
+        })
+    });
+}
+
+/// Take person `id` out of an export: the users.csv row and enrolments go.
+pub fn remove_person(export: &Path, id: &str) {
+    let key = format!("{id},");
+    edit(export, "users.csv", |l| {
+        (!l.starts_with(&key)).then(|| l.to_string())
+    });
+    let key = format!(",{id},");
+    edit(export, "enrollments.csv", |l| {
+        (!l.contains(&key)).then(|| l.to_string())
+    });
 }
 
 /// A SCIM config in `dir` pointing at `base` with a token file, reading a

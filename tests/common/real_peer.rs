@@ -68,16 +68,18 @@ pub fn random_token() -> String {
 
 /// Every resource of a type, paged as the server pages.
 pub async fn all(peer: &Peer, resource: &str) -> Vec<Value> {
+    all_at(&peer.url, &peer.token, resource).await
+}
+
+/// [`all`] of any SCIM service at `url` with bearer `token`.
+pub async fn all_at(url: &str, token: &str, resource: &str) -> Vec<Value> {
     let client = reqwest::Client::new();
     let mut out = Vec::new();
     let mut start = 1;
     loop {
         let resp = client
-            .get(format!(
-                "{}/{resource}?startIndex={start}&count=50",
-                peer.url
-            ))
-            .bearer_auth(&peer.token)
+            .get(format!("{url}/{resource}?startIndex={start}&count=50"))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();

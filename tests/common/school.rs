@@ -711,6 +711,28 @@ pub fn edexml(r: &Roster) -> String {
 /// The OKE form of a record id: OOAPI ids are UUIDs, so the id's bytes
 /// (at most 15) are written into the hex digits of one; [`from_oke_uuid`]
 /// reads them back.
+/// An OKE sitting (an offering of type component) on 21 January 2027,
+/// active for the test admin, of the MBO-NED test `component`.
+pub fn oke_offering(id: &str, code: &str, name: &str, description: &str, component: &str) -> Value {
+    let lang = |v: &str| json!([{"language": "nl-NL", "value": v}]);
+    json!({
+        "offeringId": id,
+        "primaryCode": {"codeType": "offeringCode", "code": code},
+        "offeringType": "component",
+        "name": lang(name),
+        "description": lang(description),
+        "teachingLanguage": "nld",
+        "resultExpected": true,
+        "startDateTime": "2027-01-21T12:45:00.000Z",
+        "endDateTime": "2027-01-21T13:45:00.000Z",
+        "consumers": [{
+            "consumerKey": "nl-test-admin",
+            "offeringState": "active",
+            "testsToBeUsed": [{"testProvider": "MBO-NED", "componentId": component}]
+        }]
+    })
+}
+
 pub fn oke_uuid(id: &str) -> String {
     assert!(id.len() <= 15, "{id}: too long for an OKE test id");
     let mut hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
@@ -762,22 +784,13 @@ pub fn fill_oke_sis(r: &Roster, sis: &super::fake_oke::FakeOke) {
     let sitting = oke_uuid("sitting");
     g.offerings.insert(
         sitting.clone(),
-        json!({
-            "offeringId": sitting,
-            "primaryCode": {"codeType": "offeringCode", "code": "REK-1F"},
-            "offeringType": "component",
-            "name": lang("Rekenen 1F"),
-            "description": lang("Rekenen 1F"),
-            "teachingLanguage": "nld",
-            "resultExpected": true,
-            "startDateTime": "2027-01-21T12:45:00.000Z",
-            "endDateTime": "2027-01-21T13:45:00.000Z",
-            "consumers": [{
-                "consumerKey": "nl-test-admin",
-                "offeringState": "active",
-                "testsToBeUsed": [{"testProvider": "MBO-NED", "componentId": oke_uuid("REK-1F")}]
-            }]
-        }),
+        oke_offering(
+            &sitting,
+            "REK-1F",
+            "Rekenen 1F",
+            "Rekenen 1F",
+            &oke_uuid("REK-1F"),
+        ),
     );
     for p in r.persons.iter().filter(|p| p.status == Status::Active) {
         let pid = oke_uuid(&p.sourced_id);
