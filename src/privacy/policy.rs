@@ -2,7 +2,7 @@
 //! persons and groups of in-scope orgs pass, and only the fields in
 //! `privacy.fields` are kept. What comes out is all the platform ever sees.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -289,6 +289,11 @@ impl Policy {
         // Members per group from the enrolments; the planner merges them
         // with stored membership.
         out.memberships_completeness = roster.memberships_completeness;
+        // a bulk's members gathered per group first and each set built
+        // once (sorted, in one pass): inserting them one by one into a
+        // tree of groups and a tree per group cost two tree searches of
+        // string comparisons per enrolment
+        let mut gathered: rustc_hash::FxHashMap<&str, Vec<String>> = Default::default();
         for m in &roster.memberships {
             if out_of_scope_groups.contains(m.group.as_str()) {
                 continue;
@@ -312,16 +317,17 @@ impl Policy {
                             Some(p) => p.clone(),
                             None => m.person.to_string(),
                         };
-                        match out.members.get_mut(m.group.as_str()) {
-                            Some(set) => {
-                                set.insert(person);
-                            }
-                            None => {
-                                out.members
-                                    .insert(m.group.to_string(), BTreeSet::from([person]));
-                            }
-                        }
+                        gathered.entry(m.group.as_str()).or_default().push(person);
                     }
+                }
+            }
+        }
+        for (group, persons) in gathered {
+            match out.members.get_mut(group) {
+                Some(set) => set.extend(persons),
+                None => {
+                    out.members
+                        .insert(group.to_string(), persons.into_iter().collect());
                 }
             }
         }
