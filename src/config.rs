@@ -672,15 +672,41 @@ impl Loaded {
     }
 
     /// A serde error of a connector section, placed in the text: at the
-    /// key it names when it names one, else at the section.
-    pub(crate) fn parse_error(&self, e: &toml::de::Error, section: &Range<usize>) -> ConfigError {
+    /// key `path` (inside `section`) names when it is written there, else
+    /// at the key an unknown-field message names, else at the section.
+    pub(crate) fn section_error(
+        &self,
+        section: &str,
+        path: &str,
+        e: &toml::de::Error,
+        span: &Range<usize>,
+    ) -> ConfigError {
+        let unknown = e.message().starts_with("unknown field");
+        let (parent, key) = match path.rsplit_once('.') {
+            Some((p, k)) => (format!("{section}.{p}"), k),
+            None => (section.to_string(), path),
+        };
+        // a list element (`offerings[2]`) is placed at its list
+        let key = key.split_once('[').map_or(key, |(k, _)| k);
+        let known = !unknown && !path.is_empty() && !path.contains('?');
+        if let Some(at) = known
+            .then(|| spans::locate_exact(&self.text, &parent, key))
+            .flatten()
+        {
+            return ConfigError {
+                file: self.file.clone(),
+                line: Some(line_of(&self.text, at.start)),
+                key: Some(format!("{parent}.{key}")),
+                message: e.message().trim().to_string(),
+            };
+        }
         ConfigError {
             file: self.file.clone(),
             line: None,
             key: None,
             message: String::new(),
         }
-        .placed(&self.text, e, Some(section))
+        .placed(&self.text, e, Some(span))
     }
 
     /// Each connector section read by its kind's connector.
@@ -1166,6 +1192,25 @@ path = "/tmp/drop"
         let e = parse(&text).unwrap_err();
         assert!(e.message.contains("missing field `kind`"), "{e}");
         assert_eq!(e.line, Some(10), "at [platform]: {e}");
+    }
+
+    #[test]
+    fn a_wrong_value_in_a_connector_section_names_its_key_and_line() {
+        let text = BASE.replace(
+            "path = \"export\"",
+            "path = \"export\"\nrole_map = { aide = 5 }",
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("source.role_map.aide"), "{e}");
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(e.message.contains("invalid type: integer `5`"), "{e}");
+        let text = BASE.replace(
+            "path = \"/tmp/drop\"",
+            "path = \"/tmp/drop\"\nformula_guard = \"yes\"",
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("platform.formula_guard"), "{e}");
+        assert_eq!(e.line, Some(13), "{e}");
     }
 
     #[test]

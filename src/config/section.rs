@@ -71,8 +71,10 @@ impl<T: Any> AsAny for T {
     }
 }
 
-/// Reads a section's table (without `kind`) into a kind's settings.
-pub type ParseFn = fn(toml::Value) -> Result<Box<dyn ConnectorConfig>, toml::de::Error>;
+/// Reads a section's table (without `kind`) into a kind's settings; an
+/// error comes with the path of the key it is about (`page_size`,
+/// `schools[0].brincode`), since the table carries no spans.
+pub type ParseFn = fn(toml::Value) -> Result<Box<dyn ConnectorConfig>, (String, toml::de::Error)>;
 
 /// One registered kind: its `kind = "…"` name and its settings reader.
 #[derive(Clone, Copy)]
@@ -93,8 +95,11 @@ impl Kind {
 
 fn parse_as<T: ConnectorConfig + serde::de::DeserializeOwned>(
     v: toml::Value,
-) -> Result<Box<dyn ConnectorConfig>, toml::de::Error> {
-    Ok(Box::new(T::deserialize(v)?))
+) -> Result<Box<dyn ConnectorConfig>, (String, toml::de::Error)> {
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(t) => Ok(Box::new(t)),
+        Err(e) => Err((e.path().to_string(), e.into_inner())),
+    }
 }
 
 /// The kinds of each role, as the connector layer registers them.
@@ -191,7 +196,8 @@ impl Section {
                 ),
             ));
         };
-        let mut settings = (kind.parse)(raw).map_err(|e| loaded.parse_error(&e, &self.span))?;
+        let mut settings = (kind.parse)(raw)
+            .map_err(|(path, e)| loaded.section_error(section, &path, &e, &self.span))?;
         settings.resolve_paths(abs);
         self.settings = Arc::from(settings);
         Ok(())

@@ -113,6 +113,25 @@ pub fn locate(text: &str, section: &str, key: &str) -> Option<Range<usize>> {
     best
 }
 
+/// Where `section.key` is written, only when every step of the path is
+/// (an error about a key the file does not hold is placed otherwise).
+pub fn locate_exact(text: &str, section: &str, key: &str) -> Option<Range<usize>> {
+    let doc = ImDocument::parse(text).ok()?;
+    let mut node = Node::of(doc.as_item());
+    let mut at = None;
+    for (k, index) in steps(section).chain(std::iter::once((key, None))) {
+        let (next, span) = node.child(k)?;
+        at = span.or(at);
+        node = next;
+        if let Some(n) = index {
+            let (next, span) = node.index(n)?;
+            at = span.or(at);
+            node = next;
+        }
+    }
+    at
+}
+
 /// The first key named `name` at or after the start of `within` (serde's
 /// span of an error in a buffered section is the whole section, or its
 /// header when the key is in a sub-table; the unknown key follows it).
