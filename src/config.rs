@@ -605,10 +605,15 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
-    /// This error with serde's message, at the line of its span, or of
-    /// the key it names inside `within` (a connector section, whose keys
-    /// serde reads without spans).
-    fn placed(mut self, text: &str, e: &toml::de::Error, within: Option<&Range<usize>>) -> Self {
+    /// serde's error about `file`, at the line of its span, or of the key
+    /// it names inside `within` (a connector section, whose keys serde
+    /// reads without spans).
+    fn from_serde(
+        file: &Path,
+        text: &str,
+        e: &toml::de::Error,
+        within: Option<&Range<usize>>,
+    ) -> Self {
         let unknown = e
             .message()
             .strip_prefix("unknown field `")
@@ -619,9 +624,12 @@ impl ConfigError {
             (Some(s), Some(k)) => spans::key_inside(text, &s, k).or(Some(s)),
             (s, _) => s,
         };
-        self.line = span.map(|s| line_of(text, s.start));
-        self.message = e.message().trim().to_string();
-        self
+        ConfigError {
+            file: file.to_path_buf(),
+            line: span.map(|s| line_of(text, s.start)),
+            key: None,
+            message: e.message().trim().to_string(),
+        }
     }
 }
 
@@ -648,25 +656,14 @@ impl Loaded {
 
     /// Parse and validate config text that claims to come from `path`.
     pub fn from_str(path: &Path, text: String, kinds: &Kinds) -> Result<Loaded, ConfigError> {
-        let config: Config = match toml::from_str(&text) {
-            Ok(c) => c,
-            Err(e) => {
-                return Err(ConfigError {
-                    file: path.to_path_buf(),
-                    line: None,
-                    key: None,
-                    message: String::new(),
-                }
-                .placed(&text, &e, None));
-            }
-        };
+        let config: Config =
+            toml::from_str(&text).map_err(|e| ConfigError::from_serde(path, &text, &e, None))?;
         let mut loaded = Loaded {
             config,
             file: path.to_path_buf(),
             text,
         };
         loaded.build_sections(kinds)?;
-        loaded.resolve_paths();
         loaded.validate()?;
         Ok(loaded)
     }
@@ -700,16 +697,11 @@ impl Loaded {
                 message: e.message().trim().to_string(),
             };
         }
-        ConfigError {
-            file: self.file.clone(),
-            line: None,
-            key: None,
-            message: String::new(),
-        }
-        .placed(&self.text, e, Some(span))
+        ConfigError::from_serde(&self.file, &self.text, e, Some(span))
     }
 
-    /// Each connector section read by its kind's connector.
+    /// Each connector section read by its kind's connector, and every
+    /// relative path made absolute against the config file's folder.
     fn build_sections(&mut self, kinds: &Kinds) -> Result<(), ConfigError> {
         let dir = self.dir();
         let abs = |p: &mut PathBuf| {
@@ -731,6 +723,10 @@ impl Loaded {
                 (r.source, r.sink) = (rs, rk);
             }
         }
+        abs(&mut self.config.state.path);
+        if let Some(a) = &mut self.config.audit.anchor_file {
+            abs(a);
+        }
         Ok(())
     }
 
@@ -751,19 +747,6 @@ impl Loaded {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."))
-    }
-
-    fn resolve_paths(&mut self) {
-        let dir = self.dir();
-        let abs = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = normalize(&dir.join(&*p));
-            }
-        };
-        abs(&mut self.config.state.path);
-        if let Some(a) = &mut self.config.audit.anchor_file {
-            abs(a);
-        }
     }
 
     /// An error about `section.key`, located in the file.
