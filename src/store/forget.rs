@@ -48,11 +48,7 @@ impl Store {
 
     /// The groups whose stored members include `person_id`.
     pub fn groups_of(&self, person_id: &str) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT group_id FROM group_members WHERE person_id = ?1")?;
-        let rows = stmt.query_map([person_id], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        super::groups_with_member(&self.conn, person_id)
     }
 
     /// A user came back under a new platform id: the groups that list it

@@ -230,6 +230,22 @@ const MIGRATIONS: &[&str] = &[
     // 9: intents of platform writes about to be sent (group commit): empty
     // between runs; a row left over becomes an audit entry `unknown`.
     intents::SCHEMA,
+    // 10: group members as one row per group (the sorted member ids as a
+    // JSON array) instead of one row per membership: a school's 400,000
+    // memberships were 800,000 B-tree inserts on a first sync and as many
+    // rows read on every run. Lookups by person scan the lists; they serve
+    // only privacy commands.
+    r#"
+    CREATE TABLE group_member_lists (
+        group_id TEXT PRIMARY KEY,
+        members  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO group_member_lists (group_id, members)
+        SELECT group_id, json_group_array(person_id)
+        FROM (SELECT group_id, person_id FROM group_members ORDER BY group_id, person_id)
+        GROUP BY group_id;
+    DROP TABLE group_members;
+    "#,
 ];
 
 /// What the store knows about one record on the platform.
@@ -497,28 +513,10 @@ impl Store {
 
     /// Stored group membership (sourcedIds), by group.
     pub fn load_members(&self) -> Result<HashMap<String, BTreeSet<String>>> {
-        // in key order, so each group's members come together and sorted:
-        // one map entry per group, and each set built in one pass from a
-        // sorted list instead of one insert (and its comparisons) per row
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT group_id, person_id FROM group_members ORDER BY group_id, person_id",
-        )?;
-        let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
-        let mut group: Option<String> = None;
-        let mut members: Vec<String> = Vec::new();
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let g = r.get_ref(0)?.as_str()?;
-            if group.as_deref() != Some(g) {
-                if let Some(done) = group.replace(g.to_string()) {
-                    out.insert(done, std::mem::take(&mut members).into_iter().collect());
-                }
-            }
-            members.push(r.get(1)?);
-        }
-        if let Some(done) = group {
-            out.insert(done, members.into_iter().collect());
-        }
+        let mut out = HashMap::new();
+        for_each_member_list(&self.conn, |group, members| {
+            out.insert(group.to_string(), members.into_iter().collect());
+        })?;
         Ok(out)
     }
 
@@ -861,16 +859,79 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
             .execute(params![c.kind.as_str(), c.sourced_id, parent])?;
     }
     if let Some(members) = &c.members {
-        tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
-            .execute([&c.sourced_id])?;
-        let mut ins = tx.prepare_cached(
-            "INSERT OR IGNORE INTO group_members (group_id, person_id) VALUES (?1, ?2)",
-        )?;
-        for m in members {
-            ins.execute(params![c.sourced_id, m])?;
-        }
+        save_member_list(tx, &c.sourced_id, members)?;
     }
     Ok(())
+}
+
+/// Store a group's members (any order, duplicates kept once); a group
+/// without members has no row.
+fn save_member_list(tx: &Transaction<'_>, group: &str, members: &[String]) -> Result<()> {
+    let mut sorted: Vec<&str> = members.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.is_empty() {
+        tx.prepare_cached("DELETE FROM group_member_lists WHERE group_id = ?1")?
+            .execute([group])?;
+    } else {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO group_member_lists (group_id, members) VALUES (?1, ?2)",
+        )?
+        .execute(params![group, serde_json::to_string(&sorted)?])?;
+    }
+    Ok(())
+}
+
+/// Every stored member list, by group id in order, each list sorted. A
+/// list that does not read as a JSON array of ids is a damaged state file.
+pub(crate) fn for_each_member_list(
+    conn: &Connection,
+    mut each: impl FnMut(&str, Vec<String>),
+) -> Result<()> {
+    let mut stmt =
+        conn.prepare_cached("SELECT group_id, members FROM group_member_lists ORDER BY group_id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let group = r.get_ref(0)?.as_str()?;
+        let mut members: Vec<String> = serde_json::from_str(r.get_ref(1)?.as_str()?)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the state file's member list of group {group} is damaged ({e}); restore the state file from a backup (`sisync restore`)"
+                )
+            })?;
+        members.sort_unstable();
+        each(group, members);
+    }
+    Ok(())
+}
+
+/// The groups whose stored members include `person_id`, in order.
+pub(crate) fn groups_with_member(conn: &Connection, person_id: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT group_id FROM group_member_lists
+         WHERE EXISTS (SELECT 1 FROM json_each(members) WHERE value = ?1)
+         ORDER BY group_id",
+    )?;
+    let rows = stmt.query_map([person_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+}
+
+/// Take `person_id` out of every stored member list; returns how many
+/// lists held it (its memberships).
+pub(crate) fn remove_member(tx: &Transaction<'_>, person_id: &str) -> Result<usize> {
+    let mut n = 0;
+    for group in groups_with_member(tx, person_id)? {
+        let members: String = tx.query_row(
+            "SELECT members FROM group_member_lists WHERE group_id = ?1",
+            [&group],
+            |r| r.get(0),
+        )?;
+        let mut members: Vec<String> = serde_json::from_str(&members)?;
+        members.retain(|m| m != person_id);
+        save_member_list(tx, &group, &members)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -1091,6 +1152,97 @@ mod tests {
             (key.as_str(), scheme, state.as_str()),
             ("k-old", 1, "pushed")
         );
+    }
+
+    #[test]
+    fn schema_10_moves_memberships_into_one_list_per_group() {
+        let (_dir, p) = crate::test_util::temp_path("s.db");
+        {
+            let mut c = Connection::open(&p).unwrap();
+            let tx = c.transaction().unwrap();
+            for sql in &MIGRATIONS[..9] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 9).unwrap();
+            for (g, m) in [("c2", "s9"), ("c1", "s2"), ("c1", "s10"), ("c2", "s2")] {
+                tx.execute(
+                    "INSERT INTO group_members (group_id, person_id) VALUES (?1, ?2)",
+                    [g, m],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let before = {
+            // the held-plan fingerprint of the old layout, by hand
+            let mut h = <sha2::Sha256 as sha2::Digest>::new();
+            sha2::Digest::update(&mut h, b"members\n");
+            for (g, m) in [("c1", "s10"), ("c1", "s2"), ("c2", "s2"), ("c2", "s9")] {
+                sha2::Digest::update(&mut h, format!("{g}\x1f{m}\n").as_bytes());
+            }
+            hex::encode(sha2::Digest::finalize(h))
+        };
+        let mut s = Store::open(&p).unwrap();
+        let members = s.load_members().unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members["c1"].iter().collect::<Vec<_>>(), ["s10", "s2"]);
+        assert_eq!(members["c2"].iter().collect::<Vec<_>>(), ["s2", "s9"]);
+        assert_eq!(groups_with_member(&s.conn, "s2").unwrap(), ["c1", "c2"]);
+        assert_eq!(
+            groups_with_member(&s.conn, "s1").unwrap(),
+            Vec::<String>::new()
+        );
+        // the fingerprint reads the lists as it read the rows
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(&mut h, b"members\n");
+        for_each_member_list(&s.conn, |g, ms| {
+            for m in ms {
+                sha2::Digest::update(&mut h, format!("{g}\x1f{m}\n").as_bytes());
+            }
+        })
+        .unwrap();
+        assert_eq!(hex::encode(sha2::Digest::finalize(h)), before);
+        // erasing a person takes it out of every list; an emptied list goes
+        let tx = s.conn.transaction().unwrap();
+        assert_eq!(remove_member(&tx, "s2").unwrap(), 2);
+        assert_eq!(remove_member(&tx, "s10").unwrap(), 1);
+        tx.commit().unwrap();
+        let members = s.load_members().unwrap();
+        assert_eq!(members.len(), 1, "c1 lost its last member: {members:?}");
+        assert_eq!(members["c2"].iter().collect::<Vec<_>>(), ["s9"]);
+    }
+
+    #[test]
+    fn a_member_list_is_stored_sorted_once_and_replaced_whole() {
+        let mut s = Store::in_memory().unwrap();
+        let ids = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let tx = s.conn.transaction().unwrap();
+        save_member_list(&tx, "g", &ids(&["b", "a", "b"])).unwrap();
+        tx.commit().unwrap();
+        let raw: String = s
+            .conn
+            .query_row("SELECT members FROM group_member_lists", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(raw, r#"["a","b"]"#);
+        let tx = s.conn.transaction().unwrap();
+        save_member_list(&tx, "g", &ids(&["c"])).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            s.load_members().unwrap()["g"].iter().collect::<Vec<_>>(),
+            ["c"]
+        );
+        let tx = s.conn.transaction().unwrap();
+        save_member_list(&tx, "g", &[]).unwrap();
+        tx.commit().unwrap();
+        assert!(s.load_members().unwrap().is_empty());
+        s.conn
+            .execute(
+                "INSERT INTO group_member_lists (group_id, members) VALUES ('g', 'x')",
+                [],
+            )
+            .unwrap();
+        let e = s.load_members().unwrap_err().to_string();
+        assert!(e.contains("member list of group g is damaged"), "{e}");
     }
 
     #[test]

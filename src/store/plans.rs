@@ -81,17 +81,15 @@ impl Store {
             }
             h.update(if r.get::<_, bool>(4)? { b"1\n" } else { b"0\n" });
         }
-        let mut stmt = self.conn.prepare(
-            "SELECT group_id, person_id FROM group_members ORDER BY group_id, person_id",
-        )?;
-        let mut rows = stmt.query([])?;
         h.update(b"members\n");
-        while let Some(r) = rows.next()? {
-            h.update(r.get::<_, String>(0)?.as_bytes());
-            h.update(b"\x1f");
-            h.update(r.get::<_, String>(1)?.as_bytes());
-            h.update(b"\n");
-        }
+        super::for_each_member_list(&self.conn, |group, members| {
+            for person in members {
+                h.update(group.as_bytes());
+                h.update(b"\x1f");
+                h.update(person.as_bytes());
+                h.update(b"\n");
+            }
+        })?;
         Ok(hex::encode(h.finalize()))
     }
 

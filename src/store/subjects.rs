@@ -266,12 +266,7 @@ impl Store {
             names.sort();
             d.fields_hashed = names;
         }
-        let mut q = self
-            .conn
-            .prepare("SELECT group_id FROM group_members WHERE person_id = ?1 ORDER BY group_id")?;
-        d.classes = q
-            .query_map([state_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
+        d.classes = super::groups_with_member(&self.conn, state_id)?;
         let mut results = self.outbox_of_person(sis_id)?;
         if state_id != sis_id {
             let seen: HashSet<String> = results.iter().map(|r| r.key.clone()).collect();
@@ -332,7 +327,7 @@ fn forget_in(
         "DELETE FROM records WHERE kind = 'user' AND sourced_id = ?1",
         [state_id],
     )?;
-    f.memberships = tx.execute("DELETE FROM group_members WHERE person_id = ?1", [state_id])?;
+    f.memberships = super::remove_member(tx, state_id)?;
     f.results = tx.execute(
         "DELETE FROM results WHERE person_id = ?1 OR candidate = ?1 OR candidate = ?2",
         params![sis_id, state_id],

@@ -2,6 +2,7 @@
 //! ids interned in one string, small name tables.
 
 use super::*;
+pub(super) use crate::model::id_table::IdTable;
 
 /// Records kept in fixed-size blocks: growing never copies them and never
 /// touches fresh memory twice (a `Vec` would, at each doubling).
@@ -74,59 +75,6 @@ impl<T> Chunked<T> {
     pub(super) fn into_iter(self) -> impl Iterator<Item = T> {
         self.chunks.into_iter().flatten()
     }
-}
-
-/// Ids by number, each kept once in one string: the table holds 4-byte
-/// numbers, not boxed strings, so it stays in a core's cache.
-#[derive(Default)]
-pub(super) struct IdTable {
-    pub(super) text: String,
-    /// `ends[n]`: where id `n` ends in `text`.
-    pub(super) ends: Vec<usize>,
-    pub(super) table: hashbrown::HashTable<u32>,
-}
-
-impl IdTable {
-    pub(super) fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub(super) fn get(&self, n: u32) -> &str {
-        id_at(&self.text, &self.ends, n)
-    }
-
-    pub(super) fn find(&self, s: &str) -> Option<u32> {
-        let (text, ends) = (&self.text, &self.ends);
-        self.table
-            .find(id_hash(s), |&n| id_at(text, ends, n) == s)
-            .copied()
-    }
-
-    pub(super) fn number(&mut self, s: &str) -> u32 {
-        let h = id_hash(s);
-        let (text, ends) = (&self.text, &self.ends);
-        if let Some(&n) = self.table.find(h, |&n| id_at(text, ends, n) == s) {
-            return n;
-        }
-        let n = self.ends.len() as u32;
-        self.text.push_str(s);
-        self.ends.push(self.text.len());
-        let (text, ends) = (&self.text, &self.ends);
-        self.table
-            .insert_unique(h, n, |&m| id_hash(id_at(text, ends, m)));
-        n
-    }
-}
-
-pub(super) fn id_at<'a>(text: &'a str, ends: &[usize], n: u32) -> &'a str {
-    let n = n as usize;
-    let start = if n == 0 { 0 } else { ends[n - 1] };
-    &text[start..ends[n]]
-}
-
-pub(super) fn id_hash(s: &str) -> u64 {
-    use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(s)
 }
 
 /// Strings by number, each kept once.

@@ -12,13 +12,17 @@ mod input;
 
 use crate::connector::source::oneroster::vocab::{RoleRule, role_rule, status_of};
 pub(crate) use crate::connector::source::oneroster::vocab::{parse_accommodation_values, role_map};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+// Fx hashing: the column and id maps are looked up for every row, and the
+// data comes from the school's own SIS, not from an adversary.
+use rustc_hash::FxHashMap as HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 
 use super::config::{AccommodationColumns, OneRosterCsvSource};
+use crate::model::id_table::IdTable;
 use crate::model::{
     Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SharedIds,
     SourceIssue, Status,
@@ -109,7 +113,7 @@ impl OneRosterCsv {
         let roles = if version == Version::V1_2 {
             r.roles(&self.role_map)?
         } else {
-            HashMap::new()
+            HashMap::default()
         };
         let users = r.users(version, &self.role_map, &roles, &self.accommodations)?;
         r.enrollments(&users, &classes, &self.role_map)?;
@@ -127,7 +131,7 @@ impl Manifest {
     fn read(input: &Input) -> Result<Manifest> {
         let shown = input.display("manifest.csv");
         let props = input.with("manifest.csv", |rd| {
-            let mut props = HashMap::new();
+            let mut props = HashMap::default();
             let mut csv = csv_reader(Guarded::new(rd, Limit::default()));
             for rec in csv.records() {
                 let rec = rec.map_err(|e| {
@@ -263,7 +267,7 @@ const MAX_ID_BYTES: usize = 256;
 /// Header name (exact and lowercase) → column. A column named twice is
 /// refused: which of the two holds the data is a guess.
 fn columns(headers: &csv::StringRecord, shown: &str) -> Result<HashMap<String, usize>> {
-    let mut cols: HashMap<String, usize> = HashMap::new();
+    let mut cols: HashMap<String, usize> = HashMap::default();
     for (i, h) in headers.iter().enumerate() {
         let name = h.trim();
         if name.is_empty() {
@@ -320,7 +324,10 @@ impl Damaged<'_> {
 }
 
 /// Hold every id of a damaged row in `set`; the first is returned.
-fn hold_ids(ids: Vec<String>, set: &mut HashSet<String>) -> Result<Option<String>, ()> {
+fn hold_ids(
+    ids: Vec<String>,
+    set: &mut std::collections::HashSet<String>,
+) -> Result<Option<String>, ()> {
     let first = ids.first().cloned().ok_or(())?;
     set.extend(ids);
     Ok(Some(first))
@@ -388,12 +395,12 @@ impl Row<'_> {
 
     /// The row's sourcedId if it has one not seen before in this file;
     /// otherwise the problem is reported and None returned.
-    fn new_id(&self, seen: &mut HashSet<String>, roster: &mut Roster) -> Option<&str> {
+    fn new_id(&self, seen: &mut IdTable, roster: &mut Roster) -> Option<&str> {
         let Some(id) = self.get("sourcedId") else {
             roster.issues.push(self.issue(None, "missing sourcedId"));
             return None;
         };
-        if !seen.insert(id.to_string()) {
+        if !seen.insert(id) {
             roster
                 .issues
                 .push(self.issue(Some(id), "duplicate sourcedId"));
@@ -576,8 +583,8 @@ impl Reader<'_> {
         Ok(mode)
     }
 
-    fn orgs(&mut self) -> Result<HashSet<String>> {
-        let mut seen = HashSet::new();
+    fn orgs(&mut self) -> Result<IdTable> {
+        let mut seen = IdTable::default();
         let mut orgs = Vec::new();
         self.table(
             "orgs",
@@ -604,8 +611,8 @@ impl Reader<'_> {
     }
 
     fn courses(&mut self) -> Result<HashMap<String, Option<String>>> {
-        let mut courses = HashMap::new();
-        let mut seen = HashSet::new();
+        let mut courses = HashMap::default();
+        let mut seen = IdTable::default();
         self.table(
             "courses",
             &["sourcedId"],
@@ -620,7 +627,7 @@ impl Reader<'_> {
     }
 
     fn academic_sessions(&mut self) -> Result<()> {
-        let mut seen = HashSet::new();
+        let mut seen = IdTable::default();
         self.table(
             "academicSessions",
             &["sourcedId"],
@@ -634,11 +641,11 @@ impl Reader<'_> {
 
     fn classes(
         &mut self,
-        orgs: &HashSet<String>,
+        orgs: &IdTable,
         courses: &HashMap<String, Option<String>>,
-    ) -> Result<HashSet<String>> {
+    ) -> Result<IdTable> {
         let orgs_bulk = self.manifest.mode(self.input, "orgs")? == Completeness::Bulk;
-        let mut seen = HashSet::new();
+        let mut seen = IdTable::default();
         let mut groups = Vec::new();
         let mode = self.table(
             "classes",
@@ -695,7 +702,7 @@ impl Reader<'_> {
 
     /// 1.2 `roles.csv`: user → (role, orgs). The primary role wins.
     fn roles(&mut self, role_map: &BTreeMap<String, Role>) -> Result<HashMap<String, UserRoles>> {
-        let mut out: HashMap<String, UserRoles> = HashMap::new();
+        let mut out: HashMap<String, UserRoles> = HashMap::default();
         self.table(
             "roles",
             &["userSourcedId", "role"],
@@ -744,8 +751,8 @@ impl Reader<'_> {
         role_map: &BTreeMap<String, Role>,
         roles: &HashMap<String, UserRoles>,
         acc: &AccommodationColumns,
-    ) -> Result<HashSet<String>> {
-        let mut seen = HashSet::new();
+    ) -> Result<IdTable> {
+        let mut seen = IdTable::default();
         let mut persons = Vec::new();
         let mut ignored = 0usize;
         let required: &[&str] = match version {
@@ -891,19 +898,17 @@ impl Reader<'_> {
 
     fn enrollments(
         &mut self,
-        users: &HashSet<String>,
-        classes: &HashSet<String>,
+        users: &IdTable,
+        classes: &IdTable,
         role_map: &BTreeMap<String, Role>,
     ) -> Result<()> {
         let users_bulk = self.roster.persons_completeness == Completeness::Bulk;
         let classes_bulk = self.roster.groups_completeness == Completeness::Bulk;
-        let synced: HashSet<String> = self
-            .roster
-            .persons
-            .iter()
-            .map(|p| p.sourced_id.clone())
-            .collect();
-        let mut seen = HashSet::new();
+        let mut synced = IdTable::default();
+        for p in &self.roster.persons {
+            synced.insert(&p.sourced_id);
+        }
+        let mut seen = IdTable::default();
         let mut memberships = Vec::new();
         let mut ids = SharedIds::default();
         let mut ignored = 0usize;
@@ -954,8 +959,15 @@ impl Reader<'_> {
                     ignored += 1; // enrolment of a guardian or a skipped user
                     return;
                 }
-                let role_name = row.get("role").unwrap_or("student").to_ascii_lowercase();
-                let Some(role) = role_map.get(&role_name).copied() else {
+                let role_name = row.get("role").unwrap_or("student");
+                // the map's keys are lower case; most exports are too, so
+                // a copy is made only for a name with capitals
+                let role = if role_name.bytes().any(|b| b.is_ascii_uppercase()) {
+                    role_map.get(&role_name.to_ascii_lowercase())
+                } else {
+                    role_map.get(role_name)
+                };
+                let Some(role) = role.copied() else {
                     ignored += 1;
                     return;
                 };
@@ -975,7 +987,7 @@ impl Reader<'_> {
                     .map(String::from)
                     .collect();
                 for i in 0..d.rec.len() {
-                    if let Some(f) = d.field(i).filter(|f| classes.contains(*f)) {
+                    if let Some(f) = d.field(i).filter(|f| classes.contains(f)) {
                         if !ids.iter().any(|c| c == f) {
                             ids.push(f.to_string());
                         }
