@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, Fault, uuid};
-use common::{Platform, Source, TestConfig, kill_under_way};
+use common::{Platform, Source, TestConfig, assert_any_has, assert_has, kill_sync_under_way};
 use serde_json::{Value, json};
 use sisync::config::Loaded;
 use sisync::connector::results::sink::oke::attempt_association_id;
@@ -418,16 +418,8 @@ async fn refusals_fail_with_the_sis_message_and_canceled_registrations_get_nothi
             .any(|x| x.contains("HTTP 400") && x.contains("SIS says: registratie is afgesloten")),
         "{reasons:?}"
     );
-    assert!(
-        reasons.iter().any(|x| x.contains("is canceled at the SIS")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons
-            .iter()
-            .any(|x| x.contains("resultValueType 0.0-10.0")),
-        "{reasons:?}"
-    );
+    assert_any_has(&reasons, "is canceled at the SIS");
+    assert_any_has(&reasons, "resultValueType 0.0-10.0");
     // nothing was written to the canceled one or for the misfit score
     assert!(writes_to(&sis, &uuid(0xC, 3)).is_empty());
     assert!(writes_to(&sis, &uuid(0xC, 4)).is_empty());
@@ -546,18 +538,11 @@ settle = "0s""#;
         "the old sitting is out of the window"
     );
     let reasons: Vec<String> = r.outbox.reasons.iter().map(|x| x.1.clone()).collect();
-    assert!(
-        reasons
-            .iter()
-            .any(|x| x.contains("no active registration for test code NED-3F-LEZEN")),
-        "{reasons:?}"
+    assert_any_has(
+        &reasons,
+        "no active registration for test code NED-3F-LEZEN",
     );
-    assert!(
-        reasons
-            .iter()
-            .any(|x| x.contains("no offering with test code WIS-2F")),
-        "{reasons:?}"
-    );
+    assert_any_has(&reasons, "no offering with test code WIS-2F");
     // the SIS gets the registration: the parked result goes next run
     sis.with(|g| {
         let p = uuid(0xD, 40);
@@ -595,15 +580,7 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     seed(&sis, &platform, 60);
     sis.with(|g| g.delay = Duration::from_millis(40));
     let loaded = config(dir.path(), &platform, &sis, None, "concurrency = 4");
-    let cfg = dir.path().join("sisync.toml");
-    kill_under_way(
-        &cfg,
-        &["sync", "results"],
-        Duration::from_secs(60),
-        "the push did not start",
-        || sis.with(|g| g.writes.len()) >= 20,
-    )
-    .await;
+    kill_sync_under_way(dir.path(), "results", || sis.with(|g| g.writes.len()) >= 20).await;
     let before = sis.with(|g| g.writes.len());
     assert!(before < 60, "the kill came after the push ({before})");
     sis.with(|g| g.delay = Duration::ZERO);
@@ -656,14 +633,8 @@ async fn a_platform_failure_mid_read_stores_nothing() {
         .await
         .unwrap_err();
     let line = format!("{e:#}");
-    assert!(
-        line.contains("cannot read the results of exam sitting"),
-        "{line}"
-    );
-    assert!(
-        line.contains("pageNumber=3") && line.contains("HTTP 500"),
-        "{line}"
-    );
+    assert_has(&line, &["cannot read the results of exam sitting"]);
+    assert_has(&line, &["pageNumber=3", "HTTP 500"]);
     assert!(!line.contains("Kandidaat Geheim"), "{line}");
     let s = Store::open(&loaded.config.state.path).unwrap();
     assert_eq!(s.outbox_summary().unwrap(), Default::default());
