@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::fake_gradebook::{CLIENT_SECRET, FakeGradebook, Fault};
-use common::{Platform, Source, TestConfig, kill_under_way};
+use common::{Platform, Source, TestConfig, assert_has, audit_of, kill_sync_under_way};
 use sisync::config::Loaded;
-use sisync::store::{AuditFilter, Store};
+use sisync::store::Store;
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};
 use sisync::sync::{Quiet, RosterOptions};
 
@@ -184,12 +184,7 @@ async fn every_result_arrives_exactly_once_despite_30_percent_faults() {
     assert!(!dir.path().join("inbox/batch.xml").exists());
     // every accepted push is audited once, without score values
     let s = store(&loaded);
-    let ok = s
-        .audit_list(&AuditFilter {
-            kind: Some("result.push".into()),
-            ..Default::default()
-        })
-        .unwrap()
+    let ok = audit_of(&s, "result.push")
         .into_iter()
         .filter(|e| e.outcome == "ok")
         .count();
@@ -245,12 +240,7 @@ async fn a_remarked_result_is_pushed_again_as_an_update() {
     assert_eq!(writes, 3);
     assert_eq!(gb.result_pairs().len(), 2);
     let s = store(&loaded);
-    let updates = s
-        .audit_list(&AuditFilter {
-            kind: Some("result.update".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let updates = audit_of(&s, "result.update");
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].record_id.as_deref(), Some("stu-1001"));
     assert!(updates[0].payload_sha256.is_some());
@@ -362,10 +352,7 @@ async fn unknown_candidates_are_parked_until_the_roster_brings_them() {
         text.contains("1 pending") || text.contains("1 parked"),
         "{text}"
     );
-    assert!(
-        text.contains("parked: candidate unknown to the roster sync"),
-        "{text}"
-    );
+    assert_has(&text, &["parked: candidate unknown to the roster sync"]);
     // the student arrives in the SIS export; the next results run pushes
     for f in ["users.csv", "enrollments.csv"] {
         std::fs::copy(fixture_roster().join(f), export.join(f)).unwrap();
@@ -481,16 +468,8 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     );
     roster(&loaded).await;
     write_qti(&dir.path().join("inbox"), "a.xml", &as_rows(&many(10)));
-    let cfg = dir.path().join("sisync.toml");
     // wait until the push is well under way, then kill
-    kill_under_way(
-        &cfg,
-        &["sync", "results"],
-        Duration::from_secs(30),
-        "the push did not start",
-        || gb.result_pairs().len() >= 60,
-    )
-    .await;
+    kill_sync_under_way(dir.path(), "results", || gb.result_pairs().len() >= 60).await;
     let held = gb.result_pairs().len();
     assert!(held < 200, "the kill came after the batch ({held})");
     // restart
@@ -632,9 +611,9 @@ async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("/ims/oneroster/gradebook/v1p2/lineItems?limit=1: HTTP 200, authenticated"),
-        "{text}"
+    assert_has(
+        &text,
+        &["/ims/oneroster/gradebook/v1p2/lineItems?limit=1: HTTP 200, authenticated"],
     );
     assert_eq!(gb.with(|g| g.token_requests), 1);
     // a wrong secret: one clear line, exit 2 (config), no secret in it
@@ -646,10 +625,7 @@ async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(
-        text.contains("results out") && text.contains("FAILED"),
-        "{text}"
-    );
+    assert_has(&text, &["results out", "FAILED"]);
     assert!(!text.contains("wrong-secret-value"), "{text}");
 }
 

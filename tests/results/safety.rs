@@ -57,15 +57,7 @@ async fn candidates_sharing_a_session_id_never_overwrite_each_other() {
         assert_eq!(held.len(), 1, "{stu}: {held:?}");
         assert_eq!(held[0].1, serde_json::json!(score), "{stu}");
     }
-    assert!(
-        store(&loaded)
-            .audit_list(&AuditFilter {
-                kind: Some("result.update".into()),
-                ..Default::default()
-            })
-            .unwrap()
-            .is_empty()
-    );
+    assert!(audit_of(&store(&loaded), "result.update").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,9 +245,9 @@ async fn links_are_reported_and_temporary_names_skipped_in_the_inbox() {
     assert_eq!((r.documents, r.pushed), (0, 0), "{r:?}");
     assert_eq!(r.document_errors.len(), 1, "{r:?}");
     let line = &r.document_errors[0];
-    assert!(
-        line.contains("link.xml: is a symbolic link") && line.contains("put the file itself there"),
-        "{line}"
+    assert_has(
+        line,
+        &["link.xml: is a symbolic link", "put the file itself there"],
     );
     assert!(inbox.join("link.xml").exists() && elsewhere.join("x.xml").exists());
     assert!(!inbox.join("failed").exists());
