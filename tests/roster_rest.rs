@@ -163,22 +163,11 @@ async fn a_failing_page_leaves_the_platform_untouched() {
     scim.clear_requests();
     sis.lock().unwrap().fail = Some(("users".into(), 14));
     // --full: a full pull in which everyone after page 2 would look gone
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions {
-            full: true,
-            ..RosterOptions::default()
-        },
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
+    let err = sisync::sync::roster(&cfg, full(), "user:test", &sisync::sync::Quiet)
+        .await
+        .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(
-        msg.contains("HTTP 500") && msg.contains("offset=14") && msg.contains("nothing was sent"),
-        "{msg}"
-    );
+    assert_has(&msg, &["HTTP 500", "offset=14", "nothing was sent"]);
     assert!(!msg.contains(SIS_TOKEN));
     assert_eq!(scim.requests().len(), 0, "no request to the platform");
     let store = sisync::store::Store::open(&dir.path().join("state.db")).unwrap();
@@ -208,14 +197,7 @@ async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
 
     // each run starts without a token: the next run fetches one new token
     sis.lock().unwrap().valid_tokens.clear();
-    let r = sync(
-        &cfg,
-        RosterOptions {
-            full: true,
-            ..RosterOptions::default()
-        },
-    )
-    .await;
+    let r = sync(&cfg, full()).await;
     assert_eq!(r.failed(), 0);
     assert!(
         r.plan.users.iter().all(|c| c.changed.len() == 7),
@@ -366,22 +348,11 @@ async fn pages_after_the_first_are_fetched_concurrently_in_order() {
     // (records removed while it was read)
     scim.clear_requests();
     sis.lock().unwrap().overcount = Some(("users", 5));
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions {
-            full: true,
-            ..RosterOptions::default()
-        },
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
+    let err = sisync::sync::roster(&cfg, full(), "user:test", &sisync::sync::Quiet)
+        .await
+        .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(
-        msg.contains("offset=40") && msg.contains("3 records where 5 were expected"),
-        "{msg}"
-    );
+    assert_has(&msg, &["offset=40", "3 records where 5 were expected"]);
     assert_eq!(scim.requests().len(), 0);
 }
 
@@ -402,23 +373,14 @@ async fn check_config_connect_reports_each_endpoint() {
     let o = run(dir.path().to_path_buf()).await.unwrap();
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(
-        out.contains("source link") && out.contains("orgs?limit=1: OK, authenticated"),
-        "{out}"
-    );
-    assert!(
-        out.contains("platform link") && out.contains("PATCH supported"),
-        "{out}"
-    );
+    assert_has(&out, &["source link", "orgs?limit=1: OK, authenticated"]);
+    assert_has(&out, &["platform link", "PATCH supported"]);
 
     std::fs::write(dir.path().join("sis-token"), "revoked").unwrap();
     let o = run(dir.path().to_path_buf()).await.unwrap();
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert_eq!(o.status.code(), Some(2), "{out}");
-    assert!(
-        out.contains("source link") && out.contains("FAILED") && out.contains("HTTP 401"),
-        "{out}"
-    );
+    assert_has(&out, &["source link", "FAILED", "HTTP 401"]);
     assert!(!out.contains("revoked"), "no secret in the output");
 }
 
@@ -450,22 +412,11 @@ async fn rate_limits_and_slow_pages_are_retried_a_truncated_page_fails_cleanly()
     // a page cut off mid-JSON: the run fails and the platform is not touched
     scim.clear_requests();
     sis.lock().unwrap().faults.extend(["truncated"]);
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions {
-            full: true,
-            ..RosterOptions::default()
-        },
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
+    let err = sisync::sync::roster(&cfg, full(), "user:test", &sisync::sync::Quiet)
+        .await
+        .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(
-        msg.contains("not valid JSON") && msg.contains("Nothing was sent"),
-        "{msg}"
-    );
+    assert_has(&msg, &["not valid JSON", "Nothing was sent"]);
     assert_eq!(scim.requests().len(), 0);
 }
 
@@ -537,10 +488,7 @@ async fn secrets_never_reach_logs_or_errors() {
     sis.lock().unwrap().faults.extend(["429"]);
     sync(&cfg, RosterOptions::default()).await;
     sis.lock().unwrap().fail = Some(("users".into(), 7));
-    let full = RosterOptions {
-        full: true,
-        ..RosterOptions::default()
-    };
+    let full = full();
     let err = sisync::sync::roster(&cfg, full, "user:test", &sisync::sync::Quiet)
         .await
         .unwrap_err();
@@ -627,12 +575,7 @@ async fn edexml_drop_always_pulls_in_full() {
         "{:?}",
         s.requests
     );
-    let mut folders: Vec<_> = std::fs::read_dir(d.join("drop"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    folders.sort();
+    let folders = entries(&d.join("drop"));
     assert_eq!(folders.len(), 2);
     let xml = std::fs::read_to_string(folders[1].join("edexml.xml")).unwrap();
     assert!(xml.contains("<achternaam>Brouwer</achternaam>"));
