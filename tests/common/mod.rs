@@ -158,6 +158,25 @@ pub fn failed_audit_entries(loaded: &Loaded) -> Vec<sisync::store::AuditRow> {
         .collect()
 }
 
+/// The one result the SIS refused: the first outbox reason is `failed`
+/// and names `status` and the SIS's words (`sis_says`); the audit log has
+/// that one failure, without the words (`not_in_audit`).
+#[track_caller]
+pub fn assert_refused_by_the_sis(
+    reasons: &[(String, String, i64)],
+    loaded: &Loaded,
+    (status, sis_says): (&str, &str),
+    not_in_audit: &str,
+) {
+    let reason = &reasons[0];
+    assert_eq!(reason.0, "failed");
+    assert_has(&reason.1, &[status, sis_says]);
+    let failed = failed_audit_entries(loaded);
+    assert_eq!(failed.len(), 1);
+    let detail = failed[0].detail.as_deref().unwrap_or("");
+    assert!(!detail.contains(not_in_audit), "{detail}");
+}
+
 /// Results options that push the outbox entries that failed before.
 pub fn retry_failed() -> sisync::sync::results::ResultsOptions {
     sisync::sync::results::ResultsOptions {
