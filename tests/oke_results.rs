@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, Fault, uuid};
+use common::fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, uuid};
+use common::faults::FLAKY_HTTP;
 use common::{Platform, Source, TestConfig, assert_any_has, assert_has, kill_sync_under_way};
 use serde_json::{Value, json};
 use sisync::config::Loaded;
@@ -265,12 +266,7 @@ async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
     });
     sis.with(|g| {
         g.faults.percent = 30;
-        g.faults.kinds = vec![
-            Fault::Status500,
-            Fault::TooMany,
-            Fault::SlowAfterStore,
-            Fault::Status503,
-        ];
+        g.faults.kinds = FLAKY_HTTP.to_vec();
         g.slow = Duration::from_millis(1500);
     });
     let loaded = config(dir.path(), &platform, &sis, None, "concurrency = 4");
