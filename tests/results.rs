@@ -123,6 +123,16 @@ async fn run(loaded: &Loaded, opts: ResultsOptions) -> ResultsReport {
     results(loaded, opts, "user:test", &Quiet).await.unwrap()
 }
 
+/// The fake gradebook and a config (in a temporary directory) reading the
+/// QTI inbox into it, the roster synced: (directory, gradebook, config).
+async fn rest_bed() -> (tempfile::TempDir, FakeGradebook, Loaded) {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    (dir, gb, loaded)
+}
+
 fn store(loaded: &Loaded) -> Store {
     Store::open(&loaded.config.state.path).unwrap()
 }
@@ -206,10 +216,7 @@ async fn every_result_arrives_exactly_once_despite_30_percent_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remarked_result_is_pushed_again_as_an_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, gb, loaded) = rest_bed().await;
     let inbox = dir.path().join("inbox");
     write_qti(
         &inbox,
@@ -348,10 +355,7 @@ async fn unknown_candidates_are_parked_until_the_roster_brings_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_in_several_matching_classes_is_parked_with_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, _gb, loaded) = rest_bed().await;
     // no rule for EX-ENG: stu-1001 is in several classes
     write_qti(
         &dir.path().join("inbox"),
@@ -371,10 +375,7 @@ async fn a_candidate_in_several_matching_classes_is_parked_with_the_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_reads_but_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, gb, loaded) = rest_bed().await;
     write_qti(&dir.path().join("inbox"), "a.xml", &as_rows(&many(1)));
     let r = run(
         &loaded,
@@ -468,10 +469,7 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_results_with_mapped_columns() {
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, gb, _) = rest_bed().await;
     let loaded = results_config(
         dir.path(),
         &fixture_roster(),
@@ -551,10 +549,7 @@ async fn qti_documents_listed_over_http_are_read_once() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, gb, _) = rest_bed().await;
     std::fs::write(dir.path().join("platform-token"), "platform-token").unwrap();
     let loaded = results_config(
         dir.path(),
