@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::fake_gradebook::{CLIENT_SECRET, FakeGradebook};
 use common::fake_scim::{FakeScim, TOKEN};
@@ -17,25 +17,31 @@ use sisync::sync::results::{ResultsOptions, results};
 
 const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
+/// A fake SCIM platform and the fixture export in a temporary directory.
+struct Bed {
+    dir: tempfile::TempDir,
+    scim: FakeScim,
+    export: PathBuf,
+}
+
+impl Bed {
+    async fn start() -> Bed {
+        let dir = tempfile::tempdir().unwrap();
+        let scim = FakeScim::start(true).await;
+        let export = copy_fixture("oneroster-1.2", dir.path());
+        Bed { dir, scim, export }
+    }
+}
+
 /// A SCIM config with `privacy` keys, results into the fake gradebook.
-fn config(
-    dir: &Path,
-    export: &Path,
-    scim: &FakeScim,
-    gb: Option<&FakeGradebook>,
-    privacy: &str,
-) -> Loaded {
-    test_config(dir, export, scim, gb, privacy).load()
+fn config(bed: &Bed, gb: Option<&FakeGradebook>, privacy: &str) -> Loaded {
+    test_config(bed, gb, privacy).load()
 }
 
 /// The config of [`config`], to vary.
-fn test_config(
-    dir: &Path,
-    export: &Path,
-    scim: &FakeScim,
-    gb: Option<&FakeGradebook>,
-    privacy: &str,
-) -> TestConfig {
+fn test_config(bed: &Bed, gb: Option<&FakeGradebook>, privacy: &str) -> TestConfig {
+    let Bed { dir, scim, export } = bed;
+    let dir = dir.path();
     std::fs::write(dir.join("pseudonym.key"), KEY).unwrap();
     std::fs::write(dir.join("gb-secret"), CLIENT_SECRET).unwrap();
     let results = match gb {
@@ -89,14 +95,11 @@ fn pseudonym(sis: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pseudonyms_reach_the_platform_and_results_find_the_way_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let scim = FakeScim::start(true).await;
+    let bed = Bed::start().await;
+    let Bed { dir, scim, .. } = &bed;
     let gb = FakeGradebook::start().await;
-    let export = copy_fixture("oneroster-1.2", dir.path());
     let loaded = config(
-        dir.path(),
-        &export,
-        &scim,
+        &bed,
         Some(&gb),
         "pseudonymize_ids = true\npseudonym_key_file = \"pseudonym.key\"\nfields = [\"name\", \"role\", \"groups\"]",
     );
@@ -114,7 +117,7 @@ async fn pseudonyms_reach_the_platform_and_results_find_the_way_back() {
             .iter()
             .any(|u| u["externalId"] == pseudonym("stu-1001").as_str())
     );
-    let sent = bodies(&scim);
+    let sent = bodies(scim);
     let ids = ["stu-1001", "tch-2001", "1001@leerling"];
     assert_lacks(&sent, &ids, "what reached the platform");
     // nor the school's e-mail domain
@@ -148,11 +151,7 @@ async fn pseudonyms_reach_the_platform_and_results_find_the_way_back() {
         Some(pseudonym("stu-1001").as_str())
     );
     // user_name = identifier would leak the student number
-    test_config(
-        dir.path(),
-        &export,
-        &scim,
-        Some(&gb),
+    test_config(&bed, Some(&gb),
         "pseudonymize_ids = true\npseudonym_key_file = \"pseudonym.key\"\nfields = [\"name\", \"role\", \"groups\"]",
     )
     .platform_keys("user_name = \"identifier\"")
@@ -164,11 +163,10 @@ async fn pseudonyms_reach_the_platform_and_results_find_the_way_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
-    let dir = tempfile::tempdir().unwrap();
-    let scim = FakeScim::start(true).await;
-    let export = copy_fixture("oneroster-1.2", dir.path());
+    let bed = Bed::start().await;
+    let Bed { scim, export, .. } = &bed;
     // the SIS export carries a BSN column
-    edit(&export, "users.csv", |l| {
+    edit(export, "users.csv", |l| {
         Some(if l.starts_with('\u{feff}') || l.starts_with("sourcedId") {
             format!("{l},metadata.bsn")
         } else if l.is_empty() {
@@ -177,17 +175,11 @@ async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
             format!("{l},999990019")
         })
     });
-    let loaded = config(
-        dir.path(),
-        &export,
-        &scim,
-        None,
-        "fields = [\"role\", \"groups\"]",
-    );
+    let loaded = config(&bed, None, "fields = [\"role\", \"groups\"]");
     let r = sync(&loaded, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0, "{:?}", r.issues);
     assert_eq!(scim.users().len(), 42);
-    let sent = bodies(&scim);
+    let sent = bodies(scim);
     for v in [
         "999990019",
         "Jesse",
@@ -205,7 +197,7 @@ async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
     }
     // allow_bsn warns in check-config
     let privacy = |fields: &str| {
-        test_config(dir.path(), &export, &scim, None, fields).write();
+        test_config(&bed, None, fields).write();
     };
     privacy("allow_bsn = true\nfields = [\"role\", \"groups\"]");
     let (code, out, err) = cli(&loaded.file, &["check-config"]);
@@ -284,17 +276,10 @@ async fn fields_outside_the_allow_list_and_bsn_never_leave_or_stay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acceptance_gets_synthetic_names_and_a_risky_config_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let scim = FakeScim::start(true).await;
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let acceptance = test_config(
-        dir.path(),
-        &export,
-        &scim,
-        None,
-        "fields = [\"name\", \"email\", \"role\"]",
-    )
-    .platform_keys("environment = \"acceptance\"");
+    let bed = Bed::start().await;
+    let Bed { scim, .. } = &bed;
+    let acceptance = test_config(&bed, None, "fields = [\"name\", \"email\", \"role\"]")
+        .platform_keys("environment = \"acceptance\"");
     // an acceptance platform with production data: refused
     let file = acceptance.write();
     let (code, _, err) = cli(&file, &["check-config"]);
@@ -314,7 +299,7 @@ async fn acceptance_gets_synthetic_names_and_a_risky_config_is_refused() {
         .institution_keys("environment = \"acceptance\"")
         .load();
     sync(&loaded, RosterOptions::default()).await;
-    let sent = bodies(&scim);
+    let sent = bodies(scim);
     assert!(sent.contains("Kandidaat") && sent.contains("@example.invalid"));
     for v in ["Jesse", "Özdemir", "Zoë", "@leerling.voorbeeld.nl"] {
         assert!(!sent.contains(v), "{v} reached the acceptance platform");
@@ -328,11 +313,10 @@ async fn acceptance_gets_synthetic_names_and_a_risky_config_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restriction_freezes_updates_and_keeps_results_in_the_outbox() {
-    let dir = tempfile::tempdir().unwrap();
-    let scim = FakeScim::start(true).await;
+    let bed = Bed::start().await;
+    let Bed { dir, scim, export } = &bed;
     let gb = FakeGradebook::start().await;
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = config(dir.path(), &export, &scim, Some(&gb), "");
+    let loaded = config(&bed, Some(&gb), "");
     sync(&loaded, RosterOptions::default()).await;
     let (code, out, err) = cli(
         &loaded.file,
@@ -340,7 +324,7 @@ async fn restriction_freezes_updates_and_keeps_results_in_the_outbox() {
     );
     assert_eq!(code, 0, "{out}{err}");
     // the SIS renames them: no update goes out while restricted
-    edit(&export, "users.csv", |l| {
+    edit(export, "users.csv", |l| {
         Some(l.replace(",Jesse,Vries,", ",Jessy,Vries,"))
     });
     let before = scim.writes().len();
@@ -407,11 +391,10 @@ async fn restriction_freezes_updates_and_keeps_results_in_the_outbox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_deletes_on_the_platform_and_is_not_undone_by_the_next_sync() {
-    let dir = tempfile::tempdir().unwrap();
-    let scim = FakeScim::start(true).await;
+    let bed = Bed::start().await;
+    let Bed { dir, scim, .. } = &bed;
     let gb = FakeGradebook::start().await;
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = config(dir.path(), &export, &scim, Some(&gb), "");
+    let loaded = config(&bed, Some(&gb), "");
     sync(&loaded, RosterOptions::default()).await;
     qti(dir.path(), "a.xml", &[("stu-1002", "EX-NED-1", "S2", 40.0)]);
     results(
@@ -505,18 +488,15 @@ async fn erasure_deletes_on_the_platform_and_is_not_undone_by_the_next_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_removes_who_left_long_ago_and_keeps_the_chain_verifiable() {
-    let dir = tempfile::tempdir().unwrap();
-    let scim = FakeScim::start(true).await;
-    let export = copy_fixture("oneroster-1.2", dir.path());
+    let bed = Bed::start().await;
+    let Bed { export, .. } = &bed;
     let loaded = config(
-        dir.path(),
-        &export,
-        &scim,
+        &bed,
         None,
         "retention_days = 30\naudit_retention_days = 365",
     );
     sync(&loaded, RosterOptions::default()).await;
-    remove_person(&export, "stu-1003");
+    remove_person(export, "stu-1003");
     sync(&loaded, RosterOptions::default()).await;
     // gone 40 days ago
     let conn = rusqlite::Connection::open(&loaded.config.state.path).unwrap();
@@ -549,11 +529,10 @@ async fn purge_removes_who_left_long_ago_and_keeps_the_chain_verifiable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_register_and_anonymous_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let scim = FakeScim::start(true).await;
+    let bed = Bed::start().await;
+    let Bed { dir, .. } = &bed;
     let gb = FakeGradebook::start().await;
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = config(dir.path(), &export, &scim, Some(&gb), "min_group_size = 10");
+    let loaded = config(&bed, Some(&gb), "min_group_size = 10");
     sync(&loaded, RosterOptions::default()).await;
     // 20 results in cls-ne-h3a, 3 in cls-wi-h3a
     let mut rows: Vec<(String, String, String, f64)> = (1..=20)
@@ -644,11 +623,10 @@ async fn export_register_and_anonymous_report() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eck_ids_from_the_sis_pass_through_as_is() {
-    let dir = tempfile::tempdir().unwrap();
-    let scim = FakeScim::start(true).await;
+    let bed = Bed::start().await;
+    let Bed { dir, scim, .. } = &bed;
     let gb = FakeGradebook::start().await;
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = config(dir.path(), &export, &scim, Some(&gb), "use_eck_id = true");
+    let loaded = config(&bed, Some(&gb), "use_eck_id = true");
     let r = sync(&loaded, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0);
     let eck = "https://ketenid.nl/201703/50c416ea9a8b8b4f41df46566df802c86cccbb65a1b55c8b326df55df1cf05b68320ee77bf55a629325e96bc00b3eaae318458fd4cb3c2501b5b2e864c69746a";
