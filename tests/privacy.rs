@@ -81,6 +81,18 @@ fn qti(dir: &Path, name: &str, rows: &[(&str, &str, &str, f64)]) {
     std::fs::write(inbox.join(name), doc).unwrap();
 }
 
+/// A results run that must not fail.
+async fn results_run(loaded: &Loaded) -> sisync::sync::results::ResultsReport {
+    results(
+        loaded,
+        ResultsOptions::default(),
+        "user:test",
+        &sisync::sync::Quiet,
+    )
+    .await
+    .unwrap()
+}
+
 fn bodies(scim: &FakeScim) -> String {
     scim.requests()
         .iter()
@@ -129,14 +141,7 @@ async fn pseudonyms_reach_the_platform_and_results_find_the_way_back() {
         "a.xml",
         &[(&pseudonym("stu-1001"), "EX-NED-1", "S1", 61.0)],
     );
-    let rep = results(
-        &loaded,
-        ResultsOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap();
+    let rep = results_run(&loaded).await;
     assert_eq!(rep.pushed, 1, "{rep:?}");
     assert_eq!(
         gb.result_pairs()[0].0,
@@ -342,14 +347,7 @@ async fn restriction_freezes_updates_and_keeps_results_in_the_outbox() {
             ("stu-1002", "EX-NED-1", "S2", 40.0),
         ],
     );
-    let rep = results(
-        &loaded,
-        ResultsOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap();
+    let rep = results_run(&loaded).await;
     assert_eq!((rep.pushed, rep.held, rep.outbox.pending), (1, 1, 1));
     assert_eq!(
         gb.result_pairs(),
@@ -367,14 +365,7 @@ async fn restriction_freezes_updates_and_keeps_results_in_the_outbox() {
             .iter()
             .any(|u| u["name"]["givenName"] == "Jessy")
     );
-    let rep = results(
-        &loaded,
-        ResultsOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap();
+    let rep = results_run(&loaded).await;
     assert_eq!((rep.pushed, rep.outbox.pending), (1, 0));
     // both administrative actions are audited with the OS user
     let store = Store::open(&loaded.config.state.path).unwrap();
@@ -397,14 +388,7 @@ async fn erasure_deletes_on_the_platform_and_is_not_undone_by_the_next_sync() {
     let loaded = config(&bed, Some(&gb), "");
     sync(&loaded, RosterOptions::default()).await;
     qti(dir.path(), "a.xml", &[("stu-1002", "EX-NED-1", "S2", 40.0)]);
-    results(
-        &loaded,
-        ResultsOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap();
+    results_run(&loaded).await;
     let (code, out, err) = cli(&loaded.file, &["privacy", "erase", "--person", "stu-1002"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("deleted on the platform"), "{out}");
@@ -558,14 +542,7 @@ async fn export_register_and_anonymous_report() {
         .map(|(a, b, c, d)| (a.as_str(), b.as_str(), c.as_str(), *d))
         .collect();
     qti(dir.path(), "a.xml", &refs);
-    results(
-        &loaded,
-        ResultsOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap();
+    results_run(&loaded).await;
 
     let (code, out, _) = cli(&loaded.file, &["privacy", "export", "--person", "stu-1001"]);
     assert_eq!(code, 0);
@@ -638,14 +615,7 @@ async fn eck_ids_from_the_sis_pass_through_as_is() {
     assert!(!users.iter().any(|u| u["externalId"] == "stu-1001"));
     // the platform reports the result under the ECK iD; the SIS gets its id
     qti(dir.path(), "a.xml", &[(eck, "EX-NED-1", "S1", 61.0)]);
-    let rep = results(
-        &loaded,
-        ResultsOptions::default(),
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap();
+    let rep = results_run(&loaded).await;
     assert_eq!(rep.pushed, 1, "{rep:?}");
     assert_eq!(gb.result_pairs()[0].0, "stu-1001");
     // erase by SIS id finds the ECK-keyed state
