@@ -31,6 +31,11 @@ impl Bed {
         let export = copy_fixture("oneroster-1.2", dir.path());
         Bed { dir, scim, export }
     }
+
+    /// The bed and the fake gradebook results go to.
+    async fn with_gradebook() -> (Bed, FakeGradebook) {
+        (Bed::start().await, FakeGradebook::start().await)
+    }
 }
 
 /// A SCIM config with `privacy` keys, results into the fake gradebook.
@@ -107,9 +112,8 @@ fn pseudonym(sis: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pseudonyms_reach_the_platform_and_results_find_the_way_back() {
-    let bed = Bed::start().await;
+    let (bed, gb) = Bed::with_gradebook().await;
     let Bed { dir, scim, .. } = &bed;
-    let gb = FakeGradebook::start().await;
     let loaded = config(
         &bed,
         Some(&gb),
@@ -318,9 +322,8 @@ async fn acceptance_gets_synthetic_names_and_a_risky_config_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restriction_freezes_updates_and_keeps_results_in_the_outbox() {
-    let bed = Bed::start().await;
+    let (bed, gb) = Bed::with_gradebook().await;
     let Bed { dir, scim, export } = &bed;
-    let gb = FakeGradebook::start().await;
     let loaded = config(&bed, Some(&gb), "");
     sync(&loaded, RosterOptions::default()).await;
     let (code, out, err) = cli(
@@ -382,9 +385,8 @@ async fn restriction_freezes_updates_and_keeps_results_in_the_outbox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_deletes_on_the_platform_and_is_not_undone_by_the_next_sync() {
-    let bed = Bed::start().await;
+    let (bed, gb) = Bed::with_gradebook().await;
     let Bed { dir, scim, .. } = &bed;
-    let gb = FakeGradebook::start().await;
     let loaded = config(&bed, Some(&gb), "");
     sync(&loaded, RosterOptions::default()).await;
     qti(dir.path(), "a.xml", &[("stu-1002", "EX-NED-1", "S2", 40.0)]);
@@ -513,9 +515,8 @@ async fn purge_removes_who_left_long_ago_and_keeps_the_chain_verifiable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_register_and_anonymous_report() {
-    let bed = Bed::start().await;
+    let (bed, gb) = Bed::with_gradebook().await;
     let Bed { dir, .. } = &bed;
-    let gb = FakeGradebook::start().await;
     let loaded = config(&bed, Some(&gb), "min_group_size = 10");
     sync(&loaded, RosterOptions::default()).await;
     // 20 results in cls-ne-h3a, 3 in cls-wi-h3a
@@ -600,9 +601,8 @@ async fn export_register_and_anonymous_report() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eck_ids_from_the_sis_pass_through_as_is() {
-    let bed = Bed::start().await;
+    let (bed, gb) = Bed::with_gradebook().await;
     let Bed { dir, scim, .. } = &bed;
-    let gb = FakeGradebook::start().await;
     let loaded = config(&bed, Some(&gb), "use_eck_id = true");
     let r = sync(&loaded, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0);
