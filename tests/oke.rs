@@ -150,6 +150,18 @@ max_retries = 1
     )
 }
 
+/// The fake OKE SIS with `sittings` of `per` candidates (`fill_sis`), the
+/// fake OKE platform and the config syncing one into the other, in a
+/// temporary directory.
+async fn bed(sittings: usize, per: usize) -> (FakeOke, FakeOke, tempfile::TempDir, Loaded) {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    fill_sis(&sis, sittings, per);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    (sis, platform, dir, cfg)
+}
+
 fn writes(f: &FakeOke) -> Vec<Value> {
     f.exchanges()
         .into_iter()
@@ -293,11 +305,7 @@ async fn sis_to_exam_platform_end_to_end_validated_against_the_spec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registration_gate_refuses_a_mass_withdrawal_and_an_empty_read() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 2, 10);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(2, 10).await;
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.outcome.as_ref().unwrap().registrations.created, 21);
 
@@ -366,11 +374,7 @@ async fn the_registration_gate_refuses_a_mass_withdrawal_and_an_empty_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_sis_fails_the_whole_read_and_a_refusal_names_the_platforms_reason() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 3, 4);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(3, 4).await;
 
     // the second sitting's associations answer 500: nothing is written
     sis.inner.lock().unwrap().fail_path = Some(format!("/offerings/{}/associations", uid(1, 1)));
@@ -419,12 +423,8 @@ async fn a_failing_sis_fails_the_whole_read_and_a_refusal_names_the_platforms_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_association_lists_are_completed_by_get_association() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 3);
+    let (sis, platform, dir, cfg) = bed(1, 3).await;
     sis.inner.lock().unwrap().bare_association_lists = true;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.outcome.as_ref().unwrap().registrations.created, 4);
     let gets = sis
@@ -556,11 +556,7 @@ async fn csv_drop_gets_exams_and_registrations_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_are_reported_and_held_never_withdrawn_and_a_wrong_scope_fails_the_read() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 12);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, _dir, cfg) = bed(1, 12).await;
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.outcome.as_ref().unwrap().registrations.created, 13);
 
@@ -630,11 +626,7 @@ fn freeze_window(mode: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adds_only_defers_lost_needs_and_extra_minutes_but_lets_the_rest_through() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 6);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(1, 6).await;
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
     // in the SIS: 0 loses the extra minutes and goes to a second attempt,
@@ -738,11 +730,7 @@ fn platform_link(checks: &[(String, anyhow::Result<String>)]) -> Result<String, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_connect_asks_the_oke_platform_and_names_a_wrong_scope_or_secret() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 2);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(1, 2).await;
     // before the first run: no sitting known, the token was accepted
     let line = platform_link(&sisync::sync::connect_checks(&cfg).await).unwrap();
     assert_has(
@@ -806,11 +794,7 @@ fn sisync_cli(cfg: &std::path::Path, args: &[&str]) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_that_drops_extra_minutes_fails_that_write_by_attribute_and_it_is_sent_again() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 6);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(1, 6).await;
     // the platform silently drops the extra minutes
     platform.inner.lock().unwrap().drop_on_put = vec!["additionalTimeInMin".into()];
     let r = sync(&cfg, RosterOptions::default()).await;
