@@ -208,13 +208,7 @@ fn validate(fake: &FakeOke, dir: &Path, name: &str) {
     let lines = fake.jsonl();
     assert!(!lines.is_empty(), "{name}: nothing recorded");
     std::fs::write(&jsonl, lines).unwrap();
-    let out = std::process::Command::new(python)
-        .arg(repo.join("tests/peers/openapi/validate.py"))
-        .arg("--oneof-as-anyof")
-        .arg(common::oke_spec())
-        .arg(&jsonl)
-        .output()
-        .unwrap();
+    let out = spec_check(&jsonl);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -222,6 +216,19 @@ fn validate(fake: &FakeOke, dir: &Path, name: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("exchanges valid"), "{text}");
+}
+
+/// What the OKE specification says of the exchanges in `jsonl`
+/// (tests/peers/openapi/validate.py in the venv).
+fn spec_check(jsonl: &Path) -> std::process::Output {
+    let repo = common::repo();
+    std::process::Command::new(repo.join(".venv/bin/python"))
+        .arg(repo.join("tests/peers/openapi/validate.py"))
+        .arg("--oneof-as-anyof")
+        .arg(common::oke_spec())
+        .arg(jsonl)
+        .output()
+        .unwrap()
 }
 
 fn writes_to(sis: &FakeOke, id: &str) -> Vec<(String, Value)> {
@@ -234,12 +241,19 @@ fn writes_to(sis: &FakeOke, id: &str) -> Vec<(String, Value)> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
+/// A temporary directory, the fake OKE SIS and platform, `seed`ed with
+/// `n` results.
+async fn seeded(n: u32) -> (tempfile::TempDir, FakeOke, FakeOke) {
     let dir = tempfile::tempdir().unwrap();
     let sis = start(SIS_SCOPE).await;
     let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 22);
+    seed(&sis, &platform, n);
+    (dir, sis, platform)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
+    let (dir, sis, platform) = seeded(22).await;
     let sitting = uuid(0xA, SITTING);
     platform.with(|g| {
         // attendance only (flow 3.2 A): registrations 21 and 22 were absent
@@ -389,10 +403,7 @@ async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_fail_with_the_sis_message_and_canceled_registrations_get_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let sis = start(SIS_SCOPE).await;
-    let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 6);
+    let (dir, sis, platform) = seeded(6).await;
     sis.with(|g| {
         g.refuse = Some((
             uuid(0xC, 2),
@@ -570,10 +581,7 @@ settle = "0s""#;
 /// its flow 5 writes; after a restart the SIS holds every result once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_push_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let sis = start(SIS_SCOPE).await;
-    let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 60);
+    let (dir, sis, platform) = seeded(60).await;
     sis.with(|g| g.delay = Duration::from_millis(40));
     let loaded = config(dir.path(), &platform, &sis, None, "concurrency = 4");
     kill_sync_under_way(dir.path(), "results", || sis.with(|g| g.writes.len()) >= 20).await;
@@ -619,10 +627,7 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
 /// platform's text (it may name a candidate).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_failure_mid_read_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let sis = start(SIS_SCOPE).await;
-    let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 25);
+    let (dir, sis, platform) = seeded(25).await;
     platform.with(|g| g.fail_page = Some(3));
     let loaded = config(dir.path(), &platform, &sis, None, "");
     let e = results(&loaded, ResultsOptions::default(), "user:test", &Quiet)
@@ -691,17 +696,10 @@ fn the_validator_rejects_what_the_specification_rejects() {
         ),
         ("PUT with person (readOnly)", put, false),
     ];
-    let repo = common::repo();
     for (name, line, valid) in cases {
         let f = dir.path().join("one.jsonl");
         std::fs::write(&f, format!("{line}\n")).unwrap();
-        let out = std::process::Command::new(repo.join(".venv/bin/python"))
-            .arg(repo.join("tests/peers/openapi/validate.py"))
-            .arg("--oneof-as-anyof")
-            .arg(common::oke_spec())
-            .arg(&f)
-            .output()
-            .unwrap();
+        let out = spec_check(&f);
         assert_eq!(
             out.status.success(),
             valid,
@@ -713,10 +711,7 @@ fn the_validator_rejects_what_the_specification_rejects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sis_that_drops_the_score_fails_the_delivery_by_attribute_until_fixed() {
-    let dir = tempfile::tempdir().unwrap();
-    let sis = start(SIS_SCOPE).await;
-    let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 3);
+    let (dir, sis, platform) = seeded(3).await;
     // the SIS answers 200 to the PATCH but does not keep the score
     sis.with(|g| g.drop_result = vec!["score".into()]);
     let loaded = config(dir.path(), &platform, &sis, None, "");
