@@ -60,6 +60,49 @@ impl Hook {
     }
 }
 
+/// What an alert test runs against: a fake SCIM platform, the webhook
+/// receiver at `url`, the SMTP sink on port `smtp` and the fixture export
+/// in a temporary directory.
+struct Bed {
+    fake: FakeScim,
+    hook: Hook,
+    url: String,
+    mails: Arc<Mutex<Vec<String>>>,
+    smtp: u16,
+    dir: tempfile::TempDir,
+    export: std::path::PathBuf,
+}
+
+impl Bed {
+    /// An `[alerts]` section for the webhook and the SMTP sink, with
+    /// `extra` keys.
+    fn alerts(&self, extra: &str) -> String {
+        alerts_section(self.dir.path(), &self.url, self.smtp, extra)
+    }
+
+    /// The config syncing the export into the fake with `extra` keys.
+    fn config(&self, extra: &str) -> sisync::config::Loaded {
+        scim_config(self.dir.path(), &self.export, &self.fake.base, TOKEN, extra)
+    }
+
+    async fn start() -> Bed {
+        let fake = FakeScim::start(true).await;
+        let (hook, url) = Hook::start().await;
+        let (mails, smtp) = smtp_sink().await;
+        let dir = tempfile::tempdir().unwrap();
+        let export = copy_fixture("oneroster-1.2", dir.path());
+        Bed {
+            fake,
+            hook,
+            url,
+            mails,
+            smtp,
+            dir,
+            export,
+        }
+    }
+}
+
 /// An SMTP server that accepts every message (no TLS: `tls = "none"`).
 async fn smtp_sink() -> (Arc<Mutex<Vec<String>>>, u16) {
     let mails = Arc::new(Mutex::new(Vec::new()));
@@ -186,32 +229,35 @@ fn shrink_export(export: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_reaches_webhook_and_mail_once_retried_without_personal_data() {
-    let fake = FakeScim::start(true).await;
-    let (hook, url) = Hook::start().await;
-    let (mails, smtp) = smtp_sink().await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let extra = alerts_section(dir.path(), &url, smtp, "repeat_after = \"1h\"");
-    let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, &extra);
+    let bed = Bed::start().await;
+    let extra = bed.alerts("repeat_after = \"1h\"");
+    let loaded = bed.config(&extra);
     let cfg = loaded.file.clone();
 
     let o = sisync_async(&cfg, &["sync", "roster"]).await;
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert!(hook.bodies().is_empty(), "nothing to say after a good run");
+    assert!(
+        bed.hook.bodies().is_empty(),
+        "nothing to say after a good run"
+    );
 
-    shrink_export(&export);
-    *hook.fail_first.lock().unwrap() = 1; // the receiver hiccups once
+    shrink_export(&bed.export);
+    *bed.hook.fail_first.lock().unwrap() = 1; // the receiver hiccups once
     let o = sisync_async(&cfg, &["sync", "roster"]).await;
     assert_eq!(o.status.code(), Some(3), "{o:?}");
-    let bodies = hook.bodies();
+    let bodies = bed.hook.bodies();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
-    assert_eq!(*hook.attempts.lock().unwrap(), 2, "retried after the 503");
+    assert_eq!(
+        *bed.hook.attempts.lock().unwrap(),
+        2,
+        "retried after the 503"
+    );
     let b = &bodies[0];
     assert_eq!(b["alert"], "refused.roster");
     assert_eq!(b["severity"], "critical");
     assert_eq!(b["source"], "sisync");
     assert!(b["text"].as_str().unwrap().contains("wrote nothing"), "{b}");
-    let m = mails.lock().unwrap().clone();
+    let m = bed.mails.lock().unwrap().clone();
     assert_eq!(m.len(), 1, "{m:?}");
     assert!(
         m[0].contains("Subject: sisync Test College: roster run refused"),
@@ -223,35 +269,28 @@ async fn a_refusal_reaches_webhook_and_mail_once_retried_without_personal_data()
     // refused again within repeat_after: no second message
     let o = sisync_async(&cfg, &["sync", "roster"]).await;
     assert_eq!(o.status.code(), Some(3));
-    assert_eq!(hook.bodies().len(), 1);
-    assert_eq!(mails.lock().unwrap().len(), 1);
+    assert_eq!(bed.hook.bodies().len(), 1);
+    assert_eq!(bed.mails.lock().unwrap().len(), 1);
 
     // `alerts test` goes through both channels
     let o = sisync_async(&cfg, &["alerts", "test"]).await;
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert_eq!(hook.bodies().len(), 2);
-    assert_eq!(mails.lock().unwrap().len(), 2);
+    assert_eq!(bed.hook.bodies().len(), 2);
+    assert_eq!(bed.mails.lock().unwrap().len(), 2);
 
-    let mut texts: Vec<String> = hook.bodies().iter().map(|b| b.to_string()).collect();
-    texts.extend(mails.lock().unwrap().iter().cloned());
+    let mut texts: Vec<String> = bed.hook.bodies().iter().map(|b| b.to_string()).collect();
+    texts.extend(bed.mails.lock().unwrap().iter().cloned());
     texts.push(String::from_utf8_lossy(&o.stderr).into_owned());
     assert_no_personal_data(&texts);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_runs_stuck_results_broken_audit_and_the_digest_in_teams_format() {
-    let fake = FakeScim::start(true).await;
-    let (hook, url) = Hook::start().await;
-    let (mails, smtp) = smtp_sink().await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let extra = alerts_section(
-        dir.path(),
-        &url,
-        smtp,
+    let bed = Bed::start().await;
+    let extra = bed.alerts(
         "format = \"teams\"\nfailing_after = \"1s\"\nresults_stuck_after = \"1h\"\ndigest_at = \"00:00\"",
     );
-    let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, &extra);
+    let loaded = bed.config(&extra);
     let cfg = loaded.file.clone();
     let o = sisync_async(&cfg, &["sync", "roster"]).await;
     assert_eq!(o.status.code(), Some(0), "{o:?}");
@@ -262,7 +301,7 @@ async fn failing_runs_stuck_results_broken_audit_and_the_digest_in_teams_format(
             .to_string()
     };
     // the first check sends the digest (past 00:00, not sent today)
-    let first = hook.bodies();
+    let first = bed.hook.bodies();
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(first[0]["type"], "message");
     assert_eq!(
@@ -271,26 +310,23 @@ async fn failing_runs_stuck_results_broken_audit_and_the_digest_in_teams_format(
     );
     assert!(title(&first[0]).contains("daily digest"), "{first:?}");
     let facts = first[0]["attachments"][0]["content"]["body"][2]["facts"].to_string();
-    assert!(
-        facts.contains("roster runs ok") && facts.contains("chain intact"),
-        "{facts}"
-    );
+    assert_has(&facts, &["roster runs ok", "chain intact"]);
 
-    // the SIS export disappears: runs fail; after failing_after, an alert
-    std::fs::rename(&export, dir.path().join("gone")).unwrap();
+    // the SIS bed.export disappears: runs fail; after failing_after, an alert
+    std::fs::rename(&bed.export, bed.dir.path().join("gone")).unwrap();
     let o = sisync_async(&cfg, &["sync", "roster"]).await;
     assert_eq!(o.status.code(), Some(1), "{o:?}");
-    assert_eq!(hook.bodies().len(), 1, "failing for less than 1s");
+    assert_eq!(bed.hook.bodies().len(), 1, "failing for less than 1s");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let o = sisync_async(&cfg, &["sync", "roster"]).await;
     assert_eq!(o.status.code(), Some(1), "{o:?}");
-    let b = hook.bodies();
+    let b = bed.hook.bodies();
     assert_eq!(b.len(), 2, "{b:?}");
     assert!(title(&b[1]).contains("roster runs failing for"), "{b:?}");
 
     // results parked for two hours
     {
-        let c = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+        let c = rusqlite::Connection::open(bed.dir.path().join("state.db")).unwrap();
         let old = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
         for (key, state) in [("sess-1:exam-1", "parked"), ("sess-2:exam-1", "failed")] {
             c.execute(
@@ -307,7 +343,7 @@ async fn failing_runs_stuck_results_broken_audit_and_the_digest_in_teams_format(
         String::from_utf8_lossy(&o.stdout).trim(),
         "sent: results.stuck"
     );
-    let b = hook.bodies();
+    let b = bed.hook.bodies();
     assert!(title(&b[2]).contains("2 results not delivered"), "{b:?}");
     let card = b[2].to_string();
     assert!(
@@ -317,7 +353,7 @@ async fn failing_runs_stuck_results_broken_audit_and_the_digest_in_teams_format(
 
     // someone edits the audit log; the daily verification finds it
     {
-        let c = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+        let c = rusqlite::Connection::open(bed.dir.path().join("state.db")).unwrap();
         c.execute("UPDATE audit SET outcome = 'failed' WHERE seq = 3", [])
             .unwrap();
         // as if the last verification was a day ago
@@ -330,18 +366,18 @@ async fn failing_runs_stuck_results_broken_audit_and_the_digest_in_teams_format(
     let o = sisync_async(&cfg, &["--json", "alerts", "check"]).await;
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["sent"], serde_json::json!(["audit.broken"]), "{v}");
-    let b = hook.bodies();
+    let b = bed.hook.bodies();
     assert!(title(&b[3]).contains("audit log verification failed"));
     assert!(b[3].to_string().contains("entry 3"), "{}", b[3]);
 
     // nothing new: nothing sent (the digest went out once today)
     let o = sisync_async(&cfg, &["alerts", "check"]).await;
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "no alert due");
-    assert_eq!(hook.bodies().len(), 4);
-    assert_eq!(mails.lock().unwrap().len(), 4);
+    assert_eq!(bed.hook.bodies().len(), 4);
+    assert_eq!(bed.mails.lock().unwrap().len(), 4);
 
-    let mut texts: Vec<String> = hook.bodies().iter().map(|b| b.to_string()).collect();
-    texts.extend(mails.lock().unwrap().iter().cloned());
+    let mut texts: Vec<String> = bed.hook.bodies().iter().map(|b| b.to_string()).collect();
+    texts.extend(bed.mails.lock().unwrap().iter().cloned());
     assert_no_personal_data(&texts);
     // no person id of the stuck results either, only result keys
     assert!(!texts.iter().any(|t| t.contains("stu-1001")));
@@ -349,31 +385,32 @@ async fn failing_runs_stuck_results_broken_audit_and_the_digest_in_teams_format(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_alerts_after_a_refused_run_in_slack_format() {
-    let fake = FakeScim::start(true).await;
-    let (hook, url) = Hook::start().await;
-    let (_mails, smtp) = smtp_sink().await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
+    let bed = Bed::start().await;
     let port = free_port();
     let extra = format!(
         "{}\n[schedule]\nroster_every = \"1s\"\njitter = \"0s\"\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\n",
-        alerts_section(dir.path(), &url, smtp, "format = \"slack\"")
+        bed.alerts("format = \"slack\"")
     );
-    let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, &extra);
+    let loaded = bed.config(&extra);
     let o = sisync_async(&loaded.file, &["sync", "roster"]).await;
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    shrink_export(&export);
+    shrink_export(&bed.export);
     let mut child = spawn_daemon(&loaded.file);
     let deadline = Instant::now() + Duration::from_secs(30);
     let slack = loop {
-        if let Some(b) = hook
+        if let Some(b) = bed
+            .hook
             .bodies()
             .into_iter()
             .find(|b| b["text"].as_str().unwrap_or("").contains("refused"))
         {
             break b;
         }
-        assert!(Instant::now() < deadline, "no alert: {:?}", hook.bodies());
+        assert!(
+            Instant::now() < deadline,
+            "no alert: {:?}",
+            bed.hook.bodies()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     // SAFETY: the child is ours
@@ -405,9 +442,6 @@ async fn starttls_is_required_never_a_plaintext_fallback() {
     let o = sisync_async(&loaded.file, &["alerts", "test"]).await;
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("alert e-mail not delivered") && err.contains("127.0.0.1"),
-        "{err}"
-    );
+    assert_has(&err, &["alert e-mail not delivered", "127.0.0.1"]);
     assert!(mails.lock().unwrap().is_empty(), "sent in plain text");
 }

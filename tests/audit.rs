@@ -27,9 +27,12 @@ fn audit_config(dir: &Path, export: PathBuf, audit: &str) -> PathBuf {
         .write()
 }
 
-/// A csv-drop config, optionally with an anchor file outside the state
-/// directory; one roster sync done (48 audit entries: users and classes).
-fn synced(dir: &Path, anchored: bool) -> (PathBuf, PathBuf) {
+/// A csv-drop config in a temporary directory, optionally with an anchor
+/// file outside the state directory; one roster sync done (48 audit
+/// entries: users and classes). (The directory, the config, the state.)
+fn synced(anchored: bool) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let export = copy_fixture("oneroster-1.2", dir);
     let audit = if anchored {
         "[audit]\nanchor_file = \"anchors/audit.anchor\"\n"
@@ -42,44 +45,59 @@ fn synced(dir: &Path, anchored: bool) -> (PathBuf, PathBuf) {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // the head goes to the journal at the end of the run
     let log = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        log.contains("audit head") && log.contains("audit_seq"),
-        "{log}"
-    );
-    (cfg, dir.join("state/sisync.db"))
+    assert_has(&log, &["audit head", "audit_seq"]);
+    let state = dir.join("state/sisync.db");
+    (tmp, cfg, state)
 }
 
 fn db(state: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(state).unwrap()
 }
 
-fn verify(cfg: &Path) -> (Option<i32>, String) {
+/// `audit verify`, which must exit with `code`; its output.
+#[track_caller]
+fn verify(cfg: &Path, code: i32) -> String {
     let o = sisync(cfg, &["audit", "verify"], "warn");
-    (o.status.code(), text(&o))
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(code), "{out}");
+    out
+}
+
+/// `column` (`entry_hash`, `prev_hash`) of audit entry `seq`.
+fn hash(c: &rusqlite::Connection, column: &str, seq: i64) -> String {
+    let sql = format!("SELECT {column} FROM audit WHERE seq = {seq}");
+    c.query_row(&sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Cut the log after entry `last` and make the head end there, as someone
+/// hiding the tail would.
+fn cut_tail(state: &Path, last: i64) {
+    let c = db(state);
+    let last_hash = hash(&c, "entry_hash", last);
+    c.execute("DELETE FROM audit WHERE seq > ?1", [last])
+        .unwrap();
+    c.execute(
+        "UPDATE audit_head SET last_seq = ?1, last_hash = ?2",
+        rusqlite::params![last, last_hash],
+    )
+    .unwrap();
 }
 
 #[test]
 fn anchored_log_verifies_and_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, _) = synced(dir.path(), true);
+    let (dir, cfg, _) = synced(true);
     let anchors = std::fs::read_to_string(dir.path().join("anchors/audit.anchor")).unwrap();
     assert_eq!(anchors.lines().count(), 1, "{anchors}");
     assert!(anchors.contains(" seq=48 hash="), "{anchors}");
-    let (code, out) = verify(&cfg);
-    assert_eq!(code, Some(0), "{out}");
+    let out = verify(&cfg, 0);
     assert!(out.contains("anchors: 1 checked"), "{out}");
 }
 
 #[test]
 fn deleting_the_oldest_entries_and_moving_first_seq_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, state) = synced(dir.path(), false);
+    let (_dir, cfg, state) = synced(false);
     let c = db(&state);
-    let prev6: String = c
-        .query_row("SELECT prev_hash FROM audit WHERE seq = 6", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let prev6 = hash(&c, "prev_hash", 6);
     c.execute("DELETE FROM audit WHERE seq <= 5", []).unwrap();
     c.execute(
         "UPDATE audit_head SET first_seq = 6, first_prev_hash = ?1",
@@ -87,57 +105,38 @@ fn deleting_the_oldest_entries_and_moving_first_seq_is_found() {
     )
     .unwrap();
     drop(c);
-    let (code, out) = verify(&cfg);
-    assert_eq!(code, Some(4), "{out}");
-    assert!(
-        out.contains("BROKEN at entry 1: entries 1..5 are missing"),
-        "{out}"
-    );
+    let out = verify(&cfg, 4);
+    assert_has(&out, &["BROKEN at entry 1: entries 1..5 are missing"]);
 }
 
 #[test]
 fn moving_first_seq_alone_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, state) = synced(dir.path(), false);
+    let (_dir, cfg, state) = synced(false);
     db(&state)
         .execute("UPDATE audit_head SET first_seq = 6", [])
         .unwrap();
-    let (code, out) = verify(&cfg);
-    assert_eq!(code, Some(4), "{out}");
+    let out = verify(&cfg, 4);
     assert!(out.contains("audit_head was edited"), "{out}");
 }
 
 #[test]
 fn cutting_the_tail_and_updating_the_head_is_found_by_the_anchor() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, state) = synced(dir.path(), true);
-    let c = db(&state);
-    let h10: String = c
-        .query_row("SELECT entry_hash FROM audit WHERE seq = 10", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    c.execute("DELETE FROM audit WHERE seq > 10", []).unwrap();
-    c.execute(
-        "UPDATE audit_head SET last_seq = 10, last_hash = ?1",
-        [&h10],
-    )
-    .unwrap();
-    drop(c);
-    let (code, out) = verify(&cfg);
-    assert_eq!(code, Some(4), "{out}");
-    assert!(
-        out.contains("BROKEN at entry 11: the log ends at entry 10")
-            && out.contains("audit.anchor:1")
-            && out.contains("recorded entry 48"),
-        "{out}"
+    let (_dir, cfg, state) = synced(true);
+    cut_tail(&state, 10);
+    let out = verify(&cfg, 4);
+    assert_has(
+        &out,
+        &[
+            "BROKEN at entry 11: the log ends at entry 10",
+            "audit.anchor:1",
+            "recorded entry 48",
+        ],
     );
 }
 
 #[test]
 fn deleting_the_whole_log_and_its_head_is_found_by_the_anchor() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, state) = synced(dir.path(), true);
+    let (dir, cfg, state) = synced(true);
     let c = db(&state);
     c.execute("DELETE FROM audit", []).unwrap();
     c.execute(
@@ -146,8 +145,7 @@ fn deleting_the_whole_log_and_its_head_is_found_by_the_anchor() {
     )
     .unwrap();
     drop(c);
-    let (code, out) = verify(&cfg);
-    assert_eq!(code, Some(4), "{out}");
+    let out = verify(&cfg, 4);
     assert!(out.contains("the log ends at entry 0"), "{out}");
 
     // a database replaced by a fresh one with a few entries: entry 48 is
@@ -156,32 +154,15 @@ fn deleting_the_whole_log_and_its_head_is_found_by_the_anchor() {
     std::fs::remove_dir_all(dir.path().join("drop")).unwrap();
     let o = sisync(&cfg, &["sync", "roster"], "warn");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    db(&state)
-        .execute("DELETE FROM audit WHERE seq > 41", [])
-        .unwrap();
-    let c = db(&state);
-    let h41: String = c
-        .query_row("SELECT entry_hash FROM audit WHERE seq = 41", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    c.execute(
-        "UPDATE audit_head SET last_seq = 41, last_hash = ?1",
-        [&h41],
-    )
-    .unwrap();
-    drop(c);
-    let (code, out) = verify(&cfg);
-    assert_eq!(code, Some(4), "{out}");
+    cut_tail(&state, 41);
+    verify(&cfg, 4);
 }
 
 #[test]
 fn deleting_the_head_row_exits_4() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, state) = synced(dir.path(), false);
+    let (_dir, cfg, state) = synced(false);
     db(&state).execute("DELETE FROM audit_head", []).unwrap();
-    let (code, out) = verify(&cfg);
-    assert_eq!(code, Some(4), "{out}");
+    let out = verify(&cfg, 4);
     assert!(out.contains("audit_head) is missing"), "{out}");
     // and a run refuses to append to a log without a head, in one line
     let o = sisync(
@@ -195,21 +176,20 @@ fn deleting_the_head_row_exits_4() {
 
 #[test]
 fn without_an_anchor_file_genesis_is_checked_and_the_anchor_check_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, _) = synced(dir.path(), false);
-    let (code, out) = verify(&cfg);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.contains("chain intact from entry 1")
-            && out.contains("skipped: no audit.anchor_file configured"),
-        "{out}"
+    let (_dir, cfg, _) = synced(false);
+    let out = verify(&cfg, 0);
+    assert_has(
+        &out,
+        &[
+            "chain intact from entry 1",
+            "skipped: no audit.anchor_file configured",
+        ],
     );
 }
 
 #[test]
 fn an_anchor_file_in_the_state_directory_is_a_config_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, _) = synced(dir.path(), true);
+    let (dir, cfg, _) = synced(true);
     let export = dir.path().join("export");
     audit_config(
         dir.path(),
@@ -316,14 +296,12 @@ fn a_log_written_before_the_typed_vocabulary_verifies_and_new_entries_match_it()
         return;
     }
     // the old log verifies, entry by entry, with today's code
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, state) = synced(dir.path(), false);
+    let (_dir, cfg, state) = synced(false);
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", state.display()));
     }
     std::fs::copy(&fixture, &state).unwrap();
-    let (code, out) = verify(&cfg);
-    assert_eq!(code, Some(0), "{out}");
+    let out = verify(&cfg, 0);
     assert!(out.contains("audit log OK"), "{out}");
     // the same operations today write the same strings
     let dir = tempfile::tempdir().unwrap();

@@ -6,11 +6,12 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::fake_scim::TOKEN;
+use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
+use sisync::config::Loaded;
 use sisync::sync::RosterOptions;
 
 fn audit_count(db: &Path) -> i64 {
@@ -20,19 +21,53 @@ fn audit_count(db: &Path) -> i64 {
         .unwrap_or(0)
 }
 
+/// Run `sisync <args>`, which must exit with `code`; its stderr.
+#[track_caller]
+fn exits_with(cfg: &Path, args: &[&str], code: i32) -> String {
+    let o = sisync(cfg, args);
+    assert_eq!(o.status.code(), Some(code), "{o:?}");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Restore `backup` on a new machine (another state directory, the same
+/// export and platform): the restored audit chain verifies. The new
+/// directory and config.
+fn restore_elsewhere(backup: &Path, export: &Path, fake: &FakeScim) -> (tempfile::TempDir, Loaded) {
+    let dir2 = tempfile::tempdir().unwrap();
+    let loaded2 = scim_config(dir2.path(), export, &fake.base, TOKEN, "");
+    sisync_ok(&loaded2.file, &["restore", backup.to_str().unwrap()]);
+    sisync_ok(&loaded2.file, &["audit", "verify"]);
+    (dir2, loaded2)
+}
+
+/// The names of the entries of `dir` that `keep` says yes to.
+fn names_with(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| keep(n))
+        .collect()
+}
+
+/// The usual SCIM bed (`scim_bed`), synced once without failures.
+async fn synced() -> (FakeScim, tempfile::TempDir, PathBuf, Loaded) {
+    let (fake, dir, export, loaded) = scim_bed("").await;
+    let first = sync(&loaded, RosterOptions::default()).await;
+    assert_eq!(first.failed(), 0);
+    (fake, dir, export, loaded)
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_during_a_sync_restores_to_a_verifying_state_with_its_key() {
-    let (fake, dir, export, loaded) = scim_bed("").await;
+    let (fake, dir, export, loaded) = synced().await;
     let cfg = loaded.file.clone();
-    let first = sync(&loaded, RosterOptions::default()).await;
-    assert_eq!(first.failed(), 0);
     // a hold makes the subject key, which must travel with the database
-    let o = sisync(&cfg, &["privacy", "restrict", "--person", "stu-1001"]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    sisync_ok(&cfg, &["privacy", "restrict", "--person", "stu-1001"]);
     let db = dir.path().join("state.db");
     let before = audit_count(&db);
 
@@ -41,13 +76,7 @@ async fn backup_during_a_sync_restores_to_a_verifying_state_with_its_key() {
     let dest = dir.path().join("backups").join("monday");
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
     // a full run sends every record again: a long run of commits
-    let sync = sync(
-        &loaded,
-        RosterOptions {
-            full: true,
-            ..Default::default()
-        },
-    );
+    let sync = sync(&loaded, full());
     let take_backup = async {
         // wait until the sync has committed some of its writes
         for _ in 0..200 {
@@ -87,17 +116,7 @@ async fn backup_during_a_sync_restores_to_a_verifying_state_with_its_key() {
     assert!(!dest.join("state.db-wal").exists());
 
     // restore on a new machine (another state path)
-    let dir2 = tempfile::tempdir().unwrap();
-    let loaded2 = scim_config(dir2.path(), &export, &fake.base, TOKEN, "");
-    let o = sisync(&loaded2.file, &["restore", dest.to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = sisync(&loaded2.file, &["audit", "verify"]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let (dir2, loaded2) = restore_elsewhere(&dest, &export, &fake);
     assert_eq!(audit_count(&dir2.path().join("state.db")), copied);
     assert_eq!(
         std::fs::read(dir2.path().join("state.db.key")).unwrap(),
@@ -110,56 +129,36 @@ async fn backup_during_a_sync_restores_to_a_verifying_state_with_its_key() {
     assert!(out.contains("1 restricted"), "{out}");
 
     // restoring over an existing state keeps the old one beside it
-    let o = sisync(&cfg, &["restore", dest.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
-    let kept: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("state.db.before-restore-"))
-        .collect();
+    sisync_ok(&cfg, &["restore", dest.to_str().unwrap()]);
+    let kept: Vec<_> = names_with(dir.path(), |n| n.starts_with("state.db.before-restore-"));
     assert_eq!(kept.len(), 2, "database and key kept: {kept:?}");
     assert_eq!(audit_count(&db), copied);
 
     // a backup into a folder that is not empty is refused
-    let o = sisync(&cfg, &["backup", dest.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    let err = exits_with(&cfg, &["backup", dest.to_str().unwrap()], 1);
+    assert!(err.contains("not empty"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_is_refused_while_the_state_is_in_use_or_the_copy_is_broken() {
-    let (_, dir, _, loaded) = scim_bed("").await;
+    let (_, dir, _, loaded) = synced().await;
     let cfg = loaded.file.clone();
-    let report = sync(&loaded, RosterOptions::default()).await;
-    assert_eq!(report.failed(), 0);
     let db = dir.path().join("state.db");
     let dest = dir.path().join("bk");
-    let o = sisync(&cfg, &["backup", dest.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    sisync_ok(&cfg, &["backup", dest.to_str().unwrap()]);
     let src = dest.to_str().unwrap();
     let entries = audit_count(&db);
 
     // a sync holds the run lock
     let lock = sisync::sync::lock::RunLock::acquire(&db).unwrap();
-    let o = sisync(&cfg, &["restore", src]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("restore refused") && err.contains("already running"),
-        "{err}"
-    );
+    let err = exits_with(&cfg, &["restore", src], 1);
+    assert_has(&err, &["restore refused", "already running"]);
     drop(lock);
 
     // a daemon is up (idle between runs: only its presence lock)
     let daemon = sisync::daemon::presence::PresenceLock::acquire(&db).unwrap();
-    let o = sisync(&cfg, &["restore", src]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("restore refused") && err.contains("daemon") && err.contains("stop it first"),
-        "{err}"
-    );
+    let err = exits_with(&cfg, &["restore", src], 1);
+    assert_has(&err, &["restore refused", "daemon", "stop it first"]);
     drop(daemon);
 
     // a copy whose audit log was edited is refused, the state untouched
@@ -168,64 +167,34 @@ async fn restore_is_refused_while_the_state_is_in_use_or_the_copy_is_broken() {
         c.execute("UPDATE audit SET outcome = 'failed' WHERE seq = 2", [])
             .unwrap();
     }
-    let o = sisync(&cfg, &["restore", src]);
-    assert_eq!(o.status.code(), Some(4), "{o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("nothing was changed") && err.contains("broken at entry 2"),
-        "{err}"
-    );
+    let err = exits_with(&cfg, &["restore", src], 4);
+    assert_has(&err, &["nothing was changed", "broken at entry 2"]);
     assert_eq!(audit_count(&db), entries);
     assert!(!dir.path().join("state.db.restoring").exists());
-    let o = sisync(&cfg, &["audit", "verify"]);
-    assert_eq!(o.status.code(), Some(0));
+    sisync_ok(&cfg, &["audit", "verify"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tar_backup_is_one_0600_file_that_restores() {
-    let (fake, dir, export, loaded) = scim_bed("").await;
-    let report = sync(&loaded, RosterOptions::default()).await;
-    assert_eq!(report.failed(), 0);
-    let o = sisync(
+    let (fake, dir, export, loaded) = synced().await;
+    sisync_ok(
         &loaded.file,
         &["privacy", "restrict", "--person", "stu-1002"],
     );
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
     let tar = dir.path().join("sisync-2026-12-01.tar");
-    let o = sisync(&loaded.file, &["backup", tar.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    sisync_ok(&loaded.file, &["backup", tar.to_str().unwrap()]);
     assert_eq!(mode(&tar), 0o600);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("partial"))
-        .collect();
+    let leftovers: Vec<_> = names_with(dir.path(), |n| n.contains("partial"));
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // again to the same name: refused, the first one kept
     let o = sisync(&loaded.file, &["backup", tar.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
 
-    let dir2 = tempfile::tempdir().unwrap();
-    let loaded2 = scim_config(dir2.path(), &export, &fake.base, TOKEN, "");
-    let o = sisync(&loaded2.file, &["restore", tar.to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = sisync(&loaded2.file, &["audit", "verify"]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let (dir2, loaded2) = restore_elsewhere(&tar, &export, &fake);
     let o = sisync(&loaded2.file, &["status"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("1 restricted"));
     // the unpacked copy is gone
-    let left: Vec<_> = std::fs::read_dir(dir2.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("restore"))
-        .collect();
+    let left: Vec<_> = names_with(dir2.path(), |n| n.contains("restore"));
     assert!(left.is_empty(), "{left:?}");
     // not a tar: refused, nothing changed
     let bogus = dir.path().join("bogus.tar");

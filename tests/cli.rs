@@ -24,11 +24,10 @@ fn test_config(dir: &Path) -> TestConfig {
 
 #[test]
 fn example_config_is_valid() {
-    let o = sisync(
+    let o = sisync_ok(
         &repo().join("config/sisync.example.toml"),
         &["check-config"],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("OneRoster 1.2 CSV, folder"));
 }
 
@@ -41,10 +40,12 @@ fn bad_config_exits_2_with_file_line_and_key() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.contains(&format!("sisync.toml:{}", config.line_of("colour")))
-            && err.contains("unknown field `colour`"),
-        "{err}"
+    assert_has(
+        &err,
+        &[
+            &format!("sisync.toml:{}", config.line_of("colour")),
+            "unknown field `colour`",
+        ],
     );
     let o = sisync(&dir.path().join("missing.toml"), &["status"]);
     assert_eq!(o.status.code(), Some(2));
@@ -66,8 +67,7 @@ fn unusable_source_is_reported_by_check_config() {
 fn dry_run_changes_nothing_anywhere() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = setup(dir.path());
-    let o = sisync(&cfg, &["sync", "roster", "--dry-run"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sisync_ok(&cfg, &["sync", "roster", "--dry-run"]);
     assert!(text(&o).contains("Dry run"));
     assert!(text(&o).contains("stu-1001"));
     assert!(!dir.path().join("state").exists(), "no state created");
@@ -78,8 +78,7 @@ fn dry_run_changes_nothing_anywhere() {
 fn sync_delivers_once_then_status_and_audit_tell_the_story() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = setup(dir.path());
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sisync_ok(&cfg, &["sync", "roster"]);
     let out = text(&o);
     assert!(out.contains("users") && out.contains("42"), "{out}");
     let drops: Vec<_> = std::fs::read_dir(dir.path().join("drop"))
@@ -92,8 +91,7 @@ fn sync_delivers_once_then_status_and_audit_tell_the_story() {
     assert!(!users.contains("@leerling"), "e-mail is opt-in");
 
     // a second run delivers nothing
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0));
+    sisync_ok(&cfg, &["sync", "roster"]);
     assert_eq!(
         std::fs::read_dir(dir.path().join("drop")).unwrap().count(),
         1
@@ -104,8 +102,7 @@ fn sync_delivers_once_then_status_and_audit_tell_the_story() {
     assert_eq!(v["runs"].as_array().unwrap().len(), 2);
     assert_eq!(v["audit"]["entries"], 48);
 
-    let o = sisync(&cfg, &["audit", "list", "--person", "stu-1003", "--csv"]);
-    assert_eq!(o.status.code(), Some(0));
+    let o = sisync_ok(&cfg, &["audit", "list", "--person", "stu-1003", "--csv"]);
     let csv = String::from_utf8_lossy(&o.stdout);
     assert_eq!(csv.lines().count(), 2, "{csv}");
     assert!(csv.contains("user.create") && csv.contains("stu-1003"));
@@ -142,13 +139,28 @@ fn sync_delivers_once_then_status_and_audit_tell_the_story() {
         text(&o)
     );
 
-    let o = sisync(&cfg, &["audit", "show", "1"]);
-    assert_eq!(o.status.code(), Some(0));
+    let o = sisync_ok(&cfg, &["audit", "show", "1"]);
     assert!(text(&o).contains("entry_hash"));
 
-    let o = sisync(&cfg, &["audit", "verify"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sisync_ok(&cfg, &["audit", "verify"]);
     assert!(text(&o).contains("audit log OK: 48 entries"));
+}
+
+/// A temporary directory with `setup`'s config, synced once.
+fn synced() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    sisync_ok(&cfg, &["sync", "roster"]);
+    (dir, cfg)
+}
+
+/// `audit verify` exits 4 and names the first broken entry.
+#[track_caller]
+fn assert_verify_broken_at(cfg: &Path, seq: u64) {
+    let o = sisync(cfg, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(4));
+    let want = format!("BROKEN at entry {seq}");
+    assert!(text(&o).contains(&want), "{}", text(&o));
 }
 
 fn tamper(dir: &Path, sql: &str) {
@@ -158,34 +170,24 @@ fn tamper(dir: &Path, sql: &str) {
 
 #[test]
 fn audit_verify_finds_an_edited_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
-    assert_eq!(sisync(&cfg, &["sync", "roster"]).status.code(), Some(0));
+    let (dir, cfg) = synced();
     tamper(
         dir.path(),
         "UPDATE audit SET endpoint = 'elsewhere' WHERE seq = 17",
     );
-    let o = sisync(&cfg, &["audit", "verify"]);
-    assert_eq!(o.status.code(), Some(4));
-    assert!(text(&o).contains("BROKEN at entry 17"), "{}", text(&o));
+    assert_verify_broken_at(&cfg, 17);
 }
 
 #[test]
 fn audit_verify_finds_a_deleted_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
-    assert_eq!(sisync(&cfg, &["sync", "roster"]).status.code(), Some(0));
+    let (dir, cfg) = synced();
     tamper(dir.path(), "DELETE FROM audit WHERE seq = 30");
-    let o = sisync(&cfg, &["audit", "verify"]);
-    assert_eq!(o.status.code(), Some(4));
-    assert!(text(&o).contains("BROKEN at entry 30"), "{}", text(&o));
+    assert_verify_broken_at(&cfg, 30);
 }
 
 #[test]
 fn mass_deactivation_exits_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
-    assert_eq!(sisync(&cfg, &["sync", "roster"]).status.code(), Some(0));
+    let (dir, cfg) = synced();
     edit(&dir.path().join("export"), "users.csv", |l| {
         (!l.starts_with("stu-101")).then(|| l.to_string())
     });
@@ -196,8 +198,7 @@ fn mass_deactivation_exits_3() {
         std::fs::read_dir(dir.path().join("drop")).unwrap().count(),
         1
     );
-    let o = sisync(&cfg, &["sync", "roster", "--allow-mass-changes"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    sisync_ok(&cfg, &["sync", "roster", "--allow-mass-changes"]);
     assert_eq!(
         std::fs::read_dir(dir.path().join("drop")).unwrap().count(),
         2
@@ -211,13 +212,14 @@ fn bad_rows_are_listed_with_file_and_line_and_the_run_goes_on() {
     edit(&dir.path().join("export"), "enrollments.csv", |l| {
         Some(l.replace(",stu-1005,", ",stu-9999,"))
     });
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sisync_ok(&cfg, &["sync", "roster"]);
     let out = text(&o);
-    assert!(
-        out.contains("enrollments.csv:")
-            && out.contains("userSourcedId stu-9999 is not in users.csv"),
-        "{out}"
+    assert_has(
+        &out,
+        &[
+            "enrollments.csv:",
+            "userSourcedId stu-9999 is not in users.csv",
+        ],
     );
     assert!(out.contains("source rows skipped"));
 }
@@ -230,16 +232,13 @@ fn a_run_that_fails_is_recorded_with_its_reason() {
     let o = sisync(&cfg, &["sync", "roster"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("users.csv is missing but manifest.csv declares file.users = bulk"),
-        "{err}"
+    assert_has(
+        &err,
+        &["users.csv is missing but manifest.csv declares file.users = bulk"],
     );
     let o = sisync(&cfg, &["status"]);
     let out = text(&o);
-    assert!(
-        out.contains("failed") && out.contains("last error (run 1)"),
-        "{out}"
-    );
+    assert_has(&out, &["failed", "last error (run 1)"]);
 }
 
 #[test]
@@ -247,8 +246,7 @@ fn generate_writes_man_pages_and_completions_without_a_config() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such.toml");
     let man = dir.path().join("man");
-    let o = sisync(&missing, &["generate", "man", man.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    sisync_ok(&missing, &["generate", "man", man.to_str().unwrap()]);
     let page = std::fs::read_to_string(man.join("sisync-run.1")).unwrap();
     assert!(page.contains("SIGHUP reloads the config"), "{page}");
     let main = std::fs::read_to_string(man.join("sisync.1")).unwrap();
@@ -260,8 +258,7 @@ fn generate_writes_man_pages_and_completions_without_a_config() {
     ] {
         assert!(main.contains(section), "{section} in sisync.1");
     }
-    let o = sisync(&missing, &["generate", "completions", "bash"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sisync_ok(&missing, &["generate", "completions", "bash"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("_sisync()"));
 }
 
@@ -353,8 +350,7 @@ fn read_only_commands_work_without_the_connector_secrets() {
     let cfg = config.write();
     let key = dir.path().join("pseudonym-key");
     std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    sisync_ok(&cfg, &["sync", "roster"]);
     // the service's secrets are not here: no key, no token
     std::fs::remove_file(&key).unwrap();
     let config = config.platform(Platform::Toml(
@@ -383,8 +379,7 @@ fn read_only_commands_work_without_the_connector_secrets() {
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
     }
 
-    let o = sisync(&cfg, &["check-config"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sisync_ok(&cfg, &["check-config"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     let missing = format!(
         "warning: {}:{}: platform.auth.token_file: cannot read {}",
@@ -428,10 +423,7 @@ fn read_only_commands_work_without_the_connector_secrets() {
     assert_eq!(status.code(), Some(2));
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(
-        stderr.contains(&token_at) && stderr.contains(&key_at),
-        "{stderr}"
-    );
+    assert_has(&stderr, &[&token_at, &key_at]);
 
     let o = sisync(&cfg, &["sync", "roster"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -459,9 +451,7 @@ fn closed_stdout() -> std::process::Stdio {
 
 #[test]
 fn every_command_with_output_ends_quietly_on_a_closed_stdout() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
-    assert_eq!(sisync(&cfg, &["sync", "roster"]).status.code(), Some(0));
+    let (_dir, cfg) = synced();
     let commands: &[&[&str]] = &[
         &["check-config"],
         &["--json", "check-config"],

@@ -76,14 +76,14 @@ fn plain_http_to_another_machine_needs_an_explicit_opt_in() {
         "base_url = \"http://platform.school.example/scim/v2\"\nallow_insecure_http = true",
         "",
     );
-    assert_eq!(sisync(&cfg, &["check-config"]).status.code(), Some(0));
+    sisync_ok(&cfg, &["check-config"]);
     // this machine is fine without it (test peers, a local proxy)
     let cfg = config(
         dir.path(),
         "base_url = \"http://127.0.0.1:8080/scim/v2\"",
         "",
     );
-    assert_eq!(sisync(&cfg, &["check-config"]).status.code(), Some(0));
+    sisync_ok(&cfg, &["check-config"]);
 }
 
 #[test]
@@ -97,18 +97,16 @@ fn a_public_admin_endpoint_needs_a_token_or_an_explicit_opt_in() {
         base,
         "[admin]\nlisten = \"0.0.0.0:9187\"\nallow_unauthenticated = true\n",
     );
-    let o = sisync(&cfg, &["check-config"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    sisync_ok(&cfg, &["check-config"]);
     let cfg = config(
         dir.path(),
         base,
         "[admin]\nlisten = \"0.0.0.0:9187\"\ntoken_file = \"token\"\n",
     );
-    let o = sisync(&cfg, &["check-config"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    sisync_ok(&cfg, &["check-config"]);
     // loopback without a token stays fine
     let cfg = config(dir.path(), base, "[admin]\nlisten = \"127.0.0.1:9187\"\n");
-    assert_eq!(sisync(&cfg, &["check-config"]).status.code(), Some(0));
+    sisync_ok(&cfg, &["check-config"]);
 }
 
 #[test]
@@ -129,12 +127,14 @@ fn a_world_readable_secret_file_is_warned_about() {
     let o = sisync(&cfg, &["check-config"]);
     assert_eq!(o.status.code(), Some(0), "a warning: {}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("warning:")
-            && err.contains("platform.token_file")
-            && err.contains("readable by every user")
-            && err.contains("chmod 600"),
-        "{err}"
+    assert_has(
+        &err,
+        &[
+            "warning:",
+            "platform.token_file",
+            "readable by every user",
+            "chmod 600",
+        ],
     );
 }
 
@@ -144,8 +144,7 @@ fn csv_drop(dir: &Path) -> PathBuf {
         .state(Some("state/sisync.db"))
         .source(Source::OneRosterCsv(export.clone()))
         .write();
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    sisync_ok(&cfg, &["sync", "roster"]);
     cfg
 }
 

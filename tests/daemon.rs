@@ -25,6 +25,24 @@ fn admin_env() {
     unsafe { std::env::set_var("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN) };
 }
 
+/// The admin token set (`admin_env`), a fake SCIM platform, the fixture
+/// export in a temporary directory and a free port for the admin server.
+async fn daemon_bed() -> (FakeScim, tempfile::TempDir, PathBuf, u16) {
+    admin_env();
+    let fake = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = copy_fixture("oneroster-1.2", dir.path());
+    (fake, dir, export, free_port())
+}
+
+/// Each series of the metrics text `m` has its value.
+#[track_caller]
+fn assert_samples(m: &str, expected: &[(&str, f64)]) {
+    for (series, value) in expected {
+        assert_eq!(sample(m, series), *value, "{series} in\n{m}");
+    }
+}
+
 struct Daemon {
     child: Child,
     admin: String,
@@ -64,6 +82,11 @@ impl Daemon {
             log,
             messages: Vec::new(),
         }
+    }
+
+    /// [`Daemon::start`] with the admin token of `admin_env`.
+    fn with_admin_token(dir: &Path, cfg: &Path, port: u16) -> Daemon {
+        Daemon::start(dir, cfg, port, &[("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN)])
     }
 
     /// Collect notifications until one satisfies `f`.
@@ -223,17 +246,19 @@ fn oneshot(cfg: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`oneshot`], which must exit 0.
+#[track_caller]
+fn oneshot_ok(cfg: &Path, args: &[&str]) -> Output {
+    exited_0(oneshot(cfg, args), args)
+}
+
 fn state_db(dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join("state.db")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
-    admin_env();
-    let fake = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let port = free_port();
+    let (fake, dir, export, port) = daemon_bed().await;
     // the config with runs every `roster_every`
     let config = |roster_every: &str| {
         scim_test_config(
@@ -247,12 +272,7 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
     };
     let cfg = config("700ms");
     let loaded = sisync::connector::load(&cfg).unwrap();
-    let mut d = Daemon::start(
-        dir.path(),
-        &cfg,
-        port,
-        &[("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN)],
-    );
+    let mut d = Daemon::with_admin_token(dir.path(), &cfg, port);
 
     let started = Instant::now();
     let ready = d.wait_notify(
@@ -294,21 +314,18 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
         "{}",
         d.log_text()
     );
-    assert_eq!(
-        sample(
-            &m,
-            r#"sisync_records_total{record="user",action="created"}"#
-        ),
-        42.0,
-        "{m}"
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"sisync_records_total{record="group",action="created"}"#
-        ),
-        6.0,
-        "{m}"
+    assert_samples(
+        &m,
+        &[
+            (
+                r#"sisync_records_total{record="user",action="created"}"#,
+                42.0,
+            ),
+            (
+                r#"sisync_records_total{record="group",action="created"}"#,
+                6.0,
+            ),
+        ],
     );
     let host = fake
         .base
@@ -349,13 +366,7 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
 
     // systemd saw progress and idle lines
     d.drain_notify();
-    assert!(
-        d.messages
-            .iter()
-            .any(|m| m.contains("STATUS=syncing roster")),
-        "{:?}",
-        d.messages
-    );
+    assert_any_has(&d.messages, "STATUS=syncing roster");
 
     // health and readiness; metrics and the page need the token
     assert_eq!(
@@ -403,10 +414,7 @@ async fn scheduled_runs_metrics_readiness_notify_and_a_bad_reload() {
         .lines()
         .find(|l| l.contains("config reload failed, keeping the previous config"))
         .unwrap_or_else(|| panic!("no reload error in the log:\n{log}"));
-    assert!(
-        line.contains("sisync.toml:") && line.contains("not a duration"),
-        "{line}"
-    );
+    assert_has(line, &["sisync.toml:", "not a duration"]);
 
     // a good reload applies: a long interval, so the runs stop
     config("1h");
@@ -454,12 +462,7 @@ async fn sigterm_mid_run_exits_0_with_whole_state_and_a_oneshot_is_refused_meanw
     let extra = format!("concurrency = 2\n{}", daemon_extra(port, "1h"));
     let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, &extra);
     let cfg = loaded.file.clone();
-    let mut d = Daemon::start(
-        dir.path(),
-        &cfg,
-        port,
-        &[("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN)],
-    );
+    let mut d = Daemon::with_admin_token(dir.path(), &cfg, port);
     d.wait_notify(
         "READY=1",
         |m| m.lines().any(|l| l == "READY=1"),
@@ -497,13 +500,7 @@ async fn sigterm_mid_run_exits_0_with_whole_state_and_a_oneshot_is_refused_meanw
     );
     assert_eq!(err.lines().count(), 1, "{err}");
     // a dry run needs no lock
-    let o = oneshot(&cfg, &["sync", "roster", "--dry-run"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    oneshot_ok(&cfg, &["sync", "roster", "--dry-run"]);
 
     d.signal(libc::SIGTERM);
     let code = d.wait_exit(Duration::from_secs(15));
@@ -551,24 +548,12 @@ async fn sigterm_mid_run_exits_0_with_whole_state_and_a_oneshot_is_refused_meanw
         )
         .unwrap();
     assert_eq!(audited, on_platform);
-    let o = oneshot(&cfg, &["audit", "verify"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    oneshot_ok(&cfg, &["audit", "verify"]);
 
     // the next run sends the rest, without duplicates
     fake.write_delay_ms
         .store(0, std::sync::atomic::Ordering::SeqCst);
-    let o = oneshot(&cfg, &["sync", "roster"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    oneshot_ok(&cfg, &["sync", "roster"]);
     let users = fake.users();
     let ids: std::collections::BTreeSet<String> =
         users.iter().map(|u| u["externalId"].to_string()).collect();
@@ -651,10 +636,7 @@ listen = "127.0.0.1:{port}"
         "chromium failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        dom.contains("<title>sisync · Browser College</title>"),
-        "{dom}"
-    );
+    assert_has(&dom, &["<title>sisync · Browser College</title>"]);
 
     // the runs table holds the daemon's runs
     let rows = dom.matches(r#"<tr class="run""#).count();
@@ -808,12 +790,7 @@ kind = "oneroster-csv"
 path = "sis"
 "#))
         .write();
-    let mut d = Daemon::start(
-        dir.path(),
-        &cfg,
-        port,
-        &[("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN)],
-    );
+    let mut d = Daemon::with_admin_token(dir.path(), &cfg, port);
     let m = wait_metrics(
         &mut d,
         "two ok results runs after the roster run",
@@ -824,23 +801,16 @@ path = "sis"
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(
-        sample(&m, r#"sisync_outbox_results{state="pushed"}"#),
-        5.0,
-        "{m}"
-    );
-    assert_eq!(
-        sample(&m, r#"sisync_outbox_results{state="parked"}"#),
-        1.0,
-        "{m}"
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"sisync_records_total{record="result",action="pushed"}"#
-        ),
-        5.0,
-        "{m}"
+    assert_samples(
+        &m,
+        &[
+            (r#"sisync_outbox_results{state="pushed"}"#, 5.0),
+            (r#"sisync_outbox_results{state="parked"}"#, 1.0),
+            (
+                r#"sisync_records_total{record="result",action="pushed"}"#,
+                5.0,
+            ),
+        ],
     );
     // one delivery; the files moved to done/
     assert_eq!(
@@ -862,20 +832,11 @@ path = "sis"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_reconcile_reports_what_the_platform_lost() {
-    admin_env();
-    let fake = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let port = free_port();
+    let (fake, dir, export, port) = daemon_bed().await;
     let extra = daemon_sections(port, "roster_every = \"1h\"\nreconcile_every = \"400ms\"");
     let loaded = scim_config(dir.path(), &export, &fake.base, TOKEN, &extra);
     let cfg = loaded.file.clone();
-    let mut d = Daemon::start(
-        dir.path(),
-        &cfg,
-        port,
-        &[("SISYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN)],
-    );
+    let mut d = Daemon::with_admin_token(dir.path(), &cfg, port);
     wait_metrics(
         &mut d,
         "a clean reconcile after the first roster run",
@@ -904,10 +865,9 @@ async fn scheduled_reconcile_reports_what_the_platform_lost() {
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(
-        sample(&m, r#"sisync_reconcile_findings{finding="orphans"}"#),
-        0.0,
-        "{m}"
+    assert_samples(
+        &m,
+        &[(r#"sisync_reconcile_findings{finding="orphans"}"#, 0.0)],
     );
     // report only: the daemon never repairs on its own
     assert!(fake.user_by_external_id("stu-1005").is_none());

@@ -10,16 +10,6 @@ use sisync::config::Loaded;
 use sisync::store::Store;
 use sisync::sync::RosterOptions;
 
-/// A window around today (the test's clock is the real one).
-fn window(mode: &str) -> String {
-    let today = chrono::Local::now().date_naive();
-    format!(
-        "\n[[safety.freeze]]\nfrom = \"{}\"\nuntil = \"{}\"\nmode = \"{mode}\"\nreason = \"centrale examens\"\n",
-        today - chrono::Duration::days(1),
-        today + chrono::Duration::days(1)
-    )
-}
-
 /// The export after the first sync: stu-1099 joins (in cls-ne-h3a),
 /// stu-1014 leaves, stu-1003 loses their accommodations.
 fn changes(export: &std::path::Path) {
@@ -79,16 +69,7 @@ fn members(server: &FakeScim, group: &str) -> Vec<String> {
         .into_iter()
         .find(|g| g["externalId"] == group)
         .unwrap();
-    let ids: std::collections::HashMap<String, String> = server
-        .users()
-        .into_iter()
-        .map(|u| {
-            (
-                u["id"].as_str().unwrap().to_string(),
-                u["externalId"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let ids = server.external_ids();
     g["members"]
         .as_array()
         .map(|m| {
@@ -109,10 +90,7 @@ fn groups_of(server: &FakeScim, user: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adds_only_creates_and_adds_but_defers_removals_until_after_the_window() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = config(dir.path(), &export, &server, "");
+    let (server, dir, export, cfg) = scim_bed("").await;
     sync(&cfg, RosterOptions::default()).await;
     let classes_1014 = groups_of(&server, "stu-1014");
     assert!(classes_1014 > 0);
@@ -121,7 +99,7 @@ async fn adds_only_creates_and_adds_but_defers_removals_until_after_the_window()
     changes(&export);
 
     // in the window
-    let cfg = config(dir.path(), &export, &server, &window("adds-only"));
+    let cfg = config(dir.path(), &export, &server, &freeze_window("adds-only"));
     server.clear_requests();
     let r = sync(&cfg, RosterOptions::default()).await;
     assert!(r.refused.is_none(), "{:?}", r.refused);
@@ -156,10 +134,7 @@ async fn adds_only_creates_and_adds_but_defers_removals_until_after_the_window()
     drop(store);
     let (code, out, _) = cli(&cfg.file, &["status"]);
     assert_eq!(code, 0);
-    assert!(
-        out.contains("FREEZE   adds-only") && out.contains("centrale examens"),
-        "{out}"
-    );
+    assert_has(&out, &["FREEZE   adds-only", "centrale examens"]);
     // the next run in the window defers the same, and sends nothing
     server.clear_requests();
     let r = sync(&cfg, RosterOptions::default()).await;
@@ -182,13 +157,10 @@ async fn adds_only_creates_and_adds_but_defers_removals_until_after_the_window()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_writes_nothing() {
-    let server = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = config(dir.path(), &export, &server, "");
+    let (server, dir, export, cfg) = scim_bed("").await;
     sync(&cfg, RosterOptions::default()).await;
     changes(&export);
-    let cfg = config(dir.path(), &export, &server, &window("paused"));
+    let cfg = config(dir.path(), &export, &server, &freeze_window("paused"));
     server.clear_requests();
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(server.writes().len(), 0);

@@ -7,7 +7,7 @@ mod common;
 
 use common::fake_scim::FakeScim;
 use common::*;
-use sisync::store::{AuditFilter, Store};
+use sisync::store::Store;
 use sisync::sync::{self, Quiet, RosterOptions};
 
 fn run() -> RosterOptions {
@@ -41,12 +41,7 @@ async fn a_row_that_is_not_utf8_holds_the_student() {
     assert_eq!(r.outcome.as_ref().unwrap().users.created, 42);
     // a SCIM group carries its name and members, and the audit says so
     let store = Store::open(&dir.path().join("state.db")).unwrap();
-    let groups = store
-        .audit_list(&AuditFilter {
-            kind: Some("group.create".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let groups = audit_of(&store, "group.create");
     assert_eq!(groups.len(), 6);
     assert!(
         groups.iter().all(|g| g.fields == "displayName,members"),
@@ -148,12 +143,7 @@ async fn records_lost_on_the_platform_are_created_again() {
     assert_eq!(members, 80);
     // audited as re-created
     let store = Store::open(&dir.path().join("state.db")).unwrap();
-    let entries = store
-        .audit_list(&AuditFilter {
-            kind: Some("user.recreate".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let entries = audit_of(&store, "user.recreate");
     assert_eq!(entries.len(), 42);
     assert!(store.audit_verify().unwrap().ok());
 }
@@ -171,10 +161,7 @@ async fn a_platform_that_stops_answering_stops_the_run() {
     let r = sync(&cfg, run()).await;
     let o = r.outcome.as_ref().unwrap();
     let line = o.stopped.as_deref().expect("stopped");
-    assert!(
-        line.contains("stopped answering: 5 writes in a row failed"),
-        "{line}"
-    );
+    assert_has(line, &["stopped answering: 5 writes in a row failed"]);
     assert!(line.contains("the next run sends the rest"), "{line}");
     // stopped right away: five failures and what was in flight, not 48
     let writes = server.writes().len();

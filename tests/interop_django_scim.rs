@@ -83,13 +83,12 @@ async fn assert_no_duplicates(peer: &Peer) {
 async fn django_scim2_defaults_without_the_extension_are_refused_before_any_write() {
     let dir = tempfile::tempdir().unwrap();
     let peer = start(dir.path());
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, "");
+    let (_, cfg) = peer.fixture_config(dir.path(), "");
     let e = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(e.contains("nothing was written"), "{e}");
-    assert!(
-        e.contains("does not have the extension schema urn:sisync:schemas:extension:exam:1.0:User"),
-        "{e}"
+    assert_has(
+        &e,
+        &["does not have the extension schema urn:sisync:schemas:extension:exam:1.0:User"],
     );
     assert!(all(&peer, "Users").await.is_empty(), "no user created");
     assert!(all(&peer, "Groups").await.is_empty(), "no group created");

@@ -8,10 +8,14 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::Command;
 
-use common::real_peer::{self, Peer, all, assert_roster_complete, by_ext, lose_state};
+use common::real_peer::{
+    self, Peer, all, assert_roster_complete, assert_zoe_extension, by_ext, lose_state,
+};
 use common::*;
+use sisync::config::Loaded;
 use sisync::sync::{self, Quiet, RosterOptions};
 
 /// SCIMMY accepts only URNs under urn:ietf:params:scim:schemas:.
@@ -39,30 +43,38 @@ fn start(extension: bool, flags: &[&str], log_dir: &std::path::Path) -> Peer {
     real_peer::spawn(cmd, &token, &log_dir.join("scimmy.log"), "SCIMMY")
 }
 
+/// SCIMMY (see `start`) logging into a temporary directory, the fixture
+/// export there and the config syncing it into the peer with `extra`
+/// platform keys; keep the directory bound while the peer runs.
+fn bed(extension: bool, flags: &[&str], extra: &str) -> (tempfile::TempDir, Peer, PathBuf, Loaded) {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = start(extension, flags, dir.path());
+    let (export, cfg) = peer.fixture_config(dir.path(), extra);
+    (dir, peer, export, cfg)
+}
+
+/// The ietf extension URN, set as the README tells admins to.
+fn ietf_urn() -> String {
+    format!("extension_urn = \"{EXT}\"\n")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scimmy_defaults_without_the_extension_are_refused_before_any_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = start(false, &[], dir.path());
-    let export = copy_fixture("oneroster-1.2", dir.path());
     // the admin followed the README and set the ietf URN, but the vendor
     // did not load the schema
-    let extra = format!("extension_urn = \"{EXT}\"\n");
-    let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);
+    let (dir, peer, export, cfg) = bed(false, &[], &ietf_urn());
     let e = common::sync_error(&cfg, RosterOptions::default()).await;
     assert!(e.contains("nothing was written"), "{e}");
-    assert!(
-        e.contains(&format!("does not have the extension schema {EXT}")),
-        "{e}"
-    );
+    assert_has(&e, &[&format!("does not have the extension schema {EXT}")]);
     assert!(all(&peer, "Users").await.is_empty(), "no user created");
     assert!(all(&peer, "Groups").await.is_empty(), "no group created");
 
     // the same with the default URN: refused, naming that one
     let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, "");
     let e = common::sync_error(&cfg, RosterOptions::default()).await;
-    assert!(
-        e.contains("does not have the extension schema urn:sisync:schemas:extension:exam:1.0:User"),
-        "{e}"
+    assert_has(
+        &e,
+        &["does not have the extension schema urn:sisync:schemas:extension:exam:1.0:User"],
     );
     assert!(all(&peer, "Users").await.is_empty(), "no user created");
 }
@@ -88,11 +100,7 @@ fn assert_only_the_whole_decimal_failed(r: &sisync::sync::RosterReport) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_into_scimmy_with_the_extension_and_a_lost_state_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = start(true, &[], dir.path());
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let extra = format!("extension_urn = \"{EXT}\"\n");
-    let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);
+    let (dir, peer, export, cfg) = bed(true, &[], &ietf_urn());
 
     let r = common::sync(&cfg, RosterOptions::default()).await;
     assert_only_the_whole_decimal_failed(&r);
@@ -102,12 +110,8 @@ async fn full_sync_into_scimmy_with_the_extension_and_a_lost_state_file() {
     let users = all(&peer, "Users").await;
     let groups = all(&peer, "Groups").await;
     assert_roster_complete(&export, &users, &groups, EXT, REFUSED);
-    let zoe = by_ext(&users, "stu-1003");
+    let zoe = assert_zoe_extension(&users, EXT);
     assert_eq!(zoe["name"]["middleName"], "van der");
-    assert_eq!(zoe[EXT]["extraTimePercent"], 25);
-    assert_eq!(zoe[EXT]["fontScale"], 1.5);
-    assert_eq!(zoe[EXT]["screenReader"], false);
-    assert_eq!(zoe[EXT]["org"], "99AA00");
 
     // the next run tries stu-1015 again and says so again
     let r = common::sync(&cfg, RosterOptions::default()).await;
@@ -169,11 +173,7 @@ async fn full_sync_into_scimmy_with_the_extension_and_a_lost_state_file() {
 /// and updates by PUT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scimmy_declaring_no_patch_and_no_filter_gets_put_and_a_paged_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = start(true, &["--no-patch-no-filter"], dir.path());
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let extra = format!("extension_urn = \"{EXT}\"\n");
-    let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);
+    let (dir, peer, export, cfg) = bed(true, &["--no-patch-no-filter"], &ietf_urn());
     let r = common::sync(&cfg, RosterOptions::default()).await;
     assert_only_the_whole_decimal_failed(&r);
 
@@ -207,11 +207,7 @@ async fn scimmy_declaring_no_patch_and_no_filter_gets_put_and_a_paged_index() {
 /// whole list, refuses the list instead of calling 21 users missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scimmy_behind_express5_does_not_page_and_reconcile_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let peer = start(true, &["--express5"], dir.path());
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let extra = format!("extension_urn = \"{EXT}\"\n");
-    let cfg = scim_config(dir.path(), &export, &peer.url, &peer.token, &extra);
+    let (_dir, peer, _, cfg) = bed(true, &["--express5"], &ietf_urn());
     let r = common::sync(&cfg, RosterOptions::default()).await;
     assert_only_the_whole_decimal_failed(&r);
     assert_eq!(r.outcome.as_ref().unwrap().users.created, 41);
@@ -220,9 +216,9 @@ async fn scimmy_behind_express5_does_not_page_and_reconcile_says_so() {
         .await
         .unwrap_err();
     let e = format!("{e:#}");
-    assert!(
-        e.contains("does not page its list (asked for startIndex 21, answered 1)"),
-        "{e}"
+    assert_has(
+        &e,
+        &["does not page its list (asked for startIndex 21, answered 1)"],
     );
     let e = sync::reconcile::run(&cfg, true, "user:test", &Quiet)
         .await

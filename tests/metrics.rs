@@ -64,10 +64,7 @@ async fn metrics_carry_build_and_process_info_every_series_and_both_formats() {
     let (ct, text) = scrape(&url, None).await;
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
     assert!(!text.contains("# EOF"));
-    assert!(
-        text.contains("# HELP sisync_runs_total Sync runs"),
-        "{text}"
-    );
+    assert_has(&text, &["# HELP sisync_runs_total Sync runs"]);
     assert!(text.contains("# TYPE sisync_runs_total counter"), "{text}");
 
     let commit = text
@@ -118,12 +115,7 @@ async fn metrics_carry_build_and_process_info_every_series_and_both_formats() {
             .unwrap();
         p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
         let o = p.wait_with_output().unwrap();
-        assert!(
-            o.status.success(),
-            "promtool check metrics: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert_success(&o, "promtool check metrics");
     } else {
         eprintln!("promtool not installed (.ci/run installs it): format check skipped");
     }

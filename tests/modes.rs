@@ -8,17 +8,14 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
 
-fn sisync_umask_022(config: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sisync"));
-    c.arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("SISYNC_CONFIG")
-        .env("RUST_LOG", "warn");
+/// Run `sisync --config <config> <args>` under umask 022 (a default
+/// account's shell); it must exit 0.
+fn sisync_umask_022(config: &Path, args: &[&str]) {
+    let mut c = sisync_cmd(config);
+    c.args(args);
     // SAFETY: umask is async-signal-safe and touches only this child
     unsafe {
         c.pre_exec(|| {
@@ -26,7 +23,17 @@ fn sisync_umask_022(config: &Path, args: &[&str]) -> Output {
             Ok(())
         });
     }
-    c.output().unwrap()
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+}
+
+/// A temporary directory with `setup`'s config (`extra` keys), synced
+/// once under umask 022.
+fn synced(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), extra);
+    sisync_umask_022(&cfg, &["sync", "roster"]);
+    (dir, cfg)
 }
 
 fn mode(p: &Path) -> u32 {
@@ -43,21 +50,12 @@ fn setup(dir: &Path, extra: &str) -> std::path::PathBuf {
 }
 
 fn drops(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("drop"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
+    entries(&dir.join("drop"))
 }
 
 #[test]
 fn state_and_drop_folders_are_private_under_umask_022() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path(), "");
-    let o = sisync_umask_022(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let (dir, cfg) = synced("");
     let state = dir.path().join("state");
     assert_eq!(mode(&state), 0o700, "state directory");
     for f in ["sisync.db", "sisync.db.lock"] {
@@ -80,17 +78,13 @@ fn state_and_drop_folders_are_private_under_umask_022() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let o = sisync_umask_022(&cfg, &["status"]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    sisync_umask_022(&cfg, &["status"]);
     assert_eq!(mode(&state.join("sisync.db")), 0o600);
 }
 
 #[test]
 fn group_readable_drops_when_configured() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path(), "group_readable = true\n");
-    let o = sisync_umask_022(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let (dir, _) = synced("group_readable = true\n");
     let d = drops(dir.path());
     assert_eq!(mode(&d[0]), 0o750);
     assert_eq!(mode(&d[0].join("users.csv")), 0o640);
@@ -100,19 +94,10 @@ fn group_readable_drops_when_configured() {
 
 #[test]
 fn a_reset_state_run_again_at_once_delivers_a_second_folder() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path(), "");
-    let o = sisync_umask_022(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let (dir, cfg) = synced("");
     // state deleted: run numbers start at 1 again, in the same second
     std::fs::remove_dir_all(dir.path().join("state")).unwrap();
-    let o = sisync_umask_022(&cfg, &["sync", "roster"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    sisync_umask_022(&cfg, &["sync", "roster"]);
     let d = drops(dir.path());
     assert_eq!(d.len(), 2, "{d:?}");
     for f in &d {

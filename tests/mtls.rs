@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::http1::listen_tls;
 use common::test_pki::{Pki, pki};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,39 +15,30 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// A TLS server requiring client certificates; answers every request with
 /// one org. Returns its port and a counter of served requests.
 async fn start_server(p: &Pki) -> (u16, Arc<AtomicUsize>) {
-    let acceptor = p.acceptor();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let served = Arc::new(AtomicUsize::new(0));
     let counter = served.clone();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return; // no or bad client certificate
-                };
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+    let port = listen_tls(p.acceptor(), move |mut tls| {
+        let counter = counter.clone();
+        async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
-                counter.fetch_add(1, Ordering::SeqCst);
-                let body = r#"{"orgs":[{"sourcedId":"org-1","status":"active","name":"School","type":"school","identifier":"99AA00"}]}"#;
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tls.write_all(resp.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = r#"{"orgs":[{"sourcedId":"org-1","status":"active","name":"School","type":"school","identifier":"99AA00"}]}"#;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.write_all(resp.as_bytes()).await;
+            let _ = tls.shutdown().await;
         }
-    });
+    })
+    .await;
     (port, served)
 }
 

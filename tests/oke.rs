@@ -150,6 +150,18 @@ max_retries = 1
     )
 }
 
+/// The fake OKE SIS with `sittings` of `per` candidates (`fill_sis`), the
+/// fake OKE platform and the config syncing one into the other, in a
+/// temporary directory.
+async fn bed(sittings: usize, per: usize) -> (FakeOke, FakeOke, tempfile::TempDir, Loaded) {
+    let sis = FakeOke::start(SIS_SCOPE).await;
+    let platform = FakeOke::start(PLATFORM_SCOPE).await;
+    fill_sis(&sis, sittings, per);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    (sis, platform, dir, cfg)
+}
+
 fn writes(f: &FakeOke) -> Vec<Value> {
     f.exchanges()
         .into_iter()
@@ -282,12 +294,7 @@ async fn sis_to_exam_platform_end_to_end_validated_against_the_spec() {
     platform.validate(dir.path(), "platform-run3");
     // the audit log names the withdrawal by record id, without personal data
     let store = Store::open(&cfg.config.state.path).unwrap();
-    let rows = store
-        .audit_list(&AuditFilter {
-            kind: Some("registration.withdraw".into()),
-            ..AuditFilter::default()
-        })
-        .unwrap();
+    let rows = audit_of(&store, "registration.withdraw");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].record_id.as_deref(), Some(uid(3, 2002).as_str()));
     assert_eq!(rows[0].outcome, "ok");
@@ -298,11 +305,7 @@ async fn sis_to_exam_platform_end_to_end_validated_against_the_spec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registration_gate_refuses_a_mass_withdrawal_and_an_empty_read() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 2, 10);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(2, 10).await;
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.outcome.as_ref().unwrap().registrations.created, 21);
 
@@ -316,10 +319,7 @@ async fn the_registration_gate_refuses_a_mass_withdrawal_and_an_empty_read() {
     platform.clear_exchanges();
     let r = sync(&cfg, RosterOptions::default()).await;
     let refusal = r.refused.as_ref().expect("held").to_string();
-    assert!(
-        refusal.contains("would withdraw 5 of 21 exam registrations"),
-        "{refusal}"
-    );
+    assert_has(&refusal, &["would withdraw 5 of 21 exam registrations"]);
     assert!(r.held_plan.is_some());
     assert!(writes(&platform).is_empty(), "nothing written while held");
     assert!(
@@ -368,28 +368,18 @@ async fn the_registration_gate_refuses_a_mass_withdrawal_and_an_empty_read() {
     }
     let r = sync(&cfg, RosterOptions::default()).await;
     let refusal = r.refused.as_ref().expect("held").to_string();
-    assert!(
-        refusal.contains("0 exam registrations while sisync knows 16"),
-        "{refusal}"
-    );
+    assert_has(&refusal, &["0 exam registrations while sisync knows 16"]);
     assert!(writes(&platform).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_sis_fails_the_whole_read_and_a_refusal_names_the_platforms_reason() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 3, 4);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(3, 4).await;
 
     // the second sitting's associations answer 500: nothing is written
     sis.inner.lock().unwrap().fail_path = Some(format!("/offerings/{}/associations", uid(1, 1)));
     let line = common::sync_error(&cfg, RosterOptions::default()).await;
-    assert!(
-        line.contains(&format!("/offerings/{}/associations", uid(1, 1))),
-        "{line}"
-    );
+    assert_has(&line, &[&format!("/offerings/{}/associations", uid(1, 1))]);
     assert!(line.contains("HTTP 500"), "{line}");
     assert!(line.contains("nothing was read or written"), "{line}");
     // the SIS's problem detail may echo a record: not in a line that is logged
@@ -433,12 +423,8 @@ async fn a_failing_sis_fails_the_whole_read_and_a_refusal_names_the_platforms_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_association_lists_are_completed_by_get_association() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 3);
+    let (sis, platform, dir, cfg) = bed(1, 3).await;
     sis.inner.lock().unwrap().bare_association_lists = true;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.outcome.as_ref().unwrap().registrations.created, 4);
     let gets = sis
@@ -548,33 +534,29 @@ async fn csv_drop_gets_exams_and_registrations_files() {
     )));
     let regs = std::fs::read_to_string(folder.join("registrations.csv")).unwrap();
     assert_eq!(regs.lines().count(), 5, "{regs}");
-    assert!(
-        regs.contains(&format!(
+    assert_has(
+        &regs,
+        &[&format!(
             "{},{},{},candidate,associated,1,30,extraTime spoken",
             uid(3, 0),
             uid(1, 0),
             uid(2, 0)
-        )),
-        "{regs}"
+        )],
     );
-    assert!(
-        regs.contains(&format!(
+    assert_has(
+        &regs,
+        &[&format!(
             "{},{},{},surveillant,associated,,,",
             uid(5, 0),
             uid(1, 0),
             uid(4, 0)
-        )),
-        "{regs}"
+        )],
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_are_reported_and_held_never_withdrawn_and_a_wrong_scope_fails_the_read() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 12);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, _dir, cfg) = bed(1, 12).await;
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.outcome.as_ref().unwrap().registrations.created, 13);
 
@@ -636,23 +618,15 @@ async fn bad_records_are_reported_and_held_never_withdrawn_and_a_wrong_scope_fai
     assert!(writes(&platform).is_empty());
 }
 
-/// A freeze window around today (the test's clock is the real one).
+/// A freeze window around today that lets accommodations go.
 fn freeze_window(mode: &str) -> String {
-    let today = chrono::Local::now().date_naive();
-    format!(
-        "\n[safety]\nmax_accommodation_loss_share = 1.0\n\n[[safety.freeze]]\nfrom = \"{}\"\nuntil = \"{}\"\nmode = \"{mode}\"\nreason = \"centrale examens\"\n",
-        today - chrono::Duration::days(1),
-        today + chrono::Duration::days(1)
-    )
+    let safety = "\n[safety]\nmax_accommodation_loss_share = 1.0\n";
+    format!("{safety}{}", common::freeze_window(mode))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adds_only_defers_lost_needs_and_extra_minutes_but_lets_the_rest_through() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 6);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(1, 6).await;
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
     // in the SIS: 0 loses the extra minutes and goes to a second attempt,
@@ -756,17 +730,15 @@ fn platform_link(checks: &[(String, anyhow::Result<String>)]) -> Result<String, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_connect_asks_the_oke_platform_and_names_a_wrong_scope_or_secret() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 2);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(1, 2).await;
     // before the first run: no sitting known, the token was accepted
     let line = platform_link(&sisync::sync::connect_checks(&cfg).await).unwrap();
-    assert!(
-        line.contains("OK, authenticated (scope nl-test-admin-flow-2-3-4)")
-            && line.contains(" ms, answered 404"),
-        "{line}"
+    assert_has(
+        &line,
+        &[
+            "OK, authenticated (scope nl-test-admin-flow-2-3-4)",
+            " ms, answered 404",
+        ],
     );
     let x = platform.exchanges();
     assert_eq!(x.len(), 1, "one request: {x:?}");
@@ -776,42 +748,30 @@ async fn check_config_connect_asks_the_oke_platform_and_names_a_wrong_scope_or_s
     sync(&cfg, RosterOptions::default()).await;
     platform.clear_exchanges();
     let line = platform_link(&sisync::sync::connect_checks(&cfg).await).unwrap();
-    assert!(
-        line.contains(&format!("/offerings/{}", uid(1, 0))) && line.contains("answered 200"),
-        "{line}"
+    assert_has(
+        &line,
+        &[&format!("/offerings/{}", uid(1, 0)), "answered 200"],
     );
     platform.validate(dir.path(), "platform-connect");
     let (code, out, _) = sisync_cli(&cfg.file, &["check-config", "--connect"]);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("platform link") && out.contains("answered 200"),
-        "{out}"
-    );
+    assert_has(&out, &["platform link", "answered 200"]);
 
     // a platform that grants another scope: the token is refused
     let other = FakeOke::start(SIS_SCOPE).await;
     let dir2 = tempfile::tempdir().unwrap();
     let cfg2 = oke_config(dir2.path(), &sis, &other, "");
     let e = platform_link(&sisync::sync::connect_checks(&cfg2).await).unwrap_err();
-    assert!(
-        e.contains("invalid_scope") && e.contains("nl-test-admin-flow-2-3-4"),
-        "{e}"
-    );
+    assert_has(&e, &["invalid_scope", "nl-test-admin-flow-2-3-4"]);
     assert!(!e.contains(CLIENT_SECRET));
     // a wrong secret
     std::fs::write(dir.path().join("oke-secret"), "not-the-secret").unwrap();
     let cfg3 = sisync::connector::load(&cfg.file).unwrap();
     let e = platform_link(&sisync::sync::connect_checks(&cfg3).await).unwrap_err();
-    assert!(
-        e.contains("invalid_client") && e.contains("client_secret_file"),
-        "{e}"
-    );
+    assert_has(&e, &["invalid_client", "client_secret_file"]);
     let (code, out, _) = sisync_cli(&cfg3.file, &["check-config", "--connect"]);
     assert_ne!(code, 0, "{out}");
-    assert!(
-        out.contains("platform link") && out.contains("FAILED"),
-        "{out}"
-    );
+    assert_has(&out, &["platform link", "FAILED"]);
 }
 
 /// Runs the sisync binary.
@@ -834,11 +794,7 @@ fn sisync_cli(cfg: &std::path::Path, args: &[&str]) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_that_drops_extra_minutes_fails_that_write_by_attribute_and_it_is_sent_again() {
-    let sis = FakeOke::start(SIS_SCOPE).await;
-    let platform = FakeOke::start(PLATFORM_SCOPE).await;
-    fill_sis(&sis, 1, 6);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = oke_config(dir.path(), &sis, &platform, "");
+    let (sis, platform, dir, cfg) = bed(1, 6).await;
     // the platform silently drops the extra minutes
     platform.inner.lock().unwrap().drop_on_put = vec!["additionalTimeInMin".into()];
     let r = sync(&cfg, RosterOptions::default()).await;
@@ -852,10 +808,12 @@ async fn a_platform_that_drops_extra_minutes_fails_that_write_by_attribute_and_i
             .iter()
             .find(|l| l.contains(&uid(3, n)))
             .unwrap_or_else(|| panic!("no failure for {n}: {:?}", o.failures));
-        assert!(
-            line.contains("did not keep additionalTimeInMin (read back with GET)")
-                && line.contains(&format!("/associations/{}", uid(3, n))),
-            "{line}"
+        assert_has(
+            line,
+            &[
+                "did not keep additionalTimeInMin (read back with GET)",
+                &format!("/associations/{}", uid(3, n)),
+            ],
         );
     }
     // every request and answer, the read-backs included, is valid OKE
@@ -898,11 +856,5 @@ async fn a_platform_that_drops_extra_minutes_fails_that_write_by_attribute_and_i
     let r = sync(&cfg, RosterOptions::default()).await;
     let o = r.outcome.as_ref().unwrap();
     assert_eq!(o.offerings.failed, 1, "{:?}", o.failures);
-    assert!(
-        o.failures
-            .iter()
-            .any(|l| l.contains("did not keep testsToBeUsed")),
-        "{:?}",
-        o.failures
-    );
+    assert_any_has(&o.failures, "did not keep testsToBeUsed");
 }

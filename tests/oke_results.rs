@@ -11,8 +11,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, Fault, uuid};
-use common::{Platform, Source, TestConfig, kill_under_way};
+use common::fake_oke::{CLIENT_ID, CLIENT_SECRET, FakeOke, uuid};
+use common::faults::FLAKY_HTTP;
+use common::{Platform, Source, TestConfig, assert_any_has, assert_has, kill_sync_under_way};
 use serde_json::{Value, json};
 use sisync::config::Loaded;
 use sisync::connector::results::sink::oke::attempt_association_id;
@@ -207,13 +208,7 @@ fn validate(fake: &FakeOke, dir: &Path, name: &str) {
     let lines = fake.jsonl();
     assert!(!lines.is_empty(), "{name}: nothing recorded");
     std::fs::write(&jsonl, lines).unwrap();
-    let out = std::process::Command::new(python)
-        .arg(repo.join("tests/peers/openapi/validate.py"))
-        .arg("--oneof-as-anyof")
-        .arg(common::oke_spec())
-        .arg(&jsonl)
-        .output()
-        .unwrap();
+    let out = spec_check(&jsonl);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -221,6 +216,19 @@ fn validate(fake: &FakeOke, dir: &Path, name: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("exchanges valid"), "{text}");
+}
+
+/// What the OKE specification says of the exchanges in `jsonl`
+/// (tests/peers/openapi/validate.py in the venv).
+fn spec_check(jsonl: &Path) -> std::process::Output {
+    let repo = common::repo();
+    std::process::Command::new(repo.join(".venv/bin/python"))
+        .arg(repo.join("tests/peers/openapi/validate.py"))
+        .arg("--oneof-as-anyof")
+        .arg(common::oke_spec())
+        .arg(jsonl)
+        .output()
+        .unwrap()
 }
 
 fn writes_to(sis: &FakeOke, id: &str) -> Vec<(String, Value)> {
@@ -233,12 +241,19 @@ fn writes_to(sis: &FakeOke, id: &str) -> Vec<(String, Value)> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
+/// A temporary directory, the fake OKE SIS and platform, `seed`ed with
+/// `n` results.
+async fn seeded(n: u32) -> (tempfile::TempDir, FakeOke, FakeOke) {
     let dir = tempfile::tempdir().unwrap();
     let sis = start(SIS_SCOPE).await;
     let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 22);
+    seed(&sis, &platform, n);
+    (dir, sis, platform)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
+    let (dir, sis, platform) = seeded(22).await;
     let sitting = uuid(0xA, SITTING);
     platform.with(|g| {
         // attendance only (flow 3.2 A): registrations 21 and 22 were absent
@@ -265,12 +280,7 @@ async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
     });
     sis.with(|g| {
         g.faults.percent = 30;
-        g.faults.kinds = vec![
-            Fault::Status500,
-            Fault::TooMany,
-            Fault::SlowAfterStore,
-            Fault::Status503,
-        ];
+        g.faults.kinds = FLAKY_HTTP.to_vec();
         g.slow = Duration::from_millis(1500);
     });
     let loaded = config(dir.path(), &platform, &sis, None, "concurrency = 4");
@@ -393,10 +403,7 @@ async fn platform_results_reach_the_oke_sis_exactly_once_despite_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_fail_with_the_sis_message_and_canceled_registrations_get_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let sis = start(SIS_SCOPE).await;
-    let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 6);
+    let (dir, sis, platform) = seeded(6).await;
     sis.with(|g| {
         g.refuse = Some((
             uuid(0xC, 2),
@@ -418,16 +425,8 @@ async fn refusals_fail_with_the_sis_message_and_canceled_registrations_get_nothi
             .any(|x| x.contains("HTTP 400") && x.contains("SIS says: registratie is afgesloten")),
         "{reasons:?}"
     );
-    assert!(
-        reasons.iter().any(|x| x.contains("is canceled at the SIS")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons
-            .iter()
-            .any(|x| x.contains("resultValueType 0.0-10.0")),
-        "{reasons:?}"
-    );
+    assert_any_has(&reasons, "is canceled at the SIS");
+    assert_any_has(&reasons, "resultValueType 0.0-10.0");
     // nothing was written to the canceled one or for the misfit score
     assert!(writes_to(&sis, &uuid(0xC, 3)).is_empty());
     assert!(writes_to(&sis, &uuid(0xC, 4)).is_empty());
@@ -546,18 +545,11 @@ settle = "0s""#;
         "the old sitting is out of the window"
     );
     let reasons: Vec<String> = r.outbox.reasons.iter().map(|x| x.1.clone()).collect();
-    assert!(
-        reasons
-            .iter()
-            .any(|x| x.contains("no active registration for test code NED-3F-LEZEN")),
-        "{reasons:?}"
+    assert_any_has(
+        &reasons,
+        "no active registration for test code NED-3F-LEZEN",
     );
-    assert!(
-        reasons
-            .iter()
-            .any(|x| x.contains("no offering with test code WIS-2F")),
-        "{reasons:?}"
-    );
+    assert_any_has(&reasons, "no offering with test code WIS-2F");
     // the SIS gets the registration: the parked result goes next run
     sis.with(|g| {
         let p = uuid(0xD, 40);
@@ -589,21 +581,10 @@ settle = "0s""#;
 /// its flow 5 writes; after a restart the SIS holds every result once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_push_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let sis = start(SIS_SCOPE).await;
-    let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 60);
+    let (dir, sis, platform) = seeded(60).await;
     sis.with(|g| g.delay = Duration::from_millis(40));
     let loaded = config(dir.path(), &platform, &sis, None, "concurrency = 4");
-    let cfg = dir.path().join("sisync.toml");
-    kill_under_way(
-        &cfg,
-        &["sync", "results"],
-        Duration::from_secs(60),
-        "the push did not start",
-        || sis.with(|g| g.writes.len()) >= 20,
-    )
-    .await;
+    kill_sync_under_way(dir.path(), "results", || sis.with(|g| g.writes.len()) >= 20).await;
     let before = sis.with(|g| g.writes.len());
     assert!(before < 60, "the kill came after the push ({before})");
     sis.with(|g| g.delay = Duration::ZERO);
@@ -646,24 +627,15 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
 /// platform's text (it may name a candidate).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_failure_mid_read_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let sis = start(SIS_SCOPE).await;
-    let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 25);
+    let (dir, sis, platform) = seeded(25).await;
     platform.with(|g| g.fail_page = Some(3));
     let loaded = config(dir.path(), &platform, &sis, None, "");
     let e = results(&loaded, ResultsOptions::default(), "user:test", &Quiet)
         .await
         .unwrap_err();
     let line = format!("{e:#}");
-    assert!(
-        line.contains("cannot read the results of exam sitting"),
-        "{line}"
-    );
-    assert!(
-        line.contains("pageNumber=3") && line.contains("HTTP 500"),
-        "{line}"
-    );
+    assert_has(&line, &["cannot read the results of exam sitting"]);
+    assert_has(&line, &["pageNumber=3", "HTTP 500"]);
     assert!(!line.contains("Kandidaat Geheim"), "{line}");
     let s = Store::open(&loaded.config.state.path).unwrap();
     assert_eq!(s.outbox_summary().unwrap(), Default::default());
@@ -724,17 +696,10 @@ fn the_validator_rejects_what_the_specification_rejects() {
         ),
         ("PUT with person (readOnly)", put, false),
     ];
-    let repo = common::repo();
     for (name, line, valid) in cases {
         let f = dir.path().join("one.jsonl");
         std::fs::write(&f, format!("{line}\n")).unwrap();
-        let out = std::process::Command::new(repo.join(".venv/bin/python"))
-            .arg(repo.join("tests/peers/openapi/validate.py"))
-            .arg("--oneof-as-anyof")
-            .arg(common::oke_spec())
-            .arg(&f)
-            .output()
-            .unwrap();
+        let out = spec_check(&f);
         assert_eq!(
             out.status.success(),
             valid,
@@ -746,10 +711,7 @@ fn the_validator_rejects_what_the_specification_rejects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sis_that_drops_the_score_fails_the_delivery_by_attribute_until_fixed() {
-    let dir = tempfile::tempdir().unwrap();
-    let sis = start(SIS_SCOPE).await;
-    let platform = start(PLATFORM_SCOPE).await;
-    seed(&sis, &platform, 3);
+    let (dir, sis, platform) = seeded(3).await;
     // the SIS answers 200 to the PATCH but does not keep the score
     sis.with(|g| g.drop_result = vec!["score".into()]);
     let loaded = config(dir.path(), &platform, &sis, None, "");

@@ -48,6 +48,15 @@ fn qti(dir: &Path, name: &str, cands: &[&str]) {
     std::fs::write(inbox.join(name), doc).unwrap();
 }
 
+/// A temporary directory with `setup`'s config (`privacy` keys), synced
+/// once.
+fn synced(privacy: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), privacy);
+    sisync_ok(&cfg, &["sync", "roster"]);
+    (dir, cfg)
+}
+
 /// Every file under `dir` whose text holds `needle`.
 fn files_with(dir: &Path, needle: &str) -> Vec<PathBuf> {
     common::files_under(dir)
@@ -58,15 +67,11 @@ fn files_with(dir: &Path, needle: &str) -> Vec<PathBuf> {
 
 #[test]
 fn erasure_removes_the_person_from_every_file_sisync_kept() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, cfg) = synced("");
     let d = dir.path();
-    let cfg = setup(d, "");
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     qti(d, "ned.xml", &["stu-1001", "stu-1002"]);
     qti(d, "ned-only-1001.xml", &["stu-1001"]);
-    let o = sisync(&cfg, &["sync", "results"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    sisync_ok(&cfg, &["sync", "results"]);
     // a failed delivery left its temporary folder behind
     let tmp = d.join("drop/.sisync-20260101T000000Z-run9.tmp");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -83,19 +88,15 @@ fn erasure_removes_the_person_from_every_file_sisync_kept() {
         .iter()
         .flat_map(|p| files_with(&d.join(p), "stu-1001"))
         .collect();
-    let o = sisync(
+    let o = sisync_ok(
         &cfg,
         &["privacy", "erase", "--person", "stu-1001", "--dry-run"],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("dry run: nothing was changed"), "{out}");
     assert!(out.contains("an erasures.csv drop folder"), "{out}");
     assert!(out.contains("would rewrite (1 row removed): "), "{out}");
-    assert!(
-        out.contains(&format!("would remove: {}", tmp.display())),
-        "{out}"
-    );
+    assert_has(&out, &[&format!("would remove: {}", tmp.display())]);
     let after: Vec<PathBuf> = ["drop", "gradebook", "inbox/done"]
         .iter()
         .flat_map(|p| files_with(&d.join(p), "stu-1001"))
@@ -105,22 +106,12 @@ fn erasure_removes_the_person_from_every_file_sisync_kept() {
     let o = sisync(&cfg, &["status"]);
     assert!(!text(&o).contains("1 erased"), "{}", text(&o));
 
-    let o = sisync(&cfg, &["privacy", "erase", "--person", "stu-1001"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sisync_ok(&cfg, &["privacy", "erase", "--person", "stu-1001"]);
     let out = text(&o);
     // each file touched is listed
-    assert!(
-        out.contains(&format!("removed: {}", tmp.display())),
-        "{out}"
-    );
-    assert!(
-        out.contains("rewrote (1 row removed): ") && out.contains("users.csv"),
-        "{out}"
-    );
-    assert!(
-        out.contains("memberships.csv") && out.contains("results.csv"),
-        "{out}"
-    );
+    assert_has(&out, &[&format!("removed: {}", tmp.display())]);
+    assert_has(&out, &["rewrote (1 row removed): ", "users.csv"]);
+    assert_has(&out, &["memberships.csv", "results.csv"]);
     assert!(out.contains("ned.xml"), "{out}");
 
     // only the erasure delivery still names them
@@ -152,11 +143,8 @@ fn erasure_removes_the_person_from_every_file_sisync_kept() {
 
 #[test]
 fn purge_removes_deliveries_older_than_keep_deliveries() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, cfg) = synced("keep_deliveries = 7");
     let d = dir.path();
-    let cfg = setup(d, "keep_deliveries = 7");
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let old = d.join("drop/sisync-20200101T000000Z-run1");
     std::fs::create_dir_all(&old).unwrap();
     std::fs::write(old.join("users.csv"), "externalId\nstu-1001\n").unwrap();
@@ -164,13 +152,9 @@ fn purge_removes_deliveries_older_than_keep_deliveries() {
     std::fs::create_dir_all(&old_gb).unwrap();
     let tmp = d.join("drop/.sisync-20260101T000000Z-run9.tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let o = sisync(&cfg, &["privacy", "purge"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sisync_ok(&cfg, &["privacy", "purge"]);
     let out = text(&o);
-    assert!(
-        out.contains("older than 7 days (privacy.keep_deliveries)"),
-        "{out}"
-    );
+    assert_has(&out, &["older than 7 days (privacy.keep_deliveries)"]);
     for p in [&old, &old_gb, &tmp] {
         assert!(!p.exists(), "{}", p.display());
         assert!(out.contains(&format!("removed: {}", p.display())), "{out}");
@@ -181,10 +165,7 @@ fn purge_removes_deliveries_older_than_keep_deliveries() {
 
 #[test]
 fn restrict_waits_for_a_running_sync_and_gives_up_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path(), "");
-    let o = sisync(&cfg, &["sync", "roster"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (dir, cfg) = synced("");
     let state = dir.path().join("state/sisync.db");
     let restricted = || {
         sisync::store::Store::open(&state)

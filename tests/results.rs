@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::fake_gradebook::{CLIENT_SECRET, FakeGradebook, Fault};
-use common::{Platform, Source, TestConfig, kill_under_way};
+use common::faults::FLAKY_HTTP;
+use common::{Platform, Source, TestConfig, assert_has, audit_of, kill_sync_under_way};
 use sisync::config::Loaded;
-use sisync::store::{AuditFilter, Store};
+use sisync::store::Store;
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};
 use sisync::sync::{Quiet, RosterOptions};
 
@@ -122,6 +123,16 @@ async fn run(loaded: &Loaded, opts: ResultsOptions) -> ResultsReport {
     results(loaded, opts, "user:test", &Quiet).await.unwrap()
 }
 
+/// The fake gradebook and a config (in a temporary directory) reading the
+/// QTI inbox into it, the roster synced: (directory, gradebook, config).
+async fn rest_bed() -> (tempfile::TempDir, FakeGradebook, Loaded) {
+    let dir = tempfile::tempdir().unwrap();
+    let gb = FakeGradebook::start().await;
+    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
+    roster(&loaded).await;
+    (dir, gb, loaded)
+}
+
 fn store(loaded: &Loaded) -> Store {
     Store::open(&loaded.config.state.path).unwrap()
 }
@@ -132,13 +143,8 @@ async fn every_result_arrives_exactly_once_despite_30_percent_faults() {
     let gb = FakeGradebook::start().await;
     gb.with(|g| {
         g.faults.percent = 30;
-        g.faults.kinds = vec![
-            Fault::Status500,
-            Fault::TooMany,
-            Fault::SlowAfterStore,
-            Fault::Status503,
-            Fault::DropAfterStore,
-        ];
+        // and one stored, then cut off mid-answer
+        g.faults.kinds = [&FLAKY_HTTP[..], &[Fault::DropAfterStore]].concat();
         g.slow = Duration::from_millis(1500);
     });
     let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
@@ -184,12 +190,7 @@ async fn every_result_arrives_exactly_once_despite_30_percent_faults() {
     assert!(!dir.path().join("inbox/batch.xml").exists());
     // every accepted push is audited once, without score values
     let s = store(&loaded);
-    let ok = s
-        .audit_list(&AuditFilter {
-            kind: Some("result.push".into()),
-            ..Default::default()
-        })
-        .unwrap()
+    let ok = audit_of(&s, "result.push")
         .into_iter()
         .filter(|e| e.outcome == "ok")
         .count();
@@ -215,10 +216,7 @@ async fn every_result_arrives_exactly_once_despite_30_percent_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remarked_result_is_pushed_again_as_an_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, gb, loaded) = rest_bed().await;
     let inbox = dir.path().join("inbox");
     write_qti(
         &inbox,
@@ -245,12 +243,7 @@ async fn a_remarked_result_is_pushed_again_as_an_update() {
     assert_eq!(writes, 3);
     assert_eq!(gb.result_pairs().len(), 2);
     let s = store(&loaded);
-    let updates = s
-        .audit_list(&AuditFilter {
-            kind: Some("result.update".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let updates = audit_of(&s, "result.update");
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].record_id.as_deref(), Some("stu-1001"));
     assert!(updates[0].payload_sha256.is_some());
@@ -293,25 +286,9 @@ async fn a_refused_result_fails_with_the_sis_message_until_retry_failed() {
     // one try only: a 422 is not retried blindly
     assert_eq!(gb.result_writes(), 2);
     assert_eq!(r.outbox.failed, 1);
-    let reason = &r.outbox.reasons[0];
-    assert_eq!(reason.0, "failed");
-    assert!(reason.1.contains("HTTP 422"), "{reason:?}");
-    assert!(
-        reason
-            .1
-            .contains("SIS says: student stu-1003 is not enrolled"),
-        "{reason:?}"
-    );
     // the audit log has the failure, not the SIS's words
-    let failed = common::failed_audit_entries(&loaded);
-    assert_eq!(failed.len(), 1);
-    assert!(
-        !failed[0]
-            .detail
-            .as_deref()
-            .unwrap_or("")
-            .contains("enrolled")
-    );
+    let says = "SIS says: student stu-1003 is not enrolled";
+    common::assert_refused_by_the_sis(&r.outbox.reasons, &loaded, ("HTTP 422", says), "enrolled");
     // a plain re-run leaves it failed
     gb.with(|g| g.reject_student = None);
     let r = run(&loaded, ResultsOptions::default()).await;
@@ -362,10 +339,7 @@ async fn unknown_candidates_are_parked_until_the_roster_brings_them() {
         text.contains("1 pending") || text.contains("1 parked"),
         "{text}"
     );
-    assert!(
-        text.contains("parked: candidate unknown to the roster sync"),
-        "{text}"
-    );
+    assert_has(&text, &["parked: candidate unknown to the roster sync"]);
     // the student arrives in the SIS export; the next results run pushes
     for f in ["users.csv", "enrollments.csv"] {
         std::fs::copy(fixture_roster().join(f), export.join(f)).unwrap();
@@ -381,10 +355,7 @@ async fn unknown_candidates_are_parked_until_the_roster_brings_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_in_several_matching_classes_is_parked_with_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, _gb, loaded) = rest_bed().await;
     // no rule for EX-ENG: stu-1001 is in several classes
     write_qti(
         &dir.path().join("inbox"),
@@ -404,10 +375,7 @@ async fn a_candidate_in_several_matching_classes_is_parked_with_the_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_reads_but_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, gb, loaded) = rest_bed().await;
     write_qti(&dir.path().join("inbox"), "a.xml", &as_rows(&many(1)));
     let r = run(
         &loaded,
@@ -481,16 +449,8 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     );
     roster(&loaded).await;
     write_qti(&dir.path().join("inbox"), "a.xml", &as_rows(&many(10)));
-    let cfg = dir.path().join("sisync.toml");
     // wait until the push is well under way, then kill
-    kill_under_way(
-        &cfg,
-        &["sync", "results"],
-        Duration::from_secs(30),
-        "the push did not start",
-        || gb.result_pairs().len() >= 60,
-    )
-    .await;
+    kill_sync_under_way(dir.path(), "results", || gb.result_pairs().len() >= 60).await;
     let held = gb.result_pairs().len();
     assert!(held < 200, "the kill came after the batch ({held})");
     // restart
@@ -509,10 +469,7 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_results_with_mapped_columns() {
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, gb, _) = rest_bed().await;
     let loaded = results_config(
         dir.path(),
         &fixture_roster(),
@@ -592,10 +549,7 @@ async fn qti_documents_listed_over_http_are_read_once() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let dir = tempfile::tempdir().unwrap();
-    let gb = FakeGradebook::start().await;
-    let loaded = config(dir.path(), &fixture_roster(), &rest_sink(&gb, ""));
-    roster(&loaded).await;
+    let (dir, gb, _) = rest_bed().await;
     std::fs::write(dir.path().join("platform-token"), "platform-token").unwrap();
     let loaded = results_config(
         dir.path(),
@@ -632,9 +586,9 @@ async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("/ims/oneroster/gradebook/v1p2/lineItems?limit=1: HTTP 200, authenticated"),
-        "{text}"
+    assert_has(
+        &text,
+        &["/ims/oneroster/gradebook/v1p2/lineItems?limit=1: HTTP 200, authenticated"],
     );
     assert_eq!(gb.with(|g| g.token_requests), 1);
     // a wrong secret: one clear line, exit 2 (config), no secret in it
@@ -646,10 +600,7 @@ async fn check_config_connect_reaches_the_gradebook_with_oauth2() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(
-        text.contains("results out") && text.contains("FAILED"),
-        "{text}"
-    );
+    assert_has(&text, &["results out", "FAILED"]);
     assert!(!text.contains("wrong-secret-value"), "{text}");
 }
 

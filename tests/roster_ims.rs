@@ -30,10 +30,7 @@ fn check_config_probes_the_ims_file() {
     let out = sisync(&dir.path().join("sisync.toml"), &["check-config"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(
-        stdout.contains("ims-enterprise") && stdout.contains("IMS Enterprise 1.1 XML"),
-        "{stdout}"
-    );
+    assert_has(&stdout, &["ims-enterprise", "IMS Enterprise 1.1 XML"]);
 
     let bad = dir.path().join("xxe.xml");
     std::fs::copy(

@@ -34,12 +34,52 @@ async fn start_sis() -> (Shared, String) {
     fake_oneroster::start(fixture_json()).await
 }
 
+/// The fake SIS (and its URL), a fake SCIM platform and a temporary
+/// directory for the config.
+async fn bed() -> (Shared, String, FakeScim, tempfile::TempDir) {
+    let (sis, sis_url) = start_sis().await;
+    let scim = FakeScim::start(true).await;
+    (sis, sis_url, scim, tempfile::tempdir().unwrap())
+}
+
+/// The line a full run that must fail ends with; nothing reached the
+/// platform.
+async fn full_run_fails(cfg: &sisync::config::Loaded, scim: &FakeScim) -> String {
+    let msg = sync_error(cfg, full()).await;
+    assert_eq!(scim.requests().len(), 0, "{msg}");
+    msg
+}
+
 fn rest_config(dir: &std::path::Path, sis: &str, scim: &str) -> sisync::config::Loaded {
-    std::fs::write(dir.join("sis-token"), SIS_TOKEN).unwrap();
-    let source = format!(
-        "kind = \"oneroster-rest\"\nbase_url = \"{sis}\"\ntoken_file = \"sis-token\"\npage_size = 7\ntimeout = \"5s\"\nmax_retries = 1\n"
+    let source = token_source(
+        dir,
+        sis,
+        "page_size = 7\ntimeout = \"5s\"\nmax_retries = 1\n",
     );
     scim_config_with_source(dir, &source, scim, TOKEN, "")
+}
+
+/// A `[source]` body reading the SIS at `sis` with the bearer token (in a
+/// file in `dir`) and `keys`.
+fn token_source(dir: &std::path::Path, sis: &str, keys: &str) -> String {
+    std::fs::write(dir.join("sis-token"), SIS_TOKEN).unwrap();
+    format!("kind = \"oneroster-rest\"\nbase_url = \"{sis}\"\ntoken_file = \"sis-token\"\n{keys}")
+}
+
+/// stu-1009 is renamed in the SIS (and modified after every earlier
+/// read); the requests seen so far are forgotten.
+fn rename_stu_1009(sis: &Shared) {
+    let mut s = sis.lock().unwrap();
+    s.requests.clear();
+    let u = s
+        .data
+        .get_mut("users")
+        .unwrap()
+        .iter_mut()
+        .find(|u| u["sourcedId"] == "stu-1009")
+        .unwrap();
+    u["familyName"] = json!("Brouwer");
+    u["dateLastModified"] = json!("2099-01-01T00:00:00.000Z");
 }
 
 /// Users by externalId without the platform's ids.
@@ -110,19 +150,7 @@ async fn rest_roster_gives_the_same_platform_as_csv_then_pulls_only_changes() {
     }
 
     // one change in the SIS: the next run asks only for changes
-    {
-        let mut s = sis.lock().unwrap();
-        s.requests.clear();
-        let u = s
-            .data
-            .get_mut("users")
-            .unwrap()
-            .iter_mut()
-            .find(|u| u["sourcedId"] == "stu-1009")
-            .unwrap();
-        u["familyName"] = json!("Brouwer");
-        u["dateLastModified"] = json!("2099-01-01T00:00:00.000Z");
-    }
+    rename_stu_1009(&sis);
     via_rest.clear_requests();
     let r = sync(&cfg, RosterOptions::default()).await;
     assert!(
@@ -155,30 +183,14 @@ async fn rest_roster_gives_the_same_platform_as_csv_then_pulls_only_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_page_leaves_the_platform_untouched() {
-    let (sis, sis_url) = start_sis().await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sis, sis_url, scim, dir) = bed().await;
     let cfg = rest_config(dir.path(), &sis_url, &scim.base);
     sync(&cfg, RosterOptions::default()).await;
     scim.clear_requests();
     sis.lock().unwrap().fail = Some(("users".into(), 14));
     // --full: a full pull in which everyone after page 2 would look gone
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions {
-            full: true,
-            ..RosterOptions::default()
-        },
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let msg = format!("{err:#}");
-    assert!(
-        msg.contains("HTTP 500") && msg.contains("offset=14") && msg.contains("nothing was sent"),
-        "{msg}"
-    );
+    let msg = sync_error(&cfg, full()).await;
+    assert_has(&msg, &["HTTP 500", "offset=14", "nothing was sent"]);
     assert!(!msg.contains(SIS_TOKEN));
     assert_eq!(scim.requests().len(), 0, "no request to the platform");
     let store = sisync::store::Store::open(&dir.path().join("state.db")).unwrap();
@@ -187,9 +199,7 @@ async fn a_failing_page_leaves_the_platform_untouched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
-    let (sis, sis_url) = start_sis().await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sis, sis_url, scim, dir) = bed().await;
     std::fs::write(dir.path().join("client-secret"), "s3cret-value\n").unwrap();
     let source = format!(
         "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\nauth = \"oauth2\"\ntoken_url = \"{sis_url}/token\"\nclient_id = \"sisync-client\"\nclient_secret_file = \"client-secret\"\npage_size = 10\n"
@@ -208,14 +218,7 @@ async fn oauth2_token_is_cached_and_fetched_again_after_a_401() {
 
     // each run starts without a token: the next run fetches one new token
     sis.lock().unwrap().valid_tokens.clear();
-    let r = sync(
-        &cfg,
-        RosterOptions {
-            full: true,
-            ..RosterOptions::default()
-        },
-    )
-    .await;
+    let r = sync(&cfg, full()).await;
     assert_eq!(r.failed(), 0);
     assert!(
         r.plan.users.iter().all(|c| c.changed.len() == 7),
@@ -252,9 +255,7 @@ fn oauth2_config(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_tokens_are_renewed_before_expiry_and_once_after_a_401() {
-    let (sis, sis_url) = start_sis().await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sis, sis_url, scim, dir) = bed().await;
     // 28 pages at 4 a second take about 7 s; tokens live 3 s and are
     // renewed halfway, which leaves 1.5 s for a request to arrive on a
     // loaded machine
@@ -326,13 +327,8 @@ async fn short_lived_tokens_are_renewed_before_expiry_and_once_after_a_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_after_the_first_are_fetched_concurrently_in_order() {
-    let (sis, sis_url) = start_sis().await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sis-token"), SIS_TOKEN).unwrap();
-    let source = format!(
-        "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 5\nconcurrency = 3\n"
-    );
+    let (sis, sis_url, scim, dir) = bed().await;
+    let source = token_source(dir.path(), &sis_url, "page_size = 5\nconcurrency = 3\n");
     let cfg = scim_config_with_source(dir.path(), &source, &scim.base, TOKEN, "");
     {
         let mut s = sis.lock().unwrap();
@@ -366,30 +362,13 @@ async fn pages_after_the_first_are_fetched_concurrently_in_order() {
     // (records removed while it was read)
     scim.clear_requests();
     sis.lock().unwrap().overcount = Some(("users", 5));
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions {
-            full: true,
-            ..RosterOptions::default()
-        },
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let msg = format!("{err:#}");
-    assert!(
-        msg.contains("offset=40") && msg.contains("3 records where 5 were expected"),
-        "{msg}"
-    );
-    assert_eq!(scim.requests().len(), 0);
+    let msg = full_run_fails(&cfg, &scim).await;
+    assert_has(&msg, &["offset=40", "3 records where 5 were expected"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_connect_reports_each_endpoint() {
-    let (_sis, sis_url) = start_sis().await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (_sis, sis_url, scim, dir) = bed().await;
     rest_config(dir.path(), &sis_url, &scim.base);
     let run = |dir: std::path::PathBuf| {
         tokio::task::spawn_blocking(move || {
@@ -402,31 +381,20 @@ async fn check_config_connect_reports_each_endpoint() {
     let o = run(dir.path().to_path_buf()).await.unwrap();
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(
-        out.contains("source link") && out.contains("orgs?limit=1: OK, authenticated"),
-        "{out}"
-    );
-    assert!(
-        out.contains("platform link") && out.contains("PATCH supported"),
-        "{out}"
-    );
+    assert_has(&out, &["source link", "orgs?limit=1: OK, authenticated"]);
+    assert_has(&out, &["platform link", "PATCH supported"]);
 
     std::fs::write(dir.path().join("sis-token"), "revoked").unwrap();
     let o = run(dir.path().to_path_buf()).await.unwrap();
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert_eq!(o.status.code(), Some(2), "{out}");
-    assert!(
-        out.contains("source link") && out.contains("FAILED") && out.contains("HTTP 401"),
-        "{out}"
-    );
+    assert_has(&out, &["source link", "FAILED", "HTTP 401"]);
     assert!(!out.contains("revoked"), "no secret in the output");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_slow_pages_are_retried_a_truncated_page_fails_cleanly() {
-    let (sis, sis_url) = start_sis().await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (sis, sis_url, scim, dir) = bed().await;
     std::fs::write(dir.path().join("sis-token"), SIS_TOKEN).unwrap();
     let source = format!(
         "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 10\ntimeout = \"1s\"\nmax_retries = 3\n"
@@ -450,34 +418,14 @@ async fn rate_limits_and_slow_pages_are_retried_a_truncated_page_fails_cleanly()
     // a page cut off mid-JSON: the run fails and the platform is not touched
     scim.clear_requests();
     sis.lock().unwrap().faults.extend(["truncated"]);
-    let err = sisync::sync::roster(
-        &cfg,
-        RosterOptions {
-            full: true,
-            ..RosterOptions::default()
-        },
-        "user:test",
-        &sisync::sync::Quiet,
-    )
-    .await
-    .unwrap_err();
-    let msg = format!("{err:#}");
-    assert!(
-        msg.contains("not valid JSON") && msg.contains("Nothing was sent"),
-        "{msg}"
-    );
-    assert_eq!(scim.requests().len(), 0);
+    let msg = full_run_fails(&cfg, &scim).await;
+    assert_has(&msg, &["not valid JSON", "Nothing was sent"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_spaces_the_requests() {
-    let (sis, sis_url) = start_sis().await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sis-token"), SIS_TOKEN).unwrap();
-    let source = format!(
-        "kind = \"oneroster-rest\"\nbase_url = \"{sis_url}\"\ntoken_file = \"sis-token\"\npage_size = 5\nrate_limit = 10\n"
-    );
+    let (sis, sis_url, scim, dir) = bed().await;
+    let source = token_source(dir.path(), &sis_url, "page_size = 5\nrate_limit = 10\n");
     let cfg = scim_config_with_source(dir.path(), &source, &scim.base, TOKEN, "");
     let started = std::time::Instant::now();
     let r = sync(&cfg, RosterOptions::default()).await;
@@ -537,10 +485,7 @@ async fn secrets_never_reach_logs_or_errors() {
     sis.lock().unwrap().faults.extend(["429"]);
     sync(&cfg, RosterOptions::default()).await;
     sis.lock().unwrap().fail = Some(("users".into(), 7));
-    let full = RosterOptions {
-        full: true,
-        ..RosterOptions::default()
-    };
+    let full = full();
     let err = sisync::sync::roster(&cfg, full, "user:test", &sisync::sync::Quiet)
         .await
         .unwrap_err();
@@ -605,19 +550,7 @@ async fn edexml_drop_always_pulls_in_full() {
         .load();
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0, "{:?}", r.issues);
-    {
-        let mut s = sis.lock().unwrap();
-        s.requests.clear();
-        let u = s
-            .data
-            .get_mut("users")
-            .unwrap()
-            .iter_mut()
-            .find(|u| u["sourcedId"] == "stu-1009")
-            .unwrap();
-        u["familyName"] = json!("Brouwer");
-        u["dateLastModified"] = json!("2099-01-01T00:00:00.000Z");
-    }
+    rename_stu_1009(&sis);
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0, "{:?}", r.outcome);
     assert_eq!(r.outcome.unwrap().users.updated, 1);
@@ -627,12 +560,7 @@ async fn edexml_drop_always_pulls_in_full() {
         "{:?}",
         s.requests
     );
-    let mut folders: Vec<_> = std::fs::read_dir(d.join("drop"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    folders.sort();
+    let folders = entries(&d.join("drop"));
     assert_eq!(folders.len(), 2);
     let xml = std::fs::read_to_string(folders[1].join("edexml.xml")).unwrap();
     assert!(xml.contains("<achternaam>Brouwer</achternaam>"));

@@ -207,14 +207,7 @@ async fn held_plan_is_shown_and_approved_exactly_once() {
         cols[7].push_str("-Bakker");
         Some(cols.join(","))
     });
-    let dry = sync(
-        &cfg,
-        RosterOptions {
-            dry_run: true,
-            ..RosterOptions::default()
-        },
-    )
-    .await;
+    let dry = sync(&cfg, dry_run()).await;
     let dry = serde_json::to_value(&dry.plan).unwrap();
     let expected = planned(&dry["users"], &dry["groups"]);
     assert!(expected.len() > 3, "{expected:?}");
@@ -230,10 +223,7 @@ async fn held_plan_is_shown_and_approved_exactly_once() {
 
     let (code, out, err) = cli(&cfg.file, &["plan", "list"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("held") && out.contains(&format!("sisync plan approve {id}")),
-        "{out}"
-    );
+    assert_has(&out, &["held", &format!("sisync plan approve {id}")]);
     let (code, out, err) = cli(&cfg.file, &["plan", "show", &id.to_string(), "--json"]);
     assert_eq!(code, 0, "{err}");
     let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -255,10 +245,7 @@ async fn held_plan_is_shown_and_approved_exactly_once() {
     );
     let (code, out, _) = cli(&cfg.file, &["plan", "show", &id.to_string()]);
     assert_eq!(code, 0);
-    assert!(
-        out.contains("cls-") && out.contains("memberships -"),
-        "{out}"
-    );
+    assert_has(&out, &["cls-", "memberships -"]);
 
     // approve: exactly the planned writes, audited under the OS user
     let (code, out, err) = cli(&cfg.file, &["plan", "approve", &id.to_string()]);
@@ -385,11 +372,9 @@ async fn erasure_removes_a_held_plan_naming_the_person() {
     let p = store.held_plan(id).unwrap().unwrap();
     assert_eq!((p.status.as_str(), p.plan), ("superseded", None));
     drop(store);
-    for ext in ["", "-wal"] {
-        let mut p = cfg.config.state.path.clone().into_os_string();
-        p.push(ext);
-        if let Ok(bytes) = std::fs::read(&p) {
-            assert!(!bytes.windows(8).any(|w| w == b"stu-1002"), "{p:?}");
-        }
-    }
+    assert_state_lacks(
+        &cfg.config.state.path,
+        "stu-1002",
+        "holds the superseded plan's erased id",
+    );
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
-use sisync::store::{AuditFilter, Store};
+use sisync::store::Store;
 use sisync::sync::RosterOptions;
 
 const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
@@ -19,12 +19,7 @@ async fn audit_fields_list_only_attributes_that_were_sent() {
     let bodies: String = server.writes().iter().map(|r| r.body.clone()).collect();
     assert!(!bodies.contains("emails") && !bodies.contains("extraTimePercent"));
     let store = Store::open(&cfg.config.state.path).unwrap();
-    let creates: Vec<_> = store
-        .audit_list(&AuditFilter {
-            kind: Some("user.create".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let creates: Vec<_> = audit_of(&store, "user.create");
     assert_eq!(creates.len(), 42);
     for a in &creates {
         let fields: Vec<&str> = a.fields.split(',').collect();
@@ -73,16 +68,11 @@ async fn erased_person_gets_no_new_pseudonym_mapping() {
         .unwrap();
     assert!(others > 0, "the others keep their mapping");
     drop(conn);
-    for ext in ["", "-wal"] {
-        let mut p = cfg.config.state.path.clone().into_os_string();
-        p.push(ext);
-        if let Ok(bytes) = std::fs::read(&p) {
-            assert!(
-                !bytes.windows(8).any(|w| w == b"stu-1002"),
-                "{p:?} holds the erased id again"
-            );
-        }
-    }
+    assert_state_lacks(
+        &cfg.config.state.path,
+        "stu-1002",
+        "holds the erased id again",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

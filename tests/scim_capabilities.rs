@@ -8,6 +8,7 @@ mod common;
 use common::fake_scim::{FakeScim, TOKEN};
 use common::*;
 use serde_json::json;
+use sisync::config::Loaded;
 use sisync::sync::{Quiet, RosterOptions};
 
 const EXT: &str = "urn:sisync:schemas:extension:exam:1.0:User";
@@ -15,6 +16,15 @@ const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 
 fn run() -> RosterOptions {
     RosterOptions::default()
+}
+
+/// The SCIM bed with a platform that cannot filter, synced once.
+async fn synced_without_filters() -> (FakeScim, tempfile::TempDir, Loaded) {
+    let (server, dir, _, cfg) = scim_bed("").await;
+    server.inner.lock().unwrap().no_filter = true;
+    let r = common::sync(&cfg, run()).await;
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
+    (server, dir, cfg)
 }
 
 /// `/Schemas` of a platform with the core User schema (with or without
@@ -45,10 +55,7 @@ async fn a_platform_without_the_extension_is_refused_before_any_write() {
     let cfg = scim_config(dir.path(), &export, &server.base, TOKEN, "");
     let e = common::sync_error(&cfg, run()).await;
     assert!(e.contains("nothing was written"), "{e}");
-    assert!(
-        e.contains(&format!("does not have the extension schema {EXT}")),
-        "{e}"
-    );
+    assert_has(&e, &[&format!("does not have the extension schema {EXT}")]);
     assert!(e.contains("deploy/scim/exam-extension.json"), "{e}");
     assert!(e.contains("no name.middleName"), "{e}");
     assert!(server.writes().is_empty(), "{:?}", server.writes());
@@ -107,13 +114,8 @@ async fn a_platform_that_drops_what_it_accepted_is_caught() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_filters_a_lost_state_file_makes_no_duplicates() {
-    let (server, dir, _, cfg) = scim_bed("").await;
-    server.inner.lock().unwrap().no_filter = true;
-    let r = common::sync(&cfg, run()).await;
-    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
-    for f in ["state.db", "state.db-wal", "state.db-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(f));
-    }
+    let (server, dir, cfg) = synced_without_filters().await;
+    real_peer::lose_state(dir.path());
     server.clear_requests();
     let r = common::sync(&cfg, run()).await;
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
@@ -129,14 +131,9 @@ async fn a_platform_that_ignores_start_index_is_not_read_as_complete() {
     // without filters the externalIds come from the paged list; a platform
     // answering page 1 for every startIndex hid 22 of the 42 users, which
     // were then created again after a lost state file
-    let (server, dir, _, cfg) = scim_bed("").await;
-    server.inner.lock().unwrap().no_filter = true;
-    let r = common::sync(&cfg, run()).await;
-    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
+    let (server, dir, cfg) = synced_without_filters().await;
     server.inner.lock().unwrap().ignore_start_index = true;
-    for f in ["state.db", "state.db-wal", "state.db-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(f));
-    }
+    real_peer::lose_state(dir.path());
     server.clear_requests();
     let r = common::sync(&cfg, run()).await;
     let o = r.outcome.as_ref().unwrap();
@@ -146,9 +143,9 @@ async fn a_platform_that_ignores_start_index_is_not_read_as_complete() {
     assert_eq!(o.users.created, 0);
     assert!(r.failed() > 0, "the run does not claim success");
     for f in &o.failures {
-        assert!(
-            f.contains("does not page its list (asked for startIndex 21, answered 1)"),
-            "{f}"
+        assert_has(
+            f,
+            &["does not page its list (asked for startIndex 21, answered 1)"],
         );
     }
 
@@ -168,9 +165,7 @@ async fn a_conflict_on_create_adopts_the_existing_record() {
         inner.filter_blind = true;
         inner.conflict_on_external_id = true;
     }
-    for f in ["state.db", "state.db-wal", "state.db-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(f));
-    }
+    real_peer::lose_state(dir.path());
     let r = common::sync(&cfg, run()).await;
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.outcome);
     assert_eq!(server.users().len(), 42);

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{repo, sisync_cmd};
+use common::{assert_success, repo, sisync_cmd};
 
 fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -234,12 +234,7 @@ fn alert_rules_and_dashboard_use_metrics_that_exist() {
             .arg(&rules)
             .output()
             .unwrap();
-        assert!(
-            o.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert_success(&o, "promtool check rules");
     } else {
         eprintln!("promtool not installed (.ci/run installs it): rule syntax check skipped");
     }

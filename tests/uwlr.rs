@@ -63,27 +63,69 @@ async fn run(cfg: &Loaded, opts: RosterOptions) -> anyhow::Result<sync::RosterRe
         .map_err(sync::RunError::into_anyhow)
 }
 
-fn full() -> RosterOptions {
-    RosterOptions {
-        full: true,
-        ..RosterOptions::default()
+/// The fake LAS with the fixture's two schools, the fake SCIM platform and
+/// the config reading one into the other with `extra_source` keys; keep
+/// the directory bound while the config is used.
+async fn bed(extra_source: &str) -> (FakeLas, FakeScim, tempfile::TempDir, Loaded) {
+    let las = FakeLas::start(fixture_schools()).await;
+    let scim = FakeScim::start(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &las, &scim.base, extra_source);
+    (las, scim, dir, cfg)
+}
+
+/// The one line a run that must fail ends with.
+async fn fails(cfg: &Loaded, opts: RosterOptions) -> String {
+    let e = run(cfg, opts).await.unwrap_err();
+    format!("{e:#}")
+}
+
+/// After a first run: a run with nothing changed at either school (asked
+/// with laatstontvangengegevens, answered geenwijzigingen) writes nothing;
+/// then 99AA00 changed and 99BB00 did not: 99BB00 is read again in full,
+/// so nobody leaves. The exchanges of those two runs.
+async fn rerun_unchanged_then_99aa_changed(
+    las: &FakeLas,
+    scim: &FakeScim,
+    cfg: &Loaded,
+) -> (Vec<Exchange>, Vec<Exchange>) {
+    let before = platform(scim);
+    las.clear();
+    scim.clear_requests();
+
+    las.school("99AA00", |s| s.changed = false);
+    las.school("99BB00", |s| s.changed = false);
+    let r = run(cfg, RosterOptions::default()).await.unwrap();
+    assert_has(&r.source_format, &["geenwijzigingen"]);
+    assert!(
+        r.plan.users.is_empty() && r.plan.groups.is_empty(),
+        "{:?}",
+        r.plan.users
+    );
+    assert!(scim.writes().is_empty(), "nothing sent to the platform");
+    assert_eq!(platform(scim), before);
+    let unchanged = las.exchanges();
+    for e in &unchanged {
+        assert_has(&e.request_text(), &["<laatstontvangengegevens>"]);
+        assert!(e.response_text().contains("<geenwijzigingen/>"));
     }
+    assert_eq!(validate_exchanges(las), 2);
+    las.clear();
+
+    las.school("99AA00", |s| s.changed = true);
+    let r = run(cfg, RosterOptions::default()).await.unwrap();
+    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
+    assert_eq!(platform(scim), before, "the same roster: nobody left");
+    (unchanged, las.exchanges())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_in_one_reads_two_schools_and_every_message_validates() {
-    let las = FakeLas::start(fixture_schools()).await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &las, &scim.base, "");
+    let (las, scim, _dir, cfg) = bed("").await;
     let r = run(&cfg, RosterOptions::default()).await.unwrap();
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0, "{:?}", r.issues);
     assert!(r.issues.is_empty(), "{:?}", r.issues);
-    assert!(
-        r.source_format.contains("2 school(s)"),
-        "{}",
-        r.source_format
-    );
+    assert_has(&r.source_format, &["2 school(s)"]);
 
     let (users, groups) = platform(&scim);
     // 11 + 4 leerlingen, 3 + 1 leerkrachten
@@ -118,37 +160,29 @@ async fn all_in_one_reads_two_schools_and_every_message_validates() {
         assert_eq!(e.op, "leerlinggegevens_verzoek");
         assert_eq!(e.soap_action, "\"HaalLeerlinggegevens\"");
         assert_eq!(e.status, 200);
-        let body = String::from_utf8(e.request.clone()).unwrap();
-        assert!(
-            body.contains("<schooljaar>2024-2025</schooljaar>"),
-            "{body}"
+        let body = e.request_text();
+        assert_has(
+            &body,
+            &[
+                "<schooljaar>2024-2025</schooljaar>",
+                "<xsdversie>2.2</xsdversie>",
+            ],
         );
-        assert!(body.contains("<xsdversie>2.2</xsdversie>"), "{body}");
-        assert!(
-            !body.contains("laatstontvangengegevens"),
-            "a first run reads in full"
-        );
+        assert!(!e.asks_since(), "a first run reads in full");
     }
     assert_eq!(validate_exchanges(&las), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staged_gives_the_same_platform_state_in_batches() {
-    let las = FakeLas::start(fixture_schools()).await;
-    let one = FakeScim::start(true).await;
-    let d1 = tempfile::tempdir().unwrap();
-    let cfg = config(d1.path(), &las, &one.base, "");
+    let (las, one, _d1, cfg) = bed("").await;
     run(&cfg, RosterOptions::default()).await.unwrap();
     las.clear();
 
     let staged = FakeScim::start(true).await;
     let d2 = tempfile::tempdir().unwrap();
-    let cfg = config(
-        d2.path(),
-        &las,
-        &staged.base,
-        "mode = \"staged\"\nbatch_groups = 2\ngegevenssetid = \"LVS\"\n",
-    );
+    let staged_keys = "mode = \"staged\"\nbatch_groups = 2\ngegevenssetid = \"LVS\"\n";
+    let cfg = config(d2.path(), &las, &staged.base, staged_keys);
     let r = run(&cfg, RosterOptions::default()).await.unwrap();
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
     assert!(r.issues.is_empty(), "{:?}", r.issues);
@@ -168,93 +202,39 @@ async fn staged_gives_the_same_platform_state_in_batches() {
     let first = ex
         .iter()
         .find(|e| e.op == "leerlingen_verzoek")
-        .map(|e| String::from_utf8(e.request.clone()).unwrap())
+        .map(Exchange::request_text)
         .unwrap();
-    assert!(
-        first.contains("<gegevenssetid>LVS</gegevenssetid>"),
-        "{first}"
+    assert_has(
+        &first,
+        &["<gegevenssetid>LVS</gegevenssetid>", "<groep key=\"G7A\"/>"],
     );
-    assert!(first.contains("<groep key=\"G7A\"/>"), "{first}");
     assert_eq!(validate_exchanges(&las), (1 + 2 * 3) + (1 + 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn geenwijzigingen_changes_nothing_and_deactivates_nobody() {
-    let las = FakeLas::start(fixture_schools()).await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &las, &scim.base, "");
+    let (las, scim, _dir, cfg) = bed("").await;
     run(&cfg, RosterOptions::default()).await.unwrap();
-    let before = platform(&scim);
-    las.clear();
-    scim.clear_requests();
-
-    // nothing changed at either school
-    las.school("99AA00", |s| s.changed = false);
-    las.school("99BB00", |s| s.changed = false);
-    let r = run(&cfg, RosterOptions::default()).await.unwrap();
-    assert!(
-        r.source_format.contains("geenwijzigingen"),
-        "{}",
-        r.source_format
-    );
-    assert!(
-        r.plan.users.is_empty() && r.plan.groups.is_empty(),
-        "{:?}",
-        r.plan.users
-    );
-    assert!(scim.writes().is_empty(), "nothing sent to the platform");
-    assert_eq!(platform(&scim), before);
-    for e in las.exchanges() {
-        let body = String::from_utf8(e.request).unwrap();
-        assert!(body.contains("<laatstontvangengegevens>"), "{body}");
-        assert!(
-            String::from_utf8(e.response)
-                .unwrap()
-                .contains("<geenwijzigingen/>")
-        );
-    }
-    assert_eq!(validate_exchanges(&las), 2);
-    las.clear();
-
-    // 99AA00 changed, 99BB00 did not: 99BB00 is read again in full, so
-    // its people stay
-    las.school("99AA00", |s| s.changed = true);
-    let r = run(&cfg, RosterOptions::default()).await.unwrap();
-    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
-    assert_eq!(platform(&scim), before, "the same roster: nobody left");
-    let bb: Vec<_> = las
-        .exchanges()
-        .into_iter()
-        .filter(|e| e.school == "99BB00")
-        .collect();
+    let (_, after) = rerun_unchanged_then_99aa_changed(&las, &scim, &cfg).await;
+    let bb: Vec<_> = after.iter().filter(|e| e.school == "99BB00").collect();
     assert_eq!(bb.len(), 2, "asked for changes, then in full");
-    assert!(
-        !String::from_utf8(bb[1].request.clone())
-            .unwrap()
-            .contains("laatstontvangengegevens")
-    );
+    assert!(!bb[1].asks_since());
     assert_eq!(validate_exchanges(&las), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn geengegevens_is_refused_and_nothing_is_written() {
-    let las = FakeLas::start(fixture_schools()).await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &las, &scim.base, "");
+    let (las, scim, _dir, cfg) = bed("").await;
     run(&cfg, RosterOptions::default()).await.unwrap();
     let before = platform(&scim);
     scim.clear_requests();
 
     las.school("99BB00", |s| s.no_data = true);
-    let e = run(&cfg, full()).await.unwrap_err();
-    let line = format!("{e:#}");
-    assert!(
-        line.contains("geengegevens") && line.contains("99BB00"),
-        "{line}"
+    let line = fails(&cfg, full()).await;
+    assert_has(
+        &line,
+        &["geengegevens", "99BB00", "nothing was sent to the platform"],
     );
-    assert!(line.contains("nothing was sent to the platform"), "{line}");
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(scim.writes().is_empty());
     assert_eq!(platform(&scim), before, "nobody deactivated");
@@ -263,22 +243,12 @@ async fn geengegevens_is_refused_and_nothing_is_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soap_fault_is_one_line_with_the_faultstring() {
-    let las = FakeLas::start(fixture_schools()).await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &las, &scim.base, "");
+    let (las, scim, _dir, cfg) = bed("").await;
     las.state.lock().unwrap().fault_next =
         Some("Interne fout in het LAS, probeer het later opnieuw".into());
-    let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
-    let line = format!("{e:#}");
-    assert!(
-        line.contains("SOAP fault soap:Server: Interne fout in het LAS, probeer het later opnieuw"),
-        "{line}"
-    );
-    assert!(
-        line.contains("school 99AA00") && line.contains(&las.url),
-        "{line}"
-    );
+    let line = fails(&cfg, RosterOptions::default()).await;
+    let fault = "SOAP fault soap:Server: Interne fout in het LAS, probeer het later opnieuw";
+    assert_has(&line, &[fault, "school 99AA00", &las.url]);
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(scim.users().is_empty(), "nothing written");
     validate_exchanges(&las);
@@ -286,18 +256,16 @@ async fn a_soap_fault_is_one_line_with_the_faultstring() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_refused_with_what_to_check() {
-    let las = FakeLas::start(fixture_schools()).await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &las, &scim.base, "");
+    let (las, scim, dir, cfg) = bed("").await;
     std::fs::write(dir.path().join("key-bb"), "oude-sleutel\n").unwrap();
     let cfg = sisync::connector::load(&cfg.file).unwrap();
-    let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
-    let line = format!("{e:#}");
-    assert!(line.contains("ongeldige autorisatiesleutel"), "{line}");
-    assert!(
-        line.contains("check the autorisatiesleutel of school 99BB00 (source.schools key)"),
-        "{line}"
+    let line = fails(&cfg, RosterOptions::default()).await;
+    assert_has(
+        &line,
+        &[
+            "ongeldige autorisatiesleutel",
+            "check the autorisatiesleutel of school 99BB00 (source.schools key)",
+        ],
     );
     assert!(
         !line.contains("oude-sleutel"),
@@ -311,11 +279,14 @@ async fn a_wrong_key_is_refused_with_what_to_check() {
     let checks = sync::connect_checks(&cfg).await;
     let lines: BTreeMap<_, _> = checks.iter().map(|(n, r)| (n.clone(), r)).collect();
     let aa = lines["source 99AA00"].as_ref().unwrap();
-    assert!(
-        aa.contains("OK, authorised") && aa.contains("schooljaar 2024-2025"),
-        "{aa}"
+    assert_has(
+        aa,
+        &[
+            "OK, authorised",
+            "schooljaar 2024-2025",
+            "11 leerlingen, 5 groepen",
+        ],
     );
-    assert!(aa.contains("11 leerlingen, 5 groepen"), "{aa}");
     let bb = lines["source 99BB00"].as_ref().unwrap_err().to_string();
     assert!(bb.contains("ongeldige autorisatiesleutel"), "{bb}");
     validate_exchanges(&las);
@@ -323,18 +294,13 @@ async fn a_wrong_key_is_refused_with_what_to_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_connection_fails_the_whole_read_before_anything_is_written() {
-    let las = FakeLas::start(fixture_schools()).await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &las, &scim.base, "");
+    let (las, scim, _dir, cfg) = bed("").await;
     las.school("99BB00", |s| s.hang_up = true);
-    let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
-    let line = format!("{e:#}");
-    assert!(
-        line.contains("school 99BB00") && line.contains("POST"),
-        "{line}"
+    let line = fails(&cfg, RosterOptions::default()).await;
+    assert_has(
+        &line,
+        &["school 99BB00", "POST", "nothing was sent to the platform"],
     );
-    assert!(line.contains("nothing was sent to the platform"), "{line}");
     assert!(
         scim.users().is_empty(),
         "99AA00 was read, but nothing is written"
@@ -343,17 +309,10 @@ async fn a_lost_connection_fails_the_whole_read_before_anything_is_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_that_breaks_off_fails_the_read() {
-    let las = FakeLas::start(fixture_schools()).await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &las, &scim.base, "");
+    let (las, scim, _dir, cfg) = bed("").await;
     las.school("99BB00", |s| s.cut_off = true);
-    let e = run(&cfg, RosterOptions::default()).await.unwrap_err();
-    let line = format!("{e:#}");
-    assert!(
-        line.contains("school 99BB00") && line.contains("broke off"),
-        "{line}"
-    );
+    let line = fails(&cfg, RosterOptions::default()).await;
+    assert_has(&line, &["school 99BB00", "broke off"]);
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(scim.users().is_empty(), "nothing written");
 }
@@ -377,10 +336,7 @@ async fn https_with_client_certificate_and_a_gateway_header() {
     for (name, r) in &checks[..2] {
         let line = r.as_ref().unwrap();
         assert!(name.starts_with("source 99"), "{name}");
-        assert!(
-            line.contains("OK, authorised") && line.contains("schooljaar 2024-2025"),
-            "{line}"
-        );
+        assert_has(line, &["OK, authorised", "schooljaar 2024-2025"]);
     }
     let r = run(&cfg, RosterOptions::default()).await.unwrap();
     assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
@@ -391,29 +347,17 @@ async fn https_with_client_certificate_and_a_gateway_header() {
 
     // without the client certificate the handshake fails: nothing read
     let n = las.exchanges().len();
-    let cfg = config(
-        dir.path(),
-        &las,
-        &scim.base,
-        "ca_file = \"ca.pem\"\nheaders = { \"Ocp-Apim-Subscription-Key\" = \"file:subscription\" }\n",
-    );
-    let e = run(&cfg, full()).await.unwrap_err();
-    assert!(format!("{e:#}").contains("school 99AA00"), "{e:#}");
+    let no_cert = "ca_file = \"ca.pem\"\nheaders = { \"Ocp-Apim-Subscription-Key\" = \"file:subscription\" }\n";
+    let cfg = config(dir.path(), &las, &scim.base, no_cert);
+    let line = fails(&cfg, full()).await;
+    assert!(line.contains("school 99AA00"), "{line}");
     assert_eq!(las.exchanges().len(), n, "no request got through");
 
     // without the gateway header the gateway answers 401
-    let cfg = config(
-        dir.path(),
-        &las,
-        &scim.base,
-        &tls.lines().take(3).collect::<Vec<_>>().join("\n"),
-    );
-    let e = run(&cfg, full()).await.unwrap_err();
-    let line = format!("{e:#}");
-    assert!(
-        line.contains("HTTP 401") && line.contains("autorisatiesleutel"),
-        "{line}"
-    );
+    let no_header = tls.lines().take(3).collect::<Vec<_>>().join("\n");
+    let cfg = config(dir.path(), &las, &scim.base, &no_header);
+    let line = fails(&cfg, full()).await;
+    assert_has(&line, &["HTTP 401", "autorisatiesleutel"]);
     validate_exchanges(&las);
 }
 
@@ -453,73 +397,26 @@ fn config_errors_name_the_school_key_and_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staged_asks_for_changes_in_haalstructuur_and_batches_in_full() {
-    let las = FakeLas::start(fixture_schools()).await;
-    let scim = FakeScim::start(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        &las,
-        &scim.base,
-        "mode = \"staged\"\nbatch_groups = 2\n",
-    );
+    let (las, scim, _dir, cfg) = bed("mode = \"staged\"\nbatch_groups = 2\n").await;
     run(&cfg, RosterOptions::default()).await.unwrap();
-    let before = platform(&scim);
     // a first run reads in full
-    assert!(las.exchanges().iter().all(|e| {
-        !String::from_utf8(e.request.clone())
-            .unwrap()
-            .contains("laatstontvangengegevens")
-    }));
-    las.clear();
-    scim.clear_requests();
+    assert!(las.exchanges().iter().all(|e| !e.asks_since()));
 
     // nothing changed at either school: one HaalStructuur each, carrying
-    // laatstontvangengegevens, answered geenwijzigingen; nothing written
-    las.school("99AA00", |s| s.changed = false);
-    las.school("99BB00", |s| s.changed = false);
-    let r = run(&cfg, RosterOptions::default()).await.unwrap();
-    assert!(
-        r.source_format.contains("geenwijzigingen"),
-        "{}",
-        r.source_format
-    );
-    assert!(r.plan.users.is_empty() && r.plan.groups.is_empty());
-    assert!(scim.writes().is_empty(), "nothing sent to the platform");
-    let ex = las.exchanges();
-    assert_eq!(ex.len(), 2, "only HaalStructuur");
-    for e in &ex {
-        assert_eq!(e.op, "structuur_verzoek");
-        let body = String::from_utf8(e.request.clone()).unwrap();
-        assert!(body.contains("<laatstontvangengegevens>"), "{body}");
-        assert!(
-            String::from_utf8(e.response.clone())
-                .unwrap()
-                .contains("<geenwijzigingen/>")
-        );
-    }
-    assert_eq!(validate_exchanges(&las), 2);
-    las.clear();
-
+    // laatstontvangengegevens, answered geenwijzigingen; nothing written.
     // 99AA00 changed: its batches are asked in full; 99BB00 said
     // geenwijzigingen and is read again in full; nobody leaves
-    las.school("99AA00", |s| s.changed = true);
-    let r = run(&cfg, RosterOptions::default()).await.unwrap();
-    assert_eq!(r.outcome.as_ref().unwrap().failed(), 0);
-    assert_eq!(platform(&scim), before, "the same roster: nobody left");
-    let ex = las.exchanges();
-    let with_since = |e: &common::fake_las_roster::Exchange| {
-        String::from_utf8(e.request.clone())
-            .unwrap()
-            .contains("laatstontvangengegevens")
-    };
+    let (unchanged, ex) = rerun_unchanged_then_99aa_changed(&las, &scim, &cfg).await;
+    assert_eq!(unchanged.len(), 2, "only HaalStructuur");
+    assert!(unchanged.iter().all(|e| e.op == "structuur_verzoek"));
     let aa: Vec<_> = ex.iter().filter(|e| e.school == "99AA00").collect();
     assert_eq!(aa[0].op, "structuur_verzoek");
-    assert!(with_since(aa[0]));
+    assert!(aa[0].asks_since());
     assert_eq!(aa.len(), 1 + 2 * 3);
-    assert!(aa[1..].iter().all(|e| !with_since(e)), "batches in full");
+    assert!(aa[1..].iter().all(|e| !e.asks_since()), "batches in full");
     let bb: Vec<_> = ex.iter().filter(|e| e.school == "99BB00").collect();
-    assert!(with_since(bb[0]) && bb[0].op == "structuur_verzoek");
-    assert!(bb[1..].iter().all(|e| !with_since(e)));
+    assert!(bb[0].asks_since() && bb[0].op == "structuur_verzoek");
+    assert!(bb[1..].iter().all(|e| !e.asks_since()));
     assert_eq!(bb.len(), 1 + (1 + 2));
     assert_eq!(validate_exchanges(&las), ex.len());
 }

@@ -13,9 +13,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::fake_las::{self, FakeLas, Fault};
-use common::{Platform, Source, TestConfig, kill_under_way};
+use common::{Platform, Source, TestConfig, audit_of, kill_sync_under_way};
 use sisync::config::Loaded;
-use sisync::store::{AuditFilter, Store};
+use sisync::store::Store;
 use sisync::sync::results::{ResultsOptions, ResultsReport, results};
 use sisync::sync::{Quiet, RosterOptions};
 
@@ -183,12 +183,7 @@ async fn every_result_arrives_exactly_once_despite_faults() {
     );
     // every accepted push audited once, the SOAP body hashed
     let s = store(&loaded);
-    let ok: Vec<_> = s
-        .audit_list(&AuditFilter {
-            kind: Some("result.push".into()),
-            ..Default::default()
-        })
-        .unwrap()
+    let ok: Vec<_> = audit_of(&s, "result.push")
         .into_iter()
         .filter(|e| e.outcome == "ok")
         .collect();
@@ -198,15 +193,7 @@ async fn every_result_arrives_exactly_once_despite_faults() {
             .all(|e| e.endpoint == las.url && e.payload_sha256.is_some())
     );
     // no line items: the test is named in each request
-    assert_eq!(
-        s.audit_list(&AuditFilter {
-            kind: Some("lineitem.put".into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .len(),
-        0
-    );
+    assert_eq!(audit_of(&s, "lineitem.put").len(), 0);
     assert!(s.audit_verify().unwrap().ok());
     drop(s);
     // a re-run sends nothing
@@ -258,12 +245,7 @@ async fn a_remarked_result_overwrites_the_same_key() {
     });
     assert_all_valid(&las);
     let s = store(&loaded);
-    let updates = s
-        .audit_list(&AuditFilter {
-            kind: Some("result.update".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let updates = audit_of(&s, "result.update");
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].record_id.as_deref(), Some("stu-1001"));
 }
@@ -285,25 +267,10 @@ async fn a_soap_client_fault_fails_the_result_with_the_fault_string() {
     );
     let r = run(&loaded, ResultsOptions::default()).await;
     assert_eq!((r.pushed, r.failed, r.retrying), (1, 1, 0), "{r:?}");
-    let reason = &r.outbox.reasons[0];
-    assert_eq!(reason.0, "failed");
-    assert!(reason.1.contains("SOAP fault Client"), "{reason:?}");
-    assert!(
-        reason
-            .1
-            .contains("SIS says: leerling stu-1003 is niet bekend op deze school"),
-        "{reason:?}"
-    );
     // the audit log has the failure, not the LAS's words
-    let failed = common::failed_audit_entries(&loaded);
-    assert_eq!(failed.len(), 1);
-    assert!(
-        !failed[0]
-            .detail
-            .as_deref()
-            .unwrap_or("")
-            .contains("niet bekend")
-    );
+    let says = "SIS says: leerling stu-1003 is niet bekend op deze school";
+    let fault = ("SOAP fault Client", says);
+    common::assert_refused_by_the_sis(&r.outbox.reasons, &loaded, fault, "niet bekend");
     // a plain re-run leaves it failed; --retry-failed sends it once fixed
     las.with(|g| g.reject_student = None);
     let r = run(&loaded, ResultsOptions::default()).await;
@@ -414,14 +381,9 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     let loaded = config(dir.path(), &las.url, "concurrency = 4");
     roster(&loaded).await;
     write_qti(&dir.path().join("inbox"), "a.xml", &many(10));
-    let cfg = dir.path().join("sisync.toml");
-    kill_under_way(
-        &cfg,
-        &["sync", "results"],
-        Duration::from_secs(60),
-        "the push did not start",
-        || las.with(|g| g.results.len()) >= 60,
-    )
+    kill_sync_under_way(dir.path(), "results", || {
+        las.with(|g| g.results.len()) >= 60
+    })
     .await;
     let held = las.with(|g| g.results.len());
     assert!(held < 200, "the kill came after the pushes ({held})");

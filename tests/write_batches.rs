@@ -8,9 +8,24 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::fake_scim::{FakeScim, TOKEN};
+use common::fake_scim::FakeScim;
 use common::*;
+use sisync::config::Loaded;
 use sisync::store::{AuditRow, Store};
+
+/// The usual SCIM bed (`scim_bed`) with every platform write answered
+/// after `delay_ms`.
+async fn slow_bed(delay_ms: u64, extra: &str) -> (FakeScim, tempfile::TempDir, Loaded) {
+    let (server, dir, _, loaded) = scim_bed(extra).await;
+    delay_writes(&server, delay_ms);
+    (server, dir, loaded)
+}
+
+fn delay_writes(server: &FakeScim, ms: u64) {
+    server
+        .write_delay_ms
+        .store(ms, std::sync::atomic::Ordering::SeqCst);
+}
 
 fn user_writes(rows: &[AuditRow]) -> Vec<&AuditRow> {
     rows.iter()
@@ -23,22 +38,8 @@ fn user_writes(rows: &[AuditRow]) -> Vec<&AuditRow> {
 /// run, and the next run creates nobody twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_provisioning_leaves_an_audit_entry_for_every_write() {
-    let server = FakeScim::start(true).await;
-    server
-        .write_delay_ms
-        .store(100, std::sync::atomic::Ordering::SeqCst);
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = scim_config(dir.path(), &export, &server.base, TOKEN, "concurrency = 4");
-    let cfg = dir.path().join("sisync.toml");
-    kill_under_way(
-        &cfg,
-        &["sync", "roster"],
-        Duration::from_secs(60),
-        "provisioning did not start",
-        || server.users().len() >= 8,
-    )
-    .await;
+    let (server, dir, loaded) = slow_bed(100, "concurrency = 4").await;
+    kill_sync_under_way(dir.path(), "roster", || server.users().len() >= 8).await;
     let sent: BTreeSet<String> = server
         .users()
         .iter()
@@ -51,9 +52,7 @@ async fn sigkill_mid_provisioning_leaves_an_audit_entry_for_every_write() {
     );
 
     // the next run starts: the killed run's writes are all in the log
-    server
-        .write_delay_ms
-        .store(0, std::sync::atomic::Ordering::SeqCst);
+    delay_writes(&server, 0);
     let r = sync(&loaded, sisync::sync::RosterOptions::default()).await;
     let o = r.outcome.as_ref().unwrap();
     assert_eq!(o.failed(), 0, "{:?}", o.failures);
@@ -103,13 +102,7 @@ async fn sigkill_mid_provisioning_leaves_an_audit_entry_for_every_write() {
 /// goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outcomes_commit_within_the_batch_wait_on_a_slow_platform() {
-    let server = FakeScim::start(true).await;
-    server
-        .write_delay_ms
-        .store(250, std::sync::atomic::Ordering::SeqCst);
-    let dir = tempfile::tempdir().unwrap();
-    let export = copy_fixture("oneroster-1.2", dir.path());
-    let loaded = scim_config(dir.path(), &export, &server.base, TOKEN, "concurrency = 1");
+    let (server, dir, loaded) = slow_bed(250, "concurrency = 1").await;
     // the first answer comes at ~250 ms; by the third write (~750 ms) it
     // has been committed, though the run is far from done
     let watch = async {

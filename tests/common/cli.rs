@@ -31,6 +31,19 @@ pub fn sisync(cfg: &Path, args: &[&str]) -> Output {
     sisync_cmd(cfg).args(args).output().unwrap()
 }
 
+/// Run `sisync --config <cfg> <args>`, which must exit 0.
+#[track_caller]
+pub fn sisync_ok(cfg: &Path, args: &[&str]) -> Output {
+    exited_0(sisync(cfg, args), args)
+}
+
+/// `o`, which must have exited 0; `args` name the command in the failure.
+#[track_caller]
+pub fn exited_0(o: Output, args: &[&str]) -> Output {
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+    o
+}
+
 /// Run `sisync --config <cfg> <args>`: (exit code, stdout, stderr), the
 /// code -1 when a signal ended it.
 pub fn cli(cfg: &Path, args: &[&str]) -> (i32, String, String) {
@@ -83,4 +96,20 @@ pub async fn kill_under_way(
     child.start_kill().unwrap();
     let status = child.wait().await.unwrap();
     assert_eq!(status.signal(), Some(9), "killed, not finished: {status:?}");
+}
+
+/// `sisync sync <what>` (`roster`, `results`) of the `sisync.toml` in
+/// `dir`, killed by [`kill_under_way`] once `under_way()`, which must
+/// happen within a minute.
+pub async fn kill_sync_under_way(dir: &Path, what: &str, under_way: impl Fn() -> bool) {
+    let late = format!("sync {what} did not get under way");
+    let within = std::time::Duration::from_secs(60);
+    kill_under_way(
+        &dir.join("sisync.toml"),
+        &["sync", what],
+        within,
+        &late,
+        under_way,
+    )
+    .await;
 }

@@ -74,9 +74,7 @@ impl FakeGradebook {
                 axum::routing::put(put),
             )
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = super::http1::serve_router(app).await;
         FakeGradebook {
             inner,
             base: format!("http://{addr}"),

@@ -71,6 +71,7 @@ pub struct FakeLas {
     pub url: String,
 }
 
+use super::http1::{listen, listen_tls};
 use super::test_pki::Pki;
 
 impl FakeLas {
@@ -84,54 +85,22 @@ impl FakeLas {
     /// Over plain HTTP.
     pub async fn start() -> FakeLas {
         let inner = Self::inner();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let s = inner.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let s = s.clone();
-                tokio::spawn(async move { serve(tcp, s).await });
-            }
-        });
+        let port = listen(move |tcp| serve(tcp, s.clone())).await;
         FakeLas {
             inner,
-            url: format!("http://{addr}{PATH}"),
+            url: format!("http://127.0.0.1:{port}{PATH}"),
         }
     }
 
     /// Over HTTPS, refusing any client without a certificate of its CA.
     pub async fn start_mtls() -> (FakeLas, Pki) {
         let pki = super::test_pki::pki();
-        let acceptor = pki.acceptor();
         let inner = Self::inner();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let s = inner.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let acceptor = acceptor.clone();
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return; // no or bad client certificate
-                    };
-                    serve(tls, s).await
-                });
-            }
-        });
-        (
-            FakeLas {
-                inner,
-                url: format!("https://localhost:{port}{PATH}"),
-            },
-            pki,
-        )
+        let port = listen_tls(pki.acceptor(), move |tls| serve(tls, s.clone())).await;
+        let url = format!("https://localhost:{port}{PATH}");
+        (FakeLas { inner, url }, pki)
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {

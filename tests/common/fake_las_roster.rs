@@ -138,6 +138,21 @@ pub struct Exchange {
     pub school: String,
 }
 
+impl Exchange {
+    pub fn request_text(&self) -> String {
+        String::from_utf8(self.request.clone()).unwrap()
+    }
+
+    pub fn response_text(&self) -> String {
+        String::from_utf8(self.response.clone()).unwrap()
+    }
+
+    /// The request asks for changes since an earlier answer only.
+    pub fn asks_since(&self) -> bool {
+        self.request_text().contains("laatstontvangengegevens")
+    }
+}
+
 #[derive(Default)]
 pub struct LasState {
     pub schools: HashMap<String, LasSchool>,
@@ -452,57 +467,39 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, state: Arc<Mutex<Las
 }
 
 impl FakeLas {
-    fn new(url: String, schools: Vec<(String, LasSchool)>) -> FakeLas {
-        FakeLas {
-            url,
-            state: Arc::new(Mutex::new(LasState {
-                schools: schools.into_iter().collect(),
-                ..LasState::default()
-            })),
-        }
-    }
-
     /// Plain HTTP on 127.0.0.1.
     pub async fn start(schools: Vec<(String, LasSchool)>) -> FakeLas {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let las = FakeLas::new(
-            format!("http://127.0.0.1:{port}/uwlr/leerlinggegevens"),
-            schools,
-        );
-        let state = las.state.clone();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                tokio::spawn(serve(tcp, state.clone()));
-            }
-        });
-        las
+        Self::start_on(schools, None).await
     }
 
     /// HTTPS on localhost, refusing clients without a certificate of `pki`'s CA.
     pub async fn start_tls(schools: Vec<(String, LasSchool)>, pki: &Pki) -> FakeLas {
-        let acceptor = pki.acceptor();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let las = FakeLas::new(
-            format!("https://localhost:{port}/uwlr/leerlinggegevens"),
-            schools,
-        );
-        let state = las.state.clone();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let acceptor = acceptor.clone();
-                let state = state.clone();
-                tokio::spawn(async move {
-                    if let Ok(tls) = acceptor.accept(tcp).await {
-                        serve(tls, state).await;
-                    }
-                });
-            }
-        });
-        las
+        Self::start_on(schools, Some(pki.acceptor())).await
+    }
+
+    async fn start_on(
+        schools: Vec<(String, LasSchool)>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> FakeLas {
+        let state = Arc::new(Mutex::new(LasState {
+            schools: schools.into_iter().collect(),
+            ..LasState::default()
+        }));
+        let s = state.clone();
+        let (origin, port) = match tls {
+            None => (
+                "http://127.0.0.1",
+                listen(move |tcp| serve(tcp, s.clone())).await,
+            ),
+            Some(a) => (
+                "https://localhost",
+                listen_tls(a, move |tls| serve(tls, s.clone())).await,
+            ),
+        };
+        FakeLas {
+            url: format!("{origin}:{port}/uwlr/leerlinggegevens"),
+            state,
+        }
     }
 
     pub fn exchanges(&self) -> Vec<Exchange> {
@@ -528,6 +525,7 @@ pub fn fixture_schools() -> Vec<(String, LasSchool)> {
     ]
 }
 
+use super::http1::{listen, listen_tls};
 use super::test_pki::Pki;
 
 /// Validate XML documents with `xmllint --schema` (Debian's

@@ -552,9 +552,7 @@ impl FakeOke {
             ..Inner::default()
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = super::http1::serve_router(app).await;
         FakeOke {
             base: format!("http://{addr}"),
             token_url: format!("http://{addr}/token"),
@@ -622,12 +620,7 @@ fn writable_spec(dir: &std::path::Path) -> std::path::PathBuf {
         .args(["--any-of-associations", "primaryCode", "person"])
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "writable.py: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    super::assert_success(&o, "writable.py");
     out
 }
 
@@ -641,11 +634,5 @@ pub fn validate_file(file: &std::path::Path) {
         .arg(file)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "OpenAPI validation of {} failed:\n{}{}",
-        file.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::assert_success(&out, &format!("OpenAPI validation of {}", file.display()));
 }

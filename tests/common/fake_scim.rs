@@ -123,9 +123,7 @@ impl FakeScim {
                 }
             },
         ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = super::http1::serve_router(app).await;
         FakeScim {
             inner,
             base: format!("http://{addr}/scim/v2"),
@@ -181,10 +179,9 @@ impl FakeScim {
             .collect()
     }
 
-    /// Groups by externalId: (displayName, the members' externalIds).
-    pub fn groups_by_external_id(&self) -> BTreeMap<String, (String, BTreeSet<String>)> {
-        let ext_of: BTreeMap<String, String> = self
-            .users()
+    /// The users' externalIds by the platform's `id`.
+    pub fn external_ids(&self) -> BTreeMap<String, String> {
+        self.users()
             .iter()
             .map(|u| {
                 (
@@ -192,7 +189,12 @@ impl FakeScim {
                     u["externalId"].as_str().unwrap().to_string(),
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// Groups by externalId: (displayName, the members' externalIds).
+    pub fn groups_by_external_id(&self) -> BTreeMap<String, (String, BTreeSet<String>)> {
+        let ext_of = self.external_ids();
         self.groups()
             .iter()
             .map(|g| {

@@ -17,6 +17,17 @@ pub enum Fault {
     DropAfterStore,
 }
 
+/// What a flaky HTTP service does to writes, in turn: refuses one (500),
+/// throttles one (429), stores one and answers after the client gave up,
+/// is unavailable for one (503). The exactly-once tests of the result
+/// sinks run against it.
+pub const FLAKY_HTTP: [Fault; 4] = [
+    Fault::Status500,
+    Fault::TooMany,
+    Fault::SlowAfterStore,
+    Fault::Status503,
+];
+
 /// `percent` of the writes get one of `kinds`, in turn; which writes is
 /// decided by a fixed xorshift sequence, so a run repeats exactly.
 #[derive(Debug, Clone)]

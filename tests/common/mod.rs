@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod fake_gradebook;
@@ -18,7 +19,12 @@ pub mod test_pki;
 use std::path::{Path, PathBuf};
 
 #[allow(unused_imports)]
-pub use cli::{cli, kill_under_way, parts, sisync, sisync_cmd, spawn_daemon, text};
+pub use check::*;
+#[allow(unused_imports)]
+pub use cli::{
+    cli, exited_0, kill_sync_under_way, kill_under_way, parts, sisync, sisync_cmd, sisync_ok,
+    spawn_daemon, text,
+};
 #[allow(unused_imports)]
 pub use config::{Platform, Source, TestConfig};
 
@@ -152,6 +158,25 @@ pub fn failed_audit_entries(loaded: &Loaded) -> Vec<sisync::store::AuditRow> {
         .collect()
 }
 
+/// The one result the SIS refused: the first outbox reason is `failed`
+/// and names `status` and the SIS's words (`sis_says`); the audit log has
+/// that one failure, without the words (`not_in_audit`).
+#[track_caller]
+pub fn assert_refused_by_the_sis(
+    reasons: &[(String, String, i64)],
+    loaded: &Loaded,
+    (status, sis_says): (&str, &str),
+    not_in_audit: &str,
+) {
+    let reason = &reasons[0];
+    assert_eq!(reason.0, "failed");
+    assert_has(&reason.1, &[status, sis_says]);
+    let failed = failed_audit_entries(loaded);
+    assert_eq!(failed.len(), 1);
+    let detail = failed[0].detail.as_deref().unwrap_or("");
+    assert!(!detail.contains(not_in_audit), "{detail}");
+}
+
 /// Results options that push the outbox entries that failed before.
 pub fn retry_failed() -> sisync::sync::results::ResultsOptions {
     sisync::sync::results::ResultsOptions {
@@ -168,10 +193,37 @@ pub async fn sync_error(loaded: &Loaded, opts: RosterOptions) -> String {
     format!("{e:#}")
 }
 
+/// A `[[safety.freeze]]` window of `mode` around today (the tests' clock
+/// is the real one).
+pub fn freeze_window(mode: &str) -> String {
+    let today = chrono::Local::now().date_naive();
+    format!(
+        "\n[[safety.freeze]]\nfrom = \"{}\"\nuntil = \"{}\"\nmode = \"{mode}\"\nreason = \"centrale examens\"\n",
+        today - chrono::Duration::days(1),
+        today + chrono::Duration::days(1)
+    )
+}
+
+/// A run that reads the whole source and compares every record.
+pub fn full() -> RosterOptions {
+    RosterOptions {
+        full: true,
+        ..RosterOptions::default()
+    }
+}
+
 pub async fn sync(loaded: &Loaded, opts: RosterOptions) -> RosterReport {
     sync::roster(loaded, opts, "user:test", &Quiet)
         .await
         .unwrap()
+}
+
+/// A run that plans and reports but writes nothing.
+pub fn dry_run() -> RosterOptions {
+    RosterOptions {
+        dry_run: true,
+        ..RosterOptions::default()
+    }
 }
 
 /// The usual SCIM test bed: (a fake SCIM platform that supports PATCH, a

@@ -4,11 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use sisync::config::Loaded;
 
 /// A peer server process; killed when dropped. Its stdin is a pipe that
 /// the peer watches, so it also stops when the test process dies.
@@ -16,6 +17,16 @@ pub struct Peer {
     pub url: String,
     pub token: String,
     child: Child,
+}
+
+impl Peer {
+    /// The OneRoster 1.2 fixture copied into `dir` and the config syncing
+    /// it into this peer with `extra` platform keys.
+    pub fn fixture_config(&self, dir: &Path, extra: &str) -> (PathBuf, Loaded) {
+        let export = super::copy_fixture("oneroster-1.2", dir);
+        let cfg = super::scim_config(dir, &export, &self.url, &self.token, extra);
+        (export, cfg)
+    }
 }
 
 impl Drop for Peer {
@@ -104,6 +115,17 @@ pub fn by_ext<'a>(list: &'a [Value], ext: &str) -> &'a Value {
 }
 
 /// The in-scope persons of `fixtures/oneroster-1.2`.
+/// stu-1003 (Zoë) arrived with her accommodations and school in the
+/// extension `ext`; her record, for what else a peer keeps.
+pub fn assert_zoe_extension<'a>(users: &'a [Value], ext: &str) -> &'a Value {
+    let zoe = by_ext(users, "stu-1003");
+    assert_eq!(zoe[ext]["extraTimePercent"], 25);
+    assert_eq!(zoe[ext]["fontScale"], 1.5);
+    assert_eq!(zoe[ext]["screenReader"], false);
+    assert_eq!(zoe[ext]["org"], "99AA00");
+    zoe
+}
+
 pub fn expected_users() -> Vec<String> {
     let mut v: Vec<String> = (1001..=1036).map(|n| format!("stu-{n}")).collect();
     v.extend((2001..=2005).map(|n| format!("tch-{n}")));

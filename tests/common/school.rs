@@ -112,28 +112,27 @@ pub fn school() -> Roster {
         group("SG-PLUS", "Plusklas", None),
         group("SG-REK", "Rekenen – verlengde instructie", None),
     ];
-    let m = |group: &str, person: &str, role| Membership {
-        status: Status::Active,
-        group: group.into(),
-        person: person.into(),
-        role,
-    };
-    let (s, t) = (Role::Student, Role::Teacher);
-    let memberships = vec![
-        m("G7A", "L1001", s),
-        m("G7A", "L1002", s),
-        m("G7A", "L1003", s),
-        m("G7A", "T2001", t),
-        m("G7B", "L1004", s),
-        m("G7B", "L1005", s),
-        m("G7B", "T2002", t),
-        m("SG-PLUS", "L1001", s),
-        m("SG-PLUS", "L1003", s),
-        m("SG-PLUS", "T2001", t),
-        m("SG-REK", "L1003", s),
-        m("SG-REK", "L1004", s),
-        m("SG-REK", "T2002", t),
+    // each group's members; T… are teachers, L… pupils
+    let members = [
+        ("G7A", "L1001 L1002 L1003 T2001"),
+        ("G7B", "L1004 L1005 T2002"),
+        ("SG-PLUS", "L1001 L1003 T2001"),
+        ("SG-REK", "L1003 L1004 T2002"),
     ];
+    let memberships = members
+        .iter()
+        .flat_map(|&(group, people)| people.split(' ').map(move |p| (group, p)))
+        .map(|(group, person)| Membership {
+            status: Status::Active,
+            group: group.into(),
+            person: person.into(),
+            role: if person.starts_with('T') {
+                Role::Teacher
+            } else {
+                Role::Student
+            },
+        })
+        .collect();
     Roster {
         orgs,
         persons,
@@ -164,6 +163,14 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// A OneRoster CSV row of an active record: `sourcedId`, an empty
+/// `status` and `dateLastModified`, then `rest`.
+fn active_row(id: &str, rest: &[&str]) -> String {
+    let mut fields = vec![id, "", ""];
+    fields.extend_from_slice(rest);
+    csv_row(&fields)
 }
 
 fn csv_row(fields: &[&str]) -> String {
@@ -216,15 +223,10 @@ pub fn write_oneroster_csv(r: &Roster, dir: &Path) {
     let mut orgs =
         String::from("sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\n");
     for o in &r.orgs {
-        orgs += &csv_row(&[
+        orgs += &active_row(
             &o.sourced_id,
-            "",
-            "",
-            &o.name,
-            &o.kind,
-            opt(&o.identifier),
-            opt(&o.parent),
-        ]);
+            &[&o.name, &o.kind, opt(&o.identifier), opt(&o.parent)],
+        );
     }
     w("orgs.csv", orgs);
     let mut users = String::from(
@@ -261,18 +263,10 @@ pub fn write_oneroster_csv(r: &Roster, dir: &Path) {
         for (i, org) in p.orgs.iter().enumerate() {
             let kind = if i == 0 { "primary" } else { "secondary" };
             let role = p.role.unwrap().as_str();
-            roles += &csv_row(&[
+            roles += &active_row(
                 &format!("r{i}-{}", p.sourced_id),
-                "",
-                "",
-                &p.sourced_id,
-                kind,
-                role,
-                "",
-                "",
-                org,
-                "",
-            ]);
+                &[&p.sourced_id, kind, role, "", "", org, ""],
+            );
         }
     }
     w("users.csv", users);
@@ -281,22 +275,22 @@ pub fn write_oneroster_csv(r: &Roster, dir: &Path) {
         "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods\n",
     );
     for g in &r.groups {
-        classes += &csv_row(&[
+        classes += &active_row(
             &g.sourced_id,
-            "",
-            "",
-            &g.title,
-            "",
-            "",
-            opt(&g.code),
-            "homeroom",
-            "",
-            opt(&g.org),
-            "",
-            "",
-            "",
-            "",
-        ]);
+            &[
+                &g.title,
+                "",
+                "",
+                opt(&g.code),
+                "homeroom",
+                "",
+                opt(&g.org),
+                "",
+                "",
+                "",
+                "",
+            ],
+        );
     }
     w("classes.csv", classes);
     let mut enrollments = String::from(
@@ -308,18 +302,18 @@ pub fn write_oneroster_csv(r: &Roster, dir: &Path) {
             .iter()
             .find(|g| g.sourced_id == m.group)
             .and_then(|g| g.org.clone());
-        enrollments += &csv_row(&[
+        enrollments += &active_row(
             &format!("e-{}-{}", m.group, m.person),
-            "",
-            "",
-            &m.group,
-            opt(&school),
-            &m.person,
-            m.role.as_str(),
-            "",
-            "",
-            "",
-        ]);
+            &[
+                &m.group,
+                opt(&school),
+                &m.person,
+                m.role.as_str(),
+                "",
+                "",
+                "",
+            ],
+        );
     }
     w("enrollments.csv", enrollments);
 }
