@@ -780,13 +780,7 @@ fn status(cli: &Cli, l: &Loaded) -> CliResult {
         path.display(),
         store.schema_version()?
     )?;
-    let c = |kind: &str, active: bool| {
-        counts
-            .iter()
-            .find(|(k, a, _)| k == kind && *a == active)
-            .map(|x| x.2)
-            .unwrap_or(0)
-    };
+    let c = |kind: &str, active: bool| crate::store::count_of(&counts, kind, active);
     outln!(
         "records  users {} active, {} deactivated; classes {} active, {} retired",
         c("user", true),

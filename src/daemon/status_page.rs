@@ -198,13 +198,7 @@ fn render_inner(shared: &Shared) -> Result<String> {
     let outbox = metrics::outbox(&conn)?;
     let hourly = hourly(&conn)?;
     let counts = crate::store::record_counts(&conn)?;
-    let n = |kind: &str, active: bool| {
-        counts
-            .iter()
-            .find(|(k, a, _)| k == kind && *a == active)
-            .map(|x| x.2)
-            .unwrap_or(0)
-    };
+    let n = |kind: &str, active: bool| crate::store::count_of(&counts, kind, active);
 
     let now_line = match shared.current.lock().ok().and_then(|c| c.clone()) {
         Some((_, since, tracker)) => format!(

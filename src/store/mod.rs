@@ -638,6 +638,17 @@ impl Store {
         self.save_endpoints()
     }
 
+    /// Record a run that failed before it had a summary: the error's whole
+    /// chain is the run's error line.
+    pub fn fail_run(&self, run_id: i64, e: &anyhow::Error) -> Result<()> {
+        self.finish_run(
+            run_id,
+            RunOutcome::Failed,
+            &serde_json::json!({}),
+            Some(&format!("{e:#}")),
+        )
+    }
+
     /// Keep what the endpoints did during this run (see `crate::endpoints`)
     /// for the status page: `meta` rows `endpoint:<scheme://host:port>`.
     fn save_endpoints(&self) -> Result<()> {
@@ -953,6 +964,15 @@ pub fn record_counts(conn: &Connection) -> Result<Vec<(String, bool, i64)>> {
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The count of `kind` records with that active flag in [`record_counts`]
+/// (0 when there are none).
+pub fn count_of(counts: &[(String, bool, i64)], kind: &str, active: bool) -> i64 {
+    counts
+        .iter()
+        .find(|(k, a, _)| k == kind && *a == active)
+        .map_or(0, |x| x.2)
 }
 
 /// Create `dir` and its missing parents 0700 (the umask may only take

@@ -259,12 +259,7 @@ pub async fn run(
     let snap = match read {
         Ok(s) => s,
         Err(e) => {
-            store.finish_run(
-                run_id,
-                RunOutcome::Failed,
-                &serde_json::json!({}),
-                Some(&format!("{e:#}")),
-            )?;
+            store.fail_run(run_id, &e)?;
             return Err(e.into());
         }
     };
