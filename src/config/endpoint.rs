@@ -315,6 +315,25 @@ impl Needs {
             scope: None,
         }
     }
+
+    /// Authentication required; `scope` is the OAuth2 scope when the
+    /// config names none (the OKE flows).
+    pub const fn scoped(concurrency: usize, scope: &'static str) -> Needs {
+        Needs {
+            auth: true,
+            concurrency: (concurrency, 64),
+            scope: Some(scope),
+        }
+    }
+
+    /// Authentication optional (or carried in the message itself).
+    pub const fn open(concurrency: usize) -> Needs {
+        Needs {
+            auth: false,
+            concurrency: (concurrency, 64),
+            scope: None,
+        }
+    }
 }
 
 impl Endpoint {

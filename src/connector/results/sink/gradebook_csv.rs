@@ -11,7 +11,9 @@ pub mod config;
 
 use std::path::{Path, PathBuf};
 
+use crate::config::Loaded;
 use crate::connector::drop_folder::{csv_bytes, write_folder_as};
+use crate::connector::results::ResultWriter;
 use crate::connector::{GradebookResult, LineItem, PushError};
 
 pub struct GradebookCsv {
@@ -254,16 +256,11 @@ impl crate::connector::results::ResultOutput for config::GradebookCsvSink {
     fn check(&self) -> String {
         format!("oneroster-csv {}", self.path.display())
     }
-    fn writer(
-        &self,
-        _loaded: &crate::config::Loaded,
-    ) -> anyhow::Result<crate::connector::results::ResultWriter> {
+    fn writer(&self, _loaded: &Loaded) -> anyhow::Result<ResultWriter> {
         let sink = GradebookCsv::new(&self.path, &self.category, self.school.as_deref())
             .with_formula_guard(self.formula_guard)
             .with_group_readable(self.group_readable);
-        Ok(crate::connector::results::ResultWriter::Files(Box::new(
-            sink,
-        )))
+        Ok(ResultWriter::Files(Box::new(sink)))
     }
     fn delivery_folder(&self) -> Option<&Path> {
         Some(&self.path)

@@ -17,6 +17,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
+use crate::config::Loaded;
+use crate::connector::source::Testing;
 use crate::connector::source::oneroster::vocab::{
     RoleRule, parse_accommodation_values, role_map, role_rule, status_of,
 };
@@ -552,7 +554,7 @@ fn user_id_of_type<'a>(v: &'a Value, kind: &str) -> Option<&'a str> {
 impl OneRosterRestSource {
     /// The client for a run: the bearer token or OAuth2 client secret and
     /// the TLS files are resolved now.
-    fn connect(&self, loaded: &crate::config::Loaded) -> Result<OneRosterRest> {
+    fn connect(&self, loaded: &Loaded) -> Result<OneRosterRest> {
         let http = loaded.http_client("source", &self.endpoint, Self::NEEDS)?;
         Ok(OneRosterRest::new(self, http))
     }
@@ -580,10 +582,7 @@ impl crate::connector::source::RosterSource for OneRosterRestSource {
     fn full_every(&self) -> Option<std::time::Duration> {
         Some(self.full_every)
     }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+    fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(async move {
             let r = async {
                 let (url, took) = self.connect(loaded)?.ping().await?;
@@ -596,12 +595,7 @@ impl crate::connector::source::RosterSource for OneRosterRestSource {
             vec![("source link".to_string(), r)]
         })
     }
-    fn read(
-        &self,
-        loaded: &crate::config::Loaded,
-        since: Option<&str>,
-        _: &dyn Fn(u64),
-    ) -> Result<Roster> {
+    fn read(&self, loaded: &Loaded, since: Option<&str>, _: &dyn Fn(u64)) -> Result<Roster> {
         let src = self.connect(loaded)?;
         crate::http::block_on(src.read(since))
     }
