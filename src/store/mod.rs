@@ -284,25 +284,16 @@ vocabulary! {
     }
 }
 
-/// The kinds of record the roster sync keeps state for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordKind {
-    User,
-    Group,
-    /// An exam sitting (OKE offering).
-    Offering,
-    /// A registration for an exam sitting (OKE association).
-    Registration,
-}
-
-impl RecordKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::User => "user",
-            RecordKind::Group => "group",
-            RecordKind::Offering => "offering",
-            RecordKind::Registration => "registration",
-        }
+crate::model::names! {
+    /// The kinds of record the roster sync keeps state for (`records.kind`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum RecordKind {
+        User = "user",
+        Group = "group",
+        /// An exam sitting (OKE offering).
+        Offering = "offering",
+        /// A registration for an exam sitting (OKE association).
+        Registration = "registration",
     }
 }
 
