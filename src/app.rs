@@ -809,11 +809,7 @@ fn status(cli: &Cli, l: &Loaded) -> CliResult {
             w.mode.as_str(),
             w.from,
             w.until,
-            if w.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", w.reason)
-            },
+            w.reason_note(str::to_string),
             deferred
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "nothing yet".into())

@@ -195,6 +195,18 @@ crate::model::names! {
     }
 }
 
+impl Freeze {
+    /// ` (reason)` as `show` renders it (escaped for a page), or nothing
+    /// when the window gives none.
+    pub fn reason_note(&self, show: impl Fn(&str) -> String) -> String {
+        if self.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", show(&self.reason))
+        }
+    }
+}
+
 impl Safety {
     /// The freeze window in force on `today` (the strictest when several
     /// overlap).

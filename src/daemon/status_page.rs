@@ -249,11 +249,7 @@ fn render_inner(shared: &Shared) -> Result<String> {
             w.mode.as_str(),
             w.from,
             w.until,
-            if w.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", esc(&w.reason))
-            },
+            w.reason_note(esc),
             match deferred {
                 Some(d) => esc(&format!(
                     "the last roster run deferred {} deactivations, {} membership removals, {} class retirements, {} accommodation reductions, {} other changes",
