@@ -106,6 +106,20 @@ fn verify_anchored(l: &Loaded, store: &Store) -> Result<audit::VerifyReport> {
     }
 }
 
+/// Whether the state database exists; else one line on stderr (for the
+/// commands that only read or change what a sync left).
+pub(crate) fn has_state(l: &Loaded) -> bool {
+    let path = &l.config.state.path;
+    let there = path.exists();
+    if !there {
+        eprintln!(
+            "error: no state database at {}; run `sisync sync roster` first or check state.path",
+            path.display()
+        );
+    }
+    there
+}
+
 fn load(cli: &Cli) -> Result<Loaded, CliError> {
     crate::connector::load(&cli.config).map_err(|e| CliError::Config(e.to_string()))
 }
@@ -191,12 +205,7 @@ async fn dispatch(cli: &Cli) -> CliResult {
         Command::Backup { dest } => backup::backup(cli, &loaded, dest),
         Command::Restore { src } => backup::restore(cli, &loaded, src),
         Command::Audit { cmd } => {
-            let path = &loaded.config.state.path;
-            if !path.exists() {
-                eprintln!(
-                    "error: no state database at {}; run `sisync sync roster` first or check state.path",
-                    path.display()
-                );
+            if !has_state(&loaded) {
                 return Ok(Exit::Failure);
             }
             if let AuditCmd::List(a) = cmd {
@@ -205,7 +214,7 @@ async fn dispatch(cli: &Cli) -> CliResult {
                     return Ok(Exit::Config);
                 }
             }
-            let store = Store::open(path)?;
+            let store = Store::open(&loaded.config.state.path)?;
             match cmd {
                 AuditCmd::List(a) => audit_list(cli, &store, a),
                 AuditCmd::Show { seq } => audit_show(cli, &store, *seq),
@@ -780,13 +789,7 @@ fn status(cli: &Cli, l: &Loaded) -> CliResult {
         path.display(),
         store.schema_version()?
     )?;
-    let c = |kind: &str, active: bool| {
-        counts
-            .iter()
-            .find(|(k, a, _)| k == kind && *a == active)
-            .map(|x| x.2)
-            .unwrap_or(0)
-    };
+    let c = |kind: &str, active: bool| crate::store::count_of(&counts, kind, active);
     outln!(
         "records  users {} active, {} deactivated; classes {} active, {} retired",
         c("user", true),
@@ -806,11 +809,7 @@ fn status(cli: &Cli, l: &Loaded) -> CliResult {
             w.mode.as_str(),
             w.from,
             w.until,
-            if w.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", w.reason)
-            },
+            w.reason_note(str::to_string),
             deferred
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "nothing yet".into())

@@ -67,20 +67,13 @@ pub struct Institution {
     pub environment: Environment,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    #[default]
-    Production,
-    Acceptance,
-}
-
-impl Environment {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Production => "production",
-            Environment::Acceptance => "acceptance",
-        }
+crate::model::names! {
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Environment {
+        #[default]
+        Production = "production",
+        Acceptance = "acceptance",
     }
 }
 
@@ -139,25 +132,16 @@ pub(crate) fn default_full_every() -> Duration {
     Duration::from_secs(24 * 3600)
 }
 
-/// Which source attribute becomes the SCIM `userName`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UserNameFrom {
-    #[default]
-    SourcedId,
-    Username,
-    Identifier,
-    Email,
-}
-
-impl UserNameFrom {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserNameFrom::SourcedId => "sourced-id",
-            UserNameFrom::Username => "username",
-            UserNameFrom::Identifier => "identifier",
-            UserNameFrom::Email => "email",
-        }
+crate::model::names! {
+    /// Which source attribute becomes the SCIM `userName`.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum UserNameFrom {
+        #[default]
+        SourcedId = "sourced-id",
+        Username = "username",
+        Identifier = "identifier",
+        Email = "email",
     }
 }
 
@@ -200,20 +184,25 @@ pub struct Freeze {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FreezeMode {
-    /// Creates, non-reducing updates and membership additions only.
-    AddsOnly,
-    /// Nothing is written.
-    Paused,
+crate::model::names! {
+    #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum FreezeMode {
+        /// Creates, non-reducing updates and membership additions only.
+        AddsOnly = "adds-only",
+        /// Nothing is written.
+        Paused = "paused",
+    }
 }
 
-impl FreezeMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FreezeMode::AddsOnly => "adds-only",
-            FreezeMode::Paused => "paused",
+impl Freeze {
+    /// ` (reason)` as `show` renders it (escaped for a page), or nothing
+    /// when the window gives none.
+    pub fn reason_note(&self, show: impl Fn(&str) -> String) -> String {
+        if self.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", show(&self.reason))
         }
     }
 }
@@ -282,43 +271,29 @@ fn default_accommodation_share() -> f64 {
     0.02
 }
 
-/// A field that may leave sisync towards the platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Field {
-    /// Given, middle and family name.
-    Name,
-    /// E-mail address: opt-in.
-    Email,
-    Role,
-    /// The person's school (BRIN + location) in the extension schema.
-    Org,
-    /// Extra time, font scale, screen reader.
-    Accommodations,
-    /// Class membership (SCIM Groups / memberships.csv).
-    Groups,
-    /// The BSN: only with `privacy.allow_bsn = true`.
-    Bsn,
-    /// Exam sittings and registrations (OKE offerings/associations).
-    Registrations,
-    /// Personal-needs codes and extra time in minutes (OKE).
-    #[serde(rename = "personal_needs")]
-    PersonalNeeds,
-}
-
-impl Field {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Field::Name => "name",
-            Field::Email => "email",
-            Field::Role => "role",
-            Field::Org => "org",
-            Field::Accommodations => "accommodations",
-            Field::Groups => "groups",
-            Field::Bsn => "bsn",
-            Field::Registrations => "registrations",
-            Field::PersonalNeeds => "personal_needs",
-        }
+crate::model::names! {
+    /// A field that may leave sisync towards the platform.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Field {
+        /// Given, middle and family name.
+        Name = "name",
+        /// E-mail address: opt-in.
+        Email = "email",
+        Role = "role",
+        /// The person's school (BRIN + location) in the extension schema.
+        Org = "org",
+        /// Extra time, font scale, screen reader.
+        Accommodations = "accommodations",
+        /// Class membership (SCIM Groups / memberships.csv).
+        Groups = "groups",
+        /// The BSN: only with `privacy.allow_bsn = true`.
+        Bsn = "bsn",
+        /// Exam sittings and registrations (OKE offerings/associations).
+        Registrations = "registrations",
+        /// Personal-needs codes and extra time in minutes (OKE).
+        #[serde(rename = "personal_needs")]
+        PersonalNeeds = "personal_needs",
     }
 }
 
@@ -1071,6 +1046,24 @@ fn line_of(text: &str, offset: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names `as_str` gives (check-config, status, the processing
+    /// register) are the ones the config is written in.
+    #[test]
+    fn names_are_the_config_names() {
+        fn check<T>(all: &[T], name: fn(T) -> &'static str)
+        where
+            T: Copy + PartialEq + std::fmt::Debug + serde::de::DeserializeOwned,
+        {
+            for &v in all {
+                assert_eq!(serde_json::from_value::<T>(name(v).into()).unwrap(), v);
+            }
+        }
+        check(Environment::ALL, Environment::as_str);
+        check(UserNameFrom::ALL, UserNameFrom::as_str);
+        check(FreezeMode::ALL, FreezeMode::as_str);
+        check(Field::ALL, Field::as_str);
+    }
 
     fn parse(text: &str) -> Result<Loaded, ConfigError> {
         crate::connector::load_str(Path::new("/etc/sisync/sisync.toml"), text.to_string())

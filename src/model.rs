@@ -9,37 +9,16 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// The role a person has towards the test platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Student,
-    Teacher,
-    Assessor,
-    Proctor,
-    Staff,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Student => "student",
-            Role::Teacher => "teacher",
-            Role::Assessor => "assessor",
-            Role::Proctor => "proctor",
-            Role::Staff => "staff",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "student" => Some(Role::Student),
-            "teacher" => Some(Role::Teacher),
-            "assessor" => Some(Role::Assessor),
-            "proctor" => Some(Role::Proctor),
-            "staff" => Some(Role::Staff),
-            _ => None,
-        }
+names! {
+    /// The role a person has towards the test platform.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Role {
+        Student = "student",
+        Teacher = "teacher",
+        Assessor = "assessor",
+        Proctor = "proctor",
+        Staff = "staff",
     }
 }
 
@@ -116,41 +95,25 @@ pub struct ExamOffering {
     pub location: Option<String>,
 }
 
-/// What a person does at an exam sitting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RegistrationRole {
-    Candidate,
-    Staff,
-    Surveillant,
-}
-
-impl RegistrationRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RegistrationRole::Candidate => "candidate",
-            RegistrationRole::Staff => "staff",
-            RegistrationRole::Surveillant => "surveillant",
-        }
+names! {
+    /// What a person does at an exam sitting.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum RegistrationRole {
+        Candidate = "candidate",
+        Staff = "staff",
+        Surveillant = "surveillant",
     }
 }
 
-/// Where a registration stands (OKE association state).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RegistrationState {
-    Associated,
-    Canceled,
-    Finished,
-}
-
-impl RegistrationState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RegistrationState::Associated => "associated",
-            RegistrationState::Canceled => "canceled",
-            RegistrationState::Finished => "finished",
-        }
+names! {
+    /// Where a registration stands (OKE association state).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum RegistrationState {
+        Associated = "associated",
+        Canceled = "canceled",
+        Finished = "finished",
     }
 }
 
@@ -535,17 +498,16 @@ macro_rules! by_name {
 }
 pub(crate) use by_name;
 
-/// A closed set of names sisync stores: the enum, `ALL`, `as_str()` (the
-/// stored name, never to change) and `parse`, and [`by_name`].
-macro_rules! vocabulary {
+/// An enum of named values (a `Copy` enum, with its own derives and serde
+/// attributes): the enum, `ALL`, `as_str()` (the name) and `parse`.
+macro_rules! names {
     (
         $(#[$m:meta])*
-        pub enum $name:ident ($what:literal) {
+        pub enum $name:ident {
             $($(#[$vm:meta])* $v:ident = $s:literal,)*
         }
     ) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
             $($(#[$vm])* $v,)*
         }
@@ -553,7 +515,7 @@ macro_rules! vocabulary {
         impl $name {
             pub const ALL: &[$name] = &[$($name::$v,)*];
 
-            /// The stored name.
+            /// The name (stored, written or configured: never to change).
             pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$v => $s,)*
@@ -565,6 +527,26 @@ macro_rules! vocabulary {
                     $($s => Some($name::$v),)*
                     _ => None,
                 }
+            }
+        }
+    };
+}
+pub(crate) use names;
+
+/// A closed set of names sisync stores: [`names`] with the common derives,
+/// and [`by_name`].
+macro_rules! vocabulary {
+    (
+        $(#[$m:meta])*
+        pub enum $name:ident ($what:literal) {
+            $($(#[$vm:meta])* $v:ident = $s:literal,)*
+        }
+    ) => {
+        $crate::model::names! {
+            $(#[$m])*
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+            pub enum $name {
+                $($(#[$vm])* $v = $s,)*
             }
         }
 
@@ -647,6 +629,33 @@ impl PartialOrd for TrackedField {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `as_str` is the serde name (held plans, reports) and `parse` reads
+    /// it back, for every value.
+    #[test]
+    fn names_are_the_serde_names_and_parse_back() {
+        fn check<T>(all: &[T], name: fn(T) -> &'static str, parse: fn(&str) -> Option<T>)
+        where
+            T: Copy + PartialEq + std::fmt::Debug + Serialize + serde::de::DeserializeOwned,
+        {
+            for &v in all {
+                assert_eq!(parse(name(v)), Some(v));
+                assert_eq!(serde_json::to_value(v).unwrap(), name(v));
+                assert_eq!(serde_json::from_value::<T>(name(v).into()).unwrap(), v);
+            }
+        }
+        check(Role::ALL, Role::as_str, Role::parse);
+        check(
+            RegistrationRole::ALL,
+            RegistrationRole::as_str,
+            RegistrationRole::parse,
+        );
+        check(
+            RegistrationState::ALL,
+            RegistrationState::as_str,
+            RegistrationState::parse,
+        );
+    }
 
     #[test]
     fn tracked_fields_keep_their_stored_names_and_order() {

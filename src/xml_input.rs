@@ -181,6 +181,34 @@ pub(crate) fn push_ref(text: &mut String, r: &BytesRef<'_>) -> Result<(), String
     Ok(())
 }
 
+/// `bytes` without the element spans `cuts` (start, end; in order, not
+/// overlapping), byte for byte, and how many went: `(None, n)` when
+/// `nothing_left` (the caller knows the document would be empty of what it
+/// is for). The line break after a cut element goes with it.
+pub(crate) fn cut_out(
+    bytes: &[u8],
+    cuts: &[(usize, usize)],
+    nothing_left: bool,
+) -> (Option<Vec<u8>>, usize) {
+    if cuts.is_empty() {
+        return (Some(bytes.to_vec()), 0);
+    }
+    if nothing_left {
+        return (None, cuts.len());
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    for &(s, e) in cuts {
+        out.extend_from_slice(&bytes[at..s]);
+        at = e;
+        if bytes.get(at) == Some(&b'\n') {
+            at += 1;
+        }
+    }
+    out.extend_from_slice(&bytes[at..]);
+    (Some(out), cuts.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

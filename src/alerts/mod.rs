@@ -94,13 +94,7 @@ fn last_run(conn: &Connection, kind: &str) -> Result<Option<Run>> {
              WHERE kind = ?1 AND outcome != 'running' ORDER BY id DESC LIMIT 1",
             [kind],
             |r| {
-                Ok(Run {
-                    id: r.get(0)?,
-                    started_at: r.get(1)?,
-                    finished_at: r.get(2)?,
-                    outcome: r.get(3)?,
-                    error: r.get(4)?,
-                })
+                Ok(crate::store::from_row!(r => Run { id, started_at, finished_at, outcome, error }))
             },
         )
         .optional()?)

@@ -10,14 +10,10 @@ use crate::store::audit::actor;
 use crate::sync::held::{self, Approval};
 
 pub async fn run(cli: &Cli, l: &Loaded, cmd: &PlanCmd) -> CliResult {
-    let path = &l.config.state.path;
-    if !path.exists() {
-        eprintln!(
-            "error: no state database at {}; run `sisync sync roster` first or check state.path",
-            path.display()
-        );
+    if !super::has_state(l) {
         return Ok(Exit::Failure);
     }
+    let path = &l.config.state.path;
     match cmd {
         PlanCmd::List => list(cli, &Store::open(path)?),
         PlanCmd::Show { id } => show(cli, &Store::open(path)?, *id),

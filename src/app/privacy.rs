@@ -68,13 +68,9 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> CliResult {
         PrivacyCmd::Restrict { person, wait } => {
             // a sync in progress would still write the person after this
             // said "restricted": wait until it is done
-            let Some(_lock) = lock_within(l, *wait).await else {
+            let Some((_lock, mut store, id)) = locked(l, person, *wait).await? else {
                 return Ok(Exit::Failure);
             };
-            let Some(mut store) = open_store(l)? else {
-                return Ok(Exit::Failure);
-            };
-            let id = state_id(l, &store, person)?;
             store.restrict(
                 person,
                 &actor(),
@@ -91,13 +87,9 @@ pub async fn run(cli: &Cli, l: &Loaded, cmd: &PrivacyCmd) -> CliResult {
             Ok(Exit::Ok)
         }
         PrivacyCmd::Unrestrict { person, wait } => {
-            let Some(_lock) = lock_within(l, *wait).await else {
+            let Some((_lock, mut store, id)) = locked(l, person, *wait).await? else {
                 return Ok(Exit::Failure);
             };
-            let Some(mut store) = open_store(l)? else {
-                return Ok(Exit::Failure);
-            };
-            let id = state_id(l, &store, person)?;
             let lifted =
                 store.unrestrict(person, &local_entry(AuditAction::SubjectUnrestrict, &id))?;
             anchor(l, &store)?;
@@ -289,6 +281,24 @@ async fn lock_within(l: &Loaded, wait: std::time::Duration) -> Option<RunLock> {
     }
 }
 
+/// For a change to one person: the run lock (see [`lock_within`]), the
+/// state and the person's state id; None (after one line on stderr) when
+/// the lock stays busy or there is no state yet.
+async fn locked(
+    l: &Loaded,
+    person: &str,
+    wait: std::time::Duration,
+) -> Result<Option<(RunLock, Store, String)>> {
+    let Some(lock) = lock_within(l, wait).await else {
+        return Ok(None);
+    };
+    let Some(store) = open_store(l)? else {
+        return Ok(None);
+    };
+    let id = state_id(l, &store, person)?;
+    Ok(Some((lock, store, id)))
+}
+
 /// Record the audit head outside the database (see `store::anchor`).
 fn anchor(l: &Loaded, store: &Store) -> Result<()> {
     crate::store::anchor::record(store, l.config.audit.anchor_file.as_deref())
@@ -310,6 +320,20 @@ fn confirmed(person: &str) -> Result<bool> {
     Ok(line.trim() == person)
 }
 
+/// The ids the files sisync keeps may name the person by: the SIS id, the
+/// state id and the platform's id.
+fn file_ids(
+    person: &str,
+    id: &str,
+    platform_id: Option<&str>,
+) -> std::collections::BTreeSet<String> {
+    [Some(person), Some(id), platform_id]
+        .into_iter()
+        .flatten()
+        .map(str::to_string)
+        .collect()
+}
+
 /// `privacy erase --dry-run`: what would be deleted where; nothing changes.
 fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration) -> CliResult {
     let Some(store) = open_store(l)? else {
@@ -319,14 +343,7 @@ fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration
     let data = store.subject_data(person, &id)?;
     let platform =
         platform_sink(&l.config.platform).erase_preview(data.platform_id.as_deref(), &id);
-    let ids: std::collections::BTreeSet<String> = [
-        Some(person.to_string()),
-        Some(id.clone()),
-        data.platform_id.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let ids = file_ids(person, &id, data.platform_id.as_deref());
     let files = crate::privacy::files::erase(&l.config, &ids, None, true)?;
     if cli.json {
         print_json(&json!({
@@ -357,13 +374,9 @@ fn erase_dry_run(cli: &Cli, l: &Loaded, person: &str, _wait: std::time::Duration
 }
 
 async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -> CliResult {
-    let Some(_lock) = lock_within(l, wait).await else {
+    let Some((_lock, mut store, id)) = locked(l, person, wait).await? else {
         return Ok(Exit::Failure);
     };
-    let Some(mut store) = open_store(l)? else {
-        return Ok(Exit::Failure);
-    };
-    let id = state_id(l, &store, person)?;
     let data = store.subject_data(person, &id)?;
     // the platform first: only when it no longer has them is local state
     // dropped (otherwise nothing would know what to delete there)
@@ -391,14 +404,7 @@ async fn erase(cli: &Cli, l: &Loaded, person: &str, wait: std::time::Duration) -
     let f = store.forget(person, &id, Some(&entry), Some(&actor()))?;
     anchor(l, &store)?;
     // what sisync delivered or processed earlier and still keeps
-    let ids: std::collections::BTreeSet<String> = [
-        Some(person.to_string()),
-        Some(id.clone()),
-        data.platform_id.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let ids = file_ids(person, &id, data.platform_id.as_deref());
     let files = crate::privacy::files::erase(&l.config, &ids, spare.as_deref(), false).with_context(|| {
         format!("{person} was erased on the platform and from the state, but not from every file sisync kept; fix this and run the erasure again")
     })?;

@@ -315,6 +315,25 @@ impl Needs {
             scope: None,
         }
     }
+
+    /// Authentication required; `scope` is the OAuth2 scope when the
+    /// config names none (the OKE flows).
+    pub const fn scoped(concurrency: usize, scope: &'static str) -> Needs {
+        Needs {
+            auth: true,
+            concurrency: (concurrency, 64),
+            scope: Some(scope),
+        }
+    }
+
+    /// Authentication optional (or carried in the message itself).
+    pub const fn open(concurrency: usize) -> Needs {
+        Needs {
+            auth: false,
+            concurrency: (concurrency, 64),
+            scope: None,
+        }
+    }
 }
 
 impl Endpoint {
@@ -769,37 +788,43 @@ mod tests {
 
     #[test]
     fn errors_inside_inline_tables_name_their_line() {
-        // a value in an inline table of a section
-        let e = parse(&format!(
-            "{HEAD}[platform]\nkind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\nauth = {{ kind = \"oauth2\", token_url = \"ftp://p.example/token\", client_id = \"c\", client_secret_file = \"s\" }}\ntls = {{ client_cert_file = \"c.pem\" }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("platform.auth.token_url"), "{e}");
-        assert_eq!(e.line, Some(12), "{e}");
-        let e = parse(&format!(
-            "{HEAD}[platform]\nkind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\nauth = {{ kind = \"bearer\", token_file = \"t\" }}\n\ntls = {{ client_cert_file = \"c.pem\" }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(
-            e.key.as_deref(),
-            Some("platform.tls.client_key_file"),
-            "{e}"
-        );
-        assert_eq!(e.line, Some(14), "{e}");
-        // a whole section as an inline table, with a nested one
-        let e = parse(
-            "# sisync\nsource = { kind = \"ims-enterprise\", path = \"x.xml\", role_map = { aide = \"examiner\" } }\nplatform = { kind = \"csv-drop\", path = \"drop\" }\n\n[institution]\nname = \"T\"\nbrin = \"99AA\"\n",
-        )
-        .unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("source.role_map.aide"), "{e}");
-        assert_eq!(e.line, Some(2), "{e}");
-        // alerts: the e-mail settings inline
-        let e = parse(&format!(
-            "{HEAD}[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n\n[alerts]\nfailing_after = \"1h\"\nemail = {{ smtp_host = \"mail.example\", tls = \"none\", from = \"a@b.example\", to = [\"c@d.example\"] }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("alerts.email.tls"), "{e}");
-        assert_eq!(e.line, Some(15), "{e}");
+        // (document, the key the error names, its line)
+        let cases = [
+            // a value in an inline table of a section
+            (
+                format!(
+                    "{HEAD}[platform]\nkind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\nauth = {{ kind = \"oauth2\", token_url = \"ftp://p.example/token\", client_id = \"c\", client_secret_file = \"s\" }}\ntls = {{ client_cert_file = \"c.pem\" }}\n"
+                ),
+                "platform.auth.token_url",
+                12,
+            ),
+            (
+                format!(
+                    "{HEAD}[platform]\nkind = \"scim\"\nbase_url = \"https://p.example/scim/v2\"\nauth = {{ kind = \"bearer\", token_file = \"t\" }}\n\ntls = {{ client_cert_file = \"c.pem\" }}\n"
+                ),
+                "platform.tls.client_key_file",
+                14,
+            ),
+            // a whole section as an inline table, with a nested one
+            (
+                "# sisync\nsource = { kind = \"ims-enterprise\", path = \"x.xml\", role_map = { aide = \"examiner\" } }\nplatform = { kind = \"csv-drop\", path = \"drop\" }\n\n[institution]\nname = \"T\"\nbrin = \"99AA\"\n".to_string(),
+                "source.role_map.aide",
+                2,
+            ),
+            // alerts: the e-mail settings inline
+            (
+                format!(
+                    "{HEAD}[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n\n[alerts]\nfailing_after = \"1h\"\nemail = {{ smtp_host = \"mail.example\", tls = \"none\", from = \"a@b.example\", to = [\"c@d.example\"] }}\n"
+                ),
+                "alerts.email.tls",
+                15,
+            ),
+        ];
+        for (text, key, line) in cases {
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line, Some(line), "{e}");
+        }
         // an unknown key inside a tagged section (serde's span is the section)
         let e = parse(&format!(
             "{HEAD}[platform]\nkind = \"csv-drop\"\npath = \"drop\"\n\nurl = \"x\"\n"

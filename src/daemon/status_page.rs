@@ -198,13 +198,7 @@ fn render_inner(shared: &Shared) -> Result<String> {
     let outbox = metrics::outbox(&conn)?;
     let hourly = hourly(&conn)?;
     let counts = crate::store::record_counts(&conn)?;
-    let n = |kind: &str, active: bool| {
-        counts
-            .iter()
-            .find(|(k, a, _)| k == kind && *a == active)
-            .map(|x| x.2)
-            .unwrap_or(0)
-    };
+    let n = |kind: &str, active: bool| crate::store::count_of(&counts, kind, active);
 
     let now_line = match shared.current.lock().ok().and_then(|c| c.clone()) {
         Some((_, since, tracker)) => format!(
@@ -255,11 +249,7 @@ fn render_inner(shared: &Shared) -> Result<String> {
             w.mode.as_str(),
             w.from,
             w.until,
-            if w.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", esc(&w.reason))
-            },
+            w.reason_note(esc),
             match deferred {
                 Some(d) => esc(&format!(
                     "the last roster run deferred {} deactivations, {} membership removals, {} class retirements, {} accommodation reductions, {} other changes",

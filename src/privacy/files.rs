@@ -431,24 +431,7 @@ fn without_qti_results(bytes: &[u8], ids: &BTreeSet<String>) -> Option<(Option<V
             _ => {}
         }
     }
-    if cuts.is_empty() {
-        return Some((Some(bytes.to_vec()), 0));
-    }
-    if cuts.len() == total {
-        return Some((None, cuts.len()));
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    for (s, e) in &cuts {
-        out.extend_from_slice(&bytes[at..*s]);
-        at = *e;
-        // the line break after a cut element goes with it
-        if bytes.get(at) == Some(&b'\n') {
-            at += 1;
-        }
-    }
-    out.extend_from_slice(&bytes[at..]);
-    Some((Some(out), cuts.len()))
+    Some(crate::xml_input::cut_out(bytes, &cuts, cuts.len() == total))
 }
 
 #[cfg(test)]

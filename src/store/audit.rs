@@ -449,25 +449,10 @@ const COLUMNS: &str = "seq, at, actor, run_id, direction, endpoint, action, reco
     record_id_hash, fields, payload_sha256, outcome, detail, prev_hash, entry_hash, id_nonce";
 
 fn map_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
-    Ok(AuditRow {
-        seq: r.get(0)?,
-        at: r.get(1)?,
-        actor: r.get(2)?,
-        run_id: r.get(3)?,
-        direction: r.get(4)?,
-        endpoint: r.get(5)?,
-        action: r.get(6)?,
-        record_kind: r.get(7)?,
-        record_id: r.get(8)?,
-        record_id_hash: r.get(9)?,
-        fields: r.get(10)?,
-        payload_sha256: r.get(11)?,
-        outcome: r.get(12)?,
-        detail: r.get(13)?,
-        prev_hash: r.get(14)?,
-        entry_hash: r.get(15)?,
-        id_nonce: r.get(16)?,
-    })
+    Ok(super::from_row!(r => AuditRow {
+        seq, at, actor, run_id, direction, endpoint, action, record_kind, record_id,
+        record_id_hash, fields, payload_sha256, outcome, detail, prev_hash, entry_hash, id_nonce,
+    }))
 }
 
 pub fn list(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditRow>> {

@@ -131,19 +131,13 @@ impl Store {
                  ORDER BY rowid",
             )?;
             q.query_map([], |r| {
-                Ok(AuditEntry {
-                    actor: r.get(0)?,
-                    run_id: r.get(1)?,
+                Ok(super::from_row!(r => AuditEntry {
+                    actor, run_id, endpoint, action, record_kind, record_id, fields;
                     direction: Direction::Out,
-                    endpoint: r.get(2)?,
-                    action: r.get(3)?,
-                    record_kind: r.get(4)?,
-                    record_id: r.get(5)?,
-                    fields: r.get(6)?,
                     payload_sha256: None,
                     outcome: AuditOutcome::Unknown,
                     detail: Some(UNRECORDED.into()),
-                })
+                }))
             })?
             .collect::<rusqlite::Result<_>>()?
         };

@@ -4,6 +4,22 @@
 //! Every change to a record's state is committed in the same transaction
 //! as its audit entry ([`Store::commit`]), after the remote call succeeded.
 
+/// A struct from a SQLite row `r`: the listed fields from the columns in
+/// order (0, 1, …, as the query selects them), then the fields after `;`
+/// as given. `?` passes a column's error on.
+macro_rules! from_row {
+    ($r:ident => $($t:ident)::+ { $($f:ident),* $(,)? $(; $($g:ident: $e:expr),* $(,)?)? }) => {
+        $crate::store::from_row!(@ $r, [$($t)::+], 0usize, [$($($g: $e,)*)?] $($f)*)
+    };
+    (@ $r:ident, $t:tt, $i:expr, [$($done:tt)*] $f:ident $($rest:ident)*) => {
+        $crate::store::from_row!(@ $r, $t, $i + 1, [$($done)* $f: $r.get($i)?,] $($rest)*)
+    };
+    (@ $r:ident, [$($t:ident)::+], $i:expr, [$($done:tt)*]) => {
+        $($t)::+ { $($done)* }
+    };
+}
+pub(crate) use from_row;
+
 pub mod anchor;
 pub mod audit;
 mod forget;
@@ -284,25 +300,16 @@ vocabulary! {
     }
 }
 
-/// The kinds of record the roster sync keeps state for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordKind {
-    User,
-    Group,
-    /// An exam sitting (OKE offering).
-    Offering,
-    /// A registration for an exam sitting (OKE association).
-    Registration,
-}
-
-impl RecordKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::User => "user",
-            RecordKind::Group => "group",
-            RecordKind::Offering => "offering",
-            RecordKind::Registration => "registration",
-        }
+crate::model::names! {
+    /// The kinds of record the roster sync keeps state for (`records.kind`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum RecordKind {
+        User = "user",
+        Group = "group",
+        /// An exam sitting (OKE offering).
+        Offering = "offering",
+        /// A registration for an exam sitting (OKE association).
+        Registration = "registration",
     }
 }
 
@@ -526,13 +533,7 @@ impl Store {
             .conn
             .prepare("SELECT sourced_id, name, identifier, kind, parent FROM orgs")?;
         let rows = stmt.query_map([], |r| {
-            Ok(crate::model::Org {
-                sourced_id: r.get(0)?,
-                name: r.get(1)?,
-                identifier: r.get(2)?,
-                kind: r.get(3)?,
-                parent: r.get(4)?,
-            })
+            Ok(from_row!(r => crate::model::Org { sourced_id, name, identifier, kind, parent }))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -634,6 +635,17 @@ impl Store {
             params![run_id, now(), outcome.as_str(), summary.to_string(), error],
         )?;
         self.save_endpoints()
+    }
+
+    /// Record a run that failed before it had a summary: the error's whole
+    /// chain is the run's error line.
+    pub fn fail_run(&self, run_id: i64, e: &anyhow::Error) -> Result<()> {
+        self.finish_run(
+            run_id,
+            RunOutcome::Failed,
+            &serde_json::json!({}),
+            Some(&format!("{e:#}")),
+        )
     }
 
     /// Keep what the endpoints did during this run (see `crate::endpoints`)
@@ -985,24 +997,17 @@ pub fn last_finished_run(conn: &Connection, kind: &str) -> Result<Option<RunRow>
 
 fn runs_where(conn: &Connection, filter: &str, limit: usize) -> Result<Vec<RunRow>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT id, kind, actor, started_at, finished_at, outcome, full, summary, error
+        "SELECT id, kind, actor, started_at, finished_at, outcome, full, error, summary
          FROM runs WHERE {filter} ORDER BY id DESC LIMIT ?1"
     ))?;
     let rows = stmt.query_map([limit as i64], |r| {
-        let summary: Option<String> = r.get(7)?;
-        Ok(RunRow {
-            id: r.get(0)?,
-            kind: r.get(1)?,
-            actor: r.get(2)?,
-            started_at: r.get(3)?,
-            finished_at: r.get(4)?,
-            outcome: r.get(5)?,
-            full: r.get(6)?,
+        let summary: Option<String> = r.get(8)?;
+        Ok(from_row!(r => RunRow {
+            id, kind, actor, started_at, finished_at, outcome, full, error;
             summary: summary
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or(serde_json::Value::Null),
-            error: r.get(8)?,
-        })
+        }))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -1014,6 +1019,15 @@ pub fn record_counts(conn: &Connection) -> Result<Vec<(String, bool, i64)>> {
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The count of `kind` records with that active flag in [`record_counts`]
+/// (0 when there are none).
+pub fn count_of(counts: &[(String, bool, i64)], kind: &str, active: bool) -> i64 {
+    counts
+        .iter()
+        .find(|(k, a, _)| k == kind && *a == active)
+        .map_or(0, |x| x.2)
 }
 
 /// Create `dir` and its missing parents 0700 (the umask may only take

@@ -41,28 +41,18 @@ pub struct NewHeld<'a> {
     pub plan: &'a str,
 }
 
+/// `summary` last: [`row`] reads it apart, after the columns it maps in order.
 const COLUMNS: &str =
     "id, created_at, actor, run_id, reason, source_fingerprint, state_version, status,
-    summary, plan, decided_at, decided_by, applied_run, superseded_by_run";
+    plan, decided_at, decided_by, applied_run, superseded_by_run, summary";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldPlan> {
-    let summary: String = r.get(8)?;
-    Ok(HeldPlan {
-        id: r.get(0)?,
-        created_at: r.get(1)?,
-        actor: r.get(2)?,
-        run_id: r.get(3)?,
-        reason: r.get(4)?,
-        source_fingerprint: r.get(5)?,
-        state_version: r.get(6)?,
-        status: r.get(7)?,
+    let summary: String = r.get(13)?;
+    Ok(super::from_row!(r => HeldPlan {
+        id, created_at, actor, run_id, reason, source_fingerprint, state_version, status,
+        plan, decided_at, decided_by, applied_run, superseded_by_run;
         summary: serde_json::from_str(&summary).unwrap_or(serde_json::Value::Null),
-        plan: r.get(9)?,
-        decided_at: r.get(10)?,
-        decided_by: r.get(11)?,
-        applied_run: r.get(12)?,
-        superseded_by_run: r.get(13)?,
-    })
+    }))
 }
 
 impl Store {

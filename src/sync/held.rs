@@ -20,7 +20,7 @@ use crate::model::TrackedField;
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::{PlatformGroup, PlatformUser};
 use crate::store::{
-    AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, FieldHashes, RunOutcome, Store,
+    AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, FieldHashes, Store,
 };
 use crate::sync::plan::{
     Action, GateCounts, GroupChange, OfferingChange, Plan, RegistrationChange, State, UserChange,
@@ -486,12 +486,7 @@ pub async fn approve(
             Ok(Approval::Applied(Box::new(r)))
         }
         Err(e) => {
-            store.finish_run(
-                run_id,
-                RunOutcome::Failed,
-                &serde_json::json!({}),
-                Some(&format!("{e:#}")),
-            )?;
+            store.fail_run(run_id, &e)?;
             Err(e)
         }
     }

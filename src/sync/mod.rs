@@ -190,12 +190,7 @@ pub async fn roster(
     };
     let result = roster_run(loaded, opts, actor, progress, &mut store, run_id, since).await;
     if let (Err(e), Some(id)) = (&result, run_id) {
-        store.finish_run(
-            id,
-            RunOutcome::Failed,
-            &serde_json::json!({}),
-            Some(&format!("{e:#}")),
-        )?;
+        store.fail_run(id, e)?;
     }
     if run_id.is_some() {
         crate::store::anchor::record(&store, cfg.audit.anchor_file.as_deref())?;

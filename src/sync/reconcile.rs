@@ -75,6 +75,28 @@ pub struct Known<'a> {
     pub names_joined: bool,
 }
 
+/// Where the known `kind` record `id` is in the snapshot: by its platform
+/// id, else by its external id (the maps to the snapshot's index). None
+/// when it is not there: missing, if the state holds it active.
+fn locate(
+    r: &mut Report,
+    kind: &'static str,
+    id: &str,
+    st: &RecordState,
+    (by_pid, by_ext): (&HashMap<&str, usize>, &HashMap<&str, usize>),
+) -> Option<usize> {
+    let found = st
+        .platform_id
+        .as_deref()
+        .and_then(|p| by_pid.get(p))
+        .or_else(|| by_ext.get(id))
+        .copied();
+    if found.is_none() && st.active {
+        r.missing.push(finding(kind, id, Vec::new()));
+    }
+    found
+}
+
 /// Compare a platform snapshot with the state.
 pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
     let mut r = Report {
@@ -98,18 +120,10 @@ pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
     let mut users: Vec<(&String, &RecordState)> = known.users.iter().collect();
     users.sort_by(|a, b| a.0.cmp(b.0));
     for (id, st) in users {
-        let found = st
-            .platform_id
-            .as_deref()
-            .and_then(|p| by_pid.get(p))
-            .or_else(|| by_ext.get(id.as_str()))
-            .map(|i| &snap.users[*i]);
-        let Some(found) = found else {
-            if st.active {
-                r.missing.push(finding("user", id, Vec::new()));
-            }
+        let Some(i) = locate(&mut r, "user", id, st, (&by_pid, &by_ext)) else {
             continue;
         };
+        let found = &snap.users[i];
         let u = &found.user;
         let name = (&u.given_name, &u.middle_name, &u.family_name);
         let mut drift = Vec::new();
@@ -173,18 +187,10 @@ pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
     groups.sort_by(|a, b| a.0.cmp(b.0));
     let none = BTreeSet::new();
     for (id, st) in groups {
-        let found = st
-            .platform_id
-            .as_deref()
-            .and_then(|p| groups_by_pid.get(p))
-            .or_else(|| groups_by_ext.get(id.as_str()))
-            .map(|i| &snap.groups[*i]);
-        let Some(g) = found else {
-            if st.active {
-                r.missing.push(finding("group", id, Vec::new()));
-            }
+        let Some(i) = locate(&mut r, "group", id, st, (&groups_by_pid, &groups_by_ext)) else {
             continue;
         };
+        let g = &snap.groups[i];
         if let Some(h) = st.field_hashes.get(&TrackedField::DisplayName) {
             let sent_as_id = g.display_name.as_deref() == Some(id.as_str());
             if *h != hash_value(&g.display_name)
@@ -259,12 +265,7 @@ pub async fn run(
     let snap = match read {
         Ok(s) => s,
         Err(e) => {
-            store.finish_run(
-                run_id,
-                RunOutcome::Failed,
-                &serde_json::json!({}),
-                Some(&format!("{e:#}")),
-            )?;
+            store.fail_run(run_id, &e)?;
             return Err(e.into());
         }
     };

@@ -32,6 +32,11 @@ pub fn page_size_ok(n: u64) -> bool {
     PAGE_SIZES.iter().any(|&p| u64::from(p) == n)
 }
 
+/// The default `page_size` (of any integer type a config keeps it in).
+pub fn default_page_size<T: From<u8>>() -> T {
+    T::from(100)
+}
+
 /// The config check of a `page_size` key.
 pub fn check_page_size(
     l: &crate::config::Loaded,
@@ -260,7 +265,13 @@ pub fn uuid_for(id: &str) -> String {
     let h = Sha256::digest(format!("sisync-oke\x1f{id}").as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);
-    b[6] = (b[6] & 0x0f) | 0x80;
+    uuid_text(b, 8)
+}
+
+/// 16 hash bytes as a UUID of `version` (the RFC 4122 variant bits set),
+/// in the hyphenated lower-case form.
+pub fn uuid_text(mut b: [u8; 16], version: u8) -> String {
+    b[6] = (b[6] & 0x0f) | (version << 4);
     b[8] = (b[8] & 0x3f) | 0x80;
     let x = hex::encode(b);
     format!(

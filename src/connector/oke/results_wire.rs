@@ -254,3 +254,19 @@ pub(crate) async fn get_pages(
     }
     Ok(pages)
 }
+
+/// Every item of a collection that parses as `T`; pages and items that do
+/// not are passed over (the caller looks for matches, not for faults).
+pub(crate) async fn get_items<T: serde::de::DeserializeOwned>(
+    http: &Http,
+    url: &str,
+    page_size: u32,
+) -> Result<Vec<T>, HttpError> {
+    Ok(get_pages(http, url, page_size)
+        .await?
+        .into_iter()
+        .filter_map(|p| serde_json::from_value::<Page>(p).ok())
+        .flat_map(|p| p.items)
+        .filter_map(|i| serde_json::from_value::<T>(i).ok())
+        .collect())
+}

@@ -37,19 +37,7 @@ pub fn offering_differences(sent: &Value, got: &Value) -> Vec<&'static str> {
             out.push(f);
         }
     }
-    let tests = |c: Option<&Value>| {
-        let mut v: Vec<String> = c
-            .and_then(|c| c.get("testsToBeUsed"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| id(t.get("componentId")))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
+    let tests = |c| sorted_items(c, "testsToBeUsed", |t| id(t.get("componentId")));
     if tests(s) != tests(g) {
         out.push("testsToBeUsed");
     }
@@ -83,18 +71,8 @@ pub fn association_differences(sent: &Value, got: &Value) -> Vec<&'static str> {
     if minutes(s) != minutes(g) {
         out.push("additionalTimeInMin");
     }
-    let needs = |c: Option<&Value>| {
-        let mut v: Vec<String> = c
-            .and_then(|c| c.get("personalNeeds"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
+    let needs = |c| {
+        let mut v = sorted_items(c, "personalNeeds", |n| n.as_str().map(String::from));
         v.dedup();
         v
     };
@@ -110,6 +88,17 @@ fn consumer(v: &Value) -> Option<&Value> {
         .as_array()?
         .iter()
         .find(|c| c.get("consumerKey").and_then(Value::as_str) == Some(CONSUMER))
+}
+
+/// The items of the array `key` of `c`, as `item` reads them, sorted.
+fn sorted_items(c: Option<&Value>, key: &str, item: fn(&Value) -> Option<String>) -> Vec<String> {
+    let mut v: Vec<String> = c
+        .and_then(|c| c.get(key))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(item).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 fn text(v: Option<&Value>) -> Option<&str> {

@@ -23,7 +23,10 @@ use crate::model::platform::PlatformUser;
 pub struct CsvDrop {
     dir: PathBuf,
     fields: Vec<Field>,
+    /// Cells that look like spreadsheet formulas are made text
+    /// (`platform.formula_guard`, default on).
     formula_guard: bool,
+    /// Folders 0750 and files 0640 instead of 0700/0600.
     group_readable: bool,
 }
 
@@ -35,19 +38,6 @@ impl CsvDrop {
             formula_guard: true,
             group_readable: false,
         }
-    }
-
-    /// Whether cells that look like spreadsheet formulas are made text
-    /// (`platform.formula_guard`, default on).
-    pub fn with_formula_guard(mut self, on: bool) -> CsvDrop {
-        self.formula_guard = on;
-        self
-    }
-
-    /// Folders 0750 and files 0640 instead of 0700/0600.
-    pub fn with_group_readable(mut self, on: bool) -> CsvDrop {
-        self.group_readable = on;
-        self
     }
 
     fn has(&self, f: Field) -> bool {
@@ -324,9 +314,11 @@ impl crate::connector::platform::PlatformSink for config::CsvDropPlatform {
         _: Option<Result<crate::connector::platform::edexml_drop::Snapshot, String>>,
     ) -> crate::connector::platform::Connecting<'a> {
         Box::pin(async move {
-            let sink = CsvDrop::new(&self.path, &loaded.config.privacy.fields)
-                .with_formula_guard(self.formula_guard)
-                .with_group_readable(self.group_readable);
+            let sink = CsvDrop {
+                formula_guard: self.formula_guard,
+                group_readable: self.group_readable,
+                ..CsvDrop::new(&self.path, &loaded.config.privacy.fields)
+            };
             Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
         })
     }

@@ -21,7 +21,9 @@ pub mod config;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::config::Loaded;
 use crate::connector::oke::{CONSUMER, is_uuid, uuid_for};
+use crate::connector::source::Testing;
 use crate::connector::{ExamSink, SinkError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
@@ -382,7 +384,7 @@ impl ExamSink for OkeExamSink {
 impl crate::connector::platform::PlatformSink for config::OkePlatform {
     fn writer<'a>(
         &'a self,
-        loaded: &'a crate::config::Loaded,
+        loaded: &'a Loaded,
         _: Option<Result<crate::connector::platform::edexml_drop::Snapshot, String>>,
     ) -> crate::connector::platform::Connecting<'a> {
         Box::pin(async move {
@@ -408,10 +410,7 @@ impl crate::connector::platform::PlatformSink for config::OkePlatform {
     fn exam_shape(&self) -> crate::connector::platform::ExamShape {
         crate::connector::platform::ExamShape::Registrations
     }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+    fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(async move {
             let r = async {
                 let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
@@ -439,7 +438,7 @@ impl crate::connector::platform::PlatformSink for config::OkePlatform {
     /// registrations, which the platform keeps under its own rules.
     fn erase<'a>(
         &'a self,
-        _loaded: &'a crate::config::Loaded,
+        _loaded: &'a Loaded,
         _platform_id: Option<&'a str>,
         _id: &'a str,
     ) -> crate::connector::platform::Erasing<'a> {
@@ -456,7 +455,7 @@ impl crate::connector::platform::PlatformSink for config::OkePlatform {
     }
     fn reconciler<'a>(
         &'a self,
-        _loaded: &'a crate::config::Loaded,
+        _loaded: &'a Loaded,
     ) -> crate::connector::source::BoxFuture<
         'a,
         anyhow::Result<Box<dyn crate::connector::platform::ReadBack>>,
@@ -471,7 +470,7 @@ impl crate::connector::platform::PlatformSink for config::OkePlatform {
 
 /// One active exam sitting sisync wrote to the platform, if the state file
 /// exists and holds one (for the connection test).
-fn known_offering(loaded: &crate::config::Loaded) -> Option<String> {
+fn known_offering(loaded: &Loaded) -> Option<String> {
     let path = &loaded.config.state.path;
     if !path.exists() {
         return None;

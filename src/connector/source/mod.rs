@@ -30,6 +30,8 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// What `check-config --connect` reports per endpoint: a label ("source
 /// link") and one line (latency, authorisation) or the error.
 pub type ConnectionReport = Vec<(String, Result<String>)>;
+/// What `test_connection` returns.
+pub type Testing<'a> = BoxFuture<'a, ConnectionReport>;
 
 /// One `check-config --connect` line: `label`, and what `probe` found
 /// followed by how long it took (client set-up and request).

@@ -25,10 +25,12 @@ use anyhow::{Result, anyhow};
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::config::Loaded;
 use crate::connector::oke::{
     AssignedNeed, Association, AssociationConsumer, CONSUMER, Group as WireGroup, MembershipItem,
     Offering, OfferingConsumer, Page, Person as WirePerson, consumer, id_of,
 };
+use crate::connector::source::Testing;
 use crate::http::{Http, HttpError};
 use crate::model::{
     Accommodations, Completeness, ExamOffering, ExamPlanning, Group, Membership, Person,
@@ -544,7 +546,7 @@ pub fn person(item: &Value, role: RegistrationRole) -> Result<Person, String> {
 
 impl OkeSourceConfig {
     /// The client for a run: credentials and TLS files resolved now.
-    fn connect(&self, loaded: &crate::config::Loaded) -> Result<OkeReader> {
+    fn connect(&self, loaded: &Loaded) -> Result<OkeReader> {
         let http = loaded.http_client("source", &self.endpoint, Self::NEEDS)?;
         Ok(OkeReader::new(self, http))
     }
@@ -563,21 +565,13 @@ impl crate::connector::source::RosterSource for OkeSourceConfig {
     fn status_json(&self) -> serde_json::Value {
         serde_json::json!({"base_url": self.endpoint.base_url})
     }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+    fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(crate::connector::source::timed("source link", async move {
             let url = self.connect(loaded)?.ping().await?;
             Ok(format!("GET {url}: OK, authenticated"))
         }))
     }
-    fn read(
-        &self,
-        loaded: &crate::config::Loaded,
-        _: Option<&str>,
-        _: &dyn Fn(u64),
-    ) -> Result<Roster> {
+    fn read(&self, loaded: &Loaded, _: Option<&str>, _: &dyn Fn(u64)) -> Result<Roster> {
         let src = self.connect(loaded)?;
         crate::http::block_on(src.read())
     }

@@ -42,7 +42,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 
+use crate::config::Loaded;
 use crate::connector::school::{parse_month_day, school_year};
+use crate::connector::source::Testing;
 use crate::connector::source::uwlr_roster::{self, Answer, Builder, Rec, SchoolBlock};
 use crate::http::Http;
 use crate::model::{Completeness, Roster};
@@ -582,7 +584,7 @@ pub fn roster_from_answer(body: &[u8], code: &str, qualify_ids: bool) -> Result<
 
 impl UwlrSource {
     /// The client for a run, with each school's key resolved now.
-    pub fn connect(&self, loaded: &crate::config::Loaded) -> Result<Uwlr> {
+    pub fn connect(&self, loaded: &Loaded) -> Result<Uwlr> {
         let keys = (0..self.schools.len())
             .map(|n| loaded.school_key(n))
             .collect::<Result<Vec<_>, _>>()?;
@@ -629,10 +631,7 @@ impl crate::connector::source::RosterSource for UwlrSource {
     fn full_every(&self) -> Option<std::time::Duration> {
         Some(self.full_every)
     }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+    fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(async move {
             match self.connect(loaded) {
                 Ok(src) => src.ping().await,
@@ -640,12 +639,7 @@ impl crate::connector::source::RosterSource for UwlrSource {
             }
         })
     }
-    fn read(
-        &self,
-        loaded: &crate::config::Loaded,
-        since: Option<&str>,
-        _: &dyn Fn(u64),
-    ) -> Result<Roster> {
+    fn read(&self, loaded: &Loaded, since: Option<&str>, _: &dyn Fn(u64)) -> Result<Roster> {
         let src = self.connect(loaded)?;
         crate::http::block_on(src.read(since))
     }

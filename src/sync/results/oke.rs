@@ -149,6 +149,16 @@ pub(super) async fn push_oke(
     // 1. the registration of each result
     let mut ready: Vec<(&OutboxRow, String)> = Vec::new();
     let mut early = Vec::new();
+    // the audit entry of a match that did not come about
+    let match_entry = |row: &OutboxRow| {
+        let mut e = base.clone();
+        e.action = AuditAction::ResultMatch;
+        e.record_kind = AuditKind::Result;
+        e.record_id = dir
+            .audit_id(row.person_id.as_deref().unwrap_or(&row.candidate))
+            .to_string();
+        e
+    };
     for row in &rows {
         if progress.stop_requested() {
             report.interrupted = true;
@@ -174,23 +184,13 @@ pub(super) async fn push_oke(
                 if row.state == "parked" && row.reason.as_deref() == Some(no.0.as_str()) {
                     continue;
                 }
-                let mut e = base.clone();
-                e.action = AuditAction::ResultMatch;
-                e.record_kind = AuditKind::Result;
-                e.record_id = dir
-                    .audit_id(row.person_id.as_deref().unwrap_or(&row.candidate))
-                    .to_string();
+                let mut e = match_entry(row);
                 e.outcome = AuditOutcome::Parked;
                 e.detail = Some(format!("key={} {}", row.key, no.0));
                 early.push((row.key.clone(), PushOutcome::Parked { reason: no.0 }, e));
             }
             Err(err) => {
-                let mut e = base.clone();
-                e.action = AuditAction::ResultMatch;
-                e.record_kind = AuditKind::Result;
-                e.record_id = dir
-                    .audit_id(row.person_id.as_deref().unwrap_or(&row.candidate))
-                    .to_string();
+                let mut e = match_entry(row);
                 e.endpoint = err.endpoint.clone();
                 e.outcome = AuditOutcome::Failed;
                 e.detail = Some(format!("key={} {}", row.key, err.message));

@@ -65,21 +65,9 @@ pub fn without_persons(bytes: &[u8], ids: &BTreeSet<String>) -> Option<(Option<V
             _ => {}
         }
     }
-    if cuts.is_empty() {
-        return Some((Some(bytes.to_vec()), 0));
-    }
-    if students_cut == students {
-        return Some((None, cuts.len()));
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    for (s, e) in &cuts {
-        out.extend_from_slice(&bytes[at..*s]);
-        at = *e;
-        if bytes.get(at) == Some(&b'\n') {
-            at += 1;
-        }
-    }
-    out.extend_from_slice(&bytes[at..]);
-    Some((Some(out), cuts.len()))
+    Some(crate::xml_input::cut_out(
+        bytes,
+        &cuts,
+        students_cut == students,
+    ))
 }

@@ -69,6 +69,7 @@ pub struct EdexmlDrop {
     fields: Vec<Field>,
     school: School,
     snapshot: Snapshot,
+    /// Folders 0750 and files 0640 instead of 0700/0600.
     group_readable: bool,
 }
 
@@ -81,12 +82,6 @@ impl EdexmlDrop {
             snapshot,
             group_readable: false,
         }
-    }
-
-    /// Folders 0750 and files 0640 instead of 0700/0600.
-    pub fn with_group_readable(mut self, on: bool) -> EdexmlDrop {
-        self.group_readable = on;
-        self
     }
 
     fn err(&self, path: &Path, what: &str, e: impl std::fmt::Display) -> SinkError {
@@ -240,8 +235,10 @@ impl crate::connector::platform::PlatformSink for config::EdexmlDropPlatform {
                 dependancecode,
                 created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             };
-            let sink = EdexmlDrop::new(&self.path, &cfg.privacy.fields, school, snapshot)
-                .with_group_readable(self.group_readable);
+            let sink = EdexmlDrop {
+                group_readable: self.group_readable,
+                ..EdexmlDrop::new(&self.path, &cfg.privacy.fields, school, snapshot)
+            };
             Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
         })
     }

@@ -272,6 +272,21 @@ fn person(
     } else {
         None
     };
+    // user name and e-mail: after the school's elements for a leerling,
+    // before the role for a leerkracht
+    let contact = |out: &mut String| -> Result<(), Unfit> {
+        if let Some(n) = text(&user_name) {
+            el(out, "gebruikersnaam", fit(tag, id, "the user name", n, 64)?);
+        }
+        if let Some(e) = email {
+            el(
+                out,
+                "emailadres",
+                fit(tag, id, "the e-mail address", e, 256)?,
+            );
+        }
+        Ok(())
+    };
     if tag == "leerling" {
         if let Some(gs) = groups {
             out.push_str("<samengestelde_groepen>");
@@ -285,16 +300,7 @@ fn person(
                 let _ = write!(out, "<vestiging key=\"{}\"/>", escape(o));
             }
         }
-        if let Some(n) = text(&user_name) {
-            el(out, "gebruikersnaam", fit(tag, id, "the user name", n, 64)?);
-        }
-        if let Some(e) = email {
-            el(
-                out,
-                "emailadres",
-                fit(tag, id, "the e-mail address", e, 256)?,
-            );
-        }
+        contact(out)?;
         if has(Field::Bsn) {
             if let Some(b) = text(&u.bsn) {
                 if b.len() != 9 || !b.bytes().all(|c| c.is_ascii_digit()) {
@@ -308,16 +314,7 @@ fn person(
             }
         }
     } else {
-        if let Some(n) = text(&user_name) {
-            el(out, "gebruikersnaam", fit(tag, id, "the user name", n, 64)?);
-        }
-        if let Some(e) = email {
-            el(
-                out,
-                "emailadres",
-                fit(tag, id, "the e-mail address", e, 256)?,
-            );
-        }
+        contact(out)?;
         if let Some(r) = u.role.filter(|_| has(Field::Role)) {
             el(out, "rolomschrijving", r.as_str());
         }

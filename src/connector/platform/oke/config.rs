@@ -25,11 +25,7 @@ fn default_max_failures() -> usize {
 
 impl OkePlatform {
     /// OAuth2 (or a bearer token) required; the flow 2 scope by default.
-    pub const NEEDS: Needs = Needs {
-        auth: true,
-        concurrency: (4, 64),
-        scope: Some(SCOPE_FLOW_2_3_4),
-    };
+    pub const NEEDS: Needs = Needs::scoped(4, SCOPE_FLOW_2_3_4);
 }
 
 impl ConnectorConfig for OkePlatform {

@@ -11,14 +11,20 @@ pub mod config;
 
 use std::path::{Path, PathBuf};
 
+use crate::config::Loaded;
 use crate::connector::drop_folder::{csv_bytes, write_folder_as};
+use crate::connector::results::ResultWriter;
 use crate::connector::{GradebookResult, LineItem, PushError};
 
 pub struct GradebookCsv {
     dir: PathBuf,
     category: String,
     school: Option<String>,
+    /// Cells that look like spreadsheet formulas (an exam title or grade
+    /// from the platform) are made text (`results.sink.formula_guard`,
+    /// default on).
     formula_guard: bool,
+    /// Folders 0750 and files 0640 instead of 0700/0600.
     group_readable: bool,
 }
 
@@ -38,20 +44,6 @@ impl GradebookCsv {
             formula_guard: true,
             group_readable: false,
         }
-    }
-
-    /// Whether cells that look like spreadsheet formulas (an exam title or
-    /// grade from the platform) are made text (`results.sink.formula_guard`,
-    /// default on).
-    pub fn with_formula_guard(mut self, on: bool) -> GradebookCsv {
-        self.formula_guard = on;
-        self
-    }
-
-    /// Folders 0750 and files 0640 instead of 0700/0600.
-    pub fn with_group_readable(mut self, on: bool) -> GradebookCsv {
-        self.group_readable = on;
-        self
     }
 
     pub fn endpoint(&self) -> String {
@@ -254,16 +246,13 @@ impl crate::connector::results::ResultOutput for config::GradebookCsvSink {
     fn check(&self) -> String {
         format!("oneroster-csv {}", self.path.display())
     }
-    fn writer(
-        &self,
-        _loaded: &crate::config::Loaded,
-    ) -> anyhow::Result<crate::connector::results::ResultWriter> {
-        let sink = GradebookCsv::new(&self.path, &self.category, self.school.as_deref())
-            .with_formula_guard(self.formula_guard)
-            .with_group_readable(self.group_readable);
-        Ok(crate::connector::results::ResultWriter::Files(Box::new(
-            sink,
-        )))
+    fn writer(&self, _loaded: &Loaded) -> anyhow::Result<ResultWriter> {
+        let sink = GradebookCsv {
+            formula_guard: self.formula_guard,
+            group_readable: self.group_readable,
+            ..GradebookCsv::new(&self.path, &self.category, self.school.as_deref())
+        };
+        Ok(ResultWriter::Files(Box::new(sink)))
     }
     fn delivery_folder(&self) -> Option<&Path> {
         Some(&self.path)

@@ -9,6 +9,9 @@ pub mod config;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::config::Loaded;
+use crate::connector::results::ResultWriter;
+use crate::connector::source::Testing;
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
@@ -157,10 +160,7 @@ impl crate::connector::results::ResultOutput for config::GradebookRestSink {
             self.endpoint.concurrency(Self::NEEDS)
         )
     }
-    fn writer(
-        &self,
-        loaded: &crate::config::Loaded,
-    ) -> anyhow::Result<crate::connector::results::ResultWriter> {
+    fn writer(&self, loaded: &Loaded) -> anyhow::Result<ResultWriter> {
         let http = loaded.http_client("results.sink", &self.endpoint, Self::NEEDS)?;
         let sink = GradebookRest::new(
             &self.endpoint.base_url,
@@ -168,15 +168,12 @@ impl crate::connector::results::ResultOutput for config::GradebookRestSink {
             &self.category,
             self.school.as_deref(),
         );
-        Ok(crate::connector::results::ResultWriter::Records {
+        Ok(ResultWriter::Records {
             sink: Box::new(sink),
             concurrency: self.endpoint.concurrency(Self::NEEDS),
         })
     }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+    fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(crate::connector::source::timed("results out", async move {
             let http = loaded
                 .http_client("results.sink", &self.endpoint, Self::NEEDS)?

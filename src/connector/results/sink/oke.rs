@@ -25,9 +25,12 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::config::Loaded;
 use crate::connector::oke::results_wire::{
-    self as wire, CONSUMER_KEY, JSON, MERGE_PATCH, enc, get_pages, join,
+    self as wire, CONSUMER_KEY, JSON, MERGE_PATCH, enc, get_items, join,
 };
+use crate::connector::results::ResultWriter;
+use crate::connector::source::Testing;
 use crate::connector::{PushError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
@@ -376,15 +379,9 @@ impl OkeSink {
                     "/offerings?offeringType=component&resultExpected=true&since={since}&until={until}&consumer={CONSUMER_KEY}"
                 ),
             );
-            let pages = get_pages(&self.http, &url, self.page_size)
+            let list = get_items::<wire::Offering>(&self.http, &url, self.page_size)
                 .await
                 .map_err(|e| push_error(e, None))?;
-            let list = pages
-                .into_iter()
-                .filter_map(|p| serde_json::from_value::<wire::Page>(p).ok())
-                .flat_map(|p| p.items)
-                .filter_map(|i| serde_json::from_value::<wire::Offering>(i).ok())
-                .collect();
             self.offerings.insert(window.clone(), list);
         }
         let offerings: Vec<String> = self.offerings[&window]
@@ -409,15 +406,9 @@ impl OkeSink {
                         enc(oid)
                     ),
                 );
-                let pages = get_pages(&self.http, &url, self.page_size)
+                let list = get_items::<wire::Association>(&self.http, &url, self.page_size)
                     .await
                     .map_err(|e| push_error(e, None))?;
-                let list = pages
-                    .into_iter()
-                    .filter_map(|p| serde_json::from_value::<wire::Page>(p).ok())
-                    .flat_map(|p| p.items)
-                    .filter_map(|i| serde_json::from_value::<wire::Association>(i).ok())
-                    .collect();
                 self.associations.insert(oid.clone(), list);
             }
             for a in &self.associations[oid] {
@@ -485,20 +476,11 @@ impl OkeSink {
 /// repeated PUT writes the same record.
 pub fn attempt_association_id(registration: &str, attempt: u32) -> String {
     let h = sha256_hex(format!("sisync-oke-attempt\0{registration}\0{attempt}").as_bytes());
-    let mut b: Vec<u8> = (0..16)
-        .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap_or(0))
-        .collect();
-    b[6] = (b[6] & 0x0f) | 0x50; // version 5 (name-based)
-    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let x = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    let mut b = [0u8; 16];
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    crate::connector::oke::uuid_text(b, 5) // name-based
 }
 
 /// The score text that fits the registration's `resultValueType` (OKE
@@ -585,10 +567,7 @@ impl crate::connector::results::ResultOutput for config::OkeResultSink {
             self.endpoint.concurrency(Self::NEEDS)
         )
     }
-    fn writer(
-        &self,
-        loaded: &crate::config::Loaded,
-    ) -> anyhow::Result<crate::connector::results::ResultWriter> {
+    fn writer(&self, loaded: &Loaded) -> anyhow::Result<ResultWriter> {
         let http = loaded.http_client("results.sink", &self.endpoint, Self::NEEDS)?;
         let sink = OkeSink::new(
             &self.endpoint.base_url,
@@ -596,7 +575,7 @@ impl crate::connector::results::ResultOutput for config::OkeResultSink {
             self.page_size,
             self.match_window_days,
         );
-        Ok(crate::connector::results::ResultWriter::Registrations {
+        Ok(ResultWriter::Registrations {
             sink: Box::new(sink),
             concurrency: self.endpoint.concurrency(Self::NEEDS),
         })
@@ -607,10 +586,7 @@ impl crate::connector::results::ResultOutput for config::OkeResultSink {
     fn matches_at_delivery(&self) -> bool {
         true
     }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+    fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(crate::connector::source::timed("results out", async move {
             let http = loaded
                 .http_client("results.sink", &self.endpoint, Self::NEEDS)?

@@ -8,8 +8,10 @@ pub mod config;
 
 use serde_json::Value;
 
+use crate::config::Loaded;
 use crate::connector::oke::is_uuid;
 use crate::connector::oke::results_wire::{self as wire, CONSUMER_KEY, enc, get_pages, join};
+use crate::connector::source::Testing;
 use crate::http::{Http, HttpError};
 use crate::model::{ExamResult, OkeResult, SourceIssue};
 
@@ -172,10 +174,7 @@ impl crate::connector::results::ResultInput for config::OkeResultSource {
             self.offerings.len()
         )
     }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+    fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(crate::connector::source::timed("results in", async move {
             let http = loaded
                 .http_client("results.source", &self.endpoint, Self::NEEDS)?
@@ -194,7 +193,7 @@ impl crate::connector::results::ResultInput for config::OkeResultSource {
     }
     fn fetch<'a>(
         &'a self,
-        loaded: &'a crate::config::Loaded,
+        loaded: &'a Loaded,
     ) -> crate::connector::source::BoxFuture<'a, anyhow::Result<crate::connector::results::Fetched>>
     {
         Box::pin(async move {

@@ -209,20 +209,38 @@ impl Builder<'_> {
         }
     }
 
-    pub(super) fn add_person(&mut self, line: u64, mut p: RawPerson) {
-        if p.recstatus.is_none() {
+    /// The canonical id of a `kind` record read at `line`, unless it has
+    /// none or repeats one already in `seen` (an issue each). A record
+    /// without `recstatus` means the document does not carry it throughout.
+    fn record_id(
+        &mut self,
+        line: u64,
+        has_status: bool,
+        sid: &SourcedId,
+        kind: &str,
+        seen: fn(&Self) -> &HashMap<String, (u64, String)>,
+    ) -> Option<String> {
+        if !has_status {
             self.all_recstatus = false;
         }
+        let Some(id) = self.canonical(sid) else {
+            self.issue(line, None, format!("{kind} without sourcedid/id"));
+            return None;
+        };
+        if let Some((first, src)) = seen(self).get(&id) {
+            let reason = self.duplicate_reason(*first, src, sid);
+            self.issue(line, Some(&id), reason);
+            return None;
+        }
+        Some(id)
+    }
+
+    pub(super) fn add_person(&mut self, line: u64, mut p: RawPerson) {
         let sid = p.sourcedid.take().unwrap_or_default();
-        let Some(id) = self.canonical(&sid) else {
-            self.issue(line, None, "person without sourcedid/id");
+        let has_status = p.recstatus.is_some();
+        let Some(id) = self.record_id(line, has_status, &sid, "person", |b| &b.person_index) else {
             return;
         };
-        if let Some((first, src)) = self.person_index.get(&id) {
-            let reason = self.duplicate_reason(*first, src, &sid);
-            self.issue(line, Some(&id), reason);
-            return;
-        }
         self.person_index.insert(id.clone(), (line, sid.source));
         let hold = |b: &mut Self, reason: String| {
             b.issue(line, Some(&id), reason);
@@ -305,19 +323,11 @@ impl Builder<'_> {
     }
 
     pub(super) fn add_group(&mut self, line: u64, g: RawGroup) {
-        if g.recstatus.is_none() {
-            self.all_recstatus = false;
-        }
         let sid = g.sourcedid.clone().unwrap_or_default();
-        let Some(id) = self.canonical(&sid) else {
-            self.issue(line, None, "group without sourcedid/id");
+        let has_status = g.recstatus.is_some();
+        let Some(id) = self.record_id(line, has_status, &sid, "group", |b| &b.group_index) else {
             return;
         };
-        if let Some((first, src)) = self.group_index.get(&id) {
-            let reason = self.duplicate_reason(*first, src, &sid);
-            self.issue(line, Some(&id), reason);
-            return;
-        }
         let status = match status_of(g.recstatus.as_deref()) {
             Ok(s) => s,
             Err(e) => {

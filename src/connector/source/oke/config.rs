@@ -16,7 +16,7 @@ pub struct OkeSource {
     #[serde(flatten)]
     pub endpoint: Endpoint,
     /// OOAPI `pageSize`: 10, 20, 50, 100 or 250.
-    #[serde(default = "default_page_size")]
+    #[serde(default = "crate::connector::oke::default_page_size")]
     pub page_size: usize,
     /// The planning window: sittings from this many days ago …
     #[serde(default)]
@@ -30,21 +30,13 @@ pub struct OkeSource {
     pub class_context: bool,
 }
 
-fn default_page_size() -> usize {
-    100
-}
-
 fn default_window_after() -> u32 {
     90
 }
 
 impl OkeSource {
     /// OAuth2 (or a bearer token) required; the flow 1 scope by default.
-    pub const NEEDS: Needs = Needs {
-        auth: true,
-        concurrency: (4, 64),
-        scope: Some(SCOPE_FLOW_1_5),
-    };
+    pub const NEEDS: Needs = Needs::scoped(4, SCOPE_FLOW_1_5);
 }
 
 impl ConnectorConfig for OkeSource {

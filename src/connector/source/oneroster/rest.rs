@@ -17,6 +17,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
+use crate::config::Loaded;
+use crate::connector::source::Testing;
 use crate::connector::source::oneroster::vocab::{
     RoleRule, parse_accommodation_values, role_map, role_rule, status_of,
 };
@@ -46,6 +48,34 @@ struct Page {
 }
 
 /// A non-empty string field.
+fn issue(roster: &mut Roster, url: &str, id: Option<&str>, reason: String) {
+    roster.issues.push(SourceIssue {
+        location: url.to_string(),
+        record_id: id.map(String::from),
+        reason,
+    });
+}
+
+/// The `sourcedId` of a `kind` record the first time it is read; None
+/// (after an issue) when it has none or was read before.
+fn first_id<'v>(
+    roster: &mut Roster,
+    url: &str,
+    v: &'v Value,
+    seen: &mut HashSet<String>,
+    kind: &str,
+) -> Option<&'v str> {
+    let Some(id) = s(v, "sourcedId") else {
+        issue(roster, url, None, format!("{kind} without sourcedId"));
+        return None;
+    };
+    if !seen.insert(id.to_string()) {
+        issue(roster, url, Some(id), "duplicate sourcedId".into());
+        return None;
+    }
+    Some(id)
+}
+
 fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key)
         .and_then(Value::as_str)
@@ -287,13 +317,6 @@ impl OneRosterRest {
             memberships_completeness: mode,
             ..Roster::default()
         };
-        let issue = |roster: &mut Roster, url: &str, id: Option<&str>, reason: String| {
-            roster.issues.push(SourceIssue {
-                location: url.to_string(),
-                record_id: id.map(String::from),
-                reason,
-            });
-        };
 
         // orgs
         let mut seen = HashSet::new();
@@ -321,14 +344,9 @@ impl OneRosterRest {
         let mut classes = HashSet::new();
         let mut groups = Vec::new();
         self.fetch_all("classes", since, |v, url| {
-            let Some(id) = s(v, "sourcedId") else {
-                issue(&mut roster, url, None, "class without sourcedId".into());
+            let Some(id) = first_id(&mut roster, url, v, &mut classes, "class") else {
                 return;
             };
-            if !classes.insert(id.to_string()) {
-                issue(&mut roster, url, Some(id), "duplicate sourcedId".into());
-                return;
-            }
             let st = match status(v) {
                 Ok(st) => st,
                 Err(e) => {
@@ -356,14 +374,9 @@ impl OneRosterRest {
         let mut persons = Vec::new();
         let mut ignored = 0usize;
         self.fetch_all("users", since, |v, url| {
-            let Some(id) = s(v, "sourcedId") else {
-                issue(&mut roster, url, None, "user without sourcedId".into());
+            let Some(id) = first_id(&mut roster, url, v, &mut users, "user") else {
                 return;
             };
-            if !users.insert(id.to_string()) {
-                issue(&mut roster, url, Some(id), "duplicate sourcedId".into());
-                return;
-            }
             match self.person(v, id, !bulk_users) {
                 Ok(Some(p)) => persons.push(p),
                 Ok(None) => ignored += 1,
@@ -400,22 +413,18 @@ impl OneRosterRest {
                     return;
                 }
             };
-            if bulk && !users.contains(user) {
-                issue(
-                    &mut roster,
-                    url,
-                    id,
-                    format!("user {user} is not in /users"),
-                );
-                return;
-            }
-            if bulk && !classes.contains(class) {
-                issue(
-                    &mut roster,
-                    url,
-                    id,
-                    format!("class {class} is not in /classes"),
-                );
+            // a bulk read names only users and classes it also read
+            let unknown = if !bulk {
+                None
+            } else if !users.contains(user) {
+                Some(format!("user {user} is not in /users"))
+            } else if !classes.contains(class) {
+                Some(format!("class {class} is not in /classes"))
+            } else {
+                None
+            };
+            if let Some(why) = unknown {
+                issue(&mut roster, url, id, why);
                 return;
             }
             if bulk && !synced.contains(user) {
@@ -552,7 +561,7 @@ fn user_id_of_type<'a>(v: &'a Value, kind: &str) -> Option<&'a str> {
 impl OneRosterRestSource {
     /// The client for a run: the bearer token or OAuth2 client secret and
     /// the TLS files are resolved now.
-    fn connect(&self, loaded: &crate::config::Loaded) -> Result<OneRosterRest> {
+    fn connect(&self, loaded: &Loaded) -> Result<OneRosterRest> {
         let http = loaded.http_client("source", &self.endpoint, Self::NEEDS)?;
         Ok(OneRosterRest::new(self, http))
     }
@@ -580,10 +589,7 @@ impl crate::connector::source::RosterSource for OneRosterRestSource {
     fn full_every(&self) -> Option<std::time::Duration> {
         Some(self.full_every)
     }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+    fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(async move {
             let r = async {
                 let (url, took) = self.connect(loaded)?.ping().await?;
@@ -596,12 +602,7 @@ impl crate::connector::source::RosterSource for OneRosterRestSource {
             vec![("source link".to_string(), r)]
         })
     }
-    fn read(
-        &self,
-        loaded: &crate::config::Loaded,
-        since: Option<&str>,
-        _: &dyn Fn(u64),
-    ) -> Result<Roster> {
+    fn read(&self, loaded: &Loaded, since: Option<&str>, _: &dyn Fn(u64)) -> Result<Roster> {
         let src = self.connect(loaded)?;
         crate::http::block_on(src.read(since))
     }

@@ -117,11 +117,7 @@ fn school_error(l: &Loaded, n: usize, key: &str, msg: impl Into<String>) -> Conf
 impl UwlrSource {
     /// No HTTP authentication (each school's key travels in the SOAP
     /// header).
-    pub const NEEDS: Needs = Needs {
-        auth: false,
-        concurrency: (4, 64),
-        scope: None,
-    };
+    pub const NEEDS: Needs = Needs::open(4);
 }
 
 impl ConnectorConfig for UwlrSource {

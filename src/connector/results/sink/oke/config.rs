@@ -22,12 +22,8 @@ pub struct OkeResultSink {
     #[serde(default = "default_match_window")]
     pub match_window_days: u32,
     /// Page size of the flow 1 reads (10, 20, 50, 100 or 250).
-    #[serde(default = "default_oke_page_size")]
+    #[serde(default = "crate::connector::oke::default_page_size")]
     pub page_size: u32,
-}
-
-fn default_oke_page_size() -> u32 {
-    100
 }
 
 fn default_match_window() -> u32 {
@@ -35,11 +31,7 @@ fn default_match_window() -> u32 {
 }
 
 impl OkeResultSink {
-    pub const NEEDS: Needs = Needs {
-        auth: true,
-        concurrency: (8, 64),
-        scope: Some(SCOPE_FLOW_1_5),
-    };
+    pub const NEEDS: Needs = Needs::scoped(8, SCOPE_FLOW_1_5);
 }
 
 impl ConnectorConfig for OkeResultSink {

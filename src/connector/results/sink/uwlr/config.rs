@@ -129,9 +129,8 @@ impl UwlrResultSink {
     /// No HTTP authentication (the key travels in the SOAP header); at
     /// most 16 results at once, 4 by default.
     pub const NEEDS: Needs = Needs {
-        auth: false,
         concurrency: (4, 16),
-        scope: None,
+        ..Needs::open(4)
     };
 
     /// The `anderresultaat` settings, when configured (checked by

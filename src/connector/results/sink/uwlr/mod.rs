@@ -19,6 +19,8 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{Loaded, Secret};
+use crate::connector::results::ResultWriter;
+use crate::connector::source::Testing;
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
 use crate::digest::sha256_hex;
 use crate::http::Http;
@@ -357,19 +359,13 @@ impl crate::connector::results::ResultOutput for config::UwlrResultSink {
             self.endpoint.concurrency(Self::NEEDS)
         )
     }
-    fn writer(
-        &self,
-        loaded: &crate::config::Loaded,
-    ) -> anyhow::Result<crate::connector::results::ResultWriter> {
-        Ok(crate::connector::results::ResultWriter::Records {
+    fn writer(&self, loaded: &Loaded) -> anyhow::Result<ResultWriter> {
+        Ok(ResultWriter::Records {
             sink: Box::new(UwlrResults::build(loaded, self)?),
             concurrency: self.endpoint.concurrency(Self::NEEDS),
         })
     }
-    fn test_connection<'a>(
-        &'a self,
-        loaded: &'a crate::config::Loaded,
-    ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
+    fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(crate::connector::source::timed("results out", async move {
             UwlrResults::build(loaded, self)?
                 .with_max_retries(0)

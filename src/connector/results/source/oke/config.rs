@@ -20,20 +20,12 @@ pub struct OkeResultSource {
     /// read.
     pub offerings: Vec<String>,
     /// 10, 20, 50, 100 or 250.
-    #[serde(default = "default_oke_page_size")]
+    #[serde(default = "crate::connector::oke::default_page_size")]
     pub page_size: u32,
 }
 
-fn default_oke_page_size() -> u32 {
-    100
-}
-
 impl OkeResultSource {
-    pub const NEEDS: Needs = Needs {
-        auth: true,
-        concurrency: (4, 64),
-        scope: Some(SCOPE_FLOW_2_3_4),
-    };
+    pub const NEEDS: Needs = Needs::scoped(4, SCOPE_FLOW_2_3_4);
 }
 
 impl ConnectorConfig for OkeResultSource {
