@@ -82,10 +82,23 @@ struct Test {
     line: u64,
     exam: Option<String>,
     datestamp: Option<String>,
-    score: Option<String>,
-    max_score: Option<String>,
-    passed: Option<String>,
+    score: Option<Parsed<f64>>,
+    max_score: Option<Parsed<f64>>,
+    passed: Option<Parsed<bool>>,
     grade: Option<(usize, String)>,
+}
+
+/// An outcome value, parsed as it is read (no string kept for a good
+/// one); a bad one keeps its text for the report.
+enum Parsed<T> {
+    Good(T),
+    Bad(String),
+}
+
+impl<T> Parsed<T> {
+    fn of(text: &str, parse: fn(&str) -> Option<T>) -> Parsed<T> {
+        parse(text).map_or_else(|| Parsed::Bad(text.to_string()), Parsed::Good)
+    }
 }
 
 /// The outcome variable being read: which slot its first value goes to.
@@ -169,26 +182,28 @@ pub fn read<R: Read>(
                 } else if let Some((adepth, a)) = assessment.as_mut() {
                     if a.skip {
                     } else if local == b"context" && depth == *adepth + 1 {
-                        a.candidate = attr(&e, b"sourcedId").map_err(&fatal)?;
+                        [a.candidate] = attrs(&e, [b"sourcedId"]).map_err(&fatal)?;
                     } else if local == b"sessionIdentifier" && depth == *adepth + 2 {
                         if a.session.is_none() {
-                            a.session = attr(&e, b"identifier").map_err(&fatal)?;
-                            a.session_source = attr(&e, b"sourceID").map_err(&fatal)?;
+                            [a.session, a.session_source] =
+                                attrs(&e, [b"identifier", b"sourceID"]).map_err(&fatal)?;
                         }
                     } else if local == b"testResult" && depth == *adepth + 1 {
+                        let [exam, datestamp] =
+                            attrs(&e, [b"identifier", b"datestamp"]).map_err(&fatal)?;
                         test = Some((
                             depth,
                             Test {
                                 line,
-                                exam: attr(&e, b"identifier").map_err(&fatal)?,
-                                datestamp: attr(&e, b"datestamp").map_err(&fatal)?,
+                                exam,
+                                datestamp,
                                 ..Default::default()
                             },
                         ));
                     } else if local == b"outcomeVariable" {
                         if let Some((tdepth, _)) = &test {
                             if depth == tdepth + 1 {
-                                let id = attr_ref(&e, b"identifier").map_err(&fatal)?;
+                                let [id] = attrs_ref(&e, [b"identifier"]).map_err(&fatal)?;
                                 let s = match id.as_deref().filter(|v| !v.is_empty()) {
                                     Some("SCORE") => Slot::Score,
                                     Some("MAXSCORE") => Slot::MaxScore,
@@ -221,7 +236,7 @@ pub fn read<R: Read>(
                     in_value = false;
                     value_seen = true;
                     if let (Some((_, s)), Some((_, t))) = (&slot, test.as_mut()) {
-                        let v = text.trim().to_string();
+                        let v = text.trim();
                         if too_long {
                             let a = assessment.as_ref().map(|(_, a)| a);
                             report.issues.push(issue(
@@ -235,12 +250,12 @@ pub fn read<R: Read>(
                         }
                         match s {
                             _ if too_long => {}
-                            Slot::Score => t.score = Some(v),
-                            Slot::MaxScore => t.max_score = Some(v),
-                            Slot::Passed => t.passed = Some(v),
+                            Slot::Score => t.score = Some(Parsed::of(v, number)),
+                            Slot::MaxScore => t.max_score = Some(Parsed::of(v, number)),
+                            Slot::Passed => t.passed = Some(Parsed::of(v, boolean)),
                             Slot::Grade(i) => {
                                 if t.grade.as_ref().is_none_or(|(j, _)| i < j) {
-                                    t.grade = Some((*i, v));
+                                    t.grade = Some((*i, v.to_string()));
                                 }
                             }
                             Slot::Ignored => {}
@@ -345,33 +360,51 @@ fn issue(name: &str, line: u64, id: Option<&str>, reason: impl Into<String>) -> 
     }
 }
 
-/// Attribute by local name, unescaped with the predefined entities only.
-fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
-    Ok(attr_ref(e, want)?
-        .filter(|v| !v.is_empty())
-        .map(Cow::into_owned))
+/// Attributes by local name, unescaped with the predefined entities only,
+/// trimmed, `None` when absent or blank; one pass over the element's
+/// attributes for all of them, copied only when they must be kept.
+fn attrs<const N: usize>(
+    e: &BytesStart<'_>,
+    want: [&[u8]; N],
+) -> Result<[Option<String>; N], String> {
+    Ok(attrs_ref(e, want)?.map(|v| v.filter(|v| !v.is_empty()).map(Cow::into_owned)))
 }
 
-/// [`attr`] without a copy: trimmed, empty when the value is blank.
-fn attr_ref<'a>(e: &'a BytesStart<'_>, want: &[u8]) -> Result<Option<Cow<'a, str>>, String> {
+/// [`attrs`] without a copy: trimmed, empty when the value is blank.
+fn attrs_ref<'a, const N: usize>(
+    e: &'a BytesStart<'_>,
+    want: [&[u8]; N],
+) -> Result<[Option<Cow<'a, str>>; N], String> {
+    let mut found: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
     for a in e.attributes() {
         let a = a.map_err(|err| format!("bad attribute ({err}); fix or export the file again"))?;
-        if a.key.local_name().as_ref() == want {
-            let v = a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|err| {
-                    format!(
-                        "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
-                        String::from_utf8_lossy(want)
-                    )
-                })?;
-            return Ok(Some(match v {
-                Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-                Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
-            }));
+        let local = a.key.local_name();
+        let Some(i) = want.iter().position(|w| *w == local.as_ref()) else {
+            continue;
+        };
+        if found[i].is_some() {
+            // the first one counts, as before (a prefixed twin)
+            continue;
+        }
+        let v = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|err| {
+                format!(
+                    "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
+                    String::from_utf8_lossy(want[i])
+                )
+            })?;
+        found[i] = Some(match v {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+        });
+        // stop as one lookup per name did: attributes after the last
+        // wanted one are not looked at
+        if found.iter().all(Option::is_some) {
+            break;
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// A number as QTI writes it; a decimal comma is accepted too.
@@ -393,6 +426,17 @@ fn boolean(s: &str) -> Option<bool> {
         Some(false)
     } else {
         None
+    }
+}
+
+/// A parsed outcome value; a bad one is reported through `bad`.
+fn good<T>(v: Option<Parsed<T>>, bad: impl FnOnce(&str)) -> Option<T> {
+    match v? {
+        Parsed::Good(x) => Some(x),
+        Parsed::Bad(raw) => {
+            bad(&raw);
+            None
+        }
     }
 }
 
@@ -423,27 +467,9 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
             format!("{what} {v:?} is not valid; left out of the result"),
         ));
     };
-    let score = t.score.as_deref().and_then(|v| {
-        let n = number(v);
-        if n.is_none() {
-            bad(report, "SCORE", v);
-        }
-        n
-    });
-    let max_score = t.max_score.as_deref().and_then(|v| {
-        let n = number(v);
-        if n.is_none() {
-            bad(report, "MAXSCORE", v);
-        }
-        n
-    });
-    let passed = t.passed.as_deref().and_then(|v| {
-        let b = boolean(v);
-        if b.is_none() {
-            bad(report, "PASSED", v);
-        }
-        b
-    });
+    let score = good(t.score, |raw| bad(report, "SCORE", raw));
+    let max_score = good(t.max_score, |raw| bad(report, "MAXSCORE", raw));
+    let passed = good(t.passed, |raw| bad(report, "PASSED", raw));
     let grade = t.grade.map(|(_, g)| g).filter(|g| !g.is_empty());
     if score.is_none() && passed.is_none() && grade.is_none() {
         report.issues.push(issue(
