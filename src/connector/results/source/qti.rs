@@ -28,9 +28,8 @@ use std::borrow::Cow;
 use std::io::Read;
 
 use anyhow::{Context, Result, anyhow};
-use quick_xml::NsReader;
+use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
 
 use crate::connector::results::{Documents, Fetched, Remote};
 
@@ -118,7 +117,7 @@ pub fn read<R: Read>(
     opts: &QtiOptions,
     each: &mut dyn FnMut(ExamResult) -> Result<()>,
 ) -> Result<ReadReport> {
-    let mut reader = NsReader::from_reader(Counting::new(input, 64 << 10));
+    let mut reader = Reader::from_reader(Counting::new(input, 64 << 10));
     let c = reader.config_mut();
     c.check_end_names = true;
     c.expand_empty_elements = true;
@@ -134,10 +133,11 @@ pub fn read<R: Read>(
     let mut text = String::new();
     let mut too_long = false;
     let mut seen_root = false;
+    let mut scopes = Scopes::default();
     loop {
         let line = reader.get_mut().next_event();
         let fatal = |what: String| anyhow!("{name}:{line}: {what}");
-        let (ns, ev) = match reader.read_resolved_event_into(&mut buf) {
+        let ev = match reader.read_event_into(&mut buf) {
             Ok(x) => x,
             Err(e) => {
                 return Err(fatal(format!(
@@ -149,18 +149,19 @@ pub fn read<R: Read>(
             Event::Start(e) => {
                 seen_root = true;
                 depth += 1;
+                scopes.enter(&e, depth);
                 let local = e.local_name();
                 let local = local.as_ref();
-                let qti_ns = match &ns {
-                    ResolveResult::Bound(n) if n.as_ref() == NS_V2P1 => Some("2.1"),
-                    ResolveResult::Bound(n) if n.as_ref() == NS_V3P0 => Some("3.0"),
-                    ResolveResult::Unbound => Some("unqualified"),
-                    _ => None,
-                };
                 if local == b"assessmentResult" && assessment.is_none() {
                     let mut a = Assessment {
                         line,
                         ..Default::default()
+                    };
+                    let qti_ns = match scopes.resolve(&e) {
+                        Ns::Bound(NS_V2P1) => Some("2.1"),
+                        Ns::Bound(NS_V3P0) => Some("3.0"),
+                        Ns::Unbound => Some("unqualified"),
+                        _ => None,
                     };
                     match qti_ns {
                         Some(v) => {
@@ -276,6 +277,7 @@ pub fn read<R: Read>(
                 if assessment.as_ref().is_some_and(|(d, _)| *d == depth) {
                     assessment = None;
                 }
+                scopes.leave(depth);
                 depth = depth.saturating_sub(1);
             }
             Event::Text(t) => {
@@ -339,6 +341,80 @@ pub fn read<R: Read>(
             }
         }
         buf.clear();
+    }
+}
+
+/// The namespace declarations in scope, kept by hand: only an element whose
+/// tag mentions `xmlns` has its attributes looked at (quick-xml's
+/// `NsReader` parses every element's attributes for declarations, which
+/// cost about as much as reading the document).
+struct Scopes {
+    /// (depth of the declaring element, prefix (empty: the default
+    /// namespace), namespace name (empty: undeclared)), innermost last.
+    bindings: Vec<(usize, Vec<u8>, Vec<u8>)>,
+    /// Made once: a `memmem::find` per element would build it each time.
+    xmlns: memchr::memmem::Finder<'static>,
+}
+
+impl Default for Scopes {
+    fn default() -> Self {
+        Scopes {
+            bindings: Vec::new(),
+            xmlns: memchr::memmem::Finder::new(b"xmlns"),
+        }
+    }
+}
+
+/// What an element's prefix resolves to.
+#[derive(Debug, PartialEq, Eq)]
+enum Ns<'a> {
+    /// No prefix and no default namespace.
+    Unbound,
+    Bound(&'a [u8]),
+    /// A prefix without a declaration.
+    Unknown,
+}
+
+impl Scopes {
+    /// An element at `depth` starts: its declarations come into scope.
+    fn enter(&mut self, e: &BytesStart<'_>, depth: usize) {
+        if self.xmlns.find(e.attributes_raw()).is_none() {
+            return;
+        }
+        // as NsReader: an attribute that cannot be read declares nothing
+        // (reading the values reports it)
+        for a in e.attributes().with_checks(false).flatten() {
+            let key = a.key.as_ref();
+            let prefix = if key == b"xmlns" {
+                &b""[..]
+            } else if let Some(p) = key.strip_prefix(b"xmlns:") {
+                p
+            } else {
+                continue;
+            };
+            self.bindings
+                .push((depth, prefix.to_vec(), a.value.into_owned()));
+        }
+    }
+
+    /// The element at `depth` ends: its declarations go out of scope.
+    fn leave(&mut self, depth: usize) {
+        while self.bindings.last().is_some_and(|(d, _, _)| *d >= depth) {
+            self.bindings.pop();
+        }
+    }
+
+    /// The namespace of an element (as `NsReader` resolves it).
+    fn resolve(&self, e: &BytesStart<'_>) -> Ns<'_> {
+        let name = e.name();
+        let prefix = name.prefix();
+        let prefix = prefix.as_ref().map_or(&b""[..], |p| p.as_ref());
+        match self.bindings.iter().rev().find(|(_, p, _)| p == prefix) {
+            Some((_, _, ns)) if !ns.is_empty() => Ns::Bound(ns),
+            Some(_) | None if prefix.is_empty() => Ns::Unbound,
+            _ if prefix == b"xml" => Ns::Bound(b"http://www.w3.org/XML/1998/namespace"),
+            _ => Ns::Unknown,
+        }
     }
 }
 
