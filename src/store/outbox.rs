@@ -182,12 +182,24 @@ impl Store {
         Ok(())
     }
 
+    /// Whether any result is stored under a key of schema 4 or older
+    /// (`key_scheme = 1`). Asked once per run: when none is, a result is
+    /// looked up by its own key only, not by its legacy key as well.
+    pub fn outbox_has_legacy_keys(&self) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM results WHERE key_scheme = 1)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Classify results without storing anything (dry runs). `feed` hands
-    /// each result to the callback it gets.
-    pub fn outbox_preview(&self, feed: Feed<'_>) -> Result<IngestCounts> {
+    /// each result to the callback it gets; `legacy`: see
+    /// [`Store::outbox_has_legacy_keys`].
+    pub fn outbox_preview(&self, legacy: bool, feed: Feed<'_>) -> Result<IngestCounts> {
         let mut c = IngestCounts::default();
         feed(&mut |it: Incoming| {
-            match stored(&self.conn, &it)? {
+            match stored(&self.conn, &it, legacy)? {
                 None => c.new += 1,
                 Some((_, h)) if h == it.value_hash => c.unchanged += 1,
                 Some(_) => c.changed += 1,
@@ -203,10 +215,13 @@ impl Store {
     /// Store one document's results as `feed` hands them over (streaming:
     /// nothing is collected), remember the document and audit the read, all
     /// in one transaction: when `feed` fails, nothing of the document lands.
+    /// `legacy`: rows under legacy keys may exist
+    /// ([`Store::outbox_has_legacy_keys`]).
     pub fn outbox_ingest(
         &mut self,
         document: (&str, &str),
         audit_entry: &AuditEntry,
+        legacy: bool,
         feed: Feed<'_>,
     ) -> Result<IngestCounts> {
         let tx = self.conn.transaction()?;
@@ -215,7 +230,7 @@ impl Store {
         let mut n = 0i64;
         feed(&mut |it: Incoming| {
             n += 1;
-            ingest_one(&tx, &it, &t, &mut counts)
+            ingest_one(&tx, &it, &t, legacy, &mut counts)
         })?;
         tx.execute(
             "INSERT OR REPLACE INTO result_documents (origin, sha256, read_at, results) VALUES (?1, ?2, ?3, ?4)",
@@ -285,6 +300,40 @@ impl Store {
             &format!("state = 'pending' AND key > ?1 {backoff} ORDER BY key LIMIT ?2"),
             params![after_key, limit as i64, now()],
         )
+    }
+
+    /// The keys of the pending results, in key order; with
+    /// `respect_backoff` only those whose next try is due. One pass over
+    /// the `state` index: a push in chunks then reads each row once by its
+    /// key ([`Store::outbox_pending_rows`]), where [`Store::outbox_due`]
+    /// per chunk would read and sort every pending row again each time.
+    pub fn outbox_due_keys(&self, respect_backoff: bool) -> Result<Vec<String>> {
+        let backoff = if respect_backoff {
+            "AND (next_try_at IS NULL OR next_try_at <= ?1)"
+        } else {
+            "AND ?1 IS NOT NULL"
+        };
+        let mut q = self.conn.prepare(&format!(
+            "SELECT key FROM results WHERE state = 'pending' {backoff} ORDER BY key"
+        ))?;
+        let keys = q
+            .query_map([now()], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(keys)
+    }
+
+    /// The rows of `keys` that are still pending, in the order of `keys`.
+    pub fn outbox_pending_rows(&self, keys: &[String]) -> Result<Vec<OutboxRow>> {
+        let mut q = self.conn.prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM results WHERE key = ?1 AND state = 'pending'"
+        ))?;
+        let mut rows = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(r) = q.query_row([k], row).optional()? {
+                rows.push(r);
+            }
+        }
+        Ok(rows)
     }
 
     /// All results of one person (subject access).
@@ -414,15 +463,20 @@ impl Store {
 /// The stored row (key, value hash) a result belongs to: its own key, else a
 /// row stored before schema 5 under its legacy key that names the same
 /// candidate. A row of another candidate is never this result, so a shared
-/// session id cannot overwrite someone else's grade.
-fn stored(conn: &rusqlite::Connection, it: &Incoming) -> Result<Option<(String, String)>> {
+/// session id cannot overwrite someone else's grade. Without `legacy` rows
+/// in the table the second lookup is left out.
+fn stored(
+    conn: &rusqlite::Connection,
+    it: &Incoming,
+    legacy: bool,
+) -> Result<Option<(String, String)>> {
     let own = conn
         .prepare_cached("SELECT key, value_hash FROM results WHERE key = ?1 AND candidate = ?2")?
         .query_row(params![it.key, it.result.candidate], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
-    if own.is_some() || it.legacy_key == it.key {
+    if own.is_some() || !legacy || it.legacy_key == it.key {
         return Ok(own);
     }
     Ok(conn
@@ -435,14 +489,20 @@ fn stored(conn: &rusqlite::Connection, it: &Incoming) -> Result<Option<(String, 
         .optional()?)
 }
 
-fn ingest_one(tx: &Transaction<'_>, it: &Incoming, t: &str, c: &mut IngestCounts) -> Result<()> {
+fn ingest_one(
+    tx: &Transaction<'_>,
+    it: &Incoming,
+    t: &str,
+    legacy: bool,
+    c: &mut IngestCounts,
+) -> Result<()> {
     let r = &it.result;
     let state = if it.parked.is_some() {
         "parked"
     } else {
         "pending"
     };
-    let known = stored(tx, it)?;
+    let known = stored(tx, it, legacy)?;
     let key = known.as_ref().map_or(&it.key, |(k, _)| k);
     let oke_json = match &r.oke {
         Some(o) => Some(serde_json::to_string(o)?),

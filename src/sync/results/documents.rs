@@ -93,6 +93,8 @@ pub(super) async fn read_documents(
             (docs, AfterRead::Keep, Some(fetched.http))
         }
     };
+    // rows under legacy keys exist only in state files from before schema 5
+    let legacy = store.outbox_has_legacy_keys()?;
     for mut doc in docs {
         let (origin, bytes) = match &mut doc {
             Doc::File(f) => (f.path.display().to_string(), None),
@@ -176,7 +178,7 @@ pub(super) async fn read_documents(
         };
         let read = tokio::task::block_in_place(|| {
             if opts.dry_run {
-                store.outbox_preview(&mut parse as Feed<'_>)
+                store.outbox_preview(legacy, &mut parse as Feed<'_>)
             } else {
                 let entry = AuditEntry {
                     actor: actor.to_string(),
@@ -191,7 +193,7 @@ pub(super) async fn read_documents(
                     outcome: AuditOutcome::Ok,
                     detail: None,
                 };
-                store.outbox_ingest((&origin, &sha), &entry, &mut parse as Feed<'_>)
+                store.outbox_ingest((&origin, &sha), &entry, legacy, &mut parse as Feed<'_>)
             }
         });
         match read {

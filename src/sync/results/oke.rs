@@ -133,12 +133,8 @@ pub(super) async fn push_oke(
                 .is_some_and(|x| x.starts_with(NO_REGISTRATION))
         })
         .collect();
-    let mut after = String::new();
-    loop {
-        let due = store.outbox_due(opts.respect_backoff, &after, CHUNK)?;
-        let Some(last) = due.last() else { break };
-        after = last.key.clone();
-        rows.extend(due);
+    for keys in store.outbox_due_keys(opts.respect_backoff)?.chunks(CHUNK) {
+        rows.extend(store.outbox_pending_rows(keys)?);
     }
     let rows = without_held(rows, holds, report);
     if rows.is_empty() {

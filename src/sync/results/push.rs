@@ -396,12 +396,11 @@ async fn push_records<S: ResultSink + ?Sized>(
     allowed: &[ResultField],
 ) -> Result<()> {
     let mut ensured: HashMap<String, Result<(), PushError>> = HashMap::new();
-    let mut after = String::new();
     let mut phase_started = false;
-    loop {
-        let rows = store.outbox_due(opts.respect_backoff, &after, CHUNK)?;
-        let Some(last) = rows.last() else { break };
-        after = last.key.clone();
+    // the keys once, then each chunk's rows by key
+    let due = store.outbox_due_keys(opts.respect_backoff)?;
+    for keys in due.chunks(CHUNK) {
+        let rows = store.outbox_pending_rows(keys)?;
         let rows = without_held(rows, holds, report);
         if rows.is_empty() {
             continue;

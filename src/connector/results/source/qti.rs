@@ -28,9 +28,8 @@ use std::borrow::Cow;
 use std::io::Read;
 
 use anyhow::{Context, Result, anyhow};
-use quick_xml::NsReader;
+use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
 
 use crate::connector::results::{Documents, Fetched, Remote};
 
@@ -82,10 +81,23 @@ struct Test {
     line: u64,
     exam: Option<String>,
     datestamp: Option<String>,
-    score: Option<String>,
-    max_score: Option<String>,
-    passed: Option<String>,
+    score: Option<Parsed<f64>>,
+    max_score: Option<Parsed<f64>>,
+    passed: Option<Parsed<bool>>,
     grade: Option<(usize, String)>,
+}
+
+/// An outcome value, parsed as it is read (no string kept for a good
+/// one); a bad one keeps its text for the report.
+enum Parsed<T> {
+    Good(T),
+    Bad(String),
+}
+
+impl<T> Parsed<T> {
+    fn of(text: &str, parse: fn(&str) -> Option<T>) -> Parsed<T> {
+        parse(text).map_or_else(|| Parsed::Bad(text.to_string()), Parsed::Good)
+    }
 }
 
 /// The outcome variable being read: which slot its first value goes to.
@@ -105,7 +117,7 @@ pub fn read<R: Read>(
     opts: &QtiOptions,
     each: &mut dyn FnMut(ExamResult) -> Result<()>,
 ) -> Result<ReadReport> {
-    let mut reader = NsReader::from_reader(Counting::new(input, 64 << 10));
+    let mut reader = Reader::from_reader(Counting::new(input, 64 << 10));
     let c = reader.config_mut();
     c.check_end_names = true;
     c.expand_empty_elements = true;
@@ -121,10 +133,11 @@ pub fn read<R: Read>(
     let mut text = String::new();
     let mut too_long = false;
     let mut seen_root = false;
+    let mut scopes = Scopes::default();
     loop {
         let line = reader.get_mut().next_event();
         let fatal = |what: String| anyhow!("{name}:{line}: {what}");
-        let (ns, ev) = match reader.read_resolved_event_into(&mut buf) {
+        let ev = match reader.read_event_into(&mut buf) {
             Ok(x) => x,
             Err(e) => {
                 return Err(fatal(format!(
@@ -136,18 +149,19 @@ pub fn read<R: Read>(
             Event::Start(e) => {
                 seen_root = true;
                 depth += 1;
+                scopes.enter(&e, depth);
                 let local = e.local_name();
                 let local = local.as_ref();
-                let qti_ns = match &ns {
-                    ResolveResult::Bound(n) if n.as_ref() == NS_V2P1 => Some("2.1"),
-                    ResolveResult::Bound(n) if n.as_ref() == NS_V3P0 => Some("3.0"),
-                    ResolveResult::Unbound => Some("unqualified"),
-                    _ => None,
-                };
                 if local == b"assessmentResult" && assessment.is_none() {
                     let mut a = Assessment {
                         line,
                         ..Default::default()
+                    };
+                    let qti_ns = match scopes.resolve(&e) {
+                        Ns::Bound(NS_V2P1) => Some("2.1"),
+                        Ns::Bound(NS_V3P0) => Some("3.0"),
+                        Ns::Unbound => Some("unqualified"),
+                        _ => None,
                     };
                     match qti_ns {
                         Some(v) => {
@@ -169,26 +183,28 @@ pub fn read<R: Read>(
                 } else if let Some((adepth, a)) = assessment.as_mut() {
                     if a.skip {
                     } else if local == b"context" && depth == *adepth + 1 {
-                        a.candidate = attr(&e, b"sourcedId").map_err(&fatal)?;
+                        [a.candidate] = attrs(&e, [b"sourcedId"]).map_err(&fatal)?;
                     } else if local == b"sessionIdentifier" && depth == *adepth + 2 {
                         if a.session.is_none() {
-                            a.session = attr(&e, b"identifier").map_err(&fatal)?;
-                            a.session_source = attr(&e, b"sourceID").map_err(&fatal)?;
+                            [a.session, a.session_source] =
+                                attrs(&e, [b"identifier", b"sourceID"]).map_err(&fatal)?;
                         }
                     } else if local == b"testResult" && depth == *adepth + 1 {
+                        let [exam, datestamp] =
+                            attrs(&e, [b"identifier", b"datestamp"]).map_err(&fatal)?;
                         test = Some((
                             depth,
                             Test {
                                 line,
-                                exam: attr(&e, b"identifier").map_err(&fatal)?,
-                                datestamp: attr(&e, b"datestamp").map_err(&fatal)?,
+                                exam,
+                                datestamp,
                                 ..Default::default()
                             },
                         ));
                     } else if local == b"outcomeVariable" {
                         if let Some((tdepth, _)) = &test {
                             if depth == tdepth + 1 {
-                                let id = attr_ref(&e, b"identifier").map_err(&fatal)?;
+                                let [id] = attrs_ref(&e, [b"identifier"]).map_err(&fatal)?;
                                 let s = match id.as_deref().filter(|v| !v.is_empty()) {
                                     Some("SCORE") => Slot::Score,
                                     Some("MAXSCORE") => Slot::MaxScore,
@@ -221,7 +237,7 @@ pub fn read<R: Read>(
                     in_value = false;
                     value_seen = true;
                     if let (Some((_, s)), Some((_, t))) = (&slot, test.as_mut()) {
-                        let v = text.trim().to_string();
+                        let v = text.trim();
                         if too_long {
                             let a = assessment.as_ref().map(|(_, a)| a);
                             report.issues.push(issue(
@@ -235,12 +251,12 @@ pub fn read<R: Read>(
                         }
                         match s {
                             _ if too_long => {}
-                            Slot::Score => t.score = Some(v),
-                            Slot::MaxScore => t.max_score = Some(v),
-                            Slot::Passed => t.passed = Some(v),
+                            Slot::Score => t.score = Some(Parsed::of(v, number)),
+                            Slot::MaxScore => t.max_score = Some(Parsed::of(v, number)),
+                            Slot::Passed => t.passed = Some(Parsed::of(v, boolean)),
                             Slot::Grade(i) => {
                                 if t.grade.as_ref().is_none_or(|(j, _)| i < j) {
-                                    t.grade = Some((*i, v));
+                                    t.grade = Some((*i, v.to_string()));
                                 }
                             }
                             Slot::Ignored => {}
@@ -261,6 +277,7 @@ pub fn read<R: Read>(
                 if assessment.as_ref().is_some_and(|(d, _)| *d == depth) {
                     assessment = None;
                 }
+                scopes.leave(depth);
                 depth = depth.saturating_sub(1);
             }
             Event::Text(t) => {
@@ -327,6 +344,80 @@ pub fn read<R: Read>(
     }
 }
 
+/// The namespace declarations in scope, kept by hand: only an element whose
+/// tag mentions `xmlns` has its attributes looked at (quick-xml's
+/// `NsReader` parses every element's attributes for declarations, which
+/// cost about as much as reading the document).
+struct Scopes {
+    /// (depth of the declaring element, prefix (empty: the default
+    /// namespace), namespace name (empty: undeclared)), innermost last.
+    bindings: Vec<(usize, Vec<u8>, Vec<u8>)>,
+    /// Made once: a `memmem::find` per element would build it each time.
+    xmlns: memchr::memmem::Finder<'static>,
+}
+
+impl Default for Scopes {
+    fn default() -> Self {
+        Scopes {
+            bindings: Vec::new(),
+            xmlns: memchr::memmem::Finder::new(b"xmlns"),
+        }
+    }
+}
+
+/// What an element's prefix resolves to.
+#[derive(Debug, PartialEq, Eq)]
+enum Ns<'a> {
+    /// No prefix and no default namespace.
+    Unbound,
+    Bound(&'a [u8]),
+    /// A prefix without a declaration.
+    Unknown,
+}
+
+impl Scopes {
+    /// An element at `depth` starts: its declarations come into scope.
+    fn enter(&mut self, e: &BytesStart<'_>, depth: usize) {
+        if self.xmlns.find(e.attributes_raw()).is_none() {
+            return;
+        }
+        // as NsReader: an attribute that cannot be read declares nothing
+        // (reading the values reports it)
+        for a in e.attributes().with_checks(false).flatten() {
+            let key = a.key.as_ref();
+            let prefix = if key == b"xmlns" {
+                &b""[..]
+            } else if let Some(p) = key.strip_prefix(b"xmlns:") {
+                p
+            } else {
+                continue;
+            };
+            self.bindings
+                .push((depth, prefix.to_vec(), a.value.into_owned()));
+        }
+    }
+
+    /// The element at `depth` ends: its declarations go out of scope.
+    fn leave(&mut self, depth: usize) {
+        while self.bindings.last().is_some_and(|(d, _, _)| *d >= depth) {
+            self.bindings.pop();
+        }
+    }
+
+    /// The namespace of an element (as `NsReader` resolves it).
+    fn resolve(&self, e: &BytesStart<'_>) -> Ns<'_> {
+        let name = e.name();
+        let prefix = name.prefix();
+        let prefix = prefix.as_ref().map_or(&b""[..], |p| p.as_ref());
+        match self.bindings.iter().rev().find(|(_, p, _)| p == prefix) {
+            Some((_, _, ns)) if !ns.is_empty() => Ns::Bound(ns),
+            Some(_) | None if prefix.is_empty() => Ns::Unbound,
+            _ if prefix == b"xml" => Ns::Bound(b"http://www.w3.org/XML/1998/namespace"),
+            _ => Ns::Unknown,
+        }
+    }
+}
+
 /// Append to an outcome value up to [`MAX_VALUE`] bytes; beyond, drop and
 /// flag it.
 fn push_capped(text: &mut String, s: &str, too_long: &mut bool) {
@@ -345,33 +436,51 @@ fn issue(name: &str, line: u64, id: Option<&str>, reason: impl Into<String>) -> 
     }
 }
 
-/// Attribute by local name, unescaped with the predefined entities only.
-fn attr(e: &BytesStart<'_>, want: &[u8]) -> Result<Option<String>, String> {
-    Ok(attr_ref(e, want)?
-        .filter(|v| !v.is_empty())
-        .map(Cow::into_owned))
+/// Attributes by local name, unescaped with the predefined entities only,
+/// trimmed, `None` when absent or blank; one pass over the element's
+/// attributes for all of them, copied only when they must be kept.
+fn attrs<const N: usize>(
+    e: &BytesStart<'_>,
+    want: [&[u8]; N],
+) -> Result<[Option<String>; N], String> {
+    Ok(attrs_ref(e, want)?.map(|v| v.filter(|v| !v.is_empty()).map(Cow::into_owned)))
 }
 
-/// [`attr`] without a copy: trimmed, empty when the value is blank.
-fn attr_ref<'a>(e: &'a BytesStart<'_>, want: &[u8]) -> Result<Option<Cow<'a, str>>, String> {
+/// [`attrs`] without a copy: trimmed, empty when the value is blank.
+fn attrs_ref<'a, const N: usize>(
+    e: &'a BytesStart<'_>,
+    want: [&[u8]; N],
+) -> Result<[Option<Cow<'a, str>>; N], String> {
+    let mut found: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
     for a in e.attributes() {
         let a = a.map_err(|err| format!("bad attribute ({err}); fix or export the file again"))?;
-        if a.key.local_name().as_ref() == want {
-            let v = a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|err| {
-                    format!(
-                        "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
-                        String::from_utf8_lossy(want)
-                    )
-                })?;
-            return Ok(Some(match v {
-                Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-                Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
-            }));
+        let local = a.key.local_name();
+        let Some(i) = want.iter().position(|w| *w == local.as_ref()) else {
+            continue;
+        };
+        if found[i].is_some() {
+            // the first one counts, as before (a prefixed twin)
+            continue;
+        }
+        let v = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|err| {
+                format!(
+                    "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
+                    String::from_utf8_lossy(want[i])
+                )
+            })?;
+        found[i] = Some(match v {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+        });
+        // stop as one lookup per name did: attributes after the last
+        // wanted one are not looked at
+        if found.iter().all(Option::is_some) {
+            break;
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// A number as QTI writes it; a decimal comma is accepted too.
@@ -393,6 +502,17 @@ fn boolean(s: &str) -> Option<bool> {
         Some(false)
     } else {
         None
+    }
+}
+
+/// A parsed outcome value; a bad one is reported through `bad`.
+fn good<T>(v: Option<Parsed<T>>, bad: impl FnOnce(&str)) -> Option<T> {
+    match v? {
+        Parsed::Good(x) => Some(x),
+        Parsed::Bad(raw) => {
+            bad(&raw);
+            None
+        }
     }
 }
 
@@ -423,27 +543,9 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
             format!("{what} {v:?} is not valid; left out of the result"),
         ));
     };
-    let score = t.score.as_deref().and_then(|v| {
-        let n = number(v);
-        if n.is_none() {
-            bad(report, "SCORE", v);
-        }
-        n
-    });
-    let max_score = t.max_score.as_deref().and_then(|v| {
-        let n = number(v);
-        if n.is_none() {
-            bad(report, "MAXSCORE", v);
-        }
-        n
-    });
-    let passed = t.passed.as_deref().and_then(|v| {
-        let b = boolean(v);
-        if b.is_none() {
-            bad(report, "PASSED", v);
-        }
-        b
-    });
+    let score = good(t.score, |raw| bad(report, "SCORE", raw));
+    let max_score = good(t.max_score, |raw| bad(report, "MAXSCORE", raw));
+    let passed = good(t.passed, |raw| bad(report, "PASSED", raw));
     let grade = t.grade.map(|(_, g)| g).filter(|g| !g.is_empty());
     if score.is_none() && passed.is_none() && grade.is_none() {
         report.issues.push(issue(

@@ -206,3 +206,24 @@ fn streams_a_generated_document_result_by_result() {
     .unwrap();
     assert_eq!((count, rep.results, last), (20_000, 20_000, 19_999.0));
 }
+
+#[test]
+fn namespaces_resolve_through_ancestors_and_go_out_of_scope() {
+    // a prefix declared on the wrapper, a default namespace undeclared
+    // (unqualified), a prefix declared on a sibling only (unknown here),
+    // and a redeclaration that ends with its element
+    let doc = r#"<w:batch xmlns:w="urn:other" xmlns:q="http://www.imsglobal.org/xsd/imsqti_result_v3p0">
+<q:assessmentResult><q:context sourcedId="s1"/><q:testResult identifier="E"><q:outcomeVariable identifier="SCORE"><q:value>1</q:value></q:outcomeVariable></q:testResult></q:assessmentResult>
+<assessmentResult xmlns=""><context sourcedId="s2"/><testResult identifier="E"><outcomeVariable identifier="SCORE"><value>2</value></outcomeVariable></testResult></assessmentResult>
+<x:wrap xmlns:x="urn:x"/>
+<x:assessmentResult><x:context sourcedId="s3"/><x:testResult identifier="E"><x:outcomeVariable identifier="SCORE"><x:value>3</x:value></x:outcomeVariable></x:testResult></x:assessmentResult>
+<w:inner xmlns:q="urn:other"><q:assessmentResult><q:context sourcedId="s4"/></q:assessmentResult></w:inner>
+<q:assessmentResult><q:context sourcedId="s5"/><q:testResult identifier="E"><q:outcomeVariable identifier="SCORE"><q:value>5</q:value></q:outcomeVariable></q:testResult></q:assessmentResult>
+</w:batch>"#;
+    let (results, report) = read_all(doc.as_bytes(), &QtiOptions::default()).unwrap();
+    let who: Vec<&str> = results.iter().map(|r| r.candidate.as_str()).collect();
+    assert_eq!(who, ["s1", "s2", "s5"]);
+    assert_eq!(report.versions, ["3.0", "unqualified"]);
+    let skipped: Vec<&str> = report.issues.iter().map(|i| i.location.as_str()).collect();
+    assert_eq!(skipped, ["t.xml:5", "t.xml:6"], "{:?}", report.issues);
+}
