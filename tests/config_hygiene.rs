@@ -160,10 +160,26 @@ fn a_damaged_state_database_is_one_line_with_the_file_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = csv_drop(dir.path());
     let state = dir.path().join("state/sisync.db");
-    // a damaged page in the middle: quick_check finds it before verify
+    // a damaged page of the audit table (not a free page, which no check
+    // reads): quick_check finds it before verify
     let size = std::fs::metadata(&state).unwrap().len();
     assert!(size > 8 * 4096, "{size}");
-    damage(&state, size / 2, 2048);
+    let (root, page): (i64, i64) = {
+        let c = rusqlite::Connection::open(&state).unwrap();
+        let root = c
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'audit'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let page = c
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        (root, page)
+    };
+    assert!(root > 1, "{root}");
+    damage(&state, ((root - 1) * page) as u64, page as usize);
     let o = sisync(&cfg, &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
