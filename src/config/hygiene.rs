@@ -118,6 +118,9 @@ impl Loaded {
     /// machine can read, keys written in their deprecated form.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = self.deprecations();
+        for (section, s) in self.sections() {
+            out.extend(s.settings().deprecations(self, section));
+        }
         let files = self.secret_files();
         #[cfg(unix)]
         for (key, path) in files {

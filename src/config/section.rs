@@ -48,6 +48,11 @@ pub trait ConnectorConfig: AsAny + fmt::Debug + Send + Sync {
     fn secret_files(&self, _section: &str) -> Vec<(String, PathBuf)> {
         Vec::new()
     }
+    /// Old forms of its own keys or values still read, one `check-config`
+    /// warning line each (file:line, what to write instead).
+    fn deprecations(&self, _loaded: &Loaded, _section: &str) -> Vec<String> {
+        Vec::new()
+    }
     /// Extra source roles (`source.role_map`), checked against sisync's
     /// roles.
     fn role_map(&self) -> Option<&BTreeMap<String, String>> {

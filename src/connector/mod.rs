@@ -4,6 +4,7 @@
 
 pub mod csv_guard;
 pub(crate) mod drop_folder;
+pub mod gateway;
 pub mod oke;
 pub mod platform;
 pub mod results;

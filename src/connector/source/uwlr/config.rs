@@ -278,58 +278,9 @@ impl Loaded {
         Ok(key)
     }
 
-    /// The value of a gateway header.
-    pub fn header_value(&self, name: &str, v: &str) -> Result<Secret, ConfigError> {
-        let value = match v.strip_prefix("plain:") {
-            Some(p) => Secret::new(p),
-            None => self
-                .secret_ref(v)
-                .map_err(|m| self.error("source", "headers", format!("header {name}: {m}")))?,
-        };
-        if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
-            return Err(self.error(
-                "source",
-                "headers",
-                format!("header {name}: the value holds characters a header cannot carry"),
-            ));
-        }
-        Ok(value)
-    }
-
-    /// A secret written `env:NAME` or `file:/path`.
-    fn secret_ref(&self, v: &str) -> Result<Secret, String> {
-        if let Some(name) = v.strip_prefix("env:") {
-            return match std::env::var(name) {
-                Ok(x) if !x.trim().is_empty() => Ok(Secret::new(x.trim())),
-                _ => Err(format!(
-                    "environment variable {name} is not set or empty; export it"
-                )),
-            };
-        }
-        if let Some(f) = v.strip_prefix("file:") {
-            let path = self.secret_path(std::path::Path::new(f));
-            return match std::fs::read_to_string(&path) {
-                Ok(x) if !x.trim().is_empty() => Ok(Secret::new(x.trim())),
-                Ok(_) => Err(format!("{} is empty", path.display())),
-                Err(e) => Err(format!("cannot read {} ({e})", path.display())),
-            };
-        }
-        Err("inline secrets are not allowed; write \"env:NAME\" or \"file:/path\"".into())
-    }
-
-    /// The gateway headers of the UWLR source, resolved.
+    /// The gateway headers of the UWLR source, resolved (`env:`, `file:`
+    /// or `plain:`; a bare value is refused).
     pub fn uwlr_headers(&self, u: &UwlrSource) -> Result<reqwest::header::HeaderMap, ConfigError> {
-        let mut h = reqwest::header::HeaderMap::new();
-        for (name, v) in &u.headers {
-            let value = self.header_value(name, v)?;
-            let mut hv = reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
-                self.error("source", "headers", format!("header {name}: bad value"))
-            })?;
-            hv.set_sensitive(true);
-            if let Ok(n) = reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
-                h.insert(n, hv);
-            }
-        }
-        Ok(h)
+        self.gateway_headers("source", &u.headers, false)
     }
 }

@@ -50,7 +50,8 @@ pub struct UwlrResultSink {
     pub school_year_starts: String,
     /// Extra HTTP headers on every request, e.g. a gateway's
     /// `Ocp-Apim-Subscription-Key`. A value `env:NAME` is read from the
-    /// environment, `file:PATH` from a file (credentials directory first).
+    /// environment, `file:PATH` from a file (credentials directory first),
+    /// `plain:VALUE` is taken as it is; a bare value is deprecated.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// UWLR 2.2's `score` takes whole numbers only; its `anderresultaat`
@@ -169,6 +170,9 @@ impl UwlrResultSink {
 }
 
 impl ConnectorConfig for UwlrResultSink {
+    fn deprecations(&self, l: &Loaded, section: &str) -> Vec<String> {
+        crate::connector::gateway::bare_header_warnings(l, section, &self.headers)
+    }
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
         Some((&self.endpoint, Self::NEEDS))
     }
@@ -310,42 +314,8 @@ impl Loaded {
                 "the key must be 1 to 64 characters (UWLR autorisatie header); check the file or variable",
             ));
         }
-        let mut headers = reqwest::header::HeaderMap::new();
-        for (name, value) in &u.headers {
-            let v = if let Some(var) = value.strip_prefix("env:") {
-                std::env::var(var).map_err(|_| {
-                    self.error(
-                        S,
-                        "headers",
-                        format!("{name}: environment variable {var} is not set"),
-                    )
-                })?
-            } else if let Some(f) = value.strip_prefix("file:") {
-                let p = self.secret_path(std::path::Path::new(f));
-                std::fs::read_to_string(&p)
-                    .map(|s| s.trim().to_string())
-                    .map_err(|e| {
-                        self.error(
-                            S,
-                            "headers",
-                            format!("{name}: cannot read {} ({e})", p.display()),
-                        )
-                    })?
-            } else {
-                value.clone()
-            };
-            let mut hv = reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
-                self.error(
-                    S,
-                    "headers",
-                    format!("{name}: the value is not a valid HTTP header value"),
-                )
-            })?;
-            hv.set_sensitive(true);
-            let hn = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| self.error(S, "headers", format!("`{name}` is not a header name")))?;
-            headers.insert(hn, hv);
-        }
+        // a bare value is the old form: read for one more release
+        let headers = self.gateway_headers(S, &u.headers, true)?;
         Ok(UwlrSecrets { key, headers })
     }
 }
