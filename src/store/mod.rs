@@ -905,16 +905,21 @@ pub(crate) fn for_each_member_list(
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let group = r.get_ref(0)?.as_str()?;
-        let mut members: Vec<String> = serde_json::from_str(r.get_ref(1)?.as_str()?)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "the state file's member list of group {group} is damaged ({e}); restore the state file from a backup (`sisync restore`)"
-                )
-            })?;
+        let mut members = parse_member_list(group, r.get_ref(1)?.as_str()?)?;
         members.sort_unstable();
         each(group, members);
     }
     Ok(())
+}
+
+/// A stored member list; one that does not read as a JSON array of ids is
+/// a damaged state file.
+fn parse_member_list(group: &str, text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "the state file's member list of group {group} is damaged ({e}); restore the state file from a backup (`sisync restore`)"
+        )
+    })
 }
 
 /// The groups whose stored members include `person_id`, in order.
@@ -931,19 +936,21 @@ pub(crate) fn groups_with_member(conn: &Connection, person_id: &str) -> Result<V
 /// Take `person_id` out of every stored member list; returns how many
 /// lists held it (its memberships).
 pub(crate) fn remove_member(tx: &Transaction<'_>, person_id: &str) -> Result<usize> {
-    let mut n = 0;
-    for group in groups_with_member(tx, person_id)? {
-        let members: String = tx.query_row(
-            "SELECT members FROM group_member_lists WHERE group_id = ?1",
-            [&group],
-            |r| r.get(0),
-        )?;
-        let mut members: Vec<String> = serde_json::from_str(&members)?;
+    // the lists that hold the person, read once with the same filter as
+    // groups_with_member, then written back without it
+    let lists: Vec<(String, String)> = tx
+        .prepare_cached(
+            "SELECT group_id, members FROM group_member_lists
+             WHERE EXISTS (SELECT 1 FROM json_each(members) WHERE value = ?1)",
+        )?
+        .query_map([person_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (group, text) in &lists {
+        let mut members = parse_member_list(group, text)?;
         members.retain(|m| m != person_id);
-        save_member_list(tx, &group, &members)?;
-        n += 1;
+        save_member_list(tx, group, &members)?;
     }
-    Ok(n)
+    Ok(lists.len())
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -1136,16 +1143,23 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
+    /// A state file at schema `version`, with rows written by `seed`.
+    fn at_schema(p: &Path, version: usize, seed: impl FnOnce(&Transaction<'_>)) {
+        let mut c = Connection::open(p).unwrap();
+        let tx = c.transaction().unwrap();
+        for sql in &MIGRATIONS[..version] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        seed(&tx);
+        tx.commit().unwrap();
+    }
+
     #[test]
     fn schema_5_keeps_the_keys_of_stored_results() {
         let (_dir, p) = crate::test_util::temp_path("s.db");
-        {
-            let mut c = Connection::open(&p).unwrap();
-            let tx = c.transaction().unwrap();
-            for sql in &MIGRATIONS[..4] {
-                tx.execute_batch(sql).unwrap();
-            }
-            tx.pragma_update(None, "user_version", 4).unwrap();
+        at_schema(&p, 4, |tx| {
             tx.execute(
                 "INSERT INTO results (key, candidate, line_item, session_id, origin, state, value_hash,
                                       pushed_hash, first_seen, updated_at)
@@ -1153,8 +1167,7 @@ mod tests {
                 [],
             )
             .unwrap();
-            tx.commit().unwrap();
-        }
+        });
         let s = Store::open(&p).unwrap();
         let (key, scheme, state): (String, i64, String) = s
             .conn
@@ -1171,13 +1184,7 @@ mod tests {
     #[test]
     fn schema_10_moves_memberships_into_one_list_per_group() {
         let (_dir, p) = crate::test_util::temp_path("s.db");
-        {
-            let mut c = Connection::open(&p).unwrap();
-            let tx = c.transaction().unwrap();
-            for sql in &MIGRATIONS[..9] {
-                tx.execute_batch(sql).unwrap();
-            }
-            tx.pragma_update(None, "user_version", 9).unwrap();
+        at_schema(&p, 9, |tx| {
             for (g, m) in [("c2", "s9"), ("c1", "s2"), ("c1", "s10"), ("c2", "s2")] {
                 tx.execute(
                     "INSERT INTO group_members (group_id, person_id) VALUES (?1, ?2)",
@@ -1185,8 +1192,7 @@ mod tests {
                 )
                 .unwrap();
             }
-            tx.commit().unwrap();
-        }
+        });
         let before = {
             // the held-plan fingerprint of the old layout, by hand
             let mut h = <sha2::Sha256 as sha2::Digest>::new();
