@@ -37,7 +37,7 @@ pub const DEACTIVATED: &str = "deactivated.csv";
 pub struct Snapshot {
     pub users: Vec<PlatformUser>,
     pub groups: Vec<PlatformGroup>,
-    pub members: BTreeMap<String, BTreeSet<String>>,
+    pub members: BTreeMap<String, BTreeSet<crate::model::Id>>,
 }
 
 impl Snapshot {
@@ -135,7 +135,7 @@ impl EdexmlDrop {
                     g.clone(),
                     m.iter()
                         .filter(|p| present.contains(p.as_str()))
-                        .cloned()
+                        .map(|p| p.to_string())
                         .collect(),
                 )
             })

@@ -24,7 +24,7 @@ use anyhow::{Result, anyhow, bail};
 use super::config::{AccommodationColumns, OneRosterCsvSource};
 use crate::model::id_table::IdTable;
 use crate::model::{
-    Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SharedIds,
+    Accommodations, Completeness, Group, Id, Membership, Org, Person, Role, Roster, SharedIds,
     SourceIssue, Status,
 };
 use guard::{Guarded, Limit};
@@ -904,10 +904,17 @@ impl Reader<'_> {
     ) -> Result<()> {
         let users_bulk = self.roster.persons_completeness == Completeness::Bulk;
         let classes_bulk = self.roster.groups_completeness == Completeness::Bulk;
-        let mut synced = IdTable::default();
+        // Against bulk files an enrolment's class and user are found by
+        // their number in users.csv and classes.csv: one lookup each, and
+        // the shared ids and the synced flags are kept by that number.
+        let mut synced = vec![false; users.len()];
         for p in &self.roster.persons {
-            synced.insert(&p.sourced_id);
+            if let Some(n) = users.find(&p.sourced_id) {
+                synced[n as usize] = true;
+            }
         }
+        let mut user_ids: Vec<Option<Id>> = vec![None; users.len()];
+        let mut class_ids: Vec<Option<Id>> = vec![None; classes.len()];
         let mut seen = IdTable::default();
         let mut memberships = Vec::new();
         let mut ids = SharedIds::default();
@@ -941,21 +948,29 @@ impl Reader<'_> {
                         .push(row.issue(Some(id), "classSourcedId or userSourcedId is empty"));
                     return;
                 };
-                if users_bulk && !users.contains(user) {
-                    roster.issues.push(row.issue(
-                        Some(id),
-                        format!("userSourcedId {user} is not in users.csv"),
-                    ));
-                    return;
-                }
-                if classes_bulk && !classes.contains(class) {
-                    roster.issues.push(row.issue(
-                        Some(id),
-                        format!("classSourcedId {class} is not in classes.csv"),
-                    ));
-                    return;
-                }
-                if users_bulk && !synced.contains(user) {
+                let user_no = match users_bulk.then(|| users.find(user)) {
+                    Some(None) => {
+                        roster.issues.push(row.issue(
+                            Some(id),
+                            format!("userSourcedId {user} is not in users.csv"),
+                        ));
+                        return;
+                    }
+                    Some(Some(n)) => Some(n as usize),
+                    None => None,
+                };
+                let class_no = match classes_bulk.then(|| classes.find(class)) {
+                    Some(None) => {
+                        roster.issues.push(row.issue(
+                            Some(id),
+                            format!("classSourcedId {class} is not in classes.csv"),
+                        ));
+                        return;
+                    }
+                    Some(Some(n)) => Some(n as usize),
+                    None => None,
+                };
+                if user_no.is_some_and(|n| !synced[n]) {
                     ignored += 1; // enrolment of a guardian or a skipped user
                     return;
                 }
@@ -971,10 +986,16 @@ impl Reader<'_> {
                     ignored += 1;
                     return;
                 };
+                let mut shared = |no: Option<usize>, by_no: &mut [Option<Id>], id: &str| match no {
+                    Some(n) => by_no[n].get_or_insert_with(|| Id::from(id)).clone(),
+                    None => ids.get(id),
+                };
+                let group = shared(class_no, &mut class_ids, class);
+                let person = shared(user_no, &mut user_ids, user);
                 memberships.push(Membership {
                     status,
-                    group: ids.get(class),
-                    person: ids.get(user),
+                    group,
+                    person,
                     role,
                 });
             },
