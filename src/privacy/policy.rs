@@ -20,8 +20,10 @@ use crate::store::holds::{Holds, SubjectKey};
 
 /// Short content hash of one field value.
 pub fn hash_value<T: Serialize>(v: &T) -> String {
-    let bytes = serde_json::to_vec(v).expect("plain data serialises");
-    hex::encode(&Sha256::digest(&bytes)[..16])
+    // the JSON goes straight into the hash, not into a buffer first
+    let mut h = Sha256::new();
+    serde_json::to_writer(&mut h, v).expect("plain data serialises");
+    hex::encode(&h.finalize()[..16])
 }
 
 impl PlatformUser {
