@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::config::Field;
-use crate::connector::drop_folder::{CsvOut, csv_bytes, write_folder_as};
+use crate::connector::drop_folder::{CsvOut, csv_bytes, platform_error, write_folder_as};
 use crate::connector::{ChangeSet, Delivery, FileSink, SinkError};
 use crate::model::platform::PlatformUser;
 
@@ -72,6 +72,11 @@ impl CsvDrop {
 
     fn user_row(&self, u: &PlatformUser) -> Vec<String> {
         let o = |v: &Option<String>| v.clone().unwrap_or_default();
+        // an optional number or flag: empty when not given
+        fn cell(v: Option<impl ToString>) -> String {
+            v.map(|v| v.to_string()).unwrap_or_default()
+        }
+        let a = u.accommodations.clone().unwrap_or_default();
         let mut r = vec![
             u.external_id.clone(),
             u.user_name.clone(),
@@ -90,22 +95,14 @@ impl CsvDrop {
             r.push(o(&u.org));
         }
         if self.has(Field::Accommodations) {
-            let a = u.accommodations.clone().unwrap_or_default();
-            r.push(
-                a.extra_time_percent
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            );
-            r.push(a.font_scale.map(|v| v.to_string()).unwrap_or_default());
-            r.push(a.screen_reader.map(|v| v.to_string()).unwrap_or_default());
+            r.extend([
+                cell(a.extra_time_percent),
+                cell(a.font_scale),
+                cell(a.screen_reader),
+            ]);
         }
         if self.has(Field::PersonalNeeds) {
-            let a = u.accommodations.clone().unwrap_or_default();
-            r.push(
-                a.extra_time_minutes
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            );
+            r.push(cell(a.extra_time_minutes));
             r.push(a.personal_needs.unwrap_or_default().join(" "));
         }
         if self.has(Field::Bsn) {
@@ -211,19 +208,6 @@ impl CsvDrop {
         files.push(("registrations.csv", bytes));
         Ok(())
     }
-
-    fn err(&self, path: &Path, what: &str, e: impl std::fmt::Display) -> SinkError {
-        SinkError {
-            endpoint: path.display().to_string(),
-            status: None,
-            message: format!(
-                "{}: cannot {what} ({e}); check platform.path exists and is writable",
-                path.display()
-            ),
-            payload_sha256: None,
-            detail: None,
-        }
-    }
 }
 
 impl FileSink for CsvDrop {
@@ -232,14 +216,15 @@ impl FileSink for CsvDrop {
     }
 
     fn deliver(&self, run_id: i64, changes: &ChangeSet<'_>) -> Result<Delivery, SinkError> {
-        fs::create_dir_all(&self.dir).map_err(|e| self.err(&self.dir, "create the folder", e))?;
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| platform_error(&self.dir, "create the folder", e))?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         let name = format!("sisync-{stamp}-run{run_id}");
         let tmp = self.dir.join(format!(".{name}.tmp"));
 
         let mut row_hashes = HashMap::new();
         let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
-        let enc = |e: csv::Error| self.err(&tmp, "encode CSV", e);
+        let enc = |e: csv::Error| platform_error(&tmp, "encode CSV", e);
 
         let header = self.user_header();
         let mut rows: Vec<Vec<String>> = changes.users.iter().map(|u| self.user_row(u)).collect();
@@ -298,7 +283,7 @@ impl FileSink for CsvDrop {
         }
 
         let dest = write_folder_as(&self.dir, &name, &files, self.group_readable)
-            .map_err(|(p, what, e)| self.err(&p, what, e))?;
+            .map_err(|(p, what, e)| platform_error(&p, what, e))?;
         Ok(Delivery {
             folder: dest,
             row_hashes,
