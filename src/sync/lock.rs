@@ -49,37 +49,11 @@ impl RunLock {
     /// Take the lock of `state_path` without waiting.
     pub fn acquire(state_path: &Path) -> Result<RunLock, LockError> {
         let path = Self::path_for(state_path);
-        let io = |source| LockError::Io {
-            path: path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::store::private_dir_all(dir).map_err(io)?;
+        match lock_file(&path, state_path) {
+            Ok(Ok(file)) => Ok(RunLock { file, path }),
+            Ok(Err(pid)) => Err(LockError::Busy { pid, path }),
+            Err(source) => Err(LockError::Io { path, source }),
         }
-        let mut o = OpenOptions::new();
-        o.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let mut file = o.open(&path).map_err(io)?;
-        crate::store::owner::hand_to_state_owner(&path, state_path).map_err(io)?;
-        match FileExt::try_lock(&file) {
-            Ok(()) => {}
-            Err(fs4::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(LockError::Busy {
-                    pid: text.trim().parse().ok(),
-                    path,
-                });
-            }
-            Err(fs4::TryLockError::Error(e)) => return Err(io(e)),
-        }
-        // ours now: write our pid for the message of the next one
-        file.set_len(0).map_err(io)?;
-        file.rewind().map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
-        file.flush().map_err(io)?;
-        Ok(RunLock { file, path })
     }
 
     /// Take the lock, waiting at most `wait` for a run that holds it;
@@ -107,6 +81,40 @@ impl RunLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Take an `flock` on the lock file `path` of the state database
+/// `state_path` without waiting (the file 0600 and its folder 0700 when
+/// made, owned like the state), and write our pid into it for the message
+/// of the next one; `Ok(Err(pid))` when another process holds it (its pid
+/// when it wrote one). The run lock and the daemon's presence lock.
+pub(crate) fn lock_file(
+    path: &Path,
+    state_path: &Path,
+) -> std::io::Result<Result<File, Option<u32>>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::store::private_dir_all(dir)?;
+    }
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut file = o.open(path)?;
+    crate::store::owner::hand_to_state_owner(path, state_path)?;
+    match FileExt::try_lock(&file) {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Ok(Err(text.trim().parse().ok()));
+        }
+        Err(fs4::TryLockError::Error(e)) => return Err(e),
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    file.flush()?;
+    Ok(Ok(file))
 }
 
 impl Drop for RunLock {
