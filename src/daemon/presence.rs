@@ -4,10 +4,9 @@
 //! has the state database open, and a second daemon on the same state is
 //! refused. The kernel drops the lock when the process ends.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use fs4::FileExt;
+use crate::sync::lock::LockFile;
 
 /// A daemon holds the presence lock of this state database.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +23,7 @@ pub struct DaemonRunning {
 /// The held presence lock; released when dropped.
 #[derive(Debug)]
 pub struct PresenceLock {
-    file: File,
+    _held: LockFile,
 }
 
 impl PresenceLock {
@@ -45,19 +44,13 @@ impl PresenceLock {
         };
         use anyhow::Context as _;
         match crate::sync::lock::lock_file(&path, state_path).with_context(ctx)? {
-            Ok(file) => Ok(PresenceLock { file }),
+            Ok(held) => Ok(PresenceLock { _held: held }),
             Err(pid) => Err(DaemonRunning {
                 pid,
                 state: state_path.to_path_buf(),
             }
             .into()),
         }
-    }
-}
-
-impl Drop for PresenceLock {
-    fn drop(&mut self) {
-        let _ = FileExt::unlock(&self.file);
     }
 }
 
@@ -71,10 +64,7 @@ mod tests {
         let held = PresenceLock::acquire(&state).unwrap();
         let e = PresenceLock::acquire(&state).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
-            "{msg}"
-        );
+        crate::test_util::assert_names_our_pid(&msg);
         assert!(msg.contains("stop it first"), "{msg}");
         drop(held);
         PresenceLock::acquire(&state).unwrap();

@@ -34,8 +34,19 @@ pub enum LockError {
 /// The held lock; released when dropped.
 #[derive(Debug)]
 pub struct RunLock {
-    file: File,
+    _held: LockFile,
     path: PathBuf,
+}
+
+/// A held lock file: the `flock` goes when it is dropped (and with the
+/// process, however it ends).
+#[derive(Debug)]
+pub(crate) struct LockFile(File);
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.0);
+    }
 }
 
 impl RunLock {
@@ -50,7 +61,7 @@ impl RunLock {
     pub fn acquire(state_path: &Path) -> Result<RunLock, LockError> {
         let path = Self::path_for(state_path);
         match lock_file(&path, state_path) {
-            Ok(Ok(file)) => Ok(RunLock { file, path }),
+            Ok(Ok(held)) => Ok(RunLock { _held: held, path }),
             Ok(Err(pid)) => Err(LockError::Busy { pid, path }),
             Err(source) => Err(LockError::Io { path, source }),
         }
@@ -91,7 +102,7 @@ impl RunLock {
 pub(crate) fn lock_file(
     path: &Path,
     state_path: &Path,
-) -> std::io::Result<Result<File, Option<u32>>> {
+) -> std::io::Result<Result<LockFile, Option<u32>>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::store::private_dir_all(dir)?;
     }
@@ -114,13 +125,7 @@ pub(crate) fn lock_file(
     file.rewind()?;
     writeln!(file, "{}", std::process::id())?;
     file.flush()?;
-    Ok(Ok(file))
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = FileExt::unlock(&self.file);
-    }
+    Ok(Ok(LockFile(file)))
 }
 
 #[cfg(test)]
@@ -136,10 +141,7 @@ mod tests {
         // flock is per open file: a second open in this process conflicts
         let e = RunLock::acquire(&state).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
-            "{msg}"
-        );
+        crate::test_util::assert_names_our_pid(&msg);
         assert!(msg.contains("sisync.db.lock"), "{msg}");
         assert!(msg.contains("already running"), "{msg}");
         drop(lock);

@@ -292,8 +292,19 @@ impl FileSink for CsvDrop {
     }
 }
 
-impl crate::connector::platform::PlatformSink for config::CsvDropPlatform {
-    fn writer<'a>(
+impl crate::connector::platform::FileDrop for config::CsvDropPlatform {
+    fn describe(&self) -> crate::connector::platform::DropPlatform<'_> {
+        crate::connector::platform::DropPlatform {
+            path: &self.path,
+            name: "csv-drop",
+            register: "file drop",
+            exam_shape: crate::connector::platform::ExamShape::Files,
+            whole_roster: false,
+            formula_guard: self.formula_guard,
+            group_readable: self.group_readable,
+        }
+    }
+    fn connect<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
         _: Option<Result<crate::connector::platform::edexml_drop::Snapshot, String>>,
@@ -306,42 +317,6 @@ impl crate::connector::platform::PlatformSink for config::CsvDropPlatform {
             };
             Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
         })
-    }
-    fn check(&self) -> String {
-        format!("csv-drop into {}", self.path.display())
-    }
-    fn register_line(&self) -> String {
-        format!("exam platform file drop {}", self.path.display())
-    }
-    fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"path": self.path})
-    }
-    fn exam_shape(&self) -> crate::connector::platform::ExamShape {
-        crate::connector::platform::ExamShape::Files
-    }
-    fn erase_preview(&self, _platform_id: Option<&str>, _id: &str) -> String {
-        format!(
-            "an erasures.csv drop folder in {} for the platform's importer",
-            self.path.display()
-        )
-    }
-    fn erase<'a>(
-        &'a self,
-        _loaded: &'a crate::config::Loaded,
-        _platform_id: Option<&'a str>,
-        id: &'a str,
-    ) -> crate::connector::platform::Erasing<'a> {
-        Box::pin(async move {
-            crate::connector::drop_folder::erase_by_drop(
-                &self.path,
-                id,
-                self.formula_guard,
-                self.group_readable,
-            )
-        })
-    }
-    fn delivery_folder(&self) -> Option<&std::path::Path> {
-        Some(&self.path)
     }
 }
 

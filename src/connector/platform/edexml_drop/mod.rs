@@ -203,8 +203,21 @@ impl FileSink for EdexmlDrop {
     }
 }
 
-impl crate::connector::platform::PlatformSink for config::EdexmlDropPlatform {
-    fn writer<'a>(
+impl crate::connector::platform::FileDrop for config::EdexmlDropPlatform {
+    /// A sitting becomes a samengestelde groep Facet can import; EDEXML
+    /// has no deletion: the same erasures.csv as csv-drop.
+    fn describe(&self) -> crate::connector::platform::DropPlatform<'_> {
+        crate::connector::platform::DropPlatform {
+            path: &self.path,
+            name: "edexml-drop (EDEXML 2.1)",
+            register: "EDEXML file drop",
+            exam_shape: crate::connector::platform::ExamShape::Groups,
+            whole_roster: true,
+            formula_guard: true,
+            group_readable: self.group_readable,
+        }
+    }
+    fn connect<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
         whole: Option<Result<Snapshot, String>>,
@@ -235,42 +248,6 @@ impl crate::connector::platform::PlatformSink for config::EdexmlDropPlatform {
             };
             Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
         })
-    }
-    fn check(&self) -> String {
-        format!("edexml-drop (EDEXML 2.1) into {}", self.path.display())
-    }
-    fn register_line(&self) -> String {
-        format!("exam platform EDEXML file drop {}", self.path.display())
-    }
-    fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"path": self.path})
-    }
-    // a sitting becomes a samengestelde groep Facet can import
-    fn exam_shape(&self) -> crate::connector::platform::ExamShape {
-        crate::connector::platform::ExamShape::Groups
-    }
-    fn wants_whole_roster(&self) -> bool {
-        true
-    }
-    fn erase_preview(&self, _platform_id: Option<&str>, _id: &str) -> String {
-        format!(
-            "an erasures.csv drop folder in {} for the platform's importer",
-            self.path.display()
-        )
-    }
-    /// EDEXML has no deletion: the same erasures.csv as csv-drop.
-    fn erase<'a>(
-        &'a self,
-        _loaded: &'a crate::config::Loaded,
-        _platform_id: Option<&'a str>,
-        id: &'a str,
-    ) -> crate::connector::platform::Erasing<'a> {
-        Box::pin(async move {
-            crate::connector::drop_folder::erase_by_drop(&self.path, id, true, self.group_readable)
-        })
-    }
-    fn delivery_folder(&self) -> Option<&std::path::Path> {
-        Some(&self.path)
     }
 }
 
