@@ -706,6 +706,22 @@ pub async fn list_documents(http: &crate::http::Http, list_url: &str) -> Result<
     Ok(out)
 }
 
+/// `ResultInput::read` of both transports: QTI with the outcome names that
+/// carry a grade.
+macro_rules! read_qti {
+    () => {
+        fn read(
+            &self,
+            input: &mut dyn Read,
+            name: &str,
+            _tag: &str,
+            each: &mut dyn FnMut(ExamResult) -> Result<()>,
+        ) -> Result<Vec<SourceIssue>> {
+            read_with(input, name, &self.grade_outcomes, each)
+        }
+    };
+}
+
 impl crate::connector::results::ResultInput for config::QtiFolder {
     fn check(&self) -> String {
         format!(
@@ -725,15 +741,7 @@ impl crate::connector::results::ResultInput for config::QtiFolder {
             settle: self.settle,
         }
     }
-    fn read(
-        &self,
-        input: &mut dyn Read,
-        name: &str,
-        _tag: &str,
-        each: &mut dyn FnMut(ExamResult) -> Result<()>,
-    ) -> Result<Vec<SourceIssue>> {
-        read_with(input, name, &self.grade_outcomes, each)
-    }
+    read_qti!();
     fn processed(&self) -> Option<(&std::path::Path, crate::connector::DocumentFormat)> {
         (self.after == crate::config::results::AfterRead::Move)
             .then_some((self.path.as_path(), crate::connector::DocumentFormat::Qti))
@@ -796,15 +804,7 @@ impl crate::connector::results::ResultInput for config::QtiHttp {
             Ok(Fetched { http, documents })
         })
     }
-    fn read(
-        &self,
-        input: &mut dyn Read,
-        name: &str,
-        _tag: &str,
-        each: &mut dyn FnMut(ExamResult) -> Result<()>,
-    ) -> Result<Vec<SourceIssue>> {
-        read_with(input, name, &self.grade_outcomes, each)
-    }
+    read_qti!();
 }
 
 #[cfg(test)]
