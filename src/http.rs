@@ -57,6 +57,16 @@ impl HttpError {
 
     /// An answer that arrived but cannot be used (not retried).
     pub fn unusable(method: &str, url: &str, status: Option<u16>, reason: String) -> HttpError {
+        HttpError::new(method, url, status, reason, false)
+    }
+
+    fn new(
+        method: &str,
+        url: &str,
+        status: Option<u16>,
+        reason: String,
+        retryable: bool,
+    ) -> HttpError {
         HttpError {
             method: method.to_string(),
             url: url.to_string(),
@@ -65,7 +75,7 @@ impl HttpError {
             retry_after: None,
             server_message: None,
             body: None,
-            retryable: false,
+            retryable,
         }
     }
 }
@@ -145,16 +155,7 @@ impl OAuth2 {
             }
         }
         let asked = std::time::Instant::now();
-        let fail = |reason: String| HttpError {
-            method: "POST".into(),
-            url: self.token_url.clone(),
-            status: None,
-            reason,
-            retry_after: None,
-            server_message: None,
-            body: None,
-            retryable: false,
-        };
+        let fail = |reason: String| HttpError::unusable("POST", &self.token_url, None, reason);
         let url = TokenUrl::new(self.token_url.clone())
             .map_err(|e| fail(format!("bad token_url ({e})")))?;
         let client = BasicClient::new(ClientId::new(self.client_id.clone()))
@@ -503,16 +504,7 @@ impl Http {
         reason: String,
         retryable: bool,
     ) -> HttpError {
-        HttpError {
-            method: method.to_string(),
-            url: url.to_string(),
-            status,
-            reason,
-            retry_after: None,
-            server_message: None,
-            body: None,
-            retryable,
-        }
+        HttpError::new(method.as_str(), url, status, reason, retryable)
     }
 
     /// Send one request: the response of a success (or, with

@@ -133,7 +133,14 @@ pub async fn results(
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let r = run(loaded, rcfg, opts, actor, progress, &mut store, &mut report).await;
+    let step = Run {
+        loaded,
+        rcfg,
+        opts,
+        actor,
+        progress,
+    };
+    let r = run(&step, &mut store, &mut report).await;
     progress.done();
     report.outbox = store.outbox_summary()?;
     if let Some(id) = run_id {
@@ -172,15 +179,22 @@ pub async fn results(
     Ok(report)
 }
 
-async fn run(
-    loaded: &Loaded,
-    rcfg: &Results,
-    opts: ResultsOptions,
-    actor: &str,
-    progress: &dyn Progress,
-    store: &mut Store,
-    report: &mut ResultsReport,
-) -> Result<()> {
+/// What every step of one results run reads, passed as one.
+pub(super) struct Run<'a> {
+    pub loaded: &'a Loaded,
+    pub rcfg: &'a Results,
+    pub opts: ResultsOptions,
+    pub actor: &'a str,
+    pub progress: &'a dyn Progress,
+}
+
+async fn run(step: &Run<'_>, store: &mut Store, report: &mut ResultsReport) -> Result<()> {
+    let Run {
+        rcfg,
+        opts,
+        progress,
+        ..
+    } = *step;
     let dir = Directory::load(store)?;
     // parked results first: the roster may know them by now
     let parked = store.outbox_parked()?;
@@ -204,7 +218,7 @@ async fn run(
     }
     progress.phase("reading results", None);
     let started = std::time::Instant::now();
-    read_documents(loaded, rcfg, opts, actor, progress, store, &dir, report).await?;
+    read_documents(step, store, &dir, report).await?;
     report.read_seconds = started.elapsed().as_secs_f64();
     for i in &report.issues {
         tracing::warn!("skipped: {i}");
@@ -223,7 +237,7 @@ async fn run(
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let pushed = push(loaded, rcfg, opts, actor, progress, store, report, &dir).await;
+    let pushed = push(step, store, report, &dir).await;
     report.push_seconds = started.elapsed().as_secs_f64();
     pushed
 }

@@ -16,9 +16,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, Result};
 
 use super::matching::{Directory, incoming};
-use super::{ResultsOptions, ResultsReport};
-use crate::config::Loaded;
-use crate::config::results::{AfterRead, Results};
+use super::{ResultsReport, Run};
+use crate::config::results::AfterRead;
 use crate::connector::results::{Documents, Remote, result_source};
 use crate::model::ExamResult;
 use crate::store::Store;
@@ -64,17 +63,19 @@ impl std::fmt::Display for StillWritten {
 
 impl std::error::Error for StillWritten {}
 
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn read_documents(
-    loaded: &Loaded,
-    rcfg: &Results,
-    opts: ResultsOptions,
-    actor: &str,
-    progress: &dyn Progress,
+    step: &Run<'_>,
     store: &mut Store,
     dir: &Directory,
     report: &mut ResultsReport,
 ) -> Result<()> {
+    let Run {
+        loaded,
+        rcfg,
+        opts,
+        actor,
+        progress,
+    } = *step;
     let source = result_source(&rcfg.source);
     let (docs, after, http) = match source.documents() {
         Documents::Folder {

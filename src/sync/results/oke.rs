@@ -10,19 +10,17 @@ use std::collections::HashMap;
 use anyhow::Result;
 use futures::StreamExt;
 
-use super::matching::Directory;
+use super::ResultsReport;
 use super::push::{
-    CHUNK, count, failed, outcome_of, record_as_they_finish, result_date, without_held,
+    CHUNK, Pushing, count, failed, field_list, outcome_of, record_as_they_finish, result_date,
+    without_held,
 };
-use super::{ResultsOptions, ResultsReport};
-use crate::config::{Loaded, ResultField};
+use crate::config::ResultField;
 use crate::connector::results::sink::oke::{Delivery, NO_REGISTRATION, OkeSink};
 use crate::model::OkeResult;
 use crate::store::Store;
-use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome};
-use crate::store::holds::Holds;
+use crate::store::audit::{AuditAction, AuditKind, AuditOutcome};
 use crate::store::outbox::{OutboxRow, PushOutcome};
-use crate::sync::Progress;
 
 /// What flow 5 sends for a row, with only the values
 /// `privacy.result_fields` allows.
@@ -80,23 +78,16 @@ fn is_date_time(t: &str) -> bool {
 }
 
 fn sent_fields(d: &Delivery) -> String {
-    let mut f = vec!["result.state", "resultDate", "attendance", "final"];
-    if d.pass.is_some() || d.passed.is_some() {
-        f.push("pass");
-    }
-    if d.score_text.is_some() || d.score.is_some() {
-        f.push("score");
-    }
-    if d.raw_score.is_some() {
-        f.push("rawScore");
-    }
-    if d.max_raw_score.is_some() {
-        f.push("maxRawScore");
-    }
-    if d.test_date.is_some() {
-        f.push("testDate");
-    }
-    f.join(",")
+    field_list(
+        "result.state,resultDate,attendance,final",
+        &[
+            (d.pass.is_some() || d.passed.is_some(), "pass"),
+            (d.score_text.is_some() || d.score.is_some(), "score"),
+            (d.raw_score.is_some(), "rawScore"),
+            (d.max_raw_score.is_some(), "maxRawScore"),
+            (d.test_date.is_some(), "testDate"),
+        ],
+    )
 }
 
 /// What a flow 5 delivery's audit entry says: the fields sent, and the
@@ -111,18 +102,21 @@ fn oke_entry(row: &OutboxRow, d: &Delivery) -> (String, String) {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn push_oke(
-    loaded: &Loaded,
+    p: &Pushing<'_>,
     (mut sink, concurrency): (Box<OkeSink>, usize),
-    opts: ResultsOptions,
-    progress: &dyn Progress,
     store: &mut Store,
     report: &mut ResultsReport,
-    (base, give_up_before): (&AuditEntry, &str),
-    (dir, holds): (&Directory, &Holds),
 ) -> Result<()> {
-    let allowed = &loaded.config.privacy.result_fields;
+    let Pushing {
+        opts,
+        progress,
+        base,
+        give_up_before,
+        dir,
+        holds,
+        allowed,
+    } = *p;
     // results parked for want of a registration are looked for again
     let mut rows: Vec<OutboxRow> = store
         .outbox_parked()?

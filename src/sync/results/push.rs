@@ -9,9 +9,8 @@ use futures::StreamExt;
 
 use super::keys::{line_item_id, result_sourced_id};
 use super::matching::Directory;
-use super::{ResultsOptions, ResultsReport};
-use crate::config::results::Results;
-use crate::config::{Loaded, ResultField};
+use super::{ResultsOptions, ResultsReport, Run};
+use crate::config::ResultField;
 use crate::connector::results::{ResultWriter, result_sink};
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink};
 use crate::store::Store;
@@ -51,20 +50,29 @@ fn gradebook_result(row: &OutboxRow, allowed: &[ResultField]) -> GradebookResult
 }
 
 fn sent_fields(r: &GradebookResult) -> String {
-    let mut f = vec!["student", "lineItem", "scoreDate"];
-    if r.score.is_some() {
-        f.push("score");
+    field_list(
+        "student,lineItem,scoreDate",
+        &[
+            (r.score.is_some(), "score"),
+            (crate::connector::text_score(r).is_some(), "textScore"),
+            (r.passed.is_some(), "passed"),
+            (r.max_score.is_some(), "maxScore"),
+        ],
+    )
+}
+
+/// The fields an audit entry names: those always sent, then each optional
+/// one that was sent, comma-separated.
+pub(super) fn field_list(always: &str, optional: &[(bool, &str)]) -> String {
+    let mut f = String::with_capacity(64);
+    f.push_str(always);
+    for (sent, name) in optional {
+        if *sent {
+            f.push(',');
+            f.push_str(name);
+        }
     }
-    if crate::connector::text_score(r).is_some() {
-        f.push("textScore");
-    }
-    if r.passed.is_some() {
-        f.push("passed");
-    }
-    if r.max_score.is_some() {
-        f.push("maxScore");
-    }
-    f.join(",")
+    f
 }
 
 /// When to try a result again after `attempts` failed pushes: 1, 2, 4 …
@@ -141,7 +149,9 @@ fn gradebook_entry(row: &OutboxRow, gr: &GradebookResult) -> (String, String) {
 }
 
 /// Take push outcomes as they finish and commit them (outbox and audit)
-/// every `every` results. The commits run on their own thread while the
+/// every `every` results, or `BATCH_WAIT` after the first uncommitted one,
+/// whichever comes first (a slow SIS never leaves answered results
+/// uncommitted for long). The commits run on their own thread while the
 /// next pushes go out (at most two groups wait for it), so the requests in
 /// flight never stall behind a commit; an outcome is still committed only
 /// after its answer, and one that never is (a crash) stays pending and is
@@ -168,7 +178,30 @@ pub(super) async fn record_as_they_finish(
     })?;
     let mut outcomes = std::pin::pin!(outcomes);
     let mut batch = Vec::with_capacity(every);
-    while let Some(o) = outcomes.next().await {
+    let mut deadline = None;
+    // hands a batch to the committer; false when it stopped on an error
+    // (it says which)
+    let send = |batch: &mut Batch, report: &mut ResultsReport| {
+        count(report, by_key, batch, give_up_before);
+        let full = std::mem::replace(batch, Vec::with_capacity(every));
+        tx.send(full).is_ok()
+    };
+    loop {
+        // `next` is dropped at the deadline, which loses no outcome
+        let next = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, outcomes.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    deadline = None;
+                    if !send(&mut batch, report) {
+                        break;
+                    }
+                    continue;
+                }
+            },
+            None => outcomes.next().await,
+        };
+        let Some(o) = next else { break };
         progress.tick();
         batch.push(o);
         if progress.stop_requested() {
@@ -176,17 +209,16 @@ pub(super) async fn record_as_they_finish(
             break;
         }
         if batch.len() >= every {
-            count(report, by_key, &batch, give_up_before);
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(every));
-            if tx.send(full).is_err() {
-                // the committer stopped on an error: it says which
+            deadline = None;
+            if !send(&mut batch, report) {
                 break;
             }
+        } else if deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + crate::sync::apply::BATCH_WAIT);
         }
     }
     if !batch.is_empty() {
-        count(report, by_key, &batch, give_up_before);
-        let _ = tx.send(batch);
+        send(&mut batch, report);
     }
     drop(tx);
     committer.give_back(store).await
@@ -225,17 +257,42 @@ pub(super) fn count(
 
 pub(super) const CHUNK: usize = 5_000;
 
-#[allow(clippy::too_many_arguments)]
+/// Push outcomes per commit (or fewer, `BATCH_WAIT` after the first). A
+/// commit writes every page it changed to the WAL, and each outcome's audit
+/// entry lands at a random place of the audit log's record index: with 256
+/// a commit most of a 100,000-result push went into rewriting those pages
+/// (and SQLite's page cache bookkeeping at each commit).
+const RESULTS_PER_COMMIT: usize = 1024;
+
+/// What every push reads besides the sink, the store and the report.
+pub(super) struct Pushing<'a> {
+    pub opts: ResultsOptions,
+    pub progress: &'a dyn Progress,
+    /// The audit entry each outcome's entry starts from.
+    pub base: &'a AuditEntry,
+    /// A result that cannot be delivered and was first seen before this
+    /// gives up (`failed`).
+    pub give_up_before: &'a str,
+    pub dir: &'a Directory,
+    /// Restricted or erased persons: their results stay in the outbox.
+    pub holds: &'a Holds,
+    /// `privacy.result_fields`.
+    pub allowed: &'a [ResultField],
+}
+
 pub(super) async fn push(
-    loaded: &Loaded,
-    rcfg: &Results,
-    opts: ResultsOptions,
-    actor: &str,
-    progress: &dyn Progress,
+    step: &Run<'_>,
     store: &mut Store,
     report: &mut ResultsReport,
     dir: &Directory,
 ) -> Result<()> {
+    let Run {
+        loaded,
+        rcfg,
+        opts,
+        actor,
+        progress,
+    } = *step;
     // restricted (or erased) persons: their results stay in the outbox
     let holds = store.holds()?;
     let give_up_before = (chrono::Utc::now()
@@ -255,6 +312,15 @@ pub(super) async fn push(
         payload_sha256: None,
         outcome: AuditOutcome::Ok,
         detail: None,
+    };
+    let pushing = Pushing {
+        opts,
+        progress,
+        base: &base,
+        give_up_before: &give_up_before,
+        dir,
+        holds: &holds,
+        allowed: &loaded.config.privacy.result_fields,
     };
     match result_sink(&rcfg.sink).writer(loaded)? {
         ResultWriter::Files(sink) => {
@@ -306,31 +372,10 @@ pub(super) async fn push(
             }
         }
         ResultWriter::Registrations { sink, concurrency } => {
-            super::oke::push_oke(
-                loaded,
-                (sink, concurrency),
-                opts,
-                progress,
-                store,
-                report,
-                (&base, &give_up_before),
-                (dir, &holds),
-            )
-            .await?;
+            super::oke::push_oke(&pushing, (sink, concurrency), store, report).await?;
         }
         ResultWriter::Records { sink, concurrency } => {
-            push_records(
-                &*sink,
-                concurrency,
-                opts,
-                progress,
-                store,
-                report,
-                (&base, &give_up_before),
-                (dir, &holds),
-                &loaded.config.privacy.result_fields,
-            )
-            .await?;
+            push_records(&pushing, (&*sink, concurrency), store, report).await?;
         }
     }
     Ok(())
@@ -383,18 +428,21 @@ fn line_items_of(rows: &[OutboxRow], allowed: &[ResultField]) -> Vec<LineItem> {
     out.into_values().collect()
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn push_records<S: ResultSink + ?Sized>(
-    sink: &S,
-    concurrency: usize,
-    opts: ResultsOptions,
-    progress: &dyn Progress,
+    p: &Pushing<'_>,
+    (sink, concurrency): (&S, usize),
     store: &mut Store,
     report: &mut ResultsReport,
-    (base, give_up_before): (&AuditEntry, &str),
-    (dir, holds): (&Directory, &Holds),
-    allowed: &[ResultField],
 ) -> Result<()> {
+    let Pushing {
+        opts,
+        progress,
+        base,
+        give_up_before,
+        dir,
+        holds,
+        allowed,
+    } = *p;
     let mut ensured: HashMap<String, Result<(), PushError>> = HashMap::new();
     let mut phase_started = false;
     // the keys once, then each chunk's rows by key
@@ -476,7 +524,7 @@ async fn push_records<S: ResultSink + ?Sized>(
             .buffer_unordered(concurrency);
         record_as_they_finish(
             stream,
-            256,
+            RESULTS_PER_COMMIT,
             progress,
             store,
             report,

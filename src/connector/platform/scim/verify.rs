@@ -32,24 +32,27 @@ fn object(sent: &Map<String, Value>, stored: &Map<String, Value>, path: &str) ->
         if SKIP.iter().any(|s| s.eq_ignore_ascii_case(k)) {
             continue;
         }
-        // an extension's attributes read as `urn:…:User:role`
-        let here = if path.is_empty() {
-            k.clone()
-        } else if path.starts_with("urn:") {
-            format!("{path}:{k}")
-        } else {
-            format!("{path}.{k}")
+        // an extension's attributes read as `urn:…:User:role`; made only
+        // when needed (a difference, a nested object), not per attribute
+        let here = || {
+            if path.is_empty() {
+                k.clone()
+            } else if path.starts_with("urn:") {
+                format!("{path}:{k}")
+            } else {
+                format!("{path}.{k}")
+            }
         };
         let Some(got) = field(stored, k).filter(|g| !g.is_null()) else {
             // servers leave out empty and null attributes
             if v.is_null() || v.as_array().is_some_and(Vec::is_empty) {
                 continue;
             }
-            return Some(format!("dropped {here}"));
+            return Some(format!("dropped {}", here()));
         };
         let differs = match (v, got) {
             (Value::Object(a), Value::Object(b)) => {
-                if let Some(d) = object(a, b, &here) {
+                if let Some(d) = object(a, b, &here()) {
                     return Some(d);
                 }
                 false
@@ -65,7 +68,7 @@ fn object(sent: &Map<String, Value>, stored: &Map<String, Value>, path: &str) ->
             (a, b) => a != b,
         };
         if differs {
-            return Some(format!("changed {here}"));
+            return Some(format!("changed {}", here()));
         }
     }
     None

@@ -135,14 +135,22 @@ pub fn read<R: Read>(
     let mut seen_root = false;
     let mut scopes = Scopes::default();
     loop {
-        let line = reader.get_mut().next_event();
-        let fatal = |what: String| anyhow!("{name}:{line}: {what}");
+        // an event's line is counted only when asked for (a result's
+        // start, an error), not for every event
+        reader.get_mut().mark();
+        macro_rules! at {
+            () => {
+                reader.get_mut().line()
+            };
+        }
+        let fatal = |line: u64, what: String| anyhow!("{name}:{line}: {what}");
         let ev = match reader.read_event_into(&mut buf) {
             Ok(x) => x,
             Err(e) => {
-                return Err(fatal(format!(
-                    "XML is not well-formed ({e}); fix or export the file again"
-                )));
+                return Err(fatal(
+                    at!(),
+                    format!("XML is not well-formed ({e}); fix or export the file again"),
+                ));
             }
         };
         match ev {
@@ -154,7 +162,7 @@ pub fn read<R: Read>(
                 let local = local.as_ref();
                 if local == b"assessmentResult" && assessment.is_none() {
                     let mut a = Assessment {
-                        line,
+                        line: at!(),
                         ..Default::default()
                     };
                     let qti_ns = match scopes.resolve(&e) {
@@ -173,7 +181,7 @@ pub fn read<R: Read>(
                             a.skip = true;
                             report.issues.push(issue(
                                 name,
-                                line,
+                                a.line,
                                 None,
                                 "<assessmentResult> is not in the QTI 2.1 or 3.0 results namespace; skipped",
                             ));
@@ -183,19 +191,19 @@ pub fn read<R: Read>(
                 } else if let Some((adepth, a)) = assessment.as_mut() {
                     if a.skip {
                     } else if local == b"context" && depth == *adepth + 1 {
-                        [a.candidate] = attrs(&e, [b"sourcedId"]).map_err(&fatal)?;
+                        [a.candidate] = attrs(&e, [b"sourcedId"]).map_err(|w| fatal(at!(), w))?;
                     } else if local == b"sessionIdentifier" && depth == *adepth + 2 {
                         if a.session.is_none() {
-                            [a.session, a.session_source] =
-                                attrs(&e, [b"identifier", b"sourceID"]).map_err(&fatal)?;
+                            [a.session, a.session_source] = attrs(&e, [b"identifier", b"sourceID"])
+                                .map_err(|w| fatal(at!(), w))?;
                         }
                     } else if local == b"testResult" && depth == *adepth + 1 {
-                        let [exam, datestamp] =
-                            attrs(&e, [b"identifier", b"datestamp"]).map_err(&fatal)?;
+                        let [exam, datestamp] = attrs(&e, [b"identifier", b"datestamp"])
+                            .map_err(|w| fatal(at!(), w))?;
                         test = Some((
                             depth,
                             Test {
-                                line,
+                                line: at!(),
                                 exam,
                                 datestamp,
                                 ..Default::default()
@@ -204,7 +212,8 @@ pub fn read<R: Read>(
                     } else if local == b"outcomeVariable" {
                         if let Some((tdepth, _)) = &test {
                             if depth == tdepth + 1 {
-                                let [id] = attrs_ref(&e, [b"identifier"]).map_err(&fatal)?;
+                                let [id] =
+                                    attrs_ref(&e, [b"identifier"]).map_err(|w| fatal(at!(), w))?;
                                 let s = match id.as_deref().filter(|v| !v.is_empty()) {
                                     Some("SCORE") => Slot::Score,
                                     Some("MAXSCORE") => Slot::MaxScore,
@@ -237,7 +246,7 @@ pub fn read<R: Read>(
                     in_value = false;
                     value_seen = true;
                     if let (Some((_, s)), Some((_, t))) = (&slot, test.as_mut()) {
-                        let v = text.trim();
+                        let v = trim(&text);
                         if too_long {
                             let a = assessment.as_ref().map(|(_, a)| a);
                             report.issues.push(issue(
@@ -283,11 +292,15 @@ pub fn read<R: Read>(
             Event::Text(t) => {
                 if in_value {
                     let s = t.decode().map_err(|_| {
-                        fatal("text is not valid UTF-8; export the file as UTF-8".into())
+                        fatal(
+                            at!(),
+                            "text is not valid UTF-8; export the file as UTF-8".into(),
+                        )
                     })?;
                     push_capped(&mut text, &s, &mut too_long);
                 } else if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) {
                     return Err(fatal(
+                        at!(),
                         "text outside the root element; fix or export the file again".into(),
                     ));
                 }
@@ -295,14 +308,17 @@ pub fn read<R: Read>(
             Event::CData(t) => {
                 if in_value {
                     let s = t.decode().map_err(|_| {
-                        fatal("text is not valid UTF-8; export the file as UTF-8".into())
+                        fatal(
+                            at!(),
+                            "text is not valid UTF-8; export the file as UTF-8".into(),
+                        )
                     })?;
                     push_capped(&mut text, &s, &mut too_long);
                 }
             }
             Event::GeneralRef(r) => {
                 let mut one = String::new();
-                push_ref(&mut one, &r).map_err(&fatal)?;
+                push_ref(&mut one, &r).map_err(|w| fatal(at!(), w))?;
                 if in_value {
                     push_capped(&mut text, &one, &mut too_long);
                 }
@@ -310,6 +326,7 @@ pub fn read<R: Read>(
             Event::DocType(d) => {
                 if doctype_refused(&d) {
                     return Err(fatal(
+                        at!(),
                         "DOCTYPE with an internal DTD subset or <!ENTITY> declaration is refused (sisync never expands entities); export the results without a DTD".into(),
                     ));
                 }
@@ -318,9 +335,10 @@ pub fn read<R: Read>(
                 if let Some(Ok(enc)) = d.encoding() {
                     let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
                     if enc != "utf-8" && enc != "utf8" {
-                        return Err(fatal(format!(
-                            "encoding {enc:?} is not supported; export the file as UTF-8"
-                        )));
+                        return Err(fatal(
+                            at!(),
+                            format!("encoding {enc:?} is not supported; export the file as UTF-8"),
+                        ));
                     }
                 }
             }
@@ -328,11 +346,13 @@ pub fn read<R: Read>(
             Event::Eof => {
                 if !seen_root {
                     return Err(fatal(
+                        at!(),
                         "the document is empty; it is not a QTI results document".into(),
                     ));
                 }
                 if depth > 0 {
                     return Err(fatal(
+                        at!(),
                         "the document ends inside an element; the file is truncated, export it again"
                             .into(),
                     ));
@@ -349,9 +369,13 @@ pub fn read<R: Read>(
 /// `NsReader` parses every element's attributes for declarations, which
 /// cost about as much as reading the document).
 struct Scopes {
-    /// (depth of the declaring element, prefix (empty: the default
-    /// namespace), namespace name (empty: undeclared)), innermost last.
-    bindings: Vec<(usize, Vec<u8>, Vec<u8>)>,
+    /// (depth of the declaring element, where its prefix (empty: the
+    /// default namespace) starts in `names`, where the namespace name
+    /// (empty: undeclared) starts, where it ends), innermost last.
+    bindings: Vec<(usize, usize, usize, usize)>,
+    /// The prefixes and names of `bindings`, end to end: no allocation per
+    /// declaration (exports declare the namespace on every result).
+    names: Vec<u8>,
     /// Made once: a `memmem::find` per element would build it each time.
     xmlns: memchr::memmem::Finder<'static>,
 }
@@ -360,6 +384,7 @@ impl Default for Scopes {
     fn default() -> Self {
         Scopes {
             bindings: Vec::new(),
+            names: Vec::new(),
             xmlns: memchr::memmem::Finder::new(b"xmlns"),
         }
     }
@@ -392,15 +417,22 @@ impl Scopes {
             } else {
                 continue;
             };
-            self.bindings
-                .push((depth, prefix.to_vec(), a.value.into_owned()));
+            let start = self.names.len();
+            self.names.extend_from_slice(prefix);
+            let ns = self.names.len();
+            self.names.extend_from_slice(&a.value);
+            self.bindings.push((depth, start, ns, self.names.len()));
         }
     }
 
     /// The element at `depth` ends: its declarations go out of scope.
     fn leave(&mut self, depth: usize) {
-        while self.bindings.last().is_some_and(|(d, _, _)| *d >= depth) {
+        while let Some(&(d, start, _, _)) = self.bindings.last() {
+            if d < depth {
+                break;
+            }
             self.bindings.pop();
+            self.names.truncate(start);
         }
     }
 
@@ -409,8 +441,13 @@ impl Scopes {
         let name = e.name();
         let prefix = name.prefix();
         let prefix = prefix.as_ref().map_or(&b""[..], |p| p.as_ref());
-        match self.bindings.iter().rev().find(|(_, p, _)| p == prefix) {
-            Some((_, _, ns)) if !ns.is_empty() => Ns::Bound(ns),
+        let found = self
+            .bindings
+            .iter()
+            .rev()
+            .find(|(_, start, ns, _)| &self.names[*start..*ns] == prefix);
+        match found {
+            Some(&(_, _, ns, end)) if end > ns => Ns::Bound(&self.names[ns..end]),
             Some(_) | None if prefix.is_empty() => Ns::Unbound,
             _ if prefix == b"xml" => Ns::Bound(b"http://www.w3.org/XML/1998/namespace"),
             _ => Ns::Unknown,
@@ -462,17 +499,28 @@ fn attrs_ref<'a, const N: usize>(
             // the first one counts, as before (a prefixed twin)
             continue;
         }
-        let v = a
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|err| {
-                format!(
-                    "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
-                    String::from_utf8_lossy(want[i])
-                )
-            })?;
+        // nothing to normalise (no reference, tab or line end) and UTF-8:
+        // the value as it stands in the tag
+        let plain = match a.value {
+            Cow::Borrowed(raw) if raw.iter().all(|&b| b >= b' ' && b != b'&') => {
+                std::str::from_utf8(raw).ok()
+            }
+            _ => None,
+        };
+        let v = match plain {
+            Some(v) => Cow::Borrowed(v),
+            None => a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|err| {
+                    format!(
+                        "attribute {}: {err}; sisync never expands entities other than the five predefined ones",
+                        String::from_utf8_lossy(want[i])
+                    )
+                })?,
+        };
         found[i] = Some(match v {
-            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+            Cow::Borrowed(b) => Cow::Borrowed(trim(b)),
+            Cow::Owned(o) => Cow::Owned(trim(&o).to_string()),
         });
         // stop as one lookup per name did: attributes after the last
         // wanted one are not looked at
@@ -481,6 +529,18 @@ fn attrs_ref<'a, const N: usize>(
         }
     }
     Ok(found)
+}
+
+/// `str::trim`, without its Unicode look-up for the usual value that
+/// starts and ends with a visible ASCII character.
+fn trim(s: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x80);
+    let b = s.as_bytes();
+    if visible(b.first()) && visible(b.last()) {
+        s
+    } else {
+        s.trim()
+    }
 }
 
 /// A number as QTI writes it; a decimal comma is accepted too.
@@ -646,6 +706,22 @@ pub async fn list_documents(http: &crate::http::Http, list_url: &str) -> Result<
     Ok(out)
 }
 
+/// `ResultInput::read` of both transports: QTI with the outcome names that
+/// carry a grade.
+macro_rules! read_qti {
+    () => {
+        fn read(
+            &self,
+            input: &mut dyn Read,
+            name: &str,
+            _tag: &str,
+            each: &mut dyn FnMut(ExamResult) -> Result<()>,
+        ) -> Result<Vec<SourceIssue>> {
+            read_with(input, name, &self.grade_outcomes, each)
+        }
+    };
+}
+
 impl crate::connector::results::ResultInput for config::QtiFolder {
     fn check(&self) -> String {
         format!(
@@ -665,15 +741,7 @@ impl crate::connector::results::ResultInput for config::QtiFolder {
             settle: self.settle,
         }
     }
-    fn read(
-        &self,
-        input: &mut dyn Read,
-        name: &str,
-        _tag: &str,
-        each: &mut dyn FnMut(ExamResult) -> Result<()>,
-    ) -> Result<Vec<SourceIssue>> {
-        read_with(input, name, &self.grade_outcomes, each)
-    }
+    read_qti!();
     fn processed(&self) -> Option<(&std::path::Path, crate::connector::DocumentFormat)> {
         (self.after == crate::config::results::AfterRead::Move)
             .then_some((self.path.as_path(), crate::connector::DocumentFormat::Qti))
@@ -736,15 +804,7 @@ impl crate::connector::results::ResultInput for config::QtiHttp {
             Ok(Fetched { http, documents })
         })
     }
-    fn read(
-        &self,
-        input: &mut dyn Read,
-        name: &str,
-        _tag: &str,
-        each: &mut dyn FnMut(ExamResult) -> Result<()>,
-    ) -> Result<Vec<SourceIssue>> {
-        read_with(input, name, &self.grade_outcomes, each)
-    }
+    read_qti!();
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use quick_xml::events::Event;
 use super::config::Ander;
 use crate::connector::xml_input::{doctype_refused, push_ref};
 
-pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-pub const AUT_NS: &str = "http://www.edustandaard.nl/leerresultaten/2/autorisatie";
+/// The namespaces of the envelope and its `autorisatie` header, as the
+/// UWLR source's requests use them.
+pub use crate::soap::{AUTORISATIE_NS as AUT_NS, ENVELOPE_NS as SOAP_NS};
 pub const LR_NS: &str = "http://www.edustandaard.nl/leerresultaten/2/leerresultaten";
 /// `soapAction` of the operation in `UWLR_Leerresultaten_v2p2.wsdl`.
 pub const SOAP_ACTION: &str = "BrengLeerresultaten";
