@@ -343,7 +343,10 @@ impl Builder {
             return;
         };
         let role = teacher_role.unwrap_or(Role::Student);
-        let given = p.roepnaam.take().or(p.voornamen.take());
+        let given = p
+            .roepnaam
+            .take()
+            .or_else(|| (!p.voornamen.is_empty()).then(|| p.voornamen.clone()));
         let (Some(family), Some(given)) = (p.achternaam.take(), given) else {
             self.issue(
                 p.line,
