@@ -584,6 +584,10 @@ fn attrs_full<const N: usize>(
 /// [`attr`] appended to `out` (nothing when absent or empty), without an
 /// allocation of its own.
 fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), String> {
+    if let Some(v) = only_attr(e.attributes_raw(), want) {
+        out.push_str(v);
+        return Ok(());
+    }
     if let Some([v]) = plain_attrs(e.attributes_raw(), [want]) {
         out.push_str(v.unwrap_or_default());
         return Ok(());
@@ -595,6 +599,30 @@ fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// The form of nearly every group reference, ` key="…"` and nothing else,
+/// its value plain as in [`plain_attrs`], read without its loop (the
+/// reader meets one such tag for every membership); None otherwise.
+fn only_attr<'a>(raw: &'a [u8], want: &[u8]) -> Option<&'a str> {
+    let value = raw
+        .strip_prefix(b" ")?
+        .strip_prefix(want)?
+        .strip_prefix(b"=\"")?
+        .strip_suffix(b"\"")?;
+    if value.first() == Some(&b' ') || value.last() == Some(&b' ') || !plain(value, b'"') {
+        return None;
+    }
+    std::str::from_utf8(value).ok()
+}
+
+/// ASCII without control characters, references or the `quote` that
+/// would end the value: nothing to normalise. (A fold, not `any`, so
+/// that it runs over many bytes at once.)
+fn plain(value: &[u8], quote: u8) -> bool {
+    !value.iter().fold(false, |bad, &b| {
+        bad | !(b' '..0x7f).contains(&b) | (b == b'&') | (b == quote)
+    })
 }
 
 /// XML's white space.
@@ -653,12 +681,7 @@ fn plain_attrs<'a, const N: usize>(
             }
             continue;
         };
-        if first == b' '
-            || last == b' '
-            || value
-                .iter()
-                .any(|&b| !(b' '..0x7f).contains(&b) || b == b'&')
-        {
+        if first == b' ' || last == b' ' || !plain(value, quote) {
             return None;
         }
         // ASCII without control characters: valid UTF-8
@@ -787,6 +810,10 @@ mod plain_attributes {
             ("<leerling\n\tkey=\"L1\"\r\n>", true),
             (r#"<leerling key="L1" key="L2" eckid="e">"#, true),
             (r#"<groep other="x"/>"#, true),
+            (r#"<groep key="G1" other="x"/>"#, true),
+            (r#"<groep key="G1" />"#, true),
+            (r#"<groep x:key="G1"/>"#, true),
+            (r#"<groep key="a" b="c"/>"#, true),
             (r#"<groep/>"#, true),
             (r#"<groep key = "G1"/>"#, false),
             (r#"<groep key=" G1 "/>"#, false),
