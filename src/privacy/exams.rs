@@ -64,8 +64,8 @@ impl PlatformRegistration {
 pub fn minimise(
     policy: &Policy,
     roster: &Roster,
-    state_ids: &HashMap<&str, crate::model::Id>,
-    in_scope: &HashSet<&str>,
+    state_ids: &rustc_hash::FxHashMap<&str, crate::model::Id>,
+    in_scope: &rustc_hash::FxHashSet<&str>,
     held_persons: &HashSet<String>,
 ) -> MinimisedExams {
     let ex = &roster.exams;

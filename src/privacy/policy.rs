@@ -2,7 +2,9 @@
 //! persons and groups of in-scope orgs pass, and only the fields in
 //! `privacy.fields` are kept. What comes out is all the platform ever sees.
 
-use std::collections::{HashMap, HashSet};
+// Fx hashing: the sets below are keyed by ids of one export, looked up
+// once per enrolment; SipHash's flood resistance buys nothing here.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -208,8 +210,8 @@ impl Policy {
             held_groups: roster.held_groups.clone(),
             ..Minimised::default()
         };
-        let mut in_scope_users: HashSet<&str> = HashSet::new();
-        let mut state_ids: HashMap<&str, Id> = HashMap::new();
+        let mut in_scope_users: HashSet<&str> = HashSet::default();
+        let mut state_ids: HashMap<&str, Id> = HashMap::default();
         for p in &roster.persons {
             let state_id = self.state_id_of(p);
             if !self.holds.is_empty() && self.holds.kind_of(&p.sourced_id).is_some() {
@@ -267,7 +269,7 @@ impl Policy {
             out.memberships_completeness = Completeness::Absent;
             return out;
         }
-        let mut out_of_scope_groups: HashSet<&str> = HashSet::new();
+        let mut out_of_scope_groups: HashSet<&str> = HashSet::default();
         for g in &roster.groups {
             if g.status == Status::ToBeDeleted {
                 out.groups_leaving.push(g.sourced_id.clone());
