@@ -495,15 +495,15 @@ fn print_roster(cli: &Cli, r: &RosterReport) -> Result<(), CliError> {
         "failed",
     ]);
     for (name, x) in [("users", o.users), ("classes", o.groups)] {
-        t.add_row(vec![
-            name.to_string(),
-            x.created.to_string(),
-            x.updated.to_string(),
-            x.deactivated.to_string(),
-            x.unchanged.to_string(),
-            x.skipped.to_string(),
-            x.failed.to_string(),
-        ]);
+        let counts = [
+            x.created,
+            x.updated,
+            x.deactivated,
+            x.unchanged,
+            x.skipped,
+            x.failed,
+        ];
+        t.add_row(std::iter::once(name.to_string()).chain(counts.map(|n| n.to_string())));
     }
     outln!("{t}")?;
     let mut notes = vec![format!("source: {}", r.source_format)];

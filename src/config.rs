@@ -734,6 +734,16 @@ impl Loaded {
         }
     }
 
+    /// A connector that needs `field` in `privacy.fields`: else the error,
+    /// at that key, says why.
+    pub fn needs_field(&self, field: Field, why: &str) -> Result<(), ConfigError> {
+        if self.config.privacy.fields.contains(&field) {
+            Ok(())
+        } else {
+            Err(self.error("privacy", "fields", why))
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         if c.privacy.fields.contains(&Field::Bsn) && !c.privacy.allow_bsn {

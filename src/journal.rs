@@ -12,8 +12,15 @@ use tracing_subscriber::fmt::MakeWriter;
 #[derive(Clone, Copy, Default)]
 pub struct JournalStderr;
 
-pub struct Prefixed {
-    prefix: &'static [u8],
+/// Writes to stderr around the progress bar of a one-shot run on a
+/// terminal, so that a log line never tears the bar.
+#[derive(Clone, Copy, Default)]
+pub struct StderrAroundBar;
+
+/// A log line's way to stderr: under systemd with its priority prefix on
+/// every line, else around the progress bar.
+pub struct Stderr {
+    prefix: Option<&'static [u8]>,
 }
 
 /// The sd-daemon prefix of a tracing level.
@@ -26,14 +33,19 @@ pub fn priority(level: &Level) -> &'static [u8] {
     }
 }
 
-impl Write for Prefixed {
+impl Write for Stderr {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut out = Vec::with_capacity(buf.len() + 8);
-        for line in buf.split_inclusive(|b| *b == b'\n') {
-            out.extend_from_slice(self.prefix);
-            out.extend_from_slice(line);
+        match self.prefix {
+            Some(prefix) => {
+                let mut out = Vec::with_capacity(buf.len() + 8);
+                for line in buf.split_inclusive(|b| *b == b'\n') {
+                    out.extend_from_slice(prefix);
+                    out.extend_from_slice(line);
+                }
+                io::stderr().lock().write_all(&out)?;
+            }
+            None => suspend_bar(|| io::stderr().lock().write_all(buf))?,
         }
-        io::stderr().lock().write_all(&out)?;
         Ok(buf.len())
     }
 
@@ -43,42 +55,26 @@ impl Write for Prefixed {
 }
 
 impl<'a> MakeWriter<'a> for JournalStderr {
-    type Writer = Prefixed;
+    type Writer = Stderr;
 
-    fn make_writer(&'a self) -> Prefixed {
-        Prefixed { prefix: b"<6>" }
+    fn make_writer(&'a self) -> Stderr {
+        Stderr {
+            prefix: Some(b"<6>"),
+        }
     }
 
-    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Prefixed {
-        Prefixed {
-            prefix: priority(meta.level()),
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Stderr {
+        Stderr {
+            prefix: Some(priority(meta.level())),
         }
     }
 }
 
-/// Writes to stderr around the progress bar of a one-shot run on a
-/// terminal, so that a log line never tears the bar.
-#[derive(Clone, Copy, Default)]
-pub struct StderrAroundBar;
-
-pub struct AroundBar;
-
-impl Write for AroundBar {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        suspend_bar(|| io::stderr().lock().write_all(buf))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        io::stderr().flush()
-    }
-}
-
 impl<'a> MakeWriter<'a> for StderrAroundBar {
-    type Writer = AroundBar;
+    type Writer = Stderr;
 
-    fn make_writer(&'a self) -> AroundBar {
-        AroundBar
+    fn make_writer(&'a self) -> Stderr {
+        Stderr { prefix: None }
     }
 }
 

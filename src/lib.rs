@@ -49,4 +49,5 @@ pub mod sync;
 pub mod telemetry;
 #[cfg(test)]
 mod test_util;
+pub(crate) mod xml_cut;
 pub(crate) mod xml_input;

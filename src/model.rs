@@ -22,6 +22,25 @@ names! {
     }
 }
 
+impl Role {
+    /// A source's role names → roles: its `defaults`, then the configured
+    /// names (already normalised by the source) over them; a configured
+    /// role that is no role is left out (`check-config` refuses it).
+    pub fn map<'a>(
+        defaults: &[(&str, Role)],
+        configured: impl IntoIterator<Item = (String, &'a str)>,
+    ) -> BTreeMap<String, Role> {
+        let mut map: BTreeMap<String, Role> =
+            defaults.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        for (from, to) in configured {
+            if let Some(r) = Role::parse(to) {
+                map.insert(from, r);
+            }
+        }
+        map
+    }
+}
+
 /// Exam accommodations ("faciliteiten") of a candidate.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Accommodations {

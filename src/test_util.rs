@@ -10,6 +10,14 @@ pub(crate) fn temp_path(name: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// A lock refusal names this process's pid.
+pub(crate) fn assert_names_our_pid(msg: &str) {
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+}
+
 /// A store opened at `name` in a fresh temporary directory: the guard, the
 /// state file's path and the store.
 pub(crate) fn temp_store(name: &str) -> (tempfile::TempDir, PathBuf, crate::store::Store) {

@@ -239,13 +239,7 @@ fn daily_digest(l: &Loaded, store: &Store, now: DateTime<Utc>) -> Result<Alert> 
         "SELECT kind, outcome, COUNT(*) FROM runs WHERE started_at >= ?1
          GROUP BY kind, outcome ORDER BY kind, outcome",
     )?;
-    let rows = q.query_map([&since], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
+    let rows = q.query_map([&since], |r| <(String, String, i64)>::try_from(r))?;
     for r in rows {
         let (kind, outcome, n) = r?;
         facts.push((format!("{kind} runs {outcome}"), n.to_string()));

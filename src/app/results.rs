@@ -83,13 +83,7 @@ fn print(cli: &Cli, r: &ResultsReport) -> Result<(), CliError> {
         "failed",
         "line items",
     ]);
-    t.add_row(vec![
-        r.pushed.to_string(),
-        r.updated.to_string(),
-        r.retrying.to_string(),
-        r.failed.to_string(),
-        r.line_items.to_string(),
-    ]);
+    t.add_row([r.pushed, r.updated, r.retrying, r.failed, r.line_items]);
     outln!("{t}")?;
     if let Some(d) = &r.delivered {
         outln!("delivered to {}", d.display())?;

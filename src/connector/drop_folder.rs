@@ -7,11 +7,24 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::connector::csv_guard;
+use crate::connector::{SinkError, csv_guard};
 use crate::digest::sha256_hex;
 
 /// A failed folder write: the path, what failed, and the I/O error.
 pub(crate) type FolderError = (PathBuf, &'static str, std::io::Error);
+
+/// What a platform file drop (csv-drop, edexml-drop) reports when it
+/// cannot write `path`.
+pub(crate) fn platform_error(path: &Path, what: &str, e: impl std::fmt::Display) -> SinkError {
+    SinkError {
+        endpoint: path.display().to_string(),
+        message: format!(
+            "{}: cannot {what} ({e}); check platform.path exists and is writable",
+            path.display()
+        ),
+        ..SinkError::default()
+    }
+}
 
 /// Write `files` into `dir/name/` atomically: into a hidden temporary
 /// folder first, each file and the folder fsynced, then renamed into place.

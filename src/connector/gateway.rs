@@ -131,29 +131,33 @@ mod tests {
             assert!(got["a"].is_sensitive());
         }
         let bare = headers("A = \"literal\"");
-        let e = l.gateway_headers("source", &bare, false).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("header A: inline secrets are not allowed"),
-            "{e}"
-        );
         assert_eq!(
             l.gateway_headers("results.sink", &bare, true).unwrap()["a"],
             "literal"
         );
-        let missing = headers("A = \"env:SISYNC_GW_TEST_UNSET\"");
-        let e = l.gateway_headers("source", &missing, true).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("SISYNC_GW_TEST_UNSET is not set or empty"),
-            "{e}"
-        );
-        let bad = headers("A = \"plain:two\\nlines\"");
-        let e = l.gateway_headers("source", &bad, false).unwrap_err();
-        assert!(
-            e.to_string().contains("characters a header cannot carry"),
-            "{e}"
-        );
+        // (headers, bare allowed, the error)
+        for (h, bare_ok, want) in [
+            (
+                "A = \"literal\"",
+                false,
+                "header A: inline secrets are not allowed",
+            ),
+            (
+                "A = \"env:SISYNC_GW_TEST_UNSET\"",
+                true,
+                "SISYNC_GW_TEST_UNSET is not set or empty",
+            ),
+            (
+                "A = \"plain:two\\nlines\"",
+                false,
+                "characters a header cannot carry",
+            ),
+        ] {
+            let e = l
+                .gateway_headers("source", &headers(h), bare_ok)
+                .unwrap_err();
+            assert!(e.to_string().contains(want), "{h}: {e}");
+        }
     }
 
     #[test]

@@ -4,11 +4,9 @@
 //! has the state database open, and a second daemon on the same state is
 //! refused. The kernel drops the lock when the process ends.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use fs4::FileExt;
+use crate::sync::lock::LockFile;
 
 /// A daemon holds the presence lock of this state database.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +23,7 @@ pub struct DaemonRunning {
 /// The held presence lock; released when dropped.
 #[derive(Debug)]
 pub struct PresenceLock {
-    file: File,
+    _held: LockFile,
 }
 
 impl PresenceLock {
@@ -45,41 +43,14 @@ impl PresenceLock {
             )
         };
         use anyhow::Context as _;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(ctx)?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(ctx)?;
-        crate::store::owner::hand_to_state_owner(&path, state_path).with_context(ctx)?;
-        match FileExt::try_lock(&file) {
-            Ok(()) => {}
-            Err(fs4::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(DaemonRunning {
-                    pid: text.trim().parse().ok(),
-                    state: state_path.to_path_buf(),
-                }
-                .into());
+        match crate::sync::lock::lock_file(&path, state_path).with_context(ctx)? {
+            Ok(held) => Ok(PresenceLock { _held: held }),
+            Err(pid) => Err(DaemonRunning {
+                pid,
+                state: state_path.to_path_buf(),
             }
-            Err(fs4::TryLockError::Error(e)) => return Err(e).with_context(ctx),
+            .into()),
         }
-        file.set_len(0).with_context(ctx)?;
-        file.rewind().with_context(ctx)?;
-        writeln!(file, "{}", std::process::id()).with_context(ctx)?;
-        file.flush().with_context(ctx)?;
-        Ok(PresenceLock { file })
-    }
-}
-
-impl Drop for PresenceLock {
-    fn drop(&mut self) {
-        let _ = FileExt::unlock(&self.file);
     }
 }
 
@@ -93,10 +64,7 @@ mod tests {
         let held = PresenceLock::acquire(&state).unwrap();
         let e = PresenceLock::acquire(&state).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
-            "{msg}"
-        );
+        crate::test_util::assert_names_our_pid(&msg);
         assert!(msg.contains("stop it first"), "{msg}");
         drop(held);
         PresenceLock::acquire(&state).unwrap();

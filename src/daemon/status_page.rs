@@ -44,11 +44,7 @@ pub fn hourly(conn: &Connection) -> Result<Vec<(String, i64, i64)>> {
          FROM audit WHERE at >= ?1 AND direction <> 'local' GROUP BY h",
     )?;
     let rows = stmt.query_map([start.format("%Y-%m-%dT%H").to_string()], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
+        <(String, i64, i64)>::try_from(r)
     })?;
     for row in rows {
         let (h, ok, failed) = row?;

@@ -21,6 +21,15 @@ impl IdTable {
         self.ends.is_empty()
     }
 
+    /// Room for `more` ids of about the length of those so far.
+    pub fn reserve(&mut self, more: usize) {
+        let average = self.text.len().checked_div(self.len()).unwrap_or(16);
+        self.text.reserve(more.saturating_mul(average + 1));
+        self.ends.reserve(more);
+        let (text, ends) = (&self.text, &self.ends);
+        self.table.reserve(more, |&m| id_hash(id_at(text, ends, m)));
+    }
+
     /// The id numbered `n`.
     pub fn get(&self, n: u32) -> &str {
         id_at(&self.text, &self.ends, n)
@@ -97,5 +106,9 @@ mod tests {
         assert_eq!(t.get(1), "bc");
         assert_eq!(t.iter().collect::<Vec<_>>(), ["a", "bc"]);
         assert_eq!(t.len(), 2);
+        t.reserve(1000);
+        assert_eq!(t.find("bc"), Some(1));
+        assert!(t.insert("d"));
+        assert_eq!(t.iter().collect::<Vec<_>>(), ["a", "bc", "d"]);
     }
 }

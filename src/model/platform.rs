@@ -87,7 +87,8 @@ pub struct Minimised {
     pub groups: Vec<PlatformGroup>,
     pub groups_leaving: Vec<String>,
     /// Members per group from a bulk enrolment file.
-    pub members: BTreeMap<String, BTreeSet<String>>,
+    /// (Shared ids: one allocation per person, not per enrolment.)
+    pub members: BTreeMap<String, BTreeSet<crate::model::Id>>,
     /// Enrolment changes from a delta enrolment file.
     pub member_deltas: BTreeMap<String, MemberDelta>,
     pub memberships_completeness: Completeness,

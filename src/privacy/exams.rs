@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use crate::config::Field;
 pub use crate::model::platform::{MinimisedExams, PlatformOffering, PlatformRegistration};
 use crate::model::{
-    Completeness, RegistrationRole, RegistrationState, Roster, Status, TrackedField,
+    Completeness, Id, RegistrationRole, RegistrationState, Roster, Status, TrackedField,
 };
 use crate::privacy::policy::{Policy, hash_value};
 use crate::store::FieldHashes;
@@ -64,7 +64,7 @@ impl PlatformRegistration {
 pub fn minimise(
     policy: &Policy,
     roster: &Roster,
-    state_ids: &HashMap<&str, String>,
+    state_ids: &HashMap<&str, crate::model::Id>,
     in_scope: &HashSet<&str>,
     held_persons: &HashSet<String>,
 ) -> MinimisedExams {
@@ -99,8 +99,7 @@ pub fn minimise(
     for r in &ex.registrations {
         let person = state_ids
             .get(r.person.as_str())
-            .cloned()
-            .unwrap_or_else(|| policy.person_id(&r.person));
+            .map_or_else(|| policy.person_id(&r.person), |p| p.to_string());
         if held_persons.contains(&person) {
             out.held.insert(r.id.clone());
             continue;
@@ -142,7 +141,7 @@ pub fn fold_into_groups(m: &mut crate::privacy::policy::Minimised) {
     if exams.completeness == Completeness::Absent {
         return;
     }
-    let mut members: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+    let mut members: std::collections::BTreeMap<String, std::collections::BTreeSet<Id>> =
         Default::default();
     let mut needs: HashMap<String, (Option<u32>, Vec<String>)> = HashMap::new();
     for r in &exams.registrations {
@@ -152,7 +151,7 @@ pub fn fold_into_groups(m: &mut crate::privacy::policy::Minimised) {
         members
             .entry(r.offering.clone())
             .or_default()
-            .insert(r.person.clone());
+            .insert(Id::from(r.person.as_str()));
         if r.role == RegistrationRole::Candidate {
             let e = needs.entry(r.person.clone()).or_default();
             e.0 = e.0.max(r.extra_minutes);
@@ -192,9 +191,9 @@ pub fn fold_into_groups(m: &mut crate::privacy::policy::Minimised) {
         if delta {
             let d = m.member_deltas.entry(o.external_id.clone()).or_default();
             for id in &ids {
-                d.remove.remove(id);
+                d.remove.remove(id.as_str());
             }
-            d.add.extend(ids);
+            d.add.extend(ids.iter().map(Id::to_string));
         } else {
             m.members.insert(o.external_id.clone(), ids);
         }

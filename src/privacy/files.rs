@@ -376,61 +376,43 @@ fn without_csv_rows(
 /// went; `(None, n)` when nothing else is left; None when it does not
 /// parse.
 fn without_qti_results(bytes: &[u8], ids: &BTreeSet<String>) -> Option<(Option<Vec<u8>>, usize)> {
-    use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_reader(bytes);
+    use crate::xml_cut::Tag;
     let mut cuts: Vec<(usize, usize)> = Vec::new();
     let mut total = 0;
-    let mut open: Option<(usize, bool)> = None; // start offset, is theirs
-    let mut depth = 0usize;
-    let mut result_depth = 0usize;
-    loop {
-        let before = reader.buffer_position() as usize;
-        let ev = reader.read_event().ok()?;
-        let empty = matches!(ev, Event::Empty(_));
-        match ev {
-            Event::Eof => break,
-            Event::Start(e) | Event::Empty(e) => {
-                if !empty {
-                    depth += 1;
+    let mut open: Option<(usize, usize, bool)> = None; // start offset, depth, is theirs
+    crate::xml_cut::walk(bytes, |tag| match tag {
+        Tag::Open(o) => {
+            let local = o.e.local_name();
+            if local.as_ref() == b"assessmentResult" && open.is_none() {
+                total += 1;
+                if o.empty_end.is_none() {
+                    open = Some((o.start, o.depth, false));
                 }
-                let local = e.local_name();
-                if local.as_ref() == b"assessmentResult" && open.is_none() {
-                    total += 1;
-                    if empty {
-                        continue;
-                    }
-                    open = Some((before, false));
-                    result_depth = depth;
-                } else if local.as_ref() == b"context" {
-                    if let Some((_, theirs)) = open.as_mut() {
-                        let id = e.attributes().flatten().find_map(|a| {
-                            (a.key.local_name().as_ref() == b"sourcedId")
-                                .then(|| {
-                                    a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                                        .ok()
-                                        .map(|v| v.trim().to_string())
-                                })
-                                .flatten()
-                        });
-                        if id.is_some_and(|id| ids.contains(&id)) {
-                            *theirs = true;
-                        }
+            } else if local.as_ref() == b"context" {
+                if let Some((_, _, theirs)) = open.as_mut() {
+                    let id = o.e.attributes().flatten().find_map(|a| {
+                        (a.key.local_name().as_ref() == b"sourcedId")
+                            .then(|| {
+                                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                    .ok()
+                                    .map(|v| v.trim().to_string())
+                            })
+                            .flatten()
+                    });
+                    if id.is_some_and(|id| ids.contains(&id)) {
+                        *theirs = true;
                     }
                 }
             }
-            Event::End(e) => {
-                if e.local_name().as_ref() == b"assessmentResult" && depth == result_depth {
-                    if let Some((start, theirs)) = open.take() {
-                        if theirs {
-                            cuts.push((start, reader.buffer_position() as usize));
-                        }
-                    }
-                }
-                depth = depth.saturating_sub(1);
-            }
-            _ => {}
         }
-    }
+        Tag::Close { name, depth, end } => {
+            if name == b"assessmentResult" && open.is_some_and(|(_, d, _)| d == depth) {
+                if let Some((start, _, true)) = open.take() {
+                    cuts.push((start, end));
+                }
+            }
+        }
+    })?;
     Some(crate::xml_input::cut_out(bytes, &cuts, cuts.len() == total))
 }
 

@@ -12,7 +12,7 @@ pub use crate::model::platform::{
     ExamAccommodations, MemberDelta, Minimised, PlatformGroup, PlatformUser,
 };
 use crate::model::{
-    Completeness, Org, Person, Roster, SourceIssue, Status, TrackedField, bsn_valid,
+    Completeness, Id, Org, Person, Roster, SourceIssue, Status, TrackedField, bsn_valid,
 };
 use crate::privacy::pseudonym::Pseudonymizer;
 use crate::store::FieldHashes;
@@ -20,8 +20,10 @@ use crate::store::holds::{Holds, SubjectKey};
 
 /// Short content hash of one field value.
 pub fn hash_value<T: Serialize>(v: &T) -> String {
-    let bytes = serde_json::to_vec(v).expect("plain data serialises");
-    hex::encode(&Sha256::digest(&bytes)[..16])
+    // the JSON goes straight into the hash, not into a buffer first
+    let mut h = Sha256::new();
+    serde_json::to_writer(&mut h, v).expect("plain data serialises");
+    hex::encode(&h.finalize()[..16])
 }
 
 impl PlatformUser {
@@ -70,13 +72,20 @@ impl PlatformUser {
 
 impl PlatformGroup {
     pub fn field_hashes(&self) -> FieldHashes {
+        self.field_hashes_for(&self.members)
+    }
+
+    /// The hashes with `members` (sorted) in place of the record's own:
+    /// the planner hashes a class's members before it copies them into a
+    /// group that changed.
+    pub fn field_hashes_for<S: Serialize>(&self, members: &[S]) -> FieldHashes {
         let mut m = FieldHashes::new();
         if !self.partial {
             m.insert(TrackedField::DisplayName, hash_value(&self.display_name));
             m.insert(TrackedField::Org, hash_value(&self.org));
             m.insert(TrackedField::Active, hash_value(&self.active));
         }
-        m.insert(TrackedField::Members, hash_value(&self.members));
+        m.insert(TrackedField::Members, hash_value(&members));
         m
     }
 }
@@ -200,7 +209,7 @@ impl Policy {
             ..Minimised::default()
         };
         let mut in_scope_users: HashSet<&str> = HashSet::new();
-        let mut state_ids: HashMap<&str, String> = HashMap::new();
+        let mut state_ids: HashMap<&str, Id> = HashMap::new();
         for p in &roster.persons {
             let state_id = self.state_id_of(p);
             if !self.holds.is_empty() && self.holds.kind_of(&p.sourced_id).is_some() {
@@ -213,7 +222,7 @@ impl Policy {
             if state_id != p.sourced_id {
                 out.pseudonyms
                     .push((state_id.clone(), p.sourced_id.clone()));
-                state_ids.insert(p.sourced_id.as_str(), state_id.clone());
+                state_ids.insert(p.sourced_id.as_str(), Id::from(state_id.as_str()));
             }
             if p.status == Status::ToBeDeleted {
                 out.leaving.push(state_id);
@@ -293,7 +302,7 @@ impl Policy {
         // once (sorted, in one pass): inserting them one by one into a
         // tree of groups and a tree per group cost two tree searches of
         // string comparisons per enrolment
-        let mut gathered: rustc_hash::FxHashMap<&str, Vec<String>> = Default::default();
+        let mut gathered: rustc_hash::FxHashMap<&str, Vec<Id>> = Default::default();
         for m in &roster.memberships {
             if out_of_scope_groups.contains(m.group.as_str()) {
                 continue;
@@ -301,7 +310,7 @@ impl Policy {
             match roster.memberships_completeness {
                 Completeness::Delta => {
                     let person = match state_ids.get(m.person.as_str()) {
-                        Some(p) => p.clone(),
+                        Some(p) => p.to_string(),
                         None => self.person_id(&m.person),
                     };
                     let d = out.member_deltas.entry(m.group.to_string()).or_default();
@@ -313,9 +322,10 @@ impl Policy {
                 }
                 _ => {
                     if m.status == Status::Active && in_scope_users.contains(m.person.as_str()) {
+                        // the shared id, not a copy: no allocation per enrolment
                         let person = match state_ids.get(m.person.as_str()) {
                             Some(p) => p.clone(),
-                            None => m.person.to_string(),
+                            None => m.person.clone(),
                         };
                         gathered.entry(m.group.as_str()).or_default().push(person);
                     }

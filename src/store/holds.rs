@@ -203,13 +203,7 @@ impl Store {
             .conn
             .prepare("SELECT id_hash, kind, keyed FROM subject_holds")?;
         let mut h = Holds::default();
-        let rows = q.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-            ))
-        })?;
+        let rows = q.query_map([], |r| <(String, String, bool)>::try_from(r))?;
         for row in rows {
             let (hash, kind, keyed) = row?;
             if keyed {

@@ -280,6 +280,39 @@ pub struct RecordState {
 /// Field → short content hash of its value.
 pub type FieldHashes = std::collections::BTreeMap<TrackedField, String>;
 
+/// Stored field hashes (a JSON object) read straight into [`FieldHashes`]:
+/// the names borrowed, a field this version does not track skipped. A
+/// damaged value reads as no hashes, so the record is sent again.
+pub(crate) fn parse_field_hashes(json: &str) -> FieldHashes {
+    struct Hashes(FieldHashes);
+    impl<'de> serde::Deserialize<'de> for Hashes {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hashes, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Hashes;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object of field hashes")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Hashes, A::Error> {
+                    let mut out = FieldHashes::new();
+                    while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                        let v: String = map.next_value()?;
+                        if let Some(k) = TrackedField::parse(&k) {
+                            out.insert(k, v);
+                        }
+                    }
+                    Ok(Hashes(out))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    serde_json::from_str::<Hashes>(json).map_or_else(|_| FieldHashes::new(), |h| h.0)
+}
+
 vocabulary! {
     /// How a run ended, as stored in `runs.outcome`.
     pub enum RunOutcome ("run outcome") {
@@ -483,16 +516,12 @@ impl Store {
             "SELECT sourced_id, hash, field_hashes, platform_id, active, accommodations FROM records WHERE kind = ?1",
         )?;
         let rows = stmt.query_map([kind.as_str()], |r| {
-            let fh: String = r.get(2)?;
+            let fh = r.get_ref(2)?.as_str()?;
             Ok((
                 r.get::<_, String>(0)?,
                 RecordState {
                     hash: r.get(1)?,
-                    field_hashes: serde_json::from_str::<HashMap<String, String>>(&fh)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|(k, v)| TrackedField::parse(&k).map(|k| (k, v)))
-                        .collect(),
+                    field_hashes: parse_field_hashes(fh),
                     platform_id: r.get(3)?,
                     active: r.get(4)?,
                     accommodations: r
@@ -501,12 +530,21 @@ impl Store {
                 },
             ))
         })?;
-        let mut out = HashMap::new();
+        let mut out = HashMap::with_capacity(self.count_records(kind)?);
         for row in rows {
             let (id, st) = row?;
             out.insert(id, st);
         }
         Ok(out)
+    }
+
+    fn count_records(&self, kind: RecordKind) -> Result<usize> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM records WHERE kind = ?1",
+            [kind.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// The parent (exam sitting) of each record of a kind that has one.
@@ -1141,6 +1179,19 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn stored_field_hashes_read_known_fields_and_skip_the_rest() {
+        let fh = parse_field_hashes(r#"{"name":"ab","future":"cd","act\u0069ve":"ef"}"#);
+        let want: FieldHashes = [
+            (TrackedField::Name, "ab".to_string()),
+            (TrackedField::Active, "ef".to_string()),
+        ]
+        .into();
+        assert_eq!(fh, want);
+        assert!(parse_field_hashes("{\"name\":").is_empty());
+        assert!(parse_field_hashes("[]").is_empty());
     }
 
     /// A state file at schema `version`, with rows written by `seed`.

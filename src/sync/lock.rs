@@ -34,8 +34,19 @@ pub enum LockError {
 /// The held lock; released when dropped.
 #[derive(Debug)]
 pub struct RunLock {
-    file: File,
+    _held: LockFile,
     path: PathBuf,
+}
+
+/// A held lock file: the `flock` goes when it is dropped (and with the
+/// process, however it ends).
+#[derive(Debug)]
+pub(crate) struct LockFile(File);
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.0);
+    }
 }
 
 impl RunLock {
@@ -49,37 +60,11 @@ impl RunLock {
     /// Take the lock of `state_path` without waiting.
     pub fn acquire(state_path: &Path) -> Result<RunLock, LockError> {
         let path = Self::path_for(state_path);
-        let io = |source| LockError::Io {
-            path: path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::store::private_dir_all(dir).map_err(io)?;
+        match lock_file(&path, state_path) {
+            Ok(Ok(held)) => Ok(RunLock { _held: held, path }),
+            Ok(Err(pid)) => Err(LockError::Busy { pid, path }),
+            Err(source) => Err(LockError::Io { path, source }),
         }
-        let mut o = OpenOptions::new();
-        o.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let mut file = o.open(&path).map_err(io)?;
-        crate::store::owner::hand_to_state_owner(&path, state_path).map_err(io)?;
-        match FileExt::try_lock(&file) {
-            Ok(()) => {}
-            Err(fs4::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(LockError::Busy {
-                    pid: text.trim().parse().ok(),
-                    path,
-                });
-            }
-            Err(fs4::TryLockError::Error(e)) => return Err(io(e)),
-        }
-        // ours now: write our pid for the message of the next one
-        file.set_len(0).map_err(io)?;
-        file.rewind().map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
-        file.flush().map_err(io)?;
-        Ok(RunLock { file, path })
     }
 
     /// Take the lock, waiting at most `wait` for a run that holds it;
@@ -109,10 +94,38 @@ impl RunLock {
     }
 }
 
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = FileExt::unlock(&self.file);
+/// Take an `flock` on the lock file `path` of the state database
+/// `state_path` without waiting (the file 0600 and its folder 0700 when
+/// made, owned like the state), and write our pid into it for the message
+/// of the next one; `Ok(Err(pid))` when another process holds it (its pid
+/// when it wrote one). The run lock and the daemon's presence lock.
+pub(crate) fn lock_file(
+    path: &Path,
+    state_path: &Path,
+) -> std::io::Result<Result<LockFile, Option<u32>>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::store::private_dir_all(dir)?;
     }
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut file = o.open(path)?;
+    crate::store::owner::hand_to_state_owner(path, state_path)?;
+    match FileExt::try_lock(&file) {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Ok(Err(text.trim().parse().ok()));
+        }
+        Err(fs4::TryLockError::Error(e)) => return Err(e),
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    file.flush()?;
+    Ok(Ok(LockFile(file)))
 }
 
 #[cfg(test)]
@@ -128,10 +141,7 @@ mod tests {
         // flock is per open file: a second open in this process conflicts
         let e = RunLock::acquire(&state).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
-            "{msg}"
-        );
+        crate::test_util::assert_names_our_pid(&msg);
         assert!(msg.contains("sisync.db.lock"), "{msg}");
         assert!(msg.contains("already running"), "{msg}");
         drop(lock);

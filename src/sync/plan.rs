@@ -11,7 +11,7 @@ use rustc_hash::FxHashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Completeness, SourceIssue, TrackedField};
+use crate::model::{Completeness, Id, SourceIssue, TrackedField};
 use crate::privacy::policy::{
     ExamAccommodations, Minimised, PlatformGroup, PlatformUser, hash_value, record_hash,
 };
@@ -580,12 +580,13 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
             }
         }
         let stored = state.members.get(id).unwrap_or(&empty);
-        let members: BTreeSet<String> = match m.memberships_completeness {
-            Completeness::Bulk if m.held_users.is_empty() => {
-                // the common case: the source's set as it is, not copied
-                // first (filtered below)
-                BTreeSet::new()
-            }
+        // The members as borrowed ids: they are hashed first and copied
+        // only into a group that changed (a rerun copies none).
+        let active = |u: &&str| will_be_active.contains(*u);
+        let source = || m.members.get(id).into_iter().flatten().map(Id::as_str);
+        let delta: BTreeSet<String>;
+        let members: Vec<&str> = match m.memberships_completeness {
+            Completeness::Bulk if m.held_users.is_empty() => source().filter(active).collect(),
             Completeness::Delta => {
                 let mut s = stored.clone();
                 if let Some(d) = m.member_deltas.get(id) {
@@ -604,47 +605,37 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                         }
                     }
                 }
-                s
+                delta = s;
+                delta.iter().map(String::as_str).filter(active).collect()
             }
             Completeness::Bulk => {
-                let mut s = m.members.get(id).cloned().unwrap_or_default();
+                let mut s: BTreeSet<&str> = source().collect();
                 // keep held users where they were
-                s.extend(stored.iter().filter(|u| m.held_users.contains(*u)).cloned());
-                s
+                s.extend(
+                    stored
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|u| m.held_users.contains(*u)),
+                );
+                s.into_iter().filter(active).collect()
             }
-            Completeness::Absent => stored.clone(),
+            Completeness::Absent => stored.iter().map(String::as_str).filter(active).collect(),
         };
-        // never list someone who is not (or no longer) an active user
-        let members: Vec<String> =
-            if m.memberships_completeness == Completeness::Bulk && m.held_users.is_empty() {
-                m.members
-                    .get(id)
-                    .into_iter()
-                    .flatten()
-                    .filter(|u| will_be_active.contains(u.as_str()))
-                    .cloned()
-                    .collect()
-            } else {
-                members
-                    .into_iter()
-                    .filter(|u| will_be_active.contains(u.as_str()))
-                    .collect()
-            };
-        let group = match record {
+        let mut group = match record {
             Some(g) => PlatformGroup {
-                members,
+                members: Vec::new(),
                 ..g.clone()
             },
             None => PlatformGroup {
                 external_id: id.to_string(),
                 display_name: None,
                 org: None,
-                members,
+                members: Vec::new(),
                 active: true,
                 partial: true,
             },
         };
-        let mut fh = group.field_hashes();
+        let mut fh = group.field_hashes_for(&members);
         if group.partial {
             if let Some(o) = old {
                 for (k, v) in &o.field_hashes {
@@ -652,13 +643,17 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                 }
             }
         }
+        let owned = |members: &[&str]| members.iter().map(|u| u.to_string()).collect();
         match old {
             None => p.groups.push(GroupChange {
                 action: Action::Create,
                 external_id: id.to_string(),
                 platform_id: None,
                 changed: fh.keys().cloned().collect(),
-                group,
+                group: PlatformGroup {
+                    members: owned(&members),
+                    ..group
+                },
                 field_hashes: fh,
             }),
             Some(o) => {
@@ -670,6 +665,7 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                 if changed.is_empty() && o.hash == record_hash(&fh) {
                     p.unchanged_groups += 1;
                 } else {
+                    group.members = owned(&members);
                     p.groups.push(GroupChange {
                         action: Action::Update,
                         external_id: id.to_string(),

@@ -97,6 +97,23 @@ fn locate(
     found
 }
 
+/// Where each record of a snapshot list is, by the key `key` gives it
+/// (records without one are left out).
+fn index<T>(items: &[T], key: impl Fn(&T) -> Option<&str>) -> HashMap<&str, usize> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, x)| Some((key(x)?, i)))
+        .collect()
+}
+
+/// The known records in id order, so findings come out the same each run.
+fn by_id(known: &HashMap<String, RecordState>) -> Vec<(&String, &RecordState)> {
+    let mut all: Vec<_> = known.iter().collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    all
+}
+
 /// Compare a platform snapshot with the state.
 pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
     let mut r = Report {
@@ -104,22 +121,11 @@ pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
         groups_read: snap.groups.len(),
         ..Report::default()
     };
-    let by_ext: HashMap<&str, usize> = snap
-        .users
-        .iter()
-        .enumerate()
-        .filter(|(_, u)| !u.user.external_id.is_empty())
-        .map(|(i, u)| (u.user.external_id.as_str(), i))
-        .collect();
-    let by_pid: HashMap<&str, usize> = snap
-        .users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.id.as_str(), i))
-        .collect();
-    let mut users: Vec<(&String, &RecordState)> = known.users.iter().collect();
-    users.sort_by(|a, b| a.0.cmp(b.0));
-    for (id, st) in users {
+    let by_ext = index(&snap.users, |u| {
+        Some(u.user.external_id.as_str()).filter(|e| !e.is_empty())
+    });
+    let by_pid = index(&snap.users, |u| Some(u.id.as_str()));
+    for (id, st) in by_id(known.users) {
         let Some(i) = locate(&mut r, "user", id, st, (&by_pid, &by_ext)) else {
             continue;
         };
@@ -171,22 +177,10 @@ pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
         .iter()
         .filter_map(|(id, st)| Some((st.platform_id.as_deref()?, id.as_str())))
         .collect();
-    let groups_by_ext: HashMap<&str, usize> = snap
-        .groups
-        .iter()
-        .enumerate()
-        .filter_map(|(i, g)| Some((g.external_id.as_deref()?, i)))
-        .collect();
-    let groups_by_pid: HashMap<&str, usize> = snap
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.id.as_str(), i))
-        .collect();
-    let mut groups: Vec<(&String, &RecordState)> = known.groups.iter().collect();
-    groups.sort_by(|a, b| a.0.cmp(b.0));
+    let groups_by_ext = index(&snap.groups, |g| g.external_id.as_deref());
+    let groups_by_pid = index(&snap.groups, |g| Some(g.id.as_str()));
     let none = BTreeSet::new();
-    for (id, st) in groups {
+    for (id, st) in by_id(known.groups) {
         let Some(i) = locate(&mut r, "group", id, st, (&groups_by_pid, &groups_by_ext)) else {
             continue;
         };

@@ -118,6 +118,12 @@ impl Text {
     }
 }
 
+/// A record's title: its name (the Dutch value, see [`Text::best`]), else
+/// its id.
+pub fn title(name: &Option<Text>, id: &str) -> String {
+    name.as_ref().and_then(Text::best).unwrap_or(id).to_string()
+}
+
 /// The nl-test-admin object among `consumers`, when there is one.
 pub fn consumer(consumers: &Option<Vec<Value>>) -> Option<&Value> {
     consumers

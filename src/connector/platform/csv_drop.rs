@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::config::Field;
-use crate::connector::drop_folder::{CsvOut, csv_bytes, write_folder_as};
+use crate::connector::drop_folder::{CsvOut, csv_bytes, platform_error, write_folder_as};
 use crate::connector::{ChangeSet, Delivery, FileSink, SinkError};
 use crate::model::platform::PlatformUser;
 
@@ -72,6 +72,11 @@ impl CsvDrop {
 
     fn user_row(&self, u: &PlatformUser) -> Vec<String> {
         let o = |v: &Option<String>| v.clone().unwrap_or_default();
+        // an optional number or flag: empty when not given
+        fn cell(v: Option<impl ToString>) -> String {
+            v.map(|v| v.to_string()).unwrap_or_default()
+        }
+        let a = u.accommodations.clone().unwrap_or_default();
         let mut r = vec![
             u.external_id.clone(),
             u.user_name.clone(),
@@ -90,22 +95,14 @@ impl CsvDrop {
             r.push(o(&u.org));
         }
         if self.has(Field::Accommodations) {
-            let a = u.accommodations.clone().unwrap_or_default();
-            r.push(
-                a.extra_time_percent
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            );
-            r.push(a.font_scale.map(|v| v.to_string()).unwrap_or_default());
-            r.push(a.screen_reader.map(|v| v.to_string()).unwrap_or_default());
+            r.extend([
+                cell(a.extra_time_percent),
+                cell(a.font_scale),
+                cell(a.screen_reader),
+            ]);
         }
         if self.has(Field::PersonalNeeds) {
-            let a = u.accommodations.clone().unwrap_or_default();
-            r.push(
-                a.extra_time_minutes
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            );
+            r.push(cell(a.extra_time_minutes));
             r.push(a.personal_needs.unwrap_or_default().join(" "));
         }
         if self.has(Field::Bsn) {
@@ -211,19 +208,6 @@ impl CsvDrop {
         files.push(("registrations.csv", bytes));
         Ok(())
     }
-
-    fn err(&self, path: &Path, what: &str, e: impl std::fmt::Display) -> SinkError {
-        SinkError {
-            endpoint: path.display().to_string(),
-            status: None,
-            message: format!(
-                "{}: cannot {what} ({e}); check platform.path exists and is writable",
-                path.display()
-            ),
-            payload_sha256: None,
-            detail: None,
-        }
-    }
 }
 
 impl FileSink for CsvDrop {
@@ -232,14 +216,15 @@ impl FileSink for CsvDrop {
     }
 
     fn deliver(&self, run_id: i64, changes: &ChangeSet<'_>) -> Result<Delivery, SinkError> {
-        fs::create_dir_all(&self.dir).map_err(|e| self.err(&self.dir, "create the folder", e))?;
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| platform_error(&self.dir, "create the folder", e))?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         let name = format!("sisync-{stamp}-run{run_id}");
         let tmp = self.dir.join(format!(".{name}.tmp"));
 
         let mut row_hashes = HashMap::new();
         let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
-        let enc = |e: csv::Error| self.err(&tmp, "encode CSV", e);
+        let enc = |e: csv::Error| platform_error(&tmp, "encode CSV", e);
 
         let header = self.user_header();
         let mut rows: Vec<Vec<String>> = changes.users.iter().map(|u| self.user_row(u)).collect();
@@ -298,7 +283,7 @@ impl FileSink for CsvDrop {
         }
 
         let dest = write_folder_as(&self.dir, &name, &files, self.group_readable)
-            .map_err(|(p, what, e)| self.err(&p, what, e))?;
+            .map_err(|(p, what, e)| platform_error(&p, what, e))?;
         Ok(Delivery {
             folder: dest,
             row_hashes,
@@ -307,8 +292,19 @@ impl FileSink for CsvDrop {
     }
 }
 
-impl crate::connector::platform::PlatformSink for config::CsvDropPlatform {
-    fn writer<'a>(
+impl crate::connector::platform::FileDrop for config::CsvDropPlatform {
+    fn describe(&self) -> crate::connector::platform::DropPlatform<'_> {
+        crate::connector::platform::DropPlatform {
+            path: &self.path,
+            name: "csv-drop",
+            register: "file drop",
+            exam_shape: crate::connector::platform::ExamShape::Files,
+            whole_roster: false,
+            formula_guard: self.formula_guard,
+            group_readable: self.group_readable,
+        }
+    }
+    fn connect<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
         _: Option<Result<crate::connector::platform::edexml_drop::Snapshot, String>>,
@@ -321,42 +317,6 @@ impl crate::connector::platform::PlatformSink for config::CsvDropPlatform {
             };
             Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
         })
-    }
-    fn check(&self) -> String {
-        format!("csv-drop into {}", self.path.display())
-    }
-    fn register_line(&self) -> String {
-        format!("exam platform file drop {}", self.path.display())
-    }
-    fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"path": self.path})
-    }
-    fn exam_shape(&self) -> crate::connector::platform::ExamShape {
-        crate::connector::platform::ExamShape::Files
-    }
-    fn erase_preview(&self, _platform_id: Option<&str>, _id: &str) -> String {
-        format!(
-            "an erasures.csv drop folder in {} for the platform's importer",
-            self.path.display()
-        )
-    }
-    fn erase<'a>(
-        &'a self,
-        _loaded: &'a crate::config::Loaded,
-        _platform_id: Option<&'a str>,
-        id: &'a str,
-    ) -> crate::connector::platform::Erasing<'a> {
-        Box::pin(async move {
-            crate::connector::drop_folder::erase_by_drop(
-                &self.path,
-                id,
-                self.formula_guard,
-                self.group_readable,
-            )
-        })
-    }
-    fn delivery_folder(&self) -> Option<&std::path::Path> {
-        Some(&self.path)
     }
 }
 

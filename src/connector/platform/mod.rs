@@ -119,6 +119,84 @@ pub trait PlatformSink: Sync {
     ) -> Erasing<'a>;
 }
 
+/// A platform that delivers folders of files on this machine (csv-drop,
+/// edexml-drop). Such a platform is a [`PlatformSink`] through the one
+/// impl below: described by [`FileDrop::describe`], connected by its own
+/// [`FileDrop::connect`]; an erasure is an `erasures.csv` drop for the
+/// platform's importer (a file cannot be asked to delete).
+pub trait FileDrop: Sync {
+    fn describe(&self) -> DropPlatform<'_>;
+    /// [`PlatformSink::writer`] for this platform.
+    fn connect<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        whole: Option<Result<Snapshot, String>>,
+    ) -> Connecting<'a>;
+}
+
+/// What sets one file-drop platform apart.
+pub struct DropPlatform<'a> {
+    /// The folder deliveries go into.
+    pub path: &'a std::path::Path,
+    /// Its name in `check-config` (`csv-drop`, `edexml-drop (EDEXML 2.1)`).
+    pub name: &'static str,
+    /// Its name in the processing register (`file drop`, `EDEXML file drop`).
+    pub register: &'static str,
+    pub exam_shape: ExamShape,
+    /// See [`PlatformSink::wants_whole_roster`].
+    pub whole_roster: bool,
+    /// The formula guard of the `erasures.csv` drop.
+    pub formula_guard: bool,
+    pub group_readable: bool,
+}
+
+impl<T: FileDrop> PlatformSink for T {
+    fn check(&self) -> String {
+        let d = self.describe();
+        format!("{} into {}", d.name, d.path.display())
+    }
+    fn register_line(&self) -> String {
+        let d = self.describe();
+        format!("exam platform {} {}", d.register, d.path.display())
+    }
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({"path": self.describe().path})
+    }
+    fn exam_shape(&self) -> ExamShape {
+        self.describe().exam_shape
+    }
+    fn wants_whole_roster(&self) -> bool {
+        self.describe().whole_roster
+    }
+    fn writer<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        whole: Option<Result<Snapshot, String>>,
+    ) -> Connecting<'a> {
+        self.connect(loaded, whole)
+    }
+    fn delivery_folder(&self) -> Option<&std::path::Path> {
+        Some(self.describe().path)
+    }
+    fn erase_preview(&self, _platform_id: Option<&str>, _id: &str) -> String {
+        format!(
+            "an erasures.csv drop folder in {} for the platform's importer",
+            self.describe().path.display()
+        )
+    }
+    fn erase<'a>(
+        &'a self,
+        _loaded: &'a Loaded,
+        _platform_id: Option<&'a str>,
+        id: &'a str,
+    ) -> Erasing<'a> {
+        Box::pin(async move {
+            let d = self.describe();
+            super::drop_folder::erase_by_drop(d.path, id, d.formula_guard, d.group_readable)
+        })
+    }
+}
+
 /// The answer of [`PlatformSink::erase`].
 pub type Erasing<'a> = BoxFuture<'a, std::result::Result<Erased, EraseError>>;
 

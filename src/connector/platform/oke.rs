@@ -170,22 +170,29 @@ impl OkeExamSink {
         self
     }
 
-    async fn write(
+    /// The URL of `kind` record `id`, the body's bytes and their SHA-256.
+    fn encode(
         &self,
-        method: Method,
-        path: &str,
+        kind: &Kind,
+        id: &str,
         body: &Value,
-        content_type: &str,
-    ) -> Result<Written, SinkError> {
-        let url = format!("{}{path}", self.base);
+    ) -> Result<(String, Vec<u8>, String), SinkError> {
+        let url = format!("{}/{}/{id}", self.base, kind.path);
         let bytes = serde_json::to_vec(body).map_err(|e| SinkError {
             endpoint: url.clone(),
             message: format!("cannot encode the body: {e}"),
             ..SinkError::default()
         })?;
         let sha = sha256_hex(&bytes);
+        Ok((url, bytes, sha))
+    }
+
+    /// Cancel a record: a merge patch of its state only.
+    async fn cancel(&self, kind: &Kind, id: &str) -> Result<Written, SinkError> {
+        let (url, bytes, sha) = self.encode(kind, id, &(kind.canceled)())?;
+        let merge = "application/merge-patch+json";
         self.http
-            .send(method, &url, Some(&bytes), content_type, true)
+            .send(Method::PATCH, &url, Some(&bytes), merge, true)
             .await
             .map_err(|e| sink_error(e, &sha))?;
         Ok(Written {
@@ -203,17 +210,11 @@ impl OkeExamSink {
     /// run sends it again.
     async fn put_verified(
         &self,
-        path: &str,
+        kind: &Kind,
+        id: &str,
         body: &Value,
-        differences: fn(&Value, &Value) -> Vec<&'static str>,
     ) -> Result<Written, SinkError> {
-        let url = format!("{}{path}", self.base);
-        let bytes = serde_json::to_vec(body).map_err(|e| SinkError {
-            endpoint: url.clone(),
-            message: format!("cannot encode the body: {e}"),
-            ..SinkError::default()
-        })?;
-        let sha = sha256_hex(&bytes);
+        let (url, bytes, sha) = self.encode(kind, id, body)?;
         let reply = self
             .http
             .send(Method::PUT, &url, Some(&bytes), "application/json", true)
@@ -251,7 +252,7 @@ impl OkeExamSink {
                 (v, "read back with GET")
             }
         };
-        let lost = differences(body, &seen);
+        let lost = (kind.differences)(body, &seen);
         if !lost.is_empty() {
             return Err(SinkError {
                 endpoint: url.clone(),
@@ -329,55 +330,55 @@ impl OkeExamSink {
     }
 }
 
+/// A record kind flow 2 writes: where it lives, how a `PUT` is verified
+/// and the merge patch that cancels it.
+struct Kind {
+    path: &'static str,
+    differences: fn(&Value, &Value) -> Vec<&'static str>,
+    canceled: fn() -> Value,
+}
+
+/// Exam sittings.
+const OFFERINGS: Kind = Kind {
+    path: "offerings",
+    differences: crate::connector::oke::verify::offering_differences,
+    canceled: || {
+        json!({
+            "offeringType": "component",
+            "consumers": [{ "consumerKey": CONSUMER, "offeringState": "canceled" }],
+        })
+    },
+};
+
+/// Registrations.
+const ASSOCIATIONS: Kind = Kind {
+    path: "associations",
+    differences: crate::connector::oke::verify::association_differences,
+    canceled: || json!({ "associationType": "componentOfferingAssociation", "state": "canceled" }),
+};
+
 impl ExamSink for OkeExamSink {
     fn endpoint(&self) -> String {
         self.base.clone()
     }
 
     async fn put_offering(&self, o: &PlatformOffering) -> Result<Written, SinkError> {
-        self.put_verified(
-            &format!("/offerings/{}", o.external_id),
-            &offering_body(o),
-            crate::connector::oke::verify::offering_differences,
-        )
-        .await
+        let body = offering_body(o);
+        self.put_verified(&OFFERINGS, &o.external_id, &body).await
     }
 
     async fn cancel_offering(&self, id: &str) -> Result<Written, SinkError> {
-        let body = json!({
-            "offeringType": "component",
-            "consumers": [{ "consumerKey": CONSUMER, "offeringState": "canceled" }],
-        });
-        self.write(
-            Method::PATCH,
-            &format!("/offerings/{id}"),
-            &body,
-            "application/merge-patch+json",
-        )
-        .await
+        self.cancel(&OFFERINGS, id).await
     }
 
     async fn put_registration(&self, r: &PlatformRegistration) -> Result<Written, SinkError> {
-        self.put_verified(
-            &format!("/associations/{}", r.external_id),
-            &association_body(r),
-            crate::connector::oke::verify::association_differences,
-        )
-        .await
+        let body = association_body(r);
+        self.put_verified(&ASSOCIATIONS, &r.external_id, &body)
+            .await
     }
 
     async fn cancel_registration(&self, id: &str) -> Result<Written, SinkError> {
-        let body = json!({
-            "associationType": "componentOfferingAssociation",
-            "state": "canceled",
-        });
-        self.write(
-            Method::PATCH,
-            &format!("/associations/{id}"),
-            &body,
-            "application/merge-patch+json",
-        )
-        .await
+        self.cancel(&ASSOCIATIONS, id).await
     }
 }
 

@@ -77,7 +77,11 @@ impl Edexml {
         let mut school_seen = false;
         let mut persons = 0u64;
         let mut err = None;
-        let answer = uwlr_roster::parse(self.open()?, &file, &mut |r| {
+        let input = self.open()?;
+        if let Ok(m) = input.metadata() {
+            b.expect(m.len());
+        }
+        let answer = uwlr_roster::parse(input, &file, &mut |r| {
             if let Rec::School(s) = &r {
                 match uwlr_roster::school_code(s) {
                     Some(code) => b.school(&code, &code),

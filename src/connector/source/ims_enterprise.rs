@@ -160,22 +160,19 @@ pub struct ImsEnterprise {
 
 impl ImsEnterprise {
     pub fn new(cfg: &ImsEnterpriseSource) -> ImsEnterprise {
-        let mut role_map: BTreeMap<String, Role> = [
-            ("01", Role::Student),
-            ("02", Role::Teacher),
-            ("student", Role::Student),
-            ("learner", Role::Student),
-            ("faculty", Role::Teacher),
-            ("instructor", Role::Teacher),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        for (from, to) in &cfg.role_map {
-            if let Some(r) = Role::parse(to) {
-                role_map.insert(from.trim().to_ascii_lowercase(), r);
-            }
-        }
+        let role_map = Role::map(
+            &[
+                ("01", Role::Student),
+                ("02", Role::Teacher),
+                ("student", Role::Student),
+                ("learner", Role::Student),
+                ("faculty", Role::Teacher),
+                ("instructor", Role::Teacher),
+            ],
+            cfg.role_map
+                .iter()
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.as_str())),
+        );
         ImsEnterprise {
             path: cfg.path.clone(),
             role_map,

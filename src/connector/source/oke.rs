@@ -325,12 +325,7 @@ impl OkeReader {
                 groups.push(Group {
                     sourced_id: g.group_id.clone(),
                     status: Status::Active,
-                    title: g
-                        .name
-                        .as_ref()
-                        .and_then(|n| n.best())
-                        .unwrap_or(&g.group_id)
-                        .to_string(),
+                    title: crate::connector::oke::title(&g.name, &g.group_id),
                     code: g.primary_code.map(|c| c.code),
                     org: None,
                     sessions: Vec::new(),
@@ -407,12 +402,7 @@ pub fn offering(item: &Value) -> Result<ExamOffering, String> {
         id: o.offering_id.clone(),
         status,
         code: o.primary_code.map(|c| c.code),
-        title: o
-            .name
-            .as_ref()
-            .and_then(|n| n.best())
-            .unwrap_or(&o.offering_id)
-            .to_string(),
+        title: crate::connector::oke::title(&o.name, &o.offering_id),
         tests,
         start: Some(start),
         end: Some(end),

@@ -290,6 +290,9 @@ impl Uwlr {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(32);
         let mut builder = std::mem::replace(b, Builder::new(false, Default::default()));
         builder.document(&origin);
+        if let Some(n) = resp.content_length() {
+            builder.expect(n);
+        }
         let o = origin.clone();
         let parsing = tokio::task::spawn_blocking(move || {
             let mut f = Fetched::default();
@@ -575,6 +578,7 @@ pub fn roster_from_answer(body: &[u8], code: &str, qualify_ids: bool) -> Result<
     let mut b = Builder::new(qualify_ids, Default::default());
     b.school(code, code);
     b.document(code);
+    b.expect(body.len() as u64);
     match uwlr_roster::parse(body, code, &mut |r| b.feed(r))? {
         Answer::Data => Ok(b.finish("UWLR 2.2 HaalLeerlinggegevens".into())),
         Answer::NoChanges => Err(anyhow!("{code}: the answer is geenwijzigingen")),

@@ -114,21 +114,14 @@ impl ConnectorConfig for EdexmlDropPlatform {
                 ));
             }
         }
-        if !l.config.privacy.fields.contains(&Field::Role) {
-            return Err(l.error(
-                "privacy",
-                "fields",
-                "platform.kind = \"edexml-drop\" needs \"role\": EDEXML lists leerlingen (the candidates) apart from leerkrachten and other staff; add \"role\"",
-            ));
-        }
-        if !l.config.privacy.fields.contains(&Field::Name) {
-            return Err(l.error(
-                "privacy",
-                "fields",
-                "platform.kind = \"edexml-drop\" needs \"name\": EDEXML requires each leerling's achternaam or roepnaam; add \"name\" or choose another platform",
-            ));
-        }
-        Ok(())
+        l.needs_field(
+            Field::Role,
+            "platform.kind = \"edexml-drop\" needs \"role\": EDEXML lists leerlingen (the candidates) apart from leerkrachten and other staff; add \"role\"",
+        )?;
+        l.needs_field(
+            Field::Name,
+            "platform.kind = \"edexml-drop\" needs \"name\": EDEXML requires each leerling's achternaam or roepnaam; add \"name\" or choose another platform",
+        )
     }
 }
 #[cfg(test)]

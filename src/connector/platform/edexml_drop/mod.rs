@@ -20,7 +20,7 @@ pub use erase::without_persons;
 pub use writer::{School, Unfit};
 
 use crate::config::Field;
-use crate::connector::drop_folder::{csv_bytes, write_folder_as};
+use crate::connector::drop_folder::{csv_bytes, platform_error, write_folder_as};
 use crate::connector::{ChangeSet, Delivery, FileSink, SinkError};
 use crate::model::Completeness;
 use crate::model::platform::{Minimised, PlatformGroup, PlatformUser};
@@ -37,7 +37,7 @@ pub const DEACTIVATED: &str = "deactivated.csv";
 pub struct Snapshot {
     pub users: Vec<PlatformUser>,
     pub groups: Vec<PlatformGroup>,
-    pub members: BTreeMap<String, BTreeSet<String>>,
+    pub members: BTreeMap<String, BTreeSet<crate::model::Id>>,
 }
 
 impl Snapshot {
@@ -84,19 +84,6 @@ impl EdexmlDrop {
         }
     }
 
-    fn err(&self, path: &Path, what: &str, e: impl std::fmt::Display) -> SinkError {
-        SinkError {
-            endpoint: path.display().to_string(),
-            status: None,
-            message: format!(
-                "{}: cannot {what} ({e}); check platform.path exists and is writable",
-                path.display()
-            ),
-            payload_sha256: None,
-            detail: None,
-        }
-    }
-
     /// The document for the snapshot, with the run's changes laid over it
     /// (a record the run deactivated is left out even if the snapshot
     /// still had it).
@@ -108,22 +95,10 @@ impl EdexmlDrop {
             .filter(|(_, active)| !active)
             .map(|(g, _)| g.external_id.as_str())
             .collect();
-        let mut users: Vec<&PlatformUser> = self
-            .snapshot
-            .users
-            .iter()
-            .filter(|u| u.active && !gone.contains(u.external_id.as_str()))
-            .collect();
-        users.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-        users.dedup_by(|a, b| a.external_id == b.external_id);
-        let mut groups: Vec<&PlatformGroup> = self
-            .snapshot
-            .groups
-            .iter()
-            .filter(|g| g.active && !retired.contains(g.external_id.as_str()))
-            .collect();
-        groups.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-        groups.dedup_by(|a, b| a.external_id == b.external_id);
+        let users = in_file(&self.snapshot.users, &gone, |u| (&u.external_id, u.active));
+        let groups = in_file(&self.snapshot.groups, &retired, |g| {
+            (&g.external_id, g.active)
+        });
         // members: of the snapshot, only persons in the file
         let present: BTreeSet<&str> = users.iter().map(|u| u.external_id.as_str()).collect();
         let members: BTreeMap<String, BTreeSet<String>> = self
@@ -135,13 +110,32 @@ impl EdexmlDrop {
                     g.clone(),
                     m.iter()
                         .filter(|p| present.contains(p.as_str()))
-                        .cloned()
+                        .map(|p| p.to_string())
                         .collect(),
                 )
             })
             .collect();
         writer::document(&self.school, &users, &groups, &members, &self.fields)
     }
+}
+
+/// The records of `all` that go into the file: active, not `left_out` by
+/// the run, ordered by external id and each id once (the first wins).
+fn in_file<'a, T>(
+    all: &'a [T],
+    left_out: &BTreeSet<&str>,
+    id_active: impl Fn(&T) -> (&String, bool),
+) -> Vec<&'a T> {
+    let mut kept: Vec<&T> = all
+        .iter()
+        .filter(|x| {
+            let (id, active) = id_active(x);
+            active && !left_out.contains(id.as_str())
+        })
+        .collect();
+    kept.sort_by(|a, b| id_active(a).0.cmp(id_active(b).0));
+    kept.dedup_by(|a, b| id_active(a).0 == id_active(b).0);
+    kept
 }
 
 impl FileSink for EdexmlDrop {
@@ -166,7 +160,7 @@ impl FileSink for EdexmlDrop {
             detail: None,
         })?;
         std::fs::create_dir_all(&self.dir)
-            .map_err(|e| self.err(&self.dir, "create the folder", e))?;
+            .map_err(|e| platform_error(&self.dir, "create the folder", e))?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         let name = format!("sisync-{stamp}-run{run_id}");
         let mut row_hashes = HashMap::new();
@@ -193,14 +187,14 @@ impl FileSink for EdexmlDrop {
                 .map(|id| vec![id.to_string(), "false".into()])
                 .collect();
             let (bytes, hashes) = csv_bytes(&["externalId", "active"], &rows, true)
-                .map_err(|e| self.err(&self.dir, "encode CSV", e))?;
+                .map_err(|e| platform_error(&self.dir, "encode CSV", e))?;
             for (r, h) in rows.iter().zip(hashes) {
                 row_hashes.insert((DEACTIVATED.to_string(), r[0].clone()), h);
             }
             files.push((DEACTIVATED, bytes));
         }
         let dest = write_folder_as(&self.dir, &name, &files, self.group_readable)
-            .map_err(|(p, what, e)| self.err(&p, what, e))?;
+            .map_err(|(p, what, e)| platform_error(&p, what, e))?;
         Ok(Delivery {
             folder: dest,
             row_hashes,
@@ -209,8 +203,21 @@ impl FileSink for EdexmlDrop {
     }
 }
 
-impl crate::connector::platform::PlatformSink for config::EdexmlDropPlatform {
-    fn writer<'a>(
+impl crate::connector::platform::FileDrop for config::EdexmlDropPlatform {
+    /// A sitting becomes a samengestelde groep Facet can import; EDEXML
+    /// has no deletion: the same erasures.csv as csv-drop.
+    fn describe(&self) -> crate::connector::platform::DropPlatform<'_> {
+        crate::connector::platform::DropPlatform {
+            path: &self.path,
+            name: "edexml-drop (EDEXML 2.1)",
+            register: "EDEXML file drop",
+            exam_shape: crate::connector::platform::ExamShape::Groups,
+            whole_roster: true,
+            formula_guard: true,
+            group_readable: self.group_readable,
+        }
+    }
+    fn connect<'a>(
         &'a self,
         loaded: &'a crate::config::Loaded,
         whole: Option<Result<Snapshot, String>>,
@@ -241,42 +248,6 @@ impl crate::connector::platform::PlatformSink for config::EdexmlDropPlatform {
             };
             Ok(crate::connector::platform::Writer::Files(Box::new(sink)))
         })
-    }
-    fn check(&self) -> String {
-        format!("edexml-drop (EDEXML 2.1) into {}", self.path.display())
-    }
-    fn register_line(&self) -> String {
-        format!("exam platform EDEXML file drop {}", self.path.display())
-    }
-    fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"path": self.path})
-    }
-    // a sitting becomes a samengestelde groep Facet can import
-    fn exam_shape(&self) -> crate::connector::platform::ExamShape {
-        crate::connector::platform::ExamShape::Groups
-    }
-    fn wants_whole_roster(&self) -> bool {
-        true
-    }
-    fn erase_preview(&self, _platform_id: Option<&str>, _id: &str) -> String {
-        format!(
-            "an erasures.csv drop folder in {} for the platform's importer",
-            self.path.display()
-        )
-    }
-    /// EDEXML has no deletion: the same erasures.csv as csv-drop.
-    fn erase<'a>(
-        &'a self,
-        _loaded: &'a crate::config::Loaded,
-        _platform_id: Option<&'a str>,
-        id: &'a str,
-    ) -> crate::connector::platform::Erasing<'a> {
-        Box::pin(async move {
-            crate::connector::drop_folder::erase_by_drop(&self.path, id, true, self.group_readable)
-        })
-    }
-    fn delivery_folder(&self) -> Option<&std::path::Path> {
-        Some(&self.path)
     }
 }
 

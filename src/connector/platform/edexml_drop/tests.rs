@@ -40,7 +40,10 @@ fn snapshot() -> Snapshot {
         groups: vec![g],
         members: [(
             "cls-1".to_string(),
-            ["stu-1", "tea-1"].iter().map(|s| s.to_string()).collect(),
+            ["stu-1", "tea-1"]
+                .iter()
+                .map(|s| crate::model::Id::from(*s))
+                .collect(),
         )]
         .into(),
     }

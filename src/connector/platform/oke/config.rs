@@ -36,13 +36,9 @@ impl ConnectorConfig for OkePlatform {
         self.environment
     }
     fn validate(&self, l: &Loaded, _section: &str) -> Result<(), ConfigError> {
-        if !l.config.privacy.fields.contains(&Field::Registrations) {
-            return Err(l.error(
-                "privacy",
-                "fields",
-                "platform kind \"oke\" takes exam registrations: add \"registrations\" to privacy.fields",
-            ));
-        }
-        Ok(())
+        l.needs_field(
+            Field::Registrations,
+            "platform kind \"oke\" takes exam registrations: add \"registrations\" to privacy.fields",
+        )
     }
 }

@@ -494,6 +494,15 @@ impl Parser {
         Ok(self.attr_into(e, want, &mut v)?.then_some(v))
     }
 
+    /// [`Parser::attr`] into `slot` when the tag carries it (else `slot`
+    /// keeps what it holds).
+    fn attr_over(&self, e: &BytesStart<'_>, want: &[u8], slot: &mut Option<String>) -> Result<()> {
+        if let Some(v) = self.attr(e, want)? {
+            *slot = Some(v);
+        }
+        Ok(())
+    }
+
     /// [`Parser::attr`] into a reused string (left empty when absent): true
     /// when the attribute is there.
     /// Two attributes in one pass over the tag, with the result (and error)
@@ -597,11 +606,7 @@ impl Parser {
     ) -> Result<()> {
         match cur {
             Current::Person(p) => match (stack, name) {
-                ([_], El::Person) => {
-                    if let Some(v) = self.attr(e, b"recstatus")? {
-                        p.recstatus = Some(v);
-                    }
-                }
+                ([_], El::Person) => self.attr_over(e, b"recstatus", &mut p.recstatus)?,
                 ([_, El::Person], El::InstitutionRole) => {
                     let t = self.attr(e, b"institutionroletype")?.unwrap_or_default();
                     let primary = self
@@ -621,11 +626,7 @@ impl Parser {
                 _ => {}
             },
             Current::Group(g) => match (stack, name) {
-                ([_], El::Group) => {
-                    if let Some(v) = self.attr(e, b"recstatus")? {
-                        g.recstatus = Some(v);
-                    }
-                }
+                ([_], El::Group) => self.attr_over(e, b"recstatus", &mut g.recstatus)?,
                 ([_, El::Group], El::Relationship) => {
                     let rel = self.attr(e, b"relation")?.unwrap_or_default();
                     if rel == "1" {

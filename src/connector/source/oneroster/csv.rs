@@ -24,7 +24,7 @@ use anyhow::{Result, anyhow, bail};
 use super::config::{AccommodationColumns, OneRosterCsvSource};
 use crate::model::id_table::IdTable;
 use crate::model::{
-    Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SharedIds,
+    Accommodations, Completeness, Group, Id, Membership, Org, Person, Role, Roster, SharedIds,
     SourceIssue, Status,
 };
 use guard::{Guarded, Limit};
@@ -130,7 +130,7 @@ struct Manifest {
 impl Manifest {
     fn read(input: &Input) -> Result<Manifest> {
         let shown = input.display("manifest.csv");
-        let props = input.with("manifest.csv", |rd| {
+        let props = input.with("manifest.csv", |rd, _| {
             let mut props = HashMap::default();
             let mut csv = csv_reader(Guarded::new(rd, Limit::default()));
             for rec in csv.records() {
@@ -197,7 +197,7 @@ impl Manifest {
                     return Ok(Version::V1_2);
                 }
                 let has_role = input
-                    .with("users.csv", |rd| {
+                    .with("users.csv", |rd, _| {
                         let mut csv = csv_reader(rd);
                         let h = csv.headers()?;
                         Ok(h.iter().any(|c| c.trim().eq_ignore_ascii_case("role")))
@@ -345,6 +345,24 @@ struct Row<'a> {
     cols: &'a HashMap<String, usize>,
     file: &'a str,
     line: u64,
+    /// On one early row only: how many rows the whole file will have,
+    /// from its size and the rows so far, so that a reader reserves its
+    /// tables once instead of growing (and copying) them step by step.
+    expected_rows: Option<usize>,
+}
+
+/// The row on which a file's row count is estimated.
+const ESTIMATE_AFTER_ROWS: usize = 512;
+
+/// Rows in a file of `size` bytes of which `rows` took `read` bytes, with
+/// a little slack; None when too little was read to tell, or the guess
+/// is far beyond what fits in memory anyway (a hint, never a limit).
+fn expected_rows(size: Option<u64>, rows: usize, read: u64) -> Option<usize> {
+    let per_row = read.checked_div(rows as u64).filter(|&b| b > 0)?;
+    let n = size? / per_row;
+    usize::try_from(n + n / 16 + 16)
+        .ok()
+        .filter(|&n| n <= 50_000_000)
 }
 
 impl Row<'_> {
@@ -445,7 +463,7 @@ impl Reader<'_> {
         let roster = &mut self.roster;
         let progress = self.progress;
         let rows = &mut self.rows;
-        let found = self.input.with(&file, |rd| {
+        let found = self.input.with(&file, |rd, size| {
             let limit = Limit::default();
             let mut csv = csv_reader(Guarded::new(rd, limit.clone()));
             let headers = match csv.headers() {
@@ -470,6 +488,7 @@ impl Reader<'_> {
             let base = roster.issues.len();
             let mut omitted = 0usize;
             let mut brec = csv::ByteRecord::new();
+            let mut file_rows = 0usize;
             loop {
                 let start = csv.position().clone();
                 limit.allow_from(start.byte());
@@ -526,11 +545,15 @@ impl Reader<'_> {
                 } else {
                     match csv::StringRecord::from_byte_record(std::mem::take(&mut brec)) {
                         Ok(rec) => {
+                            file_rows += 1;
                             let row = Row {
                                 rec: &rec,
                                 cols: &cols,
                                 file: &file,
                                 line,
+                                expected_rows: (file_rows == ESTIMATE_AFTER_ROWS)
+                                    .then(|| expected_rows(size, file_rows, csv.position().byte()))
+                                    .flatten(),
                             };
                             each(roster, &row);
                             brec = rec.into_byte_record();
@@ -765,6 +788,10 @@ impl Reader<'_> {
             "users",
             required,
             |roster, row| {
+                if let Some(n) = row.expected_rows {
+                    persons.reserve(n.saturating_sub(persons.len()));
+                    seen.reserve(n.saturating_sub(seen.len()));
+                }
                 if row.get("sourcedId").is_none() {
                     anonymous.get_or_insert(row.line);
                     return;
@@ -904,10 +931,17 @@ impl Reader<'_> {
     ) -> Result<()> {
         let users_bulk = self.roster.persons_completeness == Completeness::Bulk;
         let classes_bulk = self.roster.groups_completeness == Completeness::Bulk;
-        let mut synced = IdTable::default();
+        // Against bulk files an enrolment's class and user are found by
+        // their number in users.csv and classes.csv: one lookup each, and
+        // the shared ids and the synced flags are kept by that number.
+        let mut synced = vec![false; users.len()];
         for p in &self.roster.persons {
-            synced.insert(&p.sourced_id);
+            if let Some(n) = users.find(&p.sourced_id) {
+                synced[n as usize] = true;
+            }
         }
+        let mut user_ids: Vec<Option<Id>> = vec![None; users.len()];
+        let mut class_ids: Vec<Option<Id>> = vec![None; classes.len()];
         let mut seen = IdTable::default();
         let mut memberships = Vec::new();
         let mut ids = SharedIds::default();
@@ -921,6 +955,10 @@ impl Reader<'_> {
                         roster.held_groups.insert(class.to_string());
                     }
                 };
+                if let Some(n) = row.expected_rows {
+                    memberships.reserve(n.saturating_sub(memberships.len()));
+                    seen.reserve(n.saturating_sub(seen.len()));
+                }
                 let Some(id) = row.new_id(&mut seen, roster) else {
                     hold(roster);
                     return;
@@ -941,21 +979,29 @@ impl Reader<'_> {
                         .push(row.issue(Some(id), "classSourcedId or userSourcedId is empty"));
                     return;
                 };
-                if users_bulk && !users.contains(user) {
-                    roster.issues.push(row.issue(
-                        Some(id),
-                        format!("userSourcedId {user} is not in users.csv"),
-                    ));
-                    return;
-                }
-                if classes_bulk && !classes.contains(class) {
-                    roster.issues.push(row.issue(
-                        Some(id),
-                        format!("classSourcedId {class} is not in classes.csv"),
-                    ));
-                    return;
-                }
-                if users_bulk && !synced.contains(user) {
+                let user_no = match users_bulk.then(|| users.find(user)) {
+                    Some(None) => {
+                        roster.issues.push(row.issue(
+                            Some(id),
+                            format!("userSourcedId {user} is not in users.csv"),
+                        ));
+                        return;
+                    }
+                    Some(Some(n)) => Some(n as usize),
+                    None => None,
+                };
+                let class_no = match classes_bulk.then(|| classes.find(class)) {
+                    Some(None) => {
+                        roster.issues.push(row.issue(
+                            Some(id),
+                            format!("classSourcedId {class} is not in classes.csv"),
+                        ));
+                        return;
+                    }
+                    Some(Some(n)) => Some(n as usize),
+                    None => None,
+                };
+                if user_no.is_some_and(|n| !synced[n]) {
                     ignored += 1; // enrolment of a guardian or a skipped user
                     return;
                 }
@@ -971,10 +1017,16 @@ impl Reader<'_> {
                     ignored += 1;
                     return;
                 };
+                let mut shared = |no: Option<usize>, by_no: &mut [Option<Id>], id: &str| match no {
+                    Some(n) => by_no[n].get_or_insert_with(|| Id::from(id)).clone(),
+                    None => ids.get(id),
+                };
+                let group = shared(class_no, &mut class_ids, class);
+                let person = shared(user_no, &mut user_ids, user);
                 memberships.push(Membership {
                     status,
-                    group: ids.get(class),
-                    person: ids.get(user),
+                    group,
+                    person,
                     role,
                 });
             },

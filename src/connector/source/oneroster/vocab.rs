@@ -10,20 +10,16 @@ use crate::model::{Accommodations, Role, Status};
 /// default, plus the configured `role_map`. Shared by the CSV and REST
 /// bindings.
 pub(crate) fn role_map(configured: &BTreeMap<String, String>) -> BTreeMap<String, Role> {
-    let mut map: BTreeMap<String, Role> = [
-        ("student", Role::Student),
-        ("teacher", Role::Teacher),
-        ("proctor", Role::Proctor),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    for (from, to) in configured {
-        if let Some(r) = Role::parse(to) {
-            map.insert(from.to_ascii_lowercase(), r);
-        }
-    }
-    map
+    Role::map(
+        &[
+            ("student", Role::Student),
+            ("teacher", Role::Teacher),
+            ("proctor", Role::Proctor),
+        ],
+        configured
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str())),
+    )
 }
 
 /// `status`: active unless `tobedeleted` (1.1/1.2) or `inactive` (1.0);

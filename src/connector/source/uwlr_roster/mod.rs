@@ -70,15 +70,6 @@ struct Slot {
 
 const NONE: u32 = u32::MAX;
 
-/// A membership kept as numbers (class, person) until the roster is built:
-/// no strings of its own, 12 bytes.
-#[derive(Clone, Copy)]
-struct Member {
-    group: u32,
-    person: u32,
-    role: Role,
-}
-
 /// A reference to a class not (yet) known, resolved at the end.
 struct Ref {
     person: u32,
@@ -104,11 +95,10 @@ pub(crate) struct Builder {
     /// person id → its person (index in `persons`)
     person_at: IdMap,
     groups: Vec<Group>,
-    /// The id of each of `groups`, shared with its memberships.
-    group_ids: Vec<Id>,
     /// class id → its class (index in `groups`)
     group_at: IdMap,
-    memberships: Vec<Member>,
+    /// Made as read, the ids shared (see [`Builder::expect`]).
+    memberships: Vec<Membership>,
     /// Set when a membership may have been made twice (a person in two
     /// documents, references resolved at the end): checked at the end
     /// instead of for every membership.
@@ -148,7 +138,6 @@ impl Builder {
             person_ids: Vec::new(),
             person_at: IdMap::default(),
             groups: Vec::new(),
-            group_ids: Vec::new(),
             group_at: IdMap::default(),
             memberships: Vec::new(),
             maybe_twice: false,
@@ -159,6 +148,20 @@ impl Builder {
             held_groups: HashSet::new(),
             records: 0,
         }
+    }
+
+    /// Room for what a document of `bytes` bytes may hold, made before it
+    /// is read. Growing the persons and memberships as they come copies
+    /// each into fresh memory twice its size, which the kernel must fault
+    /// in and zero: about a third of a parse's CPU time. The estimates are
+    /// generous (a person takes far more than 256 bytes of EDEX, a group
+    /// reference more than 48): room never written is never faulted in,
+    /// and when the estimate is short the vectors grow as before. A
+    /// reservation the system refuses is left out.
+    pub fn expect(&mut self, bytes: u64) {
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        let _ = self.persons.try_reserve((bytes / 256).min(1 << 22));
+        let _ = self.memberships.try_reserve((bytes / 48).min(1 << 25));
     }
 
     /// The school (org) the next documents belong to.
@@ -276,7 +279,7 @@ impl Builder {
         };
         let id = self.id(key.clone());
         let doc = self.doc();
-        let Some((slot, shared)) = Self::see(&mut self.group_at, &id, doc) else {
+        let Some((slot, _)) = Self::see(&mut self.group_at, &id, doc) else {
             self.issue(
                 g.line,
                 Some(&id),
@@ -307,7 +310,6 @@ impl Builder {
         if let Some(s) = self.group_at.get_mut(id.as_str()) {
             s.at = self.groups.len() as u32;
         }
-        self.group_ids.push(shared);
         self.groups.push(Group {
             sourced_id: id,
             status: Status::Active,
@@ -341,7 +343,10 @@ impl Builder {
             return;
         };
         let role = teacher_role.unwrap_or(Role::Student);
-        let given = p.roepnaam.take().or(p.voornamen.take());
+        let given = p
+            .roepnaam
+            .take()
+            .or_else(|| (!p.voornamen.is_empty()).then(|| p.voornamen.clone()));
         let (Some(family), Some(given)) = (p.achternaam.take(), given) else {
             self.issue(
                 p.line,
@@ -405,16 +410,20 @@ impl Builder {
     /// The memberships of person `pi` in the classes `p` names, each once.
     fn member_of(&mut self, p: &RawPerson, pi: u32, role: Role) {
         let first = self.memberships.len();
+        let person = &self.person_ids[pi as usize];
         for key in p.groepen.iter() {
             let gid = qualified(self.qualify, &self.school, key, &mut self.id_buf);
-            match self.group_at.get(gid) {
-                Some(s) if s.at != NONE => {
-                    let gi = s.at;
+            match self.group_at.get_key_value(gid) {
+                Some((group, s)) if s.at != NONE => {
                     // a person names a handful of classes: a scan is cheaper than a set
-                    if !self.memberships[first..].iter().any(|m| m.group == gi) {
-                        self.memberships.push(Member {
-                            group: gi,
-                            person: pi,
+                    if !self.memberships[first..]
+                        .iter()
+                        .any(|m| same(&m.group, group))
+                    {
+                        self.memberships.push(Membership {
+                            status: Status::Active,
+                            group: group.clone(),
+                            person: person.clone(),
                             role,
                         });
                     }
@@ -426,7 +435,7 @@ impl Builder {
                         group,
                         role,
                         line: p.line,
-                        origin: self.doc(),
+                        origin: (self.origins.len() - 1) as u32,
                     });
                 }
             }
@@ -439,25 +448,14 @@ impl Builder {
         if self.maybe_twice {
             let mut made = FxHashSet::default();
             self.memberships
-                .retain(|m| made.insert((m.group, m.person)));
+                .retain(|m| made.insert((m.group.as_ptr(), m.person.as_ptr())));
         }
         self.drop_held_persons();
-        // made once, at their final size, the ids shared
-        let memberships = self
-            .memberships
-            .iter()
-            .map(|m| Membership {
-                status: Status::Active,
-                group: self.group_ids[m.group as usize].clone(),
-                person: self.person_ids[m.person as usize].clone(),
-                role: m.role,
-            })
-            .collect();
         Roster {
             orgs: self.orgs,
             persons: self.persons,
             groups: self.groups,
-            memberships,
+            memberships: self.memberships,
             persons_completeness: Completeness::Bulk,
             groups_completeness: Completeness::Bulk,
             memberships_completeness: Completeness::Bulk,
@@ -474,12 +472,13 @@ impl Builder {
     /// issues for classes that never came.
     fn resolve_refs(&mut self) {
         for r in std::mem::take(&mut self.refs) {
-            match self.group_at.get(r.group.as_str()) {
-                Some(s) if s.at != NONE => {
+            match self.group_at.get_key_value(r.group.as_str()) {
+                Some((group, s)) if s.at != NONE => {
                     self.maybe_twice = true;
-                    self.memberships.push(Member {
-                        group: s.at,
-                        person: r.person,
+                    self.memberships.push(Membership {
+                        status: Status::Active,
+                        group: group.clone(),
+                        person: self.person_ids[r.person as usize].clone(),
                         role: r.role,
                     });
                 }
@@ -502,30 +501,15 @@ impl Builder {
             return;
         }
         let held = &self.held_persons;
-        let mut kept = 0u32;
-        let new_at: Vec<u32> = self
-            .persons
-            .iter()
-            .map(|p| {
-                if held.contains(&p.sourced_id) {
-                    NONE
-                } else {
-                    kept += 1;
-                    kept - 1
-                }
-            })
-            .collect();
         self.persons.retain(|p| !held.contains(&p.sourced_id));
-        let mut at = 0;
-        self.person_ids.retain(|_| {
-            at += 1;
-            new_at[at - 1] != NONE
-        });
-        self.memberships.retain_mut(|m| {
-            m.person = new_at[m.person as usize];
-            m.person != NONE
-        });
+        self.memberships
+            .retain(|m| !held.contains(m.person.as_str()));
     }
+}
+
+/// The same shared id (one allocation), not only the same text.
+fn same(a: &Id, b: &Id) -> bool {
+    std::ptr::eq(a.as_ptr(), b.as_ptr())
 }
 
 /// BRIN + dependance of a school block ("99AA00"), or its schoolkey.

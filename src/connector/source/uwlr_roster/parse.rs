@@ -34,7 +34,9 @@ pub(crate) struct RawPerson {
     pub eckid: Option<String>,
     pub achternaam: Option<String>,
     pub voorvoegsel: Option<String>,
-    pub voornamen: Option<String>,
+    /// Scratch, empty when absent: the builder copies it only for a person
+    /// without `roepnaam` (most have one), so it is not made for each.
+    pub voornamen: String,
     pub roepnaam: Option<String>,
     pub gebruikersnaam: Option<String>,
     pub emailadres: Option<String>,
@@ -54,14 +56,17 @@ impl RawPerson {
         let mut groepen = std::mem::take(&mut self.groepen);
         let mut vestiging = std::mem::take(&mut self.vestiging);
         let mut rollen = std::mem::take(&mut self.rollen);
+        let mut voornamen = std::mem::take(&mut self.voornamen);
         groepen.clear();
         vestiging.clear();
         rollen.clear();
+        voornamen.clear();
         *self = RawPerson {
             line,
             groepen,
             vestiging,
             rollen,
+            voornamen,
             ..RawPerson::default()
         };
     }
@@ -376,7 +381,12 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
         if !empty {
             depth = d;
         }
-        let name = known(local_name(e.name().as_ref()));
+        // a known name has no prefix: the prefix is looked for only when
+        // the whole name is not known
+        let name = match known(e.name().as_ref()) {
+            El::Other => known(local_name(e.name().as_ref())),
+            n => n,
+        };
         if matches!(cur, Cur::None) {
             let line = match name {
                 El::Vestiging
@@ -683,6 +693,8 @@ fn push_value(a: &Attribute<'_>, out: &mut String) -> Result<(), String> {
 /// Where a field of the record being read goes.
 enum Slot<'a> {
     One(&'a mut Option<String>),
+    /// scratch text, its buffer kept from record to record
+    Scratch(&'a mut String),
     /// leerkracht `rol` codes, as many as there are
     Rol(&'a mut Vec<String>),
     /// a SOAP fault's `faultstring`, shortened
@@ -693,6 +705,10 @@ impl Slot<'_> {
     fn set(self, t: &str) {
         match self {
             Slot::One(v) => *v = Some(t.to_string()),
+            Slot::Scratch(v) => {
+                v.clear();
+                v.push_str(t);
+            }
             Slot::Rol(v) => v.push(t.to_string()),
             Slot::Fault(v) => *v = t.chars().take(300).collect(),
         }
@@ -713,7 +729,7 @@ fn slot<'a>(cur: &'a mut Cur, p: &'a mut RawPerson, name: El) -> Option<Slot<'a>
         (Cur::Leerling | Cur::Leerkracht, field) => match field {
             El::Achternaam => &mut p.achternaam,
             El::Voorvoegsel => &mut p.voorvoegsel,
-            El::Voornamen => &mut p.voornamen,
+            El::Voornamen => return Some(Slot::Scratch(&mut p.voornamen)),
             El::Roepnaam => &mut p.roepnaam,
             El::Gebruikersnaam => &mut p.gebruikersnaam,
             El::Emailadres => &mut p.emailadres,

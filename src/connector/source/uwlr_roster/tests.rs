@@ -153,6 +153,33 @@ fn memberships_are_made_once_across_batches_and_late_classes() {
     );
 }
 
+/// The room made from a document's size is only room: a short, a generous
+/// and no estimate give the same roster, and its memberships share one id
+/// per class and per person.
+#[test]
+fn the_size_estimate_changes_nothing_read() {
+    let rosters: Vec<String> = [None, Some(1), Some(DOC.len() as u64), Some(1 << 30)]
+        .into_iter()
+        .map(|bytes| {
+            let mut b = Builder::new(false, role_map(&Default::default()));
+            b.school("99AA00", "School");
+            b.document("x.xml");
+            if let Some(n) = bytes {
+                b.expect(n);
+            }
+            parse(DOC.as_bytes(), "x.xml", &mut |r| b.feed(r)).unwrap();
+            let r = b.finish("EDEXML".into());
+            let g7a: Vec<_> = r.memberships.iter().filter(|m| m.group == "g7a").collect();
+            assert_eq!(g7a.len(), 2, "l1 and t1 in 7A");
+            assert!(same(&g7a[0].group, &g7a[1].group), "one id per class");
+            let l1: Vec<_> = r.memberships.iter().filter(|m| m.person == "l1").collect();
+            assert!(same(&l1[0].person, &l1[1].person), "one id per person");
+            format!("{r:?}")
+        })
+        .collect();
+    assert!(rosters.iter().all(|r| *r == rosters[0]));
+}
+
 /// A field is read whole: references, CDATA and comments inside it are
 /// honoured, the text of an element nested in it is left out, a field
 /// sisync does not keep is still checked for references, and an issue

@@ -175,11 +175,12 @@ impl Input {
         }
     }
 
-    /// Run `f` over the file's bytes (BOM stripped); None if absent.
+    /// Run `f` over the file's bytes (BOM stripped) and its size in bytes
+    /// as far as known (a hint for reserving memory); None if absent.
     pub(super) fn with<T>(
         &self,
         file: &str,
-        f: impl FnOnce(&mut dyn BufRead) -> Result<T>,
+        f: impl FnOnce(&mut dyn BufRead, Option<u64>) -> Result<T>,
     ) -> Result<Option<T>> {
         match self {
             Input::Dir { names, .. } => {
@@ -199,7 +200,7 @@ impl Input {
                 let fh = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
                 let mut br = BufReader::with_capacity(256 * 1024, fh);
                 skip_bom(&mut br).with_context(|| format!("cannot read {}", p.display()))?;
-                f(&mut br).map(Some)
+                f(&mut br, Some(meta.len())).map(Some)
             }
             Input::Zip { path, names } => {
                 let Some(inner) = names.get(&file.to_ascii_lowercase()) else {
@@ -212,10 +213,11 @@ impl Input {
                 let entry = zip
                     .by_name(inner)
                     .with_context(|| format!("cannot read {inner} in {}", path.display()))?;
+                let size = entry.size();
                 let mut br = BufReader::with_capacity(256 * 1024, entry);
                 skip_bom(&mut br)
                     .with_context(|| format!("cannot read {inner} in {}", path.display()))?;
-                f(&mut br).map(Some)
+                f(&mut br, Some(size)).map(Some)
             }
         }
     }

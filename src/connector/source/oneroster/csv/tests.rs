@@ -557,3 +557,13 @@ fn role_map_brings_in_staff_roles() {
     let r = src.read(&|_| {}).unwrap();
     assert_eq!(person(&r, "s1").role, Some(Role::Assessor));
 }
+
+#[test]
+fn a_file_s_rows_are_estimated_from_its_size_as_a_hint_only() {
+    // 10 rows took 100 bytes of a 1,000-byte file: about 100 rows, with slack
+    assert_eq!(super::expected_rows(Some(1000), 10, 100), Some(122));
+    assert_eq!(super::expected_rows(None, 10, 100), None);
+    assert_eq!(super::expected_rows(Some(1000), 10, 0), None);
+    // a size far beyond memory reserves nothing
+    assert_eq!(super::expected_rows(Some(u64::MAX), 1, 2), None);
+}
