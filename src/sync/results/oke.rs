@@ -108,15 +108,8 @@ pub(super) async fn push_oke(
     store: &mut Store,
     report: &mut ResultsReport,
 ) -> Result<()> {
-    let Pushing {
-        opts,
-        progress,
-        base,
-        give_up_before,
-        dir,
-        holds,
-        allowed,
-    } = *p;
+    let (progress, base, dir, allowed) = (p.progress, p.base, p.dir, p.allowed);
+    let give_up_before = p.give_up_before;
     // results parked for want of a registration are looked for again
     let mut rows: Vec<OutboxRow> = store
         .outbox_parked()?
@@ -127,10 +120,10 @@ pub(super) async fn push_oke(
                 .is_some_and(|x| x.starts_with(NO_REGISTRATION))
         })
         .collect();
-    for keys in store.outbox_due_keys(opts.respect_backoff)?.chunks(CHUNK) {
+    for keys in store.outbox_due_keys(p.opts.respect_backoff)?.chunks(CHUNK) {
         rows.extend(store.outbox_pending_rows(keys)?);
     }
-    let rows = without_held(rows, holds, report);
+    let rows = without_held(rows, p.holds, report);
     if rows.is_empty() {
         return Ok(());
     }

@@ -286,13 +286,7 @@ pub(super) async fn push(
     report: &mut ResultsReport,
     dir: &Directory,
 ) -> Result<()> {
-    let Run {
-        loaded,
-        rcfg,
-        opts,
-        actor,
-        progress,
-    } = *step;
+    let (loaded, rcfg, opts) = (step.loaded, step.rcfg, step.opts);
     // restricted (or erased) persons: their results stay in the outbox
     let holds = store.holds()?;
     let give_up_before = (chrono::Utc::now()
@@ -301,7 +295,7 @@ pub(super) async fn push(
     .to_string();
     // each entry sets its action, kind, record and outcome
     let base = AuditEntry {
-        actor: actor.to_string(),
+        actor: step.actor.to_string(),
         run_id: report.run_id,
         direction: Direction::Out,
         endpoint: String::new(),
@@ -313,6 +307,7 @@ pub(super) async fn push(
         outcome: AuditOutcome::Ok,
         detail: None,
     };
+    let progress = step.progress;
     let pushing = Pushing {
         opts,
         progress,

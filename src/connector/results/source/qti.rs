@@ -291,13 +291,8 @@ pub fn read<R: Read>(
             }
             Event::Text(t) => {
                 if in_value {
-                    let s = t.decode().map_err(|_| {
-                        fatal(
-                            at!(),
-                            "text is not valid UTF-8; export the file as UTF-8".into(),
-                        )
-                    })?;
-                    push_capped(&mut text, &s, &mut too_long);
+                    push_decoded(t.decode().ok(), &mut text, &mut too_long)
+                        .ok_or_else(|| fatal(at!(), NOT_UTF8.into()))?;
                 } else if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) {
                     return Err(fatal(
                         at!(),
@@ -305,16 +300,9 @@ pub fn read<R: Read>(
                     ));
                 }
             }
-            Event::CData(t) => {
-                if in_value {
-                    let s = t.decode().map_err(|_| {
-                        fatal(
-                            at!(),
-                            "text is not valid UTF-8; export the file as UTF-8".into(),
-                        )
-                    })?;
-                    push_capped(&mut text, &s, &mut too_long);
-                }
+            Event::CData(t) if in_value => {
+                push_decoded(t.decode().ok(), &mut text, &mut too_long)
+                    .ok_or_else(|| fatal(at!(), NOT_UTF8.into()))?;
             }
             Event::GeneralRef(r) => {
                 let mut one = String::new();
@@ -342,7 +330,7 @@ pub fn read<R: Read>(
                     }
                 }
             }
-            Event::Empty(_) | Event::Comment(_) | Event::PI(_) => {}
+            Event::Empty(_) | Event::Comment(_) | Event::PI(_) | Event::CData(_) => {}
             Event::Eof => {
                 if !seen_root {
                     return Err(fatal(
@@ -453,6 +441,19 @@ impl Scopes {
             _ => Ns::Unknown,
         }
     }
+}
+
+const NOT_UTF8: &str = "text is not valid UTF-8; export the file as UTF-8";
+
+/// [`push_capped`] of text or CDATA that decoded (`Some`); `None` when it
+/// did not.
+fn push_decoded(
+    decoded: Option<Cow<'_, str>>,
+    text: &mut String,
+    too_long: &mut bool,
+) -> Option<()> {
+    push_capped(text, &decoded?, too_long);
+    Some(())
 }
 
 /// Append to an outcome value up to [`MAX_VALUE`] bytes; beyond, drop and
