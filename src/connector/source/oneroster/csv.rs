@@ -979,27 +979,44 @@ impl Reader<'_> {
                         .push(row.issue(Some(id), "classSourcedId or userSourcedId is empty"));
                     return;
                 };
-                let user_no = match users_bulk.then(|| users.find(user)) {
-                    Some(None) => {
-                        roster.issues.push(row.issue(
-                            Some(id),
-                            format!("userSourcedId {user} is not in users.csv"),
-                        ));
-                        return;
+                // the number of a bulk file's id; None when it is not
+                // there (reported), Some(None) against a delta file
+                let number = |roster: &mut Roster,
+                              bulk: bool,
+                              table: &IdTable,
+                              value: &str,
+                              column: &str,
+                              file: &str| {
+                    if !bulk {
+                        return Some(None);
                     }
-                    Some(Some(n)) => Some(n as usize),
-                    None => None,
+                    let n = table.find(value).map(|n| n as usize);
+                    if n.is_none() {
+                        roster.issues.push(
+                            row.issue(Some(id), format!("{column} {value} is not in {file}")),
+                        );
+                    }
+                    n.map(Some)
                 };
-                let class_no = match classes_bulk.then(|| classes.find(class)) {
-                    Some(None) => {
-                        roster.issues.push(row.issue(
-                            Some(id),
-                            format!("classSourcedId {class} is not in classes.csv"),
-                        ));
-                        return;
-                    }
-                    Some(Some(n)) => Some(n as usize),
-                    None => None,
+                let Some(user_no) = number(
+                    roster,
+                    users_bulk,
+                    users,
+                    user,
+                    "userSourcedId",
+                    "users.csv",
+                ) else {
+                    return;
+                };
+                let Some(class_no) = number(
+                    roster,
+                    classes_bulk,
+                    classes,
+                    class,
+                    "classSourcedId",
+                    "classes.csv",
+                ) else {
+                    return;
                 };
                 if user_no.is_some_and(|n| !synced[n]) {
                     ignored += 1; // enrolment of a guardian or a skipped user
