@@ -7,6 +7,9 @@ use std::io::{self, BufRead, Read};
 
 use quick_xml::events::BytesRef;
 
+mod plain_attrs;
+pub(crate) use plain_attrs::{Twins, local_name, plain, plain_attrs};
+
 /// Largest single XML token (tag, text run, DOCTYPE) accepted.
 pub(crate) const MAX_TOKEN: u64 = 16 << 20;
 

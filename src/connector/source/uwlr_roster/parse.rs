@@ -11,7 +11,9 @@ use quick_xml::Reader;
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::connector::xml_input::{Counting, doctype_refused, push_ref};
+use crate::connector::xml_input::{
+    Counting, Twins, doctype_refused, local_name, plain, plain_attrs, push_ref,
+};
 
 /// The school block of a document.
 #[derive(Debug, Clone, Default)]
@@ -171,14 +173,6 @@ enum El {
     GeenGegevens,
     Fault,
     Faultstring,
-}
-
-fn local_name(name: &[u8]) -> &[u8] {
-    // names are short: a plain scan beats memchr's setup
-    match name.iter().position(|&b| b == b':') {
-        Some(i) => &name[i + 1..],
-        None => name,
-    }
 }
 
 fn known(local: &[u8]) -> El {
@@ -549,7 +543,7 @@ fn attrs<const N: usize>(
     want: [&[u8]; N],
 ) -> Result<[Option<String>; N], String> {
     let mut out = [const { None }; N];
-    if let Some(plain) = plain_attrs(e.attributes_raw(), want) {
+    if let Some(plain) = quick_attrs(e.attributes_raw(), want) {
         for (o, v) in out.iter_mut().zip(plain) {
             *o = v.map(String::from);
         }
@@ -588,7 +582,7 @@ fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), St
         out.push_str(v);
         return Ok(());
     }
-    if let Some([v]) = plain_attrs(e.attributes_raw(), [want]) {
+    if let Some([v]) = quick_attrs(e.attributes_raw(), [want]) {
         out.push_str(v.unwrap_or_default());
         return Ok(());
     }
@@ -602,7 +596,7 @@ fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), St
 }
 
 /// The form of nearly every group reference, ` key="…"` and nothing else,
-/// its value plain as in [`plain_attrs`], read without its loop (the
+/// its value plain as in [`quick_attrs`], read without its loop (the
 /// reader meets one such tag for every membership); None otherwise.
 fn only_attr<'a>(raw: &'a [u8], want: &[u8]) -> Option<&'a str> {
     let value = raw
@@ -616,81 +610,15 @@ fn only_attr<'a>(raw: &'a [u8], want: &[u8]) -> Option<&'a str> {
     std::str::from_utf8(value).ok()
 }
 
-/// ASCII without control characters, references or the `quote` that
-/// would end the value: nothing to normalise. (A fold, not `any`, so
-/// that it runs over many bytes at once.)
-fn plain(value: &[u8], quote: u8) -> bool {
-    !value.iter().fold(false, |bad, &b| {
-        bad | !(b' '..0x7f).contains(&b) | (b == b'&') | (b == quote)
-    })
-}
-
-/// XML's white space.
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
-
-/// The common case of [`attrs`], straight from a tag's raw attributes
-/// (quick-xml's attribute iterator costs more than the rest of a group
-/// reference together): `name="value"` pairs apart by white space, values
-/// with nothing to normalise, trim or check (ASCII, no reference, no
-/// control character, no space at either end). Values as [`attrs`] gives
-/// them (empty is absent; for a name given twice, as [`attrs`] takes it).
-/// None for anything else: the caller then reads the attributes the full
-/// way, which also reports what is wrong.
-fn plain_attrs<'a, const N: usize>(
+/// The common case of [`attrs`], straight from the tag (quick-xml's
+/// attribute iterator costs more than the rest of a group reference
+/// together): [`plain_attrs`], a name given twice taken as [`attrs`]
+/// takes it, empty as absent. None: read the full way.
+fn quick_attrs<'a, const N: usize>(
     raw: &'a [u8],
     want: [&[u8]; N],
 ) -> Option<[Option<&'a str>; N]> {
-    let mut out = [None; N];
-    let (mut i, mut found) = (0, 0);
-    loop {
-        while raw.get(i).is_some_and(|&b| is_space(b)) {
-            i += 1;
-        }
-        if i == raw.len() {
-            return Some(out);
-        }
-        let start = i;
-        while raw
-            .get(i)
-            .is_some_and(|&b| !matches!(b, b'=' | b'"' | b'\'' | b'<' | b'>') && !is_space(b))
-        {
-            i += 1;
-        }
-        let name = &raw[start..i];
-        let quote = *raw.get(i + 1)?;
-        if name.is_empty() || raw[i] != b'=' || !matches!(quote, b'"' | b'\'') {
-            return None;
-        }
-        let from = i + 2;
-        let len = memchr::memchr(quote, &raw[from..])?;
-        let value = &raw[from..from + len];
-        i = from + len + 1;
-        if raw.get(i).is_some_and(|&b| !is_space(b)) {
-            return None;
-        }
-        let Some(n) = want.iter().position(|w| *w == local_name(name)) else {
-            continue;
-        };
-        let (Some(&first), Some(&last)) = (value.first(), value.last()) else {
-            out[n] = None;
-            found += 1;
-            if found == N {
-                return Some(out);
-            }
-            continue;
-        };
-        if first == b' ' || last == b' ' || !plain(value, quote) {
-            return None;
-        }
-        // ASCII without control characters: valid UTF-8
-        out[n] = Some(std::str::from_utf8(value).ok()?);
-        found += 1;
-        if found == N {
-            return Some(out);
-        }
-    }
+    plain_attrs(raw, want, Twins::Counted).map(|v| v.map(|v| v.filter(|v| !v.is_empty())))
 }
 
 /// An attribute's value, normalised and trimmed, appended to `out`.
@@ -826,7 +754,7 @@ mod plain_attributes {
             (r#"<groep key/>"#, false),
         ] {
             let e = start(tag);
-            let quick = plain_attrs(e.attributes_raw(), [b"key".as_slice(), b"eckid"]);
+            let quick = quick_attrs(e.attributes_raw(), [b"key".as_slice(), b"eckid"]);
             assert_eq!(quick.is_some(), plain, "{tag}");
             let full = attrs_full(&e, [b"key", b"eckid"]);
             assert_eq!(attrs(&e, [b"key", b"eckid"]), full, "{tag}");

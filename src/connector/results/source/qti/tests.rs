@@ -227,3 +227,53 @@ fn namespaces_resolve_through_ancestors_and_go_out_of_scope() {
     let skipped: Vec<&str> = report.issues.iter().map(|i| i.location.as_str()).collect();
     assert_eq!(skipped, ["t.xml:5", "t.xml:6"], "{:?}", report.issues);
 }
+
+/// The plain attributes read straight from the tag are what quick-xml's
+/// checked iterator reads, and every tag the quick path leaves (twins,
+/// references, white space to trim, non-ASCII, odd syntax) still reads
+/// or fails as it did.
+#[test]
+fn the_quick_attribute_path_reads_what_the_full_one_reads() {
+    let start = |tag: &str| match Reader::from_str(tag).read_event().unwrap() {
+        Event::Start(e) | Event::Empty(e) => e.into_owned(),
+        e => panic!("{e:?}"),
+    };
+    let want = [b"identifier".as_slice(), b"baseType"];
+    for (tag, quick) in [
+        (r#"<v identifier="SCORE" baseType="float"/>"#, true),
+        (
+            r#"<v baseType='float' cardinality="single" identifier="S">"#,
+            true,
+        ),
+        (
+            r#"<v q:identifier="S" other="a&amp;b" baseType="f"/>"#,
+            true,
+        ),
+        ("<v\n\tidentifier=\"S\"\r\n baseType=\"\" >", true),
+        (r#"<v identifier="S" baseType="f" identifier="T"/>"#, true),
+        (r#"<v other="x"/>"#, true),
+        (r#"<v/>"#, true),
+        (r#"<v identifier="S" q:identifier="T" baseType="f"/>"#, true),
+        (r#"<v other="1" other="2" identifier="S"/>"#, false),
+        (r#"<v identifier="S" identifier="T"/>"#, false),
+        (r#"<v identifier=" S " baseType="f"/>"#, false),
+        (r#"<v identifier="S&amp;T"/>"#, false),
+        (r#"<v identifier="S&#x31;"/>"#, false),
+        (r#"<v identifier="S&bogus;"/>"#, false),
+        ("<v identifier=\"S\t1\"/>", false),
+        (r#"<v identifier="Sé"/>"#, false),
+        (r#"<v identifier = "S"/>"#, false),
+        (r#"<v identifier="S"baseType="f"/>"#, false),
+        (r#"<v identifier=S/>"#, false),
+        (r#"<v identifier/>"#, false),
+    ] {
+        let e = start(tag);
+        let full = attrs_full(&e, want);
+        let fast = plain_attrs(e.attributes_raw(), want, Twins::FirstChecked);
+        assert_eq!(fast.is_some(), quick, "{tag}");
+        if let Some(fast) = fast {
+            assert_eq!(Ok(fast.map(|v| v.map(Cow::Borrowed))), full, "{tag}");
+        }
+        assert_eq!(attrs_ref(&e, want), full, "{tag}");
+    }
+}
