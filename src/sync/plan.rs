@@ -355,6 +355,18 @@ fn removed(before: &BTreeSet<String>, after: &[String]) -> usize {
     n
 }
 
+/// What a record sends against its stored state: every field with `full`,
+/// else the fields whose hash changed; None when nothing changed at all
+/// (no field, and the record hash is the stored one).
+fn changes(old: &RecordState, fh: &FieldHashes, full: bool) -> Option<Vec<TrackedField>> {
+    let changed = if full {
+        fh.keys().copied().collect()
+    } else {
+        changed_fields(&old.field_hashes, fh)
+    };
+    (!changed.is_empty() || old.hash != record_hash(fh)).then_some(changed)
+}
+
 fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<TrackedField> {
     let mut changed: Vec<TrackedField> = new
         .iter()
@@ -656,15 +668,9 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                 },
                 field_hashes: fh,
             }),
-            Some(o) => {
-                let changed = if full {
-                    fh.keys().cloned().collect()
-                } else {
-                    changed_fields(&o.field_hashes, &fh)
-                };
-                if changed.is_empty() && o.hash == record_hash(&fh) {
-                    p.unchanged_groups += 1;
-                } else {
+            Some(o) => match changes(o, &fh, full) {
+                None => p.unchanged_groups += 1,
+                Some(changed) => {
                     group.members = owned(&members);
                     p.groups.push(GroupChange {
                         action: Action::Update,
@@ -675,7 +681,7 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                         field_hashes: fh,
                     });
                 }
-            }
+            },
         }
     }
     // Retire groups that left: members emptied, group kept.

@@ -10,11 +10,11 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::{Action, Change, Plan, State, changed_fields};
+use super::{Action, Change, Plan, State, changes};
 use crate::model::{Completeness, RegistrationRole, TrackedField};
 use crate::privacy::exams::{MinimisedExams, PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::ExamAccommodations;
-use crate::privacy::policy::{hash_value, record_hash};
+use crate::privacy::policy::hash_value;
 use crate::store::{FieldHashes, RecordKind, RecordState};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,15 +119,9 @@ pub(super) fn plan_exams(m: &MinimisedExams, state: &State, full: bool, p: &mut 
                 changed: fh.keys().copied().collect(),
                 field_hashes: fh,
             }),
-            Some(old) => {
-                let changed = if full {
-                    fh.keys().copied().collect()
-                } else {
-                    changed_fields(&old.field_hashes, &fh)
-                };
-                if changed.is_empty() && old.hash == record_hash(&fh) {
-                    p.unchanged_offerings += 1;
-                } else {
+            Some(old) => match changes(old, &fh, full) {
+                None => p.unchanged_offerings += 1,
+                Some(changed) => {
                     p.offerings.push(OfferingChange {
                         action: Action::Update,
                         external_id: o.external_id.clone(),
@@ -137,7 +131,7 @@ pub(super) fn plan_exams(m: &MinimisedExams, state: &State, full: bool, p: &mut 
                         field_hashes: fh,
                     });
                 }
-            }
+            },
         }
     }
     for id in &m.offerings_leaving {
@@ -176,15 +170,9 @@ pub(super) fn plan_exams(m: &MinimisedExams, state: &State, full: bool, p: &mut 
                 changed: fh.keys().copied().collect(),
                 field_hashes: fh,
             }),
-            Some(old) => {
-                let changed = if full {
-                    fh.keys().copied().collect()
-                } else {
-                    changed_fields(&old.field_hashes, &fh)
-                };
-                if changed.is_empty() && old.hash == record_hash(&fh) {
-                    p.unchanged_registrations += 1;
-                } else {
+            Some(old) => match changes(old, &fh, full) {
+                None => p.unchanged_registrations += 1,
+                Some(changed) => {
                     // a registration withdrawn before and back again is
                     // sent whole (and re-associated)
                     let changed = if old.active {
@@ -211,7 +199,7 @@ pub(super) fn plan_exams(m: &MinimisedExams, state: &State, full: bool, p: &mut 
                         field_hashes: fh,
                     });
                 }
-            }
+            },
         }
     }
     let withdraw = |id: &str, old: &RecordState, p: &mut Plan| {
