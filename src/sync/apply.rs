@@ -379,6 +379,60 @@ impl Breaker {
 pub(crate) const BATCH: usize = 256;
 pub(crate) const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// When a group of writes is due to commit: after `every` of them, or
+/// `BATCH_WAIT` after the first one not yet committed, whichever comes
+/// first (a slow peer never leaves answered writes uncommitted for long).
+/// One clock for the platform writes and the results push.
+pub(crate) struct CommitClock {
+    every: usize,
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// What [`CommitClock::next`] gave.
+pub(crate) enum Tick<T> {
+    Item(T),
+    /// The deadline passed while waiting: commit what is pending.
+    Due,
+    End,
+}
+
+impl CommitClock {
+    pub(crate) fn new(every: usize) -> CommitClock {
+        CommitClock {
+            every,
+            deadline: None,
+        }
+    }
+
+    /// The stream's next item, or `Due` when the wait for it reached the
+    /// deadline (the wait is dropped, which loses no item).
+    pub(crate) async fn next<S: futures::Stream + Unpin>(&mut self, s: &mut S) -> Tick<S::Item> {
+        let next = match self.deadline {
+            Some(at) => match tokio::time::timeout_at(at, s.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    self.deadline = None;
+                    return Tick::Due;
+                }
+            },
+            None => s.next().await,
+        };
+        next.map_or(Tick::End, Tick::Item)
+    }
+
+    /// An item joined the pending group, now `pending` long: true when the
+    /// group is due now (it is full); else the clock starts with its first.
+    pub(crate) fn added(&mut self, pending: usize) -> bool {
+        if pending >= self.every {
+            self.deadline = None;
+            return true;
+        }
+        self.deadline
+            .get_or_insert_with(|| tokio::time::Instant::now() + BATCH_WAIT);
+        false
+    }
+}
+
 /// Commit one write's state and audit entry. When the state volume is full
 /// the reserve file is given up and the commit tried again: the write
 /// already left sisync, so its audit entry must be kept. The run then
@@ -684,7 +738,7 @@ where
     .buffer_unordered(concurrency.max(1));
     let mut pending = Vec::with_capacity(BATCH);
     let mut recreated_users = Vec::new();
-    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut clock = CommitClock::new(BATCH);
     let commit = |pending: &mut Vec<_>, recreated: &mut Vec<String>| {
         let job = StoreJob::Commit(
             std::mem::replace(pending, Vec::with_capacity(BATCH)),
@@ -694,21 +748,15 @@ where
         jobs.send(job).is_ok()
     };
     loop {
-        let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
-                Ok(n) => n,
-                Err(_) => {
-                    deadline = None;
-                    if !commit(&mut pending, &mut recreated_users) {
-                        break;
-                    }
-                    continue;
+        let (c, res, recreated) = match clock.next(&mut stream).await {
+            Tick::Item(next) => next,
+            Tick::Due => {
+                if !commit(&mut pending, &mut recreated_users) {
+                    break;
                 }
-            },
-            None => stream.next().await,
-        };
-        let Some((c, res, recreated)) = next else {
-            break;
+                continue;
+            }
+            Tick::End => break,
         };
         breaker.record(&res);
         if let (Some(ids), Some(p)) = (ids.as_deref_mut(), w_pid(&res, c)) {
@@ -720,13 +768,8 @@ where
             recreated_users.push(c.external_id().to_string());
         }
         (ctx.tick)();
-        if pending.len() >= BATCH {
-            deadline = None;
-            if !commit(&mut pending, &mut recreated_users) {
-                break;
-            }
-        } else if deadline.is_none() {
-            deadline = Some(tokio::time::Instant::now() + BATCH_WAIT);
+        if clock.added(pending.len()) && !commit(&mut pending, &mut recreated_users) {
+            break;
         }
     }
     // writes still in flight (a full volume) are cut off: their intents

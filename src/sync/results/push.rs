@@ -18,6 +18,7 @@ use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Dire
 use crate::store::holds::Holds;
 use crate::store::outbox::{OutboxRow, PushOutcome};
 use crate::sync::Progress;
+use crate::sync::apply::{CommitClock, Tick};
 
 /// The date pushed with a result: its own, else the day it was read.
 pub(super) fn result_date(row: &OutboxRow) -> String {
@@ -178,7 +179,7 @@ pub(super) async fn record_as_they_finish(
     })?;
     let mut outcomes = std::pin::pin!(outcomes);
     let mut batch = Vec::with_capacity(every);
-    let mut deadline = None;
+    let mut clock = CommitClock::new(every);
     // hands a batch to the committer; false when it stopped on an error
     // (it says which)
     let send = |batch: &mut Batch, report: &mut ResultsReport| {
@@ -187,34 +188,24 @@ pub(super) async fn record_as_they_finish(
         tx.send(full).is_ok()
     };
     loop {
-        // `next` is dropped at the deadline, which loses no outcome
-        let next = match deadline {
-            Some(at) => match tokio::time::timeout_at(at, outcomes.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    deadline = None;
-                    if !send(&mut batch, report) {
-                        break;
-                    }
-                    continue;
+        let o = match clock.next(&mut outcomes).await {
+            Tick::Item(o) => o,
+            Tick::Due => {
+                if !send(&mut batch, report) {
+                    break;
                 }
-            },
-            None => outcomes.next().await,
+                continue;
+            }
+            Tick::End => break,
         };
-        let Some(o) = next else { break };
         progress.tick();
         batch.push(o);
         if progress.stop_requested() {
             report.interrupted = true;
             break;
         }
-        if batch.len() >= every {
-            deadline = None;
-            if !send(&mut batch, report) {
-                break;
-            }
-        } else if deadline.is_none() {
-            deadline = Some(tokio::time::Instant::now() + crate::sync::apply::BATCH_WAIT);
+        if clock.added(batch.len()) && !send(&mut batch, report) {
+            break;
         }
     }
     if !batch.is_empty() {
