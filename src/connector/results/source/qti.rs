@@ -33,7 +33,9 @@ use quick_xml::events::{BytesStart, Event};
 
 use crate::connector::results::{Documents, Fetched, Remote};
 
-use crate::connector::xml_input::{Counting, Twins, doctype_refused, plain_attrs, push_ref};
+use crate::connector::xml_input::{
+    Counting, Twins, doctype_refused, local_name, plain_attrs, push_ref,
+};
 use crate::model::{ExamResult, SourceIssue};
 
 pub const NS_V2P1: &[u8] = b"http://www.imsglobal.org/xsd/imsqti_result_v2p1";
@@ -67,13 +69,41 @@ pub struct ReadReport {
     pub versions: Vec<&'static str>,
 }
 
+/// The `assessmentResult` being read. Its values are empty when absent or
+/// blank, and kept in the allocations of the one before (a result's values
+/// are copied out of them).
 #[derive(Default)]
 struct Assessment {
     line: u64,
-    candidate: Option<String>,
-    session: Option<String>,
-    session_source: Option<String>,
+    candidate: String,
+    session: String,
+    session_source: String,
     skip: bool,
+}
+
+impl Assessment {
+    /// The next result's, starting at `line`, in this one's allocations.
+    fn next(mut self, line: u64) -> Assessment {
+        self.line = line;
+        self.skip = false;
+        for v in [
+            &mut self.candidate,
+            &mut self.session,
+            &mut self.session_source,
+        ] {
+            v.clear();
+        }
+        self
+    }
+}
+
+/// Keep an attribute read by [`attrs_ref`] in `slot` (empty when absent or
+/// blank, as [`attrs`] gives `None`).
+fn keep(slot: &mut String, v: Option<Cow<'_, str>>) {
+    slot.clear();
+    if let Some(v) = v {
+        slot.push_str(&v);
+    }
 }
 
 #[derive(Default)]
@@ -126,6 +156,8 @@ pub fn read<R: Read>(
     // element depth, and the depth of the current assessmentResult
     let mut depth = 0usize;
     let mut assessment: Option<(usize, Assessment)> = None;
+    // the last one's, for its allocations
+    let mut spare = Assessment::default();
     let mut test: Option<(usize, Test)> = None;
     let mut slot: Option<(usize, Slot)> = None;
     let mut in_value = false;
@@ -157,14 +189,15 @@ pub fn read<R: Read>(
             Event::Start(e) => {
                 seen_root = true;
                 depth += 1;
-                scopes.enter(&e, depth);
-                let local = e.local_name();
-                let local = local.as_ref();
+                // only an assessmentResult's namespace is ever resolved, and
+                // never one inside another: declarations within a result go
+                // out of scope before the next one is resolved
+                if assessment.is_none() {
+                    scopes.enter(&e, depth);
+                }
+                let local = local_name(e.name().into_inner());
                 if local == b"assessmentResult" && assessment.is_none() {
-                    let mut a = Assessment {
-                        line: at!(),
-                        ..Default::default()
-                    };
+                    let mut a = std::mem::take(&mut spare).next(at!());
                     let qti_ns = match scopes.resolve(&e) {
                         Ns::Bound(NS_V2P1) => Some("2.1"),
                         Ns::Bound(NS_V3P0) => Some("3.0"),
@@ -191,11 +224,14 @@ pub fn read<R: Read>(
                 } else if let Some((adepth, a)) = assessment.as_mut() {
                     if a.skip {
                     } else if local == b"context" && depth == *adepth + 1 {
-                        [a.candidate] = attrs(&e, [b"sourcedId"]).map_err(|w| fatal(at!(), w))?;
+                        let [c] = attrs_ref(&e, [b"sourcedId"]).map_err(|w| fatal(at!(), w))?;
+                        keep(&mut a.candidate, c);
                     } else if local == b"sessionIdentifier" && depth == *adepth + 2 {
-                        if a.session.is_none() {
-                            [a.session, a.session_source] = attrs(&e, [b"identifier", b"sourceID"])
+                        if a.session.is_empty() {
+                            let [id, source] = attrs_ref(&e, [b"identifier", b"sourceID"])
                                 .map_err(|w| fatal(at!(), w))?;
+                            keep(&mut a.session, id);
+                            keep(&mut a.session_source, source);
                         }
                     } else if local == b"testResult" && depth == *adepth + 1 {
                         let [exam, datestamp] = attrs(&e, [b"identifier", b"datestamp"])
@@ -252,7 +288,7 @@ pub fn read<R: Read>(
                             report.issues.push(issue(
                                 name,
                                 t.line,
-                                a.and_then(|a| a.candidate.as_deref()),
+                                a.map(|a| a.candidate.as_str()).filter(|c| !c.is_empty()),
                                 format!(
                                     "an outcome value is longer than {MAX_VALUE} bytes; left out of the result"
                                 ),
@@ -284,7 +320,7 @@ pub fn read<R: Read>(
                     }
                 }
                 if assessment.as_ref().is_some_and(|(d, _)| *d == depth) {
-                    assessment = None;
+                    spare = assessment.take().expect("checked").1;
                 }
                 scopes.leave(depth);
                 depth = depth.saturating_sub(1);
@@ -592,7 +628,7 @@ fn good<T>(v: Option<Parsed<T>>, bad: impl FnOnce(&str)) -> Option<T> {
 }
 
 fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Option<ExamResult> {
-    let Some(candidate) = a.candidate.clone() else {
+    if a.candidate.is_empty() {
         report.issues.push(issue(
             name,
             a.line,
@@ -600,7 +636,8 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
             "<context> has no sourcedId: the candidate is unknown; result skipped",
         ));
         return None;
-    };
+    }
+    let candidate = a.candidate.clone();
     let Some(exam) = t.exam else {
         report.issues.push(issue(
             name,
@@ -649,16 +686,34 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
     Some(ExamResult {
         candidate,
         exam,
-        session_id: a.session.clone(),
-        session_source: a.session.as_ref().and(a.session_source.clone()),
+        session_id: given(&a.session),
+        session_source: given(&a.session).and(given(&a.session_source)),
         score,
         max_score,
         passed,
         grade,
         taken_at,
-        origin: format!("{name}:{}", t.line),
+        origin: origin(name, t.line),
         oke: None,
     })
+}
+
+/// A kept value, `None` when absent or blank.
+fn given(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// `file:line`, where a result was read: one allocation of the right size
+/// (`format!` went through the formatting machinery, guessed the length
+/// short and grew the string: about 700 instructions per result).
+fn origin(name: &str, line: u64) -> String {
+    let mut line_text = itoa::Buffer::new();
+    let line_text = line_text.format(line);
+    let mut o = String::with_capacity(name.len() + 1 + line_text.len());
+    o.push_str(name);
+    o.push(':');
+    o.push_str(line_text);
+    o
 }
 
 /// The document URLs a results endpoint lists: a JSON array of URLs (or
