@@ -49,18 +49,21 @@ static NOTED: Mutex<BTreeMap<String, Seen>> = Mutex::new(BTreeMap::new());
 
 /// `https://sis.example:8443`: the endpoint a URL belongs to.
 pub fn label(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => match (u.host_str(), u.port()) {
-            (Some(h), Some(p)) => format!("{}://{h}:{p}", u.scheme()),
-            (Some(h), None) => format!("{}://{h}", u.scheme()),
-            _ => "unknown".into(),
-        },
-        Err(_) => "unknown".into(),
+    label_of(url::Url::parse(url).ok().as_ref())
+}
+
+/// [`label`] of a parsed URL (None: one that did not parse).
+fn label_of(url: Option<&url::Url>) -> String {
+    match url.map(|u| (u, u.host_str(), u.port())) {
+        Some((u, Some(h), Some(p))) => format!("{}://{h}:{p}", u.scheme()),
+        Some((u, Some(h), None)) => format!("{}://{h}", u.scheme()),
+        _ => "unknown".into(),
     }
 }
 
-/// Note one exchange: `Some(status)` when the endpoint answered.
-pub fn note(url: &str, status: Option<u16>) {
+/// Note one exchange with the URL the request was sent to (None: it did
+/// not parse): `Some(status)` when the endpoint answered.
+pub fn note(url: Option<&url::Url>, status: Option<u16>) {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let seen = match status {
         Some(s) => Seen {
@@ -75,7 +78,7 @@ pub fn note(url: &str, status: Option<u16>) {
         },
     };
     if let Ok(mut m) = NOTED.lock() {
-        let e = m.entry(label(url)).or_default();
+        let e = m.entry(label_of(url)).or_default();
         *e = std::mem::take(e).merge(&seen);
     }
 }

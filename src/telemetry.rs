@@ -461,22 +461,25 @@ pub fn global() -> &'static Metrics {
 /// The label for an endpoint: `host[:port]` of the URL, never its path or
 /// query (which may hold ids).
 pub fn endpoint_label(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => match (u.host_str(), u.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            _ => "unknown".into(),
-        },
-        Err(_) => "unknown".into(),
+    endpoint_label_of(url::Url::parse(url).ok().as_ref())
+}
+
+/// [`endpoint_label`] of a parsed URL (None: one that did not parse).
+fn endpoint_label_of(url: Option<&url::Url>) -> String {
+    match url.map(|u| (u.host_str(), u.port())) {
+        Some((Some(h), Some(p))) => format!("{h}:{p}"),
+        Some((Some(h), None)) => h.to_string(),
+        _ => "unknown".into(),
     }
 }
 
-/// Count one outbound HTTP exchange (src/http.rs calls this).
-pub fn http_request(url: &str, status: Option<u16>) {
+/// Count one outbound HTTP exchange (src/http.rs calls this with the URL
+/// it parsed once for the request; None: it did not parse).
+pub fn http_request(url: Option<&url::Url>, status: Option<u16>) {
     global()
         .http_requests
         .get_or_create(&HttpLabels {
-            endpoint: endpoint_label(url),
+            endpoint: endpoint_label_of(url),
             status: status.map_or_else(|| "error".to_string(), |s| s.to_string()),
         })
         .inc();
