@@ -687,7 +687,7 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
         candidate,
         exam,
         session_id: given(&a.session),
-        session_source: given(&a.session).and(given(&a.session_source)),
+        session_source: given(&a.session_source).filter(|_| !a.session.is_empty()),
         score,
         max_score,
         passed,
