@@ -1,6 +1,7 @@
 //! Canonical, protocol-free roster types. Connectors translate their wire
 //! format into these; the planner and policy only ever see these.
 
+pub mod field_hashes;
 pub mod id_table;
 pub mod platform;
 

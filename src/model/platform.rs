@@ -48,7 +48,7 @@ pub struct PlatformUser {
     /// plain hash of a 9-digit number could be reversed by trying them
     /// all); `None` when the BSN is not sent.
     #[serde(skip)]
-    pub bsn_hash: Option<String>,
+    pub bsn_hash: Option<super::field_hashes::FieldHash>,
     /// Tracked fields this source run did not carry (a delta row without
     /// its role): the planner keeps what was last pushed for them.
     #[serde(skip)]

@@ -32,12 +32,13 @@ pub mod plans;
 mod reserve;
 pub mod subjects;
 
+pub use crate::model::field_hashes::{FieldHash, FieldHashes};
 pub use intents::Intent;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::model::{TrackedField, vocabulary};
+use crate::model::vocabulary;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -277,42 +278,6 @@ pub struct RecordState {
     pub accommodations: Option<crate::model::platform::ExamAccommodations>,
 }
 
-/// Field → short content hash of its value.
-pub type FieldHashes = std::collections::BTreeMap<TrackedField, String>;
-
-/// Stored field hashes (a JSON object) read straight into [`FieldHashes`]:
-/// the names borrowed, a field this version does not track skipped. A
-/// damaged value reads as no hashes, so the record is sent again.
-pub(crate) fn parse_field_hashes(json: &str) -> FieldHashes {
-    struct Hashes(FieldHashes);
-    impl<'de> serde::Deserialize<'de> for Hashes {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hashes, D::Error> {
-            struct Visit;
-            impl<'de> serde::de::Visitor<'de> for Visit {
-                type Value = Hashes;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("an object of field hashes")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<Hashes, A::Error> {
-                    let mut out = FieldHashes::new();
-                    while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                        let v: String = map.next_value()?;
-                        if let Some(k) = TrackedField::parse(&k) {
-                            out.insert(k, v);
-                        }
-                    }
-                    Ok(Hashes(out))
-                }
-            }
-            d.deserialize_map(Visit)
-        }
-    }
-    serde_json::from_str::<Hashes>(json).map_or_else(|_| FieldHashes::new(), |h| h.0)
-}
-
 vocabulary! {
     /// How a run ended, as stored in `runs.outcome`.
     pub enum RunOutcome ("run outcome") {
@@ -521,7 +486,7 @@ impl Store {
                 r.get::<_, String>(0)?,
                 RecordState {
                     hash: r.get(1)?,
-                    field_hashes: parse_field_hashes(fh),
+                    field_hashes: FieldHashes::from_stored(fh),
                     platform_id: r.get(3)?,
                     active: r.get(4)?,
                     accommodations: r
@@ -1179,19 +1144,6 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-    }
-
-    #[test]
-    fn stored_field_hashes_read_known_fields_and_skip_the_rest() {
-        let fh = parse_field_hashes(r#"{"name":"ab","future":"cd","act\u0069ve":"ef"}"#);
-        let want: FieldHashes = [
-            (TrackedField::Name, "ab".to_string()),
-            (TrackedField::Active, "ef".to_string()),
-        ]
-        .into();
-        assert_eq!(fh, want);
-        assert!(parse_field_hashes("{\"name\":").is_empty());
-        assert!(parse_field_hashes("[]").is_empty());
     }
 
     /// A state file at schema `version`, with rows written by `seed`.

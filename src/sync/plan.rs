@@ -370,7 +370,7 @@ fn changes(old: &RecordState, fh: &FieldHashes, full: bool) -> Option<Vec<Tracke
 fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<TrackedField> {
     let mut changed: Vec<TrackedField> = new
         .iter()
-        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .filter(|(k, v)| old.get(k) != Some(*v))
         .map(|(k, _)| *k)
         .collect();
     // a BSN sent before but no longer allowed (or an acceptance platform
@@ -417,7 +417,7 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
             Some(old) => {
                 for f in &u.unknown {
                     if let Some(h) = old.field_hashes.get(f) {
-                        fh.insert(*f, h.clone());
+                        fh.insert(*f, *h);
                     }
                 }
                 let really = changed_fields(&old.field_hashes, &fh);
@@ -651,7 +651,9 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         if group.partial {
             if let Some(o) = old {
                 for (k, v) in &o.field_hashes {
-                    fh.entry(*k).or_insert_with(|| v.clone());
+                    if !fh.contains_key(k) {
+                        fh.insert(*k, *v);
+                    }
                 }
             }
         }
