@@ -222,7 +222,10 @@ impl FileSink for CsvDrop {
         let name = format!("sisync-{stamp}-run{run_id}");
         let tmp = self.dir.join(format!(".{name}.tmp"));
 
-        let mut row_hashes = HashMap::new();
+        // a hash per row written: sized once, not grown by rehashing
+        let mut row_hashes = HashMap::with_capacity(
+            changes.users.len() + changes.deactivated_users.len() + changes.groups.len(),
+        );
         let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
         let enc = |e: csv::Error| platform_error(&tmp, "encode CSV", e);
 
