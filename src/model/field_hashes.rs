@@ -17,7 +17,8 @@ use crate::model::TrackedField;
 const MAX: usize = 32;
 
 /// One field's hash, compared by its bytes and written as lower-case hex.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// The default is the empty hash (stored as ""), which no value has.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct FieldHash {
     len: u8,
     bytes: [u8; MAX],
@@ -70,6 +71,10 @@ impl FieldHash {
         Hex { buf, len: n as u8 }
     }
 }
+
+/// A record's hash (one SHA-256 over its field hashes), kept the same way;
+/// empty after `reconcile --fix` forgot what was sent.
+pub type RecordHash = FieldHash;
 
 /// A [`FieldHash`] as hex text.
 pub struct Hex {

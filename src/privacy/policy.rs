@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::privacy::pseudonym::Pseudonymizer;
 use crate::store::holds::{Holds, SubjectKey};
-use crate::store::{FieldHash, FieldHashes};
+use crate::store::{FieldHash, FieldHashes, RecordHash};
 
 /// Short content hash of one field value.
 pub fn hash_value<T: Serialize>(v: &T) -> FieldHash {
@@ -98,7 +98,7 @@ fn synthetic_tag(id: &str) -> String {
 }
 
 /// The record hash: one hash over the field hashes.
-pub fn record_hash(fields: &FieldHashes) -> String {
+pub fn record_hash(fields: &FieldHashes) -> RecordHash {
     let mut h = Sha256::new();
     for (k, v) in fields {
         h.update(k.as_str().as_bytes());
@@ -106,7 +106,7 @@ pub fn record_hash(fields: &FieldHashes) -> String {
         h.update(v.hex().as_str());
         h.update(b"\n");
     }
-    hex::encode(h.finalize())
+    RecordHash::from_bytes(&h.finalize())
 }
 
 /// The privacy policy in force for one platform.

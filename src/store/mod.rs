@@ -32,7 +32,7 @@ pub mod plans;
 mod reserve;
 pub mod subjects;
 
-pub use crate::model::field_hashes::{FieldHash, FieldHashes};
+pub use crate::model::field_hashes::{FieldHash, FieldHashes, RecordHash};
 pub use intents::Intent;
 
 use std::collections::{BTreeSet, HashMap};
@@ -268,7 +268,7 @@ const MIGRATIONS: &[&str] = &[
 /// What the store knows about one record on the platform.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordState {
-    pub hash: String,
+    pub hash: RecordHash,
     /// Per-field hashes, so that changed field names can be named without
     /// keeping the values.
     pub field_hashes: FieldHashes,
@@ -485,7 +485,7 @@ impl Store {
             Ok((
                 r.get::<_, String>(0)?,
                 RecordState {
-                    hash: r.get(1)?,
+                    hash: FieldHash::from_stored(r.get_ref(1)?.as_str()?),
                     field_hashes: FieldHashes::from_stored(fh),
                     platform_id: r.get(3)?,
                     active: r.get(4)?,
@@ -857,7 +857,7 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
     .execute(params![
             c.kind.as_str(),
             c.sourced_id,
-            c.state.hash,
+            c.state.hash.hex().as_str(),
             serde_json::to_string(&c.state.field_hashes)?,
             c.state.platform_id,
             c.state.active,
@@ -1340,7 +1340,7 @@ mod tests {
             kind: RecordKind::User,
             sourced_id: "stu-1".into(),
             state: RecordState {
-                hash: "h".into(),
+                hash: RecordHash::default(),
                 field_hashes: Default::default(),
                 platform_id: Some("p1".into()),
                 active,

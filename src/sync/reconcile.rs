@@ -348,7 +348,7 @@ mod tests {
         let groups: HashMap<String, RecordState> = [(
             "g".into(),
             RecordState {
-                hash: String::new(),
+                hash: Default::default(),
                 field_hashes: gfh,
                 platform_id: Some("pg".into()),
                 active: true,
