@@ -449,11 +449,7 @@ pub struct ExamResult {
     /// The system that issued the session id (QTI
     /// `sessionIdentifier/@sourceID`), part of the result's key.
     pub session_source: Option<String>,
-    pub score: Option<f64>,
-    pub max_score: Option<f64>,
-    pub passed: Option<bool>,
-    /// A grade-like outcome (e.g. a Dutch 1–10 mark as text).
-    pub grade: Option<String>,
+    pub value: ResultValue,
     /// When the result was recorded (RFC 3339 as given).
     pub taken_at: Option<String>,
     /// Where it was read: `file:line` or URL.
@@ -461,6 +457,19 @@ pub struct ExamResult {
     /// Read from an OKE exam platform (flow 3.4): the registration it
     /// belongs to and the nl-test-admin result details.
     pub oke: Option<OkeResult>,
+}
+
+/// What a result says, each part as the platform gave it (a platform may
+/// send only points, only a grade, or only passed). One type from the
+/// source through the outbox to the gradebook, so a part added here
+/// travels the whole way.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ResultValue {
+    pub score: Option<f64>,
+    pub max_score: Option<f64>,
+    pub passed: Option<bool>,
+    /// A grade-like outcome (e.g. a Dutch 1–10 mark as text).
+    pub grade: Option<String>,
 }
 
 /// The OKE (OOAPI v5, nl-test-admin) details of a result read from an exam

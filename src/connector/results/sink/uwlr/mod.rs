@@ -189,14 +189,14 @@ fn carried(ander: Option<&Ander>, r: &GradebookResult) -> Result<Carried, String
             return Ok(Carried::Ander(g.to_string()));
         }
     }
-    if let Some(n) = r.score.and_then(whole) {
+    if let Some(n) = r.value.score.and_then(whole) {
         return Ok(Carried::Score(n));
     }
     let carries_scores = ander.is_some_and(|a| a.value.scores());
-    if let (true, Some(t)) = (carries_scores, r.score.and_then(decimal)) {
+    if let (true, Some(t)) = (carries_scores, r.value.score.and_then(decimal)) {
         return Ok(Carried::Ander(t));
     }
-    Err(match (ander, r.score, grade) {
+    Err(match (ander, r.value.score, grade) {
             (_, None, None) => "no score or grade to send (check privacy.result_fields allows \"score\" or \"grade\"); not sent".into(),
             (None, _, _) => "the result has a grade or a score that is not a whole number of at least 0; UWLR 2.2's score takes whole numbers only: set results.sink.anderresultaat_type and anderresultaat_namespace to the result type the LAS supplier defines for grades; not sent".into(),
             (Some(a), Some(_), _) if !a.value.scores() => "the score is not a whole number of at least 0 and results.sink.anderresultaat_value = \"grade\" sends grades only; set it to \"grade_or_score\" to send such scores; not sent".into(),
@@ -378,6 +378,7 @@ impl crate::connector::results::ResultOutput for config::UwlrResultSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ResultValue;
 
     #[test]
     fn reads_confirmation_and_faults() {
@@ -421,10 +422,11 @@ mod tests {
             class_id: String::new(),
             student_id: "s".into(),
             eckid: None,
-            score,
-            max_score: None,
-            passed: None,
-            grade: grade.map(String::from),
+            value: ResultValue {
+                score,
+                grade: grade.map(String::from),
+                ..Default::default()
+            },
             date: "2026-06-02".into(),
         };
         let a = |value| Ander {
