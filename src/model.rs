@@ -103,6 +103,13 @@ impl PersonalNeed {
 pub struct ExamOffering {
     pub id: String,
     pub status: Status,
+    pub details: SittingDetails,
+}
+
+/// What a sitting is: its code, title, tests, time and place. The policy
+/// passes it to the platform whole ([`platform::PlatformOffering`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SittingDetails {
     /// The offering's primary code (recognised by the invigilator).
     pub code: Option<String>,
     pub title: String,

@@ -17,13 +17,14 @@ use crate::store::FieldHashes;
 
 impl PlatformOffering {
     pub fn field_hashes(&self) -> FieldHashes {
+        let d = &self.details;
         [
-            (TrackedField::Code, hash_value(&self.code)),
-            (TrackedField::Name, hash_value(&self.title)),
-            (TrackedField::Tests, hash_value(&self.tests)),
-            (TrackedField::Start, hash_value(&self.start)),
-            (TrackedField::End, hash_value(&self.end)),
-            (TrackedField::Location, hash_value(&self.location)),
+            (TrackedField::Code, hash_value(&d.code)),
+            (TrackedField::Name, hash_value(&d.title)),
+            (TrackedField::Tests, hash_value(&d.tests)),
+            (TrackedField::Start, hash_value(&d.start)),
+            (TrackedField::End, hash_value(&d.end)),
+            (TrackedField::Location, hash_value(&d.location)),
             (TrackedField::Active, hash_value(&self.active)),
         ]
         .into_iter()
@@ -86,12 +87,7 @@ pub fn minimise(
         }
         out.offerings.push(PlatformOffering {
             external_id: o.id.clone(),
-            code: o.code.clone(),
-            title: o.title.clone(),
-            tests: o.tests.clone(),
-            start: o.start.clone(),
-            end: o.end.clone(),
-            location: o.location.clone(),
+            details: o.details.clone(),
             active: true,
         });
     }
@@ -199,7 +195,7 @@ pub fn fold_into_groups(m: &mut crate::privacy::policy::Minimised) {
         }
         m.groups.push(crate::privacy::policy::PlatformGroup {
             external_id: o.external_id,
-            display_name: Some(o.title),
+            display_name: Some(o.details.title),
             org: None,
             members: Vec::new(),
             active: true,
