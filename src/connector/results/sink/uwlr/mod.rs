@@ -64,7 +64,7 @@ impl UwlrResults {
             // next try
             .with_soap_faults()
             .with_error_bodies();
-        let (brincode, dependancecode) = cfg.school(&loaded.config.institution.brin);
+        let (brincode, dependancecode) = cfg.school.block(&loaded.config.institution.brin);
         Ok(UwlrResults {
             url: cfg.endpoint.base_url.clone(),
             http,
