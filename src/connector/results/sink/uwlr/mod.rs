@@ -101,27 +101,28 @@ impl UwlrResults {
         }
     }
 
+    /// The `autorisatie` header of every request.
+    fn autorisatie(&self) -> envelope::Autorisatie<'_> {
+        envelope::Autorisatie {
+            sleutel: &self.key,
+            klantcode: &self.klantcode,
+            klantnaam: &self.klantnaam,
+        }
+    }
+
     /// `check-config --connect`: one authenticated POST. UWLR has no
     /// read-only operation for results, so the probe is a
     /// `BrengLeerresultaten` the schema refuses (no `toetsafname`): a LAS
     /// that checks the key first answers a fault about the request, one
     /// that refuses the key a fault about authorisation. Nothing is stored.
     pub async fn ping(&self) -> anyhow::Result<String> {
-        let probe = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"{}\" xmlns:aut=\"{}\" xmlns:lr=\"{}\"><soapenv:Header><aut:autorisatie><aut:autorisatiesleutel>{}</aut:autorisatiesleutel><aut:klantcode>{}</aut:klantcode><aut:klantnaam>{}</aut:klantnaam></aut:autorisatie></soapenv:Header><soapenv:Body><lr:leerresultaten_verzoek/></soapenv:Body></soapenv:Envelope>\n",
-            envelope::SOAP_NS,
-            envelope::AUT_NS,
-            envelope::LR_NS,
-            quick_xml::escape::escape(self.key.expose()),
-            quick_xml::escape::escape(&self.klantcode),
-            quick_xml::escape::escape(&self.klantnaam),
-        );
+        let probe = envelope::wrap(&self.autorisatie(), "<lr:leerresultaten_verzoek/>");
         let r = self
             .http
             .send(
                 Method::POST,
                 &self.url,
-                Some(probe.as_bytes()),
+                Some(probe.as_slice()),
                 "text/xml; charset=utf-8",
                 false,
             )
@@ -180,7 +181,12 @@ fn decimal(score: f64) -> Option<String> {
 /// a fractional score through `anderresultaat` when configured to carry
 /// scores; else the one line why not.
 fn carried(ander: Option<&Ander>, r: &GradebookResult) -> Result<Carried, String> {
-    let grade = r.grade.as_deref().map(str::trim).filter(|g| !g.is_empty());
+    let grade = r
+        .value
+        .grade
+        .as_deref()
+        .map(str::trim)
+        .filter(|g| !g.is_empty());
     if let (Some(a), Some(g)) = (ander, grade) {
         if a.value.grades() {
             if g.chars().count() > 256 {
@@ -262,11 +268,7 @@ impl ResultSink for UwlrResults {
         };
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let (bytes, body) = envelope::request(
-            &envelope::Autorisatie {
-                sleutel: self.key.expose(),
-                klantcode: &self.klantcode,
-                klantnaam: &self.klantnaam,
-            },
+            &self.autorisatie(),
             &envelope::School {
                 schooljaar: &schooljaar,
                 brincode: &self.brincode,
