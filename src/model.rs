@@ -479,6 +479,16 @@ pub struct ResultValue {
     pub grade: Option<String>,
 }
 
+impl ResultValue {
+    /// The grade without surrounding blanks; None when absent or blank.
+    pub fn grade_text(&self) -> Option<&str> {
+        self.grade
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+    }
+}
+
 /// The OKE (OOAPI v5, nl-test-admin) details of a result read from an exam
 /// platform: which SIS registration (association) and attempt it is for,
 /// and what flow 5 passes back besides the score.

@@ -488,12 +488,7 @@ pub fn attempt_association_id(registration: &str, attempt: u32) -> String {
 /// points are turned into a percentage for `0-100`. `Ok(None)`: nothing to
 /// send (attendance only). The reason names no values (it is shown).
 pub fn fit_score(value_type: Option<&str>, d: &Delivery) -> Result<Option<String>, String> {
-    let text = d
-        .value
-        .grade
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let text = d.value.grade_text();
     let number = text.and_then(|t| t.replace(',', ".").parse::<f64>().ok());
     let whole = |lo: f64, hi: f64| -> Result<Option<String>, String> {
         let v = match (number, d.value.score, d.value.max_score) {

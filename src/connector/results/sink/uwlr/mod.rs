@@ -181,12 +181,7 @@ fn decimal(score: f64) -> Option<String> {
 /// a fractional score through `anderresultaat` when configured to carry
 /// scores; else the one line why not.
 fn carried(ander: Option<&Ander>, r: &GradebookResult) -> Result<Carried, String> {
-    let grade = r
-        .value
-        .grade
-        .as_deref()
-        .map(str::trim)
-        .filter(|g| !g.is_empty());
+    let grade = r.value.grade_text();
     if let (Some(a), Some(g)) = (ander, grade) {
         if a.value.grades() {
             if g.chars().count() > 256 {
