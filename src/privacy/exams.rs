@@ -287,4 +287,28 @@ mod tests {
         );
         assert_eq!(r.extra_minutes, Some(30));
     }
+
+    /// Held plans store offerings as JSON and read them back after an
+    /// upgrade: the shared `SittingDetails` keeps the keys where they were.
+    #[test]
+    fn platform_offering_json_keeps_its_keys_in_place() {
+        let o = PlatformOffering {
+            external_id: "o1".into(),
+            details: crate::model::SittingDetails {
+                code: Some("C".into()),
+                title: "T".into(),
+                tests: vec!["t1".into()],
+                start: Some("2026-06-01T09:00:00+02:00".into()),
+                end: None,
+                location: None,
+            },
+            active: true,
+        };
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(
+            json,
+            r#"{"external_id":"o1","code":"C","title":"T","tests":["t1"],"start":"2026-06-01T09:00:00+02:00","end":null,"location":null,"active":true}"#
+        );
+        assert_eq!(serde_json::from_str::<PlatformOffering>(&json).unwrap(), o);
+    }
 }

@@ -567,3 +567,43 @@ fn ingest_one(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `privacy export` shows stored results as JSON: the shared
+    /// `ResultValue` keeps its keys between `session_id` and `taken_at`.
+    #[test]
+    fn outbox_row_json_keeps_the_value_in_column_order() {
+        let row = OutboxRow {
+            key: "k".into(),
+            candidate: "c".into(),
+            person_id: None,
+            line_item: "EX".into(),
+            class_id: None,
+            session_id: Some("s".into()),
+            value: ResultValue {
+                score: Some(7.5),
+                max_score: Some(10.0),
+                passed: Some(true),
+                grade: Some("7,5".into()),
+            },
+            taken_at: None,
+            origin: "f.xml:1".into(),
+            state: "pending".into(),
+            reason: None,
+            value_hash: "h".into(),
+            pushed_hash: None,
+            attempts: 0,
+            first_seen: "2026-06-01T00:00:00Z".into(),
+            oke: None,
+            oke_association: None,
+        };
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(
+            json.contains(r#""session_id":"s","score":7.5,"max_score":10.0,"passed":true,"grade":"7,5","taken_at":null,"origin""#),
+            "{json}"
+        );
+    }
+}
