@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Completeness, RegistrationRole, RegistrationState, Role, SourceIssue, TrackedField,
+    Completeness, RegistrationRole, RegistrationState, Role, SittingDetails, SourceIssue,
+    TrackedField,
 };
 
 /// Accommodations as sent to the platform.
@@ -112,12 +113,9 @@ pub struct Minimised {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlatformOffering {
     pub external_id: String,
-    pub code: Option<String>,
-    pub title: String,
-    pub tests: Vec<String>,
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub location: Option<String>,
+    /// Serialised in line: the plan and held-plan JSON keep their keys.
+    #[serde(flatten)]
+    pub details: SittingDetails,
     pub active: bool,
 }
 

@@ -887,6 +887,11 @@ pub async fn apply_records<S: RecordSink + ?Sized>(
     Ok(out)
 }
 
+/// The deactivations among `changes` (retired, canceled, withdrawn).
+fn deactivations<C: Change>(changes: &[C]) -> impl Iterator<Item = &C> {
+    changes.iter().filter(|c| c.action() == Action::Deactivate)
+}
+
 /// Apply a plan to a file sink (csv-drop): one delivery, one transaction.
 pub fn apply_files<S: FileSink + ?Sized>(
     sink: &S,
@@ -900,11 +905,8 @@ pub fn apply_files<S: FileSink + ?Sized>(
     }
     let changes = ChangeSet {
         users: plan.users.iter().filter_map(|c| c.user.as_ref()).collect(),
-        deactivated_users: plan
-            .users
-            .iter()
-            .filter(|c| c.action == Action::Deactivate)
-            .map(|c| c.external_id.as_str())
+        deactivated_users: deactivations(&plan.users)
+            .map(Change::external_id)
             .collect(),
         groups: plan
             .groups
@@ -916,21 +918,15 @@ pub fn apply_files<S: FileSink + ?Sized>(
             .iter()
             .filter_map(|c| c.offering.as_ref())
             .collect(),
-        canceled_offerings: plan
-            .offerings
-            .iter()
-            .filter(|c| c.action == Action::Deactivate)
-            .map(|c| c.external_id.as_str())
+        canceled_offerings: deactivations(&plan.offerings)
+            .map(Change::external_id)
             .collect(),
         registrations: plan
             .registrations
             .iter()
             .filter_map(|c| c.registration.as_ref())
             .collect(),
-        withdrawn_registrations: plan
-            .registrations
-            .iter()
-            .filter(|c| c.action == Action::Deactivate)
+        withdrawn_registrations: deactivations(&plan.registrations)
             .map(|c| (c.external_id.as_str(), c.offering.as_deref()))
             .collect(),
     };

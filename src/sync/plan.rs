@@ -494,18 +494,12 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
         }
     }
     if m.users_completeness == Completeness::Bulk {
-        let mut gone: Vec<(&String, &RecordState)> = state
-            .users
-            .iter()
-            .filter(|(id, s)| {
-                s.active
-                    && !desired.contains(id.as_str())
-                    && !leaving.contains(id.as_str())
-                    && !m.held_users.contains(*id)
-            })
-            .collect();
-        gone.sort_by(|a, b| a.0.cmp(b.0));
-        for (id, old) in gone {
+        let kept = |id: &String| {
+            desired.contains(id.as_str())
+                || leaving.contains(id.as_str())
+                || m.held_users.contains(id)
+        };
+        for (id, old) in gone(&state.users, kept) {
             deactivate(id, old, p);
         }
     }
@@ -514,6 +508,21 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
         .iter()
         .filter(|id| !desired.contains(id.as_str()))
         .count();
+}
+
+/// The records still active in the state that a complete (bulk) read no
+/// longer `kept` (carried, leaving on its own, or held), in id order: the
+/// ones to deactivate.
+fn gone(
+    stored: &HashMap<String, RecordState>,
+    kept: impl Fn(&String) -> bool,
+) -> Vec<(&String, &RecordState)> {
+    let mut gone: Vec<(&String, &RecordState)> = stored
+        .iter()
+        .filter(|(id, s)| s.active && !kept(id))
+        .collect();
+    gone.sort_by(|a, b| a.0.cmp(b.0));
+    gone
 }
 
 fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {

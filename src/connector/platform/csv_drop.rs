@@ -136,14 +136,15 @@ impl CsvDrop {
             .offerings
             .iter()
             .map(|x| {
+                let d = &x.details;
                 vec![
                     x.external_id.clone(),
-                    o(&x.code),
-                    x.title.clone(),
-                    x.tests.join(" "),
-                    o(&x.start),
-                    o(&x.end),
-                    o(&x.location),
+                    o(&d.code),
+                    d.title.clone(),
+                    d.tests.join(" "),
+                    o(&d.start),
+                    o(&d.end),
+                    o(&d.location),
                     "true".into(),
                 ]
             })

@@ -34,7 +34,7 @@ use quick_xml::events::{BytesStart, Event};
 use crate::connector::results::{Documents, Fetched, Remote};
 
 use crate::connector::xml_input::{Counting, Twins, doctype_refused, plain_attrs, push_ref};
-use crate::model::{ExamResult, SourceIssue};
+use crate::model::{ExamResult, ResultValue, SourceIssue};
 
 pub const NS_V2P1: &[u8] = b"http://www.imsglobal.org/xsd/imsqti_result_v2p1";
 pub const NS_V3P0: &[u8] = b"http://www.imsglobal.org/xsd/imsqti_result_v3p0";
@@ -651,10 +651,12 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
         exam,
         session_id: a.session.clone(),
         session_source: a.session.as_ref().and(a.session_source.clone()),
-        score,
-        max_score,
-        passed,
-        grade,
+        value: ResultValue {
+            score,
+            max_score,
+            passed,
+            grade,
+        },
         taken_at,
         origin: format!("{name}:{}", t.line),
         oke: None,
