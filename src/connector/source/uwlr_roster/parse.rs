@@ -4,7 +4,7 @@
 //! match by local name and position, not by namespace).
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::BufRead;
 
 use anyhow::{Result, anyhow};
 use quick_xml::Reader;
@@ -277,8 +277,13 @@ impl Cur {
 /// from the parser's buffer when it holds no markup and no reference (the
 /// common case), and fields sisync never keeps are passed over without
 /// being decoded (only checked for references).
-pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) -> Result<Answer> {
-    let mut reader = Reader::from_reader(Counting::new(input, 256 << 10));
+pub(crate) fn parse<R: BufRead>(
+    input: R,
+    origin: &str,
+    each: &mut dyn FnMut(Rec),
+) -> Result<Answer> {
+    // read in place: the input's own buffer is never copied
+    let mut reader = Reader::from_reader(Counting::buffered(input, 256 << 10));
     {
         let c = reader.config_mut();
         c.check_end_names = true;
