@@ -167,6 +167,7 @@ impl Builder {
     pub fn expect(&mut self, bytes: u64) {
         let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
         let _ = self.persons.try_reserve((bytes / 256).min(1 << 22));
+        let _ = self.person_ids.try_reserve((bytes / 256).min(1 << 22));
         let _ = self.memberships.try_reserve((bytes / 48).min(1 << 25));
         // a map is reserved closer to the mark (its room is touched all
         // over): a person per KiB, past which it grows as before
@@ -423,35 +424,50 @@ impl Builder {
     }
 
     /// The memberships of person `pi` (its id `person`) in the classes `p`
-    /// names, each once. Made in scratch and then moved to the roster's:
-    /// the atomic counts of their shared ids do not wait for stores into
-    /// fresh memory.
+    /// names, each once. The classes are looked up a batch at a time
+    /// before any is shared: the look-ups (each a likely cache miss) then
+    /// overlap instead of waiting one by one behind the atomic count of
+    /// the share before. Made in scratch and then moved to the roster's,
+    /// so that no count waits for stores into fresh memory either.
     fn member_of(&mut self, p: &RawPerson, pi: u32, person: &Id, role: Role) {
+        const BATCH: usize = 8;
         let made = &mut self.made;
-        for key in p.groepen.iter() {
-            let gid = qualified(self.qualify, &self.school, key, &mut self.id_buf);
-            match self.group_at.get_key_value(gid) {
-                Some((group, s)) if s.at != NONE => {
-                    // a person names a handful of classes: a scan is cheaper than a set
-                    if !made.iter().any(|m| same(&m.group, group)) {
-                        made.push(Membership {
-                            status: Status::Active,
-                            group: group.clone(),
-                            person: person.clone(),
-                            role,
-                        });
+        let mut keys = p.groepen.iter();
+        loop {
+            let mut found: [Option<&Id>; BATCH] = [None; BATCH];
+            let mut n = 0;
+            for key in keys.by_ref() {
+                let gid = qualified(self.qualify, &self.school, key, &mut self.id_buf);
+                match self.group_at.get_key_value(gid) {
+                    Some((group, s)) if s.at != NONE => {
+                        found[n] = Some(group);
+                        n += 1;
+                        if n == BATCH {
+                            break;
+                        }
                     }
-                }
-                _ => {
-                    let group = gid.to_string();
-                    self.refs.push(Ref {
+                    _ => self.refs.push(Ref {
                         person: pi,
-                        group,
+                        group: gid.to_string(),
                         role,
                         line: p.line,
                         origin: (self.origins.len() - 1) as u32,
+                    }),
+                }
+            }
+            for group in found.into_iter().map_while(|g| g) {
+                // a person names a handful of classes: a scan is cheaper than a set
+                if !made.iter().any(|m| same(&m.group, group)) {
+                    made.push(Membership {
+                        status: Status::Active,
+                        group: group.clone(),
+                        person: person.clone(),
+                        role,
                     });
                 }
+            }
+            if n < BATCH {
+                break;
             }
         }
         self.memberships.append(made);
