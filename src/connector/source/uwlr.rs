@@ -130,15 +130,7 @@ struct ChannelReader {
 
 impl std::io::Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::io::BufRead;
-        let n = {
-            let avail = self.fill_buf()?;
-            let n = buf.len().min(avail.len());
-            buf[..n].copy_from_slice(&avail[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        crate::connector::xml_input::read_buffered(self, buf)
     }
 }
 
