@@ -231,6 +231,20 @@ fn client_builder(timeout: Duration, tls: &TlsFiles) -> anyhow::Result<reqwest::
 
 type RateLimiter = governor::DefaultDirectRateLimiter;
 
+/// One request, as every try sends it.
+pub struct Request<'a> {
+    pub method: Method,
+    pub url: &'a str,
+    pub body: Option<&'a [u8]>,
+    /// The body's `Content-Type`.
+    pub content_type: &'a str,
+    /// Safe to send again after a failure the server may have acted on
+    /// (GET, PUT, DELETE are by their method; a POST by the caller's word).
+    pub repeatable: bool,
+    /// Headers of this request only (`SOAPAction`).
+    pub extra: &'a header::HeaderMap,
+}
+
 /// Shared client for one endpoint.
 #[derive(Clone)]
 pub struct Http {
@@ -354,32 +368,27 @@ impl Http {
         content_type: &str,
         repeatable: bool,
     ) -> Result<Reply, HttpError> {
-        self.send_with(
+        self.send_with(Request {
             method,
             url,
             body,
             content_type,
             repeatable,
-            &header::HeaderMap::new(),
-        )
+            extra: &header::HeaderMap::new(),
+        })
         .await
     }
 
-    /// [`Http::send`] with extra headers for this request (`SOAPAction`).
-    pub async fn send_with(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&[u8]>,
-        content_type: &str,
-        repeatable: bool,
-        extra: &header::HeaderMap,
-    ) -> Result<Reply, HttpError> {
-        let idempotent = repeatable
-            || matches!(
-                method,
-                Method::GET | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS
-            );
+    /// [`Http::send`] of a whole [`Request`] (extra headers: `SOAPAction`).
+    pub async fn send_with(&self, req: Request<'_>) -> Result<Reply, HttpError> {
+        let req = Request {
+            repeatable: req.repeatable
+                || matches!(
+                    req.method,
+                    Method::GET | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS
+                ),
+            ..req
+        };
         // the token this request goes out with (fetched now if need be)
         let generation = match &self.auth {
             Auth::OAuth2(o) => {
@@ -388,49 +397,21 @@ impl Http {
             }
             _ => 0,
         };
-        let result = self
-            .send_retrying(&method, url, body, content_type, idempotent, extra)
-            .await;
+        let result = self.retrying(|| self.once(&req)).await;
         match (&self.auth, &result) {
             (Auth::OAuth2(o), Err(e)) if e.status == Some(401) => {
                 // the token may have been revoked or expired early: a new
                 // token, and this request once more (never more than once)
                 o.invalidate(generation).await;
-                self.send_retrying(&method, url, body, content_type, idempotent, extra)
-                    .await
+                self.retrying(|| self.once(&req)).await
             }
             _ => result,
         }
     }
 
-    async fn send_retrying(
-        &self,
-        method: &Method,
-        url: &str,
-        body: Option<&[u8]>,
-        content_type: &str,
-        idempotent: bool,
-        extra: &header::HeaderMap,
-    ) -> Result<Reply, HttpError> {
-        let once = || async {
-            self.once(method, url, body, content_type, idempotent, extra)
-                .await
-        };
-        self.retrying(once).await
-    }
-
-    async fn once(
-        &self,
-        method: &Method,
-        url: &str,
-        body: Option<&[u8]>,
-        content_type: &str,
-        idempotent: bool,
-        extra: &header::HeaderMap,
-    ) -> Result<Reply, HttpError> {
-        let (resp, _permit) = self
-            .once_head(method, url, body, content_type, idempotent, extra)
-            .await?;
+    /// Send `req` once and read the whole answer.
+    async fn once(&self, req: &Request<'_>) -> Result<Reply, HttpError> {
+        let (resp, _permit) = self.once_head(req).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
         match resp.bytes().await {
@@ -440,11 +421,11 @@ impl Http {
                 body: b.to_vec(),
             }),
             Err(e) => Err(self.error(
-                method,
-                url,
+                &req.method,
+                req.url,
                 Some(status.as_u16()),
                 format!("response cut off ({})", root_cause(&e)),
-                idempotent,
+                req.repeatable,
             )),
         }
     }
@@ -452,20 +433,8 @@ impl Http {
     /// [`Http::send_with`], but the answer's body is left to the caller to
     /// stream (a large SOAP answer is parsed as it arrives). Only the
     /// request is retried: a body that breaks off is the caller's error.
-    pub async fn send_streaming(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&[u8]>,
-        content_type: &str,
-        repeatable: bool,
-        extra: &header::HeaderMap,
-    ) -> Result<reqwest::Response, HttpError> {
-        let once = || async {
-            self.once_head(&method, url, body, content_type, repeatable, extra)
-                .await
-                .map(|(resp, _permit)| resp)
-        };
+    pub async fn send_streaming(&self, req: Request<'_>) -> Result<reqwest::Response, HttpError> {
+        let once = || async { self.once_head(&req).await.map(|(resp, _permit)| resp) };
         self.retrying(once).await
     }
 
@@ -513,13 +482,10 @@ impl Http {
     /// read and turned into the error.
     async fn once_head(
         &self,
-        method: &Method,
-        url: &str,
-        body: Option<&[u8]>,
-        content_type: &str,
-        idempotent: bool,
-        extra: &header::HeaderMap,
+        r: &Request<'_>,
     ) -> Result<(reqwest::Response, Option<tokio::sync::SemaphorePermit<'_>>), HttpError> {
+        let (method, url, body, idempotent) = (&r.method, r.url, r.body, r.repeatable);
+        let (content_type, extra) = (r.content_type, r.extra);
         let permit = match &self.in_flight {
             Some(sem) => Some(sem.acquire().await.expect("semaphore is never closed")),
             None => None,

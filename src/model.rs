@@ -1,6 +1,7 @@
 //! Canonical, protocol-free roster types. Connectors translate their wire
 //! format into these; the planner and policy only ever see these.
 
+pub mod field_hashes;
 pub mod id_table;
 pub mod platform;
 
@@ -102,6 +103,13 @@ impl PersonalNeed {
 pub struct ExamOffering {
     pub id: String,
     pub status: Status,
+    pub details: SittingDetails,
+}
+
+/// What a sitting is: its code, title, tests, time and place. The policy
+/// passes it to the platform whole ([`platform::PlatformOffering`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SittingDetails {
     /// The offering's primary code (recognised by the invigilator).
     pub code: Option<String>,
     pub title: String,
@@ -448,11 +456,7 @@ pub struct ExamResult {
     /// The system that issued the session id (QTI
     /// `sessionIdentifier/@sourceID`), part of the result's key.
     pub session_source: Option<String>,
-    pub score: Option<f64>,
-    pub max_score: Option<f64>,
-    pub passed: Option<bool>,
-    /// A grade-like outcome (e.g. a Dutch 1–10 mark as text).
-    pub grade: Option<String>,
+    pub value: ResultValue,
     /// When the result was recorded (RFC 3339 as given).
     pub taken_at: Option<String>,
     /// Where it was read: `file:line` or URL.
@@ -460,6 +464,29 @@ pub struct ExamResult {
     /// Read from an OKE exam platform (flow 3.4): the registration it
     /// belongs to and the nl-test-admin result details.
     pub oke: Option<OkeResult>,
+}
+
+/// What a result says, each part as the platform gave it (a platform may
+/// send only points, only a grade, or only passed). One type from the
+/// source through the outbox to the gradebook, so a part added here
+/// travels the whole way.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ResultValue {
+    pub score: Option<f64>,
+    pub max_score: Option<f64>,
+    pub passed: Option<bool>,
+    /// A grade-like outcome (e.g. a Dutch 1–10 mark as text).
+    pub grade: Option<String>,
+}
+
+impl ResultValue {
+    /// The grade without surrounding blanks; None when absent or blank.
+    pub fn grade_text(&self) -> Option<&str> {
+        self.grade
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+    }
 }
 
 /// The OKE (OOAPI v5, nl-test-admin) details of a result read from an exam

@@ -14,7 +14,7 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 
-use crate::http::{Http, HttpError};
+use crate::http::{Http, HttpError, Request};
 use crate::secret::Secret;
 
 pub const ENVELOPE_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -144,16 +144,10 @@ impl SoapClient {
         envelope: &[u8],
         repeatable: bool,
     ) -> Result<reqwest::Response, SoapError> {
+        let h = Self::headers(action);
         let resp = self
             .http
-            .send_streaming(
-                Method::POST,
-                &self.url,
-                Some(envelope),
-                "text/xml; charset=utf-8",
-                repeatable,
-                &Self::headers(action),
-            )
+            .send_streaming(self.post(envelope, repeatable, &h))
             .await?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -174,6 +168,18 @@ impl SoapClient {
                 action: action.to_string(),
             },
         })
+    }
+
+    /// The POST of an envelope.
+    fn post<'a>(&'a self, envelope: &'a [u8], repeatable: bool, h: &'a HeaderMap) -> Request<'a> {
+        Request {
+            method: Method::POST,
+            url: &self.url,
+            body: Some(envelope),
+            content_type: "text/xml; charset=utf-8",
+            repeatable,
+            extra: h,
+        }
     }
 
     fn headers(action: &str) -> HeaderMap {
@@ -197,14 +203,7 @@ impl SoapClient {
         let h = Self::headers(action);
         let reply = self
             .http
-            .send_with(
-                Method::POST,
-                &self.url,
-                Some(envelope),
-                "text/xml; charset=utf-8",
-                repeatable,
-                &h,
-            )
+            .send_with(self.post(envelope, repeatable, &h))
             .await?;
         match fault(&reply.body) {
             Some(f) => Err(SoapError::Fault {

@@ -3,7 +3,7 @@
 //! rules for DTDs and entity references. No DTD and no entity other than the
 //! five predefined ones and numeric character references is ever expanded.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
 use quick_xml::events::BytesRef;
 
@@ -13,34 +13,53 @@ pub(crate) use plain_attrs::{Twins, local_name, plain, plain_attrs};
 /// Largest single XML token (tag, text run, DOCTYPE) accepted.
 pub(crate) const MAX_TOKEN: u64 = 16 << 20;
 
-/// A buffered reader that counts lines and refuses a single token larger
-/// than [`MAX_TOKEN`] (checked at each refill of the buffer). Lines are
-/// counted lazily, in bulk, when one is asked for (a record's start, an
-/// error), not token by token.
+/// A reader over a buffered input that counts lines and refuses a single
+/// token larger than [`MAX_TOKEN`] (checked each time the reader moves on to
+/// the next window of the input). Lines are counted lazily, in bulk, when
+/// one is asked for (a record's start, an error), not token by token.
+///
+/// The input's own buffer is read in place, never copied: an answer held in
+/// memory, a live answer's chunks and a file's `BufReader` are served in
+/// windows of at most `window` bytes (the token limit is checked, and the
+/// lines before are counted, at each window's end).
 pub(crate) struct Counting<R> {
     inner: R,
-    buf: Box<[u8]>,
-    /// Unread bytes are `buf[pos..filled]`.
+    window: usize,
+    /// Length of the input's current buffer (`inner.fill_buf()`), which is
+    /// consumed from `inner` only when all of it was read.
+    chunk: usize,
+    /// Unread bytes of the current window are `chunk[pos..end]`.
     pos: usize,
-    filled: usize,
-    /// Newlines in the input before `buf[counted]` (`counted <= pos`).
+    end: usize,
+    /// Newlines in the input before `chunk[counted]` (`counted <= pos`).
     newlines: u64,
     counted: usize,
-    /// Where in `buf` the current event starts (None once that part of
-    /// the buffer was refilled: its line is then `event_line`).
+    /// Where in the chunk the current event starts (None once the reader
+    /// moved on to the next window: its line is then `event_line`).
     event_at: Option<usize>,
     event_line: u64,
     /// Bytes consumed since the current event started.
     since_event: u64,
 }
 
-impl<R: Read> Counting<R> {
-    pub fn new(inner: R, capacity: usize) -> Counting<R> {
+impl<R: Read> Counting<BufReader<R>> {
+    /// Over an unbuffered input, read in blocks of `capacity` bytes.
+    pub fn new(inner: R, capacity: usize) -> Counting<BufReader<R>> {
+        let capacity = capacity.max(64);
+        Counting::buffered(BufReader::with_capacity(capacity, inner), capacity)
+    }
+}
+
+impl<R: BufRead> Counting<R> {
+    /// Over an input that holds its own buffer (a slice, a `BufReader`, a
+    /// stream of chunks), read in place in windows of `window` bytes.
+    pub fn buffered(inner: R, window: usize) -> Counting<R> {
         Counting {
             inner,
-            buf: vec![0; capacity.max(64)].into_boxed_slice(),
+            window: window.max(64),
+            chunk: 0,
             pos: 0,
-            filled: 0,
+            end: 0,
             newlines: 0,
             counted: 0,
             event_at: Some(0),
@@ -67,68 +86,88 @@ impl<R: Read> Counting<R> {
     pub fn line(&mut self) -> u64 {
         match self.event_at {
             Some(at) => {
-                self.newlines += count_newlines(&self.buf[self.counted..at]);
-                self.counted = at;
+                self.count_to(at);
                 self.newlines + 1
             }
             None => self.event_line,
         }
     }
-}
 
-impl<R: Read> Counting<R> {
+    /// Count the newlines of the current chunk up to `at`.
+    fn count_to(&mut self, at: usize) {
+        if at > self.counted {
+            // the chunk is not consumed from `inner` yet: no I/O here
+            if let Ok(chunk) = self.inner.fill_buf() {
+                self.newlines += count_newlines(&chunk[self.counted..at]);
+            }
+            self.counted = at;
+        }
+    }
+
+    /// The current window is read: on to the next one, in the same chunk
+    /// or in the input's next.
     #[inline(never)]
-    fn refill(&mut self) -> io::Result<()> {
+    fn advance(&mut self) -> io::Result<()> {
         if self.since_event > MAX_TOKEN {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "a single XML token is larger than 16 MiB; this is not a document sisync reads",
             ));
         }
-        // the buffer is about to be overwritten: count what is in it
+        // the window is left behind: count what is in it
         if self.event_at.is_some() {
             self.event_line = self.line();
             self.event_at = None;
         }
-        self.newlines += count_newlines(&self.buf[self.counted..self.pos]);
-        self.filled = loop {
-            match self.inner.read(&mut self.buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => break r?,
-            }
-        };
-        self.pos = 0;
-        self.counted = 0;
+        self.count_to(self.pos);
+        if self.pos == self.chunk {
+            self.inner.consume(self.chunk);
+            (self.chunk, self.pos, self.end, self.counted) = (0, 0, 0, 0);
+            self.chunk = loop {
+                match self.inner.fill_buf() {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r?.len(),
+                }
+            };
+        }
+        self.end = self.chunk.min(self.pos + self.window);
         Ok(())
     }
 }
 
-impl<R: Read> Read for Counting<R> {
+impl<R: BufRead> Read for Counting<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = {
-            let avail = self.fill_buf()?;
-            let n = avail.len().min(out.len());
-            out[..n].copy_from_slice(&avail[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        read_buffered(self, out)
     }
 }
 
-impl<R: Read> BufRead for Counting<R> {
-    // called for every few bytes: inlined, the refill kept out of line
+/// `Read::read` of a reader that is read through its own buffer.
+pub(crate) fn read_buffered(r: &mut impl BufRead, out: &mut [u8]) -> io::Result<usize> {
+    let n = {
+        let avail = r.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        n
+    };
+    r.consume(n);
+    Ok(n)
+}
+
+impl<R: BufRead> BufRead for Counting<R> {
+    // called for every few bytes: inlined, the advance kept out of line
     #[inline]
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.pos == self.filled {
-            self.refill()?;
+        if self.pos == self.end {
+            self.advance()?;
         }
-        Ok(&self.buf[self.pos..self.filled])
+        let (pos, end) = (self.pos, self.end);
+        // the chunk `advance` saw, not consumed yet: no I/O
+        Ok(&self.inner.fill_buf()?[pos..end])
     }
 
     #[inline]
     fn consume(&mut self, amt: usize) {
-        let amt = amt.min(self.filled - self.pos);
+        let amt = amt.min(self.end - self.pos);
         self.pos += amt;
         self.since_event += amt as u64;
     }
@@ -218,8 +257,25 @@ mod tests {
     use quick_xml::Reader;
     use quick_xml::events::Event;
 
-    /// The line of every start tag, counted lazily over a buffer far
-    /// smaller than the document (tags straddle refills), is the line the
+    /// The line of every start tag, as the reader counts it.
+    fn start_lines<R: BufRead>(counting: Counting<R>) -> Vec<u64> {
+        let mut r = Reader::from_reader(counting);
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            r.get_mut().mark();
+            match r.read_event_into(&mut buf).unwrap() {
+                Event::Start(e) if e.name().as_ref() == b"e" => got.push(r.get_mut().line()),
+                Event::Eof => break,
+                _ => {}
+            }
+            buf.clear();
+        }
+        got
+    }
+
+    /// The line of every start tag, counted lazily over windows and chunks
+    /// far smaller than the document (tags straddle them), is the line the
     /// tag is on.
     #[test]
     fn lines_are_counted_lazily_across_refills() {
@@ -235,36 +291,38 @@ mod tests {
             .filter(|(_, l)| l.contains("<e "))
             .map(|(n, _)| n as u64 + 1)
             .collect();
+        let bytes = doc.as_bytes();
         for capacity in [64, 100, 4096] {
-            let mut r = Reader::from_reader(Counting::new(doc.as_bytes(), capacity));
-            let mut buf = Vec::new();
-            let mut got = Vec::new();
-            loop {
-                r.get_mut().mark();
-                match r.read_event_into(&mut buf).unwrap() {
-                    Event::Start(e) if e.name().as_ref() == b"e" => got.push(r.get_mut().line()),
-                    Event::Eof => break,
-                    _ => {}
-                }
-                buf.clear();
-            }
+            let got = start_lines(Counting::new(bytes, capacity));
             assert_eq!(got, want, "buffer of {capacity} bytes");
+            let got = start_lines(Counting::buffered(bytes, capacity));
+            assert_eq!(got, want, "windows of {capacity} bytes over one slice");
+            // chunks that end inside tags, each read in windows
+            let (a, rest) = bytes.split_at(1001);
+            let (b, c) = rest.split_at(77);
+            let got = start_lines(Counting::buffered(a.chain(b).chain(c), capacity));
+            assert_eq!(got, want, "windows of {capacity} bytes over three chunks");
         }
     }
 
     #[test]
     fn a_token_larger_than_the_limit_is_refused() {
         let doc = format!("<r>{}</r>", "a".repeat(MAX_TOKEN as usize + (1 << 20)));
-        let mut r = Reader::from_reader(Counting::new(doc.as_bytes(), 64 << 10));
-        let mut buf = Vec::new();
-        let err = loop {
-            r.get_mut().mark();
-            match r.read_event_into(&mut buf) {
-                Err(e) => break e.to_string(),
-                Ok(Event::Eof) => panic!("read to the end"),
-                Ok(_) => buf.clear(),
-            }
-        };
-        assert!(err.contains("larger than 16 MiB"), "{err}");
+        fn refused<R: BufRead>(counting: Counting<R>) {
+            let mut r = Reader::from_reader(counting);
+            let mut buf = Vec::new();
+            let err = loop {
+                r.get_mut().mark();
+                match r.read_event_into(&mut buf) {
+                    Err(e) => break e.to_string(),
+                    Ok(Event::Eof) => panic!("read to the end"),
+                    Ok(_) => buf.clear(),
+                }
+            };
+            assert!(err.contains("larger than 16 MiB"), "{err}");
+        }
+        refused(Counting::new(doc.as_bytes(), 64 << 10));
+        // the whole document in memory, read in windows
+        refused(Counting::buffered(doc.as_bytes(), 256 << 10));
     }
 }

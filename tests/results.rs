@@ -101,7 +101,9 @@ fn rest_sink(gb: &FakeGradebook, extra: &str) -> String {
     format!(
         r#"kind = "oneroster-rest"
 base_url = "{}"
-timeout = "1s"
+# generous: no test here waits for a timeout, and under a loaded CI
+# machine a 1 s limit failed a first OAuth2 token request
+timeout = "10s"
 max_retries = 3
 {extra}
 {}"#,

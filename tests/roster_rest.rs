@@ -256,16 +256,16 @@ fn oauth2_config(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_tokens_are_renewed_before_expiry_and_once_after_a_401() {
     let (sis, sis_url, scim, dir) = bed().await;
-    // 28 pages at 4 a second take about 7 s; tokens live 3 s and are
-    // renewed halfway, which leaves 1.5 s for a request to arrive on a
-    // loaded machine
+    // 28 pages at 4 a second take about 7 s; tokens live 4 s and are
+    // renewed halfway (at least three tokens in the run), which leaves 2 s
+    // for a request to arrive on a loaded machine
     let cfg = oauth2_config(
         dir.path(),
         &sis_url,
         &scim.base,
         "page_size = 5\nrate_limit = 4\n",
     );
-    sis.lock().unwrap().token_life = Some(3);
+    sis.lock().unwrap().token_life = Some(4);
     let r = sync(&cfg, RosterOptions::default()).await;
     assert_eq!(r.failed(), 0);
     assert_eq!(scim.users().len(), 42);

@@ -16,9 +16,9 @@ use std::any::Any;
 use std::path::Path;
 
 use crate::config::{ConfigError, Kind, Kinds, Loaded, Section};
-use crate::model::TrackedField;
 use crate::model::platform::{PlatformGroup, PlatformUser};
 use crate::model::platform::{PlatformOffering, PlatformRegistration};
+use crate::model::{ResultValue, TrackedField};
 
 /// One line of a role's registry: the `kind` name, how its config section
 /// is read (into the connector's own settings struct), and how those
@@ -393,10 +393,7 @@ pub struct GradebookResult {
     /// The student's ECK iD, when the roster sync knows it (with
     /// `privacy.use_eck_id` it is their platform id).
     pub eckid: Option<String>,
-    pub score: Option<f64>,
-    pub max_score: Option<f64>,
-    pub passed: Option<bool>,
-    pub grade: Option<String>,
+    pub value: ResultValue,
     /// YYYY-MM-DD.
     pub date: String,
 }
@@ -493,8 +490,9 @@ impl PushError {
 /// The `textScore` of a result: its grade, else pass/fail when that is all
 /// the platform gave.
 pub fn text_score(r: &GradebookResult) -> Option<String> {
-    r.grade.clone().or_else(|| {
-        r.passed
+    r.value.grade.clone().or_else(|| {
+        r.value
+            .passed
             .map(|p| if p { "pass" } else { "fail" }.to_string())
     })
 }

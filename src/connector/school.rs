@@ -4,6 +4,7 @@
 //! the `edexml-drop` platform and the `uwlr` result sink.
 
 use chrono::{Datelike, NaiveDate};
+use serde::Deserialize;
 
 /// Two digits and two capitals, e.g. `99AA`.
 pub fn is_brin(s: &str) -> bool {
@@ -33,6 +34,42 @@ pub fn school_block(
         is_dependance(&rest).then_some(rest)
     });
     (code, dep)
+}
+
+/// The keys of a connector that writes a school block (`edexml-drop`, the
+/// `uwlr` result sink), flattened into its section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchoolKeys {
+    /// The school block's `brincode` (`99XX`); default: the first four
+    /// characters of `institution.brin`.
+    pub brincode: Option<String>,
+    /// The school block's `dependancecode` (two digits); default: the two
+    /// digits after the BRIN in `institution.brin`, when there are any.
+    pub dependancecode: Option<String>,
+    /// `MM-DD` on which a school year starts (default `08-01`).
+    #[serde(default = "default_year_start")]
+    pub school_year_starts: String,
+}
+
+fn default_year_start() -> String {
+    "08-01".into()
+}
+
+impl SchoolKeys {
+    /// `(brincode, dependancecode)` of the school block.
+    pub fn block(&self, institution_brin: &str) -> (String, Option<String>) {
+        let (code, dep) = (self.brincode.as_deref(), self.dependancecode.as_deref());
+        school_block(code, dep, institution_brin)
+    }
+
+    /// The school year `day` falls in (an unreadable start day, which
+    /// validation refuses, counts as 1 August).
+    pub fn year_of(&self, day: NaiveDate) -> String {
+        school_year(
+            day,
+            parse_month_day(&self.school_year_starts).unwrap_or((8, 1)),
+        )
+    }
 }
 
 /// "MM-DD" as (month, day); 02-29 is accepted.

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Completeness, RegistrationRole, RegistrationState, Role, SourceIssue, TrackedField,
+    Completeness, RegistrationRole, RegistrationState, Role, SittingDetails, SourceIssue,
+    TrackedField,
 };
 
 /// Accommodations as sent to the platform.
@@ -48,7 +49,7 @@ pub struct PlatformUser {
     /// plain hash of a 9-digit number could be reversed by trying them
     /// all); `None` when the BSN is not sent.
     #[serde(skip)]
-    pub bsn_hash: Option<String>,
+    pub bsn_hash: Option<super::field_hashes::FieldHash>,
     /// Tracked fields this source run did not carry (a delta row without
     /// its role): the planner keeps what was last pushed for them.
     #[serde(skip)]
@@ -112,12 +113,9 @@ pub struct Minimised {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlatformOffering {
     pub external_id: String,
-    pub code: Option<String>,
-    pub title: String,
-    pub tests: Vec<String>,
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub location: Option<String>,
+    /// Serialised in line: the plan and held-plan JSON keep their keys.
+    #[serde(flatten)]
+    pub details: SittingDetails,
     pub active: bool,
 }
 

@@ -17,13 +17,14 @@ use crate::store::FieldHashes;
 
 impl PlatformOffering {
     pub fn field_hashes(&self) -> FieldHashes {
+        let d = &self.details;
         [
-            (TrackedField::Code, hash_value(&self.code)),
-            (TrackedField::Name, hash_value(&self.title)),
-            (TrackedField::Tests, hash_value(&self.tests)),
-            (TrackedField::Start, hash_value(&self.start)),
-            (TrackedField::End, hash_value(&self.end)),
-            (TrackedField::Location, hash_value(&self.location)),
+            (TrackedField::Code, hash_value(&d.code)),
+            (TrackedField::Name, hash_value(&d.title)),
+            (TrackedField::Tests, hash_value(&d.tests)),
+            (TrackedField::Start, hash_value(&d.start)),
+            (TrackedField::End, hash_value(&d.end)),
+            (TrackedField::Location, hash_value(&d.location)),
             (TrackedField::Active, hash_value(&self.active)),
         ]
         .into_iter()
@@ -86,12 +87,7 @@ pub fn minimise(
         }
         out.offerings.push(PlatformOffering {
             external_id: o.id.clone(),
-            code: o.code.clone(),
-            title: o.title.clone(),
-            tests: o.tests.clone(),
-            start: o.start.clone(),
-            end: o.end.clone(),
-            location: o.location.clone(),
+            details: o.details.clone(),
             active: true,
         });
     }
@@ -199,7 +195,7 @@ pub fn fold_into_groups(m: &mut crate::privacy::policy::Minimised) {
         }
         m.groups.push(crate::privacy::policy::PlatformGroup {
             external_id: o.external_id,
-            display_name: Some(o.title),
+            display_name: Some(o.details.title),
             org: None,
             members: Vec::new(),
             active: true,
@@ -290,5 +286,29 @@ mod tests {
             Some(&["extraTime".to_string(), "spoken".to_string()][..])
         );
         assert_eq!(r.extra_minutes, Some(30));
+    }
+
+    /// Held plans store offerings as JSON and read them back after an
+    /// upgrade: the shared `SittingDetails` keeps the keys where they were.
+    #[test]
+    fn platform_offering_json_keeps_its_keys_in_place() {
+        let o = PlatformOffering {
+            external_id: "o1".into(),
+            details: crate::model::SittingDetails {
+                code: Some("C".into()),
+                title: "T".into(),
+                tests: vec!["t1".into()],
+                start: Some("2026-06-01T09:00:00+02:00".into()),
+                end: None,
+                location: None,
+            },
+            active: true,
+        };
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(
+            json,
+            r#"{"external_id":"o1","code":"C","title":"T","tests":["t1"],"start":"2026-06-01T09:00:00+02:00","end":null,"location":null,"active":true}"#
+        );
+        assert_eq!(serde_json::from_str::<PlatformOffering>(&json).unwrap(), o);
     }
 }

@@ -17,15 +17,15 @@ use crate::model::{
     Completeness, Id, Org, Person, Roster, SourceIssue, Status, TrackedField, bsn_valid,
 };
 use crate::privacy::pseudonym::Pseudonymizer;
-use crate::store::FieldHashes;
 use crate::store::holds::{Holds, SubjectKey};
+use crate::store::{FieldHash, FieldHashes, RecordHash};
 
 /// Short content hash of one field value.
-pub fn hash_value<T: Serialize>(v: &T) -> String {
+pub fn hash_value<T: Serialize>(v: &T) -> FieldHash {
     // the JSON goes straight into the hash, not into a buffer first
     let mut h = Sha256::new();
     serde_json::to_writer(&mut h, v).expect("plain data serialises");
-    hex::encode(&h.finalize()[..16])
+    FieldHash::from_bytes(&h.finalize()[..16])
 }
 
 impl PlatformUser {
@@ -45,7 +45,7 @@ impl PlatformUser {
             (TrackedField::Active, hash_value(&self.active)),
         ]
         .into_iter()
-        .chain(self.bsn_hash.clone().map(|h| (TrackedField::Bsn, h)))
+        .chain(self.bsn_hash.map(|h| (TrackedField::Bsn, h)))
         .filter(|(k, _)| !self.unknown.contains(k))
         .collect()
     }
@@ -98,15 +98,15 @@ fn synthetic_tag(id: &str) -> String {
 }
 
 /// The record hash: one hash over the field hashes.
-pub fn record_hash(fields: &FieldHashes) -> String {
+pub fn record_hash(fields: &FieldHashes) -> RecordHash {
     let mut h = Sha256::new();
     for (k, v) in fields {
         h.update(k.as_str().as_bytes());
         h.update(b"=");
-        h.update(v.as_bytes());
+        h.update(v.hex().as_str());
         h.update(b"\n");
     }
-    hex::encode(h.finalize())
+    RecordHash::from_bytes(&h.finalize())
 }
 
 /// The privacy policy in force for one platform.
@@ -475,7 +475,7 @@ impl Policy {
                 }
             }),
             bsn_hash: self.sends_bsn().then(|| match (&self.bsn_key, &bsn) {
-                (Some(k), Some(b)) => k.of(&format!("bsn\x1f{b}")),
+                (Some(k), Some(b)) => k.field_hash(&format!("bsn\x1f{b}")),
                 // without a key only its presence is tracked
                 _ => hash_value(&bsn.is_some()),
             }),
@@ -647,7 +647,7 @@ mod tests {
         let m = p.apply(&roster);
         let u0 = &m.users[0];
         assert_eq!(u0.bsn.as_deref(), Some("999990019"));
-        let h = u0.field_hashes()[&TrackedField::Bsn].clone();
+        let h = u0.field_hashes()[&TrackedField::Bsn];
         assert_ne!(h, hash_value(&u0.bsn), "a plain hash could be reversed");
         assert!(m.users[1].bsn.is_none());
         assert_eq!(m.issues.len(), 1, "{:?}", m.issues);

@@ -46,10 +46,15 @@ impl SubjectKey {
 
     /// The keyed hash of a SIS id.
     pub fn of(&self, sis_id: &str) -> String {
+        self.field_hash(sis_id).to_string()
+    }
+
+    /// The same as bytes (a BSN's change-detection hash).
+    pub fn field_hash(&self, sis_id: &str) -> crate::model::field_hashes::FieldHash {
         let mut m = self.mac.clone();
         m.update(b"sisync-subject\x1f");
         m.update(sis_id.as_bytes());
-        hex::encode(m.finalize().into_bytes())
+        crate::model::field_hashes::FieldHash::from_bytes(&m.finalize().into_bytes())
     }
 
     fn check_value(&self) -> String {

@@ -32,12 +32,13 @@ pub mod plans;
 mod reserve;
 pub mod subjects;
 
+pub use crate::model::field_hashes::{FieldHash, FieldHashes, RecordHash};
 pub use intents::Intent;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::model::{TrackedField, vocabulary};
+use crate::model::vocabulary;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -267,7 +268,7 @@ const MIGRATIONS: &[&str] = &[
 /// What the store knows about one record on the platform.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordState {
-    pub hash: String,
+    pub hash: RecordHash,
     /// Per-field hashes, so that changed field names can be named without
     /// keeping the values.
     pub field_hashes: FieldHashes,
@@ -275,42 +276,6 @@ pub struct RecordState {
     pub active: bool,
     /// Users: the accommodations last pushed (None: none, or not known).
     pub accommodations: Option<crate::model::platform::ExamAccommodations>,
-}
-
-/// Field → short content hash of its value.
-pub type FieldHashes = std::collections::BTreeMap<TrackedField, String>;
-
-/// Stored field hashes (a JSON object) read straight into [`FieldHashes`]:
-/// the names borrowed, a field this version does not track skipped. A
-/// damaged value reads as no hashes, so the record is sent again.
-pub(crate) fn parse_field_hashes(json: &str) -> FieldHashes {
-    struct Hashes(FieldHashes);
-    impl<'de> serde::Deserialize<'de> for Hashes {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hashes, D::Error> {
-            struct Visit;
-            impl<'de> serde::de::Visitor<'de> for Visit {
-                type Value = Hashes;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("an object of field hashes")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<Hashes, A::Error> {
-                    let mut out = FieldHashes::new();
-                    while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                        let v: String = map.next_value()?;
-                        if let Some(k) = TrackedField::parse(&k) {
-                            out.insert(k, v);
-                        }
-                    }
-                    Ok(Hashes(out))
-                }
-            }
-            d.deserialize_map(Visit)
-        }
-    }
-    serde_json::from_str::<Hashes>(json).map_or_else(|_| FieldHashes::new(), |h| h.0)
 }
 
 vocabulary! {
@@ -520,8 +485,8 @@ impl Store {
             Ok((
                 r.get::<_, String>(0)?,
                 RecordState {
-                    hash: r.get(1)?,
-                    field_hashes: parse_field_hashes(fh),
+                    hash: FieldHash::from_stored(r.get_ref(1)?.as_str()?),
+                    field_hashes: FieldHashes::from_stored(fh),
                     platform_id: r.get(3)?,
                     active: r.get(4)?,
                     accommodations: r
@@ -892,7 +857,7 @@ fn upsert_record(tx: &Transaction<'_>, c: &RecordChange) -> Result<()> {
     .execute(params![
             c.kind.as_str(),
             c.sourced_id,
-            c.state.hash,
+            c.state.hash.hex().as_str(),
             serde_json::to_string(&c.state.field_hashes)?,
             c.state.platform_id,
             c.state.active,
@@ -1158,14 +1123,26 @@ impl Fault {
 
 /// Current UTC time as sortable RFC 3339 with milliseconds.
 pub fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    // the same text as `%Y-%m-%dT%H:%M:%S%.3fZ`, without parsing a format
+    // string per call (one per record and audit entry)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stored times are UTC with milliseconds and `Z`: they compare as
+    /// text (`audit list --since`), so the shape must never change.
+    #[test]
+    fn now_is_rfc3339_utc_with_milliseconds() {
+        let t = now();
+        let shape: String = t
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{t}");
+    }
 
     #[test]
     fn migrations_are_idempotent_and_versioned() {
@@ -1179,19 +1156,6 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-    }
-
-    #[test]
-    fn stored_field_hashes_read_known_fields_and_skip_the_rest() {
-        let fh = parse_field_hashes(r#"{"name":"ab","future":"cd","act\u0069ve":"ef"}"#);
-        let want: FieldHashes = [
-            (TrackedField::Name, "ab".to_string()),
-            (TrackedField::Active, "ef".to_string()),
-        ]
-        .into();
-        assert_eq!(fh, want);
-        assert!(parse_field_hashes("{\"name\":").is_empty());
-        assert!(parse_field_hashes("[]").is_empty());
     }
 
     /// A state file at schema `version`, with rows written by `seed`.
@@ -1376,7 +1340,7 @@ mod tests {
             kind: RecordKind::User,
             sourced_id: "stu-1".into(),
             state: RecordState {
-                hash: "h".into(),
+                hash: RecordHash::default(),
                 field_hashes: Default::default(),
                 platform_id: Some("p1".into()),
                 active,

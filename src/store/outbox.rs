@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::audit::{self, AuditEntry};
 use super::{Store, now};
-use crate::model::ExamResult;
+use crate::model::{ExamResult, ResultValue};
 
 /// A result with its idempotency key and what it was matched to.
 #[derive(Debug, Clone)]
@@ -60,10 +60,9 @@ pub struct OutboxRow {
     pub line_item: String,
     pub class_id: Option<String>,
     pub session_id: Option<String>,
-    pub score: Option<f64>,
-    pub max_score: Option<f64>,
-    pub passed: Option<bool>,
-    pub grade: Option<String>,
+    /// Serialised in line, as the columns it is stored in.
+    #[serde(flatten)]
+    pub value: ResultValue,
     pub taken_at: Option<String>,
     pub origin: String,
     pub state: String,
@@ -88,10 +87,12 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         line_item: r.get(3)?,
         class_id: r.get(4)?,
         session_id: r.get(5)?,
-        score: r.get(6)?,
-        max_score: r.get(7)?,
-        passed: r.get(8)?,
-        grade: r.get(9)?,
+        value: ResultValue {
+            score: r.get(6)?,
+            max_score: r.get(7)?,
+            passed: r.get(8)?,
+            grade: r.get(9)?,
+        },
         taken_at: r.get(10)?,
         origin: r.get(11)?,
         state: r.get(12)?,
@@ -515,10 +516,10 @@ fn ingest_one(
         r.exam,
         it.class_id,
         r.session_id,
-        r.score,
-        r.max_score,
-        r.passed,
-        r.grade,
+        r.value.score,
+        r.value.max_score,
+        r.value.passed,
+        r.value.grade,
         r.taken_at,
         r.origin,
         state,
@@ -565,4 +566,44 @@ fn ingest_one(
         c.parked += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `privacy export` shows stored results as JSON: the shared
+    /// `ResultValue` keeps its keys between `session_id` and `taken_at`.
+    #[test]
+    fn outbox_row_json_keeps_the_value_in_column_order() {
+        let row = OutboxRow {
+            key: "k".into(),
+            candidate: "c".into(),
+            person_id: None,
+            line_item: "EX".into(),
+            class_id: None,
+            session_id: Some("s".into()),
+            value: ResultValue {
+                score: Some(7.5),
+                max_score: Some(10.0),
+                passed: Some(true),
+                grade: Some("7,5".into()),
+            },
+            taken_at: None,
+            origin: "f.xml:1".into(),
+            state: "pending".into(),
+            reason: None,
+            value_hash: "h".into(),
+            pushed_hash: None,
+            attempts: 0,
+            first_seen: "2026-06-01T00:00:00Z".into(),
+            oke: None,
+            oke_association: None,
+        };
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(
+            json.contains(r#""session_id":"s","score":7.5,"max_score":10.0,"passed":true,"grade":"7,5","taken_at":null,"origin""#),
+            "{json}"
+        );
+    }
 }

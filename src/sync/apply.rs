@@ -599,23 +599,29 @@ fn commit_jobs(store: &mut Store, jobs: Receiver<StoreJob>) -> anyhow::Result<bo
     Ok(true)
 }
 
+/// One kind of record to send, as [`run_phase`] and its sending side
+/// [`send_phase`] take it (with the operation that sends one).
+struct Phase<'p, 'a, T, C> {
+    endpoint: &'p str,
+    items: &'a [T],
+    change_of: fn(&T) -> &C,
+    concurrency: usize,
+    go_on: &'p (dyn Fn() -> bool + Sync),
+    breaker: &'p Breaker,
+    /// Platform ids learnt from the answers (users, for the groups after).
+    ids: Option<&'p mut HashMap<String, String>>,
+}
+
 /// Send one kind of record with bounded concurrency and group commits.
 /// The intents of each `BATCH` of records are committed (fsynced) before
 /// the first of them is sent, and those of the next batch while this one
 /// is in flight; outcomes commit in groups. The state file is written on
 /// its own thread meanwhile. `Ok(false)` when the state volume is full.
-#[allow(clippy::too_many_arguments)]
 async fn run_phase<'a, T, C, F, Fut>(
     store: &mut Store,
     ctx: &Context<'_>,
-    endpoint: &str,
-    items: &'a [T],
-    change_of: fn(&T) -> &C,
+    phase: Phase<'_, 'a, T, C>,
     op: F,
-    concurrency: usize,
-    go_on: &(dyn Fn() -> bool + Sync),
-    breaker: &Breaker,
-    ids: Option<&mut HashMap<String, String>>,
     out: &mut Outcome,
 ) -> anyhow::Result<bool>
 where
@@ -627,20 +633,8 @@ where
     let committer = committer(store, move |s| commit_jobs(s, queue))?;
     // items started, intents asked for up to, and the failure that
     // stopped the announcing
-    let (started, asked, failed) = send_phase(
-        ctx,
-        endpoint,
-        items,
-        change_of,
-        op,
-        concurrency,
-        go_on,
-        breaker,
-        ids,
-        out,
-        &jobs,
-    )
-    .await;
+    let (items, change_of) = (phase.items, phase.change_of);
+    let (started, asked, failed) = send_phase(ctx, phase, op, out, &jobs).await;
     drop(jobs);
     let mut full = !committer.give_back(store).await?;
     if started < asked {
@@ -666,17 +660,10 @@ where
 
 /// The sending side of [`run_phase`]: items started, intents asked for
 /// up to, and why announcing failed.
-#[allow(clippy::too_many_arguments)]
 async fn send_phase<'a, T, C, F, Fut>(
     ctx: &Context<'_>,
-    endpoint: &str,
-    items: &'a [T],
-    change_of: fn(&T) -> &C,
+    phase: Phase<'_, 'a, T, C>,
     op: F,
-    concurrency: usize,
-    go_on: &(dyn Fn() -> bool + Sync),
-    breaker: &Breaker,
-    mut ids: Option<&mut HashMap<String, String>>,
     out: &mut Outcome,
     jobs: &SyncSender<StoreJob>,
 ) -> (usize, usize, Option<anyhow::Error>)
@@ -685,6 +672,15 @@ where
     F: FnMut(&'a T) -> Fut,
     Fut: std::future::Future<Output = Op<'a, C>>,
 {
+    let Phase {
+        endpoint,
+        items,
+        change_of,
+        concurrency,
+        go_on,
+        breaker,
+        mut ids,
+    } = phase;
     let started = Cell::new(0usize);
     // intents on disk up to here; asked for up to `asked`, the answer of
     // the group asked for ahead in `ahead`
@@ -813,20 +809,16 @@ pub async fn apply_records<S: RecordSink + ?Sized>(
 
     let breaker = Breaker::new(max_consecutive_failures);
     let go_on = || !(ctx.stop)() && !breaker.is_open();
-    let mut full = !run_phase(
-        store,
-        ctx,
-        &endpoint,
-        &plan.users,
-        itself,
-        |c| user_op(sink, c),
+    let users = Phase {
+        endpoint: &endpoint,
+        items: &plan.users,
+        change_of: itself,
         concurrency,
-        &go_on,
-        &breaker,
-        Some(&mut ids),
-        &mut out,
-    )
-    .await?;
+        go_on: &go_on,
+        breaker: &breaker,
+        ids: Some(&mut ids),
+    };
+    let mut full = !run_phase(store, ctx, users, |c| user_op(sink, c), &mut out).await?;
 
     // Groups after users, so that members have platform ids.
     let prepared: Vec<(GroupChange, Vec<String>)> = plan
@@ -857,17 +849,20 @@ pub async fn apply_records<S: RecordSink + ?Sized>(
         })
         .collect();
     if !full {
+        let groups = Phase {
+            endpoint: &endpoint,
+            items: &prepared,
+            change_of: first,
+            concurrency,
+            go_on: &go_on,
+            breaker: &breaker,
+            ids: None,
+        };
         full = !run_phase(
             store,
             ctx,
-            &endpoint,
-            &prepared,
-            first,
+            groups,
             |(c, pids)| group_op(sink, c, pids),
-            concurrency,
-            &go_on,
-            &breaker,
-            None,
             &mut out,
         )
         .await?;
@@ -887,6 +882,11 @@ pub async fn apply_records<S: RecordSink + ?Sized>(
     Ok(out)
 }
 
+/// The deactivations among `changes` (retired, canceled, withdrawn).
+fn deactivations<C: Change>(changes: &[C]) -> impl Iterator<Item = &C> {
+    changes.iter().filter(|c| c.action() == Action::Deactivate)
+}
+
 /// Apply a plan to a file sink (csv-drop): one delivery, one transaction.
 pub fn apply_files<S: FileSink + ?Sized>(
     sink: &S,
@@ -900,11 +900,8 @@ pub fn apply_files<S: FileSink + ?Sized>(
     }
     let changes = ChangeSet {
         users: plan.users.iter().filter_map(|c| c.user.as_ref()).collect(),
-        deactivated_users: plan
-            .users
-            .iter()
-            .filter(|c| c.action == Action::Deactivate)
-            .map(|c| c.external_id.as_str())
+        deactivated_users: deactivations(&plan.users)
+            .map(Change::external_id)
             .collect(),
         groups: plan
             .groups
@@ -916,21 +913,15 @@ pub fn apply_files<S: FileSink + ?Sized>(
             .iter()
             .filter_map(|c| c.offering.as_ref())
             .collect(),
-        canceled_offerings: plan
-            .offerings
-            .iter()
-            .filter(|c| c.action == Action::Deactivate)
-            .map(|c| c.external_id.as_str())
+        canceled_offerings: deactivations(&plan.offerings)
+            .map(Change::external_id)
             .collect(),
         registrations: plan
             .registrations
             .iter()
             .filter_map(|c| c.registration.as_ref())
             .collect(),
-        withdrawn_registrations: plan
-            .registrations
-            .iter()
-            .filter(|c| c.action == Action::Deactivate)
+        withdrawn_registrations: deactivations(&plan.registrations)
             .map(|c| (c.external_id.as_str(), c.offering.as_deref()))
             .collect(),
     };

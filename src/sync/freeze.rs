@@ -220,7 +220,7 @@ fn restore_registration_needs(c: &mut RegistrationChange, state: &State) -> bool
     r.personal_needs = acc.personal_needs.clone();
     for f in [TrackedField::PersonalNeeds, TrackedField::ExtraMinutes] {
         match old.field_hashes.get(&f) {
-            Some(h) => c.field_hashes.insert(f, h.clone()),
+            Some(h) => c.field_hashes.insert(f, *h),
             None => c.field_hashes.remove(&f),
         };
     }

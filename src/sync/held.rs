@@ -20,7 +20,7 @@ use crate::model::TrackedField;
 use crate::privacy::exams::{PlatformOffering, PlatformRegistration};
 use crate::privacy::policy::{PlatformGroup, PlatformUser};
 use crate::store::{
-    AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, FieldHashes, Store,
+    AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction, FieldHash, FieldHashes, Store,
 };
 use crate::sync::plan::{
     Action, GateCounts, GroupChange, OfferingChange, Plan, RegistrationChange, State, UserChange,
@@ -112,7 +112,9 @@ struct WirePlan {
 }
 
 fn wire_hashes(fh: &FieldHashes) -> BTreeMap<String, String> {
-    fh.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    fh.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn wire_names(v: &[TrackedField]) -> Vec<String> {
@@ -130,7 +132,8 @@ fn hashes(m: BTreeMap<String, String>) -> Result<FieldHashes> {
         .map(|(k, v)| {
             Ok((
                 TrackedField::parse(&k).with_context(|| format!("unknown field `{k}`"))?,
-                v,
+                FieldHash::from_hex(&v)
+                    .with_context(|| format!("field `{k}`: `{v}` is no hash"))?,
             ))
         })
         .collect()
@@ -152,7 +155,7 @@ pub fn to_json(plan: &Plan, state: &State) -> Result<String> {
                     .get(&c.external_id)
                     .and_then(|s| s.field_hashes.get(&TrackedField::Bsn))
                 {
-                    Some(old) => fh.insert(TrackedField::Bsn, old.clone()),
+                    Some(old) => fh.insert(TrackedField::Bsn, *old),
                     None => fh.remove(&TrackedField::Bsn),
                 };
             }

@@ -370,7 +370,7 @@ fn changes(old: &RecordState, fh: &FieldHashes, full: bool) -> Option<Vec<Tracke
 fn changed_fields(old: &FieldHashes, new: &FieldHashes) -> Vec<TrackedField> {
     let mut changed: Vec<TrackedField> = new
         .iter()
-        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .filter(|(k, v)| old.get(k) != Some(*v))
         .map(|(k, _)| *k)
         .collect();
     // a BSN sent before but no longer allowed (or an acceptance platform
@@ -417,7 +417,7 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
             Some(old) => {
                 for f in &u.unknown {
                     if let Some(h) = old.field_hashes.get(f) {
-                        fh.insert(*f, h.clone());
+                        fh.insert(*f, *h);
                     }
                 }
                 let really = changed_fields(&old.field_hashes, &fh);
@@ -494,18 +494,12 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
         }
     }
     if m.users_completeness == Completeness::Bulk {
-        let mut gone: Vec<(&String, &RecordState)> = state
-            .users
-            .iter()
-            .filter(|(id, s)| {
-                s.active
-                    && !desired.contains(id.as_str())
-                    && !leaving.contains(id.as_str())
-                    && !m.held_users.contains(*id)
-            })
-            .collect();
-        gone.sort_by(|a, b| a.0.cmp(b.0));
-        for (id, old) in gone {
+        let kept = |id: &String| {
+            desired.contains(id.as_str())
+                || leaving.contains(id.as_str())
+                || m.held_users.contains(id)
+        };
+        for (id, old) in gone(&state.users, kept) {
             deactivate(id, old, p);
         }
     }
@@ -514,6 +508,21 @@ fn plan_users(users: Vec<PlatformUser>, m: &Minimised, state: &State, full: bool
         .iter()
         .filter(|id| !desired.contains(id.as_str()))
         .count();
+}
+
+/// The records still active in the state that a complete (bulk) read no
+/// longer `kept` (carried, leaving on its own, or held), in id order: the
+/// ones to deactivate.
+fn gone(
+    stored: &HashMap<String, RecordState>,
+    kept: impl Fn(&String) -> bool,
+) -> Vec<(&String, &RecordState)> {
+    let mut gone: Vec<(&String, &RecordState)> = stored
+        .iter()
+        .filter(|(id, s)| s.active && !kept(id))
+        .collect();
+    gone.sort_by(|a, b| a.0.cmp(b.0));
+    gone
 }
 
 fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
@@ -651,7 +660,9 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         if group.partial {
             if let Some(o) = old {
                 for (k, v) in &o.field_hashes {
-                    fh.entry(*k).or_insert_with(|| v.clone());
+                    if !fh.contains_key(k) {
+                        fh.insert(*k, *v);
+                    }
                 }
             }
         }

@@ -18,7 +18,7 @@ use crate::connector::PlatformSnapshot;
 use crate::connector::platform::platform_sink;
 use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
-use crate::store::{RecordKind, RecordState, RunOutcome, Store};
+use crate::store::{FieldHash, RecordKind, RecordState, RunOutcome, Store};
 use crate::sync::{Progress, RosterReport};
 
 /// One finding.
@@ -133,7 +133,7 @@ pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
         let u = &found.user;
         let name = (&u.given_name, &u.middle_name, &u.family_name);
         let mut drift = Vec::new();
-        let mut check = |field: TrackedField, candidates: &[String]| {
+        let mut check = |field: TrackedField, candidates: &[FieldHash]| {
             if let Some(h) = st.field_hashes.get(&field) {
                 if !candidates.iter().any(|c| c == h) {
                     drift.push(field);
@@ -348,7 +348,7 @@ mod tests {
         let groups: HashMap<String, RecordState> = [(
             "g".into(),
             RecordState {
-                hash: String::new(),
+                hash: Default::default(),
                 field_hashes: gfh,
                 platform_id: Some("pg".into()),
                 active: true,

@@ -206,7 +206,7 @@ async fn run(step: &Run<'_>, store: &mut Store, report: &mut ResultsReport) -> R
             .iter()
             .map(|p| {
                 let (person, class, why) = dir.place(rcfg, &p.candidate, &p.line_item);
-                let why = matching::value_problem(p.score, p.max_score).or(why);
+                let why = matching::value_problem(p.value.score, p.value.max_score).or(why);
                 (p.key.clone(), person, class, why)
             })
             .collect();

@@ -109,16 +109,14 @@ pub struct ResultConsumerIn {
 #[serde(rename_all = "camelCase")]
 pub struct Offering {
     pub offering_id: String,
-    pub primary_code: Option<Code>,
-    #[serde(default)]
-    pub other_codes: Vec<Code>,
+    #[serde(flatten)]
+    pub codes: Codes,
 }
 
 impl Offering {
     /// Whether the offering (or its test) carries this code.
     pub fn has_code(&self, code: &str) -> bool {
-        self.primary_code.iter().any(|c| c.code == code)
-            || self.other_codes.iter().any(|c| c.code == code)
+        self.codes.has(code)
     }
 }
 
@@ -128,23 +126,39 @@ pub struct Code {
     pub code: String,
 }
 
+/// The codes of an OOAPI object: `primaryCode` and `otherCodes`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Codes {
+    pub primary_code: Option<Code>,
+    #[serde(default)]
+    pub other_codes: Vec<Code>,
+}
+
+impl Codes {
+    /// Whether one of them is `code`.
+    pub fn has(&self, code: &str) -> bool {
+        self.primary_code
+            .iter()
+            .chain(&self.other_codes)
+            .any(|c| c.code == code)
+    }
+}
+
 /// A person (flow 1): only its codes are read, to match a candidate.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Person {
     pub person_id: String,
-    pub primary_code: Option<Code>,
-    #[serde(default)]
-    pub other_codes: Vec<Code>,
+    #[serde(flatten)]
+    pub codes: Codes,
 }
 
 impl Person {
     /// Whether the candidate id names this person: its id, its primary
     /// code (student number) or another code (ECK iD, account).
     pub fn is(&self, candidate: &str) -> bool {
-        self.person_id == candidate
-            || self.primary_code.iter().any(|c| c.code == candidate)
-            || self.other_codes.iter().any(|c| c.code == candidate)
+        self.person_id == candidate || self.codes.has(candidate)
     }
 }
 

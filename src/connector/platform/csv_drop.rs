@@ -136,14 +136,15 @@ impl CsvDrop {
             .offerings
             .iter()
             .map(|x| {
+                let d = &x.details;
                 vec![
                     x.external_id.clone(),
-                    o(&x.code),
-                    x.title.clone(),
-                    x.tests.join(" "),
-                    o(&x.start),
-                    o(&x.end),
-                    o(&x.location),
+                    o(&d.code),
+                    d.title.clone(),
+                    d.tests.join(" "),
+                    o(&d.start),
+                    o(&d.end),
+                    o(&d.location),
                     "true".into(),
                 ]
             })
@@ -222,7 +223,10 @@ impl FileSink for CsvDrop {
         let name = format!("sisync-{stamp}-run{run_id}");
         let tmp = self.dir.join(format!(".{name}.tmp"));
 
-        let mut row_hashes = HashMap::new();
+        // a hash per row written: sized once, not grown by rehashing
+        let mut row_hashes = HashMap::with_capacity(
+            changes.users.len() + changes.deactivated_users.len() + changes.groups.len(),
+        );
         let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
         let enc = |e: csv::Error| platform_error(&tmp, "encode CSV", e);
 

@@ -54,7 +54,8 @@ fn nl(s: &str) -> Value {
 }
 
 /// The OOAPI body of a sitting (flow 2.1).
-pub fn offering_body(o: &PlatformOffering) -> Value {
+pub fn offering_body(offering: &PlatformOffering) -> Value {
+    let o = &offering.details;
     let mut c = json!({ "consumerKey": CONSUMER, "offeringState": "active" });
     if let Some(l) = &o.location {
         c["locationCode"] = json!(l);
@@ -67,8 +68,8 @@ pub fn offering_body(o: &PlatformOffering) -> Value {
             .collect();
     }
     let mut b = json!({
-        "offeringId": o.external_id,
-        "primaryCode": { "codeType": "offeringCode", "code": o.code.as_deref().unwrap_or(&o.external_id) },
+        "offeringId": offering.external_id,
+        "primaryCode": { "codeType": "offeringCode", "code": o.code.as_deref().unwrap_or(&offering.external_id) },
         "offeringType": "component",
         "name": nl(&o.title),
         "description": nl(&o.title),

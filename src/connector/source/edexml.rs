@@ -8,6 +8,7 @@
 pub mod config;
 
 use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
@@ -81,6 +82,7 @@ impl Edexml {
         if let Ok(m) = input.metadata() {
             b.expect(m.len());
         }
+        let input = BufReader::with_capacity(256 << 10, input);
         let answer = uwlr_roster::parse(input, &file, &mut |r| {
             if let Rec::School(s) = &r {
                 match uwlr_roster::school_code(s) {

@@ -35,7 +35,7 @@ use crate::http::{Http, HttpError};
 use crate::model::{
     Accommodations, Completeness, ExamOffering, ExamPlanning, Group, Membership, Person,
     PersonalNeed, Registration, RegistrationRole, RegistrationState, Role, Roster, SharedIds,
-    SourceIssue, Status,
+    SittingDetails, SourceIssue, Status,
 };
 use config::OkeSource as OkeSourceConfig;
 
@@ -401,12 +401,14 @@ pub fn offering(item: &Value) -> Result<ExamOffering, String> {
     Ok(ExamOffering {
         id: o.offering_id.clone(),
         status,
-        code: o.primary_code.map(|c| c.code),
-        title: crate::connector::oke::title(&o.name, &o.offering_id),
-        tests,
-        start: Some(start),
-        end: Some(end),
-        location: c.location_code,
+        details: SittingDetails {
+            code: o.primary_code.map(|c| c.code),
+            title: crate::connector::oke::title(&o.name, &o.offering_id),
+            tests,
+            start: Some(start),
+            end: Some(end),
+            location: c.location_code,
+        },
     })
 }
 

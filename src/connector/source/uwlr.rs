@@ -130,6 +130,13 @@ struct ChannelReader {
 
 impl std::io::Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        crate::connector::xml_input::read_buffered(self, buf)
+    }
+}
+
+/// The answer's chunks read in place (the parser never copies them).
+impl std::io::BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.pos >= self.cur.len() {
             match self.rx.blocking_recv() {
                 Some(Ok(v)) => {
@@ -137,13 +144,14 @@ impl std::io::Read for ChannelReader {
                     self.pos = 0;
                 }
                 Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                None => return Ok(&[]),
             }
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(&self.cur[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.cur.len());
     }
 }
 

@@ -224,22 +224,18 @@ pub(super) fn plan_exams(m: &MinimisedExams, state: &State, full: bool, p: &mut 
         }
     }
     if m.completeness == Completeness::Bulk {
-        let mut gone: Vec<(&String, &RecordState)> = state
-            .registrations
-            .iter()
-            .filter(|(id, s)| {
-                s.active
-                    && !desired.contains(id.as_str())
-                    && !leaving.contains(id.as_str())
-                    && !m.held.contains(*id)
-                    && state
-                        .registration_offering
-                        .get(*id)
-                        .is_some_and(|o| m.covered.contains(o))
-            })
-            .collect();
-        gone.sort_by(|a, b| a.0.cmp(b.0));
-        for (id, old) in gone {
+        // only sittings the read covered: a registration of another
+        // sitting was not asked for
+        let kept = |id: &String| {
+            desired.contains(id.as_str())
+                || leaving.contains(id.as_str())
+                || m.held.contains(id)
+                || !state
+                    .registration_offering
+                    .get(id)
+                    .is_some_and(|o| m.covered.contains(o))
+        };
+        for (id, old) in super::gone(&state.registrations, kept) {
             withdraw(id, old, p);
         }
     }

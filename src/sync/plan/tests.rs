@@ -28,21 +28,26 @@ fn minimise(r: &Roster) -> Minimised {
     Policy::new(&Privacy::default(), UserNameFrom::SourcedId, None).apply(r)
 }
 
+/// The state a write stores: the platform's id, or a made-up one
+/// (`{prefix}-{external id}`) for a create.
+fn written<C: Change>(c: &C, prefix: &str) -> (String, RecordState) {
+    let id = c.external_id().to_string();
+    let pid = c
+        .platform_id()
+        .cloned()
+        .unwrap_or_else(|| format!("{prefix}-{id}"));
+    let state = c.new_state(Some(pid));
+    (id, state)
+}
+
 /// What the applier does after every successful write.
 fn apply(plan: &Plan, state: &mut State) {
-    for c in &plan.users {
-        let pid = c
-            .platform_id
-            .clone()
-            .or_else(|| Some(format!("p-{}", c.external_id)));
-        state.users.insert(c.external_id.clone(), c.new_state(pid));
-    }
+    state
+        .users
+        .extend(plan.users.iter().map(|c| written(c, "p")));
     for c in &plan.groups {
-        let pid = c
-            .platform_id
-            .clone()
-            .or_else(|| Some(format!("g-{}", c.external_id)));
-        state.groups.insert(c.external_id.clone(), c.new_state(pid));
+        let (id, s) = written(c, "g");
+        state.groups.insert(id, s);
         state.members.insert(
             c.external_id.clone(),
             c.group.members.iter().cloned().collect(),

@@ -57,10 +57,10 @@ pub fn value_hash(r: &ExamResult) -> String {
     let f = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     let s = format!(
         "{}\0{}\0{}\0{}\0{}",
-        f(r.score),
-        f(r.max_score),
-        r.passed.map(|p| p.to_string()).unwrap_or_default(),
-        r.grade.as_deref().unwrap_or(""),
+        f(r.value.score),
+        f(r.value.max_score),
+        r.value.passed.map(|p| p.to_string()).unwrap_or_default(),
+        r.value.grade.as_deref().unwrap_or(""),
         r.taken_at.as_deref().unwrap_or("")
     );
     // OKE details (attendance, state, final, raw scores) are values too;

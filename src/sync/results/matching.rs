@@ -176,7 +176,7 @@ pub(super) fn incoming(cfg: &Results, dir: &Directory, r: ExamResult) -> Incomin
     } else {
         dir.place(cfg, &r.candidate, &r.exam)
     };
-    let parked = value_problem(r.score, r.max_score).or(parked);
+    let parked = value_problem(r.value.score, r.value.max_score).or(parked);
     Incoming {
         key: result_key(&r),
         legacy_key: legacy_key(&r),

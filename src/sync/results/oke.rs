@@ -12,12 +12,12 @@ use futures::StreamExt;
 
 use super::ResultsReport;
 use super::push::{
-    CHUNK, Pushing, count, failed, field_list, outcome_of, record_as_they_finish, result_date,
-    without_held,
+    CHUNK, Pushing, allowed_value, count, failed, field_list, outcome_of, record_as_they_finish,
+    result_date, without_held,
 };
 use crate::config::ResultField;
 use crate::connector::results::sink::oke::{Delivery, NO_REGISTRATION, OkeSink};
-use crate::model::OkeResult;
+use crate::model::{OkeResult, ResultValue};
 use crate::store::Store;
 use crate::store::audit::{AuditAction, AuditKind, AuditOutcome};
 use crate::store::outbox::{OutboxRow, PushOutcome};
@@ -40,10 +40,10 @@ fn delivery(row: &OutboxRow, association: &str, allowed: &[ResultField]) -> Deli
             state: o.state,
             attendance: o.attendance,
             pass: o.pass.filter(|_| ok(ResultField::Passed)),
-            score_text: o.score.filter(|_| ok(ResultField::Grade)),
-            score: None,
-            max_score: None,
-            passed: None,
+            value: ResultValue {
+                grade: o.score.filter(|_| ok(ResultField::Grade)),
+                ..Default::default()
+            },
             final_result: o.final_result,
             raw_score: o.raw_score.filter(|_| ok(ResultField::Score)),
             max_raw_score: o.max_raw_score.filter(|_| ok(ResultField::MaxScore)),
@@ -54,22 +54,22 @@ fn delivery(row: &OutboxRow, association: &str, allowed: &[ResultField]) -> Deli
             test_date: o.test_date.filter(|t| is_date_time(t)),
         },
         // QTI or CSV: a finished test, present
-        None => Delivery {
-            association_id: association.to_string(),
-            attempt: 1,
-            state: "completed".into(),
-            attendance: "present".into(),
-            pass: None,
-            score_text: row.grade.clone().filter(|_| ok(ResultField::Grade)),
-            score: row.score.filter(|_| ok(ResultField::Score)),
-            max_score: row.max_score.filter(|_| ok(ResultField::MaxScore)),
-            passed: row.passed.filter(|_| ok(ResultField::Passed)),
-            final_result: false,
-            raw_score: integral(row.score.filter(|_| ok(ResultField::Score))),
-            max_raw_score: integral(row.max_score.filter(|_| ok(ResultField::MaxScore))),
-            result_date: date,
-            test_date: row.taken_at.clone().filter(|t| is_date_time(t)),
-        },
+        None => {
+            let v = allowed_value(&row.value, allowed);
+            Delivery {
+                association_id: association.to_string(),
+                attempt: 1,
+                state: "completed".into(),
+                attendance: "present".into(),
+                pass: None,
+                final_result: false,
+                raw_score: integral(v.score),
+                max_raw_score: integral(v.max_score),
+                result_date: date,
+                test_date: row.taken_at.clone().filter(|t| is_date_time(t)),
+                value: v,
+            }
+        }
     }
 }
 
@@ -81,8 +81,8 @@ fn sent_fields(d: &Delivery) -> String {
     field_list(
         "result.state,resultDate,attendance,final",
         &[
-            (d.pass.is_some() || d.passed.is_some(), "pass"),
-            (d.score_text.is_some() || d.score.is_some(), "score"),
+            (d.pass.is_some() || d.value.passed.is_some(), "pass"),
+            (d.value.grade.is_some() || d.value.score.is_some(), "score"),
             (d.raw_score.is_some(), "rawScore"),
             (d.max_raw_score.is_some(), "maxRawScore"),
             (d.test_date.is_some(), "testDate"),

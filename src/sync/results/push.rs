@@ -13,6 +13,7 @@ use super::{ResultsOptions, ResultsReport, Run};
 use crate::config::ResultField;
 use crate::connector::results::{ResultWriter, result_sink};
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink};
+use crate::model::ResultValue;
 use crate::store::Store;
 use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction};
 use crate::store::holds::Holds;
@@ -30,11 +31,21 @@ pub(super) fn result_date(row: &OutboxRow) -> String {
         .collect()
 }
 
+/// The parts of a result's value that `privacy.result_fields` allows.
+pub(super) fn allowed_value(v: &ResultValue, allowed: &[ResultField]) -> ResultValue {
+    let ok = |f: ResultField| allowed.contains(&f);
+    ResultValue {
+        score: v.score.filter(|_| ok(ResultField::Score)),
+        max_score: v.max_score.filter(|_| ok(ResultField::MaxScore)),
+        passed: v.passed.filter(|_| ok(ResultField::Passed)),
+        grade: v.grade.clone().filter(|_| ok(ResultField::Grade)),
+    }
+}
+
 /// The result as the SIS gets it: only the values `privacy.result_fields`
 /// allows.
 fn gradebook_result(row: &OutboxRow, allowed: &[ResultField]) -> GradebookResult {
     let class = row.class_id.clone().unwrap_or_default();
-    let ok = |f: ResultField| allowed.contains(&f);
     GradebookResult {
         sourced_id: result_sourced_id(&row.key),
         exam: row.line_item.clone(),
@@ -42,10 +53,7 @@ fn gradebook_result(row: &OutboxRow, allowed: &[ResultField]) -> GradebookResult
         class_id: class,
         student_id: row.person_id.clone().unwrap_or_default(),
         eckid: None,
-        score: row.score.filter(|_| ok(ResultField::Score)),
-        max_score: row.max_score.filter(|_| ok(ResultField::MaxScore)),
-        passed: row.passed.filter(|_| ok(ResultField::Passed)),
-        grade: row.grade.clone().filter(|_| ok(ResultField::Grade)),
+        value: allowed_value(&row.value, allowed),
         date: result_date(row),
     }
 }
@@ -54,10 +62,10 @@ fn sent_fields(r: &GradebookResult) -> String {
     field_list(
         "student,lineItem,scoreDate",
         &[
-            (r.score.is_some(), "score"),
+            (r.value.score.is_some(), "score"),
             (crate::connector::text_score(r).is_some(), "textScore"),
-            (r.passed.is_some(), "passed"),
-            (r.max_score.is_some(), "maxScore"),
+            (r.value.passed.is_some(), "passed"),
+            (r.value.max_score.is_some(), "maxScore"),
         ],
     )
 }
@@ -404,7 +412,7 @@ fn line_items_of(rows: &[OutboxRow], allowed: &[ResultField]) -> Vec<LineItem> {
             max_score: None,
             date: date.clone(),
         });
-        if let Some(m) = row.max_score.filter(|_| with_max) {
+        if let Some(m) = row.value.max_score.filter(|_| with_max) {
             li.max_score = Some(li.max_score.map_or(m, |x: f64| x.max(m)));
         }
         if date < li.date {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, ConnectorConfig, Environment, Field, Loaded};
 use crate::connector::school::{
-    is_brin, is_dependance, parse_month_day, school_block, school_year, valid_school_year,
+    SchoolKeys, is_brin, is_dependance, parse_month_day, valid_school_year,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -21,22 +21,12 @@ pub struct EdexmlDropPlatform {
     /// Delivered folders 0750 and files 0640 instead of 0700/0600.
     #[serde(default)]
     pub group_readable: bool,
-    /// The school block's `brincode` (`99XX`); default: the first four
-    /// characters of `institution.brin`.
-    pub brincode: Option<String>,
-    /// The school block's `dependancecode` (two digits); default: the two
-    /// digits after the BRIN in `institution.brin`, when there are any.
-    pub dependancecode: Option<String>,
+    /// `brincode`, `dependancecode`, `school_year_starts`.
+    #[serde(flatten)]
+    pub school: SchoolKeys,
     /// `schooljaar` as `2025-2026`; default: from the date, a school year
     /// starting on `school_year_starts`.
     pub schooljaar: Option<String>,
-    /// `MM-DD` on which a school year starts (default `08-01`).
-    #[serde(default = "default_year_start")]
-    pub school_year_starts: String,
-}
-
-fn default_year_start() -> String {
-    "08-01".into()
 }
 
 impl EdexmlDropPlatform {
@@ -45,17 +35,8 @@ impl EdexmlDropPlatform {
     pub fn school_year(&self, today: chrono::NaiveDate) -> String {
         match &self.schooljaar {
             Some(s) => s.clone(),
-            None => {
-                let start = parse_month_day(&self.school_year_starts).unwrap_or((8, 1));
-                school_year(today, start)
-            }
+            None => self.school.year_of(today),
         }
-    }
-
-    /// `(brincode, dependancecode)` of the school block.
-    pub fn school(&self, institution_brin: &str) -> (String, Option<String>) {
-        let (code, dep) = (self.brincode.as_deref(), self.dependancecode.as_deref());
-        school_block(code, dep, institution_brin)
     }
 }
 
@@ -68,9 +49,9 @@ impl ConnectorConfig for EdexmlDropPlatform {
     }
     fn validate(&self, l: &Loaded, _section: &str) -> Result<(), ConfigError> {
         let p = self;
-        let (brin, dep) = p.school(&l.config.institution.brin);
+        let (brin, dep) = p.school.block(&l.config.institution.brin);
         if !is_brin(&brin) {
-            let (section, key) = if p.brincode.is_some() {
+            let (section, key) = if p.school.brincode.is_some() {
                 ("platform", "brincode")
             } else {
                 ("institution", "brin")
@@ -92,13 +73,13 @@ impl ConnectorConfig for EdexmlDropPlatform {
                 ));
             }
         }
-        if parse_month_day(&p.school_year_starts).is_none() {
+        if parse_month_day(&p.school.school_year_starts).is_none() {
             return Err(l.error(
                 "platform",
                 "school_year_starts",
                 format!(
                     "`{}` is not a month and day as MM-DD (e.g. 08-01)",
-                    p.school_year_starts
+                    p.school.school_year_starts
                 ),
             ));
         }
@@ -133,10 +114,12 @@ mod tests {
             path: "/tmp".into(),
             environment: Environment::Production,
             group_readable: false,
-            brincode: None,
-            dependancecode: None,
+            school: SchoolKeys {
+                brincode: None,
+                dependancecode: None,
+                school_year_starts: "08-01".into(),
+            },
             schooljaar: None,
-            school_year_starts: default_year_start(),
         }
     }
 
@@ -146,7 +129,7 @@ mod tests {
         assert_eq!(p().school_year(d("2026-07-31")), "2025-2026");
         assert_eq!(p().school_year(d("2026-08-01")), "2026-2027");
         let mut q = p();
-        q.school_year_starts = "07-15".into();
+        q.school.school_year_starts = "07-15".into();
         assert_eq!(q.school_year(d("2026-07-20")), "2026-2027");
         q.schooljaar = Some("2024-2025".into());
         assert_eq!(q.school_year(d("2026-07-20")), "2024-2025");
@@ -154,10 +137,13 @@ mod tests {
 
     #[test]
     fn school_block_from_the_institution_brin() {
-        assert_eq!(p().school("99AA01"), ("99AA".into(), Some("01".into())));
-        assert_eq!(p().school("99AA"), ("99AA".into(), None));
+        assert_eq!(
+            p().school.block("99AA01"),
+            ("99AA".into(), Some("01".into()))
+        );
+        assert_eq!(p().school.block("99AA"), ("99AA".into(), None));
         let mut q = p();
-        q.dependancecode = Some("02".into());
-        assert_eq!(q.school("99AA01"), ("99AA".into(), Some("02".into())));
+        q.school.dependancecode = Some("02".into());
+        assert_eq!(q.school.block("99AA01"), ("99AA".into(), Some("02".into())));
     }
 }

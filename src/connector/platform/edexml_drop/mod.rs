@@ -235,7 +235,7 @@ impl crate::connector::platform::FileDrop for config::EdexmlDropPlatform {
                 ),
             };
             let cfg = &loaded.config;
-            let (brincode, dependancecode) = self.school(&cfg.institution.brin);
+            let (brincode, dependancecode) = self.school.block(&cfg.institution.brin);
             let school = School {
                 schooljaar: self.school_year(crate::clock::today()),
                 brincode,

@@ -180,12 +180,12 @@ impl GradebookCsv {
                     r.student_id.clone(),
                     r.class_id.clone(),
                     "fully graded".into(),
-                    num(r.score),
+                    num(r.value.score),
                     crate::connector::text_score(r).unwrap_or_default(),
                     r.date.clone(),
                     String::new(),
-                    r.passed.map(|p| p.to_string()).unwrap_or_default(),
-                    num(r.max_score),
+                    r.value.passed.map(|p| p.to_string()).unwrap_or_default(),
+                    num(r.value.max_score),
                 ]
             })
             .collect();
@@ -262,6 +262,7 @@ impl crate::connector::results::ResultOutput for config::GradebookCsvSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ResultValue;
 
     #[test]
     fn writes_the_four_files_atomically_with_header_order() {
@@ -281,10 +282,12 @@ mod tests {
             class_id: "cls-1".into(),
             student_id: "stu-1".into(),
             eckid: None,
-            score: Some(42.5),
-            max_score: Some(60.0),
-            passed: Some(true),
-            grade: Some("7,1".into()),
+            value: ResultValue {
+                score: Some(42.5),
+                max_score: Some(60.0),
+                passed: Some(true),
+                grade: Some("7,1".into()),
+            },
             date: "2026-06-02".into(),
         };
         let d = w.deliver(7, &[li], &[r]).unwrap();

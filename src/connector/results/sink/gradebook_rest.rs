@@ -178,16 +178,16 @@ fn line_item_body(li: &LineItem, category: &str, school: Option<&str>, now: &str
 
 /// The `result` document, as sent, modified `now`.
 fn result_body(r: &GradebookResult, now: &str) -> Vec<u8> {
-    let metadata = (r.passed.is_some() || r.max_score.is_some()).then(|| Metadata {
-        max_score: r.max_score.map(|m| m.to_string()),
-        passed: r.passed.map(|p| p.to_string()),
+    let metadata = (r.value.passed.is_some() || r.value.max_score.is_some()).then(|| Metadata {
+        max_score: r.value.max_score.map(|m| m.to_string()),
+        passed: r.value.passed.map(|p| p.to_string()),
     });
     to_bytes(&Wrapped::Result(ResultDoc {
         class: reference(&r.class_id, "class"),
         date_last_modified: now,
         line_item: reference(&r.line_item_id, "lineItem"),
         metadata,
-        score: r.score,
+        score: r.value.score,
         score_date: &r.date,
         score_status: "fully graded",
         sourced_id: &r.sourced_id,
@@ -254,6 +254,7 @@ impl crate::connector::results::ResultOutput for config::GradebookRestSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ResultValue;
     use serde_json::{Value, json};
 
     /// The documents as built before (a `Value` each): the bytes sent must
@@ -290,17 +291,17 @@ mod tests {
             "scoreStatus": "fully graded",
             "scoreDate": r.date,
         });
-        if let Some(s) = r.score {
+        if let Some(s) = r.value.score {
             v["score"] = json!(s);
         }
         if let Some(t) = crate::connector::text_score(r) {
             v["textScore"] = json!(t);
         }
         let mut meta = serde_json::Map::new();
-        if let Some(p) = r.passed {
+        if let Some(p) = r.value.passed {
             meta.insert("passed".into(), json!(p.to_string()));
         }
-        if let Some(m) = r.max_score {
+        if let Some(m) = r.value.max_score {
             meta.insert("maxScore".into(), json!(m.to_string()));
         }
         if !meta.is_empty() {
@@ -319,33 +320,34 @@ mod tests {
             class_id: "cls-ü".into(),
             student_id: "stu-1".into(),
             eckid: None,
-            score: None,
-            max_score: None,
-            passed: None,
-            grade: None,
+            value: ResultValue::default(),
             date: "2026-06-01".into(),
         };
+        let with = |value: ResultValue| GradebookResult {
+            value,
+            ..base.clone()
+        };
         let variants = [
-            GradebookResult {
+            with(ResultValue {
                 score: Some(7.5),
-                ..base.clone()
-            },
-            GradebookResult {
+                ..Default::default()
+            }),
+            with(ResultValue {
                 score: Some(10.0),
                 max_score: Some(20.0),
                 passed: Some(true),
-                ..base.clone()
-            },
-            GradebookResult {
+                ..Default::default()
+            }),
+            with(ResultValue {
                 grade: Some("7,5".into()),
                 passed: Some(false),
-                ..base.clone()
-            },
-            GradebookResult {
+                ..Default::default()
+            }),
+            with(ResultValue {
                 score: Some(f64::NAN),
                 max_score: Some(3.25),
-                ..base.clone()
-            },
+                ..Default::default()
+            }),
             base.clone(),
         ];
         for r in &variants {

@@ -34,6 +34,7 @@ use crate::connector::source::Testing;
 use crate::connector::{PushError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
+use crate::model::ResultValue;
 
 /// What flow 5 sends for one result, in sisync's terms.
 #[derive(Debug, Clone, Default)]
@@ -46,12 +47,10 @@ pub struct Delivery {
     pub attendance: String,
     /// unknown, passed, failed (None: not allowed to be sent).
     pub pass: Option<String>,
-    /// The score as text, before fitting it to the `resultValueType`.
-    pub score_text: Option<String>,
-    /// Points, to compute a score when no text is given.
-    pub score: Option<f64>,
-    pub max_score: Option<f64>,
-    pub passed: Option<bool>,
+    /// `grade`: the score as text, before fitting it to the
+    /// `resultValueType`; `score` and `max_score`: points, to compute a
+    /// score when no text is given.
+    pub value: ResultValue,
     pub final_result: bool,
     pub raw_score: Option<i64>,
     pub max_raw_score: Option<i64>,
@@ -248,7 +247,8 @@ impl OkeSink {
             ))
         })?;
         let pass = d.pass.clone().or_else(|| {
-            d.passed
+            d.value
+                .passed
                 .map(|p| if p { "passed" } else { "failed" }.to_string())
         });
         let result = wire::ResultOut {
@@ -488,14 +488,10 @@ pub fn attempt_association_id(registration: &str, attempt: u32) -> String {
 /// points are turned into a percentage for `0-100`. `Ok(None)`: nothing to
 /// send (attendance only). The reason names no values (it is shown).
 pub fn fit_score(value_type: Option<&str>, d: &Delivery) -> Result<Option<String>, String> {
-    let text = d
-        .score_text
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let text = d.value.grade_text();
     let number = text.and_then(|t| t.replace(',', ".").parse::<f64>().ok());
     let whole = |lo: f64, hi: f64| -> Result<Option<String>, String> {
-        let v = match (number, d.score, d.max_score) {
+        let v = match (number, d.value.score, d.value.max_score) {
             (Some(n), _, _) => n,
             (None, Some(s), Some(m)) if text.is_none() && m > 0.0 && hi == 100.0 => {
                 (s / m * 100.0).round()
@@ -542,7 +538,7 @@ pub fn fit_score(value_type: Option<&str>, d: &Delivery) -> Result<Option<String
             }
             _ => Err("the score is not a mark from 1.0 to 10.0 with at most one decimal as resultValueType 0.0-10.0 needs".into()),
         },
-        Some("pass-or-fail") => match (text, d.passed) {
+        Some("pass-or-fail") => match (text, d.value.passed) {
             (Some(_), _) => from(&["passed", "failed"]),
             (None, Some(p)) => Ok(Some(if p { "passed" } else { "failed" }.into())),
             (None, None) => Ok(None),
@@ -555,7 +551,7 @@ pub fn fit_score(value_type: Option<&str>, d: &Delivery) -> Result<Option<String
         // naar 1F"), none or unknown: the text as given, else the points
         _ => Ok(text
             .map(String::from)
-            .or_else(|| d.score.map(|s| format!("{s}")))),
+            .or_else(|| d.value.score.map(|s| format!("{s}")))),
     }
 }
 
@@ -608,9 +604,12 @@ mod tests {
 
     fn d(text: Option<&str>, score: Option<f64>, max: Option<f64>) -> Delivery {
         Delivery {
-            score_text: text.map(String::from),
-            score,
-            max_score: max,
+            value: ResultValue {
+                grade: text.map(String::from),
+                score,
+                max_score: max,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -644,7 +643,10 @@ mod tests {
             fit_score(
                 Some("pass-or-fail"),
                 &Delivery {
-                    passed: Some(true),
+                    value: ResultValue {
+                        passed: Some(true),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 }
             ),

@@ -14,7 +14,7 @@ use std::io::Read;
 
 use anyhow::{Result, anyhow};
 
-use crate::model::{ExamResult, SourceIssue};
+use crate::model::{ExamResult, ResultValue, SourceIssue};
 
 /// What reading one file found besides the results.
 #[derive(Debug, Default)]
@@ -154,10 +154,12 @@ pub fn read<R: Read>(
             exam: ex.to_string(),
             session_id: get(session).map(String::from),
             session_source: None,
-            score: score_v,
-            max_score: max_v,
-            passed: passed_v,
-            grade: grade_v,
+            value: ResultValue {
+                score: score_v,
+                max_score: max_v,
+                passed: passed_v,
+                grade: grade_v,
+            },
             taken_at: date_v,
             origin: format!("{name}:{line}"),
             oke: None,
@@ -245,15 +247,19 @@ mod tests {
             (
                 rs[0].candidate.as_str(),
                 rs[0].session_id.as_deref(),
-                rs[0].score,
-                rs[0].passed,
-                rs[0].grade.as_deref()
+                rs[0].value.score,
+                rs[0].value.passed,
+                rs[0].value.grade.as_deref()
             ),
             ("stu-1001", Some("S1"), Some(42.5), Some(true), Some("7,1"))
         );
         assert_eq!(rs[0].origin, "r.csv:2");
         assert_eq!(
-            (rs[1].session_id.as_deref(), rs[1].score, rs[1].passed),
+            (
+                rs[1].session_id.as_deref(),
+                rs[1].value.score,
+                rs[1].value.passed
+            ),
             (None, None, Some(false))
         );
         let text: Vec<String> = rep.issues.iter().map(|i| i.to_string()).collect();

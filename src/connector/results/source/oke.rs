@@ -13,7 +13,7 @@ use crate::connector::oke::is_uuid;
 use crate::connector::oke::results_wire::{self as wire, CONSUMER_KEY, enc, get_pages, join};
 use crate::connector::source::Testing;
 use crate::http::{Http, HttpError};
-use crate::model::{ExamResult, OkeResult, SourceIssue};
+use crate::model::{ExamResult, OkeResult, ResultValue, SourceIssue};
 
 /// One exam sitting's associations as read from the platform.
 pub struct Fetched {
@@ -141,10 +141,12 @@ pub fn read_results(
                 exam: a.offering_id().unwrap_or_else(|| offering.to_string()),
                 session_id: Some(a.association_id.clone()),
                 session_source: None,
-                score: rc.raw_score.map(|x| x as f64),
-                max_score: rc.max_raw_score.map(|x| x as f64),
-                passed,
-                grade: result.score.clone(),
+                value: ResultValue {
+                    score: rc.raw_score.map(|x| x as f64),
+                    max_score: rc.max_raw_score.map(|x| x as f64),
+                    passed,
+                    grade: result.score.clone(),
+                },
                 taken_at,
                 origin: at.clone(),
                 oke: Some(OkeResult {

@@ -36,7 +36,7 @@ use crate::connector::results::{Documents, Fetched, Remote};
 use crate::connector::xml_input::{
     Counting, Twins, doctype_refused, local_name, plain_attrs, push_ref,
 };
-use crate::model::{ExamResult, SourceIssue};
+use crate::model::{ExamResult, ResultValue, SourceIssue};
 
 pub const NS_V2P1: &[u8] = b"http://www.imsglobal.org/xsd/imsqti_result_v2p1";
 pub const NS_V3P0: &[u8] = b"http://www.imsglobal.org/xsd/imsqti_result_v3p0";
@@ -688,10 +688,12 @@ fn finish(name: &str, a: &Assessment, t: Test, report: &mut ReadReport) -> Optio
         exam,
         session_id: given(&a.session),
         session_source: given(&a.session_source).filter(|_| !a.session.is_empty()),
-        score,
-        max_score,
-        passed,
-        grade,
+        value: ResultValue {
+            score,
+            max_score,
+            passed,
+            grade,
+        },
         taken_at,
         origin: origin(name, t.line),
         oke: None,

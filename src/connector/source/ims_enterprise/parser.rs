@@ -45,7 +45,7 @@ pub(super) struct Parser {
     pub(super) path: PathBuf,
     /// How the file is named in messages.
     pub(super) file: String,
-    pub(super) reader: Reader<Counting<File>>,
+    pub(super) reader: Reader<Counting<BufReader<File>>>,
     /// Line on which the event being handled starts.
     pub(super) event_line: u64,
 }

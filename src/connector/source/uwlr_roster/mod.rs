@@ -40,6 +40,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use hashbrown::hash_map::EntryRef;
+
 use rustc_hash::FxHashSet;
 
 use crate::model::{
@@ -99,6 +101,8 @@ pub(crate) struct Builder {
     group_at: IdMap,
     /// Made as read, the ids shared (see [`Builder::expect`]).
     memberships: Vec<Membership>,
+    /// Scratch: one person's memberships as they are made.
+    made: Vec<Membership>,
     /// Set when a membership may have been made twice (a person in two
     /// documents, references resolved at the end): checked at the end
     /// instead of for every membership.
@@ -140,6 +144,7 @@ impl Builder {
             groups: Vec::new(),
             group_at: IdMap::default(),
             memberships: Vec::new(),
+            made: Vec::new(),
             maybe_twice: false,
             refs: Vec::new(),
             id_buf: String::new(),
@@ -157,11 +162,16 @@ impl Builder {
     /// generous (a person takes far more than 256 bytes of EDEX, a group
     /// reference more than 48): room never written is never faulted in,
     /// and when the estimate is short the vectors grow as before. A
-    /// reservation the system refuses is left out.
+    /// reservation the system refuses is left out. The person map is
+    /// reserved too, so it is not rebuilt as it grows.
     pub fn expect(&mut self, bytes: u64) {
         let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
         let _ = self.persons.try_reserve((bytes / 256).min(1 << 22));
+        let _ = self.person_ids.try_reserve((bytes / 256).min(1 << 22));
         let _ = self.memberships.try_reserve((bytes / 48).min(1 << 25));
+        // a map is reserved closer to the mark (its room is touched all
+        // over): a person per KiB, past which it grows as before
+        let _ = self.person_at.try_reserve((bytes / 1024).min(1 << 20));
     }
 
     /// The school (org) the next documents belong to.
@@ -218,20 +228,24 @@ impl Builder {
     }
 
     /// Mark `id` as seen in the current document; None when it already
-    /// was (a duplicate). The slot it has (or a new one without record)
-    /// and the id as shared.
-    fn see(map: &mut IdMap, id: &str, doc: u32) -> Option<(Slot, Id)> {
-        match map.get_key_value_mut(id) {
-            Some((_, s)) if s.doc == doc => None,
-            Some((k, s)) => {
-                s.doc = doc;
-                Some((*s, k.clone()))
+    /// was (a duplicate). The slot it has (or a new one without record),
+    /// to be given the record's place when one is made, and the id as
+    /// shared: one look-up in the map.
+    fn see<'m>(map: &'m mut IdMap, id: &str, doc: u32) -> Option<(&'m mut Slot, Id)> {
+        match map.entry_ref(id) {
+            EntryRef::Occupied(e) if e.get().doc == doc => None,
+            EntryRef::Occupied(e) => {
+                let shared = e.key().clone();
+                let slot = e.into_mut();
+                slot.doc = doc;
+                Some((slot, shared))
             }
-            None => {
-                let s = Slot { at: NONE, doc };
-                let k = Id::from(id);
-                map.insert(k.clone(), s);
-                Some((s, k))
+            EntryRef::Vacant(e) => {
+                // shared before the map is written: the atomic count of a
+                // clone waits for the stores before it
+                let key = Id::from(id);
+                let shared = key.clone();
+                Some((e.insert_with_key(key, Slot { at: NONE, doc }), shared))
             }
         }
     }
@@ -279,7 +293,7 @@ impl Builder {
         };
         let id = self.id(key.clone());
         let doc = self.doc();
-        let Some((slot, _)) = Self::see(&mut self.group_at, &id, doc) else {
+        let Some((&mut slot, _)) = Self::see(&mut self.group_at, &id, doc) else {
             self.issue(
                 g.line,
                 Some(&id),
@@ -334,6 +348,16 @@ impl Builder {
         };
         let id = self.id(key);
         let doc = self.doc();
+        let given = p
+            .roepnaam
+            .take()
+            .or_else(|| (!p.voornamen.is_empty()).then(|| p.voornamen.clone()));
+        let names = (p.achternaam.take(), given);
+        let mut orgs = Vec::with_capacity(2);
+        orgs.push(self.school.clone());
+        if !p.vestiging.is_empty() {
+            orgs.push(self.vestiging_id(&p.vestiging));
+        }
         let Some((slot, shared)) = Self::see(&mut self.person_at, &id, doc) else {
             self.issue(
                 p.line,
@@ -342,12 +366,9 @@ impl Builder {
             );
             return;
         };
+        let at = slot.at;
         let role = teacher_role.unwrap_or(Role::Student);
-        let given = p
-            .roepnaam
-            .take()
-            .or_else(|| (!p.voornamen.is_empty()).then(|| p.voornamen.clone()));
-        let (Some(family), Some(given)) = (p.achternaam.take(), given) else {
+        let (Some(family), Some(given)) = names else {
             self.issue(
                 p.line,
                 Some(&id),
@@ -356,14 +377,9 @@ impl Builder {
             self.held_persons.insert(id);
             return;
         };
-        let mut orgs = Vec::with_capacity(2);
-        orgs.push(self.school.clone());
-        if !p.vestiging.is_empty() {
-            orgs.push(self.vestiging_id(&p.vestiging));
-        }
-        let pi = if slot.at != NONE {
+        if at != NONE {
             // seen in an earlier document: the same person
-            let i = slot.at;
+            let i = at;
             let known = &mut self.persons[i as usize];
             for o in orgs {
                 if !known.orgs.contains(&o) {
@@ -380,12 +396,14 @@ impl Builder {
                 return;
             }
             self.maybe_twice = true;
-            i
+            let person = self.person_ids[i as usize].clone();
+            self.member_of(p, i, &person, role);
         } else {
             let i = self.persons.len() as u32;
-            if let Some(s) = self.person_at.get_mut(id.as_str()) {
-                s.at = i;
-            }
+            slot.at = i;
+            // the memberships first: their shared ids are counted before
+            // the person is written
+            self.member_of(p, i, &shared, role);
             self.person_ids.push(shared);
             self.persons.push(Person {
                 sourced_id: id,
@@ -402,44 +420,57 @@ impl Builder {
                 orgs,
                 accommodations: Default::default(),
             });
-            i
-        };
-        self.member_of(p, pi, role);
+        }
     }
 
-    /// The memberships of person `pi` in the classes `p` names, each once.
-    fn member_of(&mut self, p: &RawPerson, pi: u32, role: Role) {
-        let first = self.memberships.len();
-        let person = &self.person_ids[pi as usize];
-        for key in p.groepen.iter() {
-            let gid = qualified(self.qualify, &self.school, key, &mut self.id_buf);
-            match self.group_at.get_key_value(gid) {
-                Some((group, s)) if s.at != NONE => {
-                    // a person names a handful of classes: a scan is cheaper than a set
-                    if !self.memberships[first..]
-                        .iter()
-                        .any(|m| same(&m.group, group))
-                    {
-                        self.memberships.push(Membership {
-                            status: Status::Active,
-                            group: group.clone(),
-                            person: person.clone(),
-                            role,
-                        });
+    /// The memberships of person `pi` (its id `person`) in the classes `p`
+    /// names, each once. The classes are looked up a batch at a time
+    /// before any is shared: the look-ups (each a likely cache miss) then
+    /// overlap instead of waiting one by one behind the atomic count of
+    /// the share before. Made in scratch and then moved to the roster's,
+    /// so that no count waits for stores into fresh memory either.
+    fn member_of(&mut self, p: &RawPerson, pi: u32, person: &Id, role: Role) {
+        const BATCH: usize = 8;
+        let made = &mut self.made;
+        let mut keys = p.groepen.iter();
+        loop {
+            let mut found: [Option<&Id>; BATCH] = [None; BATCH];
+            let mut n = 0;
+            for key in keys.by_ref() {
+                let gid = qualified(self.qualify, &self.school, key, &mut self.id_buf);
+                match self.group_at.get_key_value(gid) {
+                    Some((group, s)) if s.at != NONE => {
+                        found[n] = Some(group);
+                        n += 1;
+                        if n == BATCH {
+                            break;
+                        }
                     }
-                }
-                _ => {
-                    let group = gid.to_string();
-                    self.refs.push(Ref {
+                    _ => self.refs.push(Ref {
                         person: pi,
-                        group,
+                        group: gid.to_string(),
                         role,
                         line: p.line,
                         origin: (self.origins.len() - 1) as u32,
+                    }),
+                }
+            }
+            for group in found.into_iter().map_while(|g| g) {
+                // a person names a handful of classes: a scan is cheaper than a set
+                if !made.iter().any(|m| same(&m.group, group)) {
+                    made.push(Membership {
+                        status: Status::Active,
+                        group: group.clone(),
+                        person: person.clone(),
+                        role,
                     });
                 }
             }
+            if n < BATCH {
+                break;
+            }
         }
+        self.memberships.append(made);
     }
 
     /// The roster: every document fed, as one bulk snapshot.

@@ -3,8 +3,7 @@
 //! document and on a UWLR answer inside its SOAP envelope alike (elements
 //! match by local name and position, not by namespace).
 
-use std::borrow::Cow;
-use std::io::Read;
+use std::io::BufRead;
 
 use anyhow::{Result, anyhow};
 use quick_xml::Reader;
@@ -272,13 +271,19 @@ impl Cur {
 /// Stream `input`, handing each record to `each`. `origin` names the input
 /// in messages ("file.xml", "https://las/... school 99AA00").
 ///
-/// A field (a child element of a record) is read whole with quick-xml's
-/// `read_text_into` instead of event by event: its text is taken straight
-/// from the parser's buffer when it holds no markup and no reference (the
-/// common case), and fields sisync never keeps are passed over without
-/// being decoded (only checked for references).
-pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) -> Result<Answer> {
-    let mut reader = Reader::from_reader(Counting::new(input, 256 << 10));
+/// A field (a child element of a record) is read from its own events: its
+/// text, CDATA and references gathered into one buffer up to its end tag
+/// (the text of an element nested in it left out), checked as UTF-8 and
+/// trimmed there; a field sisync never keeps is passed over without being
+/// copied or decoded (its references are checked all the same). An error
+/// inside a field names the line the field starts on.
+pub(crate) fn parse<R: BufRead>(
+    input: R,
+    origin: &str,
+    each: &mut dyn FnMut(Rec),
+) -> Result<Answer> {
+    // read in place: the input's own buffer is never copied
+    let mut reader = Reader::from_reader(Counting::buffered(input, 256 << 10));
     {
         let c = reader.config_mut();
         c.check_end_names = true;
@@ -290,8 +295,11 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
         anyhow!("{origin}: XML is not well-formed at byte {pos} ({e}); fix or re-export it")
     };
     let mut buf = Vec::with_capacity(8 << 10);
-    // one field's content
+    // the field being read: its content (when kept), its depth (0: none)
+    // and its name (None: not kept)
     let mut field = Vec::with_capacity(256);
+    let mut field_at = 0usize;
+    let mut keep: Option<El> = None;
     let mut depth = 0usize;
     // depth of the open record's element, and its kind
     let mut rec_depth = 0usize;
@@ -313,12 +321,38 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
         };
     }
     loop {
-        reader.get_mut().mark();
+        // inside a field, an error names the line the field starts on
+        if field_at == 0 {
+            reader.get_mut().mark();
+        }
         let (e, empty) = match reader.read_event_into(&mut buf) {
             Err(e) => return Err(not_well_formed(&reader, e)),
-            Ok(Event::Start(e)) => (e, false),
-            Ok(Event::Empty(e)) => (e, true),
+            Ok(Event::Start(e)) if field_at == 0 => (e, false),
+            Ok(Event::Empty(e)) if field_at == 0 => (e, true),
+            // an element nested in a field: its text is left out
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                buf.clear();
+                continue;
+            }
+            Ok(Event::Empty(_)) => {
+                buf.clear();
+                continue;
+            }
             Ok(Event::End(_)) => {
+                if field_at > 0 && depth == field_at {
+                    field_at = 0;
+                    if let Some(kept) = keep.take() {
+                        let t = std::str::from_utf8(&field)
+                            .map_err(|_| at!()(NOT_UTF8.to_string()))?
+                            .trim();
+                        if !t.is_empty()
+                            && let Some(slot) = slot(&mut cur, &mut person, kept)
+                        {
+                            slot.set(t);
+                        }
+                    }
+                }
                 if in_refs > 0 && depth == in_refs {
                     in_refs = 0;
                 }
@@ -330,15 +364,39 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
                 buf.clear();
                 continue;
             }
-            // text outside a field is never kept
-            Ok(Event::Text(_)) | Ok(Event::CData(_)) | Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {
+            // a kept field's own text, CDATA and references, as they come;
+            // text anywhere else is never kept
+            Ok(Event::Text(t)) => {
+                if keep.is_some() && depth == field_at {
+                    field.extend_from_slice(&t);
+                }
+                buf.clear();
+                continue;
+            }
+            Ok(Event::CData(t)) => {
+                if keep.is_some() && depth == field_at {
+                    field.extend_from_slice(&t);
+                }
+                buf.clear();
+                continue;
+            }
+            Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {
                 buf.clear();
                 continue;
             }
             Ok(Event::GeneralRef(r)) => {
-                push_ref(&mut String::new(), &r).map_err(|w| fatal(line!(), &w))?;
+                let mut c = String::new();
+                push_ref(&mut c, &r).map_err(|w| fatal(line!(), &w))?;
+                if keep.is_some() && depth == field_at {
+                    field.extend_from_slice(c.as_bytes());
+                }
                 buf.clear();
                 continue;
+            }
+            Ok(Event::DocType(_)) if field_at > 0 => {
+                return Err(at!()(
+                    "DOCTYPE inside an element is refused; export without a DTD".into(),
+                ));
             }
             Ok(Event::DocType(d)) => {
                 if doctype_refused(&d) {
@@ -451,20 +509,11 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
                 }
                 _ if empty => {}
                 _ => {
-                    // the whole field, its end tag included
+                    // a field: its text is gathered up to its end tag (a
+                    // field sisync does not keep is only checked)
                     field.clear();
-                    let raw = reader
-                        .read_text_into(e.name(), &mut field)
-                        .map_err(|x| not_well_formed(&reader, x))?;
-                    depth -= 1;
-                    if let Some(slot) = slot(&mut cur, p, name) {
-                        if let Some(t) = field_text(&raw).map_err(at!())? {
-                            slot.set(&t);
-                        }
-                    } else if memchr::memchr(b'&', &raw).is_some() {
-                        // not kept, but its references are checked all the same
-                        field_text(&raw).map_err(at!())?;
-                    }
+                    field_at = d;
+                    keep = slot(&mut cur, p, name).is_some().then_some(name);
                 }
             }
         } else if in_refs > 0
@@ -482,53 +531,7 @@ pub(crate) fn parse<R: Read>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) 
     }
 }
 
-/// The text of a field's raw content, trimmed; None when empty. Content
-/// without markup or references (the common case) is used as it is;
-/// otherwise it is read as XML: its own text and CDATA, with the predefined
-/// entities and character references resolved (any other reference is
-/// refused), the text of nested elements left out.
-fn field_text(raw: &[u8]) -> Result<Option<Cow<'_, str>>, String> {
-    const NOT_UTF8: &str = "text is not valid UTF-8; send UTF-8";
-    if memchr::memchr2(b'<', b'&', raw).is_none() {
-        let t = std::str::from_utf8(raw)
-            .map_err(|_| NOT_UTF8.to_string())?
-            .trim();
-        return Ok((!t.is_empty()).then_some(Cow::Borrowed(t)));
-    }
-    let mut r = Reader::from_reader(raw);
-    r.config_mut().check_end_names = true;
-    let mut text = String::new();
-    let mut depth = 0usize;
-    loop {
-        let ev = r
-            .read_event()
-            .map_err(|e| format!("XML is not well-formed ({e}); fix or re-export it"))?;
-        match ev {
-            Event::Start(_) => depth += 1,
-            Event::End(_) => depth = depth.saturating_sub(1),
-            Event::Text(t) if depth == 0 => {
-                text.push_str(std::str::from_utf8(&t).map_err(|_| NOT_UTF8.to_string())?)
-            }
-            Event::CData(t) if depth == 0 => {
-                text.push_str(std::str::from_utf8(&t).map_err(|_| NOT_UTF8.to_string())?)
-            }
-            Event::GeneralRef(x) => {
-                let mut sink = String::new();
-                push_ref(&mut sink, &x)?;
-                if depth == 0 {
-                    text.push_str(&sink);
-                }
-            }
-            Event::DocType(_) => {
-                return Err("DOCTYPE inside an element is refused; export without a DTD".into());
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    let t = text.trim();
-    Ok((!t.is_empty()).then(|| Cow::Owned(t.to_string())))
-}
+const NOT_UTF8: &str = "text is not valid UTF-8; send UTF-8";
 
 /// An attribute by local name, unescaped (predefined entities and
 /// character references only), trimmed; None when absent or empty.
@@ -579,7 +582,8 @@ fn attrs_full<const N: usize>(
 /// allocation of its own.
 fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), String> {
     if let Some(v) = only_attr(e.attributes_raw(), want) {
-        out.push_str(v);
+        // plain ASCII: byte by byte, no UTF-8 check to call
+        out.extend(v.iter().map(|&b| char::from(b)));
         return Ok(());
     }
     if let Some([v]) = quick_attrs(e.attributes_raw(), [want]) {
@@ -596,9 +600,9 @@ fn attr_into(e: &BytesStart<'_>, want: &[u8], out: &mut String) -> Result<(), St
 }
 
 /// The form of nearly every group reference, ` key="…"` and nothing else,
-/// its value plain as in [`quick_attrs`], read without its loop (the
-/// reader meets one such tag for every membership); None otherwise.
-fn only_attr<'a>(raw: &'a [u8], want: &[u8]) -> Option<&'a str> {
+/// its value plain as in [`quick_attrs`] (ASCII), read without its loop
+/// (the reader meets one such tag for every membership); None otherwise.
+fn only_attr<'a>(raw: &'a [u8], want: &[u8]) -> Option<&'a [u8]> {
     let value = raw
         .strip_prefix(b" ")?
         .strip_prefix(want)?
@@ -607,7 +611,7 @@ fn only_attr<'a>(raw: &'a [u8], want: &[u8]) -> Option<&'a str> {
     if value.first() == Some(&b' ') || value.last() == Some(&b' ') || !plain(value, b'"') {
         return None;
     }
-    std::str::from_utf8(value).ok()
+    Some(value)
 }
 
 /// The common case of [`attrs`], straight from the tag (quick-xml's

@@ -16,9 +16,7 @@ mod envelope_ns {
 
 use crate::config::endpoint::{Endpoint, Needs};
 use crate::config::{ConfigError, ConnectorConfig, Loaded, Secret};
-use crate::connector::school::{
-    is_brin, is_dependance, parse_month_day, school_block, school_year,
-};
+use crate::connector::school::{SchoolKeys, is_brin, is_dependance, parse_month_day};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,16 +36,10 @@ pub struct UwlrResultSink {
     /// LAS (as agreed with the school's LAS supplier).
     pub klantcode: String,
     pub klantnaam: String,
-    /// The school block's `brincode`; default: the first four characters
-    /// of `institution.brin`.
-    pub brincode: Option<String>,
-    /// The school block's `dependancecode`; default: the two digits after
-    /// the BRIN in `institution.brin`, when there are any.
-    pub dependancecode: Option<String>,
-    /// `MM-DD` on which a school year starts (default `08-01`): a
-    /// result's `schooljaar` is the one its afnamedatum falls in.
-    #[serde(default = "default_year_start")]
-    pub school_year_starts: String,
+    /// `brincode`, `dependancecode`, `school_year_starts` (a result's
+    /// `schooljaar` is the one its afnamedatum falls in).
+    #[serde(flatten)]
+    pub school: SchoolKeys,
     /// Extra HTTP headers on every request, e.g. a gateway's
     /// `Ocp-Apim-Subscription-Key`. A value `env:NAME` is read from the
     /// environment, `file:PATH` from a file (credentials directory first),
@@ -116,10 +108,6 @@ fn ncname(s: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
 }
 
-fn default_year_start() -> String {
-    "08-01".into()
-}
-
 /// What the sink needs at run time, secrets resolved.
 pub struct UwlrSecrets {
     pub key: Secret,
@@ -155,17 +143,10 @@ impl UwlrResultSink {
         )
     }
 
-    /// `(brincode, dependancecode)` of the school block.
-    pub fn school(&self, institution_brin: &str) -> (String, Option<String>) {
-        let (code, dep) = (self.brincode.as_deref(), self.dependancecode.as_deref());
-        school_block(code, dep, institution_brin)
-    }
-
     /// The school year a date (`YYYY-MM-DD`) falls in, as `2025-2026`.
     pub fn school_year(&self, date: &str) -> Option<String> {
         let d = chrono::NaiveDate::parse_from_str(date.get(..10)?, "%Y-%m-%d").ok()?;
-        let start = parse_month_day(&self.school_year_starts).unwrap_or((8, 1));
-        Some(school_year(d, start))
+        Some(self.school.year_of(d))
     }
 }
 
@@ -202,7 +183,7 @@ impl ConnectorConfig for UwlrResultSink {
                 ));
             }
         }
-        let (brin, dep) = u.school(&l.config.institution.brin);
+        let (brin, dep) = u.school.block(&l.config.institution.brin);
         if !is_brin(&brin) {
             return Err(l.error(
                 S,
@@ -215,7 +196,7 @@ impl ConnectorConfig for UwlrResultSink {
                 return Err(l.error(S, "dependancecode", format!("`{d}` is not two digits")));
             }
         }
-        if parse_month_day(&u.school_year_starts).is_none() {
+        if parse_month_day(&u.school.school_year_starts).is_none() {
             return Err(l.error(
                 S,
                 "school_year_starts",

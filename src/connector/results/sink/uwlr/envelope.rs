@@ -10,6 +10,7 @@ use quick_xml::events::Event;
 
 use super::config::Ander;
 use crate::connector::xml_input::{doctype_refused, push_ref};
+pub use crate::soap::Autorisatie;
 
 /// The namespaces of the envelope and its `autorisatie` header, as the
 /// UWLR source's requests use them.
@@ -17,13 +18,6 @@ pub use crate::soap::{AUTORISATIE_NS as AUT_NS, ENVELOPE_NS as SOAP_NS};
 pub const LR_NS: &str = "http://www.edustandaard.nl/leerresultaten/2/leerresultaten";
 /// `soapAction` of the operation in `UWLR_Leerresultaten_v2p2.wsdl`.
 pub const SOAP_ACTION: &str = "BrengLeerresultaten";
-
-/// The `autorisatie` header.
-pub struct Autorisatie<'a> {
-    pub sleutel: &'a str,
-    pub klantcode: &'a str,
-    pub klantnaam: &'a str,
-}
 
 /// The `school` block.
 pub struct School<'a> {
@@ -115,18 +109,23 @@ pub fn request(a: &Autorisatie<'_>, s: &School<'_>, r: &Resultaat<'_>) -> (Vec<u
         el(&mut body, "toetsnaam", r.toetscode);
     }
     body.push_str("</lr:toets></lr:toetsen></lr:leerresultaten_verzoek>");
+    (wrap(a, &body), body.into_bytes())
+}
 
+/// A whole SOAP envelope: the `autorisatie` header, then `body` (written
+/// by the caller, the `lr` prefix declared here).
+pub fn wrap(a: &Autorisatie<'_>, body: &str) -> Vec<u8> {
     let mut env = String::with_capacity(body.len() + 512);
     let _ = write!(
         env,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"{SOAP_NS}\" xmlns:aut=\"{AUT_NS}\" xmlns:lr=\"{LR_NS}\"><soapenv:Header><aut:autorisatie><aut:autorisatiesleutel>{}</aut:autorisatiesleutel><aut:klantcode>{}</aut:klantcode><aut:klantnaam>{}</aut:klantnaam></aut:autorisatie></soapenv:Header><soapenv:Body>",
-        escape(a.sleutel),
+        escape(a.sleutel.expose()),
         escape(a.klantcode),
         escape(a.klantnaam)
     );
-    env.push_str(&body);
+    env.push_str(body);
     env.push_str("</soapenv:Body></soapenv:Envelope>\n");
-    (env.into_bytes(), body.into_bytes())
+    env.into_bytes()
 }
 
 /// A SOAP 1.1 fault.

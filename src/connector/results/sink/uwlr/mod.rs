@@ -64,7 +64,7 @@ impl UwlrResults {
             // next try
             .with_soap_faults()
             .with_error_bodies();
-        let (brincode, dependancecode) = cfg.school(&loaded.config.institution.brin);
+        let (brincode, dependancecode) = cfg.school.block(&loaded.config.institution.brin);
         Ok(UwlrResults {
             url: cfg.endpoint.base_url.clone(),
             http,
@@ -101,27 +101,28 @@ impl UwlrResults {
         }
     }
 
+    /// The `autorisatie` header of every request.
+    fn autorisatie(&self) -> envelope::Autorisatie<'_> {
+        envelope::Autorisatie {
+            sleutel: &self.key,
+            klantcode: &self.klantcode,
+            klantnaam: &self.klantnaam,
+        }
+    }
+
     /// `check-config --connect`: one authenticated POST. UWLR has no
     /// read-only operation for results, so the probe is a
     /// `BrengLeerresultaten` the schema refuses (no `toetsafname`): a LAS
     /// that checks the key first answers a fault about the request, one
     /// that refuses the key a fault about authorisation. Nothing is stored.
     pub async fn ping(&self) -> anyhow::Result<String> {
-        let probe = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"{}\" xmlns:aut=\"{}\" xmlns:lr=\"{}\"><soapenv:Header><aut:autorisatie><aut:autorisatiesleutel>{}</aut:autorisatiesleutel><aut:klantcode>{}</aut:klantcode><aut:klantnaam>{}</aut:klantnaam></aut:autorisatie></soapenv:Header><soapenv:Body><lr:leerresultaten_verzoek/></soapenv:Body></soapenv:Envelope>\n",
-            envelope::SOAP_NS,
-            envelope::AUT_NS,
-            envelope::LR_NS,
-            quick_xml::escape::escape(self.key.expose()),
-            quick_xml::escape::escape(&self.klantcode),
-            quick_xml::escape::escape(&self.klantnaam),
-        );
+        let probe = envelope::wrap(&self.autorisatie(), "<lr:leerresultaten_verzoek/>");
         let r = self
             .http
             .send(
                 Method::POST,
                 &self.url,
-                Some(probe.as_bytes()),
+                Some(probe.as_slice()),
                 "text/xml; charset=utf-8",
                 false,
             )
@@ -180,7 +181,7 @@ fn decimal(score: f64) -> Option<String> {
 /// a fractional score through `anderresultaat` when configured to carry
 /// scores; else the one line why not.
 fn carried(ander: Option<&Ander>, r: &GradebookResult) -> Result<Carried, String> {
-    let grade = r.grade.as_deref().map(str::trim).filter(|g| !g.is_empty());
+    let grade = r.value.grade_text();
     if let (Some(a), Some(g)) = (ander, grade) {
         if a.value.grades() {
             if g.chars().count() > 256 {
@@ -189,14 +190,14 @@ fn carried(ander: Option<&Ander>, r: &GradebookResult) -> Result<Carried, String
             return Ok(Carried::Ander(g.to_string()));
         }
     }
-    if let Some(n) = r.score.and_then(whole) {
+    if let Some(n) = r.value.score.and_then(whole) {
         return Ok(Carried::Score(n));
     }
     let carries_scores = ander.is_some_and(|a| a.value.scores());
-    if let (true, Some(t)) = (carries_scores, r.score.and_then(decimal)) {
+    if let (true, Some(t)) = (carries_scores, r.value.score.and_then(decimal)) {
         return Ok(Carried::Ander(t));
     }
-    Err(match (ander, r.score, grade) {
+    Err(match (ander, r.value.score, grade) {
             (_, None, None) => "no score or grade to send (check privacy.result_fields allows \"score\" or \"grade\"); not sent".into(),
             (None, _, _) => "the result has a grade or a score that is not a whole number of at least 0; UWLR 2.2's score takes whole numbers only: set results.sink.anderresultaat_type and anderresultaat_namespace to the result type the LAS supplier defines for grades; not sent".into(),
             (Some(a), Some(_), _) if !a.value.scores() => "the score is not a whole number of at least 0 and results.sink.anderresultaat_value = \"grade\" sends grades only; set it to \"grade_or_score\" to send such scores; not sent".into(),
@@ -262,11 +263,7 @@ impl ResultSink for UwlrResults {
         };
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let (bytes, body) = envelope::request(
-            &envelope::Autorisatie {
-                sleutel: self.key.expose(),
-                klantcode: &self.klantcode,
-                klantnaam: &self.klantnaam,
-            },
+            &self.autorisatie(),
             &envelope::School {
                 schooljaar: &schooljaar,
                 brincode: &self.brincode,
@@ -378,6 +375,7 @@ impl crate::connector::results::ResultOutput for config::UwlrResultSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ResultValue;
 
     #[test]
     fn reads_confirmation_and_faults() {
@@ -421,10 +419,11 @@ mod tests {
             class_id: String::new(),
             student_id: "s".into(),
             eckid: None,
-            score,
-            max_score: None,
-            passed: None,
-            grade: grade.map(String::from),
+            value: ResultValue {
+                score,
+                grade: grade.map(String::from),
+                ..Default::default()
+            },
             date: "2026-06-02".into(),
         };
         let a = |value| Ander {

@@ -27,21 +27,26 @@ fn reads_qti21_batch_with_prefixes_cdata_and_item_outcomes_ignored() {
     assert_eq!(a.exam, "EX-NED-2026-H5");
     assert_eq!(a.session_id.as_deref(), Some("S-1001"));
     // the item's SCORE of 1 must not override the test's
-    assert_eq!(a.score, Some(42.5));
-    assert_eq!(a.max_score, Some(60.0));
-    assert_eq!(a.passed, Some(true));
-    assert_eq!(a.grade.as_deref(), Some("7,1"));
+    assert_eq!(a.value.score, Some(42.5));
+    assert_eq!(a.value.max_score, Some(60.0));
+    assert_eq!(a.value.passed, Some(true));
+    assert_eq!(a.value.grade.as_deref(), Some("7,1"));
     assert_eq!(a.taken_at.as_deref(), Some("2026-06-02T09:45:00Z"));
     assert_eq!(a.origin, "t.xml:8");
     // prefixed elements
     let b = &rs[1];
     assert_eq!(
-        (b.candidate.as_str(), b.score, b.passed, b.grade.as_deref()),
+        (
+            b.candidate.as_str(),
+            b.value.score,
+            b.value.passed,
+            b.value.grade.as_deref()
+        ),
         ("stu-1002", Some(28.0), Some(false), None)
     );
     // PASSED only
     let c = &rs[2];
-    assert_eq!((c.score, c.passed), (None, Some(true)));
+    assert_eq!((c.value.score, c.value.passed), (None, Some(true)));
 }
 
 #[test]
@@ -53,14 +58,14 @@ fn reads_qti30_with_configured_grade_outcome_and_first_session() {
     assert_eq!(rep.versions, vec!["3.0"]);
     assert_eq!(rs.len(), 1);
     assert_eq!(rs[0].session_id.as_deref(), Some("S-2001"));
-    assert_eq!(rs[0].grade.as_deref(), Some("8.2"));
-    assert_eq!(rs[0].score, Some(55.0));
+    assert_eq!(rs[0].value.grade.as_deref(), Some("8.2"));
+    assert_eq!(rs[0].value.score, Some(55.0));
     // without the grade outcome configured, the grade is not read
     let (rs, _) = read_all(fixture("inbox/session-S-2001.xml"), &QtiOptions::default()).unwrap();
-    assert_eq!(rs[0].grade, None);
+    assert_eq!(rs[0].value.grade, None);
     let (rs, _) = read_all(fixture("inbox/session-S-2002.xml"), &opts).unwrap();
     assert_eq!(
-        (rs[0].candidate.as_str(), rs[0].score),
+        (rs[0].candidate.as_str(), rs[0].value.score),
         ("stu-1005", Some(31.5))
     );
 }
@@ -77,7 +82,10 @@ fn several_test_results_in_one_assessment_result() {
   </testResult>
 </assessmentResult>"#;
     let (rs, _) = read_all(doc.as_bytes(), &QtiOptions::default()).unwrap();
-    let got: Vec<_> = rs.iter().map(|r| (r.exam.as_str(), r.score)).collect();
+    let got: Vec<_> = rs
+        .iter()
+        .map(|r| (r.exam.as_str(), r.value.score))
+        .collect();
     assert_eq!(got, vec![("T1", Some(1.0)), ("T2", Some(2.0))]);
     assert!(rs.iter().all(|r| r.session_id.as_deref() == Some("sess")));
 }
@@ -89,7 +97,11 @@ fn bad_records_are_reported_with_line_and_skipped() {
     assert_eq!(rs.len(), 1, "{rs:?}");
     assert_eq!(rs[0].candidate, "stu-1008");
     assert_eq!(
-        (rs[0].score, rs[0].passed, rs[0].taken_at.as_deref()),
+        (
+            rs[0].value.score,
+            rs[0].value.passed,
+            rs[0].taken_at.as_deref()
+        ),
         (None, Some(true), None)
     );
     let text: Vec<String> = rep.issues.iter().map(|i| i.to_string()).collect();
@@ -199,7 +211,7 @@ fn streams_a_generated_document_result_by_result() {
         &QtiOptions::default(),
         &mut |r| {
             count += 1;
-            last = r.score.unwrap();
+            last = r.value.score.unwrap();
             Ok(())
         },
     )
