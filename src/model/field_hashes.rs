@@ -150,7 +150,7 @@ const RANK: [u8; FIELDS] = {
 };
 
 /// The fields in name order.
-const BY_NAME: [TrackedField; FIELDS] = {
+static BY_NAME: [TrackedField; FIELDS] = {
     let mut order = [TrackedField::ALL[0]; FIELDS];
     let mut i = 0;
     while i < FIELDS {
@@ -227,17 +227,50 @@ impl FieldHashes {
 
     /// The fields present, in name order.
     pub fn keys(&self) -> impl Iterator<Item = &'static TrackedField> + '_ {
-        let present = self.present;
-        BY_NAME
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| present & (1 << i) != 0)
-            .map(|(_, f)| f)
+        self.iter().map(|(f, _)| f)
     }
 
     /// Field and hash, in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static TrackedField, &FieldHash)> + '_ {
-        self.keys().zip(&self.hashes)
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            present: self.present,
+            hashes: self.hashes.iter(),
+        }
+    }
+}
+
+/// The next present field of `present` (and takes it off).
+fn next_field(present: &mut u32) -> Option<&'static TrackedField> {
+    let i = present.trailing_zeros() as usize;
+    let f = BY_NAME.get(i)?;
+    *present &= *present - 1;
+    Some(f)
+}
+
+/// [`FieldHashes::iter`]: no allocation, as the record hash walks one per
+/// record.
+pub struct Iter<'a> {
+    present: u32,
+    hashes: std::slice::Iter<'a, FieldHash>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'static TrackedField, &'a FieldHash);
+    fn next(&mut self) -> Option<Self::Item> {
+        Some((next_field(&mut self.present)?, self.hashes.next()?))
+    }
+}
+
+/// The owned walk of [`FieldHashes`].
+pub struct IntoIter {
+    present: u32,
+    hashes: std::vec::IntoIter<FieldHash>,
+}
+
+impl Iterator for IntoIter {
+    type Item = (TrackedField, FieldHash);
+    fn next(&mut self) -> Option<Self::Item> {
+        Some((*next_field(&mut self.present)?, self.hashes.next()?))
     }
 }
 
@@ -257,18 +290,20 @@ impl fmt::Debug for FieldHashes {
 
 impl<'a> IntoIterator for &'a FieldHashes {
     type Item = (&'static TrackedField, &'a FieldHash);
-    type IntoIter = Box<dyn Iterator<Item = Self::Item> + 'a>;
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }
 
 impl IntoIterator for FieldHashes {
     type Item = (TrackedField, FieldHash);
-    type IntoIter = std::iter::Zip<std::vec::IntoIter<TrackedField>, std::vec::IntoIter<FieldHash>>;
-    fn into_iter(self) -> Self::IntoIter {
-        let keys: Vec<TrackedField> = self.keys().copied().collect();
-        keys.into_iter().zip(self.hashes)
+    type IntoIter = IntoIter;
+    fn into_iter(self) -> IntoIter {
+        IntoIter {
+            present: self.present,
+            hashes: self.hashes.into_iter(),
+        }
     }
 }
 
