@@ -19,8 +19,8 @@ use crate::connector::{ChangeSet, FileSink, RecordSink, SinkError, Written};
 use crate::model::TrackedField;
 use crate::privacy::policy::hash_value;
 use crate::store::{
-    AuditAction, AuditEntry, AuditOutcome, Direction, Fault, Intent, RecordChange, RecordKind,
-    RecordWrite, Store,
+    AuditAction, AuditEntry, AuditOutcome, Batch, Direction, Fault, Intent, RecordChange,
+    RecordKind, RecordWrite, Store,
 };
 use crate::sync::plan::{Action, Change, GroupChange, Plan, State, UserChange};
 
@@ -887,6 +887,32 @@ fn deactivations<C: Change>(changes: &[C]) -> impl Iterator<Item = &C> {
     changes.iter().filter(|c| c.action() == Action::Deactivate)
 }
 
+/// The changes of one file delivery settled against the file each went
+/// to, into one batch (one transaction for the whole delivery).
+struct Recorder<'r, 's> {
+    batch: Batch<'s>,
+    ctx: &'r Context<'r>,
+    endpoint: &'r str,
+    result_for: &'r dyn Fn(&str, &str) -> Result<Written, SinkError>,
+    out: &'r mut Outcome,
+}
+
+impl Recorder<'_, '_> {
+    fn add<C: Change>(
+        &mut self,
+        changes: &[C],
+        file_of: impl Fn(&C) -> &str,
+    ) -> anyhow::Result<()> {
+        for c in changes {
+            let res = (self.result_for)(file_of(c), c.external_id());
+            let (change, entry) = settle(self.ctx, self.endpoint, c, &res, false, self.out);
+            self.batch.add(change.as_ref(), &entry)?;
+            (self.ctx.tick)();
+        }
+        Ok(())
+    }
+}
+
 /// Apply a plan to a file sink (csv-drop): one delivery, one transaction.
 pub fn apply_files<S: FileSink + ?Sized>(
     sink: &S,
@@ -928,57 +954,42 @@ pub fn apply_files<S: FileSink + ?Sized>(
     let delivered = sink.deliver(ctx.run_id, &changes);
     drop(changes);
     let result_for = |file: &str, id: &str| -> Result<Written, SinkError> {
-        match &delivered {
-            Ok(d) if d.refused.contains_key(&(file.to_string(), id.to_string())) => {
-                Err(SinkError {
-                    endpoint: d.folder.join(file).display().to_string(),
-                    message: d.refused[&(file.to_string(), id.to_string())].clone(),
-                    ..SinkError::default()
-                })
-            }
-            Ok(d) => Ok(Written {
-                platform_id: None,
-                endpoint: d.folder.join(file).display().to_string(),
-                payload_sha256: d
-                    .row_hashes
-                    .get(&(file.to_string(), id.to_string()))
-                    .cloned()
-                    .unwrap_or_default(),
+        let d = delivered.as_ref().map_err(SinkError::clone)?;
+        let key = (file.to_string(), id.to_string());
+        let endpoint = d.folder.join(file).display().to_string();
+        match d.refused.get(&key) {
+            Some(message) => Err(SinkError {
+                endpoint,
+                message: message.clone(),
+                ..SinkError::default()
             }),
-            Err(e) => Err(e.clone()),
+            None => Ok(Written {
+                platform_id: None,
+                endpoint,
+                payload_sha256: d.row_hashes.get(&key).cloned().unwrap_or_default(),
+            }),
         }
     };
     // one transaction for the whole delivery, filled as we go
     let endpoint = sink.endpoint();
     let record = |store: &mut Store, out: &mut Outcome| -> anyhow::Result<()> {
-        let mut batch = store.batch()?;
-        for c in &plan.users {
-            let file = sink.record_file(false, c.action == Action::Deactivate);
-            let res = result_for(file, &c.external_id);
-            let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
-            batch.add(change.as_ref(), &entry)?;
-            (ctx.tick)();
-        }
-        for c in &plan.groups {
-            let file = sink.record_file(true, c.action == Action::Deactivate);
-            let res = result_for(file, &c.external_id);
-            let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
-            batch.add(change.as_ref(), &entry)?;
-            (ctx.tick)();
-        }
-        for c in &plan.offerings {
-            let res = result_for("exams.csv", &c.external_id);
-            let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
-            batch.add(change.as_ref(), &entry)?;
-            (ctx.tick)();
-        }
-        for c in &plan.registrations {
-            let res = result_for("registrations.csv", &c.external_id);
-            let (change, entry) = settle(ctx, &endpoint, c, &res, false, out);
-            batch.add(change.as_ref(), &entry)?;
-            (ctx.tick)();
-        }
-        batch.commit()
+        let mut r = Recorder {
+            batch: store.batch()?,
+            ctx,
+            endpoint: &endpoint,
+            result_for: &result_for,
+            out,
+        };
+        let deactivate = |a: Action| a == Action::Deactivate;
+        r.add(&plan.users, |c| {
+            sink.record_file(false, deactivate(c.action))
+        })?;
+        r.add(&plan.groups, |c| {
+            sink.record_file(true, deactivate(c.action))
+        })?;
+        r.add(&plan.offerings, |_| "exams.csv")?;
+        r.add(&plan.registrations, |_| "registrations.csv")?;
+        r.batch.commit()
     };
     let fresh = out.clone();
     let mut recorded = record(store, &mut out);
