@@ -106,14 +106,6 @@ impl Serialize for FieldHash {
     }
 }
 
-impl<'de> Deserialize<'de> for FieldHash {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FieldHash, D::Error> {
-        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        FieldHash::from_hex(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is no field hash (hex)")))
-    }
-}
-
 const FIELDS: usize = TrackedField::ALL.len();
 const _: () = assert!(FIELDS <= 32, "one bit per field");
 
@@ -327,7 +319,7 @@ impl Serialize for FieldHashes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.len()))?;
         for (f, h) in self {
-            m.serialize_entry(f.as_str(), h.hex().as_str())?;
+            m.serialize_entry(f, h)?;
         }
         m.end()
     }
