@@ -210,7 +210,11 @@ impl Policy {
             held_groups: roster.held_groups.clone(),
             ..Minimised::default()
         };
-        let mut in_scope_users: HashSet<&str> = HashSet::default();
+        // sized once: a large roster's tables are otherwise copied each
+        // time they double
+        out.users.reserve(roster.persons.len());
+        let mut in_scope_users: HashSet<&str> =
+            HashSet::with_capacity_and_hasher(roster.persons.len(), Default::default());
         let mut state_ids: HashMap<&str, Id> = HashMap::default();
         for p in &roster.persons {
             let state_id = self.state_id_of(p);
@@ -270,6 +274,7 @@ impl Policy {
             return out;
         }
         let mut out_of_scope_groups: HashSet<&str> = HashSet::default();
+        out.groups.reserve(roster.groups.len());
         for g in &roster.groups {
             if g.status == Status::ToBeDeleted {
                 out.groups_leaving.push(g.sourced_id.clone());
@@ -304,7 +309,8 @@ impl Policy {
         // once (sorted, in one pass): inserting them one by one into a
         // tree of groups and a tree per group cost two tree searches of
         // string comparisons per enrolment
-        let mut gathered: rustc_hash::FxHashMap<&str, Vec<Id>> = Default::default();
+        let mut gathered: HashMap<&str, Vec<Id>> =
+            HashMap::with_capacity_and_hasher(roster.groups.len(), Default::default());
         for m in &roster.memberships {
             if out_of_scope_groups.contains(m.group.as_str()) {
                 continue;

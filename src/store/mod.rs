@@ -38,7 +38,7 @@ pub use intents::Intent;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::model::vocabulary;
+use crate::model::{Id, vocabulary};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -521,11 +521,22 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Stored group membership (sourcedIds), by group.
-    pub fn load_members(&self) -> Result<HashMap<String, BTreeSet<String>>> {
+    /// Stored group membership (sourcedIds), by group. A person in
+    /// several groups is one shared id: a large state holds millions of
+    /// memberships of a few hundred thousand people.
+    pub fn load_members(&self) -> Result<HashMap<String, BTreeSet<Id>>> {
         let mut out = HashMap::new();
+        let mut ids = rustc_hash::FxHashSet::<Id>::default();
         for_each_member_list(&self.conn, |group, members| {
-            out.insert(group.to_string(), members.into_iter().collect());
+            let shared = members.into_iter().map(|m| match ids.get(m.as_str()) {
+                Some(id) => id.clone(),
+                None => {
+                    let id = Id::from(m);
+                    ids.insert(id.clone());
+                    id
+                }
+            });
+            out.insert(group.to_string(), shared.collect());
         })?;
         Ok(out)
     }

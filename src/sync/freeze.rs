@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Freeze, FreezeMode};
-use crate::model::{RegistrationRole, TrackedField};
+use crate::model::{Id, RegistrationRole, TrackedField};
 use crate::privacy::policy::hash_value;
 use crate::sync::plan::exams::needs_of;
 use crate::sync::plan::{Action, Plan, RegistrationChange, State, reduces};
@@ -150,18 +150,21 @@ pub fn defer(plan: &mut Plan, state: &State, w: &Freeze) -> Deferred {
             return false;
         }
         let stored = state.members.get(&c.external_id).unwrap_or(&empty);
-        if stored.iter().all(|m| c.group.members.contains(m)) {
+        if stored
+            .iter()
+            .all(|m| c.group.members.iter().any(|g| g == m.as_str()))
+        {
             return true;
         }
         // additions go through, removals wait
-        let members: BTreeSet<String> = c
+        let members: BTreeSet<&str> = c
             .group
             .members
             .iter()
-            .chain(stored.iter())
-            .cloned()
+            .map(String::as_str)
+            .chain(stored.iter().map(Id::as_str))
             .collect();
-        c.group.members = members.into_iter().collect();
+        c.group.members = members.into_iter().map(String::from).collect();
         let h = hash_value(&c.group.members);
         let unchanged = state
             .groups

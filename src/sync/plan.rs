@@ -222,7 +222,7 @@ impl Plan {
 pub struct State {
     pub users: HashMap<String, RecordState>,
     pub groups: HashMap<String, RecordState>,
-    pub members: HashMap<String, BTreeSet<String>>,
+    pub members: HashMap<String, BTreeSet<Id>>,
     pub offerings: HashMap<String, RecordState>,
     pub registrations: HashMap<String, RecordState>,
     /// The exam sitting of each stored registration.
@@ -336,7 +336,7 @@ fn count_group_losses(state: &State, p: &mut Plan) {
 
 /// How many of `before` are not in `after`: a walk of both in order when
 /// `after` is sorted (as planned groups are), else by lookup.
-fn removed(before: &BTreeSet<String>, after: &[String]) -> usize {
+fn removed(before: &BTreeSet<Id>, after: &[String]) -> usize {
     if !after.is_sorted() {
         let after: HashSet<&str> = after.iter().map(String::as_str).collect();
         return before
@@ -605,18 +605,18 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
         // only into a group that changed (a rerun copies none).
         let active = |u: &&str| will_be_active.contains(*u);
         let source = || m.members.get(id).into_iter().flatten().map(Id::as_str);
-        let delta: BTreeSet<String>;
+        let delta: BTreeSet<Id>;
         let members: Vec<&str> = match m.memberships_completeness {
             Completeness::Bulk if m.held_users.is_empty() => source().filter(active).collect(),
             Completeness::Delta => {
                 let mut s = stored.clone();
                 if let Some(d) = m.member_deltas.get(id) {
                     for r in &d.remove {
-                        s.remove(r);
+                        s.remove(r.as_str());
                     }
                     for a in &d.add {
                         if will_be_active.contains(a.as_str()) {
-                            s.insert(a.clone());
+                            s.insert(Id::from(a.as_str()));
                         } else {
                             p.issues.push(SourceIssue {
                                 location: "enrollments".into(),
@@ -627,7 +627,7 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                     }
                 }
                 delta = s;
-                delta.iter().map(String::as_str).filter(active).collect()
+                delta.iter().map(Id::as_str).filter(active).collect()
             }
             Completeness::Bulk => {
                 let mut s: BTreeSet<&str> = source().collect();
@@ -635,12 +635,12 @@ fn plan_groups(m: &Minimised, state: &State, full: bool, p: &mut Plan) {
                 s.extend(
                     stored
                         .iter()
-                        .map(String::as_str)
+                        .map(Id::as_str)
                         .filter(|u| m.held_users.contains(*u)),
                 );
                 s.into_iter().filter(active).collect()
             }
-            Completeness::Absent => stored.iter().map(String::as_str).filter(active).collect(),
+            Completeness::Absent => stored.iter().map(Id::as_str).filter(active).collect(),
         };
         let mut group = match record {
             Some(g) => PlatformGroup {

@@ -16,7 +16,7 @@ use anyhow::Result;
 use crate::config::Loaded;
 use crate::connector::PlatformSnapshot;
 use crate::connector::platform::platform_sink;
-use crate::model::TrackedField;
+use crate::model::{Id, TrackedField};
 use crate::privacy::policy::hash_value;
 use crate::store::{FieldHash, RecordKind, RecordState, RunOutcome, Store};
 use crate::sync::{Progress, RosterReport};
@@ -69,7 +69,7 @@ impl Report {
 pub struct Known<'a> {
     pub users: &'a HashMap<String, RecordState>,
     pub groups: &'a HashMap<String, RecordState>,
-    pub members: &'a HashMap<String, BTreeSet<String>>,
+    pub members: &'a HashMap<String, BTreeSet<Id>>,
     /// The tussenvoegsel is sent inside familyName: names cannot be
     /// compared field by field.
     pub names_joined: bool,
@@ -204,7 +204,11 @@ pub fn compare(snap: &PlatformSnapshot, known: &Known<'_>) -> Report {
                     .map_or_else(|| p.clone(), |s| s.to_string())
             })
             .collect();
-        if *want != have {
+        if !want
+            .iter()
+            .map(Id::as_str)
+            .eq(have.iter().map(String::as_str))
+        {
             r.membership
                 .push(finding("group", id, vec![TrackedField::Members]));
         }
@@ -356,8 +360,8 @@ mod tests {
             },
         )]
         .into();
-        let members: HashMap<String, BTreeSet<String>> =
-            [("g".into(), ["a".to_string(), "b".to_string()].into())].into();
+        let members: HashMap<String, BTreeSet<Id>> =
+            [("g".into(), [Id::from("a"), Id::from("b")].into())].into();
         let snap = PlatformSnapshot {
             users: vec![
                 StoredUser {

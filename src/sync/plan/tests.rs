@@ -50,7 +50,11 @@ fn apply(plan: &Plan, state: &mut State) {
         state.groups.insert(id, s);
         state.members.insert(
             c.external_id.clone(),
-            c.group.members.iter().cloned().collect(),
+            c.group
+                .members
+                .iter()
+                .map(|m| Id::from(m.as_str()))
+                .collect(),
         );
     }
 }
@@ -235,7 +239,7 @@ fn new_user_without_role_in_delta_is_held() {
 
 #[test]
 fn removed_members_counted_by_walk_and_by_lookup_alike() {
-    let before: BTreeSet<String> = ["a", "c", "d", "f"].map(String::from).into();
+    let before: BTreeSet<Id> = ["a", "c", "d", "f"].map(Id::from).into();
     let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     // sorted: walked in order
     assert_eq!(removed(&before, &ids(&["b", "c", "f", "g"])), 2);

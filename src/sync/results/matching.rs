@@ -36,7 +36,10 @@ impl Directory {
         }
         for (group, members) in store.load_members()? {
             for m in members {
-                d.classes.entry(m).or_default().push(group.clone());
+                d.classes
+                    .entry(m.to_string())
+                    .or_default()
+                    .push(group.clone());
             }
         }
         for v in d.classes.values_mut() {
