@@ -98,7 +98,7 @@ async fn sigkill_mid_provisioning_leaves_an_audit_entry_for_every_write() {
 }
 
 /// Against a slow platform the outcomes do not wait for a full group of
-/// 256: each is committed within about 200 ms of its answer, while the run
+/// 1,024: each is committed within about 200 ms of its answer, while the run
 /// goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outcomes_commit_within_the_batch_wait_on_a_slow_platform() {

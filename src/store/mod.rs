@@ -47,6 +47,10 @@ pub use audit::{
     RecordWrite, VerifyReport,
 };
 
+/// Pages the WAL may grow to before it is checkpointed (32 MiB at
+/// SQLite's 4 KiB pages; see `Store::init`).
+const WAL_CHECKPOINT_PAGES: i64 = 8192;
+
 /// Schema migrations, applied in order; `PRAGMA user_version` holds how
 /// many have run. Never edit a shipped migration: append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -411,6 +415,12 @@ impl Store {
         // grew faster than the roster. Memory is taken only as pages are
         // used.
         conn.pragma_update(None, "cache_size", -32768)?;
+        // the WAL is copied back into the file every WAL_CHECKPOINT_PAGES
+        // pages (SQLite's default is 1,000): index pages that a push or a
+        // provisioning run dirties again and again are copied once per
+        // checkpoint, so fewer checkpoints copy fewer pages. Durability is
+        // the WAL's either way; the last connection to close checkpoints.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         // deleted rows are overwritten with zeros, so an erased or purged
         // person leaves no bytes behind in free pages
         conn.pragma_update(None, "secure_delete", true)?;

@@ -1,10 +1,11 @@
 //! The applier: executes a plan against a sink with bounded concurrency and
 //! records each outcome. A record's new state and its audit entry commit in
 //! one SQLite transaction, after the platform accepted the write; for
-//! record-at-a-time sinks these commits are grouped (`BATCH` records or
-//! `BATCH_WAIT`), and the writes of each group are announced first by
-//! intents committed before they are sent (see `store::intents`), so a
-//! crash in between leaves an audit entry `unknown`, never none.
+//! record-at-a-time sinks these commits are grouped (`OUTCOMES_PER_COMMIT`
+//! records or `BATCH_WAIT`), and the writes are announced first, `BATCH`
+//! at a time, by intents committed before they are sent (see
+//! `store::intents`), so a crash in between leaves an audit entry
+//! `unknown`, never none.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -374,9 +375,16 @@ impl Breaker {
     }
 }
 
-/// Outcomes of platform writes commit in groups: every `BATCH` records or
-/// `BATCH_WAIT` after the first uncommitted one, whichever comes first.
+/// The writes of a record-at-a-time sink are announced (their intents
+/// fsynced) `BATCH` records at a time.
 pub(crate) const BATCH: usize = 256;
+/// Outcomes of platform writes commit in groups: every `OUTCOMES_PER_COMMIT`
+/// records or `BATCH_WAIT` after the first uncommitted one, whichever comes
+/// first. A commit rewrites every page it touched (the records' and the
+/// audit log's indexes at random places) and ends with SQLite's page cache
+/// bookkeeping, so larger groups rewrite fewer pages per record (the
+/// results push commits as many).
+pub(crate) const OUTCOMES_PER_COMMIT: usize = 1024;
 pub(crate) const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// When a group of writes is due to commit: after `every` of them, or
@@ -732,12 +740,12 @@ where
     }))
     .map(op)
     .buffer_unordered(concurrency.max(1));
-    let mut pending = Vec::with_capacity(BATCH);
+    let mut pending = Vec::with_capacity(OUTCOMES_PER_COMMIT);
     let mut recreated_users = Vec::new();
-    let mut clock = CommitClock::new(BATCH);
+    let mut clock = CommitClock::new(OUTCOMES_PER_COMMIT);
     let commit = |pending: &mut Vec<_>, recreated: &mut Vec<String>| {
         let job = StoreJob::Commit(
-            std::mem::replace(pending, Vec::with_capacity(BATCH)),
+            std::mem::replace(pending, Vec::with_capacity(OUTCOMES_PER_COMMIT)),
             std::mem::take(recreated),
         );
         // a committer that stopped (full volume, error) says why itself
