@@ -10,8 +10,8 @@
 mod guard;
 mod input;
 
+pub(crate) use crate::connector::source::oneroster::vocab::role_map;
 use crate::connector::source::oneroster::vocab::{RoleRule, role_rule, status_of};
-pub(crate) use crate::connector::source::oneroster::vocab::{parse_accommodation_values, role_map};
 use std::collections::BTreeMap;
 // Fx hashing: the column and id maps are looked up for every row, and the
 // data comes from the school's own SIS, not from an adversary.
@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 
-use super::config::{AccommodationColumns, OneRosterCsvSource};
+use super::config::OneRosterCsvSource;
+use crate::connector::source::accommodation_keys::{AccommodationKeys, OneRoster};
 use crate::model::id_table::IdTable;
 use crate::model::{
-    Accommodations, Completeness, Group, Id, Membership, Org, Person, Role, Roster, SharedIds,
-    SourceIssue, Status,
+    Completeness, Group, Id, Membership, Org, Person, Role, Roster, SharedIds, SourceIssue, Status,
 };
 use guard::{Guarded, Limit};
 use input::Input;
@@ -50,7 +50,7 @@ impl Version {
 pub struct OneRosterCsv {
     path: PathBuf,
     role_map: BTreeMap<String, Role>,
-    accommodations: AccommodationColumns,
+    accommodations: AccommodationKeys<OneRoster>,
 }
 
 impl OneRosterCsv {
@@ -773,7 +773,7 @@ impl Reader<'_> {
         version: Version,
         role_map: &BTreeMap<String, Role>,
         roles: &HashMap<String, UserRoles>,
-        acc: &AccommodationColumns,
+        acc: &AccommodationKeys<OneRoster>,
     ) -> Result<IdTable> {
         let mut seen = IdTable::default();
         let mut persons = Vec::new();
@@ -854,7 +854,7 @@ impl Reader<'_> {
                         return;
                     }
                 };
-                let accommodations = match parse_accommodations(row, acc) {
+                let accommodations = match acc.read(|col| row.get(col)) {
                     Ok(a) => a,
                     Err(e) => {
                         roster.issues.push(row.issue(Some(id), e));
@@ -1078,20 +1078,6 @@ struct UserRoles {
     role_name: String,
     primary: bool,
     orgs: Vec<String>,
-}
-
-fn parse_accommodations(
-    row: &Row<'_>,
-    cols: &AccommodationColumns,
-) -> Result<Accommodations, String> {
-    parse_accommodation_values([
-        (
-            cols.extra_time_percent.as_str(),
-            row.get(&cols.extra_time_percent),
-        ),
-        (cols.font_scale.as_str(), row.get(&cols.font_scale)),
-        (cols.screen_reader.as_str(), row.get(&cols.screen_reader)),
-    ])
 }
 
 #[cfg(test)]
