@@ -21,6 +21,7 @@ use tokio::sync::OnceCell;
 
 pub use capabilities::{Capabilities, ScimNeeds};
 
+use crate::config::ConnectorConfig;
 use crate::connector::{RecordSink, SinkError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
@@ -1040,7 +1041,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
         use anyhow::Context as _;
         Box::pin(async move {
             let fields = &loaded.config.privacy.fields;
-            let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+            let http = loaded.http_client("platform", self)?;
             let sink = ScimSink::connect(&self.endpoint.base_url, http)
                 .await
                 .with_context(
@@ -1064,7 +1065,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
             tracing::info!(patch = sink.uses_patch(), "connected to SCIM platform");
             Ok(crate::connector::platform::Writer::Records {
                 sink: Box::new(sink),
-                concurrency: self.endpoint.concurrency(Self::NEEDS),
+                concurrency: self.concurrency(),
                 max_consecutive_failures: self.max_consecutive_failures,
             })
         })
@@ -1075,7 +1076,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
             self.endpoint.base_url,
             self.endpoint.describe_auth(),
             self.user_name.as_str(),
-            self.endpoint.concurrency(Self::NEEDS),
+            self.concurrency(),
             self.endpoint.timeout
         )
     }
@@ -1098,7 +1099,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
         Box::pin(async move {
             let r = async {
                 let http = loaded
-                    .http_client("platform", &self.endpoint, Self::NEEDS)?
+                    .http_client("platform", self)?
                     .with_max_retries(0);
                 let started = std::time::Instant::now();
                 let sink = ScimSink::connect(&self.endpoint.base_url, http).await?;
@@ -1145,7 +1146,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
         use anyhow::Context as _;
         Box::pin(async move {
             let sink = async {
-                let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+                let http = loaded.http_client("platform", self)?;
                 anyhow::Ok(
                     ScimSink::connect(&self.endpoint.base_url, http)
                         .await
@@ -1181,7 +1182,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
     > {
         use anyhow::Context as _;
         Box::pin(async move {
-            let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+            let http = loaded.http_client("platform", self)?;
             let sink = ScimSink::connect(&self.endpoint.base_url, http)
                 .await
                 .with_context(

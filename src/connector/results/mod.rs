@@ -182,3 +182,14 @@ pub fn result_source(source: &Section) -> &dyn ResultInput {
 pub fn result_sink(sink: &Section) -> &dyn ResultOutput {
     super::registered(&SINK_KINDS, sink)
 }
+
+/// The `check-config` line of a result sink that sends over HTTP: its
+/// kind, where, what it sends and how many at once.
+pub(crate) fn sending_line(
+    kind: &str,
+    url: &str,
+    what: &str,
+    settings: &dyn crate::config::ConnectorConfig,
+) -> String {
+    format!("{kind} {url} ({what}, {} at once)", settings.concurrency())
+}

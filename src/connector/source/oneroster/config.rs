@@ -58,11 +58,6 @@ fn default_page_size() -> usize {
     1000
 }
 
-impl OneRosterRestSource {
-    /// A token is required; 4 page requests in flight by default.
-    pub const NEEDS: Needs = Needs::authenticated(4);
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub enum OneRosterVersion {
     #[serde(rename = "1.1")]
@@ -82,8 +77,9 @@ impl ConnectorConfig for OneRosterCsvSource {
 }
 
 impl ConnectorConfig for OneRosterRestSource {
+    /// A token is required; 4 page requests in flight by default.
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::authenticated(4)))
     }
     fn validate(&self, l: &Loaded, section: &str) -> Result<(), ConfigError> {
         if self.page_size == 0 || self.page_size > 10_000 {

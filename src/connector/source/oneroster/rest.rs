@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::config::{OneRosterRestSource, OneRosterVersion};
-use crate::config::Loaded;
+use crate::config::{ConnectorConfig, Loaded};
 use crate::connector::source::Testing;
 use crate::connector::source::accommodation_keys::{AccommodationKeys, OneRoster};
 use crate::connector::source::oneroster::vocab::{RoleRule, role_map, role_rule, status_of};
@@ -122,7 +122,7 @@ impl OneRosterRest {
             version: cfg.version,
             http,
             page_size: cfg.page_size,
-            concurrency: cfg.endpoint.concurrency(OneRosterRestSource::NEEDS).max(1),
+            concurrency: cfg.concurrency().max(1),
             role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),
         }
@@ -550,7 +550,7 @@ impl OneRosterRestSource {
     /// The client for a run: the bearer token or OAuth2 client secret and
     /// the TLS files are resolved now.
     fn connect(&self, loaded: &Loaded) -> Result<OneRosterRest> {
-        let http = loaded.http_client("source", &self.endpoint, Self::NEEDS)?;
+        let http = loaded.http_client("source", self)?;
         Ok(OneRosterRest::new(self, http))
     }
 }

@@ -114,15 +114,11 @@ fn school_error(l: &Loaded, n: usize, key: &str, msg: impl Into<String>) -> Conf
     l.error(&format!("source.schools[{n}]"), key, msg)
 }
 
-impl UwlrSource {
+impl ConnectorConfig for UwlrSource {
     /// No HTTP authentication (each school's key travels in the SOAP
     /// header).
-    pub const NEEDS: Needs = Needs::open(4);
-}
-
-impl ConnectorConfig for UwlrSource {
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::open(4)))
     }
     fn role_map(&self) -> Option<&BTreeMap<String, String>> {
         Some(&self.role_map)
