@@ -36,6 +36,16 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// What the plan knows before anything is written: the records
+    /// unchanged and those held (skipped).
+    fn planned(unchanged: usize, skipped: usize) -> Tally {
+        Tally {
+            unchanged,
+            skipped,
+            ..Tally::default()
+        }
+    }
+
     fn count(&mut self, a: Action) {
         match a {
             Action::Create => self.created += 1,
@@ -65,25 +75,10 @@ pub struct Outcome {
 impl Outcome {
     pub fn from_plan(plan: &Plan) -> Outcome {
         Outcome {
-            users: Tally {
-                unchanged: plan.unchanged_users,
-                skipped: plan.held_users,
-                ..Tally::default()
-            },
-            groups: Tally {
-                unchanged: plan.unchanged_groups,
-                skipped: plan.held_groups,
-                ..Tally::default()
-            },
-            offerings: Tally {
-                unchanged: plan.unchanged_offerings,
-                ..Tally::default()
-            },
-            registrations: Tally {
-                unchanged: plan.unchanged_registrations,
-                skipped: plan.held_registrations,
-                ..Tally::default()
-            },
+            users: Tally::planned(plan.unchanged_users, plan.held_users),
+            groups: Tally::planned(plan.unchanged_groups, plan.held_groups),
+            offerings: Tally::planned(plan.unchanged_offerings, 0),
+            registrations: Tally::planned(plan.unchanged_registrations, plan.held_registrations),
             failures: Vec::new(),
             recreated: 0,
             stopped: None,

@@ -480,46 +480,29 @@ impl ScimSink {
 
     /// Everything the platform holds, in sisync's terms (for reconcile).
     pub async fn read_back(&self) -> Result<crate::connector::PlatformSnapshot, SinkError> {
-        let users = self
-            .list_all("Users")
-            .await?
-            .iter()
-            .filter_map(|v| {
-                Some(crate::connector::StoredUser {
-                    id: v.get("id")?.as_str()?.to_string(),
+        Ok(crate::connector::PlatformSnapshot {
+            users: self
+                .read_all("Users", |id, v| crate::connector::StoredUser {
+                    id,
                     user: user_from_resource(v, &self.shape),
                 })
-            })
-            .collect();
-        let groups = self
-            .list_all("Groups")
-            .await?
+                .await?,
+            groups: self.read_all("Groups", group_from_resource).await?,
+        })
+    }
+
+    /// Every resource of a kind that has an `id`, as `from` (id, resource)
+    /// makes it.
+    async fn read_all<T>(
+        &self,
+        resource: &str,
+        from: impl Fn(String, &Value) -> T,
+    ) -> Result<Vec<T>, SinkError> {
+        let all = self.list_all(resource).await?;
+        Ok(all
             .iter()
-            .filter_map(|v| {
-                Some(crate::connector::StoredGroup {
-                    id: v.get("id")?.as_str()?.to_string(),
-                    external_id: v
-                        .get("externalId")
-                        .and_then(Value::as_str)
-                        .map(String::from),
-                    display_name: v
-                        .get("displayName")
-                        .and_then(Value::as_str)
-                        .map(String::from),
-                    members: v
-                        .get("members")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|m| m.get("value").and_then(Value::as_str))
-                                .map(String::from)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                })
-            })
-            .collect();
-        Ok(crate::connector::PlatformSnapshot { users, groups })
+            .filter_map(|v| Some(from(v.get("id")?.as_str()?.to_string(), v)))
+            .collect())
     }
 }
 
@@ -591,6 +574,26 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
         bsn: None,
         bsn_hash: None,
         unknown: Vec::new(),
+    }
+}
+
+/// A SCIM Group resource (its `id` apart) as the platform holds it.
+fn group_from_resource(id: String, v: &Value) -> crate::connector::StoredGroup {
+    let text = |key: &str| v.get(key).and_then(Value::as_str).map(String::from);
+    crate::connector::StoredGroup {
+        id,
+        external_id: text("externalId"),
+        display_name: text("displayName"),
+        members: v
+            .get("members")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.get("value").and_then(Value::as_str))
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -606,59 +606,51 @@ impl Reader<'_> {
         Ok(mode)
     }
 
-    fn orgs(&mut self) -> Result<IdTable> {
+    /// A table whose rows are only read, never held: `each` gets every row
+    /// with a new `sourcedId` (a missing or repeated one is reported).
+    fn records(&mut self, entity: &str, mut each: impl FnMut(&str, &Row<'_>)) -> Result<IdTable> {
         let mut seen = IdTable::default();
-        let mut orgs = Vec::new();
         self.table(
-            "orgs",
+            entity,
             &["sourcedId"],
             |roster, row| {
-                let Some(id) = row.new_id(&mut seen, roster) else {
-                    return;
-                };
-                if row.status() == Ok(Status::ToBeDeleted) {
-                    return;
+                if let Some(id) = row.new_id(&mut seen, roster) {
+                    each(id, row);
                 }
-                orgs.push(Org {
-                    sourced_id: id.to_string(),
-                    name: row.get("name").unwrap_or_default().to_string(),
-                    identifier: row.get("identifier").map(String::from),
-                    kind: row.get("type").unwrap_or_default().to_string(),
-                    parent: row.get("parentSourcedId").map(String::from),
-                });
             },
             report_only,
         )?;
+        Ok(seen)
+    }
+
+    fn orgs(&mut self) -> Result<IdTable> {
+        let mut orgs = Vec::new();
+        let seen = self.records("orgs", |id, row| {
+            if row.status() == Ok(Status::ToBeDeleted) {
+                return;
+            }
+            orgs.push(Org {
+                sourced_id: id.to_string(),
+                name: row.get("name").unwrap_or_default().to_string(),
+                identifier: row.get("identifier").map(String::from),
+                kind: row.get("type").unwrap_or_default().to_string(),
+                parent: row.get("parentSourcedId").map(String::from),
+            });
+        })?;
         self.roster.orgs = orgs;
         Ok(seen)
     }
 
     fn courses(&mut self) -> Result<HashMap<String, Option<String>>> {
         let mut courses = HashMap::default();
-        let mut seen = IdTable::default();
-        self.table(
-            "courses",
-            &["sourcedId"],
-            |roster, row| {
-                if let Some(id) = row.new_id(&mut seen, roster) {
-                    courses.insert(id.to_string(), row.get("courseCode").map(String::from));
-                }
-            },
-            report_only,
-        )?;
+        self.records("courses", |id, row| {
+            courses.insert(id.to_string(), row.get("courseCode").map(String::from));
+        })?;
         Ok(courses)
     }
 
     fn academic_sessions(&mut self) -> Result<()> {
-        let mut seen = IdTable::default();
-        self.table(
-            "academicSessions",
-            &["sourcedId"],
-            |roster, row| {
-                row.new_id(&mut seen, roster);
-            },
-            report_only,
-        )?;
+        self.records("academicSessions", |_, _| {})?;
         Ok(())
     }
 
