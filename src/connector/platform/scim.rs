@@ -549,11 +549,7 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
                 .collect()
         }),
     };
-    let has_acc = acc.extra_time_percent.is_some()
-        || acc.font_scale.is_some()
-        || acc.screen_reader.is_some()
-        || acc.extra_time_minutes.is_some()
-        || acc.personal_needs.is_some();
+    let has_acc = acc != crate::model::platform::ExamAccommodations::default();
     PlatformUser {
         external_id: s(v.get("externalId")).unwrap_or_default(),
         user_name: s(v.get("userName")).unwrap_or_default(),

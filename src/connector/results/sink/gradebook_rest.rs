@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde::Serialize;
 
 use crate::config::{ConnectorConfig, Loaded};
-use crate::connector::results::{ResultWriter, sending_line};
+use crate::connector::results::{ResultWriter, probe_http_sink, sending_line};
 use crate::connector::source::Testing;
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
 use crate::digest::sha256_hex;
@@ -233,11 +233,9 @@ impl crate::connector::results::ResultOutput for config::GradebookRestSink {
         })
     }
     fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
-        Box::pin(crate::connector::source::timed("results out", async move {
-            let http = loaded.http_client("results.sink", self)?;
-            let sink = self.sink(http.with_max_retries(0));
-            Ok(format!("{}, authenticated", sink.ping().await?))
-        }))
+        probe_http_sink(loaded, self, move |http| async move {
+            self.sink(http).ping().await
+        })
     }
 }
 
