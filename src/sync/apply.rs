@@ -882,6 +882,16 @@ fn deactivations<C: Change>(changes: &[C]) -> impl Iterator<Item = &C> {
     changes.iter().filter(|c| c.action() == Action::Deactivate)
 }
 
+/// The external ids of the changes that deactivate.
+fn deactivated<C: Change>(changes: &[C]) -> Vec<&str> {
+    deactivations(changes).map(Change::external_id).collect()
+}
+
+/// The records changes of one kind send (a file delivery's rows).
+fn sent<C: Change>(changes: &[C]) -> Vec<&C::Record> {
+    changes.iter().filter_map(C::record).collect()
+}
+
 /// The changes of one file delivery settled against the file each went
 /// to, into one batch (one transaction for the whole delivery).
 struct Recorder<'r, 's> {
@@ -920,28 +930,16 @@ pub fn apply_files<S: FileSink + ?Sized>(
         return Ok((out, None));
     }
     let changes = ChangeSet {
-        users: plan.users.iter().filter_map(|c| c.user.as_ref()).collect(),
-        deactivated_users: deactivations(&plan.users)
-            .map(Change::external_id)
-            .collect(),
+        users: sent(&plan.users),
+        deactivated_users: deactivated(&plan.users),
         groups: plan
             .groups
             .iter()
             .map(|c| (&c.group, c.action != Action::Deactivate))
             .collect(),
-        offerings: plan
-            .offerings
-            .iter()
-            .filter_map(|c| c.offering.as_ref())
-            .collect(),
-        canceled_offerings: deactivations(&plan.offerings)
-            .map(Change::external_id)
-            .collect(),
-        registrations: plan
-            .registrations
-            .iter()
-            .filter_map(|c| c.registration.as_ref())
-            .collect(),
+        offerings: sent(&plan.offerings),
+        canceled_offerings: deactivated(&plan.offerings),
+        registrations: sent(&plan.registrations),
         withdrawn_registrations: deactivations(&plan.registrations)
             .map(|c| (c.external_id.as_str(), c.offering.as_deref()))
             .collect(),
