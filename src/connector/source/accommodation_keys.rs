@@ -52,7 +52,7 @@ impl<N: DefaultNames> Default for AccommodationKeys<N> {
 /// The table as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Given {
+struct AccommodationTable {
     extra_time_percent: Option<String>,
     font_scale: Option<String>,
     screen_reader: Option<String>,
@@ -60,7 +60,7 @@ struct Given {
 
 impl<'de, N: DefaultNames> Deserialize<'de> for AccommodationKeys<N> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let given = Given::deserialize(d)?;
+        let given = AccommodationTable::deserialize(d)?;
         let default = AccommodationKeys::<N>::default();
         Ok(AccommodationKeys {
             extra_time_percent: given
