@@ -57,13 +57,9 @@ pub struct Accommodations {
 }
 
 impl Accommodations {
+    /// No value at all (every field as by default).
     pub fn is_empty(&self) -> bool {
-        self.extra_time_percent.is_none()
-            && self.extra_time_minutes.is_none()
-            && self.personal_needs.is_empty()
-            && self.font_scale.is_none()
-            && self.screen_reader.is_none()
-            && self.other.is_empty()
+        *self == Accommodations::default()
     }
 
     /// The personal-needs codes valid on `day` (YYYY-MM-DD), sorted.

@@ -17,9 +17,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use serde::{Deserialize, Deserializer};
 
-use super::{ConfigError, Loaded, RestAuth, Secret};
+use super::{ConfigError, ConnectorConfig, Loaded, RestAuth, Secret};
 use crate::http::{Auth, Http, OAuth2, TlsFiles};
 
 /// `[<section>.auth]`: a static bearer token or OAuth2 client credentials.
@@ -561,9 +562,17 @@ impl Loaded {
         Ok(tls)
     }
 
-    /// The HTTP client of an endpoint: secrets and TLS files read now
-    /// (when a run or `check-config --connect` builds its connectors).
-    pub fn http_client(&self, section: &str, e: &Endpoint, needs: Needs) -> anyhow::Result<Http> {
+    /// The HTTP client of a connector's endpoint ([`ConnectorConfig::endpoint`]):
+    /// secrets and TLS files read now (when a run or `check-config
+    /// --connect` builds its connectors).
+    pub fn http_client(
+        &self,
+        section: &str,
+        settings: &dyn ConnectorConfig,
+    ) -> anyhow::Result<Http> {
+        let (e, needs) = settings
+            .endpoint()
+            .with_context(|| format!("[{section}] has no HTTP endpoint"))?;
         let tls = self.endpoint_tls(section, e)?;
         let auth = self.endpoint_auth(section, e, needs.scope, &tls)?;
         Ok(Http::with_tls(e.timeout, auth, e.max_retries, &tls)?
@@ -768,7 +777,7 @@ mod tests {
             "{e}"
         );
         let err = l
-            .http_client("platform", scim(&l), ScimPlatform::NEEDS)
+            .http_client("platform", l.config.platform.settings())
             .err()
             .expect("a run cannot build the client");
         assert_eq!(

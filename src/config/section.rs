@@ -38,6 +38,11 @@ pub trait ConnectorConfig: AsAny + fmt::Debug + Send + Sync {
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
         None
     }
+    /// Requests in flight at once: the endpoint's `concurrency`, else what
+    /// the connector needs by default (1 without an endpoint).
+    fn concurrency(&self) -> usize {
+        self.endpoint().map_or(1, |(e, needs)| e.concurrency(needs))
+    }
     /// Secrets of its own beyond the endpoint's (a UWLR school key), each
     /// read as a run would, for `check-config`'s report.
     fn secret_problems(&self, _loaded: &Loaded, _section: &str) -> Vec<ConfigError> {

@@ -51,7 +51,8 @@ pub struct SchoolKeys {
     pub school_year_starts: String,
 }
 
-fn default_year_start() -> String {
+/// 1 August: `MM-DD` of the day a school year starts, unless set.
+pub fn default_year_start() -> String {
     "08-01".into()
 }
 

@@ -37,6 +37,16 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// What the plan knows before anything is written: the records
+    /// unchanged and those held (skipped).
+    fn planned(unchanged: usize, skipped: usize) -> Tally {
+        Tally {
+            unchanged,
+            skipped,
+            ..Tally::default()
+        }
+    }
+
     fn count(&mut self, a: Action) {
         match a {
             Action::Create => self.created += 1,
@@ -66,25 +76,10 @@ pub struct Outcome {
 impl Outcome {
     pub fn from_plan(plan: &Plan) -> Outcome {
         Outcome {
-            users: Tally {
-                unchanged: plan.unchanged_users,
-                skipped: plan.held_users,
-                ..Tally::default()
-            },
-            groups: Tally {
-                unchanged: plan.unchanged_groups,
-                skipped: plan.held_groups,
-                ..Tally::default()
-            },
-            offerings: Tally {
-                unchanged: plan.unchanged_offerings,
-                ..Tally::default()
-            },
-            registrations: Tally {
-                unchanged: plan.unchanged_registrations,
-                skipped: plan.held_registrations,
-                ..Tally::default()
-            },
+            users: Tally::planned(plan.unchanged_users, plan.held_users),
+            groups: Tally::planned(plan.unchanged_groups, plan.held_groups),
+            offerings: Tally::planned(plan.unchanged_offerings, 0),
+            registrations: Tally::planned(plan.unchanged_registrations, plan.held_registrations),
             failures: Vec::new(),
             recreated: 0,
             stopped: None,
@@ -895,6 +890,16 @@ fn deactivations<C: Change>(changes: &[C]) -> impl Iterator<Item = &C> {
     changes.iter().filter(|c| c.action() == Action::Deactivate)
 }
 
+/// The external ids of the changes that deactivate.
+fn deactivated<C: Change>(changes: &[C]) -> Vec<&str> {
+    deactivations(changes).map(Change::external_id).collect()
+}
+
+/// The records changes of one kind send (a file delivery's rows).
+fn sent<C: Change>(changes: &[C]) -> Vec<&C::Record> {
+    changes.iter().filter_map(C::record).collect()
+}
+
 /// The changes of one file delivery settled against the file each went
 /// to, into one batch (one transaction for the whole delivery).
 struct Recorder<'r, 's> {
@@ -933,28 +938,16 @@ pub fn apply_files<S: FileSink + ?Sized>(
         return Ok((out, None));
     }
     let changes = ChangeSet {
-        users: plan.users.iter().filter_map(|c| c.user.as_ref()).collect(),
-        deactivated_users: deactivations(&plan.users)
-            .map(Change::external_id)
-            .collect(),
+        users: sent(&plan.users),
+        deactivated_users: deactivated(&plan.users),
         groups: plan
             .groups
             .iter()
             .map(|c| (&c.group, c.action != Action::Deactivate))
             .collect(),
-        offerings: plan
-            .offerings
-            .iter()
-            .filter_map(|c| c.offering.as_ref())
-            .collect(),
-        canceled_offerings: deactivations(&plan.offerings)
-            .map(Change::external_id)
-            .collect(),
-        registrations: plan
-            .registrations
-            .iter()
-            .filter_map(|c| c.registration.as_ref())
-            .collect(),
+        offerings: sent(&plan.offerings),
+        canceled_offerings: deactivated(&plan.offerings),
+        registrations: sent(&plan.registrations),
         withdrawn_registrations: deactivations(&plan.registrations)
             .map(|c| (c.external_id.as_str(), c.offering.as_deref()))
             .collect(),

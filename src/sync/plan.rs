@@ -94,6 +94,10 @@ macro_rules! change_fields {
 /// What the applier needs of any planned change.
 pub trait Change {
     const KIND: RecordKind;
+    /// What the change sends: a user, group, sitting or registration.
+    type Record;
+    /// The record to send (none for most deactivations).
+    fn record(&self) -> Option<&Self::Record>;
     fn action(&self) -> Action;
     fn external_id(&self) -> &str;
     fn changed(&self) -> &[TrackedField];
@@ -124,6 +128,10 @@ pub trait Change {
 
 impl Change for UserChange {
     const KIND: RecordKind = RecordKind::User;
+    type Record = PlatformUser;
+    fn record(&self) -> Option<&PlatformUser> {
+        self.user.as_ref()
+    }
     change_fields!();
     fn members(&self) -> Option<Vec<String>> {
         None
@@ -135,6 +143,10 @@ impl Change for UserChange {
 
 impl Change for GroupChange {
     const KIND: RecordKind = RecordKind::Group;
+    type Record = PlatformGroup;
+    fn record(&self) -> Option<&PlatformGroup> {
+        Some(&self.group)
+    }
     change_fields!();
     fn members(&self) -> Option<Vec<String>> {
         Some(self.group.members.clone())

@@ -241,3 +241,10 @@ pub(crate) static KINDS: [Registered<dyn PlatformSink>; 4] = [
 pub fn platform_sink(platform: &Section) -> &dyn PlatformSink {
     super::registered(&KINDS, platform)
 }
+
+/// `max_consecutive_failures` of a platform written record by record
+/// (SCIM, OKE) unless set: writes in a row without an answer before the
+/// run stops.
+pub fn default_max_consecutive_failures() -> usize {
+    5
+}

@@ -390,7 +390,7 @@ impl crate::connector::platform::PlatformSink for config::OkePlatform {
         _: Option<Result<crate::connector::platform::edexml_drop::Snapshot, String>>,
     ) -> crate::connector::platform::Connecting<'a> {
         Box::pin(async move {
-            let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+            let http = loaded.http_client("platform", self)?;
             Ok(crate::connector::platform::Writer::Exams {
                 sink: Box::new(OkeExamSink::new(self, http)),
                 max_consecutive_failures: self.max_consecutive_failures,
@@ -415,7 +415,7 @@ impl crate::connector::platform::PlatformSink for config::OkePlatform {
     fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(async move {
             let r = async {
-                let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+                let http = loaded.http_client("platform", self)?;
                 let sink = OkeExamSink::new(self, http);
                 let known = known_offering(loaded);
                 let started = std::time::Instant::now();

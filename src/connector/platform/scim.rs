@@ -21,6 +21,7 @@ use tokio::sync::OnceCell;
 
 pub use capabilities::{Capabilities, ScimNeeds};
 
+use crate::config::ConnectorConfig;
 use crate::connector::{RecordSink, SinkError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
@@ -479,46 +480,29 @@ impl ScimSink {
 
     /// Everything the platform holds, in sisync's terms (for reconcile).
     pub async fn read_back(&self) -> Result<crate::connector::PlatformSnapshot, SinkError> {
-        let users = self
-            .list_all("Users")
-            .await?
-            .iter()
-            .filter_map(|v| {
-                Some(crate::connector::StoredUser {
-                    id: v.get("id")?.as_str()?.to_string(),
+        Ok(crate::connector::PlatformSnapshot {
+            users: self
+                .read_all("Users", |id, v| crate::connector::StoredUser {
+                    id,
                     user: user_from_resource(v, &self.shape),
                 })
-            })
-            .collect();
-        let groups = self
-            .list_all("Groups")
-            .await?
+                .await?,
+            groups: self.read_all("Groups", group_from_resource).await?,
+        })
+    }
+
+    /// Every resource of a kind that has an `id`, as `from` (id, resource)
+    /// makes it.
+    async fn read_all<T>(
+        &self,
+        resource: &str,
+        from: impl Fn(String, &Value) -> T,
+    ) -> Result<Vec<T>, SinkError> {
+        let all = self.list_all(resource).await?;
+        Ok(all
             .iter()
-            .filter_map(|v| {
-                Some(crate::connector::StoredGroup {
-                    id: v.get("id")?.as_str()?.to_string(),
-                    external_id: v
-                        .get("externalId")
-                        .and_then(Value::as_str)
-                        .map(String::from),
-                    display_name: v
-                        .get("displayName")
-                        .and_then(Value::as_str)
-                        .map(String::from),
-                    members: v
-                        .get("members")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|m| m.get("value").and_then(Value::as_str))
-                                .map(String::from)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                })
-            })
-            .collect();
-        Ok(crate::connector::PlatformSnapshot { users, groups })
+            .filter_map(|v| Some(from(v.get("id")?.as_str()?.to_string(), v)))
+            .collect())
     }
 }
 
@@ -565,11 +549,7 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
                 .collect()
         }),
     };
-    let has_acc = acc.extra_time_percent.is_some()
-        || acc.font_scale.is_some()
-        || acc.screen_reader.is_some()
-        || acc.extra_time_minutes.is_some()
-        || acc.personal_needs.is_some();
+    let has_acc = acc != crate::model::platform::ExamAccommodations::default();
     PlatformUser {
         external_id: s(v.get("externalId")).unwrap_or_default(),
         user_name: s(v.get("userName")).unwrap_or_default(),
@@ -590,6 +570,26 @@ pub fn user_from_resource(v: &Value, shape: &Shape) -> PlatformUser {
         bsn: None,
         bsn_hash: None,
         unknown: Vec::new(),
+    }
+}
+
+/// A SCIM Group resource (its `id` apart) as the platform holds it.
+fn group_from_resource(id: String, v: &Value) -> crate::connector::StoredGroup {
+    let text = |key: &str| v.get(key).and_then(Value::as_str).map(String::from);
+    crate::connector::StoredGroup {
+        id,
+        external_id: text("externalId"),
+        display_name: text("displayName"),
+        members: v
+            .get("members")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.get("value").and_then(Value::as_str))
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -1040,7 +1040,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
         use anyhow::Context as _;
         Box::pin(async move {
             let fields = &loaded.config.privacy.fields;
-            let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+            let http = loaded.http_client("platform", self)?;
             let sink = ScimSink::connect(&self.endpoint.base_url, http)
                 .await
                 .with_context(
@@ -1064,7 +1064,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
             tracing::info!(patch = sink.uses_patch(), "connected to SCIM platform");
             Ok(crate::connector::platform::Writer::Records {
                 sink: Box::new(sink),
-                concurrency: self.endpoint.concurrency(Self::NEEDS),
+                concurrency: self.concurrency(),
                 max_consecutive_failures: self.max_consecutive_failures,
             })
         })
@@ -1075,7 +1075,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
             self.endpoint.base_url,
             self.endpoint.describe_auth(),
             self.user_name.as_str(),
-            self.endpoint.concurrency(Self::NEEDS),
+            self.concurrency(),
             self.endpoint.timeout
         )
     }
@@ -1098,7 +1098,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
         Box::pin(async move {
             let r = async {
                 let http = loaded
-                    .http_client("platform", &self.endpoint, Self::NEEDS)?
+                    .http_client("platform", self)?
                     .with_max_retries(0);
                 let started = std::time::Instant::now();
                 let sink = ScimSink::connect(&self.endpoint.base_url, http).await?;
@@ -1145,7 +1145,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
         use anyhow::Context as _;
         Box::pin(async move {
             let sink = async {
-                let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+                let http = loaded.http_client("platform", self)?;
                 anyhow::Ok(
                     ScimSink::connect(&self.endpoint.base_url, http)
                         .await
@@ -1181,7 +1181,7 @@ impl crate::connector::platform::PlatformSink for config::ScimPlatform {
     > {
         use anyhow::Context as _;
         Box::pin(async move {
-            let http = loaded.http_client("platform", &self.endpoint, Self::NEEDS)?;
+            let http = loaded.http_client("platform", self)?;
             let sink = ScimSink::connect(&self.endpoint.base_url, http)
                 .await
                 .with_context(

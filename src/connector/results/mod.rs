@@ -18,7 +18,7 @@ use anyhow::Result;
 
 use crate::config::results::AfterRead;
 use crate::config::{Loaded, Section};
-use crate::connector::source::{BoxFuture, ConnectionReport};
+use crate::connector::source::{BoxFuture, ConnectionReport, Testing};
 use crate::connector::{DynResultSink, GradebookResult, LineItem, PushError};
 use crate::connector::{Registered, register};
 use crate::http::Http;
@@ -181,4 +181,34 @@ pub fn result_source(source: &Section) -> &dyn ResultInput {
 /// The result sink a config's `[results.sink]` names.
 pub fn result_sink(sink: &Section) -> &dyn ResultOutput {
     super::registered(&SINK_KINDS, sink)
+}
+
+/// The `check-config` line of a result sink that sends over HTTP: its
+/// kind, where, what it sends and how many at once.
+pub(crate) fn sending_line(
+    kind: &str,
+    url: &str,
+    what: &str,
+    settings: &dyn crate::config::ConnectorConfig,
+) -> String {
+    format!("{kind} {url} ({what}, {} at once)", settings.concurrency())
+}
+
+/// `check-config --connect` of a result sink over HTTP: `ping` the sink
+/// made on a client that tries once; the line names what it reached.
+pub(crate) fn probe_http_sink<'a, F>(
+    loaded: &'a Loaded,
+    settings: &'a dyn crate::config::ConnectorConfig,
+    ping: impl FnOnce(Http) -> F + Send + 'a,
+) -> Testing<'a>
+where
+    F: std::future::Future<Output = Result<String, crate::http::HttpError>> + Send + 'a,
+{
+    Box::pin(crate::connector::source::timed("results out", async move {
+        let http = loaded.http_client("results.sink", settings)?;
+        Ok(format!(
+            "{}, authenticated",
+            ping(http.with_max_retries(0)).await?
+        ))
+    }))
 }

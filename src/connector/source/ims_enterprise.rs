@@ -92,12 +92,12 @@ use anyhow::{Context, Result, anyhow};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::connector::source::oneroster::csv::parse_accommodation_values;
+use crate::connector::source::accommodation_keys::{AccommodationKeys, Ims};
 use crate::connector::xml_input::{Counting, count_newlines, doctype_refused, push_ref};
 use crate::model::{
     Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };
-use config::{ImsAccommodationElements, ImsEnterpriseSource};
+use config::ImsEnterpriseSource;
 
 mod builder;
 pub mod config;
@@ -155,7 +155,7 @@ pub struct ImsEnterprise {
     path: PathBuf,
     role_map: BTreeMap<String, Role>,
     qualify_ids: bool,
-    accommodations: ImsAccommodationElements,
+    accommodations: AccommodationKeys<Ims>,
 }
 
 impl ImsEnterprise {

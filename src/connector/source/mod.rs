@@ -8,6 +8,7 @@
 //! written, and secrets are resolved when a read or a connection test
 //! builds the client, never by `describe`/`register_line`/`check`.
 
+pub mod accommodation_keys;
 pub mod edexml;
 pub mod ims_enterprise;
 pub mod oke;

@@ -539,7 +539,7 @@ pub fn person(item: &Value, role: RegistrationRole) -> Result<Person, String> {
 impl OkeSourceConfig {
     /// The client for a run: credentials and TLS files resolved now.
     fn connect(&self, loaded: &Loaded) -> Result<OkeReader> {
-        let http = loaded.http_client("source", &self.endpoint, Self::NEEDS)?;
+        let http = loaded.http_client("source", self)?;
         Ok(OkeReader::new(self, http))
     }
 }

@@ -603,7 +603,7 @@ impl UwlrSource {
         Uwlr::new(
             self,
             keys,
-            loaded.http_client("source", &self.endpoint, Self::NEEDS)?,
+            loaded.http_client("source", self)?,
             loaded.uwlr_headers(self)?,
             chrono::Local::now().date_naive(),
         )

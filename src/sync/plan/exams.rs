@@ -51,6 +51,10 @@ pub struct RegistrationChange {
 
 impl Change for OfferingChange {
     const KIND: RecordKind = RecordKind::Offering;
+    type Record = PlatformOffering;
+    fn record(&self) -> Option<&PlatformOffering> {
+        self.offering.as_ref()
+    }
     change_fields!();
     fn members(&self) -> Option<Vec<String>> {
         None
@@ -59,6 +63,10 @@ impl Change for OfferingChange {
 
 impl Change for RegistrationChange {
     const KIND: RecordKind = RecordKind::Registration;
+    type Record = PlatformRegistration;
+    fn record(&self) -> Option<&PlatformRegistration> {
+        self.registration.as_ref()
+    }
     change_fields!();
     fn members(&self) -> Option<Vec<String>> {
         None

@@ -15,22 +15,14 @@ pub struct OkePlatform {
     #[serde(default)]
     pub environment: Environment,
     /// Writes in a row without an answer before the run stops.
-    #[serde(default = "default_max_failures")]
+    #[serde(default = "crate::connector::platform::default_max_consecutive_failures")]
     pub max_consecutive_failures: usize,
 }
 
-fn default_max_failures() -> usize {
-    5
-}
-
-impl OkePlatform {
-    /// OAuth2 (or a bearer token) required; the flow 2 scope by default.
-    pub const NEEDS: Needs = Needs::scoped(4, SCOPE_FLOW_2_3_4);
-}
-
 impl ConnectorConfig for OkePlatform {
+    /// OAuth2 (or a bearer token) required; the flow 2 scope by default.
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::scoped(4, SCOPE_FLOW_2_3_4)))
     }
     fn environment(&self) -> Environment {
         self.environment

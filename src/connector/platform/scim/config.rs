@@ -25,7 +25,7 @@ pub struct ScimPlatform {
     /// 429, 5xx, each after its retries) before the run stops and leaves
     /// the rest for the next run: a dead platform must not hold the run
     /// lock for hours.
-    #[serde(default = "default_max_consecutive_failures")]
+    #[serde(default = "crate::connector::platform::default_max_consecutive_failures")]
     pub max_consecutive_failures: usize,
     /// The SCIM extension schema that carries role, org and accommodations
     /// (`urn:sisync:schemas:extension:exam:1.0:User`, or the URN the
@@ -58,18 +58,10 @@ pub enum MiddleName {
     InFamilyName,
 }
 
-impl ScimPlatform {
-    /// A token is required; 4 requests in flight by default.
-    pub const NEEDS: Needs = Needs::authenticated(4);
-}
-
-fn default_max_consecutive_failures() -> usize {
-    5
-}
-
 impl ConnectorConfig for ScimPlatform {
+    /// A token is required; 4 requests in flight by default.
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::authenticated(4)))
     }
     fn environment(&self) -> Environment {
         self.environment

@@ -80,8 +80,18 @@ impl GradebookCsv {
             now.format("%Y%m%dT%H%M%SZ")
         );
         let enc = |e: csv::Error| self.err(&self.dir, "encode CSV", e);
+        let csv = |header: &[&str], rows: &[Vec<String>]| {
+            csv_bytes(header, rows, self.formula_guard).map_err(&enc)
+        };
+        // a row of a OneRoster record: sourcedId, status, dateLastModified, then its own columns
+        let record = |sourced_id: &str, own: Vec<String>| -> Vec<String> {
+            [sourced_id.to_string(), "active".into(), modified.clone()]
+                .into_iter()
+                .chain(own)
+                .collect()
+        };
 
-        let manifest = csv_bytes(
+        let manifest = csv(
             &["propertyName", "value"],
             &[
                 ["manifest.version", "1.0"],
@@ -111,44 +121,37 @@ impl GradebookCsv {
                 ["source.systemCode", env!("CARGO_PKG_VERSION")],
             ]
             .map(|r| r.map(String::from).to_vec()),
-            self.formula_guard,
-        )
-        .map_err(enc)?
+        )?
         .0;
-        let categories = csv_bytes(
+        let categories = csv(
             &["sourcedId", "status", "dateLastModified", "title", "weight"],
-            &[vec![
-                self.category.clone(),
-                "active".into(),
-                modified.clone(),
-                self.category.clone(),
-                String::new(),
-            ]],
-            self.formula_guard,
-        )
-        .map_err(enc)?
+            &[record(
+                &self.category,
+                vec![self.category.clone(), String::new()],
+            )],
+        )?
         .0;
         let li_rows: Vec<Vec<String>> = line_items
             .iter()
             .map(|li| {
-                vec![
-                    li.sourced_id.clone(),
-                    "active".into(),
-                    modified.clone(),
-                    li.title.clone(),
-                    String::new(),
-                    li.date.clone(),
-                    li.date.clone(),
-                    li.class_id.clone(),
-                    self.category.clone(),
-                    String::new(),
-                    "0".into(),
-                    num(li.max_score),
-                    self.school.clone().unwrap_or_default(),
-                ]
+                record(
+                    &li.sourced_id,
+                    vec![
+                        li.title.clone(),
+                        String::new(),
+                        li.date.clone(),
+                        li.date.clone(),
+                        li.class_id.clone(),
+                        self.category.clone(),
+                        String::new(),
+                        "0".into(),
+                        num(li.max_score),
+                        self.school.clone().unwrap_or_default(),
+                    ],
+                )
             })
             .collect();
-        let line_items_csv = csv_bytes(
+        let line_items_csv = csv(
             &[
                 "sourcedId",
                 "status",
@@ -165,31 +168,29 @@ impl GradebookCsv {
                 "schoolSourcedId",
             ],
             &li_rows,
-            self.formula_guard,
-        )
-        .map_err(enc)?
+        )?
         .0;
         let r_rows: Vec<Vec<String>> = results
             .iter()
             .map(|r| {
-                vec![
-                    r.sourced_id.clone(),
-                    "active".into(),
-                    modified.clone(),
-                    r.line_item_id.clone(),
-                    r.student_id.clone(),
-                    r.class_id.clone(),
-                    "fully graded".into(),
-                    num(r.value.score),
-                    crate::connector::text_score(r).unwrap_or_default(),
-                    r.date.clone(),
-                    String::new(),
-                    r.value.passed.map(|p| p.to_string()).unwrap_or_default(),
-                    num(r.value.max_score),
-                ]
+                record(
+                    &r.sourced_id,
+                    vec![
+                        r.line_item_id.clone(),
+                        r.student_id.clone(),
+                        r.class_id.clone(),
+                        "fully graded".into(),
+                        num(r.value.score),
+                        crate::connector::text_score(r).unwrap_or_default(),
+                        r.date.clone(),
+                        String::new(),
+                        r.value.passed.map(|p| p.to_string()).unwrap_or_default(),
+                        num(r.value.max_score),
+                    ],
+                )
             })
             .collect();
-        let (results_csv, hashes) = csv_bytes(
+        let (results_csv, hashes) = csv(
             &[
                 "sourcedId",
                 "status",
@@ -206,9 +207,7 @@ impl GradebookCsv {
                 "metadata.maxScore",
             ],
             &r_rows,
-            self.formula_guard,
-        )
-        .map_err(enc)?;
+        )?;
         let files = [
             ("manifest.csv", manifest),
             ("categories.csv", categories),

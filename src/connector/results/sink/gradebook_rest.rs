@@ -9,8 +9,8 @@ pub mod config;
 use reqwest::Method;
 use serde::Serialize;
 
-use crate::config::Loaded;
-use crate::connector::results::ResultWriter;
+use crate::config::{ConnectorConfig, Loaded};
+use crate::connector::results::{ResultWriter, probe_http_sink, sending_line};
 use crate::connector::source::Testing;
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
 use crate::digest::sha256_hex;
@@ -213,41 +213,29 @@ impl ResultSink for GradebookRest {
     }
 }
 
+impl config::GradebookRestSink {
+    /// The sink, writing through `http`.
+    fn sink(&self, http: Http) -> GradebookRest {
+        let school = self.school.as_deref();
+        GradebookRest::new(&self.endpoint.base_url, http, &self.category, school)
+    }
+}
+
 impl crate::connector::results::ResultOutput for config::GradebookRestSink {
     fn check(&self) -> String {
-        format!(
-            "oneroster-rest {}{} (gradebook 1.2, {} at once)",
-            self.endpoint.base_url,
-            PATH,
-            self.endpoint.concurrency(Self::NEEDS)
-        )
+        let url = format!("{}{PATH}", self.endpoint.base_url);
+        sending_line("oneroster-rest", &url, "gradebook 1.2", self)
     }
     fn writer(&self, loaded: &Loaded) -> anyhow::Result<ResultWriter> {
-        let http = loaded.http_client("results.sink", &self.endpoint, Self::NEEDS)?;
-        let sink = GradebookRest::new(
-            &self.endpoint.base_url,
-            http,
-            &self.category,
-            self.school.as_deref(),
-        );
         Ok(ResultWriter::Records {
-            sink: Box::new(sink),
-            concurrency: self.endpoint.concurrency(Self::NEEDS),
+            sink: Box::new(self.sink(loaded.http_client("results.sink", self)?)),
+            concurrency: self.concurrency(),
         })
     }
     fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
-        Box::pin(crate::connector::source::timed("results out", async move {
-            let http = loaded
-                .http_client("results.sink", &self.endpoint, Self::NEEDS)?
-                .with_max_retries(0);
-            let sink = GradebookRest::new(
-                &self.endpoint.base_url,
-                http,
-                &self.category,
-                self.school.as_deref(),
-            );
-            Ok(format!("{}, authenticated", sink.ping().await?))
-        }))
+        probe_http_sink(loaded, self, move |http| async move {
+            self.sink(http).ping().await
+        })
     }
 }
 

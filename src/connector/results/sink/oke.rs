@@ -25,11 +25,11 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::config::Loaded;
+use crate::config::{ConnectorConfig, Loaded};
 use crate::connector::oke::results_wire::{
     self as wire, CONSUMER_KEY, JSON, MERGE_PATCH, enc, get_items, join,
 };
-use crate::connector::results::ResultWriter;
+use crate::connector::results::{ResultWriter, probe_http_sink, sending_line};
 use crate::connector::source::Testing;
 use crate::connector::{PushError, Written};
 use crate::digest::sha256_hex;
@@ -555,25 +555,23 @@ pub fn fit_score(value_type: Option<&str>, d: &Delivery) -> Result<Option<String
     }
 }
 
+impl config::OkeResultSink {
+    /// The sink, writing through `http`.
+    fn sink(&self, http: Http) -> OkeSink {
+        let base_url = &self.endpoint.base_url;
+        OkeSink::new(base_url, http, self.page_size, self.match_window_days)
+    }
+}
+
 impl crate::connector::results::ResultOutput for config::OkeResultSink {
     fn check(&self) -> String {
-        format!(
-            "oke {} (flow 5: PATCH/PUT associations, {} at once)",
-            self.endpoint.base_url,
-            self.endpoint.concurrency(Self::NEEDS)
-        )
+        let url = &self.endpoint.base_url;
+        sending_line("oke", url, "flow 5: PATCH/PUT associations", self)
     }
     fn writer(&self, loaded: &Loaded) -> anyhow::Result<ResultWriter> {
-        let http = loaded.http_client("results.sink", &self.endpoint, Self::NEEDS)?;
-        let sink = OkeSink::new(
-            &self.endpoint.base_url,
-            http,
-            self.page_size,
-            self.match_window_days,
-        );
         Ok(ResultWriter::Registrations {
-            sink: Box::new(sink),
-            concurrency: self.endpoint.concurrency(Self::NEEDS),
+            sink: Box::new(self.sink(loaded.http_client("results.sink", self)?)),
+            concurrency: self.concurrency(),
         })
     }
     fn needs_class(&self) -> bool {
@@ -583,18 +581,9 @@ impl crate::connector::results::ResultOutput for config::OkeResultSink {
         true
     }
     fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
-        Box::pin(crate::connector::source::timed("results out", async move {
-            let http = loaded
-                .http_client("results.sink", &self.endpoint, Self::NEEDS)?
-                .with_max_retries(0);
-            let sink = OkeSink::new(
-                &self.endpoint.base_url,
-                http,
-                self.page_size,
-                self.match_window_days,
-            );
-            Ok(format!("{}, authenticated", sink.ping().await?))
-        }))
+        probe_http_sink(loaded, self, move |http| async move {
+            self.sink(http).ping().await
+        })
     }
 }
 

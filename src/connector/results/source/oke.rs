@@ -179,7 +179,7 @@ impl crate::connector::results::ResultInput for config::OkeResultSource {
     fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(crate::connector::source::timed("results in", async move {
             let http = loaded
-                .http_client("results.source", &self.endpoint, Self::NEEDS)?
+                .http_client("results.source", self)?
                 .with_max_retries(0);
             let first = self
                 .offerings
@@ -200,7 +200,7 @@ impl crate::connector::results::ResultInput for config::OkeResultSource {
     {
         Box::pin(async move {
             use anyhow::Context;
-            let http = loaded.http_client("results.source", &self.endpoint, Self::NEEDS)?;
+            let http = loaded.http_client("results.source", self)?;
             // every sitting is read before anything is stored: a transport
             // failure fails the whole read
             let mut documents = Vec::with_capacity(self.offerings.len());

@@ -843,7 +843,7 @@ impl crate::connector::results::ResultInput for config::QtiHttp {
     ) -> crate::connector::source::BoxFuture<'a, crate::connector::source::ConnectionReport> {
         Box::pin(crate::connector::source::timed("results in", async move {
             let http = loaded
-                .http_client("results.source", &self.endpoint, Self::NEEDS)?
+                .http_client("results.source", self)?
                 .with_max_retries(0);
             let docs = list_documents(&http, &self.endpoint.base_url).await?;
             Ok(format!(
@@ -861,7 +861,7 @@ impl crate::connector::results::ResultInput for config::QtiHttp {
         loaded: &'a crate::config::Loaded,
     ) -> crate::connector::source::BoxFuture<'a, Result<Fetched>> {
         Box::pin(async move {
-            let http = loaded.http_client("results.source", &self.endpoint, Self::NEEDS)?;
+            let http = loaded.http_client("results.source", self)?;
             let urls = list_documents(&http, &self.endpoint.base_url)
                 .await
                 .context("cannot list result documents; nothing was read")?;

@@ -251,21 +251,13 @@ impl Builder<'_> {
             Err(e) => return hold(self, e),
         };
         let cfg = self.cfg;
-        let acc = &cfg.accommodations;
         let ext = |name: &str| {
             p.extension
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_str())
         };
-        let accommodations = match parse_accommodation_values([
-            (
-                acc.extra_time_percent.as_str(),
-                ext(&acc.extra_time_percent),
-            ),
-            (acc.font_scale.as_str(), ext(&acc.font_scale)),
-            (acc.screen_reader.as_str(), ext(&acc.screen_reader)),
-        ]) {
+        let accommodations = match cfg.accommodations.read(ext) {
             Ok(a) => a,
             Err(e) => return hold(self, e),
         };

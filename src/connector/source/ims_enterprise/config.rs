@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::config::ConnectorConfig;
+use crate::connector::source::accommodation_keys::{AccommodationKeys, Ims};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,40 +23,9 @@ pub struct ImsEnterpriseSource {
     /// several SIS whose ids may collide); `false` (default): `id` alone.
     #[serde(default)]
     pub qualify_ids: bool,
+    /// Which child elements of `person/extension` carry exam accommodations.
     #[serde(default)]
-    pub accommodations: ImsAccommodationElements,
-}
-
-/// Which child elements of `person/extension` carry exam accommodations.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImsAccommodationElements {
-    #[serde(default = "default_ims_extra_time")]
-    pub extra_time_percent: String,
-    #[serde(default = "default_ims_font_scale")]
-    pub font_scale: String,
-    #[serde(default = "default_ims_screen_reader")]
-    pub screen_reader: String,
-}
-
-impl Default for ImsAccommodationElements {
-    fn default() -> Self {
-        ImsAccommodationElements {
-            extra_time_percent: default_ims_extra_time(),
-            font_scale: default_ims_font_scale(),
-            screen_reader: default_ims_screen_reader(),
-        }
-    }
-}
-
-fn default_ims_extra_time() -> String {
-    "extraTimePercent".into()
-}
-fn default_ims_font_scale() -> String {
-    "fontScale".into()
-}
-fn default_ims_screen_reader() -> String {
-    "screenReader".into()
+    pub accommodations: AccommodationKeys<Ims>,
 }
 
 impl ConnectorConfig for ImsEnterpriseSource {

@@ -34,14 +34,10 @@ fn default_window_after() -> u32 {
     90
 }
 
-impl OkeSource {
-    /// OAuth2 (or a bearer token) required; the flow 1 scope by default.
-    pub const NEEDS: Needs = Needs::scoped(4, SCOPE_FLOW_1_5);
-}
-
 impl ConnectorConfig for OkeSource {
+    /// OAuth2 (or a bearer token) required; the flow 1 scope by default.
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::scoped(4, SCOPE_FLOW_1_5)))
     }
     fn validate(&self, l: &Loaded, section: &str) -> Result<(), ConfigError> {
         check_page_size(l, section, self.page_size as u64)

@@ -12,6 +12,7 @@ use crate::config::endpoint::{Endpoint, Needs};
 use crate::config::{
     ConfigError, ConnectorConfig, Loaded, default_full_every, humantime_serde_compat,
 };
+use crate::connector::source::accommodation_keys::{AccommodationKeys, OneRoster};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,8 +23,9 @@ pub struct OneRosterCsvSource {
     /// (`aide = "assessor"`). student, teacher and proctor map by default.
     #[serde(default)]
     pub role_map: BTreeMap<String, String>,
+    /// Which `users.csv` columns carry exam accommodations.
     #[serde(default)]
-    pub accommodations: AccommodationColumns,
+    pub accommodations: AccommodationKeys<OneRoster>,
 }
 
 /// OneRoster 1.1 / 1.2 REST rostering service.
@@ -49,16 +51,11 @@ pub struct OneRosterRestSource {
     pub role_map: BTreeMap<String, String>,
     /// Which `metadata` keys of a user carry exam accommodations.
     #[serde(default)]
-    pub accommodations: AccommodationColumns,
+    pub accommodations: AccommodationKeys<OneRoster>,
 }
 
 fn default_page_size() -> usize {
     1000
-}
-
-impl OneRosterRestSource {
-    /// A token is required; 4 page requests in flight by default.
-    pub const NEEDS: Needs = Needs::authenticated(4);
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -68,38 +65,6 @@ pub enum OneRosterVersion {
     #[default]
     #[serde(rename = "1.2")]
     V1_2,
-}
-
-/// Which `users.csv` columns carry exam accommodations.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccommodationColumns {
-    #[serde(default = "default_extra_time_col")]
-    pub extra_time_percent: String,
-    #[serde(default = "default_font_scale_col")]
-    pub font_scale: String,
-    #[serde(default = "default_screen_reader_col")]
-    pub screen_reader: String,
-}
-
-impl Default for AccommodationColumns {
-    fn default() -> Self {
-        AccommodationColumns {
-            extra_time_percent: default_extra_time_col(),
-            font_scale: default_font_scale_col(),
-            screen_reader: default_screen_reader_col(),
-        }
-    }
-}
-
-fn default_extra_time_col() -> String {
-    "metadata.extraTimePercent".into()
-}
-fn default_font_scale_col() -> String {
-    "metadata.fontScale".into()
-}
-fn default_screen_reader_col() -> String {
-    "metadata.screenReader".into()
 }
 
 impl ConnectorConfig for OneRosterCsvSource {
@@ -112,8 +77,9 @@ impl ConnectorConfig for OneRosterCsvSource {
 }
 
 impl ConnectorConfig for OneRosterRestSource {
+    /// A token is required; 4 page requests in flight by default.
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::authenticated(4)))
     }
     fn validate(&self, l: &Loaded, section: &str) -> Result<(), ConfigError> {
         if self.page_size == 0 || self.page_size > 10_000 {

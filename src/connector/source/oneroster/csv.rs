@@ -10,8 +10,8 @@
 mod guard;
 mod input;
 
+pub(crate) use crate::connector::source::oneroster::vocab::role_map;
 use crate::connector::source::oneroster::vocab::{RoleRule, role_rule, status_of};
-pub(crate) use crate::connector::source::oneroster::vocab::{parse_accommodation_values, role_map};
 use std::collections::BTreeMap;
 // Fx hashing: the column and id maps are looked up for every row, and the
 // data comes from the school's own SIS, not from an adversary.
@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 
-use super::config::{AccommodationColumns, OneRosterCsvSource};
+use super::config::OneRosterCsvSource;
+use crate::connector::source::accommodation_keys::{AccommodationKeys, OneRoster};
 use crate::model::id_table::IdTable;
 use crate::model::{
-    Accommodations, Completeness, Group, Id, Membership, Org, Person, Role, Roster, SharedIds,
-    SourceIssue, Status,
+    Completeness, Group, Id, Membership, Org, Person, Role, Roster, SharedIds, SourceIssue, Status,
 };
 use guard::{Guarded, Limit};
 use input::Input;
@@ -50,7 +50,7 @@ impl Version {
 pub struct OneRosterCsv {
     path: PathBuf,
     role_map: BTreeMap<String, Role>,
-    accommodations: AccommodationColumns,
+    accommodations: AccommodationKeys<OneRoster>,
 }
 
 impl OneRosterCsv {
@@ -606,59 +606,51 @@ impl Reader<'_> {
         Ok(mode)
     }
 
-    fn orgs(&mut self) -> Result<IdTable> {
+    /// A table whose rows are only read, never held: `each` gets every row
+    /// with a new `sourcedId` (a missing or repeated one is reported).
+    fn records(&mut self, entity: &str, mut each: impl FnMut(&str, &Row<'_>)) -> Result<IdTable> {
         let mut seen = IdTable::default();
-        let mut orgs = Vec::new();
         self.table(
-            "orgs",
+            entity,
             &["sourcedId"],
             |roster, row| {
-                let Some(id) = row.new_id(&mut seen, roster) else {
-                    return;
-                };
-                if row.status() == Ok(Status::ToBeDeleted) {
-                    return;
+                if let Some(id) = row.new_id(&mut seen, roster) {
+                    each(id, row);
                 }
-                orgs.push(Org {
-                    sourced_id: id.to_string(),
-                    name: row.get("name").unwrap_or_default().to_string(),
-                    identifier: row.get("identifier").map(String::from),
-                    kind: row.get("type").unwrap_or_default().to_string(),
-                    parent: row.get("parentSourcedId").map(String::from),
-                });
             },
             report_only,
         )?;
+        Ok(seen)
+    }
+
+    fn orgs(&mut self) -> Result<IdTable> {
+        let mut orgs = Vec::new();
+        let seen = self.records("orgs", |id, row| {
+            if row.status() == Ok(Status::ToBeDeleted) {
+                return;
+            }
+            orgs.push(Org {
+                sourced_id: id.to_string(),
+                name: row.get("name").unwrap_or_default().to_string(),
+                identifier: row.get("identifier").map(String::from),
+                kind: row.get("type").unwrap_or_default().to_string(),
+                parent: row.get("parentSourcedId").map(String::from),
+            });
+        })?;
         self.roster.orgs = orgs;
         Ok(seen)
     }
 
     fn courses(&mut self) -> Result<HashMap<String, Option<String>>> {
         let mut courses = HashMap::default();
-        let mut seen = IdTable::default();
-        self.table(
-            "courses",
-            &["sourcedId"],
-            |roster, row| {
-                if let Some(id) = row.new_id(&mut seen, roster) {
-                    courses.insert(id.to_string(), row.get("courseCode").map(String::from));
-                }
-            },
-            report_only,
-        )?;
+        self.records("courses", |id, row| {
+            courses.insert(id.to_string(), row.get("courseCode").map(String::from));
+        })?;
         Ok(courses)
     }
 
     fn academic_sessions(&mut self) -> Result<()> {
-        let mut seen = IdTable::default();
-        self.table(
-            "academicSessions",
-            &["sourcedId"],
-            |roster, row| {
-                row.new_id(&mut seen, roster);
-            },
-            report_only,
-        )?;
+        self.records("academicSessions", |_, _| {})?;
         Ok(())
     }
 
@@ -773,7 +765,7 @@ impl Reader<'_> {
         version: Version,
         role_map: &BTreeMap<String, Role>,
         roles: &HashMap<String, UserRoles>,
-        acc: &AccommodationColumns,
+        acc: &AccommodationKeys<OneRoster>,
     ) -> Result<IdTable> {
         let mut seen = IdTable::default();
         let mut persons = Vec::new();
@@ -854,7 +846,7 @@ impl Reader<'_> {
                         return;
                     }
                 };
-                let accommodations = match parse_accommodations(row, acc) {
+                let accommodations = match acc.read(|col| row.get(col)) {
                     Ok(a) => a,
                     Err(e) => {
                         roster.issues.push(row.issue(Some(id), e));
@@ -1078,20 +1070,6 @@ struct UserRoles {
     role_name: String,
     primary: bool,
     orgs: Vec<String>,
-}
-
-fn parse_accommodations(
-    row: &Row<'_>,
-    cols: &AccommodationColumns,
-) -> Result<Accommodations, String> {
-    parse_accommodation_values([
-        (
-            cols.extra_time_percent.as_str(),
-            row.get(&cols.extra_time_percent),
-        ),
-        (cols.font_scale.as_str(), row.get(&cols.font_scale)),
-        (cols.screen_reader.as_str(), row.get(&cols.screen_reader)),
-    ])
 }
 
 #[cfg(test)]

@@ -16,12 +16,11 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::config::{AccommodationColumns, OneRosterRestSource, OneRosterVersion};
-use crate::config::Loaded;
+use super::config::{OneRosterRestSource, OneRosterVersion};
+use crate::config::{ConnectorConfig, Loaded};
 use crate::connector::source::Testing;
-use crate::connector::source::oneroster::vocab::{
-    RoleRule, parse_accommodation_values, role_map, role_rule, status_of,
-};
+use crate::connector::source::accommodation_keys::{AccommodationKeys, OneRoster};
+use crate::connector::source::oneroster::vocab::{RoleRule, role_map, role_rule, status_of};
 use crate::http::Http;
 use crate::model::{
     Accommodations, Completeness, Group, Membership, Org, Person, Role, Roster, SharedIds,
@@ -35,7 +34,7 @@ pub struct OneRosterRest {
     page_size: usize,
     concurrency: usize,
     role_map: BTreeMap<String, Role>,
-    accommodations: AccommodationColumns,
+    accommodations: AccommodationKeys<OneRoster>,
 }
 
 /// One page of a collection.
@@ -123,7 +122,7 @@ impl OneRosterRest {
             version: cfg.version,
             http,
             page_size: cfg.page_size,
-            concurrency: cfg.endpoint.concurrency(OneRosterRestSource::NEEDS).max(1),
+            concurrency: cfg.concurrency().max(1),
             role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),
         }
@@ -526,21 +525,10 @@ impl OneRosterRest {
 
     fn accommodations(&self, v: &Value) -> Result<Accommodations, String> {
         let meta = v.get("metadata");
-        let get = |col: &str| -> Option<String> {
+        self.accommodations.read(|col| {
             let key = col.strip_prefix("metadata.").unwrap_or(col);
             scalar(meta.and_then(|m| m.get(key)))
-        };
-        let c = &self.accommodations;
-        let (x, f, sr) = (
-            get(&c.extra_time_percent),
-            get(&c.font_scale),
-            get(&c.screen_reader),
-        );
-        parse_accommodation_values([
-            (c.extra_time_percent.as_str(), x.as_deref()),
-            (c.font_scale.as_str(), f.as_deref()),
-            (c.screen_reader.as_str(), sr.as_deref()),
-        ])
+        })
     }
 }
 
@@ -562,7 +550,7 @@ impl OneRosterRestSource {
     /// The client for a run: the bearer token or OAuth2 client secret and
     /// the TLS files are resolved now.
     fn connect(&self, loaded: &Loaded) -> Result<OneRosterRest> {
-        let http = loaded.http_client("source", &self.endpoint, Self::NEEDS)?;
+        let http = loaded.http_client("source", self)?;
         Ok(OneRosterRest::new(self, http))
     }
 }

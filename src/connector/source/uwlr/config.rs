@@ -11,7 +11,9 @@ use crate::config::endpoint::{Endpoint, Needs};
 use crate::config::{
     ConfigError, ConnectorConfig, Loaded, Secret, default_full_every, humantime_serde_compat,
 };
-use crate::connector::school::{is_brin, is_dependance, parse_month_day, valid_school_year};
+use crate::connector::school::{
+    default_year_start, is_brin, is_dependance, parse_month_day, valid_school_year,
+};
 
 /// UWLR 2.2 `HaalLeerlinggegevens` (or the staged operations) at a LAS.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +46,7 @@ pub struct UwlrSource {
     /// date, a new year starting on `schooljaar_start`.
     pub schooljaar: Option<String>,
     /// First day of a school year, "MM-DD" (default "08-01").
-    #[serde(default = "default_schooljaar_start")]
+    #[serde(default = "default_year_start")]
     pub schooljaar_start: String,
     /// Extra HTTP headers for a vendor gateway, e.g.
     /// `{ "Ocp-Apim-Subscription-Key" = "env:NAME" }`; a value is a secret
@@ -102,9 +104,6 @@ fn default_batch_groups() -> usize {
 fn default_xsdversie() -> String {
     "2.2".into()
 }
-fn default_schooljaar_start() -> String {
-    "08-01".into()
-}
 fn default_dependance() -> String {
     "00".into()
 }
@@ -114,15 +113,11 @@ fn school_error(l: &Loaded, n: usize, key: &str, msg: impl Into<String>) -> Conf
     l.error(&format!("source.schools[{n}]"), key, msg)
 }
 
-impl UwlrSource {
+impl ConnectorConfig for UwlrSource {
     /// No HTTP authentication (each school's key travels in the SOAP
     /// header).
-    pub const NEEDS: Needs = Needs::open(4);
-}
-
-impl ConnectorConfig for UwlrSource {
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::open(4)))
     }
     fn role_map(&self) -> Option<&BTreeMap<String, String>> {
         Some(&self.role_map)
@@ -191,31 +186,26 @@ impl ConnectorConfig for UwlrSource {
                 "no school; add a [[source.schools]] with brincode, dependancecode and key",
             ));
         }
-        let mut codes = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::new();
         for (n, s) in u.schools.iter().enumerate() {
-            if !is_brin(s.brincode.trim()) {
-                return Err(school_error(
-                    l,
-                    n,
+            let codes = [
+                (
                     "brincode",
-                    format!(
-                        "`{}` is not a BRIN code; write two digits and two capitals, e.g. \"99AA\"",
-                        s.brincode
-                    ),
-                ));
-            }
-            if !is_dependance(s.dependancecode.trim()) {
-                return Err(school_error(
-                    l,
-                    n,
+                    &s.brincode,
+                    is_brin(s.brincode.trim()),
+                    "is not a BRIN code; write two digits and two capitals, e.g. \"99AA\"",
+                ),
+                (
                     "dependancecode",
-                    format!(
-                        "`{}` is not a dependance code; write two digits, \"00\" for the main location",
-                        s.dependancecode
-                    ),
-                ));
+                    &s.dependancecode,
+                    is_dependance(s.dependancecode.trim()),
+                    "is not a dependance code; write two digits, \"00\" for the main location",
+                ),
+            ];
+            if let Some((key, value, _, what)) = codes.into_iter().find(|&(_, _, ok, _)| !ok) {
+                return Err(school_error(l, n, key, format!("`{value}` {what}")));
             }
-            if !codes.insert(s.code()) {
+            if !seen.insert(s.code()) {
                 return Err(school_error(
                     l,
                     n,

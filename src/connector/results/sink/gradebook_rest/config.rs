@@ -27,12 +27,8 @@ fn default_category() -> String {
     "exam".into()
 }
 
-impl GradebookRestSink {
-    pub const NEEDS: Needs = Needs::authenticated(8);
-}
-
 impl ConnectorConfig for GradebookRestSink {
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::authenticated(8)))
     }
 }

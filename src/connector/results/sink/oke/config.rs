@@ -30,13 +30,9 @@ fn default_match_window() -> u32 {
     14
 }
 
-impl OkeResultSink {
-    pub const NEEDS: Needs = Needs::scoped(8, SCOPE_FLOW_1_5);
-}
-
 impl ConnectorConfig for OkeResultSink {
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::scoped(8, SCOPE_FLOW_1_5)))
     }
     fn validate(&self, l: &Loaded, section: &str) -> Result<(), ConfigError> {
         check_page_size(l, section, u64::from(self.page_size))

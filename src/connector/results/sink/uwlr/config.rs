@@ -115,13 +115,6 @@ pub struct UwlrSecrets {
 }
 
 impl UwlrResultSink {
-    /// No HTTP authentication (the key travels in the SOAP header); at
-    /// most 16 results at once, 4 by default.
-    pub const NEEDS: Needs = Needs {
-        concurrency: (4, 16),
-        ..Needs::open(4)
-    };
-
     /// The `anderresultaat` settings, when configured (checked by
     /// `validate_uwlr_results`; `None` also when they do not parse).
     pub fn ander(&self) -> Option<Ander> {
@@ -154,8 +147,16 @@ impl ConnectorConfig for UwlrResultSink {
     fn deprecations(&self, l: &Loaded, section: &str) -> Vec<String> {
         crate::connector::gateway::bare_header_warnings(l, section, &self.headers)
     }
+    /// No HTTP authentication (the key travels in the SOAP header); at
+    /// most 16 results at once, 4 by default.
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((
+            &self.endpoint,
+            Needs {
+                concurrency: (4, 16),
+                ..Needs::open(4)
+            },
+        ))
     }
     fn secret_problems(&self, l: &Loaded, _section: &str) -> Vec<ConfigError> {
         l.uwlr_secrets(self).err().into_iter().collect()

@@ -18,8 +18,8 @@ pub use envelope::{Answer, Fault, answer};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::{Loaded, Secret};
-use crate::connector::results::ResultWriter;
+use crate::config::{ConnectorConfig, Loaded, Secret};
+use crate::connector::results::{ResultWriter, sending_line};
 use crate::connector::source::Testing;
 use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
 use crate::digest::sha256_hex;
@@ -57,7 +57,7 @@ impl UwlrResults {
         );
         headers.insert(ACCEPT, HeaderValue::from_static("text/xml"));
         let http = loaded
-            .http_client("results.sink", &cfg.endpoint, Cfg::NEEDS)?
+            .http_client("results.sink", cfg)?
             .with_headers(headers)
             // a SOAP fault (HTTP 500 with an XML body) is an answer: a Client
             // fault is not sent again, a Server fault waits for the outbox's
@@ -350,16 +350,13 @@ impl crate::connector::results::ResultOutput for config::UwlrResultSink {
         false
     }
     fn check(&self) -> String {
-        format!(
-            "uwlr {} (UWLR 2.2 BrengLeerresultaten, {} at once)",
-            self.endpoint.base_url,
-            self.endpoint.concurrency(Self::NEEDS)
-        )
+        let url = &self.endpoint.base_url;
+        sending_line("uwlr", url, "UWLR 2.2 BrengLeerresultaten", self)
     }
     fn writer(&self, loaded: &Loaded) -> anyhow::Result<ResultWriter> {
         Ok(ResultWriter::Records {
             sink: Box::new(UwlrResults::build(loaded, self)?),
-            concurrency: self.endpoint.concurrency(Self::NEEDS),
+            concurrency: self.concurrency(),
         })
     }
     fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {

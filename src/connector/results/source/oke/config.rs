@@ -24,13 +24,9 @@ pub struct OkeResultSource {
     pub page_size: u32,
 }
 
-impl OkeResultSource {
-    pub const NEEDS: Needs = Needs::scoped(4, SCOPE_FLOW_2_3_4);
-}
-
 impl ConnectorConfig for OkeResultSource {
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::scoped(4, SCOPE_FLOW_2_3_4)))
     }
     fn validate(&self, l: &Loaded, section: &str) -> Result<(), ConfigError> {
         if self.offerings.is_empty() {

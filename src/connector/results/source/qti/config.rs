@@ -42,15 +42,6 @@ pub struct QtiHttp {
     pub grade_outcomes: Vec<String>,
 }
 
-impl QtiHttp {
-    /// Authentication optional.
-    pub const NEEDS: Needs = Needs {
-        auth: false,
-        concurrency: (4, 64),
-        scope: None,
-    };
-}
-
 impl ConnectorConfig for QtiFolder {
     fn resolve_paths(&mut self, abs: &dyn Fn(&mut PathBuf)) {
         abs(&mut self.path);
@@ -58,7 +49,8 @@ impl ConnectorConfig for QtiFolder {
 }
 
 impl ConnectorConfig for QtiHttp {
+    /// Authentication optional.
     fn endpoint(&self) -> Option<(&Endpoint, Needs)> {
-        Some((&self.endpoint, Self::NEEDS))
+        Some((&self.endpoint, Needs::open(4)))
     }
 }
