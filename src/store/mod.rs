@@ -38,7 +38,7 @@ pub use intents::Intent;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::model::{Id, vocabulary};
+use crate::model::{Id, SharedIds, vocabulary};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -536,17 +536,10 @@ impl Store {
     /// memberships of a few hundred thousand people.
     pub fn load_members(&self) -> Result<HashMap<String, BTreeSet<Id>>> {
         let mut out = HashMap::new();
-        let mut ids = rustc_hash::FxHashSet::<Id>::default();
+        let mut ids = SharedIds::default();
         for_each_member_list(&self.conn, |group, members| {
-            let shared = members.into_iter().map(|m| match ids.get(m.as_str()) {
-                Some(id) => id.clone(),
-                None => {
-                    let id = Id::from(m);
-                    ids.insert(id.clone());
-                    id
-                }
-            });
-            out.insert(group.to_string(), shared.collect());
+            let shared = members.iter().map(|m| ids.get(m)).collect();
+            out.insert(group.to_string(), shared);
         })?;
         Ok(out)
     }
