@@ -3,11 +3,13 @@
 //! rules for DTDs and entity references. No DTD and no entity other than the
 //! five predefined ones and numeric character references is ever expanded.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 
 use quick_xml::events::BytesRef;
 
+mod encoding;
 mod plain_attrs;
+pub(crate) use encoding::Utf8Xml;
 pub(crate) use plain_attrs::{Twins, local_name, plain, plain_attrs};
 
 /// Largest single XML token (tag, text run, DOCTYPE) accepted.
@@ -40,14 +42,6 @@ pub(crate) struct Counting<R> {
     event_line: u64,
     /// Bytes consumed since the current event started.
     since_event: u64,
-}
-
-impl<R: Read> Counting<BufReader<R>> {
-    /// Over an unbuffered input, read in blocks of `capacity` bytes.
-    pub fn new(inner: R, capacity: usize) -> Counting<BufReader<R>> {
-        let capacity = capacity.max(64);
-        Counting::buffered(BufReader::with_capacity(capacity, inner), capacity)
-    }
 }
 
 impl<R: BufRead> Counting<R> {
@@ -256,6 +250,7 @@ mod tests {
     use super::*;
     use quick_xml::Reader;
     use quick_xml::events::Event;
+    use std::io::BufReader;
 
     /// The line of every start tag, as the reader counts it.
     fn start_lines<R: BufRead>(counting: Counting<R>) -> Vec<u64> {
@@ -293,7 +288,10 @@ mod tests {
             .collect();
         let bytes = doc.as_bytes();
         for capacity in [64, 100, 4096] {
-            let got = start_lines(Counting::new(bytes, capacity));
+            let got = start_lines(Counting::buffered(
+                BufReader::with_capacity(capacity, bytes),
+                capacity,
+            ));
             assert_eq!(got, want, "buffer of {capacity} bytes");
             let got = start_lines(Counting::buffered(bytes, capacity));
             assert_eq!(got, want, "windows of {capacity} bytes over one slice");
@@ -321,7 +319,10 @@ mod tests {
             };
             assert!(err.contains("larger than 16 MiB"), "{err}");
         }
-        refused(Counting::new(doc.as_bytes(), 64 << 10));
+        refused(Counting::buffered(
+            BufReader::with_capacity(64 << 10, doc.as_bytes()),
+            64 << 10,
+        ));
         // the whole document in memory, read in windows
         refused(Counting::buffered(doc.as_bytes(), 256 << 10));
     }

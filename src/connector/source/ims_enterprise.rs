@@ -93,7 +93,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
 use crate::connector::source::accommodation_keys::{AccommodationKeys, Ims};
-use crate::connector::xml_input::{Counting, count_newlines, doctype_refused, push_ref};
+use crate::connector::xml_input::{Counting, Utf8Xml, count_newlines, doctype_refused, push_ref};
 use crate::model::{
     Completeness, Group, Membership, Org, Person, Role, Roster, SourceIssue, Status,
 };

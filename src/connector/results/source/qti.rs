@@ -25,7 +25,7 @@
 pub mod config;
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::{BufReader, Read};
 
 use anyhow::{Context, Result, anyhow};
 use quick_xml::Reader;
@@ -34,7 +34,7 @@ use quick_xml::events::{BytesStart, Event};
 use crate::connector::results::{Documents, Fetched, Remote};
 
 use crate::connector::xml_input::{
-    Counting, Twins, doctype_refused, local_name, plain_attrs, push_ref,
+    Counting, Twins, Utf8Xml, doctype_refused, local_name, plain_attrs, push_ref,
 };
 use crate::model::{ExamResult, ResultValue, SourceIssue};
 
@@ -147,7 +147,9 @@ pub fn read<R: Read>(
     opts: &QtiOptions,
     each: &mut dyn FnMut(ExamResult) -> Result<()>,
 ) -> Result<ReadReport> {
-    let mut reader = Reader::from_reader(Counting::new(input, 64 << 10));
+    let input = Utf8Xml::new(BufReader::with_capacity(64 << 10, input))
+        .map_err(|e| anyhow!("{name}:1: {e}"))?;
+    let mut reader = Reader::from_reader(Counting::buffered(input, 64 << 10));
     let c = reader.config_mut();
     c.check_end_names = true;
     c.expand_empty_elements = true;
@@ -355,18 +357,12 @@ pub fn read<R: Read>(
                     ));
                 }
             }
-            Event::Decl(d) => {
-                if let Some(Ok(enc)) = d.encoding() {
-                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                    if enc != "utf-8" && enc != "utf8" {
-                        return Err(fatal(
-                            at!(),
-                            format!("encoding {enc:?} is not supported; export the file as UTF-8"),
-                        ));
-                    }
-                }
-            }
-            Event::Empty(_) | Event::Comment(_) | Event::PI(_) | Event::CData(_) => {}
+            // its encoding was read by `Utf8Xml`
+            Event::Decl(_)
+            | Event::Empty(_)
+            | Event::Comment(_)
+            | Event::PI(_)
+            | Event::CData(_) => {}
             Event::Eof => {
                 if !seen_root {
                     return Err(fatal(

@@ -45,7 +45,7 @@ pub(super) struct Parser {
     pub(super) path: PathBuf,
     /// How the file is named in messages.
     pub(super) file: String,
-    pub(super) reader: Reader<Counting<BufReader<File>>>,
+    pub(super) reader: Reader<Counting<Utf8Xml<BufReader<File>>>>,
     /// Line on which the event being handled starts.
     pub(super) event_line: u64,
 }
@@ -283,7 +283,9 @@ impl Parser {
                 path.display()
             )
         })?;
-        let counting = Counting::new(f, 256 << 10);
+        let input = Utf8Xml::new(BufReader::with_capacity(256 << 10, f))
+            .map_err(|e| anyhow!("{}:1: {e}", path.display()))?;
+        let counting = Counting::buffered(input, 256 << 10);
         let mut reader = Reader::from_reader(counting);
         let c = reader.config_mut();
         c.check_end_names = true;
@@ -451,17 +453,8 @@ impl Parser {
                     }
                     // an external DTD reference only: never fetched, ignored
                 }
-                Ok(Event::Decl(ref d)) => {
-                    if let Some(Ok(enc)) = d.encoding() {
-                        let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                        if enc != "utf-8" && enc != "utf8" {
-                            return Err(self.fatal(format!(
-                                "encoding {enc:?} is not supported; re-export the file as UTF-8"
-                            )));
-                        }
-                    }
-                }
-                Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {}
+                // its encoding was read by `Utf8Xml`
+                Ok(Event::Decl(_)) | Ok(Event::Comment(_)) | Ok(Event::PI(_)) => {}
                 Ok(Event::Eof) => {
                     if !seen_root {
                         return Err(self.fatal(

@@ -342,13 +342,36 @@ fn entity_declarations_and_unknown_entities_are_errors() {
         "<?xml version=\"1.0\"?>\n<!DOCTYPE enterprise SYSTEM \"http://127.0.0.1:9/ims.dtd\">\n<enterprise></enterprise>",
     );
     assert!(r.unwrap().persons.is_empty());
-    // non-UTF-8 encodings are refused
+    // an encoding sisync cannot read is refused, naming it
     let e = read_text_err(
-        "latin1.xml",
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<enterprise></enterprise>",
+        "ebcdic.xml",
+        "<?xml version=\"1.0\" encoding=\"IBM037\"?>\n<enterprise></enterprise>",
         1,
     );
-    assert!(e.contains("UTF-8"), "{e}");
+    assert!(e.contains("\"IBM037\"") && e.contains("UTF-8"), "{e}");
+}
+
+/// The fixture saved as Latin-1 and as UTF-16 (Windows "Unicode") reads
+/// as the same roster as the UTF-8 file, names with diacritics included.
+#[test]
+fn latin1_and_utf16_files_read_as_the_same_roster() {
+    let utf8 = std::fs::read_to_string(fixture("ims-enterprise/roster.xml")).unwrap();
+    let want = sorted_persons(&read(&fixture("ims-enterprise/roster.xml")));
+    assert!(want.iter().any(|p| p.given_name == "Zoë"));
+    let latin1 = utf8.replacen("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"", 1);
+    // (a character Latin-1 lacks becomes a character reference)
+    let (latin1, _, _) = encoding_rs::WINDOWS_1252.encode(&latin1);
+    let utf16 = utf8.replacen("encoding=\"UTF-8\"", "encoding=\"UTF-16\"", 1);
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(utf16.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    for (name, bytes) in [("latin1.xml", &latin1[..]), ("utf16.xml", &utf16[..])] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        assert_eq!(sorted_persons(&read(&p)), want, "{name}");
+    }
 }
 
 #[test]

@@ -477,9 +477,15 @@ impl Reader<'_> {
             let cols = columns(&headers, &shown)?;
             for req in required {
                 if !cols.contains_key(&req.to_ascii_lowercase()) {
-                    if headers.len() == 1 && headers.get(0).is_some_and(|h| h.contains(';')) {
+                    let only = headers.get(0).filter(|_| headers.len() == 1);
+                    if only.is_some_and(|h| h.contains(';')) {
                         bail!(
                             "{shown}:1: the columns are separated by semicolons (saved by Excel with Dutch settings?); OneRoster CSV uses commas: export the file again as comma-separated CSV (UTF-8)"
+                        );
+                    }
+                    if only.is_some_and(|h| h.contains('\t')) {
+                        bail!(
+                            "{shown}:1: the columns are separated by tabs (saved by Excel as \"Unicode text\"?); OneRoster CSV uses commas: export the file again as comma-separated CSV (UTF-8)"
                         );
                     }
                     bail!("{shown}:1: required column {req:?} is missing from the header");

@@ -11,7 +11,7 @@ use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesStart, Event};
 
 use crate::connector::xml_input::{
-    Counting, Twins, doctype_refused, local_name, plain, plain_attrs, push_ref,
+    Counting, Twins, Utf8Xml, doctype_refused, local_name, plain, plain_attrs, push_ref,
 };
 
 /// The school block of a document.
@@ -282,7 +282,8 @@ pub(crate) fn parse<R: BufRead>(
     origin: &str,
     each: &mut dyn FnMut(Rec),
 ) -> Result<Answer> {
-    // read in place: the input's own buffer is never copied
+    let input = Utf8Xml::new(input).map_err(|e| anyhow!("{origin}:1: {e}"))?;
+    // read in place: a UTF-8 input's own buffer is never copied
     let mut reader = Reader::from_reader(Counting::buffered(input, 256 << 10));
     {
         let c = reader.config_mut();
@@ -408,16 +409,8 @@ pub(crate) fn parse<R: BufRead>(
                 buf.clear();
                 continue;
             }
-            Ok(Event::Decl(d)) => {
-                if let Some(Ok(enc)) = d.encoding() {
-                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                    if enc != "utf-8" && enc != "utf8" {
-                        return Err(fatal(
-                            line!(),
-                            &format!("encoding {enc:?} is not supported; export as UTF-8"),
-                        ));
-                    }
-                }
+            // its encoding was read by `Utf8Xml`
+            Ok(Event::Decl(_)) => {
                 buf.clear();
                 continue;
             }

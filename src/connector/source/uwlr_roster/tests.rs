@@ -246,3 +246,40 @@ fn fields_with_markup_and_the_lines_of_issues() {
     let e = parse(&bad[..], "x.xml", &mut |r| b.feed(r)).unwrap_err();
     assert!(e.to_string().contains("not well-formed"), "{e}");
 }
+
+/// Read `bytes` as `read` does a UTF-8 text.
+fn read_bytes(bytes: &[u8]) -> Roster {
+    let mut b = Builder::new(false, role_map(&Default::default()));
+    b.school("99AA00", "School");
+    b.document("x.xml");
+    parse(bytes, "x.xml", &mut |r| b.feed(r)).unwrap();
+    b.finish("EDEXML".into())
+}
+
+#[test]
+fn a_latin1_or_utf16_export_reads_as_its_utf8_twin() {
+    let doc = DOC.replace("<achternaam>Berg<", "<achternaam>Ångström-Çelik<");
+    let (_, want) = read(&doc);
+    assert!(
+        want.persons
+            .iter()
+            .any(|p| p.family_name == "Ångström-Çelik")
+    );
+    let latin1 = doc.replacen("\"UTF-8\"", "\"ISO-8859-1\"", 1);
+    let (latin1, _, lossy) = encoding_rs::WINDOWS_1252.encode(&latin1);
+    assert!(!lossy);
+    let utf16 = doc.replacen("\"UTF-8\"", "\"UTF-16\"", 1);
+    let utf16: Vec<u8> = [0xFE, 0xFF]
+        .into_iter()
+        .chain(utf16.encode_utf16().flat_map(u16::to_be_bytes))
+        .collect();
+    for bytes in [&latin1[..], &utf16[..]] {
+        let got = read_bytes(bytes);
+        assert_eq!(got.persons, want.persons);
+        assert_eq!(memberships(&got), memberships(&want));
+        // the issues name the same lines
+        let issues = |r: &Roster| r.issues.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(issues(&got), issues(&want));
+        assert!(!issues(&got).is_empty());
+    }
+}

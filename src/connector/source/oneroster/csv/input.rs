@@ -198,9 +198,7 @@ impl Input {
                     );
                 }
                 let fh = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-                let mut br = BufReader::with_capacity(256 * 1024, fh);
-                skip_bom(&mut br).with_context(|| format!("cannot read {}", p.display()))?;
-                f(&mut br, Some(meta.len())).map(Some)
+                as_utf8(fh, Some(meta.len()), &p.display(), f).map(Some)
             }
             Input::Zip { path, names } => {
                 let Some(inner) = names.get(&file.to_ascii_lowercase()) else {
@@ -214,10 +212,8 @@ impl Input {
                     .by_name(inner)
                     .with_context(|| format!("cannot read {inner} in {}", path.display()))?;
                 let size = entry.size();
-                let mut br = BufReader::with_capacity(256 * 1024, entry);
-                skip_bom(&mut br)
-                    .with_context(|| format!("cannot read {inner} in {}", path.display()))?;
-                f(&mut br, Some(size)).map(Some)
+                let shown = format!("{inner} in {}", path.display());
+                as_utf8(entry, Some(size), &shown, f).map(Some)
             }
         }
     }
@@ -227,10 +223,31 @@ fn sorted<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
-fn skip_bom<R: Read>(br: &mut BufReader<R>) -> Result<()> {
-    let buf = br.fill_buf()?;
-    if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        br.consume(3);
+/// Call `f` with `input` (named `shown` in an error) as UTF-8, its size (a
+/// hint) along: a UTF-8 byte-order mark skipped, a UTF-16 file (Excel's
+/// "Unicode" save) decoded as it is read. Any other encoding is read as
+/// UTF-8: a row that is not is held by the reader.
+fn as_utf8<R: Read, T>(
+    input: R,
+    size: Option<u64>,
+    shown: &dyn std::fmt::Display,
+    f: impl FnOnce(&mut dyn BufRead, Option<u64>) -> Result<T>,
+) -> Result<T> {
+    let mut br = BufReader::with_capacity(256 * 1024, input);
+    let head = br
+        .fill_buf()
+        .with_context(|| format!("cannot read {shown}"))?;
+    match head {
+        [0xEF, 0xBB, 0xBF, ..] => br.consume(3),
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => {
+            // the decoder finds the byte order by the mark and drops it
+            let utf8 = encoding_rs_io::DecodeReaderBytes::new(br);
+            return f(
+                &mut BufReader::with_capacity(256 * 1024, utf8),
+                size.map(|s| s / 2),
+            );
+        }
+        _ => {}
     }
-    Ok(())
+    f(&mut br, size)
 }

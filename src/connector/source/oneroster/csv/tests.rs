@@ -479,6 +479,46 @@ fn a_semicolon_separated_export_says_so() {
     );
 }
 
+/// Excel's "Unicode" saves: UTF-16 with a byte-order mark reads as the
+/// UTF-8 export does; tab-separated columns are named as the problem.
+#[test]
+fn a_utf16_export_reads_as_its_utf8_twin_and_tabs_are_named() {
+    let want = read(&fixture("oneroster-1.2"));
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture("oneroster-1.2")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let le = path.file_name().unwrap() == "users.csv";
+        let mut bytes = if le {
+            vec![0xFF, 0xFE]
+        } else {
+            vec![0xFE, 0xFF]
+        };
+        for unit in text.encode_utf16() {
+            bytes.extend(if le {
+                unit.to_le_bytes()
+            } else {
+                unit.to_be_bytes()
+            });
+        }
+        std::fs::write(dir.path().join(path.file_name().unwrap()), bytes).unwrap();
+    }
+    let got = read(dir.path());
+    assert_eq!(got.persons, want.persons);
+    assert_eq!(got.groups, want.groups);
+    assert_eq!(got.memberships, want.memberships);
+    assert!(got.persons.iter().any(|p| p.given_name == "Zoë"));
+
+    let tabs = export_with(&[(
+        "users.csv",
+        "sourcedId\tgivenName\tfamilyName\ns1\tAnna\tBakker\n",
+    )]);
+    read_fails_with(
+        tabs.path(),
+        "users.csv:1: the columns are separated by tabs",
+    );
+}
+
 #[test]
 fn duplicate_headers_and_non_files_are_refused() {
     let dir = export_with(&[(
