@@ -5,12 +5,14 @@
 //! (ISO-8859-1, windows-1252: older Dutch SIS exports) is decoded to UTF-8
 //! as it is read, so the readers only ever see UTF-8.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 
-/// An XML input as UTF-8.
+/// An XML input as UTF-8. A reader matches on it once and is made for
+/// each case (a dispatch per read would cost the UTF-8 case on every
+/// event).
 pub(crate) enum Utf8Xml<R> {
     Utf8(R),
     Decoded(BufReader<DecodeReaderBytes<R, Vec<u8>>>),
@@ -77,31 +79,6 @@ fn declared(head: &[u8]) -> Option<&[u8]> {
     Some(&value[..value.iter().position(|&b| b == quote)?])
 }
 
-impl<R: BufRead> Read for Utf8Xml<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Utf8Xml::Utf8(r) => r.read(buf),
-            Utf8Xml::Decoded(r) => r.read(buf),
-        }
-    }
-}
-
-impl<R: BufRead> BufRead for Utf8Xml<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        match self {
-            Utf8Xml::Utf8(r) => r.fill_buf(),
-            Utf8Xml::Decoded(r) => r.fill_buf(),
-        }
-    }
-
-    fn consume(&mut self, n: usize) {
-        match self {
-            Utf8Xml::Utf8(r) => r.consume(n),
-            Utf8Xml::Decoded(r) => r.consume(n),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Utf8Xml;
@@ -109,9 +86,11 @@ mod tests {
 
     fn utf8(bytes: &[u8]) -> Result<String, String> {
         let mut out = String::new();
-        Utf8Xml::new(bytes)
-            .and_then(|mut r| r.read_to_string(&mut out))
-            .map_err(|e| e.to_string())?;
+        match Utf8Xml::new(bytes).map_err(|e| e.to_string())? {
+            Utf8Xml::Utf8(mut r) => r.read_to_string(&mut out),
+            Utf8Xml::Decoded(mut r) => r.read_to_string(&mut out),
+        }
+        .map_err(|e| e.to_string())?;
         Ok(out)
     }
 

@@ -115,7 +115,6 @@ super::file_roster_source!(
 mod tests;
 
 use builder::*;
-use parser::*;
 use records::*;
 use tables::*;
 
@@ -196,9 +195,8 @@ impl ImsEnterprise {
                 )
             })?
             .len();
-        let mut p = Parser::open(&self.path)?;
         let mut props = Properties::default();
-        p.run(&mut |_, ev| match ev {
+        parser::run_file(&self.path, &mut |_, ev| match ev {
             Item::Properties(pr) => {
                 props = pr;
                 false
@@ -218,9 +216,8 @@ impl ImsEnterprise {
     /// Read the whole document on the calling thread. `progress` is
     /// called with records read.
     pub fn read(&self, progress: &dyn Fn(u64)) -> Result<Roster> {
-        let mut p = Parser::open(&self.path)?;
-        let mut b = Builder::new(self, p.file.clone());
-        p.run(&mut |line, item| {
+        let mut b = Builder::new(self, self.path.display().to_string());
+        parser::run_file(&self.path, &mut |line, item| {
             b.feed(line, item, progress);
             true
         })?;

@@ -25,7 +25,7 @@
 pub mod config;
 
 use std::borrow::Cow;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 
 use anyhow::{Context, Result, anyhow};
 use quick_xml::Reader;
@@ -147,8 +147,21 @@ pub fn read<R: Read>(
     opts: &QtiOptions,
     each: &mut dyn FnMut(ExamResult) -> Result<()>,
 ) -> Result<ReadReport> {
-    let input = Utf8Xml::new(BufReader::with_capacity(64 << 10, input))
-        .map_err(|e| anyhow!("{name}:1: {e}"))?;
+    // one reader per encoding, chosen once: no dispatch per event
+    match Utf8Xml::new(BufReader::with_capacity(64 << 10, input))
+        .map_err(|e| anyhow!("{name}:1: {e}"))?
+    {
+        Utf8Xml::Utf8(input) => read_utf8(input, name, opts, each),
+        Utf8Xml::Decoded(input) => read_utf8(input, name, opts, each),
+    }
+}
+
+fn read_utf8<R: BufRead>(
+    input: R,
+    name: &str,
+    opts: &QtiOptions,
+    each: &mut dyn FnMut(ExamResult) -> Result<()>,
+) -> Result<ReadReport> {
     let mut reader = Reader::from_reader(Counting::buffered(input, 64 << 10));
     let c = reader.config_mut();
     c.check_end_names = true;

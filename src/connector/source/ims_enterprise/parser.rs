@@ -41,11 +41,11 @@ pub(super) fn bytes_at(path: &Path, offset: u64, n: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // The event loop.
 
-pub(super) struct Parser {
+pub(super) struct Parser<R> {
     pub(super) path: PathBuf,
     /// How the file is named in messages.
     pub(super) file: String,
-    pub(super) reader: Reader<Counting<Utf8Xml<BufReader<File>>>>,
+    pub(super) reader: Reader<Counting<R>>,
     /// Line on which the event being handled starts.
     pub(super) event_line: u64,
 }
@@ -275,16 +275,25 @@ pub(super) enum Current {
     Membership(RawMembership),
 }
 
-impl Parser {
-    pub(super) fn open(path: &Path) -> Result<Parser> {
-        let f = File::open(path).with_context(|| {
-            format!(
-                "cannot open IMS Enterprise file {}; check source.path",
-                path.display()
-            )
-        })?;
-        let input = Utf8Xml::new(BufReader::with_capacity(256 << 10, f))
-            .map_err(|e| anyhow!("{}:1: {e}", path.display()))?;
+/// Parse the file at `path`, calling `each` as [`Parser::run`] does.
+pub(super) fn run_file(path: &Path, each: &mut dyn FnMut(u64, Item<'_>) -> bool) -> Result<()> {
+    let f = File::open(path).with_context(|| {
+        format!(
+            "cannot open IMS Enterprise file {}; check source.path",
+            path.display()
+        )
+    })?;
+    // one parser per encoding, chosen once: no dispatch per event
+    match Utf8Xml::new(BufReader::with_capacity(256 << 10, f))
+        .map_err(|e| anyhow!("{}:1: {e}", path.display()))?
+    {
+        Utf8Xml::Utf8(input) => Parser::new(path, input).run(each),
+        Utf8Xml::Decoded(input) => Parser::new(path, input).run(each),
+    }
+}
+
+impl<R: BufRead> Parser<R> {
+    fn new(path: &Path, input: R) -> Parser<R> {
         let counting = Counting::buffered(input, 256 << 10);
         let mut reader = Reader::from_reader(counting);
         let c = reader.config_mut();
@@ -292,12 +301,12 @@ impl Parser {
         c.expand_empty_elements = false;
         c.trim_text_start = false;
         c.trim_text_end = false;
-        Ok(Parser {
+        Parser {
             path: path.to_path_buf(),
             file: path.display().to_string(),
             reader,
             event_line: 1,
-        })
+        }
     }
 
     /// A fatal error at the event being handled.

@@ -282,7 +282,14 @@ pub(crate) fn parse<R: BufRead>(
     origin: &str,
     each: &mut dyn FnMut(Rec),
 ) -> Result<Answer> {
-    let input = Utf8Xml::new(input).map_err(|e| anyhow!("{origin}:1: {e}"))?;
+    // one parser per encoding, chosen once: no dispatch per event
+    match Utf8Xml::new(input).map_err(|e| anyhow!("{origin}:1: {e}"))? {
+        Utf8Xml::Utf8(input) => parse_utf8(input, origin, each),
+        Utf8Xml::Decoded(input) => parse_utf8(input, origin, each),
+    }
+}
+
+fn parse_utf8<R: BufRead>(input: R, origin: &str, each: &mut dyn FnMut(Rec)) -> Result<Answer> {
     // read in place: a UTF-8 input's own buffer is never copied
     let mut reader = Reader::from_reader(Counting::buffered(input, 256 << 10));
     {
