@@ -155,12 +155,6 @@ impl OkeExamSink {
         }
     }
 
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: std::time::Duration) -> Self {
-        self.http = self.http.with_min_backoff(d);
-        self
-    }
-
     /// The URL of `kind` record `id`, the body's bytes and their SHA-256.
     fn encode(
         &self,

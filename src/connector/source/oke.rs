@@ -70,12 +70,6 @@ impl OkeReader {
         })
     }
 
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: std::time::Duration) -> Self {
-        self.http = self.http.with_min_backoff(d);
-        self
-    }
-
     async fn get(&self, url: &str) -> Result<Value> {
         let reply = self
             .http

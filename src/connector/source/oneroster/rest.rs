@@ -129,12 +129,6 @@ impl OneRosterRest {
         })
     }
 
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: std::time::Duration) -> Self {
-        self.http = self.http.with_min_backoff(d);
-        self
-    }
-
     fn collection_url(&self, entity: &str) -> String {
         match self.version {
             OneRosterVersion::V1_2 => {

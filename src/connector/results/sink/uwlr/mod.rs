@@ -84,12 +84,6 @@ impl UwlrResults {
         self
     }
 
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: std::time::Duration) -> UwlrResults {
-        self.http = self.http.with_min_backoff(d);
-        self
-    }
-
     fn fail(&self, message: String, refused: bool, sha: Option<String>) -> SinkError {
         SinkError {
             endpoint: self.url.clone(),
