@@ -245,6 +245,10 @@ pub struct Request<'a> {
     pub extra: &'a header::HeaderMap,
 }
 
+/// The first retry waits about this long (then twice as long each time,
+/// with jitter, up to 30 s).
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+
 /// Shared client for one endpoint.
 #[derive(Clone)]
 pub struct Http {
@@ -255,7 +259,6 @@ pub struct Http {
     /// At most this many requests in flight to the endpoint.
     in_flight: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     max_retries: usize,
-    min_backoff: Duration,
     /// Headers sent with every request (a vendor gateway's subscription
     /// key); marked sensitive, never logged.
     headers: header::HeaderMap,
@@ -300,7 +303,6 @@ impl Http {
             rate: None,
             in_flight: None,
             max_retries,
-            min_backoff: Duration::from_millis(200),
             headers: header::HeaderMap::new(),
             soap_faults: false,
             error_bodies: false,
@@ -328,12 +330,6 @@ impl Http {
     /// Retries of one request (a `--connect` check asks once).
     pub fn with_max_retries(mut self, n: usize) -> Http {
         self.max_retries = n;
-        self
-    }
-
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: Duration) -> Http {
-        self.min_backoff = d;
         self
     }
 
@@ -448,7 +444,7 @@ impl Http {
     {
         once.retry(
             ExponentialBuilder::default()
-                .with_min_delay(self.min_backoff)
+                .with_min_delay(MIN_BACKOFF)
                 .with_max_delay(Duration::from_secs(30))
                 .with_max_times(self.max_retries)
                 .with_jitter(),

@@ -26,6 +26,12 @@ pub(crate) fn temp_store(name: &str) -> (tempfile::TempDir, PathBuf, crate::stor
     (dir, path, store)
 }
 
+/// The one value a query without parameters selects (a test's look into
+/// the state file).
+pub(crate) fn one<T: rusqlite::types::FromSql>(conn: &rusqlite::Connection, sql: &str) -> T {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
 /// An active platform user keyed `id` (externalId and userName) with no
 /// other field: tests add theirs with `..platform_user(id)`.
 pub(crate) fn platform_user(id: &str) -> crate::model::platform::PlatformUser {

@@ -16,6 +16,7 @@ use std::any::Any;
 use std::path::Path;
 
 use crate::config::{ConfigError, Kind, Kinds, Loaded, Section};
+use crate::http::HttpError;
 use crate::model::platform::{PlatformGroup, PlatformUser};
 use crate::model::platform::{PlatformOffering, PlatformRegistration};
 use crate::model::{ResultValue, TrackedField};
@@ -97,23 +98,58 @@ pub struct Written {
     pub payload_sha256: String,
 }
 
-/// A write the platform refused or that could not be delivered.
+/// A write the platform or the SIS refused, or that could not be
+/// delivered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
 #[error("{endpoint}: {message}")]
 pub struct SinkError {
     pub endpoint: String,
     pub status: Option<u16>,
-    /// What went wrong, without personal data or secrets.
+    /// What went wrong (status and class), without personal data or
+    /// secrets.
     pub message: String,
     pub payload_sha256: Option<String>,
-    /// The platform's own explanation (SCIM `detail`), at most 300
-    /// characters. It may echo a record, so it is shown to the admin and
-    /// kept in the run's failure lines, never logged or audited.
+    /// The other side's own explanation (SCIM `detail`, the SIS's error
+    /// description), at most 300 characters. It may echo a record, so it
+    /// is shown to the admin, kept in the run's failure lines and the
+    /// outbox, never logged or audited.
     pub detail: Option<String>,
+    /// The SIS refused the content whatever the status (a SOAP `Client`
+    /// fault travels with HTTP 500): no retry, a person must look.
+    pub refused: bool,
 }
 
-/// A platform that takes one record at a time (SCIM).
-#[allow(async_fn_in_trait)]
+impl SinkError {
+    /// A request that failed: its URL, status and the server's own
+    /// explanation, for the payload with this SHA-256.
+    pub fn http(e: HttpError, payload_sha256: Option<String>) -> SinkError {
+        SinkError {
+            message: e.to_string(),
+            endpoint: e.url,
+            status: e.status,
+            payload_sha256,
+            detail: e.server_message,
+            refused: false,
+        }
+    }
+
+    /// Worth another try later: no answer, a timeout, a conflict, rate
+    /// limiting or a server error. Any other 4xx needs a person.
+    pub fn is_transient(&self) -> bool {
+        if self.refused {
+            return false;
+        }
+        match self.status {
+            None => true,
+            Some(s) => matches!(s, 408 | 409 | 429) || s >= 500,
+        }
+    }
+}
+
+/// A platform that takes one record at a time (SCIM). `?Send`: a run's
+/// writes stay on its own thread; `async_trait` boxes each write, so the
+/// platform registry hands out a `Box<dyn RecordSink>`.
+#[async_trait::async_trait(?Send)]
 pub trait RecordSink {
     /// Where writes go, for messages and the audit log.
     fn endpoint(&self) -> String;
@@ -149,122 +185,6 @@ pub trait RecordSink {
     ) -> Result<Written, SinkError>;
 }
 
-/// [`RecordSink`] behind a pointer (`Box<dyn DynRecordSink>`), for the
-/// platform registry; every `RecordSink` is one.
-pub trait DynRecordSink {
-    fn endpoint(&self) -> String;
-    fn expect_creates(&self, users: usize, groups: usize);
-    fn create_user<'a>(&'a self, user: &'a PlatformUser) -> LocalFuture<'a, Written>;
-    fn update_user<'a>(
-        &'a self,
-        id: &'a str,
-        user: &'a PlatformUser,
-        changed: &'a [TrackedField],
-    ) -> LocalFuture<'a, Written>;
-    fn deactivate_user<'a>(&'a self, id: &'a str, external_id: &'a str)
-    -> LocalFuture<'a, Written>;
-    fn create_group<'a>(
-        &'a self,
-        group: &'a PlatformGroup,
-        member_ids: &'a [String],
-    ) -> LocalFuture<'a, Written>;
-    fn update_group<'a>(
-        &'a self,
-        id: &'a str,
-        group: &'a PlatformGroup,
-        member_ids: &'a [String],
-        changed: &'a [TrackedField],
-    ) -> LocalFuture<'a, Written>;
-}
-
-/// The boxed answer of a sink write.
-pub type LocalFuture<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SinkError>> + 'a>>;
-
-impl<T: RecordSink> DynRecordSink for T {
-    fn endpoint(&self) -> String {
-        RecordSink::endpoint(self)
-    }
-    fn expect_creates(&self, users: usize, groups: usize) {
-        RecordSink::expect_creates(self, users, groups)
-    }
-    fn create_user<'a>(&'a self, user: &'a PlatformUser) -> LocalFuture<'a, Written> {
-        Box::pin(RecordSink::create_user(self, user))
-    }
-    fn update_user<'a>(
-        &'a self,
-        id: &'a str,
-        user: &'a PlatformUser,
-        changed: &'a [TrackedField],
-    ) -> LocalFuture<'a, Written> {
-        Box::pin(RecordSink::update_user(self, id, user, changed))
-    }
-    fn deactivate_user<'a>(
-        &'a self,
-        id: &'a str,
-        external_id: &'a str,
-    ) -> LocalFuture<'a, Written> {
-        Box::pin(RecordSink::deactivate_user(self, id, external_id))
-    }
-    fn create_group<'a>(
-        &'a self,
-        group: &'a PlatformGroup,
-        member_ids: &'a [String],
-    ) -> LocalFuture<'a, Written> {
-        Box::pin(RecordSink::create_group(self, group, member_ids))
-    }
-    fn update_group<'a>(
-        &'a self,
-        id: &'a str,
-        group: &'a PlatformGroup,
-        member_ids: &'a [String],
-        changed: &'a [TrackedField],
-    ) -> LocalFuture<'a, Written> {
-        Box::pin(RecordSink::update_group(
-            self, id, group, member_ids, changed,
-        ))
-    }
-}
-
-impl RecordSink for dyn DynRecordSink + '_ {
-    fn endpoint(&self) -> String {
-        DynRecordSink::endpoint(self)
-    }
-    fn expect_creates(&self, users: usize, groups: usize) {
-        DynRecordSink::expect_creates(self, users, groups)
-    }
-    async fn create_user(&self, user: &PlatformUser) -> Result<Written, SinkError> {
-        DynRecordSink::create_user(self, user).await
-    }
-    async fn update_user(
-        &self,
-        id: &str,
-        user: &PlatformUser,
-        changed: &[TrackedField],
-    ) -> Result<Written, SinkError> {
-        DynRecordSink::update_user(self, id, user, changed).await
-    }
-    async fn deactivate_user(&self, id: &str, external_id: &str) -> Result<Written, SinkError> {
-        DynRecordSink::deactivate_user(self, id, external_id).await
-    }
-    async fn create_group(
-        &self,
-        group: &PlatformGroup,
-        member_ids: &[String],
-    ) -> Result<Written, SinkError> {
-        DynRecordSink::create_group(self, group, member_ids).await
-    }
-    async fn update_group(
-        &self,
-        id: &str,
-        group: &PlatformGroup,
-        member_ids: &[String],
-        changed: &[TrackedField],
-    ) -> Result<Written, SinkError> {
-        DynRecordSink::update_group(self, id, group, member_ids, changed).await
-    }
-}
-
 /// One file-drop delivery: the records changed in a run.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeSet<'a> {
@@ -281,7 +201,7 @@ pub struct ChangeSet<'a> {
 
 /// A platform that takes exam sittings and registrations one at a time
 /// (OKE flow 2). Withdrawal is a cancellation, never a delete.
-#[allow(async_fn_in_trait)]
+#[async_trait::async_trait(?Send)]
 pub trait ExamSink {
     fn endpoint(&self) -> String;
     /// Create or replace the sitting.
@@ -292,51 +212,6 @@ pub trait ExamSink {
     async fn put_registration(&self, r: &PlatformRegistration) -> Result<Written, SinkError>;
     /// Mark the registration canceled.
     async fn cancel_registration(&self, id: &str) -> Result<Written, SinkError>;
-}
-
-/// [`ExamSink`] behind a pointer, for the platform registry.
-pub trait DynExamSink {
-    fn endpoint(&self) -> String;
-    fn put_offering<'a>(&'a self, o: &'a PlatformOffering) -> LocalFuture<'a, Written>;
-    fn cancel_offering<'a>(&'a self, id: &'a str) -> LocalFuture<'a, Written>;
-    fn put_registration<'a>(&'a self, r: &'a PlatformRegistration) -> LocalFuture<'a, Written>;
-    fn cancel_registration<'a>(&'a self, id: &'a str) -> LocalFuture<'a, Written>;
-}
-
-impl<T: ExamSink> DynExamSink for T {
-    fn endpoint(&self) -> String {
-        ExamSink::endpoint(self)
-    }
-    fn put_offering<'a>(&'a self, o: &'a PlatformOffering) -> LocalFuture<'a, Written> {
-        Box::pin(ExamSink::put_offering(self, o))
-    }
-    fn cancel_offering<'a>(&'a self, id: &'a str) -> LocalFuture<'a, Written> {
-        Box::pin(ExamSink::cancel_offering(self, id))
-    }
-    fn put_registration<'a>(&'a self, r: &'a PlatformRegistration) -> LocalFuture<'a, Written> {
-        Box::pin(ExamSink::put_registration(self, r))
-    }
-    fn cancel_registration<'a>(&'a self, id: &'a str) -> LocalFuture<'a, Written> {
-        Box::pin(ExamSink::cancel_registration(self, id))
-    }
-}
-
-impl ExamSink for dyn DynExamSink + '_ {
-    fn endpoint(&self) -> String {
-        DynExamSink::endpoint(self)
-    }
-    async fn put_offering(&self, o: &PlatformOffering) -> Result<Written, SinkError> {
-        DynExamSink::put_offering(self, o).await
-    }
-    async fn cancel_offering(&self, id: &str) -> Result<Written, SinkError> {
-        DynExamSink::cancel_offering(self, id).await
-    }
-    async fn put_registration(&self, r: &PlatformRegistration) -> Result<Written, SinkError> {
-        DynExamSink::put_registration(self, r).await
-    }
-    async fn cancel_registration(&self, id: &str) -> Result<Written, SinkError> {
-        DynExamSink::cancel_registration(self, id).await
-    }
 }
 
 /// A platform that takes whole files (csv-drop).
@@ -399,91 +274,17 @@ pub struct GradebookResult {
 }
 
 /// A SIS gradebook that takes one record at a time (OneRoster REST).
-#[allow(async_fn_in_trait)]
+#[async_trait::async_trait(?Send)]
 pub trait ResultSink {
     fn endpoint(&self) -> String;
     /// Create or overwrite the line item.
-    async fn put_line_item(&self, li: &LineItem) -> Result<Written, PushError>;
+    async fn put_line_item(&self, li: &LineItem) -> Result<Written, SinkError>;
     /// Create or overwrite the result.
-    async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError>;
+    async fn put_result(&self, r: &GradebookResult) -> Result<Written, SinkError>;
     /// Whether the SIS keeps line items apart (OneRoster); a sink whose
     /// results name their test themselves (UWLR) gets no `put_line_item`.
     fn needs_line_items(&self) -> bool {
         true
-    }
-}
-
-/// [`ResultSink`] behind a pointer (`Box<dyn DynResultSink>`), for the
-/// result-sink registry; every `ResultSink` is one.
-pub trait DynResultSink {
-    fn endpoint(&self) -> String;
-    fn put_line_item<'a>(&'a self, li: &'a LineItem) -> PushFuture<'a>;
-    fn put_result<'a>(&'a self, r: &'a GradebookResult) -> PushFuture<'a>;
-    fn needs_line_items(&self) -> bool;
-}
-
-/// The boxed answer of a result write.
-pub type PushFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Written, PushError>> + 'a>>;
-
-impl<T: ResultSink> DynResultSink for T {
-    fn endpoint(&self) -> String {
-        ResultSink::endpoint(self)
-    }
-    fn put_line_item<'a>(&'a self, li: &'a LineItem) -> PushFuture<'a> {
-        Box::pin(ResultSink::put_line_item(self, li))
-    }
-    fn put_result<'a>(&'a self, r: &'a GradebookResult) -> PushFuture<'a> {
-        Box::pin(ResultSink::put_result(self, r))
-    }
-    fn needs_line_items(&self) -> bool {
-        ResultSink::needs_line_items(self)
-    }
-}
-
-impl ResultSink for dyn DynResultSink + '_ {
-    fn endpoint(&self) -> String {
-        DynResultSink::endpoint(self)
-    }
-    async fn put_line_item(&self, li: &LineItem) -> Result<Written, PushError> {
-        DynResultSink::put_line_item(self, li).await
-    }
-    async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError> {
-        DynResultSink::put_result(self, r).await
-    }
-    fn needs_line_items(&self) -> bool {
-        DynResultSink::needs_line_items(self)
-    }
-}
-
-/// A result write the SIS refused or that could not be delivered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{endpoint}: {message}")]
-pub struct PushError {
-    pub endpoint: String,
-    pub status: Option<u16>,
-    /// What went wrong (status and class), without personal data.
-    pub message: String,
-    /// The SIS's own error description; may name a record, so it is kept
-    /// in the outbox for the admin, never logged or audited.
-    pub server_message: Option<String>,
-    pub payload_sha256: Option<String>,
-    /// The SIS refused the content whatever the status (a SOAP
-    /// `Client` fault travels with HTTP 500): no retry, a person must look.
-    pub refused: bool,
-}
-
-impl PushError {
-    /// Worth another try later: no answer, a timeout, a conflict, rate
-    /// limiting or a server error. Any other 4xx needs a person.
-    pub fn is_transient(&self) -> bool {
-        if self.refused {
-            return false;
-        }
-        match self.status {
-            None => true,
-            Some(s) => matches!(s, 408 | 409 | 429) || s >= 500,
-        }
     }
 }
 

@@ -376,10 +376,7 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         // the stored hash is neither the id nor its unsalted hash
-        let stored: String = s
-            .conn
-            .query_row("SELECT id_hash FROM subject_holds", [], |r| r.get(0))
-            .unwrap();
+        let stored: String = crate::test_util::one(&s.conn, "SELECT id_hash FROM subject_holds");
         assert_ne!(stored, id_hash_v1("stu-1001"));
         assert!(!stored.contains("stu-"));
         drop(s);
@@ -426,14 +423,10 @@ mod tests {
         assert!(s.unrestrict("stu-7", &entry("stu-7")).unwrap());
         assert!(s.holds().unwrap().is_empty());
         s.restrict("stu-7", "user:t", &entry("stu-7")).unwrap();
-        let legacy: i64 = s
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM subject_holds WHERE keyed = 0",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let legacy: i64 = crate::test_util::one(
+            &s.conn,
+            "SELECT COUNT(*) FROM subject_holds WHERE keyed = 0",
+        );
         assert_eq!(legacy, 0);
         assert_eq!(s.holds().unwrap().kind_of("stu-7"), Some("restricted"));
     }

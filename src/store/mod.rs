@@ -1324,10 +1324,7 @@ mod tests {
         let tx = s.conn.transaction().unwrap();
         save_member_list(&tx, "g", &ids(&["b", "a", "b"])).unwrap();
         tx.commit().unwrap();
-        let raw: String = s
-            .conn
-            .query_row("SELECT members FROM group_member_lists", [], |r| r.get(0))
-            .unwrap();
+        let raw: String = crate::test_util::one(&s.conn, "SELECT members FROM group_member_lists");
         assert_eq!(raw, r#"["a","b"]"#);
         let tx = s.conn.transaction().unwrap();
         save_member_list(&tx, "g", &ids(&["c"])).unwrap();
@@ -1420,22 +1417,14 @@ mod tests {
         };
         let entry = AuditEntry::test_entry("stu-1");
         s.commit(&[(Some(change(false)), entry.clone())]).unwrap();
-        let first: String = s
-            .conn
-            .query_row("SELECT deactivated_at FROM records", [], |r| r.get(0))
-            .unwrap();
+        let first: String = crate::test_util::one(&s.conn, "SELECT deactivated_at FROM records");
         std::thread::sleep(std::time::Duration::from_millis(5));
         s.commit(&[(Some(change(false)), entry.clone())]).unwrap();
-        let second: String = s
-            .conn
-            .query_row("SELECT deactivated_at FROM records", [], |r| r.get(0))
-            .unwrap();
+        let second: String = crate::test_util::one(&s.conn, "SELECT deactivated_at FROM records");
         assert_eq!(first, second);
         s.commit(&[(Some(change(true)), entry)]).unwrap();
-        let third: Option<String> = s
-            .conn
-            .query_row("SELECT deactivated_at FROM records", [], |r| r.get(0))
-            .unwrap();
+        let third: Option<String> =
+            crate::test_util::one(&s.conn, "SELECT deactivated_at FROM records");
         assert_eq!(third, None);
     }
 }

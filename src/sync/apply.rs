@@ -311,6 +311,7 @@ async fn user_op<'a, S: RecordSink + ?Sized>(sink: &S, c: &'a UserChange) -> Op<
             message: "internal: planned change without a record".into(),
             payload_sha256: None,
             detail: None,
+            refused: false,
         }),
     };
     (c, res, false)

@@ -15,6 +15,7 @@ fn no_record(endpoint: String) -> Result<Written, SinkError> {
         message: "internal: planned change without a record".into(),
         payload_sha256: None,
         detail: None,
+        refused: false,
     })
 }
 

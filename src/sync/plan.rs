@@ -104,7 +104,9 @@ pub trait Change {
     fn platform_id(&self) -> Option<&String>;
     fn field_hashes(&self) -> &FieldHashes;
     /// For groups: the member ids the platform will hold.
-    fn members(&self) -> Option<Vec<String>>;
+    fn members(&self) -> Option<Vec<String>> {
+        None
+    }
     /// For users: the accommodations the platform will hold.
     fn accommodations(&self) -> Option<ExamAccommodations> {
         None
@@ -133,9 +135,6 @@ impl Change for UserChange {
         self.user.as_ref()
     }
     change_fields!();
-    fn members(&self) -> Option<Vec<String>> {
-        None
-    }
     fn accommodations(&self) -> Option<ExamAccommodations> {
         self.user.as_ref().and_then(|u| u.accommodations.clone())
     }

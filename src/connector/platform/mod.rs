@@ -16,7 +16,7 @@ use anyhow::Result;
 use crate::config::{Loaded, Section, UserNameFrom};
 use crate::connector::platform::edexml_drop::Snapshot;
 use crate::connector::source::{BoxFuture, ConnectionReport};
-use crate::connector::{DynExamSink, DynRecordSink, FileSink, PlatformSnapshot, SinkError};
+use crate::connector::{ExamSink, FileSink, PlatformSnapshot, RecordSink, SinkError};
 use crate::connector::{Registered, register};
 
 /// A platform connected for one run, in the shape its writes take.
@@ -24,7 +24,7 @@ pub enum Writer<'a> {
     /// One record at a time (SCIM), `concurrency` in flight; a run stops
     /// after `max_consecutive_failures` failed writes in a row.
     Records {
-        sink: Box<dyn DynRecordSink + 'a>,
+        sink: Box<dyn RecordSink + 'a>,
         concurrency: usize,
         max_consecutive_failures: usize,
     },
@@ -32,7 +32,7 @@ pub enum Writer<'a> {
     Files(Box<dyn FileSink + 'a>),
     /// Exam sittings and registrations one at a time (OKE).
     Exams {
-        sink: Box<dyn DynExamSink + 'a>,
+        sink: Box<dyn ExamSink + 'a>,
         max_consecutive_failures: usize,
     },
 }

@@ -26,7 +26,7 @@ use crate::connector::oke::{CONSUMER, is_uuid, uuid_for};
 use crate::connector::source::Testing;
 use crate::connector::{ExamSink, SinkError, Written};
 use crate::digest::sha256_hex;
-use crate::http::{Http, HttpError};
+use crate::http::Http;
 use crate::model::RegistrationRole;
 use crate::model::platform::PlatformUser;
 use crate::model::platform::{PlatformOffering, PlatformRegistration};
@@ -36,16 +36,6 @@ const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
 pub struct OkeExamSink {
     base: String,
     http: Http,
-}
-
-fn sink_error(e: HttpError, sha: &str) -> SinkError {
-    SinkError {
-        endpoint: e.url.clone(),
-        status: e.status,
-        message: e.to_string(),
-        payload_sha256: Some(sha.to_string()),
-        detail: e.server_message,
-    }
 }
 
 /// The language-typed form of a text.
@@ -165,12 +155,6 @@ impl OkeExamSink {
         }
     }
 
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: std::time::Duration) -> Self {
-        self.http = self.http.with_min_backoff(d);
-        self
-    }
-
     /// The URL of `kind` record `id`, the body's bytes and their SHA-256.
     fn encode(
         &self,
@@ -195,7 +179,7 @@ impl OkeExamSink {
         self.http
             .send(Method::PATCH, &url, Some(&bytes), merge, true)
             .await
-            .map_err(|e| sink_error(e, &sha))?;
+            .map_err(|e| SinkError::http(e, Some(sha.clone())))?;
         Ok(Written {
             platform_id: None,
             endpoint: url,
@@ -220,7 +204,7 @@ impl OkeExamSink {
             .http
             .send(Method::PUT, &url, Some(&bytes), "application/json", true)
             .await
-            .map_err(|e| sink_error(e, &sha))?;
+            .map_err(|e| SinkError::http(e, Some(sha.clone())))?;
         let status = reply.status.as_u16();
         let answered = serde_json::from_slice::<Value>(&reply.body)
             .ok()
@@ -240,6 +224,7 @@ impl OkeExamSink {
                         ),
                         payload_sha256: Some(sha.clone()),
                         detail: e.server_message.clone(),
+                        refused: false,
                     })?;
                 let v = serde_json::from_slice::<Value>(&back.body).map_err(|e| SinkError {
                     endpoint: url.clone(),
@@ -249,6 +234,7 @@ impl OkeExamSink {
                     ),
                     payload_sha256: Some(sha.clone()),
                     detail: None,
+                    refused: false,
                 })?;
                 (v, "read back with GET")
             }
@@ -265,6 +251,7 @@ impl OkeExamSink {
                 ),
                 payload_sha256: Some(sha),
                 detail: None,
+                refused: false,
             });
         }
         Ok(Written {
@@ -358,6 +345,7 @@ const ASSOCIATIONS: Kind = Kind {
     canceled: || json!({ "associationType": "componentOfferingAssociation", "state": "canceled" }),
 };
 
+#[async_trait::async_trait(?Send)]
 impl ExamSink for OkeExamSink {
     fn endpoint(&self) -> String {
         self.base.clone()

@@ -195,11 +195,9 @@ impl ScimSink {
             .send(method, url, bytes.as_deref(), CONTENT_TYPE, repeatable)
             .await
             .map_err(|e| SinkError {
+                // the request's URL, also when the token endpoint failed
                 endpoint: url.to_string(),
-                status: e.status,
-                message: e.to_string(),
-                payload_sha256: bytes.as_ref().map(|_| sha.clone()),
-                detail: e.server_message.clone(),
+                ..SinkError::http(e, bytes.as_ref().map(|_| sha.clone()))
             })?;
         let v = if reply.body.is_empty() {
             Value::Null
@@ -210,6 +208,7 @@ impl ScimSink {
                 message: format!("{url}: response is not JSON ({e})"),
                 payload_sha256: Some(sha.clone()),
                 detail: None,
+                refused: false,
             })?
         };
         Ok((v, sha))
@@ -307,6 +306,7 @@ impl ScimSink {
                 ),
                 payload_sha256: Some(sha.to_string()),
                 detail: None,
+                refused: false,
             }),
         }
     }
@@ -321,6 +321,7 @@ impl ScimSink {
                 message: format!("{url}: the response has no id"),
                 payload_sha256: Some(sha.to_string()),
                 detail: None,
+                refused: false,
             })
     }
 
@@ -867,6 +868,7 @@ pub fn group_resource(g: &PlatformGroup, member_ids: &[String]) -> Value {
 /// both).
 pub const SENT_GROUP_FIELDS: &[TrackedField] = &[TrackedField::DisplayName, TrackedField::Members];
 
+#[async_trait::async_trait(?Send)]
 impl RecordSink for ScimSink {
     fn endpoint(&self) -> String {
         self.base.clone()

@@ -19,7 +19,7 @@ use anyhow::Result;
 use crate::config::results::AfterRead;
 use crate::config::{Loaded, Section};
 use crate::connector::source::{BoxFuture, ConnectionReport, Testing};
-use crate::connector::{DynResultSink, GradebookResult, LineItem, PushError};
+use crate::connector::{GradebookResult, LineItem, ResultSink, SinkError};
 use crate::connector::{Registered, register};
 use crate::http::Http;
 use crate::model::{ExamResult, SourceIssue};
@@ -125,7 +125,7 @@ pub enum ResultWriter {
     Files(Box<dyn ResultFiles>),
     /// One result at a time, `concurrency` writes in flight.
     Records {
-        sink: Box<dyn DynResultSink>,
+        sink: Box<dyn ResultSink>,
         concurrency: usize,
     },
     /// OKE flow 5: each result is written to its registration at the SIS,
@@ -145,7 +145,7 @@ pub trait ResultFiles {
         run_id: i64,
         line_items: &[LineItem],
         results: &[GradebookResult],
-    ) -> std::result::Result<FilesDelivered, PushError>;
+    ) -> std::result::Result<FilesDelivered, SinkError>;
 }
 
 /// A delivery of result files.

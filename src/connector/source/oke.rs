@@ -58,22 +58,16 @@ fn fail(e: HttpError) -> anyhow::Error {
 }
 
 impl OkeReader {
-    /// `http`: the endpoint's client (see `Loaded::http_client`).
-    pub fn new(cfg: &OkeSourceConfig, http: Http) -> OkeReader {
-        OkeReader {
+    /// The client for a run: credentials and TLS files resolved now.
+    pub fn connect(cfg: &OkeSourceConfig, loaded: &Loaded) -> Result<OkeReader> {
+        Ok(OkeReader {
             base: cfg.endpoint.base_url.trim_end_matches('/').to_string(),
-            http,
+            http: loaded.http_client("source", cfg)?,
             page_size: cfg.page_size,
             before: cfg.window_days_before,
             after: cfg.window_days_after,
             class_context: cfg.class_context,
-        }
-    }
-
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: std::time::Duration) -> Self {
-        self.http = self.http.with_min_backoff(d);
-        self
+        })
     }
 
     async fn get(&self, url: &str) -> Result<Value> {
@@ -536,14 +530,6 @@ pub fn person(item: &Value, role: RegistrationRole) -> Result<Person, String> {
     })
 }
 
-impl OkeSourceConfig {
-    /// The client for a run: credentials and TLS files resolved now.
-    fn connect(&self, loaded: &Loaded) -> Result<OkeReader> {
-        let http = loaded.http_client("source", self)?;
-        Ok(OkeReader::new(self, http))
-    }
-}
-
 impl crate::connector::source::RosterSource for OkeSourceConfig {
     fn check(&self) -> Result<String> {
         Ok(format!(
@@ -559,12 +545,12 @@ impl crate::connector::source::RosterSource for OkeSourceConfig {
     }
     fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(crate::connector::source::timed("source link", async move {
-            let url = self.connect(loaded)?.ping().await?;
+            let url = OkeReader::connect(self, loaded)?.ping().await?;
             Ok(format!("GET {url}: OK, authenticated"))
         }))
     }
     fn read(&self, loaded: &Loaded, _: Option<&str>, _: &dyn Fn(u64)) -> Result<Roster> {
-        let src = self.connect(loaded)?;
+        let src = OkeReader::connect(self, loaded)?;
         crate::http::block_on(src.read())
     }
 }

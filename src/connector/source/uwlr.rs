@@ -37,7 +37,7 @@
 
 pub mod config;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
@@ -105,7 +105,6 @@ type GroupRef = (Option<String>, bool);
 
 pub struct Uwlr {
     cfg: UwlrSource,
-    http: Http,
     client: SoapClient,
     keys: Vec<Secret>,
     schooljaar: String,
@@ -177,18 +176,10 @@ impl Uwlr {
                 .schooljaar
                 .clone()
                 .unwrap_or_else(|| school_year(today, start)),
-            client: SoapClient::new(http.clone(), &cfg.endpoint.base_url),
-            http,
+            client: SoapClient::new(http, &cfg.endpoint.base_url),
             cfg: cfg.clone(),
             keys,
         })
-    }
-
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: Duration) -> Self {
-        self.http = self.http.with_min_backoff(d);
-        self.client = SoapClient::new(self.http.clone(), &self.cfg.endpoint.base_url);
-        self
     }
 
     pub fn schooljaar(&self) -> &str {

@@ -56,9 +56,6 @@ impl Change for OfferingChange {
         self.offering.as_ref()
     }
     change_fields!();
-    fn members(&self) -> Option<Vec<String>> {
-        None
-    }
 }
 
 impl Change for RegistrationChange {
@@ -68,9 +65,6 @@ impl Change for RegistrationChange {
         self.registration.as_ref()
     }
     change_fields!();
-    fn members(&self) -> Option<Vec<String>> {
-        None
-    }
     fn parent(&self) -> Option<String> {
         self.offering.clone()
     }

@@ -12,7 +12,7 @@ use super::matching::Directory;
 use super::{ResultsOptions, ResultsReport, Run};
 use crate::config::ResultField;
 use crate::connector::results::{ResultWriter, result_sink};
-use crate::connector::{GradebookResult, LineItem, PushError, ResultSink};
+use crate::connector::{GradebookResult, LineItem, ResultSink, SinkError};
 use crate::model::ResultValue;
 use crate::store::Store;
 use crate::store::audit::{AuditAction, AuditEntry, AuditKind, AuditOutcome, Direction};
@@ -97,7 +97,7 @@ pub(super) fn next_try(attempts: i64) -> String {
 pub(super) fn outcome_of(
     row: &OutboxRow,
     (fields, detail): (String, String),
-    res: Result<crate::connector::Written, PushError>,
+    res: Result<crate::connector::Written, SinkError>,
     base: &AuditEntry,
     audit_id: &str,
 ) -> (String, PushOutcome, AuditEntry) {
@@ -132,9 +132,9 @@ pub(super) fn outcome_of(
 }
 
 /// Retry or failed, with the SIS's own message for the admin (outbox only).
-pub(super) fn failed(row: &OutboxRow, err: &PushError) -> PushOutcome {
+pub(super) fn failed(row: &OutboxRow, err: &SinkError) -> PushOutcome {
     let mut reason = err.message.clone();
-    if let Some(m) = &err.server_message {
+    if let Some(m) = &err.detail {
         reason.push_str(&format!(" (SIS says: {m})"));
     }
     tracing::warn!(key = %row.key, status = ?err.status, "result not delivered: {}", err.message);
@@ -437,7 +437,7 @@ async fn push_records<S: ResultSink + ?Sized>(
         holds,
         allowed,
     } = *p;
-    let mut ensured: HashMap<String, Result<(), PushError>> = HashMap::new();
+    let mut ensured: HashMap<String, Result<(), SinkError>> = HashMap::new();
     let mut phase_started = false;
     // the keys once, then each chunk's rows by key
     let due = store.outbox_due_keys(opts.respect_backoff)?;
@@ -456,7 +456,7 @@ async fn push_records<S: ResultSink + ?Sized>(
             .into_iter()
             .filter(|li| sink.needs_line_items() && !ensured.contains_key(&li.sourced_id))
             .collect();
-        let li_results: Vec<(LineItem, Result<crate::connector::Written, PushError>)> =
+        let li_results: Vec<(LineItem, Result<crate::connector::Written, SinkError>)> =
             futures::stream::iter(wanted)
                 .map(|li| async move {
                     let r = sink.put_line_item(&li).await;
@@ -502,7 +502,7 @@ async fn push_records<S: ResultSink + ?Sized>(
                     gr.eckid = Some(state_id.to_string());
                 }
                 let res = match ensured.get(&gr.line_item_id) {
-                    Some(Err(e)) => Err(PushError {
+                    Some(Err(e)) => Err(SinkError {
                         message: format!(
                             "line item {} not accepted: {}",
                             gr.line_item_id, e.message

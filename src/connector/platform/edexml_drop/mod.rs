@@ -158,6 +158,7 @@ impl FileSink for EdexmlDrop {
             message: format!("{u}; nothing was delivered"),
             payload_sha256: None,
             detail: None,
+            refused: false,
         })?;
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| platform_error(&self.dir, "create the folder", e))?;

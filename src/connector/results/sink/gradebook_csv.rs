@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Loaded;
 use crate::connector::drop_folder::{csv_bytes, write_folder_as};
 use crate::connector::results::ResultWriter;
-use crate::connector::{GradebookResult, LineItem, PushError};
+use crate::connector::{GradebookResult, LineItem, SinkError};
 
 pub struct GradebookCsv {
     dir: PathBuf,
@@ -50,15 +50,15 @@ impl GradebookCsv {
         self.dir.display().to_string()
     }
 
-    fn err(&self, path: &Path, what: &str, e: impl std::fmt::Display) -> PushError {
-        PushError {
+    fn err(&self, path: &Path, what: &str, e: impl std::fmt::Display) -> SinkError {
+        SinkError {
             endpoint: path.display().to_string(),
             status: None,
             message: format!(
                 "{}: cannot {what} ({e}); check results.sink.path exists and is writable",
                 path.display()
             ),
-            server_message: None,
+            detail: None,
             payload_sha256: None,
             refused: false,
         }
@@ -70,7 +70,7 @@ impl GradebookCsv {
         run_id: i64,
         line_items: &[LineItem],
         results: &[GradebookResult],
-    ) -> Result<CsvDelivery, PushError> {
+    ) -> Result<CsvDelivery, SinkError> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| self.err(&self.dir, "create the folder", e))?;
         let now = chrono::Utc::now();
@@ -236,7 +236,7 @@ impl crate::connector::results::ResultFiles for GradebookCsv {
         run_id: i64,
         line_items: &[LineItem],
         results: &[GradebookResult],
-    ) -> Result<CsvDelivery, PushError> {
+    ) -> Result<CsvDelivery, SinkError> {
         GradebookCsv::deliver(self, run_id, line_items, results)
     }
 }

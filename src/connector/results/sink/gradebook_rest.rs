@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::config::{ConnectorConfig, Loaded};
 use crate::connector::results::{ResultWriter, probe_http_sink, sending_line};
 use crate::connector::source::Testing;
-use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
+use crate::connector::{GradebookResult, LineItem, ResultSink, SinkError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
 
@@ -53,7 +53,7 @@ impl GradebookRest {
         Ok(format!("GET {url}: HTTP {}", reply.status.as_u16()))
     }
 
-    async fn put(&self, url: String, bytes: Vec<u8>) -> Result<Written, PushError> {
+    async fn put(&self, url: String, bytes: Vec<u8>) -> Result<Written, SinkError> {
         let sha = sha256_hex(&bytes);
         match self
             .http
@@ -65,11 +65,11 @@ impl GradebookRest {
                 endpoint: url,
                 payload_sha256: sha,
             }),
-            Err(e) => Err(PushError {
+            Err(e) => Err(SinkError {
                 endpoint: url,
                 status: e.status,
                 message: e.reason,
-                server_message: e.server_message,
+                detail: e.server_message,
                 payload_sha256: Some(sha),
                 refused: false,
             }),
@@ -197,17 +197,18 @@ fn result_body(r: &GradebookResult, now: &str) -> Vec<u8> {
     }))
 }
 
+#[async_trait::async_trait(?Send)]
 impl ResultSink for GradebookRest {
     fn endpoint(&self) -> String {
         self.base.clone()
     }
 
-    async fn put_line_item(&self, li: &LineItem) -> Result<Written, PushError> {
+    async fn put_line_item(&self, li: &LineItem) -> Result<Written, SinkError> {
         let body = line_item_body(li, &self.category, self.school.as_deref(), &now());
         self.put(self.url("lineItems", &li.sourced_id), body).await
     }
 
-    async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError> {
+    async fn put_result(&self, r: &GradebookResult) -> Result<Written, SinkError> {
         self.put(self.url("results", &r.sourced_id), result_body(r, &now()))
             .await
     }

@@ -31,7 +31,7 @@ use crate::connector::oke::results_wire::{
 };
 use crate::connector::results::{ResultWriter, probe_http_sink, sending_line};
 use crate::connector::source::Testing;
-use crate::connector::{PushError, Written};
+use crate::connector::{SinkError, Written};
 use crate::digest::sha256_hex;
 use crate::http::{Http, HttpError};
 use crate::model::ResultValue;
@@ -117,17 +117,6 @@ pub struct OkeSink {
     value_types: std::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
-fn push_error(e: HttpError, payload: Option<String>) -> PushError {
-    PushError {
-        endpoint: e.url.clone(),
-        status: e.status,
-        message: format!("{} {}: {}", e.method, e.url, e.reason),
-        server_message: e.server_message.clone(),
-        payload_sha256: payload,
-        refused: false,
-    }
-}
-
 impl OkeSink {
     pub fn new(base_url: &str, http: Http, page_size: u32, window_days: u32) -> OkeSink {
         OkeSink {
@@ -156,7 +145,7 @@ impl OkeSink {
 
     /// The registration `id` as the SIS holds it now (flow 1 read), with the
     /// `resultValueType` of its offering.
-    pub async fn registration(&self, id: &str) -> Result<Registration, PushError> {
+    pub async fn registration(&self, id: &str) -> Result<Registration, SinkError> {
         let url = join(
             &self.base,
             &format!("/associations/{}?expand=offering", enc(id)),
@@ -165,12 +154,12 @@ impl OkeSink {
             .http
             .send(Method::GET, &url, None, JSON, false)
             .await
-            .map_err(|e| push_error(e, None))?;
-        let bad = |what: &str| PushError {
+            .map_err(|e| SinkError::http(e, None))?;
+        let bad = |what: &str| SinkError {
             endpoint: url.clone(),
             status: Some(reply.status.as_u16()),
             message: format!("GET {url}: {what}"),
-            server_message: None,
+            detail: None,
             payload_sha256: None,
             refused: false,
         };
@@ -199,7 +188,7 @@ impl OkeSink {
                             .http
                             .send(Method::GET, &u, None, JSON, false)
                             .await
-                            .map_err(|e| push_error(e, None))?;
+                            .map_err(|e| SinkError::http(e, None))?;
                         let v = serde_json::from_slice::<Value>(&r.body)
                             .ok()
                             .and_then(|o| o.get("resultValueType")?.as_str().map(String::from));
@@ -221,16 +210,16 @@ impl OkeSink {
     /// Deliver one result (flow 5): the registration is checked, the score
     /// fitted to its `resultValueType`, then PATCHed (attempt 1) or PUT as
     /// a new association (later attempts). Returns the write, or why not.
-    pub async fn deliver(&self, d: &Delivery) -> Result<Written, PushError> {
+    pub async fn deliver(&self, d: &Delivery) -> Result<Written, SinkError> {
         let reg = self.registration(&d.association_id).await?;
         let url_of = |id: &str| join(&self.base, &format!("/associations/{}", enc(id)));
         // refused here, before any write: not transient (status 0: no
         // HTTP answer was involved, and none will change it)
-        let refuse = |message: String| PushError {
+        let refuse = |message: String| SinkError {
             endpoint: url_of(&d.association_id),
             status: Some(REFUSED_HERE),
             message,
-            server_message: None,
+            detail: None,
             payload_sha256: None,
             refused: true,
         };
@@ -304,7 +293,7 @@ impl OkeSink {
             .http
             .send(method.clone(), &url, Some(&bytes), content_type, true)
             .await
-            .map_err(|e| push_error(e, Some(sha.clone())))?;
+            .map_err(|e| SinkError::http(e, Some(sha.clone())))?;
         self.read_back(&method, &url, reply.status.as_u16(), &body.result, &sha)
             .await?;
         Ok(Written {
@@ -326,13 +315,13 @@ impl OkeSink {
         status: u16,
         sent: &wire::ResultOut,
         sha: &str,
-    ) -> Result<(), PushError> {
+    ) -> Result<(), SinkError> {
         let back = self
             .http
             .send(Method::GET, url, None, JSON, true)
             .await
             .map_err(|e| {
-                let mut p = push_error(e, Some(sha.to_string()));
+                let mut p = SinkError::http(e, Some(sha.to_string()));
                 p.message = format!(
                     "{method} {url} answered {status}, but reading the result back failed ({}); it is sent again",
                     p.message
@@ -344,14 +333,14 @@ impl OkeSink {
         if lost.is_empty() {
             return Ok(());
         }
-        Err(PushError {
+        Err(SinkError {
             endpoint: url.to_string(),
             status: Some(status),
             message: format!(
                 "{method} {url} answered {status}, but the SIS did not keep {} (read back with GET); ask the SIS supplier why, then run sisync sync results --retry-failed",
                 lost.join(", ")
             ),
-            server_message: None,
+            detail: None,
             payload_sha256: Some(sha.to_string()),
             refused: true,
         })
@@ -366,7 +355,7 @@ impl OkeSink {
         candidates: &[&str],
         exam: &str,
         date: &str,
-    ) -> Result<Result<String, NoRegistration>, PushError> {
+    ) -> Result<Result<String, NoRegistration>, SinkError> {
         let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
             .unwrap_or_else(|_| chrono::Utc::now().date_naive());
         let since = day - chrono::Duration::days(self.window_days);
@@ -381,7 +370,7 @@ impl OkeSink {
             );
             let list = get_items::<wire::Offering>(&self.http, &url, self.page_size)
                 .await
-                .map_err(|e| push_error(e, None))?;
+                .map_err(|e| SinkError::http(e, None))?;
             self.offerings.insert(window.clone(), list);
         }
         let offerings: Vec<String> = self.offerings[&window]
@@ -408,7 +397,7 @@ impl OkeSink {
                 );
                 let list = get_items::<wire::Association>(&self.http, &url, self.page_size)
                     .await
-                    .map_err(|e| push_error(e, None))?;
+                    .map_err(|e| SinkError::http(e, None))?;
                 self.associations.insert(oid.clone(), list);
             }
             for a in &self.associations[oid] {
@@ -443,7 +432,7 @@ impl OkeSink {
                     let person = match self.http.send(Method::GET, &url, None, JSON, false).await {
                         Ok(r) => serde_json::from_slice::<wire::Person>(&r.body).ok(),
                         Err(e) if e.status == Some(404) => None,
-                        Err(e) => return Err(push_error(e, None)),
+                        Err(e) => return Err(SinkError::http(e, None)),
                     };
                     self.persons.insert(pid.clone(), person);
                 }

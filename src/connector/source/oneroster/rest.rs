@@ -115,23 +115,18 @@ fn scalar(v: Option<&Value>) -> Option<String> {
 }
 
 impl OneRosterRest {
-    /// `http`: the endpoint's client (see `Loaded::http_client`).
-    pub fn new(cfg: &OneRosterRestSource, http: Http) -> OneRosterRest {
-        OneRosterRest {
+    /// The client for a run: the bearer token or OAuth2 client secret and
+    /// the TLS files are resolved now.
+    pub fn connect(cfg: &OneRosterRestSource, loaded: &Loaded) -> Result<OneRosterRest> {
+        Ok(OneRosterRest {
             base: cfg.endpoint.base_url.trim_end_matches('/').to_string(),
             version: cfg.version,
-            http,
+            http: loaded.http_client("source", cfg)?,
             page_size: cfg.page_size,
             concurrency: cfg.concurrency().max(1),
             role_map: role_map(&cfg.role_map),
             accommodations: cfg.accommodations.clone(),
-        }
-    }
-
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: std::time::Duration) -> Self {
-        self.http = self.http.with_min_backoff(d);
-        self
+        })
     }
 
     fn collection_url(&self, entity: &str) -> String {
@@ -546,15 +541,6 @@ fn user_id_of_type<'a>(v: &'a Value, kind: &str) -> Option<&'a str> {
         .as_str()
 }
 
-impl OneRosterRestSource {
-    /// The client for a run: the bearer token or OAuth2 client secret and
-    /// the TLS files are resolved now.
-    fn connect(&self, loaded: &Loaded) -> Result<OneRosterRest> {
-        let http = loaded.http_client("source", self)?;
-        Ok(OneRosterRest::new(self, http))
-    }
-}
-
 impl crate::connector::source::RosterSource for OneRosterRestSource {
     fn check(&self) -> Result<String> {
         Ok(format!(
@@ -580,7 +566,7 @@ impl crate::connector::source::RosterSource for OneRosterRestSource {
     fn test_connection<'a>(&'a self, loaded: &'a Loaded) -> Testing<'a> {
         Box::pin(async move {
             let r = async {
-                let (url, took) = self.connect(loaded)?.ping().await?;
+                let (url, took) = OneRosterRest::connect(self, loaded)?.ping().await?;
                 Ok(format!(
                     "GET {url}: OK, authenticated, {} ms",
                     took.as_millis()
@@ -591,7 +577,7 @@ impl crate::connector::source::RosterSource for OneRosterRestSource {
         })
     }
     fn read(&self, loaded: &Loaded, since: Option<&str>, _: &dyn Fn(u64)) -> Result<Roster> {
-        let src = self.connect(loaded)?;
+        let src = OneRosterRest::connect(self, loaded)?;
         crate::http::block_on(src.read(since))
     }
 }

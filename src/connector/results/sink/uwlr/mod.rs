@@ -21,7 +21,7 @@ use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use crate::config::{ConnectorConfig, Loaded, Secret};
 use crate::connector::results::{ResultWriter, sending_line};
 use crate::connector::source::Testing;
-use crate::connector::{GradebookResult, LineItem, PushError, ResultSink, Written};
+use crate::connector::{GradebookResult, LineItem, ResultSink, SinkError, Written};
 use crate::digest::sha256_hex;
 use crate::http::Http;
 use config::{Ander, UwlrResultSink as Cfg};
@@ -84,18 +84,12 @@ impl UwlrResults {
         self
     }
 
-    /// Shorter backoff for tests.
-    pub fn with_min_backoff(mut self, d: std::time::Duration) -> UwlrResults {
-        self.http = self.http.with_min_backoff(d);
-        self
-    }
-
-    fn fail(&self, message: String, refused: bool, sha: Option<String>) -> PushError {
-        PushError {
+    fn fail(&self, message: String, refused: bool, sha: Option<String>) -> SinkError {
+        SinkError {
             endpoint: self.url.clone(),
             status: None,
             message,
-            server_message: None,
+            detail: None,
             payload_sha256: sha,
             refused,
         }
@@ -206,6 +200,7 @@ fn carried(ander: Option<&Ander>, r: &GradebookResult) -> Result<Carried, String
         })
 }
 
+#[async_trait::async_trait(?Send)]
 impl ResultSink for UwlrResults {
     fn endpoint(&self) -> String {
         self.url.clone()
@@ -215,7 +210,7 @@ impl ResultSink for UwlrResults {
         false
     }
 
-    async fn put_line_item(&self, li: &LineItem) -> Result<Written, PushError> {
+    async fn put_line_item(&self, li: &LineItem) -> Result<Written, SinkError> {
         // never called (needs_line_items is false): the test is named in
         // each request's toetsen block
         Ok(Written {
@@ -225,7 +220,7 @@ impl ResultSink for UwlrResults {
         })
     }
 
-    async fn put_result(&self, r: &GradebookResult) -> Result<Written, PushError> {
+    async fn put_result(&self, r: &GradebookResult) -> Result<Written, SinkError> {
         let value_text: String;
         let value = match carried(self.ander.as_ref(), r) {
             Ok(Carried::Score(n)) => envelope::Value::Score(n),
@@ -299,11 +294,11 @@ impl ResultSink for UwlrResults {
                     (e.status.unwrap_or(500), b.0)
                 }
                 _ => {
-                    return Err(PushError {
+                    return Err(SinkError {
                         endpoint: self.url.clone(),
                         status: e.status,
                         message: e.reason,
-                        server_message: e.server_message,
+                        detail: e.server_message,
                         payload_sha256: Some(sha),
                         refused: false,
                     });
@@ -316,7 +311,7 @@ impl ResultSink for UwlrResults {
                 endpoint: self.url.clone(),
                 payload_sha256: sha,
             }),
-            Answer::Fault(f) => Err(PushError {
+            Answer::Fault(f) => Err(SinkError {
                 endpoint: self.url.clone(),
                 status: Some(status),
                 message: format!(
@@ -328,16 +323,16 @@ impl ResultSink for UwlrResults {
                         ": the LAS could not store it now"
                     }
                 ),
-                server_message: (!f.string.is_empty()).then_some(f.string.clone()),
+                detail: (!f.string.is_empty()).then_some(f.string.clone()),
                 payload_sha256: Some(sha),
                 refused: f.is_client(),
             }),
             // stored or not, sending again only overwrites: transient
-            Answer::Unexpected(why) => Err(PushError {
+            Answer::Unexpected(why) => Err(SinkError {
                 endpoint: self.url.clone(),
                 status: (status >= 300).then_some(status),
                 message: format!("HTTP {status}, but {why}; sent again next run"),
-                server_message: None,
+                detail: None,
                 payload_sha256: Some(sha),
                 refused: false,
             }),
