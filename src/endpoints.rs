@@ -45,7 +45,15 @@ impl Seen {
     }
 }
 
-static NOTED: Mutex<BTreeMap<String, Seen>> = Mutex::new(BTreeMap::new());
+/// What [`note`] keeps per endpoint: the times as taken, formatted when
+/// [`take`]n rather than once per request.
+#[derive(Default, Clone, Copy)]
+struct Noted {
+    answered: Option<(chrono::DateTime<chrono::Utc>, u16)>,
+    failed: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+static NOTED: Mutex<BTreeMap<String, Noted>> = Mutex::new(BTreeMap::new());
 
 /// `https://sis.example:8443`: the endpoint a URL belongs to.
 pub fn label(url: &str) -> String {
@@ -64,31 +72,39 @@ fn label_of(url: Option<&url::Url>) -> String {
 /// Note one exchange with the URL the request was sent to (None: it did
 /// not parse): `Some(status)` when the endpoint answered.
 pub fn note(url: Option<&url::Url>, status: Option<u16>) {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let seen = match status {
-        Some(s) => Seen {
-            answered_at: Some(now),
-            status: Some(s),
-            failed_at: None,
-        },
-        None => Seen {
-            answered_at: None,
-            status: None,
-            failed_at: Some(now),
-        },
-    };
+    let now = chrono::Utc::now();
     if let Ok(mut m) = NOTED.lock() {
-        let e = m.entry(label_of(url)).or_default();
-        *e = std::mem::take(e).merge(&seen);
+        m.entry(label_of(url)).or_default().later(status, now);
+    }
+}
+
+impl Noted {
+    /// An exchange at `at`: answered with `status`, or not (None).
+    fn later(&mut self, status: Option<u16>, at: chrono::DateTime<chrono::Utc>) {
+        match status {
+            Some(s) => self.answered = Some((at, s)),
+            None => self.failed = Some(at),
+        }
+    }
+
+    fn seen(self) -> Seen {
+        let at =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        Seen {
+            answered_at: self.answered.map(|(t, _)| at(t)),
+            status: self.answered.map(|(_, s)| s),
+            failed_at: self.failed.map(at),
+        }
     }
 }
 
 /// Everything noted since the last call, emptied.
 pub fn take() -> BTreeMap<String, Seen> {
-    NOTED
+    let noted = NOTED
         .lock()
         .map(|mut m| std::mem::take(&mut *m))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    noted.into_iter().map(|(e, n)| (e, n.seen())).collect()
 }
 
 #[cfg(test)]
@@ -106,6 +122,25 @@ mod tests {
             "http://127.0.0.1:8080"
         );
         assert_eq!(label("not a url"), "unknown");
+    }
+
+    #[test]
+    fn the_last_answer_and_the_last_failure_are_kept_as_rfc3339() {
+        let t = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let mut n = Noted::default();
+        n.later(Some(200), t("2026-12-01T10:00:00.25Z"));
+        n.later(None, t("2026-12-01T10:05:00Z"));
+        assert!(n.seen().down());
+        n.later(Some(503), t("2026-12-01T10:06:00Z"));
+        let seen = n.seen();
+        assert_eq!(seen.answered_at.as_deref(), Some("2026-12-01T10:06:00Z"));
+        assert_eq!(seen.status, Some(503));
+        assert_eq!(seen.failed_at.as_deref(), Some("2026-12-01T10:05:00Z"));
+        assert!(!seen.down());
     }
 
     #[test]

@@ -324,12 +324,47 @@ impl Store {
     }
 
     /// The rows of `keys` that are still pending, in the order of `keys`.
+    ///
+    /// Keys in ascending order without repeats (a chunk of
+    /// [`Store::outbox_due_keys`]) are read in one pass along the primary
+    /// key from the first to the last, keeping the rows asked for: 5,000
+    /// lookups by key took about 5 µs each, and the push waits for them
+    /// between its chunks. Other keys are looked up one by one.
     pub fn outbox_pending_rows(&self, keys: &[String]) -> Result<Vec<OutboxRow>> {
+        let mut rows = Vec::with_capacity(keys.len());
+        let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
+            return Ok(rows);
+        };
+        let mut wanted = keys.iter().peekable();
+        if keys.windows(2).all(|w| w[0] < w[1]) {
+            // `+state`: the range of the primary key, not the `state` index
+            // (which would read every pending row)
+            let mut q = self.conn.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM results
+                 WHERE key BETWEEN ?1 AND ?2 AND +state = 'pending' ORDER BY key"
+            ))?;
+            // A range mostly of other rows (a few new results among many
+            // pending for months) is left for the lookups below once it
+            // has cost as many rows as were asked for.
+            let mut others = 0usize;
+            for r in q.query_map([first, last], row)? {
+                let r = r?;
+                // keys before this row are no longer pending (or gone)
+                while wanted.next_if(|k| k.as_str() < r.key.as_str()).is_some() {}
+                if wanted.next_if(|k| **k == r.key).is_some() {
+                    rows.push(r);
+                } else {
+                    others += 1;
+                    if others > keys.len() {
+                        break;
+                    }
+                }
+            }
+        }
         let mut q = self.conn.prepare_cached(&format!(
             "SELECT {ROW_COLUMNS} FROM results WHERE key = ?1 AND state = 'pending'"
         ))?;
-        let mut rows = Vec::with_capacity(keys.len());
-        for k in keys {
+        for k in wanted {
             if let Some(r) = q.query_row([k], row).optional()? {
                 rows.push(r);
             }
@@ -605,5 +640,54 @@ mod tests {
             json.contains(r#""session_id":"s","score":7.5,"max_score":10.0,"passed":true,"grade":"7,5","taken_at":null,"origin""#),
             "{json}"
         );
+    }
+
+    /// Sorted keys are read in one pass along the key range, unsorted ones
+    /// one by one: both give the pending rows asked for, in the order
+    /// asked, and leave out rows not asked for or no longer pending.
+    #[test]
+    fn pending_rows_by_range_and_by_key_agree() {
+        let store = Store::in_memory().unwrap();
+        for (key, state) in [
+            ("k1", "pending"),
+            ("k2", "pushed"),
+            ("k3", "pending"),
+            ("k4", "pending"),
+            ("k5", "pending"),
+        ] {
+            store
+                .conn
+                .execute(
+                    "INSERT INTO results (key, candidate, line_item, origin, state, value_hash, first_seen, updated_at)
+                     VALUES (?1, 'c', 'EX', 'f.xml:1', ?2, 'h', '2026-06-01T00:00:00Z', '2026-06-01T00:00:00Z')",
+                    params![key, state],
+                )
+                .unwrap();
+        }
+        let keys = |r: Vec<OutboxRow>| r.into_iter().map(|r| r.key).collect::<Vec<_>>();
+        let ask = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // sorted: k2 is pushed, k4 not asked for, k9 does not exist
+        let sorted = ask(&["k0", "k1", "k2", "k3", "k5", "k9"]);
+        let got = keys(store.outbox_pending_rows(&sorted).unwrap());
+        assert_eq!(got, ["k1", "k3", "k5"]);
+        // a range mostly of rows not asked for: the scan gives up and the
+        // rest are looked up one by one, with the same answer
+        for i in 0..20 {
+            store
+                .conn
+                .execute(
+                    "INSERT INTO results (key, candidate, line_item, origin, state, value_hash, first_seen, updated_at)
+                     VALUES (?1, 'c', 'EX', 'f.xml:1', 'pending', 'h', '2026-06-01T00:00:00Z', '2026-06-01T00:00:00Z')",
+                    params![format!("k10{i:02}")],
+                )
+                .unwrap();
+        }
+        let sparse = ask(&["k1", "k1000", "k3", "k5"]);
+        let got = keys(store.outbox_pending_rows(&sparse).unwrap());
+        assert_eq!(got, ["k1", "k1000", "k3", "k5"]);
+        let unsorted = ask(&["k5", "k2", "k1", "k3"]);
+        let got = keys(store.outbox_pending_rows(&unsorted).unwrap());
+        assert_eq!(got, ["k5", "k1", "k3"]);
+        assert!(store.outbox_pending_rows(&[]).unwrap().is_empty());
     }
 }
