@@ -42,7 +42,10 @@ pub(super) fn bytes_at(path: &Path, offset: u64, n: usize) -> Vec<u8> {
 // The event loop.
 
 pub(super) struct Parser<R> {
-    pub(super) path: PathBuf,
+    /// The file whose bytes are the ones parsed, looked into again for an
+    /// error's position; None when they were decoded from another encoding
+    /// (offsets differ): such an error names the event's line.
+    pub(super) raw: Option<PathBuf>,
     /// How the file is named in messages.
     pub(super) file: String,
     pub(super) reader: Reader<Counting<R>>,
@@ -287,13 +290,13 @@ pub(super) fn run_file(path: &Path, each: &mut dyn FnMut(u64, Item<'_>) -> bool)
     match Utf8Xml::new(BufReader::with_capacity(256 << 10, f))
         .map_err(|e| anyhow!("{}:1: {e}", path.display()))?
     {
-        Utf8Xml::Utf8(input) => Parser::new(path, input).run(each),
-        Utf8Xml::Decoded(input) => Parser::new(path, input).run(each),
+        Utf8Xml::Utf8(input) => Parser::new(path, true, input).run(each),
+        Utf8Xml::Decoded(input) => Parser::new(path, false, input).run(each),
     }
 }
 
 impl<R: BufRead> Parser<R> {
-    fn new(path: &Path, input: R) -> Parser<R> {
+    fn new(path: &Path, raw: bool, input: R) -> Parser<R> {
         let counting = Counting::buffered(input, 256 << 10);
         let mut reader = Reader::from_reader(counting);
         let c = reader.config_mut();
@@ -302,7 +305,7 @@ impl<R: BufRead> Parser<R> {
         c.trim_text_start = false;
         c.trim_text_end = false;
         Parser {
-            path: path.to_path_buf(),
+            raw: raw.then(|| path.to_path_buf()),
             file: path.display().to_string(),
             reader,
             event_line: 1,
@@ -317,8 +320,10 @@ impl<R: BufRead> Parser<R> {
     /// Map a quick-xml error to `file:line: what; what to do`.
     pub(super) fn xml_error(&self, e: quick_xml::Error) -> anyhow::Error {
         let pos = self.reader.error_position();
-        let line = line_at(&self.path, pos);
-        let at = bytes_at(&self.path, pos, 10);
+        let (line, at) = match &self.raw {
+            Some(path) => (line_at(path, pos), bytes_at(path, pos, 10)),
+            None => (self.event_line, Vec::new()),
+        };
         if at.starts_with(b"<!ENTITY") || at.starts_with(b"<!DOCTYPE") {
             return anyhow!(
                 "{}:{line}: DTD/entity declarations are refused (sisync never expands entities); export the roster without a DOCTYPE",

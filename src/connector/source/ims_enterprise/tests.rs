@@ -372,6 +372,21 @@ fn latin1_and_utf16_files_read_as_the_same_roster() {
         std::fs::write(&p, bytes).unwrap();
         assert_eq!(sorted_persons(&read(&p)), want, "{name}");
     }
+    // an error in a decoded file names its line in the file, not an
+    // offset into the decoded text
+    let broken = "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<enterprise>\n  <person>\n    <sourcedid><id>p1</id></sourcedid>\n  </persn>\n</enterprise>\n";
+    let bytes: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(broken.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("broken16.xml");
+    std::fs::write(&p, bytes).unwrap();
+    let e = read_cfg(&cfg(&p)).unwrap_err().to_string();
+    assert!(
+        e.contains("broken16.xml:5:") && e.contains("not well-formed"),
+        "{e}"
+    );
 }
 
 #[test]
